@@ -1,0 +1,168 @@
+// Package cli is the command line of cc-controlplane: flags and the TOML file
+// fill one config.Config; the default action runs a server until SIGINT or
+// SIGTERM; `config validate` checks a file.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/containercodes/cc/controlplane/config"
+	"github.com/containercodes/cc/controlplane/server"
+	"github.com/containercodes/cc/internal/buildinfo"
+	"github.com/containercodes/cc/internal/logging"
+)
+
+// Main runs the command and returns the exit code. Errors print as one line.
+func Main(args []string, stdout, stderr io.Writer) int {
+	if err := app(stdout, stderr).Run(args); err != nil {
+		fmt.Fprintf(stderr, "cc-controlplane: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func usageError(c *ucli.Context, err error, _ bool) error {
+	return fmt.Errorf("%v (see `%s --help`)", err, c.Command.HelpName)
+}
+
+func app(stdout, stderr io.Writer) *ucli.App {
+	return &ucli.App{
+		Name:    "cc-controlplane",
+		Usage:   "run a Container Codes control-plane server",
+		Version: buildinfo.Version,
+		Writer:  stdout, ErrWriter: stderr,
+		Description: "Flags override the config file (--config), which overrides the defaults.\n" +
+			"Create a cluster:  cc-controlplane --bootstrap --data-dir /var/lib/cc\n" +
+			"Restart it:        cc-controlplane --data-dir /var/lib/cc",
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "config", Usage: "TOML config `FILE`", EnvVars: []string{"CC_CONFIG_FILE"}},
+			&ucli.StringFlag{Name: "data-dir", Usage: "`DIR` for raft, state, certificates and the admin token"},
+			&ucli.BoolFlag{Name: "bootstrap", Usage: "create a new cluster in --data-dir if it holds none"},
+			&ucli.StringFlag{Name: "name", Usage: "human `NAME` of this server (default: host name)"},
+			&ucli.StringFlag{Name: "api-addr", Usage: "`HOST:PORT` for gRPC and REST over TLS (default 0.0.0.0:7443)"},
+			&ucli.StringFlag{Name: "raft-addr", Usage: "`HOST:PORT` for raft between servers (default 0.0.0.0:7444)"},
+			&ucli.StringFlag{Name: "raft-advertise", Usage: "`HOST:PORT` other servers reach raft at (default: derived)"},
+			&ucli.StringSliceFlag{Name: "tls-san", Usage: "extra DNS `NAME` or IP for the server certificate (repeatable)"},
+			&ucli.StringFlag{Name: "log-level", Usage: "`LEVEL`: debug, info, warn or error"},
+			&ucli.StringFlag{Name: "log-format", Usage: "`FORMAT`: text or json"},
+		},
+		OnUsageError: usageError,
+		Action:       run,
+		Commands: []*ucli.Command{
+			{
+				Name:  "config",
+				Usage: "work with config files",
+				Subcommands: []*ucli.Command{{
+					Name: "validate", Usage: "check a config file and say what is wrong, line by line", ArgsUsage: "FILE",
+					OnUsageError: usageError,
+					Action:       validate,
+				}},
+			},
+		},
+	}
+}
+
+// loadConfig builds the Config: defaults, then the file, then flags.
+func loadConfig(c *ucli.Context) (config.Config, error) {
+	cfg := config.Default()
+	if path := c.String("config"); path != "" {
+		var err error
+		if cfg, err = config.LoadUnvalidated(path); err != nil {
+			return cfg, err
+		}
+	}
+	if c.IsSet("data-dir") {
+		cfg.DataDir = c.String("data-dir")
+	}
+	if c.IsSet("bootstrap") {
+		cfg.Bootstrap = c.Bool("bootstrap")
+	}
+	if c.IsSet("name") {
+		cfg.Name = c.String("name")
+	}
+	if c.IsSet("api-addr") {
+		cfg.APIAddr = c.String("api-addr")
+	}
+	if c.IsSet("raft-addr") {
+		cfg.RaftAddr = c.String("raft-addr")
+	}
+	if c.IsSet("raft-advertise") {
+		cfg.RaftAdvertise = c.String("raft-advertise")
+	}
+	if c.IsSet("tls-san") {
+		cfg.TLSSANs = c.StringSlice("tls-san")
+	}
+	if c.IsSet("log-level") {
+		cfg.Log.Level = c.String("log-level")
+	}
+	if c.IsSet("log-format") {
+		cfg.Log.Format = c.String("log-format")
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+func run(c *ucli.Context) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (see `cc-controlplane --help`)", c.Args().First())
+	}
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
+	log, err := logging.New(c.App.ErrWriter, cfg.Log.Level, cfg.Log.Format)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	srv, err := server.Start(ctx, cfg, server.Options{Logger: log, Out: c.App.Writer})
+	if err != nil {
+		return err
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: stop accepting, finish in-flight calls, close raft and state")
+	case runErr = <-srv.Err():
+		log.Error("a listener failed; shutting down", "err", runErr)
+	}
+	stop() // a second signal now kills the process at once
+	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := srv.Close(sctx); err != nil {
+		return errors.Join(runErr, err)
+	}
+	log.Info("stopped")
+	return runErr
+}
+
+func validate(c *ucli.Context) error {
+	if c.NArg() != 1 {
+		return errors.New("config validate needs exactly one FILE")
+	}
+	path := c.Args().First()
+	if _, err := config.Load(path); err != nil {
+		var fe *config.FileError
+		if errors.As(err, &fe) {
+			for _, p := range fe.Problems {
+				fmt.Fprintf(c.App.ErrWriter, "%s: %s\n", path, p)
+			}
+			return fmt.Errorf("%s: %d problem(s)", path, len(fe.Problems))
+		}
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "%s: ok\n", path)
+	return nil
+}

@@ -1,0 +1,155 @@
+// Package config holds the configuration of cc-controlplane: one Config struct
+// filled from defaults, a TOML file and flags, with validation that says what
+// is wrong, line by line.
+package config
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// Duration is a time.Duration written in TOML as a string such as "1s",
+// "500ms" or "2m".
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a duration string such as "1s".
+func (d *Duration) UnmarshalText(text []byte) error {
+	v, err := time.ParseDuration(string(text))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration; use a duration string like \"1s\", \"500ms\" or \"2m\"", text)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration as a string such as "1s".
+func (d Duration) MarshalText() ([]byte, error) {
+	return []byte(d.Duration.String()), nil
+}
+
+// Config is the whole configuration of cc-controlplane.
+type Config struct {
+	// DataDir is where the server keeps its raft log, snapshots and keys.
+	DataDir string `toml:"data_dir"`
+	// Bootstrap makes this server start a new single-server cluster.
+	Bootstrap bool `toml:"bootstrap"`
+	// Name is the human name of this server; it defaults to the host name.
+	Name string `toml:"name"`
+	// APIAddr is the host:port the API listens on; port 0 picks a free port.
+	APIAddr string `toml:"api_addr"`
+	// RaftAddr is the host:port raft listens on; port 0 picks a free port.
+	RaftAddr string `toml:"raft_addr"`
+	// RaftAdvertise is the IP:port other servers use to reach this one's
+	// raft; empty means not set.
+	RaftAdvertise string `toml:"raft_advertise"`
+	// TLSSANs are extra DNS names or IPs for the server certificate.
+	TLSSANs []string `toml:"tls_sans"`
+
+	Log  LogConfig  `toml:"log"`
+	Raft RaftConfig `toml:"raft"`
+}
+
+// LogConfig says how the server logs.
+type LogConfig struct {
+	// Level is one of debug, info, warn, error.
+	Level string `toml:"level"`
+	// Format is text or json.
+	Format string `toml:"format"`
+}
+
+// RaftConfig holds the raft tuning knobs.
+type RaftConfig struct {
+	HeartbeatTimeout   Duration `toml:"heartbeat_timeout"`
+	ElectionTimeout    Duration `toml:"election_timeout"`
+	LeaderLeaseTimeout Duration `toml:"leader_lease_timeout"`
+	CommitTimeout      Duration `toml:"commit_timeout"`
+	SnapshotInterval   Duration `toml:"snapshot_interval"`
+	SnapshotThreshold  uint64   `toml:"snapshot_threshold"`
+	TrailingLogs       uint64   `toml:"trailing_logs"`
+}
+
+// Default values that are not obvious from Default itself.
+const (
+	defaultName = "cc-controlplane"
+)
+
+// Default returns the configuration used when nothing is set. DataDir is
+// empty, so it does not validate until DataDir is set.
+func Default() Config {
+	name, err := os.Hostname()
+	if err != nil || strings.TrimSpace(name) == "" {
+		name = defaultName
+	}
+	return Config{
+		Name:     name,
+		APIAddr:  "0.0.0.0:7443",
+		RaftAddr: "0.0.0.0:7444",
+		Log: LogConfig{
+			Level:  "info",
+			Format: "text",
+		},
+		Raft: RaftConfig{
+			HeartbeatTimeout:   Duration{time.Second},
+			ElectionTimeout:    Duration{time.Second},
+			LeaderLeaseTimeout: Duration{500 * time.Millisecond},
+			CommitTimeout:      Duration{50 * time.Millisecond},
+			SnapshotInterval:   Duration{2 * time.Minute},
+			SnapshotThreshold:  8192,
+			TrailingLogs:       10240,
+		},
+	}
+}
+
+// Problem is one thing wrong with a configuration.
+type Problem struct {
+	Line int    // 1-based line in the file, 0 when not known (e.g. the value came from a flag or default)
+	Key  string // dotted TOML key, e.g. "raft.election_timeout"
+	Msg  string // what is wrong and what to do
+}
+
+// String formats the problem as "line 3: key: msg", leaving out the line
+// when it is not known and the key when there is none.
+func (p Problem) String() string {
+	var b strings.Builder
+	if p.Line > 0 {
+		fmt.Fprintf(&b, "line %d: ", p.Line)
+	}
+	if p.Key != "" {
+		b.WriteString(p.Key)
+		b.WriteString(": ")
+	}
+	b.WriteString(p.Msg)
+	return b.String()
+}
+
+// Problems is a list of problems; as an error it prints on one line.
+type Problems []Problem
+
+// Error joins the problems with "; ".
+func (p Problems) Error() string {
+	if len(p) == 0 {
+		return "no problems"
+	}
+	parts := make([]string, len(p))
+	for i, q := range p {
+		parts[i] = q.String()
+	}
+	return strings.Join(parts, "; ")
+}
+
+// FileError is what Load and Parse return: the file and what is wrong in it.
+type FileError struct {
+	Path     string
+	Problems Problems
+}
+
+// Error formats the error as "<path>: line 3: key: msg; line 5: ..." on one
+// line.
+func (e *FileError) Error() string {
+	if len(e.Problems) == 0 {
+		return e.Path + ": invalid configuration"
+	}
+	return e.Path + ": " + e.Problems.Error()
+}

@@ -1,0 +1,150 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// Validate checks every field and returns nil or a Problems value listing
+// all the problems found. Validate knows nothing of files: every Problem it
+// returns has Line 0.
+func (c Config) Validate() error {
+	var ps Problems
+	add := func(key, format string, args ...any) {
+		ps = append(ps, Problem{Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+
+	if c.DataDir == "" {
+		add("data_dir", "required (set --data-dir or data_dir in the config file)")
+	}
+	if strings.TrimSpace(c.Name) == "" {
+		add("name", "must not be empty; set it to a human name for this server, like \"cp-1\"")
+	}
+	if msg := checkListenAddr(c.APIAddr, "0.0.0.0:7443"); msg != "" {
+		add("api_addr", "%s", msg)
+	}
+	if msg := checkListenAddr(c.RaftAddr, "0.0.0.0:7444"); msg != "" {
+		add("raft_addr", "%s", msg)
+	}
+	if c.RaftAdvertise != "" {
+		if msg := checkAdvertiseAddr(c.RaftAdvertise); msg != "" {
+			add("raft_advertise", "%s", msg)
+		}
+	}
+	for i, san := range c.TLSSANs {
+		switch {
+		case san == "":
+			add("tls_sans", "entry %d is empty; remove it or put a DNS name or IP there", i+1)
+		case strings.IndexFunc(san, unicode.IsSpace) >= 0:
+			add("tls_sans", "entry %d (%q) contains a space; a DNS name or IP has none, so split or fix it", i+1, san)
+		}
+	}
+
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log.level", "%q is not a log level; use one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		add("log.format", "%q is not a log format; use text or json", c.Log.Format)
+	}
+
+	r := c.Raft
+	atLeast := func(key string, d Duration, lo time.Duration) bool {
+		if d.Duration < lo {
+			add(key, "%s is too short; it must be at least %s", d.Duration, lo)
+			return false
+		}
+		return true
+	}
+	hbOK := atLeast("raft.heartbeat_timeout", r.HeartbeatTimeout, 50*time.Millisecond)
+	if atLeast("raft.election_timeout", r.ElectionTimeout, 50*time.Millisecond) && hbOK &&
+		r.ElectionTimeout.Duration < r.HeartbeatTimeout.Duration {
+		add("raft.election_timeout", "must be at least heartbeat_timeout (%s); raise it or lower heartbeat_timeout",
+			r.HeartbeatTimeout.Duration)
+	}
+	if atLeast("raft.leader_lease_timeout", r.LeaderLeaseTimeout, 10*time.Millisecond) && hbOK &&
+		r.LeaderLeaseTimeout.Duration > r.HeartbeatTimeout.Duration {
+		add("raft.leader_lease_timeout", "must be at most heartbeat_timeout (%s); lower it or raise heartbeat_timeout",
+			r.HeartbeatTimeout.Duration)
+	}
+	if r.CommitTimeout.Duration <= 0 {
+		add("raft.commit_timeout", "must be more than 0, like \"50ms\"")
+	}
+	atLeast("raft.snapshot_interval", r.SnapshotInterval, time.Second)
+	if r.SnapshotThreshold < 1 {
+		add("raft.snapshot_threshold", "must be at least 1, like 8192")
+	}
+
+	if len(ps) == 0 {
+		return nil
+	}
+	return ps
+}
+
+// splitAddr splits host:port and parses the port. It returns a message for
+// the user when addr is not host:port with a numeric port in 0-65535.
+func splitAddr(addr, example string) (host string, port int, msg string) {
+	if addr == "" {
+		return "", 0, fmt.Sprintf("must not be empty; use host:port, like %q", example)
+	}
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		var why string
+		switch {
+		case strings.Contains(err.Error(), "missing port"):
+			why = "it has no port"
+		case strings.Contains(err.Error(), "too many colons"):
+			why = "it has too many colons (put an IPv6 address in brackets, like \"[::1]:7443\")"
+		default:
+			why = "it is not host:port"
+		}
+		return "", 0, fmt.Sprintf("%q is not a valid address: %s; use host:port, like %q", addr, why, example)
+	}
+	n, err := strconv.Atoi(portStr)
+	if err != nil {
+		return "", 0, fmt.Sprintf("port %q in %q is not a number; use a port number in 0-65535", portStr, addr)
+	}
+	if n < 0 || n > 65535 {
+		return "", 0, fmt.Sprintf("port %d in %q is out of range; use a port number in 0-65535", n, addr)
+	}
+	if strings.IndexFunc(host, unicode.IsSpace) >= 0 {
+		return "", 0, fmt.Sprintf("host %q in %q contains a space; use a host name or IP", host, addr)
+	}
+	return host, n, ""
+}
+
+// checkListenAddr checks an address to listen on: host:port, port 0-65535,
+// where port 0 means pick a free port and an empty host means all interfaces.
+func checkListenAddr(addr, example string) string {
+	_, _, msg := splitAddr(addr, example)
+	return msg
+}
+
+// checkAdvertiseAddr checks an address other servers dial: an IP that is not
+// unspecified, with a port that is not 0.
+func checkAdvertiseAddr(addr string) string {
+	const example = "10.0.0.5:7444"
+	host, port, msg := splitAddr(addr, example)
+	if msg != "" {
+		return msg
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return fmt.Sprintf("host %q in %q is not an IP address; other servers dial it, so use this server's IP, like %q", host, addr, example)
+	}
+	if ip.IsUnspecified() {
+		return fmt.Sprintf("%q cannot be dialed by other servers; use this server's own IP, like %q", addr, example)
+	}
+	if port == 0 {
+		return fmt.Sprintf("port 0 in %q cannot be dialed by other servers; use the real raft port, like %q", addr, example)
+	}
+	return ""
+}

@@ -1,0 +1,123 @@
+package fsm
+
+import (
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+
+	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
+	ccv1 "github.com/containercodes/cc/proto/cc/v1"
+)
+
+// handler applies one command type. A handler checks everything that can
+// fail before it writes, so a refused command leaves no partial write in the
+// batch's transaction.
+type handler struct {
+	version uint32 // the newest payload version this server understands
+	newMsg  func() proto.Message
+	apply   func(tx *bolt.Tx, at time.Time, msg proto.Message) error
+}
+
+var handlers = map[statev1.CommandType]handler{
+	statev1.CommandType_COMMAND_TYPE_INIT_CLUSTER: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.InitCluster{} },
+		apply:   applyInitCluster,
+	},
+	statev1.CommandType_COMMAND_TYPE_CREATE_TOKEN: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.CreateToken{} },
+		apply:   applyCreateToken,
+	},
+	statev1.CommandType_COMMAND_TYPE_REVOKE_TOKEN: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.RevokeToken{} },
+		apply:   applyRevokeToken,
+	},
+}
+
+// Encode builds the raft log entry for a command: its type, the current
+// version of that type, the proposer's clock and the payload.
+func Encode(t statev1.CommandType, payload proto.Message, now time.Time) ([]byte, error) {
+	h, ok := handlers[t]
+	if !ok {
+		return nil, fmt.Errorf("%w: %v", ErrUnknownCommand, t)
+	}
+	body, err := proto.Marshal(payload)
+	if err != nil {
+		return nil, fmt.Errorf("encode %v: %w", t, err)
+	}
+	return proto.Marshal(&statev1.Command{Type: t, Version: h.version, IssuedAt: ts(now), Payload: body})
+}
+
+func applyCommand(tx *bolt.Tx, data []byte) error {
+	var cmd statev1.Command
+	if err := proto.Unmarshal(data, &cmd); err != nil {
+		return fmt.Errorf("%w: undecodable entry: %v", ErrInvalid, err)
+	}
+	h, ok := handlers[cmd.Type]
+	if !ok {
+		return fmt.Errorf("%w %d: this server does not know it; upgrade it to the version of the leader", ErrUnknownCommand, int32(cmd.Type))
+	}
+	if cmd.Version == 0 || cmd.Version > h.version {
+		return fmt.Errorf("%w: %v version %d, this server understands up to %d; upgrade it", ErrUnsupportedVersion, cmd.Type, cmd.Version, h.version)
+	}
+	msg := h.newMsg()
+	if err := proto.Unmarshal(cmd.Payload, msg); err != nil {
+		return fmt.Errorf("%w: %v payload: %v", ErrInvalid, cmd.Type, err)
+	}
+	return h.apply(tx, cmd.IssuedAt.AsTime(), msg)
+}
+
+func applyInitCluster(tx *bolt.Tx, at time.Time, msg proto.Message) error {
+	m := msg.(*statev1.InitCluster)
+	if m.ClusterId == "" || len(m.CaCertPem) == 0 || len(m.CaKeyPem) == 0 {
+		return fmt.Errorf("%w: init cluster needs a cluster id, a CA certificate and a CA key", ErrInvalid)
+	}
+	b := tx.Bucket(bucketCluster)
+	if b.Get(keyCluster) != nil {
+		return fmt.Errorf("cluster %w", ErrExists)
+	}
+	return put(b, string(keyCluster), &statev1.ClusterRecord{
+		ClusterId: m.ClusterId,
+		CaCertPem: m.CaCertPem,
+		CaKeyPem:  m.CaKeyPem,
+		CreatedAt: ts(at),
+	})
+}
+
+func applyCreateToken(tx *bolt.Tx, at time.Time, msg proto.Message) error {
+	t := msg.(*statev1.CreateToken).GetToken()
+	switch {
+	case t == nil || t.Id == "":
+		return fmt.Errorf("%w: token needs an id", ErrInvalid)
+	case len(t.SecretSha256) != 32:
+		return fmt.Errorf("%w: token %s needs a 32-byte secret hash", ErrInvalid, t.Id)
+	case ccv1.Role(t.Role) != ccv1.Role_ROLE_ADMIN && ccv1.Role(t.Role) != ccv1.Role_ROLE_VIEWER:
+		return fmt.Errorf("%w: token %s has unknown role %d", ErrInvalid, t.Id, t.Role)
+	}
+	b := tx.Bucket(bucketTokens)
+	if b.Get([]byte(t.Id)) != nil {
+		return fmt.Errorf("token %s %w", t.Id, ErrExists)
+	}
+	rec := proto.Clone(t).(*statev1.TokenRecord)
+	rec.CreatedAt = ts(at)
+	rec.Revoked = false
+	return put(b, rec.Id, rec)
+}
+
+func applyRevokeToken(tx *bolt.Tx, _ time.Time, msg proto.Message) error {
+	id := msg.(*statev1.RevokeToken).GetId()
+	b := tx.Bucket(bucketTokens)
+	var rec statev1.TokenRecord
+	if err := get(b, id, &rec); err != nil {
+		return fmt.Errorf("token %s: %w", id, err)
+	}
+	if rec.Revoked {
+		return nil
+	}
+	rec.Revoked = true
+	return put(b, id, &rec)
+}

@@ -1,0 +1,302 @@
+// Package fsm is the control plane's replicated state machine: it applies the
+// typed commands of the raft log to a bbolt database, one bucket per kind,
+// and snapshots and restores that database whole. It has no goroutines and no
+// network; raft drives it.
+package fsm
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Errors a command or a read can return. The API maps them to status codes.
+var (
+	ErrNotFound           = errors.New("not found")
+	ErrExists             = errors.New("already exists")
+	ErrInvalid            = errors.New("invalid command")
+	ErrUnknownCommand     = errors.New("unknown command type")
+	ErrUnsupportedVersion = errors.New("unsupported command version")
+	ErrNotInitialized     = errors.New("cluster not initialized")
+)
+
+// Buckets, one per kind.
+var (
+	bucketMeta    = []byte("meta")
+	bucketCluster = []byte("cluster")
+	bucketTokens  = []byte("tokens")
+	bucketNodes   = []byte("nodes")
+
+	keyAppliedIndex = []byte("applied_index")
+	keyCluster      = []byte("cluster")
+)
+
+var allBuckets = [][]byte{bucketMeta, bucketCluster, bucketTokens, bucketNodes}
+
+// Result is what applying one log entry returns to the proposer.
+type Result struct {
+	Index uint64
+	Err   error
+}
+
+// FSM is the state machine. Its database is persistent: on restart it holds
+// every entry applied before, and entries at or below its applied index are
+// skipped when raft replays them.
+type FSM struct {
+	path string
+	log  *slog.Logger
+
+	mu sync.RWMutex // guards db against the swap in Restore
+	db *bolt.DB
+
+	applied atomic.Uint64
+}
+
+// Open opens (or creates) the state database at path.
+func Open(path string, log *slog.Logger) (*FSM, error) {
+	f := &FSM{path: path, log: log}
+	if err := f.open(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func (f *FSM) open() error {
+	db, err := bolt.Open(f.path, 0o600, &bolt.Options{
+		Timeout: 5 * time.Second,
+		// Map generously up front so that a write never waits for a
+		// snapshot's long read transaction to let the map grow.
+		InitialMmapSize: 256 << 20,
+	})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return fmt.Errorf("open state %s: locked by another process (is a control plane already running on this data dir?)", f.path)
+		}
+		return fmt.Errorf("open state %s: %w", f.path, err)
+	}
+	var applied uint64
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		applied = readIndex(tx)
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return fmt.Errorf("prepare state %s: %w", f.path, err)
+	}
+	f.db = db
+	f.applied.Store(applied)
+	return nil
+}
+
+// Close closes the database.
+func (f *FSM) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.db == nil {
+		return nil
+	}
+	err := f.db.Close()
+	f.db = nil
+	return err
+}
+
+// AppliedIndex is the index of the last raft entry applied.
+func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
+
+// Apply applies one entry. Raft calls ApplyBatch instead; Apply serves the
+// raft.FSM interface and tests.
+func (f *FSM) Apply(l *raft.Log) interface{} {
+	return f.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch applies committed entries in one bbolt transaction. Each entry
+// gets a Result; a command that fails leaves the state as it was before it.
+// A failure of the database itself is fatal: the state machine cannot go on
+// without diverging from its peers.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
+	out := make([]interface{}, len(logs))
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	applied := f.applied.Load()
+	last := applied
+	err := f.db.Update(func(tx *bolt.Tx) error {
+		for i, l := range logs {
+			if l.Index <= applied {
+				out[i] = Result{Index: l.Index}
+				continue
+			}
+			res := Result{Index: l.Index}
+			if l.Type == raft.LogCommand {
+				res.Err = applyCommand(tx, l.Data)
+				if res.Err != nil {
+					f.log.Debug("command refused", "index", l.Index, "err", res.Err)
+				}
+			}
+			out[i] = res
+			last = l.Index
+		}
+		if last == applied {
+			return nil
+		}
+		return writeIndex(tx, last)
+	})
+	if err != nil {
+		panic(fmt.Sprintf("fsm: state database write failed at index %d: %v", last, err))
+	}
+	f.applied.Store(last)
+	return out
+}
+
+// View runs fn in a read transaction of the current database.
+func (f *FSM) View(fn func(tx *bolt.Tx) error) error {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.db == nil {
+		return errors.New("state database is closed")
+	}
+	return f.db.View(fn)
+}
+
+// Snapshot captures the state as of now: a read transaction that Persist
+// writes out as a consistent copy of the database.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	tx, err := f.db.Begin(false)
+	if err != nil {
+		return nil, fmt.Errorf("begin snapshot: %w", err)
+	}
+	return &snapshot{tx: tx}, nil
+}
+
+type snapshot struct{ tx *bolt.Tx }
+
+func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := s.tx.WriteTo(sink); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("write snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (s *snapshot) Release() { _ = s.tx.Rollback() }
+
+// Restore replaces the whole state with a snapshot: the stream is written to
+// a file beside the database, checked, and swapped in.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	tmp := f.path + ".restore"
+	if err := writeSynced(tmp, rc); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("restore: %w", err)
+	}
+	if err := checkDatabase(tmp); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("restore: snapshot is not a valid state database: %w", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.db != nil {
+		if err := f.db.Close(); err != nil {
+			return fmt.Errorf("restore: close state: %w", err)
+		}
+		f.db = nil
+	}
+	if err := os.Rename(tmp, f.path); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if err := syncDir(filepath.Dir(f.path)); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if err := f.open(); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	f.log.Info("state restored from snapshot", "applied_index", f.applied.Load())
+	return nil
+}
+
+func writeSynced(path string, r io.Reader) error {
+	file, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(file, r); err != nil {
+		file.Close()
+		return err
+	}
+	if err := file.Sync(); err != nil {
+		file.Close()
+		return err
+	}
+	return file.Close()
+}
+
+func checkDatabase(path string) error {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketMeta) == nil {
+			return errors.New("no meta bucket")
+		}
+		return nil
+	})
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func readIndex(tx *bolt.Tx) uint64 {
+	v := tx.Bucket(bucketMeta).Get(keyAppliedIndex)
+	if len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+func writeIndex(tx *bolt.Tx, idx uint64) error {
+	return tx.Bucket(bucketMeta).Put(keyAppliedIndex, binary.BigEndian.AppendUint64(nil, idx))
+}
+
+func put(b *bolt.Bucket, key string, m proto.Message) error {
+	data, err := proto.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(key), data)
+}
+
+func get(b *bolt.Bucket, key string, m proto.Message) error {
+	data := b.Get([]byte(key))
+	if data == nil {
+		return ErrNotFound
+	}
+	return proto.Unmarshal(data, m)
+}
+
+func ts(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }

@@ -1,0 +1,65 @@
+package fsm
+
+import (
+	"errors"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+
+	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
+	ccv1 "github.com/containercodes/cc/proto/cc/v1"
+)
+
+// Cluster returns the cluster record, or ErrNotInitialized before bootstrap
+// has written it.
+func (f *FSM) Cluster() (*statev1.ClusterRecord, error) {
+	rec := &statev1.ClusterRecord{}
+	err := f.View(func(tx *bolt.Tx) error {
+		return get(tx.Bucket(bucketCluster), string(keyCluster), rec)
+	})
+	if errors.Is(err, ErrNotFound) {
+		return nil, ErrNotInitialized
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read cluster: %w", err)
+	}
+	return rec, nil
+}
+
+// Token returns one token record.
+func (f *FSM) Token(id string) (*statev1.TokenRecord, error) {
+	rec := &statev1.TokenRecord{}
+	err := f.View(func(tx *bolt.Tx) error {
+		return get(tx.Bucket(bucketTokens), id, rec)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("token %s: %w", id, err)
+	}
+	return rec, nil
+}
+
+// Tokens returns every token record, in id order.
+func (f *FSM) Tokens() ([]*statev1.TokenRecord, error) {
+	return list(f, bucketTokens, func() *statev1.TokenRecord { return &statev1.TokenRecord{} })
+}
+
+// Nodes returns every node, in id order.
+func (f *FSM) Nodes() ([]*ccv1.Node, error) {
+	return list(f, bucketNodes, func() *ccv1.Node { return &ccv1.Node{} })
+}
+
+func list[T proto.Message](f *FSM, bucket []byte, newT func() T) ([]T, error) {
+	var out []T
+	err := f.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucket).ForEach(func(k, v []byte) error {
+			m := newT()
+			if err := proto.Unmarshal(v, m); err != nil {
+				return fmt.Errorf("%s/%s: %w", bucket, k, err)
+			}
+			out = append(out, m)
+			return nil
+		})
+	})
+	return out, err
+}

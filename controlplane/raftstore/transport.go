@@ -1,0 +1,62 @@
+package raftstore
+
+import (
+	"crypto/tls"
+	"errors"
+	"net"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// tlsStream is raft's stream layer over mutual TLS: servers prove to each
+// other that they hold a server certificate of the cluster CA.
+type tlsStream struct {
+	net.Listener
+	advertise net.Addr
+	client    *tls.Config
+}
+
+func newTLSStream(bind string, advertise string, server, client *tls.Config) (*tlsStream, error) {
+	ln, err := net.Listen("tcp", bind)
+	if err != nil {
+		return nil, err
+	}
+	adv, err := advertiseAddr(ln.Addr().(*net.TCPAddr), advertise)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return &tlsStream{Listener: tls.NewListener(ln, server), advertise: adv, client: client}, nil
+}
+
+// advertiseAddr is the address peers reach this server at: the configured one,
+// or the bound one when it is a specific IP, or the first non-loopback IPv4 of
+// the host with the bound port.
+func advertiseAddr(bound *net.TCPAddr, configured string) (*net.TCPAddr, error) {
+	if configured != "" {
+		return net.ResolveTCPAddr("tcp", configured)
+	}
+	if !bound.IP.IsUnspecified() {
+		return bound, nil
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err == nil {
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && !ipn.IP.IsLoopback() && !ipn.IP.IsLinkLocalUnicast() {
+				return &net.TCPAddr{IP: ipn.IP, Port: bound.Port}, nil
+			}
+		}
+	}
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: bound.Port}, nil
+}
+
+func (s *tlsStream) Addr() net.Addr { return s.advertise }
+
+func (s *tlsStream) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	if s.client == nil {
+		return nil, errors.New("raft transport has no client TLS configuration")
+	}
+	d := &net.Dialer{Timeout: timeout}
+	return tls.DialWithDialer(d, "tcp", string(addr), s.client)
+}

@@ -1,0 +1,258 @@
+package server
+
+import (
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/containercodes/cc/controlplane/fsm"
+	"github.com/containercodes/cc/internal/pki"
+)
+
+// Files of a server's data directory.
+const (
+	fileServerID     = "server-id"
+	fileState        = "state.db"
+	dirRaft          = "raft"
+	dirTLS           = "tls"
+	fileCACert       = "ca.crt"
+	fileServerCert   = "server.crt"
+	fileServerKey    = "server.key"
+	filePendingCAKey = "bootstrap-ca.key" // held only until InitCluster is applied
+	FileAdminToken   = "admin.token"
+)
+
+// identity is what the server presents and trusts.
+type identity struct {
+	clusterID string // known before InitCluster only for a bootstrapping server
+	ca        *pki.CA
+	caPool    *x509.CertPool
+	cert      tls.Certificate
+	pending   bool // the CA still has to be written to raft
+}
+
+func randomID(prefix string, n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return prefix + hex.EncodeToString(b)
+}
+
+// loadServerID returns the server's raft id, creating it on first start.
+func loadServerID(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, fileServerID)
+	data, err := os.ReadFile(path)
+	if err == nil {
+		id := strings.TrimSpace(string(data))
+		if id == "" {
+			return "", fmt.Errorf("%s is empty: remove it only if this data dir holds no cluster", path)
+		}
+		return id, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	id := randomID("s-", 6)
+	return id, pki.WriteFile(path, []byte(id+"\n"), 0o600)
+}
+
+// loadIdentity finds the cluster CA (in the state machine, or pending from
+// an interrupted bootstrap, or new for a bootstrap) and the server's
+// certificate, issuing one when it is missing or no longer valid.
+func loadIdentity(dataDir, serverID string, f *fsm.FSM, bootstrap, hasRaft bool, hosts []string, now time.Time) (*identity, error) {
+	tlsDir := filepath.Join(dataDir, dirTLS)
+	if err := os.MkdirAll(tlsDir, 0o700); err != nil {
+		return nil, err
+	}
+	id := &identity{}
+	caCertPath := filepath.Join(tlsDir, fileCACert)
+	pendingKeyPath := filepath.Join(tlsDir, filePendingCAKey)
+
+	cl, err := f.Cluster()
+	switch {
+	case err == nil:
+		id.clusterID = cl.ClusterId
+		if id.ca, err = pki.ParseCA(cl.CaCertPem, cl.CaKeyPem); err != nil {
+			return nil, fmt.Errorf("cluster CA in state: %w", err)
+		}
+		// A bootstrap interrupted after the identity reached raft still
+		// has its admin token to create.
+		id.pending = fileExists(pendingKeyPath)
+	case !errors.Is(err, fsm.ErrNotInitialized):
+		return nil, err
+	case fileExists(pendingKeyPath):
+		certPEM, err := os.ReadFile(caCertPath)
+		if err != nil {
+			return nil, err
+		}
+		keyPEM, err := os.ReadFile(pendingKeyPath)
+		if err != nil {
+			return nil, err
+		}
+		if id.ca, err = pki.ParseCA(certPEM, keyPEM); err != nil {
+			return nil, fmt.Errorf("pending bootstrap CA: %w", err)
+		}
+		id.clusterID = id.ca.Cert.Subject.Organization[0]
+		id.pending = true
+	case bootstrap && !hasRaft:
+		id.clusterID = randomID("c-", 8)
+		if id.ca, err = pki.NewCA(id.clusterID, now); err != nil {
+			return nil, err
+		}
+		if err := pki.WriteFile(pendingKeyPath, id.ca.KeyPEM, 0o600); err != nil {
+			return nil, err
+		}
+		id.pending = true
+	case hasRaft:
+		return nil, fmt.Errorf("data dir %s holds raft state but no cluster identity; it may be damaged: restore it from a backup", dataDir)
+	default:
+		return nil, fmt.Errorf("no cluster in data dir %s: start with --bootstrap to create one", dataDir)
+	}
+	if err := pki.WriteFile(caCertPath, id.ca.CertPEM, 0o644); err != nil {
+		return nil, err
+	}
+	if id.caPool, err = pki.Pool(id.ca.CertPEM); err != nil {
+		return nil, err
+	}
+
+	certPath, keyPath := filepath.Join(tlsDir, fileServerCert), filepath.Join(tlsDir, fileServerKey)
+	if cert, err := tls.LoadX509KeyPair(certPath, keyPath); err == nil && certValid(cert, id.caPool, hosts, now) {
+		id.cert = cert
+		return id, nil
+	}
+	issued, err := id.ca.IssueServer(serverID, hosts, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := pki.WriteFile(keyPath, issued.KeyPEM, 0o600); err != nil {
+		return nil, err
+	}
+	if err := pki.WriteFile(certPath, issued.CertPEM, 0o644); err != nil {
+		return nil, err
+	}
+	id.cert, err = tls.X509KeyPair(issued.CertPEM, issued.KeyPEM)
+	return id, err
+}
+
+// certValid: signed by the CA, not expiring within 30 days, and naming every
+// host the server answers on.
+func certValid(cert tls.Certificate, pool *x509.CertPool, hosts []string, now time.Time) bool {
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil || now.Add(30*24*time.Hour).After(leaf.NotAfter) {
+		return false
+	}
+	for _, h := range hosts {
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: h, CurrentTime: now}); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// serverHosts are the names the server certificate carries.
+func serverHosts(apiAddr, raftAdvertise string, extra []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(h string) {
+		if h == "" || seen[h] {
+			return
+		}
+		if ip := net.ParseIP(h); ip != nil && ip.IsUnspecified() {
+			return
+		}
+		seen[h] = true
+		out = append(out, h)
+	}
+	add("localhost")
+	add("127.0.0.1")
+	add("::1")
+	if hn, err := os.Hostname(); err == nil {
+		add(hn)
+	}
+	for _, a := range []string{apiAddr, raftAdvertise} {
+		if h, _, err := net.SplitHostPort(a); err == nil {
+			add(h)
+		}
+	}
+	for _, h := range extra {
+		add(h)
+	}
+	return out
+}
+
+// serverTLS is the API listener's configuration: the server certificate, and
+// client certificates (agents, from the next issue on) verified when given.
+func (id *identity) apiTLS() *tls.Config {
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{id.cert},
+		ClientCAs:    id.caPool,
+		ClientAuth:   tls.VerifyClientCertIfGiven,
+		NextProtos:   []string{"h2", "http/1.1"},
+	}
+}
+
+// raftServerTLS and raftClientTLS make the raft transport mutual TLS between
+// holders of server certificates of this cluster.
+func (id *identity) raftServerTLS() *tls.Config {
+	return &tls.Config{
+		MinVersion:       tls.VersionTLS12,
+		Certificates:     []tls.Certificate{id.cert},
+		ClientCAs:        id.caPool,
+		ClientAuth:       tls.RequireAndVerifyClientCert,
+		VerifyConnection: requireRole(pki.RoleServer),
+	}
+}
+
+func (id *identity) raftClientTLS() *tls.Config {
+	pool := id.caPool
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{id.cert},
+		RootCAs:      pool,
+		// Peers are known by raft address, not by name: the chain and the
+		// role are checked in VerifyConnection instead of the host name.
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("raft peer sent no certificate")
+			}
+			inter := x509.NewCertPool()
+			for _, c := range cs.PeerCertificates[1:] {
+				inter.AddCert(c)
+			}
+			if _, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+				return fmt.Errorf("raft peer certificate: %w", err)
+			}
+			return requireRole(pki.RoleServer)(cs)
+		},
+	}
+}
+
+func requireRole(role string) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("peer sent no certificate")
+		}
+		for _, ou := range cs.PeerCertificates[0].Subject.OrganizationalUnit {
+			if ou == role {
+				return nil
+			}
+		}
+		return fmt.Errorf("peer certificate is not a %s certificate", role)
+	}
+}

@@ -1,0 +1,349 @@
+// Package server assembles a control-plane server: the state machine, the
+// raft node, the cluster identity, the gRPC API with its authentication, and
+// the REST gateway, all served over TLS on one port.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/containercodes/cc/controlplane/api"
+	"github.com/containercodes/cc/controlplane/auth"
+	"github.com/containercodes/cc/controlplane/config"
+	"github.com/containercodes/cc/controlplane/fsm"
+	"github.com/containercodes/cc/controlplane/raftstore"
+	"github.com/containercodes/cc/internal/pki"
+	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
+	ccv1 "github.com/containercodes/cc/proto/cc/v1"
+	"github.com/containercodes/cc/proto/openapi"
+)
+
+// Options are what Start needs besides the configuration.
+type Options struct {
+	Logger *slog.Logger
+	// Out receives the one-time bootstrap message with the admin token.
+	Out io.Writer
+}
+
+// Server is a running control-plane server.
+type Server struct {
+	cfg config.Config
+	log *slog.Logger
+
+	fsm  *fsm.FSM
+	raft *raftstore.Store
+	id   *identity
+
+	grpc   *grpc.Server
+	http   *http.Server
+	ln     net.Listener
+	mem    *bufconn.Listener
+	gwConn *grpc.ClientConn
+
+	adminToken string
+	wg         sync.WaitGroup
+	serveErr   chan error
+	closeOnce  sync.Once
+	closeErr   error
+	ready      atomic.Bool
+}
+
+// Start opens the data dir, starts raft, completes a bootstrap when asked,
+// and serves the API. Close stops it all.
+func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s := &Server{cfg: cfg, log: log, serveErr: make(chan error, 2)}
+	defer func() {
+		if err != nil {
+			s.Close(context.Background())
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	serverID, err := loadServerID(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if s.fsm, err = fsm.Open(filepath.Join(cfg.DataDir, fileState), log.With("component", "fsm")); err != nil {
+		return nil, err
+	}
+	raftDir := filepath.Join(cfg.DataDir, dirRaft)
+	hasRaft := raftstore.HasState(raftDir)
+	// Bind the API port first: a port in use is the commonest start failure
+	// and must be reported before anything is created.
+	if s.ln, err = net.Listen("tcp", cfg.APIAddr); err != nil {
+		return nil, fmt.Errorf("listen on api_addr %s: %w (is another control plane running? choose another with --api-addr)", cfg.APIAddr, err)
+	}
+	hosts := serverHosts(cfg.APIAddr, cfg.RaftAdvertise, cfg.TLSSANs)
+	if s.id, err = loadIdentity(cfg.DataDir, serverID, s.fsm, cfg.Bootstrap, hasRaft, hosts, time.Now()); err != nil {
+		return nil, err
+	}
+	rc := cfg.Raft
+	s.raft, err = raftstore.Open(raftstore.Config{
+		ID:                 serverID,
+		Dir:                raftDir,
+		Bind:               cfg.RaftAddr,
+		Advertise:          cfg.RaftAdvertise,
+		ServerTLS:          s.id.raftServerTLS(),
+		ClientTLS:          s.id.raftClientTLS(),
+		Bootstrap:          cfg.Bootstrap,
+		Logger:             log.With("component", "raft"),
+		HeartbeatTimeout:   rc.HeartbeatTimeout.Duration,
+		ElectionTimeout:    rc.ElectionTimeout.Duration,
+		LeaderLeaseTimeout: rc.LeaderLeaseTimeout.Duration,
+		CommitTimeout:      rc.CommitTimeout.Duration,
+		SnapshotInterval:   rc.SnapshotInterval.Duration,
+		SnapshotThreshold:  rc.SnapshotThreshold,
+		TrailingLogs:       rc.TrailingLogs,
+	}, s.fsm)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.finishBootstrap(ctx, opts.Out); err != nil {
+		return nil, err
+	}
+	if err := s.serve(); err != nil {
+		return nil, err
+	}
+	s.ready.Store(true)
+	log.Info("control plane serving", "cluster_id", s.ClusterID(), "server_id", serverID, "api", s.Addr(), "raft", s.raft.Addr())
+	return s, nil
+}
+
+// finishBootstrap writes the pending CA to raft and creates the first admin
+// token. Each step is skipped when already done, so an interrupted bootstrap
+// completes on the next start.
+func (s *Server) finishBootstrap(ctx context.Context, out io.Writer) error {
+	if !s.id.pending {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := s.raft.WaitLeader(wctx); err != nil {
+		return err
+	}
+	now := time.Now()
+	data, err := fsm.Encode(statev1.CommandType_COMMAND_TYPE_INIT_CLUSTER, &statev1.InitCluster{
+		ClusterId: s.id.clusterID,
+		CaCertPem: s.id.ca.CertPEM,
+		CaKeyPem:  s.id.ca.KeyPEM,
+	}, now)
+	if err != nil {
+		return err
+	}
+	if _, err := s.raft.Apply(wctx, data); err != nil && !errors.Is(err, fsm.ErrExists) {
+		return fmt.Errorf("bootstrap: write cluster identity: %w", err)
+	}
+	rec, bearer, err := api.NewTokenRecord(ccv1.Role_ROLE_ADMIN, "bootstrap admin token", 0, now)
+	if err != nil {
+		return err
+	}
+	data, err = fsm.Encode(statev1.CommandType_COMMAND_TYPE_CREATE_TOKEN, &statev1.CreateToken{Token: rec}, now)
+	if err != nil {
+		return err
+	}
+	if _, err := s.raft.Apply(wctx, data); err != nil {
+		return fmt.Errorf("bootstrap: create admin token: %w", err)
+	}
+	tokenPath := filepath.Join(s.cfg.DataDir, FileAdminToken)
+	if err := pki.WriteFile(tokenPath, []byte(bearer+"\n"), 0o600); err != nil {
+		return fmt.Errorf("bootstrap: write %s: %w", tokenPath, err)
+	}
+	if err := os.Remove(filepath.Join(s.cfg.DataDir, dirTLS, filePendingCAKey)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	s.id.pending = false
+	s.adminToken = bearer
+	if out != nil {
+		fmt.Fprintf(out, "Bootstrapped cluster %s.\nAdmin API token (shown once; also written to %s, mode 0600):\n\n  %s\n\n", s.id.clusterID, tokenPath, bearer)
+	}
+	s.log.Info("cluster bootstrapped", "cluster_id", s.id.clusterID, "admin_token_file", tokenPath)
+	return nil
+}
+
+func (s *Server) serve() error {
+	authn := auth.NewAuthenticator(s.fsm)
+	s.grpc = grpc.NewServer(
+		grpc.ChainUnaryInterceptor(authn.UnaryInterceptor, api.ErrorInterceptor),
+		grpc.ChainStreamInterceptor(authn.StreamInterceptor),
+	)
+	api.New(s.raft, s.fsm, s.log.With("component", "api")).Register(s.grpc)
+
+	// The REST gateway reaches the same gRPC server, with the same
+	// interceptors, through an in-memory connection; the caller's
+	// Authorization header travels with each call.
+	s.mem = bufconn.Listen(1 << 20)
+	s.goServe(func() error { return s.grpc.Serve(s.mem) })
+	var err error
+	s.gwConn, err = grpc.NewClient("passthrough:///control-plane",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.mem.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	gw := runtime.NewServeMux(runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
+		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+	}))
+	ctx := context.Background()
+	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
+		ccv1.RegisterClusterServiceHandler,
+		ccv1.RegisterNodeServiceHandler,
+		ccv1.RegisterTokenServiceHandler,
+	} {
+		if err := register(ctx, gw, s.gwConn); err != nil {
+			return err
+		}
+	}
+	writeErr := func(w http.ResponseWriter, r *http.Request, err error) {
+		runtime.HTTPError(r.Context(), gw, &runtime.JSONPb{}, w, r, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, `{"status":"ok"}`)
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /v1/openapi.json", authn.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(openapi.Spec)
+	}), writeErr))
+	mux.Handle("/v1/", authn.Middleware(gw, writeErr))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, `{"code":5,"message":"no such path: the API is under /v1/ (see /v1/openapi.json)"}`)
+	})
+
+	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+			s.grpc.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+	s.http = &http.Server{
+		Handler:           root,
+		TLSConfig:         s.id.apiTLS(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.With("component", "http").Handler(), slog.LevelDebug),
+	}
+	tlsLn := tls.NewListener(s.ln, s.http.TLSConfig)
+	s.goServe(func() error { return s.http.Serve(tlsLn) })
+	return nil
+}
+
+func (s *Server) goServe(fn func() error) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := fn(); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, grpc.ErrServerStopped) {
+			s.log.Error("server stopped", "err", err)
+			select {
+			case s.serveErr <- err:
+			default:
+			}
+		}
+	}()
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	st, err := s.raft.Status()
+	switch {
+	case !s.ready.Load():
+		writeJSON(w, http.StatusServiceUnavailable, `{"status":"starting"}`)
+	case err != nil || st.LeaderID == "":
+		writeJSON(w, http.StatusServiceUnavailable, `{"status":"no raft leader"}`)
+	default:
+		writeJSON(w, http.StatusOK, `{"status":"ready"}`)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, code int, body string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	io.WriteString(w, body+"\n")
+}
+
+// Err delivers an error if a listener stops unexpectedly.
+func (s *Server) Err() <-chan error { return s.serveErr }
+
+// Addr is the API address, host:port.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// RaftAddr is the advertised raft address.
+func (s *Server) RaftAddr() string { return s.raft.Addr() }
+
+// ClusterID is the cluster's id.
+func (s *Server) ClusterID() string { return s.id.clusterID }
+
+// CACertPEM is the cluster CA certificate clients trust.
+func (s *Server) CACertPEM() []byte { return s.id.ca.CertPEM }
+
+// AdminToken is the admin token created by this start's bootstrap, or "".
+func (s *Server) AdminToken() string { return s.adminToken }
+
+// Close shuts down gracefully: it stops accepting, lets in-flight calls
+// finish until ctx ends, then closes raft and the state database.
+func (s *Server) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() {
+		s.ready.Store(false)
+		var errs []error
+		if s.http != nil {
+			if err := s.http.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+				s.http.Close()
+			}
+		} else if s.ln != nil {
+			s.ln.Close()
+		}
+		if s.grpc != nil {
+			stopped := make(chan struct{})
+			go func() { s.grpc.GracefulStop(); close(stopped) }()
+			select {
+			case <-stopped:
+			case <-ctx.Done():
+				s.grpc.Stop()
+				<-stopped
+			}
+		}
+		if s.gwConn != nil {
+			s.gwConn.Close()
+		}
+		s.wg.Wait()
+		if s.raft != nil {
+			if err := s.raft.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
+			}
+		}
+		if s.fsm != nil {
+			if err := s.fsm.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("state close: %w", err))
+			}
+		}
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}

@@ -1,0 +1,337 @@
+// Package ctl is ccctl, the command-line client of the control plane API:
+// global flags and contexts, one function per command, table or JSON output.
+package ctl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/containercodes/cc/internal/buildinfo"
+	ccv1 "github.com/containercodes/cc/proto/cc/v1"
+)
+
+// App builds the ccctl command tree.
+func App(stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:    "ccctl",
+		Usage:   "control a Container Codes cluster",
+		Version: buildinfo.Version,
+		Writer:  stdout, ErrWriter: stderr,
+		Description: "With no --addr, --token or --ca-cert (or CC_ADDR, CC_TOKEN, CC_CACERT), ccctl uses the\n" +
+			"current context of its config file, which `make dev` writes for the dev cluster.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "addr", Usage: "control plane API address `HOST:PORT`", EnvVars: []string{"CC_ADDR"}},
+			&cli.StringFlag{Name: "token", Usage: "API `TOKEN`", EnvVars: []string{"CC_TOKEN"}},
+			&cli.StringFlag{Name: "ca-cert", Usage: "`FILE` with the cluster CA certificate", EnvVars: []string{"CC_CACERT"}},
+			&cli.StringFlag{Name: "context", Usage: "use context `NAME` of the config file instead of the current one", EnvVars: []string{"CC_CONTEXT"}},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "output `FORMAT`: table or json", EnvVars: []string{"CC_OUTPUT"}},
+			&cli.DurationFlag{Name: "timeout", Value: 15 * time.Second, Usage: "give up on a call after `DURATION`"},
+		},
+		Before: func(c *cli.Context) error {
+			if f := c.String("output"); f != "table" && f != "json" {
+				return fmt.Errorf("--output %q: use table or json", f)
+			}
+			return nil
+		},
+		OnUsageError: usageError,
+		Commands: []*cli.Command{
+			{Name: "status", Usage: "show the cluster: id, leader, raft state and index, servers", Action: statusCmd, OnUsageError: usageError},
+			{
+				Name: "node", Usage: "list and inspect the nodes (agent hosts)",
+				Subcommands: []*cli.Command{
+					{Name: "ls", Aliases: []string{"list"}, Usage: "list nodes", Action: nodeList, OnUsageError: usageError},
+				},
+			},
+			{
+				Name: "token", Usage: "create, list and revoke API tokens",
+				Subcommands: []*cli.Command{
+					{
+						Name: "create", Usage: "create an API token; its secret is printed once", Action: tokenCreate, OnUsageError: usageError,
+						Flags: []cli.Flag{
+							&cli.StringFlag{Name: "role", Value: "viewer", Usage: "`ROLE`: admin (every call) or viewer (read-only calls)"},
+							&cli.StringFlag{Name: "description", Aliases: []string{"d"}, Usage: "what the token is for"},
+							&cli.DurationFlag{Name: "ttl", Usage: "expire after `DURATION` (e.g. 720h); default never"},
+						},
+					},
+					{Name: "ls", Aliases: []string{"list"}, Usage: "list API tokens (never their secrets)", Action: tokenList, OnUsageError: usageError},
+					{Name: "revoke", Usage: "revoke an API token", ArgsUsage: "ID", Action: tokenRevoke, OnUsageError: usageError},
+				},
+			},
+			contextCommand(),
+		},
+	}
+}
+
+func usageError(c *cli.Context, err error, _ bool) error {
+	return fmt.Errorf("%v (see `%s --help`)", err, c.Command.HelpName)
+}
+
+// Main runs ccctl and returns the process exit code. Errors print as one line.
+func Main(args []string, stdout, stderr io.Writer) int {
+	app := App(stdout, stderr)
+	if err := app.Run(args); err != nil {
+		fmt.Fprintf(stderr, "ccctl: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// call dials, runs fn with a timed context, and explains its error.
+func call(c *cli.Context, fn func(ctx context.Context, cl *Client) error) error {
+	cl, err := dial(c)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+	defer cancel()
+	if err := fn(ctx, cl); err != nil {
+		return cl.Explain(err)
+	}
+	return nil
+}
+
+func jsonOut(c *cli.Context) bool { return c.String("output") == "json" }
+
+func printJSON(c *cli.Context, m proto.Message) error {
+	data, err := protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNames: true, EmitUnpopulated: true}.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(c.App.Writer, string(data))
+	return err
+}
+
+func table(c *cli.Context) *tabwriter.Writer {
+	return tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+}
+
+func statusCmd(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("status takes no arguments, got %q", c.Args().Slice())
+	}
+	return call(c, func(ctx context.Context, cl *Client) error {
+		st, err := cl.Cluster.GetStatus(ctx, &ccv1.GetStatusRequest{})
+		if err != nil {
+			return err
+		}
+		if jsonOut(c) {
+			return printJSON(c, st)
+		}
+		leader := "none"
+		if st.LeaderId != "" {
+			leader = fmt.Sprintf("%s (%s)", st.LeaderId, st.LeaderAddress)
+		}
+		w := table(c)
+		fmt.Fprintf(w, "Cluster ID:\t%s\n", st.ClusterId)
+		fmt.Fprintf(w, "Created:\t%s\n", when(st.CreatedAt))
+		fmt.Fprintf(w, "Leader:\t%s\n", leader)
+		fmt.Fprintf(w, "Answered by:\t%s (%s, version %s)\n", st.ServerId, st.RaftState, st.Version)
+		fmt.Fprintf(w, "Raft term:\t%d\n", st.Term)
+		fmt.Fprintf(w, "Raft index:\t%d (commit %d, applied %d)\n", st.LastIndex, st.CommitIndex, st.AppliedIndex)
+		fmt.Fprintf(w, "\nSERVER\tADDRESS\tSUFFRAGE\tLEADER\n")
+		for _, s := range st.Servers {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%v\n", s.Id, s.Address, s.Suffrage, s.Leader)
+		}
+		return w.Flush()
+	})
+}
+
+func nodeList(c *cli.Context) error {
+	return call(c, func(ctx context.Context, cl *Client) error {
+		resp, err := cl.Nodes.ListNodes(ctx, &ccv1.ListNodesRequest{})
+		if err != nil {
+			return err
+		}
+		if jsonOut(c) {
+			return printJSON(c, resp)
+		}
+		w := table(c)
+		fmt.Fprintf(w, "ID\tNAME\tSTATE\tAVAILABILITY\tADDRESS\tVERSION\n")
+		for _, n := range resp.Nodes {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Id, n.Name, enumWord(n.State.String(), "NODE_STATE_"),
+				enumWord(n.Availability.String(), "NODE_AVAILABILITY_"), n.Address, n.Version)
+		}
+		return w.Flush()
+	})
+}
+
+func tokenCreate(c *cli.Context) error {
+	var role ccv1.Role
+	switch strings.ToLower(c.String("role")) {
+	case "admin":
+		role = ccv1.Role_ROLE_ADMIN
+	case "viewer":
+		role = ccv1.Role_ROLE_VIEWER
+	default:
+		return fmt.Errorf("--role %q: use admin or viewer", c.String("role"))
+	}
+	if c.Duration("ttl") < 0 {
+		return errors.New("--ttl: must be positive")
+	}
+	req := &ccv1.CreateTokenRequest{Role: role, Description: c.String("description")}
+	if d := c.Duration("ttl"); d > 0 {
+		req.Ttl = durationpb.New(d)
+	}
+	return call(c, func(ctx context.Context, cl *Client) error {
+		resp, err := cl.Tokens.CreateToken(ctx, req)
+		if err != nil {
+			return err
+		}
+		if jsonOut(c) {
+			return printJSON(c, resp)
+		}
+		fmt.Fprintf(c.App.Writer, "Token %s (%s) created. Its secret is shown only now:\n\n  %s\n", resp.Token.Id, enumWord(resp.Token.Role.String(), "ROLE_"), resp.Secret)
+		return nil
+	})
+}
+
+func tokenList(c *cli.Context) error {
+	return call(c, func(ctx context.Context, cl *Client) error {
+		resp, err := cl.Tokens.ListTokens(ctx, &ccv1.ListTokensRequest{})
+		if err != nil {
+			return err
+		}
+		if jsonOut(c) {
+			return printJSON(c, resp)
+		}
+		w := table(c)
+		fmt.Fprintf(w, "ID\tROLE\tCREATED\tEXPIRES\tREVOKED\tDESCRIPTION\n")
+		for _, t := range resp.Tokens {
+			expires := "never"
+			if t.ExpiresAt != nil {
+				expires = when(t.ExpiresAt)
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%v\t%s\n", t.Id, enumWord(t.Role.String(), "ROLE_"), when(t.CreatedAt), expires, t.Revoked, t.Description)
+		}
+		return w.Flush()
+	})
+}
+
+func tokenRevoke(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return errors.New("token revoke needs exactly one token ID (see `ccctl token ls`)")
+	}
+	id := c.Args().First()
+	return call(c, func(ctx context.Context, cl *Client) error {
+		if _, err := cl.Tokens.RevokeToken(ctx, &ccv1.RevokeTokenRequest{Id: id}); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.App.Writer, "Token %s revoked.\n", id)
+		return nil
+	})
+}
+
+func contextCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "context",
+		Usage: "manage the clusters ccctl knows (its config file)",
+		Subcommands: []*cli.Command{
+			{
+				Name: "set", Usage: "create or update a context", ArgsUsage: "NAME", OnUsageError: usageError,
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "server", Usage: "API address `HOST:PORT`", Required: true},
+					&cli.StringFlag{Name: "token-file", Usage: "read the API token from `FILE`", Required: true},
+					&cli.StringFlag{Name: "ca-cert-file", Usage: "read the cluster CA certificate from `FILE`", Required: true},
+					&cli.BoolFlag{Name: "use", Usage: "make it the current context"},
+				},
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return errors.New("context set needs exactly one NAME")
+					}
+					token, err := os.ReadFile(c.String("token-file"))
+					if err != nil {
+						return fmt.Errorf("--token-file: %v", err)
+					}
+					ca, err := os.ReadFile(c.String("ca-cert-file"))
+					if err != nil {
+						return fmt.Errorf("--ca-cert-file: %v", err)
+					}
+					path, err := ConfigPath()
+					if err != nil {
+						return err
+					}
+					cfg, err := LoadContexts(path)
+					if err != nil {
+						return err
+					}
+					name := c.Args().First()
+					cfg.Contexts[name] = &Context{Addr: c.String("server"), Token: strings.TrimSpace(string(token)), CACert: string(ca)}
+					if c.Bool("use") || cfg.Current == "" {
+						cfg.Current = name
+					}
+					if err := cfg.Save(path); err != nil {
+						return err
+					}
+					fmt.Fprintf(c.App.Writer, "Context %q saved in %s.\n", name, path)
+					return nil
+				},
+			},
+			{
+				Name: "use", Usage: "make a context the current one", ArgsUsage: "NAME", OnUsageError: usageError,
+				Action: func(c *cli.Context) error {
+					path, err := ConfigPath()
+					if err != nil {
+						return err
+					}
+					cfg, err := LoadContexts(path)
+					if err != nil {
+						return err
+					}
+					name := c.Args().First()
+					if cfg.Contexts[name] == nil {
+						return fmt.Errorf("no context %q in %s (see `ccctl context ls`)", name, path)
+					}
+					cfg.Current = name
+					return cfg.Save(path)
+				},
+			},
+			{
+				Name: "ls", Aliases: []string{"list"}, Usage: "list contexts", OnUsageError: usageError,
+				Action: func(c *cli.Context) error {
+					path, err := ConfigPath()
+					if err != nil {
+						return err
+					}
+					cfg, err := LoadContexts(path)
+					if err != nil {
+						return err
+					}
+					w := table(c)
+					fmt.Fprintf(w, "CURRENT\tNAME\tADDRESS\n")
+					for _, n := range cfg.Names() {
+						cur := ""
+						if n == cfg.Current {
+							cur = "*"
+						}
+						fmt.Fprintf(w, "%s\t%s\t%s\n", cur, n, cfg.Contexts[n].Addr)
+					}
+					return w.Flush()
+				},
+			},
+		},
+	}
+}
+
+func enumWord(s, prefix string) string {
+	return strings.ToLower(strings.TrimPrefix(s, prefix))
+}
+
+func when(t *timestamppb.Timestamp) string {
+	if t == nil {
+		return "-"
+	}
+	return t.AsTime().Local().Format(time.RFC3339)
+}

@@ -1,0 +1,159 @@
+package ctl
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+
+	"github.com/containercodes/cc/internal/pki"
+	ccv1 "github.com/containercodes/cc/proto/cc/v1"
+)
+
+// Client is a connection to the control plane API.
+type Client struct {
+	conn    *grpc.ClientConn
+	addr    string
+	caFrom  string
+	Cluster ccv1.ClusterServiceClient
+	Nodes   ccv1.NodeServiceClient
+	Tokens  ccv1.TokenServiceClient
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+func (bearer) RequireTransportSecurity() bool { return true }
+
+// target is the resolved connection settings and where each came from.
+type target struct {
+	addr, token string
+	caPEM       []byte
+	caFrom      string
+}
+
+// resolve merges flags/environment with the current context of the config
+// file: an explicit setting wins, the context fills in the rest.
+func resolve(c *cli.Context) (target, error) {
+	t := target{addr: c.String("addr"), token: c.String("token")}
+	caPath := c.String("ca-cert")
+	path, err := ConfigPath()
+	if err != nil {
+		return t, err
+	}
+	cfg, err := LoadContexts(path)
+	if err != nil {
+		return t, err
+	}
+	name := c.String("context")
+	if name == "" {
+		name = cfg.Current
+	}
+	if ctx := cfg.Contexts[name]; ctx != nil {
+		if t.addr == "" {
+			t.addr = ctx.Addr
+		}
+		if t.token == "" {
+			t.token = ctx.Token
+		}
+		if caPath == "" && ctx.CACert != "" {
+			t.caPEM = []byte(ctx.CACert)
+			t.caFrom = "context " + name + " in " + path
+		}
+	} else if c.IsSet("context") {
+		return t, fmt.Errorf("no context %q in %s (see `ccctl context ls`)", name, path)
+	}
+	if caPath != "" {
+		pem, err := os.ReadFile(caPath)
+		if err != nil {
+			return t, fmt.Errorf("--ca-cert: %v", err)
+		}
+		t.caPEM, t.caFrom = pem, caPath
+	}
+	switch {
+	case t.addr == "" && t.token == "" && t.caPEM == nil:
+		return t, errors.New("no control plane configured: run `make dev`, or pass --addr, --token and --ca-cert (or set CC_ADDR, CC_TOKEN and CC_CACERT)")
+	case t.addr == "":
+		return t, errors.New("no address: pass --addr HOST:PORT or set CC_ADDR")
+	case t.token == "":
+		return t, errors.New("no API token: pass --token or set CC_TOKEN")
+	case t.caPEM == nil:
+		return t, errors.New("no CA certificate: pass --ca-cert FILE or set CC_CACERT (the cluster CA, tls/ca.crt in the server's data dir)")
+	}
+	if _, _, err := net.SplitHostPort(t.addr); err != nil {
+		return t, fmt.Errorf("--addr %q: want HOST:PORT, e.g. 127.0.0.1:7443", t.addr)
+	}
+	return t, nil
+}
+
+// dial connects with the settings of c.
+func dial(c *cli.Context) (*Client, error) {
+	t, err := resolve(c)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := pki.Pool(t.caPEM)
+	if err != nil {
+		return nil, fmt.Errorf("CA certificate from %s: %v", t.caFrom, err)
+	}
+	host, _, _ := net.SplitHostPort(t.addr)
+	creds := credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12})
+	conn, err := grpc.NewClient(t.addr, grpc.WithTransportCredentials(creds), grpc.WithPerRPCCredentials(bearer(t.token)))
+	if err != nil {
+		return nil, fmt.Errorf("--addr %q: %v", t.addr, err)
+	}
+	return &Client{
+		conn: conn, addr: t.addr, caFrom: t.caFrom,
+		Cluster: ccv1.NewClusterServiceClient(conn),
+		Nodes:   ccv1.NewNodeServiceClient(conn),
+		Tokens:  ccv1.NewTokenServiceClient(conn),
+	}, nil
+}
+
+// Explain turns an RPC error into one line that says what to fix.
+func (c *Client) Explain(err error) error {
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	msg := st.Message()
+	switch st.Code() {
+	case codes.Unauthenticated:
+		return fmt.Errorf("the control plane at %s refused the API token: check --token or CC_TOKEN", c.addr)
+	case codes.PermissionDenied:
+		return fmt.Errorf("permission denied: %s", msg)
+	case codes.Unavailable:
+		switch {
+		case strings.Contains(msg, "x509:") || strings.Contains(msg, "tls:") || strings.Contains(msg, "certificate"):
+			return fmt.Errorf("the server at %s is not trusted by the CA from %s: check --addr and --ca-cert (CC_CACERT) (%s)", c.addr, c.caFrom, lastPart(msg))
+		case strings.Contains(msg, "connection refused"), strings.Contains(msg, "no such host"), strings.Contains(msg, "i/o timeout"), strings.Contains(msg, "dial"):
+			return fmt.Errorf("cannot reach the control plane at %s (%s): check --addr or CC_ADDR, and that cc-controlplane runs", c.addr, lastPart(msg))
+		}
+		return fmt.Errorf("control plane unavailable at %s: %s", c.addr, msg)
+	case codes.DeadlineExceeded:
+		return fmt.Errorf("no answer from %s in time: check --addr or CC_ADDR, or raise --timeout", c.addr)
+	default:
+		return fmt.Errorf("%s: %s", strings.ToLower(strings.ReplaceAll(st.Code().String(), "_", " ")), msg)
+	}
+}
+
+func lastPart(msg string) string {
+	if i := strings.LastIndex(msg, ": "); i >= 0 && i+2 < len(msg) {
+		return msg[i+2:]
+	}
+	return msg
+}
