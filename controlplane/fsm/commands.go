@@ -64,6 +64,9 @@ func applyCommand(tx *bolt.Tx, data []byte) error {
 	if cmd.Version == 0 || cmd.Version > h.version {
 		return fmt.Errorf("%w: %v version %d, this server understands up to %d; upgrade it", ErrUnsupportedVersion, cmd.Type, cmd.Version, h.version)
 	}
+	if cmd.IssuedAt == nil {
+		return fmt.Errorf("%w: %v has no issue time", ErrInvalid, cmd.Type)
+	}
 	msg := h.newMsg()
 	if err := proto.Unmarshal(cmd.Payload, msg); err != nil {
 		return fmt.Errorf("%w: %v payload: %v", ErrInvalid, cmd.Type, err)

@@ -134,6 +134,9 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	out := make([]interface{}, len(logs))
 	f.mu.RLock()
 	defer f.mu.RUnlock()
+	if f.db == nil {
+		panic("fsm: apply on a closed state database")
+	}
 	applied := f.applied.Load()
 	last := applied
 	err := f.db.Update(func(tx *bolt.Tx) error {
@@ -179,6 +182,9 @@ func (f *FSM) View(fn func(tx *bolt.Tx) error) error {
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
+	if f.db == nil {
+		return nil, errors.New("snapshot: state database is closed")
+	}
 	tx, err := f.db.Begin(false)
 	if err != nil {
 		return nil, fmt.Errorf("begin snapshot: %w", err)
@@ -219,14 +225,18 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		}
 		f.db = nil
 	}
-	if err := os.Rename(tmp, f.path); err != nil {
-		return fmt.Errorf("restore: %w", err)
+	swapErr := os.Rename(tmp, f.path)
+	if swapErr == nil {
+		swapErr = syncDir(filepath.Dir(f.path))
 	}
-	if err := syncDir(filepath.Dir(f.path)); err != nil {
-		return fmt.Errorf("restore: %w", err)
-	}
+	// Reopen whatever file is in place now: the restored one, or the old
+	// one when the swap failed. Without a database the FSM cannot go on.
 	if err := f.open(); err != nil {
-		return fmt.Errorf("restore: %w", err)
+		panic(fmt.Sprintf("fsm: reopen state after restore: %v (swap: %v)", err, swapErr))
+	}
+	if swapErr != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("restore: %w", swapErr)
 	}
 	f.log.Info("state restored from snapshot", "applied_index", f.applied.Load())
 	return nil

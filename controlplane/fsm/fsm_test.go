@@ -311,12 +311,16 @@ func TestCreateTokenRefused(t *testing.T) {
 		r.Role = role
 		return r
 	}
+	// A duplicate that differs from t1 in every field.
+	impostor := tokenRec("t1", ccv1.Role_ROLE_VIEWER)
+	impostor.Description = "impostor"
+	impostor.SecretSha256 = bytes.Repeat([]byte{9}, 32)
 	tests := []struct {
 		name    string
 		payload *statev1.CreateToken
 		wantErr error
 	}{
-		{"duplicate id", &statev1.CreateToken{Token: tokenRec("t1", ccv1.Role_ROLE_VIEWER)}, fsm.ErrExists},
+		{"duplicate id", &statev1.CreateToken{Token: impostor}, fsm.ErrExists},
 		{"no token", &statev1.CreateToken{}, fsm.ErrInvalid},
 		{"empty id", &statev1.CreateToken{Token: tokenRec("", ccv1.Role_ROLE_ADMIN)}, fsm.ErrInvalid},
 		{"no hash", &statev1.CreateToken{Token: withHash(0)}, fsm.ErrInvalid},

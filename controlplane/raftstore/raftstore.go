@@ -197,7 +197,14 @@ func (s *Store) WaitLeader(ctx context.Context) error {
 // The error is ErrNotLeader, a raft failure, or the command's own refusal.
 func (s *Store) Apply(ctx context.Context, cmd []byte) (fsm.Result, error) {
 	if s.raft.State() != raft.Leader {
-		return fsm.Result{}, ErrNotLeader
+		// During an election (at start, or after a leader is lost) a write
+		// waits for the outcome instead of failing at once.
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := s.WaitLeader(wctx)
+		cancel()
+		if err != nil || s.raft.State() != raft.Leader {
+			return fsm.Result{}, ErrNotLeader
+		}
 	}
 	timeout := 10 * time.Second
 	if d, ok := ctx.Deadline(); ok {

@@ -302,6 +302,13 @@ func (s *Server) ClusterID() string { return s.id.clusterID }
 // CACertPEM is the cluster CA certificate clients trust.
 func (s *Server) CACertPEM() []byte { return s.id.ca.CertPEM }
 
+// WaitLeader blocks until the cluster has a leader or ctx ends.
+func (s *Server) WaitLeader(ctx context.Context) error { return s.raft.WaitLeader(ctx) }
+
+// Snapshot takes a raft snapshot now (automatic ones follow the
+// configured thresholds).
+func (s *Server) Snapshot() error { return s.raft.Snapshot() }
+
 // AdminToken is the admin token created by this start's bootstrap, or "".
 func (s *Server) AdminToken() string { return s.adminToken }
 

@@ -1,0 +1,83 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/containercodes/cc/internal/testcluster"
+	ccv1 "github.com/containercodes/cc/proto/cc/v1"
+)
+
+// BenchmarkAPI measures a small write (CreateToken: gRPC, auth, raft apply
+// with fsync, bbolt commit) and, as the baseline of the same run, a read
+// (GetStatus) on one server, with 1 and 16 concurrent clients. It reports
+// ops/s and p50/p99 latency; bench/api-write.sh prints them with the ratio.
+func BenchmarkAPI(b *testing.B) {
+	srv := testcluster.Start(b)
+	cl := srv.Client()
+	ops := map[string]func(ctx context.Context) error{
+		"write": func(ctx context.Context) error {
+			_, err := cl.Tokens.CreateToken(ctx, &ccv1.CreateTokenRequest{Role: ccv1.Role_ROLE_VIEWER})
+			return err
+		},
+		"read": func(ctx context.Context) error {
+			_, err := cl.Cluster.GetStatus(ctx, &ccv1.GetStatusRequest{})
+			return err
+		},
+	}
+	for _, name := range []string{"read", "write"} {
+		for _, clients := range []int{1, 16} {
+			b.Run(fmt.Sprintf("%s/clients=%d", name, clients), func(b *testing.B) {
+				runClients(b, clients, ops[name])
+			})
+		}
+	}
+}
+
+func runClients(b *testing.B, clients int, op func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	lat := make([]time.Duration, b.N)
+	var next int64
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	b.ResetTimer()
+	start := time.Now()
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				i := next
+				next++
+				mu.Unlock()
+				if i >= int64(b.N) {
+					return
+				}
+				t0 := time.Now()
+				if err := op(ctx); err != nil {
+					errs <- err
+					return
+				}
+				lat[i] = time.Since(t0)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
+	b.ReportMetric(float64(lat[len(lat)*50/100].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}

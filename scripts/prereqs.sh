@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs what Container Codes needs on a Debian machine, idempotently:
+# containerd, runc, the CNI plugins, busybox-static (test images) and
+# iproute2, from Debian's packages; then starts containerd when it is not
+# running. Safe to run again: it does nothing when all is in place.
+set -euo pipefail
+
+need=()
+command -v containerd >/dev/null 2>&1 || need+=(containerd)
+command -v runc >/dev/null 2>&1 || need+=(runc)
+[ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+[ -x /bin/busybox ] || need+=(busybox-static)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "prereqs: missing ${need[*]}; run as root (or: sudo apt-get install ${need[*]})" >&2
+    exit 1
+  fi
+  echo "prereqs: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# containerd: start it when its socket does not answer (no systemd here).
+sock=/run/containerd/containerd.sock
+if ! ctr --address "$sock" version >/dev/null 2>&1; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "prereqs: containerd is not running; start it as root" >&2
+    exit 1
+  fi
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-system-running >/dev/null 2>&1; then
+    systemctl start containerd
+  else
+    mkdir -p /var/log
+    nohup containerd >>/var/log/containerd.log 2>&1 </dev/null &
+  fi
+  for _ in $(seq 1 100); do
+    ctr --address "$sock" version >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  ctr --address "$sock" version >/dev/null 2>&1 || { echo "prereqs: containerd did not start; see /var/log/containerd.log" >&2; exit 1; }
+  echo "prereqs: containerd started"
+fi
