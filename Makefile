@@ -84,7 +84,7 @@ proto-check: tools
 	buf format -d --exit-code
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
 	buf generate -o $$tmp/gen >/dev/null; \
-	for f in $$(cd $$tmp/gen/proto && find . -type f); do \
+	for f in $$(cd $$tmp/gen/proto && find . -type f -printf "%P\n"); do \
 		cmp -s $$tmp/gen/proto/$$f proto/$$f || { echo "proto-check: proto/$$f is stale; run 'make proto' and commit"; exit 1; }; \
 	done; \
 	for f in $$(find proto -type f \( -name '*.pb.go' -o -name '*.pb.gw.go' -o -name '*.swagger.json' \)); do \
