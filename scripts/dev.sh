@@ -13,8 +13,10 @@ mkdir -p "$data"
 
 bin/cc-controlplane --bootstrap --data-dir "$data" --api-addr "$api" --raft-addr "$raft" "$@" &
 pid=$!
-# Ctrl-C or a TERM reaches the server, which shuts down gracefully.
+# Ctrl-C or a TERM reaches the server, which shuts down gracefully; if this
+# script fails first, it does not leave the server behind.
 trap 'kill -TERM $pid 2>/dev/null || true' INT TERM
+trap 'kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT
 
 ready=
 for _ in $(seq 1 300); do
@@ -33,7 +35,7 @@ if [ -z "$ready" ]; then
   exit 1
 fi
 
-bin/ccctl context set dev --server "$api" --token-file "$data/admin.token" --ca-cert-file "$data/tls/ca.crt" --use
+bin/ccctl context set --server "$api" --token-file "$data/admin.token" --ca-cert-file "$data/tls/ca.crt" --use dev
 cat <<MSG
 
   Container Codes dev cluster is up (API https://$api, data in $data).

@@ -256,7 +256,7 @@ func (s *Store) Status() (Status, error) {
 		Term:          s.raft.CurrentTerm(),
 		LastIndex:     s.raft.LastIndex(),
 		CommitIndex:   s.raft.CommitIndex(),
-		AppliedIndex:  s.fsm.AppliedIndex(),
+		AppliedIndex:  s.raft.AppliedIndex(),
 		LeaderID:      string(id),
 		LeaderAddress: string(addr),
 	}
