@@ -81,7 +81,7 @@ func usageError(c *cli.Context, err error, _ bool) error {
 // Main runs ccctl and returns the process exit code. Errors print as one line.
 func Main(args []string, stdout, stderr io.Writer) int {
 	app := App(stdout, stderr)
-	if err := app.Run(args); err != nil {
+	if err := app.Run(Interspersed(app, args)); err != nil {
 		fmt.Fprintf(stderr, "ccctl: %v\n", err)
 		return 1
 	}

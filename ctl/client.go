@@ -153,7 +153,7 @@ func (c *Client) Explain(err error) error {
 
 func lastPart(msg string) string {
 	if i := strings.LastIndex(msg, ": "); i >= 0 && i+2 < len(msg) {
-		return msg[i+2:]
+		msg = msg[i+2:]
 	}
-	return msg
+	return strings.Trim(msg, "\"")
 }

@@ -206,10 +206,15 @@ func (s *Server) serve() error {
 	if err != nil {
 		return err
 	}
-	gw := runtime.NewServeMux(runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
-		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
-		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-	}))
+	gw := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+		}),
+		runtime.WithErrorHandler(func(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+			runtime.DefaultHTTPErrorHandler(ctx, mux, m, bearerChallenge{w}, r, err)
+		}),
+	)
 	ctx := context.Background()
 	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
 		ccv1.RegisterClusterServiceHandler,
@@ -223,6 +228,7 @@ func (s *Server) serve() error {
 	writeErr := func(w http.ResponseWriter, r *http.Request, err error) {
 		runtime.HTTPError(r.Context(), gw, &runtime.JSONPb{}, w, r, err)
 	}
+
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, `{"status":"ok"}`)
@@ -278,6 +284,23 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, `{"status":"no raft leader"}`)
 	default:
 		writeJSON(w, http.StatusOK, `{"status":"ready"}`)
+	}
+}
+
+// bearerChallenge makes a 401 carry the RFC 6750 challenge instead of the
+// gateway's default (the error message).
+type bearerChallenge struct{ http.ResponseWriter }
+
+func (b bearerChallenge) WriteHeader(code int) {
+	if code == http.StatusUnauthorized {
+		b.Header().Set("WWW-Authenticate", `Bearer realm="container-codes"`)
+	}
+	b.ResponseWriter.WriteHeader(code)
+}
+
+func (b bearerChallenge) Flush() {
+	if f, ok := b.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
 	}
 }
 

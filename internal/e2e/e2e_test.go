@@ -648,7 +648,7 @@ func TestCLIUsesContextFromConfigFile(t *testing.T) {
 	set := []string{"--server", s.addr, "--token-file", s.tokenPath(), "--ca-cert-file", s.caPath(), "--use"}
 	r := run(t, env, ctlBin, append([]string{"context", "set", "dev"}, set...)...)
 	if r.code != 0 {
-		t.Errorf("`ccctl context set NAME --server ...` (as scripts/dev.sh runs it) fails:\n%s", r)
+		t.Errorf("`ccctl context set NAME --server ...` (the form README.md documents) fails:\n%s", r)
 		r = ccctl(t, env, append(append([]string{"context", "set"}, set...), "dev")...)
 	}
 	if !strings.Contains(r.stdout, cfgPath) {
