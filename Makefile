@@ -33,8 +33,9 @@ prereqs:
 dev: prereqs build
 	@bash scripts/dev.sh
 
-# test runs every test with the race detector.
-test: prereqs
+# test checks that the generated code is current, then runs every test with
+# the race detector.
+test: prereqs proto-check
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 test-short:
