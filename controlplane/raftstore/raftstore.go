@@ -56,6 +56,9 @@ type Store struct {
 	snaps     *raft.FileSnapshotStore
 	log       *slog.Logger
 	id        string
+	// startIndex is the last log index when the node started: the state
+	// is current once raft has applied up to it.
+	startIndex uint64
 }
 
 // HasState reports whether dir already holds raft state.
@@ -84,10 +87,6 @@ func Open(cfg Config, f *fsm.FSM) (*Store, error) {
 		logs.Close()
 		return nil, fmt.Errorf("open snapshot store: %w", err)
 	}
-	// The state machine keeps its own database across restarts, so raft does
-	// not restore the latest snapshot at start (NoSnapshotRestoreOnStart) and
-	// the FSM skips replayed entries it already holds. If the database is
-	// behind the latest snapshot (lost or replaced), restore it here first.
 	if err := catchUpFromSnapshot(snaps, f, cfg.Logger); err != nil {
 		logs.Close()
 		return nil, err
@@ -139,13 +138,30 @@ func Open(cfg Config, f *fsm.FSM) (*Store, error) {
 		logs.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
-	return &Store{raft: r, fsm: f, transport: transport, logs: logs, snaps: snaps, log: cfg.Logger, id: cfg.ID}, nil
+	return &Store{raft: r, fsm: f, transport: transport, logs: logs, snaps: snaps, log: cfg.Logger, id: cfg.ID, startIndex: r.LastIndex()}, nil
 }
 
 func setIf(dst *time.Duration, v time.Duration) {
 	if v > 0 {
 		*dst = v
 	}
+}
+
+// CatchUp restores the state machine from the newest snapshot in dir when
+// its database is behind it (lost or replaced). The state machine keeps its
+// own database across restarts, so raft does not restore the latest snapshot
+// at start (NoSnapshotRestoreOnStart) and the FSM skips replayed entries it
+// already holds; Open calls this too, and a caller that reads the state
+// before Open (the server, for its identity) calls it first.
+func CatchUp(dir string, f *fsm.FSM, log *slog.Logger) error {
+	if !HasState(dir) {
+		return nil
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 3, newHCLog(log))
+	if err != nil {
+		return fmt.Errorf("open snapshot store: %w", err)
+	}
+	return catchUpFromSnapshot(snaps, f, log)
 }
 
 func catchUpFromSnapshot(snaps *raft.FileSnapshotStore, f *fsm.FSM, log *slog.Logger) error {
@@ -176,6 +192,13 @@ func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
 // LeaderCh delivers true when this server gains leadership and false when it
 // loses it.
 func (s *Store) LeaderCh() <-chan bool { return s.raft.LeaderCh() }
+
+// CaughtUp reports whether the state machine has applied every entry the
+// log held when the node started, and how far it is.
+func (s *Store) CaughtUp() (applied, target uint64, ok bool) {
+	applied = s.raft.AppliedIndex()
+	return applied, s.startIndex, applied >= s.startIndex
+}
 
 // WaitLeader blocks until the cluster has a leader or ctx ends.
 func (s *Store) WaitLeader(ctx context.Context) error {

@@ -112,6 +112,20 @@ func loadIdentity(dataDir, serverID string, f *fsm.FSM, bootstrap, hasRaft bool,
 			return nil, err
 		}
 		id.pending = true
+	case hasRaft && fileExists(caCertPath):
+		// The state database is behind the log (lost, say): the CA key comes
+		// back when raft replays the log, and until then the certificates
+		// on disk identify the server.
+		certPEM, err := os.ReadFile(caCertPath)
+		if err != nil {
+			return nil, err
+		}
+		cert, err := pki.ParseCertPEM(certPEM)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", caCertPath, err)
+		}
+		id.ca = &pki.CA{Cert: cert, CertPEM: certPEM}
+		id.clusterID = cert.Subject.Organization[0]
 	case hasRaft:
 		return nil, fmt.Errorf("data dir %s holds raft state but no cluster identity; it may be damaged: restore it from a backup", dataDir)
 	default:
@@ -128,6 +142,9 @@ func loadIdentity(dataDir, serverID string, f *fsm.FSM, bootstrap, hasRaft bool,
 	if cert, err := tls.LoadX509KeyPair(certPath, keyPath); err == nil && certValid(cert, id.caPool, hosts, now) {
 		id.cert = cert
 		return id, nil
+	}
+	if id.ca.Key == nil {
+		return nil, fmt.Errorf("the server certificate in %s is missing or no longer valid, and the CA key is not available until the state is rebuilt: restore the data dir from a backup", tlsDir)
 	}
 	issued, err := id.ca.IssueServer(serverID, hosts, now)
 	if err != nil {

@@ -21,7 +21,9 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -94,6 +96,9 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 	}
 	raftDir := filepath.Join(cfg.DataDir, dirRaft)
 	hasRaft := raftstore.HasState(raftDir)
+	if err := raftstore.CatchUp(raftDir, s.fsm, log.With("component", "raft")); err != nil {
+		return nil, err
+	}
 	// Bind the API port first: a port in use is the commonest start failure
 	// and must be reported before anything is created.
 	if s.ln, err = net.Listen("tcp", cfg.APIAddr); err != nil {
@@ -189,8 +194,8 @@ func (s *Server) finishBootstrap(ctx context.Context, out io.Writer) error {
 func (s *Server) serve() error {
 	authn := auth.NewAuthenticator(s.fsm)
 	s.grpc = grpc.NewServer(
-		grpc.ChainUnaryInterceptor(authn.UnaryInterceptor, api.ErrorInterceptor),
-		grpc.ChainStreamInterceptor(authn.StreamInterceptor),
+		grpc.ChainUnaryInterceptor(s.unaryCaughtUp, authn.UnaryInterceptor, api.ErrorInterceptor),
+		grpc.ChainStreamInterceptor(s.streamCaughtUp, authn.StreamInterceptor),
 	)
 	api.New(s.raft, s.fsm, s.log.With("component", "api")).Register(s.grpc)
 
@@ -275,16 +280,70 @@ func (s *Server) goServe(fn func() error) {
 	}()
 }
 
-func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	st, err := s.raft.Status()
-	switch {
-	case !s.ready.Load():
-		writeJSON(w, http.StatusServiceUnavailable, `{"status":"starting"}`)
-	case err != nil || st.LeaderID == "":
-		writeJSON(w, http.StatusServiceUnavailable, `{"status":"no raft leader"}`)
-	default:
-		writeJSON(w, http.StatusOK, `{"status":"ready"}`)
+// notReady says why the server cannot serve the API yet, or nil when it
+// can: it must have started, know a leader, and have applied the raft log
+// it started with (so that no call sees older state than before a restart).
+func (s *Server) notReady() error {
+	if !s.ready.Load() {
+		return errors.New("the server is starting")
 	}
+	st, err := s.raft.Status()
+	if err != nil || st.LeaderID == "" {
+		return errors.New("the cluster has no raft leader")
+	}
+	if applied, target, ok := s.raft.CaughtUp(); !ok {
+		return fmt.Errorf("the server is replaying its raft log (applied %d of %d)", applied, target)
+	}
+	return nil
+}
+
+func (s *Server) unaryCaughtUp(ctx context.Context, req interface{}, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (interface{}, error) {
+	if err := s.caughtUp(); err != nil {
+		return nil, err
+	}
+	return handler(ctx, req)
+}
+
+func (s *Server) streamCaughtUp(srv interface{}, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if err := s.caughtUp(); err != nil {
+		return err
+	}
+	return handler(srv, ss)
+}
+
+// caughtUp refuses API calls while the state is older than the log the
+// server started with; a token created before a restart must not look
+// unknown. Waiting for a leader is left to the writes themselves.
+func (s *Server) caughtUp() error {
+	if applied, target, ok := s.raft.CaughtUp(); !ok {
+		return status.Errorf(codes.Unavailable, "the server is replaying its raft log (applied %d of %d); retry shortly", applied, target)
+	}
+	return nil
+}
+
+// WaitReady blocks until /readyz would answer 200, or ctx ends.
+func (s *Server) WaitReady(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		err := s.notReady()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not ready: %w", err)
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if err := s.notReady(); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, fmt.Sprintf(`{"status":%q}`, err.Error()))
+		return
+	}
+	writeJSON(w, http.StatusOK, `{"status":"ready"}`)
 }
 
 // bearerChallenge makes a 401 carry the RFC 6750 challenge instead of the
@@ -324,9 +383,6 @@ func (s *Server) ClusterID() string { return s.id.clusterID }
 
 // CACertPEM is the cluster CA certificate clients trust.
 func (s *Server) CACertPEM() []byte { return s.id.ca.CertPEM }
-
-// WaitLeader blocks until the cluster has a leader or ctx ends.
-func (s *Server) WaitLeader(ctx context.Context) error { return s.raft.WaitLeader(ctx) }
 
 // Snapshot takes a raft snapshot now (automatic ones follow the
 // configured thresholds).

@@ -74,7 +74,7 @@ func (s *Server) start() {
 	}
 	s.Srv = srv
 	s.CACert = srv.CACertPEM()
-	if err := srv.WaitLeader(ctx); err != nil {
+	if err := srv.WaitReady(ctx); err != nil {
 		s.t.Fatalf("testcluster: %v", err)
 	}
 	s.stopped = false
