@@ -193,6 +193,11 @@ func ErrorInterceptor(ctx context.Context, req interface{}, info *grpc.UnaryServ
 	return resp, ToStatus(err)
 }
 
+// StreamErrorInterceptor is ErrorInterceptor for streaming calls.
+func StreamErrorInterceptor(srv interface{}, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	return ToStatus(handler(srv, ss))
+}
+
 // ToStatus maps an error to a gRPC status error; a status error passes through.
 func ToStatus(err error) error {
 	if err == nil {

@@ -45,7 +45,7 @@ func ParseToken(bearer string) (id, secret string, err error) {
 		return "", "", ErrMalformed
 	}
 	id, secret = parts[2], parts[3]
-	if len(id) != 2*idBytes || !isLowerHex(id) || secret == "" || len(secret) > 128 {
+	if len(id) != 2*idBytes || !isLowerHex(id) || secret == "" || len(secret) > 128 || !isLowerBase32(secret) {
 		return "", "", ErrMalformed
 	}
 	return id, secret, nil
@@ -55,6 +55,15 @@ func ParseToken(bearer string) (id, secret string, err error) {
 func HashSecret(secret string) []byte {
 	sum := sha256.Sum256([]byte(secret))
 	return sum[:]
+}
+
+func isLowerBase32(s string) bool {
+	for _, c := range s {
+		if !('a' <= c && c <= 'z' || '2' <= c && c <= '7') {
+			return false
+		}
+	}
+	return true
 }
 
 func isLowerHex(s string) bool {

@@ -195,7 +195,7 @@ func (s *Server) serve() error {
 	authn := auth.NewAuthenticator(s.fsm)
 	s.grpc = grpc.NewServer(
 		grpc.ChainUnaryInterceptor(s.unaryCaughtUp, authn.UnaryInterceptor, api.ErrorInterceptor),
-		grpc.ChainStreamInterceptor(s.streamCaughtUp, authn.StreamInterceptor),
+		grpc.ChainStreamInterceptor(s.streamCaughtUp, authn.StreamInterceptor, api.StreamErrorInterceptor),
 	)
 	api.New(s.raft, s.fsm, s.log.With("component", "api")).Register(s.grpc)
 
