@@ -138,7 +138,7 @@ func statusCmd(c *cli.Context) error {
 		fmt.Fprintf(w, "Cluster ID:\t%s\n", st.ClusterId)
 		fmt.Fprintf(w, "Created:\t%s\n", when(st.CreatedAt))
 		fmt.Fprintf(w, "Leader:\t%s\n", leader)
-		fmt.Fprintf(w, "Answered by:\t%s (%s, version %s)\n", st.ServerId, st.RaftState, st.Version)
+		fmt.Fprintf(w, "Answered by:\t%s %s (%s, version %s)\n", st.ServerId, st.ServerName, st.RaftState, st.Version)
 		fmt.Fprintf(w, "Raft term:\t%d\n", st.Term)
 		fmt.Fprintf(w, "Raft index:\t%d (commit %d, applied %d)\n", st.LastIndex, st.CommitIndex, st.AppliedIndex)
 		fmt.Fprintf(w, "\nSERVER\tADDRESS\tSUFFRAGE\tLEADER\n")

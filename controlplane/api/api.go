@@ -37,11 +37,13 @@ type Server struct {
 	fsm  *fsm.FSM
 	log  *slog.Logger
 	now  func() time.Time
+	name string
 }
 
-// New returns the API over a raft node and its state machine.
-func New(r *raftstore.Store, f *fsm.FSM, log *slog.Logger) *Server {
-	return &Server{raft: r, fsm: f, log: log, now: time.Now}
+// New returns the API over a raft node and its state machine; name is the
+// server's human name.
+func New(r *raftstore.Store, f *fsm.FSM, name string, log *slog.Logger) *Server {
+	return &Server{raft: r, fsm: f, log: log, now: time.Now, name: name}
 }
 
 // Register adds every service to a gRPC server.
@@ -70,6 +72,7 @@ func (s *Server) GetStatus(ctx context.Context, _ *ccv1.GetStatusRequest) (*ccv1
 	resp := &ccv1.GetStatusResponse{
 		Version:       buildinfo.Version,
 		ServerId:      st.ID,
+		ServerName:    s.name,
 		LeaderId:      st.LeaderID,
 		LeaderAddress: st.LeaderAddress,
 		RaftState:     st.State,

@@ -136,7 +136,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 		return nil, err
 	}
 	s.ready.Store(true)
-	log.Info("control plane serving", "cluster_id", s.ClusterID(), "server_id", serverID, "api", s.Addr(), "raft", s.raft.Addr())
+	log.Info("control plane serving", "cluster_id", s.ClusterID(), "server_id", serverID, "server_name", cfg.Name, "api", s.Addr(), "raft", s.raft.Addr())
 	return s, nil
 }
 
@@ -197,7 +197,7 @@ func (s *Server) serve() error {
 		grpc.ChainUnaryInterceptor(s.unaryCaughtUp, authn.UnaryInterceptor, api.ErrorInterceptor),
 		grpc.ChainStreamInterceptor(s.streamCaughtUp, authn.StreamInterceptor, api.StreamErrorInterceptor),
 	)
-	api.New(s.raft, s.fsm, s.log.With("component", "api")).Register(s.grpc)
+	api.New(s.raft, s.fsm, s.cfg.Name, s.log.With("component", "api")).Register(s.grpc)
 
 	// The REST gateway reaches the same gRPC server, with the same
 	// interceptors, through an in-memory connection; the caller's

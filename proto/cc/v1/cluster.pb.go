@@ -86,7 +86,10 @@ type GetStatusResponse struct {
 	// servers lists the raft configuration.
 	Servers []*Server `protobuf:"bytes,11,rep,name=servers,proto3" json:"servers,omitempty"`
 	// created_at is when the cluster was bootstrapped.
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// server_name is the human name of the server that answered (its
+	// configured name, by default its host name).
+	ServerName    string `protobuf:"bytes,13,opt,name=server_name,json=serverName,proto3" json:"server_name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -205,6 +208,13 @@ func (x *GetStatusResponse) GetCreatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *GetStatusResponse) GetServerName() string {
+	if x != nil {
+		return x.ServerName
+	}
+	return ""
+}
+
 // Server is one member of the raft configuration.
 type Server struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -280,7 +290,7 @@ var File_cc_v1_cluster_proto protoreflect.FileDescriptor
 const file_cc_v1_cluster_proto_rawDesc = "" +
 	"\n" +
 	"\x13cc/v1/cluster.proto\x12\x05cc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x12\n" +
-	"\x10GetStatusRequest\"\xab\x03\n" +
+	"\x10GetStatusRequest\"\xcc\x03\n" +
 	"\x11GetStatusResponse\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x18\n" +
@@ -298,7 +308,9 @@ const file_cc_v1_cluster_proto_rawDesc = "" +
 	" \x01(\x04R\fappliedIndex\x12'\n" +
 	"\aservers\x18\v \x03(\v2\r.cc.v1.ServerR\aservers\x129\n" +
 	"\n" +
-	"created_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"f\n" +
+	"created_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1f\n" +
+	"\vserver_name\x18\r \x01(\tR\n" +
+	"serverName\"f\n" +
 	"\x06Server\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1a\n" +
