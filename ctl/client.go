@@ -51,12 +51,13 @@ type target struct {
 func resolve(c *cli.Context) (target, error) {
 	t := target{addr: c.String("addr"), token: c.String("token")}
 	caPath := c.String("ca-cert")
+	cfg := &Contexts{}
 	path, err := ConfigPath()
-	if err != nil {
-		return t, err
-	}
-	cfg, err := LoadContexts(path)
-	if err != nil {
+	if err == nil {
+		if cfg, err = LoadContexts(path); err != nil {
+			return t, err
+		}
+	} else if c.IsSet("context") {
 		return t, err
 	}
 	name := c.String("context")
