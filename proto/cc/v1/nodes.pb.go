@@ -125,6 +125,187 @@ func (NodeAvailability) EnumDescriptor() ([]byte, []int) {
 	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{1}
 }
 
+// GetNodeRequest names a node.
+type GetNodeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetNodeRequest) Reset() {
+	*x = GetNodeRequest{}
+	mi := &file_cc_v1_nodes_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetNodeRequest) ProtoMessage() {}
+
+func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_nodes_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetNodeRequest.ProtoReflect.Descriptor instead.
+func (*GetNodeRequest) Descriptor() ([]byte, []int) {
+	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *GetNodeRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// GetNodeResponse holds the node.
+type GetNodeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          *Node                  `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetNodeResponse) Reset() {
+	*x = GetNodeResponse{}
+	mi := &file_cc_v1_nodes_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetNodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetNodeResponse) ProtoMessage() {}
+
+func (x *GetNodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_nodes_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetNodeResponse.ProtoReflect.Descriptor instead.
+func (*GetNodeResponse) Descriptor() ([]byte, []int) {
+	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *GetNodeResponse) GetNode() *Node {
+	if x != nil {
+		return x.Node
+	}
+	return nil
+}
+
+// RemoveNodeRequest names the node to remove.
+type RemoveNodeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// force removes a node that is still ready.
+	Force         bool `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveNodeRequest) Reset() {
+	*x = RemoveNodeRequest{}
+	mi := &file_cc_v1_nodes_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNodeRequest) ProtoMessage() {}
+
+func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_nodes_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
+func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
+	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RemoveNodeRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RemoveNodeRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
+// RemoveNodeResponse has no fields yet.
+type RemoveNodeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveNodeResponse) Reset() {
+	*x = RemoveNodeResponse{}
+	mi := &file_cc_v1_nodes_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNodeResponse) ProtoMessage() {}
+
+func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_nodes_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNodeResponse.ProtoReflect.Descriptor instead.
+func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
+	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{3}
+}
+
 // ListNodesRequest has no fields yet.
 type ListNodesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -134,7 +315,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_cc_v1_nodes_proto_msgTypes[0]
+	mi := &file_cc_v1_nodes_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -146,7 +327,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_nodes_proto_msgTypes[0]
+	mi := &file_cc_v1_nodes_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -159,7 +340,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{0}
+	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{4}
 }
 
 // ListNodesResponse holds the nodes, sorted by name.
@@ -172,7 +353,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_cc_v1_nodes_proto_msgTypes[1]
+	mi := &file_cc_v1_nodes_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -184,7 +365,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_nodes_proto_msgTypes[1]
+	mi := &file_cc_v1_nodes_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -197,7 +378,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{1}
+	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListNodesResponse) GetNodes() []*Node {
@@ -219,7 +400,7 @@ type Resources struct {
 
 func (x *Resources) Reset() {
 	*x = Resources{}
-	mi := &file_cc_v1_nodes_proto_msgTypes[2]
+	mi := &file_cc_v1_nodes_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -231,7 +412,7 @@ func (x *Resources) String() string {
 func (*Resources) ProtoMessage() {}
 
 func (x *Resources) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_nodes_proto_msgTypes[2]
+	mi := &file_cc_v1_nodes_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -244,7 +425,7 @@ func (x *Resources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resources.ProtoReflect.Descriptor instead.
 func (*Resources) Descriptor() ([]byte, []int) {
-	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{2}
+	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Resources) GetCpuMillis() int64 {
@@ -263,24 +444,26 @@ func (x *Resources) GetMemoryBytes() int64 {
 
 // Node is one agent host.
 type Node struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Address       string                 `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
-	State         NodeState              `protobuf:"varint,4,opt,name=state,proto3,enum=cc.v1.NodeState" json:"state,omitempty"`
-	Availability  NodeAvailability       `protobuf:"varint,5,opt,name=availability,proto3,enum=cc.v1.NodeAvailability" json:"availability,omitempty"`
-	Labels        map[string]string      `protobuf:"bytes,6,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Resources     *Resources             `protobuf:"bytes,7,opt,name=resources,proto3" json:"resources,omitempty"`
-	Version       string                 `protobuf:"bytes,8,opt,name=version,proto3" json:"version,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name         string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Address      string                 `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
+	State        NodeState              `protobuf:"varint,4,opt,name=state,proto3,enum=cc.v1.NodeState" json:"state,omitempty"`
+	Availability NodeAvailability       `protobuf:"varint,5,opt,name=availability,proto3,enum=cc.v1.NodeAvailability" json:"availability,omitempty"`
+	Labels       map[string]string      `protobuf:"bytes,6,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Resources    *Resources             `protobuf:"bytes,7,opt,name=resources,proto3" json:"resources,omitempty"`
+	Version      string                 `protobuf:"bytes,8,opt,name=version,proto3" json:"version,omitempty"`
+	CreatedAt    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// last_seen is the last heartbeat the answering server knows of.
+	LastSeen      *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_cc_v1_nodes_proto_msgTypes[3]
+	mi := &file_cc_v1_nodes_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -292,7 +475,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_nodes_proto_msgTypes[3]
+	mi := &file_cc_v1_nodes_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -305,7 +488,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{3}
+	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Node) GetId() string {
@@ -378,18 +561,33 @@ func (x *Node) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Node) GetLastSeen() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSeen
+	}
+	return nil
+}
+
 var File_cc_v1_nodes_proto protoreflect.FileDescriptor
 
 const file_cc_v1_nodes_proto_rawDesc = "" +
 	"\n" +
-	"\x11cc/v1/nodes.proto\x12\x05cc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x12\n" +
+	"\x11cc/v1/nodes.proto\x12\x05cc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\" \n" +
+	"\x0eGetNodeRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"2\n" +
+	"\x0fGetNodeResponse\x12\x1f\n" +
+	"\x04node\x18\x01 \x01(\v2\v.cc.v1.NodeR\x04node\"9\n" +
+	"\x11RemoveNodeRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05force\x18\x02 \x01(\bR\x05force\"\x14\n" +
+	"\x12RemoveNodeResponse\"\x12\n" +
 	"\x10ListNodesRequest\"6\n" +
 	"\x11ListNodesResponse\x12!\n" +
 	"\x05nodes\x18\x01 \x03(\v2\v.cc.v1.NodeR\x05nodes\"M\n" +
 	"\tResources\x12\x1d\n" +
 	"\n" +
 	"cpu_millis\x18\x01 \x01(\x03R\tcpuMillis\x12!\n" +
-	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\"\xd5\x03\n" +
+	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\"\x8e\x04\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
@@ -403,7 +601,8 @@ const file_cc_v1_nodes_proto_rawDesc = "" +
 	"created_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
 	"updated_at\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x1a9\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x127\n" +
+	"\tlast_seen\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*R\n" +
@@ -415,9 +614,12 @@ const file_cc_v1_nodes_proto_rawDesc = "" +
 	"\x1dNODE_AVAILABILITY_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18NODE_AVAILABILITY_ACTIVE\x10\x01\x12\x1b\n" +
 	"\x17NODE_AVAILABILITY_PAUSE\x10\x02\x12\x1b\n" +
-	"\x17NODE_AVAILABILITY_DRAIN\x10\x032M\n" +
+	"\x17NODE_AVAILABILITY_DRAIN\x10\x032\xca\x01\n" +
 	"\vNodeService\x12>\n" +
-	"\tListNodes\x12\x17.cc.v1.ListNodesRequest\x1a\x18.cc.v1.ListNodesResponseB/Z-github.com/containercodes/cc/proto/cc/v1;ccv1b\x06proto3"
+	"\tListNodes\x12\x17.cc.v1.ListNodesRequest\x1a\x18.cc.v1.ListNodesResponse\x128\n" +
+	"\aGetNode\x12\x15.cc.v1.GetNodeRequest\x1a\x16.cc.v1.GetNodeResponse\x12A\n" +
+	"\n" +
+	"RemoveNode\x12\x18.cc.v1.RemoveNodeRequest\x1a\x19.cc.v1.RemoveNodeResponseB/Z-github.com/containercodes/cc/proto/cc/v1;ccv1b\x06proto3"
 
 var (
 	file_cc_v1_nodes_proto_rawDescOnce sync.Once
@@ -432,32 +634,42 @@ func file_cc_v1_nodes_proto_rawDescGZIP() []byte {
 }
 
 var file_cc_v1_nodes_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_cc_v1_nodes_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_cc_v1_nodes_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_cc_v1_nodes_proto_goTypes = []any{
 	(NodeState)(0),                // 0: cc.v1.NodeState
 	(NodeAvailability)(0),         // 1: cc.v1.NodeAvailability
-	(*ListNodesRequest)(nil),      // 2: cc.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),     // 3: cc.v1.ListNodesResponse
-	(*Resources)(nil),             // 4: cc.v1.Resources
-	(*Node)(nil),                  // 5: cc.v1.Node
-	nil,                           // 6: cc.v1.Node.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*GetNodeRequest)(nil),        // 2: cc.v1.GetNodeRequest
+	(*GetNodeResponse)(nil),       // 3: cc.v1.GetNodeResponse
+	(*RemoveNodeRequest)(nil),     // 4: cc.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),    // 5: cc.v1.RemoveNodeResponse
+	(*ListNodesRequest)(nil),      // 6: cc.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),     // 7: cc.v1.ListNodesResponse
+	(*Resources)(nil),             // 8: cc.v1.Resources
+	(*Node)(nil),                  // 9: cc.v1.Node
+	nil,                           // 10: cc.v1.Node.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
 }
 var file_cc_v1_nodes_proto_depIdxs = []int32{
-	5, // 0: cc.v1.ListNodesResponse.nodes:type_name -> cc.v1.Node
-	0, // 1: cc.v1.Node.state:type_name -> cc.v1.NodeState
-	1, // 2: cc.v1.Node.availability:type_name -> cc.v1.NodeAvailability
-	6, // 3: cc.v1.Node.labels:type_name -> cc.v1.Node.LabelsEntry
-	4, // 4: cc.v1.Node.resources:type_name -> cc.v1.Resources
-	7, // 5: cc.v1.Node.created_at:type_name -> google.protobuf.Timestamp
-	7, // 6: cc.v1.Node.updated_at:type_name -> google.protobuf.Timestamp
-	2, // 7: cc.v1.NodeService.ListNodes:input_type -> cc.v1.ListNodesRequest
-	3, // 8: cc.v1.NodeService.ListNodes:output_type -> cc.v1.ListNodesResponse
-	8, // [8:9] is the sub-list for method output_type
-	7, // [7:8] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	9,  // 0: cc.v1.GetNodeResponse.node:type_name -> cc.v1.Node
+	9,  // 1: cc.v1.ListNodesResponse.nodes:type_name -> cc.v1.Node
+	0,  // 2: cc.v1.Node.state:type_name -> cc.v1.NodeState
+	1,  // 3: cc.v1.Node.availability:type_name -> cc.v1.NodeAvailability
+	10, // 4: cc.v1.Node.labels:type_name -> cc.v1.Node.LabelsEntry
+	8,  // 5: cc.v1.Node.resources:type_name -> cc.v1.Resources
+	11, // 6: cc.v1.Node.created_at:type_name -> google.protobuf.Timestamp
+	11, // 7: cc.v1.Node.updated_at:type_name -> google.protobuf.Timestamp
+	11, // 8: cc.v1.Node.last_seen:type_name -> google.protobuf.Timestamp
+	6,  // 9: cc.v1.NodeService.ListNodes:input_type -> cc.v1.ListNodesRequest
+	2,  // 10: cc.v1.NodeService.GetNode:input_type -> cc.v1.GetNodeRequest
+	4,  // 11: cc.v1.NodeService.RemoveNode:input_type -> cc.v1.RemoveNodeRequest
+	7,  // 12: cc.v1.NodeService.ListNodes:output_type -> cc.v1.ListNodesResponse
+	3,  // 13: cc.v1.NodeService.GetNode:output_type -> cc.v1.GetNodeResponse
+	5,  // 14: cc.v1.NodeService.RemoveNode:output_type -> cc.v1.RemoveNodeResponse
+	12, // [12:15] is the sub-list for method output_type
+	9,  // [9:12] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_nodes_proto_init() }
@@ -471,7 +683,7 @@ func file_cc_v1_nodes_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_v1_nodes_proto_rawDesc), len(file_cc_v1_nodes_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   5,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

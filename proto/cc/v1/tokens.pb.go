@@ -32,6 +32,8 @@ const (
 	Role_ROLE_ADMIN Role = 1
 	// ROLE_VIEWER may call read-only methods.
 	Role_ROLE_VIEWER Role = 2
+	// ROLE_AGENT tokens are join tokens: a host uses one to join as a node.
+	Role_ROLE_AGENT Role = 3
 )
 
 // Enum value maps for Role.
@@ -40,11 +42,13 @@ var (
 		0: "ROLE_UNSPECIFIED",
 		1: "ROLE_ADMIN",
 		2: "ROLE_VIEWER",
+		3: "ROLE_AGENT",
 	}
 	Role_value = map[string]int32{
 		"ROLE_UNSPECIFIED": 0,
 		"ROLE_ADMIN":       1,
 		"ROLE_VIEWER":      2,
+		"ROLE_AGENT":       3,
 	}
 )
 
@@ -83,8 +87,12 @@ type Token struct {
 	Description string                 `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
 	CreatedAt   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// expires_at is unset for a token that does not expire.
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
-	Revoked       bool                   `protobuf:"varint,6,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	Revoked   bool                   `protobuf:"varint,6,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	// uses counts the joins made with a join token.
+	Uses uint32 `protobuf:"varint,7,opt,name=uses,proto3" json:"uses,omitempty"`
+	// max_uses limits them; 0 means no limit.
+	MaxUses       uint32 `protobuf:"varint,8,opt,name=max_uses,json=maxUses,proto3" json:"max_uses,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -161,13 +169,29 @@ func (x *Token) GetRevoked() bool {
 	return false
 }
 
+func (x *Token) GetUses() uint32 {
+	if x != nil {
+		return x.Uses
+	}
+	return 0
+}
+
+func (x *Token) GetMaxUses() uint32 {
+	if x != nil {
+		return x.MaxUses
+	}
+	return 0
+}
+
 // CreateTokenRequest says which token to create.
 type CreateTokenRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Role        Role                   `protobuf:"varint,1,opt,name=role,proto3,enum=cc.v1.Role" json:"role,omitempty"`
 	Description string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
 	// ttl is how long the token is valid; unset or zero means it does not expire.
-	Ttl           *durationpb.Duration `protobuf:"bytes,3,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	Ttl *durationpb.Duration `protobuf:"bytes,3,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	// max_uses limits how many hosts may join with a join token; 0: no limit.
+	MaxUses       uint32 `protobuf:"varint,4,opt,name=max_uses,json=maxUses,proto3" json:"max_uses,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -221,6 +245,13 @@ func (x *CreateTokenRequest) GetTtl() *durationpb.Duration {
 		return x.Ttl
 	}
 	return nil
+}
+
+func (x *CreateTokenRequest) GetMaxUses() uint32 {
+	if x != nil {
+		return x.MaxUses
+	}
+	return 0
 }
 
 // CreateTokenResponse carries the token and its secret.
@@ -445,7 +476,7 @@ var File_cc_v1_tokens_proto protoreflect.FileDescriptor
 
 const file_cc_v1_tokens_proto_rawDesc = "" +
 	"\n" +
-	"\x12cc/v1/tokens.proto\x12\x05cc.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xea\x01\n" +
+	"\x12cc/v1/tokens.proto\x12\x05cc.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x99\x02\n" +
 	"\x05Token\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\x04role\x18\x02 \x01(\x0e2\v.cc.v1.RoleR\x04role\x12 \n" +
@@ -454,11 +485,14 @@ const file_cc_v1_tokens_proto_rawDesc = "" +
 	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
 	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x18\n" +
-	"\arevoked\x18\x06 \x01(\bR\arevoked\"\x84\x01\n" +
+	"\arevoked\x18\x06 \x01(\bR\arevoked\x12\x12\n" +
+	"\x04uses\x18\a \x01(\rR\x04uses\x12\x19\n" +
+	"\bmax_uses\x18\b \x01(\rR\amaxUses\"\x9f\x01\n" +
 	"\x12CreateTokenRequest\x12\x1f\n" +
 	"\x04role\x18\x01 \x01(\x0e2\v.cc.v1.RoleR\x04role\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12+\n" +
-	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"Q\n" +
+	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12\x19\n" +
+	"\bmax_uses\x18\x04 \x01(\rR\amaxUses\"Q\n" +
 	"\x13CreateTokenResponse\x12\"\n" +
 	"\x05token\x18\x01 \x01(\v2\f.cc.v1.TokenR\x05token\x12\x16\n" +
 	"\x06secret\x18\x02 \x01(\tR\x06secret\"\x13\n" +
@@ -467,12 +501,14 @@ const file_cc_v1_tokens_proto_rawDesc = "" +
 	"\x06tokens\x18\x01 \x03(\v2\f.cc.v1.TokenR\x06tokens\"$\n" +
 	"\x12RevokeTokenRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x15\n" +
-	"\x13RevokeTokenResponse*=\n" +
+	"\x13RevokeTokenResponse*M\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
 	"ROLE_ADMIN\x10\x01\x12\x0f\n" +
-	"\vROLE_VIEWER\x10\x022\xdd\x01\n" +
+	"\vROLE_VIEWER\x10\x02\x12\x0e\n" +
+	"\n" +
+	"ROLE_AGENT\x10\x032\xdd\x01\n" +
 	"\fTokenService\x12D\n" +
 	"\vCreateToken\x12\x19.cc.v1.CreateTokenRequest\x1a\x1a.cc.v1.CreateTokenResponse\x12A\n" +
 	"\n" +
