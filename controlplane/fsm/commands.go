@@ -36,6 +36,51 @@ var handlers = map[statev1.CommandType]handler{
 		newMsg:  func() proto.Message { return &statev1.RevokeToken{} },
 		apply:   applyRevokeToken,
 	},
+	statev1.CommandType_COMMAND_TYPE_JOIN_NODE: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.JoinNode{} },
+		apply:   applyJoinNode,
+	},
+	statev1.CommandType_COMMAND_TYPE_UPDATE_NODE: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.UpdateNode{} },
+		apply:   applyUpdateNode,
+	},
+	statev1.CommandType_COMMAND_TYPE_REMOVE_NODE: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.RemoveNode{} },
+		apply:   applyRemoveNode,
+	},
+	statev1.CommandType_COMMAND_TYPE_CREATE_CONTAINER: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.CreateContainer{} },
+		apply:   applyCreateContainer,
+	},
+	statev1.CommandType_COMMAND_TYPE_SET_CONTAINER_DESIRED: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.SetContainerDesired{} },
+		apply:   applySetContainerDesired,
+	},
+	statev1.CommandType_COMMAND_TYPE_REMOVE_CONTAINER: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.RemoveContainer{} },
+		apply:   applyRemoveContainer,
+	},
+	statev1.CommandType_COMMAND_TYPE_REPORT_STATUS: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.ReportStatus{} },
+		apply:   applyReportStatus,
+	},
+	statev1.CommandType_COMMAND_TYPE_PUT_IMAGE: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.PutImage{} },
+		apply:   applyPutImage,
+	},
+	statev1.CommandType_COMMAND_TYPE_REMOVE_IMAGE: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.RemoveImage{} },
+		apply:   applyRemoveImage,
+	},
 }
 
 // Encode builds the raft log entry for a command: its type, the current
@@ -98,7 +143,7 @@ func applyCreateToken(tx *bolt.Tx, at time.Time, msg proto.Message) error {
 		return fmt.Errorf("%w: token needs an id", ErrInvalid)
 	case len(t.SecretSha256) != 32:
 		return fmt.Errorf("%w: token %s needs a 32-byte secret hash", ErrInvalid, t.Id)
-	case ccv1.Role(t.Role) != ccv1.Role_ROLE_ADMIN && ccv1.Role(t.Role) != ccv1.Role_ROLE_VIEWER:
+	case ccv1.Role(t.Role) != ccv1.Role_ROLE_ADMIN && ccv1.Role(t.Role) != ccv1.Role_ROLE_VIEWER && ccv1.Role(t.Role) != ccv1.Role_ROLE_AGENT:
 		return fmt.Errorf("%w: token %s has unknown role %d", ErrInvalid, t.Id, t.Role)
 	}
 	b := tx.Bucket(bucketTokens)
@@ -108,6 +153,7 @@ func applyCreateToken(tx *bolt.Tx, at time.Time, msg proto.Message) error {
 	rec := proto.Clone(t).(*statev1.TokenRecord)
 	rec.CreatedAt = ts(at)
 	rec.Revoked = false
+	rec.Uses = 0
 	return put(b, rec.Id, rec)
 }
 

@@ -38,12 +38,17 @@ var (
 	bucketCluster = []byte("cluster")
 	bucketTokens  = []byte("tokens")
 	bucketNodes   = []byte("nodes")
+	// containers holds ContainerRecords by id; container_names maps a
+	// name to its id so that names stay unique.
+	bucketContainers     = []byte("containers")
+	bucketContainerNames = []byte("container_names")
+	bucketImages         = []byte("images")
 
 	keyAppliedIndex = []byte("applied_index")
 	keyCluster      = []byte("cluster")
 )
 
-var allBuckets = [][]byte{bucketMeta, bucketCluster, bucketTokens, bucketNodes}
+var allBuckets = [][]byte{bucketMeta, bucketCluster, bucketTokens, bucketNodes, bucketContainers, bucketContainerNames, bucketImages}
 
 // Result is what applying one log entry returns to the proposer.
 type Result struct {
@@ -62,11 +67,14 @@ type FSM struct {
 	db *bolt.DB
 
 	applied atomic.Uint64
+
+	watchMu sync.Mutex
+	watch   chan struct{} // closed and replaced after every applied batch
 }
 
 // Open opens (or creates) the state database at path.
 func Open(path string, log *slog.Logger) (*FSM, error) {
-	f := &FSM{path: path, log: log}
+	f := &FSM{path: path, log: log, watch: make(chan struct{})}
 	if err := f.open(); err != nil {
 		return nil, err
 	}
@@ -164,7 +172,24 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		panic(fmt.Sprintf("fsm: state database write failed at index %d: %v", last, err))
 	}
 	f.applied.Store(last)
+	if last != applied {
+		f.notify()
+	}
 	return out
+}
+
+// Watch returns a channel that is closed when the state next changes.
+func (f *FSM) Watch() <-chan struct{} {
+	f.watchMu.Lock()
+	defer f.watchMu.Unlock()
+	return f.watch
+}
+
+func (f *FSM) notify() {
+	f.watchMu.Lock()
+	close(f.watch)
+	f.watch = make(chan struct{})
+	f.watchMu.Unlock()
 }
 
 // View runs fn in a read transaction of the current database.
@@ -239,6 +264,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("restore: %w", swapErr)
 	}
 	f.log.Info("state restored from snapshot", "applied_index", f.applied.Load())
+	f.notify()
 	return nil
 }
 

@@ -63,3 +63,50 @@ func list[T proto.Message](f *FSM, bucket []byte, newT func() T) ([]T, error) {
 	})
 	return out, err
 }
+
+// Node returns one node.
+func (f *FSM) Node(id string) (*ccv1.Node, error) {
+	n := &ccv1.Node{}
+	err := f.View(func(tx *bolt.Tx) error { return get(tx.Bucket(bucketNodes), id, n) })
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", id, err)
+	}
+	return n, nil
+}
+
+// Container returns one container record.
+func (f *FSM) Container(id string) (*statev1.ContainerRecord, error) {
+	rec := &statev1.ContainerRecord{}
+	err := f.View(func(tx *bolt.Tx) error { return get(tx.Bucket(bucketContainers), id, rec) })
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", id, err)
+	}
+	return rec, nil
+}
+
+// ContainerIDByName returns the id of the container with that name.
+func (f *FSM) ContainerIDByName(name string) (string, error) {
+	var id string
+	err := f.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketContainerNames).Get([]byte(name))
+		if v == nil {
+			return ErrNotFound
+		}
+		id = string(v)
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("container %q: %w", name, err)
+	}
+	return id, nil
+}
+
+// Containers returns every container record, in id order.
+func (f *FSM) Containers() ([]*statev1.ContainerRecord, error) {
+	return list(f, bucketContainers, func() *statev1.ContainerRecord { return &statev1.ContainerRecord{} })
+}
+
+// Images returns every image, in digest order.
+func (f *FSM) Images() ([]*ccv1.Image, error) {
+	return list(f, bucketImages, func() *ccv1.Image { return &ccv1.Image{} })
+}

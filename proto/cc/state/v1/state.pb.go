@@ -7,6 +7,7 @@
 package statev1
 
 import (
+	v1 "github.com/containercodes/cc/proto/cc/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -27,25 +28,52 @@ const (
 type CommandType int32
 
 const (
-	CommandType_COMMAND_TYPE_UNSPECIFIED  CommandType = 0
-	CommandType_COMMAND_TYPE_INIT_CLUSTER CommandType = 1
-	CommandType_COMMAND_TYPE_CREATE_TOKEN CommandType = 2
-	CommandType_COMMAND_TYPE_REVOKE_TOKEN CommandType = 3
+	CommandType_COMMAND_TYPE_UNSPECIFIED           CommandType = 0
+	CommandType_COMMAND_TYPE_INIT_CLUSTER          CommandType = 1
+	CommandType_COMMAND_TYPE_CREATE_TOKEN          CommandType = 2
+	CommandType_COMMAND_TYPE_REVOKE_TOKEN          CommandType = 3
+	CommandType_COMMAND_TYPE_JOIN_NODE             CommandType = 4
+	CommandType_COMMAND_TYPE_UPDATE_NODE           CommandType = 5
+	CommandType_COMMAND_TYPE_REMOVE_NODE           CommandType = 6
+	CommandType_COMMAND_TYPE_CREATE_CONTAINER      CommandType = 7
+	CommandType_COMMAND_TYPE_SET_CONTAINER_DESIRED CommandType = 8
+	CommandType_COMMAND_TYPE_REMOVE_CONTAINER      CommandType = 9
+	CommandType_COMMAND_TYPE_REPORT_STATUS         CommandType = 10
+	CommandType_COMMAND_TYPE_PUT_IMAGE             CommandType = 11
+	CommandType_COMMAND_TYPE_REMOVE_IMAGE          CommandType = 12
 )
 
 // Enum value maps for CommandType.
 var (
 	CommandType_name = map[int32]string{
-		0: "COMMAND_TYPE_UNSPECIFIED",
-		1: "COMMAND_TYPE_INIT_CLUSTER",
-		2: "COMMAND_TYPE_CREATE_TOKEN",
-		3: "COMMAND_TYPE_REVOKE_TOKEN",
+		0:  "COMMAND_TYPE_UNSPECIFIED",
+		1:  "COMMAND_TYPE_INIT_CLUSTER",
+		2:  "COMMAND_TYPE_CREATE_TOKEN",
+		3:  "COMMAND_TYPE_REVOKE_TOKEN",
+		4:  "COMMAND_TYPE_JOIN_NODE",
+		5:  "COMMAND_TYPE_UPDATE_NODE",
+		6:  "COMMAND_TYPE_REMOVE_NODE",
+		7:  "COMMAND_TYPE_CREATE_CONTAINER",
+		8:  "COMMAND_TYPE_SET_CONTAINER_DESIRED",
+		9:  "COMMAND_TYPE_REMOVE_CONTAINER",
+		10: "COMMAND_TYPE_REPORT_STATUS",
+		11: "COMMAND_TYPE_PUT_IMAGE",
+		12: "COMMAND_TYPE_REMOVE_IMAGE",
 	}
 	CommandType_value = map[string]int32{
-		"COMMAND_TYPE_UNSPECIFIED":  0,
-		"COMMAND_TYPE_INIT_CLUSTER": 1,
-		"COMMAND_TYPE_CREATE_TOKEN": 2,
-		"COMMAND_TYPE_REVOKE_TOKEN": 3,
+		"COMMAND_TYPE_UNSPECIFIED":           0,
+		"COMMAND_TYPE_INIT_CLUSTER":          1,
+		"COMMAND_TYPE_CREATE_TOKEN":          2,
+		"COMMAND_TYPE_REVOKE_TOKEN":          3,
+		"COMMAND_TYPE_JOIN_NODE":             4,
+		"COMMAND_TYPE_UPDATE_NODE":           5,
+		"COMMAND_TYPE_REMOVE_NODE":           6,
+		"COMMAND_TYPE_CREATE_CONTAINER":      7,
+		"COMMAND_TYPE_SET_CONTAINER_DESIRED": 8,
+		"COMMAND_TYPE_REMOVE_CONTAINER":      9,
+		"COMMAND_TYPE_REPORT_STATUS":         10,
+		"COMMAND_TYPE_PUT_IMAGE":             11,
+		"COMMAND_TYPE_REMOVE_IMAGE":          12,
 	}
 )
 
@@ -299,6 +327,554 @@ func (x *RevokeToken) GetId() string {
 	return ""
 }
 
+// JoinNode records a node that joined with a join token, and counts the use
+// of the token; it is refused when the token is not valid at issue time.
+type JoinNode struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TokenId       string                 `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	SecretSha256  []byte                 `protobuf:"bytes,2,opt,name=secret_sha256,json=secretSha256,proto3" json:"secret_sha256,omitempty"`
+	Node          *v1.Node               `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinNode) Reset() {
+	*x = JoinNode{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinNode) ProtoMessage() {}
+
+func (x *JoinNode) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinNode.ProtoReflect.Descriptor instead.
+func (*JoinNode) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *JoinNode) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+func (x *JoinNode) GetSecretSha256() []byte {
+	if x != nil {
+		return x.SecretSha256
+	}
+	return nil
+}
+
+func (x *JoinNode) GetNode() *v1.Node {
+	if x != nil {
+		return x.Node
+	}
+	return nil
+}
+
+// UpdateNode changes what a node reports (state, address, resources,
+// labels, version); unset fields keep their value.
+type UpdateNode struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	State         v1.NodeState           `protobuf:"varint,2,opt,name=state,proto3,enum=cc.v1.NodeState" json:"state,omitempty"`
+	Address       string                 `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
+	Resources     *v1.Resources          `protobuf:"bytes,4,opt,name=resources,proto3" json:"resources,omitempty"`
+	Labels        map[string]string      `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	SetLabels     bool                   `protobuf:"varint,6,opt,name=set_labels,json=setLabels,proto3" json:"set_labels,omitempty"`
+	Version       string                 `protobuf:"bytes,7,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateNode) Reset() {
+	*x = UpdateNode{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateNode) ProtoMessage() {}
+
+func (x *UpdateNode) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateNode.ProtoReflect.Descriptor instead.
+func (*UpdateNode) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *UpdateNode) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *UpdateNode) GetState() v1.NodeState {
+	if x != nil {
+		return x.State
+	}
+	return v1.NodeState(0)
+}
+
+func (x *UpdateNode) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *UpdateNode) GetResources() *v1.Resources {
+	if x != nil {
+		return x.Resources
+	}
+	return nil
+}
+
+func (x *UpdateNode) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *UpdateNode) GetSetLabels() bool {
+	if x != nil {
+		return x.SetLabels
+	}
+	return false
+}
+
+func (x *UpdateNode) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+// RemoveNode removes a node; its containers are marked failed.
+type RemoveNode struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveNode) Reset() {
+	*x = RemoveNode{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNode) ProtoMessage() {}
+
+func (x *RemoveNode) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNode.ProtoReflect.Descriptor instead.
+func (*RemoveNode) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RemoveNode) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// CreateContainer records a container, already placed or pending.
+type CreateContainer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Container     *v1.Container          `protobuf:"bytes,1,opt,name=container,proto3" json:"container,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateContainer) Reset() {
+	*x = CreateContainer{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateContainer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateContainer) ProtoMessage() {}
+
+func (x *CreateContainer) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateContainer.ProtoReflect.Descriptor instead.
+func (*CreateContainer) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *CreateContainer) GetContainer() *v1.Container {
+	if x != nil {
+		return x.Container
+	}
+	return nil
+}
+
+// SetContainerDesired starts or stops a container.
+type SetContainerDesired struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Desired       v1.DesiredState        `protobuf:"varint,2,opt,name=desired,proto3,enum=cc.v1.DesiredState" json:"desired,omitempty"`
+	StopTimeoutMs int64                  `protobuf:"varint,3,opt,name=stop_timeout_ms,json=stopTimeoutMs,proto3" json:"stop_timeout_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetContainerDesired) Reset() {
+	*x = SetContainerDesired{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetContainerDesired) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetContainerDesired) ProtoMessage() {}
+
+func (x *SetContainerDesired) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetContainerDesired.ProtoReflect.Descriptor instead.
+func (*SetContainerDesired) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *SetContainerDesired) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SetContainerDesired) GetDesired() v1.DesiredState {
+	if x != nil {
+		return x.Desired
+	}
+	return v1.DesiredState(0)
+}
+
+func (x *SetContainerDesired) GetStopTimeoutMs() int64 {
+	if x != nil {
+		return x.StopTimeoutMs
+	}
+	return 0
+}
+
+// RemoveContainer deletes a container's record.
+type RemoveContainer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveContainer) Reset() {
+	*x = RemoveContainer{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveContainer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveContainer) ProtoMessage() {}
+
+func (x *RemoveContainer) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveContainer.ProtoReflect.Descriptor instead.
+func (*RemoveContainer) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RemoveContainer) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// ReportStatus stores container statuses reported by a node's agent.
+type ReportStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Statuses      []*v1.TaskStatus       `protobuf:"bytes,2,rep,name=statuses,proto3" json:"statuses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportStatus) Reset() {
+	*x = ReportStatus{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportStatus) ProtoMessage() {}
+
+func (x *ReportStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportStatus.ProtoReflect.Descriptor instead.
+func (*ReportStatus) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ReportStatus) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *ReportStatus) GetStatuses() []*v1.TaskStatus {
+	if x != nil {
+		return x.Statuses
+	}
+	return nil
+}
+
+// PutImage records a loaded image (its archive is in the blob store).
+type PutImage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Image         *v1.Image              `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutImage) Reset() {
+	*x = PutImage{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutImage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutImage) ProtoMessage() {}
+
+func (x *PutImage) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutImage.ProtoReflect.Descriptor instead.
+func (*PutImage) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *PutImage) GetImage() *v1.Image {
+	if x != nil {
+		return x.Image
+	}
+	return nil
+}
+
+// RemoveImage deletes an image record by digest.
+type RemoveImage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Digest        string                 `protobuf:"bytes,1,opt,name=digest,proto3" json:"digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveImage) Reset() {
+	*x = RemoveImage{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveImage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveImage) ProtoMessage() {}
+
+func (x *RemoveImage) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveImage.ProtoReflect.Descriptor instead.
+func (*RemoveImage) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *RemoveImage) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+// ContainerRecord is a stored container.
+type ContainerRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Container     *v1.Container          `protobuf:"bytes,1,opt,name=container,proto3" json:"container,omitempty"`
+	StopTimeoutMs int64                  `protobuf:"varint,2,opt,name=stop_timeout_ms,json=stopTimeoutMs,proto3" json:"stop_timeout_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContainerRecord) Reset() {
+	*x = ContainerRecord{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContainerRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContainerRecord) ProtoMessage() {}
+
+func (x *ContainerRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContainerRecord.ProtoReflect.Descriptor instead.
+func (*ContainerRecord) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ContainerRecord) GetContainer() *v1.Container {
+	if x != nil {
+		return x.Container
+	}
+	return nil
+}
+
+func (x *ContainerRecord) GetStopTimeoutMs() int64 {
+	if x != nil {
+		return x.StopTimeoutMs
+	}
+	return 0
+}
+
 // ClusterRecord is the single record of the cluster bucket.
 type ClusterRecord struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -312,7 +888,7 @@ type ClusterRecord struct {
 
 func (x *ClusterRecord) Reset() {
 	*x = ClusterRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[4]
+	mi := &file_cc_state_v1_state_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -324,7 +900,7 @@ func (x *ClusterRecord) String() string {
 func (*ClusterRecord) ProtoMessage() {}
 
 func (x *ClusterRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[4]
+	mi := &file_cc_state_v1_state_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -337,7 +913,7 @@ func (x *ClusterRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRecord.ProtoReflect.Descriptor instead.
 func (*ClusterRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{4}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ClusterRecord) GetClusterId() string {
@@ -380,13 +956,15 @@ type TokenRecord struct {
 	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	Revoked       bool                   `protobuf:"varint,7,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	Uses          uint32                 `protobuf:"varint,8,opt,name=uses,proto3" json:"uses,omitempty"`
+	MaxUses       uint32                 `protobuf:"varint,9,opt,name=max_uses,json=maxUses,proto3" json:"max_uses,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TokenRecord) Reset() {
 	*x = TokenRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[5]
+	mi := &file_cc_state_v1_state_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -398,7 +976,7 @@ func (x *TokenRecord) String() string {
 func (*TokenRecord) ProtoMessage() {}
 
 func (x *TokenRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[5]
+	mi := &file_cc_state_v1_state_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -411,7 +989,7 @@ func (x *TokenRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenRecord.ProtoReflect.Descriptor instead.
 func (*TokenRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{5}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TokenRecord) GetId() string {
@@ -463,11 +1041,25 @@ func (x *TokenRecord) GetRevoked() bool {
 	return false
 }
 
+func (x *TokenRecord) GetUses() uint32 {
+	if x != nil {
+		return x.Uses
+	}
+	return 0
+}
+
+func (x *TokenRecord) GetMaxUses() uint32 {
+	if x != nil {
+		return x.MaxUses
+	}
+	return 0
+}
+
 var File_cc_state_v1_state_proto protoreflect.FileDescriptor
 
 const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\n" +
-	"\x17cc/state/v1/state.proto\x12\vcc.state.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa4\x01\n" +
+	"\x17cc/state/v1/state.proto\x12\vcc.state.v1\x1a\x11cc/v1/agent.proto\x1a\x16cc/v1/containers.proto\x1a\x12cc/v1/images.proto\x1a\x11cc/v1/nodes.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa4\x01\n" +
 	"\aCommand\x12,\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x18.cc.state.v1.CommandTypeR\x04type\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\rR\aversion\x127\n" +
@@ -482,7 +1074,45 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\vCreateToken\x12.\n" +
 	"\x05token\x18\x01 \x01(\v2\x18.cc.state.v1.TokenRecordR\x05token\"\x1d\n" +
 	"\vRevokeToken\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\xa7\x01\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"k\n" +
+	"\bJoinNode\x12\x19\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12#\n" +
+	"\rsecret_sha256\x18\x02 \x01(\fR\fsecretSha256\x12\x1f\n" +
+	"\x04node\x18\x03 \x01(\v2\v.cc.v1.NodeR\x04node\"\xbf\x02\n" +
+	"\n" +
+	"UpdateNode\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12&\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x10.cc.v1.NodeStateR\x05state\x12\x18\n" +
+	"\aaddress\x18\x03 \x01(\tR\aaddress\x12.\n" +
+	"\tresources\x18\x04 \x01(\v2\x10.cc.v1.ResourcesR\tresources\x12;\n" +
+	"\x06labels\x18\x05 \x03(\v2#.cc.state.v1.UpdateNode.LabelsEntryR\x06labels\x12\x1d\n" +
+	"\n" +
+	"set_labels\x18\x06 \x01(\bR\tsetLabels\x12\x18\n" +
+	"\aversion\x18\a \x01(\tR\aversion\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x1c\n" +
+	"\n" +
+	"RemoveNode\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"A\n" +
+	"\x0fCreateContainer\x12.\n" +
+	"\tcontainer\x18\x01 \x01(\v2\x10.cc.v1.ContainerR\tcontainer\"|\n" +
+	"\x13SetContainerDesired\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12-\n" +
+	"\adesired\x18\x02 \x01(\x0e2\x13.cc.v1.DesiredStateR\adesired\x12&\n" +
+	"\x0fstop_timeout_ms\x18\x03 \x01(\x03R\rstopTimeoutMs\"!\n" +
+	"\x0fRemoveContainer\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"V\n" +
+	"\fReportStatus\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12-\n" +
+	"\bstatuses\x18\x02 \x03(\v2\x11.cc.v1.TaskStatusR\bstatuses\".\n" +
+	"\bPutImage\x12\"\n" +
+	"\x05image\x18\x01 \x01(\v2\f.cc.v1.ImageR\x05image\"%\n" +
+	"\vRemoveImage\x12\x16\n" +
+	"\x06digest\x18\x01 \x01(\tR\x06digest\"i\n" +
+	"\x0fContainerRecord\x12.\n" +
+	"\tcontainer\x18\x01 \x01(\v2\x10.cc.v1.ContainerR\tcontainer\x12&\n" +
+	"\x0fstop_timeout_ms\x18\x02 \x01(\x03R\rstopTimeoutMs\"\xa7\x01\n" +
 	"\rClusterRecord\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x1e\n" +
@@ -490,7 +1120,7 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\n" +
 	"ca_key_pem\x18\x03 \x01(\fR\bcaKeyPem\x129\n" +
 	"\n" +
-	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\x88\x02\n" +
+	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xb7\x02\n" +
 	"\vTokenRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\x05R\x04role\x12 \n" +
@@ -500,12 +1130,24 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
 	"expires_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x18\n" +
-	"\arevoked\x18\a \x01(\bR\arevoked*\x88\x01\n" +
+	"\arevoked\x18\a \x01(\bR\arevoked\x12\x12\n" +
+	"\x04uses\x18\b \x01(\rR\x04uses\x12\x19\n" +
+	"\bmax_uses\x18\t \x01(\rR\amaxUses*\xa9\x03\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19COMMAND_TYPE_INIT_CLUSTER\x10\x01\x12\x1d\n" +
 	"\x19COMMAND_TYPE_CREATE_TOKEN\x10\x02\x12\x1d\n" +
-	"\x19COMMAND_TYPE_REVOKE_TOKEN\x10\x03B8Z6github.com/containercodes/cc/proto/cc/state/v1;statev1b\x06proto3"
+	"\x19COMMAND_TYPE_REVOKE_TOKEN\x10\x03\x12\x1a\n" +
+	"\x16COMMAND_TYPE_JOIN_NODE\x10\x04\x12\x1c\n" +
+	"\x18COMMAND_TYPE_UPDATE_NODE\x10\x05\x12\x1c\n" +
+	"\x18COMMAND_TYPE_REMOVE_NODE\x10\x06\x12!\n" +
+	"\x1dCOMMAND_TYPE_CREATE_CONTAINER\x10\a\x12&\n" +
+	"\"COMMAND_TYPE_SET_CONTAINER_DESIRED\x10\b\x12!\n" +
+	"\x1dCOMMAND_TYPE_REMOVE_CONTAINER\x10\t\x12\x1e\n" +
+	"\x1aCOMMAND_TYPE_REPORT_STATUS\x10\n" +
+	"\x12\x1a\n" +
+	"\x16COMMAND_TYPE_PUT_IMAGE\x10\v\x12\x1d\n" +
+	"\x19COMMAND_TYPE_REMOVE_IMAGE\x10\fB8Z6github.com/containercodes/cc/proto/cc/state/v1;statev1b\x06proto3"
 
 var (
 	file_cc_state_v1_state_proto_rawDescOnce sync.Once
@@ -520,29 +1162,56 @@ func file_cc_state_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_cc_state_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_cc_state_v1_state_proto_goTypes = []any{
 	(CommandType)(0),              // 0: cc.state.v1.CommandType
 	(*Command)(nil),               // 1: cc.state.v1.Command
 	(*InitCluster)(nil),           // 2: cc.state.v1.InitCluster
 	(*CreateToken)(nil),           // 3: cc.state.v1.CreateToken
 	(*RevokeToken)(nil),           // 4: cc.state.v1.RevokeToken
-	(*ClusterRecord)(nil),         // 5: cc.state.v1.ClusterRecord
-	(*TokenRecord)(nil),           // 6: cc.state.v1.TokenRecord
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*JoinNode)(nil),              // 5: cc.state.v1.JoinNode
+	(*UpdateNode)(nil),            // 6: cc.state.v1.UpdateNode
+	(*RemoveNode)(nil),            // 7: cc.state.v1.RemoveNode
+	(*CreateContainer)(nil),       // 8: cc.state.v1.CreateContainer
+	(*SetContainerDesired)(nil),   // 9: cc.state.v1.SetContainerDesired
+	(*RemoveContainer)(nil),       // 10: cc.state.v1.RemoveContainer
+	(*ReportStatus)(nil),          // 11: cc.state.v1.ReportStatus
+	(*PutImage)(nil),              // 12: cc.state.v1.PutImage
+	(*RemoveImage)(nil),           // 13: cc.state.v1.RemoveImage
+	(*ContainerRecord)(nil),       // 14: cc.state.v1.ContainerRecord
+	(*ClusterRecord)(nil),         // 15: cc.state.v1.ClusterRecord
+	(*TokenRecord)(nil),           // 16: cc.state.v1.TokenRecord
+	nil,                           // 17: cc.state.v1.UpdateNode.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(*v1.Node)(nil),               // 19: cc.v1.Node
+	(v1.NodeState)(0),             // 20: cc.v1.NodeState
+	(*v1.Resources)(nil),          // 21: cc.v1.Resources
+	(*v1.Container)(nil),          // 22: cc.v1.Container
+	(v1.DesiredState)(0),          // 23: cc.v1.DesiredState
+	(*v1.TaskStatus)(nil),         // 24: cc.v1.TaskStatus
+	(*v1.Image)(nil),              // 25: cc.v1.Image
 }
 var file_cc_state_v1_state_proto_depIdxs = []int32{
-	0, // 0: cc.state.v1.Command.type:type_name -> cc.state.v1.CommandType
-	7, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
-	6, // 2: cc.state.v1.CreateToken.token:type_name -> cc.state.v1.TokenRecord
-	7, // 3: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
-	7, // 4: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
-	7, // 5: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	0,  // 0: cc.state.v1.Command.type:type_name -> cc.state.v1.CommandType
+	18, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
+	16, // 2: cc.state.v1.CreateToken.token:type_name -> cc.state.v1.TokenRecord
+	19, // 3: cc.state.v1.JoinNode.node:type_name -> cc.v1.Node
+	20, // 4: cc.state.v1.UpdateNode.state:type_name -> cc.v1.NodeState
+	21, // 5: cc.state.v1.UpdateNode.resources:type_name -> cc.v1.Resources
+	17, // 6: cc.state.v1.UpdateNode.labels:type_name -> cc.state.v1.UpdateNode.LabelsEntry
+	22, // 7: cc.state.v1.CreateContainer.container:type_name -> cc.v1.Container
+	23, // 8: cc.state.v1.SetContainerDesired.desired:type_name -> cc.v1.DesiredState
+	24, // 9: cc.state.v1.ReportStatus.statuses:type_name -> cc.v1.TaskStatus
+	25, // 10: cc.state.v1.PutImage.image:type_name -> cc.v1.Image
+	22, // 11: cc.state.v1.ContainerRecord.container:type_name -> cc.v1.Container
+	18, // 12: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
+	18, // 13: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
+	18, // 14: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_cc_state_v1_state_proto_init() }
@@ -556,7 +1225,7 @@ func file_cc_state_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_state_v1_state_proto_rawDesc), len(file_cc_state_v1_state_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   6,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

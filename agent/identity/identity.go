@@ -1,0 +1,338 @@
+// Package identity gives an agent its node identity: it joins a cluster with
+// a join token (pinning the cluster CA by the digest the token carries),
+// keeps its key, certificate and node id in its data dir, builds the mutual
+// TLS configuration of its calls, and renews the certificate before it
+// expires.
+package identity
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+
+	"github.com/containercodes/cc/internal/pki"
+	ccv1 "github.com/containercodes/cc/proto/cc/v1"
+)
+
+// Files in the agent's data dir.
+const (
+	fileKey   = "node.key"
+	fileCert  = "node.crt"
+	fileCA    = "ca.crt"
+	fileState = "node.json"
+)
+
+// ErrNotJoined means the data dir holds no identity yet.
+var ErrNotJoined = errors.New("this agent has not joined a cluster: pass --join ADDR --token TOKEN (a token from `ccctl token create`)")
+
+// Identity is a joined node's identity.
+type Identity struct {
+	dir string
+
+	mu      sync.RWMutex
+	NodeID  string
+	Servers []string // API addresses of the control plane
+	cert    tls.Certificate
+	leaf    *x509.Certificate
+	caPEM   []byte
+	caPool  *x509.CertPool
+}
+
+type stateFile struct {
+	NodeID  string   `json:"node_id"`
+	Servers []string `json:"servers"`
+}
+
+// Load reads the identity from dir, or returns ErrNotJoined.
+func Load(dir string) (*Identity, error) {
+	data, err := os.ReadFile(filepath.Join(dir, fileState))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNotJoined
+	}
+	if err != nil {
+		return nil, err
+	}
+	var st stateFile
+	if err := json.Unmarshal(data, &st); err != nil || st.NodeID == "" {
+		return nil, fmt.Errorf("%s is damaged (%v): remove the data dir's node files and join again", filepath.Join(dir, fileState), err)
+	}
+	id := &Identity{dir: dir, NodeID: st.NodeID, Servers: st.Servers}
+	certPEM, err := os.ReadFile(filepath.Join(dir, fileCert))
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := os.ReadFile(filepath.Join(dir, fileKey))
+	if err != nil {
+		return nil, err
+	}
+	caPEM, err := os.ReadFile(filepath.Join(dir, fileCA))
+	if err != nil {
+		return nil, err
+	}
+	if err := id.set(certPEM, keyPEM, caPEM); err != nil {
+		return nil, err
+	}
+	return id, nil
+}
+
+func (id *Identity) set(certPEM, keyPEM, caPEM []byte) error {
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return fmt.Errorf("node certificate: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return err
+	}
+	pool, err := pki.Pool(caPEM)
+	if err != nil {
+		return fmt.Errorf("cluster CA: %w", err)
+	}
+	id.mu.Lock()
+	id.cert, id.leaf, id.caPEM, id.caPool = cert, leaf, caPEM, pool
+	id.mu.Unlock()
+	return nil
+}
+
+// NotAfter is when the current certificate expires.
+func (id *Identity) NotAfter() time.Time {
+	id.mu.RLock()
+	defer id.mu.RUnlock()
+	return id.leaf.NotAfter
+}
+
+// TLSConfig is the mutual TLS configuration for calls to the control plane:
+// the node certificate, and a server certificate of this cluster's CA.
+func (id *Identity) TLSConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			id.mu.RLock()
+			defer id.mu.RUnlock()
+			c := id.cert
+			return &c, nil
+		},
+		// Servers are reached by whatever address the user gave; they are
+		// checked by chain and role instead of by name.
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			id.mu.RLock()
+			pool := id.caPool
+			id.mu.RUnlock()
+			return verifyServer(cs, pool)
+		},
+	}
+}
+
+func verifyServer(cs tls.ConnectionState, pool *x509.CertPool) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("the server sent no certificate")
+	}
+	inter := x509.NewCertPool()
+	for _, c := range cs.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	leaf := cs.PeerCertificates[0]
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+		return fmt.Errorf("the server's certificate is not from this cluster's CA: %w", err)
+	}
+	if pki.Role(leaf) != pki.RoleServer {
+		return errors.New("the server's certificate is not a server certificate")
+	}
+	return nil
+}
+
+// JoinOptions describe the node to the control plane.
+type JoinOptions struct {
+	Addr      string // control plane API address
+	Token     string // join token
+	Name      string
+	Labels    map[string]string
+	Resources *ccv1.Resources
+	Address   string
+	Version   string
+}
+
+// Join joins the cluster and stores the identity in dir.
+func Join(ctx context.Context, dir string, o JoinOptions) (*Identity, error) {
+	tok, err := pki.ParseJoinToken(o.Token)
+	if err != nil {
+		return nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: o.Name}}, key)
+	if err != nil {
+		return nil, err
+	}
+	// Trust nothing but a chain that ends in the CA whose digest the token
+	// carries.
+	var pinned []byte
+	pinCfg := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			for _, c := range cs.PeerCertificates {
+				if c.IsCA && pki.Digest(c) == tok.CADigest {
+					pool := x509.NewCertPool()
+					pool.AddCert(c)
+					if err := verifyServer(cs, pool); err != nil {
+						return err
+					}
+					pinned = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+					return nil
+				}
+			}
+			return fmt.Errorf("%w: the CA of the server at %s does not match the digest in the join token; check --join and --token", ErrCAMismatch, o.Addr)
+		},
+	}
+	conn, err := grpc.NewClient(o.Addr, grpc.WithTransportCredentials(credentials.NewTLS(pinCfg)))
+	if err != nil {
+		return nil, fmt.Errorf("--join %q: %w", o.Addr, err)
+	}
+	defer conn.Close()
+	resp, err := ccv1.NewAgentServiceClient(conn).Join(ctx, &ccv1.JoinRequest{
+		Token: o.Token, CsrDer: csr, Name: o.Name, Labels: o.Labels, Resources: o.Resources, Address: o.Address, Version: o.Version,
+	})
+	if err != nil {
+		return nil, explainJoin(o.Addr, err)
+	}
+	if pinned == nil {
+		return nil, errors.New("join answered without a pinned CA")
+	}
+	caCert, err := pki.ParseCertPEM(resp.CaPem)
+	if err != nil || pki.Digest(caCert) != tok.CADigest {
+		return nil, fmt.Errorf("%w: the server returned a CA that does not match the join token", ErrCAMismatch)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	id := &Identity{dir: dir, NodeID: resp.NodeId, Servers: []string{o.Addr}}
+	if err := id.set(resp.CertificatePem, keyPEM, resp.CaPem); err != nil {
+		return nil, err
+	}
+	if err := id.save(resp.CertificatePem, keyPEM); err != nil {
+		return nil, err
+	}
+	return id, nil
+}
+
+// ErrCAMismatch is a server whose CA is not the one the token pins.
+var ErrCAMismatch = errors.New("CA digest mismatch")
+
+func explainJoin(addr string, err error) error {
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	msg := st.Message()
+	switch {
+	case strings.Contains(msg, ErrCAMismatch.Error()):
+		return fmt.Errorf("%s", msg[strings.Index(msg, ErrCAMismatch.Error()):])
+	case st.Code() == codes.Unauthenticated:
+		return fmt.Errorf("join refused: %s", msg)
+	case st.Code() == codes.Unavailable:
+		return fmt.Errorf("cannot reach the control plane at %s: %s (check --join)", addr, msg)
+	default:
+		return fmt.Errorf("join failed: %s", msg)
+	}
+}
+
+func (id *Identity) save(certPEM, keyPEM []byte) error {
+	st, err := json.MarshalIndent(stateFile{NodeID: id.NodeID, Servers: id.Servers}, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := pki.WriteFile(filepath.Join(id.dir, fileKey), keyPEM, 0o600); err != nil {
+		return err
+	}
+	if err := pki.WriteFile(filepath.Join(id.dir, fileCert), certPEM, 0o644); err != nil {
+		return err
+	}
+	if err := pki.WriteFile(filepath.Join(id.dir, fileCA), id.caPEM, 0o644); err != nil {
+		return err
+	}
+	return pki.WriteFile(filepath.Join(id.dir, fileState), append(st, '\n'), 0o600)
+}
+
+// Renew asks for a new certificate for a new key and stores both.
+func (id *Identity) Renew(ctx context.Context, client ccv1.AgentServiceClient) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: id.NodeID}}, crypto.Signer(key))
+	if err != nil {
+		return err
+	}
+	resp, err := client.RenewCertificate(ctx, &ccv1.RenewCertificateRequest{CsrDer: csr})
+	if err != nil {
+		return err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	id.mu.RLock()
+	caPEM := id.caPEM
+	id.mu.RUnlock()
+	if err := id.set(resp.CertificatePem, keyPEM, caPEM); err != nil {
+		return err
+	}
+	return id.save(resp.CertificatePem, keyPEM)
+}
+
+// RenewLoop renews the certificate when a third of its life is left, until
+// ctx ends; failures are retried every minute.
+func (id *Identity) RenewLoop(ctx context.Context, client ccv1.AgentServiceClient, onErr func(error)) {
+	for {
+		id.mu.RLock()
+		nb, na := id.leaf.NotBefore, id.leaf.NotAfter
+		id.mu.RUnlock()
+		at := na.Add(-na.Sub(nb) / 3)
+		wait := time.Until(at)
+		if wait < 0 {
+			wait = 0
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		if err := id.Renew(ctx, client); err != nil {
+			onErr(err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Minute):
+			}
+		}
+	}
+}

@@ -1,0 +1,290 @@
+package fsm
+
+import (
+	"bytes"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+
+	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
+	ccv1 "github.com/containercodes/cc/proto/cc/v1"
+)
+
+// ErrTokenInvalid is a join refused for its token: unknown, wrong secret,
+// not a join token, revoked, expired or used up. The message says which.
+var ErrTokenInvalid = fmt.Errorf("join token refused")
+
+func applyJoinNode(tx *bolt.Tx, at time.Time, msg proto.Message) error {
+	m := msg.(*statev1.JoinNode)
+	n := m.GetNode()
+	if n == nil || n.Id == "" || n.Name == "" {
+		return fmt.Errorf("%w: a joining node needs an id and a name", ErrInvalid)
+	}
+	tokens := tx.Bucket(bucketTokens)
+	var tok statev1.TokenRecord
+	if err := get(tokens, m.TokenId, &tok); err != nil {
+		return fmt.Errorf("%w: unknown token", ErrTokenInvalid)
+	}
+	switch {
+	case !bytes.Equal(tok.SecretSha256, m.SecretSha256):
+		return fmt.Errorf("%w: unknown token", ErrTokenInvalid)
+	case ccv1.Role(tok.Role) != ccv1.Role_ROLE_AGENT:
+		return fmt.Errorf("%w: not a join token (create one with `ccctl token create`)", ErrTokenInvalid)
+	case tok.Revoked:
+		return fmt.Errorf("%w: the token was revoked", ErrTokenInvalid)
+	case tok.ExpiresAt != nil && !at.Before(tok.ExpiresAt.AsTime()):
+		return fmt.Errorf("%w: the token expired at %s", ErrTokenInvalid, tok.ExpiresAt.AsTime().UTC().Format(time.RFC3339))
+	case tok.MaxUses > 0 && tok.Uses >= tok.MaxUses:
+		return fmt.Errorf("%w: the token was already used %d times, its limit", ErrTokenInvalid, tok.Uses)
+	}
+	nodes := tx.Bucket(bucketNodes)
+	if nodes.Get([]byte(n.Id)) != nil {
+		return fmt.Errorf("node %s %w", n.Id, ErrExists)
+	}
+	if other := nodeByName(nodes, n.Name); other != nil {
+		return fmt.Errorf("a node named %q %w (id %s): remove it first with `ccctl node rm %s`, or join with another --name", n.Name, ErrExists, other.Id, n.Name)
+	}
+	tok.Uses++
+	node := proto.Clone(n).(*ccv1.Node)
+	node.State = ccv1.NodeState_NODE_STATE_READY
+	node.Availability = ccv1.NodeAvailability_NODE_AVAILABILITY_ACTIVE
+	node.CreatedAt, node.UpdatedAt = ts(at), ts(at)
+	if err := put(tokens, tok.Id, &tok); err != nil {
+		return err
+	}
+	return put(nodes, node.Id, node)
+}
+
+func nodeByName(nodes *bolt.Bucket, name string) *ccv1.Node {
+	var found *ccv1.Node
+	_ = nodes.ForEach(func(_, v []byte) error {
+		n := &ccv1.Node{}
+		if proto.Unmarshal(v, n) == nil && n.Name == name {
+			found = n
+		}
+		return nil
+	})
+	return found
+}
+
+func applyUpdateNode(tx *bolt.Tx, at time.Time, msg proto.Message) error {
+	m := msg.(*statev1.UpdateNode)
+	nodes := tx.Bucket(bucketNodes)
+	var n ccv1.Node
+	if err := get(nodes, m.Id, &n); err != nil {
+		return fmt.Errorf("node %s: %w", m.Id, err)
+	}
+	if m.State != ccv1.NodeState_NODE_STATE_UNSPECIFIED {
+		n.State = m.State
+	}
+	if m.Address != "" {
+		n.Address = m.Address
+	}
+	if m.Resources != nil {
+		n.Resources = m.Resources
+	}
+	if m.SetLabels {
+		n.Labels = m.Labels
+	}
+	if m.Version != "" {
+		n.Version = m.Version
+	}
+	n.UpdatedAt = ts(at)
+	return put(nodes, n.Id, &n)
+}
+
+func applyRemoveNode(tx *bolt.Tx, at time.Time, msg proto.Message) error {
+	id := msg.(*statev1.RemoveNode).GetId()
+	nodes := tx.Bucket(bucketNodes)
+	if nodes.Get([]byte(id)) == nil {
+		return fmt.Errorf("node %s: %w", id, ErrNotFound)
+	}
+	cs := tx.Bucket(bucketContainers)
+	var failed []*statev1.ContainerRecord
+	err := cs.ForEach(func(_, v []byte) error {
+		rec := &statev1.ContainerRecord{}
+		if err := proto.Unmarshal(v, rec); err != nil {
+			return err
+		}
+		c := rec.Container
+		if c.GetNodeId() == id && !finished(c.GetStatus().GetState()) {
+			failed = append(failed, rec)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, rec := range failed {
+		c := rec.Container
+		if c.Status == nil {
+			c.Status = &ccv1.ContainerStatus{}
+		}
+		c.Status.State = ccv1.ContainerState_CONTAINER_STATE_FAILED
+		c.Status.Error = "its node " + id + " was removed"
+		c.UpdatedAt = ts(at)
+		if err := put(cs, c.Id, rec); err != nil {
+			return err
+		}
+	}
+	return nodes.Delete([]byte(id))
+}
+
+func finished(s ccv1.ContainerState) bool {
+	return s == ccv1.ContainerState_CONTAINER_STATE_EXITED || s == ccv1.ContainerState_CONTAINER_STATE_FAILED
+}
+
+func applyCreateContainer(tx *bolt.Tx, at time.Time, msg proto.Message) error {
+	c := msg.(*statev1.CreateContainer).GetContainer()
+	if c == nil || c.Id == "" || c.Name == "" || c.GetSpec().GetImage() == "" {
+		return fmt.Errorf("%w: a container needs an id, a name and an image", ErrInvalid)
+	}
+	cs, names := tx.Bucket(bucketContainers), tx.Bucket(bucketContainerNames)
+	if cs.Get([]byte(c.Id)) != nil {
+		return fmt.Errorf("container %s %w", c.Id, ErrExists)
+	}
+	if id := names.Get([]byte(c.Name)); id != nil {
+		return fmt.Errorf("the container name %q is in use by %s: remove it (`ccctl rm %s`) or choose another --name: %w", c.Name, id, c.Name, ErrExists)
+	}
+	if c.NodeId != "" && tx.Bucket(bucketNodes).Get([]byte(c.NodeId)) == nil {
+		return fmt.Errorf("node %s: %w", c.NodeId, ErrNotFound)
+	}
+	rec := &statev1.ContainerRecord{Container: proto.Clone(c).(*ccv1.Container)}
+	rc := rec.Container
+	rc.Generation = 1
+	rc.Desired = ccv1.DesiredState_DESIRED_STATE_RUNNING
+	state := ccv1.ContainerState_CONTAINER_STATE_PENDING
+	if rc.NodeId != "" {
+		state = ccv1.ContainerState_CONTAINER_STATE_ASSIGNED
+	}
+	rc.Status = &ccv1.ContainerStatus{State: state}
+	rc.CreatedAt, rc.UpdatedAt = ts(at), ts(at)
+	if err := names.Put([]byte(rc.Name), []byte(rc.Id)); err != nil {
+		return err
+	}
+	return put(cs, rc.Id, rec)
+}
+
+func applySetContainerDesired(tx *bolt.Tx, at time.Time, msg proto.Message) error {
+	m := msg.(*statev1.SetContainerDesired)
+	if m.Desired != ccv1.DesiredState_DESIRED_STATE_RUNNING && m.Desired != ccv1.DesiredState_DESIRED_STATE_STOPPED {
+		return fmt.Errorf("%w: desired state %v", ErrInvalid, m.Desired)
+	}
+	cs := tx.Bucket(bucketContainers)
+	var rec statev1.ContainerRecord
+	if err := get(cs, m.Id, &rec); err != nil {
+		return fmt.Errorf("container %s: %w", m.Id, err)
+	}
+	c := rec.Container
+	restart := m.Desired == ccv1.DesiredState_DESIRED_STATE_RUNNING && finished(c.GetStatus().GetState())
+	if c.Desired == m.Desired && !restart {
+		return nil
+	}
+	c.Desired = m.Desired
+	c.Generation++
+	if restart && c.NodeId != "" {
+		c.Status = &ccv1.ContainerStatus{State: ccv1.ContainerState_CONTAINER_STATE_ASSIGNED, RestartCount: c.GetStatus().GetRestartCount()}
+	}
+	rec.StopTimeoutMs = m.StopTimeoutMs
+	c.UpdatedAt = ts(at)
+	return put(cs, c.Id, &rec)
+}
+
+func applyRemoveContainer(tx *bolt.Tx, _ time.Time, msg proto.Message) error {
+	id := msg.(*statev1.RemoveContainer).GetId()
+	cs := tx.Bucket(bucketContainers)
+	var rec statev1.ContainerRecord
+	if err := get(cs, id, &rec); err != nil {
+		return fmt.Errorf("container %s: %w", id, err)
+	}
+	if err := tx.Bucket(bucketContainerNames).Delete([]byte(rec.Container.Name)); err != nil {
+		return err
+	}
+	return cs.Delete([]byte(id))
+}
+
+// applyReportStatus stores what a node's agent saw. A report about a
+// container that is not on that node any more, or about an older generation
+// of it, is stale and ignored.
+func applyReportStatus(tx *bolt.Tx, at time.Time, msg proto.Message) error {
+	m := msg.(*statev1.ReportStatus)
+	cs := tx.Bucket(bucketContainers)
+	for _, st := range m.Statuses {
+		var rec statev1.ContainerRecord
+		if err := get(cs, st.ContainerId, &rec); err != nil {
+			continue
+		}
+		c := rec.Container
+		if c.NodeId != m.NodeId || st.Generation < c.Generation || st.Status == nil {
+			continue
+		}
+		c.Status = proto.Clone(st.Status).(*ccv1.ContainerStatus)
+		c.UpdatedAt = ts(at)
+		if err := put(cs, c.Id, &rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func applyPutImage(tx *bolt.Tx, at time.Time, msg proto.Message) error {
+	img := msg.(*statev1.PutImage).GetImage()
+	if img == nil || img.Digest == "" {
+		return fmt.Errorf("%w: an image needs a digest", ErrInvalid)
+	}
+	b := tx.Bucket(bucketImages)
+	// A name belongs to one image: loading an archive with a name moves the
+	// name to it, as docker moves a tag.
+	taken := map[string]bool{}
+	for _, n := range img.Names {
+		taken[n] = true
+	}
+	var changed []*ccv1.Image
+	err := b.ForEach(func(k, v []byte) error {
+		if string(k) == img.Digest {
+			return nil
+		}
+		other := &ccv1.Image{}
+		if err := proto.Unmarshal(v, other); err != nil {
+			return err
+		}
+		kept := other.Names[:0]
+		for _, n := range other.Names {
+			if !taken[n] {
+				kept = append(kept, n)
+			}
+		}
+		if len(kept) != len(other.Names) {
+			other.Names = kept
+			changed = append(changed, other)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, o := range changed {
+		if err := put(b, o.Digest, o); err != nil {
+			return err
+		}
+	}
+	rec := proto.Clone(img).(*ccv1.Image)
+	var old ccv1.Image
+	if get(b, img.Digest, &old) == nil {
+		rec.CreatedAt = old.CreatedAt
+	} else {
+		rec.CreatedAt = ts(at)
+	}
+	return put(b, rec.Digest, rec)
+}
+
+func applyRemoveImage(tx *bolt.Tx, _ time.Time, msg proto.Message) error {
+	d := msg.(*statev1.RemoveImage).GetDigest()
+	b := tx.Bucket(bucketImages)
+	if b.Get([]byte(d)) == nil {
+		return fmt.Errorf("image %s: %w", d, ErrNotFound)
+	}
+	return b.Delete([]byte(d))
+}

@@ -1,0 +1,385 @@
+// Package session serves the agents' long-lived streams: it sends each node
+// the complete set of its assignments, then the changes with sequence
+// numbers; it takes heartbeats and batched container status the other way,
+// and relays log requests to the node that holds the logs.
+package session
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/containercodes/cc/controlplane/fsm"
+	"github.com/containercodes/cc/controlplane/raftstore"
+	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
+	ccv1 "github.com/containercodes/cc/proto/cc/v1"
+)
+
+// Options tune the dispatcher.
+type Options struct {
+	// DownAfter is how long after its session ends a node is marked down,
+	// unless it reconnects first. Default 15s.
+	DownAfter time.Duration
+	// HelloTimeout bounds the wait for an agent's first message. Default 30s.
+	HelloTimeout time.Duration
+}
+
+// Dispatcher holds the live sessions of this server.
+type Dispatcher struct {
+	raft *raftstore.Store
+	fsm  *fsm.FSM
+	log  *slog.Logger
+	opts Options
+
+	mu       sync.Mutex
+	sessions map[string]*session // node id → live session
+	pending  map[string]*logRequest
+	timers   map[string]*time.Timer
+	closed   bool
+	done     chan struct{} // closed by Close: ends log relays too
+}
+
+type session struct {
+	nodeID   string
+	out      chan *ccv1.SessionResponse // log requests and cancels for the send loop
+	cancel   context.CancelFunc
+	lastSeen time.Time
+}
+
+// New returns a dispatcher over a raft node and its state machine.
+func New(r *raftstore.Store, f *fsm.FSM, log *slog.Logger, opts Options) *Dispatcher {
+	if opts.DownAfter <= 0 {
+		opts.DownAfter = 15 * time.Second
+	}
+	if opts.HelloTimeout <= 0 {
+		opts.HelloTimeout = 30 * time.Second
+	}
+	return &Dispatcher{raft: r, fsm: f, log: log, opts: opts,
+		sessions: map[string]*session{}, pending: map[string]*logRequest{}, timers: map[string]*time.Timer{}, done: make(chan struct{})}
+}
+
+// Close stops the down timers and ends every session.
+func (d *Dispatcher) Close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return
+	}
+	d.closed = true
+	close(d.done)
+	for _, t := range d.timers {
+		t.Stop()
+	}
+	for _, s := range d.sessions {
+		s.cancel()
+	}
+}
+
+// Connected reports whether a node has a live session here.
+func (d *Dispatcher) Connected(nodeID string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.sessions[nodeID] != nil
+}
+
+// LastSeen is the last heartbeat of a node with a live session here.
+func (d *Dispatcher) LastSeen(nodeID string) (time.Time, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.sessions[nodeID]
+	if s == nil {
+		return time.Time{}, false
+	}
+	return s.lastSeen, true
+}
+
+func (d *Dispatcher) propose(ctx context.Context, t statev1.CommandType, payload proto.Message) error {
+	data, err := fsm.Encode(t, payload, time.Now())
+	if err != nil {
+		return err
+	}
+	_, err = d.raft.Apply(ctx, data)
+	return err
+}
+
+// Session serves one agent's stream until it ends.
+func (d *Dispatcher) Session(nodeID string, stream ccv1.AgentService_SessionServer) error {
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+
+	hello, err := recvHello(ctx, stream, d.opts.HelloTimeout)
+	if err != nil {
+		return err
+	}
+	if err := d.nodeUp(ctx, nodeID, hello); err != nil {
+		return err
+	}
+	s := &session{nodeID: nodeID, out: make(chan *ccv1.SessionResponse, 16), cancel: cancel, lastSeen: time.Now()}
+	d.register(s)
+	defer d.unregister(s)
+	d.log.Info("agent session opened", "node_id", nodeID, "version", hello.Version)
+
+	errc := make(chan error, 2)
+	go func() { errc <- d.sendLoop(ctx, s, stream) }()
+	go func() { errc <- d.recvLoop(ctx, s, stream) }()
+	err = <-errc
+	cancel()
+	<-errc
+	d.log.Info("agent session closed", "node_id", nodeID, "err", err)
+	if errors.Is(err, context.Canceled) {
+		return status.Error(codes.Canceled, "session ended")
+	}
+	return err
+}
+
+func recvHello(ctx context.Context, stream ccv1.AgentService_SessionServer, timeout time.Duration) (*ccv1.SessionHello, error) {
+	type result struct {
+		msg *ccv1.SessionRequest
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		m, err := stream.Recv()
+		ch <- result{m, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, r.err
+		}
+		if h := r.msg.GetHello(); h != nil {
+			return h, nil
+		}
+		return nil, status.Error(codes.InvalidArgument, "a session starts with a hello")
+	case <-time.After(timeout):
+		return nil, status.Error(codes.DeadlineExceeded, "no hello from the agent in time")
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// nodeUp records what the agent reports at connect and marks it ready.
+func (d *Dispatcher) nodeUp(ctx context.Context, nodeID string, h *ccv1.SessionHello) error {
+	n, err := d.fsm.Node(nodeID)
+	if err != nil {
+		return status.Errorf(codes.PermissionDenied, "node %s is not part of the cluster (removed?): join again with a new token", nodeID)
+	}
+	upd := &statev1.UpdateNode{Id: nodeID}
+	changed := false
+	if n.State != ccv1.NodeState_NODE_STATE_READY {
+		upd.State, changed = ccv1.NodeState_NODE_STATE_READY, true
+	}
+	if h.Address != "" && h.Address != n.Address {
+		upd.Address, changed = h.Address, true
+	}
+	if h.Resources != nil && !proto.Equal(h.Resources, n.Resources) {
+		upd.Resources, changed = h.Resources, true
+	}
+	if h.Labels != nil && !mapsEqual(h.Labels, n.Labels) {
+		upd.Labels, upd.SetLabels, changed = h.Labels, true, true
+	}
+	if h.Version != "" && h.Version != n.Version {
+		upd.Version, changed = h.Version, true
+	}
+	if !changed {
+		return nil
+	}
+	return d.propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_NODE, upd)
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+func (d *Dispatcher) register(s *session) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if old := d.sessions[s.nodeID]; old != nil {
+		old.cancel() // a reconnect replaces the old stream
+	}
+	d.sessions[s.nodeID] = s
+	if t := d.timers[s.nodeID]; t != nil {
+		t.Stop()
+		delete(d.timers, s.nodeID)
+	}
+}
+
+// unregister drops the session and, unless the node reconnects within
+// DownAfter, marks it down.
+func (d *Dispatcher) unregister(s *session) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.sessions[s.nodeID] != s {
+		return
+	}
+	delete(d.sessions, s.nodeID)
+	if d.closed {
+		return
+	}
+	nodeID := s.nodeID
+	d.timers[nodeID] = time.AfterFunc(d.opts.DownAfter, func() {
+		d.mu.Lock()
+		_, back := d.sessions[nodeID]
+		delete(d.timers, nodeID)
+		closed := d.closed
+		d.mu.Unlock()
+		if back || closed {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err := d.propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_NODE, &statev1.UpdateNode{Id: nodeID, State: ccv1.NodeState_NODE_STATE_DOWN})
+		if err != nil && !errors.Is(err, fsm.ErrNotFound) {
+			d.log.Warn("could not mark node down", "node_id", nodeID, "err", err)
+			return
+		}
+		d.log.Info("node down: no session", "node_id", nodeID, "after", d.opts.DownAfter)
+	})
+}
+
+func (d *Dispatcher) recvLoop(ctx context.Context, s *session, stream ccv1.AgentService_SessionServer) error {
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		switch m := msg.Msg.(type) {
+		case *ccv1.SessionRequest_Heartbeat:
+			d.mu.Lock()
+			s.lastSeen = time.Now()
+			d.mu.Unlock()
+		case *ccv1.SessionRequest_Status:
+			d.mu.Lock()
+			s.lastSeen = time.Now()
+			d.mu.Unlock()
+			if len(m.Status.Statuses) == 0 {
+				continue
+			}
+			err := d.propose(ctx, statev1.CommandType_COMMAND_TYPE_REPORT_STATUS, &statev1.ReportStatus{NodeId: s.nodeID, Statuses: m.Status.Statuses})
+			if err != nil {
+				return fmt.Errorf("store status of node %s: %w", s.nodeID, err)
+			}
+		case *ccv1.SessionRequest_Hello:
+			return status.Error(codes.InvalidArgument, "hello sent twice")
+		}
+	}
+}
+
+// sendLoop sends the full set of assignments, then changes as the state
+// changes, and relays log requests.
+func (d *Dispatcher) sendLoop(ctx context.Context, s *session, stream ccv1.AgentService_SessionServer) error {
+	var seq uint64
+	var sent map[string]*ccv1.Assignment
+	for {
+		watch := d.fsm.Watch()
+		if _, err := d.fsm.Node(s.nodeID); err != nil {
+			return status.Errorf(codes.PermissionDenied, "node %s was removed from the cluster", s.nodeID)
+		}
+		now, err := Assignments(d.fsm, s.nodeID)
+		if err != nil {
+			return err
+		}
+		if sent == nil {
+			seq = 1
+			if err := stream.Send(&ccv1.SessionResponse{Seq: seq, Msg: &ccv1.SessionResponse_Full{Full: &ccv1.AssignmentSet{Assignments: sorted(now)}}}); err != nil {
+				return err
+			}
+			sent = now
+		} else if ch := Diff(sent, now); ch != nil {
+			seq++
+			if err := stream.Send(&ccv1.SessionResponse{Seq: seq, Msg: &ccv1.SessionResponse_Changes{Changes: ch}}); err != nil {
+				return err
+			}
+			sent = now
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-watch:
+		case m := <-s.out:
+			if err := stream.Send(m); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// Assignments computes a node's assignments from the state.
+func Assignments(f *fsm.FSM, nodeID string) (map[string]*ccv1.Assignment, error) {
+	recs, err := f.Containers()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*ccv1.Assignment{}
+	for _, r := range recs {
+		c := r.Container
+		if c.NodeId != nodeID {
+			continue
+		}
+		out[c.Id] = &ccv1.Assignment{
+			ContainerId:   c.Id,
+			Name:          c.Name,
+			Spec:          c.Spec,
+			Desired:       c.Desired,
+			Generation:    c.Generation,
+			ImageDigest:   c.ImageDigest,
+			StopTimeoutMs: r.StopTimeoutMs,
+		}
+	}
+	return out, nil
+}
+
+// Diff returns the changes from one set of assignments to the next, or nil
+// when there are none. A changed assignment has a new generation.
+func Diff(before, after map[string]*ccv1.Assignment) *ccv1.AssignmentChanges {
+	ch := &ccv1.AssignmentChanges{}
+	for id, a := range after {
+		if b, ok := before[id]; !ok || b.Generation != a.Generation {
+			ch.Updated = append(ch.Updated, a)
+		}
+	}
+	for id := range before {
+		if _, ok := after[id]; !ok {
+			ch.Removed = append(ch.Removed, id)
+		}
+	}
+	if len(ch.Updated) == 0 && len(ch.Removed) == 0 {
+		return nil
+	}
+	sort.Slice(ch.Updated, func(i, j int) bool { return ch.Updated[i].ContainerId < ch.Updated[j].ContainerId })
+	sort.Strings(ch.Removed)
+	return ch
+}
+
+func sorted(m map[string]*ccv1.Assignment) []*ccv1.Assignment {
+	out := make([]*ccv1.Assignment, 0, len(m))
+	for _, a := range m {
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ContainerId < out[j].ContainerId })
+	return out
+}
+
+func randomID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
