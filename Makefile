@@ -13,7 +13,6 @@ BUF_VERSION                := v1.75.0
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X $(MODULE)/internal/buildinfo.Version=$(VERSION)
-BINARIES := cc-controlplane ccctl
 
 .PHONY: all build dev test test-short prereqs tools proto proto-check bench clean
 
@@ -23,6 +22,8 @@ build:
 	@mkdir -p bin
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/cc-controlplane ./controlplane/cmd/cc-controlplane
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/ccctl ./ctl/cmd/ccctl
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/cc-agent ./agent/cmd/cc-agent
+	$(GO) build -o bin/cc-mkimage ./internal/testimage/mkimage
 
 # prereqs installs the Debian packages the cluster needs (idempotent).
 prereqs:

@@ -8,14 +8,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/containercodes/cc/internal/buildinfo"
@@ -30,14 +31,16 @@ func App(stdout, stderr io.Writer) *cli.App {
 		Version: buildinfo.Version,
 		Writer:  stdout, ErrWriter: stderr,
 		Description: "With no --addr, --token or --ca-cert (or CC_ADDR, CC_TOKEN, CC_CACERT), ccctl uses the\n" +
-			"current context of its config file, which `make dev` writes for the dev cluster.",
+			"current context of its config file, which `make dev` writes for the dev cluster.\n\n" +
+			"Flags may come anywhere, before or after the command, except after the image of `ccctl run`:\n" +
+			"there everything is the container's command.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "addr", Usage: "control plane API address `HOST:PORT`", EnvVars: []string{"CC_ADDR"}},
 			&cli.StringFlag{Name: "token", Usage: "API `TOKEN`", EnvVars: []string{"CC_TOKEN"}},
 			&cli.StringFlag{Name: "ca-cert", Usage: "`FILE` with the cluster CA certificate", EnvVars: []string{"CC_CACERT"}},
 			&cli.StringFlag{Name: "context", Usage: "use context `NAME` of the config file instead of the current one", EnvVars: []string{"CC_CONTEXT"}},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "output `FORMAT`: table or json", EnvVars: []string{"CC_OUTPUT"}},
-			&cli.DurationFlag{Name: "timeout", Value: 15 * time.Second, Usage: "give up on a call after `DURATION`"},
+			&cli.DurationFlag{Name: "timeout", Value: 15 * time.Second, Usage: "give up on a call after `DURATION` (for logs and image load: on connecting)"},
 		},
 		Before: func(c *cli.Context) error {
 			if f := c.String("output"); f != "table" && f != "json" {
@@ -45,30 +48,21 @@ func App(stdout, stderr io.Writer) *cli.App {
 			}
 			return nil
 		},
-		OnUsageError: usageError,
+		// -e A=1,2 is one variable, not two.
+		DisableSliceFlagSeparator: true,
+		OnUsageError:              usageError,
 		Commands: []*cli.Command{
 			{Name: "status", Usage: "show the cluster: id, leader, raft state and index, servers", Action: statusCmd, OnUsageError: usageError},
-			{
-				Name: "node", Usage: "list and inspect the nodes (agent hosts)",
-				Subcommands: []*cli.Command{
-					{Name: "ls", Aliases: []string{"list"}, Usage: "list nodes", Action: nodeList, OnUsageError: usageError},
-				},
-			},
-			{
-				Name: "token", Usage: "create, list and revoke API tokens",
-				Subcommands: []*cli.Command{
-					{
-						Name: "create", Usage: "create an API token; its secret is printed once", Action: tokenCreate, OnUsageError: usageError,
-						Flags: []cli.Flag{
-							&cli.StringFlag{Name: "role", Value: "viewer", Usage: "`ROLE`: admin (every call) or viewer (read-only calls)"},
-							&cli.StringFlag{Name: "description", Aliases: []string{"d"}, Usage: "what the token is for"},
-							&cli.DurationFlag{Name: "ttl", Usage: "expire after `DURATION` (e.g. 720h); default never"},
-						},
-					},
-					{Name: "ls", Aliases: []string{"list"}, Usage: "list API tokens (never their secrets)", Action: tokenList, OnUsageError: usageError},
-					{Name: "revoke", Usage: "revoke an API token", ArgsUsage: "ID", Action: tokenRevoke, OnUsageError: usageError},
-				},
-			},
+			runCommand(),
+			psCommand(),
+			inspectCommand(),
+			logsCommand(),
+			startCommand(),
+			stopCommand(),
+			rmCommand(),
+			imageCommand(),
+			nodeCommand(),
+			tokenCommand(),
 			contextCommand(),
 		},
 	}
@@ -78,14 +72,27 @@ func usageError(c *cli.Context, err error, _ bool) error {
 	return fmt.Errorf("%v (see `%s --help`)", err, c.Command.HelpName)
 }
 
+// errReported is returned by commands that printed their errors already.
+var errReported = errors.New("errors reported")
+
 // Main runs ccctl and returns the process exit code. Errors print as one line.
 func Main(args []string, stdout, stderr io.Writer) int {
 	app := App(stdout, stderr)
 	if err := app.Run(Interspersed(app, args)); err != nil {
-		fmt.Fprintf(stderr, "ccctl: %v\n", err)
+		if !errors.Is(err, errReported) {
+			fmt.Fprintf(stderr, "ccctl: %v\n", err)
+		}
 		return 1
 	}
 	return 0
+}
+
+// globalTimeout is the global --timeout, also where a command has a
+// --timeout of its own (stop).
+func globalTimeout(c *cli.Context) time.Duration {
+	l := c.Lineage()
+	// The last context is an empty parent of the app's.
+	return l[max(len(l)-2, 0)].Duration("timeout")
 }
 
 // call dials, runs fn with a timed context, and explains its error.
@@ -95,10 +102,71 @@ func call(c *cli.Context, fn func(ctx context.Context, cl *Client) error) error 
 		return err
 	}
 	defer cl.Close()
-	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+	ctx, cancel := context.WithTimeout(c.Context, globalTimeout(c))
 	defer cancel()
 	if err := fn(ctx, cl); err != nil {
 		return cl.Explain(err)
+	}
+	return nil
+}
+
+// callStream is call for streams that may last: --timeout bounds only
+// connecting, and Ctrl-C (or SIGTERM) ends fn's context: a normal end when
+// stopOK (logs -f), else an error. prepare, if not nil, runs after dialing
+// and before connecting.
+func callStream(c *cli.Context, stopOK bool, prepare func() error, fn func(ctx context.Context, cl *Client) error) error {
+	cl, err := dial(c)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if prepare != nil {
+		if err := prepare(); err != nil {
+			return err
+		}
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err = cl.connect(ctx, globalTimeout(c))
+	if err == nil {
+		err = fn(ctx, cl)
+	}
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil && c.Context.Err() == nil && stopOK:
+		return nil
+	case ctx.Err() != nil && c.Context.Err() == nil:
+		return errors.New("interrupted")
+	default:
+		return cl.Explain(err)
+	}
+}
+
+// eachArg runs fn for every argument, each with a deadline of --timeout
+// plus extra, as docker does for `docker stop A B`: fn prints what it did,
+// eachArg a line per failure, and it goes on with the others.
+func eachArg(c *cli.Context, verb string, extra time.Duration, fn func(ctx context.Context, cl *Client, arg string) error) error {
+	if c.NArg() == 0 {
+		return fmt.Errorf("%s needs at least one argument (see `%s --help`)", verb, c.Command.HelpName)
+	}
+	cl, err := dial(c)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	failed := false
+	for _, arg := range c.Args().Slice() {
+		ctx, cancel := context.WithTimeout(c.Context, globalTimeout(c)+extra)
+		err := fn(ctx, cl, arg)
+		cancel()
+		if err != nil {
+			fmt.Fprintf(c.App.ErrWriter, "ccctl: %s %s: %v\n", verb, arg, cl.Explain(err))
+			failed = true
+		}
+	}
+	if failed {
+		return errReported
 	}
 	return nil
 }
@@ -111,6 +179,16 @@ func printJSON(c *cli.Context, m proto.Message) error {
 		return err
 	}
 	_, err = fmt.Fprintln(c.App.Writer, string(data))
+	return err
+}
+
+// done reports one argument of eachArg done: the argument as given, as
+// docker prints it, or with -o json the response.
+func done(c *cli.Context, arg string, resp proto.Message) error {
+	if jsonOut(c) {
+		return printJSON(c, resp)
+	}
+	_, err := fmt.Fprintln(c.App.Writer, arg)
 	return err
 }
 
@@ -146,91 +224,6 @@ func statusCmd(c *cli.Context) error {
 			fmt.Fprintf(w, "%s\t%s\t%s\t%v\n", s.Id, s.Address, s.Suffrage, s.Leader)
 		}
 		return w.Flush()
-	})
-}
-
-func nodeList(c *cli.Context) error {
-	return call(c, func(ctx context.Context, cl *Client) error {
-		resp, err := cl.Nodes.ListNodes(ctx, &ccv1.ListNodesRequest{})
-		if err != nil {
-			return err
-		}
-		if jsonOut(c) {
-			return printJSON(c, resp)
-		}
-		w := table(c)
-		fmt.Fprintf(w, "ID\tNAME\tSTATE\tAVAILABILITY\tADDRESS\tVERSION\n")
-		for _, n := range resp.Nodes {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Id, n.Name, enumWord(n.State.String(), "NODE_STATE_"),
-				enumWord(n.Availability.String(), "NODE_AVAILABILITY_"), n.Address, n.Version)
-		}
-		return w.Flush()
-	})
-}
-
-func tokenCreate(c *cli.Context) error {
-	var role ccv1.Role
-	switch strings.ToLower(c.String("role")) {
-	case "admin":
-		role = ccv1.Role_ROLE_ADMIN
-	case "viewer":
-		role = ccv1.Role_ROLE_VIEWER
-	default:
-		return fmt.Errorf("--role %q: use admin or viewer", c.String("role"))
-	}
-	if c.Duration("ttl") < 0 {
-		return errors.New("--ttl: must be positive")
-	}
-	req := &ccv1.CreateTokenRequest{Role: role, Description: c.String("description")}
-	if d := c.Duration("ttl"); d > 0 {
-		req.Ttl = durationpb.New(d)
-	}
-	return call(c, func(ctx context.Context, cl *Client) error {
-		resp, err := cl.Tokens.CreateToken(ctx, req)
-		if err != nil {
-			return err
-		}
-		if jsonOut(c) {
-			return printJSON(c, resp)
-		}
-		fmt.Fprintf(c.App.Writer, "Token %s (%s) created. Its secret is shown only now:\n\n  %s\n", resp.Token.Id, enumWord(resp.Token.Role.String(), "ROLE_"), resp.Secret)
-		return nil
-	})
-}
-
-func tokenList(c *cli.Context) error {
-	return call(c, func(ctx context.Context, cl *Client) error {
-		resp, err := cl.Tokens.ListTokens(ctx, &ccv1.ListTokensRequest{})
-		if err != nil {
-			return err
-		}
-		if jsonOut(c) {
-			return printJSON(c, resp)
-		}
-		w := table(c)
-		fmt.Fprintf(w, "ID\tROLE\tCREATED\tEXPIRES\tREVOKED\tDESCRIPTION\n")
-		for _, t := range resp.Tokens {
-			expires := "never"
-			if t.ExpiresAt != nil {
-				expires = when(t.ExpiresAt)
-			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%v\t%s\n", t.Id, enumWord(t.Role.String(), "ROLE_"), when(t.CreatedAt), expires, t.Revoked, t.Description)
-		}
-		return w.Flush()
-	})
-}
-
-func tokenRevoke(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return errors.New("token revoke needs exactly one token ID (see `ccctl token ls`)")
-	}
-	id := c.Args().First()
-	return call(c, func(ctx context.Context, cl *Client) error {
-		if _, err := cl.Tokens.RevokeToken(ctx, &ccv1.RevokeTokenRequest{Id: id}); err != nil {
-			return err
-		}
-		fmt.Fprintf(c.App.Writer, "Token %s revoked.\n", id)
-		return nil
 	})
 }
 

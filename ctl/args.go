@@ -11,12 +11,14 @@ import (
 // the first plain argument and knows global flags only before the command:
 // `ccctl token ls -o json` and `ccctl context set dev --server ...` become
 // `ccctl -o json token ls` and `ccctl context set --server ... dev`.
-// Everything after "--" is left as it is.
+// Everything after "--" is left as it is, and so is everything after the
+// first plain argument of the commands in verbatimAfterFirstArg: in
+// `ccctl run alpine ls -l`, "-l" is the container's.
 func Interspersed(app *cli.App, args []string) []string {
 	if len(args) < 2 {
 		return args
 	}
-	var global, path, local, plain []string
+	var global, path, names, local, plain []string
 	cmds := app.Commands
 	var leaf *cli.Command
 	rest := args[1:]
@@ -47,18 +49,27 @@ func Interspersed(app *cli.App, args []string) []string {
 		}
 		if len(plain) == 0 {
 			if c := findCommand(cmds, a); c != nil {
-				path = append(path, a)
+				path, names = append(path, a), append(names, c.Name)
 				leaf, cmds = c, c.Subcommands
 				continue
 			}
 		}
 		plain = append(plain, a)
+		if leaf != nil && verbatimAfterFirstArg[strings.Join(names, " ")] {
+			plain = append(plain, rest[i+1:]...)
+			break
+		}
 	}
 	out := append([]string{args[0]}, global...)
 	out = append(out, path...)
 	out = append(out, local...)
 	return append(out, plain...)
 }
+
+// verbatimAfterFirstArg holds the commands (their path of canonical names)
+// whose arguments after the first plain one belong to the command as they
+// are, flags too.
+var verbatimAfterFirstArg = map[string]bool{"run": true}
 
 func findCommand(cmds []*cli.Command, name string) *cli.Command {
 	for _, c := range cmds {

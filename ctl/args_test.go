@@ -4,6 +4,9 @@ import (
 	"io"
 	"reflect"
 	"testing"
+	"time"
+
+	"github.com/urfave/cli/v2"
 )
 
 func TestInterspersed(t *testing.T) {
@@ -20,10 +23,59 @@ func TestInterspersed(t *testing.T) {
 		{[]string{"ccctl", "--bogus", "status"}, []string{"ccctl", "status", "--bogus"}},
 		// After "--" nothing moves.
 		{[]string{"ccctl", "token", "revoke", "--", "-o"}, []string{"ccctl", "token", "revoke", "--", "-o"}},
+		// run: flags before IMAGE are run's (or global); everything after it is
+		// the container's command, flags included.
+		{[]string{"ccctl", "run", "alpine", "ls", "-l"}, []string{"ccctl", "run", "alpine", "ls", "-l"}},
+		{[]string{"ccctl", "run", "--name", "web", "-p", "8080:80", "nginx", "-g", "daemon off;"},
+			[]string{"ccctl", "run", "--name", "web", "-p", "8080:80", "nginx", "-g", "daemon off;"}},
+		{[]string{"ccctl", "run", "-o", "json", "-d", "alpine", "echo", "-o", "json", "--name", "x"},
+			[]string{"ccctl", "-o", "json", "run", "-d", "alpine", "echo", "-o", "json", "--name", "x"}},
+		{[]string{"ccctl", "run", "alpine", "--", "sh", "-c", "x"}, []string{"ccctl", "run", "alpine", "--", "sh", "-c", "x"}},
+		{[]string{"ccctl", "run", "--name", "x", "--", "alpine", "-d"}, []string{"ccctl", "run", "--name", "x", "--", "alpine", "-d"}},
+		{[]string{"ccctl", "run", "-e", "A=1", "alpine", "--addr", "h:1"}, []string{"ccctl", "run", "-e", "A=1", "alpine", "--addr", "h:1"}},
+		// Other commands still take flags anywhere, their own before global ones.
+		{[]string{"ccctl", "logs", "web", "-f", "--tail", "10", "-o", "json"}, []string{"ccctl", "-o", "json", "logs", "-f", "--tail", "10", "web"}},
+		{[]string{"ccctl", "stop", "web", "--timeout", "5s"}, []string{"ccctl", "stop", "--timeout", "5s", "web"}},
+		{[]string{"ccctl", "--timeout", "5s", "stop", "web"}, []string{"ccctl", "--timeout", "5s", "stop", "web"}},
+		{[]string{"ccctl", "image", "load", "app.tar", "-o", "json"}, []string{"ccctl", "-o", "json", "image", "load", "app.tar"}},
+		{[]string{"ccctl", "rm", "a", "-f", "b"}, []string{"ccctl", "rm", "-f", "a", "b"}},
+		// A plain argument named like a command is not one: only run's image stops.
+		{[]string{"ccctl", "node", "rm", "run", "-f"}, []string{"ccctl", "node", "rm", "-f", "run"}},
 	}
 	for _, c := range cases {
 		if got := Interspersed(app, c.in); !reflect.DeepEqual(got, c.want) {
 			t.Errorf("Interspersed(%q)\n got %q\nwant %q", c.in, got, c.want)
 		}
+	}
+}
+
+// stop's own --timeout must not hide the global one.
+func TestGlobalTimeoutUnderStop(t *testing.T) {
+	app := App(io.Discard, io.Discard)
+	var global time.Duration
+	var local string
+	for _, c := range app.Commands {
+		if c.Name == "stop" {
+			c.Action = func(c *cli.Context) error {
+				global, local = globalTimeout(c), c.String("timeout")
+				return nil
+			}
+		}
+	}
+	args := []string{"ccctl", "stop", "web", "--timeout", "3s"}
+	if err := app.Run(Interspersed(app, args)); err != nil {
+		t.Fatal(err)
+	}
+	if global != 15*time.Second || local != "3s" {
+		t.Errorf("global %v, stop's %q; want 15s and 3s", global, local)
+	}
+	app = App(io.Discard, io.Discard)
+	for _, c := range app.Commands {
+		if c.Name == "stop" {
+			c.Action = func(c *cli.Context) error { global = globalTimeout(c); return nil }
+		}
+	}
+	if err := app.Run([]string{"ccctl", "--timeout", "4s", "stop", "web"}); err != nil || global != 4*time.Second {
+		t.Errorf("--timeout 4s before stop: %v, %v", global, err)
 	}
 }

@@ -8,10 +8,13 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
+	"unicode"
 
 	"github.com/urfave/cli/v2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
@@ -21,12 +24,14 @@ import (
 
 // Client is a connection to the control plane API.
 type Client struct {
-	conn    *grpc.ClientConn
-	addr    string
-	caFrom  string
-	Cluster ccv1.ClusterServiceClient
-	Nodes   ccv1.NodeServiceClient
-	Tokens  ccv1.TokenServiceClient
+	conn       *grpc.ClientConn
+	addr       string
+	caFrom     string
+	Cluster    ccv1.ClusterServiceClient
+	Nodes      ccv1.NodeServiceClient
+	Tokens     ccv1.TokenServiceClient
+	Containers ccv1.ContainerServiceClient
+	Images     ccv1.ImageServiceClient
 }
 
 // Close closes the connection.
@@ -119,10 +124,34 @@ func dial(c *cli.Context) (*Client, error) {
 	}
 	return &Client{
 		conn: conn, addr: t.addr, caFrom: t.caFrom,
-		Cluster: ccv1.NewClusterServiceClient(conn),
-		Nodes:   ccv1.NewNodeServiceClient(conn),
-		Tokens:  ccv1.NewTokenServiceClient(conn),
+		Cluster:    ccv1.NewClusterServiceClient(conn),
+		Nodes:      ccv1.NewNodeServiceClient(conn),
+		Tokens:     ccv1.NewTokenServiceClient(conn),
+		Containers: ccv1.NewContainerServiceClient(conn),
+		Images:     ccv1.NewImageServiceClient(conn),
 	}, nil
+}
+
+// connect waits up to timeout for the connection to be ready, so that a
+// long stream can run without a deadline. When connecting fails it returns
+// nil: the first call fails at once and says why.
+func (c *Client) connect(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	c.conn.Connect()
+	for {
+		switch s := c.conn.GetState(); s {
+		case connectivity.Ready, connectivity.TransientFailure, connectivity.Shutdown:
+			return nil
+		default:
+			if !c.conn.WaitForStateChange(ctx, s) {
+				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+					return status.Error(codes.DeadlineExceeded, "connecting")
+				}
+				return ctx.Err()
+			}
+		}
+	}
 }
 
 // Explain turns an RPC error into one line that says what to fix.
@@ -148,8 +177,23 @@ func (c *Client) Explain(err error) error {
 	case codes.DeadlineExceeded:
 		return fmt.Errorf("no answer from %s in time: check --addr or CC_ADDR, or raise --timeout", c.addr)
 	default:
-		return fmt.Errorf("%s: %s", strings.ToLower(strings.ReplaceAll(st.Code().String(), "_", " ")), msg)
+		return fmt.Errorf("%s: %s", codeWords(st.Code()), msg)
 	}
+}
+
+// codeWords spells a status code as words: NotFound is "not found".
+func codeWords(c codes.Code) string {
+	var b strings.Builder
+	for i, r := range c.String() {
+		if unicode.IsUpper(r) {
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 func lastPart(msg string) string {

@@ -1,26 +1,37 @@
 #!/usr/bin/env bash
-# Runs a single-node dev cluster in the foreground (called by `make dev`).
-# Data lives in .dev/ in the checkout (git-ignored). The first run bootstraps
-# the cluster; later runs restart it with the same identity and data.
-# It writes ccctl's "dev" context so that `bin/ccctl status` just works.
+# Runs a single-node dev cluster in the foreground (called by `make dev`):
+# a control plane and one agent on this host, plus a demo image built here
+# from busybox-static. Data lives in .dev/ in the checkout (git-ignored). The
+# first run bootstraps the cluster and joins the agent; later runs restart
+# both with the same identities and data. It writes ccctl's "dev" context so
+# that `bin/ccctl status` just works.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 data=.dev/data
+agentdir=.dev/agent
 api=${CC_DEV_API_ADDR:-127.0.0.1:7443}
 raft=${CC_DEV_RAFT_ADDR:-127.0.0.1:7444}
-mkdir -p "$data"
+demo=cc-demo:latest
+mkdir -p "$data" "$agentdir"
+
+pids=()
+stop_all() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+# Ctrl-C or a TERM reaches both programs, which shut down gracefully; if this
+# script fails first, it leaves nothing behind. Containers keep running when
+# the agent stops, as on a real node; `ccctl rm -f` removes them.
+trap 'for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done' INT TERM
+trap stop_all EXIT
 
 bin/cc-controlplane --bootstrap --data-dir "$data" --api-addr "$api" --raft-addr "$raft" "$@" &
-pid=$!
-# Ctrl-C or a TERM reaches the server, which shuts down gracefully; if this
-# script fails first, it does not leave the server behind.
-trap 'kill -TERM $pid 2>/dev/null || true' INT TERM
-trap 'kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT
+pids+=($!)
 
 ready=
 for _ in $(seq 1 300); do
-  kill -0 $pid 2>/dev/null || break
+  kill -0 "${pids[0]}" 2>/dev/null || break
   if [ -s "$data/admin.token" ] && [ -s "$data/tls/ca.crt" ] &&
      curl -fsS --cacert "$data/tls/ca.crt" "https://$api/readyz" >/dev/null 2>&1; then
     ready=1
@@ -30,27 +41,46 @@ for _ in $(seq 1 300); do
 done
 if [ -z "$ready" ]; then
   echo "dev: the control plane did not become ready; see its log above" >&2
-  kill -TERM $pid 2>/dev/null || true
-  wait $pid || true
   exit 1
 fi
-
 bin/ccctl context set --server "$api" --token-file "$data/admin.token" --ca-cert-file "$data/tls/ca.crt" --use dev
+
+# The demo image, built here, loaded into the cluster's image store.
+bin/cc-mkimage "$demo" .dev/cc-demo.tar
+bin/ccctl image load .dev/cc-demo.tar
+
+# One agent on this host: it joins once with a single-use token, then
+# restarts as the same node.
+if [ -s "$agentdir/identity/node.json" ]; then
+  bin/cc-agent --data-dir "$agentdir" --name dev-node &
+else
+  token=$(bin/ccctl -o json token create --role agent --uses 1 -d "make dev agent" | sed -n 's/.*"secret": *"\([^"]*\)".*/\1/p')
+  [ -n "$token" ] || { echo "dev: could not create a join token" >&2; exit 1; }
+  bin/cc-agent --join "$api" --token "$token" --data-dir "$agentdir" --name dev-node &
+fi
+pids+=($!)
+for _ in $(seq 1 300); do
+  kill -0 "${pids[1]}" 2>/dev/null || { echo "dev: the agent stopped; see its log above" >&2; exit 1; }
+  bin/ccctl node ls 2>/dev/null | grep -q 'dev-node.*ready' && break
+  sleep 0.1
+done
+
 cat <<MSG
 
-  Container Codes dev cluster is up (API https://$api, data in $data).
-  In another shell:
+  Container Codes dev cluster is up: API https://$api, one agent (dev-node),
+  data in .dev/. The demo image is $demo. In another shell:
 
     bin/ccctl status
-    bin/ccctl -o json status
-    curl --cacert $data/tls/ca.crt -H "Authorization: Bearer \$(cat $data/admin.token)" https://$api/v1/status
+    bin/ccctl node ls
+    bin/ccctl run --name hello $demo -- /bin/busybox echo hello
+    bin/ccctl logs hello
+    bin/ccctl ps -a
 
   Ctrl-C stops it; \`make dev\` again restarts it with the same cluster.
 
 MSG
 set +e
-wait $pid
-rc=$?
-# The first wait returns when a trapped signal arrives; wait for the exit.
-while kill -0 $pid 2>/dev/null; do wait $pid; rc=$?; done
-exit $rc
+# The control plane ending ends the dev cluster. The agent may be stopped
+# and restarted on its own (its containers keep running meanwhile):
+#   bin/cc-agent --data-dir .dev/agent --name dev-node
+wait "${pids[0]}"

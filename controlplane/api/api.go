@@ -19,7 +19,9 @@ import (
 	"github.com/containercodes/cc/controlplane/auth"
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/controlplane/raftstore"
+	"github.com/containercodes/cc/controlplane/session"
 	"github.com/containercodes/cc/internal/buildinfo"
+	"github.com/containercodes/cc/internal/pki"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -27,30 +29,54 @@ import (
 // ErrInvalidArgument marks a request the caller must fix.
 var ErrInvalidArgument = errors.New("invalid argument")
 
-// Server implements every cc.v1 service.
+// Server implements the cc.v1 services for users: cluster, nodes, tokens
+// and containers.
 type Server struct {
 	ccv1.UnimplementedClusterServiceServer
 	ccv1.UnimplementedNodeServiceServer
 	ccv1.UnimplementedTokenServiceServer
+	ccv1.UnimplementedContainerServiceServer
 
-	raft *raftstore.Store
-	fsm  *fsm.FSM
-	log  *slog.Logger
-	now  func() time.Time
-	name string
+	raft     *raftstore.Store
+	fsm      *fsm.FSM
+	sessions *session.Dispatcher
+	images   ImageResolver
+	caDigest func() string
+	log      *slog.Logger
+	now      func() time.Time
+	name     string
 }
 
-// New returns the API over a raft node and its state machine; name is the
-// server's human name.
-func New(r *raftstore.Store, f *fsm.FSM, name string, log *slog.Logger) *Server {
-	return &Server{raft: r, fsm: f, log: log, now: time.Now, name: name}
+// ImageResolver finds a loaded image by name.
+type ImageResolver interface {
+	Resolve(name string) (*ccv1.Image, error)
 }
 
-// Register adds every service to a gRPC server.
+// Options are what the API needs.
+type Options struct {
+	Raft     *raftstore.Store
+	FSM      *fsm.FSM
+	Sessions *session.Dispatcher
+	Images   ImageResolver
+	// CADigest returns the digest of the cluster CA (join tokens carry it).
+	CADigest func() string
+	// Name is the server's human name.
+	Name   string
+	Logger *slog.Logger
+}
+
+// New returns the API.
+func New(o Options) *Server {
+	return &Server{raft: o.Raft, fsm: o.FSM, sessions: o.Sessions, images: o.Images, caDigest: o.CADigest,
+		log: o.Logger, now: time.Now, name: o.Name}
+}
+
+// Register adds the user-facing services to a gRPC server.
 func (s *Server) Register(g grpc.ServiceRegistrar) {
 	ccv1.RegisterClusterServiceServer(g, s)
 	ccv1.RegisterNodeServiceServer(g, s)
 	ccv1.RegisterTokenServiceServer(g, s)
+	ccv1.RegisterContainerServiceServer(g, s)
 }
 
 // propose encodes and applies one command.
@@ -102,17 +128,21 @@ func (s *Server) ListNodes(ctx context.Context, _ *ccv1.ListNodesRequest) (*ccv1
 		return nil, err
 	}
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
+	for _, n := range nodes {
+		s.withLastSeen(n)
+	}
 	return &ccv1.ListNodesResponse{Nodes: nodes}, nil
 }
 
-// CreateToken implements TokenService.
+// CreateToken implements TokenService. Roles admin and viewer make API
+// tokens; role agent makes a join token (CCTKN-1-<CA digest>-<secret>).
 func (s *Server) CreateToken(ctx context.Context, req *ccv1.CreateTokenRequest) (*ccv1.CreateTokenResponse, error) {
 	role := req.GetRole()
 	if role == ccv1.Role_ROLE_UNSPECIFIED {
 		role = ccv1.Role_ROLE_VIEWER
 	}
-	if role != ccv1.Role_ROLE_ADMIN && role != ccv1.Role_ROLE_VIEWER {
-		return nil, status.Errorf(codes.InvalidArgument, "role %v: use ROLE_ADMIN or ROLE_VIEWER", req.GetRole())
+	if role != ccv1.Role_ROLE_ADMIN && role != ccv1.Role_ROLE_VIEWER && role != ccv1.Role_ROLE_AGENT {
+		return nil, status.Errorf(codes.InvalidArgument, "role %v: use ROLE_ADMIN, ROLE_VIEWER or ROLE_AGENT", req.GetRole())
 	}
 	if len(req.GetDescription()) > 256 {
 		return nil, status.Error(codes.InvalidArgument, "description: at most 256 characters")
@@ -120,7 +150,18 @@ func (s *Server) CreateToken(ctx context.Context, req *ccv1.CreateTokenRequest) 
 	if req.GetTtl() != nil && (req.GetTtl().AsDuration() < 0 || !req.GetTtl().IsValid()) {
 		return nil, status.Error(codes.InvalidArgument, "ttl: must be zero (no expiry) or positive")
 	}
-	rec, bearer, err := NewTokenRecord(role, req.GetDescription(), req.GetTtl().AsDuration(), s.now())
+	if req.GetMaxUses() > 0 && role != ccv1.Role_ROLE_AGENT {
+		return nil, status.Error(codes.InvalidArgument, "max_uses: only join tokens (role agent) have a use limit")
+	}
+	var rec *statev1.TokenRecord
+	var secret string
+	var err error
+	if role == ccv1.Role_ROLE_AGENT {
+		rec, secret, err = NewJoinTokenRecord(s.caDigest(), req.GetDescription(), req.GetTtl().AsDuration(), s.now())
+		rec.MaxUses = req.GetMaxUses()
+	} else {
+		rec, secret, err = NewTokenRecord(role, req.GetDescription(), req.GetTtl().AsDuration(), s.now())
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +172,7 @@ func (s *Server) CreateToken(ctx context.Context, req *ccv1.CreateTokenRequest) 
 	if err != nil {
 		return nil, err
 	}
-	return &ccv1.CreateTokenResponse{Token: TokenView(stored), Secret: bearer}, nil
+	return &ccv1.CreateTokenResponse{Token: TokenView(stored), Secret: secret}, nil
 }
 
 // ListTokens implements TokenService.
@@ -178,6 +219,25 @@ func NewTokenRecord(role ccv1.Role, description string, ttl time.Duration, now t
 	return rec, bearer, nil
 }
 
+// NewJoinTokenRecord makes a join token for the cluster whose CA has
+// caDigest: the record to store and the token to hand out once.
+func NewJoinTokenRecord(caDigest, description string, ttl time.Duration, now time.Time) (*statev1.TokenRecord, string, error) {
+	tok, err := pki.NewJoinToken(caDigest)
+	if err != nil {
+		return nil, "", err
+	}
+	rec := &statev1.TokenRecord{
+		Id:           tok.ID(),
+		Role:         int32(ccv1.Role_ROLE_AGENT),
+		Description:  description,
+		SecretSha256: tok.SecretHash(),
+	}
+	if ttl > 0 {
+		rec.ExpiresAt = timestamppb.New(now.Add(ttl))
+	}
+	return rec, tok.String(), nil
+}
+
 // TokenView is the public view of a stored token: no hash.
 func TokenView(r *statev1.TokenRecord) *ccv1.Token {
 	return &ccv1.Token{
@@ -187,6 +247,8 @@ func TokenView(r *statev1.TokenRecord) *ccv1.Token {
 		CreatedAt:   r.CreatedAt,
 		ExpiresAt:   r.ExpiresAt,
 		Revoked:     r.Revoked,
+		Uses:        r.Uses,
+		MaxUses:     r.MaxUses,
 	}
 }
 

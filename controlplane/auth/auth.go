@@ -11,9 +11,12 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/containercodes/cc/internal/pki"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -23,25 +26,61 @@ type TokenStore interface {
 	Token(id string) (*statev1.TokenRecord, error)
 }
 
-// Principal is who is calling.
+// NodeStore finds a node by id; a removed node is not found.
+type NodeStore interface {
+	Node(id string) (*ccv1.Node, error)
+}
+
+// Principal is who is calling: an API token, or a node (by certificate).
 type Principal struct {
 	TokenID string
 	Role    ccv1.Role
+	NodeID  string
 }
 
 // ErrUnauthenticated is the one answer a caller gets for any bad credential,
 // so that a caller cannot probe which token ids exist.
 var ErrUnauthenticated = errors.New("missing or invalid API token: pass a valid token as \"Authorization: Bearer <token>\" (ccctl: --token or CC_TOKEN)")
 
-// Authenticator checks bearer tokens against the store.
+// Authenticator checks bearer tokens and node certificates.
 type Authenticator struct {
 	store TokenStore
+	nodes NodeStore
 	now   func() time.Time
 }
 
-// NewAuthenticator returns an authenticator over store.
-func NewAuthenticator(store TokenStore) *Authenticator {
-	return &Authenticator{store: store, now: time.Now}
+// NewAuthenticator returns an authenticator over the stored tokens and nodes.
+func NewAuthenticator(store TokenStore, nodes NodeStore) *Authenticator {
+	return &Authenticator{store: store, nodes: nodes, now: time.Now}
+}
+
+const agentServicePrefix = "/cc.v1.AgentService/"
+
+// ErrNotANode is the answer to an agent method called without a valid node
+// certificate.
+var ErrNotANode = errors.New("this method is for agents: it needs a node certificate of this cluster (mutual TLS); API tokens cannot call it")
+
+// AuthenticateNode checks the verified client certificate of a connection:
+// it must be an agent certificate of the cluster CA for a node that was not
+// removed.
+func (a *Authenticator) AuthenticateNode(ctx context.Context) (Principal, error) {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return Principal{}, errors.New("no peer")
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(ti.State.VerifiedChains) == 0 || len(ti.State.VerifiedChains[0]) == 0 {
+		return Principal{}, errors.New("no verified client certificate")
+	}
+	leaf := ti.State.VerifiedChains[0][0]
+	if pki.Role(leaf) != pki.RoleAgent {
+		return Principal{}, fmt.Errorf("certificate role %q is not agent", pki.Role(leaf))
+	}
+	id := leaf.Subject.CommonName
+	if _, err := a.nodes.Node(id); err != nil {
+		return Principal{}, fmt.Errorf("node %s: %w (removed?)", id, err)
+	}
+	return Principal{NodeID: id}, nil
 }
 
 // Authenticate checks an Authorization header value ("Bearer <token>").
@@ -75,9 +114,14 @@ func (a *Authenticator) Authenticate(header string) (Principal, error) {
 // viewerMethods may be called by viewer tokens; every other method needs an
 // admin token. A new method is therefore admin-only until listed here.
 var viewerMethods = map[string]bool{
-	ccv1.ClusterService_GetStatus_FullMethodName: true,
-	ccv1.NodeService_ListNodes_FullMethodName:    true,
-	ccv1.TokenService_ListTokens_FullMethodName:  true,
+	ccv1.ClusterService_GetStatus_FullMethodName:        true,
+	ccv1.NodeService_ListNodes_FullMethodName:           true,
+	ccv1.NodeService_GetNode_FullMethodName:             true,
+	ccv1.TokenService_ListTokens_FullMethodName:         true,
+	ccv1.ContainerService_ListContainers_FullMethodName: true,
+	ccv1.ContainerService_GetContainer_FullMethodName:   true,
+	ccv1.ContainerService_ContainerLogs_FullMethodName:  true,
+	ccv1.ImageService_ListImages_FullMethodName:         true,
 }
 
 // Allowed reports whether role may call the gRPC method fullMethod.
@@ -101,6 +145,16 @@ func FromContext(ctx context.Context) (Principal, bool) {
 }
 
 func (a *Authenticator) check(ctx context.Context, fullMethod string) (context.Context, error) {
+	if strings.HasPrefix(fullMethod, agentServicePrefix) {
+		if fullMethod == ccv1.AgentService_Join_FullMethodName {
+			return ctx, nil // authenticated by the join token it carries
+		}
+		p, err := a.AuthenticateNode(ctx)
+		if err != nil {
+			return nil, status.Error(codes.Unauthenticated, ErrNotANode.Error())
+		}
+		return context.WithValue(ctx, principalKey{}, p), nil
+	}
 	var header string
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
 		if v := md.Get("authorization"); len(v) > 0 {

@@ -145,7 +145,7 @@ func TestAuthenticate(t *testing.T) {
 	adminID, _, _ := ParseToken(admin)
 	_, _, unknown := mustToken(t)
 
-	a := NewAuthenticator(store)
+	a := NewAuthenticator(store, nil)
 	a.now = func() time.Time { return now }
 
 	tests := []struct {

@@ -140,7 +140,7 @@ func loadIdentity(dataDir, serverID string, f *fsm.FSM, bootstrap, hasRaft bool,
 
 	certPath, keyPath := filepath.Join(tlsDir, fileServerCert), filepath.Join(tlsDir, fileServerKey)
 	if cert, err := tls.LoadX509KeyPair(certPath, keyPath); err == nil && certValid(cert, id.caPool, hosts, now) {
-		id.cert = cert
+		id.cert = withCA(cert, id.ca)
 		return id, nil
 	}
 	if id.ca.Key == nil {
@@ -156,8 +156,20 @@ func loadIdentity(dataDir, serverID string, f *fsm.FSM, bootstrap, hasRaft bool,
 	if err := pki.WriteFile(certPath, issued.CertPEM, 0o644); err != nil {
 		return nil, err
 	}
-	id.cert, err = tls.X509KeyPair(issued.CertPEM, issued.KeyPEM)
-	return id, err
+	cert, err := tls.X509KeyPair(issued.CertPEM, issued.KeyPEM)
+	if err != nil {
+		return nil, err
+	}
+	id.cert = withCA(cert, id.ca)
+	return id, nil
+}
+
+// withCA appends the CA certificate to the chain the server presents, so that
+// a joining agent can check it against the CA digest in its join token before
+// it trusts anything.
+func withCA(cert tls.Certificate, ca *pki.CA) tls.Certificate {
+	cert.Certificate = append(cert.Certificate[:1:1], ca.Cert.Raw)
+	return cert
 }
 
 // certValid: signed by the CA, not expiring within 30 days, and naming every

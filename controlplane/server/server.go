@@ -29,9 +29,11 @@ import (
 
 	"github.com/containercodes/cc/controlplane/api"
 	"github.com/containercodes/cc/controlplane/auth"
+	"github.com/containercodes/cc/controlplane/blobstore"
 	"github.com/containercodes/cc/controlplane/config"
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/controlplane/raftstore"
+	"github.com/containercodes/cc/controlplane/session"
 	"github.com/containercodes/cc/internal/pki"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
@@ -50,9 +52,13 @@ type Server struct {
 	cfg config.Config
 	log *slog.Logger
 
-	fsm  *fsm.FSM
-	raft *raftstore.Store
-	id   *identity
+	fsm      *fsm.FSM
+	raft     *raftstore.Store
+	id       *identity
+	sessions *session.Dispatcher
+	blobs    *blobstore.Store
+	caMu     sync.Mutex
+	caFull   *pki.CA // the CA with its key, read from the state once
 
 	grpc   *grpc.Server
 	http   *http.Server
@@ -192,19 +198,31 @@ func (s *Server) finishBootstrap(ctx context.Context, out io.Writer) error {
 }
 
 func (s *Server) serve() error {
-	authn := auth.NewAuthenticator(s.fsm)
+	authn := auth.NewAuthenticator(s.fsm, s.fsm)
+	var err error
+	if s.blobs, err = blobstore.New(filepath.Join(s.cfg.DataDir, "blobs")); err != nil {
+		return err
+	}
+	s.sessions = session.New(s.raft, s.fsm, s.log.With("component", "session"), session.Options{})
+	images := api.NewImageService(s.raft, s.fsm, s.blobs, s.log.With("component", "images"))
 	s.grpc = grpc.NewServer(
 		grpc.ChainUnaryInterceptor(s.unaryCaughtUp, authn.UnaryInterceptor, api.ErrorInterceptor),
 		grpc.ChainStreamInterceptor(s.streamCaughtUp, authn.StreamInterceptor, api.StreamErrorInterceptor),
 	)
-	api.New(s.raft, s.fsm, s.cfg.Name, s.log.With("component", "api")).Register(s.grpc)
+	users := api.New(api.Options{
+		Raft: s.raft, FSM: s.fsm, Sessions: s.sessions, Images: images,
+		CADigest: func() string { return pki.Digest(s.id.ca.Cert) },
+		Name:     s.cfg.Name, Logger: s.log.With("component", "api"),
+	})
+	users.Register(s.grpc)
+	ccv1.RegisterImageServiceServer(s.grpc, images)
+	ccv1.RegisterAgentServiceServer(s.grpc, api.NewAgentServer(users, s.clusterCA, images))
 
 	// The REST gateway reaches the same gRPC server, with the same
 	// interceptors, through an in-memory connection; the caller's
 	// Authorization header travels with each call.
 	s.mem = bufconn.Listen(1 << 20)
 	s.goServe(func() error { return s.grpc.Serve(s.mem) })
-	var err error
 	s.gwConn, err = grpc.NewClient("passthrough:///control-plane",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.mem.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -225,6 +243,8 @@ func (s *Server) serve() error {
 		ccv1.RegisterClusterServiceHandler,
 		ccv1.RegisterNodeServiceHandler,
 		ccv1.RegisterTokenServiceHandler,
+		ccv1.RegisterContainerServiceHandler,
+		ccv1.RegisterImageServiceHandler,
 	} {
 		if err := register(ctx, gw, s.gwConn); err != nil {
 			return err
@@ -264,6 +284,25 @@ func (s *Server) serve() error {
 	tlsLn := tls.NewListener(s.ln, s.http.TLSConfig)
 	s.goServe(func() error { return s.http.Serve(tlsLn) })
 	return nil
+}
+
+// clusterCA returns the CA with its key from the replicated state.
+func (s *Server) clusterCA() (*pki.CA, error) {
+	s.caMu.Lock()
+	defer s.caMu.Unlock()
+	if s.caFull != nil {
+		return s.caFull, nil
+	}
+	rec, err := s.fsm.Cluster()
+	if err != nil {
+		return nil, err
+	}
+	ca, err := pki.ParseCA(rec.CaCertPem, rec.CaKeyPem)
+	if err != nil {
+		return nil, err
+	}
+	s.caFull = ca
+	return ca, nil
 }
 
 func (s *Server) goServe(fn func() error) {
@@ -397,6 +436,10 @@ func (s *Server) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		s.ready.Store(false)
 		var errs []error
+		if s.sessions != nil {
+			// Agent sessions and log streams never end by themselves.
+			s.sessions.Close()
+		}
 		if s.http != nil {
 			if err := s.http.Shutdown(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("http shutdown: %w", err))

@@ -146,18 +146,22 @@ func (s *Server) Conn(token string) *grpc.ClientConn {
 
 // Client is an authenticated set of API clients.
 type Client struct {
-	Cluster ccv1.ClusterServiceClient
-	Nodes   ccv1.NodeServiceClient
-	Tokens  ccv1.TokenServiceClient
+	Cluster    ccv1.ClusterServiceClient
+	Nodes      ccv1.NodeServiceClient
+	Tokens     ccv1.TokenServiceClient
+	Containers ccv1.ContainerServiceClient
+	Images     ccv1.ImageServiceClient
 }
 
 // Client returns API clients using the admin token.
 func (s *Server) Client() *Client {
 	conn := s.Conn("")
 	return &Client{
-		Cluster: ccv1.NewClusterServiceClient(conn),
-		Nodes:   ccv1.NewNodeServiceClient(conn),
-		Tokens:  ccv1.NewTokenServiceClient(conn),
+		Cluster:    ccv1.NewClusterServiceClient(conn),
+		Nodes:      ccv1.NewNodeServiceClient(conn),
+		Tokens:     ccv1.NewTokenServiceClient(conn),
+		Containers: ccv1.NewContainerServiceClient(conn),
+		Images:     ccv1.NewImageServiceClient(conn),
 	}
 }
 

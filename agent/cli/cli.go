@@ -1,0 +1,209 @@
+// Package cli is the command line of cc-agent: join (once) and run the node,
+// and the hidden `logger` command that containerd's shim runs to write a
+// container's output to rotated files.
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	goruntime "runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/containercodes/cc/agent/identity"
+	"github.com/containercodes/cc/agent/runtime"
+	"github.com/containercodes/cc/agent/worker"
+	"github.com/containercodes/cc/internal/buildinfo"
+	"github.com/containercodes/cc/internal/logging"
+	ccv1 "github.com/containercodes/cc/proto/cc/v1"
+)
+
+// Main runs the command and returns the exit code. Errors print as one line.
+func Main(args []string, stdout, stderr io.Writer) int {
+	// containerd's shim starts the logger with its own arguments; it must
+	// not go through flag parsing.
+	if len(args) > 1 && args[1] == "logger" {
+		if err := runtime.RunLogger(args[2:]); err != nil {
+			fmt.Fprintf(stderr, "cc-agent logger: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	if err := app(stdout, stderr).Run(args); err != nil {
+		fmt.Fprintf(stderr, "cc-agent: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func usageError(c *ucli.Context, err error, _ bool) error {
+	return fmt.Errorf("%v (see `%s --help`)", err, c.Command.HelpName)
+}
+
+func app(stdout, stderr io.Writer) *ucli.App {
+	return &ucli.App{
+		Name:    "cc-agent",
+		Usage:   "run a Container Codes node",
+		Version: buildinfo.Version,
+		Writer:  stdout, ErrWriter: stderr,
+		Description: "The first start joins the cluster with a join token and keeps the node's identity in\n" +
+			"--data-dir; later starts rejoin as the same node without a token.\n" +
+			"  cc-agent --join 10.0.0.5:7443 --token CCTKN-1-... --data-dir /var/lib/cc-agent\n" +
+			"  cc-agent --data-dir /var/lib/cc-agent",
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "join", Usage: "control plane API `ADDR` (host:port) to join", EnvVars: []string{"CC_JOIN"}},
+			&ucli.StringFlag{Name: "token", Usage: "join `TOKEN` (from `ccctl token create`)", EnvVars: []string{"CC_JOIN_TOKEN"}},
+			&ucli.StringFlag{Name: "data-dir", Value: "/var/lib/cc-agent", Usage: "`DIR` for the node identity, logs and state"},
+			&ucli.StringFlag{Name: "name", Usage: "node `NAME` (default: host name)"},
+			&ucli.StringSliceFlag{Name: "label", Usage: "node label `KEY=VALUE` (repeatable)"},
+			&ucli.StringFlag{Name: "containerd-socket", Value: "/run/containerd/containerd.sock", Usage: "containerd `SOCKET`"},
+			&ucli.StringFlag{Name: "advertise-addr", Usage: "`IP` where published ports are reached (default: first non-loopback IPv4)"},
+			&ucli.StringFlag{Name: "subnet", Value: "10.213.0.0/24", Usage: "container bridge `CIDR` on this host"},
+			&ucli.StringFlag{Name: "bridge", Value: "cc0", Usage: "container bridge `NAME` on this host"},
+			&ucli.StringFlag{Name: "namespace", Value: "cc", Usage: "containerd `NAMESPACE`", Hidden: true},
+			&ucli.StringFlag{Name: "log-level", Value: "info", Usage: "`LEVEL`: debug, info, warn or error"},
+			&ucli.StringFlag{Name: "log-format", Value: "text", Usage: "`FORMAT`: text or json"},
+		},
+		OnUsageError: usageError,
+		Action:       run,
+	}
+}
+
+func run(c *ucli.Context) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (see `cc-agent --help`)", c.Args().First())
+	}
+	log, err := logging.New(c.App.ErrWriter, c.String("log-level"), c.String("log-format"))
+	if err != nil {
+		return err
+	}
+	labels := map[string]string{}
+	for _, l := range c.StringSlice("label") {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("--label %q: use KEY=VALUE", l)
+		}
+		labels[k] = v
+	}
+	name := c.String("name")
+	if name == "" {
+		if name, err = os.Hostname(); err != nil {
+			return fmt.Errorf("no --name and no host name: %w", err)
+		}
+	}
+	addr := c.String("advertise-addr")
+	if addr == "" {
+		addr = firstIPv4()
+	} else if net.ParseIP(addr) == nil {
+		return fmt.Errorf("--advertise-addr %q: want an IP address", addr)
+	}
+	dataDir, err := filepath.Abs(c.String("data-dir"))
+	if err != nil {
+		return err
+	}
+	res := &ccv1.Resources{CpuMillis: int64(goruntime.NumCPU()) * 1000, MemoryBytes: memTotal()}
+
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	idDir := filepath.Join(dataDir, "identity")
+	id, err := identity.Load(idDir)
+	switch {
+	case errors.Is(err, identity.ErrNotJoined):
+		if c.String("join") == "" || c.String("token") == "" {
+			return err
+		}
+		jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		id, err = identity.Join(jctx, idDir, identity.JoinOptions{
+			Addr: c.String("join"), Token: c.String("token"), Name: name, Labels: labels,
+			Resources: res, Address: addr, Version: buildinfo.Version,
+		})
+		cancel()
+		if err != nil {
+			return err
+		}
+		log.Info("joined the cluster", "node_id", id.NodeID, "name", name)
+	case err != nil:
+		return err
+	default:
+		if c.IsSet("token") {
+			log.Info("already joined; ignoring --token", "node_id", id.NodeID)
+		}
+		if c.IsSet("join") && c.String("join") != id.Servers[0] {
+			id.Servers = append([]string{c.String("join")}, id.Servers...)
+		}
+	}
+
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	rt, err := runtime.New(ctx, runtime.Config{
+		Socket:     c.String("containerd-socket"),
+		Namespace:  c.String("namespace"),
+		Owner:      id.NodeID,
+		StateDir:   filepath.Join(dataDir, "runtime"),
+		CNIBinDir:  "/usr/lib/cni",
+		BridgeName: c.String("bridge"),
+		Subnet:     c.String("subnet"),
+		LoggerPath: exe,
+		Logger:     log.With("component", "runtime"),
+	})
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	w, err := worker.New(worker.Config{
+		Identity: id,
+		Runtime:  rt,
+		Hello:    &ccv1.SessionHello{Version: buildinfo.Version, Resources: res, Labels: labels, Address: addr},
+		Logger:   log,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("agent running", "node_id", id.NodeID, "control_plane", id.Servers[0])
+	err = w.Run(ctx)
+	log.Info("agent stopped; its containers keep running")
+	return err
+}
+
+func firstIPv4() string {
+	addrs, err := net.InterfaceAddrs()
+	if err == nil {
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && !ipn.IP.IsLoopback() && !ipn.IP.IsLinkLocalUnicast() {
+				return ipn.IP.String()
+			}
+		}
+	}
+	return "127.0.0.1"
+}
+
+func memTotal() int64 {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) >= 2 && fields[0] == "MemTotal:" {
+			kb, _ := strconv.ParseInt(fields[1], 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}

@@ -1,0 +1,448 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/contrib/seccomp"
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/errdefs"
+	"github.com/opencontainers/runtime-spec/specs-go"
+
+	ccv1 "github.com/containercodes/cc/proto/cc/v1"
+)
+
+// Task is a container to run.
+type Task struct {
+	ID         string
+	Name       string
+	Generation uint64
+	Spec       *ccv1.ContainerSpec
+}
+
+// Observed is what containerd says about one of the runtime's containers.
+type Observed struct {
+	ID         string
+	Name       string
+	Generation uint64
+	// State is RUNNING, EXITED, or FAILED (the container exists but has no
+	// task, or its task was never started or cannot be read).
+	State      ccv1.ContainerState
+	ExitCode   int32
+	OOMKilled  bool
+	StartedAt  time.Time
+	FinishedAt time.Time
+	IP         string
+	// Error says why State is FAILED.
+	Error string
+}
+
+// killGrace bounds the wait for a task after SIGKILL.
+const killGrace = 10 * time.Second
+
+// Start creates the container (removing a leftover one with the same id,
+// keeping its logs) and starts its task. It returns the container's IP in
+// bridge mode. The image must be present (EnsureImage).
+func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
+	if err := validID(t.ID); err != nil {
+		return "", err
+	}
+	if t.Spec == nil {
+		return "", fmt.Errorf("runtime: start %s: no spec", t.ID)
+	}
+	ctx = r.withNS(ctx)
+	if err := r.Remove(ctx, t.ID); err != nil {
+		return "", fmt.Errorf("runtime: start %s: remove the leftover container: %w", t.ID, err)
+	}
+
+	ref, err := NormalizeRef(t.Spec.GetImage())
+	if err != nil {
+		return "", err
+	}
+	img, err := r.client.GetImage(ctx, ref)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return "", fmt.Errorf("runtime: start %s: image %s is not on this node; call EnsureImage first", t.ID, ref)
+		}
+		return "", fmt.Errorf("runtime: start %s: look up image %s: %w", t.ID, ref, err)
+	}
+	if err := r.unpack(ctx, img); err != nil {
+		return "", err
+	}
+
+	mode := networkMode(t.Spec.GetNetwork())
+	ports := portMappings(t.Spec.GetPorts())
+	if mode == networkNone && len(ports) > 0 {
+		return "", fmt.Errorf("runtime: start %s: ports cannot be published with network mode none", t.ID)
+	}
+	nsPath, ip, err := r.setupNetwork(ctx, t.ID, mode, ports)
+	if err != nil {
+		return "", err
+	}
+	var container containerd.Container
+	defer func() {
+		if err == nil {
+			return
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if container != nil {
+			if task, terr := container.Task(cctx, nil); terr == nil {
+				_, _ = task.Delete(cctx, containerd.WithProcessKill)
+			}
+			_ = container.Delete(cctx, containerd.WithSnapshotCleanup)
+		}
+		_ = r.teardownNetwork(cctx, t.ID, mode, ports)
+		_ = os.RemoveAll(r.filesDir(t.ID))
+	}()
+
+	mounts, err := r.etcFiles(t.ID, t.Name, ip, mode)
+	if err != nil {
+		return "", err
+	}
+	labels := map[string]string{
+		LabelContainerID: t.ID,
+		LabelName:        t.Name,
+		LabelGeneration:  strconv.FormatUint(t.Generation, 10),
+		LabelNetwork:     mode,
+		LabelNetNS:       nsPath,
+	}
+	if ip != "" {
+		labels[LabelIP] = ip
+	}
+	if r.cfg.Owner != "" {
+		labels[LabelOwner] = r.cfg.Owner
+	}
+	if p := encodePorts(ports); p != "" {
+		labels[LabelPorts] = p
+	}
+	container, err = r.client.NewContainer(ctx, t.ID,
+		containerd.WithImage(img),
+		containerd.WithNewSnapshot(t.ID, img),
+		containerd.WithContainerLabels(labels),
+		containerd.WithNewSpec(r.specOpts(img, t, nsPath, mounts)...),
+	)
+	if err != nil {
+		return "", fmt.Errorf("runtime: create container %s: %w", t.ID, err)
+	}
+
+	if err := os.MkdirAll(r.logDir(t.ID), 0o750); err != nil {
+		return "", fmt.Errorf("runtime: create log directory of %s: %w", t.ID, err)
+	}
+	_ = os.Remove(r.oomMark(t.ID))
+	largs := loggerArgs{dir: r.logDir(t.ID), maxBytes: r.cfg.LogMaxBytes, maxFiles: r.cfg.LogMaxFiles}
+	task, err := container.NewTask(ctx, cio.BinaryIO(r.cfg.LoggerPath, map[string]string{"logger": largs.query()}))
+	if err != nil {
+		return "", fmt.Errorf("runtime: create task of %s: %w", t.ID, err)
+	}
+	if err := task.Start(ctx); err != nil {
+		return "", fmt.Errorf("runtime: start task of %s: %w (check its command, user and working directory)", t.ID, err)
+	}
+	if _, err := container.SetLabels(ctx, map[string]string{LabelStartedAt: time.Now().UTC().Format(time.RFC3339Nano)}); err != nil {
+		r.log.Warn("record start time", "container", t.ID, "err", err)
+	}
+	return ip, nil
+}
+
+// specOpts builds the OCI spec of a container.
+func (r *Runtime) specOpts(img containerd.Image, t Task, nsPath string, mounts []specs.Mount) []oci.SpecOpts {
+	s := t.Spec
+	opts := []oci.SpecOpts{oci.WithImageConfig(img)}
+	if len(s.GetCommand()) > 0 {
+		opts = append(opts, oci.WithProcessArgs(s.GetCommand()...))
+	}
+	if len(s.GetEnv()) > 0 {
+		opts = append(opts, oci.WithEnv(s.GetEnv()))
+	}
+	if s.GetUser() != "" {
+		opts = append(opts, oci.WithUser(s.GetUser()))
+	}
+	if s.GetWorkdir() != "" {
+		opts = append(opts, oci.WithProcessCwd(s.GetWorkdir()))
+	}
+	if t.Name != "" {
+		opts = append(opts, oci.WithHostname(t.Name))
+	}
+	if res := s.GetResources(); res != nil {
+		if m := res.GetMemoryBytes(); m > 0 {
+			opts = append(opts, oci.WithMemoryLimit(uint64(m)))
+			if swapAccounting() {
+				// No swap on top of the limit: a container over it is
+				// OOM-killed rather than swapped.
+				opts = append(opts, oci.WithMemorySwap(m))
+			}
+		}
+		if c := res.GetCpuMillis(); c > 0 {
+			opts = append(opts, oci.WithCPUCFS(c*100, 100000))
+		}
+		if p := res.GetPids(); p > 0 {
+			opts = append(opts, oci.WithPidsLimit(p))
+		}
+	}
+	if s.GetReadOnly() {
+		opts = append(opts, oci.WithRootFSReadonly())
+	}
+	opts = append(opts,
+		oci.WithNoNewPrivileges,
+		seccomp.WithDefaultProfile(),
+		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: nsPath}),
+		oci.WithMounts(mounts),
+	)
+	return opts
+}
+
+// swapAccounting reports whether cgroup v1 memory+swap limits are available.
+func swapAccounting() bool {
+	_, err := os.Stat("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
+	return err == nil
+}
+
+// Stop sends SIGTERM to the container's task, waits up to timeout, then
+// sends SIGKILL and waits up to killGrace. A container without a running
+// task is already stopped.
+func (r *Runtime) Stop(ctx context.Context, id string, timeout time.Duration) error {
+	if err := validID(id); err != nil {
+		return err
+	}
+	ctx = r.withNS(ctx)
+	c, err := r.client.LoadContainer(ctx, id)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("runtime: stop %s: %w", id, err)
+	}
+	task, err := c.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("runtime: stop %s: load task: %w", id, err)
+	}
+	st, err := task.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("runtime: stop %s: task status: %w", id, err)
+	}
+	if st.Status == containerd.Stopped {
+		return nil
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	exited, err := task.Wait(wctx)
+	if err != nil {
+		return fmt.Errorf("runtime: stop %s: wait for task: %w", id, err)
+	}
+	if st.Status != containerd.Created {
+		if err := task.Kill(ctx, syscall.SIGTERM); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("runtime: stop %s: SIGTERM: %w", id, err)
+		}
+		timer := time.NewTimer(timeout)
+		defer timer.Stop()
+		select {
+		case <-exited:
+			return nil
+		case <-timer.C:
+		case <-ctx.Done():
+			return fmt.Errorf("runtime: stop %s: %w", id, ctx.Err())
+		}
+	}
+	if err := task.Kill(ctx, syscall.SIGKILL, containerd.WithKillAll); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("runtime: stop %s: SIGKILL: %w", id, err)
+	}
+	timer := time.NewTimer(killGrace)
+	defer timer.Stop()
+	select {
+	case <-exited:
+		return nil
+	case <-timer.C:
+		return fmt.Errorf("runtime: stop %s: the task did not exit %s after SIGKILL; check containerd and its shim", id, killGrace)
+	case <-ctx.Done():
+		return fmt.Errorf("runtime: stop %s: %w", id, ctx.Err())
+	}
+}
+
+// Remove kills and deletes the container's task, detaches its network,
+// deletes the container and its snapshot. Logs are kept until RemoveLogs.
+// Removing a missing container is not an error.
+func (r *Runtime) Remove(ctx context.Context, id string) error {
+	if err := validID(id); err != nil {
+		return err
+	}
+	ctx = r.withNS(ctx)
+	mode, ports := networkBridge, ""
+	c, err := r.client.LoadContainer(ctx, id)
+	if err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("runtime: remove %s: %w", id, err)
+	}
+	var errs []error
+	taskGone := true
+	if c != nil {
+		if info, err := c.Info(ctx, containerd.WithoutRefreshedMetadata); err == nil {
+			if m := info.Labels[LabelNetwork]; m != "" {
+				mode = m
+			}
+			ports = info.Labels[LabelPorts]
+		}
+		if task, err := c.Task(ctx, nil); err == nil {
+			dctx, cancel := context.WithTimeout(ctx, killGrace+20*time.Second)
+			if _, err := task.Delete(dctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+				errs = append(errs, fmt.Errorf("delete task: %w", err))
+				taskGone = false
+			}
+			cancel()
+		} else if !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("load task: %w", err))
+			taskGone = false
+		}
+	}
+	if c == nil {
+		// A snapshot left by a creation that did not finish.
+		if err := r.client.SnapshotService("").Remove(ctx, id); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove leftover snapshot: %w", err))
+		}
+	}
+	if err := r.teardownNetwork(ctx, id, mode, decodePorts(ports)); err != nil {
+		errs = append(errs, err)
+	}
+	if c != nil && taskGone {
+		if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("delete container: %w", err))
+		}
+	}
+	_ = os.Remove(r.oomMark(id))
+	_ = os.RemoveAll(r.filesDir(id))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("runtime: remove %s: %w", id, err)
+	}
+	return nil
+}
+
+// List reports every container of the namespace that carries the runtime's
+// labels, with its task's live status.
+func (r *Runtime) List(ctx context.Context) ([]Observed, error) {
+	ctx = r.withNS(ctx)
+	cs, err := r.client.Containers(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("runtime: list containers in namespace %s: %w", r.cfg.Namespace, err)
+	}
+	var out []Observed
+	for _, c := range cs {
+		info, err := c.Info(ctx, containerd.WithoutRefreshedMetadata)
+		if err != nil {
+			continue
+		}
+		if _, ok := info.Labels[LabelContainerID]; !ok {
+			continue
+		}
+		if r.cfg.Owner != "" && info.Labels[LabelOwner] != r.cfg.Owner {
+			continue // another agent's container on this host
+		}
+		o, err := r.observe(ctx, c, info)
+		if err != nil {
+			if errdefs.IsNotFound(err) {
+				continue // removed meanwhile
+			}
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+func (r *Runtime) observe(ctx context.Context, c containerd.Container, info containers.Container) (Observed, error) {
+	l := info.Labels
+	o := Observed{ID: l[LabelContainerID], Name: l[LabelName], IP: l[LabelIP]}
+	o.Generation, _ = strconv.ParseUint(l[LabelGeneration], 10, 64)
+	if ts, err := time.Parse(time.RFC3339Nano, l[LabelStartedAt]); err == nil {
+		o.StartedAt = ts
+	}
+	task, err := c.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		o.State = ccv1.ContainerState_CONTAINER_STATE_FAILED
+		o.Error = "the container has no task (it was never started, or containerd lost it)"
+		return o, nil
+	}
+	if err != nil {
+		o.State = ccv1.ContainerState_CONTAINER_STATE_FAILED
+		o.Error = fmt.Sprintf("load task: %v", err)
+		return o, nil
+	}
+	st, err := task.Status(ctx)
+	if err != nil {
+		o.State = ccv1.ContainerState_CONTAINER_STATE_FAILED
+		o.Error = fmt.Sprintf("task status: %v", err)
+		return o, nil
+	}
+	switch st.Status {
+	case containerd.Running, containerd.Paused, containerd.Pausing:
+		o.State = ccv1.ContainerState_CONTAINER_STATE_RUNNING
+	case containerd.Stopped:
+		o.State = ccv1.ContainerState_CONTAINER_STATE_EXITED
+		o.ExitCode = int32(st.ExitStatus)
+		o.FinishedAt = st.ExitTime
+		o.OOMKilled = r.oomKilled(ctx, c, o.ID)
+	case containerd.Created:
+		o.State = ccv1.ContainerState_CONTAINER_STATE_FAILED
+		o.Error = "the task was created but never started"
+	default:
+		o.State = ccv1.ContainerState_CONTAINER_STATE_FAILED
+		o.Error = fmt.Sprintf("task status %q", st.Status)
+	}
+	return o, nil
+}
+
+// oomKilled says whether the kernel's OOM killer struck in the container:
+// an OOM event was seen (Events) or its memory cgroup counts an OOM kill.
+// A positive cgroup answer is remembered in a file, since the cgroup goes
+// away with the task.
+func (r *Runtime) oomKilled(ctx context.Context, c containerd.Container, id string) bool {
+	if _, err := os.Stat(r.oomMark(id)); err == nil {
+		return true
+	}
+	spec, err := c.Spec(ctx)
+	if err != nil || spec.Linux == nil || spec.Linux.CgroupsPath == "" || strings.Contains(spec.Linux.CgroupsPath, ":") {
+		return false
+	}
+	if cgroupOOMKills(spec.Linux.CgroupsPath) > 0 {
+		r.markOOM(id)
+		return true
+	}
+	return false
+}
+
+func (r *Runtime) markOOM(id string) {
+	if err := os.WriteFile(r.oomMark(id), []byte(time.Now().UTC().Format(time.RFC3339Nano)+"\n"), 0o640); err != nil {
+		r.log.Warn("remember OOM kill", "container", id, "err", err)
+	}
+}
+
+// cgroupOOMKills reads the oom_kill counter of a cgroup: memory.oom_control
+// on cgroup v1, memory.events on v2.
+func cgroupOOMKills(cgroupPath string) int64 {
+	for _, f := range []string{
+		filepath.Join("/sys/fs/cgroup/memory", cgroupPath, "memory.oom_control"),
+		filepath.Join("/sys/fs/cgroup", cgroupPath, "memory.events"),
+	} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, " "); ok && k == "oom_kill" {
+				n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				return n
+			}
+		}
+	}
+	return 0
+}

@@ -1,0 +1,380 @@
+package runtime
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"strconv"
+	"strings"
+	"sync"
+
+	gocni "github.com/containerd/go-cni"
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	ccv1 "github.com/containercodes/cc/proto/cc/v1"
+)
+
+// Networking.
+//
+// Every container gets a network namespace of its own, created by the
+// runtime and mounted at <NetNSDir>/<namespace>-<id> (visible to
+// `ip netns`). In bridge mode CNI attaches it to the node's bridge (bridge
+// plugin with a gateway and masquerading, host-local IPAM on Subnet, portmap
+// for published ports with SNAT so 127.0.0.1:hostport works, firewall to
+// allow the traffic through FORWARD); in none mode only the loopback plugin
+// runs (lo up, nothing else). The CNI configuration is written to
+// <StateDir>/cni/<bridge>.conflist; IPAM leases live in <StateDir>/cni/ipam.
+
+const (
+	networkBridge = "bridge"
+	networkNone   = "none"
+)
+
+func networkMode(m ccv1.NetworkMode) string {
+	if m == ccv1.NetworkMode_NETWORK_MODE_NONE {
+		return networkNone
+	}
+	return networkBridge
+}
+
+func (r *Runtime) confListPath() string {
+	return filepath.Join(r.cfg.StateDir, "cni", r.cfg.BridgeName+".conflist")
+}
+
+// bridgeConfList is the CNI configuration of the bridge network.
+func (r *Runtime) bridgeConfList() ([]byte, error) {
+	if _, _, err := net.ParseCIDR(r.cfg.Subnet); err != nil {
+		return nil, fmt.Errorf("runtime: subnet %q is not a CIDR: %w", r.cfg.Subnet, err)
+	}
+	conf := map[string]any{
+		"cniVersion": "1.0.0",
+		"name":       r.cfg.BridgeName,
+		"plugins": []any{
+			map[string]any{
+				"type":        "bridge",
+				"bridge":      r.cfg.BridgeName,
+				"isGateway":   true,
+				"ipMasq":      true,
+				"hairpinMode": true,
+				"ipam": map[string]any{
+					"type":   "host-local",
+					"ranges": [][]map[string]string{{{"subnet": r.cfg.Subnet}}},
+					"routes": []map[string]string{{"dst": "0.0.0.0/0"}},
+					// Leases live in host-local's default, host-wide
+					// directory, keyed by network (= bridge) name, so that
+					// agents sharing a bridge never hand out the same IP.
+				},
+			},
+			map[string]any{
+				"type":         "portmap",
+				"capabilities": map[string]bool{"portMappings": true},
+				"snat":         true,
+			},
+			map[string]any{
+				"type":    "firewall",
+				"backend": "iptables",
+			},
+		},
+	}
+	return json.MarshalIndent(conf, "", "  ")
+}
+
+func (r *Runtime) initCNI() error {
+	for _, p := range []string{"bridge", "host-local", "portmap", "firewall", "loopback"} {
+		if _, err := os.Stat(filepath.Join(r.cfg.CNIBinDir, p)); err != nil {
+			return fmt.Errorf("runtime: CNI plugin %s missing in %s: %w; install Debian's containernetworking-plugins (scripts/prereqs.sh)", p, r.cfg.CNIBinDir, err)
+		}
+	}
+	b, err := r.bridgeConfList()
+	if err != nil {
+		return err
+	}
+	path := r.confListPath()
+	if old, err := os.ReadFile(path); err != nil || !bytes.Equal(old, b) {
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, b, 0o640); err != nil {
+			return fmt.Errorf("runtime: write CNI config: %w", err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return fmt.Errorf("runtime: write CNI config: %w", err)
+		}
+	}
+	bridge, err := gocni.New(
+		gocni.WithPluginDir([]string{r.cfg.CNIBinDir}),
+		gocni.WithConfListFile(path), // eth0
+		gocni.WithLoNetwork,
+		gocni.WithMinNetworkCount(2),
+	)
+	if err != nil {
+		return fmt.Errorf("runtime: load CNI config %s: %w", path, err)
+	}
+	lo, err := gocni.New(gocni.WithPluginDir([]string{r.cfg.CNIBinDir}), gocni.WithLoNetwork)
+	if err != nil {
+		return fmt.Errorf("runtime: load CNI loopback config: %w", err)
+	}
+	r.cniBridge, r.cniLo = bridge, lo
+	return nil
+}
+
+// netnsName is the network namespace (and CNI container id) of a container.
+func (r *Runtime) netnsName(id string) string {
+	return r.cfg.Namespace + "-" + id
+}
+
+func (r *Runtime) netnsPath(id string) string {
+	return filepath.Join(r.cfg.NetNSDir, r.netnsName(id))
+}
+
+// createNetNS creates a new network namespace and mounts it at path
+// (replacing a leftover one).
+func createNetNS(path string) (err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("create netns directory: %w", err)
+	}
+	_ = removeNetNS(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		return fmt.Errorf("create netns mount point: %w", err)
+	}
+	f.Close()
+	defer func() {
+		if err != nil {
+			os.Remove(path)
+		}
+	}()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		// The thread changes namespace and is never unlocked: Go ends it
+		// when this goroutine returns, so no other goroutine runs in it.
+		goruntime.LockOSThread()
+		if err = unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			err = fmt.Errorf("unshare network namespace: %w", err)
+			return
+		}
+		src := fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid())
+		if err = unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
+			err = fmt.Errorf("mount network namespace at %s: %w", path, err)
+		}
+	}()
+	wg.Wait()
+	return err
+}
+
+// removeNetNS unmounts and removes a network namespace; a missing one is
+// fine.
+func removeNetNS(path string) error {
+	if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unmount netns %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove netns %s: %w", path, err)
+	}
+	return nil
+}
+
+// enableForwarding turns on IPv4 forwarding, which the bridge needs.
+func enableForwarding() error {
+	const p = "/proc/sys/net/ipv4/ip_forward"
+	if b, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(b)) == "1" {
+		return nil
+	}
+	if err := os.WriteFile(p, []byte("1"), 0o644); err != nil {
+		return fmt.Errorf("enable net.ipv4.ip_forward (bridge networking needs it; run the agent as root or set the sysctl): %w", err)
+	}
+	return nil
+}
+
+func portMappings(ports []*ccv1.PortMapping) []gocni.PortMapping {
+	var out []gocni.PortMapping
+	for _, p := range ports {
+		proto := strings.ToLower(p.GetProtocol())
+		if proto == "" {
+			proto = "tcp"
+		}
+		out = append(out, gocni.PortMapping{
+			HostPort:      p.GetHostPort(),
+			ContainerPort: p.GetContainerPort(),
+			Protocol:      proto,
+		})
+	}
+	return out
+}
+
+// setupNetwork creates the container's network namespace and attaches it.
+// It returns the namespace path and the container's IP (bridge mode).
+func (r *Runtime) setupNetwork(ctx context.Context, id, mode string, ports []gocni.PortMapping) (nsPath, ip string, err error) {
+	nsPath = r.netnsPath(id)
+	if err := createNetNS(nsPath); err != nil {
+		return "", "", fmt.Errorf("runtime: network namespace for %s: %w", id, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = removeNetNS(nsPath)
+		}
+	}()
+	if mode == networkNone {
+		if _, err := r.cniLo.Setup(ctx, r.netnsName(id), nsPath); err != nil {
+			return "", "", fmt.Errorf("runtime: bring up loopback of %s: %w", id, err)
+		}
+		return nsPath, "", nil
+	}
+	if err := enableForwarding(); err != nil {
+		return "", "", fmt.Errorf("runtime: %w", err)
+	}
+	var opts []gocni.NamespaceOpts
+	if len(ports) > 0 {
+		opts = append(opts, gocni.WithCapabilityPortMap(ports))
+	}
+	res, err := r.cniBridge.Setup(ctx, r.netnsName(id), nsPath, opts...)
+	if err != nil {
+		_ = r.cniBridge.Remove(ctx, r.netnsName(id), nsPath, opts...)
+		return "", "", fmt.Errorf("runtime: attach %s to bridge %s (CNI in %s, config %s): %w", id, r.cfg.BridgeName, r.cfg.CNIBinDir, r.confListPath(), err)
+	}
+	if c, ok := res.Interfaces["eth0"]; ok {
+		for _, ipc := range c.IPConfigs {
+			if ipc.IP.To4() != nil {
+				ip = ipc.IP.String()
+				break
+			}
+		}
+	}
+	return nsPath, ip, nil
+}
+
+// teardownNetwork detaches the container (bridge mode) and removes its
+// network namespace. It is idempotent.
+func (r *Runtime) teardownNetwork(ctx context.Context, id, mode string, ports []gocni.PortMapping) error {
+	nsPath := r.netnsPath(id)
+	var errs []error
+	if mode != networkNone {
+		var opts []gocni.NamespaceOpts
+		if len(ports) > 0 {
+			opts = append(opts, gocni.WithCapabilityPortMap(ports))
+		}
+		if err := r.cniBridge.Remove(ctx, r.netnsName(id), nsPath, opts...); err != nil {
+			errs = append(errs, fmt.Errorf("detach from bridge %s: %w", r.cfg.BridgeName, err))
+		}
+	} else if err := r.cniLo.Remove(ctx, r.netnsName(id), nsPath); err != nil {
+		errs = append(errs, fmt.Errorf("loopback teardown: %w", err))
+	}
+	if err := removeNetNS(nsPath); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("runtime: network teardown of %s: %w", id, err)
+	}
+	return nil
+}
+
+// etcFiles writes the container's /etc/hosts and /etc/resolv.conf under
+// StateDir and returns the bind mounts for them.
+func (r *Runtime) etcFiles(id, name, ip, mode string) ([]specs.Mount, error) {
+	dir := r.filesDir(id)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("runtime: create %s: %w", dir, err)
+	}
+	var hosts strings.Builder
+	hosts.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+	if ip != "" {
+		hosts.WriteString(ip + "\t" + name + "\n")
+	} else {
+		hosts.WriteString("127.0.1.1\t" + name + "\n")
+	}
+	files := map[string]string{"hosts": hosts.String()}
+	if mode == networkBridge {
+		if rc := hostResolvConf(); rc != "" {
+			files["resolv.conf"] = rc
+		}
+	}
+	var mounts []specs.Mount
+	for _, n := range []string{"hosts", "resolv.conf"} {
+		content, ok := files[n]
+		if !ok {
+			continue
+		}
+		p := filepath.Join(dir, n)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			return nil, fmt.Errorf("runtime: write %s: %w", p, err)
+		}
+		mounts = append(mounts, specs.Mount{
+			Destination: "/etc/" + n,
+			Type:        "bind",
+			Source:      p,
+			Options:     []string{"rbind", "rprivate", "rw"},
+		})
+	}
+	return mounts, nil
+}
+
+// hostResolvConf returns the host's resolv.conf without loopback name
+// servers (unreachable from a container), or "" when none is left.
+func hostResolvConf() string {
+	b, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil {
+		return ""
+	}
+	var out strings.Builder
+	servers := 0
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		line := sc.Text()
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == "nameserver" {
+			if ip := net.ParseIP(f[1]); ip == nil || ip.IsLoopback() {
+				continue
+			}
+			servers++
+		}
+		out.WriteString(line + "\n")
+	}
+	if servers == 0 {
+		return ""
+	}
+	return out.String()
+}
+
+// encodePorts and decodePorts keep published ports in a label.
+func encodePorts(p []gocni.PortMapping) string {
+	if len(p) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, m := range p {
+		parts = append(parts, strconv.Itoa(int(m.HostPort))+":"+strconv.Itoa(int(m.ContainerPort))+"/"+m.Protocol)
+	}
+	return strings.Join(parts, ",")
+}
+
+func decodePorts(s string) []gocni.PortMapping {
+	var out []gocni.PortMapping
+	for _, part := range strings.Split(s, ",") {
+		hp, rest, ok := strings.Cut(part, ":")
+		if !ok {
+			continue
+		}
+		cp, proto, _ := strings.Cut(rest, "/")
+		h, err1 := strconv.Atoi(hp)
+		c, err2 := strconv.Atoi(cp)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		if proto == "" {
+			proto = "tcp"
+		}
+		out = append(out, gocni.PortMapping{HostPort: int32(h), ContainerPort: int32(c), Protocol: proto})
+	}
+	return out
+}

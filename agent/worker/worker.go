@@ -1,0 +1,447 @@
+// Package worker is the agent's main loop: it keeps the session with the
+// control plane (assignments in, heartbeats and status out), reconciles the
+// assignments with what containerd runs through package runtime, applies
+// restart policies with backoff, and answers log requests.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/containercodes/cc/agent/identity"
+	"github.com/containercodes/cc/agent/reconcile"
+	"github.com/containercodes/cc/agent/runtime"
+	ccv1 "github.com/containercodes/cc/proto/cc/v1"
+)
+
+// Config is what the worker needs.
+type Config struct {
+	Identity *identity.Identity
+	Runtime  *runtime.Runtime
+	Hello    *ccv1.SessionHello // what the agent reports at connect
+	Logger   *slog.Logger
+	// Heartbeat is the heartbeat period; default 3s.
+	Heartbeat time.Duration
+	// Resync is the period of the reconcile pass when nothing happens;
+	// default 5s.
+	Resync time.Duration
+}
+
+// Worker runs a node.
+type Worker struct {
+	cfg    Config
+	log    *slog.Logger
+	client ccv1.AgentServiceClient
+	conn   *grpc.ClientConn
+
+	mu         sync.Mutex
+	desired    map[string]*ccv1.Assignment
+	haveFull   bool
+	mem        map[string]reconcile.Memory
+	preparing  map[string]bool
+	lastSent   map[string]*ccv1.ContainerStatus
+	logCancels map[string]context.CancelFunc
+
+	sendMu sync.Mutex
+	stream ccv1.AgentService_SessionClient // nil between sessions
+
+	kick chan struct{} // buffered 1: a reconcile pass is wanted
+}
+
+// New connects (lazily) to the control plane.
+func New(cfg Config) (*Worker, error) {
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 3 * time.Second
+	}
+	if cfg.Resync <= 0 {
+		cfg.Resync = 5 * time.Second
+	}
+	if len(cfg.Identity.Servers) == 0 {
+		return nil, errors.New("the agent knows no control plane address: join again")
+	}
+	conn, err := grpc.NewClient(cfg.Identity.Servers[0],
+		grpc.WithTransportCredentials(credentials.NewTLS(cfg.Identity.TLSConfig())),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+	)
+	if err != nil {
+		return nil, err
+	}
+	return &Worker{
+		cfg: cfg, log: cfg.Logger, conn: conn, client: ccv1.NewAgentServiceClient(conn),
+		desired: map[string]*ccv1.Assignment{}, mem: map[string]reconcile.Memory{},
+		preparing: map[string]bool{}, lastSent: map[string]*ccv1.ContainerStatus{},
+		logCancels: map[string]context.CancelFunc{}, kick: make(chan struct{}, 1),
+	}, nil
+}
+
+// Run works until ctx ends. Containers keep running when it returns.
+func (w *Worker) Run(ctx context.Context) error {
+	defer w.conn.Close()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		w.cfg.Identity.RenewLoop(ctx, w.client, func(err error) { w.log.Warn("certificate renewal failed; retrying", "err", err) })
+	}()
+	go func() {
+		defer wg.Done()
+		for range w.cfg.Runtime.Events(ctx) {
+			w.poke()
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		w.reconcileLoop(ctx)
+	}()
+	backoff := time.Second
+	for {
+		started := time.Now()
+		err := w.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(started) > time.Minute {
+			backoff = time.Second
+		}
+		w.log.Warn("session with the control plane ended; reconnecting", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		if backoff < 30*time.Second {
+			backoff *= 2
+		}
+	}
+}
+
+func (w *Worker) poke() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (w *Worker) send(m *ccv1.SessionRequest) error {
+	w.sendMu.Lock()
+	defer w.sendMu.Unlock()
+	if w.stream == nil {
+		return errors.New("no session")
+	}
+	return w.stream.Send(m)
+}
+
+// session runs one session until it fails.
+func (w *Worker) session(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := w.client.Session(ctx)
+	if err != nil {
+		return err
+	}
+	if err := stream.Send(&ccv1.SessionRequest{Msg: &ccv1.SessionRequest_Hello{Hello: w.cfg.Hello}}); err != nil {
+		return err
+	}
+	w.sendMu.Lock()
+	w.stream = stream
+	w.sendMu.Unlock()
+	w.mu.Lock()
+	w.lastSent = map[string]*ccv1.ContainerStatus{} // the new session gets every status
+	w.mu.Unlock()
+	defer func() {
+		w.sendMu.Lock()
+		w.stream = nil
+		w.sendMu.Unlock()
+	}()
+	go func() {
+		t := time.NewTicker(w.cfg.Heartbeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := w.send(&ccv1.SessionRequest{Msg: &ccv1.SessionRequest_Heartbeat{Heartbeat: &ccv1.Heartbeat{}}}); err != nil {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	var next uint64
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		switch m := msg.Msg.(type) {
+		case *ccv1.SessionResponse_Full:
+			set := map[string]*ccv1.Assignment{}
+			for _, a := range m.Full.Assignments {
+				set[a.ContainerId] = a
+			}
+			w.mu.Lock()
+			w.desired, w.haveFull = set, true
+			w.mu.Unlock()
+			next = msg.Seq + 1
+			w.log.Info("assignments received", "count", len(set))
+			w.poke()
+		case *ccv1.SessionResponse_Changes:
+			if msg.Seq != next {
+				return fmt.Errorf("assignment sequence gap: got %d, want %d; resyncing", msg.Seq, next)
+			}
+			next++
+			w.mu.Lock()
+			for _, a := range m.Changes.Updated {
+				w.desired[a.ContainerId] = a
+			}
+			for _, id := range m.Changes.Removed {
+				delete(w.desired, id)
+			}
+			w.mu.Unlock()
+			w.poke()
+		case *ccv1.SessionResponse_Logs:
+			go w.serveLogs(ctx, m.Logs)
+		case *ccv1.SessionResponse_LogCancel:
+			w.mu.Lock()
+			if c := w.logCancels[m.LogCancel.RequestId]; c != nil {
+				c()
+			}
+			w.mu.Unlock()
+		}
+	}
+}
+
+func (w *Worker) reconcileLoop(ctx context.Context) {
+	timer := time.NewTimer(w.cfg.Resync)
+	defer timer.Stop()
+	for {
+		wake := w.pass(ctx)
+		d := w.cfg.Resync
+		if !wake.IsZero() {
+			if u := time.Until(wake); u < d {
+				d = u
+			}
+		}
+		if d < 10*time.Millisecond {
+			d = 10 * time.Millisecond
+		}
+		timer.Reset(d)
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.kick:
+		case <-timer.C:
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+// pass is one reconcile pass: observe, decide, act, report.
+func (w *Worker) pass(ctx context.Context) (wakeAt time.Time) {
+	w.mu.Lock()
+	if !w.haveFull {
+		w.mu.Unlock()
+		return time.Time{}
+	}
+	desired := make(map[string]*ccv1.Assignment, len(w.desired))
+	for id, a := range w.desired {
+		desired[id] = a
+	}
+	mem := make(map[string]reconcile.Memory, len(w.mem))
+	for id, m := range w.mem {
+		mem[id] = m
+	}
+	w.mu.Unlock()
+
+	observed, err := w.observe(ctx)
+	if err != nil {
+		w.log.Warn("cannot list containers", "err", err)
+		return time.Now().Add(time.Second)
+	}
+	want := map[string]reconcile.Desired{}
+	for id, a := range desired {
+		want[id] = reconcile.Desired{
+			ID: id, Generation: a.Generation, Run: a.Desired == ccv1.DesiredState_DESIRED_STATE_RUNNING,
+			Restart: a.GetSpec().GetRestart(), StopTimeout: time.Duration(a.StopTimeoutMs) * time.Millisecond,
+		}
+	}
+	actions, wakeAt := reconcile.Decide(want, toReconcile(observed), mem, time.Now())
+	for _, act := range actions {
+		if ctx.Err() != nil {
+			return
+		}
+		w.do(ctx, act, desired[act.ID])
+	}
+	if len(actions) > 0 {
+		if observed, err = w.observe(ctx); err != nil {
+			return time.Now().Add(time.Second)
+		}
+	}
+	w.report(desired, observed)
+	return wakeAt
+}
+
+func (w *Worker) observe(ctx context.Context) (map[string]runtime.Observed, error) {
+	list, err := w.cfg.Runtime.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]runtime.Observed, len(list))
+	for _, o := range list {
+		out[o.ID] = o
+	}
+	return out, nil
+}
+
+func toReconcile(obs map[string]runtime.Observed) map[string]reconcile.Observed {
+	out := make(map[string]reconcile.Observed, len(obs))
+	for id, o := range obs {
+		out[id] = reconcile.Observed{
+			ID: id, Generation: o.Generation,
+			Running:  o.State == ccv1.ContainerState_CONTAINER_STATE_RUNNING,
+			Exited:   o.State != ccv1.ContainerState_CONTAINER_STATE_RUNNING,
+			ExitCode: o.ExitCode, FinishedAt: o.FinishedAt,
+		}
+	}
+	return out
+}
+
+func (w *Worker) do(ctx context.Context, act reconcile.Action, a *ccv1.Assignment) {
+	log := w.log.With("container_id", act.ID, "action", act.Kind.String())
+	switch act.Kind {
+	case reconcile.Remove:
+		if err := w.cfg.Runtime.Remove(ctx, act.ID); err != nil {
+			log.Warn("remove failed", "err", err)
+			return
+		}
+		if err := w.cfg.Runtime.RemoveLogs(act.ID); err != nil {
+			log.Warn("remove logs failed", "err", err)
+		}
+		w.mu.Lock()
+		delete(w.mem, act.ID)
+		delete(w.lastSent, act.ID)
+		w.mu.Unlock()
+		log.Info("container removed")
+	case reconcile.Stop:
+		if err := w.cfg.Runtime.Stop(ctx, act.ID, act.Timeout); err != nil {
+			log.Warn("stop failed", "err", err)
+			return
+		}
+		log.Info("container stopped")
+	case reconcile.Start:
+		w.mu.Lock()
+		w.preparing[act.ID] = true
+		w.mu.Unlock()
+		w.report(map[string]*ccv1.Assignment{act.ID: a}, nil)
+		err := w.start(ctx, a)
+		w.mu.Lock()
+		delete(w.preparing, act.ID)
+		w.mem[act.ID] = reconcile.AfterStart(w.mem[act.ID], a.Generation, act, err, time.Now())
+		w.mu.Unlock()
+		if err != nil {
+			log.Warn("start failed", "err", err)
+			return
+		}
+		log.Info("container started", "name", a.Name, "restart", act.IsRestart)
+	}
+}
+
+func (w *Worker) start(ctx context.Context, a *ccv1.Assignment) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	var open func(context.Context) (io.ReadCloser, error)
+	if a.ImageDigest != "" {
+		digest := a.ImageDigest
+		open = func(ctx context.Context) (io.ReadCloser, error) { return w.fetchBlob(ctx, digest) }
+	}
+	if err := w.cfg.Runtime.EnsureImage(ctx, a.GetSpec().GetImage(), open); err != nil {
+		return fmt.Errorf("image %s: %w", a.GetSpec().GetImage(), err)
+	}
+	_, err := w.cfg.Runtime.Start(ctx, runtime.Task{ID: a.ContainerId, Name: a.Name, Generation: a.Generation, Spec: a.Spec})
+	return err
+}
+
+// report sends the statuses that changed since the last report.
+func (w *Worker) report(desired map[string]*ccv1.Assignment, observed map[string]runtime.Observed) {
+	now := timestamppb.Now()
+	w.mu.Lock()
+	var batch []*ccv1.TaskStatus
+	for id, a := range desired {
+		st := w.statusOf(a, observed)
+		if proto.Equal(st, w.lastSent[id]) {
+			continue
+		}
+		batch = append(batch, &ccv1.TaskStatus{ContainerId: id, Generation: a.Generation, Status: st, ObservedAt: now})
+	}
+	w.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	if err := w.send(&ccv1.SessionRequest{Msg: &ccv1.SessionRequest_Status{Status: &ccv1.StatusBatch{Statuses: batch}}}); err != nil {
+		return // sent again in full on the next session
+	}
+	w.mu.Lock()
+	for _, ts := range batch {
+		w.lastSent[ts.ContainerId] = ts.Status
+	}
+	w.mu.Unlock()
+}
+
+// statusOf says where a container stands; w.mu is held.
+func (w *Worker) statusOf(a *ccv1.Assignment, observed map[string]runtime.Observed) *ccv1.ContainerStatus {
+	m := w.mem[a.ContainerId]
+	if m.Generation != a.Generation {
+		m = reconcile.Memory{}
+	}
+	st := &ccv1.ContainerStatus{RestartCount: m.Restarts}
+	o, seen := observed[a.ContainerId]
+	switch {
+	case w.preparing[a.ContainerId]:
+		st.State = ccv1.ContainerState_CONTAINER_STATE_PREPARING
+	case seen && o.Generation >= a.Generation && o.State == ccv1.ContainerState_CONTAINER_STATE_RUNNING:
+		st.State = ccv1.ContainerState_CONTAINER_STATE_RUNNING
+		st.StartedAt = ts(o.StartedAt)
+		st.Ip = o.IP
+	case seen && o.Generation >= a.Generation:
+		st.State = ccv1.ContainerState_CONTAINER_STATE_EXITED
+		if o.State == ccv1.ContainerState_CONTAINER_STATE_FAILED {
+			st.State = ccv1.ContainerState_CONTAINER_STATE_FAILED
+			st.Error = "the container was created but its process never started"
+		}
+		st.ExitCode, st.OomKilled = o.ExitCode, o.OOMKilled
+		st.StartedAt, st.FinishedAt = ts(o.StartedAt), ts(o.FinishedAt)
+	case m.StartFailed:
+		st.State = ccv1.ContainerState_CONTAINER_STATE_FAILED
+		st.Error = m.StartFailure
+	default:
+		st.State = ccv1.ContainerState_CONTAINER_STATE_PREPARING
+	}
+	return st
+}
+
+func ts(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}

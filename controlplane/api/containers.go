@@ -1,0 +1,444 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/containercodes/cc/internal/imagearchive"
+	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
+	ccv1 "github.com/containercodes/cc/proto/cc/v1"
+)
+
+var containerNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+
+// CreateContainer validates the spec, resolves the image, places the
+// container on a node and records it.
+func (s *Server) CreateContainer(ctx context.Context, req *ccv1.CreateContainerRequest) (*ccv1.CreateContainerResponse, error) {
+	spec := req.GetSpec()
+	if err := ValidateSpec(spec); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	ref, err := imagearchive.Normalize(spec.Image)
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "image %q: %v", spec.Image, err)
+	}
+	id := newContainerID()
+	name := req.GetName()
+	if name == "" {
+		name = generatedName(id)
+	}
+	if !containerNameRE.MatchString(name) {
+		return nil, status.Errorf(codes.InvalidArgument, "name %q: use letters, digits, '_', '.' or '-' (at most 128), starting with a letter or digit", name)
+	}
+	c := &ccv1.Container{Id: id, Name: name, Spec: cloneSpec(spec)}
+	c.Spec.Image = ref
+	if s.images != nil {
+		if img, err := s.images.Resolve(ref); err == nil {
+			c.ImageDigest = img.Digest
+		}
+	}
+	nodes, err := s.fsm.Nodes()
+	if err != nil {
+		return nil, err
+	}
+	containers, err := s.fsm.Containers()
+	if err != nil {
+		return nil, err
+	}
+	node, err := Place(nodes, containers, req.GetNode(), c.Spec)
+	if err != nil {
+		return nil, err
+	}
+	c.NodeId = node.Id
+	if err := s.propose(ctx, statev1.CommandType_COMMAND_TYPE_CREATE_CONTAINER, &statev1.CreateContainer{Container: c}); err != nil {
+		return nil, err
+	}
+	rec, err := s.fsm.Container(id)
+	if err != nil {
+		return nil, err
+	}
+	return &ccv1.CreateContainerResponse{Container: rec.Container}, nil
+}
+
+func cloneSpec(s *ccv1.ContainerSpec) *ccv1.ContainerSpec {
+	out := proto.Clone(s).(*ccv1.ContainerSpec)
+	if out.Restart == ccv1.RestartPolicy_RESTART_POLICY_UNSPECIFIED {
+		out.Restart = ccv1.RestartPolicy_RESTART_POLICY_NO
+	}
+	if out.Network == ccv1.NetworkMode_NETWORK_MODE_UNSPECIFIED {
+		out.Network = ccv1.NetworkMode_NETWORK_MODE_BRIDGE
+	}
+	for _, p := range out.Ports {
+		if p.Protocol == "" {
+			p.Protocol = "tcp"
+		}
+	}
+	return out
+}
+
+// ValidateSpec checks a container spec and says what to fix.
+func ValidateSpec(s *ccv1.ContainerSpec) error {
+	if s == nil || strings.TrimSpace(s.Image) == "" {
+		return errors.New("image: required")
+	}
+	var probs []string
+	for _, e := range s.Env {
+		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
+			probs = append(probs, fmt.Sprintf("env %q: use KEY=VALUE", e))
+		}
+	}
+	if r := s.Resources; r != nil {
+		if r.MemoryBytes != 0 && r.MemoryBytes < 4<<20 {
+			probs = append(probs, "memory: at least 4m")
+		}
+		if r.CpuMillis < 0 || r.CpuMillis > 1_000_000 {
+			probs = append(probs, "cpus: between 0.001 and 1000")
+		}
+		if r.Pids < 0 {
+			probs = append(probs, "pids: must be positive")
+		}
+	}
+	seen := map[string]bool{}
+	for _, p := range s.Ports {
+		proto := p.Protocol
+		if proto == "" {
+			proto = "tcp"
+		}
+		if proto != "tcp" && proto != "udp" {
+			probs = append(probs, fmt.Sprintf("port protocol %q: use tcp or udp", p.Protocol))
+		}
+		if p.HostPort < 1 || p.HostPort > 65535 || p.ContainerPort < 1 || p.ContainerPort > 65535 {
+			probs = append(probs, fmt.Sprintf("port %d:%d: ports are 1-65535", p.HostPort, p.ContainerPort))
+		}
+		key := fmt.Sprintf("%d/%s", p.HostPort, proto)
+		if seen[key] {
+			probs = append(probs, "port "+key+" published twice")
+		}
+		seen[key] = true
+	}
+	if len(s.Ports) > 0 && s.Network == ccv1.NetworkMode_NETWORK_MODE_NONE {
+		probs = append(probs, "ports: a container with --network none cannot publish ports")
+	}
+	if len(probs) > 0 {
+		return errors.New(strings.Join(probs, "; "))
+	}
+	return nil
+}
+
+// Place picks the node for a new container: the one asked for (by id, id
+// prefix or name), else the ready, active node with the most memory left
+// after the limits of the containers it runs. It refuses a node that is not
+// ready or where a host port is taken.
+func Place(nodes []*ccv1.Node, containers []*statev1.ContainerRecord, want string, spec *ccv1.ContainerSpec) (*ccv1.Node, error) {
+	used := map[string]int64{}
+	ports := map[string]map[string]bool{}
+	for _, r := range containers {
+		c := r.Container
+		if c.NodeId == "" || c.Desired != ccv1.DesiredState_DESIRED_STATE_RUNNING {
+			continue
+		}
+		used[c.NodeId] += c.GetSpec().GetResources().GetMemoryBytes()
+		for _, p := range c.GetSpec().GetPorts() {
+			if ports[c.NodeId] == nil {
+				ports[c.NodeId] = map[string]bool{}
+			}
+			ports[c.NodeId][fmt.Sprintf("%d/%s", p.HostPort, p.Protocol)] = true
+		}
+	}
+	portFree := func(n *ccv1.Node) string {
+		for _, p := range spec.GetPorts() {
+			if k := fmt.Sprintf("%d/%s", p.HostPort, p.Protocol); ports[n.Id][k] {
+				return k
+			}
+		}
+		return ""
+	}
+	if want != "" {
+		n, err := FindNode(nodes, want)
+		if err != nil {
+			return nil, err
+		}
+		if n.State != ccv1.NodeState_NODE_STATE_READY {
+			return nil, status.Errorf(codes.FailedPrecondition, "node %s (%s) is %s, not ready", n.Name, n.Id, enumWord(n.State.String(), "NODE_STATE_"))
+		}
+		if k := portFree(n); k != "" {
+			return nil, status.Errorf(codes.FailedPrecondition, "host port %s is already published on node %s", k, n.Name)
+		}
+		return n, nil
+	}
+	var best *ccv1.Node
+	var bestFree int64
+	reasons := []string{}
+	for _, n := range nodes {
+		if n.State != ccv1.NodeState_NODE_STATE_READY || n.Availability != ccv1.NodeAvailability_NODE_AVAILABILITY_ACTIVE {
+			reasons = append(reasons, fmt.Sprintf("%s is %s", n.Name, enumWord(n.State.String(), "NODE_STATE_")))
+			continue
+		}
+		if k := portFree(n); k != "" {
+			reasons = append(reasons, fmt.Sprintf("%s has port %s taken", n.Name, k))
+			continue
+		}
+		free := n.GetResources().GetMemoryBytes() - used[n.Id]
+		if mem := spec.GetResources().GetMemoryBytes(); mem > 0 && n.GetResources().GetMemoryBytes() > 0 && free < mem {
+			reasons = append(reasons, fmt.Sprintf("%s has %d MiB free", n.Name, free>>20))
+			continue
+		}
+		if best == nil || free > bestFree || (free == bestFree && n.Name < best.Name) {
+			best, bestFree = n, free
+		}
+	}
+	if best == nil {
+		if len(nodes) == 0 {
+			return nil, status.Error(codes.FailedPrecondition, "no node has joined the cluster: start an agent with `cc-agent --join ADDR --token TOKEN` (token from `ccctl token create`)")
+		}
+		sort.Strings(reasons)
+		return nil, status.Errorf(codes.FailedPrecondition, "no node can run it: %s", strings.Join(reasons, "; "))
+	}
+	return best, nil
+}
+
+// FindNode finds a node by id, unique id prefix or name.
+func FindNode(nodes []*ccv1.Node, want string) (*ccv1.Node, error) {
+	var prefix []*ccv1.Node
+	for _, n := range nodes {
+		if n.Id == want || n.Name == want {
+			return n, nil
+		}
+		if len(want) >= 4 && strings.HasPrefix(n.Id, want) {
+			prefix = append(prefix, n)
+		}
+	}
+	switch len(prefix) {
+	case 1:
+		return prefix[0], nil
+	case 0:
+		return nil, status.Errorf(codes.NotFound, "no node %q (see `ccctl node ls`)", want)
+	default:
+		return nil, status.Errorf(codes.InvalidArgument, "%q matches %d nodes: give more of the id", want, len(prefix))
+	}
+}
+
+// findContainer resolves an id, unique id prefix or name.
+func (s *Server) findContainer(want string) (*statev1.ContainerRecord, error) {
+	if want == "" {
+		return nil, status.Error(codes.InvalidArgument, "container id or name: required")
+	}
+	if rec, err := s.fsm.Container(want); err == nil {
+		return rec, nil
+	}
+	if id, err := s.fsm.ContainerIDByName(want); err == nil {
+		return s.fsm.Container(id)
+	}
+	all, err := s.fsm.Containers()
+	if err != nil {
+		return nil, err
+	}
+	var match []*statev1.ContainerRecord
+	for _, r := range all {
+		if len(want) >= 3 && strings.HasPrefix(r.Container.Id, want) {
+			match = append(match, r)
+		}
+	}
+	switch len(match) {
+	case 1:
+		return match[0], nil
+	case 0:
+		return nil, status.Errorf(codes.NotFound, "no container %q (see `ccctl ps -a`)", want)
+	default:
+		return nil, status.Errorf(codes.InvalidArgument, "%q matches %d containers: give more of the id", want, len(match))
+	}
+}
+
+// ListContainers implements ContainerService.
+func (s *Server) ListContainers(ctx context.Context, req *ccv1.ListContainersRequest) (*ccv1.ListContainersResponse, error) {
+	all, err := s.fsm.Containers()
+	if err != nil {
+		return nil, err
+	}
+	nodeID := ""
+	if req.GetNode() != "" {
+		nodes, err := s.fsm.Nodes()
+		if err != nil {
+			return nil, err
+		}
+		n, err := FindNode(nodes, req.GetNode())
+		if err != nil {
+			return nil, err
+		}
+		nodeID = n.Id
+	}
+	resp := &ccv1.ListContainersResponse{}
+	for _, r := range all {
+		c := r.Container
+		if nodeID != "" && c.NodeId != nodeID {
+			continue
+		}
+		if !req.GetAll() && (c.Desired != ccv1.DesiredState_DESIRED_STATE_RUNNING || isFinished(c.GetStatus().GetState())) {
+			continue
+		}
+		resp.Containers = append(resp.Containers, c)
+	}
+	sort.SliceStable(resp.Containers, func(i, j int) bool {
+		return resp.Containers[i].CreatedAt.AsTime().After(resp.Containers[j].CreatedAt.AsTime())
+	})
+	return resp, nil
+}
+
+func isFinished(st ccv1.ContainerState) bool {
+	return st == ccv1.ContainerState_CONTAINER_STATE_EXITED || st == ccv1.ContainerState_CONTAINER_STATE_FAILED
+}
+
+// GetContainer implements ContainerService.
+func (s *Server) GetContainer(ctx context.Context, req *ccv1.GetContainerRequest) (*ccv1.GetContainerResponse, error) {
+	rec, err := s.findContainer(req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	return &ccv1.GetContainerResponse{Container: rec.Container}, nil
+}
+
+func (s *Server) setDesired(ctx context.Context, want string, d ccv1.DesiredState, timeout time.Duration) (*ccv1.Container, error) {
+	rec, err := s.findContainer(want)
+	if err != nil {
+		return nil, err
+	}
+	err = s.propose(ctx, statev1.CommandType_COMMAND_TYPE_SET_CONTAINER_DESIRED, &statev1.SetContainerDesired{Id: rec.Container.Id, Desired: d, StopTimeoutMs: timeout.Milliseconds()})
+	if err != nil {
+		return nil, err
+	}
+	rec, err = s.fsm.Container(rec.Container.Id)
+	if err != nil {
+		return nil, err
+	}
+	return rec.Container, nil
+}
+
+// StartContainer implements ContainerService.
+func (s *Server) StartContainer(ctx context.Context, req *ccv1.StartContainerRequest) (*ccv1.StartContainerResponse, error) {
+	c, err := s.setDesired(ctx, req.GetId(), ccv1.DesiredState_DESIRED_STATE_RUNNING, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &ccv1.StartContainerResponse{Container: c}, nil
+}
+
+// StopContainer implements ContainerService.
+func (s *Server) StopContainer(ctx context.Context, req *ccv1.StopContainerRequest) (*ccv1.StopContainerResponse, error) {
+	timeout := 10 * time.Second
+	if t := req.GetTimeout(); t != nil {
+		if !t.IsValid() || t.AsDuration() < 0 {
+			return nil, status.Error(codes.InvalidArgument, "timeout: must be zero or positive")
+		}
+		timeout = t.AsDuration()
+	}
+	c, err := s.setDesired(ctx, req.GetId(), ccv1.DesiredState_DESIRED_STATE_STOPPED, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return &ccv1.StopContainerResponse{Container: c}, nil
+}
+
+// RemoveContainer implements ContainerService. The agent stops and deletes
+// the container when its assignment disappears.
+func (s *Server) RemoveContainer(ctx context.Context, req *ccv1.RemoveContainerRequest) (*ccv1.RemoveContainerResponse, error) {
+	rec, err := s.findContainer(req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	c := rec.Container
+	running := c.GetStatus().GetState() == ccv1.ContainerState_CONTAINER_STATE_RUNNING || c.GetStatus().GetState() == ccv1.ContainerState_CONTAINER_STATE_PREPARING
+	if running && c.Desired == ccv1.DesiredState_DESIRED_STATE_RUNNING && !req.GetForce() {
+		return nil, status.Errorf(codes.FailedPrecondition, "container %s is running: stop it first (`ccctl stop %s`) or remove it with --force", c.Name, c.Name)
+	}
+	if err := s.propose(ctx, statev1.CommandType_COMMAND_TYPE_REMOVE_CONTAINER, &statev1.RemoveContainer{Id: c.Id}); err != nil {
+		return nil, err
+	}
+	return &ccv1.RemoveContainerResponse{}, nil
+}
+
+// ContainerLogs streams a container's logs from its node.
+func (s *Server) ContainerLogs(req *ccv1.ContainerLogsRequest, stream ccv1.ContainerService_ContainerLogsServer) error {
+	rec, err := s.findContainer(req.GetId())
+	if err != nil {
+		return err
+	}
+	c := rec.Container
+	if c.NodeId == "" {
+		return status.Errorf(codes.FailedPrecondition, "container %s has not been placed on a node yet", c.Name)
+	}
+	return s.sessions.Logs(stream.Context(), c.NodeId, c.Id, req.GetFollow(), req.GetTail(), stream.Send)
+}
+
+// GetNode implements NodeService.
+func (s *Server) GetNode(ctx context.Context, req *ccv1.GetNodeRequest) (*ccv1.GetNodeResponse, error) {
+	nodes, err := s.fsm.Nodes()
+	if err != nil {
+		return nil, err
+	}
+	n, err := FindNode(nodes, req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	s.withLastSeen(n)
+	return &ccv1.GetNodeResponse{Node: n}, nil
+}
+
+func (s *Server) withLastSeen(n *ccv1.Node) {
+	if s.sessions == nil {
+		return
+	}
+	if t, ok := s.sessions.LastSeen(n.Id); ok {
+		n.LastSeen = timestamppb.New(t)
+	}
+}
+
+// RemoveNode implements NodeService.
+func (s *Server) RemoveNode(ctx context.Context, req *ccv1.RemoveNodeRequest) (*ccv1.RemoveNodeResponse, error) {
+	nodes, err := s.fsm.Nodes()
+	if err != nil {
+		return nil, err
+	}
+	n, err := FindNode(nodes, req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	if n.State == ccv1.NodeState_NODE_STATE_READY && !req.GetForce() {
+		return nil, status.Errorf(codes.FailedPrecondition, "node %s is ready: stop its agent first, or remove it with --force", n.Name)
+	}
+	if err := s.propose(ctx, statev1.CommandType_COMMAND_TYPE_REMOVE_NODE, &statev1.RemoveNode{Id: n.Id}); err != nil {
+		return nil, err
+	}
+	return &ccv1.RemoveNodeResponse{}, nil
+}
+
+func newContainerID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+var nameWords = [...]string{"amber", "brisk", "calm", "deft", "eager", "fond", "glad", "hale", "keen", "lucid", "merry", "noble", "prime", "quick", "sage", "tidy", "vivid", "witty"}
+var nameNouns = [...]string{"ant", "bee", "crane", "dove", "elk", "finch", "gecko", "heron", "ibis", "jay", "koala", "lynx", "moth", "newt", "otter", "pika", "quail", "robin", "seal", "tern", "vole", "wren"}
+
+// generatedName is docker-like (adjective_noun) with a bit of the id, so
+// two containers never race for the same generated name.
+func generatedName(id string) string {
+	b, _ := hex.DecodeString(id[:4])
+	return nameWords[int(b[0])%len(nameWords)] + "_" + nameNouns[int(b[1])%len(nameNouns)] + "_" + id[4:8]
+}
+
+func enumWord(s, prefix string) string {
+	return strings.ToLower(strings.TrimPrefix(s, prefix))
+}

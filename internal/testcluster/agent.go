@@ -1,0 +1,209 @@
+package testcluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/containercodes/cc/agent/identity"
+	"github.com/containercodes/cc/agent/runtime"
+	"github.com/containercodes/cc/agent/worker"
+	"github.com/containercodes/cc/internal/logging"
+	ccv1 "github.com/containercodes/cc/proto/cc/v1"
+)
+
+// ContainerdSocket is where tests find containerd.
+const ContainerdSocket = "/run/containerd/containerd.sock"
+
+// RequireContainerd skips a test in -short mode and fails it when containerd
+// does not answer: `make test` starts it (scripts/prereqs.sh).
+func RequireContainerd(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs containerd; skipped in -short mode")
+	}
+	if _, err := os.Stat(ContainerdSocket); err != nil {
+		t.Fatalf("containerd is not running (%v): run `bash scripts/prereqs.sh` as root", err)
+	}
+}
+
+var (
+	agentBinOnce sync.Once
+	agentBin     string
+	agentBinErr  error
+)
+
+// AgentBinary builds cc-agent once per test process: containerd's shim runs
+// it as the containers' logger.
+func AgentBinary(t testing.TB) string {
+	t.Helper()
+	agentBinOnce.Do(func() {
+		root, err := moduleRoot()
+		if err != nil {
+			agentBinErr = err
+			return
+		}
+		dir, err := os.MkdirTemp("", "cc-agent-bin-")
+		if err != nil {
+			agentBinErr = err
+			return
+		}
+		agentBin = filepath.Join(dir, "cc-agent")
+		cmd := exec.Command("go", "build", "-o", agentBin, "./agent/cmd/cc-agent")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			agentBinErr = fmt.Errorf("go build cc-agent: %v\n%s", err, out)
+		}
+	})
+	if agentBinErr != nil {
+		t.Fatal(agentBinErr)
+	}
+	return agentBin
+}
+
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod above the test's directory")
+		}
+		dir = parent
+	}
+}
+
+// Agent is an in-process agent on real containerd, in a containerd
+// namespace, bridge and subnet of its own, removed when the test ends.
+type Agent struct {
+	t        testing.TB
+	Name     string
+	DataDir  string
+	ID       *identity.Identity
+	rtConfig runtime.Config
+	Runtime  *runtime.Runtime
+
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// AgentOption changes an agent before it starts.
+type AgentOption func(*runtime.Config)
+
+// StartAgent joins a new agent named name to the cluster (with a fresh
+// single-use join token) and runs it.
+func (s *Server) StartAgent(name string, opts ...AgentOption) *Agent {
+	s.t.Helper()
+	RequireContainerd(s.t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tok, err := s.Client().Tokens.CreateToken(ctx, &ccv1.CreateTokenRequest{Role: ccv1.Role_ROLE_AGENT, MaxUses: 1})
+	if err != nil {
+		s.t.Fatalf("testcluster: join token: %v", err)
+	}
+	dir := s.t.TempDir()
+	id, err := identity.Join(ctx, filepath.Join(dir, "identity"), identity.JoinOptions{
+		Addr: s.Addr(), Token: tok.Secret, Name: name,
+		Resources: &ccv1.Resources{CpuMillis: 2000, MemoryBytes: 4 << 30}, Address: "127.0.0.1", Version: "test",
+	})
+	if err != nil {
+		s.t.Fatalf("testcluster: join %s: %v", name, err)
+	}
+	suffix := randomHex(3)
+	cfg := runtime.Config{
+		Socket:     ContainerdSocket,
+		Namespace:  "cc-test-" + suffix,
+		Owner:      id.NodeID,
+		StateDir:   filepath.Join(dir, "runtime"),
+		CNIBinDir:  "/usr/lib/cni",
+		BridgeName: "cct" + suffix,
+		Subnet:     fmt.Sprintf("10.214.%d.0/24", 1+int(suffix[0])%250),
+		LoggerPath: AgentBinary(s.t),
+		Logger:     logging.Test(s.t).With("agent", name),
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	a := &Agent{t: s.t, Name: name, DataDir: dir, ID: id, rtConfig: cfg}
+	a.start()
+	s.t.Cleanup(func() { a.Stop(); a.cleanup() })
+	return a
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (a *Agent) start() {
+	a.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	rt, err := runtime.New(ctx, a.rtConfig)
+	if err != nil {
+		cancel()
+		a.t.Fatalf("testcluster: agent runtime: %v", err)
+	}
+	w, err := worker.New(worker.Config{
+		Identity:  a.ID,
+		Runtime:   rt,
+		Hello:     &ccv1.SessionHello{Version: "test", Resources: &ccv1.Resources{CpuMillis: 2000, MemoryBytes: 4 << 30}, Address: "127.0.0.1"},
+		Logger:    a.rtConfig.Logger,
+		Heartbeat: 500 * time.Millisecond,
+		Resync:    time.Second,
+	})
+	if err != nil {
+		cancel()
+		rt.Close()
+		a.t.Fatalf("testcluster: agent worker: %v", err)
+	}
+	a.Runtime, a.cancel, a.done = rt, cancel, make(chan error, 1)
+	go func() { a.done <- w.Run(ctx) }()
+}
+
+// Stop stops the agent as a kill would: its containers keep running.
+func (a *Agent) Stop() {
+	if a.cancel == nil {
+		return
+	}
+	a.cancel()
+	<-a.done
+	a.Runtime.Close()
+	a.cancel = nil
+}
+
+// Restart stops the agent and starts it again on the same data dir.
+func (a *Agent) Restart() {
+	a.t.Helper()
+	a.Stop()
+	a.start()
+}
+
+// cleanup removes everything the agent left in containerd and on the host.
+func (a *Agent) cleanup() {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rt, err := runtime.New(ctx, a.rtConfig)
+	if err != nil {
+		a.t.Logf("cleanup: %v", err)
+		return
+	}
+	defer rt.Close()
+	if err := rt.Purge(ctx); err != nil {
+		a.t.Errorf("cleanup of agent %s: %v", a.Name, err)
+	}
+	_ = exec.Command("ip", "link", "del", a.rtConfig.BridgeName).Run()
+	_ = os.RemoveAll(filepath.Join("/var/lib/cni/networks", a.rtConfig.BridgeName))
+}
