@@ -7,7 +7,9 @@ import (
 )
 
 func TestDiff(t *testing.T) {
-	a := func(id string, gen uint64) *ccv1.Assignment { return &ccv1.Assignment{ContainerId: id, Generation: gen} }
+	a := func(id string, gen uint64) *ccv1.Assignment {
+		return &ccv1.Assignment{ContainerId: id, Generation: gen}
+	}
 	set := func(as ...*ccv1.Assignment) map[string]*ccv1.Assignment {
 		m := map[string]*ccv1.Assignment{}
 		for _, x := range as {
