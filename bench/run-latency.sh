@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Run latency of `/bin/busybox true` (see BenchmarkRunLatency in
+# internal/e2e/runlatency_bench_test.go): cc's API (in-process control plane
+# and agent on real containerd) against the containerd client directly and
+# `ctr run --rm`, interleaved; medians in ms. Needs root and containerd.
+# Usage: bench/run-latency.sh [N] (default 20 runs of each method).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-20}
+out=$(go test -run '^$' -bench '^BenchmarkRunLatency$' -benchtime "${n}x" -count 1 ./internal/e2e/ 2>&1) || {
+  echo "$out" >&2
+  exit 1
+}
+echo "$out" | grep -E '^(Benchmark|goos|cpu)'
+echo
+echo "$out" | awk '
+  /^BenchmarkRunLatency/ {
+    for (i = 2; i < NF; i++) m[$(i+1)] = $i
+    found = 1
+  }
+  END {
+    if (!found) { print "no BenchmarkRunLatency result" > "/dev/stderr"; exit 1 }
+    # cc/method: how many times longer cc takes until exited.
+    printf "%-8s %12s %12s %10s\n", "method", "running ms", "exited ms", "cc/method"
+    printf "%-8s %12.1f %12.1f %10.2f\n", "cc", m["cc-running-ms"], m["cc-exited-ms"], 1
+    printf "%-8s %12.1f %12.1f %10.2f\n", "client", m["client-running-ms"], m["client-exited-ms"], m["cc/client-exited"]
+    printf "%-8s %12s %12.1f %10.2f\n", "ctr", "-", m["ctr-exited-ms"], m["cc/ctr-exited"]
+  }'
