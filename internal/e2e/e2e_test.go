@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/containercodes/cc/internal/testcluster"
 	"io"
 	"net"
 	"net/http"
@@ -68,7 +69,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// buildBinaries builds cc-controlplane and ccctl into dir with one go build.
+// buildBinaries builds cc-controlplane, ccctl and cc-agent into dir with one
+// go build.
 func buildBinaries(dir string) error {
 	root, err := moduleRoot()
 	if err != nil {
@@ -79,7 +81,7 @@ func buildBinaries(dir string) error {
 	cmd := exec.CommandContext(ctx, "go", "build",
 		"-ldflags", "-X github.com/containercodes/cc/internal/buildinfo.Version=e2e",
 		"-o", dir+string(filepath.Separator),
-		"./controlplane/cmd/cc-controlplane", "./ctl/cmd/ccctl")
+		"./controlplane/cmd/cc-controlplane", "./ctl/cmd/ccctl", "./agent/cmd/cc-agent")
 	cmd.Dir = root
 	cmd.WaitDelay = 10 * time.Second
 	out, err := cmd.CombinedOutput()
@@ -88,6 +90,8 @@ func buildBinaries(dir string) error {
 	}
 	controlplaneBin = filepath.Join(dir, "cc-controlplane")
 	ctlBin = filepath.Join(dir, "ccctl")
+	// In-process agents need cc-agent as their containers' logger.
+	testcluster.AgentBinaryPath = filepath.Join(dir, "cc-agent")
 	for _, b := range []string{controlplaneBin, ctlBin} {
 		if _, err := os.Stat(b); err != nil {
 			return fmt.Errorf("go build did not produce %s: %v", b, err)

@@ -34,6 +34,11 @@ func RequireContainerd(t testing.TB) {
 	}
 }
 
+// AgentBinaryPath, when set (by a TestMain that builds cc-agent and removes
+// it afterwards), is used instead of building cc-agent into a temp dir that
+// outlives the test process.
+var AgentBinaryPath string
+
 var (
 	agentBinOnce sync.Once
 	agentBin     string
@@ -44,6 +49,9 @@ var (
 // it as the containers' logger.
 func AgentBinary(t testing.TB) string {
 	t.Helper()
+	if AgentBinaryPath != "" {
+		return AgentBinaryPath
+	}
 	agentBinOnce.Do(func() {
 		root, err := moduleRoot()
 		if err != nil {
