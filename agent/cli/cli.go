@@ -71,6 +71,8 @@ func app(stdout, stderr io.Writer) *ucli.App {
 			&ucli.StringFlag{Name: "advertise-addr", Usage: "`IP` where published ports are reached (default: first non-loopback IPv4)"},
 			&ucli.StringFlag{Name: "subnet", Value: "10.213.0.0/24", Usage: "container bridge `CIDR` on this host"},
 			&ucli.StringFlag{Name: "bridge", Value: "cc0", Usage: "container bridge `NAME` on this host"},
+			&ucli.StringFlag{Name: "registry-auth", Usage: "registry credentials `FILE` (docker config.json format) for pulls"},
+			&ucli.StringSliceFlag{Name: "insecure-registry", Usage: "registry `HOST:PORT` reached over plain HTTP (repeatable)"},
 			&ucli.StringFlag{Name: "namespace", Value: "cc", Usage: "containerd `NAMESPACE`", Hidden: true},
 			&ucli.StringFlag{Name: "log-level", Value: "info", Usage: "`LEVEL`: debug, info, warn or error"},
 			&ucli.StringFlag{Name: "log-format", Value: "text", Usage: "`FORMAT`: text or json"},
@@ -145,6 +147,12 @@ func run(c *ucli.Context) error {
 		}
 	}
 
+	var auth func(string) (string, string, error)
+	if p := c.String("registry-auth"); p != "" {
+		if auth, err = registryAuth(p); err != nil {
+			return err
+		}
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return err
@@ -158,6 +166,8 @@ func run(c *ucli.Context) error {
 		BridgeName: c.String("bridge"),
 		Subnet:     c.String("subnet"),
 		LoggerPath: exe,
+		Auth:       auth,
+		PlainHTTP:  c.StringSlice("insecure-registry"),
 		Logger:     log.With("component", "runtime"),
 	})
 	if err != nil {

@@ -254,9 +254,9 @@ func explainJoin(addr string, err error) error {
 	msg := st.Message()
 	switch {
 	case strings.Contains(msg, ErrCAMismatch.Error()):
-		return fmt.Errorf("%s", msg[strings.Index(msg, ErrCAMismatch.Error()):])
+		return fmt.Errorf("%s", strings.TrimRight(msg[strings.Index(msg, ErrCAMismatch.Error()):], "\""))
 	case st.Code() == codes.Unauthenticated:
-		return fmt.Errorf("join refused: %s", msg)
+		return errors.New(msg)
 	case st.Code() == codes.Unavailable:
 		return fmt.Errorf("cannot reach the control plane at %s: %s (check --join)", addr, msg)
 	default:
