@@ -231,10 +231,33 @@ func (d *Dispatcher) unregister(s *session) {
 		return
 	}
 	delete(d.sessions, s.nodeID)
+	d.scheduleDown(s.nodeID)
+}
+
+// GraceAll gives every node that the state calls ready DownAfter to open a
+// session here before it is marked down: a server that starts (or a new
+// leader) knows nothing of sessions that may have ended meanwhile.
+func (d *Dispatcher) GraceAll() error {
+	nodes, err := d.fsm.Nodes()
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, n := range nodes {
+		if n.State == ccv1.NodeState_NODE_STATE_READY && d.sessions[n.Id] == nil && d.timers[n.Id] == nil {
+			d.scheduleDown(n.Id)
+		}
+	}
+	return nil
+}
+
+// scheduleDown marks the node down after DownAfter unless it has a session
+// by then; d.mu is held.
+func (d *Dispatcher) scheduleDown(nodeID string) {
 	if d.closed {
 		return
 	}
-	nodeID := s.nodeID
 	d.timers[nodeID] = time.AfterFunc(d.opts.DownAfter, func() {
 		d.mu.Lock()
 		_, back := d.sessions[nodeID]
