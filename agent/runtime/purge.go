@@ -10,6 +10,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
 )
 
 // Purge removes everything in the runtime's containerd namespace, whoever
@@ -38,7 +39,7 @@ func (r *Runtime) Purge(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("delete image %s: %w", img.Name, err))
 		}
 	}
-	if err := r.client.NamespaceService().Delete(namespaces.WithNamespace(ctx, r.cfg.Namespace), r.cfg.Namespace); err != nil {
+	if err := r.client.NamespaceService().Delete(namespaces.WithNamespace(ctx, r.cfg.Namespace), r.cfg.Namespace); err != nil && !errdefs.IsNotFound(err) {
 		errs = append(errs, fmt.Errorf("delete namespace %s: %w", r.cfg.Namespace, err))
 	}
 	ctrls, _ := os.ReadDir("/sys/fs/cgroup")

@@ -415,14 +415,17 @@ func (w *Worker) statusOf(a *ccv1.Assignment, observed map[string]runtime.Observ
 	}
 	st := &ccv1.ContainerStatus{RestartCount: m.Restarts}
 	o, seen := observed[a.ContainerId]
+	// A stop raises the generation without recreating the container: the
+	// one that ran is still the one to report.
+	current := seen && (o.Generation >= a.Generation || a.Desired == ccv1.DesiredState_DESIRED_STATE_STOPPED)
 	switch {
 	case w.preparing[a.ContainerId]:
 		st.State = ccv1.ContainerState_CONTAINER_STATE_PREPARING
-	case seen && o.Generation >= a.Generation && o.State == ccv1.ContainerState_CONTAINER_STATE_RUNNING:
+	case current && o.State == ccv1.ContainerState_CONTAINER_STATE_RUNNING:
 		st.State = ccv1.ContainerState_CONTAINER_STATE_RUNNING
 		st.StartedAt = ts(o.StartedAt)
 		st.Ip = o.IP
-	case seen && o.Generation >= a.Generation:
+	case current:
 		st.State = ccv1.ContainerState_CONTAINER_STATE_EXITED
 		if o.State == ccv1.ContainerState_CONTAINER_STATE_FAILED {
 			st.State = ccv1.ContainerState_CONTAINER_STATE_FAILED
@@ -433,6 +436,9 @@ func (w *Worker) statusOf(a *ccv1.Assignment, observed map[string]runtime.Observ
 	case m.StartFailed:
 		st.State = ccv1.ContainerState_CONTAINER_STATE_FAILED
 		st.Error = m.StartFailure
+	case a.Desired == ccv1.DesiredState_DESIRED_STATE_STOPPED:
+		st.State = ccv1.ContainerState_CONTAINER_STATE_EXITED
+		st.Error = "stopped before it started"
 	default:
 		st.State = ccv1.ContainerState_CONTAINER_STATE_PREPARING
 	}

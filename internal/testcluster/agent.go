@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -107,6 +108,9 @@ type Agent struct {
 	done   chan error
 }
 
+// subnetSeq gives each agent of the test process a subnet of its own.
+var subnetSeq atomic.Int32
+
 // AgentOption changes an agent before it starts.
 type AgentOption func(*runtime.Config)
 
@@ -137,7 +141,7 @@ func (s *Server) StartAgent(name string, opts ...AgentOption) *Agent {
 		StateDir:   filepath.Join(dir, "runtime"),
 		CNIBinDir:  "/usr/lib/cni",
 		BridgeName: "cct" + suffix,
-		Subnet:     fmt.Sprintf("10.214.%d.0/24", 1+int(suffix[0])%250),
+		Subnet:     fmt.Sprintf("10.214.%d.0/24", 1+int(subnetSeq.Add(1))%250),
 		LoggerPath: AgentBinary(s.t),
 		Logger:     logging.Test(s.t).With("agent", name),
 	}
