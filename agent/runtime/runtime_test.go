@@ -658,10 +658,10 @@ func TestStopKillsAfterTimeout(t *testing.T) {
 
 func TestLogsTailAndFollow(t *testing.T) {
 	r, _ := newTestRuntime(t)
-	id := start(t, r, spec("/bin/busybox", "sh", "-c", "for i in 1 2 3 4 5; do echo line $i; sleep 0.2; done; echo err >&2; printf tail"))
+	id := start(t, r, spec("/bin/busybox", "sh", "-c", "for i in 1 2 3 4 5; do echo line $i; sleep 0.2; done; echo err >&2; echo tail"))
 	// Follow from the start while it runs: everything, then the end.
 	stdout, stderr := logs(t, r, id, 0)
-	if stdout != "line 1\nline 2\nline 3\nline 4\nline 5\ntail" || stderr != "err\n" {
+	if stdout != "line 1\nline 2\nline 3\nline 4\nline 5\ntail\n" || stderr != "err\n" {
 		t.Errorf("follow: stdout %q stderr %q", stdout, stderr)
 	}
 	waitState(t, r, id, ccv1.ContainerState_CONTAINER_STATE_EXITED)
@@ -677,7 +677,7 @@ func TestLogsTailAndFollow(t *testing.T) {
 		t.Fatal(err)
 	}
 	sort.Strings(recs)
-	if want := []string{"stderr:err\n", "stdout:line 5\n", "stdout:tail"}; !reflect.DeepEqual(recs, want) {
+	if want := []string{"stderr:err\n", "stdout:line 5\n", "stdout:tail\n"}; !reflect.DeepEqual(recs, want) {
 		t.Errorf("tail 3: %q, want %q", recs, want)
 	}
 }
