@@ -24,8 +24,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/containerd/containerd/v2/core/images"
-	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -138,47 +136,8 @@ func cleanupRuntime(t *testing.T, cfg Config) {
 		return
 	}
 	defer r.Close()
-	nctx := r.withNS(ctx)
-	cs, _ := r.client.Containers(nctx)
-	for _, c := range cs {
-		if err := r.Remove(ctx, c.ID()); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	}
-	imgs, _ := r.client.ImageService().List(nctx)
-	for i, img := range imgs {
-		var opts []images.DeleteOpt
-		if i == len(imgs)-1 {
-			opts = append(opts, images.SynchronousDelete())
-		}
-		if err := r.client.ImageService().Delete(nctx, img.Name, opts...); err != nil {
-			t.Errorf("cleanup: delete image %s: %v", img.Name, err)
-		}
-	}
-	if err := r.client.NamespaceService().Delete(namespaces.WithNamespace(ctx, cfg.Namespace), cfg.Namespace); err != nil {
-		t.Errorf("cleanup: delete namespace %s: %v", cfg.Namespace, err)
-	}
-	// The namespace's parent cgroups (runc leaves them behind).
-	ctrls, _ := os.ReadDir("/sys/fs/cgroup")
-	for _, c := range ctrls {
-		p := filepath.Join("/sys/fs/cgroup", c.Name(), cfg.Namespace)
-		var err error
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-			if err = os.Remove(p); err == nil || os.IsNotExist(err) {
-				err = nil
-				break
-			}
-		}
-		if err != nil {
-			entries, _ := os.ReadDir(p)
-			var sub []string
-			for _, e := range entries {
-				if e.IsDir() {
-					sub = append(sub, e.Name())
-				}
-			}
-			t.Errorf("cleanup: remove cgroup %s: %v (holds %v)", p, err, sub)
-		}
+	if err := r.Purge(ctx); err != nil {
+		t.Errorf("cleanup: %v", err)
 	}
 	left, _ := filepath.Glob(filepath.Join(DefaultNetNSDir, cfg.Namespace+"-*"))
 	for _, p := range left {

@@ -8,35 +8,13 @@ import (
 	"time"
 
 	"github.com/containercodes/cc/internal/testcluster"
-	"github.com/containercodes/cc/internal/testimage"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
 const demoImage = "docker.io/library/cc-e2e:latest"
 
 // loadDemoImage builds the busybox test image and loads it into the cluster.
-func loadDemoImage(t *testing.T, cl *testcluster.Client) {
-	t.Helper()
-	data, err := testimage.BuildBusybox(demoImage)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	st, err := cl.Images.LoadImage(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Send(&ccv1.LoadImageRequest{Msg: &ccv1.LoadImageRequest_Header{Header: &ccv1.LoadImageHeader{Size: int64(len(data))}}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Send(&ccv1.LoadImageRequest{Msg: &ccv1.LoadImageRequest_Chunk{Chunk: data}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.CloseAndRecv(); err != nil {
-		t.Fatalf("load image: %v", err)
-	}
-}
+func loadDemoImage(t *testing.T, cl *testcluster.Client) { cl.LoadBusybox(t, demoImage) }
 
 // waitState polls a container until cond holds.
 func waitState(t *testing.T, cl *testcluster.Client, id string, what string, cond func(*ccv1.Container) bool) *ccv1.Container {

@@ -17,7 +17,6 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/containercodes/cc/internal/testcluster"
-	"github.com/containercodes/cc/internal/testimage"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
@@ -81,32 +80,6 @@ func running(c *ccv1.Container) bool {
 
 func failed(c *ccv1.Container) bool {
 	return c.GetStatus().GetState() == ccv1.ContainerState_CONTAINER_STATE_FAILED
-}
-
-// loadImageAs builds the busybox image under name and loads it.
-func loadImageAs(t *testing.T, cl *testcluster.Client, name string) *ccv1.Image {
-	t.Helper()
-	data, err := testimage.BuildBusybox(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	st, err := cl.Images.LoadImage(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Send(&ccv1.LoadImageRequest{Msg: &ccv1.LoadImageRequest_Header{Header: &ccv1.LoadImageHeader{Size: int64(len(data))}}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Send(&ccv1.LoadImageRequest{Msg: &ccv1.LoadImageRequest_Chunk{Chunk: data}}); err != nil {
-		t.Fatal(err)
-	}
-	r, err := st.CloseAndRecv()
-	if err != nil {
-		t.Fatalf("load image %s: %v", name, err)
-	}
-	return r.Image
 }
 
 // httpGet fetches url without keep-alives or proxies.
@@ -293,7 +266,7 @@ func TestContainers(t *testing.T) {
 		t.Run("image loaded under a new name", func(t *testing.T) {
 			t.Parallel()
 			const name = "docker.io/library/cc-e2e-fresh:v2"
-			img := loadImageAs(t, cl, "cc-e2e-fresh:v2")
+			img := cl.LoadBusybox(t, "cc-e2e-fresh:v2")
 			if !slices.Contains(img.Names, name) {
 				t.Errorf("loaded image names %v, want %s", img.Names, name)
 			}

@@ -72,7 +72,7 @@ func TestMain(m *testing.M) {
 // buildBinaries builds cc-controlplane, ccctl and cc-agent into dir with one
 // go build.
 func buildBinaries(dir string) error {
-	root, err := moduleRoot()
+	root, err := testcluster.ModuleRoot()
 	if err != nil {
 		return err
 	}
@@ -98,24 +98,6 @@ func buildBinaries(dir string) error {
 		}
 	}
 	return nil
-}
-
-// moduleRoot walks up from the working directory to the directory holding go.mod.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }
 
 func skipShort(t *testing.T) {

@@ -56,7 +56,7 @@ func BenchmarkRunLatency(b *testing.B) {
 	srv := testcluster.Start(b)
 	cl := srv.Client()
 	agent := srv.StartAgent("bench-node")
-	benchLoadImage(b, cl, archive)
+	cl.LoadImage(b, archive)
 
 	// containerd client and ctr: a namespace of their own with the same image.
 	ns := benchNamespace(b, archive)
@@ -95,26 +95,6 @@ func benchMedian(ds []time.Duration) time.Duration {
 		return (s[n/2-1] + s[n/2]) / 2
 	}
 	return s[len(s)/2]
-}
-
-// benchLoadImage loads an image archive into the cluster.
-func benchLoadImage(b *testing.B, cl *testcluster.Client, data []byte) {
-	b.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	st, err := cl.Images.LoadImage(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := st.Send(&ccv1.LoadImageRequest{Msg: &ccv1.LoadImageRequest_Header{Header: &ccv1.LoadImageHeader{Size: int64(len(data))}}}); err != nil {
-		b.Fatal(err)
-	}
-	if err := st.Send(&ccv1.LoadImageRequest{Msg: &ccv1.LoadImageRequest_Chunk{Chunk: data}}); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := st.CloseAndRecv(); err != nil {
-		b.Fatalf("load image: %v", err)
-	}
 }
 
 // benchCC runs one container through the API and returns the time from

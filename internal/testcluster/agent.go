@@ -54,7 +54,7 @@ func AgentBinary(t testing.TB) string {
 		return AgentBinaryPath
 	}
 	agentBinOnce.Do(func() {
-		root, err := moduleRoot()
+		root, err := ModuleRoot()
 		if err != nil {
 			agentBinErr = err
 			return
@@ -77,7 +77,8 @@ func AgentBinary(t testing.TB) string {
 	return agentBin
 }
 
-func moduleRoot() (string, error) {
+// ModuleRoot is the directory of go.mod above the working directory.
+func ModuleRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err

@@ -20,6 +20,7 @@ import (
 	"github.com/containercodes/cc/controlplane/server"
 	"github.com/containercodes/cc/internal/logging"
 	"github.com/containercodes/cc/internal/pki"
+	"github.com/containercodes/cc/internal/testimage"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
@@ -176,3 +177,35 @@ func (b Bearer) GetRequestMetadata(context.Context, ...string) (map[string]strin
 
 // RequireTransportSecurity implements credentials.PerRPCCredentials.
 func (Bearer) RequireTransportSecurity() bool { return true }
+
+// LoadImage uploads an image archive, as `ccctl image load` does.
+func (c *Client) LoadImage(t testing.TB, archive []byte) *ccv1.Image {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := c.Images.LoadImage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&ccv1.LoadImageRequest{Msg: &ccv1.LoadImageRequest_Header{Header: &ccv1.LoadImageHeader{Size: int64(len(archive))}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&ccv1.LoadImageRequest{Msg: &ccv1.LoadImageRequest_Chunk{Chunk: archive}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := st.CloseAndRecv()
+	if err != nil {
+		t.Fatalf("load image: %v", err)
+	}
+	return r.Image
+}
+
+// LoadBusybox builds the busybox test image under name and loads it.
+func (c *Client) LoadBusybox(t testing.TB, name string) *ccv1.Image {
+	t.Helper()
+	data, err := testimage.BuildBusybox(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.LoadImage(t, data)
+}
