@@ -63,6 +63,7 @@ func App(stdout, stderr io.Writer) *cli.App {
 			imageCommand(),
 			nodeCommand(),
 			tokenCommand(),
+			snapshotCommand(),
 			contextCommand(),
 		},
 	}

@@ -41,6 +41,7 @@ type Server struct {
 	fsm      *fsm.FSM
 	sessions *session.Dispatcher
 	images   ImageResolver
+	peers    PeerClient
 	caDigest func() string
 	log      *slog.Logger
 	now      func() time.Time
@@ -58,6 +59,7 @@ type Options struct {
 	FSM      *fsm.FSM
 	Sessions *session.Dispatcher
 	Images   ImageResolver
+	Peers    PeerClient
 	// CADigest returns the digest of the cluster CA (join tokens carry it).
 	CADigest func() string
 	// Name is the server's human name.
@@ -67,7 +69,7 @@ type Options struct {
 
 // New returns the API.
 func New(o Options) *Server {
-	return &Server{raft: o.Raft, fsm: o.FSM, sessions: o.Sessions, images: o.Images, caDigest: o.CADigest,
+	return &Server{raft: o.Raft, fsm: o.FSM, sessions: o.Sessions, images: o.Images, peers: o.Peers, caDigest: o.CADigest,
 		log: o.Logger, now: time.Now, name: o.Name}
 }
 
@@ -141,24 +143,28 @@ func (s *Server) CreateToken(ctx context.Context, req *ccv1.CreateTokenRequest) 
 	if role == ccv1.Role_ROLE_UNSPECIFIED {
 		role = ccv1.Role_ROLE_VIEWER
 	}
-	if role != ccv1.Role_ROLE_ADMIN && role != ccv1.Role_ROLE_VIEWER && role != ccv1.Role_ROLE_AGENT {
-		return nil, status.Errorf(codes.InvalidArgument, "role %v: use ROLE_ADMIN, ROLE_VIEWER or ROLE_AGENT", req.GetRole())
+	if role != ccv1.Role_ROLE_ADMIN && role != ccv1.Role_ROLE_VIEWER && role != ccv1.Role_ROLE_AGENT && role != ccv1.Role_ROLE_SERVER {
+		return nil, status.Errorf(codes.InvalidArgument, "role %v: use ROLE_ADMIN, ROLE_VIEWER, ROLE_AGENT or ROLE_SERVER", req.GetRole())
 	}
+	join := role == ccv1.Role_ROLE_AGENT || role == ccv1.Role_ROLE_SERVER
 	if len(req.GetDescription()) > 256 {
 		return nil, status.Error(codes.InvalidArgument, "description: at most 256 characters")
 	}
 	if req.GetTtl() != nil && (req.GetTtl().AsDuration() < 0 || !req.GetTtl().IsValid()) {
 		return nil, status.Error(codes.InvalidArgument, "ttl: must be zero (no expiry) or positive")
 	}
-	if req.GetMaxUses() > 0 && role != ccv1.Role_ROLE_AGENT {
-		return nil, status.Error(codes.InvalidArgument, "max_uses: only join tokens (role agent) have a use limit")
+	if req.GetMaxUses() > 0 && !join {
+		return nil, status.Error(codes.InvalidArgument, "max_uses: only join tokens (roles agent and server) have a use limit")
 	}
 	var rec *statev1.TokenRecord
 	var secret string
 	var err error
-	if role == ccv1.Role_ROLE_AGENT {
+	if join {
 		rec, secret, err = NewJoinTokenRecord(s.caDigest(), req.GetDescription(), req.GetTtl().AsDuration(), s.now())
-		rec.MaxUses = req.GetMaxUses()
+		if err == nil {
+			rec.Role = int32(role)
+			rec.MaxUses = req.GetMaxUses()
+		}
 	} else {
 		rec, secret, err = NewTokenRecord(role, req.GetDescription(), req.GetTtl().AsDuration(), s.now())
 	}

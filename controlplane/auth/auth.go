@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -33,20 +34,71 @@ type NodeStore interface {
 
 // Principal is who is calling: an API token, or a node (by certificate).
 type Principal struct {
-	TokenID string
-	Role    ccv1.Role
-	NodeID  string
+	TokenID  string
+	Role     ccv1.Role
+	NodeID   string
+	ServerID string
 }
 
 // ErrUnauthenticated is the one answer a caller gets for any bad credential,
 // so that a caller cannot probe which token ids exist.
 var ErrUnauthenticated = errors.New("missing or invalid API token: pass a valid token as \"Authorization: Bearer <token>\" (ccctl: --token or CC_TOKEN)")
 
-// Authenticator checks bearer tokens and node certificates.
+// ServerStore finds a control-plane server's record by id.
+type ServerStore interface {
+	Server(id string) (*statev1.ServerRecord, error)
+}
+
+// Authenticator checks bearer tokens and node and server certificates.
 type Authenticator struct {
-	store TokenStore
-	nodes NodeStore
-	now   func() time.Time
+	store   TokenStore
+	nodes   NodeStore
+	servers ServerStore
+	now     func() time.Time
+}
+
+// WithServers makes the authenticator refuse the certificates of servers
+// removed from the cluster.
+func (a *Authenticator) WithServers(s ServerStore) *Authenticator {
+	a.servers = s
+	return a
+}
+
+const peerServicePrefix = "/cc.v1.PeerService/"
+
+// ErrNotAServer is the answer to a peer method called without a server
+// certificate.
+var ErrNotAServer = errors.New("this method is for control-plane servers: it needs a server certificate of this cluster (mutual TLS)")
+
+// AuthenticateServer checks that the caller holds a server certificate of
+// the cluster CA, of a server that was not removed.
+func (a *Authenticator) AuthenticateServer(ctx context.Context) (string, error) {
+	leaf, err := verifiedLeaf(ctx)
+	if err != nil {
+		return "", err
+	}
+	if pki.Role(leaf) != pki.RoleServer {
+		return "", fmt.Errorf("certificate role %q is not server", pki.Role(leaf))
+	}
+	id := leaf.Subject.CommonName
+	if a.servers != nil {
+		if rec, err := a.servers.Server(id); err == nil && rec.Removed {
+			return "", fmt.Errorf("server %s was removed from the cluster", id)
+		}
+	}
+	return id, nil
+}
+
+func verifiedLeaf(ctx context.Context) (*x509.Certificate, error) {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return nil, errors.New("no peer")
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(ti.State.VerifiedChains) == 0 || len(ti.State.VerifiedChains[0]) == 0 {
+		return nil, errors.New("no verified client certificate")
+	}
+	return ti.State.VerifiedChains[0][0], nil
 }
 
 // NewAuthenticator returns an authenticator over the stored tokens and nodes.
@@ -64,15 +116,10 @@ var ErrNotANode = errors.New("this method is for agents: it needs a node certifi
 // it must be an agent certificate of the cluster CA for a node that was not
 // removed.
 func (a *Authenticator) AuthenticateNode(ctx context.Context) (Principal, error) {
-	p, ok := peer.FromContext(ctx)
-	if !ok {
-		return Principal{}, errors.New("no peer")
+	leaf, err := verifiedLeaf(ctx)
+	if err != nil {
+		return Principal{}, err
 	}
-	ti, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok || len(ti.State.VerifiedChains) == 0 || len(ti.State.VerifiedChains[0]) == 0 {
-		return Principal{}, errors.New("no verified client certificate")
-	}
-	leaf := ti.State.VerifiedChains[0][0]
 	if pki.Role(leaf) != pki.RoleAgent {
 		return Principal{}, fmt.Errorf("certificate role %q is not agent", pki.Role(leaf))
 	}
@@ -122,7 +169,12 @@ var viewerMethods = map[string]bool{
 	ccv1.ContainerService_GetContainer_FullMethodName:   true,
 	ccv1.ContainerService_ContainerLogs_FullMethodName:  true,
 	ccv1.ImageService_ListImages_FullMethodName:         true,
+	ccv1.ClusterService_ListServers_FullMethodName:      true,
 }
+
+// ReadOnly reports whether a method only reads state (viewer tokens may
+// call it, and it is served after a linearizable read barrier).
+func ReadOnly(fullMethod string) bool { return viewerMethods[fullMethod] }
 
 // Allowed reports whether role may call the gRPC method fullMethod.
 func Allowed(role ccv1.Role, fullMethod string) bool {
@@ -145,6 +197,16 @@ func FromContext(ctx context.Context) (Principal, bool) {
 }
 
 func (a *Authenticator) check(ctx context.Context, fullMethod string) (context.Context, error) {
+	if strings.HasPrefix(fullMethod, peerServicePrefix) {
+		if fullMethod == ccv1.PeerService_JoinServer_FullMethodName {
+			return ctx, nil // authenticated by the server join token it carries
+		}
+		id, err := a.AuthenticateServer(ctx)
+		if err != nil {
+			return nil, status.Error(codes.Unauthenticated, ErrNotAServer.Error())
+		}
+		return context.WithValue(ctx, principalKey{}, Principal{ServerID: id}), nil
+	}
 	if strings.HasPrefix(fullMethod, agentServicePrefix) {
 		if fullMethod == ccv1.AgentService_Join_FullMethodName {
 			return ctx, nil // authenticated by the join token it carries

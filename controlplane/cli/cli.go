@@ -42,7 +42,8 @@ func app(stdout, stderr io.Writer) *ucli.App {
 		Writer:  stdout, ErrWriter: stderr,
 		Description: "Flags override the config file (--config), which overrides the defaults.\n" +
 			"Create a cluster:  cc-controlplane --bootstrap --data-dir /var/lib/cc\n" +
-			"Restart it:        cc-controlplane --data-dir /var/lib/cc",
+			"Restart it:        cc-controlplane --data-dir /var/lib/cc\n" +
+			"Add a server:      cc-controlplane --join 10.0.0.5:7443 --token CCTKN-1-... --data-dir /var/lib/cc",
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "config", Usage: "TOML config `FILE`", EnvVars: []string{"CC_CONFIG_FILE"}},
 			&ucli.StringFlag{Name: "data-dir", Usage: "`DIR` for raft, state, certificates and the admin token"},
@@ -51,6 +52,9 @@ func app(stdout, stderr io.Writer) *ucli.App {
 			&ucli.StringFlag{Name: "api-addr", Usage: "`HOST:PORT` for gRPC and REST over TLS (default 0.0.0.0:7443)"},
 			&ucli.StringFlag{Name: "raft-addr", Usage: "`HOST:PORT` for raft between servers (default 0.0.0.0:7444)"},
 			&ucli.StringFlag{Name: "raft-advertise", Usage: "`HOST:PORT` other servers reach raft at (default: derived)"},
+			&ucli.StringFlag{Name: "api-advertise", Usage: "`HOST:PORT` other servers and clients reach the API at (default: derived)"},
+			&ucli.StringFlag{Name: "join", Usage: "API `ADDR` of a server of the cluster to join (first start only)"},
+			&ucli.StringFlag{Name: "token", Usage: "server join `TOKEN` for --join (`ccctl token create --role server`)", EnvVars: []string{"CC_SERVER_JOIN_TOKEN"}},
 			&ucli.StringSliceFlag{Name: "tls-san", Usage: "extra DNS `NAME` or IP for the server certificate (repeatable)"},
 			&ucli.StringFlag{Name: "log-level", Usage: "`LEVEL`: debug, info, warn or error"},
 			&ucli.StringFlag{Name: "log-format", Usage: "`FORMAT`: text or json"},
@@ -67,6 +71,7 @@ func app(stdout, stderr io.Writer) *ucli.App {
 					Action:       validate,
 				}},
 			},
+			snapshotCommand(),
 		},
 	}
 }
@@ -97,6 +102,15 @@ func loadConfig(c *ucli.Context) (config.Config, error) {
 	}
 	if c.IsSet("raft-advertise") {
 		cfg.RaftAdvertise = c.String("raft-advertise")
+	}
+	if c.IsSet("api-advertise") {
+		cfg.APIAdvertise = c.String("api-advertise")
+	}
+	if c.IsSet("join") {
+		cfg.Join = c.String("join")
+	}
+	if c.IsSet("token") {
+		cfg.JoinToken = c.String("token")
 	}
 	if c.IsSet("tls-san") {
 		cfg.TLSSANs = c.StringSlice("tls-san")

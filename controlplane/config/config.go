@@ -44,6 +44,14 @@ type Config struct {
 	// RaftAdvertise is the IP:port other servers use to reach this one's
 	// raft; empty means not set.
 	RaftAdvertise string `toml:"raft_advertise"`
+	// APIAdvertise is the IP:port other servers and clients use to reach
+	// this one's API; empty means derived from api_addr and raft_advertise.
+	APIAdvertise string `toml:"api_advertise"`
+	// Join is the API address of a server of the cluster to join (with
+	// JoinToken, a server join token) on the first start.
+	Join string `toml:"join"`
+	// JoinToken is the server join token (`ccctl token create --role server`).
+	JoinToken string `toml:"join_token"`
 	// TLSSANs are extra DNS names or IPs for the server certificate.
 	TLSSANs []string `toml:"tls_sans"`
 

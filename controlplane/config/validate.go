@@ -36,6 +36,21 @@ func (c Config) Validate() error {
 			add("raft_advertise", "%s", msg)
 		}
 	}
+	if c.APIAdvertise != "" {
+		if msg := checkAdvertiseAddr(c.APIAdvertise); msg != "" {
+			add("api_advertise", "%s", msg)
+		}
+	}
+	switch {
+	case c.Join != "" && c.Bootstrap:
+		add("join", "cannot be used with bootstrap: a server either creates a cluster or joins one")
+	case c.Join != "" && c.JoinToken == "":
+		add("join_token", "required with join: create one with `ccctl token create --role server`")
+	case c.Join != "":
+		if _, _, err := net.SplitHostPort(c.Join); err != nil {
+			add("join", "%q is not HOST:PORT, e.g. 10.0.0.5:7443", c.Join)
+		}
+	}
 	for i, san := range c.TLSSANs {
 		switch {
 		case san == "":

@@ -1,7 +1,6 @@
 package fsm
 
 import (
-	"bytes"
 	"fmt"
 	"time"
 
@@ -22,23 +21,6 @@ func applyJoinNode(tx *bolt.Tx, at time.Time, msg proto.Message) error {
 	if n == nil || n.Id == "" || n.Name == "" {
 		return fmt.Errorf("%w: a joining node needs an id and a name", ErrInvalid)
 	}
-	tokens := tx.Bucket(bucketTokens)
-	var tok statev1.TokenRecord
-	if err := get(tokens, m.TokenId, &tok); err != nil {
-		return fmt.Errorf("%w: unknown token", ErrTokenInvalid)
-	}
-	switch {
-	case !bytes.Equal(tok.SecretSha256, m.SecretSha256):
-		return fmt.Errorf("%w: unknown token", ErrTokenInvalid)
-	case ccv1.Role(tok.Role) != ccv1.Role_ROLE_AGENT:
-		return fmt.Errorf("%w: not a join token (create one with `ccctl token create`)", ErrTokenInvalid)
-	case tok.Revoked:
-		return fmt.Errorf("%w: the token was revoked", ErrTokenInvalid)
-	case tok.ExpiresAt != nil && !at.Before(tok.ExpiresAt.AsTime()):
-		return fmt.Errorf("%w: the token expired at %s", ErrTokenInvalid, tok.ExpiresAt.AsTime().UTC().Format(time.RFC3339))
-	case tok.MaxUses > 0 && tok.Uses >= tok.MaxUses:
-		return fmt.Errorf("%w: the token was already used %d times, its limit", ErrTokenInvalid, tok.Uses)
-	}
 	nodes := tx.Bucket(bucketNodes)
 	if nodes.Get([]byte(n.Id)) != nil {
 		return fmt.Errorf("node %s %w", n.Id, ErrExists)
@@ -46,14 +28,13 @@ func applyJoinNode(tx *bolt.Tx, at time.Time, msg proto.Message) error {
 	if other := nodeByName(nodes, n.Name); other != nil {
 		return fmt.Errorf("a node named %q %w (id %s): remove it first with `ccctl node rm %s`, or join with another --name", n.Name, ErrExists, other.Id, n.Name)
 	}
-	tok.Uses++
+	if err := useToken(tx, at, m.TokenId, m.SecretSha256, ccv1.Role_ROLE_AGENT); err != nil {
+		return err
+	}
 	node := proto.Clone(n).(*ccv1.Node)
 	node.State = ccv1.NodeState_NODE_STATE_READY
 	node.Availability = ccv1.NodeAvailability_NODE_AVAILABILITY_ACTIVE
 	node.CreatedAt, node.UpdatedAt = ts(at), ts(at)
-	if err := put(tokens, tok.Id, &tok); err != nil {
-		return err
-	}
 	return put(nodes, node.Id, node)
 }
 

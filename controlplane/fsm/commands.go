@@ -76,6 +76,16 @@ var handlers = map[statev1.CommandType]handler{
 		newMsg:  func() proto.Message { return &statev1.PutImage{} },
 		apply:   applyPutImage,
 	},
+	statev1.CommandType_COMMAND_TYPE_PUT_SERVER: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.PutServer{} },
+		apply:   applyPutServer,
+	},
+	statev1.CommandType_COMMAND_TYPE_REMOVE_SERVER: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.RemoveServer{} },
+		apply:   applyRemoveServer,
+	},
 	statev1.CommandType_COMMAND_TYPE_REMOVE_IMAGE: {
 		version: 1,
 		newMsg:  func() proto.Message { return &statev1.RemoveImage{} },
@@ -143,7 +153,7 @@ func applyCreateToken(tx *bolt.Tx, at time.Time, msg proto.Message) error {
 		return fmt.Errorf("%w: token needs an id", ErrInvalid)
 	case len(t.SecretSha256) != 32:
 		return fmt.Errorf("%w: token %s needs a 32-byte secret hash", ErrInvalid, t.Id)
-	case ccv1.Role(t.Role) != ccv1.Role_ROLE_ADMIN && ccv1.Role(t.Role) != ccv1.Role_ROLE_VIEWER && ccv1.Role(t.Role) != ccv1.Role_ROLE_AGENT:
+	case ccv1.Role(t.Role) != ccv1.Role_ROLE_ADMIN && ccv1.Role(t.Role) != ccv1.Role_ROLE_VIEWER && ccv1.Role(t.Role) != ccv1.Role_ROLE_AGENT && ccv1.Role(t.Role) != ccv1.Role_ROLE_SERVER:
 		return fmt.Errorf("%w: token %s has unknown role %d", ErrInvalid, t.Id, t.Role)
 	}
 	b := tx.Bucket(bucketTokens)

@@ -43,12 +43,13 @@ var (
 	bucketContainers     = []byte("containers")
 	bucketContainerNames = []byte("container_names")
 	bucketImages         = []byte("images")
+	bucketServers        = []byte("servers")
 
 	keyAppliedIndex = []byte("applied_index")
 	keyCluster      = []byte("cluster")
 )
 
-var allBuckets = [][]byte{bucketMeta, bucketCluster, bucketTokens, bucketNodes, bucketContainers, bucketContainerNames, bucketImages}
+var allBuckets = [][]byte{bucketMeta, bucketCluster, bucketTokens, bucketNodes, bucketContainers, bucketContainerNames, bucketImages, bucketServers}
 
 // Result is what applying one log entry returns to the proposer.
 type Result struct {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -26,9 +27,12 @@ var ErrNotLeader = errors.New("this server is not the raft leader")
 
 // Config is what a raft node needs.
 type Config struct {
-	ID        string // raft server id, stable for the life of the server
-	Dir       string // where the log, stable store and snapshots live
-	Bind      string // host:port to listen on for raft
+	ID   string // raft server id, stable for the life of the server
+	Dir  string // where the log, stable store and snapshots live
+	Bind string // host:port to listen on for raft, unless Listener is set
+	// Listener, when set, is the raft listener (bound by the caller, who
+	// needed its address first).
+	Listener  net.Listener
 	Advertise string // host:port peers dial; empty = derived from Bind
 	// ServerTLS and ClientTLS secure the transport; both are required.
 	ServerTLS *tls.Config
@@ -59,7 +63,23 @@ type Store struct {
 	// startIndex is the last log index when the node started: the state
 	// is current once raft has applied up to it.
 	startIndex uint64
+
+	// peer reaches the leader for forwarded writes and read indexes; nil
+	// on a server that cannot forward (tests of a lone server).
+	peer Peer
 }
+
+// Peer is how a follower reaches the leader.
+type Peer interface {
+	// Apply applies an encoded command on the leader with the given raft
+	// id, returning the index and the command's refusal.
+	Apply(ctx context.Context, leaderID string, cmd []byte) (uint64, error)
+	// ReadIndex asks the leader for an index confirmed by a quorum.
+	ReadIndex(ctx context.Context, leaderID string) (uint64, error)
+}
+
+// SetPeer makes a follower forward writes and read barriers to the leader.
+func (s *Store) SetPeer(p Peer) { s.peer = p }
 
 // HasState reports whether dir already holds raft state.
 func HasState(dir string) bool {
@@ -92,10 +112,17 @@ func Open(cfg Config, f *fsm.FSM) (*Store, error) {
 		return nil, err
 	}
 
-	stream, err := newTLSStream(cfg.Bind, cfg.Advertise, cfg.ServerTLS, cfg.ClientTLS)
+	ln := cfg.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.Bind); err != nil {
+			logs.Close()
+			return nil, fmt.Errorf("raft listen on %s: %w", cfg.Bind, err)
+		}
+	}
+	stream, err := newTLSStream(ln, cfg.Advertise, cfg.ServerTLS, cfg.ClientTLS)
 	if err != nil {
 		logs.Close()
-		return nil, fmt.Errorf("raft listen on %s: %w", cfg.Bind, err)
+		return nil, fmt.Errorf("raft advertise address: %w", err)
 	}
 	transport := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  stream,
@@ -216,30 +243,86 @@ func (s *Store) WaitLeader(ctx context.Context) error {
 	}
 }
 
-// Apply proposes a command (from fsm.Encode) and waits until it is applied.
-// The error is ErrNotLeader, a raft failure, or the command's own refusal.
+// Apply proposes a command (from fsm.Encode) and waits until it is applied
+// here. On a follower the command is forwarded to the leader, and Apply
+// returns once this server has applied it too, so a read that follows sees
+// the write. During an election it waits for the outcome. The error is
+// ErrNotLeader (no leader in time), a raft failure, or the command's own
+// refusal.
 func (s *Store) Apply(ctx context.Context, cmd []byte) (fsm.Result, error) {
-	if s.raft.State() != raft.Leader {
-		// During an election (at start, or after a leader is lost) a write
-		// waits for the outcome instead of failing at once.
-		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := s.WaitLeader(wctx)
-		cancel()
-		if err != nil || s.raft.State() != raft.Leader {
-			return fsm.Result{}, ErrNotLeader
-		}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
 	}
-	timeout := 10 * time.Second
-	if d, ok := ctx.Deadline(); ok {
-		timeout = time.Until(d)
-		if timeout <= 0 {
-			return fsm.Result{}, context.DeadlineExceeded
+	for {
+		leaderID, err := s.awaitLeader(ctx)
+		if err != nil {
+			return fsm.Result{}, err
 		}
+		var res fsm.Result
+		if leaderID == s.id {
+			res, err = s.applyLocal(ctx, cmd)
+		} else {
+			res, err = s.forward(ctx, leaderID, cmd)
+		}
+		// Only a refusal before the entry was appended is safe to retry:
+		// the command was not applied anywhere.
+		if errors.Is(err, ErrNotAppended) && ctx.Err() == nil {
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		return res, err
+	}
+}
+
+// ErrNotAppended marks a write the leader refused before appending it: it is
+// safe to retry.
+var ErrNotAppended = fmt.Errorf("%w (nothing was written)", ErrNotLeader)
+
+func (s *Store) awaitLeader(ctx context.Context) (string, error) {
+	if s.raft.State() == raft.Leader {
+		return s.id, nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := s.WaitLeader(wctx); err != nil {
+		return "", ErrNotLeader
+	}
+	_, id := s.raft.LeaderWithID()
+	if id == "" {
+		return "", ErrNotLeader
+	}
+	return string(id), nil
+}
+
+// ApplyLocal applies a command on this server, which must be the leader
+// (a forwarded write): no forwarding again.
+func (s *Store) ApplyLocal(ctx context.Context, cmd []byte) (fsm.Result, error) {
+	if s.raft.State() != raft.Leader {
+		return fsm.Result{}, ErrNotAppended
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+	}
+	return s.applyLocal(ctx, cmd)
+}
+
+func (s *Store) applyLocal(ctx context.Context, cmd []byte) (fsm.Result, error) {
+	d, _ := ctx.Deadline()
+	timeout := time.Until(d)
+	if timeout <= 0 {
+		return fsm.Result{}, context.DeadlineExceeded
 	}
 	fut := s.raft.Apply(cmd, timeout)
 	if err := fut.Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
-			return fsm.Result{}, fmt.Errorf("%w: %v", ErrNotLeader, err)
+		switch {
+		case errors.Is(err, raft.ErrNotLeader):
+			return fsm.Result{}, ErrNotAppended
+		case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+			return fsm.Result{}, fmt.Errorf("%w: %v (the write may or may not have been applied)", ErrNotLeader, err)
 		}
 		return fsm.Result{}, fmt.Errorf("raft apply: %w", err)
 	}
@@ -249,6 +332,88 @@ func (s *Store) Apply(ctx context.Context, cmd []byte) (fsm.Result, error) {
 	}
 	return res, res.Err
 }
+
+func (s *Store) forward(ctx context.Context, leaderID string, cmd []byte) (fsm.Result, error) {
+	if s.peer == nil {
+		return fsm.Result{}, ErrNotLeader
+	}
+	idx, err := s.peer.Apply(ctx, leaderID, cmd)
+	if idx == 0 {
+		return fsm.Result{}, err
+	}
+	if werr := s.waitApplied(ctx, idx); werr != nil {
+		return fsm.Result{Index: idx}, werr
+	}
+	return fsm.Result{Index: idx, Err: err}, err
+}
+
+// waitApplied waits until this server has applied index.
+func (s *Store) waitApplied(ctx context.Context, index uint64) error {
+	for s.raft.AppliedIndex() < index {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting to apply index %d locally: %w", index, ctx.Err())
+		case <-s.fsm.Watch():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// ReadIndex is the leader's side of a read barrier: it confirms it is still
+// the leader with a quorum and returns its commit index.
+func (s *Store) ReadIndex() (uint64, error) {
+	if s.raft.State() != raft.Leader {
+		return 0, ErrNotLeader
+	}
+	idx := s.raft.CommitIndex()
+	if err := s.raft.VerifyLeader().Error(); err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
+	}
+	return idx, nil
+}
+
+// Barrier makes the next read linearizable: once it returns, this server's
+// state holds every write acknowledged before it was called.
+func (s *Store) Barrier(ctx context.Context) error {
+	leaderID, err := s.awaitLeader(ctx)
+	if err != nil {
+		return err
+	}
+	var idx uint64
+	if leaderID == s.id {
+		idx, err = s.ReadIndex()
+	} else if s.peer != nil {
+		idx, err = s.peer.ReadIndex(ctx, leaderID)
+	} else {
+		return ErrNotLeader
+	}
+	if err != nil {
+		return err
+	}
+	return s.waitApplied(ctx, idx)
+}
+
+// AddVoter adds a server to the raft configuration (on the leader).
+func (s *Store) AddVoter(id, addr string, timeout time.Duration) error {
+	return s.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeout).Error()
+}
+
+// RemoveServer removes a server from the raft configuration (on the leader).
+func (s *Store) RemoveServer(id string, timeout time.Duration) error {
+	return s.raft.RemoveServer(raft.ServerID(id), 0, timeout).Error()
+}
+
+// TransferLeadership hands leadership to id, or to any voter when id is "".
+func (s *Store) TransferLeadership(id, addr string) error {
+	if id == "" {
+		return s.raft.LeadershipTransfer().Error()
+	}
+	return s.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(addr)).Error()
+}
+
+// LastContact is when this follower last heard from the leader.
+func (s *Store) LastContact() time.Time { return s.raft.LastContact() }
 
 // Status is a summary of the node's raft state.
 type Status struct {

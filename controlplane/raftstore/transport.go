@@ -17,12 +17,8 @@ type tlsStream struct {
 	client    *tls.Config
 }
 
-func newTLSStream(bind string, advertise string, server, client *tls.Config) (*tlsStream, error) {
-	ln, err := net.Listen("tcp", bind)
-	if err != nil {
-		return nil, err
-	}
-	adv, err := advertiseAddr(ln.Addr().(*net.TCPAddr), advertise)
+func newTLSStream(ln net.Listener, advertise string, server, client *tls.Config) (*tlsStream, error) {
+	adv, err := AdvertiseAddr(ln.Addr().(*net.TCPAddr), advertise)
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -30,10 +26,10 @@ func newTLSStream(bind string, advertise string, server, client *tls.Config) (*t
 	return &tlsStream{Listener: tls.NewListener(ln, server), advertise: adv, client: client}, nil
 }
 
-// advertiseAddr is the address peers reach this server at: the configured one,
-// or the bound one when it is a specific IP, or the first non-loopback IPv4 of
-// the host with the bound port.
-func advertiseAddr(bound *net.TCPAddr, configured string) (*net.TCPAddr, error) {
+// AdvertiseAddr is the address peers reach this server at: the configured
+// one, or the bound one when it is a specific IP, or the first non-loopback
+// IPv4 of the host with the bound port.
+func AdvertiseAddr(bound *net.TCPAddr, configured string) (*net.TCPAddr, error) {
 	if configured != "" {
 		return net.ResolveTCPAddr("tcp", configured)
 	}

@@ -131,17 +131,18 @@ func TestEveryGRPCMethodRequiresToken(t *testing.T) {
 	}
 	// Control: with the admin token every API method gets past
 	// authentication, so the refusals above come from the token, not from a
-	// broken call. Agent methods are the opposite: an API token, even the
-	// admin's, cannot act as a node (Join authenticates with the join token
-	// it carries, so an empty one is refused too).
+	// broken call. Agent and peer methods are the opposite: an API token,
+	// even the admin's, cannot act as a node or a server (the joins
+	// authenticate with the join token they carry, so an empty one is
+	// refused too).
 	for _, m := range methods {
 		t.Run("admin"+m.full, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 			defer cancel()
 			err := invoke(ctx, admin, m)
-			if strings.HasPrefix(m.full, "/cc.v1.AgentService/") {
+			if strings.HasPrefix(m.full, "/cc.v1.AgentService/") || strings.HasPrefix(m.full, "/cc.v1.PeerService/") {
 				if status.Code(err) != codes.Unauthenticated {
-					t.Fatalf("%s with the admin token: %v, want Unauthenticated (API tokens cannot act as a node)", m.full, err)
+					t.Fatalf("%s with the admin token: %v, want Unauthenticated (API tokens cannot act as a node or server)", m.full, err)
 				}
 				return
 			}

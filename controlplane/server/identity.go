@@ -112,10 +112,11 @@ func loadIdentity(dataDir, serverID string, f *fsm.FSM, bootstrap, hasRaft bool,
 			return nil, err
 		}
 		id.pending = true
-	case hasRaft && fileExists(caCertPath):
-		// The state database is behind the log (lost, say): the CA key comes
-		// back when raft replays the log, and until then the certificates
-		// on disk identify the server.
+	case fileExists(caCertPath) && fileExists(filepath.Join(tlsDir, fileServerCert)):
+		// A server that joined (its state arrives from the leader), or whose
+		// state database is behind the log (lost, say): the CA key comes
+		// with the replicated state, and until then the certificates on disk
+		// identify the server.
 		certPEM, err := os.ReadFile(caCertPath)
 		if err != nil {
 			return nil, err
@@ -139,7 +140,7 @@ func loadIdentity(dataDir, serverID string, f *fsm.FSM, bootstrap, hasRaft bool,
 	}
 
 	certPath, keyPath := filepath.Join(tlsDir, fileServerCert), filepath.Join(tlsDir, fileServerKey)
-	if cert, err := tls.LoadX509KeyPair(certPath, keyPath); err == nil && certValid(cert, id.caPool, hosts, now) {
+	if cert, err := tls.LoadX509KeyPair(certPath, keyPath); err == nil && (certValid(cert, id.caPool, hosts, now) || id.ca.Key == nil && certValid(cert, id.caPool, nil, now)) {
 		id.cert = withCA(cert, id.ca)
 		return id, nil
 	}

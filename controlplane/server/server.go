@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -66,12 +67,18 @@ type Server struct {
 	mem    *bufconn.Listener
 	gwConn *grpc.ClientConn
 
-	adminToken string
-	wg         sync.WaitGroup
-	serveErr   chan error
-	closeOnce  sync.Once
-	closeErr   error
-	ready      atomic.Bool
+	adminToken   string
+	apiAdvertise string
+	bg           context.Context // ends when Close starts
+	bgCancel     context.CancelFunc
+	peers        *peers
+	wg           sync.WaitGroup
+	serveErr     chan error
+	closeOnce    sync.Once
+	closeErr     error
+	ready        atomic.Bool
+	// initialized is set once the state holds the cluster record.
+	initialized atomic.Bool
 }
 
 // Start opens the data dir, starts raft, completes a bootstrap when asked,
@@ -85,6 +92,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	s := &Server{cfg: cfg, log: log, serveErr: make(chan error, 2)}
+	s.bg, s.bgCancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
 			s.Close(context.Background())
@@ -110,16 +118,37 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 	if s.ln, err = net.Listen("tcp", cfg.APIAddr); err != nil {
 		return nil, fmt.Errorf("listen on api_addr %s: %w (is another control plane running? choose another with --api-addr)", cfg.APIAddr, err)
 	}
-	hosts := serverHosts(cfg.APIAddr, cfg.RaftAdvertise, cfg.TLSSANs)
+	raftLn, err := net.Listen("tcp", cfg.RaftAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on raft_addr %s: %w (choose another with --raft-addr)", cfg.RaftAddr, err)
+	}
+	raftAdv, err := raftstore.AdvertiseAddr(raftLn.Addr().(*net.TCPAddr), cfg.RaftAdvertise)
+	if err != nil {
+		raftLn.Close()
+		return nil, err
+	}
+	s.apiAdvertise = apiAdvertise(cfg.APIAdvertise, s.ln.Addr(), raftAdv.String())
+	if cfg.Join != "" && !hasRaft && !fileExists(filepath.Join(cfg.DataDir, dirTLS, fileServerCert)) {
+		jctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		err := joinCluster(jctx, cfg.DataDir, serverID, cfg.Name, cfg.Join, cfg.JoinToken, raftAdv.String(), s.apiAdvertise)
+		cancel()
+		if err != nil {
+			raftLn.Close()
+			return nil, err
+		}
+		log.Info("joined the cluster as a voter", "server_id", serverID, "via", cfg.Join)
+	}
+	hosts := serverHosts(s.apiAdvertise, raftAdv.String(), cfg.TLSSANs)
 	if s.id, err = loadIdentity(cfg.DataDir, serverID, s.fsm, cfg.Bootstrap, hasRaft, hosts, time.Now()); err != nil {
+		raftLn.Close()
 		return nil, err
 	}
 	rc := cfg.Raft
 	s.raft, err = raftstore.Open(raftstore.Config{
 		ID:                 serverID,
 		Dir:                raftDir,
-		Bind:               cfg.RaftAddr,
-		Advertise:          cfg.RaftAdvertise,
+		Listener:           raftLn,
+		Advertise:          raftAdv.String(),
 		ServerTLS:          s.id.raftServerTLS(),
 		ClientTLS:          s.id.raftClientTLS(),
 		Bootstrap:          cfg.Bootstrap,
@@ -142,6 +171,15 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 		return nil, err
 	}
 	s.ready.Store(true)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithTimeout(s.bg, 30*time.Second)
+		defer cancel()
+		if err := s.recordSelf(ctx); err != nil && s.bg.Err() == nil {
+			s.log.Warn("could not record this server's addresses", "err", err)
+		}
+	}()
 	if err := s.sessions.GraceAll(); err != nil {
 		log.Warn("cannot list nodes for their grace period", "err", err)
 	}
@@ -172,6 +210,9 @@ func (s *Server) finishBootstrap(ctx context.Context, out io.Writer) error {
 	}
 	if _, err := s.raft.Apply(wctx, data); err != nil && !errors.Is(err, fsm.ErrExists) {
 		return fmt.Errorf("bootstrap: write cluster identity: %w", err)
+	}
+	if err := s.recordSelf(wctx); err != nil {
+		return fmt.Errorf("bootstrap: record this server: %w", err)
 	}
 	rec, bearer, err := api.NewTokenRecord(ccv1.Role_ROLE_ADMIN, "bootstrap admin token", 0, now)
 	if err != nil {
@@ -208,18 +249,22 @@ func (s *Server) serve() error {
 	}
 	s.sessions = session.New(s.raft, s.fsm, s.log.With("component", "session"), session.Options{})
 	images := api.NewImageService(s.raft, s.fsm, s.blobs, s.log.With("component", "images"))
+	authn.WithServers(s.fsm)
+	s.peers = newPeers(s.fsm, s.id.raftClientTLS())
+	s.raft.SetPeer(s.peers)
 	s.grpc = grpc.NewServer(
-		grpc.ChainUnaryInterceptor(s.unaryCaughtUp, authn.UnaryInterceptor, api.ErrorInterceptor),
+		grpc.ChainUnaryInterceptor(s.unaryCaughtUp, authn.UnaryInterceptor, s.readBarrier, api.ErrorInterceptor),
 		grpc.ChainStreamInterceptor(s.streamCaughtUp, authn.StreamInterceptor, api.StreamErrorInterceptor),
 	)
 	users := api.New(api.Options{
-		Raft: s.raft, FSM: s.fsm, Sessions: s.sessions, Images: images,
+		Raft: s.raft, FSM: s.fsm, Sessions: s.sessions, Images: images, Peers: s.peers,
 		CADigest: func() string { return pki.Digest(s.id.ca.Cert) },
 		Name:     s.cfg.Name, Logger: s.log.With("component", "api"),
 	})
 	users.Register(s.grpc)
 	ccv1.RegisterImageServiceServer(s.grpc, images)
 	ccv1.RegisterAgentServiceServer(s.grpc, api.NewAgentServer(users, s.clusterCA, images))
+	ccv1.RegisterPeerServiceServer(s.grpc, api.NewPeerServer(users, s.clusterCA, s.peers))
 
 	// The REST gateway reaches the same gRPC server, with the same
 	// interceptors, through an in-memory connection; the caller's
@@ -289,6 +334,44 @@ func (s *Server) serve() error {
 	return nil
 }
 
+// recordSelf writes this server's record (name and addresses) when it is
+// missing or out of date, so that peers can reach its API.
+func (s *Server) recordSelf(ctx context.Context) error {
+	want := &statev1.ServerRecord{Id: s.raft.ID(), Name: s.cfg.Name, RaftAddress: s.raft.Addr(), ApiAddress: s.apiAdvertise}
+	if rec, err := s.fsm.Server(want.Id); err == nil && rec.Name == want.Name && rec.RaftAddress == want.RaftAddress && rec.ApiAddress == want.ApiAddress {
+		return nil
+	}
+	data, err := fsm.Encode(statev1.CommandType_COMMAND_TYPE_PUT_SERVER, &statev1.PutServer{Server: want}, time.Now())
+	if err != nil {
+		return err
+	}
+	_, err = s.raft.Apply(ctx, data)
+	return err
+}
+
+// readBarrier makes reads linearizable: before a read-only method runs, this
+// server catches up with every write acknowledged so far. A caller that
+// accepts stale data sends metadata cc-stale: true (ccctl --stale, REST
+// ?stale=true). Status and server listings never wait: they must answer
+// when there is no leader.
+func (s *Server) readBarrier(ctx context.Context, req interface{}, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (interface{}, error) {
+	if !auth.ReadOnly(info.FullMethod) || info.FullMethod == ccv1.ClusterService_GetStatus_FullMethodName || info.FullMethod == ccv1.ClusterService_ListServers_FullMethodName {
+		return handler(ctx, req)
+	}
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get("cc-stale"); len(v) > 0 && v[0] == "true" {
+			return handler(ctx, req)
+		}
+	}
+	bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err := s.raft.Barrier(bctx)
+	cancel()
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "cannot serve a linearizable read now (%v): retry, or accept stale data with --stale", err)
+	}
+	return handler(ctx, req)
+}
+
 // clusterCA returns the CA with its key from the replicated state.
 func (s *Server) clusterCA() (*pki.CA, error) {
 	s.caMu.Lock()
@@ -333,8 +416,8 @@ func (s *Server) notReady() error {
 	if err != nil || st.LeaderID == "" {
 		return errors.New("the cluster has no raft leader")
 	}
-	if applied, target, ok := s.raft.CaughtUp(); !ok {
-		return fmt.Errorf("the server is replaying its raft log (applied %d of %d)", applied, target)
+	if err := s.caughtUp(); err != nil {
+		return errors.New(status.Convert(err).Message())
 	}
 	return nil
 }
@@ -359,6 +442,12 @@ func (s *Server) streamCaughtUp(srv interface{}, ss grpc.ServerStream, info *grp
 func (s *Server) caughtUp() error {
 	if applied, target, ok := s.raft.CaughtUp(); !ok {
 		return status.Errorf(codes.Unavailable, "the server is replaying its raft log (applied %d of %d); retry shortly", applied, target)
+	}
+	if !s.initialized.Load() {
+		if _, err := s.fsm.Cluster(); err != nil {
+			return status.Error(codes.Unavailable, "the server has not received the cluster state yet (it joined recently); retry shortly")
+		}
+		s.initialized.Store(true)
 	}
 	return nil
 }
@@ -426,6 +515,9 @@ func (s *Server) ClusterID() string { return s.id.clusterID }
 // CACertPEM is the cluster CA certificate clients trust.
 func (s *Server) CACertPEM() []byte { return s.id.ca.CertPEM }
 
+// IsLeader reports whether this server is the raft leader now.
+func (s *Server) IsLeader() bool { return s.raft.IsLeader() }
+
 // Snapshot takes a raft snapshot now (automatic ones follow the
 // configured thresholds).
 func (s *Server) Snapshot() error { return s.raft.Snapshot() }
@@ -437,6 +529,7 @@ func (s *Server) AdminToken() string { return s.adminToken }
 // finish until ctx ends, then closes raft and the state database.
 func (s *Server) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
+		s.bgCancel()
 		s.ready.Store(false)
 		var errs []error
 		if s.sessions != nil {
@@ -463,6 +556,9 @@ func (s *Server) Close(ctx context.Context) error {
 		}
 		if s.gwConn != nil {
 			s.gwConn.Close()
+		}
+		if s.peers != nil {
+			s.peers.close()
 		}
 		s.wg.Wait()
 		if s.raft != nil {

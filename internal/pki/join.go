@@ -131,3 +131,28 @@ func Role(cert *x509.Certificate) string {
 	}
 	return ""
 }
+
+// IssueServerFromCSR signs a server certificate for a joining server's
+// certificate request: the server id as common name, RoleServer, server and
+// client authentication, and the given DNS names and IPs.
+func (ca *CA) IssueServerFromCSR(csrDER []byte, serverID string, hosts []string, now time.Time) ([]byte, error) {
+	if ca.Key == nil {
+		return nil, errors.New("the CA key is not available on this server")
+	}
+	csr, err := x509.ParseCertificateRequest(csrDER)
+	if err != nil {
+		return nil, fmt.Errorf("certificate request: %w", err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("certificate request signature: %w", err)
+	}
+	tmpl, err := serverTemplate(ca, serverID, hosts, now)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, csr.PublicKey, ca.Key)
+	if err != nil {
+		return nil, fmt.Errorf("sign server certificate: %w", err)
+	}
+	return encodeCert(der), nil
+}

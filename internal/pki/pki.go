@@ -109,6 +109,23 @@ func (ca *CA) IssueServer(serverID string, hosts []string, now time.Time) (*Iden
 	if err != nil {
 		return nil, fmt.Errorf("generate server key: %w", err)
 	}
+	tmpl, err := serverTemplate(ca, serverID, hosts, now)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
+	if err != nil {
+		return nil, fmt.Errorf("sign server certificate: %w", err)
+	}
+	keyPEM, err := encodeKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return &Identity{CertPEM: encodeCert(der), KeyPEM: keyPEM}, nil
+}
+
+// serverTemplate is the certificate of a server.
+func serverTemplate(ca *CA, serverID string, hosts []string, now time.Time) (*x509.Certificate, error) {
 	serial, err := newSerial()
 	if err != nil {
 		return nil, err
@@ -132,15 +149,7 @@ func (ca *CA) IssueServer(serverID string, hosts []string, now time.Time) (*Iden
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
-	if err != nil {
-		return nil, fmt.Errorf("sign server certificate: %w", err)
-	}
-	keyPEM, err := encodeKey(key)
-	if err != nil {
-		return nil, err
-	}
-	return &Identity{CertPEM: encodeCert(der), KeyPEM: keyPEM}, nil
+	return tmpl, nil
 }
 
 // Digest returns the hex SHA-256 of a certificate's DER bytes: the value a

@@ -43,6 +43,16 @@ type Option func(*Config)
 // Start bootstraps a single-server cluster and stops it when the test ends.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
+	s := startServer(t, opts...)
+	s.Token = s.Srv.AdminToken()
+	if s.Token == "" {
+		t.Fatal("testcluster: bootstrap created no admin token")
+	}
+	return s
+}
+
+func startServer(t testing.TB, opts ...Option) *Server {
+	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.Bootstrap = true
@@ -57,10 +67,6 @@ func Start(t testing.TB, opts ...Option) *Server {
 	}
 	s := &Server{t: t, Config: cfg}
 	s.start()
-	s.Token = s.Srv.AdminToken()
-	if s.Token == "" {
-		t.Fatal("testcluster: bootstrap created no admin token")
-	}
 	t.Cleanup(func() { s.Stop() })
 	return s
 }
@@ -102,6 +108,7 @@ func (s *Server) Restart() {
 	api, raftAddr := s.Srv.Addr(), s.Srv.RaftAddr()
 	s.Stop()
 	s.Config.APIAddr, s.Config.RaftAddr = api, raftAddr
+	s.Config.Bootstrap = false
 	s.start()
 }
 

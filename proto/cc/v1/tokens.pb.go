@@ -34,6 +34,8 @@ const (
 	Role_ROLE_VIEWER Role = 2
 	// ROLE_AGENT tokens are join tokens: a host uses one to join as a node.
 	Role_ROLE_AGENT Role = 3
+	// ROLE_SERVER tokens let a new control-plane server join.
+	Role_ROLE_SERVER Role = 4
 )
 
 // Enum value maps for Role.
@@ -43,12 +45,14 @@ var (
 		1: "ROLE_ADMIN",
 		2: "ROLE_VIEWER",
 		3: "ROLE_AGENT",
+		4: "ROLE_SERVER",
 	}
 	Role_value = map[string]int32{
 		"ROLE_UNSPECIFIED": 0,
 		"ROLE_ADMIN":       1,
 		"ROLE_VIEWER":      2,
 		"ROLE_AGENT":       3,
+		"ROLE_SERVER":      4,
 	}
 )
 
@@ -501,14 +505,15 @@ const file_cc_v1_tokens_proto_rawDesc = "" +
 	"\x06tokens\x18\x01 \x03(\v2\f.cc.v1.TokenR\x06tokens\"$\n" +
 	"\x12RevokeTokenRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x15\n" +
-	"\x13RevokeTokenResponse*M\n" +
+	"\x13RevokeTokenResponse*^\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
 	"ROLE_ADMIN\x10\x01\x12\x0f\n" +
 	"\vROLE_VIEWER\x10\x02\x12\x0e\n" +
 	"\n" +
-	"ROLE_AGENT\x10\x032\xdd\x01\n" +
+	"ROLE_AGENT\x10\x03\x12\x0f\n" +
+	"\vROLE_SERVER\x10\x042\xdd\x01\n" +
 	"\fTokenService\x12D\n" +
 	"\vCreateToken\x12\x19.cc.v1.CreateTokenRequest\x1a\x1a.cc.v1.CreateTokenResponse\x12A\n" +
 	"\n" +

@@ -41,6 +41,8 @@ const (
 	CommandType_COMMAND_TYPE_REPORT_STATUS         CommandType = 10
 	CommandType_COMMAND_TYPE_PUT_IMAGE             CommandType = 11
 	CommandType_COMMAND_TYPE_REMOVE_IMAGE          CommandType = 12
+	CommandType_COMMAND_TYPE_PUT_SERVER            CommandType = 13
+	CommandType_COMMAND_TYPE_REMOVE_SERVER         CommandType = 14
 )
 
 // Enum value maps for CommandType.
@@ -59,6 +61,8 @@ var (
 		10: "COMMAND_TYPE_REPORT_STATUS",
 		11: "COMMAND_TYPE_PUT_IMAGE",
 		12: "COMMAND_TYPE_REMOVE_IMAGE",
+		13: "COMMAND_TYPE_PUT_SERVER",
+		14: "COMMAND_TYPE_REMOVE_SERVER",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":           0,
@@ -74,6 +78,8 @@ var (
 		"COMMAND_TYPE_REPORT_STATUS":         10,
 		"COMMAND_TYPE_PUT_IMAGE":             11,
 		"COMMAND_TYPE_REMOVE_IMAGE":          12,
+		"COMMAND_TYPE_PUT_SERVER":            13,
+		"COMMAND_TYPE_REMOVE_SERVER":         14,
 	}
 )
 
@@ -822,6 +828,198 @@ func (x *RemoveImage) GetDigest() string {
 	return ""
 }
 
+// PutServer records a control-plane server (its addresses and name); a
+// server joining with a server token also uses up a use of it.
+type PutServer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Server        *ServerRecord          `protobuf:"bytes,1,opt,name=server,proto3" json:"server,omitempty"`
+	TokenId       string                 `protobuf:"bytes,2,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	SecretSha256  []byte                 `protobuf:"bytes,3,opt,name=secret_sha256,json=secretSha256,proto3" json:"secret_sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutServer) Reset() {
+	*x = PutServer{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutServer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutServer) ProtoMessage() {}
+
+func (x *PutServer) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutServer.ProtoReflect.Descriptor instead.
+func (*PutServer) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *PutServer) GetServer() *ServerRecord {
+	if x != nil {
+		return x.Server
+	}
+	return nil
+}
+
+func (x *PutServer) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+func (x *PutServer) GetSecretSha256() []byte {
+	if x != nil {
+		return x.SecretSha256
+	}
+	return nil
+}
+
+// RemoveServer deletes a server record; its id may not join again.
+type RemoveServer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveServer) Reset() {
+	*x = RemoveServer{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveServer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveServer) ProtoMessage() {}
+
+func (x *RemoveServer) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveServer.ProtoReflect.Descriptor instead.
+func (*RemoveServer) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RemoveServer) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// ServerRecord is a stored control-plane server.
+type ServerRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	RaftAddress   string                 `protobuf:"bytes,3,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
+	ApiAddress    string                 `protobuf:"bytes,4,opt,name=api_address,json=apiAddress,proto3" json:"api_address,omitempty"`
+	Removed       bool                   `protobuf:"varint,5,opt,name=removed,proto3" json:"removed,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServerRecord) Reset() {
+	*x = ServerRecord{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServerRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServerRecord) ProtoMessage() {}
+
+func (x *ServerRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServerRecord.ProtoReflect.Descriptor instead.
+func (*ServerRecord) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ServerRecord) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ServerRecord) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ServerRecord) GetRaftAddress() string {
+	if x != nil {
+		return x.RaftAddress
+	}
+	return ""
+}
+
+func (x *ServerRecord) GetApiAddress() string {
+	if x != nil {
+		return x.ApiAddress
+	}
+	return ""
+}
+
+func (x *ServerRecord) GetRemoved() bool {
+	if x != nil {
+		return x.Removed
+	}
+	return false
+}
+
+func (x *ServerRecord) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
 // ContainerRecord is a stored container.
 type ContainerRecord struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -833,7 +1031,7 @@ type ContainerRecord struct {
 
 func (x *ContainerRecord) Reset() {
 	*x = ContainerRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[13]
+	mi := &file_cc_state_v1_state_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -845,7 +1043,7 @@ func (x *ContainerRecord) String() string {
 func (*ContainerRecord) ProtoMessage() {}
 
 func (x *ContainerRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[13]
+	mi := &file_cc_state_v1_state_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -858,7 +1056,7 @@ func (x *ContainerRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerRecord.ProtoReflect.Descriptor instead.
 func (*ContainerRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{13}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ContainerRecord) GetContainer() *v1.Container {
@@ -888,7 +1086,7 @@ type ClusterRecord struct {
 
 func (x *ClusterRecord) Reset() {
 	*x = ClusterRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[14]
+	mi := &file_cc_state_v1_state_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -900,7 +1098,7 @@ func (x *ClusterRecord) String() string {
 func (*ClusterRecord) ProtoMessage() {}
 
 func (x *ClusterRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[14]
+	mi := &file_cc_state_v1_state_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -913,7 +1111,7 @@ func (x *ClusterRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRecord.ProtoReflect.Descriptor instead.
 func (*ClusterRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{14}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ClusterRecord) GetClusterId() string {
@@ -964,7 +1162,7 @@ type TokenRecord struct {
 
 func (x *TokenRecord) Reset() {
 	*x = TokenRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[15]
+	mi := &file_cc_state_v1_state_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -976,7 +1174,7 @@ func (x *TokenRecord) String() string {
 func (*TokenRecord) ProtoMessage() {}
 
 func (x *TokenRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[15]
+	mi := &file_cc_state_v1_state_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -989,7 +1187,7 @@ func (x *TokenRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenRecord.ProtoReflect.Descriptor instead.
 func (*TokenRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{15}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TokenRecord) GetId() string {
@@ -1109,7 +1307,22 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\bPutImage\x12\"\n" +
 	"\x05image\x18\x01 \x01(\v2\f.cc.v1.ImageR\x05image\"%\n" +
 	"\vRemoveImage\x12\x16\n" +
-	"\x06digest\x18\x01 \x01(\tR\x06digest\"i\n" +
+	"\x06digest\x18\x01 \x01(\tR\x06digest\"~\n" +
+	"\tPutServer\x121\n" +
+	"\x06server\x18\x01 \x01(\v2\x19.cc.state.v1.ServerRecordR\x06server\x12\x19\n" +
+	"\btoken_id\x18\x02 \x01(\tR\atokenId\x12#\n" +
+	"\rsecret_sha256\x18\x03 \x01(\fR\fsecretSha256\"\x1e\n" +
+	"\fRemoveServer\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xcb\x01\n" +
+	"\fServerRecord\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12!\n" +
+	"\fraft_address\x18\x03 \x01(\tR\vraftAddress\x12\x1f\n" +
+	"\vapi_address\x18\x04 \x01(\tR\n" +
+	"apiAddress\x12\x18\n" +
+	"\aremoved\x18\x05 \x01(\bR\aremoved\x129\n" +
+	"\n" +
+	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"i\n" +
 	"\x0fContainerRecord\x12.\n" +
 	"\tcontainer\x18\x01 \x01(\v2\x10.cc.v1.ContainerR\tcontainer\x12&\n" +
 	"\x0fstop_timeout_ms\x18\x02 \x01(\x03R\rstopTimeoutMs\"\xa7\x01\n" +
@@ -1132,7 +1345,7 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"expires_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x18\n" +
 	"\arevoked\x18\a \x01(\bR\arevoked\x12\x12\n" +
 	"\x04uses\x18\b \x01(\rR\x04uses\x12\x19\n" +
-	"\bmax_uses\x18\t \x01(\rR\amaxUses*\xa9\x03\n" +
+	"\bmax_uses\x18\t \x01(\rR\amaxUses*\xe6\x03\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19COMMAND_TYPE_INIT_CLUSTER\x10\x01\x12\x1d\n" +
@@ -1147,7 +1360,9 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\x1aCOMMAND_TYPE_REPORT_STATUS\x10\n" +
 	"\x12\x1a\n" +
 	"\x16COMMAND_TYPE_PUT_IMAGE\x10\v\x12\x1d\n" +
-	"\x19COMMAND_TYPE_REMOVE_IMAGE\x10\fB8Z6github.com/containercodes/cc/proto/cc/state/v1;statev1b\x06proto3"
+	"\x19COMMAND_TYPE_REMOVE_IMAGE\x10\f\x12\x1b\n" +
+	"\x17COMMAND_TYPE_PUT_SERVER\x10\r\x12\x1e\n" +
+	"\x1aCOMMAND_TYPE_REMOVE_SERVER\x10\x0eB8Z6github.com/containercodes/cc/proto/cc/state/v1;statev1b\x06proto3"
 
 var (
 	file_cc_state_v1_state_proto_rawDescOnce sync.Once
@@ -1162,7 +1377,7 @@ func file_cc_state_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_cc_state_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_cc_state_v1_state_proto_goTypes = []any{
 	(CommandType)(0),              // 0: cc.state.v1.CommandType
 	(*Command)(nil),               // 1: cc.state.v1.Command
@@ -1178,40 +1393,45 @@ var file_cc_state_v1_state_proto_goTypes = []any{
 	(*ReportStatus)(nil),          // 11: cc.state.v1.ReportStatus
 	(*PutImage)(nil),              // 12: cc.state.v1.PutImage
 	(*RemoveImage)(nil),           // 13: cc.state.v1.RemoveImage
-	(*ContainerRecord)(nil),       // 14: cc.state.v1.ContainerRecord
-	(*ClusterRecord)(nil),         // 15: cc.state.v1.ClusterRecord
-	(*TokenRecord)(nil),           // 16: cc.state.v1.TokenRecord
-	nil,                           // 17: cc.state.v1.UpdateNode.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
-	(*v1.Node)(nil),               // 19: cc.v1.Node
-	(v1.NodeState)(0),             // 20: cc.v1.NodeState
-	(*v1.Resources)(nil),          // 21: cc.v1.Resources
-	(*v1.Container)(nil),          // 22: cc.v1.Container
-	(v1.DesiredState)(0),          // 23: cc.v1.DesiredState
-	(*v1.TaskStatus)(nil),         // 24: cc.v1.TaskStatus
-	(*v1.Image)(nil),              // 25: cc.v1.Image
+	(*PutServer)(nil),             // 14: cc.state.v1.PutServer
+	(*RemoveServer)(nil),          // 15: cc.state.v1.RemoveServer
+	(*ServerRecord)(nil),          // 16: cc.state.v1.ServerRecord
+	(*ContainerRecord)(nil),       // 17: cc.state.v1.ContainerRecord
+	(*ClusterRecord)(nil),         // 18: cc.state.v1.ClusterRecord
+	(*TokenRecord)(nil),           // 19: cc.state.v1.TokenRecord
+	nil,                           // 20: cc.state.v1.UpdateNode.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
+	(*v1.Node)(nil),               // 22: cc.v1.Node
+	(v1.NodeState)(0),             // 23: cc.v1.NodeState
+	(*v1.Resources)(nil),          // 24: cc.v1.Resources
+	(*v1.Container)(nil),          // 25: cc.v1.Container
+	(v1.DesiredState)(0),          // 26: cc.v1.DesiredState
+	(*v1.TaskStatus)(nil),         // 27: cc.v1.TaskStatus
+	(*v1.Image)(nil),              // 28: cc.v1.Image
 }
 var file_cc_state_v1_state_proto_depIdxs = []int32{
 	0,  // 0: cc.state.v1.Command.type:type_name -> cc.state.v1.CommandType
-	18, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
-	16, // 2: cc.state.v1.CreateToken.token:type_name -> cc.state.v1.TokenRecord
-	19, // 3: cc.state.v1.JoinNode.node:type_name -> cc.v1.Node
-	20, // 4: cc.state.v1.UpdateNode.state:type_name -> cc.v1.NodeState
-	21, // 5: cc.state.v1.UpdateNode.resources:type_name -> cc.v1.Resources
-	17, // 6: cc.state.v1.UpdateNode.labels:type_name -> cc.state.v1.UpdateNode.LabelsEntry
-	22, // 7: cc.state.v1.CreateContainer.container:type_name -> cc.v1.Container
-	23, // 8: cc.state.v1.SetContainerDesired.desired:type_name -> cc.v1.DesiredState
-	24, // 9: cc.state.v1.ReportStatus.statuses:type_name -> cc.v1.TaskStatus
-	25, // 10: cc.state.v1.PutImage.image:type_name -> cc.v1.Image
-	22, // 11: cc.state.v1.ContainerRecord.container:type_name -> cc.v1.Container
-	18, // 12: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
-	18, // 13: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
-	18, // 14: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	21, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
+	19, // 2: cc.state.v1.CreateToken.token:type_name -> cc.state.v1.TokenRecord
+	22, // 3: cc.state.v1.JoinNode.node:type_name -> cc.v1.Node
+	23, // 4: cc.state.v1.UpdateNode.state:type_name -> cc.v1.NodeState
+	24, // 5: cc.state.v1.UpdateNode.resources:type_name -> cc.v1.Resources
+	20, // 6: cc.state.v1.UpdateNode.labels:type_name -> cc.state.v1.UpdateNode.LabelsEntry
+	25, // 7: cc.state.v1.CreateContainer.container:type_name -> cc.v1.Container
+	26, // 8: cc.state.v1.SetContainerDesired.desired:type_name -> cc.v1.DesiredState
+	27, // 9: cc.state.v1.ReportStatus.statuses:type_name -> cc.v1.TaskStatus
+	28, // 10: cc.state.v1.PutImage.image:type_name -> cc.v1.Image
+	16, // 11: cc.state.v1.PutServer.server:type_name -> cc.state.v1.ServerRecord
+	21, // 12: cc.state.v1.ServerRecord.created_at:type_name -> google.protobuf.Timestamp
+	25, // 13: cc.state.v1.ContainerRecord.container:type_name -> cc.v1.Container
+	21, // 14: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
+	21, // 15: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
+	21, // 16: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_cc_state_v1_state_proto_init() }
@@ -1225,7 +1445,7 @@ func file_cc_state_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_state_v1_state_proto_rawDesc), len(file_cc_state_v1_state_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   17,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,137 @@
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"net"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/containercodes/cc/controlplane/fsm"
+	"github.com/containercodes/cc/controlplane/raftstore"
+	"github.com/containercodes/cc/internal/pki"
+	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
+	ccv1 "github.com/containercodes/cc/proto/cc/v1"
+)
+
+// PeerClient reaches other servers' PeerService.
+type PeerClient interface {
+	JoinServer(ctx context.Context, leaderID string, req *ccv1.JoinServerRequest) (*ccv1.JoinServerResponse, error)
+	PeerStatus(ctx context.Context, serverID string) (*ccv1.PeerStatusResponse, error)
+}
+
+// PeerServer implements PeerService: server join, forwarded writes, read
+// indexes and status between servers.
+type PeerServer struct {
+	ccv1.UnimplementedPeerServiceServer
+	api   *Server
+	ca    func() (*pki.CA, error)
+	peers PeerClient
+}
+
+// NewPeerServer returns the server-to-server service.
+func NewPeerServer(api *Server, ca func() (*pki.CA, error), peers PeerClient) *PeerServer {
+	return &PeerServer{api: api, ca: ca, peers: peers}
+}
+
+// JoinServer checks a server join token, records the server, signs its
+// certificate and adds it to raft as a voter. A follower forwards it.
+func (p *PeerServer) JoinServer(ctx context.Context, req *ccv1.JoinServerRequest) (*ccv1.JoinServerResponse, error) {
+	st, err := p.api.raft.Status()
+	if err != nil {
+		return nil, err
+	}
+	if st.LeaderID == "" {
+		return nil, status.Error(codes.Unavailable, "the cluster has no leader; retry shortly")
+	}
+	if st.LeaderID != st.ID {
+		return p.peers.JoinServer(ctx, st.LeaderID, req)
+	}
+	tok, err := pki.ParseJoinToken(req.GetToken())
+	if err != nil {
+		return nil, status.Error(codes.Unauthenticated, err.Error())
+	}
+	ca, err := p.ca()
+	if err != nil {
+		return nil, err
+	}
+	if subtle.ConstantTimeCompare([]byte(tok.CADigest), []byte(pki.Digest(ca.Cert))) != 1 {
+		return nil, status.Error(codes.Unauthenticated, "the join token is for another cluster: its CA digest does not match this cluster's")
+	}
+	if req.GetServerId() == "" || req.GetRaftAddress() == "" || req.GetApiAddress() == "" {
+		return nil, status.Error(codes.InvalidArgument, "a joining server needs an id, a raft address and an API address")
+	}
+	for _, a := range []string{req.GetRaftAddress(), req.GetApiAddress()} {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "address %q: want HOST:PORT", a)
+		}
+	}
+	hosts := []string{"localhost", "127.0.0.1", "::1"}
+	for _, a := range []string{req.GetRaftAddress(), req.GetApiAddress()} {
+		h, _, _ := net.SplitHostPort(a)
+		hosts = append(hosts, h)
+	}
+	if req.GetName() != "" {
+		hosts = append(hosts, req.GetName())
+	}
+	certPEM, err := ca.IssueServerFromCSR(req.GetCsrDer(), req.GetServerId(), hosts, p.api.now())
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	rec := &statev1.ServerRecord{Id: req.GetServerId(), Name: req.GetName(), RaftAddress: req.GetRaftAddress(), ApiAddress: req.GetApiAddress()}
+	err = p.api.propose(ctx, statev1.CommandType_COMMAND_TYPE_PUT_SERVER, &statev1.PutServer{Server: rec, TokenId: tok.ID(), SecretSha256: tok.SecretHash()})
+	if errors.Is(err, fsm.ErrTokenInvalid) {
+		return nil, status.Error(codes.Unauthenticated, err.Error())
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := p.api.raft.AddVoter(req.GetServerId(), req.GetRaftAddress(), 30*time.Second); err != nil {
+		return nil, status.Errorf(codes.Unavailable, "add %s to raft: %v", req.GetServerId(), err)
+	}
+	p.api.log.Info("server joined", "server_id", req.GetServerId(), "raft", req.GetRaftAddress(), "api", req.GetApiAddress())
+	return &ccv1.JoinServerResponse{CertificatePem: certPEM, CaPem: ca.CertPEM}, nil
+}
+
+// Apply applies a write a follower forwarded.
+func (p *PeerServer) Apply(ctx context.Context, req *ccv1.ApplyRequest) (*ccv1.ApplyResponse, error) {
+	res, err := p.api.raft.ApplyLocal(ctx, req.GetCommand())
+	resp := &ccv1.ApplyResponse{Index: res.Index}
+	switch {
+	case err == nil:
+	case errors.Is(err, raftstore.ErrNotAppended):
+		resp.Error, resp.ErrorKind = err.Error(), "not_appended"
+	case res.Index == 0:
+		return nil, status.Errorf(codes.Unavailable, "apply on the leader: %v", err)
+	default:
+		resp.Error, resp.ErrorKind = err.Error(), fsm.ErrorKind(err)
+	}
+	return resp, nil
+}
+
+// ReadIndex confirms leadership and returns the commit index.
+func (p *PeerServer) ReadIndex(ctx context.Context, _ *ccv1.ReadIndexRequest) (*ccv1.ReadIndexResponse, error) {
+	idx, err := p.api.raft.ReadIndex()
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	return &ccv1.ReadIndexResponse{Index: idx}, nil
+}
+
+// PeerStatus reports this server's raft view.
+func (p *PeerServer) PeerStatus(ctx context.Context, _ *ccv1.PeerStatusRequest) (*ccv1.PeerStatusResponse, error) {
+	st, err := p.api.raft.Status()
+	if err != nil {
+		return nil, err
+	}
+	resp := &ccv1.PeerStatusResponse{RaftState: st.State, LastIndex: st.LastIndex, AppliedIndex: st.AppliedIndex}
+	if st.LeaderID != st.ID {
+		if lc := p.api.raft.LastContact(); !lc.IsZero() {
+			resp.LastContactMs = time.Since(lc).Milliseconds()
+		}
+	}
+	return resp, nil
+}

@@ -1,0 +1,98 @@
+package fsm
+
+import (
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+
+	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
+	ccv1 "github.com/containercodes/cc/proto/cc/v1"
+)
+
+// useToken checks a join token at issue time and counts one use of it.
+func useToken(tx *bolt.Tx, at time.Time, id string, secretHash []byte, role ccv1.Role) error {
+	tokens := tx.Bucket(bucketTokens)
+	var tok statev1.TokenRecord
+	if err := get(tokens, id, &tok); err != nil || string(tok.SecretSha256) != string(secretHash) {
+		return fmt.Errorf("%w: unknown token", ErrTokenInvalid)
+	}
+	switch {
+	case ccv1.Role(tok.Role) != role:
+		return fmt.Errorf("%w: not a %s join token (create one with `ccctl token create --role %s`)", ErrTokenInvalid, roleWord(role), roleWord(role))
+	case tok.Revoked:
+		return fmt.Errorf("%w: the token was revoked", ErrTokenInvalid)
+	case tok.ExpiresAt != nil && !at.Before(tok.ExpiresAt.AsTime()):
+		return fmt.Errorf("%w: the token expired at %s", ErrTokenInvalid, tok.ExpiresAt.AsTime().UTC().Format(time.RFC3339))
+	case tok.MaxUses > 0 && tok.Uses >= tok.MaxUses:
+		return fmt.Errorf("%w: the token was already used %d times, its limit", ErrTokenInvalid, tok.Uses)
+	}
+	tok.Uses++
+	return put(tokens, tok.Id, &tok)
+}
+
+func roleWord(r ccv1.Role) string {
+	if r == ccv1.Role_ROLE_SERVER {
+		return "server"
+	}
+	return "agent"
+}
+
+// applyPutServer records a server. With a token it is a join: the token is
+// checked and used, and an id that was removed may not come back.
+func applyPutServer(tx *bolt.Tx, at time.Time, msg proto.Message) error {
+	m := msg.(*statev1.PutServer)
+	srv := m.GetServer()
+	if srv == nil || srv.Id == "" || srv.RaftAddress == "" {
+		return fmt.Errorf("%w: a server needs an id and a raft address", ErrInvalid)
+	}
+	b := tx.Bucket(bucketServers)
+	var old statev1.ServerRecord
+	exists := get(b, srv.Id, &old) == nil
+	if exists && old.Removed {
+		return fmt.Errorf("server %s was removed from the cluster and may not rejoin with that identity: wipe its data dir and join again: %w", srv.Id, ErrExists)
+	}
+	if m.TokenId != "" {
+		if exists {
+			return fmt.Errorf("server %s %w", srv.Id, ErrExists)
+		}
+		if err := useToken(tx, at, m.TokenId, m.SecretSha256, ccv1.Role_ROLE_SERVER); err != nil {
+			return err
+		}
+	}
+	rec := proto.Clone(srv).(*statev1.ServerRecord)
+	rec.Removed = false
+	if exists {
+		rec.CreatedAt = old.CreatedAt
+	} else {
+		rec.CreatedAt = ts(at)
+	}
+	return put(b, rec.Id, rec)
+}
+
+func applyRemoveServer(tx *bolt.Tx, _ time.Time, msg proto.Message) error {
+	id := msg.(*statev1.RemoveServer).GetId()
+	b := tx.Bucket(bucketServers)
+	var rec statev1.ServerRecord
+	if err := get(b, id, &rec); err != nil {
+		return fmt.Errorf("server %s: %w", id, err)
+	}
+	rec.Removed = true
+	return put(b, id, &rec)
+}
+
+// Servers returns every server record, in id order.
+func (f *FSM) Servers() ([]*statev1.ServerRecord, error) {
+	return list(f, bucketServers, func() *statev1.ServerRecord { return &statev1.ServerRecord{} })
+}
+
+// Server returns one server record.
+func (f *FSM) Server(id string) (*statev1.ServerRecord, error) {
+	rec := &statev1.ServerRecord{}
+	err := f.View(func(tx *bolt.Tx) error { return get(tx.Bucket(bucketServers), id, rec) })
+	if err != nil {
+		return nil, fmt.Errorf("server %s: %w", id, err)
+	}
+	return rec, nil
+}

@@ -1,0 +1,161 @@
+package server_test
+
+import (
+	"context"
+	"crypto/tls"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+
+	"github.com/containercodes/cc/internal/testcluster"
+	ccv1 "github.com/containercodes/cc/proto/cc/v1"
+)
+
+func tokenCount(t *testing.T, s *testcluster.Server) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r, err := s.Client().Tokens.ListTokens(ctx, &ccv1.ListTokensRequest{})
+	if err != nil {
+		t.Fatalf("list tokens on %s: %v", s.Config.Name, err)
+	}
+	return len(r.Tokens)
+}
+
+// Three servers: writes on any server are forwarded to the leader, reads
+// anywhere see every acknowledged write, and the cluster survives the loss
+// of its leader; the lost server catches up when it comes back.
+func TestThreeServers(t *testing.T) {
+	c := testcluster.StartCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	leader := c.Leader()
+	servers, err := leader.Client().Cluster.ListServers(ctx, &ccv1.ListServersRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaders := 0
+	for _, s := range servers.Servers {
+		if s.Leader {
+			leaders++
+		}
+		if !s.Healthy || s.ApiAddress == "" {
+			t.Errorf("server %+v: want healthy with an API address", s)
+		}
+	}
+	if len(servers.Servers) != 3 || leaders != 1 {
+		t.Fatalf("servers: %v", servers.Servers)
+	}
+
+	// A write on a follower is forwarded; a read right after it on another
+	// server sees it (linearizable reads).
+	before := tokenCount(t, leader)
+	f := c.Followers()
+	if _, err := f[0].Client().Tokens.CreateToken(ctx, &ccv1.CreateTokenRequest{Role: ccv1.Role_ROLE_VIEWER, Description: "via follower"}); err != nil {
+		t.Fatalf("write on a follower: %v", err)
+	}
+	for _, s := range c.Servers {
+		if n := tokenCount(t, s); n != before+1 {
+			t.Errorf("%s sees %d tokens, want %d", s.Config.Name, n, before+1)
+		}
+	}
+	// A refusal on the leader crosses back with its code.
+	_, err = f[1].Client().Tokens.RevokeToken(ctx, &ccv1.RevokeTokenRequest{Id: "0000000000000000"})
+	if status.Code(err) != codes.NotFound {
+		t.Errorf("forwarded refusal: %v, want NotFound", err)
+	}
+
+	// Lose the leader: a new one is elected and writes go on.
+	leader.Stop()
+	next := c.Leader()
+	if next == leader {
+		t.Fatal("the stopped server is still the leader")
+	}
+	if _, err := next.Client().Tokens.CreateToken(ctx, &ccv1.CreateTokenRequest{Role: ccv1.Role_ROLE_VIEWER, Description: "after failover"}); err != nil {
+		t.Fatalf("write after failover: %v", err)
+	}
+	for _, s := range c.Followers() {
+		if _, err := s.Client().Tokens.CreateToken(ctx, &ccv1.CreateTokenRequest{Role: ccv1.Role_ROLE_VIEWER, Description: "on a follower after failover"}); err != nil {
+			t.Fatalf("write on %s after failover: %v", s.Config.Name, err)
+		}
+	}
+	// The old leader comes back and catches up.
+	leader.Restart()
+	want := before + 3
+	deadline := time.Now().Add(30 * time.Second)
+	for tokenCount(t, leader) != want && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := tokenCount(t, leader); n != want {
+		t.Errorf("restarted server sees %d tokens, want %d", n, want)
+	}
+}
+
+// A server removed from the cluster cannot come back with its identity.
+func TestRemovedServerIsRefused(t *testing.T) {
+	c := testcluster.StartCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	leader := c.Leader()
+	victim := c.Followers()[0]
+	st, err := victim.Client().Cluster.GetStatus(ctx, &ccv1.GetStatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim.Stop()
+	if _, err := leader.Client().Cluster.RemoveServer(ctx, &ccv1.RemoveServerRequest{Id: st.ServerId}); err != nil {
+		t.Fatalf("remove: %v", err)
+	}
+	list, err := leader.Client().Cluster.ListServers(ctx, &ccv1.ListServersRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Servers) != 2 {
+		t.Errorf("after remove: %d servers", len(list.Servers))
+	}
+	// Its certificate is refused from then on.
+	cert, err := tls.LoadX509KeyPair(filepath.Join(victim.Config.DataDir, "tls", "server.crt"), filepath.Join(victim.Config.DataDir, "tls", "server.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := leader.TLSConfig()
+	cfg.Certificates = []tls.Certificate{cert}
+	conn, err := grpc.NewClient(leader.Addr(), grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, err = ccv1.NewPeerServiceClient(conn).PeerStatus(ctx, &ccv1.PeerStatusRequest{})
+	if status.Code(err) != codes.Unauthenticated {
+		t.Errorf("a removed server's certificate: %v, want Unauthenticated", err)
+	}
+	// A live server's certificate is accepted (the check above can fail).
+	live := c.Followers()[0]
+	lcert, err := tls.LoadX509KeyPair(filepath.Join(live.Config.DataDir, "tls", "server.crt"), filepath.Join(live.Config.DataDir, "tls", "server.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = leader.TLSConfig()
+	cfg.Certificates = []tls.Certificate{lcert}
+	conn2, err := grpc.NewClient(leader.Addr(), grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close()
+	if _, err := ccv1.NewPeerServiceClient(conn2).PeerStatus(ctx, &ccv1.PeerStatusRequest{}); err != nil {
+		t.Errorf("a live server's certificate: %v", err)
+	}
+	// Removing the last follower while it is down would leave the leader
+	// alone: 1 healthy of 1 voter is a quorum, so that is allowed; removing
+	// an unknown server is NotFound.
+	_, err = leader.Client().Cluster.RemoveServer(ctx, &ccv1.RemoveServerRequest{Id: "no-such-server"})
+	if status.Code(err) != codes.NotFound {
+		t.Errorf("remove unknown: %v", err)
+	}
+}

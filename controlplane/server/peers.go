@@ -1,0 +1,205 @@
+package server
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+
+	"github.com/containercodes/cc/controlplane/fsm"
+	"github.com/containercodes/cc/controlplane/raftstore"
+	"github.com/containercodes/cc/internal/pki"
+	ccv1 "github.com/containercodes/cc/proto/cc/v1"
+)
+
+// peers dials other servers' PeerService with this server's certificate:
+// forwarded writes, read indexes, joins and status.
+type peers struct {
+	fsm *fsm.FSM
+	tls *tls.Config
+
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn // by API address
+}
+
+func newPeers(f *fsm.FSM, tlsConfig *tls.Config) *peers {
+	return &peers{fsm: f, tls: tlsConfig, conns: map[string]*grpc.ClientConn{}}
+}
+
+func (p *peers) client(serverID string) (ccv1.PeerServiceClient, error) {
+	rec, err := p.fsm.Server(serverID)
+	if err != nil || rec.ApiAddress == "" {
+		return nil, fmt.Errorf("%w: no API address known for server %s", raftstore.ErrNotLeader, serverID)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	conn := p.conns[rec.ApiAddress]
+	if conn == nil {
+		conn, err = grpc.NewClient(rec.ApiAddress, grpc.WithTransportCredentials(credentials.NewTLS(p.tls)))
+		if err != nil {
+			return nil, err
+		}
+		p.conns[rec.ApiAddress] = conn
+	}
+	return ccv1.NewPeerServiceClient(conn), nil
+}
+
+func (p *peers) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = map[string]*grpc.ClientConn{}
+}
+
+// Apply forwards a write to the leader.
+func (p *peers) Apply(ctx context.Context, leaderID string, cmd []byte) (uint64, error) {
+	c, err := p.client(leaderID)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := c.Apply(ctx, &ccv1.ApplyRequest{Command: cmd})
+	if err != nil {
+		return 0, fmt.Errorf("%w: forward to leader %s: %v", raftstore.ErrNotLeader, leaderID, status.Convert(err).Message())
+	}
+	if resp.ErrorKind == "not_appended" {
+		return 0, raftstore.ErrNotAppended
+	}
+	return resp.Index, fsm.ErrorFromKind(resp.ErrorKind, resp.Error)
+}
+
+// ReadIndex asks the leader for a read index.
+func (p *peers) ReadIndex(ctx context.Context, leaderID string) (uint64, error) {
+	c, err := p.client(leaderID)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := c.ReadIndex(ctx, &ccv1.ReadIndexRequest{})
+	if err != nil {
+		return 0, fmt.Errorf("%w: read index from leader %s: %v", raftstore.ErrNotLeader, leaderID, status.Convert(err).Message())
+	}
+	return resp.Index, nil
+}
+
+// JoinServer forwards a join to the leader.
+func (p *peers) JoinServer(ctx context.Context, leaderID string, req *ccv1.JoinServerRequest) (*ccv1.JoinServerResponse, error) {
+	c, err := p.client(leaderID)
+	if err != nil {
+		return nil, err
+	}
+	return c.JoinServer(ctx, req)
+}
+
+// PeerStatus asks a server for its raft view.
+func (p *peers) PeerStatus(ctx context.Context, serverID string) (*ccv1.PeerStatusResponse, error) {
+	c, err := p.client(serverID)
+	if err != nil {
+		return nil, err
+	}
+	return c.PeerStatus(ctx, &ccv1.PeerStatusRequest{})
+}
+
+// apiAdvertise is the API address other servers and clients use.
+func apiAdvertise(cfgAdvertise string, bound net.Addr, raftAdvertise string) string {
+	if cfgAdvertise != "" {
+		return cfgAdvertise
+	}
+	tcp := bound.(*net.TCPAddr)
+	if !tcp.IP.IsUnspecified() {
+		return tcp.String()
+	}
+	host, _, err := net.SplitHostPort(raftAdvertise)
+	if err != nil {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, strconv.Itoa(tcp.Port))
+}
+
+// joinCluster joins an existing cluster as a new server: it pins the CA by
+// the digest in the token, sends a certificate request, and stores the
+// certificate and the CA it gets back in the data dir.
+func joinCluster(ctx context.Context, dataDir, serverID, name, joinAddr, token, raftAddr, apiAddr string) error {
+	tok, err := pki.ParseJoinToken(token)
+	if err != nil {
+		return err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: serverID}}, key)
+	if err != nil {
+		return err
+	}
+	pin := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		InsecureSkipVerify: true, // the chain is checked against the pinned CA below
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			for _, c := range cs.PeerCertificates {
+				if c.IsCA && pki.Digest(c) == tok.CADigest {
+					pool := x509.NewCertPool()
+					pool.AddCert(c)
+					if _, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+						return fmt.Errorf("the server's certificate does not verify against the pinned CA: %w", err)
+					}
+					return nil
+				}
+			}
+			return errors.New("CA digest mismatch: the CA of the server does not match the digest in the join token; check --join and --token")
+		},
+	}
+	conn, err := grpc.NewClient(joinAddr, grpc.WithTransportCredentials(credentials.NewTLS(pin)))
+	if err != nil {
+		return fmt.Errorf("--join %q: %w", joinAddr, err)
+	}
+	defer conn.Close()
+	resp, err := ccv1.NewPeerServiceClient(conn).JoinServer(ctx, &ccv1.JoinServerRequest{
+		Token: token, CsrDer: csr, ServerId: serverID, Name: name, RaftAddress: raftAddr, ApiAddress: apiAddr,
+	})
+	if err != nil {
+		msg := status.Convert(err).Message()
+		if i := strings.Index(msg, "CA digest mismatch"); i >= 0 {
+			return errors.New(strings.TrimRight(msg[i:], "\""))
+		}
+		return fmt.Errorf("join %s: %s", joinAddr, msg)
+	}
+	caCert, err := pki.ParseCertPEM(resp.CaPem)
+	if err != nil || pki.Digest(caCert) != tok.CADigest {
+		return errors.New("CA digest mismatch: the server returned a CA that does not match the join token")
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	tlsDir := filepath.Join(dataDir, dirTLS)
+	if err := os.MkdirAll(tlsDir, 0o700); err != nil {
+		return err
+	}
+	if err := pki.WriteFile(filepath.Join(tlsDir, fileServerKey), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		return err
+	}
+	if err := pki.WriteFile(filepath.Join(tlsDir, fileServerCert), resp.CertificatePem, 0o644); err != nil {
+		return err
+	}
+	return pki.WriteFile(filepath.Join(tlsDir, fileCACert), resp.CaPem, 0o644)
+}
+
+var _ = time.Second
