@@ -40,6 +40,7 @@ func App(stdout, stderr io.Writer) *cli.App {
 			&cli.StringFlag{Name: "ca-cert", Usage: "`FILE` with the cluster CA certificate", EnvVars: []string{"CC_CACERT"}},
 			&cli.StringFlag{Name: "context", Usage: "use context `NAME` of the config file instead of the current one", EnvVars: []string{"CC_CONTEXT"}},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "output `FORMAT`: table or json", EnvVars: []string{"CC_OUTPUT"}},
+			&cli.BoolFlag{Name: "stale", Usage: "let any server answer reads from its local state, without a linearizable read barrier", EnvVars: []string{"CC_STALE"}},
 			&cli.DurationFlag{Name: "timeout", Value: 15 * time.Second, Usage: "give up on a call after `DURATION` (for logs and image load: on connecting)"},
 		},
 		Before: func(c *cli.Context) error {
@@ -64,6 +65,7 @@ func App(stdout, stderr io.Writer) *cli.App {
 			nodeCommand(),
 			tokenCommand(),
 			snapshotCommand(),
+			serverCommand(),
 			contextCommand(),
 		},
 	}

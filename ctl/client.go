@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/containercodes/cc/internal/pki"
@@ -118,7 +119,13 @@ func dial(c *cli.Context) (*Client, error) {
 	}
 	host, _, _ := net.SplitHostPort(t.addr)
 	creds := credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12})
-	conn, err := grpc.NewClient(t.addr, grpc.WithTransportCredentials(creds), grpc.WithPerRPCCredentials(bearer(t.token)))
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds), grpc.WithPerRPCCredentials(bearer(t.token))}
+	if c.Bool("stale") {
+		opts = append(opts, grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply interface{}, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, o ...grpc.CallOption) error {
+			return invoker(metadata.AppendToOutgoingContext(ctx, "cc-stale", "true"), method, req, reply, cc, o...)
+		}))
+	}
+	conn, err := grpc.NewClient(t.addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("--addr %q: %v", t.addr, err)
 	}

@@ -349,7 +349,7 @@ func TestTokenCreateJoinToken(t *testing.T) {
 			t.Errorf("token create output lacks %q:\n%s", want, r.stdout)
 		}
 	}
-	if r := runCtl(conn, "token", "create", "--role", "viewer", "--uses", "2"); r.code != 1 || !strings.Contains(r.stderr, "agent tokens only") {
+	if r := runCtl(conn, "token", "create", "--role", "viewer", "--uses", "2"); r.code != 1 || !strings.Contains(r.stderr, "agent and server tokens only") {
 		t.Errorf("--uses with a viewer token: %+v", r)
 	}
 }

@@ -24,7 +24,7 @@ func tokenCommand() *cli.Command {
 					"  ccctl token create --uses 3 --ttl 24h -d \"rack 2\"\n" +
 					"  ccctl token create --role viewer -d dashboards",
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "role", Value: "agent", Usage: "`ROLE`: agent (join a host as a node), admin (every call) or viewer (read-only calls)"},
+					&cli.StringFlag{Name: "role", Value: "agent", Usage: "`ROLE`: agent (join a host as a node), server (join a control-plane server), admin (every call) or viewer (read-only calls)"},
 					&cli.StringFlag{Name: "description", Aliases: []string{"d"}, Usage: "what the token is for"},
 					&cli.DurationFlag{Name: "ttl", Usage: "expire after `DURATION` (e.g. 720h; 0: never)"},
 					&cli.UintFlag{Name: "uses", Usage: "let at most `N` hosts join with it (agent tokens; 0: no limit)"},
@@ -44,8 +44,10 @@ func parseRole(s string) (ccv1.Role, error) {
 		return ccv1.Role_ROLE_ADMIN, nil
 	case "viewer":
 		return ccv1.Role_ROLE_VIEWER, nil
+	case "server":
+		return ccv1.Role_ROLE_SERVER, nil
 	}
-	return 0, fmt.Errorf("--role %q: use agent, admin or viewer", s)
+	return 0, fmt.Errorf("--role %q: use agent, server, admin or viewer", s)
 }
 
 func tokenCreate(c *cli.Context) error {
@@ -59,8 +61,8 @@ func tokenCreate(c *cli.Context) error {
 	if c.Duration("ttl") < 0 {
 		return errors.New("--ttl: must be positive")
 	}
-	if c.IsSet("uses") && role != ccv1.Role_ROLE_AGENT {
-		return errors.New("--uses limits joins: it is for agent tokens only")
+	if c.IsSet("uses") && role != ccv1.Role_ROLE_AGENT && role != ccv1.Role_ROLE_SERVER {
+		return errors.New("--uses limits joins: it is for agent and server tokens only")
 	}
 	req := &ccv1.CreateTokenRequest{Role: role, Description: c.String("description"), MaxUses: uint32(c.Uint("uses"))}
 	if uint(req.MaxUses) != c.Uint("uses") {
@@ -82,6 +84,11 @@ func tokenCreate(c *cli.Context) error {
 				resp.Secret, cl.addr, resp.Secret, resp.GetToken().GetId())
 			return nil
 		}
+		if resp.GetToken().GetRole() == ccv1.Role_ROLE_SERVER {
+			fmt.Fprintf(c.App.Writer, "Server join token (shown once): %s\n\nTo add a control-plane server, run on it:\n\n  cc-controlplane --join %s --token %s --data-dir /var/lib/cc\n\nRevoke it with: ccctl token revoke %s\n",
+				resp.Secret, cl.addr, resp.Secret, resp.GetToken().GetId())
+			return nil
+		}
 		fmt.Fprintf(c.App.Writer, "Token %s (%s) created. Its secret is shown only now:\n\n  %s\n", resp.Token.Id, enumWord(resp.Token.Role.String(), "ROLE_"), resp.Secret)
 		return nil
 	})
@@ -89,7 +96,7 @@ func tokenCreate(c *cli.Context) error {
 
 // tokenUses prints a join token's uses and limit: "1/5", "3/-".
 func tokenUses(t *ccv1.Token) string {
-	if t.GetRole() != ccv1.Role_ROLE_AGENT {
+	if t.GetRole() != ccv1.Role_ROLE_AGENT && t.GetRole() != ccv1.Role_ROLE_SERVER {
 		return "-"
 	}
 	if t.GetMaxUses() == 0 {

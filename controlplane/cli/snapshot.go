@@ -22,50 +22,118 @@ import (
 // restoreReadyTimeout bounds the restore's own start of the new server.
 const restoreReadyTimeout = 2 * time.Minute
 
+const restoreHelpName = "cc-controlplane snapshot restore"
+
+const restoreDescription = "The new cluster keeps the snapshot's identity: cluster id, CA, API and join tokens,\n" +
+	"nodes, containers and image records. Its raft log starts anew, with this server as its\n" +
+	"only member; more servers join it as usual. No admin token is created: the tokens of the\n" +
+	"snapshot still work.\n\n" +
+	"The command checks FILE, writes DIR/state.db, starts the server once to set up raft on\n" +
+	"it, stops it, and prints the command that starts it. Give the addresses and config the\n" +
+	"server will run with: raft records its address.\n\n" +
+	"Image blobs are not in a snapshot: copy the old data dir's blobs/ into DIR/blobs\n" +
+	"before starting the server, or load the images again.\n\n" +
+	"Example:\n" +
+	"  cc-controlplane snapshot restore backup.db --data-dir /var/lib/cc-new --api-addr 10.0.0.5:7443\n" +
+	"  cc-controlplane --data-dir /var/lib/cc-new --api-addr 10.0.0.5:7443"
+
+func restoreFlags() []ucli.Flag {
+	return []ucli.Flag{
+		&ucli.StringFlag{Name: "data-dir", Usage: "new, empty `DIR` for the restored server (required)"},
+		&ucli.StringFlag{Name: "config", Usage: "TOML config `FILE` the server will run with", EnvVars: []string{"CC_CONFIG_FILE"}},
+		&ucli.StringFlag{Name: "name", Usage: "human `NAME` of this server (default: host name)"},
+		&ucli.StringFlag{Name: "api-addr", Usage: "`HOST:PORT` for gRPC and REST over TLS (default 0.0.0.0:7443)"},
+		&ucli.StringFlag{Name: "raft-addr", Usage: "`HOST:PORT` for raft between servers (default 0.0.0.0:7444)"},
+		&ucli.StringFlag{Name: "raft-advertise", Usage: "`HOST:PORT` other servers reach raft at (default: derived)"},
+		&ucli.StringFlag{Name: "api-advertise", Usage: "`HOST:PORT` other servers and clients reach the API at (default: derived)"},
+		&ucli.StringSliceFlag{Name: "tls-san", Usage: "extra DNS `NAME` or IP for the server certificate (repeatable)"},
+		&ucli.StringFlag{Name: "log-level", Usage: "`LEVEL`: debug, info, warn or error (default here: warn)"},
+		&ucli.StringFlag{Name: "log-format", Usage: "`FORMAT`: text or json"},
+	}
+}
+
 func snapshotCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:  "snapshot",
 		Usage: "work with state snapshots (backups taken with `ccctl snapshot save`)",
 		Subcommands: []*ucli.Command{{
 			Name: "restore", ArgsUsage: "FILE",
-			Usage: "create a new single-server cluster in an empty --data-dir from a snapshot",
-			Description: "The new cluster keeps the snapshot's identity: cluster id, CA, API and join tokens,\n" +
-				"nodes, containers and image records. Its raft log starts anew, with this server as its\n" +
-				"only member; more servers join it as usual. No admin token is created: the tokens of the\n" +
-				"snapshot still work.\n\n" +
-				"The command checks FILE, writes DIR/state.db, starts the server once to set up raft on\n" +
-				"it, stops it, and prints the command that starts it. Give the addresses and config the\n" +
-				"server will run with: raft records its address.\n\n" +
-				"Image blobs are not in a snapshot: copy the old data dir's blobs/ into DIR/blobs\n" +
-				"before starting the server, or load the images again.\n\n" +
-				"Example:\n" +
-				"  cc-controlplane snapshot restore backup.db --data-dir /var/lib/cc-new --api-addr 10.0.0.5:7443\n" +
-				"  cc-controlplane --data-dir /var/lib/cc-new --api-addr 10.0.0.5:7443",
-			OnUsageError: usageError,
-			Flags: []ucli.Flag{
-				&ucli.StringFlag{Name: "data-dir", Usage: "new, empty `DIR` for the restored server (required)"},
-				&ucli.StringFlag{Name: "config", Usage: "TOML config `FILE` the server will run with", EnvVars: []string{"CC_CONFIG_FILE"}},
-				&ucli.StringFlag{Name: "name", Usage: "human `NAME` of this server (default: host name)"},
-				&ucli.StringFlag{Name: "api-addr", Usage: "`HOST:PORT` for gRPC and REST over TLS (default 0.0.0.0:7443)"},
-				&ucli.StringFlag{Name: "raft-addr", Usage: "`HOST:PORT` for raft between servers (default 0.0.0.0:7444)"},
-				&ucli.StringFlag{Name: "raft-advertise", Usage: "`HOST:PORT` other servers reach raft at (default: derived)"},
-				&ucli.StringFlag{Name: "api-advertise", Usage: "`HOST:PORT` other servers and clients reach the API at (default: derived)"},
-				&ucli.StringSliceFlag{Name: "tls-san", Usage: "extra DNS `NAME` or IP for the server certificate (repeatable)"},
-				&ucli.StringFlag{Name: "log-level", Usage: "`LEVEL`: debug, info, warn or error (default here: warn)"},
-				&ucli.StringFlag{Name: "log-format", Usage: "`FORMAT`: text or json"},
-			},
-			Action: restoreSnapshot,
+			Usage:       "create a new single-server cluster in an empty --data-dir from a snapshot",
+			Description: restoreDescription,
+			// Flags may come after FILE, as in the usage line: the
+			// arguments are parsed by restoreCommandLine.
+			SkipFlagParsing: true,
+			Flags:           restoreFlags(),
+			Action:          restoreCommandLine,
 		}},
 	}
 }
 
+// restoreCommandLine parses the restore's arguments with its flags before
+// or after FILE (urfave/cli stops at the first plain argument), and with
+// the global flags given before `snapshot`, then runs restoreSnapshot.
+func restoreCommandLine(c *ucli.Context) error {
+	var args []string
+	// Global flags of the same names, set before the command.
+	for _, f := range restoreFlags() {
+		name := f.Names()[0]
+		for _, p := range c.Lineage()[1:] {
+			if !p.IsSet(name) {
+				continue
+			}
+			if _, ok := f.(*ucli.StringSliceFlag); ok {
+				for _, v := range p.StringSlice(name) {
+					args = append(args, "--"+name+"="+v)
+				}
+			} else {
+				args = append(args, "--"+name+"="+p.String(name))
+			}
+			break
+		}
+	}
+	var plain []string
+	rest := c.Args().Slice()
+	for i := 0; i < len(rest); i++ {
+		a := rest[i]
+		switch {
+		case a == "--":
+			plain = append(plain, rest[i+1:]...)
+			i = len(rest)
+		case strings.HasPrefix(a, "-") && a != "-":
+			args = append(args, a)
+			name := strings.TrimLeft(a, "-")
+			if !strings.Contains(name, "=") && name != "help" && name != "h" && i+1 < len(rest) {
+				args = append(args, rest[i+1]) // every flag here takes a value
+				i++
+			}
+		default:
+			plain = append(plain, a)
+		}
+	}
+	app := &ucli.App{
+		Name: restoreHelpName, HelpName: restoreHelpName,
+		Usage:       "create a new single-server cluster in an empty --data-dir from a snapshot",
+		UsageText:   restoreHelpName + " FILE --data-dir DIR [flags]",
+		Description: restoreDescription,
+		Writer:      c.App.Writer, ErrWriter: c.App.ErrWriter,
+		HideVersion: true, HideHelpCommand: true,
+		CustomAppHelpTemplate: strings.Replace(ucli.AppHelpTemplate, "GLOBAL OPTIONS", "OPTIONS", 1),
+		Flags:                 restoreFlags(),
+		OnUsageError: func(_ *ucli.Context, err error, _ bool) error {
+			return fmt.Errorf("%v (see `%s --help`)", err, restoreHelpName)
+		},
+		Action: restoreSnapshot,
+	}
+	return app.RunContext(c.Context, append(append([]string{restoreHelpName}, args...), plain...))
+}
+
 func restoreSnapshot(c *ucli.Context) (err error) {
 	if c.NArg() != 1 {
-		return fmt.Errorf("snapshot restore needs exactly one FILE (see `%s --help`)", c.Command.HelpName)
+		return fmt.Errorf("snapshot restore needs exactly one FILE, got %q (see `%s --help`)", c.Args().Slice(), restoreHelpName)
 	}
 	src := c.Args().First()
 	if !c.IsSet("data-dir") {
-		return fmt.Errorf("snapshot restore needs --data-dir DIR, a new or empty directory (see `%s --help`)", c.Command.HelpName)
+		return fmt.Errorf("snapshot restore needs --data-dir DIR, a new or empty directory (see `%s --help`)", restoreHelpName)
 	}
 	cfg, err := loadConfig(c)
 	if err != nil {
