@@ -75,7 +75,7 @@ func snapshotSave(c *cli.Context) error {
 		_, err = fmt.Fprintln(c.App.Writer, string(out))
 		return err
 	}
-	_, err = fmt.Fprintf(c.App.Writer, "Snapshot at raft index %d saved to %s (%.1f MiB, sha256 %s)\n",
+	_, err = fmt.Fprintf(c.App.Writer, "Snapshot at raft index %d saved to %s (%.2f MiB, sha256 %s)\n",
 		res.index, path, float64(res.size)/(1<<20), res.sum)
 	return err
 }

@@ -117,7 +117,7 @@ func restoreCommandLine(c *ucli.Context) error {
 		Description: restoreDescription,
 		Writer:      c.App.Writer, ErrWriter: c.App.ErrWriter,
 		HideVersion: true, HideHelpCommand: true,
-		CustomAppHelpTemplate: strings.Replace(ucli.AppHelpTemplate, "GLOBAL OPTIONS", "OPTIONS", 1),
+		CustomAppHelpTemplate: strings.ReplaceAll(ucli.AppHelpTemplate, "GLOBAL OPTIONS", "OPTIONS"),
 		Flags:                 restoreFlags(),
 		OnUsageError: func(_ *ucli.Context, err error, _ bool) error {
 			return fmt.Errorf("%v (see `%s --help`)", err, restoreHelpName)
@@ -139,7 +139,9 @@ func restoreSnapshot(c *ucli.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	// A new cluster of its own: never a join (from a config file) of another.
 	cfg.Bootstrap = true
+	cfg.Join, cfg.JoinToken = "", ""
 	if !c.IsSet("log-level") && cfg.Log.Level == config.Default().Log.Level {
 		cfg.Log.Level = "warn"
 	}

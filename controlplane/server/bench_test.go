@@ -38,6 +38,22 @@ func BenchmarkAPI(b *testing.B) {
 	}
 }
 
+// BenchmarkAPI3 is the small write on a 3-server loopback cluster, sent to
+// the leader, with 1, 16 and 64 concurrent clients.
+func BenchmarkAPI3(b *testing.B) {
+	c := testcluster.StartCluster(b, 3)
+	cl := c.Leader().Client()
+	write := func(ctx context.Context) error {
+		_, err := cl.Tokens.CreateToken(ctx, &ccv1.CreateTokenRequest{Role: ccv1.Role_ROLE_VIEWER})
+		return err
+	}
+	for _, clients := range []int{1, 16, 64} {
+		b.Run(fmt.Sprintf("write/clients=%d", clients), func(b *testing.B) {
+			runClients(b, clients, write)
+		})
+	}
+}
+
 func runClients(b *testing.B, clients int, op func(context.Context) error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
