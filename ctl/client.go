@@ -19,13 +19,14 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/containercodes/cc/internal/clusterdial"
 	"github.com/containercodes/cc/internal/pki"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
 // Client is a connection to the control plane API.
 type Client struct {
-	conn       *grpc.ClientConn
+	conn       *clusterdial.Conn
 	addr       string
 	caFrom     string
 	Cluster    ccv1.ClusterServiceClient
@@ -101,8 +102,10 @@ func resolve(c *cli.Context) (target, error) {
 	case t.caPEM == nil:
 		return t, errors.New("no CA certificate: pass --ca-cert FILE or set CC_CACERT (the cluster CA, tls/ca.crt in the server's data dir)")
 	}
-	if _, _, err := net.SplitHostPort(t.addr); err != nil {
-		return t, fmt.Errorf("--addr %q: want HOST:PORT, e.g. 127.0.0.1:7443", t.addr)
+	for _, a := range strings.Split(t.addr, ",") {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return t, fmt.Errorf("--addr %q: want HOST:PORT, e.g. 127.0.0.1:7443 (several servers: comma-separated)", t.addr)
+		}
 	}
 	return t, nil
 }
@@ -117,15 +120,20 @@ func dial(c *cli.Context) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("CA certificate from %s: %v", t.caFrom, err)
 	}
-	host, _, _ := net.SplitHostPort(t.addr)
-	creds := credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12})
+	// Any server of the cluster may answer: it is checked by its chain to
+	// the cluster CA and its server role, whichever address was dialled.
+	creds := credentials.NewTLS(&tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		InsecureSkipVerify: true,
+		VerifyConnection:   func(cs tls.ConnectionState) error { return pki.VerifyServer(cs, pool) },
+	})
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds), grpc.WithPerRPCCredentials(bearer(t.token))}
 	if c.Bool("stale") {
 		opts = append(opts, grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply interface{}, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, o ...grpc.CallOption) error {
 			return invoker(metadata.AppendToOutgoingContext(ctx, "cc-stale", "true"), method, req, reply, cc, o...)
 		}))
 	}
-	conn, err := grpc.NewClient(t.addr, opts...)
+	conn, err := clusterdial.Dial(strings.Split(t.addr, ","), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("--addr %q: %v", t.addr, err)
 	}

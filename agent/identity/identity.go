@@ -144,21 +144,7 @@ func (id *Identity) TLSConfig() *tls.Config {
 }
 
 func verifyServer(cs tls.ConnectionState, pool *x509.CertPool) error {
-	if len(cs.PeerCertificates) == 0 {
-		return errors.New("the server sent no certificate")
-	}
-	inter := x509.NewCertPool()
-	for _, c := range cs.PeerCertificates[1:] {
-		inter.AddCert(c)
-	}
-	leaf := cs.PeerCertificates[0]
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
-		return fmt.Errorf("the server's certificate is not from this cluster's CA: %w", err)
-	}
-	if pki.Role(leaf) != pki.RoleServer {
-		return errors.New("the server's certificate is not a server certificate")
-	}
-	return nil
+	return pki.VerifyServer(cs, pool)
 }
 
 // JoinOptions describe the node to the control plane.
@@ -279,6 +265,29 @@ func (id *Identity) save(certPEM, keyPEM []byte) error {
 		return err
 	}
 	return pki.WriteFile(filepath.Join(id.dir, fileState), append(st, '\n'), 0o600)
+}
+
+// SetServers records the control plane's server addresses (from the
+// session) so that a restarted agent can reach any of them.
+func (id *Identity) SetServers(addrs []string) error {
+	if len(addrs) == 0 {
+		return nil
+	}
+	id.mu.Lock()
+	id.Servers = append([]string(nil), addrs...)
+	st, err := json.MarshalIndent(stateFile{NodeID: id.NodeID, Servers: id.Servers}, "", "  ")
+	id.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return pki.WriteFile(filepath.Join(id.dir, fileState), append(st, '\n'), 0o600)
+}
+
+// ServerList returns the known server addresses.
+func (id *Identity) ServerList() []string {
+	id.mu.RLock()
+	defer id.mu.RUnlock()
+	return append([]string(nil), id.Servers...)
 }
 
 // Renew asks for a new certificate for a new key and stores both.

@@ -22,6 +22,7 @@ import (
 	"github.com/containercodes/cc/agent/identity"
 	"github.com/containercodes/cc/agent/reconcile"
 	"github.com/containercodes/cc/agent/runtime"
+	"github.com/containercodes/cc/internal/clusterdial"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
@@ -43,7 +44,7 @@ type Worker struct {
 	cfg    Config
 	log    *slog.Logger
 	client ccv1.AgentServiceClient
-	conn   *grpc.ClientConn
+	conn   *clusterdial.Conn
 
 	mu         sync.Mutex
 	desired    map[string]*ccv1.Assignment
@@ -70,7 +71,7 @@ func New(cfg Config) (*Worker, error) {
 	if len(cfg.Identity.Servers) == 0 {
 		return nil, errors.New("the agent knows no control plane address: join again")
 	}
-	conn, err := grpc.NewClient(cfg.Identity.Servers[0],
+	conn, err := clusterdial.Dial(cfg.Identity.ServerList(),
 		grpc.WithTransportCredentials(credentials.NewTLS(cfg.Identity.TLSConfig())),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 	)
@@ -216,6 +217,12 @@ func (w *Worker) session(ctx context.Context) error {
 			w.poke()
 		case *ccv1.SessionResponse_Logs:
 			go w.serveLogs(ctx, m.Logs)
+		case *ccv1.SessionResponse_Servers:
+			addrs := m.Servers.ApiAddresses
+			if err := w.cfg.Identity.SetServers(addrs); err != nil {
+				w.log.Warn("cannot save the server list", "err", err)
+			}
+			w.conn.Update(addrs)
 		case *ccv1.SessionResponse_LogCancel:
 			w.mu.Lock()
 			if c := w.logCancels[m.LogCancel.RequestId]; c != nil {

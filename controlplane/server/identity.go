@@ -258,17 +258,7 @@ func (id *identity) raftClientTLS() *tls.Config {
 		// role are checked in VerifyConnection instead of the host name.
 		InsecureSkipVerify: true,
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return errors.New("raft peer sent no certificate")
-			}
-			inter := x509.NewCertPool()
-			for _, c := range cs.PeerCertificates[1:] {
-				inter.AddCert(c)
-			}
-			if _, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
-				return fmt.Errorf("raft peer certificate: %w", err)
-			}
-			return requireRole(pki.RoleServer)(cs)
+			return pki.VerifyServer(cs, pool)
 		},
 	}
 }

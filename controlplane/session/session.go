@@ -311,10 +311,17 @@ func (d *Dispatcher) recvLoop(ctx context.Context, s *session, stream ccv1.Agent
 func (d *Dispatcher) sendLoop(ctx context.Context, s *session, stream ccv1.AgentService_SessionServer) error {
 	var seq uint64
 	var sent map[string]*ccv1.Assignment
+	var servers []string
 	for {
 		watch := d.fsm.Watch()
 		if _, err := d.fsm.Node(s.nodeID); err != nil {
 			return status.Errorf(codes.PermissionDenied, "node %s was removed from the cluster", s.nodeID)
+		}
+		if now := d.serverList(); !equalStrings(now, servers) {
+			if err := stream.Send(&ccv1.SessionResponse{Msg: &ccv1.SessionResponse_Servers{Servers: &ccv1.ServerList{ApiAddresses: now}}}); err != nil {
+				return err
+			}
+			servers = now
 		}
 		now, err := Assignments(d.fsm, s.nodeID)
 		if err != nil {
@@ -343,6 +350,34 @@ func (d *Dispatcher) sendLoop(ctx context.Context, s *session, stream ccv1.Agent
 			}
 		}
 	}
+}
+
+// serverList is the API addresses of the servers not removed, sorted.
+func (d *Dispatcher) serverList() []string {
+	recs, err := d.fsm.Servers()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, r := range recs {
+		if !r.Removed && r.ApiAddress != "" {
+			out = append(out, r.ApiAddress)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // Assignments computes a node's assignments from the state.

@@ -222,3 +222,25 @@ func encodeKey(key *ecdsa.PrivateKey) ([]byte, error) {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
+
+// VerifyServer checks a TLS peer the way cluster members are checked: a
+// chain to the cluster CA and the server role, whatever address was dialled
+// (servers are reached by any of their addresses, and the CA is the
+// cluster's own).
+func VerifyServer(cs tls.ConnectionState, roots *x509.CertPool) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("the server sent no certificate")
+	}
+	inter := x509.NewCertPool()
+	for _, c := range cs.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	leaf := cs.PeerCertificates[0]
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+		return fmt.Errorf("the server's certificate is not from this cluster's CA: %w", err)
+	}
+	if Role(leaf) != RoleServer {
+		return errors.New("the server's certificate is not a server certificate")
+	}
+	return nil
+}

@@ -602,6 +602,7 @@ type SessionResponse struct {
 	//	*SessionResponse_Changes
 	//	*SessionResponse_Logs
 	//	*SessionResponse_LogCancel
+	//	*SessionResponse_Servers
 	Msg           isSessionResponse_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -687,6 +688,15 @@ func (x *SessionResponse) GetLogCancel() *LogCancel {
 	return nil
 }
 
+func (x *SessionResponse) GetServers() *ServerList {
+	if x != nil {
+		if x, ok := x.Msg.(*SessionResponse_Servers); ok {
+			return x.Servers
+		}
+	}
+	return nil
+}
+
 type isSessionResponse_Msg interface {
 	isSessionResponse_Msg()
 }
@@ -707,6 +717,10 @@ type SessionResponse_LogCancel struct {
 	LogCancel *LogCancel `protobuf:"bytes,5,opt,name=log_cancel,json=logCancel,proto3,oneof"`
 }
 
+type SessionResponse_Servers struct {
+	Servers *ServerList `protobuf:"bytes,6,opt,name=servers,proto3,oneof"`
+}
+
 func (*SessionResponse_Full) isSessionResponse_Msg() {}
 
 func (*SessionResponse_Changes) isSessionResponse_Msg() {}
@@ -714,6 +728,55 @@ func (*SessionResponse_Changes) isSessionResponse_Msg() {}
 func (*SessionResponse_Logs) isSessionResponse_Msg() {}
 
 func (*SessionResponse_LogCancel) isSessionResponse_Msg() {}
+
+func (*SessionResponse_Servers) isSessionResponse_Msg() {}
+
+// ServerList is every control-plane server's API address: the agent fails
+// over to another when the one it uses goes away. It is sent at the start of
+// a session and whenever it changes.
+type ServerList struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ApiAddresses  []string               `protobuf:"bytes,1,rep,name=api_addresses,json=apiAddresses,proto3" json:"api_addresses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServerList) Reset() {
+	*x = ServerList{}
+	mi := &file_cc_v1_agent_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServerList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServerList) ProtoMessage() {}
+
+func (x *ServerList) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_agent_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServerList.ProtoReflect.Descriptor instead.
+func (*ServerList) Descriptor() ([]byte, []int) {
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ServerList) GetApiAddresses() []string {
+	if x != nil {
+		return x.ApiAddresses
+	}
+	return nil
+}
 
 // Assignment is a container the node must run (or stop).
 type Assignment struct {
@@ -734,7 +797,7 @@ type Assignment struct {
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_cc_v1_agent_proto_msgTypes[10]
+	mi := &file_cc_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -746,7 +809,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[10]
+	mi := &file_cc_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -759,7 +822,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Assignment) GetContainerId() string {
@@ -821,7 +884,7 @@ type AssignmentSet struct {
 
 func (x *AssignmentSet) Reset() {
 	*x = AssignmentSet{}
-	mi := &file_cc_v1_agent_proto_msgTypes[11]
+	mi := &file_cc_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -833,7 +896,7 @@ func (x *AssignmentSet) String() string {
 func (*AssignmentSet) ProtoMessage() {}
 
 func (x *AssignmentSet) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[11]
+	mi := &file_cc_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -846,7 +909,7 @@ func (x *AssignmentSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignmentSet.ProtoReflect.Descriptor instead.
 func (*AssignmentSet) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AssignmentSet) GetAssignments() []*Assignment {
@@ -867,7 +930,7 @@ type AssignmentChanges struct {
 
 func (x *AssignmentChanges) Reset() {
 	*x = AssignmentChanges{}
-	mi := &file_cc_v1_agent_proto_msgTypes[12]
+	mi := &file_cc_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -879,7 +942,7 @@ func (x *AssignmentChanges) String() string {
 func (*AssignmentChanges) ProtoMessage() {}
 
 func (x *AssignmentChanges) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[12]
+	mi := &file_cc_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -892,7 +955,7 @@ func (x *AssignmentChanges) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignmentChanges.ProtoReflect.Descriptor instead.
 func (*AssignmentChanges) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AssignmentChanges) GetUpdated() []*Assignment {
@@ -922,7 +985,7 @@ type LogRequest struct {
 
 func (x *LogRequest) Reset() {
 	*x = LogRequest{}
-	mi := &file_cc_v1_agent_proto_msgTypes[13]
+	mi := &file_cc_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -934,7 +997,7 @@ func (x *LogRequest) String() string {
 func (*LogRequest) ProtoMessage() {}
 
 func (x *LogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[13]
+	mi := &file_cc_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -947,7 +1010,7 @@ func (x *LogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogRequest.ProtoReflect.Descriptor instead.
 func (*LogRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *LogRequest) GetRequestId() string {
@@ -988,7 +1051,7 @@ type LogCancel struct {
 
 func (x *LogCancel) Reset() {
 	*x = LogCancel{}
-	mi := &file_cc_v1_agent_proto_msgTypes[14]
+	mi := &file_cc_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1000,7 +1063,7 @@ func (x *LogCancel) String() string {
 func (*LogCancel) ProtoMessage() {}
 
 func (x *LogCancel) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[14]
+	mi := &file_cc_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1013,7 +1076,7 @@ func (x *LogCancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogCancel.ProtoReflect.Descriptor instead.
 func (*LogCancel) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *LogCancel) GetRequestId() string {
@@ -1037,7 +1100,7 @@ type SendLogsRequest struct {
 
 func (x *SendLogsRequest) Reset() {
 	*x = SendLogsRequest{}
-	mi := &file_cc_v1_agent_proto_msgTypes[15]
+	mi := &file_cc_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1049,7 +1112,7 @@ func (x *SendLogsRequest) String() string {
 func (*SendLogsRequest) ProtoMessage() {}
 
 func (x *SendLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[15]
+	mi := &file_cc_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1062,7 +1125,7 @@ func (x *SendLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendLogsRequest.ProtoReflect.Descriptor instead.
 func (*SendLogsRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SendLogsRequest) GetMsg() isSendLogsRequest_Msg {
@@ -1117,7 +1180,7 @@ type LogHeader struct {
 
 func (x *LogHeader) Reset() {
 	*x = LogHeader{}
-	mi := &file_cc_v1_agent_proto_msgTypes[16]
+	mi := &file_cc_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1129,7 +1192,7 @@ func (x *LogHeader) String() string {
 func (*LogHeader) ProtoMessage() {}
 
 func (x *LogHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[16]
+	mi := &file_cc_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1142,7 +1205,7 @@ func (x *LogHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogHeader.ProtoReflect.Descriptor instead.
 func (*LogHeader) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *LogHeader) GetRequestId() string {
@@ -1168,7 +1231,7 @@ type SendLogsResponse struct {
 
 func (x *SendLogsResponse) Reset() {
 	*x = SendLogsResponse{}
-	mi := &file_cc_v1_agent_proto_msgTypes[17]
+	mi := &file_cc_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1180,7 +1243,7 @@ func (x *SendLogsResponse) String() string {
 func (*SendLogsResponse) ProtoMessage() {}
 
 func (x *SendLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[17]
+	mi := &file_cc_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1193,7 +1256,7 @@ func (x *SendLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendLogsResponse.ProtoReflect.Descriptor instead.
 func (*SendLogsResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 // FetchBlobRequest names a blob.
@@ -1206,7 +1269,7 @@ type FetchBlobRequest struct {
 
 func (x *FetchBlobRequest) Reset() {
 	*x = FetchBlobRequest{}
-	mi := &file_cc_v1_agent_proto_msgTypes[18]
+	mi := &file_cc_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1218,7 +1281,7 @@ func (x *FetchBlobRequest) String() string {
 func (*FetchBlobRequest) ProtoMessage() {}
 
 func (x *FetchBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[18]
+	mi := &file_cc_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1231,7 +1294,7 @@ func (x *FetchBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchBlobRequest.ProtoReflect.Descriptor instead.
 func (*FetchBlobRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *FetchBlobRequest) GetDigest() string {
@@ -1252,7 +1315,7 @@ type FetchBlobResponse struct {
 
 func (x *FetchBlobResponse) Reset() {
 	*x = FetchBlobResponse{}
-	mi := &file_cc_v1_agent_proto_msgTypes[19]
+	mi := &file_cc_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1264,7 +1327,7 @@ func (x *FetchBlobResponse) String() string {
 func (*FetchBlobResponse) ProtoMessage() {}
 
 func (x *FetchBlobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[19]
+	mi := &file_cc_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1277,7 +1340,7 @@ func (x *FetchBlobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchBlobResponse.ProtoReflect.Descriptor instead.
 func (*FetchBlobResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *FetchBlobResponse) GetSize() int64 {
@@ -1342,15 +1405,19 @@ const file_cc_v1_agent_proto_rawDesc = "" +
 	"generation\x12.\n" +
 	"\x06status\x18\x03 \x01(\v2\x16.cc.v1.ContainerStatusR\x06status\x12;\n" +
 	"\vobserved_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"observedAt\"\xe8\x01\n" +
+	"observedAt\"\x97\x02\n" +
 	"\x0fSessionResponse\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12*\n" +
 	"\x04full\x18\x02 \x01(\v2\x14.cc.v1.AssignmentSetH\x00R\x04full\x124\n" +
 	"\achanges\x18\x03 \x01(\v2\x18.cc.v1.AssignmentChangesH\x00R\achanges\x12'\n" +
 	"\x04logs\x18\x04 \x01(\v2\x11.cc.v1.LogRequestH\x00R\x04logs\x121\n" +
 	"\n" +
-	"log_cancel\x18\x05 \x01(\v2\x10.cc.v1.LogCancelH\x00R\tlogCancelB\x05\n" +
-	"\x03msg\"\x87\x02\n" +
+	"log_cancel\x18\x05 \x01(\v2\x10.cc.v1.LogCancelH\x00R\tlogCancel\x12-\n" +
+	"\aservers\x18\x06 \x01(\v2\x11.cc.v1.ServerListH\x00R\aserversB\x05\n" +
+	"\x03msg\"1\n" +
+	"\n" +
+	"ServerList\x12#\n" +
+	"\rapi_addresses\x18\x01 \x03(\tR\fapiAddresses\"\x87\x02\n" +
 	"\n" +
 	"Assignment\x12!\n" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x12\n" +
@@ -1410,7 +1477,7 @@ func file_cc_v1_agent_proto_rawDescGZIP() []byte {
 	return file_cc_v1_agent_proto_rawDescData
 }
 
-var file_cc_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_cc_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_cc_v1_agent_proto_goTypes = []any{
 	(*JoinRequest)(nil),              // 0: cc.v1.JoinRequest
 	(*JoinResponse)(nil),             // 1: cc.v1.JoinResponse
@@ -1422,61 +1489,63 @@ var file_cc_v1_agent_proto_goTypes = []any{
 	(*StatusBatch)(nil),              // 7: cc.v1.StatusBatch
 	(*TaskStatus)(nil),               // 8: cc.v1.TaskStatus
 	(*SessionResponse)(nil),          // 9: cc.v1.SessionResponse
-	(*Assignment)(nil),               // 10: cc.v1.Assignment
-	(*AssignmentSet)(nil),            // 11: cc.v1.AssignmentSet
-	(*AssignmentChanges)(nil),        // 12: cc.v1.AssignmentChanges
-	(*LogRequest)(nil),               // 13: cc.v1.LogRequest
-	(*LogCancel)(nil),                // 14: cc.v1.LogCancel
-	(*SendLogsRequest)(nil),          // 15: cc.v1.SendLogsRequest
-	(*LogHeader)(nil),                // 16: cc.v1.LogHeader
-	(*SendLogsResponse)(nil),         // 17: cc.v1.SendLogsResponse
-	(*FetchBlobRequest)(nil),         // 18: cc.v1.FetchBlobRequest
-	(*FetchBlobResponse)(nil),        // 19: cc.v1.FetchBlobResponse
-	nil,                              // 20: cc.v1.JoinRequest.LabelsEntry
-	nil,                              // 21: cc.v1.SessionHello.LabelsEntry
-	(*Resources)(nil),                // 22: cc.v1.Resources
-	(*ContainerStatus)(nil),          // 23: cc.v1.ContainerStatus
-	(*timestamppb.Timestamp)(nil),    // 24: google.protobuf.Timestamp
-	(*ContainerSpec)(nil),            // 25: cc.v1.ContainerSpec
-	(DesiredState)(0),                // 26: cc.v1.DesiredState
-	(*ContainerLogsResponse)(nil),    // 27: cc.v1.ContainerLogsResponse
+	(*ServerList)(nil),               // 10: cc.v1.ServerList
+	(*Assignment)(nil),               // 11: cc.v1.Assignment
+	(*AssignmentSet)(nil),            // 12: cc.v1.AssignmentSet
+	(*AssignmentChanges)(nil),        // 13: cc.v1.AssignmentChanges
+	(*LogRequest)(nil),               // 14: cc.v1.LogRequest
+	(*LogCancel)(nil),                // 15: cc.v1.LogCancel
+	(*SendLogsRequest)(nil),          // 16: cc.v1.SendLogsRequest
+	(*LogHeader)(nil),                // 17: cc.v1.LogHeader
+	(*SendLogsResponse)(nil),         // 18: cc.v1.SendLogsResponse
+	(*FetchBlobRequest)(nil),         // 19: cc.v1.FetchBlobRequest
+	(*FetchBlobResponse)(nil),        // 20: cc.v1.FetchBlobResponse
+	nil,                              // 21: cc.v1.JoinRequest.LabelsEntry
+	nil,                              // 22: cc.v1.SessionHello.LabelsEntry
+	(*Resources)(nil),                // 23: cc.v1.Resources
+	(*ContainerStatus)(nil),          // 24: cc.v1.ContainerStatus
+	(*timestamppb.Timestamp)(nil),    // 25: google.protobuf.Timestamp
+	(*ContainerSpec)(nil),            // 26: cc.v1.ContainerSpec
+	(DesiredState)(0),                // 27: cc.v1.DesiredState
+	(*ContainerLogsResponse)(nil),    // 28: cc.v1.ContainerLogsResponse
 }
 var file_cc_v1_agent_proto_depIdxs = []int32{
-	20, // 0: cc.v1.JoinRequest.labels:type_name -> cc.v1.JoinRequest.LabelsEntry
-	22, // 1: cc.v1.JoinRequest.resources:type_name -> cc.v1.Resources
+	21, // 0: cc.v1.JoinRequest.labels:type_name -> cc.v1.JoinRequest.LabelsEntry
+	23, // 1: cc.v1.JoinRequest.resources:type_name -> cc.v1.Resources
 	5,  // 2: cc.v1.SessionRequest.hello:type_name -> cc.v1.SessionHello
 	6,  // 3: cc.v1.SessionRequest.heartbeat:type_name -> cc.v1.Heartbeat
 	7,  // 4: cc.v1.SessionRequest.status:type_name -> cc.v1.StatusBatch
-	22, // 5: cc.v1.SessionHello.resources:type_name -> cc.v1.Resources
-	21, // 6: cc.v1.SessionHello.labels:type_name -> cc.v1.SessionHello.LabelsEntry
+	23, // 5: cc.v1.SessionHello.resources:type_name -> cc.v1.Resources
+	22, // 6: cc.v1.SessionHello.labels:type_name -> cc.v1.SessionHello.LabelsEntry
 	8,  // 7: cc.v1.StatusBatch.statuses:type_name -> cc.v1.TaskStatus
-	23, // 8: cc.v1.TaskStatus.status:type_name -> cc.v1.ContainerStatus
-	24, // 9: cc.v1.TaskStatus.observed_at:type_name -> google.protobuf.Timestamp
-	11, // 10: cc.v1.SessionResponse.full:type_name -> cc.v1.AssignmentSet
-	12, // 11: cc.v1.SessionResponse.changes:type_name -> cc.v1.AssignmentChanges
-	13, // 12: cc.v1.SessionResponse.logs:type_name -> cc.v1.LogRequest
-	14, // 13: cc.v1.SessionResponse.log_cancel:type_name -> cc.v1.LogCancel
-	25, // 14: cc.v1.Assignment.spec:type_name -> cc.v1.ContainerSpec
-	26, // 15: cc.v1.Assignment.desired:type_name -> cc.v1.DesiredState
-	10, // 16: cc.v1.AssignmentSet.assignments:type_name -> cc.v1.Assignment
-	10, // 17: cc.v1.AssignmentChanges.updated:type_name -> cc.v1.Assignment
-	16, // 18: cc.v1.SendLogsRequest.header:type_name -> cc.v1.LogHeader
-	27, // 19: cc.v1.SendLogsRequest.chunk:type_name -> cc.v1.ContainerLogsResponse
-	0,  // 20: cc.v1.AgentService.Join:input_type -> cc.v1.JoinRequest
-	2,  // 21: cc.v1.AgentService.RenewCertificate:input_type -> cc.v1.RenewCertificateRequest
-	4,  // 22: cc.v1.AgentService.Session:input_type -> cc.v1.SessionRequest
-	15, // 23: cc.v1.AgentService.SendLogs:input_type -> cc.v1.SendLogsRequest
-	18, // 24: cc.v1.AgentService.FetchBlob:input_type -> cc.v1.FetchBlobRequest
-	1,  // 25: cc.v1.AgentService.Join:output_type -> cc.v1.JoinResponse
-	3,  // 26: cc.v1.AgentService.RenewCertificate:output_type -> cc.v1.RenewCertificateResponse
-	9,  // 27: cc.v1.AgentService.Session:output_type -> cc.v1.SessionResponse
-	17, // 28: cc.v1.AgentService.SendLogs:output_type -> cc.v1.SendLogsResponse
-	19, // 29: cc.v1.AgentService.FetchBlob:output_type -> cc.v1.FetchBlobResponse
-	25, // [25:30] is the sub-list for method output_type
-	20, // [20:25] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	24, // 8: cc.v1.TaskStatus.status:type_name -> cc.v1.ContainerStatus
+	25, // 9: cc.v1.TaskStatus.observed_at:type_name -> google.protobuf.Timestamp
+	12, // 10: cc.v1.SessionResponse.full:type_name -> cc.v1.AssignmentSet
+	13, // 11: cc.v1.SessionResponse.changes:type_name -> cc.v1.AssignmentChanges
+	14, // 12: cc.v1.SessionResponse.logs:type_name -> cc.v1.LogRequest
+	15, // 13: cc.v1.SessionResponse.log_cancel:type_name -> cc.v1.LogCancel
+	10, // 14: cc.v1.SessionResponse.servers:type_name -> cc.v1.ServerList
+	26, // 15: cc.v1.Assignment.spec:type_name -> cc.v1.ContainerSpec
+	27, // 16: cc.v1.Assignment.desired:type_name -> cc.v1.DesiredState
+	11, // 17: cc.v1.AssignmentSet.assignments:type_name -> cc.v1.Assignment
+	11, // 18: cc.v1.AssignmentChanges.updated:type_name -> cc.v1.Assignment
+	17, // 19: cc.v1.SendLogsRequest.header:type_name -> cc.v1.LogHeader
+	28, // 20: cc.v1.SendLogsRequest.chunk:type_name -> cc.v1.ContainerLogsResponse
+	0,  // 21: cc.v1.AgentService.Join:input_type -> cc.v1.JoinRequest
+	2,  // 22: cc.v1.AgentService.RenewCertificate:input_type -> cc.v1.RenewCertificateRequest
+	4,  // 23: cc.v1.AgentService.Session:input_type -> cc.v1.SessionRequest
+	16, // 24: cc.v1.AgentService.SendLogs:input_type -> cc.v1.SendLogsRequest
+	19, // 25: cc.v1.AgentService.FetchBlob:input_type -> cc.v1.FetchBlobRequest
+	1,  // 26: cc.v1.AgentService.Join:output_type -> cc.v1.JoinResponse
+	3,  // 27: cc.v1.AgentService.RenewCertificate:output_type -> cc.v1.RenewCertificateResponse
+	9,  // 28: cc.v1.AgentService.Session:output_type -> cc.v1.SessionResponse
+	18, // 29: cc.v1.AgentService.SendLogs:output_type -> cc.v1.SendLogsResponse
+	20, // 30: cc.v1.AgentService.FetchBlob:output_type -> cc.v1.FetchBlobResponse
+	26, // [26:31] is the sub-list for method output_type
+	21, // [21:26] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_agent_proto_init() }
@@ -1496,8 +1565,9 @@ func file_cc_v1_agent_proto_init() {
 		(*SessionResponse_Changes)(nil),
 		(*SessionResponse_Logs)(nil),
 		(*SessionResponse_LogCancel)(nil),
+		(*SessionResponse_Servers)(nil),
 	}
-	file_cc_v1_agent_proto_msgTypes[15].OneofWrappers = []any{
+	file_cc_v1_agent_proto_msgTypes[16].OneofWrappers = []any{
 		(*SendLogsRequest_Header)(nil),
 		(*SendLogsRequest_Chunk)(nil),
 	}
@@ -1507,7 +1577,7 @@ func file_cc_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_v1_agent_proto_rawDesc), len(file_cc_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

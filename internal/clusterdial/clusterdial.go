@@ -1,0 +1,63 @@
+// Package clusterdial connects to a control plane through the list of its
+// servers' API addresses: one gRPC connection that moves to another server
+// when the one it uses goes away, and whose list can be updated.
+package clusterdial
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
+)
+
+// Conn is a connection to the cluster.
+type Conn struct {
+	*grpc.ClientConn
+	r *manual.Resolver
+}
+
+// Dial connects to addrs (HOST:PORT each), trying them in order and failing
+// over to the next when a server goes away. opts carry the credentials.
+func Dial(addrs []string, opts ...grpc.DialOption) (*Conn, error) {
+	if len(addrs) == 0 {
+		return nil, errors.New("no control plane address")
+	}
+	for _, a := range addrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return nil, fmt.Errorf("address %q: want HOST:PORT", a)
+		}
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	r := manual.NewBuilderWithScheme("cc-" + hex.EncodeToString(b))
+	r.InitialState(state(addrs))
+	opts = append(opts,
+		grpc.WithResolvers(r),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig": [{"pick_first": {}}]}`),
+	)
+	cc, err := grpc.NewClient(r.Scheme()+":///control-plane", opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &Conn{ClientConn: cc, r: r}, nil
+}
+
+// Update replaces the list of addresses.
+func (c *Conn) Update(addrs []string) {
+	if len(addrs) > 0 {
+		c.r.UpdateState(state(addrs))
+	}
+}
+
+func state(addrs []string) resolver.State {
+	eps := make([]resolver.Endpoint, 0, len(addrs))
+	for _, a := range addrs {
+		eps = append(eps, resolver.Endpoint{Addresses: []resolver.Address{{Addr: a}}})
+	}
+	return resolver.State{Endpoints: eps}
+}
