@@ -41,6 +41,9 @@ type Config struct {
 	// directory holds no raft state yet.
 	Bootstrap bool
 	Logger    *slog.Logger
+	// Faults injects partitions into the transport; tests only, nil in
+	// production.
+	Faults *Faults
 
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
@@ -119,7 +122,7 @@ func Open(cfg Config, f *fsm.FSM) (*Store, error) {
 			return nil, fmt.Errorf("raft listen on %s: %w", cfg.Bind, err)
 		}
 	}
-	stream, err := newTLSStream(ln, cfg.Advertise, cfg.ServerTLS, cfg.ClientTLS)
+	stream, err := newTLSStream(ln, cfg.Advertise, cfg.ServerTLS, cfg.ClientTLS, cfg.Faults)
 	if err != nil {
 		logs.Close()
 		return nil, fmt.Errorf("raft advertise address: %w", err)

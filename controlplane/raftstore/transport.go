@@ -3,6 +3,7 @@ package raftstore
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"time"
 
@@ -15,15 +16,16 @@ type tlsStream struct {
 	net.Listener
 	advertise net.Addr
 	client    *tls.Config
+	faults    *Faults // nil in production
 }
 
-func newTLSStream(ln net.Listener, advertise string, server, client *tls.Config) (*tlsStream, error) {
+func newTLSStream(ln net.Listener, advertise string, server, client *tls.Config, faults *Faults) (*tlsStream, error) {
 	adv, err := AdvertiseAddr(ln.Addr().(*net.TCPAddr), advertise)
 	if err != nil {
 		ln.Close()
 		return nil, err
 	}
-	return &tlsStream{Listener: tls.NewListener(ln, server), advertise: adv, client: client}, nil
+	return &tlsStream{Listener: tls.NewListener(ln, server), advertise: adv, client: client, faults: faults}, nil
 }
 
 // AdvertiseAddr is the address peers reach this server at: the configured
@@ -53,6 +55,28 @@ func (s *tlsStream) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Co
 	if s.client == nil {
 		return nil, errors.New("raft transport has no client TLS configuration")
 	}
+	if s.faults != nil && s.faults.blocked(string(addr), "") {
+		return nil, fmt.Errorf("dial %s: %w", addr, ErrPartitioned)
+	}
 	d := &net.Dialer{Timeout: timeout}
-	return tls.DialWithDialer(d, "tcp", string(addr), s.client)
+	conn, err := tls.DialWithDialer(d, "tcp", string(addr), s.client)
+	if err != nil || s.faults == nil {
+		return conn, err
+	}
+	fc := &faultConn{Conn: conn, faults: s.faults, addr: string(addr)}
+	if fc.cut() {
+		return nil, fmt.Errorf("dial %s: %w", addr, ErrPartitioned)
+	}
+	return fc, nil
+}
+
+// Accept is the TLS listener's; under Faults the connection is checked
+// against them on every read and write (its first read completes the
+// handshake, which names the peer).
+func (s *tlsStream) Accept() (net.Conn, error) {
+	conn, err := s.Listener.Accept()
+	if err != nil || s.faults == nil {
+		return conn, err
+	}
+	return &faultConn{Conn: conn, faults: s.faults}, nil
 }

@@ -46,6 +46,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Out receives the one-time bootstrap message with the admin token.
 	Out io.Writer
+	// Faults injects raft partitions; tests only, nil in production.
+	Faults *raftstore.Faults
 }
 
 // Server is a running control-plane server.
@@ -153,6 +155,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 		ClientTLS:          s.id.raftClientTLS(),
 		Bootstrap:          cfg.Bootstrap,
 		Logger:             log.With("component", "raft"),
+		Faults:             opts.Faults,
 		HeartbeatTimeout:   rc.HeartbeatTimeout.Duration,
 		ElectionTimeout:    rc.ElectionTimeout.Duration,
 		LeaderLeaseTimeout: rc.LeaderLeaseTimeout.Duration,

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/containercodes/cc/controlplane/config"
+	"github.com/containercodes/cc/controlplane/raftstore"
 	"github.com/containercodes/cc/controlplane/server"
 	"github.com/containercodes/cc/internal/logging"
 	"github.com/containercodes/cc/internal/pki"
@@ -26,11 +27,13 @@ import (
 
 // Server is one in-process control plane.
 type Server struct {
-	t       testing.TB
-	Config  config.Config
-	Srv     *server.Server
-	Token   string // the admin token from bootstrap
-	CACert  []byte
+	t      testing.TB
+	Config config.Config
+	Srv    *server.Server
+	Token  string // the admin token from bootstrap
+	CACert []byte
+	// Faults partitions this server's raft transport (see Cluster.Partition).
+	Faults  *raftstore.Faults
 	stopped bool
 }
 
@@ -65,7 +68,7 @@ func startServer(t testing.TB, opts ...Option) *Server {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	s := &Server{t: t, Config: cfg}
+	s := &Server{t: t, Config: cfg, Faults: &raftstore.Faults{}}
 	s.start()
 	t.Cleanup(func() { s.Stop() })
 	return s
@@ -75,7 +78,7 @@ func (s *Server) start() {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv, err := server.Start(ctx, s.Config, server.Options{Logger: logging.Test(s.t).With("server", s.Config.DataDir)})
+	srv, err := server.Start(ctx, s.Config, server.Options{Logger: logging.Test(s.t).With("server", s.Config.DataDir), Faults: s.Faults})
 	if err != nil {
 		s.t.Fatalf("testcluster: start control plane: %v", err)
 	}

@@ -1,0 +1,52 @@
+package e2e
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/containercodes/cc/internal/testcluster"
+	ccv1 "github.com/containercodes/cc/proto/cc/v1"
+)
+
+// An agent joined through one server keeps working when that server (the
+// leader) goes away: it fails over to another server it learnt from its
+// session, stays ready, and runs what is created through the survivors.
+func TestAgentFailsOverToAnotherServer(t *testing.T) {
+	c := testcluster.StartCluster(t, 3)
+	first := c.Servers[0]
+	agent := first.StartAgent("node-ha")
+	first.Client().LoadBusybox(t, demoImage)
+
+	// The agent learns the server list from its session.
+	deadline := time.Now().Add(30 * time.Second)
+	for len(agent.ID.ServerList()) < 3 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := len(agent.ID.ServerList()); n != 3 {
+		t.Fatalf("the agent knows %d servers, want 3", n)
+	}
+
+	first.Stop()
+	survivor := c.Leader()
+	cl := survivor.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r, err := cl.Containers.CreateContainer(ctx, &ccv1.CreateContainerRequest{Name: "after-failover", Node: "node-ha", Spec: &ccv1.ContainerSpec{
+		Image: demoImage, Command: []string{"/bin/busybox", "echo", "still here"}, Network: ccv1.NetworkMode_NETWORK_MODE_NONE,
+	}})
+	if err != nil {
+		t.Fatalf("create after failover: %v", err)
+	}
+	waitState(t, cl, r.Container.Id, "exited", exited)
+	if got := logsOf(t, cl, r.Container.Id); got != "still here\n" {
+		t.Errorf("logs %q", got)
+	}
+	nodes, err := cl.Nodes.ListNodes(ctx, &ccv1.ListNodesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nodes.Nodes) != 1 || nodes.Nodes[0].State != ccv1.NodeState_NODE_STATE_READY {
+		t.Errorf("nodes after failover: %v", nodes.Nodes)
+	}
+}
