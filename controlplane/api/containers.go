@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"sort"
 	"strings"
@@ -378,7 +379,47 @@ func (s *Server) ContainerLogs(req *ccv1.ContainerLogsRequest, stream ccv1.Conta
 	if c.NodeId == "" {
 		return status.Errorf(codes.FailedPrecondition, "container %s has not been placed on a node yet", c.Name)
 	}
-	return s.sessions.Logs(stream.Context(), c.NodeId, c.Id, req.GetFollow(), req.GetTail(), stream.Send)
+	if s.sessions.Connected(c.NodeId) || s.peers == nil {
+		return s.sessions.Logs(stream.Context(), c.NodeId, c.Id, req.GetFollow(), req.GetTail(), stream.Send)
+	}
+	return s.relayLogs(stream, c.NodeId, c.Id, req)
+}
+
+// relayLogs finds the server that holds the node's session and streams the
+// logs through it.
+func (s *Server) relayLogs(stream ccv1.ContainerService_ContainerLogsServer, nodeID, containerID string, req *ccv1.ContainerLogsRequest) error {
+	st, err := s.raft.Status()
+	if err != nil {
+		return err
+	}
+	rreq := &ccv1.RelayLogsRequest{NodeId: nodeID, ContainerId: containerID, Follow: req.GetFollow(), Tail: req.GetTail()}
+	for _, srv := range st.Servers {
+		if srv.ID == st.ID {
+			continue
+		}
+		rs, err := s.peers.RelayLogs(stream.Context(), srv.ID, rreq)
+		if err != nil {
+			continue
+		}
+		first := true
+		for {
+			m, err := rs.Recv()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				if first && status.Code(err) == codes.FailedPrecondition {
+					break // not this server
+				}
+				return err
+			}
+			first = false
+			if err := stream.Send(&ccv1.ContainerLogsResponse{Stream: m.Stream, Data: m.Data}); err != nil {
+				return err
+			}
+		}
+	}
+	return status.Errorf(codes.Unavailable, "node %s is not connected to any server now, so its logs cannot be read", nodeID)
 }
 
 // GetNode implements NodeService.

@@ -51,7 +51,22 @@ type ImageService struct {
 	// that a record or a load in progress holds.
 	mu       sync.Mutex
 	inflight map[string]int // digest → loads between storing the blob and writing the record
+
+	peers BlobPeers // nil on a lone server
 }
+
+// BlobPeers copies blobs between servers.
+type BlobPeers interface {
+	// Push copies a local blob to the other servers and says how many
+	// servers hold it now, this one included, and how many voters there are.
+	Push(ctx context.Context, digest string) (have, voters int, err error)
+	// Pull fetches a blob from another server into the local store.
+	Pull(ctx context.Context, digest string) error
+}
+
+// SetPeers makes loads wait until an archive is on a majority of servers,
+// and lets a server fetch an archive it lacks from the others.
+func (s *ImageService) SetPeers(p BlobPeers) { s.peers = p }
 
 // NewImageService returns the image API over a raft node, its state machine
 // and the server's blob store.
@@ -222,6 +237,16 @@ func (s *ImageService) LoadImage(stream ccv1.ImageService_LoadImageServer) error
 		return invalidArg("the archive names no image; tag it (docker save NAME / set an image name annotation)")
 	}
 
+	if s.peers != nil {
+		// Blobs never go through raft, so the archive is copied to the
+		// other servers before the image is recorded: losing any minority
+		// of servers must not lose it.
+		have, voters, err := s.peers.Push(ctx, put.digest)
+		if have < voters/2+1 {
+			s.release(put.digest, true)
+			return status.Errorf(codes.Unavailable, "the archive reached %d of %d servers, not a majority (%v); load it again when the servers are back", have, voters, err)
+		}
+	}
 	img, err := s.record(ctx, &ccv1.Image{Digest: put.digest, Names: insp.info.Names, Size: put.size})
 	if err != nil {
 		return err
@@ -415,6 +440,17 @@ func (s *ImageService) OpenBlob(digest string) (io.ReadCloser, int64, error) {
 		return nil, 0, err
 	}
 	rc, size, err := s.blobs.Open(digest)
+	if errors.Is(err, blobstore.ErrNotFound) && s.peers != nil {
+		// This server was away when the image was loaded: fetch it.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		perr := s.peers.Pull(ctx, digest)
+		cancel()
+		if perr == nil {
+			rc, size, err = s.blobs.Open(digest)
+		} else {
+			s.log.Warn("cannot fetch an archive from the other servers", "digest", digest, "err", perr)
+		}
+	}
 	if errors.Is(err, blobstore.ErrNotFound) {
 		return nil, 0, fmt.Errorf("the archive of image %s is not on this server: %w", digest, fsm.ErrNotFound)
 	}

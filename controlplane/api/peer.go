@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"io"
 	"net"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/containercodes/cc/controlplane/blobstore"
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/controlplane/raftstore"
 	"github.com/containercodes/cc/internal/pki"
@@ -19,6 +21,7 @@ import (
 
 // PeerClient reaches other servers' PeerService.
 type PeerClient interface {
+	RelayLogs(ctx context.Context, serverID string, req *ccv1.RelayLogsRequest) (ccv1.PeerService_RelayLogsClient, error)
 	JoinServer(ctx context.Context, leaderID string, req *ccv1.JoinServerRequest) (*ccv1.JoinServerResponse, error)
 	PeerStatus(ctx context.Context, serverID string) (*ccv1.PeerStatusResponse, error)
 }
@@ -30,11 +33,74 @@ type PeerServer struct {
 	api   *Server
 	ca    func() (*pki.CA, error)
 	peers PeerClient
+	blobs *blobstore.Store
 }
 
 // NewPeerServer returns the server-to-server service.
-func NewPeerServer(api *Server, ca func() (*pki.CA, error), peers PeerClient) *PeerServer {
-	return &PeerServer{api: api, ca: ca, peers: peers}
+func NewPeerServer(api *Server, ca func() (*pki.CA, error), peers PeerClient, blobs *blobstore.Store) *PeerServer {
+	return &PeerServer{api: api, ca: ca, peers: peers, blobs: blobs}
+}
+
+// PushBlob stores a blob another server sends; its digest is checked.
+func (p *PeerServer) PushBlob(stream ccv1.PeerService_PushBlobServer) error {
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	digest := first.GetDigest()
+	if digest == "" {
+		return status.Error(codes.InvalidArgument, "PushBlob starts with the digest")
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		if _, err := pw.Write(first.GetData()); err != nil {
+			return
+		}
+		for {
+			m, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				pw.Close()
+				return
+			}
+			if err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+			if _, err := pw.Write(m.GetData()); err != nil {
+				return
+			}
+		}
+	}()
+	_, _, err = p.blobs.Put(stream.Context(), pr, digest, 0)
+	pr.CloseWithError(err)
+	if err != nil {
+		return status.Errorf(codes.InvalidArgument, "store blob %s: %v", digest, err)
+	}
+	return stream.SendAndClose(&ccv1.PushBlobResponse{})
+}
+
+// PullBlob sends a stored blob.
+func (p *PeerServer) PullBlob(req *ccv1.PullBlobRequest, stream ccv1.PeerService_PullBlobServer) error {
+	rc, _, err := p.blobs.Open(req.GetDigest())
+	if err != nil {
+		return status.Errorf(codes.NotFound, "blob %s: %v", req.GetDigest(), err)
+	}
+	defer rc.Close()
+	buf := make([]byte, 1<<20)
+	for {
+		n, rerr := rc.Read(buf)
+		if n > 0 {
+			if err := stream.Send(&ccv1.PullBlobResponse{Data: buf[:n]}); err != nil {
+				return err
+			}
+		}
+		if errors.Is(rerr, io.EOF) {
+			return nil
+		}
+		if rerr != nil {
+			return status.Errorf(codes.DataLoss, "read blob %s: %v", req.GetDigest(), rerr)
+		}
+	}
 }
 
 // JoinServer checks a server join token, records the server, signs its
@@ -134,4 +200,15 @@ func (p *PeerServer) PeerStatus(ctx context.Context, _ *ccv1.PeerStatusRequest) 
 		}
 	}
 	return resp, nil
+}
+
+// RelayLogs serves a log stream for another server when the container's
+// node has its session here.
+func (p *PeerServer) RelayLogs(req *ccv1.RelayLogsRequest, stream ccv1.PeerService_RelayLogsServer) error {
+	if !p.api.sessions.Connected(req.GetNodeId()) {
+		return status.Errorf(codes.FailedPrecondition, "node %s has no session here", req.GetNodeId())
+	}
+	return p.api.sessions.Logs(stream.Context(), req.GetNodeId(), req.GetContainerId(), req.GetFollow(), req.GetTail(), func(c *ccv1.ContainerLogsResponse) error {
+		return stream.Send(&ccv1.RelayLogsResponse{Stream: c.Stream, Data: c.Data})
+	})
 }

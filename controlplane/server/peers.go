@@ -11,18 +11,19 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
+	"github.com/containercodes/cc/controlplane/blobstore"
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/controlplane/raftstore"
 	"github.com/containercodes/cc/internal/pki"
@@ -106,6 +107,15 @@ func (p *peers) JoinServer(ctx context.Context, leaderID string, req *ccv1.JoinS
 		return nil, err
 	}
 	return c.JoinServer(ctx, req)
+}
+
+// RelayLogs asks a server for a container's logs.
+func (p *peers) RelayLogs(ctx context.Context, serverID string, req *ccv1.RelayLogsRequest) (ccv1.PeerService_RelayLogsClient, error) {
+	c, err := p.client(serverID)
+	if err != nil {
+		return nil, err
+	}
+	return c.RelayLogs(ctx, req)
 }
 
 // PeerStatus asks a server for its raft view.
@@ -202,4 +212,139 @@ func joinCluster(ctx context.Context, dataDir, serverID, name, joinAddr, token, 
 	return pki.WriteFile(filepath.Join(tlsDir, fileCACert), resp.CaPem, 0o644)
 }
 
-var _ = time.Second
+// blobPeers copies blobs between this server and the others (image
+// archives: they never go through raft).
+type blobPeers struct {
+	*peers
+	raft  *raftstore.Store
+	blobs *blobstore.Store
+}
+
+// Push sends a local blob to every other voter, in parallel, and counts the
+// servers that hold it.
+func (b *blobPeers) Push(ctx context.Context, digest string) (have, voters int, err error) {
+	st, err := b.raft.Status()
+	if err != nil {
+		return 1, 1, err
+	}
+	var mu sync.Mutex
+	var errs []error
+	have, voters = 1, 0
+	var wg sync.WaitGroup
+	for _, srv := range st.Servers {
+		if srv.Suffrage != "Voter" {
+			continue
+		}
+		voters++
+		if srv.ID == st.ID {
+			continue
+		}
+		wg.Add(1)
+		go func(id string) {
+			defer wg.Done()
+			err := b.pushTo(ctx, id, digest)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", id, err))
+				return
+			}
+			have++
+		}(srv.ID)
+	}
+	wg.Wait()
+	if voters == 0 {
+		voters = 1
+	}
+	return have, voters, errors.Join(errs...)
+}
+
+func (b *blobPeers) pushTo(ctx context.Context, serverID, digest string) error {
+	c, err := b.client(serverID)
+	if err != nil {
+		return err
+	}
+	rc, _, err := b.blobs.Open(digest)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	stream, err := c.PushBlob(ctx)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 1<<20)
+	first := true
+	for {
+		n, rerr := rc.Read(buf)
+		if n > 0 || first {
+			msg := &ccv1.PushBlobRequest{Data: buf[:n]}
+			if first {
+				msg.Digest, first = digest, false
+			}
+			if err := stream.Send(msg); err != nil {
+				_, err = stream.CloseAndRecv()
+				return err
+			}
+		}
+		if errors.Is(rerr, io.EOF) {
+			break
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+	_, err = stream.CloseAndRecv()
+	return err
+}
+
+// Pull fetches a blob from the first server that has it.
+func (b *blobPeers) Pull(ctx context.Context, digest string) error {
+	st, err := b.raft.Status()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, srv := range st.Servers {
+		if srv.ID == st.ID {
+			continue
+		}
+		if err := b.pullFrom(ctx, srv.ID, digest); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", srv.ID, err))
+			continue
+		}
+		return nil
+	}
+	return fmt.Errorf("no server could send %s: %w", digest, errors.Join(errs...))
+}
+
+func (b *blobPeers) pullFrom(ctx context.Context, serverID, digest string) error {
+	c, err := b.client(serverID)
+	if err != nil {
+		return err
+	}
+	stream, err := c.PullBlob(ctx, &ccv1.PullBlobRequest{Digest: digest})
+	if err != nil {
+		return err
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		for {
+			m, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				pw.Close()
+				return
+			}
+			if err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+			if _, err := pw.Write(m.Data); err != nil {
+				return
+			}
+		}
+	}()
+	_, _, err = b.blobs.Put(ctx, pr, digest, 0)
+	pr.CloseWithError(err)
+	return err
+}

@@ -255,6 +255,7 @@ func (s *Server) serve() error {
 	authn.WithServers(s.fsm)
 	s.peers = newPeers(s.fsm, s.id.raftClientTLS())
 	s.raft.SetPeer(s.peers)
+	images.SetPeers(&blobPeers{peers: s.peers, raft: s.raft, blobs: s.blobs})
 	s.grpc = grpc.NewServer(
 		grpc.ChainUnaryInterceptor(s.unaryCaughtUp, authn.UnaryInterceptor, s.readBarrier, api.ErrorInterceptor),
 		grpc.ChainStreamInterceptor(s.streamCaughtUp, authn.StreamInterceptor, api.StreamErrorInterceptor),
@@ -267,7 +268,7 @@ func (s *Server) serve() error {
 	users.Register(s.grpc)
 	ccv1.RegisterImageServiceServer(s.grpc, images)
 	ccv1.RegisterAgentServiceServer(s.grpc, api.NewAgentServer(users, s.clusterCA, images))
-	ccv1.RegisterPeerServiceServer(s.grpc, api.NewPeerServer(users, s.clusterCA, s.peers))
+	ccv1.RegisterPeerServiceServer(s.grpc, api.NewPeerServer(users, s.clusterCA, s.peers, s.blobs))
 
 	// The REST gateway reaches the same gRPC server, with the same
 	// interceptors, through an in-memory connection; the caller's

@@ -284,6 +284,11 @@ func (d *Dispatcher) recvLoop(ctx context.Context, s *session, stream ccv1.Agent
 		if err != nil {
 			return err
 		}
+		// Recv does not watch ctx: a session ended here (shutdown, a
+		// reconnect elsewhere) stops at the next message at the latest.
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		switch m := msg.Msg.(type) {
 		case *ccv1.SessionRequest_Heartbeat:
 			d.mu.Lock()

@@ -21,6 +21,309 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// RelayLogsRequest names the container and how to read its logs.
+type RelayLogsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	ContainerId   string                 `protobuf:"bytes,2,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	Follow        bool                   `protobuf:"varint,3,opt,name=follow,proto3" json:"follow,omitempty"`
+	Tail          int64                  `protobuf:"varint,4,opt,name=tail,proto3" json:"tail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RelayLogsRequest) Reset() {
+	*x = RelayLogsRequest{}
+	mi := &file_cc_v1_peer_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RelayLogsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RelayLogsRequest) ProtoMessage() {}
+
+func (x *RelayLogsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_peer_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RelayLogsRequest.ProtoReflect.Descriptor instead.
+func (*RelayLogsRequest) Descriptor() ([]byte, []int) {
+	return file_cc_v1_peer_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *RelayLogsRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *RelayLogsRequest) GetContainerId() string {
+	if x != nil {
+		return x.ContainerId
+	}
+	return ""
+}
+
+func (x *RelayLogsRequest) GetFollow() bool {
+	if x != nil {
+		return x.Follow
+	}
+	return false
+}
+
+func (x *RelayLogsRequest) GetTail() int64 {
+	if x != nil {
+		return x.Tail
+	}
+	return 0
+}
+
+// RelayLogsResponse is a piece of output.
+type RelayLogsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stream        string                 `protobuf:"bytes,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RelayLogsResponse) Reset() {
+	*x = RelayLogsResponse{}
+	mi := &file_cc_v1_peer_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RelayLogsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RelayLogsResponse) ProtoMessage() {}
+
+func (x *RelayLogsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_peer_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RelayLogsResponse.ProtoReflect.Descriptor instead.
+func (*RelayLogsResponse) Descriptor() ([]byte, []int) {
+	return file_cc_v1_peer_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RelayLogsResponse) GetStream() string {
+	if x != nil {
+		return x.Stream
+	}
+	return ""
+}
+
+func (x *RelayLogsResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+// PushBlobRequest is the header (first message) or a piece of the blob.
+type PushBlobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// digest is "sha256:<hex>", first message only; the bytes must match it.
+	Digest        string `protobuf:"bytes,1,opt,name=digest,proto3" json:"digest,omitempty"`
+	Data          []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushBlobRequest) Reset() {
+	*x = PushBlobRequest{}
+	mi := &file_cc_v1_peer_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushBlobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushBlobRequest) ProtoMessage() {}
+
+func (x *PushBlobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_peer_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushBlobRequest.ProtoReflect.Descriptor instead.
+func (*PushBlobRequest) Descriptor() ([]byte, []int) {
+	return file_cc_v1_peer_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *PushBlobRequest) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *PushBlobRequest) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+// PushBlobResponse has no fields yet.
+type PushBlobResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushBlobResponse) Reset() {
+	*x = PushBlobResponse{}
+	mi := &file_cc_v1_peer_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushBlobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushBlobResponse) ProtoMessage() {}
+
+func (x *PushBlobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_peer_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushBlobResponse.ProtoReflect.Descriptor instead.
+func (*PushBlobResponse) Descriptor() ([]byte, []int) {
+	return file_cc_v1_peer_proto_rawDescGZIP(), []int{3}
+}
+
+// PullBlobRequest names a blob.
+type PullBlobRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Digest        string                 `protobuf:"bytes,1,opt,name=digest,proto3" json:"digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PullBlobRequest) Reset() {
+	*x = PullBlobRequest{}
+	mi := &file_cc_v1_peer_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PullBlobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PullBlobRequest) ProtoMessage() {}
+
+func (x *PullBlobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_peer_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PullBlobRequest.ProtoReflect.Descriptor instead.
+func (*PullBlobRequest) Descriptor() ([]byte, []int) {
+	return file_cc_v1_peer_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *PullBlobRequest) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+// PullBlobResponse is a piece of the blob.
+type PullBlobResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PullBlobResponse) Reset() {
+	*x = PullBlobResponse{}
+	mi := &file_cc_v1_peer_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PullBlobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PullBlobResponse) ProtoMessage() {}
+
+func (x *PullBlobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_peer_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PullBlobResponse.ProtoReflect.Descriptor instead.
+func (*PullBlobResponse) Descriptor() ([]byte, []int) {
+	return file_cc_v1_peer_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *PullBlobResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 // PeerStatusRequest has no fields yet.
 type PeerStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -30,7 +333,7 @@ type PeerStatusRequest struct {
 
 func (x *PeerStatusRequest) Reset() {
 	*x = PeerStatusRequest{}
-	mi := &file_cc_v1_peer_proto_msgTypes[0]
+	mi := &file_cc_v1_peer_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -42,7 +345,7 @@ func (x *PeerStatusRequest) String() string {
 func (*PeerStatusRequest) ProtoMessage() {}
 
 func (x *PeerStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_peer_proto_msgTypes[0]
+	mi := &file_cc_v1_peer_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -55,7 +358,7 @@ func (x *PeerStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerStatusRequest.ProtoReflect.Descriptor instead.
 func (*PeerStatusRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_peer_proto_rawDescGZIP(), []int{0}
+	return file_cc_v1_peer_proto_rawDescGZIP(), []int{6}
 }
 
 // PeerStatusResponse is a server's raft view of itself.
@@ -73,7 +376,7 @@ type PeerStatusResponse struct {
 
 func (x *PeerStatusResponse) Reset() {
 	*x = PeerStatusResponse{}
-	mi := &file_cc_v1_peer_proto_msgTypes[1]
+	mi := &file_cc_v1_peer_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -85,7 +388,7 @@ func (x *PeerStatusResponse) String() string {
 func (*PeerStatusResponse) ProtoMessage() {}
 
 func (x *PeerStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_peer_proto_msgTypes[1]
+	mi := &file_cc_v1_peer_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -98,7 +401,7 @@ func (x *PeerStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerStatusResponse.ProtoReflect.Descriptor instead.
 func (*PeerStatusResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_peer_proto_rawDescGZIP(), []int{1}
+	return file_cc_v1_peer_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PeerStatusResponse) GetRaftState() string {
@@ -144,7 +447,7 @@ type JoinServerRequest struct {
 
 func (x *JoinServerRequest) Reset() {
 	*x = JoinServerRequest{}
-	mi := &file_cc_v1_peer_proto_msgTypes[2]
+	mi := &file_cc_v1_peer_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -156,7 +459,7 @@ func (x *JoinServerRequest) String() string {
 func (*JoinServerRequest) ProtoMessage() {}
 
 func (x *JoinServerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_peer_proto_msgTypes[2]
+	mi := &file_cc_v1_peer_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -169,7 +472,7 @@ func (x *JoinServerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinServerRequest.ProtoReflect.Descriptor instead.
 func (*JoinServerRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_peer_proto_rawDescGZIP(), []int{2}
+	return file_cc_v1_peer_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *JoinServerRequest) GetToken() string {
@@ -225,7 +528,7 @@ type JoinServerResponse struct {
 
 func (x *JoinServerResponse) Reset() {
 	*x = JoinServerResponse{}
-	mi := &file_cc_v1_peer_proto_msgTypes[3]
+	mi := &file_cc_v1_peer_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -237,7 +540,7 @@ func (x *JoinServerResponse) String() string {
 func (*JoinServerResponse) ProtoMessage() {}
 
 func (x *JoinServerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_peer_proto_msgTypes[3]
+	mi := &file_cc_v1_peer_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -250,7 +553,7 @@ func (x *JoinServerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinServerResponse.ProtoReflect.Descriptor instead.
 func (*JoinServerResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_peer_proto_rawDescGZIP(), []int{3}
+	return file_cc_v1_peer_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *JoinServerResponse) GetCertificatePem() []byte {
@@ -277,7 +580,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_cc_v1_peer_proto_msgTypes[4]
+	mi := &file_cc_v1_peer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -289,7 +592,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_peer_proto_msgTypes[4]
+	mi := &file_cc_v1_peer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -302,7 +605,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_peer_proto_rawDescGZIP(), []int{4}
+	return file_cc_v1_peer_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -326,7 +629,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_cc_v1_peer_proto_msgTypes[5]
+	mi := &file_cc_v1_peer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -338,7 +641,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_peer_proto_msgTypes[5]
+	mi := &file_cc_v1_peer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -351,7 +654,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_peer_proto_rawDescGZIP(), []int{5}
+	return file_cc_v1_peer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ApplyResponse) GetIndex() uint64 {
@@ -384,7 +687,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_cc_v1_peer_proto_msgTypes[6]
+	mi := &file_cc_v1_peer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -396,7 +699,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_peer_proto_msgTypes[6]
+	mi := &file_cc_v1_peer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -409,7 +712,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_peer_proto_rawDescGZIP(), []int{6}
+	return file_cc_v1_peer_proto_rawDescGZIP(), []int{12}
 }
 
 // ReadIndexResponse holds the leader's commit index, confirmed by a quorum.
@@ -422,7 +725,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_cc_v1_peer_proto_msgTypes[7]
+	mi := &file_cc_v1_peer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -434,7 +737,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_peer_proto_msgTypes[7]
+	mi := &file_cc_v1_peer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -447,7 +750,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_peer_proto_rawDescGZIP(), []int{7}
+	return file_cc_v1_peer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -461,7 +764,23 @@ var File_cc_v1_peer_proto protoreflect.FileDescriptor
 
 const file_cc_v1_peer_proto_rawDesc = "" +
 	"\n" +
-	"\x10cc/v1/peer.proto\x12\x05cc.v1\"\x13\n" +
+	"\x10cc/v1/peer.proto\x12\x05cc.v1\"z\n" +
+	"\x10RelayLogsRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12!\n" +
+	"\fcontainer_id\x18\x02 \x01(\tR\vcontainerId\x12\x16\n" +
+	"\x06follow\x18\x03 \x01(\bR\x06follow\x12\x12\n" +
+	"\x04tail\x18\x04 \x01(\x03R\x04tail\"?\n" +
+	"\x11RelayLogsResponse\x12\x16\n" +
+	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"=\n" +
+	"\x0fPushBlobRequest\x12\x16\n" +
+	"\x06digest\x18\x01 \x01(\tR\x06digest\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\x12\n" +
+	"\x10PushBlobResponse\")\n" +
+	"\x0fPullBlobRequest\x12\x16\n" +
+	"\x06digest\x18\x01 \x01(\tR\x06digest\"&\n" +
+	"\x10PullBlobResponse\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\x13\n" +
 	"\x11PeerStatusRequest\"\x9f\x01\n" +
 	"\x12PeerStatusResponse\x12\x1d\n" +
 	"\n" +
@@ -490,14 +809,17 @@ const file_cc_v1_peer_proto_rawDesc = "" +
 	"error_kind\x18\x03 \x01(\tR\terrorKind\"\x12\n" +
 	"\x10ReadIndexRequest\")\n" +
 	"\x11ReadIndexResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index2\x87\x02\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index2\xc7\x03\n" +
 	"\vPeerService\x12A\n" +
 	"\n" +
 	"JoinServer\x12\x18.cc.v1.JoinServerRequest\x1a\x19.cc.v1.JoinServerResponse\x122\n" +
 	"\x05Apply\x12\x13.cc.v1.ApplyRequest\x1a\x14.cc.v1.ApplyResponse\x12>\n" +
 	"\tReadIndex\x12\x17.cc.v1.ReadIndexRequest\x1a\x18.cc.v1.ReadIndexResponse\x12A\n" +
 	"\n" +
-	"PeerStatus\x12\x18.cc.v1.PeerStatusRequest\x1a\x19.cc.v1.PeerStatusResponseB/Z-github.com/containercodes/cc/proto/cc/v1;ccv1b\x06proto3"
+	"PeerStatus\x12\x18.cc.v1.PeerStatusRequest\x1a\x19.cc.v1.PeerStatusResponse\x12=\n" +
+	"\bPushBlob\x12\x16.cc.v1.PushBlobRequest\x1a\x17.cc.v1.PushBlobResponse(\x01\x12=\n" +
+	"\bPullBlob\x12\x16.cc.v1.PullBlobRequest\x1a\x17.cc.v1.PullBlobResponse0\x01\x12@\n" +
+	"\tRelayLogs\x12\x17.cc.v1.RelayLogsRequest\x1a\x18.cc.v1.RelayLogsResponse0\x01B/Z-github.com/containercodes/cc/proto/cc/v1;ccv1b\x06proto3"
 
 var (
 	file_cc_v1_peer_proto_rawDescOnce sync.Once
@@ -511,31 +833,43 @@ func file_cc_v1_peer_proto_rawDescGZIP() []byte {
 	return file_cc_v1_peer_proto_rawDescData
 }
 
-var file_cc_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_cc_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_cc_v1_peer_proto_goTypes = []any{
-	(*PeerStatusRequest)(nil),  // 0: cc.v1.PeerStatusRequest
-	(*PeerStatusResponse)(nil), // 1: cc.v1.PeerStatusResponse
-	(*JoinServerRequest)(nil),  // 2: cc.v1.JoinServerRequest
-	(*JoinServerResponse)(nil), // 3: cc.v1.JoinServerResponse
-	(*ApplyRequest)(nil),       // 4: cc.v1.ApplyRequest
-	(*ApplyResponse)(nil),      // 5: cc.v1.ApplyResponse
-	(*ReadIndexRequest)(nil),   // 6: cc.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),  // 7: cc.v1.ReadIndexResponse
+	(*RelayLogsRequest)(nil),   // 0: cc.v1.RelayLogsRequest
+	(*RelayLogsResponse)(nil),  // 1: cc.v1.RelayLogsResponse
+	(*PushBlobRequest)(nil),    // 2: cc.v1.PushBlobRequest
+	(*PushBlobResponse)(nil),   // 3: cc.v1.PushBlobResponse
+	(*PullBlobRequest)(nil),    // 4: cc.v1.PullBlobRequest
+	(*PullBlobResponse)(nil),   // 5: cc.v1.PullBlobResponse
+	(*PeerStatusRequest)(nil),  // 6: cc.v1.PeerStatusRequest
+	(*PeerStatusResponse)(nil), // 7: cc.v1.PeerStatusResponse
+	(*JoinServerRequest)(nil),  // 8: cc.v1.JoinServerRequest
+	(*JoinServerResponse)(nil), // 9: cc.v1.JoinServerResponse
+	(*ApplyRequest)(nil),       // 10: cc.v1.ApplyRequest
+	(*ApplyResponse)(nil),      // 11: cc.v1.ApplyResponse
+	(*ReadIndexRequest)(nil),   // 12: cc.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),  // 13: cc.v1.ReadIndexResponse
 }
 var file_cc_v1_peer_proto_depIdxs = []int32{
-	2, // 0: cc.v1.PeerService.JoinServer:input_type -> cc.v1.JoinServerRequest
-	4, // 1: cc.v1.PeerService.Apply:input_type -> cc.v1.ApplyRequest
-	6, // 2: cc.v1.PeerService.ReadIndex:input_type -> cc.v1.ReadIndexRequest
-	0, // 3: cc.v1.PeerService.PeerStatus:input_type -> cc.v1.PeerStatusRequest
-	3, // 4: cc.v1.PeerService.JoinServer:output_type -> cc.v1.JoinServerResponse
-	5, // 5: cc.v1.PeerService.Apply:output_type -> cc.v1.ApplyResponse
-	7, // 6: cc.v1.PeerService.ReadIndex:output_type -> cc.v1.ReadIndexResponse
-	1, // 7: cc.v1.PeerService.PeerStatus:output_type -> cc.v1.PeerStatusResponse
-	4, // [4:8] is the sub-list for method output_type
-	0, // [0:4] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	8,  // 0: cc.v1.PeerService.JoinServer:input_type -> cc.v1.JoinServerRequest
+	10, // 1: cc.v1.PeerService.Apply:input_type -> cc.v1.ApplyRequest
+	12, // 2: cc.v1.PeerService.ReadIndex:input_type -> cc.v1.ReadIndexRequest
+	6,  // 3: cc.v1.PeerService.PeerStatus:input_type -> cc.v1.PeerStatusRequest
+	2,  // 4: cc.v1.PeerService.PushBlob:input_type -> cc.v1.PushBlobRequest
+	4,  // 5: cc.v1.PeerService.PullBlob:input_type -> cc.v1.PullBlobRequest
+	0,  // 6: cc.v1.PeerService.RelayLogs:input_type -> cc.v1.RelayLogsRequest
+	9,  // 7: cc.v1.PeerService.JoinServer:output_type -> cc.v1.JoinServerResponse
+	11, // 8: cc.v1.PeerService.Apply:output_type -> cc.v1.ApplyResponse
+	13, // 9: cc.v1.PeerService.ReadIndex:output_type -> cc.v1.ReadIndexResponse
+	7,  // 10: cc.v1.PeerService.PeerStatus:output_type -> cc.v1.PeerStatusResponse
+	3,  // 11: cc.v1.PeerService.PushBlob:output_type -> cc.v1.PushBlobResponse
+	5,  // 12: cc.v1.PeerService.PullBlob:output_type -> cc.v1.PullBlobResponse
+	1,  // 13: cc.v1.PeerService.RelayLogs:output_type -> cc.v1.RelayLogsResponse
+	7,  // [7:14] is the sub-list for method output_type
+	0,  // [0:7] is the sub-list for method input_type
+	0,  // [0:0] is the sub-list for extension type_name
+	0,  // [0:0] is the sub-list for extension extendee
+	0,  // [0:0] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_peer_proto_init() }
@@ -549,7 +883,7 @@ func file_cc_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_v1_peer_proto_rawDesc), len(file_cc_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

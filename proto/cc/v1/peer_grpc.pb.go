@@ -23,6 +23,9 @@ const (
 	PeerService_Apply_FullMethodName      = "/cc.v1.PeerService/Apply"
 	PeerService_ReadIndex_FullMethodName  = "/cc.v1.PeerService/ReadIndex"
 	PeerService_PeerStatus_FullMethodName = "/cc.v1.PeerService/PeerStatus"
+	PeerService_PushBlob_FullMethodName   = "/cc.v1.PeerService/PushBlob"
+	PeerService_PullBlob_FullMethodName   = "/cc.v1.PeerService/PullBlob"
+	PeerService_RelayLogs_FullMethodName  = "/cc.v1.PeerService/RelayLogs"
 )
 
 // PeerServiceClient is the client API for PeerService service.
@@ -45,6 +48,14 @@ type PeerServiceClient interface {
 	ReadIndex(ctx context.Context, in *ReadIndexRequest, opts ...grpc.CallOption) (*ReadIndexResponse, error)
 	// PeerStatus reports a server's own raft view, for `server ls`.
 	PeerStatus(ctx context.Context, in *PeerStatusRequest, opts ...grpc.CallOption) (*PeerStatusResponse, error)
+	// PushBlob stores a blob (an image archive) sent by the server that
+	// received it, so that it lives on a majority of servers.
+	PushBlob(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[PushBlobRequest, PushBlobResponse], error)
+	// PullBlob sends a stored blob to a server that lacks it.
+	PullBlob(ctx context.Context, in *PullBlobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PullBlobResponse], error)
+	// RelayLogs streams a container's logs if its node has a session with
+	// this server (FailedPrecondition otherwise), for the server a user asked.
+	RelayLogs(ctx context.Context, in *RelayLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RelayLogsResponse], error)
 }
 
 type peerServiceClient struct {
@@ -95,6 +106,57 @@ func (c *peerServiceClient) PeerStatus(ctx context.Context, in *PeerStatusReques
 	return out, nil
 }
 
+func (c *peerServiceClient) PushBlob(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[PushBlobRequest, PushBlobResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &PeerService_ServiceDesc.Streams[0], PeerService_PushBlob_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PushBlobRequest, PushBlobResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PeerService_PushBlobClient = grpc.ClientStreamingClient[PushBlobRequest, PushBlobResponse]
+
+func (c *peerServiceClient) PullBlob(ctx context.Context, in *PullBlobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PullBlobResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &PeerService_ServiceDesc.Streams[1], PeerService_PullBlob_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PullBlobRequest, PullBlobResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PeerService_PullBlobClient = grpc.ServerStreamingClient[PullBlobResponse]
+
+func (c *peerServiceClient) RelayLogs(ctx context.Context, in *RelayLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RelayLogsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &PeerService_ServiceDesc.Streams[2], PeerService_RelayLogs_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[RelayLogsRequest, RelayLogsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PeerService_RelayLogsClient = grpc.ServerStreamingClient[RelayLogsResponse]
+
 // PeerServiceServer is the server API for PeerService service.
 // All implementations must embed UnimplementedPeerServiceServer
 // for forward compatibility.
@@ -115,6 +177,14 @@ type PeerServiceServer interface {
 	ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error)
 	// PeerStatus reports a server's own raft view, for `server ls`.
 	PeerStatus(context.Context, *PeerStatusRequest) (*PeerStatusResponse, error)
+	// PushBlob stores a blob (an image archive) sent by the server that
+	// received it, so that it lives on a majority of servers.
+	PushBlob(grpc.ClientStreamingServer[PushBlobRequest, PushBlobResponse]) error
+	// PullBlob sends a stored blob to a server that lacks it.
+	PullBlob(*PullBlobRequest, grpc.ServerStreamingServer[PullBlobResponse]) error
+	// RelayLogs streams a container's logs if its node has a session with
+	// this server (FailedPrecondition otherwise), for the server a user asked.
+	RelayLogs(*RelayLogsRequest, grpc.ServerStreamingServer[RelayLogsResponse]) error
 	mustEmbedUnimplementedPeerServiceServer()
 }
 
@@ -136,6 +206,15 @@ func (UnimplementedPeerServiceServer) ReadIndex(context.Context, *ReadIndexReque
 }
 func (UnimplementedPeerServiceServer) PeerStatus(context.Context, *PeerStatusRequest) (*PeerStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PeerStatus not implemented")
+}
+func (UnimplementedPeerServiceServer) PushBlob(grpc.ClientStreamingServer[PushBlobRequest, PushBlobResponse]) error {
+	return status.Error(codes.Unimplemented, "method PushBlob not implemented")
+}
+func (UnimplementedPeerServiceServer) PullBlob(*PullBlobRequest, grpc.ServerStreamingServer[PullBlobResponse]) error {
+	return status.Error(codes.Unimplemented, "method PullBlob not implemented")
+}
+func (UnimplementedPeerServiceServer) RelayLogs(*RelayLogsRequest, grpc.ServerStreamingServer[RelayLogsResponse]) error {
+	return status.Error(codes.Unimplemented, "method RelayLogs not implemented")
 }
 func (UnimplementedPeerServiceServer) mustEmbedUnimplementedPeerServiceServer() {}
 func (UnimplementedPeerServiceServer) testEmbeddedByValue()                     {}
@@ -230,6 +309,35 @@ func _PeerService_PeerStatus_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PeerService_PushBlob_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(PeerServiceServer).PushBlob(&grpc.GenericServerStream[PushBlobRequest, PushBlobResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PeerService_PushBlobServer = grpc.ClientStreamingServer[PushBlobRequest, PushBlobResponse]
+
+func _PeerService_PullBlob_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(PullBlobRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(PeerServiceServer).PullBlob(m, &grpc.GenericServerStream[PullBlobRequest, PullBlobResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PeerService_PullBlobServer = grpc.ServerStreamingServer[PullBlobResponse]
+
+func _PeerService_RelayLogs_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(RelayLogsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(PeerServiceServer).RelayLogs(m, &grpc.GenericServerStream[RelayLogsRequest, RelayLogsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PeerService_RelayLogsServer = grpc.ServerStreamingServer[RelayLogsResponse]
+
 // PeerService_ServiceDesc is the grpc.ServiceDesc for PeerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -254,6 +362,22 @@ var PeerService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _PeerService_PeerStatus_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "PushBlob",
+			Handler:       _PeerService_PushBlob_Handler,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "PullBlob",
+			Handler:       _PeerService_PullBlob_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "RelayLogs",
+			Handler:       _PeerService_RelayLogs_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "cc/v1/peer.proto",
 }
