@@ -72,6 +72,7 @@ func app(stdout, stderr io.Writer) *ucli.App {
 				}},
 			},
 			snapshotCommand(),
+			recoverCommand(),
 		},
 	}
 }

@@ -221,6 +221,10 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 type snapshot struct{ tx *bolt.Tx }
 
 func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	// End the read transaction as soon as it is written out: not every
+	// caller calls Release (raft's RecoverCluster does not), and an open
+	// read transaction would keep the database from closing.
+	defer s.tx.Rollback()
 	if _, err := s.tx.WriteTo(sink); err != nil {
 		sink.Cancel()
 		return fmt.Errorf("write snapshot: %w", err)

@@ -478,3 +478,33 @@ func (s *Store) Close() error {
 }
 
 var _ io.Closer = (*Store)(nil)
+
+// Recover rewrites the raft configuration of a stopped server's data dir to
+// exactly servers (id → raft address), for a cluster that lost its quorum:
+// run it on every surviving server with the same list, then start them. It
+// replays the log into the state machine and takes a snapshot, as
+// hashicorp/raft's RecoverCluster does.
+func Recover(dir, localID string, servers map[string]string, f *fsm.FSM, log *slog.Logger) error {
+	if !HasState(dir) {
+		return fmt.Errorf("%s holds no raft state to recover", dir)
+	}
+	hl := newHCLog(log)
+	logs, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	if err != nil {
+		return fmt.Errorf("open raft log (is the server still running?): %w", err)
+	}
+	defer logs.Close()
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 3, hl)
+	if err != nil {
+		return err
+	}
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(localID)
+	rc.Logger = hl
+	var conf raft.Configuration
+	for id, addr := range servers {
+		conf.Servers = append(conf.Servers, raft.Server{ID: raft.ServerID(id), Address: raft.ServerAddress(addr), Suffrage: raft.Voter})
+	}
+	_, trans := raft.NewInmemTransport(raft.ServerAddress(servers[localID]))
+	return raft.RecoverCluster(rc, f, logs, logs, snaps, trans, conf)
+}
