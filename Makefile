@@ -14,7 +14,7 @@ BUF_VERSION                := v1.75.0
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X $(MODULE)/internal/buildinfo.Version=$(VERSION)
 
-.PHONY: all build dev test test-short prereqs tools proto proto-check bench clean
+.PHONY: all build dev test test-short prereqs tools proto proto-check bench chaos clean
 
 all: build
 
@@ -44,6 +44,10 @@ test-short:
 
 bench: build
 	@bash bench/api-write.sh
+
+# chaos runs the linearizability check under faults for two minutes.
+chaos:
+	@bash bench/chaos.sh
 
 $(TOOLS)/.protoc-gen-go-$(PROTOC_GEN_GO_VERSION):
 	@mkdir -p $(TOOLS)

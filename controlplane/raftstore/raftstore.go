@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -66,6 +67,9 @@ type Store struct {
 	// startIndex is the last log index when the node started: the state
 	// is current once raft has applied up to it.
 	startIndex uint64
+	// readyTerm is the last term in which this leader committed an entry
+	// of its own (see ReadIndex).
+	readyTerm atomic.Uint64
 
 	// peer reaches the leader for forwarded writes and read indexes; nil
 	// on a server that cannot forward (tests of a lone server).
@@ -226,8 +230,7 @@ func (s *Store) LeaderCh() <-chan bool { return s.raft.LeaderCh() }
 // CaughtUp reports whether the state machine has applied every entry the
 // log held when the node started, and how far it is.
 func (s *Store) CaughtUp() (applied, target uint64, ok bool) {
-	applied = s.raft.AppliedIndex()
-	return applied, s.startIndex, applied >= s.startIndex
+	return s.fsm.AppliedIndex(), s.startIndex, s.applied(s.startIndex)
 }
 
 // WaitLeader blocks until the cluster has a leader or ctx ends.
@@ -352,7 +355,7 @@ func (s *Store) forward(ctx context.Context, leaderID string, cmd []byte) (fsm.R
 
 // waitApplied waits until this server has applied index.
 func (s *Store) waitApplied(ctx context.Context, index uint64) error {
-	for s.raft.AppliedIndex() < index {
+	for !s.applied(index) {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("waiting to apply index %d locally: %w", index, ctx.Err())
@@ -363,15 +366,58 @@ func (s *Store) waitApplied(ctx context.Context, index uint64) error {
 	return nil
 }
 
+// applied reports whether the state machine holds every entry up to index.
+// raft's AppliedIndex counts entries handed to the FSM goroutine, not
+// entries it has applied, and the FSM never sees no-op and barrier entries:
+// so once raft has handed over index, wait for the FSM to apply the last
+// entry at or below index that it will see.
+func (s *Store) applied(index uint64) bool {
+	fsmIndex := s.fsm.AppliedIndex()
+	if fsmIndex >= index {
+		return true
+	}
+	if s.raft.AppliedIndex() < index {
+		return false
+	}
+	for i := index; i > fsmIndex; i-- {
+		var l raft.Log
+		if err := s.logs.GetLog(i, &l); err != nil {
+			// Compacted into a snapshot: raft will never hand this entry
+			// to the FSM again, so there is nothing to wait for.
+			if errors.Is(err, raft.ErrLogNotFound) {
+				continue
+			}
+			return false
+		}
+		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
+			return false
+		}
+	}
+	return true
+}
+
 // ReadIndex is the leader's side of a read barrier: it confirms it is still
 // the leader with a quorum and returns its commit index.
 func (s *Store) ReadIndex() (uint64, error) {
 	if s.raft.State() != raft.Leader {
 		return 0, ErrNotLeader
 	}
+	// A new leader's commit index can be behind entries its predecessor
+	// committed until it commits an entry of its own term (Raft thesis
+	// 6.4): a barrier, once per term, does.
+	term := s.raft.CurrentTerm()
+	if s.readyTerm.Load() != term {
+		if err := s.raft.Barrier(5 * time.Second).Error(); err != nil {
+			return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
+		}
+		s.readyTerm.Store(term)
+	}
 	idx := s.raft.CommitIndex()
 	if err := s.raft.VerifyLeader().Error(); err != nil {
 		return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
+	}
+	if s.raft.CurrentTerm() != term {
+		return 0, ErrNotLeader
 	}
 	return idx, nil
 }

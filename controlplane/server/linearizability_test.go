@@ -166,7 +166,7 @@ func (h *linHistory) fail(kind string, err error) {
 func TestLinearizability(t *testing.T) {
 	long := os.Getenv("CC_CHAOS_SECONDS") != "" || os.Getenv("CC_CHAOS_OPS") != ""
 	seconds := envInt(t, "CC_CHAOS_SECONDS", 8)
-	maxOps := envInt(t, "CC_CHAOS_OPS", 300)
+	maxOps := envInt(t, "CC_CHAOS_OPS", 1000)
 	if long && os.Getenv("CC_CHAOS_OPS") == "" {
 		maxOps = math.MaxInt
 	}
@@ -179,9 +179,10 @@ func TestLinearizability(t *testing.T) {
 
 	c := testcluster.StartCluster(t, 3)
 	clients := make([]ccv1.TokenServiceClient, len(c.Servers))
+	names := make([]string, len(c.Servers))
 	alive := make([]atomic.Bool, len(c.Servers))
 	for i, s := range c.Servers {
-		clients[i] = linClient(t, s)
+		clients[i], names[i] = linClient(t, s), s.Config.Name
 		alive[i].Store(true)
 	}
 	hist := &linHistory{codes: map[string]int{}, start: time.Now()}
@@ -231,7 +232,7 @@ func TestLinearizability(t *testing.T) {
 						hist.fail("create", err)
 						ret = math.MaxInt64
 					}
-					hist.add(porcupine.Operation{ClientId: id, Input: in, Call: call, Output: err == nil, Return: ret, Metadata: c.Servers[srv].Config.Name})
+					hist.add(porcupine.Operation{ClientId: id, Input: in, Call: call, Output: err == nil, Return: ret, Metadata: names[srv]})
 				} else {
 					call := hist.now()
 					var set string
@@ -240,7 +241,7 @@ func TestLinearizability(t *testing.T) {
 					if err != nil {
 						hist.fail("list", err)
 					} else {
-						hist.add(porcupine.Operation{ClientId: id, Input: linInput{}, Call: call, Output: set, Return: ret, Metadata: c.Servers[srv].Config.Name})
+						hist.add(porcupine.Operation{ClientId: id, Input: linInput{}, Call: call, Output: set, Return: ret, Metadata: names[srv]})
 					}
 				}
 				cancel()
@@ -265,30 +266,47 @@ func TestLinearizability(t *testing.T) {
 		t.Fatal("unknown server")
 		return -1
 	}
+	// leaderNow names the leader without waiting for one.
+	leaderNow := func() string {
+		for i, s := range c.Servers {
+			if alive[i].Load() && s.Srv.IsLeader() {
+				return s.Config.Name
+			}
+		}
+		return "none"
+	}
 	faults := map[string]int{}
 	kinds := []string{"kill-leader", "partition-minority", "partition-leader"}
 	deadline := time.Now().Add(time.Duration(seconds) * time.Second)
 	for i := 0; i < len(kinds) || (time.Now().Before(deadline) && issued.Load() < int64(maxOps)); i++ {
 		kind := kinds[i%len(kinds)]
+		var victim *testcluster.Server
+		var during string
+		at := float64(hist.now()) / 1e9
 		switch kind {
 		case "kill-leader":
-			l := c.Leader()
-			alive[indexOf(l)].Store(false)
-			l.Stop()
+			victim = c.Leader()
+			alive[indexOf(victim)].Store(false)
+			victim.Stop()
 			time.Sleep(hold)
-			l.Restart()
-			alive[indexOf(l)].Store(true)
+			during = leaderNow()
+			victim.Restart()
+			alive[indexOf(victim)].Store(true)
 		case "partition-minority":
-			c.Partition(c.Followers()[rand.IntN(len(c.Servers)-1)])
+			victim = c.Followers()[rand.IntN(len(c.Servers)-1)]
+			c.Partition(victim)
 			time.Sleep(hold)
+			during = leaderNow()
 			c.Heal()
 		case "partition-leader":
-			c.Partition(c.Leader())
+			victim = c.Leader()
+			c.Partition(victim)
 			time.Sleep(hold)
+			during = leaderNow()
 			c.Heal()
 		}
 		faults[kind]++
-		t.Logf("chaos: fault %d: %s", i+1, kind)
+		t.Logf("chaos: fault %d at %.1fs: %s %s (leader during the fault: %s)", i+1, at, kind, victim.Config.Name, during)
 		time.Sleep(settle)
 	}
 	stopClients()
