@@ -236,6 +236,7 @@ type ccServer struct {
 	addr      string // API host:port
 	raftAddr  string
 	bootstrap bool
+	extra     []string // more flags, e.g. --join and --token
 
 	cmd      *exec.Cmd
 	stdout   *syncBuffer
@@ -300,6 +301,7 @@ func (s *ccServer) start() error {
 	if s.bootstrap {
 		args = append([]string{"--bootstrap"}, args...)
 	}
+	args = append(args, s.extra...)
 	s.stdout, s.stderr = &syncBuffer{}, &syncBuffer{}
 	s.cmd = exec.Command(controlplaneBin, args...)
 	s.cmd.Env = baseEnv()
@@ -428,8 +430,8 @@ func (s *ccServer) adminToken(t *testing.T) string {
 // ---- output parsing -------------------------------------------------------
 
 type statusInfo struct {
-	ClusterID, LeaderID, Version string
-	LastIndex                    uint64
+	ClusterID, LeaderID, Version, ServerID string
+	LastIndex                              uint64
 }
 
 // parseStatusJSON checks `ccctl -o json status` output.
@@ -448,6 +450,7 @@ func parseStatusJSON(t *testing.T, r result) statusInfo {
 	st.ClusterID, _ = m["cluster_id"].(string)
 	st.LeaderID, _ = m["leader_id"].(string)
 	st.Version, _ = m["version"].(string)
+	st.ServerID, _ = m["server_id"].(string)
 	switch v := m["last_index"].(type) {
 	case string: // protojson writes 64-bit integers as strings
 		n, err := strconv.ParseUint(v, 10, 64)
