@@ -183,9 +183,6 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 			s.log.Warn("could not record this server's addresses", "err", err)
 		}
 	}()
-	if err := s.sessions.GraceAll(); err != nil {
-		log.Warn("cannot list nodes for their grace period", "err", err)
-	}
 	log.Info("control plane serving", "cluster_id", s.ClusterID(), "server_id", serverID, "server_name", cfg.Name, "api", s.Addr(), "raft", s.raft.Addr())
 	return s, nil
 }

@@ -234,24 +234,6 @@ func (d *Dispatcher) unregister(s *session) {
 	d.scheduleDown(s.nodeID)
 }
 
-// GraceAll gives every node that the state calls ready DownAfter to open a
-// session here before it is marked down: a server that starts (or a new
-// leader) knows nothing of sessions that may have ended meanwhile.
-func (d *Dispatcher) GraceAll() error {
-	nodes, err := d.fsm.Nodes()
-	if err != nil {
-		return err
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, n := range nodes {
-		if n.State == ccv1.NodeState_NODE_STATE_READY && d.sessions[n.Id] == nil && d.timers[n.Id] == nil {
-			d.scheduleDown(n.Id)
-		}
-	}
-	return nil
-}
-
 // scheduleDown marks the node down after DownAfter unless it has a session
 // by then; d.mu is held.
 func (d *Dispatcher) scheduleDown(nodeID string) {
@@ -294,6 +276,13 @@ func (d *Dispatcher) recvLoop(ctx context.Context, s *session, stream ccv1.Agent
 			d.mu.Lock()
 			s.lastSeen = time.Now()
 			d.mu.Unlock()
+			// Another server may have marked the node down after the
+			// agent moved here: a live session puts that right.
+			if n, err := d.fsm.Node(s.nodeID); err == nil && n.State != ccv1.NodeState_NODE_STATE_READY {
+				if err := d.propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_NODE, &statev1.UpdateNode{Id: s.nodeID, State: ccv1.NodeState_NODE_STATE_READY}); err != nil {
+					d.log.Warn("could not mark node ready", "node_id", s.nodeID, "err", err)
+				}
+			}
 		case *ccv1.SessionRequest_Status:
 			d.mu.Lock()
 			s.lastSeen = time.Now()
