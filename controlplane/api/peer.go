@@ -212,3 +212,12 @@ func (p *PeerServer) RelayLogs(req *ccv1.RelayLogsRequest, stream ccv1.PeerServi
 		return stream.Send(&ccv1.RelayLogsResponse{Stream: c.Stream, Data: c.Data})
 	})
 }
+
+// Sessions lists the agent sessions this server holds.
+func (p *PeerServer) Sessions(ctx context.Context, _ *ccv1.SessionsRequest) (*ccv1.SessionsResponse, error) {
+	resp := &ccv1.SessionsResponse{}
+	for id, t := range p.api.sessions.Sessions() {
+		resp.Sessions = append(resp.Sessions, &ccv1.NodeSession{NodeId: id, LastSeenUnixMs: t.UnixMilli()})
+	}
+	return resp, nil
+}

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -347,4 +348,35 @@ func (b *blobPeers) pullFrom(ctx context.Context, serverID, digest string) error
 	_, _, err = b.blobs.Put(ctx, pr, digest, 0)
 	pr.CloseWithError(err)
 	return err
+}
+
+// otherSessions gathers the agent sessions of every other server; one that
+// does not answer contributes none.
+func (p *peers) otherSessions(ctx context.Context, r *raftstore.Store) map[string]time.Time {
+	out := map[string]time.Time{}
+	st, err := r.Status()
+	if err != nil {
+		return out
+	}
+	for _, srv := range st.Servers {
+		if srv.ID == st.ID {
+			continue
+		}
+		c, err := p.client(srv.ID)
+		if err != nil {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		resp, err := c.Sessions(cctx, &ccv1.SessionsRequest{})
+		cancel()
+		if err != nil {
+			continue
+		}
+		for _, s := range resp.Sessions {
+			if t := time.UnixMilli(s.LastSeenUnixMs); t.After(out[s.NodeId]) {
+				out[s.NodeId] = t
+			}
+		}
+	}
+	return out
 }

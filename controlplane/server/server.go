@@ -33,6 +33,7 @@ import (
 	"github.com/containercodes/cc/controlplane/blobstore"
 	"github.com/containercodes/cc/controlplane/config"
 	"github.com/containercodes/cc/controlplane/fsm"
+	"github.com/containercodes/cc/controlplane/leaderloop"
 	"github.com/containercodes/cc/controlplane/raftstore"
 	"github.com/containercodes/cc/controlplane/session"
 	"github.com/containercodes/cc/internal/pki"
@@ -46,14 +47,18 @@ type Options struct {
 	Logger *slog.Logger
 	// Out receives the one-time bootstrap message with the admin token.
 	Out io.Writer
+	// NodeDownAfter is how long a node may go without a session on any
+	// server before the leader marks it down (default 15s; tests shorten it).
+	NodeDownAfter time.Duration
 	// Faults injects raft partitions; tests only, nil in production.
 	Faults *raftstore.Faults
 }
 
 // Server is a running control-plane server.
 type Server struct {
-	cfg config.Config
-	log *slog.Logger
+	cfg  config.Config
+	opts Options
+	log  *slog.Logger
 
 	fsm      *fsm.FSM
 	raft     *raftstore.Store
@@ -93,7 +98,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s := &Server{cfg: cfg, log: log, serveErr: make(chan error, 2)}
+	s := &Server{cfg: cfg, opts: opts, log: log, serveErr: make(chan error, 2)}
 	s.bg, s.bgCancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
@@ -174,6 +179,16 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 		return nil, err
 	}
 	s.ready.Store(true)
+	loops := leaderloop.New(log.With("component", "leader"),
+		leaderloop.Loop{Name: "node-health", Run: s.sessions.NodeHealth(func(ctx context.Context) map[string]time.Time {
+			return s.peers.otherSessions(ctx, s.raft)
+		})},
+	)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		loops.Run(s.bg, s.raft.IsLeader(), s.raft.LeaderCh())
+	}()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -247,7 +262,7 @@ func (s *Server) serve() error {
 	if s.blobs, err = blobstore.New(filepath.Join(s.cfg.DataDir, "blobs")); err != nil {
 		return err
 	}
-	s.sessions = session.New(s.raft, s.fsm, s.log.With("component", "session"), session.Options{})
+	s.sessions = session.New(s.raft, s.fsm, s.log.With("component", "session"), session.Options{DownAfter: s.opts.NodeDownAfter})
 	images := api.NewImageService(s.raft, s.fsm, s.blobs, s.log.With("component", "images"))
 	authn.WithServers(s.fsm)
 	s.peers = newPeers(s.fsm, s.id.raftClientTLS())

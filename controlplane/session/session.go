@@ -27,8 +27,8 @@ import (
 
 // Options tune the dispatcher.
 type Options struct {
-	// DownAfter is how long after its session ends a node is marked down,
-	// unless it reconnects first. Default 15s.
+	// DownAfter is how long a node may have no session with any server
+	// before the leader marks it down. Default 15s.
 	DownAfter time.Duration
 	// HelloTimeout bounds the wait for an agent's first message. Default 30s.
 	HelloTimeout time.Duration
@@ -44,7 +44,6 @@ type Dispatcher struct {
 	mu       sync.Mutex
 	sessions map[string]*session // node id → live session
 	pending  map[string]*logRequest
-	timers   map[string]*time.Timer
 	closed   bool
 	done     chan struct{} // closed by Close: ends log relays too
 }
@@ -65,10 +64,10 @@ func New(r *raftstore.Store, f *fsm.FSM, log *slog.Logger, opts Options) *Dispat
 		opts.HelloTimeout = 30 * time.Second
 	}
 	return &Dispatcher{raft: r, fsm: f, log: log, opts: opts,
-		sessions: map[string]*session{}, pending: map[string]*logRequest{}, timers: map[string]*time.Timer{}, done: make(chan struct{})}
+		sessions: map[string]*session{}, pending: map[string]*logRequest{}, done: make(chan struct{})}
 }
 
-// Close stops the down timers and ends every session.
+// Close ends every session.
 func (d *Dispatcher) Close() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -77,9 +76,6 @@ func (d *Dispatcher) Close() {
 	}
 	d.closed = true
 	close(d.done)
-	for _, t := range d.timers {
-		t.Stop()
-	}
 	for _, s := range d.sessions {
 		s.cancel()
 	}
@@ -216,14 +212,10 @@ func (d *Dispatcher) register(s *session) {
 		old.cancel() // a reconnect replaces the old stream
 	}
 	d.sessions[s.nodeID] = s
-	if t := d.timers[s.nodeID]; t != nil {
-		t.Stop()
-		delete(d.timers, s.nodeID)
-	}
 }
 
-// unregister drops the session and, unless the node reconnects within
-// DownAfter, marks it down.
+// unregister drops the session. Whether the node is down is the leader's
+// decision (NodeHealth), from the sessions of every server.
 func (d *Dispatcher) unregister(s *session) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -231,33 +223,6 @@ func (d *Dispatcher) unregister(s *session) {
 		return
 	}
 	delete(d.sessions, s.nodeID)
-	d.scheduleDown(s.nodeID)
-}
-
-// scheduleDown marks the node down after DownAfter unless it has a session
-// by then; d.mu is held.
-func (d *Dispatcher) scheduleDown(nodeID string) {
-	if d.closed {
-		return
-	}
-	d.timers[nodeID] = time.AfterFunc(d.opts.DownAfter, func() {
-		d.mu.Lock()
-		_, back := d.sessions[nodeID]
-		delete(d.timers, nodeID)
-		closed := d.closed
-		d.mu.Unlock()
-		if back || closed {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		err := d.propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_NODE, &statev1.UpdateNode{Id: nodeID, State: ccv1.NodeState_NODE_STATE_DOWN})
-		if err != nil && !errors.Is(err, fsm.ErrNotFound) {
-			d.log.Warn("could not mark node down", "node_id", nodeID, "err", err)
-			return
-		}
-		d.log.Info("node down: no session", "node_id", nodeID, "after", d.opts.DownAfter)
-	})
 }
 
 func (d *Dispatcher) recvLoop(ctx context.Context, s *session, stream ccv1.AgentService_SessionServer) error {
@@ -434,4 +399,68 @@ func randomID() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// Sessions returns the nodes with a live session here and their last
+// heartbeat.
+func (d *Dispatcher) Sessions() map[string]time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make(map[string]time.Time, len(d.sessions))
+	for id, s := range d.sessions {
+		out[id] = s.lastSeen
+	}
+	return out
+}
+
+// NodeHealth is the leader's loop that marks down the ready nodes that no
+// server has heard from for DownAfter. others returns the sessions of the
+// other servers (an unreachable server contributes none). A new leader
+// gives every node DownAfter from its start: it knows nothing older.
+func (d *Dispatcher) NodeHealth(others func(ctx context.Context) map[string]time.Time) func(ctx context.Context) {
+	return func(ctx context.Context) {
+		started := time.Now()
+		lastSeen := map[string]time.Time{}
+		tick := time.NewTicker(d.opts.DownAfter / 5)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			for id, t := range d.Sessions() {
+				if t.After(lastSeen[id]) {
+					lastSeen[id] = t
+				}
+			}
+			for id, t := range others(ctx) {
+				if t.After(lastSeen[id]) {
+					lastSeen[id] = t
+				}
+			}
+			nodes, err := d.fsm.Nodes()
+			if err != nil {
+				continue
+			}
+			for _, n := range nodes {
+				if n.State != ccv1.NodeState_NODE_STATE_READY {
+					continue
+				}
+				last := lastSeen[n.Id]
+				if last.Before(started) {
+					last = started
+				}
+				if time.Since(last) < d.opts.DownAfter {
+					continue
+				}
+				err := d.propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_NODE, &statev1.UpdateNode{Id: n.Id, State: ccv1.NodeState_NODE_STATE_DOWN})
+				if err != nil && ctx.Err() == nil {
+					d.log.Warn("could not mark node down", "node_id", n.Id, "err", err)
+					continue
+				}
+				d.log.Info("node down: no heartbeat on any server", "node_id", n.Id, "name", n.Name, "for", time.Since(last).Round(time.Second))
+			}
+		}
+	}
 }

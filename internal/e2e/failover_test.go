@@ -50,3 +50,42 @@ func TestAgentFailsOverToAnotherServer(t *testing.T) {
 		t.Errorf("nodes after failover: %v", nodes.Nodes)
 	}
 }
+
+// The leader marks a node down when no server has heard from it for a
+// while, and ready again when its agent comes back; a node whose session is
+// on a follower stays ready.
+func TestNodeHealth(t *testing.T) {
+	c := testcluster.StartCluster(t, 3)
+	follower := c.Followers()[0]
+	agent := follower.StartAgent("node-hb")
+	cl := c.Leader().Client()
+	state := func() ccv1.NodeState {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		r, err := cl.Nodes.GetNode(ctx, &ccv1.GetNodeRequest{Id: "node-hb"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Node.State
+	}
+	waitNode := func(want ccv1.NodeState) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for state() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("node never became %v", want)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	// Connected to a follower only: the leader must not mark it down.
+	// Three times the down delay is plenty for a wrong verdict to show.
+	time.Sleep(3 * testcluster.NodeDownAfter)
+	if s := state(); s != ccv1.NodeState_NODE_STATE_READY {
+		t.Fatalf("a node with a live session on a follower is %v", s)
+	}
+	agent.Stop()
+	waitNode(ccv1.NodeState_NODE_STATE_DOWN)
+	agent.Restart()
+	waitNode(ccv1.NodeState_NODE_STATE_READY)
+}

@@ -37,6 +37,11 @@ type Server struct {
 	stopped bool
 }
 
+// NodeDownAfter is how long a node may go without a session before the
+// leader marks it down, in tests: short, so that tests of node health do not
+// wait long, yet several heartbeats of the harness's agents (500ms).
+const NodeDownAfter = 3 * time.Second
+
 // Config is the server configuration an Option changes.
 type Config = config.Config
 
@@ -78,7 +83,7 @@ func (s *Server) start() {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv, err := server.Start(ctx, s.Config, server.Options{Logger: logging.Test(s.t).With("server", s.Config.DataDir), Faults: s.Faults})
+	srv, err := server.Start(ctx, s.Config, server.Options{Logger: logging.Test(s.t).With("server", s.Config.DataDir), Faults: s.Faults, NodeDownAfter: NodeDownAfter})
 	if err != nil {
 		s.t.Fatalf("testcluster: start control plane: %v", err)
 	}

@@ -21,6 +21,142 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// SessionsRequest has no fields yet.
+type SessionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionsRequest) Reset() {
+	*x = SessionsRequest{}
+	mi := &file_cc_v1_peer_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionsRequest) ProtoMessage() {}
+
+func (x *SessionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_peer_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionsRequest.ProtoReflect.Descriptor instead.
+func (*SessionsRequest) Descriptor() ([]byte, []int) {
+	return file_cc_v1_peer_proto_rawDescGZIP(), []int{0}
+}
+
+// SessionsResponse lists the nodes with a live session here.
+type SessionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sessions      []*NodeSession         `protobuf:"bytes,1,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionsResponse) Reset() {
+	*x = SessionsResponse{}
+	mi := &file_cc_v1_peer_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionsResponse) ProtoMessage() {}
+
+func (x *SessionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_peer_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionsResponse.ProtoReflect.Descriptor instead.
+func (*SessionsResponse) Descriptor() ([]byte, []int) {
+	return file_cc_v1_peer_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SessionsResponse) GetSessions() []*NodeSession {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
+// NodeSession is one live agent session.
+type NodeSession struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// last_seen_unix_ms is the node's last heartbeat, in Unix milliseconds.
+	LastSeenUnixMs int64 `protobuf:"varint,2,opt,name=last_seen_unix_ms,json=lastSeenUnixMs,proto3" json:"last_seen_unix_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *NodeSession) Reset() {
+	*x = NodeSession{}
+	mi := &file_cc_v1_peer_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeSession) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeSession) ProtoMessage() {}
+
+func (x *NodeSession) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_peer_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeSession.ProtoReflect.Descriptor instead.
+func (*NodeSession) Descriptor() ([]byte, []int) {
+	return file_cc_v1_peer_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *NodeSession) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *NodeSession) GetLastSeenUnixMs() int64 {
+	if x != nil {
+		return x.LastSeenUnixMs
+	}
+	return 0
+}
+
 // RelayLogsRequest names the container and how to read its logs.
 type RelayLogsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -34,7 +170,7 @@ type RelayLogsRequest struct {
 
 func (x *RelayLogsRequest) Reset() {
 	*x = RelayLogsRequest{}
-	mi := &file_cc_v1_peer_proto_msgTypes[0]
+	mi := &file_cc_v1_peer_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -46,7 +182,7 @@ func (x *RelayLogsRequest) String() string {
 func (*RelayLogsRequest) ProtoMessage() {}
 
 func (x *RelayLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_peer_proto_msgTypes[0]
+	mi := &file_cc_v1_peer_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -59,7 +195,7 @@ func (x *RelayLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayLogsRequest.ProtoReflect.Descriptor instead.
 func (*RelayLogsRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_peer_proto_rawDescGZIP(), []int{0}
+	return file_cc_v1_peer_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *RelayLogsRequest) GetNodeId() string {
@@ -101,7 +237,7 @@ type RelayLogsResponse struct {
 
 func (x *RelayLogsResponse) Reset() {
 	*x = RelayLogsResponse{}
-	mi := &file_cc_v1_peer_proto_msgTypes[1]
+	mi := &file_cc_v1_peer_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -113,7 +249,7 @@ func (x *RelayLogsResponse) String() string {
 func (*RelayLogsResponse) ProtoMessage() {}
 
 func (x *RelayLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_peer_proto_msgTypes[1]
+	mi := &file_cc_v1_peer_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -126,7 +262,7 @@ func (x *RelayLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayLogsResponse.ProtoReflect.Descriptor instead.
 func (*RelayLogsResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_peer_proto_rawDescGZIP(), []int{1}
+	return file_cc_v1_peer_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RelayLogsResponse) GetStream() string {
@@ -155,7 +291,7 @@ type PushBlobRequest struct {
 
 func (x *PushBlobRequest) Reset() {
 	*x = PushBlobRequest{}
-	mi := &file_cc_v1_peer_proto_msgTypes[2]
+	mi := &file_cc_v1_peer_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -167,7 +303,7 @@ func (x *PushBlobRequest) String() string {
 func (*PushBlobRequest) ProtoMessage() {}
 
 func (x *PushBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_peer_proto_msgTypes[2]
+	mi := &file_cc_v1_peer_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -180,7 +316,7 @@ func (x *PushBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushBlobRequest.ProtoReflect.Descriptor instead.
 func (*PushBlobRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_peer_proto_rawDescGZIP(), []int{2}
+	return file_cc_v1_peer_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PushBlobRequest) GetDigest() string {
@@ -206,7 +342,7 @@ type PushBlobResponse struct {
 
 func (x *PushBlobResponse) Reset() {
 	*x = PushBlobResponse{}
-	mi := &file_cc_v1_peer_proto_msgTypes[3]
+	mi := &file_cc_v1_peer_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -218,7 +354,7 @@ func (x *PushBlobResponse) String() string {
 func (*PushBlobResponse) ProtoMessage() {}
 
 func (x *PushBlobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_peer_proto_msgTypes[3]
+	mi := &file_cc_v1_peer_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -231,7 +367,7 @@ func (x *PushBlobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushBlobResponse.ProtoReflect.Descriptor instead.
 func (*PushBlobResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_peer_proto_rawDescGZIP(), []int{3}
+	return file_cc_v1_peer_proto_rawDescGZIP(), []int{6}
 }
 
 // PullBlobRequest names a blob.
@@ -244,7 +380,7 @@ type PullBlobRequest struct {
 
 func (x *PullBlobRequest) Reset() {
 	*x = PullBlobRequest{}
-	mi := &file_cc_v1_peer_proto_msgTypes[4]
+	mi := &file_cc_v1_peer_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -256,7 +392,7 @@ func (x *PullBlobRequest) String() string {
 func (*PullBlobRequest) ProtoMessage() {}
 
 func (x *PullBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_peer_proto_msgTypes[4]
+	mi := &file_cc_v1_peer_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -269,7 +405,7 @@ func (x *PullBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullBlobRequest.ProtoReflect.Descriptor instead.
 func (*PullBlobRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_peer_proto_rawDescGZIP(), []int{4}
+	return file_cc_v1_peer_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PullBlobRequest) GetDigest() string {
@@ -289,7 +425,7 @@ type PullBlobResponse struct {
 
 func (x *PullBlobResponse) Reset() {
 	*x = PullBlobResponse{}
-	mi := &file_cc_v1_peer_proto_msgTypes[5]
+	mi := &file_cc_v1_peer_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -301,7 +437,7 @@ func (x *PullBlobResponse) String() string {
 func (*PullBlobResponse) ProtoMessage() {}
 
 func (x *PullBlobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_peer_proto_msgTypes[5]
+	mi := &file_cc_v1_peer_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -314,7 +450,7 @@ func (x *PullBlobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullBlobResponse.ProtoReflect.Descriptor instead.
 func (*PullBlobResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_peer_proto_rawDescGZIP(), []int{5}
+	return file_cc_v1_peer_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PullBlobResponse) GetData() []byte {
@@ -333,7 +469,7 @@ type PeerStatusRequest struct {
 
 func (x *PeerStatusRequest) Reset() {
 	*x = PeerStatusRequest{}
-	mi := &file_cc_v1_peer_proto_msgTypes[6]
+	mi := &file_cc_v1_peer_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -345,7 +481,7 @@ func (x *PeerStatusRequest) String() string {
 func (*PeerStatusRequest) ProtoMessage() {}
 
 func (x *PeerStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_peer_proto_msgTypes[6]
+	mi := &file_cc_v1_peer_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -358,7 +494,7 @@ func (x *PeerStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerStatusRequest.ProtoReflect.Descriptor instead.
 func (*PeerStatusRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_peer_proto_rawDescGZIP(), []int{6}
+	return file_cc_v1_peer_proto_rawDescGZIP(), []int{9}
 }
 
 // PeerStatusResponse is a server's raft view of itself.
@@ -376,7 +512,7 @@ type PeerStatusResponse struct {
 
 func (x *PeerStatusResponse) Reset() {
 	*x = PeerStatusResponse{}
-	mi := &file_cc_v1_peer_proto_msgTypes[7]
+	mi := &file_cc_v1_peer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -388,7 +524,7 @@ func (x *PeerStatusResponse) String() string {
 func (*PeerStatusResponse) ProtoMessage() {}
 
 func (x *PeerStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_peer_proto_msgTypes[7]
+	mi := &file_cc_v1_peer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -401,7 +537,7 @@ func (x *PeerStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerStatusResponse.ProtoReflect.Descriptor instead.
 func (*PeerStatusResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_peer_proto_rawDescGZIP(), []int{7}
+	return file_cc_v1_peer_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PeerStatusResponse) GetRaftState() string {
@@ -447,7 +583,7 @@ type JoinServerRequest struct {
 
 func (x *JoinServerRequest) Reset() {
 	*x = JoinServerRequest{}
-	mi := &file_cc_v1_peer_proto_msgTypes[8]
+	mi := &file_cc_v1_peer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -459,7 +595,7 @@ func (x *JoinServerRequest) String() string {
 func (*JoinServerRequest) ProtoMessage() {}
 
 func (x *JoinServerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_peer_proto_msgTypes[8]
+	mi := &file_cc_v1_peer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -472,7 +608,7 @@ func (x *JoinServerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinServerRequest.ProtoReflect.Descriptor instead.
 func (*JoinServerRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_peer_proto_rawDescGZIP(), []int{8}
+	return file_cc_v1_peer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *JoinServerRequest) GetToken() string {
@@ -528,7 +664,7 @@ type JoinServerResponse struct {
 
 func (x *JoinServerResponse) Reset() {
 	*x = JoinServerResponse{}
-	mi := &file_cc_v1_peer_proto_msgTypes[9]
+	mi := &file_cc_v1_peer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -540,7 +676,7 @@ func (x *JoinServerResponse) String() string {
 func (*JoinServerResponse) ProtoMessage() {}
 
 func (x *JoinServerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_peer_proto_msgTypes[9]
+	mi := &file_cc_v1_peer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -553,7 +689,7 @@ func (x *JoinServerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinServerResponse.ProtoReflect.Descriptor instead.
 func (*JoinServerResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_peer_proto_rawDescGZIP(), []int{9}
+	return file_cc_v1_peer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *JoinServerResponse) GetCertificatePem() []byte {
@@ -580,7 +716,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_cc_v1_peer_proto_msgTypes[10]
+	mi := &file_cc_v1_peer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -592,7 +728,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_peer_proto_msgTypes[10]
+	mi := &file_cc_v1_peer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -605,7 +741,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_peer_proto_rawDescGZIP(), []int{10}
+	return file_cc_v1_peer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -629,7 +765,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_cc_v1_peer_proto_msgTypes[11]
+	mi := &file_cc_v1_peer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -641,7 +777,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_peer_proto_msgTypes[11]
+	mi := &file_cc_v1_peer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -654,7 +790,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_peer_proto_rawDescGZIP(), []int{11}
+	return file_cc_v1_peer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ApplyResponse) GetIndex() uint64 {
@@ -687,7 +823,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_cc_v1_peer_proto_msgTypes[12]
+	mi := &file_cc_v1_peer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -699,7 +835,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_peer_proto_msgTypes[12]
+	mi := &file_cc_v1_peer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -712,7 +848,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_peer_proto_rawDescGZIP(), []int{12}
+	return file_cc_v1_peer_proto_rawDescGZIP(), []int{15}
 }
 
 // ReadIndexResponse holds the leader's commit index, confirmed by a quorum.
@@ -725,7 +861,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_cc_v1_peer_proto_msgTypes[13]
+	mi := &file_cc_v1_peer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -737,7 +873,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_peer_proto_msgTypes[13]
+	mi := &file_cc_v1_peer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -750,7 +886,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_peer_proto_rawDescGZIP(), []int{13}
+	return file_cc_v1_peer_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -764,7 +900,13 @@ var File_cc_v1_peer_proto protoreflect.FileDescriptor
 
 const file_cc_v1_peer_proto_rawDesc = "" +
 	"\n" +
-	"\x10cc/v1/peer.proto\x12\x05cc.v1\"z\n" +
+	"\x10cc/v1/peer.proto\x12\x05cc.v1\"\x11\n" +
+	"\x0fSessionsRequest\"B\n" +
+	"\x10SessionsResponse\x12.\n" +
+	"\bsessions\x18\x01 \x03(\v2\x12.cc.v1.NodeSessionR\bsessions\"Q\n" +
+	"\vNodeSession\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12)\n" +
+	"\x11last_seen_unix_ms\x18\x02 \x01(\x03R\x0elastSeenUnixMs\"z\n" +
 	"\x10RelayLogsRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12!\n" +
 	"\fcontainer_id\x18\x02 \x01(\tR\vcontainerId\x12\x16\n" +
@@ -809,7 +951,7 @@ const file_cc_v1_peer_proto_rawDesc = "" +
 	"error_kind\x18\x03 \x01(\tR\terrorKind\"\x12\n" +
 	"\x10ReadIndexRequest\")\n" +
 	"\x11ReadIndexResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index2\xc7\x03\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index2\x84\x04\n" +
 	"\vPeerService\x12A\n" +
 	"\n" +
 	"JoinServer\x12\x18.cc.v1.JoinServerRequest\x1a\x19.cc.v1.JoinServerResponse\x122\n" +
@@ -819,7 +961,8 @@ const file_cc_v1_peer_proto_rawDesc = "" +
 	"PeerStatus\x12\x18.cc.v1.PeerStatusRequest\x1a\x19.cc.v1.PeerStatusResponse\x12=\n" +
 	"\bPushBlob\x12\x16.cc.v1.PushBlobRequest\x1a\x17.cc.v1.PushBlobResponse(\x01\x12=\n" +
 	"\bPullBlob\x12\x16.cc.v1.PullBlobRequest\x1a\x17.cc.v1.PullBlobResponse0\x01\x12@\n" +
-	"\tRelayLogs\x12\x17.cc.v1.RelayLogsRequest\x1a\x18.cc.v1.RelayLogsResponse0\x01B/Z-github.com/containercodes/cc/proto/cc/v1;ccv1b\x06proto3"
+	"\tRelayLogs\x12\x17.cc.v1.RelayLogsRequest\x1a\x18.cc.v1.RelayLogsResponse0\x01\x12;\n" +
+	"\bSessions\x12\x16.cc.v1.SessionsRequest\x1a\x17.cc.v1.SessionsResponseB/Z-github.com/containercodes/cc/proto/cc/v1;ccv1b\x06proto3"
 
 var (
 	file_cc_v1_peer_proto_rawDescOnce sync.Once
@@ -833,43 +976,49 @@ func file_cc_v1_peer_proto_rawDescGZIP() []byte {
 	return file_cc_v1_peer_proto_rawDescData
 }
 
-var file_cc_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_cc_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_cc_v1_peer_proto_goTypes = []any{
-	(*RelayLogsRequest)(nil),   // 0: cc.v1.RelayLogsRequest
-	(*RelayLogsResponse)(nil),  // 1: cc.v1.RelayLogsResponse
-	(*PushBlobRequest)(nil),    // 2: cc.v1.PushBlobRequest
-	(*PushBlobResponse)(nil),   // 3: cc.v1.PushBlobResponse
-	(*PullBlobRequest)(nil),    // 4: cc.v1.PullBlobRequest
-	(*PullBlobResponse)(nil),   // 5: cc.v1.PullBlobResponse
-	(*PeerStatusRequest)(nil),  // 6: cc.v1.PeerStatusRequest
-	(*PeerStatusResponse)(nil), // 7: cc.v1.PeerStatusResponse
-	(*JoinServerRequest)(nil),  // 8: cc.v1.JoinServerRequest
-	(*JoinServerResponse)(nil), // 9: cc.v1.JoinServerResponse
-	(*ApplyRequest)(nil),       // 10: cc.v1.ApplyRequest
-	(*ApplyResponse)(nil),      // 11: cc.v1.ApplyResponse
-	(*ReadIndexRequest)(nil),   // 12: cc.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),  // 13: cc.v1.ReadIndexResponse
+	(*SessionsRequest)(nil),    // 0: cc.v1.SessionsRequest
+	(*SessionsResponse)(nil),   // 1: cc.v1.SessionsResponse
+	(*NodeSession)(nil),        // 2: cc.v1.NodeSession
+	(*RelayLogsRequest)(nil),   // 3: cc.v1.RelayLogsRequest
+	(*RelayLogsResponse)(nil),  // 4: cc.v1.RelayLogsResponse
+	(*PushBlobRequest)(nil),    // 5: cc.v1.PushBlobRequest
+	(*PushBlobResponse)(nil),   // 6: cc.v1.PushBlobResponse
+	(*PullBlobRequest)(nil),    // 7: cc.v1.PullBlobRequest
+	(*PullBlobResponse)(nil),   // 8: cc.v1.PullBlobResponse
+	(*PeerStatusRequest)(nil),  // 9: cc.v1.PeerStatusRequest
+	(*PeerStatusResponse)(nil), // 10: cc.v1.PeerStatusResponse
+	(*JoinServerRequest)(nil),  // 11: cc.v1.JoinServerRequest
+	(*JoinServerResponse)(nil), // 12: cc.v1.JoinServerResponse
+	(*ApplyRequest)(nil),       // 13: cc.v1.ApplyRequest
+	(*ApplyResponse)(nil),      // 14: cc.v1.ApplyResponse
+	(*ReadIndexRequest)(nil),   // 15: cc.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),  // 16: cc.v1.ReadIndexResponse
 }
 var file_cc_v1_peer_proto_depIdxs = []int32{
-	8,  // 0: cc.v1.PeerService.JoinServer:input_type -> cc.v1.JoinServerRequest
-	10, // 1: cc.v1.PeerService.Apply:input_type -> cc.v1.ApplyRequest
-	12, // 2: cc.v1.PeerService.ReadIndex:input_type -> cc.v1.ReadIndexRequest
-	6,  // 3: cc.v1.PeerService.PeerStatus:input_type -> cc.v1.PeerStatusRequest
-	2,  // 4: cc.v1.PeerService.PushBlob:input_type -> cc.v1.PushBlobRequest
-	4,  // 5: cc.v1.PeerService.PullBlob:input_type -> cc.v1.PullBlobRequest
-	0,  // 6: cc.v1.PeerService.RelayLogs:input_type -> cc.v1.RelayLogsRequest
-	9,  // 7: cc.v1.PeerService.JoinServer:output_type -> cc.v1.JoinServerResponse
-	11, // 8: cc.v1.PeerService.Apply:output_type -> cc.v1.ApplyResponse
-	13, // 9: cc.v1.PeerService.ReadIndex:output_type -> cc.v1.ReadIndexResponse
-	7,  // 10: cc.v1.PeerService.PeerStatus:output_type -> cc.v1.PeerStatusResponse
-	3,  // 11: cc.v1.PeerService.PushBlob:output_type -> cc.v1.PushBlobResponse
-	5,  // 12: cc.v1.PeerService.PullBlob:output_type -> cc.v1.PullBlobResponse
-	1,  // 13: cc.v1.PeerService.RelayLogs:output_type -> cc.v1.RelayLogsResponse
-	7,  // [7:14] is the sub-list for method output_type
-	0,  // [0:7] is the sub-list for method input_type
-	0,  // [0:0] is the sub-list for extension type_name
-	0,  // [0:0] is the sub-list for extension extendee
-	0,  // [0:0] is the sub-list for field type_name
+	2,  // 0: cc.v1.SessionsResponse.sessions:type_name -> cc.v1.NodeSession
+	11, // 1: cc.v1.PeerService.JoinServer:input_type -> cc.v1.JoinServerRequest
+	13, // 2: cc.v1.PeerService.Apply:input_type -> cc.v1.ApplyRequest
+	15, // 3: cc.v1.PeerService.ReadIndex:input_type -> cc.v1.ReadIndexRequest
+	9,  // 4: cc.v1.PeerService.PeerStatus:input_type -> cc.v1.PeerStatusRequest
+	5,  // 5: cc.v1.PeerService.PushBlob:input_type -> cc.v1.PushBlobRequest
+	7,  // 6: cc.v1.PeerService.PullBlob:input_type -> cc.v1.PullBlobRequest
+	3,  // 7: cc.v1.PeerService.RelayLogs:input_type -> cc.v1.RelayLogsRequest
+	0,  // 8: cc.v1.PeerService.Sessions:input_type -> cc.v1.SessionsRequest
+	12, // 9: cc.v1.PeerService.JoinServer:output_type -> cc.v1.JoinServerResponse
+	14, // 10: cc.v1.PeerService.Apply:output_type -> cc.v1.ApplyResponse
+	16, // 11: cc.v1.PeerService.ReadIndex:output_type -> cc.v1.ReadIndexResponse
+	10, // 12: cc.v1.PeerService.PeerStatus:output_type -> cc.v1.PeerStatusResponse
+	6,  // 13: cc.v1.PeerService.PushBlob:output_type -> cc.v1.PushBlobResponse
+	8,  // 14: cc.v1.PeerService.PullBlob:output_type -> cc.v1.PullBlobResponse
+	4,  // 15: cc.v1.PeerService.RelayLogs:output_type -> cc.v1.RelayLogsResponse
+	1,  // 16: cc.v1.PeerService.Sessions:output_type -> cc.v1.SessionsResponse
+	9,  // [9:17] is the sub-list for method output_type
+	1,  // [1:9] is the sub-list for method input_type
+	1,  // [1:1] is the sub-list for extension type_name
+	1,  // [1:1] is the sub-list for extension extendee
+	0,  // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_peer_proto_init() }
@@ -883,7 +1032,7 @@ func file_cc_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_v1_peer_proto_rawDesc), len(file_cc_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

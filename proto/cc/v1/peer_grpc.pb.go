@@ -26,6 +26,7 @@ const (
 	PeerService_PushBlob_FullMethodName   = "/cc.v1.PeerService/PushBlob"
 	PeerService_PullBlob_FullMethodName   = "/cc.v1.PeerService/PullBlob"
 	PeerService_RelayLogs_FullMethodName  = "/cc.v1.PeerService/RelayLogs"
+	PeerService_Sessions_FullMethodName   = "/cc.v1.PeerService/Sessions"
 )
 
 // PeerServiceClient is the client API for PeerService service.
@@ -56,6 +57,9 @@ type PeerServiceClient interface {
 	// RelayLogs streams a container's logs if its node has a session with
 	// this server (FailedPrecondition otherwise), for the server a user asked.
 	RelayLogs(ctx context.Context, in *RelayLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RelayLogsResponse], error)
+	// Sessions lists the agent sessions this server holds, for the leader's
+	// node health loop.
+	Sessions(ctx context.Context, in *SessionsRequest, opts ...grpc.CallOption) (*SessionsResponse, error)
 }
 
 type peerServiceClient struct {
@@ -157,6 +161,16 @@ func (c *peerServiceClient) RelayLogs(ctx context.Context, in *RelayLogsRequest,
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type PeerService_RelayLogsClient = grpc.ServerStreamingClient[RelayLogsResponse]
 
+func (c *peerServiceClient) Sessions(ctx context.Context, in *SessionsRequest, opts ...grpc.CallOption) (*SessionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SessionsResponse)
+	err := c.cc.Invoke(ctx, PeerService_Sessions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServiceServer is the server API for PeerService service.
 // All implementations must embed UnimplementedPeerServiceServer
 // for forward compatibility.
@@ -185,6 +199,9 @@ type PeerServiceServer interface {
 	// RelayLogs streams a container's logs if its node has a session with
 	// this server (FailedPrecondition otherwise), for the server a user asked.
 	RelayLogs(*RelayLogsRequest, grpc.ServerStreamingServer[RelayLogsResponse]) error
+	// Sessions lists the agent sessions this server holds, for the leader's
+	// node health loop.
+	Sessions(context.Context, *SessionsRequest) (*SessionsResponse, error)
 	mustEmbedUnimplementedPeerServiceServer()
 }
 
@@ -215,6 +232,9 @@ func (UnimplementedPeerServiceServer) PullBlob(*PullBlobRequest, grpc.ServerStre
 }
 func (UnimplementedPeerServiceServer) RelayLogs(*RelayLogsRequest, grpc.ServerStreamingServer[RelayLogsResponse]) error {
 	return status.Error(codes.Unimplemented, "method RelayLogs not implemented")
+}
+func (UnimplementedPeerServiceServer) Sessions(context.Context, *SessionsRequest) (*SessionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Sessions not implemented")
 }
 func (UnimplementedPeerServiceServer) mustEmbedUnimplementedPeerServiceServer() {}
 func (UnimplementedPeerServiceServer) testEmbeddedByValue()                     {}
@@ -338,6 +358,24 @@ func _PeerService_RelayLogs_Handler(srv interface{}, stream grpc.ServerStream) e
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type PeerService_RelayLogsServer = grpc.ServerStreamingServer[RelayLogsResponse]
 
+func _PeerService_Sessions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SessionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServiceServer).Sessions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PeerService_Sessions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServiceServer).Sessions(ctx, req.(*SessionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PeerService_ServiceDesc is the grpc.ServiceDesc for PeerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -360,6 +398,10 @@ var PeerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PeerStatus",
 			Handler:    _PeerService_PeerStatus_Handler,
+		},
+		{
+			MethodName: "Sessions",
+			Handler:    _PeerService_Sessions_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

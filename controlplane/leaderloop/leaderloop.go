@@ -1,0 +1,83 @@
+// Package leaderloop runs the work that must happen once in the cluster
+// (node health now; the scheduler and the job dispatcher later) on the
+// leader only: every loop starts when this server gains leadership and is
+// stopped, and waited for, when it loses it.
+package leaderloop
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+)
+
+// Loop is one piece of leader-only work. Run must return soon after ctx
+// ends.
+type Loop struct {
+	Name string
+	Run  func(ctx context.Context)
+}
+
+// Runner starts and stops the loops with leadership.
+type Runner struct {
+	loops []Loop
+	log   *slog.Logger
+}
+
+// New returns a runner for loops.
+func New(log *slog.Logger, loops ...Loop) *Runner {
+	return &Runner{loops: loops, log: log}
+}
+
+// Run follows leadership until ctx ends: leader reports changes (true when
+// this server becomes leader, false when it stops being leader) and
+// isLeader is the state when Run starts. It returns once every loop has
+// stopped.
+func (r *Runner) Run(ctx context.Context, isLeader bool, leader <-chan bool) {
+	var (
+		cancel context.CancelFunc
+		wg     sync.WaitGroup
+	)
+	start := func() {
+		if cancel != nil {
+			return
+		}
+		var lctx context.Context
+		lctx, cancel = context.WithCancel(ctx)
+		for _, l := range r.loops {
+			wg.Add(1)
+			go func(l Loop) {
+				defer wg.Done()
+				r.log.Info("leader loop started", "loop", l.Name)
+				l.Run(lctx)
+				r.log.Info("leader loop stopped", "loop", l.Name)
+			}(l)
+		}
+	}
+	stop := func() {
+		if cancel == nil {
+			return
+		}
+		cancel()
+		wg.Wait()
+		cancel = nil
+	}
+	defer stop()
+	if isLeader {
+		start()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case l, ok := <-leader:
+			if !ok {
+				return
+			}
+			if l {
+				start()
+			} else {
+				stop()
+			}
+		}
+	}
+}

@@ -1,0 +1,54 @@
+package leaderloop
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestLoopsFollowLeadership(t *testing.T) {
+	var running, starts atomic.Int32
+	loop := Loop{Name: "count", Run: func(ctx context.Context) {
+		running.Add(1)
+		starts.Add(1)
+		<-ctx.Done()
+		running.Add(-1)
+	}}
+	r := New(slog.New(slog.NewTextHandler(io.Discard, nil)), loop, loop)
+	ch := make(chan bool)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx, false, ch); close(done) }()
+
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("never: %s (running %d, starts %d)", what, running.Load(), starts.Load())
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if running.Load() != 0 {
+		t.Fatal("loops run before leadership")
+	}
+	ch <- true
+	waitFor("both loops run", func() bool { return running.Load() == 2 })
+	ch <- true // already leader: nothing more starts
+	ch <- false
+	waitFor("loops stop on losing leadership", func() bool { return running.Load() == 0 })
+	if starts.Load() != 2 {
+		t.Errorf("starts = %d, want 2", starts.Load())
+	}
+	ch <- true
+	waitFor("loops run again", func() bool { return running.Load() == 2 })
+	cancel()
+	<-done
+	if running.Load() != 0 {
+		t.Error("Run returned with loops still running")
+	}
+}
