@@ -21,6 +21,9 @@ import (
 
 // PeerClient reaches other servers' PeerService.
 type PeerClient interface {
+	// Cluster reaches a server's ClusterService (for calls that only the
+	// leader can serve; the caller's token travels in the metadata).
+	Cluster(serverID string) (ccv1.ClusterServiceClient, error)
 	RelayLogs(ctx context.Context, serverID string, req *ccv1.RelayLogsRequest) (ccv1.PeerService_RelayLogsClient, error)
 	JoinServer(ctx context.Context, leaderID string, req *ccv1.JoinServerRequest) (*ccv1.JoinServerResponse, error)
 	PeerStatus(ctx context.Context, serverID string) (*ccv1.PeerStatusResponse, error)

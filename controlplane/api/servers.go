@@ -3,9 +3,11 @@ package api
 import (
 	"context"
 	"sort"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -74,23 +76,40 @@ func (s *Server) servers(ctx context.Context) ([]*ccv1.ServerInfo, error) {
 	return out, nil
 }
 
-func (s *Server) requireLeader() error {
+// leaderClient returns nil when this server is the leader, else a client of
+// the leader's ClusterService and a context that carries the caller's token:
+// membership changes can only be made there, and the caller need not know
+// which server leads.
+func (s *Server) leaderClient(ctx context.Context) (ccv1.ClusterServiceClient, context.Context, error) {
 	st, err := s.raft.Status()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	if st.LeaderID != st.ID {
-		return status.Errorf(codes.FailedPrecondition, "this server is not the leader: run this against the leader %s (see `ccctl server ls`)", st.LeaderID)
+	if st.LeaderID == st.ID {
+		return nil, nil, nil
 	}
-	return nil
+	if st.LeaderID == "" || s.peers == nil {
+		return nil, nil, status.Error(codes.Unavailable, "the cluster has no leader; retry shortly")
+	}
+	cl, err := s.peers.Cluster(st.LeaderID)
+	if err != nil {
+		return nil, nil, status.Errorf(codes.Unavailable, "cannot reach the leader %s: %v", st.LeaderID, err)
+	}
+	out := ctx
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		out = metadata.NewOutgoingContext(ctx, metadata.Pairs("authorization", strings.Join(md.Get("authorization"), "")))
+	}
+	return cl, out, nil
 }
 
 // RemoveServer removes a server from raft and marks its record removed, so
 // that its identity cannot come back. Refused when the remaining healthy
 // voters would not make a quorum, unless forced.
 func (s *Server) RemoveServer(ctx context.Context, req *ccv1.RemoveServerRequest) (*ccv1.RemoveServerResponse, error) {
-	if err := s.requireLeader(); err != nil {
+	if cl, fctx, err := s.leaderClient(ctx); err != nil {
 		return nil, err
+	} else if cl != nil {
+		return cl.RemoveServer(fctx, req)
 	}
 	infos, err := s.servers(ctx)
 	if err != nil {
@@ -128,8 +147,10 @@ func (s *Server) RemoveServer(ctx context.Context, req *ccv1.RemoveServerRequest
 
 // TransferLeadership hands leadership to another voter.
 func (s *Server) TransferLeadership(ctx context.Context, req *ccv1.TransferLeadershipRequest) (*ccv1.TransferLeadershipResponse, error) {
-	if err := s.requireLeader(); err != nil {
+	if cl, fctx, err := s.leaderClient(ctx); err != nil {
 		return nil, err
+	} else if cl != nil {
+		return cl.TransferLeadership(fctx, req)
 	}
 	addr := ""
 	if req.GetId() != "" {

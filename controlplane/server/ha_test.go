@@ -159,3 +159,34 @@ func TestRemovedServerIsRefused(t *testing.T) {
 		t.Errorf("remove unknown: %v", err)
 	}
 }
+
+// Membership calls work through any server: a follower passes them, with
+// the caller's token, to the leader.
+func TestTransferLeadershipThroughAFollower(t *testing.T) {
+	c := testcluster.StartCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	old := c.Leader()
+	oldStatus, err := old.Client().Cluster.GetStatus(ctx, &ccv1.GetStatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	via := c.Followers()[0]
+	resp, err := via.Client().Cluster.TransferLeadership(ctx, &ccv1.TransferLeadershipRequest{})
+	if err != nil {
+		t.Fatalf("transfer through a follower: %v", err)
+	}
+	if resp.LeaderId == "" || resp.LeaderId == oldStatus.ServerId {
+		t.Errorf("leader after transfer: %q (was %s)", resp.LeaderId, oldStatus.ServerId)
+	}
+	// A viewer token is still refused when forwarded.
+	tok, err := old.Client().Tokens.CreateToken(ctx, &ccv1.CreateTokenRequest{Role: ccv1.Role_ROLE_VIEWER})
+	if err != nil {
+		t.Fatal(err)
+	}
+	follower := c.Followers()[0]
+	_, err = ccv1.NewClusterServiceClient(follower.Conn(tok.Secret)).TransferLeadership(ctx, &ccv1.TransferLeadershipRequest{})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Errorf("viewer transfer: %v, want PermissionDenied", err)
+	}
+}

@@ -45,7 +45,24 @@ func newPeers(f *fsm.FSM, tlsConfig *tls.Config) *peers {
 	return &peers{fsm: f, tls: tlsConfig, conns: map[string]*grpc.ClientConn{}}
 }
 
+// Cluster reaches a server's ClusterService.
+func (p *peers) Cluster(serverID string) (ccv1.ClusterServiceClient, error) {
+	conn, err := p.conn(serverID)
+	if err != nil {
+		return nil, err
+	}
+	return ccv1.NewClusterServiceClient(conn), nil
+}
+
 func (p *peers) client(serverID string) (ccv1.PeerServiceClient, error) {
+	conn, err := p.conn(serverID)
+	if err != nil {
+		return nil, err
+	}
+	return ccv1.NewPeerServiceClient(conn), nil
+}
+
+func (p *peers) conn(serverID string) (*grpc.ClientConn, error) {
 	rec, err := p.fsm.Server(serverID)
 	if err != nil || rec.ApiAddress == "" {
 		return nil, fmt.Errorf("%w: no API address known for server %s", raftstore.ErrNotLeader, serverID)
@@ -60,7 +77,7 @@ func (p *peers) client(serverID string) (ccv1.PeerServiceClient, error) {
 		}
 		p.conns[rec.ApiAddress] = conn
 	}
-	return ccv1.NewPeerServiceClient(conn), nil
+	return conn, nil
 }
 
 func (p *peers) close() {
