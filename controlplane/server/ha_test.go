@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -188,5 +189,42 @@ func TestTransferLeadershipThroughAFollower(t *testing.T) {
 	_, err = ccv1.NewClusterServiceClient(follower.Conn(tok.Secret)).TransferLeadership(ctx, &ccv1.TransferLeadershipRequest{})
 	if status.Code(err) != codes.PermissionDenied {
 		t.Errorf("viewer transfer: %v, want PermissionDenied", err)
+	}
+}
+
+// A follower that missed more than the leader keeps in its log catches up
+// from a snapshot sent over the raft transport.
+func TestFollowerCatchesUpFromSnapshot(t *testing.T) {
+	c := testcluster.StartCluster(t, 3, func(cfg *testcluster.Config) {
+		cfg.Raft.SnapshotThreshold = 32
+		cfg.Raft.TrailingLogs = 8
+		cfg.Raft.SnapshotInterval.Duration = time.Second
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	leader := c.Leader()
+	behind := c.Followers()[0]
+	behind.Stop()
+	cl := leader.Client()
+	for i := 0; i < 200; i++ {
+		if _, err := cl.Tokens.CreateToken(ctx, &ccv1.CreateTokenRequest{Role: ccv1.Role_ROLE_VIEWER, Description: strings.Repeat("x", 200)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := leader.Srv.Snapshot(); err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	want := tokenCount(t, leader)
+	behind.Restart()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		r, err := ccv1.NewTokenServiceClient(behind.Conn("")).ListTokens(ctx, &ccv1.ListTokensRequest{})
+		if err == nil && len(r.Tokens) == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the follower did not catch up to %d tokens (last error %v)", want, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
