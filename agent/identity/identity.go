@@ -174,25 +174,7 @@ func Join(ctx context.Context, dir string, o JoinOptions) (*Identity, error) {
 	}
 	// Trust nothing but a chain that ends in the CA whose digest the token
 	// carries.
-	var pinned []byte
-	pinCfg := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		InsecureSkipVerify: true,
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			for _, c := range cs.PeerCertificates {
-				if c.IsCA && pki.Digest(c) == tok.CADigest {
-					pool := x509.NewCertPool()
-					pool.AddCert(c)
-					if err := verifyServer(cs, pool); err != nil {
-						return err
-					}
-					pinned = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
-					return nil
-				}
-			}
-			return fmt.Errorf("%w: the CA of the server at %s does not match the digest in the join token; check --join and --token", ErrCAMismatch, o.Addr)
-		},
-	}
+	pinCfg := pki.PinnedTLS(tok.CADigest, o.Addr)
 	conn, err := grpc.NewClient(o.Addr, grpc.WithTransportCredentials(credentials.NewTLS(pinCfg)))
 	if err != nil {
 		return nil, fmt.Errorf("--join %q: %w", o.Addr, err)
@@ -203,9 +185,6 @@ func Join(ctx context.Context, dir string, o JoinOptions) (*Identity, error) {
 	})
 	if err != nil {
 		return nil, explainJoin(o.Addr, err)
-	}
-	if pinned == nil {
-		return nil, errors.New("join answered without a pinned CA")
 	}
 	caCert, err := pki.ParseCertPEM(resp.CaPem)
 	if err != nil || pki.Digest(caCert) != tok.CADigest {
@@ -230,7 +209,7 @@ func Join(ctx context.Context, dir string, o JoinOptions) (*Identity, error) {
 }
 
 // ErrCAMismatch is a server whose CA is not the one the token pins.
-var ErrCAMismatch = errors.New("CA digest mismatch")
+var ErrCAMismatch = pki.ErrCAMismatch
 
 func explainJoin(addr string, err error) error {
 	st, ok := status.FromError(err)

@@ -225,12 +225,35 @@ func logs(t *testing.T, r *Runtime, id string, tail int64) (stdout, stderr strin
 	return o.String(), e.String()
 }
 
+// liveEvents subscribes to the runtime's events and proves the subscription
+// is live (it starts asynchronously) with probe containers whose exit it
+// reports, rather than by waiting a while.
+func liveEvents(ctx context.Context, t *testing.T, r *Runtime) <-chan string {
+	t.Helper()
+	events := r.Events(ctx)
+	for try := 0; try < 5; try++ {
+		probe := start(t, r, spec("/bin/busybox", "true"))
+		timeout := time.After(5 * time.Second)
+		for waiting := true; waiting; {
+			select {
+			case ev := <-events:
+				if ev == probe {
+					return events
+				}
+			case <-timeout:
+				waiting = false
+			}
+		}
+	}
+	t.Fatal("the event subscription never reported a probe container's exit")
+	return nil
+}
+
 func TestEchoExitsAndLogs(t *testing.T) {
 	r, _ := newTestRuntime(t)
 	ectx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	events := r.Events(ectx)
-	time.Sleep(200 * time.Millisecond) // let the subscription start; the test does not depend on it
+	events := liveEvents(ectx, t, r)
 
 	id := start(t, r, spec("/bin/busybox", "echo", "hello"))
 	o := waitState(t, r, id, ccv1.ContainerState_CONTAINER_STATE_EXITED)
@@ -272,8 +295,7 @@ func TestOOMKilled(t *testing.T) {
 	r, _ := newTestRuntime(t)
 	ectx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	events := r.Events(ectx)
-	time.Sleep(200 * time.Millisecond) // let the subscription start
+	events := liveEvents(ectx, t, r)
 
 	// dd holds its 64 MiB block in memory.
 	s := spec("/bin/busybox", "dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1")

@@ -177,23 +177,7 @@ func joinCluster(ctx context.Context, dataDir, serverID, name, joinAddr, token, 
 	if err != nil {
 		return err
 	}
-	pin := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		InsecureSkipVerify: true, // the chain is checked against the pinned CA below
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			for _, c := range cs.PeerCertificates {
-				if c.IsCA && pki.Digest(c) == tok.CADigest {
-					pool := x509.NewCertPool()
-					pool.AddCert(c)
-					if _, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
-						return fmt.Errorf("the server's certificate does not verify against the pinned CA: %w", err)
-					}
-					return nil
-				}
-			}
-			return errors.New("CA digest mismatch: the CA of the server does not match the digest in the join token; check --join and --token")
-		},
-	}
+	pin := pki.PinnedTLS(tok.CADigest, joinAddr)
 	conn, err := grpc.NewClient(joinAddr, grpc.WithTransportCredentials(credentials.NewTLS(pin)))
 	if err != nil {
 		return fmt.Errorf("--join %q: %w", joinAddr, err)
@@ -204,14 +188,14 @@ func joinCluster(ctx context.Context, dataDir, serverID, name, joinAddr, token, 
 	})
 	if err != nil {
 		msg := status.Convert(err).Message()
-		if i := strings.Index(msg, "CA digest mismatch"); i >= 0 {
+		if i := strings.Index(msg, pki.ErrCAMismatch.Error()); i >= 0 {
 			return errors.New(strings.TrimRight(msg[i:], "\""))
 		}
 		return fmt.Errorf("join %s: %s", joinAddr, msg)
 	}
 	caCert, err := pki.ParseCertPEM(resp.CaPem)
 	if err != nil || pki.Digest(caCert) != tok.CADigest {
-		return errors.New("CA digest mismatch: the server returned a CA that does not match the join token")
+		return fmt.Errorf("%w: the server returned a CA that does not match the join token", pki.ErrCAMismatch)
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {

@@ -3,6 +3,7 @@ package pki
 import (
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base32"
@@ -155,4 +156,27 @@ func (ca *CA) IssueServerFromCSR(csrDER []byte, serverID string, hosts []string,
 		return nil, fmt.Errorf("sign server certificate: %w", err)
 	}
 	return encodeCert(der), nil
+}
+
+// ErrCAMismatch is a server whose CA is not the one a join token pins.
+var ErrCAMismatch = errors.New("CA digest mismatch")
+
+// PinnedTLS is the TLS configuration of a join: it trusts nothing but a
+// server certificate chained to the CA whose digest the token carries (the
+// server sends its CA in its chain). addr only serves the error message.
+func PinnedTLS(caDigest, addr string) *tls.Config {
+	return &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		InsecureSkipVerify: true, // checked against the pinned CA below
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			for _, c := range cs.PeerCertificates {
+				if c.IsCA && Digest(c) == caDigest {
+					pool := x509.NewCertPool()
+					pool.AddCert(c)
+					return VerifyServer(cs, pool)
+				}
+			}
+			return fmt.Errorf("%w: the CA of the server at %s does not match the digest in the join token; check --join and --token", ErrCAMismatch, addr)
+		},
+	}
 }
