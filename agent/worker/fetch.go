@@ -2,10 +2,10 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 
+	"github.com/containercodes/cc/internal/streamio"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
@@ -17,35 +17,19 @@ func (w *Worker) fetchBlob(ctx context.Context, digest string) (io.ReadCloser, e
 		cancel()
 		return nil, fmt.Errorf("fetch %s: %w", digest, err)
 	}
-	return &blobReader{stream: stream, cancel: cancel}, nil
+	r := streamio.Reader(nil, func() ([]byte, error) {
+		m, err := stream.Recv()
+		if err != nil && err != io.EOF {
+			return nil, fmt.Errorf("fetch blob: %w", err)
+		}
+		return m.GetData(), err
+	})
+	return &blobReader{Reader: r, cancel: cancel}, nil
 }
 
 type blobReader struct {
-	stream ccv1.AgentService_FetchBlobClient
+	io.Reader
 	cancel context.CancelFunc
-	buf    []byte
-	err    error
-}
-
-func (r *blobReader) Read(p []byte) (int, error) {
-	for len(r.buf) == 0 {
-		if r.err != nil {
-			return 0, r.err
-		}
-		m, err := r.stream.Recv()
-		if errors.Is(err, io.EOF) {
-			r.err = io.EOF
-			continue
-		}
-		if err != nil {
-			r.err = fmt.Errorf("fetch blob: %w", err)
-			continue
-		}
-		r.buf = m.Data
-	}
-	n := copy(p, r.buf)
-	r.buf = r.buf[n:]
-	return n, nil
 }
 
 func (r *blobReader) Close() error {

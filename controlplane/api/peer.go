@@ -15,6 +15,7 @@ import (
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/controlplane/raftstore"
 	"github.com/containercodes/cc/internal/pki"
+	"github.com/containercodes/cc/internal/streamio"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -54,28 +55,11 @@ func (p *PeerServer) PushBlob(stream ccv1.PeerService_PushBlobServer) error {
 	if digest == "" {
 		return status.Error(codes.InvalidArgument, "PushBlob starts with the digest")
 	}
-	pr, pw := io.Pipe()
-	go func() {
-		if _, err := pw.Write(first.GetData()); err != nil {
-			return
-		}
-		for {
-			m, err := stream.Recv()
-			if errors.Is(err, io.EOF) {
-				pw.Close()
-				return
-			}
-			if err != nil {
-				pw.CloseWithError(err)
-				return
-			}
-			if _, err := pw.Write(m.GetData()); err != nil {
-				return
-			}
-		}
-	}()
-	_, _, err = p.blobs.Put(stream.Context(), pr, digest, 0)
-	pr.CloseWithError(err)
+	r := streamio.Reader(first.GetData(), func() ([]byte, error) {
+		m, err := stream.Recv()
+		return m.GetData(), err
+	})
+	_, _, err = p.blobs.Put(stream.Context(), r, digest, 0)
 	if err != nil {
 		return status.Errorf(codes.InvalidArgument, "store blob %s: %v", digest, err)
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/controlplane/raftstore"
 	"github.com/containercodes/cc/internal/pki"
+	"github.com/containercodes/cc/internal/streamio"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
@@ -329,25 +330,11 @@ func (b *blobPeers) pullFrom(ctx context.Context, serverID, digest string) error
 	if err != nil {
 		return err
 	}
-	pr, pw := io.Pipe()
-	go func() {
-		for {
-			m, err := stream.Recv()
-			if errors.Is(err, io.EOF) {
-				pw.Close()
-				return
-			}
-			if err != nil {
-				pw.CloseWithError(err)
-				return
-			}
-			if _, err := pw.Write(m.Data); err != nil {
-				return
-			}
-		}
-	}()
-	_, _, err = b.blobs.Put(ctx, pr, digest, 0)
-	pr.CloseWithError(err)
+	r := streamio.Reader(nil, func() ([]byte, error) {
+		m, err := stream.Recv()
+		return m.GetData(), err
+	})
+	_, _, err = b.blobs.Put(ctx, r, digest, 0)
 	return err
 }
 

@@ -90,15 +90,9 @@ func ParseJoinToken(s string) (JoinToken, error) {
 // as common name, RoleAgent as organizational unit, client authentication
 // only. The request's signature is checked; its subject is ignored.
 func (ca *CA) IssueNode(csrDER []byte, nodeID string, now time.Time, lifetime time.Duration) ([]byte, error) {
-	if ca.Key == nil {
-		return nil, errors.New("the CA key is not available on this server")
-	}
-	csr, err := x509.ParseCertificateRequest(csrDER)
+	csr, err := ca.checkedCSR(csrDER)
 	if err != nil {
-		return nil, fmt.Errorf("certificate request: %w", err)
-	}
-	if err := csr.CheckSignature(); err != nil {
-		return nil, fmt.Errorf("certificate request signature: %w", err)
+		return nil, err
 	}
 	serial, err := newSerial()
 	if err != nil {
@@ -137,15 +131,9 @@ func Role(cert *x509.Certificate) string {
 // certificate request: the server id as common name, RoleServer, server and
 // client authentication, and the given DNS names and IPs.
 func (ca *CA) IssueServerFromCSR(csrDER []byte, serverID string, hosts []string, now time.Time) ([]byte, error) {
-	if ca.Key == nil {
-		return nil, errors.New("the CA key is not available on this server")
-	}
-	csr, err := x509.ParseCertificateRequest(csrDER)
+	csr, err := ca.checkedCSR(csrDER)
 	if err != nil {
-		return nil, fmt.Errorf("certificate request: %w", err)
-	}
-	if err := csr.CheckSignature(); err != nil {
-		return nil, fmt.Errorf("certificate request signature: %w", err)
+		return nil, err
 	}
 	tmpl, err := serverTemplate(ca, serverID, hosts, now)
 	if err != nil {
@@ -179,4 +167,20 @@ func PinnedTLS(caDigest, addr string) *tls.Config {
 			return fmt.Errorf("%w: the CA of the server at %s does not match the digest in the join token; check --join and --token", ErrCAMismatch, addr)
 		},
 	}
+}
+
+// checkedCSR parses a certificate request and checks its signature, on a CA
+// that can sign.
+func (ca *CA) checkedCSR(der []byte) (*x509.CertificateRequest, error) {
+	if ca.Key == nil {
+		return nil, errors.New("the CA key is not available on this server")
+	}
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return nil, fmt.Errorf("certificate request: %w", err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("certificate request signature: %w", err)
+	}
+	return csr, nil
 }

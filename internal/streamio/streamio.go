@@ -1,0 +1,40 @@
+// Package streamio reads a stream of byte chunks (a gRPC stream of blob
+// pieces) as an io.Reader, without a goroutine or a pipe.
+package streamio
+
+import (
+	"errors"
+	"io"
+)
+
+// Reader reads the chunks recv returns until it returns io.EOF. first, if
+// not empty, is read before any call to recv.
+func Reader(first []byte, recv func() ([]byte, error)) io.Reader {
+	return &reader{buf: first, recv: recv}
+}
+
+type reader struct {
+	buf  []byte
+	recv func() ([]byte, error)
+	err  error
+}
+
+func (r *reader) Read(p []byte) (int, error) {
+	for len(r.buf) == 0 {
+		if r.err != nil {
+			return 0, r.err
+		}
+		chunk, err := r.recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.EOF
+			}
+			r.err = err
+			continue
+		}
+		r.buf = chunk
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
+}
