@@ -23,6 +23,193 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// SchedulingStrategy is how the scheduler picks among the nodes that fit.
+type SchedulingStrategy int32
+
+const (
+	SchedulingStrategy_SCHEDULING_STRATEGY_UNSPECIFIED SchedulingStrategy = 0
+	// SCHEDULING_STRATEGY_SPREAD (the default) puts a task on the node with
+	// the fewest tasks of its service, then the fewest tasks.
+	SchedulingStrategy_SCHEDULING_STRATEGY_SPREAD SchedulingStrategy = 1
+	// SCHEDULING_STRATEGY_BINPACK fills the most used node that still fits,
+	// keeping other nodes free for large tasks.
+	SchedulingStrategy_SCHEDULING_STRATEGY_BINPACK SchedulingStrategy = 2
+)
+
+// Enum value maps for SchedulingStrategy.
+var (
+	SchedulingStrategy_name = map[int32]string{
+		0: "SCHEDULING_STRATEGY_UNSPECIFIED",
+		1: "SCHEDULING_STRATEGY_SPREAD",
+		2: "SCHEDULING_STRATEGY_BINPACK",
+	}
+	SchedulingStrategy_value = map[string]int32{
+		"SCHEDULING_STRATEGY_UNSPECIFIED": 0,
+		"SCHEDULING_STRATEGY_SPREAD":      1,
+		"SCHEDULING_STRATEGY_BINPACK":     2,
+	}
+)
+
+func (x SchedulingStrategy) Enum() *SchedulingStrategy {
+	p := new(SchedulingStrategy)
+	*p = x
+	return p
+}
+
+func (x SchedulingStrategy) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SchedulingStrategy) Descriptor() protoreflect.EnumDescriptor {
+	return file_cc_v1_cluster_proto_enumTypes[0].Descriptor()
+}
+
+func (SchedulingStrategy) Type() protoreflect.EnumType {
+	return &file_cc_v1_cluster_proto_enumTypes[0]
+}
+
+func (x SchedulingStrategy) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SchedulingStrategy.Descriptor instead.
+func (SchedulingStrategy) EnumDescriptor() ([]byte, []int) {
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{0}
+}
+
+// Settings are the cluster-wide settings, kept in raft.
+type Settings struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	SchedulingStrategy SchedulingStrategy     `protobuf:"varint,1,opt,name=scheduling_strategy,json=schedulingStrategy,proto3,enum=cc.v1.SchedulingStrategy" json:"scheduling_strategy,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *Settings) Reset() {
+	*x = Settings{}
+	mi := &file_cc_v1_cluster_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Settings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Settings) ProtoMessage() {}
+
+func (x *Settings) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_cluster_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Settings.ProtoReflect.Descriptor instead.
+func (*Settings) Descriptor() ([]byte, []int) {
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *Settings) GetSchedulingStrategy() SchedulingStrategy {
+	if x != nil {
+		return x.SchedulingStrategy
+	}
+	return SchedulingStrategy_SCHEDULING_STRATEGY_UNSPECIFIED
+}
+
+type UpdateSettingsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Settings      *Settings              `protobuf:"bytes,1,opt,name=settings,proto3" json:"settings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateSettingsRequest) Reset() {
+	*x = UpdateSettingsRequest{}
+	mi := &file_cc_v1_cluster_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateSettingsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateSettingsRequest) ProtoMessage() {}
+
+func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_cluster_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateSettingsRequest.ProtoReflect.Descriptor instead.
+func (*UpdateSettingsRequest) Descriptor() ([]byte, []int) {
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *UpdateSettingsRequest) GetSettings() *Settings {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
+type UpdateSettingsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Settings      *Settings              `protobuf:"bytes,1,opt,name=settings,proto3" json:"settings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateSettingsResponse) Reset() {
+	*x = UpdateSettingsResponse{}
+	mi := &file_cc_v1_cluster_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateSettingsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateSettingsResponse) ProtoMessage() {}
+
+func (x *UpdateSettingsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_cluster_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateSettingsResponse.ProtoReflect.Descriptor instead.
+func (*UpdateSettingsResponse) Descriptor() ([]byte, []int) {
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *UpdateSettingsResponse) GetSettings() *Settings {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
 // ListServersRequest has no fields yet.
 type ListServersRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -32,7 +219,7 @@ type ListServersRequest struct {
 
 func (x *ListServersRequest) Reset() {
 	*x = ListServersRequest{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[0]
+	mi := &file_cc_v1_cluster_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -44,7 +231,7 @@ func (x *ListServersRequest) String() string {
 func (*ListServersRequest) ProtoMessage() {}
 
 func (x *ListServersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[0]
+	mi := &file_cc_v1_cluster_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -57,7 +244,7 @@ func (x *ListServersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServersRequest.ProtoReflect.Descriptor instead.
 func (*ListServersRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{0}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{3}
 }
 
 // ListServersResponse holds the servers, leader first.
@@ -70,7 +257,7 @@ type ListServersResponse struct {
 
 func (x *ListServersResponse) Reset() {
 	*x = ListServersResponse{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[1]
+	mi := &file_cc_v1_cluster_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -82,7 +269,7 @@ func (x *ListServersResponse) String() string {
 func (*ListServersResponse) ProtoMessage() {}
 
 func (x *ListServersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[1]
+	mi := &file_cc_v1_cluster_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -95,7 +282,7 @@ func (x *ListServersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServersResponse.ProtoReflect.Descriptor instead.
 func (*ListServersResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{1}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ListServersResponse) GetServers() []*ServerInfo {
@@ -125,7 +312,7 @@ type ServerInfo struct {
 
 func (x *ServerInfo) Reset() {
 	*x = ServerInfo{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[2]
+	mi := &file_cc_v1_cluster_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -137,7 +324,7 @@ func (x *ServerInfo) String() string {
 func (*ServerInfo) ProtoMessage() {}
 
 func (x *ServerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[2]
+	mi := &file_cc_v1_cluster_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -150,7 +337,7 @@ func (x *ServerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerInfo.ProtoReflect.Descriptor instead.
 func (*ServerInfo) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{2}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ServerInfo) GetId() string {
@@ -228,7 +415,7 @@ type RemoveServerRequest struct {
 
 func (x *RemoveServerRequest) Reset() {
 	*x = RemoveServerRequest{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[3]
+	mi := &file_cc_v1_cluster_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -240,7 +427,7 @@ func (x *RemoveServerRequest) String() string {
 func (*RemoveServerRequest) ProtoMessage() {}
 
 func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[3]
+	mi := &file_cc_v1_cluster_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -253,7 +440,7 @@ func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveServerRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{3}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RemoveServerRequest) GetId() string {
@@ -279,7 +466,7 @@ type RemoveServerResponse struct {
 
 func (x *RemoveServerResponse) Reset() {
 	*x = RemoveServerResponse{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[4]
+	mi := &file_cc_v1_cluster_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -291,7 +478,7 @@ func (x *RemoveServerResponse) String() string {
 func (*RemoveServerResponse) ProtoMessage() {}
 
 func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[4]
+	mi := &file_cc_v1_cluster_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -304,7 +491,7 @@ func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveServerResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{4}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{7}
 }
 
 // TransferLeadershipRequest names the new leader; any voter when empty.
@@ -317,7 +504,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[5]
+	mi := &file_cc_v1_cluster_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -329,7 +516,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[5]
+	mi := &file_cc_v1_cluster_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -342,7 +529,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{5}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TransferLeadershipRequest) GetId() string {
@@ -362,7 +549,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[6]
+	mi := &file_cc_v1_cluster_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -374,7 +561,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[6]
+	mi := &file_cc_v1_cluster_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -387,7 +574,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{6}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *TransferLeadershipResponse) GetLeaderId() string {
@@ -406,7 +593,7 @@ type SaveSnapshotRequest struct {
 
 func (x *SaveSnapshotRequest) Reset() {
 	*x = SaveSnapshotRequest{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[7]
+	mi := &file_cc_v1_cluster_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -418,7 +605,7 @@ func (x *SaveSnapshotRequest) String() string {
 func (*SaveSnapshotRequest) ProtoMessage() {}
 
 func (x *SaveSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[7]
+	mi := &file_cc_v1_cluster_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -431,7 +618,7 @@ func (x *SaveSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SaveSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{7}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{10}
 }
 
 // SaveSnapshotResponse is a piece of the snapshot; the first carries its
@@ -449,7 +636,7 @@ type SaveSnapshotResponse struct {
 
 func (x *SaveSnapshotResponse) Reset() {
 	*x = SaveSnapshotResponse{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[8]
+	mi := &file_cc_v1_cluster_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -461,7 +648,7 @@ func (x *SaveSnapshotResponse) String() string {
 func (*SaveSnapshotResponse) ProtoMessage() {}
 
 func (x *SaveSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[8]
+	mi := &file_cc_v1_cluster_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -474,7 +661,7 @@ func (x *SaveSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SaveSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{8}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SaveSnapshotResponse) GetIndex() uint64 {
@@ -507,7 +694,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[9]
+	mi := &file_cc_v1_cluster_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -519,7 +706,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[9]
+	mi := &file_cc_v1_cluster_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -532,7 +719,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{9}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{12}
 }
 
 // GetStatusResponse describes the cluster as seen by the server that answered.
@@ -565,14 +752,15 @@ type GetStatusResponse struct {
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// server_name is the human name of the server that answered (its
 	// configured name, by default its host name).
-	ServerName    string `protobuf:"bytes,13,opt,name=server_name,json=serverName,proto3" json:"server_name,omitempty"`
+	ServerName    string    `protobuf:"bytes,13,opt,name=server_name,json=serverName,proto3" json:"server_name,omitempty"`
+	Settings      *Settings `protobuf:"bytes,14,opt,name=settings,proto3" json:"settings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[10]
+	mi := &file_cc_v1_cluster_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -584,7 +772,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[10]
+	mi := &file_cc_v1_cluster_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -597,7 +785,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{10}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetStatusResponse) GetClusterId() string {
@@ -691,6 +879,13 @@ func (x *GetStatusResponse) GetServerName() string {
 	return ""
 }
 
+func (x *GetStatusResponse) GetSettings() *Settings {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
 // Server is one member of the raft configuration.
 type Server struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -705,7 +900,7 @@ type Server struct {
 
 func (x *Server) Reset() {
 	*x = Server{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[11]
+	mi := &file_cc_v1_cluster_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -717,7 +912,7 @@ func (x *Server) String() string {
 func (*Server) ProtoMessage() {}
 
 func (x *Server) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[11]
+	mi := &file_cc_v1_cluster_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -730,7 +925,7 @@ func (x *Server) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Server.ProtoReflect.Descriptor instead.
 func (*Server) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{11}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Server) GetId() string {
@@ -765,7 +960,13 @@ var File_cc_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_cc_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x13cc/v1/cluster.proto\x12\x05cc.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x14\n" +
+	"\x13cc/v1/cluster.proto\x12\x05cc.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"V\n" +
+	"\bSettings\x12J\n" +
+	"\x13scheduling_strategy\x18\x01 \x01(\x0e2\x19.cc.v1.SchedulingStrategyR\x12schedulingStrategy\"D\n" +
+	"\x15UpdateSettingsRequest\x12+\n" +
+	"\bsettings\x18\x01 \x01(\v2\x0f.cc.v1.SettingsR\bsettings\"E\n" +
+	"\x16UpdateSettingsResponse\x12+\n" +
+	"\bsettings\x18\x01 \x01(\v2\x0f.cc.v1.SettingsR\bsettings\"\x14\n" +
 	"\x12ListServersRequest\"B\n" +
 	"\x13ListServersResponse\x12+\n" +
 	"\aservers\x18\x01 \x03(\v2\x11.cc.v1.ServerInfoR\aservers\"\xa0\x02\n" +
@@ -795,7 +996,7 @@ const file_cc_v1_cluster_proto_rawDesc = "" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x16\n" +
 	"\x06sha256\x18\x02 \x01(\tR\x06sha256\x12\x12\n" +
 	"\x04data\x18\x03 \x01(\fR\x04data\"\x12\n" +
-	"\x10GetStatusRequest\"\xcc\x03\n" +
+	"\x10GetStatusRequest\"\xf9\x03\n" +
 	"\x11GetStatusResponse\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x18\n" +
@@ -815,18 +1016,24 @@ const file_cc_v1_cluster_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1f\n" +
 	"\vserver_name\x18\r \x01(\tR\n" +
-	"serverName\"f\n" +
+	"serverName\x12+\n" +
+	"\bsettings\x18\x0e \x01(\v2\x0f.cc.v1.SettingsR\bsettings\"f\n" +
 	"\x06Server\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1a\n" +
 	"\bsuffrage\x18\x03 \x01(\tR\bsuffrage\x12\x16\n" +
-	"\x06leader\x18\x04 \x01(\bR\x06leader2\x85\x03\n" +
+	"\x06leader\x18\x04 \x01(\bR\x06leader*z\n" +
+	"\x12SchedulingStrategy\x12#\n" +
+	"\x1fSCHEDULING_STRATEGY_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aSCHEDULING_STRATEGY_SPREAD\x10\x01\x12\x1f\n" +
+	"\x1bSCHEDULING_STRATEGY_BINPACK\x10\x022\xd4\x03\n" +
 	"\x0eClusterService\x12>\n" +
 	"\tGetStatus\x12\x17.cc.v1.GetStatusRequest\x1a\x18.cc.v1.GetStatusResponse\x12D\n" +
 	"\vListServers\x12\x19.cc.v1.ListServersRequest\x1a\x1a.cc.v1.ListServersResponse\x12G\n" +
 	"\fRemoveServer\x12\x1a.cc.v1.RemoveServerRequest\x1a\x1b.cc.v1.RemoveServerResponse\x12Y\n" +
 	"\x12TransferLeadership\x12 .cc.v1.TransferLeadershipRequest\x1a!.cc.v1.TransferLeadershipResponse\x12I\n" +
-	"\fSaveSnapshot\x12\x1a.cc.v1.SaveSnapshotRequest\x1a\x1b.cc.v1.SaveSnapshotResponse0\x01B/Z-github.com/containercodes/cc/proto/cc/v1;ccv1b\x06proto3"
+	"\fSaveSnapshot\x12\x1a.cc.v1.SaveSnapshotRequest\x1a\x1b.cc.v1.SaveSnapshotResponse0\x01\x12M\n" +
+	"\x0eUpdateSettings\x12\x1c.cc.v1.UpdateSettingsRequest\x1a\x1d.cc.v1.UpdateSettingsResponseB/Z-github.com/containercodes/cc/proto/cc/v1;ccv1b\x06proto3"
 
 var (
 	file_cc_v1_cluster_proto_rawDescOnce sync.Once
@@ -840,43 +1047,54 @@ func file_cc_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_cc_v1_cluster_proto_rawDescData
 }
 
-var file_cc_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_cc_v1_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_cc_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_cc_v1_cluster_proto_goTypes = []any{
-	(*ListServersRequest)(nil),         // 0: cc.v1.ListServersRequest
-	(*ListServersResponse)(nil),        // 1: cc.v1.ListServersResponse
-	(*ServerInfo)(nil),                 // 2: cc.v1.ServerInfo
-	(*RemoveServerRequest)(nil),        // 3: cc.v1.RemoveServerRequest
-	(*RemoveServerResponse)(nil),       // 4: cc.v1.RemoveServerResponse
-	(*TransferLeadershipRequest)(nil),  // 5: cc.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 6: cc.v1.TransferLeadershipResponse
-	(*SaveSnapshotRequest)(nil),        // 7: cc.v1.SaveSnapshotRequest
-	(*SaveSnapshotResponse)(nil),       // 8: cc.v1.SaveSnapshotResponse
-	(*GetStatusRequest)(nil),           // 9: cc.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),          // 10: cc.v1.GetStatusResponse
-	(*Server)(nil),                     // 11: cc.v1.Server
-	(*durationpb.Duration)(nil),        // 12: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),      // 13: google.protobuf.Timestamp
+	(SchedulingStrategy)(0),            // 0: cc.v1.SchedulingStrategy
+	(*Settings)(nil),                   // 1: cc.v1.Settings
+	(*UpdateSettingsRequest)(nil),      // 2: cc.v1.UpdateSettingsRequest
+	(*UpdateSettingsResponse)(nil),     // 3: cc.v1.UpdateSettingsResponse
+	(*ListServersRequest)(nil),         // 4: cc.v1.ListServersRequest
+	(*ListServersResponse)(nil),        // 5: cc.v1.ListServersResponse
+	(*ServerInfo)(nil),                 // 6: cc.v1.ServerInfo
+	(*RemoveServerRequest)(nil),        // 7: cc.v1.RemoveServerRequest
+	(*RemoveServerResponse)(nil),       // 8: cc.v1.RemoveServerResponse
+	(*TransferLeadershipRequest)(nil),  // 9: cc.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 10: cc.v1.TransferLeadershipResponse
+	(*SaveSnapshotRequest)(nil),        // 11: cc.v1.SaveSnapshotRequest
+	(*SaveSnapshotResponse)(nil),       // 12: cc.v1.SaveSnapshotResponse
+	(*GetStatusRequest)(nil),           // 13: cc.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),          // 14: cc.v1.GetStatusResponse
+	(*Server)(nil),                     // 15: cc.v1.Server
+	(*durationpb.Duration)(nil),        // 16: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),      // 17: google.protobuf.Timestamp
 }
 var file_cc_v1_cluster_proto_depIdxs = []int32{
-	2,  // 0: cc.v1.ListServersResponse.servers:type_name -> cc.v1.ServerInfo
-	12, // 1: cc.v1.ServerInfo.last_contact:type_name -> google.protobuf.Duration
-	11, // 2: cc.v1.GetStatusResponse.servers:type_name -> cc.v1.Server
-	13, // 3: cc.v1.GetStatusResponse.created_at:type_name -> google.protobuf.Timestamp
-	9,  // 4: cc.v1.ClusterService.GetStatus:input_type -> cc.v1.GetStatusRequest
-	0,  // 5: cc.v1.ClusterService.ListServers:input_type -> cc.v1.ListServersRequest
-	3,  // 6: cc.v1.ClusterService.RemoveServer:input_type -> cc.v1.RemoveServerRequest
-	5,  // 7: cc.v1.ClusterService.TransferLeadership:input_type -> cc.v1.TransferLeadershipRequest
-	7,  // 8: cc.v1.ClusterService.SaveSnapshot:input_type -> cc.v1.SaveSnapshotRequest
-	10, // 9: cc.v1.ClusterService.GetStatus:output_type -> cc.v1.GetStatusResponse
-	1,  // 10: cc.v1.ClusterService.ListServers:output_type -> cc.v1.ListServersResponse
-	4,  // 11: cc.v1.ClusterService.RemoveServer:output_type -> cc.v1.RemoveServerResponse
-	6,  // 12: cc.v1.ClusterService.TransferLeadership:output_type -> cc.v1.TransferLeadershipResponse
-	8,  // 13: cc.v1.ClusterService.SaveSnapshot:output_type -> cc.v1.SaveSnapshotResponse
-	9,  // [9:14] is the sub-list for method output_type
-	4,  // [4:9] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	0,  // 0: cc.v1.Settings.scheduling_strategy:type_name -> cc.v1.SchedulingStrategy
+	1,  // 1: cc.v1.UpdateSettingsRequest.settings:type_name -> cc.v1.Settings
+	1,  // 2: cc.v1.UpdateSettingsResponse.settings:type_name -> cc.v1.Settings
+	6,  // 3: cc.v1.ListServersResponse.servers:type_name -> cc.v1.ServerInfo
+	16, // 4: cc.v1.ServerInfo.last_contact:type_name -> google.protobuf.Duration
+	15, // 5: cc.v1.GetStatusResponse.servers:type_name -> cc.v1.Server
+	17, // 6: cc.v1.GetStatusResponse.created_at:type_name -> google.protobuf.Timestamp
+	1,  // 7: cc.v1.GetStatusResponse.settings:type_name -> cc.v1.Settings
+	13, // 8: cc.v1.ClusterService.GetStatus:input_type -> cc.v1.GetStatusRequest
+	4,  // 9: cc.v1.ClusterService.ListServers:input_type -> cc.v1.ListServersRequest
+	7,  // 10: cc.v1.ClusterService.RemoveServer:input_type -> cc.v1.RemoveServerRequest
+	9,  // 11: cc.v1.ClusterService.TransferLeadership:input_type -> cc.v1.TransferLeadershipRequest
+	11, // 12: cc.v1.ClusterService.SaveSnapshot:input_type -> cc.v1.SaveSnapshotRequest
+	2,  // 13: cc.v1.ClusterService.UpdateSettings:input_type -> cc.v1.UpdateSettingsRequest
+	14, // 14: cc.v1.ClusterService.GetStatus:output_type -> cc.v1.GetStatusResponse
+	5,  // 15: cc.v1.ClusterService.ListServers:output_type -> cc.v1.ListServersResponse
+	8,  // 16: cc.v1.ClusterService.RemoveServer:output_type -> cc.v1.RemoveServerResponse
+	10, // 17: cc.v1.ClusterService.TransferLeadership:output_type -> cc.v1.TransferLeadershipResponse
+	12, // 18: cc.v1.ClusterService.SaveSnapshot:output_type -> cc.v1.SaveSnapshotResponse
+	3,  // 19: cc.v1.ClusterService.UpdateSettings:output_type -> cc.v1.UpdateSettingsResponse
+	14, // [14:20] is the sub-list for method output_type
+	8,  // [8:14] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_cluster_proto_init() }
@@ -889,13 +1107,14 @@ func file_cc_v1_cluster_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_v1_cluster_proto_rawDesc), len(file_cc_v1_cluster_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   12,
+			NumEnums:      1,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_cc_v1_cluster_proto_goTypes,
 		DependencyIndexes: file_cc_v1_cluster_proto_depIdxs,
+		EnumInfos:         file_cc_v1_cluster_proto_enumTypes,
 		MessageInfos:      file_cc_v1_cluster_proto_msgTypes,
 	}.Build()
 	File_cc_v1_cluster_proto = out.File

@@ -245,6 +245,63 @@ func (DesiredState) EnumDescriptor() ([]byte, []int) {
 	return file_cc_v1_containers_proto_rawDescGZIP(), []int{3}
 }
 
+// HealthState is the result of a container's health check.
+type HealthState int32
+
+const (
+	// HEALTH_STATE_UNSPECIFIED: the container has no health check.
+	HealthState_HEALTH_STATE_UNSPECIFIED HealthState = 0
+	// HEALTH_STATE_STARTING: no check has passed yet.
+	HealthState_HEALTH_STATE_STARTING HealthState = 1
+	HealthState_HEALTH_STATE_HEALTHY  HealthState = 2
+	// HEALTH_STATE_UNHEALTHY: retries checks failed in a row; the agent kills
+	// the container and its restart policy applies.
+	HealthState_HEALTH_STATE_UNHEALTHY HealthState = 3
+)
+
+// Enum value maps for HealthState.
+var (
+	HealthState_name = map[int32]string{
+		0: "HEALTH_STATE_UNSPECIFIED",
+		1: "HEALTH_STATE_STARTING",
+		2: "HEALTH_STATE_HEALTHY",
+		3: "HEALTH_STATE_UNHEALTHY",
+	}
+	HealthState_value = map[string]int32{
+		"HEALTH_STATE_UNSPECIFIED": 0,
+		"HEALTH_STATE_STARTING":    1,
+		"HEALTH_STATE_HEALTHY":     2,
+		"HEALTH_STATE_UNHEALTHY":   3,
+	}
+)
+
+func (x HealthState) Enum() *HealthState {
+	p := new(HealthState)
+	*p = x
+	return p
+}
+
+func (x HealthState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (HealthState) Descriptor() protoreflect.EnumDescriptor {
+	return file_cc_v1_containers_proto_enumTypes[4].Descriptor()
+}
+
+func (HealthState) Type() protoreflect.EnumType {
+	return &file_cc_v1_containers_proto_enumTypes[4]
+}
+
+func (x HealthState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use HealthState.Descriptor instead.
+func (HealthState) EnumDescriptor() ([]byte, []int) {
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{4}
+}
+
 // PortMapping publishes a container port on the node.
 type PortMapping struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -312,10 +369,16 @@ type ContainerResources struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	MemoryBytes int64                  `protobuf:"varint,1,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
 	// cpu_millis is the CPU quota in thousandths of a core (500 = half a core).
-	CpuMillis     int64 `protobuf:"varint,2,opt,name=cpu_millis,json=cpuMillis,proto3" json:"cpu_millis,omitempty"`
-	Pids          int64 `protobuf:"varint,3,opt,name=pids,proto3" json:"pids,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	CpuMillis int64 `protobuf:"varint,2,opt,name=cpu_millis,json=cpuMillis,proto3" json:"cpu_millis,omitempty"`
+	Pids      int64 `protobuf:"varint,3,opt,name=pids,proto3" json:"pids,omitempty"`
+	// memory_reservation_bytes is the memory the scheduler sets aside on the
+	// node for this container; when zero, memory_bytes is reserved.
+	MemoryReservationBytes int64 `protobuf:"varint,4,opt,name=memory_reservation_bytes,json=memoryReservationBytes,proto3" json:"memory_reservation_bytes,omitempty"`
+	// cpu_reservation_millis is the CPU the scheduler sets aside; when zero,
+	// cpu_millis is reserved.
+	CpuReservationMillis int64 `protobuf:"varint,5,opt,name=cpu_reservation_millis,json=cpuReservationMillis,proto3" json:"cpu_reservation_millis,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *ContainerResources) Reset() {
@@ -369,6 +432,126 @@ func (x *ContainerResources) GetPids() int64 {
 	return 0
 }
 
+func (x *ContainerResources) GetMemoryReservationBytes() int64 {
+	if x != nil {
+		return x.MemoryReservationBytes
+	}
+	return 0
+}
+
+func (x *ContainerResources) GetCpuReservationMillis() int64 {
+	if x != nil {
+		return x.CpuReservationMillis
+	}
+	return 0
+}
+
+// HealthCheck is how the agent tells whether a running container is
+// healthy: a command run inside it (exit 0 = healthy) or an HTTP GET to a
+// port of the container (a 2xx or 3xx answer = healthy). Exactly one of
+// exec and http_path is set.
+type HealthCheck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// exec is the command run in the container, as argv.
+	Exec []string `protobuf:"bytes,1,rep,name=exec,proto3" json:"exec,omitempty"`
+	// http_path is the path of the GET, for example "/healthz".
+	HttpPath string `protobuf:"bytes,2,opt,name=http_path,json=httpPath,proto3" json:"http_path,omitempty"`
+	// http_port is the container port of the GET; default: the first
+	// published container port, else 80.
+	HttpPort int32 `protobuf:"varint,3,opt,name=http_port,json=httpPort,proto3" json:"http_port,omitempty"`
+	// interval between checks; default 5s.
+	Interval *durationpb.Duration `protobuf:"bytes,4,opt,name=interval,proto3" json:"interval,omitempty"`
+	// timeout of one check; default 3s.
+	Timeout *durationpb.Duration `protobuf:"bytes,5,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// retries is how many failures in a row make the container unhealthy;
+	// default 3.
+	Retries uint32 `protobuf:"varint,6,opt,name=retries,proto3" json:"retries,omitempty"`
+	// start_period is a grace after the start during which failures do not
+	// count; default 0.
+	StartPeriod   *durationpb.Duration `protobuf:"bytes,7,opt,name=start_period,json=startPeriod,proto3" json:"start_period,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HealthCheck) Reset() {
+	*x = HealthCheck{}
+	mi := &file_cc_v1_containers_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HealthCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HealthCheck) ProtoMessage() {}
+
+func (x *HealthCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_containers_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HealthCheck.ProtoReflect.Descriptor instead.
+func (*HealthCheck) Descriptor() ([]byte, []int) {
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *HealthCheck) GetExec() []string {
+	if x != nil {
+		return x.Exec
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetHttpPath() string {
+	if x != nil {
+		return x.HttpPath
+	}
+	return ""
+}
+
+func (x *HealthCheck) GetHttpPort() int32 {
+	if x != nil {
+		return x.HttpPort
+	}
+	return 0
+}
+
+func (x *HealthCheck) GetInterval() *durationpb.Duration {
+	if x != nil {
+		return x.Interval
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetRetries() uint32 {
+	if x != nil {
+		return x.Retries
+	}
+	return 0
+}
+
+func (x *HealthCheck) GetStartPeriod() *durationpb.Duration {
+	if x != nil {
+		return x.StartPeriod
+	}
+	return nil
+}
+
 // ContainerSpec is what to run and how.
 type ContainerSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -387,13 +570,14 @@ type ContainerSpec struct {
 	Restart       RestartPolicy  `protobuf:"varint,8,opt,name=restart,proto3,enum=cc.v1.RestartPolicy" json:"restart,omitempty"`
 	Ports         []*PortMapping `protobuf:"bytes,9,rep,name=ports,proto3" json:"ports,omitempty"`
 	Network       NetworkMode    `protobuf:"varint,10,opt,name=network,proto3,enum=cc.v1.NetworkMode" json:"network,omitempty"`
+	Health        *HealthCheck   `protobuf:"bytes,11,opt,name=health,proto3" json:"health,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ContainerSpec) Reset() {
 	*x = ContainerSpec{}
-	mi := &file_cc_v1_containers_proto_msgTypes[2]
+	mi := &file_cc_v1_containers_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -405,7 +589,7 @@ func (x *ContainerSpec) String() string {
 func (*ContainerSpec) ProtoMessage() {}
 
 func (x *ContainerSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[2]
+	mi := &file_cc_v1_containers_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -418,7 +602,7 @@ func (x *ContainerSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerSpec.ProtoReflect.Descriptor instead.
 func (*ContainerSpec) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{2}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ContainerSpec) GetImage() string {
@@ -491,6 +675,13 @@ func (x *ContainerSpec) GetNetwork() NetworkMode {
 	return NetworkMode_NETWORK_MODE_UNSPECIFIED
 }
 
+func (x *ContainerSpec) GetHealth() *HealthCheck {
+	if x != nil {
+		return x.Health
+	}
+	return nil
+}
+
 // ContainerStatus is what the node's agent last reported.
 type ContainerStatus struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -509,7 +700,7 @@ type ContainerStatus struct {
 
 func (x *ContainerStatus) Reset() {
 	*x = ContainerStatus{}
-	mi := &file_cc_v1_containers_proto_msgTypes[3]
+	mi := &file_cc_v1_containers_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -521,7 +712,7 @@ func (x *ContainerStatus) String() string {
 func (*ContainerStatus) ProtoMessage() {}
 
 func (x *ContainerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[3]
+	mi := &file_cc_v1_containers_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -534,7 +725,7 @@ func (x *ContainerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerStatus.ProtoReflect.Descriptor instead.
 func (*ContainerStatus) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{3}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ContainerStatus) GetState() ContainerState {
@@ -614,7 +805,7 @@ type Container struct {
 
 func (x *Container) Reset() {
 	*x = Container{}
-	mi := &file_cc_v1_containers_proto_msgTypes[4]
+	mi := &file_cc_v1_containers_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -626,7 +817,7 @@ func (x *Container) String() string {
 func (*Container) ProtoMessage() {}
 
 func (x *Container) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[4]
+	mi := &file_cc_v1_containers_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -639,7 +830,7 @@ func (x *Container) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Container.ProtoReflect.Descriptor instead.
 func (*Container) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{4}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Container) GetId() string {
@@ -727,7 +918,7 @@ type CreateContainerRequest struct {
 
 func (x *CreateContainerRequest) Reset() {
 	*x = CreateContainerRequest{}
-	mi := &file_cc_v1_containers_proto_msgTypes[5]
+	mi := &file_cc_v1_containers_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -739,7 +930,7 @@ func (x *CreateContainerRequest) String() string {
 func (*CreateContainerRequest) ProtoMessage() {}
 
 func (x *CreateContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[5]
+	mi := &file_cc_v1_containers_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -752,7 +943,7 @@ func (x *CreateContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateContainerRequest.ProtoReflect.Descriptor instead.
 func (*CreateContainerRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{5}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CreateContainerRequest) GetName() string {
@@ -786,7 +977,7 @@ type CreateContainerResponse struct {
 
 func (x *CreateContainerResponse) Reset() {
 	*x = CreateContainerResponse{}
-	mi := &file_cc_v1_containers_proto_msgTypes[6]
+	mi := &file_cc_v1_containers_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -798,7 +989,7 @@ func (x *CreateContainerResponse) String() string {
 func (*CreateContainerResponse) ProtoMessage() {}
 
 func (x *CreateContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[6]
+	mi := &file_cc_v1_containers_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -811,7 +1002,7 @@ func (x *CreateContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateContainerResponse.ProtoReflect.Descriptor instead.
 func (*CreateContainerResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{6}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CreateContainerResponse) GetContainer() *Container {
@@ -834,7 +1025,7 @@ type ListContainersRequest struct {
 
 func (x *ListContainersRequest) Reset() {
 	*x = ListContainersRequest{}
-	mi := &file_cc_v1_containers_proto_msgTypes[7]
+	mi := &file_cc_v1_containers_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -846,7 +1037,7 @@ func (x *ListContainersRequest) String() string {
 func (*ListContainersRequest) ProtoMessage() {}
 
 func (x *ListContainersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[7]
+	mi := &file_cc_v1_containers_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -859,7 +1050,7 @@ func (x *ListContainersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContainersRequest.ProtoReflect.Descriptor instead.
 func (*ListContainersRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{7}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListContainersRequest) GetAll() bool {
@@ -886,7 +1077,7 @@ type ListContainersResponse struct {
 
 func (x *ListContainersResponse) Reset() {
 	*x = ListContainersResponse{}
-	mi := &file_cc_v1_containers_proto_msgTypes[8]
+	mi := &file_cc_v1_containers_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -898,7 +1089,7 @@ func (x *ListContainersResponse) String() string {
 func (*ListContainersResponse) ProtoMessage() {}
 
 func (x *ListContainersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[8]
+	mi := &file_cc_v1_containers_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -911,7 +1102,7 @@ func (x *ListContainersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContainersResponse.ProtoReflect.Descriptor instead.
 func (*ListContainersResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{8}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListContainersResponse) GetContainers() []*Container {
@@ -931,7 +1122,7 @@ type GetContainerRequest struct {
 
 func (x *GetContainerRequest) Reset() {
 	*x = GetContainerRequest{}
-	mi := &file_cc_v1_containers_proto_msgTypes[9]
+	mi := &file_cc_v1_containers_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -943,7 +1134,7 @@ func (x *GetContainerRequest) String() string {
 func (*GetContainerRequest) ProtoMessage() {}
 
 func (x *GetContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[9]
+	mi := &file_cc_v1_containers_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -956,7 +1147,7 @@ func (x *GetContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetContainerRequest.ProtoReflect.Descriptor instead.
 func (*GetContainerRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{9}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetContainerRequest) GetId() string {
@@ -976,7 +1167,7 @@ type GetContainerResponse struct {
 
 func (x *GetContainerResponse) Reset() {
 	*x = GetContainerResponse{}
-	mi := &file_cc_v1_containers_proto_msgTypes[10]
+	mi := &file_cc_v1_containers_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -988,7 +1179,7 @@ func (x *GetContainerResponse) String() string {
 func (*GetContainerResponse) ProtoMessage() {}
 
 func (x *GetContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[10]
+	mi := &file_cc_v1_containers_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1001,7 +1192,7 @@ func (x *GetContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetContainerResponse.ProtoReflect.Descriptor instead.
 func (*GetContainerResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{10}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetContainerResponse) GetContainer() *Container {
@@ -1021,7 +1212,7 @@ type StartContainerRequest struct {
 
 func (x *StartContainerRequest) Reset() {
 	*x = StartContainerRequest{}
-	mi := &file_cc_v1_containers_proto_msgTypes[11]
+	mi := &file_cc_v1_containers_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1033,7 +1224,7 @@ func (x *StartContainerRequest) String() string {
 func (*StartContainerRequest) ProtoMessage() {}
 
 func (x *StartContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[11]
+	mi := &file_cc_v1_containers_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1046,7 +1237,7 @@ func (x *StartContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartContainerRequest.ProtoReflect.Descriptor instead.
 func (*StartContainerRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{11}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StartContainerRequest) GetId() string {
@@ -1066,7 +1257,7 @@ type StartContainerResponse struct {
 
 func (x *StartContainerResponse) Reset() {
 	*x = StartContainerResponse{}
-	mi := &file_cc_v1_containers_proto_msgTypes[12]
+	mi := &file_cc_v1_containers_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1078,7 +1269,7 @@ func (x *StartContainerResponse) String() string {
 func (*StartContainerResponse) ProtoMessage() {}
 
 func (x *StartContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[12]
+	mi := &file_cc_v1_containers_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1091,7 +1282,7 @@ func (x *StartContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartContainerResponse.ProtoReflect.Descriptor instead.
 func (*StartContainerResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{12}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StartContainerResponse) GetContainer() *Container {
@@ -1113,7 +1304,7 @@ type StopContainerRequest struct {
 
 func (x *StopContainerRequest) Reset() {
 	*x = StopContainerRequest{}
-	mi := &file_cc_v1_containers_proto_msgTypes[13]
+	mi := &file_cc_v1_containers_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1125,7 +1316,7 @@ func (x *StopContainerRequest) String() string {
 func (*StopContainerRequest) ProtoMessage() {}
 
 func (x *StopContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[13]
+	mi := &file_cc_v1_containers_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1138,7 +1329,7 @@ func (x *StopContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopContainerRequest.ProtoReflect.Descriptor instead.
 func (*StopContainerRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{13}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StopContainerRequest) GetId() string {
@@ -1165,7 +1356,7 @@ type StopContainerResponse struct {
 
 func (x *StopContainerResponse) Reset() {
 	*x = StopContainerResponse{}
-	mi := &file_cc_v1_containers_proto_msgTypes[14]
+	mi := &file_cc_v1_containers_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1177,7 +1368,7 @@ func (x *StopContainerResponse) String() string {
 func (*StopContainerResponse) ProtoMessage() {}
 
 func (x *StopContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[14]
+	mi := &file_cc_v1_containers_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1190,7 +1381,7 @@ func (x *StopContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopContainerResponse.ProtoReflect.Descriptor instead.
 func (*StopContainerResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{14}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StopContainerResponse) GetContainer() *Container {
@@ -1212,7 +1403,7 @@ type RemoveContainerRequest struct {
 
 func (x *RemoveContainerRequest) Reset() {
 	*x = RemoveContainerRequest{}
-	mi := &file_cc_v1_containers_proto_msgTypes[15]
+	mi := &file_cc_v1_containers_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1224,7 +1415,7 @@ func (x *RemoveContainerRequest) String() string {
 func (*RemoveContainerRequest) ProtoMessage() {}
 
 func (x *RemoveContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[15]
+	mi := &file_cc_v1_containers_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1237,7 +1428,7 @@ func (x *RemoveContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContainerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveContainerRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{15}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RemoveContainerRequest) GetId() string {
@@ -1263,7 +1454,7 @@ type RemoveContainerResponse struct {
 
 func (x *RemoveContainerResponse) Reset() {
 	*x = RemoveContainerResponse{}
-	mi := &file_cc_v1_containers_proto_msgTypes[16]
+	mi := &file_cc_v1_containers_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1275,7 +1466,7 @@ func (x *RemoveContainerResponse) String() string {
 func (*RemoveContainerResponse) ProtoMessage() {}
 
 func (x *RemoveContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[16]
+	mi := &file_cc_v1_containers_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1288,7 +1479,7 @@ func (x *RemoveContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContainerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveContainerResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{16}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{17}
 }
 
 // ContainerLogsRequest says which logs to stream.
@@ -1305,7 +1496,7 @@ type ContainerLogsRequest struct {
 
 func (x *ContainerLogsRequest) Reset() {
 	*x = ContainerLogsRequest{}
-	mi := &file_cc_v1_containers_proto_msgTypes[17]
+	mi := &file_cc_v1_containers_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1317,7 +1508,7 @@ func (x *ContainerLogsRequest) String() string {
 func (*ContainerLogsRequest) ProtoMessage() {}
 
 func (x *ContainerLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[17]
+	mi := &file_cc_v1_containers_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1330,7 +1521,7 @@ func (x *ContainerLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerLogsRequest.ProtoReflect.Descriptor instead.
 func (*ContainerLogsRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{17}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ContainerLogsRequest) GetId() string {
@@ -1366,7 +1557,7 @@ type ContainerLogsResponse struct {
 
 func (x *ContainerLogsResponse) Reset() {
 	*x = ContainerLogsResponse{}
-	mi := &file_cc_v1_containers_proto_msgTypes[18]
+	mi := &file_cc_v1_containers_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1378,7 +1569,7 @@ func (x *ContainerLogsResponse) String() string {
 func (*ContainerLogsResponse) ProtoMessage() {}
 
 func (x *ContainerLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[18]
+	mi := &file_cc_v1_containers_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1391,7 +1582,7 @@ func (x *ContainerLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerLogsResponse.ProtoReflect.Descriptor instead.
 func (*ContainerLogsResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{18}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ContainerLogsResponse) GetStream() string {
@@ -1416,12 +1607,22 @@ const file_cc_v1_containers_proto_rawDesc = "" +
 	"\vPortMapping\x12\x1b\n" +
 	"\thost_port\x18\x01 \x01(\x05R\bhostPort\x12%\n" +
 	"\x0econtainer_port\x18\x02 \x01(\x05R\rcontainerPort\x12\x1a\n" +
-	"\bprotocol\x18\x03 \x01(\tR\bprotocol\"j\n" +
+	"\bprotocol\x18\x03 \x01(\tR\bprotocol\"\xda\x01\n" +
 	"\x12ContainerResources\x12!\n" +
 	"\fmemory_bytes\x18\x01 \x01(\x03R\vmemoryBytes\x12\x1d\n" +
 	"\n" +
 	"cpu_millis\x18\x02 \x01(\x03R\tcpuMillis\x12\x12\n" +
-	"\x04pids\x18\x03 \x01(\x03R\x04pids\"\xdd\x02\n" +
+	"\x04pids\x18\x03 \x01(\x03R\x04pids\x128\n" +
+	"\x18memory_reservation_bytes\x18\x04 \x01(\x03R\x16memoryReservationBytes\x124\n" +
+	"\x16cpu_reservation_millis\x18\x05 \x01(\x03R\x14cpuReservationMillis\"\x9f\x02\n" +
+	"\vHealthCheck\x12\x12\n" +
+	"\x04exec\x18\x01 \x03(\tR\x04exec\x12\x1b\n" +
+	"\thttp_path\x18\x02 \x01(\tR\bhttpPath\x12\x1b\n" +
+	"\thttp_port\x18\x03 \x01(\x05R\bhttpPort\x125\n" +
+	"\binterval\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\binterval\x123\n" +
+	"\atimeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x18\n" +
+	"\aretries\x18\x06 \x01(\rR\aretries\x12<\n" +
+	"\fstart_period\x18\a \x01(\v2\x19.google.protobuf.DurationR\vstartPeriod\"\x89\x03\n" +
 	"\rContainerSpec\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12\x18\n" +
 	"\acommand\x18\x02 \x03(\tR\acommand\x12\x10\n" +
@@ -1433,7 +1634,8 @@ const file_cc_v1_containers_proto_rawDesc = "" +
 	"\arestart\x18\b \x01(\x0e2\x14.cc.v1.RestartPolicyR\arestart\x12(\n" +
 	"\x05ports\x18\t \x03(\v2\x12.cc.v1.PortMappingR\x05ports\x12,\n" +
 	"\anetwork\x18\n" +
-	" \x01(\x0e2\x12.cc.v1.NetworkModeR\anetwork\"\xbd\x02\n" +
+	" \x01(\x0e2\x12.cc.v1.NetworkModeR\anetwork\x12*\n" +
+	"\x06health\x18\v \x01(\v2\x12.cc.v1.HealthCheckR\x06health\"\xbd\x02\n" +
 	"\x0fContainerStatus\x12+\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x15.cc.v1.ContainerStateR\x05state\x12\x1b\n" +
 	"\texit_code\x18\x02 \x01(\x05R\bexitCode\x12\x1d\n" +
@@ -1519,7 +1721,12 @@ const file_cc_v1_containers_proto_rawDesc = "" +
 	"\fDesiredState\x12\x1d\n" +
 	"\x19DESIRED_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15DESIRED_STATE_RUNNING\x10\x01\x12\x19\n" +
-	"\x15DESIRED_STATE_STOPPED\x10\x022\xb7\x04\n" +
+	"\x15DESIRED_STATE_STOPPED\x10\x02*|\n" +
+	"\vHealthState\x12\x1c\n" +
+	"\x18HEALTH_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15HEALTH_STATE_STARTING\x10\x01\x12\x18\n" +
+	"\x14HEALTH_STATE_HEALTHY\x10\x02\x12\x1a\n" +
+	"\x16HEALTH_STATE_UNHEALTHY\x10\x032\xb7\x04\n" +
 	"\x10ContainerService\x12P\n" +
 	"\x0fCreateContainer\x12\x1d.cc.v1.CreateContainerRequest\x1a\x1e.cc.v1.CreateContainerResponse\x12M\n" +
 	"\x0eListContainers\x12\x1c.cc.v1.ListContainersRequest\x1a\x1d.cc.v1.ListContainersResponse\x12G\n" +
@@ -1541,74 +1748,80 @@ func file_cc_v1_containers_proto_rawDescGZIP() []byte {
 	return file_cc_v1_containers_proto_rawDescData
 }
 
-var file_cc_v1_containers_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_cc_v1_containers_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_cc_v1_containers_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_cc_v1_containers_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_cc_v1_containers_proto_goTypes = []any{
 	(RestartPolicy)(0),              // 0: cc.v1.RestartPolicy
 	(NetworkMode)(0),                // 1: cc.v1.NetworkMode
 	(ContainerState)(0),             // 2: cc.v1.ContainerState
 	(DesiredState)(0),               // 3: cc.v1.DesiredState
-	(*PortMapping)(nil),             // 4: cc.v1.PortMapping
-	(*ContainerResources)(nil),      // 5: cc.v1.ContainerResources
-	(*ContainerSpec)(nil),           // 6: cc.v1.ContainerSpec
-	(*ContainerStatus)(nil),         // 7: cc.v1.ContainerStatus
-	(*Container)(nil),               // 8: cc.v1.Container
-	(*CreateContainerRequest)(nil),  // 9: cc.v1.CreateContainerRequest
-	(*CreateContainerResponse)(nil), // 10: cc.v1.CreateContainerResponse
-	(*ListContainersRequest)(nil),   // 11: cc.v1.ListContainersRequest
-	(*ListContainersResponse)(nil),  // 12: cc.v1.ListContainersResponse
-	(*GetContainerRequest)(nil),     // 13: cc.v1.GetContainerRequest
-	(*GetContainerResponse)(nil),    // 14: cc.v1.GetContainerResponse
-	(*StartContainerRequest)(nil),   // 15: cc.v1.StartContainerRequest
-	(*StartContainerResponse)(nil),  // 16: cc.v1.StartContainerResponse
-	(*StopContainerRequest)(nil),    // 17: cc.v1.StopContainerRequest
-	(*StopContainerResponse)(nil),   // 18: cc.v1.StopContainerResponse
-	(*RemoveContainerRequest)(nil),  // 19: cc.v1.RemoveContainerRequest
-	(*RemoveContainerResponse)(nil), // 20: cc.v1.RemoveContainerResponse
-	(*ContainerLogsRequest)(nil),    // 21: cc.v1.ContainerLogsRequest
-	(*ContainerLogsResponse)(nil),   // 22: cc.v1.ContainerLogsResponse
-	(*timestamppb.Timestamp)(nil),   // 23: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),     // 24: google.protobuf.Duration
+	(HealthState)(0),                // 4: cc.v1.HealthState
+	(*PortMapping)(nil),             // 5: cc.v1.PortMapping
+	(*ContainerResources)(nil),      // 6: cc.v1.ContainerResources
+	(*HealthCheck)(nil),             // 7: cc.v1.HealthCheck
+	(*ContainerSpec)(nil),           // 8: cc.v1.ContainerSpec
+	(*ContainerStatus)(nil),         // 9: cc.v1.ContainerStatus
+	(*Container)(nil),               // 10: cc.v1.Container
+	(*CreateContainerRequest)(nil),  // 11: cc.v1.CreateContainerRequest
+	(*CreateContainerResponse)(nil), // 12: cc.v1.CreateContainerResponse
+	(*ListContainersRequest)(nil),   // 13: cc.v1.ListContainersRequest
+	(*ListContainersResponse)(nil),  // 14: cc.v1.ListContainersResponse
+	(*GetContainerRequest)(nil),     // 15: cc.v1.GetContainerRequest
+	(*GetContainerResponse)(nil),    // 16: cc.v1.GetContainerResponse
+	(*StartContainerRequest)(nil),   // 17: cc.v1.StartContainerRequest
+	(*StartContainerResponse)(nil),  // 18: cc.v1.StartContainerResponse
+	(*StopContainerRequest)(nil),    // 19: cc.v1.StopContainerRequest
+	(*StopContainerResponse)(nil),   // 20: cc.v1.StopContainerResponse
+	(*RemoveContainerRequest)(nil),  // 21: cc.v1.RemoveContainerRequest
+	(*RemoveContainerResponse)(nil), // 22: cc.v1.RemoveContainerResponse
+	(*ContainerLogsRequest)(nil),    // 23: cc.v1.ContainerLogsRequest
+	(*ContainerLogsResponse)(nil),   // 24: cc.v1.ContainerLogsResponse
+	(*durationpb.Duration)(nil),     // 25: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),   // 26: google.protobuf.Timestamp
 }
 var file_cc_v1_containers_proto_depIdxs = []int32{
-	5,  // 0: cc.v1.ContainerSpec.resources:type_name -> cc.v1.ContainerResources
-	0,  // 1: cc.v1.ContainerSpec.restart:type_name -> cc.v1.RestartPolicy
-	4,  // 2: cc.v1.ContainerSpec.ports:type_name -> cc.v1.PortMapping
-	1,  // 3: cc.v1.ContainerSpec.network:type_name -> cc.v1.NetworkMode
-	2,  // 4: cc.v1.ContainerStatus.state:type_name -> cc.v1.ContainerState
-	23, // 5: cc.v1.ContainerStatus.started_at:type_name -> google.protobuf.Timestamp
-	23, // 6: cc.v1.ContainerStatus.finished_at:type_name -> google.protobuf.Timestamp
-	6,  // 7: cc.v1.Container.spec:type_name -> cc.v1.ContainerSpec
-	3,  // 8: cc.v1.Container.desired:type_name -> cc.v1.DesiredState
-	7,  // 9: cc.v1.Container.status:type_name -> cc.v1.ContainerStatus
-	23, // 10: cc.v1.Container.created_at:type_name -> google.protobuf.Timestamp
-	23, // 11: cc.v1.Container.updated_at:type_name -> google.protobuf.Timestamp
-	6,  // 12: cc.v1.CreateContainerRequest.spec:type_name -> cc.v1.ContainerSpec
-	8,  // 13: cc.v1.CreateContainerResponse.container:type_name -> cc.v1.Container
-	8,  // 14: cc.v1.ListContainersResponse.containers:type_name -> cc.v1.Container
-	8,  // 15: cc.v1.GetContainerResponse.container:type_name -> cc.v1.Container
-	8,  // 16: cc.v1.StartContainerResponse.container:type_name -> cc.v1.Container
-	24, // 17: cc.v1.StopContainerRequest.timeout:type_name -> google.protobuf.Duration
-	8,  // 18: cc.v1.StopContainerResponse.container:type_name -> cc.v1.Container
-	9,  // 19: cc.v1.ContainerService.CreateContainer:input_type -> cc.v1.CreateContainerRequest
-	11, // 20: cc.v1.ContainerService.ListContainers:input_type -> cc.v1.ListContainersRequest
-	13, // 21: cc.v1.ContainerService.GetContainer:input_type -> cc.v1.GetContainerRequest
-	15, // 22: cc.v1.ContainerService.StartContainer:input_type -> cc.v1.StartContainerRequest
-	17, // 23: cc.v1.ContainerService.StopContainer:input_type -> cc.v1.StopContainerRequest
-	19, // 24: cc.v1.ContainerService.RemoveContainer:input_type -> cc.v1.RemoveContainerRequest
-	21, // 25: cc.v1.ContainerService.ContainerLogs:input_type -> cc.v1.ContainerLogsRequest
-	10, // 26: cc.v1.ContainerService.CreateContainer:output_type -> cc.v1.CreateContainerResponse
-	12, // 27: cc.v1.ContainerService.ListContainers:output_type -> cc.v1.ListContainersResponse
-	14, // 28: cc.v1.ContainerService.GetContainer:output_type -> cc.v1.GetContainerResponse
-	16, // 29: cc.v1.ContainerService.StartContainer:output_type -> cc.v1.StartContainerResponse
-	18, // 30: cc.v1.ContainerService.StopContainer:output_type -> cc.v1.StopContainerResponse
-	20, // 31: cc.v1.ContainerService.RemoveContainer:output_type -> cc.v1.RemoveContainerResponse
-	22, // 32: cc.v1.ContainerService.ContainerLogs:output_type -> cc.v1.ContainerLogsResponse
-	26, // [26:33] is the sub-list for method output_type
-	19, // [19:26] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	25, // 0: cc.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	25, // 1: cc.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	25, // 2: cc.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
+	6,  // 3: cc.v1.ContainerSpec.resources:type_name -> cc.v1.ContainerResources
+	0,  // 4: cc.v1.ContainerSpec.restart:type_name -> cc.v1.RestartPolicy
+	5,  // 5: cc.v1.ContainerSpec.ports:type_name -> cc.v1.PortMapping
+	1,  // 6: cc.v1.ContainerSpec.network:type_name -> cc.v1.NetworkMode
+	7,  // 7: cc.v1.ContainerSpec.health:type_name -> cc.v1.HealthCheck
+	2,  // 8: cc.v1.ContainerStatus.state:type_name -> cc.v1.ContainerState
+	26, // 9: cc.v1.ContainerStatus.started_at:type_name -> google.protobuf.Timestamp
+	26, // 10: cc.v1.ContainerStatus.finished_at:type_name -> google.protobuf.Timestamp
+	8,  // 11: cc.v1.Container.spec:type_name -> cc.v1.ContainerSpec
+	3,  // 12: cc.v1.Container.desired:type_name -> cc.v1.DesiredState
+	9,  // 13: cc.v1.Container.status:type_name -> cc.v1.ContainerStatus
+	26, // 14: cc.v1.Container.created_at:type_name -> google.protobuf.Timestamp
+	26, // 15: cc.v1.Container.updated_at:type_name -> google.protobuf.Timestamp
+	8,  // 16: cc.v1.CreateContainerRequest.spec:type_name -> cc.v1.ContainerSpec
+	10, // 17: cc.v1.CreateContainerResponse.container:type_name -> cc.v1.Container
+	10, // 18: cc.v1.ListContainersResponse.containers:type_name -> cc.v1.Container
+	10, // 19: cc.v1.GetContainerResponse.container:type_name -> cc.v1.Container
+	10, // 20: cc.v1.StartContainerResponse.container:type_name -> cc.v1.Container
+	25, // 21: cc.v1.StopContainerRequest.timeout:type_name -> google.protobuf.Duration
+	10, // 22: cc.v1.StopContainerResponse.container:type_name -> cc.v1.Container
+	11, // 23: cc.v1.ContainerService.CreateContainer:input_type -> cc.v1.CreateContainerRequest
+	13, // 24: cc.v1.ContainerService.ListContainers:input_type -> cc.v1.ListContainersRequest
+	15, // 25: cc.v1.ContainerService.GetContainer:input_type -> cc.v1.GetContainerRequest
+	17, // 26: cc.v1.ContainerService.StartContainer:input_type -> cc.v1.StartContainerRequest
+	19, // 27: cc.v1.ContainerService.StopContainer:input_type -> cc.v1.StopContainerRequest
+	21, // 28: cc.v1.ContainerService.RemoveContainer:input_type -> cc.v1.RemoveContainerRequest
+	23, // 29: cc.v1.ContainerService.ContainerLogs:input_type -> cc.v1.ContainerLogsRequest
+	12, // 30: cc.v1.ContainerService.CreateContainer:output_type -> cc.v1.CreateContainerResponse
+	14, // 31: cc.v1.ContainerService.ListContainers:output_type -> cc.v1.ListContainersResponse
+	16, // 32: cc.v1.ContainerService.GetContainer:output_type -> cc.v1.GetContainerResponse
+	18, // 33: cc.v1.ContainerService.StartContainer:output_type -> cc.v1.StartContainerResponse
+	20, // 34: cc.v1.ContainerService.StopContainer:output_type -> cc.v1.StopContainerResponse
+	22, // 35: cc.v1.ContainerService.RemoveContainer:output_type -> cc.v1.RemoveContainerResponse
+	24, // 36: cc.v1.ContainerService.ContainerLogs:output_type -> cc.v1.ContainerLogsResponse
+	30, // [30:37] is the sub-list for method output_type
+	23, // [23:30] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_containers_proto_init() }
@@ -1621,8 +1834,8 @@ func file_cc_v1_containers_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_v1_containers_proto_rawDesc), len(file_cc_v1_containers_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   19,
+			NumEnums:      5,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

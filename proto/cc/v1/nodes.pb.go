@@ -125,6 +125,122 @@ func (NodeAvailability) EnumDescriptor() ([]byte, []int) {
 	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{1}
 }
 
+type UpdateNodeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// availability, when set: active takes new tasks; pause keeps its tasks
+	// but takes no new ones; drain moves its service tasks to other nodes.
+	Availability NodeAvailability `protobuf:"varint,2,opt,name=availability,proto3,enum=cc.v1.NodeAvailability" json:"availability,omitempty"`
+	// add_labels are set on the node (replacing a value of the same key).
+	AddLabels map[string]string `protobuf:"bytes,3,rep,name=add_labels,json=addLabels,proto3" json:"add_labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// remove_labels are the keys of labels to remove.
+	RemoveLabels  []string `protobuf:"bytes,4,rep,name=remove_labels,json=removeLabels,proto3" json:"remove_labels,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateNodeRequest) Reset() {
+	*x = UpdateNodeRequest{}
+	mi := &file_cc_v1_nodes_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateNodeRequest) ProtoMessage() {}
+
+func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_nodes_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateNodeRequest.ProtoReflect.Descriptor instead.
+func (*UpdateNodeRequest) Descriptor() ([]byte, []int) {
+	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *UpdateNodeRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *UpdateNodeRequest) GetAvailability() NodeAvailability {
+	if x != nil {
+		return x.Availability
+	}
+	return NodeAvailability_NODE_AVAILABILITY_UNSPECIFIED
+}
+
+func (x *UpdateNodeRequest) GetAddLabels() map[string]string {
+	if x != nil {
+		return x.AddLabels
+	}
+	return nil
+}
+
+func (x *UpdateNodeRequest) GetRemoveLabels() []string {
+	if x != nil {
+		return x.RemoveLabels
+	}
+	return nil
+}
+
+type UpdateNodeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          *Node                  `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateNodeResponse) Reset() {
+	*x = UpdateNodeResponse{}
+	mi := &file_cc_v1_nodes_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateNodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateNodeResponse) ProtoMessage() {}
+
+func (x *UpdateNodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_nodes_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateNodeResponse.ProtoReflect.Descriptor instead.
+func (*UpdateNodeResponse) Descriptor() ([]byte, []int) {
+	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *UpdateNodeResponse) GetNode() *Node {
+	if x != nil {
+		return x.Node
+	}
+	return nil
+}
+
 // GetNodeRequest names a node.
 type GetNodeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -135,7 +251,7 @@ type GetNodeRequest struct {
 
 func (x *GetNodeRequest) Reset() {
 	*x = GetNodeRequest{}
-	mi := &file_cc_v1_nodes_proto_msgTypes[0]
+	mi := &file_cc_v1_nodes_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -147,7 +263,7 @@ func (x *GetNodeRequest) String() string {
 func (*GetNodeRequest) ProtoMessage() {}
 
 func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_nodes_proto_msgTypes[0]
+	mi := &file_cc_v1_nodes_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -160,7 +276,7 @@ func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeRequest.ProtoReflect.Descriptor instead.
 func (*GetNodeRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{0}
+	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *GetNodeRequest) GetId() string {
@@ -180,7 +296,7 @@ type GetNodeResponse struct {
 
 func (x *GetNodeResponse) Reset() {
 	*x = GetNodeResponse{}
-	mi := &file_cc_v1_nodes_proto_msgTypes[1]
+	mi := &file_cc_v1_nodes_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -192,7 +308,7 @@ func (x *GetNodeResponse) String() string {
 func (*GetNodeResponse) ProtoMessage() {}
 
 func (x *GetNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_nodes_proto_msgTypes[1]
+	mi := &file_cc_v1_nodes_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -205,7 +321,7 @@ func (x *GetNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeResponse.ProtoReflect.Descriptor instead.
 func (*GetNodeResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{1}
+	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *GetNodeResponse) GetNode() *Node {
@@ -227,7 +343,7 @@ type RemoveNodeRequest struct {
 
 func (x *RemoveNodeRequest) Reset() {
 	*x = RemoveNodeRequest{}
-	mi := &file_cc_v1_nodes_proto_msgTypes[2]
+	mi := &file_cc_v1_nodes_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -239,7 +355,7 @@ func (x *RemoveNodeRequest) String() string {
 func (*RemoveNodeRequest) ProtoMessage() {}
 
 func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_nodes_proto_msgTypes[2]
+	mi := &file_cc_v1_nodes_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -252,7 +368,7 @@ func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{2}
+	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RemoveNodeRequest) GetId() string {
@@ -278,7 +394,7 @@ type RemoveNodeResponse struct {
 
 func (x *RemoveNodeResponse) Reset() {
 	*x = RemoveNodeResponse{}
-	mi := &file_cc_v1_nodes_proto_msgTypes[3]
+	mi := &file_cc_v1_nodes_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -290,7 +406,7 @@ func (x *RemoveNodeResponse) String() string {
 func (*RemoveNodeResponse) ProtoMessage() {}
 
 func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_nodes_proto_msgTypes[3]
+	mi := &file_cc_v1_nodes_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -303,7 +419,7 @@ func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeResponse.ProtoReflect.Descriptor instead.
 func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{3}
+	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{5}
 }
 
 // ListNodesRequest has no fields yet.
@@ -315,7 +431,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_cc_v1_nodes_proto_msgTypes[4]
+	mi := &file_cc_v1_nodes_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -327,7 +443,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_nodes_proto_msgTypes[4]
+	mi := &file_cc_v1_nodes_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -340,7 +456,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{4}
+	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{6}
 }
 
 // ListNodesResponse holds the nodes, sorted by name.
@@ -353,7 +469,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_cc_v1_nodes_proto_msgTypes[5]
+	mi := &file_cc_v1_nodes_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -365,7 +481,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_nodes_proto_msgTypes[5]
+	mi := &file_cc_v1_nodes_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -378,7 +494,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{5}
+	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListNodesResponse) GetNodes() []*Node {
@@ -400,7 +516,7 @@ type Resources struct {
 
 func (x *Resources) Reset() {
 	*x = Resources{}
-	mi := &file_cc_v1_nodes_proto_msgTypes[6]
+	mi := &file_cc_v1_nodes_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -412,7 +528,7 @@ func (x *Resources) String() string {
 func (*Resources) ProtoMessage() {}
 
 func (x *Resources) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_nodes_proto_msgTypes[6]
+	mi := &file_cc_v1_nodes_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -425,7 +541,7 @@ func (x *Resources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resources.ProtoReflect.Descriptor instead.
 func (*Resources) Descriptor() ([]byte, []int) {
-	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{6}
+	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Resources) GetCpuMillis() int64 {
@@ -456,14 +572,23 @@ type Node struct {
 	CreatedAt    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	UpdatedAt    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	// last_seen is the last heartbeat the answering server knows of.
-	LastSeen      *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	LastSeen *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	// user_labels are set by operators (`ccctl node label`); labels are the
+	// ones the agent reports (its --label flags). Placement constraints see
+	// both, and a user label wins over an agent label of the same key.
+	UserLabels map[string]string `protobuf:"bytes,12,rep,name=user_labels,json=userLabels,proto3" json:"user_labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// allocated is the sum of the reservations of the tasks placed on the
+	// node, counted when the node is read.
+	Allocated *Resources `protobuf:"bytes,13,opt,name=allocated,proto3" json:"allocated,omitempty"`
+	// tasks is the number of tasks placed on the node that should run.
+	Tasks         uint32 `protobuf:"varint,14,opt,name=tasks,proto3" json:"tasks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_cc_v1_nodes_proto_msgTypes[7]
+	mi := &file_cc_v1_nodes_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -475,7 +600,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_nodes_proto_msgTypes[7]
+	mi := &file_cc_v1_nodes_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -488,7 +613,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{7}
+	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Node) GetId() string {
@@ -568,11 +693,43 @@ func (x *Node) GetLastSeen() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Node) GetUserLabels() map[string]string {
+	if x != nil {
+		return x.UserLabels
+	}
+	return nil
+}
+
+func (x *Node) GetAllocated() *Resources {
+	if x != nil {
+		return x.Allocated
+	}
+	return nil
+}
+
+func (x *Node) GetTasks() uint32 {
+	if x != nil {
+		return x.Tasks
+	}
+	return 0
+}
+
 var File_cc_v1_nodes_proto protoreflect.FileDescriptor
 
 const file_cc_v1_nodes_proto_rawDesc = "" +
 	"\n" +
-	"\x11cc/v1/nodes.proto\x12\x05cc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\" \n" +
+	"\x11cc/v1/nodes.proto\x12\x05cc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8b\x02\n" +
+	"\x11UpdateNodeRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12;\n" +
+	"\favailability\x18\x02 \x01(\x0e2\x17.cc.v1.NodeAvailabilityR\favailability\x12F\n" +
+	"\n" +
+	"add_labels\x18\x03 \x03(\v2'.cc.v1.UpdateNodeRequest.AddLabelsEntryR\taddLabels\x12#\n" +
+	"\rremove_labels\x18\x04 \x03(\tR\fremoveLabels\x1a<\n" +
+	"\x0eAddLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"5\n" +
+	"\x12UpdateNodeResponse\x12\x1f\n" +
+	"\x04node\x18\x01 \x01(\v2\v.cc.v1.NodeR\x04node\" \n" +
 	"\x0eGetNodeRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"2\n" +
 	"\x0fGetNodeResponse\x12\x1f\n" +
@@ -587,7 +744,7 @@ const file_cc_v1_nodes_proto_rawDesc = "" +
 	"\tResources\x12\x1d\n" +
 	"\n" +
 	"cpu_millis\x18\x01 \x01(\x03R\tcpuMillis\x12!\n" +
-	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\"\x8e\x04\n" +
+	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\"\xd1\x05\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
@@ -602,8 +759,15 @@ const file_cc_v1_nodes_proto_rawDesc = "" +
 	"\n" +
 	"updated_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x127\n" +
-	"\tlast_seen\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x1a9\n" +
+	"\tlast_seen\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x12<\n" +
+	"\vuser_labels\x18\f \x03(\v2\x1b.cc.v1.Node.UserLabelsEntryR\n" +
+	"userLabels\x12.\n" +
+	"\tallocated\x18\r \x01(\v2\x10.cc.v1.ResourcesR\tallocated\x12\x14\n" +
+	"\x05tasks\x18\x0e \x01(\rR\x05tasks\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a=\n" +
+	"\x0fUserLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*R\n" +
 	"\tNodeState\x12\x1a\n" +
@@ -614,12 +778,14 @@ const file_cc_v1_nodes_proto_rawDesc = "" +
 	"\x1dNODE_AVAILABILITY_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18NODE_AVAILABILITY_ACTIVE\x10\x01\x12\x1b\n" +
 	"\x17NODE_AVAILABILITY_PAUSE\x10\x02\x12\x1b\n" +
-	"\x17NODE_AVAILABILITY_DRAIN\x10\x032\xca\x01\n" +
+	"\x17NODE_AVAILABILITY_DRAIN\x10\x032\x8d\x02\n" +
 	"\vNodeService\x12>\n" +
 	"\tListNodes\x12\x17.cc.v1.ListNodesRequest\x1a\x18.cc.v1.ListNodesResponse\x128\n" +
 	"\aGetNode\x12\x15.cc.v1.GetNodeRequest\x1a\x16.cc.v1.GetNodeResponse\x12A\n" +
 	"\n" +
-	"RemoveNode\x12\x18.cc.v1.RemoveNodeRequest\x1a\x19.cc.v1.RemoveNodeResponseB/Z-github.com/containercodes/cc/proto/cc/v1;ccv1b\x06proto3"
+	"RemoveNode\x12\x18.cc.v1.RemoveNodeRequest\x1a\x19.cc.v1.RemoveNodeResponse\x12A\n" +
+	"\n" +
+	"UpdateNode\x12\x18.cc.v1.UpdateNodeRequest\x1a\x19.cc.v1.UpdateNodeResponseB/Z-github.com/containercodes/cc/proto/cc/v1;ccv1b\x06proto3"
 
 var (
 	file_cc_v1_nodes_proto_rawDescOnce sync.Once
@@ -634,42 +800,53 @@ func file_cc_v1_nodes_proto_rawDescGZIP() []byte {
 }
 
 var file_cc_v1_nodes_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_cc_v1_nodes_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_cc_v1_nodes_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_cc_v1_nodes_proto_goTypes = []any{
 	(NodeState)(0),                // 0: cc.v1.NodeState
 	(NodeAvailability)(0),         // 1: cc.v1.NodeAvailability
-	(*GetNodeRequest)(nil),        // 2: cc.v1.GetNodeRequest
-	(*GetNodeResponse)(nil),       // 3: cc.v1.GetNodeResponse
-	(*RemoveNodeRequest)(nil),     // 4: cc.v1.RemoveNodeRequest
-	(*RemoveNodeResponse)(nil),    // 5: cc.v1.RemoveNodeResponse
-	(*ListNodesRequest)(nil),      // 6: cc.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),     // 7: cc.v1.ListNodesResponse
-	(*Resources)(nil),             // 8: cc.v1.Resources
-	(*Node)(nil),                  // 9: cc.v1.Node
-	nil,                           // 10: cc.v1.Node.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*UpdateNodeRequest)(nil),     // 2: cc.v1.UpdateNodeRequest
+	(*UpdateNodeResponse)(nil),    // 3: cc.v1.UpdateNodeResponse
+	(*GetNodeRequest)(nil),        // 4: cc.v1.GetNodeRequest
+	(*GetNodeResponse)(nil),       // 5: cc.v1.GetNodeResponse
+	(*RemoveNodeRequest)(nil),     // 6: cc.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),    // 7: cc.v1.RemoveNodeResponse
+	(*ListNodesRequest)(nil),      // 8: cc.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),     // 9: cc.v1.ListNodesResponse
+	(*Resources)(nil),             // 10: cc.v1.Resources
+	(*Node)(nil),                  // 11: cc.v1.Node
+	nil,                           // 12: cc.v1.UpdateNodeRequest.AddLabelsEntry
+	nil,                           // 13: cc.v1.Node.LabelsEntry
+	nil,                           // 14: cc.v1.Node.UserLabelsEntry
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
 }
 var file_cc_v1_nodes_proto_depIdxs = []int32{
-	9,  // 0: cc.v1.GetNodeResponse.node:type_name -> cc.v1.Node
-	9,  // 1: cc.v1.ListNodesResponse.nodes:type_name -> cc.v1.Node
-	0,  // 2: cc.v1.Node.state:type_name -> cc.v1.NodeState
-	1,  // 3: cc.v1.Node.availability:type_name -> cc.v1.NodeAvailability
-	10, // 4: cc.v1.Node.labels:type_name -> cc.v1.Node.LabelsEntry
-	8,  // 5: cc.v1.Node.resources:type_name -> cc.v1.Resources
-	11, // 6: cc.v1.Node.created_at:type_name -> google.protobuf.Timestamp
-	11, // 7: cc.v1.Node.updated_at:type_name -> google.protobuf.Timestamp
-	11, // 8: cc.v1.Node.last_seen:type_name -> google.protobuf.Timestamp
-	6,  // 9: cc.v1.NodeService.ListNodes:input_type -> cc.v1.ListNodesRequest
-	2,  // 10: cc.v1.NodeService.GetNode:input_type -> cc.v1.GetNodeRequest
-	4,  // 11: cc.v1.NodeService.RemoveNode:input_type -> cc.v1.RemoveNodeRequest
-	7,  // 12: cc.v1.NodeService.ListNodes:output_type -> cc.v1.ListNodesResponse
-	3,  // 13: cc.v1.NodeService.GetNode:output_type -> cc.v1.GetNodeResponse
-	5,  // 14: cc.v1.NodeService.RemoveNode:output_type -> cc.v1.RemoveNodeResponse
-	12, // [12:15] is the sub-list for method output_type
-	9,  // [9:12] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	1,  // 0: cc.v1.UpdateNodeRequest.availability:type_name -> cc.v1.NodeAvailability
+	12, // 1: cc.v1.UpdateNodeRequest.add_labels:type_name -> cc.v1.UpdateNodeRequest.AddLabelsEntry
+	11, // 2: cc.v1.UpdateNodeResponse.node:type_name -> cc.v1.Node
+	11, // 3: cc.v1.GetNodeResponse.node:type_name -> cc.v1.Node
+	11, // 4: cc.v1.ListNodesResponse.nodes:type_name -> cc.v1.Node
+	0,  // 5: cc.v1.Node.state:type_name -> cc.v1.NodeState
+	1,  // 6: cc.v1.Node.availability:type_name -> cc.v1.NodeAvailability
+	13, // 7: cc.v1.Node.labels:type_name -> cc.v1.Node.LabelsEntry
+	10, // 8: cc.v1.Node.resources:type_name -> cc.v1.Resources
+	15, // 9: cc.v1.Node.created_at:type_name -> google.protobuf.Timestamp
+	15, // 10: cc.v1.Node.updated_at:type_name -> google.protobuf.Timestamp
+	15, // 11: cc.v1.Node.last_seen:type_name -> google.protobuf.Timestamp
+	14, // 12: cc.v1.Node.user_labels:type_name -> cc.v1.Node.UserLabelsEntry
+	10, // 13: cc.v1.Node.allocated:type_name -> cc.v1.Resources
+	8,  // 14: cc.v1.NodeService.ListNodes:input_type -> cc.v1.ListNodesRequest
+	4,  // 15: cc.v1.NodeService.GetNode:input_type -> cc.v1.GetNodeRequest
+	6,  // 16: cc.v1.NodeService.RemoveNode:input_type -> cc.v1.RemoveNodeRequest
+	2,  // 17: cc.v1.NodeService.UpdateNode:input_type -> cc.v1.UpdateNodeRequest
+	9,  // 18: cc.v1.NodeService.ListNodes:output_type -> cc.v1.ListNodesResponse
+	5,  // 19: cc.v1.NodeService.GetNode:output_type -> cc.v1.GetNodeResponse
+	7,  // 20: cc.v1.NodeService.RemoveNode:output_type -> cc.v1.RemoveNodeResponse
+	3,  // 21: cc.v1.NodeService.UpdateNode:output_type -> cc.v1.UpdateNodeResponse
+	18, // [18:22] is the sub-list for method output_type
+	14, // [14:18] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_nodes_proto_init() }
@@ -683,7 +860,7 @@ func file_cc_v1_nodes_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_v1_nodes_proto_rawDesc), len(file_cc_v1_nodes_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   9,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

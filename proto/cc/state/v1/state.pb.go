@@ -43,6 +43,11 @@ const (
 	CommandType_COMMAND_TYPE_REMOVE_IMAGE          CommandType = 12
 	CommandType_COMMAND_TYPE_PUT_SERVER            CommandType = 13
 	CommandType_COMMAND_TYPE_REMOVE_SERVER         CommandType = 14
+	CommandType_COMMAND_TYPE_CREATE_SERVICE        CommandType = 15
+	CommandType_COMMAND_TYPE_UPDATE_SERVICE        CommandType = 16
+	CommandType_COMMAND_TYPE_REMOVE_SERVICE        CommandType = 17
+	CommandType_COMMAND_TYPE_TASK_OPS              CommandType = 18
+	CommandType_COMMAND_TYPE_UPDATE_SETTINGS       CommandType = 19
 )
 
 // Enum value maps for CommandType.
@@ -63,6 +68,11 @@ var (
 		12: "COMMAND_TYPE_REMOVE_IMAGE",
 		13: "COMMAND_TYPE_PUT_SERVER",
 		14: "COMMAND_TYPE_REMOVE_SERVER",
+		15: "COMMAND_TYPE_CREATE_SERVICE",
+		16: "COMMAND_TYPE_UPDATE_SERVICE",
+		17: "COMMAND_TYPE_REMOVE_SERVICE",
+		18: "COMMAND_TYPE_TASK_OPS",
+		19: "COMMAND_TYPE_UPDATE_SETTINGS",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":           0,
@@ -80,6 +90,11 @@ var (
 		"COMMAND_TYPE_REMOVE_IMAGE":          12,
 		"COMMAND_TYPE_PUT_SERVER":            13,
 		"COMMAND_TYPE_REMOVE_SERVER":         14,
+		"COMMAND_TYPE_CREATE_SERVICE":        15,
+		"COMMAND_TYPE_UPDATE_SERVICE":        16,
+		"COMMAND_TYPE_REMOVE_SERVICE":        17,
+		"COMMAND_TYPE_TASK_OPS":              18,
+		"COMMAND_TYPE_UPDATE_SETTINGS":       19,
 	}
 )
 
@@ -406,6 +421,9 @@ type UpdateNode struct {
 	Labels        map[string]string      `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	SetLabels     bool                   `protobuf:"varint,6,opt,name=set_labels,json=setLabels,proto3" json:"set_labels,omitempty"`
 	Version       string                 `protobuf:"bytes,7,opt,name=version,proto3" json:"version,omitempty"`
+	Availability  v1.NodeAvailability    `protobuf:"varint,8,opt,name=availability,proto3,enum=cc.v1.NodeAvailability" json:"availability,omitempty"`
+	UserLabels    map[string]string      `protobuf:"bytes,9,rep,name=user_labels,json=userLabels,proto3" json:"user_labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	SetUserLabels bool                   `protobuf:"varint,10,opt,name=set_user_labels,json=setUserLabels,proto3" json:"set_user_labels,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -487,6 +505,27 @@ func (x *UpdateNode) GetVersion() string {
 		return x.Version
 	}
 	return ""
+}
+
+func (x *UpdateNode) GetAvailability() v1.NodeAvailability {
+	if x != nil {
+		return x.Availability
+	}
+	return v1.NodeAvailability(0)
+}
+
+func (x *UpdateNode) GetUserLabels() map[string]string {
+	if x != nil {
+		return x.UserLabels
+	}
+	return nil
+}
+
+func (x *UpdateNode) GetSetUserLabels() bool {
+	if x != nil {
+		return x.SetUserLabels
+	}
+	return false
 }
 
 // RemoveNode removes a node; its containers are marked failed.
@@ -1253,11 +1292,662 @@ func (x *TokenRecord) GetMaxUses() uint32 {
 	return 0
 }
 
+// CreateService records a new service at version 1.
+type CreateService struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       *v1.Service            `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateService) Reset() {
+	*x = CreateService{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateService) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateService) ProtoMessage() {}
+
+func (x *CreateService) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateService.ProtoReflect.Descriptor instead.
+func (*CreateService) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *CreateService) GetService() *v1.Service {
+	if x != nil {
+		return x.Service
+	}
+	return nil
+}
+
+// UpdateService replaces a service's spec. The state machine raises the
+// version (and starts a rolling update) only when the task template or the
+// placement changed.
+type UpdateService struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Id          string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Spec        *v1.ServiceSpec        `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
+	ImageDigest string                 `protobuf:"bytes,3,opt,name=image_digest,json=imageDigest,proto3" json:"image_digest,omitempty"`
+	// expected_version, when not zero, must equal the current version.
+	ExpectedVersion uint64 `protobuf:"varint,4,opt,name=expected_version,json=expectedVersion,proto3" json:"expected_version,omitempty"`
+	// rollback swaps in the previous spec; spec is ignored.
+	Rollback      bool `protobuf:"varint,5,opt,name=rollback,proto3" json:"rollback,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateService) Reset() {
+	*x = UpdateService{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateService) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateService) ProtoMessage() {}
+
+func (x *UpdateService) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateService.ProtoReflect.Descriptor instead.
+func (*UpdateService) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *UpdateService) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *UpdateService) GetSpec() *v1.ServiceSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+func (x *UpdateService) GetImageDigest() string {
+	if x != nil {
+		return x.ImageDigest
+	}
+	return ""
+}
+
+func (x *UpdateService) GetExpectedVersion() uint64 {
+	if x != nil {
+		return x.ExpectedVersion
+	}
+	return 0
+}
+
+func (x *UpdateService) GetRollback() bool {
+	if x != nil {
+		return x.Rollback
+	}
+	return false
+}
+
+// RemoveService removes a service and every task record of it.
+type RemoveService struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveService) Reset() {
+	*x = RemoveService{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveService) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveService) ProtoMessage() {}
+
+func (x *RemoveService) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveService.ProtoReflect.Descriptor instead.
+func (*RemoveService) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RemoveService) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// TaskOps is one batch of the orchestrator's and scheduler's decisions,
+// applied in order. An op whose precondition no longer holds (the task is
+// gone, or already placed) is skipped, not an error: the leader decides
+// again from the state it then reads.
+type TaskOps struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ops           []*TaskOp              `protobuf:"bytes,1,rep,name=ops,proto3" json:"ops,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskOps) Reset() {
+	*x = TaskOps{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskOps) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskOps) ProtoMessage() {}
+
+func (x *TaskOps) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskOps.ProtoReflect.Descriptor instead.
+func (*TaskOps) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *TaskOps) GetOps() []*TaskOp {
+	if x != nil {
+		return x.Ops
+	}
+	return nil
+}
+
+type TaskOp struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Op:
+	//
+	//	*TaskOp_Create
+	//	*TaskOp_Assign
+	//	*TaskOp_Stop
+	//	*TaskOp_Remove
+	//	*TaskOp_Pending
+	//	*TaskOp_Progress
+	Op            isTaskOp_Op `protobuf_oneof:"op"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskOp) Reset() {
+	*x = TaskOp{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskOp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskOp) ProtoMessage() {}
+
+func (x *TaskOp) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskOp.ProtoReflect.Descriptor instead.
+func (*TaskOp) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *TaskOp) GetOp() isTaskOp_Op {
+	if x != nil {
+		return x.Op
+	}
+	return nil
+}
+
+func (x *TaskOp) GetCreate() *v1.Container {
+	if x != nil {
+		if x, ok := x.Op.(*TaskOp_Create); ok {
+			return x.Create
+		}
+	}
+	return nil
+}
+
+func (x *TaskOp) GetAssign() *AssignTask {
+	if x != nil {
+		if x, ok := x.Op.(*TaskOp_Assign); ok {
+			return x.Assign
+		}
+	}
+	return nil
+}
+
+func (x *TaskOp) GetStop() *StopTask {
+	if x != nil {
+		if x, ok := x.Op.(*TaskOp_Stop); ok {
+			return x.Stop
+		}
+	}
+	return nil
+}
+
+func (x *TaskOp) GetRemove() string {
+	if x != nil {
+		if x, ok := x.Op.(*TaskOp_Remove); ok {
+			return x.Remove
+		}
+	}
+	return ""
+}
+
+func (x *TaskOp) GetPending() *PendingReason {
+	if x != nil {
+		if x, ok := x.Op.(*TaskOp_Pending); ok {
+			return x.Pending
+		}
+	}
+	return nil
+}
+
+func (x *TaskOp) GetProgress() *ServiceProgress {
+	if x != nil {
+		if x, ok := x.Op.(*TaskOp_Progress); ok {
+			return x.Progress
+		}
+	}
+	return nil
+}
+
+type isTaskOp_Op interface {
+	isTaskOp_Op()
+}
+
+type TaskOp_Create struct {
+	// create records a new task; with node_id set it is placed at once.
+	Create *v1.Container `protobuf:"bytes,1,opt,name=create,proto3,oneof"`
+}
+
+type TaskOp_Assign struct {
+	Assign *AssignTask `protobuf:"bytes,2,opt,name=assign,proto3,oneof"`
+}
+
+type TaskOp_Stop struct {
+	Stop *StopTask `protobuf:"bytes,3,opt,name=stop,proto3,oneof"`
+}
+
+type TaskOp_Remove struct {
+	// remove deletes a task record; its node then removes the container.
+	Remove string `protobuf:"bytes,4,opt,name=remove,proto3,oneof"`
+}
+
+type TaskOp_Pending struct {
+	Pending *PendingReason `protobuf:"bytes,5,opt,name=pending,proto3,oneof"`
+}
+
+type TaskOp_Progress struct {
+	Progress *ServiceProgress `protobuf:"bytes,6,opt,name=progress,proto3,oneof"`
+}
+
+func (*TaskOp_Create) isTaskOp_Op() {}
+
+func (*TaskOp_Assign) isTaskOp_Op() {}
+
+func (*TaskOp_Stop) isTaskOp_Op() {}
+
+func (*TaskOp_Remove) isTaskOp_Op() {}
+
+func (*TaskOp_Pending) isTaskOp_Op() {}
+
+func (*TaskOp_Progress) isTaskOp_Op() {}
+
+// AssignTask places a pending task on a node.
+type AssignTask struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TaskId        string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	NodeId        string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AssignTask) Reset() {
+	*x = AssignTask{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AssignTask) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AssignTask) ProtoMessage() {}
+
+func (x *AssignTask) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AssignTask.ProtoReflect.Descriptor instead.
+func (*AssignTask) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *AssignTask) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *AssignTask) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+// StopTask sets a task's desired state to stopped, with the reason. failed
+// marks its status failed too (its node is down: nothing will report).
+type StopTask struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TaskId        string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Failed        bool                   `protobuf:"varint,3,opt,name=failed,proto3" json:"failed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StopTask) Reset() {
+	*x = StopTask{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StopTask) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StopTask) ProtoMessage() {}
+
+func (x *StopTask) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StopTask.ProtoReflect.Descriptor instead.
+func (*StopTask) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *StopTask) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *StopTask) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *StopTask) GetFailed() bool {
+	if x != nil {
+		return x.Failed
+	}
+	return false
+}
+
+// PendingReason records why a pending task has no node.
+type PendingReason struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TaskId        string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PendingReason) Reset() {
+	*x = PendingReason{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PendingReason) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PendingReason) ProtoMessage() {}
+
+func (x *PendingReason) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PendingReason.ProtoReflect.Descriptor instead.
+func (*PendingReason) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *PendingReason) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *PendingReason) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// ServiceProgress records the progress of a rolling update, or, with
+// rollback, returns the service to its previous spec.
+type ServiceProgress struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ServiceId string                 `protobuf:"bytes,1,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	// version must equal the service's version for the op to apply.
+	Version       uint64           `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	Status        *v1.UpdateStatus `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	Rollback      bool             `protobuf:"varint,4,opt,name=rollback,proto3" json:"rollback,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceProgress) Reset() {
+	*x = ServiceProgress{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceProgress) ProtoMessage() {}
+
+func (x *ServiceProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceProgress.ProtoReflect.Descriptor instead.
+func (*ServiceProgress) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ServiceProgress) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *ServiceProgress) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ServiceProgress) GetStatus() *v1.UpdateStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+func (x *ServiceProgress) GetRollback() bool {
+	if x != nil {
+		return x.Rollback
+	}
+	return false
+}
+
+// UpdateSettings replaces the cluster-wide settings.
+type UpdateSettings struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Settings      *v1.Settings           `protobuf:"bytes,1,opt,name=settings,proto3" json:"settings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateSettings) Reset() {
+	*x = UpdateSettings{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateSettings) ProtoMessage() {}
+
+func (x *UpdateSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateSettings.ProtoReflect.Descriptor instead.
+func (*UpdateSettings) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *UpdateSettings) GetSettings() *v1.Settings {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
 var File_cc_state_v1_state_proto protoreflect.FileDescriptor
 
 const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\n" +
-	"\x17cc/state/v1/state.proto\x12\vcc.state.v1\x1a\x11cc/v1/agent.proto\x1a\x16cc/v1/containers.proto\x1a\x12cc/v1/images.proto\x1a\x11cc/v1/nodes.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa4\x01\n" +
+	"\x17cc/state/v1/state.proto\x12\vcc.state.v1\x1a\x11cc/v1/agent.proto\x1a\x13cc/v1/cluster.proto\x1a\x16cc/v1/containers.proto\x1a\x12cc/v1/images.proto\x1a\x11cc/v1/nodes.proto\x1a\x14cc/v1/services.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa4\x01\n" +
 	"\aCommand\x12,\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x18.cc.state.v1.CommandTypeR\x04type\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\rR\aversion\x127\n" +
@@ -1276,7 +1966,7 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\bJoinNode\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12#\n" +
 	"\rsecret_sha256\x18\x02 \x01(\fR\fsecretSha256\x12\x1f\n" +
-	"\x04node\x18\x03 \x01(\v2\v.cc.v1.NodeR\x04node\"\xbf\x02\n" +
+	"\x04node\x18\x03 \x01(\v2\v.cc.v1.NodeR\x04node\"\xad\x04\n" +
 	"\n" +
 	"UpdateNode\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12&\n" +
@@ -1286,8 +1976,16 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\x06labels\x18\x05 \x03(\v2#.cc.state.v1.UpdateNode.LabelsEntryR\x06labels\x12\x1d\n" +
 	"\n" +
 	"set_labels\x18\x06 \x01(\bR\tsetLabels\x12\x18\n" +
-	"\aversion\x18\a \x01(\tR\aversion\x1a9\n" +
+	"\aversion\x18\a \x01(\tR\aversion\x12;\n" +
+	"\favailability\x18\b \x01(\x0e2\x17.cc.v1.NodeAvailabilityR\favailability\x12H\n" +
+	"\vuser_labels\x18\t \x03(\v2'.cc.state.v1.UpdateNode.UserLabelsEntryR\n" +
+	"userLabels\x12&\n" +
+	"\x0fset_user_labels\x18\n" +
+	" \x01(\bR\rsetUserLabels\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a=\n" +
+	"\x0fUserLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x1c\n" +
 	"\n" +
@@ -1345,7 +2043,46 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"expires_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x18\n" +
 	"\arevoked\x18\a \x01(\bR\arevoked\x12\x12\n" +
 	"\x04uses\x18\b \x01(\rR\x04uses\x12\x19\n" +
-	"\bmax_uses\x18\t \x01(\rR\amaxUses*\xe6\x03\n" +
+	"\bmax_uses\x18\t \x01(\rR\amaxUses\"9\n" +
+	"\rCreateService\x12(\n" +
+	"\aservice\x18\x01 \x01(\v2\x0e.cc.v1.ServiceR\aservice\"\xb1\x01\n" +
+	"\rUpdateService\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12&\n" +
+	"\x04spec\x18\x02 \x01(\v2\x12.cc.v1.ServiceSpecR\x04spec\x12!\n" +
+	"\fimage_digest\x18\x03 \x01(\tR\vimageDigest\x12)\n" +
+	"\x10expected_version\x18\x04 \x01(\x04R\x0fexpectedVersion\x12\x1a\n" +
+	"\brollback\x18\x05 \x01(\bR\brollback\"\x1f\n" +
+	"\rRemoveService\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"0\n" +
+	"\aTaskOps\x12%\n" +
+	"\x03ops\x18\x01 \x03(\v2\x13.cc.state.v1.TaskOpR\x03ops\"\xa8\x02\n" +
+	"\x06TaskOp\x12*\n" +
+	"\x06create\x18\x01 \x01(\v2\x10.cc.v1.ContainerH\x00R\x06create\x121\n" +
+	"\x06assign\x18\x02 \x01(\v2\x17.cc.state.v1.AssignTaskH\x00R\x06assign\x12+\n" +
+	"\x04stop\x18\x03 \x01(\v2\x15.cc.state.v1.StopTaskH\x00R\x04stop\x12\x18\n" +
+	"\x06remove\x18\x04 \x01(\tH\x00R\x06remove\x126\n" +
+	"\apending\x18\x05 \x01(\v2\x1a.cc.state.v1.PendingReasonH\x00R\apending\x12:\n" +
+	"\bprogress\x18\x06 \x01(\v2\x1c.cc.state.v1.ServiceProgressH\x00R\bprogressB\x04\n" +
+	"\x02op\">\n" +
+	"\n" +
+	"AssignTask\x12\x17\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\"U\n" +
+	"\bStopTask\x12\x17\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x16\n" +
+	"\x06failed\x18\x03 \x01(\bR\x06failed\"@\n" +
+	"\rPendingReason\x12\x17\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x93\x01\n" +
+	"\x0fServiceProgress\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\x01 \x01(\tR\tserviceId\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\x12+\n" +
+	"\x06status\x18\x03 \x01(\v2\x13.cc.v1.UpdateStatusR\x06status\x12\x1a\n" +
+	"\brollback\x18\x04 \x01(\bR\brollback\"=\n" +
+	"\x0eUpdateSettings\x12+\n" +
+	"\bsettings\x18\x01 \x01(\v2\x0f.cc.v1.SettingsR\bsettings*\x86\x05\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19COMMAND_TYPE_INIT_CLUSTER\x10\x01\x12\x1d\n" +
@@ -1362,7 +2099,12 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\x16COMMAND_TYPE_PUT_IMAGE\x10\v\x12\x1d\n" +
 	"\x19COMMAND_TYPE_REMOVE_IMAGE\x10\f\x12\x1b\n" +
 	"\x17COMMAND_TYPE_PUT_SERVER\x10\r\x12\x1e\n" +
-	"\x1aCOMMAND_TYPE_REMOVE_SERVER\x10\x0eB8Z6github.com/containercodes/cc/proto/cc/state/v1;statev1b\x06proto3"
+	"\x1aCOMMAND_TYPE_REMOVE_SERVER\x10\x0e\x12\x1f\n" +
+	"\x1bCOMMAND_TYPE_CREATE_SERVICE\x10\x0f\x12\x1f\n" +
+	"\x1bCOMMAND_TYPE_UPDATE_SERVICE\x10\x10\x12\x1f\n" +
+	"\x1bCOMMAND_TYPE_REMOVE_SERVICE\x10\x11\x12\x19\n" +
+	"\x15COMMAND_TYPE_TASK_OPS\x10\x12\x12 \n" +
+	"\x1cCOMMAND_TYPE_UPDATE_SETTINGS\x10\x13B8Z6github.com/containercodes/cc/proto/cc/state/v1;statev1b\x06proto3"
 
 var (
 	file_cc_state_v1_state_proto_rawDescOnce sync.Once
@@ -1377,7 +2119,7 @@ func file_cc_state_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_cc_state_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_cc_state_v1_state_proto_goTypes = []any{
 	(CommandType)(0),              // 0: cc.state.v1.CommandType
 	(*Command)(nil),               // 1: cc.state.v1.Command
@@ -1399,39 +2141,67 @@ var file_cc_state_v1_state_proto_goTypes = []any{
 	(*ContainerRecord)(nil),       // 17: cc.state.v1.ContainerRecord
 	(*ClusterRecord)(nil),         // 18: cc.state.v1.ClusterRecord
 	(*TokenRecord)(nil),           // 19: cc.state.v1.TokenRecord
-	nil,                           // 20: cc.state.v1.UpdateNode.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
-	(*v1.Node)(nil),               // 22: cc.v1.Node
-	(v1.NodeState)(0),             // 23: cc.v1.NodeState
-	(*v1.Resources)(nil),          // 24: cc.v1.Resources
-	(*v1.Container)(nil),          // 25: cc.v1.Container
-	(v1.DesiredState)(0),          // 26: cc.v1.DesiredState
-	(*v1.TaskStatus)(nil),         // 27: cc.v1.TaskStatus
-	(*v1.Image)(nil),              // 28: cc.v1.Image
+	(*CreateService)(nil),         // 20: cc.state.v1.CreateService
+	(*UpdateService)(nil),         // 21: cc.state.v1.UpdateService
+	(*RemoveService)(nil),         // 22: cc.state.v1.RemoveService
+	(*TaskOps)(nil),               // 23: cc.state.v1.TaskOps
+	(*TaskOp)(nil),                // 24: cc.state.v1.TaskOp
+	(*AssignTask)(nil),            // 25: cc.state.v1.AssignTask
+	(*StopTask)(nil),              // 26: cc.state.v1.StopTask
+	(*PendingReason)(nil),         // 27: cc.state.v1.PendingReason
+	(*ServiceProgress)(nil),       // 28: cc.state.v1.ServiceProgress
+	(*UpdateSettings)(nil),        // 29: cc.state.v1.UpdateSettings
+	nil,                           // 30: cc.state.v1.UpdateNode.LabelsEntry
+	nil,                           // 31: cc.state.v1.UpdateNode.UserLabelsEntry
+	(*timestamppb.Timestamp)(nil), // 32: google.protobuf.Timestamp
+	(*v1.Node)(nil),               // 33: cc.v1.Node
+	(v1.NodeState)(0),             // 34: cc.v1.NodeState
+	(*v1.Resources)(nil),          // 35: cc.v1.Resources
+	(v1.NodeAvailability)(0),      // 36: cc.v1.NodeAvailability
+	(*v1.Container)(nil),          // 37: cc.v1.Container
+	(v1.DesiredState)(0),          // 38: cc.v1.DesiredState
+	(*v1.TaskStatus)(nil),         // 39: cc.v1.TaskStatus
+	(*v1.Image)(nil),              // 40: cc.v1.Image
+	(*v1.Service)(nil),            // 41: cc.v1.Service
+	(*v1.ServiceSpec)(nil),        // 42: cc.v1.ServiceSpec
+	(*v1.UpdateStatus)(nil),       // 43: cc.v1.UpdateStatus
+	(*v1.Settings)(nil),           // 44: cc.v1.Settings
 }
 var file_cc_state_v1_state_proto_depIdxs = []int32{
 	0,  // 0: cc.state.v1.Command.type:type_name -> cc.state.v1.CommandType
-	21, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
+	32, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
 	19, // 2: cc.state.v1.CreateToken.token:type_name -> cc.state.v1.TokenRecord
-	22, // 3: cc.state.v1.JoinNode.node:type_name -> cc.v1.Node
-	23, // 4: cc.state.v1.UpdateNode.state:type_name -> cc.v1.NodeState
-	24, // 5: cc.state.v1.UpdateNode.resources:type_name -> cc.v1.Resources
-	20, // 6: cc.state.v1.UpdateNode.labels:type_name -> cc.state.v1.UpdateNode.LabelsEntry
-	25, // 7: cc.state.v1.CreateContainer.container:type_name -> cc.v1.Container
-	26, // 8: cc.state.v1.SetContainerDesired.desired:type_name -> cc.v1.DesiredState
-	27, // 9: cc.state.v1.ReportStatus.statuses:type_name -> cc.v1.TaskStatus
-	28, // 10: cc.state.v1.PutImage.image:type_name -> cc.v1.Image
-	16, // 11: cc.state.v1.PutServer.server:type_name -> cc.state.v1.ServerRecord
-	21, // 12: cc.state.v1.ServerRecord.created_at:type_name -> google.protobuf.Timestamp
-	25, // 13: cc.state.v1.ContainerRecord.container:type_name -> cc.v1.Container
-	21, // 14: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
-	21, // 15: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
-	21, // 16: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	33, // 3: cc.state.v1.JoinNode.node:type_name -> cc.v1.Node
+	34, // 4: cc.state.v1.UpdateNode.state:type_name -> cc.v1.NodeState
+	35, // 5: cc.state.v1.UpdateNode.resources:type_name -> cc.v1.Resources
+	30, // 6: cc.state.v1.UpdateNode.labels:type_name -> cc.state.v1.UpdateNode.LabelsEntry
+	36, // 7: cc.state.v1.UpdateNode.availability:type_name -> cc.v1.NodeAvailability
+	31, // 8: cc.state.v1.UpdateNode.user_labels:type_name -> cc.state.v1.UpdateNode.UserLabelsEntry
+	37, // 9: cc.state.v1.CreateContainer.container:type_name -> cc.v1.Container
+	38, // 10: cc.state.v1.SetContainerDesired.desired:type_name -> cc.v1.DesiredState
+	39, // 11: cc.state.v1.ReportStatus.statuses:type_name -> cc.v1.TaskStatus
+	40, // 12: cc.state.v1.PutImage.image:type_name -> cc.v1.Image
+	16, // 13: cc.state.v1.PutServer.server:type_name -> cc.state.v1.ServerRecord
+	32, // 14: cc.state.v1.ServerRecord.created_at:type_name -> google.protobuf.Timestamp
+	37, // 15: cc.state.v1.ContainerRecord.container:type_name -> cc.v1.Container
+	32, // 16: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
+	32, // 17: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
+	32, // 18: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
+	41, // 19: cc.state.v1.CreateService.service:type_name -> cc.v1.Service
+	42, // 20: cc.state.v1.UpdateService.spec:type_name -> cc.v1.ServiceSpec
+	24, // 21: cc.state.v1.TaskOps.ops:type_name -> cc.state.v1.TaskOp
+	37, // 22: cc.state.v1.TaskOp.create:type_name -> cc.v1.Container
+	25, // 23: cc.state.v1.TaskOp.assign:type_name -> cc.state.v1.AssignTask
+	26, // 24: cc.state.v1.TaskOp.stop:type_name -> cc.state.v1.StopTask
+	27, // 25: cc.state.v1.TaskOp.pending:type_name -> cc.state.v1.PendingReason
+	28, // 26: cc.state.v1.TaskOp.progress:type_name -> cc.state.v1.ServiceProgress
+	43, // 27: cc.state.v1.ServiceProgress.status:type_name -> cc.v1.UpdateStatus
+	44, // 28: cc.state.v1.UpdateSettings.settings:type_name -> cc.v1.Settings
+	29, // [29:29] is the sub-list for method output_type
+	29, // [29:29] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_cc_state_v1_state_proto_init() }
@@ -1439,13 +2209,21 @@ func file_cc_state_v1_state_proto_init() {
 	if File_cc_state_v1_state_proto != nil {
 		return
 	}
+	file_cc_state_v1_state_proto_msgTypes[23].OneofWrappers = []any{
+		(*TaskOp_Create)(nil),
+		(*TaskOp_Assign)(nil),
+		(*TaskOp_Stop)(nil),
+		(*TaskOp_Remove)(nil),
+		(*TaskOp_Pending)(nil),
+		(*TaskOp_Progress)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_state_v1_state_proto_rawDesc), len(file_cc_state_v1_state_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   20,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
