@@ -693,7 +693,10 @@ type ContainerStatus struct {
 	FinishedAt   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
 	RestartCount uint32                 `protobuf:"varint,7,opt,name=restart_count,json=restartCount,proto3" json:"restart_count,omitempty"`
 	// ip is the container's address on its node's bridge, if any.
-	Ip            string `protobuf:"bytes,8,opt,name=ip,proto3" json:"ip,omitempty"`
+	Ip     string      `protobuf:"bytes,8,opt,name=ip,proto3" json:"ip,omitempty"`
+	Health HealthState `protobuf:"varint,9,opt,name=health,proto3,enum=cc.v1.HealthState" json:"health,omitempty"`
+	// health_output is the output or error of the last failed check.
+	HealthOutput  string `protobuf:"bytes,10,opt,name=health_output,json=healthOutput,proto3" json:"health_output,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -784,6 +787,20 @@ func (x *ContainerStatus) GetIp() string {
 	return ""
 }
 
+func (x *ContainerStatus) GetHealth() HealthState {
+	if x != nil {
+		return x.Health
+	}
+	return HealthState_HEALTH_STATE_UNSPECIFIED
+}
+
+func (x *ContainerStatus) GetHealthOutput() string {
+	if x != nil {
+		return x.HealthOutput
+	}
+	return ""
+}
+
 // Container is a container and where it stands.
 type Container struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -798,7 +815,22 @@ type Container struct {
 	// generation counts the changes of spec and desired state.
 	Generation uint64 `protobuf:"varint,9,opt,name=generation,proto3" json:"generation,omitempty"`
 	// image_digest is the digest of the loaded image used, empty for pulls.
-	ImageDigest   string `protobuf:"bytes,10,opt,name=image_digest,json=imageDigest,proto3" json:"image_digest,omitempty"`
+	ImageDigest string `protobuf:"bytes,10,opt,name=image_digest,json=imageDigest,proto3" json:"image_digest,omitempty"`
+	// service_id is set on the tasks of a service: containers the cluster
+	// creates, places and replaces itself.
+	ServiceId string `protobuf:"bytes,11,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	// slot is the task's replica number (1..replicas) in a replicated
+	// service; 0 in a global one, whose tasks are one per node.
+	Slot uint32 `protobuf:"varint,12,opt,name=slot,proto3" json:"slot,omitempty"`
+	// service_version is the version of the service's spec the task runs.
+	ServiceVersion uint64 `protobuf:"varint,13,opt,name=service_version,json=serviceVersion,proto3" json:"service_version,omitempty"`
+	// pending_reason says why a pending task has no node yet.
+	PendingReason string `protobuf:"bytes,14,opt,name=pending_reason,json=pendingReason,proto3" json:"pending_reason,omitempty"`
+	// assigned_at is when the scheduler placed the task on its node.
+	AssignedAt *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=assigned_at,json=assignedAt,proto3" json:"assigned_at,omitempty"`
+	// message says why the cluster stopped the task (node down, drained,
+	// replaced by an update, scaled down).
+	Message       string `protobuf:"bytes,16,opt,name=message,proto3" json:"message,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -899,6 +931,48 @@ func (x *Container) GetGeneration() uint64 {
 func (x *Container) GetImageDigest() string {
 	if x != nil {
 		return x.ImageDigest
+	}
+	return ""
+}
+
+func (x *Container) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *Container) GetSlot() uint32 {
+	if x != nil {
+		return x.Slot
+	}
+	return 0
+}
+
+func (x *Container) GetServiceVersion() uint64 {
+	if x != nil {
+		return x.ServiceVersion
+	}
+	return 0
+}
+
+func (x *Container) GetPendingReason() string {
+	if x != nil {
+		return x.PendingReason
+	}
+	return ""
+}
+
+func (x *Container) GetAssignedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AssignedAt
+	}
+	return nil
+}
+
+func (x *Container) GetMessage() string {
+	if x != nil {
+		return x.Message
 	}
 	return ""
 }
@@ -1635,7 +1709,7 @@ const file_cc_v1_containers_proto_rawDesc = "" +
 	"\x05ports\x18\t \x03(\v2\x12.cc.v1.PortMappingR\x05ports\x12,\n" +
 	"\anetwork\x18\n" +
 	" \x01(\x0e2\x12.cc.v1.NetworkModeR\anetwork\x12*\n" +
-	"\x06health\x18\v \x01(\v2\x12.cc.v1.HealthCheckR\x06health\"\xbd\x02\n" +
+	"\x06health\x18\v \x01(\v2\x12.cc.v1.HealthCheckR\x06health\"\x8e\x03\n" +
 	"\x0fContainerStatus\x12+\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x15.cc.v1.ContainerStateR\x05state\x12\x1b\n" +
 	"\texit_code\x18\x02 \x01(\x05R\bexitCode\x12\x1d\n" +
@@ -1647,7 +1721,10 @@ const file_cc_v1_containers_proto_rawDesc = "" +
 	"\vfinished_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"finishedAt\x12#\n" +
 	"\rrestart_count\x18\a \x01(\rR\frestartCount\x12\x0e\n" +
-	"\x02ip\x18\b \x01(\tR\x02ip\"\x8a\x03\n" +
+	"\x02ip\x18\b \x01(\tR\x02ip\x12*\n" +
+	"\x06health\x18\t \x01(\x0e2\x12.cc.v1.HealthStateR\x06health\x12#\n" +
+	"\rhealth_output\x18\n" +
+	" \x01(\tR\fhealthOutput\"\xe4\x04\n" +
 	"\tContainer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12(\n" +
@@ -1663,7 +1740,15 @@ const file_cc_v1_containers_proto_rawDesc = "" +
 	"generation\x18\t \x01(\x04R\n" +
 	"generation\x12!\n" +
 	"\fimage_digest\x18\n" +
-	" \x01(\tR\vimageDigest\"j\n" +
+	" \x01(\tR\vimageDigest\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\v \x01(\tR\tserviceId\x12\x12\n" +
+	"\x04slot\x18\f \x01(\rR\x04slot\x12'\n" +
+	"\x0fservice_version\x18\r \x01(\x04R\x0eserviceVersion\x12%\n" +
+	"\x0epending_reason\x18\x0e \x01(\tR\rpendingReason\x12;\n" +
+	"\vassigned_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"assignedAt\x12\x18\n" +
+	"\amessage\x18\x10 \x01(\tR\amessage\"j\n" +
 	"\x16CreateContainerRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12(\n" +
 	"\x04spec\x18\x02 \x01(\v2\x14.cc.v1.ContainerSpecR\x04spec\x12\x12\n" +
@@ -1791,37 +1876,39 @@ var file_cc_v1_containers_proto_depIdxs = []int32{
 	2,  // 8: cc.v1.ContainerStatus.state:type_name -> cc.v1.ContainerState
 	26, // 9: cc.v1.ContainerStatus.started_at:type_name -> google.protobuf.Timestamp
 	26, // 10: cc.v1.ContainerStatus.finished_at:type_name -> google.protobuf.Timestamp
-	8,  // 11: cc.v1.Container.spec:type_name -> cc.v1.ContainerSpec
-	3,  // 12: cc.v1.Container.desired:type_name -> cc.v1.DesiredState
-	9,  // 13: cc.v1.Container.status:type_name -> cc.v1.ContainerStatus
-	26, // 14: cc.v1.Container.created_at:type_name -> google.protobuf.Timestamp
-	26, // 15: cc.v1.Container.updated_at:type_name -> google.protobuf.Timestamp
-	8,  // 16: cc.v1.CreateContainerRequest.spec:type_name -> cc.v1.ContainerSpec
-	10, // 17: cc.v1.CreateContainerResponse.container:type_name -> cc.v1.Container
-	10, // 18: cc.v1.ListContainersResponse.containers:type_name -> cc.v1.Container
-	10, // 19: cc.v1.GetContainerResponse.container:type_name -> cc.v1.Container
-	10, // 20: cc.v1.StartContainerResponse.container:type_name -> cc.v1.Container
-	25, // 21: cc.v1.StopContainerRequest.timeout:type_name -> google.protobuf.Duration
-	10, // 22: cc.v1.StopContainerResponse.container:type_name -> cc.v1.Container
-	11, // 23: cc.v1.ContainerService.CreateContainer:input_type -> cc.v1.CreateContainerRequest
-	13, // 24: cc.v1.ContainerService.ListContainers:input_type -> cc.v1.ListContainersRequest
-	15, // 25: cc.v1.ContainerService.GetContainer:input_type -> cc.v1.GetContainerRequest
-	17, // 26: cc.v1.ContainerService.StartContainer:input_type -> cc.v1.StartContainerRequest
-	19, // 27: cc.v1.ContainerService.StopContainer:input_type -> cc.v1.StopContainerRequest
-	21, // 28: cc.v1.ContainerService.RemoveContainer:input_type -> cc.v1.RemoveContainerRequest
-	23, // 29: cc.v1.ContainerService.ContainerLogs:input_type -> cc.v1.ContainerLogsRequest
-	12, // 30: cc.v1.ContainerService.CreateContainer:output_type -> cc.v1.CreateContainerResponse
-	14, // 31: cc.v1.ContainerService.ListContainers:output_type -> cc.v1.ListContainersResponse
-	16, // 32: cc.v1.ContainerService.GetContainer:output_type -> cc.v1.GetContainerResponse
-	18, // 33: cc.v1.ContainerService.StartContainer:output_type -> cc.v1.StartContainerResponse
-	20, // 34: cc.v1.ContainerService.StopContainer:output_type -> cc.v1.StopContainerResponse
-	22, // 35: cc.v1.ContainerService.RemoveContainer:output_type -> cc.v1.RemoveContainerResponse
-	24, // 36: cc.v1.ContainerService.ContainerLogs:output_type -> cc.v1.ContainerLogsResponse
-	30, // [30:37] is the sub-list for method output_type
-	23, // [23:30] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	4,  // 11: cc.v1.ContainerStatus.health:type_name -> cc.v1.HealthState
+	8,  // 12: cc.v1.Container.spec:type_name -> cc.v1.ContainerSpec
+	3,  // 13: cc.v1.Container.desired:type_name -> cc.v1.DesiredState
+	9,  // 14: cc.v1.Container.status:type_name -> cc.v1.ContainerStatus
+	26, // 15: cc.v1.Container.created_at:type_name -> google.protobuf.Timestamp
+	26, // 16: cc.v1.Container.updated_at:type_name -> google.protobuf.Timestamp
+	26, // 17: cc.v1.Container.assigned_at:type_name -> google.protobuf.Timestamp
+	8,  // 18: cc.v1.CreateContainerRequest.spec:type_name -> cc.v1.ContainerSpec
+	10, // 19: cc.v1.CreateContainerResponse.container:type_name -> cc.v1.Container
+	10, // 20: cc.v1.ListContainersResponse.containers:type_name -> cc.v1.Container
+	10, // 21: cc.v1.GetContainerResponse.container:type_name -> cc.v1.Container
+	10, // 22: cc.v1.StartContainerResponse.container:type_name -> cc.v1.Container
+	25, // 23: cc.v1.StopContainerRequest.timeout:type_name -> google.protobuf.Duration
+	10, // 24: cc.v1.StopContainerResponse.container:type_name -> cc.v1.Container
+	11, // 25: cc.v1.ContainerService.CreateContainer:input_type -> cc.v1.CreateContainerRequest
+	13, // 26: cc.v1.ContainerService.ListContainers:input_type -> cc.v1.ListContainersRequest
+	15, // 27: cc.v1.ContainerService.GetContainer:input_type -> cc.v1.GetContainerRequest
+	17, // 28: cc.v1.ContainerService.StartContainer:input_type -> cc.v1.StartContainerRequest
+	19, // 29: cc.v1.ContainerService.StopContainer:input_type -> cc.v1.StopContainerRequest
+	21, // 30: cc.v1.ContainerService.RemoveContainer:input_type -> cc.v1.RemoveContainerRequest
+	23, // 31: cc.v1.ContainerService.ContainerLogs:input_type -> cc.v1.ContainerLogsRequest
+	12, // 32: cc.v1.ContainerService.CreateContainer:output_type -> cc.v1.CreateContainerResponse
+	14, // 33: cc.v1.ContainerService.ListContainers:output_type -> cc.v1.ListContainersResponse
+	16, // 34: cc.v1.ContainerService.GetContainer:output_type -> cc.v1.GetContainerResponse
+	18, // 35: cc.v1.ContainerService.StartContainer:output_type -> cc.v1.StartContainerResponse
+	20, // 36: cc.v1.ContainerService.StopContainer:output_type -> cc.v1.StopContainerResponse
+	22, // 37: cc.v1.ContainerService.RemoveContainer:output_type -> cc.v1.RemoveContainerResponse
+	24, // 38: cc.v1.ContainerService.ContainerLogs:output_type -> cc.v1.ContainerLogsResponse
+	32, // [32:39] is the sub-list for method output_type
+	25, // [25:32] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_containers_proto_init() }
