@@ -15,7 +15,7 @@ import (
 // not a join token, revoked, expired or used up. The message says which.
 var ErrTokenInvalid = fmt.Errorf("join token refused")
 
-func applyJoinNode(tx *bolt.Tx, at time.Time, msg proto.Message) error {
+func applyJoinNode(tx *txn, at time.Time, msg proto.Message) error {
 	m := msg.(*statev1.JoinNode)
 	n := m.GetNode()
 	if n == nil || n.Id == "" || n.Name == "" {
@@ -28,7 +28,7 @@ func applyJoinNode(tx *bolt.Tx, at time.Time, msg proto.Message) error {
 	if other := nodeByName(nodes, n.Name); other != nil {
 		return fmt.Errorf("a node named %q %w (id %s): remove it first with `ccctl node rm %s`, or join with another --name", n.Name, ErrExists, other.Id, n.Name)
 	}
-	if err := useToken(tx, at, m.TokenId, m.SecretSha256, ccv1.Role_ROLE_AGENT); err != nil {
+	if err := useToken(tx.Tx, at, m.TokenId, m.SecretSha256, ccv1.Role_ROLE_AGENT); err != nil {
 		return err
 	}
 	node := proto.Clone(n).(*ccv1.Node)
@@ -50,7 +50,7 @@ func nodeByName(nodes *bolt.Bucket, name string) *ccv1.Node {
 	return found
 }
 
-func applyUpdateNode(tx *bolt.Tx, at time.Time, msg proto.Message) error {
+func applyUpdateNode(tx *txn, at time.Time, msg proto.Message) error {
 	m := msg.(*statev1.UpdateNode)
 	nodes := tx.Bucket(bucketNodes)
 	var n ccv1.Node
@@ -72,11 +72,17 @@ func applyUpdateNode(tx *bolt.Tx, at time.Time, msg proto.Message) error {
 	if m.Version != "" {
 		n.Version = m.Version
 	}
+	if m.Availability != ccv1.NodeAvailability_NODE_AVAILABILITY_UNSPECIFIED {
+		n.Availability = m.Availability
+	}
+	if m.SetUserLabels {
+		n.UserLabels = m.UserLabels
+	}
 	n.UpdatedAt = ts(at)
 	return put(nodes, n.Id, &n)
 }
 
-func applyRemoveNode(tx *bolt.Tx, at time.Time, msg proto.Message) error {
+func applyRemoveNode(tx *txn, at time.Time, msg proto.Message) error {
 	id := msg.(*statev1.RemoveNode).GetId()
 	nodes := tx.Bucket(bucketNodes)
 	if nodes.Get([]byte(id)) == nil {
@@ -110,6 +116,7 @@ func applyRemoveNode(tx *bolt.Tx, at time.Time, msg proto.Message) error {
 			return err
 		}
 	}
+	tx.touched.node(id) // its session ends
 	return nodes.Delete([]byte(id))
 }
 
@@ -117,7 +124,7 @@ func finished(s ccv1.ContainerState) bool {
 	return s == ccv1.ContainerState_CONTAINER_STATE_EXITED || s == ccv1.ContainerState_CONTAINER_STATE_FAILED
 }
 
-func applyCreateContainer(tx *bolt.Tx, at time.Time, msg proto.Message) error {
+func applyCreateContainer(tx *txn, at time.Time, msg proto.Message) error {
 	c := msg.(*statev1.CreateContainer).GetContainer()
 	if c == nil || c.Id == "" || c.Name == "" || c.GetSpec().GetImage() == "" {
 		return fmt.Errorf("%w: a container needs an id, a name and an image", ErrInvalid)
@@ -142,13 +149,13 @@ func applyCreateContainer(tx *bolt.Tx, at time.Time, msg proto.Message) error {
 	}
 	rc.Status = &ccv1.ContainerStatus{State: state}
 	rc.CreatedAt, rc.UpdatedAt = ts(at), ts(at)
-	if err := names.Put([]byte(rc.Name), []byte(rc.Id)); err != nil {
-		return err
+	if rc.NodeId != "" {
+		rc.AssignedAt = ts(at)
 	}
-	return put(cs, rc.Id, rec)
+	return insertContainer(tx, rec)
 }
 
-func applySetContainerDesired(tx *bolt.Tx, at time.Time, msg proto.Message) error {
+func applySetContainerDesired(tx *txn, at time.Time, msg proto.Message) error {
 	m := msg.(*statev1.SetContainerDesired)
 	if m.Desired != ccv1.DesiredState_DESIRED_STATE_RUNNING && m.Desired != ccv1.DesiredState_DESIRED_STATE_STOPPED {
 		return fmt.Errorf("%w: desired state %v", ErrInvalid, m.Desired)
@@ -170,26 +177,24 @@ func applySetContainerDesired(tx *bolt.Tx, at time.Time, msg proto.Message) erro
 	}
 	rec.StopTimeoutMs = m.StopTimeoutMs
 	c.UpdatedAt = ts(at)
+	tx.touched.node(c.NodeId)
 	return put(cs, c.Id, &rec)
 }
 
-func applyRemoveContainer(tx *bolt.Tx, _ time.Time, msg proto.Message) error {
+func applyRemoveContainer(tx *txn, _ time.Time, msg proto.Message) error {
 	id := msg.(*statev1.RemoveContainer).GetId()
 	cs := tx.Bucket(bucketContainers)
 	var rec statev1.ContainerRecord
 	if err := get(cs, id, &rec); err != nil {
 		return fmt.Errorf("container %s: %w", id, err)
 	}
-	if err := tx.Bucket(bucketContainerNames).Delete([]byte(rec.Container.Name)); err != nil {
-		return err
-	}
-	return cs.Delete([]byte(id))
+	return deleteContainer(tx, &rec)
 }
 
 // applyReportStatus stores what a node's agent saw. A report about a
 // container that is not on that node any more, or about an older generation
 // of it, is stale and ignored.
-func applyReportStatus(tx *bolt.Tx, at time.Time, msg proto.Message) error {
+func applyReportStatus(tx *txn, at time.Time, msg proto.Message) error {
 	m := msg.(*statev1.ReportStatus)
 	cs := tx.Bucket(bucketContainers)
 	for _, st := range m.Statuses {
@@ -210,7 +215,7 @@ func applyReportStatus(tx *bolt.Tx, at time.Time, msg proto.Message) error {
 	return nil
 }
 
-func applyPutImage(tx *bolt.Tx, at time.Time, msg proto.Message) error {
+func applyPutImage(tx *txn, at time.Time, msg proto.Message) error {
 	img := msg.(*statev1.PutImage).GetImage()
 	if img == nil || img.Digest == "" {
 		return fmt.Errorf("%w: an image needs a digest", ErrInvalid)
@@ -261,7 +266,7 @@ func applyPutImage(tx *bolt.Tx, at time.Time, msg proto.Message) error {
 	return put(b, rec.Digest, rec)
 }
 
-func applyRemoveImage(tx *bolt.Tx, _ time.Time, msg proto.Message) error {
+func applyRemoveImage(tx *txn, _ time.Time, msg proto.Message) error {
 	d := msg.(*statev1.RemoveImage).GetDigest()
 	b := tx.Bucket(bucketImages)
 	if b.Get([]byte(d)) == nil {

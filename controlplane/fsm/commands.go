@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
@@ -17,7 +16,7 @@ import (
 type handler struct {
 	version uint32 // the newest payload version this server understands
 	newMsg  func() proto.Message
-	apply   func(tx *bolt.Tx, at time.Time, msg proto.Message) error
+	apply   func(tx *txn, at time.Time, msg proto.Message) error
 }
 
 var handlers = map[statev1.CommandType]handler{
@@ -86,6 +85,31 @@ var handlers = map[statev1.CommandType]handler{
 		newMsg:  func() proto.Message { return &statev1.RemoveServer{} },
 		apply:   applyRemoveServer,
 	},
+	statev1.CommandType_COMMAND_TYPE_CREATE_SERVICE: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.CreateService{} },
+		apply:   applyCreateService,
+	},
+	statev1.CommandType_COMMAND_TYPE_UPDATE_SERVICE: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.UpdateService{} },
+		apply:   applyUpdateService,
+	},
+	statev1.CommandType_COMMAND_TYPE_REMOVE_SERVICE: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.RemoveService{} },
+		apply:   applyRemoveService,
+	},
+	statev1.CommandType_COMMAND_TYPE_TASK_OPS: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.TaskOps{} },
+		apply:   applyTaskOps,
+	},
+	statev1.CommandType_COMMAND_TYPE_UPDATE_SETTINGS: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.UpdateSettings{} },
+		apply:   applyUpdateSettings,
+	},
 	statev1.CommandType_COMMAND_TYPE_REMOVE_IMAGE: {
 		version: 1,
 		newMsg:  func() proto.Message { return &statev1.RemoveImage{} },
@@ -107,7 +131,7 @@ func Encode(t statev1.CommandType, payload proto.Message, now time.Time) ([]byte
 	return proto.Marshal(&statev1.Command{Type: t, Version: h.version, IssuedAt: ts(now), Payload: body})
 }
 
-func applyCommand(tx *bolt.Tx, data []byte) error {
+func applyCommand(tx *txn, data []byte) error {
 	var cmd statev1.Command
 	if err := proto.Unmarshal(data, &cmd); err != nil {
 		return fmt.Errorf("%w: undecodable entry: %v", ErrInvalid, err)
@@ -129,7 +153,7 @@ func applyCommand(tx *bolt.Tx, data []byte) error {
 	return h.apply(tx, cmd.IssuedAt.AsTime(), msg)
 }
 
-func applyInitCluster(tx *bolt.Tx, at time.Time, msg proto.Message) error {
+func applyInitCluster(tx *txn, at time.Time, msg proto.Message) error {
 	m := msg.(*statev1.InitCluster)
 	if m.ClusterId == "" || len(m.CaCertPem) == 0 || len(m.CaKeyPem) == 0 {
 		return fmt.Errorf("%w: init cluster needs a cluster id, a CA certificate and a CA key", ErrInvalid)
@@ -146,7 +170,7 @@ func applyInitCluster(tx *bolt.Tx, at time.Time, msg proto.Message) error {
 	})
 }
 
-func applyCreateToken(tx *bolt.Tx, at time.Time, msg proto.Message) error {
+func applyCreateToken(tx *txn, at time.Time, msg proto.Message) error {
 	t := msg.(*statev1.CreateToken).GetToken()
 	switch {
 	case t == nil || t.Id == "":
@@ -167,7 +191,7 @@ func applyCreateToken(tx *bolt.Tx, at time.Time, msg proto.Message) error {
 	return put(b, rec.Id, rec)
 }
 
-func applyRevokeToken(tx *bolt.Tx, _ time.Time, msg proto.Message) error {
+func applyRevokeToken(tx *txn, _ time.Time, msg proto.Message) error {
 	id := msg.(*statev1.RevokeToken).GetId()
 	b := tx.Bucket(bucketTokens)
 	var rec statev1.TokenRecord

@@ -13,7 +13,17 @@ var kinds = map[string]error{
 	"unsupported_version": ErrUnsupportedVersion,
 	"not_initialized":     ErrNotInitialized,
 	"token_invalid":       ErrTokenInvalid,
+	"conflict":            ErrConflict,
+	"failed_precondition": ErrFailedPrecondition,
 }
+
+// ErrConflict is a write made from a stale read (an expected version that
+// is not current any more); ErrFailedPrecondition a write the current
+// state does not allow.
+var (
+	ErrConflict           = errors.New("conflict")
+	ErrFailedPrecondition = errors.New("failed precondition")
+)
 
 // ErrorKind names the sentinel err wraps, or "" for any other error.
 func ErrorKind(err error) string {

@@ -49,7 +49,8 @@ var (
 	keyCluster      = []byte("cluster")
 )
 
-var allBuckets = [][]byte{bucketMeta, bucketCluster, bucketTokens, bucketNodes, bucketContainers, bucketContainerNames, bucketImages, bucketServers}
+var allBuckets = [][]byte{bucketMeta, bucketCluster, bucketTokens, bucketNodes, bucketContainers, bucketContainerNames, bucketImages, bucketServers,
+	bucketServices, bucketServiceNames, bucketNodeTasks, bucketServiceTasks}
 
 // Result is what applying one log entry returns to the proposer.
 type Result struct {
@@ -69,13 +70,14 @@ type FSM struct {
 
 	applied atomic.Uint64
 
-	watchMu sync.Mutex
-	watch   chan struct{} // closed and replaced after every applied batch
+	watchMu   sync.Mutex
+	watch     chan struct{}            // closed and replaced after every applied batch
+	nodeWatch map[string]chan struct{} // node id → closed when its assignments change
 }
 
 // Open opens (or creates) the state database at path.
 func Open(path string, log *slog.Logger) (*FSM, error) {
-	f := &FSM{path: path, log: log, watch: make(chan struct{})}
+	f := &FSM{path: path, log: log, watch: make(chan struct{}), nodeWatch: map[string]chan struct{}{}}
 	if err := f.open(); err != nil {
 		return nil, err
 	}
@@ -103,6 +105,9 @@ func (f *FSM) open() error {
 			}
 		}
 		applied = readIndex(tx)
+		if needsIndexRebuild(tx) {
+			return rebuildIndexes(tx)
+		}
 		return nil
 	})
 	if err != nil {
@@ -148,7 +153,9 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	}
 	applied := f.applied.Load()
 	last := applied
-	err := f.db.Update(func(tx *bolt.Tx) error {
+	touched := touch{}
+	err := f.db.Update(func(btx *bolt.Tx) error {
+		tx := &txn{Tx: btx, touched: touched}
 		for i, l := range logs {
 			if l.Index <= applied {
 				out[i] = Result{Index: l.Index}
@@ -167,7 +174,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		if last == applied {
 			return nil
 		}
-		return writeIndex(tx, last)
+		return writeIndex(btx, last)
 	})
 	if err != nil {
 		panic(fmt.Sprintf("fsm: state database write failed at index %d: %v", last, err))
@@ -175,6 +182,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	f.applied.Store(last)
 	if last != applied {
 		f.notify()
+		f.notifyNodes(touched)
 	}
 	return out
 }
@@ -270,6 +278,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.log.Info("state restored from snapshot", "applied_index", f.applied.Load())
 	f.notify()
+	f.notifyNodes(touch{allNodesKey: true})
 	return nil
 }
 

@@ -41,7 +41,7 @@ func roleWord(r ccv1.Role) string {
 
 // applyPutServer records a server. With a token it is a join: the token is
 // checked and used, and an id that was removed may not come back.
-func applyPutServer(tx *bolt.Tx, at time.Time, msg proto.Message) error {
+func applyPutServer(tx *txn, at time.Time, msg proto.Message) error {
 	m := msg.(*statev1.PutServer)
 	srv := m.GetServer()
 	if srv == nil || srv.Id == "" || srv.RaftAddress == "" {
@@ -57,7 +57,7 @@ func applyPutServer(tx *bolt.Tx, at time.Time, msg proto.Message) error {
 		if exists {
 			return fmt.Errorf("server %s %w", srv.Id, ErrExists)
 		}
-		if err := useToken(tx, at, m.TokenId, m.SecretSha256, ccv1.Role_ROLE_SERVER); err != nil {
+		if err := useToken(tx.Tx, at, m.TokenId, m.SecretSha256, ccv1.Role_ROLE_SERVER); err != nil {
 			return err
 		}
 	}
@@ -68,10 +68,11 @@ func applyPutServer(tx *bolt.Tx, at time.Time, msg proto.Message) error {
 	} else {
 		rec.CreatedAt = ts(at)
 	}
+	tx.touched.all() // sessions send the new server list
 	return put(b, rec.Id, rec)
 }
 
-func applyRemoveServer(tx *bolt.Tx, _ time.Time, msg proto.Message) error {
+func applyRemoveServer(tx *txn, _ time.Time, msg proto.Message) error {
 	id := msg.(*statev1.RemoveServer).GetId()
 	b := tx.Bucket(bucketServers)
 	var rec statev1.ServerRecord
@@ -79,6 +80,7 @@ func applyRemoveServer(tx *bolt.Tx, _ time.Time, msg proto.Message) error {
 		return fmt.Errorf("server %s: %w", id, err)
 	}
 	rec.Removed = true
+	tx.touched.all()
 	return put(b, id, &rec)
 }
 

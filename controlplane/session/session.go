@@ -272,7 +272,7 @@ func (d *Dispatcher) sendLoop(ctx context.Context, s *session, stream ccv1.Agent
 	var sent map[string]*ccv1.Assignment
 	var servers []string
 	for {
-		watch := d.fsm.Watch()
+		watch := d.fsm.WatchNode(s.nodeID)
 		if _, err := d.fsm.Node(s.nodeID); err != nil {
 			return status.Errorf(codes.PermissionDenied, "node %s was removed from the cluster", s.nodeID)
 		}
@@ -341,16 +341,13 @@ func equalStrings(a, b []string) bool {
 
 // Assignments computes a node's assignments from the state.
 func Assignments(f *fsm.FSM, nodeID string) (map[string]*ccv1.Assignment, error) {
-	recs, err := f.Containers()
+	recs, err := f.NodeContainers(nodeID)
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]*ccv1.Assignment{}
+	out := make(map[string]*ccv1.Assignment, len(recs))
 	for _, r := range recs {
 		c := r.Container
-		if c.NodeId != nodeID {
-			continue
-		}
 		out[c.Id] = &ccv1.Assignment{
 			ContainerId:   c.Id,
 			Name:          c.Name,

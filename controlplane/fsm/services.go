@@ -1,0 +1,248 @@
+package fsm
+
+import (
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+
+	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
+	ccv1 "github.com/containercodes/cc/proto/cc/v1"
+)
+
+// Services live in services (by id) with service_names (name → id). The
+// cluster-wide settings are one record in the cluster bucket.
+var (
+	bucketServices     = []byte("services")
+	bucketServiceNames = []byte("service_names")
+	keySettings        = []byte("settings")
+)
+
+func applyCreateService(tx *txn, at time.Time, msg proto.Message) error {
+	s := msg.(*statev1.CreateService).GetService()
+	if s == nil || s.Id == "" || s.Name == "" || s.GetSpec().GetTask().GetImage() == "" {
+		return fmt.Errorf("%w: a service needs an id, a name and an image", ErrInvalid)
+	}
+	b, names := tx.Bucket(bucketServices), tx.Bucket(bucketServiceNames)
+	if b.Get([]byte(s.Id)) != nil {
+		return fmt.Errorf("service %s %w", s.Id, ErrExists)
+	}
+	if id := names.Get([]byte(s.Name)); id != nil {
+		return fmt.Errorf("the service name %q is in use by %s: remove it (`ccctl service rm %s`), update it, or choose another name: %w", s.Name, id, s.Name, ErrExists)
+	}
+	rec := proto.Clone(s).(*ccv1.Service)
+	rec.Version = 1
+	rec.PreviousSpec, rec.PreviousImageDigest = nil, ""
+	rec.Update = nil
+	rec.Counts = nil
+	rec.CreatedAt, rec.UpdatedAt = ts(at), ts(at)
+	if err := names.Put([]byte(rec.Name), []byte(rec.Id)); err != nil {
+		return err
+	}
+	return put(b, rec.Id, rec)
+}
+
+// templateChanged reports whether going from a to b changes what the tasks
+// run or where: only then do tasks have to be replaced.
+func templateChanged(a *ccv1.ServiceSpec, aDigest string, b *ccv1.ServiceSpec, bDigest string) bool {
+	return aDigest != bDigest || !proto.Equal(a.GetTask(), b.GetTask()) || !proto.Equal(a.GetPlacement(), b.GetPlacement()) || a.GetMode() != b.GetMode()
+}
+
+// replaceSpec moves the service to a new spec, keeping the current one as
+// the previous, and starts a rolling update when the template changed.
+func replaceSpec(s *ccv1.Service, spec *ccv1.ServiceSpec, digest string, state ccv1.UpdateState, message string, at time.Time) {
+	changed := templateChanged(s.Spec, s.ImageDigest, spec, digest)
+	s.PreviousSpec, s.PreviousImageDigest = s.Spec, s.ImageDigest
+	s.Spec, s.ImageDigest = spec, digest
+	if changed {
+		s.Version++
+		s.Update = &ccv1.UpdateStatus{State: state, Message: message, StartedAt: ts(at)}
+	}
+	s.UpdatedAt = ts(at)
+}
+
+func applyUpdateService(tx *txn, at time.Time, msg proto.Message) error {
+	m := msg.(*statev1.UpdateService)
+	b := tx.Bucket(bucketServices)
+	s := &ccv1.Service{}
+	if err := get(b, m.Id, s); err != nil {
+		return fmt.Errorf("service %s: %w", m.Id, err)
+	}
+	if m.ExpectedVersion != 0 && m.ExpectedVersion != s.Version {
+		return fmt.Errorf("%w: service %s changed meanwhile (version %d, the update was made from version %d): read it again and retry", ErrConflict, s.Name, s.Version, m.ExpectedVersion)
+	}
+	if m.Rollback {
+		if s.PreviousSpec == nil {
+			return fmt.Errorf("%w: service %s has no previous spec to roll back to", ErrFailedPrecondition, s.Name)
+		}
+		replaceSpec(s, s.PreviousSpec, s.PreviousImageDigest, ccv1.UpdateState_UPDATE_STATE_ROLLING_BACK, "rollback requested", at)
+		return put(b, s.Id, s)
+	}
+	if m.Spec.GetTask().GetImage() == "" {
+		return fmt.Errorf("%w: a service needs an image", ErrInvalid)
+	}
+	replaceSpec(s, proto.Clone(m.Spec).(*ccv1.ServiceSpec), m.ImageDigest, ccv1.UpdateState_UPDATE_STATE_UPDATING, "update in progress", at)
+	return put(b, s.Id, s)
+}
+
+func opServiceProgress(tx *txn, at time.Time, p *statev1.ServiceProgress) error {
+	b := tx.Bucket(bucketServices)
+	s := &ccv1.Service{}
+	if err := get(b, p.ServiceId, s); err == ErrNotFound {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if s.Version != p.Version {
+		return nil
+	}
+	if p.Rollback {
+		if s.PreviousSpec == nil {
+			return nil
+		}
+		replaceSpec(s, s.PreviousSpec, s.PreviousImageDigest, ccv1.UpdateState_UPDATE_STATE_ROLLING_BACK, p.GetStatus().GetMessage(), at)
+		return put(b, s.Id, s)
+	}
+	st := proto.Clone(p.Status).(*ccv1.UpdateStatus)
+	if st.StartedAt == nil && s.Update != nil {
+		st.StartedAt = s.Update.StartedAt
+	}
+	switch st.State {
+	case ccv1.UpdateState_UPDATE_STATE_COMPLETED, ccv1.UpdateState_UPDATE_STATE_ROLLED_BACK, ccv1.UpdateState_UPDATE_STATE_PAUSED:
+		if st.CompletedAt == nil {
+			st.CompletedAt = ts(at)
+		}
+	}
+	s.Update = st
+	s.UpdatedAt = ts(at)
+	return put(b, s.Id, s)
+}
+
+func applyRemoveService(tx *txn, _ time.Time, msg proto.Message) error {
+	id := msg.(*statev1.RemoveService).GetId()
+	b := tx.Bucket(bucketServices)
+	s := &ccv1.Service{}
+	if err := get(b, id, s); err != nil {
+		return fmt.Errorf("service %s: %w", id, err)
+	}
+	var tasks []*statev1.ContainerRecord
+	err := indexed(tx.Tx, bucketServiceTasks, id, func(rec *statev1.ContainerRecord) error {
+		tasks = append(tasks, rec)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, rec := range tasks {
+		if err := deleteContainer(tx, rec); err != nil {
+			return err
+		}
+	}
+	if err := tx.Bucket(bucketServiceNames).Delete([]byte(s.Name)); err != nil {
+		return err
+	}
+	return b.Delete([]byte(id))
+}
+
+func applyUpdateSettings(tx *txn, _ time.Time, msg proto.Message) error {
+	st := msg.(*statev1.UpdateSettings).GetSettings()
+	if st == nil {
+		return fmt.Errorf("%w: no settings", ErrInvalid)
+	}
+	switch st.SchedulingStrategy {
+	case ccv1.SchedulingStrategy_SCHEDULING_STRATEGY_UNSPECIFIED, ccv1.SchedulingStrategy_SCHEDULING_STRATEGY_SPREAD, ccv1.SchedulingStrategy_SCHEDULING_STRATEGY_BINPACK:
+	default:
+		return fmt.Errorf("%w: unknown scheduling strategy %d", ErrInvalid, st.SchedulingStrategy)
+	}
+	return put(tx.Bucket(bucketCluster), string(keySettings), st)
+}
+
+// Settings returns the cluster-wide settings (defaults when never set).
+func (f *FSM) Settings() (*ccv1.Settings, error) {
+	st := &ccv1.Settings{}
+	err := f.View(func(tx *bolt.Tx) error {
+		err := get(tx.Bucket(bucketCluster), string(keySettings), st)
+		if err == ErrNotFound {
+			return nil
+		}
+		return err
+	})
+	return st, err
+}
+
+// Services returns every service, in id order.
+func (f *FSM) Services() ([]*ccv1.Service, error) {
+	return list(f, bucketServices, func() *ccv1.Service { return &ccv1.Service{} })
+}
+
+// Service returns one service.
+func (f *FSM) Service(id string) (*ccv1.Service, error) {
+	s := &ccv1.Service{}
+	err := f.View(func(tx *bolt.Tx) error { return get(tx.Bucket(bucketServices), id, s) })
+	if err != nil {
+		return nil, fmt.Errorf("service %s: %w", id, err)
+	}
+	return s, nil
+}
+
+// ServiceIDByName returns the id of the service with that name.
+func (f *FSM) ServiceIDByName(name string) (string, error) {
+	var id string
+	err := f.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketServiceNames).Get([]byte(name))
+		if v == nil {
+			return ErrNotFound
+		}
+		id = string(v)
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("service %q: %w", name, err)
+	}
+	return id, nil
+}
+
+// State is one consistent read of what the orchestrator and the scheduler
+// decide from.
+type State struct {
+	Services []*ccv1.Service
+	Tasks    []*statev1.ContainerRecord // every container: tasks and plain containers
+	Nodes    []*ccv1.Node
+	Settings *ccv1.Settings
+	Index    uint64 // the applied index the read saw
+}
+
+// ReadState reads services, containers, nodes and settings in one
+// transaction.
+func (f *FSM) ReadState() (*State, error) {
+	st := &State{Settings: &ccv1.Settings{}}
+	err := f.View(func(tx *bolt.Tx) error {
+		st.Index = readIndex(tx)
+		if err := each(tx, bucketServices, func() *ccv1.Service { return &ccv1.Service{} }, func(s *ccv1.Service) { st.Services = append(st.Services, s) }); err != nil {
+			return err
+		}
+		if err := each(tx, bucketContainers, func() *statev1.ContainerRecord { return &statev1.ContainerRecord{} }, func(r *statev1.ContainerRecord) { st.Tasks = append(st.Tasks, r) }); err != nil {
+			return err
+		}
+		if err := each(tx, bucketNodes, func() *ccv1.Node { return &ccv1.Node{} }, func(n *ccv1.Node) { st.Nodes = append(st.Nodes, n) }); err != nil {
+			return err
+		}
+		if err := get(tx.Bucket(bucketCluster), string(keySettings), st.Settings); err != nil && err != ErrNotFound {
+			return err
+		}
+		return nil
+	})
+	return st, err
+}
+
+func each[T proto.Message](tx *bolt.Tx, bucket []byte, newT func() T, fn func(T)) error {
+	return tx.Bucket(bucket).ForEach(func(k, v []byte) error {
+		m := newT()
+		if err := proto.Unmarshal(v, m); err != nil {
+			return fmt.Errorf("%s/%s: %w", bucket, k, err)
+		}
+		fn(m)
+		return nil
+	})
+}
