@@ -36,6 +36,7 @@ type Server struct {
 	ccv1.UnimplementedNodeServiceServer
 	ccv1.UnimplementedTokenServiceServer
 	ccv1.UnimplementedContainerServiceServer
+	ccv1.UnimplementedServiceServiceServer
 
 	raft     *raftstore.Store
 	fsm      *fsm.FSM
@@ -79,6 +80,7 @@ func (s *Server) Register(g grpc.ServiceRegistrar) {
 	ccv1.RegisterNodeServiceServer(g, s)
 	ccv1.RegisterTokenServiceServer(g, s)
 	ccv1.RegisterContainerServiceServer(g, s)
+	ccv1.RegisterServiceServiceServer(g, s)
 }
 
 // propose encodes and applies one command.
@@ -112,6 +114,9 @@ func (s *Server) GetStatus(ctx context.Context, _ *ccv1.GetStatusRequest) (*ccv1
 	for _, srv := range st.Servers {
 		resp.Servers = append(resp.Servers, &ccv1.Server{Id: srv.ID, Address: srv.Address, Suffrage: srv.Suffrage, Leader: srv.ID == st.LeaderID})
 	}
+	if st, err := s.fsm.Settings(); err == nil {
+		resp.Settings = st
+	}
 	cl, err := s.fsm.Cluster()
 	switch {
 	case err == nil:
@@ -132,6 +137,9 @@ func (s *Server) ListNodes(ctx context.Context, _ *ccv1.ListNodesRequest) (*ccv1
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
 	for _, n := range nodes {
 		s.withLastSeen(n)
+		if err := s.withAllocation(n); err != nil {
+			return nil, err
+		}
 	}
 	return &ccv1.ListNodesResponse{Nodes: nodes}, nil
 }
@@ -284,6 +292,10 @@ func ToStatus(err error) error {
 		return status.Error(codes.AlreadyExists, err.Error())
 	case errors.Is(err, fsm.ErrInvalid), errors.Is(err, ErrInvalidArgument):
 		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, fsm.ErrConflict):
+		return status.Error(codes.Aborted, err.Error())
+	case errors.Is(err, fsm.ErrFailedPrecondition):
+		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, fsm.ErrUnknownCommand), errors.Is(err, fsm.ErrUnsupportedVersion):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, fsm.ErrNotInitialized):

@@ -315,6 +315,9 @@ func (s *Server) setDesired(ctx context.Context, want string, d ccv1.DesiredStat
 	if err != nil {
 		return nil, err
 	}
+	if err := s.notTask(rec.Container); err != nil {
+		return nil, err
+	}
 	err = s.propose(ctx, statev1.CommandType_COMMAND_TYPE_SET_CONTAINER_DESIRED, &statev1.SetContainerDesired{Id: rec.Container.Id, Desired: d, StopTimeoutMs: timeout.Milliseconds()})
 	if err != nil {
 		return nil, err
@@ -359,6 +362,9 @@ func (s *Server) RemoveContainer(ctx context.Context, req *ccv1.RemoveContainerR
 		return nil, err
 	}
 	c := rec.Container
+	if err := s.notTask(c); err != nil {
+		return nil, err
+	}
 	running := c.GetStatus().GetState() == ccv1.ContainerState_CONTAINER_STATE_RUNNING || c.GetStatus().GetState() == ccv1.ContainerState_CONTAINER_STATE_PREPARING
 	if running && c.Desired == ccv1.DesiredState_DESIRED_STATE_RUNNING && !req.GetForce() {
 		return nil, status.Errorf(codes.FailedPrecondition, "container %s is running: stop it first (`ccctl stop %s`) or remove it with --force", c.Name, c.Name)
@@ -433,6 +439,9 @@ func (s *Server) GetNode(ctx context.Context, req *ccv1.GetNodeRequest) (*ccv1.G
 		return nil, err
 	}
 	s.withLastSeen(n)
+	if err := s.withAllocation(n); err != nil {
+		return nil, err
+	}
 	return &ccv1.GetNodeResponse{Node: n}, nil
 }
 

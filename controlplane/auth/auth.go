@@ -170,6 +170,10 @@ var viewerMethods = map[string]bool{
 	ccv1.ContainerService_ContainerLogs_FullMethodName:  true,
 	ccv1.ImageService_ListImages_FullMethodName:         true,
 	ccv1.ClusterService_ListServers_FullMethodName:      true,
+	ccv1.ServiceService_ListServices_FullMethodName:     true,
+	ccv1.ServiceService_GetService_FullMethodName:       true,
+	ccv1.ServiceService_ListServiceTasks_FullMethodName: true,
+	ccv1.ServiceService_ServiceLogs_FullMethodName:      true,
 }
 
 // ReadOnly reports whether a method only reads state (viewer tokens may

@@ -183,6 +183,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 		leaderloop.Loop{Name: "node-health", Run: s.sessions.NodeHealth(func(ctx context.Context) map[string]time.Time {
 			return s.peers.otherSessions(ctx, s.raft)
 		})},
+		leaderloop.Loop{Name: "orchestrator", Run: s.orchestrate},
 	)
 	s.wg.Add(1)
 	go func() {

@@ -1,0 +1,516 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/containercodes/cc/controlplane/fsm"
+	"github.com/containercodes/cc/controlplane/orchestrator"
+	"github.com/containercodes/cc/controlplane/scheduler"
+	"github.com/containercodes/cc/internal/imagearchive"
+	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
+	ccv1 "github.com/containercodes/cc/proto/cc/v1"
+)
+
+// A service name becomes part of its tasks' names ("web.1.ab12cd34"), so
+// it has no dots.
+var serviceNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$`)
+
+// MaxReplicas bounds one service.
+const MaxReplicas = 100_000
+
+// notTask refuses to drive a service's task as a plain container.
+func (s *Server) notTask(c *ccv1.Container) error {
+	if c.GetServiceId() == "" {
+		return nil
+	}
+	name := c.ServiceId
+	if svc, err := s.fsm.Service(c.ServiceId); err == nil {
+		name = svc.Name
+	}
+	return status.Errorf(codes.FailedPrecondition, "container %s is a task of service %s, which the cluster manages: use `ccctl service scale %s=N`, `ccctl service update` or `ccctl service rm %s`", c.Name, name, name, name)
+}
+
+// normalizeServiceSpec validates a service spec, fills its defaults and
+// resolves its image. It returns the spec to store and the image digest.
+func (s *Server) normalizeServiceSpec(in *ccv1.ServiceSpec) (*ccv1.ServiceSpec, string, error) {
+	if in == nil || in.Task == nil {
+		return nil, "", status.Error(codes.InvalidArgument, "spec.task: required (the image and command the tasks run)")
+	}
+	spec := proto.Clone(in).(*ccv1.ServiceSpec)
+	var probs []string
+	if err := ValidateSpec(spec.Task); err != nil {
+		probs = append(probs, err.Error())
+	}
+	switch spec.Mode {
+	case ccv1.ServiceMode_SERVICE_MODE_UNSPECIFIED:
+		spec.Mode = ccv1.ServiceMode_SERVICE_MODE_REPLICATED
+	case ccv1.ServiceMode_SERVICE_MODE_REPLICATED, ccv1.ServiceMode_SERVICE_MODE_GLOBAL:
+	default:
+		probs = append(probs, "mode: use replicated or global")
+	}
+	if spec.Mode == ccv1.ServiceMode_SERVICE_MODE_GLOBAL {
+		spec.Replicas = 0
+	} else if spec.Replicas > MaxReplicas {
+		probs = append(probs, fmt.Sprintf("replicas: at most %d", MaxReplicas))
+	}
+	for _, c := range spec.GetPlacement().GetConstraints() {
+		if _, err := scheduler.ParseConstraint(c); err != nil {
+			probs = append(probs, err.Error())
+		}
+	}
+	for _, a := range spec.GetPlacement().GetSpread() {
+		if err := scheduler.ValidateSpread(a); err != nil {
+			probs = append(probs, err.Error())
+		}
+	}
+	if h := spec.Task.Health; h != nil {
+		switch {
+		case len(h.Exec) > 0 && h.HttpPath != "":
+			probs = append(probs, "health: give a command or an HTTP path, not both")
+		case len(h.Exec) == 0 && h.HttpPath == "":
+			probs = append(probs, "health: give a command (--health-cmd) or an HTTP path (--health-http)")
+		case h.HttpPath != "" && !strings.HasPrefix(h.HttpPath, "/"):
+			probs = append(probs, fmt.Sprintf("health: HTTP path %q must start with /", h.HttpPath))
+		}
+		if h.HttpPort < 0 || h.HttpPort > 65535 {
+			probs = append(probs, "health: port is 1-65535")
+		}
+		if h.GetInterval().AsDuration() < 0 || h.GetTimeout().AsDuration() < 0 || h.GetStartPeriod().AsDuration() < 0 {
+			probs = append(probs, "health: interval, timeout and start period must not be negative")
+		}
+	}
+	if u := spec.Update; u != nil {
+		if u.GetDelay().AsDuration() < 0 || u.GetMonitor().AsDuration() < 0 {
+			probs = append(probs, "update: delay and monitor must not be negative")
+		}
+		switch u.FailureAction {
+		case ccv1.UpdateFailureAction_UPDATE_FAILURE_ACTION_UNSPECIFIED, ccv1.UpdateFailureAction_UPDATE_FAILURE_ACTION_PAUSE,
+			ccv1.UpdateFailureAction_UPDATE_FAILURE_ACTION_ROLLBACK, ccv1.UpdateFailureAction_UPDATE_FAILURE_ACTION_CONTINUE:
+		default:
+			probs = append(probs, "update: failure action is pause, rollback or continue")
+		}
+	}
+	if len(probs) > 0 {
+		return nil, "", status.Error(codes.InvalidArgument, strings.Join(probs, "; "))
+	}
+	ref, err := imagearchive.Normalize(spec.Task.Image)
+	if err != nil {
+		return nil, "", status.Errorf(codes.InvalidArgument, "image %q: %v", spec.Task.Image, err)
+	}
+	spec.Task = cloneSpec(spec.Task)
+	spec.Task.Image = ref
+	if in.Task.Restart == ccv1.RestartPolicy_RESTART_POLICY_UNSPECIFIED {
+		spec.Task.Restart = ccv1.RestartPolicy_RESTART_POLICY_ALWAYS
+	}
+	if spec.Update == nil {
+		spec.Update = &ccv1.UpdateConfig{}
+	}
+	if spec.Update.Parallelism == 0 {
+		spec.Update.Parallelism = 1
+	}
+	if spec.Update.FailureAction == ccv1.UpdateFailureAction_UPDATE_FAILURE_ACTION_UNSPECIFIED {
+		spec.Update.FailureAction = ccv1.UpdateFailureAction_UPDATE_FAILURE_ACTION_PAUSE
+	}
+	digest := ""
+	if s.images != nil {
+		if img, err := s.images.Resolve(ref); err == nil {
+			digest = img.Digest
+		}
+	}
+	return spec, digest, nil
+}
+
+// CreateService implements ServiceService.
+func (s *Server) CreateService(ctx context.Context, req *ccv1.CreateServiceRequest) (*ccv1.CreateServiceResponse, error) {
+	if !serviceNameRE.MatchString(req.GetName()) {
+		return nil, status.Errorf(codes.InvalidArgument, "service name %q: use letters, digits, '_' or '-' (at most 63), starting with a letter or digit", req.GetName())
+	}
+	spec, digest, err := s.normalizeServiceSpec(req.GetSpec())
+	if err != nil {
+		return nil, err
+	}
+	svc := &ccv1.Service{Id: newContainerID(), Name: req.GetName(), Spec: spec, ImageDigest: digest}
+	if err := s.propose(ctx, statev1.CommandType_COMMAND_TYPE_CREATE_SERVICE, &statev1.CreateService{Service: svc}); err != nil {
+		return nil, err
+	}
+	out, err := s.serviceWithCounts(svc.Id)
+	if err != nil {
+		return nil, err
+	}
+	return &ccv1.CreateServiceResponse{Service: out}, nil
+}
+
+// findService resolves an id, a unique id prefix or a name.
+func (s *Server) findService(want string) (*ccv1.Service, error) {
+	if want == "" {
+		return nil, status.Error(codes.InvalidArgument, "service id or name: required")
+	}
+	if svc, err := s.fsm.Service(want); err == nil {
+		return svc, nil
+	}
+	if id, err := s.fsm.ServiceIDByName(want); err == nil {
+		return s.fsm.Service(id)
+	}
+	all, err := s.fsm.Services()
+	if err != nil {
+		return nil, err
+	}
+	var match []*ccv1.Service
+	for _, svc := range all {
+		if len(want) >= 3 && strings.HasPrefix(svc.Id, want) {
+			match = append(match, svc)
+		}
+	}
+	switch len(match) {
+	case 1:
+		return match[0], nil
+	case 0:
+		return nil, status.Errorf(codes.NotFound, "no service %q (see `ccctl service ls`)", want)
+	default:
+		return nil, status.Errorf(codes.InvalidArgument, "%q matches %d services: give more of the id", want, len(match))
+	}
+}
+
+// countTasks fills a service's counts from its tasks.
+func countTasks(svc *ccv1.Service, tasks []*statev1.ContainerRecord) {
+	n := &ccv1.ServiceCounts{Desired: svc.GetSpec().GetReplicas()}
+	global := svc.GetSpec().GetMode() == ccv1.ServiceMode_SERVICE_MODE_GLOBAL
+	for _, r := range tasks {
+		c := r.Container
+		if c.Desired != ccv1.DesiredState_DESIRED_STATE_RUNNING {
+			continue
+		}
+		if global {
+			n.Desired++
+		}
+		switch {
+		case c.NodeId == "":
+			n.Pending++
+		case c.GetStatus().GetState() == ccv1.ContainerState_CONTAINER_STATE_RUNNING:
+			n.Running++
+		}
+		if c.ServiceVersion == svc.Version {
+			n.Updated++
+		}
+	}
+	svc.Counts = n
+}
+
+func (s *Server) serviceWithCounts(id string) (*ccv1.Service, error) {
+	svc, err := s.fsm.Service(id)
+	if err != nil {
+		return nil, err
+	}
+	tasks, err := s.fsm.ServiceTasks(id)
+	if err != nil {
+		return nil, err
+	}
+	countTasks(svc, tasks)
+	return svc, nil
+}
+
+// ListServices implements ServiceService.
+func (s *Server) ListServices(ctx context.Context, _ *ccv1.ListServicesRequest) (*ccv1.ListServicesResponse, error) {
+	all, err := s.fsm.Services()
+	if err != nil {
+		return nil, err
+	}
+	for _, svc := range all {
+		tasks, err := s.fsm.ServiceTasks(svc.Id)
+		if err != nil {
+			return nil, err
+		}
+		countTasks(svc, tasks)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].Name < all[j].Name })
+	return &ccv1.ListServicesResponse{Services: all}, nil
+}
+
+// GetService implements ServiceService.
+func (s *Server) GetService(ctx context.Context, req *ccv1.GetServiceRequest) (*ccv1.GetServiceResponse, error) {
+	svc, err := s.findService(req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.serviceWithCounts(svc.Id)
+	if err != nil {
+		return nil, err
+	}
+	return &ccv1.GetServiceResponse{Service: out}, nil
+}
+
+// UpdateService implements ServiceService.
+func (s *Server) UpdateService(ctx context.Context, req *ccv1.UpdateServiceRequest) (*ccv1.UpdateServiceResponse, error) {
+	svc, err := s.findService(req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	spec, digest, err := s.normalizeServiceSpec(req.GetSpec())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_SERVICE, &statev1.UpdateService{Id: svc.Id, Spec: spec, ImageDigest: digest, ExpectedVersion: req.GetVersion()}); err != nil {
+		return nil, err
+	}
+	out, err := s.serviceWithCounts(svc.Id)
+	if err != nil {
+		return nil, err
+	}
+	return &ccv1.UpdateServiceResponse{Service: out}, nil
+}
+
+// ScaleService implements ServiceService.
+func (s *Server) ScaleService(ctx context.Context, req *ccv1.ScaleServiceRequest) (*ccv1.ScaleServiceResponse, error) {
+	svc, err := s.findService(req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	if svc.GetSpec().GetMode() == ccv1.ServiceMode_SERVICE_MODE_GLOBAL {
+		return nil, status.Errorf(codes.FailedPrecondition, "service %s is global (one task per node): it cannot be scaled", svc.Name)
+	}
+	if req.GetReplicas() > MaxReplicas {
+		return nil, status.Errorf(codes.InvalidArgument, "replicas: at most %d", MaxReplicas)
+	}
+	spec := proto.Clone(svc.Spec).(*ccv1.ServiceSpec)
+	spec.Replicas = req.GetReplicas()
+	if err := s.propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_SERVICE, &statev1.UpdateService{Id: svc.Id, Spec: spec, ImageDigest: svc.ImageDigest, ExpectedVersion: svc.Version}); err != nil {
+		return nil, err
+	}
+	out, err := s.serviceWithCounts(svc.Id)
+	if err != nil {
+		return nil, err
+	}
+	return &ccv1.ScaleServiceResponse{Service: out}, nil
+}
+
+// RollbackService implements ServiceService.
+func (s *Server) RollbackService(ctx context.Context, req *ccv1.RollbackServiceRequest) (*ccv1.RollbackServiceResponse, error) {
+	svc, err := s.findService(req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_SERVICE, &statev1.UpdateService{Id: svc.Id, Rollback: true}); err != nil {
+		return nil, err
+	}
+	out, err := s.serviceWithCounts(svc.Id)
+	if err != nil {
+		return nil, err
+	}
+	return &ccv1.RollbackServiceResponse{Service: out}, nil
+}
+
+// RemoveService implements ServiceService.
+func (s *Server) RemoveService(ctx context.Context, req *ccv1.RemoveServiceRequest) (*ccv1.RemoveServiceResponse, error) {
+	svc, err := s.findService(req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.propose(ctx, statev1.CommandType_COMMAND_TYPE_REMOVE_SERVICE, &statev1.RemoveService{Id: svc.Id}); err != nil {
+		return nil, err
+	}
+	return &ccv1.RemoveServiceResponse{}, nil
+}
+
+// ListServiceTasks implements ServiceService: current tasks by slot, then
+// (with all) the history, newest first.
+func (s *Server) ListServiceTasks(ctx context.Context, req *ccv1.ListServiceTasksRequest) (*ccv1.ListServiceTasksResponse, error) {
+	svc, err := s.findService(req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	tasks, err := s.fsm.ServiceTasks(svc.Id)
+	if err != nil {
+		return nil, err
+	}
+	resp := &ccv1.ListServiceTasksResponse{}
+	for _, r := range tasks {
+		if req.GetAll() || r.Container.Desired == ccv1.DesiredState_DESIRED_STATE_RUNNING {
+			resp.Tasks = append(resp.Tasks, r.Container)
+		}
+	}
+	sort.SliceStable(resp.Tasks, func(i, j int) bool {
+		a, b := resp.Tasks[i], resp.Tasks[j]
+		if a.Slot != b.Slot {
+			return a.Slot < b.Slot
+		}
+		if a.Slot == 0 && a.NodeId != b.NodeId {
+			return a.NodeId < b.NodeId
+		}
+		if ar, br := a.Desired == ccv1.DesiredState_DESIRED_STATE_RUNNING, b.Desired == ccv1.DesiredState_DESIRED_STATE_RUNNING; ar != br {
+			return ar
+		}
+		return a.GetCreatedAt().AsTime().After(b.GetCreatedAt().AsTime())
+	})
+	return resp, nil
+}
+
+// ServiceLogs implements ServiceService: the logs of the current tasks
+// that have a node, merged as they arrive, each chunk named by its task.
+func (s *Server) ServiceLogs(req *ccv1.ServiceLogsRequest, stream ccv1.ServiceService_ServiceLogsServer) error {
+	svc, err := s.findService(req.GetId())
+	if err != nil {
+		return err
+	}
+	tasks, err := s.fsm.ServiceTasks(svc.Id)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	var (
+		sendMu sync.Mutex
+		wg     sync.WaitGroup
+		errMu  sync.Mutex
+		errs   []string
+	)
+	for _, r := range tasks {
+		c := r.Container
+		if c.NodeId == "" || c.Desired != ccv1.DesiredState_DESIRED_STATE_RUNNING {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			send := func(m *ccv1.ContainerLogsResponse) error {
+				sendMu.Lock()
+				defer sendMu.Unlock()
+				return stream.Send(&ccv1.ServiceLogsResponse{Task: c.Name, Stream: m.Stream, Data: m.Data})
+			}
+			err := s.taskLogs(ctx, c, req, send)
+			if err != nil && ctx.Err() == nil {
+				errMu.Lock()
+				errs = append(errs, fmt.Sprintf("%s: %v", c.Name, status.Convert(err).Message()))
+				errMu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 && ctx.Err() == nil {
+		sort.Strings(errs)
+		return status.Errorf(codes.Unavailable, "logs of some tasks could not be read: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// logSender adapts a send function to the ContainerLogs stream that
+// relayLogs writes to.
+type logSender struct {
+	ccv1.ContainerService_ContainerLogsServer
+	ctx  context.Context
+	send func(*ccv1.ContainerLogsResponse) error
+}
+
+func (l logSender) Send(m *ccv1.ContainerLogsResponse) error { return l.send(m) }
+func (l logSender) Context() context.Context                 { return l.ctx }
+
+func (s *Server) taskLogs(ctx context.Context, c *ccv1.Container, req *ccv1.ServiceLogsRequest, send func(*ccv1.ContainerLogsResponse) error) error {
+	if s.sessions.Connected(c.NodeId) || s.peers == nil {
+		return s.sessions.Logs(ctx, c.NodeId, c.Id, req.GetFollow(), req.GetTail(), send)
+	}
+	creq := &ccv1.ContainerLogsRequest{Id: c.Id, Follow: req.GetFollow(), Tail: req.GetTail()}
+	return s.relayLogs(logSender{ctx: ctx, send: send}, c.NodeId, c.Id, creq)
+}
+
+// UpdateNode implements NodeService: availability and operator labels.
+func (s *Server) UpdateNode(ctx context.Context, req *ccv1.UpdateNodeRequest) (*ccv1.UpdateNodeResponse, error) {
+	nodes, err := s.fsm.Nodes()
+	if err != nil {
+		return nil, err
+	}
+	n, err := FindNode(nodes, req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	switch req.GetAvailability() {
+	case ccv1.NodeAvailability_NODE_AVAILABILITY_UNSPECIFIED, ccv1.NodeAvailability_NODE_AVAILABILITY_ACTIVE,
+		ccv1.NodeAvailability_NODE_AVAILABILITY_PAUSE, ccv1.NodeAvailability_NODE_AVAILABILITY_DRAIN:
+	default:
+		return nil, status.Error(codes.InvalidArgument, "availability: use active, pause or drain")
+	}
+	upd := &statev1.UpdateNode{Id: n.Id, Availability: req.GetAvailability()}
+	if len(req.GetAddLabels()) > 0 || len(req.GetRemoveLabels()) > 0 {
+		labels := map[string]string{}
+		for k, v := range n.UserLabels {
+			labels[k] = v
+		}
+		for k, v := range req.GetAddLabels() {
+			if k == "" || strings.ContainsAny(k, "=!, ") || len(k) > 128 || len(v) > 256 {
+				return nil, status.Errorf(codes.InvalidArgument, "label %q=%q: a key is 1-128 characters without '=', '!', ',' or spaces; a value at most 256", k, v)
+			}
+			labels[k] = v
+		}
+		for _, k := range req.GetRemoveLabels() {
+			if _, ok := labels[k]; !ok {
+				if _, agent := n.Labels[k]; agent {
+					return nil, status.Errorf(codes.InvalidArgument, "label %q comes from the agent's --label flag on node %s: change it there", k, n.Name)
+				}
+				return nil, status.Errorf(codes.NotFound, "node %s has no label %q", n.Name, k)
+			}
+			delete(labels, k)
+		}
+		upd.UserLabels, upd.SetUserLabels = labels, true
+	}
+	if err := s.propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_NODE, upd); err != nil {
+		return nil, err
+	}
+	out, err := s.fsm.Node(n.Id)
+	if err != nil {
+		return nil, err
+	}
+	s.withLastSeen(out)
+	if err := s.withAllocation(out); err != nil {
+		return nil, err
+	}
+	return &ccv1.UpdateNodeResponse{Node: out}, nil
+}
+
+// withAllocation fills what is placed on a node.
+func (s *Server) withAllocation(n *ccv1.Node) error {
+	recs, err := s.fsm.NodeContainers(n.Id)
+	if err != nil {
+		return err
+	}
+	alloc := &ccv1.Resources{}
+	var tasks uint32
+	for _, r := range recs {
+		c := r.Container
+		if c.Desired != ccv1.DesiredState_DESIRED_STATE_RUNNING {
+			continue
+		}
+		res := orchestrator.Reservation(c.Spec)
+		alloc.CpuMillis += res.CPUMillis
+		alloc.MemoryBytes += res.MemoryBytes
+		tasks++
+	}
+	n.Allocated, n.Tasks = alloc, tasks
+	return nil
+}
+
+// UpdateSettings implements ClusterService.
+func (s *Server) UpdateSettings(ctx context.Context, req *ccv1.UpdateSettingsRequest) (*ccv1.UpdateSettingsResponse, error) {
+	st := req.GetSettings()
+	if st == nil {
+		return nil, status.Error(codes.InvalidArgument, "settings: required")
+	}
+	if err := s.propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_SETTINGS, &statev1.UpdateSettings{Settings: st}); err != nil {
+		if errors.Is(err, fsm.ErrInvalid) {
+			return nil, status.Error(codes.InvalidArgument, err.Error())
+		}
+		return nil, err
+	}
+	out, err := s.fsm.Settings()
+	if err != nil {
+		return nil, err
+	}
+	return &ccv1.UpdateSettingsResponse{Settings: out}, nil
+}

@@ -1,0 +1,114 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"time"
+
+	"github.com/containercodes/cc/controlplane/fsm"
+	"github.com/containercodes/cc/controlplane/orchestrator"
+	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
+)
+
+// opsPerCommand bounds one raft entry of task ops: a batch of 100,000 new
+// tasks goes out as several entries, each applied in one transaction.
+const opsPerCommand = 2000
+
+// orchestrate is the leader loop of services: it reads the state, makes a
+// plan (package orchestrator, which calls the scheduler) and writes its ops,
+// again whenever the state changes or the plan asks to be woken.
+func (s *Server) orchestrate(ctx context.Context) {
+	log := s.log.With("loop", "orchestrator")
+	// Decide from everything earlier leaders committed.
+	for {
+		bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := s.raft.Barrier(bctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn("barrier before scheduling failed; retrying", "err", err)
+		if !sleep(ctx, time.Second) {
+			return
+		}
+	}
+	const resync = 10 * time.Second
+	for {
+		watch := s.fsm.Watch()
+		wake := time.Now().Add(resync)
+		st, err := s.fsm.ReadState()
+		if err != nil {
+			log.Error("read state", "err", err)
+		} else {
+			started := time.Now()
+			plan := orchestrator.Make(orchestrator.Input{
+				Services: st.Services, Tasks: st.Tasks, Nodes: st.Nodes,
+				Strategy: st.Settings.GetSchedulingStrategy(), Now: started, NewID: newTaskID,
+			})
+			if !plan.WakeAt.IsZero() && plan.WakeAt.Before(wake) {
+				wake = plan.WakeAt
+			}
+			if len(plan.Ops) > 0 {
+				if err := s.applyOps(ctx, plan.Ops); err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					log.Warn("could not write the scheduler's decisions; retrying", "err", err)
+					if !sleep(ctx, time.Second) {
+						return
+					}
+					continue
+				}
+				log.Debug("plan applied", "ops", len(plan.Ops), "took", time.Since(started))
+				continue // decide again from the new state
+			}
+		}
+		timer := time.NewTimer(time.Until(wake))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-watch:
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+}
+
+// applyOps writes ops in batches through this server's raft, refusing to
+// forward: a server that lost leadership stops deciding.
+func (s *Server) applyOps(ctx context.Context, ops []*statev1.TaskOp) error {
+	for len(ops) > 0 {
+		n := min(len(ops), opsPerCommand)
+		data, err := fsm.Encode(statev1.CommandType_COMMAND_TYPE_TASK_OPS, &statev1.TaskOps{Ops: ops[:n]}, time.Now())
+		if err != nil {
+			return err
+		}
+		if _, err := s.raft.ApplyLocal(ctx, data); err != nil {
+			return err
+		}
+		ops = ops[n:]
+	}
+	return nil
+}
+
+func newTaskID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
