@@ -495,11 +495,22 @@ func (w *world) schedule(p *Plan) {
 	for _, s := range w.in.Services {
 		services[s.Id] = s
 	}
+	// Tasks this plan stops or removes free their resources and ports for
+	// the tasks it places (an update stops the old task first).
+	leaving := map[string]bool{}
+	for _, op := range p.Ops {
+		switch o := op.Op.(type) {
+		case *statev1.TaskOp_Stop:
+			leaving[o.Stop.TaskId] = true
+		case *statev1.TaskOp_Remove:
+			leaving[o.Remove] = true
+		}
+	}
 	var placed, pending []scheduler.Task
 	var waiting []*ccv1.Container // existing pending tasks, FIFO
 	for _, r := range w.in.Tasks {
 		c := r.GetContainer()
-		if c.Desired != ccv1.DesiredState_DESIRED_STATE_RUNNING {
+		if c.Desired != ccv1.DesiredState_DESIRED_STATE_RUNNING || leaving[c.Id] {
 			continue
 		}
 		if c.NodeId != "" {
@@ -508,7 +519,7 @@ func (w *world) schedule(p *Plan) {
 			}
 			continue
 		}
-		if s := services[c.ServiceId]; s != nil && !stoppedInPlan(p, c.Id) {
+		if s := services[c.ServiceId]; s != nil {
 			waiting = append(waiting, c)
 		}
 	}
@@ -557,22 +568,6 @@ func (w *world) schedule(p *Plan) {
 			p.Ops = append(p.Ops, &statev1.TaskOp{Op: &statev1.TaskOp_Pending{Pending: &statev1.PendingReason{TaskId: c.Id, Reason: why}}})
 		}
 	}
-}
-
-func stoppedInPlan(p *Plan, id string) bool {
-	for _, op := range p.Ops {
-		switch o := op.Op.(type) {
-		case *statev1.TaskOp_Stop:
-			if o.Stop.TaskId == id {
-				return true
-			}
-		case *statev1.TaskOp_Remove:
-			if o.Remove == id {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // Reservation is what a container sets aside on its node: its reservation,
