@@ -103,6 +103,7 @@ type Agent struct {
 	DataDir  string
 	ID       *identity.Identity
 	rtConfig runtime.Config
+	hello    *ccv1.SessionHello
 	Runtime  *runtime.Runtime
 
 	cancel context.CancelFunc
@@ -112,8 +113,27 @@ type Agent struct {
 // subnetSeq gives each agent of the test process a subnet of its own.
 var subnetSeq atomic.Int32
 
+// AgentConfig is what an AgentOption may change.
+type AgentConfig struct {
+	Runtime runtime.Config
+	// Resources are what the agent reports (default 2 CPUs, 4 GiB).
+	Resources *ccv1.Resources
+	// Labels are the agent's --label flags.
+	Labels map[string]string
+}
+
 // AgentOption changes an agent before it starts.
-type AgentOption func(*runtime.Config)
+type AgentOption func(*AgentConfig)
+
+// WithResources makes the agent report res.
+func WithResources(cpuMillis, memoryBytes int64) AgentOption {
+	return func(c *AgentConfig) { c.Resources = &ccv1.Resources{CpuMillis: cpuMillis, MemoryBytes: memoryBytes} }
+}
+
+// WithLabels gives the agent labels, as its --label flags would.
+func WithLabels(labels map[string]string) AgentOption {
+	return func(c *AgentConfig) { c.Labels = labels }
+}
 
 // StartAgent joins a new agent named name to the cluster (with a fresh
 // single-use join token) and runs it.
@@ -127,18 +147,11 @@ func (s *Server) StartAgent(name string, opts ...AgentOption) *Agent {
 		s.t.Fatalf("testcluster: join token: %v", err)
 	}
 	dir := s.t.TempDir()
-	id, err := identity.Join(ctx, filepath.Join(dir, "identity"), identity.JoinOptions{
-		Addr: s.Addr(), Token: tok.Secret, Name: name,
-		Resources: &ccv1.Resources{CpuMillis: 2000, MemoryBytes: 4 << 30}, Address: "127.0.0.1", Version: "test",
-	})
-	if err != nil {
-		s.t.Fatalf("testcluster: join %s: %v", name, err)
-	}
 	suffix := randomHex(3)
-	cfg := runtime.Config{
+	cfg := AgentConfig{Resources: &ccv1.Resources{CpuMillis: 2000, MemoryBytes: 4 << 30}}
+	cfg.Runtime = runtime.Config{
 		Socket:     ContainerdSocket,
 		Namespace:  "cc-test-" + suffix,
-		Owner:      id.NodeID,
 		StateDir:   filepath.Join(dir, "runtime"),
 		CNIBinDir:  "/usr/lib/cni",
 		BridgeName: "cct" + suffix,
@@ -149,7 +162,16 @@ func (s *Server) StartAgent(name string, opts ...AgentOption) *Agent {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	a := &Agent{t: s.t, Name: name, DataDir: dir, ID: id, rtConfig: cfg}
+	id, err := identity.Join(ctx, filepath.Join(dir, "identity"), identity.JoinOptions{
+		Addr: s.Addr(), Token: tok.Secret, Name: name, Labels: cfg.Labels,
+		Resources: cfg.Resources, Address: "127.0.0.1", Version: "test",
+	})
+	if err != nil {
+		s.t.Fatalf("testcluster: join %s: %v", name, err)
+	}
+	cfg.Runtime.Owner = id.NodeID
+	hello := &ccv1.SessionHello{Version: "test", Resources: cfg.Resources, Labels: cfg.Labels, Address: "127.0.0.1"}
+	a := &Agent{t: s.t, Name: name, DataDir: dir, ID: id, rtConfig: cfg.Runtime, hello: hello}
 	a.start()
 	s.t.Cleanup(func() { a.Stop(); a.cleanup() })
 	return a
@@ -172,7 +194,7 @@ func (a *Agent) start() {
 	w, err := worker.New(worker.Config{
 		Identity:  a.ID,
 		Runtime:   rt,
-		Hello:     &ccv1.SessionHello{Version: "test", Resources: &ccv1.Resources{CpuMillis: 2000, MemoryBytes: 4 << 30}, Address: "127.0.0.1"},
+		Hello:     a.hello,
 		Logger:    a.rtConfig.Logger,
 		Heartbeat: 500 * time.Millisecond,
 		Resync:    time.Second,

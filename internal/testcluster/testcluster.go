@@ -167,6 +167,7 @@ type Client struct {
 	Tokens     ccv1.TokenServiceClient
 	Containers ccv1.ContainerServiceClient
 	Images     ccv1.ImageServiceClient
+	Services   ccv1.ServiceServiceClient
 }
 
 // Client returns API clients using the admin token.
@@ -178,6 +179,7 @@ func (s *Server) Client() *Client {
 		Tokens:     ccv1.NewTokenServiceClient(conn),
 		Containers: ccv1.NewContainerServiceClient(conn),
 		Images:     ccv1.NewImageServiceClient(conn),
+		Services:   ccv1.NewServiceServiceClient(conn),
 	}
 }
 
