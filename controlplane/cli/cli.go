@@ -56,6 +56,7 @@ func app(stdout, stderr io.Writer) *ucli.App {
 			&ucli.StringFlag{Name: "join", Usage: "API `ADDR` of a server of the cluster to join (first start only)"},
 			&ucli.StringFlag{Name: "token", Usage: "server join `TOKEN` for --join (`ccctl token create --role server`)", EnvVars: []string{"CC_SERVER_JOIN_TOKEN"}},
 			&ucli.StringSliceFlag{Name: "tls-san", Usage: "extra DNS `NAME` or IP for the server certificate (repeatable)"},
+			&ucli.DurationFlag{Name: "node-down-after", Usage: "mark a node down and move its service tasks after `DURATION` without a heartbeat (default 10s)"},
 			&ucli.StringFlag{Name: "log-level", Usage: "`LEVEL`: debug, info, warn or error"},
 			&ucli.StringFlag{Name: "log-format", Usage: "`FORMAT`: text or json"},
 		},
@@ -115,6 +116,9 @@ func loadConfig(c *ucli.Context) (config.Config, error) {
 	}
 	if c.IsSet("tls-san") {
 		cfg.TLSSANs = c.StringSlice("tls-san")
+	}
+	if c.IsSet("node-down-after") {
+		cfg.NodeDownAfter.Duration = c.Duration("node-down-after")
 	}
 	if c.IsSet("log-level") {
 		cfg.Log.Level = c.String("log-level")

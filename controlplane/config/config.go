@@ -54,6 +54,10 @@ type Config struct {
 	JoinToken string `toml:"join_token"`
 	// TLSSANs are extra DNS names or IPs for the server certificate.
 	TLSSANs []string `toml:"tls_sans"`
+	// NodeDownAfter is how long a node may go without a heartbeat to any
+	// server before the leader marks it down and moves its service tasks
+	// (agents beat every 3s).
+	NodeDownAfter Duration `toml:"node_down_after"`
 
 	Log  LogConfig  `toml:"log"`
 	Raft RaftConfig `toml:"raft"`
@@ -94,6 +98,8 @@ func Default() Config {
 		Name:     name,
 		APIAddr:  "0.0.0.0:7443",
 		RaftAddr: "0.0.0.0:7444",
+		// About three heartbeat periods of the agent.
+		NodeDownAfter: Duration{10 * time.Second},
 		Log: LogConfig{
 			Level:  "info",
 			Format: "text",

@@ -71,6 +71,10 @@ func (c Config) Validate() error {
 		add("log.format", "%q is not a log format; use text or json", c.Log.Format)
 	}
 
+	if c.NodeDownAfter.Duration < time.Second {
+		add("node_down_after", "%s is too short; it must be at least 1s (agents beat every 3s; 10s is the default)", c.NodeDownAfter.Duration)
+	}
+
 	r := c.Raft
 	atLeast := func(key string, d Duration, lo time.Duration) bool {
 		if d.Duration < lo {

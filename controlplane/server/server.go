@@ -263,7 +263,7 @@ func (s *Server) serve() error {
 	if s.blobs, err = blobstore.New(filepath.Join(s.cfg.DataDir, "blobs")); err != nil {
 		return err
 	}
-	s.sessions = session.New(s.raft, s.fsm, s.log.With("component", "session"), session.Options{DownAfter: s.opts.NodeDownAfter})
+	s.sessions = session.New(s.raft, s.fsm, s.log.With("component", "session"), session.Options{DownAfter: s.downAfter()})
 	images := api.NewImageService(s.raft, s.fsm, s.blobs, s.log.With("component", "images"))
 	authn.WithServers(s.fsm)
 	s.peers = newPeers(s.fsm, s.id.raftClientTLS())
@@ -591,4 +591,12 @@ func (s *Server) Close(ctx context.Context) error {
 		s.closeErr = errors.Join(errs...)
 	})
 	return s.closeErr
+}
+
+// downAfter is the node heartbeat grace: the option (tests) or the config.
+func (s *Server) downAfter() time.Duration {
+	if s.opts.NodeDownAfter > 0 {
+		return s.opts.NodeDownAfter
+	}
+	return s.cfg.NodeDownAfter.Duration
 }

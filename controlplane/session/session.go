@@ -28,7 +28,7 @@ import (
 // Options tune the dispatcher.
 type Options struct {
 	// DownAfter is how long a node may have no session with any server
-	// before the leader marks it down. Default 15s.
+	// before the leader marks it down. Default 10s.
 	DownAfter time.Duration
 	// HelloTimeout bounds the wait for an agent's first message. Default 30s.
 	HelloTimeout time.Duration
@@ -58,7 +58,7 @@ type session struct {
 // New returns a dispatcher over a raft node and its state machine.
 func New(r *raftstore.Store, f *fsm.FSM, log *slog.Logger, opts Options) *Dispatcher {
 	if opts.DownAfter <= 0 {
-		opts.DownAfter = 15 * time.Second
+		opts.DownAfter = 10 * time.Second
 	}
 	if opts.HelloTimeout <= 0 {
 		opts.HelloTimeout = 30 * time.Second
