@@ -32,8 +32,9 @@ func App(stdout, stderr io.Writer) *cli.App {
 		Writer:  stdout, ErrWriter: stderr,
 		Description: "With no --addr, --token or --ca-cert (or CC_ADDR, CC_TOKEN, CC_CACERT), ccctl uses the\n" +
 			"current context of its config file, which `make dev` writes for the dev cluster.\n\n" +
-			"Flags may come anywhere, before or after the command, except after the image of `ccctl run`:\n" +
-			"there everything is the container's command.",
+			"Flags may come anywhere, before or after the command, except after the image of `ccctl run`\n" +
+			"or the first word of the command of `ccctl service create NAME`: from there on everything\n" +
+			"is the container's command.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "addr", Usage: "control plane API address `HOST:PORT`", EnvVars: []string{"CC_ADDR"}},
 			&cli.StringFlag{Name: "token", Usage: "API `TOKEN`", EnvVars: []string{"CC_TOKEN"}},
@@ -53,7 +54,8 @@ func App(stdout, stderr io.Writer) *cli.App {
 		DisableSliceFlagSeparator: true,
 		OnUsageError:              usageError,
 		Commands: []*cli.Command{
-			{Name: "status", Usage: "show the cluster: id, leader, raft state and index, servers", Action: statusCmd, OnUsageError: usageError},
+			{Name: "status", Usage: "show the cluster: id, leader, raft state and index, scheduling strategy, servers", Action: statusCmd, OnUsageError: usageError},
+			serviceCommand(),
 			runCommand(),
 			psCommand(),
 			inspectCommand(),
@@ -66,6 +68,7 @@ func App(stdout, stderr io.Writer) *cli.App {
 			tokenCommand(),
 			snapshotCommand(),
 			serverCommand(),
+			clusterCommand(),
 			contextCommand(),
 		},
 	}
@@ -222,6 +225,7 @@ func statusCmd(c *cli.Context) error {
 		fmt.Fprintf(w, "Answered by:\t%s %s (%s, version %s)\n", st.ServerId, st.ServerName, st.RaftState, st.Version)
 		fmt.Fprintf(w, "Raft term:\t%d\n", st.Term)
 		fmt.Fprintf(w, "Raft index:\t%d (commit %d, applied %d)\n", st.LastIndex, st.CommitIndex, st.AppliedIndex)
+		fmt.Fprintf(w, "Scheduling:\t%s\n", schedulingStrategy(st.GetSettings().GetSchedulingStrategy()))
 		fmt.Fprintf(w, "\nSERVER\tADDRESS\tSUFFRAGE\tLEADER\n")
 		for _, s := range st.Servers {
 			fmt.Fprintf(w, "%s\t%s\t%s\t%v\n", s.Id, s.Address, s.Suffrage, s.Leader)

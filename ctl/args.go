@@ -12,8 +12,10 @@ import (
 // `ccctl token ls -o json` and `ccctl context set dev --server ...` become
 // `ccctl -o json token ls` and `ccctl context set --server ... dev`.
 // Everything after "--" is left as it is, and so is everything after the
-// first plain argument of the commands in verbatimAfterFirstArg: in
-// `ccctl run alpine ls -l`, "-l" is the container's.
+// first plain arguments of the commands in verbatimAfter: in
+// `ccctl run alpine ls -l`, "-l" is the container's. A flag given by an
+// alias is spelled by its name, as urfave/cli refuses two spellings of one
+// flag: `-e A=1 --env B=2` becomes `--env A=1 --env B=2`.
 func Interspersed(app *cli.App, args []string) []string {
 	if len(args) < 2 {
 		return args
@@ -29,22 +31,22 @@ func Interspersed(app *cli.App, args []string) []string {
 			break
 		}
 		if strings.HasPrefix(a, "-") && a != "-" {
-			takesValue, isGlobal, known := lookupFlag(app.Flags, leaf, a)
+			f, isGlobal, known := lookupFlag(app.Flags, leaf, a)
 			if !known {
 				// Unknown: leave it where urfave/cli reports it clearly.
 				local = append(local, a)
 				continue
 			}
-			n := 1
-			if takesValue && !strings.Contains(a, "=") && i+1 < len(rest) {
-				n = 2
+			flag := []string{byName(a, f)}
+			if f != nil && flagTakesValue(f) && !strings.Contains(a, "=") && i+1 < len(rest) {
+				i++
+				flag = append(flag, rest[i])
 			}
 			if isGlobal {
-				global = append(global, rest[i:i+n]...)
+				global = append(global, flag...)
 			} else {
-				local = append(local, rest[i:i+n]...)
+				local = append(local, flag...)
 			}
-			i += n - 1
 			continue
 		}
 		if len(plain) == 0 {
@@ -55,7 +57,7 @@ func Interspersed(app *cli.App, args []string) []string {
 			}
 		}
 		plain = append(plain, a)
-		if leaf != nil && verbatimAfterFirstArg[strings.Join(names, " ")] {
+		if n := verbatimAfter[strings.Join(names, " ")]; leaf != nil && n > 0 && len(plain) == n {
 			plain = append(plain, rest[i+1:]...)
 			break
 		}
@@ -66,10 +68,11 @@ func Interspersed(app *cli.App, args []string) []string {
 	return append(out, plain...)
 }
 
-// verbatimAfterFirstArg holds the commands (their path of canonical names)
-// whose arguments after the first plain one belong to the command as they
-// are, flags too.
-var verbatimAfterFirstArg = map[string]bool{"run": true}
+// verbatimAfter holds the commands (their path of canonical names) whose
+// arguments, once n plain ones are read, belong to the container's command
+// as they are, flags too: for run, n counts its IMAGE; for service create,
+// its NAME and the first word of the command.
+var verbatimAfter = map[string]int{"run": 1, "service create": 2}
 
 func findCommand(cmds []*cli.Command, name string) *cli.Command {
 	for _, c := range cmds {
@@ -80,24 +83,43 @@ func findCommand(cmds []*cli.Command, name string) *cli.Command {
 	return nil
 }
 
-// lookupFlag finds arg among the leaf command's flags, then the global ones.
-func lookupFlag(global []cli.Flag, leaf *cli.Command, arg string) (takesValue, isGlobal, known bool) {
+// lookupFlag finds arg among the leaf command's flags, then the global
+// ones. --help is known with no flag.
+func lookupFlag(global []cli.Flag, leaf *cli.Command, arg string) (f cli.Flag, isGlobal, known bool) {
+	name := flagName(arg)
+	if name == "help" || name == "h" {
+		return nil, leaf == nil, true
+	}
+	if leaf != nil {
+		if f := matchFlag(leaf.Flags, name); f != nil {
+			return f, false, true
+		}
+	}
+	if f := matchFlag(global, name); f != nil {
+		return f, true, true
+	}
+	return nil, false, false
+}
+
+// flagName is the name in "-n", "--name" or "--name=value".
+func flagName(arg string) string {
 	name := strings.TrimLeft(arg, "-")
 	if i := strings.IndexByte(name, '='); i >= 0 {
 		name = name[:i]
 	}
-	if name == "help" || name == "h" {
-		return false, leaf == nil, true
+	return name
+}
+
+// byName spells arg, a use of flag f, with f's name instead of an alias.
+func byName(arg string, f cli.Flag) string {
+	if f == nil || flagName(arg) == f.Names()[0] {
+		return arg
 	}
-	if leaf != nil {
-		if f := matchFlag(leaf.Flags, name); f != nil {
-			return flagTakesValue(f), false, true
-		}
+	_, value, hasValue := strings.Cut(arg, "=")
+	if hasValue {
+		return "--" + f.Names()[0] + "=" + value
 	}
-	if f := matchFlag(global, name); f != nil {
-		return flagTakesValue(f), true, true
-	}
-	return false, false, false
+	return "--" + f.Names()[0]
 }
 
 func matchFlag(flags []cli.Flag, name string) cli.Flag {

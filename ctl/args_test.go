@@ -13,12 +13,12 @@ func TestInterspersed(t *testing.T) {
 	app := App(io.Discard, io.Discard)
 	cases := []struct{ in, want []string }{
 		{[]string{"ccctl", "status"}, []string{"ccctl", "status"}},
-		{[]string{"ccctl", "status", "-o", "json"}, []string{"ccctl", "-o", "json", "status"}},
+		{[]string{"ccctl", "status", "-o", "json"}, []string{"ccctl", "--output", "json", "status"}},
 		{[]string{"ccctl", "token", "ls", "--output=json", "--addr", "h:1"}, []string{"ccctl", "--output=json", "--addr", "h:1", "token", "ls"}},
 		{[]string{"ccctl", "context", "set", "dev", "--server", "h:1", "--use", "--token-file", "t"},
 			[]string{"ccctl", "context", "set", "--server", "h:1", "--use", "--token-file", "t", "dev"}},
-		{[]string{"ccctl", "token", "create", "-d", "x y", "--role", "admin"}, []string{"ccctl", "token", "create", "-d", "x y", "--role", "admin"}},
-		{[]string{"ccctl", "token", "revoke", "abc", "-o", "json"}, []string{"ccctl", "-o", "json", "token", "revoke", "abc"}},
+		{[]string{"ccctl", "token", "create", "-d", "x y", "--role", "admin"}, []string{"ccctl", "token", "create", "--description", "x y", "--role", "admin"}},
+		{[]string{"ccctl", "token", "revoke", "abc", "-o", "json"}, []string{"ccctl", "--output", "json", "token", "revoke", "abc"}},
 		// Unknown flags stay for urfave/cli to report.
 		{[]string{"ccctl", "--bogus", "status"}, []string{"ccctl", "status", "--bogus"}},
 		// After "--" nothing moves.
@@ -27,20 +27,32 @@ func TestInterspersed(t *testing.T) {
 		// the container's command, flags included.
 		{[]string{"ccctl", "run", "alpine", "ls", "-l"}, []string{"ccctl", "run", "alpine", "ls", "-l"}},
 		{[]string{"ccctl", "run", "--name", "web", "-p", "8080:80", "nginx", "-g", "daemon off;"},
-			[]string{"ccctl", "run", "--name", "web", "-p", "8080:80", "nginx", "-g", "daemon off;"}},
+			[]string{"ccctl", "run", "--name", "web", "--publish", "8080:80", "nginx", "-g", "daemon off;"}},
 		{[]string{"ccctl", "run", "-o", "json", "-d", "alpine", "echo", "-o", "json", "--name", "x"},
-			[]string{"ccctl", "-o", "json", "run", "-d", "alpine", "echo", "-o", "json", "--name", "x"}},
+			[]string{"ccctl", "--output", "json", "run", "--detach", "alpine", "echo", "-o", "json", "--name", "x"}},
 		{[]string{"ccctl", "run", "alpine", "--", "sh", "-c", "x"}, []string{"ccctl", "run", "alpine", "--", "sh", "-c", "x"}},
 		{[]string{"ccctl", "run", "--name", "x", "--", "alpine", "-d"}, []string{"ccctl", "run", "--name", "x", "--", "alpine", "-d"}},
-		{[]string{"ccctl", "run", "-e", "A=1", "alpine", "--addr", "h:1"}, []string{"ccctl", "run", "-e", "A=1", "alpine", "--addr", "h:1"}},
+		{[]string{"ccctl", "run", "-e", "A=1", "alpine", "--addr", "h:1"}, []string{"ccctl", "run", "--env", "A=1", "alpine", "--addr", "h:1"}},
 		// Other commands still take flags anywhere, their own before global ones.
-		{[]string{"ccctl", "logs", "web", "-f", "--tail", "10", "-o", "json"}, []string{"ccctl", "-o", "json", "logs", "-f", "--tail", "10", "web"}},
+		{[]string{"ccctl", "logs", "web", "-f", "--tail", "10", "-o", "json"}, []string{"ccctl", "--output", "json", "logs", "--follow", "--tail", "10", "web"}},
 		{[]string{"ccctl", "stop", "web", "--timeout", "5s"}, []string{"ccctl", "stop", "--timeout", "5s", "web"}},
 		{[]string{"ccctl", "--timeout", "5s", "stop", "web"}, []string{"ccctl", "--timeout", "5s", "stop", "web"}},
-		{[]string{"ccctl", "image", "load", "app.tar", "-o", "json"}, []string{"ccctl", "-o", "json", "image", "load", "app.tar"}},
-		{[]string{"ccctl", "rm", "a", "-f", "b"}, []string{"ccctl", "rm", "-f", "a", "b"}},
+		{[]string{"ccctl", "image", "load", "app.tar", "-o", "json"}, []string{"ccctl", "--output", "json", "image", "load", "app.tar"}},
+		{[]string{"ccctl", "rm", "a", "-f", "b"}, []string{"ccctl", "rm", "--force", "a", "b"}},
 		// A plain argument named like a command is not one: only run's image stops.
-		{[]string{"ccctl", "node", "rm", "run", "-f"}, []string{"ccctl", "node", "rm", "-f", "run"}},
+		{[]string{"ccctl", "node", "rm", "run", "-f"}, []string{"ccctl", "node", "rm", "--force", "run"}},
+		// An alias is spelled by the flag's name, so that both may be used.
+		{[]string{"ccctl", "run", "-e", "A=1", "--env", "B=2", "-o=json", "alpine"},
+			[]string{"ccctl", "--output=json", "run", "--env", "A=1", "--env", "B=2", "alpine"}},
+		// service create: flags before and after NAME are its own; the next
+		// plain argument starts the command, which takes the rest.
+		{[]string{"ccctl", "service", "create", "web", "--image", "nginx", "-e", "A=1", "nginx", "-g", "daemon off;", "-o", "json"},
+			[]string{"ccctl", "service", "create", "--image", "nginx", "--env", "A=1", "web", "nginx", "-g", "daemon off;", "-o", "json"}},
+		{[]string{"ccctl", "svc", "create", "-o", "json", "web", "--image", "busybox", "--", "sh", "-c", "x"},
+			[]string{"ccctl", "--output", "json", "svc", "create", "--image", "busybox", "web", "--", "sh", "-c", "x"}},
+		// service update: flags anywhere; the command only after --.
+		{[]string{"ccctl", "service", "update", "web", "--replicas", "3", "--", "sh", "-c", "x"},
+			[]string{"ccctl", "service", "update", "--replicas", "3", "web", "--", "sh", "-c", "x"}},
 	}
 	for _, c := range cases {
 		if got := Interspersed(app, c.in); !reflect.DeepEqual(got, c.want) {

@@ -34,6 +34,7 @@ type Client struct {
 	Tokens     ccv1.TokenServiceClient
 	Containers ccv1.ContainerServiceClient
 	Images     ccv1.ImageServiceClient
+	Services   ccv1.ServiceServiceClient
 }
 
 // Close closes the connection.
@@ -144,6 +145,7 @@ func dial(c *cli.Context) (*Client, error) {
 		Tokens:     ccv1.NewTokenServiceClient(conn),
 		Containers: ccv1.NewContainerServiceClient(conn),
 		Images:     ccv1.NewImageServiceClient(conn),
+		Services:   ccv1.NewServiceServiceClient(conn),
 	}, nil
 }
 

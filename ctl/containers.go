@@ -75,7 +75,7 @@ func runRequest(c *cli.Context) (*ccv1.CreateContainerRequest, error) {
 		}
 	}
 	if s := c.String("cpus"); s != "" {
-		if res.CpuMillis, err = parseCPUs(s); err != nil {
+		if res.CpuMillis, err = parseCPUs("cpus", s); err != nil {
 			return nil, err
 		}
 	}

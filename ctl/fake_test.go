@@ -35,6 +35,8 @@ type fakeAPI struct {
 	ccv1.UnimplementedImageServiceServer
 	ccv1.UnimplementedTokenServiceServer
 	ccv1.UnimplementedNodeServiceServer
+	ccv1.UnimplementedServiceServiceServer
+	ccv1.UnimplementedClusterServiceServer
 
 	mu         sync.Mutex
 	create     *ccv1.CreateContainerRequest
@@ -46,6 +48,23 @@ type fakeAPI struct {
 	loadSum    string
 	token      *ccv1.CreateTokenRequest
 	containers []*ccv1.Container
+	nodes      []*ccv1.Node // ListNodes; node-1 (n1) when nil
+
+	// Services and cluster settings: see services_test.go.
+	svc         *ccv1.Service // GetService
+	raced       bool          // UpdateService: another update came after GetService
+	services    []*ccv1.Service
+	tasks       []*ccv1.Container
+	logs        []*ccv1.ServiceLogsResponse
+	createSvc   *ccv1.CreateServiceRequest
+	updateSvc   *ccv1.UpdateServiceRequest
+	scales      []*ccv1.ScaleServiceRequest
+	rollbacks   []string
+	removes     []string
+	tasksReq    *ccv1.ListServiceTasksRequest
+	svcLogsReq  *ccv1.ServiceLogsRequest
+	nodeUpdates []*ccv1.UpdateNodeRequest
+	settings    *ccv1.Settings
 }
 
 func (f *fakeAPI) CreateContainer(_ context.Context, r *ccv1.CreateContainerRequest) (*ccv1.CreateContainerResponse, error) {
@@ -88,6 +107,9 @@ func (f *fakeAPI) ListContainers(_ context.Context, r *ccv1.ListContainersReques
 }
 
 func (f *fakeAPI) ListNodes(context.Context, *ccv1.ListNodesRequest) (*ccv1.ListNodesResponse, error) {
+	if f.nodes != nil {
+		return &ccv1.ListNodesResponse{Nodes: f.nodes}, nil
+	}
 	return &ccv1.ListNodesResponse{Nodes: []*ccv1.Node{{Id: "n1", Name: "node-1"}}}, nil
 }
 
@@ -160,6 +182,8 @@ func startFake(t *testing.T, f *fakeAPI) []string {
 	ccv1.RegisterImageServiceServer(srv, f)
 	ccv1.RegisterTokenServiceServer(srv, f)
 	ccv1.RegisterNodeServiceServer(srv, f)
+	ccv1.RegisterServiceServiceServer(srv, f)
+	ccv1.RegisterClusterServiceServer(srv, f)
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
 	return []string{"--addr", lis.Addr().String(), "--token", "t", "--ca-cert", caFile}

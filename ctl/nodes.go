@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -12,13 +13,50 @@ import (
 
 func nodeCommand() *cli.Command {
 	return &cli.Command{
-		Name: "node", Usage: "list, inspect and remove the nodes (agent hosts)",
+		Name: "node", Usage: "list, inspect, drain, label and remove the nodes (agent hosts)",
+		Description: "Examples:\n" +
+			"  ccctl node ls\n" +
+			"  ccctl node drain node-2        (its service tasks move to other nodes)\n" +
+			"  ccctl node activate node-2\n" +
+			"  ccctl node label node-1 zone=a disk=ssd\n" +
+			"  ccctl service create web --image nginx --constraint node.labels.zone==a",
 		Subcommands: []*cli.Command{
 			{Name: "ls", Aliases: []string{"list"}, Usage: "list nodes", Action: nodeList, OnUsageError: usageError},
 			{
 				Name: "inspect", Usage: "print a node as JSON", ArgsUsage: "ID|NAME", OnUsageError: usageError,
 				Description: "ID may be a unique prefix. Example:\n  ccctl node inspect node-1 | jq .labels",
 				Action:      nodeInspect,
+			},
+			availabilityCommand("drain", nil, ccv1.NodeAvailability_NODE_AVAILABILITY_DRAIN,
+				"move the service tasks of nodes to other nodes and place no new tasks there",
+				"Single containers (`ccctl run`) stay. `ccctl node activate` undoes it."),
+			availabilityCommand("pause", []string{"cordon"}, ccv1.NodeAvailability_NODE_AVAILABILITY_PAUSE,
+				"place no new tasks on nodes; the tasks they run stay",
+				"`ccctl node activate` undoes it."),
+			availabilityCommand("activate", []string{"uncordon"}, ccv1.NodeAvailability_NODE_AVAILABILITY_ACTIVE,
+				"let nodes take new tasks again, after drain or pause",
+				"Tasks moved away by a drain do not come back by themselves; they stay where they run."),
+			{
+				Name: "label", Usage: "set or remove labels of a node, for placement constraints (node.labels.KEY)",
+				ArgsUsage: "ID|NAME KEY=VALUE... [KEY-...]", OnUsageError: usageError,
+				Description: "These labels are the operator's; a label of the same key set by the agent's --label gives way.\n" +
+					"A KEY- argument (kubectl's form) or --rm KEY removes a label.\n\n" +
+					"Examples:\n  ccctl node label node-1 zone=a disk=ssd\n  ccctl node label node-1 --rm disk\n  ccctl node label node-1 zone=b disk-",
+				Flags: []cli.Flag{
+					&cli.StringSliceFlag{Name: "rm", Usage: "remove the label `KEY`; repeatable"},
+				},
+				Action: nodeLabel,
+			},
+			{
+				Name: "update", Usage: "change a node's availability and labels, as docker node update",
+				ArgsUsage: "ID|NAME", OnUsageError: usageError,
+				Description: "Examples:\n  ccctl node update --availability drain node-2\n  ccctl node update --label-add zone=a --label-rm disk node-1",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "availability", Usage: "`AVAILABILITY`: active, pause or drain"},
+					&cli.StringSliceFlag{Name: "label-add", Usage: "set the label `KEY=VALUE`; repeatable"},
+					&cli.StringSliceFlag{Name: "label-rm", Usage: "remove the label `KEY`; repeatable"},
+				},
+				Action: nodeUpdate,
 			},
 			{
 				Name: "rm", Aliases: []string{"remove"}, Usage: "remove nodes; their certificates are refused from then on",
@@ -54,15 +92,15 @@ func nodeList(c *cli.Context) error {
 			return printJSON(c, resp)
 		}
 		w := table(c)
-		fmt.Fprintf(w, "ID\tNAME\tSTATE\tAVAILABILITY\tADDRESS\tCPU\tMEMORY\tVERSION\n")
+		fmt.Fprintf(w, "ID\tNAME\tSTATE\tAVAILABILITY\tADDRESS\tCPU\tMEMORY\tTASKS\tVERSION\n")
 		for _, n := range resp.Nodes {
 			mem := "-"
 			if b := n.GetResources().GetMemoryBytes(); b > 0 {
 				mem = humanSize(b)
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Id, n.Name, enumWord(n.State.String(), "NODE_STATE_"),
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", n.Id, n.Name, enumWord(n.State.String(), "NODE_STATE_"),
 				enumWord(n.Availability.String(), "NODE_AVAILABILITY_"), n.Address,
-				formatCPU(n.GetResources().GetCpuMillis()), mem, n.Version)
+				formatCPU(n.GetResources().GetCpuMillis()), mem, n.Tasks, n.Version)
 		}
 		return w.Flush()
 	})
@@ -78,5 +116,79 @@ func nodeInspect(c *cli.Context) error {
 			return err
 		}
 		return printJSON(c, resp.GetNode())
+	})
+}
+
+// availabilityCommand is node drain, pause or activate.
+func availabilityCommand(name string, aliases []string, a ccv1.NodeAvailability, usage, more string) *cli.Command {
+	return &cli.Command{
+		Name: name, Aliases: aliases, Usage: usage, ArgsUsage: "ID|NAME...", OnUsageError: usageError,
+		Description: more + "\n\nExample:\n  ccctl node " + name + " node-2",
+		Action: func(c *cli.Context) error {
+			return eachArg(c, "node "+name, 0, func(ctx context.Context, cl *Client, id string) error {
+				resp, err := cl.Nodes.UpdateNode(ctx, &ccv1.UpdateNodeRequest{Id: id, Availability: a})
+				if err != nil {
+					return err
+				}
+				return done(c, id, resp.GetNode())
+			})
+		},
+	}
+}
+
+func nodeLabel(c *cli.Context) error {
+	if c.NArg() == 0 {
+		return errors.New("node label needs a node ID or NAME and labels, e.g. ccctl node label node-1 zone=a")
+	}
+	node, set, rm := c.Args().First(), []string(nil), c.StringSlice("rm")
+	for _, a := range c.Args().Tail() {
+		if strings.Contains(a, "=") {
+			set = append(set, a)
+		} else if key, ok := strings.CutSuffix(a, "-"); ok {
+			rm = append(rm, key)
+		} else {
+			return fmt.Errorf("node label: %q is not KEY=VALUE (to remove the label: --rm %s, or %s-)", a, a, a)
+		}
+	}
+	add, rm, err := parseLabels(set, rm)
+	if err != nil {
+		return fmt.Errorf("node label: %v", err)
+	}
+	if len(add) == 0 && len(rm) == 0 {
+		return fmt.Errorf("node label needs labels to set (KEY=VALUE) or remove (--rm KEY), e.g. ccctl node label %s zone=a", node)
+	}
+	return updateNode(c, &ccv1.UpdateNodeRequest{Id: node, AddLabels: add, RemoveLabels: rm})
+}
+
+func nodeUpdate(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return errors.New("node update needs exactly one node ID or NAME (see `ccctl node ls`)")
+	}
+	req := &ccv1.UpdateNodeRequest{Id: c.Args().First()}
+	if c.IsSet("availability") {
+		var err error
+		if req.Availability, err = parseAvailability(c.String("availability")); err != nil {
+			return err
+		}
+	}
+	var err error
+	if req.AddLabels, req.RemoveLabels, err = parseLabels(c.StringSlice("label-add"), c.StringSlice("label-rm")); err != nil {
+		return fmt.Errorf("node update: %v", err)
+	}
+	if req.Availability == ccv1.NodeAvailability_NODE_AVAILABILITY_UNSPECIFIED && len(req.AddLabels) == 0 && len(req.RemoveLabels) == 0 {
+		return errors.New("node update changes nothing: give --availability, --label-add or --label-rm")
+	}
+	return updateNode(c, req)
+}
+
+// updateNode sends req and prints the node as given, or with -o json as it
+// is now.
+func updateNode(c *cli.Context, req *ccv1.UpdateNodeRequest) error {
+	return call(c, func(ctx context.Context, cl *Client) error {
+		resp, err := cl.Nodes.UpdateNode(ctx, req)
+		if err != nil {
+			return err
+		}
+		return done(c, req.Id, resp.GetNode())
 	})
 }

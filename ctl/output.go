@@ -65,7 +65,7 @@ func ago(t *timestamppb.Timestamp, now time.Time) string {
 }
 
 // containerState prints a container's state for ps: "running",
-// "exited (137, oom-killed)", "failed: <error>".
+// "running (healthy)", "exited (137, oom-killed)", "failed: <error>".
 func containerState(c *ccv1.Container) string {
 	st := c.GetStatus()
 	switch s := st.GetState(); s {
@@ -74,6 +74,9 @@ func containerState(c *ccv1.Container) string {
 	case ccv1.ContainerState_CONTAINER_STATE_RUNNING:
 		if c.GetDesired() == ccv1.DesiredState_DESIRED_STATE_STOPPED {
 			return "stopping"
+		}
+		if h := st.GetHealth(); h != ccv1.HealthState_HEALTH_STATE_UNSPECIFIED {
+			return "running (" + enumWord(h.String(), "HEALTH_STATE_") + ")"
 		}
 		return "running"
 	case ccv1.ContainerState_CONTAINER_STATE_EXITED:

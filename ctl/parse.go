@@ -44,17 +44,18 @@ func parseSize(flag, s string) (int64, error) {
 var sizeRE = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?) ?(?:([kmgt])(?:i?b)?|b)?$`)
 
 // parseCPUs reads a number of cores ("0.5", "2") as thousandths of a core.
-func parseCPUs(s string) (int64, error) {
+// The error names the flag.
+func parseCPUs(flag, s string) (int64, error) {
 	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 {
-		return 0, fmt.Errorf("--cpus %q: use a number of cores like 0.5 or 2", s)
+		return 0, fmt.Errorf("--%s %q: use a number of cores like 0.5 or 2", flag, s)
 	}
 	if f > 1e6 {
-		return 0, fmt.Errorf("--cpus %q: too many cores", s)
+		return 0, fmt.Errorf("--%s %q: too many cores", flag, s)
 	}
 	m := int64(math.Round(f * 1000))
 	if f > 0 && m == 0 {
-		return 0, fmt.Errorf("--cpus %q: the least is 0.001", s)
+		return 0, fmt.Errorf("--%s %q: the least is 0.001", flag, s)
 	}
 	return m, nil
 }
@@ -170,4 +171,161 @@ func parseTail(s string) (int64, error) {
 		return 0, fmt.Errorf("--tail 0: the API cannot start with no lines yet; use --tail 1 or more, or all")
 	}
 	return n, nil
+}
+
+// parseServiceRestart reads a service's --restart-policy: docker service's
+// any, on-failure or none, or run's always and no.
+func parseServiceRestart(s string) (ccv1.RestartPolicy, error) {
+	switch strings.ToLower(s) {
+	case "any":
+		return ccv1.RestartPolicy_RESTART_POLICY_ALWAYS, nil
+	case "none":
+		return ccv1.RestartPolicy_RESTART_POLICY_NO, nil
+	}
+	if p, err := parseRestart(s); err == nil && p != ccv1.RestartPolicy_RESTART_POLICY_UNSPECIFIED {
+		return p, nil
+	}
+	return 0, fmt.Errorf("--restart-policy %q: use any (or always), on-failure, or none (or no)", s)
+}
+
+// parseCount reads a whole number from 0 to max for flag: --replicas 3.
+func parseCount(flag, s string, max uint64) (uint64, error) {
+	n, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("--%s %q: must be a whole number ≥ 0 (e.g. 3)", flag, s)
+	}
+	if n > max {
+		return 0, fmt.Errorf("--%s %q: the most is %d", flag, s, max)
+	}
+	return n, nil
+}
+
+// parseDuration reads a duration for flag ("10s", "1m30s"); positive
+// refuses 0.
+func parseDuration(flag, s string, positive bool) (time.Duration, error) {
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil || d < 0 || (positive && d == 0) {
+		more := ""
+		if positive {
+			more = " more than 0"
+		}
+		return 0, fmt.Errorf("--%s %q: use a duration%s like 10s, 500ms or 1m30s", flag, s, more)
+	}
+	return d, nil
+}
+
+// parseServiceMode reads --mode.
+func parseServiceMode(s string) (ccv1.ServiceMode, error) {
+	switch strings.ToLower(s) {
+	case "replicated":
+		return ccv1.ServiceMode_SERVICE_MODE_REPLICATED, nil
+	case "global":
+		return ccv1.ServiceMode_SERVICE_MODE_GLOBAL, nil
+	}
+	return 0, fmt.Errorf("--mode %q: use replicated (--replicas tasks) or global (one task on every node)", s)
+}
+
+// parseFailureAction reads --update-failure-action.
+func parseFailureAction(s string) (ccv1.UpdateFailureAction, error) {
+	switch strings.ToLower(s) {
+	case "pause":
+		return ccv1.UpdateFailureAction_UPDATE_FAILURE_ACTION_PAUSE, nil
+	case "rollback":
+		return ccv1.UpdateFailureAction_UPDATE_FAILURE_ACTION_ROLLBACK, nil
+	case "continue":
+		return ccv1.UpdateFailureAction_UPDATE_FAILURE_ACTION_CONTINUE, nil
+	}
+	return 0, fmt.Errorf("--update-failure-action %q: use rollback, pause or continue", s)
+}
+
+// parseConstraint checks a placement constraint: ATTRIBUTE==VALUE or
+// ATTRIBUTE!=VALUE, as docker's --constraint. The server checks the
+// attribute.
+func parseConstraint(flag, s string) (string, error) {
+	op := "=="
+	if strings.Contains(s, "!=") {
+		op = "!="
+	}
+	attr, value, ok := strings.Cut(s, op)
+	if !ok || strings.TrimSpace(attr) == "" || strings.TrimSpace(value) == "" {
+		return "", fmt.Errorf("--%s %q: use ATTRIBUTE==VALUE or ATTRIBUTE!=VALUE (e.g. node.labels.zone==a, node.name!=db1)", flag, s)
+	}
+	return strings.TrimSpace(s), nil
+}
+
+// parseSpread reads a node attribute to spread over: "node.labels.zone".
+func parseSpread(flag, s string) (string, error) {
+	attr := strings.TrimSpace(s)
+	if !strings.HasPrefix(attr, "node.") || len(attr) == len("node.") || strings.IndexFunc(attr, unicode.IsSpace) >= 0 {
+		return "", fmt.Errorf("--%s %q: use a node attribute like node.labels.zone", flag, s)
+	}
+	return attr, nil
+}
+
+// parseScale reads an argument of `service scale`: NAME=REPLICAS, as
+// docker's.
+func parseScale(arg string) (name string, replicas uint64, err error) {
+	name, n, ok := strings.Cut(arg, "=")
+	if !ok || name == "" {
+		return "", 0, fmt.Errorf("service scale: %q is not NAME=REPLICAS (e.g. web=3)", arg)
+	}
+	if replicas, err = strconv.ParseUint(n, 10, 64); err != nil {
+		return "", 0, fmt.Errorf("service scale: %q: REPLICAS must be a whole number ≥ 0 (e.g. %s=3)", arg, name)
+	}
+	return name, replicas, nil
+}
+
+// parseLabels reads node labels to set, KEY=VALUE, and keys to remove. A
+// key both set and removed is an error.
+func parseLabels(set, rm []string) (map[string]string, []string, error) {
+	checkKey := func(arg, key string) error {
+		if key == "" || strings.IndexFunc(key, unicode.IsSpace) >= 0 {
+			return fmt.Errorf("label %q: the key must be a word without spaces (e.g. zone=a)", arg)
+		}
+		return nil
+	}
+	add := map[string]string{}
+	for _, a := range set {
+		key, value, ok := strings.Cut(a, "=")
+		if !ok {
+			return nil, nil, fmt.Errorf("label %q is not KEY=VALUE (e.g. zone=a)", a)
+		}
+		if err := checkKey(a, key); err != nil {
+			return nil, nil, err
+		}
+		add[key] = value
+	}
+	for _, k := range rm {
+		if err := checkKey(k, k); err != nil {
+			return nil, nil, err
+		}
+		if _, both := add[k]; both {
+			return nil, nil, fmt.Errorf("label %q is both set and removed; give it once", k)
+		}
+	}
+	return add, rm, nil
+}
+
+// parseAvailability reads a node's --availability.
+func parseAvailability(s string) (ccv1.NodeAvailability, error) {
+	switch strings.ToLower(s) {
+	case "active":
+		return ccv1.NodeAvailability_NODE_AVAILABILITY_ACTIVE, nil
+	case "pause":
+		return ccv1.NodeAvailability_NODE_AVAILABILITY_PAUSE, nil
+	case "drain":
+		return ccv1.NodeAvailability_NODE_AVAILABILITY_DRAIN, nil
+	}
+	return 0, fmt.Errorf("--availability %q: use active, pause or drain", s)
+}
+
+// parseStrategy reads --scheduling-strategy.
+func parseStrategy(s string) (ccv1.SchedulingStrategy, error) {
+	switch strings.ToLower(s) {
+	case "spread":
+		return ccv1.SchedulingStrategy_SCHEDULING_STRATEGY_SPREAD, nil
+	case "binpack":
+		return ccv1.SchedulingStrategy_SCHEDULING_STRATEGY_BINPACK, nil
+	}
+	return 0, fmt.Errorf("--scheduling-strategy %q: use spread (fewest tasks first) or binpack (fullest node that fits first)", s)
 }

@@ -88,7 +88,7 @@ func TestParseCPUs(t *testing.T) {
 		{"1e9", 0, "too many"},
 	}
 	for _, c := range cases {
-		got, err := parseCPUs(c.in)
+		got, err := parseCPUs("cpus", c.in)
 		if c.err != "" {
 			if err == nil || !strings.Contains(err.Error(), c.err) {
 				t.Errorf("parseCPUs(%q) = %d, %v; want error with %q", c.in, got, err, c.err)
