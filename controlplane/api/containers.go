@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/containercodes/cc/controlplane/orchestrator"
 	"github.com/containercodes/cc/internal/imagearchive"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
@@ -138,34 +139,10 @@ func ValidateSpec(s *ccv1.ContainerSpec) error {
 	return nil
 }
 
-// Place picks the node for a new container: the one asked for (by id, id
-// prefix or name), else the ready, active node with the most memory left
-// after the limits of the containers it runs. It refuses a node that is not
-// ready or where a host port is taken.
+// Place chooses the node of a new container: the node asked for (which
+// must be ready and have its host ports free), or the one the scheduler
+// picks, as it does for service tasks.
 func Place(nodes []*ccv1.Node, containers []*statev1.ContainerRecord, want string, spec *ccv1.ContainerSpec) (*ccv1.Node, error) {
-	used := map[string]int64{}
-	ports := map[string]map[string]bool{}
-	for _, r := range containers {
-		c := r.Container
-		if c.NodeId == "" || c.Desired != ccv1.DesiredState_DESIRED_STATE_RUNNING {
-			continue
-		}
-		used[c.NodeId] += c.GetSpec().GetResources().GetMemoryBytes()
-		for _, p := range c.GetSpec().GetPorts() {
-			if ports[c.NodeId] == nil {
-				ports[c.NodeId] = map[string]bool{}
-			}
-			ports[c.NodeId][fmt.Sprintf("%d/%s", p.HostPort, p.Protocol)] = true
-		}
-	}
-	portFree := func(n *ccv1.Node) string {
-		for _, p := range spec.GetPorts() {
-			if k := fmt.Sprintf("%d/%s", p.HostPort, p.Protocol); ports[n.Id][k] {
-				return k
-			}
-		}
-		return ""
-	}
 	if want != "" {
 		n, err := FindNode(nodes, want)
 		if err != nil {
@@ -174,40 +151,37 @@ func Place(nodes []*ccv1.Node, containers []*statev1.ContainerRecord, want strin
 		if n.State != ccv1.NodeState_NODE_STATE_READY {
 			return nil, status.Errorf(codes.FailedPrecondition, "node %s (%s) is %s, not ready", n.Name, n.Id, enumWord(n.State.String(), "NODE_STATE_"))
 		}
-		if k := portFree(n); k != "" {
-			return nil, status.Errorf(codes.FailedPrecondition, "host port %s is already published on node %s", k, n.Name)
+		for _, r := range containers {
+			c := r.Container
+			if c.NodeId != n.Id || c.Desired != ccv1.DesiredState_DESIRED_STATE_RUNNING {
+				continue
+			}
+			for _, used := range c.GetSpec().GetPorts() {
+				for _, p := range spec.GetPorts() {
+					if used.HostPort == p.HostPort && used.Protocol == p.Protocol {
+						return nil, status.Errorf(codes.FailedPrecondition, "host port %d/%s is already published on node %s", p.HostPort, p.Protocol, n.Name)
+					}
+				}
+			}
 		}
 		return n, nil
 	}
-	var best *ccv1.Node
-	var bestFree int64
-	reasons := []string{}
+	if len(nodes) == 0 {
+		return nil, status.Error(codes.FailedPrecondition, "no node has joined the cluster: start an agent with `cc-agent --join ADDR --token TOKEN` (token from `ccctl token create`)")
+	}
+	const newID = "\x00new"
+	c := &ccv1.Container{Id: newID, Spec: spec}
+	res := orchestrator.PlaceOne(nodes, containers, c)
+	id, ok := res.Assigned[newID]
+	if !ok {
+		return nil, status.Errorf(codes.FailedPrecondition, "no node can run it: %s", res.Pending[newID])
+	}
 	for _, n := range nodes {
-		if n.State != ccv1.NodeState_NODE_STATE_READY || n.Availability != ccv1.NodeAvailability_NODE_AVAILABILITY_ACTIVE {
-			reasons = append(reasons, fmt.Sprintf("%s is %s", n.Name, enumWord(n.State.String(), "NODE_STATE_")))
-			continue
-		}
-		if k := portFree(n); k != "" {
-			reasons = append(reasons, fmt.Sprintf("%s has port %s taken", n.Name, k))
-			continue
-		}
-		free := n.GetResources().GetMemoryBytes() - used[n.Id]
-		if mem := spec.GetResources().GetMemoryBytes(); mem > 0 && n.GetResources().GetMemoryBytes() > 0 && free < mem {
-			reasons = append(reasons, fmt.Sprintf("%s has %d MiB free", n.Name, free>>20))
-			continue
-		}
-		if best == nil || free > bestFree || (free == bestFree && n.Name < best.Name) {
-			best, bestFree = n, free
+		if n.Id == id {
+			return n, nil
 		}
 	}
-	if best == nil {
-		if len(nodes) == 0 {
-			return nil, status.Error(codes.FailedPrecondition, "no node has joined the cluster: start an agent with `cc-agent --join ADDR --token TOKEN` (token from `ccctl token create`)")
-		}
-		sort.Strings(reasons)
-		return nil, status.Errorf(codes.FailedPrecondition, "no node can run it: %s", strings.Join(reasons, "; "))
-	}
-	return best, nil
+	return nil, status.Errorf(codes.Internal, "the scheduler chose an unknown node %s", id)
 }
 
 // FindNode finds a node by id, unique id prefix or name.

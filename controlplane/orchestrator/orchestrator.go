@@ -646,3 +646,19 @@ func schedNode(n *ccv1.Node) scheduler.Node {
 		Capacity: scheduler.Resources{CPUMillis: n.GetResources().GetCpuMillis(), MemoryBytes: n.GetResources().GetMemoryBytes()},
 	}
 }
+
+// PlaceOne places a single plain container among the containers already
+// placed, with the spread strategy: what `ccctl run` without --node does.
+func PlaceOne(nodes []*ccv1.Node, containers []*statev1.ContainerRecord, c *ccv1.Container) scheduler.Result {
+	sn := make([]scheduler.Node, 0, len(nodes))
+	for _, n := range nodes {
+		sn = append(sn, schedNode(n))
+	}
+	var placed []scheduler.Task
+	for _, r := range containers {
+		if o := r.GetContainer(); o.NodeId != "" && o.Desired == ccv1.DesiredState_DESIRED_STATE_RUNNING {
+			placed = append(placed, schedTask(o, nil))
+		}
+	}
+	return scheduler.Place(sn, placed, []scheduler.Task{schedTask(c, nil)}, scheduler.Spread)
+}
