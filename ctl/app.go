@@ -149,6 +149,31 @@ func callStream(c *cli.Context, stopOK bool, prepare func() error, fn func(ctx c
 	}
 }
 
+// recvAll hands every message of a server stream to fn, to the stream's end.
+func recvAll[T any](stream interface{ Recv() (*T, error) }, fn func(*T) error) error {
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(msg); err != nil {
+			return err
+		}
+	}
+}
+
+// outputFor is where the output of a container's stream goes: stderr to
+// ccctl's stderr, the rest to its stdout.
+func outputFor(c *cli.Context, stream string) io.Writer {
+	if stream == "stderr" {
+		return c.App.ErrWriter
+	}
+	return c.App.Writer
+}
+
 // eachArg runs fn for every argument, each with a deadline of --timeout
 // plus extra, as docker does for `docker stop A B`: fn prints what it did,
 // eachArg a line per failure, and it goes on with the others.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"time"
 
@@ -235,22 +234,10 @@ func logsCmd(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		for {
-			msg, err := stream.Recv()
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			w := c.App.Writer
-			if msg.GetStream() == "stderr" {
-				w = c.App.ErrWriter
-			}
-			if _, err := w.Write(msg.GetData()); err != nil {
-				return err
-			}
-		}
+		return recvAll(stream, func(msg *ccv1.ContainerLogsResponse) error {
+			_, err := outputFor(c, msg.GetStream()).Write(msg.GetData())
+			return err
+		})
 	})
 }
 

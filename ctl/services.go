@@ -835,20 +835,11 @@ func serviceLogs(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		lw := &taskLines{stdout: c.App.Writer, stderr: c.App.ErrWriter, raw: c.Bool("raw"), partial: map[[2]string][]byte{}}
+		lw := &taskLines{out: func(stream string) io.Writer { return outputFor(c, stream) }, raw: c.Bool("raw"), partial: map[[2]string][]byte{}}
 		defer lw.flush()
-		for {
-			msg, err := stream.Recv()
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			if err := lw.write(msg.GetTask(), msg.GetStream(), msg.GetData()); err != nil {
-				return err
-			}
-		}
+		return recvAll(stream, func(msg *ccv1.ServiceLogsResponse) error {
+			return lw.write(msg.GetTask(), msg.GetStream(), msg.GetData())
+		})
 	})
 }
 
@@ -856,8 +847,8 @@ func serviceLogs(c *cli.Context) error {
 // its task's name ("web.1 | GET /"), so that the lines of tasks do not mix.
 // A line's start waits for its end.
 type taskLines struct {
-	stdout, stderr io.Writer
-	raw            bool
+	out func(stream string) io.Writer
+	raw bool
 	// partial holds the unfinished last line of each (task, stream).
 	partial map[[2]string][]byte
 }
@@ -876,10 +867,7 @@ func (l *taskLines) write(task, stream string, data []byte) error {
 
 // emit writes whole lines.
 func (l *taskLines) emit(task, stream string, lines []byte) error {
-	w := l.stdout
-	if stream == "stderr" {
-		w = l.stderr
-	}
+	w := l.out(stream)
 	if l.raw {
 		_, err := w.Write(lines)
 		return err
