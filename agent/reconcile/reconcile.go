@@ -28,16 +28,23 @@ type Observed struct {
 	Exited     bool // the task ended (or was never started)
 	ExitCode   int32
 	FinishedAt time.Time
+	// Unhealthy: the container runs but its health check says UNHEALTHY,
+	// so it is stopped and its restart policy applies.
+	Unhealthy bool
 }
 
 // Memory is what the agent remembers of a container between passes: restarts
-// done and when the next may happen, and a start that failed.
+// done and when the next may happen, a start that failed, and a stop for
+// being unhealthy.
 type Memory struct {
 	Generation   uint64
 	Restarts     uint32
 	NextStart    time.Time // no (re)start before this
 	StartFailed  bool      // the last start of this generation failed
 	StartFailure string
+	// StoppedUnhealthy: the agent stopped the current run for failing its
+	// health check, so its exit is a failure whatever its exit code.
+	StoppedUnhealthy bool
 }
 
 // Kind is what to do.
@@ -72,6 +79,7 @@ type Action struct {
 	ID        string
 	IsRestart bool          // Start of a container that ran before (restart policy)
 	Timeout   time.Duration // Stop and Remove: grace before SIGKILL
+	Unhealthy bool          // Stop of a running container that failed its health check
 }
 
 // Backoff is the wait before restart number n (n ≥ 1): 1s, 2s, 4s, … up to
@@ -118,7 +126,7 @@ func Decide(desired map[string]Desired, observed map[string]Observed, mem map[st
 			// Not created yet for this generation (new, started again
 			// after an exit, or its container vanished).
 			if m.StartFailed {
-				if !mayRestart(d.Restart, 1) {
+				if !mayRestart(d.Restart, true) {
 					continue
 				}
 				if now.Before(m.NextStart) {
@@ -129,10 +137,12 @@ func Decide(desired map[string]Desired, observed map[string]Observed, mem map[st
 				continue
 			}
 			actions = append(actions, Action{Kind: Start, ID: id})
+		case o.Running && o.Unhealthy:
+			actions = append(actions, Action{Kind: Stop, ID: id, Timeout: d.StopTimeout, Unhealthy: true})
 		case o.Running:
 			// Converged.
 		case o.Exited:
-			if !mayRestart(d.Restart, o.ExitCode) {
+			if !mayRestart(d.Restart, o.ExitCode != 0 || m.StoppedUnhealthy) {
 				continue
 			}
 			if now.Before(m.NextStart) {
@@ -163,12 +173,12 @@ func order(k Kind) int {
 	}
 }
 
-func mayRestart(p ccv1.RestartPolicy, exitCode int32) bool {
+func mayRestart(p ccv1.RestartPolicy, failed bool) bool {
 	switch p {
 	case ccv1.RestartPolicy_RESTART_POLICY_ALWAYS:
 		return true
 	case ccv1.RestartPolicy_RESTART_POLICY_ON_FAILURE:
-		return exitCode != 0
+		return failed
 	default:
 		return false
 	}
@@ -183,12 +193,25 @@ func AfterStart(m Memory, generation uint64, a Action, err error, now time.Time)
 		m.Restarts++
 	}
 	m.NextStart = now.Add(Backoff(m.Restarts + 1))
+	m.StoppedUnhealthy = false
 	if err != nil {
 		m.StartFailed = true
 		m.StartFailure = err.Error()
 	} else {
 		m.StartFailed = false
 		m.StartFailure = ""
+	}
+	return m
+}
+
+// AfterStop updates the memory of a container after a Stop action that
+// succeeded: a stop for being unhealthy makes the exit a failure.
+func AfterStop(m Memory, generation uint64, a Action) Memory {
+	if m.Generation != generation {
+		m = Memory{Generation: generation}
+	}
+	if a.Unhealthy {
+		m.StoppedUnhealthy = true
 	}
 	return m
 }

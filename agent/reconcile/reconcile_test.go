@@ -60,6 +60,25 @@ func TestDecide(t *testing.T) {
 		{name: "failed start, on-failure: retried after backoff",
 			desired: []Desired{run("a", 1, onFailure)}, mem: map[string]Memory{"a": {Generation: 1, StartFailed: true, NextStart: t0.Add(-time.Second)}},
 			want: []Action{{Kind: Start, ID: "a", IsRestart: true}}},
+		{name: "unhealthy: stopped with its stop timeout",
+			desired:  []Desired{{ID: "a", Generation: 1, Run: true, Restart: always, StopTimeout: 7 * time.Second}},
+			observed: []Observed{{ID: "a", Generation: 1, Running: true, Unhealthy: true}},
+			want:     []Action{{Kind: Stop, ID: "a", Timeout: 7 * time.Second, Unhealthy: true}}},
+		{name: "unhealthy, older generation: recreated rather than stopped",
+			desired:  []Desired{run("a", 2, always)},
+			observed: []Observed{{ID: "a", Generation: 1, Running: true, Unhealthy: true}},
+			want:     []Action{{Kind: Start, ID: "a"}}},
+		{name: "unhealthy but desired stopped: a plain stop",
+			desired:  []Desired{stopped("a", 2)},
+			observed: []Observed{{ID: "a", Generation: 1, Running: true, Unhealthy: true}},
+			want:     []Action{{Kind: Stop, ID: "a", Timeout: 3 * time.Second}}},
+		{name: "on-failure: exit 0 after an unhealthy stop restarts",
+			desired: []Desired{run("a", 1, onFailure)}, observed: []Observed{exited("a", 1, 0)},
+			mem:  map[string]Memory{"a": {Generation: 1, StoppedUnhealthy: true, NextStart: t0}},
+			want: []Action{{Kind: Start, ID: "a", IsRestart: true}}},
+		{name: "restart no: exited after an unhealthy stop stays",
+			desired: []Desired{run("a", 1, no)}, observed: []Observed{exited("a", 1, 143)},
+			mem: map[string]Memory{"a": {Generation: 1, StoppedUnhealthy: true}}},
 		{name: "removes and stops come before starts",
 			desired:  []Desired{run("b", 1, no), stopped("c", 2)},
 			observed: []Observed{running("a", 1), running("c", 1)},
@@ -114,6 +133,19 @@ func TestAfterStart(t *testing.T) {
 	m = AfterStart(m, 2, Action{Kind: Start}, nil, t0)
 	if m.Restarts != 0 || m.StartFailed || m.Generation != 2 {
 		t.Errorf("new generation resets: %+v", m)
+	}
+}
+
+func TestAfterStop(t *testing.T) {
+	m := AfterStart(Memory{}, 1, Action{Kind: Start}, nil, t0)
+	if m = AfterStop(m, 1, Action{Kind: Stop}); m.StoppedUnhealthy {
+		t.Errorf("a plain stop: %+v", m)
+	}
+	if m = AfterStop(m, 1, Action{Kind: Stop, Unhealthy: true}); !m.StoppedUnhealthy || !m.NextStart.Equal(t0.Add(time.Second)) {
+		t.Errorf("an unhealthy stop: %+v", m)
+	}
+	if m = AfterStart(m, 1, Action{Kind: Start, IsRestart: true}, nil, t0); m.StoppedUnhealthy || m.Restarts != 1 {
+		t.Errorf("the restart after an unhealthy stop: %+v", m)
 	}
 }
 

@@ -71,7 +71,8 @@ type Config struct {
 	// the same owner: two agents on one host never touch each other's.
 	Owner string
 	// StateDir holds logs/<container-id>/, cni/ (network config and IPAM
-	// leases), oom/ (OOM marks) and containers/<id>/ (hosts, resolv.conf).
+	// leases), oom/ (OOM marks), containers/<id>/ (hosts, resolv.conf)
+	// and fifo/ (the FIFOs of processes run by Exec, while they run).
 	StateDir string
 	// CNIBinDir holds the CNI plugins (bridge, portmap, firewall, loopback,
 	// host-local).

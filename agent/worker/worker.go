@@ -1,7 +1,9 @@
 // Package worker is the agent's main loop: it keeps the session with the
 // control plane (assignments in, heartbeats and status out), reconciles the
 // assignments with what containerd runs through package runtime, applies
-// restart policies with backoff, and answers log requests.
+// restart policies with backoff, runs the containers' health checks
+// (package health) and stops those that turn unhealthy, and answers log
+// requests.
 package worker
 
 import (
@@ -19,6 +21,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/containercodes/cc/agent/health"
 	"github.com/containercodes/cc/agent/identity"
 	"github.com/containercodes/cc/agent/reconcile"
 	"github.com/containercodes/cc/agent/runtime"
@@ -45,6 +48,9 @@ type Worker struct {
 	log    *slog.Logger
 	client ccv1.AgentServiceClient
 	conn   *clusterdial.Conn
+	// health runs the checks of the running containers that have one;
+	// the reconcile passes tell it which (Sync), Run closes it.
+	health *health.Monitor
 
 	mu         sync.Mutex
 	desired    map[string]*ccv1.Assignment
@@ -78,17 +84,23 @@ func New(cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Worker{
+	w := &Worker{
 		cfg: cfg, log: cfg.Logger, conn: conn, client: ccv1.NewAgentServiceClient(conn),
 		desired: map[string]*ccv1.Assignment{}, mem: map[string]reconcile.Memory{},
 		preparing: map[string]bool{}, lastSent: map[string]*ccv1.ContainerStatus{},
 		logCancels: map[string]context.CancelFunc{}, kick: make(chan struct{}, 1),
-	}, nil
+	}
+	// A change of health wants a pass: it reports the change, and stops a
+	// container that turned unhealthy.
+	w.health = health.NewMonitor(health.NewChecker(cfg.Runtime), cfg.Logger.With("component", "health"), func(string) { w.poke() })
+	return w, nil
 }
 
-// Run works until ctx ends. Containers keep running when it returns.
+// Run works until ctx ends. Containers keep running when it returns; their
+// health checks stop. A Worker runs once.
 func (w *Worker) Run(ctx context.Context) error {
 	defer w.conn.Close()
+	defer w.health.Close() // after wg.Wait: no pass starts a prober after it
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
@@ -285,6 +297,7 @@ func (w *Worker) pass(ctx context.Context) (wakeAt time.Time) {
 		w.log.Warn("cannot list containers", "err", err)
 		return time.Now().Add(time.Second)
 	}
+	w.syncHealth(desired, observed)
 	want := map[string]reconcile.Desired{}
 	for id, a := range desired {
 		want[id] = reconcile.Desired{
@@ -292,10 +305,23 @@ func (w *Worker) pass(ctx context.Context) (wakeAt time.Time) {
 			Restart: a.GetSpec().GetRestart(), StopTimeout: time.Duration(a.StopTimeoutMs) * time.Millisecond,
 		}
 	}
-	actions, wakeAt := reconcile.Decide(want, toReconcile(observed), mem, time.Now())
+	actions, wakeAt := reconcile.Decide(want, w.toReconcile(desired, observed), mem, time.Now())
+	for _, act := range actions {
+		if act.Unhealthy {
+			// The control plane sees the container unhealthy before it
+			// is stopped.
+			w.report(desired, observed)
+			break
+		}
+	}
 	for _, act := range actions {
 		if ctx.Err() != nil {
 			return
+		}
+		if act.Unhealthy {
+			hs, _ := w.health.State(healthKey(observed[act.ID]))
+			w.log.Warn("container unhealthy: stopping it so its restart policy applies", "container_id", act.ID,
+				"name", desired[act.ID].GetName(), "restart", desired[act.ID].GetSpec().GetRestart().String(), "output", hs.Output)
 		}
 		w.do(ctx, act, desired[act.ID])
 	}
@@ -303,9 +329,32 @@ func (w *Worker) pass(ctx context.Context) (wakeAt time.Time) {
 		if observed, err = w.observe(ctx); err != nil {
 			return time.Now().Add(time.Second)
 		}
+		w.syncHealth(desired, observed)
 	}
 	w.report(desired, observed)
 	return wakeAt
+}
+
+// syncHealth runs the health checks of the running containers of the
+// current generation whose spec has one, and stops the others'.
+func (w *Worker) syncHealth(desired map[string]*ccv1.Assignment, observed map[string]runtime.Observed) {
+	var targets []health.Target
+	for id, o := range observed {
+		a := desired[id]
+		if a == nil || a.GetSpec().GetHealth() == nil || a.Desired != ccv1.DesiredState_DESIRED_STATE_RUNNING ||
+			o.State != ccv1.ContainerState_CONTAINER_STATE_RUNNING || o.Generation != a.Generation {
+			continue
+		}
+		targets = append(targets, health.Target{
+			Key:   healthKey(o),
+			Check: a.Spec.Health, Ports: a.Spec.Ports,
+		})
+	}
+	w.health.Sync(targets)
+}
+
+func healthKey(o runtime.Observed) health.Key {
+	return health.Key{ID: o.ID, Generation: o.Generation, StartedAt: o.StartedAt}
 }
 
 func (w *Worker) observe(ctx context.Context) (map[string]runtime.Observed, error) {
@@ -320,15 +369,20 @@ func (w *Worker) observe(ctx context.Context) (map[string]runtime.Observed, erro
 	return out, nil
 }
 
-func toReconcile(obs map[string]runtime.Observed) map[string]reconcile.Observed {
+func (w *Worker) toReconcile(desired map[string]*ccv1.Assignment, obs map[string]runtime.Observed) map[string]reconcile.Observed {
 	out := make(map[string]reconcile.Observed, len(obs))
 	for id, o := range obs {
-		out[id] = reconcile.Observed{
+		r := reconcile.Observed{
 			ID: id, Generation: o.Generation,
 			Running:  o.State == ccv1.ContainerState_CONTAINER_STATE_RUNNING,
 			Exited:   o.State != ccv1.ContainerState_CONTAINER_STATE_RUNNING,
 			ExitCode: o.ExitCode, FinishedAt: o.FinishedAt,
 		}
+		if r.Running && desired[id].GetSpec().GetHealth() != nil {
+			hs, _ := w.health.State(healthKey(o))
+			r.Unhealthy = hs.Health == ccv1.HealthState_HEALTH_STATE_UNHEALTHY
+		}
+		out[id] = r
 	}
 	return out
 }
@@ -348,11 +402,17 @@ func (w *Worker) do(ctx context.Context, act reconcile.Action, a *ccv1.Assignmen
 		delete(w.mem, act.ID)
 		delete(w.lastSent, act.ID)
 		w.mu.Unlock()
+		w.health.Forget(act.ID)
 		log.Info("container removed")
 	case reconcile.Stop:
 		if err := w.cfg.Runtime.Stop(ctx, act.ID, act.Timeout); err != nil {
 			log.Warn("stop failed", "err", err)
 			return
+		}
+		if act.Unhealthy {
+			w.mu.Lock()
+			w.mem[act.ID] = reconcile.AfterStop(w.mem[act.ID], a.GetGeneration(), act)
+			w.mu.Unlock()
 		}
 		log.Info("container stopped")
 	case reconcile.Start:
@@ -432,6 +492,13 @@ func (w *Worker) statusOf(a *ccv1.Assignment, observed map[string]runtime.Observ
 		st.State = ccv1.ContainerState_CONTAINER_STATE_RUNNING
 		st.StartedAt = ts(o.StartedAt)
 		st.Ip = o.IP
+		if a.GetSpec().GetHealth() != nil {
+			// STARTING until its prober says otherwise.
+			st.Health = ccv1.HealthState_HEALTH_STATE_STARTING
+			if hs, ok := w.health.State(healthKey(o)); ok {
+				st.Health, st.HealthOutput = hs.Health, hs.Output
+			}
+		}
 	case current:
 		st.State = ccv1.ContainerState_CONTAINER_STATE_EXITED
 		if o.State == ccv1.ContainerState_CONTAINER_STATE_FAILED {
@@ -440,6 +507,11 @@ func (w *Worker) statusOf(a *ccv1.Assignment, observed map[string]runtime.Observ
 		}
 		st.ExitCode, st.OomKilled = o.ExitCode, o.OOMKilled
 		st.StartedAt, st.FinishedAt = ts(o.StartedAt), ts(o.FinishedAt)
+		// The last health of the run that ended (UNHEALTHY after the
+		// agent stopped it for that).
+		if hs, ok := w.health.State(healthKey(o)); ok && a.GetSpec().GetHealth() != nil {
+			st.Health, st.HealthOutput = hs.Health, hs.Output
+		}
 	case m.StartFailed:
 		st.State = ccv1.ContainerState_CONTAINER_STATE_FAILED
 		st.Error = m.StartFailure
