@@ -181,7 +181,8 @@ func serviceSpecFlags(update bool) []cli.Flag {
 		&cli.StringFlag{Name: "health-start-period", Usage: "failures in the first `DURATION` after the start do not count (default: 0s)"},
 	)
 	if update {
-		flags = append(flags, &cli.BoolFlag{Name: "no-healthcheck", Usage: "remove the health check"})
+		flags = append(flags, &cli.BoolFlag{Name: "no-healthcheck", Usage: "remove the health check"},
+			&cli.BoolFlag{Name: "force", Usage: "replace every task (rolling) even when nothing changed, like docker service update --force"})
 	}
 	flags = append(flags,
 		&cli.StringFlag{Name: "restart-policy", Aliases: []string{"restart", "restart-condition"}, Usage: restart},
@@ -624,7 +625,7 @@ func serviceUpdate(c *cli.Context) error {
 		if len(rest) > 0 {
 			spec.Task.Command = rest[1:]
 		}
-		resp, err := cl.Services.UpdateService(ctx, &ccv1.UpdateServiceRequest{Id: svc.GetId(), Spec: spec, Version: svc.GetVersion()})
+		resp, err := cl.Services.UpdateService(ctx, &ccv1.UpdateServiceRequest{Id: svc.GetId(), Spec: spec, Revision: svc.GetRevision(), Force: c.Bool("force")})
 		if status.Code(err) == codes.Aborted {
 			return fmt.Errorf("service update %s: someone changed the service since ccctl read it; run the command again (%s)", name, status.Convert(err).Message())
 		}

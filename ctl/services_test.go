@@ -40,12 +40,12 @@ func (f *fakeAPI) UpdateService(_ context.Context, r *ccv1.UpdateServiceRequest)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.updateSvc = r
-	version := f.svc.Version
+	revision := f.svc.Revision
 	if f.raced {
-		version++
+		revision++
 	}
-	if r.Version != 0 && r.Version != version {
-		return nil, status.Errorf(codes.Aborted, "service %s is at version %d, not %d", f.svc.Name, version, r.Version)
+	if r.Revision != 0 && r.Revision != revision {
+		return nil, status.Errorf(codes.Aborted, "service %s is at revision %d, not %d", f.svc.Name, revision, r.Revision)
 	}
 	return &ccv1.UpdateServiceResponse{Service: &ccv1.Service{Id: r.Id, Name: f.svc.Name, Spec: r.Spec, Version: f.svc.Version + 1}}, nil
 }
@@ -243,7 +243,7 @@ func TestServiceCreateRejectsBadInput(t *testing.T) {
 
 // current is the service that update tests start from.
 func current() *ccv1.Service {
-	return &ccv1.Service{Id: "5e41ce0123456789", Name: "web", Version: 7, Spec: &ccv1.ServiceSpec{
+	return &ccv1.Service{Id: "5e41ce0123456789", Name: "web", Version: 7, Revision: 7, Spec: &ccv1.ServiceSpec{
 		Mode: ccv1.ServiceMode_SERVICE_MODE_REPLICATED, Replicas: 2,
 		Task: &ccv1.ContainerSpec{
 			Image: "nginx:1.27", Command: []string{"nginx"}, Env: []string{"A=1", "OLD=x", "B=2"},
@@ -304,7 +304,7 @@ func TestServiceUpdateChangesOnlyGivenFlags(t *testing.T) {
 		if r.code != 0 || r.stdout != "web\n" || r.stderr != "" {
 			t.Errorf("%q: %+v; want the name", args, r)
 		}
-		want := &ccv1.UpdateServiceRequest{Id: "5e41ce0123456789", Version: 7, Spec: c.want}
+		want := &ccv1.UpdateServiceRequest{Id: "5e41ce0123456789", Revision: 7, Spec: c.want}
 		f.locked(func() {
 			if !proto.Equal(f.updateSvc, want) {
 				t.Errorf("%q: UpdateService got\n%v\nwant\n%v", args, f.updateSvc, want)
@@ -343,13 +343,13 @@ func TestServiceUpdateRefusals(t *testing.T) {
 	// refused, and said so.
 	f.locked(func() { f.raced = true })
 	r := runCtl(conn, "service", "update", "web", "--replicas", "3")
-	want := "ccctl: service update web: someone changed the service since ccctl read it; run the command again (service web is at version 8, not 7)\n"
+	want := "ccctl: service update web: someone changed the service since ccctl read it; run the command again (service web is at revision 8, not 7)\n"
 	if r.code != 1 || r.stderr != want {
 		t.Errorf("update from a stale read: %+v\nwant %q", r, want)
 	}
 	f.locked(func() {
-		if f.updateSvc.GetVersion() != 7 {
-			t.Errorf("UpdateService got version %d; want the version read, 7", f.updateSvc.GetVersion())
+		if f.updateSvc.GetRevision() != 7 {
+			t.Errorf("UpdateService got revision %d; want the revision read, 7", f.updateSvc.GetRevision())
 		}
 	})
 }

@@ -130,6 +130,7 @@ func ValidateSpec(s *ccv1.ContainerSpec) error {
 		}
 		seen[key] = true
 	}
+	probs = append(probs, healthProblems(s.Health)...)
 	if len(s.Ports) > 0 && s.Network == ccv1.NetworkMode_NETWORK_MODE_NONE {
 		probs = append(probs, "ports: a container with --network none cannot publish ports")
 	}
@@ -465,4 +466,35 @@ func generatedName(id string) string {
 
 func enumWord(s, prefix string) string {
 	return strings.ToLower(strings.TrimPrefix(s, prefix))
+}
+
+// MinHealthInterval is the shortest interval between health checks.
+const MinHealthInterval = 100 * time.Millisecond
+
+// healthProblems checks a health check as the agent will run it.
+func healthProblems(h *ccv1.HealthCheck) []string {
+	if h == nil {
+		return nil
+	}
+	var probs []string
+	switch {
+	case len(h.Exec) > 0 && h.HttpPath != "":
+		probs = append(probs, "health: give a command or an HTTP path, not both")
+	case len(h.Exec) == 0 && h.HttpPath == "":
+		probs = append(probs, "health: give a command (--health-cmd) or an HTTP path (--health-http)")
+	case len(h.Exec) > 0 && strings.TrimSpace(h.Exec[0]) == "":
+		probs = append(probs, "health: the command is empty")
+	case h.HttpPath != "" && !strings.HasPrefix(h.HttpPath, "/"):
+		probs = append(probs, fmt.Sprintf("health: HTTP path %q must start with /", h.HttpPath))
+	}
+	if h.HttpPort < 0 || h.HttpPort > 65535 {
+		probs = append(probs, "health: port is 1-65535")
+	}
+	if iv := h.GetInterval(); iv != nil && iv.AsDuration() < MinHealthInterval {
+		probs = append(probs, fmt.Sprintf("health: interval %s is too short; at least %s", iv.AsDuration(), MinHealthInterval))
+	}
+	if h.GetTimeout().AsDuration() < 0 || h.GetStartPeriod().AsDuration() < 0 {
+		probs = append(probs, "health: timeout and start period must not be negative")
+	}
+	return probs
 }

@@ -73,22 +73,6 @@ func (s *Server) normalizeServiceSpec(in *ccv1.ServiceSpec) (*ccv1.ServiceSpec, 
 			probs = append(probs, err.Error())
 		}
 	}
-	if h := spec.Task.Health; h != nil {
-		switch {
-		case len(h.Exec) > 0 && h.HttpPath != "":
-			probs = append(probs, "health: give a command or an HTTP path, not both")
-		case len(h.Exec) == 0 && h.HttpPath == "":
-			probs = append(probs, "health: give a command (--health-cmd) or an HTTP path (--health-http)")
-		case h.HttpPath != "" && !strings.HasPrefix(h.HttpPath, "/"):
-			probs = append(probs, fmt.Sprintf("health: HTTP path %q must start with /", h.HttpPath))
-		}
-		if h.HttpPort < 0 || h.HttpPort > 65535 {
-			probs = append(probs, "health: port is 1-65535")
-		}
-		if h.GetInterval().AsDuration() < 0 || h.GetTimeout().AsDuration() < 0 || h.GetStartPeriod().AsDuration() < 0 {
-			probs = append(probs, "health: interval, timeout and start period must not be negative")
-		}
-	}
 	if u := spec.Update; u != nil {
 		if u.GetDelay().AsDuration() < 0 || u.GetMonitor().AsDuration() < 0 {
 			probs = append(probs, "update: delay and monitor must not be negative")
@@ -259,7 +243,8 @@ func (s *Server) UpdateService(ctx context.Context, req *ccv1.UpdateServiceReque
 	if err != nil {
 		return nil, err
 	}
-	if err := s.propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_SERVICE, &statev1.UpdateService{Id: svc.Id, Spec: spec, ImageDigest: digest, ExpectedVersion: req.GetVersion()}); err != nil {
+	if err := s.propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_SERVICE, &statev1.UpdateService{Id: svc.Id, Spec: spec, ImageDigest: digest,
+		ExpectedVersion: req.GetVersion(), ExpectedRevision: req.GetRevision(), Force: req.GetForce()}); err != nil {
 		return nil, err
 	}
 	out, err := s.serviceWithCounts(svc.Id)
@@ -283,7 +268,7 @@ func (s *Server) ScaleService(ctx context.Context, req *ccv1.ScaleServiceRequest
 	}
 	spec := proto.Clone(svc.Spec).(*ccv1.ServiceSpec)
 	spec.Replicas = req.GetReplicas()
-	if err := s.propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_SERVICE, &statev1.UpdateService{Id: svc.Id, Spec: spec, ImageDigest: svc.ImageDigest, ExpectedVersion: svc.Version}); err != nil {
+	if err := s.propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_SERVICE, &statev1.UpdateService{Id: svc.Id, Spec: spec, ImageDigest: svc.ImageDigest, ExpectedRevision: svc.Revision}); err != nil {
 		return nil, err
 	}
 	out, err := s.serviceWithCounts(svc.Id)

@@ -32,7 +32,7 @@ func applyCreateService(tx *txn, at time.Time, msg proto.Message) error {
 		return fmt.Errorf("the service name %q is in use by %s: remove it (`ccctl service rm %s`), update it, or choose another name: %w", s.Name, id, s.Name, ErrExists)
 	}
 	rec := proto.Clone(s).(*ccv1.Service)
-	rec.Version = 1
+	rec.Version, rec.Revision = 1, 1
 	rec.PreviousSpec, rec.PreviousImageDigest = nil, ""
 	rec.Update = nil
 	rec.Counts = nil
@@ -51,8 +51,9 @@ func templateChanged(a *ccv1.ServiceSpec, aDigest string, b *ccv1.ServiceSpec, b
 
 // replaceSpec moves the service to a new spec, keeping the current one as
 // the previous, and starts a rolling update when the template changed.
-func replaceSpec(s *ccv1.Service, spec *ccv1.ServiceSpec, digest string, state ccv1.UpdateState, message string, at time.Time) {
-	changed := templateChanged(s.Spec, s.ImageDigest, spec, digest)
+func replaceSpec(s *ccv1.Service, spec *ccv1.ServiceSpec, digest string, state ccv1.UpdateState, message string, force bool, at time.Time) {
+	changed := force || templateChanged(s.Spec, s.ImageDigest, spec, digest)
+	s.Revision++
 	s.PreviousSpec, s.PreviousImageDigest = s.Spec, s.ImageDigest
 	s.Spec, s.ImageDigest = spec, digest
 	if changed {
@@ -72,17 +73,20 @@ func applyUpdateService(tx *txn, at time.Time, msg proto.Message) error {
 	if m.ExpectedVersion != 0 && m.ExpectedVersion != s.Version {
 		return fmt.Errorf("%w: service %s changed meanwhile (version %d, the update was made from version %d): read it again and retry", ErrConflict, s.Name, s.Version, m.ExpectedVersion)
 	}
+	if m.ExpectedRevision != 0 && m.ExpectedRevision != s.Revision {
+		return fmt.Errorf("%w: service %s changed meanwhile (revision %d, the update was made from revision %d): read it again and retry", ErrConflict, s.Name, s.Revision, m.ExpectedRevision)
+	}
 	if m.Rollback {
 		if s.PreviousSpec == nil {
 			return fmt.Errorf("%w: service %s has no previous spec to roll back to", ErrFailedPrecondition, s.Name)
 		}
-		replaceSpec(s, s.PreviousSpec, s.PreviousImageDigest, ccv1.UpdateState_UPDATE_STATE_ROLLING_BACK, "rollback requested", at)
+		replaceSpec(s, s.PreviousSpec, s.PreviousImageDigest, ccv1.UpdateState_UPDATE_STATE_ROLLING_BACK, "rollback requested", false, at)
 		return put(b, s.Id, s)
 	}
 	if m.Spec.GetTask().GetImage() == "" {
 		return fmt.Errorf("%w: a service needs an image", ErrInvalid)
 	}
-	replaceSpec(s, proto.Clone(m.Spec).(*ccv1.ServiceSpec), m.ImageDigest, ccv1.UpdateState_UPDATE_STATE_UPDATING, "update in progress", at)
+	replaceSpec(s, proto.Clone(m.Spec).(*ccv1.ServiceSpec), m.ImageDigest, ccv1.UpdateState_UPDATE_STATE_UPDATING, "update in progress", m.Force, at)
 	return put(b, s.Id, s)
 }
 
@@ -101,7 +105,7 @@ func opServiceProgress(tx *txn, at time.Time, p *statev1.ServiceProgress) error 
 		if s.PreviousSpec == nil {
 			return nil
 		}
-		replaceSpec(s, s.PreviousSpec, s.PreviousImageDigest, ccv1.UpdateState_UPDATE_STATE_ROLLING_BACK, p.GetStatus().GetMessage(), at)
+		replaceSpec(s, s.PreviousSpec, s.PreviousImageDigest, ccv1.UpdateState_UPDATE_STATE_ROLLING_BACK, p.GetStatus().GetMessage(), false, at)
 		return put(b, s.Id, s)
 	}
 	st := proto.Clone(p.Status).(*ccv1.UpdateStatus)

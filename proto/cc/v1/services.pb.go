@@ -565,8 +565,11 @@ type Service struct {
 	PreviousImageDigest string                 `protobuf:"bytes,9,opt,name=previous_image_digest,json=previousImageDigest,proto3" json:"previous_image_digest,omitempty"`
 	CreatedAt           *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	UpdatedAt           *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// revision goes up with every change of the service (scaling included):
+	// UpdateServiceRequest.revision refuses an update made from an older read.
+	Revision      uint64 `protobuf:"varint,12,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Service) Reset() {
@@ -674,6 +677,13 @@ func (x *Service) GetUpdatedAt() *timestamppb.Timestamp {
 		return x.UpdatedAt
 	}
 	return nil
+}
+
+func (x *Service) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
 }
 
 type CreateServiceRequest struct {
@@ -944,9 +954,15 @@ type UpdateServiceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Spec  *ServiceSpec           `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
-	// version, when not zero, must be the service's current version: an
-	// update made from a stale read is refused instead of undoing another.
-	Version       uint64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	// version, when not zero, must be the service's current version.
+	Version uint64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	// revision, when not zero, must be the service's current revision: an
+	// update made from a stale read (before another update or a scale) is
+	// refused instead of undoing it.
+	Revision uint64 `protobuf:"varint,4,opt,name=revision,proto3" json:"revision,omitempty"`
+	// force starts a rolling update (new tasks) even when nothing in the
+	// task template changed, like `docker service update --force`.
+	Force         bool `protobuf:"varint,5,opt,name=force,proto3" json:"force,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1000,6 +1016,20 @@ func (x *UpdateServiceRequest) GetVersion() uint64 {
 		return x.Version
 	}
 	return 0
+}
+
+func (x *UpdateServiceRequest) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *UpdateServiceRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
 }
 
 type UpdateServiceResponse struct {
@@ -1557,7 +1587,7 @@ const file_cc_v1_services_proto_rawDesc = "" +
 	"\adesired\x18\x01 \x01(\x04R\adesired\x12\x18\n" +
 	"\arunning\x18\x02 \x01(\x04R\arunning\x12\x18\n" +
 	"\apending\x18\x03 \x01(\x04R\apending\x12\x18\n" +
-	"\aupdated\x18\x04 \x01(\x04R\aupdated\"\xd0\x03\n" +
+	"\aupdated\x18\x04 \x01(\x04R\aupdated\"\xec\x03\n" +
 	"\aService\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12&\n" +
@@ -1572,7 +1602,8 @@ const file_cc_v1_services_proto_rawDesc = "" +
 	"created_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"R\n" +
+	"updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1a\n" +
+	"\brevision\x18\f \x01(\x04R\brevision\"R\n" +
 	"\x14CreateServiceRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12&\n" +
 	"\x04spec\x18\x02 \x01(\v2\x12.cc.v1.ServiceSpecR\x04spec\"A\n" +
@@ -1584,11 +1615,13 @@ const file_cc_v1_services_proto_rawDesc = "" +
 	"\x11GetServiceRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\">\n" +
 	"\x12GetServiceResponse\x12(\n" +
-	"\aservice\x18\x01 \x01(\v2\x0e.cc.v1.ServiceR\aservice\"h\n" +
+	"\aservice\x18\x01 \x01(\v2\x0e.cc.v1.ServiceR\aservice\"\x9a\x01\n" +
 	"\x14UpdateServiceRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12&\n" +
 	"\x04spec\x18\x02 \x01(\v2\x12.cc.v1.ServiceSpecR\x04spec\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\x04R\aversion\"A\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x1a\n" +
+	"\brevision\x18\x04 \x01(\x04R\brevision\x12\x14\n" +
+	"\x05force\x18\x05 \x01(\bR\x05force\"A\n" +
 	"\x15UpdateServiceResponse\x12(\n" +
 	"\aservice\x18\x01 \x01(\v2\x0e.cc.v1.ServiceR\aservice\"A\n" +
 	"\x13ScaleServiceRequest\x12\x0e\n" +

@@ -1348,7 +1348,11 @@ type UpdateService struct {
 	// expected_version, when not zero, must equal the current version.
 	ExpectedVersion uint64 `protobuf:"varint,4,opt,name=expected_version,json=expectedVersion,proto3" json:"expected_version,omitempty"`
 	// rollback swaps in the previous spec; spec is ignored.
-	Rollback      bool `protobuf:"varint,5,opt,name=rollback,proto3" json:"rollback,omitempty"`
+	Rollback bool `protobuf:"varint,5,opt,name=rollback,proto3" json:"rollback,omitempty"`
+	// expected_revision, when not zero, must equal the current revision.
+	ExpectedRevision uint64 `protobuf:"varint,6,opt,name=expected_revision,json=expectedRevision,proto3" json:"expected_revision,omitempty"`
+	// force raises the version (new tasks) even when the template is the same.
+	Force         bool `protobuf:"varint,7,opt,name=force,proto3" json:"force,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1414,6 +1418,20 @@ func (x *UpdateService) GetExpectedVersion() uint64 {
 func (x *UpdateService) GetRollback() bool {
 	if x != nil {
 		return x.Rollback
+	}
+	return false
+}
+
+func (x *UpdateService) GetExpectedRevision() uint64 {
+	if x != nil {
+		return x.ExpectedRevision
+	}
+	return 0
+}
+
+func (x *UpdateService) GetForce() bool {
+	if x != nil {
+		return x.Force
 	}
 	return false
 }
@@ -2045,13 +2063,15 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\x04uses\x18\b \x01(\rR\x04uses\x12\x19\n" +
 	"\bmax_uses\x18\t \x01(\rR\amaxUses\"9\n" +
 	"\rCreateService\x12(\n" +
-	"\aservice\x18\x01 \x01(\v2\x0e.cc.v1.ServiceR\aservice\"\xb1\x01\n" +
+	"\aservice\x18\x01 \x01(\v2\x0e.cc.v1.ServiceR\aservice\"\xf4\x01\n" +
 	"\rUpdateService\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12&\n" +
 	"\x04spec\x18\x02 \x01(\v2\x12.cc.v1.ServiceSpecR\x04spec\x12!\n" +
 	"\fimage_digest\x18\x03 \x01(\tR\vimageDigest\x12)\n" +
 	"\x10expected_version\x18\x04 \x01(\x04R\x0fexpectedVersion\x12\x1a\n" +
-	"\brollback\x18\x05 \x01(\bR\brollback\"\x1f\n" +
+	"\brollback\x18\x05 \x01(\bR\brollback\x12+\n" +
+	"\x11expected_revision\x18\x06 \x01(\x04R\x10expectedRevision\x12\x14\n" +
+	"\x05force\x18\a \x01(\bR\x05force\"\x1f\n" +
 	"\rRemoveService\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"0\n" +
 	"\aTaskOps\x12%\n" +
