@@ -14,7 +14,7 @@ BUF_VERSION                := v1.75.0
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X $(MODULE)/internal/buildinfo.Version=$(VERSION)
 
-.PHONY: all build dev test test-short prereqs tools proto proto-check bench chaos clean
+.PHONY: all build dev test test-short prereqs tools proto proto-check bench bench-scale chaos clean
 
 all: build
 
@@ -44,6 +44,10 @@ test-short:
 
 bench: build
 	@bash bench/api-write.sh
+
+# bench-scale: 3 servers and simulated nodes (NODES=5000 TASKS=100000 by default).
+bench-scale:
+	@bash bench/scale.sh $(or $(NODES),5000) $(or $(TASKS),100000)
 
 # chaos runs the linearizability check under faults for two minutes.
 chaos:
