@@ -194,6 +194,7 @@ func serviceSpecFlags(update bool) []cli.Flag {
 		&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "run as `USER` (uid, uid:gid or a name known to the image)"},
 		&cli.StringFlag{Name: "workdir", Aliases: []string{"w"}, Usage: "working `DIR` in the container"},
 		&cli.BoolFlag{Name: "read-only", Usage: readOnly},
+		&cli.StringFlag{Name: "stop-grace-period", Usage: "wait `DURATION` after SIGTERM before SIGKILL when a task is stopped (default: 10s)"},
 	)
 	return flags
 }
@@ -308,6 +309,13 @@ func applyServiceFlags(c *cli.Context, spec *ccv1.ServiceSpec) error {
 	}
 	if c.IsSet("read-only") {
 		t.ReadOnly = c.Bool("read-only")
+	}
+	if c.IsSet("stop-grace-period") {
+		g, err := durationFlag(c, "stop-grace-period", false)
+		if err != nil {
+			return err
+		}
+		t.StopGracePeriod = g
 	}
 	return nil
 }
@@ -789,7 +797,7 @@ func taskReason(t *ccv1.Container) string {
 	if r := t.GetPendingReason(); r != "" && t.GetNodeId() == "" {
 		parts = append(parts, r)
 	}
-	if m := t.GetMessage(); m != "" {
+	if m := t.GetMessage(); m != "" && m != st.GetError() {
 		parts = append(parts, m)
 	}
 	if st.GetHealth() == ccv1.HealthState_HEALTH_STATE_UNHEALTHY && len(parts) == 0 {

@@ -67,6 +67,8 @@ func app(stdout, stderr io.Writer) *ucli.App {
 			&ucli.StringFlag{Name: "data-dir", Value: "/var/lib/cc-agent", Usage: "`DIR` for the node identity, logs and state"},
 			&ucli.StringFlag{Name: "name", Usage: "node `NAME` (default: host name)"},
 			&ucli.StringSliceFlag{Name: "label", Usage: "node label `KEY=VALUE` (repeatable)"},
+			&ucli.Float64Flag{Name: "cpus", Usage: "offer `CORES` to the scheduler instead of the host's count (e.g. 3.5)"},
+			&ucli.StringFlag{Name: "memory", Usage: "offer `SIZE` of memory to the scheduler instead of the host's total (e.g. 16g)"},
 			&ucli.StringFlag{Name: "containerd-socket", Value: "/run/containerd/containerd.sock", Usage: "containerd `SOCKET`"},
 			&ucli.StringFlag{Name: "advertise-addr", Usage: "`IP` where published ports are reached (default: first non-loopback IPv4)"},
 			&ucli.StringFlag{Name: "subnet", Value: "10.213.0.0/24", Usage: "container bridge `CIDR` on this host"},
@@ -115,6 +117,18 @@ func run(c *ucli.Context) error {
 		return err
 	}
 	res := &ccv1.Resources{CpuMillis: int64(goruntime.NumCPU()) * 1000, MemoryBytes: memTotal()}
+	if c.IsSet("cpus") {
+		cpus := c.Float64("cpus")
+		if cpus <= 0 || cpus > 100_000 {
+			return fmt.Errorf("--cpus %v: give a number of cores above 0, like 2 or 3.5", cpus)
+		}
+		res.CpuMillis = int64(cpus * 1000)
+	}
+	if c.IsSet("memory") {
+		if res.MemoryBytes, err = parseSize(c.String("memory")); err != nil {
+			return fmt.Errorf("--memory: %w", err)
+		}
+	}
 
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -216,4 +230,31 @@ func memTotal() int64 {
 		}
 	}
 	return 0
+}
+
+// parseSize reads a size such as 512m, 16g or 1073741824 (bytes).
+func parseSize(v string) (int64, error) {
+	t := strings.ToLower(strings.TrimSpace(v))
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "ib"), "b")
+	mult := int64(1)
+	if n := len(t); n > 0 {
+		switch t[n-1] {
+		case 'k':
+			mult = 1 << 10
+		case 'm':
+			mult = 1 << 20
+		case 'g':
+			mult = 1 << 30
+		case 't':
+			mult = 1 << 40
+		}
+		if mult > 1 {
+			t = t[:n-1]
+		}
+	}
+	f, err := strconv.ParseFloat(t, 64)
+	if err != nil || f <= 0 || f*float64(mult) > 1<<60 {
+		return 0, fmt.Errorf("%q is not a size; use bytes or a number with k, m, g or t (e.g. 16g)", v)
+	}
+	return int64(f * float64(mult)), nil
 }

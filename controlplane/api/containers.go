@@ -131,6 +131,9 @@ func ValidateSpec(s *ccv1.ContainerSpec) error {
 		seen[key] = true
 	}
 	probs = append(probs, healthProblems(s.Health)...)
+	if g := s.GetStopGracePeriod(); g != nil && (!g.IsValid() || g.AsDuration() < 0 || g.AsDuration() > time.Hour) {
+		probs = append(probs, "stop grace period: between 0s and 1h")
+	}
 	if len(s.Ports) > 0 && s.Network == ccv1.NetworkMode_NETWORK_MODE_NONE {
 		probs = append(probs, "ports: a container with --network none cannot publish ports")
 	}

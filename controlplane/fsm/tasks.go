@@ -167,6 +167,10 @@ func (f *FSM) ServiceTasks(serviceID string) ([]*statev1.ContainerRecord, error)
 	return out, err
 }
 
+// DefaultStopGraceMs is the wait between SIGTERM and SIGKILL when the
+// cluster stops a task whose spec sets none.
+const DefaultStopGraceMs = 10_000
+
 // applyTaskOps applies the leader's decisions. Each op checks its own
 // precondition and is skipped when it no longer holds.
 func applyTaskOps(tx *txn, at time.Time, msg proto.Message) error {
@@ -263,6 +267,10 @@ func opStopTask(tx *txn, at time.Time, s *statev1.StopTask) error {
 	c.Desired = ccv1.DesiredState_DESIRED_STATE_STOPPED
 	c.Generation++
 	c.Message = s.Message
+	rec.StopTimeoutMs = DefaultStopGraceMs
+	if g := c.GetSpec().GetStopGracePeriod(); g != nil && g.AsDuration() >= 0 {
+		rec.StopTimeoutMs = g.AsDuration().Milliseconds()
+	}
 	if s.Failed || c.NodeId == "" {
 		if c.Status == nil {
 			c.Status = &ccv1.ContainerStatus{}

@@ -161,7 +161,7 @@ func (w *world) service(p *Plan, s *ccv1.Service, tasks []*ccv1.Container) {
 	} else {
 		w.replicated(p, s, live, draining)
 	}
-	w.trimHistory(p, history)
+	w.trimHistory(p, s, history)
 }
 
 // replicated keeps one task in each slot 1..replicas.
@@ -433,13 +433,14 @@ func isUp(c *ccv1.Container, monitor time.Duration, now time.Time) (bool, time.T
 }
 
 // trimHistory removes the stopped tasks beyond HistoryPerSlot in each slot
-// (per node for a global service), oldest first, and stopped tasks that
-// never reached a node.
-func (w *world) trimHistory(p *Plan, history []*ccv1.Container) {
+// (per node for a global service), oldest first, stopped tasks that never
+// reached a node, and those of slots scaled away.
+func (w *world) trimHistory(p *Plan, s *ccv1.Service, history []*ccv1.Container) {
 	bySlot := map[string][]*ccv1.Container{}
+	replicated := s.GetSpec().GetMode() != ccv1.ServiceMode_SERVICE_MODE_GLOBAL
 	for _, c := range history {
-		if c.NodeId == "" {
-			p.remove(c)
+		if c.NodeId == "" || (replicated && uint64(c.Slot) > s.GetSpec().GetReplicas()) {
+			p.remove(c) // never placed, or its slot was scaled away
 			continue
 		}
 		k := fmt.Sprint(c.Slot)

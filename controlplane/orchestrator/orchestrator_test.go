@@ -296,6 +296,13 @@ func TestPlan(t *testing.T) {
 				task(web1, "h3", 1, "a", 1, stopped, created(-4*time.Hour))},
 			want: []string{"remove h3"},
 		},
+		{
+			name:     "history: stopped tasks of slots scaled away are removed",
+			services: []*ccv1.Service{web1},
+			nodes:    []*ccv1.Node{node("a")},
+			tasks:    []*statev1.ContainerRecord{task(web1, "t1", 1, "a", 1), task(web1, "h4", 4, "a", 1, stopped)},
+			want:     []string{"remove h4"},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

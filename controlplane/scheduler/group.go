@@ -10,9 +10,8 @@ import (
 
 // group is the pending tasks that place alike: same service, constraints,
 // spread attributes, reservation and host ports. Its candidates are
-// filtered once, into a tree of spread values (one level per spread
-// attribute) whose leaves hold the candidates that fit in heaps, best
-// first.
+// filtered once, into the tree of spread values of its layout, built at
+// its first pick and dropped after its last task.
 type group struct {
 	svc       *service
 	reserve   Resources
@@ -25,41 +24,45 @@ type group struct {
 	remaining int    // its pending tasks not yet handled
 	failed    string // why nothing fits, once nothing does
 
-	// The tree, from the group's first pick until its last task: per
-	// bucket of its layout, the tasks of the service in it, whether
-	// nothing in it fits any more, and the heap of its children (inner
-	// buckets) or of its nodes that fit (leaves).
+	// The tree: per bucket of the layout, the tasks of the service in it,
+	// whether nothing in it fits any more, and (inner buckets) the heap
+	// of its children; per leaf, its candidates by strategy.
 	lay    *layout
 	counts []int32
 	empty  []bool
 	kids   [][]kid
-	heaps  [][]entry
-	buf    []entry // the leaves' heaps, as first built
-	gone   bitset  // Binpack: candidates that no longer fit
-	synced uint32  // Binpack: the step the heaps were last brought up to
+	leaves []spreadLeaf // Spread
+	heaps  [][]entry    // Binpack
+	buf    []entry      // Binpack: the leaves' heaps, as first built
+	gone   bitset       // Binpack: candidates that no longer fit
+	synced uint32       // Binpack: the step the heaps were last brought up to
 }
 
-// groupPending returns the group of each pending task, nil for a task
-// whose ID came earlier. Consecutive alike tasks, the common case, share a
-// group without building its key.
+// groupPending returns the group of each pending task. A task alike the
+// previous one of its service, the common case, shares its group without
+// building a key.
 func (s *state) groupPending(pending []Task) []*group {
 	groups := make([]*group, len(pending))
 	byKey := map[string]*group{}
-	seen := make(map[string]struct{}, len(pending))
-	var prev *Task
-	var g *group
+	type last struct {
+		t *Task
+		g *group
+	}
+	lastOf := map[string]last{} // by service
+	var prev last
 	for i := range pending {
 		t := &pending[i]
-		if _, dup := seen[t.ID]; dup {
-			continue
+		l := prev
+		if l.t == nil || !alike(l.t, t) {
+			var ok bool
+			if l, ok = lastOf[t.ServiceID]; !ok || !alike(l.t, t) {
+				l = last{t, s.groupOf(t, byKey)}
+				lastOf[t.ServiceID] = l
+			}
 		}
-		seen[t.ID] = struct{}{}
-		if prev == nil || !alike(prev, t) {
-			g = s.groupOf(t, byKey)
-		}
-		g.remaining++
-		groups[i] = g
-		prev = t
+		l.g.remaining++
+		groups[i] = l.g
+		prev = l
 	}
 	return groups
 }
@@ -88,6 +91,7 @@ func (s *state) groupOf(t *Task, byKey map[string]*group) *group {
 	}
 	svc.remaining++
 	g.svc = svc
+	s.layoutUsers[g.layoutKey()]++
 	return g
 }
 
@@ -156,6 +160,9 @@ func (g *group) key(serviceID string) string {
 	b.WriteString(g.invalid) // a malformed field is dropped from the rest
 	return b.String()
 }
+
+// layoutKey names the layout of g: its constraints and spread attributes.
+func (g *group) layoutKey() string { return g.rulesKey + "|" + g.spreadKey }
 
 // portKey is a valid host port.
 type portKey struct {
@@ -264,4 +271,5 @@ type bitset []uint64
 
 func newBitset(n int) bitset       { return make(bitset, (n+63)/64) }
 func (b bitset) set(i int32)       { b[i/64] |= 1 << (i % 64) }
+func (b bitset) clear(i int32)     { b[i/64] &^= 1 << (i % 64) }
 func (b bitset) test(i int32) bool { return b[i/64]&(1<<(i%64)) != 0 }

@@ -43,65 +43,65 @@ func referencePlace(nodes []Node, placed, pending []Task, strategy Strategy) map
 	return assigned
 }
 
+// use is what the tasks on a node take, as the reference sees it.
+type use struct {
+	used         Resources
+	tasks, ofSvc int
+	ports        []Port
+}
+
 // referencePick returns the node for t, or nil.
 func referencePick(nodes []*Node, on []Task, t Task, strategy Strategy) *Node {
+	uses := map[string]*use{}
+	for _, n := range nodes {
+		uses[n.ID] = &use{}
+	}
+	for _, o := range on {
+		u := uses[o.NodeID]
+		u.used.CPUMillis += max(o.Reserve.CPUMillis, 0)
+		u.used.MemoryBytes += max(o.Reserve.MemoryBytes, 0)
+		u.tasks++
+		if o.ServiceID == t.ServiceID {
+			u.ofSvc++
+		}
+		u.ports = append(u.ports, o.HostPorts...)
+	}
 	var cands, fit []*Node
 	for _, n := range nodes {
 		if !n.Ready || !n.Active || slices.ContainsFunc(t.Constraints, func(c Constraint) bool { return !c.Matches(n) }) {
 			continue
 		}
 		cands = append(cands, n)
-		if referenceFits(n, on, t) {
+		if referenceFits(n, uses[n.ID], t) {
 			fit = append(fit, n)
 		}
-	}
-	serviceTasks := func(n *Node) int {
-		c := 0
-		for _, o := range on {
-			if o.NodeID == n.ID && o.ServiceID == t.ServiceID {
-				c++
-			}
-		}
-		return c
 	}
 	for _, attr := range t.Spread {
 		a, _ := parseAttr(attr)
 		val := func(n *Node) string { v, _ := a.value(n); return v }
-		best, bestCount := "", -1
-		for _, f := range fit {
-			v, count := val(f), 0
-			for _, c := range cands {
-				if val(c) == v {
-					count += serviceTasks(c)
-				}
-			}
-			if bestCount < 0 || count < bestCount || (count == bestCount && v < best) {
-				best, bestCount = v, count
+		count := map[string]int{} // tasks of the service per value, on the candidates
+		for _, c := range cands {
+			count[val(c)] += uses[c.ID].ofSvc
+		}
+		best := ""
+		for i, f := range fit {
+			if v := val(f); i == 0 || count[v] < count[best] || (count[v] == count[best] && v < best) {
+				best = v
 			}
 		}
-		keep := func(n *Node) bool { return val(n) != best }
-		fit = slices.DeleteFunc(fit, keep)
-		cands = slices.DeleteFunc(cands, keep)
+		other := func(n *Node) bool { return val(n) != best }
+		fit = slices.DeleteFunc(fit, other)
+		cands = slices.DeleteFunc(cands, other)
 	}
 	var best *Node
-	var bestKey [3]float64
+	var bestKey [2]float64
 	for _, n := range fit {
-		var key [3]float64
-		var used Resources
-		total := 0
-		for _, o := range on {
-			if o.NodeID == n.ID {
-				used.CPUMillis += max(o.Reserve.CPUMillis, 0)
-				used.MemoryBytes += max(o.Reserve.MemoryBytes, 0)
-				total++
-			}
-		}
+		u := uses[n.ID]
+		key := [2]float64{float64(u.ofSvc), float64(u.tasks)}
 		if strategy == Binpack {
-			cpu := fraction(used.CPUMillis+t.Reserve.CPUMillis, n.Capacity.CPUMillis)
-			mem := fraction(used.MemoryBytes+t.Reserve.MemoryBytes, n.Capacity.MemoryBytes)
-			key = [3]float64{-max(cpu, mem), float64(serviceTasks(n))}
-		} else {
-			key = [3]float64{float64(serviceTasks(n)), float64(total)}
+			cpu := fraction(u.used.CPUMillis+t.Reserve.CPUMillis, n.Capacity.CPUMillis)
+			mem := fraction(u.used.MemoryBytes+t.Reserve.MemoryBytes, n.Capacity.MemoryBytes)
+			key = [2]float64{-max(cpu, mem), float64(u.ofSvc)}
 		}
 		if best == nil || slices.Compare(key[:], bestKey[:]) < 0 {
 			best, bestKey = n, key
@@ -110,24 +110,16 @@ func referencePick(nodes []*Node, on []Task, t Task, strategy Strategy) *Node {
 	return best
 }
 
-// referenceFits reports whether t fits on n next to the tasks on.
-func referenceFits(n *Node, on []Task, t Task) bool {
-	var used Resources
-	for _, o := range on {
-		if o.NodeID != n.ID {
-			continue
-		}
-		used.CPUMillis += max(o.Reserve.CPUMillis, 0)
-		used.MemoryBytes += max(o.Reserve.MemoryBytes, 0)
-		for _, p := range o.HostPorts {
-			if p.Number != 0 && slices.ContainsFunc(t.HostPorts, func(q Port) bool { return samePort(p, q) }) {
-				return false
-			}
+// referenceFits reports whether t fits on n, which u takes.
+func referenceFits(n *Node, u *use, t Task) bool {
+	for _, p := range u.ports {
+		if p.Number != 0 && slices.ContainsFunc(t.HostPorts, func(q Port) bool { return samePort(p, q) }) {
+			return false
 		}
 	}
 	ok := func(need, capacity, used int64) bool { return need == 0 || (capacity > 0 && capacity-used >= need) }
-	return ok(t.Reserve.CPUMillis, n.Capacity.CPUMillis, used.CPUMillis) &&
-		ok(t.Reserve.MemoryBytes, n.Capacity.MemoryBytes, used.MemoryBytes)
+	return ok(t.Reserve.CPUMillis, n.Capacity.CPUMillis, u.used.CPUMillis) &&
+		ok(t.Reserve.MemoryBytes, n.Capacity.MemoryBytes, u.used.MemoryBytes)
 }
 
 // randomCluster returns a small random cluster, tasks on it and pending
@@ -195,19 +187,23 @@ func randomCluster(seed uint64, nodeCount, placedCount, pendingCount int) ([]Nod
 	return nodes, placed, pending
 }
 
-// Place agrees with the obvious implementation on many random clusters.
+// Place agrees with the obvious implementation on many random clusters:
+// small ones, and some of a few hundred nodes (several words per bitset).
 func TestPlaceMatchesReference(t *testing.T) {
-	runs := 3000
+	small, large := 3000, 12
 	if testing.Short() {
-		runs = 300
+		small, large = 300, 3
 	}
-	for seed := range uint64(runs) {
+	for seed := range uint64(small + large) {
 		nodes, placed, pending := randomCluster(seed, 1+int(seed%12), int(seed%20), 5+int(seed%60))
+		if seed >= uint64(small) {
+			nodes, placed, pending = randomCluster(seed, 64+int(seed*37%300), 300, 400)
+		}
 		for _, strategy := range []Strategy{Spread, Binpack} {
 			got := Place(nodes, placed, pending, strategy)
 			want := referencePlace(nodes, placed, pending, strategy)
 			if !maps.Equal(got.Assigned, want) {
-				t.Fatalf("seed %d, strategy %d:\n got %v\nwant %v", seed, strategy, got.Assigned, want)
+				t.Fatalf("seed %d, strategy %d, %d nodes:\n got %v\nwant %v", seed, strategy, len(nodes), got.Assigned, want)
 			}
 			checkComplete(t, pending, got)
 		}

@@ -9,10 +9,16 @@
 // A task's spread attributes, such as node.labels.zone, come first with
 // either strategy: its tasks are spread evenly over the values.
 //
-// It is built for 5,000 nodes and 100,000 pending tasks: identical pending
-// tasks form one group whose constraints are evaluated once, and each group
-// keeps its candidate nodes in heaps that are corrected lazily as other
-// placements change the nodes, instead of scoring every node for every task.
+// It is built for 5,000 nodes and 100,000 pending tasks without scoring
+// every node for every task. Alike pending tasks form a group whose
+// constraints are evaluated once (group.go); its candidates are arranged
+// in a tree of spread values (tree.go) whose leaves keep them in order:
+// with Spread, by one (tasks, node ID) order shared by all groups and a
+// per-group set of the candidates by tasks of the service (spread.go);
+// with Binpack, in a heap per group, fullest first (binpack.go). Free
+// resources and ports only shrink during a call, so a node found not to
+// fit is dropped for good, and a group that fits nowhere stays pending
+// with one reason (reason.go).
 package scheduler
 
 import (
@@ -94,16 +100,15 @@ func Place(nodes []Node, placed []Task, pending []Task, strategy Strategy) Resul
 		Assigned: make(map[string]string, len(pending)),
 		Pending:  make(map[string]string),
 	}
-	for i := range pending {
-		g := groups[i]
-		if g == nil {
-			continue // a duplicate ID
-		}
+	for i, g := range groups {
 		id := pending[i].ID
-		if n, reason := s.placeOne(g); n >= 0 {
-			res.Assigned[id] = s.nodes[n].node.ID
-		} else {
-			res.Pending[id] = reason
+		_, dup := res.Assigned[id]
+		if _, p := res.Pending[id]; !dup && !p {
+			if n, reason := s.placeOne(g); n >= 0 {
+				res.Assigned[id] = s.nodes[n].node.ID
+			} else {
+				res.Pending[id] = reason
+			}
 		}
 		s.done(g)
 	}
@@ -115,10 +120,13 @@ type state struct {
 	nodes    []nodeState // by node ID
 	index    map[string]int32
 	ports    map[uint64]struct{} // host ports taken, by slot
-	services map[string]*service // the services of pending tasks
+	services map[string]*service // the services with pending tasks
 	cands    map[string][]int32  // by constraints
 	layouts  map[string]*layout  // by constraints and spread attributes
-	binpack  bool
+	live     []*layout           // Spread: the layouts whose totals are kept
+	// layoutUsers counts the groups with tasks left per layout key.
+	layoutUsers map[string]int
+	binpack     bool
 
 	// Buffers of released groups and services, for the next ones.
 	entryBufs [][]entry
@@ -126,7 +134,7 @@ type state struct {
 	countBufs [][]int32
 
 	step   uint32 // placements made so far
-	recent int32  // the last node placed on; a list by nodeState.next, most recent first
+	recent int32  // Binpack: the last node placed on; a list by nodeState.next, most recent first
 }
 
 // nodeState is a node and what is reserved on it.
@@ -135,7 +143,7 @@ type nodeState struct {
 	cpu, mem int64 // reserved
 	tasks    int32
 	modified uint32 // the step of the last placement on it, 0 if none
-	prev     int32  // the recent list, -1 at its ends
+	prev     int32  // Binpack: the recent list, -1 at its ends
 	next     int32
 }
 
@@ -148,13 +156,14 @@ func newState(nodes []Node, binpack bool) *state {
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(nodes[a].ID, nodes[b].ID) })
 	s := &state{
-		index:    make(map[string]int32, len(nodes)),
-		ports:    map[uint64]struct{}{},
-		services: map[string]*service{},
-		cands:    map[string][]int32{},
-		layouts:  map[string]*layout{},
-		binpack:  binpack,
-		recent:   -1,
+		index:       make(map[string]int32, len(nodes)),
+		ports:       map[uint64]struct{}{},
+		services:    map[string]*service{},
+		cands:       map[string][]int32{},
+		layouts:     map[string]*layout{},
+		layoutUsers: map[string]int{},
+		binpack:     binpack,
+		recent:      -1,
 	}
 	s.nodes = make([]nodeState, 0, len(nodes))
 	for _, i := range order {
@@ -216,15 +225,21 @@ func (s *state) assign(g *group, n int32) {
 	ns.cpu = addSat(ns.cpu, g.reserve.CPUMillis)
 	ns.mem = addSat(ns.mem, g.reserve.MemoryBytes)
 	ns.tasks++
+	if !s.binpack {
+		s.moveTotal(n, ns.tasks-1)
+	}
 	for _, p := range g.ports {
 		s.ports[slot(n, p)] = struct{}{}
 	}
 	s.step++
 	ns.modified = s.step
-	s.toFront(n)
+	if s.binpack {
+		s.toFront(n)
+	}
+	old := g.svc.counts[n] // g is built, so counts are
 	g.svc.add(n)
 	for _, h := range g.svc.groups {
-		h.countTask(n)
+		h.countTask(s, n, old)
 	}
 }
 
@@ -255,6 +270,11 @@ func (s *state) done(g *group) {
 		return
 	}
 	g.release(s)
+	key := g.layoutKey()
+	s.layoutUsers[key]--
+	if l := s.layouts[key]; l != nil && s.layoutUsers[key] == 0 && l.totals != nil {
+		s.dropTotals(l)
+	}
 	g.svc.remaining--
 	if g.svc.remaining == 0 && g.svc.counts != nil {
 		s.countBufs = append(s.countBufs, g.svc.counts)
@@ -266,7 +286,7 @@ func (s *state) done(g *group) {
 type service struct {
 	placedOn  []int32  // the node of each of its tasks, until counts exists
 	counts    []int32  // its tasks per node, once a group needs them
-	groups    []*group // its built groups with spread attributes, whose counts follow its tasks
+	groups    []*group // its built groups whose trees follow its tasks (with Binpack, only those with spread attributes)
 	remaining int      // its groups with pending tasks left
 }
 

@@ -37,8 +37,8 @@ func label(k, v string) nodeOpt {
 }
 
 func capacity(cpu, mem int64) nodeOpt { return func(n *Node) { n.Capacity = Resources{cpu, mem} } }
-func notReady(n *Node)                 { n.Ready = false }
-func paused(n *Node)                   { n.Active = false }
+func notReady(n *Node)                { n.Ready = false }
+func paused(n *Node)                  { n.Active = false }
 
 // taskOpt changes a test task.
 type taskOpt func(*Task)
@@ -245,9 +245,9 @@ func TestPlace(t *testing.T) {
 			wantWhy: map[string]string{"big.1": "no node fits: 1 does not report its CPU capacity"},
 		},
 		{
-			name:    "host port conflicts",
-			nodes:   []Node{mkNode("a"), mkNode("b")},
-			pending: mkTasks("web", 3, ports(tcp8080)),
+			name:       "host port conflicts",
+			nodes:      []Node{mkNode("a"), mkNode("b")},
+			pending:    mkTasks("web", 3, ports(tcp8080)),
 			wantCounts: map[string]int{"a": 1, "b": 1},
 			wantWhy: map[string]string{
 				"web.3": "host port 8080/tcp is taken on every node that could take it (2)",
@@ -264,8 +264,8 @@ func TestPlace(t *testing.T) {
 			},
 		},
 		{
-			name:  "host ports of other services and placed tasks; udp and tcp differ",
-			nodes: []Node{mkNode("a"), mkNode("b")},
+			name:   "host ports of other services and placed tasks; udp and tcp differ",
+			nodes:  []Node{mkNode("a"), mkNode("b")},
 			placed: mkTasks("old", 1, on("b"), ports(Port{Number: 53, Protocol: "udp"})),
 			pending: append(append(
 				mkTasks("dns", 2, ports(Port{Number: 53, Protocol: "UDP"})),

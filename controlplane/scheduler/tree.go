@@ -2,7 +2,6 @@ package scheduler
 
 import (
 	"cmp"
-	"math"
 	"slices"
 )
 
@@ -13,7 +12,12 @@ import (
 type layout struct {
 	cands   []int32 // ready, active and matching nodes, by ID
 	leafOf  []int32 // per node: its leaf, -1 if not a candidate
+	localOf []int32 // per node: its index in its leaf, if a candidate
 	buckets []shape // the root first, children after their parent
+
+	// Spread: per leaf, its candidates by their tasks, kept current while
+	// groups that use the layout have tasks left.
+	totals []tiers
 }
 
 // shape is a bucket of a layout: the candidates that share the values of
@@ -23,8 +27,8 @@ type shape struct {
 	rank     int32 // the order of its value among its siblings' values
 	leaf     bool
 	children []int32
-	start    int32 // leaf: the offset of its candidates in a group's buffer
-	size     int32 // leaf: its number of candidates
+	nodes    []int32 // leaf: its candidates, by ID
+	start    int32   // leaf: the offset of its candidates in a group's buffer
 }
 
 // kid is a child bucket in its parent's heap, with its count of the
@@ -42,11 +46,11 @@ func (k kid) less(o kid) bool {
 
 // layoutFor returns the layout of g's constraints and spread attributes.
 func (s *state) layoutFor(g *group) *layout {
-	key := g.rulesKey + "|" + g.spreadKey
+	key := g.layoutKey()
 	if l := s.layouts[key]; l != nil {
 		return l
 	}
-	l := &layout{cands: s.candidatesFor(g), leafOf: make([]int32, len(s.nodes))}
+	l := &layout{cands: s.candidatesFor(g), leafOf: make([]int32, len(s.nodes)), localOf: make([]int32, len(s.nodes))}
 	for i := range l.leafOf {
 		l.leafOf[i] = -1
 	}
@@ -72,22 +76,26 @@ func (s *state) layoutFor(g *group) *layout {
 			b = c
 		}
 		l.leafOf[n] = b
-		l.buckets[b].size++
+		l.localOf[n] = int32(len(l.buckets[b].nodes))
+		l.buckets[b].nodes = append(l.buckets[b].nodes, n)
 	}
 	l.finish(values)
 	s.layouts[key] = l
+	if !s.binpack {
+		s.keepTotals(l)
+	}
 	return l
 }
 
-// finish ranks every bucket's children by value and places the leaves'
-// candidates in a buffer, leaf after leaf.
+// finish ranks every bucket's children by value, and lays the leaves'
+// candidates out in a buffer (Binpack's heaps), leaf after leaf.
 func (l *layout) finish(values []string) {
 	var start int32
 	for i := range l.buckets {
 		b := &l.buckets[i]
 		if b.leaf {
 			b.start = start
-			start += b.size
+			start += int32(len(b.nodes))
 			continue
 		}
 		byValue := slices.Clone(b.children)
@@ -98,44 +106,6 @@ func (l *layout) finish(values []string) {
 	}
 }
 
-// entry is a node in a leaf's heap, smallest (key, sub) first. With
-// Spread, key is the service's tasks on the node and then its tasks, and
-// sub the node; with Binpack, key orders the nodes fullest first once the
-// task is on them, and sub is the service's tasks and then the node. An
-// entry is stale when it differs from the node's current entry.
-type entry struct {
-	key, sub uint64
-}
-
-func (e *entry) less(o *entry) bool {
-	return e.key < o.key || (e.key == o.key && e.sub < o.sub)
-}
-
-// node returns the node of e.
-func (e *entry) node() int32 { return int32(uint32(e.sub)) }
-
-// entry returns node n's current entry for g.
-func (s *state) entry(g *group, n int32) entry {
-	ns := &s.nodes[n]
-	tasks := uint64(uint32(g.svc.counts[n]))
-	if !s.binpack {
-		return entry{key: tasks<<32 | uint64(uint32(ns.tasks)), sub: uint64(uint32(n))}
-	}
-	cpu := fraction(addSat(ns.cpu, g.reserve.CPUMillis), ns.node.Capacity.CPUMillis)
-	mem := fraction(addSat(ns.mem, g.reserve.MemoryBytes), ns.node.Capacity.MemoryBytes)
-	// The bits of a float64 ≥ 0 order like its value; inverted, the
-	// fullest comes first.
-	return entry{key: ^math.Float64bits(max(cpu, mem)), sub: tasks<<32 | uint64(uint32(n))}
-}
-
-// fraction is used/capacity, 0 for an unknown capacity.
-func fraction(used, capacity int64) float64 {
-	if capacity <= 0 {
-		return 0
-	}
-	return float64(used) / float64(capacity)
-}
-
 // build makes g's tree from its layout and the nodes as they are now.
 func (g *group) build(s *state) {
 	l := s.layoutFor(g)
@@ -143,34 +113,23 @@ func (g *group) build(s *state) {
 	counts := g.svc.tasksPerNode(s)
 	g.counts = make([]int32, len(l.buckets))
 	g.empty = make([]bool, len(l.buckets))
-	g.kids = make([][]kid, len(l.buckets))
-	g.heaps = make([][]entry, len(l.buckets))
-	g.buf = s.takeEntries(len(l.cands))
-	for i, b := range l.buckets {
-		if b.leaf {
-			g.heaps[i] = g.buf[b.start : b.start : b.start+b.size]
+	if len(g.spread) > 0 {
+		for _, n := range l.cands {
+			if c := counts[n]; c > 0 {
+				g.addCount(l.leafOf[n], c)
+			}
 		}
 	}
 	if s.binpack {
-		g.gone = s.takeBitset()
+		g.buildBinpack(s)
+	} else {
+		g.buildSpread(s, counts)
 	}
-	for _, n := range l.cands {
-		leaf := l.leafOf[n]
-		if c := counts[n]; c > 0 && len(g.spread) > 0 {
-			g.addCount(leaf, c)
-		}
-		if s.fits(g, n) {
-			g.heaps[leaf] = append(g.heaps[leaf], s.entry(g, n))
-		} else if s.binpack {
-			g.gone.set(n)
-		}
-	}
-	// Children come after their parent: build the heaps bottom up.
+	// Children come after their parent: build the inner heaps bottom up.
+	g.kids = make([][]kid, len(l.buckets))
 	for i := len(l.buckets) - 1; i >= 0; i-- {
 		b := &l.buckets[i]
 		if b.leaf {
-			entryHeapInit(g.heaps[i])
-			g.empty[i] = len(g.heaps[i]) == 0
 			continue
 		}
 		for _, c := range b.children {
@@ -178,11 +137,10 @@ func (g *group) build(s *state) {
 				g.kids[i] = append(g.kids[i], kid{count: g.counts[c], rank: l.buckets[c].rank, b: c})
 			}
 		}
-		heapInit(g.kids[i])
+		kidHeapInit(g.kids[i])
 		g.empty[i] = len(g.kids[i]) == 0
 	}
-	g.synced = s.step
-	if len(g.spread) > 0 {
+	if len(g.spread) > 0 || !s.binpack {
 		g.svc.groups = append(g.svc.groups, g)
 	}
 }
@@ -194,27 +152,31 @@ func (g *group) addCount(leaf int32, c int32) {
 	}
 }
 
-// countTask counts a new task of g's service on node n in g's tree.
-func (g *group) countTask(n int32) {
-	if leaf := g.lay.leafOf[n]; leaf >= 0 {
+// countTask counts a new task of g's service on node n, which had old
+// tasks of the service.
+func (g *group) countTask(s *state, n, old int32) {
+	leaf := g.lay.leafOf[n]
+	if leaf < 0 {
+		return
+	}
+	if len(g.spread) > 0 {
 		g.addCount(leaf, 1)
+	}
+	if !s.binpack {
+		g.moveLevel(n, old)
 	}
 }
 
-// release drops g's tree once its tasks are all handled, keeping its
-// buffers for the next group.
+// release drops g's tree once its tasks are all handled.
 func (g *group) release(s *state) {
 	if g.lay == nil {
 		return
 	}
-	s.entryBufs = append(s.entryBufs, g.buf)
-	if g.gone != nil {
-		s.bitsets = append(s.bitsets, g.gone)
+	if s.binpack {
+		g.releaseBinpack(s)
 	}
-	g.lay, g.counts, g.empty, g.kids, g.heaps, g.buf, g.gone = nil, nil, nil, nil, nil, nil, nil
-	if len(g.spread) > 0 {
-		g.svc.groups = deleteFirst(g.svc.groups, g)
-	}
+	g.lay, g.counts, g.empty, g.kids, g.leaves = nil, nil, nil, nil, nil
+	g.svc.groups = deleteFirst(g.svc.groups, g)
 }
 
 // deleteFirst removes the first x from list.
@@ -240,7 +202,13 @@ func (g *group) pick(s *state) int32 {
 		if leaf < 0 {
 			continue // a bucket turned out empty; choose again
 		}
-		if n := s.best(g, leaf); n >= 0 {
+		n := int32(-1)
+		if s.binpack {
+			n = s.bestBinpack(g, leaf)
+		} else {
+			n = s.bestSpread(g, leaf)
+		}
+		if n >= 0 {
 			return n
 		}
 		g.empty[leaf] = true
@@ -272,10 +240,10 @@ func (g *group) bestKid(b int32) int32 {
 		top := &(*h)[0]
 		switch {
 		case g.empty[top.b]:
-			heapPop(h)
+			kidHeapPop(h)
 		case top.count != g.counts[top.b]:
 			top.count = g.counts[top.b]
-			heapDown(*h, 0)
+			kidHeapDown(*h, 0)
 		default:
 			return top.b
 		}
@@ -283,83 +251,23 @@ func (g *group) bestKid(b int32) int32 {
 	return -1
 }
 
-// best returns the best node of leaf that fits a task of g, or -1. Nodes
-// only lose resources and ports during a call, so a node that does not fit
-// is dropped for good. A stale entry is refreshed (Spread: keys only grow,
-// so it moves down) or dropped (Binpack: sync pushed a fresh one).
-func (s *state) best(g *group, leaf int32) int32 {
-	h := &g.heaps[leaf]
-	for len(*h) > 0 {
-		top := &(*h)[0]
-		n := top.node()
-		switch now := s.entry(g, n); {
-		case now != *top && s.binpack:
-			entryHeapPop(h)
-		case now != *top:
-			*top = now
-			entryHeapDown(*h, 0)
-		case !s.fits(g, n):
-			entryHeapPop(h)
-			if s.binpack {
-				g.gone.set(n)
-			}
-		default:
-			return n
-		}
-	}
-	return -1
-}
-
-// sync pushes a fresh entry for each candidate placed on since g last
-// looked, for Binpack: a placement makes a node fuller, which moves it up,
-// so it cannot wait in the heap to be found stale.
-func (g *group) sync(s *state) {
-	for n := s.recent; n >= 0 && s.nodes[n].modified > g.synced; n = s.nodes[n].next {
-		leaf := g.lay.leafOf[n]
-		if leaf < 0 || g.gone.test(n) || g.empty[leaf] {
-			continue
-		}
-		entryHeapPush(&g.heaps[leaf], s.entry(g, n))
-	}
-	g.synced = s.step
-}
-
-// lesser is an element of a heap.
-type lesser[T any] interface{ less(T) bool }
-
-// heapInit orders h as a min-heap.
-func heapInit[T lesser[T]](h []T) {
+// kidHeapInit orders h as a min-heap.
+func kidHeapInit(h []kid) {
 	for i := len(h)/2 - 1; i >= 0; i-- {
-		heapDown(h, i)
+		kidHeapDown(h, i)
 	}
 }
 
-// heapPush adds x to the heap h.
-func heapPush[T lesser[T]](h *[]T, x T) {
-	*h = append(*h, x)
-	i := len(*h) - 1
-	for i > 0 {
-		p := (i - 1) / 2
-		if !(*h)[i].less((*h)[p]) {
-			break
-		}
-		(*h)[i], (*h)[p] = (*h)[p], (*h)[i]
-		i = p
-	}
-}
-
-// heapPop removes the smallest element of the heap h.
-func heapPop[T lesser[T]](h *[]T) {
+// kidHeapPop removes the smallest kid of the heap h.
+func kidHeapPop(h *[]kid) {
 	last := len(*h) - 1
 	(*h)[0] = (*h)[last]
-	var zero T
-	(*h)[last] = zero
 	*h = (*h)[:last]
-	heapDown(*h, 0)
+	kidHeapDown(*h, 0)
 }
 
-// heapDown moves h[i] down to its place.
-func heapDown[T lesser[T]](h []T, i int) {
+// kidHeapDown moves h[i] down to its place.
+func kidHeapDown(h []kid, i int) {
 	for {
 		l := 2*i + 1
 		if l >= len(h) {
@@ -375,66 +283,4 @@ func heapDown[T lesser[T]](h []T, i int) {
 		h[i], h[m] = h[m], h[i]
 		i = m
 	}
-}
-
-// The entry heaps are the hot path, written for entry alone so that less
-// is inlined, and 4-ary: half as deep as a binary heap, and a node's
-// children share a cache line or two.
-const arity = 4
-
-// entryHeapInit orders h as a min-heap.
-func entryHeapInit(h []entry) {
-	for i := (len(h) - 2) / arity; i >= 0; i-- {
-		entryHeapDown(h, i)
-	}
-}
-
-// entryHeapPush adds x to the heap h.
-func entryHeapPush(h *[]entry, x entry) {
-	*h = append(*h, x)
-	a := *h
-	i := len(a) - 1
-	for i > 0 {
-		p := (i - 1) / arity
-		if !x.less(&a[p]) {
-			break
-		}
-		a[i] = a[p]
-		i = p
-	}
-	a[i] = x
-}
-
-// entryHeapPop removes the smallest entry of the heap h.
-func entryHeapPop(h *[]entry) {
-	last := len(*h) - 1
-	(*h)[0] = (*h)[last]
-	*h = (*h)[:last]
-	entryHeapDown(*h, 0)
-}
-
-// entryHeapDown moves h[i] down to its place.
-func entryHeapDown(h []entry, i int) {
-	if i >= len(h) {
-		return
-	}
-	x := h[i]
-	for {
-		first := arity*i + 1
-		if first >= len(h) {
-			break
-		}
-		m := first
-		for c := first + 1; c < min(first+arity, len(h)); c++ {
-			if h[c].less(&h[m]) {
-				m = c
-			}
-		}
-		if !h[m].less(&x) {
-			break
-		}
-		h[i] = h[m]
-		i = m
-	}
-	h[i] = x
 }

@@ -97,8 +97,9 @@ func TestServices(t *testing.T) {
 
 	createService(t, cl, "web", &ccv1.ServiceSpec{
 		Replicas: 4,
-		Task:     &ccv1.ContainerSpec{Image: demoImage, Command: []string{"/bin/busybox", "sleep", "3600"}},
-		Update:   &ccv1.UpdateConfig{Monitor: durationpb.New(500 * time.Millisecond), FailureAction: ccv1.UpdateFailureAction_UPDATE_FAILURE_ACTION_ROLLBACK},
+		Task: &ccv1.ContainerSpec{Image: demoImage, Command: []string{"/bin/busybox", "sleep", "3600"},
+			StopGracePeriod: durationpb.New(time.Second)},
+		Update: &ccv1.UpdateConfig{Monitor: durationpb.New(500 * time.Millisecond), FailureAction: ccv1.UpdateFailureAction_UPDATE_FAILURE_ACTION_ROLLBACK},
 	})
 	tasks := waitTasks(t, cl, "web", "4 running tasks, 2 per node", func(ts []*ccv1.Container) bool {
 		per, ok := runningOn(ts)

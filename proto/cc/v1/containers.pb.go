@@ -565,14 +565,17 @@ type ContainerSpec struct {
 	Resources *ContainerResources `protobuf:"bytes,4,opt,name=resources,proto3" json:"resources,omitempty"`
 	ReadOnly  bool                `protobuf:"varint,5,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
 	// user is "uid", "uid:gid" or a name known to the image.
-	User          string         `protobuf:"bytes,6,opt,name=user,proto3" json:"user,omitempty"`
-	Workdir       string         `protobuf:"bytes,7,opt,name=workdir,proto3" json:"workdir,omitempty"`
-	Restart       RestartPolicy  `protobuf:"varint,8,opt,name=restart,proto3,enum=cc.v1.RestartPolicy" json:"restart,omitempty"`
-	Ports         []*PortMapping `protobuf:"bytes,9,rep,name=ports,proto3" json:"ports,omitempty"`
-	Network       NetworkMode    `protobuf:"varint,10,opt,name=network,proto3,enum=cc.v1.NetworkMode" json:"network,omitempty"`
-	Health        *HealthCheck   `protobuf:"bytes,11,opt,name=health,proto3" json:"health,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	User    string         `protobuf:"bytes,6,opt,name=user,proto3" json:"user,omitempty"`
+	Workdir string         `protobuf:"bytes,7,opt,name=workdir,proto3" json:"workdir,omitempty"`
+	Restart RestartPolicy  `protobuf:"varint,8,opt,name=restart,proto3,enum=cc.v1.RestartPolicy" json:"restart,omitempty"`
+	Ports   []*PortMapping `protobuf:"bytes,9,rep,name=ports,proto3" json:"ports,omitempty"`
+	Network NetworkMode    `protobuf:"varint,10,opt,name=network,proto3,enum=cc.v1.NetworkMode" json:"network,omitempty"`
+	Health  *HealthCheck   `protobuf:"bytes,11,opt,name=health,proto3" json:"health,omitempty"`
+	// stop_grace_period is the wait between SIGTERM and SIGKILL when the
+	// cluster stops a service task (scale down, update, drain); default 10s.
+	StopGracePeriod *durationpb.Duration `protobuf:"bytes,12,opt,name=stop_grace_period,json=stopGracePeriod,proto3" json:"stop_grace_period,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ContainerSpec) Reset() {
@@ -678,6 +681,13 @@ func (x *ContainerSpec) GetNetwork() NetworkMode {
 func (x *ContainerSpec) GetHealth() *HealthCheck {
 	if x != nil {
 		return x.Health
+	}
+	return nil
+}
+
+func (x *ContainerSpec) GetStopGracePeriod() *durationpb.Duration {
+	if x != nil {
+		return x.StopGracePeriod
 	}
 	return nil
 }
@@ -1696,7 +1706,7 @@ const file_cc_v1_containers_proto_rawDesc = "" +
 	"\binterval\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\binterval\x123\n" +
 	"\atimeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x18\n" +
 	"\aretries\x18\x06 \x01(\rR\aretries\x12<\n" +
-	"\fstart_period\x18\a \x01(\v2\x19.google.protobuf.DurationR\vstartPeriod\"\x89\x03\n" +
+	"\fstart_period\x18\a \x01(\v2\x19.google.protobuf.DurationR\vstartPeriod\"\xd0\x03\n" +
 	"\rContainerSpec\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12\x18\n" +
 	"\acommand\x18\x02 \x03(\tR\acommand\x12\x10\n" +
@@ -1709,7 +1719,8 @@ const file_cc_v1_containers_proto_rawDesc = "" +
 	"\x05ports\x18\t \x03(\v2\x12.cc.v1.PortMappingR\x05ports\x12,\n" +
 	"\anetwork\x18\n" +
 	" \x01(\x0e2\x12.cc.v1.NetworkModeR\anetwork\x12*\n" +
-	"\x06health\x18\v \x01(\v2\x12.cc.v1.HealthCheckR\x06health\"\x8e\x03\n" +
+	"\x06health\x18\v \x01(\v2\x12.cc.v1.HealthCheckR\x06health\x12E\n" +
+	"\x11stop_grace_period\x18\f \x01(\v2\x19.google.protobuf.DurationR\x0fstopGracePeriod\"\x8e\x03\n" +
 	"\x0fContainerStatus\x12+\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x15.cc.v1.ContainerStateR\x05state\x12\x1b\n" +
 	"\texit_code\x18\x02 \x01(\x05R\bexitCode\x12\x1d\n" +
@@ -1873,42 +1884,43 @@ var file_cc_v1_containers_proto_depIdxs = []int32{
 	5,  // 5: cc.v1.ContainerSpec.ports:type_name -> cc.v1.PortMapping
 	1,  // 6: cc.v1.ContainerSpec.network:type_name -> cc.v1.NetworkMode
 	7,  // 7: cc.v1.ContainerSpec.health:type_name -> cc.v1.HealthCheck
-	2,  // 8: cc.v1.ContainerStatus.state:type_name -> cc.v1.ContainerState
-	26, // 9: cc.v1.ContainerStatus.started_at:type_name -> google.protobuf.Timestamp
-	26, // 10: cc.v1.ContainerStatus.finished_at:type_name -> google.protobuf.Timestamp
-	4,  // 11: cc.v1.ContainerStatus.health:type_name -> cc.v1.HealthState
-	8,  // 12: cc.v1.Container.spec:type_name -> cc.v1.ContainerSpec
-	3,  // 13: cc.v1.Container.desired:type_name -> cc.v1.DesiredState
-	9,  // 14: cc.v1.Container.status:type_name -> cc.v1.ContainerStatus
-	26, // 15: cc.v1.Container.created_at:type_name -> google.protobuf.Timestamp
-	26, // 16: cc.v1.Container.updated_at:type_name -> google.protobuf.Timestamp
-	26, // 17: cc.v1.Container.assigned_at:type_name -> google.protobuf.Timestamp
-	8,  // 18: cc.v1.CreateContainerRequest.spec:type_name -> cc.v1.ContainerSpec
-	10, // 19: cc.v1.CreateContainerResponse.container:type_name -> cc.v1.Container
-	10, // 20: cc.v1.ListContainersResponse.containers:type_name -> cc.v1.Container
-	10, // 21: cc.v1.GetContainerResponse.container:type_name -> cc.v1.Container
-	10, // 22: cc.v1.StartContainerResponse.container:type_name -> cc.v1.Container
-	25, // 23: cc.v1.StopContainerRequest.timeout:type_name -> google.protobuf.Duration
-	10, // 24: cc.v1.StopContainerResponse.container:type_name -> cc.v1.Container
-	11, // 25: cc.v1.ContainerService.CreateContainer:input_type -> cc.v1.CreateContainerRequest
-	13, // 26: cc.v1.ContainerService.ListContainers:input_type -> cc.v1.ListContainersRequest
-	15, // 27: cc.v1.ContainerService.GetContainer:input_type -> cc.v1.GetContainerRequest
-	17, // 28: cc.v1.ContainerService.StartContainer:input_type -> cc.v1.StartContainerRequest
-	19, // 29: cc.v1.ContainerService.StopContainer:input_type -> cc.v1.StopContainerRequest
-	21, // 30: cc.v1.ContainerService.RemoveContainer:input_type -> cc.v1.RemoveContainerRequest
-	23, // 31: cc.v1.ContainerService.ContainerLogs:input_type -> cc.v1.ContainerLogsRequest
-	12, // 32: cc.v1.ContainerService.CreateContainer:output_type -> cc.v1.CreateContainerResponse
-	14, // 33: cc.v1.ContainerService.ListContainers:output_type -> cc.v1.ListContainersResponse
-	16, // 34: cc.v1.ContainerService.GetContainer:output_type -> cc.v1.GetContainerResponse
-	18, // 35: cc.v1.ContainerService.StartContainer:output_type -> cc.v1.StartContainerResponse
-	20, // 36: cc.v1.ContainerService.StopContainer:output_type -> cc.v1.StopContainerResponse
-	22, // 37: cc.v1.ContainerService.RemoveContainer:output_type -> cc.v1.RemoveContainerResponse
-	24, // 38: cc.v1.ContainerService.ContainerLogs:output_type -> cc.v1.ContainerLogsResponse
-	32, // [32:39] is the sub-list for method output_type
-	25, // [25:32] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	25, // 8: cc.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	2,  // 9: cc.v1.ContainerStatus.state:type_name -> cc.v1.ContainerState
+	26, // 10: cc.v1.ContainerStatus.started_at:type_name -> google.protobuf.Timestamp
+	26, // 11: cc.v1.ContainerStatus.finished_at:type_name -> google.protobuf.Timestamp
+	4,  // 12: cc.v1.ContainerStatus.health:type_name -> cc.v1.HealthState
+	8,  // 13: cc.v1.Container.spec:type_name -> cc.v1.ContainerSpec
+	3,  // 14: cc.v1.Container.desired:type_name -> cc.v1.DesiredState
+	9,  // 15: cc.v1.Container.status:type_name -> cc.v1.ContainerStatus
+	26, // 16: cc.v1.Container.created_at:type_name -> google.protobuf.Timestamp
+	26, // 17: cc.v1.Container.updated_at:type_name -> google.protobuf.Timestamp
+	26, // 18: cc.v1.Container.assigned_at:type_name -> google.protobuf.Timestamp
+	8,  // 19: cc.v1.CreateContainerRequest.spec:type_name -> cc.v1.ContainerSpec
+	10, // 20: cc.v1.CreateContainerResponse.container:type_name -> cc.v1.Container
+	10, // 21: cc.v1.ListContainersResponse.containers:type_name -> cc.v1.Container
+	10, // 22: cc.v1.GetContainerResponse.container:type_name -> cc.v1.Container
+	10, // 23: cc.v1.StartContainerResponse.container:type_name -> cc.v1.Container
+	25, // 24: cc.v1.StopContainerRequest.timeout:type_name -> google.protobuf.Duration
+	10, // 25: cc.v1.StopContainerResponse.container:type_name -> cc.v1.Container
+	11, // 26: cc.v1.ContainerService.CreateContainer:input_type -> cc.v1.CreateContainerRequest
+	13, // 27: cc.v1.ContainerService.ListContainers:input_type -> cc.v1.ListContainersRequest
+	15, // 28: cc.v1.ContainerService.GetContainer:input_type -> cc.v1.GetContainerRequest
+	17, // 29: cc.v1.ContainerService.StartContainer:input_type -> cc.v1.StartContainerRequest
+	19, // 30: cc.v1.ContainerService.StopContainer:input_type -> cc.v1.StopContainerRequest
+	21, // 31: cc.v1.ContainerService.RemoveContainer:input_type -> cc.v1.RemoveContainerRequest
+	23, // 32: cc.v1.ContainerService.ContainerLogs:input_type -> cc.v1.ContainerLogsRequest
+	12, // 33: cc.v1.ContainerService.CreateContainer:output_type -> cc.v1.CreateContainerResponse
+	14, // 34: cc.v1.ContainerService.ListContainers:output_type -> cc.v1.ListContainersResponse
+	16, // 35: cc.v1.ContainerService.GetContainer:output_type -> cc.v1.GetContainerResponse
+	18, // 36: cc.v1.ContainerService.StartContainer:output_type -> cc.v1.StartContainerResponse
+	20, // 37: cc.v1.ContainerService.StopContainer:output_type -> cc.v1.StopContainerResponse
+	22, // 38: cc.v1.ContainerService.RemoveContainer:output_type -> cc.v1.RemoveContainerResponse
+	24, // 39: cc.v1.ContainerService.ContainerLogs:output_type -> cc.v1.ContainerLogsResponse
+	33, // [33:40] is the sub-list for method output_type
+	26, // [26:33] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_containers_proto_init() }
