@@ -210,11 +210,19 @@ func run(ctx context.Context, o options, r *report) error {
 		tokens: ccv1.NewTokenServiceClient(conn), containers: ccv1.NewContainerServiceClient(conn),
 		services: ccv1.NewServiceServiceClient(conn),
 	}
-	leader, err := findLeader(ctx, c, servers)
+	leader, term, err := findLeader(ctx, c, servers)
 	if err != nil {
 		return err
 	}
-	r.add("leader", "%s (%s, pid %d)", leader.addr, leader.id, leader.pid)
+	r.add("leader", "%s (%s, pid %d), raft term %d", leader.addr, leader.id, leader.pid, term)
+	defer func() {
+		// A leader that lost its leadership under load is a result too.
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if now, t, err := findLeader(sctx, c, servers); err == nil && (now != leader || t != term) {
+			r.add("leadership changed during the run", "now %s (%s), raft term %d → %d; the figures are of the first leader", now.addr, now.id, term, t)
+		}
+	}()
 	atRest := readProc(leader.pid)
 
 	// The fleet.
@@ -310,14 +318,17 @@ func run(ctx context.Context, o options, r *report) error {
 	return nil
 }
 
-// findLeader asks the cluster for its leader until it has one.
-func findLeader(ctx context.Context, c clients, servers []*server) (*server, error) {
+// findLeader asks the cluster for its leader until it has one, and returns
+// the raft term.
+func findLeader(ctx context.Context, c clients, servers []*server) (*server, uint64, error) {
 	var leader *server
+	var term uint64
 	err := poll(ctx, 200*time.Millisecond, func() (bool, string) {
 		st, err := c.cluster.GetStatus(ctx, &ccv1.GetStatusRequest{})
 		if err != nil {
 			return false, err.Error()
 		}
+		term = st.Term
 		for _, s := range servers {
 			if s.id != "" && s.id == st.LeaderId {
 				leader = s
@@ -337,7 +348,7 @@ func findLeader(ctx context.Context, c clients, servers []*server) (*server, err
 		}
 		return false, "no leader"
 	})
-	return leader, err
+	return leader, term, err
 }
 
 // runWorkload creates the tasks and measures placement, delivery and the

@@ -312,10 +312,18 @@ func (j *joiner) join(ctx context.Context, i int) (*node, error) {
 	var resp *ccv1.JoinResponse
 	for attempt := 0; ; attempt++ {
 		resp, err = j.client.Join(ctx, req)
-		// Unavailable: no server answered (or one was stopping). A retry
-		// could join the node twice if the first attempt was committed
-		// after all; the token's use count then runs out and says so.
-		if status.Code(err) != codes.Unavailable || attempt == 4 {
+		code := status.Code(err)
+		if code == codes.AlreadyExists && attempt > 0 {
+			// An earlier attempt was committed but its answer was lost (a
+			// leader change): that node has no certificate and will go
+			// down. Join again under another name.
+			req.Name = fmt.Sprintf("%s-r%d", name, attempt)
+			cfg.Logger.Warn("an earlier join attempt went through unanswered; joining under another name", "node", name, "as", req.Name)
+			continue
+		}
+		// Unavailable: no server answered, or the leader changed while
+		// the join was in flight; elections take seconds.
+		if code != codes.Unavailable || attempt == 6 {
 			break
 		}
 		select {
@@ -327,6 +335,7 @@ func (j *joiner) join(ctx context.Context, i int) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
+	name = req.Name
 	caCert, err := pki.ParseCertPEM(resp.CaPem)
 	if err != nil || pki.Digest(caCert) != j.tok.CADigest {
 		return nil, fmt.Errorf("%w: the server returned a CA that does not match the join token", pki.ErrCAMismatch)
