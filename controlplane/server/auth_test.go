@@ -263,6 +263,15 @@ func TestEveryRESTRouteRequiresToken(t *testing.T) {
 			case http.StatusUnauthorized, http.StatusForbidden, http.StatusMethodNotAllowed, http.StatusNotImplemented:
 				t.Fatalf("%s %s with the admin token: status %d; body %s", r.method, r.path, res.status, res.body)
 			}
+			// A route of the OpenAPI document that the gateway does not
+			// serve answers a bare "Not Found" (a handler's NotFound says
+			// what was not found).
+			var e struct {
+				Message string `json:"message"`
+			}
+			if res.status == http.StatusNotFound && json.Unmarshal(res.body, &e) == nil && e.Message == "Not Found" {
+				t.Fatalf("%s %s is in the OpenAPI document but not served: %s", r.method, r.path, res.body)
+			}
 		})
 	}
 }

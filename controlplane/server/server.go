@@ -310,6 +310,7 @@ func (s *Server) serve() error {
 		ccv1.RegisterTokenServiceHandler,
 		ccv1.RegisterContainerServiceHandler,
 		ccv1.RegisterImageServiceHandler,
+		ccv1.RegisterServiceServiceHandler,
 	} {
 		if err := register(ctx, gw, s.gwConn); err != nil {
 			return err
