@@ -41,41 +41,26 @@ func fraction(used, capacity int64) float64 {
 	return float64(used) / float64(capacity)
 }
 
-// buildBinpack fills g's leaf heaps with the candidates that fit now; the
-// others will never fit during this call.
-func (g *group) buildBinpack(s *state) {
-	l := g.lay
-	g.heaps = make([][]entry, len(l.buckets))
-	g.buf = s.takeEntries(len(l.cands))
-	for i, b := range l.buckets {
-		if b.leaf {
-			end := b.start + int32(len(b.nodes))
-			g.heaps[i] = g.buf[b.start:b.start:end]
-		}
-	}
-	g.gone = s.takeBitset()
-	for _, n := range l.cands {
-		if s.fits(g, n) {
-			leaf := l.leafOf[n]
-			g.heaps[leaf] = append(g.heaps[leaf], s.entry(g, n))
+// initBinpack fills the heap of lf, leaf b, with its candidates that fit
+// now; the others will never fit during this call.
+func (s *state) initBinpack(g *group, lf *leaf, b int32) {
+	nodes := g.lay.buckets[b].nodes
+	lf.heap = s.takeEntries(len(nodes))
+	for _, n := range nodes {
+		if !g.gone.test(n) && s.fits(g, n) {
+			lf.heap = append(lf.heap, s.entry(g, n))
 		} else {
 			g.gone.set(n)
 		}
 	}
-	for i, b := range l.buckets {
-		if b.leaf {
-			entryHeapInit(g.heaps[i])
-			g.empty[i] = len(g.heaps[i]) == 0
-		}
-	}
-	g.synced = s.step
+	entryHeapInit(lf.heap)
 }
 
 // bestBinpack returns the fullest node of leaf that fits a task of g, or
 // -1. Nodes only lose resources and ports during a call, so a node that
 // does not fit is dropped for good.
-func (s *state) bestBinpack(g *group, leaf int32) int32 {
-	h := &g.heaps[leaf]
+func (s *state) bestBinpack(g *group, lf *leaf) int32 {
+	h := &lf.heap
 	for len(*h) > 0 {
 		top := &(*h)[0]
 		n := top.node()
@@ -97,20 +82,26 @@ func (s *state) bestBinpack(g *group, leaf int32) int32 {
 // costs the number of distinct nodes placed on meanwhile.
 func (g *group) sync(s *state) {
 	for n := s.recent; n >= 0 && s.nodes[n].modified > g.synced; n = s.nodes[n].next {
-		leaf := g.lay.leafOf[n]
-		if leaf < 0 || g.gone.test(n) || g.empty[leaf] {
+		b := g.lay.leafOf[n]
+		if b < 0 || g.gone.test(n) || g.empty[b] {
 			continue
 		}
-		entryHeapPush(&g.heaps[leaf], s.entry(g, n))
+		if lf := g.leafOf(n); lf != nil { // else it will be made fresh
+			entryHeapPush(&lf.heap, s.entry(g, n))
+		}
 	}
 	g.synced = s.step
 }
 
 // releaseBinpack keeps g's buffers for the next group.
 func (g *group) releaseBinpack(s *state) {
-	s.entryBufs = append(s.entryBufs, g.buf)
+	for _, lf := range g.leaves {
+		if lf != nil {
+			s.putEntries(lf.heap)
+		}
+	}
 	s.bitsets = append(s.bitsets, g.gone)
-	g.heaps, g.buf, g.gone = nil, nil, nil
+	g.gone = nil
 }
 
 // The entry heaps are the hot path of Binpack, written for entry alone so

@@ -31,11 +31,9 @@ type group struct {
 	counts []int32
 	empty  []bool
 	kids   [][]kid
-	leaves []spreadLeaf // Spread
-	heaps  [][]entry    // Binpack
-	buf    []entry      // Binpack: the leaves' heaps, as first built
-	gone   bitset       // Binpack: candidates that no longer fit
-	synced uint32       // Binpack: the step the heaps were last brought up to
+	leaves []*leaf // nil until the group first looks at the leaf
+	gone   bitset  // Binpack: candidates that no longer fit
+	synced uint32  // Binpack: the step the heaps were last brought up to
 }
 
 // groupPending returns the group of each pending task. A task alike the

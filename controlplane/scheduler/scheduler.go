@@ -320,16 +320,22 @@ func addSat(a, b int64) int64 {
 	return 1<<63 - 1
 }
 
-// takeEntries returns a buffer for n entries, reusing a released one.
+// takeEntries returns an empty buffer for n entries, reusing a released
+// one if it is large enough.
 func (s *state) takeEntries(n int) []entry {
-	for len(s.entryBufs) > 0 {
-		buf := s.entryBufs[len(s.entryBufs)-1]
-		s.entryBufs = s.entryBufs[:len(s.entryBufs)-1]
-		if cap(buf) >= n {
-			return buf[:n]
-		}
+	if k := len(s.entryBufs); k > 0 && cap(s.entryBufs[k-1]) >= n {
+		buf := s.entryBufs[k-1]
+		s.entryBufs = s.entryBufs[:k-1]
+		return buf[:0]
 	}
-	return make([]entry, n)
+	return make([]entry, 0, n)
+}
+
+// putEntries keeps a large buffer for takeEntries.
+func (s *state) putEntries(buf []entry) {
+	if cap(buf) >= 256 {
+		s.entryBufs = append(s.entryBufs, buf)
+	}
 }
 
 // takeBitset returns an empty set of nodes, reusing a released one.

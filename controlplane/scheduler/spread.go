@@ -26,7 +26,8 @@ type tiers struct {
 	sets   []bitset
 	sizes  []int32
 	words  int
-	last   int // the tier added to last, which the next add likely wants
+	last   int    // the tier added to last, which the next add likely wants
+	spare  bitset // the set of the last tier dropped, for the next new one
 }
 
 func newTiers(size int) tiers { return tiers{words: (size + 63) / 64} }
@@ -39,8 +40,13 @@ func (t *tiers) add(v, i int32) {
 	}
 	t.last = k
 	if !ok {
+		set := t.spare
+		if set == nil {
+			set = make(bitset, t.words)
+		}
+		t.spare = nil
 		t.values = slices.Insert(t.values, k, v)
-		t.sets = slices.Insert(t.sets, k, make(bitset, t.words))
+		t.sets = slices.Insert(t.sets, k, set)
 		t.sizes = slices.Insert(t.sizes, k, 0)
 	}
 	t.sets[k].set(i)
@@ -57,6 +63,7 @@ func (t *tiers) remove(v, i int32) bool {
 	t.sets[k].clear(i)
 	t.sizes[k]--
 	if t.sizes[k] == 0 {
+		t.spare = t.sets[k] // empty again
 		t.values = slices.Delete(t.values, k, k+1)
 		t.sets = slices.Delete(t.sets, k, k+1)
 		t.sizes = slices.Delete(t.sizes, k, k+1)
@@ -64,93 +71,122 @@ func (t *tiers) remove(v, i int32) bool {
 	return true
 }
 
-// spreadLeaf is a group's state in one leaf.
-type spreadLeaf struct {
-	levels tiers // the candidates that may still fit, by tasks of the service
-	// No candidate at level has (tasks, index) below (curTasks, curIndex).
-	level, curTasks, curIndex int32
-}
-
-// buildSpread sorts every leaf's candidates by their tasks of g's service.
-// Whether they fit is checked as they come up.
-func (g *group) buildSpread(s *state, counts []int32) {
-	l := g.lay
-	g.leaves = make([]spreadLeaf, len(l.buckets))
-	for b, sh := range l.buckets {
-		if !sh.leaf {
-			continue
+// initSpread sorts the candidates of lf, leaf b, by their tasks of g's
+// service. Whether they fit is checked as they come up. Most candidates
+// usually have none: level 0 is kept as the complement of above, so that
+// only the others cost work.
+func (g *group) initSpread(lf *leaf, b int32) {
+	nodes := g.lay.buckets[b].nodes
+	lf.levels = newTiers(len(nodes))
+	lf.above = make(bitset, lf.levels.words)
+	lf.zero = int32(len(nodes))
+	lf.level = -1
+	for i, n := range nodes {
+		if c := g.svc.counts[n]; c > 0 {
+			lf.above.set(int32(i))
+			lf.zero--
+			lf.levels.add(c, int32(i))
 		}
-		sl := &g.leaves[b]
-		sl.levels = newTiers(len(sh.nodes))
-		for i, n := range sh.nodes {
-			sl.levels.add(counts[n], int32(i))
-		}
-		sl.level = -1
-		g.empty[b] = len(sh.nodes) == 0
 	}
 }
 
-// moveLevel moves node n of g's leaves from level old to old+1 after a
-// task of the service was placed on it.
+// lowest returns lf's lowest level with candidates that may fit, or -1.
+func (lf *leaf) lowest() int32 {
+	switch {
+	case lf.zero > 0:
+		return 0
+	case len(lf.levels.values) > 0:
+		return lf.levels.values[0]
+	}
+	return -1
+}
+
+// drop takes candidate i out of level, and reports whether it was there.
+func (lf *leaf) drop(level, i int32) bool {
+	if level > 0 {
+		return lf.levels.remove(level, i)
+	}
+	if lf.above.test(i) {
+		return false
+	}
+	lf.above.set(i)
+	lf.zero--
+	return true
+}
+
+// moveLevel moves candidate n of g from level old to old+1 after a task of
+// the service was placed on it.
 func (g *group) moveLevel(n, old int32) {
-	leaf := g.lay.leafOf[n]
-	sl := &g.leaves[leaf]
-	i := g.lay.localOf[n]
-	if sl.levels.remove(old, i) {
-		sl.levels.add(old+1, i)
+	lf := g.leafOf(n)
+	if lf == nil {
+		return // not looked at yet
+	}
+	if i := g.lay.localOf[n]; lf.drop(old, i) {
+		lf.levels.add(old+1, i)
 	}
 }
 
-// bestSpread returns the best node of leaf that fits a task of g, or -1.
-func (s *state) bestSpread(g *group, leaf int32) int32 {
-	sl := &g.leaves[leaf]
+// bestSpread returns the best node of lf, leaf b, that fits a task of g,
+// or -1.
+func (s *state) bestSpread(g *group, lf *leaf, b int32) int32 {
 	retried := false
-	for len(sl.levels.values) > 0 {
-		if level := sl.levels.values[0]; level != sl.level {
-			sl.level, sl.curTasks, sl.curIndex = level, -1, 0
+	for {
+		level := lf.lowest()
+		if level < 0 {
+			return -1
 		}
-		if n := s.scan(g, sl, leaf); n >= 0 {
+		if level != lf.level {
+			lf.level, lf.curTasks, lf.curIndex = level, -1, 0
+		}
+		if n := s.scan(g, lf, b); n >= 0 {
 			return n
 		}
-		if len(sl.levels.values) > 0 && sl.levels.values[0] == sl.level {
+		if lf.lowest() == level {
 			// Candidates are left at this level that the scan from the
 			// cursor did not find: impossible, but never loop on it.
 			if retried {
 				return -1
 			}
 			retried = true
-			sl.curTasks, sl.curIndex = -1, 0
+			lf.curTasks, lf.curIndex = -1, 0
 		}
 	}
-	return -1
 }
 
-// scan walks the leaf's candidates at sl's level in (tasks, index) order
-// from the cursor and returns the first that fits, dropping those that do
-// not; -1 if none does.
-func (s *state) scan(g *group, sl *spreadLeaf, leaf int32) int32 {
-	totals := &g.lay.totals[leaf]
-	nodes := g.lay.buckets[leaf].nodes
-	members := sl.levels.sets[0]
-	k, _ := slices.BinarySearch(totals.values, sl.curTasks)
+// scan walks the candidates of lf, leaf b, at lf's level in (tasks,
+// index) order from the cursor and returns the first that fits, dropping
+// those that do not; -1 if none does.
+func (s *state) scan(g *group, lf *leaf, b int32) int32 {
+	totals := &g.lay.totals[b]
+	nodes := g.lay.buckets[b].nodes
+	var members bitset // nil at level 0: the complement of above
+	if lf.level > 0 {
+		members = lf.levels.sets[0]
+	}
+	k, _ := slices.BinarySearch(totals.values, lf.curTasks)
 	for ; k < len(totals.values); k++ {
 		set := totals.sets[k]
 		from := int32(0)
-		if totals.values[k] == sl.curTasks {
-			from = sl.curIndex
+		if totals.values[k] == lf.curTasks {
+			from = lf.curIndex
 		}
 		for w := int(from / 64); w < len(set); w++ {
-			x := set[w] & members[w]
+			var x uint64
+			if members != nil {
+				x = set[w] & members[w]
+			} else {
+				x = set[w] &^ lf.above[w]
+			}
 			if w == int(from/64) {
 				x &= ^uint64(0) << (from % 64)
 			}
 			for ; x != 0; x &= x - 1 {
 				i := int32(w*64 + bits.TrailingZeros64(x))
 				if n := nodes[i]; s.fits(g, n) {
-					sl.curTasks, sl.curIndex = totals.values[k], i
+					lf.curTasks, lf.curIndex = totals.values[k], i
 					return n
 				}
-				sl.levels.remove(sl.level, i) // it will not fit again
+				lf.drop(lf.level, i) // it will not fit again
 			}
 		}
 	}

@@ -14,6 +14,8 @@ type layout struct {
 	leafOf  []int32 // per node: its leaf, -1 if not a candidate
 	localOf []int32 // per node: its index in its leaf, if a candidate
 	buckets []shape // the root first, children after their parent
+	leaves  int     // how many buckets are leaves
+	inners  int     // and how many are not
 
 	// Spread: per leaf, its candidates by their tasks, kept current while
 	// groups that use the layout have tasks left.
@@ -28,7 +30,7 @@ type shape struct {
 	leaf     bool
 	children []int32
 	nodes    []int32 // leaf: its candidates, by ID
-	start    int32   // leaf: the offset of its candidates in a group's buffer
+	slot     int32   // its index among the layout's leaves, or among its inner buckets
 }
 
 // kid is a child bucket in its parent's heap, with its count of the
@@ -87,17 +89,18 @@ func (s *state) layoutFor(g *group) *layout {
 	return l
 }
 
-// finish ranks every bucket's children by value, and lays the leaves'
-// candidates out in a buffer (Binpack's heaps), leaf after leaf.
+// finish numbers the leaves and the inner buckets apart, and ranks every
+// bucket's children by value.
 func (l *layout) finish(values []string) {
-	var start int32
 	for i := range l.buckets {
 		b := &l.buckets[i]
 		if b.leaf {
-			b.start = start
-			start += int32(len(b.nodes))
+			b.slot = int32(l.leaves)
+			l.leaves++
 			continue
 		}
+		b.slot = int32(l.inners)
+		l.inners++
 		byValue := slices.Clone(b.children)
 		slices.SortFunc(byValue, func(x, y int32) int { return cmp.Compare(values[x], values[y]) })
 		for rank, c := range byValue {
@@ -120,25 +123,27 @@ func (g *group) build(s *state) {
 			}
 		}
 	}
+	g.leaves = make([]*leaf, l.leaves)
 	if s.binpack {
-		g.buildBinpack(s)
-	} else {
-		g.buildSpread(s, counts)
+		g.gone = s.takeBitset()
+		g.synced = s.step
 	}
 	// Children come after their parent: build the inner heaps bottom up.
-	g.kids = make([][]kid, len(l.buckets))
+	g.kids = make([][]kid, l.inners)
 	for i := len(l.buckets) - 1; i >= 0; i-- {
 		b := &l.buckets[i]
 		if b.leaf {
 			continue
 		}
+		kids := make([]kid, 0, len(b.children))
 		for _, c := range b.children {
 			if !g.empty[c] {
-				g.kids[i] = append(g.kids[i], kid{count: g.counts[c], rank: l.buckets[c].rank, b: c})
+				kids = append(kids, kid{count: g.counts[c], rank: l.buckets[c].rank, b: c})
 			}
 		}
-		kidHeapInit(g.kids[i])
-		g.empty[i] = len(g.kids[i]) == 0
+		kidHeapInit(kids)
+		g.kids[b.slot] = kids
+		g.empty[i] = len(kids) == 0
 	}
 	if len(g.spread) > 0 || !s.binpack {
 		g.svc.groups = append(g.svc.groups, g)
@@ -202,11 +207,12 @@ func (g *group) pick(s *state) int32 {
 		if leaf < 0 {
 			continue // a bucket turned out empty; choose again
 		}
+		lf := g.leafAt(s, leaf)
 		n := int32(-1)
 		if s.binpack {
-			n = s.bestBinpack(g, leaf)
+			n = s.bestBinpack(g, lf)
 		} else {
-			n = s.bestSpread(g, leaf)
+			n = s.bestSpread(g, lf, leaf)
 		}
 		if n >= 0 {
 			return n
@@ -214,6 +220,42 @@ func (g *group) pick(s *state) int32 {
 		g.empty[leaf] = true
 	}
 	return -1
+}
+
+// leaf is a group's state in one leaf of its tree, made when the group
+// first looks at the leaf: with Spread, its candidates that may still fit
+// by level (their tasks of the service) and a cursor; with Binpack, a heap
+// of its candidates that fit, fullest first.
+type leaf struct {
+	above  bitset // candidates not at level 0
+	zero   int32  // candidates at level 0
+	levels tiers  // candidates at level 1 and up
+	// No candidate at level has (tasks, index) below (curTasks, curIndex).
+	level, curTasks, curIndex int32
+
+	heap []entry
+}
+
+// leafAt returns g's state in leaf b, making it on first use.
+func (g *group) leafAt(s *state, b int32) *leaf {
+	slot := g.lay.buckets[b].slot
+	if lf := g.leaves[slot]; lf != nil {
+		return lf
+	}
+	lf := &leaf{}
+	if s.binpack {
+		s.initBinpack(g, lf, b)
+	} else {
+		g.initSpread(lf, b)
+	}
+	g.leaves[slot] = lf
+	return lf
+}
+
+// leafOf returns g's state in the leaf of candidate n, or nil if it has
+// none yet.
+func (g *group) leafOf(n int32) *leaf {
+	return g.leaves[g.lay.buckets[g.lay.leafOf[n]].slot]
 }
 
 // descend follows the child with the fewest tasks of the service (the
@@ -235,7 +277,7 @@ func (g *group) descend() int32 {
 // bestKid returns the child of b with the fewest tasks of the service,
 // dropping empty children and updating stale counts on the way.
 func (g *group) bestKid(b int32) int32 {
-	h := &g.kids[b]
+	h := &g.kids[g.lay.buckets[b].slot]
 	for len(*h) > 0 {
 		top := &(*h)[0]
 		switch {
