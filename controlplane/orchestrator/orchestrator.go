@@ -609,7 +609,9 @@ func constraints(s *ccv1.Service) []scheduler.Constraint {
 	for _, e := range s.GetSpec().GetPlacement().GetConstraints() {
 		c, err := scheduler.ParseConstraint(e)
 		if err != nil {
-			c = scheduler.Constraint{Attr: "node.id", Op: scheduler.Eq, Value: "\x00invalid:" + e}
+			// The scheduler keeps such a task pending with "invalid
+			// placement" and the text the user wrote.
+			c = scheduler.Constraint{Attr: e}
 		}
 		out = append(out, c)
 	}
