@@ -5,6 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/containercodes/cc/internal/testcluster"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -60,13 +63,22 @@ func TestNodeHealth(t *testing.T) {
 	agent := follower.StartAgent("node-hb")
 	cl := c.Leader().Client()
 	state := func() ccv1.NodeState {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		r, err := cl.Nodes.GetNode(ctx, &ccv1.GetNodeRequest{Id: "node-hb"})
-		if err != nil {
-			t.Fatal(err)
+		// On a loaded machine leadership may move during the test: a read
+		// refused for that is tried again (through the new leader).
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			r, err := cl.Nodes.GetNode(ctx, &ccv1.GetNodeRequest{Id: "node-hb"})
+			cancel()
+			if err == nil {
+				return r.Node.State
+			}
+			if status.Code(err) != codes.Unavailable || time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+			time.Sleep(200 * time.Millisecond)
+			cl = c.Leader().Client()
 		}
-		return r.Node.State
 	}
 	waitNode := func(want ccv1.NodeState) {
 		t.Helper()

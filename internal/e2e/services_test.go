@@ -251,7 +251,7 @@ func TestServicePendingUntilCapacity(t *testing.T) {
 	loadDemoImage(t, cl)
 	createService(t, cl, "big", &ccv1.ServiceSpec{
 		Replicas: 1,
-		Task: &ccv1.ContainerSpec{Image: demoImage, Command: []string{"/bin/busybox", "sleep", "3600"},
+		Task: &ccv1.ContainerSpec{Image: demoImage, Command: []string{"/bin/sh", "-c", "echo ready; exec /bin/busybox sleep 3600"},
 			Resources: &ccv1.ContainerResources{MemoryBytes: 256 << 20, MemoryReservationBytes: 6 << 30}},
 	})
 	ts := waitTasks(t, cl, "big", "a pending reason", func(ts []*ccv1.Container) bool {
@@ -261,9 +261,31 @@ func TestServicePendingUntilCapacity(t *testing.T) {
 		t.Errorf("pending reason %q does not name memory and the need", r)
 	}
 	large := srv.StartAgent("large", testcluster.WithResources(4000, 16<<30))
-	waitTasks(t, cl, "big", "the task running on the large node", func(ts []*ccv1.Container) bool {
+	ts = waitTasks(t, cl, "big", "the task running on the large node", func(ts []*ccv1.Container) bool {
 		return len(ts) == 1 && running(ts[0]) && ts[0].NodeId == large.ID.NodeID
 	})
+
+	// service logs: each chunk names its task.
+	var got string
+	if !waitFor(30*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		st, err := cl.Services.ServiceLogs(ctx, &ccv1.ServiceLogsRequest{Id: "big"})
+		if err != nil {
+			return false
+		}
+		got = ""
+		for {
+			m, err := st.Recv()
+			if err != nil {
+				break
+			}
+			got += m.Task + "|" + string(m.Data)
+		}
+		return strings.Contains(got, ts[0].Name+"|ready")
+	}) {
+		t.Errorf("service logs %q, want %q", got, ts[0].Name+"|ready")
+	}
 }
 
 // runningContainers counts the running containers an agent's runtime sees.
