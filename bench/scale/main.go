@@ -48,6 +48,7 @@ type options struct {
 	mode                      string
 	concurrency               int
 	heartbeat, idle, timeout  time.Duration
+	settle                    time.Duration
 	cpuMillis, memBytes       int64
 	profile                   string
 	profileFor                time.Duration
@@ -70,6 +71,7 @@ func main() {
 	flag.DurationVar(&o.heartbeat, "heartbeat", simnode.DefaultHeartbeat, "heartbeat period of the simulated nodes")
 	flag.DurationVar(&o.idle, "idle", 10*time.Second, "how long to measure the servers' CPU with the fleet at rest")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound on the whole run")
+	flag.DurationVar(&o.settle, "settle", 3*time.Minute, "how long to wait for the last 1% of the tasks to run in the API")
 	flag.Int64Var(&o.cpuMillis, "task-cpu", 10, "CPU reservation of a task, in millicores")
 	flag.Int64Var(&o.memBytes, "task-memory", 16<<20, "memory reservation of a task, in bytes")
 	flag.StringVar(&o.profile, "profile", "", "write CPU profiles of the leader to PREFIX.join.pprof (while the fleet joins) and PREFIX.workload.pprof (needs -pprof)")
@@ -308,7 +310,9 @@ func run(ctx context.Context, o options, r *report) error {
 	}
 	r.add("server CPU with the fleet at rest", "%s (of one core, over %s; heartbeat %s)", strings.Join(idle, ", "), o.idle, o.heartbeat)
 
-	if o.tasks > 0 {
+	if o.tasks == 0 {
+		reportSessions(r, fleet)
+	} else {
 		if err := runWorkload(ctx, o, c, fleet, leader, r); err != nil {
 			reportServers(r, leader, atRest, afterJoin, readProc(leader.pid), servers)
 			return err
@@ -373,9 +377,7 @@ func runWorkload(ctx context.Context, o options, c clients, fleet *simnode.Fleet
 	}
 	r.add("create calls", "%s (%d %s, %d at a time)", created.Round(time.Millisecond), map[string]int{"services": o.services, "containers": o.tasks}[o.mode], o.mode, o.concurrency)
 
-	// Every task running as the fleet sees it (it runs what it receives),
-	// then as the API reports it (the status went through raft).
-	var simAll, apiAll time.Duration
+	// Every task running as the fleet sees it (it runs what it receives).
 	lastLog := time.Now()
 	err = poll(ctx, 100*time.Millisecond, func() (bool, string) {
 		n := fleet.Tasks()
@@ -388,27 +390,53 @@ func runWorkload(ctx context.Context, o options, c clients, fleet *simnode.Fleet
 	if err != nil {
 		return fmt.Errorf("tasks delivered: %w", err)
 	}
-	simAll = time.Since(t0)
-	r.add("every task received and running on its node", "%s after the first create", simAll.Round(time.Millisecond))
+	r.add("every task received and running on its node", "%s after the first create", time.Since(t0).Round(time.Millisecond))
+
+	// Placement and delivery, from the tasks' own timestamps.
+	if err := placementAndDelivery(ctx, o, c, fleet, serviceIDs, t0, r); err != nil {
+		return err
+	}
+
+	// Then as the API reports it (the status went through raft): 99%, then
+	// 100% or -settle after 99%.
+	var at99 time.Time
+	last := 0
 	err = poll(ctx, time.Second, func() (bool, string) {
 		n, err := apiRunning(ctx, o, c)
 		if err != nil {
 			return false, err.Error()
 		}
+		last = n
 		if time.Since(lastLog) > 5*time.Second {
-			progress("%s: API reports %d/%d running", time.Since(t0).Round(time.Second), n, o.tasks)
+			progress("%s: API reports %d/%d running, %d sessions open", time.Since(t0).Round(time.Second), n, o.tasks, fleet.Connected())
 			lastLog = time.Now()
+		}
+		if at99.IsZero() && n >= o.tasks*99/100 {
+			at99 = time.Now()
+			r.add("99% of the tasks running in the API (status via raft)", "%s after the first create", at99.Sub(t0).Round(time.Millisecond))
+		}
+		if !at99.IsZero() && time.Since(at99) > o.settle {
+			return true, ""
 		}
 		return n >= o.tasks, fmt.Sprintf("API reports %d/%d running", n, o.tasks)
 	})
 	if err != nil {
 		return fmt.Errorf("tasks running in the API: %w", err)
 	}
-	apiAll = time.Since(t0)
-	r.add("every task running in the API (status via raft)", "%s after the first create", apiAll.Round(time.Millisecond))
+	if last >= o.tasks {
+		r.add("every task running in the API", "%s after the first create", time.Since(t0).Round(time.Millisecond))
+	} else {
+		r.add("every task running in the API", "not reached: %d/%d running %s after 99%%", last, o.tasks, o.settle)
+	}
+	reportSessions(r, fleet)
+	return nil
+}
 
-	// Placement and delivery, from the tasks' own timestamps.
-	tasks, err := listTasks(ctx, o, c, serviceIDs)
+// placementAndDelivery reports when the tasks were placed (their
+// assigned_at) and how long each took to reach its node, and how many
+// tasks were replaced (moved off a node marked down) during the run.
+func placementAndDelivery(ctx context.Context, o options, c clients, fleet *simnode.Fleet, serviceIDs []string, t0 time.Time, r *report) error {
+	tasks, err := listTasks(ctx, o, c, serviceIDs, false)
 	if err != nil {
 		return fmt.Errorf("list tasks: %w", err)
 	}
@@ -419,19 +447,15 @@ func runWorkload(ctx context.Context, o options, c clients, fleet *simnode.Fleet
 			firstByID[k.ID] = t
 		}
 	}
-	var lat []time.Duration
-	var lastPlaced time.Time
-	placed, missing, source := 0, 0, ""
+	var lat, placedAt []time.Duration
+	missing, source := 0, ""
 	for _, t := range tasks {
 		if t.NodeId == "" {
 			continue
 		}
-		placed++
 		at, src := assignedAt(t)
 		source = src
-		if at.After(lastPlaced) {
-			lastPlaced = at
-		}
+		placedAt = append(placedAt, at.Sub(t0))
 		got, ok := received[simnode.TaskKey{ID: t.Id, Generation: t.Generation}]
 		if !ok {
 			got, ok = firstByID[t.Id]
@@ -442,18 +466,53 @@ func runWorkload(ctx context.Context, o options, c clients, fleet *simnode.Fleet
 		}
 		lat = append(lat, got.Sub(at))
 	}
-	if placed > 0 {
-		d := lastPlaced.Sub(t0)
-		r.add("placement: every task assigned", "%s after the first create: %.0f tasks/s (%d placed; times from %s)", d.Round(time.Millisecond), float64(placed)/d.Seconds(), placed, source)
+	if len(placedAt) > 0 {
+		sortDurations(placedAt)
+		p99, p100 := quantile(placedAt, 0.99), placedAt[len(placedAt)-1]
+		r.add("placement (assigned_at after the first create)", "99%% in %s: %.0f tasks/s; all %d in %s (times from %s)",
+			p99.Round(time.Millisecond), 0.99*float64(len(placedAt))/p99.Seconds(), len(placedAt), p100.Round(time.Millisecond), source)
 	}
 	if len(lat) > 0 {
-		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-		q := func(p float64) string {
-			return lat[min(len(lat)-1, int(p*float64(len(lat))))].Round(100 * time.Microsecond).String()
+		sortDurations(lat)
+		q := func(p float64) string { return quantile(lat, p).Round(100 * time.Microsecond).String() }
+		r.add("delivery latency (assigned → on its node)", "p50 %s, p90 %s, p99 %s, max %s (%d tasks, %d never received)",
+			q(0.50), q(0.90), q(0.99), lat[len(lat)-1].Round(time.Millisecond), len(lat), missing)
+	}
+	if o.mode == "services" {
+		if all, err := listTasks(ctx, o, c, serviceIDs, true); err == nil {
+			r.add("tasks replaced during the run", "%d (history tasks beside the %d current ones)", len(all)-len(tasks), len(tasks))
 		}
-		r.add("delivery latency (assigned → on its node)", "p50 %s, p90 %s, p99 %s, max %s (%d tasks, %d never received)", q(0.50), q(0.90), q(0.99), lat[len(lat)-1].Round(time.Millisecond), len(lat), missing)
 	}
 	return nil
+}
+
+func sortDurations(d []time.Duration) { sort.Slice(d, func(i, j int) bool { return d[i] < d[j] }) }
+
+func quantile(sorted []time.Duration, p float64) time.Duration {
+	return sorted[min(len(sorted)-1, int(p*float64(len(sorted))))]
+}
+
+// reportSessions says how many sessions the fleet lost, and why.
+func reportSessions(r *report, fleet *simnode.Fleet) {
+	ends := fleet.SessionEnds()
+	total := 0
+	type reason struct {
+		why string
+		n   int
+	}
+	var rs []reason
+	for k, v := range ends {
+		total += v
+		rs = append(rs, reason{k, v})
+	}
+	r.add("sessions ended by the servers or the network", "%d (%d sessions opened for %d nodes)", total, fleet.Sessions(), fleet.Len())
+	sort.Slice(rs, func(i, j int) bool { return rs[i].n > rs[j].n })
+	for i, x := range rs {
+		if i == 5 {
+			break
+		}
+		r.add(fmt.Sprintf("  reason %d", i+1), "%d× %s", x.n, x.why)
+	}
 }
 
 // profile is a CPU profile of the leader being taken.
@@ -590,7 +649,7 @@ func apiRunning(ctx context.Context, o options, c clients) (int, error) {
 	return n, nil
 }
 
-func listTasks(ctx context.Context, o options, c clients, serviceIDs []string) ([]*ccv1.Container, error) {
+func listTasks(ctx context.Context, o options, c clients, serviceIDs []string, all bool) ([]*ccv1.Container, error) {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	if o.mode == "containers" {
@@ -602,7 +661,7 @@ func listTasks(ctx context.Context, o options, c clients, serviceIDs []string) (
 	}
 	var out []*ccv1.Container
 	for _, id := range serviceIDs {
-		resp, err := c.services.ListServiceTasks(cctx, &ccv1.ListServiceTasksRequest{Id: id})
+		resp, err := c.services.ListServiceTasks(cctx, &ccv1.ListServiceTasksRequest{Id: id, All: all})
 		if err != nil {
 			return nil, err
 		}

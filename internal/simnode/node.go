@@ -85,6 +85,7 @@ func (n *node) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		n.fleet.sessionEnded(err)
 		if time.Since(started) > time.Minute {
 			backoff = time.Second
 		}

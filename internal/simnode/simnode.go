@@ -24,6 +24,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -153,6 +154,9 @@ type Fleet struct {
 	connected atomic.Int64 // nodes whose current session got its full set
 	running   atomic.Int64 // tasks desired running, over all nodes
 	sessions  atomic.Int64 // sessions opened, reconnects included
+
+	endsMu sync.Mutex
+	ends   map[string]int // why sessions ended, normalized
 }
 
 // Start joins cfg.Count nodes, at most cfg.JoinConcurrency at a time, and
@@ -238,6 +242,38 @@ func (f *Fleet) Tasks() int { return int(f.running.Load()) }
 
 // Sessions is the number of sessions opened so far, reconnects included.
 func (f *Fleet) Sessions() int { return int(f.sessions.Load()) }
+
+// SessionEnds counts why sessions ended (other than by Stop or Close), by
+// reason: the gRPC code and message with ids and numbers masked.
+func (f *Fleet) SessionEnds() map[string]int {
+	f.endsMu.Lock()
+	defer f.endsMu.Unlock()
+	out := make(map[string]int, len(f.ends))
+	for k, v := range f.ends {
+		out[k] = v
+	}
+	return out
+}
+
+var (
+	hexRun   = regexp.MustCompile(`[0-9a-f]{8,}`)
+	digitRun = regexp.MustCompile(`[0-9]+`)
+)
+
+func (f *Fleet) sessionEnded(err error) {
+	st := status.Convert(err)
+	msg := digitRun.ReplaceAllString(hexRun.ReplaceAllString(st.Message(), "…"), "N")
+	if len(msg) > 160 {
+		msg = msg[:160] + "…"
+	}
+	key := st.Code().String() + ": " + msg
+	f.endsMu.Lock()
+	if f.ends == nil {
+		f.ends = map[string]int{}
+	}
+	f.ends[key]++
+	f.endsMu.Unlock()
+}
 
 // Received returns, for every assignment generation any node received, the
 // time its node first received it.

@@ -182,6 +182,13 @@ func TestReconnect(t *testing.T) {
 	if got := fleet.Tasks(); got != 1 {
 		t.Errorf("after the reconnect the fleet runs %d tasks, want 1", got)
 	}
+	ends := 0
+	for _, n := range fleet.SessionEnds() {
+		ends += n
+	}
+	if ends < count {
+		t.Errorf("%d session ends counted, want at least %d: %v", ends, count, fleet.SessionEnds())
+	}
 }
 
 func TestValidate(t *testing.T) {
