@@ -115,7 +115,9 @@ func TestPlan(t *testing.T) {
 			c.Status = &ccv1.ContainerStatus{State: ccv1.ContainerState_CONTAINER_STATE_PENDING}
 		}
 	}
-	assigned := func(c *ccv1.Container) { c.Status = &ccv1.ContainerStatus{State: ccv1.ContainerState_CONTAINER_STATE_ASSIGNED} }
+	assigned := func(c *ccv1.Container) {
+		c.Status = &ccv1.ContainerStatus{State: ccv1.ContainerState_CONTAINER_STATE_ASSIGNED}
+	}
 	justStarted := func(c *ccv1.Container) { c.Status.StartedAt = timestamppb.New(t0.Add(-time.Second)) }
 	unhealthy := func(c *ccv1.Container) {
 		c.Status.Health, c.Status.HealthOutput = ccv1.HealthState_HEALTH_STATE_UNHEALTHY, "connection refused"

@@ -497,6 +497,11 @@ func (s *Store) Status() (Status, error) {
 		LeaderID:      string(id),
 		LeaderAddress: string(addr),
 	}
+	// After a restart raft counts from its snapshot until it commits again,
+	// but the state database keeps what it applied: report that.
+	if f := s.fsm.AppliedIndex(); f > st.AppliedIndex {
+		st.AppliedIndex = f
+	}
 	fut := s.raft.GetConfiguration()
 	if err := fut.Error(); err != nil {
 		return st, fmt.Errorf("raft configuration: %w", err)

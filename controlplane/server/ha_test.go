@@ -21,11 +21,19 @@ func tokenCount(t *testing.T, s *testcluster.Server) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	r, err := s.Client().Tokens.ListTokens(ctx, &ccv1.ListTokensRequest{})
-	if err != nil {
-		t.Fatalf("list tokens on %s: %v", s.Config.Name, err)
+	cl := s.Client()
+	for {
+		r, err := cl.Tokens.ListTokens(ctx, &ccv1.ListTokensRequest{})
+		if err == nil {
+			return len(r.Tokens)
+		}
+		// A leader change under load refuses linearizable reads for a
+		// moment: try again.
+		if status.Code(err) != codes.Unavailable || ctx.Err() != nil {
+			t.Fatalf("list tokens on %s: %v", s.Config.Name, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	return len(r.Tokens)
 }
 
 // Three servers: writes on any server are forwarded to the leader, reads

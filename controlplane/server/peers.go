@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
@@ -184,9 +185,18 @@ func joinCluster(ctx context.Context, dataDir, serverID, name, joinAddr, token, 
 		return fmt.Errorf("--join %q: %w", joinAddr, err)
 	}
 	defer conn.Close()
-	resp, err := ccv1.NewPeerServiceClient(conn).JoinServer(ctx, &ccv1.JoinServerRequest{
+	req := &ccv1.JoinServerRequest{
 		Token: token, CsrDer: csr, ServerId: serverID, Name: name, RaftAddress: raftAddr, ApiAddress: apiAddr,
-	})
+	}
+	// An election in progress answers Unavailable before anything is
+	// written: wait it out for a while, as a user would retry.
+	var resp *ccv1.JoinServerResponse
+	for deadline := time.Now().Add(time.Minute); ; {
+		resp, err = ccv1.NewPeerServiceClient(conn).JoinServer(ctx, req)
+		if status.Code(err) != codes.Unavailable || time.Now().After(deadline) || !sleep(ctx, 500*time.Millisecond) {
+			break
+		}
+	}
 	if err != nil {
 		msg := status.Convert(err).Message()
 		if i := strings.Index(msg, pki.ErrCAMismatch.Error()); i >= 0 {
