@@ -66,10 +66,13 @@ func startServer(t testing.TB, opts ...Option) *Server {
 	cfg.Bootstrap = true
 	cfg.APIAddr = "127.0.0.1:0"
 	cfg.RaftAddr = "127.0.0.1:0"
-	// Fast elections: a test must not wait seconds for a lone leader.
-	cfg.Raft.HeartbeatTimeout.Duration = 200 * time.Millisecond
-	cfg.Raft.ElectionTimeout.Duration = 200 * time.Millisecond
-	cfg.Raft.LeaderLeaseTimeout.Duration = 100 * time.Millisecond
+	// Quicker elections than production (a test must not wait seconds for
+	// a lone leader), but not so quick that a race-built test process on a
+	// busy two-core machine, starved for a few hundred milliseconds, loses
+	// its leader.
+	cfg.Raft.HeartbeatTimeout.Duration = 500 * time.Millisecond
+	cfg.Raft.ElectionTimeout.Duration = 500 * time.Millisecond
+	cfg.Raft.LeaderLeaseTimeout.Duration = 250 * time.Millisecond
 	for _, o := range opts {
 		o(&cfg)
 	}
