@@ -211,33 +211,8 @@ func FindNode(nodes []*ccv1.Node, want string) (*ccv1.Node, error) {
 
 // findContainer resolves an id, unique id prefix or name.
 func (s *Server) findContainer(want string) (*statev1.ContainerRecord, error) {
-	if want == "" {
-		return nil, status.Error(codes.InvalidArgument, "container id or name: required")
-	}
-	if rec, err := s.fsm.Container(want); err == nil {
-		return rec, nil
-	}
-	if id, err := s.fsm.ContainerIDByName(want); err == nil {
-		return s.fsm.Container(id)
-	}
-	all, err := s.fsm.Containers()
-	if err != nil {
-		return nil, err
-	}
-	var match []*statev1.ContainerRecord
-	for _, r := range all {
-		if len(want) >= 3 && strings.HasPrefix(r.Container.Id, want) {
-			match = append(match, r)
-		}
-	}
-	switch len(match) {
-	case 1:
-		return match[0], nil
-	case 0:
-		return nil, status.Errorf(codes.NotFound, "no container %q (see `ccctl ps -a`)", want)
-	default:
-		return nil, status.Errorf(codes.InvalidArgument, "%q matches %d containers: give more of the id", want, len(match))
-	}
+	return resolve(want, "container", "ccctl ps -a", s.fsm.Container, s.fsm.ContainerIDByName, s.fsm.Containers,
+		func(r *statev1.ContainerRecord) string { return r.Container.Id })
 }
 
 // ListContainers implements ContainerService.

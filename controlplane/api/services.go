@@ -136,32 +136,41 @@ func (s *Server) CreateService(ctx context.Context, req *ccv1.CreateServiceReque
 
 // findService resolves an id, a unique id prefix or a name.
 func (s *Server) findService(want string) (*ccv1.Service, error) {
+	return resolve(want, "service", "ccctl service ls", s.fsm.Service, s.fsm.ServiceIDByName, s.fsm.Services,
+		func(svc *ccv1.Service) string { return svc.Id })
+}
+
+// resolve finds one object by id, by name, or by a unique id prefix of at
+// least three characters; kind and listCmd make the errors.
+func resolve[T any](want, kind, listCmd string, byID func(string) (T, error), idByName func(string) (string, error),
+	all func() ([]T, error), idOf func(T) string) (T, error) {
+	var zero T
 	if want == "" {
-		return nil, status.Error(codes.InvalidArgument, "service id or name: required")
+		return zero, status.Errorf(codes.InvalidArgument, "%s id or name: required", kind)
 	}
-	if svc, err := s.fsm.Service(want); err == nil {
-		return svc, nil
+	if x, err := byID(want); err == nil {
+		return x, nil
 	}
-	if id, err := s.fsm.ServiceIDByName(want); err == nil {
-		return s.fsm.Service(id)
+	if id, err := idByName(want); err == nil {
+		return byID(id)
 	}
-	all, err := s.fsm.Services()
+	list, err := all()
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	var match []*ccv1.Service
-	for _, svc := range all {
-		if len(want) >= 3 && strings.HasPrefix(svc.Id, want) {
-			match = append(match, svc)
+	var match []T
+	for _, x := range list {
+		if len(want) >= 3 && strings.HasPrefix(idOf(x), want) {
+			match = append(match, x)
 		}
 	}
 	switch len(match) {
 	case 1:
 		return match[0], nil
 	case 0:
-		return nil, status.Errorf(codes.NotFound, "no service %q (see `ccctl service ls`)", want)
+		return zero, status.Errorf(codes.NotFound, "no %s %q (see `%s`)", kind, want, listCmd)
 	default:
-		return nil, status.Errorf(codes.InvalidArgument, "%q matches %d services: give more of the id", want, len(match))
+		return zero, status.Errorf(codes.InvalidArgument, "%q matches %d %ss: give more of the id", want, len(match), kind)
 	}
 }
 
