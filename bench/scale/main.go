@@ -229,7 +229,9 @@ func run(ctx context.Context, o options, r *report) error {
 
 	// The fleet.
 	r.section("fleet")
-	tok, err := c.tokens.CreateToken(ctx, &ccv1.CreateTokenRequest{Role: ccv1.Role_ROLE_AGENT, MaxUses: uint32(o.nodes), Description: "bench/scale"})
+	// Spare uses: a join whose answer is lost under load is retried under
+	// another name (see simnode).
+	tok, err := c.tokens.CreateToken(ctx, &ccv1.CreateTokenRequest{Role: ccv1.Role_ROLE_AGENT, MaxUses: uint32(o.nodes + max(16, o.nodes/20)), Description: "bench/scale"})
 	if err != nil {
 		return fmt.Errorf("agent join token: %w", err)
 	}
@@ -313,7 +315,7 @@ func run(ctx context.Context, o options, r *report) error {
 	if o.tasks == 0 {
 		reportSessions(r, fleet)
 	} else {
-		if err := runWorkload(ctx, o, c, fleet, leader, r); err != nil {
+		if err := runWorkload(ctx, o, c, fleet, leader, servers, r); err != nil {
 			reportServers(r, leader, atRest, afterJoin, readProc(leader.pid), servers)
 			return err
 		}
@@ -357,12 +359,29 @@ func findLeader(ctx context.Context, c clients, servers []*server) (*server, uin
 
 // runWorkload creates the tasks and measures placement, delivery and the
 // time until every task runs.
-func runWorkload(ctx context.Context, o options, c clients, fleet *simnode.Fleet, leader *server, r *report) error {
+func runWorkload(ctx context.Context, o options, c clients, fleet *simnode.Fleet, leader *server, servers []*server, r *report) error {
 	r.section("workload")
 	progress("creating %d tasks (%s)", o.tasks, o.mode)
 	prof := startProfile(ctx, o, leader, "workload")
 	defer prof.wait(r)
+	idx0 := raftIndex(ctx, c)
+	cpu0 := cpuTimes(servers)
 	t0 := time.Now()
+	defer func() {
+		d := time.Since(t0)
+		if idx := raftIndex(ctx, c); idx0 > 0 && idx > idx0 {
+			r.add("raft entries during the workload", "%d in %s (%.0f/s)", idx-idx0, d.Round(time.Second), float64(idx-idx0)/d.Seconds())
+		}
+		// Where the host's CPU went: the servers and the fleet share it.
+		cpu1 := cpuTimes(servers)
+		var parts []string
+		for i, s := range servers {
+			parts = append(parts, fmt.Sprintf("%s %.2f", s.id, (cpu1[i]-cpu0[i]).Seconds()/d.Seconds()))
+		}
+		self := len(servers)
+		parts = append(parts, fmt.Sprintf("bench (fleet) %.2f", (cpu1[self]-cpu0[self]).Seconds()/d.Seconds()))
+		r.add("CPU during the workload (cores)", "%s; host has %d", strings.Join(parts, ", "), runtime.NumCPU())
+	}()
 	var serviceIDs []string
 	var err error
 	switch o.mode {
@@ -544,6 +563,26 @@ func (p *profile) wait(r *report) {
 		return
 	}
 	r.add("leader CPU profile: "+p.phase, "%s (first %s of the phase)", p.path, p.seconds)
+}
+
+// cpuTimes is the CPU time so far of each server, then of this process.
+func cpuTimes(servers []*server) []time.Duration {
+	out := make([]time.Duration, 0, len(servers)+1)
+	for _, s := range servers {
+		out = append(out, readProc(s.pid).cpu)
+	}
+	return append(out, readProc(os.Getpid()).cpu)
+}
+
+// raftIndex is the last raft index of the answering server, 0 when unknown.
+func raftIndex(ctx context.Context, c clients) uint64 {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	st, err := c.cluster.GetStatus(ctx, &ccv1.GetStatusRequest{})
+	if err != nil {
+		return 0
+	}
+	return st.LastIndex
 }
 
 func serviceSpec(o options, replicas int) *ccv1.ServiceSpec {

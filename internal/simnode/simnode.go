@@ -347,7 +347,12 @@ func (j *joiner) join(ctx context.Context, i int) (*node, error) {
 		Resources: cfg.Resources, Address: cfg.Address, Version: cfg.Version}
 	var resp *ccv1.JoinResponse
 	for attempt := 0; ; attempt++ {
-		resp, err = j.client.Join(ctx, req)
+		// The deadline reaches the server: without one, it gives the raft
+		// write 10s, which a busy cluster can exceed and then commit the
+		// join after answering Unavailable.
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		resp, err = j.client.Join(cctx, req)
+		cancel()
 		code := status.Code(err)
 		if code == codes.AlreadyExists && attempt > 0 {
 			// An earlier attempt was committed but its answer was lost (a
