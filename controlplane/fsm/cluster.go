@@ -195,7 +195,20 @@ func applyRemoveContainer(tx *txn, _ time.Time, msg proto.Message) error {
 // container that is not on that node any more, or about an older generation
 // of it, is stale and ignored.
 func applyReportStatus(tx *txn, at time.Time, msg proto.Message) error {
-	m := msg.(*statev1.ReportStatus)
+	return reportStatus(tx, at, msg.(*statev1.ReportStatus))
+}
+
+// applyReportStatuses stores the reports of many nodes.
+func applyReportStatuses(tx *txn, at time.Time, msg proto.Message) error {
+	for _, r := range msg.(*statev1.ReportStatuses).GetReports() {
+		if err := reportStatus(tx, at, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func reportStatus(tx *txn, at time.Time, m *statev1.ReportStatus) error {
 	cs := tx.Bucket(bucketContainers)
 	for _, st := range m.Statuses {
 		var rec statev1.ContainerRecord

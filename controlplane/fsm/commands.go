@@ -70,6 +70,11 @@ var handlers = map[statev1.CommandType]handler{
 		newMsg:  func() proto.Message { return &statev1.ReportStatus{} },
 		apply:   applyReportStatus,
 	},
+	statev1.CommandType_COMMAND_TYPE_REPORT_STATUSES: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.ReportStatuses{} },
+		apply:   applyReportStatuses,
+	},
 	statev1.CommandType_COMMAND_TYPE_PUT_IMAGE: {
 		version: 1,
 		newMsg:  func() proto.Message { return &statev1.PutImage{} },

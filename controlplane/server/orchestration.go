@@ -15,6 +15,9 @@ import (
 // tasks goes out as several entries, each applied in one transaction.
 const opsPerCommand = 2000
 
+// minPassGap is the least time between two passes of the orchestrator.
+const minPassGap = 50 * time.Millisecond
+
 // orchestrate is the leader loop of services: it reads the state, makes a
 // plan (package orchestrator, which calls the scheduler) and writes its ops,
 // again whenever the state changes or the plan asks to be woken.
@@ -37,9 +40,20 @@ func (s *Server) orchestrate(ctx context.Context) {
 		}
 	}
 	const resync = 10 * time.Second
+	var last time.Time // start of the last pass
+	var took time.Duration
 	for {
+		// Pace the passes: many changes in a row (thousands of nodes
+		// joining, status arriving) make one pass, not one each, and the
+		// loop takes at most about half of a core.
+		if gap := max(minPassGap, took); time.Since(last) < gap {
+			if !sleep(ctx, gap-time.Since(last)) {
+				return
+			}
+		}
 		watch := s.fsm.Watch()
 		wake := time.Now().Add(resync)
+		last = time.Now()
 		st, err := s.fsm.ReadState()
 		if err != nil {
 			log.Error("read state", "err", err)
@@ -64,9 +78,11 @@ func (s *Server) orchestrate(ctx context.Context) {
 					continue
 				}
 				log.Debug("plan applied", "ops", len(plan.Ops), "took", time.Since(started))
+				took = time.Since(last)
 				continue // decide again from the new state
 			}
 		}
+		took = time.Since(last)
 		timer := time.NewTimer(time.Until(wake))
 		select {
 		case <-ctx.Done():

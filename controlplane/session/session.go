@@ -9,7 +9,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sort"
 	"sync"
@@ -46,6 +45,10 @@ type Dispatcher struct {
 	pending  map[string]*logRequest
 	closed   bool
 	done     chan struct{} // closed by Close: ends log relays too
+
+	status     *statusBuffer
+	stopFlush  context.CancelFunc
+	flushEnded chan struct{}
 }
 
 type session struct {
@@ -63,15 +66,23 @@ func New(r *raftstore.Store, f *fsm.FSM, log *slog.Logger, opts Options) *Dispat
 	if opts.HelloTimeout <= 0 {
 		opts.HelloTimeout = 30 * time.Second
 	}
-	return &Dispatcher{raft: r, fsm: f, log: log, opts: opts,
-		sessions: map[string]*session{}, pending: map[string]*logRequest{}, done: make(chan struct{})}
+	d := &Dispatcher{raft: r, fsm: f, log: log, opts: opts,
+		sessions: map[string]*session{}, pending: map[string]*logRequest{}, done: make(chan struct{}),
+		status: newStatusBuffer(), flushEnded: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.stopFlush = cancel
+	go func() {
+		defer close(d.flushEnded)
+		d.flushLoop(ctx)
+	}()
+	return d
 }
 
-// Close ends every session.
+// Close ends every session, writes the status they left, and stops.
 func (d *Dispatcher) Close() {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.closed {
+		d.mu.Unlock()
 		return
 	}
 	d.closed = true
@@ -79,6 +90,9 @@ func (d *Dispatcher) Close() {
 	for _, s := range d.sessions {
 		s.cancel()
 	}
+	d.mu.Unlock()
+	d.stopFlush()
+	<-d.flushEnded
 }
 
 // Connected reports whether a node has a live session here.
@@ -255,10 +269,7 @@ func (d *Dispatcher) recvLoop(ctx context.Context, s *session, stream ccv1.Agent
 			if len(m.Status.Statuses) == 0 {
 				continue
 			}
-			err := d.propose(ctx, statev1.CommandType_COMMAND_TYPE_REPORT_STATUS, &statev1.ReportStatus{NodeId: s.nodeID, Statuses: m.Status.Statuses})
-			if err != nil {
-				return fmt.Errorf("store status of node %s: %w", s.nodeID, err)
-			}
+			d.status.add(s.nodeID, m.Status.Statuses)
 		case *ccv1.SessionRequest_Hello:
 			return status.Error(codes.InvalidArgument, "hello sent twice")
 		}

@@ -48,6 +48,7 @@ const (
 	CommandType_COMMAND_TYPE_REMOVE_SERVICE        CommandType = 17
 	CommandType_COMMAND_TYPE_TASK_OPS              CommandType = 18
 	CommandType_COMMAND_TYPE_UPDATE_SETTINGS       CommandType = 19
+	CommandType_COMMAND_TYPE_REPORT_STATUSES       CommandType = 20
 )
 
 // Enum value maps for CommandType.
@@ -73,6 +74,7 @@ var (
 		17: "COMMAND_TYPE_REMOVE_SERVICE",
 		18: "COMMAND_TYPE_TASK_OPS",
 		19: "COMMAND_TYPE_UPDATE_SETTINGS",
+		20: "COMMAND_TYPE_REPORT_STATUSES",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":           0,
@@ -95,6 +97,7 @@ var (
 		"COMMAND_TYPE_REMOVE_SERVICE":        17,
 		"COMMAND_TYPE_TASK_OPS":              18,
 		"COMMAND_TYPE_UPDATE_SETTINGS":       19,
+		"COMMAND_TYPE_REPORT_STATUSES":       20,
 	}
 )
 
@@ -1961,6 +1964,52 @@ func (x *UpdateSettings) GetSettings() *v1.Settings {
 	return nil
 }
 
+// ReportStatuses is the status of many nodes, gathered by one server from
+// its sessions and written as one entry.
+type ReportStatuses struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reports       []*ReportStatus        `protobuf:"bytes,1,rep,name=reports,proto3" json:"reports,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportStatuses) Reset() {
+	*x = ReportStatuses{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportStatuses) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportStatuses) ProtoMessage() {}
+
+func (x *ReportStatuses) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportStatuses.ProtoReflect.Descriptor instead.
+func (*ReportStatuses) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ReportStatuses) GetReports() []*ReportStatus {
+	if x != nil {
+		return x.Reports
+	}
+	return nil
+}
+
 var File_cc_state_v1_state_proto protoreflect.FileDescriptor
 
 const file_cc_state_v1_state_proto_rawDesc = "" +
@@ -2102,7 +2151,9 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\x06status\x18\x03 \x01(\v2\x13.cc.v1.UpdateStatusR\x06status\x12\x1a\n" +
 	"\brollback\x18\x04 \x01(\bR\brollback\"=\n" +
 	"\x0eUpdateSettings\x12+\n" +
-	"\bsettings\x18\x01 \x01(\v2\x0f.cc.v1.SettingsR\bsettings*\x86\x05\n" +
+	"\bsettings\x18\x01 \x01(\v2\x0f.cc.v1.SettingsR\bsettings\"E\n" +
+	"\x0eReportStatuses\x123\n" +
+	"\areports\x18\x01 \x03(\v2\x19.cc.state.v1.ReportStatusR\areports*\xa8\x05\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19COMMAND_TYPE_INIT_CLUSTER\x10\x01\x12\x1d\n" +
@@ -2124,7 +2175,8 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\x1bCOMMAND_TYPE_UPDATE_SERVICE\x10\x10\x12\x1f\n" +
 	"\x1bCOMMAND_TYPE_REMOVE_SERVICE\x10\x11\x12\x19\n" +
 	"\x15COMMAND_TYPE_TASK_OPS\x10\x12\x12 \n" +
-	"\x1cCOMMAND_TYPE_UPDATE_SETTINGS\x10\x13B8Z6github.com/containercodes/cc/proto/cc/state/v1;statev1b\x06proto3"
+	"\x1cCOMMAND_TYPE_UPDATE_SETTINGS\x10\x13\x12 \n" +
+	"\x1cCOMMAND_TYPE_REPORT_STATUSES\x10\x14B8Z6github.com/containercodes/cc/proto/cc/state/v1;statev1b\x06proto3"
 
 var (
 	file_cc_state_v1_state_proto_rawDescOnce sync.Once
@@ -2139,7 +2191,7 @@ func file_cc_state_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_cc_state_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_cc_state_v1_state_proto_goTypes = []any{
 	(CommandType)(0),              // 0: cc.state.v1.CommandType
 	(*Command)(nil),               // 1: cc.state.v1.Command
@@ -2171,57 +2223,59 @@ var file_cc_state_v1_state_proto_goTypes = []any{
 	(*PendingReason)(nil),         // 27: cc.state.v1.PendingReason
 	(*ServiceProgress)(nil),       // 28: cc.state.v1.ServiceProgress
 	(*UpdateSettings)(nil),        // 29: cc.state.v1.UpdateSettings
-	nil,                           // 30: cc.state.v1.UpdateNode.LabelsEntry
-	nil,                           // 31: cc.state.v1.UpdateNode.UserLabelsEntry
-	(*timestamppb.Timestamp)(nil), // 32: google.protobuf.Timestamp
-	(*v1.Node)(nil),               // 33: cc.v1.Node
-	(v1.NodeState)(0),             // 34: cc.v1.NodeState
-	(*v1.Resources)(nil),          // 35: cc.v1.Resources
-	(v1.NodeAvailability)(0),      // 36: cc.v1.NodeAvailability
-	(*v1.Container)(nil),          // 37: cc.v1.Container
-	(v1.DesiredState)(0),          // 38: cc.v1.DesiredState
-	(*v1.TaskStatus)(nil),         // 39: cc.v1.TaskStatus
-	(*v1.Image)(nil),              // 40: cc.v1.Image
-	(*v1.Service)(nil),            // 41: cc.v1.Service
-	(*v1.ServiceSpec)(nil),        // 42: cc.v1.ServiceSpec
-	(*v1.UpdateStatus)(nil),       // 43: cc.v1.UpdateStatus
-	(*v1.Settings)(nil),           // 44: cc.v1.Settings
+	(*ReportStatuses)(nil),        // 30: cc.state.v1.ReportStatuses
+	nil,                           // 31: cc.state.v1.UpdateNode.LabelsEntry
+	nil,                           // 32: cc.state.v1.UpdateNode.UserLabelsEntry
+	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
+	(*v1.Node)(nil),               // 34: cc.v1.Node
+	(v1.NodeState)(0),             // 35: cc.v1.NodeState
+	(*v1.Resources)(nil),          // 36: cc.v1.Resources
+	(v1.NodeAvailability)(0),      // 37: cc.v1.NodeAvailability
+	(*v1.Container)(nil),          // 38: cc.v1.Container
+	(v1.DesiredState)(0),          // 39: cc.v1.DesiredState
+	(*v1.TaskStatus)(nil),         // 40: cc.v1.TaskStatus
+	(*v1.Image)(nil),              // 41: cc.v1.Image
+	(*v1.Service)(nil),            // 42: cc.v1.Service
+	(*v1.ServiceSpec)(nil),        // 43: cc.v1.ServiceSpec
+	(*v1.UpdateStatus)(nil),       // 44: cc.v1.UpdateStatus
+	(*v1.Settings)(nil),           // 45: cc.v1.Settings
 }
 var file_cc_state_v1_state_proto_depIdxs = []int32{
 	0,  // 0: cc.state.v1.Command.type:type_name -> cc.state.v1.CommandType
-	32, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
+	33, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
 	19, // 2: cc.state.v1.CreateToken.token:type_name -> cc.state.v1.TokenRecord
-	33, // 3: cc.state.v1.JoinNode.node:type_name -> cc.v1.Node
-	34, // 4: cc.state.v1.UpdateNode.state:type_name -> cc.v1.NodeState
-	35, // 5: cc.state.v1.UpdateNode.resources:type_name -> cc.v1.Resources
-	30, // 6: cc.state.v1.UpdateNode.labels:type_name -> cc.state.v1.UpdateNode.LabelsEntry
-	36, // 7: cc.state.v1.UpdateNode.availability:type_name -> cc.v1.NodeAvailability
-	31, // 8: cc.state.v1.UpdateNode.user_labels:type_name -> cc.state.v1.UpdateNode.UserLabelsEntry
-	37, // 9: cc.state.v1.CreateContainer.container:type_name -> cc.v1.Container
-	38, // 10: cc.state.v1.SetContainerDesired.desired:type_name -> cc.v1.DesiredState
-	39, // 11: cc.state.v1.ReportStatus.statuses:type_name -> cc.v1.TaskStatus
-	40, // 12: cc.state.v1.PutImage.image:type_name -> cc.v1.Image
+	34, // 3: cc.state.v1.JoinNode.node:type_name -> cc.v1.Node
+	35, // 4: cc.state.v1.UpdateNode.state:type_name -> cc.v1.NodeState
+	36, // 5: cc.state.v1.UpdateNode.resources:type_name -> cc.v1.Resources
+	31, // 6: cc.state.v1.UpdateNode.labels:type_name -> cc.state.v1.UpdateNode.LabelsEntry
+	37, // 7: cc.state.v1.UpdateNode.availability:type_name -> cc.v1.NodeAvailability
+	32, // 8: cc.state.v1.UpdateNode.user_labels:type_name -> cc.state.v1.UpdateNode.UserLabelsEntry
+	38, // 9: cc.state.v1.CreateContainer.container:type_name -> cc.v1.Container
+	39, // 10: cc.state.v1.SetContainerDesired.desired:type_name -> cc.v1.DesiredState
+	40, // 11: cc.state.v1.ReportStatus.statuses:type_name -> cc.v1.TaskStatus
+	41, // 12: cc.state.v1.PutImage.image:type_name -> cc.v1.Image
 	16, // 13: cc.state.v1.PutServer.server:type_name -> cc.state.v1.ServerRecord
-	32, // 14: cc.state.v1.ServerRecord.created_at:type_name -> google.protobuf.Timestamp
-	37, // 15: cc.state.v1.ContainerRecord.container:type_name -> cc.v1.Container
-	32, // 16: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
-	32, // 17: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
-	32, // 18: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
-	41, // 19: cc.state.v1.CreateService.service:type_name -> cc.v1.Service
-	42, // 20: cc.state.v1.UpdateService.spec:type_name -> cc.v1.ServiceSpec
+	33, // 14: cc.state.v1.ServerRecord.created_at:type_name -> google.protobuf.Timestamp
+	38, // 15: cc.state.v1.ContainerRecord.container:type_name -> cc.v1.Container
+	33, // 16: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
+	33, // 17: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
+	33, // 18: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
+	42, // 19: cc.state.v1.CreateService.service:type_name -> cc.v1.Service
+	43, // 20: cc.state.v1.UpdateService.spec:type_name -> cc.v1.ServiceSpec
 	24, // 21: cc.state.v1.TaskOps.ops:type_name -> cc.state.v1.TaskOp
-	37, // 22: cc.state.v1.TaskOp.create:type_name -> cc.v1.Container
+	38, // 22: cc.state.v1.TaskOp.create:type_name -> cc.v1.Container
 	25, // 23: cc.state.v1.TaskOp.assign:type_name -> cc.state.v1.AssignTask
 	26, // 24: cc.state.v1.TaskOp.stop:type_name -> cc.state.v1.StopTask
 	27, // 25: cc.state.v1.TaskOp.pending:type_name -> cc.state.v1.PendingReason
 	28, // 26: cc.state.v1.TaskOp.progress:type_name -> cc.state.v1.ServiceProgress
-	43, // 27: cc.state.v1.ServiceProgress.status:type_name -> cc.v1.UpdateStatus
-	44, // 28: cc.state.v1.UpdateSettings.settings:type_name -> cc.v1.Settings
-	29, // [29:29] is the sub-list for method output_type
-	29, // [29:29] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	44, // 27: cc.state.v1.ServiceProgress.status:type_name -> cc.v1.UpdateStatus
+	45, // 28: cc.state.v1.UpdateSettings.settings:type_name -> cc.v1.Settings
+	11, // 29: cc.state.v1.ReportStatuses.reports:type_name -> cc.state.v1.ReportStatus
+	30, // [30:30] is the sub-list for method output_type
+	30, // [30:30] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_cc_state_v1_state_proto_init() }
@@ -2243,7 +2297,7 @@ func file_cc_state_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_state_v1_state_proto_rawDesc), len(file_cc_state_v1_state_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   31,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
