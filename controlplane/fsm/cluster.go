@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
@@ -25,8 +24,9 @@ func applyJoinNode(tx *txn, at time.Time, msg proto.Message) error {
 	if nodes.Get([]byte(n.Id)) != nil {
 		return fmt.Errorf("node %s %w", n.Id, ErrExists)
 	}
-	if other := nodeByName(nodes, n.Name); other != nil {
-		return fmt.Errorf("a node named %q %w (id %s): remove it first with `ccctl node rm %s`, or join with another --name", n.Name, ErrExists, other.Id, n.Name)
+	names := tx.Bucket(bucketNodeNames)
+	if other := names.Get([]byte(n.Name)); other != nil {
+		return fmt.Errorf("a node named %q %w (id %s): remove it first with `ccctl node rm %s`, or join with another --name", n.Name, ErrExists, other, n.Name)
 	}
 	if err := useToken(tx.Tx, at, m.TokenId, m.SecretSha256, ccv1.Role_ROLE_AGENT); err != nil {
 		return err
@@ -35,19 +35,10 @@ func applyJoinNode(tx *txn, at time.Time, msg proto.Message) error {
 	node.State = ccv1.NodeState_NODE_STATE_READY
 	node.Availability = ccv1.NodeAvailability_NODE_AVAILABILITY_ACTIVE
 	node.CreatedAt, node.UpdatedAt = ts(at), ts(at)
+	if err := names.Put([]byte(node.Name), []byte(node.Id)); err != nil {
+		return err
+	}
 	return put(nodes, node.Id, node)
-}
-
-func nodeByName(nodes *bolt.Bucket, name string) *ccv1.Node {
-	var found *ccv1.Node
-	_ = nodes.ForEach(func(_, v []byte) error {
-		n := &ccv1.Node{}
-		if proto.Unmarshal(v, n) == nil && n.Name == name {
-			found = n
-		}
-		return nil
-	})
-	return found
 }
 
 func applyUpdateNode(tx *txn, at time.Time, msg proto.Message) error {
@@ -85,8 +76,14 @@ func applyUpdateNode(tx *txn, at time.Time, msg proto.Message) error {
 func applyRemoveNode(tx *txn, at time.Time, msg proto.Message) error {
 	id := msg.(*statev1.RemoveNode).GetId()
 	nodes := tx.Bucket(bucketNodes)
-	if nodes.Get([]byte(id)) == nil {
-		return fmt.Errorf("node %s: %w", id, ErrNotFound)
+	var gone ccv1.Node
+	if err := get(nodes, id, &gone); err != nil {
+		return fmt.Errorf("node %s: %w", id, err)
+	}
+	if name := tx.Bucket(bucketNodeNames).Get([]byte(gone.Name)); string(name) == id {
+		if err := tx.Bucket(bucketNodeNames).Delete([]byte(gone.Name)); err != nil {
+			return err
+		}
 	}
 	cs := tx.Bucket(bucketContainers)
 	var failed []*statev1.ContainerRecord

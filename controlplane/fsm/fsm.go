@@ -50,7 +50,7 @@ var (
 )
 
 var allBuckets = [][]byte{bucketMeta, bucketCluster, bucketTokens, bucketNodes, bucketContainers, bucketContainerNames, bucketImages, bucketServers,
-	bucketServices, bucketServiceNames, bucketNodeTasks, bucketServiceTasks}
+	bucketServices, bucketServiceNames, bucketNodeTasks, bucketServiceTasks, bucketNodeNames}
 
 // Result is what applying one log entry returns to the proposer.
 type Result struct {

@@ -239,3 +239,20 @@ func TestIndexesRebuiltForOldDatabases(t *testing.T) {
 		t.Fatalf("after reopen: %d containers on n1, %v", len(recs), err)
 	}
 }
+
+// TestNodeNamesStayUnique: a second node may not take a name in use; the
+// name is free again once its node is removed.
+func TestNodeNamesStayUnique(t *testing.T) {
+	x := newSvcFixture(t) // node n1 named "n1"
+	join := func(id, name string) error {
+		return x.apply(statev1.CommandType_COMMAND_TYPE_JOIN_NODE, &statev1.JoinNode{TokenId: "join",
+			SecretSha256: tokenRec("join", ccv1.Role_ROLE_AGENT).SecretSha256, Node: &ccv1.Node{Id: id, Name: name}})
+	}
+	if err := join("n2", "n1"); !errors.Is(err, fsm.ErrExists) {
+		t.Fatalf("join with a taken name: %v", err)
+	}
+	x.must(statev1.CommandType_COMMAND_TYPE_REMOVE_NODE, &statev1.RemoveNode{Id: "n1"})
+	if err := join("n2", "n1"); err != nil {
+		t.Fatalf("join with the name of a removed node: %v", err)
+	}
+}

@@ -16,15 +16,19 @@ import (
 // the records: node_tasks holds "<node id>/<container id>" for every
 // container placed on a node, service_tasks "<service id>/<container id>"
 // for every task of a service. Their values are empty.
+// node_names maps a node's name to its id, so that a join checks that its
+// name is free without reading every node.
 var (
 	bucketNodeTasks    = []byte("node_tasks")
 	bucketServiceTasks = []byte("service_tasks")
+	bucketNodeNames    = []byte("node_names")
 	keyIndexVersion    = []byte("index_version")
 )
 
 // indexVersion is raised when the index buckets change shape; open rebuilds
-// them from the containers bucket when the database has an older one.
-const indexVersion = 1
+// them from the containers and nodes buckets when the database has an
+// older one.
+const indexVersion = 2
 
 func indexKey(owner, id string) []byte {
 	k := make([]byte, 0, len(owner)+1+len(id))
@@ -78,7 +82,7 @@ func deleteContainer(tx *txn, rec *statev1.ContainerRecord) error {
 // rebuildIndexes fills the index buckets from the containers bucket: for a
 // database written before they existed, or restored from such a snapshot.
 func rebuildIndexes(tx *bolt.Tx) error {
-	for _, b := range [][]byte{bucketNodeTasks, bucketServiceTasks} {
+	for _, b := range [][]byte{bucketNodeTasks, bucketServiceTasks, bucketNodeNames} {
 		if tx.Bucket(b) != nil {
 			if err := tx.DeleteBucket(b); err != nil {
 				return err
@@ -88,8 +92,19 @@ func rebuildIndexes(tx *bolt.Tx) error {
 			return err
 		}
 	}
+	names := tx.Bucket(bucketNodeNames)
+	err := tx.Bucket(bucketNodes).ForEach(func(k, v []byte) error {
+		n := &ccv1.Node{}
+		if err := proto.Unmarshal(v, n); err != nil {
+			return fmt.Errorf("nodes/%s: %w", k, err)
+		}
+		return names.Put([]byte(n.Name), []byte(n.Id))
+	})
+	if err != nil {
+		return err
+	}
 	nodes, services := tx.Bucket(bucketNodeTasks), tx.Bucket(bucketServiceTasks)
-	err := tx.Bucket(bucketContainers).ForEach(func(k, v []byte) error {
+	err = tx.Bucket(bucketContainers).ForEach(func(k, v []byte) error {
 		rec := &statev1.ContainerRecord{}
 		if err := proto.Unmarshal(v, rec); err != nil {
 			return fmt.Errorf("containers/%s: %w", k, err)
