@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Cluster scale: three cc-controlplane processes on loopback and a fleet of
+# Cluster scale: SERVERS (default 3) cc-controlplane processes on loopback and a
 # NODES simulated nodes (internal/simnode: the real agent protocol over mutual
 # TLS, all in the bench process) running TASKS tasks of SERVICES services.
 # Prints the fleet's join time and memory per node, placement throughput,
@@ -8,8 +8,10 @@
 #
 # Usage: bench/scale.sh [NODES] [TASKS]   (default 5000 100000)
 #        bench/scale.sh 200 2000          (a smoke run, about a minute)
-#        bench/scale.sh 15000 0           (fleet only: sessions one process holds)
+#        SERVERS=1 bench/scale.sh 15000 0 (fleet only: the sessions one bench
+#                                          process and one server hold)
 # Environment:
+#   SERVERS=3          control-plane servers: 1, 3 or 5
 #   SERVICES=100       services the tasks are split over
 #   MODE=services      or containers: one CreateContainer per task, round robin
 #   TIMEOUT=1800       seconds for the whole run; the table so far is printed
@@ -26,6 +28,8 @@ tasks=${2:-100000}
 services=${SERVICES:-100}
 if [ "$tasks" -gt 0 ] && [ "$tasks" -lt "$services" ]; then services=$tasks; fi
 mode=${MODE:-services}
+nservers=${SERVERS:-3}
+case "$nservers" in 1|3|5) ;; *) echo "scale: SERVERS=$nservers: use 1, 3 or 5" >&2; exit 2 ;; esac
 timeout_s=${TIMEOUT:-1800}
 
 make -s build >/dev/null
@@ -62,8 +66,10 @@ until_ok() {
 }
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
-api=(); raft=(); pprof=()
-for i in 1 2 3; do api+=("127.0.0.1:$(port)"); raft+=("127.0.0.1:$(port)"); pprof+=("127.0.0.1:$(port)"); done
+api=(); raft=(); pprof=(); dirs=()
+for i in $(seq 1 "$nservers"); do
+  api+=("127.0.0.1:$(port)"); raft+=("127.0.0.1:$(port)"); pprof+=("127.0.0.1:$(port)"); dirs+=("$dir/s$i")
+done
 start_server() { # start_server I ARGS...
   local i=$1; shift
   if [ "${PROFILE:-}" = 1 ]; then export CC_PPROF_ADDR="${pprof[$((i-1))]}"; fi
@@ -76,18 +82,19 @@ start_server 1 --bootstrap
 until_ok 150 test -s "$dir/s1/admin.token" || fail "s1 wrote no admin token"
 export CC_CONFIG="$dir/ccctl.json" CC_CACERT="$dir/s1/tls/ca.crt" CC_TOKEN=$(cat "$dir/s1/admin.token") CC_ADDR="${api[0]}"
 until_ok 150 bin/ccctl status || fail "s1 does not answer"
-tok=$(bin/ccctl -o json token create --role server --uses 2 | sed -n 's/.*"secret": *"\([^"]*\)".*/\1/p')
-[ -n "$tok" ] || fail "no server join token"
-start_server 2 --join "${api[0]}" --token "$tok"
-start_server 3 --join "${api[0]}" --token "$tok"
-three() { [ "$(bin/ccctl -o json server ls | grep -c '"id"')" -eq 3 ]; }
-until_ok 300 three || fail "s2 and s3 did not join within 60s"
+if [ "$nservers" -gt 1 ]; then
+  tok=$(bin/ccctl -o json token create --role server --uses $((nservers - 1)) | sed -n 's/.*"secret": *"\([^"]*\)".*/\1/p')
+  [ -n "$tok" ] || fail "no server join token"
+  for i in $(seq 2 "$nservers"); do start_server "$i" --join "${api[0]}" --token "$tok"; done
+  all() { [ "$(bin/ccctl -o json server ls | grep -c '"id"')" -eq "$nservers" ]; }
+  until_ok 300 all || fail "the servers did not join within 60s"
+fi
 export CC_ADDR="$(IFS=,; echo "${api[*]}")"
 until_ok 150 bin/ccctl status || fail "the cluster does not answer"
 
 join() { local IFS=,; echo "$*"; }
 args=(-addr "$(join "${api[@]}")" -ca "$CC_CACERT" -token "$CC_TOKEN"
-  -pids "$(join "${pids[@]}")" -data-dirs "$(join "$dir/s1" "$dir/s2" "$dir/s3")"
+  -pids "$(join "${pids[@]}")" -data-dirs "$(join "${dirs[@]}")"
   -nodes "$nodes" -tasks "$tasks" -services "$services" -mode "$mode" -timeout "${timeout_s}s")
 [ -n "${HEARTBEAT:-}" ] && args+=(-heartbeat "$HEARTBEAT")
 prof=""
