@@ -180,6 +180,14 @@ func Join(ctx context.Context, dir string, o JoinOptions) (*Identity, error) {
 		return nil, fmt.Errorf("--join %q: %w", o.Addr, err)
 	}
 	defer conn.Close()
+	// A deadline travels with the call: the server gives its raft write as
+	// long, instead of answering "unavailable" while the join may still be
+	// committed.
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+	}
 	resp, err := ccv1.NewAgentServiceClient(conn).Join(ctx, &ccv1.JoinRequest{
 		Token: o.Token, CsrDer: csr, Name: o.Name, Labels: o.Labels, Resources: o.Resources, Address: o.Address, Version: o.Version,
 	})

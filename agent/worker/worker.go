@@ -77,7 +77,7 @@ func New(cfg Config) (*Worker, error) {
 	if len(cfg.Identity.Servers) == 0 {
 		return nil, errors.New("the agent knows no control plane address: join again")
 	}
-	conn, err := clusterdial.Dial(cfg.Identity.ServerList(),
+	conn, err := clusterdial.DialSpread(cfg.Identity.ServerList(),
 		grpc.WithTransportCredentials(credentials.NewTLS(cfg.Identity.TLSConfig())),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 	)

@@ -316,13 +316,52 @@ func (s *Store) ApplyLocal(ctx context.Context, cmd []byte) (fsm.Result, error) 
 	return s.applyLocal(ctx, cmd)
 }
 
+// ApplyLocalAll applies commands in order on this server, which must be the
+// leader, without waiting for one before proposing the next: raft writes
+// and replicates them in batches and the state machine applies them in few
+// transactions. It returns the first error; commands after a failed one
+// may or may not have been applied.
+func (s *Store) ApplyLocalAll(ctx context.Context, cmds [][]byte) error {
+	if s.raft.State() != raft.Leader {
+		return ErrNotAppended
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+	}
+	d, _ := ctx.Deadline()
+	futs := make([]raft.ApplyFuture, 0, len(cmds))
+	for _, cmd := range cmds {
+		timeout := time.Until(d)
+		if timeout <= 0 {
+			break
+		}
+		futs = append(futs, s.raft.Apply(cmd, timeout))
+	}
+	var first error
+	for _, fut := range futs {
+		if _, err := result(fut); err != nil && first == nil {
+			first = err
+		}
+	}
+	if first == nil && len(futs) < len(cmds) {
+		first = context.DeadlineExceeded
+	}
+	return first
+}
+
 func (s *Store) applyLocal(ctx context.Context, cmd []byte) (fsm.Result, error) {
 	d, _ := ctx.Deadline()
 	timeout := time.Until(d)
 	if timeout <= 0 {
 		return fsm.Result{}, context.DeadlineExceeded
 	}
-	fut := s.raft.Apply(cmd, timeout)
+	return result(s.raft.Apply(cmd, timeout))
+}
+
+// result waits for an apply and maps its errors.
+func result(fut raft.ApplyFuture) (fsm.Result, error) {
 	if err := fut.Error(); err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader):

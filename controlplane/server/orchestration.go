@@ -95,21 +95,22 @@ func (s *Server) orchestrate(ctx context.Context) {
 	}
 }
 
-// applyOps writes ops in batches through this server's raft, refusing to
-// forward: a server that lost leadership stops deciding.
+// applyOps writes ops in entries of opsPerCommand through this server's
+// raft, refusing to forward: a server that lost leadership stops deciding.
 func (s *Server) applyOps(ctx context.Context, ops []*statev1.TaskOp) error {
+	var cmds [][]byte
+	now := time.Now()
 	for len(ops) > 0 {
 		n := min(len(ops), opsPerCommand)
-		data, err := fsm.Encode(statev1.CommandType_COMMAND_TYPE_TASK_OPS, &statev1.TaskOps{Ops: ops[:n]}, time.Now())
+		data, err := fsm.Encode(statev1.CommandType_COMMAND_TYPE_TASK_OPS, &statev1.TaskOps{Ops: ops[:n]}, now)
 		if err != nil {
 			return err
 		}
-		if _, err := s.raft.ApplyLocal(ctx, data); err != nil {
-			return err
-		}
+		cmds = append(cmds, data)
 		ops = ops[n:]
 	}
-	return nil
+	// In order, pipelined: raft batches them.
+	return s.raft.ApplyLocalAll(ctx, cmds)
 }
 
 func newTaskID() string {

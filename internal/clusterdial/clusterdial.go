@@ -24,6 +24,17 @@ type Conn struct {
 // Dial connects to addrs (HOST:PORT each), trying them in order and failing
 // over to the next when a server goes away. opts carry the credentials.
 func Dial(addrs []string, opts ...grpc.DialOption) (*Conn, error) {
+	return dial(addrs, `{"loadBalancingConfig": [{"pick_first": {}}]}`, opts)
+}
+
+// DialSpread is Dial for many clients of the same servers (agents): each
+// starts at a random server of the list, so that a thousand nodes do not
+// all hold their sessions on the first one.
+func DialSpread(addrs []string, opts ...grpc.DialOption) (*Conn, error) {
+	return dial(addrs, `{"loadBalancingConfig": [{"pick_first": {"shuffleAddressList": true}}]}`, opts)
+}
+
+func dial(addrs []string, serviceConfig string, opts []grpc.DialOption) (*Conn, error) {
 	if len(addrs) == 0 {
 		return nil, errors.New("no control plane address")
 	}
@@ -38,7 +49,7 @@ func Dial(addrs []string, opts ...grpc.DialOption) (*Conn, error) {
 	r.InitialState(state(addrs))
 	opts = append(opts,
 		grpc.WithResolvers(r),
-		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig": [{"pick_first": {}}]}`),
+		grpc.WithDefaultServiceConfig(serviceConfig),
 	)
 	cc, err := grpc.NewClient(r.Scheme()+":///control-plane", opts...)
 	if err != nil {
