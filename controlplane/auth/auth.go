@@ -55,6 +55,15 @@ type Authenticator struct {
 	nodes   NodeStore
 	servers ServerStore
 	now     func() time.Time
+	catchUp func(context.Context) error
+}
+
+// WithCatchUp gives the authenticator a way to bring the local state up to
+// the leader's: a node certificate of a node this server does not know yet
+// (its join was committed, not yet applied here) is checked again after it.
+func (a *Authenticator) WithCatchUp(fn func(context.Context) error) *Authenticator {
+	a.catchUp = fn
+	return a
 }
 
 // WithServers makes the authenticator refuse the certificates of servers
@@ -125,7 +134,12 @@ func (a *Authenticator) AuthenticateNode(ctx context.Context) (Principal, error)
 	}
 	id := leaf.Subject.CommonName
 	if _, err := a.nodes.Node(id); err != nil {
-		return Principal{}, fmt.Errorf("node %s: %w (removed?)", id, err)
+		if a.catchUp == nil || a.catchUp(ctx) != nil {
+			return Principal{}, fmt.Errorf("node %s: %w (removed?)", id, err)
+		}
+		if _, err := a.nodes.Node(id); err != nil {
+			return Principal{}, fmt.Errorf("node %s: %w (removed?)", id, err)
+		}
 	}
 	return Principal{NodeID: id}, nil
 }

@@ -258,7 +258,11 @@ func (s *Server) finishBootstrap(ctx context.Context, out io.Writer) error {
 }
 
 func (s *Server) serve() error {
-	authn := auth.NewAuthenticator(s.fsm, s.fsm)
+	authn := auth.NewAuthenticator(s.fsm, s.fsm).WithCatchUp(func(ctx context.Context) error {
+		bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		return s.raft.Barrier(bctx)
+	})
 	var err error
 	if s.blobs, err = blobstore.New(filepath.Join(s.cfg.DataDir, "blobs")); err != nil {
 		return err
