@@ -13,7 +13,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -164,11 +163,7 @@ func Join(ctx context.Context, dir string, o JoinOptions) (*Identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: o.Name}}, key)
+	key, csr, err := pki.NewKeyAndCSR(o.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -194,9 +189,8 @@ func Join(ctx context.Context, dir string, o JoinOptions) (*Identity, error) {
 	if err != nil {
 		return nil, explainJoin(o.Addr, err)
 	}
-	caCert, err := pki.ParseCertPEM(resp.CaPem)
-	if err != nil || pki.Digest(caCert) != tok.CADigest {
-		return nil, fmt.Errorf("%w: the server returned a CA that does not match the join token", ErrCAMismatch)
+	if err := tok.CheckJoinCA(resp.CaPem); err != nil {
+		return nil, err
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
@@ -283,7 +277,7 @@ func (id *Identity) Renew(ctx context.Context, client ccv1.AgentServiceClient) e
 	if err != nil {
 		return err
 	}
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: id.NodeID}}, crypto.Signer(key))
+	csr, err := pki.CSRFor(id.NodeID, crypto.Signer(key))
 	if err != nil {
 		return err
 	}

@@ -2,12 +2,8 @@ package server
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -171,11 +167,7 @@ func joinCluster(ctx context.Context, dataDir, serverID, name, joinAddr, token, 
 	if err != nil {
 		return err
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: serverID}}, key)
+	key, csr, err := pki.NewKeyAndCSR(serverID)
 	if err != nil {
 		return err
 	}
@@ -204,9 +196,8 @@ func joinCluster(ctx context.Context, dataDir, serverID, name, joinAddr, token, 
 		}
 		return fmt.Errorf("join %s: %s", joinAddr, msg)
 	}
-	caCert, err := pki.ParseCertPEM(resp.CaPem)
-	if err != nil || pki.Digest(caCert) != tok.CADigest {
-		return fmt.Errorf("%w: the server returned a CA that does not match the join token", pki.ErrCAMismatch)
+	if err := tok.CheckJoinCA(resp.CaPem); err != nil {
+		return err
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {

@@ -1,6 +1,9 @@
 package pki
 
 import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
@@ -183,4 +186,30 @@ func (ca *CA) checkedCSR(der []byte) (*x509.CertificateRequest, error) {
 		return nil, fmt.Errorf("certificate request signature: %w", err)
 	}
 	return csr, nil
+}
+
+// NewKeyAndCSR makes a P-256 key and a certificate request for it with
+// commonName: what an agent or a server sends to join or renew.
+func NewKeyAndCSR(commonName string) (*ecdsa.PrivateKey, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	csr, err := CSRFor(commonName, key)
+	return key, csr, err
+}
+
+// CSRFor makes a certificate request with commonName for an existing key.
+func CSRFor(commonName string, key crypto.Signer) ([]byte, error) {
+	return x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: commonName}}, key)
+}
+
+// CheckJoinCA checks that the CA a server answered a join with is the one
+// the join token pins.
+func (t JoinToken) CheckJoinCA(caPEM []byte) error {
+	ca, err := ParseCertPEM(caPEM)
+	if err != nil || Digest(ca) != t.CADigest {
+		return fmt.Errorf("%w: the server returned a CA that does not match the join token", ErrCAMismatch)
+	}
+	return nil
 }

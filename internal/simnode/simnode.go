@@ -12,12 +12,8 @@ package simnode
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -331,11 +327,7 @@ type joiner struct {
 func (j *joiner) join(ctx context.Context, i int) (*node, error) {
 	cfg := j.cfg
 	name := fmt.Sprintf("%s-%05d", cfg.NamePrefix, i)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: name}}, key)
+	key, csr, err := pki.NewKeyAndCSR(name)
 	if err != nil {
 		return nil, err
 	}
@@ -377,9 +369,8 @@ func (j *joiner) join(ctx context.Context, i int) (*node, error) {
 		return nil, err
 	}
 	name = req.Name
-	caCert, err := pki.ParseCertPEM(resp.CaPem)
-	if err != nil || pki.Digest(caCert) != j.tok.CADigest {
-		return nil, fmt.Errorf("%w: the server returned a CA that does not match the join token", pki.ErrCAMismatch)
+	if err := j.tok.CheckJoinCA(resp.CaPem); err != nil {
+		return nil, err
 	}
 	j.pool.Do(func() { j.caPool, err = pki.Pool(resp.CaPem) })
 	if err != nil || j.caPool == nil {
