@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,7 +74,9 @@ func TestExec(t *testing.T) {
 	}
 	for _, tt := range tests {
 		code, out, err := r.Exec(ctx, id, tt.argv, 10*time.Second)
-		if err != nil || code != tt.wantCode || string(out) != tt.wantOut {
+		// stdout and stderr come through two pipes: their lines may
+		// interleave either way.
+		if err != nil || code != tt.wantCode || sortedLines(string(out)) != sortedLines(tt.wantOut) {
 			t.Errorf("Exec %q = %d, %q, %v; want %d, %q", tt.argv, code, out, err, tt.wantCode, tt.wantOut)
 		}
 	}
@@ -198,4 +202,11 @@ func getIn(ctx context.Context, r *Runtime, id, addr, path string) (string, erro
 		return "", fmt.Errorf("HTTP %s", resp.Status)
 	}
 	return string(b), err
+}
+
+// sortedLines is text with its lines in sorted order.
+func sortedLines(text string) string {
+	lines := strings.SplitAfter(text, "\n")
+	sort.Strings(lines)
+	return strings.Join(lines, "")
 }
