@@ -29,14 +29,7 @@ func (f *FSM) Cluster() (*statev1.ClusterRecord, error) {
 
 // Token returns one token record.
 func (f *FSM) Token(id string) (*statev1.TokenRecord, error) {
-	rec := &statev1.TokenRecord{}
-	err := f.View(func(tx *bolt.Tx) error {
-		return get(tx.Bucket(bucketTokens), id, rec)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("token %s: %w", id, err)
-	}
-	return rec, nil
+	return one(f, bucketTokens, "token", id, &statev1.TokenRecord{})
 }
 
 // Tokens returns every token record, in id order.
@@ -52,43 +45,38 @@ func (f *FSM) Nodes() ([]*ccv1.Node, error) {
 func list[T proto.Message](f *FSM, bucket []byte, newT func() T) ([]T, error) {
 	var out []T
 	err := f.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucket).ForEach(func(k, v []byte) error {
-			m := newT()
-			if err := proto.Unmarshal(v, m); err != nil {
-				return fmt.Errorf("%s/%s: %w", bucket, k, err)
-			}
-			out = append(out, m)
-			return nil
-		})
+		return each(tx, bucket, newT, func(m T) { out = append(out, m) })
 	})
 	return out, err
 }
 
-// Node returns one node.
-func (f *FSM) Node(id string) (*ccv1.Node, error) {
-	n := &ccv1.Node{}
-	err := f.View(func(tx *bolt.Tx) error { return get(tx.Bucket(bucketNodes), id, n) })
-	if err != nil {
-		return nil, fmt.Errorf("node %s: %w", id, err)
-	}
-	return n, nil
+// each decodes every record of a bucket, in key order.
+func each[T proto.Message](tx *bolt.Tx, bucket []byte, newT func() T, fn func(T)) error {
+	return tx.Bucket(bucket).ForEach(func(k, v []byte) error {
+		m := newT()
+		if err := proto.Unmarshal(v, m); err != nil {
+			return fmt.Errorf("%s/%s: %w", bucket, k, err)
+		}
+		fn(m)
+		return nil
+	})
 }
 
-// Container returns one container record.
-func (f *FSM) Container(id string) (*statev1.ContainerRecord, error) {
-	rec := &statev1.ContainerRecord{}
-	err := f.View(func(tx *bolt.Tx) error { return get(tx.Bucket(bucketContainers), id, rec) })
+// one reads the record id of a bucket into m; kind names it in errors.
+func one[T proto.Message](f *FSM, bucket []byte, kind, id string, m T) (T, error) {
+	err := f.View(func(tx *bolt.Tx) error { return get(tx.Bucket(bucket), id, m) })
 	if err != nil {
-		return nil, fmt.Errorf("container %s: %w", id, err)
+		var zero T
+		return zero, fmt.Errorf("%s %s: %w", kind, id, err)
 	}
-	return rec, nil
+	return m, nil
 }
 
-// ContainerIDByName returns the id of the container with that name.
-func (f *FSM) ContainerIDByName(name string) (string, error) {
+// idByName reads a name index (a bucket of name → id).
+func idByName(f *FSM, bucket []byte, kind, name string) (string, error) {
 	var id string
 	err := f.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketContainerNames).Get([]byte(name))
+		v := tx.Bucket(bucket).Get([]byte(name))
 		if v == nil {
 			return ErrNotFound
 		}
@@ -96,9 +84,24 @@ func (f *FSM) ContainerIDByName(name string) (string, error) {
 		return nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("container %q: %w", name, err)
+		return "", fmt.Errorf("%s %q: %w", kind, name, err)
 	}
 	return id, nil
+}
+
+// Node returns one node.
+func (f *FSM) Node(id string) (*ccv1.Node, error) {
+	return one(f, bucketNodes, "node", id, &ccv1.Node{})
+}
+
+// Container returns one container record.
+func (f *FSM) Container(id string) (*statev1.ContainerRecord, error) {
+	return one(f, bucketContainers, "container", id, &statev1.ContainerRecord{})
+}
+
+// ContainerIDByName returns the id of the container with that name.
+func (f *FSM) ContainerIDByName(name string) (string, error) {
+	return idByName(f, bucketContainerNames, "container", name)
 }
 
 // Containers returns every container record, in id order.

@@ -91,10 +91,5 @@ func (f *FSM) Servers() ([]*statev1.ServerRecord, error) {
 
 // Server returns one server record.
 func (f *FSM) Server(id string) (*statev1.ServerRecord, error) {
-	rec := &statev1.ServerRecord{}
-	err := f.View(func(tx *bolt.Tx) error { return get(tx.Bucket(bucketServers), id, rec) })
-	if err != nil {
-		return nil, fmt.Errorf("server %s: %w", id, err)
-	}
-	return rec, nil
+	return one(f, bucketServers, "server", id, &statev1.ServerRecord{})
 }

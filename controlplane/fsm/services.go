@@ -182,29 +182,12 @@ func (f *FSM) Services() ([]*ccv1.Service, error) {
 
 // Service returns one service.
 func (f *FSM) Service(id string) (*ccv1.Service, error) {
-	s := &ccv1.Service{}
-	err := f.View(func(tx *bolt.Tx) error { return get(tx.Bucket(bucketServices), id, s) })
-	if err != nil {
-		return nil, fmt.Errorf("service %s: %w", id, err)
-	}
-	return s, nil
+	return one(f, bucketServices, "service", id, &ccv1.Service{})
 }
 
 // ServiceIDByName returns the id of the service with that name.
 func (f *FSM) ServiceIDByName(name string) (string, error) {
-	var id string
-	err := f.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketServiceNames).Get([]byte(name))
-		if v == nil {
-			return ErrNotFound
-		}
-		id = string(v)
-		return nil
-	})
-	if err != nil {
-		return "", fmt.Errorf("service %q: %w", name, err)
-	}
-	return id, nil
+	return idByName(f, bucketServiceNames, "service", name)
 }
 
 // State is one consistent read of what the orchestrator and the scheduler
@@ -238,15 +221,4 @@ func (f *FSM) ReadState() (*State, error) {
 		return nil
 	})
 	return st, err
-}
-
-func each[T proto.Message](tx *bolt.Tx, bucket []byte, newT func() T, fn func(T)) error {
-	return tx.Bucket(bucket).ForEach(func(k, v []byte) error {
-		m := newT()
-		if err := proto.Unmarshal(v, m); err != nil {
-			return fmt.Errorf("%s/%s: %w", bucket, k, err)
-		}
-		fn(m)
-		return nil
-	})
 }
