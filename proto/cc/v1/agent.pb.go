@@ -22,6 +22,232 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// UploadBlobRequest is the header (first message) or a chunk.
+type UploadBlobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*UploadBlobRequest_Header
+	//	*UploadBlobRequest_Chunk
+	Msg           isUploadBlobRequest_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadBlobRequest) Reset() {
+	*x = UploadBlobRequest{}
+	mi := &file_cc_v1_agent_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadBlobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadBlobRequest) ProtoMessage() {}
+
+func (x *UploadBlobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_agent_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadBlobRequest.ProtoReflect.Descriptor instead.
+func (*UploadBlobRequest) Descriptor() ([]byte, []int) {
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *UploadBlobRequest) GetMsg() isUploadBlobRequest_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *UploadBlobRequest) GetHeader() *UploadBlobHeader {
+	if x != nil {
+		if x, ok := x.Msg.(*UploadBlobRequest_Header); ok {
+			return x.Header
+		}
+	}
+	return nil
+}
+
+func (x *UploadBlobRequest) GetChunk() []byte {
+	if x != nil {
+		if x, ok := x.Msg.(*UploadBlobRequest_Chunk); ok {
+			return x.Chunk
+		}
+	}
+	return nil
+}
+
+type isUploadBlobRequest_Msg interface {
+	isUploadBlobRequest_Msg()
+}
+
+type UploadBlobRequest_Header struct {
+	Header *UploadBlobHeader `protobuf:"bytes,1,opt,name=header,proto3,oneof"`
+}
+
+type UploadBlobRequest_Chunk struct {
+	Chunk []byte `protobuf:"bytes,2,opt,name=chunk,proto3,oneof"`
+}
+
+func (*UploadBlobRequest_Header) isUploadBlobRequest_Msg() {}
+
+func (*UploadBlobRequest_Chunk) isUploadBlobRequest_Msg() {}
+
+// UploadBlobHeader says what is uploaded.
+type UploadBlobHeader struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// container_id is the job attempt the blob belongs to; it must be
+	// assigned to the calling node.
+	ContainerId string `protobuf:"bytes,1,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	// kind is "output" or "logs".
+	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	Size int64  `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	// sha256 is "sha256:<hex>"; the bytes must match it.
+	Sha256        string `protobuf:"bytes,4,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadBlobHeader) Reset() {
+	*x = UploadBlobHeader{}
+	mi := &file_cc_v1_agent_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadBlobHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadBlobHeader) ProtoMessage() {}
+
+func (x *UploadBlobHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_agent_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadBlobHeader.ProtoReflect.Descriptor instead.
+func (*UploadBlobHeader) Descriptor() ([]byte, []int) {
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *UploadBlobHeader) GetContainerId() string {
+	if x != nil {
+		return x.ContainerId
+	}
+	return ""
+}
+
+func (x *UploadBlobHeader) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *UploadBlobHeader) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *UploadBlobHeader) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+// UploadBlobResponse says where the blob is.
+type UploadBlobResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Digest string                 `protobuf:"bytes,1,opt,name=digest,proto3" json:"digest,omitempty"`
+	Size   int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	// have counts the servers holding it (a majority of voters).
+	Have          int32 `protobuf:"varint,3,opt,name=have,proto3" json:"have,omitempty"`
+	Voters        int32 `protobuf:"varint,4,opt,name=voters,proto3" json:"voters,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadBlobResponse) Reset() {
+	*x = UploadBlobResponse{}
+	mi := &file_cc_v1_agent_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadBlobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadBlobResponse) ProtoMessage() {}
+
+func (x *UploadBlobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_agent_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadBlobResponse.ProtoReflect.Descriptor instead.
+func (*UploadBlobResponse) Descriptor() ([]byte, []int) {
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *UploadBlobResponse) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *UploadBlobResponse) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *UploadBlobResponse) GetHave() int32 {
+	if x != nil {
+		return x.Have
+	}
+	return 0
+}
+
+func (x *UploadBlobResponse) GetVoters() int32 {
+	if x != nil {
+		return x.Voters
+	}
+	return 0
+}
+
 // JoinRequest asks to join with a join token.
 type JoinRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -41,7 +267,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_cc_v1_agent_proto_msgTypes[0]
+	mi := &file_cc_v1_agent_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -53,7 +279,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[0]
+	mi := &file_cc_v1_agent_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -66,7 +292,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{0}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *JoinRequest) GetToken() string {
@@ -130,7 +356,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_cc_v1_agent_proto_msgTypes[1]
+	mi := &file_cc_v1_agent_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -142,7 +368,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[1]
+	mi := &file_cc_v1_agent_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -155,7 +381,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{1}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *JoinResponse) GetNodeId() string {
@@ -189,7 +415,7 @@ type RenewCertificateRequest struct {
 
 func (x *RenewCertificateRequest) Reset() {
 	*x = RenewCertificateRequest{}
-	mi := &file_cc_v1_agent_proto_msgTypes[2]
+	mi := &file_cc_v1_agent_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -201,7 +427,7 @@ func (x *RenewCertificateRequest) String() string {
 func (*RenewCertificateRequest) ProtoMessage() {}
 
 func (x *RenewCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[2]
+	mi := &file_cc_v1_agent_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -214,7 +440,7 @@ func (x *RenewCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewCertificateRequest.ProtoReflect.Descriptor instead.
 func (*RenewCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{2}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RenewCertificateRequest) GetCsrDer() []byte {
@@ -234,7 +460,7 @@ type RenewCertificateResponse struct {
 
 func (x *RenewCertificateResponse) Reset() {
 	*x = RenewCertificateResponse{}
-	mi := &file_cc_v1_agent_proto_msgTypes[3]
+	mi := &file_cc_v1_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -246,7 +472,7 @@ func (x *RenewCertificateResponse) String() string {
 func (*RenewCertificateResponse) ProtoMessage() {}
 
 func (x *RenewCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[3]
+	mi := &file_cc_v1_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -259,7 +485,7 @@ func (x *RenewCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewCertificateResponse.ProtoReflect.Descriptor instead.
 func (*RenewCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{3}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RenewCertificateResponse) GetCertificatePem() []byte {
@@ -284,7 +510,7 @@ type SessionRequest struct {
 
 func (x *SessionRequest) Reset() {
 	*x = SessionRequest{}
-	mi := &file_cc_v1_agent_proto_msgTypes[4]
+	mi := &file_cc_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -296,7 +522,7 @@ func (x *SessionRequest) String() string {
 func (*SessionRequest) ProtoMessage() {}
 
 func (x *SessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[4]
+	mi := &file_cc_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -309,7 +535,7 @@ func (x *SessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionRequest.ProtoReflect.Descriptor instead.
 func (*SessionRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{4}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SessionRequest) GetMsg() isSessionRequest_Msg {
@@ -381,7 +607,7 @@ type SessionHello struct {
 
 func (x *SessionHello) Reset() {
 	*x = SessionHello{}
-	mi := &file_cc_v1_agent_proto_msgTypes[5]
+	mi := &file_cc_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -393,7 +619,7 @@ func (x *SessionHello) String() string {
 func (*SessionHello) ProtoMessage() {}
 
 func (x *SessionHello) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[5]
+	mi := &file_cc_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -406,7 +632,7 @@ func (x *SessionHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionHello.ProtoReflect.Descriptor instead.
 func (*SessionHello) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SessionHello) GetVersion() string {
@@ -446,7 +672,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_cc_v1_agent_proto_msgTypes[6]
+	mi := &file_cc_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -458,7 +684,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[6]
+	mi := &file_cc_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -471,7 +697,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 // StatusBatch reports container states, batched.
@@ -484,7 +710,7 @@ type StatusBatch struct {
 
 func (x *StatusBatch) Reset() {
 	*x = StatusBatch{}
-	mi := &file_cc_v1_agent_proto_msgTypes[7]
+	mi := &file_cc_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -496,7 +722,7 @@ func (x *StatusBatch) String() string {
 func (*StatusBatch) ProtoMessage() {}
 
 func (x *StatusBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[7]
+	mi := &file_cc_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -509,7 +735,7 @@ func (x *StatusBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusBatch.ProtoReflect.Descriptor instead.
 func (*StatusBatch) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StatusBatch) GetStatuses() []*TaskStatus {
@@ -533,7 +759,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_cc_v1_agent_proto_msgTypes[8]
+	mi := &file_cc_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -545,7 +771,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[8]
+	mi := &file_cc_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -558,7 +784,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TaskStatus) GetContainerId() string {
@@ -610,7 +836,7 @@ type SessionResponse struct {
 
 func (x *SessionResponse) Reset() {
 	*x = SessionResponse{}
-	mi := &file_cc_v1_agent_proto_msgTypes[9]
+	mi := &file_cc_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -622,7 +848,7 @@ func (x *SessionResponse) String() string {
 func (*SessionResponse) ProtoMessage() {}
 
 func (x *SessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[9]
+	mi := &file_cc_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -635,7 +861,7 @@ func (x *SessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionResponse.ProtoReflect.Descriptor instead.
 func (*SessionResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SessionResponse) GetSeq() uint64 {
@@ -743,7 +969,7 @@ type ServerList struct {
 
 func (x *ServerList) Reset() {
 	*x = ServerList{}
-	mi := &file_cc_v1_agent_proto_msgTypes[10]
+	mi := &file_cc_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -755,7 +981,7 @@ func (x *ServerList) String() string {
 func (*ServerList) ProtoMessage() {}
 
 func (x *ServerList) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[10]
+	mi := &file_cc_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -768,7 +994,7 @@ func (x *ServerList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerList.ProtoReflect.Descriptor instead.
 func (*ServerList) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ServerList) GetApiAddresses() []string {
@@ -797,7 +1023,7 @@ type Assignment struct {
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_cc_v1_agent_proto_msgTypes[11]
+	mi := &file_cc_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -809,7 +1035,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[11]
+	mi := &file_cc_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -822,7 +1048,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Assignment) GetContainerId() string {
@@ -884,7 +1110,7 @@ type AssignmentSet struct {
 
 func (x *AssignmentSet) Reset() {
 	*x = AssignmentSet{}
-	mi := &file_cc_v1_agent_proto_msgTypes[12]
+	mi := &file_cc_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -896,7 +1122,7 @@ func (x *AssignmentSet) String() string {
 func (*AssignmentSet) ProtoMessage() {}
 
 func (x *AssignmentSet) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[12]
+	mi := &file_cc_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -909,7 +1135,7 @@ func (x *AssignmentSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignmentSet.ProtoReflect.Descriptor instead.
 func (*AssignmentSet) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AssignmentSet) GetAssignments() []*Assignment {
@@ -930,7 +1156,7 @@ type AssignmentChanges struct {
 
 func (x *AssignmentChanges) Reset() {
 	*x = AssignmentChanges{}
-	mi := &file_cc_v1_agent_proto_msgTypes[13]
+	mi := &file_cc_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -942,7 +1168,7 @@ func (x *AssignmentChanges) String() string {
 func (*AssignmentChanges) ProtoMessage() {}
 
 func (x *AssignmentChanges) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[13]
+	mi := &file_cc_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -955,7 +1181,7 @@ func (x *AssignmentChanges) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignmentChanges.ProtoReflect.Descriptor instead.
 func (*AssignmentChanges) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AssignmentChanges) GetUpdated() []*Assignment {
@@ -985,7 +1211,7 @@ type LogRequest struct {
 
 func (x *LogRequest) Reset() {
 	*x = LogRequest{}
-	mi := &file_cc_v1_agent_proto_msgTypes[14]
+	mi := &file_cc_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -997,7 +1223,7 @@ func (x *LogRequest) String() string {
 func (*LogRequest) ProtoMessage() {}
 
 func (x *LogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[14]
+	mi := &file_cc_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1010,7 +1236,7 @@ func (x *LogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogRequest.ProtoReflect.Descriptor instead.
 func (*LogRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *LogRequest) GetRequestId() string {
@@ -1051,7 +1277,7 @@ type LogCancel struct {
 
 func (x *LogCancel) Reset() {
 	*x = LogCancel{}
-	mi := &file_cc_v1_agent_proto_msgTypes[15]
+	mi := &file_cc_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1063,7 +1289,7 @@ func (x *LogCancel) String() string {
 func (*LogCancel) ProtoMessage() {}
 
 func (x *LogCancel) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[15]
+	mi := &file_cc_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1076,7 +1302,7 @@ func (x *LogCancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogCancel.ProtoReflect.Descriptor instead.
 func (*LogCancel) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *LogCancel) GetRequestId() string {
@@ -1100,7 +1326,7 @@ type SendLogsRequest struct {
 
 func (x *SendLogsRequest) Reset() {
 	*x = SendLogsRequest{}
-	mi := &file_cc_v1_agent_proto_msgTypes[16]
+	mi := &file_cc_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1112,7 +1338,7 @@ func (x *SendLogsRequest) String() string {
 func (*SendLogsRequest) ProtoMessage() {}
 
 func (x *SendLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[16]
+	mi := &file_cc_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1125,7 +1351,7 @@ func (x *SendLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendLogsRequest.ProtoReflect.Descriptor instead.
 func (*SendLogsRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SendLogsRequest) GetMsg() isSendLogsRequest_Msg {
@@ -1180,7 +1406,7 @@ type LogHeader struct {
 
 func (x *LogHeader) Reset() {
 	*x = LogHeader{}
-	mi := &file_cc_v1_agent_proto_msgTypes[17]
+	mi := &file_cc_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1192,7 +1418,7 @@ func (x *LogHeader) String() string {
 func (*LogHeader) ProtoMessage() {}
 
 func (x *LogHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[17]
+	mi := &file_cc_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1205,7 +1431,7 @@ func (x *LogHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogHeader.ProtoReflect.Descriptor instead.
 func (*LogHeader) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *LogHeader) GetRequestId() string {
@@ -1231,7 +1457,7 @@ type SendLogsResponse struct {
 
 func (x *SendLogsResponse) Reset() {
 	*x = SendLogsResponse{}
-	mi := &file_cc_v1_agent_proto_msgTypes[18]
+	mi := &file_cc_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1243,7 +1469,7 @@ func (x *SendLogsResponse) String() string {
 func (*SendLogsResponse) ProtoMessage() {}
 
 func (x *SendLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[18]
+	mi := &file_cc_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1256,7 +1482,7 @@ func (x *SendLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendLogsResponse.ProtoReflect.Descriptor instead.
 func (*SendLogsResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 // FetchBlobRequest names a blob.
@@ -1269,7 +1495,7 @@ type FetchBlobRequest struct {
 
 func (x *FetchBlobRequest) Reset() {
 	*x = FetchBlobRequest{}
-	mi := &file_cc_v1_agent_proto_msgTypes[19]
+	mi := &file_cc_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1281,7 +1507,7 @@ func (x *FetchBlobRequest) String() string {
 func (*FetchBlobRequest) ProtoMessage() {}
 
 func (x *FetchBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[19]
+	mi := &file_cc_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1294,7 +1520,7 @@ func (x *FetchBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchBlobRequest.ProtoReflect.Descriptor instead.
 func (*FetchBlobRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *FetchBlobRequest) GetDigest() string {
@@ -1315,7 +1541,7 @@ type FetchBlobResponse struct {
 
 func (x *FetchBlobResponse) Reset() {
 	*x = FetchBlobResponse{}
-	mi := &file_cc_v1_agent_proto_msgTypes[20]
+	mi := &file_cc_v1_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1327,7 +1553,7 @@ func (x *FetchBlobResponse) String() string {
 func (*FetchBlobResponse) ProtoMessage() {}
 
 func (x *FetchBlobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[20]
+	mi := &file_cc_v1_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1340,7 +1566,7 @@ func (x *FetchBlobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchBlobResponse.ProtoReflect.Descriptor instead.
 func (*FetchBlobResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *FetchBlobResponse) GetSize() int64 {
@@ -1361,7 +1587,21 @@ var File_cc_v1_agent_proto protoreflect.FileDescriptor
 
 const file_cc_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x11cc/v1/agent.proto\x12\x05cc.v1\x1a\x16cc/v1/containers.proto\x1a\x11cc/v1/nodes.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa7\x02\n" +
+	"\x11cc/v1/agent.proto\x12\x05cc.v1\x1a\x16cc/v1/containers.proto\x1a\x11cc/v1/nodes.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"e\n" +
+	"\x11UploadBlobRequest\x121\n" +
+	"\x06header\x18\x01 \x01(\v2\x17.cc.v1.UploadBlobHeaderH\x00R\x06header\x12\x16\n" +
+	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\x05\n" +
+	"\x03msg\"u\n" +
+	"\x10UploadBlobHeader\x12!\n" +
+	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x03R\x04size\x12\x16\n" +
+	"\x06sha256\x18\x04 \x01(\tR\x06sha256\"l\n" +
+	"\x12UploadBlobResponse\x12\x16\n" +
+	"\x06digest\x18\x01 \x01(\tR\x06digest\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x12\n" +
+	"\x04have\x18\x03 \x01(\x05R\x04have\x12\x16\n" +
+	"\x06voters\x18\x04 \x01(\x05R\x06voters\"\xa7\x02\n" +
 	"\vJoinRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x17\n" +
 	"\acsr_der\x18\x02 \x01(\fR\x06csrDer\x12\x12\n" +
@@ -1457,13 +1697,15 @@ const file_cc_v1_agent_proto_rawDesc = "" +
 	"\x06digest\x18\x01 \x01(\tR\x06digest\";\n" +
 	"\x11FetchBlobResponse\x12\x12\n" +
 	"\x04size\x18\x01 \x01(\x03R\x04size\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data2\xd3\x02\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data2\x98\x03\n" +
 	"\fAgentService\x12/\n" +
 	"\x04Join\x12\x12.cc.v1.JoinRequest\x1a\x13.cc.v1.JoinResponse\x12S\n" +
 	"\x10RenewCertificate\x12\x1e.cc.v1.RenewCertificateRequest\x1a\x1f.cc.v1.RenewCertificateResponse\x12<\n" +
 	"\aSession\x12\x15.cc.v1.SessionRequest\x1a\x16.cc.v1.SessionResponse(\x010\x01\x12=\n" +
 	"\bSendLogs\x12\x16.cc.v1.SendLogsRequest\x1a\x17.cc.v1.SendLogsResponse(\x01\x12@\n" +
-	"\tFetchBlob\x12\x17.cc.v1.FetchBlobRequest\x1a\x18.cc.v1.FetchBlobResponse0\x01B/Z-github.com/containercodes/cc/proto/cc/v1;ccv1b\x06proto3"
+	"\tFetchBlob\x12\x17.cc.v1.FetchBlobRequest\x1a\x18.cc.v1.FetchBlobResponse0\x01\x12C\n" +
+	"\n" +
+	"UploadBlob\x12\x18.cc.v1.UploadBlobRequest\x1a\x19.cc.v1.UploadBlobResponse(\x01B/Z-github.com/containercodes/cc/proto/cc/v1;ccv1b\x06proto3"
 
 var (
 	file_cc_v1_agent_proto_rawDescOnce sync.Once
@@ -1477,75 +1719,81 @@ func file_cc_v1_agent_proto_rawDescGZIP() []byte {
 	return file_cc_v1_agent_proto_rawDescData
 }
 
-var file_cc_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_cc_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_cc_v1_agent_proto_goTypes = []any{
-	(*JoinRequest)(nil),              // 0: cc.v1.JoinRequest
-	(*JoinResponse)(nil),             // 1: cc.v1.JoinResponse
-	(*RenewCertificateRequest)(nil),  // 2: cc.v1.RenewCertificateRequest
-	(*RenewCertificateResponse)(nil), // 3: cc.v1.RenewCertificateResponse
-	(*SessionRequest)(nil),           // 4: cc.v1.SessionRequest
-	(*SessionHello)(nil),             // 5: cc.v1.SessionHello
-	(*Heartbeat)(nil),                // 6: cc.v1.Heartbeat
-	(*StatusBatch)(nil),              // 7: cc.v1.StatusBatch
-	(*TaskStatus)(nil),               // 8: cc.v1.TaskStatus
-	(*SessionResponse)(nil),          // 9: cc.v1.SessionResponse
-	(*ServerList)(nil),               // 10: cc.v1.ServerList
-	(*Assignment)(nil),               // 11: cc.v1.Assignment
-	(*AssignmentSet)(nil),            // 12: cc.v1.AssignmentSet
-	(*AssignmentChanges)(nil),        // 13: cc.v1.AssignmentChanges
-	(*LogRequest)(nil),               // 14: cc.v1.LogRequest
-	(*LogCancel)(nil),                // 15: cc.v1.LogCancel
-	(*SendLogsRequest)(nil),          // 16: cc.v1.SendLogsRequest
-	(*LogHeader)(nil),                // 17: cc.v1.LogHeader
-	(*SendLogsResponse)(nil),         // 18: cc.v1.SendLogsResponse
-	(*FetchBlobRequest)(nil),         // 19: cc.v1.FetchBlobRequest
-	(*FetchBlobResponse)(nil),        // 20: cc.v1.FetchBlobResponse
-	nil,                              // 21: cc.v1.JoinRequest.LabelsEntry
-	nil,                              // 22: cc.v1.SessionHello.LabelsEntry
-	(*Resources)(nil),                // 23: cc.v1.Resources
-	(*ContainerStatus)(nil),          // 24: cc.v1.ContainerStatus
-	(*timestamppb.Timestamp)(nil),    // 25: google.protobuf.Timestamp
-	(*ContainerSpec)(nil),            // 26: cc.v1.ContainerSpec
-	(DesiredState)(0),                // 27: cc.v1.DesiredState
-	(*ContainerLogsResponse)(nil),    // 28: cc.v1.ContainerLogsResponse
+	(*UploadBlobRequest)(nil),        // 0: cc.v1.UploadBlobRequest
+	(*UploadBlobHeader)(nil),         // 1: cc.v1.UploadBlobHeader
+	(*UploadBlobResponse)(nil),       // 2: cc.v1.UploadBlobResponse
+	(*JoinRequest)(nil),              // 3: cc.v1.JoinRequest
+	(*JoinResponse)(nil),             // 4: cc.v1.JoinResponse
+	(*RenewCertificateRequest)(nil),  // 5: cc.v1.RenewCertificateRequest
+	(*RenewCertificateResponse)(nil), // 6: cc.v1.RenewCertificateResponse
+	(*SessionRequest)(nil),           // 7: cc.v1.SessionRequest
+	(*SessionHello)(nil),             // 8: cc.v1.SessionHello
+	(*Heartbeat)(nil),                // 9: cc.v1.Heartbeat
+	(*StatusBatch)(nil),              // 10: cc.v1.StatusBatch
+	(*TaskStatus)(nil),               // 11: cc.v1.TaskStatus
+	(*SessionResponse)(nil),          // 12: cc.v1.SessionResponse
+	(*ServerList)(nil),               // 13: cc.v1.ServerList
+	(*Assignment)(nil),               // 14: cc.v1.Assignment
+	(*AssignmentSet)(nil),            // 15: cc.v1.AssignmentSet
+	(*AssignmentChanges)(nil),        // 16: cc.v1.AssignmentChanges
+	(*LogRequest)(nil),               // 17: cc.v1.LogRequest
+	(*LogCancel)(nil),                // 18: cc.v1.LogCancel
+	(*SendLogsRequest)(nil),          // 19: cc.v1.SendLogsRequest
+	(*LogHeader)(nil),                // 20: cc.v1.LogHeader
+	(*SendLogsResponse)(nil),         // 21: cc.v1.SendLogsResponse
+	(*FetchBlobRequest)(nil),         // 22: cc.v1.FetchBlobRequest
+	(*FetchBlobResponse)(nil),        // 23: cc.v1.FetchBlobResponse
+	nil,                              // 24: cc.v1.JoinRequest.LabelsEntry
+	nil,                              // 25: cc.v1.SessionHello.LabelsEntry
+	(*Resources)(nil),                // 26: cc.v1.Resources
+	(*ContainerStatus)(nil),          // 27: cc.v1.ContainerStatus
+	(*timestamppb.Timestamp)(nil),    // 28: google.protobuf.Timestamp
+	(*ContainerSpec)(nil),            // 29: cc.v1.ContainerSpec
+	(DesiredState)(0),                // 30: cc.v1.DesiredState
+	(*ContainerLogsResponse)(nil),    // 31: cc.v1.ContainerLogsResponse
 }
 var file_cc_v1_agent_proto_depIdxs = []int32{
-	21, // 0: cc.v1.JoinRequest.labels:type_name -> cc.v1.JoinRequest.LabelsEntry
-	23, // 1: cc.v1.JoinRequest.resources:type_name -> cc.v1.Resources
-	5,  // 2: cc.v1.SessionRequest.hello:type_name -> cc.v1.SessionHello
-	6,  // 3: cc.v1.SessionRequest.heartbeat:type_name -> cc.v1.Heartbeat
-	7,  // 4: cc.v1.SessionRequest.status:type_name -> cc.v1.StatusBatch
-	23, // 5: cc.v1.SessionHello.resources:type_name -> cc.v1.Resources
-	22, // 6: cc.v1.SessionHello.labels:type_name -> cc.v1.SessionHello.LabelsEntry
-	8,  // 7: cc.v1.StatusBatch.statuses:type_name -> cc.v1.TaskStatus
-	24, // 8: cc.v1.TaskStatus.status:type_name -> cc.v1.ContainerStatus
-	25, // 9: cc.v1.TaskStatus.observed_at:type_name -> google.protobuf.Timestamp
-	12, // 10: cc.v1.SessionResponse.full:type_name -> cc.v1.AssignmentSet
-	13, // 11: cc.v1.SessionResponse.changes:type_name -> cc.v1.AssignmentChanges
-	14, // 12: cc.v1.SessionResponse.logs:type_name -> cc.v1.LogRequest
-	15, // 13: cc.v1.SessionResponse.log_cancel:type_name -> cc.v1.LogCancel
-	10, // 14: cc.v1.SessionResponse.servers:type_name -> cc.v1.ServerList
-	26, // 15: cc.v1.Assignment.spec:type_name -> cc.v1.ContainerSpec
-	27, // 16: cc.v1.Assignment.desired:type_name -> cc.v1.DesiredState
-	11, // 17: cc.v1.AssignmentSet.assignments:type_name -> cc.v1.Assignment
-	11, // 18: cc.v1.AssignmentChanges.updated:type_name -> cc.v1.Assignment
-	17, // 19: cc.v1.SendLogsRequest.header:type_name -> cc.v1.LogHeader
-	28, // 20: cc.v1.SendLogsRequest.chunk:type_name -> cc.v1.ContainerLogsResponse
-	0,  // 21: cc.v1.AgentService.Join:input_type -> cc.v1.JoinRequest
-	2,  // 22: cc.v1.AgentService.RenewCertificate:input_type -> cc.v1.RenewCertificateRequest
-	4,  // 23: cc.v1.AgentService.Session:input_type -> cc.v1.SessionRequest
-	16, // 24: cc.v1.AgentService.SendLogs:input_type -> cc.v1.SendLogsRequest
-	19, // 25: cc.v1.AgentService.FetchBlob:input_type -> cc.v1.FetchBlobRequest
-	1,  // 26: cc.v1.AgentService.Join:output_type -> cc.v1.JoinResponse
-	3,  // 27: cc.v1.AgentService.RenewCertificate:output_type -> cc.v1.RenewCertificateResponse
-	9,  // 28: cc.v1.AgentService.Session:output_type -> cc.v1.SessionResponse
-	18, // 29: cc.v1.AgentService.SendLogs:output_type -> cc.v1.SendLogsResponse
-	20, // 30: cc.v1.AgentService.FetchBlob:output_type -> cc.v1.FetchBlobResponse
-	26, // [26:31] is the sub-list for method output_type
-	21, // [21:26] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	1,  // 0: cc.v1.UploadBlobRequest.header:type_name -> cc.v1.UploadBlobHeader
+	24, // 1: cc.v1.JoinRequest.labels:type_name -> cc.v1.JoinRequest.LabelsEntry
+	26, // 2: cc.v1.JoinRequest.resources:type_name -> cc.v1.Resources
+	8,  // 3: cc.v1.SessionRequest.hello:type_name -> cc.v1.SessionHello
+	9,  // 4: cc.v1.SessionRequest.heartbeat:type_name -> cc.v1.Heartbeat
+	10, // 5: cc.v1.SessionRequest.status:type_name -> cc.v1.StatusBatch
+	26, // 6: cc.v1.SessionHello.resources:type_name -> cc.v1.Resources
+	25, // 7: cc.v1.SessionHello.labels:type_name -> cc.v1.SessionHello.LabelsEntry
+	11, // 8: cc.v1.StatusBatch.statuses:type_name -> cc.v1.TaskStatus
+	27, // 9: cc.v1.TaskStatus.status:type_name -> cc.v1.ContainerStatus
+	28, // 10: cc.v1.TaskStatus.observed_at:type_name -> google.protobuf.Timestamp
+	15, // 11: cc.v1.SessionResponse.full:type_name -> cc.v1.AssignmentSet
+	16, // 12: cc.v1.SessionResponse.changes:type_name -> cc.v1.AssignmentChanges
+	17, // 13: cc.v1.SessionResponse.logs:type_name -> cc.v1.LogRequest
+	18, // 14: cc.v1.SessionResponse.log_cancel:type_name -> cc.v1.LogCancel
+	13, // 15: cc.v1.SessionResponse.servers:type_name -> cc.v1.ServerList
+	29, // 16: cc.v1.Assignment.spec:type_name -> cc.v1.ContainerSpec
+	30, // 17: cc.v1.Assignment.desired:type_name -> cc.v1.DesiredState
+	14, // 18: cc.v1.AssignmentSet.assignments:type_name -> cc.v1.Assignment
+	14, // 19: cc.v1.AssignmentChanges.updated:type_name -> cc.v1.Assignment
+	20, // 20: cc.v1.SendLogsRequest.header:type_name -> cc.v1.LogHeader
+	31, // 21: cc.v1.SendLogsRequest.chunk:type_name -> cc.v1.ContainerLogsResponse
+	3,  // 22: cc.v1.AgentService.Join:input_type -> cc.v1.JoinRequest
+	5,  // 23: cc.v1.AgentService.RenewCertificate:input_type -> cc.v1.RenewCertificateRequest
+	7,  // 24: cc.v1.AgentService.Session:input_type -> cc.v1.SessionRequest
+	19, // 25: cc.v1.AgentService.SendLogs:input_type -> cc.v1.SendLogsRequest
+	22, // 26: cc.v1.AgentService.FetchBlob:input_type -> cc.v1.FetchBlobRequest
+	0,  // 27: cc.v1.AgentService.UploadBlob:input_type -> cc.v1.UploadBlobRequest
+	4,  // 28: cc.v1.AgentService.Join:output_type -> cc.v1.JoinResponse
+	6,  // 29: cc.v1.AgentService.RenewCertificate:output_type -> cc.v1.RenewCertificateResponse
+	12, // 30: cc.v1.AgentService.Session:output_type -> cc.v1.SessionResponse
+	21, // 31: cc.v1.AgentService.SendLogs:output_type -> cc.v1.SendLogsResponse
+	23, // 32: cc.v1.AgentService.FetchBlob:output_type -> cc.v1.FetchBlobResponse
+	2,  // 33: cc.v1.AgentService.UploadBlob:output_type -> cc.v1.UploadBlobResponse
+	28, // [28:34] is the sub-list for method output_type
+	22, // [22:28] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_agent_proto_init() }
@@ -1555,19 +1803,23 @@ func file_cc_v1_agent_proto_init() {
 	}
 	file_cc_v1_containers_proto_init()
 	file_cc_v1_nodes_proto_init()
-	file_cc_v1_agent_proto_msgTypes[4].OneofWrappers = []any{
+	file_cc_v1_agent_proto_msgTypes[0].OneofWrappers = []any{
+		(*UploadBlobRequest_Header)(nil),
+		(*UploadBlobRequest_Chunk)(nil),
+	}
+	file_cc_v1_agent_proto_msgTypes[7].OneofWrappers = []any{
 		(*SessionRequest_Hello)(nil),
 		(*SessionRequest_Heartbeat)(nil),
 		(*SessionRequest_Status)(nil),
 	}
-	file_cc_v1_agent_proto_msgTypes[9].OneofWrappers = []any{
+	file_cc_v1_agent_proto_msgTypes[12].OneofWrappers = []any{
 		(*SessionResponse_Full)(nil),
 		(*SessionResponse_Changes)(nil),
 		(*SessionResponse_Logs)(nil),
 		(*SessionResponse_LogCancel)(nil),
 		(*SessionResponse_Servers)(nil),
 	}
-	file_cc_v1_agent_proto_msgTypes[16].OneofWrappers = []any{
+	file_cc_v1_agent_proto_msgTypes[19].OneofWrappers = []any{
 		(*SendLogsRequest_Header)(nil),
 		(*SendLogsRequest_Chunk)(nil),
 	}
@@ -1577,7 +1829,7 @@ func file_cc_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_v1_agent_proto_rawDesc), len(file_cc_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

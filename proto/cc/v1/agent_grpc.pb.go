@@ -24,6 +24,7 @@ const (
 	AgentService_Session_FullMethodName          = "/cc.v1.AgentService/Session"
 	AgentService_SendLogs_FullMethodName         = "/cc.v1.AgentService/SendLogs"
 	AgentService_FetchBlob_FullMethodName        = "/cc.v1.AgentService/FetchBlob"
+	AgentService_UploadBlob_FullMethodName       = "/cc.v1.AgentService/UploadBlob"
 )
 
 // AgentServiceClient is the client API for AgentService service.
@@ -45,6 +46,9 @@ type AgentServiceClient interface {
 	SendLogs(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[SendLogsRequest, SendLogsResponse], error)
 	// FetchBlob streams a blob (an image archive) from the blob store.
 	FetchBlob(ctx context.Context, in *FetchBlobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FetchBlobResponse], error)
+	// UploadBlob stores a job attempt's output or logs: a header, then
+	// chunks. It returns once the blob is on a majority of servers.
+	UploadBlob(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadBlobRequest, UploadBlobResponse], error)
 }
 
 type agentServiceClient struct {
@@ -120,6 +124,19 @@ func (c *agentServiceClient) FetchBlob(ctx context.Context, in *FetchBlobRequest
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AgentService_FetchBlobClient = grpc.ServerStreamingClient[FetchBlobResponse]
 
+func (c *agentServiceClient) UploadBlob(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadBlobRequest, UploadBlobResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AgentService_ServiceDesc.Streams[3], AgentService_UploadBlob_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[UploadBlobRequest, UploadBlobResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AgentService_UploadBlobClient = grpc.ClientStreamingClient[UploadBlobRequest, UploadBlobResponse]
+
 // AgentServiceServer is the server API for AgentService service.
 // All implementations must embed UnimplementedAgentServiceServer
 // for forward compatibility.
@@ -139,6 +156,9 @@ type AgentServiceServer interface {
 	SendLogs(grpc.ClientStreamingServer[SendLogsRequest, SendLogsResponse]) error
 	// FetchBlob streams a blob (an image archive) from the blob store.
 	FetchBlob(*FetchBlobRequest, grpc.ServerStreamingServer[FetchBlobResponse]) error
+	// UploadBlob stores a job attempt's output or logs: a header, then
+	// chunks. It returns once the blob is on a majority of servers.
+	UploadBlob(grpc.ClientStreamingServer[UploadBlobRequest, UploadBlobResponse]) error
 	mustEmbedUnimplementedAgentServiceServer()
 }
 
@@ -163,6 +183,9 @@ func (UnimplementedAgentServiceServer) SendLogs(grpc.ClientStreamingServer[SendL
 }
 func (UnimplementedAgentServiceServer) FetchBlob(*FetchBlobRequest, grpc.ServerStreamingServer[FetchBlobResponse]) error {
 	return status.Error(codes.Unimplemented, "method FetchBlob not implemented")
+}
+func (UnimplementedAgentServiceServer) UploadBlob(grpc.ClientStreamingServer[UploadBlobRequest, UploadBlobResponse]) error {
+	return status.Error(codes.Unimplemented, "method UploadBlob not implemented")
 }
 func (UnimplementedAgentServiceServer) mustEmbedUnimplementedAgentServiceServer() {}
 func (UnimplementedAgentServiceServer) testEmbeddedByValue()                      {}
@@ -246,6 +269,13 @@ func _AgentService_FetchBlob_Handler(srv interface{}, stream grpc.ServerStream) 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AgentService_FetchBlobServer = grpc.ServerStreamingServer[FetchBlobResponse]
 
+func _AgentService_UploadBlob_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(AgentServiceServer).UploadBlob(&grpc.GenericServerStream[UploadBlobRequest, UploadBlobResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AgentService_UploadBlobServer = grpc.ClientStreamingServer[UploadBlobRequest, UploadBlobResponse]
+
 // AgentService_ServiceDesc is the grpc.ServiceDesc for AgentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -278,6 +308,11 @@ var AgentService_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "FetchBlob",
 			Handler:       _AgentService_FetchBlob_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "UploadBlob",
+			Handler:       _AgentService_UploadBlob_Handler,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "cc/v1/agent.proto",

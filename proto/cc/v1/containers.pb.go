@@ -574,8 +574,11 @@ type ContainerSpec struct {
 	// stop_grace_period is the wait between SIGTERM and SIGKILL when the
 	// cluster stops a service task (scale down, update, drain); default 10s.
 	StopGracePeriod *durationpb.Duration `protobuf:"bytes,12,opt,name=stop_grace_period,json=stopGracePeriod,proto3" json:"stop_grace_period,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// sandbox makes the container a job attempt: it runs in a sandbox, its
+	// /output is collected when it ends, and it is never restarted.
+	Sandbox       *JobSandbox `protobuf:"bytes,13,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ContainerSpec) Reset() {
@@ -692,6 +695,220 @@ func (x *ContainerSpec) GetStopGracePeriod() *durationpb.Duration {
 	return nil
 }
 
+func (x *ContainerSpec) GetSandbox() *JobSandbox {
+	if x != nil {
+		return x.Sandbox
+	}
+	return nil
+}
+
+// JobSandbox is how an agent runs a job attempt. The runtime always applies
+// a read-only root, no new privileges, no capabilities, the default seccomp
+// profile and a non-root user (spec.user, default 65534:65534).
+type JobSandbox struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	JobId string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// output_limit_bytes sizes the /output filesystem and caps its archive.
+	OutputLimitBytes int64 `protobuf:"varint,2,opt,name=output_limit_bytes,json=outputLimitBytes,proto3" json:"output_limit_bytes,omitempty"`
+	// tmp_limit_bytes sizes /tmp.
+	TmpLimitBytes int64 `protobuf:"varint,3,opt,name=tmp_limit_bytes,json=tmpLimitBytes,proto3" json:"tmp_limit_bytes,omitempty"`
+	// max_output_files caps the entries collected from /output.
+	MaxOutputFiles uint32 `protobuf:"varint,4,opt,name=max_output_files,json=maxOutputFiles,proto3" json:"max_output_files,omitempty"`
+	// input_digest names a tar.gz blob unpacked read-only at /input.
+	InputDigest string `protobuf:"bytes,5,opt,name=input_digest,json=inputDigest,proto3" json:"input_digest,omitempty"`
+	// timeout: the agent stops the job (SIGTERM, then SIGKILL after
+	// kill_grace) once it has run this long.
+	Timeout       *durationpb.Duration `protobuf:"bytes,6,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	KillGrace     *durationpb.Duration `protobuf:"bytes,7,opt,name=kill_grace,json=killGrace,proto3" json:"kill_grace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobSandbox) Reset() {
+	*x = JobSandbox{}
+	mi := &file_cc_v1_containers_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobSandbox) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobSandbox) ProtoMessage() {}
+
+func (x *JobSandbox) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_containers_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobSandbox.ProtoReflect.Descriptor instead.
+func (*JobSandbox) Descriptor() ([]byte, []int) {
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *JobSandbox) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *JobSandbox) GetOutputLimitBytes() int64 {
+	if x != nil {
+		return x.OutputLimitBytes
+	}
+	return 0
+}
+
+func (x *JobSandbox) GetTmpLimitBytes() int64 {
+	if x != nil {
+		return x.TmpLimitBytes
+	}
+	return 0
+}
+
+func (x *JobSandbox) GetMaxOutputFiles() uint32 {
+	if x != nil {
+		return x.MaxOutputFiles
+	}
+	return 0
+}
+
+func (x *JobSandbox) GetInputDigest() string {
+	if x != nil {
+		return x.InputDigest
+	}
+	return ""
+}
+
+func (x *JobSandbox) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+func (x *JobSandbox) GetKillGrace() *durationpb.Duration {
+	if x != nil {
+		return x.KillGrace
+	}
+	return nil
+}
+
+// JobResult is what the agent reports about a finished job attempt.
+type JobResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// collected: the output and logs are stored on a majority of servers
+	// (or could not be collected: see error). Until then the job runs.
+	Collected    bool   `protobuf:"varint,1,opt,name=collected,proto3" json:"collected,omitempty"`
+	OutputDigest string `protobuf:"bytes,2,opt,name=output_digest,json=outputDigest,proto3" json:"output_digest,omitempty"`
+	OutputSize   int64  `protobuf:"varint,3,opt,name=output_size,json=outputSize,proto3" json:"output_size,omitempty"`
+	OutputFiles  uint32 `protobuf:"varint,4,opt,name=output_files,json=outputFiles,proto3" json:"output_files,omitempty"`
+	LogsDigest   string `protobuf:"bytes,5,opt,name=logs_digest,json=logsDigest,proto3" json:"logs_digest,omitempty"`
+	LogsSize     int64  `protobuf:"varint,6,opt,name=logs_size,json=logsSize,proto3" json:"logs_size,omitempty"`
+	// timed_out: the agent stopped it at its timeout.
+	TimedOut bool `protobuf:"varint,7,opt,name=timed_out,json=timedOut,proto3" json:"timed_out,omitempty"`
+	// error is why the output could not be kept (over a limit, a device
+	// file); the attempt fails with it.
+	Error         string `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobResult) Reset() {
+	*x = JobResult{}
+	mi := &file_cc_v1_containers_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobResult) ProtoMessage() {}
+
+func (x *JobResult) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_containers_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobResult.ProtoReflect.Descriptor instead.
+func (*JobResult) Descriptor() ([]byte, []int) {
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *JobResult) GetCollected() bool {
+	if x != nil {
+		return x.Collected
+	}
+	return false
+}
+
+func (x *JobResult) GetOutputDigest() string {
+	if x != nil {
+		return x.OutputDigest
+	}
+	return ""
+}
+
+func (x *JobResult) GetOutputSize() int64 {
+	if x != nil {
+		return x.OutputSize
+	}
+	return 0
+}
+
+func (x *JobResult) GetOutputFiles() uint32 {
+	if x != nil {
+		return x.OutputFiles
+	}
+	return 0
+}
+
+func (x *JobResult) GetLogsDigest() string {
+	if x != nil {
+		return x.LogsDigest
+	}
+	return ""
+}
+
+func (x *JobResult) GetLogsSize() int64 {
+	if x != nil {
+		return x.LogsSize
+	}
+	return 0
+}
+
+func (x *JobResult) GetTimedOut() bool {
+	if x != nil {
+		return x.TimedOut
+	}
+	return false
+}
+
+func (x *JobResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 // ContainerStatus is what the node's agent last reported.
 type ContainerStatus struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -706,14 +923,16 @@ type ContainerStatus struct {
 	Ip     string      `protobuf:"bytes,8,opt,name=ip,proto3" json:"ip,omitempty"`
 	Health HealthState `protobuf:"varint,9,opt,name=health,proto3,enum=cc.v1.HealthState" json:"health,omitempty"`
 	// health_output is the output or error of the last failed check.
-	HealthOutput  string `protobuf:"bytes,10,opt,name=health_output,json=healthOutput,proto3" json:"health_output,omitempty"`
+	HealthOutput string `protobuf:"bytes,10,opt,name=health_output,json=healthOutput,proto3" json:"health_output,omitempty"`
+	// job_result is set on a job attempt once it ended.
+	JobResult     *JobResult `protobuf:"bytes,11,opt,name=job_result,json=jobResult,proto3" json:"job_result,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ContainerStatus) Reset() {
 	*x = ContainerStatus{}
-	mi := &file_cc_v1_containers_proto_msgTypes[4]
+	mi := &file_cc_v1_containers_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -725,7 +944,7 @@ func (x *ContainerStatus) String() string {
 func (*ContainerStatus) ProtoMessage() {}
 
 func (x *ContainerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[4]
+	mi := &file_cc_v1_containers_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -738,7 +957,7 @@ func (x *ContainerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerStatus.ProtoReflect.Descriptor instead.
 func (*ContainerStatus) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{4}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ContainerStatus) GetState() ContainerState {
@@ -811,6 +1030,13 @@ func (x *ContainerStatus) GetHealthOutput() string {
 	return ""
 }
 
+func (x *ContainerStatus) GetJobResult() *JobResult {
+	if x != nil {
+		return x.JobResult
+	}
+	return nil
+}
+
 // Container is a container and where it stands.
 type Container struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -840,14 +1066,16 @@ type Container struct {
 	AssignedAt *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=assigned_at,json=assignedAt,proto3" json:"assigned_at,omitempty"`
 	// message says why the cluster stopped the task (node down, drained,
 	// replaced by an update, scaled down).
-	Message       string `protobuf:"bytes,16,opt,name=message,proto3" json:"message,omitempty"`
+	Message string `protobuf:"bytes,16,opt,name=message,proto3" json:"message,omitempty"`
+	// job_id is set on a job's attempt containers.
+	JobId         string `protobuf:"bytes,17,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Container) Reset() {
 	*x = Container{}
-	mi := &file_cc_v1_containers_proto_msgTypes[5]
+	mi := &file_cc_v1_containers_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -859,7 +1087,7 @@ func (x *Container) String() string {
 func (*Container) ProtoMessage() {}
 
 func (x *Container) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[5]
+	mi := &file_cc_v1_containers_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -872,7 +1100,7 @@ func (x *Container) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Container.ProtoReflect.Descriptor instead.
 func (*Container) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{5}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Container) GetId() string {
@@ -987,6 +1215,13 @@ func (x *Container) GetMessage() string {
 	return ""
 }
 
+func (x *Container) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
 // CreateContainerRequest describes the container to run.
 type CreateContainerRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1002,7 +1237,7 @@ type CreateContainerRequest struct {
 
 func (x *CreateContainerRequest) Reset() {
 	*x = CreateContainerRequest{}
-	mi := &file_cc_v1_containers_proto_msgTypes[6]
+	mi := &file_cc_v1_containers_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1014,7 +1249,7 @@ func (x *CreateContainerRequest) String() string {
 func (*CreateContainerRequest) ProtoMessage() {}
 
 func (x *CreateContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[6]
+	mi := &file_cc_v1_containers_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1027,7 +1262,7 @@ func (x *CreateContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateContainerRequest.ProtoReflect.Descriptor instead.
 func (*CreateContainerRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{6}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateContainerRequest) GetName() string {
@@ -1061,7 +1296,7 @@ type CreateContainerResponse struct {
 
 func (x *CreateContainerResponse) Reset() {
 	*x = CreateContainerResponse{}
-	mi := &file_cc_v1_containers_proto_msgTypes[7]
+	mi := &file_cc_v1_containers_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1073,7 +1308,7 @@ func (x *CreateContainerResponse) String() string {
 func (*CreateContainerResponse) ProtoMessage() {}
 
 func (x *CreateContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[7]
+	mi := &file_cc_v1_containers_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1086,7 +1321,7 @@ func (x *CreateContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateContainerResponse.ProtoReflect.Descriptor instead.
 func (*CreateContainerResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{7}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CreateContainerResponse) GetContainer() *Container {
@@ -1109,7 +1344,7 @@ type ListContainersRequest struct {
 
 func (x *ListContainersRequest) Reset() {
 	*x = ListContainersRequest{}
-	mi := &file_cc_v1_containers_proto_msgTypes[8]
+	mi := &file_cc_v1_containers_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1121,7 +1356,7 @@ func (x *ListContainersRequest) String() string {
 func (*ListContainersRequest) ProtoMessage() {}
 
 func (x *ListContainersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[8]
+	mi := &file_cc_v1_containers_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1134,7 +1369,7 @@ func (x *ListContainersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContainersRequest.ProtoReflect.Descriptor instead.
 func (*ListContainersRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{8}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListContainersRequest) GetAll() bool {
@@ -1161,7 +1396,7 @@ type ListContainersResponse struct {
 
 func (x *ListContainersResponse) Reset() {
 	*x = ListContainersResponse{}
-	mi := &file_cc_v1_containers_proto_msgTypes[9]
+	mi := &file_cc_v1_containers_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1173,7 +1408,7 @@ func (x *ListContainersResponse) String() string {
 func (*ListContainersResponse) ProtoMessage() {}
 
 func (x *ListContainersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[9]
+	mi := &file_cc_v1_containers_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1186,7 +1421,7 @@ func (x *ListContainersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContainersResponse.ProtoReflect.Descriptor instead.
 func (*ListContainersResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{9}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListContainersResponse) GetContainers() []*Container {
@@ -1206,7 +1441,7 @@ type GetContainerRequest struct {
 
 func (x *GetContainerRequest) Reset() {
 	*x = GetContainerRequest{}
-	mi := &file_cc_v1_containers_proto_msgTypes[10]
+	mi := &file_cc_v1_containers_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1218,7 +1453,7 @@ func (x *GetContainerRequest) String() string {
 func (*GetContainerRequest) ProtoMessage() {}
 
 func (x *GetContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[10]
+	mi := &file_cc_v1_containers_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1231,7 +1466,7 @@ func (x *GetContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetContainerRequest.ProtoReflect.Descriptor instead.
 func (*GetContainerRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{10}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetContainerRequest) GetId() string {
@@ -1251,7 +1486,7 @@ type GetContainerResponse struct {
 
 func (x *GetContainerResponse) Reset() {
 	*x = GetContainerResponse{}
-	mi := &file_cc_v1_containers_proto_msgTypes[11]
+	mi := &file_cc_v1_containers_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1263,7 +1498,7 @@ func (x *GetContainerResponse) String() string {
 func (*GetContainerResponse) ProtoMessage() {}
 
 func (x *GetContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[11]
+	mi := &file_cc_v1_containers_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1276,7 +1511,7 @@ func (x *GetContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetContainerResponse.ProtoReflect.Descriptor instead.
 func (*GetContainerResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{11}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetContainerResponse) GetContainer() *Container {
@@ -1296,7 +1531,7 @@ type StartContainerRequest struct {
 
 func (x *StartContainerRequest) Reset() {
 	*x = StartContainerRequest{}
-	mi := &file_cc_v1_containers_proto_msgTypes[12]
+	mi := &file_cc_v1_containers_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1308,7 +1543,7 @@ func (x *StartContainerRequest) String() string {
 func (*StartContainerRequest) ProtoMessage() {}
 
 func (x *StartContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[12]
+	mi := &file_cc_v1_containers_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1321,7 +1556,7 @@ func (x *StartContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartContainerRequest.ProtoReflect.Descriptor instead.
 func (*StartContainerRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{12}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StartContainerRequest) GetId() string {
@@ -1341,7 +1576,7 @@ type StartContainerResponse struct {
 
 func (x *StartContainerResponse) Reset() {
 	*x = StartContainerResponse{}
-	mi := &file_cc_v1_containers_proto_msgTypes[13]
+	mi := &file_cc_v1_containers_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1353,7 +1588,7 @@ func (x *StartContainerResponse) String() string {
 func (*StartContainerResponse) ProtoMessage() {}
 
 func (x *StartContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[13]
+	mi := &file_cc_v1_containers_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1366,7 +1601,7 @@ func (x *StartContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartContainerResponse.ProtoReflect.Descriptor instead.
 func (*StartContainerResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{13}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StartContainerResponse) GetContainer() *Container {
@@ -1388,7 +1623,7 @@ type StopContainerRequest struct {
 
 func (x *StopContainerRequest) Reset() {
 	*x = StopContainerRequest{}
-	mi := &file_cc_v1_containers_proto_msgTypes[14]
+	mi := &file_cc_v1_containers_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1400,7 +1635,7 @@ func (x *StopContainerRequest) String() string {
 func (*StopContainerRequest) ProtoMessage() {}
 
 func (x *StopContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[14]
+	mi := &file_cc_v1_containers_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1413,7 +1648,7 @@ func (x *StopContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopContainerRequest.ProtoReflect.Descriptor instead.
 func (*StopContainerRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{14}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *StopContainerRequest) GetId() string {
@@ -1440,7 +1675,7 @@ type StopContainerResponse struct {
 
 func (x *StopContainerResponse) Reset() {
 	*x = StopContainerResponse{}
-	mi := &file_cc_v1_containers_proto_msgTypes[15]
+	mi := &file_cc_v1_containers_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1452,7 +1687,7 @@ func (x *StopContainerResponse) String() string {
 func (*StopContainerResponse) ProtoMessage() {}
 
 func (x *StopContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[15]
+	mi := &file_cc_v1_containers_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1465,7 +1700,7 @@ func (x *StopContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopContainerResponse.ProtoReflect.Descriptor instead.
 func (*StopContainerResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{15}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StopContainerResponse) GetContainer() *Container {
@@ -1487,7 +1722,7 @@ type RemoveContainerRequest struct {
 
 func (x *RemoveContainerRequest) Reset() {
 	*x = RemoveContainerRequest{}
-	mi := &file_cc_v1_containers_proto_msgTypes[16]
+	mi := &file_cc_v1_containers_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1499,7 +1734,7 @@ func (x *RemoveContainerRequest) String() string {
 func (*RemoveContainerRequest) ProtoMessage() {}
 
 func (x *RemoveContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[16]
+	mi := &file_cc_v1_containers_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1512,7 +1747,7 @@ func (x *RemoveContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContainerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveContainerRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{16}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RemoveContainerRequest) GetId() string {
@@ -1538,7 +1773,7 @@ type RemoveContainerResponse struct {
 
 func (x *RemoveContainerResponse) Reset() {
 	*x = RemoveContainerResponse{}
-	mi := &file_cc_v1_containers_proto_msgTypes[17]
+	mi := &file_cc_v1_containers_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1550,7 +1785,7 @@ func (x *RemoveContainerResponse) String() string {
 func (*RemoveContainerResponse) ProtoMessage() {}
 
 func (x *RemoveContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[17]
+	mi := &file_cc_v1_containers_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1563,7 +1798,7 @@ func (x *RemoveContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContainerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveContainerResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{17}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{19}
 }
 
 // ContainerLogsRequest says which logs to stream.
@@ -1580,7 +1815,7 @@ type ContainerLogsRequest struct {
 
 func (x *ContainerLogsRequest) Reset() {
 	*x = ContainerLogsRequest{}
-	mi := &file_cc_v1_containers_proto_msgTypes[18]
+	mi := &file_cc_v1_containers_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1592,7 +1827,7 @@ func (x *ContainerLogsRequest) String() string {
 func (*ContainerLogsRequest) ProtoMessage() {}
 
 func (x *ContainerLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[18]
+	mi := &file_cc_v1_containers_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1605,7 +1840,7 @@ func (x *ContainerLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerLogsRequest.ProtoReflect.Descriptor instead.
 func (*ContainerLogsRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{18}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ContainerLogsRequest) GetId() string {
@@ -1641,7 +1876,7 @@ type ContainerLogsResponse struct {
 
 func (x *ContainerLogsResponse) Reset() {
 	*x = ContainerLogsResponse{}
-	mi := &file_cc_v1_containers_proto_msgTypes[19]
+	mi := &file_cc_v1_containers_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1653,7 +1888,7 @@ func (x *ContainerLogsResponse) String() string {
 func (*ContainerLogsResponse) ProtoMessage() {}
 
 func (x *ContainerLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[19]
+	mi := &file_cc_v1_containers_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1666,7 +1901,7 @@ func (x *ContainerLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerLogsResponse.ProtoReflect.Descriptor instead.
 func (*ContainerLogsResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{19}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ContainerLogsResponse) GetStream() string {
@@ -1706,7 +1941,7 @@ const file_cc_v1_containers_proto_rawDesc = "" +
 	"\binterval\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\binterval\x123\n" +
 	"\atimeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x18\n" +
 	"\aretries\x18\x06 \x01(\rR\aretries\x12<\n" +
-	"\fstart_period\x18\a \x01(\v2\x19.google.protobuf.DurationR\vstartPeriod\"\xd0\x03\n" +
+	"\fstart_period\x18\a \x01(\v2\x19.google.protobuf.DurationR\vstartPeriod\"\xfd\x03\n" +
 	"\rContainerSpec\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12\x18\n" +
 	"\acommand\x18\x02 \x03(\tR\acommand\x12\x10\n" +
@@ -1720,7 +1955,29 @@ const file_cc_v1_containers_proto_rawDesc = "" +
 	"\anetwork\x18\n" +
 	" \x01(\x0e2\x12.cc.v1.NetworkModeR\anetwork\x12*\n" +
 	"\x06health\x18\v \x01(\v2\x12.cc.v1.HealthCheckR\x06health\x12E\n" +
-	"\x11stop_grace_period\x18\f \x01(\v2\x19.google.protobuf.DurationR\x0fstopGracePeriod\"\x8e\x03\n" +
+	"\x11stop_grace_period\x18\f \x01(\v2\x19.google.protobuf.DurationR\x0fstopGracePeriod\x12+\n" +
+	"\asandbox\x18\r \x01(\v2\x11.cc.v1.JobSandboxR\asandbox\"\xb5\x02\n" +
+	"\n" +
+	"JobSandbox\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12,\n" +
+	"\x12output_limit_bytes\x18\x02 \x01(\x03R\x10outputLimitBytes\x12&\n" +
+	"\x0ftmp_limit_bytes\x18\x03 \x01(\x03R\rtmpLimitBytes\x12(\n" +
+	"\x10max_output_files\x18\x04 \x01(\rR\x0emaxOutputFiles\x12!\n" +
+	"\finput_digest\x18\x05 \x01(\tR\vinputDigest\x123\n" +
+	"\atimeout\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x128\n" +
+	"\n" +
+	"kill_grace\x18\a \x01(\v2\x19.google.protobuf.DurationR\tkillGrace\"\x83\x02\n" +
+	"\tJobResult\x12\x1c\n" +
+	"\tcollected\x18\x01 \x01(\bR\tcollected\x12#\n" +
+	"\routput_digest\x18\x02 \x01(\tR\foutputDigest\x12\x1f\n" +
+	"\voutput_size\x18\x03 \x01(\x03R\n" +
+	"outputSize\x12!\n" +
+	"\foutput_files\x18\x04 \x01(\rR\voutputFiles\x12\x1f\n" +
+	"\vlogs_digest\x18\x05 \x01(\tR\n" +
+	"logsDigest\x12\x1b\n" +
+	"\tlogs_size\x18\x06 \x01(\x03R\blogsSize\x12\x1b\n" +
+	"\ttimed_out\x18\a \x01(\bR\btimedOut\x12\x14\n" +
+	"\x05error\x18\b \x01(\tR\x05error\"\xbf\x03\n" +
 	"\x0fContainerStatus\x12+\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x15.cc.v1.ContainerStateR\x05state\x12\x1b\n" +
 	"\texit_code\x18\x02 \x01(\x05R\bexitCode\x12\x1d\n" +
@@ -1735,7 +1992,9 @@ const file_cc_v1_containers_proto_rawDesc = "" +
 	"\x02ip\x18\b \x01(\tR\x02ip\x12*\n" +
 	"\x06health\x18\t \x01(\x0e2\x12.cc.v1.HealthStateR\x06health\x12#\n" +
 	"\rhealth_output\x18\n" +
-	" \x01(\tR\fhealthOutput\"\xe4\x04\n" +
+	" \x01(\tR\fhealthOutput\x12/\n" +
+	"\n" +
+	"job_result\x18\v \x01(\v2\x10.cc.v1.JobResultR\tjobResult\"\xfb\x04\n" +
 	"\tContainer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12(\n" +
@@ -1759,7 +2018,8 @@ const file_cc_v1_containers_proto_rawDesc = "" +
 	"\x0epending_reason\x18\x0e \x01(\tR\rpendingReason\x12;\n" +
 	"\vassigned_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"assignedAt\x12\x18\n" +
-	"\amessage\x18\x10 \x01(\tR\amessage\"j\n" +
+	"\amessage\x18\x10 \x01(\tR\amessage\x12\x15\n" +
+	"\x06job_id\x18\x11 \x01(\tR\x05jobId\"j\n" +
 	"\x16CreateContainerRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12(\n" +
 	"\x04spec\x18\x02 \x01(\v2\x14.cc.v1.ContainerSpecR\x04spec\x12\x12\n" +
@@ -1845,7 +2105,7 @@ func file_cc_v1_containers_proto_rawDescGZIP() []byte {
 }
 
 var file_cc_v1_containers_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_cc_v1_containers_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_cc_v1_containers_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_cc_v1_containers_proto_goTypes = []any{
 	(RestartPolicy)(0),              // 0: cc.v1.RestartPolicy
 	(NetworkMode)(0),                // 1: cc.v1.NetworkMode
@@ -1856,71 +2116,77 @@ var file_cc_v1_containers_proto_goTypes = []any{
 	(*ContainerResources)(nil),      // 6: cc.v1.ContainerResources
 	(*HealthCheck)(nil),             // 7: cc.v1.HealthCheck
 	(*ContainerSpec)(nil),           // 8: cc.v1.ContainerSpec
-	(*ContainerStatus)(nil),         // 9: cc.v1.ContainerStatus
-	(*Container)(nil),               // 10: cc.v1.Container
-	(*CreateContainerRequest)(nil),  // 11: cc.v1.CreateContainerRequest
-	(*CreateContainerResponse)(nil), // 12: cc.v1.CreateContainerResponse
-	(*ListContainersRequest)(nil),   // 13: cc.v1.ListContainersRequest
-	(*ListContainersResponse)(nil),  // 14: cc.v1.ListContainersResponse
-	(*GetContainerRequest)(nil),     // 15: cc.v1.GetContainerRequest
-	(*GetContainerResponse)(nil),    // 16: cc.v1.GetContainerResponse
-	(*StartContainerRequest)(nil),   // 17: cc.v1.StartContainerRequest
-	(*StartContainerResponse)(nil),  // 18: cc.v1.StartContainerResponse
-	(*StopContainerRequest)(nil),    // 19: cc.v1.StopContainerRequest
-	(*StopContainerResponse)(nil),   // 20: cc.v1.StopContainerResponse
-	(*RemoveContainerRequest)(nil),  // 21: cc.v1.RemoveContainerRequest
-	(*RemoveContainerResponse)(nil), // 22: cc.v1.RemoveContainerResponse
-	(*ContainerLogsRequest)(nil),    // 23: cc.v1.ContainerLogsRequest
-	(*ContainerLogsResponse)(nil),   // 24: cc.v1.ContainerLogsResponse
-	(*durationpb.Duration)(nil),     // 25: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),   // 26: google.protobuf.Timestamp
+	(*JobSandbox)(nil),              // 9: cc.v1.JobSandbox
+	(*JobResult)(nil),               // 10: cc.v1.JobResult
+	(*ContainerStatus)(nil),         // 11: cc.v1.ContainerStatus
+	(*Container)(nil),               // 12: cc.v1.Container
+	(*CreateContainerRequest)(nil),  // 13: cc.v1.CreateContainerRequest
+	(*CreateContainerResponse)(nil), // 14: cc.v1.CreateContainerResponse
+	(*ListContainersRequest)(nil),   // 15: cc.v1.ListContainersRequest
+	(*ListContainersResponse)(nil),  // 16: cc.v1.ListContainersResponse
+	(*GetContainerRequest)(nil),     // 17: cc.v1.GetContainerRequest
+	(*GetContainerResponse)(nil),    // 18: cc.v1.GetContainerResponse
+	(*StartContainerRequest)(nil),   // 19: cc.v1.StartContainerRequest
+	(*StartContainerResponse)(nil),  // 20: cc.v1.StartContainerResponse
+	(*StopContainerRequest)(nil),    // 21: cc.v1.StopContainerRequest
+	(*StopContainerResponse)(nil),   // 22: cc.v1.StopContainerResponse
+	(*RemoveContainerRequest)(nil),  // 23: cc.v1.RemoveContainerRequest
+	(*RemoveContainerResponse)(nil), // 24: cc.v1.RemoveContainerResponse
+	(*ContainerLogsRequest)(nil),    // 25: cc.v1.ContainerLogsRequest
+	(*ContainerLogsResponse)(nil),   // 26: cc.v1.ContainerLogsResponse
+	(*durationpb.Duration)(nil),     // 27: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),   // 28: google.protobuf.Timestamp
 }
 var file_cc_v1_containers_proto_depIdxs = []int32{
-	25, // 0: cc.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	25, // 1: cc.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	25, // 2: cc.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
+	27, // 0: cc.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	27, // 1: cc.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	27, // 2: cc.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
 	6,  // 3: cc.v1.ContainerSpec.resources:type_name -> cc.v1.ContainerResources
 	0,  // 4: cc.v1.ContainerSpec.restart:type_name -> cc.v1.RestartPolicy
 	5,  // 5: cc.v1.ContainerSpec.ports:type_name -> cc.v1.PortMapping
 	1,  // 6: cc.v1.ContainerSpec.network:type_name -> cc.v1.NetworkMode
 	7,  // 7: cc.v1.ContainerSpec.health:type_name -> cc.v1.HealthCheck
-	25, // 8: cc.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
-	2,  // 9: cc.v1.ContainerStatus.state:type_name -> cc.v1.ContainerState
-	26, // 10: cc.v1.ContainerStatus.started_at:type_name -> google.protobuf.Timestamp
-	26, // 11: cc.v1.ContainerStatus.finished_at:type_name -> google.protobuf.Timestamp
-	4,  // 12: cc.v1.ContainerStatus.health:type_name -> cc.v1.HealthState
-	8,  // 13: cc.v1.Container.spec:type_name -> cc.v1.ContainerSpec
-	3,  // 14: cc.v1.Container.desired:type_name -> cc.v1.DesiredState
-	9,  // 15: cc.v1.Container.status:type_name -> cc.v1.ContainerStatus
-	26, // 16: cc.v1.Container.created_at:type_name -> google.protobuf.Timestamp
-	26, // 17: cc.v1.Container.updated_at:type_name -> google.protobuf.Timestamp
-	26, // 18: cc.v1.Container.assigned_at:type_name -> google.protobuf.Timestamp
-	8,  // 19: cc.v1.CreateContainerRequest.spec:type_name -> cc.v1.ContainerSpec
-	10, // 20: cc.v1.CreateContainerResponse.container:type_name -> cc.v1.Container
-	10, // 21: cc.v1.ListContainersResponse.containers:type_name -> cc.v1.Container
-	10, // 22: cc.v1.GetContainerResponse.container:type_name -> cc.v1.Container
-	10, // 23: cc.v1.StartContainerResponse.container:type_name -> cc.v1.Container
-	25, // 24: cc.v1.StopContainerRequest.timeout:type_name -> google.protobuf.Duration
-	10, // 25: cc.v1.StopContainerResponse.container:type_name -> cc.v1.Container
-	11, // 26: cc.v1.ContainerService.CreateContainer:input_type -> cc.v1.CreateContainerRequest
-	13, // 27: cc.v1.ContainerService.ListContainers:input_type -> cc.v1.ListContainersRequest
-	15, // 28: cc.v1.ContainerService.GetContainer:input_type -> cc.v1.GetContainerRequest
-	17, // 29: cc.v1.ContainerService.StartContainer:input_type -> cc.v1.StartContainerRequest
-	19, // 30: cc.v1.ContainerService.StopContainer:input_type -> cc.v1.StopContainerRequest
-	21, // 31: cc.v1.ContainerService.RemoveContainer:input_type -> cc.v1.RemoveContainerRequest
-	23, // 32: cc.v1.ContainerService.ContainerLogs:input_type -> cc.v1.ContainerLogsRequest
-	12, // 33: cc.v1.ContainerService.CreateContainer:output_type -> cc.v1.CreateContainerResponse
-	14, // 34: cc.v1.ContainerService.ListContainers:output_type -> cc.v1.ListContainersResponse
-	16, // 35: cc.v1.ContainerService.GetContainer:output_type -> cc.v1.GetContainerResponse
-	18, // 36: cc.v1.ContainerService.StartContainer:output_type -> cc.v1.StartContainerResponse
-	20, // 37: cc.v1.ContainerService.StopContainer:output_type -> cc.v1.StopContainerResponse
-	22, // 38: cc.v1.ContainerService.RemoveContainer:output_type -> cc.v1.RemoveContainerResponse
-	24, // 39: cc.v1.ContainerService.ContainerLogs:output_type -> cc.v1.ContainerLogsResponse
-	33, // [33:40] is the sub-list for method output_type
-	26, // [26:33] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	27, // 8: cc.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	9,  // 9: cc.v1.ContainerSpec.sandbox:type_name -> cc.v1.JobSandbox
+	27, // 10: cc.v1.JobSandbox.timeout:type_name -> google.protobuf.Duration
+	27, // 11: cc.v1.JobSandbox.kill_grace:type_name -> google.protobuf.Duration
+	2,  // 12: cc.v1.ContainerStatus.state:type_name -> cc.v1.ContainerState
+	28, // 13: cc.v1.ContainerStatus.started_at:type_name -> google.protobuf.Timestamp
+	28, // 14: cc.v1.ContainerStatus.finished_at:type_name -> google.protobuf.Timestamp
+	4,  // 15: cc.v1.ContainerStatus.health:type_name -> cc.v1.HealthState
+	10, // 16: cc.v1.ContainerStatus.job_result:type_name -> cc.v1.JobResult
+	8,  // 17: cc.v1.Container.spec:type_name -> cc.v1.ContainerSpec
+	3,  // 18: cc.v1.Container.desired:type_name -> cc.v1.DesiredState
+	11, // 19: cc.v1.Container.status:type_name -> cc.v1.ContainerStatus
+	28, // 20: cc.v1.Container.created_at:type_name -> google.protobuf.Timestamp
+	28, // 21: cc.v1.Container.updated_at:type_name -> google.protobuf.Timestamp
+	28, // 22: cc.v1.Container.assigned_at:type_name -> google.protobuf.Timestamp
+	8,  // 23: cc.v1.CreateContainerRequest.spec:type_name -> cc.v1.ContainerSpec
+	12, // 24: cc.v1.CreateContainerResponse.container:type_name -> cc.v1.Container
+	12, // 25: cc.v1.ListContainersResponse.containers:type_name -> cc.v1.Container
+	12, // 26: cc.v1.GetContainerResponse.container:type_name -> cc.v1.Container
+	12, // 27: cc.v1.StartContainerResponse.container:type_name -> cc.v1.Container
+	27, // 28: cc.v1.StopContainerRequest.timeout:type_name -> google.protobuf.Duration
+	12, // 29: cc.v1.StopContainerResponse.container:type_name -> cc.v1.Container
+	13, // 30: cc.v1.ContainerService.CreateContainer:input_type -> cc.v1.CreateContainerRequest
+	15, // 31: cc.v1.ContainerService.ListContainers:input_type -> cc.v1.ListContainersRequest
+	17, // 32: cc.v1.ContainerService.GetContainer:input_type -> cc.v1.GetContainerRequest
+	19, // 33: cc.v1.ContainerService.StartContainer:input_type -> cc.v1.StartContainerRequest
+	21, // 34: cc.v1.ContainerService.StopContainer:input_type -> cc.v1.StopContainerRequest
+	23, // 35: cc.v1.ContainerService.RemoveContainer:input_type -> cc.v1.RemoveContainerRequest
+	25, // 36: cc.v1.ContainerService.ContainerLogs:input_type -> cc.v1.ContainerLogsRequest
+	14, // 37: cc.v1.ContainerService.CreateContainer:output_type -> cc.v1.CreateContainerResponse
+	16, // 38: cc.v1.ContainerService.ListContainers:output_type -> cc.v1.ListContainersResponse
+	18, // 39: cc.v1.ContainerService.GetContainer:output_type -> cc.v1.GetContainerResponse
+	20, // 40: cc.v1.ContainerService.StartContainer:output_type -> cc.v1.StartContainerResponse
+	22, // 41: cc.v1.ContainerService.StopContainer:output_type -> cc.v1.StopContainerResponse
+	24, // 42: cc.v1.ContainerService.RemoveContainer:output_type -> cc.v1.RemoveContainerResponse
+	26, // 43: cc.v1.ContainerService.ContainerLogs:output_type -> cc.v1.ContainerLogsResponse
+	37, // [37:44] is the sub-list for method output_type
+	30, // [30:37] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_containers_proto_init() }
@@ -1934,7 +2200,7 @@ func file_cc_v1_containers_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_v1_containers_proto_rawDesc), len(file_cc_v1_containers_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   20,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

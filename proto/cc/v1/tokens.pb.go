@@ -36,6 +36,9 @@ const (
 	Role_ROLE_AGENT Role = 3
 	// ROLE_SERVER tokens let a new control-plane server join.
 	Role_ROLE_SERVER Role = 4
+	// ROLE_JOBS may submit jobs, read job records and queues, and cancel and
+	// read the logs and output of the jobs it submitted.
+	Role_ROLE_JOBS Role = 5
 )
 
 // Enum value maps for Role.
@@ -46,6 +49,7 @@ var (
 		2: "ROLE_VIEWER",
 		3: "ROLE_AGENT",
 		4: "ROLE_SERVER",
+		5: "ROLE_JOBS",
 	}
 	Role_value = map[string]int32{
 		"ROLE_UNSPECIFIED": 0,
@@ -53,6 +57,7 @@ var (
 		"ROLE_VIEWER":      2,
 		"ROLE_AGENT":       3,
 		"ROLE_SERVER":      4,
+		"ROLE_JOBS":        5,
 	}
 )
 
@@ -505,7 +510,7 @@ const file_cc_v1_tokens_proto_rawDesc = "" +
 	"\x06tokens\x18\x01 \x03(\v2\f.cc.v1.TokenR\x06tokens\"$\n" +
 	"\x12RevokeTokenRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x15\n" +
-	"\x13RevokeTokenResponse*^\n" +
+	"\x13RevokeTokenResponse*m\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -513,7 +518,8 @@ const file_cc_v1_tokens_proto_rawDesc = "" +
 	"\vROLE_VIEWER\x10\x02\x12\x0e\n" +
 	"\n" +
 	"ROLE_AGENT\x10\x03\x12\x0f\n" +
-	"\vROLE_SERVER\x10\x042\xdd\x01\n" +
+	"\vROLE_SERVER\x10\x04\x12\r\n" +
+	"\tROLE_JOBS\x10\x052\xdd\x01\n" +
 	"\fTokenService\x12D\n" +
 	"\vCreateToken\x12\x19.cc.v1.CreateTokenRequest\x1a\x1a.cc.v1.CreateTokenResponse\x12A\n" +
 	"\n" +

@@ -49,6 +49,10 @@ const (
 	CommandType_COMMAND_TYPE_TASK_OPS              CommandType = 18
 	CommandType_COMMAND_TYPE_UPDATE_SETTINGS       CommandType = 19
 	CommandType_COMMAND_TYPE_REPORT_STATUSES       CommandType = 20
+	CommandType_COMMAND_TYPE_SUBMIT_JOB            CommandType = 21
+	CommandType_COMMAND_TYPE_CANCEL_JOB            CommandType = 22
+	CommandType_COMMAND_TYPE_JOB_OPS               CommandType = 23
+	CommandType_COMMAND_TYPE_SET_QUEUE             CommandType = 24
 )
 
 // Enum value maps for CommandType.
@@ -75,6 +79,10 @@ var (
 		18: "COMMAND_TYPE_TASK_OPS",
 		19: "COMMAND_TYPE_UPDATE_SETTINGS",
 		20: "COMMAND_TYPE_REPORT_STATUSES",
+		21: "COMMAND_TYPE_SUBMIT_JOB",
+		22: "COMMAND_TYPE_CANCEL_JOB",
+		23: "COMMAND_TYPE_JOB_OPS",
+		24: "COMMAND_TYPE_SET_QUEUE",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":           0,
@@ -98,6 +106,10 @@ var (
 		"COMMAND_TYPE_TASK_OPS":              18,
 		"COMMAND_TYPE_UPDATE_SETTINGS":       19,
 		"COMMAND_TYPE_REPORT_STATUSES":       20,
+		"COMMAND_TYPE_SUBMIT_JOB":            21,
+		"COMMAND_TYPE_CANCEL_JOB":            22,
+		"COMMAND_TYPE_JOB_OPS":               23,
+		"COMMAND_TYPE_SET_QUEUE":             24,
 	}
 )
 
@@ -2010,11 +2022,675 @@ func (x *ReportStatuses) GetReports() []*ReportStatus {
 	return nil
 }
 
+// SubmitJob records a queued job. Its seq is the entry's raft index. With an
+// idempotency key already used by the same owner, nothing is written: the
+// proposer reads the earlier job back by key.
+type SubmitJob struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Job           *JobRecord             `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitJob) Reset() {
+	*x = SubmitJob{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitJob) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitJob) ProtoMessage() {}
+
+func (x *SubmitJob) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitJob.ProtoReflect.Descriptor instead.
+func (*SubmitJob) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *SubmitJob) GetJob() *JobRecord {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+// JobRecord is a stored job. The webhook secret is kept apart from the
+// public record so that reads never carry it.
+type JobRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Job           *v1.Job                `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	WebhookSecret string                 `protobuf:"bytes,2,opt,name=webhook_secret,json=webhookSecret,proto3" json:"webhook_secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobRecord) Reset() {
+	*x = JobRecord{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobRecord) ProtoMessage() {}
+
+func (x *JobRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobRecord.ProtoReflect.Descriptor instead.
+func (*JobRecord) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *JobRecord) GetJob() *v1.Job {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+func (x *JobRecord) GetWebhookSecret() string {
+	if x != nil {
+		return x.WebhookSecret
+	}
+	return ""
+}
+
+// CancelJob cancels a queued job at once, or asks a running one to stop.
+type CancelJob struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelJob) Reset() {
+	*x = CancelJob{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelJob) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelJob) ProtoMessage() {}
+
+func (x *CancelJob) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelJob.ProtoReflect.Descriptor instead.
+func (*CancelJob) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *CancelJob) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// JobOps is one batch of the dispatcher's decisions, applied in order. An op
+// whose precondition no longer holds is skipped.
+type JobOps struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ops           []*JobOp               `protobuf:"bytes,1,rep,name=ops,proto3" json:"ops,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobOps) Reset() {
+	*x = JobOps{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobOps) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobOps) ProtoMessage() {}
+
+func (x *JobOps) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobOps.ProtoReflect.Descriptor instead.
+func (*JobOps) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *JobOps) GetOps() []*JobOp {
+	if x != nil {
+		return x.Ops
+	}
+	return nil
+}
+
+type JobOp struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Op:
+	//
+	//	*JobOp_Start
+	//	*JobOp_FailAttempt
+	//	*JobOp_Webhook
+	//	*JobOp_Expire
+	//	*JobOp_Pending
+	Op            isJobOp_Op `protobuf_oneof:"op"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobOp) Reset() {
+	*x = JobOp{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobOp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobOp) ProtoMessage() {}
+
+func (x *JobOp) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobOp.ProtoReflect.Descriptor instead.
+func (*JobOp) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *JobOp) GetOp() isJobOp_Op {
+	if x != nil {
+		return x.Op
+	}
+	return nil
+}
+
+func (x *JobOp) GetStart() *StartJobAttempt {
+	if x != nil {
+		if x, ok := x.Op.(*JobOp_Start); ok {
+			return x.Start
+		}
+	}
+	return nil
+}
+
+func (x *JobOp) GetFailAttempt() *FailJobAttempt {
+	if x != nil {
+		if x, ok := x.Op.(*JobOp_FailAttempt); ok {
+			return x.FailAttempt
+		}
+	}
+	return nil
+}
+
+func (x *JobOp) GetWebhook() *WebhookResult {
+	if x != nil {
+		if x, ok := x.Op.(*JobOp_Webhook); ok {
+			return x.Webhook
+		}
+	}
+	return nil
+}
+
+func (x *JobOp) GetExpire() string {
+	if x != nil {
+		if x, ok := x.Op.(*JobOp_Expire); ok {
+			return x.Expire
+		}
+	}
+	return ""
+}
+
+func (x *JobOp) GetPending() *JobPending {
+	if x != nil {
+		if x, ok := x.Op.(*JobOp_Pending); ok {
+			return x.Pending
+		}
+	}
+	return nil
+}
+
+type isJobOp_Op interface {
+	isJobOp_Op()
+}
+
+type JobOp_Start struct {
+	// start places a queued job on a node as a new attempt.
+	Start *StartJobAttempt `protobuf:"bytes,1,opt,name=start,proto3,oneof"`
+}
+
+type JobOp_FailAttempt struct {
+	// fail_attempt ends the current attempt (its node was lost); the job
+	// is queued again while attempts remain.
+	FailAttempt *FailJobAttempt `protobuf:"bytes,2,opt,name=fail_attempt,json=failAttempt,proto3,oneof"`
+}
+
+type JobOp_Webhook struct {
+	// webhook records the outcome of the completion webhook.
+	Webhook *WebhookResult `protobuf:"bytes,3,opt,name=webhook,proto3,oneof"`
+}
+
+type JobOp_Expire struct {
+	// expire deletes a finished job whose output has expired.
+	Expire string `protobuf:"bytes,4,opt,name=expire,proto3,oneof"`
+}
+
+type JobOp_Pending struct {
+	// pending records why a queued job waits.
+	Pending *JobPending `protobuf:"bytes,5,opt,name=pending,proto3,oneof"`
+}
+
+func (*JobOp_Start) isJobOp_Op() {}
+
+func (*JobOp_FailAttempt) isJobOp_Op() {}
+
+func (*JobOp_Webhook) isJobOp_Op() {}
+
+func (*JobOp_Expire) isJobOp_Op() {}
+
+func (*JobOp_Pending) isJobOp_Op() {}
+
+// StartJobAttempt places a queued job on a node.
+type StartJobAttempt struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	JobId  string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	NodeId string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// attempt must be the job's next attempt number.
+	Attempt uint32 `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// container_id is the new attempt's container id.
+	ContainerId   string `protobuf:"bytes,4,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartJobAttempt) Reset() {
+	*x = StartJobAttempt{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartJobAttempt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartJobAttempt) ProtoMessage() {}
+
+func (x *StartJobAttempt) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartJobAttempt.ProtoReflect.Descriptor instead.
+func (*StartJobAttempt) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *StartJobAttempt) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *StartJobAttempt) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *StartJobAttempt) GetAttempt() uint32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *StartJobAttempt) GetContainerId() string {
+	if x != nil {
+		return x.ContainerId
+	}
+	return ""
+}
+
+// FailJobAttempt ends an attempt that cannot finish by itself.
+type FailJobAttempt struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	ContainerId   string                 `protobuf:"bytes,2,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FailJobAttempt) Reset() {
+	*x = FailJobAttempt{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FailJobAttempt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FailJobAttempt) ProtoMessage() {}
+
+func (x *FailJobAttempt) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FailJobAttempt.ProtoReflect.Descriptor instead.
+func (*FailJobAttempt) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *FailJobAttempt) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *FailJobAttempt) GetContainerId() string {
+	if x != nil {
+		return x.ContainerId
+	}
+	return ""
+}
+
+func (x *FailJobAttempt) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// WebhookResult is "delivered" or "failed: <why>".
+type WebhookResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	State         string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WebhookResult) Reset() {
+	*x = WebhookResult{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WebhookResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WebhookResult) ProtoMessage() {}
+
+func (x *WebhookResult) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WebhookResult.ProtoReflect.Descriptor instead.
+func (*WebhookResult) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *WebhookResult) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *WebhookResult) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+// JobPending records a queued job's reason to wait.
+type JobPending struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobPending) Reset() {
+	*x = JobPending{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobPending) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobPending) ProtoMessage() {}
+
+func (x *JobPending) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobPending.ProtoReflect.Descriptor instead.
+func (*JobPending) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *JobPending) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *JobPending) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// SetQueue creates or changes a queue.
+type SetQueue struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Queue         *QueueRecord           `protobuf:"bytes,1,opt,name=queue,proto3" json:"queue,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetQueue) Reset() {
+	*x = SetQueue{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetQueue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetQueue) ProtoMessage() {}
+
+func (x *SetQueue) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetQueue.ProtoReflect.Descriptor instead.
+func (*SetQueue) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *SetQueue) GetQueue() *QueueRecord {
+	if x != nil {
+		return x.Queue
+	}
+	return nil
+}
+
+// QueueRecord is a stored queue.
+type QueueRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	MaxRunning    uint32                 `protobuf:"varint,2,opt,name=max_running,json=maxRunning,proto3" json:"max_running,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueueRecord) Reset() {
+	*x = QueueRecord{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueRecord) ProtoMessage() {}
+
+func (x *QueueRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueRecord.ProtoReflect.Descriptor instead.
+func (*QueueRecord) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *QueueRecord) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *QueueRecord) GetMaxRunning() uint32 {
+	if x != nil {
+		return x.MaxRunning
+	}
+	return 0
+}
+
 var File_cc_state_v1_state_proto protoreflect.FileDescriptor
 
 const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\n" +
-	"\x17cc/state/v1/state.proto\x12\vcc.state.v1\x1a\x11cc/v1/agent.proto\x1a\x13cc/v1/cluster.proto\x1a\x16cc/v1/containers.proto\x1a\x12cc/v1/images.proto\x1a\x11cc/v1/nodes.proto\x1a\x14cc/v1/services.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa4\x01\n" +
+	"\x17cc/state/v1/state.proto\x12\vcc.state.v1\x1a\x11cc/v1/agent.proto\x1a\x13cc/v1/cluster.proto\x1a\x16cc/v1/containers.proto\x1a\x12cc/v1/images.proto\x1a\x10cc/v1/jobs.proto\x1a\x11cc/v1/nodes.proto\x1a\x14cc/v1/services.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa4\x01\n" +
 	"\aCommand\x12,\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x18.cc.state.v1.CommandTypeR\x04type\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\rR\aversion\x127\n" +
@@ -2153,7 +2829,46 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\x0eUpdateSettings\x12+\n" +
 	"\bsettings\x18\x01 \x01(\v2\x0f.cc.v1.SettingsR\bsettings\"E\n" +
 	"\x0eReportStatuses\x123\n" +
-	"\areports\x18\x01 \x03(\v2\x19.cc.state.v1.ReportStatusR\areports*\xa8\x05\n" +
+	"\areports\x18\x01 \x03(\v2\x19.cc.state.v1.ReportStatusR\areports\"5\n" +
+	"\tSubmitJob\x12(\n" +
+	"\x03job\x18\x01 \x01(\v2\x16.cc.state.v1.JobRecordR\x03job\"P\n" +
+	"\tJobRecord\x12\x1c\n" +
+	"\x03job\x18\x01 \x01(\v2\n" +
+	".cc.v1.JobR\x03job\x12%\n" +
+	"\x0ewebhook_secret\x18\x02 \x01(\tR\rwebhookSecret\"\x1b\n" +
+	"\tCancelJob\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\".\n" +
+	"\x06JobOps\x12$\n" +
+	"\x03ops\x18\x01 \x03(\v2\x12.cc.state.v1.JobOpR\x03ops\"\x8c\x02\n" +
+	"\x05JobOp\x124\n" +
+	"\x05start\x18\x01 \x01(\v2\x1c.cc.state.v1.StartJobAttemptH\x00R\x05start\x12@\n" +
+	"\ffail_attempt\x18\x02 \x01(\v2\x1b.cc.state.v1.FailJobAttemptH\x00R\vfailAttempt\x126\n" +
+	"\awebhook\x18\x03 \x01(\v2\x1a.cc.state.v1.WebhookResultH\x00R\awebhook\x12\x18\n" +
+	"\x06expire\x18\x04 \x01(\tH\x00R\x06expire\x123\n" +
+	"\apending\x18\x05 \x01(\v2\x17.cc.state.v1.JobPendingH\x00R\apendingB\x04\n" +
+	"\x02op\"~\n" +
+	"\x0fStartJobAttempt\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x18\n" +
+	"\aattempt\x18\x03 \x01(\rR\aattempt\x12!\n" +
+	"\fcontainer_id\x18\x04 \x01(\tR\vcontainerId\"`\n" +
+	"\x0eFailJobAttempt\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12!\n" +
+	"\fcontainer_id\x18\x02 \x01(\tR\vcontainerId\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"<\n" +
+	"\rWebhookResult\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\";\n" +
+	"\n" +
+	"JobPending\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\":\n" +
+	"\bSetQueue\x12.\n" +
+	"\x05queue\x18\x01 \x01(\v2\x18.cc.state.v1.QueueRecordR\x05queue\"B\n" +
+	"\vQueueRecord\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
+	"\vmax_running\x18\x02 \x01(\rR\n" +
+	"maxRunning*\x98\x06\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19COMMAND_TYPE_INIT_CLUSTER\x10\x01\x12\x1d\n" +
@@ -2176,7 +2891,11 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\x1bCOMMAND_TYPE_REMOVE_SERVICE\x10\x11\x12\x19\n" +
 	"\x15COMMAND_TYPE_TASK_OPS\x10\x12\x12 \n" +
 	"\x1cCOMMAND_TYPE_UPDATE_SETTINGS\x10\x13\x12 \n" +
-	"\x1cCOMMAND_TYPE_REPORT_STATUSES\x10\x14B8Z6github.com/containercodes/cc/proto/cc/state/v1;statev1b\x06proto3"
+	"\x1cCOMMAND_TYPE_REPORT_STATUSES\x10\x14\x12\x1b\n" +
+	"\x17COMMAND_TYPE_SUBMIT_JOB\x10\x15\x12\x1b\n" +
+	"\x17COMMAND_TYPE_CANCEL_JOB\x10\x16\x12\x18\n" +
+	"\x14COMMAND_TYPE_JOB_OPS\x10\x17\x12\x1a\n" +
+	"\x16COMMAND_TYPE_SET_QUEUE\x10\x18B8Z6github.com/containercodes/cc/proto/cc/state/v1;statev1b\x06proto3"
 
 var (
 	file_cc_state_v1_state_proto_rawDescOnce sync.Once
@@ -2191,7 +2910,7 @@ func file_cc_state_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_cc_state_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_cc_state_v1_state_proto_goTypes = []any{
 	(CommandType)(0),              // 0: cc.state.v1.CommandType
 	(*Command)(nil),               // 1: cc.state.v1.Command
@@ -2224,58 +2943,78 @@ var file_cc_state_v1_state_proto_goTypes = []any{
 	(*ServiceProgress)(nil),       // 28: cc.state.v1.ServiceProgress
 	(*UpdateSettings)(nil),        // 29: cc.state.v1.UpdateSettings
 	(*ReportStatuses)(nil),        // 30: cc.state.v1.ReportStatuses
-	nil,                           // 31: cc.state.v1.UpdateNode.LabelsEntry
-	nil,                           // 32: cc.state.v1.UpdateNode.UserLabelsEntry
-	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
-	(*v1.Node)(nil),               // 34: cc.v1.Node
-	(v1.NodeState)(0),             // 35: cc.v1.NodeState
-	(*v1.Resources)(nil),          // 36: cc.v1.Resources
-	(v1.NodeAvailability)(0),      // 37: cc.v1.NodeAvailability
-	(*v1.Container)(nil),          // 38: cc.v1.Container
-	(v1.DesiredState)(0),          // 39: cc.v1.DesiredState
-	(*v1.TaskStatus)(nil),         // 40: cc.v1.TaskStatus
-	(*v1.Image)(nil),              // 41: cc.v1.Image
-	(*v1.Service)(nil),            // 42: cc.v1.Service
-	(*v1.ServiceSpec)(nil),        // 43: cc.v1.ServiceSpec
-	(*v1.UpdateStatus)(nil),       // 44: cc.v1.UpdateStatus
-	(*v1.Settings)(nil),           // 45: cc.v1.Settings
+	(*SubmitJob)(nil),             // 31: cc.state.v1.SubmitJob
+	(*JobRecord)(nil),             // 32: cc.state.v1.JobRecord
+	(*CancelJob)(nil),             // 33: cc.state.v1.CancelJob
+	(*JobOps)(nil),                // 34: cc.state.v1.JobOps
+	(*JobOp)(nil),                 // 35: cc.state.v1.JobOp
+	(*StartJobAttempt)(nil),       // 36: cc.state.v1.StartJobAttempt
+	(*FailJobAttempt)(nil),        // 37: cc.state.v1.FailJobAttempt
+	(*WebhookResult)(nil),         // 38: cc.state.v1.WebhookResult
+	(*JobPending)(nil),            // 39: cc.state.v1.JobPending
+	(*SetQueue)(nil),              // 40: cc.state.v1.SetQueue
+	(*QueueRecord)(nil),           // 41: cc.state.v1.QueueRecord
+	nil,                           // 42: cc.state.v1.UpdateNode.LabelsEntry
+	nil,                           // 43: cc.state.v1.UpdateNode.UserLabelsEntry
+	(*timestamppb.Timestamp)(nil), // 44: google.protobuf.Timestamp
+	(*v1.Node)(nil),               // 45: cc.v1.Node
+	(v1.NodeState)(0),             // 46: cc.v1.NodeState
+	(*v1.Resources)(nil),          // 47: cc.v1.Resources
+	(v1.NodeAvailability)(0),      // 48: cc.v1.NodeAvailability
+	(*v1.Container)(nil),          // 49: cc.v1.Container
+	(v1.DesiredState)(0),          // 50: cc.v1.DesiredState
+	(*v1.TaskStatus)(nil),         // 51: cc.v1.TaskStatus
+	(*v1.Image)(nil),              // 52: cc.v1.Image
+	(*v1.Service)(nil),            // 53: cc.v1.Service
+	(*v1.ServiceSpec)(nil),        // 54: cc.v1.ServiceSpec
+	(*v1.UpdateStatus)(nil),       // 55: cc.v1.UpdateStatus
+	(*v1.Settings)(nil),           // 56: cc.v1.Settings
+	(*v1.Job)(nil),                // 57: cc.v1.Job
 }
 var file_cc_state_v1_state_proto_depIdxs = []int32{
 	0,  // 0: cc.state.v1.Command.type:type_name -> cc.state.v1.CommandType
-	33, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
+	44, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
 	19, // 2: cc.state.v1.CreateToken.token:type_name -> cc.state.v1.TokenRecord
-	34, // 3: cc.state.v1.JoinNode.node:type_name -> cc.v1.Node
-	35, // 4: cc.state.v1.UpdateNode.state:type_name -> cc.v1.NodeState
-	36, // 5: cc.state.v1.UpdateNode.resources:type_name -> cc.v1.Resources
-	31, // 6: cc.state.v1.UpdateNode.labels:type_name -> cc.state.v1.UpdateNode.LabelsEntry
-	37, // 7: cc.state.v1.UpdateNode.availability:type_name -> cc.v1.NodeAvailability
-	32, // 8: cc.state.v1.UpdateNode.user_labels:type_name -> cc.state.v1.UpdateNode.UserLabelsEntry
-	38, // 9: cc.state.v1.CreateContainer.container:type_name -> cc.v1.Container
-	39, // 10: cc.state.v1.SetContainerDesired.desired:type_name -> cc.v1.DesiredState
-	40, // 11: cc.state.v1.ReportStatus.statuses:type_name -> cc.v1.TaskStatus
-	41, // 12: cc.state.v1.PutImage.image:type_name -> cc.v1.Image
+	45, // 3: cc.state.v1.JoinNode.node:type_name -> cc.v1.Node
+	46, // 4: cc.state.v1.UpdateNode.state:type_name -> cc.v1.NodeState
+	47, // 5: cc.state.v1.UpdateNode.resources:type_name -> cc.v1.Resources
+	42, // 6: cc.state.v1.UpdateNode.labels:type_name -> cc.state.v1.UpdateNode.LabelsEntry
+	48, // 7: cc.state.v1.UpdateNode.availability:type_name -> cc.v1.NodeAvailability
+	43, // 8: cc.state.v1.UpdateNode.user_labels:type_name -> cc.state.v1.UpdateNode.UserLabelsEntry
+	49, // 9: cc.state.v1.CreateContainer.container:type_name -> cc.v1.Container
+	50, // 10: cc.state.v1.SetContainerDesired.desired:type_name -> cc.v1.DesiredState
+	51, // 11: cc.state.v1.ReportStatus.statuses:type_name -> cc.v1.TaskStatus
+	52, // 12: cc.state.v1.PutImage.image:type_name -> cc.v1.Image
 	16, // 13: cc.state.v1.PutServer.server:type_name -> cc.state.v1.ServerRecord
-	33, // 14: cc.state.v1.ServerRecord.created_at:type_name -> google.protobuf.Timestamp
-	38, // 15: cc.state.v1.ContainerRecord.container:type_name -> cc.v1.Container
-	33, // 16: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
-	33, // 17: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
-	33, // 18: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
-	42, // 19: cc.state.v1.CreateService.service:type_name -> cc.v1.Service
-	43, // 20: cc.state.v1.UpdateService.spec:type_name -> cc.v1.ServiceSpec
+	44, // 14: cc.state.v1.ServerRecord.created_at:type_name -> google.protobuf.Timestamp
+	49, // 15: cc.state.v1.ContainerRecord.container:type_name -> cc.v1.Container
+	44, // 16: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
+	44, // 17: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
+	44, // 18: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
+	53, // 19: cc.state.v1.CreateService.service:type_name -> cc.v1.Service
+	54, // 20: cc.state.v1.UpdateService.spec:type_name -> cc.v1.ServiceSpec
 	24, // 21: cc.state.v1.TaskOps.ops:type_name -> cc.state.v1.TaskOp
-	38, // 22: cc.state.v1.TaskOp.create:type_name -> cc.v1.Container
+	49, // 22: cc.state.v1.TaskOp.create:type_name -> cc.v1.Container
 	25, // 23: cc.state.v1.TaskOp.assign:type_name -> cc.state.v1.AssignTask
 	26, // 24: cc.state.v1.TaskOp.stop:type_name -> cc.state.v1.StopTask
 	27, // 25: cc.state.v1.TaskOp.pending:type_name -> cc.state.v1.PendingReason
 	28, // 26: cc.state.v1.TaskOp.progress:type_name -> cc.state.v1.ServiceProgress
-	44, // 27: cc.state.v1.ServiceProgress.status:type_name -> cc.v1.UpdateStatus
-	45, // 28: cc.state.v1.UpdateSettings.settings:type_name -> cc.v1.Settings
+	55, // 27: cc.state.v1.ServiceProgress.status:type_name -> cc.v1.UpdateStatus
+	56, // 28: cc.state.v1.UpdateSettings.settings:type_name -> cc.v1.Settings
 	11, // 29: cc.state.v1.ReportStatuses.reports:type_name -> cc.state.v1.ReportStatus
-	30, // [30:30] is the sub-list for method output_type
-	30, // [30:30] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	32, // 30: cc.state.v1.SubmitJob.job:type_name -> cc.state.v1.JobRecord
+	57, // 31: cc.state.v1.JobRecord.job:type_name -> cc.v1.Job
+	35, // 32: cc.state.v1.JobOps.ops:type_name -> cc.state.v1.JobOp
+	36, // 33: cc.state.v1.JobOp.start:type_name -> cc.state.v1.StartJobAttempt
+	37, // 34: cc.state.v1.JobOp.fail_attempt:type_name -> cc.state.v1.FailJobAttempt
+	38, // 35: cc.state.v1.JobOp.webhook:type_name -> cc.state.v1.WebhookResult
+	39, // 36: cc.state.v1.JobOp.pending:type_name -> cc.state.v1.JobPending
+	41, // 37: cc.state.v1.SetQueue.queue:type_name -> cc.state.v1.QueueRecord
+	38, // [38:38] is the sub-list for method output_type
+	38, // [38:38] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_cc_state_v1_state_proto_init() }
@@ -2291,13 +3030,20 @@ func file_cc_state_v1_state_proto_init() {
 		(*TaskOp_Pending)(nil),
 		(*TaskOp_Progress)(nil),
 	}
+	file_cc_state_v1_state_proto_msgTypes[34].OneofWrappers = []any{
+		(*JobOp_Start)(nil),
+		(*JobOp_FailAttempt)(nil),
+		(*JobOp_Webhook)(nil),
+		(*JobOp_Expire)(nil),
+		(*JobOp_Pending)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_state_v1_state_proto_rawDesc), len(file_cc_state_v1_state_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   32,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
