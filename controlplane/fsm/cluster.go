@@ -221,6 +221,11 @@ func reportStatus(tx *txn, at time.Time, m *statev1.ReportStatus) error {
 		if err := put(cs, c.Id, &rec); err != nil {
 			return err
 		}
+		if c.JobId != "" {
+			if err := attemptReported(tx, at, &rec); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

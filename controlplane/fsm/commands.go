@@ -115,6 +115,26 @@ var handlers = map[statev1.CommandType]handler{
 		newMsg:  func() proto.Message { return &statev1.UpdateSettings{} },
 		apply:   applyUpdateSettings,
 	},
+	statev1.CommandType_COMMAND_TYPE_SUBMIT_JOB: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.SubmitJob{} },
+		apply:   applySubmitJob,
+	},
+	statev1.CommandType_COMMAND_TYPE_CANCEL_JOB: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.CancelJob{} },
+		apply:   applyCancelJob,
+	},
+	statev1.CommandType_COMMAND_TYPE_JOB_OPS: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.JobOps{} },
+		apply:   applyJobOps,
+	},
+	statev1.CommandType_COMMAND_TYPE_SET_QUEUE: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.SetQueue{} },
+		apply:   applySetQueue,
+	},
 	statev1.CommandType_COMMAND_TYPE_REMOVE_IMAGE: {
 		version: 1,
 		newMsg:  func() proto.Message { return &statev1.RemoveImage{} },

@@ -50,7 +50,8 @@ var (
 )
 
 var allBuckets = [][]byte{bucketMeta, bucketCluster, bucketTokens, bucketNodes, bucketContainers, bucketContainerNames, bucketImages, bucketServers,
-	bucketServices, bucketServiceNames, bucketNodeTasks, bucketServiceTasks, bucketNodeNames}
+	bucketServices, bucketServiceNames, bucketNodeTasks, bucketServiceTasks, bucketNodeNames,
+	bucketJobs, bucketJobSeq, bucketJobState, bucketJobQueue, bucketJobKeys, bucketJobExpiry, bucketJobWebhooks, bucketJobUpdated, bucketQueues}
 
 // Result is what applying one log entry returns to the proposer.
 type Result struct {
@@ -73,11 +74,12 @@ type FSM struct {
 	watchMu   sync.Mutex
 	watch     chan struct{}            // closed and replaced after every applied batch
 	nodeWatch map[string]chan struct{} // node id → closed when its assignments change
+	jobWatch  chan struct{}            // closed and replaced after a batch that changed a job
 }
 
 // Open opens (or creates) the state database at path.
 func Open(path string, log *slog.Logger) (*FSM, error) {
-	f := &FSM{path: path, log: log, watch: make(chan struct{}), nodeWatch: map[string]chan struct{}{}}
+	f := &FSM{path: path, log: log, watch: make(chan struct{}), nodeWatch: map[string]chan struct{}{}, jobWatch: make(chan struct{})}
 	if err := f.open(); err != nil {
 		return nil, err
 	}
@@ -154,14 +156,17 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	applied := f.applied.Load()
 	last := applied
 	touched := touch{}
+	jobsChanged := false
 	err := f.db.Update(func(btx *bolt.Tx) error {
 		tx := &txn{Tx: btx, touched: touched}
+		defer func() { jobsChanged = tx.jobsChanged }()
 		for i, l := range logs {
 			if l.Index <= applied {
 				out[i] = Result{Index: l.Index}
 				continue
 			}
 			res := Result{Index: l.Index}
+			tx.index = l.Index
 			if l.Type == raft.LogCommand {
 				res.Err = applyCommand(tx, l.Data)
 				if res.Err != nil {
@@ -183,6 +188,9 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	if last != applied {
 		f.notify()
 		f.notifyNodes(touched)
+		if jobsChanged {
+			f.notifyJobs()
+		}
 	}
 	return out
 }
@@ -192,6 +200,13 @@ func (f *FSM) Watch() <-chan struct{} {
 	f.watchMu.Lock()
 	defer f.watchMu.Unlock()
 	return f.watch
+}
+
+func (f *FSM) notifyJobs() {
+	f.watchMu.Lock()
+	close(f.jobWatch)
+	f.jobWatch = make(chan struct{})
+	f.watchMu.Unlock()
 }
 
 func (f *FSM) notify() {
@@ -279,6 +294,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.log.Info("state restored from snapshot", "applied_index", f.applied.Load())
 	f.notify()
 	f.notifyNodes(touch{allNodesKey: true})
+	f.notifyJobs()
 	return nil
 }
 

@@ -9,6 +9,10 @@ import (
 type txn struct {
 	*bolt.Tx
 	touched touch
+	// index is the raft index of the entry being applied.
+	index uint64
+	// jobsChanged: the batch changed a job (wakes job watchers).
+	jobsChanged bool
 }
 
 // touch is the set of nodes whose assignments a batch changed; allNodes

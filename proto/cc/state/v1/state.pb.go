@@ -2075,6 +2075,12 @@ type JobRecord struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Job           *v1.Job                `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
 	WebhookSecret string                 `protobuf:"bytes,2,opt,name=webhook_secret,json=webhookSecret,proto3" json:"webhook_secret,omitempty"`
+	// image_digest is the loaded image the job runs, resolved at submit;
+	// empty for pulls.
+	ImageDigest string `protobuf:"bytes,3,opt,name=image_digest,json=imageDigest,proto3" json:"image_digest,omitempty"`
+	// updated_index is the raft index of the job's last change (the key of
+	// its entry in the job_updated index).
+	UpdatedIndex  uint64 `protobuf:"varint,4,opt,name=updated_index,json=updatedIndex,proto3" json:"updated_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2121,6 +2127,20 @@ func (x *JobRecord) GetWebhookSecret() string {
 		return x.WebhookSecret
 	}
 	return ""
+}
+
+func (x *JobRecord) GetImageDigest() string {
+	if x != nil {
+		return x.ImageDigest
+	}
+	return ""
+}
+
+func (x *JobRecord) GetUpdatedIndex() uint64 {
+	if x != nil {
+		return x.UpdatedIndex
+	}
+	return 0
 }
 
 // CancelJob cancels a queued job at once, or asks a running one to stop.
@@ -2831,11 +2851,13 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\x0eReportStatuses\x123\n" +
 	"\areports\x18\x01 \x03(\v2\x19.cc.state.v1.ReportStatusR\areports\"5\n" +
 	"\tSubmitJob\x12(\n" +
-	"\x03job\x18\x01 \x01(\v2\x16.cc.state.v1.JobRecordR\x03job\"P\n" +
+	"\x03job\x18\x01 \x01(\v2\x16.cc.state.v1.JobRecordR\x03job\"\x98\x01\n" +
 	"\tJobRecord\x12\x1c\n" +
 	"\x03job\x18\x01 \x01(\v2\n" +
 	".cc.v1.JobR\x03job\x12%\n" +
-	"\x0ewebhook_secret\x18\x02 \x01(\tR\rwebhookSecret\"\x1b\n" +
+	"\x0ewebhook_secret\x18\x02 \x01(\tR\rwebhookSecret\x12!\n" +
+	"\fimage_digest\x18\x03 \x01(\tR\vimageDigest\x12#\n" +
+	"\rupdated_index\x18\x04 \x01(\x04R\fupdatedIndex\"\x1b\n" +
 	"\tCancelJob\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\".\n" +
 	"\x06JobOps\x12$\n" +
