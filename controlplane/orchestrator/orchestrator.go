@@ -653,6 +653,12 @@ func schedNode(n *ccv1.Node) scheduler.Node {
 // PlaceOne places a single plain container among the containers already
 // placed, with the spread strategy: what `ccctl run` without --node does.
 func PlaceOne(nodes []*ccv1.Node, containers []*statev1.ContainerRecord, c *ccv1.Container) scheduler.Result {
+	return PlaceContainers(nodes, containers, []*ccv1.Container{c}, scheduler.Spread)
+}
+
+// PlaceContainers places plain containers (job attempts, for one) in the
+// order given among the containers already placed.
+func PlaceContainers(nodes []*ccv1.Node, containers []*statev1.ContainerRecord, pending []*ccv1.Container, strategy scheduler.Strategy) scheduler.Result {
 	sn := make([]scheduler.Node, 0, len(nodes))
 	for _, n := range nodes {
 		sn = append(sn, schedNode(n))
@@ -663,5 +669,9 @@ func PlaceOne(nodes []*ccv1.Node, containers []*statev1.ContainerRecord, c *ccv1
 			placed = append(placed, schedTask(o, nil))
 		}
 	}
-	return scheduler.Place(sn, placed, []scheduler.Task{schedTask(c, nil)}, scheduler.Spread)
+	tasks := make([]scheduler.Task, 0, len(pending))
+	for _, c := range pending {
+		tasks = append(tasks, schedTask(c, nil))
+	}
+	return scheduler.Place(sn, placed, tasks, strategy)
 }
