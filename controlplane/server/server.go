@@ -184,7 +184,14 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 			return s.peers.otherSessions(ctx, s.raft)
 		})},
 		leaderloop.Loop{Name: "orchestrator", Run: s.orchestrate},
+		leaderloop.Loop{Name: "job-dispatcher", Run: s.dispatchJobs},
+		leaderloop.Loop{Name: "job-webhooks", Run: s.sendWebhooks},
 	)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.collectBlobs(s.bg)
+	}()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
