@@ -216,3 +216,9 @@ func (s *Server) collectBlobs(ctx context.Context) {
 		}
 	}
 }
+
+// HasSession says whether a node's agent holds its session with this
+// server (tests use it to find the server an agent talks to).
+func (s *Server) HasSession(nodeID string) bool {
+	return s.sessions != nil && s.sessions.Connected(nodeID)
+}

@@ -171,6 +171,7 @@ type Client struct {
 	Containers ccv1.ContainerServiceClient
 	Images     ccv1.ImageServiceClient
 	Services   ccv1.ServiceServiceClient
+	Jobs       ccv1.JobServiceClient
 }
 
 // Client returns API clients using the admin token.
@@ -183,6 +184,7 @@ func (s *Server) Client() *Client {
 		Containers: ccv1.NewContainerServiceClient(conn),
 		Images:     ccv1.NewImageServiceClient(conn),
 		Services:   ccv1.NewServiceServiceClient(conn),
+		Jobs:       ccv1.NewJobServiceClient(conn),
 	}
 }
 
