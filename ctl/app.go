@@ -56,6 +56,8 @@ func App(stdout, stderr io.Writer) *cli.App {
 		Commands: []*cli.Command{
 			{Name: "status", Usage: "show the cluster: id, leader, raft state and index, scheduling strategy, servers", Action: statusCmd, OnUsageError: usageError},
 			serviceCommand(),
+			jobCommand(),
+			queueCommand(),
 			runCommand(),
 			psCommand(),
 			inspectCommand(),
@@ -81,10 +83,18 @@ func usageError(c *cli.Context, err error, _ bool) error {
 // errReported is returned by commands that printed their errors already.
 var errReported = errors.New("errors reported")
 
-// Main runs ccctl and returns the process exit code. Errors print as one line.
+// Main runs ccctl and returns the process exit code. Errors print as one
+// line. An *exitError sets the exit code (job wait).
 func Main(args []string, stdout, stderr io.Writer) int {
 	app := App(stdout, stderr)
 	if err := app.Run(Interspersed(app, args)); err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			if ee.msg != "" {
+				fmt.Fprintf(stderr, "ccctl: %s\n", ee.msg)
+			}
+			return ee.code
+		}
 		if !errors.Is(err, errReported) {
 			fmt.Fprintf(stderr, "ccctl: %v\n", err)
 		}

@@ -35,6 +35,7 @@ type Client struct {
 	Containers ccv1.ContainerServiceClient
 	Images     ccv1.ImageServiceClient
 	Services   ccv1.ServiceServiceClient
+	Jobs       ccv1.JobServiceClient
 }
 
 // Close closes the connection.
@@ -146,6 +147,7 @@ func dial(c *cli.Context) (*Client, error) {
 		Containers: ccv1.NewContainerServiceClient(conn),
 		Images:     ccv1.NewImageServiceClient(conn),
 		Services:   ccv1.NewServiceServiceClient(conn),
+		Jobs:       ccv1.NewJobServiceClient(conn),
 	}, nil
 }
 

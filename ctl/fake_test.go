@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -37,6 +38,7 @@ type fakeAPI struct {
 	ccv1.UnimplementedNodeServiceServer
 	ccv1.UnimplementedServiceServiceServer
 	ccv1.UnimplementedClusterServiceServer
+	ccv1.UnimplementedJobServiceServer
 
 	mu         sync.Mutex
 	create     *ccv1.CreateContainerRequest
@@ -65,6 +67,30 @@ type fakeAPI struct {
 	svcLogsReq  *ccv1.ServiceLogsRequest
 	nodeUpdates []*ccv1.UpdateNodeRequest
 	settings    *ccv1.Settings
+
+	// Jobs and queues: the handlers are below.
+	submit       *ccv1.SubmitJobRequest
+	existing     bool // SubmitJob: the idempotency key matched
+	uploadHeader *ccv1.UploadHeader
+	upload       []byte
+	jobs         []*ccv1.Job // ListJobs, a page of limit (default 50) at a time
+	listReqs     []*ccv1.ListJobsRequest
+	job          *ccv1.Job // GetJob, and what a watch ends with
+	gets         int
+	watch        []*ccv1.Job // WatchJobs sends these, then job...
+	watchErr     error       // ...unless this is set: then it fails with it
+	watchHang    bool        // ...or hangs until the client goes
+	watches      int
+	cancels      []string
+	jobLogs      []*ccv1.JobLogsResponse
+	jobLogsReq   *ccv1.JobLogsRequest
+	output       []byte            // JobOutput: the archive
+	outputFiles  map[string][]byte // JobOutput with a path
+	outputSum    string            // the sha256 announced; default: the right one
+	outputBreaks []int64           // the n-th JobOutput stream breaks after this many bytes (-1: does not)
+	outputReqs   []*ccv1.JobOutputRequest
+	queues       []*ccv1.Queue
+	setQueue     *ccv1.SetQueueRequest
 }
 
 func (f *fakeAPI) CreateContainer(_ context.Context, r *ccv1.CreateContainerRequest) (*ccv1.CreateContainerResponse, error) {
@@ -184,6 +210,7 @@ func startFake(t *testing.T, f *fakeAPI) []string {
 	ccv1.RegisterNodeServiceServer(srv, f)
 	ccv1.RegisterServiceServiceServer(srv, f)
 	ccv1.RegisterClusterServiceServer(srv, f)
+	ccv1.RegisterJobServiceServer(srv, f)
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
 	return []string{"--addr", lis.Addr().String(), "--token", "t", "--ca-cert", caFile}
@@ -401,4 +428,188 @@ func TestPsTable(t *testing.T) {
 	if r := runCtl(conn, "ps", "-q"); r.stdout != "0123456789ab\n" {
 		t.Errorf("ps -q: %+v", r)
 	}
+}
+
+// The fake JobService.
+
+func (f *fakeAPI) SubmitJob(_ context.Context, r *ccv1.SubmitJobRequest) (*ccv1.SubmitJobResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.submit = r
+	resp := &ccv1.SubmitJobResponse{Existing: f.existing, Job: &ccv1.Job{Id: "j0b0123456789abc", Spec: r.Spec, State: ccv1.JobState_JOB_STATE_QUEUED}}
+	if r.Spec.GetWebhookUrl() != "" && r.Spec.GetWebhookSecret() == "" {
+		resp.WebhookSecret = "whsec-generated"
+	}
+	return resp, nil
+}
+
+func (f *fakeAPI) UploadInput(s grpc.ClientStreamingServer[ccv1.UploadInputRequest, ccv1.UploadInputResponse]) error {
+	var header *ccv1.UploadHeader
+	var data []byte
+	for {
+		m, err := s.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if h := m.GetHeader(); h != nil {
+			header = h
+		} else {
+			data = append(data, m.GetChunk()...)
+		}
+	}
+	sum := sha256.Sum256(data)
+	f.mu.Lock()
+	f.uploadHeader, f.upload = header, data
+	f.mu.Unlock()
+	return s.SendAndClose(&ccv1.UploadInputResponse{Digest: "sha256:" + hex.EncodeToString(sum[:]), Size: int64(len(data))})
+}
+
+func (f *fakeAPI) ListJobs(_ context.Context, r *ccv1.ListJobsRequest) (*ccv1.ListJobsResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.listReqs = append(f.listReqs, r)
+	start := 0
+	if r.PageToken != "" {
+		var err error
+		if start, err = strconv.Atoi(strings.TrimPrefix(r.PageToken, "p")); err != nil {
+			return nil, status.Error(codes.InvalidArgument, "bad page token")
+		}
+	}
+	limit := int(r.Limit)
+	if limit == 0 {
+		limit = 50
+	}
+	end := min(start+limit, len(f.jobs))
+	resp := &ccv1.ListJobsResponse{Jobs: f.jobs[start:end]}
+	if end < len(f.jobs) {
+		resp.NextPageToken = "p" + strconv.Itoa(end)
+	}
+	return resp, nil
+}
+
+func (f *fakeAPI) GetJob(_ context.Context, r *ccv1.GetJobRequest) (*ccv1.GetJobResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gets++
+	if f.job == nil || !strings.HasPrefix(f.job.Id, r.Id) {
+		return nil, status.Errorf(codes.NotFound, "no job %s", r.Id)
+	}
+	return &ccv1.GetJobResponse{Job: f.job}, nil
+}
+
+func (f *fakeAPI) WatchJobs(r *ccv1.WatchJobsRequest, s grpc.ServerStreamingServer[ccv1.WatchJobsResponse]) error {
+	f.mu.Lock()
+	f.watches++
+	msgs, last, werr, hang := f.watch, f.job, f.watchErr, f.watchHang
+	f.mu.Unlock()
+	if len(r.Ids) != 1 || !r.UntilDone {
+		return status.Error(codes.InvalidArgument, "want one id and until_done")
+	}
+	if last == nil || !strings.HasPrefix(last.Id, r.Ids[0]) {
+		return status.Errorf(codes.NotFound, "no job %s", r.Ids[0])
+	}
+	for _, j := range msgs {
+		if err := s.Send(&ccv1.WatchJobsResponse{Job: j}); err != nil {
+			return err
+		}
+	}
+	switch {
+	case werr != nil:
+		return werr
+	case hang:
+		<-s.Context().Done()
+		return s.Context().Err()
+	}
+	return s.Send(&ccv1.WatchJobsResponse{Job: last})
+}
+
+func (f *fakeAPI) CancelJob(_ context.Context, r *ccv1.CancelJobRequest) (*ccv1.CancelJobResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cancels = append(f.cancels, r.Id)
+	switch r.Id {
+	case "nope":
+		return nil, status.Error(codes.NotFound, "no job nope")
+	case "done":
+		return &ccv1.CancelJobResponse{Job: &ccv1.Job{Id: "done", State: ccv1.JobState_JOB_STATE_SUCCEEDED}}, nil
+	}
+	return &ccv1.CancelJobResponse{Job: &ccv1.Job{Id: r.Id, State: ccv1.JobState_JOB_STATE_CANCELLED}}, nil
+}
+
+func (f *fakeAPI) JobLogs(r *ccv1.JobLogsRequest, s grpc.ServerStreamingServer[ccv1.JobLogsResponse]) error {
+	f.mu.Lock()
+	f.jobLogsReq = r
+	msgs := f.jobLogs
+	f.mu.Unlock()
+	for _, m := range msgs {
+		if err := s.Send(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *fakeAPI) JobOutput(r *ccv1.JobOutputRequest, s grpc.ServerStreamingServer[ccv1.JobOutputResponse]) error {
+	f.mu.Lock()
+	f.outputReqs = append(f.outputReqs, r)
+	n := len(f.outputReqs)
+	data, sum := f.output, f.outputSum
+	if r.Path != "" {
+		var ok bool
+		if data, ok = f.outputFiles[r.Path]; !ok {
+			f.mu.Unlock()
+			return status.Errorf(codes.NotFound, "no file %s in the output", r.Path)
+		}
+		sum = ""
+	}
+	breakAt := int64(-1)
+	if n <= len(f.outputBreaks) {
+		breakAt = f.outputBreaks[n-1]
+	}
+	f.mu.Unlock()
+	if sum == "" {
+		h := sha256.Sum256(data)
+		sum = "sha256:" + hex.EncodeToString(h[:])
+	}
+	if r.Offset < 0 || r.Offset > int64(len(data)) {
+		return status.Errorf(codes.OutOfRange, "offset %d", r.Offset)
+	}
+	if err := s.Send(&ccv1.JobOutputResponse{Size: int64(len(data)), Sha256: sum}); err != nil {
+		return err
+	}
+	const chunk = 32 << 10
+	sent := int64(0)
+	for rest := data[r.Offset:]; len(rest) > 0; {
+		n := min(len(rest), chunk)
+		if breakAt >= 0 && sent+int64(n) > breakAt {
+			n = int(breakAt - sent)
+			if n > 0 {
+				if err := s.Send(&ccv1.JobOutputResponse{Data: rest[:n]}); err != nil {
+					return err
+				}
+			}
+			return status.Error(codes.Unavailable, "connection reset by peer")
+		}
+		if err := s.Send(&ccv1.JobOutputResponse{Data: rest[:n]}); err != nil {
+			return err
+		}
+		rest, sent = rest[n:], sent+int64(n)
+	}
+	return nil
+}
+
+func (f *fakeAPI) SetQueue(_ context.Context, r *ccv1.SetQueueRequest) (*ccv1.SetQueueResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.setQueue = r
+	return &ccv1.SetQueueResponse{Queue: &ccv1.Queue{Name: r.Name, MaxRunning: r.MaxRunning}}, nil
+}
+
+func (f *fakeAPI) ListQueues(context.Context, *ccv1.ListQueuesRequest) (*ccv1.ListQueuesResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return &ccv1.ListQueuesResponse{Queues: f.queues}, nil
 }

@@ -162,14 +162,6 @@ func imageLoad(c *cli.Context) error {
 	})
 }
 
-// progressWriter counts what passes through it on a progress bar.
-type progressWriter struct{ p *progress }
-
-func (w progressWriter) Write(b []byte) (int, error) {
-	w.p.Add(len(b))
-	return len(b), nil
-}
-
 func imageList(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return fmt.Errorf("image ls takes no arguments, got %q", c.Args().Slice())
