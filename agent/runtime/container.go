@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -27,7 +28,12 @@ type Task struct {
 	ID         string
 	Name       string
 	Generation uint64
-	Spec       *ccv1.ContainerSpec
+	// Spec is the container's spec. With Spec.Sandbox set, the container
+	// is a job attempt and runs in a sandbox (see sandbox.go).
+	Spec *ccv1.ContainerSpec
+	// OpenInput, for a job sandbox with input, opens the input's tar.gz,
+	// which Start unpacks read-only at /input. Nil: no input.
+	OpenInput func(ctx context.Context) (io.ReadCloser, error)
 }
 
 // Observed is what containerd says about one of the runtime's containers.
@@ -43,6 +49,9 @@ type Observed struct {
 	StartedAt  time.Time
 	FinishedAt time.Time
 	IP         string
+	// JobID is the job of a job sandbox (label cc.job), "" for other
+	// containers.
+	JobID string
 	// Error says why State is FAILED.
 	Error string
 }
@@ -52,13 +61,20 @@ const killGrace = 10 * time.Second
 
 // Start creates the container (removing a leftover one with the same id,
 // keeping its logs) and starts its task. It returns the container's IP in
-// bridge mode. The image must be present (EnsureImage).
+// bridge mode. The image must be present (EnsureImage). A task whose spec
+// has a sandbox runs as a job attempt (see sandbox.go).
 func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 	if err := validID(t.ID); err != nil {
 		return "", err
 	}
 	if t.Spec == nil {
 		return "", fmt.Errorf("runtime: start %s: no spec", t.ID)
+	}
+	sandbox := t.Spec.GetSandbox() != nil
+	if sandbox {
+		if err := checkSandbox(t); err != nil {
+			return "", err
+		}
 	}
 	ctx = r.withNS(ctx)
 	if err := r.Remove(ctx, t.ID); err != nil {
@@ -81,6 +97,9 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 	}
 
 	mode := networkMode(t.Spec.GetNetwork())
+	if sandbox && t.Spec.GetNetwork() != ccv1.NetworkMode_NETWORK_MODE_BRIDGE {
+		mode = networkNone // a job has no network unless it asks for one
+	}
 	ports := portMappings(t.Spec.GetPorts())
 	if mode == networkNone && len(ports) > 0 {
 		return "", fmt.Errorf("runtime: start %s: ports cannot be published with network mode none", t.ID)
@@ -104,11 +123,23 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 		}
 		_ = r.teardownNetwork(cctx, t.ID, mode, ports)
 		_ = os.RemoveAll(r.filesDir(t.ID))
+		if sandbox {
+			if rerr := r.removeJobDir(t.ID); rerr != nil {
+				r.log.Warn("clean up after a failed start", "container", t.ID, "err", rerr)
+			}
+		}
 	}()
 
 	mounts, err := r.etcFiles(t.ID, t.Name, ip, mode)
 	if err != nil {
 		return "", err
+	}
+	var sandboxMounts []specs.Mount
+	if sandbox {
+		mounts = readOnlyMounts(mounts)
+		if sandboxMounts, err = r.prepareSandbox(ctx, t); err != nil {
+			return "", err
+		}
 	}
 	labels := map[string]string{
 		LabelContainerID: t.ID,
@@ -126,11 +157,14 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 	if p := encodePorts(ports); p != "" {
 		labels[LabelPorts] = p
 	}
+	if sandbox {
+		labels[LabelJob] = t.Spec.GetSandbox().GetJobId()
+	}
 	container, err = r.client.NewContainer(ctx, t.ID,
 		containerd.WithImage(img),
 		containerd.WithNewSnapshot(t.ID, img),
 		containerd.WithContainerLabels(labels),
-		containerd.WithNewSpec(r.specOpts(img, t, nsPath, mounts)...),
+		containerd.WithNewSpec(r.specOpts(img, t, nsPath, mounts, sandboxMounts)...),
 	)
 	if err != nil {
 		return "", fmt.Errorf("runtime: create container %s: %w", t.ID, err)
@@ -154,8 +188,9 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 	return ip, nil
 }
 
-// specOpts builds the OCI spec of a container.
-func (r *Runtime) specOpts(img containerd.Image, t Task, nsPath string, mounts []specs.Mount) []oci.SpecOpts {
+// specOpts builds the OCI spec of a container; sandboxMounts are those of
+// a job sandbox (nil for other containers).
+func (r *Runtime) specOpts(img containerd.Image, t Task, nsPath string, mounts, sandboxMounts []specs.Mount) []oci.SpecOpts {
 	s := t.Spec
 	opts := []oci.SpecOpts{oci.WithImageConfig(img)}
 	if len(s.GetCommand()) > 0 {
@@ -164,7 +199,7 @@ func (r *Runtime) specOpts(img containerd.Image, t Task, nsPath string, mounts [
 	if len(s.GetEnv()) > 0 {
 		opts = append(opts, oci.WithEnv(s.GetEnv()))
 	}
-	if s.GetUser() != "" {
+	if s.GetUser() != "" && s.GetSandbox() == nil {
 		opts = append(opts, oci.WithUser(s.GetUser()))
 	}
 	if s.GetWorkdir() != "" {
@@ -191,6 +226,11 @@ func (r *Runtime) specOpts(img containerd.Image, t Task, nsPath string, mounts [
 	}
 	if s.GetReadOnly() {
 		opts = append(opts, oci.WithRootFSReadonly())
+	}
+	if s.GetSandbox() != nil {
+		// Before the seccomp profile, which is built from the
+		// capabilities: none, so the strictest profile.
+		opts = append(opts, sandboxSpecOpts(t, sandboxMounts)...)
 	}
 	opts = append(opts,
 		oci.WithNoNewPrivileges,
@@ -272,7 +312,9 @@ func (r *Runtime) Stop(ctx context.Context, id string, timeout time.Duration) er
 }
 
 // Remove kills and deletes the container's task, detaches its network,
-// deletes the container and its snapshot. Logs are kept until RemoveLogs.
+// deletes the container and its snapshot, and, for a job sandbox, unmounts
+// and deletes its job directory (output, input, packed archives). Logs are
+// kept until RemoveLogs.
 // Removing a missing container is not an error.
 func (r *Runtime) Remove(ctx context.Context, id string) error {
 	if err := validID(id); err != nil {
@@ -321,6 +363,10 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 	}
 	_ = os.Remove(r.oomMark(id))
 	_ = os.RemoveAll(r.filesDir(id))
+	// A job sandbox's files: the /output mount, input, packed archives.
+	if err := r.removeJobDir(id); err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("runtime: remove %s: %w", id, err)
 	}
@@ -361,7 +407,7 @@ func (r *Runtime) List(ctx context.Context) ([]Observed, error) {
 
 func (r *Runtime) observe(ctx context.Context, c containerd.Container, info containers.Container) (Observed, error) {
 	l := info.Labels
-	o := Observed{ID: l[LabelContainerID], Name: l[LabelName], IP: l[LabelIP]}
+	o := Observed{ID: l[LabelContainerID], Name: l[LabelName], IP: l[LabelIP], JobID: l[LabelJob]}
 	o.Generation, _ = strconv.ParseUint(l[LabelGeneration], 10, 64)
 	if ts, err := time.Parse(time.RFC3339Nano, l[LabelStartedAt]); err == nil {
 		o.StartedAt = ts

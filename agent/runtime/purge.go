@@ -14,7 +14,8 @@ import (
 )
 
 // Purge removes everything in the runtime's containerd namespace, whoever
-// created it (containers, their tasks, networks and snapshots, then images),
+// created it (containers, their tasks, networks, snapshots and job
+// directories, then job directories left without a container, then images),
 // the namespace itself and the cgroups runc leaves for it. It is for tests
 // and for taking a node out of service for good.
 func (r *Runtime) Purge(ctx context.Context) error {
@@ -28,6 +29,10 @@ func (r *Runtime) Purge(ctx context.Context) error {
 		if err := r.Remove(ctx, c.ID()); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	// Job directories of containers gone before (an agent crash).
+	if err := r.cleanOrphanJobs(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	imgs, _ := r.client.ImageService().List(nctx)
 	for i, img := range imgs {

@@ -9,7 +9,7 @@
 //
 // Every container it creates carries the labels cc.container-id, cc.name
 // and cc.generation (see the Label* constants) in the containerd namespace
-// Config.Namespace ("cc").
+// Config.Namespace ("cc"); a job sandbox also carries cc.job (LabelJob).
 package runtime
 
 import (
@@ -71,8 +71,9 @@ type Config struct {
 	// the same owner: two agents on one host never touch each other's.
 	Owner string
 	// StateDir holds logs/<container-id>/, cni/ (network config and IPAM
-	// leases), oom/ (OOM marks), containers/<id>/ (hosts, resolv.conf)
-	// and fifo/ (the FIFOs of processes run by Exec, while they run).
+	// leases), oom/ (OOM marks), containers/<id>/ (hosts, resolv.conf),
+	// fifo/ (the FIFOs of processes run by Exec, while they run) and
+	// jobs/<id>/ (a job sandbox's /output mount, input and archives).
 	StateDir string
 	// CNIBinDir holds the CNI plugins (bridge, portmap, firewall, loopback,
 	// host-local).
@@ -157,7 +158,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if st, err := os.Stat(cfg.LoggerPath); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
 		return nil, fmt.Errorf("runtime: LoggerPath %s is not an executable file (%v); point it at the cc-agent binary", cfg.LoggerPath, err)
 	}
-	for _, d := range []string{"logs", "cni", "oom", "containers"} {
+	for _, d := range []string{"logs", "cni", "oom", "containers", "jobs"} {
 		if err := os.MkdirAll(filepath.Join(cfg.StateDir, d), 0o750); err != nil {
 			return nil, fmt.Errorf("runtime: create state directory: %w", err)
 		}
@@ -177,6 +178,9 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err := r.initCNI(); err != nil {
 		client.Close()
 		return nil, err
+	}
+	if err := r.cleanOrphanJobs(ctx); err != nil {
+		r.log.Warn("clean the files of removed jobs", "err", err)
 	}
 	return r, nil
 }
