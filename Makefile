@@ -14,7 +14,7 @@ BUF_VERSION                := v1.75.0
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X $(MODULE)/internal/buildinfo.Version=$(VERSION)
 
-.PHONY: all build dev test test-short prereqs tools proto proto-check bench bench-scale chaos clean
+.PHONY: all build dev test test-short prereqs tools proto proto-check bench bench-scale bench-jobs chaos clean
 
 all: build
 
@@ -48,6 +48,11 @@ bench: build
 # bench-scale: 3 servers and simulated nodes (NODES=5000 TASKS=100000 by default).
 bench-scale:
 	@bash bench/scale.sh $(or $(NODES),5000) $(or $(TASKS),100000)
+
+# bench-jobs: job submit throughput, listing with a backlog, dispatch latency
+# on one real agent beside ctr (N_BACKLOG=100000 by default; needs root).
+bench-jobs:
+	@bash bench/jobs.sh $(or $(N_BACKLOG),100000)
 
 # chaos runs the linearizability check under faults for two minutes.
 chaos:
