@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -52,9 +51,9 @@ func (r *Runtime) CollectOutput(ctx context.Context, id string, limits jobs.Limi
 	if p, ok := reusePacked(archive, sidecar); ok {
 		return p, nil
 	}
-	if points, err := mountPointsUnder(out); err != nil {
+	if mounted, err := isMountPoint(out); err != nil {
 		return jobs.Packed{}, fmt.Errorf("runtime: collect the output of %s: %w", id, err)
-	} else if !slices.Contains(points, out) {
+	} else if !mounted {
 		return jobs.Packed{}, fmt.Errorf("runtime: collect the output of %s: its output filesystem is not mounted at %s any more (was the host restarted?); the output is lost", id, out)
 	}
 	_ = os.Remove(sidecar)

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
@@ -268,6 +269,9 @@ func readOnlyMounts(ms []specs.Mount) []specs.Mount {
 // A missing directory is fine.
 func (r *Runtime) removeJobDir(id string) error {
 	dir := r.JobDir(id)
+	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
+		return nil // nothing can be mounted there either
+	}
 	if err := unmountUnder(dir); err != nil {
 		return fmt.Errorf("runtime: remove the job directory of %s: %w", id, err)
 	}
@@ -350,6 +354,9 @@ func mountPointsUnder(dir string) ([]string, error) {
 	}
 	defer f.Close()
 	dir = filepath.Clean(dir)
+	if resolved, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = resolved // the mount table holds real paths
+	}
 	var out []string
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -387,6 +394,25 @@ func unescapeMountPath(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// isMountPoint reports whether dir is on another filesystem than its
+// parent.
+func isMountPoint(dir string) (bool, error) {
+	a, err := os.Stat(dir)
+	if err != nil {
+		return false, err
+	}
+	b, err := os.Stat(filepath.Dir(dir))
+	if err != nil {
+		return false, err
+	}
+	as, ok1 := a.Sys().(*syscall.Stat_t)
+	bs, ok2 := b.Sys().(*syscall.Stat_t)
+	if !ok1 || !ok2 {
+		return false, fmt.Errorf("stat %s: no device numbers", dir)
+	}
+	return as.Dev != bs.Dev, nil
 }
 
 // taskRunning reports whether the container has a task that has not ended.

@@ -20,6 +20,7 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
 	"github.com/klauspost/compress/gzip"
+	"golang.org/x/sys/unix"
 
 	"github.com/containercodes/cc/agent/jobs"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
@@ -226,13 +227,17 @@ func TestSandboxCollectOutputAndLogs(t *testing.T) {
 
 func TestSandboxConfinement(t *testing.T) {
 	r, _ := newTestRuntime(t)
+	// The loopback round trip: busybox nc quits when its stdin ends, so the
+	// listener reads a pipe that stays open; the client retries until the
+	// listener is up.
 	script := `
 cat /proc/net/dev; echo ---
 cat /proc/net/route; echo ---
 cat /sys/class/net/lo/flags; echo ---
-timeout 10 nc -l -p 7777 > /tmp/got &
-for i in $(seq 1 100); do echo ping | nc 127.0.0.1 7777 2>/dev/null && break; sleep 0.1; done
-wait; echo "loopback=$(cat /tmp/got)"; echo ---
+sleep 30 | nc -l -p 7777 > /tmp/got &
+for i in $(seq 1 100); do echo ping | timeout 5 nc 127.0.0.1 7777 2>/dev/null && break; sleep 0.1; done
+for i in $(seq 1 100); do [ -s /tmp/got ] && break; sleep 0.1; done
+echo "loopback=$(cat /tmp/got)"; echo ---
 echo "user=$(id -u):$(id -g)"
 grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp|Groups):' /proc/self/status; echo ---
 touch /x 2>/dev/null && echo root-writable
@@ -395,6 +400,18 @@ func TestSandboxRefusedOutput(t *testing.T) {
 	id, _, _, _ = runJob(t, r, Task{Spec: s})
 	if _, err := r.CollectOutput(ctx, id, jobs.Limits{MaxFiles: 3}); err == nil || err.Error() != "output has more than 3 files" {
 		t.Errorf("collect: %v", err)
+	}
+	if p, err := r.CollectOutput(ctx, id, jobs.Limits{MaxFiles: 4}); err != nil || p.Files != 4 {
+		t.Errorf("collect: %+v, %v", p, err)
+	}
+	// An output filesystem lost (a host reboot) is not taken for an empty
+	// output.
+	os.Remove(filepath.Join(r.JobDir(id), "output.tar.gz.sha256"))
+	if err := unix.Unmount(filepath.Join(r.JobDir(id), "output"), unix.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.CollectOutput(ctx, id, jobs.Limits{}); err == nil || jobs.IsRefused(err) || !strings.Contains(err.Error(), "not mounted") {
+		t.Errorf("collect without the output filesystem: %v", err)
 	}
 }
 
