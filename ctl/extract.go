@@ -20,7 +20,7 @@ import (
 // that an entry is refused when its name is absolute or has a ".."
 // component, when a symbolic link would point outside, or when it would be
 // written through a symbolic link (one of the archive or one already in the
-// directory). Devices and FIFOs are skipped. Existing files are replaced
+// directory). Devices and FIFOs are skipped, sparse files refused. Existing files are replaced
 // only with force. The archive is read twice: first to check every entry,
 // so that a bad archive writes nothing, then to extract; if extracting
 // fails midway, what it created is removed.
@@ -157,6 +157,13 @@ func (x *extractor) entry(h *tar.Header, body io.Reader) error {
 	}
 	if name == "" {
 		return nil
+	}
+	for k := range h.PAXRecords {
+		// A sparse file's holes cost nothing in the archive and may be
+		// terabytes on disk.
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return fmt.Errorf("refused entry %q: a sparse file", h.Name)
+		}
 	}
 	kind := byte(0)
 	switch h.Typeflag {

@@ -549,9 +549,21 @@ type tarEntry struct {
 
 func makeTarGz(t testing.TB, entries ...tarEntry) []byte {
 	t.Helper()
+	return gzipBytes(makeTar(t, entries...))
+}
+
+func gzipBytes(b []byte) []byte {
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
+	zw.Write(b)
+	zw.Close()
+	return buf.Bytes()
+}
+
+func makeTar(t testing.TB, entries ...tarEntry) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
 	for _, e := range entries {
 		h := &tar.Header{Name: e.name, Typeflag: e.typ, Linkname: e.link, Mode: e.mode, Size: int64(len(e.body)), ModTime: time.Unix(1700000000, 0)}
 		if h.Typeflag == 0 {
@@ -573,7 +585,6 @@ func makeTarGz(t testing.TB, entries ...tarEntry) []byte {
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	zw.Close()
 	return buf.Bytes()
 }
 
