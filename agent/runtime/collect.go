@@ -80,6 +80,33 @@ func (r *Runtime) CollectOutput(ctx context.Context, id string, limits jobs.Limi
 	return p, nil
 }
 
+// ReleaseOutput unmounts the /output filesystem of an ended job sandbox,
+// giving back the memory its files hold, once CollectOutput has packed
+// them: the archive stays, and CollectOutput keeps returning it. Without an
+// archive it refuses (the output would be lost). Releasing twice is fine.
+func (r *Runtime) ReleaseOutput(ctx context.Context, id string) error {
+	if err := validID(id); err != nil {
+		return err
+	}
+	dir := r.JobDir(id)
+	out := filepath.Join(dir, jobOutputDir)
+	if _, err := os.Stat(out); err != nil {
+		return fmt.Errorf("runtime: release the output of %s: it has no output directory (not a job sandbox, or removed): %w", id, ErrNotFound)
+	}
+	if running, err := r.taskRunning(ctx, id); err != nil {
+		return fmt.Errorf("runtime: release the output of %s: %w", id, err)
+	} else if running {
+		return fmt.Errorf("runtime: release the output of %s: %w", id, errStillRunning)
+	}
+	if _, ok := reusePacked(filepath.Join(dir, jobOutputTarGz), filepath.Join(dir, jobOutputSHA256)); !ok {
+		return fmt.Errorf("runtime: release the output of %s: it has not been packed (CollectOutput first)", id)
+	}
+	if err := unmountUnder(out); err != nil {
+		return fmt.Errorf("runtime: release the output of %s: %w", id, err)
+	}
+	return nil
+}
+
 // errStillRunning: collection needs an ended task.
 var errStillRunning = errors.New("the job is still running")
 

@@ -139,6 +139,13 @@ func cleanupRuntime(t *testing.T, cfg Config) {
 	if err := r.Purge(ctx); err != nil {
 		t.Errorf("cleanup: %v", err)
 	}
+	if mi, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+		for _, line := range strings.Split(string(mi), "\n") {
+			if strings.Contains(line, filepath.Join(cfg.StateDir, "jobs")+"/") {
+				t.Errorf("cleanup: mount left under the jobs directory: %s", line)
+			}
+		}
+	}
 	left, _ := filepath.Glob(filepath.Join(DefaultNetNSDir, cfg.Namespace+"-*"))
 	for _, p := range left {
 		t.Errorf("cleanup: network namespace %s left behind", p)

@@ -186,6 +186,17 @@ func TestSandboxCollectOutputAndLogs(t *testing.T) {
 		t.Errorf("collect after a bad sidecar: %+v, %v (first %+v)", p2, err, p)
 	}
 
+	// Releasing the output's memory keeps the archive.
+	if err := r2.ReleaseOutput(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if mounted, err := isMountPoint(filepath.Join(r.JobDir(id), "output")); err != nil || mounted {
+		t.Errorf("output still mounted after ReleaseOutput (%v)", err)
+	}
+	if p2, err := r2.CollectOutput(ctx, id, jobs.LimitsFor(s.Sandbox)); err != nil || p2 != p {
+		t.Errorf("collect after release: %+v, %v", p2, err)
+	}
+
 	lp, err := r.PackLogs(ctx, id)
 	if err != nil {
 		t.Fatal(err)
@@ -394,6 +405,9 @@ func TestSandboxRefusedOutput(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(r.JobDir(id), "output.tar.gz")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("an archive was left: %v", err)
+	}
+	if err := r.ReleaseOutput(ctx, id); err == nil {
+		t.Error("ReleaseOutput without an archive succeeded")
 	}
 
 	s = sandboxSpec("/bin/sh", "-c", "for i in 1 2 3 4; do echo $i > /output/$i; done")
