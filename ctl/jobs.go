@@ -383,9 +383,18 @@ func packToTemp(c *cli.Context, paths []string) (*packedInput, error) {
 	}
 	in := &packedInput{f: f}
 	h := sha256.New()
-	cw := &countWriter{w: io.MultiWriter(f, h)}
-	warn := func(msg string) { fmt.Fprintf(c.App.ErrWriter, "ccctl: warning: %s\n", msg) }
-	if err := packInputs(cw, paths, warn); err != nil {
+	p := transferProgress(c, "Packing", 0)
+	cw := &countWriter{w: io.MultiWriter(f, h, progressWriter{p})}
+	warn := func(msg string) {
+		if p.w != nil { // below the bar, which goes on on the next line
+			fmt.Fprintln(p.w)
+			p.width = 0
+		}
+		fmt.Fprintf(c.App.ErrWriter, "ccctl: warning: %s\n", msg)
+	}
+	err = packInputs(cw, paths, warn)
+	p.Done()
+	if err != nil {
 		in.remove()
 		return nil, err
 	}
@@ -683,15 +692,19 @@ func jobExitCode(j *ccv1.Job) int {
 	return exitJobFailed
 }
 
-// jobExit is the exit code the job ended with, if it ended by exiting.
+// jobExit is the exit code the job ended with, if it ended by exiting
+// (a failed job only with a non-zero one: one that exited 0 and then broke
+// a limit did not fail by its exit).
 func jobExit(j *ccv1.Job) (int32, bool) {
-	if !jobDone(j.GetState()) {
+	switch {
+	case !jobDone(j.GetState()):
+		return 0, false
+	case j.GetState() == ccv1.JobState_JOB_STATE_SUCCEEDED || j.GetExitCode() != 0:
+		return j.GetExitCode(), true
+	case j.GetState() != ccv1.JobState_JOB_STATE_FAILED:
 		return 0, false
 	}
-	if j.GetExitCode() != 0 || j.GetState() == ccv1.JobState_JOB_STATE_SUCCEEDED {
-		return j.GetExitCode(), true
-	}
-	if a := lastAttempt(j); a.GetState() == ccv1.ContainerState_CONTAINER_STATE_EXITED && !a.GetTimedOut() {
+	if a := lastAttempt(j); a.GetState() == ccv1.ContainerState_CONTAINER_STATE_EXITED && !a.GetTimedOut() && a.GetExitCode() != 0 {
 		return a.GetExitCode(), true
 	}
 	return 0, false
@@ -760,8 +773,13 @@ func describeJob(j *ccv1.Job, nodes map[string]string, now time.Time) string {
 	case ccv1.JobState_JOB_STATE_SUCCEEDED:
 		s = "succeeded"
 	}
-	if max := max(j.GetSpec().GetMaxAttempts(), 1); max > 1 && a != nil && !jobDone(j.GetState()) {
-		s += fmt.Sprintf(" (attempt %d of %d)", len(j.GetAttempts()), max)
+	if max := max(j.GetSpec().GetMaxAttempts(), 1); max > 1 && a != nil {
+		switch j.GetState() {
+		case ccv1.JobState_JOB_STATE_QUEUED:
+			s += fmt.Sprintf(" for attempt %d of %d", len(j.GetAttempts())+1, max)
+		case ccv1.JobState_JOB_STATE_ASSIGNED, ccv1.JobState_JOB_STATE_RUNNING:
+			s += fmt.Sprintf(" (attempt %d of %d)", len(j.GetAttempts()), max)
+		}
 	}
 	if jobDone(j.GetState()) && j.GetStartedAt() != nil {
 		s += " after " + jobDuration(j, now)

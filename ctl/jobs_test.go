@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -868,5 +869,57 @@ func TestTransferProgressFlags(t *testing.T) {
 	}
 	if r := runCtl(conn, "job", "output", "--archive", filepath.Join(t.TempDir(), "x"), "j0b0"); r.code != 0 || strings.Contains(r.stderr, "\r") {
 		t.Errorf("a bar on a non-terminal without --progress: %+v", r)
+	}
+}
+
+func TestDescribeJobAndExitCodes(t *testing.T) {
+	now := time.Now()
+	retry := finished(ccv1.JobState_JOB_STATE_QUEUED, 0, "")
+	retry.Spec.MaxAttempts, retry.StartedAt, retry.FinishedAt = 3, nil, nil
+	run2 := running()
+	run2.Spec.MaxAttempts = 3
+	run2.Attempts = append([]*ccv1.JobAttempt{{Number: 1, NodeId: "n9", Error: "node lost"}}, run2.Attempts...)
+	overLimit := finished(ccv1.JobState_JOB_STATE_FAILED, 0, "the output is over its 1 MiB limit")
+	cancelling := running()
+	cancelling.CancelRequested = true
+	nodes := map[string]string{"n1": "node-1"}
+	cases := []struct {
+		job  *ccv1.Job
+		want string
+		code int
+		exit string
+	}{
+		{queued(), "queued", 1, "-"},
+		{retry, "queued for attempt 2 of 3", 1, "-"},
+		{run2, "running on node-1 (attempt 2 of 3)", 1, "-"},
+		{cancelling, "running on node-1, cancelling", 1, "-"},
+		{overLimit, "failed after 12s: the output is over its 1 MiB limit", 1, "-"},
+		{finished(ccv1.JobState_JOB_STATE_FAILED, 300, ""), "failed with exit code 300 after 12s", 1, "300"},
+		{finished(ccv1.JobState_JOB_STATE_FAILED, 137, ""), "failed with exit code 137 after 12s", 137, "137"},
+		{finished(ccv1.JobState_JOB_STATE_SUCCEEDED, 0, ""), "succeeded after 12s", 0, "0"},
+		{finished(ccv1.JobState_JOB_STATE_TIMED_OUT, 0, ""), "timed out after 12s", 124, "-"},
+	}
+	for _, c := range cases {
+		if got := describeJob(c.job, nodes, now); got != c.want {
+			t.Errorf("describeJob: %q, want %q", got, c.want)
+		}
+		if jobDone(c.job.GetState()) {
+			if got := jobExitCode(c.job); got != c.code {
+				t.Errorf("%q: exit code %d, want %d", c.want, got, c.code)
+			}
+		}
+		exit := "-"
+		if code, ok := jobExit(c.job); ok {
+			exit = strconv.Itoa(int(code))
+		}
+		if exit != c.exit {
+			t.Errorf("%q: EXIT %s, want %s", c.want, exit, c.exit)
+		}
+	}
+	for d, want := range map[time.Duration]string{0: "0s", 59 * time.Second: "59s", 3*time.Minute + 5*time.Second: "3m05s",
+		5*time.Hour + 2*time.Minute: "5h02m", 50 * time.Hour: "2d02h", -time.Second: "0s"} {
+		if got := compactDuration(d); got != want {
+			t.Errorf("compactDuration(%v) = %q, want %q", d, got, want)
+		}
 	}
 }

@@ -22,9 +22,10 @@ func tokenCommand() *cli.Command {
 					"(`cc-agent --join ADDR --token TOKEN`), as `docker swarm join-token` gives.\n\n" +
 					"Examples:\n" +
 					"  ccctl token create --uses 3 --ttl 24h -d \"rack 2\"\n" +
-					"  ccctl token create --role viewer -d dashboards",
+					"  ccctl token create --role viewer -d dashboards\n" +
+					"  ccctl token create --role jobs -d ci",
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "role", Value: "agent", Usage: "`ROLE`: agent (join a host as a node), server (join a control-plane server), admin (every call) or viewer (read-only calls)"},
+					&cli.StringFlag{Name: "role", Value: "agent", Usage: "`ROLE`: agent (join a host as a node), server (join a control-plane server), admin (every call), viewer (read-only calls) or jobs (submit jobs, and read, cancel and download its own)"},
 					&cli.StringFlag{Name: "description", Aliases: []string{"d"}, Usage: "what the token is for"},
 					&cli.DurationFlag{Name: "ttl", Usage: "expire after `DURATION` (e.g. 720h; 0: never)"},
 					&cli.UintFlag{Name: "uses", Usage: "let at most `N` hosts join with it (agent tokens; 0: no limit)"},
@@ -46,8 +47,10 @@ func parseRole(s string) (ccv1.Role, error) {
 		return ccv1.Role_ROLE_VIEWER, nil
 	case "server":
 		return ccv1.Role_ROLE_SERVER, nil
+	case "jobs":
+		return ccv1.Role_ROLE_JOBS, nil
 	}
-	return 0, fmt.Errorf("--role %q: use agent, server, admin or viewer", s)
+	return 0, fmt.Errorf("--role %q: use agent, server, admin, viewer or jobs", s)
 }
 
 func tokenCreate(c *cli.Context) error {
