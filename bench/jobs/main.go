@@ -45,19 +45,18 @@ type options struct {
 	listRequests     int
 	scanRequests     int
 
-	image, archive         string
-	dispatchJobs, warmup   int
-	agentBin, agentDir     string
-	namespace, ctrNS       string
-	bridge, subnet         string
-	agentMemory            string
-	agentPIDFile           string
-	skipDispatch           bool
-	timeout                time.Duration
-	jobTimeout             time.Duration
-	ctrBin                 string
-	command                []string
-	startedAtFromContainer bool
+	image, archive       string
+	dispatchJobs, warmup int
+	agentBin, agentDir   string
+	namespace, ctrNS     string
+	bridge, subnet       string
+	agentMemory          string
+	agentPIDFile         string
+	skipDispatch         bool
+	timeout              time.Duration
+	jobTimeout           time.Duration
+	ctrBin               string
+	command              []string
 }
 
 func main() {
