@@ -14,8 +14,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/containercodes/cc/controlplane/auth"
+	"github.com/containercodes/cc/controlplane/blobstore"
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/internal/pki"
+	"github.com/containercodes/cc/internal/streamio"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -138,15 +140,32 @@ func (a *AgentServer) SendLogs(stream ccv1.AgentService_SendLogsServer) error {
 	return a.api.sessions.SendLogs(nodeID, stream)
 }
 
-// FetchBlob streams a stored blob to a node.
+// BlobKeeper stores any blob replicated and opens any stored blob (the
+// image service): job inputs, outputs and logs.
+type BlobKeeper interface {
+	StoreReplicated(ctx context.Context, r io.Reader, u Upload) (digest string, size int64, have, voters int, err error)
+	OpenStored(digest string) (io.ReadCloser, int64, error)
+}
+
+// FetchBlob streams a stored blob to a node: an image archive, or the
+// input of a job attempt assigned to the node.
 func (a *AgentServer) FetchBlob(req *ccv1.FetchBlobRequest, stream ccv1.AgentService_FetchBlobServer) error {
-	if _, err := nodeOf(stream.Context()); err != nil {
+	nodeID, err := nodeOf(stream.Context())
+	if err != nil {
 		return err
 	}
 	if a.blobs == nil {
 		return status.Error(codes.Unimplemented, "this server has no blob store")
 	}
 	rc, size, err := a.blobs.OpenBlob(req.GetDigest())
+	if errors.Is(err, fsm.ErrNotFound) {
+		if keeper, ok := a.blobs.(BlobKeeper); ok && a.nodeHasInput(nodeID, req.GetDigest()) {
+			rc, size, err = keeper.OpenStored(req.GetDigest())
+			if errors.Is(err, blobstore.ErrNotFound) {
+				err = fmt.Errorf("job input %s is on no server reachable now: %w", req.GetDigest(), fsm.ErrNotFound)
+			}
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -172,4 +191,119 @@ func (a *AgentServer) FetchBlob(req *ccv1.FetchBlobRequest, stream ccv1.AgentSer
 			return fmt.Errorf("read blob %s: %w", req.GetDigest(), rerr)
 		}
 	}
+}
+
+// nodeHasInput says whether a job attempt assigned to the node has the
+// input digest.
+func (a *AgentServer) nodeHasInput(nodeID, digest string) bool {
+	recs, err := a.api.fsm.NodeContainers(nodeID)
+	if err != nil {
+		return false
+	}
+	for _, r := range recs {
+		if sb := r.Container.GetSpec().GetSandbox(); sb != nil && sb.InputDigest == digest {
+			return true
+		}
+	}
+	return false
+}
+
+// Size limits of the blobs an agent uploads for a job attempt.
+const (
+	// MaxJobLogsBlob bounds a job's stored logs: the agent keeps at most
+	// four 10 MiB log files; the rest is room for a compressed copy's
+	// worst case and for a larger log configuration.
+	MaxJobLogsBlob int64 = 128 << 20
+	// outputEntryOverhead is what a tar entry may add to its content (a
+	// header and padding); outputFixedOverhead covers the tar end marker
+	// and gzip's framing.
+	outputEntryOverhead int64 = 2 * 512
+	outputFixedOverhead int64 = 1 << 20
+)
+
+// maxOutputBlob is the largest output archive of an attempt: its content
+// limit, the tar overhead of its most entries, and gzip's worst case on
+// incompressible data (about 0.1%).
+func maxOutputBlob(sb *ccv1.JobSandbox) int64 {
+	limit := sb.GetOutputLimitBytes()
+	if limit <= 0 {
+		limit = DefaultJobOutputLimit
+	}
+	files := int64(sb.GetMaxOutputFiles())
+	if files <= 0 {
+		files = int64(DefaultJobOutputFiles)
+	}
+	return limit + limit/512 + files*outputEntryOverhead + outputFixedOverhead
+}
+
+// UploadBlob stores a job attempt's output or logs from the node that
+// runs it: a header naming the attempt's container (which must be
+// assigned to the calling node), the kind and the sha256, then chunks. It
+// returns once the blob is on a majority of the servers, and fails with
+// Unavailable when it cannot be, so that the agent sends it again (maybe
+// to another server).
+func (a *AgentServer) UploadBlob(stream ccv1.AgentService_UploadBlobServer) error {
+	ctx := stream.Context()
+	nodeID, err := nodeOf(ctx)
+	if err != nil {
+		return err
+	}
+	keeper, ok := a.blobs.(BlobKeeper)
+	if !ok {
+		return status.Error(codes.Unimplemented, "this server has no blob store")
+	}
+	first, err := stream.Recv()
+	if errors.Is(err, io.EOF) {
+		return invalidArg("an upload starts with a header message")
+	}
+	if err != nil {
+		return err
+	}
+	hdr := first.GetHeader()
+	if hdr == nil {
+		return invalidArg("the first message of an upload must be its header")
+	}
+	rec, err := a.api.fsm.Container(hdr.GetContainerId())
+	if errors.Is(err, fsm.ErrNotFound) {
+		return status.Errorf(codes.FailedPrecondition, "container %s does not exist (any more): its job attempt ended or was superseded", hdr.GetContainerId())
+	}
+	if err != nil {
+		return err
+	}
+	c := rec.Container
+	switch {
+	case c.JobId == "":
+		return invalidArg("container %s is not a job attempt", c.Id)
+	case c.NodeId != nodeID:
+		return status.Errorf(codes.PermissionDenied, "container %s is not assigned to node %s", c.Id, nodeID)
+	}
+	var limit int64
+	switch hdr.GetKind() {
+	case "output":
+		limit = maxOutputBlob(c.GetSpec().GetSandbox())
+	case "logs":
+		limit = MaxJobLogsBlob
+	default:
+		return invalidArg("kind %q: use output or logs", hdr.GetKind())
+	}
+	if hdr.GetSha256() == "" {
+		return invalidArg("header: sha256 is required")
+	}
+	r := streamio.Reader(nil, func() ([]byte, error) {
+		m, err := stream.Recv()
+		if err != nil {
+			return nil, err
+		}
+		if m.GetHeader() != nil {
+			return nil, invalidArg("a second header in one upload")
+		}
+		return m.GetChunk(), nil
+	})
+	what := fmt.Sprintf("the %s of job %s", hdr.GetKind(), c.JobId)
+	digest, size, have, voters, err := keeper.StoreReplicated(ctx, r, Upload{What: what, Size: hdr.GetSize(), SHA256: hdr.GetSha256(), Limit: limit})
+	if err != nil {
+		return err
+	}
+	a.api.log.Info("job blob stored", "job_id", c.JobId, "container_id", c.Id, "kind", hdr.GetKind(), "digest", digest, "size", size, "servers", have)
+	return stream.SendAndClose(&ccv1.UploadBlobResponse{Digest: digest, Size: size, Have: int32(have), Voters: int32(voters)})
 }

@@ -237,15 +237,12 @@ func (s *ImageService) LoadImage(stream ccv1.ImageService_LoadImageServer) error
 		return invalidArg("the archive names no image; tag it (docker save NAME / set an image name annotation)")
 	}
 
-	if s.peers != nil {
-		// Blobs never go through raft, so the archive is copied to the
-		// other servers before the image is recorded: losing any minority
-		// of servers must not lose it.
-		have, voters, err := s.peers.Push(ctx, put.digest)
-		if have < voters/2+1 {
-			s.release(put.digest, true)
-			return status.Errorf(codes.Unavailable, "the archive reached %d of %d servers, not a majority (%v); load it again when the servers are back", have, voters, err)
-		}
+	// Blobs never go through raft, so the archive is copied to the other
+	// servers before the image is recorded: losing any minority of servers
+	// must not lose it.
+	if _, _, err := s.replicate(ctx, put.digest, "the archive", "load it again when the servers are back"); err != nil {
+		s.release(put.digest, true)
+		return err
 	}
 	img, err := s.record(ctx, &ccv1.Image{Digest: put.digest, Names: insp.info.Names, Size: put.size})
 	if err != nil {
@@ -439,25 +436,114 @@ func (s *ImageService) OpenBlob(digest string) (io.ReadCloser, int64, error) {
 	if _, err := s.image(digest); err != nil {
 		return nil, 0, err
 	}
+	rc, size, err := s.OpenStored(digest)
+	if errors.Is(err, blobstore.ErrNotFound) {
+		return nil, 0, fmt.Errorf("the archive of image %s is not on this server: %w", digest, fsm.ErrNotFound)
+	}
+	return rc, size, err
+}
+
+// OpenStored opens any stored blob (an image archive, a job's input,
+// output or logs), fetching it from the other servers first when this one
+// lacks it (it was away when the blob was stored). The reader verifies the
+// bytes as they are read. A blob no server has is blobstore.ErrNotFound.
+func (s *ImageService) OpenStored(digest string) (io.ReadCloser, int64, error) {
 	rc, size, err := s.blobs.Open(digest)
 	if errors.Is(err, blobstore.ErrNotFound) && s.peers != nil {
-		// This server was away when the image was loaded: fetch it.
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		perr := s.peers.Pull(ctx, digest)
 		cancel()
 		if perr == nil {
 			rc, size, err = s.blobs.Open(digest)
 		} else {
-			s.log.Warn("cannot fetch an archive from the other servers", "digest", digest, "err", perr)
+			s.log.Warn("cannot fetch a blob from the other servers", "digest", digest, "err", perr)
 		}
 	}
-	if errors.Is(err, blobstore.ErrNotFound) {
-		return nil, 0, fmt.Errorf("the archive of image %s is not on this server: %w", digest, fsm.ErrNotFound)
+	return rc, size, err
+}
+
+// HasBlob says whether a blob is stored here, fetching it from the other
+// servers when this one lacks it. A blob no server has is
+// blobstore.ErrNotFound.
+func (s *ImageService) HasBlob(ctx context.Context, digest string) error {
+	_, err := s.blobs.Stat(digest)
+	if errors.Is(err, blobstore.ErrNotFound) && s.peers != nil {
+		if perr := s.peers.Pull(ctx, digest); perr == nil {
+			_, err = s.blobs.Stat(digest)
+		}
 	}
+	return err
+}
+
+// Upload describes bytes to store with StoreReplicated.
+type Upload struct {
+	// What names the bytes in errors: "the input", "the output".
+	What string
+	// Size, when positive, is the exact size the sender announced.
+	Size int64
+	// SHA256 ("<hex>" or "sha256:<hex>"), when set, is checked.
+	SHA256 string
+	// Limit is the most bytes accepted.
+	Limit int64
+}
+
+// StoreReplicated stores what r yields in the blob store, checking the
+// size and digest u announces, then copies it to the other servers. It
+// returns only once a majority of the voters hold it: before, a blob could
+// be lost with a minority of servers, since blobs never go through raft.
+// The sender's mistakes are InvalidArgument statuses; too few servers
+// reached is Unavailable (the blob stays here: sending it again is cheap).
+func (s *ImageService) StoreReplicated(ctx context.Context, r io.Reader, u Upload) (digest string, size int64, have, voters int, err error) {
+	switch {
+	case u.Size < 0:
+		return "", 0, 0, 0, invalidArg("header: size %d is negative", u.Size)
+	case u.Size > u.Limit:
+		return "", 0, 0, 0, invalidArg("%s is %d bytes, more than the limit of %d", u.What, u.Size, u.Limit)
+	case u.SHA256 != "" && !isHex64(strings.TrimPrefix(u.SHA256, "sha256:")):
+		return "", 0, 0, 0, invalidArg("header: sha256 %q is not 64 lowercase hex digits (with or without sha256:)", u.SHA256)
+	}
+	limit := u.Limit
+	if u.Size > 0 {
+		limit = u.Size
+	}
+	digest, size, err = s.blobs.Put(ctx, r, u.SHA256, limit)
+	var streamErr interface{ GRPCStatus() *status.Status }
+	switch {
+	case err == nil:
+	case errors.As(err, &streamErr):
+		return "", 0, 0, 0, streamErr.GRPCStatus().Err() // the stream's own error
+	case errors.Is(err, blobstore.ErrDigestMismatch):
+		return "", 0, 0, 0, invalidArg("%s does not match the header's sha256: %v", u.What, err)
+	case errors.Is(err, blobstore.ErrTooLarge) && u.Size > 0:
+		return "", 0, 0, 0, invalidArg("the upload is longer than the %d bytes its header gave", u.Size)
+	case errors.Is(err, blobstore.ErrTooLarge):
+		return "", 0, 0, 0, invalidArg("%s is larger than the limit of %d bytes", u.What, u.Limit)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "", 0, 0, 0, err
+	default:
+		return "", 0, 0, 0, fmt.Errorf("store %s: %w", u.What, err)
+	}
+	if u.Size > 0 && size != u.Size {
+		return "", 0, 0, 0, invalidArg("the upload ended after %d bytes; its header gave %d", size, u.Size)
+	}
+	have, voters, err = s.replicate(ctx, digest, u.What, "send it again when the servers are back")
 	if err != nil {
-		return nil, 0, err
+		return "", 0, have, voters, err
 	}
-	return rc, size, nil
+	return digest, size, have, voters, nil
+}
+
+// replicate copies a stored blob to the other servers and fails with
+// Unavailable unless a majority of the voters hold it then.
+func (s *ImageService) replicate(ctx context.Context, digest, what, retry string) (have, voters int, err error) {
+	if s.peers == nil {
+		return 1, 1, nil
+	}
+	have, voters, perr := s.peers.Push(ctx, digest)
+	if have < voters/2+1 {
+		return have, voters, status.Errorf(codes.Unavailable, "%s reached %d of %d servers, not a majority (%v); %s", what, have, voters, perr, retry)
+	}
+	return have, voters, nil
 }
 
 func isHex(h string) bool {

@@ -188,6 +188,26 @@ var viewerMethods = map[string]bool{
 	ccv1.ServiceService_GetService_FullMethodName:       true,
 	ccv1.ServiceService_ListServiceTasks_FullMethodName: true,
 	ccv1.ServiceService_ServiceLogs_FullMethodName:      true,
+	ccv1.JobService_ListJobs_FullMethodName:             true,
+	ccv1.JobService_GetJob_FullMethodName:               true,
+	ccv1.JobService_WatchJobs_FullMethodName:            true,
+	ccv1.JobService_ListQueues_FullMethodName:           true,
+}
+
+// jobsMethods may be called by tokens of role jobs: every job method but
+// SetQueue, and the cluster status. Which jobs such a token may cancel or
+// read the logs and output of (its own) is the job service's check.
+var jobsMethods = map[string]bool{
+	ccv1.ClusterService_GetStatus_FullMethodName: true,
+	ccv1.JobService_SubmitJob_FullMethodName:     true,
+	ccv1.JobService_UploadInput_FullMethodName:   true,
+	ccv1.JobService_ListJobs_FullMethodName:      true,
+	ccv1.JobService_GetJob_FullMethodName:        true,
+	ccv1.JobService_CancelJob_FullMethodName:     true,
+	ccv1.JobService_JobLogs_FullMethodName:       true,
+	ccv1.JobService_JobOutput_FullMethodName:     true,
+	ccv1.JobService_WatchJobs_FullMethodName:     true,
+	ccv1.JobService_ListQueues_FullMethodName:    true,
 }
 
 // ReadOnly reports whether a method only reads state (viewer tokens may
@@ -201,6 +221,8 @@ func Allowed(role ccv1.Role, fullMethod string) bool {
 		return true
 	case ccv1.Role_ROLE_VIEWER:
 		return viewerMethods[fullMethod]
+	case ccv1.Role_ROLE_JOBS:
+		return jobsMethods[fullMethod]
 	default:
 		return false
 	}
@@ -277,16 +299,22 @@ type wrappedStream struct {
 func (w *wrappedStream) Context() context.Context { return w.ctx }
 
 // Middleware refuses HTTP requests without a valid token. onError writes the
-// refusal (the gateway's error writer, so bodies look alike everywhere).
+// refusal (the gateway's error writer, so bodies look alike everywhere). The
+// caller is in the request's context for plain handlers (FromContext); a
+// handler checks the role itself, with Allowed.
 func (a *Authenticator) Middleware(next http.Handler, onError func(w http.ResponseWriter, r *http.Request, err error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, err := a.Authenticate(r.Header.Get("Authorization")); err != nil {
+		p, err := a.Authenticate(r.Header.Get("Authorization"))
+		if err != nil {
 			onError(w, r, status.Error(codes.Unauthenticated, ErrUnauthenticated.Error()))
 			return
 		}
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 	})
 }
+
+// RoleName is a role as users type it: "admin", "viewer", "jobs".
+func RoleName(r ccv1.Role) string { return roleName(r) }
 
 func roleName(r ccv1.Role) string {
 	return strings.ToLower(strings.TrimPrefix(r.String(), "ROLE_"))

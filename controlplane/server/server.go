@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/containercodes/cc/controlplane/api"
 	"github.com/containercodes/cc/controlplane/auth"
@@ -291,6 +292,13 @@ func (s *Server) serve() error {
 	})
 	users.Register(s.grpc)
 	ccv1.RegisterImageServiceServer(s.grpc, images)
+	jobs, err := api.NewJobService(users, images, api.JobOptions{
+		Done: s.bg.Done(), TempDir: filepath.Join(s.cfg.DataDir, "tmp"), Logger: s.log.With("component", "jobs"),
+	})
+	if err != nil {
+		return err
+	}
+	jobs.Register(s.grpc)
 	ccv1.RegisterAgentServiceServer(s.grpc, api.NewAgentServer(users, s.clusterCA, images))
 	ccv1.RegisterPeerServiceServer(s.grpc, api.NewPeerServer(users, s.clusterCA, s.peers, s.blobs))
 
@@ -306,6 +314,7 @@ func (s *Server) serve() error {
 		return err
 	}
 	gw := runtime.NewServeMux(
+		runtime.WithForwardResponseOption(streamOpen),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
@@ -322,6 +331,7 @@ func (s *Server) serve() error {
 		ccv1.RegisterContainerServiceHandler,
 		ccv1.RegisterImageServiceHandler,
 		ccv1.RegisterServiceServiceHandler,
+		ccv1.RegisterJobServiceHandler,
 	} {
 		if err := register(ctx, gw, s.gwConn); err != nil {
 			return err
@@ -340,6 +350,9 @@ func (s *Server) serve() error {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(openapi.Spec)
 	}), writeErr))
+	// A job's output is bytes, not JSON: a plain handler, so that Range,
+	// If-None-Match and Content-Length work.
+	mux.Handle("GET /v1/jobs/{id}/output", authn.Middleware(jobs.OutputHandler(writeErr), writeErr))
 	mux.Handle("/v1/", authn.Middleware(gw, writeErr))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, `{"code":5,"message":"no such path: the API is under /v1/ (see /v1/openapi.json)"}`)
@@ -504,6 +517,22 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, `{"status":"ready"}`)
+}
+
+// streamOpen starts a REST stream's response (status and headers) as soon
+// as its handler says the stream is open (api.StreamOpenHeader), instead of
+// with the first message, which may be long in coming (a watch).
+func streamOpen(ctx context.Context, w http.ResponseWriter, resp proto.Message) error {
+	if resp != nil {
+		return nil
+	}
+	md, ok := runtime.ServerMetadataFromContext(ctx)
+	if !ok || len(md.HeaderMD.Get(api.StreamOpenHeader)) == 0 {
+		return nil
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	return http.NewResponseController(w).Flush()
 }
 
 // bearerChallenge makes a 401 carry the RFC 6750 challenge instead of the

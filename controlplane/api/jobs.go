@@ -1,0 +1,668 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/containercodes/cc/controlplane/auth"
+	"github.com/containercodes/cc/controlplane/blobstore"
+	"github.com/containercodes/cc/controlplane/fsm"
+	"github.com/containercodes/cc/internal/imagearchive"
+	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
+	ccv1 "github.com/containercodes/cc/proto/cc/v1"
+)
+
+// Limits and defaults of job specs. A zero field of a submitted spec takes
+// its default, and the stored spec holds it, so that a job record says
+// exactly what ran.
+const (
+	DefaultJobMemoryBytes int64  = 512 << 20
+	DefaultJobCPUMillis   int64  = 1000
+	DefaultJobPids        int64  = 512
+	DefaultJobMaxAttempts uint32 = 1
+	DefaultJobOutputLimit int64  = 1 << 30
+	DefaultJobTmpLimit    int64  = 64 << 20
+	DefaultJobOutputFiles uint32 = 10000
+
+	MaxJobTimeout        = 7 * 24 * time.Hour
+	MaxJobAttempts       = 10
+	MaxJobOutputLimit    = 64 << 30
+	MaxJobTmpLimit       = 64 << 30
+	MaxJobOutputFiles    = 1_000_000
+	MaxJobKillGrace      = time.Hour
+	MaxJobOutputTTL      = 366 * 24 * time.Hour
+	MaxIdempotencyKeyLen = 256
+
+	// DefaultMaxInputSize is the largest input archive UploadInput takes
+	// unless JobService.MaxInputSize says otherwise.
+	DefaultMaxInputSize int64 = 4 << 30
+
+	// DefaultJobListLimit and MaxJobListLimit size a ListJobs page.
+	DefaultJobListLimit = 50
+	MaxJobListLimit     = 1000
+)
+
+// StreamOpenHeader is gRPC header metadata a streaming handler sends when
+// the stream is open but its first message may be long in coming (a watch
+// with nothing to report yet). The REST gateway answers the HTTP request's
+// headers on it at once, instead of when the first message comes.
+const StreamOpenHeader = "cc-stream-open"
+
+// JobService implements cc.v1.JobService: job records through raft, their
+// input, output and logs as blobs on a majority of servers.
+//
+// Admins may do everything. A token of role jobs may submit jobs, read
+// every job record and queue, and cancel and read the logs and output of
+// the jobs it submitted; viewers may read records and queues. The role
+// check is auth's; the owner check is here (and in OutputHandler).
+type JobService struct {
+	ccv1.UnimplementedJobServiceServer
+
+	// MaxInputSize is the largest input archive UploadInput accepts;
+	// NewJobService sets DefaultMaxInputSize.
+	MaxInputSize int64
+
+	api    *Server
+	images *ImageService
+	done   <-chan struct{}
+	tmpDir string
+	log    *slog.Logger
+}
+
+// JobOptions are what a JobService needs besides the API and the blobs.
+type JobOptions struct {
+	// Done, once closed, ends the long streams (watches, followed logs):
+	// the server is shutting down.
+	Done <-chan struct{}
+	// TempDir holds a file of an output while it is extracted and served;
+	// "" is the system's. Files a crash left there are removed.
+	TempDir string
+	Logger  *slog.Logger
+}
+
+// tempPattern names the service's temporary files.
+const tempPattern = "job-output-*"
+
+// NewJobService returns the job API over the user API (raft, state,
+// sessions, peers) and the image service's blob store (which copies
+// blobs between servers).
+func NewJobService(api *Server, images *ImageService, o JobOptions) (*JobService, error) {
+	j := &JobService{MaxInputSize: DefaultMaxInputSize, api: api, images: images, done: o.Done, tmpDir: o.TempDir, log: o.Logger}
+	if j.log == nil {
+		j.log = api.log
+	}
+	if j.done == nil {
+		j.done = make(chan struct{})
+	}
+	if j.tmpDir != "" {
+		if err := os.MkdirAll(j.tmpDir, 0o700); err != nil {
+			return nil, fmt.Errorf("job temporary directory: %w", err)
+		}
+		stale, _ := filepath.Glob(filepath.Join(j.tmpDir, tempPattern))
+		for _, p := range stale {
+			os.Remove(p)
+		}
+	}
+	return j, nil
+}
+
+// Register adds the service to a gRPC server.
+func (j *JobService) Register(g grpc.ServiceRegistrar) {
+	ccv1.RegisterJobServiceServer(g, j)
+}
+
+// caller is the token calling.
+func caller(ctx context.Context) (auth.Principal, error) {
+	p, ok := auth.FromContext(ctx)
+	if !ok || p.TokenID == "" {
+		return auth.Principal{}, status.Error(codes.Unauthenticated, auth.ErrUnauthenticated.Error())
+	}
+	return p, nil
+}
+
+// mayTouch refuses a caller who is neither the job's owner nor an admin.
+func mayTouch(p auth.Principal, j *ccv1.Job, verb string) error {
+	if p.Role == ccv1.Role_ROLE_ADMIN || (p.TokenID != "" && p.TokenID == j.OwnerTokenId) {
+		return nil
+	}
+	return status.Errorf(codes.PermissionDenied, "job %s was submitted by token %s: only that token or an admin token may %s it (this is token %s, role %s)",
+		j.Id, j.OwnerTokenId, verb, p.TokenID, auth.RoleName(p.Role))
+}
+
+// publicJob is a job as reads return it: never with a webhook secret.
+func publicJob(j *ccv1.Job) *ccv1.Job {
+	if j.GetSpec().GetWebhookSecret() != "" {
+		j = proto.Clone(j).(*ccv1.Job)
+		j.Spec.WebhookSecret = ""
+	}
+	return j
+}
+
+func newJobID() string { return newContainerID() }
+
+// lookup finds a job by id or unique id prefix.
+func (j *JobService) lookup(want string) (*statev1.JobRecord, error) {
+	if want == "" {
+		return nil, status.Error(codes.InvalidArgument, "job id: required (see `ccctl job ls`)")
+	}
+	if rec, err := j.api.fsm.Job(want); err == nil {
+		return rec, nil
+	} else if !errors.Is(err, fsm.ErrNotFound) {
+		return nil, err
+	}
+	const show = 5
+	ids, err := j.api.fsm.JobIDsWithPrefix(want, show+1)
+	if err != nil {
+		return nil, err
+	}
+	switch len(ids) {
+	case 0:
+		return nil, status.Errorf(codes.NotFound, "no job %q (see `ccctl job ls`; a finished job is deleted when its output expires)", want)
+	case 1:
+		return j.api.fsm.Job(ids[0])
+	}
+	list := strings.Join(ids[:min(len(ids), show)], ", ")
+	if len(ids) > show {
+		list += ", …"
+	}
+	return nil, status.Errorf(codes.InvalidArgument, "%q is the start of several job ids (%s): give more of the id", want, list)
+}
+
+// find is lookup that, when the job is not found here, catches up with the
+// leader and looks again: it may have been submitted through another
+// server a moment ago.
+func (j *JobService) find(ctx context.Context, want string) (*statev1.JobRecord, error) {
+	rec, err := j.lookup(want)
+	if status.Code(err) != codes.NotFound {
+		return rec, err
+	}
+	bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	berr := j.api.raft.Barrier(bctx)
+	cancel()
+	if berr != nil {
+		return nil, err
+	}
+	return j.lookup(want)
+}
+
+// SubmitJob implements JobService.
+func (j *JobService) SubmitJob(ctx context.Context, req *ccv1.SubmitJobRequest) (*ccv1.SubmitJobResponse, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := NormalizeJobSpec(req.GetSpec())
+	if err != nil {
+		return nil, err
+	}
+	if d := spec.InputDigest; d != "" {
+		err := j.images.HasBlob(ctx, d)
+		if errors.Is(err, blobstore.ErrNotFound) {
+			return nil, status.Errorf(codes.InvalidArgument, "input_digest %s: no server holds that upload; upload the input first (UploadInput, or `ccctl job submit --input PATH`)", d)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	rec := &statev1.JobRecord{Job: &ccv1.Job{Id: newJobID(), Spec: spec, OwnerTokenId: p.TokenID}}
+	var generated string
+	if spec.WebhookUrl != "" {
+		rec.WebhookSecret = spec.WebhookSecret
+		if rec.WebhookSecret == "" {
+			b := make([]byte, 32)
+			if _, err := rand.Read(b); err != nil {
+				return nil, err
+			}
+			generated = hex.EncodeToString(b)
+			rec.WebhookSecret = generated
+		}
+	}
+	spec.WebhookSecret = ""
+	if j.api.images != nil {
+		if img, err := j.api.images.Resolve(spec.Image); err == nil {
+			rec.ImageDigest = img.Digest
+		}
+	}
+	if err := j.api.propose(ctx, statev1.CommandType_COMMAND_TYPE_SUBMIT_JOB, &statev1.SubmitJob{Job: rec}); err != nil {
+		return nil, err
+	}
+	id := rec.Job.Id
+	if key := spec.IdempotencyKey; key != "" {
+		got, err := j.api.fsm.JobIDByKey(p.TokenID, key)
+		if err != nil {
+			return nil, err
+		}
+		if got != id {
+			prev, err := j.api.fsm.Job(got)
+			if err != nil {
+				return nil, err
+			}
+			return &ccv1.SubmitJobResponse{Job: publicJob(prev.Job), Existing: true}, nil
+		}
+	}
+	stored, err := j.api.fsm.Job(id)
+	if err != nil {
+		return nil, err
+	}
+	j.log.Info("job submitted", "job_id", id, "image", spec.Image, "queue", spec.Queue, "owner", p.TokenID)
+	return &ccv1.SubmitJobResponse{Job: publicJob(stored.Job), WebhookSecret: generated}, nil
+}
+
+// NormalizeJobSpec checks a submitted job spec, says all that is wrong and
+// what to do, and returns the spec to store: the image reference
+// normalized, the input digest as "sha256:<hex>", every default filled.
+// Errors are InvalidArgument statuses.
+func NormalizeJobSpec(in *ccv1.JobSpec) (*ccv1.JobSpec, error) {
+	if in == nil || strings.TrimSpace(in.Image) == "" {
+		return nil, status.Error(codes.InvalidArgument, "spec.image: required, the image to run (loaded with `ccctl image load`, or a registry reference)")
+	}
+	s := proto.Clone(in).(*ccv1.JobSpec)
+	var probs []string
+	bad := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
+
+	if ref, err := imagearchive.Normalize(s.Image); err != nil {
+		bad("image %q: %v", s.Image, err)
+	} else {
+		s.Image = ref
+	}
+	for _, e := range s.Env {
+		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
+			bad("env %q: use KEY=VALUE", e)
+		}
+	}
+	if s.Queue == "" {
+		s.Queue = fsm.DefaultQueue
+	} else if err := fsm.ValidQueueName(s.Queue); err != nil {
+		bad("%v", err)
+	}
+	if s.Resources == nil {
+		s.Resources = &ccv1.ContainerResources{}
+	}
+	r := s.Resources
+	switch {
+	case r.MemoryBytes < 0:
+		bad("resources.memory_bytes: must not be negative (0: the default, 512 MiB)")
+	case r.MemoryBytes > 0 && r.MemoryBytes < 4<<20:
+		bad("resources.memory_bytes: at least 4 MiB")
+	case r.MemoryBytes == 0:
+		r.MemoryBytes = DefaultJobMemoryBytes
+	}
+	switch {
+	case r.CpuMillis < 0 || r.CpuMillis > 1_000_000:
+		bad("resources.cpu_millis: between 1 (0.001 CPU) and 1000000 (0: the default, one CPU)")
+	case r.CpuMillis == 0:
+		r.CpuMillis = DefaultJobCPUMillis
+	}
+	switch {
+	case r.Pids < 0:
+		bad("resources.pids: must not be negative (0: the default, 512)")
+	case r.Pids == 0:
+		r.Pids = DefaultJobPids
+	}
+	if r.MemoryReservationBytes < 0 || r.CpuReservationMillis < 0 {
+		bad("resources: reservations must not be negative")
+	}
+	duration := func(name string, d **durationpb.Duration, def, max time.Duration) {
+		switch {
+		case *d == nil || (*d).AsDuration() == 0 && (*d).IsValid():
+			*d = durationpb.New(def)
+		case !(*d).IsValid() || (*d).AsDuration() < 0:
+			bad("%s: must be positive (unset: the default, %s)", name, def)
+		case (*d).AsDuration() > max:
+			bad("%s: %s is longer than the most allowed, %s", name, (*d).AsDuration(), max)
+		}
+	}
+	duration("timeout", &s.Timeout, fsm.DefaultJobTimeout, MaxJobTimeout)
+	duration("kill_grace", &s.KillGrace, fsm.DefaultKillGrace, MaxJobKillGrace)
+	duration("output_ttl", &s.OutputTtl, fsm.DefaultOutputTTL, MaxJobOutputTTL)
+	switch {
+	case s.MaxAttempts > MaxJobAttempts:
+		bad("max_attempts: at most %d", MaxJobAttempts)
+	case s.MaxAttempts == 0:
+		s.MaxAttempts = DefaultJobMaxAttempts
+	}
+	switch {
+	case s.OutputLimitBytes < 0 || s.OutputLimitBytes > MaxJobOutputLimit:
+		bad("output_limit_bytes: between 1 and %d (64 GiB) (0: the default, 1 GiB)", int64(MaxJobOutputLimit))
+	case s.OutputLimitBytes == 0:
+		s.OutputLimitBytes = DefaultJobOutputLimit
+	}
+	switch {
+	case s.TmpLimitBytes < 0 || s.TmpLimitBytes > MaxJobTmpLimit:
+		bad("tmp_limit_bytes: between 1 and %d (64 GiB) (0: the default, 64 MiB)", int64(MaxJobTmpLimit))
+	case s.TmpLimitBytes == 0:
+		s.TmpLimitBytes = DefaultJobTmpLimit
+	}
+	switch {
+	case s.MaxOutputFiles > MaxJobOutputFiles:
+		bad("max_output_files: at most %d", MaxJobOutputFiles)
+	case s.MaxOutputFiles == 0:
+		s.MaxOutputFiles = DefaultJobOutputFiles
+	}
+	if s.WebhookUrl != "" {
+		u, err := url.Parse(s.WebhookUrl)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("webhook_url %q: give an absolute http:// or https:// URL", s.WebhookUrl)
+		}
+	} else if s.WebhookSecret != "" {
+		bad("webhook_secret: set only with a webhook_url")
+	}
+	if len(s.WebhookSecret) > 256 {
+		bad("webhook_secret: at most 256 characters")
+	}
+	keys := make([]string, 0, len(s.Labels))
+	for k := range s.Labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if k == "" || len(k) > 128 || strings.ContainsAny(k, "=,") || len(s.Labels[k]) > 256 {
+			bad("label %q=%q: a key is 1-128 characters without '=' or ','; a value at most 256", k, s.Labels[k])
+		}
+	}
+	if len(s.IdempotencyKey) > MaxIdempotencyKeyLen {
+		bad("idempotency_key: at most %d characters", MaxIdempotencyKeyLen)
+	}
+	if d := s.InputDigest; d != "" {
+		h := strings.TrimPrefix(d, "sha256:")
+		if !isHex64(h) {
+			bad("input_digest %q: want sha256:<64 lowercase hex digits>, as UploadInput returned it", d)
+		} else {
+			s.InputDigest = "sha256:" + h
+		}
+	}
+	if s.User != "" && !validUser(s.User) {
+		bad("user %q: give a numeric uid or uid:gid (e.g. 1000 or 1000:1000)", s.User)
+	}
+	if s.Workdir != "" && !strings.HasPrefix(s.Workdir, "/") {
+		bad("workdir %q: an absolute path", s.Workdir)
+	}
+	if len(probs) > 0 {
+		return nil, status.Error(codes.InvalidArgument, strings.Join(probs, "; "))
+	}
+	return s, nil
+}
+
+func validUser(u string) bool {
+	uid, gid, hasGID := strings.Cut(u, ":")
+	ok := func(n string) bool {
+		v, err := strconv.ParseUint(n, 10, 32)
+		return err == nil && v < 1<<32-1
+	}
+	return ok(uid) && (!hasGID || ok(gid))
+}
+
+// ListJobs implements JobService: newest first, a page at a time. A state
+// filter reads the state index (a range scan, however many jobs there
+// are); queue and label filters are checked job by job.
+func (j *JobService) ListJobs(ctx context.Context, req *ccv1.ListJobsRequest) (*ccv1.ListJobsResponse, error) {
+	flt := fsm.JobFilter{State: req.GetState(), Queue: req.GetQueue()}
+	if _, ok := ccv1.JobState_name[int32(flt.State)]; !ok {
+		return nil, status.Errorf(codes.InvalidArgument, "state %d: not a job state (queued, assigned, running, succeeded, failed, timed_out, cancelled)", flt.State)
+	}
+	if flt.Queue != "" {
+		if err := fsm.ValidQueueName(flt.Queue); err != nil {
+			return nil, status.Error(codes.InvalidArgument, err.Error())
+		}
+	}
+	for _, l := range req.GetLabel() {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok || k == "" {
+			return nil, status.Errorf(codes.InvalidArgument, "label %q: use KEY=VALUE", l)
+		}
+		if flt.Labels == nil {
+			flt.Labels = map[string]string{}
+		}
+		flt.Labels[k] = v
+	}
+	limit := int(req.GetLimit())
+	switch {
+	case limit < 0:
+		return nil, status.Errorf(codes.InvalidArgument, "limit %d: must not be negative (0: %d)", limit, DefaultJobListLimit)
+	case limit == 0:
+		limit = DefaultJobListLimit
+	case limit > MaxJobListLimit:
+		limit = MaxJobListLimit
+	}
+	before, err := parsePageToken(req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	jobs, next, err := j.api.fsm.ListJobs(flt, limit, before)
+	if err != nil {
+		return nil, err
+	}
+	resp := &ccv1.ListJobsResponse{Jobs: make([]*ccv1.Job, 0, len(jobs))}
+	for _, job := range jobs {
+		resp.Jobs = append(resp.Jobs, publicJob(job))
+	}
+	if next != 0 {
+		resp.NextPageToken = pageToken(next)
+	}
+	return resp, nil
+}
+
+// A page token is the seq to continue below, opaque to clients.
+const pageTokenPrefix = "jobs1."
+
+func pageToken(seq uint64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(pageTokenPrefix + strconv.FormatUint(seq, 10)))
+}
+
+func parsePageToken(tok string) (uint64, error) {
+	if tok == "" {
+		return 0, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err == nil {
+		if n, ok := strings.CutPrefix(string(b), pageTokenPrefix); ok {
+			if seq, err := strconv.ParseUint(n, 10, 64); err == nil && seq > 0 {
+				return seq, nil
+			}
+		}
+	}
+	return 0, status.Errorf(codes.InvalidArgument, "page_token %q: not a token a ListJobs answer gave (next_page_token); leave it empty for the first page", tok)
+}
+
+// GetJob implements JobService.
+func (j *JobService) GetJob(ctx context.Context, req *ccv1.GetJobRequest) (*ccv1.GetJobResponse, error) {
+	rec, err := j.find(ctx, req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	return &ccv1.GetJobResponse{Job: publicJob(rec.Job)}, nil
+}
+
+// CancelJob implements JobService: the job's owner or an admin.
+func (j *JobService) CancelJob(ctx context.Context, req *ccv1.CancelJobRequest) (*ccv1.CancelJobResponse, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := j.find(ctx, req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	if err := mayTouch(p, rec.Job, "cancel"); err != nil {
+		return nil, err
+	}
+	id := rec.Job.Id
+	if !fsm.JobFinished(rec.Job.State) {
+		if err := j.api.propose(ctx, statev1.CommandType_COMMAND_TYPE_CANCEL_JOB, &statev1.CancelJob{Id: id}); err != nil {
+			return nil, err
+		}
+		j.log.Info("job cancel", "job_id", id, "by", p.TokenID)
+	}
+	rec, err = j.api.fsm.Job(id)
+	if err != nil {
+		return nil, err
+	}
+	return &ccv1.CancelJobResponse{Job: publicJob(rec.Job)}, nil
+}
+
+// SetQueue implements JobService (admin only, by auth).
+func (j *JobService) SetQueue(ctx context.Context, req *ccv1.SetQueueRequest) (*ccv1.SetQueueResponse, error) {
+	if err := fsm.ValidQueueName(req.GetName()); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	q := &statev1.QueueRecord{Name: req.GetName(), MaxRunning: req.GetMaxRunning()}
+	if err := j.api.propose(ctx, statev1.CommandType_COMMAND_TYPE_SET_QUEUE, &statev1.SetQueue{Queue: q}); err != nil {
+		return nil, err
+	}
+	qs, err := j.queues()
+	if err != nil {
+		return nil, err
+	}
+	for _, out := range qs {
+		if out.Name == q.Name {
+			return &ccv1.SetQueueResponse{Queue: out}, nil
+		}
+	}
+	return &ccv1.SetQueueResponse{Queue: &ccv1.Queue{Name: q.Name, MaxRunning: q.MaxRunning}}, nil
+}
+
+// ListQueues implements JobService: every queue with a record or jobs,
+// and the default one, by name.
+func (j *JobService) ListQueues(ctx context.Context, _ *ccv1.ListQueuesRequest) (*ccv1.ListQueuesResponse, error) {
+	qs, err := j.queues()
+	if err != nil {
+		return nil, err
+	}
+	return &ccv1.ListQueuesResponse{Queues: qs}, nil
+}
+
+func (j *JobService) queues() ([]*ccv1.Queue, error) {
+	st, err := j.api.fsm.ReadDispatch(-1)
+	if err != nil {
+		return nil, err
+	}
+	if st.Queues[fsm.DefaultQueue] == nil {
+		st.Queues[fsm.DefaultQueue] = &fsm.QueueInfo{Name: fsm.DefaultQueue}
+	}
+	out := make([]*ccv1.Queue, 0, len(st.Queues))
+	for _, q := range st.Queues {
+		out = append(out, &ccv1.Queue{Name: q.Name, MaxRunning: q.MaxRunning, Queued: q.Queued, Running: q.Running})
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Name < out[b].Name })
+	return out, nil
+}
+
+// WatchJobs implements JobService. With ids, it sends those jobs' current
+// state, then each change; without, the current state of every queued,
+// assigned or running job, then every change of any job. With until_done
+// it ends once every watched job has ended (without ids: once no job is
+// queued, assigned or running).
+func (j *JobService) WatchJobs(req *ccv1.WatchJobsRequest, stream ccv1.JobService_WatchJobsServer) error {
+	ctx := stream.Context()
+	// Changes after this index are sent below, so none is missed between
+	// the reads of the current state and the first wait.
+	since := j.api.fsm.AppliedIndex()
+	watched := map[string]bool{} // id → finished
+	var initial []*ccv1.Job
+	for _, want := range req.GetIds() {
+		rec, err := j.find(ctx, want)
+		if err != nil {
+			return err
+		}
+		if _, dup := watched[rec.Job.Id]; dup {
+			continue
+		}
+		watched[rec.Job.Id] = fsm.JobFinished(rec.Job.State)
+		initial = append(initial, rec.Job)
+	}
+	all := len(req.GetIds()) == 0
+	if all {
+		for _, st := range []ccv1.JobState{ccv1.JobState_JOB_STATE_QUEUED, ccv1.JobState_JOB_STATE_ASSIGNED, ccv1.JobState_JOB_STATE_RUNNING} {
+			var before uint64
+			for {
+				page, next, err := j.api.fsm.ListJobs(fsm.JobFilter{State: st}, MaxJobListLimit, before)
+				if err != nil {
+					return err
+				}
+				initial = append(initial, page...)
+				if next == 0 {
+					break
+				}
+				before = next
+			}
+		}
+	}
+	// The stream is open: a REST client gets its headers now, not with the
+	// first change.
+	if err := stream.SendHeader(metadata.Pairs(StreamOpenHeader, "true")); err != nil {
+		return err
+	}
+	for _, job := range initial {
+		if err := stream.Send(&ccv1.WatchJobsResponse{Job: publicJob(job)}); err != nil {
+			return err
+		}
+	}
+	done := func() (bool, error) {
+		if !req.GetUntilDone() {
+			return false, nil
+		}
+		if !all {
+			for _, fin := range watched {
+				if !fin {
+					return false, nil
+				}
+			}
+			return true, nil
+		}
+		for _, st := range []ccv1.JobState{ccv1.JobState_JOB_STATE_QUEUED, ccv1.JobState_JOB_STATE_ASSIGNED, ccv1.JobState_JOB_STATE_RUNNING} {
+			page, _, err := j.api.fsm.ListJobs(fsm.JobFilter{State: st}, 1, 0)
+			if err != nil || len(page) > 0 {
+				return false, err
+			}
+		}
+		return true, nil
+	}
+	for {
+		w := j.api.fsm.JobsWatch()
+		changed, idx, err := j.api.fsm.JobChanges(since)
+		if err != nil {
+			return err
+		}
+		since = max(since, idx)
+		for _, job := range changed {
+			if !all {
+				if _, ok := watched[job.Id]; !ok {
+					continue
+				}
+				watched[job.Id] = fsm.JobFinished(job.State)
+			}
+			if err := stream.Send(&ccv1.WatchJobsResponse{Job: publicJob(job)}); err != nil {
+				return err
+			}
+		}
+		if fin, err := done(); err != nil || fin {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-j.done:
+			return status.Error(codes.Unavailable, "the server is shutting down; watch again")
+		case <-w:
+		}
+	}
+}
