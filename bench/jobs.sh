@@ -109,7 +109,7 @@ args=(-addr "$api" -ca "$CC_CACERT" -token "$CC_TOKEN" -pid "${pids[0]}" -data-d
   -image cc-demo:latest -archive "$dir/cc-demo.tar" -jobs "${JOBS:-30}" -warmup "${WARMUP:-2}"
   -agent-bin bin/cc-agent -agent-dir "$dir/agent" -agent-pidfile "$dir/agent.pid"
   -namespace "$ns" -ctr-namespace "$ctrns" -bridge "$bridge" -subnet "$subnet"
-  -timeout "${timeout_s}s")
+  -timeout "${timeout_s}s" -version "$(git describe --tags --always --dirty 2>/dev/null || echo unknown)")
 [ "$dispatch" = 0 ] && args+=(-skip-dispatch)
 echo "jobs: backlog $backlog, server $api (pid ${pids[0]}), data in $dir" >&2
 # In the background, so that an interrupt reaches the cleanup at once, which

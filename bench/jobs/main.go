@@ -57,6 +57,7 @@ type options struct {
 	jobTimeout           time.Duration
 	ctrBin               string
 	command              []string
+	version              string
 }
 
 func main() {
@@ -91,6 +92,7 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 9*time.Minute, "bound on the whole run")
 	flag.DurationVar(&o.jobTimeout, "job-wait", time.Minute, "longest wait for one dispatched job to end")
 	flag.StringVar(&o.ctrBin, "ctr", "ctr", "ctr binary")
+	flag.StringVar(&o.version, "version", "", "what was built (git describe), for the report")
 	flag.Parse()
 	if o.token == "" {
 		o.token = os.Getenv("CC_TOKEN")
@@ -203,12 +205,12 @@ func run(ctx context.Context, o options, r *report) error {
 	r.section("setup")
 	load0 := loadAvg()
 	r.add("host", "%d CPUs (Go sees %d), %s memory; load average before: %s", nproc(), runtime.NumCPU(), mib(memTotal()), load0)
-	r.add("control plane", "%s, pid %d, data dir %s", o.addr, o.pid, o.dataDir)
+	r.add("control plane", "%s, pid %d, data dir %s; build %s", o.addr, o.pid, o.dataDir, o.version)
 	if _, err := b.jobs.ListQueues(ctx, &ccv1.ListQueuesRequest{}); err != nil {
 		return fmt.Errorf("the server has no working job API (ListQueues: %w)", err)
 	}
 	r.sum("Job benchmark (bench/jobs.sh %d), %s", o.backlog, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
-	r.sum("host: %d CPUs, %s RAM; load average before %s", nproc(), mib(memTotal()), load0)
+	r.sum("build %s; host: %d CPUs, %s RAM; load average before %s", o.version, nproc(), mib(memTotal()), load0)
 	defer func() {
 		load1 := loadAvg()
 		r.section("end")
