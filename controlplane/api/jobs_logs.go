@@ -11,6 +11,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/containercodes/cc/controlplane/blobstore"
@@ -40,6 +41,13 @@ func (j *JobService) JobLogs(req *ccv1.JobLogsRequest, stream ccv1.JobService_Jo
 	}
 	if req.GetTail() < 0 {
 		return status.Errorf(codes.InvalidArgument, "tail %d: must not be negative (0: all)", req.GetTail())
+	}
+	if req.GetFollow() {
+		// A followed job may say nothing for long (it is queued): a REST
+		// client gets its headers now.
+		if err := stream.SendHeader(metadata.Pairs(StreamOpenHeader, "true")); err != nil {
+			return err
+		}
 	}
 	return j.streamLogs(ctx, rec, req.GetFollow(), req.GetTail(), func(stream_ string, data []byte) error {
 		return stream.Send(&ccv1.JobLogsResponse{Stream: stream_, Data: data})

@@ -1231,3 +1231,73 @@ func TestFetchJobInput(t *testing.T) {
 	_, err := fetch(other)
 	wantCode(t, err, codes.NotFound, "")
 }
+
+// Over REST a watch answers its headers at once, before any change, and
+// streams one JSON object a line.
+func TestWatchJobsREST(t *testing.T) {
+	h := newJobHarness(t)
+	// Until done, with no job active: it ends at once.
+	res := httpGet(t, h.srv, "/v1/jobs:watch?until_done=true", h.srv.Token, nil)
+	if res.StatusCode != 200 || len(bytes.TrimSpace(res.body)) != 0 {
+		t.Fatalf("watch until done, nothing active: %d %q", res.StatusCode, res.body)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.srv.URL()+"/v1/jobs:watch", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+h.srv.Token)
+	resp, err := h.srv.HTTPClient().Do(req) // returns with the headers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		t.Fatalf("watch: %d %v", resp.StatusCode, resp.Header)
+	}
+	job := submit(t, h.admin, &ccv1.JobSpec{Image: "busybox", WebhookUrl: "https://example.com/"}).Job
+	dec := json.NewDecoder(resp.Body)
+	var msg struct {
+		Result struct {
+			Job struct {
+				ID    string `json:"id"`
+				State string `json:"state"`
+				Spec  struct {
+					WebhookSecret string `json:"webhook_secret"`
+				} `json:"spec"`
+			} `json:"job"`
+		} `json:"result"`
+	}
+	if err := dec.Decode(&msg); err != nil {
+		t.Fatal(err)
+	}
+	if msg.Result.Job.ID != job.Id || msg.Result.Job.State != "JOB_STATE_QUEUED" || msg.Result.Job.Spec.WebhookSecret != "" {
+		t.Fatalf("watched %+v", msg)
+	}
+
+	// Followed logs of a queued job answer their headers at once too.
+	lctx, lcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer lcancel()
+	lreq, err := http.NewRequestWithContext(lctx, http.MethodGet, h.srv.URL()+"/v1/jobs/"+job.Id+"/logs?follow=true", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lreq.Header.Set("Authorization", "Bearer "+h.srv.Token)
+	lresp, err := h.srv.HTTPClient().Do(lreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lresp.Body.Close()
+	if lresp.StatusCode != 200 {
+		t.Fatalf("follow logs: %d", lresp.StatusCode)
+	}
+	// Cancelling the job ends the followed logs.
+	if _, err := h.admin.CancelJob(ctxT(t), &ccv1.CancelJobRequest{Id: job.Id}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(lresp.Body); err != nil || len(bytes.TrimSpace(b)) != 0 {
+		t.Fatalf("follow logs of a cancelled job: %q, %v", b, err)
+	}
+}
