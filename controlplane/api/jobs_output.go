@@ -137,13 +137,15 @@ func (j *JobService) openOutput(ctx context.Context, p auth.Principal, id, fileP
 		return nil, err
 	}
 	if job.OutputDigest == "" {
-		if bctx, cancel := context.WithTimeout(ctx, 5*time.Second); j.api.raft.Barrier(bctx) == nil {
+		// The job may have ended a moment ago, applied on the leader and
+		// not yet here.
+		bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := j.api.raft.Barrier(bctx)
+		cancel()
+		if err == nil {
 			if again, err := j.api.fsm.Job(job.Id); err == nil {
 				job = again.Job
 			}
-			cancel()
-		} else {
-			cancel()
 		}
 	}
 	if job.OutputDigest == "" {
