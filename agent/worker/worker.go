@@ -59,6 +59,12 @@ type Worker struct {
 	preparing  map[string]bool
 	lastSent   map[string]*ccv1.ContainerStatus
 	logCancels map[string]context.CancelFunc
+	// Job attempts (jobs.go): stops at the timeout in progress,
+	// collections in progress, and collected results to report.
+	stopping   map[string]bool
+	collecting map[string]bool
+	results    map[string]*ccv1.JobResult
+	jobsWG     sync.WaitGroup
 
 	sendMu sync.Mutex
 	stream ccv1.AgentService_SessionClient // nil between sessions
@@ -89,6 +95,7 @@ func New(cfg Config) (*Worker, error) {
 		desired: map[string]*ccv1.Assignment{}, mem: map[string]reconcile.Memory{},
 		preparing: map[string]bool{}, lastSent: map[string]*ccv1.ContainerStatus{},
 		logCancels: map[string]context.CancelFunc{}, kick: make(chan struct{}, 1),
+		stopping: map[string]bool{}, collecting: map[string]bool{}, results: map[string]*ccv1.JobResult{},
 	}
 	// A change of health wants a pass: it reports the change, and stops a
 	// container that turned unhealthy.
@@ -103,6 +110,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer w.health.Close() // after wg.Wait: no pass starts a prober after it
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	defer w.jobsWG.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	wg.Add(3)
@@ -331,6 +339,9 @@ func (w *Worker) pass(ctx context.Context) (wakeAt time.Time) {
 		}
 		w.syncHealth(desired, observed)
 	}
+	if jw := w.jobPass(ctx, desired, observed); !jw.IsZero() && (wakeAt.IsZero() || jw.Before(wakeAt)) {
+		wakeAt = jw
+	}
 	w.report(desired, observed)
 	return wakeAt
 }
@@ -401,6 +412,7 @@ func (w *Worker) do(ctx context.Context, act reconcile.Action, a *ccv1.Assignmen
 		w.mu.Lock()
 		delete(w.mem, act.ID)
 		delete(w.lastSent, act.ID)
+		delete(w.results, act.ID)
 		w.mu.Unlock()
 		w.health.Forget(act.ID)
 		log.Info("container removed")
@@ -444,7 +456,7 @@ func (w *Worker) start(ctx context.Context, a *ccv1.Assignment) error {
 	if err := w.cfg.Runtime.EnsureImage(ctx, a.GetSpec().GetImage(), open); err != nil {
 		return fmt.Errorf("image %s: %w", a.GetSpec().GetImage(), err)
 	}
-	_, err := w.cfg.Runtime.Start(ctx, runtime.Task{ID: a.ContainerId, Name: a.Name, Generation: a.Generation, Spec: a.Spec})
+	_, err := w.cfg.Runtime.Start(ctx, runtime.Task{ID: a.ContainerId, Name: a.Name, Generation: a.Generation, Spec: a.Spec, OpenInput: w.openInput(a)})
 	return err
 }
 
@@ -511,6 +523,9 @@ func (w *Worker) statusOf(a *ccv1.Assignment, observed map[string]runtime.Observ
 		// agent stopped it for that).
 		if hs, ok := w.health.State(healthKey(o)); ok && a.GetSpec().GetHealth() != nil {
 			st.Health, st.HealthOutput = hs.Health, hs.Output
+		}
+		if a.GetSpec().GetSandbox() != nil && st.State == ccv1.ContainerState_CONTAINER_STATE_EXITED {
+			st.JobResult = proto.Clone(w.jobResult(a.ContainerId)).(*ccv1.JobResult)
 		}
 	case m.StartFailed:
 		st.State = ccv1.ContainerState_CONTAINER_STATE_FAILED

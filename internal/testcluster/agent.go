@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -242,3 +243,17 @@ func (a *Agent) cleanup() {
 	_ = exec.Command("ip", "link", "del", a.rtConfig.BridgeName).Run()
 	_ = os.RemoveAll(filepath.Join("/var/lib/cni/networks", a.rtConfig.BridgeName))
 }
+
+// Gateway is the address of the agent's bridge on its node (the first
+// address of its subnet): what a job with network reaches the node at.
+func (a *Agent) Gateway() string {
+	ip, _, err := net.ParseCIDR(a.rtConfig.Subnet)
+	if err != nil {
+		return ""
+	}
+	ip4 := ip.To4()
+	return net.IPv4(ip4[0], ip4[1], ip4[2], ip4[3]+1).String()
+}
+
+// BridgeName is the name of the agent's CNI bridge.
+func (a *Agent) BridgeName() string { return a.rtConfig.BridgeName }
