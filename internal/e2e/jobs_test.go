@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -13,8 +14,11 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -448,4 +452,74 @@ func TestJobOutputSurvivesServerLoss(t *testing.T) {
 			t.Fatalf("big.bin differs from what the job wrote")
 		}
 	}
+}
+
+// The completion webhook is POSTed to the job's URL, signed with the
+// secret returned at submit; WatchJobs reports the job's states up to its
+// end.
+func TestJobWebhookAndWatch(t *testing.T) {
+	s := testcluster.Start(t)
+	s.StartAgent("hook-node")
+	cl := s.Client()
+	cl.LoadBusybox(t, demoImage)
+
+	type delivery struct {
+		body []byte
+		sig  string
+	}
+	got := make(chan delivery, 4)
+	var calls atomic.Int32
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if calls.Add(1) == 1 {
+			http.Error(w, "not yet", http.StatusServiceUnavailable) // retried
+			return
+		}
+		got <- delivery{body, r.Header.Get("X-CC-Signature")}
+	}))
+	defer hook.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sub, err := cl.Jobs.SubmitJob(ctx, &ccv1.SubmitJobRequest{Spec: &ccv1.JobSpec{Image: demoImage, Command: sh("echo done"), WebhookUrl: hook.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sub.WebhookSecret == "" {
+		t.Fatal("no webhook secret returned")
+	}
+	watch, err := cl.Jobs.WatchJobs(ctx, &ccv1.WatchJobsRequest{Ids: []string{sub.Job.Id}, UntilDone: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var states []ccv1.JobState
+	for {
+		m, err := watch.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("watch: %v", err)
+		}
+		if n := len(states); n == 0 || states[n-1] != m.Job.State {
+			states = append(states, m.Job.State)
+		}
+	}
+	if len(states) == 0 || states[len(states)-1] != ccv1.JobState_JOB_STATE_SUCCEEDED {
+		t.Fatalf("watched states: %v", states)
+	}
+	select {
+	case d := <-got:
+		mac := hmac.New(sha256.New, []byte(sub.WebhookSecret))
+		mac.Write(d.body)
+		if d.sig != "sha256="+hex.EncodeToString(mac.Sum(nil)) {
+			t.Errorf("signature %q does not match the body", d.sig)
+		}
+		if !strings.Contains(string(d.body), sub.Job.Id) || strings.Contains(string(d.body), sub.WebhookSecret) {
+			t.Errorf("body: %s", d.body)
+		}
+	case <-ctx.Done():
+		t.Fatal("no webhook delivered")
+	}
+	waitJob(t, cl, sub.Job.Id, "webhook recorded", time.Minute, func(j *ccv1.Job) bool { return j.WebhookState == "delivered" })
 }
