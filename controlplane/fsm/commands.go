@@ -202,7 +202,7 @@ func applyCreateToken(tx *txn, at time.Time, msg proto.Message) error {
 		return fmt.Errorf("%w: token needs an id", ErrInvalid)
 	case len(t.SecretSha256) != 32:
 		return fmt.Errorf("%w: token %s needs a 32-byte secret hash", ErrInvalid, t.Id)
-	case ccv1.Role(t.Role) != ccv1.Role_ROLE_ADMIN && ccv1.Role(t.Role) != ccv1.Role_ROLE_VIEWER && ccv1.Role(t.Role) != ccv1.Role_ROLE_AGENT && ccv1.Role(t.Role) != ccv1.Role_ROLE_SERVER:
+	case ccv1.Role(t.Role) != ccv1.Role_ROLE_ADMIN && ccv1.Role(t.Role) != ccv1.Role_ROLE_VIEWER && ccv1.Role(t.Role) != ccv1.Role_ROLE_AGENT && ccv1.Role(t.Role) != ccv1.Role_ROLE_SERVER && ccv1.Role(t.Role) != ccv1.Role_ROLE_JOBS:
 		return fmt.Errorf("%w: token %s has unknown role %d", ErrInvalid, t.Id, t.Role)
 	}
 	b := tx.Bucket(bucketTokens)

@@ -21,6 +21,7 @@ import (
 //	job_seq      seq                        → id   every job, in submit order
 //	job_state    state, seq                 → id   every job, by state
 //	job_queue    queue, 0, priority, seq    → id   queued jobs, in dispatch order
+//	job_qseq     queue, 0, seq              → id   every job, by queue
 //	job_keys     owner, 0, idempotency key  → id
 //	job_expiry   expires_at (ns), id        → ""   finished jobs
 //	job_webhooks id                         → ""   finished jobs whose webhook is due
@@ -31,6 +32,7 @@ var (
 	bucketJobSeq      = []byte("job_seq")
 	bucketJobState    = []byte("job_state")
 	bucketJobQueue    = []byte("job_queue")
+	bucketJobQSeq     = []byte("job_qseq")
 	bucketJobKeys     = []byte("job_keys")
 	bucketJobExpiry   = []byte("job_expiry")
 	bucketJobWebhooks = []byte("job_webhooks")
@@ -38,7 +40,7 @@ var (
 	bucketQueues      = []byte("queues")
 )
 
-var jobBuckets = [][]byte{bucketJobs, bucketJobSeq, bucketJobState, bucketJobQueue, bucketJobKeys, bucketJobExpiry, bucketJobWebhooks, bucketJobUpdated, bucketQueues}
+var jobBuckets = [][]byte{bucketJobs, bucketJobSeq, bucketJobQSeq, bucketJobState, bucketJobQueue, bucketJobKeys, bucketJobExpiry, bucketJobWebhooks, bucketJobUpdated, bucketQueues}
 
 // Webhook states of a job.
 const (
@@ -87,6 +89,10 @@ func queueKey(queue string, prio int32, seq uint64) []byte {
 	return append(k, u64(seq)...)
 }
 
+func qseqKey(queue string, seq uint64) []byte {
+	return append(append([]byte(queue), 0), u64(seq)...)
+}
+
 func ownerKey(owner, key string) []byte {
 	return []byte(owner + "\x00" + key)
 }
@@ -118,6 +124,9 @@ func saveJob(tx *txn, old, rec *statev1.JobRecord) error {
 	updated := tx.Bucket(bucketJobUpdated)
 	if old == nil {
 		if err := tx.Bucket(bucketJobSeq).Put(seqKey(j.Seq), id); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketJobQSeq).Put(qseqKey(jobQueue(j), j.Seq), id); err != nil {
 			return err
 		}
 		if k := j.GetSpec().GetIdempotencyKey(); k != "" {
@@ -182,6 +191,7 @@ func deleteJob(tx *txn, rec *statev1.JobRecord) error {
 		k []byte
 	}{
 		{bucketJobSeq, seqKey(j.Seq)},
+		{bucketJobQSeq, qseqKey(jobQueue(j), j.Seq)},
 		{bucketJobState, stateKey(j.State, j.Seq)},
 		{bucketJobQueue, queueKey(jobQueue(j), j.GetSpec().GetPriority(), j.Seq)},
 		{bucketJobWebhooks, id},
@@ -744,7 +754,18 @@ func (f *FSM) ListJobs(flt JobFilter, limit int, before uint64) (jobs []*ccv1.Jo
 		var c *bolt.Cursor
 		var prefix []byte
 		var start []byte
-		if flt.State != 0 {
+		switch {
+		case flt.Queue != "":
+			// A queue's jobs: fewer than a state's when there are many
+			// queues; the state is checked job by job.
+			c = tx.Bucket(bucketJobQSeq).Cursor()
+			prefix = append([]byte(flt.Queue), 0)
+			if before != 0 {
+				start = qseqKey(flt.Queue, before)
+			} else {
+				start = append([]byte(flt.Queue), 1)
+			}
+		case flt.State != 0:
 			c = tx.Bucket(bucketJobState).Cursor()
 			prefix = []byte{byte(flt.State)}
 			if before != 0 {
@@ -752,7 +773,7 @@ func (f *FSM) ListJobs(flt JobFilter, limit int, before uint64) (jobs []*ccv1.Jo
 			} else {
 				start = []byte{byte(flt.State) + 1}
 			}
-		} else {
+		default:
 			c = tx.Bucket(bucketJobSeq).Cursor()
 			if before != 0 {
 				start = seqKey(before)

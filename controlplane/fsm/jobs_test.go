@@ -313,3 +313,33 @@ func TestListJobsPaged(t *testing.T) {
 		t.Fatalf("prefix: %v", ids)
 	}
 }
+
+func TestListJobsByQueue(t *testing.T) {
+	x := newSvcFixture(t)
+	for i := 0; i < 30; i++ {
+		q := "a"
+		if i%3 == 0 {
+			q = "b"
+		}
+		x.submit(fmt.Sprintf("j%02d", i), &ccv1.JobSpec{Image: "img", Queue: q})
+	}
+	x.must(statev1.CommandType_COMMAND_TYPE_CANCEL_JOB, &statev1.CancelJob{Id: "j03"})
+	var got []string
+	var before uint64
+	for {
+		jobs, next, err := x.f.ListJobs(fsm.JobFilter{Queue: "b", State: ccv1.JobState_JOB_STATE_QUEUED}, 4, before)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range jobs {
+			got = append(got, j.Id)
+		}
+		if next == 0 {
+			break
+		}
+		before = next
+	}
+	if fmt.Sprint(got) != "[j27 j24 j21 j18 j15 j12 j09 j06 j00]" {
+		t.Fatalf("queue b, queued: %v", got)
+	}
+}
