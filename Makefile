@@ -22,7 +22,7 @@ build:
 	@mkdir -p bin
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/cc-controlplane ./controlplane/cmd/cc-controlplane
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/ccctl ./ctl/cmd/ccctl
-	$(GO) build -ldflags '$(LDFLAGS)' -o bin/cc-agent ./agent/cmd/cc-agent
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o bin/cc-agent ./agent/cmd/cc-agent
 	$(GO) build -o bin/cc-mkimage ./internal/testimage/mkimage
 
 # prereqs installs the Debian packages the cluster needs (idempotent).

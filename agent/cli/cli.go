@@ -23,6 +23,7 @@ import (
 
 	"github.com/containercodes/cc/agent/identity"
 	"github.com/containercodes/cc/agent/runtime"
+	"github.com/containercodes/cc/agent/sandboxinit"
 	"github.com/containercodes/cc/agent/worker"
 	"github.com/containercodes/cc/internal/buildinfo"
 	"github.com/containercodes/cc/internal/logging"
@@ -39,6 +40,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return 0
+	}
+	// A job sandbox's first process (see package sandboxinit).
+	if len(args) > 1 && args[1] == "init" {
+		return sandboxinit.Run(args[2:])
 	}
 	if err := app(stdout, stderr).Run(args); err != nil {
 		fmt.Fprintf(stderr, "cc-agent: %v\n", err)
@@ -171,6 +176,11 @@ func run(c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
+	initPath := exe
+	if static, err := sandboxinit.Static(exe); err != nil || !static {
+		initPath = ""
+		log.Warn("this cc-agent is not statically linked, so job sandboxes run without an init: a job's command is PID 1 and may ignore SIGTERM until the kill grace ends; build it with CGO_ENABLED=0", "binary", exe, "err", err)
+	}
 	rt, err := runtime.New(ctx, runtime.Config{
 		Socket:     c.String("containerd-socket"),
 		Namespace:  c.String("namespace"),
@@ -180,6 +190,7 @@ func run(c *ucli.Context) error {
 		BridgeName: c.String("bridge"),
 		Subnet:     c.String("subnet"),
 		LoggerPath: exe,
+		InitPath:   initPath,
 		Auth:       auth,
 		PlainHTTP:  c.StringSlice("insecure-registry"),
 		Logger:     log.With("component", "runtime"),

@@ -230,7 +230,7 @@ func (r *Runtime) specOpts(img containerd.Image, t Task, nsPath string, mounts, 
 	if s.GetSandbox() != nil {
 		// Before the seccomp profile, which is built from the
 		// capabilities: none, so the strictest profile.
-		opts = append(opts, sandboxSpecOpts(t, sandboxMounts)...)
+		opts = append(opts, sandboxSpecOpts(t, sandboxMounts, r.cfg.InitPath)...)
 	}
 	opts = append(opts,
 		oci.WithNoNewPrivileges,

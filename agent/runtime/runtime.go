@@ -89,6 +89,11 @@ type Config struct {
 	// binary log protocol: cc-agent itself, run as `cc-agent logger ARGS`,
 	// which calls RunLogger(ARGS).
 	LoggerPath string
+	// InitPath is a statically linked binary that serves as a job
+	// sandbox's first process (`InitPath init -- CMD...`, see package
+	// sandboxinit), bind-mounted read-only into the sandbox; empty runs the
+	// job's command as PID 1, which ignores signals it does not handle.
+	InitPath string
 	// LogMaxBytes rotates a container's log file at this size (10 MiB).
 	LogMaxBytes int64
 	// LogMaxFiles is how many rotated files are kept beside the current one

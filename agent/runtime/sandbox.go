@@ -224,7 +224,7 @@ func (c ctxReader) Read(p []byte) (int, error) {
 // sandboxSpecOpts are a sandbox's OCI spec options, applied after the
 // container's own and before the seccomp profile (which is built from the
 // capabilities).
-func sandboxSpecOpts(t Task, mounts []specs.Mount) []oci.SpecOpts {
+func sandboxSpecOpts(t Task, mounts []specs.Mount, initPath string) []oci.SpecOpts {
 	uid, gid, _ := sandboxUser(t.Spec.GetUser())
 	opts := []oci.SpecOpts{
 		oci.WithUIDGID(uid, gid),
@@ -232,10 +232,30 @@ func sandboxSpecOpts(t Task, mounts []specs.Mount) []oci.SpecOpts {
 		withNoCapabilities,
 		oci.WithMounts(mounts),
 	}
+	if initPath != "" {
+		opts = append(opts, withInit(initPath))
+	}
 	if t.Spec.GetResources().GetPids() <= 0 {
 		opts = append(opts, oci.WithPidsLimit(jobs.DefaultPids))
 	}
 	return opts
+}
+
+// sandboxInit is where a sandbox's init binary is mounted.
+const sandboxInit = "/.cc-init"
+
+// withInit runs the process under the init binary at path: the binary is
+// bind-mounted read-only and the process's arguments become its.
+func withInit(path string) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		if s.Process == nil || len(s.Process.Args) == 0 {
+			return errors.New("runtime: the job has no command: give one, or use an image with an entrypoint or command")
+		}
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: sandboxInit, Type: "bind", Source: path,
+			Options: []string{"rbind", "ro", "nosuid", "nodev"}})
+		s.Process.Args = append([]string{sandboxInit, "init", "--"}, s.Process.Args...)
+		return nil
+	}
 }
 
 // withNoCapabilities empties every capability set (an empty, non-nil set:

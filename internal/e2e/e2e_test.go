@@ -83,6 +83,9 @@ func buildBinaries(dir string) error {
 		"-o", dir+string(filepath.Separator),
 		"./controlplane/cmd/cc-controlplane", "./ctl/cmd/ccctl", "./agent/cmd/cc-agent")
 	cmd.Dir = root
+	// Static, as `make build` makes them: cc-agent is also the job
+	// sandboxes' init, which must run in any image.
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.WaitDelay = 10 * time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil {

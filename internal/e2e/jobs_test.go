@@ -321,15 +321,18 @@ func TestJobTimeoutCancelLimitsLogs(t *testing.T) {
 	cl := s.Client()
 	cl.LoadBusybox(t, demoImage)
 
-	slow := submitJob(t, cl, &ccv1.JobSpec{Command: sh("echo started; sleep 60"), Timeout: durationpb.New(2 * time.Second), KillGrace: durationpb.New(time.Second)})
+	// sleep is the sandbox's command; the init in front of it passes the
+	// timeout's SIGTERM on, so it ends by SIGTERM (143), long before a
+	// SIGKILL after the minute of kill grace (137).
+	slow := submitJob(t, cl, &ccv1.JobSpec{Command: []string{"/bin/busybox", "sleep", "600"}, Timeout: durationpb.New(2 * time.Second), KillGrace: durationpb.New(time.Minute)})
 	canc := submitJob(t, cl, &ccv1.JobSpec{Command: sh("sleep 60")})
 	many := submitJob(t, cl, &ccv1.JobSpec{Command: sh("for i in $(seq 1 20); do echo $i > /output/f$i; done"), MaxOutputFiles: 10})
 	big := submitJob(t, cl, &ccv1.JobSpec{Command: sh("head -c 3000000 /dev/urandom > /output/big; echo wrote"), OutputLimitBytes: 1 << 20})
 	chatty := submitJob(t, cl, &ccv1.JobSpec{Command: sh("echo to-stdout; echo to-stderr >&2; exit 3")})
 
 	j := waitJobEnd(t, cl, slow.Id, ccv1.JobState_JOB_STATE_TIMED_OUT)
-	if a := j.Attempts[len(j.Attempts)-1]; !a.TimedOut {
-		t.Errorf("attempt not marked timed out:\n%s", describeJob(j))
+	if a := j.Attempts[len(j.Attempts)-1]; !a.TimedOut || a.ExitCode != 143 {
+		t.Errorf("attempt not timed out by SIGTERM:\n%s", describeJob(j))
 	}
 
 	waitJob(t, cl, canc.Id, "running", time.Minute, jobIn(ccv1.JobState_JOB_STATE_RUNNING))

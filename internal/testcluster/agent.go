@@ -66,7 +66,10 @@ func AgentBinary(t testing.TB) string {
 			return
 		}
 		agentBin = filepath.Join(dir, "cc-agent")
+		// Static, as `make build` makes it: it is also the job
+		// sandboxes' init, which runs in any image.
 		cmd := exec.Command("go", "build", "-o", agentBin, "./agent/cmd/cc-agent")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			agentBinErr = fmt.Errorf("go build cc-agent: %v\n%s", err, out)
@@ -158,6 +161,7 @@ func (s *Server) StartAgent(name string, opts ...AgentOption) *Agent {
 		BridgeName: "cct" + suffix,
 		Subnet:     fmt.Sprintf("10.214.%d.0/24", 1+int(subnetSeq.Add(1))%250),
 		LoggerPath: AgentBinary(s.t),
+		InitPath:   AgentBinary(s.t),
 		Logger:     logging.Test(s.t).With("agent", name),
 	}
 	for _, o := range opts {
