@@ -140,7 +140,11 @@ func jobOutput(c *cli.Context) error {
 		if err != nil {
 			return fmt.Errorf("extracting into %s: %v; nothing was written (to keep the archive as it is: --archive FILE)", out, err)
 		}
-		say("Extracted %d files (%s) into %s", st.files, humanSize(st.bytes), out)
+		noun := "files"
+		if st.files == 1 {
+			noun = "file"
+		}
+		say("Extracted %d %s (%s) into %s", st.files, noun, humanSize(st.bytes), out)
 		return nil
 	})
 }
