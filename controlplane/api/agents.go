@@ -252,16 +252,9 @@ func (a *AgentServer) UploadBlob(stream ccv1.AgentService_UploadBlobServer) erro
 	if !ok {
 		return status.Error(codes.Unimplemented, "this server has no blob store")
 	}
-	first, err := stream.Recv()
-	if errors.Is(err, io.EOF) {
-		return invalidArg("an upload starts with a header message")
-	}
+	hdr, err := uploadHeader[*ccv1.UploadBlobRequest, *ccv1.UploadBlobHeader](stream.Recv)
 	if err != nil {
 		return err
-	}
-	hdr := first.GetHeader()
-	if hdr == nil {
-		return invalidArg("the first message of an upload must be its header")
 	}
 	rec, err := a.api.fsm.Container(hdr.GetContainerId())
 	if errors.Is(err, fsm.ErrNotFound) {

@@ -100,6 +100,24 @@ func invalidArg(format string, args ...any) error {
 	return status.Errorf(codes.InvalidArgument, format, args...)
 }
 
+// uploadHeader receives the first message of an upload stream, which must
+// carry its header.
+func uploadHeader[M interface{ GetHeader() H }, H comparable](recv func() (M, error)) (H, error) {
+	var none H
+	first, err := recv()
+	if errors.Is(err, io.EOF) {
+		return none, invalidArg("an upload starts with a header message")
+	}
+	if err != nil {
+		return none, err
+	}
+	hdr := first.GetHeader()
+	if hdr == none {
+		return none, invalidArg("the first message of an upload must be its header")
+	}
+	return hdr, nil
+}
+
 // errInspectStopped ends the blob store's read when the archive is refused.
 var errInspectStopped = errors.New("the archive was refused")
 
@@ -118,16 +136,9 @@ type inspectResult struct {
 // the blob store and, teed, into the archive inspector; neither holds the
 // archive in memory.
 func (s *ImageService) LoadImage(stream ccv1.ImageService_LoadImageServer) error {
-	first, err := stream.Recv()
-	if errors.Is(err, io.EOF) {
-		return invalidArg("an upload starts with a header message")
-	}
+	hdr, err := uploadHeader[*ccv1.LoadImageRequest, *ccv1.LoadImageHeader](stream.Recv)
 	if err != nil {
 		return err
-	}
-	hdr := first.GetHeader()
-	if hdr == nil {
-		return invalidArg("the first message of an upload must be its header")
 	}
 	maxSize := s.MaxImageSize
 	if maxSize <= 0 {

@@ -32,16 +32,9 @@ import (
 // servers before the digest is returned. The archive is not looked into
 // here: the agent unpacks it as hostile input.
 func (j *JobService) UploadInput(stream ccv1.JobService_UploadInputServer) error {
-	first, err := stream.Recv()
-	if errors.Is(err, io.EOF) {
-		return invalidArg("an upload starts with a header message")
-	}
+	hdr, err := uploadHeader[*ccv1.UploadInputRequest, *ccv1.UploadHeader](stream.Recv)
 	if err != nil {
 		return err
-	}
-	hdr := first.GetHeader()
-	if hdr == nil {
-		return invalidArg("the first message of an upload must be its header")
 	}
 	limit := j.MaxInputSize
 	if limit <= 0 {

@@ -5,7 +5,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/containercodes/cc/controlplane/fsm"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/containercodes/cc/controlplane/jobs"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 )
@@ -112,18 +113,9 @@ func (s *Server) barrier(ctx context.Context, log interface {
 // applyJobOps writes job ops through this server's raft, refusing to
 // forward: a deposed leader stops deciding.
 func (s *Server) applyJobOps(ctx context.Context, ops []*statev1.JobOp) error {
-	var cmds [][]byte
-	now := time.Now()
-	for len(ops) > 0 {
-		n := min(len(ops), opsPerCommand)
-		data, err := fsm.Encode(statev1.CommandType_COMMAND_TYPE_JOB_OPS, &statev1.JobOps{Ops: ops[:n]}, now)
-		if err != nil {
-			return err
-		}
-		cmds = append(cmds, data)
-		ops = ops[n:]
-	}
-	return s.raft.ApplyLocalAll(ctx, cmds)
+	return applyChunked(ctx, s, statev1.CommandType_COMMAND_TYPE_JOB_OPS, ops, func(c []*statev1.JobOp) proto.Message {
+		return &statev1.JobOps{Ops: c}
+	})
 }
 
 // sendWebhooks is the leader loop of completion webhooks: each pending one
@@ -169,11 +161,8 @@ func (s *Server) sendWebhooks(ctx context.Context) {
 				defer func() { <-sem }()
 				state := w.Deliver(ctx, rec)
 				if state != "" {
-					data, err := fsm.Encode(statev1.CommandType_COMMAND_TYPE_JOB_OPS, &statev1.JobOps{Ops: []*statev1.JobOp{{
-						Op: &statev1.JobOp_Webhook{Webhook: &statev1.WebhookResult{JobId: rec.Job.Id, State: state}}}}}, time.Now())
-					if err == nil {
-						err = s.raft.ApplyLocalAll(ctx, [][]byte{data})
-					}
+					err := s.applyJobOps(ctx, []*statev1.JobOp{{
+						Op: &statev1.JobOp_Webhook{Webhook: &statev1.WebhookResult{JobId: rec.Job.Id, State: state}}}})
 					if err != nil && ctx.Err() == nil {
 						log.Warn("could not record a webhook's outcome", "job", rec.Job.Id, "err", err)
 					}

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/controlplane/orchestrator"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
@@ -24,20 +26,8 @@ const minPassGap = 50 * time.Millisecond
 func (s *Server) orchestrate(ctx context.Context) {
 	log := s.log.With("loop", "orchestrator")
 	// Decide from everything earlier leaders committed.
-	for {
-		bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := s.raft.Barrier(bctx)
-		cancel()
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		log.Warn("barrier before scheduling failed; retrying", "err", err)
-		if !sleep(ctx, time.Second) {
-			return
-		}
+	if !s.barrier(ctx, log) {
+		return
 	}
 	const resync = 10 * time.Second
 	var last time.Time // start of the last pass
@@ -95,21 +85,29 @@ func (s *Server) orchestrate(ctx context.Context) {
 	}
 }
 
-// applyOps writes ops in entries of opsPerCommand through this server's
-// raft, refusing to forward: a server that lost leadership stops deciding.
+// applyOps writes task ops in entries of opsPerCommand through this
+// server's raft, refusing to forward: a server that lost leadership stops
+// deciding.
 func (s *Server) applyOps(ctx context.Context, ops []*statev1.TaskOp) error {
+	return applyChunked(ctx, s, statev1.CommandType_COMMAND_TYPE_TASK_OPS, ops, func(c []*statev1.TaskOp) proto.Message {
+		return &statev1.TaskOps{Ops: c}
+	})
+}
+
+// applyChunked writes ops as entries of at most opsPerCommand each, in
+// order and pipelined (raft batches them), through ApplyLocalAll.
+func applyChunked[Op any](ctx context.Context, s *Server, t statev1.CommandType, ops []Op, wrap func([]Op) proto.Message) error {
 	var cmds [][]byte
 	now := time.Now()
 	for len(ops) > 0 {
 		n := min(len(ops), opsPerCommand)
-		data, err := fsm.Encode(statev1.CommandType_COMMAND_TYPE_TASK_OPS, &statev1.TaskOps{Ops: ops[:n]}, now)
+		data, err := fsm.Encode(t, wrap(ops[:n]), now)
 		if err != nil {
 			return err
 		}
 		cmds = append(cmds, data)
 		ops = ops[n:]
 	}
-	// In order, pipelined: raft batches them.
 	return s.raft.ApplyLocalAll(ctx, cmds)
 }
 
