@@ -148,11 +148,32 @@ func mayTouch(p auth.Principal, j *ccv1.Job, verb string) error {
 		j.Id, j.OwnerTokenId, verb, p.TokenID, auth.RoleName(p.Role))
 }
 
-// publicJob is a job as reads return it: never with a webhook secret.
-func publicJob(j *ccv1.Job) *ccv1.Job {
-	if j.GetSpec().GetWebhookSecret() != "" {
-		j = proto.Clone(j).(*ccv1.Job)
-		j.Spec.WebhookSecret = ""
+// publicJob is a job as reads return it to the caller of ctx: never with a
+// webhook secret; and, to a jobs token reading another token's job,
+// without its env values, input and webhook URL, which may hold secrets
+// (admins and viewers, who see the whole cluster, see them).
+func publicJob(ctx context.Context, j *ccv1.Job) *ccv1.Job {
+	p, _ := auth.FromContext(ctx)
+	foreign := p.Role == ccv1.Role_ROLE_JOBS && p.TokenID != j.OwnerTokenId
+	if j.GetSpec().GetWebhookSecret() == "" && !foreign {
+		return j
+	}
+	j = proto.Clone(j).(*ccv1.Job)
+	if j.Spec == nil {
+		return j
+	}
+	j.Spec.WebhookSecret = ""
+	if foreign {
+		for i, e := range j.Spec.Env {
+			k, _, _ := strings.Cut(e, "=")
+			j.Spec.Env[i] = k + "=(hidden)"
+		}
+		if j.Spec.InputDigest != "" {
+			j.Spec.InputDigest = "(hidden)"
+		}
+		if j.Spec.WebhookUrl != "" {
+			j.Spec.WebhookUrl = "(hidden)"
+		}
 	}
 	return j
 }
@@ -256,7 +277,7 @@ func (j *JobService) SubmitJob(ctx context.Context, req *ccv1.SubmitJobRequest) 
 			if err != nil {
 				return nil, err
 			}
-			return &ccv1.SubmitJobResponse{Job: publicJob(prev.Job), Existing: true}, nil
+			return &ccv1.SubmitJobResponse{Job: publicJob(ctx, prev.Job), Existing: true}, nil
 		}
 	}
 	stored, err := j.api.fsm.Job(id)
@@ -264,7 +285,7 @@ func (j *JobService) SubmitJob(ctx context.Context, req *ccv1.SubmitJobRequest) 
 		return nil, err
 	}
 	j.log.Info("job submitted", "job_id", id, "image", spec.Image, "queue", spec.Queue, "owner", p.TokenID)
-	return &ccv1.SubmitJobResponse{Job: publicJob(stored.Job), WebhookSecret: generated}, nil
+	return &ccv1.SubmitJobResponse{Job: publicJob(ctx, stored.Job), WebhookSecret: generated}, nil
 }
 
 // NormalizeJobSpec checks a submitted job spec, says all that is wrong and
@@ -453,7 +474,7 @@ func (j *JobService) ListJobs(ctx context.Context, req *ccv1.ListJobsRequest) (*
 	}
 	resp := &ccv1.ListJobsResponse{Jobs: make([]*ccv1.Job, 0, len(jobs))}
 	for _, job := range jobs {
-		resp.Jobs = append(resp.Jobs, publicJob(job))
+		resp.Jobs = append(resp.Jobs, publicJob(ctx, job))
 	}
 	if next != 0 {
 		resp.NextPageToken = pageToken(next)
@@ -489,7 +510,7 @@ func (j *JobService) GetJob(ctx context.Context, req *ccv1.GetJobRequest) (*ccv1
 	if err != nil {
 		return nil, err
 	}
-	return &ccv1.GetJobResponse{Job: publicJob(rec.Job)}, nil
+	return &ccv1.GetJobResponse{Job: publicJob(ctx, rec.Job)}, nil
 }
 
 // CancelJob implements JobService: the job's owner or an admin.
@@ -516,7 +537,7 @@ func (j *JobService) CancelJob(ctx context.Context, req *ccv1.CancelJobRequest) 
 	if err != nil {
 		return nil, err
 	}
-	return &ccv1.CancelJobResponse{Job: publicJob(rec.Job)}, nil
+	return &ccv1.CancelJobResponse{Job: publicJob(ctx, rec.Job)}, nil
 }
 
 // SetQueue implements JobService (admin only, by auth).
@@ -612,7 +633,7 @@ func (j *JobService) WatchJobs(req *ccv1.WatchJobsRequest, stream ccv1.JobServic
 		return err
 	}
 	for _, job := range initial {
-		if err := stream.Send(&ccv1.WatchJobsResponse{Job: publicJob(job)}); err != nil {
+		if err := stream.Send(&ccv1.WatchJobsResponse{Job: publicJob(ctx, job)}); err != nil {
 			return err
 		}
 	}
@@ -650,7 +671,7 @@ func (j *JobService) WatchJobs(req *ccv1.WatchJobsRequest, stream ccv1.JobServic
 				}
 				watched[job.Id] = fsm.JobFinished(job.State)
 			}
-			if err := stream.Send(&ccv1.WatchJobsResponse{Job: publicJob(job)}); err != nil {
+			if err := stream.Send(&ccv1.WatchJobsResponse{Job: publicJob(ctx, job)}); err != nil {
 				return err
 			}
 		}

@@ -522,7 +522,7 @@ func TestJobsRole(t *testing.T) {
 	ja, jb := h.jobsAs(a), h.jobsAs(b)
 
 	nodeID, _, _ := h.node("n1")
-	job := submit(t, ja, &ccv1.JobSpec{Image: "busybox"}).Job
+	job := submit(t, ja, &ccv1.JobSpec{Image: "busybox", Env: []string{"API_KEY=s3cret"}, WebhookUrl: "http://127.0.0.1:1/hook?key=k"}).Job
 	out := h.pushBlob(targz(t, []tarEntry{{name: "r.txt", body: []byte("r")}}))
 	logs := h.pushBlob(logLines([2]string{"stdout", "hi\n"}))
 	h.finish(job.Id, nodeID, out, logs)
@@ -537,9 +537,14 @@ func TestJobsRole(t *testing.T) {
 	if res.StatusCode != http.StatusForbidden {
 		t.Fatalf("REST output with another jobs token: %d", res.StatusCode)
 	}
-	// Others' records are visible.
-	if _, err := jb.GetJob(ctxT(t), &ccv1.GetJobRequest{Id: job.Id}); err != nil {
+	// Others' records are visible, without what may hold secrets.
+	if r, err := jb.GetJob(ctxT(t), &ccv1.GetJobRequest{Id: job.Id}); err != nil {
 		t.Fatal(err)
+	} else if r.Job.Spec.Env[0] != "API_KEY=(hidden)" || r.Job.Spec.WebhookUrl != "(hidden)" {
+		t.Fatalf("another token's job shows env %v and webhook %q", r.Job.Spec.Env, r.Job.Spec.WebhookUrl)
+	}
+	if r, err := ja.GetJob(ctxT(t), &ccv1.GetJobRequest{Id: job.Id}); err != nil || r.Job.Spec.Env[0] != "API_KEY=s3cret" {
+		t.Fatalf("the owner's view: %v, %v", r, err)
 	}
 	if _, err := jb.ListJobs(ctxT(t), &ccv1.ListJobsRequest{}); err != nil {
 		t.Fatal(err)
