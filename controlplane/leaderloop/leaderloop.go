@@ -21,6 +21,20 @@ type Loop struct {
 type Runner struct {
 	loops []Loop
 	log   *slog.Logger
+	// Prepare, when set, is what the loops of a term wait for through
+	// Ready (a raft barrier: decide only from everything earlier leaders
+	// committed). It runs once per term, however many loops wait.
+	Prepare func(ctx context.Context) bool
+}
+
+type termKey struct{}
+
+// Ready waits for the Prepare of the term whose ctx this is (run once per
+// term, shared by its loops) and says whether it succeeded; false means
+// the term ended first.
+func Ready(ctx context.Context) bool {
+	f, _ := ctx.Value(termKey{}).(func() bool)
+	return f == nil || f()
 }
 
 // New returns a runner for loops.
@@ -43,6 +57,10 @@ func (r *Runner) Run(ctx context.Context, isLeader bool, leader <-chan bool) {
 		}
 		var lctx context.Context
 		lctx, cancel = context.WithCancel(ctx)
+		if r.Prepare != nil {
+			prep, pctx := r.Prepare, lctx
+			lctx = context.WithValue(lctx, termKey{}, sync.OnceValue(func() bool { return prep(pctx) }))
+		}
 		for _, l := range r.loops {
 			wg.Add(1)
 			go func(l Loop) {

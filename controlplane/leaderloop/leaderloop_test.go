@@ -52,3 +52,40 @@ func TestLoopsFollowLeadership(t *testing.T) {
 		t.Error("Run returned with loops still running")
 	}
 }
+
+// The loops of a term share one Prepare; a new term prepares again.
+func TestReadyPreparesOncePerTerm(t *testing.T) {
+	var prepares, ready atomic.Int32
+	loop := Loop{Name: "wait", Run: func(ctx context.Context) {
+		if Ready(ctx) {
+			ready.Add(1)
+		}
+		<-ctx.Done()
+	}}
+	r := New(slog.New(slog.NewTextHandler(io.Discard, nil)), loop, loop, loop)
+	r.Prepare = func(context.Context) bool { prepares.Add(1); return true }
+	ch := make(chan bool)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx, true, ch); close(done) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for ready.Load() != 3 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if ready.Load() != 3 || prepares.Load() != 1 {
+		t.Fatalf("first term: %d loops ready, %d prepares", ready.Load(), prepares.Load())
+	}
+	ch <- false
+	ch <- true
+	for ready.Load() != 6 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if ready.Load() != 6 || prepares.Load() != 2 {
+		t.Fatalf("second term: %d loops ready, %d prepares", ready.Load(), prepares.Load())
+	}
+	cancel()
+	<-done
+	if !Ready(context.Background()) {
+		t.Fatal("Ready outside a term")
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/containercodes/cc/controlplane/jobs"
+	"github.com/containercodes/cc/controlplane/leaderloop"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 )
 
@@ -26,7 +27,7 @@ var (
 // decisions, again whenever the state changes.
 func (s *Server) dispatchJobs(ctx context.Context) {
 	log := s.log.With("loop", "job-dispatcher")
-	if !s.barrier(ctx, log) {
+	if !leaderloop.Ready(ctx) {
 		return
 	}
 	const resync = 5 * time.Second
@@ -124,7 +125,7 @@ func (s *Server) applyJobOps(ctx context.Context, ops []*statev1.JobOp) error {
 // leader delivers again those whose outcome was not written.
 func (s *Server) sendWebhooks(ctx context.Context) {
 	log := s.log.With("loop", "job-webhooks")
-	if !s.barrier(ctx, log) {
+	if !leaderloop.Ready(ctx) {
 		return
 	}
 	const webhookWorkers = 16

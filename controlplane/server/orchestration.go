@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/containercodes/cc/controlplane/fsm"
+	"github.com/containercodes/cc/controlplane/leaderloop"
 	"github.com/containercodes/cc/controlplane/orchestrator"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 )
@@ -26,7 +27,7 @@ const minPassGap = 50 * time.Millisecond
 func (s *Server) orchestrate(ctx context.Context) {
 	log := s.log.With("loop", "orchestrator")
 	// Decide from everything earlier leaders committed.
-	if !s.barrier(ctx, log) {
+	if !leaderloop.Ready(ctx) {
 		return
 	}
 	const resync = 10 * time.Second

@@ -188,6 +188,8 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 		leaderloop.Loop{Name: "job-dispatcher", Run: s.dispatchJobs},
 		leaderloop.Loop{Name: "job-webhooks", Run: s.sendWebhooks},
 	)
+	// One raft barrier per term for the loops that decide from the state.
+	loops.Prepare = func(ctx context.Context) bool { return s.barrier(ctx, log.With("component", "leader")) }
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
