@@ -59,8 +59,19 @@ type Config struct {
 	// (agents beat every 3s).
 	NodeDownAfter Duration `toml:"node_down_after"`
 
-	Log  LogConfig  `toml:"log"`
-	Raft RaftConfig `toml:"raft"`
+	Log    LogConfig    `toml:"log"`
+	Raft   RaftConfig   `toml:"raft"`
+	BlobGC BlobGCConfig `toml:"blob_gc"`
+}
+
+// BlobGCConfig says how often each server removes the blobs no record
+// refers to (expired job outputs and logs, archives of removed images).
+type BlobGCConfig struct {
+	// Interval between two collections.
+	Interval Duration `toml:"interval"`
+	// Grace is how long a blob must have been unreferenced: an upload is
+	// stored before the record that names it.
+	Grace Duration `toml:"grace"`
 }
 
 // LogConfig says how the server logs.
@@ -100,6 +111,7 @@ func Default() Config {
 		RaftAddr: "0.0.0.0:7444",
 		// About three heartbeat periods of the agent.
 		NodeDownAfter: Duration{10 * time.Second},
+		BlobGC:        BlobGCConfig{Interval: Duration{10 * time.Minute}, Grace: Duration{time.Hour}},
 		Log: LogConfig{
 			Level:  "info",
 			Format: "text",

@@ -75,6 +75,13 @@ func (c Config) Validate() error {
 		add("node_down_after", "%s is too short; it must be at least 1s (agents beat every 3s; 10s is the default)", c.NodeDownAfter.Duration)
 	}
 
+	if c.BlobGC.Interval.Duration < time.Second {
+		add("blob_gc.interval", "%s is too short; it must be at least 1s (default 10m)", c.BlobGC.Interval.Duration)
+	}
+	if c.BlobGC.Grace.Duration < time.Second {
+		add("blob_gc.grace", "%s is too short; it must be at least 1s, longer than an upload takes (default 1h)", c.BlobGC.Grace.Duration)
+	}
+
 	r := c.Raft
 	atLeast := func(key string, d Duration, lo time.Duration) bool {
 		if d.Duration < lo {

@@ -15,13 +15,6 @@ import (
 // expirePerPass bounds the expired jobs one dispatcher pass deletes.
 const expirePerPass = 1000
 
-// Blob collection: every server removes, every blobGCInterval, the blobs
-// that nothing has referred to for blobGCGrace.
-var (
-	blobGCInterval = 10 * time.Minute
-	blobGCGrace    = time.Hour
-)
-
 // dispatchJobs is the job dispatcher's leader loop: it reads the queues,
 // the active jobs and the nodes, decides (package jobs) and writes the
 // decisions, again whenever the state changes.
@@ -185,11 +178,11 @@ func (s *Server) sendWebhooks(ctx context.Context) {
 	}
 }
 
-// collectBlobs runs on every server: it removes the blobs of its own store
-// that no record has referred to for blobGCGrace.
+// collectBlobs runs on every server: every blob_gc.interval it removes the
+// blobs of its own store that no record has referred to for blob_gc.grace.
 func (s *Server) collectBlobs(ctx context.Context) {
-	g := &jobs.BlobGC{Store: s.blobs, InUse: s.fsm.BlobsInUse, Grace: blobGCGrace}
-	t := time.NewTicker(blobGCInterval)
+	g := &jobs.BlobGC{Store: s.blobs, InUse: s.fsm.BlobsInUse, Grace: s.cfg.BlobGC.Grace.Duration}
+	t := time.NewTicker(s.cfg.BlobGC.Interval.Duration)
 	defer t.Stop()
 	for {
 		removed, err := g.Pass(time.Now())

@@ -17,11 +17,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/containercodes/cc/internal/testcluster"
@@ -525,4 +528,82 @@ func TestJobWebhookAndWatch(t *testing.T) {
 		t.Fatal("no webhook delivered")
 	}
 	waitJob(t, cl, sub.Job.Id, "webhook recorded", time.Minute, func(j *ccv1.Job) bool { return j.WebhookState == "delivered" })
+}
+
+// A leader failover while a job runs neither loses nor repeats its
+// attempt; an agent restart while it runs adopts the attempt and collects
+// it when it ends.
+func TestJobSurvivesLeaderFailoverAndAgentRestart(t *testing.T) {
+	c := testcluster.StartCluster(t, 3)
+	agent := c.Servers[0].StartAgent("steady-node")
+	c.Servers[0].Client().LoadBusybox(t, demoImage)
+	cl := c.Leader().Client()
+
+	j := submitJob(t, cl, &ccv1.JobSpec{MaxAttempts: 3, Command: sh("sleep 4; echo done > /output/x")})
+	waitJob(t, cl, j.Id, "running", 2*time.Minute, jobIn(ccv1.JobState_JOB_STATE_RUNNING))
+	old := c.Leader()
+	old.Stop()
+	agent.Restart()
+	var survivor *testcluster.Server
+	for _, s := range c.Servers {
+		if s != old {
+			survivor = s
+			break
+		}
+	}
+	scl := survivor.Client()
+	j = waitJobEnd(t, scl, j.Id, ccv1.JobState_JOB_STATE_SUCCEEDED)
+	if len(j.Attempts) != 1 {
+		t.Fatalf("the job ran more than once:\n%s", describeJob(j))
+	}
+	if got := string(untar(t, download(t, scl, j.Id, ""))["x"].data); got != "done\n" {
+		t.Fatalf("output %q", got)
+	}
+}
+
+// A finished job's output expires after its TTL: the record is deleted and
+// the server's blob collector removes the output and logs.
+func TestJobOutputExpires(t *testing.T) {
+	s := testcluster.Start(t, func(c *testcluster.Config) {
+		c.BlobGC.Interval.Duration = time.Second
+		c.BlobGC.Grace.Duration = time.Second
+	})
+	s.StartAgent("ttl-node")
+	cl := s.Client()
+	cl.LoadBusybox(t, demoImage)
+
+	j := submitJob(t, cl, &ccv1.JobSpec{Command: sh("echo bye > /output/x; echo logged"), OutputTtl: durationpb.New(2 * time.Second)})
+	j = waitJobEnd(t, cl, j.Id, ccv1.JobState_JOB_STATE_SUCCEEDED)
+	blobPath := func(d string) string {
+		h := strings.TrimPrefix(d, "sha256:")
+		return filepath.Join(s.Config.DataDir, "blobs", "sha256", h[:2], h)
+	}
+	for _, d := range []string{j.OutputDigest, j.LogsDigest} {
+		if _, err := os.Stat(blobPath(d)); err != nil {
+			t.Fatalf("blob %s not stored: %v", d, err)
+		}
+	}
+	if !waitFor(time.Minute, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := cl.Jobs.GetJob(ctx, &ccv1.GetJobRequest{Id: j.Id})
+		return status.Code(err) == codes.NotFound
+	}) {
+		t.Fatalf("the job was not deleted after its TTL:\n%s", describeJob(getJob(t, cl, j.Id)))
+	}
+	if !waitFor(time.Minute, func() bool {
+		_, e1 := os.Stat(blobPath(j.OutputDigest))
+		_, e2 := os.Stat(blobPath(j.LogsDigest))
+		return os.IsNotExist(e1) && os.IsNotExist(e2)
+	}) {
+		t.Fatal("the expired job's output and logs are still in the blob store")
+	}
+	// The image is still referenced, so still there.
+	imgs, err := cl.Images.ListImages(context.Background(), &ccv1.ListImagesRequest{})
+	if err != nil || len(imgs.Images) == 0 {
+		t.Fatalf("images: %v %v", imgs, err)
+	}
+	if _, err := os.Stat(blobPath(imgs.Images[0].Digest)); err != nil {
+		t.Fatalf("the image's archive was collected: %v", err)
+	}
 }
