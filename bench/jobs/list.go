@@ -160,8 +160,8 @@ func (b *bench) listPhase(ctx context.Context) error {
 		if err != nil {
 			r.add("gRPC ListJobs(state=QUEUED, queue=default)", "stopped: %v (after %d requests)", err, len(scan))
 		} else {
-			r.add("gRPC ListJobs(state=QUEUED, queue=default)", "%s; %d jobs (every queued job is read: the queue filter is checked job by job)", scan.line(), got)
-			r.sum("  ListJobs(state=QUEUED, queue=default), none there: %s (reads all %d queued)", scan.short(), b.queued)
+			r.add("gRPC ListJobs(state=QUEUED, queue=default)", "%s; %d jobs (an empty queue: read through the per-queue index)", scan.line(), got)
+			r.sum("  ListJobs(state=QUEUED, queue=default), none there: %s (the %d queued jobs are in another queue)", scan.short(), b.queued)
 		}
 	}
 
