@@ -75,6 +75,8 @@ cat <<MSG
     bin/ccctl run --name hello $demo -- /bin/busybox echo hello
     bin/ccctl logs hello
     bin/ccctl ps -a
+    bin/ccctl job submit --wait $demo -- /bin/busybox sh -c 'echo hi > /output/a.txt'
+    bin/ccctl job output JOB -o out/
 
   Ctrl-C stops it; \`make dev\` again restarts it with the same cluster.
 
