@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -135,7 +136,11 @@ func RunLogger(args []string) error {
 		}
 	}
 	if w != nil {
-		return w.Close()
+		if err := w.Close(); err != nil {
+			return err
+		}
+		// Everything is written: a job's logs may be copied now.
+		return os.WriteFile(filepath.Join(a.dir, logClosedName), nil, 0o640)
 	}
 	return werr
 }
