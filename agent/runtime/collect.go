@@ -211,8 +211,7 @@ func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
 // Settling of the log files before PackLogs copies them: the logger may
 // still be writing the last pieces a job wrote just before it exited.
 const (
-	logSettlePoll = 500 * time.Millisecond
-	logClosedPoll = 10 * time.Millisecond
+	logSettlePoll = 100 * time.Millisecond
 	logSettleMax  = 2 * time.Second
 )
 
@@ -289,14 +288,9 @@ func (r *Runtime) PackLogs(ctx context.Context, id string) (jobs.Packed, error) 
 	return p, nil
 }
 
-// waitLogsSettled waits (at most logSettleMax) until the logger says it has
-// closed the log files of dir, or, from a logger that does not say so, until
-// they stop changing between two looks.
+// waitLogsSettled waits (at most logSettleMax) until the log files of dir
+// stop changing between two looks.
 func waitLogsSettled(ctx context.Context, dir string) error {
-	closed := func() bool {
-		_, err := os.Stat(filepath.Join(dir, logClosedName))
-		return err == nil
-	}
 	sizes := func() string {
 		var b strings.Builder
 		for _, f := range logFiles(dir) {
@@ -308,20 +302,12 @@ func waitLogsSettled(ctx context.Context, dir string) error {
 	}
 	prev := sizes()
 	deadline := time.Now().Add(logSettleMax)
-	last := time.Now()
 	for time.Now().Before(deadline) {
-		if closed() {
-			return nil
-		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(logClosedPoll):
+		case <-time.After(logSettlePoll):
 		}
-		if time.Since(last) < logSettlePoll {
-			continue
-		}
-		last = time.Now()
 		cur := sizes()
 		if cur == prev {
 			return nil

@@ -174,7 +174,6 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 		return "", fmt.Errorf("runtime: create log directory of %s: %w", t.ID, err)
 	}
 	_ = os.Remove(r.oomMark(t.ID))
-	_ = os.Remove(filepath.Join(r.logDir(t.ID), logClosedName))
 	largs := loggerArgs{dir: r.logDir(t.ID), maxBytes: r.cfg.LogMaxBytes, maxFiles: r.cfg.LogMaxFiles}
 	task, err := container.NewTask(ctx, cio.BinaryIO(r.cfg.LoggerPath, map[string]string{"logger": largs.query()}))
 	if err != nil {

@@ -33,9 +33,6 @@ import (
 
 const (
 	logFileName = "output.log"
-	// logClosedName is the file the logger writes beside the log files
-	// once it has written all of a run's output and closed them.
-	logClosedName = "closed"
 
 	// DefaultLogMaxBytes is the size at which a log file is rotated.
 	DefaultLogMaxBytes = 10 << 20

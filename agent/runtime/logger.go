@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -136,11 +135,7 @@ func RunLogger(args []string) error {
 		}
 	}
 	if w != nil {
-		if err := w.Close(); err != nil {
-			return err
-		}
-		// Everything is written: a job's logs may be copied now.
-		return os.WriteFile(filepath.Join(a.dir, logClosedName), nil, 0o640)
+		return w.Close()
 	}
 	return werr
 }
