@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -148,6 +149,23 @@ func mayTouch(p auth.Principal, j *ccv1.Job, verb string) error {
 		j.Id, j.OwnerTokenId, verb, p.TokenID, auth.RoleName(p.Role))
 }
 
+// mayMount refuses an input that the caller's token did not upload: the
+// digest of someone else's input is no key to its content. Admins may use
+// any stored blob.
+func mayMount(f *fsm.FSM, p auth.Principal, digest string) error {
+	if p.Role == ccv1.Role_ROLE_ADMIN {
+		return nil
+	}
+	in, err := f.Input(digest)
+	if err == nil && slices.Contains(in.Owners, p.TokenID) {
+		return nil
+	}
+	if err != nil && !errors.Is(err, fsm.ErrNotFound) {
+		return err
+	}
+	return status.Errorf(codes.PermissionDenied, "input_digest %s was not uploaded with this token (%s): upload it with this token (UploadInput, or `ccctl job submit --input PATH`)", digest, p.TokenID)
+}
+
 // publicJob is a job as reads return it to the caller of ctx: never with a
 // webhook secret; and, to a jobs token reading another token's job,
 // without its env values, input and webhook URL, which may hold secrets
@@ -241,6 +259,9 @@ func (j *JobService) SubmitJob(ctx context.Context, req *ccv1.SubmitJobRequest) 
 			return nil, status.Errorf(codes.InvalidArgument, "input_digest %s: no server holds that upload; upload the input first (UploadInput, or `ccctl job submit --input PATH`)", d)
 		}
 		if err != nil {
+			return nil, err
+		}
+		if err := mayMount(j.api.fsm, p, d); err != nil {
 			return nil, err
 		}
 	}

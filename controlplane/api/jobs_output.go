@@ -24,6 +24,7 @@ import (
 	"github.com/containercodes/cc/controlplane/blobstore"
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/internal/streamio"
+	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
@@ -56,6 +57,15 @@ func (j *JobService) UploadInput(stream ccv1.JobService_UploadInputServer) error
 	}
 	if size == 0 {
 		return invalidArg("the upload is empty: send the input's tar.gz")
+	}
+	// Who uploaded it: only those tokens (and admins) may mount it.
+	p, err := caller(stream.Context())
+	if err != nil {
+		return err
+	}
+	if err := j.api.propose(stream.Context(), statev1.CommandType_COMMAND_TYPE_PUT_INPUT, &statev1.PutInput{Input: &statev1.InputRecord{
+		Digest: digest, Size: size, Owners: []string{p.TokenID}}}); err != nil {
+		return err
 	}
 	j.log.Info("job input uploaded", "digest", digest, "size", size)
 	return stream.SendAndClose(&ccv1.UploadInputResponse{Digest: digest, Size: size})

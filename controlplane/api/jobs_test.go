@@ -658,7 +658,7 @@ func recvOutput(t *testing.T, c ccv1.JobServiceClient, req *ccv1.JobOutputReques
 
 func TestUploadInput(t *testing.T) {
 	h := newJobHarness(t)
-	_, a := h.token(ccv1.Role_ROLE_ADMIN)
+	_, a := h.token(ccv1.Role_ROLE_JOBS)
 	ja := h.jobsAs(a)
 	upload := func(hdr *ccv1.UploadHeader, data []byte, chunk int) (*ccv1.UploadInputResponse, error) {
 		st, err := ja.UploadInput(ctxT(t))
@@ -692,6 +692,11 @@ func TestUploadInput(t *testing.T) {
 	if job.Spec.InputDigest != resp.Digest {
 		t.Fatalf("input digest stored as %q", job.Spec.InputDigest)
 	}
+	// Another jobs token may not mount it by its digest; an admin may.
+	_, other := h.token(ccv1.Role_ROLE_JOBS)
+	_, err = h.jobsAs(other).SubmitJob(ctxT(t), &ccv1.SubmitJobRequest{Spec: &ccv1.JobSpec{Image: "busybox", InputDigest: resp.Digest}})
+	wantCode(t, err, codes.PermissionDenied, "was not uploaded with this token")
+	submit(t, h.admin, &ccv1.JobSpec{Image: "busybox", InputDigest: resp.Digest})
 	// Refusals.
 	_, err = upload(nil, data, 1000)
 	wantCode(t, err, codes.InvalidArgument, "header")

@@ -135,6 +135,11 @@ var handlers = map[statev1.CommandType]handler{
 		newMsg:  func() proto.Message { return &statev1.SetQueue{} },
 		apply:   applySetQueue,
 	},
+	statev1.CommandType_COMMAND_TYPE_PUT_INPUT: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.PutInput{} },
+		apply:   applyPutInput,
+	},
 	statev1.CommandType_COMMAND_TYPE_REMOVE_IMAGE: {
 		version: 1,
 		newMsg:  func() proto.Message { return &statev1.RemoveImage{} },

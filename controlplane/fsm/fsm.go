@@ -51,7 +51,8 @@ var (
 
 var allBuckets = [][]byte{bucketMeta, bucketCluster, bucketTokens, bucketNodes, bucketContainers, bucketContainerNames, bucketImages, bucketServers,
 	bucketServices, bucketServiceNames, bucketNodeTasks, bucketServiceTasks, bucketNodeNames,
-	bucketJobs, bucketJobSeq, bucketJobQSeq, bucketJobState, bucketJobQueue, bucketJobKeys, bucketJobExpiry, bucketJobWebhooks, bucketJobUpdated, bucketQueues}
+	bucketJobs, bucketJobSeq, bucketJobQSeq, bucketJobState, bucketJobQueue, bucketJobKeys, bucketJobExpiry, bucketJobWebhooks, bucketJobUpdated,
+	bucketQueues, bucketInputs}
 
 // Result is what applying one log entry returns to the proposer.
 type Result struct {

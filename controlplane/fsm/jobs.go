@@ -27,6 +27,7 @@ import (
 //	job_webhooks id                         → ""   finished jobs whose webhook is due
 //	job_updated  updated index, id          → ""   every job, by last change
 //	queues       name                       → QueueRecord
+//	inputs       digest                     → InputRecord (who uploaded it)
 var (
 	bucketJobs        = []byte("jobs")
 	bucketJobSeq      = []byte("job_seq")
@@ -38,9 +39,8 @@ var (
 	bucketJobWebhooks = []byte("job_webhooks")
 	bucketJobUpdated  = []byte("job_updated")
 	bucketQueues      = []byte("queues")
+	bucketInputs      = []byte("inputs")
 )
-
-var jobBuckets = [][]byte{bucketJobs, bucketJobSeq, bucketJobQSeq, bucketJobState, bucketJobQueue, bucketJobKeys, bucketJobExpiry, bucketJobWebhooks, bucketJobUpdated, bucketQueues}
 
 // Webhook states of a job.
 const (
@@ -247,7 +247,79 @@ func applySubmitJob(tx *txn, at time.Time, msg proto.Message) error {
 	if j.Spec.Queue == "" {
 		j.Spec.Queue = DefaultQueue
 	}
+	if d := j.Spec.InputDigest; d != "" {
+		in := &statev1.InputRecord{}
+		if err := get(tx.Bucket(bucketInputs), d, in); err == nil {
+			in.LastUsedAt = ts(at)
+			if err := put(tx.Bucket(bucketInputs), d, in); err != nil {
+				return err
+			}
+		}
+	}
 	return saveJob(tx, nil, rec)
+}
+
+// MaxInputOwners bounds the tokens an input record remembers; the oldest
+// are forgotten first.
+const MaxInputOwners = 64
+
+// InputTTL is how long an input record lives after its last upload or use.
+const InputTTL = 7 * 24 * time.Hour
+
+func applyPutInput(tx *txn, at time.Time, msg proto.Message) error {
+	m := msg.(*statev1.PutInput).GetInput()
+	if m.GetDigest() == "" || len(m.GetOwners()) != 1 || m.Owners[0] == "" {
+		return fmt.Errorf("%w: an input needs a digest and one owner", ErrInvalid)
+	}
+	b := tx.Bucket(bucketInputs)
+	in := &statev1.InputRecord{}
+	if err := get(b, m.Digest, in); err == ErrNotFound {
+		in = &statev1.InputRecord{Digest: m.Digest, Size: m.Size, UploadedAt: ts(at)}
+	} else if err != nil {
+		return err
+	}
+	owner := m.Owners[0]
+	kept := in.Owners[:0]
+	for _, o := range in.Owners {
+		if o != owner {
+			kept = append(kept, o)
+		}
+	}
+	in.Owners = append(kept, owner)
+	if n := len(in.Owners); n > MaxInputOwners {
+		in.Owners = in.Owners[n-MaxInputOwners:]
+	}
+	in.LastUsedAt = ts(at)
+	return put(b, m.Digest, in)
+}
+
+func opExpireInput(tx *txn, at time.Time, digest string) error {
+	in := &statev1.InputRecord{}
+	if err := get(tx.Bucket(bucketInputs), digest, in); err != nil {
+		return nil
+	}
+	if in.LastUsedAt != nil && in.LastUsedAt.AsTime().Add(InputTTL).After(at) {
+		return nil
+	}
+	return tx.Bucket(bucketInputs).Delete([]byte(digest))
+}
+
+// Input returns the record of an uploaded job input.
+func (f *FSM) Input(digest string) (*statev1.InputRecord, error) {
+	return one(f, bucketInputs, "input", digest, &statev1.InputRecord{})
+}
+
+// ExpiredInputs returns the inputs not uploaded or used for InputTTL.
+func (f *FSM) ExpiredInputs(now time.Time) ([]string, error) {
+	var out []string
+	err := f.View(func(tx *bolt.Tx) error {
+		return each(tx, bucketInputs, func() *statev1.InputRecord { return &statev1.InputRecord{} }, func(in *statev1.InputRecord) {
+			if in.LastUsedAt == nil || !in.LastUsedAt.AsTime().Add(InputTTL).After(now) {
+				out = append(out, in.Digest)
+			}
+		})
+	})
+	return out, err
 }
 
 func applyCancelJob(tx *txn, at time.Time, msg proto.Message) error {
@@ -384,6 +456,8 @@ func applyJobOps(tx *txn, at time.Time, msg proto.Message) error {
 			err = opExpireJob(tx, at, o.Expire)
 		case *statev1.JobOp_Pending:
 			err = opJobPending(tx, at, o.Pending)
+		case *statev1.JobOp_ExpireInput:
+			err = opExpireInput(tx, at, o.ExpireInput)
 		default:
 			return fmt.Errorf("%w: unknown job op", ErrInvalid)
 		}
@@ -952,13 +1026,18 @@ func (f *FSM) PendingWebhooks() ([]*statev1.JobRecord, error) {
 	return out, err
 }
 
-// BlobsInUse returns every blob digest the state refers to: image archives
-// and jobs' inputs, outputs and logs.
+// BlobsInUse returns every blob digest the state refers to: image archives,
+// recorded inputs, and jobs' inputs, outputs and logs.
 func (f *FSM) BlobsInUse() (map[string]bool, error) {
 	used := map[string]bool{}
 	err := f.View(func(tx *bolt.Tx) error {
 		if err := each(tx, bucketImages, func() *ccv1.Image { return &ccv1.Image{} }, func(img *ccv1.Image) {
 			used[img.Digest] = true
+		}); err != nil {
+			return err
+		}
+		if err := each(tx, bucketInputs, func() *statev1.InputRecord { return &statev1.InputRecord{} }, func(in *statev1.InputRecord) {
+			used[in.Digest] = true
 		}); err != nil {
 			return err
 		}

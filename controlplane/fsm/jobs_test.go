@@ -343,3 +343,36 @@ func TestListJobsByQueue(t *testing.T) {
 		t.Fatalf("queue b, queued: %v", got)
 	}
 }
+
+func TestJobInputOwners(t *testing.T) {
+	x := newSvcFixture(t)
+	put := func(owner string) {
+		x.must(statev1.CommandType_COMMAND_TYPE_PUT_INPUT, &statev1.PutInput{Input: &statev1.InputRecord{Digest: "sha256:in", Size: 3, Owners: []string{owner}}})
+	}
+	put("a")
+	put("b")
+	put("a")
+	in, err := x.f.Input("sha256:in")
+	if err != nil || fmt.Sprint(in.Owners) != "[b a]" {
+		t.Fatalf("owners: %v %v", in, err)
+	}
+	if used, _ := x.f.BlobsInUse(); !used["sha256:in"] {
+		t.Fatal("a recorded input is not in use")
+	}
+	if ids, _ := x.f.ExpiredInputs(t0.Add(fsm.InputTTL - time.Hour)); len(ids) != 0 {
+		t.Fatalf("expired too early: %v", ids)
+	}
+	later := t0.Add(fsm.InputTTL + time.Hour)
+	ids, _ := x.f.ExpiredInputs(later)
+	if len(ids) != 1 {
+		t.Fatalf("expired: %v", ids)
+	}
+	x.idx++
+	mustApply(t, x.f, x.idx, encode(t, statev1.CommandType_COMMAND_TYPE_JOB_OPS, &statev1.JobOps{Ops: []*statev1.JobOp{{Op: &statev1.JobOp_ExpireInput{ExpireInput: "sha256:in"}}}}, later))
+	if _, err := x.f.Input("sha256:in"); err == nil {
+		t.Fatal("expired input record still there")
+	}
+	if err := x.apply(statev1.CommandType_COMMAND_TYPE_PUT_INPUT, &statev1.PutInput{Input: &statev1.InputRecord{Digest: "sha256:x"}}); err == nil {
+		t.Fatal("an input without an owner was recorded")
+	}
+}

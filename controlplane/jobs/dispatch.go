@@ -34,6 +34,8 @@ type Input struct {
 	Now        time.Time
 	// Expired are finished jobs whose output expired.
 	Expired []string
+	// ExpiredInputs are input records unused for fsm.InputTTL.
+	ExpiredInputs []string
 	NewID   func() string
 }
 
@@ -49,7 +51,8 @@ type Plan struct {
 //     submit order within a priority, round robin between queues of equal
 //     priority, never more running in a queue than its max_running;
 //   - record why the first queued jobs wait;
-//   - expire finished jobs whose output is past its TTL.
+//   - expire finished jobs whose output is past its TTL, and input records
+//     unused for their TTL.
 func Decide(in Input) Plan {
 	var p Plan
 	nodes := make(map[string]*ccv1.Node, len(in.Nodes))
@@ -88,6 +91,9 @@ func Decide(in Input) Plan {
 
 	for _, id := range in.Expired {
 		p.Ops = append(p.Ops, &statev1.JobOp{Op: &statev1.JobOp_Expire{Expire: id}})
+	}
+	for _, d := range in.ExpiredInputs {
+		p.Ops = append(p.Ops, &statev1.JobOp{Op: &statev1.JobOp_ExpireInput{ExpireInput: d}})
 	}
 	return p
 }

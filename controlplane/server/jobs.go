@@ -24,7 +24,8 @@ func (s *Server) dispatchJobs(ctx context.Context) {
 		return
 	}
 	const resync = 5 * time.Second
-	var last time.Time
+	const inputScan = time.Minute // input records expire in days: no hurry
+	var last, lastInputs time.Time
 	for {
 		if gap := minPassGap; time.Since(last) < gap {
 			if !sleep(ctx, gap-time.Since(last)) {
@@ -33,7 +34,11 @@ func (s *Server) dispatchJobs(ctx context.Context) {
 		}
 		watch := s.fsm.Watch()
 		last = time.Now()
-		ops, err := s.jobPlan(last)
+		withInputs := last.Sub(lastInputs) >= inputScan
+		if withInputs {
+			lastInputs = last
+		}
+		ops, err := s.jobPlan(last, withInputs)
 		if err != nil {
 			log.Error("read state", "err", err)
 		} else if len(ops) > 0 {
@@ -62,7 +67,7 @@ func (s *Server) dispatchJobs(ctx context.Context) {
 	}
 }
 
-func (s *Server) jobPlan(now time.Time) ([]*statev1.JobOp, error) {
+func (s *Server) jobPlan(now time.Time, withInputs bool) ([]*statev1.JobOp, error) {
 	js, err := s.fsm.ReadDispatch(jobs.HeadsPerQueue)
 	if err != nil {
 		return nil, err
@@ -75,9 +80,15 @@ func (s *Server) jobPlan(now time.Time) ([]*statev1.JobOp, error) {
 	if err != nil {
 		return nil, err
 	}
+	var inputs []string
+	if withInputs {
+		if inputs, err = s.fsm.ExpiredInputs(now); err != nil {
+			return nil, err
+		}
+	}
 	plan := jobs.Decide(jobs.Input{
 		Jobs: js, Nodes: st.Nodes, Containers: st.Tasks, Strategy: st.Settings.GetSchedulingStrategy(),
-		Now: now, Expired: expired, NewID: newTaskID,
+		Now: now, Expired: expired, ExpiredInputs: inputs, NewID: newTaskID,
 	})
 	return plan.Ops, nil
 }

@@ -53,6 +53,7 @@ const (
 	CommandType_COMMAND_TYPE_CANCEL_JOB            CommandType = 22
 	CommandType_COMMAND_TYPE_JOB_OPS               CommandType = 23
 	CommandType_COMMAND_TYPE_SET_QUEUE             CommandType = 24
+	CommandType_COMMAND_TYPE_PUT_INPUT             CommandType = 25
 )
 
 // Enum value maps for CommandType.
@@ -83,6 +84,7 @@ var (
 		22: "COMMAND_TYPE_CANCEL_JOB",
 		23: "COMMAND_TYPE_JOB_OPS",
 		24: "COMMAND_TYPE_SET_QUEUE",
+		25: "COMMAND_TYPE_PUT_INPUT",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":           0,
@@ -110,6 +112,7 @@ var (
 		"COMMAND_TYPE_CANCEL_JOB":            22,
 		"COMMAND_TYPE_JOB_OPS":               23,
 		"COMMAND_TYPE_SET_QUEUE":             24,
+		"COMMAND_TYPE_PUT_INPUT":             25,
 	}
 )
 
@@ -2243,6 +2246,7 @@ type JobOp struct {
 	//	*JobOp_Webhook
 	//	*JobOp_Expire
 	//	*JobOp_Pending
+	//	*JobOp_ExpireInput
 	Op            isJobOp_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2330,6 +2334,15 @@ func (x *JobOp) GetPending() *JobPending {
 	return nil
 }
 
+func (x *JobOp) GetExpireInput() string {
+	if x != nil {
+		if x, ok := x.Op.(*JobOp_ExpireInput); ok {
+			return x.ExpireInput
+		}
+	}
+	return ""
+}
+
 type isJobOp_Op interface {
 	isJobOp_Op()
 }
@@ -2360,6 +2373,11 @@ type JobOp_Pending struct {
 	Pending *JobPending `protobuf:"bytes,5,opt,name=pending,proto3,oneof"`
 }
 
+type JobOp_ExpireInput struct {
+	// expire_input deletes the record of an input blob unused too long.
+	ExpireInput string `protobuf:"bytes,6,opt,name=expire_input,json=expireInput,proto3,oneof"`
+}
+
 func (*JobOp_Start) isJobOp_Op() {}
 
 func (*JobOp_FailAttempt) isJobOp_Op() {}
@@ -2369,6 +2387,8 @@ func (*JobOp_Webhook) isJobOp_Op() {}
 func (*JobOp_Expire) isJobOp_Op() {}
 
 func (*JobOp_Pending) isJobOp_Op() {}
+
+func (*JobOp_ExpireInput) isJobOp_Op() {}
 
 // StartJobAttempt places a queued job on a node.
 type StartJobAttempt struct {
@@ -2706,6 +2726,132 @@ func (x *QueueRecord) GetMaxRunning() uint32 {
 	return 0
 }
 
+// PutInput records that a token uploaded a job input (a blob): only the
+// tokens that uploaded an input, and admins, may submit jobs that mount it.
+type PutInput struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Input         *InputRecord           `protobuf:"bytes,1,opt,name=input,proto3" json:"input,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutInput) Reset() {
+	*x = PutInput{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutInput) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutInput) ProtoMessage() {}
+
+func (x *PutInput) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutInput.ProtoReflect.Descriptor instead.
+func (*PutInput) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *PutInput) GetInput() *InputRecord {
+	if x != nil {
+		return x.Input
+	}
+	return nil
+}
+
+// InputRecord is a stored job input: the blob's digest and who uploaded it.
+type InputRecord struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Digest string                 `protobuf:"bytes,1,opt,name=digest,proto3" json:"digest,omitempty"`
+	Size   int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	// owners are the token ids that uploaded these bytes, oldest first.
+	Owners     []string               `protobuf:"bytes,3,rep,name=owners,proto3" json:"owners,omitempty"`
+	UploadedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=uploaded_at,json=uploadedAt,proto3" json:"uploaded_at,omitempty"`
+	// last_used_at is the last upload or submit naming it; the record (and
+	// then the blob, when no job names it) goes a while after.
+	LastUsedAt    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=last_used_at,json=lastUsedAt,proto3" json:"last_used_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InputRecord) Reset() {
+	*x = InputRecord{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InputRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InputRecord) ProtoMessage() {}
+
+func (x *InputRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InputRecord.ProtoReflect.Descriptor instead.
+func (*InputRecord) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *InputRecord) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *InputRecord) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *InputRecord) GetOwners() []string {
+	if x != nil {
+		return x.Owners
+	}
+	return nil
+}
+
+func (x *InputRecord) GetUploadedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UploadedAt
+	}
+	return nil
+}
+
+func (x *InputRecord) GetLastUsedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastUsedAt
+	}
+	return nil
+}
+
 var File_cc_state_v1_state_proto protoreflect.FileDescriptor
 
 const file_cc_state_v1_state_proto_rawDesc = "" +
@@ -2861,13 +3007,14 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\tCancelJob\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\".\n" +
 	"\x06JobOps\x12$\n" +
-	"\x03ops\x18\x01 \x03(\v2\x12.cc.state.v1.JobOpR\x03ops\"\x8c\x02\n" +
+	"\x03ops\x18\x01 \x03(\v2\x12.cc.state.v1.JobOpR\x03ops\"\xb1\x02\n" +
 	"\x05JobOp\x124\n" +
 	"\x05start\x18\x01 \x01(\v2\x1c.cc.state.v1.StartJobAttemptH\x00R\x05start\x12@\n" +
 	"\ffail_attempt\x18\x02 \x01(\v2\x1b.cc.state.v1.FailJobAttemptH\x00R\vfailAttempt\x126\n" +
 	"\awebhook\x18\x03 \x01(\v2\x1a.cc.state.v1.WebhookResultH\x00R\awebhook\x12\x18\n" +
 	"\x06expire\x18\x04 \x01(\tH\x00R\x06expire\x123\n" +
-	"\apending\x18\x05 \x01(\v2\x17.cc.state.v1.JobPendingH\x00R\apendingB\x04\n" +
+	"\apending\x18\x05 \x01(\v2\x17.cc.state.v1.JobPendingH\x00R\apending\x12#\n" +
+	"\fexpire_input\x18\x06 \x01(\tH\x00R\vexpireInputB\x04\n" +
 	"\x02op\"~\n" +
 	"\x0fStartJobAttempt\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x17\n" +
@@ -2890,7 +3037,17 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\vQueueRecord\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
 	"\vmax_running\x18\x02 \x01(\rR\n" +
-	"maxRunning*\x98\x06\n" +
+	"maxRunning\":\n" +
+	"\bPutInput\x12.\n" +
+	"\x05input\x18\x01 \x01(\v2\x18.cc.state.v1.InputRecordR\x05input\"\xcc\x01\n" +
+	"\vInputRecord\x12\x16\n" +
+	"\x06digest\x18\x01 \x01(\tR\x06digest\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x16\n" +
+	"\x06owners\x18\x03 \x03(\tR\x06owners\x12;\n" +
+	"\vuploaded_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"uploadedAt\x12<\n" +
+	"\flast_used_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"lastUsedAt*\xb4\x06\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19COMMAND_TYPE_INIT_CLUSTER\x10\x01\x12\x1d\n" +
@@ -2917,7 +3074,8 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\x17COMMAND_TYPE_SUBMIT_JOB\x10\x15\x12\x1b\n" +
 	"\x17COMMAND_TYPE_CANCEL_JOB\x10\x16\x12\x18\n" +
 	"\x14COMMAND_TYPE_JOB_OPS\x10\x17\x12\x1a\n" +
-	"\x16COMMAND_TYPE_SET_QUEUE\x10\x18B8Z6github.com/containercodes/cc/proto/cc/state/v1;statev1b\x06proto3"
+	"\x16COMMAND_TYPE_SET_QUEUE\x10\x18\x12\x1a\n" +
+	"\x16COMMAND_TYPE_PUT_INPUT\x10\x19B8Z6github.com/containercodes/cc/proto/cc/state/v1;statev1b\x06proto3"
 
 var (
 	file_cc_state_v1_state_proto_rawDescOnce sync.Once
@@ -2932,7 +3090,7 @@ func file_cc_state_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_cc_state_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_cc_state_v1_state_proto_goTypes = []any{
 	(CommandType)(0),              // 0: cc.state.v1.CommandType
 	(*Command)(nil),               // 1: cc.state.v1.Command
@@ -2976,67 +3134,72 @@ var file_cc_state_v1_state_proto_goTypes = []any{
 	(*JobPending)(nil),            // 39: cc.state.v1.JobPending
 	(*SetQueue)(nil),              // 40: cc.state.v1.SetQueue
 	(*QueueRecord)(nil),           // 41: cc.state.v1.QueueRecord
-	nil,                           // 42: cc.state.v1.UpdateNode.LabelsEntry
-	nil,                           // 43: cc.state.v1.UpdateNode.UserLabelsEntry
-	(*timestamppb.Timestamp)(nil), // 44: google.protobuf.Timestamp
-	(*v1.Node)(nil),               // 45: cc.v1.Node
-	(v1.NodeState)(0),             // 46: cc.v1.NodeState
-	(*v1.Resources)(nil),          // 47: cc.v1.Resources
-	(v1.NodeAvailability)(0),      // 48: cc.v1.NodeAvailability
-	(*v1.Container)(nil),          // 49: cc.v1.Container
-	(v1.DesiredState)(0),          // 50: cc.v1.DesiredState
-	(*v1.TaskStatus)(nil),         // 51: cc.v1.TaskStatus
-	(*v1.Image)(nil),              // 52: cc.v1.Image
-	(*v1.Service)(nil),            // 53: cc.v1.Service
-	(*v1.ServiceSpec)(nil),        // 54: cc.v1.ServiceSpec
-	(*v1.UpdateStatus)(nil),       // 55: cc.v1.UpdateStatus
-	(*v1.Settings)(nil),           // 56: cc.v1.Settings
-	(*v1.Job)(nil),                // 57: cc.v1.Job
+	(*PutInput)(nil),              // 42: cc.state.v1.PutInput
+	(*InputRecord)(nil),           // 43: cc.state.v1.InputRecord
+	nil,                           // 44: cc.state.v1.UpdateNode.LabelsEntry
+	nil,                           // 45: cc.state.v1.UpdateNode.UserLabelsEntry
+	(*timestamppb.Timestamp)(nil), // 46: google.protobuf.Timestamp
+	(*v1.Node)(nil),               // 47: cc.v1.Node
+	(v1.NodeState)(0),             // 48: cc.v1.NodeState
+	(*v1.Resources)(nil),          // 49: cc.v1.Resources
+	(v1.NodeAvailability)(0),      // 50: cc.v1.NodeAvailability
+	(*v1.Container)(nil),          // 51: cc.v1.Container
+	(v1.DesiredState)(0),          // 52: cc.v1.DesiredState
+	(*v1.TaskStatus)(nil),         // 53: cc.v1.TaskStatus
+	(*v1.Image)(nil),              // 54: cc.v1.Image
+	(*v1.Service)(nil),            // 55: cc.v1.Service
+	(*v1.ServiceSpec)(nil),        // 56: cc.v1.ServiceSpec
+	(*v1.UpdateStatus)(nil),       // 57: cc.v1.UpdateStatus
+	(*v1.Settings)(nil),           // 58: cc.v1.Settings
+	(*v1.Job)(nil),                // 59: cc.v1.Job
 }
 var file_cc_state_v1_state_proto_depIdxs = []int32{
 	0,  // 0: cc.state.v1.Command.type:type_name -> cc.state.v1.CommandType
-	44, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
+	46, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
 	19, // 2: cc.state.v1.CreateToken.token:type_name -> cc.state.v1.TokenRecord
-	45, // 3: cc.state.v1.JoinNode.node:type_name -> cc.v1.Node
-	46, // 4: cc.state.v1.UpdateNode.state:type_name -> cc.v1.NodeState
-	47, // 5: cc.state.v1.UpdateNode.resources:type_name -> cc.v1.Resources
-	42, // 6: cc.state.v1.UpdateNode.labels:type_name -> cc.state.v1.UpdateNode.LabelsEntry
-	48, // 7: cc.state.v1.UpdateNode.availability:type_name -> cc.v1.NodeAvailability
-	43, // 8: cc.state.v1.UpdateNode.user_labels:type_name -> cc.state.v1.UpdateNode.UserLabelsEntry
-	49, // 9: cc.state.v1.CreateContainer.container:type_name -> cc.v1.Container
-	50, // 10: cc.state.v1.SetContainerDesired.desired:type_name -> cc.v1.DesiredState
-	51, // 11: cc.state.v1.ReportStatus.statuses:type_name -> cc.v1.TaskStatus
-	52, // 12: cc.state.v1.PutImage.image:type_name -> cc.v1.Image
+	47, // 3: cc.state.v1.JoinNode.node:type_name -> cc.v1.Node
+	48, // 4: cc.state.v1.UpdateNode.state:type_name -> cc.v1.NodeState
+	49, // 5: cc.state.v1.UpdateNode.resources:type_name -> cc.v1.Resources
+	44, // 6: cc.state.v1.UpdateNode.labels:type_name -> cc.state.v1.UpdateNode.LabelsEntry
+	50, // 7: cc.state.v1.UpdateNode.availability:type_name -> cc.v1.NodeAvailability
+	45, // 8: cc.state.v1.UpdateNode.user_labels:type_name -> cc.state.v1.UpdateNode.UserLabelsEntry
+	51, // 9: cc.state.v1.CreateContainer.container:type_name -> cc.v1.Container
+	52, // 10: cc.state.v1.SetContainerDesired.desired:type_name -> cc.v1.DesiredState
+	53, // 11: cc.state.v1.ReportStatus.statuses:type_name -> cc.v1.TaskStatus
+	54, // 12: cc.state.v1.PutImage.image:type_name -> cc.v1.Image
 	16, // 13: cc.state.v1.PutServer.server:type_name -> cc.state.v1.ServerRecord
-	44, // 14: cc.state.v1.ServerRecord.created_at:type_name -> google.protobuf.Timestamp
-	49, // 15: cc.state.v1.ContainerRecord.container:type_name -> cc.v1.Container
-	44, // 16: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
-	44, // 17: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
-	44, // 18: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
-	53, // 19: cc.state.v1.CreateService.service:type_name -> cc.v1.Service
-	54, // 20: cc.state.v1.UpdateService.spec:type_name -> cc.v1.ServiceSpec
+	46, // 14: cc.state.v1.ServerRecord.created_at:type_name -> google.protobuf.Timestamp
+	51, // 15: cc.state.v1.ContainerRecord.container:type_name -> cc.v1.Container
+	46, // 16: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
+	46, // 17: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
+	46, // 18: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
+	55, // 19: cc.state.v1.CreateService.service:type_name -> cc.v1.Service
+	56, // 20: cc.state.v1.UpdateService.spec:type_name -> cc.v1.ServiceSpec
 	24, // 21: cc.state.v1.TaskOps.ops:type_name -> cc.state.v1.TaskOp
-	49, // 22: cc.state.v1.TaskOp.create:type_name -> cc.v1.Container
+	51, // 22: cc.state.v1.TaskOp.create:type_name -> cc.v1.Container
 	25, // 23: cc.state.v1.TaskOp.assign:type_name -> cc.state.v1.AssignTask
 	26, // 24: cc.state.v1.TaskOp.stop:type_name -> cc.state.v1.StopTask
 	27, // 25: cc.state.v1.TaskOp.pending:type_name -> cc.state.v1.PendingReason
 	28, // 26: cc.state.v1.TaskOp.progress:type_name -> cc.state.v1.ServiceProgress
-	55, // 27: cc.state.v1.ServiceProgress.status:type_name -> cc.v1.UpdateStatus
-	56, // 28: cc.state.v1.UpdateSettings.settings:type_name -> cc.v1.Settings
+	57, // 27: cc.state.v1.ServiceProgress.status:type_name -> cc.v1.UpdateStatus
+	58, // 28: cc.state.v1.UpdateSettings.settings:type_name -> cc.v1.Settings
 	11, // 29: cc.state.v1.ReportStatuses.reports:type_name -> cc.state.v1.ReportStatus
 	32, // 30: cc.state.v1.SubmitJob.job:type_name -> cc.state.v1.JobRecord
-	57, // 31: cc.state.v1.JobRecord.job:type_name -> cc.v1.Job
+	59, // 31: cc.state.v1.JobRecord.job:type_name -> cc.v1.Job
 	35, // 32: cc.state.v1.JobOps.ops:type_name -> cc.state.v1.JobOp
 	36, // 33: cc.state.v1.JobOp.start:type_name -> cc.state.v1.StartJobAttempt
 	37, // 34: cc.state.v1.JobOp.fail_attempt:type_name -> cc.state.v1.FailJobAttempt
 	38, // 35: cc.state.v1.JobOp.webhook:type_name -> cc.state.v1.WebhookResult
 	39, // 36: cc.state.v1.JobOp.pending:type_name -> cc.state.v1.JobPending
 	41, // 37: cc.state.v1.SetQueue.queue:type_name -> cc.state.v1.QueueRecord
-	38, // [38:38] is the sub-list for method output_type
-	38, // [38:38] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	43, // 38: cc.state.v1.PutInput.input:type_name -> cc.state.v1.InputRecord
+	46, // 39: cc.state.v1.InputRecord.uploaded_at:type_name -> google.protobuf.Timestamp
+	46, // 40: cc.state.v1.InputRecord.last_used_at:type_name -> google.protobuf.Timestamp
+	41, // [41:41] is the sub-list for method output_type
+	41, // [41:41] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_cc_state_v1_state_proto_init() }
@@ -3058,6 +3221,7 @@ func file_cc_state_v1_state_proto_init() {
 		(*JobOp_Webhook)(nil),
 		(*JobOp_Expire)(nil),
 		(*JobOp_Pending)(nil),
+		(*JobOp_ExpireInput)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -3065,7 +3229,7 @@ func file_cc_state_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_state_v1_state_proto_rawDesc), len(file_cc_state_v1_state_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   43,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
