@@ -580,9 +580,13 @@ func opFailJobAttempt(tx *txn, at time.Time, o *statev1.FailJobAttempt) error {
 			return err
 		}
 	}
-	if j.CancelRequested {
+	switch {
+	case j.CancelRequested:
 		finishJob(rec, at, ccv1.JobState_JOB_STATE_CANCELLED, "cancelled ("+o.Error+")")
-	} else {
+	case o.TimedOut:
+		a.TimedOut = true
+		finishJob(rec, at, ccv1.JobState_JOB_STATE_TIMED_OUT, o.Error)
+	default:
 		retryOrFail(rec, at, o.Error)
 	}
 	return saveJob(tx, old, rec)
@@ -731,6 +735,14 @@ func attemptReported(tx *txn, at time.Time, crec *statev1.ContainerRecord) error
 
 // DefaultJobTimeout is a job's timeout when its spec sets none.
 const DefaultJobTimeout = time.Hour
+
+// JobTimeout is a job's timeout, its default when its spec sets none.
+func JobTimeout(s *ccv1.JobSpec) time.Duration { return jobTimeout(s) }
+
+// KillGrace is a job's wait between SIGTERM and SIGKILL.
+func KillGrace(s *ccv1.JobSpec) time.Duration {
+	return time.Duration(killGraceMs(s)) * time.Millisecond
+}
 
 func jobTimeout(s *ccv1.JobSpec) time.Duration {
 	if t := s.GetTimeout(); t != nil && t.AsDuration() > 0 {

@@ -183,6 +183,14 @@ func TestJobFailoverIgnoresSupersededAttempt(t *testing.T) {
 	if j = x.job("j"); j.State != ccv1.JobState_JOB_STATE_RUNNING {
 		t.Fatalf("late fail op changed the job: %v", j)
 	}
+	// A timed-out fail op ends the job as timed out, attempts or not.
+	x.submit("t", &ccv1.JobSpec{Image: "img", MaxAttempts: 3})
+	x.start("t", "t1", 1)
+	x.report("t1", running())
+	x.jobOps(&statev1.JobOp{Op: &statev1.JobOp_FailAttempt{FailAttempt: &statev1.FailJobAttempt{JobId: "t", ContainerId: "t1", Error: "its node did not stop it", TimedOut: true}}})
+	if tj := x.job("t"); tj.State != ccv1.JobState_JOB_STATE_TIMED_OUT || !tj.Attempts[0].TimedOut {
+		t.Fatalf("timed-out fail op: %v", tj)
+	}
 	// The second and last attempt's node is lost too: failed.
 	x.jobOps(&statev1.JobOp{Op: &statev1.JobOp_FailAttempt{FailAttempt: &statev1.FailJobAttempt{JobId: "j", ContainerId: "a2", Error: "its node n1 is down"}}})
 	if j = x.job("j"); j.State != ccv1.JobState_JOB_STATE_FAILED || !strings.Contains(j.Message, "after 2 attempts") {

@@ -20,6 +20,11 @@ import (
 // A pass that starts them all is followed at once by another.
 const HeadsPerQueue = 256
 
+// TimeoutBackstop is how long past its timeout and kill grace an attempt
+// may still run before the dispatcher ends it itself: its agent enforces the
+// timeout, this covers an agent that heartbeats but no longer acts.
+const TimeoutBackstop = time.Minute
+
 // maxPendingNotes bounds the pending reasons one pass records per queue:
 // the first jobs of a long queue say why they wait, the others wait behind
 // them.
@@ -36,7 +41,7 @@ type Input struct {
 	Expired []string
 	// ExpiredInputs are input records unused for fsm.InputTTL.
 	ExpiredInputs []string
-	NewID   func() string
+	NewID         func() string
 }
 
 // Plan is the dispatcher's decision.
@@ -46,7 +51,8 @@ type Plan struct {
 
 // Decide returns the ops of one dispatcher pass:
 //   - fail the current attempt of an assigned or running job whose node is
-//     down or gone (the job is queued again while attempts remain);
+//     down or gone (the job is queued again while attempts remain), and end
+//     as timed out one that runs long past its timeout;
 //   - start queued jobs on nodes with room: higher priority first, in
 //     submit order within a priority, round robin between queues of equal
 //     priority, never more running in a queue than its max_running;
@@ -84,6 +90,17 @@ func Decide(in Input) Plan {
 		if why != "" {
 			p.Ops = append(p.Ops, &statev1.JobOp{Op: &statev1.JobOp_FailAttempt{FailAttempt: &statev1.FailJobAttempt{
 				JobId: j.Id, ContainerId: a.Id, Error: why}}})
+			continue
+		}
+		// Still running long after its timeout: its node did not stop it.
+		st := containers[a.Id].GetStatus()
+		if st.GetState() == ccv1.ContainerState_CONTAINER_STATE_RUNNING && st.GetStartedAt() != nil {
+			limit := fsm.JobTimeout(j.Spec) + fsm.KillGrace(j.Spec) + TimeoutBackstop
+			if in.Now.Sub(st.GetStartedAt().AsTime()) > limit {
+				p.Ops = append(p.Ops, &statev1.JobOp{Op: &statev1.JobOp_FailAttempt{FailAttempt: &statev1.FailJobAttempt{
+					JobId: j.Id, ContainerId: a.Id, TimedOut: true,
+					Error: fmt.Sprintf("still running %s after its timeout of %s: its node %s did not stop it, so the attempt was ended", in.Now.Sub(st.GetStartedAt().AsTime()).Round(time.Second), fsm.JobTimeout(j.Spec), nodeName(n))}}})
+			}
 		}
 	}
 

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"github.com/containercodes/cc/controlplane/blobstore"
 	"github.com/containercodes/cc/controlplane/fsm"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
@@ -106,24 +108,34 @@ func TestDispatchFailsAttemptsOfLostNodes(t *testing.T) {
 		r.Job.Attempts = []*ccv1.JobAttempt{{Id: cid, Number: 1, NodeId: nodeID}}
 		return r
 	}
+	now := time.Now()
 	st := &fsm.DispatchState{Queues: map[string]*fsm.QueueInfo{}, Heads: map[string][]*statev1.JobRecord{},
-		Active: []*statev1.JobRecord{active("ok", "n1", "c1"), active("onDown", "n2", "c2"), active("onGone", "n3", "c3")}}
-	containers := []*statev1.ContainerRecord{
-		{Container: &ccv1.Container{Id: "c1", NodeId: "n1", JobId: "ok"}},
-		{Container: &ccv1.Container{Id: "c2", NodeId: "n2", JobId: "onDown"}},
+		Active: []*statev1.JobRecord{active("ok", "n1", "c1"), active("onDown", "n2", "c2"), active("onGone", "n3", "c3"), active("stuck", "n1", "c4")}}
+	runningSince := func(d time.Duration) *ccv1.ContainerStatus {
+		return &ccv1.ContainerStatus{State: ccv1.ContainerState_CONTAINER_STATE_RUNNING, StartedAt: timestamppb.New(now.Add(-d))}
 	}
-	p := Decide(Input{Jobs: st, Nodes: []*ccv1.Node{node("n1", 4), down}, Containers: containers, NewID: newIDs(), Expired: []string{"old"}})
+	containers := []*statev1.ContainerRecord{
+		{Container: &ccv1.Container{Id: "c1", NodeId: "n1", JobId: "ok", Status: runningSince(time.Hour)}},
+		{Container: &ccv1.Container{Id: "c2", NodeId: "n2", JobId: "onDown"}},
+		// Past its default timeout of 1h, its 10s kill grace and the backstop.
+		{Container: &ccv1.Container{Id: "c4", NodeId: "n1", JobId: "stuck", Status: runningSince(time.Hour + 2*time.Minute)}},
+	}
+	p := Decide(Input{Jobs: st, Nodes: []*ccv1.Node{node("n1", 4), down}, Containers: containers, NewID: newIDs(), Expired: []string{"old"}, Now: now})
 	fails := map[string]string{}
 	expired := 0
 	for _, op := range p.Ops {
 		if f := op.GetFailAttempt(); f != nil {
 			fails[f.JobId] = f.Error
+			if f.TimedOut != (f.JobId == "stuck") {
+				t.Errorf("fail op of %s: timed_out %v", f.JobId, f.TimedOut)
+			}
 		}
 		if op.GetExpire() == "old" {
 			expired++
 		}
 	}
-	if len(fails) != 2 || !strings.Contains(fails["onDown"], "is down") || !strings.Contains(fails["onGone"], "was removed") || expired != 1 {
+	if len(fails) != 3 || !strings.Contains(fails["onDown"], "is down") || !strings.Contains(fails["onGone"], "was removed") ||
+		!strings.Contains(fails["stuck"], "did not stop it") || expired != 1 {
 		t.Fatalf("fails %v expired %d", fails, expired)
 	}
 }

@@ -2463,10 +2463,13 @@ func (x *StartJobAttempt) GetContainerId() string {
 
 // FailJobAttempt ends an attempt that cannot finish by itself.
 type FailJobAttempt struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	ContainerId   string                 `protobuf:"bytes,2,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
-	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	JobId       string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	ContainerId string                 `protobuf:"bytes,2,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	Error       string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	// timed_out ends the job as timed out (its node did not stop it at its
+	// timeout) instead of trying again.
+	TimedOut      bool `protobuf:"varint,4,opt,name=timed_out,json=timedOut,proto3" json:"timed_out,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2520,6 +2523,13 @@ func (x *FailJobAttempt) GetError() string {
 		return x.Error
 	}
 	return ""
+}
+
+func (x *FailJobAttempt) GetTimedOut() bool {
+	if x != nil {
+		return x.TimedOut
+	}
+	return false
 }
 
 // WebhookResult is "delivered" or "failed: <why>".
@@ -3020,11 +3030,12 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x18\n" +
 	"\aattempt\x18\x03 \x01(\rR\aattempt\x12!\n" +
-	"\fcontainer_id\x18\x04 \x01(\tR\vcontainerId\"`\n" +
+	"\fcontainer_id\x18\x04 \x01(\tR\vcontainerId\"}\n" +
 	"\x0eFailJobAttempt\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12!\n" +
 	"\fcontainer_id\x18\x02 \x01(\tR\vcontainerId\x12\x14\n" +
-	"\x05error\x18\x03 \x01(\tR\x05error\"<\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x12\x1b\n" +
+	"\ttimed_out\x18\x04 \x01(\bR\btimedOut\"<\n" +
 	"\rWebhookResult\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\";\n" +
