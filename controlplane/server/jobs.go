@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/controlplane/jobs"
 	"github.com/containercodes/cc/controlplane/leaderloop"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
@@ -72,9 +73,14 @@ func (s *Server) jobPlan(now time.Time, withInputs bool) ([]*statev1.JobOp, erro
 	if err != nil {
 		return nil, err
 	}
-	st, err := s.fsm.ReadState()
-	if err != nil {
-		return nil, err
+	// Nodes and containers matter only with jobs to place or to watch:
+	// a cluster of services without jobs does not pay for reading them on
+	// every change.
+	st := &fsm.State{}
+	if len(js.Heads) > 0 || len(js.Active) > 0 {
+		if st, err = s.fsm.ReadState(); err != nil {
+			return nil, err
+		}
 	}
 	expired, err := s.fsm.ExpiredJobs(now, expirePerPass)
 	if err != nil {
