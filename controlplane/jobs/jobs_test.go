@@ -209,3 +209,20 @@ func TestBlobGC(t *testing.T) {
 		t.Fatalf("kept blob: %v", err)
 	}
 }
+
+func TestWebhookAddressesRefused(t *testing.T) {
+	for addr, ok := range map[string]bool{
+		"127.0.0.1:8080": true, "10.1.2.3:443": true, "[::1]:80": true, "203.0.113.7:443": true,
+		"169.254.169.254:80": false, "[fe80::1]:80": false, "0.0.0.0:80": false, "224.0.0.1:80": false, "[::ffff:169.254.169.254]:80": false,
+	} {
+		if err := CheckWebhookAddress(addr); (err == nil) != ok {
+			t.Errorf("%s: %v, want allowed %v", addr, err, ok)
+		}
+	}
+	// The default client refuses to connect, whatever the URL says.
+	rec := &statev1.JobRecord{WebhookSecret: "s", Job: &ccv1.Job{Id: "j", Spec: &ccv1.JobSpec{WebhookUrl: "http://169.254.169.254/latest/meta-data/"}}}
+	st := (&Webhooks{Attempts: 1}).Deliver(context.Background(), rec)
+	if !strings.Contains(st, "link-local") {
+		t.Fatalf("delivery to a link-local address: %q", st)
+	}
+}

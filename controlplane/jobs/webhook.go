@@ -9,7 +9,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
+	"syscall"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -43,6 +46,37 @@ func Sign(secret string, body []byte) string {
 // Verify checks a signature header value in constant time.
 func Verify(secret string, body []byte, header string) bool {
 	return hmac.Equal([]byte(Sign(secret, body)), []byte(header))
+}
+
+// defaultClient posts webhooks. It refuses to connect to link-local
+// addresses (cloud metadata services live at 169.254.169.254),
+// multicast and unspecified ones, whatever the URL's name resolves to, so
+// a job's submitter cannot make the control plane call them.
+var defaultClient = &http.Client{
+	Timeout: 15 * time.Second,
+	Transport: &http.Transport{
+		DialContext: (&net.Dialer{
+			Timeout: 10 * time.Second,
+			Control: func(_, address string, _ syscall.RawConn) error {
+				return CheckWebhookAddress(address)
+			},
+		}).DialContext,
+		TLSHandshakeTimeout: 10 * time.Second,
+		MaxIdleConnsPerHost: 2,
+	},
+}
+
+// CheckWebhookAddress refuses an "ip:port" a webhook may not be sent to.
+func CheckWebhookAddress(address string) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return fmt.Errorf("webhook address %q: %w", address, err)
+	}
+	ip := ap.Addr().Unmap()
+	if ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsInterfaceLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified() {
+		return fmt.Errorf("webhooks are not sent to %s (link-local, multicast or unspecified addresses)", ip)
+	}
+	return nil
 }
 
 // Webhooks delivers completion webhooks: a POST of the finished job as
@@ -89,7 +123,7 @@ func (w *Webhooks) Deliver(ctx context.Context, rec *statev1.JobRecord) string {
 	}
 	client := w.Client
 	if client == nil {
-		client = &http.Client{Timeout: 15 * time.Second}
+		client = defaultClient
 	}
 	var last error
 	for i := 1; i <= attempts; i++ {
