@@ -231,6 +231,7 @@ func sandboxSpecOpts(t Task, mounts []specs.Mount, initPath string) []oci.SpecOp
 		oci.WithRootFSReadonly(),
 		withNoCapabilities,
 		oci.WithMounts(mounts),
+		withReadOnlyRuntimeMounts,
 	}
 	if initPath != "" {
 		opts = append(opts, withInit(initPath))
@@ -256,6 +257,27 @@ func withInit(path string) oci.SpecOpts {
 		s.Process.Args = append([]string{sandboxInit, "init", "--"}, s.Process.Args...)
 		return nil
 	}
+}
+
+// withReadOnlyRuntimeMounts makes the writable file systems of the default
+// spec other than /output and /tmp read-only: /dev/shm (mode 1777),
+// /dev/mqueue and /run. A job writes where its limits apply, nowhere else.
+func withReadOnlyRuntimeMounts(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+	for i, m := range s.Mounts {
+		switch m.Destination {
+		case "/dev/shm", "/dev/mqueue", "/run":
+		default:
+			continue
+		}
+		opts := []string{"ro"}
+		for _, o := range m.Options {
+			if o != "rw" && o != "ro" {
+				opts = append(opts, o)
+			}
+		}
+		s.Mounts[i].Options = opts
+	}
+	return nil
 }
 
 // withNoCapabilities empties every capability set (an empty, non-nil set:

@@ -192,6 +192,7 @@ ln -s /etc/shadow shadow-link
 cp /tmp/sums sums.txt
 touch /rootfs-write 2>/dev/null && echo root-writable >> probes.txt || echo root-readonly >> probes.txt
 touch /etc/x 2>/dev/null && echo etc-writable >> probes.txt || echo etc-readonly >> probes.txt
+touch /dev/shm/x 2>/dev/null && echo shm-writable >> probes.txt || echo shm-readonly >> probes.txt
 id -u >> probes.txt
 grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status >> probes.txt
 `)})
@@ -240,7 +241,7 @@ grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status >> probes.txt
 		}
 	}
 	probes := string(files["probes.txt"].data)
-	for _, want := range []string{"root-readonly", "etc-readonly", "65534", "CapEff:\t0000000000000000", "NoNewPrivs:\t1", "Seccomp:\t2"} {
+	for _, want := range []string{"root-readonly", "etc-readonly", "shm-readonly", "65534", "CapEff:\t0000000000000000", "NoNewPrivs:\t1", "Seccomp:\t2"} {
 		if !strings.Contains(probes, want) {
 			t.Errorf("probes lack %q:\n%s", want, probes)
 		}
