@@ -56,15 +56,9 @@ func (s *Server) dispatchJobs(ctx context.Context) {
 			}
 			continue
 		}
-		timer := time.NewTimer(resync)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
+		if !waitChange(ctx, watch, resync) {
 			return
-		case <-watch:
-		case <-timer.C:
 		}
-		timer.Stop()
 	}
 }
 
@@ -183,15 +177,9 @@ func (s *Server) sendWebhooks(ctx context.Context) {
 				mu.Unlock()
 			}()
 		}
-		timer := time.NewTimer(30 * time.Second)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
+		if !waitChange(ctx, watch, 30*time.Second) {
 			return
-		case <-watch:
-		case <-timer.C:
 		}
-		timer.Stop()
 	}
 }
 

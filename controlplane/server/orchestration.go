@@ -74,15 +74,9 @@ func (s *Server) orchestrate(ctx context.Context) {
 			}
 		}
 		took = time.Since(last)
-		timer := time.NewTimer(time.Until(wake))
-		select {
-		case <-ctx.Done():
-			timer.Stop()
+		if !waitChange(ctx, watch, time.Until(wake)) {
 			return
-		case <-watch:
-		case <-timer.C:
 		}
-		timer.Stop()
 	}
 }
 
@@ -116,6 +110,20 @@ func newTaskID() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// waitChange waits until watch is closed or d has passed; false when ctx
+// ended first.
+func waitChange(ctx context.Context, watch <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-watch:
+	case <-t.C:
+	}
+	return true
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
