@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/containercodes/cc/agent/jobs"
+	"github.com/containercodes/cc/internal/streamio"
 )
 
 // Job sandboxes.
@@ -199,26 +199,13 @@ func (r *Runtime) unpackInput(ctx context.Context, t Task, dir string) error {
 		return fmt.Errorf("runtime: open the input directory of %s: %w", t.ID, err)
 	}
 	defer root.Close()
-	if err := jobs.Unpack(ctxReader{ctx, rc}, root, jobs.DefaultInputLimitBytes); err != nil {
+	if err := jobs.Unpack(streamio.WithContext(ctx, rc), root, jobs.DefaultInputLimitBytes); err != nil {
 		if jobs.IsRefused(err) {
 			return fmt.Errorf("runtime: start %s: the job's input cannot be used: %w", t.ID, err)
 		}
 		return fmt.Errorf("runtime: unpack the input of %s: %w", t.ID, err)
 	}
 	return nil
-}
-
-// ctxReader stops reading once ctx ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // sandboxSpecOpts are a sandbox's OCI spec options, applied after the

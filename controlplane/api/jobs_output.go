@@ -252,7 +252,7 @@ func (j *JobService) extract(ctx context.Context, jobID string, open func() (io.
 			return nil, 0, "", err
 		}
 		h := sha256.New()
-		n, err := io.Copy(io.MultiWriter(f, h), &ctxReader{ctx: ctx, r: tr})
+		n, err := io.Copy(io.MultiWriter(f, h), streamio.WithContext(ctx, tr))
 		rc.Close()
 		if err == nil && n != hdr.Size {
 			err = fmt.Errorf("%d bytes of %d", n, hdr.Size)
@@ -300,18 +300,6 @@ func findEntry(r io.Reader, name string) (*tar.Header, *tar.Reader, error) {
 			return &tar.Header{Name: name, Typeflag: tar.TypeDir}, tr, nil
 		}
 	}
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // blobSeeker reads a stored blob from any offset: a seek away from where

@@ -20,6 +20,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/containercodes/cc/internal/streamio"
 )
 
 // Errors the store returns; test them with errors.Is.
@@ -121,7 +123,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader, wantSHA256 string, maxByte
 	}()
 
 	h := sha256.New()
-	src := io.Reader(&ctxReader{ctx: ctx, r: r})
+	src := streamio.WithContext(ctx, r)
 	if maxBytes > 0 {
 		src = io.LimitReader(src, maxBytes+1)
 	}
@@ -164,19 +166,6 @@ func (s *Store) Put(ctx context.Context, r io.Reader, wantSHA256 string, maxByte
 		return "", 0, fmt.Errorf("blobstore: %w", err)
 	}
 	return prefix + got, size, nil
-}
-
-// ctxReader fails reads once its context is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 func syncDir(dir string) error {

@@ -1,8 +1,10 @@
 // Package streamio reads a stream of byte chunks (a gRPC stream of blob
-// pieces) as an io.Reader, without a goroutine or a pipe.
+// pieces) as an io.Reader, without a goroutine or a pipe, and bounds reads
+// by a context.
 package streamio
 
 import (
+	"context"
 	"errors"
 	"io"
 )
@@ -37,4 +39,22 @@ func (r *reader) Read(p []byte) (int, error) {
 	n := copy(p, r.buf)
 	r.buf = r.buf[n:]
 	return n, nil
+}
+
+// WithContext returns a reader of r that fails its reads once ctx is done,
+// so that a long copy stops when its caller goes away.
+func WithContext(ctx context.Context, r io.Reader) io.Reader {
+	return &ctxReader{ctx: ctx, r: r}
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
