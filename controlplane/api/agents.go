@@ -17,7 +17,6 @@ import (
 	"github.com/containercodes/cc/controlplane/blobstore"
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/internal/pki"
-	"github.com/containercodes/cc/internal/streamio"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -282,16 +281,7 @@ func (a *AgentServer) UploadBlob(stream ccv1.AgentService_UploadBlobServer) erro
 	if hdr.GetSha256() == "" {
 		return invalidArg("header: sha256 is required")
 	}
-	r := streamio.Reader(nil, func() ([]byte, error) {
-		m, err := stream.Recv()
-		if err != nil {
-			return nil, err
-		}
-		if m.GetHeader() != nil {
-			return nil, invalidArg("a second header in one upload")
-		}
-		return m.GetChunk(), nil
-	})
+	r := uploadBody(stream.Recv)
 	what := fmt.Sprintf("the %s of job %s", hdr.GetKind(), c.JobId)
 	digest, size, have, voters, err := keeper.StoreReplicated(ctx, r, Upload{What: what, Size: hdr.GetSize(), SHA256: hdr.GetSha256(), Limit: limit})
 	if err != nil {

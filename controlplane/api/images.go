@@ -20,6 +20,7 @@ import (
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/controlplane/raftstore"
 	"github.com/containercodes/cc/internal/imagearchive"
+	"github.com/containercodes/cc/internal/streamio"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -116,6 +117,25 @@ func uploadHeader[M interface{ GetHeader() H }, H comparable](recv func() (M, er
 		return none, invalidArg("the first message of an upload must be its header")
 	}
 	return hdr, nil
+}
+
+// uploadBody reads the chunks that follow an upload's header as a stream
+// of bytes; a second header is an error.
+func uploadBody[M interface {
+	GetHeader() H
+	GetChunk() []byte
+}, H comparable](recv func() (M, error)) io.Reader {
+	var none H
+	return streamio.Reader(nil, func() ([]byte, error) {
+		m, err := recv()
+		if err != nil {
+			return nil, err
+		}
+		if m.GetHeader() != none {
+			return nil, invalidArg("a second header in one upload")
+		}
+		return m.GetChunk(), nil
+	})
 }
 
 // errInspectStopped ends the blob store's read when the archive is refused.

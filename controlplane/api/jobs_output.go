@@ -41,16 +41,7 @@ func (j *JobService) UploadInput(stream ccv1.JobService_UploadInputServer) error
 	if limit <= 0 {
 		limit = DefaultMaxInputSize
 	}
-	r := streamio.Reader(nil, func() ([]byte, error) {
-		m, err := stream.Recv()
-		if err != nil {
-			return nil, err
-		}
-		if m.GetHeader() != nil {
-			return nil, invalidArg("a second header in one upload")
-		}
-		return m.GetChunk(), nil
-	})
+	r := uploadBody(stream.Recv)
 	digest, size, _, _, err := j.images.StoreReplicated(stream.Context(), r, Upload{What: "the input", Size: hdr.GetSize(), SHA256: hdr.GetSha256(), Limit: limit})
 	if err != nil {
 		return err
