@@ -18,9 +18,11 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/containercodes/cc/controlplane/fsm"
+	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 )
 
 // ErrNotLeader is returned for a write on a server that is not the leader.
@@ -280,6 +282,32 @@ func (s *Store) Apply(ctx context.Context, cmd []byte) (fsm.Result, error) {
 		}
 		return res, err
 	}
+}
+
+// Propose encodes a command issued at `at` and applies it as Apply does
+// (forwarded to the leader from a follower). It is the one way the API,
+// the sessions and the server write a single command.
+func (s *Store) Propose(ctx context.Context, t statev1.CommandType, payload proto.Message, at time.Time) (fsm.Result, error) {
+	data, err := fsm.Encode(t, payload, at)
+	if err != nil {
+		return fsm.Result{}, err
+	}
+	return s.Apply(ctx, data)
+}
+
+// ProposeLocalAll encodes commands issued at `at` and applies them in order
+// through ApplyLocalAll (leader only, pipelined): the leader loops' way to
+// write their decisions, which a deposed leader must not forward.
+func (s *Store) ProposeLocalAll(ctx context.Context, t statev1.CommandType, payloads []proto.Message, at time.Time) error {
+	cmds := make([][]byte, 0, len(payloads))
+	for _, p := range payloads {
+		data, err := fsm.Encode(t, p, at)
+		if err != nil {
+			return err
+		}
+		cmds = append(cmds, data)
+	}
+	return s.ApplyLocalAll(ctx, cmds)
 }
 
 // ErrNotAppended marks a write the leader refused before appending it: it is
