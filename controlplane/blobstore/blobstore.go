@@ -1,6 +1,6 @@
-// Package blobstore is a content-addressed file store for blobs (image
-// archives, later site bundles and job outputs): sha256 names, verified on
-// write and on read.
+// Package blobstore is a server's local content-addressed file store for
+// blobs (image archives, job inputs, outputs and logs): sha256 names,
+// verified on write and on read.
 //
 // A blob named "sha256:<hex>" lives at <dir>/sha256/<hex[:2]>/<hex>. Writes
 // go to a temporary file in <dir>, are hashed while written, synced and then

@@ -1,5 +1,5 @@
 // Package pki creates the cluster's certificate authority, signs the
-// certificates of servers (and later agents), and computes the CA digest that
+// certificates of servers and agents (nodes), and computes the CA digest that
 // join tokens pin.
 package pki
 
