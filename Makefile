@@ -23,7 +23,7 @@ build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/cc-controlplane ./controlplane/cmd/cc-controlplane
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/ccctl ./ctl/cmd/ccctl
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o bin/cc-agent ./agent/cmd/cc-agent
-	$(GO) build -o bin/cc-mkimage ./internal/testimage/mkimage
+	$(GO) build -o bin/cc-mkimage ./internal/testing/testimage/mkimage
 
 # prereqs installs the Debian packages the cluster needs (idempotent).
 prereqs:

@@ -1,6 +1,6 @@
 // Command scale is the cluster-scale benchmark that bench/scale.sh runs
 // against control-plane processes it started: it joins a fleet of simulated
-// nodes (internal/simnode, real protocol over real mutual TLS) to the
+// nodes (internal/testing/simnode, real protocol over real mutual TLS) to the
 // cluster, creates services totalling a number of tasks, and prints the
 // fleet's join time, placement throughput, assignment delivery latency, the
 // time until every task runs, the leader's memory and CPU time, and the
@@ -37,7 +37,7 @@ import (
 
 	"github.com/containercodes/cc/internal/clusterdial"
 	"github.com/containercodes/cc/internal/pki"
-	"github.com/containercodes/cc/internal/simnode"
+	"github.com/containercodes/cc/internal/testing/simnode"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
