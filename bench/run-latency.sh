@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Run latency of `/bin/busybox true` (see BenchmarkRunLatency in
-# internal/e2e/runlatency_bench_test.go): cc's API (in-process control plane
+# internal/testing/e2e/runlatency_bench_test.go): cc's API (in-process control plane
 # and agent on real containerd) against the containerd client directly and
 # `ctr run --rm`, interleaved; medians in ms. Needs root and containerd.
 # Usage: bench/run-latency.sh [N] (default 20 runs of each method).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-20}
-out=$(go test -run '^$' -bench '^BenchmarkRunLatency$' -benchtime "${n}x" -count 1 ./internal/e2e/ 2>&1) || {
+out=$(go test -run '^$' -bench '^BenchmarkRunLatency$' -benchtime "${n}x" -count 1 ./internal/testing/e2e/ 2>&1) || {
   echo "$out" >&2
   exit 1
 }

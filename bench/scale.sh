@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Cluster scale: SERVERS (default 3) cc-controlplane processes on loopback and
-# a fleet of NODES simulated nodes (internal/simnode: the real agent protocol
+# a fleet of NODES simulated nodes (internal/testing/simnode: the real agent protocol
 # over mutual TLS, all in the bench process) running TASKS tasks of SERVICES services.
 # Prints the fleet's join time and memory per node, placement throughput,
 # assignment delivery latency (p50/p90/p99), the time until every task runs,

@@ -35,7 +35,10 @@ if ! ctr --address "$sock" version >/dev/null 2>&1; then
     systemctl start containerd
   else
     mkdir -p /var/log
-    nohup containerd >>/var/log/containerd.log 2>&1 </dev/null &
+    # A session of its own (setsid -f forks, so it never shares the caller's
+    # process group): stopping `make dev` by its process group, or closing
+    # the terminal, leaves containerd running.
+    setsid -f containerd >>/var/log/containerd.log 2>&1 </dev/null
   fi
   for _ in $(seq 1 100); do
     ctr --address "$sock" version >/dev/null 2>&1 && break

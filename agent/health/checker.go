@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/containercodes/cc/agent/health/healthstate"
 )
 
 // Containers is what the checks need of the container runtime
@@ -26,7 +28,7 @@ type Containers interface {
 // Checker runs one check of one container. It is the Monitor's only I/O.
 type Checker interface {
 	// Check runs c against container id once, within c.Timeout.
-	Check(ctx context.Context, id string, c Check) (ok bool, output string)
+	Check(ctx context.Context, id string, c healthstate.Check) (ok bool, output string)
 }
 
 // NewChecker returns the Checker that execs and dials through cs.
@@ -42,14 +44,14 @@ type containerChecker struct {
 // host and port only).
 const maxRedirects = 10
 
-func (k containerChecker) Check(ctx context.Context, id string, c Check) (bool, string) {
+func (k containerChecker) Check(ctx context.Context, id string, c healthstate.Check) (bool, string) {
 	if len(c.Exec) > 0 {
 		return k.exec(ctx, id, c)
 	}
 	return k.http(ctx, id, c)
 }
 
-func (k containerChecker) exec(ctx context.Context, id string, c Check) (bool, string) {
+func (k containerChecker) exec(ctx context.Context, id string, c healthstate.Check) (bool, string) {
 	code, out, err := k.cs.Exec(ctx, id, c.Exec, c.Timeout)
 	if err != nil {
 		return false, joinOutput(err.Error(), out)
@@ -62,15 +64,15 @@ func (k containerChecker) exec(ctx context.Context, id string, c Check) (bool, s
 
 func joinOutput(what string, out []byte) string {
 	if s := strings.TrimSpace(string(out)); s != "" {
-		return TrimOutput(what + ": " + s)
+		return healthstate.TrimOutput(what + ": " + s)
 	}
-	return TrimOutput(what)
+	return healthstate.TrimOutput(what)
 }
 
 // http GETs http://127.0.0.1:<port><path> in the container's network
 // namespace. Redirects are followed on the same host and port only; a
 // redirect elsewhere is the answer (3xx passes).
-func (k containerChecker) http(ctx context.Context, id string, c Check) (bool, string) {
+func (k containerChecker) http(ctx context.Context, id string, c healthstate.Check) (bool, string) {
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 	target := net.JoinHostPort("127.0.0.1", strconv.Itoa(c.HTTPPort))
@@ -99,20 +101,20 @@ func (k containerChecker) http(ctx context.Context, id string, c Check) (bool, s
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+target+c.HTTPPath, nil)
 	if err != nil {
-		return false, TrimOutput(err.Error())
+		return false, healthstate.TrimOutput(err.Error())
 	}
 	req.Header.Set("User-Agent", "cc-agent health check")
 	resp, err := client.Do(req)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return false, TrimOutput(fmt.Sprintf("GET %s: no answer within %s", req.URL, c.Timeout))
+			return false, healthstate.TrimOutput(fmt.Sprintf("GET %s: no answer within %s", req.URL, c.Timeout))
 		}
-		return false, TrimOutput(err.Error())
+		return false, healthstate.TrimOutput(err.Error())
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 200 && resp.StatusCode < 400 {
 		return true, ""
 	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, MaxOutput))
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, healthstate.MaxOutput))
 	return false, joinOutput(fmt.Sprintf("GET %s: HTTP %s", resp.Request.URL, resp.Status), body)
 }

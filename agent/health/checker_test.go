@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/containercodes/cc/agent/health/healthstate"
 )
 
 // fakeContainers answers Exec with fixed values and dials addr on a test
@@ -48,7 +50,7 @@ func TestExecCheck(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ok, out := NewChecker(tt.fake).Check(context.Background(), "c1", Check{Exec: []string{"x"}, Timeout: time.Second})
+			ok, out := NewChecker(tt.fake).Check(context.Background(), "c1", healthstate.Check{Exec: []string{"x"}, Timeout: time.Second})
 			if ok != tt.ok || out != tt.wantOut {
 				t.Errorf("Check = %v, %q; want %v, %q", ok, out, tt.ok, tt.wantOut)
 			}
@@ -105,7 +107,7 @@ func TestHTTPCheck(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
 			fake := &fakeContainers{server: srv.Listener.Addr().String()}
-			ok, out := NewChecker(fake).Check(context.Background(), "c1", Check{HTTPPath: tt.path, HTTPPort: port, Timeout: 200 * time.Millisecond})
+			ok, out := NewChecker(fake).Check(context.Background(), "c1", healthstate.Check{HTTPPath: tt.path, HTTPPort: port, Timeout: 200 * time.Millisecond})
 			if ok != tt.ok || !strings.Contains(out, tt.wantOut) || (tt.ok && out != "") {
 				t.Errorf("Check = %v, %q; want %v, %q", ok, out, tt.ok, tt.wantOut)
 			}
@@ -121,7 +123,7 @@ func TestHTTPCheck(t *testing.T) {
 	}
 	closed := l.Addr().String()
 	l.Close()
-	ok, out := NewChecker(&fakeContainers{server: closed}).Check(context.Background(), "c1", Check{HTTPPath: "/", HTTPPort: port, Timeout: time.Second})
+	ok, out := NewChecker(&fakeContainers{server: closed}).Check(context.Background(), "c1", healthstate.Check{HTTPPath: "/", HTTPPort: port, Timeout: time.Second})
 	if ok || !strings.Contains(out, "refused") {
 		t.Errorf("Check against a closed port = %v, %q", ok, out)
 	}

@@ -6,8 +6,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/containercodes/cc/agent/health/healthstate"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
+
+// State is a container's health as the Monitor reports it (an alias, so
+// that the Monitor's users need not import healthstate).
+type State = healthstate.State
 
 // Key names one run of a container: a restart (a new start time) or a new
 // generation gets a new prober whose state starts over.
@@ -53,7 +58,7 @@ type Monitor struct {
 
 type ended struct {
 	key   runKey
-	state State
+	state healthstate.State
 }
 
 // NewMonitor returns a Monitor that checks through checker and calls
@@ -112,7 +117,7 @@ func (m *Monitor) State(key Key) (State, bool) {
 	if e, ok := m.last[key.ID]; ok && e.key == k {
 		return e.state, true
 	}
-	return State{}, false
+	return healthstate.State{}, false
 }
 
 // Forget drops what the monitor remembers of a removed container (its
@@ -166,19 +171,19 @@ type prober struct {
 	key    runKey
 	cancel context.CancelFunc
 	done   chan struct{}
-	state  State
+	state  healthstate.State
 }
 
 // start starts the prober of t; m.mu is held. An invalid check makes the
 // container UNHEALTHY at once, saying why, and runs nothing.
 func (m *Monitor) start(t Target) *prober {
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &prober{key: t.run(), cancel: cancel, done: make(chan struct{}), state: Initial()}
+	p := &prober{key: t.run(), cancel: cancel, done: make(chan struct{}), state: healthstate.Initial()}
 	log := m.log.With("container_id", t.ID, "generation", t.Generation)
-	check, err := Parse(t.Check, t.Ports)
+	check, err := healthstate.Parse(t.Check, t.Ports)
 	if err != nil {
 		log.Warn("the container's health check is invalid; it counts as unhealthy", "err", err)
-		p.state = State{Health: ccv1.HealthState_HEALTH_STATE_UNHEALTHY, Output: TrimOutput(err.Error())}
+		p.state = healthstate.State{Health: ccv1.HealthState_HEALTH_STATE_UNHEALTHY, Output: healthstate.TrimOutput(err.Error())}
 		close(p.done)
 		return p
 	}
@@ -191,7 +196,7 @@ func (m *Monitor) start(t Target) *prober {
 
 // run checks every c.Interval (counted from the end of the previous check)
 // until ctx ends.
-func (m *Monitor) run(ctx context.Context, p *prober, t Target, c Check, log *slog.Logger) {
+func (m *Monitor) run(ctx context.Context, p *prober, t Target, c healthstate.Check, log *slog.Logger) {
 	timer := time.NewTimer(c.Interval)
 	defer timer.Stop()
 	for {
@@ -200,18 +205,18 @@ func (m *Monitor) run(ctx context.Context, p *prober, t Target, c Check, log *sl
 			return
 		case <-timer.C:
 		}
-		r := Result{At: time.Now()}
+		r := healthstate.Result{At: time.Now()}
 		r.OK, r.Output = m.checker.Check(ctx, t.ID, c)
 		if ctx.Err() != nil {
 			return // stopped during the check: its result means nothing
 		}
 		m.mu.Lock()
 		prev := p.state
-		p.state = Next(c, prev, t.StartedAt, r)
+		p.state = healthstate.Next(c, prev, t.StartedAt, r)
 		next := p.state
 		m.mu.Unlock()
 		if !r.OK {
-			log.Debug("health check failed", "failures", next.Failures, "output", TrimOutput(r.Output))
+			log.Debug("health check failed", "failures", next.Failures, "output", healthstate.TrimOutput(r.Output))
 		}
 		if next.Health != prev.Health || next.Output != prev.Output {
 			log.Info("container health changed", "from", prev.Health.String(), "to", next.Health.String(), "output", next.Output)

@@ -10,8 +10,15 @@ import (
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/containercodes/cc/agent/health/healthstate"
 	"github.com/containercodes/cc/internal/logging"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
+)
+
+const (
+	starting  = ccv1.HealthState_HEALTH_STATE_STARTING
+	healthy   = ccv1.HealthState_HEALTH_STATE_HEALTHY
+	unhealthy = ccv1.HealthState_HEALTH_STATE_UNHEALTHY
 )
 
 // scriptedChecker passes or fails as told, per container, and counts calls.
@@ -23,7 +30,7 @@ type scriptedChecker struct {
 	t      *testing.T
 }
 
-func (s *scriptedChecker) Check(ctx context.Context, id string, c Check) (bool, string) {
+func (s *scriptedChecker) Check(ctx context.Context, id string, c healthstate.Check) (bool, string) {
 	if s.closed.Load() {
 		s.t.Errorf("check of %s after the monitor closed", id)
 	}

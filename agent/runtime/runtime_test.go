@@ -27,7 +27,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/containercodes/cc/internal/testimage"
+	"github.com/containercodes/cc/internal/testing/testimage"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/containercodes/cc/bench/internal/benchstat"
 	"github.com/containercodes/cc/internal/clusterdial"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -38,9 +39,9 @@ func (b *bench) backlogPhase(ctx context.Context) error {
 	r.section(fmt.Sprintf("1. submit the backlog: %d jobs into queue %q, %d concurrent clients (one connection each)", o.backlog, o.backlogQueue, o.clients))
 	statePath := filepath.Join(o.dataDir, "state.db")
 	raftPath := filepath.Join(o.dataDir, "raft", "raft.db")
-	before := readProc(o.pid)
-	db0, raft0 := fileSize(statePath), fileSize(raftPath)
-	r.add("control plane before", "RSS %s; state.db %s, raft.db %s", mib(before.rss), mib(db0), mib(raft0))
+	before := benchstat.ReadProc(o.pid)
+	db0, raft0 := benchstat.FileSize(statePath), benchstat.FileSize(raftPath)
+	r.add("control plane before", "RSS %s; state.db %s, raft.db %s", benchstat.MiB(before.RSS), benchstat.MiB(db0), benchstat.MiB(raft0))
 
 	if _, err := b.jobs.SetQueue(ctx, &ccv1.SetQueueRequest{Name: o.backlogQueue}); err != nil {
 		return fmt.Errorf("SetQueue %s: %w", o.backlogQueue, err)
@@ -81,7 +82,7 @@ func (b *bench) backlogPhase(ctx context.Context) error {
 			return fmt.Errorf("client %d: %w", i, err)
 		}
 	}
-	lat := make(dist, n)
+	lat := make(benchstat.Dist, n)
 	done := make([]time.Duration, n) // when each submit returned, since t0
 	var next, failed, retried, finished atomic.Int64
 	var errMu sync.Mutex
@@ -89,7 +90,7 @@ func (b *bench) backlogPhase(ctx context.Context) error {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	idx0 := b.raftIndex(ctx)
-	cpu0 := readProc(o.pid)
+	cpu0 := benchstat.ReadProc(o.pid)
 	t0 := time.Now()
 	var wg sync.WaitGroup
 	for i := range conns {
@@ -159,7 +160,7 @@ func (b *bench) backlogPhase(ctx context.Context) error {
 	wg.Wait()
 	close(stopProgress)
 	elapsed := time.Since(t0)
-	cpu1 := readProc(o.pid)
+	cpu1 := benchstat.ReadProc(o.pid)
 	if f := failed.Load(); f > 0 {
 		r.add("FAILED submits", "%d (first: %v)", f, firstErr)
 		if f > int64(n/100)+1 {
@@ -169,7 +170,7 @@ func (b *bench) backlogPhase(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("submitting the backlog: %w", err)
 	}
-	ok := dist{}
+	ok := benchstat.Dist{}
 	for k := range lat {
 		if lat[k] > 0 {
 			ok = append(ok, lat[k])
@@ -181,15 +182,15 @@ func (b *bench) backlogPhase(ctx context.Context) error {
 	if rt := retried.Load(); rt > 0 {
 		r.add("retried submits", "%d (Unavailable, ResourceExhausted or a 30 s timeout)", rt)
 	}
-	r.add("submit latency", "%s", ok.line())
+	r.add("submit latency", "%s", ok.Line())
 	r.add("jobs/s by tenth of the run", "%s", tenths(done, elapsed))
 	if idx1 := b.raftIndex(ctx); idx0 > 0 && idx1 > idx0 {
 		r.add("raft entries while submitting", "%d (%.2f per job: the dispatcher's notes and batching included)", idx1-idx0, float64(idx1-idx0)/float64(len(ok)))
 	}
-	if cpu0.ok && cpu1.ok {
-		r.add("control plane CPU while submitting", "%.2f cores (of %d)", (cpu1.cpu-cpu0.cpu).Seconds()/elapsed.Seconds(), nproc())
+	if cpu0.OK && cpu1.OK {
+		r.add("control plane CPU while submitting", "%.2f cores (of %d)", (cpu1.CPU-cpu0.CPU).Seconds()/elapsed.Seconds(), benchstat.NProc())
 	}
-	r.sum("submit: %d jobs timed (after 1 probe), %d gRPC clients: %.0f jobs/s; latency %s", len(ok), o.clients, rate, ok.line())
+	r.sum("submit: %d jobs timed (after 1 probe), %d gRPC clients: %.0f jobs/s; latency %s", len(ok), o.clients, rate, ok.Line())
 
 	// Every backlog job is queued, and stays so.
 	var queued uint64
@@ -210,12 +211,12 @@ func (b *bench) backlogPhase(ctx context.Context) error {
 	b.queued = queued
 	r.add("queue "+o.backlogQueue, "%d jobs queued (ListQueues)", queued)
 
-	after := readProc(o.pid)
-	db1, raft1 := fileSize(statePath), fileSize(raftPath)
+	after := benchstat.ReadProc(o.pid)
+	db1, raft1 := benchstat.FileSize(statePath), benchstat.FileSize(raftPath)
 	r.add("control plane after", "RSS %s (%+.1f MiB, %s per job); state.db %s, raft.db %s",
-		mib(after.rss), float64(after.rss-before.rss)/(1<<20), perJob(after.rss-before.rss, int(queued)), mib(db1), mib(raft1))
+		benchstat.MiB(after.RSS), float64(after.RSS-before.RSS)/(1<<20), perJob(after.RSS-before.RSS, int(queued)), benchstat.MiB(db1), benchstat.MiB(raft1))
 	r.sum("control plane with %d queued jobs: RSS %s (before: %s); state.db %s (before: %s); raft.db %s",
-		queued, mib(after.rss), mib(before.rss), mib(db1), mib(db0), mib(raft1))
+		queued, benchstat.MiB(after.RSS), benchstat.MiB(before.RSS), benchstat.MiB(db1), benchstat.MiB(db0), benchstat.MiB(raft1))
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/containercodes/cc/bench/internal/benchstat"
 	"github.com/containercodes/cc/internal/imagearchive"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -80,7 +81,7 @@ func (b *bench) dispatchPhase(ctx context.Context) error {
 	var nodeID string
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	err = poll(wctx, 100*time.Millisecond, func() (bool, string) {
-		if !alive(cmd.Process.Pid) {
+		if !benchstat.Alive(cmd.Process.Pid) {
 			cancel()
 			return false, "the agent exited"
 		}
@@ -120,13 +121,13 @@ func (b *bench) dispatchPhase(ctx context.Context) error {
 			return fmt.Errorf("warm-up job %d: %w", i+1, err)
 		}
 		if i == 0 {
-			r.add("first job (image fetched onto the node)", "submit→started %s, submit→succeeded %s", ms(t.started), ms(t.seen))
+			r.add("first job (image fetched onto the node)", "submit→started %s, submit→succeeded %s", benchstat.Ms(t.started), benchstat.Ms(t.seen))
 		}
 		if _, err := b.runCtr(ctx, ref, fmt.Sprintf("jobbench-ctr-warm-%d", i)); err != nil {
 			return err
 		}
 	}
-	var ack, assigned, started, exitedD, succeeded, seen, ctr dist
+	var ack, assigned, started, exitedD, succeeded, seen, ctr benchstat.Dist
 	progress("dispatch: %d jobs and %d ctr runs, interleaved", o.dispatchJobs, o.dispatchJobs)
 	for i := 0; i < o.dispatchJobs; i++ {
 		t, err := b.runJob(ctx, spec())
@@ -141,25 +142,25 @@ func (b *bench) dispatchPhase(ctx context.Context) error {
 		}
 		ctr = append(ctr, d)
 	}
-	r.add("submit → SubmitJob returned", "%s", ack.line())
-	r.add("submit → assigned (attempt assigned_at)", "%s", assigned.line())
-	r.add("submit → started (attempt started_at) = dispatch", "%s", started.line())
-	r.add("submit → process exited (attempt finished_at)", "%s", exitedD.line())
-	r.add("submit → succeeded recorded (job finished_at)", "%s", succeeded.line())
-	r.add("submit → SUCCEEDED seen by WatchJobs", "%s", seen.line())
-	r.add("ctr run --rm (create, start, wait, delete)", "%s", ctr.line())
-	ratio := func(a, c dist, p float64) string {
-		if c.pct(p) <= 0 {
+	r.add("submit → SubmitJob returned", "%s", ack.Line())
+	r.add("submit → assigned (attempt assigned_at)", "%s", assigned.Line())
+	r.add("submit → started (attempt started_at) = dispatch", "%s", started.Line())
+	r.add("submit → process exited (attempt finished_at)", "%s", exitedD.Line())
+	r.add("submit → succeeded recorded (job finished_at)", "%s", succeeded.Line())
+	r.add("submit → SUCCEEDED seen by WatchJobs", "%s", seen.Line())
+	r.add("ctr run --rm (create, start, wait, delete)", "%s", ctr.Line())
+	ratio := func(a, c benchstat.Dist, p float64) string {
+		if c.Pct(p) <= 0 {
 			return "-"
 		}
-		return fmt.Sprintf("%.2f", float64(a.pct(p))/float64(c.pct(p)))
+		return fmt.Sprintf("%.2f", float64(a.Pct(p))/float64(c.Pct(p)))
 	}
 	r.add("cc/ctr (submit→SUCCEEDED seen vs ctr run --rm)", "p50 %s, p99 %s", ratio(seen, ctr, 50), ratio(seen, ctr, 99))
 	r.add("cc/ctr (submit→started vs ctr run --rm)", "p50 %s, p99 %s", ratio(started, ctr, 50), ratio(started, ctr, 99))
 	r.sum("dispatch, one idle node, %d jobs one at a time (%d unplaceable still queued):", o.dispatchJobs, b.queued)
 	r.sum("  submit→assigned %s; submit→started %s; submit→succeeded recorded %s; seen by WatchJobs %s",
-		assigned.short(), started.short(), succeeded.short(), seen.short())
-	r.sum("  ctr run --rm of the same image %s; cc/ctr (succeeded seen) p50 %s, p99 %s", ctr.short(), ratio(seen, ctr, 50), ratio(seen, ctr, 99))
+		assigned.Short(), started.Short(), succeeded.Short(), seen.Short())
+	r.sum("  ctr run --rm of the same image %s; cc/ctr (succeeded seen) p50 %s, p99 %s", ctr.Short(), ratio(seen, ctr, 50), ratio(seen, ctr, 99))
 	return nil
 }
 
@@ -250,18 +251,6 @@ func (b *bench) runCtr(ctx context.Context, ref, id string) (time.Duration, erro
 		return d, fmt.Errorf("ctr %s: %v: %s", strings.Join(args, " "), err, out)
 	}
 	return d, nil
-}
-
-// alive says whether a child process still runs (not yet exited, or a
-// zombie not yet reaped).
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i > 0 && len(s) > i+2 && s[i+2] != 'Z'
 }
 
 // tail is the last n lines of a file.

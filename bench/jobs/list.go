@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/containercodes/cc/bench/internal/benchstat"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
@@ -116,7 +117,7 @@ func (b *bench) listPhase(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("REST list: %w", err)
 	}
-	r.add("REST GET /v1/jobs?state=JOB_STATE_QUEUED&limit=50", "%s", restLat.line())
+	r.add("REST GET /v1/jobs?state=JOB_STATE_QUEUED&limit=50", "%s", restLat.Line())
 
 	grpcLat, err := measure(ctx, o.listRequests, 5, func() error {
 		p, err := b.jobs.ListJobs(ctx, &ccv1.ListJobsRequest{State: ccv1.JobState_JOB_STATE_QUEUED, Limit: listPage})
@@ -128,10 +129,10 @@ func (b *bench) listPhase(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("gRPC ListJobs: %w", err)
 	}
-	r.add("gRPC ListJobs(state=QUEUED, limit=50)", "%s", grpcLat.line())
+	r.add("gRPC ListJobs(state=QUEUED, limit=50)", "%s", grpcLat.Line())
 
 	// The last page: a page token deep in the backlog is a seek too.
-	var deepLat dist
+	var deepLat benchstat.Dist
 	if page.NextPageToken != "" {
 		deepLat, err = measure(ctx, min(o.listRequests, 50), 2, func() error {
 			_, err := b.jobs.ListJobs(ctx, &ccv1.ListJobsRequest{State: ccv1.JobState_JOB_STATE_QUEUED, Limit: listPage, PageToken: page.NextPageToken})
@@ -140,9 +141,9 @@ func (b *bench) listPhase(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("gRPC ListJobs page 2: %w", err)
 		}
-		r.add("gRPC ListJobs page 2 (page_token)", "%s", deepLat.line())
+		r.add("gRPC ListJobs page 2 (page_token)", "%s", deepLat.Line())
 	}
-	r.sum("with %d queued: REST GET /v1/jobs?state=JOB_STATE_QUEUED&limit=50 %s; gRPC ListJobs %s", b.queued, restLat.short(), grpcLat.short())
+	r.sum("with %d queued: REST GET /v1/jobs?state=JOB_STATE_QUEUED&limit=50 %s; gRPC ListJobs %s", b.queued, restLat.Short(), grpcLat.Short())
 
 	// A filter the state index does not cover: queued jobs of another queue,
 	// every queued job read to find none.
@@ -160,24 +161,24 @@ func (b *bench) listPhase(ctx context.Context) error {
 		if err != nil {
 			r.add("gRPC ListJobs(state=QUEUED, queue=default)", "stopped: %v (after %d requests)", err, len(scan))
 		} else {
-			r.add("gRPC ListJobs(state=QUEUED, queue=default)", "%s; %d jobs (an empty queue: read through the per-queue index)", scan.line(), got)
-			r.sum("  ListJobs(state=QUEUED, queue=default), none there: %s (the %d queued jobs are in another queue)", scan.short(), b.queued)
+			r.add("gRPC ListJobs(state=QUEUED, queue=default)", "%s; %d jobs (an empty queue: read through the per-queue index)", scan.Line(), got)
+			r.sum("  ListJobs(state=QUEUED, queue=default), none there: %s (the %d queued jobs are in another queue)", scan.Short(), b.queued)
 		}
 	}
 
-	p := readProc(o.pid)
-	r.add("control plane after the lists", "RSS %s; state.db %s", mib(p.rss), mib(fileSize(filepath.Join(o.dataDir, "state.db"))))
+	p := benchstat.ReadProc(o.pid)
+	r.add("control plane after the lists", "RSS %s; state.db %s", benchstat.MiB(p.RSS), benchstat.MiB(benchstat.FileSize(filepath.Join(o.dataDir, "state.db"))))
 	return nil
 }
 
 // measure calls f warm times, then n times, timing each.
-func measure(ctx context.Context, n, warm int, f func() error) (dist, error) {
+func measure(ctx context.Context, n, warm int, f func() error) (benchstat.Dist, error) {
 	for i := 0; i < warm; i++ {
 		if err := f(); err != nil {
 			return nil, err
 		}
 	}
-	d := make(dist, 0, n)
+	d := make(benchstat.Dist, 0, n)
 	for i := 0; i < n; i++ {
 		if err := ctx.Err(); err != nil {
 			return d, err

@@ -29,6 +29,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/containercodes/cc/bench/internal/benchstat"
 	"github.com/containercodes/cc/internal/clusterdial"
 	"github.com/containercodes/cc/internal/pki"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
@@ -203,16 +204,16 @@ func run(ctx context.Context, o options, r *report) error {
 	defer b.stopProcs()
 
 	r.section("setup")
-	load0 := loadAvg()
-	r.add("host", "%d CPUs (Go sees %d), %s memory; load average before: %s", nproc(), runtime.NumCPU(), mib(memTotal()), load0)
+	load0 := benchstat.LoadAvg()
+	r.add("host", "%d CPUs (Go sees %d), %s memory; load average before: %s", benchstat.NProc(), runtime.NumCPU(), benchstat.MiB(benchstat.MemTotal()), load0)
 	r.add("control plane", "%s, pid %d, data dir %s; build %s", o.addr, o.pid, o.dataDir, o.version)
 	if _, err := b.jobs.ListQueues(ctx, &ccv1.ListQueuesRequest{}); err != nil {
 		return fmt.Errorf("the server has no working job API (ListQueues: %w)", err)
 	}
 	r.sum("Job benchmark (bench/jobs.sh %d), %s", o.backlog, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
-	r.sum("build %s; host: %d CPUs, %s RAM; load average before %s", o.version, nproc(), mib(memTotal()), load0)
+	r.sum("build %s; host: %d CPUs, %s RAM; load average before %s", o.version, benchstat.NProc(), benchstat.MiB(benchstat.MemTotal()), load0)
 	defer func() {
-		load1 := loadAvg()
+		load1 := benchstat.LoadAvg()
 		r.section("end")
 		r.add("load average after", "%s", load1)
 		r.add("whole run", "%s", time.Since(b.start).Round(time.Second))

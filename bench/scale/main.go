@@ -1,6 +1,6 @@
 // Command scale is the cluster-scale benchmark that bench/scale.sh runs
 // against control-plane processes it started: it joins a fleet of simulated
-// nodes (internal/simnode, real protocol over real mutual TLS) to the
+// nodes (internal/testing/simnode, real protocol over real mutual TLS) to the
 // cluster, creates services totalling a number of tasks, and prints the
 // fleet's join time, placement throughput, assignment delivery latency, the
 // time until every task runs, the leader's memory and CPU time, and the
@@ -35,9 +35,10 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/containercodes/cc/bench/internal/benchstat"
 	"github.com/containercodes/cc/internal/clusterdial"
 	"github.com/containercodes/cc/internal/pki"
-	"github.com/containercodes/cc/internal/simnode"
+	"github.com/containercodes/cc/internal/testing/simnode"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
@@ -188,7 +189,7 @@ func run(ctx context.Context, o options, r *report) error {
 		return fmt.Errorf("%d nodes need %d file descriptors (one connection each, plus spare); the limit is %d: raise the hard limit (ulimit -Hn) or use fewer nodes", o.nodes, need, limit)
 	}
 	r.add("servers", "%d (%s)", len(servers), strings.Join(o.addrs, " "))
-	r.add("nodes / tasks", "%d / %d (mode %s, %d services, reservation %dm CPU %s per task)", o.nodes, o.tasks, o.mode, o.services, o.cpuMillis, mib(o.memBytes))
+	r.add("nodes / tasks", "%d / %d (mode %s, %d services, reservation %dm CPU %s per task)", o.nodes, o.tasks, o.mode, o.services, o.cpuMillis, benchstat.MiB(o.memBytes))
 	r.add("CPUs of this host", "%d (the servers and the fleet share them)", runtime.NumCPU())
 
 	caPEM, err := os.ReadFile(o.ca)
@@ -225,7 +226,7 @@ func run(ctx context.Context, o options, r *report) error {
 			r.add("leadership changed during the run", "now %s (%s), raft term %d → %d; the figures are of the first leader", now.addr, now.id, term, t)
 		}
 	}()
-	atRest := readProc(leader.pid)
+	atRest := benchstat.ReadProc(leader.pid)
 
 	// The fleet.
 	r.section("fleet")
@@ -238,7 +239,7 @@ func run(ctx context.Context, o options, r *report) error {
 	var ms0 runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&ms0)
-	self0 := readProc(os.Getpid())
+	self0 := benchstat.ReadProc(os.Getpid())
 	g0 := runtime.NumGoroutine()
 	progress("joining %d simulated nodes", o.nodes)
 	joinProf := startProfile(ctx, o, leader, "join")
@@ -285,19 +286,19 @@ func run(ctx context.Context, o options, r *report) error {
 	var ms1 runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&ms1)
-	self1 := readProc(os.Getpid())
+	self1 := benchstat.ReadProc(os.Getpid())
 	per := func(a, b uint64) float64 { return (float64(a) - float64(b)) / float64(o.nodes) }
-	r.add("bench process per node: heap in use", "%s", kib(per(ms1.HeapInuse, ms0.HeapInuse)))
-	r.add("bench process per node: goroutine stacks", "%s (%.1f goroutines per node)", kib(per(ms1.StackInuse, ms0.StackInuse)), float64(runtime.NumGoroutine()-g0)/float64(o.nodes))
-	r.add("bench process per node: RSS", "%s (RSS %s for %d nodes)", kib(float64(self1.rss-self0.rss)/float64(o.nodes)), mib(self1.rss), o.nodes)
-	r.add("bench process open files", "%d of %d", openFiles(), limit)
+	r.add("bench process per node: heap in use", "%s", benchstat.KiB(per(ms1.HeapInuse, ms0.HeapInuse)))
+	r.add("bench process per node: goroutine stacks", "%s (%.1f goroutines per node)", benchstat.KiB(per(ms1.StackInuse, ms0.StackInuse)), float64(runtime.NumGoroutine()-g0)/float64(o.nodes))
+	r.add("bench process per node: RSS", "%s (RSS %s for %d nodes)", benchstat.KiB(float64(self1.RSS-self0.RSS)/float64(o.nodes)), benchstat.MiB(self1.RSS), o.nodes)
+	r.add("bench process open files", "%d of %d", benchstat.OpenFiles(), limit)
 
 	// The servers at rest with the fleet connected: heartbeats only.
 	progress("fleet ready; measuring the servers at rest for %s", o.idle)
-	afterJoin := readProc(leader.pid)
-	before := make([]procStat, len(servers))
+	afterJoin := benchstat.ReadProc(leader.pid)
+	before := make([]benchstat.Proc, len(servers))
 	for i, s := range servers {
-		before[i] = readProc(s.pid)
+		before[i] = benchstat.ReadProc(s.pid)
 	}
 	select {
 	case <-ctx.Done():
@@ -306,8 +307,8 @@ func run(ctx context.Context, o options, r *report) error {
 	}
 	var idle []string
 	for i, s := range servers {
-		if a := readProc(s.pid); a.ok && before[i].ok {
-			idle = append(idle, fmt.Sprintf("%s %.1f%%", s.id, 100*(a.cpu-before[i].cpu).Seconds()/o.idle.Seconds()))
+		if a := benchstat.ReadProc(s.pid); a.OK && before[i].OK {
+			idle = append(idle, fmt.Sprintf("%s %.1f%%", s.id, 100*(a.CPU-before[i].CPU).Seconds()/o.idle.Seconds()))
 		}
 	}
 	r.add("server CPU with the fleet at rest", "%s (of one core, over %s; heartbeat %s)", strings.Join(idle, ", "), o.idle, o.heartbeat)
@@ -316,11 +317,11 @@ func run(ctx context.Context, o options, r *report) error {
 		reportSessions(r, fleet)
 	} else {
 		if err := runWorkload(ctx, o, c, fleet, leader, servers, r); err != nil {
-			reportServers(r, leader, atRest, afterJoin, readProc(leader.pid), servers)
+			reportServers(r, leader, atRest, afterJoin, benchstat.ReadProc(leader.pid), servers)
 			return err
 		}
 	}
-	reportServers(r, leader, atRest, afterJoin, readProc(leader.pid), servers)
+	reportServers(r, leader, atRest, afterJoin, benchstat.ReadProc(leader.pid), servers)
 	return nil
 }
 
@@ -486,14 +487,14 @@ func placementAndDelivery(ctx context.Context, o options, c clients, fleet *simn
 		lat = append(lat, got.Sub(at))
 	}
 	if len(placedAt) > 0 {
-		sortDurations(placedAt)
-		p99, p100 := quantile(placedAt, 0.99), placedAt[len(placedAt)-1]
+		benchstat.SortDurations(placedAt)
+		p99, p100 := benchstat.Quantile(placedAt, 0.99), placedAt[len(placedAt)-1]
 		r.add("placement (assigned_at after the first create)", "99%% in %s: %.0f tasks/s; all %d in %s (times from %s)",
 			p99.Round(time.Millisecond), 0.99*float64(len(placedAt))/p99.Seconds(), len(placedAt), p100.Round(time.Millisecond), source)
 	}
 	if len(lat) > 0 {
-		sortDurations(lat)
-		q := func(p float64) string { return quantile(lat, p).Round(100 * time.Microsecond).String() }
+		benchstat.SortDurations(lat)
+		q := func(p float64) string { return benchstat.Quantile(lat, p).Round(100 * time.Microsecond).String() }
 		r.add("delivery latency (assigned → on its node)", "p50 %s, p90 %s, p99 %s, max %s (%d tasks, %d never received)",
 			q(0.50), q(0.90), q(0.99), lat[len(lat)-1].Round(time.Millisecond), len(lat), missing)
 	}
@@ -503,12 +504,6 @@ func placementAndDelivery(ctx context.Context, o options, c clients, fleet *simn
 		}
 	}
 	return nil
-}
-
-func sortDurations(d []time.Duration) { sort.Slice(d, func(i, j int) bool { return d[i] < d[j] }) }
-
-func quantile(sorted []time.Duration, p float64) time.Duration {
-	return sorted[min(len(sorted)-1, int(p*float64(len(sorted))))]
 }
 
 // reportSessions says how many sessions the fleet lost, and why.
@@ -569,9 +564,9 @@ func (p *profile) wait(r *report) {
 func cpuTimes(servers []*server) []time.Duration {
 	out := make([]time.Duration, 0, len(servers)+1)
 	for _, s := range servers {
-		out = append(out, readProc(s.pid).cpu)
+		out = append(out, benchstat.ReadProc(s.pid).CPU)
 	}
-	return append(out, readProc(os.Getpid()).cpu)
+	return append(out, benchstat.ReadProc(os.Getpid()).CPU)
 }
 
 // raftIndex is the last raft index of the answering server, 0 when unknown.
@@ -751,25 +746,25 @@ func cpuProfile(ctx context.Context, addr, path string, d time.Duration) error {
 
 // reportServers adds the leader's memory and CPU time and every server's
 // raft files.
-func reportServers(r *report, leader *server, atRest, afterJoin, afterWork procStat, servers []*server) {
+func reportServers(r *report, leader *server, atRest, afterJoin, afterWork benchstat.Proc, servers []*server) {
 	r.section("servers")
-	if atRest.ok && afterWork.ok {
-		r.add("leader RSS: empty / fleet joined / after workload", "%s / %s / %s", mib(atRest.rss), mib(afterJoin.rss), mib(afterWork.rss))
-		r.add("leader CPU time: joins+idle / workload", "%s / %s", (afterJoin.cpu - atRest.cpu).Round(10*time.Millisecond), (afterWork.cpu - afterJoin.cpu).Round(10*time.Millisecond))
+	if atRest.OK && afterWork.OK {
+		r.add("leader RSS: empty / fleet joined / after workload", "%s / %s / %s", benchstat.MiB(atRest.RSS), benchstat.MiB(afterJoin.RSS), benchstat.MiB(afterWork.RSS))
+		r.add("leader CPU time: joins+idle / workload", "%s / %s", (afterJoin.CPU - atRest.CPU).Round(10*time.Millisecond), (afterWork.CPU - afterJoin.CPU).Round(10*time.Millisecond))
 	}
 	for _, s := range servers {
 		if s.dir == "" {
 			continue
 		}
-		snap, n := dirSize(filepath.Join(s.dir, "raft", "snapshots"))
+		snap, n := benchstat.DirSize(filepath.Join(s.dir, "raft", "snapshots"))
 		role := "follower"
 		if s == leader {
 			role = "leader"
 		}
-		p := readProc(s.pid)
+		p := benchstat.ReadProc(s.pid)
 		r.add(fmt.Sprintf("%s (%s)", s.id, role), "raft.db %s, snapshots %s (%d), state.db %s, RSS %s, CPU %s",
-			mib(fileSize(filepath.Join(s.dir, "raft", "raft.db"))), mib(snap), n,
-			mib(fileSize(filepath.Join(s.dir, "state.db"))), mib(p.rss), p.cpu.Round(10*time.Millisecond))
+			benchstat.MiB(benchstat.FileSize(filepath.Join(s.dir, "raft", "raft.db"))), benchstat.MiB(snap), n,
+			benchstat.MiB(benchstat.FileSize(filepath.Join(s.dir, "state.db"))), benchstat.MiB(p.RSS), p.CPU.Round(10*time.Millisecond))
 	}
 }
 

@@ -12,7 +12,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/containercodes/cc/bench/internal/benchstat"
 	"github.com/containercodes/cc/internal/clusterdial"
 	"github.com/containercodes/cc/internal/pki"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
@@ -89,10 +89,10 @@ func run(addr, token, caPath string, n, clients int) error {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	benchstat.SortDurations(lat)
 	fmt.Printf("writes %d, failed %d, clients %d: %.0f writes/s, p50 %.2f ms, p99 %.2f ms\n",
 		n, failed.Load(), clients, float64(n)/elapsed.Seconds(),
-		float64(lat[n*50/100].Microseconds())/1000, float64(lat[n*99/100].Microseconds())/1000)
+		float64(benchstat.Quantile(lat, 0.50).Microseconds())/1000, float64(benchstat.Quantile(lat, 0.99).Microseconds())/1000)
 	if failed.Load() > 0 {
 		return fmt.Errorf("%d writes failed", failed.Load())
 	}

@@ -17,8 +17,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/containercodes/cc/internal/testcluster"
-	"github.com/containercodes/cc/internal/testimage"
+	"github.com/containercodes/cc/internal/testing/testcluster"
+	"github.com/containercodes/cc/internal/testing/testimage"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 

@@ -29,7 +29,7 @@ import (
 	"github.com/containercodes/cc/controlplane/api"
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/internal/pki"
-	"github.com/containercodes/cc/internal/testcluster"
+	"github.com/containercodes/cc/internal/testing/testcluster"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )

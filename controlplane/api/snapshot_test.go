@@ -23,7 +23,7 @@ import (
 	"github.com/containercodes/cc/controlplane/api"
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/internal/logging"
-	"github.com/containercodes/cc/internal/testcluster"
+	"github.com/containercodes/cc/internal/testing/testcluster"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/containercodes/cc/internal/testcluster"
+	"github.com/containercodes/cc/internal/testing/testcluster"
 )
 
 // TestServicesOverREST creates, reads, scales and removes a service through

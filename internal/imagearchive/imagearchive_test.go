@@ -15,7 +15,7 @@ import (
 
 	"github.com/distribution/reference"
 
-	"github.com/containercodes/cc/internal/testimage"
+	"github.com/containercodes/cc/internal/testing/testimage"
 )
 
 type entry struct {

@@ -111,6 +111,86 @@ func TestImportRules(t *testing.T) {
 	}
 }
 
+// The production libraries under internal/ are shared by the agent, the
+// control plane and ccctl, so they depend on none of them; the test
+// harnesses that drive a cluster live under internal/testing/.
+func TestInternalIsShared(t *testing.T) {
+	forbidden := []string{module + "/controlplane", module + "/agent"}
+	for _, p := range loadPackages(t) {
+		if !under(p.dir, "internal") || under(p.dir, "internal/testing") || under(p.dir, "internal/layout") {
+			continue
+		}
+		for imp := range p.imports {
+			for _, f := range forbidden {
+				if under(imp, f) {
+					t.Errorf("%s imports %s: a production package under internal/ must not depend on %s (test harnesses go under internal/testing/)",
+						p.dir, imp, strings.TrimPrefix(f, module+"/"))
+				}
+			}
+		}
+	}
+}
+
+// deciders are the packages that make decisions as pure functions: no
+// goroutines of their own and no I/O, the I/O is at their callers.
+var deciders = []string{
+	"controlplane/scheduler",
+	"controlplane/orchestrator",
+	"controlplane/dispatch",
+	"agent/reconcile",
+	"agent/health/healthstate",
+}
+
+// What a decider must not import directly, by import path prefix: the raft
+// log (raft, raft-boltdb, ...), the database, the network and the container
+// runtime. (The generated proto packages that carry their inputs and
+// outputs are fine, whatever they import.)
+var deciderForbidden = []string{
+	"github.com/hashicorp/raft",
+	"go.etcd.io/bbolt",
+	"google.golang.org/grpc",
+	"github.com/containerd/",
+	"net/http",
+}
+
+// The deciders stay pure: they import no raft, bbolt, gRPC, containerd or
+// net/http.
+func TestDecidersArePure(t *testing.T) {
+	pkgs := loadPackages(t)
+	found := 0
+	for _, d := range deciders {
+		n := 0
+		for _, p := range pkgs {
+			if !under(p.dir, d) {
+				continue
+			}
+			n++
+			for imp := range p.imports {
+				for _, f := range deciderForbidden {
+					if strings.HasPrefix(imp, f) {
+						t.Errorf("%s imports %s: %s decides as a pure function and must not use %s directly; do the I/O in its caller",
+							p.dir, imp, d, strings.TrimSuffix(f, "/"))
+					}
+				}
+			}
+		}
+		if n == 0 {
+			t.Logf("decider %s: no package there (yet); skipped", d)
+			continue
+		}
+		found++
+	}
+	if found == 0 {
+		t.Fatalf("none of the deciders %v has a package: is the list out of date?", deciders)
+	}
+}
+
+// under reports whether the import path or directory p is dir or inside it
+// (a prefix that ends at a path element).
+func under(p, dir string) bool {
+	return p == dir || strings.HasPrefix(p, dir+"/")
+}
+
 // Every hand-written package says what it is for.
 func TestEveryPackageHasADocComment(t *testing.T) {
 	for _, p := range loadPackages(t) {

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/containercodes/cc/internal/logging"
-	"github.com/containercodes/cc/internal/simnode"
-	"github.com/containercodes/cc/internal/testcluster"
+	"github.com/containercodes/cc/internal/testing/simnode"
+	"github.com/containercodes/cc/internal/testing/testcluster"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 

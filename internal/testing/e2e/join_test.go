@@ -22,7 +22,7 @@ import (
 
 	"github.com/containercodes/cc/agent/identity"
 	"github.com/containercodes/cc/internal/pki"
-	"github.com/containercodes/cc/internal/testcluster"
+	"github.com/containercodes/cc/internal/testing/testcluster"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 

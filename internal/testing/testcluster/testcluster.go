@@ -21,7 +21,7 @@ import (
 	"github.com/containercodes/cc/controlplane/server"
 	"github.com/containercodes/cc/internal/logging"
 	"github.com/containercodes/cc/internal/pki"
-	"github.com/containercodes/cc/internal/testimage"
+	"github.com/containercodes/cc/internal/testing/testimage"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 

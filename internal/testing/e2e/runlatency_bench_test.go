@@ -21,8 +21,8 @@ import (
 	"github.com/containerd/errdefs"
 
 	ccruntime "github.com/containercodes/cc/agent/runtime"
-	"github.com/containercodes/cc/internal/testcluster"
-	"github.com/containercodes/cc/internal/testimage"
+	"github.com/containercodes/cc/internal/testing/testcluster"
+	"github.com/containercodes/cc/internal/testing/testimage"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 

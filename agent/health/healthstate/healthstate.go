@@ -1,16 +1,10 @@
-// Package health runs the health checks of a node's running containers: a
-// command run inside the container (exit 0 passes) or an HTTP GET to a port
-// of the container from inside its network namespace (2xx or 3xx passes).
-//
-// The decision is pure: Parse turns a spec's check into a Check with
-// defaults, Next steps a State with one Result, and both are table-tested
-// without containers or clocks. The I/O is behind two small interfaces:
-// Containers (exec and dial in a container, which the agent's runtime
-// implements) under Checker (one check of one container), which the
-// Monitor drives: one prober goroutine per container run, keyed by
-// (container id, generation, start time), so the state starts over when
-// the container is restarted.
-package health
+// Package healthstate is the pure decision of container health checks:
+// Parse turns a spec's check into a Check with defaults, and Next steps a
+// State with one Result (consecutive passes and failures → STARTING,
+// HEALTHY or UNHEALTHY). It does no I/O and reads no clock, so it is
+// table-tested without containers; agent/health runs the checks and feeds
+// their results through it.
+package healthstate
 
 import (
 	"errors"

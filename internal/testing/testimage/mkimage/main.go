@@ -9,7 +9,7 @@ import (
 	"os"
 
 	"github.com/containercodes/cc/internal/pki"
-	"github.com/containercodes/cc/internal/testimage"
+	"github.com/containercodes/cc/internal/testing/testimage"
 )
 
 func main() {
