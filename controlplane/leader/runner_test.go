@@ -1,4 +1,4 @@
-package leaderloop
+package leader
 
 import (
 	"context"

@@ -1,8 +1,4 @@
-// Package leaderloop runs the work that must happen once in the cluster
-// (node health now; the scheduler and the job dispatcher later) on the
-// leader only: every loop starts when this server gains leadership and is
-// stopped, and waited for, when it loses it.
-package leaderloop
+package leader
 
 import (
 	"context"
