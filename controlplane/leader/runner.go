@@ -33,8 +33,8 @@ func Ready(ctx context.Context) bool {
 	return f == nil || f()
 }
 
-// New returns a runner for loops.
-func New(log *slog.Logger, loops ...Loop) *Runner {
+// NewRunner returns a runner for loops.
+func NewRunner(log *slog.Logger, loops ...Loop) *Runner {
 	return &Runner{loops: loops, log: log}
 }
 

@@ -181,7 +181,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 	}
 	s.ready.Store(true)
 	leaderLog := log.With("component", "leader")
-	loops := leader.New(leaderLog, leader.Loops(leader.Config{
+	loops := leader.NewRunner(leaderLog, leader.Loops(leader.Config{
 		Raft: s.raft, FSM: s.fsm, Log: log, NodeDownAfter: s.downAfter(), Sessions: s.sessions.Sessions,
 		OtherSessions: func(ctx context.Context) map[string]time.Time { return s.peers.otherSessions(ctx, s.raft) },
 	})...)
