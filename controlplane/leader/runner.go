@@ -18,7 +18,7 @@ type Runner struct {
 	loops []Loop
 	log   *slog.Logger
 	// Prepare, when set, is what the loops of a term wait for through
-	// Ready (a raft barrier: decide only from everything earlier leaders
+	// Ready (Barrier: decide only from everything earlier leaders
 	// committed). It runs once per term, however many loops wait.
 	Prepare func(ctx context.Context) bool
 }
