@@ -40,7 +40,7 @@ type Server struct {
 
 	raft     *raftstore.Store
 	fsm      *fsm.FSM
-	sessions *session.Dispatcher
+	sessions *session.Hub
 	images   ImageResolver
 	peers    PeerClient
 	caDigest func() string
@@ -58,7 +58,7 @@ type ImageResolver interface {
 type Options struct {
 	Raft     *raftstore.Store
 	FSM      *fsm.FSM
-	Sessions *session.Dispatcher
+	Sessions *session.Hub
 	Images   ImageResolver
 	Peers    PeerClient
 	// CADigest returns the digest of the cluster CA (join tokens carry it).

@@ -369,3 +369,15 @@ func (p *peers) otherSessions(ctx context.Context, r *raftstore.Store) map[strin
 	}
 	return out
 }
+
+// sleep waits for d; false when ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

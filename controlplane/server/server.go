@@ -34,7 +34,7 @@ import (
 	"github.com/containercodes/cc/controlplane/blobstore"
 	"github.com/containercodes/cc/controlplane/config"
 	"github.com/containercodes/cc/controlplane/fsm"
-	"github.com/containercodes/cc/controlplane/leaderloop"
+	"github.com/containercodes/cc/controlplane/leader"
 	"github.com/containercodes/cc/controlplane/raftstore"
 	"github.com/containercodes/cc/controlplane/session"
 	"github.com/containercodes/cc/internal/pki"
@@ -64,7 +64,7 @@ type Server struct {
 	fsm      *fsm.FSM
 	raft     *raftstore.Store
 	id       *identity
-	sessions *session.Dispatcher
+	sessions *session.Hub
 	blobs    *blobstore.Store
 	caMu     sync.Mutex
 	caFull   *pki.CA // the CA with its key, read from the state once
@@ -180,16 +180,13 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 		return nil, err
 	}
 	s.ready.Store(true)
-	loops := leaderloop.New(log.With("component", "leader"),
-		leaderloop.Loop{Name: "node-health", Run: s.sessions.NodeHealth(func(ctx context.Context) map[string]time.Time {
-			return s.peers.otherSessions(ctx, s.raft)
-		})},
-		leaderloop.Loop{Name: "orchestrator", Run: s.orchestrate},
-		leaderloop.Loop{Name: "job-dispatcher", Run: s.dispatchJobs},
-		leaderloop.Loop{Name: "job-webhooks", Run: s.sendWebhooks},
-	)
+	leaderLog := log.With("component", "leader")
+	loops := leader.NewRunner(leaderLog, leader.Loops(leader.Config{
+		Raft: s.raft, FSM: s.fsm, Log: log, NodeDownAfter: s.downAfter(), Sessions: s.sessions.Sessions,
+		OtherSessions: func(ctx context.Context) map[string]time.Time { return s.peers.otherSessions(ctx, s.raft) },
+	})...)
 	// One raft barrier per term for the loops that decide from the state.
-	loops.Prepare = func(ctx context.Context) bool { return s.barrier(ctx, log.With("component", "leader")) }
+	loops.Prepare = leader.Barrier(s.raft, leaderLog)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -277,7 +274,7 @@ func (s *Server) serve() error {
 	if s.blobs, err = blobstore.New(filepath.Join(s.cfg.DataDir, "blobs")); err != nil {
 		return err
 	}
-	s.sessions = session.New(s.raft, s.fsm, s.log.With("component", "session"), session.Options{DownAfter: s.downAfter()})
+	s.sessions = session.New(s.raft, s.fsm, s.log.With("component", "session"), session.Options{})
 	images := api.NewImageService(s.raft, s.fsm, s.blobs, s.log.With("component", "images"))
 	authn.WithServers(s.fsm)
 	s.peers = newPeers(s.fsm, s.id.raftClientTLS())

@@ -21,24 +21,24 @@ type logRequest struct {
 
 // Logs asks the node that runs a container for its logs and hands each
 // piece to fn until the agent ends the stream, fn fails or ctx ends.
-func (d *Dispatcher) Logs(ctx context.Context, nodeID, containerID string, follow bool, tail int64, fn func(*ccv1.ContainerLogsResponse) error) error {
+func (hub *Hub) Logs(ctx context.Context, nodeID, containerID string, follow bool, tail int64, fn func(*ccv1.ContainerLogsResponse) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	d.mu.Lock()
-	s := d.sessions[nodeID]
+	hub.mu.Lock()
+	s := hub.sessions[nodeID]
 	id := randomID()
 	req := &logRequest{nodeID: nodeID, ch: make(chan *ccv1.SendLogsRequest, 16), done: ctx.Done()}
 	if s != nil {
-		d.pending[id] = req
+		hub.pending[id] = req
 	}
-	d.mu.Unlock()
+	hub.mu.Unlock()
 	if s == nil {
 		return status.Errorf(codes.Unavailable, "node %s is not connected to this server, so its logs cannot be read now", nodeID)
 	}
 	defer func() {
-		d.mu.Lock()
-		delete(d.pending, id)
-		d.mu.Unlock()
+		hub.mu.Lock()
+		delete(hub.pending, id)
+		hub.mu.Unlock()
 		// Tell the agent to stop a stream it may still be sending.
 		select {
 		case s.out <- &ccv1.SessionResponse{Msg: &ccv1.SessionResponse_LogCancel{LogCancel: &ccv1.LogCancel{RequestId: id}}}:
@@ -56,7 +56,7 @@ func (d *Dispatcher) Logs(ctx context.Context, nodeID, containerID string, follo
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-d.done:
+		case <-hub.done:
 			return status.Error(codes.Unavailable, "the server is shutting down")
 		case m, ok := <-req.ch:
 			if !ok {
@@ -80,7 +80,7 @@ func (d *Dispatcher) Logs(ctx context.Context, nodeID, containerID string, follo
 }
 
 // SendLogs takes an agent's answer to a log request and relays it.
-func (d *Dispatcher) SendLogs(nodeID string, stream ccv1.AgentService_SendLogsServer) error {
+func (hub *Hub) SendLogs(nodeID string, stream ccv1.AgentService_SendLogsServer) error {
 	first, err := stream.Recv()
 	if err != nil {
 		return err
@@ -89,9 +89,9 @@ func (d *Dispatcher) SendLogs(nodeID string, stream ccv1.AgentService_SendLogsSe
 	if h == nil {
 		return status.Error(codes.InvalidArgument, "SendLogs starts with a header")
 	}
-	d.mu.Lock()
-	req := d.pending[h.RequestId]
-	d.mu.Unlock()
+	hub.mu.Lock()
+	req := hub.pending[h.RequestId]
+	hub.mu.Unlock()
 	if req == nil || req.nodeID != nodeID {
 		return status.Errorf(codes.NotFound, "no log request %s is waiting", h.RequestId)
 	}

@@ -24,17 +24,17 @@ import (
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
-// Options tune the dispatcher.
+// Options tune the hub.
 type Options struct {
-	// DownAfter is how long a node may have no session with any server
-	// before the leader marks it down. Default 10s.
-	DownAfter time.Duration
 	// HelloTimeout bounds the wait for an agent's first message. Default 30s.
 	HelloTimeout time.Duration
 }
 
-// Dispatcher holds the live sessions of this server.
-type Dispatcher struct {
+// Hub holds the live agent sessions of this server: it serves their
+// streams, relays log requests to them and buffers the status they report.
+// Whether a node without a session is down is the leader's decision
+// (package leader, from the sessions of every server).
+type Hub struct {
 	raft *raftstore.Store
 	fsm  *fsm.FSM
 	log  *slog.Logger
@@ -58,94 +58,87 @@ type session struct {
 	lastSeen time.Time
 }
 
-// New returns a dispatcher over a raft node and its state machine.
-func New(r *raftstore.Store, f *fsm.FSM, log *slog.Logger, opts Options) *Dispatcher {
-	if opts.DownAfter <= 0 {
-		opts.DownAfter = 10 * time.Second
-	}
+// New returns a hub over a raft node and its state machine.
+func New(r *raftstore.Store, f *fsm.FSM, log *slog.Logger, opts Options) *Hub {
 	if opts.HelloTimeout <= 0 {
 		opts.HelloTimeout = 30 * time.Second
 	}
-	d := &Dispatcher{raft: r, fsm: f, log: log, opts: opts,
+	hub := &Hub{raft: r, fsm: f, log: log, opts: opts,
 		sessions: map[string]*session{}, pending: map[string]*logRequest{}, done: make(chan struct{}),
 		status: newStatusBuffer(), flushEnded: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
-	d.stopFlush = cancel
+	hub.stopFlush = cancel
 	go func() {
-		defer close(d.flushEnded)
-		d.flushLoop(ctx)
+		defer close(hub.flushEnded)
+		hub.flushLoop(ctx)
 	}()
-	return d
+	return hub
 }
 
 // Close ends every session, writes the status they left, and stops.
-func (d *Dispatcher) Close() {
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
+func (hub *Hub) Close() {
+	hub.mu.Lock()
+	if hub.closed {
+		hub.mu.Unlock()
 		return
 	}
-	d.closed = true
-	close(d.done)
-	for _, s := range d.sessions {
+	hub.closed = true
+	close(hub.done)
+	for _, s := range hub.sessions {
 		s.cancel()
 	}
-	d.mu.Unlock()
-	d.stopFlush()
-	<-d.flushEnded
+	hub.mu.Unlock()
+	hub.stopFlush()
+	<-hub.flushEnded
 }
 
 // Connected reports whether a node has a live session here.
-func (d *Dispatcher) Connected(nodeID string) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.sessions[nodeID] != nil
+func (hub *Hub) Connected(nodeID string) bool {
+	hub.mu.Lock()
+	defer hub.mu.Unlock()
+	return hub.sessions[nodeID] != nil
 }
 
 // LastSeen is the last heartbeat of a node with a live session here.
-func (d *Dispatcher) LastSeen(nodeID string) (time.Time, bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	s := d.sessions[nodeID]
+func (hub *Hub) LastSeen(nodeID string) (time.Time, bool) {
+	hub.mu.Lock()
+	defer hub.mu.Unlock()
+	s := hub.sessions[nodeID]
 	if s == nil {
 		return time.Time{}, false
 	}
 	return s.lastSeen, true
 }
 
-func (d *Dispatcher) propose(ctx context.Context, t statev1.CommandType, payload proto.Message) error {
-	data, err := fsm.Encode(t, payload, time.Now())
-	if err != nil {
-		return err
-	}
-	_, err = d.raft.Apply(ctx, data)
+func (hub *Hub) propose(ctx context.Context, t statev1.CommandType, payload proto.Message) error {
+	_, err := hub.raft.Propose(ctx, t, payload, time.Now())
 	return err
 }
 
 // Session serves one agent's stream until it ends.
-func (d *Dispatcher) Session(nodeID string, stream ccv1.AgentService_SessionServer) error {
+func (hub *Hub) Session(nodeID string, stream ccv1.AgentService_SessionServer) error {
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
 
-	hello, err := recvHello(ctx, stream, d.opts.HelloTimeout)
+	hello, err := recvHello(ctx, stream, hub.opts.HelloTimeout)
 	if err != nil {
 		return err
 	}
-	if err := d.nodeUp(ctx, nodeID, hello); err != nil {
+	if err := hub.nodeUp(ctx, nodeID, hello); err != nil {
 		return err
 	}
 	s := &session{nodeID: nodeID, out: make(chan *ccv1.SessionResponse, 16), cancel: cancel, lastSeen: time.Now()}
-	d.register(s)
-	defer d.unregister(s)
-	d.log.Info("agent session opened", "node_id", nodeID, "version", hello.Version)
+	hub.register(s)
+	defer hub.unregister(s)
+	hub.log.Info("agent session opened", "node_id", nodeID, "version", hello.Version)
 
 	errc := make(chan error, 2)
-	go func() { errc <- d.sendLoop(ctx, s, stream) }()
-	go func() { errc <- d.recvLoop(ctx, s, stream) }()
+	go func() { errc <- hub.sendLoop(ctx, s, stream) }()
+	go func() { errc <- hub.recvLoop(ctx, s, stream) }()
 	err = <-errc
 	cancel()
 	<-errc
-	d.log.Info("agent session closed", "node_id", nodeID, "err", err)
+	hub.log.Info("agent session closed", "node_id", nodeID, "err", err)
 	if errors.Is(err, context.Canceled) {
 		return status.Error(codes.Canceled, "session ended")
 	}
@@ -179,8 +172,8 @@ func recvHello(ctx context.Context, stream ccv1.AgentService_SessionServer, time
 }
 
 // nodeUp records what the agent reports at connect and marks it ready.
-func (d *Dispatcher) nodeUp(ctx context.Context, nodeID string, h *ccv1.SessionHello) error {
-	n, err := d.fsm.Node(nodeID)
+func (hub *Hub) nodeUp(ctx context.Context, nodeID string, h *ccv1.SessionHello) error {
+	n, err := hub.fsm.Node(nodeID)
 	if err != nil {
 		return status.Errorf(codes.PermissionDenied, "node %s is not part of the cluster (removed?): join again with a new token", nodeID)
 	}
@@ -204,7 +197,7 @@ func (d *Dispatcher) nodeUp(ctx context.Context, nodeID string, h *ccv1.SessionH
 	if !changed {
 		return nil
 	}
-	return d.propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_NODE, upd)
+	return hub.propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_NODE, upd)
 }
 
 func mapsEqual(a, b map[string]string) bool {
@@ -219,27 +212,28 @@ func mapsEqual(a, b map[string]string) bool {
 	return true
 }
 
-func (d *Dispatcher) register(s *session) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if old := d.sessions[s.nodeID]; old != nil {
+func (hub *Hub) register(s *session) {
+	hub.mu.Lock()
+	defer hub.mu.Unlock()
+	if old := hub.sessions[s.nodeID]; old != nil {
 		old.cancel() // a reconnect replaces the old stream
 	}
-	d.sessions[s.nodeID] = s
+	hub.sessions[s.nodeID] = s
 }
 
 // unregister drops the session. Whether the node is down is the leader's
-// decision (NodeHealth), from the sessions of every server.
-func (d *Dispatcher) unregister(s *session) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.sessions[s.nodeID] != s {
+// decision (package leader, the node-health loop), from the sessions of
+// every server.
+func (hub *Hub) unregister(s *session) {
+	hub.mu.Lock()
+	defer hub.mu.Unlock()
+	if hub.sessions[s.nodeID] != s {
 		return
 	}
-	delete(d.sessions, s.nodeID)
+	delete(hub.sessions, s.nodeID)
 }
 
-func (d *Dispatcher) recvLoop(ctx context.Context, s *session, stream ccv1.AgentService_SessionServer) error {
+func (hub *Hub) recvLoop(ctx context.Context, s *session, stream ccv1.AgentService_SessionServer) error {
 	for {
 		msg, err := stream.Recv()
 		if err != nil {
@@ -252,24 +246,24 @@ func (d *Dispatcher) recvLoop(ctx context.Context, s *session, stream ccv1.Agent
 		}
 		switch m := msg.Msg.(type) {
 		case *ccv1.SessionRequest_Heartbeat:
-			d.mu.Lock()
+			hub.mu.Lock()
 			s.lastSeen = time.Now()
-			d.mu.Unlock()
+			hub.mu.Unlock()
 			// Another server may have marked the node down after the
 			// agent moved here: a live session puts that right.
-			if n, err := d.fsm.Node(s.nodeID); err == nil && n.State != ccv1.NodeState_NODE_STATE_READY {
-				if err := d.propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_NODE, &statev1.UpdateNode{Id: s.nodeID, State: ccv1.NodeState_NODE_STATE_READY}); err != nil {
-					d.log.Warn("could not mark node ready", "node_id", s.nodeID, "err", err)
+			if n, err := hub.fsm.Node(s.nodeID); err == nil && n.State != ccv1.NodeState_NODE_STATE_READY {
+				if err := hub.propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_NODE, &statev1.UpdateNode{Id: s.nodeID, State: ccv1.NodeState_NODE_STATE_READY}); err != nil {
+					hub.log.Warn("could not mark node ready", "node_id", s.nodeID, "err", err)
 				}
 			}
 		case *ccv1.SessionRequest_Status:
-			d.mu.Lock()
+			hub.mu.Lock()
 			s.lastSeen = time.Now()
-			d.mu.Unlock()
+			hub.mu.Unlock()
 			if len(m.Status.Statuses) == 0 {
 				continue
 			}
-			d.status.add(s.nodeID, m.Status.Statuses)
+			hub.status.add(s.nodeID, m.Status.Statuses)
 		case *ccv1.SessionRequest_Hello:
 			return status.Error(codes.InvalidArgument, "hello sent twice")
 		}
@@ -278,22 +272,22 @@ func (d *Dispatcher) recvLoop(ctx context.Context, s *session, stream ccv1.Agent
 
 // sendLoop sends the full set of assignments, then changes as the state
 // changes, and relays log requests.
-func (d *Dispatcher) sendLoop(ctx context.Context, s *session, stream ccv1.AgentService_SessionServer) error {
+func (hub *Hub) sendLoop(ctx context.Context, s *session, stream ccv1.AgentService_SessionServer) error {
 	var seq uint64
 	var sent map[string]*ccv1.Assignment
 	var servers []string
 	for {
-		watch := d.fsm.WatchNode(s.nodeID)
-		if _, err := d.fsm.Node(s.nodeID); err != nil {
+		watch := hub.fsm.WatchNode(s.nodeID)
+		if _, err := hub.fsm.Node(s.nodeID); err != nil {
 			return status.Errorf(codes.PermissionDenied, "node %s was removed from the cluster", s.nodeID)
 		}
-		if now := d.serverList(); !equalStrings(now, servers) {
+		if now := hub.serverList(); !equalStrings(now, servers) {
 			if err := stream.Send(&ccv1.SessionResponse{Msg: &ccv1.SessionResponse_Servers{Servers: &ccv1.ServerList{ApiAddresses: now}}}); err != nil {
 				return err
 			}
 			servers = now
 		}
-		now, err := Assignments(d.fsm, s.nodeID)
+		now, err := Assignments(hub.fsm, s.nodeID)
 		if err != nil {
 			return err
 		}
@@ -323,8 +317,8 @@ func (d *Dispatcher) sendLoop(ctx context.Context, s *session, stream ccv1.Agent
 }
 
 // serverList is the API addresses of the servers not removed, sorted.
-func (d *Dispatcher) serverList() []string {
-	recs, err := d.fsm.Servers()
+func (hub *Hub) serverList() []string {
+	recs, err := hub.fsm.Servers()
 	if err != nil {
 		return nil
 	}
@@ -411,64 +405,12 @@ func randomID() string {
 
 // Sessions returns the nodes with a live session here and their last
 // heartbeat.
-func (d *Dispatcher) Sessions() map[string]time.Time {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	out := make(map[string]time.Time, len(d.sessions))
-	for id, s := range d.sessions {
+func (hub *Hub) Sessions() map[string]time.Time {
+	hub.mu.Lock()
+	defer hub.mu.Unlock()
+	out := make(map[string]time.Time, len(hub.sessions))
+	for id, s := range hub.sessions {
 		out[id] = s.lastSeen
 	}
 	return out
-}
-
-// NodeHealth is the leader's loop that marks down the ready nodes that no
-// server has heard from for DownAfter. others returns the sessions of the
-// other servers (an unreachable server contributes none). A new leader
-// gives every node DownAfter from its start: it knows nothing older.
-func (d *Dispatcher) NodeHealth(others func(ctx context.Context) map[string]time.Time) func(ctx context.Context) {
-	return func(ctx context.Context) {
-		started := time.Now()
-		lastSeen := map[string]time.Time{}
-		tick := time.NewTicker(d.opts.DownAfter / 5)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			for id, t := range d.Sessions() {
-				if t.After(lastSeen[id]) {
-					lastSeen[id] = t
-				}
-			}
-			for id, t := range others(ctx) {
-				if t.After(lastSeen[id]) {
-					lastSeen[id] = t
-				}
-			}
-			nodes, err := d.fsm.Nodes()
-			if err != nil {
-				continue
-			}
-			for _, n := range nodes {
-				if n.State != ccv1.NodeState_NODE_STATE_READY {
-					continue
-				}
-				last := lastSeen[n.Id]
-				if last.Before(started) {
-					last = started
-				}
-				if time.Since(last) < d.opts.DownAfter {
-					continue
-				}
-				err := d.propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_NODE, &statev1.UpdateNode{Id: n.Id, State: ccv1.NodeState_NODE_STATE_DOWN})
-				if err != nil && ctx.Err() == nil {
-					d.log.Warn("could not mark node down", "node_id", n.Id, "err", err)
-					continue
-				}
-				d.log.Info("node down: no heartbeat on any server", "node_id", n.Id, "name", n.Name, "for", time.Since(last).Round(time.Second))
-			}
-		}
-	}
 }

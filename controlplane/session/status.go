@@ -96,24 +96,24 @@ func (b *statusBuffer) putBack(r *statev1.ReportStatuses) {
 
 // flushLoop writes the buffered statuses every statusFlushEvery until ctx
 // ends, then once more.
-func (d *Dispatcher) flushLoop(ctx context.Context) {
+func (hub *Hub) flushLoop(ctx context.Context) {
 	t := time.NewTicker(statusFlushEvery)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			d.flushStatus(fctx)
+			hub.flushStatus(fctx)
 			cancel()
 			return
 		case <-t.C:
 		}
-		d.flushStatus(ctx)
+		hub.flushStatus(ctx)
 	}
 }
 
-func (d *Dispatcher) flushStatus(ctx context.Context) {
-	r := d.status.take()
+func (hub *Hub) flushStatus(ctx context.Context) {
+	r := hub.status.take()
 	if r == nil {
 		return
 	}
@@ -123,8 +123,8 @@ func (d *Dispatcher) flushStatus(ctx context.Context) {
 	for _, rep := range r.Reports {
 		n += len(rep.Statuses)
 	}
-	if err := d.propose(wctx, statev1.CommandType_COMMAND_TYPE_REPORT_STATUSES, r); err != nil {
-		d.status.putBack(r)
-		d.log.Warn("could not store container status; keeping it for the next try", "nodes", len(r.Reports), "statuses", n, "err", err)
+	if err := hub.propose(wctx, statev1.CommandType_COMMAND_TYPE_REPORT_STATUSES, r); err != nil {
+		hub.status.putBack(r)
+		hub.log.Warn("could not store container status; keeping it for the next try", "nodes", len(r.Reports), "statuses", n, "err", err)
 	}
 }

@@ -1,8 +1,4 @@
-// Package leaderloop runs the work that must happen once in the cluster
-// (node health now; the scheduler and the job dispatcher later) on the
-// leader only: every loop starts when this server gains leadership and is
-// stopped, and waited for, when it loses it.
-package leaderloop
+package leader
 
 import (
 	"context"
@@ -22,7 +18,7 @@ type Runner struct {
 	loops []Loop
 	log   *slog.Logger
 	// Prepare, when set, is what the loops of a term wait for through
-	// Ready (a raft barrier: decide only from everything earlier leaders
+	// Ready (Barrier: decide only from everything earlier leaders
 	// committed). It runs once per term, however many loops wait.
 	Prepare func(ctx context.Context) bool
 }
@@ -37,8 +33,8 @@ func Ready(ctx context.Context) bool {
 	return f == nil || f()
 }
 
-// New returns a runner for loops.
-func New(log *slog.Logger, loops ...Loop) *Runner {
+// NewRunner returns a runner for loops.
+func NewRunner(log *slog.Logger, loops ...Loop) *Runner {
 	return &Runner{loops: loops, log: log}
 }
 

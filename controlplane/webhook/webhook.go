@@ -1,4 +1,8 @@
-package jobs
+// Package webhook delivers jobs' completion webhooks: a signed POST of the
+// finished job, retried with backoff, never to link-local, multicast or
+// unspecified addresses. The leader's webhook loop (package leader) decides
+// which to send and records their outcome.
+package webhook
 
 import (
 	"bytes"
@@ -79,10 +83,9 @@ func CheckWebhookAddress(address string) error {
 	return nil
 }
 
-// Webhooks delivers completion webhooks: a POST of the finished job as
-// JSON, signed, retried with exponential backoff on errors and non-2xx
-// answers.
-type Webhooks struct {
+// Sender delivers completion webhooks: a POST of the finished job as JSON,
+// signed, retried with exponential backoff on errors and non-2xx answers.
+type Sender struct {
 	Client *http.Client
 	// Attempts is how many times a webhook is tried; default 8.
 	Attempts int
@@ -105,7 +108,7 @@ func Body(rec *statev1.JobRecord) ([]byte, error) {
 // run out or ctx ends, and returns the state to record: "delivered" or
 // "failed: <why>". It returns "" when ctx ended first (a new leader tries
 // again).
-func (w *Webhooks) Deliver(ctx context.Context, rec *statev1.JobRecord) string {
+func (w *Sender) Deliver(ctx context.Context, rec *statev1.JobRecord) string {
 	url := rec.Job.GetSpec().GetWebhookUrl()
 	body, err := Body(rec)
 	if err != nil {
@@ -152,7 +155,7 @@ func (w *Webhooks) Deliver(ctx context.Context, rec *statev1.JobRecord) string {
 	return fmt.Sprintf("failed: %d attempts, the last: %v", attempts, last)
 }
 
-func (w *Webhooks) post(ctx context.Context, client *http.Client, url string, rec *statev1.JobRecord, body []byte, attempt int) error {
+func (w *Sender) post(ctx context.Context, client *http.Client, url string, rec *statev1.JobRecord, body []byte, attempt int) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return err

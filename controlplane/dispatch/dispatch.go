@@ -1,17 +1,18 @@
-// Package jobs holds the control plane's job loops: the dispatcher's pure
-// decision (which queued jobs start on which nodes, which attempts lost
-// their node, which finished jobs expired), the completion webhooks, and the
-// garbage collection of blobs nothing refers to any more.
-package jobs
+// Package dispatch is the job dispatcher's decision: which queued jobs
+// start on which nodes, which attempts lost their node or ran far past their
+// timeout, which finished jobs and input records expired. It is pure (no
+// I/O, no goroutines, no clock of its own): the leader's dispatcher loop
+// (package leader) reads the state, calls Decide and writes the ops.
+package dispatch
 
 import (
 	"cmp"
 	"fmt"
 	"time"
 
-	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/controlplane/orchestrator"
 	"github.com/containercodes/cc/controlplane/scheduler"
+	"github.com/containercodes/cc/internal/jobspec"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -30,16 +31,37 @@ const TimeoutBackstop = time.Minute
 // them.
 const maxPendingNotes = 16
 
+// Queue is what a pass needs of a queue.
+type Queue struct {
+	// MaxRunning limits the queue's assigned and running jobs; 0 for no
+	// limit.
+	MaxRunning uint32
+	// Running counts the queue's assigned and running jobs.
+	Running uint64
+}
+
+// Jobs is the job state a pass decides from, read in one transaction.
+type Jobs struct {
+	// Queues are the queues by name; one missing has no limit and no
+	// active jobs.
+	Queues map[string]Queue
+	// Heads holds, per queue with queued jobs, its first jobs in dispatch
+	// order (at most HeadsPerQueue).
+	Heads map[string][]*statev1.JobRecord
+	// Active holds every assigned or running job.
+	Active []*statev1.JobRecord
+}
+
 // Input is what the dispatcher decides from.
 type Input struct {
-	Jobs       *fsm.DispatchState
+	Jobs       *Jobs
 	Nodes      []*ccv1.Node
 	Containers []*statev1.ContainerRecord // every container, for resources
 	Strategy   ccv1.SchedulingStrategy
 	Now        time.Time
 	// Expired are finished jobs whose output expired.
 	Expired []string
-	// ExpiredInputs are input records unused for fsm.InputTTL.
+	// ExpiredInputs are input records unused for their TTL.
 	ExpiredInputs []string
 	NewID         func() string
 }
@@ -95,11 +117,11 @@ func Decide(in Input) Plan {
 		// Still running long after its timeout: its node did not stop it.
 		st := containers[a.Id].GetStatus()
 		if st.GetState() == ccv1.ContainerState_CONTAINER_STATE_RUNNING && st.GetStartedAt() != nil {
-			limit := fsm.JobTimeout(j.Spec) + fsm.KillGrace(j.Spec) + TimeoutBackstop
+			limit := jobspec.Timeout(j.Spec) + jobspec.KillGrace(j.Spec) + TimeoutBackstop
 			if in.Now.Sub(st.GetStartedAt().AsTime()) > limit {
 				p.Ops = append(p.Ops, &statev1.JobOp{Op: &statev1.JobOp_FailAttempt{FailAttempt: &statev1.FailJobAttempt{
 					JobId: j.Id, ContainerId: a.Id, TimedOut: true,
-					Error: fmt.Sprintf("still running %s after its timeout of %s: its node %s did not stop it, so the attempt was ended", in.Now.Sub(st.GetStartedAt().AsTime()).Round(time.Second), fsm.JobTimeout(j.Spec), nodeName(n))}}})
+					Error: fmt.Sprintf("still running %s after its timeout of %s: its node %s did not stop it, so the attempt was ended", in.Now.Sub(st.GetStartedAt().AsTime()).Round(time.Second), jobspec.Timeout(j.Spec), nodeName(n))}}})
 			}
 		}
 	}
@@ -140,14 +162,13 @@ func (q *queueCursor) head() *ccv1.Job {
 
 // order returns the queued jobs to try this pass, in dispatch order, and
 // the reasons of the jobs a queue limit holds back.
-func order(st *fsm.DispatchState) (cands []*statev1.JobRecord, held map[string]string) {
+func order(st *Jobs) (cands []*statev1.JobRecord, held map[string]string) {
 	held = map[string]string{}
 	var qs []*queueCursor
 	for name, heads := range st.Heads {
 		q := &queueCursor{name: name, heads: heads}
-		if info := st.Queues[name]; info != nil {
-			q.running, q.limit = info.Running, info.MaxRunning
-		}
+		info := st.Queues[name]
+		q.running, q.limit = info.Running, info.MaxRunning
 		qs = append(qs, q)
 	}
 	for {
@@ -204,7 +225,7 @@ func dispatch(in Input) []*statev1.JobOp {
 	}
 	pending := make([]*ccv1.Container, 0, len(cands))
 	for _, r := range cands {
-		pending = append(pending, &ccv1.Container{Id: r.Job.Id, Spec: fsm.AttemptSpec(r.Job)})
+		pending = append(pending, &ccv1.Container{Id: r.Job.Id, Spec: jobspec.AttemptSpec(r.Job)})
 	}
 	strategy := scheduler.Spread
 	if in.Strategy == ccv1.SchedulingStrategy_SCHEDULING_STRATEGY_BINPACK {

@@ -1,4 +1,4 @@
-package leaderloop
+package leader
 
 import (
 	"context"
@@ -17,7 +17,7 @@ func TestLoopsFollowLeadership(t *testing.T) {
 		<-ctx.Done()
 		running.Add(-1)
 	}}
-	r := New(slog.New(slog.NewTextHandler(io.Discard, nil)), loop, loop)
+	r := NewRunner(slog.New(slog.NewTextHandler(io.Discard, nil)), loop, loop)
 	ch := make(chan bool)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -62,7 +62,7 @@ func TestReadyPreparesOncePerTerm(t *testing.T) {
 		}
 		<-ctx.Done()
 	}}
-	r := New(slog.New(slog.NewTextHandler(io.Discard, nil)), loop, loop, loop)
+	r := NewRunner(slog.New(slog.NewTextHandler(io.Discard, nil)), loop, loop, loop)
 	r.Prepare = func(context.Context) bool { prepares.Add(1); return true }
 	ch := make(chan bool)
 	ctx, cancel := context.WithCancel(context.Background())

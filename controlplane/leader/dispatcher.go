@@ -1,0 +1,116 @@
+package leader
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/containercodes/cc/controlplane/dispatch"
+	"github.com/containercodes/cc/controlplane/fsm"
+	"github.com/containercodes/cc/controlplane/raftstore"
+	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
+)
+
+// expirePerPass bounds the expired jobs one dispatcher pass deletes.
+const expirePerPass = 1000
+
+// JobDispatcher is the job dispatcher's leader loop: it reads the queues,
+// the active jobs and the nodes, decides (package dispatch) and writes the
+// decisions, again whenever the state changes.
+type JobDispatcher struct {
+	raft *raftstore.Store
+	fsm  *fsm.FSM
+	log  *slog.Logger
+}
+
+// NewJobDispatcher returns the job dispatcher loop.
+func NewJobDispatcher(c Config) *JobDispatcher {
+	return &JobDispatcher{raft: c.Raft, fsm: c.FSM, log: c.loopLog("job-dispatcher")}
+}
+
+// Run runs passes until ctx ends.
+func (d *JobDispatcher) Run(ctx context.Context) {
+	if !Ready(ctx) {
+		return
+	}
+	const resync = 5 * time.Second
+	const inputScan = time.Minute // input records expire in days: no hurry
+	var last, lastInputs time.Time
+	for {
+		if gap := minPassGap; time.Since(last) < gap {
+			if !sleep(ctx, gap-time.Since(last)) {
+				return
+			}
+		}
+		watch := d.fsm.Watch()
+		last = time.Now()
+		withInputs := last.Sub(lastInputs) >= inputScan
+		if withInputs {
+			lastInputs = last
+		}
+		ops, err := d.plan(last, withInputs)
+		if err != nil {
+			d.log.Error("read state", "err", err)
+		} else if len(ops) > 0 {
+			if err := writeJobOps(ctx, d.raft, ops); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				d.log.Warn("could not write the dispatcher's decisions; retrying", "err", err)
+				if !sleep(ctx, time.Second) {
+					return
+				}
+			} else {
+				d.log.Debug("job ops applied", "ops", len(ops), "took", time.Since(last))
+			}
+			continue
+		}
+		if !waitChange(ctx, watch, resync) {
+			return
+		}
+	}
+}
+
+// plan reads what one pass decides from and decides.
+func (d *JobDispatcher) plan(now time.Time, withInputs bool) ([]*statev1.JobOp, error) {
+	js, err := d.fsm.ReadDispatch(dispatch.HeadsPerQueue)
+	if err != nil {
+		return nil, err
+	}
+	// Nodes and containers matter only with jobs to place or to watch:
+	// a cluster of services without jobs does not pay for reading them on
+	// every change.
+	st := &fsm.State{}
+	if len(js.Heads) > 0 || len(js.Active) > 0 {
+		if st, err = d.fsm.ReadState(); err != nil {
+			return nil, err
+		}
+	}
+	expired, err := d.fsm.ExpiredJobs(now, expirePerPass)
+	if err != nil {
+		return nil, err
+	}
+	var inputs []string
+	if withInputs {
+		if inputs, err = d.fsm.ExpiredInputs(now); err != nil {
+			return nil, err
+		}
+	}
+	plan := dispatch.Decide(dispatch.Input{
+		Jobs: dispatchJobs(js), Nodes: st.Nodes, Containers: st.Tasks, Strategy: st.Settings.GetSchedulingStrategy(),
+		Now: now, Expired: expired, ExpiredInputs: inputs, NewID: newID,
+	})
+	return plan.Ops, nil
+}
+
+// dispatchJobs converts the state machine's read into the decision's input.
+func dispatchJobs(st *fsm.DispatchState) *dispatch.Jobs {
+	qs := make(map[string]dispatch.Queue, len(st.Queues))
+	for name, q := range st.Queues {
+		if q == nil {
+			continue
+		}
+		qs[name] = dispatch.Queue{MaxRunning: q.MaxRunning, Running: q.Running}
+	}
+	return &dispatch.Jobs{Queues: qs, Heads: st.Heads, Active: st.Active}
+}

@@ -1,0 +1,155 @@
+// Package leader is the work that must happen once in the cluster, done by
+// the raft leader only: node health (marking down the nodes no server hears
+// from), the orchestrator (services to tasks, through the scheduler), the
+// job dispatcher and the completion webhooks. A Runner starts the loops when
+// this server gains leadership and stops, and waits for, them when it loses
+// it; each loop decides from everything earlier leaders committed (Ready,
+// a raft barrier per term) and writes through this server's raft only, so
+// that a deposed leader stops deciding.
+//
+// The decisions themselves are pure and live elsewhere (packages
+// orchestrator and dispatch); this package reads the state, calls them and
+// writes their ops.
+package leader
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/containercodes/cc/controlplane/fsm"
+	"github.com/containercodes/cc/controlplane/raftstore"
+	"github.com/containercodes/cc/controlplane/webhook"
+	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
+)
+
+// Config is what the leader loops need.
+type Config struct {
+	Raft *raftstore.Store
+	FSM  *fsm.FSM
+	Log  *slog.Logger
+	// NodeDownAfter is how long a node may go without a session on any
+	// server before it is marked down. Default 10s.
+	NodeDownAfter time.Duration
+	// Sessions returns the nodes with a live session on this server and
+	// their last heartbeat.
+	Sessions func() map[string]time.Time
+	// OtherSessions returns the same from the other servers (an
+	// unreachable server contributes none).
+	OtherSessions func(ctx context.Context) map[string]time.Time
+	// Webhooks delivers completion webhooks; nil for the default sender.
+	Webhooks *webhook.Sender
+}
+
+// Loops returns the leader loops of a control-plane server.
+func Loops(c Config) []Loop {
+	return []Loop{
+		{Name: "node-health", Run: NewNodeHealth(c).Run},
+		{Name: "orchestrator", Run: NewOrchestrator(c).Run},
+		{Name: "job-dispatcher", Run: NewJobDispatcher(c).Run},
+		{Name: "job-webhooks", Run: NewWebhooks(c).Run},
+	}
+}
+
+// loopLog is the logger of one loop.
+func (c Config) loopLog(name string) *slog.Logger {
+	log := c.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return log.With("loop", name)
+}
+
+// Barrier returns a Runner's Prepare: a raft barrier, retried until it
+// succeeds or the term ends, so that the loops of a term decide from
+// everything earlier leaders committed.
+func Barrier(r *raftstore.Store, log *slog.Logger) func(ctx context.Context) bool {
+	return func(ctx context.Context) bool {
+		for {
+			bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := r.Barrier(bctx)
+			cancel()
+			if err == nil {
+				return true
+			}
+			if ctx.Err() != nil {
+				return false
+			}
+			log.Warn("barrier failed; retrying", "err", err)
+			if !sleep(ctx, time.Second) {
+				return false
+			}
+		}
+	}
+}
+
+// opsPerCommand bounds one raft entry of ops: a batch of 100,000 new tasks
+// goes out as several entries, each applied in one transaction.
+const opsPerCommand = 2000
+
+// minPassGap is the least time between two passes of a deciding loop.
+const minPassGap = 50 * time.Millisecond
+
+// writeOps writes ops as commands of type t of at most opsPerCommand ops
+// each (wrap makes one command's payload), in order and pipelined, through
+// this server's raft only: a server that lost leadership stops deciding.
+func writeOps[Op any](ctx context.Context, r *raftstore.Store, t statev1.CommandType, ops []Op, wrap func([]Op) proto.Message) error {
+	var payloads []proto.Message
+	for len(ops) > 0 {
+		n := min(len(ops), opsPerCommand)
+		payloads = append(payloads, wrap(ops[:n]))
+		ops = ops[n:]
+	}
+	return r.ProposeLocalAll(ctx, t, payloads, time.Now())
+}
+
+// writeTaskOps writes the orchestrator's task ops.
+func writeTaskOps(ctx context.Context, r *raftstore.Store, ops []*statev1.TaskOp) error {
+	return writeOps(ctx, r, statev1.CommandType_COMMAND_TYPE_TASK_OPS, ops, func(c []*statev1.TaskOp) proto.Message {
+		return &statev1.TaskOps{Ops: c}
+	})
+}
+
+// writeJobOps writes the job dispatcher's and the webhook loop's job ops.
+func writeJobOps(ctx context.Context, r *raftstore.Store, ops []*statev1.JobOp) error {
+	return writeOps(ctx, r, statev1.CommandType_COMMAND_TYPE_JOB_OPS, ops, func(c []*statev1.JobOp) proto.Message {
+		return &statev1.JobOps{Ops: c}
+	})
+}
+
+// waitChange waits until watch is closed or d has passed; false when ctx
+// ended first.
+func waitChange(ctx context.Context, watch <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-watch:
+	case <-t.C:
+	}
+	return true
+}
+
+// sleep waits for d; false when ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// newID returns a random id for a new task or job attempt.
+func newID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
