@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/containercodes/cc/internal/jobspec"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
@@ -889,7 +890,7 @@ func jobList(c *cli.Context) error {
 			}
 			queue := j.GetSpec().GetQueue()
 			if queue == "" {
-				queue = "default"
+				queue = jobspec.DefaultQueue
 			}
 			exit := "-"
 			if code, ok := jobExit(j); ok {
@@ -947,7 +948,7 @@ func printJobSummary(out io.Writer, j *ccv1.Job, nodes map[string]string, now ti
 	}
 	queue := spec.GetQueue()
 	if queue == "" {
-		queue = "default"
+		queue = jobspec.DefaultQueue
 	}
 	line("Queue", "%s, priority %d", queue, spec.GetPriority())
 	if labels := spec.GetLabels(); len(labels) > 0 {

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/containercodes/cc/agent/jobs"
+	"github.com/containercodes/cc/internal/jobspec"
 	"github.com/containercodes/cc/internal/streamio"
 )
 
@@ -35,17 +36,17 @@ import (
 //     its /etc/hosts (and resolv.conf) bind-mounted read-only;
 //   - as spec.user ("uid" or "uid:gid", numeric; a lone uid gets the same
 //     gid) or 65534:65534, with no capabilities at all (every set empty);
-//   - with a pids limit of jobs.DefaultPids when its resources set none;
-//   - with /tmp a tmpfs of tmp_limit_bytes (jobs.DefaultTmpLimitBytes),
+//   - with a pids limit of jobspec.DefaultPids when its resources set none;
+//   - with /tmp a tmpfs of tmp_limit_bytes (jobspec.DefaultTmpLimitBytes),
 //     nosuid, nodev, mode 1777;
 //   - with /output a tmpfs the agent mounts on the host at
 //     <StateDir>/jobs/<id>/output (size output_limit_bytes, default
-//     jobs.DefaultOutputLimitBytes; inodes max_output_files plus a tenth
+//     jobspec.DefaultOutputLimitBytes; inodes max_output_files plus a tenth
 //     plus 64; owned by the job's uid:gid, mode 0755; nosuid, nodev), bound
 //     into the container read-write, nosuid, nodev. It outlives the task,
 //     so CollectOutput packs it after the job ended;
 //   - with /input, when the task has OpenInput, its tar.gz unpacked (by
-//     jobs.Unpack, at most jobs.DefaultInputLimitBytes) into
+//     jobs.Unpack, at most jobspec.DefaultInputLimitBytes) into
 //     <StateDir>/jobs/<id>/input and bound read-only (nosuid, nodev).
 //
 // The job's directory <StateDir>/jobs/<id>/ also gets output.tar.gz (and
@@ -154,7 +155,7 @@ func (r *Runtime) prepareSandbox(ctx context.Context, t Task) ([]specs.Mount, er
 
 	tmp := sb.GetTmpLimitBytes()
 	if tmp <= 0 {
-		tmp = jobs.DefaultTmpLimitBytes
+		tmp = jobspec.DefaultTmpLimitBytes
 	}
 	mounts = append(mounts, specs.Mount{
 		Destination: "/tmp",
@@ -199,7 +200,7 @@ func (r *Runtime) unpackInput(ctx context.Context, t Task, dir string) error {
 		return fmt.Errorf("runtime: open the input directory of %s: %w", t.ID, err)
 	}
 	defer root.Close()
-	if err := jobs.Unpack(streamio.WithContext(ctx, rc), root, jobs.DefaultInputLimitBytes); err != nil {
+	if err := jobs.Unpack(streamio.WithContext(ctx, rc), root, jobspec.DefaultInputLimitBytes); err != nil {
 		if jobs.IsRefused(err) {
 			return fmt.Errorf("runtime: start %s: the job's input cannot be used: %w", t.ID, err)
 		}
@@ -224,7 +225,7 @@ func sandboxSpecOpts(t Task, mounts []specs.Mount, initPath string) []oci.SpecOp
 		opts = append(opts, withInit(initPath))
 	}
 	if t.Spec.GetResources().GetPids() <= 0 {
-		opts = append(opts, oci.WithPidsLimit(jobs.DefaultPids))
+		opts = append(opts, oci.WithPidsLimit(jobspec.DefaultPids))
 	}
 	return opts
 }

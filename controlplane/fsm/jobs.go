@@ -8,8 +8,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/containercodes/cc/internal/jobspec"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -47,9 +47,6 @@ const (
 	WebhookPending   = "pending"
 	WebhookDelivered = "delivered"
 )
-
-// DefaultQueue is the queue of a job that names none.
-const DefaultQueue = "default"
 
 // JobFinished says whether a job state is final.
 func JobFinished(s ccv1.JobState) bool {
@@ -109,7 +106,7 @@ func jobQueue(j *ccv1.Job) string {
 	if q := j.GetSpec().GetQueue(); q != "" {
 		return q
 	}
-	return DefaultQueue
+	return jobspec.DefaultQueue
 }
 
 // saveJob writes a job record and moves its index entries from what old
@@ -245,7 +242,7 @@ func applySubmitJob(tx *txn, at time.Time, msg proto.Message) error {
 	j.StartedAt, j.FinishedAt, j.ExpiresAt = nil, nil, nil
 	j.WebhookState, j.Message, j.CancelRequested = "", "", false
 	if j.Spec.Queue == "" {
-		j.Spec.Queue = DefaultQueue
+		j.Spec.Queue = jobspec.DefaultQueue
 	}
 	if d := j.Spec.InputDigest; d != "" {
 		in := &statev1.InputRecord{}
@@ -370,7 +367,7 @@ func applyCancelJob(tx *txn, at time.Time, msg proto.Message) error {
 		c.Desired = ccv1.DesiredState_DESIRED_STATE_STOPPED
 		c.Generation++
 		c.Message = "job cancelled"
-		crec.StopTimeoutMs = killGraceMs(j.Spec)
+		crec.StopTimeoutMs = jobspec.KillGrace(j.Spec).Milliseconds()
 		c.UpdatedAt = ts(at)
 		tx.touched.node(c.NodeId)
 		if err := put(tx.Bucket(bucketContainers), c.Id, crec); err != nil {
@@ -380,31 +377,13 @@ func applyCancelJob(tx *txn, at time.Time, msg proto.Message) error {
 	return saveJob(tx, old, rec)
 }
 
-// DefaultKillGrace is the wait between SIGTERM and SIGKILL of a job.
-const DefaultKillGrace = 10 * time.Second
-
-func killGraceMs(spec *ccv1.JobSpec) int64 {
-	if g := spec.GetKillGrace(); g != nil && g.AsDuration() > 0 {
-		return g.AsDuration().Milliseconds()
-	}
-	return DefaultKillGrace.Milliseconds()
-}
-
-// DefaultOutputTTL is how long a finished job's output and logs are kept
-// when its spec sets no TTL.
-const DefaultOutputTTL = 7 * 24 * time.Hour
-
 // finishJob gives a job its final state.
 func finishJob(rec *statev1.JobRecord, at time.Time, state ccv1.JobState, message string) {
 	j := rec.Job
 	j.State = state
 	j.Message = message
 	j.FinishedAt, j.UpdatedAt = ts(at), ts(at)
-	ttl := DefaultOutputTTL
-	if t := j.GetSpec().GetOutputTtl(); t != nil && t.AsDuration() > 0 {
-		ttl = t.AsDuration()
-	}
-	j.ExpiresAt = ts(at.Add(ttl))
+	j.ExpiresAt = ts(at.Add(jobspec.OutputTTL(j.GetSpec())))
 	if j.GetSpec().GetWebhookUrl() != "" {
 		j.WebhookState = WebhookPending
 	}
@@ -417,26 +396,19 @@ func currentAttempt(j *ccv1.Job) *ccv1.JobAttempt {
 	return j.Attempts[len(j.Attempts)-1]
 }
 
-func maxAttempts(j *ccv1.Job) int {
-	if n := j.GetSpec().GetMaxAttempts(); n > 0 {
-		return int(n)
-	}
-	return 1
-}
-
 // retryOrFail queues a job whose attempt failed again while attempts
 // remain, and fails it otherwise.
 func retryOrFail(rec *statev1.JobRecord, at time.Time, why string) {
 	j := rec.Job
-	n := len(j.Attempts)
-	if n < maxAttempts(j) {
+	n, most := len(j.Attempts), jobspec.MaxAttempts(j.GetSpec())
+	if n < most {
 		j.State = ccv1.JobState_JOB_STATE_QUEUED
-		j.Message = fmt.Sprintf("attempt %d failed: %s; queued again (%d of %d attempts left)", n, why, maxAttempts(j)-n, maxAttempts(j))
+		j.Message = fmt.Sprintf("attempt %d failed: %s; queued again (%d of %d attempts left)", n, why, most-n, most)
 		j.UpdatedAt = ts(at)
 		return
 	}
 	msg := why
-	if maxAttempts(j) > 1 {
+	if most > 1 {
 		msg = fmt.Sprintf("%s (after %d attempts)", why, n)
 	}
 	finishJob(rec, at, ccv1.JobState_JOB_STATE_FAILED, msg)
@@ -468,50 +440,6 @@ func applyJobOps(tx *txn, at time.Time, msg proto.Message) error {
 	return nil
 }
 
-// AttemptName is the container name of a job's attempt.
-func AttemptName(jobID string, n uint32) string {
-	return fmt.Sprintf("job-%s-%d", jobID, n)
-}
-
-// AttemptSpec is the container spec of a job's attempt: the job's command in
-// a sandbox. The state machine builds it, so every server builds the same.
-func AttemptSpec(j *ccv1.Job) *ccv1.ContainerSpec {
-	s := j.GetSpec()
-	network := ccv1.NetworkMode_NETWORK_MODE_NONE
-	if s.GetNetwork() {
-		network = ccv1.NetworkMode_NETWORK_MODE_BRIDGE
-	}
-	grace := durationpb.New(time.Duration(killGraceMs(s)) * time.Millisecond)
-	return &ccv1.ContainerSpec{
-		Image:           s.GetImage(),
-		Command:         append([]string(nil), s.GetCommand()...),
-		Env:             append([]string(nil), s.GetEnv()...),
-		Resources:       proto.Clone(orEmpty(s.GetResources())).(*ccv1.ContainerResources),
-		ReadOnly:        true,
-		User:            s.GetUser(),
-		Workdir:         s.GetWorkdir(),
-		Restart:         ccv1.RestartPolicy_RESTART_POLICY_NO,
-		Network:         network,
-		StopGracePeriod: grace,
-		Sandbox: &ccv1.JobSandbox{
-			JobId:            j.Id,
-			OutputLimitBytes: s.GetOutputLimitBytes(),
-			TmpLimitBytes:    s.GetTmpLimitBytes(),
-			MaxOutputFiles:   s.GetMaxOutputFiles(),
-			InputDigest:      s.GetInputDigest(),
-			Timeout:          s.GetTimeout(),
-			KillGrace:        grace,
-		},
-	}
-}
-
-func orEmpty(r *ccv1.ContainerResources) *ccv1.ContainerResources {
-	if r == nil {
-		return &ccv1.ContainerResources{}
-	}
-	return r
-}
-
 func opStartJobAttempt(tx *txn, at time.Time, o *statev1.StartJobAttempt) error {
 	rec, ok, err := loadJob(tx, o.JobId)
 	if err != nil || !ok {
@@ -524,7 +452,7 @@ func opStartJobAttempt(tx *txn, at time.Time, o *statev1.StartJobAttempt) error 
 	if tx.Bucket(bucketNodes).Get([]byte(o.NodeId)) == nil || tx.Bucket(bucketContainers).Get([]byte(o.ContainerId)) != nil {
 		return nil
 	}
-	name := AttemptName(j.Id, o.Attempt)
+	name := jobspec.AttemptName(j.Id, o.Attempt)
 	if tx.Bucket(bucketContainerNames).Get([]byte(name)) != nil {
 		return nil
 	}
@@ -532,7 +460,7 @@ func opStartJobAttempt(tx *txn, at time.Time, o *statev1.StartJobAttempt) error 
 	c := &ccv1.Container{
 		Id:          o.ContainerId,
 		Name:        name,
-		Spec:        AttemptSpec(j),
+		Spec:        jobspec.AttemptSpec(j),
 		NodeId:      o.NodeId,
 		Desired:     ccv1.DesiredState_DESIRED_STATE_RUNNING,
 		Status:      &ccv1.ContainerStatus{State: ccv1.ContainerState_CONTAINER_STATE_ASSIGNED},
@@ -543,7 +471,7 @@ func opStartJobAttempt(tx *txn, at time.Time, o *statev1.StartJobAttempt) error 
 		AssignedAt:  ts(at),
 		JobId:       j.Id,
 	}
-	if err := insertContainer(tx, &statev1.ContainerRecord{Container: c, StopTimeoutMs: killGraceMs(j.Spec)}); err != nil {
+	if err := insertContainer(tx, &statev1.ContainerRecord{Container: c, StopTimeoutMs: jobspec.KillGrace(j.Spec).Milliseconds()}); err != nil {
 		return err
 	}
 	j.Attempts = append(j.Attempts, &ccv1.JobAttempt{
@@ -708,7 +636,7 @@ func attemptReported(tx *txn, at time.Time, crec *statev1.ContainerRecord) error
 	case j.CancelRequested:
 		finishJob(rec, at, ccv1.JobState_JOB_STATE_CANCELLED, "cancelled")
 	case a.TimedOut:
-		finishJob(rec, at, ccv1.JobState_JOB_STATE_TIMED_OUT, fmt.Sprintf("ran longer than its timeout of %s and was stopped", jobTimeout(j.Spec)))
+		finishJob(rec, at, ccv1.JobState_JOB_STATE_TIMED_OUT, fmt.Sprintf("ran longer than its timeout of %s and was stopped", jobspec.Timeout(j.Spec)))
 	case jr.GetError() != "":
 		finishJob(rec, at, ccv1.JobState_JOB_STATE_FAILED, jr.GetError())
 	case st.GetState() == ccv1.ContainerState_CONTAINER_STATE_FAILED:
@@ -733,43 +661,12 @@ func attemptReported(tx *txn, at time.Time, crec *statev1.ContainerRecord) error
 	return saveJob(tx, old, rec)
 }
 
-// DefaultJobTimeout is a job's timeout when its spec sets none.
-const DefaultJobTimeout = time.Hour
-
-// JobTimeout is a job's timeout, its default when its spec sets none.
-func JobTimeout(s *ccv1.JobSpec) time.Duration { return jobTimeout(s) }
-
-// KillGrace is a job's wait between SIGTERM and SIGKILL.
-func KillGrace(s *ccv1.JobSpec) time.Duration {
-	return time.Duration(killGraceMs(s)) * time.Millisecond
-}
-
-func jobTimeout(s *ccv1.JobSpec) time.Duration {
-	if t := s.GetTimeout(); t != nil && t.AsDuration() > 0 {
-		return t.AsDuration()
-	}
-	return DefaultJobTimeout
-}
-
 func applySetQueue(tx *txn, _ time.Time, msg proto.Message) error {
 	q := msg.(*statev1.SetQueue).GetQueue()
-	if err := ValidQueueName(q.GetName()); err != nil {
+	if err := jobspec.ValidQueueName(q.GetName()); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	return put(tx.Bucket(bucketQueues), q.Name, q)
-}
-
-// ValidQueueName checks a queue name: 1 to 63 of a-z, 0-9, '-', '_', '.'.
-func ValidQueueName(name string) error {
-	if name == "" || len(name) > 63 {
-		return fmt.Errorf("queue name %q must be 1 to 63 characters", name)
-	}
-	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
-			return fmt.Errorf("queue name %q may only hold a-z, 0-9, '-', '_' and '.'", name)
-		}
-	}
-	return nil
 }
 
 // ---- reads ----
