@@ -22,6 +22,7 @@ import (
 	"github.com/containercodes/cc/agent/jobs"
 	"github.com/containercodes/cc/internal/jobspec"
 	"github.com/containercodes/cc/internal/streamio"
+	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
 // Job sandboxes.
@@ -126,10 +127,47 @@ func checkSandbox(t Task) error {
 	return nil
 }
 
-// prepareSandbox makes the job's directory: the /output tmpfs and the
+// jobSandbox is the variant of Start for a job attempt.
+type jobSandbox struct {
+	r *Runtime
+	t Task
+}
+
+// network is none unless the job asks for the bridge.
+func (s *jobSandbox) network() string {
+	if s.t.Spec.GetNetwork() != ccv1.NetworkMode_NETWORK_MODE_BRIDGE {
+		return networkNone // a job has no network unless it asks for one
+	}
+	return networkBridge
+}
+
+// prepare makes the job's directory and gives the container its mounts
+// (the /etc files read-only), its user, capabilities and limits, and its
+// job label.
+func (s *jobSandbox) prepare(ctx context.Context, etc []specs.Mount) (preparation, error) {
+	etc = readOnlyMounts(etc)
+	mounts, err := s.r.makeJobDir(ctx, s.t)
+	if err != nil {
+		return preparation{}, err
+	}
+	return preparation{
+		etc:    etc,
+		opts:   sandboxSpecOpts(s.t, mounts, s.r.cfg.InitPath),
+		labels: map[string]string{LabelJob: s.t.Spec.GetSandbox().GetJobId()},
+	}, nil
+}
+
+// undo removes the job's directory and its mounts.
+func (s *jobSandbox) undo() {
+	if err := s.r.removeJobDir(s.t.ID); err != nil {
+		s.r.log.Warn("clean up after a failed start", "container", s.t.ID, "err", err)
+	}
+}
+
+// makeJobDir makes the job's directory: the /output tmpfs and the
 // unpacked input. It returns the container's mounts for them and /tmp.
 // On error the caller removes the job's directory (removeJobDir).
-func (r *Runtime) prepareSandbox(ctx context.Context, t Task) ([]specs.Mount, error) {
+func (r *Runtime) makeJobDir(ctx context.Context, t Task) ([]specs.Mount, error) {
 	sb := t.Spec.GetSandbox()
 	uid, gid, _ := sandboxUser(t.Spec.GetUser())
 	dir := r.JobDir(t.ID)
