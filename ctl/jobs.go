@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/containercodes/cc/internal/jobspec"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
@@ -773,12 +774,12 @@ func describeJob(j *ccv1.Job, nodes map[string]string, now time.Time) string {
 	case ccv1.JobState_JOB_STATE_SUCCEEDED:
 		s = "succeeded"
 	}
-	if max := max(j.GetSpec().GetMaxAttempts(), 1); max > 1 && a != nil {
+	if most := jobspec.MaxAttempts(j.GetSpec()); most > 1 && a != nil {
 		switch j.GetState() {
 		case ccv1.JobState_JOB_STATE_QUEUED:
-			s += fmt.Sprintf(" for attempt %d of %d", len(j.GetAttempts())+1, max)
+			s += fmt.Sprintf(" for attempt %d of %d", len(j.GetAttempts())+1, most)
 		case ccv1.JobState_JOB_STATE_ASSIGNED, ccv1.JobState_JOB_STATE_RUNNING:
-			s += fmt.Sprintf(" (attempt %d of %d)", len(j.GetAttempts()), max)
+			s += fmt.Sprintf(" (attempt %d of %d)", len(j.GetAttempts()), most)
 		}
 	}
 	if jobDone(j.GetState()) && j.GetStartedAt() != nil {
@@ -889,7 +890,7 @@ func jobList(c *cli.Context) error {
 			}
 			queue := j.GetSpec().GetQueue()
 			if queue == "" {
-				queue = "default"
+				queue = jobspec.DefaultQueue
 			}
 			exit := "-"
 			if code, ok := jobExit(j); ok {
@@ -900,7 +901,7 @@ func jobList(c *cli.Context) error {
 				age = compactDuration(now.Sub(t.AsTime()))
 			}
 			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%d/%d\t%s\t%s\t%s\n", id(j.GetId()), state, queue, j.GetSpec().GetPriority(),
-				nodeName(lastAttempt(j).GetNodeId(), nodes), len(j.GetAttempts()), max(j.GetSpec().GetMaxAttempts(), 1),
+				nodeName(lastAttempt(j).GetNodeId(), nodes), len(j.GetAttempts()), jobspec.MaxAttempts(j.GetSpec()),
 				age, jobDuration(j, now), exit)
 		}
 		if err := w.Flush(); err != nil {
@@ -947,7 +948,7 @@ func printJobSummary(out io.Writer, j *ccv1.Job, nodes map[string]string, now ti
 	}
 	queue := spec.GetQueue()
 	if queue == "" {
-		queue = "default"
+		queue = jobspec.DefaultQueue
 	}
 	line("Queue", "%s, priority %d", queue, spec.GetPriority())
 	if labels := spec.GetLabels(); len(labels) > 0 {
@@ -987,7 +988,7 @@ func printJobSummary(out io.Writer, j *ccv1.Job, nodes map[string]string, now ti
 		}
 		line("Webhook", "%s: %s", u, st)
 	}
-	line("Attempts", "%d of at most %d", len(j.GetAttempts()), max(spec.GetMaxAttempts(), 1))
+	line("Attempts", "%d of at most %d", len(j.GetAttempts()), jobspec.MaxAttempts(spec))
 	if err := w.Flush(); err != nil {
 		return err
 	}

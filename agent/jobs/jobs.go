@@ -16,26 +16,12 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/containercodes/cc/internal/jobspec"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
-// Defaults of a job sandbox when its JobSandbox field is zero.
-const (
-	// DefaultOutputLimitBytes sizes /output and caps its archive's content.
-	DefaultOutputLimitBytes int64 = 1 << 30
-	// DefaultMaxOutputFiles caps the entries collected from /output.
-	DefaultMaxOutputFiles uint32 = 10000
-	// DefaultTmpLimitBytes sizes /tmp.
-	DefaultTmpLimitBytes int64 = 64 << 20
-	// DefaultInputLimitBytes caps what an input archive unpacks to (file
-	// content, plus 512 bytes for each entry).
-	DefaultInputLimitBytes int64 = 4 << 30
-	// DefaultPids is the pids limit of a sandbox whose resources set none.
-	DefaultPids int64 = 512
-)
-
 // Limits bound what Pack collects. Zero fields take the defaults
-// (DefaultOutputLimitBytes, DefaultMaxOutputFiles).
+// (jobspec.DefaultOutputLimitBytes, jobspec.DefaultMaxOutputFiles).
 type Limits struct {
 	// MaxBytes caps the total content of the regular files (a file with
 	// several hard links counts once).
@@ -48,10 +34,10 @@ type Limits struct {
 // WithDefaults returns l with zero fields set to the defaults.
 func (l Limits) WithDefaults() Limits {
 	if l.MaxBytes <= 0 {
-		l.MaxBytes = DefaultOutputLimitBytes
+		l.MaxBytes = jobspec.DefaultOutputLimitBytes
 	}
 	if l.MaxFiles == 0 {
-		l.MaxFiles = DefaultMaxOutputFiles
+		l.MaxFiles = jobspec.DefaultMaxOutputFiles
 	}
 	return l
 }

@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"github.com/klauspost/compress/gzip"
+
+	"github.com/containercodes/cc/internal/jobspec"
 )
 
 // tarBlock is what each entry counts toward Unpack's byte limit on top of
@@ -19,8 +21,9 @@ import (
 const tarBlock = 512
 
 // Unpack reads a gzip-compressed tar stream from r (a job's input) and
-// creates its entries under dst. maxBytes (DefaultInputLimitBytes when <= 0)
-// caps the content of the regular files plus 512 bytes for each entry.
+// creates its entries under dst. maxBytes (jobspec.DefaultInputLimitBytes
+// when <= 0) caps the content of the regular files plus 512 bytes for each
+// entry.
 //
 // It creates directories, regular files, symlinks and hard links, and
 // refuses with a *RefusedError: a name that is absolute or holds a ".."
@@ -38,7 +41,7 @@ const tarBlock = 512
 // modification time. Ownership is the caller's (the agent's).
 func Unpack(r io.Reader, dst *os.Root, maxBytes int64) error {
 	if maxBytes <= 0 {
-		maxBytes = DefaultInputLimitBytes
+		maxBytes = jobspec.DefaultInputLimitBytes
 	}
 	src := &srcReader{r: r}
 	u := &unpacker{root: dst, dirs: map[string]bool{".": true}, max: maxBytes}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -56,6 +57,60 @@ type Observed struct {
 	Error string
 }
 
+// A variant is what a kind of container adds to Start's common path (the
+// image, the network, the /etc files, the logs, the task): a plain
+// container its user; a job sandbox (jobSandbox, sandbox.go) its checks,
+// its network, its directory and mounts, its spec options and its label.
+type variant interface {
+	// network is the container's network mode.
+	network() string
+	// prepare makes what the container needs on the host besides the
+	// common files, once its network and /etc files (etc) are made.
+	prepare(ctx context.Context, etc []specs.Mount) (preparation, error)
+	// undo removes what prepare made, after a failed start.
+	undo()
+}
+
+// preparation is what a variant gives a container's spec and labels.
+type preparation struct {
+	// etc are the /etc file mounts as the container gets them.
+	etc []specs.Mount
+	// opts follow the container's own spec options and come before the
+	// seccomp profile, which is built from the capabilities they leave.
+	opts []oci.SpecOpts
+	// labels are added to the common ones.
+	labels map[string]string
+}
+
+// variantOf checks the fields of a task its variant reads, before
+// anything is made, and returns the variant.
+func (r *Runtime) variantOf(t Task) (variant, error) {
+	if t.Spec.GetSandbox() == nil {
+		return plainContainer{t: t}, nil
+	}
+	if err := checkSandbox(t); err != nil {
+		return nil, err
+	}
+	return &jobSandbox{r: r, t: t}, nil
+}
+
+// plainContainer is the variant of a container that is not a job attempt.
+type plainContainer struct{ t Task }
+
+func (p plainContainer) network() string { return networkMode(p.t.Spec.GetNetwork()) }
+
+// prepare runs the process as the spec's user, a name looked up in the
+// image.
+func (p plainContainer) prepare(_ context.Context, etc []specs.Mount) (preparation, error) {
+	prep := preparation{etc: etc}
+	if u := p.t.Spec.GetUser(); u != "" {
+		prep.opts = append(prep.opts, oci.WithUser(u))
+	}
+	return prep, nil
+}
+
+func (plainContainer) undo() {}
+
 // killGrace bounds the wait for a task after SIGKILL.
 const killGrace = 10 * time.Second
 
@@ -70,11 +125,9 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 	if t.Spec == nil {
 		return "", fmt.Errorf("runtime: start %s: no spec", t.ID)
 	}
-	sandbox := t.Spec.GetSandbox() != nil
-	if sandbox {
-		if err := checkSandbox(t); err != nil {
-			return "", err
-		}
+	v, err := r.variantOf(t)
+	if err != nil {
+		return "", err
 	}
 	ctx = r.withNS(ctx)
 	if err := r.Remove(ctx, t.ID); err != nil {
@@ -96,10 +149,7 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 		return "", err
 	}
 
-	mode := networkMode(t.Spec.GetNetwork())
-	if sandbox && t.Spec.GetNetwork() != ccv1.NetworkMode_NETWORK_MODE_BRIDGE {
-		mode = networkNone // a job has no network unless it asks for one
-	}
+	mode := v.network()
 	ports := portMappings(t.Spec.GetPorts())
 	if mode == networkNone && len(ports) > 0 {
 		return "", fmt.Errorf("runtime: start %s: ports cannot be published with network mode none", t.ID)
@@ -123,23 +173,16 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 		}
 		_ = r.teardownNetwork(cctx, t.ID, mode, ports)
 		_ = os.RemoveAll(r.filesDir(t.ID))
-		if sandbox {
-			if rerr := r.removeJobDir(t.ID); rerr != nil {
-				r.log.Warn("clean up after a failed start", "container", t.ID, "err", rerr)
-			}
-		}
+		v.undo()
 	}()
 
-	mounts, err := r.etcFiles(t.ID, t.Name, ip, mode)
+	etc, err := r.etcFiles(t.ID, t.Name, ip, mode)
 	if err != nil {
 		return "", err
 	}
-	var sandboxMounts []specs.Mount
-	if sandbox {
-		mounts = readOnlyMounts(mounts)
-		if sandboxMounts, err = r.prepareSandbox(ctx, t); err != nil {
-			return "", err
-		}
+	prep, err := v.prepare(ctx, etc)
+	if err != nil {
+		return "", err
 	}
 	labels := map[string]string{
 		LabelContainerID: t.ID,
@@ -157,14 +200,12 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 	if p := encodePorts(ports); p != "" {
 		labels[LabelPorts] = p
 	}
-	if sandbox {
-		labels[LabelJob] = t.Spec.GetSandbox().GetJobId()
-	}
+	maps.Copy(labels, prep.labels)
 	container, err = r.client.NewContainer(ctx, t.ID,
 		containerd.WithImage(img),
 		containerd.WithNewSnapshot(t.ID, img),
 		containerd.WithContainerLabels(labels),
-		containerd.WithNewSpec(r.specOpts(img, t, nsPath, mounts, sandboxMounts)...),
+		containerd.WithNewSpec(r.specOpts(img, t, nsPath, prep)...),
 	)
 	if err != nil {
 		return "", fmt.Errorf("runtime: create container %s: %w", t.ID, err)
@@ -188,9 +229,9 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 	return ip, nil
 }
 
-// specOpts builds the OCI spec of a container; sandboxMounts are those of
-// a job sandbox (nil for other containers).
-func (r *Runtime) specOpts(img containerd.Image, t Task, nsPath string, mounts, sandboxMounts []specs.Mount) []oci.SpecOpts {
+// specOpts builds the OCI spec of a container: its own options, then its
+// variant's.
+func (r *Runtime) specOpts(img containerd.Image, t Task, nsPath string, prep preparation) []oci.SpecOpts {
 	s := t.Spec
 	opts := []oci.SpecOpts{oci.WithImageConfig(img)}
 	if len(s.GetCommand()) > 0 {
@@ -198,9 +239,6 @@ func (r *Runtime) specOpts(img containerd.Image, t Task, nsPath string, mounts, 
 	}
 	if len(s.GetEnv()) > 0 {
 		opts = append(opts, oci.WithEnv(s.GetEnv()))
-	}
-	if s.GetUser() != "" && s.GetSandbox() == nil {
-		opts = append(opts, oci.WithUser(s.GetUser()))
 	}
 	if s.GetWorkdir() != "" {
 		opts = append(opts, oci.WithProcessCwd(s.GetWorkdir()))
@@ -227,16 +265,14 @@ func (r *Runtime) specOpts(img containerd.Image, t Task, nsPath string, mounts, 
 	if s.GetReadOnly() {
 		opts = append(opts, oci.WithRootFSReadonly())
 	}
-	if s.GetSandbox() != nil {
-		// Before the seccomp profile, which is built from the
-		// capabilities: none, so the strictest profile.
-		opts = append(opts, sandboxSpecOpts(t, sandboxMounts, r.cfg.InitPath)...)
-	}
+	// Before the seccomp profile, which is built from the capabilities
+	// (a sandbox leaves none, so the strictest profile).
+	opts = append(opts, prep.opts...)
 	opts = append(opts,
 		oci.WithNoNewPrivileges,
 		seccomp.WithDefaultProfile(),
 		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: nsPath}),
-		oci.WithMounts(mounts),
+		oci.WithMounts(prep.etc),
 	)
 	return opts
 }

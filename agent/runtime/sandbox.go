@@ -20,7 +20,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/containercodes/cc/agent/jobs"
+	"github.com/containercodes/cc/internal/jobspec"
 	"github.com/containercodes/cc/internal/streamio"
+	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
 // Job sandboxes.
@@ -35,17 +37,17 @@ import (
 //     its /etc/hosts (and resolv.conf) bind-mounted read-only;
 //   - as spec.user ("uid" or "uid:gid", numeric; a lone uid gets the same
 //     gid) or 65534:65534, with no capabilities at all (every set empty);
-//   - with a pids limit of jobs.DefaultPids when its resources set none;
-//   - with /tmp a tmpfs of tmp_limit_bytes (jobs.DefaultTmpLimitBytes),
+//   - with a pids limit of jobspec.DefaultPids when its resources set none;
+//   - with /tmp a tmpfs of tmp_limit_bytes (jobspec.DefaultTmpLimitBytes),
 //     nosuid, nodev, mode 1777;
 //   - with /output a tmpfs the agent mounts on the host at
 //     <StateDir>/jobs/<id>/output (size output_limit_bytes, default
-//     jobs.DefaultOutputLimitBytes; inodes max_output_files plus a tenth
+//     jobspec.DefaultOutputLimitBytes; inodes max_output_files plus a tenth
 //     plus 64; owned by the job's uid:gid, mode 0755; nosuid, nodev), bound
 //     into the container read-write, nosuid, nodev. It outlives the task,
 //     so CollectOutput packs it after the job ended;
 //   - with /input, when the task has OpenInput, its tar.gz unpacked (by
-//     jobs.Unpack, at most jobs.DefaultInputLimitBytes) into
+//     jobs.Unpack, at most jobspec.DefaultInputLimitBytes) into
 //     <StateDir>/jobs/<id>/input and bound read-only (nosuid, nodev).
 //
 // The job's directory <StateDir>/jobs/<id>/ also gets output.tar.gz (and
@@ -125,10 +127,47 @@ func checkSandbox(t Task) error {
 	return nil
 }
 
-// prepareSandbox makes the job's directory: the /output tmpfs and the
+// jobSandbox is the variant of Start for a job attempt.
+type jobSandbox struct {
+	r *Runtime
+	t Task
+}
+
+// network is none unless the job asks for the bridge.
+func (s *jobSandbox) network() string {
+	if s.t.Spec.GetNetwork() != ccv1.NetworkMode_NETWORK_MODE_BRIDGE {
+		return networkNone // a job has no network unless it asks for one
+	}
+	return networkBridge
+}
+
+// prepare makes the job's directory and gives the container its mounts
+// (the /etc files read-only), its user, capabilities and limits, and its
+// job label.
+func (s *jobSandbox) prepare(ctx context.Context, etc []specs.Mount) (preparation, error) {
+	etc = readOnlyMounts(etc)
+	mounts, err := s.r.makeJobDir(ctx, s.t)
+	if err != nil {
+		return preparation{}, err
+	}
+	return preparation{
+		etc:    etc,
+		opts:   sandboxSpecOpts(s.t, mounts, s.r.cfg.InitPath),
+		labels: map[string]string{LabelJob: s.t.Spec.GetSandbox().GetJobId()},
+	}, nil
+}
+
+// undo removes the job's directory and its mounts.
+func (s *jobSandbox) undo() {
+	if err := s.r.removeJobDir(s.t.ID); err != nil {
+		s.r.log.Warn("clean up after a failed start", "container", s.t.ID, "err", err)
+	}
+}
+
+// makeJobDir makes the job's directory: the /output tmpfs and the
 // unpacked input. It returns the container's mounts for them and /tmp.
 // On error the caller removes the job's directory (removeJobDir).
-func (r *Runtime) prepareSandbox(ctx context.Context, t Task) ([]specs.Mount, error) {
+func (r *Runtime) makeJobDir(ctx context.Context, t Task) ([]specs.Mount, error) {
 	sb := t.Spec.GetSandbox()
 	uid, gid, _ := sandboxUser(t.Spec.GetUser())
 	dir := r.JobDir(t.ID)
@@ -154,7 +193,7 @@ func (r *Runtime) prepareSandbox(ctx context.Context, t Task) ([]specs.Mount, er
 
 	tmp := sb.GetTmpLimitBytes()
 	if tmp <= 0 {
-		tmp = jobs.DefaultTmpLimitBytes
+		tmp = jobspec.DefaultTmpLimitBytes
 	}
 	mounts = append(mounts, specs.Mount{
 		Destination: "/tmp",
@@ -199,7 +238,7 @@ func (r *Runtime) unpackInput(ctx context.Context, t Task, dir string) error {
 		return fmt.Errorf("runtime: open the input directory of %s: %w", t.ID, err)
 	}
 	defer root.Close()
-	if err := jobs.Unpack(streamio.WithContext(ctx, rc), root, jobs.DefaultInputLimitBytes); err != nil {
+	if err := jobs.Unpack(streamio.WithContext(ctx, rc), root, jobspec.DefaultInputLimitBytes); err != nil {
 		if jobs.IsRefused(err) {
 			return fmt.Errorf("runtime: start %s: the job's input cannot be used: %w", t.ID, err)
 		}
@@ -224,7 +263,7 @@ func sandboxSpecOpts(t Task, mounts []specs.Mount, initPath string) []oci.SpecOp
 		opts = append(opts, withInit(initPath))
 	}
 	if t.Spec.GetResources().GetPids() <= 0 {
-		opts = append(opts, oci.WithPidsLimit(jobs.DefaultPids))
+		opts = append(opts, oci.WithPidsLimit(jobspec.DefaultPids))
 	}
 	return opts
 }

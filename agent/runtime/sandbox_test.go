@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/containercodes/cc/agent/jobs"
+	"github.com/containercodes/cc/internal/jobspec"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
@@ -319,7 +320,7 @@ func TestSandboxUserAndLimits(t *testing.T) {
 			pids = strings.TrimSpace(string(b))
 		}
 	}
-	if pids != strconv.FormatInt(jobs.DefaultPids, 10) {
+	if pids != strconv.FormatInt(jobspec.DefaultPids, 10) {
 		t.Errorf("pids.max = %q", pids)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

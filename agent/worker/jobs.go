@@ -15,6 +15,7 @@ import (
 
 	"github.com/containercodes/cc/agent/jobs"
 	"github.com/containercodes/cc/agent/runtime"
+	"github.com/containercodes/cc/internal/jobspec"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
@@ -38,17 +39,12 @@ const uploadChunk = 1 << 20
 
 // jobTimeout is an attempt's timeout.
 func jobTimeout(a *ccv1.Assignment) time.Duration {
-	if t := a.GetSpec().GetSandbox().GetTimeout(); t != nil && t.AsDuration() > 0 {
-		return t.AsDuration()
-	}
-	return time.Hour
+	return jobspec.SandboxTimeout(a.GetSpec().GetSandbox())
 }
 
+// killGrace is an attempt's wait between SIGTERM and SIGKILL.
 func killGrace(a *ccv1.Assignment) time.Duration {
-	if g := a.GetSpec().GetSandbox().GetKillGrace(); g != nil && g.AsDuration() > 0 {
-		return g.AsDuration()
-	}
-	return 10 * time.Second
+	return jobspec.SandboxKillGrace(a.GetSpec().GetSandbox())
 }
 
 // timedOut says whether an ended attempt ran for its whole timeout: the

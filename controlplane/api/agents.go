@@ -16,6 +16,7 @@ import (
 	"github.com/containercodes/cc/controlplane/auth"
 	"github.com/containercodes/cc/controlplane/blobstore"
 	"github.com/containercodes/cc/controlplane/fsm"
+	"github.com/containercodes/cc/internal/jobspec"
 	"github.com/containercodes/cc/internal/pki"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
@@ -226,11 +227,11 @@ const (
 func maxOutputBlob(sb *ccv1.JobSandbox) int64 {
 	limit := sb.GetOutputLimitBytes()
 	if limit <= 0 {
-		limit = DefaultJobOutputLimit
+		limit = jobspec.DefaultOutputLimitBytes
 	}
 	files := int64(sb.GetMaxOutputFiles())
 	if files <= 0 {
-		files = int64(DefaultJobOutputFiles)
+		files = int64(jobspec.DefaultMaxOutputFiles)
 	}
 	return limit + limit/512 + files*outputEntryOverhead + outputFixedOverhead
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,40 +21,19 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/containercodes/cc/controlplane/auth"
 	"github.com/containercodes/cc/controlplane/blobstore"
 	"github.com/containercodes/cc/controlplane/fsm"
-	"github.com/containercodes/cc/internal/imagearchive"
+	"github.com/containercodes/cc/internal/jobspec"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
-// Limits and defaults of job specs. A zero field of a submitted spec takes
-// its default, and the stored spec holds it, so that a job record says
-// exactly what ran.
 const (
-	DefaultJobMemoryBytes int64  = 512 << 20
-	DefaultJobCPUMillis   int64  = 1000
-	DefaultJobPids        int64  = 512
-	DefaultJobMaxAttempts uint32 = 1
-	DefaultJobOutputLimit int64  = 1 << 30
-	DefaultJobTmpLimit    int64  = 64 << 20
-	DefaultJobOutputFiles uint32 = 10000
-
-	MaxJobTimeout        = 7 * 24 * time.Hour
-	MaxJobAttempts       = 10
-	MaxJobOutputLimit    = 64 << 30
-	MaxJobTmpLimit       = 64 << 30
-	MaxJobOutputFiles    = 1_000_000
-	MaxJobKillGrace      = time.Hour
-	MaxJobOutputTTL      = 366 * 24 * time.Hour
-	MaxIdempotencyKeyLen = 256
-
 	// DefaultMaxInputSize is the largest input archive UploadInput takes
 	// unless JobService.MaxInputSize says otherwise.
-	DefaultMaxInputSize int64 = 4 << 30
+	DefaultMaxInputSize = jobspec.DefaultInputLimitBytes
 
 	// DefaultJobListLimit and MaxJobListLimit size a ListJobs page.
 	DefaultJobListLimit = 50
@@ -249,9 +227,9 @@ func (j *JobService) SubmitJob(ctx context.Context, req *ccv1.SubmitJobRequest) 
 	if err != nil {
 		return nil, err
 	}
-	spec, err := NormalizeJobSpec(req.GetSpec())
+	spec, err := jobspec.Normalize(req.GetSpec())
 	if err != nil {
-		return nil, err
+		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	if d := spec.InputDigest; d != "" {
 		err := j.images.HasBlob(ctx, d)
@@ -309,150 +287,6 @@ func (j *JobService) SubmitJob(ctx context.Context, req *ccv1.SubmitJobRequest) 
 	return &ccv1.SubmitJobResponse{Job: publicJob(ctx, stored.Job), WebhookSecret: generated}, nil
 }
 
-// NormalizeJobSpec checks a submitted job spec, says all that is wrong and
-// what to do, and returns the spec to store: the image reference
-// normalized, the input digest as "sha256:<hex>", every default filled.
-// Errors are InvalidArgument statuses.
-func NormalizeJobSpec(in *ccv1.JobSpec) (*ccv1.JobSpec, error) {
-	if in == nil || strings.TrimSpace(in.Image) == "" {
-		return nil, status.Error(codes.InvalidArgument, "spec.image: required, the image to run (loaded with `ccctl image load`, or a registry reference)")
-	}
-	s := proto.Clone(in).(*ccv1.JobSpec)
-	var probs []string
-	bad := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
-
-	if ref, err := imagearchive.Normalize(s.Image); err != nil {
-		bad("image %q: %v", s.Image, err)
-	} else {
-		s.Image = ref
-	}
-	for _, e := range s.Env {
-		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
-			bad("env %q: use KEY=VALUE", e)
-		}
-	}
-	if s.Queue == "" {
-		s.Queue = fsm.DefaultQueue
-	} else if err := fsm.ValidQueueName(s.Queue); err != nil {
-		bad("%v", err)
-	}
-	if s.Resources == nil {
-		s.Resources = &ccv1.ContainerResources{}
-	}
-	r := s.Resources
-	switch {
-	case r.MemoryBytes < 0:
-		bad("resources.memory_bytes: must not be negative (0: the default, 512 MiB)")
-	case r.MemoryBytes > 0 && r.MemoryBytes < 4<<20:
-		bad("resources.memory_bytes: at least 4 MiB")
-	case r.MemoryBytes == 0:
-		r.MemoryBytes = DefaultJobMemoryBytes
-	}
-	switch {
-	case r.CpuMillis < 0 || r.CpuMillis > 1_000_000:
-		bad("resources.cpu_millis: between 1 (0.001 CPU) and 1000000 (0: the default, one CPU)")
-	case r.CpuMillis == 0:
-		r.CpuMillis = DefaultJobCPUMillis
-	}
-	switch {
-	case r.Pids < 0:
-		bad("resources.pids: must not be negative (0: the default, 512)")
-	case r.Pids == 0:
-		r.Pids = DefaultJobPids
-	}
-	if r.MemoryReservationBytes < 0 || r.CpuReservationMillis < 0 {
-		bad("resources: reservations must not be negative")
-	}
-	duration := func(name string, d **durationpb.Duration, def, max time.Duration) {
-		switch {
-		case *d == nil || (*d).AsDuration() == 0 && (*d).IsValid():
-			*d = durationpb.New(def)
-		case !(*d).IsValid() || (*d).AsDuration() < 0:
-			bad("%s: must be positive (unset: the default, %s)", name, def)
-		case (*d).AsDuration() > max:
-			bad("%s: %s is longer than the most allowed, %s", name, (*d).AsDuration(), max)
-		}
-	}
-	duration("timeout", &s.Timeout, fsm.DefaultJobTimeout, MaxJobTimeout)
-	duration("kill_grace", &s.KillGrace, fsm.DefaultKillGrace, MaxJobKillGrace)
-	duration("output_ttl", &s.OutputTtl, fsm.DefaultOutputTTL, MaxJobOutputTTL)
-	switch {
-	case s.MaxAttempts > MaxJobAttempts:
-		bad("max_attempts: at most %d", MaxJobAttempts)
-	case s.MaxAttempts == 0:
-		s.MaxAttempts = DefaultJobMaxAttempts
-	}
-	switch {
-	case s.OutputLimitBytes < 0 || s.OutputLimitBytes > MaxJobOutputLimit:
-		bad("output_limit_bytes: between 1 and %d (64 GiB) (0: the default, 1 GiB)", int64(MaxJobOutputLimit))
-	case s.OutputLimitBytes == 0:
-		s.OutputLimitBytes = DefaultJobOutputLimit
-	}
-	switch {
-	case s.TmpLimitBytes < 0 || s.TmpLimitBytes > MaxJobTmpLimit:
-		bad("tmp_limit_bytes: between 1 and %d (64 GiB) (0: the default, 64 MiB)", int64(MaxJobTmpLimit))
-	case s.TmpLimitBytes == 0:
-		s.TmpLimitBytes = DefaultJobTmpLimit
-	}
-	switch {
-	case s.MaxOutputFiles > MaxJobOutputFiles:
-		bad("max_output_files: at most %d", MaxJobOutputFiles)
-	case s.MaxOutputFiles == 0:
-		s.MaxOutputFiles = DefaultJobOutputFiles
-	}
-	if s.WebhookUrl != "" {
-		u, err := url.Parse(s.WebhookUrl)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("webhook_url %q: give an absolute http:// or https:// URL", s.WebhookUrl)
-		}
-	} else if s.WebhookSecret != "" {
-		bad("webhook_secret: set only with a webhook_url")
-	}
-	if len(s.WebhookSecret) > 256 {
-		bad("webhook_secret: at most 256 characters")
-	}
-	keys := make([]string, 0, len(s.Labels))
-	for k := range s.Labels {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if k == "" || len(k) > 128 || strings.ContainsAny(k, "=,") || len(s.Labels[k]) > 256 {
-			bad("label %q=%q: a key is 1-128 characters without '=' or ','; a value at most 256", k, s.Labels[k])
-		}
-	}
-	if len(s.IdempotencyKey) > MaxIdempotencyKeyLen {
-		bad("idempotency_key: at most %d characters", MaxIdempotencyKeyLen)
-	}
-	if d := s.InputDigest; d != "" {
-		h := strings.TrimPrefix(d, "sha256:")
-		if !isHex64(h) {
-			bad("input_digest %q: want sha256:<64 lowercase hex digits>, as UploadInput returned it", d)
-		} else {
-			s.InputDigest = "sha256:" + h
-		}
-	}
-	if s.User != "" && !validUser(s.User) {
-		bad("user %q: give a numeric uid or uid:gid (e.g. 1000 or 1000:1000)", s.User)
-	}
-	if s.Workdir != "" && !strings.HasPrefix(s.Workdir, "/") {
-		bad("workdir %q: an absolute path", s.Workdir)
-	}
-	if len(probs) > 0 {
-		return nil, status.Error(codes.InvalidArgument, strings.Join(probs, "; "))
-	}
-	return s, nil
-}
-
-func validUser(u string) bool {
-	uid, gid, hasGID := strings.Cut(u, ":")
-	ok := func(n string) bool {
-		v, err := strconv.ParseUint(n, 10, 32)
-		return err == nil && v < 1<<32-1
-	}
-	return ok(uid) && (!hasGID || ok(gid))
-}
-
 // ListJobs implements JobService: newest first, a page at a time. A state
 // filter reads the state index (a range scan, however many jobs there
 // are); queue and label filters are checked job by job.
@@ -462,7 +296,7 @@ func (j *JobService) ListJobs(ctx context.Context, req *ccv1.ListJobsRequest) (*
 		return nil, status.Errorf(codes.InvalidArgument, "state %d: not a job state (queued, assigned, running, succeeded, failed, timed_out, cancelled)", flt.State)
 	}
 	if flt.Queue != "" {
-		if err := fsm.ValidQueueName(flt.Queue); err != nil {
+		if err := jobspec.ValidQueueName(flt.Queue); err != nil {
 			return nil, status.Error(codes.InvalidArgument, err.Error())
 		}
 	}
@@ -563,7 +397,7 @@ func (j *JobService) CancelJob(ctx context.Context, req *ccv1.CancelJobRequest) 
 
 // SetQueue implements JobService (admin only, by auth).
 func (j *JobService) SetQueue(ctx context.Context, req *ccv1.SetQueueRequest) (*ccv1.SetQueueResponse, error) {
-	if err := fsm.ValidQueueName(req.GetName()); err != nil {
+	if err := jobspec.ValidQueueName(req.GetName()); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	q := &statev1.QueueRecord{Name: req.GetName(), MaxRunning: req.GetMaxRunning()}
@@ -597,8 +431,8 @@ func (j *JobService) queues() ([]*ccv1.Queue, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st.Queues[fsm.DefaultQueue] == nil {
-		st.Queues[fsm.DefaultQueue] = &fsm.QueueInfo{Name: fsm.DefaultQueue}
+	if st.Queues[jobspec.DefaultQueue] == nil {
+		st.Queues[jobspec.DefaultQueue] = &fsm.QueueInfo{Name: jobspec.DefaultQueue}
 	}
 	out := make([]*ccv1.Queue, 0, len(st.Queues))
 	for _, q := range st.Queues {

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/containercodes/cc/controlplane/fsm"
+	"github.com/containercodes/cc/internal/jobspec"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -65,7 +66,7 @@ func TestJobLifecycle(t *testing.T) {
 	x := newSvcFixture(t)
 	x.submit("j1", &ccv1.JobSpec{Image: "img", WebhookUrl: "http://127.0.0.1:1/hook"})
 	j := x.job("j1")
-	if j.State != ccv1.JobState_JOB_STATE_QUEUED || j.Seq == 0 || j.Spec.Queue != fsm.DefaultQueue {
+	if j.State != ccv1.JobState_JOB_STATE_QUEUED || j.Seq == 0 || j.Spec.Queue != jobspec.DefaultQueue {
 		t.Fatalf("submitted: %v", j)
 	}
 	x.start("j1", "c1", 1)
@@ -117,12 +118,12 @@ func TestJobLifecycle(t *testing.T) {
 	}
 
 	// Expiry deletes the job and its indexes.
-	ids, _ := x.f.ExpiredJobs(t0.Add(fsm.DefaultOutputTTL+time.Hour), 10)
+	ids, _ := x.f.ExpiredJobs(t0.Add(jobspec.DefaultOutputTTL+time.Hour), 10)
 	if len(ids) != 1 || ids[0] != "j1" {
 		t.Fatalf("expired: %v", ids)
 	}
 	x.idx++
-	mustApply(t, x.f, x.idx, encode(t, statev1.CommandType_COMMAND_TYPE_JOB_OPS, &statev1.JobOps{Ops: []*statev1.JobOp{{Op: &statev1.JobOp_Expire{Expire: "j1"}}}}, t0.Add(fsm.DefaultOutputTTL+time.Hour)))
+	mustApply(t, x.f, x.idx, encode(t, statev1.CommandType_COMMAND_TYPE_JOB_OPS, &statev1.JobOps{Ops: []*statev1.JobOp{{Op: &statev1.JobOp_Expire{Expire: "j1"}}}}, t0.Add(jobspec.DefaultOutputTTL+time.Hour)))
 	if _, err := x.f.Job("j1"); err == nil {
 		t.Fatal("expired job still there")
 	}
@@ -267,7 +268,7 @@ func TestJobQueueOrderAndIdempotency(t *testing.T) {
 	if fmt.Sprint(got) != "[high low1 low2]" {
 		t.Fatalf("head of q: %v", got)
 	}
-	if len(st.Heads["r"]) != 1 || len(st.Heads[fsm.DefaultQueue]) != 1 || st.Queues["q"].MaxRunning != 2 {
+	if len(st.Heads["r"]) != 1 || len(st.Heads[jobspec.DefaultQueue]) != 1 || st.Queues["q"].MaxRunning != 2 {
 		t.Fatalf("dispatch state: %+v", st.Queues)
 	}
 	x.start("high", "hc", 1)

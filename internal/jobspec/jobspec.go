@@ -19,17 +19,22 @@ import (
 // what ran; the readers below apply them too, for records and assignments
 // that lack a field.
 const (
-	DefaultQueue                   = "default"
-	DefaultTimeout                 = time.Hour
-	DefaultKillGrace               = 10 * time.Second
-	DefaultOutputTTL               = 7 * 24 * time.Hour
-	DefaultMemoryBytes      int64  = 512 << 20
-	DefaultCPUMillis        int64  = 1000
-	DefaultPids             int64  = 512
-	DefaultMaxAttempts      uint32 = 1
-	DefaultOutputLimitBytes int64  = 1 << 30
-	DefaultTmpLimitBytes    int64  = 64 << 20
-	DefaultMaxOutputFiles   uint32 = 10000
+	DefaultQueue                = "default"
+	DefaultTimeout              = time.Hour
+	DefaultKillGrace            = 10 * time.Second
+	DefaultOutputTTL            = 7 * 24 * time.Hour
+	DefaultMemoryBytes   int64  = 512 << 20
+	DefaultCPUMillis     int64  = 1000
+	DefaultMaxAttempts   uint32 = 1
+	DefaultTmpLimitBytes int64  = 64 << 20 // sizes /tmp
+
+	// DefaultPids is also the pids limit of a sandbox whose resources set
+	// none.
+	DefaultPids int64 = 512
+	// DefaultOutputLimitBytes sizes /output and caps its archive's content.
+	DefaultOutputLimitBytes int64 = 1 << 30
+	// DefaultMaxOutputFiles caps the entries collected from /output.
+	DefaultMaxOutputFiles uint32 = 10000
 	// DefaultInputLimitBytes caps what an input archive unpacks to (file
 	// content, plus 512 bytes for each entry), and the size of an upload.
 	DefaultInputLimitBytes int64 = 4 << 30
