@@ -1,7 +1,6 @@
 // Package jobs holds the control plane's job loops: the dispatcher's pure
 // decision (which queued jobs start on which nodes, which attempts lost
-// their node, which finished jobs expired), the completion webhooks, and the
-// garbage collection of blobs nothing refers to any more.
+// their node, which finished jobs expired) and the completion webhooks.
 package jobs
 
 import (

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/containercodes/cc/controlplane/blobs"
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/controlplane/jobs"
 	"github.com/containercodes/cc/controlplane/leaderloop"
@@ -186,7 +187,7 @@ func (s *Server) sendWebhooks(ctx context.Context) {
 // collectBlobs runs on every server: every blob_gc.interval it removes the
 // blobs of its own store that no record has referred to for blob_gc.grace.
 func (s *Server) collectBlobs(ctx context.Context) {
-	g := &jobs.BlobGC{Store: s.blobs, InUse: s.fsm.BlobsInUse, Grace: s.cfg.BlobGC.Grace.Duration}
+	g := &blobs.GC{Store: s.blobs, InUse: s.fsm.BlobsInUse, Grace: s.cfg.BlobGC.Grace.Duration}
 	t := time.NewTicker(s.cfg.BlobGC.Interval.Duration)
 	defer t.Stop()
 	for {

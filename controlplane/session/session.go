@@ -112,16 +112,6 @@ func (d *Dispatcher) LastSeen(nodeID string) (time.Time, bool) {
 	}
 	return s.lastSeen, true
 }
-
-func (d *Dispatcher) propose(ctx context.Context, t statev1.CommandType, payload proto.Message) error {
-	data, err := fsm.Encode(t, payload, time.Now())
-	if err != nil {
-		return err
-	}
-	_, err = d.raft.Apply(ctx, data)
-	return err
-}
-
 // Session serves one agent's stream until it ends.
 func (d *Dispatcher) Session(nodeID string, stream ccv1.AgentService_SessionServer) error {
 	ctx, cancel := context.WithCancel(stream.Context())
@@ -204,7 +194,8 @@ func (d *Dispatcher) nodeUp(ctx context.Context, nodeID string, h *ccv1.SessionH
 	if !changed {
 		return nil
 	}
-	return d.propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_NODE, upd)
+	_, err = d.raft.Propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_NODE, upd, time.Now())
+	return err
 }
 
 func mapsEqual(a, b map[string]string) bool {
@@ -258,7 +249,7 @@ func (d *Dispatcher) recvLoop(ctx context.Context, s *session, stream ccv1.Agent
 			// Another server may have marked the node down after the
 			// agent moved here: a live session puts that right.
 			if n, err := d.fsm.Node(s.nodeID); err == nil && n.State != ccv1.NodeState_NODE_STATE_READY {
-				if err := d.propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_NODE, &statev1.UpdateNode{Id: s.nodeID, State: ccv1.NodeState_NODE_STATE_READY}); err != nil {
+				if _, err := d.raft.Propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_NODE, &statev1.UpdateNode{Id: s.nodeID, State: ccv1.NodeState_NODE_STATE_READY}, time.Now()); err != nil {
 					d.log.Warn("could not mark node ready", "node_id", s.nodeID, "err", err)
 				}
 			}
@@ -462,7 +453,7 @@ func (d *Dispatcher) NodeHealth(others func(ctx context.Context) map[string]time
 				if time.Since(last) < d.opts.DownAfter {
 					continue
 				}
-				err := d.propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_NODE, &statev1.UpdateNode{Id: n.Id, State: ccv1.NodeState_NODE_STATE_DOWN})
+				_, err := d.raft.Propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_NODE, &statev1.UpdateNode{Id: n.Id, State: ccv1.NodeState_NODE_STATE_DOWN}, time.Now())
 				if err != nil && ctx.Err() == nil {
 					d.log.Warn("could not mark node down", "node_id", n.Id, "err", err)
 					continue
