@@ -112,6 +112,7 @@ func (d *Dispatcher) LastSeen(nodeID string) (time.Time, bool) {
 	}
 	return s.lastSeen, true
 }
+
 // Session serves one agent's stream until it ends.
 func (d *Dispatcher) Session(nodeID string, stream ccv1.AgentService_SessionServer) error {
 	ctx, cancel := context.WithCancel(stream.Context())
