@@ -13,10 +13,27 @@ import (
 
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/controlplane/raftstore"
-	"github.com/containercodes/cc/controlplane/session"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
+
+// Sessions is what the API uses of the agent sessions this server holds
+// (the session package's dispatcher).
+type Sessions interface {
+	// Session serves a node's stream until it ends.
+	Session(nodeID string, stream ccv1.AgentService_SessionServer) error
+	// SendLogs relays a node's answer to a log request.
+	SendLogs(nodeID string, stream ccv1.AgentService_SendLogsServer) error
+	// Logs streams a container's logs from a node whose session is here.
+	Logs(ctx context.Context, nodeID, containerID string, follow bool, tail int64, fn func(*ccv1.ContainerLogsResponse) error) error
+	// Connected says whether the node's session is here.
+	Connected(nodeID string) bool
+	// LastSeen is when this server last heard from the node.
+	LastSeen(nodeID string) (time.Time, bool)
+	// Sessions lists the nodes with a session here and when each was last
+	// heard from.
+	Sessions() map[string]time.Time
+}
 
 // Core is what every service of the API shares: the raft node, its state
 // machine, the agent sessions this server holds and the other servers.
@@ -25,7 +42,7 @@ import (
 type Core struct {
 	Raft     *raftstore.Store
 	FSM      *fsm.FSM
-	Sessions *session.Dispatcher
+	Sessions Sessions
 	// Peers reaches the other servers; nil on a lone server.
 	Peers PeerClient
 	Log   *slog.Logger

@@ -18,7 +18,6 @@ import (
 	"github.com/containercodes/cc/controlplane/blobstore"
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/internal/imagearchive"
-	"github.com/containercodes/cc/internal/streamio"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -69,47 +68,6 @@ func NewImageService(core *Core, store *blobs.Store, log *slog.Logger) *ImageSer
 // Register adds the service to a gRPC server.
 func (s *ImageService) Register(g grpc.ServiceRegistrar) {
 	ccv1.RegisterImageServiceServer(g, s)
-}
-
-func invalidArg(format string, args ...any) error {
-	return status.Errorf(codes.InvalidArgument, format, args...)
-}
-
-// uploadHeader receives the first message of an upload stream, which must
-// carry its header.
-func uploadHeader[M interface{ GetHeader() H }, H comparable](recv func() (M, error)) (H, error) {
-	var none H
-	first, err := recv()
-	if errors.Is(err, io.EOF) {
-		return none, invalidArg("an upload starts with a header message")
-	}
-	if err != nil {
-		return none, err
-	}
-	hdr := first.GetHeader()
-	if hdr == none {
-		return none, invalidArg("the first message of an upload must be its header")
-	}
-	return hdr, nil
-}
-
-// uploadBody reads the chunks that follow an upload's header as a stream
-// of bytes; a second header is an error.
-func uploadBody[M interface {
-	GetHeader() H
-	GetChunk() []byte
-}, H comparable](recv func() (M, error)) io.Reader {
-	var none H
-	return streamio.Reader(nil, func() ([]byte, error) {
-		m, err := recv()
-		if err != nil {
-			return nil, err
-		}
-		if m.GetHeader() != none {
-			return nil, invalidArg("a second header in one upload")
-		}
-		return m.GetChunk(), nil
-	})
 }
 
 // errInspectStopped ends the blob store's read when the archive is refused.
