@@ -165,3 +165,24 @@ func (s *NodeService) withAllocation(n *ccv1.Node) error {
 	n.Allocated, n.Tasks = alloc, tasks
 	return nil
 }
+
+// FindNode finds a node by id, unique id prefix or name.
+func FindNode(nodes []*ccv1.Node, want string) (*ccv1.Node, error) {
+	var prefix []*ccv1.Node
+	for _, n := range nodes {
+		if n.Id == want || n.Name == want {
+			return n, nil
+		}
+		if len(want) >= 4 && strings.HasPrefix(n.Id, want) {
+			prefix = append(prefix, n)
+		}
+	}
+	switch len(prefix) {
+	case 1:
+		return prefix[0], nil
+	case 0:
+		return nil, status.Errorf(codes.NotFound, "no node %q (see `ccctl node ls`)", want)
+	default:
+		return nil, status.Errorf(codes.InvalidArgument, "%q matches %d nodes: give more of the id", want, len(prefix))
+	}
+}
