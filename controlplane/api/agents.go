@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/containercodes/cc/controlplane/auth"
+	"github.com/containercodes/cc/controlplane/blobs"
 	"github.com/containercodes/cc/controlplane/blobstore"
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/internal/jobspec"
@@ -22,24 +23,29 @@ import (
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
-// BlobOpener opens a stored blob by digest (the image service).
+// BlobOpener opens the archive of a loaded image by digest (the image
+// service).
 type BlobOpener interface {
 	OpenBlob(digest string) (io.ReadCloser, int64, error)
 }
 
 // AgentServer implements AgentService: join, certificate renewal, the
-// session (delegated to the dispatcher), log answers and blob fetches.
+// session (delegated to the dispatcher), log answers, blob fetches and job
+// blob uploads.
 type AgentServer struct {
 	ccv1.UnimplementedAgentServiceServer
-	api   *Server
-	ca    func() (*pki.CA, error)
-	blobs BlobOpener
+	core   *Core
+	ca     func() (*pki.CA, error)
+	images BlobOpener
+	blobs  *blobs.Store
 }
 
 // NewAgentServer returns the agent-facing service. ca returns the cluster
-// CA with its key (from the replicated state).
-func NewAgentServer(api *Server, ca func() (*pki.CA, error), blobs BlobOpener) *AgentServer {
-	return &AgentServer{api: api, ca: ca, blobs: blobs}
+// CA with its key (from the replicated state); images opens image archives
+// and store holds job inputs, outputs and logs (either may be nil: a
+// server without a blob store).
+func NewAgentServer(core *Core, ca func() (*pki.CA, error), images BlobOpener, store *blobs.Store) *AgentServer {
+	return &AgentServer{core: core, ca: ca, images: images, blobs: store}
 }
 
 var nodeNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$`)
@@ -67,7 +73,7 @@ func (a *AgentServer) Join(ctx context.Context, req *ccv1.JoinRequest) (*ccv1.Jo
 		}
 	}
 	nodeID := newNodeID()
-	now := a.api.now()
+	now := a.core.now()
 	certPEM, err := ca.IssueNode(req.GetCsrDer(), nodeID, now, pki.NodeLifetime)
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "%v", err)
@@ -80,14 +86,14 @@ func (a *AgentServer) Join(ctx context.Context, req *ccv1.JoinRequest) (*ccv1.Jo
 		Resources: req.GetResources(),
 		Version:   req.GetVersion(),
 	}
-	err = a.api.propose(ctx, statev1.CommandType_COMMAND_TYPE_JOIN_NODE, &statev1.JoinNode{TokenId: tok.ID(), SecretSha256: tok.SecretHash(), Node: node})
+	err = a.core.Propose(ctx, statev1.CommandType_COMMAND_TYPE_JOIN_NODE, &statev1.JoinNode{TokenId: tok.ID(), SecretSha256: tok.SecretHash(), Node: node})
 	if errors.Is(err, fsm.ErrTokenInvalid) {
 		return nil, status.Error(codes.Unauthenticated, err.Error())
 	}
 	if err != nil {
 		return nil, err
 	}
-	a.api.log.Info("node joined", "node_id", nodeID, "name", node.Name)
+	a.core.Log.Info("node joined", "node_id", nodeID, "name", node.Name)
 	return &ccv1.JoinResponse{NodeId: nodeID, CertificatePem: certPEM, CaPem: ca.CertPEM}, nil
 }
 
@@ -115,7 +121,7 @@ func (a *AgentServer) RenewCertificate(ctx context.Context, req *ccv1.RenewCerti
 	if err != nil {
 		return nil, err
 	}
-	certPEM, err := ca.IssueNode(req.GetCsrDer(), nodeID, a.api.now(), pki.NodeLifetime)
+	certPEM, err := ca.IssueNode(req.GetCsrDer(), nodeID, a.core.now(), pki.NodeLifetime)
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
@@ -128,7 +134,7 @@ func (a *AgentServer) Session(stream ccv1.AgentService_SessionServer) error {
 	if err != nil {
 		return err
 	}
-	return a.api.sessions.Session(nodeID, stream)
+	return a.core.Sessions.Session(nodeID, stream)
 }
 
 // SendLogs relays a node's answer to a log request.
@@ -137,14 +143,7 @@ func (a *AgentServer) SendLogs(stream ccv1.AgentService_SendLogsServer) error {
 	if err != nil {
 		return err
 	}
-	return a.api.sessions.SendLogs(nodeID, stream)
-}
-
-// BlobKeeper stores any blob replicated and opens any stored blob (the
-// image service): job inputs, outputs and logs.
-type BlobKeeper interface {
-	StoreReplicated(ctx context.Context, r io.Reader, u Upload) (digest string, size int64, have, voters int, err error)
-	OpenStored(digest string) (io.ReadCloser, int64, error)
+	return a.core.Sessions.SendLogs(nodeID, stream)
 }
 
 // FetchBlob streams a stored blob to a node: an image archive, or the
@@ -154,13 +153,13 @@ func (a *AgentServer) FetchBlob(req *ccv1.FetchBlobRequest, stream ccv1.AgentSer
 	if err != nil {
 		return err
 	}
-	if a.blobs == nil {
+	if a.images == nil {
 		return status.Error(codes.Unimplemented, "this server has no blob store")
 	}
-	rc, size, err := a.blobs.OpenBlob(req.GetDigest())
+	rc, size, err := a.images.OpenBlob(req.GetDigest())
 	if errors.Is(err, fsm.ErrNotFound) {
-		if keeper, ok := a.blobs.(BlobKeeper); ok && a.nodeHasInput(nodeID, req.GetDigest()) {
-			rc, size, err = keeper.OpenStored(req.GetDigest())
+		if a.blobs != nil && a.nodeHasInput(nodeID, req.GetDigest()) {
+			rc, size, err = a.blobs.Open(req.GetDigest())
 			if errors.Is(err, blobstore.ErrNotFound) {
 				err = fmt.Errorf("job input %s is on no server reachable now: %w", req.GetDigest(), fsm.ErrNotFound)
 			}
@@ -196,7 +195,7 @@ func (a *AgentServer) FetchBlob(req *ccv1.FetchBlobRequest, stream ccv1.AgentSer
 // nodeHasInput says whether a job attempt assigned to the node has the
 // input digest.
 func (a *AgentServer) nodeHasInput(nodeID, digest string) bool {
-	recs, err := a.api.fsm.NodeContainers(nodeID)
+	recs, err := a.core.FSM.NodeContainers(nodeID)
 	if err != nil {
 		return false
 	}
@@ -248,15 +247,14 @@ func (a *AgentServer) UploadBlob(stream ccv1.AgentService_UploadBlobServer) erro
 	if err != nil {
 		return err
 	}
-	keeper, ok := a.blobs.(BlobKeeper)
-	if !ok {
+	if a.blobs == nil {
 		return status.Error(codes.Unimplemented, "this server has no blob store")
 	}
 	hdr, err := uploadHeader[*ccv1.UploadBlobRequest, *ccv1.UploadBlobHeader](stream.Recv)
 	if err != nil {
 		return err
 	}
-	rec, err := a.api.fsm.Container(hdr.GetContainerId())
+	rec, err := a.core.FSM.Container(hdr.GetContainerId())
 	if errors.Is(err, fsm.ErrNotFound) {
 		return status.Errorf(codes.FailedPrecondition, "container %s does not exist (any more): its job attempt ended or was superseded", hdr.GetContainerId())
 	}
@@ -284,10 +282,10 @@ func (a *AgentServer) UploadBlob(stream ccv1.AgentService_UploadBlobServer) erro
 	}
 	r := uploadBody(stream.Recv)
 	what := fmt.Sprintf("the %s of job %s", hdr.GetKind(), c.JobId)
-	digest, size, have, voters, err := keeper.StoreReplicated(ctx, r, Upload{What: what, Size: hdr.GetSize(), SHA256: hdr.GetSha256(), Limit: limit})
+	digest, size, have, voters, err := a.blobs.StoreReplicated(ctx, r, blobs.Upload{What: what, Size: hdr.GetSize(), SHA256: hdr.GetSha256(), Limit: limit})
 	if err != nil {
 		return err
 	}
-	a.api.log.Info("job blob stored", "job_id", c.JobId, "container_id", c.Id, "kind", hdr.GetKind(), "digest", digest, "size", size, "servers", have)
+	a.core.Log.Info("job blob stored", "job_id", c.JobId, "container_id", c.Id, "kind", hdr.GetKind(), "digest", digest, "size", size, "servers", have)
 	return stream.SendAndClose(&ccv1.UploadBlobResponse{Digest: digest, Size: size, Have: int32(have), Voters: int32(voters)})
 }

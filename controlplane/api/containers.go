@@ -6,16 +6,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"regexp"
 	"sort"
 	"strings"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/containercodes/cc/controlplane/orchestrator"
 	"github.com/containercodes/cc/internal/imagearchive"
@@ -23,11 +22,26 @@ import (
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
+// ContainerService implements cc.v1.ContainerService: containers placed
+// by the API on a node.
+type ContainerService struct {
+	ccv1.UnimplementedContainerServiceServer
+	core *Core
+}
+
+// NewContainerService returns the container API.
+func NewContainerService(core *Core) *ContainerService { return &ContainerService{core: core} }
+
+// Register adds the service to a gRPC server.
+func (s *ContainerService) Register(g grpc.ServiceRegistrar) {
+	ccv1.RegisterContainerServiceServer(g, s)
+}
+
 var containerNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
 
 // CreateContainer validates the spec, resolves the image, places the
 // container on a node and records it.
-func (s *Server) CreateContainer(ctx context.Context, req *ccv1.CreateContainerRequest) (*ccv1.CreateContainerResponse, error) {
+func (s *ContainerService) CreateContainer(ctx context.Context, req *ccv1.CreateContainerRequest) (*ccv1.CreateContainerResponse, error) {
 	spec := req.GetSpec()
 	if err := ValidateSpec(spec); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
@@ -46,16 +60,14 @@ func (s *Server) CreateContainer(ctx context.Context, req *ccv1.CreateContainerR
 	}
 	c := &ccv1.Container{Id: id, Name: name, Spec: cloneSpec(spec)}
 	c.Spec.Image = ref
-	if s.images != nil {
-		if img, err := s.images.Resolve(ref); err == nil {
-			c.ImageDigest = img.Digest
-		}
+	if img, err := s.core.ResolveImage(ref); err == nil {
+		c.ImageDigest = img.Digest
 	}
-	nodes, err := s.fsm.Nodes()
+	nodes, err := s.core.FSM.Nodes()
 	if err != nil {
 		return nil, err
 	}
-	containers, err := s.fsm.Containers()
+	containers, err := s.core.FSM.Containers()
 	if err != nil {
 		return nil, err
 	}
@@ -64,10 +76,10 @@ func (s *Server) CreateContainer(ctx context.Context, req *ccv1.CreateContainerR
 		return nil, err
 	}
 	c.NodeId = node.Id
-	if err := s.propose(ctx, statev1.CommandType_COMMAND_TYPE_CREATE_CONTAINER, &statev1.CreateContainer{Container: c}); err != nil {
+	if err := s.core.Propose(ctx, statev1.CommandType_COMMAND_TYPE_CREATE_CONTAINER, &statev1.CreateContainer{Container: c}); err != nil {
 		return nil, err
 	}
-	rec, err := s.fsm.Container(id)
+	rec, err := s.core.FSM.Container(id)
 	if err != nil {
 		return nil, err
 	}
@@ -188,42 +200,21 @@ func Place(nodes []*ccv1.Node, containers []*statev1.ContainerRecord, want strin
 	return nil, status.Errorf(codes.Internal, "the scheduler chose an unknown node %s", id)
 }
 
-// FindNode finds a node by id, unique id prefix or name.
-func FindNode(nodes []*ccv1.Node, want string) (*ccv1.Node, error) {
-	var prefix []*ccv1.Node
-	for _, n := range nodes {
-		if n.Id == want || n.Name == want {
-			return n, nil
-		}
-		if len(want) >= 4 && strings.HasPrefix(n.Id, want) {
-			prefix = append(prefix, n)
-		}
-	}
-	switch len(prefix) {
-	case 1:
-		return prefix[0], nil
-	case 0:
-		return nil, status.Errorf(codes.NotFound, "no node %q (see `ccctl node ls`)", want)
-	default:
-		return nil, status.Errorf(codes.InvalidArgument, "%q matches %d nodes: give more of the id", want, len(prefix))
-	}
-}
-
 // findContainer resolves an id, unique id prefix or name.
-func (s *Server) findContainer(want string) (*statev1.ContainerRecord, error) {
-	return resolve(want, "container", "ccctl ps -a", s.fsm.Container, s.fsm.ContainerIDByName, s.fsm.Containers,
+func (s *ContainerService) findContainer(want string) (*statev1.ContainerRecord, error) {
+	return resolve(want, "container", "ccctl ps -a", s.core.FSM.Container, s.core.FSM.ContainerIDByName, s.core.FSM.Containers,
 		func(r *statev1.ContainerRecord) string { return r.Container.Id })
 }
 
 // ListContainers implements ContainerService.
-func (s *Server) ListContainers(ctx context.Context, req *ccv1.ListContainersRequest) (*ccv1.ListContainersResponse, error) {
-	all, err := s.fsm.Containers()
+func (s *ContainerService) ListContainers(ctx context.Context, req *ccv1.ListContainersRequest) (*ccv1.ListContainersResponse, error) {
+	all, err := s.core.FSM.Containers()
 	if err != nil {
 		return nil, err
 	}
 	nodeID := ""
 	if req.GetNode() != "" {
-		nodes, err := s.fsm.Nodes()
+		nodes, err := s.core.FSM.Nodes()
 		if err != nil {
 			return nil, err
 		}
@@ -255,7 +246,7 @@ func isFinished(st ccv1.ContainerState) bool {
 }
 
 // GetContainer implements ContainerService.
-func (s *Server) GetContainer(ctx context.Context, req *ccv1.GetContainerRequest) (*ccv1.GetContainerResponse, error) {
+func (s *ContainerService) GetContainer(ctx context.Context, req *ccv1.GetContainerRequest) (*ccv1.GetContainerResponse, error) {
 	rec, err := s.findContainer(req.GetId())
 	if err != nil {
 		return nil, err
@@ -263,7 +254,7 @@ func (s *Server) GetContainer(ctx context.Context, req *ccv1.GetContainerRequest
 	return &ccv1.GetContainerResponse{Container: rec.Container}, nil
 }
 
-func (s *Server) setDesired(ctx context.Context, want string, d ccv1.DesiredState, timeout time.Duration) (*ccv1.Container, error) {
+func (s *ContainerService) setDesired(ctx context.Context, want string, d ccv1.DesiredState, timeout time.Duration) (*ccv1.Container, error) {
 	rec, err := s.findContainer(want)
 	if err != nil {
 		return nil, err
@@ -271,11 +262,11 @@ func (s *Server) setDesired(ctx context.Context, want string, d ccv1.DesiredStat
 	if err := s.notTask(rec.Container); err != nil {
 		return nil, err
 	}
-	err = s.propose(ctx, statev1.CommandType_COMMAND_TYPE_SET_CONTAINER_DESIRED, &statev1.SetContainerDesired{Id: rec.Container.Id, Desired: d, StopTimeoutMs: timeout.Milliseconds()})
+	err = s.core.Propose(ctx, statev1.CommandType_COMMAND_TYPE_SET_CONTAINER_DESIRED, &statev1.SetContainerDesired{Id: rec.Container.Id, Desired: d, StopTimeoutMs: timeout.Milliseconds()})
 	if err != nil {
 		return nil, err
 	}
-	rec, err = s.fsm.Container(rec.Container.Id)
+	rec, err = s.core.FSM.Container(rec.Container.Id)
 	if err != nil {
 		return nil, err
 	}
@@ -283,7 +274,7 @@ func (s *Server) setDesired(ctx context.Context, want string, d ccv1.DesiredStat
 }
 
 // StartContainer implements ContainerService.
-func (s *Server) StartContainer(ctx context.Context, req *ccv1.StartContainerRequest) (*ccv1.StartContainerResponse, error) {
+func (s *ContainerService) StartContainer(ctx context.Context, req *ccv1.StartContainerRequest) (*ccv1.StartContainerResponse, error) {
 	c, err := s.setDesired(ctx, req.GetId(), ccv1.DesiredState_DESIRED_STATE_RUNNING, 0)
 	if err != nil {
 		return nil, err
@@ -292,7 +283,7 @@ func (s *Server) StartContainer(ctx context.Context, req *ccv1.StartContainerReq
 }
 
 // StopContainer implements ContainerService.
-func (s *Server) StopContainer(ctx context.Context, req *ccv1.StopContainerRequest) (*ccv1.StopContainerResponse, error) {
+func (s *ContainerService) StopContainer(ctx context.Context, req *ccv1.StopContainerRequest) (*ccv1.StopContainerResponse, error) {
 	timeout := 10 * time.Second
 	if t := req.GetTimeout(); t != nil {
 		if !t.IsValid() || t.AsDuration() < 0 {
@@ -309,7 +300,7 @@ func (s *Server) StopContainer(ctx context.Context, req *ccv1.StopContainerReque
 
 // RemoveContainer implements ContainerService. The agent stops and deletes
 // the container when its assignment disappears.
-func (s *Server) RemoveContainer(ctx context.Context, req *ccv1.RemoveContainerRequest) (*ccv1.RemoveContainerResponse, error) {
+func (s *ContainerService) RemoveContainer(ctx context.Context, req *ccv1.RemoveContainerRequest) (*ccv1.RemoveContainerResponse, error) {
 	rec, err := s.findContainer(req.GetId())
 	if err != nil {
 		return nil, err
@@ -322,14 +313,26 @@ func (s *Server) RemoveContainer(ctx context.Context, req *ccv1.RemoveContainerR
 	if running && c.Desired == ccv1.DesiredState_DESIRED_STATE_RUNNING && !req.GetForce() {
 		return nil, status.Errorf(codes.FailedPrecondition, "container %s is running: stop it first (`ccctl stop %s`) or remove it with --force", c.Name, c.Name)
 	}
-	if err := s.propose(ctx, statev1.CommandType_COMMAND_TYPE_REMOVE_CONTAINER, &statev1.RemoveContainer{Id: c.Id}); err != nil {
+	if err := s.core.Propose(ctx, statev1.CommandType_COMMAND_TYPE_REMOVE_CONTAINER, &statev1.RemoveContainer{Id: c.Id}); err != nil {
 		return nil, err
 	}
 	return &ccv1.RemoveContainerResponse{}, nil
 }
 
+// notTask refuses to drive a service's task as a plain container.
+func (s *ContainerService) notTask(c *ccv1.Container) error {
+	if c.GetServiceId() == "" {
+		return nil
+	}
+	name := c.ServiceId
+	if svc, err := s.core.FSM.Service(c.ServiceId); err == nil {
+		name = svc.Name
+	}
+	return status.Errorf(codes.FailedPrecondition, "container %s is a task of service %s, which the cluster manages: use `ccctl service scale %s=N`, `ccctl service update` or `ccctl service rm %s`", c.Name, name, name, name)
+}
+
 // ContainerLogs streams a container's logs from its node.
-func (s *Server) ContainerLogs(req *ccv1.ContainerLogsRequest, stream ccv1.ContainerService_ContainerLogsServer) error {
+func (s *ContainerService) ContainerLogs(req *ccv1.ContainerLogsRequest, stream ccv1.ContainerService_ContainerLogsServer) error {
 	rec, err := s.findContainer(req.GetId())
 	if err != nil {
 		return err
@@ -338,92 +341,7 @@ func (s *Server) ContainerLogs(req *ccv1.ContainerLogsRequest, stream ccv1.Conta
 	if c.NodeId == "" {
 		return status.Errorf(codes.FailedPrecondition, "container %s has not been placed on a node yet", c.Name)
 	}
-	if s.sessions.Connected(c.NodeId) || s.peers == nil {
-		return s.sessions.Logs(stream.Context(), c.NodeId, c.Id, req.GetFollow(), req.GetTail(), stream.Send)
-	}
-	return s.relayLogs(stream, c.NodeId, c.Id, req)
-}
-
-// relayLogs finds the server that holds the node's session and streams the
-// logs through it.
-func (s *Server) relayLogs(stream ccv1.ContainerService_ContainerLogsServer, nodeID, containerID string, req *ccv1.ContainerLogsRequest) error {
-	st, err := s.raft.Status()
-	if err != nil {
-		return err
-	}
-	rreq := &ccv1.RelayLogsRequest{NodeId: nodeID, ContainerId: containerID, Follow: req.GetFollow(), Tail: req.GetTail()}
-	for _, srv := range st.Servers {
-		if srv.ID == st.ID {
-			continue
-		}
-		rs, err := s.peers.RelayLogs(stream.Context(), srv.ID, rreq)
-		if err != nil {
-			continue
-		}
-		first := true
-		for {
-			m, err := rs.Recv()
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			if err != nil {
-				if first && status.Code(err) == codes.FailedPrecondition {
-					break // not this server
-				}
-				return err
-			}
-			first = false
-			if err := stream.Send(&ccv1.ContainerLogsResponse{Stream: m.Stream, Data: m.Data}); err != nil {
-				return err
-			}
-		}
-	}
-	return status.Errorf(codes.Unavailable, "node %s is not connected to any server now, so its logs cannot be read", nodeID)
-}
-
-// GetNode implements NodeService.
-func (s *Server) GetNode(ctx context.Context, req *ccv1.GetNodeRequest) (*ccv1.GetNodeResponse, error) {
-	nodes, err := s.fsm.Nodes()
-	if err != nil {
-		return nil, err
-	}
-	n, err := FindNode(nodes, req.GetId())
-	if err != nil {
-		return nil, err
-	}
-	s.withLastSeen(n)
-	if err := s.withAllocation(n); err != nil {
-		return nil, err
-	}
-	return &ccv1.GetNodeResponse{Node: n}, nil
-}
-
-func (s *Server) withLastSeen(n *ccv1.Node) {
-	if s.sessions == nil {
-		return
-	}
-	if t, ok := s.sessions.LastSeen(n.Id); ok {
-		n.LastSeen = timestamppb.New(t)
-	}
-}
-
-// RemoveNode implements NodeService.
-func (s *Server) RemoveNode(ctx context.Context, req *ccv1.RemoveNodeRequest) (*ccv1.RemoveNodeResponse, error) {
-	nodes, err := s.fsm.Nodes()
-	if err != nil {
-		return nil, err
-	}
-	n, err := FindNode(nodes, req.GetId())
-	if err != nil {
-		return nil, err
-	}
-	if n.State == ccv1.NodeState_NODE_STATE_READY && !req.GetForce() {
-		return nil, status.Errorf(codes.FailedPrecondition, "node %s is ready: stop its agent first, or remove it with --force", n.Name)
-	}
-	if err := s.propose(ctx, statev1.CommandType_COMMAND_TYPE_REMOVE_NODE, &statev1.RemoveNode{Id: n.Id}); err != nil {
-		return nil, err
-	}
-	return &ccv1.RemoveNodeResponse{}, nil
+	return s.core.nodeLogs(stream.Context(), c.NodeId, c.Id, req.GetFollow(), req.GetTail(), stream.Send)
 }
 
 func newContainerID() string {

@@ -9,18 +9,15 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
+	"github.com/containercodes/cc/controlplane/blobs"
 	"github.com/containercodes/cc/controlplane/blobstore"
 	"github.com/containercodes/cc/controlplane/fsm"
-	"github.com/containercodes/cc/controlplane/raftstore"
 	"github.com/containercodes/cc/internal/imagearchive"
-	"github.com/containercodes/cc/internal/streamio"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -32,8 +29,8 @@ const DefaultMaxImageSize int64 = 8 << 30
 // minDigestPrefix is how many hex digits of a digest name an image.
 const minDigestPrefix = 12
 
-// ImageService implements cc.v1.ImageService: archives go to the blob store,
-// their digests and names through raft.
+// ImageService implements cc.v1.ImageService: archives go to the
+// replicated blob store, their digests and names through raft.
 type ImageService struct {
 	ccv1.UnimplementedImageServiceServer
 
@@ -41,44 +38,29 @@ type ImageService struct {
 	// NewImageService sets DefaultMaxImageSize.
 	MaxImageSize int64
 
-	raft  *raftstore.Store
-	fsm   *fsm.FSM
-	blobs *blobstore.Store
+	core  *Core
+	blobs *blobs.Store
 	log   *slog.Logger
-	now   func() time.Time
 
 	// mu orders writing image records against removing blobs, so that no
 	// record is written for a blob being removed and no blob is removed
 	// that a record or a load in progress holds.
 	mu       sync.Mutex
 	inflight map[string]int // digest → loads between storing the blob and writing the record
-
-	peers BlobPeers // nil on a lone server
 }
 
-// BlobPeers copies blobs between servers.
-type BlobPeers interface {
-	// Push copies a local blob to the other servers and says how many
-	// servers hold it now, this one included, and how many voters there are.
-	Push(ctx context.Context, digest string) (have, voters int, err error)
-	// Pull fetches a blob from another server into the local store.
-	Pull(ctx context.Context, digest string) error
-}
-
-// SetPeers makes loads wait until an archive is on a majority of servers,
-// and lets a server fetch an archive it lacks from the others.
-func (s *ImageService) SetPeers(p BlobPeers) { s.peers = p }
-
-// NewImageService returns the image API over a raft node, its state machine
-// and the server's blob store.
-func NewImageService(r *raftstore.Store, f *fsm.FSM, blobs *blobstore.Store, log *slog.Logger) *ImageService {
+// NewImageService returns the image API over the core and the replicated
+// blob store (which waits, when an archive is loaded, until it is on a
+// majority of the servers).
+func NewImageService(core *Core, store *blobs.Store, log *slog.Logger) *ImageService {
+	if log == nil {
+		log = core.Log
+	}
 	return &ImageService{
 		MaxImageSize: DefaultMaxImageSize,
-		raft:         r,
-		fsm:          f,
-		blobs:        blobs,
+		core:         core,
+		blobs:        store,
 		log:          log,
-		now:          time.Now,
 		inflight:     map[string]int{},
 	}
 }
@@ -86,56 +68,6 @@ func NewImageService(r *raftstore.Store, f *fsm.FSM, blobs *blobstore.Store, log
 // Register adds the service to a gRPC server.
 func (s *ImageService) Register(g grpc.ServiceRegistrar) {
 	ccv1.RegisterImageServiceServer(g, s)
-}
-
-func (s *ImageService) propose(ctx context.Context, t statev1.CommandType, payload proto.Message) error {
-	data, err := fsm.Encode(t, payload, s.now())
-	if err != nil {
-		return err
-	}
-	_, err = s.raft.Apply(ctx, data)
-	return err
-}
-
-func invalidArg(format string, args ...any) error {
-	return status.Errorf(codes.InvalidArgument, format, args...)
-}
-
-// uploadHeader receives the first message of an upload stream, which must
-// carry its header.
-func uploadHeader[M interface{ GetHeader() H }, H comparable](recv func() (M, error)) (H, error) {
-	var none H
-	first, err := recv()
-	if errors.Is(err, io.EOF) {
-		return none, invalidArg("an upload starts with a header message")
-	}
-	if err != nil {
-		return none, err
-	}
-	hdr := first.GetHeader()
-	if hdr == none {
-		return none, invalidArg("the first message of an upload must be its header")
-	}
-	return hdr, nil
-}
-
-// uploadBody reads the chunks that follow an upload's header as a stream
-// of bytes; a second header is an error.
-func uploadBody[M interface {
-	GetHeader() H
-	GetChunk() []byte
-}, H comparable](recv func() (M, error)) io.Reader {
-	var none H
-	return streamio.Reader(nil, func() ([]byte, error) {
-		m, err := recv()
-		if err != nil {
-			return nil, err
-		}
-		if m.GetHeader() != none {
-			return nil, invalidArg("a second header in one upload")
-		}
-		return m.GetChunk(), nil
-	})
 }
 
 // errInspectStopped ends the blob store's read when the archive is refused.
@@ -169,7 +101,7 @@ func (s *ImageService) LoadImage(stream ccv1.ImageService_LoadImageServer) error
 		return invalidArg("header: size %d is negative", hdr.Size)
 	case hdr.Size > maxSize:
 		return invalidArg("the archive is %d bytes, more than this server's limit of %d", hdr.Size, maxSize)
-	case hdr.Sha256 != "" && !isHex64(strings.TrimPrefix(hdr.Sha256, "sha256:")):
+	case hdr.Sha256 != "" && !blobs.IsHex64(strings.TrimPrefix(hdr.Sha256, "sha256:")):
 		return invalidArg("header: sha256 %q is not 64 lowercase hex digits", hdr.Sha256)
 	}
 	limit := maxSize
@@ -196,7 +128,7 @@ func (s *ImageService) LoadImage(stream ccv1.ImageService_LoadImageServer) error
 	}()
 	stored := make(chan putResult, 1)
 	go func() {
-		d, n, err := s.blobs.Put(ctx, io.TeeReader(upR, inW), hdr.Sha256, limit)
+		d, n, err := s.blobs.Local().Put(ctx, io.TeeReader(upR, inW), hdr.Sha256, limit)
 		if err != nil {
 			inW.CloseWithError(err)
 			upR.CloseWithError(err)
@@ -271,7 +203,7 @@ func (s *ImageService) LoadImage(stream ccv1.ImageService_LoadImageServer) error
 	// Blobs never go through raft, so the archive is copied to the other
 	// servers before the image is recorded: losing any minority of servers
 	// must not lose it.
-	if _, _, err := s.replicate(ctx, put.digest, "the archive", "load it again when the servers are back"); err != nil {
+	if _, _, err := s.blobs.Replicate(ctx, put.digest, "the archive", "load it again when the servers are back"); err != nil {
 		s.release(put.digest, true)
 		return err
 	}
@@ -315,7 +247,7 @@ func (s *ImageService) dropLocked(digest string) {
 	if _, err := s.image(digest); !errors.Is(err, fsm.ErrNotFound) {
 		return // held by a record, or unknown: keep it
 	}
-	if err := s.blobs.Remove(digest); err != nil && !errors.Is(err, blobstore.ErrNotFound) {
+	if err := s.blobs.Local().Remove(digest); err != nil && !errors.Is(err, blobstore.ErrNotFound) {
 		s.log.Warn("remove image blob", "digest", digest, "err", err)
 	}
 }
@@ -326,14 +258,14 @@ func (s *ImageService) record(ctx context.Context, img *ccv1.Image) (*ccv1.Image
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	defer s.releaseLocked(img.Digest)
-	if _, err := s.blobs.Stat(img.Digest); err != nil {
+	if _, err := s.blobs.Local().Stat(img.Digest); err != nil {
 		if errors.Is(err, blobstore.ErrNotFound) {
 			return nil, status.Error(codes.Aborted, "the image was removed while it loaded; load it again")
 		}
 		return nil, err
 	}
 	// A failed proposal may still have been committed, so the blob stays.
-	if err := s.propose(ctx, statev1.CommandType_COMMAND_TYPE_PUT_IMAGE, &statev1.PutImage{Image: img}); err != nil {
+	if err := s.core.Propose(ctx, statev1.CommandType_COMMAND_TYPE_PUT_IMAGE, &statev1.PutImage{Image: img}); err != nil {
 		return nil, err
 	}
 	return s.image(img.Digest)
@@ -341,7 +273,7 @@ func (s *ImageService) record(ctx context.Context, img *ccv1.Image) (*ccv1.Image
 
 // image returns the record with that digest.
 func (s *ImageService) image(digest string) (*ccv1.Image, error) {
-	imgs, err := s.fsm.Images()
+	imgs, err := s.core.FSM.Images()
 	if err != nil {
 		return nil, err
 	}
@@ -356,7 +288,7 @@ func (s *ImageService) image(digest string) (*ccv1.Image, error) {
 // ListImages implements ImageService: sorted by first name, images without
 // names last (by digest).
 func (s *ImageService) ListImages(ctx context.Context, _ *ccv1.ListImagesRequest) (*ccv1.ListImagesResponse, error) {
-	imgs, err := s.fsm.Images()
+	imgs, err := s.core.FSM.Images()
 	if err != nil {
 		return nil, err
 	}
@@ -386,7 +318,7 @@ func (s *ImageService) RemoveImage(ctx context.Context, req *ccv1.RemoveImageReq
 	if err != nil {
 		return nil, err
 	}
-	if err := s.propose(ctx, statev1.CommandType_COMMAND_TYPE_REMOVE_IMAGE, &statev1.RemoveImage{Digest: img.Digest}); err != nil {
+	if err := s.core.Propose(ctx, statev1.CommandType_COMMAND_TYPE_REMOVE_IMAGE, &statev1.RemoveImage{Digest: img.Digest}); err != nil {
 		return nil, err
 	}
 	s.dropLocked(img.Digest)
@@ -396,13 +328,13 @@ func (s *ImageService) RemoveImage(ctx context.Context, req *ccv1.RemoveImageReq
 
 // find looks an image up by digest, digest prefix or name.
 func (s *ImageService) find(ref string) (*ccv1.Image, error) {
-	imgs, err := s.fsm.Images()
+	imgs, err := s.core.FSM.Images()
 	if err != nil {
 		return nil, err
 	}
 	hex, prefixed := strings.CutPrefix(ref, "sha256:")
-	if prefixed || (len(hex) >= minDigestPrefix && len(hex) <= 64 && isHex(hex)) {
-		if len(hex) < minDigestPrefix || len(hex) > 64 || !isHex(hex) {
+	if prefixed || (len(hex) >= minDigestPrefix && len(hex) <= 64 && blobs.IsHex(hex)) {
+		if len(hex) < minDigestPrefix || len(hex) > 64 || !blobs.IsHex(hex) {
 			return nil, invalidArg("digest %q: give sha256: and at least %d of its lowercase hex digits", ref, minDigestPrefix)
 		}
 		var found []*ccv1.Image
@@ -435,14 +367,15 @@ func (s *ImageService) find(ref string) (*ccv1.Image, error) {
 	return nil, fmt.Errorf("image %s is not loaded (see `ccctl image ls`): %w", name, fsm.ErrNotFound)
 }
 
-// Resolve finds the loaded image a user-typed name (like "busybox") refers
-// to, after normalizing it. Errors wrap ErrInvalidArgument or fsm.ErrNotFound.
-func (s *ImageService) Resolve(name string) (*ccv1.Image, error) {
+// resolveImage finds the loaded image a user-typed name (like "busybox")
+// refers to, after normalizing it. Errors wrap ErrInvalidArgument or
+// fsm.ErrNotFound.
+func resolveImage(f *fsm.FSM, name string) (*ccv1.Image, error) {
 	n, err := imagearchive.Normalize(name)
 	if err != nil {
 		return nil, fmt.Errorf("%w: image %q: %v", ErrInvalidArgument, name, err)
 	}
-	imgs, err := s.fsm.Images()
+	imgs, err := f.Images()
 	if err != nil {
 		return nil, err
 	}
@@ -461,129 +394,15 @@ func (s *ImageService) Resolve(name string) (*ccv1.Image, error) {
 // Only digests of image records are served. Errors wrap ErrInvalidArgument
 // or fsm.ErrNotFound.
 func (s *ImageService) OpenBlob(digest string) (io.ReadCloser, int64, error) {
-	if !strings.HasPrefix(digest, "sha256:") || !isHex64(digest[len("sha256:"):]) {
+	if !strings.HasPrefix(digest, "sha256:") || !blobs.IsHex64(digest[len("sha256:"):]) {
 		return nil, 0, fmt.Errorf("%w: digest %q: want sha256:<64 lowercase hex digits>", ErrInvalidArgument, digest)
 	}
 	if _, err := s.image(digest); err != nil {
 		return nil, 0, err
 	}
-	rc, size, err := s.OpenStored(digest)
+	rc, size, err := s.blobs.Open(digest)
 	if errors.Is(err, blobstore.ErrNotFound) {
 		return nil, 0, fmt.Errorf("the archive of image %s is not on this server: %w", digest, fsm.ErrNotFound)
 	}
 	return rc, size, err
 }
-
-// OpenStored opens any stored blob (an image archive, a job's input,
-// output or logs), fetching it from the other servers first when this one
-// lacks it (it was away when the blob was stored). The reader verifies the
-// bytes as they are read. A blob no server has is blobstore.ErrNotFound.
-func (s *ImageService) OpenStored(digest string) (io.ReadCloser, int64, error) {
-	rc, size, err := s.blobs.Open(digest)
-	if errors.Is(err, blobstore.ErrNotFound) && s.peers != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		perr := s.peers.Pull(ctx, digest)
-		cancel()
-		if perr == nil {
-			rc, size, err = s.blobs.Open(digest)
-		} else {
-			s.log.Warn("cannot fetch a blob from the other servers", "digest", digest, "err", perr)
-		}
-	}
-	return rc, size, err
-}
-
-// HasBlob says whether a blob is stored here, fetching it from the other
-// servers when this one lacks it. A blob no server has is
-// blobstore.ErrNotFound.
-func (s *ImageService) HasBlob(ctx context.Context, digest string) error {
-	_, err := s.blobs.Stat(digest)
-	if errors.Is(err, blobstore.ErrNotFound) && s.peers != nil {
-		if perr := s.peers.Pull(ctx, digest); perr == nil {
-			_, err = s.blobs.Stat(digest)
-		}
-	}
-	return err
-}
-
-// Upload describes bytes to store with StoreReplicated.
-type Upload struct {
-	// What names the bytes in errors: "the input", "the output".
-	What string
-	// Size, when positive, is the exact size the sender announced.
-	Size int64
-	// SHA256 ("<hex>" or "sha256:<hex>"), when set, is checked.
-	SHA256 string
-	// Limit is the most bytes accepted.
-	Limit int64
-}
-
-// StoreReplicated stores what r yields in the blob store, checking the
-// size and digest u announces, then copies it to the other servers. It
-// returns only once a majority of the voters hold it: before, a blob could
-// be lost with a minority of servers, since blobs never go through raft.
-// The sender's mistakes are InvalidArgument statuses; too few servers
-// reached is Unavailable (the blob stays here: sending it again is cheap).
-func (s *ImageService) StoreReplicated(ctx context.Context, r io.Reader, u Upload) (digest string, size int64, have, voters int, err error) {
-	switch {
-	case u.Size < 0:
-		return "", 0, 0, 0, invalidArg("header: size %d is negative", u.Size)
-	case u.Size > u.Limit:
-		return "", 0, 0, 0, invalidArg("%s is %d bytes, more than the limit of %d", u.What, u.Size, u.Limit)
-	case u.SHA256 != "" && !isHex64(strings.TrimPrefix(u.SHA256, "sha256:")):
-		return "", 0, 0, 0, invalidArg("header: sha256 %q is not 64 lowercase hex digits (with or without sha256:)", u.SHA256)
-	}
-	limit := u.Limit
-	if u.Size > 0 {
-		limit = u.Size
-	}
-	digest, size, err = s.blobs.Put(ctx, r, u.SHA256, limit)
-	var streamErr interface{ GRPCStatus() *status.Status }
-	switch {
-	case err == nil:
-	case errors.As(err, &streamErr):
-		return "", 0, 0, 0, streamErr.GRPCStatus().Err() // the stream's own error
-	case errors.Is(err, blobstore.ErrDigestMismatch):
-		return "", 0, 0, 0, invalidArg("%s does not match the header's sha256: %v", u.What, err)
-	case errors.Is(err, blobstore.ErrTooLarge) && u.Size > 0:
-		return "", 0, 0, 0, invalidArg("the upload is longer than the %d bytes its header gave", u.Size)
-	case errors.Is(err, blobstore.ErrTooLarge):
-		return "", 0, 0, 0, invalidArg("%s is larger than the limit of %d bytes", u.What, u.Limit)
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return "", 0, 0, 0, err
-	default:
-		return "", 0, 0, 0, fmt.Errorf("store %s: %w", u.What, err)
-	}
-	if u.Size > 0 && size != u.Size {
-		return "", 0, 0, 0, invalidArg("the upload ended after %d bytes; its header gave %d", size, u.Size)
-	}
-	have, voters, err = s.replicate(ctx, digest, u.What, "send it again when the servers are back")
-	if err != nil {
-		return "", 0, have, voters, err
-	}
-	return digest, size, have, voters, nil
-}
-
-// replicate copies a stored blob to the other servers and fails with
-// Unavailable unless a majority of the voters hold it then.
-func (s *ImageService) replicate(ctx context.Context, digest, what, retry string) (have, voters int, err error) {
-	if s.peers == nil {
-		return 1, 1, nil
-	}
-	have, voters, perr := s.peers.Push(ctx, digest)
-	if have < voters/2+1 {
-		return have, voters, status.Errorf(codes.Unavailable, "%s reached %d of %d servers, not a majority (%v); %s", what, have, voters, perr, retry)
-	}
-	return have, voters, nil
-}
-
-func isHex(h string) bool {
-	for i := 0; i < len(h); i++ {
-		if c := h[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-func isHex64(h string) bool { return len(h) == 64 && isHex(h) }

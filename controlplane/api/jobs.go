@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/containercodes/cc/controlplane/auth"
+	"github.com/containercodes/cc/controlplane/blobs"
 	"github.com/containercodes/cc/controlplane/blobstore"
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/internal/jobspec"
@@ -60,14 +61,14 @@ type JobService struct {
 	// NewJobService sets DefaultMaxInputSize.
 	MaxInputSize int64
 
-	api    *Server
-	images *ImageService
+	core   *Core
+	blobs  *blobs.Store
 	done   <-chan struct{}
 	tmpDir string
 	log    *slog.Logger
 }
 
-// JobOptions are what a JobService needs besides the API and the blobs.
+// JobOptions are what a JobService needs besides the core and the blobs.
 type JobOptions struct {
 	// Done, once closed, ends the long streams (watches, followed logs):
 	// the server is shutting down.
@@ -81,13 +82,13 @@ type JobOptions struct {
 // tempPattern names the service's temporary files.
 const tempPattern = "job-output-*"
 
-// NewJobService returns the job API over the user API (raft, state,
-// sessions, peers) and the image service's blob store (which copies
-// blobs between servers).
-func NewJobService(api *Server, images *ImageService, o JobOptions) (*JobService, error) {
-	j := &JobService{MaxInputSize: DefaultMaxInputSize, api: api, images: images, done: o.Done, tmpDir: o.TempDir, log: o.Logger}
+// NewJobService returns the job API over the core (raft, state, sessions,
+// peers) and the replicated blob store, which holds job inputs, outputs
+// and logs.
+func NewJobService(core *Core, store *blobs.Store, o JobOptions) (*JobService, error) {
+	j := &JobService{MaxInputSize: DefaultMaxInputSize, core: core, blobs: store, done: o.Done, tmpDir: o.TempDir, log: o.Logger}
 	if j.log == nil {
-		j.log = api.log
+		j.log = core.Log
 	}
 	if j.done == nil {
 		j.done = make(chan struct{})
@@ -181,13 +182,13 @@ func (j *JobService) lookup(want string) (*statev1.JobRecord, error) {
 	if want == "" {
 		return nil, status.Error(codes.InvalidArgument, "job id: required (see `ccctl job ls`)")
 	}
-	if rec, err := j.api.fsm.Job(want); err == nil {
+	if rec, err := j.core.FSM.Job(want); err == nil {
 		return rec, nil
 	} else if !errors.Is(err, fsm.ErrNotFound) {
 		return nil, err
 	}
 	const show = 5
-	ids, err := j.api.fsm.JobIDsWithPrefix(want, show+1)
+	ids, err := j.core.FSM.JobIDsWithPrefix(want, show+1)
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +196,7 @@ func (j *JobService) lookup(want string) (*statev1.JobRecord, error) {
 	case 0:
 		return nil, status.Errorf(codes.NotFound, "no job %q (see `ccctl job ls`; a finished job is deleted when its output expires)", want)
 	case 1:
-		return j.api.fsm.Job(ids[0])
+		return j.core.FSM.Job(ids[0])
 	}
 	list := strings.Join(ids[:min(len(ids), show)], ", ")
 	if len(ids) > show {
@@ -213,7 +214,7 @@ func (j *JobService) find(ctx context.Context, want string) (*statev1.JobRecord,
 		return rec, err
 	}
 	bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	berr := j.api.raft.Barrier(bctx)
+	berr := j.core.Raft.Barrier(bctx)
 	cancel()
 	if berr != nil {
 		return nil, err
@@ -232,14 +233,14 @@ func (j *JobService) SubmitJob(ctx context.Context, req *ccv1.SubmitJobRequest) 
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	if d := spec.InputDigest; d != "" {
-		err := j.images.HasBlob(ctx, d)
+		err := j.blobs.Has(ctx, d)
 		if errors.Is(err, blobstore.ErrNotFound) {
 			return nil, status.Errorf(codes.InvalidArgument, "input_digest %s: no server holds that upload; upload the input first (UploadInput, or `ccctl job submit --input PATH`)", d)
 		}
 		if err != nil {
 			return nil, err
 		}
-		if err := mayMount(j.api.fsm, p, d); err != nil {
+		if err := mayMount(j.core.FSM, p, d); err != nil {
 			return nil, err
 		}
 	}
@@ -257,29 +258,27 @@ func (j *JobService) SubmitJob(ctx context.Context, req *ccv1.SubmitJobRequest) 
 		}
 	}
 	spec.WebhookSecret = ""
-	if j.api.images != nil {
-		if img, err := j.api.images.Resolve(spec.Image); err == nil {
-			rec.ImageDigest = img.Digest
-		}
+	if img, err := j.core.ResolveImage(spec.Image); err == nil {
+		rec.ImageDigest = img.Digest
 	}
-	if err := j.api.propose(ctx, statev1.CommandType_COMMAND_TYPE_SUBMIT_JOB, &statev1.SubmitJob{Job: rec}); err != nil {
+	if err := j.core.Propose(ctx, statev1.CommandType_COMMAND_TYPE_SUBMIT_JOB, &statev1.SubmitJob{Job: rec}); err != nil {
 		return nil, err
 	}
 	id := rec.Job.Id
 	if key := spec.IdempotencyKey; key != "" {
-		got, err := j.api.fsm.JobIDByKey(p.TokenID, key)
+		got, err := j.core.FSM.JobIDByKey(p.TokenID, key)
 		if err != nil {
 			return nil, err
 		}
 		if got != id {
-			prev, err := j.api.fsm.Job(got)
+			prev, err := j.core.FSM.Job(got)
 			if err != nil {
 				return nil, err
 			}
 			return &ccv1.SubmitJobResponse{Job: publicJob(ctx, prev.Job), Existing: true}, nil
 		}
 	}
-	stored, err := j.api.fsm.Job(id)
+	stored, err := j.core.FSM.Job(id)
 	if err != nil {
 		return nil, err
 	}
@@ -323,7 +322,7 @@ func (j *JobService) ListJobs(ctx context.Context, req *ccv1.ListJobsRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	jobs, next, err := j.api.fsm.ListJobs(flt, limit, before)
+	jobs, next, err := j.core.FSM.ListJobs(flt, limit, before)
 	if err != nil {
 		return nil, err
 	}
@@ -383,12 +382,12 @@ func (j *JobService) CancelJob(ctx context.Context, req *ccv1.CancelJobRequest) 
 	}
 	id := rec.Job.Id
 	if !fsm.JobFinished(rec.Job.State) {
-		if err := j.api.propose(ctx, statev1.CommandType_COMMAND_TYPE_CANCEL_JOB, &statev1.CancelJob{Id: id}); err != nil {
+		if err := j.core.Propose(ctx, statev1.CommandType_COMMAND_TYPE_CANCEL_JOB, &statev1.CancelJob{Id: id}); err != nil {
 			return nil, err
 		}
 		j.log.Info("job cancel", "job_id", id, "by", p.TokenID)
 	}
-	rec, err = j.api.fsm.Job(id)
+	rec, err = j.core.FSM.Job(id)
 	if err != nil {
 		return nil, err
 	}
@@ -401,7 +400,7 @@ func (j *JobService) SetQueue(ctx context.Context, req *ccv1.SetQueueRequest) (*
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	q := &statev1.QueueRecord{Name: req.GetName(), MaxRunning: req.GetMaxRunning()}
-	if err := j.api.propose(ctx, statev1.CommandType_COMMAND_TYPE_SET_QUEUE, &statev1.SetQueue{Queue: q}); err != nil {
+	if err := j.core.Propose(ctx, statev1.CommandType_COMMAND_TYPE_SET_QUEUE, &statev1.SetQueue{Queue: q}); err != nil {
 		return nil, err
 	}
 	qs, err := j.queues()
@@ -427,7 +426,7 @@ func (j *JobService) ListQueues(ctx context.Context, _ *ccv1.ListQueuesRequest) 
 }
 
 func (j *JobService) queues() ([]*ccv1.Queue, error) {
-	st, err := j.api.fsm.ReadDispatch(-1)
+	st, err := j.core.FSM.ReadDispatch(-1)
 	if err != nil {
 		return nil, err
 	}
@@ -451,7 +450,7 @@ func (j *JobService) WatchJobs(req *ccv1.WatchJobsRequest, stream ccv1.JobServic
 	ctx := stream.Context()
 	// Changes after this index are sent below, so none is missed between
 	// the reads of the current state and the first wait.
-	since := j.api.fsm.AppliedIndex()
+	since := j.core.FSM.AppliedIndex()
 	watched := map[string]bool{} // id → finished
 	var initial []*ccv1.Job
 	for _, want := range req.GetIds() {
@@ -470,7 +469,7 @@ func (j *JobService) WatchJobs(req *ccv1.WatchJobsRequest, stream ccv1.JobServic
 		for _, st := range []ccv1.JobState{ccv1.JobState_JOB_STATE_QUEUED, ccv1.JobState_JOB_STATE_ASSIGNED, ccv1.JobState_JOB_STATE_RUNNING} {
 			var before uint64
 			for {
-				page, next, err := j.api.fsm.ListJobs(fsm.JobFilter{State: st}, MaxJobListLimit, before)
+				page, next, err := j.core.FSM.ListJobs(fsm.JobFilter{State: st}, MaxJobListLimit, before)
 				if err != nil {
 					return err
 				}
@@ -505,7 +504,7 @@ func (j *JobService) WatchJobs(req *ccv1.WatchJobsRequest, stream ccv1.JobServic
 			return true, nil
 		}
 		for _, st := range []ccv1.JobState{ccv1.JobState_JOB_STATE_QUEUED, ccv1.JobState_JOB_STATE_ASSIGNED, ccv1.JobState_JOB_STATE_RUNNING} {
-			page, _, err := j.api.fsm.ListJobs(fsm.JobFilter{State: st}, 1, 0)
+			page, _, err := j.core.FSM.ListJobs(fsm.JobFilter{State: st}, 1, 0)
 			if err != nil || len(page) > 0 {
 				return false, err
 			}
@@ -513,8 +512,8 @@ func (j *JobService) WatchJobs(req *ccv1.WatchJobsRequest, stream ccv1.JobServic
 		return true, nil
 	}
 	for {
-		w := j.api.fsm.JobsWatch()
-		changed, idx, err := j.api.fsm.JobChanges(since)
+		w := j.core.FSM.JobsWatch()
+		changed, idx, err := j.core.FSM.JobChanges(since)
 		if err != nil {
 			return err
 		}

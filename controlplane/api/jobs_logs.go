@@ -77,11 +77,11 @@ func (j *JobService) streamLogs(ctx context.Context, rec *statev1.JobRecord, fol
 		}
 		if job.State == ccv1.JobState_JOB_STATE_RUNNING && a != nil && a.Id != relayed {
 			var nodeID string
-			if crec, err := j.api.fsm.Container(a.Id); err == nil {
+			if crec, err := j.core.FSM.Container(a.Id); err == nil {
 				nodeID = crec.Container.NodeId
 			}
 			if nodeID != "" {
-				err := j.nodeLogs(ctx, nodeID, a.Id, follow, tail, sink)
+				err := j.core.nodeLogs(ctx, nodeID, a.Id, follow, tail, sink)
 				relayed, tail = a.Id, 0 // a later attempt's logs are sent whole
 				if err != nil {
 					if ctx.Err() != nil {
@@ -89,7 +89,7 @@ func (j *JobService) streamLogs(ctx context.Context, rec *statev1.JobRecord, fol
 					}
 					// The attempt may have ended meanwhile, its container
 					// gone: its stored logs say the rest.
-					now, rerr := j.api.fsm.Job(job.Id)
+					now, rerr := j.core.FSM.Job(job.Id)
 					if rerr != nil || !fsm.JobFinished(now.Job.State) {
 						return err
 					}
@@ -107,8 +107,8 @@ func (j *JobService) streamLogs(ctx context.Context, rec *statev1.JobRecord, fol
 			return nil // not started: no logs yet
 		}
 		// Wait for the job to start, to end, or to move to a new attempt.
-		w := j.api.fsm.JobsWatch()
-		now, err := j.api.fsm.Job(job.Id)
+		w := j.core.FSM.JobsWatch()
+		now, err := j.core.FSM.Job(job.Id)
 		if errors.Is(err, fsm.ErrNotFound) {
 			return nil
 		}
@@ -126,7 +126,7 @@ func (j *JobService) streamLogs(ctx context.Context, rec *statev1.JobRecord, fol
 			return status.Error(codes.Unavailable, "the server is shutting down")
 		case <-w:
 		}
-		if rec, err = j.api.fsm.Job(job.Id); errors.Is(err, fsm.ErrNotFound) {
+		if rec, err = j.core.FSM.Job(job.Id); errors.Is(err, fsm.ErrNotFound) {
 			return nil
 		} else if err != nil {
 			return err
@@ -139,24 +139,13 @@ func jobMoved(before, after *ccv1.Job) bool {
 	return before.State != after.State || len(before.Attempts) != len(after.Attempts)
 }
 
-// nodeLogs streams a container's logs from its node, through the server
-// that holds the node's session when it is not this one.
-func (j *JobService) nodeLogs(ctx context.Context, nodeID, containerID string, follow bool, tail int64, send func(*ccv1.ContainerLogsResponse) error) error {
-	s := j.api
-	if s.sessions.Connected(nodeID) || s.peers == nil {
-		return s.sessions.Logs(ctx, nodeID, containerID, follow, tail, send)
-	}
-	req := &ccv1.ContainerLogsRequest{Id: containerID, Follow: follow, Tail: tail}
-	return s.relayLogs(logSender{ctx: ctx, send: send}, nodeID, containerID, req)
-}
-
 // storedLogs sends a finished job's stored logs (none: nothing).
 func (j *JobService) storedLogs(ctx context.Context, job *ccv1.Job, tail int64, send logSink) error {
 	if job.LogsDigest == "" {
 		return nil
 	}
 	open := func() (io.ReadCloser, error) {
-		rc, _, err := j.images.OpenStored(job.LogsDigest)
+		rc, _, err := j.blobs.Open(job.LogsDigest)
 		if errors.Is(err, blobstore.ErrNotFound) {
 			return nil, status.Errorf(codes.FailedPrecondition, "the logs of job %s are on no server now (they expire with the output, %s)", job.Id, job.GetExpiresAt().AsTime().Format("2006-01-02 15:04 MST"))
 		}

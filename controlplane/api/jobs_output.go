@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/containercodes/cc/controlplane/auth"
+	"github.com/containercodes/cc/controlplane/blobs"
 	"github.com/containercodes/cc/controlplane/blobstore"
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/internal/streamio"
@@ -42,7 +43,7 @@ func (j *JobService) UploadInput(stream ccv1.JobService_UploadInputServer) error
 		limit = DefaultMaxInputSize
 	}
 	r := uploadBody(stream.Recv)
-	digest, size, _, _, err := j.images.StoreReplicated(stream.Context(), r, Upload{What: "the input", Size: hdr.GetSize(), SHA256: hdr.GetSha256(), Limit: limit})
+	digest, size, _, _, err := j.blobs.StoreReplicated(stream.Context(), r, blobs.Upload{What: "the input", Size: hdr.GetSize(), SHA256: hdr.GetSha256(), Limit: limit})
 	if err != nil {
 		return err
 	}
@@ -54,7 +55,7 @@ func (j *JobService) UploadInput(stream ccv1.JobService_UploadInputServer) error
 	if err != nil {
 		return err
 	}
-	if err := j.api.propose(stream.Context(), statev1.CommandType_COMMAND_TYPE_PUT_INPUT, &statev1.PutInput{Input: &statev1.InputRecord{
+	if err := j.core.Propose(stream.Context(), statev1.CommandType_COMMAND_TYPE_PUT_INPUT, &statev1.PutInput{Input: &statev1.InputRecord{
 		Digest: digest, Size: size, Owners: []string{p.TokenID}}}); err != nil {
 		return err
 	}
@@ -134,10 +135,10 @@ func (j *JobService) openOutput(ctx context.Context, p auth.Principal, id, fileP
 		// The job may have ended a moment ago, applied on the leader and
 		// not yet here.
 		bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := j.api.raft.Barrier(bctx)
+		err := j.core.Raft.Barrier(bctx)
 		cancel()
 		if err == nil {
-			if again, err := j.api.fsm.Job(job.Id); err == nil {
+			if again, err := j.core.FSM.Job(job.Id); err == nil {
 				job = again.Job
 			}
 		}
@@ -153,7 +154,7 @@ func (j *JobService) openOutput(ctx context.Context, p auth.Principal, id, fileP
 		return nil, status.Errorf(codes.FailedPrecondition, "job %s has no output yet: it is %s", job.Id, enumWord(job.State.String(), "JOB_STATE_"))
 	}
 	open := func() (io.ReadCloser, int64, error) {
-		rc, size, err := j.images.OpenStored(job.OutputDigest)
+		rc, size, err := j.blobs.Open(job.OutputDigest)
 		if errors.Is(err, blobstore.ErrNotFound) {
 			if exp := job.GetExpiresAt(); exp != nil && !exp.AsTime().After(time.Now()) {
 				return nil, 0, status.Errorf(codes.FailedPrecondition, "job %s has no output any more: its output expired at %s", job.Id, exp.AsTime().Format(time.RFC3339))

@@ -34,15 +34,16 @@ type PeerClient interface {
 // indexes and status between servers.
 type PeerServer struct {
 	ccv1.UnimplementedPeerServiceServer
-	api   *Server
+	core  *Core
 	ca    func() (*pki.CA, error)
-	peers PeerClient
 	blobs *blobstore.Store
 }
 
-// NewPeerServer returns the server-to-server service.
-func NewPeerServer(api *Server, ca func() (*pki.CA, error), peers PeerClient, blobs *blobstore.Store) *PeerServer {
-	return &PeerServer{api: api, ca: ca, peers: peers, blobs: blobs}
+// NewPeerServer returns the server-to-server service. Blobs other servers
+// push and pull go to and from local, this server's own store: they are
+// never passed on.
+func NewPeerServer(core *Core, ca func() (*pki.CA, error), local *blobstore.Store) *PeerServer {
+	return &PeerServer{core: core, ca: ca, blobs: local}
 }
 
 // PushBlob stores a blob another server sends; its digest is checked.
@@ -93,7 +94,7 @@ func (p *PeerServer) PullBlob(req *ccv1.PullBlobRequest, stream ccv1.PeerService
 // JoinServer checks a server join token, records the server, signs its
 // certificate and adds it to raft as a voter. A follower forwards it.
 func (p *PeerServer) JoinServer(ctx context.Context, req *ccv1.JoinServerRequest) (*ccv1.JoinServerResponse, error) {
-	st, err := p.api.raft.Status()
+	st, err := p.core.Raft.Status()
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +102,7 @@ func (p *PeerServer) JoinServer(ctx context.Context, req *ccv1.JoinServerRequest
 		return nil, status.Error(codes.Unavailable, "the cluster has no leader; retry shortly")
 	}
 	if st.LeaderID != st.ID {
-		return p.peers.JoinServer(ctx, st.LeaderID, req)
+		return p.core.Peers.JoinServer(ctx, st.LeaderID, req)
 	}
 	tok, err := pki.ParseJoinToken(req.GetToken())
 	if err != nil {
@@ -130,28 +131,28 @@ func (p *PeerServer) JoinServer(ctx context.Context, req *ccv1.JoinServerRequest
 	if req.GetName() != "" {
 		hosts = append(hosts, req.GetName())
 	}
-	certPEM, err := ca.IssueServerFromCSR(req.GetCsrDer(), req.GetServerId(), hosts, p.api.now())
+	certPEM, err := ca.IssueServerFromCSR(req.GetCsrDer(), req.GetServerId(), hosts, p.core.now())
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	rec := &statev1.ServerRecord{Id: req.GetServerId(), Name: req.GetName(), RaftAddress: req.GetRaftAddress(), ApiAddress: req.GetApiAddress()}
-	err = p.api.propose(ctx, statev1.CommandType_COMMAND_TYPE_PUT_SERVER, &statev1.PutServer{Server: rec, TokenId: tok.ID(), SecretSha256: tok.SecretHash()})
+	err = p.core.Propose(ctx, statev1.CommandType_COMMAND_TYPE_PUT_SERVER, &statev1.PutServer{Server: rec, TokenId: tok.ID(), SecretSha256: tok.SecretHash()})
 	if errors.Is(err, fsm.ErrTokenInvalid) {
 		return nil, status.Error(codes.Unauthenticated, err.Error())
 	}
 	if err != nil {
 		return nil, err
 	}
-	if err := p.api.raft.AddVoter(req.GetServerId(), req.GetRaftAddress(), 30*time.Second); err != nil {
+	if err := p.core.Raft.AddVoter(req.GetServerId(), req.GetRaftAddress(), 30*time.Second); err != nil {
 		return nil, status.Errorf(codes.Unavailable, "add %s to raft: %v", req.GetServerId(), err)
 	}
-	p.api.log.Info("server joined", "server_id", req.GetServerId(), "raft", req.GetRaftAddress(), "api", req.GetApiAddress())
+	p.core.Log.Info("server joined", "server_id", req.GetServerId(), "raft", req.GetRaftAddress(), "api", req.GetApiAddress())
 	return &ccv1.JoinServerResponse{CertificatePem: certPEM, CaPem: ca.CertPEM}, nil
 }
 
 // Apply applies a write a follower forwarded.
 func (p *PeerServer) Apply(ctx context.Context, req *ccv1.ApplyRequest) (*ccv1.ApplyResponse, error) {
-	res, err := p.api.raft.ApplyLocal(ctx, req.GetCommand())
+	res, err := p.core.Raft.ApplyLocal(ctx, req.GetCommand())
 	resp := &ccv1.ApplyResponse{Index: res.Index}
 	switch {
 	case err == nil:
@@ -167,7 +168,7 @@ func (p *PeerServer) Apply(ctx context.Context, req *ccv1.ApplyRequest) (*ccv1.A
 
 // ReadIndex confirms leadership and returns the commit index.
 func (p *PeerServer) ReadIndex(ctx context.Context, _ *ccv1.ReadIndexRequest) (*ccv1.ReadIndexResponse, error) {
-	idx, err := p.api.raft.ReadIndex()
+	idx, err := p.core.Raft.ReadIndex()
 	if err != nil {
 		return nil, status.Error(codes.Unavailable, err.Error())
 	}
@@ -176,13 +177,13 @@ func (p *PeerServer) ReadIndex(ctx context.Context, _ *ccv1.ReadIndexRequest) (*
 
 // PeerStatus reports this server's raft view.
 func (p *PeerServer) PeerStatus(ctx context.Context, _ *ccv1.PeerStatusRequest) (*ccv1.PeerStatusResponse, error) {
-	st, err := p.api.raft.Status()
+	st, err := p.core.Raft.Status()
 	if err != nil {
 		return nil, err
 	}
 	resp := &ccv1.PeerStatusResponse{RaftState: st.State, LastIndex: st.LastIndex, AppliedIndex: st.AppliedIndex}
 	if st.LeaderID != st.ID {
-		if lc := p.api.raft.LastContact(); !lc.IsZero() {
+		if lc := p.core.Raft.LastContact(); !lc.IsZero() {
 			resp.LastContactMs = time.Since(lc).Milliseconds()
 		}
 	}
@@ -192,10 +193,10 @@ func (p *PeerServer) PeerStatus(ctx context.Context, _ *ccv1.PeerStatusRequest) 
 // RelayLogs serves a log stream for another server when the container's
 // node has its session here.
 func (p *PeerServer) RelayLogs(req *ccv1.RelayLogsRequest, stream ccv1.PeerService_RelayLogsServer) error {
-	if !p.api.sessions.Connected(req.GetNodeId()) {
+	if !p.core.Sessions.Connected(req.GetNodeId()) {
 		return status.Errorf(codes.FailedPrecondition, "node %s has no session here", req.GetNodeId())
 	}
-	return p.api.sessions.Logs(stream.Context(), req.GetNodeId(), req.GetContainerId(), req.GetFollow(), req.GetTail(), func(c *ccv1.ContainerLogsResponse) error {
+	return p.core.Sessions.Logs(stream.Context(), req.GetNodeId(), req.GetContainerId(), req.GetFollow(), req.GetTail(), func(c *ccv1.ContainerLogsResponse) error {
 		return stream.Send(&ccv1.RelayLogsResponse{Stream: c.Stream, Data: c.Data})
 	})
 }
@@ -203,7 +204,7 @@ func (p *PeerServer) RelayLogs(req *ccv1.RelayLogsRequest, stream ccv1.PeerServi
 // Sessions lists the agent sessions this server holds.
 func (p *PeerServer) Sessions(ctx context.Context, _ *ccv1.SessionsRequest) (*ccv1.SessionsResponse, error) {
 	resp := &ccv1.SessionsResponse{}
-	for id, t := range p.api.sessions.Sessions() {
+	for id, t := range p.core.Sessions.Sessions() {
 		resp.Sessions = append(resp.Sessions, &ccv1.NodeSession{NodeId: id, LastSeenUnixMs: t.UnixMilli()})
 	}
 	return resp, nil

@@ -21,7 +21,7 @@ const healthyContact = 5 * time.Second
 
 // ListServers reports every voter of the raft configuration with what its
 // record and its own raft view say.
-func (s *Server) ListServers(ctx context.Context, _ *ccv1.ListServersRequest) (*ccv1.ListServersResponse, error) {
+func (s *ClusterService) ListServers(ctx context.Context, _ *ccv1.ListServersRequest) (*ccv1.ListServersResponse, error) {
 	infos, err := s.servers(ctx)
 	if err != nil {
 		return nil, err
@@ -29,12 +29,12 @@ func (s *Server) ListServers(ctx context.Context, _ *ccv1.ListServersRequest) (*
 	return &ccv1.ListServersResponse{Servers: infos}, nil
 }
 
-func (s *Server) servers(ctx context.Context) ([]*ccv1.ServerInfo, error) {
-	st, err := s.raft.Status()
+func (s *ClusterService) servers(ctx context.Context) ([]*ccv1.ServerInfo, error) {
+	st, err := s.core.Raft.Status()
 	if err != nil {
 		return nil, err
 	}
-	recs, err := s.fsm.Servers()
+	recs, err := s.core.FSM.Servers()
 	if err != nil {
 		return nil, err
 	}
@@ -51,13 +51,13 @@ func (s *Server) servers(ctx context.Context) ([]*ccv1.ServerInfo, error) {
 		if srv.ID == st.ID {
 			info.RaftRole, info.LastIndex, info.Healthy = st.State, st.LastIndex, st.LeaderID != ""
 			if !info.Leader && st.LeaderID != "" {
-				lc := time.Since(s.raft.LastContact())
+				lc := time.Since(s.core.Raft.LastContact())
 				info.LastContact = durationpb.New(lc)
 				info.Healthy = lc < healthyContact
 			}
-		} else if s.peers != nil {
+		} else if s.core.Peers != nil {
 			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			ps, err := s.peers.PeerStatus(pctx, srv.ID)
+			ps, err := s.core.Peers.PeerStatus(pctx, srv.ID)
 			cancel()
 			if err == nil {
 				info.RaftRole, info.LastIndex = ps.RaftState, ps.LastIndex
@@ -80,18 +80,18 @@ func (s *Server) servers(ctx context.Context) ([]*ccv1.ServerInfo, error) {
 // the leader's ClusterService and a context that carries the caller's token:
 // membership changes can only be made there, and the caller need not know
 // which server leads.
-func (s *Server) leaderClient(ctx context.Context) (ccv1.ClusterServiceClient, context.Context, error) {
-	st, err := s.raft.Status()
+func (s *ClusterService) leaderClient(ctx context.Context) (ccv1.ClusterServiceClient, context.Context, error) {
+	st, err := s.core.Raft.Status()
 	if err != nil {
 		return nil, nil, err
 	}
 	if st.LeaderID == st.ID {
 		return nil, nil, nil
 	}
-	if st.LeaderID == "" || s.peers == nil {
+	if st.LeaderID == "" || s.core.Peers == nil {
 		return nil, nil, status.Error(codes.Unavailable, "the cluster has no leader; retry shortly")
 	}
-	cl, err := s.peers.Cluster(st.LeaderID)
+	cl, err := s.core.Peers.Cluster(st.LeaderID)
 	if err != nil {
 		return nil, nil, status.Errorf(codes.Unavailable, "cannot reach the leader %s: %v", st.LeaderID, err)
 	}
@@ -105,7 +105,7 @@ func (s *Server) leaderClient(ctx context.Context) (ccv1.ClusterServiceClient, c
 // RemoveServer removes a server from raft and marks its record removed, so
 // that its identity cannot come back. Refused when the remaining healthy
 // voters would not make a quorum, unless forced.
-func (s *Server) RemoveServer(ctx context.Context, req *ccv1.RemoveServerRequest) (*ccv1.RemoveServerResponse, error) {
+func (s *ClusterService) RemoveServer(ctx context.Context, req *ccv1.RemoveServerRequest) (*ccv1.RemoveServerResponse, error) {
 	if cl, fctx, err := s.leaderClient(ctx); err != nil {
 		return nil, err
 	} else if cl != nil {
@@ -136,17 +136,17 @@ func (s *Server) RemoveServer(ctx context.Context, req *ccv1.RemoveServerRequest
 	if healthyLeft < votersLeft/2+1 && !req.GetForce() {
 		return nil, status.Errorf(codes.FailedPrecondition, "removing %s would leave %d healthy of %d voters, no quorum: bring servers back or use --force", target.Id, healthyLeft, votersLeft)
 	}
-	if err := s.propose(ctx, statev1.CommandType_COMMAND_TYPE_REMOVE_SERVER, &statev1.RemoveServer{Id: target.Id}); err != nil {
+	if err := s.core.Propose(ctx, statev1.CommandType_COMMAND_TYPE_REMOVE_SERVER, &statev1.RemoveServer{Id: target.Id}); err != nil {
 		return nil, err
 	}
-	if err := s.raft.RemoveServer(target.Id, 30*time.Second); err != nil {
+	if err := s.core.Raft.RemoveServer(target.Id, 30*time.Second); err != nil {
 		return nil, status.Errorf(codes.Unavailable, "remove %s from raft: %v", target.Id, err)
 	}
 	return &ccv1.RemoveServerResponse{}, nil
 }
 
 // TransferLeadership hands leadership to another voter.
-func (s *Server) TransferLeadership(ctx context.Context, req *ccv1.TransferLeadershipRequest) (*ccv1.TransferLeadershipResponse, error) {
+func (s *ClusterService) TransferLeadership(ctx context.Context, req *ccv1.TransferLeadershipRequest) (*ccv1.TransferLeadershipResponse, error) {
 	if cl, fctx, err := s.leaderClient(ctx); err != nil {
 		return nil, err
 	} else if cl != nil {
@@ -154,7 +154,7 @@ func (s *Server) TransferLeadership(ctx context.Context, req *ccv1.TransferLeade
 	}
 	addr := ""
 	if req.GetId() != "" {
-		st, err := s.raft.Status()
+		st, err := s.core.Raft.Status()
 		if err != nil {
 			return nil, err
 		}
@@ -167,13 +167,13 @@ func (s *Server) TransferLeadership(ctx context.Context, req *ccv1.TransferLeade
 			return nil, status.Errorf(codes.NotFound, "no server %q in the raft configuration", req.GetId())
 		}
 	}
-	if err := s.raft.TransferLeadership(req.GetId(), addr); err != nil {
+	if err := s.core.Raft.TransferLeadership(req.GetId(), addr); err != nil {
 		return nil, status.Errorf(codes.Unavailable, "transfer leadership: %v", err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	for {
-		st, _ := s.raft.Status()
+		st, _ := s.core.Raft.Status()
 		if st.LeaderID != "" && st.LeaderID != st.ID {
 			return &ccv1.TransferLeadershipResponse{LeaderId: st.LeaderID}, nil
 		}

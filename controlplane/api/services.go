@@ -2,24 +2,37 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"regexp"
 	"sort"
 	"strings"
 	"sync"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/containercodes/cc/controlplane/fsm"
-	"github.com/containercodes/cc/controlplane/orchestrator"
 	"github.com/containercodes/cc/controlplane/scheduler"
 	"github.com/containercodes/cc/internal/imagearchive"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
+
+// ServiceService implements cc.v1.ServiceService: services whose tasks
+// the orchestrator keeps running.
+type ServiceService struct {
+	ccv1.UnimplementedServiceServiceServer
+	core *Core
+}
+
+// NewServiceService returns the service API.
+func NewServiceService(core *Core) *ServiceService { return &ServiceService{core: core} }
+
+// Register adds the service to a gRPC server.
+func (s *ServiceService) Register(g grpc.ServiceRegistrar) {
+	ccv1.RegisterServiceServiceServer(g, s)
+}
 
 // A service name becomes part of its tasks' names ("web.1.ab12cd34"), so
 // it has no dots.
@@ -28,21 +41,9 @@ var serviceNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$`)
 // MaxReplicas bounds one service.
 const MaxReplicas = 100_000
 
-// notTask refuses to drive a service's task as a plain container.
-func (s *Server) notTask(c *ccv1.Container) error {
-	if c.GetServiceId() == "" {
-		return nil
-	}
-	name := c.ServiceId
-	if svc, err := s.fsm.Service(c.ServiceId); err == nil {
-		name = svc.Name
-	}
-	return status.Errorf(codes.FailedPrecondition, "container %s is a task of service %s, which the cluster manages: use `ccctl service scale %s=N`, `ccctl service update` or `ccctl service rm %s`", c.Name, name, name, name)
-}
-
 // normalizeServiceSpec validates a service spec, fills its defaults and
 // resolves its image. It returns the spec to store and the image digest.
-func (s *Server) normalizeServiceSpec(in *ccv1.ServiceSpec) (*ccv1.ServiceSpec, string, error) {
+func (s *ServiceService) normalizeServiceSpec(in *ccv1.ServiceSpec) (*ccv1.ServiceSpec, string, error) {
 	if in == nil || in.Task == nil {
 		return nil, "", status.Error(codes.InvalidArgument, "spec.task: required (the image and command the tasks run)")
 	}
@@ -106,16 +107,14 @@ func (s *Server) normalizeServiceSpec(in *ccv1.ServiceSpec) (*ccv1.ServiceSpec, 
 		spec.Update.FailureAction = ccv1.UpdateFailureAction_UPDATE_FAILURE_ACTION_PAUSE
 	}
 	digest := ""
-	if s.images != nil {
-		if img, err := s.images.Resolve(ref); err == nil {
-			digest = img.Digest
-		}
+	if img, err := s.core.ResolveImage(ref); err == nil {
+		digest = img.Digest
 	}
 	return spec, digest, nil
 }
 
 // CreateService implements ServiceService.
-func (s *Server) CreateService(ctx context.Context, req *ccv1.CreateServiceRequest) (*ccv1.CreateServiceResponse, error) {
+func (s *ServiceService) CreateService(ctx context.Context, req *ccv1.CreateServiceRequest) (*ccv1.CreateServiceResponse, error) {
 	if !serviceNameRE.MatchString(req.GetName()) {
 		return nil, status.Errorf(codes.InvalidArgument, "service name %q: use letters, digits, '_' or '-' (at most 63), starting with a letter or digit", req.GetName())
 	}
@@ -124,7 +123,7 @@ func (s *Server) CreateService(ctx context.Context, req *ccv1.CreateServiceReque
 		return nil, err
 	}
 	svc := &ccv1.Service{Id: newContainerID(), Name: req.GetName(), Spec: spec, ImageDigest: digest}
-	if err := s.propose(ctx, statev1.CommandType_COMMAND_TYPE_CREATE_SERVICE, &statev1.CreateService{Service: svc}); err != nil {
+	if err := s.core.Propose(ctx, statev1.CommandType_COMMAND_TYPE_CREATE_SERVICE, &statev1.CreateService{Service: svc}); err != nil {
 		return nil, err
 	}
 	out, err := s.serviceWithCounts(svc.Id)
@@ -135,8 +134,8 @@ func (s *Server) CreateService(ctx context.Context, req *ccv1.CreateServiceReque
 }
 
 // findService resolves an id, a unique id prefix or a name.
-func (s *Server) findService(want string) (*ccv1.Service, error) {
-	return resolve(want, "service", "ccctl service ls", s.fsm.Service, s.fsm.ServiceIDByName, s.fsm.Services,
+func (s *ServiceService) findService(want string) (*ccv1.Service, error) {
+	return resolve(want, "service", "ccctl service ls", s.core.FSM.Service, s.core.FSM.ServiceIDByName, s.core.FSM.Services,
 		func(svc *ccv1.Service) string { return svc.Id })
 }
 
@@ -199,12 +198,12 @@ func countTasks(svc *ccv1.Service, tasks []*statev1.ContainerRecord) {
 	svc.Counts = n
 }
 
-func (s *Server) serviceWithCounts(id string) (*ccv1.Service, error) {
-	svc, err := s.fsm.Service(id)
+func (s *ServiceService) serviceWithCounts(id string) (*ccv1.Service, error) {
+	svc, err := s.core.FSM.Service(id)
 	if err != nil {
 		return nil, err
 	}
-	tasks, err := s.fsm.ServiceTasks(id)
+	tasks, err := s.core.FSM.ServiceTasks(id)
 	if err != nil {
 		return nil, err
 	}
@@ -213,13 +212,13 @@ func (s *Server) serviceWithCounts(id string) (*ccv1.Service, error) {
 }
 
 // ListServices implements ServiceService.
-func (s *Server) ListServices(ctx context.Context, _ *ccv1.ListServicesRequest) (*ccv1.ListServicesResponse, error) {
-	all, err := s.fsm.Services()
+func (s *ServiceService) ListServices(ctx context.Context, _ *ccv1.ListServicesRequest) (*ccv1.ListServicesResponse, error) {
+	all, err := s.core.FSM.Services()
 	if err != nil {
 		return nil, err
 	}
 	for _, svc := range all {
-		tasks, err := s.fsm.ServiceTasks(svc.Id)
+		tasks, err := s.core.FSM.ServiceTasks(svc.Id)
 		if err != nil {
 			return nil, err
 		}
@@ -230,7 +229,7 @@ func (s *Server) ListServices(ctx context.Context, _ *ccv1.ListServicesRequest) 
 }
 
 // GetService implements ServiceService.
-func (s *Server) GetService(ctx context.Context, req *ccv1.GetServiceRequest) (*ccv1.GetServiceResponse, error) {
+func (s *ServiceService) GetService(ctx context.Context, req *ccv1.GetServiceRequest) (*ccv1.GetServiceResponse, error) {
 	svc, err := s.findService(req.GetId())
 	if err != nil {
 		return nil, err
@@ -243,7 +242,7 @@ func (s *Server) GetService(ctx context.Context, req *ccv1.GetServiceRequest) (*
 }
 
 // UpdateService implements ServiceService.
-func (s *Server) UpdateService(ctx context.Context, req *ccv1.UpdateServiceRequest) (*ccv1.UpdateServiceResponse, error) {
+func (s *ServiceService) UpdateService(ctx context.Context, req *ccv1.UpdateServiceRequest) (*ccv1.UpdateServiceResponse, error) {
 	svc, err := s.findService(req.GetId())
 	if err != nil {
 		return nil, err
@@ -252,7 +251,7 @@ func (s *Server) UpdateService(ctx context.Context, req *ccv1.UpdateServiceReque
 	if err != nil {
 		return nil, err
 	}
-	if err := s.propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_SERVICE, &statev1.UpdateService{Id: svc.Id, Spec: spec, ImageDigest: digest,
+	if err := s.core.Propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_SERVICE, &statev1.UpdateService{Id: svc.Id, Spec: spec, ImageDigest: digest,
 		ExpectedVersion: req.GetVersion(), ExpectedRevision: req.GetRevision(), Force: req.GetForce()}); err != nil {
 		return nil, err
 	}
@@ -264,7 +263,7 @@ func (s *Server) UpdateService(ctx context.Context, req *ccv1.UpdateServiceReque
 }
 
 // ScaleService implements ServiceService.
-func (s *Server) ScaleService(ctx context.Context, req *ccv1.ScaleServiceRequest) (*ccv1.ScaleServiceResponse, error) {
+func (s *ServiceService) ScaleService(ctx context.Context, req *ccv1.ScaleServiceRequest) (*ccv1.ScaleServiceResponse, error) {
 	svc, err := s.findService(req.GetId())
 	if err != nil {
 		return nil, err
@@ -277,7 +276,7 @@ func (s *Server) ScaleService(ctx context.Context, req *ccv1.ScaleServiceRequest
 	}
 	spec := proto.Clone(svc.Spec).(*ccv1.ServiceSpec)
 	spec.Replicas = req.GetReplicas()
-	if err := s.propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_SERVICE, &statev1.UpdateService{Id: svc.Id, Spec: spec, ImageDigest: svc.ImageDigest, ExpectedRevision: svc.Revision}); err != nil {
+	if err := s.core.Propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_SERVICE, &statev1.UpdateService{Id: svc.Id, Spec: spec, ImageDigest: svc.ImageDigest, ExpectedRevision: svc.Revision}); err != nil {
 		return nil, err
 	}
 	out, err := s.serviceWithCounts(svc.Id)
@@ -288,12 +287,12 @@ func (s *Server) ScaleService(ctx context.Context, req *ccv1.ScaleServiceRequest
 }
 
 // RollbackService implements ServiceService.
-func (s *Server) RollbackService(ctx context.Context, req *ccv1.RollbackServiceRequest) (*ccv1.RollbackServiceResponse, error) {
+func (s *ServiceService) RollbackService(ctx context.Context, req *ccv1.RollbackServiceRequest) (*ccv1.RollbackServiceResponse, error) {
 	svc, err := s.findService(req.GetId())
 	if err != nil {
 		return nil, err
 	}
-	if err := s.propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_SERVICE, &statev1.UpdateService{Id: svc.Id, Rollback: true}); err != nil {
+	if err := s.core.Propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_SERVICE, &statev1.UpdateService{Id: svc.Id, Rollback: true}); err != nil {
 		return nil, err
 	}
 	out, err := s.serviceWithCounts(svc.Id)
@@ -304,12 +303,12 @@ func (s *Server) RollbackService(ctx context.Context, req *ccv1.RollbackServiceR
 }
 
 // RemoveService implements ServiceService.
-func (s *Server) RemoveService(ctx context.Context, req *ccv1.RemoveServiceRequest) (*ccv1.RemoveServiceResponse, error) {
+func (s *ServiceService) RemoveService(ctx context.Context, req *ccv1.RemoveServiceRequest) (*ccv1.RemoveServiceResponse, error) {
 	svc, err := s.findService(req.GetId())
 	if err != nil {
 		return nil, err
 	}
-	if err := s.propose(ctx, statev1.CommandType_COMMAND_TYPE_REMOVE_SERVICE, &statev1.RemoveService{Id: svc.Id}); err != nil {
+	if err := s.core.Propose(ctx, statev1.CommandType_COMMAND_TYPE_REMOVE_SERVICE, &statev1.RemoveService{Id: svc.Id}); err != nil {
 		return nil, err
 	}
 	return &ccv1.RemoveServiceResponse{}, nil
@@ -317,12 +316,12 @@ func (s *Server) RemoveService(ctx context.Context, req *ccv1.RemoveServiceReque
 
 // ListServiceTasks implements ServiceService: current tasks by slot, then
 // (with all) the history, newest first.
-func (s *Server) ListServiceTasks(ctx context.Context, req *ccv1.ListServiceTasksRequest) (*ccv1.ListServiceTasksResponse, error) {
+func (s *ServiceService) ListServiceTasks(ctx context.Context, req *ccv1.ListServiceTasksRequest) (*ccv1.ListServiceTasksResponse, error) {
 	svc, err := s.findService(req.GetId())
 	if err != nil {
 		return nil, err
 	}
-	tasks, err := s.fsm.ServiceTasks(svc.Id)
+	tasks, err := s.core.FSM.ServiceTasks(svc.Id)
 	if err != nil {
 		return nil, err
 	}
@@ -350,12 +349,12 @@ func (s *Server) ListServiceTasks(ctx context.Context, req *ccv1.ListServiceTask
 
 // ServiceLogs implements ServiceService: the logs of the current tasks
 // that have a node, merged as they arrive, each chunk named by its task.
-func (s *Server) ServiceLogs(req *ccv1.ServiceLogsRequest, stream ccv1.ServiceService_ServiceLogsServer) error {
+func (s *ServiceService) ServiceLogs(req *ccv1.ServiceLogsRequest, stream ccv1.ServiceService_ServiceLogsServer) error {
 	svc, err := s.findService(req.GetId())
 	if err != nil {
 		return err
 	}
-	tasks, err := s.fsm.ServiceTasks(svc.Id)
+	tasks, err := s.core.FSM.ServiceTasks(svc.Id)
 	if err != nil {
 		return err
 	}
@@ -396,115 +395,6 @@ func (s *Server) ServiceLogs(req *ccv1.ServiceLogsRequest, stream ccv1.ServiceSe
 	return nil
 }
 
-// logSender adapts a send function to the ContainerLogs stream that
-// relayLogs writes to.
-type logSender struct {
-	ccv1.ContainerService_ContainerLogsServer
-	ctx  context.Context
-	send func(*ccv1.ContainerLogsResponse) error
-}
-
-func (l logSender) Send(m *ccv1.ContainerLogsResponse) error { return l.send(m) }
-func (l logSender) Context() context.Context                 { return l.ctx }
-
-func (s *Server) taskLogs(ctx context.Context, c *ccv1.Container, req *ccv1.ServiceLogsRequest, send func(*ccv1.ContainerLogsResponse) error) error {
-	if s.sessions.Connected(c.NodeId) || s.peers == nil {
-		return s.sessions.Logs(ctx, c.NodeId, c.Id, req.GetFollow(), req.GetTail(), send)
-	}
-	creq := &ccv1.ContainerLogsRequest{Id: c.Id, Follow: req.GetFollow(), Tail: req.GetTail()}
-	return s.relayLogs(logSender{ctx: ctx, send: send}, c.NodeId, c.Id, creq)
-}
-
-// UpdateNode implements NodeService: availability and operator labels.
-func (s *Server) UpdateNode(ctx context.Context, req *ccv1.UpdateNodeRequest) (*ccv1.UpdateNodeResponse, error) {
-	nodes, err := s.fsm.Nodes()
-	if err != nil {
-		return nil, err
-	}
-	n, err := FindNode(nodes, req.GetId())
-	if err != nil {
-		return nil, err
-	}
-	switch req.GetAvailability() {
-	case ccv1.NodeAvailability_NODE_AVAILABILITY_UNSPECIFIED, ccv1.NodeAvailability_NODE_AVAILABILITY_ACTIVE,
-		ccv1.NodeAvailability_NODE_AVAILABILITY_PAUSE, ccv1.NodeAvailability_NODE_AVAILABILITY_DRAIN:
-	default:
-		return nil, status.Error(codes.InvalidArgument, "availability: use active, pause or drain")
-	}
-	upd := &statev1.UpdateNode{Id: n.Id, Availability: req.GetAvailability()}
-	if len(req.GetAddLabels()) > 0 || len(req.GetRemoveLabels()) > 0 {
-		labels := map[string]string{}
-		for k, v := range n.UserLabels {
-			labels[k] = v
-		}
-		for k, v := range req.GetAddLabels() {
-			if k == "" || strings.ContainsAny(k, "=!, ") || len(k) > 128 || len(v) > 256 {
-				return nil, status.Errorf(codes.InvalidArgument, "label %q=%q: a key is 1-128 characters without '=', '!', ',' or spaces; a value at most 256", k, v)
-			}
-			labels[k] = v
-		}
-		for _, k := range req.GetRemoveLabels() {
-			if _, ok := labels[k]; !ok {
-				if _, agent := n.Labels[k]; agent {
-					return nil, status.Errorf(codes.InvalidArgument, "label %q comes from the agent's --label flag on node %s: change it there", k, n.Name)
-				}
-				return nil, status.Errorf(codes.NotFound, "node %s has no label %q", n.Name, k)
-			}
-			delete(labels, k)
-		}
-		upd.UserLabels, upd.SetUserLabels = labels, true
-	}
-	if err := s.propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_NODE, upd); err != nil {
-		return nil, err
-	}
-	out, err := s.fsm.Node(n.Id)
-	if err != nil {
-		return nil, err
-	}
-	s.withLastSeen(out)
-	if err := s.withAllocation(out); err != nil {
-		return nil, err
-	}
-	return &ccv1.UpdateNodeResponse{Node: out}, nil
-}
-
-// withAllocation fills what is placed on a node.
-func (s *Server) withAllocation(n *ccv1.Node) error {
-	recs, err := s.fsm.NodeContainers(n.Id)
-	if err != nil {
-		return err
-	}
-	alloc := &ccv1.Resources{}
-	var tasks uint32
-	for _, r := range recs {
-		c := r.Container
-		if c.Desired != ccv1.DesiredState_DESIRED_STATE_RUNNING {
-			continue
-		}
-		res := orchestrator.Reservation(c.Spec)
-		alloc.CpuMillis += res.CPUMillis
-		alloc.MemoryBytes += res.MemoryBytes
-		tasks++
-	}
-	n.Allocated, n.Tasks = alloc, tasks
-	return nil
-}
-
-// UpdateSettings implements ClusterService.
-func (s *Server) UpdateSettings(ctx context.Context, req *ccv1.UpdateSettingsRequest) (*ccv1.UpdateSettingsResponse, error) {
-	st := req.GetSettings()
-	if st == nil {
-		return nil, status.Error(codes.InvalidArgument, "settings: required")
-	}
-	if err := s.propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_SETTINGS, &statev1.UpdateSettings{Settings: st}); err != nil {
-		if errors.Is(err, fsm.ErrInvalid) {
-			return nil, status.Error(codes.InvalidArgument, err.Error())
-		}
-		return nil, err
-	}
-	out, err := s.fsm.Settings()
-	if err != nil {
-		return nil, err
-	}
-	return &ccv1.UpdateSettingsResponse{Settings: out}, nil
+func (s *ServiceService) taskLogs(ctx context.Context, c *ccv1.Container, req *ccv1.ServiceLogsRequest, send func(*ccv1.ContainerLogsResponse) error) error {
+	return s.core.nodeLogs(ctx, c.NodeId, c.Id, req.GetFollow(), req.GetTail(), send)
 }

@@ -16,8 +16,8 @@ const SnapshotChunkSize = 1 << 20
 // this server's state database (a bbolt file) in chunks. The first message
 // carries the raft index the copy reflects, the last the hex SHA-256 of all
 // the data; a copy that fits in one chunk has both in one message.
-func (s *Server) SaveSnapshot(_ *ccv1.SaveSnapshotRequest, stream ccv1.ClusterService_SaveSnapshotServer) error {
-	snap, err := s.fsm.BeginSnapshot()
+func (s *ClusterService) SaveSnapshot(_ *ccv1.SaveSnapshotRequest, stream ccv1.ClusterService_SaveSnapshotServer) error {
+	snap, err := s.core.FSM.BeginSnapshot()
 	if err != nil {
 		return err
 	}
@@ -29,8 +29,8 @@ func (s *Server) SaveSnapshot(_ *ccv1.SaveSnapshotRequest, stream ccv1.ClusterSe
 		}
 		return fmt.Errorf("write snapshot: %w", err)
 	}
-	if s.log != nil {
-		s.log.Info("snapshot saved by a client", "index", snap.Index(), "bytes", w.total)
+	if s.core.Log != nil {
+		s.core.Log.Info("snapshot saved by a client", "index", snap.Index(), "bytes", w.total)
 	}
 	return w.finish()
 }

@@ -275,7 +275,7 @@ func TestSaveSnapshotChunks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := api.New(api.Options{FSM: f, Logger: logging.Test(t)})
+	s := api.NewClusterService(&api.Core{FSM: f, Log: logging.Test(t)}, "")
 
 	stream := &fakeSnapshotStream{}
 	if err := s.SaveSnapshot(&ccv1.SaveSnapshotRequest{}, stream); err != nil {

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
+	"github.com/containercodes/cc/controlplane/blobs"
 	"github.com/containercodes/cc/controlplane/blobstore"
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/controlplane/raftstore"
@@ -216,13 +217,15 @@ func joinCluster(ctx context.Context, dataDir, serverID, name, joinAddr, token, 
 	return pki.WriteFile(filepath.Join(tlsDir, fileCACert), resp.CaPem, 0o644)
 }
 
-// blobPeers copies blobs between this server and the others (image
-// archives: they never go through raft).
+// blobPeers copies blobs between this server and the others for the
+// replicated blob store (blobs never go through raft).
 type blobPeers struct {
 	*peers
 	raft  *raftstore.Store
 	blobs *blobstore.Store
 }
+
+var _ blobs.Peers = (*blobPeers)(nil)
 
 // Push sends a local blob to every other voter, in parallel, and counts the
 // servers that hold it.

@@ -31,6 +31,7 @@ import (
 
 	"github.com/containercodes/cc/controlplane/api"
 	"github.com/containercodes/cc/controlplane/auth"
+	"github.com/containercodes/cc/controlplane/blobs"
 	"github.com/containercodes/cc/controlplane/blobstore"
 	"github.com/containercodes/cc/controlplane/config"
 	"github.com/containercodes/cc/controlplane/fsm"
@@ -190,7 +191,8 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.collectBlobs(s.bg)
+		gc := &blobs.GC{Store: s.blobs, InUse: s.fsm.BlobsInUse, Grace: s.cfg.BlobGC.Grace.Duration}
+		gc.Run(s.bg, s.cfg.BlobGC.Interval.Duration, s.log.With("component", "blob-gc"))
 	}()
 	s.wg.Add(1)
 	go func() {
@@ -223,15 +225,12 @@ func (s *Server) finishBootstrap(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	now := time.Now()
-	data, err := fsm.Encode(statev1.CommandType_COMMAND_TYPE_INIT_CLUSTER, &statev1.InitCluster{
+	_, err := s.raft.Propose(wctx, statev1.CommandType_COMMAND_TYPE_INIT_CLUSTER, &statev1.InitCluster{
 		ClusterId: s.id.clusterID,
 		CaCertPem: s.id.ca.CertPEM,
 		CaKeyPem:  s.id.ca.KeyPEM,
 	}, now)
-	if err != nil {
-		return err
-	}
-	if _, err := s.raft.Apply(wctx, data); err != nil && !errors.Is(err, fsm.ErrExists) {
+	if err != nil && !errors.Is(err, fsm.ErrExists) {
 		return fmt.Errorf("bootstrap: write cluster identity: %w", err)
 	}
 	if err := s.recordSelf(wctx); err != nil {
@@ -241,11 +240,7 @@ func (s *Server) finishBootstrap(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	data, err = fsm.Encode(statev1.CommandType_COMMAND_TYPE_CREATE_TOKEN, &statev1.CreateToken{Token: rec}, now)
-	if err != nil {
-		return err
-	}
-	if _, err := s.raft.Apply(wctx, data); err != nil {
+	if _, err := s.raft.Propose(wctx, statev1.CommandType_COMMAND_TYPE_CREATE_TOKEN, &statev1.CreateToken{Token: rec}, now); err != nil {
 		return fmt.Errorf("bootstrap: create admin token: %w", err)
 	}
 	tokenPath := filepath.Join(s.cfg.DataDir, FileAdminToken)
@@ -275,31 +270,31 @@ func (s *Server) serve() error {
 		return err
 	}
 	s.sessions = session.New(s.raft, s.fsm, s.log.With("component", "session"), session.Options{})
-	images := api.NewImageService(s.raft, s.fsm, s.blobs, s.log.With("component", "images"))
 	authn.WithServers(s.fsm)
 	s.peers = newPeers(s.fsm, s.id.raftClientTLS())
 	s.raft.SetPeer(s.peers)
-	images.SetPeers(&blobPeers{peers: s.peers, raft: s.raft, blobs: s.blobs})
+	replicated := blobs.New(s.blobs, &blobPeers{peers: s.peers, raft: s.raft, blobs: s.blobs}, s.log.With("component", "blobs"))
 	s.grpc = grpc.NewServer(
 		grpc.ChainUnaryInterceptor(s.unaryCaughtUp, authn.UnaryInterceptor, s.readBarrier, api.ErrorInterceptor),
 		grpc.ChainStreamInterceptor(s.streamCaughtUp, authn.StreamInterceptor, api.StreamErrorInterceptor),
 	)
-	users := api.New(api.Options{
-		Raft: s.raft, FSM: s.fsm, Sessions: s.sessions, Images: images, Peers: s.peers,
-		CADigest: func() string { return pki.Digest(s.id.ca.Cert) },
-		Name:     s.cfg.Name, Logger: s.log.With("component", "api"),
-	})
-	users.Register(s.grpc)
-	ccv1.RegisterImageServiceServer(s.grpc, images)
-	jobs, err := api.NewJobService(users, images, api.JobOptions{
+	core := &api.Core{Raft: s.raft, FSM: s.fsm, Sessions: s.sessions, Peers: s.peers, Log: s.log.With("component", "api"), Now: time.Now}
+	images := api.NewImageService(core, replicated, s.log.With("component", "images"))
+	jobs, err := api.NewJobService(core, replicated, api.JobOptions{
 		Done: s.bg.Done(), TempDir: filepath.Join(s.cfg.DataDir, "tmp"), Logger: s.log.With("component", "jobs"),
 	})
 	if err != nil {
 		return err
 	}
+	api.NewClusterService(core, s.cfg.Name).Register(s.grpc)
+	api.NewNodeService(core).Register(s.grpc)
+	api.NewTokenService(core, func() string { return pki.Digest(s.id.ca.Cert) }).Register(s.grpc)
+	api.NewContainerService(core).Register(s.grpc)
+	api.NewServiceService(core).Register(s.grpc)
+	images.Register(s.grpc)
 	jobs.Register(s.grpc)
-	ccv1.RegisterAgentServiceServer(s.grpc, api.NewAgentServer(users, s.clusterCA, images))
-	ccv1.RegisterPeerServiceServer(s.grpc, api.NewPeerServer(users, s.clusterCA, s.peers, s.blobs))
+	ccv1.RegisterAgentServiceServer(s.grpc, api.NewAgentServer(core, s.clusterCA, images, replicated))
+	ccv1.RegisterPeerServiceServer(s.grpc, api.NewPeerServer(core, s.clusterCA, s.blobs))
 
 	// The REST gateway reaches the same gRPC server, with the same
 	// interceptors, through an in-memory connection; the caller's
@@ -382,11 +377,7 @@ func (s *Server) recordSelf(ctx context.Context) error {
 	if rec, err := s.fsm.Server(want.Id); err == nil && rec.Name == want.Name && rec.RaftAddress == want.RaftAddress && rec.ApiAddress == want.ApiAddress {
 		return nil
 	}
-	data, err := fsm.Encode(statev1.CommandType_COMMAND_TYPE_PUT_SERVER, &statev1.PutServer{Server: want}, time.Now())
-	if err != nil {
-		return err
-	}
-	_, err = s.raft.Apply(ctx, data)
+	_, err := s.raft.Propose(ctx, statev1.CommandType_COMMAND_TYPE_PUT_SERVER, &statev1.PutServer{Server: want}, time.Now())
 	return err
 }
 
@@ -639,4 +630,10 @@ func (s *Server) downAfter() time.Duration {
 		return s.opts.NodeDownAfter
 	}
 	return s.cfg.NodeDownAfter.Duration
+}
+
+// HasSession says whether a node's agent holds its session with this
+// server (tests use it to find the server an agent talks to).
+func (s *Server) HasSession(nodeID string) bool {
+	return s.sessions != nil && s.sessions.Connected(nodeID)
 }

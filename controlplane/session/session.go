@@ -110,11 +110,6 @@ func (hub *Hub) LastSeen(nodeID string) (time.Time, bool) {
 	return s.lastSeen, true
 }
 
-func (hub *Hub) propose(ctx context.Context, t statev1.CommandType, payload proto.Message) error {
-	_, err := hub.raft.Propose(ctx, t, payload, time.Now())
-	return err
-}
-
 // Session serves one agent's stream until it ends.
 func (hub *Hub) Session(nodeID string, stream ccv1.AgentService_SessionServer) error {
 	ctx, cancel := context.WithCancel(stream.Context())
@@ -197,7 +192,8 @@ func (hub *Hub) nodeUp(ctx context.Context, nodeID string, h *ccv1.SessionHello)
 	if !changed {
 		return nil
 	}
-	return hub.propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_NODE, upd)
+	_, err = hub.raft.Propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_NODE, upd, time.Now())
+	return err
 }
 
 func mapsEqual(a, b map[string]string) bool {
@@ -252,7 +248,7 @@ func (hub *Hub) recvLoop(ctx context.Context, s *session, stream ccv1.AgentServi
 			// Another server may have marked the node down after the
 			// agent moved here: a live session puts that right.
 			if n, err := hub.fsm.Node(s.nodeID); err == nil && n.State != ccv1.NodeState_NODE_STATE_READY {
-				if err := hub.propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_NODE, &statev1.UpdateNode{Id: s.nodeID, State: ccv1.NodeState_NODE_STATE_READY}); err != nil {
+				if _, err := hub.raft.Propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_NODE, &statev1.UpdateNode{Id: s.nodeID, State: ccv1.NodeState_NODE_STATE_READY}, time.Now()); err != nil {
 					hub.log.Warn("could not mark node ready", "node_id", s.nodeID, "err", err)
 				}
 			}

@@ -123,7 +123,7 @@ func (hub *Hub) flushStatus(ctx context.Context) {
 	for _, rep := range r.Reports {
 		n += len(rep.Statuses)
 	}
-	if err := hub.propose(wctx, statev1.CommandType_COMMAND_TYPE_REPORT_STATUSES, r); err != nil {
+	if _, err := hub.raft.Propose(wctx, statev1.CommandType_COMMAND_TYPE_REPORT_STATUSES, r, time.Now()); err != nil {
 		hub.status.putBack(r)
 		hub.log.Warn("could not store container status; keeping it for the next try", "nodes", len(r.Reports), "statuses", n, "err", err)
 	}

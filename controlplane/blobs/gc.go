@@ -1,26 +1,28 @@
-package jobs
+package blobs
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/containercodes/cc/controlplane/blobstore"
 )
 
-// BlobStore is the part of the blob store the collector uses.
-type BlobStore interface {
+// LocalStore is the part of the local blob store the collector uses.
+type LocalStore interface {
 	List() ([]string, error)
 	Remove(digest string) error
 }
 
-// BlobGC removes blobs that nothing in the state refers to (expired job
+// GC removes blobs that nothing in the state refers to (expired job
 // outputs and logs, inputs of deleted jobs, archives of removed images).
 // A blob is removed only once it has been unreferenced for Grace, seen so
 // in two passes: an upload is stored before the record naming it is
 // written.
-type BlobGC struct {
-	Store BlobStore
+type GC struct {
+	Store LocalStore
 	// InUse returns every digest the state refers to.
 	InUse func() (map[string]bool, error)
 	Grace time.Duration
@@ -29,7 +31,7 @@ type BlobGC struct {
 }
 
 // Pass runs one collection and returns the digests it removed.
-func (g *BlobGC) Pass(now time.Time) ([]string, error) {
+func (g *GC) Pass(now time.Time) ([]string, error) {
 	if g.unref == nil {
 		g.unref = map[string]time.Time{}
 	}
@@ -73,4 +75,25 @@ func (g *BlobGC) Pass(now time.Time) ([]string, error) {
 		}
 	}
 	return removed, firstErr
+}
+
+// Run collects every interval until ctx ends. Every server runs it on its
+// own store (blobs are per server, not leader work).
+func (g *GC) Run(ctx context.Context, interval time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		removed, err := g.Pass(time.Now())
+		if err != nil {
+			log.Warn("blob collection", "err", err)
+		}
+		if len(removed) > 0 {
+			log.Info("removed unreferenced blobs", "count", len(removed))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -1,4 +1,4 @@
-package jobs
+package blobs
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"github.com/containercodes/cc/controlplane/blobstore"
 )
 
-func TestBlobGC(t *testing.T) {
+func TestGC(t *testing.T) {
 	store, err := blobstore.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -23,7 +23,7 @@ func TestBlobGC(t *testing.T) {
 	}
 	keep, drop := put("keep"), put("drop")
 	used := map[string]bool{keep: true}
-	g := &BlobGC{Store: store, InUse: func() (map[string]bool, error) { return used, nil }, Grace: time.Hour}
+	g := &GC{Store: store, InUse: func() (map[string]bool, error) { return used, nil }, Grace: time.Hour}
 	now := time.Now()
 	if rm, err := g.Pass(now); err != nil || len(rm) != 0 {
 		t.Fatalf("first pass removed %v (%v)", rm, err)

@@ -1,0 +1,119 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/containercodes/cc/controlplane/fsm"
+	"github.com/containercodes/cc/controlplane/raftstore"
+	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
+	ccv1 "github.com/containercodes/cc/proto/cc/v1"
+)
+
+// Sessions is what the API uses of the agent sessions this server holds
+// (the session package's dispatcher).
+type Sessions interface {
+	// Session serves a node's stream until it ends.
+	Session(nodeID string, stream ccv1.AgentService_SessionServer) error
+	// SendLogs relays a node's answer to a log request.
+	SendLogs(nodeID string, stream ccv1.AgentService_SendLogsServer) error
+	// Logs streams a container's logs from a node whose session is here.
+	Logs(ctx context.Context, nodeID, containerID string, follow bool, tail int64, fn func(*ccv1.ContainerLogsResponse) error) error
+	// Connected says whether the node's session is here.
+	Connected(nodeID string) bool
+	// LastSeen is when this server last heard from the node.
+	LastSeen(nodeID string) (time.Time, bool)
+	// Sessions lists the nodes with a session here and when each was last
+	// heard from.
+	Sessions() map[string]time.Time
+}
+
+// Core is what every service of the API shares: the raft node, its state
+// machine, the agent sessions this server holds and the other servers.
+// Services read its fields and write through Propose; none reaches into
+// another service.
+type Core struct {
+	Raft     *raftstore.Store
+	FSM      *fsm.FSM
+	Sessions Sessions
+	// Peers reaches the other servers; nil on a lone server.
+	Peers PeerClient
+	Log   *slog.Logger
+	// Now is the clock commands are stamped with; nil is time.Now.
+	Now func() time.Time
+}
+
+// now reads the core's clock.
+func (c *Core) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+// Propose encodes one command stamped with the core's clock and applies it
+// through raft (forwarded to the leader when this server is not).
+func (c *Core) Propose(ctx context.Context, t statev1.CommandType, payload proto.Message) error {
+	_, err := c.Raft.Propose(ctx, t, payload, c.now())
+	return err
+}
+
+// ResolveImage finds the loaded image a user-typed name (like "busybox")
+// refers to, after normalizing it. Errors wrap ErrInvalidArgument or
+// fsm.ErrNotFound.
+func (c *Core) ResolveImage(name string) (*ccv1.Image, error) {
+	return resolveImage(c.FSM, name)
+}
+
+// nodeLogs streams a container's logs from its node, through the server
+// that holds the node's session when it is not this one.
+func (c *Core) nodeLogs(ctx context.Context, nodeID, containerID string, follow bool, tail int64, send func(*ccv1.ContainerLogsResponse) error) error {
+	if c.Sessions.Connected(nodeID) || c.Peers == nil {
+		return c.Sessions.Logs(ctx, nodeID, containerID, follow, tail, send)
+	}
+	return c.relayLogs(ctx, nodeID, containerID, follow, tail, send)
+}
+
+// relayLogs finds the server that holds the node's session and streams the
+// logs through it.
+func (c *Core) relayLogs(ctx context.Context, nodeID, containerID string, follow bool, tail int64, send func(*ccv1.ContainerLogsResponse) error) error {
+	st, err := c.Raft.Status()
+	if err != nil {
+		return err
+	}
+	rreq := &ccv1.RelayLogsRequest{NodeId: nodeID, ContainerId: containerID, Follow: follow, Tail: tail}
+	for _, srv := range st.Servers {
+		if srv.ID == st.ID {
+			continue
+		}
+		rs, err := c.Peers.RelayLogs(ctx, srv.ID, rreq)
+		if err != nil {
+			continue
+		}
+		first := true
+		for {
+			m, err := rs.Recv()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				if first && status.Code(err) == codes.FailedPrecondition {
+					break // not this server
+				}
+				return err
+			}
+			first = false
+			if err := send(&ccv1.ContainerLogsResponse{Stream: m.Stream, Data: m.Data}); err != nil {
+				return err
+			}
+		}
+	}
+	return status.Errorf(codes.Unavailable, "node %s is not connected to any server now, so its logs cannot be read", nodeID)
+}
