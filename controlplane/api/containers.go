@@ -214,11 +214,7 @@ func (s *ContainerService) ListContainers(ctx context.Context, req *ccv1.ListCon
 	}
 	nodeID := ""
 	if req.GetNode() != "" {
-		nodes, err := s.core.FSM.Nodes()
-		if err != nil {
-			return nil, err
-		}
-		n, err := FindNode(nodes, req.GetNode())
+		n, err := s.core.node(req.GetNode())
 		if err != nil {
 			return nil, err
 		}

@@ -30,6 +30,7 @@ import (
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/internal/pki"
 	"github.com/containercodes/cc/internal/testing/testcluster"
+	"github.com/containercodes/cc/internal/jobspec"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -214,7 +215,8 @@ func TestSubmitJobDefaultsAndSecret(t *testing.T) {
 	ownerID, bearer := h.token(ccv1.Role_ROLE_ADMIN)
 	jobs := h.jobsAs(bearer)
 
-	resp := submit(t, jobs, &ccv1.JobSpec{Image: "busybox", Command: []string{"echo", "hi"}, WebhookUrl: "https://example.com/hook", Labels: map[string]string{"team": "a"}})
+	in := &ccv1.JobSpec{Image: "busybox", Command: []string{"echo", "hi"}, WebhookUrl: "https://example.com/hook", Labels: map[string]string{"team": "a"}}
+	resp := submit(t, jobs, in)
 	j := resp.Job
 	if len(resp.WebhookSecret) != 64 || strings.Trim(resp.WebhookSecret, "0123456789abcdef") != "" {
 		t.Fatalf("generated webhook secret %q, want 64 hex digits", resp.WebhookSecret)
@@ -222,18 +224,15 @@ func TestSubmitJobDefaultsAndSecret(t *testing.T) {
 	if resp.Existing || j.State != ccv1.JobState_JOB_STATE_QUEUED || j.OwnerTokenId != ownerID || len(j.Id) != 32 {
 		t.Fatalf("submitted %v", resp)
 	}
+	// The stored spec is the submitted one with every default filled
+	// (each default's value is checked in internal/jobspec).
 	s := j.Spec
-	want := &ccv1.JobSpec{
-		Image: "docker.io/library/busybox:latest", Command: []string{"echo", "hi"}, WebhookUrl: "https://example.com/hook", Labels: map[string]string{"team": "a"},
-		Queue:            "default",
-		Resources:        &ccv1.ContainerResources{MemoryBytes: 512 << 20, CpuMillis: 1000, Pids: 512},
-		Timeout:          durationpb.New(time.Hour),
-		MaxAttempts:      1,
-		OutputLimitBytes: 1 << 30,
-		TmpLimitBytes:    64 << 20,
-		MaxOutputFiles:   10000,
-		KillGrace:        durationpb.New(10 * time.Second),
-		OutputTtl:        durationpb.New(7 * 24 * time.Hour),
+	want, err := jobspec.Normalize(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want.Timeout == nil || want.Resources.GetMemoryBytes() == 0 || want.Queue == "" {
+		t.Fatalf("normalized spec lacks defaults: %v", want)
 	}
 	if !proto.Equal(s, want) {
 		t.Fatalf("stored spec\n%v\nwant\n%v", s, want)

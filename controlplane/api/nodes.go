@@ -38,8 +38,7 @@ func (s *NodeService) ListNodes(ctx context.Context, _ *ccv1.ListNodesRequest) (
 	}
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
 	for _, n := range nodes {
-		s.withLastSeen(n)
-		if err := s.withAllocation(n); err != nil {
+		if err := s.view(n); err != nil {
 			return nil, err
 		}
 	}
@@ -48,37 +47,30 @@ func (s *NodeService) ListNodes(ctx context.Context, _ *ccv1.ListNodesRequest) (
 
 // GetNode implements NodeService.
 func (s *NodeService) GetNode(ctx context.Context, req *ccv1.GetNodeRequest) (*ccv1.GetNodeResponse, error) {
-	nodes, err := s.core.FSM.Nodes()
+	n, err := s.core.node(req.GetId())
 	if err != nil {
 		return nil, err
 	}
-	n, err := FindNode(nodes, req.GetId())
-	if err != nil {
-		return nil, err
-	}
-	s.withLastSeen(n)
-	if err := s.withAllocation(n); err != nil {
+	if err := s.view(n); err != nil {
 		return nil, err
 	}
 	return &ccv1.GetNodeResponse{Node: n}, nil
 }
 
-func (s *NodeService) withLastSeen(n *ccv1.Node) {
-	if s.core.Sessions == nil {
-		return
+// view completes a stored node for the caller: its last heartbeat here
+// and what is placed on it.
+func (s *NodeService) view(n *ccv1.Node) error {
+	if s.core.Sessions != nil {
+		if t, ok := s.core.Sessions.LastSeen(n.Id); ok {
+			n.LastSeen = timestamppb.New(t)
+		}
 	}
-	if t, ok := s.core.Sessions.LastSeen(n.Id); ok {
-		n.LastSeen = timestamppb.New(t)
-	}
+	return s.withAllocation(n)
 }
 
 // RemoveNode implements NodeService.
 func (s *NodeService) RemoveNode(ctx context.Context, req *ccv1.RemoveNodeRequest) (*ccv1.RemoveNodeResponse, error) {
-	nodes, err := s.core.FSM.Nodes()
-	if err != nil {
-		return nil, err
-	}
-	n, err := FindNode(nodes, req.GetId())
+	n, err := s.core.node(req.GetId())
 	if err != nil {
 		return nil, err
 	}
@@ -93,11 +85,7 @@ func (s *NodeService) RemoveNode(ctx context.Context, req *ccv1.RemoveNodeReques
 
 // UpdateNode implements NodeService: availability and operator labels.
 func (s *NodeService) UpdateNode(ctx context.Context, req *ccv1.UpdateNodeRequest) (*ccv1.UpdateNodeResponse, error) {
-	nodes, err := s.core.FSM.Nodes()
-	if err != nil {
-		return nil, err
-	}
-	n, err := FindNode(nodes, req.GetId())
+	n, err := s.core.node(req.GetId())
 	if err != nil {
 		return nil, err
 	}
@@ -137,8 +125,7 @@ func (s *NodeService) UpdateNode(ctx context.Context, req *ccv1.UpdateNodeReques
 	if err != nil {
 		return nil, err
 	}
-	s.withLastSeen(out)
-	if err := s.withAllocation(out); err != nil {
+	if err := s.view(out); err != nil {
 		return nil, err
 	}
 	return &ccv1.UpdateNodeResponse{Node: out}, nil
@@ -164,6 +151,15 @@ func (s *NodeService) withAllocation(n *ccv1.Node) error {
 	}
 	n.Allocated, n.Tasks = alloc, tasks
 	return nil
+}
+
+// node finds a stored node by id, unique id prefix or name.
+func (c *Core) node(want string) (*ccv1.Node, error) {
+	nodes, err := c.FSM.Nodes()
+	if err != nil {
+		return nil, err
+	}
+	return FindNode(nodes, want)
 }
 
 // FindNode finds a node by id, unique id prefix or name.

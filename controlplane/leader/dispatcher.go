@@ -30,45 +30,30 @@ func NewJobDispatcher(c Config) *JobDispatcher {
 
 // Run runs passes until ctx ends.
 func (d *JobDispatcher) Run(ctx context.Context) {
-	if !Ready(ctx) {
-		return
-	}
-	const resync = 5 * time.Second
 	const inputScan = time.Minute // input records expire in days: no hurry
-	var last, lastInputs time.Time
-	for {
-		if gap := minPassGap; time.Since(last) < gap {
-			if !sleep(ctx, gap-time.Since(last)) {
-				return
-			}
-		}
-		watch := d.fsm.Watch()
-		last = time.Now()
-		withInputs := last.Sub(lastInputs) >= inputScan
+	var lastInputs time.Time
+	decide(ctx, d.fsm, 5*time.Second, func(ctx context.Context, now time.Time) (outcome, time.Time) {
+		withInputs := now.Sub(lastInputs) >= inputScan
 		if withInputs {
-			lastInputs = last
+			lastInputs = now
 		}
-		ops, err := d.plan(last, withInputs)
+		ops, err := d.plan(now, withInputs)
 		if err != nil {
 			d.log.Error("read state", "err", err)
-		} else if len(ops) > 0 {
-			if err := writeJobOps(ctx, d.raft, ops); err != nil {
-				if ctx.Err() != nil {
-					return
-				}
+			return idle, time.Time{}
+		}
+		if len(ops) == 0 {
+			return idle, time.Time{}
+		}
+		if err := writeJobOps(ctx, d.raft, ops); err != nil {
+			if ctx.Err() == nil {
 				d.log.Warn("could not write the dispatcher's decisions; retrying", "err", err)
-				if !sleep(ctx, time.Second) {
-					return
-				}
-			} else {
-				d.log.Debug("job ops applied", "ops", len(ops), "took", time.Since(last))
 			}
-			continue
+			return failed, time.Time{}
 		}
-		if !waitChange(ctx, watch, resync) {
-			return
-		}
-	}
+		d.log.Debug("job ops applied", "ops", len(ops), "took", time.Since(now))
+		return wrote, time.Time{}
+	})
 }
 
 // plan reads what one pass decides from and decides.

@@ -121,6 +121,64 @@ func writeJobOps(ctx context.Context, r *raftstore.Store, ops []*statev1.JobOp) 
 	})
 }
 
+// outcome is what a deciding pass did.
+type outcome int
+
+const (
+	// idle: nothing to write; pass again on the next change or at the
+	// wake time.
+	idle outcome = iota
+	// wrote: pass again at once, deciding from the new state.
+	wrote
+	// failed: writing the decisions failed; pass again after a second.
+	failed
+)
+
+// decide runs pass after pass until ctx ends, the shape every deciding
+// loop shares. Passes are paced: at least minPassGap apart and at least as
+// far apart as the last one took, so that many changes in a row (thousands
+// of nodes joining, status arriving) make one pass, not one each, and the
+// loop takes at most about half of a core. After an idle pass the loop
+// waits for a change of the state, the pass's wake time (zero: none) or
+// resync, whichever comes first.
+func decide(ctx context.Context, f *fsm.FSM, resync time.Duration, pass func(ctx context.Context, now time.Time) (outcome, time.Time)) {
+	// Decide from everything earlier leaders committed.
+	if !Ready(ctx) {
+		return
+	}
+	var last time.Time // start of the last pass
+	var took time.Duration
+	for {
+		if gap := max(minPassGap, took); time.Since(last) < gap {
+			if !sleep(ctx, gap-time.Since(last)) {
+				return
+			}
+		}
+		watch := f.Watch()
+		last = time.Now()
+		out, wakeAt := pass(ctx, last)
+		took = time.Since(last)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case out == wrote:
+			continue
+		case out == failed:
+			if !sleep(ctx, time.Second) {
+				return
+			}
+			continue
+		}
+		wake := last.Add(resync)
+		if !wakeAt.IsZero() && wakeAt.Before(wake) {
+			wake = wakeAt
+		}
+		if !waitChange(ctx, watch, time.Until(wake)) {
+			return
+		}
+	}
+}
+
 // waitChange waits until watch is closed or d has passed; false when ctx
 // ended first.
 func waitChange(ctx context.Context, watch <-chan struct{}, d time.Duration) bool {

@@ -184,10 +184,18 @@ func joinCluster(ctx context.Context, dataDir, serverID, name, joinAddr, token, 
 	// An election in progress answers Unavailable before anything is
 	// written: wait it out for a while, as a user would retry.
 	var resp *ccv1.JoinServerResponse
+	retry := time.NewTicker(500 * time.Millisecond)
+	defer retry.Stop()
+join:
 	for deadline := time.Now().Add(time.Minute); ; {
 		resp, err = ccv1.NewPeerServiceClient(conn).JoinServer(ctx, req)
-		if status.Code(err) != codes.Unavailable || time.Now().After(deadline) || !sleep(ctx, 500*time.Millisecond) {
+		if status.Code(err) != codes.Unavailable || time.Now().After(deadline) {
 			break
+		}
+		select {
+		case <-ctx.Done():
+			break join
+		case <-retry.C:
 		}
 	}
 	if err != nil {
@@ -371,16 +379,4 @@ func (p *peers) otherSessions(ctx context.Context, r *raftstore.Store) map[strin
 		}
 	}
 	return out
-}
-
-// sleep waits for d; false when ctx ended first.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
