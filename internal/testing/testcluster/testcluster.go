@@ -1,8 +1,8 @@
 // Package testcluster starts control planes in-process for integration
 // tests: each on 127.0.0.1 with OS-chosen ports and a t.TempDir() data dir,
-// handing back an authenticated client. Every integration test reuses it;
-// later issues grow it to N servers and M agents with kill and partition
-// helpers.
+// handing back an authenticated client. Every integration test reuses it:
+// one server (Start) or N (StartCluster), M agents on real containerd
+// (StartAgent), and helpers to stop, restart and partition them.
 package testcluster
 
 import (
