@@ -829,6 +829,7 @@ type SessionResponse struct {
 	//	*SessionResponse_Logs
 	//	*SessionResponse_LogCancel
 	//	*SessionResponse_Servers
+	//	*SessionResponse_Edge
 	Msg           isSessionResponse_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -923,6 +924,15 @@ func (x *SessionResponse) GetServers() *ServerList {
 	return nil
 }
 
+func (x *SessionResponse) GetEdge() *EdgeUpdate {
+	if x != nil {
+		if x, ok := x.Msg.(*SessionResponse_Edge); ok {
+			return x.Edge
+		}
+	}
+	return nil
+}
+
 type isSessionResponse_Msg interface {
 	isSessionResponse_Msg()
 }
@@ -947,6 +957,11 @@ type SessionResponse_Servers struct {
 	Servers *ServerList `protobuf:"bytes,6,opt,name=servers,proto3,oneof"`
 }
 
+type SessionResponse_Edge struct {
+	// edge is the node's edge configuration (its own sequence).
+	Edge *EdgeUpdate `protobuf:"bytes,7,opt,name=edge,proto3,oneof"`
+}
+
 func (*SessionResponse_Full) isSessionResponse_Msg() {}
 
 func (*SessionResponse_Changes) isSessionResponse_Msg() {}
@@ -956,6 +971,8 @@ func (*SessionResponse_Logs) isSessionResponse_Msg() {}
 func (*SessionResponse_LogCancel) isSessionResponse_Msg() {}
 
 func (*SessionResponse_Servers) isSessionResponse_Msg() {}
+
+func (*SessionResponse_Edge) isSessionResponse_Msg() {}
 
 // ServerList is every control-plane server's API address: the agent fails
 // over to another when the one it uses goes away. It is sent at the start of
@@ -1587,7 +1604,7 @@ var File_cc_v1_agent_proto protoreflect.FileDescriptor
 
 const file_cc_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x11cc/v1/agent.proto\x12\x05cc.v1\x1a\x16cc/v1/containers.proto\x1a\x11cc/v1/nodes.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"e\n" +
+	"\x11cc/v1/agent.proto\x12\x05cc.v1\x1a\x16cc/v1/containers.proto\x1a\x10cc/v1/edge.proto\x1a\x11cc/v1/nodes.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"e\n" +
 	"\x11UploadBlobRequest\x121\n" +
 	"\x06header\x18\x01 \x01(\v2\x17.cc.v1.UploadBlobHeaderH\x00R\x06header\x12\x16\n" +
 	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\x05\n" +
@@ -1645,7 +1662,7 @@ const file_cc_v1_agent_proto_rawDesc = "" +
 	"generation\x12.\n" +
 	"\x06status\x18\x03 \x01(\v2\x16.cc.v1.ContainerStatusR\x06status\x12;\n" +
 	"\vobserved_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"observedAt\"\x97\x02\n" +
+	"observedAt\"\xc0\x02\n" +
 	"\x0fSessionResponse\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12*\n" +
 	"\x04full\x18\x02 \x01(\v2\x14.cc.v1.AssignmentSetH\x00R\x04full\x124\n" +
@@ -1653,7 +1670,8 @@ const file_cc_v1_agent_proto_rawDesc = "" +
 	"\x04logs\x18\x04 \x01(\v2\x11.cc.v1.LogRequestH\x00R\x04logs\x121\n" +
 	"\n" +
 	"log_cancel\x18\x05 \x01(\v2\x10.cc.v1.LogCancelH\x00R\tlogCancel\x12-\n" +
-	"\aservers\x18\x06 \x01(\v2\x11.cc.v1.ServerListH\x00R\aserversB\x05\n" +
+	"\aservers\x18\x06 \x01(\v2\x11.cc.v1.ServerListH\x00R\aservers\x12'\n" +
+	"\x04edge\x18\a \x01(\v2\x11.cc.v1.EdgeUpdateH\x00R\x04edgeB\x05\n" +
 	"\x03msg\"1\n" +
 	"\n" +
 	"ServerList\x12#\n" +
@@ -1750,9 +1768,10 @@ var file_cc_v1_agent_proto_goTypes = []any{
 	(*Resources)(nil),                // 26: cc.v1.Resources
 	(*ContainerStatus)(nil),          // 27: cc.v1.ContainerStatus
 	(*timestamppb.Timestamp)(nil),    // 28: google.protobuf.Timestamp
-	(*ContainerSpec)(nil),            // 29: cc.v1.ContainerSpec
-	(DesiredState)(0),                // 30: cc.v1.DesiredState
-	(*ContainerLogsResponse)(nil),    // 31: cc.v1.ContainerLogsResponse
+	(*EdgeUpdate)(nil),               // 29: cc.v1.EdgeUpdate
+	(*ContainerSpec)(nil),            // 30: cc.v1.ContainerSpec
+	(DesiredState)(0),                // 31: cc.v1.DesiredState
+	(*ContainerLogsResponse)(nil),    // 32: cc.v1.ContainerLogsResponse
 }
 var file_cc_v1_agent_proto_depIdxs = []int32{
 	1,  // 0: cc.v1.UploadBlobRequest.header:type_name -> cc.v1.UploadBlobHeader
@@ -1771,29 +1790,30 @@ var file_cc_v1_agent_proto_depIdxs = []int32{
 	17, // 13: cc.v1.SessionResponse.logs:type_name -> cc.v1.LogRequest
 	18, // 14: cc.v1.SessionResponse.log_cancel:type_name -> cc.v1.LogCancel
 	13, // 15: cc.v1.SessionResponse.servers:type_name -> cc.v1.ServerList
-	29, // 16: cc.v1.Assignment.spec:type_name -> cc.v1.ContainerSpec
-	30, // 17: cc.v1.Assignment.desired:type_name -> cc.v1.DesiredState
-	14, // 18: cc.v1.AssignmentSet.assignments:type_name -> cc.v1.Assignment
-	14, // 19: cc.v1.AssignmentChanges.updated:type_name -> cc.v1.Assignment
-	20, // 20: cc.v1.SendLogsRequest.header:type_name -> cc.v1.LogHeader
-	31, // 21: cc.v1.SendLogsRequest.chunk:type_name -> cc.v1.ContainerLogsResponse
-	3,  // 22: cc.v1.AgentService.Join:input_type -> cc.v1.JoinRequest
-	5,  // 23: cc.v1.AgentService.RenewCertificate:input_type -> cc.v1.RenewCertificateRequest
-	7,  // 24: cc.v1.AgentService.Session:input_type -> cc.v1.SessionRequest
-	19, // 25: cc.v1.AgentService.SendLogs:input_type -> cc.v1.SendLogsRequest
-	22, // 26: cc.v1.AgentService.FetchBlob:input_type -> cc.v1.FetchBlobRequest
-	0,  // 27: cc.v1.AgentService.UploadBlob:input_type -> cc.v1.UploadBlobRequest
-	4,  // 28: cc.v1.AgentService.Join:output_type -> cc.v1.JoinResponse
-	6,  // 29: cc.v1.AgentService.RenewCertificate:output_type -> cc.v1.RenewCertificateResponse
-	12, // 30: cc.v1.AgentService.Session:output_type -> cc.v1.SessionResponse
-	21, // 31: cc.v1.AgentService.SendLogs:output_type -> cc.v1.SendLogsResponse
-	23, // 32: cc.v1.AgentService.FetchBlob:output_type -> cc.v1.FetchBlobResponse
-	2,  // 33: cc.v1.AgentService.UploadBlob:output_type -> cc.v1.UploadBlobResponse
-	28, // [28:34] is the sub-list for method output_type
-	22, // [22:28] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	29, // 16: cc.v1.SessionResponse.edge:type_name -> cc.v1.EdgeUpdate
+	30, // 17: cc.v1.Assignment.spec:type_name -> cc.v1.ContainerSpec
+	31, // 18: cc.v1.Assignment.desired:type_name -> cc.v1.DesiredState
+	14, // 19: cc.v1.AssignmentSet.assignments:type_name -> cc.v1.Assignment
+	14, // 20: cc.v1.AssignmentChanges.updated:type_name -> cc.v1.Assignment
+	20, // 21: cc.v1.SendLogsRequest.header:type_name -> cc.v1.LogHeader
+	32, // 22: cc.v1.SendLogsRequest.chunk:type_name -> cc.v1.ContainerLogsResponse
+	3,  // 23: cc.v1.AgentService.Join:input_type -> cc.v1.JoinRequest
+	5,  // 24: cc.v1.AgentService.RenewCertificate:input_type -> cc.v1.RenewCertificateRequest
+	7,  // 25: cc.v1.AgentService.Session:input_type -> cc.v1.SessionRequest
+	19, // 26: cc.v1.AgentService.SendLogs:input_type -> cc.v1.SendLogsRequest
+	22, // 27: cc.v1.AgentService.FetchBlob:input_type -> cc.v1.FetchBlobRequest
+	0,  // 28: cc.v1.AgentService.UploadBlob:input_type -> cc.v1.UploadBlobRequest
+	4,  // 29: cc.v1.AgentService.Join:output_type -> cc.v1.JoinResponse
+	6,  // 30: cc.v1.AgentService.RenewCertificate:output_type -> cc.v1.RenewCertificateResponse
+	12, // 31: cc.v1.AgentService.Session:output_type -> cc.v1.SessionResponse
+	21, // 32: cc.v1.AgentService.SendLogs:output_type -> cc.v1.SendLogsResponse
+	23, // 33: cc.v1.AgentService.FetchBlob:output_type -> cc.v1.FetchBlobResponse
+	2,  // 34: cc.v1.AgentService.UploadBlob:output_type -> cc.v1.UploadBlobResponse
+	29, // [29:35] is the sub-list for method output_type
+	23, // [23:29] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_agent_proto_init() }
@@ -1802,6 +1822,7 @@ func file_cc_v1_agent_proto_init() {
 		return
 	}
 	file_cc_v1_containers_proto_init()
+	file_cc_v1_edge_proto_init()
 	file_cc_v1_nodes_proto_init()
 	file_cc_v1_agent_proto_msgTypes[0].OneofWrappers = []any{
 		(*UploadBlobRequest_Header)(nil),
@@ -1818,6 +1839,7 @@ func file_cc_v1_agent_proto_init() {
 		(*SessionResponse_Logs)(nil),
 		(*SessionResponse_LogCancel)(nil),
 		(*SessionResponse_Servers)(nil),
+		(*SessionResponse_Edge)(nil),
 	}
 	file_cc_v1_agent_proto_msgTypes[19].OneofWrappers = []any{
 		(*SendLogsRequest_Header)(nil),

@@ -44,7 +44,8 @@ type AgentServiceClient interface {
 	Session(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SessionRequest, SessionResponse], error)
 	// SendLogs answers a log request received on the session.
 	SendLogs(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[SendLogsRequest, SendLogsResponse], error)
-	// FetchBlob streams a blob (an image archive) from the blob store.
+	// FetchBlob streams a blob (an image archive or a site bundle) from the
+	// blob store.
 	FetchBlob(ctx context.Context, in *FetchBlobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FetchBlobResponse], error)
 	// UploadBlob stores a job attempt's output or logs: a header, then
 	// chunks. It returns once the blob is on a majority of servers.
@@ -154,7 +155,8 @@ type AgentServiceServer interface {
 	Session(grpc.BidiStreamingServer[SessionRequest, SessionResponse]) error
 	// SendLogs answers a log request received on the session.
 	SendLogs(grpc.ClientStreamingServer[SendLogsRequest, SendLogsResponse]) error
-	// FetchBlob streams a blob (an image archive) from the blob store.
+	// FetchBlob streams a blob (an image archive or a site bundle) from the
+	// blob store.
 	FetchBlob(*FetchBlobRequest, grpc.ServerStreamingServer[FetchBlobResponse]) error
 	// UploadBlob stores a job attempt's output or logs: a header, then
 	// chunks. It returns once the blob is on a majority of servers.

@@ -925,7 +925,10 @@ type ContainerStatus struct {
 	// health_output is the output or error of the last failed check.
 	HealthOutput string `protobuf:"bytes,10,opt,name=health_output,json=healthOutput,proto3" json:"health_output,omitempty"`
 	// job_result is set on a job attempt once it ended.
-	JobResult     *JobResult `protobuf:"bytes,11,opt,name=job_result,json=jobResult,proto3" json:"job_result,omitempty"`
+	JobResult *JobResult `protobuf:"bytes,11,opt,name=job_result,json=jobResult,proto3" json:"job_result,omitempty"`
+	// relays are the ports the node relays to this task for routes: the
+	// node's address and host_port reach container_port.
+	Relays        []*PortRelay `protobuf:"bytes,12,rep,name=relays,proto3" json:"relays,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1033,6 +1036,13 @@ func (x *ContainerStatus) GetHealthOutput() string {
 func (x *ContainerStatus) GetJobResult() *JobResult {
 	if x != nil {
 		return x.JobResult
+	}
+	return nil
+}
+
+func (x *ContainerStatus) GetRelays() []*PortRelay {
+	if x != nil {
+		return x.Relays
 	}
 	return nil
 }
@@ -1922,7 +1932,7 @@ var File_cc_v1_containers_proto protoreflect.FileDescriptor
 
 const file_cc_v1_containers_proto_rawDesc = "" +
 	"\n" +
-	"\x16cc/v1/containers.proto\x12\x05cc.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"m\n" +
+	"\x16cc/v1/containers.proto\x12\x05cc.v1\x1a\x10cc/v1/edge.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"m\n" +
 	"\vPortMapping\x12\x1b\n" +
 	"\thost_port\x18\x01 \x01(\x05R\bhostPort\x12%\n" +
 	"\x0econtainer_port\x18\x02 \x01(\x05R\rcontainerPort\x12\x1a\n" +
@@ -1977,7 +1987,7 @@ const file_cc_v1_containers_proto_rawDesc = "" +
 	"logsDigest\x12\x1b\n" +
 	"\tlogs_size\x18\x06 \x01(\x03R\blogsSize\x12\x1b\n" +
 	"\ttimed_out\x18\a \x01(\bR\btimedOut\x12\x14\n" +
-	"\x05error\x18\b \x01(\tR\x05error\"\xbf\x03\n" +
+	"\x05error\x18\b \x01(\tR\x05error\"\xe9\x03\n" +
 	"\x0fContainerStatus\x12+\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x15.cc.v1.ContainerStateR\x05state\x12\x1b\n" +
 	"\texit_code\x18\x02 \x01(\x05R\bexitCode\x12\x1d\n" +
@@ -1994,7 +2004,8 @@ const file_cc_v1_containers_proto_rawDesc = "" +
 	"\rhealth_output\x18\n" +
 	" \x01(\tR\fhealthOutput\x12/\n" +
 	"\n" +
-	"job_result\x18\v \x01(\v2\x10.cc.v1.JobResultR\tjobResult\"\xfb\x04\n" +
+	"job_result\x18\v \x01(\v2\x10.cc.v1.JobResultR\tjobResult\x12(\n" +
+	"\x06relays\x18\f \x03(\v2\x10.cc.v1.PortRelayR\x06relays\"\xfb\x04\n" +
 	"\tContainer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12(\n" +
@@ -2136,6 +2147,7 @@ var file_cc_v1_containers_proto_goTypes = []any{
 	(*ContainerLogsResponse)(nil),   // 26: cc.v1.ContainerLogsResponse
 	(*durationpb.Duration)(nil),     // 27: google.protobuf.Duration
 	(*timestamppb.Timestamp)(nil),   // 28: google.protobuf.Timestamp
+	(*PortRelay)(nil),               // 29: cc.v1.PortRelay
 }
 var file_cc_v1_containers_proto_depIdxs = []int32{
 	27, // 0: cc.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
@@ -2155,38 +2167,39 @@ var file_cc_v1_containers_proto_depIdxs = []int32{
 	28, // 14: cc.v1.ContainerStatus.finished_at:type_name -> google.protobuf.Timestamp
 	4,  // 15: cc.v1.ContainerStatus.health:type_name -> cc.v1.HealthState
 	10, // 16: cc.v1.ContainerStatus.job_result:type_name -> cc.v1.JobResult
-	8,  // 17: cc.v1.Container.spec:type_name -> cc.v1.ContainerSpec
-	3,  // 18: cc.v1.Container.desired:type_name -> cc.v1.DesiredState
-	11, // 19: cc.v1.Container.status:type_name -> cc.v1.ContainerStatus
-	28, // 20: cc.v1.Container.created_at:type_name -> google.protobuf.Timestamp
-	28, // 21: cc.v1.Container.updated_at:type_name -> google.protobuf.Timestamp
-	28, // 22: cc.v1.Container.assigned_at:type_name -> google.protobuf.Timestamp
-	8,  // 23: cc.v1.CreateContainerRequest.spec:type_name -> cc.v1.ContainerSpec
-	12, // 24: cc.v1.CreateContainerResponse.container:type_name -> cc.v1.Container
-	12, // 25: cc.v1.ListContainersResponse.containers:type_name -> cc.v1.Container
-	12, // 26: cc.v1.GetContainerResponse.container:type_name -> cc.v1.Container
-	12, // 27: cc.v1.StartContainerResponse.container:type_name -> cc.v1.Container
-	27, // 28: cc.v1.StopContainerRequest.timeout:type_name -> google.protobuf.Duration
-	12, // 29: cc.v1.StopContainerResponse.container:type_name -> cc.v1.Container
-	13, // 30: cc.v1.ContainerService.CreateContainer:input_type -> cc.v1.CreateContainerRequest
-	15, // 31: cc.v1.ContainerService.ListContainers:input_type -> cc.v1.ListContainersRequest
-	17, // 32: cc.v1.ContainerService.GetContainer:input_type -> cc.v1.GetContainerRequest
-	19, // 33: cc.v1.ContainerService.StartContainer:input_type -> cc.v1.StartContainerRequest
-	21, // 34: cc.v1.ContainerService.StopContainer:input_type -> cc.v1.StopContainerRequest
-	23, // 35: cc.v1.ContainerService.RemoveContainer:input_type -> cc.v1.RemoveContainerRequest
-	25, // 36: cc.v1.ContainerService.ContainerLogs:input_type -> cc.v1.ContainerLogsRequest
-	14, // 37: cc.v1.ContainerService.CreateContainer:output_type -> cc.v1.CreateContainerResponse
-	16, // 38: cc.v1.ContainerService.ListContainers:output_type -> cc.v1.ListContainersResponse
-	18, // 39: cc.v1.ContainerService.GetContainer:output_type -> cc.v1.GetContainerResponse
-	20, // 40: cc.v1.ContainerService.StartContainer:output_type -> cc.v1.StartContainerResponse
-	22, // 41: cc.v1.ContainerService.StopContainer:output_type -> cc.v1.StopContainerResponse
-	24, // 42: cc.v1.ContainerService.RemoveContainer:output_type -> cc.v1.RemoveContainerResponse
-	26, // 43: cc.v1.ContainerService.ContainerLogs:output_type -> cc.v1.ContainerLogsResponse
-	37, // [37:44] is the sub-list for method output_type
-	30, // [30:37] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	29, // 17: cc.v1.ContainerStatus.relays:type_name -> cc.v1.PortRelay
+	8,  // 18: cc.v1.Container.spec:type_name -> cc.v1.ContainerSpec
+	3,  // 19: cc.v1.Container.desired:type_name -> cc.v1.DesiredState
+	11, // 20: cc.v1.Container.status:type_name -> cc.v1.ContainerStatus
+	28, // 21: cc.v1.Container.created_at:type_name -> google.protobuf.Timestamp
+	28, // 22: cc.v1.Container.updated_at:type_name -> google.protobuf.Timestamp
+	28, // 23: cc.v1.Container.assigned_at:type_name -> google.protobuf.Timestamp
+	8,  // 24: cc.v1.CreateContainerRequest.spec:type_name -> cc.v1.ContainerSpec
+	12, // 25: cc.v1.CreateContainerResponse.container:type_name -> cc.v1.Container
+	12, // 26: cc.v1.ListContainersResponse.containers:type_name -> cc.v1.Container
+	12, // 27: cc.v1.GetContainerResponse.container:type_name -> cc.v1.Container
+	12, // 28: cc.v1.StartContainerResponse.container:type_name -> cc.v1.Container
+	27, // 29: cc.v1.StopContainerRequest.timeout:type_name -> google.protobuf.Duration
+	12, // 30: cc.v1.StopContainerResponse.container:type_name -> cc.v1.Container
+	13, // 31: cc.v1.ContainerService.CreateContainer:input_type -> cc.v1.CreateContainerRequest
+	15, // 32: cc.v1.ContainerService.ListContainers:input_type -> cc.v1.ListContainersRequest
+	17, // 33: cc.v1.ContainerService.GetContainer:input_type -> cc.v1.GetContainerRequest
+	19, // 34: cc.v1.ContainerService.StartContainer:input_type -> cc.v1.StartContainerRequest
+	21, // 35: cc.v1.ContainerService.StopContainer:input_type -> cc.v1.StopContainerRequest
+	23, // 36: cc.v1.ContainerService.RemoveContainer:input_type -> cc.v1.RemoveContainerRequest
+	25, // 37: cc.v1.ContainerService.ContainerLogs:input_type -> cc.v1.ContainerLogsRequest
+	14, // 38: cc.v1.ContainerService.CreateContainer:output_type -> cc.v1.CreateContainerResponse
+	16, // 39: cc.v1.ContainerService.ListContainers:output_type -> cc.v1.ListContainersResponse
+	18, // 40: cc.v1.ContainerService.GetContainer:output_type -> cc.v1.GetContainerResponse
+	20, // 41: cc.v1.ContainerService.StartContainer:output_type -> cc.v1.StartContainerResponse
+	22, // 42: cc.v1.ContainerService.StopContainer:output_type -> cc.v1.StopContainerResponse
+	24, // 43: cc.v1.ContainerService.RemoveContainer:output_type -> cc.v1.RemoveContainerResponse
+	26, // 44: cc.v1.ContainerService.ContainerLogs:output_type -> cc.v1.ContainerLogsResponse
+	38, // [38:45] is the sub-list for method output_type
+	31, // [31:38] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_containers_proto_init() }
@@ -2194,6 +2207,7 @@ func file_cc_v1_containers_proto_init() {
 	if File_cc_v1_containers_proto != nil {
 		return
 	}
+	file_cc_v1_edge_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -54,6 +54,12 @@ const (
 	CommandType_COMMAND_TYPE_JOB_OPS               CommandType = 23
 	CommandType_COMMAND_TYPE_SET_QUEUE             CommandType = 24
 	CommandType_COMMAND_TYPE_PUT_INPUT             CommandType = 25
+	CommandType_COMMAND_TYPE_PUT_ROUTE             CommandType = 26
+	CommandType_COMMAND_TYPE_REMOVE_ROUTE          CommandType = 27
+	CommandType_COMMAND_TYPE_APPLY_ROUTES          CommandType = 28
+	CommandType_COMMAND_TYPE_DEPLOY_SITE           CommandType = 29
+	CommandType_COMMAND_TYPE_ROLLBACK_SITE         CommandType = 30
+	CommandType_COMMAND_TYPE_REMOVE_SITE           CommandType = 31
 )
 
 // Enum value maps for CommandType.
@@ -85,6 +91,12 @@ var (
 		23: "COMMAND_TYPE_JOB_OPS",
 		24: "COMMAND_TYPE_SET_QUEUE",
 		25: "COMMAND_TYPE_PUT_INPUT",
+		26: "COMMAND_TYPE_PUT_ROUTE",
+		27: "COMMAND_TYPE_REMOVE_ROUTE",
+		28: "COMMAND_TYPE_APPLY_ROUTES",
+		29: "COMMAND_TYPE_DEPLOY_SITE",
+		30: "COMMAND_TYPE_ROLLBACK_SITE",
+		31: "COMMAND_TYPE_REMOVE_SITE",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":           0,
@@ -113,6 +125,12 @@ var (
 		"COMMAND_TYPE_JOB_OPS":               23,
 		"COMMAND_TYPE_SET_QUEUE":             24,
 		"COMMAND_TYPE_PUT_INPUT":             25,
+		"COMMAND_TYPE_PUT_ROUTE":             26,
+		"COMMAND_TYPE_REMOVE_ROUTE":          27,
+		"COMMAND_TYPE_APPLY_ROUTES":          28,
+		"COMMAND_TYPE_DEPLOY_SITE":           29,
+		"COMMAND_TYPE_ROLLBACK_SITE":         30,
+		"COMMAND_TYPE_REMOVE_SITE":           31,
 	}
 )
 
@@ -2862,11 +2880,345 @@ func (x *InputRecord) GetLastUsedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// PutRoute creates or replaces a route (stored as cc.v1.Route in the
+// routes bucket). A route whose host and path another route holds is
+// refused, naming it.
+type PutRoute struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Route *v1.Route              `protobuf:"bytes,1,opt,name=route,proto3" json:"route,omitempty"`
+	// create refuses an existing name; otherwise the route must exist.
+	Create bool `protobuf:"varint,2,opt,name=create,proto3" json:"create,omitempty"`
+	// expect_version, when set, must be the stored route's version.
+	ExpectVersion uint64 `protobuf:"varint,3,opt,name=expect_version,json=expectVersion,proto3" json:"expect_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutRoute) Reset() {
+	*x = PutRoute{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutRoute) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutRoute) ProtoMessage() {}
+
+func (x *PutRoute) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutRoute.ProtoReflect.Descriptor instead.
+func (*PutRoute) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *PutRoute) GetRoute() *v1.Route {
+	if x != nil {
+		return x.Route
+	}
+	return nil
+}
+
+func (x *PutRoute) GetCreate() bool {
+	if x != nil {
+		return x.Create
+	}
+	return false
+}
+
+func (x *PutRoute) GetExpectVersion() uint64 {
+	if x != nil {
+		return x.ExpectVersion
+	}
+	return 0
+}
+
+// RemoveRoute removes a route by name.
+type RemoveRoute struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveRoute) Reset() {
+	*x = RemoveRoute{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveRoute) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveRoute) ProtoMessage() {}
+
+func (x *RemoveRoute) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveRoute.ProtoReflect.Descriptor instead.
+func (*RemoveRoute) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *RemoveRoute) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// ApplyRoutes makes a managed set's routes exactly the ones given, in one
+// transaction: routes of the set not given are removed.
+type ApplyRoutes struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Set           string                 `protobuf:"bytes,1,opt,name=set,proto3" json:"set,omitempty"`
+	Routes        []*v1.Route            `protobuf:"bytes,2,rep,name=routes,proto3" json:"routes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplyRoutes) Reset() {
+	*x = ApplyRoutes{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplyRoutes) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplyRoutes) ProtoMessage() {}
+
+func (x *ApplyRoutes) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplyRoutes.ProtoReflect.Descriptor instead.
+func (*ApplyRoutes) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *ApplyRoutes) GetSet() string {
+	if x != nil {
+		return x.Set
+	}
+	return ""
+}
+
+func (x *ApplyRoutes) GetRoutes() []*v1.Route {
+	if x != nil {
+		return x.Routes
+	}
+	return nil
+}
+
+// DeploySite adds a version to a site (created when new) and makes it
+// current; the state machine numbers it and keeps the newest `keep`
+// versions.
+type DeploySite struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Spec          *v1.SiteSpec           `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
+	Version       *v1.SiteVersion        `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
+	Keep          uint32                 `protobuf:"varint,4,opt,name=keep,proto3" json:"keep,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeploySite) Reset() {
+	*x = DeploySite{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeploySite) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeploySite) ProtoMessage() {}
+
+func (x *DeploySite) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeploySite.ProtoReflect.Descriptor instead.
+func (*DeploySite) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *DeploySite) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DeploySite) GetSpec() *v1.SiteSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+func (x *DeploySite) GetVersion() *v1.SiteVersion {
+	if x != nil {
+		return x.Version
+	}
+	return nil
+}
+
+func (x *DeploySite) GetKeep() uint32 {
+	if x != nil {
+		return x.Keep
+	}
+	return 0
+}
+
+// RollbackSite makes a kept version current.
+type RollbackSite struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// version to serve (0: the one before the current).
+	Version       uint32 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RollbackSite) Reset() {
+	*x = RollbackSite{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RollbackSite) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RollbackSite) ProtoMessage() {}
+
+func (x *RollbackSite) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RollbackSite.ProtoReflect.Descriptor instead.
+func (*RollbackSite) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *RollbackSite) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RollbackSite) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// RemoveSite removes a site and its versions.
+type RemoveSite struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveSite) Reset() {
+	*x = RemoveSite{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveSite) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveSite) ProtoMessage() {}
+
+func (x *RemoveSite) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveSite.ProtoReflect.Descriptor instead.
+func (*RemoveSite) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *RemoveSite) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
 var File_cc_state_v1_state_proto protoreflect.FileDescriptor
 
 const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\n" +
-	"\x17cc/state/v1/state.proto\x12\vcc.state.v1\x1a\x11cc/v1/agent.proto\x1a\x13cc/v1/cluster.proto\x1a\x16cc/v1/containers.proto\x1a\x12cc/v1/images.proto\x1a\x10cc/v1/jobs.proto\x1a\x11cc/v1/nodes.proto\x1a\x14cc/v1/services.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa4\x01\n" +
+	"\x17cc/state/v1/state.proto\x12\vcc.state.v1\x1a\x11cc/v1/agent.proto\x1a\x13cc/v1/cluster.proto\x1a\x16cc/v1/containers.proto\x1a\x10cc/v1/edge.proto\x1a\x12cc/v1/images.proto\x1a\x10cc/v1/jobs.proto\x1a\x11cc/v1/nodes.proto\x1a\x14cc/v1/services.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa4\x01\n" +
 	"\aCommand\x12,\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x18.cc.state.v1.CommandTypeR\x04type\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\rR\aversion\x127\n" +
@@ -3058,7 +3410,28 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\vuploaded_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"uploadedAt\x12<\n" +
 	"\flast_used_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"lastUsedAt*\xb4\x06\n" +
+	"lastUsedAt\"m\n" +
+	"\bPutRoute\x12\"\n" +
+	"\x05route\x18\x01 \x01(\v2\f.cc.v1.RouteR\x05route\x12\x16\n" +
+	"\x06create\x18\x02 \x01(\bR\x06create\x12%\n" +
+	"\x0eexpect_version\x18\x03 \x01(\x04R\rexpectVersion\"!\n" +
+	"\vRemoveRoute\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"E\n" +
+	"\vApplyRoutes\x12\x10\n" +
+	"\x03set\x18\x01 \x01(\tR\x03set\x12$\n" +
+	"\x06routes\x18\x02 \x03(\v2\f.cc.v1.RouteR\x06routes\"\x87\x01\n" +
+	"\n" +
+	"DeploySite\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
+	"\x04spec\x18\x02 \x01(\v2\x0f.cc.v1.SiteSpecR\x04spec\x12,\n" +
+	"\aversion\x18\x03 \x01(\v2\x12.cc.v1.SiteVersionR\aversion\x12\x12\n" +
+	"\x04keep\x18\x04 \x01(\rR\x04keep\"<\n" +
+	"\fRollbackSite\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\rR\aversion\" \n" +
+	"\n" +
+	"RemoveSite\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name*\xea\a\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19COMMAND_TYPE_INIT_CLUSTER\x10\x01\x12\x1d\n" +
@@ -3086,7 +3459,13 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\x17COMMAND_TYPE_CANCEL_JOB\x10\x16\x12\x18\n" +
 	"\x14COMMAND_TYPE_JOB_OPS\x10\x17\x12\x1a\n" +
 	"\x16COMMAND_TYPE_SET_QUEUE\x10\x18\x12\x1a\n" +
-	"\x16COMMAND_TYPE_PUT_INPUT\x10\x19B8Z6github.com/containercodes/cc/proto/cc/state/v1;statev1b\x06proto3"
+	"\x16COMMAND_TYPE_PUT_INPUT\x10\x19\x12\x1a\n" +
+	"\x16COMMAND_TYPE_PUT_ROUTE\x10\x1a\x12\x1d\n" +
+	"\x19COMMAND_TYPE_REMOVE_ROUTE\x10\x1b\x12\x1d\n" +
+	"\x19COMMAND_TYPE_APPLY_ROUTES\x10\x1c\x12\x1c\n" +
+	"\x18COMMAND_TYPE_DEPLOY_SITE\x10\x1d\x12\x1e\n" +
+	"\x1aCOMMAND_TYPE_ROLLBACK_SITE\x10\x1e\x12\x1c\n" +
+	"\x18COMMAND_TYPE_REMOVE_SITE\x10\x1fB8Z6github.com/containercodes/cc/proto/cc/state/v1;statev1b\x06proto3"
 
 var (
 	file_cc_state_v1_state_proto_rawDescOnce sync.Once
@@ -3101,7 +3480,7 @@ func file_cc_state_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_cc_state_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_cc_state_v1_state_proto_goTypes = []any{
 	(CommandType)(0),              // 0: cc.state.v1.CommandType
 	(*Command)(nil),               // 1: cc.state.v1.Command
@@ -3147,56 +3526,65 @@ var file_cc_state_v1_state_proto_goTypes = []any{
 	(*QueueRecord)(nil),           // 41: cc.state.v1.QueueRecord
 	(*PutInput)(nil),              // 42: cc.state.v1.PutInput
 	(*InputRecord)(nil),           // 43: cc.state.v1.InputRecord
-	nil,                           // 44: cc.state.v1.UpdateNode.LabelsEntry
-	nil,                           // 45: cc.state.v1.UpdateNode.UserLabelsEntry
-	(*timestamppb.Timestamp)(nil), // 46: google.protobuf.Timestamp
-	(*v1.Node)(nil),               // 47: cc.v1.Node
-	(v1.NodeState)(0),             // 48: cc.v1.NodeState
-	(*v1.Resources)(nil),          // 49: cc.v1.Resources
-	(v1.NodeAvailability)(0),      // 50: cc.v1.NodeAvailability
-	(*v1.Container)(nil),          // 51: cc.v1.Container
-	(v1.DesiredState)(0),          // 52: cc.v1.DesiredState
-	(*v1.TaskStatus)(nil),         // 53: cc.v1.TaskStatus
-	(*v1.Image)(nil),              // 54: cc.v1.Image
-	(*v1.Service)(nil),            // 55: cc.v1.Service
-	(*v1.ServiceSpec)(nil),        // 56: cc.v1.ServiceSpec
-	(*v1.UpdateStatus)(nil),       // 57: cc.v1.UpdateStatus
-	(*v1.Settings)(nil),           // 58: cc.v1.Settings
-	(*v1.Job)(nil),                // 59: cc.v1.Job
+	(*PutRoute)(nil),              // 44: cc.state.v1.PutRoute
+	(*RemoveRoute)(nil),           // 45: cc.state.v1.RemoveRoute
+	(*ApplyRoutes)(nil),           // 46: cc.state.v1.ApplyRoutes
+	(*DeploySite)(nil),            // 47: cc.state.v1.DeploySite
+	(*RollbackSite)(nil),          // 48: cc.state.v1.RollbackSite
+	(*RemoveSite)(nil),            // 49: cc.state.v1.RemoveSite
+	nil,                           // 50: cc.state.v1.UpdateNode.LabelsEntry
+	nil,                           // 51: cc.state.v1.UpdateNode.UserLabelsEntry
+	(*timestamppb.Timestamp)(nil), // 52: google.protobuf.Timestamp
+	(*v1.Node)(nil),               // 53: cc.v1.Node
+	(v1.NodeState)(0),             // 54: cc.v1.NodeState
+	(*v1.Resources)(nil),          // 55: cc.v1.Resources
+	(v1.NodeAvailability)(0),      // 56: cc.v1.NodeAvailability
+	(*v1.Container)(nil),          // 57: cc.v1.Container
+	(v1.DesiredState)(0),          // 58: cc.v1.DesiredState
+	(*v1.TaskStatus)(nil),         // 59: cc.v1.TaskStatus
+	(*v1.Image)(nil),              // 60: cc.v1.Image
+	(*v1.Service)(nil),            // 61: cc.v1.Service
+	(*v1.ServiceSpec)(nil),        // 62: cc.v1.ServiceSpec
+	(*v1.UpdateStatus)(nil),       // 63: cc.v1.UpdateStatus
+	(*v1.Settings)(nil),           // 64: cc.v1.Settings
+	(*v1.Job)(nil),                // 65: cc.v1.Job
+	(*v1.Route)(nil),              // 66: cc.v1.Route
+	(*v1.SiteSpec)(nil),           // 67: cc.v1.SiteSpec
+	(*v1.SiteVersion)(nil),        // 68: cc.v1.SiteVersion
 }
 var file_cc_state_v1_state_proto_depIdxs = []int32{
 	0,  // 0: cc.state.v1.Command.type:type_name -> cc.state.v1.CommandType
-	46, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
+	52, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
 	19, // 2: cc.state.v1.CreateToken.token:type_name -> cc.state.v1.TokenRecord
-	47, // 3: cc.state.v1.JoinNode.node:type_name -> cc.v1.Node
-	48, // 4: cc.state.v1.UpdateNode.state:type_name -> cc.v1.NodeState
-	49, // 5: cc.state.v1.UpdateNode.resources:type_name -> cc.v1.Resources
-	44, // 6: cc.state.v1.UpdateNode.labels:type_name -> cc.state.v1.UpdateNode.LabelsEntry
-	50, // 7: cc.state.v1.UpdateNode.availability:type_name -> cc.v1.NodeAvailability
-	45, // 8: cc.state.v1.UpdateNode.user_labels:type_name -> cc.state.v1.UpdateNode.UserLabelsEntry
-	51, // 9: cc.state.v1.CreateContainer.container:type_name -> cc.v1.Container
-	52, // 10: cc.state.v1.SetContainerDesired.desired:type_name -> cc.v1.DesiredState
-	53, // 11: cc.state.v1.ReportStatus.statuses:type_name -> cc.v1.TaskStatus
-	54, // 12: cc.state.v1.PutImage.image:type_name -> cc.v1.Image
+	53, // 3: cc.state.v1.JoinNode.node:type_name -> cc.v1.Node
+	54, // 4: cc.state.v1.UpdateNode.state:type_name -> cc.v1.NodeState
+	55, // 5: cc.state.v1.UpdateNode.resources:type_name -> cc.v1.Resources
+	50, // 6: cc.state.v1.UpdateNode.labels:type_name -> cc.state.v1.UpdateNode.LabelsEntry
+	56, // 7: cc.state.v1.UpdateNode.availability:type_name -> cc.v1.NodeAvailability
+	51, // 8: cc.state.v1.UpdateNode.user_labels:type_name -> cc.state.v1.UpdateNode.UserLabelsEntry
+	57, // 9: cc.state.v1.CreateContainer.container:type_name -> cc.v1.Container
+	58, // 10: cc.state.v1.SetContainerDesired.desired:type_name -> cc.v1.DesiredState
+	59, // 11: cc.state.v1.ReportStatus.statuses:type_name -> cc.v1.TaskStatus
+	60, // 12: cc.state.v1.PutImage.image:type_name -> cc.v1.Image
 	16, // 13: cc.state.v1.PutServer.server:type_name -> cc.state.v1.ServerRecord
-	46, // 14: cc.state.v1.ServerRecord.created_at:type_name -> google.protobuf.Timestamp
-	51, // 15: cc.state.v1.ContainerRecord.container:type_name -> cc.v1.Container
-	46, // 16: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
-	46, // 17: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
-	46, // 18: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
-	55, // 19: cc.state.v1.CreateService.service:type_name -> cc.v1.Service
-	56, // 20: cc.state.v1.UpdateService.spec:type_name -> cc.v1.ServiceSpec
+	52, // 14: cc.state.v1.ServerRecord.created_at:type_name -> google.protobuf.Timestamp
+	57, // 15: cc.state.v1.ContainerRecord.container:type_name -> cc.v1.Container
+	52, // 16: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
+	52, // 17: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
+	52, // 18: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
+	61, // 19: cc.state.v1.CreateService.service:type_name -> cc.v1.Service
+	62, // 20: cc.state.v1.UpdateService.spec:type_name -> cc.v1.ServiceSpec
 	24, // 21: cc.state.v1.TaskOps.ops:type_name -> cc.state.v1.TaskOp
-	51, // 22: cc.state.v1.TaskOp.create:type_name -> cc.v1.Container
+	57, // 22: cc.state.v1.TaskOp.create:type_name -> cc.v1.Container
 	25, // 23: cc.state.v1.TaskOp.assign:type_name -> cc.state.v1.AssignTask
 	26, // 24: cc.state.v1.TaskOp.stop:type_name -> cc.state.v1.StopTask
 	27, // 25: cc.state.v1.TaskOp.pending:type_name -> cc.state.v1.PendingReason
 	28, // 26: cc.state.v1.TaskOp.progress:type_name -> cc.state.v1.ServiceProgress
-	57, // 27: cc.state.v1.ServiceProgress.status:type_name -> cc.v1.UpdateStatus
-	58, // 28: cc.state.v1.UpdateSettings.settings:type_name -> cc.v1.Settings
+	63, // 27: cc.state.v1.ServiceProgress.status:type_name -> cc.v1.UpdateStatus
+	64, // 28: cc.state.v1.UpdateSettings.settings:type_name -> cc.v1.Settings
 	11, // 29: cc.state.v1.ReportStatuses.reports:type_name -> cc.state.v1.ReportStatus
 	32, // 30: cc.state.v1.SubmitJob.job:type_name -> cc.state.v1.JobRecord
-	59, // 31: cc.state.v1.JobRecord.job:type_name -> cc.v1.Job
+	65, // 31: cc.state.v1.JobRecord.job:type_name -> cc.v1.Job
 	35, // 32: cc.state.v1.JobOps.ops:type_name -> cc.state.v1.JobOp
 	36, // 33: cc.state.v1.JobOp.start:type_name -> cc.state.v1.StartJobAttempt
 	37, // 34: cc.state.v1.JobOp.fail_attempt:type_name -> cc.state.v1.FailJobAttempt
@@ -3204,13 +3592,17 @@ var file_cc_state_v1_state_proto_depIdxs = []int32{
 	39, // 36: cc.state.v1.JobOp.pending:type_name -> cc.state.v1.JobPending
 	41, // 37: cc.state.v1.SetQueue.queue:type_name -> cc.state.v1.QueueRecord
 	43, // 38: cc.state.v1.PutInput.input:type_name -> cc.state.v1.InputRecord
-	46, // 39: cc.state.v1.InputRecord.uploaded_at:type_name -> google.protobuf.Timestamp
-	46, // 40: cc.state.v1.InputRecord.last_used_at:type_name -> google.protobuf.Timestamp
-	41, // [41:41] is the sub-list for method output_type
-	41, // [41:41] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	52, // 39: cc.state.v1.InputRecord.uploaded_at:type_name -> google.protobuf.Timestamp
+	52, // 40: cc.state.v1.InputRecord.last_used_at:type_name -> google.protobuf.Timestamp
+	66, // 41: cc.state.v1.PutRoute.route:type_name -> cc.v1.Route
+	66, // 42: cc.state.v1.ApplyRoutes.routes:type_name -> cc.v1.Route
+	67, // 43: cc.state.v1.DeploySite.spec:type_name -> cc.v1.SiteSpec
+	68, // 44: cc.state.v1.DeploySite.version:type_name -> cc.v1.SiteVersion
+	45, // [45:45] is the sub-list for method output_type
+	45, // [45:45] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_cc_state_v1_state_proto_init() }
@@ -3240,7 +3632,7 @@ func file_cc_state_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_state_v1_state_proto_rawDesc), len(file_cc_state_v1_state_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   45,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
