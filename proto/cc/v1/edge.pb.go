@@ -311,7 +311,7 @@ type RouteSpec struct {
 	Timeout *durationpb.Duration `protobuf:"bytes,10,opt,name=timeout,proto3" json:"timeout,omitempty"`
 	// retries are further tries of an idempotent request on another
 	// upstream when the connection failed before any byte was sent
-	// (0: none).
+	// (0: the default, 2).
 	Retries uint32 `protobuf:"varint,11,opt,name=retries,proto3" json:"retries,omitempty"`
 	// max_body_bytes bounds a request body (0: no limit); larger is 413.
 	MaxBodyBytes int64 `protobuf:"varint,12,opt,name=max_body_bytes,json=maxBodyBytes,proto3" json:"max_body_bytes,omitempty"`
