@@ -41,13 +41,6 @@ type Client struct {
 // Close closes the connection.
 func (c *Client) Close() error { return c.conn.Close() }
 
-type bearer string
-
-func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(b)}, nil
-}
-func (bearer) RequireTransportSecurity() bool { return true }
-
 // target is the resolved connection settings and where each came from.
 type target struct {
 	addr, token string
@@ -129,7 +122,7 @@ func dial(c *cli.Context) (*Client, error) {
 		InsecureSkipVerify: true,
 		VerifyConnection:   func(cs tls.ConnectionState) error { return pki.VerifyServer(cs, pool) },
 	})
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds), grpc.WithPerRPCCredentials(bearer(t.token))}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds), grpc.WithPerRPCCredentials(clusterdial.Bearer(t.token))}
 	if c.Bool("stale") {
 		opts = append(opts, grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply interface{}, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, o ...grpc.CallOption) error {
 			return invoker(metadata.AppendToOutgoingContext(ctx, "cc-stale", "true"), method, req, reply, cc, o...)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+
+	"github.com/containercodes/cc/internal/testing/tartest"
 )
 
 // archived is one entry read back from an archive.
@@ -33,19 +35,11 @@ func readArchive(t *testing.T, b []byte) (names []string, entries map[string]arc
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := tar.NewReader(zr)
 	entries = map[string]archived{}
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, _ := io.ReadAll(tr)
+	for _, e := range tartest.Read(t, zr) {
+		h := e.Header
 		names = append(names, h.Name)
-		entries[h.Name] = archived{typ: h.Typeflag, mode: h.Mode, content: string(c), link: h.Linkname, uid: h.Uid, gid: h.Gid, mtime: h.ModTime}
+		entries[h.Name] = archived{typ: h.Typeflag, mode: h.Mode, content: string(e.Content), link: h.Linkname, uid: h.Uid, gid: h.Gid, mtime: h.ModTime}
 	}
 	return names, entries
 }

@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -27,6 +26,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/containercodes/cc/internal/testing/tartest"
 	"github.com/containercodes/cc/internal/testing/testimage"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -866,17 +866,8 @@ func TestCopyStreams(t *testing.T) {
 func serveRegistry(t *testing.T, archive []byte, user, pass string) string {
 	t.Helper()
 	blobs := map[string][]byte{}
-	tr := tar.NewReader(bytes.NewReader(archive))
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(tr)
-		blobs[h.Name] = b
+	for _, e := range tartest.Read(t, bytes.NewReader(archive)) {
+		blobs[e.Header.Name] = e.Content
 	}
 	var idx ocispec.Index
 	if err := json.Unmarshal(blobs["index.json"], &idx); err != nil || len(idx.Manifests) != 1 {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/containercodes/cc/agent/jobs"
 	"github.com/containercodes/cc/internal/jobspec"
+	"github.com/containercodes/cc/internal/testing/tartest"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
@@ -78,20 +79,11 @@ func untar(t *testing.T, path string) (names []string, entries map[string]*tar.H
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := tar.NewReader(bytes.NewReader(raw))
 	entries, contents = map[string]*tar.Header{}, map[string]string{}
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(tr)
-		names = append(names, h.Name)
-		entries[h.Name] = h
-		contents[h.Name] = string(b)
+	for _, e := range tartest.Read(t, bytes.NewReader(raw)) {
+		names = append(names, e.Header.Name)
+		entries[e.Header.Name] = e.Header
+		contents[e.Header.Name] = string(e.Content)
 	}
 	return names, entries, contents, raw
 }

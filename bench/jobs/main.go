@@ -152,13 +152,6 @@ func progress(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "jobbench: "+format+"\n", args...)
 }
 
-type bearer string
-
-func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(b)}, nil
-}
-func (bearer) RequireTransportSecurity() bool { return true }
-
 // bench holds the connections and what the phases share.
 type bench struct {
 	o       options
@@ -193,7 +186,7 @@ func run(ctx context.Context, o options, r *report) error {
 	b := &bench{o: o, r: r, start: time.Now(),
 		tls: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}}
 	b.dial = func() (*clusterdial.Conn, error) {
-		return clusterdial.Dial([]string{o.addr}, grpc.WithTransportCredentials(creds), grpc.WithPerRPCCredentials(bearer(o.token)),
+		return clusterdial.Dial([]string{o.addr}, grpc.WithTransportCredentials(creds), grpc.WithPerRPCCredentials(clusterdial.Bearer(o.token)),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
 	}
 	if b.conn, err = b.dial(); err != nil {

@@ -133,13 +133,6 @@ func progress(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "scale: "+format+"\n", args...)
 }
 
-type bearer string
-
-func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(b)}, nil
-}
-func (bearer) RequireTransportSecurity() bool { return true }
-
 // server is one control-plane process.
 type server struct {
 	addr, dir, id, pprof string
@@ -202,7 +195,7 @@ func run(ctx context.Context, o options, r *report) error {
 	}
 	creds := credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true,
 		VerifyConnection: func(cs tls.ConnectionState) error { return pki.VerifyServer(cs, pool) }})
-	conn, err := clusterdial.Dial(o.addrs, grpc.WithTransportCredentials(creds), grpc.WithPerRPCCredentials(bearer(o.token)),
+	conn, err := clusterdial.Dial(o.addrs, grpc.WithTransportCredentials(creds), grpc.WithPerRPCCredentials(clusterdial.Bearer(o.token)),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<30)))
 	if err != nil {
 		return err

@@ -26,13 +26,6 @@ import (
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
-type bearer string
-
-func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(b)}, nil
-}
-func (bearer) RequireTransportSecurity() bool { return true }
-
 func main() {
 	addr := flag.String("addr", "127.0.0.1:7443", "API address(es), comma-separated")
 	token := flag.String("token", os.Getenv("CC_TOKEN"), "admin API token")
@@ -57,7 +50,7 @@ func run(addr, token, caPath string, n, clients int) error {
 	}
 	creds := credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true,
 		VerifyConnection: func(cs tls.ConnectionState) error { return pki.VerifyServer(cs, pool) }})
-	conn, err := clusterdial.Dial(strings.Split(addr, ","), grpc.WithTransportCredentials(creds), grpc.WithPerRPCCredentials(bearer(token)))
+	conn, err := clusterdial.Dial(strings.Split(addr, ","), grpc.WithTransportCredentials(creds), grpc.WithPerRPCCredentials(clusterdial.Bearer(token)))
 	if err != nil {
 		return err
 	}

@@ -28,9 +28,9 @@ import (
 
 	"github.com/containercodes/cc/controlplane/api"
 	"github.com/containercodes/cc/controlplane/fsm"
+	"github.com/containercodes/cc/internal/jobspec"
 	"github.com/containercodes/cc/internal/pki"
 	"github.com/containercodes/cc/internal/testing/testcluster"
-	"github.com/containercodes/cc/internal/jobspec"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -329,36 +329,19 @@ func TestSubmitJobIdempotency(t *testing.T) {
 	}
 }
 
+// Every refusal of a spec is tabled in internal/jobspec; here, that the API
+// answers InvalidArgument with the whole message, checks what only it can
+// (an input no server holds), and writes nothing.
 func TestSubmitJobValidation(t *testing.T) {
 	h := newJobHarness(t)
-	long := strings.Repeat("k", 257)
 	tests := []struct {
 		name string
 		spec *ccv1.JobSpec
 		text string
 	}{
 		{"no spec", nil, "spec.image: required"},
-		{"no image", &ccv1.JobSpec{Command: []string{"x"}}, "spec.image: required"},
-		{"bad image", &ccv1.JobSpec{Image: "Not/Valid:Name:x"}, "image"},
-		{"env", &ccv1.JobSpec{Image: "busybox", Env: []string{"NOEQUALS"}}, `env "NOEQUALS": use KEY=VALUE`},
-		{"queue", &ccv1.JobSpec{Image: "busybox", Queue: "Bad Queue"}, "queue name"},
-		{"memory", &ccv1.JobSpec{Image: "busybox", Resources: &ccv1.ContainerResources{MemoryBytes: -1}}, "memory_bytes"},
-		{"cpu", &ccv1.JobSpec{Image: "busybox", Resources: &ccv1.ContainerResources{CpuMillis: -5}}, "cpu_millis"},
-		{"pids", &ccv1.JobSpec{Image: "busybox", Resources: &ccv1.ContainerResources{Pids: -1}}, "pids"},
-		{"timeout negative", &ccv1.JobSpec{Image: "busybox", Timeout: durationpb.New(-time.Second)}, "timeout: must be positive"},
 		{"timeout too long", &ccv1.JobSpec{Image: "busybox", Timeout: durationpb.New(8 * 24 * time.Hour)}, "timeout: 192h0m0s is longer"},
-		{"attempts", &ccv1.JobSpec{Image: "busybox", MaxAttempts: 11}, "max_attempts: at most 10"},
-		{"output limit", &ccv1.JobSpec{Image: "busybox", OutputLimitBytes: 65 << 30}, "output_limit_bytes"},
-		{"output limit negative", &ccv1.JobSpec{Image: "busybox", OutputLimitBytes: -1}, "output_limit_bytes"},
-		{"webhook scheme", &ccv1.JobSpec{Image: "busybox", WebhookUrl: "ftp://x/y"}, "webhook_url"},
-		{"webhook relative", &ccv1.JobSpec{Image: "busybox", WebhookUrl: "/hook"}, "webhook_url"},
-		{"secret without webhook", &ccv1.JobSpec{Image: "busybox", WebhookSecret: "s"}, "webhook_secret"},
-		{"label key", &ccv1.JobSpec{Image: "busybox", Labels: map[string]string{"": "v"}}, "label"},
-		{"idempotency key", &ccv1.JobSpec{Image: "busybox", IdempotencyKey: long}, "idempotency_key: at most 256"},
-		{"input digest form", &ccv1.JobSpec{Image: "busybox", InputDigest: "abc"}, "input_digest"},
 		{"input not uploaded", &ccv1.JobSpec{Image: "busybox", InputDigest: "sha256:" + strings.Repeat("ab", 32)}, "upload the input first"},
-		{"user", &ccv1.JobSpec{Image: "busybox", User: "root"}, "user"},
-		{"workdir", &ccv1.JobSpec{Image: "busybox", Workdir: "rel"}, "workdir"},
 		{"several", &ccv1.JobSpec{Image: "busybox", MaxAttempts: 99, Env: []string{"=x"}}, "; "},
 	}
 	for _, tt := range tests {

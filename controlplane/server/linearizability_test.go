@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
+	"github.com/containercodes/cc/internal/clusterdial"
 	"github.com/containercodes/cc/internal/testing/testcluster"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -109,7 +110,7 @@ func envInt(t *testing.T, name string, def int) int {
 func linClient(t *testing.T, s *testcluster.Server) ccv1.TokenServiceClient {
 	conn, err := grpc.NewClient(s.Addr(),
 		grpc.WithTransportCredentials(credentials.NewTLS(s.TLSConfig())),
-		grpc.WithPerRPCCredentials(testcluster.Bearer(s.Token)),
+		grpc.WithPerRPCCredentials(clusterdial.Bearer(s.Token)),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 500 * time.Millisecond}, MinConnectTimeout: 2 * time.Second}))
 	if err != nil {
 		t.Fatal(err)

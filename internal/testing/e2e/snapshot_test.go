@@ -24,6 +24,7 @@ import (
 	"github.com/containercodes/cc/controlplane/config"
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/controlplane/server"
+	"github.com/containercodes/cc/internal/clusterdial"
 	"github.com/containercodes/cc/internal/logging"
 	"github.com/containercodes/cc/internal/pki"
 	"github.com/containercodes/cc/internal/testing/testcluster"
@@ -108,7 +109,7 @@ func clientFor(t *testing.T, addr string, caPEM []byte, token string) *testclust
 	host, _, _ := net.SplitHostPort(addr)
 	conn, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12})),
-		grpc.WithPerRPCCredentials(testcluster.Bearer(token)))
+		grpc.WithPerRPCCredentials(clusterdial.Bearer(token)))
 	if err != nil {
 		t.Fatal(err)
 	}

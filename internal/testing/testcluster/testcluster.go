@@ -19,6 +19,7 @@ import (
 	"github.com/containercodes/cc/controlplane/config"
 	"github.com/containercodes/cc/controlplane/raftstore"
 	"github.com/containercodes/cc/controlplane/server"
+	"github.com/containercodes/cc/internal/clusterdial"
 	"github.com/containercodes/cc/internal/logging"
 	"github.com/containercodes/cc/internal/pki"
 	"github.com/containercodes/cc/internal/testing/testimage"
@@ -153,7 +154,7 @@ func (s *Server) Conn(token string) *grpc.ClientConn {
 	}
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(s.TLSConfig()))}
 	if token != "-" {
-		opts = append(opts, grpc.WithPerRPCCredentials(Bearer(token)))
+		opts = append(opts, grpc.WithPerRPCCredentials(clusterdial.Bearer(token)))
 	}
 	conn, err := grpc.NewClient(s.Addr(), opts...)
 	if err != nil {
@@ -187,18 +188,6 @@ func (s *Server) Client() *Client {
 		Jobs:       ccv1.NewJobServiceClient(conn),
 	}
 }
-
-// Bearer is per-call credentials carrying an API token. The token "-" in
-// Conn means no credentials at all.
-type Bearer string
-
-// GetRequestMetadata implements credentials.PerRPCCredentials.
-func (b Bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(b)}, nil
-}
-
-// RequireTransportSecurity implements credentials.PerRPCCredentials.
-func (Bearer) RequireTransportSecurity() bool { return true }
 
 // LoadImage uploads an image archive, as `ccctl image load` does.
 func (c *Client) LoadImage(t testing.TB, archive []byte) *ccv1.Image {

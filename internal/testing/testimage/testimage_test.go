@@ -1,7 +1,6 @@
 package testimage
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -20,6 +19,8 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/containercodes/cc/internal/testing/tartest"
 )
 
 func TestNormalize(t *testing.T) {
@@ -55,17 +56,8 @@ func TestArchiveIsDeterministicAndNamed(t *testing.T) {
 		t.Fatal("same name gave different bytes")
 	}
 	files := map[string][]byte{}
-	tr := tar.NewReader(bytes.NewReader(a))
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, _ := io.ReadAll(tr)
-		files[h.Name] = data
+	for _, e := range tartest.Read(t, bytes.NewReader(a)) {
+		files[e.Header.Name] = e.Content
 	}
 	if _, ok := files["oci-layout"]; !ok {
 		t.Fatal("no oci-layout")
