@@ -137,6 +137,7 @@ var deciders = []string{
 	"controlplane/scheduler",
 	"controlplane/orchestrator",
 	"controlplane/dispatch",
+	"controlplane/edgeconfig",
 	"agent/reconcile",
 	"agent/health/healthstate",
 }
