@@ -33,7 +33,7 @@ func desired(d ccv1.DesiredState) taskOpt {
 	return func(c *ccv1.Container) { c.Desired = d }
 }
 func state(s ccv1.ContainerState) taskOpt { return func(c *ccv1.Container) { c.Status.State = s } }
-func service(id string) taskOpt       { return func(c *ccv1.Container) { c.ServiceId = id } }
+func service(id string) taskOpt           { return func(c *ccv1.Container) { c.ServiceId = id } }
 
 func webRoute() *ccv1.Route {
 	return &ccv1.Route{Name: "web", Version: 1, Spec: &ccv1.RouteSpec{Hosts: []string{"web.localhost"}, Service: "web", Port: 80}}
