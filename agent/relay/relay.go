@@ -62,7 +62,8 @@ func New(host string, log *slog.Logger) *Set {
 
 // Sync makes the running relays exactly want (key → the task's ip:port):
 // new keys get a listener, kept keys keep theirs (and take a new target),
-// others are closed. An error names the relays that could not listen; the
+// others are closed. An empty target keeps a relay as it is (its task is
+// between runs) and opens none. An error names the relays that could not listen; the
 // others run.
 func (s *Set) Sync(want map[Key]string) error {
 	s.mu.Lock()
@@ -80,10 +81,15 @@ func (s *Set) Sync(want map[Key]string) error {
 	var errs []error
 	for k, target := range want {
 		if r := s.relays[k]; r != nil {
-			r.mu.Lock()
-			r.target = target
-			r.mu.Unlock()
+			if target != "" {
+				r.mu.Lock()
+				r.target = target
+				r.mu.Unlock()
+			}
 			continue
+		}
+		if target == "" {
+			continue // no address to relay to yet
 		}
 		ln, err := net.Listen("tcp", net.JoinHostPort(s.host, "0"))
 		if err != nil {

@@ -14,8 +14,19 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/containercodes/cc/internal/edgediff"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
+
+// Diff is the change from one node's configuration to the next, nil when
+// they are equal (package edgediff, shared with the agent, which applies
+// it).
+func Diff(old, cur *ccv1.EdgeConfig) *ccv1.EdgeChanges { return edgediff.Diff(old, cur) }
+
+// Apply returns cfg with the changes made (package edgediff).
+func Apply(cfg *ccv1.EdgeConfig, ch *ccv1.EdgeChanges) *ccv1.EdgeConfig {
+	return edgediff.Apply(cfg, ch)
+}
 
 // State is what the edge configuration is computed from.
 type State struct {

@@ -134,6 +134,7 @@ func TestInternalIsShared(t *testing.T) {
 // deciders are the packages that make decisions as pure functions: no
 // goroutines of their own and no I/O, the I/O is at their callers.
 var deciders = []string{
+	"internal/edgediff",
 	"controlplane/scheduler",
 	"controlplane/orchestrator",
 	"controlplane/dispatch",

@@ -1,4 +1,7 @@
-package edgeconfig
+// Package edgediff computes the changes between two of a node's edge
+// configurations and applies them: the control plane's sessions send the
+// changes, the agent applies them. It is pure and shared by both sides.
+package edgediff
 
 import (
 	"sort"
@@ -92,4 +95,16 @@ func Apply(cfg *ccv1.EdgeConfig, ch *ccv1.EdgeChanges) *ccv1.EdgeConfig {
 	sort.Slice(out.Routes, func(i, j int) bool { return out.Routes[i].Name < out.Routes[j].Name })
 	sort.Slice(out.Sites, func(i, j int) bool { return out.Sites[i].Name < out.Sites[j].Name })
 	return out
+}
+
+func relaysEqual(a, b []*ccv1.Relay) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].ContainerId != b[i].ContainerId || a[i].Port != b[i].Port {
+			return false
+		}
+	}
+	return true
 }
