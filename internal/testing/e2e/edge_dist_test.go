@@ -130,6 +130,31 @@ func TestEdgeDistribution(t *testing.T) {
 	if bodies[0] == bodies[1] {
 		t.Errorf("both relays reached the same task: %q", bodies[0])
 	}
+
+	// A restarted agent relays its task again (on a new port, which its
+	// status tells the control plane), and the other edge follows.
+	before := ""
+	for _, ep := range recB.route("web").GetEndpoints() {
+		if ep.NodeId == a.ID.NodeID {
+			before = ep.Address
+		}
+	}
+	a.Restart()
+	var after *ccv1.Endpoint
+	if !waitFor(60*time.Second, func() bool {
+		for _, ep := range recB.route("web").GetEndpoints() {
+			if ep.NodeId == a.ID.NodeID && ep.Address != "" && ep.Address != before {
+				after = ep
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatalf("after agent %s restarted, %s never got its new relay (was %s): %v", a.Name, b.Name, before, recB.route("web").GetEndpoints())
+	}
+	if got := relayGet(t, after.Address); got != answers[after.Id] {
+		t.Errorf("the new relay %s answered %q, want %q", after.Address, got, answers[after.Id])
+	}
 }
 
 // relayGet fetches / from addr, retrying briefly while the relay or the
