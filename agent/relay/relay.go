@@ -205,9 +205,14 @@ func (s *Set) splice(client net.Conn, target string) {
 }
 
 // copyHalf copies src to dst, then closes dst for writing (or whole, when
-// it cannot half-close) so the other side sees the end.
+// it cannot half-close) so the other side sees the end. A failed copy (a
+// reset, not an end of file) closes both, so the other direction ends too.
 func copyHalf(dst, src net.Conn) {
-	_, _ = io.Copy(dst, src)
+	if _, err := io.Copy(dst, src); err != nil {
+		_ = dst.Close()
+		_ = src.Close()
+		return
+	}
 	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
 	} else {
