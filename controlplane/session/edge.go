@@ -51,7 +51,7 @@ func (e *edgeCache) refresh() error {
 	if fresh {
 		return nil
 	}
-	st, err := readEdgeState(e.f)
+	st, err := EdgeState(e.f)
 	if err != nil {
 		return err
 	}
@@ -67,11 +67,12 @@ func (e *edgeCache) refresh() error {
 	return nil
 }
 
-// readEdgeState reads what the edge configuration depends on: the routes
+// EdgeState reads what the edge configuration depends on: the routes
 // and sites, and for routes to services the services, their tasks and the
 // nodes. Without routes to services it reads no more than the routes and
-// sites.
-func readEdgeState(f *fsm.FSM) (edgeconfig.State, error) {
+// sites. (The API's GetRoute resolves a route's endpoints from it with
+// edgeconfig.Endpoints.)
+func EdgeState(f *fsm.FSM) (edgeconfig.State, error) {
 	var st edgeconfig.State
 	var err error
 	if st.Routes, err = f.Routes(); err != nil {
