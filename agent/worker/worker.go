@@ -2,8 +2,10 @@
 // control plane (assignments in, heartbeats and status out), reconciles the
 // assignments with what containerd runs through package runtime, applies
 // restart policies with backoff, runs the containers' health checks
-// (package health) and stops those that turn unhealthy, and answers log
-// requests.
+// (package health) and stops those that turn unhealthy, answers log
+// requests, and keeps the node's edge configuration: the relays of its
+// routed tasks (package relay), the sites' bundles, and the routes and
+// sites handed to the node's edge server (edge.go).
 package worker
 
 import (
