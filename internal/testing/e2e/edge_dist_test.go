@@ -36,6 +36,13 @@ func (r *edgeRecorder) Update(routes []*ccv1.EdgeRoute, _ []*ccv1.EdgeSite, _ ma
 	r.mu.Unlock()
 }
 
+// updated reports whether the worker handed over a configuration.
+func (r *edgeRecorder) updated() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.routes != nil
+}
+
 func (r *edgeRecorder) route(name string) *ccv1.EdgeRoute {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -54,6 +61,10 @@ func TestEdgeDistribution(t *testing.T) {
 	a := srv.StartAgent("edge-a", testcluster.WithAdvertiseAddr("127.0.0.2"), testcluster.WithEdge(recA))
 	b := srv.StartAgent("edge-b", testcluster.WithAdvertiseAddr("127.0.0.3"), testcluster.WithEdge(recB))
 	edge := ccv1.NewEdgeServiceClient(srv.Conn(srv.Token))
+	// Every session carries an edge configuration, empty as it is.
+	if !waitFor(30*time.Second, func() bool { return recA.updated() && recB.updated() }) {
+		t.Fatal("the agents' edges never got a configuration")
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
