@@ -52,11 +52,11 @@ bin/ccctl image load .dev/cc-demo.tar
 # One agent on this host: it joins once with a single-use token, then
 # restarts as the same node.
 if [ -s "$agentdir/identity/node.json" ]; then
-  bin/cc-agent --data-dir "$agentdir" --name dev-node &
+  bin/cc-agent --data-dir "$agentdir" --name dev-node --edge-http-addr 127.0.0.1:8000 &
 else
   token=$(bin/ccctl -o json token create --role agent --uses 1 -d "make dev agent" | sed -n 's/.*"secret": *"\([^"]*\)".*/\1/p')
   [ -n "$token" ] || { echo "dev: could not create a join token" >&2; exit 1; }
-  bin/cc-agent --join "$api" --token "$token" --data-dir "$agentdir" --name dev-node &
+  bin/cc-agent --join "$api" --token "$token" --data-dir "$agentdir" --name dev-node --edge-http-addr 127.0.0.1:8000 &
 fi
 pids+=($!)
 for _ in $(seq 1 300); do
@@ -68,7 +68,8 @@ done
 cat <<MSG
 
   Container Codes dev cluster is up: API https://$api, one agent (dev-node),
-  data in .dev/. The demo image is $demo. In another shell:
+  data in .dev/. The demo image is $demo. The edge (routes and sites)
+  serves on http://127.0.0.1:8000. In another shell:
 
     bin/ccctl status
     bin/ccctl node ls
@@ -77,6 +78,9 @@ cat <<MSG
     bin/ccctl ps -a
     bin/ccctl job submit --wait $demo -- /bin/busybox sh -c 'echo hi > /output/a.txt'
     bin/ccctl job output JOB -o out/
+    bin/ccctl service create web --image $demo --replicas 2 -- /bin/busybox httpd -f -p 80 -h /etc
+    bin/ccctl route create web --host web.localhost --service web --port 80
+    curl -H 'Host: web.localhost' http://127.0.0.1:8000/hosts   # each replica in turn
 
   Ctrl-C stops it; \`make dev\` again restarts it with the same cluster.
 
@@ -84,5 +88,5 @@ MSG
 set +e
 # The control plane ending ends the dev cluster. The agent may be stopped
 # and restarted on its own (its containers keep running meanwhile):
-#   bin/cc-agent --data-dir .dev/agent --name dev-node
+#   bin/cc-agent --data-dir .dev/agent --name dev-node --edge-http-addr 127.0.0.1:8000
 wait "${pids[0]}"

@@ -81,6 +81,8 @@ func app(stdout, stderr io.Writer) *ucli.App {
 			&ucli.StringFlag{Name: "registry-auth", Usage: "registry credentials `FILE` (docker config.json format) for pulls"},
 			&ucli.StringSliceFlag{Name: "insecure-registry", Usage: "registry `HOST:PORT` reached over plain HTTP (repeatable)"},
 			&ucli.StringFlag{Name: "namespace", Value: "cc", Usage: "containerd `NAMESPACE`", Hidden: true},
+			&ucli.StringFlag{Name: "edge-http-addr", Value: ":80", Usage: "`ADDR` (host:port) where the edge serves HTTP routes and sites"},
+			&ucli.BoolFlag{Name: "edge", Value: true, Usage: "serve the edge on this node (--edge=false: none; its routed tasks are still relayed)"},
 			&ucli.StringFlag{Name: "log-level", Value: "info", Usage: "`LEVEL`: debug, info, warn or error"},
 			&ucli.StringFlag{Name: "log-format", Value: "text", Usage: "`FORMAT`: text or json"},
 		},
@@ -119,6 +121,10 @@ func run(c *ucli.Context) error {
 	}
 	dataDir, err := filepath.Abs(c.String("data-dir"))
 	if err != nil {
+		return err
+	}
+	edgeOpts := EdgeOptions{Enabled: c.Bool("edge"), HTTPAddr: c.String("edge-http-addr")}
+	if err := edgeOpts.Validate(); err != nil {
 		return err
 	}
 	res := &ccv1.Resources{CpuMillis: int64(goruntime.NumCPU()) * 1000, MemoryBytes: memTotal()}
@@ -199,11 +205,18 @@ func run(c *ucli.Context) error {
 		return err
 	}
 	defer rt.Close()
+	edge, closeEdge, err := buildEdge(ctx, edgeOpts, id.NodeID, log.With("component", "edge"))
+	if err != nil {
+		return err
+	}
+	defer closeEdge()
 	w, err := worker.New(worker.Config{
 		Identity: id,
 		Runtime:  rt,
 		Hello:    &ccv1.SessionHello{Version: buildinfo.Version, Resources: res, Labels: labels, Address: addr},
 		Logger:   log,
+		DataDir:  dataDir,
+		Edge:     edge,
 	})
 	if err != nil {
 		return err

@@ -2,8 +2,10 @@
 // control plane (assignments in, heartbeats and status out), reconciles the
 // assignments with what containerd runs through package runtime, applies
 // restart policies with backoff, runs the containers' health checks
-// (package health) and stops those that turn unhealthy, and answers log
-// requests.
+// (package health) and stops those that turn unhealthy, answers log
+// requests, and keeps the node's edge configuration: the relays of its
+// routed tasks (package relay), the sites' bundles, and the routes and
+// sites handed to the node's edge server (edge.go).
 package worker
 
 import (
@@ -24,6 +26,7 @@ import (
 	"github.com/containercodes/cc/agent/health"
 	"github.com/containercodes/cc/agent/identity"
 	"github.com/containercodes/cc/agent/reconcile"
+	"github.com/containercodes/cc/agent/relay"
 	"github.com/containercodes/cc/agent/runtime"
 	"github.com/containercodes/cc/internal/clusterdial"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
@@ -40,6 +43,12 @@ type Config struct {
 	// Resync is the period of the reconcile pass when nothing happens;
 	// default 5s.
 	Resync time.Duration
+	// DataDir is the agent's data dir: the sites' bundles are kept under
+	// its edge/ directory.
+	DataDir string
+	// Edge serves the node's routes and sites; nil: this node serves no
+	// edge (its routed tasks are still relayed for the other nodes').
+	Edge Edge
 }
 
 // Worker runs a node.
@@ -70,6 +79,12 @@ type Worker struct {
 	stream ccv1.AgentService_SessionClient // nil between sessions
 
 	kick chan struct{} // buffered 1: a reconcile pass is wanted
+
+	// The node's edge configuration (edge.go), guarded by mu; the relays
+	// of its routed tasks; edgeKick (buffered 1) wakes the edge loop.
+	edgeCfg  *ccv1.EdgeConfig
+	relays   *relay.Set
+	edgeKick chan struct{}
 }
 
 // New connects (lazily) to the control plane.
@@ -96,6 +111,7 @@ func New(cfg Config) (*Worker, error) {
 		preparing: map[string]bool{}, lastSent: map[string]*ccv1.ContainerStatus{},
 		logCancels: map[string]context.CancelFunc{}, kick: make(chan struct{}, 1),
 		stopping: map[string]bool{}, collecting: map[string]bool{}, results: map[string]*ccv1.JobResult{},
+		relays: relay.New(cfg.Hello.GetAddress(), cfg.Logger.With("component", "relay")), edgeKick: make(chan struct{}, 1),
 	}
 	// A change of health wants a pass: it reports the change, and stops a
 	// container that turned unhealthy.
@@ -108,12 +124,17 @@ func New(cfg Config) (*Worker, error) {
 func (w *Worker) Run(ctx context.Context) error {
 	defer w.conn.Close()
 	defer w.health.Close() // after wg.Wait: no pass starts a prober after it
+	defer w.relays.Close() // after wg.Wait: no pass opens a relay after it
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer w.jobsWG.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	wg.Add(3)
+	wg.Add(4)
+	go func() {
+		defer wg.Done()
+		w.edgeLoop(ctx)
+	}()
 	go func() {
 		defer wg.Done()
 		w.cfg.Identity.RenewLoop(ctx, w.client, func(err error) { w.log.Warn("certificate renewal failed; retrying", "err", err) })
@@ -203,7 +224,7 @@ func (w *Worker) session(ctx context.Context) error {
 			}
 		}
 	}()
-	var next uint64
+	var next, edgeNext uint64
 	for {
 		msg, err := stream.Recv()
 		if err != nil {
@@ -235,6 +256,10 @@ func (w *Worker) session(ctx context.Context) error {
 			}
 			w.mu.Unlock()
 			w.poke()
+		case *ccv1.SessionResponse_Edge:
+			if err := w.setEdge(m.Edge, &edgeNext); err != nil {
+				return err
+			}
 		case *ccv1.SessionResponse_Logs:
 			go w.serveLogs(ctx, m.Logs)
 		case *ccv1.SessionResponse_Servers:
@@ -342,8 +367,17 @@ func (w *Worker) pass(ctx context.Context) (wakeAt time.Time) {
 	if jw := w.jobPass(ctx, desired, observed); !jw.IsZero() && (wakeAt.IsZero() || jw.Before(wakeAt)) {
 		wakeAt = jw
 	}
+	w.syncRelays(relayView(observed))
 	w.report(desired, observed)
 	return wakeAt
+}
+
+func relayView(observed map[string]runtime.Observed) map[string]runtimeView {
+	out := make(map[string]runtimeView, len(observed))
+	for id, o := range observed {
+		out[id] = runtimeView{running: o.State == ccv1.ContainerState_CONTAINER_STATE_RUNNING, ip: o.IP}
+	}
+	return out
 }
 
 // syncHealth runs the health checks of the running containers of the
@@ -504,6 +538,7 @@ func (w *Worker) statusOf(a *ccv1.Assignment, observed map[string]runtime.Observ
 		st.State = ccv1.ContainerState_CONTAINER_STATE_RUNNING
 		st.StartedAt = ts(o.StartedAt)
 		st.Ip = o.IP
+		st.Relays = w.relays.Ports(a.ContainerId)
 		if a.GetSpec().GetHealth() != nil {
 			// STARTING until its prober says otherwise.
 			st.Health = ccv1.HealthState_HEALTH_STATE_STARTING

@@ -48,7 +48,9 @@ type Hub struct {
 
 	status     *statusBuffer
 	stopFlush  context.CancelFunc
-	flushEnded chan struct{}
+	flushEnded chan struct{} // closed when flushLoop and edgeLoop ended
+
+	edge *edgeCache
 }
 
 type session struct {
@@ -65,12 +67,22 @@ func New(r *raftstore.Store, f *fsm.FSM, log *slog.Logger, opts Options) *Hub {
 	}
 	hub := &Hub{raft: r, fsm: f, log: log, opts: opts,
 		sessions: map[string]*session{}, pending: map[string]*logRequest{}, done: make(chan struct{}),
-		status: newStatusBuffer(), flushEnded: make(chan struct{})}
+		status: newStatusBuffer(), flushEnded: make(chan struct{}), edge: newEdgeCache(f)}
 	ctx, cancel := context.WithCancel(context.Background())
 	hub.stopFlush = cancel
+	var wg sync.WaitGroup
+	wg.Add(2)
 	go func() {
-		defer close(hub.flushEnded)
+		defer wg.Done()
 		hub.flushLoop(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		hub.edgeLoop(ctx)
+	}()
+	go func() {
+		wg.Wait()
+		close(hub.flushEnded)
 	}()
 	return hub
 }
@@ -267,11 +279,13 @@ func (hub *Hub) recvLoop(ctx context.Context, s *session, stream ccv1.AgentServi
 }
 
 // sendLoop sends the full set of assignments, then changes as the state
-// changes, and relays log requests.
+// changes, and relays log requests. The node's edge configuration follows
+// the assignments the same way, with its own sequence.
 func (hub *Hub) sendLoop(ctx context.Context, s *session, stream ccv1.AgentService_SessionServer) error {
 	var seq uint64
 	var sent map[string]*ccv1.Assignment
 	var servers []string
+	var edge edgeSender
 	for {
 		watch := hub.fsm.WatchNode(s.nodeID)
 		if _, err := hub.fsm.Node(s.nodeID); err != nil {
@@ -300,9 +314,19 @@ func (hub *Hub) sendLoop(ctx context.Context, s *session, stream ccv1.AgentServi
 			}
 			sent = now
 		}
+		cl, edgeChanged, err := hub.edge.current()
+		if err != nil {
+			hub.log.Warn("could not resolve the edge configuration; sending the last", "node_id", s.nodeID, "err", err)
+		}
+		if m := edge.next(cl.For(s.nodeID)); m != nil {
+			if err := stream.Send(m); err != nil {
+				return err
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-edgeChanged:
 		case <-watch:
 		case m := <-s.out:
 			if err := stream.Send(m); err != nil {

@@ -134,9 +134,11 @@ func TestInternalIsShared(t *testing.T) {
 // deciders are the packages that make decisions as pure functions: no
 // goroutines of their own and no I/O, the I/O is at their callers.
 var deciders = []string{
+	"internal/edgediff",
 	"controlplane/scheduler",
 	"controlplane/orchestrator",
 	"controlplane/dispatch",
+	"controlplane/edgeconfig",
 	"agent/reconcile",
 	"agent/health/healthstate",
 }

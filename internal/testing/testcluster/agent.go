@@ -108,6 +108,7 @@ type Agent struct {
 	ID       *identity.Identity
 	rtConfig runtime.Config
 	hello    *ccv1.SessionHello
+	edge     worker.Edge
 	Runtime  *runtime.Runtime
 
 	cancel context.CancelFunc
@@ -124,6 +125,17 @@ type AgentConfig struct {
 	Resources *ccv1.Resources
 	// Labels are the agent's --label flags.
 	Labels map[string]string
+	// AdvertiseAddr is the agent's --advertise-addr: where its relays
+	// listen and other nodes reach it (default 127.0.0.1; tests with
+	// several agents give each a loopback address of its own, such as
+	// 127.0.0.2 and 127.0.0.3).
+	AdvertiseAddr string
+	// EdgeHTTPAddr is the agent's --edge-http-addr; empty: no edge
+	// server (as --edge=false).
+	EdgeHTTPAddr string
+	// Edge, when set, receives the agent's edge configuration instead of
+	// an edge server (a test's recorder).
+	Edge worker.Edge
 }
 
 // AgentOption changes an agent before it starts.
@@ -132,6 +144,22 @@ type AgentOption func(*AgentConfig)
 // WithResources makes the agent report res.
 func WithResources(cpuMillis, memoryBytes int64) AgentOption {
 	return func(c *AgentConfig) { c.Resources = &ccv1.Resources{CpuMillis: cpuMillis, MemoryBytes: memoryBytes} }
+}
+
+// WithAdvertiseAddr sets the agent's advertise address (an IP).
+func WithAdvertiseAddr(ip string) AgentOption {
+	return func(c *AgentConfig) { c.AdvertiseAddr = ip }
+}
+
+// WithEdgeHTTPAddr makes the agent serve the edge on addr (e.g.
+// 127.0.0.1:0).
+func WithEdgeHTTPAddr(addr string) AgentOption {
+	return func(c *AgentConfig) { c.EdgeHTTPAddr = addr }
+}
+
+// WithEdge hands the agent's edge configuration to e.
+func WithEdge(e worker.Edge) AgentOption {
+	return func(c *AgentConfig) { c.Edge = e }
 }
 
 // WithLabels gives the agent labels, as its --label flags would.
@@ -152,7 +180,7 @@ func (s *Server) StartAgent(name string, opts ...AgentOption) *Agent {
 	}
 	dir := s.t.TempDir()
 	suffix := randomHex(3)
-	cfg := AgentConfig{Resources: &ccv1.Resources{CpuMillis: 2000, MemoryBytes: 4 << 30}}
+	cfg := AgentConfig{Resources: &ccv1.Resources{CpuMillis: 2000, MemoryBytes: 4 << 30}, AdvertiseAddr: "127.0.0.1"}
 	cfg.Runtime = runtime.Config{
 		Socket:     ContainerdSocket,
 		Namespace:  "cc-test-" + suffix,
@@ -169,14 +197,17 @@ func (s *Server) StartAgent(name string, opts ...AgentOption) *Agent {
 	}
 	id, err := identity.Join(ctx, filepath.Join(dir, "identity"), identity.JoinOptions{
 		Addr: s.Addr(), Token: tok.Secret, Name: name, Labels: cfg.Labels,
-		Resources: cfg.Resources, Address: "127.0.0.1", Version: "test",
+		Resources: cfg.Resources, Address: cfg.AdvertiseAddr, Version: "test",
 	})
 	if err != nil {
 		s.t.Fatalf("testcluster: join %s: %v", name, err)
 	}
 	cfg.Runtime.Owner = id.NodeID
-	hello := &ccv1.SessionHello{Version: "test", Resources: cfg.Resources, Labels: cfg.Labels, Address: "127.0.0.1"}
-	a := &Agent{t: s.t, Name: name, DataDir: dir, ID: id, rtConfig: cfg.Runtime, hello: hello}
+	hello := &ccv1.SessionHello{Version: "test", Resources: cfg.Resources, Labels: cfg.Labels, Address: cfg.AdvertiseAddr}
+	a := &Agent{t: s.t, Name: name, DataDir: dir, ID: id, rtConfig: cfg.Runtime, hello: hello, edge: cfg.Edge}
+	// The edge server (package agent/edge) is built here from
+	// cfg.EdgeHTTPAddr when it lands; until then only cfg.Edge receives
+	// the configuration.
 	a.start()
 	s.t.Cleanup(func() { a.Stop(); a.cleanup() })
 	return a
@@ -203,6 +234,8 @@ func (a *Agent) start() {
 		Logger:    a.rtConfig.Logger,
 		Heartbeat: 500 * time.Millisecond,
 		Resync:    time.Second,
+		DataDir:   a.DataDir,
+		Edge:      a.edge,
 	})
 	if err != nil {
 		cancel()
@@ -258,6 +291,9 @@ func (a *Agent) Gateway() string {
 	ip4 := ip.To4()
 	return net.IPv4(ip4[0], ip4[1], ip4[2], ip4[3]+1).String()
 }
+
+// Address is the agent's advertise address.
+func (a *Agent) Address() string { return a.hello.Address }
 
 // BridgeName is the name of the agent's CNI bridge.
 func (a *Agent) BridgeName() string { return a.rtConfig.BridgeName }
