@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"errors"
+	"io"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -120,4 +122,42 @@ func TestEdgeRoutesAndSites(t *testing.T) {
 	if _, err := c.RemoveRoute(ctx, &ccv1.RemoveRouteRequest{Name: "web"}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// An agent may fetch the bundle of a kept site version; once the site is
+// gone, it may not.
+func TestFetchSiteBundle(t *testing.T) {
+	h := newJobHarness(t)
+	_, agent, _ := h.node("n1")
+	c := ccv1.NewEdgeServiceClient(h.srv.Conn(""))
+	site, err := deploySite(t, c, &ccv1.DeploySiteHeader{Name: "docs", Spec: &ccv1.SiteSpec{Hosts: []string{"docs.localhost"}}}, siteArchive(t, map[string]string{"a": "b"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := site.Versions[0].BundleDigest
+	fetch := func() (int, error) {
+		st, err := agent.FetchBlob(ctxT(t), &ccv1.FetchBlobRequest{Digest: digest})
+		if err != nil {
+			return 0, err
+		}
+		n := 0
+		for {
+			m, err := st.Recv()
+			if err != nil {
+				if errors.Is(err, io.EOF) {
+					return n, nil
+				}
+				return n, err
+			}
+			n += len(m.Data)
+		}
+	}
+	if n, err := fetch(); err != nil || int64(n) != site.Versions[0].BundleSize {
+		t.Fatalf("fetch bundle: %d bytes, %v", n, err)
+	}
+	if _, err := c.RemoveSite(ctxT(t), &ccv1.RemoveSiteRequest{Name: "docs"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = fetch()
+	wantCode(t, err, codes.NotFound, "")
 }
