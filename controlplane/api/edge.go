@@ -142,6 +142,13 @@ func (e *EdgeService) UpdateRoute(ctx context.Context, req *ccv1.UpdateRouteRequ
 	if err != nil {
 		return nil, err
 	}
+	// A spec without a set stays in the route's set: the set is who
+	// manages the route, not a setting a caller is expected to repeat.
+	if spec.Set == "" {
+		if cur, err := e.core.FSM.Route(req.Name); err == nil {
+			spec.Set = cur.GetSpec().GetSet()
+		}
+	}
 	if err := e.core.Propose(ctx, statev1.CommandType_COMMAND_TYPE_PUT_ROUTE, &statev1.PutRoute{
 		Route: &ccv1.Route{Name: req.Name, Spec: spec}, ExpectVersion: req.Version}); err != nil {
 		return nil, err

@@ -91,6 +91,12 @@ func TestEdgeRoutesAndSites(t *testing.T) {
 		t.Fatalf("list: %v %v", list, err)
 	}
 
+	// An update without a set keeps the route in its set.
+	up, err := c.UpdateRoute(ctx, &ccv1.UpdateRouteRequest{Name: "api", Spec: &ccv1.RouteSpec{Hosts: []string{"web.localhost"}, PathPrefix: "/api/", Upstreams: []*ccv1.Upstream{{Address: "127.0.0.1:9002"}}}})
+	if err != nil || up.Route.Spec.Set != "edge" || up.Route.Version != 2 {
+		t.Fatalf("update of a set's route: %v %v", up, err)
+	}
+
 	data := siteArchive(t, map[string]string{"index.html": "<h1>hi</h1>"})
 	_, err = deploySite(t, c, &ccv1.DeploySiteHeader{Name: "docs"}, data)
 	wantCode(t, err, codes.NotFound, "give its host")
