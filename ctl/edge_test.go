@@ -402,3 +402,23 @@ func TestSiteListAndRollback(t *testing.T) {
 		t.Errorf("rollback --to x: %+v", r)
 	}
 }
+
+func TestEdgeExport(t *testing.T) {
+	f := &fakeAPI{}
+	f.edge.routes = []*ccv1.Route{{Name: "api", Spec: &ccv1.RouteSpec{Hosts: []string{"localhost"}, PathPrefix: "/api/",
+		Upstreams: []*ccv1.Upstream{{Address: "127.0.0.1:9001", Weight: 1}, {Address: "127.0.0.1:9002", Weight: 2}}, LoadBalancing: ccv1.LoadBalancing_LOAD_BALANCING_WEIGHTED}}}
+	conn := startFake(t, f)
+	r := runCtl(conn, "edge", "export")
+	if r.code != 0 || !strings.Contains(r.stdout, `path = '/api/*'`) || !strings.Contains(r.stdout, `strategy = 'weighted'`) {
+		t.Fatalf("edge export: %+v", r)
+	}
+	file := filepath.Join(t.TempDir(), "out.toml")
+	if r := runCtl(conn, "edge", "export", "-o", file); r.code != 0 || r.stdout != "" {
+		t.Fatalf("edge export -o: %+v", r)
+	}
+	data, _ := os.ReadFile(file)
+	routes, err := parseEdgeFile(file, data)
+	if err != nil || len(routes) != 1 || !proto.Equal(routes[0], f.edge.routes[0]) {
+		t.Fatalf("exported file: %v %v\n%s", routes, err, data)
+	}
+}
