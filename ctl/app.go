@@ -56,6 +56,9 @@ func App(stdout, stderr io.Writer) *cli.App {
 		Commands: []*cli.Command{
 			{Name: "status", Usage: "show the cluster: id, leader, raft state and index, scheduling strategy, servers", Action: statusCmd, OnUsageError: usageError},
 			serviceCommand(),
+			routeCommand(),
+			siteCommand(),
+			edgeCommand(),
 			jobCommand(),
 			queueCommand(),
 			runCommand(),

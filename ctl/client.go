@@ -36,6 +36,7 @@ type Client struct {
 	Images     ccv1.ImageServiceClient
 	Services   ccv1.ServiceServiceClient
 	Jobs       ccv1.JobServiceClient
+	Edge       ccv1.EdgeServiceClient
 }
 
 // Close closes the connection.
@@ -141,6 +142,7 @@ func dial(c *cli.Context) (*Client, error) {
 		Images:     ccv1.NewImageServiceClient(conn),
 		Services:   ccv1.NewServiceServiceClient(conn),
 		Jobs:       ccv1.NewJobServiceClient(conn),
+		Edge:       ccv1.NewEdgeServiceClient(conn),
 	}, nil
 }
 

@@ -39,6 +39,7 @@ type fakeAPI struct {
 	ccv1.UnimplementedServiceServiceServer
 	ccv1.UnimplementedClusterServiceServer
 	ccv1.UnimplementedJobServiceServer
+	ccv1.UnimplementedEdgeServiceServer
 
 	mu         sync.Mutex
 	create     *ccv1.CreateContainerRequest
@@ -91,6 +92,9 @@ type fakeAPI struct {
 	outputReqs   []*ccv1.JobOutputRequest
 	queues       []*ccv1.Queue
 	setQueue     *ccv1.SetQueueRequest
+
+	// The edge: see edge_test.go.
+	edge fakeEdge
 }
 
 func (f *fakeAPI) CreateContainer(_ context.Context, r *ccv1.CreateContainerRequest) (*ccv1.CreateContainerResponse, error) {
@@ -211,6 +215,7 @@ func startFake(t *testing.T, f *fakeAPI) []string {
 	ccv1.RegisterServiceServiceServer(srv, f)
 	ccv1.RegisterClusterServiceServer(srv, f)
 	ccv1.RegisterJobServiceServer(srv, f)
+	ccv1.RegisterEdgeServiceServer(srv, f)
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
 	return []string{"--addr", lis.Addr().String(), "--token", "t", "--ca-cert", caFile}

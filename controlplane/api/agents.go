@@ -146,8 +146,9 @@ func (a *AgentServer) SendLogs(stream ccv1.AgentService_SendLogsServer) error {
 	return a.core.Sessions.SendLogs(nodeID, stream)
 }
 
-// FetchBlob streams a stored blob to a node: an image archive, or the
-// input of a job attempt assigned to the node.
+// FetchBlob streams a stored blob to a node: an image archive, the bundle
+// of a kept version of a site, or the input of a job attempt assigned to
+// the node.
 func (a *AgentServer) FetchBlob(req *ccv1.FetchBlobRequest, stream ccv1.AgentService_FetchBlobServer) error {
 	nodeID, err := nodeOf(stream.Context())
 	if err != nil {
@@ -157,8 +158,13 @@ func (a *AgentServer) FetchBlob(req *ccv1.FetchBlobRequest, stream ccv1.AgentSer
 		return status.Error(codes.Unimplemented, "this server has no blob store")
 	}
 	rc, size, err := a.images.OpenBlob(req.GetDigest())
-	if errors.Is(err, fsm.ErrNotFound) {
-		if a.blobs != nil && a.nodeHasInput(nodeID, req.GetDigest()) {
+	if errors.Is(err, fsm.ErrNotFound) && a.blobs != nil {
+		if used, _ := a.core.FSM.SiteBundleInUse(req.GetDigest()); used {
+			rc, size, err = a.blobs.Open(req.GetDigest())
+			if errors.Is(err, blobstore.ErrNotFound) {
+				err = fmt.Errorf("site bundle %s is on no server reachable now: %w", req.GetDigest(), fsm.ErrNotFound)
+			}
+		} else if a.nodeHasInput(nodeID, req.GetDigest()) {
 			rc, size, err = a.blobs.Open(req.GetDigest())
 			if errors.Is(err, blobstore.ErrNotFound) {
 				err = fmt.Errorf("job input %s is on no server reachable now: %w", req.GetDigest(), fsm.ErrNotFound)

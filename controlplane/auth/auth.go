@@ -192,6 +192,10 @@ var viewerMethods = map[string]bool{
 	ccv1.JobService_GetJob_FullMethodName:               true,
 	ccv1.JobService_WatchJobs_FullMethodName:            true,
 	ccv1.JobService_ListQueues_FullMethodName:           true,
+	ccv1.EdgeService_ListRoutes_FullMethodName:          true,
+	ccv1.EdgeService_GetRoute_FullMethodName:            true,
+	ccv1.EdgeService_ListSites_FullMethodName:           true,
+	ccv1.EdgeService_GetSite_FullMethodName:             true,
 }
 
 // jobsMethods may be called by tokens of role jobs: every job method but

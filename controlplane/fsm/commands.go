@@ -145,6 +145,36 @@ var handlers = map[statev1.CommandType]handler{
 		newMsg:  func() proto.Message { return &statev1.RemoveImage{} },
 		apply:   applyRemoveImage,
 	},
+	statev1.CommandType_COMMAND_TYPE_PUT_ROUTE: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.PutRoute{} },
+		apply:   applyPutRoute,
+	},
+	statev1.CommandType_COMMAND_TYPE_REMOVE_ROUTE: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.RemoveRoute{} },
+		apply:   applyRemoveRoute,
+	},
+	statev1.CommandType_COMMAND_TYPE_APPLY_ROUTES: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.ApplyRoutes{} },
+		apply:   applyApplyRoutes,
+	},
+	statev1.CommandType_COMMAND_TYPE_DEPLOY_SITE: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.DeploySite{} },
+		apply:   applyDeploySite,
+	},
+	statev1.CommandType_COMMAND_TYPE_ROLLBACK_SITE: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.RollbackSite{} },
+		apply:   applyRollbackSite,
+	},
+	statev1.CommandType_COMMAND_TYPE_REMOVE_SITE: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.RemoveSite{} },
+		apply:   applyRemoveSite,
+	},
 }
 
 // Encode builds the raft log entry for a command: its type, the current

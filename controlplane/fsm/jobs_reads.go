@@ -294,7 +294,8 @@ func (f *FSM) PendingWebhooks() ([]*statev1.JobRecord, error) {
 }
 
 // BlobsInUse returns every blob digest the state refers to: image archives,
-// recorded inputs, and jobs' inputs, outputs and logs.
+// recorded inputs, jobs' inputs, outputs and logs, and the bundles of
+// every kept site version.
 func (f *FSM) BlobsInUse() (map[string]bool, error) {
 	used := map[string]bool{}
 	err := f.View(func(tx *bolt.Tx) error {
@@ -306,6 +307,9 @@ func (f *FSM) BlobsInUse() (map[string]bool, error) {
 		if err := each(tx, bucketInputs, func() *statev1.InputRecord { return &statev1.InputRecord{} }, func(in *statev1.InputRecord) {
 			used[in.Digest] = true
 		}); err != nil {
+			return err
+		}
+		if err := siteBlobs(tx, used); err != nil {
 			return err
 		}
 		return each(tx, bucketJobs, func() *statev1.JobRecord { return &statev1.JobRecord{} }, func(r *statev1.JobRecord) {

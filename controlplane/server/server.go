@@ -286,6 +286,12 @@ func (s *Server) serve() error {
 	if err != nil {
 		return err
 	}
+	edge, err := api.NewEdgeService(core, replicated, api.EdgeOptions{
+		TempDir: filepath.Join(s.cfg.DataDir, "tmp"), Logger: s.log.With("component", "edge"),
+	})
+	if err != nil {
+		return err
+	}
 	api.NewClusterService(core, s.cfg.Name).Register(s.grpc)
 	api.NewNodeService(core).Register(s.grpc)
 	api.NewTokenService(core, func() string { return pki.Digest(s.id.ca.Cert) }).Register(s.grpc)
@@ -293,6 +299,7 @@ func (s *Server) serve() error {
 	api.NewServiceService(core).Register(s.grpc)
 	images.Register(s.grpc)
 	jobs.Register(s.grpc)
+	edge.Register(s.grpc)
 	ccv1.RegisterAgentServiceServer(s.grpc, api.NewAgentServer(core, s.clusterCA, images, replicated))
 	ccv1.RegisterPeerServiceServer(s.grpc, api.NewPeerServer(core, s.clusterCA, s.blobs))
 
@@ -326,6 +333,7 @@ func (s *Server) serve() error {
 		ccv1.RegisterImageServiceHandler,
 		ccv1.RegisterServiceServiceHandler,
 		ccv1.RegisterJobServiceHandler,
+		ccv1.RegisterEdgeServiceHandler,
 	} {
 		if err := register(ctx, gw, s.gwConn); err != nil {
 			return err
