@@ -68,7 +68,9 @@ func TestEdgeRoutesAndSites(t *testing.T) {
 	wantCode(t, err, codes.AlreadyExists, "host web.localhost path / is held by route web")
 	_, err = c.UpdateRoute(ctx, &ccv1.UpdateRouteRequest{Name: "web", Spec: spec, Version: 7})
 	wantCode(t, err, codes.Aborted, "changed meanwhile")
-	if g, err := c.GetRoute(ctx, &ccv1.GetRouteRequest{Name: "web"}); err != nil || len(g.Route.Endpoints) != 0 {
+	// A fixed upstream is its own endpoint, weight 1 by default.
+	if g, err := c.GetRoute(ctx, &ccv1.GetRouteRequest{Name: "web"}); err != nil || len(g.Route.Endpoints) != 1 ||
+		g.Route.Endpoints[0].Address != "127.0.0.1:9000" || g.Route.Endpoints[0].Weight != 1 {
 		t.Fatalf("get: %v %v", g, err)
 	}
 
