@@ -144,6 +144,8 @@ func TestRoutingAndSites(t *testing.T) {
 		{"APP.test:8080", "/docs", 200, "site bundle1 /"},
 		{"app.test", "/docs/guide/a.html", 200, "site bundle1 /guide/a.html"},
 		{"app.test", "/docsx", 200, "a /docsx"},
+		{"app.test", "/docs/../x", 200, "a /x"},
+		{"app.test", "/x/..//docs/./a", 200, "site bundle1 /a"},
 		{"other.test", "/", 404, "no route or site for this host and path\n"},
 		{"missing.test", "/", 503, "site not ready on this node\n"},
 		{"empty.test", "/", 503, "no upstream for this route\n"},
@@ -154,6 +156,17 @@ func TestRoutingAndSites(t *testing.T) {
 		}
 		if code == 503 && hdr.Get("Retry-After") == "" {
 			t.Errorf("%s%s: 503 without Retry-After", c.host, c.path)
+		}
+	}
+}
+
+func TestCleanPath(t *testing.T) {
+	for in, want := range map[string]string{
+		"/": "/", "/a/b": "/a/b", "/a/../b": "/b", "/../../etc/passwd": "/etc/passwd",
+		"/a//b/": "/a/b/", "/a/./": "/a/", "": "/", "a": "/a", "/.well-known/x": "/.well-known/x",
+	} {
+		if got, _ := cleanPath(in); got != want {
+			t.Errorf("cleanPath(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/http/httputil"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -63,6 +64,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw.Header().Set("X-Request-Id", rec.reqID)
 	defer func() { s.logAccess(r, rec, sw, start) }()
 
+	if r.Method == http.MethodConnect {
+		plain(sw, http.StatusMethodNotAllowed, "CONNECT is not served")
+		return
+	}
+	if p, changed := cleanPath(r.URL.Path); changed {
+		// match and forward the same path: "/api/../admin" is "/admin",
+		// never a way past a route's prefix
+		u := *r.URL
+		u.Path, u.RawPath = p, ""
+		r2 := *r
+		r2.URL = &u
+		r = &r2
+	}
 	id, prefix, ok := t.match.Lookup(r.Host, r.URL.Path)
 	if !ok {
 		plain(sw, http.StatusNotFound, "no route or site for this host and path")
@@ -373,6 +387,23 @@ func stripPath(p, prefix string) string {
 		p = "/" + p
 	}
 	return p
+}
+
+// cleanPath resolves dot segments and doubled slashes, keeping a
+// trailing slash; changed is false (and nothing allocated) for a path
+// that is clean already.
+func cleanPath(p string) (string, bool) {
+	if p == "" {
+		return "/", true
+	}
+	if p[0] == '/' && !strings.Contains(p, "//") && !strings.Contains(p, "/.") {
+		return p, false
+	}
+	c := path.Clean("/" + p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c, c != p
 }
 
 // plain answers with a short text body.
