@@ -302,7 +302,7 @@ func (rt *route) try(req *http.Request, i int) (*http.Response, bool, error) {
 	ctx, cancel := context.WithCancelCause(req.Context())
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteHeaders: func() { wrote.Store(true) }})
 	timer := time.AfterFunc(rt.timeout, func() { cancel(errUpstreamTimeout) })
-	out := req.Clone(ctx)
+	out := req.WithContext(ctx) // req is ReverseProxy's own copy: its URL may change per try
 	out.URL.Host = up.Key
 	up.InFlight.Add(1)
 	resp, err := rt.s.transport.RoundTrip(out)

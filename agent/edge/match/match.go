@@ -6,7 +6,6 @@
 package match
 
 import (
-	"slices"
 	"strings"
 )
 
@@ -24,39 +23,38 @@ type Entry struct {
 
 // Table answers Lookup. The zero value matches nothing.
 type Table struct {
-	exact map[string][]rule // by normalized host
-	wild  map[string][]rule // by the part after "*."
+	exact map[string]prefixes // by normalized host
+	wild  map[string]prefixes // by the part after "*."
 }
 
-type rule struct {
-	prefix string // normalized: no trailing slash, "" for the root
-	id     int
-	order  int // position in the entries, for ties
-}
+// prefixes are one host's entries by normalized prefix: Lookup tries the
+// path's own segment prefixes, longest first, so a host with many routes
+// costs one map access per path segment, not one comparison per route.
+type prefixes map[string]int
 
 // New builds a table. When two entries hold the same host and prefix, the
 // first in entries wins (the control plane refuses such conflicts).
 func New(entries []Entry) *Table {
-	t := &Table{exact: map[string][]rule{}, wild: map[string][]rule{}}
-	for i, e := range entries {
-		r := rule{prefix: NormalizePrefix(e.Prefix), id: e.ID, order: i}
+	t := &Table{exact: map[string]prefixes{}, wild: map[string]prefixes{}}
+	add := func(m map[string]prefixes, host, prefix string, id int) {
+		ps := m[host]
+		if ps == nil {
+			ps = prefixes{}
+			m[host] = ps
+		}
+		if _, taken := ps[prefix]; !taken {
+			ps[prefix] = id
+		}
+	}
+	for _, e := range entries {
+		p := NormalizePrefix(e.Prefix)
 		for _, h := range e.Hosts {
 			h = NormalizeHost(h)
 			if rest, ok := strings.CutPrefix(h, "*."); ok {
-				t.wild[rest] = append(t.wild[rest], r)
+				add(t.wild, rest, p, e.ID)
 			} else if h != "" {
-				t.exact[h] = append(t.exact[h], r)
+				add(t.exact, h, p, e.ID)
 			}
-		}
-	}
-	for _, m := range []map[string][]rule{t.exact, t.wild} {
-		for _, rs := range m {
-			slices.SortStableFunc(rs, func(a, b rule) int {
-				if len(a.prefix) != len(b.prefix) {
-					return len(b.prefix) - len(a.prefix)
-				}
-				return a.order - b.order
-			})
 		}
 	}
 	return t
@@ -69,24 +67,45 @@ func (t *Table) Lookup(host, path string) (id int, prefix string, ok bool) {
 		return 0, "", false
 	}
 	h := NormalizeHost(host)
-	if r, ok := first(t.exact[h], path); ok {
-		return r.id, r.prefix, true
+	if ps := t.exact[h]; ps != nil {
+		if id, p, ok := ps.longest(path); ok {
+			return id, p, true
+		}
 	}
 	if i := strings.IndexByte(h, '.'); i > 0 {
-		if r, ok := first(t.wild[h[i+1:]], path); ok {
-			return r.id, r.prefix, true
+		if ps := t.wild[h[i+1:]]; ps != nil {
+			if id, p, ok := ps.longest(path); ok {
+				return id, p, true
+			}
 		}
 	}
 	return 0, "", false
 }
 
-func first(rs []rule, path string) (rule, bool) {
-	for _, r := range rs {
-		if PrefixMatches(r.prefix, path) {
-			return r, true
+// longest finds the longest prefix of path, at a segment boundary, that
+// has an entry: path itself (without a trailing slash), then cut at each
+// '/' from the right, then the root.
+func (ps prefixes) longest(path string) (int, string, bool) {
+	p := strings.TrimRight(path, "/")
+	if len(p) > 0 && p[0] == '/' {
+		for {
+			if id, ok := ps[p]; ok {
+				return id, p, true
+			}
+			i := strings.LastIndexByte(p, '/')
+			if i <= 0 {
+				break
+			}
+			p = strings.TrimRight(p[:i], "/")
+			if p == "" {
+				break
+			}
 		}
 	}
-	return rule{}, false
+	if id, ok := ps[""]; ok {
+		return id, "", true
+	}
+	return 0, "", false
 }
 
 // PrefixMatches reports whether the normalized prefix p matches path at a

@@ -74,7 +74,9 @@ func TestNormalizeHost(t *testing.T) {
 // host, scored; the best score wins, the first entry on a tie.
 func referenceLookup(entries []Entry, host, path string) (int, bool) {
 	h := strings.ToLower(host)
-	if i := strings.LastIndex(h, ":"); i >= 0 && !strings.Contains(h, "]") && strings.Count(h, ":") == 1 {
+	if strings.HasPrefix(h, "[") && strings.Contains(h, "]") {
+		h = h[1:strings.Index(h, "]")] // "[::1]:80" → "::1"
+	} else if i := strings.LastIndex(h, ":"); i >= 0 && strings.Count(h, ":") == 1 {
 		h = h[:i]
 	}
 	h = strings.TrimSuffix(h, ".")
@@ -113,8 +115,8 @@ func referenceLookup(entries []Entry, host, path string) (int, bool) {
 func TestAgainstReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	hosts := []string{"a.test", "b.test", "x.a.test", "y.a.test", "A.Test", "*.a.test", "*.test", "*.b.test", "c"}
-	paths := []string{"", "/", "/api", "/api/", "/api/v1", "/apiv", "/static/css", "/static", "/s"}
-	reqPaths := []string{"/", "/api", "/api/", "/api/v1/x", "/apiv", "/static/css/a.css", "/static", "/s/t", "/x", ""}
+	paths := []string{"", "/", "/static//css", "api/", "/api", "/api/", "/api/v1", "/apiv", "/static/css", "/static", "/s"}
+	reqPaths := []string{"/", "//", "/api//x", "/static/css/", "x/api", "/api/v1/", "/api", "/api/", "/api/v1/x", "/apiv", "/static/css/a.css", "/static", "/s/t", "/x", ""}
 	reqHosts := []string{"a.test", "A.TEST:80", "x.a.test", "z.a.test", "q.b.test", "b.test", "c", "c:1", "d.c", "a.test."}
 	for round := 0; round < 3000; round++ {
 		n := rng.IntN(8)
