@@ -368,6 +368,23 @@ func TestPassiveEjectionAndRetries(t *testing.T) {
 	}
 }
 
+func TestRetriesAreBounded(t *testing.T) {
+	s := startEdge(t, Options{})
+	b := upstream(t, "b", nil)
+	// round robin starts at the first: three dead ones use up the default
+	// two retries, the fourth is never reached
+	s.Update([]*ccv1.EdgeRoute{mkRoute("web", "app.test", "/", deadAddr(t), deadAddr(t), deadAddr(t), addr(b))}, nil, nil)
+	if code, _, _ := get(t, s, "app.test", "/"); code != http.StatusBadGateway {
+		t.Fatalf("three dead then a live one, two retries: %d, want 502", code)
+	}
+	r := mkRoute("web", "app.test", "/", deadAddr(t), deadAddr(t), deadAddr(t), addr(b))
+	r.Spec.Retries = 3
+	s.Update([]*ccv1.EdgeRoute{r}, nil, nil)
+	if code, body, _ := get(t, s, "app.test", "/"); code != 200 || body != "b /" {
+		t.Fatalf("three retries: %d %q", code, body)
+	}
+}
+
 func TestTimeout(t *testing.T) {
 	s := startEdge(t, Options{})
 	release := make(chan struct{})
@@ -717,6 +734,42 @@ func TestWebSocketSurvivesUpdates(t *testing.T) {
 		}
 	}
 	writeFrame(conn, 0x8, nil, []byte{1, 2, 3, 4})
+}
+
+func TestShutdownClosesUpgradedConnections(t *testing.T) {
+	s, err := New(Options{HTTPAddr: "127.0.0.1:0", Log: logging.Test(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.shutdownTimeout = 200 * time.Millisecond
+	ws := upstream(t, "ws", wsEcho)
+	s.Update([]*ccv1.EdgeRoute{mkRoute("ws", "app.test", "/", addr(ws))}, nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	conn, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: app.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	br := bufio.NewReader(conn)
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != 101 {
+		t.Fatalf("handshake: %v %v", resp, err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return with a WebSocket open")
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := readFrame(br); err == nil {
+		t.Fatal("the upgraded connection is still open after shutdown")
+	}
 }
 
 func TestNoFailedGETDuringSwap(t *testing.T) {

@@ -58,6 +58,8 @@ var (
 // ServeHTTP finds the route or site of r in the current table.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	s.active.Add(1)
+	defer s.active.Add(-1)
 	t := s.table.Load()
 	rec := &record{reqID: requestID(r.Header.Get("X-Request-Id")), client: clientIP(r.RemoteAddr)}
 	sw := &statusWriter{rw: w}

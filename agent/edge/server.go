@@ -48,6 +48,13 @@ type Server struct {
 
 	table atomic.Pointer[table]
 
+	// base is every request's parent context: cancelling it at the end of
+	// a shutdown closes the upgraded connections still open.
+	base            context.Context
+	cancelBase      context.CancelFunc
+	active          atomic.Int64 // requests in ServeHTTP, upgraded ones included
+	shutdownTimeout time.Duration
+
 	mu       sync.Mutex // serializes Update and guards what follows
 	inflight map[string]*atomic.Int64
 	limiters map[string]*limiterEntry
@@ -74,7 +81,10 @@ func New(o Options) (*Server, error) {
 		inflight:  map[string]*atomic.Int64{},
 		limiters:  map[string]*limiterEntry{},
 		sites:     map[string]*siteEntry{},
+
+		shutdownTimeout: ShutdownTimeout,
 	}
+	s.base, s.cancelBase = context.WithCancel(context.Background())
 	s.health = health.NewRegistry(&http.Client{Transport: newTransport(), CheckRedirect: noRedirect}, o.Log)
 	s.table.Store(&table{})
 	protocols := new(http.Protocols)
@@ -87,6 +97,7 @@ func New(o Options) (*Server, error) {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          slog.NewLogLogger(o.Log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return s.base },
 	}
 	return s, nil
 }
@@ -114,28 +125,49 @@ func newTransport() *http.Transport {
 // Addr is the address the edge listens on.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
-// Run serves until ctx ends, then shuts down: requests in flight get up
-// to ShutdownTimeout to finish, health checkers stop. (Upgraded
-// connections belong to their requests and end with their peers.)
+// Run serves until ctx ends, then shuts down: the listener closes,
+// requests in flight and upgraded connections (WebSockets) get up to
+// ShutdownTimeout to finish, then the upgraded ones still open are closed;
+// health checkers stop.
 func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(s.ln) }()
 	defer s.health.Close()
 	defer s.transport.CloseIdleConnections()
+	defer s.cancelBase()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("edge: serve: %w", err)
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
 	defer cancel()
-	err := s.srv.Shutdown(sctx)
-	if err != nil {
+	if err := s.srv.Shutdown(sctx); err != nil {
 		s.log.Warn("edge: shutdown timed out; closing connections", "err", err)
 		s.srv.Close()
 	}
+	// Shutdown does not wait for hijacked connections: wait for their
+	// handlers, within the same bound, then cut what is left.
+	s.waitIdle(sctx)
+	s.cancelBase()
+	cctx, ccancel := context.WithTimeout(context.Background(), time.Second)
+	defer ccancel()
+	s.waitIdle(cctx)
 	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		return fmt.Errorf("edge: serve: %w", serr)
 	}
 	return nil
+}
+
+// waitIdle waits until no request is in ServeHTTP or ctx ends.
+func (s *Server) waitIdle(ctx context.Context) {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for s.active.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
