@@ -175,13 +175,14 @@ func (s *Server) buildRoute(er *ccv1.EdgeRoute, inflight map[string]*atomic.Int6
 	if hc := spec.GetHealthCheck(); hc.GetPath() != "" {
 		r.check = health.Check{
 			Path:     hc.GetPath(),
+			Host:     checkHost(spec.GetHosts()),
 			Interval: hc.GetInterval().AsDuration(),
 			Timeout:  hc.GetTimeout().AsDuration(),
 			Fails:    int(hc.GetFails()),
 			Passes:   int(hc.GetPasses()),
 		}
 	}
-	r.checkID = fmt.Sprintf("%s|%s|%v|%v|%d|%d", r.name, r.check.Path, r.check.Interval, r.check.Timeout, r.check.Fails, r.check.Passes)
+	r.checkID = fmt.Sprintf("%s|%s|%s|%v|%v|%d|%d", r.name, r.check.Path, r.check.Host, r.check.Interval, r.check.Timeout, r.check.Fails, r.check.Passes)
 	if rl := spec.GetRateLimit(); rl.GetPerSecond() > 0 {
 		le := s.limiters[r.name]
 		if le == nil || le.perSecond != rl.GetPerSecond() || le.burst != rl.GetBurst() {
@@ -199,6 +200,17 @@ func (s *Server) buildRoute(er *ccv1.EdgeRoute, inflight map[string]*atomic.Int6
 		BufferPool:     bufferPool{},
 	}
 	return r
+}
+
+// checkHost is the Host header of a route's health checks: its first
+// exact host, as a request would carry it ("" when it has only wildcards).
+func checkHost(hosts []string) string {
+	for _, h := range hosts {
+		if !strings.HasPrefix(h, "*") && h != "" {
+			return h
+		}
+	}
+	return ""
 }
 
 func policyKind(lb ccv1.LoadBalancing) balance.Kind {

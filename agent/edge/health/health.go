@@ -44,6 +44,7 @@ type Key struct {
 // Check is an active check's settings; Path "" means no active check.
 type Check struct {
 	Path     string
+	Host     string        // the Host header of a check ("": the address)
 	Interval time.Duration // 0: 30s
 	Timeout  time.Duration // 0: 2s
 	Fails    int           // 0: 3
@@ -230,6 +231,9 @@ func (r *Registry) probe(ctx context.Context, addr string, c Check) bool {
 		return false
 	}
 	req.Header.Set("User-Agent", "cc-edge-health")
+	if c.Host != "" {
+		req.Host = c.Host
+	}
 	resp, err := r.client.Do(req)
 	if err != nil {
 		return false
