@@ -119,20 +119,21 @@ func (rt *route) serve(w http.ResponseWriter, r *http.Request, rec *record) {
 			}
 		}
 	}
-	if rt.maxBody > 0 && r.Body != nil && r.Body != http.NoBody {
-		if r.ContentLength > rt.maxBody {
-			w.Header().Set("Connection", "close")
-			plain(w, http.StatusRequestEntityTooLarge, "request body too large")
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, rt.maxBody)
+	limitBody := rt.maxBody > 0 && r.Body != nil && r.Body != http.NoBody
+	if limitBody && r.ContentLength > rt.maxBody {
+		w.Header().Set("Connection", "close")
+		plain(w, http.StatusRequestEntityTooLarge, "request body too large")
+		return
 	}
 	if len(rt.ups) == 0 {
 		w.Header().Set("Retry-After", "5")
 		plain(w, http.StatusServiceUnavailable, "no upstream for this route")
 		return
 	}
-	r = r.WithContext(context.WithValue(r.Context(), recordKey{}, rec))
+	r = r.WithContext(context.WithValue(r.Context(), recordKey{}, rec)) // a copy: ours to change
+	if limitBody {
+		r.Body = http.MaxBytesReader(w, r.Body, rt.maxBody)
+	}
 	if cw := compress.NewWriter(w, r); cw != nil {
 		defer cw.Close()
 		w = cw
