@@ -90,14 +90,11 @@ func (l *Limiter) evict(now time.Time) {
 	if len(l.clients) < l.max {
 		return
 	}
-	var cut time.Time
-	{
-		ts := make([]time.Time, 0, len(l.clients))
-		for _, b := range l.clients {
-			ts = append(ts, b.last)
-		}
-		cut = median(ts)
+	ts := make([]time.Time, 0, len(l.clients))
+	for _, b := range l.clients {
+		ts = append(ts, b.last)
 	}
+	cut := midpoint(ts)
 	for k, b := range l.clients {
 		if !b.last.After(cut) {
 			delete(l.clients, k)
@@ -105,8 +102,9 @@ func (l *Limiter) evict(now time.Time) {
 	}
 }
 
-func median(ts []time.Time) time.Time {
-	// quickselect is not worth it here: eviction of the busy kind is rare
+// midpoint is halfway between the oldest and the newest use: the buckets
+// used before it go (eviction of this kind is rare, so no exact median).
+func midpoint(ts []time.Time) time.Time {
 	lo, hi := ts[0], ts[0]
 	for _, t := range ts {
 		if t.Before(lo) {
