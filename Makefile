@@ -129,3 +129,8 @@ proto-baseline: tools
 
 clean:
 	rm -rf bin
+
+# bench-edge: the edge beside nginx and Caddy with wrk (ROUNDS=3 DURATION=10).
+.PHONY: bench-edge
+bench-edge:
+	@bash bench/edge.sh

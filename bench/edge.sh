@@ -9,7 +9,8 @@
 #   - the time for a set of 1,000 routes (one `ccctl edge apply`) to be
 #     served by every agent's edge (two agents).
 # Our edge runs in cc-agent, joined to a control plane started here (its own
-# data dir, ports and containerd namespace); nothing is left behind.
+# data dir, ports and containerd namespace), as users run it; nothing is left
+# behind. Access logs are off everywhere (the agent logs at warn level).
 # Needs root (containerd, apt). Usage: bench/edge.sh  (ROUNDS=3 DURATION=10s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -95,7 +96,7 @@ pid $work/nginx/nginx.pid;
 error_log $work/nginx/logs/error.log warn;
 events { worker_connections 20000; }
 http {
-  access_log $work/nginx/logs/access.log;
+  access_log off;
   include /etc/nginx/mime.types;
   upstream up { server $up; keepalive 64; }
   server {

@@ -141,6 +141,8 @@ var deciders = []string{
 	"controlplane/edgeconfig",
 	"agent/reconcile",
 	"agent/health/healthstate",
+	"agent/edge/match",
+	"agent/edge/balance",
 }
 
 // What a decider must not import directly, by import path prefix: the raft
