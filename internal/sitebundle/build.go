@@ -14,6 +14,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/andybalholm/brotli"
@@ -345,6 +346,17 @@ func (c *capWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// window returns the log2 of a compression window that fits size bytes,
+// within [lo, hi]: a small file needs no large window, and its encoder no
+// large tables.
+func window(size int64, lo, hi int) int {
+	bits := lo
+	for bits < hi && int64(1)<<bits < size {
+		bits++
+	}
+	return bits
+}
+
 func newEncoder(enc string, w io.Writer, size int64) (io.WriteCloser, error) {
 	switch enc {
 	case "br":
@@ -352,15 +364,38 @@ func newEncoder(enc string, w io.Writer, size int64) (io.WriteCloser, error) {
 		if size > 4<<20 {
 			q = 9 // quality 11 runs at about 1 MB/s
 		}
-		return brotli.NewWriterLevel(w, q), nil
+		return brotli.NewWriterOptions(w, brotli.WriterOptions{Quality: q, LGWin: window(size, 10, 22)}), nil
 	case "zstd":
-		// An 8 MiB window at most: browsers need no more (RFC 9659).
-		return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedBestCompression),
-			zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(8<<20))
+		zw, _ := zstdEncoders.Get().(*zstd.Encoder)
+		if zw == nil {
+			// An 8 MiB window: browsers accept no more (RFC 9659).
+			var err error
+			zw, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBestCompression),
+				zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(8<<20))
+			if err != nil {
+				return nil, err
+			}
+		}
+		zw.Reset(w)
+		return &pooledZstd{zw}, nil
 	case "gzip":
 		return gzip.NewWriterLevel(w, gzip.BestCompression)
 	}
 	return nil, fmt.Errorf("sitebundle: unknown encoding %q", enc)
+}
+
+// zstdEncoders keeps encoders between files and builds: one allocates
+// tens of MiB of tables, and Reset makes it write the same bytes as a
+// new one.
+var zstdEncoders sync.Pool
+
+type pooledZstd struct{ *zstd.Encoder }
+
+func (p *pooledZstd) Close() error {
+	err := p.Encoder.Close()
+	p.Encoder.Reset(nil)
+	zstdEncoders.Put(p.Encoder)
+	return err
 }
 
 // compress writes the enc variant of s after the spool's content; ok is
@@ -373,8 +408,8 @@ func (b *builder) compress(s *spooled, enc string) (spooledVariant, bool, error)
 		return spooledVariant{}, false, err
 	}
 	_, err = io.Copy(zw, io.NewSectionReader(b.spool, s.off, s.size))
-	if err == nil {
-		err = zw.Close()
+	if cerr := zw.Close(); err == nil {
+		err = cerr
 	}
 	if errors.Is(err, errNotSmaller) {
 		return spooledVariant{}, false, nil

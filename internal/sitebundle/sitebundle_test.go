@@ -61,6 +61,20 @@ func tarGz(t testing.TB, entries ...entry) []byte {
 	return buf.Bytes()
 }
 
+// plainTar is the tar inside tarGz's output.
+func plainTar(t testing.TB, entries ...entry) []byte {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(tarGz(t, entries...)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func build(t testing.TB, lim Limits, entries ...entry) ([]byte, Info, error) {
 	t.Helper()
 	var out bytes.Buffer
@@ -375,10 +389,21 @@ func TestUnpackRefuses(t *testing.T) {
 }
 
 func FuzzBuild(f *testing.F) {
-	f.Add(tarGz(f, sampleSite()...))
-	f.Add(tarGz(f, reg("a/b/c.css", randomText(300)), entry{name: "l", typ: tar.TypeSymlink, link: "../x"}))
-	f.Add([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff})
-	f.Fuzz(func(t *testing.T, data []byte) {
+	f.Add(tarGz(f, sampleSite()...), false)
+	f.Add(tarGz(f, reg("a/b/c.css", randomText(300)), entry{name: "l", typ: tar.TypeSymlink, link: "../x"}), false)
+	f.Add([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff}, false)
+	f.Add(plainTar(f, reg("index.html", randomText(400)), reg("x/y.svg", "<svg/>")), true)
+	// gzipped: data is the tar itself, gzipped here, so that mutations
+	// reach the tar parser and the checks rather than break the deflate
+	// stream.
+	f.Fuzz(func(t *testing.T, data []byte, gzipped bool) {
+		if gzipped {
+			var buf bytes.Buffer
+			zw := gzip.NewWriter(&buf)
+			zw.Write(data)
+			zw.Close()
+			data = buf.Bytes()
+		}
 		var out bytes.Buffer
 		info, err := Build(context.Background(), bytes.NewReader(data), &out, Limits{MaxBytes: 1 << 20, MaxFiles: 64})
 		if err != nil {
@@ -418,4 +443,13 @@ func FuzzBuild(f *testing.F) {
 			return nil
 		})
 	})
+}
+
+func BenchmarkBuildSmall(b *testing.B) {
+	in := tarGz(b, reg("index.html", randomText(2000)))
+	for b.Loop() {
+		if _, err := Build(context.Background(), bytes.NewReader(in), io.Discard, Limits{}); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -223,9 +223,11 @@ func isToken(s string) bool {
 // chooseEncoding picks the content coding to send among available (in the
 // order of preference at equal weight, e.g. br, zstd, gzip), "" for
 // identity. With no header, identity. A coding's weight is its own
-// element's, else "*"'s, else 0; identity's is its own, else "*"'s, else
-// 1. The heaviest coding wins over identity when at least as heavy (it is
-// smaller); q=0 excludes. When nothing is acceptable, not even identity,
+// element's, else "*"'s, else 0 (not acceptable); q=0 excludes. The
+// heaviest acceptable coding is sent, unless identity is listed (itself or
+// through "*") with a greater weight; identity not listed is acceptable
+// but comes last ("gzip;q=0.2" still gets gzip). When nothing is
+// acceptable, not even identity,
 // identity is sent anyway (RFC 9110 lets a server disregard the header
 // rather than answer 406).
 func chooseEncoding(h string, present bool, available []string) string {
@@ -245,17 +247,14 @@ func chooseEncoding(h string, present bool, available []string) string {
 		}
 		return star, hasStar
 	}
-	identity, ok := weight("identity")
-	if !ok {
-		identity = 1000
-	}
+	identity, listed := weight("identity")
 	best, bestQ := "", 0
 	for _, enc := range available {
 		if q, _ := weight(enc); q > bestQ {
 			best, bestQ = enc, q
 		}
 	}
-	if best != "" && bestQ >= identity {
+	if best != "" && (!listed || bestQ >= identity) {
 		return best
 	}
 	return ""
