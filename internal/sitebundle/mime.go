@@ -53,7 +53,9 @@ var webTypes = map[string]string{
 }
 
 // typeOf gives a file's MIME type: the built-in table, then the standard
-// library's (mime.TypeByExtension), then sniffing the first 512 bytes.
+// library's (mime.TypeByExtension, which may read the host's mime.types:
+// only extensions outside the table can depend on the building server),
+// then sniffing the first 512 bytes.
 func typeOf(name string, head []byte) string {
 	ext := strings.ToLower(path.Ext(name))
 	if t, ok := webTypes[ext]; ok {

@@ -7,7 +7,10 @@
 // byte ranges and the precompressed variant chosen from Accept-Encoding.
 //
 // The proxy routes a request to the handler with the site's path prefix
-// already stripped: the handler sees paths relative to the site's root.
+// already stripped: the handler sees paths relative to the site's root. It
+// reads r.URL.EscapedPath(), so a prefix must be stripped from both Path
+// and RawPath (as http.StripPrefix does) for encoded characters to be
+// judged as the client sent them.
 //
 // Rules picked here:
 //   - SPA: a path that names no file and no directory with an index, and
@@ -21,7 +24,9 @@
 //     bytes and If-Range compares with the identity ETag. Ranges and
 //     encodings are handled here rather than by http.ServeContent, which
 //     cannot tell ETags apart per encoding.
-//   - Errors (400, 404, 405, 416, 500) carry "Cache-Control: no-cache", the
+//   - If-Match and If-Unmodified-Since are honoured too (412), before
+//     If-None-Match and If-Modified-Since, as RFC 9110 orders them.
+//   - Errors (400, 404, 405, 412, 416, 500) carry "Cache-Control: no-cache", the
 //     custom 404 page included, so that a long max-age of the site never
 //     pins a missing page.
 package static
@@ -206,6 +211,10 @@ func (s *Site) serve(w http.ResponseWriter, r *http.Request, f *sitebundle.File,
 		h.Set("Cache-Control", s.cache)
 		h.Set("ETag", ETag(f, enc))
 		h.Set("Last-Modified", modified.Format(http.TimeFormat))
+		if !preconditions(r, ETag(f, enc), f.MTime) {
+			s.fail(w, http.StatusPreconditionFailed)
+			return
+		}
 		if notModified(r, ETag(f, enc), f.MTime) {
 			w.WriteHeader(http.StatusNotModified)
 			return
@@ -263,6 +272,28 @@ func (s *Site) open(name string, size int64) (*os.File, error) {
 		return nil, fmt.Errorf("static: %s is not the file of the manifest", name)
 	}
 	return file, nil
+}
+
+// preconditions applies If-Match (strong comparison, "*" matches), else
+// If-Unmodified-Since; false means 412 (RFC 9110 §13.2.2, steps 1 and 2).
+func preconditions(r *http.Request, etag string, mtime int64) bool {
+	if im, ok := r.Header["If-Match"]; ok {
+		for _, v := range im {
+			for elem := range strings.SplitSeq(v, ",") {
+				elem = strings.Trim(elem, " \t")
+				if elem == "*" || etagMatchStrong(elem, etag) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	if ius := r.Header.Get("If-Unmodified-Since"); ius != "" {
+		if t, err := http.ParseTime(ius); err == nil {
+			return mtime <= t.Unix()
+		}
+	}
+	return true
 }
 
 // notModified applies If-None-Match (weak comparison), else

@@ -177,6 +177,13 @@ func TestConformance(t *testing.T) {
 		{name: "If-Modified-Since ignored with If-None-Match", target: "/small.txt", hdr: map[string]string{"If-Modified-Since": lastMod, "If-None-Match": `"nope"`}, status: 200},
 		{name: "If-Modified-Since garbage", target: "/small.txt", hdr: map[string]string{"If-Modified-Since": "yesterday"}, status: 200},
 
+		{name: "If-Match match", target: "/small.txt", hdr: map[string]string{"If-Match": `"x", ` + etag("small.txt", "")}, status: 200, body: &small},
+		{name: "If-Match star", target: "/small.txt", hdr: map[string]string{"If-Match": "*"}, status: 200},
+		{name: "If-Match other", target: "/small.txt", hdr: map[string]string{"If-Match": `"x"`}, status: 412},
+		{name: "If-Match weak never", target: "/small.txt", hdr: map[string]string{"If-Match": "W/" + etag("small.txt", "")}, status: 412},
+		{name: "If-Unmodified-Since earlier", target: "/small.txt", hdr: map[string]string{"If-Unmodified-Since": mtime.Add(-time.Hour).Format(http.TimeFormat)}, status: 412},
+		{name: "If-Unmodified-Since equal", target: "/small.txt", hdr: map[string]string{"If-Unmodified-Since": lastMod}, status: 200},
+
 		// Ranges.
 		{name: "range single", target: "/small.txt", hdr: map[string]string{"Range": "bytes=0-4"}, status: 206, body: str("01234"), want: map[string]string{"Content-Range": "bytes 0-4/20", "Content-Length": "5"}},
 		{name: "range open", target: "/small.txt", hdr: map[string]string{"Range": "bytes=15-"}, status: 206, body: str("fghij"), want: map[string]string{"Content-Range": "bytes 15-19/20"}},
