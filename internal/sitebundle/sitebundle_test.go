@@ -453,3 +453,63 @@ func BenchmarkBuildSmall(b *testing.B) {
 		}
 	}
 }
+
+// FuzzBuildEntries fuzzes the entries rather than the bytes: data is read
+// as records (type, name length, name, body length, body) written with
+// valid tar headers, so the mutations reach the name checks, the types,
+// duplicates and limits instead of failing on a tar checksum.
+func FuzzBuildEntries(f *testing.F) {
+	rec := func(typ byte, name, body string) []byte {
+		return append(append(append([]byte{typ, byte(len(name))}, name...), byte(len(body))), body...)
+	}
+	f.Add(append(rec('0', "index.html", randomText(255)), rec('5', "sub/", "")...))
+	f.Add(append(rec('0', "a", "1"), rec('0', "a/b", "2")...))
+	f.Add(append(rec('2', "l", "../x"), rec('0', "./x.svg", "<svg/>")...))
+	f.Add(append(rec('0', "../a", "1"), rec('3', "dev", "")...))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		tw := tar.NewWriter(zw)
+		for len(data) >= 2 {
+			typ, n := data[0], int(data[1])
+			data = data[2:]
+			if n > len(data) {
+				break
+			}
+			name := string(data[:n])
+			data = data[n:]
+			body := ""
+			if len(data) > 0 {
+				m := min(int(data[0]), len(data)-1)
+				body, data = string(data[1:1+m]), data[1+m:]
+			}
+			h := &tar.Header{Typeflag: typ, Name: name, Mode: 0o644, ModTime: mtime}
+			switch typ {
+			case tar.TypeReg:
+				h.Size = int64(len(body))
+			case tar.TypeSymlink, tar.TypeLink:
+				h.Linkname = body
+			}
+			if tw.WriteHeader(h) != nil {
+				continue
+			}
+			if typ == tar.TypeReg {
+				tw.Write([]byte(body))
+			}
+		}
+		tw.Close()
+		zw.Close()
+		var out bytes.Buffer
+		_, err := Build(context.Background(), &buf, &out, Limits{MaxBytes: 4096, MaxFiles: 16})
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error not wrapping ErrInvalid: %v", err)
+			}
+			return
+		}
+		dir := filepath.Join(t.TempDir(), "site")
+		if err := Unpack(bytes.NewReader(out.Bytes()), dir); err != nil {
+			t.Fatalf("unpack of a built bundle: %v", err)
+		}
+	})
+}
