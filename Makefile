@@ -130,7 +130,7 @@ proto-baseline: tools
 clean:
 	rm -rf bin
 
-# bench-edge: the edge beside nginx and Caddy with wrk (ROUNDS=3 DURATION=10).
+# bench-edge: the edge (in cc-agent) beside nginx and Caddy (ROUNDS=3 DURATION=10s).
 .PHONY: bench-edge
 bench-edge:
 	@bash bench/edge.sh

@@ -205,7 +205,7 @@ func run(c *ucli.Context) error {
 		return err
 	}
 	defer rt.Close()
-	edge, closeEdge, err := buildEdge(ctx, edgeOpts, id.NodeID, log.With("component", "edge"))
+	edge, closeEdge, err := StartEdge(edgeOpts, id.NodeID, log.With("component", "edge"))
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 
+	"github.com/containercodes/cc/agent/edge"
+	"github.com/containercodes/cc/agent/edge/static"
 	"github.com/containercodes/cc/agent/worker"
 )
 
@@ -28,17 +30,28 @@ func (o EdgeOptions) Validate() error {
 	return nil
 }
 
-// buildEdge is where the node's edge server (package agent/edge) is built
-// from the options and handed to the worker, which gives it every new
-// configuration; stop stops it when the agent stops. A nil Edge serves
-// nothing: the worker still runs the relays of this node's routed tasks.
-//
-// The edge server is wired in here when package agent/edge lands: listen
-// on o.HTTPAddr when o.Enabled, return it as the worker.Edge and its
-// shutdown as stop.
-func buildEdge(_ context.Context, o EdgeOptions, nodeID string, log *slog.Logger) (edge worker.Edge, stop func(), err error) {
-	if o.Enabled {
-		log.Info("this build has no edge server yet; routed tasks are relayed, nothing is served", "addr", o.HTTPAddr, "node_id", nodeID)
+// StartEdge starts the node's edge server (package agent/edge, with
+// package agent/edge/static serving sites) on o.HTTPAddr, to be handed to
+// the worker, which gives it every new configuration; stop shuts it down
+// gracefully and waits for it. With the edge off it returns a nil Edge and
+// a no-op stop: the worker still runs the relays of this node's routed
+// tasks.
+func StartEdge(o EdgeOptions, nodeID string, log *slog.Logger) (e worker.Edge, stop func(), err error) {
+	if !o.Enabled {
+		return nil, func() {}, nil
 	}
-	return nil, func() {}, nil
+	srv, err := edge.New(edge.Options{HTTPAddr: o.HTTPAddr, NodeID: nodeID, Log: log, SiteHandler: static.New})
+	if err != nil {
+		return nil, nil, fmt.Errorf("--edge-http-addr %s: %w (another server on that port? choose another, or --edge=false)", o.HTTPAddr, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Run(ctx); err != nil {
+			log.Error("edge stopped", "err", err)
+		}
+	}()
+	log.Info("edge serving", "addr", srv.Addr().String())
+	return srv, func() { cancel(); <-done }, nil
 }

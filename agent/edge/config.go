@@ -2,6 +2,7 @@ package edge
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httputil"
 	"slices"
@@ -124,9 +125,21 @@ func (s *Server) Update(routes []*ccv1.EdgeRoute, sites []*ccv1.EdgeSite, siteDi
 		t.targets = append(t.targets, target{site: st})
 	}
 	t.match = match.New(entries)
+	retired := s.sites
 	s.inflight, s.limiters, s.sites = inflight, limiters, siteCache
 	s.table.Store(t)
+	// A site version no longer served releases its directory once the
+	// requests that found it in the old table have opened their files
+	// (an open file outlives the handler's root).
+	for key, old := range retired {
+		if c, ok := old.handler.(io.Closer); ok && siteCache[key] != old {
+			time.AfterFunc(siteCloseDelay, func() { c.Close() })
+		}
+	}
 }
+
+// siteCloseDelay is how long a retired site handler stays open.
+const siteCloseDelay = 10 * time.Second
 
 // buildRoute makes the immutable form of a route.
 func (s *Server) buildRoute(er *ccv1.EdgeRoute, inflight map[string]*atomic.Int64, limiters map[string]*limiterEntry) *route {

@@ -195,16 +195,13 @@ func (w *Worker) ensureSite(ctx context.Context, digest string) (string, error) 
 		return "", err
 	}
 	defer f.Close()
-	// Unpacked beside, then renamed: a directory that exists is complete.
-	tmp := dir + ".tmp"
-	_ = os.RemoveAll(tmp)
-	if err := sitebundle.Unpack(f, tmp); err != nil {
-		_ = os.RemoveAll(tmp)
-		return "", fmt.Errorf("unpack bundle %s: %w", digest, err)
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		_ = os.RemoveAll(tmp)
+	// Unpack writes beside and renames into place: a directory that
+	// exists is complete.
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
 		return "", err
+	}
+	if err := sitebundle.Unpack(f, dir); err != nil {
+		return "", fmt.Errorf("unpack bundle %s: %w", digest, err)
 	}
 	return dir, nil
 }

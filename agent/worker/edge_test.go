@@ -3,6 +3,7 @@ package worker
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/containercodes/cc/agent/relay"
 	"github.com/containercodes/cc/internal/logging"
+	"github.com/containercodes/cc/internal/sitebundle"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
@@ -88,12 +90,19 @@ func TestReachable(t *testing.T) {
 
 func TestSitesUnpackedAndRemoved(t *testing.T) {
 	w := edgeWorker(t)
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
+	// A bundle as the control plane builds it from a site's tar.gz.
+	var src bytes.Buffer
+	zw := gzip.NewWriter(&src)
+	tw := tar.NewWriter(zw)
 	body := []byte("<h1>hi</h1>")
 	tw.WriteHeader(&tar.Header{Name: "index.html", Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg})
 	tw.Write(body)
 	tw.Close()
+	zw.Close()
+	var buf bytes.Buffer
+	if _, err := sitebundle.Build(context.Background(), &src, &buf, sitebundle.Limits{}); err != nil {
+		t.Fatal(err)
+	}
 	sum := sha256.Sum256(buf.Bytes())
 	hexd := hex.EncodeToString(sum[:])
 	digest := "sha256:" + hexd
@@ -110,7 +119,7 @@ func TestSitesUnpackedAndRemoved(t *testing.T) {
 		t.Error("a bad digest counted as fetched")
 	}
 	dir := dirs[digest]
-	if b, err := os.ReadFile(filepath.Join(dir, "index.html")); err != nil || string(b) != string(body) {
+	if b, err := os.ReadFile(filepath.Join(dir, sitebundle.FilesPrefix+"index.html")); err != nil || string(b) != string(body) {
 		t.Fatalf("unpacked site: %q, %v", b, err)
 	}
 	w.removeUnusedSites(sites)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containercodes/cc/agent/cli"
 	"github.com/containercodes/cc/agent/identity"
 	"github.com/containercodes/cc/agent/runtime"
 	"github.com/containercodes/cc/agent/worker"
@@ -109,7 +110,11 @@ type Agent struct {
 	rtConfig runtime.Config
 	hello    *ccv1.SessionHello
 	edge     worker.Edge
+	edgeAddr string
 	Runtime  *runtime.Runtime
+	// EdgeAddr is where the agent's edge serves HTTP while it runs (with
+	// WithEdgeHTTPAddr), its port chosen by the kernel for ":0".
+	EdgeAddr string
 
 	cancel context.CancelFunc
 	done   chan error
@@ -204,10 +209,7 @@ func (s *Server) StartAgent(name string, opts ...AgentOption) *Agent {
 	}
 	cfg.Runtime.Owner = id.NodeID
 	hello := &ccv1.SessionHello{Version: "test", Resources: cfg.Resources, Labels: cfg.Labels, Address: cfg.AdvertiseAddr}
-	a := &Agent{t: s.t, Name: name, DataDir: dir, ID: id, rtConfig: cfg.Runtime, hello: hello, edge: cfg.Edge}
-	// The edge server (package agent/edge) is built here from
-	// cfg.EdgeHTTPAddr when it lands; until then only cfg.Edge receives
-	// the configuration.
+	a := &Agent{t: s.t, Name: name, DataDir: dir, ID: id, rtConfig: cfg.Runtime, hello: hello, edge: cfg.Edge, edgeAddr: cfg.EdgeHTTPAddr}
 	a.start()
 	s.t.Cleanup(func() { a.Stop(); a.cleanup() })
 	return a
@@ -227,6 +229,17 @@ func (a *Agent) start() {
 		cancel()
 		a.t.Fatalf("testcluster: agent runtime: %v", err)
 	}
+	e, stopEdge := a.edge, func() {}
+	if e == nil && a.edgeAddr != "" {
+		srv, stop, err := cli.StartEdge(cli.EdgeOptions{Enabled: true, HTTPAddr: a.edgeAddr}, a.ID.NodeID, a.rtConfig.Logger.With("component", "edge"))
+		if err != nil {
+			cancel()
+			rt.Close()
+			a.t.Fatalf("testcluster: agent edge: %v", err)
+		}
+		e, stopEdge = srv, stop
+		a.EdgeAddr = srv.(interface{ Addr() net.Addr }).Addr().String()
+	}
 	w, err := worker.New(worker.Config{
 		Identity:  a.ID,
 		Runtime:   rt,
@@ -235,15 +248,20 @@ func (a *Agent) start() {
 		Heartbeat: 500 * time.Millisecond,
 		Resync:    time.Second,
 		DataDir:   a.DataDir,
-		Edge:      a.edge,
+		Edge:      e,
 	})
 	if err != nil {
 		cancel()
+		stopEdge()
 		rt.Close()
 		a.t.Fatalf("testcluster: agent worker: %v", err)
 	}
 	a.Runtime, a.cancel, a.done = rt, cancel, make(chan error, 1)
-	go func() { a.done <- w.Run(ctx) }()
+	go func() {
+		err := w.Run(ctx)
+		stopEdge()
+		a.done <- err
+	}()
 }
 
 // Stop stops the agent as a kill would: its containers keep running.
