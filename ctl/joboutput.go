@@ -140,11 +140,7 @@ func jobOutput(c *cli.Context) error {
 		if err != nil {
 			return fmt.Errorf("extracting into %s: %v; nothing was written (to keep the archive as it is: --archive FILE)", out, err)
 		}
-		noun := "files"
-		if st.files == 1 {
-			noun = "file"
-		}
-		say("Extracted %d %s (%s) into %s", st.files, noun, humanSize(st.bytes), out)
+		say("Extracted %s (%s) into %s", count(int64(st.files), "file"), humanSize(st.bytes), out)
 		return nil
 	})
 }
@@ -245,4 +241,12 @@ func normDigest(s string) string {
 		s = "sha256:" + s
 	}
 	return s
+}
+
+// count says n things: "1 file", "3 files".
+func count(n int64, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }

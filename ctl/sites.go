@@ -291,7 +291,7 @@ func siteDeploy(c *cli.Context) error {
 		}
 		for _, v := range s.GetVersions() {
 			if v.Version == s.Current {
-				fmt.Fprintf(c.App.Writer, "Deployed site %s version %d: %d files, %s (bundle %s, %s)\n", s.Name, v.Version, v.Files,
+				fmt.Fprintf(c.App.Writer, "Deployed site %s version %d: %s, %s (bundle %s, %s)\n", s.Name, v.Version, count(int64(v.Files), "file"),
 					humanSize(v.ContentBytes), shortDigest(v.BundleDigest), humanSize(v.BundleSize))
 			}
 		}
