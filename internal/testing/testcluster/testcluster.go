@@ -173,6 +173,7 @@ type Client struct {
 	Images     ccv1.ImageServiceClient
 	Services   ccv1.ServiceServiceClient
 	Jobs       ccv1.JobServiceClient
+	Edge       ccv1.EdgeServiceClient
 }
 
 // Client returns API clients using the admin token.
@@ -186,6 +187,7 @@ func (s *Server) Client() *Client {
 		Images:     ccv1.NewImageServiceClient(conn),
 		Services:   ccv1.NewServiceServiceClient(conn),
 		Jobs:       ccv1.NewJobServiceClient(conn),
+		Edge:       ccv1.NewEdgeServiceClient(conn),
 	}
 }
 

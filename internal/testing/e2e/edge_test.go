@@ -1,0 +1,691 @@
+package e2e
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/containercodes/cc/internal/testing/testcluster"
+	ccv1 "github.com/containercodes/cc/proto/cc/v1"
+)
+
+// edgeClient sends requests to an agent's edge, with keep-alives and no
+// proxy from the environment.
+var edgeClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64}}
+
+// edgeResp is what one request through the edge got.
+type edgeResp struct {
+	status int
+	body   string
+	header http.Header
+	err    error
+}
+
+// edgeDo sends method path with Host host to the edge at addr.
+func edgeDo(addr, method, host, path string, hdr map[string]string) edgeResp {
+	req, err := http.NewRequest(method, "http://"+addr+path, nil)
+	if err != nil {
+		return edgeResp{err: err}
+	}
+	req.Host = host
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := edgeClient.Do(req)
+	if err != nil {
+		return edgeResp{err: err}
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return edgeResp{status: resp.StatusCode, body: strings.TrimSpace(string(b)), header: resp.Header, err: err}
+}
+
+func edgeGet(addr, host, path string) edgeResp { return edgeDo(addr, http.MethodGet, host, path, nil) }
+
+// waitEdge polls GET host path on the edge at addr until cond holds.
+func waitEdge(t *testing.T, addr, host, path, what string, cond func(edgeResp) bool) edgeResp {
+	t.Helper()
+	var last edgeResp
+	if !waitFor(60*time.Second, func() bool {
+		last = edgeGet(addr, host, path)
+		return last.err == nil && cond(last)
+	}) {
+		t.Fatalf("edge %s, GET %s%s: %s never happened; last: status %d body %q err %v", addr, host, path, what, last.status, last.body, last.err)
+	}
+	return last
+}
+
+// namedUpstream is an HTTP server on 127.0.0.1 that answers every path with
+// its name (and 200 on /health).
+func namedUpstream(t *testing.T, name string) *httptest.Server {
+	t.Helper()
+	s := httptest.NewServer(nameHandler(name))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func nameHandler(name string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintln(w, name)
+	})
+}
+
+func hostPort(s *httptest.Server) string { return s.Listener.Addr().String() }
+
+func edgeCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// countBodies sends n requests and counts the answers by body; any status
+// but 200 or error fails the test.
+func countBodies(t *testing.T, addr, method, host, path string, n int) map[string]int {
+	t.Helper()
+	got := map[string]int{}
+	for i := 0; i < n; i++ {
+		r := edgeDo(addr, method, host, path, nil)
+		if r.err != nil || r.status != http.StatusOK {
+			t.Fatalf("%s %s%s #%d: status %d body %q err %v", method, host, path, i, r.status, r.body, r.err)
+		}
+		got[r.body]++
+	}
+	return got
+}
+
+// TestEdgeServiceRoutes: a route to a service with a replica on each of two
+// agents whose advertise addresses differ. Through either agent's edge the
+// requests go to both replicas in turn, the remote one through its node's
+// relay; and a rolling update of the service shows no error to clients.
+func TestEdgeServiceRoutes(t *testing.T) {
+	skipShort(t)
+	srv := testcluster.Start(t)
+	cl := srv.Client()
+	a := srv.StartAgent("edge-a", testcluster.WithAdvertiseAddr("127.0.0.2"), testcluster.WithEdgeHTTPAddr("127.0.0.2:0"))
+	b := srv.StartAgent("edge-b", testcluster.WithAdvertiseAddr("127.0.0.3"), testcluster.WithEdgeHTTPAddr("127.0.0.3:0"))
+	loadDemoImage(t, cl)
+
+	spec := &ccv1.ServiceSpec{
+		Replicas: 2,
+		Task: &ccv1.ContainerSpec{Image: demoImage, StopGracePeriod: durationpb.New(2 * time.Second),
+			Env: []string{"GEN=1"},
+			Command: []string{"/bin/busybox", "sh", "-c",
+				"mkdir -p /www && cat /proc/sys/kernel/random/uuid > /www/index.html && exec /bin/busybox httpd -f -p 80 -h /www"}},
+		Update: &ccv1.UpdateConfig{Parallelism: 1, Monitor: durationpb.New(time.Second)},
+	}
+	createService(t, cl, "web", spec)
+	waitTasks(t, cl, "web", "a running task on each node", func(ts []*ccv1.Container) bool {
+		per, ok := runningOn(ts)
+		return ok && len(ts) == 2 && per[a.ID.NodeID] == 1 && per[b.ID.NodeID] == 1
+	})
+	if _, err := cl.Edge.CreateRoute(edgeCtx(t), &ccv1.CreateRouteRequest{Name: "web",
+		Spec: &ccv1.RouteSpec{Hosts: []string{"web.localhost"}, Service: "web", Port: 80}}); err != nil {
+		t.Fatalf("create route: %v", err)
+	}
+
+	// bothReplicas waits until the edge at addr answers from two tasks in
+	// turn, and returns the two answers.
+	bothReplicas := func(t *testing.T, agent *testcluster.Agent) map[string]bool {
+		t.Helper()
+		var seen map[string]bool
+		if !waitFor(60*time.Second, func() bool {
+			seen = map[string]bool{}
+			for i := 0; i < 4; i++ {
+				r := edgeGet(agent.EdgeAddr, "web.localhost", "/")
+				if r.err != nil || r.status != http.StatusOK {
+					return false
+				}
+				seen[r.body] = true
+			}
+			return len(seen) == 2
+		}) {
+			t.Fatalf("edge of %s never answered from both replicas: %v", agent.Name, seen)
+		}
+		// Round robin: every answer differs from the one before.
+		prev := ""
+		for i := 0; i < 12; i++ {
+			r := edgeGet(agent.EdgeAddr, "web.localhost", "/")
+			if r.err != nil || r.status != http.StatusOK {
+				t.Fatalf("edge of %s, GET #%d: status %d err %v", agent.Name, i, r.status, r.err)
+			}
+			if !seen[r.body] {
+				t.Fatalf("edge of %s answered from a third task %q (known %v)", agent.Name, r.body, seen)
+			}
+			if r.body == prev {
+				t.Errorf("edge of %s: GET #%d answered by %q again; want both replicas in turn", agent.Name, i, r.body)
+			}
+			prev = r.body
+		}
+		return seen
+	}
+
+	t.Run("both replicas through each node's edge", func(t *testing.T) {
+		// The cluster reaches each task through its node's relay, on the
+		// node's advertise address.
+		var eps []*ccv1.Endpoint
+		if !waitFor(60*time.Second, func() bool {
+			r, err := cl.Edge.GetRoute(edgeCtx(t), &ccv1.GetRouteRequest{Name: "web"})
+			if err != nil || len(r.Route.Endpoints) != 2 {
+				return false
+			}
+			eps = r.Route.Endpoints
+			for _, ep := range eps {
+				node := map[string]*testcluster.Agent{a.ID.NodeID: a, b.ID.NodeID: b}[ep.NodeId]
+				if node == nil || !strings.HasPrefix(ep.Address, node.Address()+":") {
+					return false
+				}
+			}
+			return true
+		}) {
+			t.Fatalf("the route's endpoints are not the tasks' relays on their nodes' addresses: %v", eps)
+		}
+		fromA := bothReplicas(t, a)
+		fromB := bothReplicas(t, b)
+		t.Logf("answers through %s: %v, through %s: %v", a.Name, fromA, b.Name, fromB)
+		for body := range fromA {
+			if !fromB[body] {
+				t.Errorf("edge of %s reached task %q, edge of %s did not (%v)", a.Name, body, b.Name, fromB)
+			}
+		}
+	})
+
+	t.Run("no error during a rolling update", func(t *testing.T) {
+		before := getService(t, cl, "web")
+		old := bothReplicas(t, a)
+		newSpec := before.Spec
+		newSpec.Task.Env = []string{"GEN=2"}
+
+		var (
+			mu       sync.Mutex
+			statuses = map[int]int{}
+			errs     []string
+			bodies   = map[string]int{}
+		)
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		deadline := time.Now().Add(90 * time.Second)
+		for g := 0; g < 8; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for time.Now().Before(deadline) {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					r := edgeGet(a.EdgeAddr, "web.localhost", "/")
+					mu.Lock()
+					if r.err != nil {
+						if len(errs) < 10 {
+							errs = append(errs, r.err.Error())
+						}
+						statuses[-1]++
+					} else {
+						statuses[r.status]++
+						if r.status != http.StatusOK && len(errs) < 10 {
+							errs = append(errs, fmt.Sprintf("status %d: %q", r.status, r.body))
+						}
+						bodies[r.body]++
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		ctx := edgeCtx(t)
+		if _, err := cl.Services.UpdateService(ctx, &ccv1.UpdateServiceRequest{Id: "web", Spec: newSpec, Version: before.Version}); err != nil {
+			close(stop)
+			wg.Wait()
+			t.Fatalf("update service: %v", err)
+		}
+		var svc *ccv1.Service
+		done := waitFor(90*time.Second, func() bool {
+			svc = getService(t, cl, "web")
+			if svc.GetUpdate().GetState() != ccv1.UpdateState_UPDATE_STATE_COMPLETED {
+				return false
+			}
+			ts := serviceTasks(t, cl, "web", false)
+			_, ok := runningOn(ts)
+			if !ok || len(ts) != 2 {
+				return false
+			}
+			for _, c := range ts {
+				if c.ServiceVersion != svc.Version {
+					return false
+				}
+			}
+			return true
+		})
+		close(stop)
+		wg.Wait()
+		if !done {
+			t.Fatalf("the update did not complete: %v; tasks:\n%s", svc.GetUpdate(), describeTasks(serviceTasks(t, cl, "web", true)))
+		}
+		total := 0
+		for _, n := range statuses {
+			total += n
+		}
+		t.Logf("%d requests during the update: statuses %v", total, statuses)
+		if statuses[http.StatusOK] != total {
+			t.Errorf("not every response was 200: %v; first failures: %q", statuses, errs)
+		}
+		if total < 16 {
+			t.Errorf("only %d requests during the update", total)
+		}
+		// The route follows the new tasks.
+		now := bothReplicas(t, a)
+		for body := range now {
+			if old[body] {
+				t.Errorf("after the update the edge still answers from an old task %q", body)
+			}
+		}
+	})
+}
+
+// TestEdgeFixedUpstreams: routes to fixed upstreams (HTTP servers of the
+// test) and a static site, through an agent's edge.
+func TestEdgeFixedUpstreams(t *testing.T) {
+	skipShort(t)
+	srv := testcluster.Start(t)
+	cl := srv.Client()
+	a := srv.StartAgent("edge-a", testcluster.WithAdvertiseAddr("127.0.0.2"), testcluster.WithEdgeHTTPAddr("127.0.0.2:0"))
+	edge := a.EdgeAddr
+
+	t.Run("weighted and ip_hash", func(t *testing.T) {
+		u1, u2 := namedUpstream(t, "one"), namedUpstream(t, "two")
+		spec := &ccv1.RouteSpec{Hosts: []string{"pol.localhost"},
+			Upstreams:     []*ccv1.Upstream{{Address: hostPort(u1), Weight: 1}, {Address: hostPort(u2), Weight: 2}},
+			LoadBalancing: ccv1.LoadBalancing_LOAD_BALANCING_WEIGHTED}
+		if _, err := cl.Edge.CreateRoute(edgeCtx(t), &ccv1.CreateRouteRequest{Name: "pol", Spec: spec}); err != nil {
+			t.Fatalf("create route: %v", err)
+		}
+		waitEdge(t, edge, "pol.localhost", "/", "an answer", func(r edgeResp) bool { return r.status == http.StatusOK })
+		got := countBodies(t, edge, http.MethodGet, "pol.localhost", "/", 30)
+		t.Logf("weighted: %v", got)
+		if got["one"] < 8 || got["one"] > 12 || got["two"] < 18 || got["two"] > 22 {
+			t.Errorf("weights 1 and 2 over 30 requests: %v, want about 10 and 20", got)
+		}
+
+		spec.LoadBalancing = ccv1.LoadBalancing_LOAD_BALANCING_IP_HASH
+		spec.HeaderDown = map[string]string{"X-Policy": "ip_hash"}
+		if _, err := cl.Edge.UpdateRoute(edgeCtx(t), &ccv1.UpdateRouteRequest{Name: "pol", Spec: spec}); err != nil {
+			t.Fatalf("update route: %v", err)
+		}
+		waitEdge(t, edge, "pol.localhost", "/", "the ip_hash route", func(r edgeResp) bool { return r.header.Get("X-Policy") == "ip_hash" })
+		got = countBodies(t, edge, http.MethodGet, "pol.localhost", "/", 30)
+		t.Logf("ip_hash: %v", got)
+		if len(got) != 1 {
+			t.Errorf("ip_hash sent one client to %v, want one upstream", got)
+		}
+	})
+
+	t.Run("active health check takes an upstream out and puts it back", func(t *testing.T) {
+		up, down := namedUpstream(t, "up"), namedUpstream(t, "down")
+		downAddr := hostPort(down)
+		spec := &ccv1.RouteSpec{Hosts: []string{"hc.localhost"},
+			Upstreams: []*ccv1.Upstream{{Address: hostPort(up)}, {Address: downAddr}},
+			HealthCheck: &ccv1.RouteHealthCheck{Path: "/health", Interval: durationpb.New(time.Second),
+				Timeout: durationpb.New(time.Second), Fails: 1, Passes: 1}}
+		if _, err := cl.Edge.CreateRoute(edgeCtx(t), &ccv1.CreateRouteRequest{Name: "hc", Spec: spec}); err != nil {
+			t.Fatalf("create route: %v", err)
+		}
+		if !waitFor(60*time.Second, func() bool {
+			got := map[string]int{}
+			for i := 0; i < 4; i++ {
+				r := edgeGet(edge, "hc.localhost", "/")
+				if r.err != nil || r.status != http.StatusOK {
+					return false
+				}
+				got[r.body]++
+			}
+			return got["up"] > 0 && got["down"] > 0
+		}) {
+			t.Fatal("the route never answered from both upstreams")
+		}
+
+		down.Close()
+		// POSTs are not retried on another upstream: once the check has
+		// marked the stopped one down, every one of them is answered by
+		// the other.
+		if !waitFor(30*time.Second, func() bool {
+			for i := 0; i < 6; i++ {
+				r := edgeDo(edge, http.MethodPost, "hc.localhost", "/", nil)
+				if r.err != nil || r.status != http.StatusOK || r.body != "up" {
+					return false
+				}
+			}
+			return true
+		}) {
+			t.Fatal("the stopped upstream was never taken out")
+		}
+		for _, method := range []string{http.MethodPost, http.MethodGet} {
+			if got := countBodies(t, edge, method, "hc.localhost", "/", 20); got["up"] != 20 {
+				t.Errorf("%s with one upstream down: %v, want all from up", method, got)
+			}
+		}
+
+		ln, err := net.Listen("tcp", downAddr)
+		if err != nil {
+			t.Fatalf("listen again on %s: %v", downAddr, err)
+		}
+		back := &httptest.Server{Listener: ln, Config: &http.Server{Handler: nameHandler("down")}}
+		back.Start()
+		t.Cleanup(back.Close)
+		if !waitFor(30*time.Second, func() bool {
+			r := edgeGet(edge, "hc.localhost", "/")
+			return r.err == nil && r.status == http.StatusOK && r.body == "down"
+		}) {
+			t.Fatal("the upstream started again never got traffic again")
+		}
+		if got := countBodies(t, edge, http.MethodGet, "hc.localhost", "/", 20); got["up"] == 0 || got["down"] == 0 {
+			t.Errorf("after the upstream came back: %v, want both", got)
+		}
+	})
+
+	t.Run("a WebSocket survives ten route changes", func(t *testing.T) {
+		ws := httptest.NewServer(http.HandlerFunc(wsEchoHandler))
+		t.Cleanup(ws.Close)
+		spec := &ccv1.RouteSpec{Hosts: []string{"ws.localhost"}, Upstreams: []*ccv1.Upstream{{Address: hostPort(ws)}}}
+		if _, err := cl.Edge.CreateRoute(edgeCtx(t), &ccv1.CreateRouteRequest{Name: "ws", Spec: spec}); err != nil {
+			t.Fatalf("create route: %v", err)
+		}
+		waitEdge(t, edge, "ws.localhost", "/", "the upstream's refusal of plain HTTP", func(r edgeResp) bool { return r.status == http.StatusBadRequest && r.body == "websocket only" })
+
+		conn, err := net.DialTimeout("tcp", edge, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(conn, "GET /chat HTTP/1.1\r\nHost: ws.localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+		br := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("handshake: %v", err)
+		}
+		if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-WebSocket-Accept") != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
+			t.Fatalf("handshake: %s, accept %q", resp.Status, resp.Header.Get("Sec-WebSocket-Accept"))
+		}
+		echo := func(msg string) {
+			t.Helper()
+			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+			if err := wsWriteFrame(conn, 0x1, []byte(msg), []byte{1, 2, 3, 4}); err != nil {
+				t.Fatalf("send %q: %v", msg, err)
+			}
+			op, p, err := wsReadFrame(br)
+			if err != nil || op != 0x1 || string(p) != msg {
+				t.Fatalf("echo of %q: op %d %q %v", msg, op, p, err)
+			}
+		}
+		echo("hello")
+		for i := 1; i <= 10; i++ {
+			spec.HeaderDown = map[string]string{"X-Gen": fmt.Sprint(i)}
+			if _, err := cl.Edge.UpdateRoute(edgeCtx(t), &ccv1.UpdateRouteRequest{Name: "ws", Spec: spec}); err != nil {
+				t.Fatalf("update route #%d: %v", i, err)
+			}
+			// The edge serves the change before the next echo.
+			waitEdge(t, edge, "ws.localhost", "/", fmt.Sprintf("change #%d", i), func(r edgeResp) bool { return r.header.Get("X-Gen") == fmt.Sprint(i) })
+			echo(fmt.Sprintf("message %d", i))
+		}
+	})
+
+	t.Run("the seed's example applied", func(t *testing.T) {
+		u1, u2 := namedUpstream(t, "9001"), namedUpstream(t, "9002")
+		// docs/edge.md's edge.toml, its addresses those of the test's
+		// servers, as `ccctl edge apply edge.toml` sends it.
+		routes := []*ccv1.Route{{Name: "backend-api", Spec: &ccv1.RouteSpec{
+			Hosts: []string{"localhost"}, PathPrefix: "/api/",
+			Upstreams:     []*ccv1.Upstream{{Address: hostPort(u1), Weight: 1}, {Address: hostPort(u2), Weight: 2}},
+			LoadBalancing: ccv1.LoadBalancing_LOAD_BALANCING_WEIGHTED,
+			HealthCheck:   &ccv1.RouteHealthCheck{Path: "/health", Interval: durationpb.New(10 * time.Second)},
+		}}}
+		r, err := cl.Edge.ApplyRoutes(edgeCtx(t), &ccv1.ApplyRoutesRequest{Set: "edge", Routes: routes})
+		if err != nil {
+			t.Fatalf("apply: %v", err)
+		}
+		if len(r.Created) != 1 || r.Created[0] != "backend-api" {
+			t.Fatalf("apply created %v, want [backend-api]", r.Created)
+		}
+		waitEdge(t, edge, "localhost", "/api/x", "an answer", func(r edgeResp) bool { return r.status == http.StatusOK })
+		got := countBodies(t, edge, http.MethodGet, "localhost", "/api/x", 30)
+		t.Logf("seed's example: %v", got)
+		if got["9001"] < 8 || got["9001"] > 12 || got["9002"] < 18 || got["9002"] > 22 {
+			t.Errorf("weights 1 and 2 over 30 requests: %v, want about 10 and 20", got)
+		}
+		if r := edgeGet(edge, "localhost", "/other"); r.status != http.StatusNotFound {
+			t.Errorf("GET /other outside the route: %d %q, want 404", r.status, r.body)
+		}
+
+		r, err = cl.Edge.ApplyRoutes(edgeCtx(t), &ccv1.ApplyRoutesRequest{Set: "edge"})
+		if err != nil {
+			t.Fatalf("apply without the route: %v", err)
+		}
+		if len(r.Removed) != 1 || r.Removed[0] != "backend-api" {
+			t.Fatalf("apply removed %v, want [backend-api]", r.Removed)
+		}
+		waitEdge(t, edge, "localhost", "/api/x", "404 once the route is removed", func(r edgeResp) bool { return r.status == http.StatusNotFound })
+	})
+
+	t.Run("a site deployed and rolled back", func(t *testing.T) {
+		deploy := func(content string) *ccv1.Site {
+			t.Helper()
+			bundle := siteTarGz(t, map[string]string{"index.html": content})
+			st, err := cl.Edge.DeploySite(edgeCtx(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.Send(&ccv1.DeploySiteRequest{Msg: &ccv1.DeploySiteRequest_Header{Header: &ccv1.DeploySiteHeader{
+				Name: "docs", Spec: &ccv1.SiteSpec{Hosts: []string{"docs.localhost"}}, Size: int64(len(bundle))}}}); err != nil {
+				t.Fatal(err)
+			}
+			for len(bundle) > 0 {
+				n := min(len(bundle), 100)
+				if err := st.Send(&ccv1.DeploySiteRequest{Msg: &ccv1.DeploySiteRequest_Chunk{Chunk: bundle[:n]}}); err != nil {
+					t.Fatal(err)
+				}
+				bundle = bundle[n:]
+			}
+			r, err := st.CloseAndRecv()
+			if err != nil {
+				t.Fatalf("deploy %q: %v", content, err)
+			}
+			return r.Site
+		}
+		isBody := func(want string) func(edgeResp) bool {
+			return func(r edgeResp) bool { return r.status == http.StatusOK && r.body == want }
+		}
+
+		s1 := deploy("v1")
+		r1 := waitEdge(t, edge, "docs.localhost", "/", "v1", isBody("v1"))
+		etag := r1.header.Get("ETag")
+		if etag == "" {
+			t.Fatalf("no ETag: %v", r1.header)
+		}
+		if r := edgeDo(edge, http.MethodGet, "docs.localhost", "/", map[string]string{"If-None-Match": etag}); r.status != http.StatusNotModified {
+			t.Errorf("If-None-Match %s: status %d, want 304", etag, r.status)
+		}
+
+		s2 := deploy("v2")
+		if s2.Current == s1.Current {
+			t.Fatalf("the second deploy is version %d again", s2.Current)
+		}
+		r2 := waitEdge(t, edge, "docs.localhost", "/", "v2", isBody("v2"))
+		if r2.header.Get("ETag") == etag {
+			t.Errorf("v1 and v2 have the same ETag %s", etag)
+		}
+		if r := edgeDo(edge, http.MethodGet, "docs.localhost", "/", map[string]string{"If-None-Match": etag}); r.status != http.StatusOK || r.body != "v2" {
+			t.Errorf("If-None-Match of v1's ETag on v2: status %d %q, want 200 v2", r.status, r.body)
+		}
+
+		rb, err := cl.Edge.RollbackSite(edgeCtx(t), &ccv1.RollbackSiteRequest{Name: "docs"})
+		if err != nil {
+			t.Fatalf("rollback: %v", err)
+		}
+		if rb.Site.Current != s1.Current {
+			t.Errorf("rollback made version %d current, want %d", rb.Site.Current, s1.Current)
+		}
+		r3 := waitEdge(t, edge, "docs.localhost", "/", "v1 after the rollback", isBody("v1"))
+		if r3.header.Get("ETag") != etag {
+			t.Errorf("v1's ETag after the rollback is %s, was %s", r3.header.Get("ETag"), etag)
+		}
+
+		for _, target := range []string{"/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/..%2f..%2fetc%2fpasswd", "/a/../../../etc/passwd"} {
+			code, body := rawGet(t, edge, "docs.localhost", target)
+			if code != http.StatusBadRequest && code != http.StatusNotFound {
+				t.Errorf("GET %s: status %d, want 400 or 404", target, code)
+			}
+			if strings.Contains(body, "root:") {
+				t.Errorf("GET %s served /etc/passwd", target)
+			}
+		}
+	})
+}
+
+// siteTarGz is the tar.gz of files, as `ccctl site deploy` packs a
+// directory.
+func siteTarGz(t *testing.T, files map[string]string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	for name, content := range files {
+		h := &tar.Header{Name: name, Mode: 0o644, Size: int64(len(content)), Typeflag: tar.TypeReg, ModTime: time.Now().Truncate(time.Second)}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(content)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// rawGet sends target as written, uncleaned, and returns the status and
+// body.
+func rawGet(t *testing.T, addr, host, target string) (int, string) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", target, host)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("GET %s: %v", target, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// wsEchoHandler is a minimal RFC 6455 echo server: frames back, unmasked.
+func wsEchoHandler(w http.ResponseWriter, r *http.Request) {
+	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		http.Error(w, "websocket only", http.StatusBadRequest)
+		return
+	}
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	sum := sha1.Sum([]byte(r.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	fmt.Fprintf(brw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", base64.StdEncoding.EncodeToString(sum[:]))
+	if err := brw.Flush(); err != nil {
+		return
+	}
+	for {
+		op, payload, err := wsReadFrame(brw.Reader)
+		if err != nil || op == 0x8 {
+			return
+		}
+		if err := wsWriteFrame(conn, op, payload, nil); err != nil {
+			return
+		}
+	}
+}
+
+// wsReadFrame reads one unfragmented frame of at most 64 KiB.
+func wsReadFrame(r *bufio.Reader) (byte, []byte, error) {
+	var h [2]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return 0, nil, err
+	}
+	n := uint64(h[1] & 0x7f)
+	switch n {
+	case 126:
+		var b [2]byte
+		if _, err := io.ReadFull(r, b[:]); err != nil {
+			return 0, nil, err
+		}
+		n = uint64(binary.BigEndian.Uint16(b[:]))
+	case 127:
+		return 0, nil, errors.New("frame too big for this test")
+	}
+	var mask [4]byte
+	masked := h[1]&0x80 != 0
+	if masked {
+		if _, err := io.ReadFull(r, mask[:]); err != nil {
+			return 0, nil, err
+		}
+	}
+	p := make([]byte, n)
+	if _, err := io.ReadFull(r, p); err != nil {
+		return 0, nil, err
+	}
+	if masked {
+		for i := range p {
+			p[i] ^= mask[i%4]
+		}
+	}
+	return h[0] & 0x0f, p, nil
+}
+
+// wsWriteFrame writes one final frame, masked when mask is set (as a
+// client must).
+func wsWriteFrame(w io.Writer, op byte, p []byte, mask []byte) error {
+	b := []byte{0x80 | op, 0}
+	if len(p) < 126 {
+		b[1] = byte(len(p))
+	} else {
+		b[1] = 126
+		b = binary.BigEndian.AppendUint16(b, uint16(len(p)))
+	}
+	if mask != nil {
+		b[1] |= 0x80
+		b = append(b, mask...)
+		q := make([]byte, len(p))
+		for i := range p {
+			q[i] = p[i] ^ mask[i%4]
+		}
+		p = q
+	}
+	_, err := w.Write(append(b, p...))
+	return err
+}
