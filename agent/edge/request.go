@@ -88,6 +88,9 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.rw }
 
 // logAccess writes the request's access log line.
 func (s *Server) logAccess(r *http.Request, rec *record, sw *statusWriter, start time.Time) {
+	if !s.log.Enabled(r.Context(), slog.LevelInfo) {
+		return // nothing built for a line that would be dropped
+	}
 	status := sw.status
 	if status == 0 && r.Header.Get("Upgrade") != "" {
 		status = http.StatusSwitchingProtocols // hijacked: the 101 went on the connection

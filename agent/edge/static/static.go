@@ -32,6 +32,7 @@
 package static
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -43,6 +44,8 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -63,6 +66,47 @@ type Site struct {
 	cache    string
 	spa      bool
 	notFound *sitebundle.File
+
+	// small holds the content of small files once read (stored name →
+	// bytes): a bundle never changes, so a hot small file costs no
+	// open, stat and read per request, and its body goes out in one
+	// write with the headers. smallBytes counts what it holds, at most
+	// smallBudget.
+	small      sync.Map
+	smallBytes atomic.Int64
+}
+
+// Files of at most smallFile bytes are kept in memory once read, up to
+// smallBudget bytes per site.
+const (
+	smallFile   = 64 << 10
+	smallBudget = 32 << 20
+)
+
+// cached returns the content of a small stored file, reading it once.
+func (s *Site) cached(name string, size int64) ([]byte, bool) {
+	if size > smallFile {
+		return nil, false
+	}
+	if b, ok := s.small.Load(name); ok {
+		return b.([]byte), true
+	}
+	if s.smallBytes.Load()+size > smallBudget {
+		return nil, false
+	}
+	file, err := s.open(name, size)
+	if err != nil {
+		return nil, false
+	}
+	defer file.Close()
+	b := make([]byte, size)
+	if _, err := io.ReadFull(file, b); err != nil {
+		return nil, false
+	}
+	if _, loaded := s.small.LoadOrStore(name, b); !loaded {
+		s.smallBytes.Add(size)
+	}
+	return b, true
 }
 
 // New serves the bundle unpacked in dir (see sitebundle.Unpack) with the
@@ -220,15 +264,19 @@ func (s *Site) serve(w http.ResponseWriter, r *http.Request, f *sitebundle.File,
 			return
 		}
 	}
-	file, err := s.open(name, size)
-	if err != nil {
-		h.Del("ETag")
-		h.Del("Last-Modified")
-		h.Del("Vary")
-		s.fail(w, http.StatusInternalServerError)
-		return
+	body, inMemory := s.cached(name, size)
+	var file *os.File
+	if !inMemory {
+		var err error
+		if file, err = s.open(name, size); err != nil {
+			h.Del("ETag")
+			h.Del("Last-Modified")
+			h.Del("Vary")
+			s.fail(w, http.StatusInternalServerError)
+			return
+		}
+		defer file.Close()
 	}
-	defer file.Close()
 	h.Set("Content-Type", f.Type)
 	status := http.StatusOK
 	if notFound {
@@ -244,7 +292,11 @@ func (s *Site) serve(w http.ResponseWriter, r *http.Request, f *sitebundle.File,
 			s.fail(w, http.StatusRequestedRangeNotSatisfiable)
 			return
 		case err == nil && sumLengths(ranges) <= size:
-			s.serveRanges(w, file, f.Type, size, ranges)
+			var content io.ReaderAt = file
+			if inMemory {
+				content = bytes.NewReader(body)
+			}
+			s.serveRanges(w, content, f.Type, size, ranges)
 			return
 		}
 	}
@@ -253,7 +305,11 @@ func (s *Site) serve(w http.ResponseWriter, r *http.Request, f *sitebundle.File,
 	}
 	h.Set("Content-Length", strconv.FormatInt(size, 10))
 	w.WriteHeader(status)
-	if r.Method != http.MethodHead {
+	switch {
+	case r.Method == http.MethodHead:
+	case inMemory:
+		w.Write(body)
+	default:
 		io.Copy(w, file)
 	}
 }
@@ -346,16 +402,20 @@ func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); retur
 
 // serveRanges sends 206: one range as such, several as
 // multipart/byteranges.
-func (s *Site) serveRanges(w http.ResponseWriter, file *os.File, typ string, size int64, ranges []byteRange) {
+func (s *Site) serveRanges(w http.ResponseWriter, file io.ReaderAt, typ string, size int64, ranges []byteRange) {
 	h := w.Header()
 	if len(ranges) == 1 {
 		r := ranges[0]
 		h.Set("Content-Range", contentRange(r, size))
 		h.Set("Content-Length", strconv.FormatInt(r.length, 10))
 		w.WriteHeader(http.StatusPartialContent)
-		if _, err := file.Seek(r.start, io.SeekStart); err == nil {
-			io.CopyN(w, file, r.length) // sendfile, through the LimitedReader
+		if f, ok := file.(*os.File); ok {
+			if _, err := f.Seek(r.start, io.SeekStart); err == nil {
+				io.CopyN(w, f, r.length) // sendfile, through the LimitedReader
+			}
+			return
 		}
+		io.Copy(w, io.NewSectionReader(file, r.start, r.length))
 		return
 	}
 	var b [16]byte

@@ -424,3 +424,43 @@ func TestOverHTTP(t *testing.T) {
 	}
 	multipartCheck(files["small.txt"], [][2]int{{2, 6}, {8, 10}}, "bytes 2-5/20", "bytes 8-9/20")(t, res, body)
 }
+
+// A small file is read once and then served from memory (a bundle never
+// changes); a Range of it is cut from the same bytes.
+func TestSmallFilesServedFromMemory(t *testing.T) {
+	var bundle bytes.Buffer
+	if _, err := sitebundle.Build(context.Background(), bytes.NewReader(tarGz(t)), &bundle, sitebundle.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "site")
+	if err := sitebundle.Unpack(&bundle, dir); err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(dir, &ccv1.SiteSpec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.(*Site).Close()
+	get := func(rng string) (int, string) {
+		req := httptest.NewRequest(http.MethodGet, "/small.txt", nil)
+		if rng != "" {
+			req.Header.Set("Range", rng)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+	if code, body := get(""); code != 200 || body != files["small.txt"] {
+		t.Fatalf("first GET: %d %q", code, body)
+	}
+	// Gone from the disk: still served, so it came from memory.
+	if err := os.Remove(filepath.Join(dir, "files", "small.txt")); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get(""); code != 200 || body != files["small.txt"] {
+		t.Fatalf("GET after the file went: %d %q", code, body)
+	}
+	if code, body := get("bytes=2-5"); code != 206 || body != files["small.txt"][2:6] {
+		t.Fatalf("range from memory: %d %q", code, body)
+	}
+}
