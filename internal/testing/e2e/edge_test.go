@@ -222,8 +222,11 @@ func TestEdgeServiceRoutes(t *testing.T) {
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
 		deadline := time.Now().Add(90 * time.Second)
+		// Half the clients through each node's edge: each sees its own
+		// task by bridge address and the other's through the relay.
 		for g := 0; g < 8; g++ {
 			wg.Add(1)
+			addr := []string{a.EdgeAddr, b.EdgeAddr}[g%2]
 			go func() {
 				defer wg.Done()
 				for time.Now().Before(deadline) {
@@ -232,7 +235,7 @@ func TestEdgeServiceRoutes(t *testing.T) {
 						return
 					default:
 					}
-					r := edgeGet(a.EdgeAddr, "web.localhost", "/")
+					r := edgeGet(addr, "web.localhost", "/")
 					mu.Lock()
 					if r.err != nil {
 						if len(errs) < 10 {
@@ -338,33 +341,79 @@ func TestEdgeFixedUpstreams(t *testing.T) {
 	})
 
 	t.Run("active health check takes an upstream out and puts it back", func(t *testing.T) {
-		up, down := namedUpstream(t, "up"), namedUpstream(t, "down")
-		downAddr := hostPort(down)
+		up := namedUpstream(t, "up")
+		// flaky answers requests always and its health check as sick says.
+		var (
+			mu     sync.Mutex
+			sick   bool
+			checks int
+		)
+		flakyHandler := http.NewServeMux()
+		flakyHandler.Handle("/", nameHandler("flaky"))
+		flakyHandler.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			defer mu.Unlock()
+			checks++
+			if sick {
+				http.Error(w, "sick", http.StatusServiceUnavailable)
+			}
+		})
+		flaky := httptest.NewServer(flakyHandler)
+		flakyAddr := hostPort(flaky)
+		t.Cleanup(func() { flaky.Close() })
+		checksNow := func() int { mu.Lock(); defer mu.Unlock(); return checks }
+		setSick := func(v bool) { mu.Lock(); sick = v; mu.Unlock() }
+
 		spec := &ccv1.RouteSpec{Hosts: []string{"hc.localhost"},
-			Upstreams: []*ccv1.Upstream{{Address: hostPort(up)}, {Address: downAddr}},
+			Upstreams: []*ccv1.Upstream{{Address: hostPort(up)}, {Address: flakyAddr}},
 			HealthCheck: &ccv1.RouteHealthCheck{Path: "/health", Interval: durationpb.New(time.Second),
 				Timeout: durationpb.New(time.Second), Fails: 1, Passes: 1}}
 		if _, err := cl.Edge.CreateRoute(edgeCtx(t), &ccv1.CreateRouteRequest{Name: "hc", Spec: spec}); err != nil {
 			t.Fatalf("create route: %v", err)
 		}
-		if !waitFor(60*time.Second, func() bool {
-			got := map[string]int{}
-			for i := 0; i < 4; i++ {
-				r := edgeGet(edge, "hc.localhost", "/")
-				if r.err != nil || r.status != http.StatusOK {
-					return false
+		both := func(what string) {
+			t.Helper()
+			var got map[string]int
+			if !waitFor(60*time.Second, func() bool {
+				got = map[string]int{}
+				for i := 0; i < 4; i++ {
+					r := edgeGet(edge, "hc.localhost", "/")
+					if r.err != nil || r.status != http.StatusOK {
+						return false
+					}
+					got[r.body]++
 				}
-				got[r.body]++
+				return got["up"] > 0 && got["flaky"] > 0
+			}) {
+				t.Fatalf("%s: the route never answered from both upstreams: %v", what, got)
 			}
-			return got["up"] > 0 && got["down"] > 0
-		}) {
-			t.Fatal("the route never answered from both upstreams")
 		}
+		// onlyUp: POSTs, which are not retried on another upstream, all
+		// answered by up with 200.
+		onlyUp := func(what string) {
+			t.Helper()
+			for _, method := range []string{http.MethodPost, http.MethodGet} {
+				if got := countBodies(t, edge, method, "hc.localhost", "/", 20); got["up"] != 20 {
+					t.Errorf("%s: %s went to %v, want all to up", what, method, got)
+				}
+			}
+		}
+		both("at first")
 
-		down.Close()
-		// POSTs are not retried on another upstream: once the check has
-		// marked the stopped one down, every one of them is answered by
-		// the other.
+		// The check fails: once it has run (twice, so that the first
+		// answer has surely been taken in), flaky gets nothing.
+		setSick(true)
+		n := checksNow()
+		if !waitFor(30*time.Second, func() bool { return checksNow() >= n+2 }) {
+			t.Fatal("the edge does not check the upstream's health")
+		}
+		onlyUp("health endpoint failing")
+		setSick(false)
+		both("health endpoint passing again")
+
+		// The upstream stops (its listener closed): once the check has
+		// marked it down, no request fails.
+		flaky.Close()
 		if !waitFor(30*time.Second, func() bool {
 			for i := 0; i < 6; i++ {
 				r := edgeDo(edge, http.MethodPost, "hc.localhost", "/", nil)
@@ -376,28 +425,16 @@ func TestEdgeFixedUpstreams(t *testing.T) {
 		}) {
 			t.Fatal("the stopped upstream was never taken out")
 		}
-		for _, method := range []string{http.MethodPost, http.MethodGet} {
-			if got := countBodies(t, edge, method, "hc.localhost", "/", 20); got["up"] != 20 {
-				t.Errorf("%s with one upstream down: %v, want all from up", method, got)
-			}
-		}
+		onlyUp("upstream stopped")
 
-		ln, err := net.Listen("tcp", downAddr)
+		// Started again on the same address, it gets traffic again.
+		ln, err := net.Listen("tcp", flakyAddr)
 		if err != nil {
-			t.Fatalf("listen again on %s: %v", downAddr, err)
+			t.Fatalf("listen again on %s: %v", flakyAddr, err)
 		}
-		back := &httptest.Server{Listener: ln, Config: &http.Server{Handler: nameHandler("down")}}
-		back.Start()
-		t.Cleanup(back.Close)
-		if !waitFor(30*time.Second, func() bool {
-			r := edgeGet(edge, "hc.localhost", "/")
-			return r.err == nil && r.status == http.StatusOK && r.body == "down"
-		}) {
-			t.Fatal("the upstream started again never got traffic again")
-		}
-		if got := countBodies(t, edge, http.MethodGet, "hc.localhost", "/", 20); got["up"] == 0 || got["down"] == 0 {
-			t.Errorf("after the upstream came back: %v, want both", got)
-		}
+		flaky = &httptest.Server{Listener: ln, Config: &http.Server{Handler: flakyHandler}}
+		flaky.Start()
+		both("upstream started again")
 	})
 
 	t.Run("a WebSocket survives ten route changes", func(t *testing.T) {
