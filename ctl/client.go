@@ -191,7 +191,12 @@ func (c *Client) Explain(err error) error {
 	case codes.DeadlineExceeded:
 		return fmt.Errorf("no answer from %s in time: check --addr or CC_ADDR, or raise --timeout", c.addr)
 	default:
-		return fmt.Errorf("%s: %s", codeWords(st.Code()), msg)
+		// A message that already says what went wrong ("…: already
+		// exists") is not prefixed with it again.
+		if words := codeWords(st.Code()); !strings.Contains(msg, words) {
+			return fmt.Errorf("%s: %s", words, msg)
+		}
+		return errors.New(msg)
 	}
 }
 

@@ -167,7 +167,7 @@ func TestRouteUpdateChangesOnlyTheFlags(t *testing.T) {
 			t.Errorf("UpdateRoute got %v, want %v", f.edge.update, want)
 		}
 	})
-	if r := runCtl(conn, "route", "update", "nope", "--retries", "1"); r.code != 1 || r.stderr != "ccctl: not found: route nope: not found\n" {
+	if r := runCtl(conn, "route", "update", "nope", "--retries", "1"); r.code != 1 || r.stderr != "ccctl: route nope: not found\n" {
 		t.Errorf("update of a missing route: %+v", r)
 	}
 }
