@@ -368,6 +368,46 @@ func TestPassiveEjectionAndRetries(t *testing.T) {
 	}
 }
 
+// resetAddr is an upstream that accepts and resets every connection
+// without a byte of answer, as a relay does when its task just died.
+func resetAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.(*net.TCPConn).SetLinger(0)
+			buf := make([]byte, 1)
+			c.Read(buf) // the request arrives, then the reset
+			c.Close()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// A GET whose connection was reset after the request went out is tried on
+// another upstream (it is idempotent); a POST is not.
+func TestResetAfterWriteRetriedForIdempotent(t *testing.T) {
+	s := startEdge(t, Options{})
+	b := upstream(t, "b", nil)
+	s.Update([]*ccv1.EdgeRoute{mkRoute("web", "app.test", "/", resetAddr(t), addr(b))}, nil, nil)
+	if code, _, _ := do(t, s, "POST", "app.test", "/", strings.NewReader("x")); code != http.StatusBadGateway {
+		t.Fatalf("POST to a resetting upstream: %d, want 502", code)
+	}
+	for i := 0; i < 6; i++ {
+		if code, body, _ := get(t, s, "app.test", "/"); code != 200 || body != "b /" {
+			t.Fatalf("GET %d: %d %q", i, code, body)
+		}
+	}
+}
+
 func TestRetriesAreBounded(t *testing.T) {
 	s := startEdge(t, Options{})
 	b := upstream(t, "b", nil)

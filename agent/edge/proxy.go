@@ -6,14 +6,12 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/http/httputil"
 	"path"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/containercodes/cc/agent/edge/balance"
@@ -238,9 +236,12 @@ func idempotent(m string) bool {
 }
 
 // RoundTrip sends req to an upstream the policy picks, and, for an
-// idempotent request whose bytes never left (nginx's proxy_next_upstream
-// error: a failed dial, or a failure before the request's headers were
-// written), to another upstream, up to retries more times. When the
+// idempotent request without a body, to another upstream when the try
+// failed before any response came back (nginx's proxy_next_upstream error:
+// a failed dial, a connection reset or closed, as a relay does when its
+// task just died; HTTP lets a client repeat an idempotent request), up to
+// retries more times. A timeout is not retried: the upstream may still be
+// working on it. When the
 // request's table has no other upstream left, a retry looks at the
 // route's newest version: during a rolling update, the upstream that just
 // went away is replaced there.
@@ -275,14 +276,14 @@ func (rt *route) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return nil, errNoUpstream
 		}
-		resp, wrote, err := cur.try(req, i)
+		resp, err := cur.try(req, i)
 		rec.upstream = cur.ups[i].Key
 		if err == nil {
 			return resp, nil
 		}
 		failed = append(failed, cur.ups[i].Key)
 		lastErr = err
-		if !canRetry || (wrote && !isDialError(err)) || attempt >= rt.retries || req.Context().Err() != nil || errors.Is(err, errUpstreamTimeout) {
+		if !canRetry || attempt >= rt.retries || req.Context().Err() != nil || errors.Is(err, errUpstreamTimeout) {
 			return nil, err
 		}
 		rt.s.log.Debug("edge: retrying on another upstream", "route", rt.name, "upstream", cur.ups[i].Key, "err", err)
@@ -290,20 +291,10 @@ func (rt *route) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-// isDialError reports whether err is a failure to connect: nothing of the
-// request reached the upstream on that try.
-func isDialError(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
-}
-
-// try sends req to upstream i. wrote says whether the request's headers
-// were written (then it must not be sent again).
-func (rt *route) try(req *http.Request, i int) (*http.Response, bool, error) {
+// try sends req to upstream i.
+func (rt *route) try(req *http.Request, i int) (*http.Response, error) {
 	up := &rt.ups[i]
-	var wrote atomic.Bool
 	ctx, cancel := context.WithCancelCause(req.Context())
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteHeaders: func() { wrote.Store(true) }})
 	timer := time.AfterFunc(rt.timeout, func() { cancel(errUpstreamTimeout) })
 	out := req.WithContext(ctx) // req is ReverseProxy's own copy: its URL may change per try
 	out.URL.Host = up.Key
@@ -318,13 +309,13 @@ func (rt *route) try(req *http.Request, i int) (*http.Response, bool, error) {
 		switch {
 		case timedOut:
 			rt.states[i].Failure(time.Now())
-			return nil, true, errUpstreamTimeout
+			return nil, errUpstreamTimeout
 		case errors.As(err, &mbe), req.Context().Err() != nil:
 			// the client's doing, not the upstream's
 		default:
 			rt.states[i].Failure(time.Now())
 		}
-		return nil, wrote.Load(), err
+		return nil, err
 	}
 	rt.states[i].Success()
 	done := func() {
@@ -336,7 +327,7 @@ func (rt *route) try(req *http.Request, i int) (*http.Response, bool, error) {
 	} else {
 		resp.Body = &trackedBody{ReadCloser: resp.Body, done: done}
 	}
-	return resp, false, nil
+	return resp, nil
 }
 
 // trackedBody counts a request in flight until its response body closes.
