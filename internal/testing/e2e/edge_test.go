@@ -17,9 +17,11 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/containercodes/cc/internal/testing/testcluster"
@@ -204,6 +206,63 @@ func TestEdgeServiceRoutes(t *testing.T) {
 			if !fromB[body] {
 				t.Errorf("edge of %s reached task %q, edge of %s did not (%v)", a.Name, body, b.Name, fromB)
 			}
+		}
+	})
+
+	t.Run("a killed task is taken out and put back", func(t *testing.T) {
+		before := bothReplicas(t, a)
+		ts := serviceTasks(t, cl, "web", false)
+		victim := ts[0]
+		agent := map[string]*testcluster.Agent{a.ID.NodeID: a, b.ID.NodeID: b}[victim.NodeId]
+		ctx := namespaces.WithNamespace(edgeCtx(t), agent.Runtime.Namespace())
+		ctr, err := agent.Runtime.Client().LoadContainer(ctx, victim.Id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		task, err := ctr.Task(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := task.Kill(ctx, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		// GETs through both edges while the task is down and restarted:
+		// every one is answered, and both edges reach the restarted task
+		// (a new answer: it wrote a new file) again.
+		statuses := map[int]int{}
+		var fails []string
+		if !waitFor(60*time.Second, func() bool {
+			back := true
+			for _, ag := range []*testcluster.Agent{a, b} {
+				seen := map[string]bool{}
+				for i := 0; i < 4; i++ {
+					r := edgeGet(ag.EdgeAddr, "web.localhost", "/")
+					if r.err != nil {
+						statuses[-1]++
+						fails = append(fails, r.err.Error())
+						continue
+					}
+					statuses[r.status]++
+					if r.status != http.StatusOK {
+						fails = append(fails, fmt.Sprintf("%s: %d %q", ag.Name, r.status, r.body))
+					}
+					seen[r.body] = true
+				}
+				fresh := 0
+				for body := range seen {
+					if !before[body] {
+						fresh++
+					}
+				}
+				back = back && len(seen) == 2 && fresh == 1
+			}
+			return back
+		}) {
+			t.Fatalf("the killed task never answered through both edges again; tasks:\n%s", describeTasks(serviceTasks(t, cl, "web", false)))
+		}
+		t.Logf("statuses while the task was killed and restarted: %v", statuses)
+		if len(fails) > 0 {
+			t.Errorf("%d requests failed while a task was killed: %q", len(fails), fails[:min(len(fails), 10)])
 		}
 	})
 
