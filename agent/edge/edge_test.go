@@ -3,10 +3,6 @@ package edge
 import (
 	"bufio"
 	"context"
-	"crypto/sha1"
-	"encoding/base64"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -21,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/containercodes/cc/internal/logging"
+	"github.com/containercodes/cc/internal/testing/wstest"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
@@ -662,88 +659,9 @@ func TestH2C(t *testing.T) {
 	}
 }
 
-// wsEcho is a minimal RFC 6455 echo server: text frames back, unmasked.
-func wsEcho(w http.ResponseWriter, r *http.Request) {
-	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
-		http.Error(w, "websocket only", 400)
-		return
-	}
-	conn, brw, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		return
-	}
-	defer conn.Close()
-	sum := sha1.Sum([]byte(r.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-	fmt.Fprintf(brw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", base64.StdEncoding.EncodeToString(sum[:]))
-	brw.Flush()
-	for {
-		op, payload, err := readFrame(brw.Reader)
-		if err != nil || op == 0x8 {
-			return
-		}
-		writeFrame(conn, op, payload, nil)
-	}
-}
-
-func readFrame(r *bufio.Reader) (byte, []byte, error) {
-	var h [2]byte
-	if _, err := io.ReadFull(r, h[:]); err != nil {
-		return 0, nil, err
-	}
-	n := uint64(h[1] & 0x7f)
-	switch n {
-	case 126:
-		var b [2]byte
-		if _, err := io.ReadFull(r, b[:]); err != nil {
-			return 0, nil, err
-		}
-		n = uint64(binary.BigEndian.Uint16(b[:]))
-	case 127:
-		return 0, nil, errors.New("frame too big for this test")
-	}
-	var mask [4]byte
-	masked := h[1]&0x80 != 0
-	if masked {
-		if _, err := io.ReadFull(r, mask[:]); err != nil {
-			return 0, nil, err
-		}
-	}
-	p := make([]byte, n)
-	if _, err := io.ReadFull(r, p); err != nil {
-		return 0, nil, err
-	}
-	if masked {
-		for i := range p {
-			p[i] ^= mask[i%4]
-		}
-	}
-	return h[0] & 0x0f, p, nil
-}
-
-func writeFrame(w io.Writer, op byte, p []byte, mask []byte) error {
-	b := []byte{0x80 | op, 0}
-	if len(p) < 126 {
-		b[1] = byte(len(p))
-	} else {
-		b[1] = 126
-		b = binary.BigEndian.AppendUint16(b, uint16(len(p)))
-	}
-	if mask != nil {
-		b[1] |= 0x80
-		b = append(b, mask...)
-		q := make([]byte, len(p))
-		for i := range p {
-			q[i] = p[i] ^ mask[i%4]
-		}
-		p = q
-	}
-	_, err := w.Write(append(b, p...))
-	return err
-}
-
 func TestWebSocketSurvivesUpdates(t *testing.T) {
 	s := startEdge(t, Options{})
-	ws := upstream(t, "ws", wsEcho)
+	ws := upstream(t, "ws", wstest.Echo)
 	other := upstream(t, "other", nil)
 	s.Update([]*ccv1.EdgeRoute{mkRoute("ws", "app.test", "/", addr(ws))}, nil, nil)
 
@@ -752,11 +670,9 @@ func TestWebSocketSurvivesUpdates(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	fmt.Fprintf(conn, "GET /chat HTTP/1.1\r\nHost: app.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != 101 || resp.Header.Get("Sec-WebSocket-Accept") != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
-		t.Fatalf("handshake: %v %v", resp, err)
+	br, err := wstest.Handshake(conn, "app.test", "/chat")
+	if err != nil {
+		t.Fatal(err)
 	}
 	for i := 0; i < 10; i++ {
 		// every update changes the route: other endpoints, other policy, other prefix
@@ -764,16 +680,16 @@ func TestWebSocketSurvivesUpdates(t *testing.T) {
 		r.Spec.LoadBalancing = ccv1.LoadBalancing(i % 6)
 		s.Update([]*ccv1.EdgeRoute{r, mkRoute("extra", fmt.Sprintf("x%d.test", i), "/", addr(other))}, nil, nil)
 		msg := fmt.Sprintf("message %d after update %d", i, i+1)
-		if err := writeFrame(conn, 0x1, []byte(msg), []byte{1, 2, 3, 4}); err != nil {
+		if err := wstest.WriteFrame(conn, wstest.OpText, []byte(msg), []byte{1, 2, 3, 4}); err != nil {
 			t.Fatalf("write %d: %v", i, err)
 		}
 		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-		op, p, err := readFrame(br)
-		if err != nil || op != 0x1 || string(p) != msg {
+		op, p, err := wstest.ReadFrame(br)
+		if err != nil || op != wstest.OpText || string(p) != msg {
 			t.Fatalf("echo %d: %x %q %v", i, op, p, err)
 		}
 	}
-	writeFrame(conn, 0x8, nil, []byte{1, 2, 3, 4})
+	wstest.WriteFrame(conn, wstest.OpClose, nil, []byte{1, 2, 3, 4})
 }
 
 func TestShutdownClosesUpgradedConnections(t *testing.T) {
@@ -782,7 +698,7 @@ func TestShutdownClosesUpgradedConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.shutdownTimeout = 200 * time.Millisecond
-	ws := upstream(t, "ws", wsEcho)
+	ws := upstream(t, "ws", wstest.Echo)
 	s.Update([]*ccv1.EdgeRoute{mkRoute("ws", "app.test", "/", addr(ws))}, nil, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -792,10 +708,9 @@ func TestShutdownClosesUpgradedConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: app.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-	br := bufio.NewReader(conn)
-	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != 101 {
-		t.Fatalf("handshake: %v %v", resp, err)
+	br, err := wstest.Handshake(conn, "app.test", "/")
+	if err != nil {
+		t.Fatal(err)
 	}
 	cancel()
 	select {
@@ -807,7 +722,7 @@ func TestShutdownClosesUpgradedConnections(t *testing.T) {
 		t.Fatal("Run did not return with a WebSocket open")
 	}
 	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, _, err := readFrame(br); err == nil {
+	if _, _, err := wstest.ReadFrame(br); err == nil {
 		t.Fatal("the upgraded connection is still open after shutdown")
 	}
 }

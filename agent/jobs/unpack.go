@@ -14,6 +14,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/containercodes/cc/internal/jobspec"
+	"github.com/containercodes/cc/internal/streamio"
 )
 
 // tarBlock is what each entry counts toward Unpack's byte limit on top of
@@ -43,11 +44,11 @@ func Unpack(r io.Reader, dst *os.Root, maxBytes int64) error {
 	if maxBytes <= 0 {
 		maxBytes = jobspec.DefaultInputLimitBytes
 	}
-	src := &srcReader{r: r}
+	src := &streamio.Recorder{R: r}
 	u := &unpacker{root: dst, dirs: map[string]bool{".": true}, max: maxBytes}
 	zr, err := gzip.NewReader(src)
 	if err != nil {
-		return src.blame(err, "input is not a gzip stream")
+		return blame(src, err, "input is not a gzip stream")
 	}
 	defer zr.Close()
 	tr := tar.NewReader(zr)
@@ -57,7 +58,7 @@ func Unpack(r io.Reader, dst *os.Root, maxBytes int64) error {
 			break
 		}
 		if err != nil {
-			return src.blame(err, "input is not a valid tar.gz archive")
+			return blame(src, err, "input is not a valid tar.gz archive")
 		}
 		if err := u.entry(h, tr, src); err != nil {
 			return err
@@ -74,25 +75,10 @@ func Unpack(r io.Reader, dst *os.Root, maxBytes int64) error {
 	return nil
 }
 
-// srcReader remembers an error of the underlying reader, to tell the
-// agent's I/O trouble from a damaged archive.
-type srcReader struct {
-	r   io.Reader
-	err error
-}
-
-func (s *srcReader) Read(p []byte) (int, error) {
-	n, err := s.r.Read(p)
-	if err != nil && err != io.EOF {
-		s.err = err
-	}
-	return n, err
-}
-
 // blame returns the reader's own error when there was one, else a refusal.
-func (s *srcReader) blame(err error, what string) error {
-	if s.err != nil {
-		return fmt.Errorf("jobs: read input: %w", s.err)
+func blame(src *streamio.Recorder, err error, what string) error {
+	if src.Err != nil {
+		return fmt.Errorf("jobs: read input: %w", src.Err)
 	}
 	if err == io.EOF {
 		err = io.ErrUnexpectedEOF
@@ -107,7 +93,7 @@ type unpacker struct {
 	total int64
 }
 
-func (u *unpacker) entry(h *tar.Header, tr *tar.Reader, src *srcReader) error {
+func (u *unpacker) entry(h *tar.Header, tr *tar.Reader, src *streamio.Recorder) error {
 	name, err := cleanName(h.Name)
 	if err != nil {
 		return err
@@ -281,7 +267,7 @@ func (u *unpacker) prepare(name string) error {
 	return nil
 }
 
-func (u *unpacker) writeFile(name string, h *tar.Header, tr *tar.Reader, src *srcReader) error {
+func (u *unpacker) writeFile(name string, h *tar.Header, tr *tar.Reader, src *streamio.Recorder) error {
 	f, err := u.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return fmt.Errorf("jobs: unpack input: create %s: %w", name, err)
@@ -291,8 +277,8 @@ func (u *unpacker) writeFile(name string, h *tar.Header, tr *tar.Reader, src *sr
 		return fmt.Errorf("jobs: unpack input: write %s: %w", name, cerr)
 	}
 	if err != nil {
-		if src.err != nil {
-			return fmt.Errorf("jobs: read input: %w", src.err)
+		if src.Err != nil {
+			return fmt.Errorf("jobs: read input: %w", src.Err)
 		}
 		var pe *fs.PathError
 		if errors.As(err, &pe) {

@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"google.golang.org/grpc"
@@ -64,14 +63,8 @@ func NewEdgeService(core *Core, store *blobs.Store, o EdgeOptions) (*EdgeService
 	if e.maxUpload <= 0 {
 		e.maxUpload = DefaultMaxSiteUpload
 	}
-	if e.tmpDir != "" {
-		if err := os.MkdirAll(e.tmpDir, 0o700); err != nil {
-			return nil, fmt.Errorf("edge temporary directory: %w", err)
-		}
-		stale, _ := filepath.Glob(filepath.Join(e.tmpDir, siteTempPattern))
-		for _, p := range stale {
-			os.Remove(p)
-		}
+	if err := prepareTempDir(e.tmpDir, siteTempPattern); err != nil {
+		return nil, fmt.Errorf("edge temporary directory: %w", err)
 	}
 	return e, nil
 }

@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -93,14 +91,8 @@ func NewJobService(core *Core, store *blobs.Store, o JobOptions) (*JobService, e
 	if j.done == nil {
 		j.done = make(chan struct{})
 	}
-	if j.tmpDir != "" {
-		if err := os.MkdirAll(j.tmpDir, 0o700); err != nil {
-			return nil, fmt.Errorf("job temporary directory: %w", err)
-		}
-		stale, _ := filepath.Glob(filepath.Join(j.tmpDir, tempPattern))
-		for _, p := range stale {
-			os.Remove(p)
-		}
+	if err := prepareTempDir(j.tmpDir, tempPattern); err != nil {
+		return nil, fmt.Errorf("job temporary directory: %w", err)
 	}
 	return j, nil
 }

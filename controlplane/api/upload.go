@@ -3,6 +3,8 @@ package api
 import (
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -50,4 +52,21 @@ func uploadBody[M interface {
 		}
 		return m.GetChunk(), nil
 	})
+}
+
+// prepareTempDir makes dir (the server's tmp/, where uploads and
+// extractions are spooled) and removes what a previous run left there
+// under pattern. An empty dir means the system's, left alone.
+func prepareTempDir(dir, pattern string) error {
+	if dir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	stale, _ := filepath.Glob(filepath.Join(dir, pattern))
+	for _, p := range stale {
+		os.Remove(p)
+	}
+	return nil
 }

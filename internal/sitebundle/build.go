@@ -20,6 +20,8 @@ import (
 	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/containercodes/cc/internal/streamio"
 )
 
 // Build reads src, the tar.gz of a site's directory (untrusted), and writes
@@ -86,21 +88,6 @@ type builder struct {
 	total    int64
 }
 
-// srcReader remembers an error of the underlying reader, to tell the
-// caller's I/O trouble from a damaged upload.
-type srcReader struct {
-	r   io.Reader
-	err error
-}
-
-func (s *srcReader) Read(p []byte) (int, error) {
-	n, err := s.r.Read(p)
-	if err != nil && err != io.EOF {
-		s.err = err
-	}
-	return n, err
-}
-
 // limitedReader fails once more than n bytes were read: the decompressed
 // stream is bounded even by headers and padding that no limit counts.
 type limitedReader struct {
@@ -126,9 +113,9 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
 
-func (b *builder) blame(src *srcReader, err error, what string) error {
-	if src.err != nil {
-		return fmt.Errorf("sitebundle: read upload: %w", src.err)
+func (b *builder) blame(src *streamio.Recorder, err error, what string) error {
+	if src.Err != nil {
+		return fmt.Errorf("sitebundle: read upload: %w", src.Err)
 	}
 	if errors.Is(err, errStreamTooLong) {
 		return invalid("the archive is larger than its limit (%d bytes of content and %d entries)", b.lim.MaxBytes, b.lim.MaxFiles)
@@ -140,7 +127,7 @@ func (b *builder) blame(src *srcReader, err error, what string) error {
 }
 
 func (b *builder) read(r io.Reader) error {
-	src := &srcReader{r: r}
+	src := &streamio.Recorder{R: r}
 	zr, err := gzip.NewReader(src)
 	if err != nil {
 		return b.blame(src, err, "the upload is not a gzip stream")
@@ -186,7 +173,7 @@ func entryName(h *tar.Header) (string, error) {
 
 const only = "only regular files and directories are accepted"
 
-func (b *builder) entry(h *tar.Header, tr *tar.Reader, src *srcReader) error {
+func (b *builder) entry(h *tar.Header, tr *tar.Reader, src *streamio.Recorder) error {
 	if h.Typeflag == tar.TypeXGlobalHeader {
 		return nil
 	}
@@ -268,7 +255,7 @@ func (w *headWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (b *builder) file(h *tar.Header, name string, tr *tar.Reader, src *srcReader) error {
+func (b *builder) file(h *tar.Header, name string, tr *tar.Reader, src *streamio.Recorder) error {
 	if h.Size < 0 || h.Size > b.lim.MaxBytes-b.total {
 		return invalid("entry %q: the files are larger than their limit of %d bytes", h.Name, b.lim.MaxBytes)
 	}

@@ -58,3 +58,20 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 	}
 	return c.r.Read(p)
 }
+
+// Recorder passes reads through and keeps the first error of the reader
+// beneath other than io.EOF, so that a parser's failure on damaged input
+// can be told from the source's own trouble (a broken connection, a full
+// disk): the first is the sender's to fix, the second may be retried.
+type Recorder struct {
+	R   io.Reader
+	Err error
+}
+
+func (s *Recorder) Read(p []byte) (int, error) {
+	n, err := s.R.Read(p)
+	if err != nil && err != io.EOF && s.Err == nil {
+		s.Err = err
+	}
+	return n, err
+}

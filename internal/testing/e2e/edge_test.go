@@ -6,10 +6,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/sha1"
-	"encoding/base64"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -25,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/containercodes/cc/internal/testing/testcluster"
+	"github.com/containercodes/cc/internal/testing/wstest"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
@@ -497,7 +494,7 @@ func TestEdgeFixedUpstreams(t *testing.T) {
 	})
 
 	t.Run("a WebSocket survives ten route changes", func(t *testing.T) {
-		ws := httptest.NewServer(http.HandlerFunc(wsEchoHandler))
+		ws := httptest.NewServer(http.HandlerFunc(wstest.Echo))
 		t.Cleanup(ws.Close)
 		spec := &ccv1.RouteSpec{Hosts: []string{"ws.localhost"}, Upstreams: []*ccv1.Upstream{{Address: hostPort(ws)}}}
 		if _, err := cl.Edge.CreateRoute(edgeCtx(t), &ccv1.CreateRouteRequest{Name: "ws", Spec: spec}); err != nil {
@@ -511,23 +508,18 @@ func TestEdgeFixedUpstreams(t *testing.T) {
 		}
 		defer conn.Close()
 		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-		fmt.Fprintf(conn, "GET /chat HTTP/1.1\r\nHost: ws.localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-		br := bufio.NewReader(conn)
-		resp, err := http.ReadResponse(br, nil)
+		br, err := wstest.Handshake(conn, "ws.localhost", "/chat")
 		if err != nil {
-			t.Fatalf("handshake: %v", err)
-		}
-		if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-WebSocket-Accept") != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
-			t.Fatalf("handshake: %s, accept %q", resp.Status, resp.Header.Get("Sec-WebSocket-Accept"))
+			t.Fatal(err)
 		}
 		echo := func(msg string) {
 			t.Helper()
 			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-			if err := wsWriteFrame(conn, 0x1, []byte(msg), []byte{1, 2, 3, 4}); err != nil {
+			if err := wstest.WriteFrame(conn, wstest.OpText, []byte(msg), []byte{1, 2, 3, 4}); err != nil {
 				t.Fatalf("send %q: %v", msg, err)
 			}
-			op, p, err := wsReadFrame(br)
-			if err != nil || op != 0x1 || string(p) != msg {
+			op, p, err := wstest.ReadFrame(br)
+			if err != nil || op != wstest.OpText || string(p) != msg {
 				t.Fatalf("echo of %q: op %d %q %v", msg, op, p, err)
 			}
 		}
@@ -698,90 +690,4 @@ func rawGet(t *testing.T, addr, host, target string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
-}
-
-// wsEchoHandler is a minimal RFC 6455 echo server: frames back, unmasked.
-func wsEchoHandler(w http.ResponseWriter, r *http.Request) {
-	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
-		http.Error(w, "websocket only", http.StatusBadRequest)
-		return
-	}
-	conn, brw, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		return
-	}
-	defer conn.Close()
-	sum := sha1.Sum([]byte(r.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-	fmt.Fprintf(brw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", base64.StdEncoding.EncodeToString(sum[:]))
-	if err := brw.Flush(); err != nil {
-		return
-	}
-	for {
-		op, payload, err := wsReadFrame(brw.Reader)
-		if err != nil || op == 0x8 {
-			return
-		}
-		if err := wsWriteFrame(conn, op, payload, nil); err != nil {
-			return
-		}
-	}
-}
-
-// wsReadFrame reads one unfragmented frame of at most 64 KiB.
-func wsReadFrame(r *bufio.Reader) (byte, []byte, error) {
-	var h [2]byte
-	if _, err := io.ReadFull(r, h[:]); err != nil {
-		return 0, nil, err
-	}
-	n := uint64(h[1] & 0x7f)
-	switch n {
-	case 126:
-		var b [2]byte
-		if _, err := io.ReadFull(r, b[:]); err != nil {
-			return 0, nil, err
-		}
-		n = uint64(binary.BigEndian.Uint16(b[:]))
-	case 127:
-		return 0, nil, errors.New("frame too big for this test")
-	}
-	var mask [4]byte
-	masked := h[1]&0x80 != 0
-	if masked {
-		if _, err := io.ReadFull(r, mask[:]); err != nil {
-			return 0, nil, err
-		}
-	}
-	p := make([]byte, n)
-	if _, err := io.ReadFull(r, p); err != nil {
-		return 0, nil, err
-	}
-	if masked {
-		for i := range p {
-			p[i] ^= mask[i%4]
-		}
-	}
-	return h[0] & 0x0f, p, nil
-}
-
-// wsWriteFrame writes one final frame, masked when mask is set (as a
-// client must).
-func wsWriteFrame(w io.Writer, op byte, p []byte, mask []byte) error {
-	b := []byte{0x80 | op, 0}
-	if len(p) < 126 {
-		b[1] = byte(len(p))
-	} else {
-		b[1] = 126
-		b = binary.BigEndian.AppendUint16(b, uint16(len(p)))
-	}
-	if mask != nil {
-		b[1] |= 0x80
-		b = append(b, mask...)
-		q := make([]byte, len(p))
-		for i := range p {
-			q[i] = p[i] ^ mask[i%4]
-		}
-		p = q
-	}
-	_, err := w.Write(append(b, p...))
-	return err
 }
