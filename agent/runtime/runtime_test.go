@@ -308,24 +308,26 @@ func TestOOMKilled(t *testing.T) {
 	s := spec("/bin/busybox", "dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1")
 	s.Resources = &ccv1.ContainerResources{MemoryBytes: 16 << 20}
 	id := start(t, r, s)
-	// Both the OOM and the exit are announced.
+	// The exit is announced. containerd 1.6's shim may miss the OOM event
+	// itself (it watches the cgroup once the task runs, and dd can be
+	// killed before), so the event is not required: the cgroup's OOM count
+	// decides then.
 	timeout := time.After(30 * time.Second)
-	for n := 0; n < 2; {
+	for seen := false; !seen; {
 		select {
 		case ev := <-events:
-			if ev == id {
-				n++
-			}
+			seen = ev == id
 		case <-timeout:
-			t.Fatalf("saw %d events for %s, want an OOM and an exit", n, id)
+			t.Fatalf("no event for %s", id)
 		}
-	}
-	if _, err := os.Stat(r.oomMark(id)); err != nil {
-		t.Errorf("OOM event not remembered: %v", err)
 	}
 	o := waitState(t, r, id, ccv1.ContainerState_CONTAINER_STATE_EXITED)
 	if !o.OOMKilled || o.ExitCode != 137 {
 		t.Errorf("observed %+v, want OOM-killed with 137", o)
+	}
+	// Remembered, since the cgroup goes away with the task.
+	if _, err := os.Stat(r.oomMark(id)); err != nil {
+		t.Errorf("OOM kill not remembered: %v", err)
 	}
 
 	// The control: the same command with room to spare.
