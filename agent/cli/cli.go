@@ -83,6 +83,7 @@ func app(stdout, stderr io.Writer) *ucli.App {
 			&ucli.StringFlag{Name: "namespace", Value: "cc", Usage: "containerd `NAMESPACE`", Hidden: true},
 			&ucli.StringFlag{Name: "edge-http-addr", Value: ":80", Usage: "`ADDR` (host:port) where the edge serves HTTP routes and sites"},
 			&ucli.BoolFlag{Name: "edge", Value: true, Usage: "serve the edge on this node (--edge=false: none; its routed tasks are still relayed)"},
+			&ucli.StringFlag{Name: "edge-access-log", Value: "-", Usage: "where the edge writes a JSON line per request: `FILE` (appended), - (standard error) or off"},
 			&ucli.StringFlag{Name: "log-level", Value: "info", Usage: "`LEVEL`: debug, info, warn or error"},
 			&ucli.StringFlag{Name: "log-format", Value: "text", Usage: "`FORMAT`: text or json"},
 		},
@@ -123,7 +124,7 @@ func run(c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
-	edgeOpts := EdgeOptions{Enabled: c.Bool("edge"), HTTPAddr: c.String("edge-http-addr")}
+	edgeOpts := EdgeOptions{Enabled: c.Bool("edge"), HTTPAddr: c.String("edge-http-addr"), AccessLog: c.String("edge-access-log")}
 	if err := edgeOpts.Validate(); err != nil {
 		return err
 	}

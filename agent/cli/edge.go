@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 
 	"github.com/containercodes/cc/agent/edge"
 	"github.com/containercodes/cc/agent/edge/static"
@@ -17,6 +18,9 @@ type EdgeOptions struct {
 	Enabled bool
 	// HTTPAddr is where it serves HTTP (--edge-http-addr, default ":80").
 	HTTPAddr string
+	// AccessLog is where a JSON line per request goes (--edge-access-log):
+	// a file (appended), "-" or "" for standard error, "off" for none.
+	AccessLog string
 }
 
 // Validate checks the address when the edge is on.
@@ -40,9 +44,14 @@ func StartEdge(o EdgeOptions, nodeID string, log *slog.Logger) (e worker.Edge, s
 	if !o.Enabled {
 		return nil, func() {}, nil
 	}
-	srv, err := edge.New(edge.Options{HTTPAddr: o.HTTPAddr, NodeID: nodeID, Log: log, SiteHandler: static.New})
+	access, closeAccess, err := accessLog(o.AccessLog)
 	if err != nil {
-		return nil, nil, fmt.Errorf("--edge-http-addr %s: %w (another server on that port? choose another, or --edge=false)", o.HTTPAddr, err)
+		return nil, nil, err
+	}
+	srv, err := edge.New(edge.Options{HTTPAddr: o.HTTPAddr, NodeID: nodeID, Log: log, AccessLog: access, SiteHandler: static.New})
+	if err != nil {
+		closeAccess()
+		return nil, nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -53,5 +62,21 @@ func StartEdge(o EdgeOptions, nodeID string, log *slog.Logger) (e worker.Edge, s
 		}
 	}()
 	log.Info("edge serving", "addr", srv.Addr().String())
-	return srv, func() { cancel(); <-done }, nil
+	return srv, func() { cancel(); <-done; closeAccess() }, nil
+}
+
+// accessLog opens the edge's access log: JSON lines, whatever the agent's
+// own log format, as nginx and Caddy keep theirs apart.
+func accessLog(where string) (*slog.Logger, func(), error) {
+	switch where {
+	case "off":
+		return slog.New(slog.DiscardHandler), func() {}, nil
+	case "", "-":
+		return slog.New(slog.NewJSONHandler(os.Stderr, nil)), func() {}, nil
+	}
+	f, err := os.OpenFile(where, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--edge-access-log: %w", err)
+	}
+	return slog.New(slog.NewJSONHandler(f, nil)), func() { f.Close() }, nil
 }

@@ -88,7 +88,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.rw }
 
 // logAccess writes the request's access log line.
 func (s *Server) logAccess(r *http.Request, rec *record, sw *statusWriter, start time.Time) {
-	if !s.log.Enabled(r.Context(), slog.LevelInfo) {
+	if !s.access.Enabled(r.Context(), slog.LevelInfo) {
 		return // nothing built for a line that would be dropped
 	}
 	status := sw.status
@@ -111,5 +111,5 @@ func (s *Server) logAccess(r *http.Request, rec *record, sw *statusWriter, start
 	if rec.err != nil {
 		attrs = append(attrs, slog.String("err", rec.err.Error()))
 	}
-	s.log.LogAttrs(r.Context(), slog.LevelInfo, "edge access", attrs...)
+	s.access.LogAttrs(r.Context(), slog.LevelInfo, "edge access", attrs...)
 }

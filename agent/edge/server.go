@@ -30,6 +30,9 @@ type Options struct {
 	// local_address, the others at address.
 	NodeID string
 	Log    *slog.Logger
+	// AccessLog gets one line per request at level info (route, upstream,
+	// status, bytes, duration, request id, ...); nil: Log.
+	AccessLog *slog.Logger
 	// SiteHandler serves a site's unpacked bundle; nil: sites answer 503.
 	SiteHandler func(dir string, spec *ccv1.SiteSpec) (http.Handler, error)
 }
@@ -41,6 +44,7 @@ const ShutdownTimeout = 10 * time.Second
 type Server struct {
 	opts      Options
 	log       *slog.Logger
+	access    *slog.Logger
 	ln        net.Listener
 	srv       *http.Server
 	transport *http.Transport
@@ -73,9 +77,13 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("edge: listen on %s: %w (is another server on that port? choose another with --edge-http-addr)", o.HTTPAddr, err)
 	}
+	if o.AccessLog == nil {
+		o.AccessLog = o.Log
+	}
 	s := &Server{
 		opts:      o,
 		log:       o.Log,
+		access:    o.AccessLog,
 		ln:        ln,
 		transport: newTransport(),
 		inflight:  map[string]*atomic.Int64{},

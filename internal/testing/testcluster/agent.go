@@ -231,7 +231,7 @@ func (a *Agent) start() {
 	}
 	e, stopEdge := a.edge, func() {}
 	if e == nil && a.edgeAddr != "" {
-		srv, stop, err := cli.StartEdge(cli.EdgeOptions{Enabled: true, HTTPAddr: a.edgeAddr}, a.ID.NodeID, a.rtConfig.Logger.With("component", "edge"))
+		srv, stop, err := cli.StartEdge(cli.EdgeOptions{Enabled: true, HTTPAddr: a.edgeAddr, AccessLog: "off"}, a.ID.NodeID, a.rtConfig.Logger.With("component", "edge"))
 		if err != nil {
 			cancel()
 			rt.Close()
