@@ -14,7 +14,8 @@
 //     answer) eject it for PassiveCoolDown. After the cool-down it is
 //     usable again, on probation: one more failure ejects it again, one
 //     success clears the count.
-//   - An upstream is usable when neither says no.
+//   - An upstream is usable when neither says no. When the active check
+//     puts it back, a passive ejection ends too: it answers again.
 //   - A check identity includes the route and the check's settings, so
 //     two routes checking the same address with different paths keep
 //     separate state, and a changed check starts over.
@@ -203,6 +204,10 @@ func (r *Registry) run(ctx context.Context, k Key, c Check, s *State) {
 			s.down.Store(true)
 			r.log.Warn("edge: upstream down by health check", "address", k.Address, "path", c.Path, "fails", fails)
 		case s.down.Load() && passes >= c.Passes:
+			// The check proved it answers again: a passive ejection
+			// from the failures that took it down ends too.
+			s.failures.Store(0)
+			s.ejectedUntil.Store(0)
 			s.down.Store(false)
 			r.log.Info("edge: upstream up by health check", "address", k.Address, "path", c.Path)
 		}

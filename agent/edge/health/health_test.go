@@ -75,8 +75,16 @@ func TestActiveCheckDownAndUp(t *testing.T) {
 	}
 	healthy.Store(false)
 	waitFor(t, func() bool { return st.Down() })
+	// Requests failed meanwhile too: ejected for the cool-down.
+	for range PassiveFails {
+		st.Failure(time.Now())
+	}
 	healthy.Store(true)
 	waitFor(t, func() bool { return !st.Down() })
+	// Back up by the check, the ejection is over as well.
+	if !st.Usable(time.Now()) {
+		t.Fatal("an upstream the check put back is still ejected")
+	}
 }
 
 func waitFor(t *testing.T, cond func() bool) {
