@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/containercodes/cc/controlplane/edgeconfig"
 	"github.com/containercodes/cc/controlplane/fsm"
@@ -115,10 +116,25 @@ func EdgeState(f *fsm.FSM) (edgeconfig.State, error) {
 	return st, nil
 }
 
+// edgeGap is the least time between two resolutions: a burst of state
+// changes (status batches, job ops) makes one, not one each.
+const edgeGap = 50 * time.Millisecond
+
 // edgeLoop resolves the edge configuration after each state change while
 // this server has sessions, so that they wake only when their edge changed.
 func (hub *Hub) edgeLoop(ctx context.Context) {
+	var last time.Time
 	for {
+		if wait := edgeGap - time.Since(last); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+		last = time.Now()
 		w := hub.fsm.Watch()
 		hub.mu.Lock()
 		live := len(hub.sessions) > 0
