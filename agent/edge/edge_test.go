@@ -2,9 +2,12 @@ package edge
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -818,5 +821,66 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer for a logger written from the server's
+// goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// One JSON line per request, with the request id the client got.
+func TestAccessLog(t *testing.T) {
+	var out syncBuffer
+	s := startEdge(t, Options{AccessLog: slog.New(slog.NewJSONHandler(&out, nil))})
+	a := upstream(t, "a", nil)
+	s.Update([]*ccv1.EdgeRoute{mkRoute("web", "app.test", "/", addr(a))}, nil, nil)
+	code, _, hdr := get(t, s, "app.test", "/x")
+	if code != 200 {
+		t.Fatalf("GET: %d", code)
+	}
+	get(t, s, "nothing.test", "/")
+	// A line is written once its response went out: wait for both.
+	for deadline := time.Now().Add(10 * time.Second); strings.Count(out.String(), "\n") < 2; {
+		if time.Now().After(deadline) {
+			t.Fatalf("access log: %q", out.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	var lines []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("not a JSON line: %q: %v", l, err)
+		}
+		lines = append(lines, m)
+	}
+	if len(lines) != 2 {
+		t.Fatalf("%d lines for 2 requests: %v", len(lines), lines)
+	}
+	l := lines[0]
+	if l["route"] != "web" || l["upstream"] != addr(a) || l["status"] != float64(200) || l["request_id"] != hdr.Get("X-Request-Id") ||
+		l["method"] != "GET" || l["host"] != "app.test" || l["path"] != "/x" {
+		t.Errorf("line: %v", l)
+	}
+	if d, ok := l["duration_ms"].(float64); !ok || d < 0 {
+		t.Errorf("duration_ms: %v", l["duration_ms"])
+	}
+	if lines[1]["status"] != float64(404) || lines[1]["route"] != "" {
+		t.Errorf("unmatched request's line: %v", lines[1])
 	}
 }

@@ -100,7 +100,7 @@ func (s *Server) logAccess(r *http.Request, rec *record, sw *statusWriter, start
 		slog.String("upstream", rec.upstream),
 		slog.Int("status", status),
 		slog.Int64("bytes", sw.bytes),
-		slog.Duration("duration", time.Since(start)),
+		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 		slog.String("request_id", rec.reqID),
 		slog.String("method", r.Method),
 		slog.String("host", r.Host),
