@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path"
 	"strings"
 
 	"google.golang.org/grpc"
@@ -285,6 +286,15 @@ func (e *EdgeService) DeploySite(stream ccv1.EdgeService_DeploySiteServer) error
 			return invalidArg("site %s: %v", hdr.Name, err)
 		}
 		return fmt.Errorf("site %s: build the bundle: %w", hdr.Name, err)
+	}
+	notFound := spec.GetNotFound()
+	if spec == nil {
+		if cur, err := e.core.FSM.Site(hdr.Name); err == nil {
+			notFound = cur.GetSpec().GetNotFound()
+		}
+	}
+	if nf := strings.Trim(notFound, "/"); nf != "" && info.Manifest.Lookup(path.Clean(nf)) == nil {
+		return invalidArg("site %s: the not-found page %s is not among the site's files; add it to the directory or change --not-found", hdr.Name, notFound)
 	}
 	// The builder may stop before the end (the tar's end marker); what
 	// follows still counts for the size and digest.

@@ -104,6 +104,9 @@ func TestEdgeRoutesAndSites(t *testing.T) {
 	wantCode(t, err, codes.NotFound, "give its host")
 	_, err = deploySite(t, c, &ccv1.DeploySiteHeader{Name: "docs", Spec: &ccv1.SiteSpec{Hosts: []string{"docs.localhost"}}, Sha256: sha([]byte("other"))}, data)
 	wantCode(t, err, codes.InvalidArgument, "sha256")
+	// A not-found page the site lacks would serve a bare 404: refused.
+	_, err = deploySite(t, c, &ccv1.DeploySiteHeader{Name: "docs", Spec: &ccv1.SiteSpec{Hosts: []string{"docs.localhost"}, NotFound: "404.html"}}, data)
+	wantCode(t, err, codes.InvalidArgument, "the not-found page 404.html is not among the site's files")
 	site, err := deploySite(t, c, &ccv1.DeploySiteHeader{Name: "docs", Spec: &ccv1.SiteSpec{Hosts: []string{"docs.localhost"}}, Size: int64(len(data)), Sha256: sha(data)}, data)
 	if err != nil || site.Current != 1 || len(site.Versions) != 1 {
 		t.Fatalf("deploy: %v %v", site, err)

@@ -145,6 +145,18 @@ func validHosts(hosts []string) error {
 	return nil
 }
 
+// validMatch checks what a route or site matches and returns its path
+// prefix, "/" when it gives none.
+func validMatch(hosts []string, prefix string) (string, error) {
+	if prefix == "" {
+		prefix = "/"
+	}
+	if err := validHosts(hosts); err != nil {
+		return "", err
+	}
+	return prefix, validPathPrefix(prefix)
+}
+
 // NormalizeRouteSpec checks a route's spec and returns it with its
 // defaults written in (path "/"); the input is not changed. Errors wrap
 // ErrInvalid and say what to write instead.
@@ -153,13 +165,8 @@ func NormalizeRouteSpec(in *ccv1.RouteSpec) (*ccv1.RouteSpec, error) {
 		return nil, fmt.Errorf("%w: a route needs a spec", ErrInvalid)
 	}
 	s := proto.Clone(in).(*ccv1.RouteSpec)
-	if s.PathPrefix == "" {
-		s.PathPrefix = "/"
-	}
-	if err := validHosts(s.Hosts); err != nil {
-		return nil, err
-	}
-	if err := validPathPrefix(s.PathPrefix); err != nil {
+	var err error
+	if s.PathPrefix, err = validMatch(s.Hosts, s.PathPrefix); err != nil {
 		return nil, err
 	}
 	switch {
@@ -253,13 +260,8 @@ func NormalizeSiteSpec(in *ccv1.SiteSpec) (*ccv1.SiteSpec, error) {
 		return nil, fmt.Errorf("%w: a site needs a spec", ErrInvalid)
 	}
 	s := proto.Clone(in).(*ccv1.SiteSpec)
-	if s.PathPrefix == "" {
-		s.PathPrefix = "/"
-	}
-	if err := validHosts(s.Hosts); err != nil {
-		return nil, err
-	}
-	if err := validPathPrefix(s.PathPrefix); err != nil {
+	var err error
+	if s.PathPrefix, err = validMatch(s.Hosts, s.PathPrefix); err != nil {
 		return nil, err
 	}
 	if strings.ContainsAny(s.CacheControl, "\r\n\x00") {

@@ -59,7 +59,7 @@ func Build(ctx context.Context, src io.Reader, dst io.Writer, lim Limits) (Info,
 	if err := b.write(dst, m); err != nil {
 		return Info{}, err
 	}
-	return Info{Files: uint32(len(m.Files)), ContentBytes: b.total}, nil
+	return Info{Files: uint32(len(m.Files)), ContentBytes: b.total, Manifest: m}, nil
 }
 
 type spooled struct {

@@ -64,6 +64,8 @@ type Info struct {
 	Files uint32
 	// ContentBytes is their total size (variants not counted).
 	ContentBytes int64
+	// Manifest lists the files as the bundle holds them.
+	Manifest *Manifest
 }
 
 // Names inside a bundle and an unpacked directory.
