@@ -596,11 +596,13 @@ func (*SessionRequest_Status) isSessionRequest_Msg() {}
 
 // SessionHello opens a session and asks for the full set of assignments.
 type SessionHello struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Version       string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
-	Resources     *Resources             `protobuf:"bytes,2,opt,name=resources,proto3" json:"resources,omitempty"`
-	Labels        map[string]string      `protobuf:"bytes,3,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Address       string                 `protobuf:"bytes,4,opt,name=address,proto3" json:"address,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Version   string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	Resources *Resources             `protobuf:"bytes,2,opt,name=resources,proto3" json:"resources,omitempty"`
+	Labels    map[string]string      `protobuf:"bytes,3,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Address   string                 `protobuf:"bytes,4,opt,name=address,proto3" json:"address,omitempty"`
+	// edge: the node runs the edge, so it gets certificates and their keys.
+	Edge          bool `protobuf:"varint,5,opt,name=edge,proto3" json:"edge,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -661,6 +663,13 @@ func (x *SessionHello) GetAddress() string {
 		return x.Address
 	}
 	return ""
+}
+
+func (x *SessionHello) GetEdge() bool {
+	if x != nil {
+		return x.Edge
+	}
+	return false
 }
 
 // Heartbeat says the node is alive.
@@ -1642,12 +1651,13 @@ const file_cc_v1_agent_proto_rawDesc = "" +
 	"\x05hello\x18\x01 \x01(\v2\x13.cc.v1.SessionHelloH\x00R\x05hello\x120\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x10.cc.v1.HeartbeatH\x00R\theartbeat\x12,\n" +
 	"\x06status\x18\x03 \x01(\v2\x12.cc.v1.StatusBatchH\x00R\x06statusB\x05\n" +
-	"\x03msg\"\xe6\x01\n" +
+	"\x03msg\"\xfa\x01\n" +
 	"\fSessionHello\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12.\n" +
 	"\tresources\x18\x02 \x01(\v2\x10.cc.v1.ResourcesR\tresources\x127\n" +
 	"\x06labels\x18\x03 \x03(\v2\x1f.cc.v1.SessionHello.LabelsEntryR\x06labels\x12\x18\n" +
-	"\aaddress\x18\x04 \x01(\tR\aaddress\x1a9\n" +
+	"\aaddress\x18\x04 \x01(\tR\aaddress\x12\x12\n" +
+	"\x04edge\x18\x05 \x01(\bR\x04edge\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\v\n" +

@@ -81,8 +81,10 @@ func (SchedulingStrategy) EnumDescriptor() ([]byte, []int) {
 type Settings struct {
 	state              protoimpl.MessageState `protogen:"open.v1"`
 	SchedulingStrategy SchedulingStrategy     `protobuf:"varint,1,opt,name=scheduling_strategy,json=schedulingStrategy,proto3,enum=cc.v1.SchedulingStrategy" json:"scheduling_strategy,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// edge, when set in an update, replaces the edge settings.
+	Edge          *EdgeSettings `protobuf:"bytes,2,opt,name=edge,proto3" json:"edge,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Settings) Reset() {
@@ -122,6 +124,142 @@ func (x *Settings) GetSchedulingStrategy() SchedulingStrategy {
 	return SchedulingStrategy_SCHEDULING_STRATEGY_UNSPECIFIED
 }
 
+func (x *Settings) GetEdge() *EdgeSettings {
+	if x != nil {
+		return x.Edge
+	}
+	return nil
+}
+
+// EdgeSettings are the cluster's HTTPS and ACME settings.
+type EdgeSettings struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// acme_directory is the ACME CA's directory URL (empty: Let's Encrypt,
+	// https://acme-v02.api.letsencrypt.org/directory).
+	AcmeDirectory string `protobuf:"bytes,1,opt,name=acme_directory,json=acmeDirectory,proto3" json:"acme_directory,omitempty"`
+	// acme_email is the ACME account's contact.
+	AcmeEmail string `protobuf:"bytes,2,opt,name=acme_email,json=acmeEmail,proto3" json:"acme_email,omitempty"`
+	// acme_eab_key_id and acme_eab_hmac_key are an external account binding
+	// (the CA gives them). The HMAC key is never returned: reads show
+	// acme_eab_hmac_key_set; an update without it keeps the stored one.
+	AcmeEabKeyId      string `protobuf:"bytes,3,opt,name=acme_eab_key_id,json=acmeEabKeyId,proto3" json:"acme_eab_key_id,omitempty"`
+	AcmeEabHmacKey    string `protobuf:"bytes,4,opt,name=acme_eab_hmac_key,json=acmeEabHmacKey,proto3" json:"acme_eab_hmac_key,omitempty"`
+	AcmeEabHmacKeySet bool   `protobuf:"varint,5,opt,name=acme_eab_hmac_key_set,json=acmeEabHmacKeySet,proto3" json:"acme_eab_hmac_key_set,omitempty"`
+	// acme_ca_roots_pem are extra roots to trust for the ACME directory's
+	// HTTPS (a private CA); empty: the system's.
+	AcmeCaRootsPem string `protobuf:"bytes,6,opt,name=acme_ca_roots_pem,json=acmeCaRootsPem,proto3" json:"acme_ca_roots_pem,omitempty"`
+	// http3 serves HTTP/3 on every edge node.
+	Http3 bool `protobuf:"varint,7,opt,name=http3,proto3" json:"http3,omitempty"`
+	// default_cert is the certificate for handshakes no certificate covers.
+	DefaultCert string `protobuf:"bytes,8,opt,name=default_cert,json=defaultCert,proto3" json:"default_cert,omitempty"`
+	// acme_disable_http01 and acme_disable_tls_alpn01 turn a challenge type
+	// off (e.g. when port 80 or 443 does not reach the edge).
+	AcmeDisableHttp01    bool `protobuf:"varint,9,opt,name=acme_disable_http01,json=acmeDisableHttp01,proto3" json:"acme_disable_http01,omitempty"`
+	AcmeDisableTlsAlpn01 bool `protobuf:"varint,10,opt,name=acme_disable_tls_alpn01,json=acmeDisableTlsAlpn01,proto3" json:"acme_disable_tls_alpn01,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *EdgeSettings) Reset() {
+	*x = EdgeSettings{}
+	mi := &file_cc_v1_cluster_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EdgeSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EdgeSettings) ProtoMessage() {}
+
+func (x *EdgeSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_cluster_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EdgeSettings.ProtoReflect.Descriptor instead.
+func (*EdgeSettings) Descriptor() ([]byte, []int) {
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *EdgeSettings) GetAcmeDirectory() string {
+	if x != nil {
+		return x.AcmeDirectory
+	}
+	return ""
+}
+
+func (x *EdgeSettings) GetAcmeEmail() string {
+	if x != nil {
+		return x.AcmeEmail
+	}
+	return ""
+}
+
+func (x *EdgeSettings) GetAcmeEabKeyId() string {
+	if x != nil {
+		return x.AcmeEabKeyId
+	}
+	return ""
+}
+
+func (x *EdgeSettings) GetAcmeEabHmacKey() string {
+	if x != nil {
+		return x.AcmeEabHmacKey
+	}
+	return ""
+}
+
+func (x *EdgeSettings) GetAcmeEabHmacKeySet() bool {
+	if x != nil {
+		return x.AcmeEabHmacKeySet
+	}
+	return false
+}
+
+func (x *EdgeSettings) GetAcmeCaRootsPem() string {
+	if x != nil {
+		return x.AcmeCaRootsPem
+	}
+	return ""
+}
+
+func (x *EdgeSettings) GetHttp3() bool {
+	if x != nil {
+		return x.Http3
+	}
+	return false
+}
+
+func (x *EdgeSettings) GetDefaultCert() string {
+	if x != nil {
+		return x.DefaultCert
+	}
+	return ""
+}
+
+func (x *EdgeSettings) GetAcmeDisableHttp01() bool {
+	if x != nil {
+		return x.AcmeDisableHttp01
+	}
+	return false
+}
+
+func (x *EdgeSettings) GetAcmeDisableTlsAlpn01() bool {
+	if x != nil {
+		return x.AcmeDisableTlsAlpn01
+	}
+	return false
+}
+
 type UpdateSettingsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Settings      *Settings              `protobuf:"bytes,1,opt,name=settings,proto3" json:"settings,omitempty"`
@@ -131,7 +269,7 @@ type UpdateSettingsRequest struct {
 
 func (x *UpdateSettingsRequest) Reset() {
 	*x = UpdateSettingsRequest{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[1]
+	mi := &file_cc_v1_cluster_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -143,7 +281,7 @@ func (x *UpdateSettingsRequest) String() string {
 func (*UpdateSettingsRequest) ProtoMessage() {}
 
 func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[1]
+	mi := &file_cc_v1_cluster_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -156,7 +294,7 @@ func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSettingsRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{1}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *UpdateSettingsRequest) GetSettings() *Settings {
@@ -175,7 +313,7 @@ type UpdateSettingsResponse struct {
 
 func (x *UpdateSettingsResponse) Reset() {
 	*x = UpdateSettingsResponse{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[2]
+	mi := &file_cc_v1_cluster_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -187,7 +325,7 @@ func (x *UpdateSettingsResponse) String() string {
 func (*UpdateSettingsResponse) ProtoMessage() {}
 
 func (x *UpdateSettingsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[2]
+	mi := &file_cc_v1_cluster_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -200,7 +338,7 @@ func (x *UpdateSettingsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSettingsResponse.ProtoReflect.Descriptor instead.
 func (*UpdateSettingsResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{2}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *UpdateSettingsResponse) GetSettings() *Settings {
@@ -219,7 +357,7 @@ type ListServersRequest struct {
 
 func (x *ListServersRequest) Reset() {
 	*x = ListServersRequest{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[3]
+	mi := &file_cc_v1_cluster_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -231,7 +369,7 @@ func (x *ListServersRequest) String() string {
 func (*ListServersRequest) ProtoMessage() {}
 
 func (x *ListServersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[3]
+	mi := &file_cc_v1_cluster_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -244,7 +382,7 @@ func (x *ListServersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServersRequest.ProtoReflect.Descriptor instead.
 func (*ListServersRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{3}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{4}
 }
 
 // ListServersResponse holds the servers, leader first.
@@ -257,7 +395,7 @@ type ListServersResponse struct {
 
 func (x *ListServersResponse) Reset() {
 	*x = ListServersResponse{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[4]
+	mi := &file_cc_v1_cluster_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -269,7 +407,7 @@ func (x *ListServersResponse) String() string {
 func (*ListServersResponse) ProtoMessage() {}
 
 func (x *ListServersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[4]
+	mi := &file_cc_v1_cluster_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -282,7 +420,7 @@ func (x *ListServersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServersResponse.ProtoReflect.Descriptor instead.
 func (*ListServersResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{4}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListServersResponse) GetServers() []*ServerInfo {
@@ -312,7 +450,7 @@ type ServerInfo struct {
 
 func (x *ServerInfo) Reset() {
 	*x = ServerInfo{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[5]
+	mi := &file_cc_v1_cluster_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -324,7 +462,7 @@ func (x *ServerInfo) String() string {
 func (*ServerInfo) ProtoMessage() {}
 
 func (x *ServerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[5]
+	mi := &file_cc_v1_cluster_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -337,7 +475,7 @@ func (x *ServerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerInfo.ProtoReflect.Descriptor instead.
 func (*ServerInfo) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{5}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ServerInfo) GetId() string {
@@ -415,7 +553,7 @@ type RemoveServerRequest struct {
 
 func (x *RemoveServerRequest) Reset() {
 	*x = RemoveServerRequest{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[6]
+	mi := &file_cc_v1_cluster_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -427,7 +565,7 @@ func (x *RemoveServerRequest) String() string {
 func (*RemoveServerRequest) ProtoMessage() {}
 
 func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[6]
+	mi := &file_cc_v1_cluster_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -440,7 +578,7 @@ func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveServerRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{6}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RemoveServerRequest) GetId() string {
@@ -466,7 +604,7 @@ type RemoveServerResponse struct {
 
 func (x *RemoveServerResponse) Reset() {
 	*x = RemoveServerResponse{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[7]
+	mi := &file_cc_v1_cluster_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -478,7 +616,7 @@ func (x *RemoveServerResponse) String() string {
 func (*RemoveServerResponse) ProtoMessage() {}
 
 func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[7]
+	mi := &file_cc_v1_cluster_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -491,7 +629,7 @@ func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveServerResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{7}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{8}
 }
 
 // TransferLeadershipRequest names the new leader; any voter when empty.
@@ -504,7 +642,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[8]
+	mi := &file_cc_v1_cluster_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -516,7 +654,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[8]
+	mi := &file_cc_v1_cluster_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -529,7 +667,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{8}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *TransferLeadershipRequest) GetId() string {
@@ -549,7 +687,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[9]
+	mi := &file_cc_v1_cluster_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -561,7 +699,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[9]
+	mi := &file_cc_v1_cluster_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -574,7 +712,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{9}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TransferLeadershipResponse) GetLeaderId() string {
@@ -593,7 +731,7 @@ type SaveSnapshotRequest struct {
 
 func (x *SaveSnapshotRequest) Reset() {
 	*x = SaveSnapshotRequest{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[10]
+	mi := &file_cc_v1_cluster_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -605,7 +743,7 @@ func (x *SaveSnapshotRequest) String() string {
 func (*SaveSnapshotRequest) ProtoMessage() {}
 
 func (x *SaveSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[10]
+	mi := &file_cc_v1_cluster_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -618,7 +756,7 @@ func (x *SaveSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SaveSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{10}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{11}
 }
 
 // SaveSnapshotResponse is a piece of the snapshot; the first carries its
@@ -636,7 +774,7 @@ type SaveSnapshotResponse struct {
 
 func (x *SaveSnapshotResponse) Reset() {
 	*x = SaveSnapshotResponse{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[11]
+	mi := &file_cc_v1_cluster_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -648,7 +786,7 @@ func (x *SaveSnapshotResponse) String() string {
 func (*SaveSnapshotResponse) ProtoMessage() {}
 
 func (x *SaveSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[11]
+	mi := &file_cc_v1_cluster_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -661,7 +799,7 @@ func (x *SaveSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SaveSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{11}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SaveSnapshotResponse) GetIndex() uint64 {
@@ -694,7 +832,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[12]
+	mi := &file_cc_v1_cluster_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -706,7 +844,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[12]
+	mi := &file_cc_v1_cluster_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -719,7 +857,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{12}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{13}
 }
 
 // GetStatusResponse describes the cluster as seen by the server that answered.
@@ -760,7 +898,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[13]
+	mi := &file_cc_v1_cluster_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -772,7 +910,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[13]
+	mi := &file_cc_v1_cluster_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -785,7 +923,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{13}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetStatusResponse) GetClusterId() string {
@@ -900,7 +1038,7 @@ type Server struct {
 
 func (x *Server) Reset() {
 	*x = Server{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[14]
+	mi := &file_cc_v1_cluster_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -912,7 +1050,7 @@ func (x *Server) String() string {
 func (*Server) ProtoMessage() {}
 
 func (x *Server) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[14]
+	mi := &file_cc_v1_cluster_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -925,7 +1063,7 @@ func (x *Server) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Server.ProtoReflect.Descriptor instead.
 func (*Server) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{14}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Server) GetId() string {
@@ -960,9 +1098,23 @@ var File_cc_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_cc_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x13cc/v1/cluster.proto\x12\x05cc.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"V\n" +
+	"\x13cc/v1/cluster.proto\x12\x05cc.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x7f\n" +
 	"\bSettings\x12J\n" +
-	"\x13scheduling_strategy\x18\x01 \x01(\x0e2\x19.cc.v1.SchedulingStrategyR\x12schedulingStrategy\"D\n" +
+	"\x13scheduling_strategy\x18\x01 \x01(\x0e2\x19.cc.v1.SchedulingStrategyR\x12schedulingStrategy\x12'\n" +
+	"\x04edge\x18\x02 \x01(\v2\x13.cc.v1.EdgeSettingsR\x04edge\"\xa3\x03\n" +
+	"\fEdgeSettings\x12%\n" +
+	"\x0eacme_directory\x18\x01 \x01(\tR\racmeDirectory\x12\x1d\n" +
+	"\n" +
+	"acme_email\x18\x02 \x01(\tR\tacmeEmail\x12%\n" +
+	"\x0facme_eab_key_id\x18\x03 \x01(\tR\facmeEabKeyId\x12)\n" +
+	"\x11acme_eab_hmac_key\x18\x04 \x01(\tR\x0eacmeEabHmacKey\x120\n" +
+	"\x15acme_eab_hmac_key_set\x18\x05 \x01(\bR\x11acmeEabHmacKeySet\x12)\n" +
+	"\x11acme_ca_roots_pem\x18\x06 \x01(\tR\x0eacmeCaRootsPem\x12\x14\n" +
+	"\x05http3\x18\a \x01(\bR\x05http3\x12!\n" +
+	"\fdefault_cert\x18\b \x01(\tR\vdefaultCert\x12.\n" +
+	"\x13acme_disable_http01\x18\t \x01(\bR\x11acmeDisableHttp01\x125\n" +
+	"\x17acme_disable_tls_alpn01\x18\n" +
+	" \x01(\bR\x14acmeDisableTlsAlpn01\"D\n" +
 	"\x15UpdateSettingsRequest\x12+\n" +
 	"\bsettings\x18\x01 \x01(\v2\x0f.cc.v1.SettingsR\bsettings\"E\n" +
 	"\x16UpdateSettingsResponse\x12+\n" +
@@ -1048,53 +1200,55 @@ func file_cc_v1_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_cc_v1_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cc_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_cc_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_cc_v1_cluster_proto_goTypes = []any{
 	(SchedulingStrategy)(0),            // 0: cc.v1.SchedulingStrategy
 	(*Settings)(nil),                   // 1: cc.v1.Settings
-	(*UpdateSettingsRequest)(nil),      // 2: cc.v1.UpdateSettingsRequest
-	(*UpdateSettingsResponse)(nil),     // 3: cc.v1.UpdateSettingsResponse
-	(*ListServersRequest)(nil),         // 4: cc.v1.ListServersRequest
-	(*ListServersResponse)(nil),        // 5: cc.v1.ListServersResponse
-	(*ServerInfo)(nil),                 // 6: cc.v1.ServerInfo
-	(*RemoveServerRequest)(nil),        // 7: cc.v1.RemoveServerRequest
-	(*RemoveServerResponse)(nil),       // 8: cc.v1.RemoveServerResponse
-	(*TransferLeadershipRequest)(nil),  // 9: cc.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 10: cc.v1.TransferLeadershipResponse
-	(*SaveSnapshotRequest)(nil),        // 11: cc.v1.SaveSnapshotRequest
-	(*SaveSnapshotResponse)(nil),       // 12: cc.v1.SaveSnapshotResponse
-	(*GetStatusRequest)(nil),           // 13: cc.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),          // 14: cc.v1.GetStatusResponse
-	(*Server)(nil),                     // 15: cc.v1.Server
-	(*durationpb.Duration)(nil),        // 16: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),      // 17: google.protobuf.Timestamp
+	(*EdgeSettings)(nil),               // 2: cc.v1.EdgeSettings
+	(*UpdateSettingsRequest)(nil),      // 3: cc.v1.UpdateSettingsRequest
+	(*UpdateSettingsResponse)(nil),     // 4: cc.v1.UpdateSettingsResponse
+	(*ListServersRequest)(nil),         // 5: cc.v1.ListServersRequest
+	(*ListServersResponse)(nil),        // 6: cc.v1.ListServersResponse
+	(*ServerInfo)(nil),                 // 7: cc.v1.ServerInfo
+	(*RemoveServerRequest)(nil),        // 8: cc.v1.RemoveServerRequest
+	(*RemoveServerResponse)(nil),       // 9: cc.v1.RemoveServerResponse
+	(*TransferLeadershipRequest)(nil),  // 10: cc.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 11: cc.v1.TransferLeadershipResponse
+	(*SaveSnapshotRequest)(nil),        // 12: cc.v1.SaveSnapshotRequest
+	(*SaveSnapshotResponse)(nil),       // 13: cc.v1.SaveSnapshotResponse
+	(*GetStatusRequest)(nil),           // 14: cc.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),          // 15: cc.v1.GetStatusResponse
+	(*Server)(nil),                     // 16: cc.v1.Server
+	(*durationpb.Duration)(nil),        // 17: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),      // 18: google.protobuf.Timestamp
 }
 var file_cc_v1_cluster_proto_depIdxs = []int32{
 	0,  // 0: cc.v1.Settings.scheduling_strategy:type_name -> cc.v1.SchedulingStrategy
-	1,  // 1: cc.v1.UpdateSettingsRequest.settings:type_name -> cc.v1.Settings
-	1,  // 2: cc.v1.UpdateSettingsResponse.settings:type_name -> cc.v1.Settings
-	6,  // 3: cc.v1.ListServersResponse.servers:type_name -> cc.v1.ServerInfo
-	16, // 4: cc.v1.ServerInfo.last_contact:type_name -> google.protobuf.Duration
-	15, // 5: cc.v1.GetStatusResponse.servers:type_name -> cc.v1.Server
-	17, // 6: cc.v1.GetStatusResponse.created_at:type_name -> google.protobuf.Timestamp
-	1,  // 7: cc.v1.GetStatusResponse.settings:type_name -> cc.v1.Settings
-	13, // 8: cc.v1.ClusterService.GetStatus:input_type -> cc.v1.GetStatusRequest
-	4,  // 9: cc.v1.ClusterService.ListServers:input_type -> cc.v1.ListServersRequest
-	7,  // 10: cc.v1.ClusterService.RemoveServer:input_type -> cc.v1.RemoveServerRequest
-	9,  // 11: cc.v1.ClusterService.TransferLeadership:input_type -> cc.v1.TransferLeadershipRequest
-	11, // 12: cc.v1.ClusterService.SaveSnapshot:input_type -> cc.v1.SaveSnapshotRequest
-	2,  // 13: cc.v1.ClusterService.UpdateSettings:input_type -> cc.v1.UpdateSettingsRequest
-	14, // 14: cc.v1.ClusterService.GetStatus:output_type -> cc.v1.GetStatusResponse
-	5,  // 15: cc.v1.ClusterService.ListServers:output_type -> cc.v1.ListServersResponse
-	8,  // 16: cc.v1.ClusterService.RemoveServer:output_type -> cc.v1.RemoveServerResponse
-	10, // 17: cc.v1.ClusterService.TransferLeadership:output_type -> cc.v1.TransferLeadershipResponse
-	12, // 18: cc.v1.ClusterService.SaveSnapshot:output_type -> cc.v1.SaveSnapshotResponse
-	3,  // 19: cc.v1.ClusterService.UpdateSettings:output_type -> cc.v1.UpdateSettingsResponse
-	14, // [14:20] is the sub-list for method output_type
-	8,  // [8:14] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	2,  // 1: cc.v1.Settings.edge:type_name -> cc.v1.EdgeSettings
+	1,  // 2: cc.v1.UpdateSettingsRequest.settings:type_name -> cc.v1.Settings
+	1,  // 3: cc.v1.UpdateSettingsResponse.settings:type_name -> cc.v1.Settings
+	7,  // 4: cc.v1.ListServersResponse.servers:type_name -> cc.v1.ServerInfo
+	17, // 5: cc.v1.ServerInfo.last_contact:type_name -> google.protobuf.Duration
+	16, // 6: cc.v1.GetStatusResponse.servers:type_name -> cc.v1.Server
+	18, // 7: cc.v1.GetStatusResponse.created_at:type_name -> google.protobuf.Timestamp
+	1,  // 8: cc.v1.GetStatusResponse.settings:type_name -> cc.v1.Settings
+	14, // 9: cc.v1.ClusterService.GetStatus:input_type -> cc.v1.GetStatusRequest
+	5,  // 10: cc.v1.ClusterService.ListServers:input_type -> cc.v1.ListServersRequest
+	8,  // 11: cc.v1.ClusterService.RemoveServer:input_type -> cc.v1.RemoveServerRequest
+	10, // 12: cc.v1.ClusterService.TransferLeadership:input_type -> cc.v1.TransferLeadershipRequest
+	12, // 13: cc.v1.ClusterService.SaveSnapshot:input_type -> cc.v1.SaveSnapshotRequest
+	3,  // 14: cc.v1.ClusterService.UpdateSettings:input_type -> cc.v1.UpdateSettingsRequest
+	15, // 15: cc.v1.ClusterService.GetStatus:output_type -> cc.v1.GetStatusResponse
+	6,  // 16: cc.v1.ClusterService.ListServers:output_type -> cc.v1.ListServersResponse
+	9,  // 17: cc.v1.ClusterService.RemoveServer:output_type -> cc.v1.RemoveServerResponse
+	11, // 18: cc.v1.ClusterService.TransferLeadership:output_type -> cc.v1.TransferLeadershipResponse
+	13, // 19: cc.v1.ClusterService.SaveSnapshot:output_type -> cc.v1.SaveSnapshotResponse
+	4,  // 20: cc.v1.ClusterService.UpdateSettings:output_type -> cc.v1.UpdateSettingsResponse
+	15, // [15:21] is the sub-list for method output_type
+	9,  // [9:15] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_cluster_proto_init() }
@@ -1108,7 +1262,7 @@ func file_cc_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_v1_cluster_proto_rawDesc), len(file_cc_v1_cluster_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

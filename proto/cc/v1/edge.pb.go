@@ -327,7 +327,8 @@ type RouteSpec struct {
 	RateLimit   *RateLimit `protobuf:"bytes,16,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
 	// set is the name of the `ccctl edge apply` set that manages the route
 	// (empty: created by hand).
-	Set           string `protobuf:"bytes,17,opt,name=set,proto3" json:"set,omitempty"`
+	Set           string          `protobuf:"bytes,17,opt,name=set,proto3" json:"set,omitempty"`
+	Tls           *EdgeTLSOptions `protobuf:"bytes,18,opt,name=tls,proto3" json:"tls,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -481,6 +482,89 @@ func (x *RouteSpec) GetSet() string {
 	return ""
 }
 
+func (x *RouteSpec) GetTls() *EdgeTLSOptions {
+	if x != nil {
+		return x.Tls
+	}
+	return nil
+}
+
+// EdgeTLSOptions is how a route or site is served over HTTPS.
+type EdgeTLSOptions struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// cert is "" or "off" (HTTP only), "auto" (a certificate per host from
+	// the cluster's ACME directory) or the name of a certificate.
+	Cert string `protobuf:"bytes,1,opt,name=cert,proto3" json:"cert,omitempty"`
+	// no_redirect serves plain HTTP too instead of redirecting it to HTTPS
+	// (308).
+	NoRedirect bool `protobuf:"varint,2,opt,name=no_redirect,json=noRedirect,proto3" json:"no_redirect,omitempty"`
+	// hsts_max_age_seconds, when set, sends Strict-Transport-Security with
+	// that max-age on HTTPS responses.
+	HstsMaxAgeSeconds uint32 `protobuf:"varint,3,opt,name=hsts_max_age_seconds,json=hstsMaxAgeSeconds,proto3" json:"hsts_max_age_seconds,omitempty"`
+	// hsts_include_subdomains adds includeSubDomains to that header.
+	HstsIncludeSubdomains bool `protobuf:"varint,4,opt,name=hsts_include_subdomains,json=hstsIncludeSubdomains,proto3" json:"hsts_include_subdomains,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *EdgeTLSOptions) Reset() {
+	*x = EdgeTLSOptions{}
+	mi := &file_cc_v1_edge_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EdgeTLSOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EdgeTLSOptions) ProtoMessage() {}
+
+func (x *EdgeTLSOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_edge_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EdgeTLSOptions.ProtoReflect.Descriptor instead.
+func (*EdgeTLSOptions) Descriptor() ([]byte, []int) {
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *EdgeTLSOptions) GetCert() string {
+	if x != nil {
+		return x.Cert
+	}
+	return ""
+}
+
+func (x *EdgeTLSOptions) GetNoRedirect() bool {
+	if x != nil {
+		return x.NoRedirect
+	}
+	return false
+}
+
+func (x *EdgeTLSOptions) GetHstsMaxAgeSeconds() uint32 {
+	if x != nil {
+		return x.HstsMaxAgeSeconds
+	}
+	return 0
+}
+
+func (x *EdgeTLSOptions) GetHstsIncludeSubdomains() bool {
+	if x != nil {
+		return x.HstsIncludeSubdomains
+	}
+	return false
+}
+
 // Route is a named RouteSpec.
 type Route struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -498,7 +582,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_cc_v1_edge_proto_msgTypes[4]
+	mi := &file_cc_v1_edge_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -510,7 +594,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[4]
+	mi := &file_cc_v1_edge_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -523,7 +607,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{4}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Route) GetName() string {
@@ -588,7 +672,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_cc_v1_edge_proto_msgTypes[5]
+	mi := &file_cc_v1_edge_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -600,7 +684,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[5]
+	mi := &file_cc_v1_edge_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -613,7 +697,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{5}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Endpoint) GetId() string {
@@ -662,7 +746,7 @@ type CreateRouteRequest struct {
 
 func (x *CreateRouteRequest) Reset() {
 	*x = CreateRouteRequest{}
-	mi := &file_cc_v1_edge_proto_msgTypes[6]
+	mi := &file_cc_v1_edge_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -674,7 +758,7 @@ func (x *CreateRouteRequest) String() string {
 func (*CreateRouteRequest) ProtoMessage() {}
 
 func (x *CreateRouteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[6]
+	mi := &file_cc_v1_edge_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -687,7 +771,7 @@ func (x *CreateRouteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRouteRequest.ProtoReflect.Descriptor instead.
 func (*CreateRouteRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{6}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CreateRouteRequest) GetName() string {
@@ -714,7 +798,7 @@ type CreateRouteResponse struct {
 
 func (x *CreateRouteResponse) Reset() {
 	*x = CreateRouteResponse{}
-	mi := &file_cc_v1_edge_proto_msgTypes[7]
+	mi := &file_cc_v1_edge_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -726,7 +810,7 @@ func (x *CreateRouteResponse) String() string {
 func (*CreateRouteResponse) ProtoMessage() {}
 
 func (x *CreateRouteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[7]
+	mi := &file_cc_v1_edge_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -739,7 +823,7 @@ func (x *CreateRouteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRouteResponse.ProtoReflect.Descriptor instead.
 func (*CreateRouteResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{7}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateRouteResponse) GetRoute() *Route {
@@ -762,7 +846,7 @@ type UpdateRouteRequest struct {
 
 func (x *UpdateRouteRequest) Reset() {
 	*x = UpdateRouteRequest{}
-	mi := &file_cc_v1_edge_proto_msgTypes[8]
+	mi := &file_cc_v1_edge_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -774,7 +858,7 @@ func (x *UpdateRouteRequest) String() string {
 func (*UpdateRouteRequest) ProtoMessage() {}
 
 func (x *UpdateRouteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[8]
+	mi := &file_cc_v1_edge_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -787,7 +871,7 @@ func (x *UpdateRouteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRouteRequest.ProtoReflect.Descriptor instead.
 func (*UpdateRouteRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{8}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *UpdateRouteRequest) GetName() string {
@@ -821,7 +905,7 @@ type UpdateRouteResponse struct {
 
 func (x *UpdateRouteResponse) Reset() {
 	*x = UpdateRouteResponse{}
-	mi := &file_cc_v1_edge_proto_msgTypes[9]
+	mi := &file_cc_v1_edge_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -833,7 +917,7 @@ func (x *UpdateRouteResponse) String() string {
 func (*UpdateRouteResponse) ProtoMessage() {}
 
 func (x *UpdateRouteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[9]
+	mi := &file_cc_v1_edge_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -846,7 +930,7 @@ func (x *UpdateRouteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRouteResponse.ProtoReflect.Descriptor instead.
 func (*UpdateRouteResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{9}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *UpdateRouteResponse) GetRoute() *Route {
@@ -866,7 +950,7 @@ type GetRouteRequest struct {
 
 func (x *GetRouteRequest) Reset() {
 	*x = GetRouteRequest{}
-	mi := &file_cc_v1_edge_proto_msgTypes[10]
+	mi := &file_cc_v1_edge_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -878,7 +962,7 @@ func (x *GetRouteRequest) String() string {
 func (*GetRouteRequest) ProtoMessage() {}
 
 func (x *GetRouteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[10]
+	mi := &file_cc_v1_edge_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -891,7 +975,7 @@ func (x *GetRouteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRouteRequest.ProtoReflect.Descriptor instead.
 func (*GetRouteRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{10}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetRouteRequest) GetName() string {
@@ -911,7 +995,7 @@ type GetRouteResponse struct {
 
 func (x *GetRouteResponse) Reset() {
 	*x = GetRouteResponse{}
-	mi := &file_cc_v1_edge_proto_msgTypes[11]
+	mi := &file_cc_v1_edge_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -923,7 +1007,7 @@ func (x *GetRouteResponse) String() string {
 func (*GetRouteResponse) ProtoMessage() {}
 
 func (x *GetRouteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[11]
+	mi := &file_cc_v1_edge_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -936,7 +1020,7 @@ func (x *GetRouteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRouteResponse.ProtoReflect.Descriptor instead.
 func (*GetRouteResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{11}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetRouteResponse) GetRoute() *Route {
@@ -955,7 +1039,7 @@ type ListRoutesRequest struct {
 
 func (x *ListRoutesRequest) Reset() {
 	*x = ListRoutesRequest{}
-	mi := &file_cc_v1_edge_proto_msgTypes[12]
+	mi := &file_cc_v1_edge_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -967,7 +1051,7 @@ func (x *ListRoutesRequest) String() string {
 func (*ListRoutesRequest) ProtoMessage() {}
 
 func (x *ListRoutesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[12]
+	mi := &file_cc_v1_edge_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -980,7 +1064,7 @@ func (x *ListRoutesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRoutesRequest.ProtoReflect.Descriptor instead.
 func (*ListRoutesRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{12}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{13}
 }
 
 // ListRoutesResponse lists the routes by name.
@@ -993,7 +1077,7 @@ type ListRoutesResponse struct {
 
 func (x *ListRoutesResponse) Reset() {
 	*x = ListRoutesResponse{}
-	mi := &file_cc_v1_edge_proto_msgTypes[13]
+	mi := &file_cc_v1_edge_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1005,7 +1089,7 @@ func (x *ListRoutesResponse) String() string {
 func (*ListRoutesResponse) ProtoMessage() {}
 
 func (x *ListRoutesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[13]
+	mi := &file_cc_v1_edge_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1018,7 +1102,7 @@ func (x *ListRoutesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRoutesResponse.ProtoReflect.Descriptor instead.
 func (*ListRoutesResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{13}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListRoutesResponse) GetRoutes() []*Route {
@@ -1038,7 +1122,7 @@ type RemoveRouteRequest struct {
 
 func (x *RemoveRouteRequest) Reset() {
 	*x = RemoveRouteRequest{}
-	mi := &file_cc_v1_edge_proto_msgTypes[14]
+	mi := &file_cc_v1_edge_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1050,7 +1134,7 @@ func (x *RemoveRouteRequest) String() string {
 func (*RemoveRouteRequest) ProtoMessage() {}
 
 func (x *RemoveRouteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[14]
+	mi := &file_cc_v1_edge_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1063,7 +1147,7 @@ func (x *RemoveRouteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRouteRequest.ProtoReflect.Descriptor instead.
 func (*RemoveRouteRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{14}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RemoveRouteRequest) GetName() string {
@@ -1082,7 +1166,7 @@ type RemoveRouteResponse struct {
 
 func (x *RemoveRouteResponse) Reset() {
 	*x = RemoveRouteResponse{}
-	mi := &file_cc_v1_edge_proto_msgTypes[15]
+	mi := &file_cc_v1_edge_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1094,7 +1178,7 @@ func (x *RemoveRouteResponse) String() string {
 func (*RemoveRouteResponse) ProtoMessage() {}
 
 func (x *RemoveRouteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[15]
+	mi := &file_cc_v1_edge_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1107,7 +1191,7 @@ func (x *RemoveRouteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRouteResponse.ProtoReflect.Descriptor instead.
 func (*RemoveRouteResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{15}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{16}
 }
 
 // ApplyRoutesRequest is the whole desired content of a set.
@@ -1123,7 +1207,7 @@ type ApplyRoutesRequest struct {
 
 func (x *ApplyRoutesRequest) Reset() {
 	*x = ApplyRoutesRequest{}
-	mi := &file_cc_v1_edge_proto_msgTypes[16]
+	mi := &file_cc_v1_edge_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1135,7 +1219,7 @@ func (x *ApplyRoutesRequest) String() string {
 func (*ApplyRoutesRequest) ProtoMessage() {}
 
 func (x *ApplyRoutesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[16]
+	mi := &file_cc_v1_edge_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1148,7 +1232,7 @@ func (x *ApplyRoutesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRoutesRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRoutesRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{16}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ApplyRoutesRequest) GetSet() string {
@@ -1185,7 +1269,7 @@ type ApplyRoutesResponse struct {
 
 func (x *ApplyRoutesResponse) Reset() {
 	*x = ApplyRoutesResponse{}
-	mi := &file_cc_v1_edge_proto_msgTypes[17]
+	mi := &file_cc_v1_edge_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1197,7 +1281,7 @@ func (x *ApplyRoutesResponse) String() string {
 func (*ApplyRoutesResponse) ProtoMessage() {}
 
 func (x *ApplyRoutesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[17]
+	mi := &file_cc_v1_edge_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1210,7 +1294,7 @@ func (x *ApplyRoutesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRoutesResponse.ProtoReflect.Descriptor instead.
 func (*ApplyRoutesResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{17}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ApplyRoutesResponse) GetCreated() []string {
@@ -1256,14 +1340,15 @@ type SiteSpec struct {
 	CacheControl string `protobuf:"bytes,4,opt,name=cache_control,json=cacheControl,proto3" json:"cache_control,omitempty"`
 	// not_found is a file of the site served with status 404 when no file
 	// matches (empty: a plain 404).
-	NotFound      string `protobuf:"bytes,5,opt,name=not_found,json=notFound,proto3" json:"not_found,omitempty"`
+	NotFound      string          `protobuf:"bytes,5,opt,name=not_found,json=notFound,proto3" json:"not_found,omitempty"`
+	Tls           *EdgeTLSOptions `protobuf:"bytes,6,opt,name=tls,proto3" json:"tls,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SiteSpec) Reset() {
 	*x = SiteSpec{}
-	mi := &file_cc_v1_edge_proto_msgTypes[18]
+	mi := &file_cc_v1_edge_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1275,7 +1360,7 @@ func (x *SiteSpec) String() string {
 func (*SiteSpec) ProtoMessage() {}
 
 func (x *SiteSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[18]
+	mi := &file_cc_v1_edge_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1288,7 +1373,7 @@ func (x *SiteSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteSpec.ProtoReflect.Descriptor instead.
 func (*SiteSpec) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{18}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SiteSpec) GetHosts() []string {
@@ -1326,6 +1411,13 @@ func (x *SiteSpec) GetNotFound() string {
 	return ""
 }
 
+func (x *SiteSpec) GetTls() *EdgeTLSOptions {
+	if x != nil {
+		return x.Tls
+	}
+	return nil
+}
+
 // SiteVersion is one deployed bundle of a site.
 type SiteVersion struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -1343,7 +1435,7 @@ type SiteVersion struct {
 
 func (x *SiteVersion) Reset() {
 	*x = SiteVersion{}
-	mi := &file_cc_v1_edge_proto_msgTypes[19]
+	mi := &file_cc_v1_edge_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1355,7 +1447,7 @@ func (x *SiteVersion) String() string {
 func (*SiteVersion) ProtoMessage() {}
 
 func (x *SiteVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[19]
+	mi := &file_cc_v1_edge_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1368,7 +1460,7 @@ func (x *SiteVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteVersion.ProtoReflect.Descriptor instead.
 func (*SiteVersion) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{19}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SiteVersion) GetVersion() uint32 {
@@ -1430,7 +1522,7 @@ type Site struct {
 
 func (x *Site) Reset() {
 	*x = Site{}
-	mi := &file_cc_v1_edge_proto_msgTypes[20]
+	mi := &file_cc_v1_edge_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1442,7 +1534,7 @@ func (x *Site) String() string {
 func (*Site) ProtoMessage() {}
 
 func (x *Site) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[20]
+	mi := &file_cc_v1_edge_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1455,7 +1547,7 @@ func (x *Site) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Site.ProtoReflect.Descriptor instead.
 func (*Site) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{20}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Site) GetName() string {
@@ -1515,7 +1607,7 @@ type DeploySiteRequest struct {
 
 func (x *DeploySiteRequest) Reset() {
 	*x = DeploySiteRequest{}
-	mi := &file_cc_v1_edge_proto_msgTypes[21]
+	mi := &file_cc_v1_edge_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1527,7 +1619,7 @@ func (x *DeploySiteRequest) String() string {
 func (*DeploySiteRequest) ProtoMessage() {}
 
 func (x *DeploySiteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[21]
+	mi := &file_cc_v1_edge_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1540,7 +1632,7 @@ func (x *DeploySiteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeploySiteRequest.ProtoReflect.Descriptor instead.
 func (*DeploySiteRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{21}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DeploySiteRequest) GetMsg() isDeploySiteRequest_Msg {
@@ -1599,7 +1691,7 @@ type DeploySiteHeader struct {
 
 func (x *DeploySiteHeader) Reset() {
 	*x = DeploySiteHeader{}
-	mi := &file_cc_v1_edge_proto_msgTypes[22]
+	mi := &file_cc_v1_edge_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1611,7 +1703,7 @@ func (x *DeploySiteHeader) String() string {
 func (*DeploySiteHeader) ProtoMessage() {}
 
 func (x *DeploySiteHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[22]
+	mi := &file_cc_v1_edge_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1624,7 +1716,7 @@ func (x *DeploySiteHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeploySiteHeader.ProtoReflect.Descriptor instead.
 func (*DeploySiteHeader) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{22}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DeploySiteHeader) GetName() string {
@@ -1665,7 +1757,7 @@ type DeploySiteResponse struct {
 
 func (x *DeploySiteResponse) Reset() {
 	*x = DeploySiteResponse{}
-	mi := &file_cc_v1_edge_proto_msgTypes[23]
+	mi := &file_cc_v1_edge_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1677,7 +1769,7 @@ func (x *DeploySiteResponse) String() string {
 func (*DeploySiteResponse) ProtoMessage() {}
 
 func (x *DeploySiteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[23]
+	mi := &file_cc_v1_edge_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1690,7 +1782,7 @@ func (x *DeploySiteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeploySiteResponse.ProtoReflect.Descriptor instead.
 func (*DeploySiteResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{23}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DeploySiteResponse) GetSite() *Site {
@@ -1710,7 +1802,7 @@ type GetSiteRequest struct {
 
 func (x *GetSiteRequest) Reset() {
 	*x = GetSiteRequest{}
-	mi := &file_cc_v1_edge_proto_msgTypes[24]
+	mi := &file_cc_v1_edge_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1722,7 +1814,7 @@ func (x *GetSiteRequest) String() string {
 func (*GetSiteRequest) ProtoMessage() {}
 
 func (x *GetSiteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[24]
+	mi := &file_cc_v1_edge_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1735,7 +1827,7 @@ func (x *GetSiteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSiteRequest.ProtoReflect.Descriptor instead.
 func (*GetSiteRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{24}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetSiteRequest) GetName() string {
@@ -1755,7 +1847,7 @@ type GetSiteResponse struct {
 
 func (x *GetSiteResponse) Reset() {
 	*x = GetSiteResponse{}
-	mi := &file_cc_v1_edge_proto_msgTypes[25]
+	mi := &file_cc_v1_edge_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1767,7 +1859,7 @@ func (x *GetSiteResponse) String() string {
 func (*GetSiteResponse) ProtoMessage() {}
 
 func (x *GetSiteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[25]
+	mi := &file_cc_v1_edge_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1780,7 +1872,7 @@ func (x *GetSiteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSiteResponse.ProtoReflect.Descriptor instead.
 func (*GetSiteResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{25}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetSiteResponse) GetSite() *Site {
@@ -1799,7 +1891,7 @@ type ListSitesRequest struct {
 
 func (x *ListSitesRequest) Reset() {
 	*x = ListSitesRequest{}
-	mi := &file_cc_v1_edge_proto_msgTypes[26]
+	mi := &file_cc_v1_edge_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1811,7 +1903,7 @@ func (x *ListSitesRequest) String() string {
 func (*ListSitesRequest) ProtoMessage() {}
 
 func (x *ListSitesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[26]
+	mi := &file_cc_v1_edge_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1824,7 +1916,7 @@ func (x *ListSitesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSitesRequest.ProtoReflect.Descriptor instead.
 func (*ListSitesRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{26}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{27}
 }
 
 // ListSitesResponse lists the sites by name.
@@ -1837,7 +1929,7 @@ type ListSitesResponse struct {
 
 func (x *ListSitesResponse) Reset() {
 	*x = ListSitesResponse{}
-	mi := &file_cc_v1_edge_proto_msgTypes[27]
+	mi := &file_cc_v1_edge_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1849,7 +1941,7 @@ func (x *ListSitesResponse) String() string {
 func (*ListSitesResponse) ProtoMessage() {}
 
 func (x *ListSitesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[27]
+	mi := &file_cc_v1_edge_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1862,7 +1954,7 @@ func (x *ListSitesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSitesResponse.ProtoReflect.Descriptor instead.
 func (*ListSitesResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{27}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListSitesResponse) GetSites() []*Site {
@@ -1884,7 +1976,7 @@ type RollbackSiteRequest struct {
 
 func (x *RollbackSiteRequest) Reset() {
 	*x = RollbackSiteRequest{}
-	mi := &file_cc_v1_edge_proto_msgTypes[28]
+	mi := &file_cc_v1_edge_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1896,7 +1988,7 @@ func (x *RollbackSiteRequest) String() string {
 func (*RollbackSiteRequest) ProtoMessage() {}
 
 func (x *RollbackSiteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[28]
+	mi := &file_cc_v1_edge_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1909,7 +2001,7 @@ func (x *RollbackSiteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackSiteRequest.ProtoReflect.Descriptor instead.
 func (*RollbackSiteRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{28}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RollbackSiteRequest) GetName() string {
@@ -1936,7 +2028,7 @@ type RollbackSiteResponse struct {
 
 func (x *RollbackSiteResponse) Reset() {
 	*x = RollbackSiteResponse{}
-	mi := &file_cc_v1_edge_proto_msgTypes[29]
+	mi := &file_cc_v1_edge_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1948,7 +2040,7 @@ func (x *RollbackSiteResponse) String() string {
 func (*RollbackSiteResponse) ProtoMessage() {}
 
 func (x *RollbackSiteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[29]
+	mi := &file_cc_v1_edge_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1961,7 +2053,7 @@ func (x *RollbackSiteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackSiteResponse.ProtoReflect.Descriptor instead.
 func (*RollbackSiteResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{29}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RollbackSiteResponse) GetSite() *Site {
@@ -1981,7 +2073,7 @@ type RemoveSiteRequest struct {
 
 func (x *RemoveSiteRequest) Reset() {
 	*x = RemoveSiteRequest{}
-	mi := &file_cc_v1_edge_proto_msgTypes[30]
+	mi := &file_cc_v1_edge_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1993,7 +2085,7 @@ func (x *RemoveSiteRequest) String() string {
 func (*RemoveSiteRequest) ProtoMessage() {}
 
 func (x *RemoveSiteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[30]
+	mi := &file_cc_v1_edge_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2006,7 +2098,7 @@ func (x *RemoveSiteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveSiteRequest.ProtoReflect.Descriptor instead.
 func (*RemoveSiteRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{30}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RemoveSiteRequest) GetName() string {
@@ -2025,7 +2117,7 @@ type RemoveSiteResponse struct {
 
 func (x *RemoveSiteResponse) Reset() {
 	*x = RemoveSiteResponse{}
-	mi := &file_cc_v1_edge_proto_msgTypes[31]
+	mi := &file_cc_v1_edge_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2037,7 +2129,7 @@ func (x *RemoveSiteResponse) String() string {
 func (*RemoveSiteResponse) ProtoMessage() {}
 
 func (x *RemoveSiteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[31]
+	mi := &file_cc_v1_edge_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2050,7 +2142,7 @@ func (x *RemoveSiteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveSiteResponse.ProtoReflect.Descriptor instead.
 func (*RemoveSiteResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{31}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{32}
 }
 
 // EdgeUpdate is the edge configuration on an agent's session: a full set
@@ -2071,7 +2163,7 @@ type EdgeUpdate struct {
 
 func (x *EdgeUpdate) Reset() {
 	*x = EdgeUpdate{}
-	mi := &file_cc_v1_edge_proto_msgTypes[32]
+	mi := &file_cc_v1_edge_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2083,7 +2175,7 @@ func (x *EdgeUpdate) String() string {
 func (*EdgeUpdate) ProtoMessage() {}
 
 func (x *EdgeUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[32]
+	mi := &file_cc_v1_edge_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2096,7 +2188,7 @@ func (x *EdgeUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EdgeUpdate.ProtoReflect.Descriptor instead.
 func (*EdgeUpdate) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{32}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *EdgeUpdate) GetSeq() uint64 {
@@ -2156,14 +2248,19 @@ type EdgeConfig struct {
 	// relays are this node's tasks that routes send to: the agent relays
 	// each (container port) from a port of the node's address, and reports
 	// it in the task's status.
-	Relays        []*Relay `protobuf:"bytes,3,rep,name=relays,proto3" json:"relays,omitempty"`
+	Relays []*Relay `protobuf:"bytes,3,rep,name=relays,proto3" json:"relays,omitempty"`
+	// certs are the certificates with their keys (edge nodes only).
+	Certs []*EdgeCert `protobuf:"bytes,4,rep,name=certs,proto3" json:"certs,omitempty"`
+	// challenges are the ACME challenges every edge node answers now.
+	Challenges    []*ACMEChallenge `protobuf:"bytes,5,rep,name=challenges,proto3" json:"challenges,omitempty"`
+	Tls           *EdgeTLSSettings `protobuf:"bytes,6,opt,name=tls,proto3" json:"tls,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EdgeConfig) Reset() {
 	*x = EdgeConfig{}
-	mi := &file_cc_v1_edge_proto_msgTypes[33]
+	mi := &file_cc_v1_edge_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2175,7 +2272,7 @@ func (x *EdgeConfig) String() string {
 func (*EdgeConfig) ProtoMessage() {}
 
 func (x *EdgeConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[33]
+	mi := &file_cc_v1_edge_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2188,7 +2285,7 @@ func (x *EdgeConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EdgeConfig.ProtoReflect.Descriptor instead.
 func (*EdgeConfig) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{33}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *EdgeConfig) GetRoutes() []*EdgeRoute {
@@ -2212,6 +2309,251 @@ func (x *EdgeConfig) GetRelays() []*Relay {
 	return nil
 }
 
+func (x *EdgeConfig) GetCerts() []*EdgeCert {
+	if x != nil {
+		return x.Certs
+	}
+	return nil
+}
+
+func (x *EdgeConfig) GetChallenges() []*ACMEChallenge {
+	if x != nil {
+		return x.Challenges
+	}
+	return nil
+}
+
+func (x *EdgeConfig) GetTls() *EdgeTLSSettings {
+	if x != nil {
+		return x.Tls
+	}
+	return nil
+}
+
+// EdgeCert is a certificate as an edge node serves it.
+type EdgeCert struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// hosts are the leaf's DNS names (exact or "*.example.com").
+	Hosts         []string `protobuf:"bytes,2,rep,name=hosts,proto3" json:"hosts,omitempty"`
+	ChainPem      []byte   `protobuf:"bytes,3,opt,name=chain_pem,json=chainPem,proto3" json:"chain_pem,omitempty"`
+	KeyPem        []byte   `protobuf:"bytes,4,opt,name=key_pem,json=keyPem,proto3" json:"key_pem,omitempty"`
+	Version       uint64   `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EdgeCert) Reset() {
+	*x = EdgeCert{}
+	mi := &file_cc_v1_edge_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EdgeCert) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EdgeCert) ProtoMessage() {}
+
+func (x *EdgeCert) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_edge_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EdgeCert.ProtoReflect.Descriptor instead.
+func (*EdgeCert) Descriptor() ([]byte, []int) {
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *EdgeCert) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *EdgeCert) GetHosts() []string {
+	if x != nil {
+		return x.Hosts
+	}
+	return nil
+}
+
+func (x *EdgeCert) GetChainPem() []byte {
+	if x != nil {
+		return x.ChainPem
+	}
+	return nil
+}
+
+func (x *EdgeCert) GetKeyPem() []byte {
+	if x != nil {
+		return x.KeyPem
+	}
+	return nil
+}
+
+func (x *EdgeCert) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// ACMEChallenge is a pending ACME challenge. HTTP-01: answer
+// GET /.well-known/acme-challenge/{token} for host with key_authorization.
+// TLS-ALPN-01: answer a handshake for host offering only "acme-tls/1" with
+// cert_pem and key_pem.
+type ACMEChallenge struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// type is "http-01" or "tls-alpn-01".
+	Type             string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	Host             string `protobuf:"bytes,2,opt,name=host,proto3" json:"host,omitempty"`
+	Token            string `protobuf:"bytes,3,opt,name=token,proto3" json:"token,omitempty"`
+	KeyAuthorization string `protobuf:"bytes,4,opt,name=key_authorization,json=keyAuthorization,proto3" json:"key_authorization,omitempty"`
+	CertPem          []byte `protobuf:"bytes,5,opt,name=cert_pem,json=certPem,proto3" json:"cert_pem,omitempty"`
+	KeyPem           []byte `protobuf:"bytes,6,opt,name=key_pem,json=keyPem,proto3" json:"key_pem,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ACMEChallenge) Reset() {
+	*x = ACMEChallenge{}
+	mi := &file_cc_v1_edge_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ACMEChallenge) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ACMEChallenge) ProtoMessage() {}
+
+func (x *ACMEChallenge) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_edge_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ACMEChallenge.ProtoReflect.Descriptor instead.
+func (*ACMEChallenge) Descriptor() ([]byte, []int) {
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ACMEChallenge) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *ACMEChallenge) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *ACMEChallenge) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *ACMEChallenge) GetKeyAuthorization() string {
+	if x != nil {
+		return x.KeyAuthorization
+	}
+	return ""
+}
+
+func (x *ACMEChallenge) GetCertPem() []byte {
+	if x != nil {
+		return x.CertPem
+	}
+	return nil
+}
+
+func (x *ACMEChallenge) GetKeyPem() []byte {
+	if x != nil {
+		return x.KeyPem
+	}
+	return nil
+}
+
+// EdgeTLSSettings are the cluster's HTTPS settings every edge node uses.
+type EdgeTLSSettings struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// http3 serves HTTP/3 on the HTTPS port's UDP twin and announces it
+	// with Alt-Svc.
+	Http3 bool `protobuf:"varint,1,opt,name=http3,proto3" json:"http3,omitempty"`
+	// default_cert is the certificate for a handshake whose name no
+	// certificate covers (empty: the handshake fails).
+	DefaultCert   string `protobuf:"bytes,2,opt,name=default_cert,json=defaultCert,proto3" json:"default_cert,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EdgeTLSSettings) Reset() {
+	*x = EdgeTLSSettings{}
+	mi := &file_cc_v1_edge_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EdgeTLSSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EdgeTLSSettings) ProtoMessage() {}
+
+func (x *EdgeTLSSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_edge_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EdgeTLSSettings.ProtoReflect.Descriptor instead.
+func (*EdgeTLSSettings) Descriptor() ([]byte, []int) {
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *EdgeTLSSettings) GetHttp3() bool {
+	if x != nil {
+		return x.Http3
+	}
+	return false
+}
+
+func (x *EdgeTLSSettings) GetDefaultCert() string {
+	if x != nil {
+		return x.DefaultCert
+	}
+	return ""
+}
+
 // EdgeChanges updates some routes and sites and removes others; relays,
 // when set_relays, replaces the node's whole relay set.
 type EdgeChanges struct {
@@ -2222,13 +2564,20 @@ type EdgeChanges struct {
 	RemovedSites  []string               `protobuf:"bytes,4,rep,name=removed_sites,json=removedSites,proto3" json:"removed_sites,omitempty"`
 	Relays        []*Relay               `protobuf:"bytes,5,rep,name=relays,proto3" json:"relays,omitempty"`
 	SetRelays     bool                   `protobuf:"varint,6,opt,name=set_relays,json=setRelays,proto3" json:"set_relays,omitempty"`
+	UpdatedCerts  []*EdgeCert            `protobuf:"bytes,7,rep,name=updated_certs,json=updatedCerts,proto3" json:"updated_certs,omitempty"`
+	RemovedCerts  []string               `protobuf:"bytes,8,rep,name=removed_certs,json=removedCerts,proto3" json:"removed_certs,omitempty"`
+	// challenges, when set_challenges, replaces the whole set.
+	Challenges    []*ACMEChallenge `protobuf:"bytes,9,rep,name=challenges,proto3" json:"challenges,omitempty"`
+	SetChallenges bool             `protobuf:"varint,10,opt,name=set_challenges,json=setChallenges,proto3" json:"set_challenges,omitempty"`
+	// tls, when set, replaces the settings.
+	Tls           *EdgeTLSSettings `protobuf:"bytes,11,opt,name=tls,proto3" json:"tls,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EdgeChanges) Reset() {
 	*x = EdgeChanges{}
-	mi := &file_cc_v1_edge_proto_msgTypes[34]
+	mi := &file_cc_v1_edge_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2240,7 +2589,7 @@ func (x *EdgeChanges) String() string {
 func (*EdgeChanges) ProtoMessage() {}
 
 func (x *EdgeChanges) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[34]
+	mi := &file_cc_v1_edge_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2253,7 +2602,7 @@ func (x *EdgeChanges) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EdgeChanges.ProtoReflect.Descriptor instead.
 func (*EdgeChanges) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{34}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *EdgeChanges) GetUpdatedRoutes() []*EdgeRoute {
@@ -2298,6 +2647,41 @@ func (x *EdgeChanges) GetSetRelays() bool {
 	return false
 }
 
+func (x *EdgeChanges) GetUpdatedCerts() []*EdgeCert {
+	if x != nil {
+		return x.UpdatedCerts
+	}
+	return nil
+}
+
+func (x *EdgeChanges) GetRemovedCerts() []string {
+	if x != nil {
+		return x.RemovedCerts
+	}
+	return nil
+}
+
+func (x *EdgeChanges) GetChallenges() []*ACMEChallenge {
+	if x != nil {
+		return x.Challenges
+	}
+	return nil
+}
+
+func (x *EdgeChanges) GetSetChallenges() bool {
+	if x != nil {
+		return x.SetChallenges
+	}
+	return false
+}
+
+func (x *EdgeChanges) GetTls() *EdgeTLSSettings {
+	if x != nil {
+		return x.Tls
+	}
+	return nil
+}
+
 // EdgeRoute is a route as an edge node serves it.
 type EdgeRoute struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -2312,7 +2696,7 @@ type EdgeRoute struct {
 
 func (x *EdgeRoute) Reset() {
 	*x = EdgeRoute{}
-	mi := &file_cc_v1_edge_proto_msgTypes[35]
+	mi := &file_cc_v1_edge_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2324,7 +2708,7 @@ func (x *EdgeRoute) String() string {
 func (*EdgeRoute) ProtoMessage() {}
 
 func (x *EdgeRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[35]
+	mi := &file_cc_v1_edge_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2337,7 +2721,7 @@ func (x *EdgeRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EdgeRoute.ProtoReflect.Descriptor instead.
 func (*EdgeRoute) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{35}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *EdgeRoute) GetName() string {
@@ -2381,7 +2765,7 @@ type EdgeSite struct {
 
 func (x *EdgeSite) Reset() {
 	*x = EdgeSite{}
-	mi := &file_cc_v1_edge_proto_msgTypes[36]
+	mi := &file_cc_v1_edge_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2393,7 +2777,7 @@ func (x *EdgeSite) String() string {
 func (*EdgeSite) ProtoMessage() {}
 
 func (x *EdgeSite) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[36]
+	mi := &file_cc_v1_edge_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2406,7 +2790,7 @@ func (x *EdgeSite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EdgeSite.ProtoReflect.Descriptor instead.
 func (*EdgeSite) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{36}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *EdgeSite) GetName() string {
@@ -2448,7 +2832,7 @@ type Relay struct {
 
 func (x *Relay) Reset() {
 	*x = Relay{}
-	mi := &file_cc_v1_edge_proto_msgTypes[37]
+	mi := &file_cc_v1_edge_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2460,7 +2844,7 @@ func (x *Relay) String() string {
 func (*Relay) ProtoMessage() {}
 
 func (x *Relay) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[37]
+	mi := &file_cc_v1_edge_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2473,7 +2857,7 @@ func (x *Relay) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Relay.ProtoReflect.Descriptor instead.
 func (*Relay) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{37}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Relay) GetContainerId() string {
@@ -2502,7 +2886,7 @@ type PortRelay struct {
 
 func (x *PortRelay) Reset() {
 	*x = PortRelay{}
-	mi := &file_cc_v1_edge_proto_msgTypes[38]
+	mi := &file_cc_v1_edge_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2514,7 +2898,7 @@ func (x *PortRelay) String() string {
 func (*PortRelay) ProtoMessage() {}
 
 func (x *PortRelay) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[38]
+	mi := &file_cc_v1_edge_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2527,7 +2911,7 @@ func (x *PortRelay) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortRelay.ProtoReflect.Descriptor instead.
 func (*PortRelay) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{38}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *PortRelay) GetContainerPort() uint32 {
@@ -2561,7 +2945,7 @@ const file_cc_v1_edge_proto_rawDesc = "" +
 	"\tRateLimit\x12\x1d\n" +
 	"\n" +
 	"per_second\x18\x01 \x01(\x01R\tperSecond\x12\x14\n" +
-	"\x05burst\x18\x02 \x01(\rR\x05burst\"\xb3\x06\n" +
+	"\x05burst\x18\x02 \x01(\rR\x05burst\"\xdc\x06\n" +
 	"\tRouteSpec\x12\x14\n" +
 	"\x05hosts\x18\x01 \x03(\tR\x05hosts\x12\x1f\n" +
 	"\vpath_prefix\x18\x02 \x01(\tR\n" +
@@ -2584,13 +2968,20 @@ const file_cc_v1_edge_proto_rawDesc = "" +
 	"\fcors_origins\x18\x0f \x03(\tR\vcorsOrigins\x12/\n" +
 	"\n" +
 	"rate_limit\x18\x10 \x01(\v2\x10.cc.v1.RateLimitR\trateLimit\x12\x10\n" +
-	"\x03set\x18\x11 \x01(\tR\x03set\x1a;\n" +
+	"\x03set\x18\x11 \x01(\tR\x03set\x12'\n" +
+	"\x03tls\x18\x12 \x01(\v2\x15.cc.v1.EdgeTLSOptionsR\x03tls\x1a;\n" +
 	"\rHeaderUpEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a=\n" +
 	"\x0fHeaderDownEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x80\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xae\x01\n" +
+	"\x0eEdgeTLSOptions\x12\x12\n" +
+	"\x04cert\x18\x01 \x01(\tR\x04cert\x12\x1f\n" +
+	"\vno_redirect\x18\x02 \x01(\bR\n" +
+	"noRedirect\x12/\n" +
+	"\x14hsts_max_age_seconds\x18\x03 \x01(\rR\x11hstsMaxAgeSeconds\x126\n" +
+	"\x17hsts_include_subdomains\x18\x04 \x01(\bR\x15hstsIncludeSubdomains\"\x80\x02\n" +
 	"\x05Route\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12$\n" +
 	"\x04spec\x18\x02 \x01(\v2\x10.cc.v1.RouteSpecR\x04spec\x12\x18\n" +
@@ -2635,14 +3026,15 @@ const file_cc_v1_edge_proto_rawDesc = "" +
 	"\acreated\x18\x01 \x03(\tR\acreated\x12\x18\n" +
 	"\aupdated\x18\x02 \x03(\tR\aupdated\x12\x18\n" +
 	"\aremoved\x18\x03 \x03(\tR\aremoved\x12\x1c\n" +
-	"\tunchanged\x18\x04 \x03(\tR\tunchanged\"\x95\x01\n" +
+	"\tunchanged\x18\x04 \x03(\tR\tunchanged\"\xbe\x01\n" +
 	"\bSiteSpec\x12\x14\n" +
 	"\x05hosts\x18\x01 \x03(\tR\x05hosts\x12\x1f\n" +
 	"\vpath_prefix\x18\x02 \x01(\tR\n" +
 	"pathPrefix\x12\x10\n" +
 	"\x03spa\x18\x03 \x01(\bR\x03spa\x12#\n" +
 	"\rcache_control\x18\x04 \x01(\tR\fcacheControl\x12\x1b\n" +
-	"\tnot_found\x18\x05 \x01(\tR\bnotFound\"\xe5\x01\n" +
+	"\tnot_found\x18\x05 \x01(\tR\bnotFound\x12'\n" +
+	"\x03tls\x18\x06 \x01(\v2\x15.cc.v1.EdgeTLSOptionsR\x03tls\"\xe5\x01\n" +
 	"\vSiteVersion\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12#\n" +
 	"\rbundle_digest\x18\x02 \x01(\tR\fbundleDigest\x12\x1f\n" +
@@ -2692,12 +3084,33 @@ const file_cc_v1_edge_proto_rawDesc = "" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12'\n" +
 	"\x04full\x18\x02 \x01(\v2\x11.cc.v1.EdgeConfigH\x00R\x04full\x12.\n" +
 	"\achanges\x18\x03 \x01(\v2\x12.cc.v1.EdgeChangesH\x00R\achangesB\x05\n" +
-	"\x03msg\"\x83\x01\n" +
+	"\x03msg\"\x8a\x02\n" +
 	"\n" +
 	"EdgeConfig\x12(\n" +
 	"\x06routes\x18\x01 \x03(\v2\x10.cc.v1.EdgeRouteR\x06routes\x12%\n" +
 	"\x05sites\x18\x02 \x03(\v2\x0f.cc.v1.EdgeSiteR\x05sites\x12$\n" +
-	"\x06relays\x18\x03 \x03(\v2\f.cc.v1.RelayR\x06relays\"\x8d\x02\n" +
+	"\x06relays\x18\x03 \x03(\v2\f.cc.v1.RelayR\x06relays\x12%\n" +
+	"\x05certs\x18\x04 \x03(\v2\x0f.cc.v1.EdgeCertR\x05certs\x124\n" +
+	"\n" +
+	"challenges\x18\x05 \x03(\v2\x14.cc.v1.ACMEChallengeR\n" +
+	"challenges\x12(\n" +
+	"\x03tls\x18\x06 \x01(\v2\x16.cc.v1.EdgeTLSSettingsR\x03tls\"\x84\x01\n" +
+	"\bEdgeCert\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05hosts\x18\x02 \x03(\tR\x05hosts\x12\x1b\n" +
+	"\tchain_pem\x18\x03 \x01(\fR\bchainPem\x12\x17\n" +
+	"\akey_pem\x18\x04 \x01(\fR\x06keyPem\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\x04R\aversion\"\xae\x01\n" +
+	"\rACMEChallenge\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
+	"\x04host\x18\x02 \x01(\tR\x04host\x12\x14\n" +
+	"\x05token\x18\x03 \x01(\tR\x05token\x12+\n" +
+	"\x11key_authorization\x18\x04 \x01(\tR\x10keyAuthorization\x12\x19\n" +
+	"\bcert_pem\x18\x05 \x01(\fR\acertPem\x12\x17\n" +
+	"\akey_pem\x18\x06 \x01(\fR\x06keyPem\"J\n" +
+	"\x0fEdgeTLSSettings\x12\x14\n" +
+	"\x05http3\x18\x01 \x01(\bR\x05http3\x12!\n" +
+	"\fdefault_cert\x18\x02 \x01(\tR\vdefaultCert\"\xef\x03\n" +
 	"\vEdgeChanges\x127\n" +
 	"\x0eupdated_routes\x18\x01 \x03(\v2\x10.cc.v1.EdgeRouteR\rupdatedRoutes\x12%\n" +
 	"\x0eremoved_routes\x18\x02 \x03(\tR\rremovedRoutes\x124\n" +
@@ -2705,7 +3118,15 @@ const file_cc_v1_edge_proto_rawDesc = "" +
 	"\rremoved_sites\x18\x04 \x03(\tR\fremovedSites\x12$\n" +
 	"\x06relays\x18\x05 \x03(\v2\f.cc.v1.RelayR\x06relays\x12\x1d\n" +
 	"\n" +
-	"set_relays\x18\x06 \x01(\bR\tsetRelays\"\x8e\x01\n" +
+	"set_relays\x18\x06 \x01(\bR\tsetRelays\x124\n" +
+	"\rupdated_certs\x18\a \x03(\v2\x0f.cc.v1.EdgeCertR\fupdatedCerts\x12#\n" +
+	"\rremoved_certs\x18\b \x03(\tR\fremovedCerts\x124\n" +
+	"\n" +
+	"challenges\x18\t \x03(\v2\x14.cc.v1.ACMEChallengeR\n" +
+	"challenges\x12%\n" +
+	"\x0eset_challenges\x18\n" +
+	" \x01(\bR\rsetChallenges\x12(\n" +
+	"\x03tls\x18\v \x01(\v2\x16.cc.v1.EdgeTLSSettingsR\x03tls\"\x8e\x01\n" +
 	"\tEdgeRoute\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12$\n" +
 	"\x04spec\x18\x02 \x01(\v2\x10.cc.v1.RouteSpecR\x04spec\x12\x18\n" +
@@ -2759,123 +3180,135 @@ func file_cc_v1_edge_proto_rawDescGZIP() []byte {
 }
 
 var file_cc_v1_edge_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cc_v1_edge_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_cc_v1_edge_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_cc_v1_edge_proto_goTypes = []any{
 	(LoadBalancing)(0),            // 0: cc.v1.LoadBalancing
 	(*Upstream)(nil),              // 1: cc.v1.Upstream
 	(*RouteHealthCheck)(nil),      // 2: cc.v1.RouteHealthCheck
 	(*RateLimit)(nil),             // 3: cc.v1.RateLimit
 	(*RouteSpec)(nil),             // 4: cc.v1.RouteSpec
-	(*Route)(nil),                 // 5: cc.v1.Route
-	(*Endpoint)(nil),              // 6: cc.v1.Endpoint
-	(*CreateRouteRequest)(nil),    // 7: cc.v1.CreateRouteRequest
-	(*CreateRouteResponse)(nil),   // 8: cc.v1.CreateRouteResponse
-	(*UpdateRouteRequest)(nil),    // 9: cc.v1.UpdateRouteRequest
-	(*UpdateRouteResponse)(nil),   // 10: cc.v1.UpdateRouteResponse
-	(*GetRouteRequest)(nil),       // 11: cc.v1.GetRouteRequest
-	(*GetRouteResponse)(nil),      // 12: cc.v1.GetRouteResponse
-	(*ListRoutesRequest)(nil),     // 13: cc.v1.ListRoutesRequest
-	(*ListRoutesResponse)(nil),    // 14: cc.v1.ListRoutesResponse
-	(*RemoveRouteRequest)(nil),    // 15: cc.v1.RemoveRouteRequest
-	(*RemoveRouteResponse)(nil),   // 16: cc.v1.RemoveRouteResponse
-	(*ApplyRoutesRequest)(nil),    // 17: cc.v1.ApplyRoutesRequest
-	(*ApplyRoutesResponse)(nil),   // 18: cc.v1.ApplyRoutesResponse
-	(*SiteSpec)(nil),              // 19: cc.v1.SiteSpec
-	(*SiteVersion)(nil),           // 20: cc.v1.SiteVersion
-	(*Site)(nil),                  // 21: cc.v1.Site
-	(*DeploySiteRequest)(nil),     // 22: cc.v1.DeploySiteRequest
-	(*DeploySiteHeader)(nil),      // 23: cc.v1.DeploySiteHeader
-	(*DeploySiteResponse)(nil),    // 24: cc.v1.DeploySiteResponse
-	(*GetSiteRequest)(nil),        // 25: cc.v1.GetSiteRequest
-	(*GetSiteResponse)(nil),       // 26: cc.v1.GetSiteResponse
-	(*ListSitesRequest)(nil),      // 27: cc.v1.ListSitesRequest
-	(*ListSitesResponse)(nil),     // 28: cc.v1.ListSitesResponse
-	(*RollbackSiteRequest)(nil),   // 29: cc.v1.RollbackSiteRequest
-	(*RollbackSiteResponse)(nil),  // 30: cc.v1.RollbackSiteResponse
-	(*RemoveSiteRequest)(nil),     // 31: cc.v1.RemoveSiteRequest
-	(*RemoveSiteResponse)(nil),    // 32: cc.v1.RemoveSiteResponse
-	(*EdgeUpdate)(nil),            // 33: cc.v1.EdgeUpdate
-	(*EdgeConfig)(nil),            // 34: cc.v1.EdgeConfig
-	(*EdgeChanges)(nil),           // 35: cc.v1.EdgeChanges
-	(*EdgeRoute)(nil),             // 36: cc.v1.EdgeRoute
-	(*EdgeSite)(nil),              // 37: cc.v1.EdgeSite
-	(*Relay)(nil),                 // 38: cc.v1.Relay
-	(*PortRelay)(nil),             // 39: cc.v1.PortRelay
-	nil,                           // 40: cc.v1.RouteSpec.HeaderUpEntry
-	nil,                           // 41: cc.v1.RouteSpec.HeaderDownEntry
-	(*durationpb.Duration)(nil),   // 42: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 43: google.protobuf.Timestamp
+	(*EdgeTLSOptions)(nil),        // 5: cc.v1.EdgeTLSOptions
+	(*Route)(nil),                 // 6: cc.v1.Route
+	(*Endpoint)(nil),              // 7: cc.v1.Endpoint
+	(*CreateRouteRequest)(nil),    // 8: cc.v1.CreateRouteRequest
+	(*CreateRouteResponse)(nil),   // 9: cc.v1.CreateRouteResponse
+	(*UpdateRouteRequest)(nil),    // 10: cc.v1.UpdateRouteRequest
+	(*UpdateRouteResponse)(nil),   // 11: cc.v1.UpdateRouteResponse
+	(*GetRouteRequest)(nil),       // 12: cc.v1.GetRouteRequest
+	(*GetRouteResponse)(nil),      // 13: cc.v1.GetRouteResponse
+	(*ListRoutesRequest)(nil),     // 14: cc.v1.ListRoutesRequest
+	(*ListRoutesResponse)(nil),    // 15: cc.v1.ListRoutesResponse
+	(*RemoveRouteRequest)(nil),    // 16: cc.v1.RemoveRouteRequest
+	(*RemoveRouteResponse)(nil),   // 17: cc.v1.RemoveRouteResponse
+	(*ApplyRoutesRequest)(nil),    // 18: cc.v1.ApplyRoutesRequest
+	(*ApplyRoutesResponse)(nil),   // 19: cc.v1.ApplyRoutesResponse
+	(*SiteSpec)(nil),              // 20: cc.v1.SiteSpec
+	(*SiteVersion)(nil),           // 21: cc.v1.SiteVersion
+	(*Site)(nil),                  // 22: cc.v1.Site
+	(*DeploySiteRequest)(nil),     // 23: cc.v1.DeploySiteRequest
+	(*DeploySiteHeader)(nil),      // 24: cc.v1.DeploySiteHeader
+	(*DeploySiteResponse)(nil),    // 25: cc.v1.DeploySiteResponse
+	(*GetSiteRequest)(nil),        // 26: cc.v1.GetSiteRequest
+	(*GetSiteResponse)(nil),       // 27: cc.v1.GetSiteResponse
+	(*ListSitesRequest)(nil),      // 28: cc.v1.ListSitesRequest
+	(*ListSitesResponse)(nil),     // 29: cc.v1.ListSitesResponse
+	(*RollbackSiteRequest)(nil),   // 30: cc.v1.RollbackSiteRequest
+	(*RollbackSiteResponse)(nil),  // 31: cc.v1.RollbackSiteResponse
+	(*RemoveSiteRequest)(nil),     // 32: cc.v1.RemoveSiteRequest
+	(*RemoveSiteResponse)(nil),    // 33: cc.v1.RemoveSiteResponse
+	(*EdgeUpdate)(nil),            // 34: cc.v1.EdgeUpdate
+	(*EdgeConfig)(nil),            // 35: cc.v1.EdgeConfig
+	(*EdgeCert)(nil),              // 36: cc.v1.EdgeCert
+	(*ACMEChallenge)(nil),         // 37: cc.v1.ACMEChallenge
+	(*EdgeTLSSettings)(nil),       // 38: cc.v1.EdgeTLSSettings
+	(*EdgeChanges)(nil),           // 39: cc.v1.EdgeChanges
+	(*EdgeRoute)(nil),             // 40: cc.v1.EdgeRoute
+	(*EdgeSite)(nil),              // 41: cc.v1.EdgeSite
+	(*Relay)(nil),                 // 42: cc.v1.Relay
+	(*PortRelay)(nil),             // 43: cc.v1.PortRelay
+	nil,                           // 44: cc.v1.RouteSpec.HeaderUpEntry
+	nil,                           // 45: cc.v1.RouteSpec.HeaderDownEntry
+	(*durationpb.Duration)(nil),   // 46: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 47: google.protobuf.Timestamp
 }
 var file_cc_v1_edge_proto_depIdxs = []int32{
-	42, // 0: cc.v1.RouteHealthCheck.interval:type_name -> google.protobuf.Duration
-	42, // 1: cc.v1.RouteHealthCheck.timeout:type_name -> google.protobuf.Duration
+	46, // 0: cc.v1.RouteHealthCheck.interval:type_name -> google.protobuf.Duration
+	46, // 1: cc.v1.RouteHealthCheck.timeout:type_name -> google.protobuf.Duration
 	1,  // 2: cc.v1.RouteSpec.upstreams:type_name -> cc.v1.Upstream
 	0,  // 3: cc.v1.RouteSpec.load_balancing:type_name -> cc.v1.LoadBalancing
 	2,  // 4: cc.v1.RouteSpec.health_check:type_name -> cc.v1.RouteHealthCheck
-	42, // 5: cc.v1.RouteSpec.timeout:type_name -> google.protobuf.Duration
-	40, // 6: cc.v1.RouteSpec.header_up:type_name -> cc.v1.RouteSpec.HeaderUpEntry
-	41, // 7: cc.v1.RouteSpec.header_down:type_name -> cc.v1.RouteSpec.HeaderDownEntry
+	46, // 5: cc.v1.RouteSpec.timeout:type_name -> google.protobuf.Duration
+	44, // 6: cc.v1.RouteSpec.header_up:type_name -> cc.v1.RouteSpec.HeaderUpEntry
+	45, // 7: cc.v1.RouteSpec.header_down:type_name -> cc.v1.RouteSpec.HeaderDownEntry
 	3,  // 8: cc.v1.RouteSpec.rate_limit:type_name -> cc.v1.RateLimit
-	4,  // 9: cc.v1.Route.spec:type_name -> cc.v1.RouteSpec
-	43, // 10: cc.v1.Route.created_at:type_name -> google.protobuf.Timestamp
-	43, // 11: cc.v1.Route.updated_at:type_name -> google.protobuf.Timestamp
-	6,  // 12: cc.v1.Route.endpoints:type_name -> cc.v1.Endpoint
-	4,  // 13: cc.v1.CreateRouteRequest.spec:type_name -> cc.v1.RouteSpec
-	5,  // 14: cc.v1.CreateRouteResponse.route:type_name -> cc.v1.Route
-	4,  // 15: cc.v1.UpdateRouteRequest.spec:type_name -> cc.v1.RouteSpec
-	5,  // 16: cc.v1.UpdateRouteResponse.route:type_name -> cc.v1.Route
-	5,  // 17: cc.v1.GetRouteResponse.route:type_name -> cc.v1.Route
-	5,  // 18: cc.v1.ListRoutesResponse.routes:type_name -> cc.v1.Route
-	5,  // 19: cc.v1.ApplyRoutesRequest.routes:type_name -> cc.v1.Route
-	43, // 20: cc.v1.SiteVersion.deployed_at:type_name -> google.protobuf.Timestamp
-	19, // 21: cc.v1.Site.spec:type_name -> cc.v1.SiteSpec
-	20, // 22: cc.v1.Site.versions:type_name -> cc.v1.SiteVersion
-	43, // 23: cc.v1.Site.created_at:type_name -> google.protobuf.Timestamp
-	43, // 24: cc.v1.Site.updated_at:type_name -> google.protobuf.Timestamp
-	23, // 25: cc.v1.DeploySiteRequest.header:type_name -> cc.v1.DeploySiteHeader
-	19, // 26: cc.v1.DeploySiteHeader.spec:type_name -> cc.v1.SiteSpec
-	21, // 27: cc.v1.DeploySiteResponse.site:type_name -> cc.v1.Site
-	21, // 28: cc.v1.GetSiteResponse.site:type_name -> cc.v1.Site
-	21, // 29: cc.v1.ListSitesResponse.sites:type_name -> cc.v1.Site
-	21, // 30: cc.v1.RollbackSiteResponse.site:type_name -> cc.v1.Site
-	34, // 31: cc.v1.EdgeUpdate.full:type_name -> cc.v1.EdgeConfig
-	35, // 32: cc.v1.EdgeUpdate.changes:type_name -> cc.v1.EdgeChanges
-	36, // 33: cc.v1.EdgeConfig.routes:type_name -> cc.v1.EdgeRoute
-	37, // 34: cc.v1.EdgeConfig.sites:type_name -> cc.v1.EdgeSite
-	38, // 35: cc.v1.EdgeConfig.relays:type_name -> cc.v1.Relay
-	36, // 36: cc.v1.EdgeChanges.updated_routes:type_name -> cc.v1.EdgeRoute
-	37, // 37: cc.v1.EdgeChanges.updated_sites:type_name -> cc.v1.EdgeSite
-	38, // 38: cc.v1.EdgeChanges.relays:type_name -> cc.v1.Relay
-	4,  // 39: cc.v1.EdgeRoute.spec:type_name -> cc.v1.RouteSpec
-	6,  // 40: cc.v1.EdgeRoute.endpoints:type_name -> cc.v1.Endpoint
-	19, // 41: cc.v1.EdgeSite.spec:type_name -> cc.v1.SiteSpec
-	7,  // 42: cc.v1.EdgeService.CreateRoute:input_type -> cc.v1.CreateRouteRequest
-	9,  // 43: cc.v1.EdgeService.UpdateRoute:input_type -> cc.v1.UpdateRouteRequest
-	11, // 44: cc.v1.EdgeService.GetRoute:input_type -> cc.v1.GetRouteRequest
-	13, // 45: cc.v1.EdgeService.ListRoutes:input_type -> cc.v1.ListRoutesRequest
-	15, // 46: cc.v1.EdgeService.RemoveRoute:input_type -> cc.v1.RemoveRouteRequest
-	17, // 47: cc.v1.EdgeService.ApplyRoutes:input_type -> cc.v1.ApplyRoutesRequest
-	22, // 48: cc.v1.EdgeService.DeploySite:input_type -> cc.v1.DeploySiteRequest
-	25, // 49: cc.v1.EdgeService.GetSite:input_type -> cc.v1.GetSiteRequest
-	27, // 50: cc.v1.EdgeService.ListSites:input_type -> cc.v1.ListSitesRequest
-	29, // 51: cc.v1.EdgeService.RollbackSite:input_type -> cc.v1.RollbackSiteRequest
-	31, // 52: cc.v1.EdgeService.RemoveSite:input_type -> cc.v1.RemoveSiteRequest
-	8,  // 53: cc.v1.EdgeService.CreateRoute:output_type -> cc.v1.CreateRouteResponse
-	10, // 54: cc.v1.EdgeService.UpdateRoute:output_type -> cc.v1.UpdateRouteResponse
-	12, // 55: cc.v1.EdgeService.GetRoute:output_type -> cc.v1.GetRouteResponse
-	14, // 56: cc.v1.EdgeService.ListRoutes:output_type -> cc.v1.ListRoutesResponse
-	16, // 57: cc.v1.EdgeService.RemoveRoute:output_type -> cc.v1.RemoveRouteResponse
-	18, // 58: cc.v1.EdgeService.ApplyRoutes:output_type -> cc.v1.ApplyRoutesResponse
-	24, // 59: cc.v1.EdgeService.DeploySite:output_type -> cc.v1.DeploySiteResponse
-	26, // 60: cc.v1.EdgeService.GetSite:output_type -> cc.v1.GetSiteResponse
-	28, // 61: cc.v1.EdgeService.ListSites:output_type -> cc.v1.ListSitesResponse
-	30, // 62: cc.v1.EdgeService.RollbackSite:output_type -> cc.v1.RollbackSiteResponse
-	32, // 63: cc.v1.EdgeService.RemoveSite:output_type -> cc.v1.RemoveSiteResponse
-	53, // [53:64] is the sub-list for method output_type
-	42, // [42:53] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	5,  // 9: cc.v1.RouteSpec.tls:type_name -> cc.v1.EdgeTLSOptions
+	4,  // 10: cc.v1.Route.spec:type_name -> cc.v1.RouteSpec
+	47, // 11: cc.v1.Route.created_at:type_name -> google.protobuf.Timestamp
+	47, // 12: cc.v1.Route.updated_at:type_name -> google.protobuf.Timestamp
+	7,  // 13: cc.v1.Route.endpoints:type_name -> cc.v1.Endpoint
+	4,  // 14: cc.v1.CreateRouteRequest.spec:type_name -> cc.v1.RouteSpec
+	6,  // 15: cc.v1.CreateRouteResponse.route:type_name -> cc.v1.Route
+	4,  // 16: cc.v1.UpdateRouteRequest.spec:type_name -> cc.v1.RouteSpec
+	6,  // 17: cc.v1.UpdateRouteResponse.route:type_name -> cc.v1.Route
+	6,  // 18: cc.v1.GetRouteResponse.route:type_name -> cc.v1.Route
+	6,  // 19: cc.v1.ListRoutesResponse.routes:type_name -> cc.v1.Route
+	6,  // 20: cc.v1.ApplyRoutesRequest.routes:type_name -> cc.v1.Route
+	5,  // 21: cc.v1.SiteSpec.tls:type_name -> cc.v1.EdgeTLSOptions
+	47, // 22: cc.v1.SiteVersion.deployed_at:type_name -> google.protobuf.Timestamp
+	20, // 23: cc.v1.Site.spec:type_name -> cc.v1.SiteSpec
+	21, // 24: cc.v1.Site.versions:type_name -> cc.v1.SiteVersion
+	47, // 25: cc.v1.Site.created_at:type_name -> google.protobuf.Timestamp
+	47, // 26: cc.v1.Site.updated_at:type_name -> google.protobuf.Timestamp
+	24, // 27: cc.v1.DeploySiteRequest.header:type_name -> cc.v1.DeploySiteHeader
+	20, // 28: cc.v1.DeploySiteHeader.spec:type_name -> cc.v1.SiteSpec
+	22, // 29: cc.v1.DeploySiteResponse.site:type_name -> cc.v1.Site
+	22, // 30: cc.v1.GetSiteResponse.site:type_name -> cc.v1.Site
+	22, // 31: cc.v1.ListSitesResponse.sites:type_name -> cc.v1.Site
+	22, // 32: cc.v1.RollbackSiteResponse.site:type_name -> cc.v1.Site
+	35, // 33: cc.v1.EdgeUpdate.full:type_name -> cc.v1.EdgeConfig
+	39, // 34: cc.v1.EdgeUpdate.changes:type_name -> cc.v1.EdgeChanges
+	40, // 35: cc.v1.EdgeConfig.routes:type_name -> cc.v1.EdgeRoute
+	41, // 36: cc.v1.EdgeConfig.sites:type_name -> cc.v1.EdgeSite
+	42, // 37: cc.v1.EdgeConfig.relays:type_name -> cc.v1.Relay
+	36, // 38: cc.v1.EdgeConfig.certs:type_name -> cc.v1.EdgeCert
+	37, // 39: cc.v1.EdgeConfig.challenges:type_name -> cc.v1.ACMEChallenge
+	38, // 40: cc.v1.EdgeConfig.tls:type_name -> cc.v1.EdgeTLSSettings
+	40, // 41: cc.v1.EdgeChanges.updated_routes:type_name -> cc.v1.EdgeRoute
+	41, // 42: cc.v1.EdgeChanges.updated_sites:type_name -> cc.v1.EdgeSite
+	42, // 43: cc.v1.EdgeChanges.relays:type_name -> cc.v1.Relay
+	36, // 44: cc.v1.EdgeChanges.updated_certs:type_name -> cc.v1.EdgeCert
+	37, // 45: cc.v1.EdgeChanges.challenges:type_name -> cc.v1.ACMEChallenge
+	38, // 46: cc.v1.EdgeChanges.tls:type_name -> cc.v1.EdgeTLSSettings
+	4,  // 47: cc.v1.EdgeRoute.spec:type_name -> cc.v1.RouteSpec
+	7,  // 48: cc.v1.EdgeRoute.endpoints:type_name -> cc.v1.Endpoint
+	20, // 49: cc.v1.EdgeSite.spec:type_name -> cc.v1.SiteSpec
+	8,  // 50: cc.v1.EdgeService.CreateRoute:input_type -> cc.v1.CreateRouteRequest
+	10, // 51: cc.v1.EdgeService.UpdateRoute:input_type -> cc.v1.UpdateRouteRequest
+	12, // 52: cc.v1.EdgeService.GetRoute:input_type -> cc.v1.GetRouteRequest
+	14, // 53: cc.v1.EdgeService.ListRoutes:input_type -> cc.v1.ListRoutesRequest
+	16, // 54: cc.v1.EdgeService.RemoveRoute:input_type -> cc.v1.RemoveRouteRequest
+	18, // 55: cc.v1.EdgeService.ApplyRoutes:input_type -> cc.v1.ApplyRoutesRequest
+	23, // 56: cc.v1.EdgeService.DeploySite:input_type -> cc.v1.DeploySiteRequest
+	26, // 57: cc.v1.EdgeService.GetSite:input_type -> cc.v1.GetSiteRequest
+	28, // 58: cc.v1.EdgeService.ListSites:input_type -> cc.v1.ListSitesRequest
+	30, // 59: cc.v1.EdgeService.RollbackSite:input_type -> cc.v1.RollbackSiteRequest
+	32, // 60: cc.v1.EdgeService.RemoveSite:input_type -> cc.v1.RemoveSiteRequest
+	9,  // 61: cc.v1.EdgeService.CreateRoute:output_type -> cc.v1.CreateRouteResponse
+	11, // 62: cc.v1.EdgeService.UpdateRoute:output_type -> cc.v1.UpdateRouteResponse
+	13, // 63: cc.v1.EdgeService.GetRoute:output_type -> cc.v1.GetRouteResponse
+	15, // 64: cc.v1.EdgeService.ListRoutes:output_type -> cc.v1.ListRoutesResponse
+	17, // 65: cc.v1.EdgeService.RemoveRoute:output_type -> cc.v1.RemoveRouteResponse
+	19, // 66: cc.v1.EdgeService.ApplyRoutes:output_type -> cc.v1.ApplyRoutesResponse
+	25, // 67: cc.v1.EdgeService.DeploySite:output_type -> cc.v1.DeploySiteResponse
+	27, // 68: cc.v1.EdgeService.GetSite:output_type -> cc.v1.GetSiteResponse
+	29, // 69: cc.v1.EdgeService.ListSites:output_type -> cc.v1.ListSitesResponse
+	31, // 70: cc.v1.EdgeService.RollbackSite:output_type -> cc.v1.RollbackSiteResponse
+	33, // 71: cc.v1.EdgeService.RemoveSite:output_type -> cc.v1.RemoveSiteResponse
+	61, // [61:72] is the sub-list for method output_type
+	50, // [50:61] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_edge_proto_init() }
@@ -2883,11 +3316,11 @@ func file_cc_v1_edge_proto_init() {
 	if File_cc_v1_edge_proto != nil {
 		return
 	}
-	file_cc_v1_edge_proto_msgTypes[21].OneofWrappers = []any{
+	file_cc_v1_edge_proto_msgTypes[22].OneofWrappers = []any{
 		(*DeploySiteRequest_Header)(nil),
 		(*DeploySiteRequest_Chunk)(nil),
 	}
-	file_cc_v1_edge_proto_msgTypes[32].OneofWrappers = []any{
+	file_cc_v1_edge_proto_msgTypes[33].OneofWrappers = []any{
 		(*EdgeUpdate_Full)(nil),
 		(*EdgeUpdate_Changes)(nil),
 	}
@@ -2897,7 +3330,7 @@ func file_cc_v1_edge_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_v1_edge_proto_rawDesc), len(file_cc_v1_edge_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   41,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

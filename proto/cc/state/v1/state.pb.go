@@ -60,6 +60,15 @@ const (
 	CommandType_COMMAND_TYPE_DEPLOY_SITE           CommandType = 29
 	CommandType_COMMAND_TYPE_ROLLBACK_SITE         CommandType = 30
 	CommandType_COMMAND_TYPE_REMOVE_SITE           CommandType = 31
+	CommandType_COMMAND_TYPE_PUT_CERT              CommandType = 32
+	CommandType_COMMAND_TYPE_REMOVE_CERT           CommandType = 33
+	CommandType_COMMAND_TYPE_CERT_STATUS           CommandType = 34
+	CommandType_COMMAND_TYPE_ACME_STORE            CommandType = 35
+	CommandType_COMMAND_TYPE_ACME_DELETE           CommandType = 36
+	CommandType_COMMAND_TYPE_ACME_LOCK             CommandType = 37
+	CommandType_COMMAND_TYPE_ACME_UNLOCK           CommandType = 38
+	CommandType_COMMAND_TYPE_PUT_CHALLENGE         CommandType = 39
+	CommandType_COMMAND_TYPE_REMOVE_CHALLENGE      CommandType = 40
 )
 
 // Enum value maps for CommandType.
@@ -97,6 +106,15 @@ var (
 		29: "COMMAND_TYPE_DEPLOY_SITE",
 		30: "COMMAND_TYPE_ROLLBACK_SITE",
 		31: "COMMAND_TYPE_REMOVE_SITE",
+		32: "COMMAND_TYPE_PUT_CERT",
+		33: "COMMAND_TYPE_REMOVE_CERT",
+		34: "COMMAND_TYPE_CERT_STATUS",
+		35: "COMMAND_TYPE_ACME_STORE",
+		36: "COMMAND_TYPE_ACME_DELETE",
+		37: "COMMAND_TYPE_ACME_LOCK",
+		38: "COMMAND_TYPE_ACME_UNLOCK",
+		39: "COMMAND_TYPE_PUT_CHALLENGE",
+		40: "COMMAND_TYPE_REMOVE_CHALLENGE",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":           0,
@@ -131,6 +149,15 @@ var (
 		"COMMAND_TYPE_DEPLOY_SITE":           29,
 		"COMMAND_TYPE_ROLLBACK_SITE":         30,
 		"COMMAND_TYPE_REMOVE_SITE":           31,
+		"COMMAND_TYPE_PUT_CERT":              32,
+		"COMMAND_TYPE_REMOVE_CERT":           33,
+		"COMMAND_TYPE_CERT_STATUS":           34,
+		"COMMAND_TYPE_ACME_STORE":            35,
+		"COMMAND_TYPE_ACME_DELETE":           36,
+		"COMMAND_TYPE_ACME_LOCK":             37,
+		"COMMAND_TYPE_ACME_UNLOCK":           38,
+		"COMMAND_TYPE_PUT_CHALLENGE":         39,
+		"COMMAND_TYPE_REMOVE_CHALLENGE":      40,
 	}
 )
 
@@ -3214,11 +3241,690 @@ func (x *RemoveSite) GetName() string {
 	return ""
 }
 
+// CertRecord is a stored certificate: the public part as the API shows it
+// and its key, which only edge nodes get.
+type CertRecord struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Cert   *v1.Cert               `protobuf:"bytes,1,opt,name=cert,proto3" json:"cert,omitempty"`
+	KeyPem []byte                 `protobuf:"bytes,2,opt,name=key_pem,json=keyPem,proto3" json:"key_pem,omitempty"`
+	// renew_requested_at is when `ccctl cert renew` asked for a renewal the
+	// leader has not made yet.
+	RenewRequestedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=renew_requested_at,json=renewRequestedAt,proto3" json:"renew_requested_at,omitempty"`
+	// failures counts the failed tries in a row (the backoff).
+	Failures      uint32 `protobuf:"varint,4,opt,name=failures,proto3" json:"failures,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CertRecord) Reset() {
+	*x = CertRecord{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CertRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CertRecord) ProtoMessage() {}
+
+func (x *CertRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CertRecord.ProtoReflect.Descriptor instead.
+func (*CertRecord) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *CertRecord) GetCert() *v1.Cert {
+	if x != nil {
+		return x.Cert
+	}
+	return nil
+}
+
+func (x *CertRecord) GetKeyPem() []byte {
+	if x != nil {
+		return x.KeyPem
+	}
+	return nil
+}
+
+func (x *CertRecord) GetRenewRequestedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RenewRequestedAt
+	}
+	return nil
+}
+
+func (x *CertRecord) GetFailures() uint32 {
+	if x != nil {
+		return x.Failures
+	}
+	return 0
+}
+
+// PutCert stores a certificate. create refuses an existing name; replace
+// only overwrites one of the same source.
+type PutCert struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Cert          *CertRecord            `protobuf:"bytes,1,opt,name=cert,proto3" json:"cert,omitempty"`
+	Create        bool                   `protobuf:"varint,2,opt,name=create,proto3" json:"create,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutCert) Reset() {
+	*x = PutCert{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutCert) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutCert) ProtoMessage() {}
+
+func (x *PutCert) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutCert.ProtoReflect.Descriptor instead.
+func (*PutCert) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *PutCert) GetCert() *CertRecord {
+	if x != nil {
+		return x.Cert
+	}
+	return nil
+}
+
+func (x *PutCert) GetCreate() bool {
+	if x != nil {
+		return x.Create
+	}
+	return false
+}
+
+// RemoveCert removes a certificate; one a route or site names is refused.
+type RemoveCert struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveCert) Reset() {
+	*x = RemoveCert{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveCert) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveCert) ProtoMessage() {}
+
+func (x *RemoveCert) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveCert.ProtoReflect.Descriptor instead.
+func (*RemoveCert) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *RemoveCert) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// CertStatus records how an ACME certificate's renewal stands: a state,
+// an error, a renewal asked for, or the certificate just obtained.
+type CertStatus struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Name           string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	State          v1.RenewalState        `protobuf:"varint,2,opt,name=state,proto3,enum=cc.v1.RenewalState" json:"state,omitempty"`
+	Error          string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	RequestRenewal bool                   `protobuf:"varint,4,opt,name=request_renewal,json=requestRenewal,proto3" json:"request_renewal,omitempty"`
+	// obtained, when set, is the new chain and key (its hosts, dates and
+	// fingerprint are read from it by the proposer).
+	Obtained      *CertRecord `protobuf:"bytes,5,opt,name=obtained,proto3" json:"obtained,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CertStatus) Reset() {
+	*x = CertStatus{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CertStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CertStatus) ProtoMessage() {}
+
+func (x *CertStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CertStatus.ProtoReflect.Descriptor instead.
+func (*CertStatus) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *CertStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CertStatus) GetState() v1.RenewalState {
+	if x != nil {
+		return x.State
+	}
+	return v1.RenewalState(0)
+}
+
+func (x *CertStatus) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *CertStatus) GetRequestRenewal() bool {
+	if x != nil {
+		return x.RequestRenewal
+	}
+	return false
+}
+
+func (x *CertStatus) GetObtained() *CertRecord {
+	if x != nil {
+		return x.Obtained
+	}
+	return nil
+}
+
+// ACMEStore writes a value of the ACME library's storage.
+type ACMEStore struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ACMEStore) Reset() {
+	*x = ACMEStore{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ACMEStore) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ACMEStore) ProtoMessage() {}
+
+func (x *ACMEStore) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ACMEStore.ProtoReflect.Descriptor instead.
+func (*ACMEStore) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *ACMEStore) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *ACMEStore) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+// ACMEDelete removes a key of the ACME library's storage and every key
+// below it.
+type ACMEDelete struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ACMEDelete) Reset() {
+	*x = ACMEDelete{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ACMEDelete) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ACMEDelete) ProtoMessage() {}
+
+func (x *ACMEDelete) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ACMEDelete.ProtoReflect.Descriptor instead.
+func (*ACMEDelete) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *ACMEDelete) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+// ACMELock takes a lock of the ACME library for holder until expires_at;
+// it is refused while another holder has it unexpired. The holder may
+// take it again to extend it.
+type ACMELock struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Holder        string                 `protobuf:"bytes,2,opt,name=holder,proto3" json:"holder,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ACMELock) Reset() {
+	*x = ACMELock{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ACMELock) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ACMELock) ProtoMessage() {}
+
+func (x *ACMELock) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ACMELock.ProtoReflect.Descriptor instead.
+func (*ACMELock) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *ACMELock) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ACMELock) GetHolder() string {
+	if x != nil {
+		return x.Holder
+	}
+	return ""
+}
+
+func (x *ACMELock) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+// ACMEUnlock releases a lock the holder has.
+type ACMEUnlock struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Holder        string                 `protobuf:"bytes,2,opt,name=holder,proto3" json:"holder,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ACMEUnlock) Reset() {
+	*x = ACMEUnlock{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ACMEUnlock) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ACMEUnlock) ProtoMessage() {}
+
+func (x *ACMEUnlock) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ACMEUnlock.ProtoReflect.Descriptor instead.
+func (*ACMEUnlock) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *ACMEUnlock) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ACMEUnlock) GetHolder() string {
+	if x != nil {
+		return x.Holder
+	}
+	return ""
+}
+
+// ACMEStorageRecord is one value of the ACME library's storage.
+type ACMEStorageRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Value         []byte                 `protobuf:"bytes,1,opt,name=value,proto3" json:"value,omitempty"`
+	ModifiedAt    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=modified_at,json=modifiedAt,proto3" json:"modified_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ACMEStorageRecord) Reset() {
+	*x = ACMEStorageRecord{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ACMEStorageRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ACMEStorageRecord) ProtoMessage() {}
+
+func (x *ACMEStorageRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ACMEStorageRecord.ProtoReflect.Descriptor instead.
+func (*ACMEStorageRecord) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *ACMEStorageRecord) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *ACMEStorageRecord) GetModifiedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ModifiedAt
+	}
+	return nil
+}
+
+// ACMELockRecord is a held lock.
+type ACMELockRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Holder        string                 `protobuf:"bytes,1,opt,name=holder,proto3" json:"holder,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ACMELockRecord) Reset() {
+	*x = ACMELockRecord{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ACMELockRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ACMELockRecord) ProtoMessage() {}
+
+func (x *ACMELockRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ACMELockRecord.ProtoReflect.Descriptor instead.
+func (*ACMELockRecord) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *ACMELockRecord) GetHolder() string {
+	if x != nil {
+		return x.Holder
+	}
+	return ""
+}
+
+func (x *ACMELockRecord) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+// PutChallenge stores an ACME challenge every edge node answers.
+type PutChallenge struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Challenge     *v1.ACMEChallenge      `protobuf:"bytes,1,opt,name=challenge,proto3" json:"challenge,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutChallenge) Reset() {
+	*x = PutChallenge{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutChallenge) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutChallenge) ProtoMessage() {}
+
+func (x *PutChallenge) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutChallenge.ProtoReflect.Descriptor instead.
+func (*PutChallenge) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *PutChallenge) GetChallenge() *v1.ACMEChallenge {
+	if x != nil {
+		return x.Challenge
+	}
+	return nil
+}
+
+// RemoveChallenge removes one (by type, host and token).
+type RemoveChallenge struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Type          string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	Host          string                 `protobuf:"bytes,2,opt,name=host,proto3" json:"host,omitempty"`
+	Token         string                 `protobuf:"bytes,3,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveChallenge) Reset() {
+	*x = RemoveChallenge{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveChallenge) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveChallenge) ProtoMessage() {}
+
+func (x *RemoveChallenge) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveChallenge.ProtoReflect.Descriptor instead.
+func (*RemoveChallenge) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *RemoveChallenge) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *RemoveChallenge) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *RemoveChallenge) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
 var File_cc_state_v1_state_proto protoreflect.FileDescriptor
 
 const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\n" +
-	"\x17cc/state/v1/state.proto\x12\vcc.state.v1\x1a\x11cc/v1/agent.proto\x1a\x13cc/v1/cluster.proto\x1a\x16cc/v1/containers.proto\x1a\x10cc/v1/edge.proto\x1a\x12cc/v1/images.proto\x1a\x10cc/v1/jobs.proto\x1a\x11cc/v1/nodes.proto\x1a\x14cc/v1/services.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa4\x01\n" +
+	"\x17cc/state/v1/state.proto\x12\vcc.state.v1\x1a\x11cc/v1/agent.proto\x1a\x11cc/v1/certs.proto\x1a\x13cc/v1/cluster.proto\x1a\x16cc/v1/containers.proto\x1a\x10cc/v1/edge.proto\x1a\x12cc/v1/images.proto\x1a\x10cc/v1/jobs.proto\x1a\x11cc/v1/nodes.proto\x1a\x14cc/v1/services.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa4\x01\n" +
 	"\aCommand\x12,\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x18.cc.state.v1.CommandTypeR\x04type\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\rR\aversion\x127\n" +
@@ -3431,7 +4137,55 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\aversion\x18\x02 \x01(\rR\aversion\" \n" +
 	"\n" +
 	"RemoveSite\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name*\xea\a\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xac\x01\n" +
+	"\n" +
+	"CertRecord\x12\x1f\n" +
+	"\x04cert\x18\x01 \x01(\v2\v.cc.v1.CertR\x04cert\x12\x17\n" +
+	"\akey_pem\x18\x02 \x01(\fR\x06keyPem\x12H\n" +
+	"\x12renew_requested_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x10renewRequestedAt\x12\x1a\n" +
+	"\bfailures\x18\x04 \x01(\rR\bfailures\"N\n" +
+	"\aPutCert\x12+\n" +
+	"\x04cert\x18\x01 \x01(\v2\x17.cc.state.v1.CertRecordR\x04cert\x12\x16\n" +
+	"\x06create\x18\x02 \x01(\bR\x06create\" \n" +
+	"\n" +
+	"RemoveCert\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xbf\x01\n" +
+	"\n" +
+	"CertStatus\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12)\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x13.cc.v1.RenewalStateR\x05state\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x12'\n" +
+	"\x0frequest_renewal\x18\x04 \x01(\bR\x0erequestRenewal\x123\n" +
+	"\bobtained\x18\x05 \x01(\v2\x17.cc.state.v1.CertRecordR\bobtained\"3\n" +
+	"\tACMEStore\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"\x1e\n" +
+	"\n" +
+	"ACMEDelete\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\"q\n" +
+	"\bACMELock\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06holder\x18\x02 \x01(\tR\x06holder\x129\n" +
+	"\n" +
+	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"8\n" +
+	"\n" +
+	"ACMEUnlock\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06holder\x18\x02 \x01(\tR\x06holder\"f\n" +
+	"\x11ACMEStorageRecord\x12\x14\n" +
+	"\x05value\x18\x01 \x01(\fR\x05value\x12;\n" +
+	"\vmodified_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"modifiedAt\"c\n" +
+	"\x0eACMELockRecord\x12\x16\n" +
+	"\x06holder\x18\x01 \x01(\tR\x06holder\x129\n" +
+	"\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"B\n" +
+	"\fPutChallenge\x122\n" +
+	"\tchallenge\x18\x01 \x01(\v2\x14.cc.v1.ACMEChallengeR\tchallenge\"O\n" +
+	"\x0fRemoveChallenge\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
+	"\x04host\x18\x02 \x01(\tR\x04host\x12\x14\n" +
+	"\x05token\x18\x03 \x01(\tR\x05token*\xf9\t\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19COMMAND_TYPE_INIT_CLUSTER\x10\x01\x12\x1d\n" +
@@ -3465,7 +4219,16 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\x19COMMAND_TYPE_APPLY_ROUTES\x10\x1c\x12\x1c\n" +
 	"\x18COMMAND_TYPE_DEPLOY_SITE\x10\x1d\x12\x1e\n" +
 	"\x1aCOMMAND_TYPE_ROLLBACK_SITE\x10\x1e\x12\x1c\n" +
-	"\x18COMMAND_TYPE_REMOVE_SITE\x10\x1fB8Z6github.com/containercodes/cc/proto/cc/state/v1;statev1b\x06proto3"
+	"\x18COMMAND_TYPE_REMOVE_SITE\x10\x1f\x12\x19\n" +
+	"\x15COMMAND_TYPE_PUT_CERT\x10 \x12\x1c\n" +
+	"\x18COMMAND_TYPE_REMOVE_CERT\x10!\x12\x1c\n" +
+	"\x18COMMAND_TYPE_CERT_STATUS\x10\"\x12\x1b\n" +
+	"\x17COMMAND_TYPE_ACME_STORE\x10#\x12\x1c\n" +
+	"\x18COMMAND_TYPE_ACME_DELETE\x10$\x12\x1a\n" +
+	"\x16COMMAND_TYPE_ACME_LOCK\x10%\x12\x1c\n" +
+	"\x18COMMAND_TYPE_ACME_UNLOCK\x10&\x12\x1e\n" +
+	"\x1aCOMMAND_TYPE_PUT_CHALLENGE\x10'\x12!\n" +
+	"\x1dCOMMAND_TYPE_REMOVE_CHALLENGE\x10(B8Z6github.com/containercodes/cc/proto/cc/state/v1;statev1b\x06proto3"
 
 var (
 	file_cc_state_v1_state_proto_rawDescOnce sync.Once
@@ -3480,7 +4243,7 @@ func file_cc_state_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_cc_state_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
+var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
 var file_cc_state_v1_state_proto_goTypes = []any{
 	(CommandType)(0),              // 0: cc.state.v1.CommandType
 	(*Command)(nil),               // 1: cc.state.v1.Command
@@ -3532,59 +4295,74 @@ var file_cc_state_v1_state_proto_goTypes = []any{
 	(*DeploySite)(nil),            // 47: cc.state.v1.DeploySite
 	(*RollbackSite)(nil),          // 48: cc.state.v1.RollbackSite
 	(*RemoveSite)(nil),            // 49: cc.state.v1.RemoveSite
-	nil,                           // 50: cc.state.v1.UpdateNode.LabelsEntry
-	nil,                           // 51: cc.state.v1.UpdateNode.UserLabelsEntry
-	(*timestamppb.Timestamp)(nil), // 52: google.protobuf.Timestamp
-	(*v1.Node)(nil),               // 53: cc.v1.Node
-	(v1.NodeState)(0),             // 54: cc.v1.NodeState
-	(*v1.Resources)(nil),          // 55: cc.v1.Resources
-	(v1.NodeAvailability)(0),      // 56: cc.v1.NodeAvailability
-	(*v1.Container)(nil),          // 57: cc.v1.Container
-	(v1.DesiredState)(0),          // 58: cc.v1.DesiredState
-	(*v1.TaskStatus)(nil),         // 59: cc.v1.TaskStatus
-	(*v1.Image)(nil),              // 60: cc.v1.Image
-	(*v1.Service)(nil),            // 61: cc.v1.Service
-	(*v1.ServiceSpec)(nil),        // 62: cc.v1.ServiceSpec
-	(*v1.UpdateStatus)(nil),       // 63: cc.v1.UpdateStatus
-	(*v1.Settings)(nil),           // 64: cc.v1.Settings
-	(*v1.Job)(nil),                // 65: cc.v1.Job
-	(*v1.Route)(nil),              // 66: cc.v1.Route
-	(*v1.SiteSpec)(nil),           // 67: cc.v1.SiteSpec
-	(*v1.SiteVersion)(nil),        // 68: cc.v1.SiteVersion
+	(*CertRecord)(nil),            // 50: cc.state.v1.CertRecord
+	(*PutCert)(nil),               // 51: cc.state.v1.PutCert
+	(*RemoveCert)(nil),            // 52: cc.state.v1.RemoveCert
+	(*CertStatus)(nil),            // 53: cc.state.v1.CertStatus
+	(*ACMEStore)(nil),             // 54: cc.state.v1.ACMEStore
+	(*ACMEDelete)(nil),            // 55: cc.state.v1.ACMEDelete
+	(*ACMELock)(nil),              // 56: cc.state.v1.ACMELock
+	(*ACMEUnlock)(nil),            // 57: cc.state.v1.ACMEUnlock
+	(*ACMEStorageRecord)(nil),     // 58: cc.state.v1.ACMEStorageRecord
+	(*ACMELockRecord)(nil),        // 59: cc.state.v1.ACMELockRecord
+	(*PutChallenge)(nil),          // 60: cc.state.v1.PutChallenge
+	(*RemoveChallenge)(nil),       // 61: cc.state.v1.RemoveChallenge
+	nil,                           // 62: cc.state.v1.UpdateNode.LabelsEntry
+	nil,                           // 63: cc.state.v1.UpdateNode.UserLabelsEntry
+	(*timestamppb.Timestamp)(nil), // 64: google.protobuf.Timestamp
+	(*v1.Node)(nil),               // 65: cc.v1.Node
+	(v1.NodeState)(0),             // 66: cc.v1.NodeState
+	(*v1.Resources)(nil),          // 67: cc.v1.Resources
+	(v1.NodeAvailability)(0),      // 68: cc.v1.NodeAvailability
+	(*v1.Container)(nil),          // 69: cc.v1.Container
+	(v1.DesiredState)(0),          // 70: cc.v1.DesiredState
+	(*v1.TaskStatus)(nil),         // 71: cc.v1.TaskStatus
+	(*v1.Image)(nil),              // 72: cc.v1.Image
+	(*v1.Service)(nil),            // 73: cc.v1.Service
+	(*v1.ServiceSpec)(nil),        // 74: cc.v1.ServiceSpec
+	(*v1.UpdateStatus)(nil),       // 75: cc.v1.UpdateStatus
+	(*v1.Settings)(nil),           // 76: cc.v1.Settings
+	(*v1.Job)(nil),                // 77: cc.v1.Job
+	(*v1.Route)(nil),              // 78: cc.v1.Route
+	(*v1.SiteSpec)(nil),           // 79: cc.v1.SiteSpec
+	(*v1.SiteVersion)(nil),        // 80: cc.v1.SiteVersion
+	(*v1.Cert)(nil),               // 81: cc.v1.Cert
+	(v1.RenewalState)(0),          // 82: cc.v1.RenewalState
+	(*v1.ACMEChallenge)(nil),      // 83: cc.v1.ACMEChallenge
 }
 var file_cc_state_v1_state_proto_depIdxs = []int32{
 	0,  // 0: cc.state.v1.Command.type:type_name -> cc.state.v1.CommandType
-	52, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
+	64, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
 	19, // 2: cc.state.v1.CreateToken.token:type_name -> cc.state.v1.TokenRecord
-	53, // 3: cc.state.v1.JoinNode.node:type_name -> cc.v1.Node
-	54, // 4: cc.state.v1.UpdateNode.state:type_name -> cc.v1.NodeState
-	55, // 5: cc.state.v1.UpdateNode.resources:type_name -> cc.v1.Resources
-	50, // 6: cc.state.v1.UpdateNode.labels:type_name -> cc.state.v1.UpdateNode.LabelsEntry
-	56, // 7: cc.state.v1.UpdateNode.availability:type_name -> cc.v1.NodeAvailability
-	51, // 8: cc.state.v1.UpdateNode.user_labels:type_name -> cc.state.v1.UpdateNode.UserLabelsEntry
-	57, // 9: cc.state.v1.CreateContainer.container:type_name -> cc.v1.Container
-	58, // 10: cc.state.v1.SetContainerDesired.desired:type_name -> cc.v1.DesiredState
-	59, // 11: cc.state.v1.ReportStatus.statuses:type_name -> cc.v1.TaskStatus
-	60, // 12: cc.state.v1.PutImage.image:type_name -> cc.v1.Image
+	65, // 3: cc.state.v1.JoinNode.node:type_name -> cc.v1.Node
+	66, // 4: cc.state.v1.UpdateNode.state:type_name -> cc.v1.NodeState
+	67, // 5: cc.state.v1.UpdateNode.resources:type_name -> cc.v1.Resources
+	62, // 6: cc.state.v1.UpdateNode.labels:type_name -> cc.state.v1.UpdateNode.LabelsEntry
+	68, // 7: cc.state.v1.UpdateNode.availability:type_name -> cc.v1.NodeAvailability
+	63, // 8: cc.state.v1.UpdateNode.user_labels:type_name -> cc.state.v1.UpdateNode.UserLabelsEntry
+	69, // 9: cc.state.v1.CreateContainer.container:type_name -> cc.v1.Container
+	70, // 10: cc.state.v1.SetContainerDesired.desired:type_name -> cc.v1.DesiredState
+	71, // 11: cc.state.v1.ReportStatus.statuses:type_name -> cc.v1.TaskStatus
+	72, // 12: cc.state.v1.PutImage.image:type_name -> cc.v1.Image
 	16, // 13: cc.state.v1.PutServer.server:type_name -> cc.state.v1.ServerRecord
-	52, // 14: cc.state.v1.ServerRecord.created_at:type_name -> google.protobuf.Timestamp
-	57, // 15: cc.state.v1.ContainerRecord.container:type_name -> cc.v1.Container
-	52, // 16: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
-	52, // 17: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
-	52, // 18: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
-	61, // 19: cc.state.v1.CreateService.service:type_name -> cc.v1.Service
-	62, // 20: cc.state.v1.UpdateService.spec:type_name -> cc.v1.ServiceSpec
+	64, // 14: cc.state.v1.ServerRecord.created_at:type_name -> google.protobuf.Timestamp
+	69, // 15: cc.state.v1.ContainerRecord.container:type_name -> cc.v1.Container
+	64, // 16: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
+	64, // 17: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
+	64, // 18: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
+	73, // 19: cc.state.v1.CreateService.service:type_name -> cc.v1.Service
+	74, // 20: cc.state.v1.UpdateService.spec:type_name -> cc.v1.ServiceSpec
 	24, // 21: cc.state.v1.TaskOps.ops:type_name -> cc.state.v1.TaskOp
-	57, // 22: cc.state.v1.TaskOp.create:type_name -> cc.v1.Container
+	69, // 22: cc.state.v1.TaskOp.create:type_name -> cc.v1.Container
 	25, // 23: cc.state.v1.TaskOp.assign:type_name -> cc.state.v1.AssignTask
 	26, // 24: cc.state.v1.TaskOp.stop:type_name -> cc.state.v1.StopTask
 	27, // 25: cc.state.v1.TaskOp.pending:type_name -> cc.state.v1.PendingReason
 	28, // 26: cc.state.v1.TaskOp.progress:type_name -> cc.state.v1.ServiceProgress
-	63, // 27: cc.state.v1.ServiceProgress.status:type_name -> cc.v1.UpdateStatus
-	64, // 28: cc.state.v1.UpdateSettings.settings:type_name -> cc.v1.Settings
+	75, // 27: cc.state.v1.ServiceProgress.status:type_name -> cc.v1.UpdateStatus
+	76, // 28: cc.state.v1.UpdateSettings.settings:type_name -> cc.v1.Settings
 	11, // 29: cc.state.v1.ReportStatuses.reports:type_name -> cc.state.v1.ReportStatus
 	32, // 30: cc.state.v1.SubmitJob.job:type_name -> cc.state.v1.JobRecord
-	65, // 31: cc.state.v1.JobRecord.job:type_name -> cc.v1.Job
+	77, // 31: cc.state.v1.JobRecord.job:type_name -> cc.v1.Job
 	35, // 32: cc.state.v1.JobOps.ops:type_name -> cc.state.v1.JobOp
 	36, // 33: cc.state.v1.JobOp.start:type_name -> cc.state.v1.StartJobAttempt
 	37, // 34: cc.state.v1.JobOp.fail_attempt:type_name -> cc.state.v1.FailJobAttempt
@@ -3592,17 +4370,26 @@ var file_cc_state_v1_state_proto_depIdxs = []int32{
 	39, // 36: cc.state.v1.JobOp.pending:type_name -> cc.state.v1.JobPending
 	41, // 37: cc.state.v1.SetQueue.queue:type_name -> cc.state.v1.QueueRecord
 	43, // 38: cc.state.v1.PutInput.input:type_name -> cc.state.v1.InputRecord
-	52, // 39: cc.state.v1.InputRecord.uploaded_at:type_name -> google.protobuf.Timestamp
-	52, // 40: cc.state.v1.InputRecord.last_used_at:type_name -> google.protobuf.Timestamp
-	66, // 41: cc.state.v1.PutRoute.route:type_name -> cc.v1.Route
-	66, // 42: cc.state.v1.ApplyRoutes.routes:type_name -> cc.v1.Route
-	67, // 43: cc.state.v1.DeploySite.spec:type_name -> cc.v1.SiteSpec
-	68, // 44: cc.state.v1.DeploySite.version:type_name -> cc.v1.SiteVersion
-	45, // [45:45] is the sub-list for method output_type
-	45, // [45:45] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	64, // 39: cc.state.v1.InputRecord.uploaded_at:type_name -> google.protobuf.Timestamp
+	64, // 40: cc.state.v1.InputRecord.last_used_at:type_name -> google.protobuf.Timestamp
+	78, // 41: cc.state.v1.PutRoute.route:type_name -> cc.v1.Route
+	78, // 42: cc.state.v1.ApplyRoutes.routes:type_name -> cc.v1.Route
+	79, // 43: cc.state.v1.DeploySite.spec:type_name -> cc.v1.SiteSpec
+	80, // 44: cc.state.v1.DeploySite.version:type_name -> cc.v1.SiteVersion
+	81, // 45: cc.state.v1.CertRecord.cert:type_name -> cc.v1.Cert
+	64, // 46: cc.state.v1.CertRecord.renew_requested_at:type_name -> google.protobuf.Timestamp
+	50, // 47: cc.state.v1.PutCert.cert:type_name -> cc.state.v1.CertRecord
+	82, // 48: cc.state.v1.CertStatus.state:type_name -> cc.v1.RenewalState
+	50, // 49: cc.state.v1.CertStatus.obtained:type_name -> cc.state.v1.CertRecord
+	64, // 50: cc.state.v1.ACMELock.expires_at:type_name -> google.protobuf.Timestamp
+	64, // 51: cc.state.v1.ACMEStorageRecord.modified_at:type_name -> google.protobuf.Timestamp
+	64, // 52: cc.state.v1.ACMELockRecord.expires_at:type_name -> google.protobuf.Timestamp
+	83, // 53: cc.state.v1.PutChallenge.challenge:type_name -> cc.v1.ACMEChallenge
+	54, // [54:54] is the sub-list for method output_type
+	54, // [54:54] is the sub-list for method input_type
+	54, // [54:54] is the sub-list for extension type_name
+	54, // [54:54] is the sub-list for extension extendee
+	0,  // [0:54] is the sub-list for field type_name
 }
 
 func init() { file_cc_state_v1_state_proto_init() }
@@ -3632,7 +4419,7 @@ func file_cc_state_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_state_v1_state_proto_rawDesc), len(file_cc_state_v1_state_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   51,
+			NumMessages:   63,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
