@@ -175,6 +175,51 @@ var handlers = map[statev1.CommandType]handler{
 		newMsg:  func() proto.Message { return &statev1.RemoveSite{} },
 		apply:   applyRemoveSite,
 	},
+	statev1.CommandType_COMMAND_TYPE_PUT_CERT: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.PutCert{} },
+		apply:   applyPutCert,
+	},
+	statev1.CommandType_COMMAND_TYPE_REMOVE_CERT: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.RemoveCert{} },
+		apply:   applyRemoveCert,
+	},
+	statev1.CommandType_COMMAND_TYPE_CERT_STATUS: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.CertStatus{} },
+		apply:   applyCertStatus,
+	},
+	statev1.CommandType_COMMAND_TYPE_ACME_STORE: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.ACMEStore{} },
+		apply:   applyACMEStore,
+	},
+	statev1.CommandType_COMMAND_TYPE_ACME_DELETE: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.ACMEDelete{} },
+		apply:   applyACMEDelete,
+	},
+	statev1.CommandType_COMMAND_TYPE_ACME_LOCK: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.ACMELock{} },
+		apply:   applyACMELock,
+	},
+	statev1.CommandType_COMMAND_TYPE_ACME_UNLOCK: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.ACMEUnlock{} },
+		apply:   applyACMEUnlock,
+	},
+	statev1.CommandType_COMMAND_TYPE_PUT_CHALLENGE: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.PutChallenge{} },
+		apply:   applyPutChallenge,
+	},
+	statev1.CommandType_COMMAND_TYPE_REMOVE_CHALLENGE: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.RemoveChallenge{} },
+		apply:   applyRemoveChallenge,
+	},
 }
 
 // Encode builds the raft log entry for a command: its type, the current

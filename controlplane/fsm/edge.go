@@ -251,6 +251,9 @@ func NormalizeRouteSpec(in *ccv1.RouteSpec) (*ccv1.RouteSpec, error) {
 			return nil, err
 		}
 	}
+	if s.Tls, err = normalizeTLS(s.Tls, s.Hosts); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -276,6 +279,9 @@ func NormalizeSiteSpec(in *ccv1.SiteSpec) (*ccv1.SiteSpec, error) {
 				return nil, fmt.Errorf("%w: not found page %q: a file of the site, relative to its root (e.g. 404.html)", ErrInvalid, nf)
 			}
 		}
+	}
+	if s.Tls, err = normalizeTLS(s.Tls, s.Hosts); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -359,6 +365,9 @@ func applyPutRoute(tx *txn, at time.Time, msg proto.Message) error {
 	if err := h.claim("route "+r.Name, spec.Hosts, spec.PathPrefix); err != nil {
 		return err
 	}
+	if err := checkTLSCert(tx.Tx, "route "+r.Name, spec.Hosts, spec.Tls); err != nil {
+		return err
+	}
 	rec := &ccv1.Route{Name: r.Name, Spec: spec, Version: 1, CreatedAt: ts(at), UpdatedAt: ts(at)}
 	if !m.Create {
 		rec.Version, rec.CreatedAt = old.Version+1, old.CreatedAt
@@ -429,6 +438,9 @@ func planApplyRoutes(tx *bolt.Tx, at time.Time, m *statev1.ApplyRoutes) (*RouteP
 		}
 		if err := h.claim("route "+r.Name, spec.Hosts, spec.PathPrefix); err != nil {
 			return nil, fmt.Errorf("route %s of set %s: %w", r.Name, m.Set, err)
+		}
+		if err := checkTLSCert(tx, "route "+r.Name, spec.Hosts, spec.Tls); err != nil {
+			return nil, err
 		}
 		switch {
 		case old == nil:
@@ -536,6 +548,9 @@ func applyDeploySite(tx *txn, at time.Time, msg proto.Message) error {
 			return err
 		}
 		if err := h.claim("site "+m.Name, spec.Hosts, spec.PathPrefix); err != nil {
+			return err
+		}
+		if err := checkTLSCert(tx.Tx, "site "+m.Name, spec.Hosts, spec.Tls); err != nil {
 			return err
 		}
 		site.Spec = spec

@@ -52,7 +52,7 @@ var (
 var allBuckets = [][]byte{bucketMeta, bucketCluster, bucketTokens, bucketNodes, bucketContainers, bucketContainerNames, bucketImages, bucketServers,
 	bucketServices, bucketServiceNames, bucketNodeTasks, bucketServiceTasks, bucketNodeNames,
 	bucketJobs, bucketJobSeq, bucketJobQSeq, bucketJobState, bucketJobQueue, bucketJobKeys, bucketJobExpiry, bucketJobWebhooks, bucketJobUpdated,
-	bucketQueues, bucketInputs, bucketRoutes, bucketSites}
+	bucketQueues, bucketInputs, bucketRoutes, bucketSites, bucketCerts, bucketACMEStorage, bucketACMELocks, bucketACMEChallenge}
 
 // Result is what applying one log entry returns to the proposer.
 type Result struct {

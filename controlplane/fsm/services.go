@@ -159,7 +159,24 @@ func applyUpdateSettings(tx *txn, _ time.Time, msg proto.Message) error {
 	default:
 		return fmt.Errorf("%w: unknown scheduling strategy %d", ErrInvalid, st.SchedulingStrategy)
 	}
-	return put(tx.Bucket(bucketCluster), string(keySettings), st)
+	// An update changes what it sets: an unset strategy or edge keeps the
+	// stored one.
+	old := &ccv1.Settings{}
+	if err := get(tx.Bucket(bucketCluster), string(keySettings), old); err != nil && err != ErrNotFound {
+		return err
+	}
+	out := proto.Clone(old).(*ccv1.Settings)
+	if st.SchedulingStrategy != ccv1.SchedulingStrategy_SCHEDULING_STRATEGY_UNSPECIFIED {
+		out.SchedulingStrategy = st.SchedulingStrategy
+	}
+	if st.Edge != nil {
+		e, err := normalizeEdgeSettings(tx.Tx, st.Edge, old.Edge)
+		if err != nil {
+			return err
+		}
+		out.Edge = e
+	}
+	return put(tx.Bucket(bucketCluster), string(keySettings), out)
 }
 
 // Settings returns the cluster-wide settings (defaults when never set).
