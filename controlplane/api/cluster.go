@@ -54,7 +54,7 @@ func (s *ClusterService) GetStatus(ctx context.Context, _ *ccv1.GetStatusRequest
 		resp.Servers = append(resp.Servers, &ccv1.Server{Id: srv.ID, Address: srv.Address, Suffrage: srv.Suffrage, Leader: srv.ID == st.LeaderID})
 	}
 	if st, err := s.core.FSM.Settings(); err == nil {
-		resp.Settings = st
+		resp.Settings = RedactSettings(st)
 	}
 	cl, err := s.core.FSM.Cluster()
 	switch {
@@ -83,5 +83,5 @@ func (s *ClusterService) UpdateSettings(ctx context.Context, req *ccv1.UpdateSet
 	if err != nil {
 		return nil, err
 	}
-	return &ccv1.UpdateSettingsResponse{Settings: out}, nil
+	return &ccv1.UpdateSettingsResponse{Settings: RedactSettings(out)}, nil
 }

@@ -196,6 +196,8 @@ var viewerMethods = map[string]bool{
 	ccv1.EdgeService_GetRoute_FullMethodName:            true,
 	ccv1.EdgeService_ListSites_FullMethodName:           true,
 	ccv1.EdgeService_GetSite_FullMethodName:             true,
+	ccv1.CertService_ListCerts_FullMethodName:           true,
+	ccv1.CertService_GetCert_FullMethodName:             true,
 }
 
 // jobsMethods may be called by tokens of role jobs: every job method but

@@ -37,6 +37,12 @@ type State struct {
 	// ignored).
 	Tasks []*ccv1.Container
 	Nodes []*ccv1.Node
+	// Certs are the certificates with a chain and key, Challenges the
+	// pending ACME challenges, TLS the cluster's HTTPS settings: edge
+	// nodes get them, other nodes do not.
+	Certs      []*ccv1.EdgeCert
+	Challenges []*ccv1.ACMEChallenge
+	TLS        *ccv1.EdgeTLSSettings
 }
 
 // Cluster is the edge configuration of the whole cluster, resolved once;
@@ -45,6 +51,10 @@ type Cluster struct {
 	routes []*ccv1.EdgeRoute // by name; endpoints of every node, some without address
 	sites  []*ccv1.EdgeSite  // by name
 	relays map[string][]*ccv1.Relay
+
+	certs      []*ccv1.EdgeCert      // by name
+	challenges []*ccv1.ACMEChallenge // by type, host, token
+	tls        *ccv1.EdgeTLSSettings
 }
 
 // Resolve computes the cluster's edge configuration.
@@ -80,18 +90,44 @@ func Resolve(s State) *Cluster {
 		}
 	}
 	sort.Slice(c.sites, func(i, j int) bool { return c.sites[i].Name < c.sites[j].Name })
+	for _, ct := range s.Certs {
+		if len(ct.ChainPem) > 0 && len(ct.KeyPem) > 0 {
+			c.certs = append(c.certs, ct)
+		}
+	}
+	sort.Slice(c.certs, func(i, j int) bool { return c.certs[i].Name < c.certs[j].Name })
+	c.challenges = append(c.challenges, s.Challenges...)
+	sort.Slice(c.challenges, func(i, j int) bool {
+		a, b := c.challenges[i], c.challenges[j]
+		if a.Type != b.Type {
+			return a.Type < b.Type
+		}
+		if a.Host != b.Host {
+			return a.Host < b.Host
+		}
+		return a.Token < b.Token
+	})
+	if s.TLS != nil && (s.TLS.Http3 || s.TLS.DefaultCert != "") {
+		c.tls = s.TLS
+	}
 	return c
 }
 
-// For is the whole edge configuration of one node.
-func For(nodeID string, s State) *ccv1.EdgeConfig {
-	return Resolve(s).For(nodeID)
+// For is the whole edge configuration of one node; edge says whether it
+// runs the edge (and so gets certificates, keys and challenges).
+func For(nodeID string, edge bool, s State) *ccv1.EdgeConfig {
+	return Resolve(s).For(nodeID, edge)
 }
 
 // For is the configuration of one node: a route's endpoints are those the
 // node can reach (a task without its relay yet only from its own node).
-func (c *Cluster) For(nodeID string) *ccv1.EdgeConfig {
+// Only a node that runs the edge gets the certificates with their keys,
+// the ACME challenges and the TLS settings.
+func (c *Cluster) For(nodeID string, edge bool) *ccv1.EdgeConfig {
 	cfg := &ccv1.EdgeConfig{Sites: c.sites, Relays: c.relays[nodeID]}
+	if edge {
+		cfg.Certs, cfg.Challenges, cfg.Tls = c.certs, c.challenges, c.tls
+	}
 	for _, r := range c.routes {
 		reach := r
 		for i, ep := range r.Endpoints {
@@ -118,8 +154,19 @@ func (c *Cluster) Equal(o *Cluster) bool {
 	if c == nil || o == nil {
 		return c == o
 	}
-	if len(c.routes) != len(o.routes) || len(c.sites) != len(o.sites) || len(c.relays) != len(o.relays) {
+	if len(c.routes) != len(o.routes) || len(c.sites) != len(o.sites) || len(c.relays) != len(o.relays) ||
+		len(c.certs) != len(o.certs) || len(c.challenges) != len(o.challenges) || !proto.Equal(c.tls, o.tls) {
 		return false
+	}
+	for i := range c.certs {
+		if !proto.Equal(c.certs[i], o.certs[i]) {
+			return false
+		}
+	}
+	for i := range c.challenges {
+		if !proto.Equal(c.challenges[i], o.challenges[i]) {
+			return false
+		}
 	}
 	for i := range c.routes {
 		if !proto.Equal(c.routes[i], o.routes[i]) {

@@ -99,7 +99,7 @@ func TestFor(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			cfg := For(c.node, baseState(c.tasks...))
+			cfg := For(c.node, true, baseState(c.tasks...))
 			if len(cfg.Routes) != 1 {
 				t.Fatalf("routes %v", cfg.Routes)
 			}
@@ -137,7 +137,7 @@ func TestSitesAndOrder(t *testing.T) {
 			{Name: "blog", Current: 3},
 		},
 	}
-	cfg := For("n1", s)
+	cfg := For("n1", true, s)
 	if cfg.Routes[0].Name != "a" || cfg.Routes[1].Name != "z" {
 		t.Errorf("routes not sorted: %v", cfg.Routes)
 	}
@@ -164,8 +164,8 @@ func TestResolveEqual(t *testing.T) {
 
 // A node's config follows a task's relay through Diff and Apply.
 func TestDiffApplyAcrossStates(t *testing.T) {
-	before := For("n2", baseState(task("a", "n1", "10.0.1.2")))
-	after := For("n2", baseState(task("a", "n1", "10.0.1.2", relay(80, 40001))))
+	before := For("n2", true, baseState(task("a", "n1", "10.0.1.2")))
+	after := For("n2", true, baseState(task("a", "n1", "10.0.1.2", relay(80, 40001))))
 	ch := Diff(before, after)
 	if ch == nil || len(ch.UpdatedRoutes) != 1 || ch.SetRelays {
 		t.Fatalf("changes %v, want the route updated and the relays (none on n2) kept", ch)
@@ -173,7 +173,24 @@ func TestDiffApplyAcrossStates(t *testing.T) {
 	if got := Apply(before, ch); !proto.Equal(got, after) {
 		t.Fatalf("applied %v, want %v", got, after)
 	}
-	if Diff(after, For("n2", baseState(task("a", "n1", "10.0.1.2", relay(80, 40001))))) != nil {
+	if Diff(after, For("n2", true, baseState(task("a", "n1", "10.0.1.2", relay(80, 40001))))) != nil {
 		t.Fatal("the same state gave changes")
+	}
+}
+
+func TestKeysOnlyToEdgeNodes(t *testing.T) {
+	st := baseState()
+	st.Certs = []*ccv1.EdgeCert{{Name: "site", Hosts: []string{"a.localhost"}, ChainPem: []byte("c"), KeyPem: []byte("k")}, {Name: "pending"}}
+	st.Challenges = []*ccv1.ACMEChallenge{{Type: "http-01", Host: "a.localhost", Token: "t", KeyAuthorization: "t.x"}}
+	st.TLS = &ccv1.EdgeTLSSettings{Http3: true}
+	edge, plain := For("n1", true, st), For("n1", false, st)
+	if len(edge.Certs) != 1 || edge.Certs[0].Name != "site" || len(edge.Challenges) != 1 || !edge.Tls.GetHttp3() {
+		t.Fatalf("edge node: %v", edge)
+	}
+	if len(plain.Certs) != 0 || len(plain.Challenges) != 0 || plain.Tls != nil {
+		t.Fatalf("a node without the edge got keys: %v", plain)
+	}
+	if Resolve(st).Equal(Resolve(baseState())) {
+		t.Fatal("a change of certificates is not a change")
 	}
 }

@@ -300,6 +300,7 @@ func (s *Server) serve() error {
 	images.Register(s.grpc)
 	jobs.Register(s.grpc)
 	edge.Register(s.grpc)
+	api.NewCertService(core).Register(s.grpc)
 	ccv1.RegisterAgentServiceServer(s.grpc, api.NewAgentServer(core, s.clusterCA, images, replicated))
 	ccv1.RegisterPeerServiceServer(s.grpc, api.NewPeerServer(core, s.clusterCA, s.blobs))
 
@@ -334,6 +335,7 @@ func (s *Server) serve() error {
 		ccv1.RegisterServiceServiceHandler,
 		ccv1.RegisterJobServiceHandler,
 		ccv1.RegisterEdgeServiceHandler,
+		ccv1.RegisterCertServiceHandler,
 	} {
 		if err := register(ctx, gw, s.gwConn); err != nil {
 			return err

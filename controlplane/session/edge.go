@@ -40,6 +40,52 @@ func (e *edgeCache) current() (*edgeconfig.Cluster, <-chan struct{}, error) {
 	return e.cl, e.changed, err
 }
 
+// resolved is the last resolution and the state index it was made at.
+func (e *edgeCache) resolved() (*edgeconfig.Cluster, uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.valid {
+		return e.cl, 0
+	}
+	return e.cl, e.index
+}
+
+// EdgeSynced waits until this server's sessions of edge nodes have been
+// sent the edge configuration as of state index idx (or later), or ctx
+// ends. The ACME manager waits on it before it asks the CA to validate a
+// challenge it just wrote, so that every edge node can answer. Sessions
+// on other servers are not waited for.
+func (hub *Hub) EdgeSynced(ctx context.Context, idx uint64) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if err := hub.edge.refresh(); err != nil {
+			return err
+		}
+		cl, at := hub.edge.resolved()
+		if at >= idx && hub.edgeSessionsHave(cl) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// edgeSessionsHave reports whether every edge session was sent cl.
+func (hub *Hub) edgeSessionsHave(cl *edgeconfig.Cluster) bool {
+	hub.mu.Lock()
+	defer hub.mu.Unlock()
+	for _, s := range hub.sessions {
+		if s.edge && s.edgeSent.Load() != cl {
+			return false
+		}
+	}
+	return true
+}
+
 // refresh resolves the configuration again if the state moved on since the
 // last resolution; the waiting sessions wake only if it differs.
 func (e *edgeCache) refresh() error {
@@ -81,6 +127,26 @@ func EdgeState(f *fsm.FSM) (edgeconfig.State, error) {
 	}
 	if st.Sites, err = f.Sites(); err != nil {
 		return st, fmt.Errorf("read sites: %w", err)
+	}
+	certs, err := f.Certs()
+	if err != nil {
+		return st, fmt.Errorf("read certificates: %w", err)
+	}
+	for _, c := range certs {
+		if c.GetCert().GetChainPem() == "" || len(c.KeyPem) == 0 {
+			continue
+		}
+		st.Certs = append(st.Certs, &ccv1.EdgeCert{Name: c.Cert.Name, Hosts: c.Cert.Hosts, ChainPem: []byte(c.Cert.ChainPem), KeyPem: c.KeyPem, Version: c.Cert.Version})
+	}
+	if st.Challenges, err = f.Challenges(); err != nil {
+		return st, fmt.Errorf("read ACME challenges: %w", err)
+	}
+	settings, err := f.Settings()
+	if err != nil {
+		return st, fmt.Errorf("read settings: %w", err)
+	}
+	if e := settings.GetEdge(); e != nil {
+		st.TLS = &ccv1.EdgeTLSSettings{Http3: e.Http3, DefaultCert: e.DefaultCert}
 	}
 	wanted := map[string]bool{}
 	for _, r := range st.Routes {

@@ -47,7 +47,7 @@ func TestEdgeCacheEmptyState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := cl.For("n1")
+	cfg := cl.For("n1", true)
 	if len(cfg.Routes) != 0 || len(cfg.Sites) != 0 || len(cfg.Relays) != 0 {
 		t.Fatalf("config of an empty state %v", cfg)
 	}

@@ -12,12 +12,14 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/containercodes/cc/controlplane/edgeconfig"
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/controlplane/raftstore"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
@@ -55,6 +57,8 @@ type Hub struct {
 
 type session struct {
 	nodeID   string
+	edge     bool                                // the node runs the edge
+	edgeSent atomic.Pointer[edgeconfig.Cluster] // the resolution last sent
 	out      chan *ccv1.SessionResponse // log requests and cancels for the send loop
 	cancel   context.CancelFunc
 	lastSeen time.Time
@@ -134,7 +138,7 @@ func (hub *Hub) Session(nodeID string, stream ccv1.AgentService_SessionServer) e
 	if err := hub.nodeUp(ctx, nodeID, hello); err != nil {
 		return err
 	}
-	s := &session{nodeID: nodeID, out: make(chan *ccv1.SessionResponse, 16), cancel: cancel, lastSeen: time.Now()}
+	s := &session{nodeID: nodeID, edge: hello.Edge, out: make(chan *ccv1.SessionResponse, 16), cancel: cancel, lastSeen: time.Now()}
 	hub.register(s)
 	defer hub.unregister(s)
 	hub.log.Info("agent session opened", "node_id", nodeID, "version", hello.Version)
@@ -318,11 +322,12 @@ func (hub *Hub) sendLoop(ctx context.Context, s *session, stream ccv1.AgentServi
 		if err != nil {
 			hub.log.Warn("could not resolve the edge configuration; sending the last", "node_id", s.nodeID, "err", err)
 		}
-		if m := edge.next(cl.For(s.nodeID)); m != nil {
+		if m := edge.next(cl.For(s.nodeID, s.edge)); m != nil {
 			if err := stream.Send(m); err != nil {
 				return err
 			}
 		}
+		s.edgeSent.Store(cl)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
