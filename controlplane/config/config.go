@@ -62,6 +62,15 @@ type Config struct {
 	Log    LogConfig    `toml:"log"`
 	Raft   RaftConfig   `toml:"raft"`
 	BlobGC BlobGCConfig `toml:"blob_gc"`
+	ACME   ACMEConfig   `toml:"acme"`
+}
+
+// ACMEConfig tunes the leader's ACME work (the CA, account and challenges
+// are cluster settings: ccctl cluster settings --acme-...).
+type ACMEConfig struct {
+	// RenewCheckInterval is how often the leader looks for certificates
+	// due for renewal (default 10m).
+	RenewCheckInterval Duration `toml:"renew_check_interval"`
 }
 
 // BlobGCConfig says how often each server removes the blobs no record

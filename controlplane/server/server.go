@@ -29,6 +29,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/containercodes/cc/controlplane/acme"
 	"github.com/containercodes/cc/controlplane/api"
 	"github.com/containercodes/cc/controlplane/auth"
 	"github.com/containercodes/cc/controlplane/blobs"
@@ -182,10 +183,22 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 	}
 	s.ready.Store(true)
 	leaderLog := log.With("component", "leader")
-	loops := leader.NewRunner(leaderLog, leader.Loops(leader.Config{
+	certs := acme.New(acme.Config{
+		FSM: s.fsm, ServerID: serverID, Log: log.With("component", "acme"), EdgeSynced: s.sessions.EdgeSynced,
+		RenewCheckInterval: s.cfg.ACME.RenewCheckInterval.Duration,
+		// Written through this server's raft only, so that a deposed
+		// leader stops writing.
+		Propose: func(ctx context.Context, t statev1.CommandType, p proto.Message) (uint64, error) {
+			if err := s.raft.ProposeLocalAll(ctx, t, []proto.Message{p}, time.Now()); err != nil {
+				return 0, err
+			}
+			return s.fsm.AppliedIndex(), nil
+		},
+	})
+	loops := leader.NewRunner(leaderLog, append(leader.Loops(leader.Config{
 		Raft: s.raft, FSM: s.fsm, Log: log, NodeDownAfter: s.downAfter(), Sessions: s.sessions.Sessions,
 		OtherSessions: func(ctx context.Context) map[string]time.Time { return s.peers.otherSessions(ctx, s.raft) },
-	})...)
+	}), leader.Loop{Name: "acme", Run: certs.Run})...)
 	// One raft barrier per term for the loops that decide from the state.
 	loops.Prepare = leader.Barrier(s.raft, leaderLog)
 	s.wg.Add(1)
