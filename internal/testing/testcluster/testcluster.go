@@ -174,6 +174,7 @@ type Client struct {
 	Services   ccv1.ServiceServiceClient
 	Jobs       ccv1.JobServiceClient
 	Edge       ccv1.EdgeServiceClient
+	Certs      ccv1.CertServiceClient
 }
 
 // Client returns API clients using the admin token.
@@ -188,6 +189,7 @@ func (s *Server) Client() *Client {
 		Services:   ccv1.NewServiceServiceClient(conn),
 		Jobs:       ccv1.NewJobServiceClient(conn),
 		Edge:       ccv1.NewEdgeServiceClient(conn),
+		Certs:      ccv1.NewCertServiceClient(conn),
 	}
 }
 
