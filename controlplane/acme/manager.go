@@ -141,6 +141,13 @@ func (m *Manager) term(ctx context.Context, settings *ccv1.EdgeSettings) error {
 	})
 	r.cfg = cfg
 	m.log.Info("ACME: managing certificates", "directory", iss.directory())
+	// Challenges left in the state belong to orders of an earlier term
+	// (a deposed or dead leader's): nobody waits on them any more.
+	if stale, err := m.c.FSM.Challenges(); err == nil {
+		for _, c := range stale {
+			_, _ = m.c.Propose(ctx, statev1.CommandType_COMMAND_TYPE_REMOVE_CHALLENGE, &statev1.RemoveChallenge{Type: c.Type, Host: c.Host, Token: c.Token})
+		}
+	}
 	for {
 		watch := m.c.FSM.Watch()
 		cur, err := m.c.FSM.Settings()

@@ -42,9 +42,9 @@ type Storage struct {
 	Holder string
 	Now    func() time.Time
 
-	mu    sync.Mutex
-	n     int
-	held  map[string]string // lock name → the holder that has it
+	mu   sync.Mutex
+	n    int
+	held map[string]string // lock name → the holder that has it
 }
 
 var (

@@ -71,6 +71,10 @@ type ACMEConfig struct {
 	// RenewCheckInterval is how often the leader looks for certificates
 	// due for renewal (default 10m).
 	RenewCheckInterval Duration `toml:"renew_check_interval"`
+	// ChallengeGrace is a wait, after the edge nodes connected to the
+	// leader have a new challenge, for those connected to other servers,
+	// before the CA is asked to validate it (default 300ms).
+	ChallengeGrace Duration `toml:"challenge_grace"`
 }
 
 // BlobGCConfig says how often each server removes the blobs no record

@@ -185,7 +185,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 	leaderLog := log.With("component", "leader")
 	certs := acme.New(acme.Config{
 		FSM: s.fsm, ServerID: serverID, Log: log.With("component", "acme"), EdgeSynced: s.sessions.EdgeSynced,
-		RenewCheckInterval: s.cfg.ACME.RenewCheckInterval.Duration,
+		RenewCheckInterval: s.cfg.ACME.RenewCheckInterval.Duration, Grace: s.cfg.ACME.ChallengeGrace.Duration,
 		// Written through this server's raft only, so that a deposed
 		// leader stops writing.
 		Propose: func(ctx context.Context, t statev1.CommandType, p proto.Message) (uint64, error) {

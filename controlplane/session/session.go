@@ -57,9 +57,9 @@ type Hub struct {
 
 type session struct {
 	nodeID   string
-	edge     bool                                // the node runs the edge
+	edge     bool                               // the node runs the edge
 	edgeSent atomic.Pointer[edgeconfig.Cluster] // the resolution last sent
-	out      chan *ccv1.SessionResponse // log requests and cancels for the send loop
+	out      chan *ccv1.SessionResponse         // log requests and cancels for the send loop
 	cancel   context.CancelFunc
 	lastSeen time.Time
 }

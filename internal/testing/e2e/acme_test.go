@@ -211,3 +211,54 @@ func certSHA(c *x509.Certificate) string {
 	sum := sha256.Sum256(c.Raw)
 	return hex.EncodeToString(sum[:])
 }
+
+// TestACMELeaderFailover kills the leader between the order and its
+// finalization (while the CA has not validated the challenge yet): the
+// new leader takes over the lock the dead one held, and the cluster ends
+// with exactly one certificate issued and recorded.
+func TestACMELeaderFailover(t *testing.T) {
+	skipShort(t)
+	c := testcluster.StartCluster(t, 3, func(cfg *testcluster.Config) {
+		cfg.ACME.ChallengeGrace.Duration = 3 * time.Second
+	})
+	leader := c.Leader()
+	var follower *testcluster.Server
+	for _, s := range c.Followers() {
+		follower = s
+	}
+	ag := follower.StartAgent("edge", testcluster.WithEdgeHTTPAddr("127.0.0.1:0"), testcluster.WithEdgeHTTPSAddr("127.0.0.1:0"))
+	ca := pebbletest.Start(t, pebbletest.Options{HTTPPort: port(t, ag.EdgeAddr), TLSPort: port(t, ag.EdgeHTTPSAddr)})
+	cl := follower.Client()
+	if _, err := cl.Cluster.UpdateSettings(edgeCtx(t), &ccv1.UpdateSettingsRequest{Settings: &ccv1.Settings{Edge: &ccv1.EdgeSettings{
+		AcmeDirectory: ca.DirectoryURL(), AcmeCaRootsPem: string(ca.DirectoryRootsPEM()), AcmeDisableTlsAlpn01: true}}}); err != nil {
+		t.Fatalf("settings: %v", err)
+	}
+	if _, err := cl.Edge.CreateRoute(edgeCtx(t), &ccv1.CreateRouteRequest{Name: "app", Spec: &ccv1.RouteSpec{
+		Hosts: []string{acmeHost}, Upstreams: []*ccv1.Upstream{{Address: "127.0.0.1:9"}}, Tls: &ccv1.EdgeTLSOptions{Cert: "auto"}}}); err != nil {
+		t.Fatalf("create route: %v", err)
+	}
+	// The leader has ordered (the CA saw the order) and waits before
+	// asking for validation: kill it there.
+	if !waitFor(60*time.Second, func() bool { return ca.Orders() >= 1 }) {
+		t.Fatal("the leader made no order")
+	}
+	if ca.Issued() != 0 {
+		t.Fatal("issued before the leader was killed: the window was missed")
+	}
+	leader.Stop()
+
+	a := &acmeSetup{cl: cl, agent: ag, ca: ca}
+	cert := a.waitCert(t, "")
+	if n := ca.Issued(); n != 1 {
+		t.Fatalf("Pebble issued %d certificates, want exactly 1", n)
+	}
+	certs, err := cl.Certs.ListCerts(edgeCtx(t), &ccv1.ListCertsRequest{})
+	if err != nil || len(certs.Certs) != 1 || certs.Certs[0].Sha256 != cert.Sha256 {
+		t.Fatalf("certificates after the failover: %v %v", certs, err)
+	}
+	// Give a late, duplicate order a moment to show up, then check again.
+	time.Sleep(2 * time.Second)
+	if n := ca.Issued(); n != 1 {
+		t.Fatalf("Pebble issued %d certificates, want exactly 1", n)
+	}
+}
