@@ -300,6 +300,7 @@ header_up = { X-A = "1" }
 func FuzzEdgeFile(f *testing.F) {
 	f.Add([]byte(seedEdgeFile))
 	f.Add([]byte("[[proxy.routes]]\nhost = \"a\"\npath = \"/*\"\nupstream = \"x\"\n"))
+	f.Add([]byte(tlsEdgeFile))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		routes, err := parseEdgeFile("f.toml", data)
 		if err != nil {
