@@ -29,7 +29,7 @@ func certCommand() *cli.Command {
 			"  ccctl cert inspect example-com\n" +
 			"  ccctl cert inspect example-com --pem | openssl x509 -noout -text\n" +
 			"  ccctl cert add example-com --cert new.pem --key new-key.pem --replace\n" +
-			"  ccctl cert renew auto-shop-example-com\n" +
+			"  ccctl cert renew shop.example.com\n" +
 			"  ccctl cert rm example-com",
 		Subcommands: []*cli.Command{
 			{
@@ -64,7 +64,7 @@ func certCommand() *cli.Command {
 				Name: "renew", Usage: "renew ACME certificates now", ArgsUsage: "NAME...", OnUsageError: usageError,
 				Description: "The leader renews ACME certificates by itself when due (see RENEWAL in ccctl cert ls);\n" +
 					"this asks for a renewal now, e.g. after a failure was fixed. A manual certificate is\n" +
-					"replaced with ccctl cert add NAME --replace instead. Example:\n  ccctl cert renew auto-shop-example-com",
+					"replaced with ccctl cert add NAME --replace instead. Example:\n  ccctl cert renew shop.example.com",
 				Action: func(c *cli.Context) error {
 					return eachArg(c, "cert renew", 0, func(ctx context.Context, cl *Client, name string) error {
 						resp, err := cl.Certs.RenewCert(ctx, &ccv1.RenewCertRequest{Name: name})

@@ -231,7 +231,7 @@ func TestCertAddChecksTheFiles(t *testing.T) {
 
 func testCerts(now time.Time) []*ccv1.Cert {
 	return []*ccv1.Cert{
-		{Name: "auto-shop-example-com", Source: ccv1.CertSource_CERT_SOURCE_ACME, Hosts: []string{"shop.example.com"}, Issuer: "R11",
+		{Name: "shop.example.com", Source: ccv1.CertSource_CERT_SOURCE_ACME, Hosts: []string{"shop.example.com"}, Issuer: "R11",
 			NotAfter: timestamppb.New(now.Add(89*24*time.Hour + time.Hour)), RenewalState: ccv1.RenewalState_RENEWAL_STATE_VALID,
 			RenewAfter: timestamppb.New(now.Add(59 * 24 * time.Hour)), UsedBy: []string{"route/shop"}},
 		{Name: "broken", Source: ccv1.CertSource_CERT_SOURCE_ACME, Hosts: []string{"a.example.com"}, Issuer: "R11",
@@ -255,7 +255,7 @@ func TestCertList(t *testing.T) {
 	day := func(d time.Duration) string { return now.Add(d).Local().Format(time.DateOnly) }
 	want := [][]string{
 		{"NAME", "SOURCE", "HOSTS", "ISSUER", "NOT AFTER", "RENEWAL", "USED BY"},
-		{"auto-shop-example-com", "acme", "shop.example.com", "R11", day(89*24*time.Hour+time.Hour) + " (in 89d)", "valid", "route/shop"},
+		{"shop.example.com", "acme", "shop.example.com", "R11", day(89*24*time.Hour+time.Hour) + " (in 89d)", "valid", "route/shop"},
 		{"broken", "acme", "a.example.com", "R11", day(-2*24*time.Hour-time.Hour) + " (expired 2d ago)", "failed: acme: urn:ietf:params:acme:error:dns: n…", "-"},
 		{"example-com", "manual", "example.com,www.example.com +3", "Example Corporation Intermedi…", day(300*24*time.Hour+time.Hour) + " (in 300d)", "-", "route/web,site/docs"},
 		{"pending", "acme", "new.example.com", "-", "-", "pending", "-"},
@@ -263,7 +263,7 @@ func TestCertList(t *testing.T) {
 	if got := cells(r.stdout); r.code != 0 || !reflect.DeepEqual(got, want) {
 		t.Fatalf("cert ls: %+v\ngot  %q\nwant %q", r, got, want)
 	}
-	if r := runCtl(conn, "cert", "ls", "-q"); r.stdout != "auto-shop-example-com\nbroken\nexample-com\npending\n" {
+	if r := runCtl(conn, "cert", "ls", "-q"); r.stdout != "shop.example.com\nbroken\nexample-com\npending\n" {
 		t.Errorf("cert ls -q: %+v", r)
 	}
 	r = runCtl(conn, "cert", "ls", "-o", "json")
@@ -337,12 +337,12 @@ func TestCertRemoveAndRenewReportEach(t *testing.T) {
 	if r := runCtl(conn, "cert", "rm", "a"); r.code != 0 || r.stdout != "a\n" {
 		t.Errorf("cert rm a: %+v", r)
 	}
-	r = runCtl(conn, "cert", "renew", "auto-x", "manual")
-	if r.code != 1 || r.stdout != "auto-x: renewing (see ccctl cert ls)\n" || !strings.HasPrefix(r.stderr, "ccctl: cert renew manual: failed precondition: certificate manual is manual") {
+	r = runCtl(conn, "cert", "renew", "new.example.com", "manual")
+	if r.code != 1 || r.stdout != "new.example.com: renewing (see ccctl cert ls)\n" || !strings.HasPrefix(r.stderr, "ccctl: cert renew manual: failed precondition: certificate manual is manual") {
 		t.Errorf("cert renew: %+v", r)
 	}
 	f.locked(func() {
-		if strings.Join(f.certs.removed, " ") != "a used b a" || strings.Join(f.certs.renewed, " ") != "auto-x manual" {
+		if strings.Join(f.certs.removed, " ") != "a used b a" || strings.Join(f.certs.renewed, " ") != "new.example.com manual" {
 			t.Errorf("removed %v, renewed %v", f.certs.removed, f.certs.renewed)
 		}
 	})
@@ -388,7 +388,8 @@ func TestClusterSettingsEdge(t *testing.T) {
 		}
 	})
 
-	// Every flag, the HMAC key from a file, the roots from a file.
+	// Every flag; a new key id with its HMAC key from a file, the roots
+	// from a file.
 	dir := t.TempDir()
 	caPEM, _, _, _ := testPEM(t, "Private CA", true, nil, nil)
 	roots := writeFile(t, dir, "roots.pem", caPEM)
@@ -453,19 +454,30 @@ func TestClusterSettingsEdge(t *testing.T) {
 func TestClusterSettingsEABNeedsBothParts(t *testing.T) {
 	f := &fakeAPI{}
 	conn := startFake(t, f)
-	if r := runCtl(conn, "cluster", "settings", "--acme-eab-kid", "kid"); r.code != 1 || !strings.HasPrefix(r.stderr, "ccctl: the external account binding needs its HMAC key too") {
+	want := "ccctl: the external account binding needs the HMAC key of that key id too"
+	if r := runCtl(conn, "cluster", "settings", "--acme-eab-kid", "kid"); r.code != 1 || !strings.HasPrefix(r.stderr, want) {
 		t.Errorf("--acme-eab-kid alone with no key stored: %+v", r)
 	}
 	if r := runCtl(conn, "cluster", "settings", "--acme-eab-kid", "kid", "--acme-eab-hmac", "a2V5"); r.code != 0 || !strings.Contains(r.stdout, "ACME EAB HMAC key:    set\n") {
 		t.Errorf("--acme-eab-kid and --acme-eab-hmac: %+v", r)
 	}
-	// Now one is stored: a new key id alone keeps it.
-	if r := runCtl(conn, "cluster", "settings", "--acme-eab-kid", "kid-2"); r.code != 0 {
-		t.Errorf("--acme-eab-kid with a key stored: %+v", r)
+	// The stored key goes with its key id: another one needs its own.
+	if r := runCtl(conn, "cluster", "settings", "--acme-eab-kid", "kid-2"); r.code != 1 || !strings.HasPrefix(r.stderr, want) {
+		t.Errorf("a new --acme-eab-kid alone: %+v", r)
+	}
+	// Other flags, or the same key id, keep it.
+	for _, flags := range [][]string{{"--acme-email", "ops@example.com"}, {"--acme-eab-kid", "kid"}} {
+		if r := runCtl(conn, append([]string{"cluster", "settings"}, flags...)...); r.code != 0 || !strings.Contains(r.stdout, "ACME EAB HMAC key:    set\n") {
+			t.Errorf("%q: %+v", flags, r)
+		}
 	}
 	f.locked(func() {
-		if e := f.settings.GetEdge(); e.AcmeEabKeyId != "kid-2" || e.AcmeEabHmacKey != "a2V5" {
+		if e := f.settings.GetEdge(); e.AcmeEabKeyId != "kid" || e.AcmeEabHmacKey != "a2V5" {
 			t.Errorf("edge settings now %v", e)
 		}
 	})
+	// An empty key id drops the binding.
+	if r := runCtl(conn, "cluster", "settings", "--acme-eab-kid", ""); r.code != 0 || !strings.Contains(r.stdout, "ACME EAB HMAC key:    not set\n") {
+		t.Errorf("--acme-eab-kid \"\": %+v", r)
+	}
 }

@@ -56,7 +56,7 @@ func clusterCommand() *cli.Command {
 					&cli.StringFlag{Name: "scheduling-strategy", Usage: "`STRATEGY` of the scheduler: spread or binpack"},
 					&cli.StringFlag{Name: "acme-directory", Usage: "get certificates from the ACME directory at `URL` (letsencrypt: the default; letsencrypt-staging: its staging CA)"},
 					&cli.StringFlag{Name: "acme-email", Usage: "register the ACME account with contact `EMAIL` (\"\": none)"},
-					&cli.StringFlag{Name: "acme-eab-kid", Usage: "external account binding: the `KEY_ID` the CA gives (\"\": none)"},
+					&cli.StringFlag{Name: "acme-eab-kid", Usage: "external account binding: the `KEY_ID` the CA gives, with its HMAC key (\"\": no binding)"},
 					&cli.StringFlag{Name: "acme-eab-hmac", Usage: "external account binding: the HMAC `KEY` the CA gives, base64url (visible to other local users: prefer --acme-eab-hmac-file)"},
 					&cli.StringFlag{Name: "acme-eab-hmac-file", Usage: "read the external account binding's HMAC key from `FILE` (-: standard input)"},
 					&cli.StringFlag{Name: "acme-ca-roots", Usage: "trust the PEM root certificates of `FILE` for the ACME directory's HTTPS, e.g. a private CA (\"\": the system's)"},
@@ -98,14 +98,15 @@ func clusterSettings(c *cli.Context) error {
 			if cur := st.GetSettings().GetEdge(); cur != nil {
 				edge = proto.Clone(cur).(*ccv1.EdgeSettings)
 			}
-			hmacStored := edge.AcmeEabHmacKeySet
+			// The server keeps the stored HMAC key only for the same key id.
+			oldKid, hmacStored := edge.AcmeEabKeyId, edge.AcmeEabHmacKeySet
 			edge.AcmeEabHmacKey, edge.AcmeEabHmacKeySet = "", false
 			editEdge(edge)
 			switch {
 			case edge.AcmeEabHmacKey != "" && edge.AcmeEabKeyId == "":
 				return errors.New("the external account binding needs its key id too: add --acme-eab-kid KEY_ID")
-			case c.String("acme-eab-kid") != "" && edge.AcmeEabHmacKey == "" && !hmacStored:
-				return errors.New("the external account binding needs its HMAC key too: add --acme-eab-hmac-file FILE (or --acme-eab-hmac KEY)")
+			case edge.AcmeEabKeyId != "" && edge.AcmeEabHmacKey == "" && (edge.AcmeEabKeyId != oldKid || !hmacStored):
+				return errors.New("the external account binding needs the HMAC key of that key id too: add --acme-eab-hmac-file FILE (or --acme-eab-hmac KEY)")
 			}
 			if update == nil {
 				update = &ccv1.UpdateSettingsRequest{Settings: &ccv1.Settings{}}

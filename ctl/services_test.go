@@ -105,7 +105,8 @@ func (f *fakeAPI) UpdateNode(_ context.Context, r *ccv1.UpdateNodeRequest) (*ccv
 }
 
 // UpdateSettings merges as the server does: an unspecified strategy and a
-// missing edge keep the current ones, an empty HMAC key the stored one.
+// missing edge keep the current ones, an empty HMAC key the stored one
+// when the key id stays.
 func (f *fakeAPI) UpdateSettings(_ context.Context, r *ccv1.UpdateSettingsRequest) (*ccv1.UpdateSettingsResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -118,11 +119,14 @@ func (f *fakeAPI) UpdateSettings(_ context.Context, r *ccv1.UpdateSettingsReques
 		cur.SchedulingStrategy = s
 	}
 	if e := r.GetSettings().GetEdge(); e != nil {
-		hmac := cur.GetEdge().GetAcmeEabHmacKey()
+		old := cur.GetEdge()
 		cur.Edge = proto.Clone(e).(*ccv1.EdgeSettings)
 		cur.Edge.AcmeEabHmacKeySet = false
-		if cur.Edge.AcmeEabHmacKey == "" {
-			cur.Edge.AcmeEabHmacKey = hmac
+		if cur.Edge.AcmeEabHmacKey == "" && cur.Edge.AcmeEabKeyId != "" && cur.Edge.AcmeEabKeyId == old.GetAcmeEabKeyId() {
+			cur.Edge.AcmeEabHmacKey = old.GetAcmeEabHmacKey()
+		}
+		if (cur.Edge.AcmeEabKeyId == "") != (cur.Edge.AcmeEabHmacKey == "") {
+			return nil, status.Error(codes.InvalidArgument, "invalid argument: ACME external account binding: give both the key id and the HMAC key")
 		}
 	}
 	f.settings = cur

@@ -89,14 +89,16 @@ func applyTLSFlags(c *cli.Context, cur *ccv1.EdgeTLSOptions) (*ccv1.EdgeTLSOptio
 		opts.HstsIncludeSubdomains = c.Bool("hsts-subdomains")
 	}
 	if opts.Cert == "" || opts.Cert == "off" {
-		given := ""
-		for _, f := range tlsFlagNames[1:] {
-			if c.IsSet(f) {
-				given = "--" + f
-				break
+		// HTTP only: fine as long as no HTTPS option is left on.
+		for _, o := range []struct {
+			flag string
+			on   bool
+		}{{"--no-https-redirect", opts.NoRedirect}, {"--hsts", opts.HstsMaxAgeSeconds > 0}, {"--hsts-subdomains", opts.HstsIncludeSubdomains}} {
+			if o.on {
+				return nil, fmt.Errorf("%s goes with HTTPS: add --tls auto (a certificate from the ACME CA) or --tls CERT (see ccctl cert ls)", o.flag)
 			}
 		}
-		return nil, fmt.Errorf("%s goes with HTTPS: add --tls auto (a certificate from the ACME CA) or --tls CERT (see ccctl cert ls)", given)
+		return nil, nil
 	}
 	if opts.HstsIncludeSubdomains && opts.HstsMaxAgeSeconds == 0 {
 		return nil, errors.New("--hsts-subdomains goes with --hsts (e.g. --hsts 8760h --hsts-subdomains)")
@@ -122,9 +124,21 @@ func parseTLSCert(what, s string) (string, error) {
 	return v, nil
 }
 
+// maxHSTS is the longest HSTS max-age the server takes: two years.
+const maxHSTS = 2 * 365 * 24 * 3600
+
 // parseHSTS reads an HSTS max-age: a duration (8760h, 31536000s), whole
-// days (365d) or a number of seconds; 0 is none. It must be whole seconds.
+// days (365d) or a number of seconds; 0 is none. It must be whole seconds,
+// at most two years.
 func parseHSTS(what, s string) (uint32, error) {
+	n, err := parseHSTSValue(what, s)
+	if err == nil && n > maxHSTS {
+		return 0, fmt.Errorf("%s %q: at most two years (17520h, 730d or %ds)", what, s, maxHSTS)
+	}
+	return n, err
+}
+
+func parseHSTSValue(what, s string) (uint32, error) {
 	v := strings.TrimSpace(s)
 	bad := func(why string) error {
 		return fmt.Errorf("%s %q: %s (e.g. 8760h, 365d or 31536000s; 0: no header)", what, s, why)

@@ -11,7 +11,7 @@ import (
 
 func TestParseHSTS(t *testing.T) {
 	for in, want := range map[string]uint32{"0": 0, "8760h": 31536000, "31536000s": 31536000, "31536000": 31536000, "365d": 31536000,
-		"1h30m": 5400, " 10m ": 600, "0s": 0, "4294967295": 4294967295} {
+		"1h30m": 5400, " 10m ": 600, "0s": 0, "730d": 63072000, "17520h": 63072000} {
 		if got, err := parseHSTS("--hsts", in); err != nil || got != want {
 			t.Errorf("parseHSTS(%q) = %d, %v; want %d", in, got, err, want)
 		}
@@ -23,6 +23,8 @@ func TestParseHSTS(t *testing.T) {
 		"1.5s":        `--hsts "1.5s": use whole seconds`,
 		"500ms":       `--hsts "500ms": use whole seconds`,
 		"4294967296":  `--hsts "4294967296": too long`,
+		"731d":        `--hsts "731d": at most two years (17520h, 730d or 63072000s)`,
+		"63072001":    `--hsts "63072001": at most two years`,
 		"200000d":     `--hsts "200000d": too long`,
 		"2000000h":    `--hsts "2000000h": too long`,
 		"xd":          `--hsts "xd": use a duration`,
@@ -33,7 +35,7 @@ func TestParseHSTS(t *testing.T) {
 			t.Errorf("parseHSTS(%q): %v; want %q", in, err, want)
 		}
 	}
-	for _, n := range []uint32{1, 59, 60, 3600, 5400, 5401, 31536000, 4294967295} {
+	for _, n := range []uint32{1, 59, 60, 3600, 5400, 5401, 31536000, 63072000} {
 		if got, err := parseHSTS("--hsts", formatHSTS(n)); err != nil || got != n {
 			t.Errorf("formatHSTS(%d) = %q reads back as %d, %v", n, formatHSTS(n), got, err)
 		}
@@ -57,6 +59,7 @@ func TestRouteTLSFlags(t *testing.T) {
 		{[]string{"--tls", "example-com", "--no-https-redirect", "--hsts", "31536000s"}, &ccv1.EdgeTLSOptions{Cert: "example-com", NoRedirect: true, HstsMaxAgeSeconds: 31536000}},
 		{[]string{"--tls", "off"}, nil},
 		{[]string{"--tls", "off", "--hsts", "0"}, nil},
+		{[]string{"--hsts", "0", "--no-https-redirect=false"}, nil},
 	} {
 		r := runCtl(conn, append(base, c.flags...)...)
 		if r.code != 0 {
