@@ -59,6 +59,7 @@ func App(stdout, stderr io.Writer) *cli.App {
 			routeCommand(),
 			siteCommand(),
 			edgeCommand(),
+			certCommand(),
 			jobCommand(),
 			queueCommand(),
 			runCommand(),

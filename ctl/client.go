@@ -37,6 +37,8 @@ type Client struct {
 	Services   ccv1.ServiceServiceClient
 	Jobs       ccv1.JobServiceClient
 	Edge       ccv1.EdgeServiceClient
+	// Certs manages the certificates the edge serves over HTTPS.
+	Certs ccv1.CertServiceClient
 }
 
 // Close closes the connection.
@@ -143,6 +145,7 @@ func dial(c *cli.Context) (*Client, error) {
 		Services:   ccv1.NewServiceServiceClient(conn),
 		Jobs:       ccv1.NewJobServiceClient(conn),
 		Edge:       ccv1.NewEdgeServiceClient(conn),
+		Certs:      ccv1.NewCertServiceClient(conn),
 	}, nil
 }
 

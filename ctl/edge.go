@@ -26,7 +26,13 @@ func routeCommand() *cli.Command {
 			"  ccctl route create api --host app.example.com --path /api/ --upstream 10.0.0.5:8080=1 --upstream 10.0.0.6:8080=2 --policy weighted\n" +
 			"  ccctl route ls\n" +
 			"  ccctl route update web --retries 3 --timeout 10s\n" +
-			"  ccctl route rm web",
+			"  ccctl route create shop --host shop.example.com --service shop --port 8080 --tls auto --hsts 8760h\n" +
+			"  ccctl route update api --tls example-com --no-https-redirect\n" +
+			"  ccctl route rm web\n\n" +
+			"HTTPS: --tls auto gets a certificate per host from the cluster's ACME CA (Let's Encrypt unless\n" +
+			"`ccctl cluster settings --acme-directory` says otherwise); --tls NAME serves a certificate added\n" +
+			"with `ccctl cert add`; --tls off serves HTTP only. With TLS, plain HTTP is redirected to HTTPS\n" +
+			"(308) unless --no-https-redirect; --hsts sends Strict-Transport-Security.",
 		Subcommands: []*cli.Command{
 			{
 				Name: "create", Usage: "create a route", ArgsUsage: "NAME", OnUsageError: usageError,
@@ -65,7 +71,7 @@ func routeCommand() *cli.Command {
 }
 
 func routeFlags(update bool) []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringSliceFlag{Name: "host", Usage: "match Host `NAME` (exact, or *.example.com); repeatable"},
 		&cli.StringFlag{Name: "path", Usage: "match paths under `PREFIX` (default: /)"},
 		&cli.StringFlag{Name: "service", Usage: "send to the running, healthy tasks of service `NAME` (with --port)"},
@@ -86,7 +92,7 @@ func routeFlags(update bool) []cli.Flag {
 		&cli.StringSliceFlag{Name: "cors-origin", Usage: "allow browsers from `ORIGIN` (* for any); repeatable"},
 		&cli.StringFlag{Name: "rate-limit", Usage: "allow each client address `RATE` requests (e.g. 100/s, 600/m; 0: none)"},
 		&cli.StringFlag{Name: "rate-burst", Usage: "let a client burst up to `N` requests (default: the rate per second)"},
-	}
+	}, tlsFlags()...)
 }
 
 // applyRouteFlags changes spec as the flags given say.
@@ -200,6 +206,11 @@ func applyRouteFlags(c *cli.Context, spec *ccv1.RouteSpec) error {
 		}
 		spec.RateLimit.Burst = uint32(n)
 	}
+	tls, err := applyTLSFlags(c, spec.GetTls())
+	if err != nil {
+		return err
+	}
+	spec.Tls = tls
 	return nil
 }
 
@@ -285,6 +296,9 @@ func routeUpdate(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := checkTLSFlagValues(c); err != nil {
+		return err
+	}
 	return call(c, func(ctx context.Context, cl *Client) error {
 		cur, err := cl.Edge.GetRoute(ctx, &ccv1.GetRouteRequest{Name: name})
 		if err != nil {
@@ -341,7 +355,7 @@ func routeList(c *cli.Context) error {
 			return nil
 		}
 		w := table(c)
-		fmt.Fprintf(w, "NAME\tHOSTS\tPATH\tTARGET\tPOLICY\tSET\tVERSION\n")
+		fmt.Fprintf(w, "NAME\tHOSTS\tPATH\tTARGET\tPOLICY\tTLS\tSET\tVERSION\n")
 		for _, r := range resp.Routes {
 			s := r.GetSpec()
 			policy := formatPolicy(s.GetLoadBalancing(), s.GetHashHeader())
@@ -352,7 +366,8 @@ func routeList(c *cli.Context) error {
 			if set == "" {
 				set = "-"
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", r.Name, strings.Join(s.GetHosts(), ","), s.GetPathPrefix(), shorten(routeTarget(s), 60), policy, set, r.Version)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", r.Name, strings.Join(s.GetHosts(), ","), s.GetPathPrefix(), shorten(routeTarget(s), 60), policy,
+				tlsWord(s.GetTls()), set, r.Version)
 		}
 		return w.Flush()
 	})

@@ -175,14 +175,15 @@ func TestRouteUpdateChangesOnlyTheFlags(t *testing.T) {
 func TestRouteList(t *testing.T) {
 	f := &fakeAPI{}
 	f.edge.routes = []*ccv1.Route{
-		{Name: "api", Version: 2, Spec: &ccv1.RouteSpec{Hosts: []string{"a.localhost"}, PathPrefix: "/api/", Upstreams: []*ccv1.Upstream{{Address: "10.0.0.1:80", Weight: 2}}, LoadBalancing: ccv1.LoadBalancing_LOAD_BALANCING_WEIGHTED, Set: "edge"}},
+		{Name: "api", Version: 2, Spec: &ccv1.RouteSpec{Hosts: []string{"a.localhost"}, PathPrefix: "/api/", Upstreams: []*ccv1.Upstream{{Address: "10.0.0.1:80", Weight: 2}}, LoadBalancing: ccv1.LoadBalancing_LOAD_BALANCING_WEIGHTED, Set: "edge",
+			Tls: &ccv1.EdgeTLSOptions{Cert: "auto"}}},
 		{Name: "web", Version: 1, Spec: &ccv1.RouteSpec{Hosts: []string{"web.localhost"}, PathPrefix: "/", Service: "web", Port: 80}},
 	}
 	conn := startFake(t, f)
 	r := runCtl(conn, "route", "ls")
-	want := "NAME  HOSTS          PATH   TARGET          POLICY       SET   VERSION\n" +
-		"api   a.localhost    /api/  10.0.0.1:80=2   weighted     edge  2\n" +
-		"web   web.localhost  /      service web:80  round_robin  -     1\n"
+	want := "NAME  HOSTS          PATH   TARGET          POLICY       TLS   SET   VERSION\n" +
+		"api   a.localhost    /api/  10.0.0.1:80=2   weighted     auto  edge  2\n" +
+		"web   web.localhost  /      service web:80  round_robin  -     -     1\n"
 	if r.code != 0 || r.stdout != want {
 		t.Fatalf("route ls: %+v\nwant\n%s", r, want)
 	}
@@ -299,6 +300,7 @@ header_up = { X-A = "1" }
 func FuzzEdgeFile(f *testing.F) {
 	f.Add([]byte(seedEdgeFile))
 	f.Add([]byte("[[proxy.routes]]\nhost = \"a\"\npath = \"/*\"\nupstream = \"x\"\n"))
+	f.Add([]byte(tlsEdgeFile))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		routes, err := parseEdgeFile("f.toml", data)
 		if err != nil {
@@ -387,7 +389,7 @@ func TestSiteListAndRollback(t *testing.T) {
 	f := &fakeAPI{}
 	conn := startFake(t, f)
 	r := runCtl(conn, "site", "ls")
-	if r.code != 0 || !strings.Contains(r.stdout, "docs  docs.localhost  /     3        2,3") {
+	if r.code != 0 || !strings.Contains(r.stdout, "docs  docs.localhost  /     -    3        2,3") {
 		t.Fatalf("site ls: %+v", r)
 	}
 	if r := runCtl(conn, "site", "rollback", "docs", "--to", "1"); r.code != 0 || r.stdout != "Site docs now serves version 1\n" {

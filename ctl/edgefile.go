@@ -33,6 +33,10 @@ import (
 //	host = "app.localhost"
 //	path = "/api/*"
 //	upstream = "backend"
+//	tls = "auto"            # or the name of a certificate; left out: HTTP only
+//	https_redirect = false  # serve plain HTTP too (default: redirect to HTTPS)
+//	hsts = "8760h"          # Strict-Transport-Security max-age
+//	hsts_subdomains = true
 
 type edgeFile struct {
 	Proxy edgeProxy `toml:"proxy"`
@@ -80,6 +84,11 @@ type fileRoute struct {
 	CorsOrigins []string          `toml:"cors_origins,omitempty"`
 	RateLimit   string            `toml:"rate_limit,omitempty"`
 	RateBurst   uint32            `toml:"rate_burst,omitempty"`
+	// The HTTPS options: see fileTLS.
+	TLS            string `toml:"tls,omitempty"`
+	HTTPSRedirect  *bool  `toml:"https_redirect,omitempty"`
+	HSTS           string `toml:"hsts,omitempty"`
+	HSTSSubdomains bool   `toml:"hsts_subdomains,omitempty"`
 }
 
 // tableLines finds the line of each [[header]] of the file, in order, so
@@ -117,7 +126,7 @@ func parseEdgeFile(name string, data []byte) ([]*ccv1.Route, error) {
 		e := &strict.Errors[0]
 		line, _ := e.Position()
 		key := strings.Join(e.Key(), ".")
-		return nil, fmt.Errorf("%s line %d: unknown key %s: [[proxy.upstreams]] takes name, strategy, health_check and [[proxy.upstreams.servers]] (address and weight, or service and port); [[proxy.routes]] takes name, host (or hosts), path, upstream, strip_prefix, timeout, retries, max_body, header_up, header_down, cors_origins, rate_limit, rate_burst", name, line, key)
+		return nil, fmt.Errorf("%s line %d: unknown key %s: [[proxy.upstreams]] takes name, strategy, health_check and [[proxy.upstreams.servers]] (address and weight, or service and port); [[proxy.routes]] takes name, host (or hosts), path, upstream, strip_prefix, timeout, retries, max_body, header_up, header_down, cors_origins, rate_limit, rate_burst, tls, https_redirect, hsts, hsts_subdomains", name, line, key)
 	case errors.As(err, &de):
 		line, _ := de.Position()
 		key := strings.Join(de.Key(), ".")
@@ -203,6 +212,9 @@ func parseEdgeFile(name string, data []byte) ([]*ccv1.Route, error) {
 			}
 			spec.RateLimit = rl
 		}
+		if spec.Tls, err = fileTLS(r); err != nil {
+			return nil, bad("%v", err)
+		}
 		n := r.Name
 		if n == "" {
 			n = deriveRouteName(r.Upstream, path, names)
@@ -223,6 +235,42 @@ func cloneRouteSpec(s *ccv1.RouteSpec) *ccv1.RouteSpec {
 		out.Upstreams = append(out.Upstreams, &ccv1.Upstream{Address: u.Address, Weight: u.Weight})
 	}
 	return out
+}
+
+// fileTLS reads the HTTPS options of a route: tls = "auto", "CERT" or
+// "off" (the default), https_redirect = false, hsts = "8760h" and
+// hsts_subdomains = true. HTTP only is nil.
+func fileTLS(r fileRoute) (*ccv1.EdgeTLSOptions, error) {
+	cert := ""
+	if r.TLS != "" {
+		var err error
+		if cert, err = parseTLSCert("tls =", r.TLS); err != nil {
+			return nil, err
+		}
+	}
+	var hsts uint32
+	if r.HSTS != "" {
+		var err error
+		if hsts, err = parseHSTS("hsts =", r.HSTS); err != nil {
+			return nil, err
+		}
+	}
+	if cert == "" {
+		for _, k := range []struct {
+			key   string
+			given bool
+		}{{"https_redirect", r.HTTPSRedirect != nil}, {"hsts", hsts > 0}, {"hsts_subdomains", r.HSTSSubdomains}} {
+			if k.given {
+				return nil, fmt.Errorf(`%s goes with HTTPS: add tls = "auto" (or the name of a certificate), or remove it`, k.key)
+			}
+		}
+		return nil, nil
+	}
+	if r.HSTSSubdomains && hsts == 0 {
+		return nil, errors.New(`hsts_subdomains goes with hsts: add hsts = "8760h"`)
+	}
+	return &ccv1.EdgeTLSOptions{Cert: cert, NoRedirect: r.HTTPSRedirect != nil && !*r.HTTPSRedirect,
+		HstsMaxAgeSeconds: hsts, HstsIncludeSubdomains: r.HSTSSubdomains}, nil
 }
 
 // fileUpstreamSpec is the part of a route an upstream gives: where to,
@@ -374,6 +422,15 @@ func exportEdgeFile(routes []*ccv1.Route) ([]byte, error) {
 		}
 		if rl := s.RateLimit; rl != nil {
 			fr.RateLimit, fr.RateBurst = formatRate(rl.PerSecond), rl.Burst
+		}
+		if t := s.GetTls(); t.GetCert() != "" && t.GetCert() != "off" {
+			fr.TLS, fr.HSTSSubdomains = t.Cert, t.HstsIncludeSubdomains
+			if t.NoRedirect {
+				fr.HTTPSRedirect = new(bool)
+			}
+			if t.HstsMaxAgeSeconds > 0 {
+				fr.HSTS = formatHSTS(t.HstsMaxAgeSeconds)
+			}
 		}
 		f.Proxy.Upstreams = append(f.Proxy.Upstreams, u)
 		f.Proxy.Routes = append(f.Proxy.Routes, fr)

@@ -40,6 +40,7 @@ type fakeAPI struct {
 	ccv1.UnimplementedClusterServiceServer
 	ccv1.UnimplementedJobServiceServer
 	ccv1.UnimplementedEdgeServiceServer
+	ccv1.UnimplementedCertServiceServer
 
 	mu         sync.Mutex
 	create     *ccv1.CreateContainerRequest
@@ -68,6 +69,8 @@ type fakeAPI struct {
 	svcLogsReq  *ccv1.ServiceLogsRequest
 	nodeUpdates []*ccv1.UpdateNodeRequest
 	settings    *ccv1.Settings
+	// settingsReqs are the UpdateSettings requests, in order.
+	settingsReqs []*ccv1.UpdateSettingsRequest
 
 	// Jobs and queues: the handlers are below.
 	submit       *ccv1.SubmitJobRequest
@@ -95,6 +98,8 @@ type fakeAPI struct {
 
 	// The edge: see edge_test.go.
 	edge fakeEdge
+	// Certificates: see certs_test.go.
+	certs fakeCerts
 }
 
 func (f *fakeAPI) CreateContainer(_ context.Context, r *ccv1.CreateContainerRequest) (*ccv1.CreateContainerResponse, error) {
@@ -216,6 +221,7 @@ func startFake(t *testing.T, f *fakeAPI) []string {
 	ccv1.RegisterClusterServiceServer(srv, f)
 	ccv1.RegisterJobServiceServer(srv, f)
 	ccv1.RegisterEdgeServiceServer(srv, f)
+	ccv1.RegisterCertServiceServer(srv, f)
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
 	return []string{"--addr", lis.Addr().String(), "--token", "t", "--ca-cert", caFile}

@@ -104,17 +104,51 @@ func (f *fakeAPI) UpdateNode(_ context.Context, r *ccv1.UpdateNodeRequest) (*ccv
 	return &ccv1.UpdateNodeResponse{Node: &ccv1.Node{Id: "n1", Name: r.Id, Availability: r.Availability, UserLabels: r.AddLabels}}, nil
 }
 
+// UpdateSettings merges as the server does: an unspecified strategy and a
+// missing edge keep the current ones, an empty HMAC key the stored one
+// when the key id stays.
 func (f *fakeAPI) UpdateSettings(_ context.Context, r *ccv1.UpdateSettingsRequest) (*ccv1.UpdateSettingsResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.settings = r.Settings
-	return &ccv1.UpdateSettingsResponse{Settings: r.Settings}, nil
+	f.settingsReqs = append(f.settingsReqs, r)
+	cur := &ccv1.Settings{}
+	if f.settings != nil {
+		cur = proto.Clone(f.settings).(*ccv1.Settings)
+	}
+	if s := r.GetSettings().GetSchedulingStrategy(); s != ccv1.SchedulingStrategy_SCHEDULING_STRATEGY_UNSPECIFIED {
+		cur.SchedulingStrategy = s
+	}
+	if e := r.GetSettings().GetEdge(); e != nil {
+		old := cur.GetEdge()
+		cur.Edge = proto.Clone(e).(*ccv1.EdgeSettings)
+		cur.Edge.AcmeEabHmacKeySet = false
+		if cur.Edge.AcmeEabHmacKey == "" && cur.Edge.AcmeEabKeyId != "" && cur.Edge.AcmeEabKeyId == old.GetAcmeEabKeyId() {
+			cur.Edge.AcmeEabHmacKey = old.GetAcmeEabHmacKey()
+		}
+		if (cur.Edge.AcmeEabKeyId == "") != (cur.Edge.AcmeEabHmacKey == "") {
+			return nil, status.Error(codes.InvalidArgument, "invalid argument: ACME external account binding: give both the key id and the HMAC key")
+		}
+	}
+	f.settings = cur
+	return &ccv1.UpdateSettingsResponse{Settings: shownSettings(cur)}, nil
+}
+
+// shownSettings are settings as the API returns them: the HMAC key as
+// acme_eab_hmac_key_set only.
+func shownSettings(s *ccv1.Settings) *ccv1.Settings {
+	if s.GetEdge() == nil {
+		return s
+	}
+	out := proto.Clone(s).(*ccv1.Settings)
+	out.Edge.AcmeEabHmacKeySet = out.Edge.AcmeEabHmacKey != ""
+	out.Edge.AcmeEabHmacKey = ""
+	return out
 }
 
 func (f *fakeAPI) GetStatus(context.Context, *ccv1.GetStatusRequest) (*ccv1.GetStatusResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return &ccv1.GetStatusResponse{ClusterId: "cl1", Settings: f.settings}, nil
+	return &ccv1.GetStatusResponse{ClusterId: "cl1", Settings: shownSettings(f.settings)}, nil
 }
 
 func TestServiceCreateSendsTheSpec(t *testing.T) {
@@ -633,11 +667,12 @@ func TestNodeLsTable(t *testing.T) {
 func TestClusterSettings(t *testing.T) {
 	f := &fakeAPI{}
 	conn := startFake(t, f)
-	if r := runCtl(conn, "cluster", "settings"); r.code != 0 || strings.Join(strings.Fields(r.stdout), " ") != "Scheduling strategy: spread" {
+	firstLine := func(s string) string { l, _, _ := strings.Cut(s, "\n"); return strings.Join(strings.Fields(l), " ") }
+	if r := runCtl(conn, "cluster", "settings"); r.code != 0 || firstLine(r.stdout) != "Scheduling strategy: spread" {
 		t.Errorf("cluster settings with none set: %+v", r)
 	}
 	r := runCtl(conn, "cluster", "settings", "--scheduling-strategy", "binpack")
-	if r.code != 0 || strings.Join(strings.Fields(r.stdout), " ") != "Scheduling strategy: binpack" {
+	if r.code != 0 || firstLine(r.stdout) != "Scheduling strategy: binpack" {
 		t.Errorf("cluster settings --scheduling-strategy binpack: %+v", r)
 	}
 	f.locked(func() {

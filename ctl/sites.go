@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
@@ -27,13 +29,15 @@ func siteCommand() *cli.Command {
 		Description: "Examples:\n" +
 			"  ccctl site deploy docs ./public --host docs.localhost\n" +
 			"  ccctl site deploy app ./dist --host app.example.com --spa --cache-control 'public, max-age=60'\n" +
+			"  ccctl site deploy docs ./public --host docs.example.com --tls auto --hsts 8760h\n" +
 			"  ccctl site ls\n" +
 			"  ccctl site rollback docs\n" +
 			"  ccctl site rm docs",
 		Subcommands: []*cli.Command{
 			{
 				Name: "deploy", Usage: "upload a directory as a site's new current version", ArgsUsage: "NAME DIR", OnUsageError: usageError,
-				Description: "A new site needs --host. Later deploys keep the site's settings unless flags change them.\n" +
+				Description: "A new site needs --host. Later deploys keep the site's settings unless flags change them\n" +
+					"(--tls, --no-https-redirect, --hsts and --hsts-subdomains too: see `ccctl route --help`).\n" +
 					"Regular files and directories are packed; a symbolic link is followed when it stays inside\n" +
 					"DIR and refused when it leaves it.",
 				Flags: append([]cli.Flag{
@@ -42,7 +46,7 @@ func siteCommand() *cli.Command {
 					&cli.BoolFlag{Name: "spa", Usage: "serve /index.html for paths that name no file (single-page applications)"},
 					&cli.StringFlag{Name: "cache-control", Usage: "send Cache-Control `VALUE` (default: public, max-age=0, must-revalidate)"},
 					&cli.StringFlag{Name: "not-found", Usage: "serve `FILE` of the site with status 404 when no file matches (e.g. 404.html)"},
-				}, progressFlags("print only the version deployed")...),
+				}, append(tlsFlags(), progressFlags("print only the version deployed")...)...),
 				Action: siteDeploy,
 			},
 			{
@@ -187,10 +191,10 @@ func siteSpecFlags(c *cli.Context) bool {
 			return true
 		}
 	}
-	return false
+	return tlsFlagsSet(c)
 }
 
-func applySiteFlags(c *cli.Context, s *ccv1.SiteSpec) {
+func applySiteFlags(c *cli.Context, s *ccv1.SiteSpec) error {
 	if c.IsSet("host") {
 		s.Hosts = lowerHosts(c.StringSlice("host"))
 	}
@@ -206,6 +210,12 @@ func applySiteFlags(c *cli.Context, s *ccv1.SiteSpec) {
 	if c.IsSet("not-found") {
 		s.NotFound = c.String("not-found")
 	}
+	tls, err := applyTLSFlags(c, s.GetTls())
+	if err != nil {
+		return err
+	}
+	s.Tls = tls
+	return nil
 }
 
 func siteDeploy(c *cli.Context) error {
@@ -213,6 +223,9 @@ func siteDeploy(c *cli.Context) error {
 		return errors.New("site deploy needs NAME and DIR (e.g. ccctl site deploy docs ./public --host docs.localhost)")
 	}
 	name, dir := c.Args().Get(0), c.Args().Get(1)
+	if err := checkTLSFlagValues(c); err != nil {
+		return err
+	}
 	warn := func(msg string) { fmt.Fprintf(c.App.ErrWriter, "ccctl: warning: %s\n", msg) }
 	entries, total, err := siteEntries(dir, warn)
 	if err != nil {
@@ -221,15 +234,21 @@ func siteDeploy(c *cli.Context) error {
 	return callStream(c, false, nil, func(ctx context.Context, cl *Client) error {
 		var spec *ccv1.SiteSpec
 		if siteSpecFlags(c) {
+			// The flags change the current settings; a new site (not
+			// found) starts from none and needs --host.
 			spec = &ccv1.SiteSpec{}
-			if !c.IsSet("host") {
-				cur, err := cl.Edge.GetSite(ctx, &ccv1.GetSiteRequest{Name: name})
-				if err != nil {
-					return err
-				}
+			cur, err := cl.Edge.GetSite(ctx, &ccv1.GetSiteRequest{Name: name})
+			switch {
+			case err == nil && cur.GetSite().GetSpec() != nil:
 				spec = proto.Clone(cur.GetSite().GetSpec()).(*ccv1.SiteSpec)
+			case err == nil:
+			case status.Code(err) == codes.NotFound && c.IsSet("host"):
+			default:
+				return err
 			}
-			applySiteFlags(c, spec)
+			if err := applySiteFlags(c, spec); err != nil {
+				return err
+			}
 		}
 		stream, err := cl.Edge.DeploySite(ctx)
 		if err != nil {
@@ -320,14 +339,14 @@ func siteList(c *cli.Context) error {
 		}
 		now := time.Now()
 		w := table(c)
-		fmt.Fprintf(w, "NAME\tHOSTS\tPATH\tCURRENT\tKEPT\tDEPLOYED\n")
+		fmt.Fprintf(w, "NAME\tHOSTS\tPATH\tTLS\tCURRENT\tKEPT\tDEPLOYED\n")
 		for _, s := range resp.Sites {
 			var kept []string
 			for _, v := range s.Versions {
 				kept = append(kept, strconv.FormatUint(uint64(v.Version), 10))
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", s.Name, strings.Join(s.GetSpec().GetHosts(), ","), s.GetSpec().GetPathPrefix(),
-				s.Current, strings.Join(kept, ","), siteAge(s, now))
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", s.Name, strings.Join(s.GetSpec().GetHosts(), ","), s.GetSpec().GetPathPrefix(),
+				tlsWord(s.GetSpec().GetTls()), s.Current, strings.Join(kept, ","), siteAge(s, now))
 		}
 		return w.Flush()
 	})
