@@ -120,10 +120,13 @@ func (id *Identity) NotAfter() time.Time {
 }
 
 // TLSConfig is the mutual TLS configuration for calls to the control plane:
-// the node certificate, and a server certificate of this cluster's CA.
+// the node certificate, and a server certificate of this cluster's CA. It
+// offers pki.ALPNCluster, so that a server with an operator's certificate
+// presents its cluster certificate to the agent.
 func (id *Identity) TLSConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"h2", pki.ALPNCluster},
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			id.mu.RLock()
 			defer id.mu.RUnlock()

@@ -56,6 +56,8 @@ func app(stdout, stderr io.Writer) *ucli.App {
 			&ucli.StringFlag{Name: "join", Usage: "API `ADDR` of a server of the cluster to join (first start only)"},
 			&ucli.StringFlag{Name: "token", Usage: "server join `TOKEN` for --join (`ccctl token create --role server`)", EnvVars: []string{"CC_SERVER_JOIN_TOKEN"}},
 			&ucli.StringSliceFlag{Name: "tls-san", Usage: "extra DNS `NAME` or IP for the server certificate (repeatable)"},
+			&ucli.StringFlag{Name: "tls-cert-file", Usage: "PEM certificate `FILE` (with its chain) the API presents to clients asking for its DNS names; reloaded when it changes"},
+			&ucli.StringFlag{Name: "tls-key-file", Usage: "PEM private key `FILE` of --tls-cert-file"},
 			&ucli.DurationFlag{Name: "node-down-after", Usage: "mark a node down and move its service tasks after `DURATION` without a heartbeat (default 10s)"},
 			&ucli.StringFlag{Name: "log-level", Usage: "`LEVEL`: debug, info, warn or error"},
 			&ucli.StringFlag{Name: "log-format", Usage: "`FORMAT`: text or json"},
@@ -116,6 +118,12 @@ func loadConfig(c *ucli.Context) (config.Config, error) {
 	}
 	if c.IsSet("tls-san") {
 		cfg.TLSSANs = c.StringSlice("tls-san")
+	}
+	if c.IsSet("tls-cert-file") {
+		cfg.TLSCertFile = c.String("tls-cert-file")
+	}
+	if c.IsSet("tls-key-file") {
+		cfg.TLSKeyFile = c.String("tls-key-file")
 	}
 	if c.IsSet("node-down-after") {
 		cfg.NodeDownAfter.Duration = c.Duration("node-down-after")

@@ -54,6 +54,14 @@ type Config struct {
 	JoinToken string `toml:"join_token"`
 	// TLSSANs are extra DNS names or IPs for the server certificate.
 	TLSSANs []string `toml:"tls_sans"`
+	// TLSCertFile is a PEM certificate (with its chain) an operator supplies
+	// for the API port, from a CA browsers trust; empty means none. The API
+	// presents it to clients that ask for one of its DNS names, and the
+	// cluster CA's certificate to the others (agents, servers, ccctl with a
+	// pinned CA). It is read again when it changes on disk.
+	TLSCertFile string `toml:"tls_cert_file"`
+	// TLSKeyFile is the PEM private key of TLSCertFile; set both or neither.
+	TLSKeyFile string `toml:"tls_key_file"`
 	// NodeDownAfter is how long a node may go without a heartbeat to any
 	// server before the leader marks it down and moves its service tasks
 	// (agents beat every 3s).

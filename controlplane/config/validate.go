@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -8,11 +9,14 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/containercodes/cc/internal/pki"
 )
 
 // Validate checks every field and returns nil or a Problems value listing
-// all the problems found. Validate knows nothing of files: every Problem it
-// returns has Line 0.
+// all the problems found. Every Problem it returns has Line 0. The only files
+// it reads are tls_cert_file and tls_key_file, which it checks as the server
+// would load them (see pki.LoadOperatorCert).
 func (c Config) Validate() error {
 	var ps Problems
 	add := func(key, format string, args ...any) {
@@ -57,6 +61,24 @@ func (c Config) Validate() error {
 			add("tls_sans", "entry %d is empty; remove it or put a DNS name or IP there", i+1)
 		case strings.IndexFunc(san, unicode.IsSpace) >= 0:
 			add("tls_sans", "entry %d (%q) contains a space; a DNS name or IP has none, so split or fix it", i+1, san)
+		}
+	}
+	switch {
+	case c.TLSCertFile != "" && c.TLSKeyFile == "":
+		add("tls_key_file", "required with tls_cert_file: set it to the certificate's private key file, or remove tls_cert_file")
+	case c.TLSCertFile == "" && c.TLSKeyFile != "":
+		add("tls_cert_file", "required with tls_key_file: set it to the certificate file (with its chain), or remove tls_key_file")
+	case c.TLSCertFile != "":
+		if _, err := pki.LoadOperatorCert(c.TLSCertFile, c.TLSKeyFile, time.Now()); err != nil {
+			var fe *pki.CertFileError
+			switch {
+			case errors.As(err, &fe) && fe.KeyFile:
+				add("tls_key_file", "%s", fe.Error())
+			case errors.As(err, &fe):
+				add("tls_cert_file", "%s", fe.Error())
+			default:
+				add("tls_cert_file", "%v", err)
+			}
 		}
 	}
 

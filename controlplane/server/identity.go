@@ -224,13 +224,14 @@ func serverHosts(apiAddr, raftAdvertise string, extra []string) []string {
 	return out
 }
 
-// serverTLS is the API listener's configuration: the server certificate, and
-// client certificates (agents, from the next issue on) verified when given.
-func (id *identity) apiTLS() *tls.Config {
+// apiTLS is the API listener's configuration: the certificate certs choose
+// for each handshake (the operator's or the server's), and client
+// certificates (agents, servers) verified when given.
+func (id *identity) apiTLS(certs *apiCerts) *tls.Config {
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{id.cert},
-		ClientCAs:    id.caPool,
+		MinVersion:     tls.VersionTLS12,
+		GetCertificate: certs.getCertificate,
+		ClientCAs:      id.caPool,
 		ClientAuth:   tls.VerifyClientCertIfGiven,
 		NextProtos:   []string{"h2", "http/1.1"},
 	}

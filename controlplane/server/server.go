@@ -55,6 +55,9 @@ type Options struct {
 	NodeDownAfter time.Duration
 	// Faults injects raft partitions; tests only, nil in production.
 	Faults *raftstore.Faults
+	// CertPollInterval is how often the files of tls_cert_file and
+	// tls_key_file are checked for a change (default 5s; tests shorten it).
+	CertPollInterval time.Duration
 }
 
 // Server is a running control-plane server.
@@ -284,7 +287,7 @@ func (s *Server) serve() error {
 	}
 	s.sessions = session.New(s.raft, s.fsm, s.log.With("component", "session"), session.Options{})
 	authn.WithServers(s.fsm)
-	s.peers = newPeers(s.fsm, s.id.raftClientTLS())
+	s.peers = newPeers(s.fsm, pki.OfferClusterALPN(s.id.raftClientTLS()))
 	s.raft.SetPeer(s.peers)
 	replicated := blobs.New(s.blobs, &blobPeers{peers: s.peers, raft: s.raft, blobs: s.blobs}, s.log.With("component", "blobs"))
 	s.grpc = grpc.NewServer(
@@ -382,9 +385,22 @@ func (s *Server) serve() error {
 		}
 		mux.ServeHTTP(w, r)
 	})
+	certs, err := newAPICerts(s.id.cert, s.cfg.TLSCertFile, s.cfg.TLSKeyFile, s.log.With("component", "tls"))
+	if err != nil {
+		return err
+	}
+	poll := s.opts.CertPollInterval
+	if poll <= 0 {
+		poll = defaultCertPoll
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		certs.watch(s.bg, poll)
+	}()
 	s.http = &http.Server{
 		Handler:           root,
-		TLSConfig:         s.id.apiTLS(),
+		TLSConfig:         s.id.apiTLS(certs),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.With("component", "http").Handler(), slog.LevelDebug),
 	}

@@ -69,7 +69,12 @@ func (c *Conn) Update(addrs []string) {
 func state(addrs []string) resolver.State {
 	eps := make([]resolver.Endpoint, 0, len(addrs))
 	for _, a := range addrs {
-		eps = append(eps, resolver.Endpoint{Addresses: []resolver.Address{{Addr: a}}})
+		// The TLS server name is the host dialled, not the channel's
+		// authority ("control-plane"): a client that checks the server's
+		// name (ccctl with the system roots) checks the right one, and a
+		// server with an operator's certificate sees which name was asked.
+		host, _, _ := net.SplitHostPort(a)
+		eps = append(eps, resolver.Endpoint{Addresses: []resolver.Address{{Addr: a, ServerName: host}}})
 	}
 	return resolver.State{Endpoints: eps}
 }

@@ -154,10 +154,13 @@ var ErrCAMismatch = errors.New("CA digest mismatch")
 
 // PinnedTLS is the TLS configuration of a join: it trusts nothing but a
 // server certificate chained to the CA whose digest the token carries (the
-// server sends its CA in its chain). addr only serves the error message.
+// server sends its CA in its chain). addr only serves the error message. It
+// offers ALPNCluster, so that a server with an operator's certificate for the
+// joined name still presents its cluster certificate.
 func PinnedTLS(caDigest, addr string) *tls.Config {
 	return &tls.Config{
 		MinVersion:         tls.VersionTLS12,
+		NextProtos:         []string{"h2", ALPNCluster},
 		InsecureSkipVerify: true, // checked against the pinned CA below
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			for _, c := range cs.PeerCertificates {
