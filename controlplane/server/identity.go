@@ -232,8 +232,8 @@ func (id *identity) apiTLS(certs *apiCerts) *tls.Config {
 		MinVersion:     tls.VersionTLS12,
 		GetCertificate: certs.getCertificate,
 		ClientCAs:      id.caPool,
-		ClientAuth:   tls.VerifyClientCertIfGiven,
-		NextProtos:   []string{"h2", "http/1.1"},
+		ClientAuth:     tls.VerifyClientCertIfGiven,
+		NextProtos:     []string{"h2", "http/1.1"},
 	}
 }
 
