@@ -39,6 +39,7 @@ func App(stdout, stderr io.Writer) *cli.App {
 			&cli.StringFlag{Name: "addr", Usage: "control plane API address `HOST:PORT`", EnvVars: []string{"CC_ADDR"}},
 			&cli.StringFlag{Name: "token", Usage: "API `TOKEN`", EnvVars: []string{"CC_TOKEN"}},
 			&cli.StringFlag{Name: "ca-cert", Usage: "`FILE` with the cluster CA certificate", EnvVars: []string{"CC_CACERT"}},
+			&cli.BoolFlag{Name: "tls-system-roots", Usage: "verify the server with the system's trusted roots and the host name of --addr instead of the cluster CA (for a server whose tls_cert_file names that host)", EnvVars: []string{"CC_TLS_SYSTEM_ROOTS"}},
 			&cli.StringFlag{Name: "context", Usage: "use context `NAME` of the config file instead of the current one", EnvVars: []string{"CC_CONTEXT"}},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "output `FORMAT`: table or json", EnvVars: []string{"CC_OUTPUT"}},
 			&cli.BoolFlag{Name: "stale", Usage: "let any server answer reads from its local state, without a linearizable read barrier", EnvVars: []string{"CC_STALE"}},
@@ -283,7 +284,8 @@ func contextCommand() *cli.Command {
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "server", Usage: "API address `HOST:PORT`", Required: true},
 					&cli.StringFlag{Name: "token-file", Usage: "read the API token from `FILE`", Required: true},
-					&cli.StringFlag{Name: "ca-cert-file", Usage: "read the cluster CA certificate from `FILE`", Required: true},
+					&cli.StringFlag{Name: "ca-cert-file", Usage: "read the cluster CA certificate from `FILE` (or use --system-roots)"},
+					&cli.BoolFlag{Name: "system-roots", Usage: "verify the server with the system's trusted roots and the host name of --server, for a server whose tls_cert_file names that host (instead of --ca-cert-file)"},
 					&cli.BoolFlag{Name: "use", Usage: "make it the current context"},
 				},
 				Action: func(c *cli.Context) error {
@@ -294,9 +296,16 @@ func contextCommand() *cli.Command {
 					if err != nil {
 						return fmt.Errorf("--token-file: %v", err)
 					}
-					ca, err := os.ReadFile(c.String("ca-cert-file"))
-					if err != nil {
-						return fmt.Errorf("--ca-cert-file: %v", err)
+					var ca []byte
+					switch caFile := c.String("ca-cert-file"); {
+					case caFile != "" && c.Bool("system-roots"):
+						return errors.New("--ca-cert-file and --system-roots exclude each other: pin the cluster CA, or trust the system roots for a server with an operator's certificate")
+					case caFile == "" && !c.Bool("system-roots"):
+						return errors.New("context set needs --ca-cert-file FILE (the cluster CA, tls/ca.crt in the server's data dir) or --system-roots (for a server whose tls_cert_file names the host of --server)")
+					case caFile != "":
+						if ca, err = os.ReadFile(caFile); err != nil {
+							return fmt.Errorf("--ca-cert-file: %v", err)
+						}
 					}
 					path, err := ConfigPath()
 					if err != nil {
@@ -307,7 +316,7 @@ func contextCommand() *cli.Command {
 						return err
 					}
 					name := c.Args().First()
-					cfg.Contexts[name] = &Context{Addr: c.String("server"), Token: strings.TrimSpace(string(token)), CACert: string(ca)}
+					cfg.Contexts[name] = &Context{Addr: c.String("server"), Token: strings.TrimSpace(string(token)), CACert: string(ca), SystemRoots: ca == nil}
 					if c.Bool("use") || cfg.Current == "" {
 						cfg.Current = name
 					}

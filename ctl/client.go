@@ -3,6 +3,7 @@ package ctl
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -39,6 +40,9 @@ type Client struct {
 	Edge       ccv1.EdgeServiceClient
 	// Certs manages the certificates the edge serves over HTTPS.
 	Certs ccv1.CertServiceClient
+
+	// systemRoots: the server is verified with the system's roots.
+	systemRoots bool
 }
 
 // Close closes the connection.
@@ -49,13 +53,23 @@ type target struct {
 	addr, token string
 	caPEM       []byte
 	caFrom      string
+	// systemRoots: verify the server with the system's roots and the host
+	// name dialled (caPEM is nil then).
+	systemRoots bool
 }
+
+// systemRoots are the roots a server is verified with under
+// --tls-system-roots; nil means the system's (tests set their own).
+var systemRoots *x509.CertPool
 
 // resolve merges flags/environment with the current context of the config
 // file: an explicit setting wins, the context fills in the rest.
 func resolve(c *cli.Context) (target, error) {
-	t := target{addr: c.String("addr"), token: c.String("token")}
+	t := target{addr: c.String("addr"), token: c.String("token"), systemRoots: c.Bool("tls-system-roots")}
 	caPath := c.String("ca-cert")
+	if caPath != "" && t.systemRoots {
+		return t, errors.New("--ca-cert (CC_CACERT) and --tls-system-roots (CC_TLS_SYSTEM_ROOTS) exclude each other: pin the cluster CA, or trust the system roots")
+	}
 	cfg := &Contexts{}
 	path, err := ConfigPath()
 	if err == nil {
@@ -76,9 +90,13 @@ func resolve(c *cli.Context) (target, error) {
 		if t.token == "" {
 			t.token = ctx.Token
 		}
-		if caPath == "" && ctx.CACert != "" {
+		switch {
+		case caPath != "" || t.systemRoots:
+		case ctx.CACert != "":
 			t.caPEM = []byte(ctx.CACert)
 			t.caFrom = "context " + name + " in " + path
+		case ctx.SystemRoots:
+			t.systemRoots = true
 		}
 	} else if c.IsSet("context") {
 		return t, fmt.Errorf("no context %q in %s (see `ccctl context ls`)", name, path)
@@ -90,15 +108,18 @@ func resolve(c *cli.Context) (target, error) {
 		}
 		t.caPEM, t.caFrom = pem, caPath
 	}
+	if t.systemRoots {
+		t.caFrom = "the system's trusted roots"
+	}
 	switch {
-	case t.addr == "" && t.token == "" && t.caPEM == nil:
+	case t.addr == "" && t.token == "" && t.caPEM == nil && !t.systemRoots:
 		return t, errors.New("no control plane configured: run `make dev`, or pass --addr, --token and --ca-cert (or set CC_ADDR, CC_TOKEN and CC_CACERT)")
 	case t.addr == "":
 		return t, errors.New("no address: pass --addr HOST:PORT or set CC_ADDR")
 	case t.token == "":
 		return t, errors.New("no API token: pass --token or set CC_TOKEN")
-	case t.caPEM == nil:
-		return t, errors.New("no CA certificate: pass --ca-cert FILE or set CC_CACERT (the cluster CA, tls/ca.crt in the server's data dir)")
+	case t.caPEM == nil && !t.systemRoots:
+		return t, errors.New("no CA certificate: pass --ca-cert FILE or set CC_CACERT (the cluster CA, tls/ca.crt in the server's data dir), or --tls-system-roots for a server whose tls_cert_file names the host of --addr")
 	}
 	for _, a := range strings.Split(t.addr, ",") {
 		if _, _, err := net.SplitHostPort(a); err != nil {
@@ -114,17 +135,11 @@ func dial(c *cli.Context) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	pool, err := pki.Pool(t.caPEM)
+	tlsConfig, err := clientTLS(t)
 	if err != nil {
-		return nil, fmt.Errorf("CA certificate from %s: %v", t.caFrom, err)
+		return nil, err
 	}
-	// Any server of the cluster may answer: it is checked by its chain to
-	// the cluster CA and its server role, whichever address was dialled.
-	creds := credentials.NewTLS(&tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		InsecureSkipVerify: true,
-		VerifyConnection:   func(cs tls.ConnectionState) error { return pki.VerifyServer(cs, pool) },
-	})
+	creds := credentials.NewTLS(tlsConfig)
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds), grpc.WithPerRPCCredentials(clusterdial.Bearer(t.token))}
 	if c.Bool("stale") {
 		opts = append(opts, grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply interface{}, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, o ...grpc.CallOption) error {
@@ -136,7 +151,7 @@ func dial(c *cli.Context) (*Client, error) {
 		return nil, fmt.Errorf("--addr %q: %v", t.addr, err)
 	}
 	return &Client{
-		conn: conn, addr: t.addr, caFrom: t.caFrom,
+		conn: conn, addr: t.addr, caFrom: t.caFrom, systemRoots: t.systemRoots,
 		Cluster:    ccv1.NewClusterServiceClient(conn),
 		Nodes:      ccv1.NewNodeServiceClient(conn),
 		Tokens:     ccv1.NewTokenServiceClient(conn),
@@ -185,6 +200,8 @@ func (c *Client) Explain(err error) error {
 		return fmt.Errorf("permission denied: %s", msg)
 	case codes.Unavailable:
 		switch {
+		case c.systemRoots && (strings.Contains(msg, "x509:") || strings.Contains(msg, "tls:") || strings.Contains(msg, "certificate")):
+			return fmt.Errorf("the server at %s did not present a certificate the system's trusted roots vouch for under that host name: check --addr, and that the server's tls_cert_file names its host; a server without one needs the cluster CA (--ca-cert, CC_CACERT) (%s)", c.addr, lastPart(msg))
 		case strings.Contains(msg, "x509:") || strings.Contains(msg, "tls:") || strings.Contains(msg, "certificate"):
 			return fmt.Errorf("the server at %s is not trusted by the CA from %s: check --addr and --ca-cert (CC_CACERT) (%s)", c.addr, c.caFrom, lastPart(msg))
 		case strings.Contains(msg, "connection refused"), strings.Contains(msg, "no such host"), strings.Contains(msg, "i/o timeout"), strings.Contains(msg, "dial"):
@@ -223,4 +240,26 @@ func lastPart(msg string) string {
 		msg = msg[i+2:]
 	}
 	return strings.Trim(msg, "\"")
+}
+
+// clientTLS is how ccctl verifies the server: by default any server of the
+// cluster, checked by its chain to the pinned cluster CA and its server role
+// whichever address was dialled (and offering pki.ALPNCluster, so that a
+// server with an operator's certificate presents its cluster certificate);
+// with system roots, the standard check of the chain to those roots and of
+// the host name dialled. Verification is never skipped.
+func clientTLS(t target) (*tls.Config, error) {
+	if t.systemRoots {
+		return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: systemRoots}, nil
+	}
+	pool, err := pki.Pool(t.caPEM)
+	if err != nil {
+		return nil, fmt.Errorf("CA certificate from %s: %v", t.caFrom, err)
+	}
+	return &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		NextProtos:         []string{"h2", pki.ALPNCluster},
+		InsecureSkipVerify: true,
+		VerifyConnection:   func(cs tls.ConnectionState) error { return pki.VerifyServer(cs, pool) },
+	}, nil
 }

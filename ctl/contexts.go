@@ -13,11 +13,17 @@ import (
 )
 
 // Context is one cluster ccctl can talk to, as kubectl contexts and docker
-// contexts are: an address, a token and the CA that signs the server.
+// contexts are: an address, a token and how the server is verified, by the
+// cluster CA that signs it (CACert, pinned) or, for a server that presents an
+// operator's certificate for the address's host name (its tls_cert_file), by
+// the system's trusted roots (SystemRoots).
 type Context struct {
 	Addr   string `json:"addr"`
 	Token  string `json:"token"`
 	CACert string `json:"ca_cert"` // PEM
+	// SystemRoots verifies the server with the system's roots and the host
+	// name of Addr instead of CACert; used only when CACert is empty.
+	SystemRoots bool `json:"system_roots,omitempty"`
 }
 
 // Contexts is ccctl's config file: $XDG_CONFIG_HOME/ccctl/config.json (or
