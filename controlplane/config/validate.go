@@ -65,9 +65,9 @@ func (c Config) Validate() error {
 	}
 	switch {
 	case c.TLSCertFile != "" && c.TLSKeyFile == "":
-		add("tls_key_file", "required with tls_cert_file: set it to the certificate's private key file, or remove tls_cert_file")
+		add("tls_cert_file", "is set without tls_key_file: set tls_key_file to the certificate's private key file, or remove tls_cert_file")
 	case c.TLSCertFile == "" && c.TLSKeyFile != "":
-		add("tls_cert_file", "required with tls_key_file: set it to the certificate file (with its chain), or remove tls_key_file")
+		add("tls_key_file", "is set without tls_cert_file: set tls_cert_file to the certificate file (with its chain), or remove tls_key_file")
 	case c.TLSCertFile != "":
 		if _, err := pki.LoadOperatorCert(c.TLSCertFile, c.TLSKeyFile, time.Now()); err != nil {
 			var fe *pki.CertFileError
