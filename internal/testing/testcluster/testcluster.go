@@ -43,6 +43,11 @@ type Server struct {
 // wait long, yet several heartbeats of the harness's agents (500ms).
 const NodeDownAfter = 3 * time.Second
 
+// CertPollInterval is how often a test server checks its tls_cert_file and
+// tls_key_file for a change: short, so that a test of the reload waits
+// little.
+const CertPollInterval = 100 * time.Millisecond
+
 // Config is the server configuration an Option changes.
 type Config = config.Config
 
@@ -87,7 +92,8 @@ func (s *Server) start() {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv, err := server.Start(ctx, s.Config, server.Options{Logger: logging.Test(s.t).With("server", s.Config.DataDir), Faults: s.Faults, NodeDownAfter: NodeDownAfter})
+	srv, err := server.Start(ctx, s.Config, server.Options{Logger: logging.Test(s.t).With("server", s.Config.DataDir), Faults: s.Faults, NodeDownAfter: NodeDownAfter,
+		CertPollInterval: CertPollInterval})
 	if err != nil {
 		s.t.Fatalf("testcluster: start control plane: %v", err)
 	}
