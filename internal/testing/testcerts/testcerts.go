@@ -19,6 +19,8 @@ import (
 
 // CA is a certificate authority of a test.
 type CA struct {
+	// Cert is the CA's certificate, CertPEM the same in PEM (what a
+	// client's roots would hold).
 	Cert    *x509.Certificate
 	CertPEM []byte
 	key     *ecdsa.PrivateKey
@@ -56,11 +58,13 @@ func (ca *CA) Pool() *x509.CertPool {
 	return p
 }
 
-// Leaf is a TLS server certificate for the DNS names, valid from notBefore
-// to notAfter, and its key, both in PEM.
+// Leaf is a TLS server certificate and its key.
 type Leaf struct {
+	// CertPEM and KeyPEM are the certificate and its PKCS#8 key in PEM,
+	// as an operator's files hold them.
 	CertPEM, KeyPEM []byte
-	Cert            *x509.Certificate
+	// Cert is the parsed certificate.
+	Cert *x509.Certificate
 }
 
 // Issue signs a server certificate for names with a new key.
