@@ -112,11 +112,14 @@ type Agent struct {
 	edge     worker.Edge
 	edgeAddr string
 	httpsIn  string // the --edge-https-addr asked for
-	httpsAt  string // where it serves
 	Runtime  *runtime.Runtime
 	// EdgeAddr is where the agent's edge serves HTTP while it runs (with
 	// WithEdgeHTTPAddr), its port chosen by the kernel for ":0".
 	EdgeAddr string
+	// EdgeHTTPSAddr is where the agent's edge serves HTTPS while it runs
+	// (with WithEdgeHTTPSAddr), its port chosen by the kernel for ":0";
+	// "" without HTTPS.
+	EdgeHTTPSAddr string
 
 	cancel context.CancelFunc
 	done   chan error
@@ -172,10 +175,6 @@ func WithEdgeHTTPAddr(addr string) AgentOption {
 func WithEdgeHTTPSAddr(addr string) AgentOption {
 	return func(c *AgentConfig) { c.EdgeHTTPSAddr = addr }
 }
-
-// EdgeHTTPSAddr is where the agent's edge serves HTTPS while it runs (with
-// WithEdgeHTTPSAddr), its port chosen by the kernel for ":0"; "" without.
-func (a *Agent) EdgeHTTPSAddr() string { return a.httpsAt }
 
 // WithEdge hands the agent's edge configuration to e.
 func WithEdge(e worker.Edge) AgentOption {
@@ -257,7 +256,7 @@ func (a *Agent) start() {
 		e, stopEdge = srv, stop
 		a.EdgeAddr = srv.(interface{ Addr() net.Addr }).Addr().String()
 		if h := srv.(interface{ HTTPSAddr() net.Addr }).HTTPSAddr(); h != nil {
-			a.httpsAt = h.String()
+			a.EdgeHTTPSAddr = h.String()
 		}
 	}
 	w, err := worker.New(worker.Config{
