@@ -69,7 +69,7 @@ agent() { # name edge-port advertise-ip core
   tok=$(bin/ccctl -o json token create --role agent --uses 1 | sed -n 's/.*"secret": *"\([^"]*\)".*/\1/p')
   taskset -c "$4" bin/cc-agent --join "$api" --token "$tok" --data-dir "$work/$1" --name "$1" \
     --namespace "cc-bench-$1" --bridge "ccb$2" --subnet "10.214.$(( $2 - 18000 )).0/24" \
-    --advertise-addr "$3" --edge-http-addr "127.0.0.1:$2" --edge-access-log off --log-level warn >"$work/$1.log" 2>&1 &
+    --advertise-addr "$3" --edge-http-addr "127.0.0.1:$2" --edge-https-addr off --edge-access-log off --log-level warn >"$work/$1.log" 2>&1 &
   pids+=($!)
 }
 agent bench-a 18000 127.0.0.1 0

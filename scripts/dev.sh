@@ -52,11 +52,11 @@ bin/ccctl image load .dev/cc-demo.tar
 # One agent on this host: it joins once with a single-use token, then
 # restarts as the same node.
 if [ -s "$agentdir/identity/node.json" ]; then
-  bin/cc-agent --data-dir "$agentdir" --name dev-node --edge-http-addr 127.0.0.1:8000 --edge-access-log .dev/edge-access.log &
+  bin/cc-agent --data-dir "$agentdir" --name dev-node --edge-http-addr 127.0.0.1:8000 --edge-https-addr 127.0.0.1:8443 --edge-access-log .dev/edge-access.log &
 else
   token=$(bin/ccctl -o json token create --role agent --uses 1 -d "make dev agent" | sed -n 's/.*"secret": *"\([^"]*\)".*/\1/p')
   [ -n "$token" ] || { echo "dev: could not create a join token" >&2; exit 1; }
-  bin/cc-agent --join "$api" --token "$token" --data-dir "$agentdir" --name dev-node --edge-http-addr 127.0.0.1:8000 --edge-access-log .dev/edge-access.log &
+  bin/cc-agent --join "$api" --token "$token" --data-dir "$agentdir" --name dev-node --edge-http-addr 127.0.0.1:8000 --edge-https-addr 127.0.0.1:8443 --edge-access-log .dev/edge-access.log &
 fi
 pids+=($!)
 for _ in $(seq 1 300); do
@@ -69,8 +69,8 @@ cat <<MSG
 
   Container Codes dev cluster is up: API https://$api, one agent (dev-node),
   data in .dev/. The demo image is $demo. The edge (routes and sites)
-  serves on http://127.0.0.1:8000 (access log: .dev/edge-access.log). In
-  another shell:
+  serves on http://127.0.0.1:8000 and https://127.0.0.1:8443 (access log:
+  .dev/edge-access.log). In another shell:
 
     bin/ccctl status
     bin/ccctl node ls
@@ -89,5 +89,5 @@ MSG
 set +e
 # The control plane ending ends the dev cluster. The agent may be stopped
 # and restarted on its own (its containers keep running meanwhile):
-#   bin/cc-agent --data-dir .dev/agent --name dev-node --edge-http-addr 127.0.0.1:8000 --edge-access-log .dev/edge-access.log
+#   bin/cc-agent --data-dir .dev/agent --name dev-node --edge-http-addr 127.0.0.1:8000 --edge-https-addr 127.0.0.1:8443 --edge-access-log .dev/edge-access.log
 wait "${pids[0]}"

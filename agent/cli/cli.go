@@ -82,6 +82,8 @@ func app(stdout, stderr io.Writer) *ucli.App {
 			&ucli.StringSliceFlag{Name: "insecure-registry", Usage: "registry `HOST:PORT` reached over plain HTTP (repeatable)"},
 			&ucli.StringFlag{Name: "namespace", Value: "cc", Usage: "containerd `NAMESPACE`", Hidden: true},
 			&ucli.StringFlag{Name: "edge-http-addr", Value: ":80", Usage: "`ADDR` (host:port) where the edge serves HTTP routes and sites"},
+			&ucli.StringFlag{Name: "edge-https-addr", Value: ":443", Usage: "`ADDR` (host:port) where the edge serves HTTPS (and HTTP/3 on its UDP port when the cluster turns it on); off: no HTTPS"},
+			&ucli.IntFlag{Name: "edge-https-public-port", Usage: "`PORT` clients reach HTTPS on, for redirects and Alt-Svc, when a port forward makes it differ from --edge-https-addr's"},
 			&ucli.BoolFlag{Name: "edge", Value: true, Usage: "serve the edge on this node (--edge=false: none; its routed tasks are still relayed)"},
 			&ucli.StringFlag{Name: "edge-access-log", Value: "-", Usage: "where the edge writes a JSON line per request: `FILE` (appended), - (standard error) or off"},
 			&ucli.StringFlag{Name: "log-level", Value: "info", Usage: "`LEVEL`: debug, info, warn or error"},
@@ -124,7 +126,10 @@ func run(c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
-	edgeOpts := EdgeOptions{Enabled: c.Bool("edge"), HTTPAddr: c.String("edge-http-addr"), AccessLog: c.String("edge-access-log")}
+	edgeOpts := EdgeOptions{
+		Enabled: c.Bool("edge"), HTTPAddr: c.String("edge-http-addr"), AccessLog: c.String("edge-access-log"),
+		HTTPSAddr: c.String("edge-https-addr"), HTTPSPublicPort: c.Int("edge-https-public-port"),
+	}
 	if err := edgeOpts.Validate(); err != nil {
 		return err
 	}
@@ -214,7 +219,7 @@ func run(c *ucli.Context) error {
 	w, err := worker.New(worker.Config{
 		Identity: id,
 		Runtime:  rt,
-		Hello:    &ccv1.SessionHello{Version: buildinfo.Version, Resources: res, Labels: labels, Address: addr},
+		Hello:    &ccv1.SessionHello{Version: buildinfo.Version, Resources: res, Labels: labels, Address: addr, Edge: edgeOpts.Enabled},
 		Logger:   log,
 		DataDir:  dataDir,
 		Edge:     edge,

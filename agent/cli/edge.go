@@ -18,12 +18,20 @@ type EdgeOptions struct {
 	Enabled bool
 	// HTTPAddr is where it serves HTTP (--edge-http-addr, default ":80").
 	HTTPAddr string
+	// HTTPSAddr is where it serves HTTPS, and HTTP/3 on the same UDP port
+	// when the cluster turns it on (--edge-https-addr, default ":443");
+	// "off" or "": no HTTPS.
+	HTTPSAddr string
+	// HTTPSPublicPort is the port clients reach HTTPS on when it is not
+	// the listener's (a port forward), for redirects and Alt-Svc
+	// (--edge-https-public-port; 0: the listener's).
+	HTTPSPublicPort int
 	// AccessLog is where a JSON line per request goes (--edge-access-log):
 	// a file (appended), "-" or "" for standard error, "off" for none.
 	AccessLog string
 }
 
-// Validate checks the address when the edge is on.
+// Validate checks the addresses when the edge is on.
 func (o EdgeOptions) Validate() error {
 	if !o.Enabled {
 		return nil
@@ -31,11 +39,27 @@ func (o EdgeOptions) Validate() error {
 	if _, _, err := net.SplitHostPort(o.HTTPAddr); err != nil {
 		return fmt.Errorf("--edge-http-addr %q: want host:port or :port (%v)", o.HTTPAddr, err)
 	}
+	if o.httpsAddr() != "" {
+		if _, _, err := net.SplitHostPort(o.HTTPSAddr); err != nil {
+			return fmt.Errorf("--edge-https-addr %q: want host:port, :port or off (%v)", o.HTTPSAddr, err)
+		}
+	}
+	if o.HTTPSPublicPort < 0 || o.HTTPSPublicPort > 65535 {
+		return fmt.Errorf("--edge-https-public-port %d: want a port, 1 to 65535 (0: the listener's)", o.HTTPSPublicPort)
+	}
 	return nil
 }
 
+// httpsAddr is the HTTPS address, "" for none.
+func (o EdgeOptions) httpsAddr() string {
+	if o.HTTPSAddr == "off" {
+		return ""
+	}
+	return o.HTTPSAddr
+}
+
 // StartEdge starts the node's edge server (package agent/edge, with
-// package agent/edge/static serving sites) on o.HTTPAddr, to be handed to
+// package agent/edge/static serving sites) on o.HTTPAddr and o.HTTPSAddr, to be handed to
 // the worker, which gives it every new configuration; stop shuts it down
 // gracefully and waits for it. With the edge off it returns a nil Edge and
 // a no-op stop: the worker still runs the relays of this node's routed
@@ -48,7 +72,10 @@ func StartEdge(o EdgeOptions, nodeID string, log *slog.Logger) (e worker.Edge, s
 	if err != nil {
 		return nil, nil, err
 	}
-	srv, err := edge.New(edge.Options{HTTPAddr: o.HTTPAddr, NodeID: nodeID, Log: log, AccessLog: access, SiteHandler: static.New})
+	srv, err := edge.New(edge.Options{
+		HTTPAddr: o.HTTPAddr, HTTPSAddr: o.httpsAddr(), HTTPSPublicPort: o.HTTPSPublicPort,
+		NodeID: nodeID, Log: log, AccessLog: access, SiteHandler: static.New,
+	})
 	if err != nil {
 		closeAccess()
 		return nil, nil, err
@@ -61,7 +88,11 @@ func StartEdge(o EdgeOptions, nodeID string, log *slog.Logger) (e worker.Edge, s
 			log.Error("edge stopped", "err", err)
 		}
 	}()
-	log.Info("edge serving", "addr", srv.Addr().String())
+	if a := srv.HTTPSAddr(); a != nil {
+		log.Info("edge serving", "addr", srv.Addr().String(), "https_addr", a.String())
+	} else {
+		log.Info("edge serving", "addr", srv.Addr().String(), "https", "off")
+	}
 	return srv, func() { cancel(); <-done; closeAccess() }, nil
 }
 

@@ -27,7 +27,7 @@ func BenchmarkProxy(b *testing.B) {
 		b.Fatal(err)
 	}
 	go s.Run(b.Context())
-	s.Update([]*ccv1.EdgeRoute{mkRoute("web", "app.test", "/", strings.TrimPrefix(up.URL, "http://"))}, nil, nil)
+	s.Update(Config{Routes: []*ccv1.EdgeRoute{mkRoute("web", "app.test", "/", strings.TrimPrefix(up.URL, "http://"))}})
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}}
 	url := "http://" + s.Addr().String() + "/"
 	b.SetBytes(1024)
@@ -62,7 +62,7 @@ func BenchmarkLookup(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.ln.Close()
-	s.Update(routes, nil, nil)
+	s.Update(Config{Routes: routes})
 	t := s.table.Load()
 	b.ResetTimer()
 	for b.Loop() {

@@ -35,6 +35,7 @@ type table struct {
 type target struct {
 	route *route // or
 	site  *site
+	tls   tlsPolicy
 }
 
 // site serves a bundle below its prefix.
@@ -56,12 +57,34 @@ type limiterEntry struct {
 	lim       *ratelimit.Limiter
 }
 
-// Update makes routes and sites what the edge serves. Requests in flight
-// finish on the table they started with; health state, in-flight counts
-// and rate-limit buckets of unchanged upstreams and routes carry over.
-func (s *Server) Update(routes []*ccv1.EdgeRoute, sites []*ccv1.EdgeSite, siteDirs map[string]string) {
+// Config is what the edge serves: a node's edge configuration as the
+// worker hands it over.
+type Config struct {
+	// Routes, with each endpoint's address the one to dial from this node.
+	Routes []*ccv1.EdgeRoute
+	Sites  []*ccv1.EdgeSite
+	// SiteDirs maps a bundle digest to the directory it is unpacked in (a
+	// site whose bundle has no entry answers 503).
+	SiteDirs map[string]string
+	// Certs are the certificates with their keys, picked by SNI.
+	Certs []*ccv1.EdgeCert
+	// Challenges are the pending ACME challenges (HTTP-01, TLS-ALPN-01).
+	Challenges []*ccv1.ACMEChallenge
+	// TLS are the cluster's HTTPS settings (HTTP/3, default certificate);
+	// nil: none.
+	TLS *ccv1.EdgeTLSSettings
+}
+
+// Update makes cfg what the edge serves. Requests in flight finish on the
+// table they started with; health state, in-flight counts and rate-limit
+// buckets of unchanged upstreams and routes carry over. Certificates and
+// challenges apply to the handshakes that start after it returns (a
+// certificate that does not parse is logged by name and left out), and
+// HTTP/3 starts or stops as cfg.TLS says.
+func (s *Server) Update(cfg Config) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	routes, sites, siteDirs := cfg.Routes, cfg.Sites, cfg.SiteDirs
 	t := &table{routes: map[string]*route{}}
 	var entries []match.Entry
 	var targets []health.Target
@@ -91,7 +114,7 @@ func (s *Server) Update(routes []*ccv1.EdgeRoute, sites []*ccv1.EdgeSite, siteDi
 			r.states[i] = states[health.Key{Check: r.checkID, Address: u.Key}]
 		}
 		entries = append(entries, match.Entry{Hosts: r.spec.GetHosts(), Prefix: r.spec.GetPathPrefix(), ID: len(t.targets)})
-		t.targets = append(t.targets, target{route: r})
+		t.targets = append(t.targets, target{route: r, tls: newTLSPolicy(r.spec.GetTls())})
 		t.routes[r.name] = r
 	}
 
@@ -122,12 +145,20 @@ func (s *Server) Update(routes []*ccv1.EdgeRoute, sites []*ccv1.EdgeSite, siteDi
 			siteCache[key] = &siteEntry{spec: es.GetSpec(), dir: dir, handler: h}
 		}
 		entries = append(entries, match.Entry{Hosts: es.GetSpec().GetHosts(), Prefix: es.GetSpec().GetPathPrefix(), ID: len(t.targets)})
-		t.targets = append(t.targets, target{site: st})
+		t.targets = append(t.targets, target{site: st, tls: newTLSPolicy(es.GetSpec().GetTls())})
 	}
 	t.match = match.New(entries)
 	retired := s.sites
 	s.inflight, s.limiters, s.sites = inflight, limiters, siteCache
+	certs, oldCerts := s.buildCerts(cfg)
+	s.certs.Store(certs)
 	s.table.Store(t)
+	for _, e := range oldCerts {
+		if e.stop != nil {
+			e.stop()
+		}
+	}
+	s.setHTTP3(cfg.TLS.GetHttp3())
 	// A site version no longer served releases its directory once the
 	// requests that found it in the old table have opened their files
 	// (an open file outlives the handler's root).

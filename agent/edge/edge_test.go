@@ -127,13 +127,13 @@ func TestRoutingAndSites(t *testing.T) {
 	}
 	s := startEdge(t, Options{SiteHandler: siteHandler})
 	a := upstream(t, "a", nil)
-	s.Update([]*ccv1.EdgeRoute{
+	s.Update(Config{Routes: []*ccv1.EdgeRoute{
 		mkRoute("web", "app.test", "/", addr(a)),
 		mkRoute("none", "empty.test", "/"),
-	}, []*ccv1.EdgeSite{
+	}, Sites: []*ccv1.EdgeSite{
 		{Name: "docs", Spec: &ccv1.SiteSpec{Hosts: []string{"app.test"}, PathPrefix: "/docs/"}, BundleDigest: "sha256:1"},
 		{Name: "missing", Spec: &ccv1.SiteSpec{Hosts: []string{"missing.test"}}, BundleDigest: "sha256:2"},
-	}, map[string]string{"sha256:1": "bundle1"})
+	}, SiteDirs: map[string]string{"sha256:1": "bundle1"}})
 
 	for _, c := range []struct {
 		host, path string
@@ -177,7 +177,7 @@ func TestLocalAddressOnThisNode(t *testing.T) {
 	r := &ccv1.EdgeRoute{Name: "web", Spec: &ccv1.RouteSpec{Hosts: []string{"app.test"}}, Endpoints: []*ccv1.Endpoint{
 		{Id: "c1", Address: deadAddr(t), LocalAddress: addr(local), NodeId: "n1"},
 	}}
-	s.Update([]*ccv1.EdgeRoute{r}, nil, nil)
+	s.Update(Config{Routes: []*ccv1.EdgeRoute{r}})
 	if code, body, _ := get(t, s, "app.test", "/"); code != 200 || body != "local /" {
 		t.Fatalf("%d %q", code, body)
 	}
@@ -203,7 +203,7 @@ func TestPolicyDistribution(t *testing.T) {
 		r := mkRoute("web", "app.test", "/", addr(a)+"=1", addr(b)+"=2")
 		r.Spec.LoadBalancing = c.lb
 		r.Spec.HashHeader = c.header
-		s.Update([]*ccv1.EdgeRoute{r}, nil, nil)
+		s.Update(Config{Routes: []*ccv1.EdgeRoute{r}})
 		n := map[string]int{}
 		for i := 0; i < 300; i++ {
 			_, _, h := get(t, s, "app.test", "/", "X-User", fmt.Sprintf("user-%d", i))
@@ -220,7 +220,7 @@ func TestPolicyDistribution(t *testing.T) {
 	// ip_hash: one client, one upstream
 	r := mkRoute("web", "app.test", "/", addr(a), addr(b))
 	r.Spec.LoadBalancing = ccv1.LoadBalancing_LOAD_BALANCING_IP_HASH
-	s.Update([]*ccv1.EdgeRoute{r}, nil, nil)
+	s.Update(Config{Routes: []*ccv1.EdgeRoute{r}})
 	n := map[string]int{}
 	for i := 0; i < 50; i++ {
 		_, _, h := get(t, s, "app.test", "/")
@@ -312,7 +312,7 @@ func checkedRoute(addrs ...string) *ccv1.EdgeRoute {
 func TestActiveHealthTakesOutAndPutsBack(t *testing.T) {
 	s := startEdge(t, Options{})
 	a, b := newRestartable(t, "a"), newRestartable(t, "b")
-	s.Update([]*ccv1.EdgeRoute{checkedRoute(a.addr, b.addr)}, nil, nil)
+	s.Update(Config{Routes: []*ccv1.EdgeRoute{checkedRoute(a.addr, b.addr)}})
 	a.kill()
 	waitFor(t, "a down by the active check", func() bool { d, _ := stateOf(s, "web", a.addr); return d })
 	for i := 0; i < 20; i++ {
@@ -322,7 +322,7 @@ func TestActiveHealthTakesOutAndPutsBack(t *testing.T) {
 	}
 	// health survives ten updates with the same endpoints
 	for i := 0; i < 10; i++ {
-		s.Update([]*ccv1.EdgeRoute{checkedRoute(a.addr, b.addr)}, nil, nil)
+		s.Update(Config{Routes: []*ccv1.EdgeRoute{checkedRoute(a.addr, b.addr)}})
 		if d, _ := stateOf(s, "web", a.addr); !d {
 			t.Fatalf("update %d reset the health of a", i)
 		}
@@ -344,7 +344,7 @@ func TestPassiveEjectionAndRetries(t *testing.T) {
 	s := startEdge(t, Options{})
 	dead := deadAddr(t)
 	b := upstream(t, "b", nil)
-	s.Update([]*ccv1.EdgeRoute{mkRoute("web", "app.test", "/", dead, addr(b))}, nil, nil)
+	s.Update(Config{Routes: []*ccv1.EdgeRoute{mkRoute("web", "app.test", "/", dead, addr(b))}})
 	// POST is not retried: the first goes to the dead upstream (round robin from 0)
 	if code, _, _ := do(t, s, "POST", "app.test", "/", strings.NewReader("x")); code != http.StatusBadGateway {
 		t.Fatalf("POST to a dead upstream: %d, want 502", code)
@@ -362,7 +362,7 @@ func TestPassiveEjectionAndRetries(t *testing.T) {
 		t.Fatal("the dead upstream is not ejected after its failures")
 	}
 	// all dead: 502
-	s.Update([]*ccv1.EdgeRoute{mkRoute("web2", "dead.test", "/", deadAddr(t), deadAddr(t))}, nil, nil)
+	s.Update(Config{Routes: []*ccv1.EdgeRoute{mkRoute("web2", "dead.test", "/", deadAddr(t), deadAddr(t))}})
 	if code, _, _ := get(t, s, "dead.test", "/"); code != http.StatusBadGateway {
 		t.Fatalf("all dead: %d", code)
 	}
@@ -397,7 +397,7 @@ func resetAddr(t *testing.T) string {
 func TestResetAfterWriteRetriedForIdempotent(t *testing.T) {
 	s := startEdge(t, Options{})
 	b := upstream(t, "b", nil)
-	s.Update([]*ccv1.EdgeRoute{mkRoute("web", "app.test", "/", resetAddr(t), addr(b))}, nil, nil)
+	s.Update(Config{Routes: []*ccv1.EdgeRoute{mkRoute("web", "app.test", "/", resetAddr(t), addr(b))}})
 	if code, _, _ := do(t, s, "POST", "app.test", "/", strings.NewReader("x")); code != http.StatusBadGateway {
 		t.Fatalf("POST to a resetting upstream: %d, want 502", code)
 	}
@@ -413,13 +413,13 @@ func TestRetriesAreBounded(t *testing.T) {
 	b := upstream(t, "b", nil)
 	// round robin starts at the first: three dead ones use up the default
 	// two retries, the fourth is never reached
-	s.Update([]*ccv1.EdgeRoute{mkRoute("web", "app.test", "/", deadAddr(t), deadAddr(t), deadAddr(t), addr(b))}, nil, nil)
+	s.Update(Config{Routes: []*ccv1.EdgeRoute{mkRoute("web", "app.test", "/", deadAddr(t), deadAddr(t), deadAddr(t), addr(b))}})
 	if code, _, _ := get(t, s, "app.test", "/"); code != http.StatusBadGateway {
 		t.Fatalf("three dead then a live one, two retries: %d, want 502", code)
 	}
 	r := mkRoute("web", "app.test", "/", deadAddr(t), deadAddr(t), deadAddr(t), addr(b))
 	r.Spec.Retries = 3
-	s.Update([]*ccv1.EdgeRoute{r}, nil, nil)
+	s.Update(Config{Routes: []*ccv1.EdgeRoute{r}})
 	if code, body, _ := get(t, s, "app.test", "/"); code != 200 || body != "b /" {
 		t.Fatalf("three retries: %d %q", code, body)
 	}
@@ -437,7 +437,7 @@ func TestTimeout(t *testing.T) {
 	defer close(release)
 	r := mkRoute("web", "app.test", "/", addr(slow))
 	r.Spec.Timeout = durationpb.New(100 * time.Millisecond)
-	s.Update([]*ccv1.EdgeRoute{r}, nil, nil)
+	s.Update(Config{Routes: []*ccv1.EdgeRoute{r}})
 	if code, _, _ := get(t, s, "app.test", "/"); code != http.StatusGatewayTimeout {
 		t.Fatalf("slow upstream: %d, want 504", code)
 	}
@@ -454,7 +454,7 @@ func TestBodyLimit(t *testing.T) {
 	})
 	r := mkRoute("web", "app.test", "/", addr(a))
 	r.Spec.MaxBodyBytes = 10
-	s.Update([]*ccv1.EdgeRoute{r}, nil, nil)
+	s.Update(Config{Routes: []*ccv1.EdgeRoute{r}})
 	if code, body, _ := do(t, s, "POST", "app.test", "/", strings.NewReader("0123456789")); code != 200 || body != "10" {
 		t.Fatalf("at the limit: %d %q", code, body)
 	}
@@ -480,7 +480,7 @@ func TestRewriteAndHeaders(t *testing.T) {
 	r.Spec.StripPrefix = true
 	r.Spec.HeaderUp = map[string]string{"X-Added": "up", "user-agent": ""}
 	r.Spec.HeaderDown = map[string]string{"Server": "", "X-Down": "down"}
-	s.Update([]*ccv1.EdgeRoute{r}, nil, nil)
+	s.Update(Config{Routes: []*ccv1.EdgeRoute{r}})
 
 	for path, want := range map[string]string{"/api/x/y": "/x/y", "/api": "/", "/api/": "/"} {
 		if code, body, _ := get(t, s, "app.test", path); code != 200 || body != want {
@@ -523,7 +523,7 @@ func TestCORS(t *testing.T) {
 	a := upstream(t, "a", nil)
 	r := mkRoute("web", "app.test", "/", addr(a))
 	r.Spec.CorsOrigins = []string{"https://good.example"}
-	s.Update([]*ccv1.EdgeRoute{r}, nil, nil)
+	s.Update(Config{Routes: []*ccv1.EdgeRoute{r}})
 	code, _, hdr := do(t, s, "OPTIONS", "app.test", "/x", nil, "Origin", "https://good.example",
 		"Access-Control-Request-Method", "PUT", "Access-Control-Request-Headers", "content-type, x-token")
 	if code != 204 || hdr.Get("Access-Control-Allow-Origin") != "https://good.example" ||
@@ -549,14 +549,14 @@ func TestRateLimit(t *testing.T) {
 	a := upstream(t, "a", nil)
 	r := mkRoute("web", "app.test", "/", addr(a))
 	r.Spec.RateLimit = &ccv1.RateLimit{PerSecond: 0.5, Burst: 2}
-	s.Update([]*ccv1.EdgeRoute{r}, nil, nil)
+	s.Update(Config{Routes: []*ccv1.EdgeRoute{r}})
 	for i := 0; i < 2; i++ {
 		if code, _, _ := get(t, s, "app.test", "/"); code != 200 {
 			t.Fatalf("request %d within the burst: %d", i, code)
 		}
 	}
 	// the bucket survives an update of the same limit
-	s.Update([]*ccv1.EdgeRoute{r}, nil, nil)
+	s.Update(Config{Routes: []*ccv1.EdgeRoute{r}})
 	code, _, hdr := get(t, s, "app.test", "/")
 	if code != http.StatusTooManyRequests || (hdr.Get("Retry-After") != "1" && hdr.Get("Retry-After") != "2") {
 		t.Fatalf("over the limit: %d, Retry-After %q", code, hdr.Get("Retry-After"))
@@ -576,7 +576,7 @@ func TestStreamingIsNotBuffered(t *testing.T) {
 		<-release
 		fmt.Fprint(w, "data: end\n\n")
 	})
-	s.Update([]*ccv1.EdgeRoute{mkRoute("web", "app.test", "/", addr(a))}, nil, nil)
+	s.Update(Config{Routes: []*ccv1.EdgeRoute{mkRoute("web", "app.test", "/", addr(a))}})
 	req, _ := http.NewRequest("GET", "http://"+s.Addr().String()+"/events", nil)
 	req.Host = "app.test"
 	req.Header.Set("Accept-Encoding", "gzip, br")
@@ -620,7 +620,7 @@ func TestCompression(t *testing.T) {
 			io.WriteString(w, big)
 		}
 	})
-	s.Update([]*ccv1.EdgeRoute{mkRoute("web", "app.test", "/", addr(a))}, nil, nil)
+	s.Update(Config{Routes: []*ccv1.EdgeRoute{mkRoute("web", "app.test", "/", addr(a))}})
 	for _, c := range []struct{ path, accept, want string }{
 		{"/", "gzip, deflate, br, zstd", "br"},
 		{"/", "br;q=0.5, zstd;q=0.9, gzip;q=0.1", "zstd"},
@@ -645,7 +645,7 @@ func TestCompression(t *testing.T) {
 func TestH2C(t *testing.T) {
 	s := startEdge(t, Options{})
 	a := upstream(t, "a", nil)
-	s.Update([]*ccv1.EdgeRoute{mkRoute("web", "app.test", "/", addr(a))}, nil, nil)
+	s.Update(Config{Routes: []*ccv1.EdgeRoute{mkRoute("web", "app.test", "/", addr(a))}})
 	p := new(http.Protocols)
 	p.SetUnencryptedHTTP2(true)
 	c := &http.Client{Transport: &http.Transport{Protocols: p}}
@@ -666,7 +666,7 @@ func TestWebSocketSurvivesUpdates(t *testing.T) {
 	s := startEdge(t, Options{})
 	ws := upstream(t, "ws", wstest.Echo)
 	other := upstream(t, "other", nil)
-	s.Update([]*ccv1.EdgeRoute{mkRoute("ws", "app.test", "/", addr(ws))}, nil, nil)
+	s.Update(Config{Routes: []*ccv1.EdgeRoute{mkRoute("ws", "app.test", "/", addr(ws))}})
 
 	conn, err := net.Dial("tcp", s.Addr().String())
 	if err != nil {
@@ -681,7 +681,7 @@ func TestWebSocketSurvivesUpdates(t *testing.T) {
 		// every update changes the route: other endpoints, other policy, other prefix
 		r := mkRoute("ws", "app.test", fmt.Sprintf("/v%d/", i), addr(other))
 		r.Spec.LoadBalancing = ccv1.LoadBalancing(i % 6)
-		s.Update([]*ccv1.EdgeRoute{r, mkRoute("extra", fmt.Sprintf("x%d.test", i), "/", addr(other))}, nil, nil)
+		s.Update(Config{Routes: []*ccv1.EdgeRoute{r, mkRoute("extra", fmt.Sprintf("x%d.test", i), "/", addr(other))}})
 		msg := fmt.Sprintf("message %d after update %d", i, i+1)
 		if err := wstest.WriteFrame(conn, wstest.OpText, []byte(msg), []byte{1, 2, 3, 4}); err != nil {
 			t.Fatalf("write %d: %v", i, err)
@@ -702,7 +702,7 @@ func TestShutdownClosesUpgradedConnections(t *testing.T) {
 	}
 	s.shutdownTimeout = 200 * time.Millisecond
 	ws := upstream(t, "ws", wstest.Echo)
-	s.Update([]*ccv1.EdgeRoute{mkRoute("ws", "app.test", "/", addr(ws))}, nil, nil)
+	s.Update(Config{Routes: []*ccv1.EdgeRoute{mkRoute("ws", "app.test", "/", addr(ws))}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
@@ -743,7 +743,7 @@ func TestNoFailedGETDuringSwap(t *testing.T) {
 		newHits.Add(1)
 		slowish(w, r)
 	})
-	s.Update([]*ccv1.EdgeRoute{mkRoute("web", "app.test", "/", addr(oldUp))}, nil, nil)
+	s.Update(Config{Routes: []*ccv1.EdgeRoute{mkRoute("web", "app.test", "/", addr(oldUp))}})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -771,10 +771,10 @@ func TestNoFailedGETDuringSwap(t *testing.T) {
 		}()
 	}
 	time.Sleep(100 * time.Millisecond)
-	s.Update([]*ccv1.EdgeRoute{mkRoute("web", "app.test", "/", addr(oldUp), addr(newUp))}, nil, nil) // new one added
+	s.Update(Config{Routes: []*ccv1.EdgeRoute{mkRoute("web", "app.test", "/", addr(oldUp), addr(newUp))}}) // new one added
 	time.Sleep(100 * time.Millisecond)
-	s.Update([]*ccv1.EdgeRoute{mkRoute("web", "app.test", "/", addr(newUp))}, nil, nil) // old one removed
-	oldUp.Close()                                                                       // drained: waits for its requests in flight
+	s.Update(Config{Routes: []*ccv1.EdgeRoute{mkRoute("web", "app.test", "/", addr(newUp))}}) // old one removed
+	oldUp.Close()                                                                             // drained: waits for its requests in flight
 	time.Sleep(100 * time.Millisecond)
 	cancel()
 	wg.Wait()
@@ -797,7 +797,7 @@ func TestGracefulShutdown(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 		io.WriteString(w, "finished")
 	})
-	s.Update([]*ccv1.EdgeRoute{mkRoute("web", "app.test", "/", addr(a))}, nil, nil)
+	s.Update(Config{Routes: []*ccv1.EdgeRoute{mkRoute("web", "app.test", "/", addr(a))}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
@@ -848,7 +848,7 @@ func TestAccessLog(t *testing.T) {
 	var out syncBuffer
 	s := startEdge(t, Options{AccessLog: slog.New(slog.NewJSONHandler(&out, nil))})
 	a := upstream(t, "a", nil)
-	s.Update([]*ccv1.EdgeRoute{mkRoute("web", "app.test", "/", addr(a))}, nil, nil)
+	s.Update(Config{Routes: []*ccv1.EdgeRoute{mkRoute("web", "app.test", "/", addr(a))}})
 	code, _, hdr := get(t, s, "app.test", "/x")
 	if code != 200 {
 		t.Fatalf("GET: %d", code)

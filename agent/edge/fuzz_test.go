@@ -30,11 +30,11 @@ func FuzzServeHost(f *testing.F) {
 		f.Fatal(err)
 	}
 	defer s.ln.Close()
-	s.Update([]*ccv1.EdgeRoute{
+	s.Update(Config{Routes: []*ccv1.EdgeRoute{
 		{Name: "api", Spec: &ccv1.RouteSpec{Hosts: []string{"*.app.test"}, PathPrefix: "/api/"}},
-	}, []*ccv1.EdgeSite{
+	}, Sites: []*ccv1.EdgeSite{
 		{Name: "docs", Spec: &ccv1.SiteSpec{Hosts: []string{"app.test"}, PathPrefix: "/docs"}, BundleDigest: "d"},
-	}, map[string]string{"d": "dir"})
+	}, SiteDirs: map[string]string{"d": "dir"}})
 	f.Fuzz(func(t *testing.T, host, path string) {
 		req := httptest.NewRequest("GET", "/", nil)
 		req.Host = host

@@ -63,6 +63,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{rw: w}
 	sw.Header().Set("X-Request-Id", rec.reqID)
 	defer func() { s.logAccess(r, rec, sw, start) }()
+	if r.TLS != nil {
+		if alt := s.altSvc.Load(); alt != nil && r.ProtoMajor < 3 {
+			sw.Header().Set("Alt-Svc", *alt)
+		}
+	}
+	if s.serveChallenge(sw, r) {
+		rec.route = "acme-challenge"
+		return
+	}
 
 	if r.Method == http.MethodConnect {
 		plain(sw, http.StatusMethodNotAllowed, "CONNECT is not served")
@@ -83,6 +92,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tg := t.targets[id]
+	switch {
+	case r.TLS != nil && !tg.tls.on:
+		// One table serves both listeners; a route or site without TLS is
+		// not served over HTTPS (its host may share a certificate).
+		plain(sw, http.StatusMisdirectedRequest, "this host and path are served over plain HTTP only")
+		return
+	case r.TLS != nil && tg.tls.hsts != "":
+		sw.Header().Set("Strict-Transport-Security", tg.tls.hsts)
+	case r.TLS == nil && tg.tls.on && tg.tls.redirect && s.httpsLn != nil:
+		s.redirectHTTPS(sw, r)
+		return
+	}
 	if st := tg.site; st != nil {
 		rec.route = "site:" + st.name
 		if st.handler == nil {

@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"log/slog"
 	"net/http"
@@ -107,6 +108,9 @@ func (s *Server) logAccess(r *http.Request, rec *record, sw *statusWriter, start
 		slog.String("path", r.URL.Path),
 		slog.String("client", rec.client),
 		slog.String("proto", r.Proto),
+	}
+	if r.TLS != nil {
+		attrs = append(attrs, slog.String("tls", tls.VersionName(r.TLS.Version)))
 	}
 	if rec.err != nil {
 		attrs = append(attrs, slog.String("err", rec.err.Error()))

@@ -1,14 +1,19 @@
-// Package edge is the agent's HTTP edge: one listener (HTTP/1.1 and h2c)
-// that serves the cluster's routes (a reverse proxy with load balancing,
-// health checks, retries, compression, CORS and rate limits) and static
-// sites (handlers from the site package, one per bundle). Update swaps in
-// a new immutable table atomically: a request, an upgraded connection
-// included, keeps the table it started with, and the health of unchanged
-// upstreams carries over.
+// Package edge is the agent's HTTP edge: an HTTP listener (HTTP/1.1 and
+// h2c) and an HTTPS one (HTTP/1.1 and HTTP/2 over TLS, and HTTP/3 on its
+// UDP port when the cluster's TLS settings ask) that serve the cluster's
+// routes (a reverse proxy with load balancing, health checks, retries,
+// compression, CORS and rate limits) and static sites (handlers from the
+// site package, one per bundle). Update swaps in a new immutable table
+// atomically: a request, an upgraded connection included, keeps the table
+// it started with, and the health of unchanged upstreams carries over.
+// Certificates (picked by SNI), ACME challenges (HTTP-01 and TLS-ALPN-01)
+// and OCSP staples are swapped the same way: a change applies to new
+// handshakes, and open connections carry on.
 package edge
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,6 +40,15 @@ type Options struct {
 	AccessLog *slog.Logger
 	// SiteHandler serves a site's unpacked bundle; nil: sites answer 503.
 	SiteHandler func(dir string, spec *ccv1.SiteSpec) (http.Handler, error)
+	// HTTPSAddr is the HTTPS listen address (TCP; HTTP/3 uses the same
+	// address on UDP), e.g. ":443"; empty: no HTTPS.
+	HTTPSAddr string
+	// HTTPSPublicPort is the port clients reach HTTPS on, for redirects
+	// and Alt-Svc (0: the HTTPS listener's port).
+	HTTPSPublicPort int
+	// OCSPClient asks OCSP responders for staples; nil: a client without
+	// proxy.
+	OCSPClient *http.Client
 }
 
 // ShutdownTimeout bounds the wait for requests in flight when Run ends.
@@ -47,10 +61,15 @@ type Server struct {
 	access    *slog.Logger
 	ln        net.Listener
 	srv       *http.Server
+	httpsLn   net.Listener // TCP, before TLS; nil: no HTTPS
+	httpsSrv  *http.Server
+	httpsPort int // public, for redirects and Alt-Svc
 	transport *http.Transport
 	health    *health.Registry
 
-	table atomic.Pointer[table]
+	table  atomic.Pointer[table]
+	certs  atomic.Pointer[certTable]
+	altSvc atomic.Pointer[string] // the Alt-Svc value while HTTP/3 runs
 
 	// base is every request's parent context: cancelling it at the end of
 	// a shutdown closes the upgraded connections still open.
@@ -63,9 +82,13 @@ type Server struct {
 	inflight map[string]*atomic.Int64
 	limiters map[string]*limiterEntry
 	sites    map[string]*siteEntry // by bundle digest
+	// certEntries are the parsed certificates, by name.
+	certEntries map[string]*certEntry
+	h3          *h3Server // nil: no HTTP/3
+	closed      bool      // Run has ended: HTTP/3 starts no more
 }
 
-// New listens on o.HTTPAddr; Run serves.
+// New listens on o.HTTPAddr and, when set, o.HTTPSAddr; Run serves.
 func New(o Options) (*Server, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -77,6 +100,13 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("edge: listen on %s: %w (is another server on that port? choose another with --edge-http-addr)", o.HTTPAddr, err)
 	}
+	var httpsLn net.Listener
+	if o.HTTPSAddr != "" {
+		if httpsLn, err = net.Listen("tcp", o.HTTPSAddr); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("edge: listen on %s: %w (is another server on that port? choose another with --edge-https-addr)", o.HTTPSAddr, err)
+		}
+	}
 	if o.AccessLog == nil {
 		o.AccessLog = o.Log
 	}
@@ -85,29 +115,48 @@ func New(o Options) (*Server, error) {
 		log:       o.Log,
 		access:    o.AccessLog,
 		ln:        ln,
+		httpsLn:   httpsLn,
 		transport: newTransport(),
 		inflight:  map[string]*atomic.Int64{},
 		limiters:  map[string]*limiterEntry{},
 		sites:     map[string]*siteEntry{},
+
+		certEntries: map[string]*certEntry{},
 
 		shutdownTimeout: ShutdownTimeout,
 	}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	s.health = health.NewRegistry(&http.Client{Transport: newTransport(), CheckRedirect: noRedirect}, o.Log)
 	s.table.Store(&table{})
+	s.certs.Store(&certTable{})
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
-	s.srv = &http.Server{
-		Handler:           s,
-		Protocols:         protocols,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    1 << 20,
-		ErrorLog:          slog.NewLogLogger(o.Log.Handler(), slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return s.base },
+	s.srv = s.httpServer(protocols)
+	if httpsLn != nil {
+		s.httpsPort = o.HTTPSPublicPort
+		if s.httpsPort == 0 {
+			s.httpsPort = httpsLn.Addr().(*net.TCPAddr).Port
+		}
+		tp := new(http.Protocols)
+		tp.SetHTTP1(true)
+		tp.SetHTTP2(true)
+		s.httpsSrv = s.httpServer(tp)
 	}
 	return s, nil
+}
+
+// httpServer is the server of one listener; both serve s.
+func (s *Server) httpServer(p *http.Protocols) *http.Server {
+	return &http.Server{
+		Handler:           s,
+		Protocols:         p,
+		ReadHeaderTimeout: 10 * time.Second, // bounds the TLS handshake too
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return s.base },
+	}
 }
 
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -130,29 +179,62 @@ func newTransport() *http.Transport {
 	}
 }
 
-// Addr is the address the edge listens on.
+// Addr is the address the edge serves HTTP on.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
-// Run serves until ctx ends, then shuts down: the listener closes,
+// HTTPSAddr is the address the edge serves HTTPS on (and HTTP/3, on UDP,
+// when on); nil without HTTPS.
+func (s *Server) HTTPSAddr() net.Addr {
+	if s.httpsLn == nil {
+		return nil
+	}
+	return s.httpsLn.Addr()
+}
+
+// Run serves until ctx ends, then shuts down: the listeners close,
 // requests in flight and upgraded connections (WebSockets) get up to
 // ShutdownTimeout to finish, then the upgraded ones still open are closed;
-// health checkers stop.
+// health checkers and OCSP staplers stop.
 func (s *Server) Run(ctx context.Context) error {
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
+	servers := []*http.Server{s.srv}
 	go func() { errc <- s.srv.Serve(s.ln) }()
+	if s.httpsLn != nil {
+		servers = append(servers, s.httpsSrv)
+		go func() { errc <- s.httpsSrv.Serve(tls.NewListener(s.httpsLn, s.tlsConfig())) }()
+	}
 	defer s.health.Close()
 	defer s.transport.CloseIdleConnections()
 	defer s.cancelBase()
+	var failed error
 	select {
 	case err := <-errc:
-		return fmt.Errorf("edge: serve: %w", err)
+		failed = fmt.Errorf("edge: serve: %w", err)
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
 	defer cancel()
-	if err := s.srv.Shutdown(sctx); err != nil {
-		s.log.Warn("edge: shutdown timed out; closing connections", "err", err)
-		s.srv.Close()
+	s.mu.Lock()
+	s.closed = true
+	h3 := s.h3
+	s.h3 = nil
+	s.altSvc.Store(nil)
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	if h3 != nil {
+		wg.Go(func() { h3.stop(sctx) })
+	}
+	for _, srv := range servers {
+		wg.Go(func() {
+			if err := srv.Shutdown(sctx); err != nil {
+				s.log.Warn("edge: shutdown timed out; closing connections", "err", err)
+				srv.Close()
+			}
+		})
+	}
+	wg.Wait()
+	if failed != nil {
+		return failed
 	}
 	// Shutdown does not wait for hijacked connections: wait for their
 	// handlers, within the same bound, then cut what is left.
@@ -161,8 +243,10 @@ func (s *Server) Run(ctx context.Context) error {
 	cctx, ccancel := context.WithTimeout(context.Background(), time.Second)
 	defer ccancel()
 	s.waitIdle(cctx)
-	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
-		return fmt.Errorf("edge: serve: %w", serr)
+	for range servers {
+		if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+			return fmt.Errorf("edge: serve: %w", serr)
+		}
 	}
 	return nil
 }

@@ -10,25 +10,27 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/containercodes/cc/agent/edge"
 	"github.com/containercodes/cc/agent/relay"
 	"github.com/containercodes/cc/internal/edgediff"
 	"github.com/containercodes/cc/internal/sitebundle"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
-// Edge serves a node's routes and sites (package agent/edge); the worker
-// gives it every new configuration. Each endpoint's address is the one to
-// dial from this node: the task's bridge address for this node's tasks,
-// the other node's relay for the others. siteDirs maps a bundle digest to
-// the directory it is unpacked in (a site whose bundle is not there yet
-// has no entry).
+// Edge serves a node's routes, sites and certificates (package
+// agent/edge); the worker gives it every new configuration. Each
+// endpoint's address is the one to dial from this node: the task's bridge
+// address for this node's tasks, the other node's relay for the others.
+// SiteDirs maps a bundle digest to the directory it is unpacked in (a site
+// whose bundle is not there yet has no entry).
 type Edge interface {
-	Update(routes []*ccv1.EdgeRoute, sites []*ccv1.EdgeSite, siteDirs map[string]string)
+	Update(cfg edge.Config)
 }
 
 // edgeRetry is the wait before fetching a site's bundle again.
@@ -88,20 +90,27 @@ type runtimeView struct {
 	ip      string
 }
 
-// edgeLoop fetches and unpacks the sites' bundles and hands each new
-// configuration to the edge, until ctx ends.
+// edgeLoop hands each new configuration to the edge, until ctx ends.
+// Sites' bundles are fetched and unpacked in the background, one batch at
+// a time: meanwhile the rest of the configuration (routes, certificates,
+// ACME challenges, which are time-critical) goes through at once, and a
+// site whose new bundle is not here yet keeps serving the version the edge
+// had (a new site answers 503 until its bundle is here).
 func (w *Worker) edgeLoop(ctx context.Context) {
-	var last *ccv1.EdgeConfig
-	var lastDirs map[string]string
-	retry := time.NewTimer(time.Hour)
-	retry.Stop()
-	defer retry.Stop()
+	var (
+		lastCfg   *ccv1.EdgeConfig
+		lastSites []*ccv1.EdgeSite // as handed to the edge
+		lastDirs  map[string]string
+		fetching  bool
+	)
+	fetched := make(chan struct{}, 1)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-w.edgeKick:
-		case <-retry.C:
+		case <-fetched:
+			fetching = false
 		}
 		w.mu.Lock()
 		cfg := w.edgeCfg
@@ -109,17 +118,72 @@ func (w *Worker) edgeLoop(ctx context.Context) {
 		if cfg == nil || w.cfg.Edge == nil {
 			continue
 		}
-		dirs, complete := w.syncSites(ctx, cfg.Sites)
-		if !complete {
-			retry.Reset(edgeRetry)
+		dirs := map[string]string{}
+		var missing []*ccv1.EdgeSite
+		for _, st := range cfg.Sites {
+			if dir, ok := w.siteDir(st.BundleDigest); ok {
+				dirs[st.BundleDigest] = dir
+			} else {
+				missing = append(missing, st)
+			}
 		}
-		if last != nil && proto.Equal(last, cfg) && mapsEqual(lastDirs, dirs) {
+		if len(missing) > 0 && !fetching {
+			fetching = true
+			go func() {
+				if _, complete := w.syncSites(ctx, missing); !complete {
+					t := time.NewTimer(edgeRetry)
+					select {
+					case <-ctx.Done():
+					case <-t.C:
+					}
+					t.Stop()
+				}
+				fetched <- struct{}{}
+			}()
+		}
+		sites := cfg.Sites
+		if len(missing) > 0 {
+			sites = keepServed(cfg.Sites, lastSites, lastDirs, dirs)
+		}
+		if lastCfg != nil && proto.Equal(lastCfg, cfg) && mapsEqual(lastDirs, dirs) && slices.Equal(lastSites, sites) {
 			continue
 		}
-		w.cfg.Edge.Update(reachable(cfg.Routes, w.cfg.Identity.NodeID), cfg.Sites, dirs)
-		last, lastDirs = cfg, dirs
-		w.removeUnusedSites(cfg.Sites)
+		w.cfg.Edge.Update(edge.Config{
+			Routes:     reachable(cfg.Routes, w.cfg.Identity.NodeID),
+			Sites:      sites,
+			SiteDirs:   dirs,
+			Certs:      cfg.Certs,
+			Challenges: cfg.Challenges,
+			TLS:        cfg.Tls,
+		})
+		lastCfg, lastSites, lastDirs = cfg, sites, dirs
+		if len(missing) == 0 && !fetching {
+			w.removeUnusedSites(cfg.Sites)
+		}
 	}
+}
+
+// keepServed is sites with each one whose bundle is not here yet replaced
+// by the version the edge serves (given last and lastDirs), when that
+// one's bundle is here; dirs gains those bundles' directories.
+func keepServed(sites, last []*ccv1.EdgeSite, lastDirs, dirs map[string]string) []*ccv1.EdgeSite {
+	served := map[string]*ccv1.EdgeSite{}
+	for _, st := range last {
+		if lastDirs[st.BundleDigest] != "" {
+			served[st.Name] = st
+		}
+	}
+	out := make([]*ccv1.EdgeSite, 0, len(sites))
+	for _, st := range sites {
+		if _, ok := dirs[st.BundleDigest]; !ok {
+			if old := served[st.Name]; old != nil {
+				st = old
+				dirs[old.BundleDigest] = lastDirs[old.BundleDigest]
+			}
+		}
+		out = append(out, st)
+	}
+	return out
 }
 
 // reachable returns the routes with each endpoint's address the one to
@@ -174,6 +238,19 @@ func (w *Worker) syncSites(ctx context.Context, sites []*ccv1.EdgeSite) (dirs ma
 		dirs[s.BundleDigest] = dir
 	}
 	return dirs, complete
+}
+
+// siteDir is the directory of a bundle unpacked already.
+func (w *Worker) siteDir(digest string) (string, bool) {
+	m := digestRE.FindStringSubmatch(digest)
+	if m == nil {
+		return "", false
+	}
+	dir := w.edgeDir("sites", m[1])
+	if _, err := os.Stat(dir); err != nil {
+		return "", false
+	}
+	return dir, true
 }
 
 func (w *Worker) ensureSite(ctx context.Context, digest string) (string, error) {

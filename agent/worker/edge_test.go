@@ -9,7 +9,13 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"google.golang.org/grpc"
+
+	"github.com/containercodes/cc/agent/edge"
+	"github.com/containercodes/cc/agent/identity"
 
 	"github.com/containercodes/cc/agent/relay"
 	"github.com/containercodes/cc/internal/logging"
@@ -132,5 +138,80 @@ func TestSitesUnpackedAndRemoved(t *testing.T) {
 	}
 	if _, err := os.Stat(w.edgeDir("bundles", hexd+".bundle")); !os.IsNotExist(err) {
 		t.Fatalf("an unused bundle is still there: %v", err)
+	}
+}
+
+// stuckFetch is a control plane whose blob downloads never end.
+type stuckFetch struct {
+	ccv1.AgentServiceClient
+	started chan string
+}
+
+func (f *stuckFetch) FetchBlob(ctx context.Context, in *ccv1.FetchBlobRequest, _ ...grpc.CallOption) (grpc.ServerStreamingClient[ccv1.FetchBlobResponse], error) {
+	f.started <- in.Digest
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// edgeRecorder keeps the configurations the worker hands to the edge.
+type edgeRecorder struct{ got chan edge.Config }
+
+func (r *edgeRecorder) Update(cfg edge.Config) { r.got <- cfg }
+
+// A site's bundle that takes its time delays neither the certificates
+// nor the ACME challenges, nor the routes.
+func TestEdgeLoopDoesNotWaitForBundles(t *testing.T) {
+	w := edgeWorker(t)
+	fetch := &stuckFetch{started: make(chan string, 4)}
+	rec := &edgeRecorder{got: make(chan edge.Config, 16)}
+	w.client = fetch
+	w.cfg.Edge = rec
+	w.cfg.Identity = &identity.Identity{NodeID: "n1"}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.edgeLoop(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	digest := "sha256:" + strings.Repeat("ab", 32)
+	var next uint64
+	full := &ccv1.EdgeConfig{
+		Routes: []*ccv1.EdgeRoute{{Name: "web"}},
+		Sites:  []*ccv1.EdgeSite{{Name: "docs", BundleDigest: digest}},
+		Certs:  []*ccv1.EdgeCert{{Name: "c1", Version: 1}},
+	}
+	if err := w.setEdge(&ccv1.EdgeUpdate{Seq: 1, Msg: &ccv1.EdgeUpdate_Full{Full: full}}, &next); err != nil {
+		t.Fatal(err)
+	}
+	if d := <-fetch.started; d != digest {
+		t.Fatalf("fetching %s", d)
+	}
+	cfg := <-rec.got
+	if len(cfg.Routes) != 1 || len(cfg.Certs) != 1 || len(cfg.Sites) != 1 || cfg.SiteDirs[digest] != "" {
+		t.Fatalf("first configuration: %+v", cfg)
+	}
+	// A challenge arrives while the bundle is still on its way.
+	ch := &ccv1.ACMEChallenge{Type: "http-01", Host: "a.example", Token: "tok", KeyAuthorization: "tok.k"}
+	if err := w.setEdge(&ccv1.EdgeUpdate{Seq: 2, Msg: &ccv1.EdgeUpdate_Changes{Changes: &ccv1.EdgeChanges{
+		Challenges: []*ccv1.ACMEChallenge{ch}, SetChallenges: true,
+		UpdatedCerts: []*ccv1.EdgeCert{{Name: "c1", Version: 2}},
+		Tls:          &ccv1.EdgeTLSSettings{Http3: true},
+	}}}, &next); err != nil {
+		t.Fatal(err)
+	}
+	cfg = <-rec.got
+	if len(cfg.Challenges) != 1 || cfg.Challenges[0].Token != "tok" || cfg.Certs[0].Version != 2 || !cfg.TLS.GetHttp3() {
+		t.Fatalf("the challenge waited for the bundle: %+v", cfg)
+	}
+}
+
+// A site whose new bundle is not here yet keeps the version served.
+func TestKeepServed(t *testing.T) {
+	old := &ccv1.EdgeSite{Name: "docs", Version: 1, BundleDigest: "sha256:old"}
+	cur := &ccv1.EdgeSite{Name: "docs", Version: 2, BundleDigest: "sha256:new"}
+	fresh := &ccv1.EdgeSite{Name: "blog", Version: 1, BundleDigest: "sha256:blog"}
+	dirs := map[string]string{}
+	got := keepServed([]*ccv1.EdgeSite{cur, fresh}, []*ccv1.EdgeSite{old}, map[string]string{"sha256:old": "/d/old"}, dirs)
+	if got[0] != old || got[1] != fresh || dirs["sha256:old"] != "/d/old" || len(dirs) != 1 {
+		t.Fatalf("got %v, dirs %v", got, dirs)
 	}
 }

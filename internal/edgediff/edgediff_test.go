@@ -76,6 +76,20 @@ func TestDiffApplyRandom(t *testing.T) {
 				cfg.Sites = append(cfg.Sites, &ccv1.EdgeSite{Name: name, Version: uint32(rng.Intn(3))})
 			}
 		}
+		for _, name := range []string{"x", "y", "z"} {
+			if rng.Intn(2) == 0 {
+				cfg.Certs = append(cfg.Certs, &ccv1.EdgeCert{Name: name, Version: uint64(rng.Intn(3))})
+			}
+		}
+		for i := 0; i < rng.Intn(3); i++ {
+			cfg.Challenges = append(cfg.Challenges, &ccv1.ACMEChallenge{Type: "http-01", Host: "h", Token: fmt.Sprint(rng.Intn(2))})
+		}
+		switch rng.Intn(3) {
+		case 1:
+			cfg.Tls = &ccv1.EdgeTLSSettings{Http3: true}
+		case 2:
+			cfg.Tls = &ccv1.EdgeTLSSettings{DefaultCert: "d"}
+		}
 		for i := 0; i < rng.Intn(3); i++ {
 			cfg.Relays = append(cfg.Relays, &ccv1.Relay{ContainerId: fmt.Sprint(i), Port: uint32(rng.Intn(2))})
 		}
@@ -91,5 +105,69 @@ func TestDiffApplyRandom(t *testing.T) {
 		if !proto.Equal(got, cur) {
 			t.Fatalf("old %v\nnew %v\ndiff %v\napplied %v", old, cur, ch, got)
 		}
+	}
+}
+
+func TestDiffTLS(t *testing.T) {
+	c := func(name string, v uint64) *ccv1.EdgeCert {
+		return &ccv1.EdgeCert{Name: name, Version: v, ChainPem: []byte("chain"), KeyPem: []byte("key")}
+	}
+	ch1 := &ccv1.ACMEChallenge{Type: "http-01", Host: "a.example", Token: "t1", KeyAuthorization: "t1.k"}
+	ch2 := &ccv1.ACMEChallenge{Type: "tls-alpn-01", Host: "b.example", CertPem: []byte("c"), KeyPem: []byte("k")}
+	old := &ccv1.EdgeConfig{
+		Certs:      []*ccv1.EdgeCert{c("a", 1), c("b", 1), c("gone", 1)},
+		Challenges: []*ccv1.ACMEChallenge{ch1},
+		Tls:        &ccv1.EdgeTLSSettings{DefaultCert: "a"},
+	}
+	cur := &ccv1.EdgeConfig{
+		Certs:      []*ccv1.EdgeCert{c("a", 1), c("b", 2), c("new", 1)},
+		Challenges: []*ccv1.ACMEChallenge{ch1, ch2},
+		Tls:        &ccv1.EdgeTLSSettings{DefaultCert: "a", Http3: true},
+	}
+	ch := Diff(old, cur)
+	if ch == nil {
+		t.Fatal("no changes")
+	}
+	var up []string
+	for _, x := range ch.UpdatedCerts {
+		up = append(up, x.Name)
+	}
+	if got := fmt.Sprintf("certs+%v certs-%v challenges=%v(%d) tls=%v", up, ch.RemovedCerts, ch.SetChallenges, len(ch.Challenges), ch.Tls.GetHttp3()); got != "certs+[b new] certs-[gone] challenges=true(2) tls=true" {
+		t.Errorf("got %s", got)
+	}
+	if len(ch.UpdatedRoutes)+len(ch.UpdatedSites)+len(ch.RemovedRoutes)+len(ch.RemovedSites) != 0 || ch.SetRelays {
+		t.Errorf("routes, sites or relays changed: %v", ch)
+	}
+	if got := Apply(old, ch); !proto.Equal(got, cur) {
+		t.Errorf("applied %v\nwant %v", got, cur)
+	}
+
+	// Only the challenges go away: sent whole, as none.
+	cur2 := proto.Clone(old).(*ccv1.EdgeConfig)
+	cur2.Challenges = nil
+	ch = Diff(old, cur2)
+	if ch == nil || !ch.SetChallenges || len(ch.Challenges) != 0 || ch.Tls != nil || len(ch.UpdatedCerts) != 0 {
+		t.Fatalf("challenges removed: %v", ch)
+	}
+	if got := Apply(old, ch); !proto.Equal(got, cur2) {
+		t.Errorf("applied %v\nwant %v", got, cur2)
+	}
+
+	// Settings removed: sent as empty settings, applied as none.
+	cur3 := proto.Clone(old).(*ccv1.EdgeConfig)
+	cur3.Tls = nil
+	ch = Diff(old, cur3)
+	if ch == nil || ch.Tls == nil || proto.Size(ch.Tls) != 0 {
+		t.Fatalf("settings removed: %v", ch)
+	}
+	if got := Apply(old, ch); !proto.Equal(got, cur3) {
+		t.Errorf("applied %v\nwant %v", got, cur3)
+	}
+
+	// Apply leaves the configuration it is given alone.
+	before := proto.Clone(old)
+	Apply(old, Diff(old, cur))
+	if !proto.Equal(before, old) {
+		t.Error("Apply changed its input")
 	}
 }

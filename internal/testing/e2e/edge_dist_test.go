@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containercodes/cc/agent/edge"
+
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/containercodes/cc/internal/testing/testcluster"
@@ -24,9 +26,9 @@ type edgeRecorder struct {
 	routes map[string]*ccv1.EdgeRoute
 }
 
-func (r *edgeRecorder) Update(routes []*ccv1.EdgeRoute, _ []*ccv1.EdgeSite, _ map[string]string) {
+func (r *edgeRecorder) Update(cfg edge.Config) {
 	m := map[string]*ccv1.EdgeRoute{}
-	for _, rt := range routes {
+	for _, rt := range cfg.Routes {
 		m[rt.Name] = rt
 	}
 	r.mu.Lock()

@@ -26,8 +26,10 @@ import (
 )
 
 // edgeClient sends requests to an agent's edge, with keep-alives and no
-// proxy from the environment.
-var edgeClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64}}
+// proxy from the environment; it does not follow redirects (a TLS route
+// answers plain HTTP with 308).
+var edgeClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64},
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 // edgeResp is what one request through the edge got.
 type edgeResp struct {

@@ -111,10 +111,15 @@ type Agent struct {
 	hello    *ccv1.SessionHello
 	edge     worker.Edge
 	edgeAddr string
+	httpsIn  string // the --edge-https-addr asked for
 	Runtime  *runtime.Runtime
 	// EdgeAddr is where the agent's edge serves HTTP while it runs (with
 	// WithEdgeHTTPAddr), its port chosen by the kernel for ":0".
 	EdgeAddr string
+	// EdgeHTTPSAddr is where the agent's edge serves HTTPS while it runs
+	// (with WithEdgeHTTPSAddr), its port chosen by the kernel for ":0";
+	// "" without HTTPS.
+	EdgeHTTPSAddr string
 
 	cancel context.CancelFunc
 	done   chan error
@@ -138,6 +143,9 @@ type AgentConfig struct {
 	// EdgeHTTPAddr is the agent's --edge-http-addr; empty: no edge
 	// server (as --edge=false).
 	EdgeHTTPAddr string
+	// EdgeHTTPSAddr is the agent's --edge-https-addr (with an edge
+	// server); empty: no HTTPS.
+	EdgeHTTPSAddr string
 	// Edge, when set, receives the agent's edge configuration instead of
 	// an edge server (a test's recorder).
 	Edge worker.Edge
@@ -160,6 +168,12 @@ func WithAdvertiseAddr(ip string) AgentOption {
 // 127.0.0.1:0).
 func WithEdgeHTTPAddr(addr string) AgentOption {
 	return func(c *AgentConfig) { c.EdgeHTTPAddr = addr }
+}
+
+// WithEdgeHTTPSAddr makes the agent's edge serve HTTPS on addr (e.g.
+// 127.0.0.1:0); it needs WithEdgeHTTPAddr.
+func WithEdgeHTTPSAddr(addr string) AgentOption {
+	return func(c *AgentConfig) { c.EdgeHTTPSAddr = addr }
 }
 
 // WithEdge hands the agent's edge configuration to e.
@@ -208,8 +222,10 @@ func (s *Server) StartAgent(name string, opts ...AgentOption) *Agent {
 		s.t.Fatalf("testcluster: join %s: %v", name, err)
 	}
 	cfg.Runtime.Owner = id.NodeID
-	hello := &ccv1.SessionHello{Version: "test", Resources: cfg.Resources, Labels: cfg.Labels, Address: cfg.AdvertiseAddr}
-	a := &Agent{t: s.t, Name: name, DataDir: dir, ID: id, rtConfig: cfg.Runtime, hello: hello, edge: cfg.Edge, edgeAddr: cfg.EdgeHTTPAddr}
+	hello := &ccv1.SessionHello{Version: "test", Resources: cfg.Resources, Labels: cfg.Labels, Address: cfg.AdvertiseAddr,
+		Edge: cfg.Edge != nil || cfg.EdgeHTTPAddr != ""}
+	a := &Agent{t: s.t, Name: name, DataDir: dir, ID: id, rtConfig: cfg.Runtime, hello: hello, edge: cfg.Edge,
+		edgeAddr: cfg.EdgeHTTPAddr, httpsIn: cfg.EdgeHTTPSAddr}
 	a.start()
 	s.t.Cleanup(func() { a.Stop(); a.cleanup() })
 	return a
@@ -231,7 +247,7 @@ func (a *Agent) start() {
 	}
 	e, stopEdge := a.edge, func() {}
 	if e == nil && a.edgeAddr != "" {
-		srv, stop, err := cli.StartEdge(cli.EdgeOptions{Enabled: true, HTTPAddr: a.edgeAddr, AccessLog: "off"}, a.ID.NodeID, a.rtConfig.Logger.With("component", "edge"))
+		srv, stop, err := cli.StartEdge(cli.EdgeOptions{Enabled: true, HTTPAddr: a.edgeAddr, HTTPSAddr: a.httpsIn, AccessLog: "off"}, a.ID.NodeID, a.rtConfig.Logger.With("component", "edge"))
 		if err != nil {
 			cancel()
 			rt.Close()
@@ -239,6 +255,9 @@ func (a *Agent) start() {
 		}
 		e, stopEdge = srv, stop
 		a.EdgeAddr = srv.(interface{ Addr() net.Addr }).Addr().String()
+		if h := srv.(interface{ HTTPSAddr() net.Addr }).HTTPSAddr(); h != nil {
+			a.EdgeHTTPSAddr = h.String()
+		}
 	}
 	w, err := worker.New(worker.Config{
 		Identity:  a.ID,
