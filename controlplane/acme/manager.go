@@ -264,10 +264,13 @@ func (r *run) pass(ctx context.Context) error {
 		if !managed {
 			continue
 		}
-		if err := r.record(ctx, rec); err != nil {
+		changed, err := r.record(ctx, rec)
+		if err != nil {
 			r.m.log.Warn("ACME: could not record a certificate", "cert", name, "err", err)
 		}
-		if rec.RenewRequestedAt != nil && !busy && rec.GetCert().GetChainPem() != "" {
+		// A certificate just recorded answers a renewal asked for before
+		// it (rec was read before): the record clears the request.
+		if rec.RenewRequestedAt != nil && !busy && !changed && rec.GetCert().GetChainPem() != "" {
 			r.renew(ctx, name)
 		}
 	}
@@ -304,34 +307,34 @@ func (r *run) poke() {
 // record copies the certificate CertMagic stored for a name into its
 // record when it differs (a new one, or one a deposed leader stored but
 // had not recorded).
-func (r *run) record(ctx context.Context, rec *statev1.CertRecord) error {
+func (r *run) record(ctx context.Context, rec *statev1.CertRecord) (changed bool, err error) {
 	name := rec.GetCert().GetName()
 	key := r.iss.IssuerKey()
 	chain, err := r.storage.Load(ctx, certmagic.StorageKeys.SiteCert(key, name))
 	if err != nil {
-		return nil // not obtained yet
+		return false, nil // not obtained yet
 	}
 	keyPEM, err := r.storage.Load(ctx, certmagic.StorageKeys.SitePrivateKey(key, name))
 	if err != nil {
-		return nil
+		return false, nil
 	}
 	ch, err := certinfo.ParseChain(chain)
 	if err != nil {
-		return err
+		return false, err
 	}
 	c := certinfo.Describe(ch)
 	if c.Sha256 == rec.GetCert().GetSha256() {
-		return nil
+		return false, nil
 	}
 	leaf := ch.Leaf()
 	life := leaf.NotAfter.Sub(leaf.NotBefore)
 	c.RenewAfter = timestampOf(leaf.NotAfter.Add(-time.Duration(float64(life) * r.cfg.RenewalWindowRatio)))
 	if _, err := r.m.c.Propose(ctx, statev1.CommandType_COMMAND_TYPE_CERT_STATUS, &statev1.CertStatus{Name: name,
 		Obtained: &statev1.CertRecord{Cert: c, KeyPem: keyPEM}}); err != nil {
-		return err
+		return false, err
 	}
 	r.m.log.Info("ACME: certificate recorded", "cert", name, "not_after", leaf.NotAfter, "issuer", c.Issuer, "sha256", c.Sha256)
-	return nil
+	return true, nil
 }
 
 // onEvent follows CertMagic: failures go into the record (and the log),
