@@ -1,7 +1,9 @@
 package fsm_test
 
 import (
+	"bytes"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -195,5 +197,25 @@ func TestEdgeSettingsMerge(t *testing.T) {
 		if err := up(&ccv1.Settings{Edge: bad}); err == nil {
 			t.Errorf("accepted %v", bad)
 		}
+	}
+}
+
+// Certificates, keys and the ACME storage survive a snapshot and restore.
+func TestCertsSurviveRestore(t *testing.T) {
+	src := newFSM(t)
+	mustApply(t, src, 1, initCmd(t, "c1"))
+	mustApply(t, src, 2, encode(t, putCertT, manualCert("site", "a.localhost"), t0))
+	mustApply(t, src, 3, encode(t, statev1.CommandType_COMMAND_TYPE_ACME_STORE, &statev1.ACMEStore{Key: "acme/ca/account.json", Value: []byte("{}")}, t0))
+	snap := takeSnapshot(t, src)
+	dst := newFSM(t)
+	if err := dst.Restore(io.NopCloser(bytes.NewReader(snap))); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	rec, err := dst.Cert("site")
+	if err != nil || string(rec.KeyPem) != "key" || rec.Cert.Hosts[0] != "a.localhost" {
+		t.Fatalf("restored cert: %v %v", rec, err)
+	}
+	if v, err := dst.ACMELoad("acme/ca/account.json"); err != nil || string(v.Value) != "{}" {
+		t.Fatalf("restored ACME storage: %v %v", v, err)
 	}
 }
