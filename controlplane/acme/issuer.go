@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"sort"
 	"strings"
 	"time"
 
@@ -176,7 +177,26 @@ func (i *issuer) saveAccount(ctx context.Context, acct acme.Account, contact str
 	return i.storage.Store(ctx, i.accountKey(), raw)
 }
 
-// Issue implements certmagic.Issuer: one order for the CSR's names.
+// storedOrder is an order in progress, kept in the ACME storage so that a
+// new leader resumes it instead of ordering again.
+type storedOrder struct {
+	URL string `json:"url"`
+}
+
+func (i *issuer) orderKey(names []string) string {
+	sorted := append([]string(nil), names...)
+	sort.Strings(sorted)
+	return "acme/" + i.IssuerKey() + "/orders/" + certmagic.StorageKeys.Safe(strings.Join(sorted, ",")) + ".json"
+}
+
+// Issue implements certmagic.Issuer: one order for the CSR's names,
+// driven step by step with acmez's ACME client so that its URL is in the
+// cluster's storage from the moment it exists. A leader that takes over
+// finds it there and carries on: a pending order is resumed (its
+// authorizations presented again to the edge nodes and validated), a
+// ready one finalized with this CSR. Only an order the last leader already
+// finalized (whose key died with it) or one the CA gave up on is replaced
+// by a new one.
 func (i *issuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*certmagic.IssuedCertificate, error) {
 	c := i.client()
 	if len(c.ChallengeSolvers) == 0 {
@@ -186,18 +206,147 @@ func (i *issuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*cert
 	if err != nil {
 		return nil, err
 	}
-	params, err := acmez.OrderParametersFromCSR(acct, csr)
+	key := i.orderKey(csr.DNSNames)
+	order, ok := i.resume(ctx, c, acct, key, csr.DNSNames)
+	if !ok {
+		ids := make([]acme.Identifier, len(csr.DNSNames))
+		for n, name := range csr.DNSNames {
+			ids[n] = acme.Identifier{Type: "dns", Value: name}
+		}
+		if order, err = c.Client.NewOrder(ctx, acct, acme.Order{Identifiers: ids}); err != nil {
+			return nil, fmt.Errorf("new order: %w", err)
+		}
+		raw, _ := json.Marshal(storedOrder{URL: order.Location})
+		if err := i.storage.Store(ctx, key, raw); err != nil {
+			return nil, err
+		}
+		i.log.Info("ACME: order placed", "names", csr.DNSNames, "order", order.Location)
+	}
+	chain, err := i.complete(ctx, c, acct, order, csr)
+	if err != nil {
+		if errors.Is(err, errOrderDone) {
+			_ = i.storage.Delete(context.WithoutCancel(ctx), key)
+		}
+		return nil, err
+	}
+	_ = i.storage.Delete(context.WithoutCancel(ctx), key)
+	return &certmagic.IssuedCertificate{Certificate: chain}, nil
+}
+
+// errOrderDone marks a failure after which the order cannot go on.
+var errOrderDone = errors.New("the order failed")
+
+// resume loads the stored order for names, if there is one the CA still
+// holds as pending or ready.
+func (i *issuer) resume(ctx context.Context, c *acmez.Client, acct acme.Account, key string, names []string) (acme.Order, bool) {
+	raw, err := i.storage.Load(ctx, key)
+	if err != nil {
+		return acme.Order{}, false
+	}
+	var so storedOrder
+	if json.Unmarshal(raw, &so) != nil || so.URL == "" {
+		return acme.Order{}, false
+	}
+	order, err := c.Client.GetOrder(ctx, acct, acme.Order{Location: so.URL})
+	if err != nil || (order.Status != acme.StatusPending && order.Status != acme.StatusReady) {
+		i.log.Info("ACME: the order in storage cannot be resumed; ordering again", "order", so.URL, "status", order.Status, "err", err)
+		return acme.Order{}, false
+	}
+	order.Location = so.URL
+	i.log.Info("ACME: resuming the order of an earlier leader", "names", names, "order", so.URL, "status", order.Status)
+	return order, true
+}
+
+// complete validates the order's pending authorizations through the
+// cluster's solver, finalizes it with csr and downloads the chain.
+func (i *issuer) complete(ctx context.Context, c *acmez.Client, acct acme.Account, order acme.Order, csr *x509.CertificateRequest) ([]byte, error) {
+	for _, u := range order.Authorizations {
+		authz, err := c.Client.GetAuthorization(ctx, acct, u)
+		if err != nil {
+			return nil, fmt.Errorf("authorization %s: %w", u, err)
+		}
+		if authz.Status == acme.StatusValid {
+			continue
+		}
+		if authz.Status != acme.StatusPending {
+			return nil, fmt.Errorf("%w: authorization for %s is %s", errOrderDone, authz.IdentifierValue(), authz.Status)
+		}
+		if err := i.validate(ctx, c, acct, authz); err != nil {
+			return nil, err
+		}
+	}
+	order, err := c.Client.GetOrder(ctx, acct, order)
 	if err != nil {
 		return nil, err
 	}
-	certs, err := c.ObtainCertificate(ctx, params)
+	if order.Status == acme.StatusReady || order.Status == acme.StatusPending {
+		if order, err = c.Client.FinalizeOrder(ctx, acct, order, csr.Raw); err != nil {
+			return nil, fmt.Errorf("%w: finalize: %w", errOrderDone, err)
+		}
+	}
+	if order.Status != acme.StatusValid || order.Certificate == "" {
+		return nil, fmt.Errorf("%w: the order is %s", errOrderDone, order.Status)
+	}
+	certs, err := c.Client.GetCertificateChain(ctx, acct, order.Certificate)
 	if err != nil {
 		return nil, err
 	}
 	if len(certs) == 0 {
 		return nil, errors.New("the CA returned no certificate")
 	}
-	return &certmagic.IssuedCertificate{Certificate: certs[0].ChainPEM}, nil
+	return certs[0].ChainPEM, nil
+}
+
+// validate answers one authorization: the first challenge type the
+// cluster answers (HTTP-01, then TLS-ALPN-01) is written for the edge
+// nodes, the CA is asked to check it, and the result awaited.
+func (i *issuer) validate(ctx context.Context, c *acmez.Client, acct acme.Account, authz acme.Authorization) error {
+	var chal *acme.Challenge
+	for _, typ := range []string{acme.ChallengeTypeHTTP01, acme.ChallengeTypeTLSALPN01} {
+		if _, on := c.ChallengeSolvers[typ]; !on {
+			continue
+		}
+		for n := range authz.Challenges {
+			if authz.Challenges[n].Type == typ {
+				chal = &authz.Challenges[n]
+				break
+			}
+		}
+		if chal != nil {
+			break
+		}
+	}
+	if chal == nil {
+		return fmt.Errorf("%w: the CA offers no challenge the cluster answers for %s (offered: %v)", errOrderDone, authz.IdentifierValue(), challengeTypes(authz))
+	}
+	if err := i.solver.Present(ctx, *chal); err != nil {
+		return err
+	}
+	defer func() {
+		if err := i.solver.CleanUp(ctx, *chal); err != nil {
+			i.log.Debug("ACME: could not remove a challenge", "host", chal.Identifier.Value, "err", err)
+		}
+	}()
+	if err := i.solver.Wait(ctx, *chal); err != nil {
+		return err
+	}
+	if chal.Status == acme.StatusPending {
+		if _, err := c.Client.InitiateChallenge(ctx, acct, *chal); err != nil {
+			return fmt.Errorf("%s challenge for %s: %w", chal.Type, authz.IdentifierValue(), err)
+		}
+	}
+	if _, err := c.Client.PollAuthorization(ctx, acct, authz); err != nil {
+		return fmt.Errorf("%w: %s challenge for %s: %w", errOrderDone, chal.Type, authz.IdentifierValue(), err)
+	}
+	return nil
+}
+
+func challengeTypes(a acme.Authorization) []string {
+	var out []string
+	for _, c := range a.Challenges {
+		out = append(out, c.Type)
+	}
+	return out
 }
 
 // GetRenewalInfo implements certmagic.RenewalInfoGetter.

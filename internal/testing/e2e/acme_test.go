@@ -214,8 +214,9 @@ func certSHA(c *x509.Certificate) string {
 
 // TestACMELeaderFailover kills the leader between the order and its
 // finalization (while the CA has not validated the challenge yet): the
-// new leader takes over the lock the dead one held, and the cluster ends
-// with exactly one certificate issued and recorded.
+// new leader takes over the lock the dead one held, finds the order in the
+// cluster's storage and resumes it, so the cluster ends with the one order
+// and exactly one certificate issued and recorded.
 func TestACMELeaderFailover(t *testing.T) {
 	skipShort(t)
 	c := testcluster.StartCluster(t, 3, func(cfg *testcluster.Config) {
@@ -251,6 +252,9 @@ func TestACMELeaderFailover(t *testing.T) {
 	cert := a.waitCert(t, "")
 	if n := ca.Issued(); n != 1 {
 		t.Fatalf("Pebble issued %d certificates, want exactly 1", n)
+	}
+	if n := ca.Orders(); n != 1 {
+		t.Fatalf("the CA saw %d orders, want 1: the new leader should resume the order, not place another", n)
 	}
 	certs, err := cl.Certs.ListCerts(edgeCtx(t), &ccv1.ListCertsRequest{})
 	if err != nil || len(certs.Certs) != 1 || certs.Certs[0].Sha256 != cert.Sha256 {
