@@ -35,9 +35,9 @@ type acmeSetup struct {
 	roots *x509.CertPool
 }
 
-func startACME(t *testing.T, settings *ccv1.EdgeSettings, o pebbletest.Options) *acmeSetup {
+func startACME(t *testing.T, settings *ccv1.EdgeSettings, o pebbletest.Options, opts ...testcluster.Option) *acmeSetup {
 	t.Helper()
-	srv := testcluster.Start(t)
+	srv := testcluster.Start(t, opts...)
 	cl := srv.Client()
 	ag := srv.StartAgent("edge", testcluster.WithEdgeHTTPAddr("127.0.0.1:0"), testcluster.WithEdgeHTTPSAddr("127.0.0.1:0"))
 	o.HTTPPort, o.TLSPort = port(t, ag.EdgeAddr), port(t, ag.EdgeHTTPSAddr)
@@ -269,5 +269,31 @@ func TestACMELeaderFailover(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	if n := ca.Issued(); n != 1 {
 		t.Fatalf("Pebble issued %d certificates, want exactly 1", n)
+	}
+}
+
+// TestACMEAutoRenewal: a short-lived certificate is renewed before it
+// expires, with nobody asking, and a connection opened before keeps
+// working while new handshakes get the new certificate.
+func TestACMEAutoRenewal(t *testing.T) {
+	skipShort(t)
+	a := startACME(t, &ccv1.EdgeSettings{AcmeDisableTlsAlpn01: true}, pebbletest.Options{CertValidity: 45 * time.Second},
+		func(cfg *testcluster.Config) { cfg.ACME.RenewCheckInterval.Duration = time.Second })
+	c := a.waitCert(t, "")
+	hc := a.httpsClient()
+	a.serveAndCheck(t, hc, c.Sha256)
+	c2 := a.waitCert(t, c.Sha256)
+	if !c2.NotAfter.AsTime().After(c.NotAfter.AsTime()) {
+		t.Fatalf("the renewed certificate ends %v, the first %v", c2.NotAfter.AsTime(), c.NotAfter.AsTime())
+	}
+	a.serveAndCheck(t, a.httpsClient(), c2.Sha256)
+	old, err := hc.Get("https://" + acmeHost + "/")
+	if err != nil {
+		t.Fatalf("the connection opened before the renewal: %v", err)
+	}
+	io.Copy(io.Discard, old.Body)
+	old.Body.Close()
+	if fingerprint(old.TLS) != c.Sha256 {
+		t.Fatalf("the kept connection changed certificate")
 	}
 }
