@@ -5,6 +5,7 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -71,6 +72,33 @@ type Config struct {
 	Raft   RaftConfig   `toml:"raft"`
 	BlobGC BlobGCConfig `toml:"blob_gc"`
 	ACME   ACMEConfig   `toml:"acme"`
+	// Webhooks says where jobs' completion webhooks may be sent.
+	Webhooks WebhooksConfig `toml:"webhooks"`
+}
+
+// WebhooksConfig is the operator's say on where jobs' completion webhooks
+// may go. They never go to unspecified, link-local or multicast addresses;
+// loopback, private (RFC 1918), shared (100.64.0.0/10) and unique local
+// (fc00::/7) addresses are refused unless a prefix of Allow holds them.
+// Give every server the same list: a webhook is checked when it is
+// submitted, by the server that takes the job, and when it is sent, by
+// the leader.
+type WebhooksConfig struct {
+	// Allow lists CIDR prefixes such as "10.0.0.0/8" or "fd00::/8" (an
+	// address alone is "10.1.2.3/32").
+	Allow []string `toml:"allow"`
+}
+
+// AllowPrefixes parses Allow, which Validate has checked; entries that do
+// not parse are left out.
+func (w WebhooksConfig) AllowPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, a := range w.Allow {
+		if p, err := netip.ParsePrefix(strings.TrimSpace(a)); err == nil {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
 }
 
 // ACMEConfig tunes the leader's ACME work (the CA, account and challenges
