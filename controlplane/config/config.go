@@ -74,6 +74,20 @@ type Config struct {
 	ACME   ACMEConfig   `toml:"acme"`
 	// Webhooks says where jobs' completion webhooks may be sent.
 	Webhooks WebhooksConfig `toml:"webhooks"`
+	// JoinLimit throttles failed joins of agents and servers.
+	JoinLimit JoinLimitConfig `toml:"join_limit"`
+}
+
+// JoinLimitConfig throttles, per source address (an IPv6 /64), the join
+// attempts of agents and servers that fail: a token bucket of Burst
+// attempts refilled at PerMinute; a join that succeeds does not count. An
+// address over the limit is answered ResourceExhausted, with the wait,
+// before its token is even looked at.
+type JoinLimitConfig struct {
+	// PerMinute is the refill rate, in attempts per minute (default 10).
+	PerMinute float64 `toml:"per_minute"`
+	// Burst is how many attempts an address may make at once (default 20).
+	Burst int `toml:"burst"`
 }
 
 // WebhooksConfig is the operator's say on where jobs' completion webhooks
@@ -161,6 +175,7 @@ func Default() Config {
 		// About three heartbeat periods of the agent.
 		NodeDownAfter: Duration{10 * time.Second},
 		BlobGC:        BlobGCConfig{Interval: Duration{10 * time.Minute}, Grace: Duration{time.Hour}},
+		JoinLimit:     JoinLimitConfig{PerMinute: 10, Burst: 20},
 		Log: LogConfig{
 			Level:  "info",
 			Format: "text",

@@ -447,3 +447,15 @@ func TestWebhooksAllow(t *testing.T) {
 		}
 	}
 }
+
+func TestJoinLimit(t *testing.T) {
+	c, err := Parse("join.toml", []byte("data_dir = \"/d\"\n[join_limit]\nper_minute = 0.5\nburst = 3\n"))
+	if err != nil || c.JoinLimit != (JoinLimitConfig{PerMinute: 0.5, Burst: 3}) {
+		t.Fatalf("Parse() = %+v, %v", c.JoinLimit, err)
+	}
+	c.JoinLimit = JoinLimitConfig{PerMinute: 0, Burst: 0}
+	var ps Problems
+	if err := c.Validate(); !errors.As(err, &ps) || len(ps) != 2 || ps[0].Key != "join_limit.per_minute" || ps[1].Key != "join_limit.burst" {
+		t.Fatalf("Validate() = %v", err)
+	}
+}

@@ -119,6 +119,13 @@ func (c Config) Validate() error {
 		}
 	}
 
+	if !(c.JoinLimit.PerMinute > 0) {
+		add("join_limit.per_minute", "%v: must be more than 0, like 10 (failed join attempts per minute and source address)", c.JoinLimit.PerMinute)
+	}
+	if c.JoinLimit.Burst < 1 {
+		add("join_limit.burst", "%d: must be at least 1, like 20", c.JoinLimit.Burst)
+	}
+
 	r := c.Raft
 	atLeast := func(key string, d Duration, lo time.Duration) bool {
 		if d.Duration < lo {

@@ -296,7 +296,8 @@ func (s *Server) serve() error {
 		grpc.ChainUnaryInterceptor(s.unaryCaughtUp, authn.UnaryInterceptor, s.readBarrier, api.ErrorInterceptor),
 		grpc.ChainStreamInterceptor(s.streamCaughtUp, authn.StreamInterceptor, api.StreamErrorInterceptor),
 	)
-	core := &api.Core{Raft: s.raft, FSM: s.fsm, Sessions: s.sessions, Peers: s.peers, Log: s.log.With("component", "api"), Now: time.Now}
+	core := &api.Core{Raft: s.raft, FSM: s.fsm, Sessions: s.sessions, Peers: s.peers, Log: s.log.With("component", "api"), Now: time.Now,
+		JoinLimiter: api.NewJoinLimiter(s.cfg.JoinLimit.PerMinute, s.cfg.JoinLimit.Burst, 0)}
 	images := api.NewImageService(core, replicated, s.log.With("component", "images"))
 	jobs, err := api.NewJobService(core, replicated, api.JobOptions{
 		Done: s.bg.Done(), TempDir: filepath.Join(s.cfg.DataDir, "tmp"), Logger: s.log.With("component", "jobs"),
