@@ -51,8 +51,16 @@ func NewAgentServer(core *Core, ca func() (*pki.CA, error), images BlobOpener, s
 var nodeNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$`)
 
 // Join checks the join token, records the node through raft and signs its
-// certificate. Every refusal is Unauthenticated and says why.
-func (a *AgentServer) Join(ctx context.Context, req *ccv1.JoinRequest) (*ccv1.JoinResponse, error) {
+// certificate. The token is checked against this server's state before
+// anything is signed or proposed, and failed attempts are throttled per
+// source address (Core.JoinLimiter: ResourceExhausted with the wait). Every
+// refusal of the token is Unauthenticated and says why.
+func (a *AgentServer) Join(ctx context.Context, req *ccv1.JoinRequest) (_ *ccv1.JoinResponse, err error) {
+	done, err := a.core.beginJoin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { done(err) }()
 	tok, err := pki.ParseJoinToken(req.GetToken())
 	if err != nil {
 		return nil, status.Error(codes.Unauthenticated, err.Error())
@@ -71,6 +79,9 @@ func (a *AgentServer) Join(ctx context.Context, req *ccv1.JoinRequest) (*ccv1.Jo
 		if k == "" || len(k) > 63 {
 			return nil, status.Errorf(codes.InvalidArgument, "label key %q: 1 to 63 characters", k)
 		}
+	}
+	if err := a.core.checkJoinToken(ctx, tok, ccv1.Role_ROLE_AGENT); err != nil {
+		return nil, err
 	}
 	nodeID := newNodeID()
 	now := a.core.now()

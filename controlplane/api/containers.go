@@ -16,6 +16,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/containercodes/cc/controlplane/auth"
+	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/controlplane/orchestrator"
 	"github.com/containercodes/cc/internal/imagearchive"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
@@ -229,7 +231,7 @@ func (s *ContainerService) ListContainers(ctx context.Context, req *ccv1.ListCon
 		if !req.GetAll() && (c.Desired != ccv1.DesiredState_DESIRED_STATE_RUNNING || isFinished(c.GetStatus().GetState())) {
 			continue
 		}
-		resp.Containers = append(resp.Containers, c)
+		resp.Containers = append(resp.Containers, s.publicContainer(ctx, c))
 	}
 	sort.SliceStable(resp.Containers, func(i, j int) bool {
 		return resp.Containers[i].CreatedAt.AsTime().After(resp.Containers[j].CreatedAt.AsTime())
@@ -247,7 +249,72 @@ func (s *ContainerService) GetContainer(ctx context.Context, req *ccv1.GetContai
 	if err != nil {
 		return nil, err
 	}
-	return &ccv1.GetContainerResponse{Container: rec.Container}, nil
+	return &ccv1.GetContainerResponse{Container: s.publicContainer(ctx, rec.Container)}, nil
+}
+
+// containerJobID is the job a container is an attempt of, or "".
+func containerJobID(c *ccv1.Container) string {
+	if id := c.GetJobId(); id != "" {
+		return id
+	}
+	return c.GetSpec().GetSandbox().GetJobId()
+}
+
+// mayReadAttempt applies JobLogs' rule to a job attempt's container: only
+// the job's owner or an admin may read its logs (viewers may not, as they
+// may not call JobLogs). A container of no job is anyone's to read; an
+// attempt whose job record is gone is an admin's only.
+func (s *ContainerService) mayReadAttempt(ctx context.Context, c *ccv1.Container) error {
+	jobID := containerJobID(c)
+	if jobID == "" {
+		return nil
+	}
+	p, err := caller(ctx)
+	if err != nil {
+		return err
+	}
+	if p.Role == ccv1.Role_ROLE_ADMIN {
+		return nil
+	}
+	rec, err := s.core.FSM.Job(jobID)
+	if errors.Is(err, fsm.ErrNotFound) {
+		return status.Errorf(codes.PermissionDenied, "container %s is an attempt of job %s, which no longer exists: only an admin token may read its logs (this is token %s, role %s)",
+			c.Name, jobID, p.TokenID, auth.RoleName(p.Role))
+	}
+	if err != nil {
+		return err
+	}
+	if err := mayTouch(p, rec.Job, "read the logs of"); err != nil {
+		return status.Errorf(codes.PermissionDenied, "container %s is an attempt of a job: %s", c.Name, status.Convert(err).Message())
+	}
+	return nil
+}
+
+// publicContainer is a container as reads return it to the caller of ctx:
+// a job attempt hides from a jobs token that did not submit the job what
+// publicJob hides of the job (env values and input), whoever may call the
+// container reads.
+func (s *ContainerService) publicContainer(ctx context.Context, c *ccv1.Container) *ccv1.Container {
+	jobID := containerJobID(c)
+	p, _ := auth.FromContext(ctx)
+	if jobID == "" || p.Role != ccv1.Role_ROLE_JOBS {
+		return c
+	}
+	if rec, err := s.core.FSM.Job(jobID); err == nil && rec.Job.GetOwnerTokenId() == p.TokenID {
+		return c
+	}
+	c = proto.Clone(c).(*ccv1.Container)
+	if c.Spec == nil {
+		return c
+	}
+	for i, e := range c.Spec.Env {
+		k, _, _ := strings.Cut(e, "=")
+		c.Spec.Env[i] = k + "=(hidden)"
+	}
+	if sb := c.Spec.Sandbox; sb != nil && sb.InputDigest != "" {
+		sb.InputDigest = "(hidden)"
+	}
+	return c
 }
 
 func (s *ContainerService) setDesired(ctx context.Context, want string, d ccv1.DesiredState, timeout time.Duration) (*ccv1.Container, error) {
@@ -327,13 +394,18 @@ func (s *ContainerService) notTask(c *ccv1.Container) error {
 	return status.Errorf(codes.FailedPrecondition, "container %s is a task of service %s, which the cluster manages: use `ccctl service scale %s=N`, `ccctl service update` or `ccctl service rm %s`", c.Name, name, name, name)
 }
 
-// ContainerLogs streams a container's logs from its node.
+// ContainerLogs streams a container's logs from its node. A job attempt's
+// logs are its job's: only the job's owner or an admin reads them, as with
+// JobLogs.
 func (s *ContainerService) ContainerLogs(req *ccv1.ContainerLogsRequest, stream ccv1.ContainerService_ContainerLogsServer) error {
 	rec, err := s.findContainer(req.GetId())
 	if err != nil {
 		return err
 	}
 	c := rec.Container
+	if err := s.mayReadAttempt(stream.Context(), c); err != nil {
+		return err
+	}
 	if c.NodeId == "" {
 		return status.Errorf(codes.FailedPrecondition, "container %s has not been placed on a node yet", c.Name)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/controlplane/raftstore"
+	"github.com/containercodes/cc/internal/pki"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -48,6 +49,8 @@ type Core struct {
 	Log   *slog.Logger
 	// Now is the clock commands are stamped with; nil is time.Now.
 	Now func() time.Time
+	// JoinLimiter throttles failed joins per source address; nil: none.
+	JoinLimiter *JoinLimiter
 }
 
 // now reads the core's clock.
@@ -63,6 +66,33 @@ func (c *Core) now() time.Time {
 func (c *Core) Propose(ctx context.Context, t statev1.CommandType, payload proto.Message) error {
 	_, err := c.Raft.Propose(ctx, t, payload, c.now())
 	return err
+}
+
+// checkJoinToken checks a join token against this server's state before
+// anything is signed or proposed, so that a wrong guess costs no
+// certificate and no raft entry. A token this server does not know yet
+// (created a moment ago through another server) is looked for again after
+// catching up with the leader. The error is Unauthenticated and says why.
+func (c *Core) checkJoinToken(ctx context.Context, tok pki.JoinToken, role ccv1.Role) error {
+	rec, err := c.FSM.Token(tok.ID())
+	if errors.Is(err, fsm.ErrNotFound) {
+		bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		berr := c.Raft.Barrier(bctx)
+		cancel()
+		if berr == nil {
+			rec, err = c.FSM.Token(tok.ID())
+		}
+	}
+	if err != nil && !errors.Is(err, fsm.ErrNotFound) {
+		return err
+	}
+	if err != nil {
+		rec = nil
+	}
+	if err := fsm.CheckJoinToken(rec, tok.SecretHash(), role, c.now()); err != nil {
+		return status.Error(codes.Unauthenticated, err.Error())
+	}
+	return nil
 }
 
 // ResolveImage finds the loaded image a user-typed name (like "busybox")

@@ -24,6 +24,7 @@ import (
 	"github.com/containercodes/cc/controlplane/blobs"
 	"github.com/containercodes/cc/controlplane/blobstore"
 	"github.com/containercodes/cc/controlplane/fsm"
+	"github.com/containercodes/cc/controlplane/webhook"
 	"github.com/containercodes/cc/internal/jobspec"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
@@ -64,6 +65,7 @@ type JobService struct {
 	done   <-chan struct{}
 	tmpDir string
 	log    *slog.Logger
+	hooks  webhook.Policy
 }
 
 // JobOptions are what a JobService needs besides the core and the blobs.
@@ -75,6 +77,9 @@ type JobOptions struct {
 	// "" is the system's. Files a crash left there are removed.
 	TempDir string
 	Logger  *slog.Logger
+	// Webhooks is where jobs' completion webhooks may be sent: a job whose
+	// webhook_url the policy refuses is refused at submit.
+	Webhooks webhook.Policy
 }
 
 // tempPattern names the service's temporary files.
@@ -84,7 +89,7 @@ const tempPattern = "job-output-*"
 // peers) and the replicated blob store, which holds job inputs, outputs
 // and logs.
 func NewJobService(core *Core, store *blobs.Store, o JobOptions) (*JobService, error) {
-	j := &JobService{MaxInputSize: DefaultMaxInputSize, core: core, blobs: store, done: o.Done, tmpDir: o.TempDir, log: o.Logger}
+	j := &JobService{MaxInputSize: DefaultMaxInputSize, core: core, blobs: store, done: o.Done, tmpDir: o.TempDir, log: o.Logger, hooks: o.Webhooks}
 	if j.log == nil {
 		j.log = core.Log
 	}
@@ -223,6 +228,11 @@ func (j *JobService) SubmitJob(ctx context.Context, req *ccv1.SubmitJobRequest) 
 	spec, err := jobspec.Normalize(req.GetSpec())
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if u := spec.WebhookUrl; u != "" {
+		if err := j.hooks.CheckURL(ctx, u); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "webhook_url %q: %v", u, err)
+		}
 	}
 	if d := spec.InputDigest; d != "" {
 		err := j.blobs.Has(ctx, d)

@@ -504,7 +504,7 @@ func TestJobsRole(t *testing.T) {
 	ja, jb := h.jobsAs(a), h.jobsAs(b)
 
 	nodeID, _, _ := h.node("n1")
-	job := submit(t, ja, &ccv1.JobSpec{Image: "busybox", Env: []string{"API_KEY=s3cret"}, WebhookUrl: "http://127.0.0.1:1/hook?key=k"}).Job
+	job := submit(t, ja, &ccv1.JobSpec{Image: "busybox", Env: []string{"API_KEY=s3cret"}, WebhookUrl: "http://203.0.113.7:1/hook?key=k"}).Job
 	out := h.pushBlob(targz(t, []tarEntry{{name: "r.txt", body: []byte("r")}}))
 	logs := h.pushBlob(logLines([2]string{"stdout", "hi\n"}))
 	h.finish(job.Id, nodeID, out, logs)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/containercodes/cc/controlplane/blobstore"
@@ -92,8 +94,18 @@ func (p *PeerServer) PullBlob(req *ccv1.PullBlobRequest, stream ccv1.PeerService
 }
 
 // JoinServer checks a server join token, records the server, signs its
-// certificate and adds it to raft as a voter. A follower forwards it.
-func (p *PeerServer) JoinServer(ctx context.Context, req *ccv1.JoinServerRequest) (*ccv1.JoinServerResponse, error) {
+// certificate and adds it to raft as a voter. A follower forwards it. The
+// server the joining one called throttles failed attempts per source
+// address (Core.JoinLimiter); the leader checks the token against its
+// state before it signs or proposes anything.
+func (p *PeerServer) JoinServer(ctx context.Context, req *ccv1.JoinServerRequest) (_ *ccv1.JoinServerResponse, err error) {
+	if !p.forwarded(ctx) {
+		var done func(error)
+		if done, err = p.core.beginJoin(ctx); err != nil {
+			return nil, err
+		}
+		defer func() { done(err) }()
+	}
 	st, err := p.core.Raft.Status()
 	if err != nil {
 		return nil, err
@@ -123,6 +135,9 @@ func (p *PeerServer) JoinServer(ctx context.Context, req *ccv1.JoinServerRequest
 			return nil, status.Errorf(codes.InvalidArgument, "address %q: want HOST:PORT", a)
 		}
 	}
+	if err := p.core.checkJoinToken(ctx, tok, ccv1.Role_ROLE_SERVER); err != nil {
+		return nil, err
+	}
 	hosts := []string{"localhost", "127.0.0.1", "::1"}
 	for _, a := range []string{req.GetRaftAddress(), req.GetApiAddress()} {
 		h, _, _ := net.SplitHostPort(a)
@@ -148,6 +163,25 @@ func (p *PeerServer) JoinServer(ctx context.Context, req *ccv1.JoinServerRequest
 	}
 	p.core.Log.Info("server joined", "server_id", req.GetServerId(), "raft", req.GetRaftAddress(), "api", req.GetApiAddress())
 	return &ccv1.JoinServerResponse{CertificatePem: certPEM, CaPem: ca.CertPEM}, nil
+}
+
+// forwarded says whether the call comes from another server of the
+// cluster (a join it forwards), which throttled it already.
+func (p *PeerServer) forwarded(ctx context.Context) bool {
+	pr, ok := peer.FromContext(ctx)
+	if !ok {
+		return false
+	}
+	ti, ok := pr.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(ti.State.VerifiedChains) == 0 || len(ti.State.VerifiedChains[0]) == 0 {
+		return false
+	}
+	leaf := ti.State.VerifiedChains[0][0]
+	if pki.Role(leaf) != pki.RoleServer {
+		return false
+	}
+	rec, err := p.core.FSM.Server(leaf.Subject.CommonName)
+	return err == nil && !rec.Removed
 }
 
 // Apply applies a write a follower forwarded.

@@ -5,6 +5,7 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -71,6 +72,47 @@ type Config struct {
 	Raft   RaftConfig   `toml:"raft"`
 	BlobGC BlobGCConfig `toml:"blob_gc"`
 	ACME   ACMEConfig   `toml:"acme"`
+	// Webhooks says where jobs' completion webhooks may be sent.
+	Webhooks WebhooksConfig `toml:"webhooks"`
+	// JoinLimit throttles failed joins of agents and servers.
+	JoinLimit JoinLimitConfig `toml:"join_limit"`
+}
+
+// JoinLimitConfig throttles, per source address (an IPv6 /64), the join
+// attempts of agents and servers that fail: a token bucket of Burst
+// attempts refilled at PerMinute; a join that succeeds does not count. An
+// address over the limit is answered ResourceExhausted, with the wait,
+// before its token is even looked at.
+type JoinLimitConfig struct {
+	// PerMinute is the refill rate, in attempts per minute (default 10).
+	PerMinute float64 `toml:"per_minute"`
+	// Burst is how many attempts an address may make at once (default 20).
+	Burst int `toml:"burst"`
+}
+
+// WebhooksConfig is the operator's say on where jobs' completion webhooks
+// may go. They never go to unspecified, link-local or multicast addresses;
+// loopback, private (RFC 1918), shared (100.64.0.0/10) and unique local
+// (fc00::/7) addresses are refused unless a prefix of Allow holds them.
+// Give every server the same list: a webhook is checked when it is
+// submitted, by the server that takes the job, and when it is sent, by
+// the leader.
+type WebhooksConfig struct {
+	// Allow lists CIDR prefixes such as "10.0.0.0/8" or "fd00::/8" (an
+	// address alone is "10.1.2.3/32").
+	Allow []string `toml:"allow"`
+}
+
+// AllowPrefixes parses Allow, which Validate has checked; entries that do
+// not parse are left out.
+func (w WebhooksConfig) AllowPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, a := range w.Allow {
+		if p, err := netip.ParsePrefix(strings.TrimSpace(a)); err == nil {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
 }
 
 // ACMEConfig tunes the leader's ACME work (the CA, account and challenges
@@ -133,6 +175,7 @@ func Default() Config {
 		// About three heartbeat periods of the agent.
 		NodeDownAfter: Duration{10 * time.Second},
 		BlobGC:        BlobGCConfig{Interval: Duration{10 * time.Minute}, Grace: Duration{time.Hour}},
+		JoinLimit:     JoinLimitConfig{PerMinute: 10, Burst: 20},
 		Log: LogConfig{
 			Level:  "info",
 			Format: "text",

@@ -426,3 +426,36 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestWebhooksAllow(t *testing.T) {
+	c, err := Parse("hooks.toml", []byte("data_dir = \"/d\"\n[webhooks]\nallow = [\"10.0.0.0/8\", \"fd00::/8\", \" 127.0.0.1/32 \"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.Webhooks.AllowPrefixes()
+	if len(got) != 3 || got[0].String() != "10.0.0.0/8" || got[1].String() != "fd00::/8" || got[2].String() != "127.0.0.1/32" {
+		t.Fatalf("AllowPrefixes() = %v", got)
+	}
+	c.Webhooks.Allow = []string{"10.1.2.3", "10.1.2.3/8", "ten", "::1"}
+	var ps Problems
+	if err := c.Validate(); !errors.As(err, &ps) || len(ps) != 4 {
+		t.Fatalf("Validate() = %v, want 4 problems", err)
+	}
+	for i, want := range []string{`"10.1.2.3/32"`, `"10.0.0.0/8"`, "not a CIDR prefix", `"::1/128"`} {
+		if ps[i].Key != "webhooks.allow" || !strings.Contains(ps[i].Msg, want) {
+			t.Errorf("problem %d: %v, want webhooks.allow with %s", i, ps[i], want)
+		}
+	}
+}
+
+func TestJoinLimit(t *testing.T) {
+	c, err := Parse("join.toml", []byte("data_dir = \"/d\"\n[join_limit]\nper_minute = 0.5\nburst = 3\n"))
+	if err != nil || c.JoinLimit != (JoinLimitConfig{PerMinute: 0.5, Burst: 3}) {
+		t.Fatalf("Parse() = %+v, %v", c.JoinLimit, err)
+	}
+	c.JoinLimit = JoinLimitConfig{PerMinute: 0, Burst: 0}
+	var ps Problems
+	if err := c.Validate(); !errors.As(err, &ps) || len(ps) != 2 || ps[0].Key != "join_limit.per_minute" || ps[1].Key != "join_limit.burst" {
+		t.Fatalf("Validate() = %v", err)
+	}
+}

@@ -104,6 +104,28 @@ func (c Config) Validate() error {
 		add("blob_gc.grace", "%s is too short; it must be at least 1s, longer than an upload takes (default 1h)", c.BlobGC.Grace.Duration)
 	}
 
+	for i, a := range c.Webhooks.Allow {
+		t := strings.TrimSpace(a)
+		p, err := netip.ParsePrefix(t)
+		switch {
+		case err != nil:
+			if ip, aerr := netip.ParseAddr(t); aerr == nil {
+				add("webhooks.allow", "entry %d (%q) is an address, not a prefix: write %q for that one address", i+1, a, t+"/"+strconv.Itoa(ip.BitLen()))
+			} else {
+				add("webhooks.allow", "entry %d (%q) is not a CIDR prefix; use one like \"10.0.0.0/8\" or \"fd00::/8\"", i+1, a)
+			}
+		case p != p.Masked():
+			add("webhooks.allow", "entry %d (%q) has bits set after the prefix length: did you mean %q?", i+1, a, p.Masked().String())
+		}
+	}
+
+	if !(c.JoinLimit.PerMinute > 0) {
+		add("join_limit.per_minute", "%v: must be more than 0, like 10 (failed join attempts per minute and source address)", c.JoinLimit.PerMinute)
+	}
+	if c.JoinLimit.Burst < 1 {
+		add("join_limit.burst", "%d: must be at least 1, like 20", c.JoinLimit.Burst)
+	}
+
 	r := c.Raft
 	atLeast := func(key string, d Duration, lo time.Duration) bool {
 		if d.Duration < lo {

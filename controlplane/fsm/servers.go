@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"crypto/subtle"
 	"fmt"
 	"time"
 
@@ -15,7 +16,24 @@ import (
 func useToken(tx *bolt.Tx, at time.Time, id string, secretHash []byte, role ccv1.Role) error {
 	tokens := tx.Bucket(bucketTokens)
 	var tok statev1.TokenRecord
-	if err := get(tokens, id, &tok); err != nil || string(tok.SecretSha256) != string(secretHash) {
+	found := &tok
+	if err := get(tokens, id, &tok); err != nil {
+		found = nil
+	}
+	if err := CheckJoinToken(found, secretHash, role, at); err != nil {
+		return err
+	}
+	tok.Uses++
+	return put(tokens, tok.Id, &tok)
+}
+
+// CheckJoinToken says whether a join token may be used at a time: tok is
+// its stored record (nil when there is none), secretHash the hash of the
+// secret presented, compared in constant time. The state machine checks it
+// when it applies a join; the API checks it against its local state before
+// it signs or proposes anything. The error wraps ErrTokenInvalid.
+func CheckJoinToken(tok *statev1.TokenRecord, secretHash []byte, role ccv1.Role, at time.Time) error {
+	if tok == nil || subtle.ConstantTimeCompare(tok.SecretSha256, secretHash) != 1 {
 		return fmt.Errorf("%w: unknown token", ErrTokenInvalid)
 	}
 	switch {
@@ -28,8 +46,7 @@ func useToken(tx *bolt.Tx, at time.Time, id string, secretHash []byte, role ccv1
 	case tok.MaxUses > 0 && tok.Uses >= tok.MaxUses:
 		return fmt.Errorf("%w: the token was already used %d times, its limit", ErrTokenInvalid, tok.Uses)
 	}
-	tok.Uses++
-	return put(tokens, tok.Id, &tok)
+	return nil
 }
 
 func roleWord(r ccv1.Role) string {

@@ -30,7 +30,12 @@ type Webhooks struct {
 func NewWebhooks(c Config) *Webhooks {
 	w := &Webhooks{raft: c.Raft, fsm: c.FSM, log: c.loopLog("job-webhooks"), sender: c.Webhooks}
 	if w.sender == nil {
-		w.sender = &webhook.Sender{Log: w.log}
+		w.sender = &webhook.Sender{}
+	}
+	if w.sender.Log == nil {
+		s := *w.sender
+		s.Log = w.log
+		w.sender = &s
 	}
 	return w
 }

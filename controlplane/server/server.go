@@ -39,6 +39,7 @@ import (
 	"github.com/containercodes/cc/controlplane/leader"
 	"github.com/containercodes/cc/controlplane/raftstore"
 	"github.com/containercodes/cc/controlplane/session"
+	"github.com/containercodes/cc/controlplane/webhook"
 	"github.com/containercodes/cc/internal/pki"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
@@ -201,6 +202,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 	loops := leader.NewRunner(leaderLog, append(leader.Loops(leader.Config{
 		Raft: s.raft, FSM: s.fsm, Log: log, NodeDownAfter: s.downAfter(), Sessions: s.sessions.Sessions,
 		OtherSessions: func(ctx context.Context) map[string]time.Time { return s.peers.otherSessions(ctx, s.raft) },
+		Webhooks:      &webhook.Sender{Policy: webhook.Policy{Allow: s.cfg.Webhooks.AllowPrefixes()}},
 	}), leader.Loop{Name: "acme", Run: certs.Run})...)
 	// One raft barrier per term for the loops that decide from the state.
 	loops.Prepare = leader.Barrier(s.raft, leaderLog)
@@ -294,10 +296,12 @@ func (s *Server) serve() error {
 		grpc.ChainUnaryInterceptor(s.unaryCaughtUp, authn.UnaryInterceptor, s.readBarrier, api.ErrorInterceptor),
 		grpc.ChainStreamInterceptor(s.streamCaughtUp, authn.StreamInterceptor, api.StreamErrorInterceptor),
 	)
-	core := &api.Core{Raft: s.raft, FSM: s.fsm, Sessions: s.sessions, Peers: s.peers, Log: s.log.With("component", "api"), Now: time.Now}
+	core := &api.Core{Raft: s.raft, FSM: s.fsm, Sessions: s.sessions, Peers: s.peers, Log: s.log.With("component", "api"), Now: time.Now,
+		JoinLimiter: api.NewJoinLimiter(s.cfg.JoinLimit.PerMinute, s.cfg.JoinLimit.Burst, 0)}
 	images := api.NewImageService(core, replicated, s.log.With("component", "images"))
 	jobs, err := api.NewJobService(core, replicated, api.JobOptions{
 		Done: s.bg.Done(), TempDir: filepath.Join(s.cfg.DataDir, "tmp"), Logger: s.log.With("component", "jobs"),
+		Webhooks: webhook.Policy{Allow: s.cfg.Webhooks.AllowPrefixes()},
 	})
 	if err != nil {
 		return err

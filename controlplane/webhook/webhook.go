@@ -1,6 +1,7 @@
 // Package webhook delivers jobs' completion webhooks: a signed POST of the
 // finished job, retried with backoff, never to link-local, multicast or
-// unspecified addresses. The leader's webhook loop (package leader) decides
+// unspecified addresses, and to loopback, private, shared and unique local
+// ones only when the operator's allow-list says so (Policy). The leader's webhook loop (package leader) decides
 // which to send and records their outcome.
 package webhook
 
@@ -10,12 +11,15 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"strings"
 	"syscall"
 	"time"
 
@@ -52,41 +56,158 @@ func Verify(secret string, body []byte, header string) bool {
 	return hmac.Equal([]byte(Sign(secret, body)), []byte(header))
 }
 
-// defaultClient posts webhooks. It refuses to connect to link-local
-// addresses (cloud metadata services live at 169.254.169.254),
-// multicast and unspecified ones, whatever the URL's name resolves to, so
-// a job's submitter cannot make the control plane call them.
-var defaultClient = &http.Client{
-	Timeout: 15 * time.Second,
-	Transport: &http.Transport{
-		DialContext: (&net.Dialer{
-			Timeout: 10 * time.Second,
-			Control: func(_, address string, _ syscall.RawConn) error {
-				return CheckWebhookAddress(address)
-			},
-		}).DialContext,
-		TLSHandshakeTimeout: 10 * time.Second,
-		MaxIdleConnsPerHost: 2,
-	},
+// ConfigKey is the server configuration key of the webhook allow-list.
+const ConfigKey = "webhooks.allow"
+
+// rule is a range of addresses webhooks are not sent to.
+type rule struct {
+	prefix netip.Prefix
+	name   string
+	// always: not even the allow-list lets a webhook reach it.
+	always bool
 }
 
-// CheckWebhookAddress refuses an "ip:port" a webhook may not be sent to.
-func CheckWebhookAddress(address string) error {
-	ap, err := netip.ParseAddrPort(address)
-	if err != nil {
-		return fmt.Errorf("webhook address %q: %w", address, err)
+var rules = func() []rule {
+	var rs []rule
+	add := func(name string, always bool, cidrs ...string) {
+		for _, c := range cidrs {
+			rs = append(rs, rule{netip.MustParsePrefix(c), name, always})
+		}
 	}
-	ip := ap.Addr().Unmap()
-	if ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsInterfaceLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified() {
-		return fmt.Errorf("webhooks are not sent to %s (link-local, multicast or unspecified addresses)", ip)
+	add("unspecified", true, "0.0.0.0/8", "::/128")
+	add("link-local", true, "169.254.0.0/16", "fe80::/10")
+	add("multicast", true, "224.0.0.0/4", "ff00::/8")
+	add("loopback", false, "127.0.0.0/8", "::1/128")
+	add("private (RFC 1918)", false, "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+	add("shared address space (100.64.0.0/10)", false, "100.64.0.0/10")
+	add("unique local (fc00::/7)", false, "fc00::/7")
+	return rs
+}()
+
+// Policy says which addresses completion webhooks may be sent to. Never to
+// unspecified, link-local (cloud metadata services live at
+// 169.254.169.254) or multicast addresses; to loopback, private (RFC 1918),
+// shared (100.64.0.0/10) and unique local (fc00::/7) addresses only when
+// Allow, the operator's allow-list (webhooks.allow in the server config),
+// has a prefix that holds them; to every other address.
+type Policy struct {
+	Allow []netip.Prefix
+}
+
+// DeniedError is an address a webhook may not be sent to, and the rule
+// that says so.
+type DeniedError struct {
+	Addr netip.Addr
+	// Rule names the range: "loopback", "link-local", ...
+	Rule string
+	// Allowable: the server config's allow-list could let it through.
+	Allowable bool
+}
+
+func (e *DeniedError) Error() string {
+	if e.Allowable {
+		return fmt.Sprintf("webhooks are not sent to %s (%s addresses) unless the servers' config allows its range (%s, e.g. [webhooks] allow = [\"%s\"])",
+			e.Addr, e.Rule, ConfigKey, netip.PrefixFrom(e.Addr, e.Addr.BitLen()))
+	}
+	return fmt.Sprintf("webhooks are never sent to %s (%s addresses)", e.Addr, e.Rule)
+}
+
+// CheckAddr refuses an IP address a webhook may not be sent to, with a
+// *DeniedError.
+func (p Policy) CheckAddr(ip netip.Addr) error {
+	ip = ip.Unmap()
+	for _, r := range rules {
+		if !r.prefix.Contains(ip) {
+			continue
+		}
+		if !r.always {
+			for _, a := range p.Allow {
+				if a.Contains(ip) {
+					return nil
+				}
+			}
+		}
+		return &DeniedError{Addr: ip, Rule: r.name, Allowable: !r.always}
 	}
 	return nil
 }
 
+// CheckWebhookAddress refuses an "ip:port" a webhook may not be sent to.
+func (p Policy) CheckWebhookAddress(address string) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return fmt.Errorf("webhook address %q: %w", address, err)
+	}
+	return p.CheckAddr(ap.Addr())
+}
+
+// CheckWebhookAddress refuses an "ip:port" a webhook may not be sent to
+// under the default policy (no allow-list).
+func CheckWebhookAddress(address string) error { return Policy{}.CheckWebhookAddress(address) }
+
+// lookupTimeout bounds the name resolution of CheckURL.
+const lookupTimeout = 2 * time.Second
+
+// CheckURL refuses, at submit time, a webhook URL whose host is an address
+// the policy refuses, or a name that resolves to one. A name that does not
+// resolve now passes: the dial-time check (Client) refuses whatever it
+// resolves to when the webhook is sent, so a name that changes its
+// addresses meanwhile gains nothing.
+func (p Policy) CheckURL(ctx context.Context, rawURL string) error {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return err
+	}
+	host := u.Hostname()
+	if ip, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")); err == nil {
+		return p.CheckAddr(ip)
+	}
+	if host == "" {
+		return nil
+	}
+	lctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
+	ips, err := net.DefaultResolver.LookupNetIP(lctx, "ip", host)
+	if err != nil {
+		return nil
+	}
+	for _, ip := range ips {
+		if err := p.CheckAddr(ip); err != nil {
+			return fmt.Errorf("%s resolves to %s: %w", host, ip, err)
+		}
+	}
+	return nil
+}
+
+// Client returns the HTTP client that posts webhooks under the policy: it
+// checks every address it connects to, whatever the URL's name resolves
+// to at that moment, so that a job's submitter cannot make the control
+// plane call what the policy refuses (by DNS rebinding either).
+func (p Policy) Client() *http.Client {
+	return &http.Client{
+		Timeout: 15 * time.Second,
+		Transport: &http.Transport{
+			Proxy: nil, // a proxy would connect in the policy's place
+			DialContext: (&net.Dialer{
+				Timeout: 10 * time.Second,
+				Control: func(_, address string, _ syscall.RawConn) error {
+					return p.CheckWebhookAddress(address)
+				},
+			}).DialContext,
+			TLSHandshakeTimeout: 10 * time.Second,
+			MaxIdleConnsPerHost: 2,
+		},
+	}
+}
+
 // Sender delivers completion webhooks: a POST of the finished job as JSON,
-// signed, retried with exponential backoff on errors and non-2xx answers.
+// signed, retried with exponential backoff on errors and non-2xx answers
+// (not to an address the policy refuses: that will not change).
 type Sender struct {
+	// Client posts; nil is Policy.Client().
 	Client *http.Client
+	// Policy says where webhooks may go (when Client is nil).
+	Policy Policy
 	// Attempts is how many times a webhook is tried; default 8.
 	Attempts int
 	// FirstBackoff is the wait after the first failure, doubled after each
@@ -104,15 +225,22 @@ func Body(rec *statev1.JobRecord) ([]byte, error) {
 	return protojson.MarshalOptions{UseProtoNames: true}.Marshal(&ccv1.WatchJobsResponse{Job: j})
 }
 
+// FailedState is the state recorded for a webhook that was not delivered.
+// The job's submitter reads it, so it says no more: why (a refused
+// address, a connection refused, a timeout, the receiver's answer) would
+// let a submitter probe what the servers reach. The servers' log says why.
+const FailedState = "failed: webhook delivery failed"
+
 // Deliver posts a finished job's webhook until it is accepted, the attempts
 // run out or ctx ends, and returns the state to record: "delivered" or
-// "failed: <why>". It returns "" when ctx ended first (a new leader tries
-// again).
+// FailedState (each failure is logged with its cause). It returns "" when
+// ctx ended first (a new leader tries again).
 func (w *Sender) Deliver(ctx context.Context, rec *statev1.JobRecord) string {
 	url := rec.Job.GetSpec().GetWebhookUrl()
 	body, err := Body(rec)
 	if err != nil {
-		return "failed: " + err.Error()
+		w.logFailure(rec, 0, 0, err)
+		return FailedState
 	}
 	attempts, backoff, maxBackoff := w.Attempts, w.FirstBackoff, w.MaxBackoff
 	if attempts <= 0 {
@@ -126,7 +254,8 @@ func (w *Sender) Deliver(ctx context.Context, rec *statev1.JobRecord) string {
 	}
 	client := w.Client
 	if client == nil {
-		client = defaultClient
+		client = w.Policy.Client()
+		defer client.CloseIdleConnections()
 	}
 	var last error
 	for i := 1; i <= attempts; i++ {
@@ -137,10 +266,9 @@ func (w *Sender) Deliver(ctx context.Context, rec *statev1.JobRecord) string {
 		if ctx.Err() != nil {
 			return ""
 		}
-		if w.Log != nil {
-			w.Log.Warn("job webhook not delivered", "job", rec.Job.Id, "attempt", i, "of", attempts, "err", last)
-		}
-		if i == attempts {
+		w.logFailure(rec, i, attempts, last)
+		var denied *DeniedError
+		if errors.As(last, &denied) || i == attempts {
 			break
 		}
 		t := time.NewTimer(backoff)
@@ -152,7 +280,13 @@ func (w *Sender) Deliver(ctx context.Context, rec *statev1.JobRecord) string {
 		}
 		backoff = min(2*backoff, maxBackoff)
 	}
-	return fmt.Sprintf("failed: %d attempts, the last: %v", attempts, last)
+	return FailedState
+}
+
+func (w *Sender) logFailure(rec *statev1.JobRecord, attempt, attempts int, err error) {
+	if w.Log != nil {
+		w.Log.Warn("job webhook not delivered", "job", rec.Job.Id, "attempt", attempt, "of", attempts, "err", err)
+	}
 }
 
 func (w *Sender) post(ctx context.Context, client *http.Client, url string, rec *statev1.JobRecord, body []byte, attempt int) error {

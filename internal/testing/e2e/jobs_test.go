@@ -465,7 +465,9 @@ func TestJobOutputSurvivesServerLoss(t *testing.T) {
 // secret returned at submit; WatchJobs reports the job's states up to its
 // end.
 func TestJobWebhookAndWatch(t *testing.T) {
-	s := testcluster.Start(t)
+	// The receiver listens on loopback, which webhooks reach only when the
+	// config allows it.
+	s := testcluster.Start(t, func(c *testcluster.Config) { c.Webhooks.Allow = []string{"127.0.0.0/8"} })
 	s.StartAgent("hook-node")
 	cl := s.Client()
 	cl.LoadBusybox(t, demoImage)
