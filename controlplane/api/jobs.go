@@ -220,9 +220,20 @@ func (j *JobService) SubmitJob(ctx context.Context, req *ccv1.SubmitJobRequest) 
 	if err != nil {
 		return nil, err
 	}
-	spec, err := jobspec.Normalize(req.GetSpec())
+	caps, err := j.core.caps()
+	if err != nil {
+		return nil, err
+	}
+	spec, err := jobspec.Normalize(req.GetSpec(), caps)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if p.Role != ccv1.Role_ROLE_ADMIN {
+		// Without a user namespace, root in the sandbox is root on the
+		// host.
+		if err := jobspec.RefuseRoot(spec); err != nil {
+			return nil, status.Error(codes.PermissionDenied, err.Error())
+		}
 	}
 	if d := spec.InputDigest; d != "" {
 		err := j.blobs.Has(ctx, d)
