@@ -191,6 +191,9 @@ func applyUpdateSettings(tx *txn, _ time.Time, msg proto.Message) error {
 // below 4 MiB, CPU above 1000 cores, pids above jobspec.PidsHardCap. A
 // zero cap means the default.
 func validLimits(l *ccv1.LimitSettings) error {
+	if l == nil {
+		return nil
+	}
 	var probs []string
 	if l.MaxMemoryBytes != nil && (l.GetMaxMemoryBytes() < 0 || l.GetMaxMemoryBytes() > 0 && l.GetMaxMemoryBytes() < jobspec.MinMemoryBytes) {
 		probs = append(probs, "limits.max_memory_bytes: at least 4 MiB (0: the default, the memory of the largest node)")

@@ -156,7 +156,7 @@ func CheckCommand(command, env []string) []string {
 		total += len(a)
 	}
 	if total > MaxArgsBytes {
-		probs = append(probs, fmt.Sprintf("command: %s of arguments, at most %s", FormatBytes(int64(total)), FormatBytes(MaxArgsBytes)))
+		probs = append(probs, fmt.Sprintf("command: %d bytes of arguments, at most %d (%s)", total, MaxArgsBytes, FormatBytes(MaxArgsBytes)))
 	}
 	if len(env) > MaxEnv {
 		probs = append(probs, fmt.Sprintf("env: %d entries, at most %d", len(env), MaxEnv))
@@ -167,7 +167,7 @@ func CheckCommand(command, env []string) []string {
 			if len(k) > 64 {
 				k = k[:64] + "…"
 			}
-			probs = append(probs, fmt.Sprintf("env %s: %s, at most %s an entry", k, FormatBytes(int64(len(e))), FormatBytes(MaxEnvEntryBytes)))
+			probs = append(probs, fmt.Sprintf("env %s: %d bytes, at most %d (%s) an entry", k, len(e), MaxEnvEntryBytes, FormatBytes(MaxEnvEntryBytes)))
 		}
 	}
 	return probs
