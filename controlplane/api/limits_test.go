@@ -78,7 +78,9 @@ func TestContainerSpecCaps(t *testing.T) {
 	if _, err := admin.Cluster.UpdateSettings(ctxT(t), &ccv1.UpdateSettingsRequest{Settings: &ccv1.Settings{Limits: &ccv1.LimitSettings{MaxMemoryBytes: proto.Int64(8 << 30)}}}); err != nil {
 		t.Fatal(err)
 	}
-	task := func(r *ccv1.ContainerResources) *ccv1.ContainerSpec { return &ccv1.ContainerSpec{Image: "busybox", Resources: r} }
+	task := func(r *ccv1.ContainerResources) *ccv1.ContainerSpec {
+		return &ccv1.ContainerSpec{Image: "busybox", Resources: r}
+	}
 	_, err := admin.Containers.CreateContainer(ctxT(t), &ccv1.CreateContainerRequest{Spec: task(&ccv1.ContainerResources{Pids: 1 << 40})})
 	wantCode(t, err, codes.InvalidArgument, "pids 1099511627776 is above the cluster's cap of 32768")
 	_, err = admin.Containers.CreateContainer(ctxT(t), &ccv1.CreateContainerRequest{Spec: task(&ccv1.ContainerResources{MemoryBytes: 4 << 40})})
