@@ -38,6 +38,11 @@ func clusterCommand() *cli.Command {
 					"  spread   the node with the fewest tasks of its service, then the fewest tasks (the default)\n" +
 					"  binpack  the fullest node, keeping others free for large tasks\n" +
 					"It applies to tasks placed from then on; running tasks stay where they are.\n\n" +
+					"The limits cap what one job, container or service task may ask for: --max-memory, --max-cpus\n" +
+					"and --max-pids. A spec above a cap is refused when it is submitted, with the cap in the reason.\n" +
+					"By default memory and CPUs are capped at what the largest node has, and pids at 32768 (the\n" +
+					"most --max-pids may be). 0 puts a cap back to its default. Jobs and tasks already placed keep\n" +
+					"their limits.\n\n" +
 					"The edge settings are how the edge serves HTTPS: the ACME CA that issues the certificates\n" +
 					"of routes and sites with --tls auto (Let's Encrypt unless --acme-directory says otherwise),\n" +
 					"its account (--acme-email, and an external account binding when the CA asks for one),\n" +
@@ -54,6 +59,9 @@ func clusterCommand() *cli.Command {
 					"  ccctl cluster settings --edge-default-cert example-com",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "scheduling-strategy", Usage: "`STRATEGY` of the scheduler: spread or binpack"},
+					&cli.StringFlag{Name: "max-memory", Usage: "cap the memory limit of one job, container or task at `SIZE`, e.g. 64g (0: the default, the largest node's memory)"},
+					&cli.StringFlag{Name: "max-cpus", Usage: "cap the CPU limit of one job, container or task at `N` cores, e.g. 16 (0: the default, the largest node's CPUs)"},
+					&cli.StringFlag{Name: "max-pids", Usage: "cap the pids limit of one job, container or task at `N`, at most 32768 (0: the default, 32768)"},
 					&cli.StringFlag{Name: "acme-directory", Usage: "get certificates from the ACME directory at `URL` (letsencrypt: the default; letsencrypt-staging: its staging CA)"},
 					&cli.StringFlag{Name: "acme-email", Usage: "register the ACME account with contact `EMAIL` (\"\": none)"},
 					&cli.StringFlag{Name: "acme-eab-kid", Usage: "external account binding: the `KEY_ID` the CA gives, with its HMAC key (\"\": no binding)"},
@@ -81,6 +89,16 @@ func clusterSettings(c *cli.Context) error {
 			return err
 		}
 		update = &ccv1.UpdateSettingsRequest{Settings: &ccv1.Settings{SchedulingStrategy: s}}
+	}
+	limits, err := parseLimitFlags(c)
+	if err != nil {
+		return err
+	}
+	if limits != nil {
+		if update == nil {
+			update = &ccv1.UpdateSettingsRequest{Settings: &ccv1.Settings{}}
+		}
+		update.Settings.Limits = limits
 	}
 	editEdge, err := parseEdgeSettingFlags(c)
 	if err != nil {
@@ -139,9 +157,71 @@ func clusterSettings(c *cli.Context) error {
 		}
 		w := table(c)
 		fmt.Fprintf(w, "Scheduling strategy:\t%s\n", schedulingStrategy(settings.GetSchedulingStrategy()))
+		printLimitSettings(w, settings.GetLimits())
 		printEdgeSettings(w, settings.GetEdge())
 		return w.Flush()
 	})
+}
+
+// maxPids is the most --max-pids may be, and its default.
+const maxPids = 32768
+
+// parseLimitFlags reads --max-memory, --max-cpus and --max-pids: the caps
+// to change (a 0 puts the default back), or nil when none is set.
+func parseLimitFlags(c *cli.Context) (*ccv1.LimitSettings, error) {
+	var out *ccv1.LimitSettings
+	set := func(dst **int64, v int64) { *dst = proto.Int64(v) }
+	if c.IsSet("max-memory") {
+		n, err := parseSize("max-memory", c.String("max-memory"))
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 && n < 4<<20 {
+			return nil, fmt.Errorf("--max-memory %q: at least 4m (0: the default, the largest node's memory)", c.String("max-memory"))
+		}
+		set(&limitsOrNew(&out).MaxMemoryBytes, n)
+	}
+	if c.IsSet("max-cpus") {
+		n, err := parseCPUs("max-cpus", c.String("max-cpus"))
+		if err != nil {
+			return nil, err
+		}
+		set(&limitsOrNew(&out).MaxCpuMillis, n)
+	}
+	if c.IsSet("max-pids") {
+		n, err := strconv.ParseInt(strings.TrimSpace(c.String("max-pids")), 10, 64)
+		if err != nil || n < 0 || n > maxPids {
+			return nil, fmt.Errorf("--max-pids %q: a number of processes from 1 to %d (0: the default, %d)", c.String("max-pids"), maxPids, maxPids)
+		}
+		set(&limitsOrNew(&out).MaxPids, n)
+	}
+	return out, nil
+}
+
+// limitsOrNew makes *l when it is nil, and returns it.
+func limitsOrNew(l **ccv1.LimitSettings) *ccv1.LimitSettings {
+	if *l == nil {
+		*l = &ccv1.LimitSettings{}
+	}
+	return *l
+}
+
+// printLimitSettings prints the caps as key value lines, saying which are
+// the defaults.
+func printLimitSettings(w io.Writer, l *ccv1.LimitSettings) {
+	memory, cpus, pids := "largest node's (default)", "largest node's (default)", fmt.Sprintf("%d (default)", maxPids)
+	if n := l.GetMaxMemoryBytes(); n > 0 {
+		memory = humanSize(n)
+	}
+	if n := l.GetMaxCpuMillis(); n > 0 {
+		cpus = formatCPU(n)
+	}
+	if n := l.GetMaxPids(); n > 0 {
+		pids = strconv.FormatInt(n, 10)
+	}
+	fmt.Fprintf(w, "Max memory:\t%s\n", memory)
+	fmt.Fprintf(w, "Max CPUs:\t%s\n", cpus)
+	fmt.Fprintf(w, "Max pids:\t%s\n", pids)
 }
 
 // printEdgeSettings prints the edge settings as key value lines, the

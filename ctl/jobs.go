@@ -189,7 +189,7 @@ func jobSubmitFlags() []cli.Flag {
 		&cli.StringFlag{Name: "pids", Aliases: []string{"pids-limit"}, Usage: "limit the processes to `N`"},
 		&cli.StringFlag{Name: "timeout", Usage: "kill the job after it ran `DURATION` (e.g. 10m, 2h); it ends as timed out"},
 		&cli.StringFlag{Name: "kill-grace", Usage: "on timeout or cancel, wait `DURATION` after SIGTERM before SIGKILL"},
-		&cli.StringFlag{Name: "priority", Usage: "higher `N` runs first (may be negative); equal ones in order (default: 0)"},
+		&cli.StringFlag{Name: "priority", Usage: "higher `N` runs first, -1000 to 1000; equal ones in order (default: 0)"},
 		&cli.StringFlag{Name: "queue", Usage: "queue `NAME` (default: default); see `ccctl queue`"},
 		&cli.StringFlag{Name: "max-attempts", Usage: "try `N` times when the node is lost or it cannot start (default: 1)"},
 		&cli.BoolFlag{Name: "retry-on-failure", Usage: "also try again after a non-zero exit, up to --max-attempts"},

@@ -129,6 +129,16 @@ func (f *fakeAPI) UpdateSettings(_ context.Context, r *ccv1.UpdateSettingsReques
 			return nil, status.Error(codes.InvalidArgument, "invalid argument: ACME external account binding: give both the key id and the HMAC key")
 		}
 	}
+	if l := r.GetSettings().GetLimits(); l != nil {
+		if cur.Limits == nil {
+			cur.Limits = &ccv1.LimitSettings{}
+		}
+		for _, f := range []struct{ to, from **int64 }{{&cur.Limits.MaxMemoryBytes, &l.MaxMemoryBytes}, {&cur.Limits.MaxCpuMillis, &l.MaxCpuMillis}, {&cur.Limits.MaxPids, &l.MaxPids}} {
+			if *f.from != nil {
+				*f.to = *f.from
+			}
+		}
+	}
 	f.settings = cur
 	return &ccv1.UpdateSettingsResponse{Settings: shownSettings(cur)}, nil
 }
@@ -693,6 +703,55 @@ func TestClusterSettings(t *testing.T) {
 	want := "ccctl: --scheduling-strategy \"random\": use spread (fewest tasks first) or binpack (fullest node that fits first)\n"
 	if r := runCtl(conn, "cluster", "settings", "--scheduling-strategy", "random"); r.code != 1 || r.stderr != want {
 		t.Errorf("bad strategy: %+v", r)
+	}
+}
+
+func TestClusterSettingsLimits(t *testing.T) {
+	f := &fakeAPI{}
+	conn := startFake(t, f)
+	r := runCtl(conn, "cluster", "settings")
+	for _, want := range []string{"Max memory:           largest node's (default)\n", "Max CPUs:             largest node's (default)\n", "Max pids:             32768 (default)\n"} {
+		if r.code != 0 || !strings.Contains(r.stdout, want) {
+			t.Errorf("cluster settings lacks %q:\n%+v", want, r)
+		}
+	}
+	r = runCtl(conn, "cluster", "settings", "--max-memory", "64g", "--max-cpus", "16", "--max-pids", "4096")
+	if r.code != 0 {
+		t.Fatalf("cluster settings --max-*: %+v", r)
+	}
+	want := &ccv1.UpdateSettingsRequest{Settings: &ccv1.Settings{Limits: &ccv1.LimitSettings{
+		MaxMemoryBytes: proto.Int64(64 << 30), MaxCpuMillis: proto.Int64(16000), MaxPids: proto.Int64(4096)}}}
+	f.locked(func() {
+		if got := f.settingsReqs[len(f.settingsReqs)-1]; !proto.Equal(got, want) {
+			t.Errorf("UpdateSettings got\n%v\nwant\n%v", got, want)
+		}
+	})
+	for _, want := range []string{"Max memory:           64.0 GiB\n", "Max CPUs:             16\n", "Max pids:             4096\n"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("cluster settings lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	// One flag sends one cap; 0 is sent (the default back); the strategy
+	// alone sends no limits.
+	if r := runCtl(conn, "cluster", "settings", "--max-memory", "0"); r.code != 0 {
+		t.Fatalf("--max-memory 0: %+v", r)
+	}
+	if r := runCtl(conn, "cluster", "settings", "--scheduling-strategy", "binpack"); r.code != 0 {
+		t.Fatalf("--scheduling-strategy: %+v", r)
+	}
+	f.locked(func() {
+		n := len(f.settingsReqs)
+		if got := f.settingsReqs[n-2].Settings.Limits; !proto.Equal(got, &ccv1.LimitSettings{MaxMemoryBytes: proto.Int64(0)}) {
+			t.Errorf("--max-memory 0 sent %v", got)
+		}
+		if got := f.settingsReqs[n-1].Settings.Limits; got != nil {
+			t.Errorf("a strategy change sent limits %v", got)
+		}
+	})
+	for _, bad := range [][]string{{"--max-pids", "40000"}, {"--max-pids", "lots"}, {"--max-memory", "1k"}, {"--max-cpus", "-1"}} {
+		if r := runCtl(conn, append([]string{"cluster", "settings"}, bad...)...); r.code != 1 || !strings.Contains(r.stderr, bad[0]) {
+			t.Errorf("%v: %+v", bad, r)
+		}
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/controlplane/orchestrator"
 	"github.com/containercodes/cc/internal/imagearchive"
+	"github.com/containercodes/cc/internal/jobspec"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -45,7 +46,11 @@ var containerNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
 // container on a node and records it.
 func (s *ContainerService) CreateContainer(ctx context.Context, req *ccv1.CreateContainerRequest) (*ccv1.CreateContainerResponse, error) {
 	spec := req.GetSpec()
-	if err := ValidateSpec(spec); err != nil {
+	caps, err := s.core.caps()
+	if err != nil {
+		return nil, err
+	}
+	if err := ValidateSpec(spec, caps); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	ref, err := imagearchive.Normalize(spec.Image)
@@ -104,27 +109,45 @@ func cloneSpec(s *ccv1.ContainerSpec) *ccv1.ContainerSpec {
 	return out
 }
 
-// ValidateSpec checks a container spec and says what to fix.
-func ValidateSpec(s *ccv1.ContainerSpec) error {
+// ValidateSpec checks a container spec against the bounds of every spec
+// and the cluster's caps, and says what to fix.
+func ValidateSpec(s *ccv1.ContainerSpec, caps jobspec.Caps) error {
 	if s == nil || strings.TrimSpace(s.Image) == "" {
 		return errors.New("image: required")
 	}
 	var probs []string
 	for _, e := range s.Env {
 		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
-			probs = append(probs, fmt.Sprintf("env %q: use KEY=VALUE", e))
+			probs = append(probs, fmt.Sprintf("env %q: use KEY=VALUE", shorten(e)))
 		}
 	}
+	probs = append(probs, jobspec.CheckCommand(s.Command, s.Env)...)
+	if len(s.User) > 256 || len(s.Workdir) > jobspec.MaxWorkdirLen {
+		probs = append(probs, fmt.Sprintf("user and workdir: at most 256 and %d characters", jobspec.MaxWorkdirLen))
+	}
 	if r := s.Resources; r != nil {
-		if r.MemoryBytes != 0 && r.MemoryBytes < 4<<20 {
+		if r.MemoryBytes < 0 || r.MemoryBytes != 0 && r.MemoryBytes < jobspec.MinMemoryBytes {
 			probs = append(probs, "memory: at least 4m")
 		}
-		if r.CpuMillis < 0 || r.CpuMillis > 1_000_000 {
+		if r.CpuMillis < 0 || r.CpuMillis > jobspec.MaxCPUMillis {
 			probs = append(probs, "cpus: between 0.001 and 1000")
 		}
 		if r.Pids < 0 {
 			probs = append(probs, "pids: must be positive")
 		}
+		if r.MemoryReservationBytes < 0 || r.CpuReservationMillis < 0 {
+			probs = append(probs, "reservations must not be negative")
+		}
+		if r.MemoryBytes > 0 && r.MemoryReservationBytes > r.MemoryBytes || r.CpuMillis > 0 && r.CpuReservationMillis > r.CpuMillis {
+			probs = append(probs, "a reservation is more than its limit: a task cannot reserve more than it may use")
+		}
+		probs = append(probs, caps.Check(r)...)
+		// A reservation alone (no limit) is what the scheduler counts:
+		// it is capped like a limit.
+		probs = append(probs, caps.Check(&ccv1.ContainerResources{
+			MemoryBytes: reservationOnly(r.MemoryReservationBytes, r.MemoryBytes),
+			CpuMillis:   reservationOnly(r.CpuReservationMillis, r.CpuMillis),
+		})...)
 	}
 	seen := map[string]bool{}
 	for _, p := range s.Ports {
@@ -155,6 +178,23 @@ func ValidateSpec(s *ccv1.ContainerSpec) error {
 		return errors.New(strings.Join(probs, "; "))
 	}
 	return nil
+}
+
+// reservationOnly is a reservation that has no limit above it; 0
+// otherwise.
+func reservationOnly(reserve, limit int64) int64 {
+	if limit == 0 {
+		return reserve
+	}
+	return 0
+}
+
+// shorten cuts a long value for an error message.
+func shorten(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
 }
 
 // Place chooses the node of a new container: the node asked for (which

@@ -13,6 +13,7 @@ import (
 
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/controlplane/raftstore"
+	"github.com/containercodes/cc/internal/jobspec"
 	"github.com/containercodes/cc/internal/pki"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
@@ -146,4 +147,18 @@ func (c *Core) relayLogs(ctx context.Context, nodeID, containerID string, follow
 		}
 	}
 	return status.Errorf(codes.Unavailable, "node %s is not connected to any server now, so its logs cannot be read", nodeID)
+}
+
+// caps are the most one job or container may ask for: the cluster's limit
+// settings and what its largest node has.
+func (c *Core) caps() (jobspec.Caps, error) {
+	st, err := c.FSM.Settings()
+	if err != nil {
+		return jobspec.Caps{}, err
+	}
+	nodes, err := c.FSM.Nodes()
+	if err != nil {
+		return jobspec.Caps{}, err
+	}
+	return jobspec.CapsOf(st.GetLimits(), nodes), nil
 }

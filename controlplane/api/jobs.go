@@ -225,13 +225,24 @@ func (j *JobService) SubmitJob(ctx context.Context, req *ccv1.SubmitJobRequest) 
 	if err != nil {
 		return nil, err
 	}
-	spec, err := jobspec.Normalize(req.GetSpec())
+	caps, err := j.core.caps()
+	if err != nil {
+		return nil, err
+	}
+	spec, err := jobspec.Normalize(req.GetSpec(), caps)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	if u := spec.WebhookUrl; u != "" {
 		if err := j.hooks.CheckURL(ctx, u); err != nil {
 			return nil, status.Errorf(codes.InvalidArgument, "webhook_url %q: %v", u, err)
+		}
+	}
+	if p.Role != ccv1.Role_ROLE_ADMIN {
+		// Without a user namespace, root in the sandbox is root on the
+		// host.
+		if err := jobspec.RefuseRoot(spec); err != nil {
+			return nil, status.Error(codes.PermissionDenied, err.Error())
 		}
 	}
 	if d := spec.InputDigest; d != "" {

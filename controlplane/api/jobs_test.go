@@ -227,7 +227,7 @@ func TestSubmitJobDefaultsAndSecret(t *testing.T) {
 	// The stored spec is the submitted one with every default filled
 	// (each default's value is checked in internal/jobspec).
 	s := j.Spec
-	want, err := jobspec.Normalize(in)
+	want, err := jobspec.Normalize(in, jobspec.Caps{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,8 +48,12 @@ func (s *ServiceService) normalizeServiceSpec(in *ccv1.ServiceSpec) (*ccv1.Servi
 		return nil, "", status.Error(codes.InvalidArgument, "spec.task: required (the image and command the tasks run)")
 	}
 	spec := proto.Clone(in).(*ccv1.ServiceSpec)
+	caps, err := s.core.caps()
+	if err != nil {
+		return nil, "", err
+	}
 	var probs []string
-	if err := ValidateSpec(spec.Task); err != nil {
+	if err := ValidateSpec(spec.Task, caps); err != nil {
 		probs = append(probs, err.Error())
 	}
 	switch spec.Mode {

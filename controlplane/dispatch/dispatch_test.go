@@ -132,3 +132,31 @@ func TestDispatchFailsAttemptsOfLostNodes(t *testing.T) {
 		t.Fatalf("fails %v expired %d", fails, expired)
 	}
 }
+
+// A job reserves its memory limit, not the reservation it asks for: a job
+// that may use 3 GiB does not start on a 2 GiB node however little it
+// reserves, and two 1 GiB jobs with tiny reservations fill a 2 GiB node.
+func TestDispatchJobReservesItsLimit(t *testing.T) {
+	big := job("big", "default", 0, 3)
+	big.Job.Spec.Resources.MemoryReservationBytes = 1
+	st := &Jobs{Queues: map[string]Queue{}, Heads: map[string][]*statev1.JobRecord{"default": {big}}}
+	p := Decide(Input{Jobs: st, Nodes: []*ccv1.Node{node("n1", 2)}, NewID: newIDs(), Now: time.Now()})
+	if got := starts(p); len(got) != 0 {
+		t.Fatalf("a 3 GiB job started on a 2 GiB node: %v", got)
+	}
+	if why := pendings(p)["big"]; !strings.Contains(why, "memory") {
+		t.Fatalf("pending reason %q", why)
+	}
+
+	var heads []*statev1.JobRecord
+	for _, id := range []string{"a", "b", "c"} {
+		j := job(id, "default", 0, 1)
+		j.Job.Spec.Resources.MemoryReservationBytes = 1
+		heads = append(heads, j)
+	}
+	st = &Jobs{Queues: map[string]Queue{}, Heads: map[string][]*statev1.JobRecord{"default": heads}}
+	p = Decide(Input{Jobs: st, Nodes: []*ccv1.Node{node("n1", 2)}, NewID: newIDs(), Now: time.Now()})
+	if got := fmt.Sprint(starts(p)); got != "[a@n1 b@n1]" {
+		t.Fatalf("starts: %v (three 1 GiB jobs on a 2 GiB node?)", got)
+	}
+}

@@ -2,11 +2,13 @@ package fsm
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/containercodes/cc/internal/jobspec"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -159,8 +161,11 @@ func applyUpdateSettings(tx *txn, _ time.Time, msg proto.Message) error {
 	default:
 		return fmt.Errorf("%w: unknown scheduling strategy %d", ErrInvalid, st.SchedulingStrategy)
 	}
-	// An update changes what it sets: an unset strategy or edge keeps the
-	// stored one.
+	if err := validLimits(st.Limits); err != nil {
+		return err
+	}
+	// An update changes what it sets: an unset strategy, edge or limit
+	// keeps the stored one.
 	old := &ccv1.Settings{}
 	if err := get(tx.Bucket(bucketCluster), string(keySettings), old); err != nil && err != ErrNotFound {
 		return err
@@ -176,7 +181,59 @@ func applyUpdateSettings(tx *txn, _ time.Time, msg proto.Message) error {
 		}
 		out.Edge = e
 	}
+	if st.Limits != nil {
+		out.Limits = mergeLimits(old.Limits, st.Limits)
+	}
 	return put(tx.Bucket(bucketCluster), string(keySettings), out)
+}
+
+// validLimits refuses caps no spec could keep: negative ones, memory
+// below 4 MiB, CPU above 1000 cores, pids above jobspec.PidsHardCap. A
+// zero cap means the default.
+func validLimits(l *ccv1.LimitSettings) error {
+	if l == nil {
+		return nil
+	}
+	var probs []string
+	if l.MaxMemoryBytes != nil && (l.GetMaxMemoryBytes() < 0 || l.GetMaxMemoryBytes() > 0 && l.GetMaxMemoryBytes() < jobspec.MinMemoryBytes) {
+		probs = append(probs, "limits.max_memory_bytes: at least 4 MiB (0: the default, the memory of the largest node)")
+	}
+	if l.MaxCpuMillis != nil && (l.GetMaxCpuMillis() < 0 || l.GetMaxCpuMillis() > jobspec.MaxCPUMillis) {
+		probs = append(probs, fmt.Sprintf("limits.max_cpu_millis: between 1 and %d (0: the default, the CPUs of the largest node)", jobspec.MaxCPUMillis))
+	}
+	if l.MaxPids != nil && (l.GetMaxPids() < 0 || l.GetMaxPids() > jobspec.PidsHardCap) {
+		probs = append(probs, fmt.Sprintf("limits.max_pids: between 1 and %d (0: the default, %d)", jobspec.PidsHardCap, jobspec.PidsHardCap))
+	}
+	if len(probs) > 0 {
+		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(probs, "; "))
+	}
+	return nil
+}
+
+// mergeLimits is the stored caps changed by an update's: a cap the update
+// sets replaces the stored one, 0 clears it (the default), an unset one
+// keeps it.
+func mergeLimits(old, upd *ccv1.LimitSettings) *ccv1.LimitSettings {
+	out := &ccv1.LimitSettings{}
+	if old != nil {
+		out = proto.Clone(old).(*ccv1.LimitSettings)
+	}
+	set := func(dst **int64, v *int64) {
+		switch {
+		case v == nil:
+		case *v == 0:
+			*dst = nil
+		default:
+			*dst = proto.Int64(*v)
+		}
+	}
+	set(&out.MaxMemoryBytes, upd.MaxMemoryBytes)
+	set(&out.MaxCpuMillis, upd.MaxCpuMillis)
+	set(&out.MaxPids, upd.MaxPids)
+	if out.MaxMemoryBytes == nil && out.MaxCpuMillis == nil && out.MaxPids == nil {
+		return nil
+	}
+	return out
 }
 
 // Settings returns the cluster-wide settings (defaults when never set).

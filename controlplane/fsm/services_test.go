@@ -256,3 +256,53 @@ func TestNodeNamesStayUnique(t *testing.T) {
 		t.Fatalf("join with the name of a removed node: %v", err)
 	}
 }
+
+func TestLimitSettingsMerge(t *testing.T) {
+	x := &svcFixture{t: t, f: newFSM(t)}
+	up := func(l *ccv1.LimitSettings) error {
+		return x.apply(statev1.CommandType_COMMAND_TYPE_UPDATE_SETTINGS, &statev1.UpdateSettings{Settings: &ccv1.Settings{Limits: l}})
+	}
+	limits := func() *ccv1.LimitSettings {
+		st, err := x.f.Settings()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.GetLimits()
+	}
+	if err := up(&ccv1.LimitSettings{MaxMemoryBytes: proto.Int64(64 << 30), MaxPids: proto.Int64(1000)}); err != nil {
+		t.Fatal(err)
+	}
+	// An unset cap keeps the stored one; another message of the settings
+	// keeps them all.
+	if err := up(&ccv1.LimitSettings{MaxCpuMillis: proto.Int64(16000)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.apply(statev1.CommandType_COMMAND_TYPE_UPDATE_SETTINGS, &statev1.UpdateSettings{Settings: &ccv1.Settings{SchedulingStrategy: ccv1.SchedulingStrategy_SCHEDULING_STRATEGY_BINPACK}}); err != nil {
+		t.Fatal(err)
+	}
+	if l := limits(); l.GetMaxMemoryBytes() != 64<<30 || l.GetMaxCpuMillis() != 16000 || l.GetMaxPids() != 1000 {
+		t.Fatalf("merged: %v", l)
+	}
+	// 0 puts a default back.
+	if err := up(&ccv1.LimitSettings{MaxMemoryBytes: proto.Int64(0)}); err != nil {
+		t.Fatal(err)
+	}
+	if l := limits(); l.MaxMemoryBytes != nil || l.GetMaxCpuMillis() != 16000 || l.GetMaxPids() != 1000 {
+		t.Fatalf("after clearing memory: %v", l)
+	}
+	for _, bad := range []*ccv1.LimitSettings{
+		{MaxMemoryBytes: proto.Int64(-1)},
+		{MaxMemoryBytes: proto.Int64(1 << 20)},
+		{MaxCpuMillis: proto.Int64(-5)},
+		{MaxCpuMillis: proto.Int64(2_000_000)},
+		{MaxPids: proto.Int64(32769)},
+		{MaxPids: proto.Int64(-1)},
+	} {
+		if err := up(bad); !errors.Is(err, fsm.ErrInvalid) {
+			t.Errorf("%v: %v, want ErrInvalid", bad, err)
+		}
+	}
+	if l := limits(); l.GetMaxCpuMillis() != 16000 || l.GetMaxPids() != 1000 {
+		t.Fatalf("a refused update changed the caps: %v", l)
+	}
+}

@@ -98,15 +98,24 @@ func AttemptSpec(j *ccv1.Job) *ccv1.ContainerSpec {
 		network = ccv1.NetworkMode_NETWORK_MODE_BRIDGE
 	}
 	grace := durationpb.New(KillGrace(s).Truncate(time.Millisecond))
-	res := s.GetResources()
-	if res == nil {
-		res = &ccv1.ContainerResources{}
+	res := &ccv1.ContainerResources{}
+	if s.GetResources() != nil {
+		res = proto.Clone(s.GetResources()).(*ccv1.ContainerResources)
+	}
+	// A job reserves what it may use, whatever its spec says (records
+	// stored before Normalize set the reservations so): the scheduler
+	// counts its limits.
+	if res.MemoryBytes > 0 {
+		res.MemoryReservationBytes = res.MemoryBytes
+	}
+	if res.CpuMillis > 0 {
+		res.CpuReservationMillis = res.CpuMillis
 	}
 	return &ccv1.ContainerSpec{
 		Image:           s.GetImage(),
 		Command:         append([]string(nil), s.GetCommand()...),
 		Env:             append([]string(nil), s.GetEnv()...),
-		Resources:       proto.Clone(res).(*ccv1.ContainerResources),
+		Resources:       res,
 		ReadOnly:        true,
 		User:            s.GetUser(),
 		Workdir:         s.GetWorkdir(),

@@ -37,11 +37,13 @@ type InvalidError struct {
 
 func (e *InvalidError) Error() string { return strings.Join(e.Problems, "; ") }
 
-// Normalize checks a submitted job spec, says all that is wrong and what
-// to do, and returns the spec to store: the image reference normalized,
-// the input digest as "sha256:<hex>", every default filled. A refusal is
-// an *InvalidError; in is not changed.
-func Normalize(in *ccv1.JobSpec) (*ccv1.JobSpec, error) {
+// Normalize checks a submitted job spec against the bounds of every spec
+// and the cluster's caps, says all that is wrong and what to do, and
+// returns the spec to store: the image reference normalized, the input
+// digest as "sha256:<hex>", every default filled (at most the cap), the
+// reservations equal to the limits (a job reserves what it may use). A
+// refusal is an *InvalidError; in is not changed.
+func Normalize(in *ccv1.JobSpec, caps Caps) (*ccv1.JobSpec, error) {
 	if in == nil || strings.TrimSpace(in.Image) == "" {
 		return nil, &InvalidError{Problems: []string{"spec.image: required, the image to run (loaded with `ccctl image load`, or a registry reference)"}}
 	}
@@ -56,8 +58,12 @@ func Normalize(in *ccv1.JobSpec) (*ccv1.JobSpec, error) {
 	}
 	for _, e := range s.Env {
 		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
-			bad("env %q: use KEY=VALUE", e)
+			bad("env %q: use KEY=VALUE", short(e))
 		}
+	}
+	probs = append(probs, CheckCommand(s.Command, s.Env)...)
+	if s.Priority < MinPriority || s.Priority > MaxPriority {
+		bad("priority %d: between %d and %d (higher runs first)", s.Priority, MinPriority, MaxPriority)
 	}
 	if s.Queue == "" {
 		s.Queue = DefaultQueue
@@ -71,26 +77,30 @@ func Normalize(in *ccv1.JobSpec) (*ccv1.JobSpec, error) {
 	switch {
 	case r.MemoryBytes < 0:
 		bad("resources.memory_bytes: must not be negative (0: the default, 512 MiB)")
-	case r.MemoryBytes > 0 && r.MemoryBytes < 4<<20:
+	case r.MemoryBytes > 0 && r.MemoryBytes < MinMemoryBytes:
 		bad("resources.memory_bytes: at least 4 MiB")
 	case r.MemoryBytes == 0:
-		r.MemoryBytes = DefaultMemoryBytes
+		r.MemoryBytes = capped(DefaultMemoryBytes, caps.memory(), MinMemoryBytes)
 	}
 	switch {
-	case r.CpuMillis < 0 || r.CpuMillis > 1_000_000:
-		bad("resources.cpu_millis: between 1 (0.001 CPU) and 1000000 (0: the default, one CPU)")
+	case r.CpuMillis < 0 || r.CpuMillis > MaxCPUMillis:
+		bad("resources.cpu_millis: between 1 (0.001 CPU) and %d (0: the default, one CPU)", MaxCPUMillis)
 	case r.CpuMillis == 0:
-		r.CpuMillis = DefaultCPUMillis
+		r.CpuMillis = capped(DefaultCPUMillis, caps.cpu(), 1)
 	}
 	switch {
 	case r.Pids < 0:
 		bad("resources.pids: must not be negative (0: the default, 512)")
 	case r.Pids == 0:
-		r.Pids = DefaultPids
+		r.Pids = capped(DefaultPids, caps.pids(), 1)
 	}
 	if r.MemoryReservationBytes < 0 || r.CpuReservationMillis < 0 {
 		bad("resources: reservations must not be negative")
 	}
+	probs = append(probs, caps.Check(r)...)
+	// A job reserves what it may use: the scheduler counts its limits, so
+	// that jobs never overcommit a node.
+	r.MemoryReservationBytes, r.CpuReservationMillis = r.MemoryBytes, r.CpuMillis
 	duration := func(name string, d **durationpb.Duration, def, max time.Duration) {
 		switch {
 		case *d == nil || (*d).AsDuration() == 0 && (*d).IsValid():
@@ -139,14 +149,17 @@ func Normalize(in *ccv1.JobSpec) (*ccv1.JobSpec, error) {
 	if len(s.WebhookSecret) > 256 {
 		bad("webhook_secret: at most 256 characters")
 	}
+	if len(s.Labels) > MaxLabels {
+		bad("labels: %d, at most %d", len(s.Labels), MaxLabels)
+	}
 	keys := make([]string, 0, len(s.Labels))
 	for k := range s.Labels {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		if k == "" || len(k) > 128 || strings.ContainsAny(k, "=,") || len(s.Labels[k]) > 256 {
-			bad("label %q=%q: a key is 1-128 characters without '=' or ','; a value at most 256", k, s.Labels[k])
+		if k == "" || len(k) > MaxLabelKeyLen || strings.ContainsAny(k, "=,") || len(s.Labels[k]) > MaxLabelValueLen {
+			bad("label %q=%q: a key is 1-%d characters without '=' or ','; a value at most %d", short(k), short(s.Labels[k]), MaxLabelKeyLen, MaxLabelValueLen)
 		}
 	}
 	if len(s.IdempotencyKey) > MaxIdempotencyKeyLen {
@@ -163,8 +176,8 @@ func Normalize(in *ccv1.JobSpec) (*ccv1.JobSpec, error) {
 	if s.User != "" && !validUser(s.User) {
 		bad("user %q: give a numeric uid or uid:gid (e.g. 1000 or 1000:1000)", s.User)
 	}
-	if s.Workdir != "" && !strings.HasPrefix(s.Workdir, "/") {
-		bad("workdir %q: an absolute path", s.Workdir)
+	if s.Workdir != "" && (!strings.HasPrefix(s.Workdir, "/") || len(s.Workdir) > MaxWorkdirLen) {
+		bad("workdir %q: an absolute path of at most %d characters", short(s.Workdir), MaxWorkdirLen)
 	}
 	if len(probs) > 0 {
 		return nil, &InvalidError{Problems: probs}

@@ -16,14 +16,14 @@ import (
 func TestNormalizeFillsDefaults(t *testing.T) {
 	in := &ccv1.JobSpec{Image: "busybox", Command: []string{"echo", "hi"}, WebhookUrl: "https://example.com/hook", Labels: map[string]string{"team": "a"}}
 	orig := proto.Clone(in)
-	got, err := jobspec.Normalize(in)
+	got, err := jobspec.Normalize(in, jobspec.Caps{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := &ccv1.JobSpec{
 		Image: "docker.io/library/busybox:latest", Command: []string{"echo", "hi"}, WebhookUrl: "https://example.com/hook", Labels: map[string]string{"team": "a"},
 		Queue:            "default",
-		Resources:        &ccv1.ContainerResources{MemoryBytes: 512 << 20, CpuMillis: 1000, Pids: 512},
+		Resources:        &ccv1.ContainerResources{MemoryBytes: 512 << 20, CpuMillis: 1000, Pids: 512, MemoryReservationBytes: 512 << 20, CpuReservationMillis: 1000},
 		Timeout:          durationpb.New(time.Hour),
 		MaxAttempts:      1,
 		OutputLimitBytes: 1 << 30,
@@ -63,7 +63,7 @@ func TestNormalizeKeepsGivenValues(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := jobspec.Normalize(tt.in)
+			got, err := jobspec.Normalize(tt.in, jobspec.Caps{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -114,7 +114,7 @@ func TestNormalizeRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := jobspec.Normalize(tt.spec)
+			got, err := jobspec.Normalize(tt.spec, jobspec.Caps{})
 			var inv *jobspec.InvalidError
 			if !errors.As(err, &inv) || got != nil {
 				t.Fatalf("Normalize = %v, %v; want an *InvalidError", got, err)

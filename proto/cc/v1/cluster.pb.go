@@ -82,7 +82,10 @@ type Settings struct {
 	state              protoimpl.MessageState `protogen:"open.v1"`
 	SchedulingStrategy SchedulingStrategy     `protobuf:"varint,1,opt,name=scheduling_strategy,json=schedulingStrategy,proto3,enum=cc.v1.SchedulingStrategy" json:"scheduling_strategy,omitempty"`
 	// edge, when set in an update, replaces the edge settings.
-	Edge          *EdgeSettings `protobuf:"bytes,2,opt,name=edge,proto3" json:"edge,omitempty"`
+	Edge *EdgeSettings `protobuf:"bytes,2,opt,name=edge,proto3" json:"edge,omitempty"`
+	// limits, when set in an update, changes the caps it sets; the others
+	// are kept.
+	Limits        *LimitSettings `protobuf:"bytes,3,opt,name=limits,proto3" json:"limits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -131,6 +134,83 @@ func (x *Settings) GetEdge() *EdgeSettings {
 	return nil
 }
 
+func (x *Settings) GetLimits() *LimitSettings {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+// LimitSettings cap what one job, container or service task may ask for.
+// A spec over a cap is refused when it is submitted, with the cap in the
+// reason. In an update, an unset field keeps the stored cap and 0 puts
+// the default back.
+type LimitSettings struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// max_memory_bytes caps a memory limit. Default (0): the memory of the
+	// largest node; a limit above what any node has is refused anyway.
+	MaxMemoryBytes *int64 `protobuf:"varint,1,opt,name=max_memory_bytes,json=maxMemoryBytes,proto3,oneof" json:"max_memory_bytes,omitempty"`
+	// max_cpu_millis caps a CPU limit, in thousandths of a core. Default
+	// (0): the CPUs of the largest node; a limit above what any node has is
+	// refused anyway.
+	MaxCpuMillis *int64 `protobuf:"varint,2,opt,name=max_cpu_millis,json=maxCpuMillis,proto3,oneof" json:"max_cpu_millis,omitempty"`
+	// max_pids caps a pids limit: at most 32768, the default (0).
+	MaxPids       *int64 `protobuf:"varint,3,opt,name=max_pids,json=maxPids,proto3,oneof" json:"max_pids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LimitSettings) Reset() {
+	*x = LimitSettings{}
+	mi := &file_cc_v1_cluster_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LimitSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LimitSettings) ProtoMessage() {}
+
+func (x *LimitSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_cluster_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LimitSettings.ProtoReflect.Descriptor instead.
+func (*LimitSettings) Descriptor() ([]byte, []int) {
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *LimitSettings) GetMaxMemoryBytes() int64 {
+	if x != nil && x.MaxMemoryBytes != nil {
+		return *x.MaxMemoryBytes
+	}
+	return 0
+}
+
+func (x *LimitSettings) GetMaxCpuMillis() int64 {
+	if x != nil && x.MaxCpuMillis != nil {
+		return *x.MaxCpuMillis
+	}
+	return 0
+}
+
+func (x *LimitSettings) GetMaxPids() int64 {
+	if x != nil && x.MaxPids != nil {
+		return *x.MaxPids
+	}
+	return 0
+}
+
 // EdgeSettings are the cluster's HTTPS and ACME settings.
 type EdgeSettings struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -162,7 +242,7 @@ type EdgeSettings struct {
 
 func (x *EdgeSettings) Reset() {
 	*x = EdgeSettings{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[1]
+	mi := &file_cc_v1_cluster_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -174,7 +254,7 @@ func (x *EdgeSettings) String() string {
 func (*EdgeSettings) ProtoMessage() {}
 
 func (x *EdgeSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[1]
+	mi := &file_cc_v1_cluster_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -187,7 +267,7 @@ func (x *EdgeSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EdgeSettings.ProtoReflect.Descriptor instead.
 func (*EdgeSettings) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{1}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *EdgeSettings) GetAcmeDirectory() string {
@@ -269,7 +349,7 @@ type UpdateSettingsRequest struct {
 
 func (x *UpdateSettingsRequest) Reset() {
 	*x = UpdateSettingsRequest{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[2]
+	mi := &file_cc_v1_cluster_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -281,7 +361,7 @@ func (x *UpdateSettingsRequest) String() string {
 func (*UpdateSettingsRequest) ProtoMessage() {}
 
 func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[2]
+	mi := &file_cc_v1_cluster_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -294,7 +374,7 @@ func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSettingsRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{2}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *UpdateSettingsRequest) GetSettings() *Settings {
@@ -313,7 +393,7 @@ type UpdateSettingsResponse struct {
 
 func (x *UpdateSettingsResponse) Reset() {
 	*x = UpdateSettingsResponse{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[3]
+	mi := &file_cc_v1_cluster_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -325,7 +405,7 @@ func (x *UpdateSettingsResponse) String() string {
 func (*UpdateSettingsResponse) ProtoMessage() {}
 
 func (x *UpdateSettingsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[3]
+	mi := &file_cc_v1_cluster_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -338,7 +418,7 @@ func (x *UpdateSettingsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSettingsResponse.ProtoReflect.Descriptor instead.
 func (*UpdateSettingsResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{3}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *UpdateSettingsResponse) GetSettings() *Settings {
@@ -357,7 +437,7 @@ type ListServersRequest struct {
 
 func (x *ListServersRequest) Reset() {
 	*x = ListServersRequest{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[4]
+	mi := &file_cc_v1_cluster_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -369,7 +449,7 @@ func (x *ListServersRequest) String() string {
 func (*ListServersRequest) ProtoMessage() {}
 
 func (x *ListServersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[4]
+	mi := &file_cc_v1_cluster_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -382,7 +462,7 @@ func (x *ListServersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServersRequest.ProtoReflect.Descriptor instead.
 func (*ListServersRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{4}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{5}
 }
 
 // ListServersResponse holds the servers, leader first.
@@ -395,7 +475,7 @@ type ListServersResponse struct {
 
 func (x *ListServersResponse) Reset() {
 	*x = ListServersResponse{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[5]
+	mi := &file_cc_v1_cluster_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -407,7 +487,7 @@ func (x *ListServersResponse) String() string {
 func (*ListServersResponse) ProtoMessage() {}
 
 func (x *ListServersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[5]
+	mi := &file_cc_v1_cluster_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -420,7 +500,7 @@ func (x *ListServersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServersResponse.ProtoReflect.Descriptor instead.
 func (*ListServersResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{5}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListServersResponse) GetServers() []*ServerInfo {
@@ -450,7 +530,7 @@ type ServerInfo struct {
 
 func (x *ServerInfo) Reset() {
 	*x = ServerInfo{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[6]
+	mi := &file_cc_v1_cluster_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -462,7 +542,7 @@ func (x *ServerInfo) String() string {
 func (*ServerInfo) ProtoMessage() {}
 
 func (x *ServerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[6]
+	mi := &file_cc_v1_cluster_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -475,7 +555,7 @@ func (x *ServerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerInfo.ProtoReflect.Descriptor instead.
 func (*ServerInfo) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{6}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ServerInfo) GetId() string {
@@ -553,7 +633,7 @@ type RemoveServerRequest struct {
 
 func (x *RemoveServerRequest) Reset() {
 	*x = RemoveServerRequest{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[7]
+	mi := &file_cc_v1_cluster_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -565,7 +645,7 @@ func (x *RemoveServerRequest) String() string {
 func (*RemoveServerRequest) ProtoMessage() {}
 
 func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[7]
+	mi := &file_cc_v1_cluster_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -578,7 +658,7 @@ func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveServerRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{7}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RemoveServerRequest) GetId() string {
@@ -604,7 +684,7 @@ type RemoveServerResponse struct {
 
 func (x *RemoveServerResponse) Reset() {
 	*x = RemoveServerResponse{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[8]
+	mi := &file_cc_v1_cluster_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -616,7 +696,7 @@ func (x *RemoveServerResponse) String() string {
 func (*RemoveServerResponse) ProtoMessage() {}
 
 func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[8]
+	mi := &file_cc_v1_cluster_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -629,7 +709,7 @@ func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveServerResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{8}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{9}
 }
 
 // TransferLeadershipRequest names the new leader; any voter when empty.
@@ -642,7 +722,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[9]
+	mi := &file_cc_v1_cluster_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -654,7 +734,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[9]
+	mi := &file_cc_v1_cluster_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -667,7 +747,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{9}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TransferLeadershipRequest) GetId() string {
@@ -687,7 +767,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[10]
+	mi := &file_cc_v1_cluster_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -699,7 +779,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[10]
+	mi := &file_cc_v1_cluster_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -712,7 +792,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{10}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TransferLeadershipResponse) GetLeaderId() string {
@@ -731,7 +811,7 @@ type SaveSnapshotRequest struct {
 
 func (x *SaveSnapshotRequest) Reset() {
 	*x = SaveSnapshotRequest{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[11]
+	mi := &file_cc_v1_cluster_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -743,7 +823,7 @@ func (x *SaveSnapshotRequest) String() string {
 func (*SaveSnapshotRequest) ProtoMessage() {}
 
 func (x *SaveSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[11]
+	mi := &file_cc_v1_cluster_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -756,7 +836,7 @@ func (x *SaveSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SaveSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{11}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{12}
 }
 
 // SaveSnapshotResponse is a piece of the snapshot; the first carries its
@@ -774,7 +854,7 @@ type SaveSnapshotResponse struct {
 
 func (x *SaveSnapshotResponse) Reset() {
 	*x = SaveSnapshotResponse{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[12]
+	mi := &file_cc_v1_cluster_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -786,7 +866,7 @@ func (x *SaveSnapshotResponse) String() string {
 func (*SaveSnapshotResponse) ProtoMessage() {}
 
 func (x *SaveSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[12]
+	mi := &file_cc_v1_cluster_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -799,7 +879,7 @@ func (x *SaveSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SaveSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{12}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SaveSnapshotResponse) GetIndex() uint64 {
@@ -832,7 +912,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[13]
+	mi := &file_cc_v1_cluster_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -844,7 +924,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[13]
+	mi := &file_cc_v1_cluster_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -857,7 +937,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{13}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{14}
 }
 
 // GetStatusResponse describes the cluster as seen by the server that answered.
@@ -898,7 +978,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[14]
+	mi := &file_cc_v1_cluster_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -910,7 +990,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[14]
+	mi := &file_cc_v1_cluster_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -923,7 +1003,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{14}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetStatusResponse) GetClusterId() string {
@@ -1038,7 +1118,7 @@ type Server struct {
 
 func (x *Server) Reset() {
 	*x = Server{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[15]
+	mi := &file_cc_v1_cluster_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1050,7 +1130,7 @@ func (x *Server) String() string {
 func (*Server) ProtoMessage() {}
 
 func (x *Server) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[15]
+	mi := &file_cc_v1_cluster_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1063,7 +1143,7 @@ func (x *Server) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Server.ProtoReflect.Descriptor instead.
 func (*Server) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{15}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Server) GetId() string {
@@ -1098,10 +1178,18 @@ var File_cc_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_cc_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x13cc/v1/cluster.proto\x12\x05cc.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x7f\n" +
+	"\x13cc/v1/cluster.proto\x12\x05cc.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xad\x01\n" +
 	"\bSettings\x12J\n" +
 	"\x13scheduling_strategy\x18\x01 \x01(\x0e2\x19.cc.v1.SchedulingStrategyR\x12schedulingStrategy\x12'\n" +
-	"\x04edge\x18\x02 \x01(\v2\x13.cc.v1.EdgeSettingsR\x04edge\"\xa3\x03\n" +
+	"\x04edge\x18\x02 \x01(\v2\x13.cc.v1.EdgeSettingsR\x04edge\x12,\n" +
+	"\x06limits\x18\x03 \x01(\v2\x14.cc.v1.LimitSettingsR\x06limits\"\xbe\x01\n" +
+	"\rLimitSettings\x12-\n" +
+	"\x10max_memory_bytes\x18\x01 \x01(\x03H\x00R\x0emaxMemoryBytes\x88\x01\x01\x12)\n" +
+	"\x0emax_cpu_millis\x18\x02 \x01(\x03H\x01R\fmaxCpuMillis\x88\x01\x01\x12\x1e\n" +
+	"\bmax_pids\x18\x03 \x01(\x03H\x02R\amaxPids\x88\x01\x01B\x13\n" +
+	"\x11_max_memory_bytesB\x11\n" +
+	"\x0f_max_cpu_millisB\v\n" +
+	"\t_max_pids\"\xa3\x03\n" +
 	"\fEdgeSettings\x12%\n" +
 	"\x0eacme_directory\x18\x01 \x01(\tR\racmeDirectory\x12\x1d\n" +
 	"\n" +
@@ -1200,55 +1288,57 @@ func file_cc_v1_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_cc_v1_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cc_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_cc_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_cc_v1_cluster_proto_goTypes = []any{
 	(SchedulingStrategy)(0),            // 0: cc.v1.SchedulingStrategy
 	(*Settings)(nil),                   // 1: cc.v1.Settings
-	(*EdgeSettings)(nil),               // 2: cc.v1.EdgeSettings
-	(*UpdateSettingsRequest)(nil),      // 3: cc.v1.UpdateSettingsRequest
-	(*UpdateSettingsResponse)(nil),     // 4: cc.v1.UpdateSettingsResponse
-	(*ListServersRequest)(nil),         // 5: cc.v1.ListServersRequest
-	(*ListServersResponse)(nil),        // 6: cc.v1.ListServersResponse
-	(*ServerInfo)(nil),                 // 7: cc.v1.ServerInfo
-	(*RemoveServerRequest)(nil),        // 8: cc.v1.RemoveServerRequest
-	(*RemoveServerResponse)(nil),       // 9: cc.v1.RemoveServerResponse
-	(*TransferLeadershipRequest)(nil),  // 10: cc.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 11: cc.v1.TransferLeadershipResponse
-	(*SaveSnapshotRequest)(nil),        // 12: cc.v1.SaveSnapshotRequest
-	(*SaveSnapshotResponse)(nil),       // 13: cc.v1.SaveSnapshotResponse
-	(*GetStatusRequest)(nil),           // 14: cc.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),          // 15: cc.v1.GetStatusResponse
-	(*Server)(nil),                     // 16: cc.v1.Server
-	(*durationpb.Duration)(nil),        // 17: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),      // 18: google.protobuf.Timestamp
+	(*LimitSettings)(nil),              // 2: cc.v1.LimitSettings
+	(*EdgeSettings)(nil),               // 3: cc.v1.EdgeSettings
+	(*UpdateSettingsRequest)(nil),      // 4: cc.v1.UpdateSettingsRequest
+	(*UpdateSettingsResponse)(nil),     // 5: cc.v1.UpdateSettingsResponse
+	(*ListServersRequest)(nil),         // 6: cc.v1.ListServersRequest
+	(*ListServersResponse)(nil),        // 7: cc.v1.ListServersResponse
+	(*ServerInfo)(nil),                 // 8: cc.v1.ServerInfo
+	(*RemoveServerRequest)(nil),        // 9: cc.v1.RemoveServerRequest
+	(*RemoveServerResponse)(nil),       // 10: cc.v1.RemoveServerResponse
+	(*TransferLeadershipRequest)(nil),  // 11: cc.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 12: cc.v1.TransferLeadershipResponse
+	(*SaveSnapshotRequest)(nil),        // 13: cc.v1.SaveSnapshotRequest
+	(*SaveSnapshotResponse)(nil),       // 14: cc.v1.SaveSnapshotResponse
+	(*GetStatusRequest)(nil),           // 15: cc.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),          // 16: cc.v1.GetStatusResponse
+	(*Server)(nil),                     // 17: cc.v1.Server
+	(*durationpb.Duration)(nil),        // 18: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),      // 19: google.protobuf.Timestamp
 }
 var file_cc_v1_cluster_proto_depIdxs = []int32{
 	0,  // 0: cc.v1.Settings.scheduling_strategy:type_name -> cc.v1.SchedulingStrategy
-	2,  // 1: cc.v1.Settings.edge:type_name -> cc.v1.EdgeSettings
-	1,  // 2: cc.v1.UpdateSettingsRequest.settings:type_name -> cc.v1.Settings
-	1,  // 3: cc.v1.UpdateSettingsResponse.settings:type_name -> cc.v1.Settings
-	7,  // 4: cc.v1.ListServersResponse.servers:type_name -> cc.v1.ServerInfo
-	17, // 5: cc.v1.ServerInfo.last_contact:type_name -> google.protobuf.Duration
-	16, // 6: cc.v1.GetStatusResponse.servers:type_name -> cc.v1.Server
-	18, // 7: cc.v1.GetStatusResponse.created_at:type_name -> google.protobuf.Timestamp
-	1,  // 8: cc.v1.GetStatusResponse.settings:type_name -> cc.v1.Settings
-	14, // 9: cc.v1.ClusterService.GetStatus:input_type -> cc.v1.GetStatusRequest
-	5,  // 10: cc.v1.ClusterService.ListServers:input_type -> cc.v1.ListServersRequest
-	8,  // 11: cc.v1.ClusterService.RemoveServer:input_type -> cc.v1.RemoveServerRequest
-	10, // 12: cc.v1.ClusterService.TransferLeadership:input_type -> cc.v1.TransferLeadershipRequest
-	12, // 13: cc.v1.ClusterService.SaveSnapshot:input_type -> cc.v1.SaveSnapshotRequest
-	3,  // 14: cc.v1.ClusterService.UpdateSettings:input_type -> cc.v1.UpdateSettingsRequest
-	15, // 15: cc.v1.ClusterService.GetStatus:output_type -> cc.v1.GetStatusResponse
-	6,  // 16: cc.v1.ClusterService.ListServers:output_type -> cc.v1.ListServersResponse
-	9,  // 17: cc.v1.ClusterService.RemoveServer:output_type -> cc.v1.RemoveServerResponse
-	11, // 18: cc.v1.ClusterService.TransferLeadership:output_type -> cc.v1.TransferLeadershipResponse
-	13, // 19: cc.v1.ClusterService.SaveSnapshot:output_type -> cc.v1.SaveSnapshotResponse
-	4,  // 20: cc.v1.ClusterService.UpdateSettings:output_type -> cc.v1.UpdateSettingsResponse
-	15, // [15:21] is the sub-list for method output_type
-	9,  // [9:15] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	3,  // 1: cc.v1.Settings.edge:type_name -> cc.v1.EdgeSettings
+	2,  // 2: cc.v1.Settings.limits:type_name -> cc.v1.LimitSettings
+	1,  // 3: cc.v1.UpdateSettingsRequest.settings:type_name -> cc.v1.Settings
+	1,  // 4: cc.v1.UpdateSettingsResponse.settings:type_name -> cc.v1.Settings
+	8,  // 5: cc.v1.ListServersResponse.servers:type_name -> cc.v1.ServerInfo
+	18, // 6: cc.v1.ServerInfo.last_contact:type_name -> google.protobuf.Duration
+	17, // 7: cc.v1.GetStatusResponse.servers:type_name -> cc.v1.Server
+	19, // 8: cc.v1.GetStatusResponse.created_at:type_name -> google.protobuf.Timestamp
+	1,  // 9: cc.v1.GetStatusResponse.settings:type_name -> cc.v1.Settings
+	15, // 10: cc.v1.ClusterService.GetStatus:input_type -> cc.v1.GetStatusRequest
+	6,  // 11: cc.v1.ClusterService.ListServers:input_type -> cc.v1.ListServersRequest
+	9,  // 12: cc.v1.ClusterService.RemoveServer:input_type -> cc.v1.RemoveServerRequest
+	11, // 13: cc.v1.ClusterService.TransferLeadership:input_type -> cc.v1.TransferLeadershipRequest
+	13, // 14: cc.v1.ClusterService.SaveSnapshot:input_type -> cc.v1.SaveSnapshotRequest
+	4,  // 15: cc.v1.ClusterService.UpdateSettings:input_type -> cc.v1.UpdateSettingsRequest
+	16, // 16: cc.v1.ClusterService.GetStatus:output_type -> cc.v1.GetStatusResponse
+	7,  // 17: cc.v1.ClusterService.ListServers:output_type -> cc.v1.ListServersResponse
+	10, // 18: cc.v1.ClusterService.RemoveServer:output_type -> cc.v1.RemoveServerResponse
+	12, // 19: cc.v1.ClusterService.TransferLeadership:output_type -> cc.v1.TransferLeadershipResponse
+	14, // 20: cc.v1.ClusterService.SaveSnapshot:output_type -> cc.v1.SaveSnapshotResponse
+	5,  // 21: cc.v1.ClusterService.UpdateSettings:output_type -> cc.v1.UpdateSettingsResponse
+	16, // [16:22] is the sub-list for method output_type
+	10, // [10:16] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_cluster_proto_init() }
@@ -1256,13 +1346,14 @@ func file_cc_v1_cluster_proto_init() {
 	if File_cc_v1_cluster_proto != nil {
 		return
 	}
+	file_cc_v1_cluster_proto_msgTypes[1].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_v1_cluster_proto_rawDesc), len(file_cc_v1_cluster_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
