@@ -5,7 +5,6 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -417,7 +416,10 @@ func (s *Server) serve() error {
 		IdleTimeout: 2 * time.Minute,
 		ErrorLog:    slog.NewLogLogger(s.log.With("component", "http").Handler(), slog.LevelDebug),
 	}
-	tlsLn := tls.NewListener(s.ln, s.http.TLSConfig)
+	// Handshakes run under a deadline and a bound on how many are in
+	// flight, so that stalled connections cannot pile up before any
+	// credential is seen.
+	tlsLn := newHandshakeListener(s.ln, s.http.TLSConfig, handshakeTimeout, maxHandshakes, maxHandshakesPerSource, s.log.With("component", "http"))
 	s.goServe(func() error { return s.http.Serve(tlsLn) })
 	return nil
 }
