@@ -100,6 +100,27 @@ func TestHandshakeListener(t *testing.T) {
 		}
 	}
 
+	// waitInFlight waits until n handshakes from 127.0.0.1 are in flight
+	// on the server's side (a client's dial may return before the server
+	// has read its last handshake message).
+	waitInFlight := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			l.mu.Lock()
+			got := l.bySrc["127.0.0.1"]
+			l.mu.Unlock()
+			if got == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d handshakes from 127.0.0.1 in flight, want %d", got, n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitInFlight(0)
+
 	// Two stalled connections from 127.0.0.1 fill its share; a third is
 	// closed at once, while another source still gets in.
 	var stalled []net.Conn
@@ -111,8 +132,7 @@ func TestHandshakeListener(t *testing.T) {
 		defer c.Close()
 		stalled = append(stalled, c)
 	}
-	// The listener takes connections in order: once a TLS dial from
-	// another source has finished, both stalled ones hold their slots.
+	waitInFlight(2)
 	if err := dialTLS("127.0.0.2"); err != nil {
 		t.Fatalf("a TLS connection from another source: %v", err)
 	}
