@@ -202,7 +202,7 @@ done
 
 # --- Rounds, interleaved: wrk over kept-alive connections (HTTP, then
 # HTTPS), then a new TLS connection per request.
-declare -A rps p50 p99 hps hcpu hper
+declare -A rps p50 p99 hps hcpu hper hcli
 run() { # label url host
   local out
   out=$(taskset -c 1 wrk -t1 -c$conns -d"$dur" --latency -H "Host: $3" "$2")
@@ -229,6 +229,7 @@ handshake() { # label addr pid: the static file, a full handshake per request
   p99[$1]="${p99[$1]:-} $(echo "$out" | field p99)ms"
   hcpu[$1]="${hcpu[$1]:-} $(echo "$out" | field cpu)"
   hper[$1]="${hper[$1]:-} $(echo "$out" | field per-cpu-s)"
+  hcli[$1]="${hcli[$1]:-} $(echo "$out" | field client-cpu)"
 }
 echo "bench/edge.sh: $(git describe --tags --always --dirty 2>/dev/null) on $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $rounds rounds of $dur, wrk -t1 -c$conns, TLS=$tls"
 for _ in $(seq 1 "$rounds"); do
@@ -282,13 +283,14 @@ if [ "$tls" != 0 ]; then
   echo
   echo "a new TLS connection per request (full handshake, no resumption, $hsproto, ECDSA P-256;"
   echo "static file; $conns connections; p50/p99 of the whole connection; cpu: the server's, % of one core;"
-  echo "per cpu-s: handshakes per second of the server's CPU time, its cost even when the load generator limits):"
-  printf "%-14s %12s %9s %9s %7s %10s   %s\n" server handshakes/s "p50 ms" "p99 ms" "cpu %" "per cpu-s" "rounds (handshakes/s)"
+  echo "per cpu-s: handshakes per second of the server's CPU time, its cost even when the load generator limits;"
+  echo "load cpu: the load generator's, % of its one core — near 100 with the server's well under, it is the limit):"
+  printf "%-14s %12s %9s %9s %7s %10s %9s   %s\n" server handshakes/s "p50 ms" "p99 ms" "cpu %" "per cpu-s" "load cpu" "rounds (handshakes/s)"
   for srv in cc nginx caddy; do
     k=$srv-newconn
-    printf "%-14s %12s %9s %9s %7s %10s   %s\n" "$k" "$(echo "${hps[$k]}" | median)" \
+    printf "%-14s %12s %9s %9s %7s %10s %9s   %s\n" "$k" "$(echo "${hps[$k]}" | median)" \
       "$(echo "${p50[$k]}" | toms | median)" "$(echo "${p99[$k]}" | toms | median)" \
-      "$(echo "${hcpu[$k]}" | median)" "$(echo "${hper[$k]}" | median)" "${hps[$k]}"
+      "$(echo "${hcpu[$k]}" | median)" "$(echo "${hper[$k]}" | median)" "$(echo "${hcli[$k]}" | median)" "${hps[$k]}"
   done
   awk -v cc="$(echo "${hps[cc-newconn]}" | median)" -v ng="$(echo "${hps[nginx-newconn]}" | median)" \
     -v ca="$(echo "${hps[caddy-newconn]}" | median)" -v pc="$(echo "${hper[cc-newconn]}" | median)" \
