@@ -75,7 +75,6 @@ mkdir -p "$work/tls"
     'keyUsage=digitalSignature' 'extendedKeyUsage=serverAuth' >leaf.ext
   openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
     -extfile leaf.ext -out leaf.pem 2>/dev/null
-  chmod 644 leaf.key # nginx's master reads it as root; the directory goes with $work
 )
 
 taskset -c 1 bin/edge-bench upstream -size 1024 >"$work/up.addr" &
