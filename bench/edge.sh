@@ -18,12 +18,15 @@
 # data dir, ports and containerd namespace), as users run it; nothing is left
 # behind. Access logs are off everywhere (the agent logs at warn level).
 # Needs root (containerd, apt). Usage: bench/edge.sh  (ROUNDS=3 DURATION=10s
-# TLS=1; TLS=0 skips the HTTPS figures, TLS=only measures only them)
+# TLS=1; TLS=0 skips the HTTPS figures, TLS=only measures only them;
+# CURVE=x25519 is the key exchange of the new connections: p256, or
+# x25519mlkem768, which only our edge has of the three)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${ROUNDS:-3}
 dur=${DURATION:-10s}
 tls=${TLS:-1}
+curve=${CURVE:-x25519}
 conns=64
 case $tls in 0 | 1 | only) ;; *) echo "bench/edge.sh: TLS=$tls: want 1, 0 or only" >&2; exit 2 ;; esac
 plain=1
@@ -220,7 +223,7 @@ field() { awk -v k="$1" '{for (i = 1; i < NF; i++) if ($i == k) print $(i+1)}'; 
 handshake() { # label addr pid: the static file, a full handshake per request
   local out
   out=$(taskset -c 1 bin/edge-bench handshakes -addr "$2" -sni static.bench -path /1k.txt \
-    -c $conns -d "$dur" -pid "$3" -ca "$work/tls/ca.pem") ||
+    -c $conns -d "$dur" -pid "$3" -ca "$work/tls/ca.pem" -curve "$curve") ||
     { echo "bench/edge.sh: $1: new TLS connections failed; see above" >&2; exit 1; }
   hsproto=$(echo "$out" | field tls)
   hps[$1]="${hps[$1]:-} $(echo "$out" | field handshakes/s)"
