@@ -19,12 +19,13 @@ import (
 	"github.com/containercodes/cc/bench/internal/benchstat"
 )
 
-// curves are the key exchanges -curve offers, one at a time so that every
-// server does the same work whatever it would prefer.
-var curves = map[string]tls.CurveID{
-	"x25519":         tls.X25519,
-	"p256":           tls.CurveP256,
-	"x25519mlkem768": tls.X25519MLKEM768,
+// curves are the key exchanges -curve offers: one alone, so that every
+// server does the same work whatever it would prefer; x25519mlkem768 with
+// X25519 beside it, as browsers offer it, for servers without ML-KEM.
+var curves = map[string][]tls.CurveID{
+	"x25519":         {tls.X25519},
+	"p256":           {tls.CurveP256},
+	"x25519mlkem768": {tls.X25519MLKEM768, tls.X25519},
 }
 
 // handshakes makes a new TLS connection per request, for -d: -c workers
@@ -49,7 +50,7 @@ func handshakes(args []string) error {
 	conns := fs.Int("c", 64, "concurrent connections")
 	d := fs.Duration("d", 10*time.Second, "duration")
 	pid := fs.Int("pid", 0, "server pid whose CPU is measured")
-	curve := fs.String("curve", "x25519", "key exchange offered: x25519, p256 or x25519mlkem768")
+	curve := fs.String("curve", "x25519", "key exchange offered: x25519, p256 or x25519mlkem768 (with x25519 for servers without it)")
 	caFile := fs.String("ca", "", "PEM CA the first connection's chain is verified against (the rest skip chain verification; the handshake's signature is checked on all)")
 	fs.Parse(args)
 	if *addr == "" || *sni == "" {
@@ -65,7 +66,7 @@ func handshakes(args []string) error {
 	conf := &tls.Config{
 		ServerName:         *sni,
 		NextProtos:         []string{"http/1.1"},
-		CurvePreferences:   []tls.CurveID{cid},
+		CurvePreferences:   cid,
 		ClientSessionCache: nil, // never resume: every connection is a full handshake
 		InsecureSkipVerify: true,
 	}
