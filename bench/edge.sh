@@ -204,7 +204,7 @@ done
 
 # --- Rounds, interleaved: wrk over kept-alive connections (HTTP, then
 # HTTPS), then a new TLS connection per request.
-declare -A rps p50 p99 hps hcpu hper hcli
+declare -A rps p50 p99 hps hcpu hper hcli hsproto
 run() { # label url host
   local out
   out=$(taskset -c 1 wrk -t1 -c$conns -d"$dur" --latency -H "Host: $3" "$2")
@@ -225,7 +225,7 @@ handshake() { # label addr pid: the static file, a full handshake per request
   out=$(taskset -c 1 bin/edge-bench handshakes -addr "$2" -sni static.bench -path /1k.txt \
     -c $conns -d "$dur" -pid "$3" -ca "$work/tls/ca.pem" -curve "$curve") ||
     { echo "bench/edge.sh: $1: new TLS connections failed; see above" >&2; exit 1; }
-  hsproto=$(echo "$out" | field tls)
+  hsproto[$1]=$(echo "$out" | field tls)
   hps[$1]="${hps[$1]:-} $(echo "$out" | field handshakes/s)"
   p50[$1]="${p50[$1]:-} $(echo "$out" | field p50)ms"
   p99[$1]="${p99[$1]:-} $(echo "$out" | field p99)ms"
@@ -283,16 +283,17 @@ done
 
 if [ "$tls" != 0 ]; then
   echo
-  echo "a new TLS connection per request (full handshake, no resumption, $hsproto, ECDSA P-256;"
+  echo "a new TLS connection per request (full handshake, no resumption, ECDSA P-256, CURVE=$curve offered;"
   echo "static file; $conns connections; p50/p99 of the whole connection; cpu: the server's, % of one core;"
   echo "per cpu-s: handshakes per second of the server's CPU time, its cost even when the load generator limits;"
   echo "load cpu: the load generator's, % of its one core — near 100 with the server's well under, it is the limit):"
-  printf "%-14s %12s %9s %9s %7s %10s %9s   %s\n" server handshakes/s "p50 ms" "p99 ms" "cpu %" "per cpu-s" "load cpu" "rounds (handshakes/s)"
+  printf "%-14s %12s %9s %9s %7s %10s %9s   %-38s %s\n" server handshakes/s "p50 ms" "p99 ms" "cpu %" "per cpu-s" "load cpu" negotiated "rounds (handshakes/s)"
   for srv in cc nginx caddy; do
     k=$srv-newconn
-    printf "%-14s %12s %9s %9s %7s %10s %9s   %s\n" "$k" "$(echo "${hps[$k]}" | median)" \
+    printf "%-14s %12s %9s %9s %7s %10s %9s   %-38s %s\n" "$k" "$(echo "${hps[$k]}" | median)" \
       "$(echo "${p50[$k]}" | toms | median)" "$(echo "${p99[$k]}" | toms | median)" \
-      "$(echo "${hcpu[$k]}" | median)" "$(echo "${hper[$k]}" | median)" "$(echo "${hcli[$k]}" | median)" "${hps[$k]}"
+      "$(echo "${hcpu[$k]}" | median)" "$(echo "${hper[$k]}" | median)" "$(echo "${hcli[$k]}" | median)" \
+      "${hsproto[$k]}" "${hps[$k]}"
   done
   awk -v cc="$(echo "${hps[cc-newconn]}" | median)" -v ng="$(echo "${hps[nginx-newconn]}" | median)" \
     -v ca="$(echo "${hps[caddy-newconn]}" | median)" -v pc="$(echo "${hper[cc-newconn]}" | median)" \
