@@ -287,10 +287,10 @@ if [ "$tls" != 0 ]; then
   echo "static file; $conns connections; p50/p99 of the whole connection; cpu: the server's, % of one core;"
   echo "per cpu-s: handshakes per second of the server's CPU time, its cost even when the load generator limits;"
   echo "load cpu: the load generator's, % of its one core — near 100 with the server's well under, it is the limit):"
-  printf "%-14s %12s %9s %9s %7s %10s %9s   %-38s %s\n" server handshakes/s "p50 ms" "p99 ms" "cpu %" "per cpu-s" "load cpu" negotiated "rounds (handshakes/s)"
+  printf "%-14s %12s %9s %9s %7s %10s %9s   %-44s %s\n" server handshakes/s "p50 ms" "p99 ms" "cpu %" "per cpu-s" "load cpu" negotiated "rounds (handshakes/s)"
   for srv in cc nginx caddy; do
     k=$srv-newconn
-    printf "%-14s %12s %9s %9s %7s %10s %9s   %-38s %s\n" "$k" "$(echo "${hps[$k]}" | median)" \
+    printf "%-14s %12s %9s %9s %7s %10s %9s   %-44s %s\n" "$k" "$(echo "${hps[$k]}" | median)" \
       "$(echo "${p50[$k]}" | toms | median)" "$(echo "${p99[$k]}" | toms | median)" \
       "$(echo "${hcpu[$k]}" | median)" "$(echo "${hper[$k]}" | median)" "$(echo "${hcli[$k]}" | median)" \
       "${hsproto[$k]}" "${hps[$k]}"
