@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -66,6 +67,11 @@ type JobService struct {
 	tmpDir string
 	log    *slog.Logger
 	hooks  webhook.Policy
+
+	// sums are the sha256 of files of output archives, by archive digest
+	// and name, so that a range request does not hash the file again.
+	sumsMu sync.Mutex
+	sums   map[string]string
 }
 
 // JobOptions are what a JobService needs besides the core and the blobs.
@@ -73,8 +79,9 @@ type JobOptions struct {
 	// Done, once closed, ends the long streams (watches, followed logs):
 	// the server is shutting down.
 	Done <-chan struct{}
-	// TempDir holds a file of an output while it is extracted and served;
-	// "" is the system's. Files a crash left there are removed.
+	// TempDir is where earlier versions extracted a file of an output to
+	// serve it (files are now streamed from the archive); files left there
+	// are removed at start.
 	TempDir string
 	Logger  *slog.Logger
 	// Webhooks is where jobs' completion webhooks may be sent: a job whose

@@ -5,13 +5,16 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -1292,4 +1295,112 @@ func TestWatchJobsREST(t *testing.T) {
 	if b, err := io.ReadAll(lresp.Body); err != nil || len(bytes.TrimSpace(b)) != 0 {
 		t.Fatalf("follow logs of a cancelled job: %q, %v", b, err)
 	}
+}
+
+// TestJobOutputLargeEntryStreams: a file of an output that compresses to
+// almost nothing (zeros, as a sparse file reads) is streamed from the
+// archive as it is decompressed: no copy of it is written in the server's
+// data dir, and a range far into it is served by skipping.
+func TestJobOutputLargeEntryStreams(t *testing.T) {
+	const size = 128 << 20
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	tw.WriteHeader(&tar.Header{Name: "small.txt", Typeflag: tar.TypeReg, Mode: 0o644, Size: 2})
+	tw.Write([]byte("hi"))
+	if err := tw.WriteHeader(&tar.Header{Name: "zeros.bin", Typeflag: tar.TypeReg, Mode: 0o644, Size: size}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.CopyN(tw, zeroReader{}, size); err != nil {
+		t.Fatal(err)
+	}
+	tw.Close()
+	zw.Close()
+	h256 := sha256.New()
+	io.CopyN(h256, zeroReader{}, size)
+	wantSum := hex.EncodeToString(h256.Sum(nil))
+
+	h := newJobHarness(t)
+	_, bearer := h.token(ccv1.Role_ROLE_ADMIN)
+	out := h.pushBlob(buf.Bytes())
+	logs := h.pushBlob(logLines([2]string{"stdout", "x\n"}))
+	nodeID, _, _ := h.node("n1")
+	job := submit(t, h.jobsAs(bearer), &ccv1.JobSpec{Image: "busybox"}).Job
+	h.finish(job.Id, nodeID, out, logs)
+
+	tmp := filepath.Join(h.srv.Config.DataDir, "tmp")
+	tmpUsed := func() int64 {
+		var n int64
+		filepath.WalkDir(tmp, func(_ string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				if fi, err := d.Info(); err == nil {
+					n += fi.Size() + 1
+				}
+			}
+			return nil
+		})
+		return n
+	}
+	req, _ := http.NewRequestWithContext(ctxT(t), http.MethodGet, h.srv.URL()+"/v1/jobs/"+job.Id+"/output?path=zeros.bin", nil)
+	req.Header.Set("Authorization", "Bearer "+bearer)
+	res, err := h.srv.HTTPClient().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 || res.Header.Get("Content-Length") != fmt.Sprint(size) || res.Header.Get("ETag") != `"sha256:`+wantSum+`"` {
+		t.Fatalf("GET: %d %v", res.StatusCode, res.Header)
+	}
+	// Read slowly: while the download is open, the tmp dir stays empty.
+	chunk := make([]byte, 1<<20)
+	var got int64
+	for i := 0; i < 3; i++ {
+		n, err := io.ReadFull(res.Body, chunk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += int64(n)
+		if used := tmpUsed(); used != 0 {
+			t.Fatalf("after %d bytes read, the server wrote %d bytes in %s", got, used, tmp)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for {
+		n, err := res.Body.Read(chunk)
+		for _, b := range chunk[:n] {
+			if b != 0 {
+				t.Fatalf("byte %d is %d", got, b)
+			}
+		}
+		got += int64(n)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got != size {
+		t.Fatalf("read %d bytes, want %d", got, size)
+	}
+	// A range near the end, and over gRPC from an offset.
+	r := httpGet(t, h.srv, "/v1/jobs/"+job.Id+"/output?path=zeros.bin", bearer, map[string]string{"Range": fmt.Sprintf("bytes=%d-", size-10)})
+	if r.StatusCode != http.StatusPartialContent || !bytes.Equal(r.body, make([]byte, 10)) {
+		t.Fatalf("range: %d, %d bytes", r.StatusCode, len(r.body))
+	}
+	g, err := recvOutput(t, h.jobsAs(bearer), &ccv1.JobOutputRequest{Id: job.Id, Path: "zeros.bin", Offset: size - 5})
+	if err != nil || g.size != size || g.sha != "sha256:"+wantSum || !bytes.Equal(g.data, make([]byte, 5)) {
+		t.Fatalf("gRPC from an offset: %d bytes, size %d, %s, %v", len(g.data), g.size, g.sha, err)
+	}
+	if used := tmpUsed(); used != 0 {
+		t.Fatalf("the server wrote %d bytes in %s", used, tmp)
+	}
+}
+
+// zeroReader reads zeros forever.
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
