@@ -33,6 +33,9 @@ import (
 // servers before the digest is returned. The archive is not looked into
 // here: the agent unpacks it as hostile input.
 func (j *JobService) UploadInput(stream ccv1.JobService_UploadInputServer) error {
+	if err := j.core.Disk.Check(); err != nil {
+		return err
+	}
 	hdr, err := uploadHeader[*ccv1.UploadInputRequest, *ccv1.UploadHeader](stream.Recv)
 	if err != nil {
 		return err
@@ -62,6 +65,28 @@ func (j *JobService) UploadInput(stream ccv1.JobService_UploadInputServer) error
 	return stream.SendAndClose(&ccv1.UploadInputResponse{Digest: digest, Size: size})
 }
 
+// startDownload counts one more open output download of the token, or
+// refuses it with ResourceExhausted when the token has as many as it may;
+// done ends it.
+func (j *JobService) startDownload(tokenID string) (done func(), err error) {
+	j.dlMu.Lock()
+	defer j.dlMu.Unlock()
+	if j.downloads[tokenID] >= j.maxDownloads {
+		return nil, status.Errorf(codes.ResourceExhausted, "token %s has %d job output downloads open on this server, the most it may (max_output_downloads): wait for one to end", tokenID, j.maxDownloads)
+	}
+	if j.downloads == nil {
+		j.downloads = map[string]int{}
+	}
+	j.downloads[tokenID]++
+	return func() {
+		j.dlMu.Lock()
+		defer j.dlMu.Unlock()
+		if j.downloads[tokenID]--; j.downloads[tokenID] <= 0 {
+			delete(j.downloads, tokenID)
+		}
+	}, nil
+}
+
 // outputChunk is the most data a JobOutput message carries.
 const outputChunk = 1 << 20
 
@@ -73,6 +98,11 @@ func (j *JobService) JobOutput(req *ccv1.JobOutputRequest, stream ccv1.JobServic
 	if err != nil {
 		return err
 	}
+	done, err := j.startDownload(p.TokenID)
+	if err != nil {
+		return err
+	}
+	defer done()
 	c, err := j.openOutput(ctx, p, req.GetId(), req.GetPath())
 	if err != nil {
 		return err
@@ -500,6 +530,12 @@ func (j *JobService) OutputHandler(onError func(w http.ResponseWriter, r *http.R
 			onError(w, r, status.Errorf(codes.PermissionDenied, "token %s (role %s) may not download job output; use the token that submitted the job, or an admin token", p.TokenID, auth.RoleName(p.Role)))
 			return
 		}
+		done, err := j.startDownload(p.TokenID)
+		if err != nil {
+			onError(w, r, err)
+			return
+		}
+		defer done()
 		c, err := j.openOutput(r.Context(), p, r.PathValue("id"), r.URL.Query().Get("path"))
 		if err != nil {
 			onError(w, r, ToStatus(err))

@@ -48,9 +48,9 @@ type jobHarness struct {
 	admin ccv1.JobServiceClient
 }
 
-func newJobHarness(t *testing.T) *jobHarness {
+func newJobHarness(t *testing.T, opts ...testcluster.Option) *jobHarness {
 	t.Helper()
-	srv := testcluster.Start(t)
+	srv := testcluster.Start(t, opts...)
 	cert, err := tls.LoadX509KeyPair(filepath.Join(srv.Config.DataDir, "tls", "server.crt"), filepath.Join(srv.Config.DataDir, "tls", "server.key"))
 	if err != nil {
 		t.Fatal(err)
@@ -1320,7 +1320,7 @@ func TestJobOutputLargeEntryStreams(t *testing.T) {
 	io.CopyN(h256, zeroReader{}, size)
 	wantSum := hex.EncodeToString(h256.Sum(nil))
 
-	h := newJobHarness(t)
+	h := newJobHarness(t, func(c *testcluster.Config) { c.MaxOutputDownloads = 1 })
 	_, bearer := h.token(ccv1.Role_ROLE_ADMIN)
 	out := h.pushBlob(buf.Bytes())
 	logs := h.pushBlob(logLines([2]string{"stdout", "x\n"}))
@@ -1365,6 +1365,17 @@ func TestJobOutputLargeEntryStreams(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// While it is open, the same token may not open another download
+	// (max_output_downloads = 1); another token may.
+	r := httpGet(t, h.srv, "/v1/jobs/"+job.Id+"/output?path=small.txt", bearer, nil)
+	if r.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(r.body), "max_output_downloads") {
+		t.Fatalf("second download of the token: %d %s", r.StatusCode, r.body)
+	}
+	_, err = recvOutput(t, h.jobsAs(bearer), &ccv1.JobOutputRequest{Id: job.Id, Path: "small.txt"})
+	wantCode(t, err, codes.ResourceExhausted, "downloads open")
+	if r := httpGet(t, h.srv, "/v1/jobs/"+job.Id+"/output?path=small.txt", h.srv.Token, nil); r.StatusCode != 200 || string(r.body) != "hi" {
+		t.Fatalf("download of another token: %d %s", r.StatusCode, r.body)
+	}
 	for {
 		n, err := res.Body.Read(chunk)
 		for _, b := range chunk[:n] {
@@ -1383,8 +1394,19 @@ func TestJobOutputLargeEntryStreams(t *testing.T) {
 	if got != size {
 		t.Fatalf("read %d bytes, want %d", got, size)
 	}
+	res.Body.Close()
+	// The download ended: the token may download again (once the handler
+	// has returned, which may be just after the client read the last byte).
+	getAgain := func(hdr map[string]string) httpResponse {
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			r := httpGet(t, h.srv, "/v1/jobs/"+job.Id+"/output?path=zeros.bin", bearer, hdr)
+			if r.StatusCode != http.StatusTooManyRequests || time.Now().After(deadline) {
+				return r
+			}
+		}
+	}
 	// A range near the end, and over gRPC from an offset.
-	r := httpGet(t, h.srv, "/v1/jobs/"+job.Id+"/output?path=zeros.bin", bearer, map[string]string{"Range": fmt.Sprintf("bytes=%d-", size-10)})
+	r = getAgain(map[string]string{"Range": fmt.Sprintf("bytes=%d-", size-10)})
 	if r.StatusCode != http.StatusPartialContent || !bytes.Equal(r.body, make([]byte, 10)) {
 		t.Fatalf("range: %d, %d bytes", r.StatusCode, len(r.body))
 	}
