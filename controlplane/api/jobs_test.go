@@ -184,15 +184,27 @@ func (h *jobHarness) report(nodeID, cid string, st *ccv1.ContainerStatus) {
 }
 
 // finish drives a queued job through one attempt to success, with the
-// output and logs blobs given.
+// output and logs blobs given, recorded as uploaded by the node for the
+// attempt (as AgentService.UploadBlob does).
 func (h *jobHarness) finish(jobID, nodeID, output, logs string) {
 	h.t.Helper()
 	cid := "c-" + jobID
 	h.start(jobID, nodeID, cid, 1)
+	h.uploaded(nodeID, cid, "output", output)
+	h.uploaded(nodeID, cid, "logs", logs)
 	now := timestamppb.Now()
 	h.report(nodeID, cid, &ccv1.ContainerStatus{State: ccv1.ContainerState_CONTAINER_STATE_RUNNING, StartedAt: now})
 	h.report(nodeID, cid, &ccv1.ContainerStatus{State: ccv1.ContainerState_CONTAINER_STATE_EXITED, StartedAt: now, FinishedAt: timestamppb.Now(),
 		JobResult: &ccv1.JobResult{Collected: true, OutputDigest: output, OutputSize: 1, OutputFiles: 1, LogsDigest: logs}})
+}
+
+// uploaded records that the node uploaded the blob digest (if not "") for
+// the attempt cid.
+func (h *jobHarness) uploaded(nodeID, cid, kind, digest string) {
+	h.t.Helper()
+	if digest != "" {
+		h.apply(statev1.CommandType_COMMAND_TYPE_RECORD_ATTEMPT_UPLOAD, &statev1.RecordAttemptUpload{ContainerId: cid, NodeId: nodeID, Kind: kind, Digest: digest})
+	}
 }
 
 func (h *jobHarness) get(id string) *ccv1.Job {
@@ -1425,4 +1437,76 @@ type zeroReader struct{}
 func (zeroReader) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+// TestAttemptReportNamesOnlyItsUploads: a node's report of a job attempt
+// may name only the output and logs it uploaded for that attempt through
+// UploadBlob; a report naming another job's output is refused and the
+// attempt fails with the reason, while its own upload is accepted.
+func TestAttemptReportNamesOnlyItsUploads(t *testing.T) {
+	h := newJobHarness(t)
+	nodeID, agent, _ := h.node("n1")
+	upload := func(cid, kind string, data []byte) string {
+		t.Helper()
+		st, err := agent.UploadBlob(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Send(&ccv1.UploadBlobRequest{Msg: &ccv1.UploadBlobRequest_Header{Header: &ccv1.UploadBlobHeader{ContainerId: cid, Kind: kind, Size: int64(len(data)), Sha256: sha(data)}}})
+		st.Send(&ccv1.UploadBlobRequest{Msg: &ccv1.UploadBlobRequest_Chunk{Chunk: data}})
+		resp, err := st.CloseAndRecv()
+		if err != nil {
+			t.Fatalf("UploadBlob %s %s: %v", cid, kind, err)
+		}
+		return resp.Digest
+	}
+	_, ownerA := h.token(ccv1.Role_ROLE_JOBS)
+	_, ownerB := h.token(ccv1.Role_ROLE_JOBS)
+	// Job A, someone else's, has a secret output.
+	secret := targz(t, []tarEntry{{name: "secret.txt", body: []byte("A's secret")}})
+	jobA := submit(t, h.jobsAs(ownerA), &ccv1.JobSpec{Image: "busybox"}).Job
+	h.start(jobA.Id, nodeID, "c-"+jobA.Id, 1)
+	secretDigest := upload("c-"+jobA.Id, "output", secret)
+
+	exited := func(out, logs string) *ccv1.ContainerStatus {
+		now := timestamppb.Now()
+		return &ccv1.ContainerStatus{State: ccv1.ContainerState_CONTAINER_STATE_EXITED, StartedAt: now, FinishedAt: now,
+			JobResult: &ccv1.JobResult{Collected: true, OutputDigest: out, OutputSize: 1, OutputFiles: 1, LogsDigest: logs}}
+	}
+	// Job B's node uploads its own output and logs, then reports A's output
+	// as B's.
+	jobB := submit(t, h.jobsAs(ownerB), &ccv1.JobSpec{Image: "busybox"}).Job
+	cidB := "c-" + jobB.Id
+	h.start(jobB.Id, nodeID, cidB, 1)
+	upload(cidB, "output", targz(t, []tarEntry{{name: "b.txt", body: []byte("b")}}))
+	logsB := upload(cidB, "logs", logLines([2]string{"stdout", "b\n"}))
+	h.report(nodeID, cidB, exited(secretDigest, logsB))
+	b := h.get(jobB.Id)
+	if b.State != ccv1.JobState_JOB_STATE_FAILED || b.OutputDigest != "" || !strings.Contains(b.Message, "did not upload") ||
+		!strings.Contains(b.Message, secretDigest) || len(b.Attempts) != 1 || !strings.Contains(b.Attempts[0].Error, "did not upload") {
+		t.Fatalf("job B after a report naming A's output: %s %q output %q attempts %v", b.State, b.Message, b.OutputDigest, b.Attempts)
+	}
+	_, err := recvOutput(t, h.jobsAs(ownerB), &ccv1.JobOutputRequest{Id: jobB.Id, Path: "secret.txt"})
+	wantCode(t, err, codes.FailedPrecondition, "has no output")
+
+	// Logs too: an upload for another attempt does not count.
+	jobC := submit(t, h.jobsAs(ownerB), &ccv1.JobSpec{Image: "busybox"}).Job
+	cidC := "c-" + jobC.Id
+	h.start(jobC.Id, nodeID, cidC, 1)
+	outC := upload(cidC, "output", targz(t, []tarEntry{{name: "c.txt", body: []byte("c")}}))
+	h.report(nodeID, cidC, exited(outC, logsB))
+	if c := h.get(jobC.Id); c.State != ccv1.JobState_JOB_STATE_FAILED || c.LogsDigest != "" || !strings.Contains(c.Message, "logs "+logsB) {
+		t.Fatalf("job C after a report naming B's logs: %s %q", c.State, c.Message)
+	}
+
+	// Job A's node reports what it uploaded: accepted.
+	h.report(nodeID, "c-"+jobA.Id, exited(secretDigest, ""))
+	a := h.get(jobA.Id)
+	if a.State != ccv1.JobState_JOB_STATE_SUCCEEDED || a.OutputDigest != secretDigest {
+		t.Fatalf("job A: %s %q output %q", a.State, a.Message, a.OutputDigest)
+	}
+	got, err := recvOutput(t, h.jobsAs(ownerA), &ccv1.JobOutputRequest{Id: jobA.Id, Path: "secret.txt"})
+	if err != nil || string(got.data) != "A's secret" {
+		t.Fatalf("job A's output: %q, %v", got.data, err)
+	}
 }
