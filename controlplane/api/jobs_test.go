@@ -1090,6 +1090,7 @@ func TestJobLogsFromNodeAndWatch(t *testing.T) {
 		t.Fatalf("follow: agent asked %v", l)
 	}
 	logs := h.pushBlob(logLines([2]string{"stdout", "stored\n"}))
+	h.uploaded(nodeID, cid, "logs", logs)
 	h.report(nodeID, cid, &ccv1.ContainerStatus{State: ccv1.ContainerState_CONTAINER_STATE_EXITED, ExitCode: 3, FinishedAt: timestamppb.Now(),
 		JobResult: &ccv1.JobResult{Collected: true, LogsDigest: logs}})
 	select {
