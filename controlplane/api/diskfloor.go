@@ -1,7 +1,6 @@
 package api
 
 import (
-	"fmt"
 	"sync"
 	"time"
 
@@ -88,22 +87,4 @@ func (d *DiskFloor) measure() error {
 			jobspec.FormatBytes(int64(avail)), jobspec.FormatBytes(int64(fl)))
 	}
 	return nil
-}
-
-// Reset forgets the last answer, so that the next Check measures again.
-func (d *DiskFloor) Reset() {
-	if d == nil {
-		return
-	}
-	d.mu.Lock()
-	d.checked = time.Time{}
-	d.mu.Unlock()
-}
-
-// String describes the floor, like "512MiB" or "5% (at least 1GiB)".
-func (d *DiskFloor) String() string {
-	if d == nil {
-		return "none"
-	}
-	return fmt.Sprintf("%s or %g%%", jobspec.FormatBytes(d.MinBytes), d.MinPercent)
 }
