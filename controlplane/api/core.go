@@ -52,6 +52,8 @@ type Core struct {
 	Now func() time.Time
 	// JoinLimiter throttles failed joins per source address; nil: none.
 	JoinLimiter *JoinLimiter
+	// Disk is the free-space floor of the data disk; nil: none.
+	Disk *DiskFloor
 }
 
 // now reads the core's clock.

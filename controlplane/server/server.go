@@ -71,8 +71,10 @@ type Server struct {
 	id       *identity
 	sessions *session.Hub
 	blobs    *blobstore.Store
-	caMu     sync.Mutex
-	caFull   *pki.CA // the CA with its key, read from the state once
+	// disk is the data disk's free-space floor (min_free_disk).
+	disk   *api.DiskFloor
+	caMu   sync.Mutex
+	caFull *pki.CA // the CA with its key, read from the state once
 
 	grpc   *grpc.Server
 	http   *http.Server
@@ -105,6 +107,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	s := &Server{cfg: cfg, opts: opts, log: log, serveErr: make(chan error, 2)}
+	s.disk = &api.DiskFloor{Dir: cfg.DataDir, MinBytes: cfg.MinFreeDisk.Bytes, MinPercent: cfg.MinFreeDisk.Percent, Free: cfg.FreeSpace}
 	s.bg, s.bgCancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
@@ -299,11 +302,11 @@ func (s *Server) serve() error {
 		grpc.ChainStreamInterceptor(api.RecoverStream(grpcLog), s.streamCaughtUp, authn.StreamInterceptor, api.StreamErrorInterceptor),
 	)
 	core := &api.Core{Raft: s.raft, FSM: s.fsm, Sessions: s.sessions, Peers: s.peers, Log: s.log.With("component", "api"), Now: time.Now,
-		JoinLimiter: api.NewJoinLimiter(s.cfg.JoinLimit.PerMinute, s.cfg.JoinLimit.Burst, 0)}
+		JoinLimiter: api.NewJoinLimiter(s.cfg.JoinLimit.PerMinute, s.cfg.JoinLimit.Burst, 0), Disk: s.disk}
 	images := api.NewImageService(core, replicated, s.log.With("component", "images"))
 	jobs, err := api.NewJobService(core, replicated, api.JobOptions{
 		Done: s.bg.Done(), TempDir: filepath.Join(s.cfg.DataDir, "tmp"), Logger: s.log.With("component", "jobs"),
-		Webhooks: webhook.Policy{Allow: s.cfg.Webhooks.AllowPrefixes()},
+		Webhooks: webhook.Policy{Allow: s.cfg.Webhooks.AllowPrefixes()}, MaxDownloads: s.cfg.MaxOutputDownloads,
 	})
 	if err != nil {
 		return err
@@ -562,6 +565,13 @@ func (s *Server) WaitReady(ctx context.Context) error {
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if err := s.notReady(); err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, fmt.Sprintf(`{"status":%q}`, err.Error()))
+		return
+	}
+	// Below the free-space floor the server refuses uploads and submits:
+	// not ready for them, though it still serves reads and raft.
+	if err := s.disk.Check(); err != nil {
+		msg := status.Convert(err).Message()
+		writeJSON(w, http.StatusServiceUnavailable, fmt.Sprintf(`{"status":%q,"checks":{"disk":%q}}`, msg, msg))
 		return
 	}
 	writeJSON(w, http.StatusOK, `{"status":"ready"}`)

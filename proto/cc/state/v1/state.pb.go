@@ -69,6 +69,7 @@ const (
 	CommandType_COMMAND_TYPE_ACME_UNLOCK           CommandType = 38
 	CommandType_COMMAND_TYPE_PUT_CHALLENGE         CommandType = 39
 	CommandType_COMMAND_TYPE_REMOVE_CHALLENGE      CommandType = 40
+	CommandType_COMMAND_TYPE_RECORD_ATTEMPT_UPLOAD CommandType = 41
 )
 
 // Enum value maps for CommandType.
@@ -115,6 +116,7 @@ var (
 		38: "COMMAND_TYPE_ACME_UNLOCK",
 		39: "COMMAND_TYPE_PUT_CHALLENGE",
 		40: "COMMAND_TYPE_REMOVE_CHALLENGE",
+		41: "COMMAND_TYPE_RECORD_ATTEMPT_UPLOAD",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":           0,
@@ -158,6 +160,7 @@ var (
 		"COMMAND_TYPE_ACME_UNLOCK":           38,
 		"COMMAND_TYPE_PUT_CHALLENGE":         39,
 		"COMMAND_TYPE_REMOVE_CHALLENGE":      40,
+		"COMMAND_TYPE_RECORD_ATTEMPT_UPLOAD": 41,
 	}
 )
 
@@ -840,6 +843,76 @@ func (x *ReportStatus) GetStatuses() []*v1.TaskStatus {
 	return nil
 }
 
+// RecordAttemptUpload records that the node of a job attempt (its
+// container) uploaded a blob for it: kind is "output" or "logs".
+type RecordAttemptUpload struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ContainerId   string                 `protobuf:"bytes,1,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	NodeId        string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Kind          string                 `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
+	Digest        string                 `protobuf:"bytes,4,opt,name=digest,proto3" json:"digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordAttemptUpload) Reset() {
+	*x = RecordAttemptUpload{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordAttemptUpload) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordAttemptUpload) ProtoMessage() {}
+
+func (x *RecordAttemptUpload) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordAttemptUpload.ProtoReflect.Descriptor instead.
+func (*RecordAttemptUpload) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RecordAttemptUpload) GetContainerId() string {
+	if x != nil {
+		return x.ContainerId
+	}
+	return ""
+}
+
+func (x *RecordAttemptUpload) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *RecordAttemptUpload) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *RecordAttemptUpload) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
 // PutImage records a loaded image (its archive is in the blob store).
 type PutImage struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -850,7 +923,7 @@ type PutImage struct {
 
 func (x *PutImage) Reset() {
 	*x = PutImage{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[11]
+	mi := &file_cc_state_v1_state_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -862,7 +935,7 @@ func (x *PutImage) String() string {
 func (*PutImage) ProtoMessage() {}
 
 func (x *PutImage) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[11]
+	mi := &file_cc_state_v1_state_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -875,7 +948,7 @@ func (x *PutImage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutImage.ProtoReflect.Descriptor instead.
 func (*PutImage) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{11}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PutImage) GetImage() *v1.Image {
@@ -895,7 +968,7 @@ type RemoveImage struct {
 
 func (x *RemoveImage) Reset() {
 	*x = RemoveImage{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[12]
+	mi := &file_cc_state_v1_state_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -907,7 +980,7 @@ func (x *RemoveImage) String() string {
 func (*RemoveImage) ProtoMessage() {}
 
 func (x *RemoveImage) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[12]
+	mi := &file_cc_state_v1_state_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -920,7 +993,7 @@ func (x *RemoveImage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveImage.ProtoReflect.Descriptor instead.
 func (*RemoveImage) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{12}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RemoveImage) GetDigest() string {
@@ -943,7 +1016,7 @@ type PutServer struct {
 
 func (x *PutServer) Reset() {
 	*x = PutServer{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[13]
+	mi := &file_cc_state_v1_state_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -955,7 +1028,7 @@ func (x *PutServer) String() string {
 func (*PutServer) ProtoMessage() {}
 
 func (x *PutServer) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[13]
+	mi := &file_cc_state_v1_state_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -968,7 +1041,7 @@ func (x *PutServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutServer.ProtoReflect.Descriptor instead.
 func (*PutServer) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{13}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PutServer) GetServer() *ServerRecord {
@@ -1002,7 +1075,7 @@ type RemoveServer struct {
 
 func (x *RemoveServer) Reset() {
 	*x = RemoveServer{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[14]
+	mi := &file_cc_state_v1_state_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1014,7 +1087,7 @@ func (x *RemoveServer) String() string {
 func (*RemoveServer) ProtoMessage() {}
 
 func (x *RemoveServer) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[14]
+	mi := &file_cc_state_v1_state_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1027,7 +1100,7 @@ func (x *RemoveServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServer.ProtoReflect.Descriptor instead.
 func (*RemoveServer) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{14}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RemoveServer) GetId() string {
@@ -1052,7 +1125,7 @@ type ServerRecord struct {
 
 func (x *ServerRecord) Reset() {
 	*x = ServerRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[15]
+	mi := &file_cc_state_v1_state_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1064,7 +1137,7 @@ func (x *ServerRecord) String() string {
 func (*ServerRecord) ProtoMessage() {}
 
 func (x *ServerRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[15]
+	mi := &file_cc_state_v1_state_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1077,7 +1150,7 @@ func (x *ServerRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerRecord.ProtoReflect.Descriptor instead.
 func (*ServerRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{15}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ServerRecord) GetId() string {
@@ -1127,13 +1200,18 @@ type ContainerRecord struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Container     *v1.Container          `protobuf:"bytes,1,opt,name=container,proto3" json:"container,omitempty"`
 	StopTimeoutMs int64                  `protobuf:"varint,2,opt,name=stop_timeout_ms,json=stopTimeoutMs,proto3" json:"stop_timeout_ms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// uploaded_outputs and uploaded_logs are the digests of the blobs the
+	// node of a job attempt uploaded for it (AgentService.UploadBlob): its
+	// report may name only those.
+	UploadedOutputs []string `protobuf:"bytes,3,rep,name=uploaded_outputs,json=uploadedOutputs,proto3" json:"uploaded_outputs,omitempty"`
+	UploadedLogs    []string `protobuf:"bytes,4,rep,name=uploaded_logs,json=uploadedLogs,proto3" json:"uploaded_logs,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ContainerRecord) Reset() {
 	*x = ContainerRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[16]
+	mi := &file_cc_state_v1_state_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1145,7 +1223,7 @@ func (x *ContainerRecord) String() string {
 func (*ContainerRecord) ProtoMessage() {}
 
 func (x *ContainerRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[16]
+	mi := &file_cc_state_v1_state_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1158,7 +1236,7 @@ func (x *ContainerRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerRecord.ProtoReflect.Descriptor instead.
 func (*ContainerRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{16}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ContainerRecord) GetContainer() *v1.Container {
@@ -1175,6 +1253,20 @@ func (x *ContainerRecord) GetStopTimeoutMs() int64 {
 	return 0
 }
 
+func (x *ContainerRecord) GetUploadedOutputs() []string {
+	if x != nil {
+		return x.UploadedOutputs
+	}
+	return nil
+}
+
+func (x *ContainerRecord) GetUploadedLogs() []string {
+	if x != nil {
+		return x.UploadedLogs
+	}
+	return nil
+}
+
 // ClusterRecord is the single record of the cluster bucket.
 type ClusterRecord struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1188,7 +1280,7 @@ type ClusterRecord struct {
 
 func (x *ClusterRecord) Reset() {
 	*x = ClusterRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[17]
+	mi := &file_cc_state_v1_state_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1200,7 +1292,7 @@ func (x *ClusterRecord) String() string {
 func (*ClusterRecord) ProtoMessage() {}
 
 func (x *ClusterRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[17]
+	mi := &file_cc_state_v1_state_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1213,7 +1305,7 @@ func (x *ClusterRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRecord.ProtoReflect.Descriptor instead.
 func (*ClusterRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{17}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ClusterRecord) GetClusterId() string {
@@ -1264,7 +1356,7 @@ type TokenRecord struct {
 
 func (x *TokenRecord) Reset() {
 	*x = TokenRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[18]
+	mi := &file_cc_state_v1_state_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1276,7 +1368,7 @@ func (x *TokenRecord) String() string {
 func (*TokenRecord) ProtoMessage() {}
 
 func (x *TokenRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[18]
+	mi := &file_cc_state_v1_state_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1289,7 +1381,7 @@ func (x *TokenRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenRecord.ProtoReflect.Descriptor instead.
 func (*TokenRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{18}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TokenRecord) GetId() string {
@@ -1365,7 +1457,7 @@ type CreateService struct {
 
 func (x *CreateService) Reset() {
 	*x = CreateService{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[19]
+	mi := &file_cc_state_v1_state_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1377,7 +1469,7 @@ func (x *CreateService) String() string {
 func (*CreateService) ProtoMessage() {}
 
 func (x *CreateService) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[19]
+	mi := &file_cc_state_v1_state_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1390,7 +1482,7 @@ func (x *CreateService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateService.ProtoReflect.Descriptor instead.
 func (*CreateService) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{19}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CreateService) GetService() *v1.Service {
@@ -1422,7 +1514,7 @@ type UpdateService struct {
 
 func (x *UpdateService) Reset() {
 	*x = UpdateService{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[20]
+	mi := &file_cc_state_v1_state_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1434,7 +1526,7 @@ func (x *UpdateService) String() string {
 func (*UpdateService) ProtoMessage() {}
 
 func (x *UpdateService) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[20]
+	mi := &file_cc_state_v1_state_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1447,7 +1539,7 @@ func (x *UpdateService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateService.ProtoReflect.Descriptor instead.
 func (*UpdateService) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{20}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UpdateService) GetId() string {
@@ -1509,7 +1601,7 @@ type RemoveService struct {
 
 func (x *RemoveService) Reset() {
 	*x = RemoveService{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[21]
+	mi := &file_cc_state_v1_state_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1521,7 +1613,7 @@ func (x *RemoveService) String() string {
 func (*RemoveService) ProtoMessage() {}
 
 func (x *RemoveService) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[21]
+	mi := &file_cc_state_v1_state_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1534,7 +1626,7 @@ func (x *RemoveService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveService.ProtoReflect.Descriptor instead.
 func (*RemoveService) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{21}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RemoveService) GetId() string {
@@ -1557,7 +1649,7 @@ type TaskOps struct {
 
 func (x *TaskOps) Reset() {
 	*x = TaskOps{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[22]
+	mi := &file_cc_state_v1_state_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1569,7 +1661,7 @@ func (x *TaskOps) String() string {
 func (*TaskOps) ProtoMessage() {}
 
 func (x *TaskOps) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[22]
+	mi := &file_cc_state_v1_state_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1582,7 +1674,7 @@ func (x *TaskOps) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskOps.ProtoReflect.Descriptor instead.
 func (*TaskOps) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{22}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *TaskOps) GetOps() []*TaskOp {
@@ -1609,7 +1701,7 @@ type TaskOp struct {
 
 func (x *TaskOp) Reset() {
 	*x = TaskOp{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[23]
+	mi := &file_cc_state_v1_state_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1621,7 +1713,7 @@ func (x *TaskOp) String() string {
 func (*TaskOp) ProtoMessage() {}
 
 func (x *TaskOp) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[23]
+	mi := &file_cc_state_v1_state_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1634,7 +1726,7 @@ func (x *TaskOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskOp.ProtoReflect.Descriptor instead.
 func (*TaskOp) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{23}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TaskOp) GetOp() isTaskOp_Op {
@@ -1751,7 +1843,7 @@ type AssignTask struct {
 
 func (x *AssignTask) Reset() {
 	*x = AssignTask{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[24]
+	mi := &file_cc_state_v1_state_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1763,7 +1855,7 @@ func (x *AssignTask) String() string {
 func (*AssignTask) ProtoMessage() {}
 
 func (x *AssignTask) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[24]
+	mi := &file_cc_state_v1_state_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1776,7 +1868,7 @@ func (x *AssignTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignTask.ProtoReflect.Descriptor instead.
 func (*AssignTask) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{24}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *AssignTask) GetTaskId() string {
@@ -1806,7 +1898,7 @@ type StopTask struct {
 
 func (x *StopTask) Reset() {
 	*x = StopTask{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[25]
+	mi := &file_cc_state_v1_state_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1818,7 +1910,7 @@ func (x *StopTask) String() string {
 func (*StopTask) ProtoMessage() {}
 
 func (x *StopTask) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[25]
+	mi := &file_cc_state_v1_state_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1831,7 +1923,7 @@ func (x *StopTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopTask.ProtoReflect.Descriptor instead.
 func (*StopTask) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{25}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *StopTask) GetTaskId() string {
@@ -1866,7 +1958,7 @@ type PendingReason struct {
 
 func (x *PendingReason) Reset() {
 	*x = PendingReason{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[26]
+	mi := &file_cc_state_v1_state_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1878,7 +1970,7 @@ func (x *PendingReason) String() string {
 func (*PendingReason) ProtoMessage() {}
 
 func (x *PendingReason) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[26]
+	mi := &file_cc_state_v1_state_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1891,7 +1983,7 @@ func (x *PendingReason) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingReason.ProtoReflect.Descriptor instead.
 func (*PendingReason) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{26}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PendingReason) GetTaskId() string {
@@ -1923,7 +2015,7 @@ type ServiceProgress struct {
 
 func (x *ServiceProgress) Reset() {
 	*x = ServiceProgress{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[27]
+	mi := &file_cc_state_v1_state_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1935,7 +2027,7 @@ func (x *ServiceProgress) String() string {
 func (*ServiceProgress) ProtoMessage() {}
 
 func (x *ServiceProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[27]
+	mi := &file_cc_state_v1_state_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1948,7 +2040,7 @@ func (x *ServiceProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceProgress.ProtoReflect.Descriptor instead.
 func (*ServiceProgress) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{27}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ServiceProgress) GetServiceId() string {
@@ -1989,7 +2081,7 @@ type UpdateSettings struct {
 
 func (x *UpdateSettings) Reset() {
 	*x = UpdateSettings{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[28]
+	mi := &file_cc_state_v1_state_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2001,7 +2093,7 @@ func (x *UpdateSettings) String() string {
 func (*UpdateSettings) ProtoMessage() {}
 
 func (x *UpdateSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[28]
+	mi := &file_cc_state_v1_state_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2014,7 +2106,7 @@ func (x *UpdateSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSettings.ProtoReflect.Descriptor instead.
 func (*UpdateSettings) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{28}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *UpdateSettings) GetSettings() *v1.Settings {
@@ -2035,7 +2127,7 @@ type ReportStatuses struct {
 
 func (x *ReportStatuses) Reset() {
 	*x = ReportStatuses{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[29]
+	mi := &file_cc_state_v1_state_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2047,7 +2139,7 @@ func (x *ReportStatuses) String() string {
 func (*ReportStatuses) ProtoMessage() {}
 
 func (x *ReportStatuses) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[29]
+	mi := &file_cc_state_v1_state_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2060,7 +2152,7 @@ func (x *ReportStatuses) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportStatuses.ProtoReflect.Descriptor instead.
 func (*ReportStatuses) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{29}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ReportStatuses) GetReports() []*ReportStatus {
@@ -2082,7 +2174,7 @@ type SubmitJob struct {
 
 func (x *SubmitJob) Reset() {
 	*x = SubmitJob{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[30]
+	mi := &file_cc_state_v1_state_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2094,7 +2186,7 @@ func (x *SubmitJob) String() string {
 func (*SubmitJob) ProtoMessage() {}
 
 func (x *SubmitJob) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[30]
+	mi := &file_cc_state_v1_state_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2107,7 +2199,7 @@ func (x *SubmitJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJob.ProtoReflect.Descriptor instead.
 func (*SubmitJob) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{30}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SubmitJob) GetJob() *JobRecord {
@@ -2135,7 +2227,7 @@ type JobRecord struct {
 
 func (x *JobRecord) Reset() {
 	*x = JobRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[31]
+	mi := &file_cc_state_v1_state_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2147,7 +2239,7 @@ func (x *JobRecord) String() string {
 func (*JobRecord) ProtoMessage() {}
 
 func (x *JobRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[31]
+	mi := &file_cc_state_v1_state_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2160,7 +2252,7 @@ func (x *JobRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobRecord.ProtoReflect.Descriptor instead.
 func (*JobRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{31}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *JobRecord) GetJob() *v1.Job {
@@ -2201,7 +2293,7 @@ type CancelJob struct {
 
 func (x *CancelJob) Reset() {
 	*x = CancelJob{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[32]
+	mi := &file_cc_state_v1_state_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2213,7 +2305,7 @@ func (x *CancelJob) String() string {
 func (*CancelJob) ProtoMessage() {}
 
 func (x *CancelJob) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[32]
+	mi := &file_cc_state_v1_state_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2226,7 +2318,7 @@ func (x *CancelJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJob.ProtoReflect.Descriptor instead.
 func (*CancelJob) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{32}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CancelJob) GetId() string {
@@ -2247,7 +2339,7 @@ type JobOps struct {
 
 func (x *JobOps) Reset() {
 	*x = JobOps{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[33]
+	mi := &file_cc_state_v1_state_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2259,7 +2351,7 @@ func (x *JobOps) String() string {
 func (*JobOps) ProtoMessage() {}
 
 func (x *JobOps) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[33]
+	mi := &file_cc_state_v1_state_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2272,7 +2364,7 @@ func (x *JobOps) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobOps.ProtoReflect.Descriptor instead.
 func (*JobOps) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{33}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *JobOps) GetOps() []*JobOp {
@@ -2299,7 +2391,7 @@ type JobOp struct {
 
 func (x *JobOp) Reset() {
 	*x = JobOp{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[34]
+	mi := &file_cc_state_v1_state_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2311,7 +2403,7 @@ func (x *JobOp) String() string {
 func (*JobOp) ProtoMessage() {}
 
 func (x *JobOp) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[34]
+	mi := &file_cc_state_v1_state_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2324,7 +2416,7 @@ func (x *JobOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobOp.ProtoReflect.Descriptor instead.
 func (*JobOp) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{34}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *JobOp) GetOp() isJobOp_Op {
@@ -2450,7 +2542,7 @@ type StartJobAttempt struct {
 
 func (x *StartJobAttempt) Reset() {
 	*x = StartJobAttempt{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[35]
+	mi := &file_cc_state_v1_state_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2462,7 +2554,7 @@ func (x *StartJobAttempt) String() string {
 func (*StartJobAttempt) ProtoMessage() {}
 
 func (x *StartJobAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[35]
+	mi := &file_cc_state_v1_state_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2475,7 +2567,7 @@ func (x *StartJobAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartJobAttempt.ProtoReflect.Descriptor instead.
 func (*StartJobAttempt) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{35}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *StartJobAttempt) GetJobId() string {
@@ -2521,7 +2613,7 @@ type FailJobAttempt struct {
 
 func (x *FailJobAttempt) Reset() {
 	*x = FailJobAttempt{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[36]
+	mi := &file_cc_state_v1_state_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2533,7 +2625,7 @@ func (x *FailJobAttempt) String() string {
 func (*FailJobAttempt) ProtoMessage() {}
 
 func (x *FailJobAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[36]
+	mi := &file_cc_state_v1_state_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2546,7 +2638,7 @@ func (x *FailJobAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailJobAttempt.ProtoReflect.Descriptor instead.
 func (*FailJobAttempt) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{36}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *FailJobAttempt) GetJobId() string {
@@ -2588,7 +2680,7 @@ type WebhookResult struct {
 
 func (x *WebhookResult) Reset() {
 	*x = WebhookResult{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[37]
+	mi := &file_cc_state_v1_state_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2600,7 +2692,7 @@ func (x *WebhookResult) String() string {
 func (*WebhookResult) ProtoMessage() {}
 
 func (x *WebhookResult) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[37]
+	mi := &file_cc_state_v1_state_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2613,7 +2705,7 @@ func (x *WebhookResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookResult.ProtoReflect.Descriptor instead.
 func (*WebhookResult) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{37}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *WebhookResult) GetJobId() string {
@@ -2641,7 +2733,7 @@ type JobPending struct {
 
 func (x *JobPending) Reset() {
 	*x = JobPending{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[38]
+	mi := &file_cc_state_v1_state_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2653,7 +2745,7 @@ func (x *JobPending) String() string {
 func (*JobPending) ProtoMessage() {}
 
 func (x *JobPending) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[38]
+	mi := &file_cc_state_v1_state_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2666,7 +2758,7 @@ func (x *JobPending) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobPending.ProtoReflect.Descriptor instead.
 func (*JobPending) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{38}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *JobPending) GetJobId() string {
@@ -2693,7 +2785,7 @@ type SetQueue struct {
 
 func (x *SetQueue) Reset() {
 	*x = SetQueue{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[39]
+	mi := &file_cc_state_v1_state_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2705,7 +2797,7 @@ func (x *SetQueue) String() string {
 func (*SetQueue) ProtoMessage() {}
 
 func (x *SetQueue) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[39]
+	mi := &file_cc_state_v1_state_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2718,7 +2810,7 @@ func (x *SetQueue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetQueue.ProtoReflect.Descriptor instead.
 func (*SetQueue) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{39}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SetQueue) GetQueue() *QueueRecord {
@@ -2739,7 +2831,7 @@ type QueueRecord struct {
 
 func (x *QueueRecord) Reset() {
 	*x = QueueRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[40]
+	mi := &file_cc_state_v1_state_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2751,7 +2843,7 @@ func (x *QueueRecord) String() string {
 func (*QueueRecord) ProtoMessage() {}
 
 func (x *QueueRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[40]
+	mi := &file_cc_state_v1_state_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2764,7 +2856,7 @@ func (x *QueueRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueRecord.ProtoReflect.Descriptor instead.
 func (*QueueRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{40}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *QueueRecord) GetName() string {
@@ -2792,7 +2884,7 @@ type PutInput struct {
 
 func (x *PutInput) Reset() {
 	*x = PutInput{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[41]
+	mi := &file_cc_state_v1_state_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2804,7 +2896,7 @@ func (x *PutInput) String() string {
 func (*PutInput) ProtoMessage() {}
 
 func (x *PutInput) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[41]
+	mi := &file_cc_state_v1_state_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2817,7 +2909,7 @@ func (x *PutInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutInput.ProtoReflect.Descriptor instead.
 func (*PutInput) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{41}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *PutInput) GetInput() *InputRecord {
@@ -2844,7 +2936,7 @@ type InputRecord struct {
 
 func (x *InputRecord) Reset() {
 	*x = InputRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[42]
+	mi := &file_cc_state_v1_state_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2856,7 +2948,7 @@ func (x *InputRecord) String() string {
 func (*InputRecord) ProtoMessage() {}
 
 func (x *InputRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[42]
+	mi := &file_cc_state_v1_state_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2869,7 +2961,7 @@ func (x *InputRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InputRecord.ProtoReflect.Descriptor instead.
 func (*InputRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{42}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *InputRecord) GetDigest() string {
@@ -2923,7 +3015,7 @@ type PutRoute struct {
 
 func (x *PutRoute) Reset() {
 	*x = PutRoute{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[43]
+	mi := &file_cc_state_v1_state_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2935,7 +3027,7 @@ func (x *PutRoute) String() string {
 func (*PutRoute) ProtoMessage() {}
 
 func (x *PutRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[43]
+	mi := &file_cc_state_v1_state_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2948,7 +3040,7 @@ func (x *PutRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutRoute.ProtoReflect.Descriptor instead.
 func (*PutRoute) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{43}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *PutRoute) GetRoute() *v1.Route {
@@ -2982,7 +3074,7 @@ type RemoveRoute struct {
 
 func (x *RemoveRoute) Reset() {
 	*x = RemoveRoute{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[44]
+	mi := &file_cc_state_v1_state_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2994,7 +3086,7 @@ func (x *RemoveRoute) String() string {
 func (*RemoveRoute) ProtoMessage() {}
 
 func (x *RemoveRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[44]
+	mi := &file_cc_state_v1_state_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3007,7 +3099,7 @@ func (x *RemoveRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRoute.ProtoReflect.Descriptor instead.
 func (*RemoveRoute) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{44}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *RemoveRoute) GetName() string {
@@ -3029,7 +3121,7 @@ type ApplyRoutes struct {
 
 func (x *ApplyRoutes) Reset() {
 	*x = ApplyRoutes{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[45]
+	mi := &file_cc_state_v1_state_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3041,7 +3133,7 @@ func (x *ApplyRoutes) String() string {
 func (*ApplyRoutes) ProtoMessage() {}
 
 func (x *ApplyRoutes) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[45]
+	mi := &file_cc_state_v1_state_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3054,7 +3146,7 @@ func (x *ApplyRoutes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRoutes.ProtoReflect.Descriptor instead.
 func (*ApplyRoutes) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{45}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ApplyRoutes) GetSet() string {
@@ -3086,7 +3178,7 @@ type DeploySite struct {
 
 func (x *DeploySite) Reset() {
 	*x = DeploySite{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[46]
+	mi := &file_cc_state_v1_state_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3098,7 +3190,7 @@ func (x *DeploySite) String() string {
 func (*DeploySite) ProtoMessage() {}
 
 func (x *DeploySite) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[46]
+	mi := &file_cc_state_v1_state_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3111,7 +3203,7 @@ func (x *DeploySite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeploySite.ProtoReflect.Descriptor instead.
 func (*DeploySite) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{46}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *DeploySite) GetName() string {
@@ -3154,7 +3246,7 @@ type RollbackSite struct {
 
 func (x *RollbackSite) Reset() {
 	*x = RollbackSite{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[47]
+	mi := &file_cc_state_v1_state_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3166,7 +3258,7 @@ func (x *RollbackSite) String() string {
 func (*RollbackSite) ProtoMessage() {}
 
 func (x *RollbackSite) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[47]
+	mi := &file_cc_state_v1_state_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3179,7 +3271,7 @@ func (x *RollbackSite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackSite.ProtoReflect.Descriptor instead.
 func (*RollbackSite) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{47}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *RollbackSite) GetName() string {
@@ -3206,7 +3298,7 @@ type RemoveSite struct {
 
 func (x *RemoveSite) Reset() {
 	*x = RemoveSite{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[48]
+	mi := &file_cc_state_v1_state_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3218,7 +3310,7 @@ func (x *RemoveSite) String() string {
 func (*RemoveSite) ProtoMessage() {}
 
 func (x *RemoveSite) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[48]
+	mi := &file_cc_state_v1_state_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3231,7 +3323,7 @@ func (x *RemoveSite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveSite.ProtoReflect.Descriptor instead.
 func (*RemoveSite) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{48}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *RemoveSite) GetName() string {
@@ -3258,7 +3350,7 @@ type CertRecord struct {
 
 func (x *CertRecord) Reset() {
 	*x = CertRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[49]
+	mi := &file_cc_state_v1_state_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3270,7 +3362,7 @@ func (x *CertRecord) String() string {
 func (*CertRecord) ProtoMessage() {}
 
 func (x *CertRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[49]
+	mi := &file_cc_state_v1_state_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3283,7 +3375,7 @@ func (x *CertRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertRecord.ProtoReflect.Descriptor instead.
 func (*CertRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{49}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *CertRecord) GetCert() *v1.Cert {
@@ -3326,7 +3418,7 @@ type PutCert struct {
 
 func (x *PutCert) Reset() {
 	*x = PutCert{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[50]
+	mi := &file_cc_state_v1_state_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3338,7 +3430,7 @@ func (x *PutCert) String() string {
 func (*PutCert) ProtoMessage() {}
 
 func (x *PutCert) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[50]
+	mi := &file_cc_state_v1_state_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3351,7 +3443,7 @@ func (x *PutCert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutCert.ProtoReflect.Descriptor instead.
 func (*PutCert) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{50}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *PutCert) GetCert() *CertRecord {
@@ -3378,7 +3470,7 @@ type RemoveCert struct {
 
 func (x *RemoveCert) Reset() {
 	*x = RemoveCert{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[51]
+	mi := &file_cc_state_v1_state_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3390,7 +3482,7 @@ func (x *RemoveCert) String() string {
 func (*RemoveCert) ProtoMessage() {}
 
 func (x *RemoveCert) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[51]
+	mi := &file_cc_state_v1_state_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3403,7 +3495,7 @@ func (x *RemoveCert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveCert.ProtoReflect.Descriptor instead.
 func (*RemoveCert) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{51}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *RemoveCert) GetName() string {
@@ -3430,7 +3522,7 @@ type CertStatus struct {
 
 func (x *CertStatus) Reset() {
 	*x = CertStatus{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[52]
+	mi := &file_cc_state_v1_state_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3442,7 +3534,7 @@ func (x *CertStatus) String() string {
 func (*CertStatus) ProtoMessage() {}
 
 func (x *CertStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[52]
+	mi := &file_cc_state_v1_state_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3455,7 +3547,7 @@ func (x *CertStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertStatus.ProtoReflect.Descriptor instead.
 func (*CertStatus) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{52}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *CertStatus) GetName() string {
@@ -3504,7 +3596,7 @@ type ACMEStore struct {
 
 func (x *ACMEStore) Reset() {
 	*x = ACMEStore{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[53]
+	mi := &file_cc_state_v1_state_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3516,7 +3608,7 @@ func (x *ACMEStore) String() string {
 func (*ACMEStore) ProtoMessage() {}
 
 func (x *ACMEStore) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[53]
+	mi := &file_cc_state_v1_state_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3529,7 +3621,7 @@ func (x *ACMEStore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACMEStore.ProtoReflect.Descriptor instead.
 func (*ACMEStore) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{53}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ACMEStore) GetKey() string {
@@ -3557,7 +3649,7 @@ type ACMEDelete struct {
 
 func (x *ACMEDelete) Reset() {
 	*x = ACMEDelete{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[54]
+	mi := &file_cc_state_v1_state_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3569,7 +3661,7 @@ func (x *ACMEDelete) String() string {
 func (*ACMEDelete) ProtoMessage() {}
 
 func (x *ACMEDelete) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[54]
+	mi := &file_cc_state_v1_state_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3582,7 +3674,7 @@ func (x *ACMEDelete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACMEDelete.ProtoReflect.Descriptor instead.
 func (*ACMEDelete) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{54}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ACMEDelete) GetKey() string {
@@ -3606,7 +3698,7 @@ type ACMELock struct {
 
 func (x *ACMELock) Reset() {
 	*x = ACMELock{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[55]
+	mi := &file_cc_state_v1_state_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3618,7 +3710,7 @@ func (x *ACMELock) String() string {
 func (*ACMELock) ProtoMessage() {}
 
 func (x *ACMELock) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[55]
+	mi := &file_cc_state_v1_state_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3631,7 +3723,7 @@ func (x *ACMELock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACMELock.ProtoReflect.Descriptor instead.
 func (*ACMELock) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{55}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ACMELock) GetName() string {
@@ -3666,7 +3758,7 @@ type ACMEUnlock struct {
 
 func (x *ACMEUnlock) Reset() {
 	*x = ACMEUnlock{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[56]
+	mi := &file_cc_state_v1_state_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3678,7 +3770,7 @@ func (x *ACMEUnlock) String() string {
 func (*ACMEUnlock) ProtoMessage() {}
 
 func (x *ACMEUnlock) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[56]
+	mi := &file_cc_state_v1_state_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3691,7 +3783,7 @@ func (x *ACMEUnlock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACMEUnlock.ProtoReflect.Descriptor instead.
 func (*ACMEUnlock) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{56}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ACMEUnlock) GetName() string {
@@ -3719,7 +3811,7 @@ type ACMEStorageRecord struct {
 
 func (x *ACMEStorageRecord) Reset() {
 	*x = ACMEStorageRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[57]
+	mi := &file_cc_state_v1_state_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3731,7 +3823,7 @@ func (x *ACMEStorageRecord) String() string {
 func (*ACMEStorageRecord) ProtoMessage() {}
 
 func (x *ACMEStorageRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[57]
+	mi := &file_cc_state_v1_state_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3744,7 +3836,7 @@ func (x *ACMEStorageRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACMEStorageRecord.ProtoReflect.Descriptor instead.
 func (*ACMEStorageRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{57}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ACMEStorageRecord) GetValue() []byte {
@@ -3772,7 +3864,7 @@ type ACMELockRecord struct {
 
 func (x *ACMELockRecord) Reset() {
 	*x = ACMELockRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[58]
+	mi := &file_cc_state_v1_state_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3784,7 +3876,7 @@ func (x *ACMELockRecord) String() string {
 func (*ACMELockRecord) ProtoMessage() {}
 
 func (x *ACMELockRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[58]
+	mi := &file_cc_state_v1_state_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3797,7 +3889,7 @@ func (x *ACMELockRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACMELockRecord.ProtoReflect.Descriptor instead.
 func (*ACMELockRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{58}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ACMELockRecord) GetHolder() string {
@@ -3824,7 +3916,7 @@ type PutChallenge struct {
 
 func (x *PutChallenge) Reset() {
 	*x = PutChallenge{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[59]
+	mi := &file_cc_state_v1_state_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3836,7 +3928,7 @@ func (x *PutChallenge) String() string {
 func (*PutChallenge) ProtoMessage() {}
 
 func (x *PutChallenge) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[59]
+	mi := &file_cc_state_v1_state_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3849,7 +3941,7 @@ func (x *PutChallenge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutChallenge.ProtoReflect.Descriptor instead.
 func (*PutChallenge) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{59}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *PutChallenge) GetChallenge() *v1.ACMEChallenge {
@@ -3871,7 +3963,7 @@ type RemoveChallenge struct {
 
 func (x *RemoveChallenge) Reset() {
 	*x = RemoveChallenge{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[60]
+	mi := &file_cc_state_v1_state_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3883,7 +3975,7 @@ func (x *RemoveChallenge) String() string {
 func (*RemoveChallenge) ProtoMessage() {}
 
 func (x *RemoveChallenge) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[60]
+	mi := &file_cc_state_v1_state_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3896,7 +3988,7 @@ func (x *RemoveChallenge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveChallenge.ProtoReflect.Descriptor instead.
 func (*RemoveChallenge) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{60}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *RemoveChallenge) GetType() string {
@@ -3978,7 +4070,12 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"V\n" +
 	"\fReportStatus\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12-\n" +
-	"\bstatuses\x18\x02 \x03(\v2\x11.cc.v1.TaskStatusR\bstatuses\".\n" +
+	"\bstatuses\x18\x02 \x03(\v2\x11.cc.v1.TaskStatusR\bstatuses\"}\n" +
+	"\x13RecordAttemptUpload\x12!\n" +
+	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x12\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\x12\x16\n" +
+	"\x06digest\x18\x04 \x01(\tR\x06digest\".\n" +
 	"\bPutImage\x12\"\n" +
 	"\x05image\x18\x01 \x01(\v2\f.cc.v1.ImageR\x05image\"%\n" +
 	"\vRemoveImage\x12\x16\n" +
@@ -3997,10 +4094,12 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"apiAddress\x12\x18\n" +
 	"\aremoved\x18\x05 \x01(\bR\aremoved\x129\n" +
 	"\n" +
-	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"i\n" +
+	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xb9\x01\n" +
 	"\x0fContainerRecord\x12.\n" +
 	"\tcontainer\x18\x01 \x01(\v2\x10.cc.v1.ContainerR\tcontainer\x12&\n" +
-	"\x0fstop_timeout_ms\x18\x02 \x01(\x03R\rstopTimeoutMs\"\xa7\x01\n" +
+	"\x0fstop_timeout_ms\x18\x02 \x01(\x03R\rstopTimeoutMs\x12)\n" +
+	"\x10uploaded_outputs\x18\x03 \x03(\tR\x0fuploadedOutputs\x12#\n" +
+	"\ruploaded_logs\x18\x04 \x03(\tR\fuploadedLogs\"\xa7\x01\n" +
 	"\rClusterRecord\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x1e\n" +
@@ -4185,7 +4284,8 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\x0fRemoveChallenge\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
 	"\x04host\x18\x02 \x01(\tR\x04host\x12\x14\n" +
-	"\x05token\x18\x03 \x01(\tR\x05token*\xf9\t\n" +
+	"\x05token\x18\x03 \x01(\tR\x05token*\xa1\n" +
+	"\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19COMMAND_TYPE_INIT_CLUSTER\x10\x01\x12\x1d\n" +
@@ -4228,7 +4328,8 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\x16COMMAND_TYPE_ACME_LOCK\x10%\x12\x1c\n" +
 	"\x18COMMAND_TYPE_ACME_UNLOCK\x10&\x12\x1e\n" +
 	"\x1aCOMMAND_TYPE_PUT_CHALLENGE\x10'\x12!\n" +
-	"\x1dCOMMAND_TYPE_REMOVE_CHALLENGE\x10(B8Z6github.com/containercodes/cc/proto/cc/state/v1;statev1b\x06proto3"
+	"\x1dCOMMAND_TYPE_REMOVE_CHALLENGE\x10(\x12&\n" +
+	"\"COMMAND_TYPE_RECORD_ATTEMPT_UPLOAD\x10)B8Z6github.com/containercodes/cc/proto/cc/state/v1;statev1b\x06proto3"
 
 var (
 	file_cc_state_v1_state_proto_rawDescOnce sync.Once
@@ -4243,7 +4344,7 @@ func file_cc_state_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_cc_state_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
+var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
 var file_cc_state_v1_state_proto_goTypes = []any{
 	(CommandType)(0),              // 0: cc.state.v1.CommandType
 	(*Command)(nil),               // 1: cc.state.v1.Command
@@ -4257,134 +4358,135 @@ var file_cc_state_v1_state_proto_goTypes = []any{
 	(*SetContainerDesired)(nil),   // 9: cc.state.v1.SetContainerDesired
 	(*RemoveContainer)(nil),       // 10: cc.state.v1.RemoveContainer
 	(*ReportStatus)(nil),          // 11: cc.state.v1.ReportStatus
-	(*PutImage)(nil),              // 12: cc.state.v1.PutImage
-	(*RemoveImage)(nil),           // 13: cc.state.v1.RemoveImage
-	(*PutServer)(nil),             // 14: cc.state.v1.PutServer
-	(*RemoveServer)(nil),          // 15: cc.state.v1.RemoveServer
-	(*ServerRecord)(nil),          // 16: cc.state.v1.ServerRecord
-	(*ContainerRecord)(nil),       // 17: cc.state.v1.ContainerRecord
-	(*ClusterRecord)(nil),         // 18: cc.state.v1.ClusterRecord
-	(*TokenRecord)(nil),           // 19: cc.state.v1.TokenRecord
-	(*CreateService)(nil),         // 20: cc.state.v1.CreateService
-	(*UpdateService)(nil),         // 21: cc.state.v1.UpdateService
-	(*RemoveService)(nil),         // 22: cc.state.v1.RemoveService
-	(*TaskOps)(nil),               // 23: cc.state.v1.TaskOps
-	(*TaskOp)(nil),                // 24: cc.state.v1.TaskOp
-	(*AssignTask)(nil),            // 25: cc.state.v1.AssignTask
-	(*StopTask)(nil),              // 26: cc.state.v1.StopTask
-	(*PendingReason)(nil),         // 27: cc.state.v1.PendingReason
-	(*ServiceProgress)(nil),       // 28: cc.state.v1.ServiceProgress
-	(*UpdateSettings)(nil),        // 29: cc.state.v1.UpdateSettings
-	(*ReportStatuses)(nil),        // 30: cc.state.v1.ReportStatuses
-	(*SubmitJob)(nil),             // 31: cc.state.v1.SubmitJob
-	(*JobRecord)(nil),             // 32: cc.state.v1.JobRecord
-	(*CancelJob)(nil),             // 33: cc.state.v1.CancelJob
-	(*JobOps)(nil),                // 34: cc.state.v1.JobOps
-	(*JobOp)(nil),                 // 35: cc.state.v1.JobOp
-	(*StartJobAttempt)(nil),       // 36: cc.state.v1.StartJobAttempt
-	(*FailJobAttempt)(nil),        // 37: cc.state.v1.FailJobAttempt
-	(*WebhookResult)(nil),         // 38: cc.state.v1.WebhookResult
-	(*JobPending)(nil),            // 39: cc.state.v1.JobPending
-	(*SetQueue)(nil),              // 40: cc.state.v1.SetQueue
-	(*QueueRecord)(nil),           // 41: cc.state.v1.QueueRecord
-	(*PutInput)(nil),              // 42: cc.state.v1.PutInput
-	(*InputRecord)(nil),           // 43: cc.state.v1.InputRecord
-	(*PutRoute)(nil),              // 44: cc.state.v1.PutRoute
-	(*RemoveRoute)(nil),           // 45: cc.state.v1.RemoveRoute
-	(*ApplyRoutes)(nil),           // 46: cc.state.v1.ApplyRoutes
-	(*DeploySite)(nil),            // 47: cc.state.v1.DeploySite
-	(*RollbackSite)(nil),          // 48: cc.state.v1.RollbackSite
-	(*RemoveSite)(nil),            // 49: cc.state.v1.RemoveSite
-	(*CertRecord)(nil),            // 50: cc.state.v1.CertRecord
-	(*PutCert)(nil),               // 51: cc.state.v1.PutCert
-	(*RemoveCert)(nil),            // 52: cc.state.v1.RemoveCert
-	(*CertStatus)(nil),            // 53: cc.state.v1.CertStatus
-	(*ACMEStore)(nil),             // 54: cc.state.v1.ACMEStore
-	(*ACMEDelete)(nil),            // 55: cc.state.v1.ACMEDelete
-	(*ACMELock)(nil),              // 56: cc.state.v1.ACMELock
-	(*ACMEUnlock)(nil),            // 57: cc.state.v1.ACMEUnlock
-	(*ACMEStorageRecord)(nil),     // 58: cc.state.v1.ACMEStorageRecord
-	(*ACMELockRecord)(nil),        // 59: cc.state.v1.ACMELockRecord
-	(*PutChallenge)(nil),          // 60: cc.state.v1.PutChallenge
-	(*RemoveChallenge)(nil),       // 61: cc.state.v1.RemoveChallenge
-	nil,                           // 62: cc.state.v1.UpdateNode.LabelsEntry
-	nil,                           // 63: cc.state.v1.UpdateNode.UserLabelsEntry
-	(*timestamppb.Timestamp)(nil), // 64: google.protobuf.Timestamp
-	(*v1.Node)(nil),               // 65: cc.v1.Node
-	(v1.NodeState)(0),             // 66: cc.v1.NodeState
-	(*v1.Resources)(nil),          // 67: cc.v1.Resources
-	(v1.NodeAvailability)(0),      // 68: cc.v1.NodeAvailability
-	(*v1.Container)(nil),          // 69: cc.v1.Container
-	(v1.DesiredState)(0),          // 70: cc.v1.DesiredState
-	(*v1.TaskStatus)(nil),         // 71: cc.v1.TaskStatus
-	(*v1.Image)(nil),              // 72: cc.v1.Image
-	(*v1.Service)(nil),            // 73: cc.v1.Service
-	(*v1.ServiceSpec)(nil),        // 74: cc.v1.ServiceSpec
-	(*v1.UpdateStatus)(nil),       // 75: cc.v1.UpdateStatus
-	(*v1.Settings)(nil),           // 76: cc.v1.Settings
-	(*v1.Job)(nil),                // 77: cc.v1.Job
-	(*v1.Route)(nil),              // 78: cc.v1.Route
-	(*v1.SiteSpec)(nil),           // 79: cc.v1.SiteSpec
-	(*v1.SiteVersion)(nil),        // 80: cc.v1.SiteVersion
-	(*v1.Cert)(nil),               // 81: cc.v1.Cert
-	(v1.RenewalState)(0),          // 82: cc.v1.RenewalState
-	(*v1.ACMEChallenge)(nil),      // 83: cc.v1.ACMEChallenge
+	(*RecordAttemptUpload)(nil),   // 12: cc.state.v1.RecordAttemptUpload
+	(*PutImage)(nil),              // 13: cc.state.v1.PutImage
+	(*RemoveImage)(nil),           // 14: cc.state.v1.RemoveImage
+	(*PutServer)(nil),             // 15: cc.state.v1.PutServer
+	(*RemoveServer)(nil),          // 16: cc.state.v1.RemoveServer
+	(*ServerRecord)(nil),          // 17: cc.state.v1.ServerRecord
+	(*ContainerRecord)(nil),       // 18: cc.state.v1.ContainerRecord
+	(*ClusterRecord)(nil),         // 19: cc.state.v1.ClusterRecord
+	(*TokenRecord)(nil),           // 20: cc.state.v1.TokenRecord
+	(*CreateService)(nil),         // 21: cc.state.v1.CreateService
+	(*UpdateService)(nil),         // 22: cc.state.v1.UpdateService
+	(*RemoveService)(nil),         // 23: cc.state.v1.RemoveService
+	(*TaskOps)(nil),               // 24: cc.state.v1.TaskOps
+	(*TaskOp)(nil),                // 25: cc.state.v1.TaskOp
+	(*AssignTask)(nil),            // 26: cc.state.v1.AssignTask
+	(*StopTask)(nil),              // 27: cc.state.v1.StopTask
+	(*PendingReason)(nil),         // 28: cc.state.v1.PendingReason
+	(*ServiceProgress)(nil),       // 29: cc.state.v1.ServiceProgress
+	(*UpdateSettings)(nil),        // 30: cc.state.v1.UpdateSettings
+	(*ReportStatuses)(nil),        // 31: cc.state.v1.ReportStatuses
+	(*SubmitJob)(nil),             // 32: cc.state.v1.SubmitJob
+	(*JobRecord)(nil),             // 33: cc.state.v1.JobRecord
+	(*CancelJob)(nil),             // 34: cc.state.v1.CancelJob
+	(*JobOps)(nil),                // 35: cc.state.v1.JobOps
+	(*JobOp)(nil),                 // 36: cc.state.v1.JobOp
+	(*StartJobAttempt)(nil),       // 37: cc.state.v1.StartJobAttempt
+	(*FailJobAttempt)(nil),        // 38: cc.state.v1.FailJobAttempt
+	(*WebhookResult)(nil),         // 39: cc.state.v1.WebhookResult
+	(*JobPending)(nil),            // 40: cc.state.v1.JobPending
+	(*SetQueue)(nil),              // 41: cc.state.v1.SetQueue
+	(*QueueRecord)(nil),           // 42: cc.state.v1.QueueRecord
+	(*PutInput)(nil),              // 43: cc.state.v1.PutInput
+	(*InputRecord)(nil),           // 44: cc.state.v1.InputRecord
+	(*PutRoute)(nil),              // 45: cc.state.v1.PutRoute
+	(*RemoveRoute)(nil),           // 46: cc.state.v1.RemoveRoute
+	(*ApplyRoutes)(nil),           // 47: cc.state.v1.ApplyRoutes
+	(*DeploySite)(nil),            // 48: cc.state.v1.DeploySite
+	(*RollbackSite)(nil),          // 49: cc.state.v1.RollbackSite
+	(*RemoveSite)(nil),            // 50: cc.state.v1.RemoveSite
+	(*CertRecord)(nil),            // 51: cc.state.v1.CertRecord
+	(*PutCert)(nil),               // 52: cc.state.v1.PutCert
+	(*RemoveCert)(nil),            // 53: cc.state.v1.RemoveCert
+	(*CertStatus)(nil),            // 54: cc.state.v1.CertStatus
+	(*ACMEStore)(nil),             // 55: cc.state.v1.ACMEStore
+	(*ACMEDelete)(nil),            // 56: cc.state.v1.ACMEDelete
+	(*ACMELock)(nil),              // 57: cc.state.v1.ACMELock
+	(*ACMEUnlock)(nil),            // 58: cc.state.v1.ACMEUnlock
+	(*ACMEStorageRecord)(nil),     // 59: cc.state.v1.ACMEStorageRecord
+	(*ACMELockRecord)(nil),        // 60: cc.state.v1.ACMELockRecord
+	(*PutChallenge)(nil),          // 61: cc.state.v1.PutChallenge
+	(*RemoveChallenge)(nil),       // 62: cc.state.v1.RemoveChallenge
+	nil,                           // 63: cc.state.v1.UpdateNode.LabelsEntry
+	nil,                           // 64: cc.state.v1.UpdateNode.UserLabelsEntry
+	(*timestamppb.Timestamp)(nil), // 65: google.protobuf.Timestamp
+	(*v1.Node)(nil),               // 66: cc.v1.Node
+	(v1.NodeState)(0),             // 67: cc.v1.NodeState
+	(*v1.Resources)(nil),          // 68: cc.v1.Resources
+	(v1.NodeAvailability)(0),      // 69: cc.v1.NodeAvailability
+	(*v1.Container)(nil),          // 70: cc.v1.Container
+	(v1.DesiredState)(0),          // 71: cc.v1.DesiredState
+	(*v1.TaskStatus)(nil),         // 72: cc.v1.TaskStatus
+	(*v1.Image)(nil),              // 73: cc.v1.Image
+	(*v1.Service)(nil),            // 74: cc.v1.Service
+	(*v1.ServiceSpec)(nil),        // 75: cc.v1.ServiceSpec
+	(*v1.UpdateStatus)(nil),       // 76: cc.v1.UpdateStatus
+	(*v1.Settings)(nil),           // 77: cc.v1.Settings
+	(*v1.Job)(nil),                // 78: cc.v1.Job
+	(*v1.Route)(nil),              // 79: cc.v1.Route
+	(*v1.SiteSpec)(nil),           // 80: cc.v1.SiteSpec
+	(*v1.SiteVersion)(nil),        // 81: cc.v1.SiteVersion
+	(*v1.Cert)(nil),               // 82: cc.v1.Cert
+	(v1.RenewalState)(0),          // 83: cc.v1.RenewalState
+	(*v1.ACMEChallenge)(nil),      // 84: cc.v1.ACMEChallenge
 }
 var file_cc_state_v1_state_proto_depIdxs = []int32{
 	0,  // 0: cc.state.v1.Command.type:type_name -> cc.state.v1.CommandType
-	64, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
-	19, // 2: cc.state.v1.CreateToken.token:type_name -> cc.state.v1.TokenRecord
-	65, // 3: cc.state.v1.JoinNode.node:type_name -> cc.v1.Node
-	66, // 4: cc.state.v1.UpdateNode.state:type_name -> cc.v1.NodeState
-	67, // 5: cc.state.v1.UpdateNode.resources:type_name -> cc.v1.Resources
-	62, // 6: cc.state.v1.UpdateNode.labels:type_name -> cc.state.v1.UpdateNode.LabelsEntry
-	68, // 7: cc.state.v1.UpdateNode.availability:type_name -> cc.v1.NodeAvailability
-	63, // 8: cc.state.v1.UpdateNode.user_labels:type_name -> cc.state.v1.UpdateNode.UserLabelsEntry
-	69, // 9: cc.state.v1.CreateContainer.container:type_name -> cc.v1.Container
-	70, // 10: cc.state.v1.SetContainerDesired.desired:type_name -> cc.v1.DesiredState
-	71, // 11: cc.state.v1.ReportStatus.statuses:type_name -> cc.v1.TaskStatus
-	72, // 12: cc.state.v1.PutImage.image:type_name -> cc.v1.Image
-	16, // 13: cc.state.v1.PutServer.server:type_name -> cc.state.v1.ServerRecord
-	64, // 14: cc.state.v1.ServerRecord.created_at:type_name -> google.protobuf.Timestamp
-	69, // 15: cc.state.v1.ContainerRecord.container:type_name -> cc.v1.Container
-	64, // 16: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
-	64, // 17: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
-	64, // 18: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
-	73, // 19: cc.state.v1.CreateService.service:type_name -> cc.v1.Service
-	74, // 20: cc.state.v1.UpdateService.spec:type_name -> cc.v1.ServiceSpec
-	24, // 21: cc.state.v1.TaskOps.ops:type_name -> cc.state.v1.TaskOp
-	69, // 22: cc.state.v1.TaskOp.create:type_name -> cc.v1.Container
-	25, // 23: cc.state.v1.TaskOp.assign:type_name -> cc.state.v1.AssignTask
-	26, // 24: cc.state.v1.TaskOp.stop:type_name -> cc.state.v1.StopTask
-	27, // 25: cc.state.v1.TaskOp.pending:type_name -> cc.state.v1.PendingReason
-	28, // 26: cc.state.v1.TaskOp.progress:type_name -> cc.state.v1.ServiceProgress
-	75, // 27: cc.state.v1.ServiceProgress.status:type_name -> cc.v1.UpdateStatus
-	76, // 28: cc.state.v1.UpdateSettings.settings:type_name -> cc.v1.Settings
+	65, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
+	20, // 2: cc.state.v1.CreateToken.token:type_name -> cc.state.v1.TokenRecord
+	66, // 3: cc.state.v1.JoinNode.node:type_name -> cc.v1.Node
+	67, // 4: cc.state.v1.UpdateNode.state:type_name -> cc.v1.NodeState
+	68, // 5: cc.state.v1.UpdateNode.resources:type_name -> cc.v1.Resources
+	63, // 6: cc.state.v1.UpdateNode.labels:type_name -> cc.state.v1.UpdateNode.LabelsEntry
+	69, // 7: cc.state.v1.UpdateNode.availability:type_name -> cc.v1.NodeAvailability
+	64, // 8: cc.state.v1.UpdateNode.user_labels:type_name -> cc.state.v1.UpdateNode.UserLabelsEntry
+	70, // 9: cc.state.v1.CreateContainer.container:type_name -> cc.v1.Container
+	71, // 10: cc.state.v1.SetContainerDesired.desired:type_name -> cc.v1.DesiredState
+	72, // 11: cc.state.v1.ReportStatus.statuses:type_name -> cc.v1.TaskStatus
+	73, // 12: cc.state.v1.PutImage.image:type_name -> cc.v1.Image
+	17, // 13: cc.state.v1.PutServer.server:type_name -> cc.state.v1.ServerRecord
+	65, // 14: cc.state.v1.ServerRecord.created_at:type_name -> google.protobuf.Timestamp
+	70, // 15: cc.state.v1.ContainerRecord.container:type_name -> cc.v1.Container
+	65, // 16: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
+	65, // 17: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
+	65, // 18: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
+	74, // 19: cc.state.v1.CreateService.service:type_name -> cc.v1.Service
+	75, // 20: cc.state.v1.UpdateService.spec:type_name -> cc.v1.ServiceSpec
+	25, // 21: cc.state.v1.TaskOps.ops:type_name -> cc.state.v1.TaskOp
+	70, // 22: cc.state.v1.TaskOp.create:type_name -> cc.v1.Container
+	26, // 23: cc.state.v1.TaskOp.assign:type_name -> cc.state.v1.AssignTask
+	27, // 24: cc.state.v1.TaskOp.stop:type_name -> cc.state.v1.StopTask
+	28, // 25: cc.state.v1.TaskOp.pending:type_name -> cc.state.v1.PendingReason
+	29, // 26: cc.state.v1.TaskOp.progress:type_name -> cc.state.v1.ServiceProgress
+	76, // 27: cc.state.v1.ServiceProgress.status:type_name -> cc.v1.UpdateStatus
+	77, // 28: cc.state.v1.UpdateSettings.settings:type_name -> cc.v1.Settings
 	11, // 29: cc.state.v1.ReportStatuses.reports:type_name -> cc.state.v1.ReportStatus
-	32, // 30: cc.state.v1.SubmitJob.job:type_name -> cc.state.v1.JobRecord
-	77, // 31: cc.state.v1.JobRecord.job:type_name -> cc.v1.Job
-	35, // 32: cc.state.v1.JobOps.ops:type_name -> cc.state.v1.JobOp
-	36, // 33: cc.state.v1.JobOp.start:type_name -> cc.state.v1.StartJobAttempt
-	37, // 34: cc.state.v1.JobOp.fail_attempt:type_name -> cc.state.v1.FailJobAttempt
-	38, // 35: cc.state.v1.JobOp.webhook:type_name -> cc.state.v1.WebhookResult
-	39, // 36: cc.state.v1.JobOp.pending:type_name -> cc.state.v1.JobPending
-	41, // 37: cc.state.v1.SetQueue.queue:type_name -> cc.state.v1.QueueRecord
-	43, // 38: cc.state.v1.PutInput.input:type_name -> cc.state.v1.InputRecord
-	64, // 39: cc.state.v1.InputRecord.uploaded_at:type_name -> google.protobuf.Timestamp
-	64, // 40: cc.state.v1.InputRecord.last_used_at:type_name -> google.protobuf.Timestamp
-	78, // 41: cc.state.v1.PutRoute.route:type_name -> cc.v1.Route
-	78, // 42: cc.state.v1.ApplyRoutes.routes:type_name -> cc.v1.Route
-	79, // 43: cc.state.v1.DeploySite.spec:type_name -> cc.v1.SiteSpec
-	80, // 44: cc.state.v1.DeploySite.version:type_name -> cc.v1.SiteVersion
-	81, // 45: cc.state.v1.CertRecord.cert:type_name -> cc.v1.Cert
-	64, // 46: cc.state.v1.CertRecord.renew_requested_at:type_name -> google.protobuf.Timestamp
-	50, // 47: cc.state.v1.PutCert.cert:type_name -> cc.state.v1.CertRecord
-	82, // 48: cc.state.v1.CertStatus.state:type_name -> cc.v1.RenewalState
-	50, // 49: cc.state.v1.CertStatus.obtained:type_name -> cc.state.v1.CertRecord
-	64, // 50: cc.state.v1.ACMELock.expires_at:type_name -> google.protobuf.Timestamp
-	64, // 51: cc.state.v1.ACMEStorageRecord.modified_at:type_name -> google.protobuf.Timestamp
-	64, // 52: cc.state.v1.ACMELockRecord.expires_at:type_name -> google.protobuf.Timestamp
-	83, // 53: cc.state.v1.PutChallenge.challenge:type_name -> cc.v1.ACMEChallenge
+	33, // 30: cc.state.v1.SubmitJob.job:type_name -> cc.state.v1.JobRecord
+	78, // 31: cc.state.v1.JobRecord.job:type_name -> cc.v1.Job
+	36, // 32: cc.state.v1.JobOps.ops:type_name -> cc.state.v1.JobOp
+	37, // 33: cc.state.v1.JobOp.start:type_name -> cc.state.v1.StartJobAttempt
+	38, // 34: cc.state.v1.JobOp.fail_attempt:type_name -> cc.state.v1.FailJobAttempt
+	39, // 35: cc.state.v1.JobOp.webhook:type_name -> cc.state.v1.WebhookResult
+	40, // 36: cc.state.v1.JobOp.pending:type_name -> cc.state.v1.JobPending
+	42, // 37: cc.state.v1.SetQueue.queue:type_name -> cc.state.v1.QueueRecord
+	44, // 38: cc.state.v1.PutInput.input:type_name -> cc.state.v1.InputRecord
+	65, // 39: cc.state.v1.InputRecord.uploaded_at:type_name -> google.protobuf.Timestamp
+	65, // 40: cc.state.v1.InputRecord.last_used_at:type_name -> google.protobuf.Timestamp
+	79, // 41: cc.state.v1.PutRoute.route:type_name -> cc.v1.Route
+	79, // 42: cc.state.v1.ApplyRoutes.routes:type_name -> cc.v1.Route
+	80, // 43: cc.state.v1.DeploySite.spec:type_name -> cc.v1.SiteSpec
+	81, // 44: cc.state.v1.DeploySite.version:type_name -> cc.v1.SiteVersion
+	82, // 45: cc.state.v1.CertRecord.cert:type_name -> cc.v1.Cert
+	65, // 46: cc.state.v1.CertRecord.renew_requested_at:type_name -> google.protobuf.Timestamp
+	51, // 47: cc.state.v1.PutCert.cert:type_name -> cc.state.v1.CertRecord
+	83, // 48: cc.state.v1.CertStatus.state:type_name -> cc.v1.RenewalState
+	51, // 49: cc.state.v1.CertStatus.obtained:type_name -> cc.state.v1.CertRecord
+	65, // 50: cc.state.v1.ACMELock.expires_at:type_name -> google.protobuf.Timestamp
+	65, // 51: cc.state.v1.ACMEStorageRecord.modified_at:type_name -> google.protobuf.Timestamp
+	65, // 52: cc.state.v1.ACMELockRecord.expires_at:type_name -> google.protobuf.Timestamp
+	84, // 53: cc.state.v1.PutChallenge.challenge:type_name -> cc.v1.ACMEChallenge
 	54, // [54:54] is the sub-list for method output_type
 	54, // [54:54] is the sub-list for method input_type
 	54, // [54:54] is the sub-list for extension type_name
@@ -4397,7 +4499,7 @@ func file_cc_state_v1_state_proto_init() {
 	if File_cc_state_v1_state_proto != nil {
 		return
 	}
-	file_cc_state_v1_state_proto_msgTypes[23].OneofWrappers = []any{
+	file_cc_state_v1_state_proto_msgTypes[24].OneofWrappers = []any{
 		(*TaskOp_Create)(nil),
 		(*TaskOp_Assign)(nil),
 		(*TaskOp_Stop)(nil),
@@ -4405,7 +4507,7 @@ func file_cc_state_v1_state_proto_init() {
 		(*TaskOp_Pending)(nil),
 		(*TaskOp_Progress)(nil),
 	}
-	file_cc_state_v1_state_proto_msgTypes[34].OneofWrappers = []any{
+	file_cc_state_v1_state_proto_msgTypes[35].OneofWrappers = []any{
 		(*JobOp_Start)(nil),
 		(*JobOp_FailAttempt)(nil),
 		(*JobOp_Webhook)(nil),
@@ -4419,7 +4521,7 @@ func file_cc_state_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_state_v1_state_proto_rawDesc), len(file_cc_state_v1_state_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   63,
+			NumMessages:   64,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
