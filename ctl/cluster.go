@@ -40,7 +40,8 @@ func clusterCommand() *cli.Command {
 					"It applies to tasks placed from then on; running tasks stay where they are.\n\n" +
 					"The limits cap what one job, container or service task may ask for: --max-memory, --max-cpus\n" +
 					"and --max-pids. A spec above a cap is refused when it is submitted, with the cap in the reason.\n" +
-					"By default memory and CPUs are capped at what the largest node has, and pids at 32768 (the\n" +
+					"By default a job's memory and CPUs are capped at what the largest node has (a container or\n" +
+					"service task above every node waits, pending, for one that fits), and pids at 32768 (the\n" +
 					"most --max-pids may be). 0 puts a cap back to its default. Jobs and tasks already placed keep\n" +
 					"their limits.\n\n" +
 					"The edge settings are how the edge serves HTTPS: the ACME CA that issues the certificates\n" +

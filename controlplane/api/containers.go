@@ -46,7 +46,7 @@ var containerNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
 // container on a node and records it.
 func (s *ContainerService) CreateContainer(ctx context.Context, req *ccv1.CreateContainerRequest) (*ccv1.CreateContainerResponse, error) {
 	spec := req.GetSpec()
-	caps, err := s.core.caps()
+	caps, err := s.core.caps(false)
 	if err != nil {
 		return nil, err
 	}

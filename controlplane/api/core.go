@@ -152,8 +152,10 @@ func (c *Core) relayLogs(ctx context.Context, nodeID, containerID string, follow
 }
 
 // caps are the most one job or container may ask for: the cluster's limit
-// settings and what its largest node has.
-func (c *Core) caps() (jobspec.Caps, error) {
+// settings and, with nodeBound, what its largest node has. A job is bound
+// by the nodes (nothing could run it); a container or service is not: it
+// waits, pending with the reason, until a node that fits joins.
+func (c *Core) caps(nodeBound bool) (jobspec.Caps, error) {
 	st, err := c.FSM.Settings()
 	if err != nil {
 		return jobspec.Caps{}, err
@@ -161,6 +163,9 @@ func (c *Core) caps() (jobspec.Caps, error) {
 	nodes, err := c.FSM.Nodes()
 	if err != nil {
 		return jobspec.Caps{}, err
+	}
+	if !nodeBound {
+		nodes = nil
 	}
 	return jobspec.CapsOf(st.GetLimits(), nodes), nil
 }

@@ -249,7 +249,7 @@ func (j *JobService) SubmitJob(ctx context.Context, req *ccv1.SubmitJobRequest) 
 	if err := j.core.Disk.Check(); err != nil {
 		return nil, err
 	}
-	caps, err := j.core.caps()
+	caps, err := j.core.caps(true)
 	if err != nil {
 		return nil, err
 	}

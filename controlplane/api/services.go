@@ -48,7 +48,7 @@ func (s *ServiceService) normalizeServiceSpec(in *ccv1.ServiceSpec) (*ccv1.Servi
 		return nil, "", status.Error(codes.InvalidArgument, "spec.task: required (the image and command the tasks run)")
 	}
 	spec := proto.Clone(in).(*ccv1.ServiceSpec)
-	caps, err := s.core.caps()
+	caps, err := s.core.caps(false)
 	if err != nil {
 		return nil, "", err
 	}

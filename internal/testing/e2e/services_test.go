@@ -252,7 +252,7 @@ func TestServicePendingUntilCapacity(t *testing.T) {
 	createService(t, cl, "big", &ccv1.ServiceSpec{
 		Replicas: 1,
 		Task: &ccv1.ContainerSpec{Image: demoImage, Command: []string{"/bin/sh", "-c", "echo ready; exec /bin/busybox sleep 3600"},
-			Resources: &ccv1.ContainerResources{MemoryBytes: 256 << 20, MemoryReservationBytes: 6 << 30}},
+			Resources: &ccv1.ContainerResources{MemoryBytes: 6 << 30, MemoryReservationBytes: 6 << 30}},
 	})
 	ts := waitTasks(t, cl, "big", "a pending reason", func(ts []*ccv1.Container) bool {
 		return len(ts) == 1 && ts[0].NodeId == "" && ts[0].PendingReason != ""
