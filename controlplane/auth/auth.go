@@ -392,8 +392,21 @@ func (w *wrappedStream) Context() context.Context { return w.ctx }
 // caller is in the request's context for plain handlers (FromContext); a
 // handler checks the role itself, with Allowed.
 func (a *Authenticator) Middleware(next http.Handler, onError func(w http.ResponseWriter, r *http.Request, err error)) http.Handler {
+	return a.middleware(next, onError, true)
+}
+
+// GatewayMiddleware is Middleware for a handler that calls the gRPC server
+// with the caller's Authorization header (the REST gateway): the
+// interceptors check the token again there, after catching up with the
+// cluster as the method requires, so this check reads the local state
+// without waiting.
+func (a *Authenticator) GatewayMiddleware(next http.Handler, onError func(w http.ResponseWriter, r *http.Request, err error)) http.Handler {
+	return a.middleware(next, onError, false)
+}
+
+func (a *Authenticator) middleware(next http.Handler, onError func(w http.ResponseWriter, r *http.Request, err error), catchUp bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.fresh != nil {
+		if catchUp && a.fresh != nil {
 			if err := a.fresh(r.Context(), ""); err != nil {
 				onError(w, r, status.Errorf(codes.Unavailable, "cannot check the token against the cluster's latest state now (%v); retry shortly", err))
 				return

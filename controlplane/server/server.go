@@ -380,7 +380,7 @@ func (s *Server) serve() error {
 	// A job's output is bytes, not JSON: a plain handler, so that Range,
 	// If-None-Match and Content-Length work.
 	mux.Handle("GET /v1/jobs/{id}/output", authn.Middleware(jobs.OutputHandler(writeErr), writeErr))
-	mux.Handle("/v1/", authn.Middleware(gw, writeErr))
+	mux.Handle("/v1/", authn.GatewayMiddleware(gw, writeErr))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, `{"code":5,"message":"no such path: the API is under /v1/ (see /v1/openapi.json)"}`)
 	})
