@@ -365,6 +365,8 @@ func (a *Authenticator) StreamInterceptor(srv interface{}, ss grpc.ServerStream,
 func (a *Authenticator) watchToken(ctx context.Context, cancel context.CancelCauseFunc, id string) {
 	t := time.NewTicker(a.recheck)
 	defer t.Stop()
+	gap := time.NewTimer(0)
+	defer gap.Stop()
 	for {
 		changed := a.watch() // taken before the check, so no change is missed
 		if why := a.tokenState(id); why != "" {
@@ -375,10 +377,22 @@ func (a *Authenticator) watchToken(ctx context.Context, cancel context.CancelCau
 		case <-ctx.Done():
 			return
 		case <-changed:
+			// A busy cluster changes its state many times a second: check
+			// at most once per recheckGap, so many open streams cost little.
+			gap.Reset(recheckGap)
+			select {
+			case <-ctx.Done():
+				return
+			case <-gap.C:
+			}
 		case <-t.C:
 		}
 	}
 }
+
+// recheckGap is the shortest time between two checks of an open stream's
+// token after state changes.
+const recheckGap = 200 * time.Millisecond
 
 type wrappedStream struct {
 	grpc.ServerStream
