@@ -24,8 +24,10 @@ func nodeCommand() *cli.Command {
 			{Name: "ls", Aliases: []string{"list"}, Usage: "list nodes", Action: nodeList, OnUsageError: usageError},
 			{
 				Name: "inspect", Usage: "print a node as JSON", ArgsUsage: "ID|NAME", OnUsageError: usageError,
-				Description: "ID may be a unique prefix. Example:\n  ccctl node inspect node-1 | jq .labels",
-				Action:      nodeInspect,
+				Description: "ID may be a unique prefix. Example:\n  ccctl node inspect node-1 | jq .user_labels\n\n" +
+					"user_labels are the operator's (ccctl node label; constraints node.labels.KEY); labels are what the\n" +
+					"node's agent reports (its --label; constraints node.reported.KEY only)",
+				Action: nodeInspect,
 			},
 			availabilityCommand("drain", nil, ccv1.NodeAvailability_NODE_AVAILABILITY_DRAIN,
 				"move the service tasks of nodes to other nodes and place no new tasks there",
@@ -39,7 +41,8 @@ func nodeCommand() *cli.Command {
 			{
 				Name: "label", Usage: "set or remove labels of a node, for placement constraints (node.labels.KEY)",
 				ArgsUsage: "ID|NAME KEY=VALUE... [KEY-...]", OnUsageError: usageError,
-				Description: "These labels are the operator's; a label of the same key set by the agent's --label gives way.\n" +
+				Description: "These labels are the operator's, the only ones node.labels.KEY constraints see; what the agent reports\n" +
+					"(its --label) is kept apart, as node.reported.KEY, since anyone with a join token chooses it.\n" +
 					"A KEY- argument (kubectl's form) or --rm KEY removes a label.\n\n" +
 					"Examples:\n  ccctl node label node-1 zone=a disk=ssd\n  ccctl node label node-1 --rm disk\n  ccctl node label node-1 zone=b disk-",
 				Flags: []cli.Flag{

@@ -169,7 +169,7 @@ func serviceSpecFlags(update bool) []cli.Flag {
 		&cli.StringFlag{Name: "reserve-cpus", Aliases: []string{"reserve-cpu"}, Usage: "CPU `CORES` the scheduler sets aside for a task on its node (default: the limit)"},
 	)
 	flags = append(flags, list("publish", []string{"p"}, "the published `PORT`[/udp]", "publish a container `PORT` on the nodes of the tasks: PUBLISHED:PORT[/udp] (e.g. 8080:80)")...)
-	flags = append(flags, list("constraint", nil, "the constraint `EXPR`", "run only on nodes that match `EXPR`: node.labels.KEY, node.name or node.id, == or != a value (e.g. node.labels.zone==a)")...)
+	flags = append(flags, list("constraint", nil, "the constraint `EXPR`", "run only on nodes that match `EXPR`: node.labels.KEY (an operator's label, ccctl node label), node.reported.KEY (a label the agent reports), node.name or node.id, == or != a value (e.g. node.labels.zone==a)")...)
 	flags = append(flags, list("spread", nil, "the attribute `ATTR`", "spread the tasks evenly over the values of node attribute `ATTR` (e.g. node.labels.zone)")...)
 	flags = append(flags,
 		&cli.StringFlag{Name: "health-cmd", Usage: "health check: run `CMD` in the task with /bin/sh -c; exit 0 is healthy"},

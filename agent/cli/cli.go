@@ -71,7 +71,7 @@ func app(stdout, stderr io.Writer) *ucli.App {
 			&ucli.StringFlag{Name: "token", Usage: "join `TOKEN` (from `ccctl token create`)", EnvVars: []string{"CC_JOIN_TOKEN"}},
 			&ucli.StringFlag{Name: "data-dir", Value: "/var/lib/cc-agent", Usage: "`DIR` for the node identity, logs and state"},
 			&ucli.StringFlag{Name: "name", Usage: "node `NAME` (default: host name)"},
-			&ucli.StringSliceFlag{Name: "label", Usage: "node label `KEY=VALUE` (repeatable)"},
+			&ucli.StringSliceFlag{Name: "label", Usage: "report the node label `KEY=VALUE` (repeatable); constraints see it as node.reported.KEY, not node.labels.KEY (operator labels, ccctl node label)"},
 			&ucli.Float64Flag{Name: "cpus", Usage: "offer `CORES` to the scheduler instead of the host's count (e.g. 3.5)"},
 			&ucli.StringFlag{Name: "memory", Usage: "offer `SIZE` of memory to the scheduler instead of the host's total (e.g. 16g)"},
 			&ucli.StringFlag{Name: "containerd-socket", Value: "/run/containerd/containerd.sock", Usage: "containerd `SOCKET`"},

@@ -56,6 +56,53 @@ type Authenticator struct {
 	servers ServerStore
 	now     func() time.Time
 	catchUp func(context.Context) error
+	fresh   func(ctx context.Context, fullMethod string) error
+	watch   func() <-chan struct{}
+	recheck time.Duration
+}
+
+// WithFreshness makes the authenticator call fresh before it checks a bearer
+// token, so that the token is checked against state that has caught up with
+// the cluster (a revocation acknowledged by any server is seen here). An
+// error from fresh refuses the call with Unavailable. fullMethod is the gRPC
+// method, or "" for a plain HTTP request.
+func (a *Authenticator) WithFreshness(fresh func(ctx context.Context, fullMethod string) error) *Authenticator {
+	a.fresh = fresh
+	return a
+}
+
+// DefaultRecheck is how often an open stream's token is checked again even
+// when the state has not changed (for expiry).
+const DefaultRecheck = time.Second
+
+// WithWatch makes the stream interceptor re-check the token of every open
+// stream when the state changes (watch returns a channel closed at the next
+// change) and every recheck (DefaultRecheck when <= 0); a stream whose token
+// was revoked, deleted or has expired ends with Unauthenticated.
+func (a *Authenticator) WithWatch(watch func() <-chan struct{}, recheck time.Duration) *Authenticator {
+	if recheck <= 0 {
+		recheck = DefaultRecheck
+	}
+	a.watch, a.recheck = watch, recheck
+	return a
+}
+
+// ErrTokenGone is wrapped by the answer (Unauthenticated) on a stream whose
+// token was revoked or deleted, or expired, while the stream was open.
+var ErrTokenGone = errors.New("the stream was ended; use a valid token")
+
+// tokenState says why token id may no longer be used, or "".
+func (a *Authenticator) tokenState(id string) string {
+	rec, err := a.store.Token(id)
+	switch {
+	case err != nil:
+		return "deleted"
+	case rec.Revoked:
+		return "revoked"
+	case rec.ExpiresAt != nil && !a.now().Before(rec.ExpiresAt.AsTime()):
+		return "expired"
+	}
+	return ""
 }
 
 // WithCatchUp gives the authenticator a way to bring the local state up to
@@ -269,6 +316,11 @@ func (a *Authenticator) check(ctx context.Context, fullMethod string) (context.C
 			header = v[0]
 		}
 	}
+	if a.fresh != nil {
+		if err := a.fresh(ctx, fullMethod); err != nil {
+			return nil, status.Errorf(codes.Unavailable, "cannot check the token against the cluster's latest state now (%v); retry shortly", err)
+		}
+	}
 	p, err := a.Authenticate(header)
 	if err != nil {
 		return nil, status.Error(codes.Unauthenticated, ErrUnauthenticated.Error())
@@ -294,8 +346,53 @@ func (a *Authenticator) StreamInterceptor(srv interface{}, ss grpc.ServerStream,
 	if err != nil {
 		return err
 	}
-	return handler(srv, &wrappedStream{ServerStream: ss, ctx: ctx})
+	p, _ := FromContext(ctx)
+	if p.TokenID == "" || a.watch == nil {
+		return handler(srv, &wrappedStream{ServerStream: ss, ctx: ctx})
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go a.watchToken(ctx, cancel, p.TokenID)
+	err = handler(srv, &wrappedStream{ServerStream: ss, ctx: ctx})
+	if cause := context.Cause(ctx); errors.Is(cause, ErrTokenGone) {
+		return status.Error(codes.Unauthenticated, cause.Error())
+	}
+	return err
 }
+
+// watchToken cancels ctx, with ErrTokenGone as the cause, once token id is
+// revoked, deleted or expired; it returns when ctx ends.
+func (a *Authenticator) watchToken(ctx context.Context, cancel context.CancelCauseFunc, id string) {
+	t := time.NewTicker(a.recheck)
+	defer t.Stop()
+	gap := time.NewTimer(0)
+	defer gap.Stop()
+	for {
+		changed := a.watch() // taken before the check, so no change is missed
+		if why := a.tokenState(id); why != "" {
+			cancel(fmt.Errorf("token %s %s: %w", id, why, ErrTokenGone))
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+			// A busy cluster changes its state many times a second: check
+			// at most once per recheckGap, so many open streams cost little.
+			gap.Reset(recheckGap)
+			select {
+			case <-ctx.Done():
+				return
+			case <-gap.C:
+			}
+		case <-t.C:
+		}
+	}
+}
+
+// recheckGap is the shortest time between two checks of an open stream's
+// token after state changes.
+const recheckGap = 200 * time.Millisecond
 
 type wrappedStream struct {
 	grpc.ServerStream
@@ -309,7 +406,26 @@ func (w *wrappedStream) Context() context.Context { return w.ctx }
 // caller is in the request's context for plain handlers (FromContext); a
 // handler checks the role itself, with Allowed.
 func (a *Authenticator) Middleware(next http.Handler, onError func(w http.ResponseWriter, r *http.Request, err error)) http.Handler {
+	return a.middleware(next, onError, true)
+}
+
+// GatewayMiddleware is Middleware for a handler that calls the gRPC server
+// with the caller's Authorization header (the REST gateway): the
+// interceptors check the token again there, after catching up with the
+// cluster as the method requires, so this check reads the local state
+// without waiting.
+func (a *Authenticator) GatewayMiddleware(next http.Handler, onError func(w http.ResponseWriter, r *http.Request, err error)) http.Handler {
+	return a.middleware(next, onError, false)
+}
+
+func (a *Authenticator) middleware(next http.Handler, onError func(w http.ResponseWriter, r *http.Request, err error), catchUp bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if catchUp && a.fresh != nil {
+			if err := a.fresh(r.Context(), ""); err != nil {
+				onError(w, r, status.Errorf(codes.Unavailable, "cannot check the token against the cluster's latest state now (%v); retry shortly", err))
+				return
+			}
+		}
 		p, err := a.Authenticate(r.Header.Get("Authorization"))
 		if err != nil {
 			onError(w, r, status.Error(codes.Unauthenticated, ErrUnauthenticated.Error()))

@@ -628,22 +628,13 @@ func matchesAll(cons []scheduler.Constraint, n *ccv1.Node) bool {
 	return true
 }
 
-// Labels merges a node's agent labels and operator labels; the operator's
-// win.
-func Labels(n *ccv1.Node) map[string]string {
-	out := make(map[string]string, len(n.Labels)+len(n.UserLabels))
-	for k, v := range n.Labels {
-		out[k] = v
-	}
-	for k, v := range n.UserLabels {
-		out[k] = v
-	}
-	return out
-}
-
+// schedNode is n as the scheduler sees it. Constraints on node.labels see
+// only the labels an operator set (user_labels): the labels the agent
+// reports are whatever a join-token holder chose, so they are visible only
+// as node.reported.<key>.
 func schedNode(n *ccv1.Node) scheduler.Node {
 	return scheduler.Node{
-		ID: n.Id, Name: n.Name, Labels: Labels(n),
+		ID: n.Id, Name: n.Name, Labels: n.UserLabels, Reported: n.Labels,
 		Ready:    n.State == ccv1.NodeState_NODE_STATE_READY,
 		Active:   n.Availability == ccv1.NodeAvailability_NODE_AVAILABILITY_ACTIVE,
 		Capacity: scheduler.Resources{CPUMillis: n.GetResources().GetCpuMillis(), MemoryBytes: n.GetResources().GetMemoryBytes()},

@@ -94,6 +94,10 @@ func TestPlan(t *testing.T) {
 	web := service("web", 3, 1)
 	web4 := service("web", 4, 1)
 	web1 := service("web", 1, 1)
+	secure := service("secure", 1, 1, func(s *ccv1.Service) {
+		s.Spec.Placement = &ccv1.Placement{Constraints: []string{"node.labels.zone==secure"}}
+	})
+	reportsSecure := func(n *ccv1.Node) { n.Labels = map[string]string{"zone": "secure"} }
 	big := service("big", 1, 1, func(s *ccv1.Service) { s.Spec.Task.Resources = &ccv1.ContainerResources{MemoryBytes: 64 << 30} })
 	webV2 := service("web", 2, 2, updating)
 	webV2Par2 := service("web", 3, 2, updating, func(s *ccv1.Service) { s.Spec.Update.Parallelism = 2 })
@@ -198,6 +202,28 @@ func TestPlan(t *testing.T) {
 			nodes:    []*ccv1.Node{node("a"), node("b")},
 			tasks:    []*statev1.ContainerRecord{task(web1, "t1", 1, "a", 1), task(web1, "t2", 2, "b", 1), task(web1, "t3", 3, "a", 1)},
 			want:     []string{"remove t2", "remove t3"},
+		},
+		{
+			// Finding 12 of issue 14: a join-token holder could attract
+			// workloads by reporting the label a constraint asks for.
+			name:     "constraints: a label the node reports does not satisfy node.labels",
+			services: []*ccv1.Service{secure},
+			nodes:    []*ccv1.Node{node("a", reportsSecure)},
+			want:     []string{"create new01 slot 1 v1 on pending: no node fits: 1 does not match node.labels.zone==secure"},
+		},
+		{
+			name:     "constraints: an operator's label satisfies node.labels",
+			services: []*ccv1.Service{secure},
+			nodes:    []*ccv1.Node{node("a", reportsSecure), node("b", func(n *ccv1.Node) { n.UserLabels = map[string]string{"zone": "secure"} })},
+			want:     []string{"create new01 slot 1 v1 on b"},
+		},
+		{
+			name: "constraints: node.reported sees what the node reports",
+			services: []*ccv1.Service{service("rep", 1, 1, func(s *ccv1.Service) {
+				s.Spec.Placement = &ccv1.Placement{Constraints: []string{"node.reported.zone==secure"}}
+			})},
+			nodes: []*ccv1.Node{node("a"), node("b", reportsSecure)},
+			want:  []string{"create new01 slot 1 v1 on b"},
 		},
 		{
 			name:     "too big for any node: pending with the reason",

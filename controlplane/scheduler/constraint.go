@@ -25,18 +25,23 @@ const (
 )
 
 // constraintForm is the accepted syntax, quoted in every parse error.
-const constraintForm = `write ATTRIBUTE==VALUE or ATTRIBUTE!=VALUE, where ATTRIBUTE is node.id, node.name or node.labels.<key> (for example "node.labels.zone==a")`
+const constraintForm = `write ATTRIBUTE==VALUE or ATTRIBUTE!=VALUE, where ATTRIBUTE is node.id, node.name, node.labels.<key> (a label an operator set) or node.reported.<key> (a label the node's agent reports) (for example "node.labels.zone==a")`
 
 // attrForms is the accepted attributes, quoted in spread errors.
-const attrForms = "use node.id, node.name or node.labels.<key> (for example node.labels.zone)"
+const attrForms = "use node.id, node.name, node.labels.<key> or node.reported.<key> (for example node.labels.zone)"
 
-// labelPrefix starts an attribute naming a node label.
-const labelPrefix = "node.labels."
+// labelPrefix starts an attribute naming a label an operator set on a node;
+// reportedPrefix one naming a label the node's agent reports, which anyone
+// holding a join token can make say anything.
+const (
+	labelPrefix    = "node.labels."
+	reportedPrefix = "node.reported."
+)
 
 // Constraint is one placement rule a node must satisfy, such as
 // node.labels.zone==a.
 type Constraint struct {
-	Attr  string // node.id, node.name or node.labels.<key>
+	Attr  string // node.id, node.name, node.labels.<key> or node.reported.<key>
 	Op    Op
 	Value string
 }
@@ -122,7 +127,7 @@ func (c Constraint) Matches(n *Node) bool {
 }
 
 // ValidateSpread reports whether attr is an attribute tasks can be spread
-// over: node.id, node.name or node.labels.<key>.
+// over: node.id, node.name, node.labels.<key> or node.reported.<key>.
 func ValidateSpread(attr string) error {
 	if _, problem := parseAttr(attr); problem != "" {
 		return fmt.Errorf("%w %q: %s; %s", ErrInvalidSpread, attr, problem, attrForms)
@@ -136,10 +141,12 @@ type attrKind uint8
 const (
 	attrID attrKind = iota + 1
 	attrName
-	attrLabel
+	attrLabel    // an operator's label
+	attrReported // a label the agent reports
 )
 
-// attribute is a parsed node.id, node.name or node.labels.<key>.
+// attribute is a parsed node.id, node.name, node.labels.<key> or
+// node.reported.<key>.
 type attribute struct {
 	kind attrKind
 	key  string // the label key
@@ -153,19 +160,25 @@ func parseAttr(s string) (attribute, string) {
 	case s == "node.name":
 		return attribute{kind: attrName}, ""
 	case strings.HasPrefix(s, labelPrefix):
-		key := s[len(labelPrefix):]
-		if key == "" {
-			return attribute{}, "the label key after node.labels. is empty"
-		}
-		if strings.IndexFunc(key, badLabelRune) >= 0 {
-			return attribute{}, fmt.Sprintf("label key %q may contain only letters, digits, '.', '-', '_' and '/'", key)
-		}
-		return attribute{kind: attrLabel, key: key}, ""
+		return labelAttr(attrLabel, labelPrefix, s[len(labelPrefix):])
+	case strings.HasPrefix(s, reportedPrefix):
+		return labelAttr(attrReported, reportedPrefix, s[len(reportedPrefix):])
 	case s == "":
 		return attribute{}, "the attribute is empty"
 	default:
 		return attribute{}, fmt.Sprintf("unknown attribute %q", s)
 	}
+}
+
+// labelAttr checks the key of a label attribute.
+func labelAttr(kind attrKind, prefix, key string) (attribute, string) {
+	if key == "" {
+		return attribute{}, fmt.Sprintf("the label key after %s is empty", prefix)
+	}
+	if strings.IndexFunc(key, badLabelRune) >= 0 {
+		return attribute{}, fmt.Sprintf("label key %q may contain only letters, digits, '.', '-', '_' and '/'", key)
+	}
+	return attribute{kind: kind, key: key}, ""
 }
 
 // badLabelRune reports whether r may not appear in a label key. Keeping
@@ -191,6 +204,9 @@ func (a attribute) value(n *Node) (string, bool) {
 		return n.Name, true
 	case attrLabel:
 		v, ok := n.Labels[a.key]
+		return v, ok
+	case attrReported:
+		v, ok := n.Reported[a.key]
 		return v, ok
 	}
 	return "", false

@@ -170,3 +170,63 @@ func FuzzParseConstraint(f *testing.F) {
 		c.Matches(&Node{Labels: map[string]string{"zone": "a"}})
 	})
 }
+
+// Finding 12 of issue 14: node.labels matched the labels a node's agent
+// reports, so a join-token holder could attract workloads. Only labels an
+// operator set satisfy node.labels; reported ones are node.reported.
+func TestReportedLabelsDoNotSatisfyNodeLabels(t *testing.T) {
+	want, err := ParseConstraint("node.labels.zone==secure")
+	if err != nil {
+		t.Fatal(err)
+	}
+	notOther, err := ParseConstraint("node.labels.zone!=secure")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reported, err := ParseConstraint("node.reported.zone==secure")
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := &Node{ID: "n1", Reported: map[string]string{"zone": "secure"}}
+	if want.Matches(claims) {
+		t.Error("a node reporting zone=secure satisfies node.labels.zone==secure")
+	}
+	if !notOther.Matches(claims) {
+		t.Error("a node reporting zone=secure does not satisfy node.labels.zone!=secure")
+	}
+	if !reported.Matches(claims) {
+		t.Error("node.reported.zone==secure does not see what the node reports")
+	}
+	set := &Node{ID: "n2", Labels: map[string]string{"zone": "secure"}}
+	if !want.Matches(set) || reported.Matches(set) {
+		t.Errorf("a node an operator labelled zone=secure: node.labels %v, node.reported %v; want true, false", want.Matches(set), reported.Matches(set))
+	}
+
+	// The scheduler places accordingly.
+	task := Task{ID: "t1", ServiceID: "s", Constraints: []Constraint{want}}
+	nodes := []Node{
+		{ID: "claims", Reported: map[string]string{"zone": "secure"}, Ready: true, Active: true},
+	}
+	res := Place(nodes, nil, []Task{task}, Spread)
+	if len(res.Assigned) != 0 {
+		t.Fatalf("placed on a node that only reports the label: %v", res.Assigned)
+	}
+	nodes = append(nodes, Node{ID: "operator", Labels: map[string]string{"zone": "secure"}, Ready: true, Active: true})
+	res = Place(nodes, nil, []Task{task}, Spread)
+	if res.Assigned["t1"] != "operator" {
+		t.Fatalf("assigned %v, want t1 on the node an operator labelled", res.Assigned)
+	}
+}
+
+func TestParseReportedConstraint(t *testing.T) {
+	c, err := ParseConstraint("node.reported.gpu==a100")
+	if err != nil || c != (Constraint{"node.reported.gpu", Eq, "a100"}) {
+		t.Fatalf("ParseConstraint: %#v, %v", c, err)
+	}
+	if _, err := ParseConstraint("node.reported.==x"); err == nil || !strings.Contains(err.Error(), "after node.reported. is empty") {
+		t.Fatalf("empty reported key: %v", err)
+	}
+	if err := ValidateSpread("node.reported.zone"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -54,10 +54,15 @@ type Port struct {
 // Node is a node as the scheduler sees it.
 type Node struct {
 	ID, Name string
-	Labels   map[string]string // already merged (operator labels over agent labels)
-	Ready    bool              // heartbeating
-	Active   bool              // availability active (not paused, not drained)
-	Capacity Resources         // a zero field is unknown: only tasks reserving none of it fit
+	// Labels are the labels an operator set (node.labels.<key>): the only
+	// ones a constraint or spread on node.labels sees.
+	Labels map[string]string
+	// Reported are the labels the node's agent reports (node.reported.<key>):
+	// whoever holds a join token chooses them, so they are kept apart.
+	Reported map[string]string
+	Ready    bool      // heartbeating
+	Active   bool      // availability active (not paused, not drained)
+	Capacity Resources // a zero field is unknown: only tasks reserving none of it fit
 }
 
 // Task is a task to place, or one already placed.

@@ -89,6 +89,7 @@ type Server struct {
 	peers        *peers
 	wg           sync.WaitGroup
 	serveErr     chan error
+	catchUp      *auth.CatchUp // before a token is checked
 	closeOnce    sync.Once
 	closeErr     error
 	ready        atomic.Bool
@@ -285,6 +286,8 @@ func (s *Server) serve() error {
 		defer cancel()
 		return s.raft.Barrier(bctx)
 	})
+	s.catchUp = auth.NewCatchUp(s.raft.Barrier, auth.DefaultCatchUpMaxAge)
+	authn.WithFreshness(s.tokenFresh).WithWatch(s.fsm.Watch, 0)
 	var err error
 	if s.blobs, err = blobstore.New(filepath.Join(s.cfg.DataDir, "blobs")); err != nil {
 		return err
@@ -384,7 +387,7 @@ func (s *Server) serve() error {
 	// A job's output is bytes, not JSON: a plain handler, so that Range,
 	// If-None-Match and Content-Length work.
 	mux.Handle("GET /v1/jobs/{id}/output", authn.Middleware(jobs.OutputHandler(writeErr), writeErr))
-	mux.Handle("/v1/", authn.Middleware(gw, writeErr))
+	mux.Handle("/v1/", authn.GatewayMiddleware(gw, writeErr))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, `{"code":5,"message":"no such path: the API is under /v1/ (see /v1/openapi.json)"}`)
 	})
@@ -463,6 +466,30 @@ func (s *Server) readBarrier(ctx context.Context, req interface{}, info *grpc.Un
 		return nil, status.Errorf(codes.Unavailable, "cannot serve a linearizable read now (%v): retry, or accept stale data with --stale", err)
 	}
 	return handler(ctx, req)
+}
+
+// tokenFresh brings this server up to the cluster's state before a token is
+// checked (auth.CatchUp: at most one barrier per DefaultCatchUpMaxAge, shared
+// by concurrent calls), so that a token revoked through any server is refused
+// here too. The calls that must answer without a leader (status, server
+// listing) and reads that accept stale data fall back to the local state
+// when there is no barrier to be had.
+func (s *Server) tokenFresh(ctx context.Context, fullMethod string) error {
+	err := s.catchUp.Wait(ctx)
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	if fullMethod == ccv1.ClusterService_GetStatus_FullMethodName || fullMethod == ccv1.ClusterService_ListServers_FullMethodName {
+		return nil
+	}
+	if auth.ReadOnly(fullMethod) {
+		if md, ok := metadata.FromIncomingContext(ctx); ok {
+			if v := md.Get("cc-stale"); len(v) > 0 && v[0] == "true" {
+				return nil
+			}
+		}
+	}
+	return err
 }
 
 // clusterCA returns the CA with its key from the replicated state.

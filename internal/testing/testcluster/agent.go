@@ -181,7 +181,9 @@ func WithEdge(e worker.Edge) AgentOption {
 	return func(c *AgentConfig) { c.Edge = e }
 }
 
-// WithLabels gives the agent labels, as its --label flags would.
+// WithLabels gives the agent labels, as its --label flags would: reported
+// labels, which constraints see as node.reported.KEY only. For node.labels
+// constraints, set operator labels with the Nodes client (UpdateNode).
 func WithLabels(labels map[string]string) AgentOption {
 	return func(c *AgentConfig) { c.Labels = labels }
 }

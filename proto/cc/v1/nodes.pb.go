@@ -573,9 +573,10 @@ type Node struct {
 	UpdatedAt    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	// last_seen is the last heartbeat the answering server knows of.
 	LastSeen *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
-	// user_labels are set by operators (`ccctl node label`); labels are the
-	// ones the agent reports (its --label flags). Placement constraints see
-	// both, and a user label wins over an agent label of the same key.
+	// user_labels are set by operators (`ccctl node label`): placement
+	// constraints node.labels.<key> see only these. labels are the ones the
+	// agent reports (its --label flags), chosen by whoever holds a join token:
+	// constraints see them only as node.reported.<key>.
 	UserLabels map[string]string `protobuf:"bytes,12,rep,name=user_labels,json=userLabels,proto3" json:"user_labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// allocated is the sum of the reservations of the tasks placed on the
 	// node, counted when the node is read.
