@@ -263,7 +263,7 @@ func (r *RateLimiter) Allow(p Principal, ip netip.Addr) error {
 // up to whole seconds, at least one.
 func Exhausted(what string, retry time.Duration) error {
 	retry = min(retry, time.Hour)
-	retry = max((retry+time.Second-1).Truncate(time.Second), time.Second)
+	retry = max((retry + time.Second - 1).Truncate(time.Second), time.Second)
 	st := status.New(codes.ResourceExhausted, fmt.Sprintf("%s: retry in %s", what, retry))
 	if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(retry)}); err == nil {
 		st = d

@@ -1,6 +1,7 @@
 // Package cli is the command line of cc-controlplane: flags and the TOML file
 // fill one config.Config; the default action runs a server until SIGINT or
-// SIGTERM; `config validate` checks a file.
+// SIGTERM (SIGHUP reloads the [rate_limit] section of the config file);
+// `config validate` checks a file.
 package cli
 
 import (
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -158,12 +160,22 @@ func run(c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	var runErr error
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down: stop accepting, finish in-flight calls, close raft and state")
-	case runErr = <-srv.Err():
-		log.Error("a listener failed; shutting down", "err", runErr)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down: stop accepting, finish in-flight calls, close raft and state")
+			break wait
+		case runErr = <-srv.Err():
+			log.Error("a listener failed; shutting down", "err", runErr)
+			break wait
+		case <-hup:
+			reload(c.String("config"), srv, log)
+		}
 	}
 	stop() // a second signal now kills the process at once
 	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -173,6 +185,24 @@ func run(c *ucli.Context) error {
 	}
 	log.Info("stopped")
 	return runErr
+}
+
+// reload re-reads the config file on SIGHUP and applies what may change
+// while the server runs: the [rate_limit] section. Other changes wait for
+// a restart.
+func reload(path string, srv *server.Server, log *slog.Logger) {
+	if path == "" {
+		log.Warn("SIGHUP: no config file to reload (start with --config FILE)")
+		return
+	}
+	cfg, err := config.LoadUnvalidated(path)
+	if err != nil {
+		log.Error("SIGHUP: config file not reloaded; the rate limits in force are kept", "err", err)
+		return
+	}
+	if _, err := srv.SetRateLimit(cfg.RateLimit); err != nil {
+		log.Error("SIGHUP: rate limits not reloaded; those in force are kept", "file", path, "err", err)
+	}
 }
 
 func validate(c *ucli.Context) error {

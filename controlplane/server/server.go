@@ -76,6 +76,10 @@ type Server struct {
 	caMu   sync.Mutex
 	caFull *pki.CA // the CA with its key, read from the state once
 
+	limiter *auth.RateLimiter
+	// rateMu guards cfg.RateLimit, which SetRateLimit changes.
+	rateMu sync.Mutex
+
 	grpc   *grpc.Server
 	http   *http.Server
 	ln     net.Listener
@@ -285,6 +289,8 @@ func (s *Server) serve() error {
 		defer cancel()
 		return s.raft.Barrier(bctx)
 	})
+	s.limiter = auth.NewRateLimiter(rateLimits(s.cfg.RateLimit))
+	authn.WithRateLimiter(s.limiter)
 	var err error
 	if s.blobs, err = blobstore.New(filepath.Join(s.cfg.DataDir, "blobs")); err != nil {
 		return err
