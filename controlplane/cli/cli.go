@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -45,7 +46,8 @@ func app(stdout, stderr io.Writer) *ucli.App {
 		Description: "Flags override the config file (--config), which overrides the defaults.\n" +
 			"Create a cluster:  cc-controlplane --bootstrap --data-dir /var/lib/cc\n" +
 			"Restart it:        cc-controlplane --data-dir /var/lib/cc\n" +
-			"Add a server:      cc-controlplane --join 10.0.0.5:7443 --token CCTKN-1-... --data-dir /var/lib/cc",
+			"Add a server:      cc-controlplane --join 10.0.0.5:7443 --token CCTKN-1-... --data-dir /var/lib/cc\n" +
+			"Reload limits:     kill -HUP <pid> (re-reads the [rate_limit] section of --config)",
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "config", Usage: "TOML config `FILE`", EnvVars: []string{"CC_CONFIG_FILE"}},
 			&ucli.StringFlag{Name: "data-dir", Usage: "`DIR` for raft, state, certificates and the admin token"},
@@ -200,8 +202,14 @@ func reload(path string, srv *server.Server, log *slog.Logger) {
 		log.Error("SIGHUP: config file not reloaded; the rate limits in force are kept", "err", err)
 		return
 	}
-	if _, err := srv.SetRateLimit(cfg.RateLimit); err != nil {
+	changes, err := srv.SetRateLimit(cfg.RateLimit)
+	switch {
+	case err != nil:
 		log.Error("SIGHUP: rate limits not reloaded; those in force are kept", "file", path, "err", err)
+	case len(changes) == 0:
+		log.Info("SIGHUP: rate limits reloaded: no change", "file", path)
+	default:
+		log.Info("SIGHUP: rate limits reloaded", "file", path, "changed", strings.Join(changes, ", "))
 	}
 }
 

@@ -31,8 +31,8 @@ func (s *Server) RateLimit() config.RateLimitConfig {
 }
 
 // SetRateLimit applies a new rate_limit section (after a reload of the
-// config file) and logs what changed; the buckets keep what they hold.
-// It returns the changes, as "key: old -> new", empty when none.
+// config file); the buckets keep what they hold. It returns the changes,
+// as "key: old -> new", empty when none, for the caller to log.
 func (s *Server) SetRateLimit(c config.RateLimitConfig) ([]string, error) {
 	cfg := config.Default()
 	cfg.DataDir = "-"
@@ -47,11 +47,6 @@ func (s *Server) SetRateLimit(c config.RateLimitConfig) ([]string, error) {
 	changes := rateLimitChanges(old, c)
 	if s.limiter != nil {
 		s.limiter.SetLimits(rateLimits(c))
-	}
-	if len(changes) == 0 {
-		s.log.Info("rate limits reloaded: no change")
-	} else {
-		s.log.Info("rate limits reloaded", "changed", strings.Join(changes, ", "))
 	}
 	return changes, nil
 }
