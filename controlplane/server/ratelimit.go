@@ -27,7 +27,7 @@ func rateLimits(c config.RateLimitConfig) auth.RateLimits {
 func (s *Server) RateLimit() config.RateLimitConfig {
 	s.rateMu.Lock()
 	defer s.rateMu.Unlock()
-	return s.cfg.RateLimit
+	return s.rateCfg
 }
 
 // SetRateLimit applies a new rate_limit section (after a reload of the
@@ -41,14 +41,13 @@ func (s *Server) SetRateLimit(c config.RateLimitConfig) ([]string, error) {
 		return nil, err
 	}
 	s.rateMu.Lock()
-	old := s.cfg.RateLimit
-	s.cfg.RateLimit = c
-	s.rateMu.Unlock()
-	changes := rateLimitChanges(old, c)
+	defer s.rateMu.Unlock()
+	old := s.rateCfg
+	s.rateCfg = c
 	if s.limiter != nil {
 		s.limiter.SetLimits(rateLimits(c))
 	}
-	return changes, nil
+	return rateLimitChanges(old, c), nil
 }
 
 // rateLimitChanges lists the keys of the rate_limit section that differ.

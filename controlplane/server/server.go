@@ -77,8 +77,10 @@ type Server struct {
 	caFull *pki.CA // the CA with its key, read from the state once
 
 	limiter *auth.RateLimiter
-	// rateMu guards cfg.RateLimit, which SetRateLimit changes.
-	rateMu sync.Mutex
+	// rateCfg is the rate_limit section in force: cfg's until
+	// SetRateLimit changes it. Guarded by rateMu.
+	rateMu  sync.Mutex
+	rateCfg config.RateLimitConfig
 
 	grpc   *grpc.Server
 	http   *http.Server
@@ -289,7 +291,8 @@ func (s *Server) serve() error {
 		defer cancel()
 		return s.raft.Barrier(bctx)
 	})
-	s.limiter = auth.NewRateLimiter(rateLimits(s.cfg.RateLimit))
+	s.rateCfg = s.cfg.RateLimit
+	s.limiter = auth.NewRateLimiter(rateLimits(s.rateCfg))
 	authn.WithRateLimiter(s.limiter)
 	var err error
 	if s.blobs, err = blobstore.New(filepath.Join(s.cfg.DataDir, "blobs")); err != nil {
