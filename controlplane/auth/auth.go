@@ -305,6 +305,11 @@ func (a *Authenticator) check(ctx context.Context, fullMethod string) (context.C
 	if pr, ok := peer.FromContext(ctx); ok && pr.Addr != nil {
 		ip, _ = ParseAddr(pr.Addr.String())
 	}
+	if leaf, err := verifiedLeaf(ctx); err == nil && pki.Role(leaf) == pki.RoleServer {
+		// A server forwarding a caller's call (to the leader): the token
+		// counts, the server's address does not.
+		ip = netip.Addr{}
+	}
 	p, err := a.authenticateFrom(header, ip)
 	if err != nil {
 		return nil, err
