@@ -44,6 +44,10 @@ func clusterCommand() *cli.Command {
 					"service task above every node waits, pending, for one that fits), and pids at 32768 (the\n" +
 					"most --max-pids may be). 0 puts a cap back to its default. Jobs and tasks already placed keep\n" +
 					"their limits.\n\n" +
+					"The quotas bound what one API token may hold: --quota-jobs, its jobs queued, assigned or\n" +
+					"running; --quota-output-bytes, the output its finished jobs keep until it expires. A job\n" +
+					"over a quota is refused when it is submitted (ResourceExhausted, naming the quota and the\n" +
+					"use). 0, the default, means no quota. Jobs already submitted are kept.\n\n" +
 					"The edge settings are how the edge serves HTTPS: the ACME CA that issues the certificates\n" +
 					"of routes and sites with --tls auto (Let's Encrypt unless --acme-directory says otherwise),\n" +
 					"its account (--acme-email, and an external account binding when the CA asks for one),\n" +
@@ -63,6 +67,8 @@ func clusterCommand() *cli.Command {
 					&cli.StringFlag{Name: "max-memory", Usage: "cap the memory limit of one job, container or task at `SIZE`, e.g. 64g (0: the default, the largest node's memory)"},
 					&cli.StringFlag{Name: "max-cpus", Usage: "cap the CPU limit of one job, container or task at `N` cores, e.g. 16 (0: the default, the largest node's CPUs)"},
 					&cli.StringFlag{Name: "max-pids", Usage: "cap the pids limit of one job, container or task at `N`, at most 32768 (0: the default, 32768)"},
+					&cli.StringFlag{Name: "quota-jobs", Usage: "let one token have at most `N` jobs queued, assigned or running (0: no quota, the default)"},
+					&cli.StringFlag{Name: "quota-output-bytes", Usage: "let one token keep at most `SIZE` of job output, e.g. 10g (0: no quota, the default)"},
 					&cli.StringFlag{Name: "acme-directory", Usage: "get certificates from the ACME directory at `URL` (letsencrypt: the default; letsencrypt-staging: its staging CA)"},
 					&cli.StringFlag{Name: "acme-email", Usage: "register the ACME account with contact `EMAIL` (\"\": none)"},
 					&cli.StringFlag{Name: "acme-eab-kid", Usage: "external account binding: the `KEY_ID` the CA gives, with its HMAC key (\"\": no binding)"},
@@ -100,6 +106,16 @@ func clusterSettings(c *cli.Context) error {
 			update = &ccv1.UpdateSettingsRequest{Settings: &ccv1.Settings{}}
 		}
 		update.Settings.Limits = limits
+	}
+	quotas, err := parseQuotaFlags(c)
+	if err != nil {
+		return err
+	}
+	if quotas != nil {
+		if update == nil {
+			update = &ccv1.UpdateSettingsRequest{Settings: &ccv1.Settings{}}
+		}
+		update.Settings.Quotas = quotas
 	}
 	editEdge, err := parseEdgeSettingFlags(c)
 	if err != nil {
@@ -159,6 +175,7 @@ func clusterSettings(c *cli.Context) error {
 		w := table(c)
 		fmt.Fprintf(w, "Scheduling strategy:\t%s\n", schedulingStrategy(settings.GetSchedulingStrategy()))
 		printLimitSettings(w, settings.GetLimits())
+		printQuotaSettings(w, settings.GetQuotas())
 		printEdgeSettings(w, settings.GetEdge())
 		return w.Flush()
 	})
@@ -197,6 +214,46 @@ func parseLimitFlags(c *cli.Context) (*ccv1.LimitSettings, error) {
 		set(&limitsOrNew(&out).MaxPids, n)
 	}
 	return out, nil
+}
+
+// parseQuotaFlags reads --quota-jobs and --quota-output-bytes: the quotas
+// to change (0 removes one), or nil when neither is set.
+func parseQuotaFlags(c *cli.Context) (*ccv1.QuotaSettings, error) {
+	var out *ccv1.QuotaSettings
+	orNew := func() *ccv1.QuotaSettings {
+		if out == nil {
+			out = &ccv1.QuotaSettings{}
+		}
+		return out
+	}
+	if c.IsSet("quota-jobs") {
+		n, err := strconv.ParseInt(strings.TrimSpace(c.String("quota-jobs")), 10, 64)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("--quota-jobs %q: a number of jobs, like 100 (0: no quota)", c.String("quota-jobs"))
+		}
+		orNew().JobsPerToken = proto.Int64(n)
+	}
+	if c.IsSet("quota-output-bytes") {
+		n, err := parseSize("quota-output-bytes", c.String("quota-output-bytes"))
+		if err != nil {
+			return nil, err
+		}
+		orNew().OutputBytesPerToken = proto.Int64(n)
+	}
+	return out, nil
+}
+
+// printQuotaSettings prints the per-token quotas as key value lines.
+func printQuotaSettings(w io.Writer, q *ccv1.QuotaSettings) {
+	jobs, output := "none (default)", "none (default)"
+	if n := q.GetJobsPerToken(); n > 0 {
+		jobs = strconv.FormatInt(n, 10)
+	}
+	if n := q.GetOutputBytesPerToken(); n > 0 {
+		output = humanSize(n)
+	}
+	fmt.Fprintf(w, "Jobs per token:\t%s\n", jobs)
+	fmt.Fprintf(w, "Output per token:\t%s\n", output)
 }
 
 // limitsOrNew makes *l when it is nil, and returns it.

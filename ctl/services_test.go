@@ -139,6 +139,16 @@ func (f *fakeAPI) UpdateSettings(_ context.Context, r *ccv1.UpdateSettingsReques
 			}
 		}
 	}
+	if q := r.GetSettings().GetQuotas(); q != nil {
+		if cur.Quotas == nil {
+			cur.Quotas = &ccv1.QuotaSettings{}
+		}
+		for _, f := range []struct{ to, from **int64 }{{&cur.Quotas.JobsPerToken, &q.JobsPerToken}, {&cur.Quotas.OutputBytesPerToken, &q.OutputBytesPerToken}} {
+			if *f.from != nil {
+				*f.to = *f.from
+			}
+		}
+	}
 	f.settings = cur
 	return &ccv1.UpdateSettingsResponse{Settings: shownSettings(cur)}, nil
 }
@@ -749,6 +759,46 @@ func TestClusterSettingsLimits(t *testing.T) {
 		}
 	})
 	for _, bad := range [][]string{{"--max-pids", "40000"}, {"--max-pids", "lots"}, {"--max-memory", "1k"}, {"--max-cpus", "-1"}} {
+		if r := runCtl(conn, append([]string{"cluster", "settings"}, bad...)...); r.code != 1 || !strings.Contains(r.stderr, bad[0]) {
+			t.Errorf("%v: %+v", bad, r)
+		}
+	}
+}
+
+func TestClusterSettingsQuotas(t *testing.T) {
+	f := &fakeAPI{}
+	conn := startFake(t, f)
+	r := runCtl(conn, "cluster", "settings")
+	for _, want := range []string{"Jobs per token:       none (default)\n", "Output per token:     none (default)\n"} {
+		if r.code != 0 || !strings.Contains(r.stdout, want) {
+			t.Errorf("cluster settings lacks %q:\n%+v", want, r)
+		}
+	}
+	r = runCtl(conn, "cluster", "settings", "--quota-jobs", "100", "--quota-output-bytes", "10g")
+	if r.code != 0 {
+		t.Fatalf("cluster settings --quota-*: %+v", r)
+	}
+	want := &ccv1.UpdateSettingsRequest{Settings: &ccv1.Settings{Quotas: &ccv1.QuotaSettings{
+		JobsPerToken: proto.Int64(100), OutputBytesPerToken: proto.Int64(10 << 30)}}}
+	f.locked(func() {
+		if got := f.settingsReqs[len(f.settingsReqs)-1]; !proto.Equal(got, want) {
+			t.Errorf("UpdateSettings got\n%v\nwant\n%v", got, want)
+		}
+	})
+	for _, want := range []string{"Jobs per token:       100\n", "Output per token:     10.0 GiB\n"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("cluster settings lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if r := runCtl(conn, "cluster", "settings", "--quota-jobs", "0"); r.code != 0 {
+		t.Fatalf("--quota-jobs 0: %+v", r)
+	}
+	f.locked(func() {
+		if got := f.settingsReqs[len(f.settingsReqs)-1].Settings.Quotas; !proto.Equal(got, &ccv1.QuotaSettings{JobsPerToken: proto.Int64(0)}) {
+			t.Errorf("--quota-jobs 0 sent %v", got)
+		}
+	})
+	for _, bad := range [][]string{{"--quota-jobs", "-1"}, {"--quota-jobs", "lots"}, {"--quota-output-bytes", "big"}} {
 		if r := runCtl(conn, append([]string{"cluster", "settings"}, bad...)...); r.code != 1 || !strings.Contains(r.stderr, bad[0]) {
 			t.Errorf("%v: %+v", bad, r)
 		}

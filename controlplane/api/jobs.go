@@ -240,6 +240,35 @@ func (j *JobService) find(ctx context.Context, want string) (*statev1.JobRecord,
 	return j.lookup(want)
 }
 
+// checkQuotas refuses a new job of owner that its quotas (cluster
+// settings) do not allow, with ResourceExhausted naming the quota, the use
+// and how to raise it. A resubmission with the idempotency key of a job
+// it has is not a new job. The state machine checks again when it applies
+// the job, so that servers racing cannot together go over.
+func (j *JobService) checkQuotas(owner, idempotencyKey string) error {
+	st, err := j.core.FSM.Settings()
+	if err != nil {
+		return err
+	}
+	q := st.GetQuotas()
+	if q.GetJobsPerToken() <= 0 && q.GetOutputBytesPerToken() <= 0 {
+		return nil
+	}
+	if idempotencyKey != "" {
+		if _, err := j.core.FSM.JobIDByKey(owner, idempotencyKey); err == nil {
+			return nil
+		}
+	}
+	use, err := j.core.FSM.QuotaUse(owner)
+	if err != nil {
+		return err
+	}
+	if err := fsm.QuotaError(q, owner, use); err != nil {
+		return status.Error(codes.ResourceExhausted, err.Error())
+	}
+	return nil
+}
+
 // SubmitJob implements JobService.
 func (j *JobService) SubmitJob(ctx context.Context, req *ccv1.SubmitJobRequest) (*ccv1.SubmitJobResponse, error) {
 	p, err := caller(ctx)
@@ -268,6 +297,9 @@ func (j *JobService) SubmitJob(ctx context.Context, req *ccv1.SubmitJobRequest) 
 		if err := jobspec.RefuseRoot(spec); err != nil {
 			return nil, status.Error(codes.PermissionDenied, err.Error())
 		}
+	}
+	if err := j.checkQuotas(p.TokenID, spec.IdempotencyKey); err != nil {
+		return nil, err
 	}
 	if d := spec.InputDigest; d != "" {
 		err := j.blobs.Has(ctx, d)

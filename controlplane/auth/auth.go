@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -59,6 +60,17 @@ type Authenticator struct {
 	fresh   func(ctx context.Context, fullMethod string) error
 	watch   func() <-chan struct{}
 	recheck time.Duration
+	limiter *RateLimiter
+}
+
+// WithRateLimiter makes the authenticator throttle the calls made with an
+// API token, and failed authentications, per the limiter's rules. Calls
+// from an address it cannot tell (the REST gateway's in-memory
+// connection, whose calls the HTTP middleware has counted) are counted
+// per token only by the middleware, not again here.
+func (a *Authenticator) WithRateLimiter(l *RateLimiter) *Authenticator {
+	a.limiter = l
+	return a
 }
 
 // WithFreshness makes the authenticator call fresh before it checks a bearer
@@ -219,6 +231,26 @@ func (a *Authenticator) Authenticate(header string) (Principal, error) {
 	return Principal{TokenID: id, Role: ccv1.Role(rec.Role)}, nil
 }
 
+// authenticateFrom is Authenticate for a caller at ip (invalid when not
+// known), under the limiter's failed-authentication budget. Its error is
+// the status to answer: Unauthenticated, or ResourceExhausted for an
+// address that failed too often.
+func (a *Authenticator) authenticateFrom(header string, ip netip.Addr) (Principal, error) {
+	failed := func() {}
+	if a.limiter != nil && ip.IsValid() {
+		var err error
+		if failed, err = a.limiter.AuthBudget(ip); err != nil {
+			return Principal{}, err
+		}
+	}
+	p, err := a.Authenticate(header)
+	if err != nil {
+		failed()
+		return Principal{}, status.Error(codes.Unauthenticated, ErrUnauthenticated.Error())
+	}
+	return p, nil
+}
+
 // viewerMethods may be called by viewer tokens; every other method needs an
 // admin token. A new method is therefore admin-only until listed here.
 var viewerMethods = map[string]bool{
@@ -321,9 +353,23 @@ func (a *Authenticator) check(ctx context.Context, fullMethod string) (context.C
 			return nil, status.Errorf(codes.Unavailable, "cannot check the token against the cluster's latest state now (%v); retry shortly", err)
 		}
 	}
-	p, err := a.Authenticate(header)
+	var ip netip.Addr
+	if pr, ok := peer.FromContext(ctx); ok && pr.Addr != nil {
+		ip, _ = ParseAddr(pr.Addr.String())
+	}
+	if leaf, err := verifiedLeaf(ctx); err == nil && pki.Role(leaf) == pki.RoleServer {
+		// A server forwarding a caller's call (to the leader): the token
+		// counts, the server's address does not.
+		ip = netip.Addr{}
+	}
+	p, err := a.authenticateFrom(header, ip)
 	if err != nil {
-		return nil, status.Error(codes.Unauthenticated, ErrUnauthenticated.Error())
+		return nil, err
+	}
+	if a.limiter != nil && ip.IsValid() {
+		if err := a.limiter.Allow(p, ip); err != nil {
+			return nil, err
+		}
 	}
 	if !Allowed(p.Role, fullMethod) {
 		return nil, status.Errorf(codes.PermissionDenied, "token %s (role %s) may not call %s; use an admin token", p.TokenID, roleName(p.Role), fullMethod)
@@ -426,10 +472,17 @@ func (a *Authenticator) middleware(next http.Handler, onError func(w http.Respon
 				return
 			}
 		}
-		p, err := a.Authenticate(r.Header.Get("Authorization"))
+		ip, _ := ParseAddr(r.RemoteAddr)
+		p, err := a.authenticateFrom(r.Header.Get("Authorization"), ip)
 		if err != nil {
-			onError(w, r, status.Error(codes.Unauthenticated, ErrUnauthenticated.Error()))
+			onError(w, r, err)
 			return
+		}
+		if a.limiter != nil {
+			if err := a.limiter.Allow(p, ip); err != nil {
+				onError(w, r, err)
+				return
+			}
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 	})

@@ -1,6 +1,7 @@
 // Package cli is the command line of cc-controlplane: flags and the TOML file
 // fill one config.Config; the default action runs a server until SIGINT or
-// SIGTERM; `config validate` checks a file.
+// SIGTERM (SIGHUP reloads the [rate_limit] section of the config file);
+// `config validate` checks a file.
 package cli
 
 import (
@@ -8,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -43,7 +46,8 @@ func app(stdout, stderr io.Writer) *ucli.App {
 		Description: "Flags override the config file (--config), which overrides the defaults.\n" +
 			"Create a cluster:  cc-controlplane --bootstrap --data-dir /var/lib/cc\n" +
 			"Restart it:        cc-controlplane --data-dir /var/lib/cc\n" +
-			"Add a server:      cc-controlplane --join 10.0.0.5:7443 --token CCTKN-1-... --data-dir /var/lib/cc",
+			"Add a server:      cc-controlplane --join 10.0.0.5:7443 --token CCTKN-1-... --data-dir /var/lib/cc\n" +
+			"Reload limits:     kill -HUP <pid> (re-reads the [rate_limit] section of --config)",
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "config", Usage: "TOML config `FILE`", EnvVars: []string{"CC_CONFIG_FILE"}},
 			&ucli.StringFlag{Name: "data-dir", Usage: "`DIR` for raft, state, certificates and the admin token"},
@@ -158,12 +162,22 @@ func run(c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	var runErr error
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down: stop accepting, finish in-flight calls, close raft and state")
-	case runErr = <-srv.Err():
-		log.Error("a listener failed; shutting down", "err", runErr)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down: stop accepting, finish in-flight calls, close raft and state")
+			break wait
+		case runErr = <-srv.Err():
+			log.Error("a listener failed; shutting down", "err", runErr)
+			break wait
+		case <-hup:
+			reload(c.String("config"), srv, log)
+		}
 	}
 	stop() // a second signal now kills the process at once
 	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -173,6 +187,30 @@ func run(c *ucli.Context) error {
 	}
 	log.Info("stopped")
 	return runErr
+}
+
+// reload re-reads the config file on SIGHUP and applies what may change
+// while the server runs: the [rate_limit] section. Other changes wait for
+// a restart.
+func reload(path string, srv *server.Server, log *slog.Logger) {
+	if path == "" {
+		log.Warn("SIGHUP: no config file to reload (start with --config FILE)")
+		return
+	}
+	cfg, err := config.LoadUnvalidated(path)
+	if err != nil {
+		log.Error("SIGHUP: config file not reloaded; the rate limits in force are kept", "err", err)
+		return
+	}
+	changes, err := srv.SetRateLimit(cfg.RateLimit)
+	switch {
+	case err != nil:
+		log.Error("SIGHUP: rate limits not reloaded; those in force are kept", "file", path, "err", err)
+	case len(changes) == 0:
+		log.Info("SIGHUP: rate limits reloaded: no change", "file", path)
+	default:
+		log.Info("SIGHUP: rate limits reloaded", "file", path, "changed", strings.Join(changes, ", "))
+	}
 }
 
 func validate(c *ucli.Context) error {

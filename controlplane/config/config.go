@@ -87,6 +87,10 @@ type Config struct {
 	// ResourceExhausted (429).
 	MaxOutputDownloads int `toml:"max_output_downloads"`
 
+	// RateLimit throttles API calls made with tokens, and failed
+	// authentications; SIGHUP reloads it.
+	RateLimit RateLimitConfig `toml:"rate_limit"`
+
 	// FreeSpace, when set, replaces the statfs of the data dir in the
 	// MinFreeDisk check (tests); it is not read from the file.
 	FreeSpace func(dir string) (free, total uint64, err error) `toml:"-"`
@@ -143,6 +147,54 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("bad size %q", s)
 	}
 	return int64(v * mult), nil
+}
+
+// RateLimitConfig throttles the API calls (gRPC and REST) made with API
+// tokens, with token buckets: each token has the bucket of its role (a
+// rate per second and a burst), each source address (an IPv6 /64) one
+// over all the tokens calling from it, and each source address one for
+// failed authentications. A call over a limit is refused with
+// ResourceExhausted (REST: 429) and the wait (RetryInfo; REST:
+// Retry-After). A rate of 0 means no limit. Agents and servers, which
+// authenticate with certificates, and joins (see JoinLimit) are never
+// limited by these. cc-controlplane re-reads them from the config file
+// on SIGHUP.
+type RateLimitConfig struct {
+	// AdminPerSecond and AdminBurst are the bucket of each admin token
+	// (default 2000 per second, bursts of 4000).
+	AdminPerSecond float64 `toml:"admin_per_second"`
+	AdminBurst     int     `toml:"admin_burst"`
+	// ViewerPerSecond and ViewerBurst are the bucket of each viewer token
+	// (default 500 per second, bursts of 1000).
+	ViewerPerSecond float64 `toml:"viewer_per_second"`
+	ViewerBurst     int     `toml:"viewer_burst"`
+	// JobsPerSecond and JobsBurst are the bucket of each jobs token
+	// (default 1000 per second, bursts of 2000).
+	JobsPerSecond float64 `toml:"jobs_per_second"`
+	JobsBurst     int     `toml:"jobs_burst"`
+	// AddressPerSecond and AddressBurst are the bucket of each source
+	// address, over all its tokens (default 5000 per second, bursts of
+	// 10000).
+	AddressPerSecond float64 `toml:"address_per_second"`
+	AddressBurst     int     `toml:"address_burst"`
+	// FailedAuthPerMinute and FailedAuthBurst are the bucket of failed
+	// authentications of each source address (default 600 per minute,
+	// bursts of 1000: a secret of 256 bits is not guessed, the limit
+	// bounds the work of a flood of bad credentials); an address with an
+	// empty one is refused before its token is looked at.
+	FailedAuthPerMinute float64 `toml:"failed_auth_per_minute"`
+	FailedAuthBurst     int     `toml:"failed_auth_burst"`
+}
+
+// DefaultRateLimit is the rate_limit section when the file has none.
+func DefaultRateLimit() RateLimitConfig {
+	return RateLimitConfig{
+		AdminPerSecond: 2000, AdminBurst: 4000,
+		ViewerPerSecond: 500, ViewerBurst: 1000,
+		JobsPerSecond: 1000, JobsBurst: 2000,
+		AddressPerSecond: 5000, AddressBurst: 10000,
+		FailedAuthPerMinute: 600, FailedAuthBurst: 1000,
+	}
 }
 
 // JoinLimitConfig throttles, per source address (an IPv6 /64), the join
@@ -246,6 +298,7 @@ func Default() Config {
 		MinFreeDisk:   DiskFloor{Bytes: 512 << 20},
 		// A few parallel range downloads of one client.
 		MaxOutputDownloads: 4,
+		RateLimit:          DefaultRateLimit(),
 		Log: LogConfig{
 			Level:  "info",
 			Format: "text",

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"strconv"
@@ -127,6 +128,27 @@ func (c Config) Validate() error {
 	}
 	if c.JoinLimit.Burst < 1 {
 		add("join_limit.burst", "%d: must be at least 1, like 20", c.JoinLimit.Burst)
+	}
+
+	rl := c.RateLimit
+	for _, b := range []struct {
+		key   string
+		rate  float64
+		burst int
+		unit  string
+	}{
+		{"admin", rl.AdminPerSecond, rl.AdminBurst, "per_second"},
+		{"viewer", rl.ViewerPerSecond, rl.ViewerBurst, "per_second"},
+		{"jobs", rl.JobsPerSecond, rl.JobsBurst, "per_second"},
+		{"address", rl.AddressPerSecond, rl.AddressBurst, "per_second"},
+		{"failed_auth", rl.FailedAuthPerMinute, rl.FailedAuthBurst, "per_minute"},
+	} {
+		switch {
+		case !(b.rate >= 0) || math.IsInf(b.rate, 0):
+			add("rate_limit."+b.key+"_"+b.unit, "%v: must be 0 (no limit) or more", b.rate)
+		case b.rate > 0 && b.burst < 1:
+			add("rate_limit."+b.key+"_burst", "%d: must be at least 1 when %s_%s is set (calls at once)", b.burst, b.key, b.unit)
+		}
 	}
 
 	r := c.Raft

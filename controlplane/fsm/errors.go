@@ -15,6 +15,7 @@ var kinds = map[string]error{
 	"token_invalid":       ErrTokenInvalid,
 	"conflict":            ErrConflict,
 	"failed_precondition": ErrFailedPrecondition,
+	"quota_exceeded":      ErrQuotaExceeded,
 }
 
 // ErrConflict is a write made from a stale read (an expected version that

@@ -25,6 +25,15 @@ func applySubmitJob(tx *txn, at time.Time, msg proto.Message) error {
 	if tx.Bucket(bucketJobs).Get([]byte(j.Id)) != nil {
 		return fmt.Errorf("job %s %w", j.Id, ErrExists)
 	}
+	// The quotas are checked here too, so that servers racing to take
+	// jobs of one token cannot together go over them.
+	settings, err := storedSettings(tx.Tx)
+	if err != nil {
+		return err
+	}
+	if err := checkJobQuotas(tx.Tx, settings.GetQuotas(), j.OwnerTokenId); err != nil {
+		return err
+	}
 	rec = proto.Clone(rec).(*statev1.JobRecord)
 	j = rec.Job
 	j.State = ccv1.JobState_JOB_STATE_QUEUED

@@ -8,13 +8,17 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/containercodes/cc/controlplane/auth"
 )
 
 // maxRESTBody bounds a REST request's body. Every REST call takes JSON;
@@ -174,6 +178,10 @@ func restError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, 
 		writeStatusJSON(w, http.StatusRequestEntityTooLarge, status.New(codes.ResourceExhausted,
 			"the request is larger than the server takes in one message: "+status.Convert(err).Message()))
 		return
+	}
+	if d := auth.RetryAfter(err); d > 0 {
+		// A rate limit's wait (its RetryInfo), in whole seconds.
+		w.Header().Set("Retry-After", strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10))
 	}
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, bearerChallenge{w}, r, err)
 }

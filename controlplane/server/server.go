@@ -76,6 +76,12 @@ type Server struct {
 	caMu   sync.Mutex
 	caFull *pki.CA // the CA with its key, read from the state once
 
+	limiter *auth.RateLimiter
+	// rateCfg is the rate_limit section in force: cfg's until
+	// SetRateLimit changes it. Guarded by rateMu.
+	rateMu  sync.Mutex
+	rateCfg config.RateLimitConfig
+
 	grpc   *grpc.Server
 	http   *http.Server
 	ln     net.Listener
@@ -288,6 +294,9 @@ func (s *Server) serve() error {
 	})
 	s.catchUp = auth.NewCatchUp(s.raft.Barrier, auth.DefaultCatchUpMaxAge)
 	authn.WithFreshness(s.tokenFresh).WithWatch(s.fsm.Watch, 0)
+	s.rateCfg = s.cfg.RateLimit
+	s.limiter = auth.NewRateLimiter(rateLimits(s.rateCfg))
+	authn.WithRateLimiter(s.limiter)
 	var err error
 	if s.blobs, err = blobstore.New(filepath.Join(s.cfg.DataDir, "blobs")); err != nil {
 		return err
