@@ -197,7 +197,12 @@ type Command struct {
 	// issued_at is set by the proposer so that applying is deterministic.
 	IssuedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
 	// payload is the type's message, encoded.
-	Payload       []byte `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`
+	Payload []byte `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`
+	// audit says who proposed the command through which API call; the state
+	// machine writes an audit record from it in the same transaction as the
+	// command. Unset for commands the control plane writes on its own
+	// (leader loops, status reports): those are not audited.
+	Audit         *AuditContext `protobuf:"bytes,5,opt,name=audit,proto3" json:"audit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -260,6 +265,120 @@ func (x *Command) GetPayload() []byte {
 	return nil
 }
 
+func (x *Command) GetAudit() *AuditContext {
+	if x != nil {
+		return x.Audit
+	}
+	return nil
+}
+
+// AuditContext is the caller of the API call that proposed a command.
+type AuditContext struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// token_id and role (a cc.v1.Role value) name an API token; node_id a
+	// node, server_id a control-plane server.
+	TokenId  string `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	Role     int32  `protobuf:"varint,2,opt,name=role,proto3" json:"role,omitempty"`
+	NodeId   string `protobuf:"bytes,3,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	ServerId string `protobuf:"bytes,4,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	// method is the full gRPC method of the call.
+	Method string `protobuf:"bytes,5,opt,name=method,proto3" json:"method,omitempty"`
+	// target names what the command changes.
+	Target string `protobuf:"bytes,6,opt,name=target,proto3" json:"target,omitempty"`
+	// source is the caller's address.
+	Source string `protobuf:"bytes,7,opt,name=source,proto3" json:"source,omitempty"`
+	// server is the id of the server that took the call.
+	Server        string `protobuf:"bytes,8,opt,name=server,proto3" json:"server,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditContext) Reset() {
+	*x = AuditContext{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditContext) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditContext) ProtoMessage() {}
+
+func (x *AuditContext) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditContext.ProtoReflect.Descriptor instead.
+func (*AuditContext) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AuditContext) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+func (x *AuditContext) GetRole() int32 {
+	if x != nil {
+		return x.Role
+	}
+	return 0
+}
+
+func (x *AuditContext) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *AuditContext) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *AuditContext) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *AuditContext) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *AuditContext) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *AuditContext) GetServer() string {
+	if x != nil {
+		return x.Server
+	}
+	return ""
+}
+
 // InitCluster fixes the cluster's identity. It is applied once.
 type InitCluster struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -272,7 +391,7 @@ type InitCluster struct {
 
 func (x *InitCluster) Reset() {
 	*x = InitCluster{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[1]
+	mi := &file_cc_state_v1_state_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -284,7 +403,7 @@ func (x *InitCluster) String() string {
 func (*InitCluster) ProtoMessage() {}
 
 func (x *InitCluster) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[1]
+	mi := &file_cc_state_v1_state_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -297,7 +416,7 @@ func (x *InitCluster) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InitCluster.ProtoReflect.Descriptor instead.
 func (*InitCluster) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{1}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *InitCluster) GetClusterId() string {
@@ -331,7 +450,7 @@ type CreateToken struct {
 
 func (x *CreateToken) Reset() {
 	*x = CreateToken{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[2]
+	mi := &file_cc_state_v1_state_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -343,7 +462,7 @@ func (x *CreateToken) String() string {
 func (*CreateToken) ProtoMessage() {}
 
 func (x *CreateToken) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[2]
+	mi := &file_cc_state_v1_state_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -356,7 +475,7 @@ func (x *CreateToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateToken.ProtoReflect.Descriptor instead.
 func (*CreateToken) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{2}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CreateToken) GetToken() *TokenRecord {
@@ -376,7 +495,7 @@ type RevokeToken struct {
 
 func (x *RevokeToken) Reset() {
 	*x = RevokeToken{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[3]
+	mi := &file_cc_state_v1_state_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -388,7 +507,7 @@ func (x *RevokeToken) String() string {
 func (*RevokeToken) ProtoMessage() {}
 
 func (x *RevokeToken) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[3]
+	mi := &file_cc_state_v1_state_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -401,7 +520,7 @@ func (x *RevokeToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeToken.ProtoReflect.Descriptor instead.
 func (*RevokeToken) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{3}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RevokeToken) GetId() string {
@@ -424,7 +543,7 @@ type JoinNode struct {
 
 func (x *JoinNode) Reset() {
 	*x = JoinNode{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[4]
+	mi := &file_cc_state_v1_state_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -436,7 +555,7 @@ func (x *JoinNode) String() string {
 func (*JoinNode) ProtoMessage() {}
 
 func (x *JoinNode) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[4]
+	mi := &file_cc_state_v1_state_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -449,7 +568,7 @@ func (x *JoinNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinNode.ProtoReflect.Descriptor instead.
 func (*JoinNode) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{4}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *JoinNode) GetTokenId() string {
@@ -493,7 +612,7 @@ type UpdateNode struct {
 
 func (x *UpdateNode) Reset() {
 	*x = UpdateNode{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[5]
+	mi := &file_cc_state_v1_state_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -505,7 +624,7 @@ func (x *UpdateNode) String() string {
 func (*UpdateNode) ProtoMessage() {}
 
 func (x *UpdateNode) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[5]
+	mi := &file_cc_state_v1_state_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -518,7 +637,7 @@ func (x *UpdateNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateNode.ProtoReflect.Descriptor instead.
 func (*UpdateNode) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{5}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *UpdateNode) GetId() string {
@@ -601,7 +720,7 @@ type RemoveNode struct {
 
 func (x *RemoveNode) Reset() {
 	*x = RemoveNode{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[6]
+	mi := &file_cc_state_v1_state_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -613,7 +732,7 @@ func (x *RemoveNode) String() string {
 func (*RemoveNode) ProtoMessage() {}
 
 func (x *RemoveNode) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[6]
+	mi := &file_cc_state_v1_state_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -626,7 +745,7 @@ func (x *RemoveNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNode.ProtoReflect.Descriptor instead.
 func (*RemoveNode) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{6}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RemoveNode) GetId() string {
@@ -646,7 +765,7 @@ type CreateContainer struct {
 
 func (x *CreateContainer) Reset() {
 	*x = CreateContainer{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[7]
+	mi := &file_cc_state_v1_state_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -658,7 +777,7 @@ func (x *CreateContainer) String() string {
 func (*CreateContainer) ProtoMessage() {}
 
 func (x *CreateContainer) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[7]
+	mi := &file_cc_state_v1_state_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -671,7 +790,7 @@ func (x *CreateContainer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateContainer.ProtoReflect.Descriptor instead.
 func (*CreateContainer) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{7}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateContainer) GetContainer() *v1.Container {
@@ -693,7 +812,7 @@ type SetContainerDesired struct {
 
 func (x *SetContainerDesired) Reset() {
 	*x = SetContainerDesired{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[8]
+	mi := &file_cc_state_v1_state_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -705,7 +824,7 @@ func (x *SetContainerDesired) String() string {
 func (*SetContainerDesired) ProtoMessage() {}
 
 func (x *SetContainerDesired) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[8]
+	mi := &file_cc_state_v1_state_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -718,7 +837,7 @@ func (x *SetContainerDesired) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetContainerDesired.ProtoReflect.Descriptor instead.
 func (*SetContainerDesired) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{8}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SetContainerDesired) GetId() string {
@@ -752,7 +871,7 @@ type RemoveContainer struct {
 
 func (x *RemoveContainer) Reset() {
 	*x = RemoveContainer{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[9]
+	mi := &file_cc_state_v1_state_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -764,7 +883,7 @@ func (x *RemoveContainer) String() string {
 func (*RemoveContainer) ProtoMessage() {}
 
 func (x *RemoveContainer) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[9]
+	mi := &file_cc_state_v1_state_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -777,7 +896,7 @@ func (x *RemoveContainer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContainer.ProtoReflect.Descriptor instead.
 func (*RemoveContainer) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{9}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RemoveContainer) GetId() string {
@@ -798,7 +917,7 @@ type ReportStatus struct {
 
 func (x *ReportStatus) Reset() {
 	*x = ReportStatus{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[10]
+	mi := &file_cc_state_v1_state_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -810,7 +929,7 @@ func (x *ReportStatus) String() string {
 func (*ReportStatus) ProtoMessage() {}
 
 func (x *ReportStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[10]
+	mi := &file_cc_state_v1_state_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -823,7 +942,7 @@ func (x *ReportStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportStatus.ProtoReflect.Descriptor instead.
 func (*ReportStatus) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{10}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ReportStatus) GetNodeId() string {
@@ -850,7 +969,7 @@ type PutImage struct {
 
 func (x *PutImage) Reset() {
 	*x = PutImage{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[11]
+	mi := &file_cc_state_v1_state_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -862,7 +981,7 @@ func (x *PutImage) String() string {
 func (*PutImage) ProtoMessage() {}
 
 func (x *PutImage) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[11]
+	mi := &file_cc_state_v1_state_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -875,7 +994,7 @@ func (x *PutImage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutImage.ProtoReflect.Descriptor instead.
 func (*PutImage) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{11}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PutImage) GetImage() *v1.Image {
@@ -895,7 +1014,7 @@ type RemoveImage struct {
 
 func (x *RemoveImage) Reset() {
 	*x = RemoveImage{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[12]
+	mi := &file_cc_state_v1_state_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -907,7 +1026,7 @@ func (x *RemoveImage) String() string {
 func (*RemoveImage) ProtoMessage() {}
 
 func (x *RemoveImage) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[12]
+	mi := &file_cc_state_v1_state_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -920,7 +1039,7 @@ func (x *RemoveImage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveImage.ProtoReflect.Descriptor instead.
 func (*RemoveImage) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{12}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RemoveImage) GetDigest() string {
@@ -943,7 +1062,7 @@ type PutServer struct {
 
 func (x *PutServer) Reset() {
 	*x = PutServer{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[13]
+	mi := &file_cc_state_v1_state_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -955,7 +1074,7 @@ func (x *PutServer) String() string {
 func (*PutServer) ProtoMessage() {}
 
 func (x *PutServer) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[13]
+	mi := &file_cc_state_v1_state_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -968,7 +1087,7 @@ func (x *PutServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutServer.ProtoReflect.Descriptor instead.
 func (*PutServer) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{13}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PutServer) GetServer() *ServerRecord {
@@ -1002,7 +1121,7 @@ type RemoveServer struct {
 
 func (x *RemoveServer) Reset() {
 	*x = RemoveServer{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[14]
+	mi := &file_cc_state_v1_state_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1014,7 +1133,7 @@ func (x *RemoveServer) String() string {
 func (*RemoveServer) ProtoMessage() {}
 
 func (x *RemoveServer) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[14]
+	mi := &file_cc_state_v1_state_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1027,7 +1146,7 @@ func (x *RemoveServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServer.ProtoReflect.Descriptor instead.
 func (*RemoveServer) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{14}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RemoveServer) GetId() string {
@@ -1052,7 +1171,7 @@ type ServerRecord struct {
 
 func (x *ServerRecord) Reset() {
 	*x = ServerRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[15]
+	mi := &file_cc_state_v1_state_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1064,7 +1183,7 @@ func (x *ServerRecord) String() string {
 func (*ServerRecord) ProtoMessage() {}
 
 func (x *ServerRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[15]
+	mi := &file_cc_state_v1_state_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1077,7 +1196,7 @@ func (x *ServerRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerRecord.ProtoReflect.Descriptor instead.
 func (*ServerRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{15}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ServerRecord) GetId() string {
@@ -1133,7 +1252,7 @@ type ContainerRecord struct {
 
 func (x *ContainerRecord) Reset() {
 	*x = ContainerRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[16]
+	mi := &file_cc_state_v1_state_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1145,7 +1264,7 @@ func (x *ContainerRecord) String() string {
 func (*ContainerRecord) ProtoMessage() {}
 
 func (x *ContainerRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[16]
+	mi := &file_cc_state_v1_state_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1158,7 +1277,7 @@ func (x *ContainerRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerRecord.ProtoReflect.Descriptor instead.
 func (*ContainerRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{16}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ContainerRecord) GetContainer() *v1.Container {
@@ -1188,7 +1307,7 @@ type ClusterRecord struct {
 
 func (x *ClusterRecord) Reset() {
 	*x = ClusterRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[17]
+	mi := &file_cc_state_v1_state_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1200,7 +1319,7 @@ func (x *ClusterRecord) String() string {
 func (*ClusterRecord) ProtoMessage() {}
 
 func (x *ClusterRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[17]
+	mi := &file_cc_state_v1_state_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1213,7 +1332,7 @@ func (x *ClusterRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRecord.ProtoReflect.Descriptor instead.
 func (*ClusterRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{17}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ClusterRecord) GetClusterId() string {
@@ -1264,7 +1383,7 @@ type TokenRecord struct {
 
 func (x *TokenRecord) Reset() {
 	*x = TokenRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[18]
+	mi := &file_cc_state_v1_state_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1276,7 +1395,7 @@ func (x *TokenRecord) String() string {
 func (*TokenRecord) ProtoMessage() {}
 
 func (x *TokenRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[18]
+	mi := &file_cc_state_v1_state_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1289,7 +1408,7 @@ func (x *TokenRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenRecord.ProtoReflect.Descriptor instead.
 func (*TokenRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{18}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TokenRecord) GetId() string {
@@ -1365,7 +1484,7 @@ type CreateService struct {
 
 func (x *CreateService) Reset() {
 	*x = CreateService{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[19]
+	mi := &file_cc_state_v1_state_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1377,7 +1496,7 @@ func (x *CreateService) String() string {
 func (*CreateService) ProtoMessage() {}
 
 func (x *CreateService) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[19]
+	mi := &file_cc_state_v1_state_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1390,7 +1509,7 @@ func (x *CreateService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateService.ProtoReflect.Descriptor instead.
 func (*CreateService) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{19}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CreateService) GetService() *v1.Service {
@@ -1422,7 +1541,7 @@ type UpdateService struct {
 
 func (x *UpdateService) Reset() {
 	*x = UpdateService{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[20]
+	mi := &file_cc_state_v1_state_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1434,7 +1553,7 @@ func (x *UpdateService) String() string {
 func (*UpdateService) ProtoMessage() {}
 
 func (x *UpdateService) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[20]
+	mi := &file_cc_state_v1_state_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1447,7 +1566,7 @@ func (x *UpdateService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateService.ProtoReflect.Descriptor instead.
 func (*UpdateService) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{20}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UpdateService) GetId() string {
@@ -1509,7 +1628,7 @@ type RemoveService struct {
 
 func (x *RemoveService) Reset() {
 	*x = RemoveService{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[21]
+	mi := &file_cc_state_v1_state_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1521,7 +1640,7 @@ func (x *RemoveService) String() string {
 func (*RemoveService) ProtoMessage() {}
 
 func (x *RemoveService) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[21]
+	mi := &file_cc_state_v1_state_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1534,7 +1653,7 @@ func (x *RemoveService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveService.ProtoReflect.Descriptor instead.
 func (*RemoveService) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{21}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RemoveService) GetId() string {
@@ -1557,7 +1676,7 @@ type TaskOps struct {
 
 func (x *TaskOps) Reset() {
 	*x = TaskOps{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[22]
+	mi := &file_cc_state_v1_state_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1569,7 +1688,7 @@ func (x *TaskOps) String() string {
 func (*TaskOps) ProtoMessage() {}
 
 func (x *TaskOps) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[22]
+	mi := &file_cc_state_v1_state_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1582,7 +1701,7 @@ func (x *TaskOps) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskOps.ProtoReflect.Descriptor instead.
 func (*TaskOps) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{22}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *TaskOps) GetOps() []*TaskOp {
@@ -1609,7 +1728,7 @@ type TaskOp struct {
 
 func (x *TaskOp) Reset() {
 	*x = TaskOp{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[23]
+	mi := &file_cc_state_v1_state_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1621,7 +1740,7 @@ func (x *TaskOp) String() string {
 func (*TaskOp) ProtoMessage() {}
 
 func (x *TaskOp) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[23]
+	mi := &file_cc_state_v1_state_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1634,7 +1753,7 @@ func (x *TaskOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskOp.ProtoReflect.Descriptor instead.
 func (*TaskOp) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{23}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TaskOp) GetOp() isTaskOp_Op {
@@ -1751,7 +1870,7 @@ type AssignTask struct {
 
 func (x *AssignTask) Reset() {
 	*x = AssignTask{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[24]
+	mi := &file_cc_state_v1_state_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1763,7 +1882,7 @@ func (x *AssignTask) String() string {
 func (*AssignTask) ProtoMessage() {}
 
 func (x *AssignTask) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[24]
+	mi := &file_cc_state_v1_state_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1776,7 +1895,7 @@ func (x *AssignTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignTask.ProtoReflect.Descriptor instead.
 func (*AssignTask) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{24}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *AssignTask) GetTaskId() string {
@@ -1806,7 +1925,7 @@ type StopTask struct {
 
 func (x *StopTask) Reset() {
 	*x = StopTask{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[25]
+	mi := &file_cc_state_v1_state_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1818,7 +1937,7 @@ func (x *StopTask) String() string {
 func (*StopTask) ProtoMessage() {}
 
 func (x *StopTask) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[25]
+	mi := &file_cc_state_v1_state_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1831,7 +1950,7 @@ func (x *StopTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopTask.ProtoReflect.Descriptor instead.
 func (*StopTask) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{25}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *StopTask) GetTaskId() string {
@@ -1866,7 +1985,7 @@ type PendingReason struct {
 
 func (x *PendingReason) Reset() {
 	*x = PendingReason{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[26]
+	mi := &file_cc_state_v1_state_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1878,7 +1997,7 @@ func (x *PendingReason) String() string {
 func (*PendingReason) ProtoMessage() {}
 
 func (x *PendingReason) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[26]
+	mi := &file_cc_state_v1_state_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1891,7 +2010,7 @@ func (x *PendingReason) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingReason.ProtoReflect.Descriptor instead.
 func (*PendingReason) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{26}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PendingReason) GetTaskId() string {
@@ -1923,7 +2042,7 @@ type ServiceProgress struct {
 
 func (x *ServiceProgress) Reset() {
 	*x = ServiceProgress{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[27]
+	mi := &file_cc_state_v1_state_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1935,7 +2054,7 @@ func (x *ServiceProgress) String() string {
 func (*ServiceProgress) ProtoMessage() {}
 
 func (x *ServiceProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[27]
+	mi := &file_cc_state_v1_state_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1948,7 +2067,7 @@ func (x *ServiceProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceProgress.ProtoReflect.Descriptor instead.
 func (*ServiceProgress) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{27}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ServiceProgress) GetServiceId() string {
@@ -1989,7 +2108,7 @@ type UpdateSettings struct {
 
 func (x *UpdateSettings) Reset() {
 	*x = UpdateSettings{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[28]
+	mi := &file_cc_state_v1_state_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2001,7 +2120,7 @@ func (x *UpdateSettings) String() string {
 func (*UpdateSettings) ProtoMessage() {}
 
 func (x *UpdateSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[28]
+	mi := &file_cc_state_v1_state_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2014,7 +2133,7 @@ func (x *UpdateSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSettings.ProtoReflect.Descriptor instead.
 func (*UpdateSettings) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{28}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *UpdateSettings) GetSettings() *v1.Settings {
@@ -2035,7 +2154,7 @@ type ReportStatuses struct {
 
 func (x *ReportStatuses) Reset() {
 	*x = ReportStatuses{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[29]
+	mi := &file_cc_state_v1_state_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2047,7 +2166,7 @@ func (x *ReportStatuses) String() string {
 func (*ReportStatuses) ProtoMessage() {}
 
 func (x *ReportStatuses) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[29]
+	mi := &file_cc_state_v1_state_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2060,7 +2179,7 @@ func (x *ReportStatuses) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportStatuses.ProtoReflect.Descriptor instead.
 func (*ReportStatuses) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{29}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ReportStatuses) GetReports() []*ReportStatus {
@@ -2082,7 +2201,7 @@ type SubmitJob struct {
 
 func (x *SubmitJob) Reset() {
 	*x = SubmitJob{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[30]
+	mi := &file_cc_state_v1_state_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2094,7 +2213,7 @@ func (x *SubmitJob) String() string {
 func (*SubmitJob) ProtoMessage() {}
 
 func (x *SubmitJob) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[30]
+	mi := &file_cc_state_v1_state_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2107,7 +2226,7 @@ func (x *SubmitJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJob.ProtoReflect.Descriptor instead.
 func (*SubmitJob) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{30}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SubmitJob) GetJob() *JobRecord {
@@ -2135,7 +2254,7 @@ type JobRecord struct {
 
 func (x *JobRecord) Reset() {
 	*x = JobRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[31]
+	mi := &file_cc_state_v1_state_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2147,7 +2266,7 @@ func (x *JobRecord) String() string {
 func (*JobRecord) ProtoMessage() {}
 
 func (x *JobRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[31]
+	mi := &file_cc_state_v1_state_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2160,7 +2279,7 @@ func (x *JobRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobRecord.ProtoReflect.Descriptor instead.
 func (*JobRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{31}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *JobRecord) GetJob() *v1.Job {
@@ -2201,7 +2320,7 @@ type CancelJob struct {
 
 func (x *CancelJob) Reset() {
 	*x = CancelJob{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[32]
+	mi := &file_cc_state_v1_state_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2213,7 +2332,7 @@ func (x *CancelJob) String() string {
 func (*CancelJob) ProtoMessage() {}
 
 func (x *CancelJob) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[32]
+	mi := &file_cc_state_v1_state_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2226,7 +2345,7 @@ func (x *CancelJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJob.ProtoReflect.Descriptor instead.
 func (*CancelJob) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{32}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CancelJob) GetId() string {
@@ -2247,7 +2366,7 @@ type JobOps struct {
 
 func (x *JobOps) Reset() {
 	*x = JobOps{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[33]
+	mi := &file_cc_state_v1_state_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2259,7 +2378,7 @@ func (x *JobOps) String() string {
 func (*JobOps) ProtoMessage() {}
 
 func (x *JobOps) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[33]
+	mi := &file_cc_state_v1_state_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2272,7 +2391,7 @@ func (x *JobOps) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobOps.ProtoReflect.Descriptor instead.
 func (*JobOps) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{33}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *JobOps) GetOps() []*JobOp {
@@ -2299,7 +2418,7 @@ type JobOp struct {
 
 func (x *JobOp) Reset() {
 	*x = JobOp{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[34]
+	mi := &file_cc_state_v1_state_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2311,7 +2430,7 @@ func (x *JobOp) String() string {
 func (*JobOp) ProtoMessage() {}
 
 func (x *JobOp) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[34]
+	mi := &file_cc_state_v1_state_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2324,7 +2443,7 @@ func (x *JobOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobOp.ProtoReflect.Descriptor instead.
 func (*JobOp) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{34}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *JobOp) GetOp() isJobOp_Op {
@@ -2450,7 +2569,7 @@ type StartJobAttempt struct {
 
 func (x *StartJobAttempt) Reset() {
 	*x = StartJobAttempt{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[35]
+	mi := &file_cc_state_v1_state_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2462,7 +2581,7 @@ func (x *StartJobAttempt) String() string {
 func (*StartJobAttempt) ProtoMessage() {}
 
 func (x *StartJobAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[35]
+	mi := &file_cc_state_v1_state_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2475,7 +2594,7 @@ func (x *StartJobAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartJobAttempt.ProtoReflect.Descriptor instead.
 func (*StartJobAttempt) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{35}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *StartJobAttempt) GetJobId() string {
@@ -2521,7 +2640,7 @@ type FailJobAttempt struct {
 
 func (x *FailJobAttempt) Reset() {
 	*x = FailJobAttempt{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[36]
+	mi := &file_cc_state_v1_state_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2533,7 +2652,7 @@ func (x *FailJobAttempt) String() string {
 func (*FailJobAttempt) ProtoMessage() {}
 
 func (x *FailJobAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[36]
+	mi := &file_cc_state_v1_state_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2546,7 +2665,7 @@ func (x *FailJobAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailJobAttempt.ProtoReflect.Descriptor instead.
 func (*FailJobAttempt) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{36}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *FailJobAttempt) GetJobId() string {
@@ -2588,7 +2707,7 @@ type WebhookResult struct {
 
 func (x *WebhookResult) Reset() {
 	*x = WebhookResult{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[37]
+	mi := &file_cc_state_v1_state_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2600,7 +2719,7 @@ func (x *WebhookResult) String() string {
 func (*WebhookResult) ProtoMessage() {}
 
 func (x *WebhookResult) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[37]
+	mi := &file_cc_state_v1_state_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2613,7 +2732,7 @@ func (x *WebhookResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookResult.ProtoReflect.Descriptor instead.
 func (*WebhookResult) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{37}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *WebhookResult) GetJobId() string {
@@ -2641,7 +2760,7 @@ type JobPending struct {
 
 func (x *JobPending) Reset() {
 	*x = JobPending{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[38]
+	mi := &file_cc_state_v1_state_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2653,7 +2772,7 @@ func (x *JobPending) String() string {
 func (*JobPending) ProtoMessage() {}
 
 func (x *JobPending) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[38]
+	mi := &file_cc_state_v1_state_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2666,7 +2785,7 @@ func (x *JobPending) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobPending.ProtoReflect.Descriptor instead.
 func (*JobPending) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{38}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *JobPending) GetJobId() string {
@@ -2693,7 +2812,7 @@ type SetQueue struct {
 
 func (x *SetQueue) Reset() {
 	*x = SetQueue{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[39]
+	mi := &file_cc_state_v1_state_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2705,7 +2824,7 @@ func (x *SetQueue) String() string {
 func (*SetQueue) ProtoMessage() {}
 
 func (x *SetQueue) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[39]
+	mi := &file_cc_state_v1_state_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2718,7 +2837,7 @@ func (x *SetQueue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetQueue.ProtoReflect.Descriptor instead.
 func (*SetQueue) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{39}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SetQueue) GetQueue() *QueueRecord {
@@ -2739,7 +2858,7 @@ type QueueRecord struct {
 
 func (x *QueueRecord) Reset() {
 	*x = QueueRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[40]
+	mi := &file_cc_state_v1_state_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2751,7 +2870,7 @@ func (x *QueueRecord) String() string {
 func (*QueueRecord) ProtoMessage() {}
 
 func (x *QueueRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[40]
+	mi := &file_cc_state_v1_state_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2764,7 +2883,7 @@ func (x *QueueRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueRecord.ProtoReflect.Descriptor instead.
 func (*QueueRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{40}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *QueueRecord) GetName() string {
@@ -2792,7 +2911,7 @@ type PutInput struct {
 
 func (x *PutInput) Reset() {
 	*x = PutInput{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[41]
+	mi := &file_cc_state_v1_state_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2804,7 +2923,7 @@ func (x *PutInput) String() string {
 func (*PutInput) ProtoMessage() {}
 
 func (x *PutInput) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[41]
+	mi := &file_cc_state_v1_state_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2817,7 +2936,7 @@ func (x *PutInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutInput.ProtoReflect.Descriptor instead.
 func (*PutInput) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{41}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *PutInput) GetInput() *InputRecord {
@@ -2844,7 +2963,7 @@ type InputRecord struct {
 
 func (x *InputRecord) Reset() {
 	*x = InputRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[42]
+	mi := &file_cc_state_v1_state_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2856,7 +2975,7 @@ func (x *InputRecord) String() string {
 func (*InputRecord) ProtoMessage() {}
 
 func (x *InputRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[42]
+	mi := &file_cc_state_v1_state_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2869,7 +2988,7 @@ func (x *InputRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InputRecord.ProtoReflect.Descriptor instead.
 func (*InputRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{42}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *InputRecord) GetDigest() string {
@@ -2923,7 +3042,7 @@ type PutRoute struct {
 
 func (x *PutRoute) Reset() {
 	*x = PutRoute{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[43]
+	mi := &file_cc_state_v1_state_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2935,7 +3054,7 @@ func (x *PutRoute) String() string {
 func (*PutRoute) ProtoMessage() {}
 
 func (x *PutRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[43]
+	mi := &file_cc_state_v1_state_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2948,7 +3067,7 @@ func (x *PutRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutRoute.ProtoReflect.Descriptor instead.
 func (*PutRoute) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{43}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *PutRoute) GetRoute() *v1.Route {
@@ -2982,7 +3101,7 @@ type RemoveRoute struct {
 
 func (x *RemoveRoute) Reset() {
 	*x = RemoveRoute{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[44]
+	mi := &file_cc_state_v1_state_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2994,7 +3113,7 @@ func (x *RemoveRoute) String() string {
 func (*RemoveRoute) ProtoMessage() {}
 
 func (x *RemoveRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[44]
+	mi := &file_cc_state_v1_state_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3007,7 +3126,7 @@ func (x *RemoveRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRoute.ProtoReflect.Descriptor instead.
 func (*RemoveRoute) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{44}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *RemoveRoute) GetName() string {
@@ -3029,7 +3148,7 @@ type ApplyRoutes struct {
 
 func (x *ApplyRoutes) Reset() {
 	*x = ApplyRoutes{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[45]
+	mi := &file_cc_state_v1_state_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3041,7 +3160,7 @@ func (x *ApplyRoutes) String() string {
 func (*ApplyRoutes) ProtoMessage() {}
 
 func (x *ApplyRoutes) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[45]
+	mi := &file_cc_state_v1_state_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3054,7 +3173,7 @@ func (x *ApplyRoutes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRoutes.ProtoReflect.Descriptor instead.
 func (*ApplyRoutes) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{45}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ApplyRoutes) GetSet() string {
@@ -3086,7 +3205,7 @@ type DeploySite struct {
 
 func (x *DeploySite) Reset() {
 	*x = DeploySite{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[46]
+	mi := &file_cc_state_v1_state_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3098,7 +3217,7 @@ func (x *DeploySite) String() string {
 func (*DeploySite) ProtoMessage() {}
 
 func (x *DeploySite) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[46]
+	mi := &file_cc_state_v1_state_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3111,7 +3230,7 @@ func (x *DeploySite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeploySite.ProtoReflect.Descriptor instead.
 func (*DeploySite) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{46}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *DeploySite) GetName() string {
@@ -3154,7 +3273,7 @@ type RollbackSite struct {
 
 func (x *RollbackSite) Reset() {
 	*x = RollbackSite{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[47]
+	mi := &file_cc_state_v1_state_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3166,7 +3285,7 @@ func (x *RollbackSite) String() string {
 func (*RollbackSite) ProtoMessage() {}
 
 func (x *RollbackSite) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[47]
+	mi := &file_cc_state_v1_state_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3179,7 +3298,7 @@ func (x *RollbackSite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackSite.ProtoReflect.Descriptor instead.
 func (*RollbackSite) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{47}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *RollbackSite) GetName() string {
@@ -3206,7 +3325,7 @@ type RemoveSite struct {
 
 func (x *RemoveSite) Reset() {
 	*x = RemoveSite{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[48]
+	mi := &file_cc_state_v1_state_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3218,7 +3337,7 @@ func (x *RemoveSite) String() string {
 func (*RemoveSite) ProtoMessage() {}
 
 func (x *RemoveSite) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[48]
+	mi := &file_cc_state_v1_state_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3231,7 +3350,7 @@ func (x *RemoveSite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveSite.ProtoReflect.Descriptor instead.
 func (*RemoveSite) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{48}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *RemoveSite) GetName() string {
@@ -3258,7 +3377,7 @@ type CertRecord struct {
 
 func (x *CertRecord) Reset() {
 	*x = CertRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[49]
+	mi := &file_cc_state_v1_state_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3270,7 +3389,7 @@ func (x *CertRecord) String() string {
 func (*CertRecord) ProtoMessage() {}
 
 func (x *CertRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[49]
+	mi := &file_cc_state_v1_state_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3283,7 +3402,7 @@ func (x *CertRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertRecord.ProtoReflect.Descriptor instead.
 func (*CertRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{49}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *CertRecord) GetCert() *v1.Cert {
@@ -3326,7 +3445,7 @@ type PutCert struct {
 
 func (x *PutCert) Reset() {
 	*x = PutCert{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[50]
+	mi := &file_cc_state_v1_state_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3338,7 +3457,7 @@ func (x *PutCert) String() string {
 func (*PutCert) ProtoMessage() {}
 
 func (x *PutCert) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[50]
+	mi := &file_cc_state_v1_state_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3351,7 +3470,7 @@ func (x *PutCert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutCert.ProtoReflect.Descriptor instead.
 func (*PutCert) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{50}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *PutCert) GetCert() *CertRecord {
@@ -3378,7 +3497,7 @@ type RemoveCert struct {
 
 func (x *RemoveCert) Reset() {
 	*x = RemoveCert{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[51]
+	mi := &file_cc_state_v1_state_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3390,7 +3509,7 @@ func (x *RemoveCert) String() string {
 func (*RemoveCert) ProtoMessage() {}
 
 func (x *RemoveCert) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[51]
+	mi := &file_cc_state_v1_state_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3403,7 +3522,7 @@ func (x *RemoveCert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveCert.ProtoReflect.Descriptor instead.
 func (*RemoveCert) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{51}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *RemoveCert) GetName() string {
@@ -3430,7 +3549,7 @@ type CertStatus struct {
 
 func (x *CertStatus) Reset() {
 	*x = CertStatus{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[52]
+	mi := &file_cc_state_v1_state_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3442,7 +3561,7 @@ func (x *CertStatus) String() string {
 func (*CertStatus) ProtoMessage() {}
 
 func (x *CertStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[52]
+	mi := &file_cc_state_v1_state_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3455,7 +3574,7 @@ func (x *CertStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertStatus.ProtoReflect.Descriptor instead.
 func (*CertStatus) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{52}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *CertStatus) GetName() string {
@@ -3504,7 +3623,7 @@ type ACMEStore struct {
 
 func (x *ACMEStore) Reset() {
 	*x = ACMEStore{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[53]
+	mi := &file_cc_state_v1_state_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3516,7 +3635,7 @@ func (x *ACMEStore) String() string {
 func (*ACMEStore) ProtoMessage() {}
 
 func (x *ACMEStore) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[53]
+	mi := &file_cc_state_v1_state_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3529,7 +3648,7 @@ func (x *ACMEStore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACMEStore.ProtoReflect.Descriptor instead.
 func (*ACMEStore) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{53}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ACMEStore) GetKey() string {
@@ -3557,7 +3676,7 @@ type ACMEDelete struct {
 
 func (x *ACMEDelete) Reset() {
 	*x = ACMEDelete{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[54]
+	mi := &file_cc_state_v1_state_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3569,7 +3688,7 @@ func (x *ACMEDelete) String() string {
 func (*ACMEDelete) ProtoMessage() {}
 
 func (x *ACMEDelete) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[54]
+	mi := &file_cc_state_v1_state_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3582,7 +3701,7 @@ func (x *ACMEDelete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACMEDelete.ProtoReflect.Descriptor instead.
 func (*ACMEDelete) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{54}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ACMEDelete) GetKey() string {
@@ -3606,7 +3725,7 @@ type ACMELock struct {
 
 func (x *ACMELock) Reset() {
 	*x = ACMELock{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[55]
+	mi := &file_cc_state_v1_state_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3618,7 +3737,7 @@ func (x *ACMELock) String() string {
 func (*ACMELock) ProtoMessage() {}
 
 func (x *ACMELock) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[55]
+	mi := &file_cc_state_v1_state_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3631,7 +3750,7 @@ func (x *ACMELock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACMELock.ProtoReflect.Descriptor instead.
 func (*ACMELock) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{55}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ACMELock) GetName() string {
@@ -3666,7 +3785,7 @@ type ACMEUnlock struct {
 
 func (x *ACMEUnlock) Reset() {
 	*x = ACMEUnlock{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[56]
+	mi := &file_cc_state_v1_state_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3678,7 +3797,7 @@ func (x *ACMEUnlock) String() string {
 func (*ACMEUnlock) ProtoMessage() {}
 
 func (x *ACMEUnlock) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[56]
+	mi := &file_cc_state_v1_state_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3691,7 +3810,7 @@ func (x *ACMEUnlock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACMEUnlock.ProtoReflect.Descriptor instead.
 func (*ACMEUnlock) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{56}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ACMEUnlock) GetName() string {
@@ -3719,7 +3838,7 @@ type ACMEStorageRecord struct {
 
 func (x *ACMEStorageRecord) Reset() {
 	*x = ACMEStorageRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[57]
+	mi := &file_cc_state_v1_state_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3731,7 +3850,7 @@ func (x *ACMEStorageRecord) String() string {
 func (*ACMEStorageRecord) ProtoMessage() {}
 
 func (x *ACMEStorageRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[57]
+	mi := &file_cc_state_v1_state_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3744,7 +3863,7 @@ func (x *ACMEStorageRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACMEStorageRecord.ProtoReflect.Descriptor instead.
 func (*ACMEStorageRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{57}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ACMEStorageRecord) GetValue() []byte {
@@ -3772,7 +3891,7 @@ type ACMELockRecord struct {
 
 func (x *ACMELockRecord) Reset() {
 	*x = ACMELockRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[58]
+	mi := &file_cc_state_v1_state_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3784,7 +3903,7 @@ func (x *ACMELockRecord) String() string {
 func (*ACMELockRecord) ProtoMessage() {}
 
 func (x *ACMELockRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[58]
+	mi := &file_cc_state_v1_state_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3797,7 +3916,7 @@ func (x *ACMELockRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACMELockRecord.ProtoReflect.Descriptor instead.
 func (*ACMELockRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{58}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ACMELockRecord) GetHolder() string {
@@ -3824,7 +3943,7 @@ type PutChallenge struct {
 
 func (x *PutChallenge) Reset() {
 	*x = PutChallenge{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[59]
+	mi := &file_cc_state_v1_state_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3836,7 +3955,7 @@ func (x *PutChallenge) String() string {
 func (*PutChallenge) ProtoMessage() {}
 
 func (x *PutChallenge) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[59]
+	mi := &file_cc_state_v1_state_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3849,7 +3968,7 @@ func (x *PutChallenge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutChallenge.ProtoReflect.Descriptor instead.
 func (*PutChallenge) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{59}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *PutChallenge) GetChallenge() *v1.ACMEChallenge {
@@ -3871,7 +3990,7 @@ type RemoveChallenge struct {
 
 func (x *RemoveChallenge) Reset() {
 	*x = RemoveChallenge{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[60]
+	mi := &file_cc_state_v1_state_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3883,7 +4002,7 @@ func (x *RemoveChallenge) String() string {
 func (*RemoveChallenge) ProtoMessage() {}
 
 func (x *RemoveChallenge) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[60]
+	mi := &file_cc_state_v1_state_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3896,7 +4015,7 @@ func (x *RemoveChallenge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveChallenge.ProtoReflect.Descriptor instead.
 func (*RemoveChallenge) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{60}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *RemoveChallenge) GetType() string {
@@ -3924,12 +4043,22 @@ var File_cc_state_v1_state_proto protoreflect.FileDescriptor
 
 const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\n" +
-	"\x17cc/state/v1/state.proto\x12\vcc.state.v1\x1a\x11cc/v1/agent.proto\x1a\x11cc/v1/certs.proto\x1a\x13cc/v1/cluster.proto\x1a\x16cc/v1/containers.proto\x1a\x10cc/v1/edge.proto\x1a\x12cc/v1/images.proto\x1a\x10cc/v1/jobs.proto\x1a\x11cc/v1/nodes.proto\x1a\x14cc/v1/services.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa4\x01\n" +
+	"\x17cc/state/v1/state.proto\x12\vcc.state.v1\x1a\x11cc/v1/agent.proto\x1a\x11cc/v1/certs.proto\x1a\x13cc/v1/cluster.proto\x1a\x16cc/v1/containers.proto\x1a\x10cc/v1/edge.proto\x1a\x12cc/v1/images.proto\x1a\x10cc/v1/jobs.proto\x1a\x11cc/v1/nodes.proto\x1a\x14cc/v1/services.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd5\x01\n" +
 	"\aCommand\x12,\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x18.cc.state.v1.CommandTypeR\x04type\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\rR\aversion\x127\n" +
 	"\tissued_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\x12\x18\n" +
-	"\apayload\x18\x04 \x01(\fR\apayload\"j\n" +
+	"\apayload\x18\x04 \x01(\fR\apayload\x12/\n" +
+	"\x05audit\x18\x05 \x01(\v2\x19.cc.state.v1.AuditContextR\x05audit\"\xd3\x01\n" +
+	"\fAuditContext\x12\x19\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\x05R\x04role\x12\x17\n" +
+	"\anode_id\x18\x03 \x01(\tR\x06nodeId\x12\x1b\n" +
+	"\tserver_id\x18\x04 \x01(\tR\bserverId\x12\x16\n" +
+	"\x06method\x18\x05 \x01(\tR\x06method\x12\x16\n" +
+	"\x06target\x18\x06 \x01(\tR\x06target\x12\x16\n" +
+	"\x06source\x18\a \x01(\tR\x06source\x12\x16\n" +
+	"\x06server\x18\b \x01(\tR\x06server\"j\n" +
 	"\vInitCluster\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x1e\n" +
@@ -4243,153 +4372,155 @@ func file_cc_state_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_cc_state_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
+var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
 var file_cc_state_v1_state_proto_goTypes = []any{
 	(CommandType)(0),              // 0: cc.state.v1.CommandType
 	(*Command)(nil),               // 1: cc.state.v1.Command
-	(*InitCluster)(nil),           // 2: cc.state.v1.InitCluster
-	(*CreateToken)(nil),           // 3: cc.state.v1.CreateToken
-	(*RevokeToken)(nil),           // 4: cc.state.v1.RevokeToken
-	(*JoinNode)(nil),              // 5: cc.state.v1.JoinNode
-	(*UpdateNode)(nil),            // 6: cc.state.v1.UpdateNode
-	(*RemoveNode)(nil),            // 7: cc.state.v1.RemoveNode
-	(*CreateContainer)(nil),       // 8: cc.state.v1.CreateContainer
-	(*SetContainerDesired)(nil),   // 9: cc.state.v1.SetContainerDesired
-	(*RemoveContainer)(nil),       // 10: cc.state.v1.RemoveContainer
-	(*ReportStatus)(nil),          // 11: cc.state.v1.ReportStatus
-	(*PutImage)(nil),              // 12: cc.state.v1.PutImage
-	(*RemoveImage)(nil),           // 13: cc.state.v1.RemoveImage
-	(*PutServer)(nil),             // 14: cc.state.v1.PutServer
-	(*RemoveServer)(nil),          // 15: cc.state.v1.RemoveServer
-	(*ServerRecord)(nil),          // 16: cc.state.v1.ServerRecord
-	(*ContainerRecord)(nil),       // 17: cc.state.v1.ContainerRecord
-	(*ClusterRecord)(nil),         // 18: cc.state.v1.ClusterRecord
-	(*TokenRecord)(nil),           // 19: cc.state.v1.TokenRecord
-	(*CreateService)(nil),         // 20: cc.state.v1.CreateService
-	(*UpdateService)(nil),         // 21: cc.state.v1.UpdateService
-	(*RemoveService)(nil),         // 22: cc.state.v1.RemoveService
-	(*TaskOps)(nil),               // 23: cc.state.v1.TaskOps
-	(*TaskOp)(nil),                // 24: cc.state.v1.TaskOp
-	(*AssignTask)(nil),            // 25: cc.state.v1.AssignTask
-	(*StopTask)(nil),              // 26: cc.state.v1.StopTask
-	(*PendingReason)(nil),         // 27: cc.state.v1.PendingReason
-	(*ServiceProgress)(nil),       // 28: cc.state.v1.ServiceProgress
-	(*UpdateSettings)(nil),        // 29: cc.state.v1.UpdateSettings
-	(*ReportStatuses)(nil),        // 30: cc.state.v1.ReportStatuses
-	(*SubmitJob)(nil),             // 31: cc.state.v1.SubmitJob
-	(*JobRecord)(nil),             // 32: cc.state.v1.JobRecord
-	(*CancelJob)(nil),             // 33: cc.state.v1.CancelJob
-	(*JobOps)(nil),                // 34: cc.state.v1.JobOps
-	(*JobOp)(nil),                 // 35: cc.state.v1.JobOp
-	(*StartJobAttempt)(nil),       // 36: cc.state.v1.StartJobAttempt
-	(*FailJobAttempt)(nil),        // 37: cc.state.v1.FailJobAttempt
-	(*WebhookResult)(nil),         // 38: cc.state.v1.WebhookResult
-	(*JobPending)(nil),            // 39: cc.state.v1.JobPending
-	(*SetQueue)(nil),              // 40: cc.state.v1.SetQueue
-	(*QueueRecord)(nil),           // 41: cc.state.v1.QueueRecord
-	(*PutInput)(nil),              // 42: cc.state.v1.PutInput
-	(*InputRecord)(nil),           // 43: cc.state.v1.InputRecord
-	(*PutRoute)(nil),              // 44: cc.state.v1.PutRoute
-	(*RemoveRoute)(nil),           // 45: cc.state.v1.RemoveRoute
-	(*ApplyRoutes)(nil),           // 46: cc.state.v1.ApplyRoutes
-	(*DeploySite)(nil),            // 47: cc.state.v1.DeploySite
-	(*RollbackSite)(nil),          // 48: cc.state.v1.RollbackSite
-	(*RemoveSite)(nil),            // 49: cc.state.v1.RemoveSite
-	(*CertRecord)(nil),            // 50: cc.state.v1.CertRecord
-	(*PutCert)(nil),               // 51: cc.state.v1.PutCert
-	(*RemoveCert)(nil),            // 52: cc.state.v1.RemoveCert
-	(*CertStatus)(nil),            // 53: cc.state.v1.CertStatus
-	(*ACMEStore)(nil),             // 54: cc.state.v1.ACMEStore
-	(*ACMEDelete)(nil),            // 55: cc.state.v1.ACMEDelete
-	(*ACMELock)(nil),              // 56: cc.state.v1.ACMELock
-	(*ACMEUnlock)(nil),            // 57: cc.state.v1.ACMEUnlock
-	(*ACMEStorageRecord)(nil),     // 58: cc.state.v1.ACMEStorageRecord
-	(*ACMELockRecord)(nil),        // 59: cc.state.v1.ACMELockRecord
-	(*PutChallenge)(nil),          // 60: cc.state.v1.PutChallenge
-	(*RemoveChallenge)(nil),       // 61: cc.state.v1.RemoveChallenge
-	nil,                           // 62: cc.state.v1.UpdateNode.LabelsEntry
-	nil,                           // 63: cc.state.v1.UpdateNode.UserLabelsEntry
-	(*timestamppb.Timestamp)(nil), // 64: google.protobuf.Timestamp
-	(*v1.Node)(nil),               // 65: cc.v1.Node
-	(v1.NodeState)(0),             // 66: cc.v1.NodeState
-	(*v1.Resources)(nil),          // 67: cc.v1.Resources
-	(v1.NodeAvailability)(0),      // 68: cc.v1.NodeAvailability
-	(*v1.Container)(nil),          // 69: cc.v1.Container
-	(v1.DesiredState)(0),          // 70: cc.v1.DesiredState
-	(*v1.TaskStatus)(nil),         // 71: cc.v1.TaskStatus
-	(*v1.Image)(nil),              // 72: cc.v1.Image
-	(*v1.Service)(nil),            // 73: cc.v1.Service
-	(*v1.ServiceSpec)(nil),        // 74: cc.v1.ServiceSpec
-	(*v1.UpdateStatus)(nil),       // 75: cc.v1.UpdateStatus
-	(*v1.Settings)(nil),           // 76: cc.v1.Settings
-	(*v1.Job)(nil),                // 77: cc.v1.Job
-	(*v1.Route)(nil),              // 78: cc.v1.Route
-	(*v1.SiteSpec)(nil),           // 79: cc.v1.SiteSpec
-	(*v1.SiteVersion)(nil),        // 80: cc.v1.SiteVersion
-	(*v1.Cert)(nil),               // 81: cc.v1.Cert
-	(v1.RenewalState)(0),          // 82: cc.v1.RenewalState
-	(*v1.ACMEChallenge)(nil),      // 83: cc.v1.ACMEChallenge
+	(*AuditContext)(nil),          // 2: cc.state.v1.AuditContext
+	(*InitCluster)(nil),           // 3: cc.state.v1.InitCluster
+	(*CreateToken)(nil),           // 4: cc.state.v1.CreateToken
+	(*RevokeToken)(nil),           // 5: cc.state.v1.RevokeToken
+	(*JoinNode)(nil),              // 6: cc.state.v1.JoinNode
+	(*UpdateNode)(nil),            // 7: cc.state.v1.UpdateNode
+	(*RemoveNode)(nil),            // 8: cc.state.v1.RemoveNode
+	(*CreateContainer)(nil),       // 9: cc.state.v1.CreateContainer
+	(*SetContainerDesired)(nil),   // 10: cc.state.v1.SetContainerDesired
+	(*RemoveContainer)(nil),       // 11: cc.state.v1.RemoveContainer
+	(*ReportStatus)(nil),          // 12: cc.state.v1.ReportStatus
+	(*PutImage)(nil),              // 13: cc.state.v1.PutImage
+	(*RemoveImage)(nil),           // 14: cc.state.v1.RemoveImage
+	(*PutServer)(nil),             // 15: cc.state.v1.PutServer
+	(*RemoveServer)(nil),          // 16: cc.state.v1.RemoveServer
+	(*ServerRecord)(nil),          // 17: cc.state.v1.ServerRecord
+	(*ContainerRecord)(nil),       // 18: cc.state.v1.ContainerRecord
+	(*ClusterRecord)(nil),         // 19: cc.state.v1.ClusterRecord
+	(*TokenRecord)(nil),           // 20: cc.state.v1.TokenRecord
+	(*CreateService)(nil),         // 21: cc.state.v1.CreateService
+	(*UpdateService)(nil),         // 22: cc.state.v1.UpdateService
+	(*RemoveService)(nil),         // 23: cc.state.v1.RemoveService
+	(*TaskOps)(nil),               // 24: cc.state.v1.TaskOps
+	(*TaskOp)(nil),                // 25: cc.state.v1.TaskOp
+	(*AssignTask)(nil),            // 26: cc.state.v1.AssignTask
+	(*StopTask)(nil),              // 27: cc.state.v1.StopTask
+	(*PendingReason)(nil),         // 28: cc.state.v1.PendingReason
+	(*ServiceProgress)(nil),       // 29: cc.state.v1.ServiceProgress
+	(*UpdateSettings)(nil),        // 30: cc.state.v1.UpdateSettings
+	(*ReportStatuses)(nil),        // 31: cc.state.v1.ReportStatuses
+	(*SubmitJob)(nil),             // 32: cc.state.v1.SubmitJob
+	(*JobRecord)(nil),             // 33: cc.state.v1.JobRecord
+	(*CancelJob)(nil),             // 34: cc.state.v1.CancelJob
+	(*JobOps)(nil),                // 35: cc.state.v1.JobOps
+	(*JobOp)(nil),                 // 36: cc.state.v1.JobOp
+	(*StartJobAttempt)(nil),       // 37: cc.state.v1.StartJobAttempt
+	(*FailJobAttempt)(nil),        // 38: cc.state.v1.FailJobAttempt
+	(*WebhookResult)(nil),         // 39: cc.state.v1.WebhookResult
+	(*JobPending)(nil),            // 40: cc.state.v1.JobPending
+	(*SetQueue)(nil),              // 41: cc.state.v1.SetQueue
+	(*QueueRecord)(nil),           // 42: cc.state.v1.QueueRecord
+	(*PutInput)(nil),              // 43: cc.state.v1.PutInput
+	(*InputRecord)(nil),           // 44: cc.state.v1.InputRecord
+	(*PutRoute)(nil),              // 45: cc.state.v1.PutRoute
+	(*RemoveRoute)(nil),           // 46: cc.state.v1.RemoveRoute
+	(*ApplyRoutes)(nil),           // 47: cc.state.v1.ApplyRoutes
+	(*DeploySite)(nil),            // 48: cc.state.v1.DeploySite
+	(*RollbackSite)(nil),          // 49: cc.state.v1.RollbackSite
+	(*RemoveSite)(nil),            // 50: cc.state.v1.RemoveSite
+	(*CertRecord)(nil),            // 51: cc.state.v1.CertRecord
+	(*PutCert)(nil),               // 52: cc.state.v1.PutCert
+	(*RemoveCert)(nil),            // 53: cc.state.v1.RemoveCert
+	(*CertStatus)(nil),            // 54: cc.state.v1.CertStatus
+	(*ACMEStore)(nil),             // 55: cc.state.v1.ACMEStore
+	(*ACMEDelete)(nil),            // 56: cc.state.v1.ACMEDelete
+	(*ACMELock)(nil),              // 57: cc.state.v1.ACMELock
+	(*ACMEUnlock)(nil),            // 58: cc.state.v1.ACMEUnlock
+	(*ACMEStorageRecord)(nil),     // 59: cc.state.v1.ACMEStorageRecord
+	(*ACMELockRecord)(nil),        // 60: cc.state.v1.ACMELockRecord
+	(*PutChallenge)(nil),          // 61: cc.state.v1.PutChallenge
+	(*RemoveChallenge)(nil),       // 62: cc.state.v1.RemoveChallenge
+	nil,                           // 63: cc.state.v1.UpdateNode.LabelsEntry
+	nil,                           // 64: cc.state.v1.UpdateNode.UserLabelsEntry
+	(*timestamppb.Timestamp)(nil), // 65: google.protobuf.Timestamp
+	(*v1.Node)(nil),               // 66: cc.v1.Node
+	(v1.NodeState)(0),             // 67: cc.v1.NodeState
+	(*v1.Resources)(nil),          // 68: cc.v1.Resources
+	(v1.NodeAvailability)(0),      // 69: cc.v1.NodeAvailability
+	(*v1.Container)(nil),          // 70: cc.v1.Container
+	(v1.DesiredState)(0),          // 71: cc.v1.DesiredState
+	(*v1.TaskStatus)(nil),         // 72: cc.v1.TaskStatus
+	(*v1.Image)(nil),              // 73: cc.v1.Image
+	(*v1.Service)(nil),            // 74: cc.v1.Service
+	(*v1.ServiceSpec)(nil),        // 75: cc.v1.ServiceSpec
+	(*v1.UpdateStatus)(nil),       // 76: cc.v1.UpdateStatus
+	(*v1.Settings)(nil),           // 77: cc.v1.Settings
+	(*v1.Job)(nil),                // 78: cc.v1.Job
+	(*v1.Route)(nil),              // 79: cc.v1.Route
+	(*v1.SiteSpec)(nil),           // 80: cc.v1.SiteSpec
+	(*v1.SiteVersion)(nil),        // 81: cc.v1.SiteVersion
+	(*v1.Cert)(nil),               // 82: cc.v1.Cert
+	(v1.RenewalState)(0),          // 83: cc.v1.RenewalState
+	(*v1.ACMEChallenge)(nil),      // 84: cc.v1.ACMEChallenge
 }
 var file_cc_state_v1_state_proto_depIdxs = []int32{
 	0,  // 0: cc.state.v1.Command.type:type_name -> cc.state.v1.CommandType
-	64, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
-	19, // 2: cc.state.v1.CreateToken.token:type_name -> cc.state.v1.TokenRecord
-	65, // 3: cc.state.v1.JoinNode.node:type_name -> cc.v1.Node
-	66, // 4: cc.state.v1.UpdateNode.state:type_name -> cc.v1.NodeState
-	67, // 5: cc.state.v1.UpdateNode.resources:type_name -> cc.v1.Resources
-	62, // 6: cc.state.v1.UpdateNode.labels:type_name -> cc.state.v1.UpdateNode.LabelsEntry
-	68, // 7: cc.state.v1.UpdateNode.availability:type_name -> cc.v1.NodeAvailability
-	63, // 8: cc.state.v1.UpdateNode.user_labels:type_name -> cc.state.v1.UpdateNode.UserLabelsEntry
-	69, // 9: cc.state.v1.CreateContainer.container:type_name -> cc.v1.Container
-	70, // 10: cc.state.v1.SetContainerDesired.desired:type_name -> cc.v1.DesiredState
-	71, // 11: cc.state.v1.ReportStatus.statuses:type_name -> cc.v1.TaskStatus
-	72, // 12: cc.state.v1.PutImage.image:type_name -> cc.v1.Image
-	16, // 13: cc.state.v1.PutServer.server:type_name -> cc.state.v1.ServerRecord
-	64, // 14: cc.state.v1.ServerRecord.created_at:type_name -> google.protobuf.Timestamp
-	69, // 15: cc.state.v1.ContainerRecord.container:type_name -> cc.v1.Container
-	64, // 16: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
-	64, // 17: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
-	64, // 18: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
-	73, // 19: cc.state.v1.CreateService.service:type_name -> cc.v1.Service
-	74, // 20: cc.state.v1.UpdateService.spec:type_name -> cc.v1.ServiceSpec
-	24, // 21: cc.state.v1.TaskOps.ops:type_name -> cc.state.v1.TaskOp
-	69, // 22: cc.state.v1.TaskOp.create:type_name -> cc.v1.Container
-	25, // 23: cc.state.v1.TaskOp.assign:type_name -> cc.state.v1.AssignTask
-	26, // 24: cc.state.v1.TaskOp.stop:type_name -> cc.state.v1.StopTask
-	27, // 25: cc.state.v1.TaskOp.pending:type_name -> cc.state.v1.PendingReason
-	28, // 26: cc.state.v1.TaskOp.progress:type_name -> cc.state.v1.ServiceProgress
-	75, // 27: cc.state.v1.ServiceProgress.status:type_name -> cc.v1.UpdateStatus
-	76, // 28: cc.state.v1.UpdateSettings.settings:type_name -> cc.v1.Settings
-	11, // 29: cc.state.v1.ReportStatuses.reports:type_name -> cc.state.v1.ReportStatus
-	32, // 30: cc.state.v1.SubmitJob.job:type_name -> cc.state.v1.JobRecord
-	77, // 31: cc.state.v1.JobRecord.job:type_name -> cc.v1.Job
-	35, // 32: cc.state.v1.JobOps.ops:type_name -> cc.state.v1.JobOp
-	36, // 33: cc.state.v1.JobOp.start:type_name -> cc.state.v1.StartJobAttempt
-	37, // 34: cc.state.v1.JobOp.fail_attempt:type_name -> cc.state.v1.FailJobAttempt
-	38, // 35: cc.state.v1.JobOp.webhook:type_name -> cc.state.v1.WebhookResult
-	39, // 36: cc.state.v1.JobOp.pending:type_name -> cc.state.v1.JobPending
-	41, // 37: cc.state.v1.SetQueue.queue:type_name -> cc.state.v1.QueueRecord
-	43, // 38: cc.state.v1.PutInput.input:type_name -> cc.state.v1.InputRecord
-	64, // 39: cc.state.v1.InputRecord.uploaded_at:type_name -> google.protobuf.Timestamp
-	64, // 40: cc.state.v1.InputRecord.last_used_at:type_name -> google.protobuf.Timestamp
-	78, // 41: cc.state.v1.PutRoute.route:type_name -> cc.v1.Route
-	78, // 42: cc.state.v1.ApplyRoutes.routes:type_name -> cc.v1.Route
-	79, // 43: cc.state.v1.DeploySite.spec:type_name -> cc.v1.SiteSpec
-	80, // 44: cc.state.v1.DeploySite.version:type_name -> cc.v1.SiteVersion
-	81, // 45: cc.state.v1.CertRecord.cert:type_name -> cc.v1.Cert
-	64, // 46: cc.state.v1.CertRecord.renew_requested_at:type_name -> google.protobuf.Timestamp
-	50, // 47: cc.state.v1.PutCert.cert:type_name -> cc.state.v1.CertRecord
-	82, // 48: cc.state.v1.CertStatus.state:type_name -> cc.v1.RenewalState
-	50, // 49: cc.state.v1.CertStatus.obtained:type_name -> cc.state.v1.CertRecord
-	64, // 50: cc.state.v1.ACMELock.expires_at:type_name -> google.protobuf.Timestamp
-	64, // 51: cc.state.v1.ACMEStorageRecord.modified_at:type_name -> google.protobuf.Timestamp
-	64, // 52: cc.state.v1.ACMELockRecord.expires_at:type_name -> google.protobuf.Timestamp
-	83, // 53: cc.state.v1.PutChallenge.challenge:type_name -> cc.v1.ACMEChallenge
-	54, // [54:54] is the sub-list for method output_type
-	54, // [54:54] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	65, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
+	2,  // 2: cc.state.v1.Command.audit:type_name -> cc.state.v1.AuditContext
+	20, // 3: cc.state.v1.CreateToken.token:type_name -> cc.state.v1.TokenRecord
+	66, // 4: cc.state.v1.JoinNode.node:type_name -> cc.v1.Node
+	67, // 5: cc.state.v1.UpdateNode.state:type_name -> cc.v1.NodeState
+	68, // 6: cc.state.v1.UpdateNode.resources:type_name -> cc.v1.Resources
+	63, // 7: cc.state.v1.UpdateNode.labels:type_name -> cc.state.v1.UpdateNode.LabelsEntry
+	69, // 8: cc.state.v1.UpdateNode.availability:type_name -> cc.v1.NodeAvailability
+	64, // 9: cc.state.v1.UpdateNode.user_labels:type_name -> cc.state.v1.UpdateNode.UserLabelsEntry
+	70, // 10: cc.state.v1.CreateContainer.container:type_name -> cc.v1.Container
+	71, // 11: cc.state.v1.SetContainerDesired.desired:type_name -> cc.v1.DesiredState
+	72, // 12: cc.state.v1.ReportStatus.statuses:type_name -> cc.v1.TaskStatus
+	73, // 13: cc.state.v1.PutImage.image:type_name -> cc.v1.Image
+	17, // 14: cc.state.v1.PutServer.server:type_name -> cc.state.v1.ServerRecord
+	65, // 15: cc.state.v1.ServerRecord.created_at:type_name -> google.protobuf.Timestamp
+	70, // 16: cc.state.v1.ContainerRecord.container:type_name -> cc.v1.Container
+	65, // 17: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
+	65, // 18: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
+	65, // 19: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
+	74, // 20: cc.state.v1.CreateService.service:type_name -> cc.v1.Service
+	75, // 21: cc.state.v1.UpdateService.spec:type_name -> cc.v1.ServiceSpec
+	25, // 22: cc.state.v1.TaskOps.ops:type_name -> cc.state.v1.TaskOp
+	70, // 23: cc.state.v1.TaskOp.create:type_name -> cc.v1.Container
+	26, // 24: cc.state.v1.TaskOp.assign:type_name -> cc.state.v1.AssignTask
+	27, // 25: cc.state.v1.TaskOp.stop:type_name -> cc.state.v1.StopTask
+	28, // 26: cc.state.v1.TaskOp.pending:type_name -> cc.state.v1.PendingReason
+	29, // 27: cc.state.v1.TaskOp.progress:type_name -> cc.state.v1.ServiceProgress
+	76, // 28: cc.state.v1.ServiceProgress.status:type_name -> cc.v1.UpdateStatus
+	77, // 29: cc.state.v1.UpdateSettings.settings:type_name -> cc.v1.Settings
+	12, // 30: cc.state.v1.ReportStatuses.reports:type_name -> cc.state.v1.ReportStatus
+	33, // 31: cc.state.v1.SubmitJob.job:type_name -> cc.state.v1.JobRecord
+	78, // 32: cc.state.v1.JobRecord.job:type_name -> cc.v1.Job
+	36, // 33: cc.state.v1.JobOps.ops:type_name -> cc.state.v1.JobOp
+	37, // 34: cc.state.v1.JobOp.start:type_name -> cc.state.v1.StartJobAttempt
+	38, // 35: cc.state.v1.JobOp.fail_attempt:type_name -> cc.state.v1.FailJobAttempt
+	39, // 36: cc.state.v1.JobOp.webhook:type_name -> cc.state.v1.WebhookResult
+	40, // 37: cc.state.v1.JobOp.pending:type_name -> cc.state.v1.JobPending
+	42, // 38: cc.state.v1.SetQueue.queue:type_name -> cc.state.v1.QueueRecord
+	44, // 39: cc.state.v1.PutInput.input:type_name -> cc.state.v1.InputRecord
+	65, // 40: cc.state.v1.InputRecord.uploaded_at:type_name -> google.protobuf.Timestamp
+	65, // 41: cc.state.v1.InputRecord.last_used_at:type_name -> google.protobuf.Timestamp
+	79, // 42: cc.state.v1.PutRoute.route:type_name -> cc.v1.Route
+	79, // 43: cc.state.v1.ApplyRoutes.routes:type_name -> cc.v1.Route
+	80, // 44: cc.state.v1.DeploySite.spec:type_name -> cc.v1.SiteSpec
+	81, // 45: cc.state.v1.DeploySite.version:type_name -> cc.v1.SiteVersion
+	82, // 46: cc.state.v1.CertRecord.cert:type_name -> cc.v1.Cert
+	65, // 47: cc.state.v1.CertRecord.renew_requested_at:type_name -> google.protobuf.Timestamp
+	51, // 48: cc.state.v1.PutCert.cert:type_name -> cc.state.v1.CertRecord
+	83, // 49: cc.state.v1.CertStatus.state:type_name -> cc.v1.RenewalState
+	51, // 50: cc.state.v1.CertStatus.obtained:type_name -> cc.state.v1.CertRecord
+	65, // 51: cc.state.v1.ACMELock.expires_at:type_name -> google.protobuf.Timestamp
+	65, // 52: cc.state.v1.ACMEStorageRecord.modified_at:type_name -> google.protobuf.Timestamp
+	65, // 53: cc.state.v1.ACMELockRecord.expires_at:type_name -> google.protobuf.Timestamp
+	84, // 54: cc.state.v1.PutChallenge.challenge:type_name -> cc.v1.ACMEChallenge
+	55, // [55:55] is the sub-list for method output_type
+	55, // [55:55] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_cc_state_v1_state_proto_init() }
@@ -4397,7 +4528,7 @@ func file_cc_state_v1_state_proto_init() {
 	if File_cc_state_v1_state_proto != nil {
 		return
 	}
-	file_cc_state_v1_state_proto_msgTypes[23].OneofWrappers = []any{
+	file_cc_state_v1_state_proto_msgTypes[24].OneofWrappers = []any{
 		(*TaskOp_Create)(nil),
 		(*TaskOp_Assign)(nil),
 		(*TaskOp_Stop)(nil),
@@ -4405,7 +4536,7 @@ func file_cc_state_v1_state_proto_init() {
 		(*TaskOp_Pending)(nil),
 		(*TaskOp_Progress)(nil),
 	}
-	file_cc_state_v1_state_proto_msgTypes[34].OneofWrappers = []any{
+	file_cc_state_v1_state_proto_msgTypes[35].OneofWrappers = []any{
 		(*JobOp_Start)(nil),
 		(*JobOp_FailAttempt)(nil),
 		(*JobOp_Webhook)(nil),
@@ -4419,7 +4550,7 @@ func file_cc_state_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_state_v1_state_proto_rawDesc), len(file_cc_state_v1_state_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   63,
+			NumMessages:   64,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
