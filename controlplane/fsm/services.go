@@ -164,6 +164,9 @@ func applyUpdateSettings(tx *txn, _ time.Time, msg proto.Message) error {
 	if err := validLimits(st.Limits); err != nil {
 		return err
 	}
+	if err := validAudit(st.Audit); err != nil {
+		return err
+	}
 	// An update changes what it sets: an unset strategy, edge or limit
 	// keeps the stored one.
 	old := &ccv1.Settings{}
@@ -183,6 +186,9 @@ func applyUpdateSettings(tx *txn, _ time.Time, msg proto.Message) error {
 	}
 	if st.Limits != nil {
 		out.Limits = mergeLimits(old.Limits, st.Limits)
+	}
+	if st.Audit != nil {
+		out.Audit = mergeAudit(old.Audit, st.Audit)
 	}
 	return put(tx.Bucket(bucketCluster), string(keySettings), out)
 }
