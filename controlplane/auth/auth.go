@@ -56,6 +56,7 @@ type Authenticator struct {
 	servers ServerStore
 	now     func() time.Time
 	catchUp func(context.Context) error
+	refused func(*ccv1.AuditEvent)
 }
 
 // WithCatchUp gives the authenticator a way to bring the local state up to
@@ -243,12 +244,15 @@ func FromContext(ctx context.Context) (Principal, bool) {
 }
 
 func (a *Authenticator) check(ctx context.Context, fullMethod string) (context.Context, error) {
+	source := SourceOf(ctx)
+	ctx = WithCall(ctx, Call{Method: fullMethod, Source: source})
 	if strings.HasPrefix(fullMethod, peerServicePrefix) {
 		if fullMethod == ccv1.PeerService_JoinServer_FullMethodName {
 			return ctx, nil // authenticated by the server join token it carries
 		}
 		id, err := a.AuthenticateServer(ctx)
 		if err != nil {
+			a.refuse(fullMethod, source, OutcomeUnauthenticated, err.Error(), Principal{})
 			return nil, status.Error(codes.Unauthenticated, ErrNotAServer.Error())
 		}
 		return context.WithValue(ctx, principalKey{}, Principal{ServerID: id}), nil
@@ -259,6 +263,7 @@ func (a *Authenticator) check(ctx context.Context, fullMethod string) (context.C
 		}
 		p, err := a.AuthenticateNode(ctx)
 		if err != nil {
+			a.refuse(fullMethod, source, OutcomeUnauthenticated, err.Error(), Principal{})
 			return nil, status.Error(codes.Unauthenticated, ErrNotANode.Error())
 		}
 		return context.WithValue(ctx, principalKey{}, p), nil
@@ -271,10 +276,13 @@ func (a *Authenticator) check(ctx context.Context, fullMethod string) (context.C
 	}
 	p, err := a.Authenticate(header)
 	if err != nil {
+		a.refuse(fullMethod, source, OutcomeUnauthenticated, err.Error(), Principal{})
 		return nil, status.Error(codes.Unauthenticated, ErrUnauthenticated.Error())
 	}
 	if !Allowed(p.Role, fullMethod) {
-		return nil, status.Errorf(codes.PermissionDenied, "token %s (role %s) may not call %s; use an admin token", p.TokenID, roleName(p.Role), fullMethod)
+		err := status.Errorf(codes.PermissionDenied, "token %s (role %s) may not call %s; use an admin token", p.TokenID, roleName(p.Role), fullMethod)
+		a.refuse(fullMethod, source, OutcomePermissionDenied, status.Convert(err).Message(), p)
+		return nil, err
 	}
 	return context.WithValue(ctx, principalKey{}, p), nil
 }
@@ -312,6 +320,7 @@ func (a *Authenticator) Middleware(next http.Handler, onError func(w http.Respon
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := a.Authenticate(r.Header.Get("Authorization"))
 		if err != nil {
+			a.refuse(httpMethod(r), hostOf(r.RemoteAddr), OutcomeUnauthenticated, err.Error(), Principal{})
 			onError(w, r, status.Error(codes.Unauthenticated, ErrUnauthenticated.Error()))
 			return
 		}
