@@ -3,12 +3,16 @@ package ctl
 import (
 	"context"
 	"fmt"
+	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
@@ -182,4 +186,42 @@ func auditOutcome(ev *ccv1.AuditEvent) string {
 		return orDash(ev.Outcome)
 	}
 	return shorten(ev.Outcome+": "+ev.Error, 60)
+}
+
+// parseAuditFlags reads --audit-max-age and --audit-max-events: the
+// retention they change, or nil when neither is given.
+func parseAuditFlags(c *cli.Context) (*ccv1.AuditSettings, error) {
+	var out *ccv1.AuditSettings
+	if c.IsSet("audit-max-age") {
+		d, err := time.ParseDuration(strings.TrimSpace(c.String("audit-max-age")))
+		if err != nil || d < 0 {
+			return nil, fmt.Errorf("--audit-max-age %q: a duration such as 720h (0: the default, 90 days)", c.String("audit-max-age"))
+		}
+		out = &ccv1.AuditSettings{MaxAge: durationpb.New(d)}
+	}
+	if c.IsSet("audit-max-events") {
+		n, err := strconv.ParseInt(strings.TrimSpace(c.String("audit-max-events")), 10, 64)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("--audit-max-events %q: a number of events (0: the default, 100000)", c.String("audit-max-events"))
+		}
+		if out == nil {
+			out = &ccv1.AuditSettings{}
+		}
+		out.MaxEvents = proto.Int64(n)
+	}
+	return out, nil
+}
+
+// printAuditSettings prints the audit retention, saying which is the
+// default.
+func printAuditSettings(w io.Writer, a *ccv1.AuditSettings) {
+	age, events := "90 days (default)", "100000 (default)"
+	if d := a.GetMaxAge().AsDuration(); a.GetMaxAge() != nil && d > 0 {
+		age = d.String()
+	}
+	if n := a.GetMaxEvents(); n > 0 {
+		events = strconv.FormatInt(n, 10)
+	}
+	fmt.Fprintf(w, "Audit max age:\t%s\n", age)
+	fmt.Fprintf(w, "Audit max events:\t%s\n", events)
 }

@@ -114,3 +114,19 @@ func TestAuditLsFollow(t *testing.T) {
 		t.Errorf("last line %q: %+v, %v", lines[2], ev, err)
 	}
 }
+
+func TestClusterSettingsAuditRetention(t *testing.T) {
+	f := &fakeAPI{}
+	conn := startFake(t, f)
+	r := runCtl(conn, "cluster", "settings", "--audit-max-age", "720h", "--audit-max-events", "5000")
+	if r.code != 0 || len(f.settingsReqs) != 1 {
+		t.Fatalf("cluster settings: %+v", r)
+	}
+	a := f.settingsReqs[0].GetSettings().GetAudit()
+	if a.GetMaxAge().AsDuration() != 720*time.Hour || a.GetMaxEvents() != 5000 {
+		t.Errorf("sent %v", a)
+	}
+	if r := runCtl(conn, "cluster", "settings", "--audit-max-events", "-1"); r.code == 0 || !strings.Contains(r.stderr, "--audit-max-events") {
+		t.Errorf("--audit-max-events -1: %+v", r)
+	}
+}

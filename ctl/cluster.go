@@ -43,6 +43,9 @@ func clusterCommand() *cli.Command {
 					"By default memory and CPUs are capped at what the largest node has, and pids at 32768 (the\n" +
 					"most --max-pids may be). 0 puts a cap back to its default. Jobs and tasks already placed keep\n" +
 					"their limits.\n\n" +
+					"The audit retention bounds the audit trail (docs/audit.md): an event older than\n" +
+					"--audit-max-age, or beyond the newest --audit-max-events, is dropped when the next is\n" +
+					"written. 0 puts the default back (90 days, 100000 events).\n\n" +
 					"The edge settings are how the edge serves HTTPS: the ACME CA that issues the certificates\n" +
 					"of routes and sites with --tls auto (Let's Encrypt unless --acme-directory says otherwise),\n" +
 					"its account (--acme-email, and an external account binding when the CA asks for one),\n" +
@@ -62,6 +65,8 @@ func clusterCommand() *cli.Command {
 					&cli.StringFlag{Name: "max-memory", Usage: "cap the memory limit of one job, container or task at `SIZE`, e.g. 64g (0: the default, the largest node's memory)"},
 					&cli.StringFlag{Name: "max-cpus", Usage: "cap the CPU limit of one job, container or task at `N` cores, e.g. 16 (0: the default, the largest node's CPUs)"},
 					&cli.StringFlag{Name: "max-pids", Usage: "cap the pids limit of one job, container or task at `N`, at most 32768 (0: the default, 32768)"},
+					&cli.StringFlag{Name: "audit-max-age", Usage: "keep audit events `DURATION`, e.g. 2160h (0: the default, 90 days)"},
+					&cli.StringFlag{Name: "audit-max-events", Usage: "keep the newest `N` audit events (0: the default, 100000)"},
 					&cli.StringFlag{Name: "acme-directory", Usage: "get certificates from the ACME directory at `URL` (letsencrypt: the default; letsencrypt-staging: its staging CA)"},
 					&cli.StringFlag{Name: "acme-email", Usage: "register the ACME account with contact `EMAIL` (\"\": none)"},
 					&cli.StringFlag{Name: "acme-eab-kid", Usage: "external account binding: the `KEY_ID` the CA gives, with its HMAC key (\"\": no binding)"},
@@ -99,6 +104,16 @@ func clusterSettings(c *cli.Context) error {
 			update = &ccv1.UpdateSettingsRequest{Settings: &ccv1.Settings{}}
 		}
 		update.Settings.Limits = limits
+	}
+	audit, err := parseAuditFlags(c)
+	if err != nil {
+		return err
+	}
+	if audit != nil {
+		if update == nil {
+			update = &ccv1.UpdateSettingsRequest{Settings: &ccv1.Settings{}}
+		}
+		update.Settings.Audit = audit
 	}
 	editEdge, err := parseEdgeSettingFlags(c)
 	if err != nil {
@@ -158,6 +173,7 @@ func clusterSettings(c *cli.Context) error {
 		w := table(c)
 		fmt.Fprintf(w, "Scheduling strategy:\t%s\n", schedulingStrategy(settings.GetSchedulingStrategy()))
 		printLimitSettings(w, settings.GetLimits())
+		printAuditSettings(w, settings.GetAudit())
 		printEdgeSettings(w, settings.GetEdge())
 		return w.Flush()
 	})
