@@ -114,8 +114,18 @@ const (
 	maxAuditLimit     = 1000
 )
 
-// ListAudit lists audit events, newest first, a page at a time.
-func (s *AuditService) ListAudit(_ context.Context, req *ccv1.ListAuditRequest) (*ccv1.ListAuditResponse, error) {
+// ListAudit lists audit events, newest first, a page at a time. The read
+// is linearizable (a call audited through another server a moment ago is
+// listed), unless the caller accepts stale data (cc-stale).
+func (s *AuditService) ListAudit(ctx context.Context, req *ccv1.ListAuditRequest) (*ccv1.ListAuditResponse, error) {
+	if md, _ := metadata.FromIncomingContext(ctx); len(md.Get("cc-stale")) == 0 || md.Get("cc-stale")[0] != "true" {
+		bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := s.core.Raft.Barrier(bctx)
+		cancel()
+		if err != nil {
+			return nil, status.Errorf(codes.Unavailable, "cannot serve a linearizable read now (%v): retry, or accept stale data with --stale", err)
+		}
+	}
 	limit := int(req.GetLimit())
 	switch {
 	case limit < 0:

@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/containercodes/cc/controlplane/auth"
 	"github.com/containercodes/cc/internal/testing/testcluster"
@@ -151,5 +152,45 @@ func TestAuditTrail(t *testing.T) {
 		if !seen[want] {
 			t.Errorf("audit file has no %q: %v", want, seen)
 		}
+	}
+}
+
+// A write through a follower is recorded once, by the state machine of
+// every server alike, naming the follower that took the call; server joins
+// are recorded with their join token.
+func TestAuditThroughAFollower(t *testing.T) {
+	c := testcluster.StartCluster(t, 3)
+	f := c.Followers()[0]
+	if _, err := f.Client().Tokens.CreateToken(ctxT(t), &ccv1.CreateTokenRequest{Role: ccv1.Role_ROLE_VIEWER}); err != nil {
+		t.Fatal(err)
+	}
+	var first []*ccv1.AuditEvent
+	for i, s := range c.Servers {
+		list, err := ccv1.NewAuditServiceClient(s.Conn("")).ListAudit(ctxT(t), &ccv1.ListAuditRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = list.Events
+		} else if len(list.Events) != len(first) {
+			t.Fatalf("server %d lists %d events, server 1 %d", i+1, len(list.Events), len(first))
+		}
+		for j, ev := range list.Events {
+			if i > 0 && !proto.Equal(ev, first[j]) {
+				t.Errorf("server %d: event %v, server 1: %v", i+1, ev, first[j])
+			}
+		}
+	}
+	if len(first) == 0 || first[0].Method != ccv1.TokenService_CreateToken_FullMethodName || first[0].Server != f.ID() {
+		t.Fatalf("newest event %v, want CreateToken taken by %s", first, f.ID())
+	}
+	joins := 0
+	for _, ev := range first {
+		if ev.Method == ccv1.PeerService_JoinServer_FullMethodName && ev.Role == ccv1.Role_ROLE_SERVER && ev.TokenId != "" && ev.Outcome == "ok" {
+			joins++
+		}
+	}
+	if joins != 2 {
+		t.Errorf("%d server joins audited, want 2: %v", joins, first)
 	}
 }
