@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/containercodes/cc/controlplane/auth"
+	"github.com/containercodes/cc/internal/pki"
 	"github.com/containercodes/cc/internal/testing/testcluster"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -107,8 +108,18 @@ func TestAuditTrail(t *testing.T) {
 	wantCode(t, err, codes.PermissionDenied, "may not call /cc.v1.AuditService/ListAudit")
 	_, err = ccv1.NewTokenServiceClient(srv.Conn("CCAPI-1-nosuchid-wrongsecret")).ListTokens(ctxT(t), &ccv1.ListTokensRequest{})
 	wantCode(t, err, codes.Unauthenticated, "")
-	if n := srv.Srv.Refused(); n != 2 {
-		t.Errorf("Refused() = %d, want 2", n)
+	ca, err := pki.ParseCertPEM(srv.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unknown, err := pki.NewJoinToken(pki.Digest(ca))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ccv1.NewAgentServiceClient(srv.Conn("-")).Join(ctxT(t), joinReq(t, unknown.String(), "n-bad"))
+	wantCode(t, err, codes.Unauthenticated, "unknown token")
+	if n := srv.Srv.Refused(); n != 3 {
+		t.Errorf("Refused() = %d, want 3", n)
 	}
 
 	// GET /v1/audit answers the same, as JSON.
@@ -148,6 +159,7 @@ func TestAuditTrail(t *testing.T) {
 		ccv1.JobService_SubmitJob_FullMethodName + " ok",
 		ccv1.AuditService_ListAudit_FullMethodName + " permission_denied",
 		ccv1.TokenService_ListTokens_FullMethodName + " unauthenticated",
+		ccv1.AgentService_Join_FullMethodName + " unauthenticated",
 	} {
 		if !seen[want] {
 			t.Errorf("audit file has no %q: %v", want, seen)
