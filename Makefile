@@ -130,7 +130,7 @@ proto-baseline: tools
 clean:
 	rm -rf bin
 
-# bench-edge: the edge (in cc-agent) beside nginx and Caddy (ROUNDS=3 DURATION=10s).
+# bench-edge: the edge (in cc-agent) beside nginx and Caddy, over HTTP and HTTPS (ROUNDS=3 DURATION=10s TLS=1; TLS=0 skips HTTPS, TLS=only measures only it).
 .PHONY: bench-edge
 bench-edge:
 	@bash bench/edge.sh

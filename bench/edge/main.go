@@ -8,6 +8,7 @@
 //	edge rate -url U -host H -rps 1000 -d 10s -pid P
 //	edge idle -url U -host H -conns 10000 -pid P
 //	edge wait -url U[,U...] -host-format 'r%d.bench' -n 1000 -timeout 2m
+//	edge handshakes -addr HOST:PORT -sni NAME -path /1k.txt -c 64 -d 10s -pid P -ca ca.pem
 package main
 
 import (
@@ -29,7 +30,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: edge upstream|rate|idle|wait [flags]")
+		fmt.Fprintln(os.Stderr, "usage: edge upstream|rate|idle|wait|handshakes [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -42,6 +43,8 @@ func main() {
 		err = idle(os.Args[2:])
 	case "wait":
 		err = wait(os.Args[2:])
+	case "handshakes":
+		err = handshakes(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}

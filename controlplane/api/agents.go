@@ -255,7 +255,9 @@ func maxOutputBlob(sb *ccv1.JobSandbox) int64 {
 // UploadBlob stores a job attempt's output or logs from the node that
 // runs it: a header naming the attempt's container (which must be
 // assigned to the calling node), the kind and the sha256, then chunks. It
-// returns once the blob is on a majority of the servers, and fails with
+// records, through raft, that the node uploaded the blob for the attempt
+// (the attempt's report may name no other), and returns once the blob is
+// on a majority of the servers; it fails with
 // Unavailable when it cannot be, so that the agent sends it again (maybe
 // to another server).
 func (a *AgentServer) UploadBlob(stream ccv1.AgentService_UploadBlobServer) error {
@@ -301,6 +303,13 @@ func (a *AgentServer) UploadBlob(stream ccv1.AgentService_UploadBlobServer) erro
 	what := fmt.Sprintf("the %s of job %s", hdr.GetKind(), c.JobId)
 	digest, size, have, voters, err := a.blobs.StoreReplicated(ctx, r, blobs.Upload{What: what, Size: hdr.GetSize(), SHA256: hdr.GetSha256(), Limit: limit})
 	if err != nil {
+		return err
+	}
+	// Remember that this node uploaded it for this attempt: the attempt's
+	// report may name only blobs so recorded (through raft, as the report
+	// may reach another server).
+	if err := a.core.Propose(ctx, statev1.CommandType_COMMAND_TYPE_RECORD_ATTEMPT_UPLOAD, &statev1.RecordAttemptUpload{
+		ContainerId: c.Id, NodeId: nodeID, Kind: hdr.GetKind(), Digest: digest}); err != nil {
 		return err
 	}
 	a.core.Log.Info("job blob stored", "job_id", c.JobId, "container_id", c.Id, "kind", hdr.GetKind(), "digest", digest, "size", size, "servers", have)

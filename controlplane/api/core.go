@@ -55,6 +55,8 @@ type Core struct {
 	// Refused records a call refused before raft (a join with a bad
 	// token) in the server's local audit trail; nil: not recorded.
 	Refused func(*ccv1.AuditEvent)
+	// Disk is the free-space floor of the data disk; nil: none.
+	Disk *DiskFloor
 }
 
 // now reads the core's clock.

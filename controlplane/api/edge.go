@@ -241,6 +241,9 @@ func siteSpec(name string, in *ccv1.SiteSpec) (*ccv1.SiteSpec, error) {
 // replicated blob store (on a majority of servers before the deploy is
 // written), then DEPLOY_SITE makes it the current version.
 func (e *EdgeService) DeploySite(stream ccv1.EdgeService_DeploySiteServer) error {
+	if err := e.core.Disk.Check(); err != nil {
+		return err
+	}
 	ctx := stream.Context()
 	hdr, err := uploadHeader[*ccv1.DeploySiteRequest, *ccv1.DeploySiteHeader](stream.Recv)
 	if err != nil {

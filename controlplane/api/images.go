@@ -88,6 +88,9 @@ type inspectResult struct {
 // the blob store and, teed, into the archive inspector; neither holds the
 // archive in memory.
 func (s *ImageService) LoadImage(stream ccv1.ImageService_LoadImageServer) error {
+	if err := s.core.Disk.Check(); err != nil {
+		return err
+	}
 	hdr, err := uploadHeader[*ccv1.LoadImageRequest, *ccv1.LoadImageHeader](stream.Recv)
 	if err != nil {
 		return err

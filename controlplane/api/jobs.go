@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -66,6 +67,16 @@ type JobService struct {
 	tmpDir string
 	log    *slog.Logger
 	hooks  webhook.Policy
+
+	// sums are the sha256 of files of output archives, by archive digest
+	// and name, so that a range request does not hash the file again.
+	sumsMu sync.Mutex
+	sums   map[string]string
+
+	// downloads counts the open output downloads of each token.
+	maxDownloads int
+	dlMu         sync.Mutex
+	downloads    map[string]int
 }
 
 // JobOptions are what a JobService needs besides the core and the blobs.
@@ -73,14 +84,21 @@ type JobOptions struct {
 	// Done, once closed, ends the long streams (watches, followed logs):
 	// the server is shutting down.
 	Done <-chan struct{}
-	// TempDir holds a file of an output while it is extracted and served;
-	// "" is the system's. Files a crash left there are removed.
+	// TempDir is where earlier versions extracted a file of an output to
+	// serve it (files are now streamed from the archive); files left there
+	// are removed at start.
 	TempDir string
 	Logger  *slog.Logger
 	// Webhooks is where jobs' completion webhooks may be sent: a job whose
 	// webhook_url the policy refuses is refused at submit.
 	Webhooks webhook.Policy
+	// MaxDownloads is how many output downloads one token may have open
+	// at once on this server; 0 is DefaultMaxDownloads.
+	MaxDownloads int
 }
+
+// DefaultMaxDownloads is the default of JobOptions.MaxDownloads.
+const DefaultMaxDownloads = 4
 
 // tempPattern names the service's temporary files.
 const tempPattern = "job-output-*"
@@ -89,7 +107,10 @@ const tempPattern = "job-output-*"
 // peers) and the replicated blob store, which holds job inputs, outputs
 // and logs.
 func NewJobService(core *Core, store *blobs.Store, o JobOptions) (*JobService, error) {
-	j := &JobService{MaxInputSize: DefaultMaxInputSize, core: core, blobs: store, done: o.Done, tmpDir: o.TempDir, log: o.Logger, hooks: o.Webhooks}
+	j := &JobService{MaxInputSize: DefaultMaxInputSize, core: core, blobs: store, done: o.Done, tmpDir: o.TempDir, log: o.Logger, hooks: o.Webhooks, maxDownloads: o.MaxDownloads}
+	if j.maxDownloads <= 0 {
+		j.maxDownloads = DefaultMaxDownloads
+	}
 	if j.log == nil {
 		j.log = core.Log
 	}
@@ -223,6 +244,9 @@ func (j *JobService) find(ctx context.Context, want string) (*statev1.JobRecord,
 func (j *JobService) SubmitJob(ctx context.Context, req *ccv1.SubmitJobRequest) (*ccv1.SubmitJobResponse, error) {
 	p, err := caller(ctx)
 	if err != nil {
+		return nil, err
+	}
+	if err := j.core.Disk.Check(); err != nil {
 		return nil, err
 	}
 	caps, err := j.core.caps()

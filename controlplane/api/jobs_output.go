@@ -11,7 +11,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"os"
 	"path"
 	"strings"
 	"time"
@@ -34,6 +33,9 @@ import (
 // servers before the digest is returned. The archive is not looked into
 // here: the agent unpacks it as hostile input.
 func (j *JobService) UploadInput(stream ccv1.JobService_UploadInputServer) error {
+	if err := j.core.Disk.Check(); err != nil {
+		return err
+	}
 	hdr, err := uploadHeader[*ccv1.UploadInputRequest, *ccv1.UploadHeader](stream.Recv)
 	if err != nil {
 		return err
@@ -63,6 +65,28 @@ func (j *JobService) UploadInput(stream ccv1.JobService_UploadInputServer) error
 	return stream.SendAndClose(&ccv1.UploadInputResponse{Digest: digest, Size: size})
 }
 
+// startDownload counts one more open output download of the token, or
+// refuses it with ResourceExhausted when the token has as many as it may;
+// done ends it.
+func (j *JobService) startDownload(tokenID string) (done func(), err error) {
+	j.dlMu.Lock()
+	defer j.dlMu.Unlock()
+	if j.downloads[tokenID] >= j.maxDownloads {
+		return nil, status.Errorf(codes.ResourceExhausted, "token %s has %d job output downloads open on this server, the most it may (max_output_downloads): wait for one to end", tokenID, j.maxDownloads)
+	}
+	if j.downloads == nil {
+		j.downloads = map[string]int{}
+	}
+	j.downloads[tokenID]++
+	return func() {
+		j.dlMu.Lock()
+		defer j.dlMu.Unlock()
+		if j.downloads[tokenID]--; j.downloads[tokenID] <= 0 {
+			delete(j.downloads, tokenID)
+		}
+	}, nil
+}
+
 // outputChunk is the most data a JobOutput message carries.
 const outputChunk = 1 << 20
 
@@ -74,6 +98,11 @@ func (j *JobService) JobOutput(req *ccv1.JobOutputRequest, stream ccv1.JobServic
 	if err != nil {
 		return err
 	}
+	done, err := j.startDownload(p.TokenID)
+	if err != nil {
+		return err
+	}
+	defer done()
 	c, err := j.openOutput(ctx, p, req.GetId(), req.GetPath())
 	if err != nil {
 		return err
@@ -178,12 +207,19 @@ func (j *JobService) openOutput(ctx context.Context, p auth.Principal, id, fileP
 	if err != nil {
 		return nil, err
 	}
-	f, size, sum, err := j.extract(ctx, job.Id, open, name)
+	// The file is streamed from the archive as it is decompressed: a
+	// sparse file of many GiB compresses to almost nothing, and a copy of
+	// it would fill the server's disk.
+	entry, size, err := j.locateEntry(job.Id, open, name)
 	if err != nil {
 		return nil, err
 	}
-	return &outputContent{ReadSeeker: f, size: size, sha256: sum, modTime: modTime, name: path.Base(name),
-		close: func() error { f.Close(); return os.Remove(f.Name()) }}, nil
+	sum, err := j.entrySum(ctx, job.Id, job.OutputDigest, open, entry, size)
+	if err != nil {
+		return nil, err
+	}
+	es := &entrySeeker{ctx: ctx, size: size, open: func() (io.Reader, io.Closer, error) { return openEntry(open, entry) }}
+	return &outputContent{ReadSeeker: es, size: size, sha256: sum, modTime: modTime, name: path.Base(name), close: es.Close}, nil
 }
 
 // cleanOutputPath turns a path in /output as users give it ("a.txt",
@@ -205,63 +241,175 @@ func archiveName(n string) string {
 	return path.Clean(n)
 }
 
-// extract copies the regular file name of an output archive into a
-// temporary file and returns it (at offset 0), its size and its sha256.
-// A hard link is followed to the file it names.
-func (j *JobService) extract(ctx context.Context, jobID string, open func() (io.ReadCloser, int64, error), name string) (*os.File, int64, string, error) {
+// locateEntry finds the regular file name in an output archive, following
+// a hard link to the file it names, and returns the archive's name for the
+// file and its size. Nothing is written anywhere.
+func (j *JobService) locateEntry(jobID string, open func() (io.ReadCloser, int64, error), name string) (string, int64, error) {
 	want := name
 	for hops := 0; ; hops++ {
 		rc, _, err := open()
 		if err != nil {
-			return nil, 0, "", err
+			return "", 0, err
 		}
-		hdr, tr, err := findEntry(rc, want)
+		hdr, _, err := findEntry(rc, want)
+		rc.Close()
 		if err != nil {
-			rc.Close()
-			return nil, 0, "", err
+			return "", 0, err
 		}
 		switch {
 		case hdr == nil:
-			rc.Close()
-			return nil, 0, "", status.Errorf(codes.NotFound, "the output of job %s has no file %q (list its files with `ccctl job output %s --archive - | tar tz`)", jobID, name, jobID)
+			return "", 0, status.Errorf(codes.NotFound, "the output of job %s has no file %q (list its files with `ccctl job output %s --archive - | tar tz`)", jobID, name, jobID)
 		case hdr.Typeflag == tar.TypeDir:
-			rc.Close()
-			return nil, 0, "", status.Errorf(codes.InvalidArgument, "%q is a directory in the output of job %s: give the path of a file in it, or download the whole archive", name, jobID)
+			return "", 0, status.Errorf(codes.InvalidArgument, "%q is a directory in the output of job %s: give the path of a file in it, or download the whole archive", name, jobID)
 		case hdr.Typeflag == tar.TypeSymlink:
-			rc.Close()
-			return nil, 0, "", status.Errorf(codes.InvalidArgument, "%q in the output of job %s is a symbolic link (to %q), not a file: ask for the file it points to", name, jobID, hdr.Linkname)
+			return "", 0, status.Errorf(codes.InvalidArgument, "%q in the output of job %s is a symbolic link (to %q), not a file: ask for the file it points to", name, jobID, hdr.Linkname)
 		case hdr.Typeflag == tar.TypeLink && hops == 0:
-			rc.Close()
 			want = archiveName(hdr.Linkname)
 			continue
 		case hdr.Typeflag != tar.TypeReg:
-			rc.Close()
-			return nil, 0, "", status.Errorf(codes.InvalidArgument, "%q in the output of job %s is not a regular file", name, jobID)
+			return "", 0, status.Errorf(codes.InvalidArgument, "%q in the output of job %s is not a regular file", name, jobID)
 		}
-		f, err := os.CreateTemp(j.tmpDir, tempPattern)
-		if err != nil {
-			rc.Close()
-			return nil, 0, "", err
-		}
-		h := sha256.New()
-		n, err := io.Copy(io.MultiWriter(f, h), streamio.WithContext(ctx, tr))
-		rc.Close()
-		if err == nil && n != hdr.Size {
-			err = fmt.Errorf("%d bytes of %d", n, hdr.Size)
-		}
-		if err == nil {
-			_, err = f.Seek(0, io.SeekStart)
-		}
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-			if ctx.Err() != nil {
-				return nil, 0, "", ctx.Err()
-			}
-			return nil, 0, "", status.Errorf(codes.DataLoss, "read %q from the output of job %s: %v", name, jobID, err)
-		}
-		return f, n, "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+		return want, hdr.Size, nil
 	}
+}
+
+// openEntry opens the blob and reads up to the content of the entry name,
+// which locateEntry found: the reader gives exactly its bytes, the closer
+// closes the blob.
+func openEntry(open func() (io.ReadCloser, int64, error), name string) (io.Reader, io.Closer, error) {
+	rc, _, err := open()
+	if err != nil {
+		return nil, nil, err
+	}
+	hdr, tr, err := findEntry(rc, name)
+	if err == nil && (hdr == nil || hdr.Typeflag != tar.TypeReg) {
+		err = status.Errorf(codes.DataLoss, "the output archive changed: %q is not a file in it any more", name)
+	}
+	if err != nil {
+		rc.Close()
+		return nil, nil, err
+	}
+	return tr, rc, nil
+}
+
+// maxEntrySums is how many file checksums entrySums keeps.
+const maxEntrySums = 1024
+
+// entrySum returns the sha256 of the entry name of the output archive
+// digest, hashing it as it is decompressed (no copy is kept) the first
+// time, from memory after.
+func (j *JobService) entrySum(ctx context.Context, jobID, digest string, open func() (io.ReadCloser, int64, error), name string, size int64) (string, error) {
+	key := digest + "\x00" + name
+	j.sumsMu.Lock()
+	sum, ok := j.sums[key]
+	j.sumsMu.Unlock()
+	if ok {
+		return sum, nil
+	}
+	r, c, err := openEntry(open, name)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, streamio.WithContext(ctx, r))
+	c.Close()
+	if err == nil && n != size {
+		err = fmt.Errorf("%d bytes of %d", n, size)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		return "", status.Errorf(codes.DataLoss, "read %q from the output of job %s: %v", name, jobID, err)
+	}
+	sum = "sha256:" + hex.EncodeToString(h.Sum(nil))
+	j.sumsMu.Lock()
+	if j.sums == nil {
+		j.sums = map[string]string{}
+	}
+	if len(j.sums) >= maxEntrySums {
+		for k := range j.sums { // forget one at random
+			delete(j.sums, k)
+			break
+		}
+	}
+	j.sums[key] = sum
+	j.sumsMu.Unlock()
+	return sum, nil
+}
+
+// entrySeeker reads one file of a gzip tar archive from any offset without
+// a temporary copy: a gzip stream cannot seek, so a seek forward skips
+// decompressed bytes and a seek back reopens the archive and skips from
+// its start.
+type entrySeeker struct {
+	ctx  context.Context
+	open func() (io.Reader, io.Closer, error)
+	size int64
+	pos  int64 // where the next Read reads
+	r    io.Reader
+	c    io.Closer
+	rpos int64 // where r is
+}
+
+func (e *entrySeeker) Seek(off int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekCurrent:
+		off += e.pos
+	case io.SeekEnd:
+		off += e.size
+	}
+	if off < 0 {
+		return 0, errors.New("seek before the start")
+	}
+	e.pos = off
+	return off, nil
+}
+
+func (e *entrySeeker) Read(p []byte) (int, error) {
+	if e.pos >= e.size {
+		return 0, io.EOF
+	}
+	if e.r != nil && e.rpos > e.pos {
+		e.c.Close()
+		e.r, e.c = nil, nil
+	}
+	if e.r == nil {
+		r, c, err := e.open()
+		if err != nil {
+			return 0, err
+		}
+		e.r, e.c, e.rpos = streamio.WithContext(e.ctx, r), c, 0
+	}
+	if e.rpos < e.pos {
+		n, err := io.CopyN(io.Discard, e.r, e.pos-e.rpos)
+		e.rpos += n
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, err
+		}
+	}
+	if rest := e.size - e.pos; int64(len(p)) > rest {
+		p = p[:rest]
+	}
+	n, err := e.r.Read(p)
+	e.pos += int64(n)
+	e.rpos += int64(n)
+	if errors.Is(err, io.EOF) && e.pos < e.size {
+		err = io.ErrUnexpectedEOF
+	} else if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	return n, err
+}
+
+func (e *entrySeeker) Close() error {
+	if e.c != nil {
+		return e.c.Close()
+	}
+	return nil
 }
 
 // findEntry reads a tar.gz up to the entry named name and returns its
@@ -382,6 +530,12 @@ func (j *JobService) OutputHandler(onError func(w http.ResponseWriter, r *http.R
 			onError(w, r, status.Errorf(codes.PermissionDenied, "token %s (role %s) may not download job output; use the token that submitted the job, or an admin token", p.TokenID, auth.RoleName(p.Role)))
 			return
 		}
+		done, err := j.startDownload(p.TokenID)
+		if err != nil {
+			onError(w, r, err)
+			return
+		}
+		defer done()
 		c, err := j.openOutput(r.Context(), p, r.PathValue("id"), r.URL.Query().Get("path"))
 		if err != nil {
 			onError(w, r, ToStatus(err))

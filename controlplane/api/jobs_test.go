@@ -5,13 +5,16 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -45,9 +48,9 @@ type jobHarness struct {
 	admin ccv1.JobServiceClient
 }
 
-func newJobHarness(t *testing.T) *jobHarness {
+func newJobHarness(t *testing.T, opts ...testcluster.Option) *jobHarness {
 	t.Helper()
-	srv := testcluster.Start(t)
+	srv := testcluster.Start(t, opts...)
 	cert, err := tls.LoadX509KeyPair(filepath.Join(srv.Config.DataDir, "tls", "server.crt"), filepath.Join(srv.Config.DataDir, "tls", "server.key"))
 	if err != nil {
 		t.Fatal(err)
@@ -181,15 +184,27 @@ func (h *jobHarness) report(nodeID, cid string, st *ccv1.ContainerStatus) {
 }
 
 // finish drives a queued job through one attempt to success, with the
-// output and logs blobs given.
+// output and logs blobs given, recorded as uploaded by the node for the
+// attempt (as AgentService.UploadBlob does).
 func (h *jobHarness) finish(jobID, nodeID, output, logs string) {
 	h.t.Helper()
 	cid := "c-" + jobID
 	h.start(jobID, nodeID, cid, 1)
+	h.uploaded(nodeID, cid, "output", output)
+	h.uploaded(nodeID, cid, "logs", logs)
 	now := timestamppb.Now()
 	h.report(nodeID, cid, &ccv1.ContainerStatus{State: ccv1.ContainerState_CONTAINER_STATE_RUNNING, StartedAt: now})
 	h.report(nodeID, cid, &ccv1.ContainerStatus{State: ccv1.ContainerState_CONTAINER_STATE_EXITED, StartedAt: now, FinishedAt: timestamppb.Now(),
 		JobResult: &ccv1.JobResult{Collected: true, OutputDigest: output, OutputSize: 1, OutputFiles: 1, LogsDigest: logs}})
+}
+
+// uploaded records that the node uploaded the blob digest (if not "") for
+// the attempt cid.
+func (h *jobHarness) uploaded(nodeID, cid, kind, digest string) {
+	h.t.Helper()
+	if digest != "" {
+		h.apply(statev1.CommandType_COMMAND_TYPE_RECORD_ATTEMPT_UPLOAD, &statev1.RecordAttemptUpload{ContainerId: cid, NodeId: nodeID, Kind: kind, Digest: digest})
+	}
 }
 
 func (h *jobHarness) get(id string) *ccv1.Job {
@@ -1075,6 +1090,7 @@ func TestJobLogsFromNodeAndWatch(t *testing.T) {
 		t.Fatalf("follow: agent asked %v", l)
 	}
 	logs := h.pushBlob(logLines([2]string{"stdout", "stored\n"}))
+	h.uploaded(nodeID, cid, "logs", logs)
 	h.report(nodeID, cid, &ccv1.ContainerStatus{State: ccv1.ContainerState_CONTAINER_STATE_EXITED, ExitCode: 3, FinishedAt: timestamppb.Now(),
 		JobResult: &ccv1.JobResult{Collected: true, LogsDigest: logs}})
 	select {
@@ -1291,5 +1307,224 @@ func TestWatchJobsREST(t *testing.T) {
 	}
 	if b, err := io.ReadAll(lresp.Body); err != nil || len(bytes.TrimSpace(b)) != 0 {
 		t.Fatalf("follow logs of a cancelled job: %q, %v", b, err)
+	}
+}
+
+// TestJobOutputLargeEntryStreams: a file of an output that compresses to
+// almost nothing (zeros, as a sparse file reads) is streamed from the
+// archive as it is decompressed: no copy of it is written in the server's
+// data dir, and a range far into it is served by skipping.
+func TestJobOutputLargeEntryStreams(t *testing.T) {
+	const size = 64 << 20
+	// The archive is gzip members end to end (one stream to a reader):
+	// the tar headers, then the same member of 1 MiB of zeros 64 times,
+	// then the tar trailer (zeros too). Compressing 64 MiB under the race
+	// detector would take seconds.
+	var head bytes.Buffer
+	tw := tar.NewWriter(&head)
+	tw.WriteHeader(&tar.Header{Name: "small.txt", Typeflag: tar.TypeReg, Mode: 0o644, Size: 2})
+	tw.Write([]byte("hi"))
+	if err := tw.WriteHeader(&tar.Header{Name: "zeros.bin", Typeflag: tar.TypeReg, Mode: 0o644, Size: size}); err != nil {
+		t.Fatal(err)
+	}
+	member := func(data []byte) []byte {
+		var b bytes.Buffer
+		zw := gzip.NewWriter(&b)
+		zw.Write(data)
+		zw.Close()
+		return b.Bytes()
+	}
+	var buf bytes.Buffer
+	buf.Write(member(head.Bytes()))
+	mib := member(make([]byte, 1<<20))
+	for range size >> 20 {
+		buf.Write(mib)
+	}
+	buf.Write(member(make([]byte, 1024)))
+	if buf.Len() > 256<<10 {
+		t.Fatalf("the archive is %d bytes", buf.Len())
+	}
+	h256 := sha256.New()
+	io.CopyN(h256, zeroReader{}, size)
+	wantSum := hex.EncodeToString(h256.Sum(nil))
+
+	h := newJobHarness(t, func(c *testcluster.Config) { c.MaxOutputDownloads = 1 })
+	_, bearer := h.token(ccv1.Role_ROLE_ADMIN)
+	out := h.pushBlob(buf.Bytes())
+	logs := h.pushBlob(logLines([2]string{"stdout", "x\n"}))
+	nodeID, _, _ := h.node("n1")
+	job := submit(t, h.jobsAs(bearer), &ccv1.JobSpec{Image: "busybox"}).Job
+	h.finish(job.Id, nodeID, out, logs)
+
+	tmp := filepath.Join(h.srv.Config.DataDir, "tmp")
+	tmpUsed := func() int64 {
+		var n int64
+		filepath.WalkDir(tmp, func(_ string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				if fi, err := d.Info(); err == nil {
+					n += fi.Size() + 1
+				}
+			}
+			return nil
+		})
+		return n
+	}
+	// A long deadline: the race detector slows decompression down.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	zeros := make([]byte, 1<<20)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, h.srv.URL()+"/v1/jobs/"+job.Id+"/output?path=zeros.bin", nil)
+	req.Header.Set("Authorization", "Bearer "+bearer)
+	res, err := h.srv.HTTPClient().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 || res.Header.Get("Content-Length") != fmt.Sprint(size) || res.Header.Get("ETag") != `"sha256:`+wantSum+`"` {
+		t.Fatalf("GET: %d %v", res.StatusCode, res.Header)
+	}
+	// Read slowly: while the download is open, the tmp dir stays empty.
+	chunk := make([]byte, 1<<20)
+	var got int64
+	for i := 0; i < 3; i++ {
+		n, err := io.ReadFull(res.Body, chunk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += int64(n)
+		if used := tmpUsed(); used != 0 {
+			t.Fatalf("after %d bytes read, the server wrote %d bytes in %s", got, used, tmp)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// While it is open, the same token may not open another download
+	// (max_output_downloads = 1); another token may.
+	r := httpGet(t, h.srv, "/v1/jobs/"+job.Id+"/output?path=small.txt", bearer, nil)
+	if r.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(r.body), "max_output_downloads") {
+		t.Fatalf("second download of the token: %d %s", r.StatusCode, r.body)
+	}
+	_, err = recvOutput(t, h.jobsAs(bearer), &ccv1.JobOutputRequest{Id: job.Id, Path: "small.txt"})
+	wantCode(t, err, codes.ResourceExhausted, "downloads open")
+	if r := httpGet(t, h.srv, "/v1/jobs/"+job.Id+"/output?path=small.txt", h.srv.Token, nil); r.StatusCode != 200 || string(r.body) != "hi" {
+		t.Fatalf("download of another token: %d %s", r.StatusCode, r.body)
+	}
+	for {
+		n, err := res.Body.Read(chunk)
+		if !bytes.Equal(chunk[:n], zeros[:n]) {
+			t.Fatalf("bytes %d to %d are not all zeros", got, got+int64(n))
+		}
+		got += int64(n)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got != size {
+		t.Fatalf("read %d bytes, want %d", got, size)
+	}
+	res.Body.Close()
+	// The download ended: the token may download again (once the handler
+	// has returned, which may be just after the client read the last byte).
+	getAgain := func(hdr map[string]string) httpResponse {
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			r := httpGet(t, h.srv, "/v1/jobs/"+job.Id+"/output?path=zeros.bin", bearer, hdr)
+			if r.StatusCode != http.StatusTooManyRequests || time.Now().After(deadline) {
+				return r
+			}
+		}
+	}
+	// A range near the end, and over gRPC from an offset.
+	r = getAgain(map[string]string{"Range": fmt.Sprintf("bytes=%d-", size-10)})
+	if r.StatusCode != http.StatusPartialContent || !bytes.Equal(r.body, make([]byte, 10)) {
+		t.Fatalf("range: %d, %d bytes", r.StatusCode, len(r.body))
+	}
+	g, err := recvOutput(t, h.jobsAs(bearer), &ccv1.JobOutputRequest{Id: job.Id, Path: "zeros.bin", Offset: size - 5})
+	if err != nil || g.size != size || g.sha != "sha256:"+wantSum || !bytes.Equal(g.data, make([]byte, 5)) {
+		t.Fatalf("gRPC from an offset: %d bytes, size %d, %s, %v", len(g.data), g.size, g.sha, err)
+	}
+	if used := tmpUsed(); used != 0 {
+		t.Fatalf("the server wrote %d bytes in %s", used, tmp)
+	}
+}
+
+// zeroReader reads zeros forever.
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// TestAttemptReportNamesOnlyItsUploads: a node's report of a job attempt
+// may name only the output and logs it uploaded for that attempt through
+// UploadBlob; a report naming another job's output is refused and the
+// attempt fails with the reason, while its own upload is accepted.
+func TestAttemptReportNamesOnlyItsUploads(t *testing.T) {
+	h := newJobHarness(t)
+	nodeID, agent, _ := h.node("n1")
+	upload := func(cid, kind string, data []byte) string {
+		t.Helper()
+		st, err := agent.UploadBlob(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Send(&ccv1.UploadBlobRequest{Msg: &ccv1.UploadBlobRequest_Header{Header: &ccv1.UploadBlobHeader{ContainerId: cid, Kind: kind, Size: int64(len(data)), Sha256: sha(data)}}})
+		st.Send(&ccv1.UploadBlobRequest{Msg: &ccv1.UploadBlobRequest_Chunk{Chunk: data}})
+		resp, err := st.CloseAndRecv()
+		if err != nil {
+			t.Fatalf("UploadBlob %s %s: %v", cid, kind, err)
+		}
+		return resp.Digest
+	}
+	_, ownerA := h.token(ccv1.Role_ROLE_JOBS)
+	_, ownerB := h.token(ccv1.Role_ROLE_JOBS)
+	// Job A, someone else's, has a secret output.
+	secret := targz(t, []tarEntry{{name: "secret.txt", body: []byte("A's secret")}})
+	jobA := submit(t, h.jobsAs(ownerA), &ccv1.JobSpec{Image: "busybox"}).Job
+	h.start(jobA.Id, nodeID, "c-"+jobA.Id, 1)
+	secretDigest := upload("c-"+jobA.Id, "output", secret)
+
+	exited := func(out, logs string) *ccv1.ContainerStatus {
+		now := timestamppb.Now()
+		return &ccv1.ContainerStatus{State: ccv1.ContainerState_CONTAINER_STATE_EXITED, StartedAt: now, FinishedAt: now,
+			JobResult: &ccv1.JobResult{Collected: true, OutputDigest: out, OutputSize: 1, OutputFiles: 1, LogsDigest: logs}}
+	}
+	// Job B's node uploads its own output and logs, then reports A's output
+	// as B's.
+	jobB := submit(t, h.jobsAs(ownerB), &ccv1.JobSpec{Image: "busybox"}).Job
+	cidB := "c-" + jobB.Id
+	h.start(jobB.Id, nodeID, cidB, 1)
+	upload(cidB, "output", targz(t, []tarEntry{{name: "b.txt", body: []byte("b")}}))
+	logsB := upload(cidB, "logs", logLines([2]string{"stdout", "b\n"}))
+	h.report(nodeID, cidB, exited(secretDigest, logsB))
+	b := h.get(jobB.Id)
+	if b.State != ccv1.JobState_JOB_STATE_FAILED || b.OutputDigest != "" || !strings.Contains(b.Message, "did not upload") ||
+		!strings.Contains(b.Message, secretDigest) || len(b.Attempts) != 1 || !strings.Contains(b.Attempts[0].Error, "did not upload") {
+		t.Fatalf("job B after a report naming A's output: %s %q output %q attempts %v", b.State, b.Message, b.OutputDigest, b.Attempts)
+	}
+	_, err := recvOutput(t, h.jobsAs(ownerB), &ccv1.JobOutputRequest{Id: jobB.Id, Path: "secret.txt"})
+	wantCode(t, err, codes.FailedPrecondition, "has no output")
+
+	// Logs too: an upload for another attempt does not count.
+	jobC := submit(t, h.jobsAs(ownerB), &ccv1.JobSpec{Image: "busybox"}).Job
+	cidC := "c-" + jobC.Id
+	h.start(jobC.Id, nodeID, cidC, 1)
+	outC := upload(cidC, "output", targz(t, []tarEntry{{name: "c.txt", body: []byte("c")}}))
+	h.report(nodeID, cidC, exited(outC, logsB))
+	if c := h.get(jobC.Id); c.State != ccv1.JobState_JOB_STATE_FAILED || c.LogsDigest != "" || !strings.Contains(c.Message, "logs "+logsB) {
+		t.Fatalf("job C after a report naming B's logs: %s %q", c.State, c.Message)
+	}
+
+	// Job A's node reports what it uploaded: accepted.
+	h.report(nodeID, "c-"+jobA.Id, exited(secretDigest, ""))
+	a := h.get(jobA.Id)
+	if a.State != ccv1.JobState_JOB_STATE_SUCCEEDED || a.OutputDigest != secretDigest {
+		t.Fatalf("job A: %s %q output %q", a.State, a.Message, a.OutputDigest)
+	}
+	got, err := recvOutput(t, h.jobsAs(ownerA), &ccv1.JobOutputRequest{Id: jobA.Id, Path: "secret.txt"})
+	if err != nil || string(got.data) != "A's secret" {
+		t.Fatalf("job A's output: %q, %v", got.data, err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -80,6 +81,72 @@ type Config struct {
 	Webhooks WebhooksConfig `toml:"webhooks"`
 	// JoinLimit throttles failed joins of agents and servers.
 	JoinLimit JoinLimitConfig `toml:"join_limit"`
+	// MinFreeDisk is the least free space the data dir's disk must keep,
+	// as a size ("512MiB", "1GiB") or a percent of the disk ("5%"); "0"
+	// turns the check off. Below it the server refuses new uploads and
+	// job submits (ResourceExhausted) and /readyz says so. Default 512MiB.
+	MinFreeDisk DiskFloor `toml:"min_free_disk"`
+	// MaxOutputDownloads is how many job output downloads one token may
+	// have open at once on this server (default 4); more are answered
+	// ResourceExhausted (429).
+	MaxOutputDownloads int `toml:"max_output_downloads"`
+
+	// FreeSpace, when set, replaces the statfs of the data dir in the
+	// MinFreeDisk check (tests); it is not read from the file.
+	FreeSpace func(dir string) (free, total uint64, err error) `toml:"-"`
+}
+
+// DiskFloor is a free-space floor: Bytes, or Percent of the disk's size.
+type DiskFloor struct {
+	Bytes   int64
+	Percent float64
+}
+
+// UnmarshalText parses "512MiB", "1GiB", "2G", "1048576", "5%" or "0".
+func (d *DiskFloor) UnmarshalText(text []byte) error {
+	s := strings.TrimSpace(string(text))
+	if p, ok := strings.CutSuffix(s, "%"); ok {
+		v, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
+		if err != nil || v < 0 || v >= 100 {
+			return fmt.Errorf("%q is not a percent from 0 to 99; use a size like \"512MiB\" or a percent like \"5%%\"", text)
+		}
+		*d = DiskFloor{Percent: v}
+		return nil
+	}
+	n, err := parseSize(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a size; use a size like \"512MiB\" or \"1GiB\", or a percent like \"5%%\"", text)
+	}
+	*d = DiskFloor{Bytes: n}
+	return nil
+}
+
+// MarshalText writes the floor as UnmarshalText reads it.
+func (d DiskFloor) MarshalText() ([]byte, error) {
+	if d.Percent > 0 {
+		return []byte(strconv.FormatFloat(d.Percent, 'f', -1, 64) + "%"), nil
+	}
+	return []byte(strconv.FormatInt(d.Bytes, 10)), nil
+}
+
+// parseSize reads a byte count with an optional unit: B, K/KB/KiB, M/MB/MiB,
+// G/GB/GiB, T/TB/TiB (all powers of 1024).
+func parseSize(s string) (int64, error) {
+	i := len(s)
+	for i > 0 && (s[i-1] < '0' || s[i-1] > '9') && s[i-1] != '.' {
+		i--
+	}
+	num, unit := strings.TrimSpace(s[:i]), strings.ToLower(strings.TrimSpace(s[i:]))
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	mult := map[string]float64{"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20,
+		"g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40}[unit]
+	if mult == 0 || v*mult > 1<<62 {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return int64(v * mult), nil
 }
 
 // JoinLimitConfig throttles, per source address (an IPv6 /64), the join
@@ -180,6 +247,9 @@ func Default() Config {
 		NodeDownAfter: Duration{10 * time.Second},
 		BlobGC:        BlobGCConfig{Interval: Duration{10 * time.Minute}, Grace: Duration{time.Hour}},
 		JoinLimit:     JoinLimitConfig{PerMinute: 10, Burst: 20},
+		MinFreeDisk:   DiskFloor{Bytes: 512 << 20},
+		// A few parallel range downloads of one client.
+		MaxOutputDownloads: 4,
 		Log: LogConfig{
 			Level:  "info",
 			Format: "text",

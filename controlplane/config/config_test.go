@@ -459,3 +459,23 @@ func TestJoinLimit(t *testing.T) {
 		t.Fatalf("Validate() = %v", err)
 	}
 }
+
+func TestMinFreeDisk(t *testing.T) {
+	if d := Default(); d.MinFreeDisk != (DiskFloor{Bytes: 512 << 20}) || d.MaxOutputDownloads != 4 {
+		t.Fatalf("defaults: %+v, %d", d.MinFreeDisk, d.MaxOutputDownloads)
+	}
+	for in, want := range map[string]DiskFloor{`"1GiB"`: {Bytes: 1 << 30}, `"256M"`: {Bytes: 256 << 20}, `"5%"`: {Percent: 5}, `"0"`: {}, `"1.5 GiB"`: {Bytes: 3 << 29}} {
+		c, err := Parse("d.toml", []byte("data_dir = \"/d\"\nmin_free_disk = "+in+"\nmax_output_downloads = 2\n"))
+		if err != nil || c.MinFreeDisk != want || c.MaxOutputDownloads != 2 {
+			t.Errorf("min_free_disk = %s: %+v, %v", in, c.MinFreeDisk, err)
+		}
+	}
+	for _, in := range []string{`"lots"`, `"120%"`, `"1XB"`, `512`} {
+		if _, err := Parse("d.toml", []byte("data_dir = \"/d\"\nmin_free_disk = "+in+"\n")); err == nil || !strings.Contains(err.Error(), "min_free_disk") {
+			t.Errorf("min_free_disk = %s: %v", in, err)
+		}
+	}
+	if _, err := Parse("d.toml", []byte("data_dir = \"/d\"\nmax_output_downloads = 0\n")); err == nil || !strings.Contains(err.Error(), "max_output_downloads") {
+		t.Errorf("max_output_downloads = 0: %v", err)
+	}
+}

@@ -63,6 +63,13 @@ func parse(name string, data []byte, validate bool) (Config, error) {
 	// The decoder hands non-string values to Duration.UnmarshalText with no
 	// position (and accepts a bare 0), so check duration values here first.
 	for key, t := range schema.leaves {
+		if t == diskFloorType {
+			if at, ok := keys[key]; ok && at.kind != unstable.String {
+				ps = append(ps, Problem{Line: at.line, Key: key,
+					Msg: fmt.Sprintf("must be a size or percent string like \"512MiB\" or \"5%%\", not %s; write it in quotes", kindWord(at.kind))})
+			}
+			continue
+		}
 		if t != durationType {
 			continue
 		}
@@ -212,6 +219,8 @@ func typeHint(t reflect.Type) string {
 	switch {
 	case t == durationType:
 		return "must be a duration string like \"1s\""
+	case t == diskFloorType:
+		return "must be a size or percent string like \"512MiB\" or \"5%\""
 	case t.Kind() == reflect.String:
 		return "must be a string in double quotes, like \"text\""
 	case t.Kind() == reflect.Bool:
@@ -245,6 +254,8 @@ func kindWord(k unstable.Kind) string {
 
 var durationType = reflect.TypeOf(Duration{})
 
+var diskFloorType = reflect.TypeOf(DiskFloor{})
+
 // schema lists the keys of Config by dotted name, from its toml tags.
 var schema = buildSchema()
 
@@ -269,7 +280,7 @@ func buildSchema() keySchema {
 			if prefix != "" {
 				full = prefix + "." + name
 			}
-			if f.Type.Kind() == reflect.Struct && f.Type != durationType {
+			if f.Type.Kind() == reflect.Struct && f.Type != durationType && f.Type != diskFloorType {
 				walk(full, f.Type)
 			} else {
 				s.leaves[full] = f.Type

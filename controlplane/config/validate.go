@@ -122,6 +122,9 @@ func (c Config) Validate() error {
 	if !(c.JoinLimit.PerMinute > 0) {
 		add("join_limit.per_minute", "%v: must be more than 0, like 10 (failed join attempts per minute and source address)", c.JoinLimit.PerMinute)
 	}
+	if c.MaxOutputDownloads < 1 {
+		add("max_output_downloads", "%d: must be at least 1, like 4 (open job output downloads per token)", c.MaxOutputDownloads)
+	}
 	if c.JoinLimit.Burst < 1 {
 		add("join_limit.burst", "%d: must be at least 1, like 20", c.JoinLimit.Burst)
 	}

@@ -75,6 +75,11 @@ var handlers = map[statev1.CommandType]handler{
 		newMsg:  func() proto.Message { return &statev1.ReportStatuses{} },
 		apply:   applyReportStatuses,
 	},
+	statev1.CommandType_COMMAND_TYPE_RECORD_ATTEMPT_UPLOAD: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.RecordAttemptUpload{} },
+		apply:   applyRecordAttemptUpload,
+	},
 	statev1.CommandType_COMMAND_TYPE_PUT_IMAGE: {
 		version: 1,
 		newMsg:  func() proto.Message { return &statev1.PutImage{} },

@@ -1,7 +1,9 @@
 package fsm
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -359,9 +361,18 @@ func attemptReported(tx *txn, at time.Time, crec *statev1.ContainerRecord) error
 	if a.Error == "" && st.GetState() == ccv1.ContainerState_CONTAINER_STATE_FAILED {
 		a.Error = "could not start: " + st.GetError()
 	}
+	// A node may name only blobs it uploaded for this attempt: another
+	// job's output would otherwise be served as this job's.
+	forged := ""
 	if jr.GetCollected() {
+		forged = unuploadedDigest(crec, jr)
+	}
+	if jr.GetCollected() && forged == "" {
 		j.OutputDigest, j.OutputSize, j.OutputFiles = jr.OutputDigest, jr.OutputSize, jr.OutputFiles
 		j.LogsDigest = jr.LogsDigest
+	}
+	if forged != "" {
+		a.Error = forged
 	}
 	if j.StartedAt == nil {
 		j.StartedAt = st.GetStartedAt()
@@ -370,6 +381,8 @@ func attemptReported(tx *txn, at time.Time, crec *statev1.ContainerRecord) error
 	switch {
 	case j.CancelRequested:
 		finishJob(rec, at, ccv1.JobState_JOB_STATE_CANCELLED, "cancelled")
+	case forged != "":
+		retryOrFail(rec, at, forged)
 	case a.TimedOut:
 		finishJob(rec, at, ccv1.JobState_JOB_STATE_TIMED_OUT, fmt.Sprintf("ran longer than its timeout of %s and was stopped", jobspec.Timeout(j.Spec)))
 	case jr.GetError() != "":
@@ -394,6 +407,66 @@ func attemptReported(tx *txn, at time.Time, crec *statev1.ContainerRecord) error
 		return err
 	}
 	return saveJob(tx, old, rec)
+}
+
+// unuploadedDigest checks the digests of a collected attempt's result
+// against the blobs its node uploaded for it (RecordAttemptUpload): "" when
+// every one was, else why the report is refused.
+func unuploadedDigest(crec *statev1.ContainerRecord, jr *ccv1.JobResult) string {
+	c := crec.GetContainer()
+	check := func(kind, digest string, uploaded []string) string {
+		if digest == "" || slices.Contains(uploaded, digest) {
+			return ""
+		}
+		return fmt.Sprintf("node %s reported %s %s for attempt %s, which it did not upload for it: the report is refused", c.GetNodeId(), kind, digest, c.GetId())
+	}
+	if why := check("output", jr.GetOutputDigest(), crec.GetUploadedOutputs()); why != "" {
+		return why
+	}
+	return check("logs", jr.GetLogsDigest(), crec.GetUploadedLogs())
+}
+
+// maxAttemptUploads is how many uploads of each kind an attempt's record
+// keeps (an agent retrying an upload sends the same digest again).
+const maxAttemptUploads = 8
+
+// applyRecordAttemptUpload records that a job attempt's node uploaded a
+// blob for it. An upload for a container that is gone, is not a job
+// attempt or is on another node is not recorded.
+func applyRecordAttemptUpload(tx *txn, _ time.Time, msg proto.Message) error {
+	m := msg.(*statev1.RecordAttemptUpload)
+	if m.GetDigest() == "" {
+		return fmt.Errorf("%w: an upload needs a digest", ErrInvalid)
+	}
+	cs := tx.Bucket(bucketContainers)
+	var rec statev1.ContainerRecord
+	if err := get(cs, m.GetContainerId(), &rec); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+	c := rec.GetContainer()
+	if c.GetJobId() == "" || c.GetNodeId() != m.GetNodeId() {
+		return nil
+	}
+	var list *[]string
+	switch m.GetKind() {
+	case "output":
+		list = &rec.UploadedOutputs
+	case "logs":
+		list = &rec.UploadedLogs
+	default:
+		return fmt.Errorf("%w: upload kind %q: use output or logs", ErrInvalid, m.GetKind())
+	}
+	if slices.Contains(*list, m.GetDigest()) {
+		return nil
+	}
+	*list = append(*list, m.GetDigest())
+	if n := len(*list); n > maxAttemptUploads {
+		*list = append([]string(nil), (*list)[n-maxAttemptUploads:]...)
+	}
+	return put(cs, c.GetId(), &rec)
 }
 
 func applySetQueue(tx *txn, _ time.Time, msg proto.Message) error {

@@ -33,12 +33,32 @@ func (x *svcFixture) start(job, container string, attempt uint32) {
 
 func (x *svcFixture) report(container string, st *ccv1.ContainerStatus) {
 	x.t.Helper()
+	// The node uploaded what it names (AgentService.UploadBlob records it).
+	if jr := st.GetJobResult(); jr.GetCollected() {
+		x.uploaded(container, "output", jr.GetOutputDigest())
+		x.uploaded(container, "logs", jr.GetLogsDigest())
+	}
+	x.reportAs(container, st)
+}
+
+// reportAs reports a status of the container without recording uploads.
+func (x *svcFixture) reportAs(container string, st *ccv1.ContainerStatus) {
+	x.t.Helper()
 	gen := uint64(1)
 	if rec, err := x.f.Container(container); err == nil {
 		gen = rec.Container.Generation
 	}
 	x.must(statev1.CommandType_COMMAND_TYPE_REPORT_STATUS, &statev1.ReportStatus{NodeId: "n1", Statuses: []*ccv1.TaskStatus{{
 		ContainerId: container, Generation: gen, Status: st}}})
+}
+
+// uploaded records that node n1 uploaded the blob digest (if not "") for
+// the attempt container.
+func (x *svcFixture) uploaded(container, kind, digest string) {
+	x.t.Helper()
+	if digest != "" {
+		x.must(statev1.CommandType_COMMAND_TYPE_RECORD_ATTEMPT_UPLOAD, &statev1.RecordAttemptUpload{ContainerId: container, NodeId: "n1", Kind: kind, Digest: digest})
+	}
 }
 
 func (x *svcFixture) job(id string) *ccv1.Job {
@@ -383,5 +403,35 @@ func TestJobInputOwners(t *testing.T) {
 	}
 	if err := x.apply(statev1.CommandType_COMMAND_TYPE_PUT_INPUT, &statev1.PutInput{Input: &statev1.InputRecord{Digest: "sha256:x"}}); err == nil {
 		t.Fatal("an input without an owner was recorded")
+	}
+}
+
+// TestAttemptReportUnuploaded: a collected report naming an output or logs
+// the node did not record uploading for this attempt fails the attempt
+// (retried when attempts are left) and does not become the job's output;
+// uploads from another node or for another attempt do not count.
+func TestAttemptReportUnuploaded(t *testing.T) {
+	x := newSvcFixture(t)
+	x.submit("j1", &ccv1.JobSpec{Image: "img", MaxAttempts: 2})
+	x.start("j1", "c1", 1)
+	x.uploaded("c1", "output", "sha256:mine")
+	x.must(statev1.CommandType_COMMAND_TYPE_RECORD_ATTEMPT_UPLOAD, &statev1.RecordAttemptUpload{ContainerId: "c1", NodeId: "n2", Kind: "output", Digest: "sha256:other"})
+	x.reportAs("c1", exited(0, &ccv1.JobResult{Collected: true, OutputDigest: "sha256:other"}))
+	j := x.job("j1")
+	if j.State != ccv1.JobState_JOB_STATE_QUEUED || j.OutputDigest != "" || !strings.Contains(j.Message, "did not upload") {
+		t.Fatalf("after a forged report: %s %q %q", j.State, j.Message, j.OutputDigest)
+	}
+	x.start("j1", "c2", 2)
+	x.reportAs("c2", exited(0, &ccv1.JobResult{Collected: true, OutputDigest: "sha256:mine"}))
+	if j = x.job("j1"); j.State != ccv1.JobState_JOB_STATE_FAILED || j.OutputDigest != "" || !strings.Contains(j.Message, "sha256:mine") {
+		t.Fatalf("after a report naming attempt 1's upload: %s %q", j.State, j.Message)
+	}
+	x.submit("j2", &ccv1.JobSpec{Image: "img"})
+	x.start("j2", "c3", 1)
+	x.uploaded("c3", "output", "sha256:three")
+	x.uploaded("c3", "logs", "sha256:threelogs")
+	x.reportAs("c3", exited(0, &ccv1.JobResult{Collected: true, OutputDigest: "sha256:three", LogsDigest: "sha256:threelogs"}))
+	if j = x.job("j2"); j.State != ccv1.JobState_JOB_STATE_SUCCEEDED || j.OutputDigest != "sha256:three" || j.LogsDigest != "sha256:threelogs" {
+		t.Fatalf("own uploads: %s %q", j.State, j.Message)
 	}
 }

@@ -5,7 +5,6 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -73,8 +72,10 @@ type Server struct {
 	id       *identity
 	sessions *session.Hub
 	blobs    *blobstore.Store
-	caMu     sync.Mutex
-	caFull   *pki.CA // the CA with its key, read from the state once
+	// disk is the data disk's free-space floor (min_free_disk).
+	disk   *api.DiskFloor
+	caMu   sync.Mutex
+	caFull *pki.CA // the CA with its key, read from the state once
 
 	grpc   *grpc.Server
 	http   *http.Server
@@ -107,6 +108,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	s := &Server{cfg: cfg, opts: opts, log: log, serveErr: make(chan error, 2)}
+	s.disk = &api.DiskFloor{Dir: cfg.DataDir, MinBytes: cfg.MinFreeDisk.Bytes, MinPercent: cfg.MinFreeDisk.Percent, Free: cfg.FreeSpace}
 	s.bg, s.bgCancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
@@ -298,16 +300,19 @@ func (s *Server) serve() error {
 	s.peers = newPeers(s.fsm, pki.OfferClusterALPN(s.id.raftClientTLS()))
 	s.raft.SetPeer(s.peers)
 	replicated := blobs.New(s.blobs, &blobPeers{peers: s.peers, raft: s.raft, blobs: s.blobs}, s.log.With("component", "blobs"))
+	// Recovery comes first, so that a panic anywhere in the chain or a
+	// handler answers Internal and the server lives.
+	grpcLog := s.log.With("component", "grpc")
 	s.grpc = grpc.NewServer(
-		grpc.ChainUnaryInterceptor(s.unaryCaughtUp, authn.UnaryInterceptor, s.readBarrier, api.ErrorInterceptor),
-		grpc.ChainStreamInterceptor(s.streamCaughtUp, authn.StreamInterceptor, api.StreamErrorInterceptor),
+		grpc.ChainUnaryInterceptor(api.RecoverUnary(grpcLog), s.unaryCaughtUp, authn.UnaryInterceptor, s.readBarrier, api.ErrorInterceptor),
+		grpc.ChainStreamInterceptor(api.RecoverStream(grpcLog), s.streamCaughtUp, authn.StreamInterceptor, api.StreamErrorInterceptor),
 	)
 	core := &api.Core{Raft: s.raft, FSM: s.fsm, Sessions: s.sessions, Peers: s.peers, Log: s.log.With("component", "api"), Now: time.Now,
-		JoinLimiter: api.NewJoinLimiter(s.cfg.JoinLimit.PerMinute, s.cfg.JoinLimit.Burst, 0), Refused: s.audit.refusal}
+		JoinLimiter: api.NewJoinLimiter(s.cfg.JoinLimit.PerMinute, s.cfg.JoinLimit.Burst, 0), Disk: s.disk, Refused: s.audit.refusal}
 	images := api.NewImageService(core, replicated, s.log.With("component", "images"))
 	jobs, err := api.NewJobService(core, replicated, api.JobOptions{
 		Done: s.bg.Done(), TempDir: filepath.Join(s.cfg.DataDir, "tmp"), Logger: s.log.With("component", "jobs"),
-		Webhooks: webhook.Policy{Allow: s.cfg.Webhooks.AllowPrefixes()},
+		Webhooks: webhook.Policy{Allow: s.cfg.Webhooks.AllowPrefixes()}, MaxDownloads: s.cfg.MaxOutputDownloads,
 	})
 	if err != nil {
 		return err
@@ -338,7 +343,11 @@ func (s *Server) serve() error {
 	s.goServe(func() error { return s.grpc.Serve(s.mem) })
 	s.gwConn, err = grpc.NewClient("passthrough:///control-plane",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.mem.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// An answer is already built in this process: gRPC's 4 MiB default
+		// would refuse a long listing, and the gateway's error handler
+		// takes "message larger than max" for the request's size (413).
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(gatewayMaxAnswer)))
 	if err != nil {
 		return err
 	}
@@ -348,9 +357,7 @@ func (s *Server) serve() error {
 			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 		}),
-		runtime.WithErrorHandler(func(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
-			runtime.DefaultHTTPErrorHandler(ctx, mux, m, bearerChallenge{w}, r, err)
-		}),
+		runtime.WithErrorHandler(restError),
 	)
 	ctx := context.Background()
 	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
@@ -390,12 +397,15 @@ func (s *Server) serve() error {
 		writeJSON(w, http.StatusNotFound, `{"code":5,"message":"no such path: the API is under /v1/ (see /v1/openapi.json)"}`)
 	})
 
+	// REST calls: a panic answers 500, a body is bounded at maxRESTBody.
+	// gRPC calls have their own recovery and message limits.
+	rest := recoverHTTP(s.log.With("component", "http"), limitBody(maxRESTBody, mux))
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
 			s.grpc.ServeHTTP(w, r)
 			return
 		}
-		mux.ServeHTTP(w, r)
+		rest.ServeHTTP(w, r)
 	})
 	certs, err := newAPICerts(s.id.cert, s.cfg.TLSCertFile, s.cfg.TLSKeyFile, s.log.With("component", "tls"))
 	if err != nil {
@@ -414,9 +424,17 @@ func (s *Server) serve() error {
 		Handler:           root,
 		TLSConfig:         s.id.apiTLS(certs),
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.log.With("component", "http").Handler(), slog.LevelDebug),
+		// A connection with no request (HTTP/1) or no open stream (HTTP/2)
+		// is closed after this; agents' sessions are open streams and are
+		// not idle. No ReadTimeout or WriteTimeout: they would cut streams
+		// (logs -f, sessions, uploads).
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    slog.NewLogLogger(s.log.With("component", "http").Handler(), slog.LevelDebug),
 	}
-	tlsLn := tls.NewListener(s.ln, s.http.TLSConfig)
+	// Handshakes run under a deadline and a bound on how many are in
+	// flight, so that stalled connections cannot pile up before any
+	// credential is seen.
+	tlsLn := newHandshakeListener(s.ln, s.http.TLSConfig, handshakeTimeout, maxHandshakes, maxHandshakesPerSource, s.log.With("component", "http"))
 	s.goServe(func() error { return s.http.Serve(tlsLn) })
 	return nil
 }
@@ -555,6 +573,13 @@ func (s *Server) WaitReady(ctx context.Context) error {
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if err := s.notReady(); err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, fmt.Sprintf(`{"status":%q}`, err.Error()))
+		return
+	}
+	// Below the free-space floor the server refuses uploads and submits:
+	// not ready for them, though it still serves reads and raft.
+	if err := s.disk.Check(); err != nil {
+		msg := status.Convert(err).Message()
+		writeJSON(w, http.StatusServiceUnavailable, fmt.Sprintf(`{"status":%q,"checks":{"disk":%q}}`, msg, msg))
 		return
 	}
 	writeJSON(w, http.StatusOK, `{"status":"ready"}`)

@@ -15,7 +15,7 @@ import (
 // SendLogs call.
 type logRequest struct {
 	nodeID string
-	ch     chan *ccv1.SendLogsRequest // closed when the agent's stream ends
+	ch     chan *ccv1.SendLogsRequest // closed when the agent's stream that took the request ends
 	done   <-chan struct{}            // the client went away
 }
 
@@ -89,8 +89,14 @@ func (hub *Hub) SendLogs(nodeID string, stream ccv1.AgentService_SendLogsServer)
 	if h == nil {
 		return status.Error(codes.InvalidArgument, "SendLogs starts with a header")
 	}
+	// The first stream to answer a request takes it out of pending, so
+	// that a second stream with the same id finds nothing: only the stream
+	// that took it closes its channel, once.
 	hub.mu.Lock()
 	req := hub.pending[h.RequestId]
+	if req != nil && req.nodeID == nodeID {
+		delete(hub.pending, h.RequestId)
+	}
 	hub.mu.Unlock()
 	if req == nil || req.nodeID != nodeID {
 		return status.Errorf(codes.NotFound, "no log request %s is waiting", h.RequestId)

@@ -364,6 +364,30 @@ func TestNormalize(t *testing.T) {
 	}
 }
 
+// Docker bounds the repository path, without the registry host, at 255
+// characters: a 238-character name is "library/" and 238 characters, under
+// the bound, though "docker.io/library/" and it is over (issue 14, #14).
+func TestNormalizeNameLengthLikeDocker(t *testing.T) {
+	a := func(n int) string { return strings.Repeat("a", n) }
+	for _, ref := range []string{
+		a(238), a(247), a(248), "library/" + a(247), "foo/" + a(251), "foo/" + a(252),
+		"ghcr.io/" + a(255), "ghcr.io/" + a(256), "localhost:5000/" + a(255), "localhost:5000/" + a(256),
+		"docker.io/" + a(247), "docker.io/" + a(248), a(238) + ":" + a(128),
+	} {
+		n, err := Normalize(ref)
+		named, rerr := reference.ParseDockerRef(ref)
+		if (err == nil) != (rerr == nil) || (err == nil && n != named.String()) {
+			t.Errorf("Normalize(%d characters %.20q...) = %.40q, %v; docker: %v", len(ref), ref, n, err, rerr)
+		}
+		if err != nil && !strings.Contains(err.Error(), "longer than 255") {
+			t.Errorf("Normalize(%d characters): %v; want the length named", len(ref), err)
+		}
+	}
+	if got, err := Normalize(a(238)); err != nil || got != "docker.io/library/"+a(238)+":latest" {
+		t.Errorf("Normalize(238 characters) = %q, %v", got, err)
+	}
+}
+
 func FuzzNormalize(f *testing.F) {
 	for _, s := range []string{"busybox", "foo/bar:1", "localhost:5000/x", "docker.io/library/busybox:latest",
 		"busybox@sha256:" + digestOf(""), "[::1]:5000/a", "Example.com/a", "a:b:c", "a/b/c:d@sha256:x", "index.docker.io/x"} {
@@ -390,7 +414,8 @@ func FuzzNormalize(f *testing.F) {
 // Without a digest, Normalize agrees with docker's parser, except that it
 // refuses a first component that looks like a host and is not one.
 func FuzzNormalizeLikeDocker(f *testing.F) {
-	for _, s := range []string{"busybox", "foo/bar:1", "localhost:5000/x", "[::1]:5000/a", "Example.com/a", "A/b", "a__b", "x.com:123456/y", "index.docker.io/x:y"} {
+	for _, s := range []string{"busybox", "foo/bar:1", "localhost:5000/x", "[::1]:5000/a", "Example.com/a", "A/b", "a__b", "x.com:123456/y", "index.docker.io/x:y",
+		strings.Repeat("a", 238), strings.Repeat("a", 248), "foo/" + strings.Repeat("a", 252)} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, ref string) {

@@ -12,7 +12,7 @@ var ErrInvalidReference = errors.New("invalid image reference")
 
 const (
 	maxRefLength  = 512 // a whole reference, before normalizing
-	maxNameLength = 255 // domain and path, as docker
+	maxNameLength = 255 // the path without the registry host, as docker
 )
 
 var (
@@ -83,10 +83,11 @@ func Normalize(ref string) (string, error) {
 		}
 		return "", fmt.Errorf("%w %q: bad repository name component %q (lowercase letters and digits, separated by '.', '_', '__' or '-')", ErrInvalidReference, ref, c)
 	}
-	full := domain + "/" + path
-	if len(full) > maxNameLength {
-		return "", fmt.Errorf("%w %q: the repository name is longer than %d characters", ErrInvalidReference, ref, maxNameLength)
+	// Docker bounds the path ("library/busybox"), not the host with it.
+	if len(path) > maxNameLength {
+		return "", fmt.Errorf("%w %q: the repository name is longer than %d characters (without the registry host)", ErrInvalidReference, ref, maxNameLength)
 	}
+	full := domain + "/" + path
 	if tag == "" && !hasDigest {
 		tag = "latest"
 	}

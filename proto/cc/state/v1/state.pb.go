@@ -69,6 +69,7 @@ const (
 	CommandType_COMMAND_TYPE_ACME_UNLOCK           CommandType = 38
 	CommandType_COMMAND_TYPE_PUT_CHALLENGE         CommandType = 39
 	CommandType_COMMAND_TYPE_REMOVE_CHALLENGE      CommandType = 40
+	CommandType_COMMAND_TYPE_RECORD_ATTEMPT_UPLOAD CommandType = 41
 )
 
 // Enum value maps for CommandType.
@@ -115,6 +116,7 @@ var (
 		38: "COMMAND_TYPE_ACME_UNLOCK",
 		39: "COMMAND_TYPE_PUT_CHALLENGE",
 		40: "COMMAND_TYPE_REMOVE_CHALLENGE",
+		41: "COMMAND_TYPE_RECORD_ATTEMPT_UPLOAD",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":           0,
@@ -158,6 +160,7 @@ var (
 		"COMMAND_TYPE_ACME_UNLOCK":           38,
 		"COMMAND_TYPE_PUT_CHALLENGE":         39,
 		"COMMAND_TYPE_REMOVE_CHALLENGE":      40,
+		"COMMAND_TYPE_RECORD_ATTEMPT_UPLOAD": 41,
 	}
 )
 
@@ -959,6 +962,76 @@ func (x *ReportStatus) GetStatuses() []*v1.TaskStatus {
 	return nil
 }
 
+// RecordAttemptUpload records that the node of a job attempt (its
+// container) uploaded a blob for it: kind is "output" or "logs".
+type RecordAttemptUpload struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ContainerId   string                 `protobuf:"bytes,1,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	NodeId        string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Kind          string                 `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
+	Digest        string                 `protobuf:"bytes,4,opt,name=digest,proto3" json:"digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordAttemptUpload) Reset() {
+	*x = RecordAttemptUpload{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordAttemptUpload) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordAttemptUpload) ProtoMessage() {}
+
+func (x *RecordAttemptUpload) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordAttemptUpload.ProtoReflect.Descriptor instead.
+func (*RecordAttemptUpload) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *RecordAttemptUpload) GetContainerId() string {
+	if x != nil {
+		return x.ContainerId
+	}
+	return ""
+}
+
+func (x *RecordAttemptUpload) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *RecordAttemptUpload) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *RecordAttemptUpload) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
 // PutImage records a loaded image (its archive is in the blob store).
 type PutImage struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -969,7 +1042,7 @@ type PutImage struct {
 
 func (x *PutImage) Reset() {
 	*x = PutImage{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[12]
+	mi := &file_cc_state_v1_state_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -981,7 +1054,7 @@ func (x *PutImage) String() string {
 func (*PutImage) ProtoMessage() {}
 
 func (x *PutImage) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[12]
+	mi := &file_cc_state_v1_state_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -994,7 +1067,7 @@ func (x *PutImage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutImage.ProtoReflect.Descriptor instead.
 func (*PutImage) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{12}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PutImage) GetImage() *v1.Image {
@@ -1014,7 +1087,7 @@ type RemoveImage struct {
 
 func (x *RemoveImage) Reset() {
 	*x = RemoveImage{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[13]
+	mi := &file_cc_state_v1_state_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1026,7 +1099,7 @@ func (x *RemoveImage) String() string {
 func (*RemoveImage) ProtoMessage() {}
 
 func (x *RemoveImage) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[13]
+	mi := &file_cc_state_v1_state_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1039,7 +1112,7 @@ func (x *RemoveImage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveImage.ProtoReflect.Descriptor instead.
 func (*RemoveImage) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{13}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RemoveImage) GetDigest() string {
@@ -1062,7 +1135,7 @@ type PutServer struct {
 
 func (x *PutServer) Reset() {
 	*x = PutServer{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[14]
+	mi := &file_cc_state_v1_state_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1074,7 +1147,7 @@ func (x *PutServer) String() string {
 func (*PutServer) ProtoMessage() {}
 
 func (x *PutServer) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[14]
+	mi := &file_cc_state_v1_state_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1087,7 +1160,7 @@ func (x *PutServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutServer.ProtoReflect.Descriptor instead.
 func (*PutServer) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{14}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PutServer) GetServer() *ServerRecord {
@@ -1121,7 +1194,7 @@ type RemoveServer struct {
 
 func (x *RemoveServer) Reset() {
 	*x = RemoveServer{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[15]
+	mi := &file_cc_state_v1_state_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1133,7 +1206,7 @@ func (x *RemoveServer) String() string {
 func (*RemoveServer) ProtoMessage() {}
 
 func (x *RemoveServer) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[15]
+	mi := &file_cc_state_v1_state_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1146,7 +1219,7 @@ func (x *RemoveServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServer.ProtoReflect.Descriptor instead.
 func (*RemoveServer) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{15}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RemoveServer) GetId() string {
@@ -1171,7 +1244,7 @@ type ServerRecord struct {
 
 func (x *ServerRecord) Reset() {
 	*x = ServerRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[16]
+	mi := &file_cc_state_v1_state_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1183,7 +1256,7 @@ func (x *ServerRecord) String() string {
 func (*ServerRecord) ProtoMessage() {}
 
 func (x *ServerRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[16]
+	mi := &file_cc_state_v1_state_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1196,7 +1269,7 @@ func (x *ServerRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerRecord.ProtoReflect.Descriptor instead.
 func (*ServerRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{16}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ServerRecord) GetId() string {
@@ -1246,13 +1319,18 @@ type ContainerRecord struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Container     *v1.Container          `protobuf:"bytes,1,opt,name=container,proto3" json:"container,omitempty"`
 	StopTimeoutMs int64                  `protobuf:"varint,2,opt,name=stop_timeout_ms,json=stopTimeoutMs,proto3" json:"stop_timeout_ms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// uploaded_outputs and uploaded_logs are the digests of the blobs the
+	// node of a job attempt uploaded for it (AgentService.UploadBlob): its
+	// report may name only those.
+	UploadedOutputs []string `protobuf:"bytes,3,rep,name=uploaded_outputs,json=uploadedOutputs,proto3" json:"uploaded_outputs,omitempty"`
+	UploadedLogs    []string `protobuf:"bytes,4,rep,name=uploaded_logs,json=uploadedLogs,proto3" json:"uploaded_logs,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ContainerRecord) Reset() {
 	*x = ContainerRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[17]
+	mi := &file_cc_state_v1_state_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1264,7 +1342,7 @@ func (x *ContainerRecord) String() string {
 func (*ContainerRecord) ProtoMessage() {}
 
 func (x *ContainerRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[17]
+	mi := &file_cc_state_v1_state_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1277,7 +1355,7 @@ func (x *ContainerRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerRecord.ProtoReflect.Descriptor instead.
 func (*ContainerRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{17}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ContainerRecord) GetContainer() *v1.Container {
@@ -1294,6 +1372,20 @@ func (x *ContainerRecord) GetStopTimeoutMs() int64 {
 	return 0
 }
 
+func (x *ContainerRecord) GetUploadedOutputs() []string {
+	if x != nil {
+		return x.UploadedOutputs
+	}
+	return nil
+}
+
+func (x *ContainerRecord) GetUploadedLogs() []string {
+	if x != nil {
+		return x.UploadedLogs
+	}
+	return nil
+}
+
 // ClusterRecord is the single record of the cluster bucket.
 type ClusterRecord struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1307,7 +1399,7 @@ type ClusterRecord struct {
 
 func (x *ClusterRecord) Reset() {
 	*x = ClusterRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[18]
+	mi := &file_cc_state_v1_state_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1319,7 +1411,7 @@ func (x *ClusterRecord) String() string {
 func (*ClusterRecord) ProtoMessage() {}
 
 func (x *ClusterRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[18]
+	mi := &file_cc_state_v1_state_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1332,7 +1424,7 @@ func (x *ClusterRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRecord.ProtoReflect.Descriptor instead.
 func (*ClusterRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{18}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ClusterRecord) GetClusterId() string {
@@ -1383,7 +1475,7 @@ type TokenRecord struct {
 
 func (x *TokenRecord) Reset() {
 	*x = TokenRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[19]
+	mi := &file_cc_state_v1_state_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1395,7 +1487,7 @@ func (x *TokenRecord) String() string {
 func (*TokenRecord) ProtoMessage() {}
 
 func (x *TokenRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[19]
+	mi := &file_cc_state_v1_state_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1408,7 +1500,7 @@ func (x *TokenRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenRecord.ProtoReflect.Descriptor instead.
 func (*TokenRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{19}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *TokenRecord) GetId() string {
@@ -1484,7 +1576,7 @@ type CreateService struct {
 
 func (x *CreateService) Reset() {
 	*x = CreateService{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[20]
+	mi := &file_cc_state_v1_state_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1496,7 +1588,7 @@ func (x *CreateService) String() string {
 func (*CreateService) ProtoMessage() {}
 
 func (x *CreateService) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[20]
+	mi := &file_cc_state_v1_state_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1509,7 +1601,7 @@ func (x *CreateService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateService.ProtoReflect.Descriptor instead.
 func (*CreateService) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{20}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CreateService) GetService() *v1.Service {
@@ -1541,7 +1633,7 @@ type UpdateService struct {
 
 func (x *UpdateService) Reset() {
 	*x = UpdateService{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[21]
+	mi := &file_cc_state_v1_state_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1553,7 +1645,7 @@ func (x *UpdateService) String() string {
 func (*UpdateService) ProtoMessage() {}
 
 func (x *UpdateService) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[21]
+	mi := &file_cc_state_v1_state_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1566,7 +1658,7 @@ func (x *UpdateService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateService.ProtoReflect.Descriptor instead.
 func (*UpdateService) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{21}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *UpdateService) GetId() string {
@@ -1628,7 +1720,7 @@ type RemoveService struct {
 
 func (x *RemoveService) Reset() {
 	*x = RemoveService{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[22]
+	mi := &file_cc_state_v1_state_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1640,7 +1732,7 @@ func (x *RemoveService) String() string {
 func (*RemoveService) ProtoMessage() {}
 
 func (x *RemoveService) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[22]
+	mi := &file_cc_state_v1_state_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1653,7 +1745,7 @@ func (x *RemoveService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveService.ProtoReflect.Descriptor instead.
 func (*RemoveService) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{22}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RemoveService) GetId() string {
@@ -1676,7 +1768,7 @@ type TaskOps struct {
 
 func (x *TaskOps) Reset() {
 	*x = TaskOps{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[23]
+	mi := &file_cc_state_v1_state_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1688,7 +1780,7 @@ func (x *TaskOps) String() string {
 func (*TaskOps) ProtoMessage() {}
 
 func (x *TaskOps) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[23]
+	mi := &file_cc_state_v1_state_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1701,7 +1793,7 @@ func (x *TaskOps) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskOps.ProtoReflect.Descriptor instead.
 func (*TaskOps) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{23}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TaskOps) GetOps() []*TaskOp {
@@ -1728,7 +1820,7 @@ type TaskOp struct {
 
 func (x *TaskOp) Reset() {
 	*x = TaskOp{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[24]
+	mi := &file_cc_state_v1_state_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1740,7 +1832,7 @@ func (x *TaskOp) String() string {
 func (*TaskOp) ProtoMessage() {}
 
 func (x *TaskOp) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[24]
+	mi := &file_cc_state_v1_state_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1753,7 +1845,7 @@ func (x *TaskOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskOp.ProtoReflect.Descriptor instead.
 func (*TaskOp) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{24}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *TaskOp) GetOp() isTaskOp_Op {
@@ -1870,7 +1962,7 @@ type AssignTask struct {
 
 func (x *AssignTask) Reset() {
 	*x = AssignTask{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[25]
+	mi := &file_cc_state_v1_state_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1882,7 +1974,7 @@ func (x *AssignTask) String() string {
 func (*AssignTask) ProtoMessage() {}
 
 func (x *AssignTask) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[25]
+	mi := &file_cc_state_v1_state_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1895,7 +1987,7 @@ func (x *AssignTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignTask.ProtoReflect.Descriptor instead.
 func (*AssignTask) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{25}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *AssignTask) GetTaskId() string {
@@ -1925,7 +2017,7 @@ type StopTask struct {
 
 func (x *StopTask) Reset() {
 	*x = StopTask{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[26]
+	mi := &file_cc_state_v1_state_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1937,7 +2029,7 @@ func (x *StopTask) String() string {
 func (*StopTask) ProtoMessage() {}
 
 func (x *StopTask) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[26]
+	mi := &file_cc_state_v1_state_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1950,7 +2042,7 @@ func (x *StopTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopTask.ProtoReflect.Descriptor instead.
 func (*StopTask) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{26}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *StopTask) GetTaskId() string {
@@ -1985,7 +2077,7 @@ type PendingReason struct {
 
 func (x *PendingReason) Reset() {
 	*x = PendingReason{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[27]
+	mi := &file_cc_state_v1_state_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1997,7 +2089,7 @@ func (x *PendingReason) String() string {
 func (*PendingReason) ProtoMessage() {}
 
 func (x *PendingReason) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[27]
+	mi := &file_cc_state_v1_state_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2010,7 +2102,7 @@ func (x *PendingReason) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingReason.ProtoReflect.Descriptor instead.
 func (*PendingReason) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{27}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PendingReason) GetTaskId() string {
@@ -2042,7 +2134,7 @@ type ServiceProgress struct {
 
 func (x *ServiceProgress) Reset() {
 	*x = ServiceProgress{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[28]
+	mi := &file_cc_state_v1_state_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2054,7 +2146,7 @@ func (x *ServiceProgress) String() string {
 func (*ServiceProgress) ProtoMessage() {}
 
 func (x *ServiceProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[28]
+	mi := &file_cc_state_v1_state_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2067,7 +2159,7 @@ func (x *ServiceProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceProgress.ProtoReflect.Descriptor instead.
 func (*ServiceProgress) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{28}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ServiceProgress) GetServiceId() string {
@@ -2108,7 +2200,7 @@ type UpdateSettings struct {
 
 func (x *UpdateSettings) Reset() {
 	*x = UpdateSettings{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[29]
+	mi := &file_cc_state_v1_state_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2120,7 +2212,7 @@ func (x *UpdateSettings) String() string {
 func (*UpdateSettings) ProtoMessage() {}
 
 func (x *UpdateSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[29]
+	mi := &file_cc_state_v1_state_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2133,7 +2225,7 @@ func (x *UpdateSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSettings.ProtoReflect.Descriptor instead.
 func (*UpdateSettings) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{29}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *UpdateSettings) GetSettings() *v1.Settings {
@@ -2154,7 +2246,7 @@ type ReportStatuses struct {
 
 func (x *ReportStatuses) Reset() {
 	*x = ReportStatuses{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[30]
+	mi := &file_cc_state_v1_state_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2166,7 +2258,7 @@ func (x *ReportStatuses) String() string {
 func (*ReportStatuses) ProtoMessage() {}
 
 func (x *ReportStatuses) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[30]
+	mi := &file_cc_state_v1_state_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2179,7 +2271,7 @@ func (x *ReportStatuses) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportStatuses.ProtoReflect.Descriptor instead.
 func (*ReportStatuses) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{30}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ReportStatuses) GetReports() []*ReportStatus {
@@ -2201,7 +2293,7 @@ type SubmitJob struct {
 
 func (x *SubmitJob) Reset() {
 	*x = SubmitJob{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[31]
+	mi := &file_cc_state_v1_state_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2213,7 +2305,7 @@ func (x *SubmitJob) String() string {
 func (*SubmitJob) ProtoMessage() {}
 
 func (x *SubmitJob) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[31]
+	mi := &file_cc_state_v1_state_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2226,7 +2318,7 @@ func (x *SubmitJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJob.ProtoReflect.Descriptor instead.
 func (*SubmitJob) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{31}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SubmitJob) GetJob() *JobRecord {
@@ -2254,7 +2346,7 @@ type JobRecord struct {
 
 func (x *JobRecord) Reset() {
 	*x = JobRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[32]
+	mi := &file_cc_state_v1_state_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2266,7 +2358,7 @@ func (x *JobRecord) String() string {
 func (*JobRecord) ProtoMessage() {}
 
 func (x *JobRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[32]
+	mi := &file_cc_state_v1_state_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2279,7 +2371,7 @@ func (x *JobRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobRecord.ProtoReflect.Descriptor instead.
 func (*JobRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{32}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *JobRecord) GetJob() *v1.Job {
@@ -2320,7 +2412,7 @@ type CancelJob struct {
 
 func (x *CancelJob) Reset() {
 	*x = CancelJob{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[33]
+	mi := &file_cc_state_v1_state_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2332,7 +2424,7 @@ func (x *CancelJob) String() string {
 func (*CancelJob) ProtoMessage() {}
 
 func (x *CancelJob) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[33]
+	mi := &file_cc_state_v1_state_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2345,7 +2437,7 @@ func (x *CancelJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJob.ProtoReflect.Descriptor instead.
 func (*CancelJob) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{33}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CancelJob) GetId() string {
@@ -2366,7 +2458,7 @@ type JobOps struct {
 
 func (x *JobOps) Reset() {
 	*x = JobOps{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[34]
+	mi := &file_cc_state_v1_state_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2378,7 +2470,7 @@ func (x *JobOps) String() string {
 func (*JobOps) ProtoMessage() {}
 
 func (x *JobOps) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[34]
+	mi := &file_cc_state_v1_state_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2391,7 +2483,7 @@ func (x *JobOps) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobOps.ProtoReflect.Descriptor instead.
 func (*JobOps) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{34}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *JobOps) GetOps() []*JobOp {
@@ -2418,7 +2510,7 @@ type JobOp struct {
 
 func (x *JobOp) Reset() {
 	*x = JobOp{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[35]
+	mi := &file_cc_state_v1_state_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2430,7 +2522,7 @@ func (x *JobOp) String() string {
 func (*JobOp) ProtoMessage() {}
 
 func (x *JobOp) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[35]
+	mi := &file_cc_state_v1_state_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2443,7 +2535,7 @@ func (x *JobOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobOp.ProtoReflect.Descriptor instead.
 func (*JobOp) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{35}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *JobOp) GetOp() isJobOp_Op {
@@ -2569,7 +2661,7 @@ type StartJobAttempt struct {
 
 func (x *StartJobAttempt) Reset() {
 	*x = StartJobAttempt{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[36]
+	mi := &file_cc_state_v1_state_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2581,7 +2673,7 @@ func (x *StartJobAttempt) String() string {
 func (*StartJobAttempt) ProtoMessage() {}
 
 func (x *StartJobAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[36]
+	mi := &file_cc_state_v1_state_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2594,7 +2686,7 @@ func (x *StartJobAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartJobAttempt.ProtoReflect.Descriptor instead.
 func (*StartJobAttempt) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{36}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *StartJobAttempt) GetJobId() string {
@@ -2640,7 +2732,7 @@ type FailJobAttempt struct {
 
 func (x *FailJobAttempt) Reset() {
 	*x = FailJobAttempt{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[37]
+	mi := &file_cc_state_v1_state_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2652,7 +2744,7 @@ func (x *FailJobAttempt) String() string {
 func (*FailJobAttempt) ProtoMessage() {}
 
 func (x *FailJobAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[37]
+	mi := &file_cc_state_v1_state_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2665,7 +2757,7 @@ func (x *FailJobAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailJobAttempt.ProtoReflect.Descriptor instead.
 func (*FailJobAttempt) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{37}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *FailJobAttempt) GetJobId() string {
@@ -2707,7 +2799,7 @@ type WebhookResult struct {
 
 func (x *WebhookResult) Reset() {
 	*x = WebhookResult{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[38]
+	mi := &file_cc_state_v1_state_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2719,7 +2811,7 @@ func (x *WebhookResult) String() string {
 func (*WebhookResult) ProtoMessage() {}
 
 func (x *WebhookResult) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[38]
+	mi := &file_cc_state_v1_state_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2732,7 +2824,7 @@ func (x *WebhookResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookResult.ProtoReflect.Descriptor instead.
 func (*WebhookResult) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{38}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *WebhookResult) GetJobId() string {
@@ -2760,7 +2852,7 @@ type JobPending struct {
 
 func (x *JobPending) Reset() {
 	*x = JobPending{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[39]
+	mi := &file_cc_state_v1_state_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2772,7 +2864,7 @@ func (x *JobPending) String() string {
 func (*JobPending) ProtoMessage() {}
 
 func (x *JobPending) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[39]
+	mi := &file_cc_state_v1_state_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2785,7 +2877,7 @@ func (x *JobPending) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobPending.ProtoReflect.Descriptor instead.
 func (*JobPending) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{39}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *JobPending) GetJobId() string {
@@ -2812,7 +2904,7 @@ type SetQueue struct {
 
 func (x *SetQueue) Reset() {
 	*x = SetQueue{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[40]
+	mi := &file_cc_state_v1_state_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2824,7 +2916,7 @@ func (x *SetQueue) String() string {
 func (*SetQueue) ProtoMessage() {}
 
 func (x *SetQueue) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[40]
+	mi := &file_cc_state_v1_state_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2837,7 +2929,7 @@ func (x *SetQueue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetQueue.ProtoReflect.Descriptor instead.
 func (*SetQueue) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{40}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SetQueue) GetQueue() *QueueRecord {
@@ -2858,7 +2950,7 @@ type QueueRecord struct {
 
 func (x *QueueRecord) Reset() {
 	*x = QueueRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[41]
+	mi := &file_cc_state_v1_state_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2870,7 +2962,7 @@ func (x *QueueRecord) String() string {
 func (*QueueRecord) ProtoMessage() {}
 
 func (x *QueueRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[41]
+	mi := &file_cc_state_v1_state_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2883,7 +2975,7 @@ func (x *QueueRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueRecord.ProtoReflect.Descriptor instead.
 func (*QueueRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{41}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *QueueRecord) GetName() string {
@@ -2911,7 +3003,7 @@ type PutInput struct {
 
 func (x *PutInput) Reset() {
 	*x = PutInput{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[42]
+	mi := &file_cc_state_v1_state_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2923,7 +3015,7 @@ func (x *PutInput) String() string {
 func (*PutInput) ProtoMessage() {}
 
 func (x *PutInput) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[42]
+	mi := &file_cc_state_v1_state_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2936,7 +3028,7 @@ func (x *PutInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutInput.ProtoReflect.Descriptor instead.
 func (*PutInput) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{42}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *PutInput) GetInput() *InputRecord {
@@ -2963,7 +3055,7 @@ type InputRecord struct {
 
 func (x *InputRecord) Reset() {
 	*x = InputRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[43]
+	mi := &file_cc_state_v1_state_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2975,7 +3067,7 @@ func (x *InputRecord) String() string {
 func (*InputRecord) ProtoMessage() {}
 
 func (x *InputRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[43]
+	mi := &file_cc_state_v1_state_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2988,7 +3080,7 @@ func (x *InputRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InputRecord.ProtoReflect.Descriptor instead.
 func (*InputRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{43}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *InputRecord) GetDigest() string {
@@ -3042,7 +3134,7 @@ type PutRoute struct {
 
 func (x *PutRoute) Reset() {
 	*x = PutRoute{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[44]
+	mi := &file_cc_state_v1_state_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3054,7 +3146,7 @@ func (x *PutRoute) String() string {
 func (*PutRoute) ProtoMessage() {}
 
 func (x *PutRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[44]
+	mi := &file_cc_state_v1_state_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3067,7 +3159,7 @@ func (x *PutRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutRoute.ProtoReflect.Descriptor instead.
 func (*PutRoute) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{44}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *PutRoute) GetRoute() *v1.Route {
@@ -3101,7 +3193,7 @@ type RemoveRoute struct {
 
 func (x *RemoveRoute) Reset() {
 	*x = RemoveRoute{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[45]
+	mi := &file_cc_state_v1_state_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3113,7 +3205,7 @@ func (x *RemoveRoute) String() string {
 func (*RemoveRoute) ProtoMessage() {}
 
 func (x *RemoveRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[45]
+	mi := &file_cc_state_v1_state_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3126,7 +3218,7 @@ func (x *RemoveRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRoute.ProtoReflect.Descriptor instead.
 func (*RemoveRoute) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{45}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *RemoveRoute) GetName() string {
@@ -3148,7 +3240,7 @@ type ApplyRoutes struct {
 
 func (x *ApplyRoutes) Reset() {
 	*x = ApplyRoutes{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[46]
+	mi := &file_cc_state_v1_state_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3160,7 +3252,7 @@ func (x *ApplyRoutes) String() string {
 func (*ApplyRoutes) ProtoMessage() {}
 
 func (x *ApplyRoutes) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[46]
+	mi := &file_cc_state_v1_state_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3173,7 +3265,7 @@ func (x *ApplyRoutes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRoutes.ProtoReflect.Descriptor instead.
 func (*ApplyRoutes) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{46}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ApplyRoutes) GetSet() string {
@@ -3205,7 +3297,7 @@ type DeploySite struct {
 
 func (x *DeploySite) Reset() {
 	*x = DeploySite{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[47]
+	mi := &file_cc_state_v1_state_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3217,7 +3309,7 @@ func (x *DeploySite) String() string {
 func (*DeploySite) ProtoMessage() {}
 
 func (x *DeploySite) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[47]
+	mi := &file_cc_state_v1_state_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3230,7 +3322,7 @@ func (x *DeploySite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeploySite.ProtoReflect.Descriptor instead.
 func (*DeploySite) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{47}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *DeploySite) GetName() string {
@@ -3273,7 +3365,7 @@ type RollbackSite struct {
 
 func (x *RollbackSite) Reset() {
 	*x = RollbackSite{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[48]
+	mi := &file_cc_state_v1_state_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3285,7 +3377,7 @@ func (x *RollbackSite) String() string {
 func (*RollbackSite) ProtoMessage() {}
 
 func (x *RollbackSite) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[48]
+	mi := &file_cc_state_v1_state_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3298,7 +3390,7 @@ func (x *RollbackSite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackSite.ProtoReflect.Descriptor instead.
 func (*RollbackSite) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{48}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *RollbackSite) GetName() string {
@@ -3325,7 +3417,7 @@ type RemoveSite struct {
 
 func (x *RemoveSite) Reset() {
 	*x = RemoveSite{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[49]
+	mi := &file_cc_state_v1_state_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3337,7 +3429,7 @@ func (x *RemoveSite) String() string {
 func (*RemoveSite) ProtoMessage() {}
 
 func (x *RemoveSite) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[49]
+	mi := &file_cc_state_v1_state_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3350,7 +3442,7 @@ func (x *RemoveSite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveSite.ProtoReflect.Descriptor instead.
 func (*RemoveSite) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{49}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *RemoveSite) GetName() string {
@@ -3377,7 +3469,7 @@ type CertRecord struct {
 
 func (x *CertRecord) Reset() {
 	*x = CertRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[50]
+	mi := &file_cc_state_v1_state_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3389,7 +3481,7 @@ func (x *CertRecord) String() string {
 func (*CertRecord) ProtoMessage() {}
 
 func (x *CertRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[50]
+	mi := &file_cc_state_v1_state_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3402,7 +3494,7 @@ func (x *CertRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertRecord.ProtoReflect.Descriptor instead.
 func (*CertRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{50}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *CertRecord) GetCert() *v1.Cert {
@@ -3445,7 +3537,7 @@ type PutCert struct {
 
 func (x *PutCert) Reset() {
 	*x = PutCert{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[51]
+	mi := &file_cc_state_v1_state_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3457,7 +3549,7 @@ func (x *PutCert) String() string {
 func (*PutCert) ProtoMessage() {}
 
 func (x *PutCert) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[51]
+	mi := &file_cc_state_v1_state_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3470,7 +3562,7 @@ func (x *PutCert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutCert.ProtoReflect.Descriptor instead.
 func (*PutCert) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{51}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *PutCert) GetCert() *CertRecord {
@@ -3497,7 +3589,7 @@ type RemoveCert struct {
 
 func (x *RemoveCert) Reset() {
 	*x = RemoveCert{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[52]
+	mi := &file_cc_state_v1_state_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3509,7 +3601,7 @@ func (x *RemoveCert) String() string {
 func (*RemoveCert) ProtoMessage() {}
 
 func (x *RemoveCert) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[52]
+	mi := &file_cc_state_v1_state_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3522,7 +3614,7 @@ func (x *RemoveCert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveCert.ProtoReflect.Descriptor instead.
 func (*RemoveCert) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{52}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *RemoveCert) GetName() string {
@@ -3549,7 +3641,7 @@ type CertStatus struct {
 
 func (x *CertStatus) Reset() {
 	*x = CertStatus{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[53]
+	mi := &file_cc_state_v1_state_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3561,7 +3653,7 @@ func (x *CertStatus) String() string {
 func (*CertStatus) ProtoMessage() {}
 
 func (x *CertStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[53]
+	mi := &file_cc_state_v1_state_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3574,7 +3666,7 @@ func (x *CertStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertStatus.ProtoReflect.Descriptor instead.
 func (*CertStatus) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{53}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *CertStatus) GetName() string {
@@ -3623,7 +3715,7 @@ type ACMEStore struct {
 
 func (x *ACMEStore) Reset() {
 	*x = ACMEStore{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[54]
+	mi := &file_cc_state_v1_state_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3635,7 +3727,7 @@ func (x *ACMEStore) String() string {
 func (*ACMEStore) ProtoMessage() {}
 
 func (x *ACMEStore) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[54]
+	mi := &file_cc_state_v1_state_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3648,7 +3740,7 @@ func (x *ACMEStore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACMEStore.ProtoReflect.Descriptor instead.
 func (*ACMEStore) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{54}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ACMEStore) GetKey() string {
@@ -3676,7 +3768,7 @@ type ACMEDelete struct {
 
 func (x *ACMEDelete) Reset() {
 	*x = ACMEDelete{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[55]
+	mi := &file_cc_state_v1_state_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3688,7 +3780,7 @@ func (x *ACMEDelete) String() string {
 func (*ACMEDelete) ProtoMessage() {}
 
 func (x *ACMEDelete) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[55]
+	mi := &file_cc_state_v1_state_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3701,7 +3793,7 @@ func (x *ACMEDelete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACMEDelete.ProtoReflect.Descriptor instead.
 func (*ACMEDelete) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{55}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ACMEDelete) GetKey() string {
@@ -3725,7 +3817,7 @@ type ACMELock struct {
 
 func (x *ACMELock) Reset() {
 	*x = ACMELock{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[56]
+	mi := &file_cc_state_v1_state_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3737,7 +3829,7 @@ func (x *ACMELock) String() string {
 func (*ACMELock) ProtoMessage() {}
 
 func (x *ACMELock) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[56]
+	mi := &file_cc_state_v1_state_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3750,7 +3842,7 @@ func (x *ACMELock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACMELock.ProtoReflect.Descriptor instead.
 func (*ACMELock) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{56}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ACMELock) GetName() string {
@@ -3785,7 +3877,7 @@ type ACMEUnlock struct {
 
 func (x *ACMEUnlock) Reset() {
 	*x = ACMEUnlock{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[57]
+	mi := &file_cc_state_v1_state_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3797,7 +3889,7 @@ func (x *ACMEUnlock) String() string {
 func (*ACMEUnlock) ProtoMessage() {}
 
 func (x *ACMEUnlock) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[57]
+	mi := &file_cc_state_v1_state_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3810,7 +3902,7 @@ func (x *ACMEUnlock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACMEUnlock.ProtoReflect.Descriptor instead.
 func (*ACMEUnlock) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{57}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ACMEUnlock) GetName() string {
@@ -3838,7 +3930,7 @@ type ACMEStorageRecord struct {
 
 func (x *ACMEStorageRecord) Reset() {
 	*x = ACMEStorageRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[58]
+	mi := &file_cc_state_v1_state_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3850,7 +3942,7 @@ func (x *ACMEStorageRecord) String() string {
 func (*ACMEStorageRecord) ProtoMessage() {}
 
 func (x *ACMEStorageRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[58]
+	mi := &file_cc_state_v1_state_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3863,7 +3955,7 @@ func (x *ACMEStorageRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACMEStorageRecord.ProtoReflect.Descriptor instead.
 func (*ACMEStorageRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{58}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ACMEStorageRecord) GetValue() []byte {
@@ -3891,7 +3983,7 @@ type ACMELockRecord struct {
 
 func (x *ACMELockRecord) Reset() {
 	*x = ACMELockRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[59]
+	mi := &file_cc_state_v1_state_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3903,7 +3995,7 @@ func (x *ACMELockRecord) String() string {
 func (*ACMELockRecord) ProtoMessage() {}
 
 func (x *ACMELockRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[59]
+	mi := &file_cc_state_v1_state_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3916,7 +4008,7 @@ func (x *ACMELockRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACMELockRecord.ProtoReflect.Descriptor instead.
 func (*ACMELockRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{59}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ACMELockRecord) GetHolder() string {
@@ -3943,7 +4035,7 @@ type PutChallenge struct {
 
 func (x *PutChallenge) Reset() {
 	*x = PutChallenge{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[60]
+	mi := &file_cc_state_v1_state_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3955,7 +4047,7 @@ func (x *PutChallenge) String() string {
 func (*PutChallenge) ProtoMessage() {}
 
 func (x *PutChallenge) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[60]
+	mi := &file_cc_state_v1_state_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3968,7 +4060,7 @@ func (x *PutChallenge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutChallenge.ProtoReflect.Descriptor instead.
 func (*PutChallenge) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{60}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *PutChallenge) GetChallenge() *v1.ACMEChallenge {
@@ -3990,7 +4082,7 @@ type RemoveChallenge struct {
 
 func (x *RemoveChallenge) Reset() {
 	*x = RemoveChallenge{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[61]
+	mi := &file_cc_state_v1_state_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4002,7 +4094,7 @@ func (x *RemoveChallenge) String() string {
 func (*RemoveChallenge) ProtoMessage() {}
 
 func (x *RemoveChallenge) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[61]
+	mi := &file_cc_state_v1_state_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4015,7 +4107,7 @@ func (x *RemoveChallenge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveChallenge.ProtoReflect.Descriptor instead.
 func (*RemoveChallenge) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{61}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *RemoveChallenge) GetType() string {
@@ -4107,7 +4199,12 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"V\n" +
 	"\fReportStatus\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12-\n" +
-	"\bstatuses\x18\x02 \x03(\v2\x11.cc.v1.TaskStatusR\bstatuses\".\n" +
+	"\bstatuses\x18\x02 \x03(\v2\x11.cc.v1.TaskStatusR\bstatuses\"}\n" +
+	"\x13RecordAttemptUpload\x12!\n" +
+	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x12\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\x12\x16\n" +
+	"\x06digest\x18\x04 \x01(\tR\x06digest\".\n" +
 	"\bPutImage\x12\"\n" +
 	"\x05image\x18\x01 \x01(\v2\f.cc.v1.ImageR\x05image\"%\n" +
 	"\vRemoveImage\x12\x16\n" +
@@ -4126,10 +4223,12 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"apiAddress\x12\x18\n" +
 	"\aremoved\x18\x05 \x01(\bR\aremoved\x129\n" +
 	"\n" +
-	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"i\n" +
+	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xb9\x01\n" +
 	"\x0fContainerRecord\x12.\n" +
 	"\tcontainer\x18\x01 \x01(\v2\x10.cc.v1.ContainerR\tcontainer\x12&\n" +
-	"\x0fstop_timeout_ms\x18\x02 \x01(\x03R\rstopTimeoutMs\"\xa7\x01\n" +
+	"\x0fstop_timeout_ms\x18\x02 \x01(\x03R\rstopTimeoutMs\x12)\n" +
+	"\x10uploaded_outputs\x18\x03 \x03(\tR\x0fuploadedOutputs\x12#\n" +
+	"\ruploaded_logs\x18\x04 \x03(\tR\fuploadedLogs\"\xa7\x01\n" +
 	"\rClusterRecord\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x1e\n" +
@@ -4314,7 +4413,8 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\x0fRemoveChallenge\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
 	"\x04host\x18\x02 \x01(\tR\x04host\x12\x14\n" +
-	"\x05token\x18\x03 \x01(\tR\x05token*\xf9\t\n" +
+	"\x05token\x18\x03 \x01(\tR\x05token*\xa1\n" +
+	"\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19COMMAND_TYPE_INIT_CLUSTER\x10\x01\x12\x1d\n" +
@@ -4357,7 +4457,8 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\x16COMMAND_TYPE_ACME_LOCK\x10%\x12\x1c\n" +
 	"\x18COMMAND_TYPE_ACME_UNLOCK\x10&\x12\x1e\n" +
 	"\x1aCOMMAND_TYPE_PUT_CHALLENGE\x10'\x12!\n" +
-	"\x1dCOMMAND_TYPE_REMOVE_CHALLENGE\x10(B8Z6github.com/containercodes/cc/proto/cc/state/v1;statev1b\x06proto3"
+	"\x1dCOMMAND_TYPE_REMOVE_CHALLENGE\x10(\x12&\n" +
+	"\"COMMAND_TYPE_RECORD_ATTEMPT_UPLOAD\x10)B8Z6github.com/containercodes/cc/proto/cc/state/v1;statev1b\x06proto3"
 
 var (
 	file_cc_state_v1_state_proto_rawDescOnce sync.Once
@@ -4372,7 +4473,7 @@ func file_cc_state_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_cc_state_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
+var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
 var file_cc_state_v1_state_proto_goTypes = []any{
 	(CommandType)(0),              // 0: cc.state.v1.CommandType
 	(*Command)(nil),               // 1: cc.state.v1.Command
@@ -4387,135 +4488,136 @@ var file_cc_state_v1_state_proto_goTypes = []any{
 	(*SetContainerDesired)(nil),   // 10: cc.state.v1.SetContainerDesired
 	(*RemoveContainer)(nil),       // 11: cc.state.v1.RemoveContainer
 	(*ReportStatus)(nil),          // 12: cc.state.v1.ReportStatus
-	(*PutImage)(nil),              // 13: cc.state.v1.PutImage
-	(*RemoveImage)(nil),           // 14: cc.state.v1.RemoveImage
-	(*PutServer)(nil),             // 15: cc.state.v1.PutServer
-	(*RemoveServer)(nil),          // 16: cc.state.v1.RemoveServer
-	(*ServerRecord)(nil),          // 17: cc.state.v1.ServerRecord
-	(*ContainerRecord)(nil),       // 18: cc.state.v1.ContainerRecord
-	(*ClusterRecord)(nil),         // 19: cc.state.v1.ClusterRecord
-	(*TokenRecord)(nil),           // 20: cc.state.v1.TokenRecord
-	(*CreateService)(nil),         // 21: cc.state.v1.CreateService
-	(*UpdateService)(nil),         // 22: cc.state.v1.UpdateService
-	(*RemoveService)(nil),         // 23: cc.state.v1.RemoveService
-	(*TaskOps)(nil),               // 24: cc.state.v1.TaskOps
-	(*TaskOp)(nil),                // 25: cc.state.v1.TaskOp
-	(*AssignTask)(nil),            // 26: cc.state.v1.AssignTask
-	(*StopTask)(nil),              // 27: cc.state.v1.StopTask
-	(*PendingReason)(nil),         // 28: cc.state.v1.PendingReason
-	(*ServiceProgress)(nil),       // 29: cc.state.v1.ServiceProgress
-	(*UpdateSettings)(nil),        // 30: cc.state.v1.UpdateSettings
-	(*ReportStatuses)(nil),        // 31: cc.state.v1.ReportStatuses
-	(*SubmitJob)(nil),             // 32: cc.state.v1.SubmitJob
-	(*JobRecord)(nil),             // 33: cc.state.v1.JobRecord
-	(*CancelJob)(nil),             // 34: cc.state.v1.CancelJob
-	(*JobOps)(nil),                // 35: cc.state.v1.JobOps
-	(*JobOp)(nil),                 // 36: cc.state.v1.JobOp
-	(*StartJobAttempt)(nil),       // 37: cc.state.v1.StartJobAttempt
-	(*FailJobAttempt)(nil),        // 38: cc.state.v1.FailJobAttempt
-	(*WebhookResult)(nil),         // 39: cc.state.v1.WebhookResult
-	(*JobPending)(nil),            // 40: cc.state.v1.JobPending
-	(*SetQueue)(nil),              // 41: cc.state.v1.SetQueue
-	(*QueueRecord)(nil),           // 42: cc.state.v1.QueueRecord
-	(*PutInput)(nil),              // 43: cc.state.v1.PutInput
-	(*InputRecord)(nil),           // 44: cc.state.v1.InputRecord
-	(*PutRoute)(nil),              // 45: cc.state.v1.PutRoute
-	(*RemoveRoute)(nil),           // 46: cc.state.v1.RemoveRoute
-	(*ApplyRoutes)(nil),           // 47: cc.state.v1.ApplyRoutes
-	(*DeploySite)(nil),            // 48: cc.state.v1.DeploySite
-	(*RollbackSite)(nil),          // 49: cc.state.v1.RollbackSite
-	(*RemoveSite)(nil),            // 50: cc.state.v1.RemoveSite
-	(*CertRecord)(nil),            // 51: cc.state.v1.CertRecord
-	(*PutCert)(nil),               // 52: cc.state.v1.PutCert
-	(*RemoveCert)(nil),            // 53: cc.state.v1.RemoveCert
-	(*CertStatus)(nil),            // 54: cc.state.v1.CertStatus
-	(*ACMEStore)(nil),             // 55: cc.state.v1.ACMEStore
-	(*ACMEDelete)(nil),            // 56: cc.state.v1.ACMEDelete
-	(*ACMELock)(nil),              // 57: cc.state.v1.ACMELock
-	(*ACMEUnlock)(nil),            // 58: cc.state.v1.ACMEUnlock
-	(*ACMEStorageRecord)(nil),     // 59: cc.state.v1.ACMEStorageRecord
-	(*ACMELockRecord)(nil),        // 60: cc.state.v1.ACMELockRecord
-	(*PutChallenge)(nil),          // 61: cc.state.v1.PutChallenge
-	(*RemoveChallenge)(nil),       // 62: cc.state.v1.RemoveChallenge
-	nil,                           // 63: cc.state.v1.UpdateNode.LabelsEntry
-	nil,                           // 64: cc.state.v1.UpdateNode.UserLabelsEntry
-	(*timestamppb.Timestamp)(nil), // 65: google.protobuf.Timestamp
-	(*v1.Node)(nil),               // 66: cc.v1.Node
-	(v1.NodeState)(0),             // 67: cc.v1.NodeState
-	(*v1.Resources)(nil),          // 68: cc.v1.Resources
-	(v1.NodeAvailability)(0),      // 69: cc.v1.NodeAvailability
-	(*v1.Container)(nil),          // 70: cc.v1.Container
-	(v1.DesiredState)(0),          // 71: cc.v1.DesiredState
-	(*v1.TaskStatus)(nil),         // 72: cc.v1.TaskStatus
-	(*v1.Image)(nil),              // 73: cc.v1.Image
-	(*v1.Service)(nil),            // 74: cc.v1.Service
-	(*v1.ServiceSpec)(nil),        // 75: cc.v1.ServiceSpec
-	(*v1.UpdateStatus)(nil),       // 76: cc.v1.UpdateStatus
-	(*v1.Settings)(nil),           // 77: cc.v1.Settings
-	(*v1.Job)(nil),                // 78: cc.v1.Job
-	(*v1.Route)(nil),              // 79: cc.v1.Route
-	(*v1.SiteSpec)(nil),           // 80: cc.v1.SiteSpec
-	(*v1.SiteVersion)(nil),        // 81: cc.v1.SiteVersion
-	(*v1.Cert)(nil),               // 82: cc.v1.Cert
-	(v1.RenewalState)(0),          // 83: cc.v1.RenewalState
-	(*v1.ACMEChallenge)(nil),      // 84: cc.v1.ACMEChallenge
+	(*RecordAttemptUpload)(nil),   // 13: cc.state.v1.RecordAttemptUpload
+	(*PutImage)(nil),              // 14: cc.state.v1.PutImage
+	(*RemoveImage)(nil),           // 15: cc.state.v1.RemoveImage
+	(*PutServer)(nil),             // 16: cc.state.v1.PutServer
+	(*RemoveServer)(nil),          // 17: cc.state.v1.RemoveServer
+	(*ServerRecord)(nil),          // 18: cc.state.v1.ServerRecord
+	(*ContainerRecord)(nil),       // 19: cc.state.v1.ContainerRecord
+	(*ClusterRecord)(nil),         // 20: cc.state.v1.ClusterRecord
+	(*TokenRecord)(nil),           // 21: cc.state.v1.TokenRecord
+	(*CreateService)(nil),         // 22: cc.state.v1.CreateService
+	(*UpdateService)(nil),         // 23: cc.state.v1.UpdateService
+	(*RemoveService)(nil),         // 24: cc.state.v1.RemoveService
+	(*TaskOps)(nil),               // 25: cc.state.v1.TaskOps
+	(*TaskOp)(nil),                // 26: cc.state.v1.TaskOp
+	(*AssignTask)(nil),            // 27: cc.state.v1.AssignTask
+	(*StopTask)(nil),              // 28: cc.state.v1.StopTask
+	(*PendingReason)(nil),         // 29: cc.state.v1.PendingReason
+	(*ServiceProgress)(nil),       // 30: cc.state.v1.ServiceProgress
+	(*UpdateSettings)(nil),        // 31: cc.state.v1.UpdateSettings
+	(*ReportStatuses)(nil),        // 32: cc.state.v1.ReportStatuses
+	(*SubmitJob)(nil),             // 33: cc.state.v1.SubmitJob
+	(*JobRecord)(nil),             // 34: cc.state.v1.JobRecord
+	(*CancelJob)(nil),             // 35: cc.state.v1.CancelJob
+	(*JobOps)(nil),                // 36: cc.state.v1.JobOps
+	(*JobOp)(nil),                 // 37: cc.state.v1.JobOp
+	(*StartJobAttempt)(nil),       // 38: cc.state.v1.StartJobAttempt
+	(*FailJobAttempt)(nil),        // 39: cc.state.v1.FailJobAttempt
+	(*WebhookResult)(nil),         // 40: cc.state.v1.WebhookResult
+	(*JobPending)(nil),            // 41: cc.state.v1.JobPending
+	(*SetQueue)(nil),              // 42: cc.state.v1.SetQueue
+	(*QueueRecord)(nil),           // 43: cc.state.v1.QueueRecord
+	(*PutInput)(nil),              // 44: cc.state.v1.PutInput
+	(*InputRecord)(nil),           // 45: cc.state.v1.InputRecord
+	(*PutRoute)(nil),              // 46: cc.state.v1.PutRoute
+	(*RemoveRoute)(nil),           // 47: cc.state.v1.RemoveRoute
+	(*ApplyRoutes)(nil),           // 48: cc.state.v1.ApplyRoutes
+	(*DeploySite)(nil),            // 49: cc.state.v1.DeploySite
+	(*RollbackSite)(nil),          // 50: cc.state.v1.RollbackSite
+	(*RemoveSite)(nil),            // 51: cc.state.v1.RemoveSite
+	(*CertRecord)(nil),            // 52: cc.state.v1.CertRecord
+	(*PutCert)(nil),               // 53: cc.state.v1.PutCert
+	(*RemoveCert)(nil),            // 54: cc.state.v1.RemoveCert
+	(*CertStatus)(nil),            // 55: cc.state.v1.CertStatus
+	(*ACMEStore)(nil),             // 56: cc.state.v1.ACMEStore
+	(*ACMEDelete)(nil),            // 57: cc.state.v1.ACMEDelete
+	(*ACMELock)(nil),              // 58: cc.state.v1.ACMELock
+	(*ACMEUnlock)(nil),            // 59: cc.state.v1.ACMEUnlock
+	(*ACMEStorageRecord)(nil),     // 60: cc.state.v1.ACMEStorageRecord
+	(*ACMELockRecord)(nil),        // 61: cc.state.v1.ACMELockRecord
+	(*PutChallenge)(nil),          // 62: cc.state.v1.PutChallenge
+	(*RemoveChallenge)(nil),       // 63: cc.state.v1.RemoveChallenge
+	nil,                           // 64: cc.state.v1.UpdateNode.LabelsEntry
+	nil,                           // 65: cc.state.v1.UpdateNode.UserLabelsEntry
+	(*timestamppb.Timestamp)(nil), // 66: google.protobuf.Timestamp
+	(*v1.Node)(nil),               // 67: cc.v1.Node
+	(v1.NodeState)(0),             // 68: cc.v1.NodeState
+	(*v1.Resources)(nil),          // 69: cc.v1.Resources
+	(v1.NodeAvailability)(0),      // 70: cc.v1.NodeAvailability
+	(*v1.Container)(nil),          // 71: cc.v1.Container
+	(v1.DesiredState)(0),          // 72: cc.v1.DesiredState
+	(*v1.TaskStatus)(nil),         // 73: cc.v1.TaskStatus
+	(*v1.Image)(nil),              // 74: cc.v1.Image
+	(*v1.Service)(nil),            // 75: cc.v1.Service
+	(*v1.ServiceSpec)(nil),        // 76: cc.v1.ServiceSpec
+	(*v1.UpdateStatus)(nil),       // 77: cc.v1.UpdateStatus
+	(*v1.Settings)(nil),           // 78: cc.v1.Settings
+	(*v1.Job)(nil),                // 79: cc.v1.Job
+	(*v1.Route)(nil),              // 80: cc.v1.Route
+	(*v1.SiteSpec)(nil),           // 81: cc.v1.SiteSpec
+	(*v1.SiteVersion)(nil),        // 82: cc.v1.SiteVersion
+	(*v1.Cert)(nil),               // 83: cc.v1.Cert
+	(v1.RenewalState)(0),          // 84: cc.v1.RenewalState
+	(*v1.ACMEChallenge)(nil),      // 85: cc.v1.ACMEChallenge
 }
 var file_cc_state_v1_state_proto_depIdxs = []int32{
 	0,  // 0: cc.state.v1.Command.type:type_name -> cc.state.v1.CommandType
-	65, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
+	66, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
 	2,  // 2: cc.state.v1.Command.audit:type_name -> cc.state.v1.AuditContext
-	20, // 3: cc.state.v1.CreateToken.token:type_name -> cc.state.v1.TokenRecord
-	66, // 4: cc.state.v1.JoinNode.node:type_name -> cc.v1.Node
-	67, // 5: cc.state.v1.UpdateNode.state:type_name -> cc.v1.NodeState
-	68, // 6: cc.state.v1.UpdateNode.resources:type_name -> cc.v1.Resources
-	63, // 7: cc.state.v1.UpdateNode.labels:type_name -> cc.state.v1.UpdateNode.LabelsEntry
-	69, // 8: cc.state.v1.UpdateNode.availability:type_name -> cc.v1.NodeAvailability
-	64, // 9: cc.state.v1.UpdateNode.user_labels:type_name -> cc.state.v1.UpdateNode.UserLabelsEntry
-	70, // 10: cc.state.v1.CreateContainer.container:type_name -> cc.v1.Container
-	71, // 11: cc.state.v1.SetContainerDesired.desired:type_name -> cc.v1.DesiredState
-	72, // 12: cc.state.v1.ReportStatus.statuses:type_name -> cc.v1.TaskStatus
-	73, // 13: cc.state.v1.PutImage.image:type_name -> cc.v1.Image
-	17, // 14: cc.state.v1.PutServer.server:type_name -> cc.state.v1.ServerRecord
-	65, // 15: cc.state.v1.ServerRecord.created_at:type_name -> google.protobuf.Timestamp
-	70, // 16: cc.state.v1.ContainerRecord.container:type_name -> cc.v1.Container
-	65, // 17: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
-	65, // 18: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
-	65, // 19: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
-	74, // 20: cc.state.v1.CreateService.service:type_name -> cc.v1.Service
-	75, // 21: cc.state.v1.UpdateService.spec:type_name -> cc.v1.ServiceSpec
-	25, // 22: cc.state.v1.TaskOps.ops:type_name -> cc.state.v1.TaskOp
-	70, // 23: cc.state.v1.TaskOp.create:type_name -> cc.v1.Container
-	26, // 24: cc.state.v1.TaskOp.assign:type_name -> cc.state.v1.AssignTask
-	27, // 25: cc.state.v1.TaskOp.stop:type_name -> cc.state.v1.StopTask
-	28, // 26: cc.state.v1.TaskOp.pending:type_name -> cc.state.v1.PendingReason
-	29, // 27: cc.state.v1.TaskOp.progress:type_name -> cc.state.v1.ServiceProgress
-	76, // 28: cc.state.v1.ServiceProgress.status:type_name -> cc.v1.UpdateStatus
-	77, // 29: cc.state.v1.UpdateSettings.settings:type_name -> cc.v1.Settings
+	21, // 3: cc.state.v1.CreateToken.token:type_name -> cc.state.v1.TokenRecord
+	67, // 4: cc.state.v1.JoinNode.node:type_name -> cc.v1.Node
+	68, // 5: cc.state.v1.UpdateNode.state:type_name -> cc.v1.NodeState
+	69, // 6: cc.state.v1.UpdateNode.resources:type_name -> cc.v1.Resources
+	64, // 7: cc.state.v1.UpdateNode.labels:type_name -> cc.state.v1.UpdateNode.LabelsEntry
+	70, // 8: cc.state.v1.UpdateNode.availability:type_name -> cc.v1.NodeAvailability
+	65, // 9: cc.state.v1.UpdateNode.user_labels:type_name -> cc.state.v1.UpdateNode.UserLabelsEntry
+	71, // 10: cc.state.v1.CreateContainer.container:type_name -> cc.v1.Container
+	72, // 11: cc.state.v1.SetContainerDesired.desired:type_name -> cc.v1.DesiredState
+	73, // 12: cc.state.v1.ReportStatus.statuses:type_name -> cc.v1.TaskStatus
+	74, // 13: cc.state.v1.PutImage.image:type_name -> cc.v1.Image
+	18, // 14: cc.state.v1.PutServer.server:type_name -> cc.state.v1.ServerRecord
+	66, // 15: cc.state.v1.ServerRecord.created_at:type_name -> google.protobuf.Timestamp
+	71, // 16: cc.state.v1.ContainerRecord.container:type_name -> cc.v1.Container
+	66, // 17: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
+	66, // 18: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
+	66, // 19: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
+	75, // 20: cc.state.v1.CreateService.service:type_name -> cc.v1.Service
+	76, // 21: cc.state.v1.UpdateService.spec:type_name -> cc.v1.ServiceSpec
+	26, // 22: cc.state.v1.TaskOps.ops:type_name -> cc.state.v1.TaskOp
+	71, // 23: cc.state.v1.TaskOp.create:type_name -> cc.v1.Container
+	27, // 24: cc.state.v1.TaskOp.assign:type_name -> cc.state.v1.AssignTask
+	28, // 25: cc.state.v1.TaskOp.stop:type_name -> cc.state.v1.StopTask
+	29, // 26: cc.state.v1.TaskOp.pending:type_name -> cc.state.v1.PendingReason
+	30, // 27: cc.state.v1.TaskOp.progress:type_name -> cc.state.v1.ServiceProgress
+	77, // 28: cc.state.v1.ServiceProgress.status:type_name -> cc.v1.UpdateStatus
+	78, // 29: cc.state.v1.UpdateSettings.settings:type_name -> cc.v1.Settings
 	12, // 30: cc.state.v1.ReportStatuses.reports:type_name -> cc.state.v1.ReportStatus
-	33, // 31: cc.state.v1.SubmitJob.job:type_name -> cc.state.v1.JobRecord
-	78, // 32: cc.state.v1.JobRecord.job:type_name -> cc.v1.Job
-	36, // 33: cc.state.v1.JobOps.ops:type_name -> cc.state.v1.JobOp
-	37, // 34: cc.state.v1.JobOp.start:type_name -> cc.state.v1.StartJobAttempt
-	38, // 35: cc.state.v1.JobOp.fail_attempt:type_name -> cc.state.v1.FailJobAttempt
-	39, // 36: cc.state.v1.JobOp.webhook:type_name -> cc.state.v1.WebhookResult
-	40, // 37: cc.state.v1.JobOp.pending:type_name -> cc.state.v1.JobPending
-	42, // 38: cc.state.v1.SetQueue.queue:type_name -> cc.state.v1.QueueRecord
-	44, // 39: cc.state.v1.PutInput.input:type_name -> cc.state.v1.InputRecord
-	65, // 40: cc.state.v1.InputRecord.uploaded_at:type_name -> google.protobuf.Timestamp
-	65, // 41: cc.state.v1.InputRecord.last_used_at:type_name -> google.protobuf.Timestamp
-	79, // 42: cc.state.v1.PutRoute.route:type_name -> cc.v1.Route
-	79, // 43: cc.state.v1.ApplyRoutes.routes:type_name -> cc.v1.Route
-	80, // 44: cc.state.v1.DeploySite.spec:type_name -> cc.v1.SiteSpec
-	81, // 45: cc.state.v1.DeploySite.version:type_name -> cc.v1.SiteVersion
-	82, // 46: cc.state.v1.CertRecord.cert:type_name -> cc.v1.Cert
-	65, // 47: cc.state.v1.CertRecord.renew_requested_at:type_name -> google.protobuf.Timestamp
-	51, // 48: cc.state.v1.PutCert.cert:type_name -> cc.state.v1.CertRecord
-	83, // 49: cc.state.v1.CertStatus.state:type_name -> cc.v1.RenewalState
-	51, // 50: cc.state.v1.CertStatus.obtained:type_name -> cc.state.v1.CertRecord
-	65, // 51: cc.state.v1.ACMELock.expires_at:type_name -> google.protobuf.Timestamp
-	65, // 52: cc.state.v1.ACMEStorageRecord.modified_at:type_name -> google.protobuf.Timestamp
-	65, // 53: cc.state.v1.ACMELockRecord.expires_at:type_name -> google.protobuf.Timestamp
-	84, // 54: cc.state.v1.PutChallenge.challenge:type_name -> cc.v1.ACMEChallenge
+	34, // 31: cc.state.v1.SubmitJob.job:type_name -> cc.state.v1.JobRecord
+	79, // 32: cc.state.v1.JobRecord.job:type_name -> cc.v1.Job
+	37, // 33: cc.state.v1.JobOps.ops:type_name -> cc.state.v1.JobOp
+	38, // 34: cc.state.v1.JobOp.start:type_name -> cc.state.v1.StartJobAttempt
+	39, // 35: cc.state.v1.JobOp.fail_attempt:type_name -> cc.state.v1.FailJobAttempt
+	40, // 36: cc.state.v1.JobOp.webhook:type_name -> cc.state.v1.WebhookResult
+	41, // 37: cc.state.v1.JobOp.pending:type_name -> cc.state.v1.JobPending
+	43, // 38: cc.state.v1.SetQueue.queue:type_name -> cc.state.v1.QueueRecord
+	45, // 39: cc.state.v1.PutInput.input:type_name -> cc.state.v1.InputRecord
+	66, // 40: cc.state.v1.InputRecord.uploaded_at:type_name -> google.protobuf.Timestamp
+	66, // 41: cc.state.v1.InputRecord.last_used_at:type_name -> google.protobuf.Timestamp
+	80, // 42: cc.state.v1.PutRoute.route:type_name -> cc.v1.Route
+	80, // 43: cc.state.v1.ApplyRoutes.routes:type_name -> cc.v1.Route
+	81, // 44: cc.state.v1.DeploySite.spec:type_name -> cc.v1.SiteSpec
+	82, // 45: cc.state.v1.DeploySite.version:type_name -> cc.v1.SiteVersion
+	83, // 46: cc.state.v1.CertRecord.cert:type_name -> cc.v1.Cert
+	66, // 47: cc.state.v1.CertRecord.renew_requested_at:type_name -> google.protobuf.Timestamp
+	52, // 48: cc.state.v1.PutCert.cert:type_name -> cc.state.v1.CertRecord
+	84, // 49: cc.state.v1.CertStatus.state:type_name -> cc.v1.RenewalState
+	52, // 50: cc.state.v1.CertStatus.obtained:type_name -> cc.state.v1.CertRecord
+	66, // 51: cc.state.v1.ACMELock.expires_at:type_name -> google.protobuf.Timestamp
+	66, // 52: cc.state.v1.ACMEStorageRecord.modified_at:type_name -> google.protobuf.Timestamp
+	66, // 53: cc.state.v1.ACMELockRecord.expires_at:type_name -> google.protobuf.Timestamp
+	85, // 54: cc.state.v1.PutChallenge.challenge:type_name -> cc.v1.ACMEChallenge
 	55, // [55:55] is the sub-list for method output_type
 	55, // [55:55] is the sub-list for method input_type
 	55, // [55:55] is the sub-list for extension type_name
@@ -4528,7 +4630,7 @@ func file_cc_state_v1_state_proto_init() {
 	if File_cc_state_v1_state_proto != nil {
 		return
 	}
-	file_cc_state_v1_state_proto_msgTypes[24].OneofWrappers = []any{
+	file_cc_state_v1_state_proto_msgTypes[25].OneofWrappers = []any{
 		(*TaskOp_Create)(nil),
 		(*TaskOp_Assign)(nil),
 		(*TaskOp_Stop)(nil),
@@ -4536,7 +4638,7 @@ func file_cc_state_v1_state_proto_init() {
 		(*TaskOp_Pending)(nil),
 		(*TaskOp_Progress)(nil),
 	}
-	file_cc_state_v1_state_proto_msgTypes[35].OneofWrappers = []any{
+	file_cc_state_v1_state_proto_msgTypes[36].OneofWrappers = []any{
 		(*JobOp_Start)(nil),
 		(*JobOp_FailAttempt)(nil),
 		(*JobOp_Webhook)(nil),
@@ -4550,7 +4652,7 @@ func file_cc_state_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_state_v1_state_proto_rawDesc), len(file_cc_state_v1_state_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   64,
+			NumMessages:   65,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
