@@ -73,6 +73,7 @@ func App(stdout, stderr io.Writer) *cli.App {
 			imageCommand(),
 			nodeCommand(),
 			tokenCommand(),
+			auditCommand(),
 			snapshotCommand(),
 			serverCommand(),
 			clusterCommand(),

@@ -40,6 +40,8 @@ type Client struct {
 	Edge       ccv1.EdgeServiceClient
 	// Certs manages the certificates the edge serves over HTTPS.
 	Certs ccv1.CertServiceClient
+	// Audit reads the audit trail.
+	Audit ccv1.AuditServiceClient
 
 	// systemRoots: the server is verified with the system's roots.
 	systemRoots bool
@@ -161,6 +163,7 @@ func dial(c *cli.Context) (*Client, error) {
 		Jobs:       ccv1.NewJobServiceClient(conn),
 		Edge:       ccv1.NewEdgeServiceClient(conn),
 		Certs:      ccv1.NewCertServiceClient(conn),
+		Audit:      ccv1.NewAuditServiceClient(conn),
 	}, nil
 }
 

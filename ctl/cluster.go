@@ -48,6 +48,9 @@ func clusterCommand() *cli.Command {
 					"running; --quota-output-bytes, the output its finished jobs keep until it expires. A job\n" +
 					"over a quota is refused when it is submitted (ResourceExhausted, naming the quota and the\n" +
 					"use). 0, the default, means no quota. Jobs already submitted are kept.\n\n" +
+					"The audit retention bounds the audit trail (docs/audit.md): an event older than\n" +
+					"--audit-max-age, or beyond the newest --audit-max-events, is dropped when the next is\n" +
+					"written. 0 puts the default back (90 days, 100000 events).\n\n" +
 					"The edge settings are how the edge serves HTTPS: the ACME CA that issues the certificates\n" +
 					"of routes and sites with --tls auto (Let's Encrypt unless --acme-directory says otherwise),\n" +
 					"its account (--acme-email, and an external account binding when the CA asks for one),\n" +
@@ -69,6 +72,8 @@ func clusterCommand() *cli.Command {
 					&cli.StringFlag{Name: "max-pids", Usage: "cap the pids limit of one job, container or task at `N`, at most 32768 (0: the default, 32768)"},
 					&cli.StringFlag{Name: "quota-jobs", Usage: "let one token have at most `N` jobs queued, assigned or running (0: no quota, the default)"},
 					&cli.StringFlag{Name: "quota-output-bytes", Usage: "let one token keep at most `SIZE` of job output, e.g. 10g (0: no quota, the default)"},
+					&cli.StringFlag{Name: "audit-max-age", Usage: "keep audit events `DURATION`, e.g. 2160h (0: the default, 90 days)"},
+					&cli.StringFlag{Name: "audit-max-events", Usage: "keep the newest `N` audit events (0: the default, 100000)"},
 					&cli.StringFlag{Name: "acme-directory", Usage: "get certificates from the ACME directory at `URL` (letsencrypt: the default; letsencrypt-staging: its staging CA)"},
 					&cli.StringFlag{Name: "acme-email", Usage: "register the ACME account with contact `EMAIL` (\"\": none)"},
 					&cli.StringFlag{Name: "acme-eab-kid", Usage: "external account binding: the `KEY_ID` the CA gives, with its HMAC key (\"\": no binding)"},
@@ -116,6 +121,16 @@ func clusterSettings(c *cli.Context) error {
 			update = &ccv1.UpdateSettingsRequest{Settings: &ccv1.Settings{}}
 		}
 		update.Settings.Quotas = quotas
+	}
+	audit, err := parseAuditFlags(c)
+	if err != nil {
+		return err
+	}
+	if audit != nil {
+		if update == nil {
+			update = &ccv1.UpdateSettingsRequest{Settings: &ccv1.Settings{}}
+		}
+		update.Settings.Audit = audit
 	}
 	editEdge, err := parseEdgeSettingFlags(c)
 	if err != nil {
@@ -176,6 +191,7 @@ func clusterSettings(c *cli.Context) error {
 		fmt.Fprintf(w, "Scheduling strategy:\t%s\n", schedulingStrategy(settings.GetSchedulingStrategy()))
 		printLimitSettings(w, settings.GetLimits())
 		printQuotaSettings(w, settings.GetQuotas())
+		printAuditSettings(w, settings.GetAudit())
 		printEdgeSettings(w, settings.GetEdge())
 		return w.Flush()
 	})

@@ -41,6 +41,7 @@ type fakeAPI struct {
 	ccv1.UnimplementedJobServiceServer
 	ccv1.UnimplementedEdgeServiceServer
 	ccv1.UnimplementedCertServiceServer
+	ccv1.UnimplementedAuditServiceServer
 
 	mu         sync.Mutex
 	create     *ccv1.CreateContainerRequest
@@ -100,6 +101,8 @@ type fakeAPI struct {
 	edge fakeEdge
 	// Certificates: see certs_test.go.
 	certs fakeCerts
+	// The audit trail: see audit_test.go.
+	audit fakeAudit
 }
 
 func (f *fakeAPI) CreateContainer(_ context.Context, r *ccv1.CreateContainerRequest) (*ccv1.CreateContainerResponse, error) {
@@ -222,6 +225,7 @@ func startFake(t *testing.T, f *fakeAPI) []string {
 	ccv1.RegisterJobServiceServer(srv, f)
 	ccv1.RegisterEdgeServiceServer(srv, f)
 	ccv1.RegisterCertServiceServer(srv, f)
+	ccv1.RegisterAuditServiceServer(srv, f)
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
 	return []string{"--addr", lis.Addr().String(), "--token", "t", "--ca-cert", caFile}

@@ -52,6 +52,9 @@ type Core struct {
 	Now func() time.Time
 	// JoinLimiter throttles failed joins per source address; nil: none.
 	JoinLimiter *JoinLimiter
+	// Refused records a call refused before raft (a join with a bad
+	// token) in the server's local audit trail; nil: not recorded.
+	Refused func(*ccv1.AuditEvent)
 	// Disk is the free-space floor of the data disk; nil: none.
 	Disk *DiskFloor
 }
@@ -65,9 +68,12 @@ func (c *Core) now() time.Time {
 }
 
 // Propose encodes one command stamped with the core's clock and applies it
-// through raft (forwarded to the leader when this server is not).
+// through raft (forwarded to the leader when this server is not). A
+// command proposed for an API call carries the call's audit context (the
+// caller, method, source and target from ctx), from which the state
+// machine writes its audit record.
 func (c *Core) Propose(ctx context.Context, t statev1.CommandType, payload proto.Message) error {
-	_, err := c.Raft.Propose(ctx, t, payload, c.now())
+	_, err := c.Raft.ProposeAudited(ctx, t, payload, c.now(), c.auditContext(ctx, payload))
 	return err
 }
 
@@ -93,6 +99,7 @@ func (c *Core) checkJoinToken(ctx context.Context, tok pki.JoinToken, role ccv1.
 		rec = nil
 	}
 	if err := fsm.CheckJoinToken(rec, tok.SecretHash(), role, c.now()); err != nil {
+		c.refuseJoin(ctx, tok.ID(), role, err)
 		return status.Error(codes.Unauthenticated, err.Error())
 	}
 	return nil

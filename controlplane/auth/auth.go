@@ -61,6 +61,7 @@ type Authenticator struct {
 	watch   func() <-chan struct{}
 	recheck time.Duration
 	limiter *RateLimiter
+	refused func(*ccv1.AuditEvent)
 }
 
 // WithRateLimiter makes the authenticator throttle the calls made with an
@@ -322,12 +323,15 @@ func FromContext(ctx context.Context) (Principal, bool) {
 }
 
 func (a *Authenticator) check(ctx context.Context, fullMethod string) (context.Context, error) {
+	source := SourceOf(ctx)
+	ctx = WithCall(ctx, Call{Method: fullMethod, Source: source})
 	if strings.HasPrefix(fullMethod, peerServicePrefix) {
 		if fullMethod == ccv1.PeerService_JoinServer_FullMethodName {
 			return ctx, nil // authenticated by the server join token it carries
 		}
 		id, err := a.AuthenticateServer(ctx)
 		if err != nil {
+			a.refuse(fullMethod, source, OutcomeUnauthenticated, err.Error(), Principal{})
 			return nil, status.Error(codes.Unauthenticated, ErrNotAServer.Error())
 		}
 		return context.WithValue(ctx, principalKey{}, Principal{ServerID: id}), nil
@@ -338,6 +342,7 @@ func (a *Authenticator) check(ctx context.Context, fullMethod string) (context.C
 		}
 		p, err := a.AuthenticateNode(ctx)
 		if err != nil {
+			a.refuse(fullMethod, source, OutcomeUnauthenticated, err.Error(), Principal{})
 			return nil, status.Error(codes.Unauthenticated, ErrNotANode.Error())
 		}
 		return context.WithValue(ctx, principalKey{}, p), nil
@@ -364,6 +369,7 @@ func (a *Authenticator) check(ctx context.Context, fullMethod string) (context.C
 	}
 	p, err := a.authenticateFrom(header, ip)
 	if err != nil {
+		a.refuse(fullMethod, source, OutcomeUnauthenticated, status.Convert(err).Message(), Principal{})
 		return nil, err
 	}
 	if a.limiter != nil && ip.IsValid() {
@@ -372,7 +378,9 @@ func (a *Authenticator) check(ctx context.Context, fullMethod string) (context.C
 		}
 	}
 	if !Allowed(p.Role, fullMethod) {
-		return nil, status.Errorf(codes.PermissionDenied, "token %s (role %s) may not call %s; use an admin token", p.TokenID, roleName(p.Role), fullMethod)
+		err := status.Errorf(codes.PermissionDenied, "token %s (role %s) may not call %s; use an admin token", p.TokenID, roleName(p.Role), fullMethod)
+		a.refuse(fullMethod, source, OutcomePermissionDenied, status.Convert(err).Message(), p)
+		return nil, err
 	}
 	return context.WithValue(ctx, principalKey{}, p), nil
 }
@@ -475,6 +483,7 @@ func (a *Authenticator) middleware(next http.Handler, onError func(w http.Respon
 		ip, _ := ParseAddr(r.RemoteAddr)
 		p, err := a.authenticateFrom(r.Header.Get("Authorization"), ip)
 		if err != nil {
+			a.refuse(httpMethod(r), hostOf(r.RemoteAddr), OutcomeUnauthenticated, status.Convert(err).Message(), Principal{})
 			onError(w, r, err)
 			return
 		}

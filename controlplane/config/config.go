@@ -68,6 +68,10 @@ type Config struct {
 	// server before the leader marks it down and moves its service tasks
 	// (agents beat every 3s).
 	NodeDownAfter Duration `toml:"node_down_after"`
+	// AuditFile, when set, is a file this server appends the audit trail
+	// to as JSON lines (for a SIEM): every audit record it applies, and
+	// every call it refused before raft (a bad credential or role).
+	AuditFile string `toml:"audit_file"`
 
 	Log    LogConfig    `toml:"log"`
 	Raft   RaftConfig   `toml:"raft"`

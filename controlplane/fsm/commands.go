@@ -230,6 +230,13 @@ var handlers = map[statev1.CommandType]handler{
 // Encode builds the raft log entry for a command: its type, the current
 // version of that type, the proposer's clock and the payload.
 func Encode(t statev1.CommandType, payload proto.Message, now time.Time) ([]byte, error) {
+	return EncodeAudited(t, payload, now, nil)
+}
+
+// EncodeAudited is Encode with the audit context of the API call that
+// proposes the command (nil: not audited); applying the entry writes its
+// audit record.
+func EncodeAudited(t statev1.CommandType, payload proto.Message, now time.Time, audit *statev1.AuditContext) ([]byte, error) {
 	h, ok := handlers[t]
 	if !ok {
 		return nil, fmt.Errorf("%w: %v", ErrUnknownCommand, t)
@@ -238,7 +245,7 @@ func Encode(t statev1.CommandType, payload proto.Message, now time.Time) ([]byte
 	if err != nil {
 		return nil, fmt.Errorf("encode %v: %w", t, err)
 	}
-	return proto.Marshal(&statev1.Command{Type: t, Version: h.version, IssuedAt: ts(now), Payload: body})
+	return proto.Marshal(&statev1.Command{Type: t, Version: h.version, IssuedAt: ts(now), Payload: body, Audit: audit})
 }
 
 func applyCommand(tx *txn, data []byte) error {
@@ -246,6 +253,19 @@ func applyCommand(tx *txn, data []byte) error {
 	if err := proto.Unmarshal(data, &cmd); err != nil {
 		return fmt.Errorf("%w: undecodable entry: %v", ErrInvalid, err)
 	}
+	err := applyDecoded(tx, &cmd)
+	if cmd.Audit != nil && cmd.IssuedAt != nil {
+		// In the same transaction, after the command: a refused command
+		// wrote nothing (handlers check before they write), its record
+		// is written all the same.
+		if aerr := recordAudit(tx, &cmd, err); aerr != nil {
+			return fmt.Errorf("write audit record: %w", aerr)
+		}
+	}
+	return err
+}
+
+func applyDecoded(tx *txn, cmd *statev1.Command) error {
 	h, ok := handlers[cmd.Type]
 	if !ok {
 		return fmt.Errorf("%w %d: this server does not know it; upgrade it to the version of the leader", ErrUnknownCommand, int32(cmd.Type))

@@ -20,6 +20,8 @@ import (
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
 // Errors a command or a read can return. The API maps them to status codes.
@@ -52,7 +54,7 @@ var (
 var allBuckets = [][]byte{bucketMeta, bucketCluster, bucketTokens, bucketNodes, bucketContainers, bucketContainerNames, bucketImages, bucketServers,
 	bucketServices, bucketServiceNames, bucketNodeTasks, bucketServiceTasks, bucketNodeNames,
 	bucketJobs, bucketJobSeq, bucketJobQSeq, bucketJobState, bucketJobQueue, bucketJobKeys, bucketJobExpiry, bucketJobWebhooks, bucketJobUpdated,
-	bucketQueues, bucketInputs, bucketRoutes, bucketSites, bucketCerts, bucketACMEStorage, bucketACMELocks, bucketACMEChallenge}
+	bucketQueues, bucketInputs, bucketRoutes, bucketSites, bucketCerts, bucketACMEStorage, bucketACMELocks, bucketACMEChallenge, bucketAudit}
 
 // Result is what applying one log entry returns to the proposer.
 type Result struct {
@@ -76,6 +78,7 @@ type FSM struct {
 	watch     chan struct{}            // closed and replaced after every applied batch
 	nodeWatch map[string]chan struct{} // node id → closed when its assignments change
 	jobWatch  chan struct{}            // closed and replaced after a batch that changed a job
+	onAudit   func([]*ccv1.AuditEvent) // the audit records of each batch, after commit
 }
 
 // Open opens (or creates) the state database at path.
@@ -158,9 +161,10 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	last := applied
 	touched := touch{}
 	jobsChanged := false
+	var audited []*ccv1.AuditEvent
 	err := f.db.Update(func(btx *bolt.Tx) error {
 		tx := &txn{Tx: btx, touched: touched}
-		defer func() { jobsChanged = tx.jobsChanged }()
+		defer func() { jobsChanged, audited = tx.jobsChanged, tx.audited }()
 		for i, l := range logs {
 			if l.Index <= applied {
 				out[i] = Result{Index: l.Index}
@@ -191,6 +195,14 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		f.notifyNodes(touched)
 		if jobsChanged {
 			f.notifyJobs()
+		}
+	}
+	if len(audited) > 0 {
+		f.watchMu.Lock()
+		fn := f.onAudit
+		f.watchMu.Unlock()
+		if fn != nil {
+			fn(audited)
 		}
 	}
 	return out

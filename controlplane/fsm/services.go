@@ -167,6 +167,9 @@ func applyUpdateSettings(tx *txn, _ time.Time, msg proto.Message) error {
 	if err := validQuotas(st.Quotas); err != nil {
 		return err
 	}
+	if err := validAudit(st.Audit); err != nil {
+		return err
+	}
 	// An update changes what it sets: an unset strategy, edge or limit
 	// keeps the stored one.
 	old := &ccv1.Settings{}
@@ -189,6 +192,9 @@ func applyUpdateSettings(tx *txn, _ time.Time, msg proto.Message) error {
 	}
 	if st.Quotas != nil {
 		out.Quotas = mergeQuotas(old.Quotas, st.Quotas)
+	}
+	if st.Audit != nil {
+		out.Audit = mergeAudit(old.Audit, st.Audit)
 	}
 	return put(tx.Bucket(bucketCluster), string(keySettings), out)
 }

@@ -2,6 +2,8 @@ package fsm
 
 import (
 	bolt "go.etcd.io/bbolt"
+
+	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
 // txn is the write transaction of one applied batch, with a note of which
@@ -13,6 +15,8 @@ type txn struct {
 	index uint64
 	// jobsChanged: the batch changed a job (wakes job watchers).
 	jobsChanged bool
+	// audited are the audit records the batch wrote.
+	audited []*ccv1.AuditEvent
 }
 
 // touch is the set of nodes whose assignments a batch changed; allNodes

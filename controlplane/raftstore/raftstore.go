@@ -295,6 +295,17 @@ func (s *Store) Propose(ctx context.Context, t statev1.CommandType, payload prot
 	return s.Apply(ctx, data)
 }
 
+// ProposeAudited is Propose for a command an API call proposes: audit says
+// who made the call, and the state machine writes the audit record in the
+// same transaction as the command.
+func (s *Store) ProposeAudited(ctx context.Context, t statev1.CommandType, payload proto.Message, at time.Time, audit *statev1.AuditContext) (fsm.Result, error) {
+	data, err := fsm.EncodeAudited(t, payload, at, audit)
+	if err != nil {
+		return fsm.Result{}, err
+	}
+	return s.Apply(ctx, data)
+}
+
 // ProposeLocalAll encodes commands issued at `at` and applies them in order
 // through ApplyLocalAll (leader only, pipelined): the leader loops' way to
 // write their decisions, which a deposed leader must not forward.

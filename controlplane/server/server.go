@@ -67,6 +67,7 @@ type Server struct {
 	log  *slog.Logger
 
 	fsm      *fsm.FSM
+	audit    *auditSink // the local audit file and the count of refused calls
 	raft     *raftstore.Store
 	id       *identity
 	sessions *session.Hub
@@ -128,9 +129,13 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 	if err != nil {
 		return nil, err
 	}
+	if s.audit, err = openAuditSink(cfg.AuditFile, serverID, log.With("component", "audit")); err != nil {
+		return nil, err
+	}
 	if s.fsm, err = fsm.Open(filepath.Join(cfg.DataDir, fileState), log.With("component", "fsm")); err != nil {
 		return nil, err
 	}
+	s.fsm.OnAudit(s.audit.applied)
 	raftDir := filepath.Join(cfg.DataDir, dirRaft)
 	hasRaft := raftstore.HasState(raftDir)
 	if err := raftstore.CatchUp(raftDir, s.fsm, log.With("component", "raft")); err != nil {
@@ -303,6 +308,7 @@ func (s *Server) serve() error {
 	}
 	s.sessions = session.New(s.raft, s.fsm, s.log.With("component", "session"), session.Options{})
 	authn.WithServers(s.fsm)
+	authn.WithRefusals(s.audit.refusal)
 	s.peers = newPeers(s.fsm, pki.OfferClusterALPN(s.id.raftClientTLS()))
 	s.raft.SetPeer(s.peers)
 	replicated := blobs.New(s.blobs, &blobPeers{peers: s.peers, raft: s.raft, blobs: s.blobs}, s.log.With("component", "blobs"))
@@ -314,7 +320,7 @@ func (s *Server) serve() error {
 		grpc.ChainStreamInterceptor(api.RecoverStream(grpcLog), s.streamCaughtUp, authn.StreamInterceptor, api.StreamErrorInterceptor),
 	)
 	core := &api.Core{Raft: s.raft, FSM: s.fsm, Sessions: s.sessions, Peers: s.peers, Log: s.log.With("component", "api"), Now: time.Now,
-		JoinLimiter: api.NewJoinLimiter(s.cfg.JoinLimit.PerMinute, s.cfg.JoinLimit.Burst, 0), Disk: s.disk}
+		JoinLimiter: api.NewJoinLimiter(s.cfg.JoinLimit.PerMinute, s.cfg.JoinLimit.Burst, 0), Disk: s.disk, Refused: s.audit.refusal}
 	images := api.NewImageService(core, replicated, s.log.With("component", "images"))
 	jobs, err := api.NewJobService(core, replicated, api.JobOptions{
 		Done: s.bg.Done(), TempDir: filepath.Join(s.cfg.DataDir, "tmp"), Logger: s.log.With("component", "jobs"),
@@ -338,6 +344,7 @@ func (s *Server) serve() error {
 	jobs.Register(s.grpc)
 	edge.Register(s.grpc)
 	api.NewCertService(core).Register(s.grpc)
+	api.NewAuditService(core).Register(s.grpc)
 	ccv1.RegisterAgentServiceServer(s.grpc, api.NewAgentServer(core, s.clusterCA, images, replicated))
 	ccv1.RegisterPeerServiceServer(s.grpc, api.NewPeerServer(core, s.clusterCA, s.blobs))
 
@@ -375,6 +382,7 @@ func (s *Server) serve() error {
 		ccv1.RegisterJobServiceHandler,
 		ccv1.RegisterEdgeServiceHandler,
 		ccv1.RegisterCertServiceHandler,
+		ccv1.RegisterAuditServiceHandler,
 	} {
 		if err := register(ctx, gw, s.gwConn); err != nil {
 			return err
@@ -719,8 +727,14 @@ func (s *Server) Close(ctx context.Context) error {
 			}
 		}
 		if s.fsm != nil {
+			s.fsm.OnAudit(nil)
 			if err := s.fsm.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("state close: %w", err))
+			}
+		}
+		if s.audit != nil {
+			if err := s.audit.close(); err != nil {
+				errs = append(errs, fmt.Errorf("audit file close: %w", err))
 			}
 		}
 		s.closeErr = errors.Join(errs...)

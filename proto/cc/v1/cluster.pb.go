@@ -86,8 +86,11 @@ type Settings struct {
 	// limits, when set in an update, changes the caps it sets; the others
 	// are kept.
 	Limits *LimitSettings `protobuf:"bytes,3,opt,name=limits,proto3" json:"limits,omitempty"`
+	// audit, when set in an update, changes the retention it sets; the
+	// other is kept.
+	Audit *AuditSettings `protobuf:"bytes,4,opt,name=audit,proto3" json:"audit,omitempty"`
 	// quotas, when set in an update, changes the quotas it sets; the others
-	// are kept. (Fields 4 to 9 are left for other settings.)
+	// are kept. (Fields 5 to 9 are left for other settings.)
 	Quotas        *QuotaSettings `protobuf:"bytes,10,opt,name=quotas,proto3" json:"quotas,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -144,11 +147,76 @@ func (x *Settings) GetLimits() *LimitSettings {
 	return nil
 }
 
+func (x *Settings) GetAudit() *AuditSettings {
+	if x != nil {
+		return x.Audit
+	}
+	return nil
+}
+
 func (x *Settings) GetQuotas() *QuotaSettings {
 	if x != nil {
 		return x.Quotas
 	}
 	return nil
+}
+
+// AuditSettings bound how much of the audit trail the cluster keeps: an
+// event older than max_age, or beyond the newest max_events, is dropped
+// when the next one is written. In an update, an unset field keeps the
+// stored value and 0 puts the default back.
+type AuditSettings struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// max_age is how long an event is kept. Default (0): 90 days.
+	MaxAge *durationpb.Duration `protobuf:"bytes,1,opt,name=max_age,json=maxAge,proto3" json:"max_age,omitempty"`
+	// max_events is how many events are kept. Default (0): 100000.
+	MaxEvents     *int64 `protobuf:"varint,2,opt,name=max_events,json=maxEvents,proto3,oneof" json:"max_events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditSettings) Reset() {
+	*x = AuditSettings{}
+	mi := &file_cc_v1_cluster_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditSettings) ProtoMessage() {}
+
+func (x *AuditSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_cluster_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditSettings.ProtoReflect.Descriptor instead.
+func (*AuditSettings) Descriptor() ([]byte, []int) {
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AuditSettings) GetMaxAge() *durationpb.Duration {
+	if x != nil {
+		return x.MaxAge
+	}
+	return nil
+}
+
+func (x *AuditSettings) GetMaxEvents() int64 {
+	if x != nil && x.MaxEvents != nil {
+		return *x.MaxEvents
+	}
+	return 0
 }
 
 // QuotaSettings bound what one API token may hold. A job submitted over a
@@ -170,7 +238,7 @@ type QuotaSettings struct {
 
 func (x *QuotaSettings) Reset() {
 	*x = QuotaSettings{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[1]
+	mi := &file_cc_v1_cluster_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -182,7 +250,7 @@ func (x *QuotaSettings) String() string {
 func (*QuotaSettings) ProtoMessage() {}
 
 func (x *QuotaSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[1]
+	mi := &file_cc_v1_cluster_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -195,7 +263,7 @@ func (x *QuotaSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuotaSettings.ProtoReflect.Descriptor instead.
 func (*QuotaSettings) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{1}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *QuotaSettings) GetJobsPerToken() int64 {
@@ -233,7 +301,7 @@ type LimitSettings struct {
 
 func (x *LimitSettings) Reset() {
 	*x = LimitSettings{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[2]
+	mi := &file_cc_v1_cluster_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -245,7 +313,7 @@ func (x *LimitSettings) String() string {
 func (*LimitSettings) ProtoMessage() {}
 
 func (x *LimitSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[2]
+	mi := &file_cc_v1_cluster_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -258,7 +326,7 @@ func (x *LimitSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LimitSettings.ProtoReflect.Descriptor instead.
 func (*LimitSettings) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{2}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *LimitSettings) GetMaxMemoryBytes() int64 {
@@ -313,7 +381,7 @@ type EdgeSettings struct {
 
 func (x *EdgeSettings) Reset() {
 	*x = EdgeSettings{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[3]
+	mi := &file_cc_v1_cluster_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -325,7 +393,7 @@ func (x *EdgeSettings) String() string {
 func (*EdgeSettings) ProtoMessage() {}
 
 func (x *EdgeSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[3]
+	mi := &file_cc_v1_cluster_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -338,7 +406,7 @@ func (x *EdgeSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EdgeSettings.ProtoReflect.Descriptor instead.
 func (*EdgeSettings) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{3}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *EdgeSettings) GetAcmeDirectory() string {
@@ -420,7 +488,7 @@ type UpdateSettingsRequest struct {
 
 func (x *UpdateSettingsRequest) Reset() {
 	*x = UpdateSettingsRequest{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[4]
+	mi := &file_cc_v1_cluster_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -432,7 +500,7 @@ func (x *UpdateSettingsRequest) String() string {
 func (*UpdateSettingsRequest) ProtoMessage() {}
 
 func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[4]
+	mi := &file_cc_v1_cluster_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -445,7 +513,7 @@ func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSettingsRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{4}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *UpdateSettingsRequest) GetSettings() *Settings {
@@ -464,7 +532,7 @@ type UpdateSettingsResponse struct {
 
 func (x *UpdateSettingsResponse) Reset() {
 	*x = UpdateSettingsResponse{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[5]
+	mi := &file_cc_v1_cluster_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -476,7 +544,7 @@ func (x *UpdateSettingsResponse) String() string {
 func (*UpdateSettingsResponse) ProtoMessage() {}
 
 func (x *UpdateSettingsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[5]
+	mi := &file_cc_v1_cluster_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -489,7 +557,7 @@ func (x *UpdateSettingsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSettingsResponse.ProtoReflect.Descriptor instead.
 func (*UpdateSettingsResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{5}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *UpdateSettingsResponse) GetSettings() *Settings {
@@ -508,7 +576,7 @@ type ListServersRequest struct {
 
 func (x *ListServersRequest) Reset() {
 	*x = ListServersRequest{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[6]
+	mi := &file_cc_v1_cluster_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -520,7 +588,7 @@ func (x *ListServersRequest) String() string {
 func (*ListServersRequest) ProtoMessage() {}
 
 func (x *ListServersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[6]
+	mi := &file_cc_v1_cluster_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -533,7 +601,7 @@ func (x *ListServersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServersRequest.ProtoReflect.Descriptor instead.
 func (*ListServersRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{6}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{7}
 }
 
 // ListServersResponse holds the servers, leader first.
@@ -546,7 +614,7 @@ type ListServersResponse struct {
 
 func (x *ListServersResponse) Reset() {
 	*x = ListServersResponse{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[7]
+	mi := &file_cc_v1_cluster_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -558,7 +626,7 @@ func (x *ListServersResponse) String() string {
 func (*ListServersResponse) ProtoMessage() {}
 
 func (x *ListServersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[7]
+	mi := &file_cc_v1_cluster_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -571,7 +639,7 @@ func (x *ListServersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServersResponse.ProtoReflect.Descriptor instead.
 func (*ListServersResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{7}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListServersResponse) GetServers() []*ServerInfo {
@@ -601,7 +669,7 @@ type ServerInfo struct {
 
 func (x *ServerInfo) Reset() {
 	*x = ServerInfo{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[8]
+	mi := &file_cc_v1_cluster_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -613,7 +681,7 @@ func (x *ServerInfo) String() string {
 func (*ServerInfo) ProtoMessage() {}
 
 func (x *ServerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[8]
+	mi := &file_cc_v1_cluster_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -626,7 +694,7 @@ func (x *ServerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerInfo.ProtoReflect.Descriptor instead.
 func (*ServerInfo) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{8}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ServerInfo) GetId() string {
@@ -704,7 +772,7 @@ type RemoveServerRequest struct {
 
 func (x *RemoveServerRequest) Reset() {
 	*x = RemoveServerRequest{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[9]
+	mi := &file_cc_v1_cluster_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -716,7 +784,7 @@ func (x *RemoveServerRequest) String() string {
 func (*RemoveServerRequest) ProtoMessage() {}
 
 func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[9]
+	mi := &file_cc_v1_cluster_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -729,7 +797,7 @@ func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveServerRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{9}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RemoveServerRequest) GetId() string {
@@ -755,7 +823,7 @@ type RemoveServerResponse struct {
 
 func (x *RemoveServerResponse) Reset() {
 	*x = RemoveServerResponse{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[10]
+	mi := &file_cc_v1_cluster_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -767,7 +835,7 @@ func (x *RemoveServerResponse) String() string {
 func (*RemoveServerResponse) ProtoMessage() {}
 
 func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[10]
+	mi := &file_cc_v1_cluster_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -780,7 +848,7 @@ func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveServerResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{10}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{11}
 }
 
 // TransferLeadershipRequest names the new leader; any voter when empty.
@@ -793,7 +861,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[11]
+	mi := &file_cc_v1_cluster_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -805,7 +873,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[11]
+	mi := &file_cc_v1_cluster_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -818,7 +886,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{11}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TransferLeadershipRequest) GetId() string {
@@ -838,7 +906,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[12]
+	mi := &file_cc_v1_cluster_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -850,7 +918,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[12]
+	mi := &file_cc_v1_cluster_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -863,7 +931,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{12}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TransferLeadershipResponse) GetLeaderId() string {
@@ -882,7 +950,7 @@ type SaveSnapshotRequest struct {
 
 func (x *SaveSnapshotRequest) Reset() {
 	*x = SaveSnapshotRequest{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[13]
+	mi := &file_cc_v1_cluster_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -894,7 +962,7 @@ func (x *SaveSnapshotRequest) String() string {
 func (*SaveSnapshotRequest) ProtoMessage() {}
 
 func (x *SaveSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[13]
+	mi := &file_cc_v1_cluster_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -907,7 +975,7 @@ func (x *SaveSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SaveSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{13}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{14}
 }
 
 // SaveSnapshotResponse is a piece of the snapshot; the first carries its
@@ -925,7 +993,7 @@ type SaveSnapshotResponse struct {
 
 func (x *SaveSnapshotResponse) Reset() {
 	*x = SaveSnapshotResponse{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[14]
+	mi := &file_cc_v1_cluster_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -937,7 +1005,7 @@ func (x *SaveSnapshotResponse) String() string {
 func (*SaveSnapshotResponse) ProtoMessage() {}
 
 func (x *SaveSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[14]
+	mi := &file_cc_v1_cluster_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -950,7 +1018,7 @@ func (x *SaveSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SaveSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{14}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SaveSnapshotResponse) GetIndex() uint64 {
@@ -983,7 +1051,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[15]
+	mi := &file_cc_v1_cluster_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -995,7 +1063,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[15]
+	mi := &file_cc_v1_cluster_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1008,7 +1076,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{15}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{16}
 }
 
 // GetStatusResponse describes the cluster as seen by the server that answered.
@@ -1049,7 +1117,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[16]
+	mi := &file_cc_v1_cluster_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1061,7 +1129,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[16]
+	mi := &file_cc_v1_cluster_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1074,7 +1142,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{16}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetStatusResponse) GetClusterId() string {
@@ -1189,7 +1257,7 @@ type Server struct {
 
 func (x *Server) Reset() {
 	*x = Server{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[17]
+	mi := &file_cc_v1_cluster_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1201,7 +1269,7 @@ func (x *Server) String() string {
 func (*Server) ProtoMessage() {}
 
 func (x *Server) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[17]
+	mi := &file_cc_v1_cluster_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1214,7 +1282,7 @@ func (x *Server) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Server.ProtoReflect.Descriptor instead.
 func (*Server) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{17}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Server) GetId() string {
@@ -1249,13 +1317,19 @@ var File_cc_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_cc_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x13cc/v1/cluster.proto\x12\x05cc.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdb\x01\n" +
+	"\x13cc/v1/cluster.proto\x12\x05cc.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x87\x02\n" +
 	"\bSettings\x12J\n" +
 	"\x13scheduling_strategy\x18\x01 \x01(\x0e2\x19.cc.v1.SchedulingStrategyR\x12schedulingStrategy\x12'\n" +
 	"\x04edge\x18\x02 \x01(\v2\x13.cc.v1.EdgeSettingsR\x04edge\x12,\n" +
-	"\x06limits\x18\x03 \x01(\v2\x14.cc.v1.LimitSettingsR\x06limits\x12,\n" +
+	"\x06limits\x18\x03 \x01(\v2\x14.cc.v1.LimitSettingsR\x06limits\x12*\n" +
+	"\x05audit\x18\x04 \x01(\v2\x14.cc.v1.AuditSettingsR\x05audit\x12,\n" +
 	"\x06quotas\x18\n" +
-	" \x01(\v2\x14.cc.v1.QuotaSettingsR\x06quotas\"\xa2\x01\n" +
+	" \x01(\v2\x14.cc.v1.QuotaSettingsR\x06quotas\"v\n" +
+	"\rAuditSettings\x122\n" +
+	"\amax_age\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x06maxAge\x12\"\n" +
+	"\n" +
+	"max_events\x18\x02 \x01(\x03H\x00R\tmaxEvents\x88\x01\x01B\r\n" +
+	"\v_max_events\"\xa2\x01\n" +
 	"\rQuotaSettings\x12)\n" +
 	"\x0ejobs_per_token\x18\x01 \x01(\x03H\x00R\fjobsPerToken\x88\x01\x01\x128\n" +
 	"\x16output_bytes_per_token\x18\x02 \x01(\x03H\x01R\x13outputBytesPerToken\x88\x01\x01B\x11\n" +
@@ -1366,59 +1440,62 @@ func file_cc_v1_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_cc_v1_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cc_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_cc_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_cc_v1_cluster_proto_goTypes = []any{
 	(SchedulingStrategy)(0),            // 0: cc.v1.SchedulingStrategy
 	(*Settings)(nil),                   // 1: cc.v1.Settings
-	(*QuotaSettings)(nil),              // 2: cc.v1.QuotaSettings
-	(*LimitSettings)(nil),              // 3: cc.v1.LimitSettings
-	(*EdgeSettings)(nil),               // 4: cc.v1.EdgeSettings
-	(*UpdateSettingsRequest)(nil),      // 5: cc.v1.UpdateSettingsRequest
-	(*UpdateSettingsResponse)(nil),     // 6: cc.v1.UpdateSettingsResponse
-	(*ListServersRequest)(nil),         // 7: cc.v1.ListServersRequest
-	(*ListServersResponse)(nil),        // 8: cc.v1.ListServersResponse
-	(*ServerInfo)(nil),                 // 9: cc.v1.ServerInfo
-	(*RemoveServerRequest)(nil),        // 10: cc.v1.RemoveServerRequest
-	(*RemoveServerResponse)(nil),       // 11: cc.v1.RemoveServerResponse
-	(*TransferLeadershipRequest)(nil),  // 12: cc.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 13: cc.v1.TransferLeadershipResponse
-	(*SaveSnapshotRequest)(nil),        // 14: cc.v1.SaveSnapshotRequest
-	(*SaveSnapshotResponse)(nil),       // 15: cc.v1.SaveSnapshotResponse
-	(*GetStatusRequest)(nil),           // 16: cc.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),          // 17: cc.v1.GetStatusResponse
-	(*Server)(nil),                     // 18: cc.v1.Server
-	(*durationpb.Duration)(nil),        // 19: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),      // 20: google.protobuf.Timestamp
+	(*AuditSettings)(nil),              // 2: cc.v1.AuditSettings
+	(*QuotaSettings)(nil),              // 3: cc.v1.QuotaSettings
+	(*LimitSettings)(nil),              // 4: cc.v1.LimitSettings
+	(*EdgeSettings)(nil),               // 5: cc.v1.EdgeSettings
+	(*UpdateSettingsRequest)(nil),      // 6: cc.v1.UpdateSettingsRequest
+	(*UpdateSettingsResponse)(nil),     // 7: cc.v1.UpdateSettingsResponse
+	(*ListServersRequest)(nil),         // 8: cc.v1.ListServersRequest
+	(*ListServersResponse)(nil),        // 9: cc.v1.ListServersResponse
+	(*ServerInfo)(nil),                 // 10: cc.v1.ServerInfo
+	(*RemoveServerRequest)(nil),        // 11: cc.v1.RemoveServerRequest
+	(*RemoveServerResponse)(nil),       // 12: cc.v1.RemoveServerResponse
+	(*TransferLeadershipRequest)(nil),  // 13: cc.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 14: cc.v1.TransferLeadershipResponse
+	(*SaveSnapshotRequest)(nil),        // 15: cc.v1.SaveSnapshotRequest
+	(*SaveSnapshotResponse)(nil),       // 16: cc.v1.SaveSnapshotResponse
+	(*GetStatusRequest)(nil),           // 17: cc.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),          // 18: cc.v1.GetStatusResponse
+	(*Server)(nil),                     // 19: cc.v1.Server
+	(*durationpb.Duration)(nil),        // 20: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),      // 21: google.protobuf.Timestamp
 }
 var file_cc_v1_cluster_proto_depIdxs = []int32{
 	0,  // 0: cc.v1.Settings.scheduling_strategy:type_name -> cc.v1.SchedulingStrategy
-	4,  // 1: cc.v1.Settings.edge:type_name -> cc.v1.EdgeSettings
-	3,  // 2: cc.v1.Settings.limits:type_name -> cc.v1.LimitSettings
-	2,  // 3: cc.v1.Settings.quotas:type_name -> cc.v1.QuotaSettings
-	1,  // 4: cc.v1.UpdateSettingsRequest.settings:type_name -> cc.v1.Settings
-	1,  // 5: cc.v1.UpdateSettingsResponse.settings:type_name -> cc.v1.Settings
-	9,  // 6: cc.v1.ListServersResponse.servers:type_name -> cc.v1.ServerInfo
-	19, // 7: cc.v1.ServerInfo.last_contact:type_name -> google.protobuf.Duration
-	18, // 8: cc.v1.GetStatusResponse.servers:type_name -> cc.v1.Server
-	20, // 9: cc.v1.GetStatusResponse.created_at:type_name -> google.protobuf.Timestamp
-	1,  // 10: cc.v1.GetStatusResponse.settings:type_name -> cc.v1.Settings
-	16, // 11: cc.v1.ClusterService.GetStatus:input_type -> cc.v1.GetStatusRequest
-	7,  // 12: cc.v1.ClusterService.ListServers:input_type -> cc.v1.ListServersRequest
-	10, // 13: cc.v1.ClusterService.RemoveServer:input_type -> cc.v1.RemoveServerRequest
-	12, // 14: cc.v1.ClusterService.TransferLeadership:input_type -> cc.v1.TransferLeadershipRequest
-	14, // 15: cc.v1.ClusterService.SaveSnapshot:input_type -> cc.v1.SaveSnapshotRequest
-	5,  // 16: cc.v1.ClusterService.UpdateSettings:input_type -> cc.v1.UpdateSettingsRequest
-	17, // 17: cc.v1.ClusterService.GetStatus:output_type -> cc.v1.GetStatusResponse
-	8,  // 18: cc.v1.ClusterService.ListServers:output_type -> cc.v1.ListServersResponse
-	11, // 19: cc.v1.ClusterService.RemoveServer:output_type -> cc.v1.RemoveServerResponse
-	13, // 20: cc.v1.ClusterService.TransferLeadership:output_type -> cc.v1.TransferLeadershipResponse
-	15, // 21: cc.v1.ClusterService.SaveSnapshot:output_type -> cc.v1.SaveSnapshotResponse
-	6,  // 22: cc.v1.ClusterService.UpdateSettings:output_type -> cc.v1.UpdateSettingsResponse
-	17, // [17:23] is the sub-list for method output_type
-	11, // [11:17] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	5,  // 1: cc.v1.Settings.edge:type_name -> cc.v1.EdgeSettings
+	4,  // 2: cc.v1.Settings.limits:type_name -> cc.v1.LimitSettings
+	2,  // 3: cc.v1.Settings.audit:type_name -> cc.v1.AuditSettings
+	3,  // 4: cc.v1.Settings.quotas:type_name -> cc.v1.QuotaSettings
+	20, // 5: cc.v1.AuditSettings.max_age:type_name -> google.protobuf.Duration
+	1,  // 6: cc.v1.UpdateSettingsRequest.settings:type_name -> cc.v1.Settings
+	1,  // 7: cc.v1.UpdateSettingsResponse.settings:type_name -> cc.v1.Settings
+	10, // 8: cc.v1.ListServersResponse.servers:type_name -> cc.v1.ServerInfo
+	20, // 9: cc.v1.ServerInfo.last_contact:type_name -> google.protobuf.Duration
+	19, // 10: cc.v1.GetStatusResponse.servers:type_name -> cc.v1.Server
+	21, // 11: cc.v1.GetStatusResponse.created_at:type_name -> google.protobuf.Timestamp
+	1,  // 12: cc.v1.GetStatusResponse.settings:type_name -> cc.v1.Settings
+	17, // 13: cc.v1.ClusterService.GetStatus:input_type -> cc.v1.GetStatusRequest
+	8,  // 14: cc.v1.ClusterService.ListServers:input_type -> cc.v1.ListServersRequest
+	11, // 15: cc.v1.ClusterService.RemoveServer:input_type -> cc.v1.RemoveServerRequest
+	13, // 16: cc.v1.ClusterService.TransferLeadership:input_type -> cc.v1.TransferLeadershipRequest
+	15, // 17: cc.v1.ClusterService.SaveSnapshot:input_type -> cc.v1.SaveSnapshotRequest
+	6,  // 18: cc.v1.ClusterService.UpdateSettings:input_type -> cc.v1.UpdateSettingsRequest
+	18, // 19: cc.v1.ClusterService.GetStatus:output_type -> cc.v1.GetStatusResponse
+	9,  // 20: cc.v1.ClusterService.ListServers:output_type -> cc.v1.ListServersResponse
+	12, // 21: cc.v1.ClusterService.RemoveServer:output_type -> cc.v1.RemoveServerResponse
+	14, // 22: cc.v1.ClusterService.TransferLeadership:output_type -> cc.v1.TransferLeadershipResponse
+	16, // 23: cc.v1.ClusterService.SaveSnapshot:output_type -> cc.v1.SaveSnapshotResponse
+	7,  // 24: cc.v1.ClusterService.UpdateSettings:output_type -> cc.v1.UpdateSettingsResponse
+	19, // [19:25] is the sub-list for method output_type
+	13, // [13:19] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_cluster_proto_init() }
@@ -1428,13 +1505,14 @@ func file_cc_v1_cluster_proto_init() {
 	}
 	file_cc_v1_cluster_proto_msgTypes[1].OneofWrappers = []any{}
 	file_cc_v1_cluster_proto_msgTypes[2].OneofWrappers = []any{}
+	file_cc_v1_cluster_proto_msgTypes[3].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_v1_cluster_proto_rawDesc), len(file_cc_v1_cluster_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -200,7 +200,12 @@ type Command struct {
 	// issued_at is set by the proposer so that applying is deterministic.
 	IssuedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
 	// payload is the type's message, encoded.
-	Payload       []byte `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`
+	Payload []byte `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`
+	// audit says who proposed the command through which API call; the state
+	// machine writes an audit record from it in the same transaction as the
+	// command. Unset for commands the control plane writes on its own
+	// (leader loops, status reports): those are not audited.
+	Audit         *AuditContext `protobuf:"bytes,5,opt,name=audit,proto3" json:"audit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -263,6 +268,120 @@ func (x *Command) GetPayload() []byte {
 	return nil
 }
 
+func (x *Command) GetAudit() *AuditContext {
+	if x != nil {
+		return x.Audit
+	}
+	return nil
+}
+
+// AuditContext is the caller of the API call that proposed a command.
+type AuditContext struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// token_id and role (a cc.v1.Role value) name an API token; node_id a
+	// node, server_id a control-plane server.
+	TokenId  string `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	Role     int32  `protobuf:"varint,2,opt,name=role,proto3" json:"role,omitempty"`
+	NodeId   string `protobuf:"bytes,3,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	ServerId string `protobuf:"bytes,4,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	// method is the full gRPC method of the call.
+	Method string `protobuf:"bytes,5,opt,name=method,proto3" json:"method,omitempty"`
+	// target names what the command changes.
+	Target string `protobuf:"bytes,6,opt,name=target,proto3" json:"target,omitempty"`
+	// source is the caller's address.
+	Source string `protobuf:"bytes,7,opt,name=source,proto3" json:"source,omitempty"`
+	// server is the id of the server that took the call.
+	Server        string `protobuf:"bytes,8,opt,name=server,proto3" json:"server,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditContext) Reset() {
+	*x = AuditContext{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditContext) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditContext) ProtoMessage() {}
+
+func (x *AuditContext) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditContext.ProtoReflect.Descriptor instead.
+func (*AuditContext) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AuditContext) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+func (x *AuditContext) GetRole() int32 {
+	if x != nil {
+		return x.Role
+	}
+	return 0
+}
+
+func (x *AuditContext) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *AuditContext) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *AuditContext) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *AuditContext) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *AuditContext) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *AuditContext) GetServer() string {
+	if x != nil {
+		return x.Server
+	}
+	return ""
+}
+
 // InitCluster fixes the cluster's identity. It is applied once.
 type InitCluster struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -275,7 +394,7 @@ type InitCluster struct {
 
 func (x *InitCluster) Reset() {
 	*x = InitCluster{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[1]
+	mi := &file_cc_state_v1_state_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -287,7 +406,7 @@ func (x *InitCluster) String() string {
 func (*InitCluster) ProtoMessage() {}
 
 func (x *InitCluster) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[1]
+	mi := &file_cc_state_v1_state_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -300,7 +419,7 @@ func (x *InitCluster) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InitCluster.ProtoReflect.Descriptor instead.
 func (*InitCluster) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{1}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *InitCluster) GetClusterId() string {
@@ -334,7 +453,7 @@ type CreateToken struct {
 
 func (x *CreateToken) Reset() {
 	*x = CreateToken{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[2]
+	mi := &file_cc_state_v1_state_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -346,7 +465,7 @@ func (x *CreateToken) String() string {
 func (*CreateToken) ProtoMessage() {}
 
 func (x *CreateToken) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[2]
+	mi := &file_cc_state_v1_state_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -359,7 +478,7 @@ func (x *CreateToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateToken.ProtoReflect.Descriptor instead.
 func (*CreateToken) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{2}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CreateToken) GetToken() *TokenRecord {
@@ -379,7 +498,7 @@ type RevokeToken struct {
 
 func (x *RevokeToken) Reset() {
 	*x = RevokeToken{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[3]
+	mi := &file_cc_state_v1_state_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -391,7 +510,7 @@ func (x *RevokeToken) String() string {
 func (*RevokeToken) ProtoMessage() {}
 
 func (x *RevokeToken) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[3]
+	mi := &file_cc_state_v1_state_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -404,7 +523,7 @@ func (x *RevokeToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeToken.ProtoReflect.Descriptor instead.
 func (*RevokeToken) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{3}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RevokeToken) GetId() string {
@@ -427,7 +546,7 @@ type JoinNode struct {
 
 func (x *JoinNode) Reset() {
 	*x = JoinNode{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[4]
+	mi := &file_cc_state_v1_state_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -439,7 +558,7 @@ func (x *JoinNode) String() string {
 func (*JoinNode) ProtoMessage() {}
 
 func (x *JoinNode) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[4]
+	mi := &file_cc_state_v1_state_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -452,7 +571,7 @@ func (x *JoinNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinNode.ProtoReflect.Descriptor instead.
 func (*JoinNode) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{4}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *JoinNode) GetTokenId() string {
@@ -496,7 +615,7 @@ type UpdateNode struct {
 
 func (x *UpdateNode) Reset() {
 	*x = UpdateNode{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[5]
+	mi := &file_cc_state_v1_state_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -508,7 +627,7 @@ func (x *UpdateNode) String() string {
 func (*UpdateNode) ProtoMessage() {}
 
 func (x *UpdateNode) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[5]
+	mi := &file_cc_state_v1_state_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -521,7 +640,7 @@ func (x *UpdateNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateNode.ProtoReflect.Descriptor instead.
 func (*UpdateNode) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{5}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *UpdateNode) GetId() string {
@@ -604,7 +723,7 @@ type RemoveNode struct {
 
 func (x *RemoveNode) Reset() {
 	*x = RemoveNode{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[6]
+	mi := &file_cc_state_v1_state_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -616,7 +735,7 @@ func (x *RemoveNode) String() string {
 func (*RemoveNode) ProtoMessage() {}
 
 func (x *RemoveNode) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[6]
+	mi := &file_cc_state_v1_state_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -629,7 +748,7 @@ func (x *RemoveNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNode.ProtoReflect.Descriptor instead.
 func (*RemoveNode) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{6}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RemoveNode) GetId() string {
@@ -649,7 +768,7 @@ type CreateContainer struct {
 
 func (x *CreateContainer) Reset() {
 	*x = CreateContainer{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[7]
+	mi := &file_cc_state_v1_state_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -661,7 +780,7 @@ func (x *CreateContainer) String() string {
 func (*CreateContainer) ProtoMessage() {}
 
 func (x *CreateContainer) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[7]
+	mi := &file_cc_state_v1_state_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -674,7 +793,7 @@ func (x *CreateContainer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateContainer.ProtoReflect.Descriptor instead.
 func (*CreateContainer) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{7}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateContainer) GetContainer() *v1.Container {
@@ -696,7 +815,7 @@ type SetContainerDesired struct {
 
 func (x *SetContainerDesired) Reset() {
 	*x = SetContainerDesired{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[8]
+	mi := &file_cc_state_v1_state_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -708,7 +827,7 @@ func (x *SetContainerDesired) String() string {
 func (*SetContainerDesired) ProtoMessage() {}
 
 func (x *SetContainerDesired) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[8]
+	mi := &file_cc_state_v1_state_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -721,7 +840,7 @@ func (x *SetContainerDesired) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetContainerDesired.ProtoReflect.Descriptor instead.
 func (*SetContainerDesired) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{8}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SetContainerDesired) GetId() string {
@@ -755,7 +874,7 @@ type RemoveContainer struct {
 
 func (x *RemoveContainer) Reset() {
 	*x = RemoveContainer{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[9]
+	mi := &file_cc_state_v1_state_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -767,7 +886,7 @@ func (x *RemoveContainer) String() string {
 func (*RemoveContainer) ProtoMessage() {}
 
 func (x *RemoveContainer) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[9]
+	mi := &file_cc_state_v1_state_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -780,7 +899,7 @@ func (x *RemoveContainer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContainer.ProtoReflect.Descriptor instead.
 func (*RemoveContainer) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{9}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RemoveContainer) GetId() string {
@@ -801,7 +920,7 @@ type ReportStatus struct {
 
 func (x *ReportStatus) Reset() {
 	*x = ReportStatus{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[10]
+	mi := &file_cc_state_v1_state_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -813,7 +932,7 @@ func (x *ReportStatus) String() string {
 func (*ReportStatus) ProtoMessage() {}
 
 func (x *ReportStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[10]
+	mi := &file_cc_state_v1_state_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -826,7 +945,7 @@ func (x *ReportStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportStatus.ProtoReflect.Descriptor instead.
 func (*ReportStatus) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{10}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ReportStatus) GetNodeId() string {
@@ -857,7 +976,7 @@ type RecordAttemptUpload struct {
 
 func (x *RecordAttemptUpload) Reset() {
 	*x = RecordAttemptUpload{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[11]
+	mi := &file_cc_state_v1_state_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -869,7 +988,7 @@ func (x *RecordAttemptUpload) String() string {
 func (*RecordAttemptUpload) ProtoMessage() {}
 
 func (x *RecordAttemptUpload) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[11]
+	mi := &file_cc_state_v1_state_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -882,7 +1001,7 @@ func (x *RecordAttemptUpload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordAttemptUpload.ProtoReflect.Descriptor instead.
 func (*RecordAttemptUpload) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{11}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RecordAttemptUpload) GetContainerId() string {
@@ -923,7 +1042,7 @@ type PutImage struct {
 
 func (x *PutImage) Reset() {
 	*x = PutImage{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[12]
+	mi := &file_cc_state_v1_state_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -935,7 +1054,7 @@ func (x *PutImage) String() string {
 func (*PutImage) ProtoMessage() {}
 
 func (x *PutImage) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[12]
+	mi := &file_cc_state_v1_state_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -948,7 +1067,7 @@ func (x *PutImage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutImage.ProtoReflect.Descriptor instead.
 func (*PutImage) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{12}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PutImage) GetImage() *v1.Image {
@@ -968,7 +1087,7 @@ type RemoveImage struct {
 
 func (x *RemoveImage) Reset() {
 	*x = RemoveImage{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[13]
+	mi := &file_cc_state_v1_state_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -980,7 +1099,7 @@ func (x *RemoveImage) String() string {
 func (*RemoveImage) ProtoMessage() {}
 
 func (x *RemoveImage) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[13]
+	mi := &file_cc_state_v1_state_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -993,7 +1112,7 @@ func (x *RemoveImage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveImage.ProtoReflect.Descriptor instead.
 func (*RemoveImage) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{13}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RemoveImage) GetDigest() string {
@@ -1016,7 +1135,7 @@ type PutServer struct {
 
 func (x *PutServer) Reset() {
 	*x = PutServer{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[14]
+	mi := &file_cc_state_v1_state_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1028,7 +1147,7 @@ func (x *PutServer) String() string {
 func (*PutServer) ProtoMessage() {}
 
 func (x *PutServer) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[14]
+	mi := &file_cc_state_v1_state_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1041,7 +1160,7 @@ func (x *PutServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutServer.ProtoReflect.Descriptor instead.
 func (*PutServer) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{14}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PutServer) GetServer() *ServerRecord {
@@ -1075,7 +1194,7 @@ type RemoveServer struct {
 
 func (x *RemoveServer) Reset() {
 	*x = RemoveServer{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[15]
+	mi := &file_cc_state_v1_state_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1087,7 +1206,7 @@ func (x *RemoveServer) String() string {
 func (*RemoveServer) ProtoMessage() {}
 
 func (x *RemoveServer) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[15]
+	mi := &file_cc_state_v1_state_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1100,7 +1219,7 @@ func (x *RemoveServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServer.ProtoReflect.Descriptor instead.
 func (*RemoveServer) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{15}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RemoveServer) GetId() string {
@@ -1125,7 +1244,7 @@ type ServerRecord struct {
 
 func (x *ServerRecord) Reset() {
 	*x = ServerRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[16]
+	mi := &file_cc_state_v1_state_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1137,7 +1256,7 @@ func (x *ServerRecord) String() string {
 func (*ServerRecord) ProtoMessage() {}
 
 func (x *ServerRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[16]
+	mi := &file_cc_state_v1_state_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1150,7 +1269,7 @@ func (x *ServerRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerRecord.ProtoReflect.Descriptor instead.
 func (*ServerRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{16}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ServerRecord) GetId() string {
@@ -1211,7 +1330,7 @@ type ContainerRecord struct {
 
 func (x *ContainerRecord) Reset() {
 	*x = ContainerRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[17]
+	mi := &file_cc_state_v1_state_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1223,7 +1342,7 @@ func (x *ContainerRecord) String() string {
 func (*ContainerRecord) ProtoMessage() {}
 
 func (x *ContainerRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[17]
+	mi := &file_cc_state_v1_state_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1236,7 +1355,7 @@ func (x *ContainerRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerRecord.ProtoReflect.Descriptor instead.
 func (*ContainerRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{17}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ContainerRecord) GetContainer() *v1.Container {
@@ -1280,7 +1399,7 @@ type ClusterRecord struct {
 
 func (x *ClusterRecord) Reset() {
 	*x = ClusterRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[18]
+	mi := &file_cc_state_v1_state_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1292,7 +1411,7 @@ func (x *ClusterRecord) String() string {
 func (*ClusterRecord) ProtoMessage() {}
 
 func (x *ClusterRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[18]
+	mi := &file_cc_state_v1_state_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1305,7 +1424,7 @@ func (x *ClusterRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRecord.ProtoReflect.Descriptor instead.
 func (*ClusterRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{18}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ClusterRecord) GetClusterId() string {
@@ -1356,7 +1475,7 @@ type TokenRecord struct {
 
 func (x *TokenRecord) Reset() {
 	*x = TokenRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[19]
+	mi := &file_cc_state_v1_state_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1368,7 +1487,7 @@ func (x *TokenRecord) String() string {
 func (*TokenRecord) ProtoMessage() {}
 
 func (x *TokenRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[19]
+	mi := &file_cc_state_v1_state_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1381,7 +1500,7 @@ func (x *TokenRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenRecord.ProtoReflect.Descriptor instead.
 func (*TokenRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{19}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *TokenRecord) GetId() string {
@@ -1457,7 +1576,7 @@ type CreateService struct {
 
 func (x *CreateService) Reset() {
 	*x = CreateService{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[20]
+	mi := &file_cc_state_v1_state_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1469,7 +1588,7 @@ func (x *CreateService) String() string {
 func (*CreateService) ProtoMessage() {}
 
 func (x *CreateService) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[20]
+	mi := &file_cc_state_v1_state_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1482,7 +1601,7 @@ func (x *CreateService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateService.ProtoReflect.Descriptor instead.
 func (*CreateService) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{20}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CreateService) GetService() *v1.Service {
@@ -1514,7 +1633,7 @@ type UpdateService struct {
 
 func (x *UpdateService) Reset() {
 	*x = UpdateService{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[21]
+	mi := &file_cc_state_v1_state_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1526,7 +1645,7 @@ func (x *UpdateService) String() string {
 func (*UpdateService) ProtoMessage() {}
 
 func (x *UpdateService) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[21]
+	mi := &file_cc_state_v1_state_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1539,7 +1658,7 @@ func (x *UpdateService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateService.ProtoReflect.Descriptor instead.
 func (*UpdateService) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{21}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *UpdateService) GetId() string {
@@ -1601,7 +1720,7 @@ type RemoveService struct {
 
 func (x *RemoveService) Reset() {
 	*x = RemoveService{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[22]
+	mi := &file_cc_state_v1_state_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1613,7 +1732,7 @@ func (x *RemoveService) String() string {
 func (*RemoveService) ProtoMessage() {}
 
 func (x *RemoveService) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[22]
+	mi := &file_cc_state_v1_state_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1626,7 +1745,7 @@ func (x *RemoveService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveService.ProtoReflect.Descriptor instead.
 func (*RemoveService) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{22}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RemoveService) GetId() string {
@@ -1649,7 +1768,7 @@ type TaskOps struct {
 
 func (x *TaskOps) Reset() {
 	*x = TaskOps{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[23]
+	mi := &file_cc_state_v1_state_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1661,7 +1780,7 @@ func (x *TaskOps) String() string {
 func (*TaskOps) ProtoMessage() {}
 
 func (x *TaskOps) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[23]
+	mi := &file_cc_state_v1_state_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1674,7 +1793,7 @@ func (x *TaskOps) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskOps.ProtoReflect.Descriptor instead.
 func (*TaskOps) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{23}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TaskOps) GetOps() []*TaskOp {
@@ -1701,7 +1820,7 @@ type TaskOp struct {
 
 func (x *TaskOp) Reset() {
 	*x = TaskOp{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[24]
+	mi := &file_cc_state_v1_state_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1713,7 +1832,7 @@ func (x *TaskOp) String() string {
 func (*TaskOp) ProtoMessage() {}
 
 func (x *TaskOp) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[24]
+	mi := &file_cc_state_v1_state_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1726,7 +1845,7 @@ func (x *TaskOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskOp.ProtoReflect.Descriptor instead.
 func (*TaskOp) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{24}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *TaskOp) GetOp() isTaskOp_Op {
@@ -1843,7 +1962,7 @@ type AssignTask struct {
 
 func (x *AssignTask) Reset() {
 	*x = AssignTask{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[25]
+	mi := &file_cc_state_v1_state_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1855,7 +1974,7 @@ func (x *AssignTask) String() string {
 func (*AssignTask) ProtoMessage() {}
 
 func (x *AssignTask) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[25]
+	mi := &file_cc_state_v1_state_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1868,7 +1987,7 @@ func (x *AssignTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignTask.ProtoReflect.Descriptor instead.
 func (*AssignTask) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{25}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *AssignTask) GetTaskId() string {
@@ -1898,7 +2017,7 @@ type StopTask struct {
 
 func (x *StopTask) Reset() {
 	*x = StopTask{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[26]
+	mi := &file_cc_state_v1_state_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1910,7 +2029,7 @@ func (x *StopTask) String() string {
 func (*StopTask) ProtoMessage() {}
 
 func (x *StopTask) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[26]
+	mi := &file_cc_state_v1_state_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1923,7 +2042,7 @@ func (x *StopTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopTask.ProtoReflect.Descriptor instead.
 func (*StopTask) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{26}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *StopTask) GetTaskId() string {
@@ -1958,7 +2077,7 @@ type PendingReason struct {
 
 func (x *PendingReason) Reset() {
 	*x = PendingReason{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[27]
+	mi := &file_cc_state_v1_state_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1970,7 +2089,7 @@ func (x *PendingReason) String() string {
 func (*PendingReason) ProtoMessage() {}
 
 func (x *PendingReason) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[27]
+	mi := &file_cc_state_v1_state_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1983,7 +2102,7 @@ func (x *PendingReason) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingReason.ProtoReflect.Descriptor instead.
 func (*PendingReason) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{27}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PendingReason) GetTaskId() string {
@@ -2015,7 +2134,7 @@ type ServiceProgress struct {
 
 func (x *ServiceProgress) Reset() {
 	*x = ServiceProgress{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[28]
+	mi := &file_cc_state_v1_state_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2027,7 +2146,7 @@ func (x *ServiceProgress) String() string {
 func (*ServiceProgress) ProtoMessage() {}
 
 func (x *ServiceProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[28]
+	mi := &file_cc_state_v1_state_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2040,7 +2159,7 @@ func (x *ServiceProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceProgress.ProtoReflect.Descriptor instead.
 func (*ServiceProgress) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{28}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ServiceProgress) GetServiceId() string {
@@ -2081,7 +2200,7 @@ type UpdateSettings struct {
 
 func (x *UpdateSettings) Reset() {
 	*x = UpdateSettings{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[29]
+	mi := &file_cc_state_v1_state_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2093,7 +2212,7 @@ func (x *UpdateSettings) String() string {
 func (*UpdateSettings) ProtoMessage() {}
 
 func (x *UpdateSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[29]
+	mi := &file_cc_state_v1_state_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2106,7 +2225,7 @@ func (x *UpdateSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSettings.ProtoReflect.Descriptor instead.
 func (*UpdateSettings) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{29}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *UpdateSettings) GetSettings() *v1.Settings {
@@ -2127,7 +2246,7 @@ type ReportStatuses struct {
 
 func (x *ReportStatuses) Reset() {
 	*x = ReportStatuses{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[30]
+	mi := &file_cc_state_v1_state_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2139,7 +2258,7 @@ func (x *ReportStatuses) String() string {
 func (*ReportStatuses) ProtoMessage() {}
 
 func (x *ReportStatuses) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[30]
+	mi := &file_cc_state_v1_state_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2152,7 +2271,7 @@ func (x *ReportStatuses) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportStatuses.ProtoReflect.Descriptor instead.
 func (*ReportStatuses) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{30}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ReportStatuses) GetReports() []*ReportStatus {
@@ -2174,7 +2293,7 @@ type SubmitJob struct {
 
 func (x *SubmitJob) Reset() {
 	*x = SubmitJob{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[31]
+	mi := &file_cc_state_v1_state_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2186,7 +2305,7 @@ func (x *SubmitJob) String() string {
 func (*SubmitJob) ProtoMessage() {}
 
 func (x *SubmitJob) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[31]
+	mi := &file_cc_state_v1_state_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2199,7 +2318,7 @@ func (x *SubmitJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJob.ProtoReflect.Descriptor instead.
 func (*SubmitJob) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{31}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SubmitJob) GetJob() *JobRecord {
@@ -2227,7 +2346,7 @@ type JobRecord struct {
 
 func (x *JobRecord) Reset() {
 	*x = JobRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[32]
+	mi := &file_cc_state_v1_state_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2239,7 +2358,7 @@ func (x *JobRecord) String() string {
 func (*JobRecord) ProtoMessage() {}
 
 func (x *JobRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[32]
+	mi := &file_cc_state_v1_state_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2252,7 +2371,7 @@ func (x *JobRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobRecord.ProtoReflect.Descriptor instead.
 func (*JobRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{32}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *JobRecord) GetJob() *v1.Job {
@@ -2293,7 +2412,7 @@ type CancelJob struct {
 
 func (x *CancelJob) Reset() {
 	*x = CancelJob{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[33]
+	mi := &file_cc_state_v1_state_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2305,7 +2424,7 @@ func (x *CancelJob) String() string {
 func (*CancelJob) ProtoMessage() {}
 
 func (x *CancelJob) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[33]
+	mi := &file_cc_state_v1_state_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2318,7 +2437,7 @@ func (x *CancelJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJob.ProtoReflect.Descriptor instead.
 func (*CancelJob) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{33}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CancelJob) GetId() string {
@@ -2339,7 +2458,7 @@ type JobOps struct {
 
 func (x *JobOps) Reset() {
 	*x = JobOps{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[34]
+	mi := &file_cc_state_v1_state_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2351,7 +2470,7 @@ func (x *JobOps) String() string {
 func (*JobOps) ProtoMessage() {}
 
 func (x *JobOps) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[34]
+	mi := &file_cc_state_v1_state_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2364,7 +2483,7 @@ func (x *JobOps) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobOps.ProtoReflect.Descriptor instead.
 func (*JobOps) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{34}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *JobOps) GetOps() []*JobOp {
@@ -2391,7 +2510,7 @@ type JobOp struct {
 
 func (x *JobOp) Reset() {
 	*x = JobOp{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[35]
+	mi := &file_cc_state_v1_state_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2403,7 +2522,7 @@ func (x *JobOp) String() string {
 func (*JobOp) ProtoMessage() {}
 
 func (x *JobOp) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[35]
+	mi := &file_cc_state_v1_state_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2416,7 +2535,7 @@ func (x *JobOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobOp.ProtoReflect.Descriptor instead.
 func (*JobOp) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{35}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *JobOp) GetOp() isJobOp_Op {
@@ -2542,7 +2661,7 @@ type StartJobAttempt struct {
 
 func (x *StartJobAttempt) Reset() {
 	*x = StartJobAttempt{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[36]
+	mi := &file_cc_state_v1_state_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2554,7 +2673,7 @@ func (x *StartJobAttempt) String() string {
 func (*StartJobAttempt) ProtoMessage() {}
 
 func (x *StartJobAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[36]
+	mi := &file_cc_state_v1_state_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2567,7 +2686,7 @@ func (x *StartJobAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartJobAttempt.ProtoReflect.Descriptor instead.
 func (*StartJobAttempt) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{36}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *StartJobAttempt) GetJobId() string {
@@ -2613,7 +2732,7 @@ type FailJobAttempt struct {
 
 func (x *FailJobAttempt) Reset() {
 	*x = FailJobAttempt{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[37]
+	mi := &file_cc_state_v1_state_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2625,7 +2744,7 @@ func (x *FailJobAttempt) String() string {
 func (*FailJobAttempt) ProtoMessage() {}
 
 func (x *FailJobAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[37]
+	mi := &file_cc_state_v1_state_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2638,7 +2757,7 @@ func (x *FailJobAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailJobAttempt.ProtoReflect.Descriptor instead.
 func (*FailJobAttempt) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{37}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *FailJobAttempt) GetJobId() string {
@@ -2680,7 +2799,7 @@ type WebhookResult struct {
 
 func (x *WebhookResult) Reset() {
 	*x = WebhookResult{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[38]
+	mi := &file_cc_state_v1_state_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2692,7 +2811,7 @@ func (x *WebhookResult) String() string {
 func (*WebhookResult) ProtoMessage() {}
 
 func (x *WebhookResult) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[38]
+	mi := &file_cc_state_v1_state_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2705,7 +2824,7 @@ func (x *WebhookResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookResult.ProtoReflect.Descriptor instead.
 func (*WebhookResult) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{38}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *WebhookResult) GetJobId() string {
@@ -2733,7 +2852,7 @@ type JobPending struct {
 
 func (x *JobPending) Reset() {
 	*x = JobPending{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[39]
+	mi := &file_cc_state_v1_state_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2745,7 +2864,7 @@ func (x *JobPending) String() string {
 func (*JobPending) ProtoMessage() {}
 
 func (x *JobPending) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[39]
+	mi := &file_cc_state_v1_state_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2758,7 +2877,7 @@ func (x *JobPending) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobPending.ProtoReflect.Descriptor instead.
 func (*JobPending) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{39}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *JobPending) GetJobId() string {
@@ -2785,7 +2904,7 @@ type SetQueue struct {
 
 func (x *SetQueue) Reset() {
 	*x = SetQueue{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[40]
+	mi := &file_cc_state_v1_state_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2797,7 +2916,7 @@ func (x *SetQueue) String() string {
 func (*SetQueue) ProtoMessage() {}
 
 func (x *SetQueue) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[40]
+	mi := &file_cc_state_v1_state_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2810,7 +2929,7 @@ func (x *SetQueue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetQueue.ProtoReflect.Descriptor instead.
 func (*SetQueue) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{40}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SetQueue) GetQueue() *QueueRecord {
@@ -2831,7 +2950,7 @@ type QueueRecord struct {
 
 func (x *QueueRecord) Reset() {
 	*x = QueueRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[41]
+	mi := &file_cc_state_v1_state_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2843,7 +2962,7 @@ func (x *QueueRecord) String() string {
 func (*QueueRecord) ProtoMessage() {}
 
 func (x *QueueRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[41]
+	mi := &file_cc_state_v1_state_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2856,7 +2975,7 @@ func (x *QueueRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueRecord.ProtoReflect.Descriptor instead.
 func (*QueueRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{41}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *QueueRecord) GetName() string {
@@ -2884,7 +3003,7 @@ type PutInput struct {
 
 func (x *PutInput) Reset() {
 	*x = PutInput{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[42]
+	mi := &file_cc_state_v1_state_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2896,7 +3015,7 @@ func (x *PutInput) String() string {
 func (*PutInput) ProtoMessage() {}
 
 func (x *PutInput) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[42]
+	mi := &file_cc_state_v1_state_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2909,7 +3028,7 @@ func (x *PutInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutInput.ProtoReflect.Descriptor instead.
 func (*PutInput) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{42}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *PutInput) GetInput() *InputRecord {
@@ -2936,7 +3055,7 @@ type InputRecord struct {
 
 func (x *InputRecord) Reset() {
 	*x = InputRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[43]
+	mi := &file_cc_state_v1_state_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2948,7 +3067,7 @@ func (x *InputRecord) String() string {
 func (*InputRecord) ProtoMessage() {}
 
 func (x *InputRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[43]
+	mi := &file_cc_state_v1_state_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2961,7 +3080,7 @@ func (x *InputRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InputRecord.ProtoReflect.Descriptor instead.
 func (*InputRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{43}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *InputRecord) GetDigest() string {
@@ -3015,7 +3134,7 @@ type PutRoute struct {
 
 func (x *PutRoute) Reset() {
 	*x = PutRoute{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[44]
+	mi := &file_cc_state_v1_state_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3027,7 +3146,7 @@ func (x *PutRoute) String() string {
 func (*PutRoute) ProtoMessage() {}
 
 func (x *PutRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[44]
+	mi := &file_cc_state_v1_state_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3040,7 +3159,7 @@ func (x *PutRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutRoute.ProtoReflect.Descriptor instead.
 func (*PutRoute) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{44}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *PutRoute) GetRoute() *v1.Route {
@@ -3074,7 +3193,7 @@ type RemoveRoute struct {
 
 func (x *RemoveRoute) Reset() {
 	*x = RemoveRoute{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[45]
+	mi := &file_cc_state_v1_state_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3086,7 +3205,7 @@ func (x *RemoveRoute) String() string {
 func (*RemoveRoute) ProtoMessage() {}
 
 func (x *RemoveRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[45]
+	mi := &file_cc_state_v1_state_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3099,7 +3218,7 @@ func (x *RemoveRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRoute.ProtoReflect.Descriptor instead.
 func (*RemoveRoute) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{45}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *RemoveRoute) GetName() string {
@@ -3121,7 +3240,7 @@ type ApplyRoutes struct {
 
 func (x *ApplyRoutes) Reset() {
 	*x = ApplyRoutes{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[46]
+	mi := &file_cc_state_v1_state_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3133,7 +3252,7 @@ func (x *ApplyRoutes) String() string {
 func (*ApplyRoutes) ProtoMessage() {}
 
 func (x *ApplyRoutes) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[46]
+	mi := &file_cc_state_v1_state_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3146,7 +3265,7 @@ func (x *ApplyRoutes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRoutes.ProtoReflect.Descriptor instead.
 func (*ApplyRoutes) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{46}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ApplyRoutes) GetSet() string {
@@ -3178,7 +3297,7 @@ type DeploySite struct {
 
 func (x *DeploySite) Reset() {
 	*x = DeploySite{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[47]
+	mi := &file_cc_state_v1_state_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3190,7 +3309,7 @@ func (x *DeploySite) String() string {
 func (*DeploySite) ProtoMessage() {}
 
 func (x *DeploySite) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[47]
+	mi := &file_cc_state_v1_state_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3203,7 +3322,7 @@ func (x *DeploySite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeploySite.ProtoReflect.Descriptor instead.
 func (*DeploySite) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{47}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *DeploySite) GetName() string {
@@ -3246,7 +3365,7 @@ type RollbackSite struct {
 
 func (x *RollbackSite) Reset() {
 	*x = RollbackSite{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[48]
+	mi := &file_cc_state_v1_state_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3258,7 +3377,7 @@ func (x *RollbackSite) String() string {
 func (*RollbackSite) ProtoMessage() {}
 
 func (x *RollbackSite) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[48]
+	mi := &file_cc_state_v1_state_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3271,7 +3390,7 @@ func (x *RollbackSite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackSite.ProtoReflect.Descriptor instead.
 func (*RollbackSite) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{48}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *RollbackSite) GetName() string {
@@ -3298,7 +3417,7 @@ type RemoveSite struct {
 
 func (x *RemoveSite) Reset() {
 	*x = RemoveSite{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[49]
+	mi := &file_cc_state_v1_state_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3310,7 +3429,7 @@ func (x *RemoveSite) String() string {
 func (*RemoveSite) ProtoMessage() {}
 
 func (x *RemoveSite) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[49]
+	mi := &file_cc_state_v1_state_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3323,7 +3442,7 @@ func (x *RemoveSite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveSite.ProtoReflect.Descriptor instead.
 func (*RemoveSite) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{49}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *RemoveSite) GetName() string {
@@ -3350,7 +3469,7 @@ type CertRecord struct {
 
 func (x *CertRecord) Reset() {
 	*x = CertRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[50]
+	mi := &file_cc_state_v1_state_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3362,7 +3481,7 @@ func (x *CertRecord) String() string {
 func (*CertRecord) ProtoMessage() {}
 
 func (x *CertRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[50]
+	mi := &file_cc_state_v1_state_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3375,7 +3494,7 @@ func (x *CertRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertRecord.ProtoReflect.Descriptor instead.
 func (*CertRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{50}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *CertRecord) GetCert() *v1.Cert {
@@ -3418,7 +3537,7 @@ type PutCert struct {
 
 func (x *PutCert) Reset() {
 	*x = PutCert{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[51]
+	mi := &file_cc_state_v1_state_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3430,7 +3549,7 @@ func (x *PutCert) String() string {
 func (*PutCert) ProtoMessage() {}
 
 func (x *PutCert) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[51]
+	mi := &file_cc_state_v1_state_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3443,7 +3562,7 @@ func (x *PutCert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutCert.ProtoReflect.Descriptor instead.
 func (*PutCert) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{51}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *PutCert) GetCert() *CertRecord {
@@ -3470,7 +3589,7 @@ type RemoveCert struct {
 
 func (x *RemoveCert) Reset() {
 	*x = RemoveCert{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[52]
+	mi := &file_cc_state_v1_state_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3482,7 +3601,7 @@ func (x *RemoveCert) String() string {
 func (*RemoveCert) ProtoMessage() {}
 
 func (x *RemoveCert) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[52]
+	mi := &file_cc_state_v1_state_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3495,7 +3614,7 @@ func (x *RemoveCert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveCert.ProtoReflect.Descriptor instead.
 func (*RemoveCert) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{52}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *RemoveCert) GetName() string {
@@ -3522,7 +3641,7 @@ type CertStatus struct {
 
 func (x *CertStatus) Reset() {
 	*x = CertStatus{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[53]
+	mi := &file_cc_state_v1_state_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3534,7 +3653,7 @@ func (x *CertStatus) String() string {
 func (*CertStatus) ProtoMessage() {}
 
 func (x *CertStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[53]
+	mi := &file_cc_state_v1_state_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3547,7 +3666,7 @@ func (x *CertStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertStatus.ProtoReflect.Descriptor instead.
 func (*CertStatus) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{53}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *CertStatus) GetName() string {
@@ -3596,7 +3715,7 @@ type ACMEStore struct {
 
 func (x *ACMEStore) Reset() {
 	*x = ACMEStore{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[54]
+	mi := &file_cc_state_v1_state_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3608,7 +3727,7 @@ func (x *ACMEStore) String() string {
 func (*ACMEStore) ProtoMessage() {}
 
 func (x *ACMEStore) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[54]
+	mi := &file_cc_state_v1_state_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3621,7 +3740,7 @@ func (x *ACMEStore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACMEStore.ProtoReflect.Descriptor instead.
 func (*ACMEStore) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{54}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ACMEStore) GetKey() string {
@@ -3649,7 +3768,7 @@ type ACMEDelete struct {
 
 func (x *ACMEDelete) Reset() {
 	*x = ACMEDelete{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[55]
+	mi := &file_cc_state_v1_state_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3661,7 +3780,7 @@ func (x *ACMEDelete) String() string {
 func (*ACMEDelete) ProtoMessage() {}
 
 func (x *ACMEDelete) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[55]
+	mi := &file_cc_state_v1_state_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3674,7 +3793,7 @@ func (x *ACMEDelete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACMEDelete.ProtoReflect.Descriptor instead.
 func (*ACMEDelete) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{55}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ACMEDelete) GetKey() string {
@@ -3698,7 +3817,7 @@ type ACMELock struct {
 
 func (x *ACMELock) Reset() {
 	*x = ACMELock{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[56]
+	mi := &file_cc_state_v1_state_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3710,7 +3829,7 @@ func (x *ACMELock) String() string {
 func (*ACMELock) ProtoMessage() {}
 
 func (x *ACMELock) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[56]
+	mi := &file_cc_state_v1_state_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3723,7 +3842,7 @@ func (x *ACMELock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACMELock.ProtoReflect.Descriptor instead.
 func (*ACMELock) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{56}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ACMELock) GetName() string {
@@ -3758,7 +3877,7 @@ type ACMEUnlock struct {
 
 func (x *ACMEUnlock) Reset() {
 	*x = ACMEUnlock{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[57]
+	mi := &file_cc_state_v1_state_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3770,7 +3889,7 @@ func (x *ACMEUnlock) String() string {
 func (*ACMEUnlock) ProtoMessage() {}
 
 func (x *ACMEUnlock) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[57]
+	mi := &file_cc_state_v1_state_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3783,7 +3902,7 @@ func (x *ACMEUnlock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACMEUnlock.ProtoReflect.Descriptor instead.
 func (*ACMEUnlock) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{57}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ACMEUnlock) GetName() string {
@@ -3811,7 +3930,7 @@ type ACMEStorageRecord struct {
 
 func (x *ACMEStorageRecord) Reset() {
 	*x = ACMEStorageRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[58]
+	mi := &file_cc_state_v1_state_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3823,7 +3942,7 @@ func (x *ACMEStorageRecord) String() string {
 func (*ACMEStorageRecord) ProtoMessage() {}
 
 func (x *ACMEStorageRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[58]
+	mi := &file_cc_state_v1_state_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3836,7 +3955,7 @@ func (x *ACMEStorageRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACMEStorageRecord.ProtoReflect.Descriptor instead.
 func (*ACMEStorageRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{58}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ACMEStorageRecord) GetValue() []byte {
@@ -3864,7 +3983,7 @@ type ACMELockRecord struct {
 
 func (x *ACMELockRecord) Reset() {
 	*x = ACMELockRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[59]
+	mi := &file_cc_state_v1_state_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3876,7 +3995,7 @@ func (x *ACMELockRecord) String() string {
 func (*ACMELockRecord) ProtoMessage() {}
 
 func (x *ACMELockRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[59]
+	mi := &file_cc_state_v1_state_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3889,7 +4008,7 @@ func (x *ACMELockRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACMELockRecord.ProtoReflect.Descriptor instead.
 func (*ACMELockRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{59}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ACMELockRecord) GetHolder() string {
@@ -3916,7 +4035,7 @@ type PutChallenge struct {
 
 func (x *PutChallenge) Reset() {
 	*x = PutChallenge{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[60]
+	mi := &file_cc_state_v1_state_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3928,7 +4047,7 @@ func (x *PutChallenge) String() string {
 func (*PutChallenge) ProtoMessage() {}
 
 func (x *PutChallenge) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[60]
+	mi := &file_cc_state_v1_state_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3941,7 +4060,7 @@ func (x *PutChallenge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutChallenge.ProtoReflect.Descriptor instead.
 func (*PutChallenge) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{60}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *PutChallenge) GetChallenge() *v1.ACMEChallenge {
@@ -3963,7 +4082,7 @@ type RemoveChallenge struct {
 
 func (x *RemoveChallenge) Reset() {
 	*x = RemoveChallenge{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[61]
+	mi := &file_cc_state_v1_state_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3975,7 +4094,7 @@ func (x *RemoveChallenge) String() string {
 func (*RemoveChallenge) ProtoMessage() {}
 
 func (x *RemoveChallenge) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[61]
+	mi := &file_cc_state_v1_state_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3988,7 +4107,7 @@ func (x *RemoveChallenge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveChallenge.ProtoReflect.Descriptor instead.
 func (*RemoveChallenge) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{61}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *RemoveChallenge) GetType() string {
@@ -4016,12 +4135,22 @@ var File_cc_state_v1_state_proto protoreflect.FileDescriptor
 
 const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\n" +
-	"\x17cc/state/v1/state.proto\x12\vcc.state.v1\x1a\x11cc/v1/agent.proto\x1a\x11cc/v1/certs.proto\x1a\x13cc/v1/cluster.proto\x1a\x16cc/v1/containers.proto\x1a\x10cc/v1/edge.proto\x1a\x12cc/v1/images.proto\x1a\x10cc/v1/jobs.proto\x1a\x11cc/v1/nodes.proto\x1a\x14cc/v1/services.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa4\x01\n" +
+	"\x17cc/state/v1/state.proto\x12\vcc.state.v1\x1a\x11cc/v1/agent.proto\x1a\x11cc/v1/certs.proto\x1a\x13cc/v1/cluster.proto\x1a\x16cc/v1/containers.proto\x1a\x10cc/v1/edge.proto\x1a\x12cc/v1/images.proto\x1a\x10cc/v1/jobs.proto\x1a\x11cc/v1/nodes.proto\x1a\x14cc/v1/services.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd5\x01\n" +
 	"\aCommand\x12,\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x18.cc.state.v1.CommandTypeR\x04type\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\rR\aversion\x127\n" +
 	"\tissued_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\x12\x18\n" +
-	"\apayload\x18\x04 \x01(\fR\apayload\"j\n" +
+	"\apayload\x18\x04 \x01(\fR\apayload\x12/\n" +
+	"\x05audit\x18\x05 \x01(\v2\x19.cc.state.v1.AuditContextR\x05audit\"\xd3\x01\n" +
+	"\fAuditContext\x12\x19\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\x05R\x04role\x12\x17\n" +
+	"\anode_id\x18\x03 \x01(\tR\x06nodeId\x12\x1b\n" +
+	"\tserver_id\x18\x04 \x01(\tR\bserverId\x12\x16\n" +
+	"\x06method\x18\x05 \x01(\tR\x06method\x12\x16\n" +
+	"\x06target\x18\x06 \x01(\tR\x06target\x12\x16\n" +
+	"\x06source\x18\a \x01(\tR\x06source\x12\x16\n" +
+	"\x06server\x18\b \x01(\tR\x06server\"j\n" +
 	"\vInitCluster\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x1e\n" +
@@ -4344,154 +4473,156 @@ func file_cc_state_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_cc_state_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
+var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
 var file_cc_state_v1_state_proto_goTypes = []any{
 	(CommandType)(0),              // 0: cc.state.v1.CommandType
 	(*Command)(nil),               // 1: cc.state.v1.Command
-	(*InitCluster)(nil),           // 2: cc.state.v1.InitCluster
-	(*CreateToken)(nil),           // 3: cc.state.v1.CreateToken
-	(*RevokeToken)(nil),           // 4: cc.state.v1.RevokeToken
-	(*JoinNode)(nil),              // 5: cc.state.v1.JoinNode
-	(*UpdateNode)(nil),            // 6: cc.state.v1.UpdateNode
-	(*RemoveNode)(nil),            // 7: cc.state.v1.RemoveNode
-	(*CreateContainer)(nil),       // 8: cc.state.v1.CreateContainer
-	(*SetContainerDesired)(nil),   // 9: cc.state.v1.SetContainerDesired
-	(*RemoveContainer)(nil),       // 10: cc.state.v1.RemoveContainer
-	(*ReportStatus)(nil),          // 11: cc.state.v1.ReportStatus
-	(*RecordAttemptUpload)(nil),   // 12: cc.state.v1.RecordAttemptUpload
-	(*PutImage)(nil),              // 13: cc.state.v1.PutImage
-	(*RemoveImage)(nil),           // 14: cc.state.v1.RemoveImage
-	(*PutServer)(nil),             // 15: cc.state.v1.PutServer
-	(*RemoveServer)(nil),          // 16: cc.state.v1.RemoveServer
-	(*ServerRecord)(nil),          // 17: cc.state.v1.ServerRecord
-	(*ContainerRecord)(nil),       // 18: cc.state.v1.ContainerRecord
-	(*ClusterRecord)(nil),         // 19: cc.state.v1.ClusterRecord
-	(*TokenRecord)(nil),           // 20: cc.state.v1.TokenRecord
-	(*CreateService)(nil),         // 21: cc.state.v1.CreateService
-	(*UpdateService)(nil),         // 22: cc.state.v1.UpdateService
-	(*RemoveService)(nil),         // 23: cc.state.v1.RemoveService
-	(*TaskOps)(nil),               // 24: cc.state.v1.TaskOps
-	(*TaskOp)(nil),                // 25: cc.state.v1.TaskOp
-	(*AssignTask)(nil),            // 26: cc.state.v1.AssignTask
-	(*StopTask)(nil),              // 27: cc.state.v1.StopTask
-	(*PendingReason)(nil),         // 28: cc.state.v1.PendingReason
-	(*ServiceProgress)(nil),       // 29: cc.state.v1.ServiceProgress
-	(*UpdateSettings)(nil),        // 30: cc.state.v1.UpdateSettings
-	(*ReportStatuses)(nil),        // 31: cc.state.v1.ReportStatuses
-	(*SubmitJob)(nil),             // 32: cc.state.v1.SubmitJob
-	(*JobRecord)(nil),             // 33: cc.state.v1.JobRecord
-	(*CancelJob)(nil),             // 34: cc.state.v1.CancelJob
-	(*JobOps)(nil),                // 35: cc.state.v1.JobOps
-	(*JobOp)(nil),                 // 36: cc.state.v1.JobOp
-	(*StartJobAttempt)(nil),       // 37: cc.state.v1.StartJobAttempt
-	(*FailJobAttempt)(nil),        // 38: cc.state.v1.FailJobAttempt
-	(*WebhookResult)(nil),         // 39: cc.state.v1.WebhookResult
-	(*JobPending)(nil),            // 40: cc.state.v1.JobPending
-	(*SetQueue)(nil),              // 41: cc.state.v1.SetQueue
-	(*QueueRecord)(nil),           // 42: cc.state.v1.QueueRecord
-	(*PutInput)(nil),              // 43: cc.state.v1.PutInput
-	(*InputRecord)(nil),           // 44: cc.state.v1.InputRecord
-	(*PutRoute)(nil),              // 45: cc.state.v1.PutRoute
-	(*RemoveRoute)(nil),           // 46: cc.state.v1.RemoveRoute
-	(*ApplyRoutes)(nil),           // 47: cc.state.v1.ApplyRoutes
-	(*DeploySite)(nil),            // 48: cc.state.v1.DeploySite
-	(*RollbackSite)(nil),          // 49: cc.state.v1.RollbackSite
-	(*RemoveSite)(nil),            // 50: cc.state.v1.RemoveSite
-	(*CertRecord)(nil),            // 51: cc.state.v1.CertRecord
-	(*PutCert)(nil),               // 52: cc.state.v1.PutCert
-	(*RemoveCert)(nil),            // 53: cc.state.v1.RemoveCert
-	(*CertStatus)(nil),            // 54: cc.state.v1.CertStatus
-	(*ACMEStore)(nil),             // 55: cc.state.v1.ACMEStore
-	(*ACMEDelete)(nil),            // 56: cc.state.v1.ACMEDelete
-	(*ACMELock)(nil),              // 57: cc.state.v1.ACMELock
-	(*ACMEUnlock)(nil),            // 58: cc.state.v1.ACMEUnlock
-	(*ACMEStorageRecord)(nil),     // 59: cc.state.v1.ACMEStorageRecord
-	(*ACMELockRecord)(nil),        // 60: cc.state.v1.ACMELockRecord
-	(*PutChallenge)(nil),          // 61: cc.state.v1.PutChallenge
-	(*RemoveChallenge)(nil),       // 62: cc.state.v1.RemoveChallenge
-	nil,                           // 63: cc.state.v1.UpdateNode.LabelsEntry
-	nil,                           // 64: cc.state.v1.UpdateNode.UserLabelsEntry
-	(*timestamppb.Timestamp)(nil), // 65: google.protobuf.Timestamp
-	(*v1.Node)(nil),               // 66: cc.v1.Node
-	(v1.NodeState)(0),             // 67: cc.v1.NodeState
-	(*v1.Resources)(nil),          // 68: cc.v1.Resources
-	(v1.NodeAvailability)(0),      // 69: cc.v1.NodeAvailability
-	(*v1.Container)(nil),          // 70: cc.v1.Container
-	(v1.DesiredState)(0),          // 71: cc.v1.DesiredState
-	(*v1.TaskStatus)(nil),         // 72: cc.v1.TaskStatus
-	(*v1.Image)(nil),              // 73: cc.v1.Image
-	(*v1.Service)(nil),            // 74: cc.v1.Service
-	(*v1.ServiceSpec)(nil),        // 75: cc.v1.ServiceSpec
-	(*v1.UpdateStatus)(nil),       // 76: cc.v1.UpdateStatus
-	(*v1.Settings)(nil),           // 77: cc.v1.Settings
-	(*v1.Job)(nil),                // 78: cc.v1.Job
-	(*v1.Route)(nil),              // 79: cc.v1.Route
-	(*v1.SiteSpec)(nil),           // 80: cc.v1.SiteSpec
-	(*v1.SiteVersion)(nil),        // 81: cc.v1.SiteVersion
-	(*v1.Cert)(nil),               // 82: cc.v1.Cert
-	(v1.RenewalState)(0),          // 83: cc.v1.RenewalState
-	(*v1.ACMEChallenge)(nil),      // 84: cc.v1.ACMEChallenge
+	(*AuditContext)(nil),          // 2: cc.state.v1.AuditContext
+	(*InitCluster)(nil),           // 3: cc.state.v1.InitCluster
+	(*CreateToken)(nil),           // 4: cc.state.v1.CreateToken
+	(*RevokeToken)(nil),           // 5: cc.state.v1.RevokeToken
+	(*JoinNode)(nil),              // 6: cc.state.v1.JoinNode
+	(*UpdateNode)(nil),            // 7: cc.state.v1.UpdateNode
+	(*RemoveNode)(nil),            // 8: cc.state.v1.RemoveNode
+	(*CreateContainer)(nil),       // 9: cc.state.v1.CreateContainer
+	(*SetContainerDesired)(nil),   // 10: cc.state.v1.SetContainerDesired
+	(*RemoveContainer)(nil),       // 11: cc.state.v1.RemoveContainer
+	(*ReportStatus)(nil),          // 12: cc.state.v1.ReportStatus
+	(*RecordAttemptUpload)(nil),   // 13: cc.state.v1.RecordAttemptUpload
+	(*PutImage)(nil),              // 14: cc.state.v1.PutImage
+	(*RemoveImage)(nil),           // 15: cc.state.v1.RemoveImage
+	(*PutServer)(nil),             // 16: cc.state.v1.PutServer
+	(*RemoveServer)(nil),          // 17: cc.state.v1.RemoveServer
+	(*ServerRecord)(nil),          // 18: cc.state.v1.ServerRecord
+	(*ContainerRecord)(nil),       // 19: cc.state.v1.ContainerRecord
+	(*ClusterRecord)(nil),         // 20: cc.state.v1.ClusterRecord
+	(*TokenRecord)(nil),           // 21: cc.state.v1.TokenRecord
+	(*CreateService)(nil),         // 22: cc.state.v1.CreateService
+	(*UpdateService)(nil),         // 23: cc.state.v1.UpdateService
+	(*RemoveService)(nil),         // 24: cc.state.v1.RemoveService
+	(*TaskOps)(nil),               // 25: cc.state.v1.TaskOps
+	(*TaskOp)(nil),                // 26: cc.state.v1.TaskOp
+	(*AssignTask)(nil),            // 27: cc.state.v1.AssignTask
+	(*StopTask)(nil),              // 28: cc.state.v1.StopTask
+	(*PendingReason)(nil),         // 29: cc.state.v1.PendingReason
+	(*ServiceProgress)(nil),       // 30: cc.state.v1.ServiceProgress
+	(*UpdateSettings)(nil),        // 31: cc.state.v1.UpdateSettings
+	(*ReportStatuses)(nil),        // 32: cc.state.v1.ReportStatuses
+	(*SubmitJob)(nil),             // 33: cc.state.v1.SubmitJob
+	(*JobRecord)(nil),             // 34: cc.state.v1.JobRecord
+	(*CancelJob)(nil),             // 35: cc.state.v1.CancelJob
+	(*JobOps)(nil),                // 36: cc.state.v1.JobOps
+	(*JobOp)(nil),                 // 37: cc.state.v1.JobOp
+	(*StartJobAttempt)(nil),       // 38: cc.state.v1.StartJobAttempt
+	(*FailJobAttempt)(nil),        // 39: cc.state.v1.FailJobAttempt
+	(*WebhookResult)(nil),         // 40: cc.state.v1.WebhookResult
+	(*JobPending)(nil),            // 41: cc.state.v1.JobPending
+	(*SetQueue)(nil),              // 42: cc.state.v1.SetQueue
+	(*QueueRecord)(nil),           // 43: cc.state.v1.QueueRecord
+	(*PutInput)(nil),              // 44: cc.state.v1.PutInput
+	(*InputRecord)(nil),           // 45: cc.state.v1.InputRecord
+	(*PutRoute)(nil),              // 46: cc.state.v1.PutRoute
+	(*RemoveRoute)(nil),           // 47: cc.state.v1.RemoveRoute
+	(*ApplyRoutes)(nil),           // 48: cc.state.v1.ApplyRoutes
+	(*DeploySite)(nil),            // 49: cc.state.v1.DeploySite
+	(*RollbackSite)(nil),          // 50: cc.state.v1.RollbackSite
+	(*RemoveSite)(nil),            // 51: cc.state.v1.RemoveSite
+	(*CertRecord)(nil),            // 52: cc.state.v1.CertRecord
+	(*PutCert)(nil),               // 53: cc.state.v1.PutCert
+	(*RemoveCert)(nil),            // 54: cc.state.v1.RemoveCert
+	(*CertStatus)(nil),            // 55: cc.state.v1.CertStatus
+	(*ACMEStore)(nil),             // 56: cc.state.v1.ACMEStore
+	(*ACMEDelete)(nil),            // 57: cc.state.v1.ACMEDelete
+	(*ACMELock)(nil),              // 58: cc.state.v1.ACMELock
+	(*ACMEUnlock)(nil),            // 59: cc.state.v1.ACMEUnlock
+	(*ACMEStorageRecord)(nil),     // 60: cc.state.v1.ACMEStorageRecord
+	(*ACMELockRecord)(nil),        // 61: cc.state.v1.ACMELockRecord
+	(*PutChallenge)(nil),          // 62: cc.state.v1.PutChallenge
+	(*RemoveChallenge)(nil),       // 63: cc.state.v1.RemoveChallenge
+	nil,                           // 64: cc.state.v1.UpdateNode.LabelsEntry
+	nil,                           // 65: cc.state.v1.UpdateNode.UserLabelsEntry
+	(*timestamppb.Timestamp)(nil), // 66: google.protobuf.Timestamp
+	(*v1.Node)(nil),               // 67: cc.v1.Node
+	(v1.NodeState)(0),             // 68: cc.v1.NodeState
+	(*v1.Resources)(nil),          // 69: cc.v1.Resources
+	(v1.NodeAvailability)(0),      // 70: cc.v1.NodeAvailability
+	(*v1.Container)(nil),          // 71: cc.v1.Container
+	(v1.DesiredState)(0),          // 72: cc.v1.DesiredState
+	(*v1.TaskStatus)(nil),         // 73: cc.v1.TaskStatus
+	(*v1.Image)(nil),              // 74: cc.v1.Image
+	(*v1.Service)(nil),            // 75: cc.v1.Service
+	(*v1.ServiceSpec)(nil),        // 76: cc.v1.ServiceSpec
+	(*v1.UpdateStatus)(nil),       // 77: cc.v1.UpdateStatus
+	(*v1.Settings)(nil),           // 78: cc.v1.Settings
+	(*v1.Job)(nil),                // 79: cc.v1.Job
+	(*v1.Route)(nil),              // 80: cc.v1.Route
+	(*v1.SiteSpec)(nil),           // 81: cc.v1.SiteSpec
+	(*v1.SiteVersion)(nil),        // 82: cc.v1.SiteVersion
+	(*v1.Cert)(nil),               // 83: cc.v1.Cert
+	(v1.RenewalState)(0),          // 84: cc.v1.RenewalState
+	(*v1.ACMEChallenge)(nil),      // 85: cc.v1.ACMEChallenge
 }
 var file_cc_state_v1_state_proto_depIdxs = []int32{
 	0,  // 0: cc.state.v1.Command.type:type_name -> cc.state.v1.CommandType
-	65, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
-	20, // 2: cc.state.v1.CreateToken.token:type_name -> cc.state.v1.TokenRecord
-	66, // 3: cc.state.v1.JoinNode.node:type_name -> cc.v1.Node
-	67, // 4: cc.state.v1.UpdateNode.state:type_name -> cc.v1.NodeState
-	68, // 5: cc.state.v1.UpdateNode.resources:type_name -> cc.v1.Resources
-	63, // 6: cc.state.v1.UpdateNode.labels:type_name -> cc.state.v1.UpdateNode.LabelsEntry
-	69, // 7: cc.state.v1.UpdateNode.availability:type_name -> cc.v1.NodeAvailability
-	64, // 8: cc.state.v1.UpdateNode.user_labels:type_name -> cc.state.v1.UpdateNode.UserLabelsEntry
-	70, // 9: cc.state.v1.CreateContainer.container:type_name -> cc.v1.Container
-	71, // 10: cc.state.v1.SetContainerDesired.desired:type_name -> cc.v1.DesiredState
-	72, // 11: cc.state.v1.ReportStatus.statuses:type_name -> cc.v1.TaskStatus
-	73, // 12: cc.state.v1.PutImage.image:type_name -> cc.v1.Image
-	17, // 13: cc.state.v1.PutServer.server:type_name -> cc.state.v1.ServerRecord
-	65, // 14: cc.state.v1.ServerRecord.created_at:type_name -> google.protobuf.Timestamp
-	70, // 15: cc.state.v1.ContainerRecord.container:type_name -> cc.v1.Container
-	65, // 16: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
-	65, // 17: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
-	65, // 18: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
-	74, // 19: cc.state.v1.CreateService.service:type_name -> cc.v1.Service
-	75, // 20: cc.state.v1.UpdateService.spec:type_name -> cc.v1.ServiceSpec
-	25, // 21: cc.state.v1.TaskOps.ops:type_name -> cc.state.v1.TaskOp
-	70, // 22: cc.state.v1.TaskOp.create:type_name -> cc.v1.Container
-	26, // 23: cc.state.v1.TaskOp.assign:type_name -> cc.state.v1.AssignTask
-	27, // 24: cc.state.v1.TaskOp.stop:type_name -> cc.state.v1.StopTask
-	28, // 25: cc.state.v1.TaskOp.pending:type_name -> cc.state.v1.PendingReason
-	29, // 26: cc.state.v1.TaskOp.progress:type_name -> cc.state.v1.ServiceProgress
-	76, // 27: cc.state.v1.ServiceProgress.status:type_name -> cc.v1.UpdateStatus
-	77, // 28: cc.state.v1.UpdateSettings.settings:type_name -> cc.v1.Settings
-	11, // 29: cc.state.v1.ReportStatuses.reports:type_name -> cc.state.v1.ReportStatus
-	33, // 30: cc.state.v1.SubmitJob.job:type_name -> cc.state.v1.JobRecord
-	78, // 31: cc.state.v1.JobRecord.job:type_name -> cc.v1.Job
-	36, // 32: cc.state.v1.JobOps.ops:type_name -> cc.state.v1.JobOp
-	37, // 33: cc.state.v1.JobOp.start:type_name -> cc.state.v1.StartJobAttempt
-	38, // 34: cc.state.v1.JobOp.fail_attempt:type_name -> cc.state.v1.FailJobAttempt
-	39, // 35: cc.state.v1.JobOp.webhook:type_name -> cc.state.v1.WebhookResult
-	40, // 36: cc.state.v1.JobOp.pending:type_name -> cc.state.v1.JobPending
-	42, // 37: cc.state.v1.SetQueue.queue:type_name -> cc.state.v1.QueueRecord
-	44, // 38: cc.state.v1.PutInput.input:type_name -> cc.state.v1.InputRecord
-	65, // 39: cc.state.v1.InputRecord.uploaded_at:type_name -> google.protobuf.Timestamp
-	65, // 40: cc.state.v1.InputRecord.last_used_at:type_name -> google.protobuf.Timestamp
-	79, // 41: cc.state.v1.PutRoute.route:type_name -> cc.v1.Route
-	79, // 42: cc.state.v1.ApplyRoutes.routes:type_name -> cc.v1.Route
-	80, // 43: cc.state.v1.DeploySite.spec:type_name -> cc.v1.SiteSpec
-	81, // 44: cc.state.v1.DeploySite.version:type_name -> cc.v1.SiteVersion
-	82, // 45: cc.state.v1.CertRecord.cert:type_name -> cc.v1.Cert
-	65, // 46: cc.state.v1.CertRecord.renew_requested_at:type_name -> google.protobuf.Timestamp
-	51, // 47: cc.state.v1.PutCert.cert:type_name -> cc.state.v1.CertRecord
-	83, // 48: cc.state.v1.CertStatus.state:type_name -> cc.v1.RenewalState
-	51, // 49: cc.state.v1.CertStatus.obtained:type_name -> cc.state.v1.CertRecord
-	65, // 50: cc.state.v1.ACMELock.expires_at:type_name -> google.protobuf.Timestamp
-	65, // 51: cc.state.v1.ACMEStorageRecord.modified_at:type_name -> google.protobuf.Timestamp
-	65, // 52: cc.state.v1.ACMELockRecord.expires_at:type_name -> google.protobuf.Timestamp
-	84, // 53: cc.state.v1.PutChallenge.challenge:type_name -> cc.v1.ACMEChallenge
-	54, // [54:54] is the sub-list for method output_type
-	54, // [54:54] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	66, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
+	2,  // 2: cc.state.v1.Command.audit:type_name -> cc.state.v1.AuditContext
+	21, // 3: cc.state.v1.CreateToken.token:type_name -> cc.state.v1.TokenRecord
+	67, // 4: cc.state.v1.JoinNode.node:type_name -> cc.v1.Node
+	68, // 5: cc.state.v1.UpdateNode.state:type_name -> cc.v1.NodeState
+	69, // 6: cc.state.v1.UpdateNode.resources:type_name -> cc.v1.Resources
+	64, // 7: cc.state.v1.UpdateNode.labels:type_name -> cc.state.v1.UpdateNode.LabelsEntry
+	70, // 8: cc.state.v1.UpdateNode.availability:type_name -> cc.v1.NodeAvailability
+	65, // 9: cc.state.v1.UpdateNode.user_labels:type_name -> cc.state.v1.UpdateNode.UserLabelsEntry
+	71, // 10: cc.state.v1.CreateContainer.container:type_name -> cc.v1.Container
+	72, // 11: cc.state.v1.SetContainerDesired.desired:type_name -> cc.v1.DesiredState
+	73, // 12: cc.state.v1.ReportStatus.statuses:type_name -> cc.v1.TaskStatus
+	74, // 13: cc.state.v1.PutImage.image:type_name -> cc.v1.Image
+	18, // 14: cc.state.v1.PutServer.server:type_name -> cc.state.v1.ServerRecord
+	66, // 15: cc.state.v1.ServerRecord.created_at:type_name -> google.protobuf.Timestamp
+	71, // 16: cc.state.v1.ContainerRecord.container:type_name -> cc.v1.Container
+	66, // 17: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
+	66, // 18: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
+	66, // 19: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
+	75, // 20: cc.state.v1.CreateService.service:type_name -> cc.v1.Service
+	76, // 21: cc.state.v1.UpdateService.spec:type_name -> cc.v1.ServiceSpec
+	26, // 22: cc.state.v1.TaskOps.ops:type_name -> cc.state.v1.TaskOp
+	71, // 23: cc.state.v1.TaskOp.create:type_name -> cc.v1.Container
+	27, // 24: cc.state.v1.TaskOp.assign:type_name -> cc.state.v1.AssignTask
+	28, // 25: cc.state.v1.TaskOp.stop:type_name -> cc.state.v1.StopTask
+	29, // 26: cc.state.v1.TaskOp.pending:type_name -> cc.state.v1.PendingReason
+	30, // 27: cc.state.v1.TaskOp.progress:type_name -> cc.state.v1.ServiceProgress
+	77, // 28: cc.state.v1.ServiceProgress.status:type_name -> cc.v1.UpdateStatus
+	78, // 29: cc.state.v1.UpdateSettings.settings:type_name -> cc.v1.Settings
+	12, // 30: cc.state.v1.ReportStatuses.reports:type_name -> cc.state.v1.ReportStatus
+	34, // 31: cc.state.v1.SubmitJob.job:type_name -> cc.state.v1.JobRecord
+	79, // 32: cc.state.v1.JobRecord.job:type_name -> cc.v1.Job
+	37, // 33: cc.state.v1.JobOps.ops:type_name -> cc.state.v1.JobOp
+	38, // 34: cc.state.v1.JobOp.start:type_name -> cc.state.v1.StartJobAttempt
+	39, // 35: cc.state.v1.JobOp.fail_attempt:type_name -> cc.state.v1.FailJobAttempt
+	40, // 36: cc.state.v1.JobOp.webhook:type_name -> cc.state.v1.WebhookResult
+	41, // 37: cc.state.v1.JobOp.pending:type_name -> cc.state.v1.JobPending
+	43, // 38: cc.state.v1.SetQueue.queue:type_name -> cc.state.v1.QueueRecord
+	45, // 39: cc.state.v1.PutInput.input:type_name -> cc.state.v1.InputRecord
+	66, // 40: cc.state.v1.InputRecord.uploaded_at:type_name -> google.protobuf.Timestamp
+	66, // 41: cc.state.v1.InputRecord.last_used_at:type_name -> google.protobuf.Timestamp
+	80, // 42: cc.state.v1.PutRoute.route:type_name -> cc.v1.Route
+	80, // 43: cc.state.v1.ApplyRoutes.routes:type_name -> cc.v1.Route
+	81, // 44: cc.state.v1.DeploySite.spec:type_name -> cc.v1.SiteSpec
+	82, // 45: cc.state.v1.DeploySite.version:type_name -> cc.v1.SiteVersion
+	83, // 46: cc.state.v1.CertRecord.cert:type_name -> cc.v1.Cert
+	66, // 47: cc.state.v1.CertRecord.renew_requested_at:type_name -> google.protobuf.Timestamp
+	52, // 48: cc.state.v1.PutCert.cert:type_name -> cc.state.v1.CertRecord
+	84, // 49: cc.state.v1.CertStatus.state:type_name -> cc.v1.RenewalState
+	52, // 50: cc.state.v1.CertStatus.obtained:type_name -> cc.state.v1.CertRecord
+	66, // 51: cc.state.v1.ACMELock.expires_at:type_name -> google.protobuf.Timestamp
+	66, // 52: cc.state.v1.ACMEStorageRecord.modified_at:type_name -> google.protobuf.Timestamp
+	66, // 53: cc.state.v1.ACMELockRecord.expires_at:type_name -> google.protobuf.Timestamp
+	85, // 54: cc.state.v1.PutChallenge.challenge:type_name -> cc.v1.ACMEChallenge
+	55, // [55:55] is the sub-list for method output_type
+	55, // [55:55] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_cc_state_v1_state_proto_init() }
@@ -4499,7 +4630,7 @@ func file_cc_state_v1_state_proto_init() {
 	if File_cc_state_v1_state_proto != nil {
 		return
 	}
-	file_cc_state_v1_state_proto_msgTypes[24].OneofWrappers = []any{
+	file_cc_state_v1_state_proto_msgTypes[25].OneofWrappers = []any{
 		(*TaskOp_Create)(nil),
 		(*TaskOp_Assign)(nil),
 		(*TaskOp_Stop)(nil),
@@ -4507,7 +4638,7 @@ func file_cc_state_v1_state_proto_init() {
 		(*TaskOp_Pending)(nil),
 		(*TaskOp_Progress)(nil),
 	}
-	file_cc_state_v1_state_proto_msgTypes[35].OneofWrappers = []any{
+	file_cc_state_v1_state_proto_msgTypes[36].OneofWrappers = []any{
 		(*JobOp_Start)(nil),
 		(*JobOp_FailAttempt)(nil),
 		(*JobOp_Webhook)(nil),
@@ -4521,7 +4652,7 @@ func file_cc_state_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_state_v1_state_proto_rawDesc), len(file_cc_state_v1_state_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   64,
+			NumMessages:   65,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
