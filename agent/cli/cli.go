@@ -78,6 +78,9 @@ func app(stdout, stderr io.Writer) *ucli.App {
 			&ucli.StringFlag{Name: "advertise-addr", Usage: "`IP` where published ports are reached (default: first non-loopback IPv4)"},
 			&ucli.StringFlag{Name: "subnet", Value: "10.213.0.0/24", Usage: "container bridge `CIDR` on this host"},
 			&ucli.StringFlag{Name: "bridge", Value: "cc0", Usage: "container bridge `NAME` on this host"},
+			&ucli.StringFlag{Name: "job-subnet", Value: "10.89.0.0/24", Usage: "job bridge `CIDR` on this host (jobs with --network; must not overlap --subnet)"},
+			&ucli.StringFlag{Name: "job-bridge", Value: "ccjob0", Usage: "job bridge `NAME` on this host; its egress is filtered in the iptables chains CC-JOB-{FWD,HOST,RET}-NAME"},
+			&ucli.StringSliceFlag{Name: "job-egress-allow", Usage: "let jobs reach `CIDR` although it is private, link-local or this node's own (comma-separated or repeatable)"},
 			&ucli.StringFlag{Name: "registry-auth", Usage: "registry credentials `FILE` (docker config.json format) for pulls"},
 			&ucli.StringSliceFlag{Name: "insecure-registry", Usage: "registry `HOST:PORT` reached over plain HTTP (repeatable)"},
 			&ucli.StringFlag{Name: "namespace", Value: "cc", Usage: "containerd `NAMESPACE`", Hidden: true},
@@ -194,18 +197,21 @@ func run(c *ucli.Context) error {
 		log.Warn("this cc-agent is not statically linked, so job sandboxes run without an init: a job's command is PID 1 and may ignore SIGTERM until the kill grace ends; build it with CGO_ENABLED=0", "binary", exe, "err", err)
 	}
 	rt, err := runtime.New(ctx, runtime.Config{
-		Socket:     c.String("containerd-socket"),
-		Namespace:  c.String("namespace"),
-		Owner:      id.NodeID,
-		StateDir:   filepath.Join(dataDir, "runtime"),
-		CNIBinDir:  "/usr/lib/cni",
-		BridgeName: c.String("bridge"),
-		Subnet:     c.String("subnet"),
-		LoggerPath: exe,
-		InitPath:   initPath,
-		Auth:       auth,
-		PlainHTTP:  c.StringSlice("insecure-registry"),
-		Logger:     log.With("component", "runtime"),
+		Socket:         c.String("containerd-socket"),
+		Namespace:      c.String("namespace"),
+		Owner:          id.NodeID,
+		StateDir:       filepath.Join(dataDir, "runtime"),
+		CNIBinDir:      "/usr/lib/cni",
+		BridgeName:     c.String("bridge"),
+		Subnet:         c.String("subnet"),
+		JobBridgeName:  c.String("job-bridge"),
+		JobSubnet:      c.String("job-subnet"),
+		JobEgressAllow: c.StringSlice("job-egress-allow"),
+		LoggerPath:     exe,
+		InitPath:       initPath,
+		Auth:           auth,
+		PlainHTTP:      c.StringSlice("insecure-registry"),
+		Logger:         log.With("component", "runtime"),
 	})
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
 	"strconv"
@@ -32,6 +33,8 @@ import (
 // allow the traffic through FORWARD); in none mode only the loopback plugin
 // runs (lo up, nothing else). The CNI configuration is written to
 // <StateDir>/cni/<bridge>.conflist; IPAM leases live in <StateDir>/cni/ipam.
+// A job sandbox with network is in job mode: the same on the job bridge,
+// behind the agent's egress filter (jobnet.go).
 
 const (
 	networkBridge = "bridge"
@@ -98,14 +101,8 @@ func (r *Runtime) initCNI() error {
 		return err
 	}
 	path := r.confListPath()
-	if old, err := os.ReadFile(path); err != nil || !bytes.Equal(old, b) {
-		tmp := path + ".tmp"
-		if err := os.WriteFile(tmp, b, 0o640); err != nil {
-			return fmt.Errorf("runtime: write CNI config: %w", err)
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			return fmt.Errorf("runtime: write CNI config: %w", err)
-		}
+	if err := writeIfChanged(path, b); err != nil {
+		return err
 	}
 	bridge, err := gocni.New(
 		gocni.WithPluginDir([]string{r.cfg.CNIBinDir}),
@@ -116,12 +113,57 @@ func (r *Runtime) initCNI() error {
 	if err != nil {
 		return fmt.Errorf("runtime: load CNI config %s: %w", path, err)
 	}
+	jb, err := r.jobConfList()
+	if err != nil {
+		return err
+	}
+	jpath := r.jobConfListPath()
+	if err := writeIfChanged(jpath, jb); err != nil {
+		return err
+	}
+	job, err := gocni.New(
+		gocni.WithPluginDir([]string{r.cfg.CNIBinDir}),
+		gocni.WithConfListFile(jpath), // eth0
+		gocni.WithLoNetwork,
+		gocni.WithMinNetworkCount(2),
+	)
+	if err != nil {
+		return fmt.Errorf("runtime: load CNI config %s: %w", jpath, err)
+	}
+	// Before any job can attach to the job bridge.
+	if err := r.jobFW.install(); err != nil {
+		return err
+	}
 	lo, err := gocni.New(gocni.WithPluginDir([]string{r.cfg.CNIBinDir}), gocni.WithLoNetwork)
 	if err != nil {
 		return fmt.Errorf("runtime: load CNI loopback config: %w", err)
 	}
-	r.cniBridge, r.cniLo = bridge, lo
+	r.cniBridge, r.cniJob, r.cniLo = bridge, job, lo
 	return nil
+}
+
+// writeIfChanged writes a CNI configuration file unless it holds b already.
+func writeIfChanged(path string, b []byte) error {
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, b) {
+		return nil
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o640); err != nil {
+		return fmt.Errorf("runtime: write CNI config: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("runtime: write CNI config: %w", err)
+	}
+	return nil
+}
+
+// cniFor returns the CNI network of a mode with a bridge, and the bridge's
+// name.
+func (r *Runtime) cniFor(mode string) (gocni.CNI, string) {
+	if mode == networkJob {
+		return r.cniJob, r.cfg.JobBridgeName
+	}
+	return r.cniBridge, r.cfg.BridgeName
 }
 
 // netnsName is the network namespace (and CNI container id) of a container.
@@ -238,10 +280,24 @@ func (r *Runtime) setupNetwork(ctx context.Context, id, mode string, ports []goc
 	if len(ports) > 0 {
 		opts = append(opts, gocni.WithCapabilityPortMap(ports))
 	}
-	res, err := r.cniBridge.Setup(ctx, r.netnsName(id), nsPath, opts...)
+	cni, bridgeName := r.cniFor(mode)
+	res, err := cni.Setup(ctx, r.netnsName(id), nsPath, opts...)
 	if err != nil {
-		_ = r.cniBridge.Remove(ctx, r.netnsName(id), nsPath, opts...)
-		return "", "", fmt.Errorf("runtime: attach %s to bridge %s (CNI in %s, config %s): %w", id, r.cfg.BridgeName, r.cfg.CNIBinDir, r.confListPath(), err)
+		_ = cni.Remove(ctx, r.netnsName(id), nsPath, opts...)
+		return "", "", fmt.Errorf("runtime: attach %s to bridge %s (CNI in %s, config in %s): %w", id, bridgeName, r.cfg.CNIBinDir, filepath.Dir(r.confListPath()), err)
+	}
+	if mode == networkJob {
+		// Jobs on one bridge do not reach each other even where bridged
+		// traffic skips iptables (no br_netfilter).
+		for name, c := range res.Interfaces {
+			if c.Sandbox != "" || name == bridgeName {
+				continue
+			}
+			if out, err := exec.CommandContext(ctx, "ip", "link", "set", "dev", name, "type", "bridge_slave", "isolated", "on").CombinedOutput(); err != nil {
+				_ = cni.Remove(ctx, r.netnsName(id), nsPath, opts...)
+				return "", "", fmt.Errorf("runtime: isolate %s's port %s on bridge %s: %w: %s", id, name, bridgeName, err, strings.TrimSpace(string(out)))
+			}
+		}
 	}
 	if c, ok := res.Interfaces["eth0"]; ok {
 		for _, ipc := range c.IPConfigs {
@@ -264,8 +320,9 @@ func (r *Runtime) teardownNetwork(ctx context.Context, id, mode string, ports []
 		if len(ports) > 0 {
 			opts = append(opts, gocni.WithCapabilityPortMap(ports))
 		}
-		if err := r.cniBridge.Remove(ctx, r.netnsName(id), nsPath, opts...); err != nil {
-			errs = append(errs, fmt.Errorf("detach from bridge %s: %w", r.cfg.BridgeName, err))
+		cni, bridgeName := r.cniFor(mode)
+		if err := cni.Remove(ctx, r.netnsName(id), nsPath, opts...); err != nil {
+			errs = append(errs, fmt.Errorf("detach from bridge %s: %w", bridgeName, err))
 		}
 	} else if err := r.cniLo.Remove(ctx, r.netnsName(id), nsPath); err != nil {
 		errs = append(errs, fmt.Errorf("loopback teardown: %w", err))
@@ -294,7 +351,7 @@ func (r *Runtime) etcFiles(id, name, ip, mode string) ([]specs.Mount, error) {
 		hosts.WriteString("127.0.1.1\t" + name + "\n")
 	}
 	files := map[string]string{"hosts": hosts.String()}
-	if mode == networkBridge {
+	if mode == networkBridge || mode == networkJob {
 		if rc := hostResolvConf(); rc != "" {
 			files["resolv.conf"] = rc
 		}

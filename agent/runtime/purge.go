@@ -16,7 +16,8 @@ import (
 // Purge removes everything in the runtime's containerd namespace, whoever
 // created it (containers, their tasks, networks, snapshots and job
 // directories, then job directories left without a container, then images),
-// the namespace itself and the cgroups runc leaves for it. It is for tests
+// the namespace itself, the cgroups runc leaves for it and the job
+// network's filter chains (jobnet.go). It is for tests
 // and for taking a node out of service for good.
 func (r *Runtime) Purge(ctx context.Context) error {
 	nctx := r.withNS(ctx)
@@ -46,6 +47,9 @@ func (r *Runtime) Purge(ctx context.Context) error {
 	}
 	if err := r.client.NamespaceService().Delete(namespaces.WithNamespace(ctx, r.cfg.Namespace), r.cfg.Namespace); err != nil && !errdefs.IsNotFound(err) {
 		errs = append(errs, fmt.Errorf("delete namespace %s: %w", r.cfg.Namespace, err))
+	}
+	if err := r.jobFW.remove(); err != nil {
+		errs = append(errs, err)
 	}
 	ctrls, _ := os.ReadDir("/sys/fs/cgroup")
 	for _, c := range ctrls {

@@ -35,7 +35,8 @@ const (
 	LabelOwner       = "cc.owner"
 	LabelName        = "cc.name"
 	LabelGeneration  = "cc.generation"
-	// LabelNetwork is "bridge" or "none".
+	// LabelNetwork is "bridge", "job" (a job sandbox on the job bridge) or
+	// "none".
 	LabelNetwork = "cc.network"
 	// LabelNetNS is the path of the container's network namespace.
 	LabelNetNS = "cc.netns"
@@ -82,6 +83,15 @@ type Config struct {
 	BridgeName string
 	// Subnet is the bridge network's IPv4 subnet (host-local IPAM).
 	Subnet string
+	// JobBridgeName is the Linux bridge job sandboxes with network attach
+	// to (see jobnet.go); it must differ from BridgeName.
+	JobBridgeName string
+	// JobSubnet is the job bridge's IPv4 subnet; it must not overlap
+	// Subnet.
+	JobSubnet string
+	// JobEgressAllow lists the IPv4 CIDRs (or addresses) jobs may reach
+	// although they are private, link-local or the node's own.
+	JobEgressAllow []string
 	// NetNSDir is where the runtime mounts the containers' network
 	// namespaces, as <NetNSDir>/<namespace>-<container-id>.
 	NetNSDir string
@@ -116,7 +126,9 @@ type Runtime struct {
 	log    *slog.Logger
 
 	cniBridge gocni.CNI
+	cniJob    gocni.CNI
 	cniLo     gocni.CNI
+	jobFW     jobFirewall
 }
 
 // New connects to containerd and prepares the state directory and the CNI
@@ -140,6 +152,12 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if cfg.Subnet == "" {
 		cfg.Subnet = DefaultSubnet
 	}
+	if cfg.JobBridgeName == "" {
+		cfg.JobBridgeName = DefaultJobBridgeName
+	}
+	if cfg.JobSubnet == "" {
+		cfg.JobSubnet = DefaultJobSubnet
+	}
 	if cfg.NetNSDir == "" {
 		cfg.NetNSDir = DefaultNetNSDir
 	}
@@ -156,6 +174,10 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	if err := identifiers.Validate(cfg.Namespace); err != nil {
 		return nil, fmt.Errorf("runtime: namespace %q: %w", cfg.Namespace, err)
+	}
+	jobFW, err := jobFirewallFor(cfg)
+	if err != nil {
+		return nil, err
 	}
 	if !filepath.IsAbs(cfg.LoggerPath) {
 		return nil, fmt.Errorf("runtime: LoggerPath %q must be the absolute path of cc-agent (it runs as `cc-agent logger` under containerd's shim)", cfg.LoggerPath)
@@ -179,7 +201,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		client.Close()
 		return nil, fmt.Errorf("runtime: containerd at %s does not answer: %w; is it running? (scripts/prereqs.sh starts it)", cfg.Socket, err)
 	}
-	r := &Runtime{cfg: cfg, client: client, log: cfg.Logger.With("component", "runtime")}
+	r := &Runtime{cfg: cfg, client: client, log: cfg.Logger.With("component", "runtime"), jobFW: jobFW}
 	if err := r.initCNI(); err != nil {
 		client.Close()
 		return nil, err

@@ -91,12 +91,14 @@ func testConfig(t *testing.T) Config {
 	var b [1]byte
 	_, _ = rand.Read(b[:])
 	return Config{
-		Namespace:  "cc-test-" + randHex(4),
-		StateDir:   t.TempDir(),
-		BridgeName: "cct" + suffix,
-		Subnet:     fmt.Sprintf("10.213.%d.0/24", 1+int(b[0])%250),
-		LoggerPath: buildLogger(t),
-		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Namespace:     "cc-test-" + randHex(4),
+		StateDir:      t.TempDir(),
+		BridgeName:    "cct" + suffix,
+		Subnet:        fmt.Sprintf("10.213.%d.0/24", 1+int(b[0])%250),
+		JobBridgeName: "ccj" + suffix,
+		JobSubnet:     fmt.Sprintf("10.89.%d.0/24", 1+int(b[0])%250),
+		LoggerPath:    buildLogger(t),
+		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 }
 
@@ -104,7 +106,13 @@ func testConfig(t *testing.T) Config {
 // everything it made when the test ends.
 func newTestRuntime(t *testing.T) (*Runtime, Config) {
 	t.Helper()
-	cfg := testConfig(t)
+	return newTestRuntimeWith(t, testConfig(t))
+}
+
+// newTestRuntimeWith is newTestRuntime with a configuration of the test's
+// (from testConfig).
+func newTestRuntimeWith(t *testing.T, cfg Config) (*Runtime, Config) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	r, err := New(ctx, cfg)
@@ -151,9 +159,18 @@ func cleanupRuntime(t *testing.T, cfg Config) {
 		t.Errorf("cleanup: network namespace %s left behind", p)
 		_ = removeNetNS(p)
 	}
-	if _, err := net.InterfaceByName(cfg.BridgeName); err == nil {
-		if out, err := exec.Command("ip", "link", "del", cfg.BridgeName).CombinedOutput(); err != nil {
-			t.Errorf("cleanup: delete bridge %s: %v %s", cfg.BridgeName, err, out)
+	for _, br := range []string{cfg.BridgeName, cfg.JobBridgeName} {
+		if _, err := net.InterfaceByName(br); err == nil {
+			if out, err := exec.Command("ip", "link", "del", br).CombinedOutput(); err != nil {
+				t.Errorf("cleanup: delete bridge %s: %v %s", br, err, out)
+			}
+		}
+		_ = os.RemoveAll(filepath.Join("/var/lib/cni/networks", br))
+	}
+	// Purge removed the job network's chains.
+	for _, tool := range []string{"iptables", "ip6tables"} {
+		if out, err := exec.Command(tool, "-w", "-S").CombinedOutput(); err == nil && strings.Contains(string(out), "-"+cfg.JobBridgeName) {
+			t.Errorf("cleanup: %s rules of the job bridge %s left behind:\n%s", tool, cfg.JobBridgeName, out)
 		}
 	}
 }

@@ -32,7 +32,8 @@ import (
 // (its own network namespace, no new privileges, containerd's default
 // seccomp profile, cgroup limits) it runs
 //
-//   - with loopback only (lo up), unless spec.network is BRIDGE;
+//   - with loopback only (lo up), unless spec.network is BRIDGE, which
+//     attaches it to the job bridge, behind the egress filter (jobnet.go);
 //   - on a read-only root filesystem, whatever spec.read_only says, with
 //     its /etc/hosts (and resolv.conf) bind-mounted read-only;
 //   - as spec.user ("uid" or "uid:gid", numeric; a lone uid gets the same
@@ -133,12 +134,13 @@ type jobSandbox struct {
 	t Task
 }
 
-// network is none unless the job asks for the bridge.
+// network is none unless the job asks for the bridge, which is the job
+// bridge.
 func (s *jobSandbox) network() string {
 	if s.t.Spec.GetNetwork() != ccv1.NetworkMode_NETWORK_MODE_BRIDGE {
 		return networkNone // a job has no network unless it asks for one
 	}
-	return networkBridge
+	return networkJob
 }
 
 // prepare makes the job's directory and gives the container its mounts

@@ -260,11 +260,13 @@ func must[T any](v T, err error) T {
 }
 
 // Without network a job has loopback only: no other interface, no route.
-// With network it reaches a server the test runs on its node's bridge
-// address.
+// With network it reaches a server the test runs on its node's job bridge
+// address, which the agent's job egress allow-list lets through (the
+// node is out of a job's reach otherwise; agent/runtime's TestJobEgress
+// checks what is refused).
 func TestJobNetwork(t *testing.T) {
 	s := testcluster.Start(t)
-	agent := s.StartAgent("net-node")
+	agent := s.StartAgent("net-node", testcluster.WithJobGatewayAllowed())
 	cl := s.Client()
 	cl.LoadBusybox(t, demoImage)
 
@@ -285,19 +287,19 @@ func TestJobNetwork(t *testing.T) {
 		t.Errorf("routes without network:\n%s", files["route"].data)
 	}
 
-	// With network: a TCP server on the bridge address, which exists once
-	// the job's network is set up.
+	// With network: a TCP server on the job bridge address, which exists
+	// once the job's network is set up.
 	port := 20000 + rand.IntN(20000)
 	on := submitJob(t, cl, &ccv1.JobSpec{Network: true, Command: sh(fmt.Sprintf(
 		`for i in $(seq 1 150); do /bin/busybox nc -w 2 %s %d </dev/null > /output/reply 2>/dev/null; [ -s /output/reply ] && exit 0; sleep 0.2; done; exit 1`,
-		agent.Gateway(), port))})
+		agent.JobGateway(), port))})
 	var ln net.Listener
 	if !waitFor(60*time.Second, func() bool {
 		var err error
-		ln, err = net.Listen("tcp", net.JoinHostPort(agent.Gateway(), fmt.Sprint(port)))
+		ln, err = net.Listen("tcp", net.JoinHostPort(agent.JobGateway(), fmt.Sprint(port)))
 		return err == nil
 	}) {
-		t.Fatalf("could not listen on the bridge address %s:%d:\n%s", agent.Gateway(), port, describeJob(getJob(t, cl, on.Id)))
+		t.Fatalf("could not listen on the job bridge address %s:%d:\n%s", agent.JobGateway(), port, describeJob(getJob(t, cl, on.Id)))
 	}
 	defer ln.Close()
 	go func() {

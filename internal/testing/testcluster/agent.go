@@ -188,6 +188,15 @@ func WithLabels(labels map[string]string) AgentOption {
 	return func(c *AgentConfig) { c.Labels = labels }
 }
 
+// WithJobGatewayAllowed puts the agent's job bridge gateway (JobGateway)
+// on its job egress allow-list, so that jobs with network reach a server
+// the test runs there.
+func WithJobGatewayAllowed() AgentOption {
+	return func(c *AgentConfig) {
+		c.Runtime.JobEgressAllow = append(c.Runtime.JobEgressAllow, firstAddr(c.Runtime.JobSubnet)+"/32")
+	}
+}
+
 // StartAgent joins a new agent named name to the cluster (with a fresh
 // single-use join token) and runs it.
 func (s *Server) StartAgent(name string, opts ...AgentOption) *Agent {
@@ -202,16 +211,19 @@ func (s *Server) StartAgent(name string, opts ...AgentOption) *Agent {
 	dir := s.t.TempDir()
 	suffix := randomHex(3)
 	cfg := AgentConfig{Resources: &ccv1.Resources{CpuMillis: 2000, MemoryBytes: 4 << 30}, AdvertiseAddr: "127.0.0.1"}
+	seq := subnetSeq.Add(1)
 	cfg.Runtime = runtime.Config{
-		Socket:     ContainerdSocket,
-		Namespace:  "cc-test-" + suffix,
-		StateDir:   filepath.Join(dir, "runtime"),
-		CNIBinDir:  "/usr/lib/cni",
-		BridgeName: "cct" + suffix,
-		Subnet:     fmt.Sprintf("10.214.%d.0/24", 1+int(subnetSeq.Add(1))%250),
-		LoggerPath: AgentBinary(s.t),
-		InitPath:   AgentBinary(s.t),
-		Logger:     logging.Test(s.t).With("agent", name),
+		Socket:        ContainerdSocket,
+		Namespace:     "cc-test-" + suffix,
+		StateDir:      filepath.Join(dir, "runtime"),
+		CNIBinDir:     "/usr/lib/cni",
+		BridgeName:    "cct" + suffix,
+		Subnet:        fmt.Sprintf("10.214.%d.0/24", 1+int(seq)%250),
+		JobBridgeName: "ccj" + suffix,
+		JobSubnet:     fmt.Sprintf("10.215.%d.0/24", 1+int(seq)%250),
+		LoggerPath:    AgentBinary(s.t),
+		InitPath:      AgentBinary(s.t),
+		Logger:        logging.Test(s.t).With("agent", name),
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -316,14 +328,24 @@ func (a *Agent) cleanup() {
 	if err := rt.Purge(ctx); err != nil {
 		a.t.Errorf("cleanup of agent %s: %v", a.Name, err)
 	}
-	_ = exec.Command("ip", "link", "del", a.rtConfig.BridgeName).Run()
-	_ = os.RemoveAll(filepath.Join("/var/lib/cni/networks", a.rtConfig.BridgeName))
+	for _, br := range []string{a.rtConfig.BridgeName, a.rtConfig.JobBridgeName} {
+		_ = exec.Command("ip", "link", "del", br).Run()
+		_ = os.RemoveAll(filepath.Join("/var/lib/cni/networks", br))
+	}
 }
 
-// Gateway is the address of the agent's bridge on its node (the first
-// address of its subnet): what a job with network reaches the node at.
-func (a *Agent) Gateway() string {
-	ip, _, err := net.ParseCIDR(a.rtConfig.Subnet)
+// Gateway is the address of the agent's container bridge on its node (the
+// first address of its subnet).
+func (a *Agent) Gateway() string { return firstAddr(a.rtConfig.Subnet) }
+
+// JobGateway is the address of the agent's job bridge on its node: what a
+// job with network reaches the node at, if the agent's job egress
+// allow-list lets it (AgentConfig.Runtime.JobEgressAllow).
+func (a *Agent) JobGateway() string { return firstAddr(a.rtConfig.JobSubnet) }
+
+// firstAddr is the first address of an IPv4 subnet.
+func firstAddr(subnet string) string {
+	ip, _, err := net.ParseCIDR(subnet)
 	if err != nil {
 		return ""
 	}
