@@ -620,7 +620,7 @@ func (f *fakeAPI) SetQueue(_ context.Context, r *ccv1.SetQueueRequest) (*ccv1.Se
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.setQueue = r
-	return &ccv1.SetQueueResponse{Queue: &ccv1.Queue{Name: r.Name, MaxRunning: r.MaxRunning}}, nil
+	return &ccv1.SetQueueResponse{Queue: &ccv1.Queue{Name: r.Name, MaxRunning: r.MaxRunning, AllowNetwork: r.GetAllowNetwork()}}, nil
 }
 
 func (f *fakeAPI) ListQueues(context.Context, *ccv1.ListQueuesRequest) (*ccv1.ListQueuesResponse, error) {

@@ -169,6 +169,7 @@ func queueCommand() *cli.Command {
 				Name: "set", Usage: "create a queue or change its limits", ArgsUsage: "NAME", OnUsageError: usageError,
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "max-running", Required: true, Usage: "let at most `N` jobs of the queue run at once; 0: no limit"},
+					&cli.BoolFlag{Name: "allow-network", Usage: "let jobs tokens submit jobs with --network to the queue (admins always may); --allow-network=false: admins only; unset: unchanged (a new queue: admins only)"},
 				},
 				Action: queueSet,
 			},
@@ -1117,7 +1118,12 @@ func queueSet(c *cli.Context) error {
 		return err
 	}
 	return call(c, func(ctx context.Context, cl *Client) error {
-		resp, err := cl.Jobs.SetQueue(ctx, &ccv1.SetQueueRequest{Name: c.Args().First(), MaxRunning: uint32(n)})
+		req := &ccv1.SetQueueRequest{Name: c.Args().First(), MaxRunning: uint32(n)}
+		if c.IsSet("allow-network") {
+			allow := c.Bool("allow-network")
+			req.AllowNetwork = &allow
+		}
+		resp, err := cl.Jobs.SetQueue(ctx, req)
 		if err != nil {
 			return err
 		}
@@ -1129,6 +1135,13 @@ func queueSet(c *cli.Context) error {
 			_, err = fmt.Fprintf(c.App.Writer, "Queue %s: no limit on running jobs\n", q.GetName())
 		} else {
 			_, err = fmt.Fprintf(c.App.Writer, "Queue %s: at most %d running jobs\n", q.GetName(), q.GetMaxRunning())
+		}
+		if err == nil && c.IsSet("allow-network") {
+			if q.GetAllowNetwork() {
+				_, err = fmt.Fprintf(c.App.Writer, "Queue %s: jobs tokens may submit jobs with network\n", q.GetName())
+			} else {
+				_, err = fmt.Fprintf(c.App.Writer, "Queue %s: only admins may submit jobs with network\n", q.GetName())
+			}
 		}
 		return err
 	})
@@ -1147,13 +1160,17 @@ func queueList(c *cli.Context) error {
 			return printJSON(c, resp)
 		}
 		w := table(c)
-		fmt.Fprintf(w, "NAME\tMAX RUNNING\tQUEUED\tRUNNING\n")
+		fmt.Fprintf(w, "NAME\tMAX RUNNING\tNETWORK\tQUEUED\tRUNNING\n")
 		for _, q := range resp.GetQueues() {
 			limit := "-"
 			if q.GetMaxRunning() > 0 {
 				limit = strconv.FormatUint(uint64(q.GetMaxRunning()), 10)
 			}
-			fmt.Fprintf(w, "%s\t%s\t%d\t%d\n", q.GetName(), limit, q.GetQueued(), q.GetRunning())
+			network := "admins"
+			if q.GetAllowNetwork() {
+				network = "jobs"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\n", q.GetName(), limit, network, q.GetQueued(), q.GetRunning())
 		}
 		return w.Flush()
 	})

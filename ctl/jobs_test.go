@@ -504,7 +504,7 @@ func TestJobLogsSplitsStreams(t *testing.T) {
 }
 
 func TestQueueSetAndLs(t *testing.T) {
-	f := &fakeAPI{queues: []*ccv1.Queue{{Name: "default", Queued: 3, Running: 1}, {Name: "nightly", MaxRunning: 4, Queued: 10, Running: 4}}}
+	f := &fakeAPI{queues: []*ccv1.Queue{{Name: "default", Queued: 3, Running: 1}, {Name: "nightly", MaxRunning: 4, AllowNetwork: true, Queued: 10, Running: 4}}}
 	conn := startFake(t, f)
 	if r := runCtl(conn, "queue", "set", "nightly", "--max-running", "4"); r.code != 0 || r.stdout != "Queue nightly: at most 4 running jobs\n" {
 		t.Errorf("queue set: %+v", r)
@@ -517,15 +517,33 @@ func TestQueueSetAndLs(t *testing.T) {
 	if r := runCtl(conn, "queue", "set", "nightly", "--max-running", "0"); r.code != 0 || r.stdout != "Queue nightly: no limit on running jobs\n" {
 		t.Errorf("queue set 0: %+v", r)
 	}
+	allow := true
+	if r := runCtl(conn, "queue", "set", "nightly", "--max-running", "4", "--allow-network"); r.code != 0 ||
+		r.stdout != "Queue nightly: at most 4 running jobs\nQueue nightly: jobs tokens may submit jobs with network\n" {
+		t.Errorf("queue set --allow-network: %+v", r)
+	}
+	f.locked(func() {
+		if want := (&ccv1.SetQueueRequest{Name: "nightly", MaxRunning: 4, AllowNetwork: &allow}); !proto.Equal(f.setQueue, want) {
+			t.Errorf("SetQueue got %v", f.setQueue)
+		}
+	})
+	if r := runCtl(conn, "queue", "set", "nightly", "--max-running", "4", "--allow-network=false"); r.code != 0 || !strings.Contains(r.stdout, "only admins may submit jobs with network") {
+		t.Errorf("queue set --allow-network=false: %+v", r)
+	}
+	f.locked(func() {
+		if f.setQueue.AllowNetwork == nil || *f.setQueue.AllowNetwork {
+			t.Errorf("SetQueue got %v", f.setQueue)
+		}
+	})
 	if r := runCtl(conn, "queue", "set", "nightly"); r.code != 1 || !strings.Contains(r.stderr, `"max-running"`) {
 		t.Errorf("queue set without --max-running: %+v", r)
 	}
 	r := runCtl(conn, "queue", "ls")
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 	if r.code != 0 || len(lines) != 3 ||
-		strings.Join(strings.Fields(lines[0]), " ") != "NAME MAX RUNNING QUEUED RUNNING" ||
-		strings.Join(strings.Fields(lines[1]), " ") != "default - 3 1" ||
-		strings.Join(strings.Fields(lines[2]), " ") != "nightly 4 10 4" {
+		strings.Join(strings.Fields(lines[0]), " ") != "NAME MAX RUNNING NETWORK QUEUED RUNNING" ||
+		strings.Join(strings.Fields(lines[1]), " ") != "default - admins 3 1" ||
+		strings.Join(strings.Fields(lines[2]), " ") != "nightly 4 jobs 10 4" {
 		t.Errorf("queue ls: %+v", r)
 	}
 	r = runCtl(conn, "queue", "ls", "-o", "json")

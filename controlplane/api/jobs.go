@@ -297,6 +297,9 @@ func (j *JobService) SubmitJob(ctx context.Context, req *ccv1.SubmitJobRequest) 
 		if err := jobspec.RefuseRoot(spec); err != nil {
 			return nil, status.Error(codes.PermissionDenied, err.Error())
 		}
+		if err := j.mayUseNetwork(spec); err != nil {
+			return nil, err
+		}
 	}
 	if err := j.checkQuotas(p.TokenID, spec.IdempotencyKey); err != nil {
 		return nil, err
@@ -463,12 +466,39 @@ func (j *JobService) CancelJob(ctx context.Context, req *ccv1.CancelJobRequest) 
 	return &ccv1.CancelJobResponse{Job: publicJob(ctx, rec.Job)}, nil
 }
 
-// SetQueue implements JobService (admin only, by auth).
+// mayUseNetwork refuses a job with network from a non-admin token unless
+// its queue allows network (ccctl queue set NAME --allow-network): a job on
+// the network reaches the internet from the node.
+func (j *JobService) mayUseNetwork(spec *ccv1.JobSpec) error {
+	if !spec.GetNetwork() {
+		return nil
+	}
+	q, err := j.core.FSM.Queue(spec.GetQueue())
+	if err != nil && !errors.Is(err, fsm.ErrNotFound) {
+		return err
+	}
+	if q.GetAllowNetwork() {
+		return nil
+	}
+	return status.Errorf(codes.PermissionDenied, "network: queue %q does not allow jobs with network for jobs tokens; submit without --network, to a queue that allows it, or have an admin allow it (ccctl queue set %s --max-running N --allow-network)", spec.GetQueue(), spec.GetQueue())
+}
+
+// SetQueue implements JobService (admin only, by auth). Without
+// allow_network the queue keeps its setting.
 func (j *JobService) SetQueue(ctx context.Context, req *ccv1.SetQueueRequest) (*ccv1.SetQueueResponse, error) {
 	if err := jobspec.ValidQueueName(req.GetName()); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	q := &statev1.QueueRecord{Name: req.GetName(), MaxRunning: req.GetMaxRunning()}
+	if req.AllowNetwork != nil {
+		q.AllowNetwork = req.GetAllowNetwork()
+	} else {
+		old, err := j.core.FSM.Queue(q.Name)
+		if err != nil && !errors.Is(err, fsm.ErrNotFound) {
+			return nil, err
+		}
+		q.AllowNetwork = old.GetAllowNetwork()
+	}
 	if err := j.core.Propose(ctx, statev1.CommandType_COMMAND_TYPE_SET_QUEUE, &statev1.SetQueue{Queue: q}); err != nil {
 		return nil, err
 	}
@@ -481,7 +511,7 @@ func (j *JobService) SetQueue(ctx context.Context, req *ccv1.SetQueueRequest) (*
 			return &ccv1.SetQueueResponse{Queue: out}, nil
 		}
 	}
-	return &ccv1.SetQueueResponse{Queue: &ccv1.Queue{Name: q.Name, MaxRunning: q.MaxRunning}}, nil
+	return &ccv1.SetQueueResponse{Queue: &ccv1.Queue{Name: q.Name, MaxRunning: q.MaxRunning, AllowNetwork: q.AllowNetwork}}, nil
 }
 
 // ListQueues implements JobService: every queue with a record or jobs,
@@ -504,7 +534,7 @@ func (j *JobService) queues() ([]*ccv1.Queue, error) {
 	}
 	out := make([]*ccv1.Queue, 0, len(st.Queues))
 	for _, q := range st.Queues {
-		out = append(out, &ccv1.Queue{Name: q.Name, MaxRunning: q.MaxRunning, Queued: q.Queued, Running: q.Running})
+		out = append(out, &ccv1.Queue{Name: q.Name, MaxRunning: q.MaxRunning, AllowNetwork: q.AllowNetwork, Queued: q.Queued, Running: q.Running})
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Name < out[b].Name })
 	return out, nil

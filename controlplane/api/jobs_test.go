@@ -1528,3 +1528,46 @@ func TestAttemptReportNamesOnlyItsUploads(t *testing.T) {
 		t.Fatalf("job A's output: %q, %v", got.data, err)
 	}
 }
+
+// A jobs token may ask for network only on a queue that allows it; an
+// admin always may. SetQueue without allow_network keeps the setting.
+func TestJobNetworkPolicy(t *testing.T) {
+	h := newJobHarness(t)
+	_, a := h.token(ccv1.Role_ROLE_JOBS)
+	ja := h.jobsAs(a)
+	_, err := ja.SubmitJob(ctxT(t), &ccv1.SubmitJobRequest{Spec: &ccv1.JobSpec{Image: "busybox", Network: true}})
+	wantCode(t, err, codes.PermissionDenied, `queue "default" does not allow jobs with network`)
+	_, err = ja.SubmitJob(ctxT(t), &ccv1.SubmitJobRequest{Spec: &ccv1.JobSpec{Image: "busybox", Network: true, Queue: "web"}})
+	wantCode(t, err, codes.PermissionDenied, `queue "web" does not allow`)
+	submit(t, ja, &ccv1.JobSpec{Image: "busybox"})
+	submit(t, h.admin, &ccv1.JobSpec{Image: "busybox", Network: true})
+
+	allow := true
+	q, err := h.admin.SetQueue(ctxT(t), &ccv1.SetQueueRequest{Name: "web", MaxRunning: 3, AllowNetwork: &allow})
+	if err != nil || !q.Queue.AllowNetwork || q.Queue.MaxRunning != 3 {
+		t.Fatalf("set queue: %v %v", q, err)
+	}
+	submit(t, ja, &ccv1.JobSpec{Image: "busybox", Network: true, Queue: "web"})
+	_, err = ja.SubmitJob(ctxT(t), &ccv1.SubmitJobRequest{Spec: &ccv1.JobSpec{Image: "busybox", Network: true}})
+	wantCode(t, err, codes.PermissionDenied, `queue "default"`)
+
+	// Without allow_network the setting stays.
+	if q, err = h.admin.SetQueue(ctxT(t), &ccv1.SetQueueRequest{Name: "web", MaxRunning: 5}); err != nil || !q.Queue.AllowNetwork || q.Queue.MaxRunning != 5 {
+		t.Fatalf("set queue without allow_network: %v %v", q, err)
+	}
+	ls, err := h.admin.ListQueues(ctxT(t), &ccv1.ListQueuesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range ls.Queues {
+		if q.AllowNetwork != (q.Name == "web") {
+			t.Errorf("queue %v", q)
+		}
+	}
+	deny := false
+	if _, err := h.admin.SetQueue(ctxT(t), &ccv1.SetQueueRequest{Name: "web", MaxRunning: 5, AllowNetwork: &deny}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = ja.SubmitJob(ctxT(t), &ccv1.SubmitJobRequest{Spec: &ccv1.JobSpec{Image: "busybox", Network: true, Queue: "web"}})
+	wantCode(t, err, codes.PermissionDenied, `queue "web" does not allow`)
+}

@@ -29,6 +29,11 @@ func (f *FSM) ExpiredInputs(now time.Time) ([]string, error) {
 	return out, err
 }
 
+// Queue returns one queue record; a queue without one is ErrNotFound.
+func (f *FSM) Queue(name string) (*statev1.QueueRecord, error) {
+	return one(f, bucketQueues, "queue", name, &statev1.QueueRecord{})
+}
+
 // Job returns one job record.
 func (f *FSM) Job(id string) (*statev1.JobRecord, error) {
 	return one(f, bucketJobs, "job", id, &statev1.JobRecord{})
@@ -182,8 +187,10 @@ func (f *FSM) JobsWatch() <-chan struct{} {
 type QueueInfo struct {
 	Name       string
 	MaxRunning uint32
-	Queued     uint64
-	Running    uint64 // assigned or running
+	// AllowNetwork lets jobs tokens submit jobs with network to the queue.
+	AllowNetwork bool
+	Queued       uint64
+	Running      uint64 // assigned or running
 }
 
 // DispatchState is what the job dispatcher decides from, read in one
@@ -215,6 +222,7 @@ func (f *FSM) ReadDispatch(perQueue int) (*DispatchState, error) {
 		st.Index = readIndex(tx)
 		if err := each(tx, bucketQueues, func() *statev1.QueueRecord { return &statev1.QueueRecord{} }, func(q *statev1.QueueRecord) {
 			queue(q.Name).MaxRunning = q.MaxRunning
+			queue(q.Name).AllowNetwork = q.AllowNetwork
 		}); err != nil {
 			return err
 		}

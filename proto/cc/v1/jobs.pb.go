@@ -1631,7 +1631,11 @@ type SetQueueRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// max_running limits the queue's running jobs; 0 means no limit.
-	MaxRunning    uint32 `protobuf:"varint,2,opt,name=max_running,json=maxRunning,proto3" json:"max_running,omitempty"`
+	MaxRunning uint32 `protobuf:"varint,2,opt,name=max_running,json=maxRunning,proto3" json:"max_running,omitempty"`
+	// allow_network lets jobs tokens submit jobs with network to the queue
+	// (admins always may); unset keeps the queue's setting, which is false
+	// for a new queue.
+	AllowNetwork  *bool `protobuf:"varint,3,opt,name=allow_network,json=allowNetwork,proto3,oneof" json:"allow_network,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1678,6 +1682,13 @@ func (x *SetQueueRequest) GetMaxRunning() uint32 {
 		return x.MaxRunning
 	}
 	return 0
+}
+
+func (x *SetQueueRequest) GetAllowNetwork() bool {
+	if x != nil && x.AllowNetwork != nil {
+		return *x.AllowNetwork
+	}
+	return false
 }
 
 // SetQueueResponse holds the queue.
@@ -1813,8 +1824,10 @@ type Queue struct {
 	Name       string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	MaxRunning uint32                 `protobuf:"varint,2,opt,name=max_running,json=maxRunning,proto3" json:"max_running,omitempty"`
 	// queued and running count the queue's jobs now.
-	Queued        uint64 `protobuf:"varint,3,opt,name=queued,proto3" json:"queued,omitempty"`
-	Running       uint64 `protobuf:"varint,4,opt,name=running,proto3" json:"running,omitempty"`
+	Queued  uint64 `protobuf:"varint,3,opt,name=queued,proto3" json:"queued,omitempty"`
+	Running uint64 `protobuf:"varint,4,opt,name=running,proto3" json:"running,omitempty"`
+	// allow_network: jobs tokens may submit jobs with network to the queue.
+	AllowNetwork  bool `protobuf:"varint,5,opt,name=allow_network,json=allowNetwork,proto3" json:"allow_network,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1875,6 +1888,13 @@ func (x *Queue) GetRunning() uint64 {
 		return x.Running
 	}
 	return 0
+}
+
+func (x *Queue) GetAllowNetwork() bool {
+	if x != nil {
+		return x.AllowNetwork
+	}
+	return false
 }
 
 var File_cc_v1_jobs_proto protoreflect.FileDescriptor
@@ -2017,22 +2037,25 @@ const file_cc_v1_jobs_proto_rawDesc = "" +
 	"until_done\x18\x02 \x01(\bR\tuntilDone\"1\n" +
 	"\x11WatchJobsResponse\x12\x1c\n" +
 	"\x03job\x18\x01 \x01(\v2\n" +
-	".cc.v1.JobR\x03job\"F\n" +
+	".cc.v1.JobR\x03job\"\x82\x01\n" +
 	"\x0fSetQueueRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
 	"\vmax_running\x18\x02 \x01(\rR\n" +
-	"maxRunning\"6\n" +
+	"maxRunning\x12(\n" +
+	"\rallow_network\x18\x03 \x01(\bH\x00R\fallowNetwork\x88\x01\x01B\x10\n" +
+	"\x0e_allow_network\"6\n" +
 	"\x10SetQueueResponse\x12\"\n" +
 	"\x05queue\x18\x01 \x01(\v2\f.cc.v1.QueueR\x05queue\"\x13\n" +
 	"\x11ListQueuesRequest\":\n" +
 	"\x12ListQueuesResponse\x12$\n" +
-	"\x06queues\x18\x01 \x03(\v2\f.cc.v1.QueueR\x06queues\"n\n" +
+	"\x06queues\x18\x01 \x03(\v2\f.cc.v1.QueueR\x06queues\"\x93\x01\n" +
 	"\x05Queue\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
 	"\vmax_running\x18\x02 \x01(\rR\n" +
 	"maxRunning\x12\x16\n" +
 	"\x06queued\x18\x03 \x01(\x04R\x06queued\x12\x18\n" +
-	"\arunning\x18\x04 \x01(\x04R\arunning*\xcb\x01\n" +
+	"\arunning\x18\x04 \x01(\x04R\arunning\x12#\n" +
+	"\rallow_network\x18\x05 \x01(\bR\fallowNetwork*\xcb\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10JOB_STATE_QUEUED\x10\x01\x12\x16\n" +
@@ -2168,6 +2191,7 @@ func file_cc_v1_jobs_proto_init() {
 		(*UploadInputRequest_Header)(nil),
 		(*UploadInputRequest_Chunk)(nil),
 	}
+	file_cc_v1_jobs_proto_msgTypes[20].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -2941,9 +2941,11 @@ func (x *SetQueue) GetQueue() *QueueRecord {
 
 // QueueRecord is a stored queue.
 type QueueRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	MaxRunning    uint32                 `protobuf:"varint,2,opt,name=max_running,json=maxRunning,proto3" json:"max_running,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Name       string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	MaxRunning uint32                 `protobuf:"varint,2,opt,name=max_running,json=maxRunning,proto3" json:"max_running,omitempty"`
+	// allow_network lets jobs tokens submit jobs with network to the queue.
+	AllowNetwork  bool `protobuf:"varint,3,opt,name=allow_network,json=allowNetwork,proto3" json:"allow_network,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2990,6 +2992,13 @@ func (x *QueueRecord) GetMaxRunning() uint32 {
 		return x.MaxRunning
 	}
 	return 0
+}
+
+func (x *QueueRecord) GetAllowNetwork() bool {
+	if x != nil {
+		return x.AllowNetwork
+	}
+	return false
 }
 
 // PutInput records that a token uploaded a job input (a blob): only the
@@ -4330,11 +4339,12 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\":\n" +
 	"\bSetQueue\x12.\n" +
-	"\x05queue\x18\x01 \x01(\v2\x18.cc.state.v1.QueueRecordR\x05queue\"B\n" +
+	"\x05queue\x18\x01 \x01(\v2\x18.cc.state.v1.QueueRecordR\x05queue\"g\n" +
 	"\vQueueRecord\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
 	"\vmax_running\x18\x02 \x01(\rR\n" +
-	"maxRunning\":\n" +
+	"maxRunning\x12#\n" +
+	"\rallow_network\x18\x03 \x01(\bR\fallowNetwork\":\n" +
 	"\bPutInput\x12.\n" +
 	"\x05input\x18\x01 \x01(\v2\x18.cc.state.v1.InputRecordR\x05input\"\xcc\x01\n" +
 	"\vInputRecord\x12\x16\n" +
