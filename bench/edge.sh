@@ -54,7 +54,15 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -s stop 2>/dev/null || true
-  for b in ccb18000 ccb18001; do ip link del "$b" 2>/dev/null || true; done
+  for b in ccb18000 ccb18001 ccbj18000 ccbj18001; do ip link del "$b" 2>/dev/null || true; done
+  # The agents' job network chains (jobs.md, Network).
+  for t in iptables ip6tables; do
+    "$t" -w -S 2>/dev/null | grep -E -- '-j CC-JOB-[A-Z]+-ccbj1800[01]' | sed 's/^-A /-D /' |
+      while read -r rule; do eval "$t -w $rule" 2>/dev/null || true; done
+    for c in FWD HOST RET; do for b in ccbj18000 ccbj18001; do
+      "$t" -w -F "CC-JOB-$c-$b" 2>/dev/null && "$t" -w -X "CC-JOB-$c-$b" 2>/dev/null || true
+    done; done
+  done
   for n in cc-bench-bench-a cc-bench-bench-b; do ctr namespaces rm "$n" >/dev/null 2>&1 || true; done
   rm -rf "$work"
 }
@@ -101,6 +109,7 @@ agent() { # name edge-port advertise-ip core (HTTPS on edge-port + 443)
   tok=$(bin/ccctl -o json token create --role agent --uses 1 | sed -n 's/.*"secret": *"\([^"]*\)".*/\1/p')
   taskset -c "$4" bin/cc-agent --join "$api" --token "$tok" --data-dir "$work/$1" --name "$1" \
     --namespace "cc-bench-$1" --bridge "ccb$2" --subnet "10.214.$(( $2 - 18000 )).0/24" \
+    --job-bridge "ccbj$2" --job-subnet "10.217.$(( $2 - 18000 + 100 )).0/24" \
     --advertise-addr "$3" --edge-http-addr "127.0.0.1:$2" --edge-https-addr "127.0.0.1:$(( $2 + 443 ))" --edge-access-log off --log-level warn >"$work/$1.log" 2>&1 &
   pids+=($!)
 }

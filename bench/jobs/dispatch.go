@@ -41,6 +41,10 @@ func (b *bench) dispatchPhase(ctx context.Context) error {
 	if o.agentDir == "" || o.namespace == "" || o.ctrNS == "" || o.bridge == "" || o.subnet == "" || o.archive == "" {
 		return errors.New("dispatch needs -agent-dir, -namespace, -ctr-namespace, -bridge, -subnet and -archive (or -skip-dispatch)")
 	}
+	jobBridge, jobSubnet := jobNetwork(o.bridge, o.subnet)
+	if jobBridge == "" {
+		return fmt.Errorf("-subnet %q is not an IPv4 CIDR", o.subnet)
+	}
 	ref, err := imagearchive.Normalize(o.image)
 	if err != nil {
 		return fmt.Errorf("-image: %w", err)
@@ -62,7 +66,7 @@ func (b *bench) dispatchPhase(ctx context.Context) error {
 	}
 	defer logf.Close()
 	cmd := exec.Command(agentBin, "--join", o.addr, "--token", tok.Secret, "--data-dir", o.agentDir, "--name", agentName,
-		"--namespace", o.namespace, "--bridge", o.bridge, "--subnet", o.subnet, "--advertise-addr", "127.0.0.1",
+		"--namespace", o.namespace, "--bridge", o.bridge, "--subnet", o.subnet, "--job-bridge", jobBridge, "--job-subnet", jobSubnet, "--advertise-addr", "127.0.0.1",
 		"--memory", o.agentMemory, "--log-level", "warn")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// The agent ends with this process, whatever happens to it.

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,6 +38,7 @@ func purgeMain(args []string) int {
 		fmt.Fprintf(os.Stderr, "jobbench purge: %v\n", err)
 		return 1
 	}
+	jobBridge, jobSubnet := jobNetwork(*bridge, *subnet)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -50,6 +52,7 @@ func purgeMain(args []string) int {
 		}
 		rt, err := runtime.New(ctx, runtime.Config{
 			Socket: *socket, Namespace: namespace, StateDir: dir, BridgeName: *bridge, Subnet: *subnet,
+			JobBridgeName: jobBridge, JobSubnet: jobSubnet,
 			LoggerPath: bin, Logger: log,
 		})
 		if err != nil {
@@ -65,13 +68,16 @@ func purgeMain(args []string) int {
 	if *ctrNS != "" && *scratch != "" {
 		purge(*ctrNS, filepath.Join(*scratch, "ctr-runtime"))
 	}
-	if *bridge != "" {
-		if exec.Command("ip", "link", "show", *bridge).Run() == nil {
-			if out, err := exec.Command("ip", "link", "del", *bridge).CombinedOutput(); err != nil {
-				errs = append(errs, fmt.Errorf("ip link del %s: %v: %s", *bridge, err, out))
+	for _, br := range []string{*bridge, jobBridge} {
+		if br == "" {
+			continue
+		}
+		if exec.Command("ip", "link", "show", br).Run() == nil {
+			if out, err := exec.Command("ip", "link", "del", br).CombinedOutput(); err != nil {
+				errs = append(errs, fmt.Errorf("ip link del %s: %v: %s", br, err, out))
 			}
 		}
-		_ = os.RemoveAll(filepath.Join("/var/lib/cni/networks", *bridge))
+		_ = os.RemoveAll(filepath.Join("/var/lib/cni/networks", br))
 	}
 	if err := errors.Join(errs...); err != nil {
 		fmt.Fprintf(os.Stderr, "jobbench purge: %v\n", err)
@@ -97,4 +103,19 @@ func namespaceExists(ctx context.Context, socket, name string) bool {
 		}
 	}
 	return false
+}
+
+// jobNetwork is the job bridge and subnet of the bench's agent, made from
+// its container bridge and subnet (so that the bench never touches the
+// default job bridge of an agent of this host): the bridge with a "j"
+// after it, the subnet with its second byte plus two (10.215.x.0/24 →
+// 10.217.x.0/24). Empty when the bridge or subnet is.
+func jobNetwork(bridge, subnet string) (string, string) {
+	p, err := netip.ParsePrefix(subnet)
+	if bridge == "" || err != nil || !p.Addr().Is4() {
+		return "", ""
+	}
+	a := p.Addr().As4()
+	a[1] += 2
+	return bridge + "j", netip.PrefixFrom(netip.AddrFrom4(a), p.Bits()).String()
 }

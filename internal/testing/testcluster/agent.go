@@ -220,7 +220,7 @@ func (s *Server) StartAgent(name string, opts ...AgentOption) *Agent {
 		BridgeName:    "cct" + suffix,
 		Subnet:        fmt.Sprintf("10.214.%d.0/24", 1+int(seq)%250),
 		JobBridgeName: "ccj" + suffix,
-		JobSubnet:     fmt.Sprintf("10.215.%d.0/24", 1+int(seq)%250),
+		JobSubnet:     fmt.Sprintf("10.216.%d.0/24", 1+int(seq)%250),
 		LoggerPath:    AgentBinary(s.t),
 		InitPath:      AgentBinary(s.t),
 		Logger:        logging.Test(s.t).With("agent", name),
