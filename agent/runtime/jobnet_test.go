@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -266,11 +268,36 @@ func TestJobEgress(t *testing.T) {
 	if out, err := exec.Command("ip", "-d", "link", "show", "master", cfg.JobBridgeName).CombinedOutput(); err != nil || !strings.Contains(string(out), "isolated on") {
 		t.Errorf("the job's port on %s is not isolated (%v):\n%s", cfg.JobBridgeName, err, out)
 	}
-	// The chains are in place now; Purge (in the cleanup) removes them,
-	// which cleanupRuntime checks.
-	out, _ := exec.Command("iptables", "-w", "-S", "FORWARD").CombinedOutput()
-	if !strings.Contains(string(out), "-j CC-JOB-FWD-"+cfg.JobBridgeName) {
-		t.Errorf("no jump to the job chain in FORWARD:\n%s", out)
+	// The chains are in place now; another start refills them and adds
+	// no jump twice. Purge (in the cleanup) removes them, which
+	// cleanupRuntime checks.
+	rules := func() string {
+		out, err := exec.Command("iptables", "-w", "-S").CombinedOutput()
+		if err != nil {
+			t.Fatalf("iptables -S: %v: %s", err, out)
+		}
+		var mine []string
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.Contains(l, "-"+cfg.JobBridgeName) {
+				mine = append(mine, l)
+			}
+		}
+		return strings.Join(mine, "\n")
+	}
+	before := rules()
+	if strings.Count(before, "-A FORWARD -i "+cfg.JobBridgeName) != 1 || strings.Count(before, "-A INPUT -i "+cfg.JobBridgeName) != 1 ||
+		!strings.Contains(before, "-A CC-JOB-FWD-"+cfg.JobBridgeName+" -d 169.254.0.0/16 -j REJECT") {
+		t.Errorf("job rules:\n%s", before)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r2, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2.Close()
+	if after := rules(); after != before {
+		t.Errorf("rules after another start:\n%s\nbefore:\n%s", after, before)
 	}
 }
 
