@@ -128,7 +128,12 @@ func Open(cfg Config, f *fsm.FSM) (*Store, error) {
 			return nil, fmt.Errorf("raft listen on %s: %w", cfg.Bind, err)
 		}
 	}
-	stream, err := newTLSStream(ln, cfg.Advertise, cfg.ServerTLS, cfg.ClientTLS, cfg.Faults)
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	m := &members{fsm: f, log: log}
+	stream, err := newTLSStream(ln, cfg.Advertise, cfg.ServerTLS, cfg.ClientTLS, m, cfg.Faults)
 	if err != nil {
 		logs.Close()
 		return nil, fmt.Errorf("raft advertise address: %w", err)
@@ -174,6 +179,7 @@ func Open(cfg Config, f *fsm.FSM) (*Store, error) {
 		logs.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
+	m.raft.Store(r)
 	return &Store{raft: r, fsm: f, transport: transport, logs: logs, snaps: snaps, log: cfg.Logger, id: cfg.ID, startIndex: r.LastIndex()}, nil
 }
 
