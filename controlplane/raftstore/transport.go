@@ -29,7 +29,7 @@ func newTLSStream(ln net.Listener, advertise string, server, client *tls.Config,
 		ln.Close()
 		return nil, err
 	}
-	return &tlsStream{Listener: tls.NewListener(ln, m.serverConfig(server)), advertise: adv, client: client, members: m, faults: faults}, nil
+	return &tlsStream{Listener: tls.NewListener(m.listener(ln), m.serverConfig(server)), advertise: adv, client: client, members: m, faults: faults}, nil
 }
 
 // AdvertiseAddr is the address peers reach this server at: the configured
@@ -63,7 +63,7 @@ func (s *tlsStream) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Co
 		return nil, fmt.Errorf("dial %s: %w", addr, ErrPartitioned)
 	}
 	d := &net.Dialer{Timeout: timeout}
-	conn, err := tls.DialWithDialer(d, "tcp", string(addr), s.members.clientConfig(s.client, string(addr)))
+	conn, err := s.members.dial(d, string(addr), s.client)
 	if err != nil || s.faults == nil {
 		return conn, err
 	}

@@ -117,3 +117,65 @@ func TestRemovedServerRefusedOnRaftPort(t *testing.T) {
 		t.Errorf("stale AppendEntries succeeded")
 	}
 }
+
+// A raft connection a server opened while it was a member is closed once it
+// is removed: it cannot keep sending RPCs over a connection it holds.
+func TestRemovedServerPooledRaftConnClosed(t *testing.T) {
+	c := testcluster.StartCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	leader := c.Leader()
+	fs := c.Followers()
+	victim, target := fs[0], fs[1]
+	victimID := victim.ID()
+
+	cert, err := tls.LoadX509KeyPair(filepath.Join(victim.Config.DataDir, "tls", "server.crt"), filepath.Join(victim.Config.DataDir, "tls", "server.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pki.Pool(victim.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &tls.Config{
+		MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, RootCAs: pool,
+		InsecureSkipVerify: true,
+		VerifyConnection:   func(cs tls.ConnectionState) error { return pki.VerifyServer(cs, pool) },
+	}
+	// One pooled connection: every RPC below goes over the same one.
+	trans := raft.NewNetworkTransport(tlsDialer{cfg: cfg}, 1, 5*time.Second, io.Discard)
+	defer trans.Close()
+	send := func(term uint64) (raft.AppendEntriesResponse, error) {
+		var resp raft.AppendEntriesResponse
+		err := trans.AppendEntries(raft.ServerID(target.ID()), raft.ServerAddress(target.Srv.RaftAddr()), &raft.AppendEntriesRequest{
+			RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte(victimID), Addr: []byte(victim.Srv.RaftAddr())},
+			Term:      term,
+		}, &resp)
+		return resp, err
+	}
+	// While a member, its connection is accepted (a stale term changes
+	// nothing).
+	if _, err := send(0); err != nil {
+		t.Fatalf("a member's raft connection: %v", err)
+	}
+	victim.Stop()
+	if _, err := leader.Client().Cluster.RemoveServer(ctx, &ccv1.RemoveServerRequest{Id: victimID}); err != nil {
+		t.Fatalf("remove: %v", err)
+	}
+	time.Sleep(3 * time.Second) // the target applies the removal and sweeps
+	before, err := leader.Client().Cluster.GetStatus(ctx, &ccv1.GetStatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := send(before.Term + 100); err == nil {
+		t.Errorf("AppendEntries over the removed server's open connection accepted (term in answer %d)", resp.Term)
+	}
+	time.Sleep(time.Second)
+	after, err := leader.Client().Cluster.GetStatus(ctx, &ccv1.GetStatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Term != before.Term || after.LeaderId != before.LeaderId {
+		t.Errorf("after the removed server's RPC: leader %s term %d, before leader %s term %d", after.LeaderId, after.Term, before.LeaderId, before.Term)
+	}
+}
