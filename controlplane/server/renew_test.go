@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/tls"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containercodes/cc/controlplane/config"
 	"github.com/containercodes/cc/internal/pki"
 )
 
@@ -147,5 +149,63 @@ func TestServerCertRenewedBeforeExpiry(t *testing.T) {
 	}
 	if id.current().Leaf.SerialNumber.Cmp(second) != 0 {
 		t.Error("certificate changed without the CA")
+	}
+}
+
+// A running server renews its own certificate with no restart: with a
+// lifetime of seconds, new API handshakes soon see a new certificate, which
+// the data dir holds too, and the server stays ready.
+func TestServerRenewsItsCertificateWhileRunning(t *testing.T) {
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Bootstrap = true
+	cfg.APIAddr, cfg.RaftAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Raft.HeartbeatTimeout.Duration = 500 * time.Millisecond
+	cfg.Raft.ElectionTimeout.Duration = 500 * time.Millisecond
+	cfg.Raft.LeaderLeaseTimeout.Duration = 250 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, err := Start(ctx, cfg, Options{ServerCertLifetime: 3 * time.Second, CertRenewCheck: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close(context.Background())
+	if err := srv.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pki.Pool(srv.CACertPEM())
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial := func() *big.Int {
+		t.Helper()
+		c, err := tls.Dial("tcp", srv.Addr(), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", NextProtos: []string{"h2", pki.ALPNCluster}})
+		if err != nil {
+			t.Fatalf("API handshake: %v", err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].SerialNumber
+	}
+	first := serial()
+	deadline := time.Now().Add(20 * time.Second)
+	for serial().Cmp(first) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the certificate was not renewed within 20s of a 3s lifetime")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Past the first certificate's end, handshakes still verify.
+	time.Sleep(3 * time.Second)
+	now := serial()
+	onDisk, err := tls.LoadX509KeyPair(filepath.Join(cfg.DataDir, dirTLS, fileServerCert), filepath.Join(cfg.DataDir, dirTLS, fileServerKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The renewal may have run again between the two reads.
+	if d := onDisk.Leaf.SerialNumber; d.Cmp(now) != 0 && d.Cmp(srv.id.current().Leaf.SerialNumber) != 0 {
+		t.Errorf("data dir holds serial %v, the server presents %v", d, now)
+	}
+	if err := srv.notReady(); err != nil {
+		t.Errorf("not ready after renewals: %v", err)
 	}
 }
