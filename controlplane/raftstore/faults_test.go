@@ -4,12 +4,15 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
 
+	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/internal/pki"
 )
 
@@ -34,7 +37,13 @@ func testStream(t *testing.T, ca *pki.CA, id string) *tlsStream {
 	}
 	server := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert}
 	client := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, RootCAs: pool, ServerName: "127.0.0.1"}
-	s, err := newTLSStream(ln, "", server, client, &Faults{})
+	f, err := fsm.Open(filepath.Join(t.TempDir(), "state.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	m := &members{fsm: f, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	s, err := newTLSStream(ln, "", server, client, m, &Faults{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -76,7 +77,19 @@ type Store struct {
 	// peer reaches the leader for forwarded writes and read indexes; nil
 	// on a server that cannot forward (tests of a lone server).
 	peer Peer
+
+	// members checks raft peers; membersDone stops its sweeps, which
+	// close membersExited when they have.
+	members       *members
+	membersDone   chan struct{}
+	membersExited chan struct{}
+	closeOnce     sync.Once
 }
+
+// memberSweepInterval is the most often the connections of peers that
+// stopped being members are looked for (and the least often, without a
+// change of the state).
+const memberSweepInterval = time.Second
 
 // Peer is how a follower reaches the leader.
 type Peer interface {
@@ -128,7 +141,12 @@ func Open(cfg Config, f *fsm.FSM) (*Store, error) {
 			return nil, fmt.Errorf("raft listen on %s: %w", cfg.Bind, err)
 		}
 	}
-	stream, err := newTLSStream(ln, cfg.Advertise, cfg.ServerTLS, cfg.ClientTLS, cfg.Faults)
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	m := &members{fsm: f, log: log}
+	stream, err := newTLSStream(ln, cfg.Advertise, cfg.ServerTLS, cfg.ClientTLS, m, cfg.Faults)
 	if err != nil {
 		logs.Close()
 		return nil, fmt.Errorf("raft advertise address: %w", err)
@@ -174,7 +192,14 @@ func Open(cfg Config, f *fsm.FSM) (*Store, error) {
 		logs.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
-	return &Store{raft: r, fsm: f, transport: transport, logs: logs, snaps: snaps, log: cfg.Logger, id: cfg.ID, startIndex: r.LastIndex()}, nil
+	m.raft.Store(r)
+	s := &Store{raft: r, fsm: f, transport: transport, logs: logs, snaps: snaps, log: cfg.Logger, id: cfg.ID, startIndex: r.LastIndex(),
+		members: m, membersDone: make(chan struct{}), membersExited: make(chan struct{})}
+	go func() {
+		defer close(s.membersExited)
+		m.watch(s.membersDone, memberSweepInterval)
+	}()
+	return s, nil
 }
 
 func setIf(dst *time.Duration, v time.Duration) {
@@ -596,6 +621,10 @@ func (s *Store) Snapshot() error { return s.raft.Snapshot().Error() }
 // Close stops raft and closes the transport and the log. The caller closes
 // the FSM afterwards.
 func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.membersDone)
+		<-s.membersExited
+	})
 	err := s.raft.Shutdown().Error()
 	if cerr := s.transport.Close(); err == nil {
 		err = cerr

@@ -16,16 +16,20 @@ type tlsStream struct {
 	net.Listener
 	advertise net.Addr
 	client    *tls.Config
+	members   *members
 	faults    *Faults // nil in production
 }
 
-func newTLSStream(ln net.Listener, advertise string, server, client *tls.Config, faults *Faults) (*tlsStream, error) {
+// newTLSStream listens with server and dials with client; every connection,
+// accepted or dialed, is refused in its handshake unless the peer is a
+// member (see members).
+func newTLSStream(ln net.Listener, advertise string, server, client *tls.Config, m *members, faults *Faults) (*tlsStream, error) {
 	adv, err := AdvertiseAddr(ln.Addr().(*net.TCPAddr), advertise)
 	if err != nil {
 		ln.Close()
 		return nil, err
 	}
-	return &tlsStream{Listener: tls.NewListener(ln, server), advertise: adv, client: client, faults: faults}, nil
+	return &tlsStream{Listener: tls.NewListener(m.listener(ln), m.serverConfig(server)), advertise: adv, client: client, members: m, faults: faults}, nil
 }
 
 // AdvertiseAddr is the address peers reach this server at: the configured
@@ -59,7 +63,7 @@ func (s *tlsStream) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Co
 		return nil, fmt.Errorf("dial %s: %w", addr, ErrPartitioned)
 	}
 	d := &net.Dialer{Timeout: timeout}
-	conn, err := tls.DialWithDialer(d, "tcp", string(addr), s.client)
+	conn, err := s.members.dial(d, string(addr), s.client)
 	if err != nil || s.faults == nil {
 		return conn, err
 	}

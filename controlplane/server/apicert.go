@@ -21,7 +21,7 @@ const defaultCertPoll = 5 * time.Second
 // and ccctl with a pinned CA offer pki.ALPNCluster and always get the
 // cluster certificate, whatever name they dialled.
 type apiCerts struct {
-	cluster tls.Certificate
+	cluster func() *tls.Certificate          // the server certificate in use
 	op      atomic.Pointer[pki.OperatorCert] // nil without tls_cert_file
 
 	certFile, keyFile string
@@ -31,7 +31,7 @@ type apiCerts struct {
 
 // newAPICerts loads the operator's certificate when certFile is set; a bad
 // pair is an error here (the configuration was validated just before).
-func newAPICerts(cluster tls.Certificate, certFile, keyFile string, log *slog.Logger) (*apiCerts, error) {
+func newAPICerts(cluster func() *tls.Certificate, certFile, keyFile string, log *slog.Logger) (*apiCerts, error) {
 	a := &apiCerts{cluster: cluster, certFile: certFile, keyFile: keyFile, log: log}
 	if certFile == "" {
 		return a, nil
@@ -52,7 +52,7 @@ func (a *apiCerts) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate,
 		hello.SupportsCertificate(&op.Cert) == nil {
 		return &op.Cert, nil
 	}
-	return &a.cluster, nil
+	return a.cluster(), nil
 }
 
 // watch reloads the operator's certificate whenever its files change, until

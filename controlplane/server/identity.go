@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/containercodes/cc/controlplane/fsm"
@@ -35,8 +36,38 @@ type identity struct {
 	clusterID string // known before InitCluster only for a bootstrapping server
 	ca        *pki.CA
 	caPool    *x509.CertPool
-	cert      tls.Certificate
-	pending   bool // the CA still has to be written to raft
+	// cert is the server certificate in use, with the CA in its chain and
+	// Leaf set. It changes when renewed; every handshake (API and raft,
+	// either side) reads it through getCertificate or getClientCertificate.
+	cert    atomic.Pointer[tls.Certificate]
+	pending bool // the CA still has to be written to raft
+
+	serverID string
+	hosts    []string // the names the certificate must carry
+	tlsDir   string
+}
+
+// current is the server certificate in use.
+func (id *identity) current() *tls.Certificate { return id.cert.Load() }
+
+// setCert makes cert (a pair from the files or just issued) the one in use.
+func (id *identity) setCert(cert tls.Certificate) error {
+	c := withCA(cert, id.ca)
+	leaf, err := x509.ParseCertificate(c.Certificate[0])
+	if err != nil {
+		return err
+	}
+	c.Leaf = leaf
+	id.cert.Store(&c)
+	return nil
+}
+
+func (id *identity) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return id.current(), nil
+}
+
+func (id *identity) getClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	return id.current(), nil
 }
 
 func randomID(prefix string, n int) string {
@@ -68,12 +99,12 @@ func loadServerID(dataDir string) (string, error) {
 // loadIdentity finds the cluster CA (in the state machine, or pending from
 // an interrupted bootstrap, or new for a bootstrap) and the server's
 // certificate, issuing one when it is missing or no longer valid.
-func loadIdentity(dataDir, serverID string, f *fsm.FSM, bootstrap, hasRaft bool, hosts []string, now time.Time) (*identity, error) {
+func loadIdentity(dataDir, serverID string, f *fsm.FSM, bootstrap, hasRaft bool, hosts []string, now time.Time, lifetime time.Duration) (*identity, error) {
 	tlsDir := filepath.Join(dataDir, dirTLS)
 	if err := os.MkdirAll(tlsDir, 0o700); err != nil {
 		return nil, err
 	}
-	id := &identity{}
+	id := &identity{serverID: serverID, hosts: hosts, tlsDir: tlsDir}
 	caCertPath := filepath.Join(tlsDir, fileCACert)
 	pendingKeyPath := filepath.Join(tlsDir, filePendingCAKey)
 
@@ -140,29 +171,41 @@ func loadIdentity(dataDir, serverID string, f *fsm.FSM, bootstrap, hasRaft bool,
 	}
 
 	certPath, keyPath := filepath.Join(tlsDir, fileServerCert), filepath.Join(tlsDir, fileServerKey)
-	if cert, err := tls.LoadX509KeyPair(certPath, keyPath); err == nil && (certValid(cert, id.caPool, hosts, now) || id.ca.Key == nil && certValid(cert, id.caPool, nil, now)) {
-		id.cert = withCA(cert, id.ca)
-		return id, nil
+	// Without the CA key (a server whose state is not rebuilt yet) any
+	// certificate still valid will do until the background renewal can
+	// sign a new one.
+	if cert, err := tls.LoadX509KeyPair(certPath, keyPath); err == nil && (certValid(cert, id.caPool, hosts, now) || id.ca.Key == nil && certUsable(cert, id.caPool, now)) {
+		return id, id.setCert(cert)
 	}
 	if id.ca.Key == nil {
 		return nil, fmt.Errorf("the server certificate in %s is missing or no longer valid, and the CA key is not available until the state is rebuilt: restore the data dir from a backup", tlsDir)
 	}
-	issued, err := id.ca.IssueServer(serverID, hosts, now)
+	if err := id.issue(id.ca, now, lifetime); err != nil {
+		return nil, err
+	}
+	return id, nil
+}
+
+// issue signs a new server certificate with ca, writes it to the data dir
+// and makes it the one in use.
+func (id *identity) issue(ca *pki.CA, now time.Time, lifetime time.Duration) error {
+	issued, err := ca.IssueServerFor(id.serverID, id.hosts, now, lifetime)
 	if err != nil {
-		return nil, err
-	}
-	if err := pki.WriteFile(keyPath, issued.KeyPEM, 0o600); err != nil {
-		return nil, err
-	}
-	if err := pki.WriteFile(certPath, issued.CertPEM, 0o644); err != nil {
-		return nil, err
+		return err
 	}
 	cert, err := tls.X509KeyPair(issued.CertPEM, issued.KeyPEM)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	id.cert = withCA(cert, id.ca)
-	return id, nil
+	// Key first: a crash between the two writes leaves a pair that does
+	// not load, and the next start issues a new one.
+	if err := pki.WriteFile(filepath.Join(id.tlsDir, fileServerKey), issued.KeyPEM, 0o600); err != nil {
+		return err
+	}
+	if err := pki.WriteFile(filepath.Join(id.tlsDir, fileServerCert), issued.CertPEM, 0o644); err != nil {
+		return err
+	}
+	return id.setCert(cert)
 }
 
 // withCA appends the CA certificate to the chain the server presents, so that
@@ -173,11 +216,11 @@ func withCA(cert tls.Certificate, ca *pki.CA) tls.Certificate {
 	return cert
 }
 
-// certValid: signed by the CA, not expiring within 30 days, and naming every
-// host the server answers on.
+// certValid: signed by the CA, not yet due for renewal (pki.RenewAt), and
+// naming every host the server answers on.
 func certValid(cert tls.Certificate, pool *x509.CertPool, hosts []string, now time.Time) bool {
 	leaf, err := x509.ParseCertificate(cert.Certificate[0])
-	if err != nil || now.Add(30*24*time.Hour).After(leaf.NotAfter) {
+	if err != nil || !now.Before(pki.RenewAt(leaf)) {
 		return false
 	}
 	for _, h := range hosts {
@@ -186,6 +229,16 @@ func certValid(cert tls.Certificate, pool *x509.CertPool, hosts []string, now ti
 		}
 	}
 	return true
+}
+
+// certUsable: signed by the CA and not expired.
+func certUsable(cert tls.Certificate, pool *x509.CertPool, now time.Time) bool {
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return false
+	}
+	_, err = leaf.Verify(x509.VerifyOptions{Roots: pool, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	return err == nil
 }
 
 func fileExists(path string) bool {
@@ -242,7 +295,7 @@ func (id *identity) apiTLS(certs *apiCerts) *tls.Config {
 func (id *identity) raftServerTLS() *tls.Config {
 	return &tls.Config{
 		MinVersion:       tls.VersionTLS12,
-		Certificates:     []tls.Certificate{id.cert},
+		GetCertificate:   id.getCertificate,
 		ClientCAs:        id.caPool,
 		ClientAuth:       tls.RequireAndVerifyClientCert,
 		VerifyConnection: requireRole(pki.RoleServer),
@@ -252,9 +305,9 @@ func (id *identity) raftServerTLS() *tls.Config {
 func (id *identity) raftClientTLS() *tls.Config {
 	pool := id.caPool
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{id.cert},
-		RootCAs:      pool,
+		MinVersion:           tls.VersionTLS12,
+		GetClientCertificate: id.getClientCertificate,
+		RootCAs:              pool,
 		// Peers are known by raft address, not by name: the chain and the
 		// role are checked in VerifyConnection instead of the host name.
 		InsecureSkipVerify: true,

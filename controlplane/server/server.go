@@ -58,6 +58,16 @@ type Options struct {
 	// CertPollInterval is how often the files of tls_cert_file and
 	// tls_key_file are checked for a change (default 5s; tests shorten it).
 	CertPollInterval time.Duration
+	// ServerCertLifetime is how long a server certificate this server
+	// signs for itself is valid (default pki.ServerLifetime; tests shorten
+	// it). It is renewed when two thirds of it have passed.
+	ServerCertLifetime time.Duration
+	// CertRenewCheck is how often the server checks whether its certificate
+	// is due for renewal (default one minute; tests shorten it).
+	CertRenewCheck time.Duration
+	// Now is the clock of certificate renewal (default time.Now; tests
+	// move it).
+	Now func() time.Time
 }
 
 // Server is a running control-plane server.
@@ -167,7 +177,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 		log.Info("joined the cluster as a voter", "server_id", serverID, "via", cfg.Join)
 	}
 	hosts := serverHosts(s.apiAdvertise, raftAdv.String(), cfg.TLSSANs)
-	if s.id, err = loadIdentity(cfg.DataDir, serverID, s.fsm, cfg.Bootstrap, hasRaft, hosts, time.Now()); err != nil {
+	if s.id, err = loadIdentity(cfg.DataDir, serverID, s.fsm, cfg.Bootstrap, hasRaft, hosts, s.now(), s.certLifetime()); err != nil {
 		raftLn.Close()
 		return nil, err
 	}
@@ -220,6 +230,16 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 	}), leader.Loop{Name: "acme", Run: certs.Run})...)
 	// One raft barrier per term for the loops that decide from the state.
 	loops.Prepare = leader.Barrier(s.raft, leaderLog)
+	renew := &certRenewer{id: s.id, ca: s.clusterCA, now: s.now, lifetime: s.certLifetime(), log: log.With("component", "tls")}
+	every := opts.CertRenewCheck
+	if every <= 0 {
+		every = defaultCertRenewCheck
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		renew.run(s.bg, every)
+	}()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -419,7 +439,7 @@ func (s *Server) serve() error {
 		}
 		rest.ServeHTTP(w, r)
 	})
-	certs, err := newAPICerts(s.id.cert, s.cfg.TLSCertFile, s.cfg.TLSKeyFile, s.log.With("component", "tls"))
+	certs, err := newAPICerts(s.id.current, s.cfg.TLSCertFile, s.cfg.TLSKeyFile, s.log.With("component", "tls"))
 	if err != nil {
 		return err
 	}
@@ -740,6 +760,23 @@ func (s *Server) Close(ctx context.Context) error {
 		s.closeErr = errors.Join(errs...)
 	})
 	return s.closeErr
+}
+
+// now is the clock of certificate renewal.
+func (s *Server) now() time.Time {
+	if s.opts.Now != nil {
+		return s.opts.Now()
+	}
+	return time.Now()
+}
+
+// certLifetime is the lifetime of the server certificates this server signs
+// for itself.
+func (s *Server) certLifetime() time.Duration {
+	if s.opts.ServerCertLifetime > 0 {
+		return s.opts.ServerCertLifetime
+	}
+	return pki.ServerLifetime
 }
 
 // downAfter is the node heartbeat grace: the option (tests) or the config.

@@ -138,7 +138,7 @@ func (ca *CA) IssueServerFromCSR(csrDER []byte, serverID string, hosts []string,
 	if err != nil {
 		return nil, err
 	}
-	tmpl, err := serverTemplate(ca, serverID, hosts, now)
+	tmpl, err := serverTemplate(ca, serverID, hosts, now, ServerLifetime)
 	if err != nil {
 		return nil, err
 	}

@@ -29,11 +29,28 @@ const (
 	RoleAgent  = "agent"
 )
 
-// Lifetimes of the certificates this package signs.
+// Lifetimes of the certificates this package signs. Server certificates
+// are short-lived: each server renews its own in the background (see
+// RenewAt), so that a removed server's certificate soon stops working and
+// no certificate of a long-running cluster expires all at once.
 const (
 	CALifetime     = 10 * 365 * 24 * time.Hour
-	ServerLifetime = 365 * 24 * time.Hour
+	ServerLifetime = 30 * 24 * time.Hour
 )
+
+// backdate is how far before its issue a certificate is valid, for clocks
+// a little behind the signer's.
+const backdate = 5 * time.Minute
+
+// RenewAt is when a certificate is due for renewal: once two thirds of its
+// lifetime (not counting the backdating for clock skew) have passed.
+func RenewAt(leaf *x509.Certificate) time.Time {
+	life := leaf.NotAfter.Sub(leaf.NotBefore)
+	if life > backdate {
+		life -= backdate
+	}
+	return leaf.NotAfter.Add(-life / 3)
+}
 
 // CA is the cluster's certificate authority.
 type CA struct {
@@ -56,7 +73,7 @@ func NewCA(clusterID string, now time.Time) (*CA, error) {
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: "Container Codes CA " + clusterID, Organization: []string{clusterID}},
-		NotBefore:             now.Add(-5 * time.Minute),
+		NotBefore:             now.Add(-backdate),
 		NotAfter:              now.Add(CALifetime),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
@@ -105,11 +122,17 @@ type Identity struct {
 // authentication (servers dial each other for raft), the server id as common
 // name, RoleServer as organizational unit, and the given DNS names and IPs.
 func (ca *CA) IssueServer(serverID string, hosts []string, now time.Time) (*Identity, error) {
+	return ca.IssueServerFor(serverID, hosts, now, ServerLifetime)
+}
+
+// IssueServerFor is IssueServer with a certificate valid for lifetime from
+// now.
+func (ca *CA) IssueServerFor(serverID string, hosts []string, now time.Time, lifetime time.Duration) (*Identity, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generate server key: %w", err)
 	}
-	tmpl, err := serverTemplate(ca, serverID, hosts, now)
+	tmpl, err := serverTemplate(ca, serverID, hosts, now, lifetime)
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +148,7 @@ func (ca *CA) IssueServer(serverID string, hosts []string, now time.Time) (*Iden
 }
 
 // serverTemplate is the certificate of a server.
-func serverTemplate(ca *CA, serverID string, hosts []string, now time.Time) (*x509.Certificate, error) {
+func serverTemplate(ca *CA, serverID string, hosts []string, now time.Time, lifetime time.Duration) (*x509.Certificate, error) {
 	serial, err := newSerial()
 	if err != nil {
 		return nil, err
@@ -137,8 +160,8 @@ func serverTemplate(ca *CA, serverID string, hosts []string, now time.Time) (*x5
 			OrganizationalUnit: []string{RoleServer},
 			Organization:       ca.Cert.Subject.Organization,
 		},
-		NotBefore:   now.Add(-5 * time.Minute),
-		NotAfter:    now.Add(ServerLifetime),
+		NotBefore:   now.Add(-backdate),
+		NotAfter:    now.Add(lifetime),
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
