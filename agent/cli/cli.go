@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/signal"
@@ -81,6 +82,7 @@ func app(stdout, stderr io.Writer) *ucli.App {
 			&ucli.StringFlag{Name: "job-subnet", Value: "10.89.0.0/24", Usage: "job bridge `CIDR` on this host (jobs with --network; must not overlap --subnet)"},
 			&ucli.StringFlag{Name: "job-bridge", Value: "ccjob0", Usage: "job bridge `NAME` on this host; its egress is filtered in the iptables chains CC-JOB-{FWD,HOST,RET}-NAME"},
 			&ucli.StringSliceFlag{Name: "job-egress-allow", Usage: "let jobs reach `CIDR` although it is private, link-local or this node's own (comma-separated or repeatable)"},
+			&ucli.UintFlag{Name: "userns-base", Value: runtime.DefaultUsernsBase, Usage: "first host `ID` of the job sandboxes' user namespaces: each sandbox maps uids and gids 0-65535 to a private range of 65536 ids from here (0: no user namespaces, uid 0 in a job is root on the host)"},
 			&ucli.StringFlag{Name: "registry-auth", Usage: "registry credentials `FILE` (docker config.json format) for pulls"},
 			&ucli.StringSliceFlag{Name: "insecure-registry", Usage: "registry `HOST:PORT` reached over plain HTTP (repeatable)"},
 			&ucli.StringFlag{Name: "namespace", Value: "cc", Usage: "containerd `NAMESPACE`", Hidden: true},
@@ -196,6 +198,9 @@ func run(c *ucli.Context) error {
 		initPath = ""
 		log.Warn("this cc-agent is not statically linked, so job sandboxes run without an init: a job's command is PID 1 and may ignore SIGTERM until the kill grace ends; build it with CGO_ENABLED=0", "binary", exe, "err", err)
 	}
+	if c.Uint("userns-base") > math.MaxUint32 {
+		return fmt.Errorf("--userns-base %d: host ids are below 2^32", c.Uint("userns-base"))
+	}
 	rt, err := runtime.New(ctx, runtime.Config{
 		Socket:         c.String("containerd-socket"),
 		Namespace:      c.String("namespace"),
@@ -209,6 +214,8 @@ func run(c *ucli.Context) error {
 		JobEgressAllow: c.StringSlice("job-egress-allow"),
 		LoggerPath:     exe,
 		InitPath:       initPath,
+		UsernsBase:     uint32(c.Uint("userns-base")),
+		UsernsDisabled: c.Uint("userns-base") == 0,
 		Auth:           auth,
 		PlainHTTP:      c.StringSlice("insecure-registry"),
 		Logger:         log.With("component", "runtime"),

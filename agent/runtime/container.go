@@ -80,6 +80,12 @@ type preparation struct {
 	opts []oci.SpecOpts
 	// labels are added to the common ones.
 	labels map[string]string
+	// snapshot, when set, makes the container's snapshot (key id, from
+	// img) instead of containerd.WithNewSnapshot.
+	snapshot func(id string, img containerd.Image) containerd.NewContainerOpts
+	// created, when set, is called once the container is created or its
+	// creation failed.
+	created func()
 }
 
 // variantOf checks the fields of a task its variant reads, before
@@ -90,6 +96,11 @@ func (r *Runtime) variantOf(t Task) (variant, error) {
 	}
 	if err := checkSandbox(t); err != nil {
 		return nil, err
+	}
+	if r.usernsEnabled() {
+		if uid, gid, _ := sandboxUser(t.Spec.GetUser()); uid >= UsernsSize || gid >= UsernsSize {
+			return nil, fmt.Errorf("runtime: start %s: a job's uid and gid must be below %d (its user namespace maps no more), not %d:%d", t.ID, UsernsSize, uid, gid)
+		}
 	}
 	return &jobSandbox{r: r, t: t}, nil
 }
@@ -201,12 +212,19 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 		labels[LabelPorts] = p
 	}
 	maps.Copy(labels, prep.labels)
+	snapshot := containerd.WithNewSnapshot(t.ID, img)
+	if prep.snapshot != nil {
+		snapshot = prep.snapshot(t.ID, img)
+	}
 	container, err = r.client.NewContainer(ctx, t.ID,
 		containerd.WithImage(img),
-		containerd.WithNewSnapshot(t.ID, img),
+		snapshot,
 		containerd.WithContainerLabels(labels),
 		containerd.WithNewSpec(r.specOpts(img, t, nsPath, prep)...),
 	)
+	if prep.created != nil {
+		prep.created()
+	}
 	if err != nil {
 		return "", fmt.Errorf("runtime: create container %s: %w", t.ID, err)
 	}

@@ -104,6 +104,14 @@ type Config struct {
 	// sandboxinit), bind-mounted read-only into the sandbox; empty runs the
 	// job's command as PID 1, which ignores signals it does not handle.
 	InitPath string
+	// UsernsBase is the first host id of the job sandboxes' user
+	// namespace ranges (DefaultUsernsBase); each sandbox gets UsernsSize
+	// ids of its own from there (see userns.go). It must be at least
+	// UsernsSize.
+	UsernsBase uint32
+	// UsernsDisabled runs job sandboxes without a user namespace: uid 0 in
+	// a job is then uid 0 on the host.
+	UsernsDisabled bool
 	// LogMaxBytes rotates a container's log file at this size (10 MiB).
 	LogMaxBytes int64
 	// LogMaxFiles is how many rotated files are kept beside the current one
@@ -171,6 +179,12 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.UsernsBase == 0 {
+		cfg.UsernsBase = DefaultUsernsBase
+	}
+	if !cfg.UsernsDisabled && (cfg.UsernsBase < UsernsSize || uint64(cfg.UsernsBase)+UsernsSize-1 > uint64(^uint32(0))) {
+		return nil, fmt.Errorf("runtime: the user namespace base %d must be at least %d and leave room for one range of %d ids below 2^32", cfg.UsernsBase, UsernsSize, UsernsSize)
 	}
 	if err := identifiers.Validate(cfg.Namespace); err != nil {
 		return nil, fmt.Errorf("runtime: namespace %q: %w", cfg.Namespace, err)

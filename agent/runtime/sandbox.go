@@ -132,6 +132,8 @@ func checkSandbox(t Task) error {
 type jobSandbox struct {
 	r *Runtime
 	t Task
+	// userns is the sandbox's user namespace range, when it has one.
+	userns *usernsRange
 }
 
 // network is none unless the job asks for the bridge, which is the job
@@ -148,30 +150,53 @@ func (s *jobSandbox) network() string {
 // job label.
 func (s *jobSandbox) prepare(ctx context.Context, etc []specs.Mount) (preparation, error) {
 	etc = readOnlyMounts(etc)
-	mounts, err := s.r.makeJobDir(ctx, s.t)
+	if s.r.usernsEnabled() {
+		u, err := s.r.reserveUserns(ctx)
+		if err != nil {
+			return preparation{}, fmt.Errorf("runtime: start %s: %w", s.t.ID, err)
+		}
+		s.userns = &u
+	}
+	mounts, err := s.r.makeJobDir(ctx, s.t, s.userns)
 	if err != nil {
 		return preparation{}, err
 	}
-	return preparation{
+	prep := preparation{
 		etc:    etc,
 		opts:   sandboxSpecOpts(s.t, mounts, s.r.cfg.InitPath),
 		labels: map[string]string{LabelJob: s.t.Spec.GetSandbox().GetJobId()},
-	}, nil
+	}
+	if u := s.userns; u != nil {
+		prep.opts = append(prep.opts, withUserns(*u))
+		prep.labels[LabelUserns] = strconv.FormatUint(uint64(u.start), 10)
+		prep.snapshot = func(id string, img containerd.Image) containerd.NewContainerOpts {
+			return withRemappedSnapshot(id, img, *u)
+		}
+		prep.created = func() { releaseUserns(*u) } // the label holds it now
+	}
+	return prep, nil
 }
 
 // undo removes the job's directory and its mounts.
 func (s *jobSandbox) undo() {
+	if s.userns != nil {
+		releaseUserns(*s.userns)
+	}
 	if err := s.r.removeJobDir(s.t.ID); err != nil {
 		s.r.log.Warn("clean up after a failed start", "container", s.t.ID, "err", err)
 	}
 }
 
-// makeJobDir makes the job's directory: the /output tmpfs and the
+// makeJobDir makes the job's directory: the /output tmpfs (owned by the
+// job's user, as mapped by userns when the sandbox has one) and the
 // unpacked input. It returns the container's mounts for them and /tmp.
 // On error the caller removes the job's directory (removeJobDir).
-func (r *Runtime) makeJobDir(ctx context.Context, t Task) ([]specs.Mount, error) {
+func (r *Runtime) makeJobDir(ctx context.Context, t Task, userns *usernsRange) ([]specs.Mount, error) {
 	sb := t.Spec.GetSandbox()
 	uid, gid, _ := sandboxUser(t.Spec.GetUser())
+	if userns != nil {
+		uid, gid = userns.remap(uid), userns.remap(gid)
+	}
 	dir := r.JobDir(t.ID)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("runtime: create job directory of %s: %w", t.ID, err)
