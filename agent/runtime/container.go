@@ -69,6 +69,10 @@ type variant interface {
 	prepare(ctx context.Context, etc []specs.Mount) (preparation, error)
 	// undo removes what prepare made, after a failed start.
 	undo()
+	// userns is the user namespace range of the container, nil for none;
+	// end releases what userns reserved once Start returns.
+	userns(ctx context.Context) (*usernsRange, error)
+	end()
 }
 
 // preparation is what a variant gives a container's spec and labels.
@@ -83,9 +87,6 @@ type preparation struct {
 	// snapshot, when set, makes the container's snapshot (key id, from
 	// img) instead of containerd.WithNewSnapshot.
 	snapshot func(id string, img containerd.Image) containerd.NewContainerOpts
-	// created, when set, is called once the container is created or its
-	// creation failed.
-	created func()
 }
 
 // variantOf checks the fields of a task its variant reads, before
@@ -121,6 +122,10 @@ func (p plainContainer) prepare(_ context.Context, etc []specs.Mount) (preparati
 }
 
 func (plainContainer) undo() {}
+
+func (plainContainer) userns(context.Context) (*usernsRange, error) { return nil, nil }
+
+func (plainContainer) end() {}
 
 // killGrace bounds the wait for a task after SIGKILL.
 const killGrace = 10 * time.Second
@@ -165,7 +170,12 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 	if mode == networkNone && len(ports) > 0 {
 		return "", fmt.Errorf("runtime: start %s: ports cannot be published with network mode none", t.ID)
 	}
-	nsPath, ip, err := r.setupNetwork(ctx, t.ID, mode, ports)
+	userns, err := v.userns(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer v.end()
+	nsPath, ip, err := r.setupNetwork(ctx, t.ID, mode, ports, userns)
 	if err != nil {
 		return "", err
 	}
@@ -222,9 +232,6 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 		containerd.WithContainerLabels(labels),
 		containerd.WithNewSpec(r.specOpts(img, t, nsPath, prep)...),
 	)
-	if prep.created != nil {
-		prep.created()
-	}
 	if err != nil {
 		return "", fmt.Errorf("runtime: create container %s: %w", t.ID, err)
 	}

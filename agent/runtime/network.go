@@ -257,14 +257,24 @@ func portMappings(ports []*ccv1.PortMapping) []gocni.PortMapping {
 
 // setupNetwork creates the container's network namespace and attaches it.
 // It returns the namespace path and the container's IP (bridge mode).
-func (r *Runtime) setupNetwork(ctx context.Context, id, mode string, ports []gocni.PortMapping) (nsPath, ip string, err error) {
+//
+// With userns, the network namespace is owned by a new user namespace
+// mapped to it and mounted at usernsPath(nsPath) (the container joins
+// both), so that the container can mount its own sysfs.
+func (r *Runtime) setupNetwork(ctx context.Context, id, mode string, ports []gocni.PortMapping, userns *usernsRange) (nsPath, ip string, err error) {
 	nsPath = r.netnsPath(id)
-	if err := createNetNS(nsPath); err != nil {
+	if userns != nil {
+		err = createUsernsNetNS(nsPath, *userns)
+	} else {
+		err = createNetNS(nsPath)
+	}
+	if err != nil {
 		return "", "", fmt.Errorf("runtime: network namespace for %s: %w", id, err)
 	}
 	defer func() {
 		if err != nil {
 			_ = removeNetNS(nsPath)
+			_ = removeNetNS(usernsPath(nsPath))
 		}
 	}()
 	if mode == networkNone {
@@ -328,6 +338,9 @@ func (r *Runtime) teardownNetwork(ctx context.Context, id, mode string, ports []
 		errs = append(errs, fmt.Errorf("loopback teardown: %w", err))
 	}
 	if err := removeNetNS(nsPath); err != nil {
+		errs = append(errs, err)
+	}
+	if err := removeNetNS(usernsPath(nsPath)); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {

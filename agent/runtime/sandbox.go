@@ -44,9 +44,11 @@ import (
 //   - with /output a tmpfs the agent mounts on the host at
 //     <StateDir>/jobs/<id>/output (size output_limit_bytes, default
 //     jobspec.DefaultOutputLimitBytes; inodes max_output_files plus a tenth
-//     plus 64; owned by the job's uid:gid, mode 0755; nosuid, nodev), bound
+//     plus 64; owned by the job's uid:gid as mapped to the host, mode 0755; nosuid, nodev), bound
 //     into the container read-write, nosuid, nodev. It outlives the task,
 //     so CollectOutput packs it after the job ended;
+//   - in a user namespace of its own (userns.go): ids 0-65535 inside are
+//     a private range of host ids, unless Config.UsernsDisabled;
 //   - with /input, when the task has OpenInput, its tar.gz unpacked (by
 //     jobs.Unpack, at most jobspec.DefaultInputLimitBytes) into
 //     <StateDir>/jobs/<id>/input and bound read-only (nosuid, nodev).
@@ -132,8 +134,8 @@ func checkSandbox(t Task) error {
 type jobSandbox struct {
 	r *Runtime
 	t Task
-	// userns is the sandbox's user namespace range, when it has one.
-	userns *usernsRange
+	// rng is the sandbox's user namespace range, when it has one.
+	rng *usernsRange
 }
 
 // network is none unless the job asks for the bridge, which is the job
@@ -150,14 +152,7 @@ func (s *jobSandbox) network() string {
 // job label.
 func (s *jobSandbox) prepare(ctx context.Context, etc []specs.Mount) (preparation, error) {
 	etc = readOnlyMounts(etc)
-	if s.r.usernsEnabled() {
-		u, err := s.r.reserveUserns(ctx)
-		if err != nil {
-			return preparation{}, fmt.Errorf("runtime: start %s: %w", s.t.ID, err)
-		}
-		s.userns = &u
-	}
-	mounts, err := s.r.makeJobDir(ctx, s.t, s.userns)
+	mounts, err := s.r.makeJobDir(ctx, s.t, s.rng)
 	if err != nil {
 		return preparation{}, err
 	}
@@ -166,22 +161,40 @@ func (s *jobSandbox) prepare(ctx context.Context, etc []specs.Mount) (preparatio
 		opts:   sandboxSpecOpts(s.t, mounts, s.r.cfg.InitPath),
 		labels: map[string]string{LabelJob: s.t.Spec.GetSandbox().GetJobId()},
 	}
-	if u := s.userns; u != nil {
-		prep.opts = append(prep.opts, withUserns(*u))
+	if u := s.rng; u != nil {
+		prep.opts = append(prep.opts, withUserns(*u, usernsPath(s.r.netnsPath(s.t.ID))))
 		prep.labels[LabelUserns] = strconv.FormatUint(uint64(u.start), 10)
 		prep.snapshot = func(id string, img containerd.Image) containerd.NewContainerOpts {
 			return withRemappedSnapshot(id, img, *u)
 		}
-		prep.created = func() { releaseUserns(*u) } // the label holds it now
 	}
 	return prep, nil
 }
 
 // undo removes the job's directory and its mounts.
-func (s *jobSandbox) undo() {
-	if s.userns != nil {
-		releaseUserns(*s.userns)
+// userns reserves the sandbox's user namespace range, when job sandboxes
+// get one.
+func (s *jobSandbox) userns(ctx context.Context) (*usernsRange, error) {
+	if !s.r.usernsEnabled() {
+		return nil, nil
 	}
+	u, err := s.r.reserveUserns(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("runtime: start %s: %w", s.t.ID, err)
+	}
+	s.rng = &u
+	return &u, nil
+}
+
+// end releases the reservation of the range: the container's label holds
+// it now, or the start failed.
+func (s *jobSandbox) end() {
+	if s.rng != nil {
+		releaseUserns(*s.rng)
+	}
+}
+
+func (s *jobSandbox) undo() {
 	if err := s.r.removeJobDir(s.t.ID); err != nil {
 		s.r.log.Warn("clean up after a failed start", "container", s.t.ID, "err", err)
 	}

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -17,6 +20,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // User namespaces of job sandboxes.
@@ -30,6 +34,11 @@ import (
 // all its namespaces at every start, plus the ones being started by this
 // process. An agent restart therefore never hands out the range of a
 // sandbox that still exists.
+//
+// The agent makes the user namespace (mapped to the range) together with
+// the sandbox's network namespace, which it owns, and mounts both beside
+// each other (createUsernsNetNS); runc joins them, so the sandbox mounts
+// its own sysfs, which needs a network namespace its user namespace owns.
 //
 // The rootfs snapshot is remapped by chowning it: the container's own
 // (active) snapshot is prepared from the image and every file in it is
@@ -143,9 +152,91 @@ func (r *Runtime) usedUsernsRanges(ctx context.Context) (map[uint32]bool, error)
 	return used, nil
 }
 
-// withUserns runs the container in a user namespace mapped to u.
-func withUserns(u usernsRange) oci.SpecOpts {
-	return oci.Compose(oci.WithUserNamespace(u.mappings(), u.mappings()), withUsernsSys)
+// withUserns runs the container in the user namespace mounted at path
+// (made by createUsernsNetNS, mapped to u).
+func withUserns(u usernsRange, path string) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		if s.Linux == nil {
+			s.Linux = &specs.Linux{}
+		}
+		s.Linux.Namespaces = slices.DeleteFunc(s.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.UserNamespace })
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace, Path: path})
+		s.Linux.UIDMappings = u.mappings()
+		s.Linux.GIDMappings = u.mappings()
+		return nil
+	}
+}
+
+// usernsPath is where the user namespace that owns the network namespace
+// at nsPath is mounted.
+func usernsPath(nsPath string) string { return nsPath + ".userns" }
+
+// usernsHoldEnv, set to "1" in its environment, makes a process of a
+// binary that links this package (cc-agent, its tests) wait for its stdin
+// to close and exit: createUsernsNetNS runs one in the namespaces it
+// makes, to mount them.
+const usernsHoldEnv = "CC_USERNS_HOLD"
+
+func init() {
+	if os.Getenv(usernsHoldEnv) == "1" {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		os.Exit(0)
+	}
+}
+
+// createUsernsNetNS creates a user namespace mapped to u and a network
+// namespace it owns, and mounts them at usernsPath(path) and path
+// (replacing leftovers).
+func createUsernsNetNS(path string, u usernsRange) (err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("create netns directory: %w", err)
+	}
+	upath := usernsPath(path)
+	for _, p := range []string{path, upath} {
+		_ = removeNetNS(p)
+		f, err := os.OpenFile(p, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
+		if err != nil {
+			return fmt.Errorf("create namespace mount point: %w", err)
+		}
+		f.Close()
+	}
+	defer func() {
+		if err != nil {
+			_ = removeNetNS(path)
+			_ = removeNetNS(upath)
+		}
+	}()
+	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(u.start), Size: UsernsSize}}
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Env = []string{usernsHoldEnv + "=1"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:  syscall.CLONE_NEWUSER | syscall.CLONE_NEWNET,
+		UidMappings: m,
+		GidMappings: m,
+		// runc sets the process's groups in it.
+		GidMappingsEnableSetgroups: true,
+		Pdeathsig:                  syscall.SIGKILL,
+	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		stdin.Close()
+		return fmt.Errorf("start a process in a new user namespace: %w", err)
+	}
+	defer func() {
+		stdin.Close()
+		_ = cmd.Wait()
+	}()
+	pid := cmd.Process.Pid
+	if err := unix.Mount(fmt.Sprintf("/proc/%d/ns/user", pid), upath, "none", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("mount user namespace at %s: %w", upath, err)
+	}
+	if err := unix.Mount(fmt.Sprintf("/proc/%d/ns/net", pid), path, "none", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("mount network namespace at %s: %w", path, err)
+	}
+	return nil
 }
 
 // withRemappedSnapshot prepares the container's snapshot (key id) from
@@ -218,20 +309,4 @@ func (u usernsRange) remap(id uint32) uint32 {
 		return h
 	}
 	return hostNobody
-}
-
-// withUsernsSys replaces the sandbox's sysfs by an empty read-only tmpfs
-// (keeping the cgroup mounts below it). A sysfs can be mounted only by a
-// user namespace that owns the network namespace, and the sandbox's is
-// made by the agent, outside it; binding the host's /sys instead would
-// show the sandbox the host's devices.
-func withUsernsSys(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
-	for i, m := range s.Mounts {
-		if m.Destination != "/sys" {
-			continue
-		}
-		s.Mounts[i] = specs.Mount{Destination: "/sys", Type: "tmpfs", Source: "tmpfs",
-			Options: []string{"nosuid", "noexec", "nodev", "mode=0555", "size=64k", "nr_inodes=64"}}
-	}
-	return nil
 }
