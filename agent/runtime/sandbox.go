@@ -44,9 +44,10 @@ import (
 //   - with /output a tmpfs the agent mounts on the host at
 //     <StateDir>/jobs/<id>/output (size output_limit_bytes, default
 //     jobspec.DefaultOutputLimitBytes; inodes max_output_files plus a tenth
-//     plus 64; owned by the job's uid:gid as mapped to the host, mode 0755; nosuid, nodev), bound
-//     into the container read-write, nosuid, nodev. It outlives the task,
-//     so CollectOutput packs it after the job ended;
+//     plus 64; owned by the job's uid:gid as mapped to the host, mode
+//     0755; nosuid, nodev), bound into the container read-write, nosuid,
+//     nodev. It outlives the task, so CollectOutput packs it after the
+//     job ended;
 //   - in a user namespace of its own (userns.go): ids 0-65535 inside are
 //     a private range of host ids, unless Config.UsernsDisabled;
 //   - with /input, when the task has OpenInput, its tar.gz unpacked (by
@@ -171,7 +172,6 @@ func (s *jobSandbox) prepare(ctx context.Context, etc []specs.Mount) (preparatio
 	return prep, nil
 }
 
-// undo removes the job's directory and its mounts.
 // userns reserves the sandbox's user namespace range, when job sandboxes
 // get one.
 func (s *jobSandbox) userns(ctx context.Context) (*usernsRange, error) {
@@ -194,6 +194,7 @@ func (s *jobSandbox) end() {
 	}
 }
 
+// undo removes the job's directory and its mounts.
 func (s *jobSandbox) undo() {
 	if err := s.r.removeJobDir(s.t.ID); err != nil {
 		s.r.log.Warn("clean up after a failed start", "container", s.t.ID, "err", err)
