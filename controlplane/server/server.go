@@ -317,7 +317,7 @@ func (s *Server) serve() error {
 		defer cancel()
 		return s.raft.Barrier(bctx)
 	})
-	s.catchUp = auth.NewCatchUp(s.raft.Barrier, auth.DefaultCatchUpMaxAge)
+	s.catchUp = auth.NewCatchUp(s.barrierThroughElection, auth.DefaultCatchUpMaxAge)
 	authn.WithFreshness(s.tokenFresh).WithWatch(s.fsm.Watch, 0)
 	s.rateCfg = s.cfg.RateLimit
 	s.limiter = auth.NewRateLimiter(rateLimits(s.rateCfg))
@@ -527,6 +527,28 @@ func (s *Server) tokenFresh(ctx context.Context, fullMethod string) error {
 		}
 	}
 	return err
+}
+
+// barrierThroughElection is a raft barrier (the leader's read index, then
+// waiting until this server applied it) tried again while ctx lasts when
+// it fails: during an election there is no leader to ask for a moment, and
+// a caller should wait for the next one rather than be refused.
+func (s *Server) barrierThroughElection(ctx context.Context) error {
+	wait := 50 * time.Millisecond
+	for {
+		err := s.raft.Barrier(ctx)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, 500*time.Millisecond)
+	}
 }
 
 // clusterCA returns the CA with its key from the replicated state.
