@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/containercodes/cc/controlplane/auth"
 	"github.com/containercodes/cc/controlplane/blobstore"
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/controlplane/raftstore"
@@ -150,7 +151,13 @@ func (p *PeerServer) JoinServer(ctx context.Context, req *ccv1.JoinServerRequest
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
-	rec := &statev1.ServerRecord{Id: req.GetServerId(), Name: req.GetName(), RaftAddress: req.GetRaftAddress(), ApiAddress: req.GetApiAddress()}
+	issued, err := pki.ParseCertPEM(certPEM)
+	if err != nil {
+		return nil, err
+	}
+	// The record pins the key of the request: the joiner's peers refuse a
+	// certificate of its id for any other key.
+	rec := &statev1.ServerRecord{Id: req.GetServerId(), Name: req.GetName(), RaftAddress: req.GetRaftAddress(), ApiAddress: req.GetApiAddress(), PublicKeySha256: pki.KeyHash(issued)}
 	err = p.core.Propose(ctx, statev1.CommandType_COMMAND_TYPE_PUT_SERVER, &statev1.PutServer{Server: rec, TokenId: tok.ID(), SecretSha256: tok.SecretHash()})
 	if errors.Is(err, fsm.ErrTokenInvalid) {
 		return nil, status.Error(codes.Unauthenticated, err.Error())
@@ -181,7 +188,7 @@ func (p *PeerServer) forwarded(ctx context.Context) bool {
 		return false
 	}
 	rec, err := p.core.FSM.Server(leaf.Subject.CommonName)
-	return err == nil && !rec.Removed
+	return err == nil && !rec.Removed && auth.KeyPinned(rec, leaf) == nil
 }
 
 // Apply applies a write a follower forwarded.

@@ -140,7 +140,8 @@ const peerServicePrefix = "/cc.v1.PeerService/"
 var ErrNotAServer = errors.New("this method is for control-plane servers: it needs a server certificate of this cluster (mutual TLS)")
 
 // AuthenticateServer checks that the caller holds a server certificate of
-// the cluster CA, of a server that was not removed.
+// the cluster CA, of a server that was not removed, for the key its record
+// pins.
 func (a *Authenticator) AuthenticateServer(ctx context.Context) (string, error) {
 	leaf, err := verifiedLeaf(ctx)
 	if err != nil {
@@ -151,11 +152,30 @@ func (a *Authenticator) AuthenticateServer(ctx context.Context) (string, error) 
 	}
 	id := leaf.Subject.CommonName
 	if a.servers != nil {
-		if rec, err := a.servers.Server(id); err == nil && rec.Removed {
+		rec, err := a.servers.Server(id)
+		if err == nil && rec.Removed {
 			return "", fmt.Errorf("server %s was removed from the cluster", id)
+		}
+		if err == nil {
+			if err := KeyPinned(rec, leaf); err != nil {
+				return "", err
+			}
 		}
 	}
 	return id, nil
+}
+
+// ErrKeyNotPinned is a server certificate for another key than the one its
+// server record pins: signed by the cluster CA, but not by the server.
+var ErrKeyNotPinned = errors.New("the certificate's key is not the one pinned for this server")
+
+// KeyPinned checks that leaf is for the key rec pins. A record with no pin
+// (written before servers' keys were pinned) accepts any key.
+func KeyPinned(rec *statev1.ServerRecord, leaf *x509.Certificate) error {
+	if len(rec.GetPublicKeySha256()) == 0 || pki.KeyMatches(rec.GetPublicKeySha256(), leaf) {
+		return nil
+	}
+	return fmt.Errorf("server %s: %w", rec.GetId(), ErrKeyNotPinned)
 }
 
 func verifiedLeaf(ctx context.Context) (*x509.Certificate, error) {

@@ -57,7 +57,8 @@ func roleWord(r ccv1.Role) string {
 }
 
 // applyPutServer records a server. With a token it is a join: the token is
-// checked and used, and an id that was removed may not come back.
+// checked and used, and an id that was removed may not come back. A record
+// with no pin of the server's key keeps the stored one.
 func applyPutServer(tx *txn, at time.Time, msg proto.Message) error {
 	m := msg.(*statev1.PutServer)
 	srv := m.GetServer()
@@ -82,6 +83,11 @@ func applyPutServer(tx *txn, at time.Time, msg proto.Message) error {
 	rec.Removed = false
 	if exists {
 		rec.CreatedAt = old.CreatedAt
+		// A record written without a pin (by a server of an older
+		// version) keeps the one it had.
+		if len(rec.PublicKeySha256) == 0 {
+			rec.PublicKeySha256 = old.PublicKeySha256
+		}
 	} else {
 		rec.CreatedAt = ts(at)
 	}

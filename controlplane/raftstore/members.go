@@ -2,6 +2,7 @@ package raftstore
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/containercodes/cc/controlplane/fsm"
+	"github.com/containercodes/cc/internal/pki"
 )
 
 // ErrNotMember is the error of a raft connection whose peer is not a
@@ -25,6 +27,11 @@ var ErrNotMember = errors.New("the peer is not a member of this raft cluster")
 //
 //   - a server whose record is marked removed is refused, always (a removed
 //     server may not rejoin with its identity);
+//   - a certificate for another key than the one the server's record pins
+//     is refused: every server holds the CA key, so a removed server could
+//     sign itself a certificate with a member's id, but not with its key
+//     (a record with no pin, of an older cluster, accepts any key and says
+//     so once in the log);
 //   - a server with a record, or in the raft configuration, is accepted
 //     (the leader records a joining server and adds it to the
 //     configuration before the joiner is dialed or dials);
@@ -45,6 +52,8 @@ type members struct {
 
 	mu    sync.Mutex
 	conns map[string]map[*trackedConn]bool // peer id → its open connections
+
+	unpinned sync.Map // server id → struct{}: logged as accepted without a pin
 }
 
 // trackedConn is a raft connection's network connection, forgotten by its
@@ -54,6 +63,7 @@ type trackedConn struct {
 	m    *members
 	once sync.Once
 	id   atomic.Pointer[string] // the peer's server id once it passed
+	leaf *x509.Certificate      // the peer's certificate, set before id
 }
 
 func (c *trackedConn) Close() error {
@@ -65,8 +75,8 @@ func (c *trackedConn) Close() error {
 	return c.Conn.Close()
 }
 
-// track records that c belongs to the member id.
-func (m *members) track(id string, c *trackedConn) {
+// track records that c belongs to the member id, who presented leaf.
+func (m *members) track(id string, leaf *x509.Certificate, c *trackedConn) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.conns == nil {
@@ -76,6 +86,7 @@ func (m *members) track(id string, c *trackedConn) {
 		m.conns[id] = map[*trackedConn]bool{}
 	}
 	m.conns[id][c] = true
+	c.leaf = leaf
 	c.id.Store(&id)
 }
 
@@ -99,21 +110,27 @@ func (m *members) sweep() int {
 	m.mu.Unlock()
 	closed := 0
 	for _, id := range ids {
-		err := m.check(id)
-		if err == nil || !errors.Is(err, ErrNotMember) {
-			continue
-		}
 		m.mu.Lock()
 		var cs []*trackedConn
 		for c := range m.conns[id] {
 			cs = append(cs, c)
 		}
 		m.mu.Unlock()
+		var refused []*trackedConn
+		var last error
 		for _, c := range cs {
+			if err := m.check(id, c.leaf); err != nil && errors.Is(err, ErrNotMember) {
+				refused = append(refused, c)
+				last = err
+			}
+		}
+		for _, c := range refused {
 			c.Close()
 		}
-		closed += len(cs)
-		m.log.Warn("raft connections closed: the peer is no longer a member", "peer_id", id, "connections", len(cs), "err", err)
+		closed += len(refused)
+		if len(refused) > 0 {
+			m.log.Warn("raft connections closed: the peer is no longer a member", "peer_id", id, "connections", len(refused), "err", last)
+		}
 	}
 	return closed
 }
@@ -159,8 +176,9 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 	return &trackedConn{Conn: c, m: l.m}, nil
 }
 
-// check says why the server id may not hold a raft connection, or nil.
-func (m *members) check(id string) error {
+// check says why the server id, presenting leaf, may not hold a raft
+// connection, or nil.
+func (m *members) check(id string, leaf *x509.Certificate) error {
 	if id == "" {
 		return fmt.Errorf("%w: its certificate names no server", ErrNotMember)
 	}
@@ -168,6 +186,13 @@ func (m *members) check(id string) error {
 	switch {
 	case err == nil && rec.Removed:
 		return fmt.Errorf("%w: server %s was removed from the cluster", ErrNotMember, id)
+	case err == nil && len(rec.PublicKeySha256) == 0:
+		if _, logged := m.unpinned.LoadOrStore(id, struct{}{}); !logged {
+			m.log.Warn("raft connection accepted without a key check: the server's record pins no key yet (it records one when it restarts)", "peer_id", id)
+		}
+		return nil
+	case err == nil && leaf != nil && !pki.KeyMatches(rec.PublicKeySha256, leaf):
+		return fmt.Errorf("%w: server %s presented a certificate for another key than the one its record pins (signed by the cluster CA, not held by that server)", ErrNotMember, id)
 	case err == nil:
 		return nil
 	case !errors.Is(err, fsm.ErrNotFound):
@@ -204,13 +229,14 @@ func (m *members) verify(prev func(tls.ConnectionState) error, side string, remo
 		if len(cs.PeerCertificates) == 0 {
 			return errors.New("peer sent no certificate")
 		}
-		id := cs.PeerCertificates[0].Subject.CommonName
-		if err := m.check(id); err != nil {
+		leaf := cs.PeerCertificates[0]
+		id := leaf.Subject.CommonName
+		if err := m.check(id, leaf); err != nil {
 			m.log.Warn("raft connection refused", "peer_id", id, "remote", remote(), "direction", side, "err", err)
 			return err
 		}
 		if c != nil {
-			m.track(id, c)
+			m.track(id, leaf, c)
 		}
 		return nil
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -61,6 +62,10 @@ func (id *identity) setCert(cert tls.Certificate) error {
 	id.cert.Store(&c)
 	return nil
 }
+
+// keyHash is the pin of the server's key (pki.KeyHash of the certificate in
+// use).
+func (id *identity) keyHash() []byte { return pki.KeyHash(id.current().Leaf) }
 
 func (id *identity) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return id.current(), nil
@@ -174,22 +179,45 @@ func loadIdentity(dataDir, serverID string, f *fsm.FSM, bootstrap, hasRaft bool,
 	// Without the CA key (a server whose state is not rebuilt yet) any
 	// certificate still valid will do until the background renewal can
 	// sign a new one.
-	if cert, err := tls.LoadX509KeyPair(certPath, keyPath); err == nil && (certValid(cert, id.caPool, hosts, now) || id.ca.Key == nil && certUsable(cert, id.caPool, now)) {
+	cert, err := tls.LoadX509KeyPair(certPath, keyPath)
+	if err == nil && (certValid(cert, id.caPool, hosts, now) || id.ca.Key == nil && certUsable(cert, id.caPool, now)) {
 		return id, id.setCert(cert)
 	}
 	if id.ca.Key == nil {
 		return nil, fmt.Errorf("the server certificate in %s is missing or no longer valid, and the CA key is not available until the state is rebuilt: restore the data dir from a backup", tlsDir)
 	}
-	if err := id.issue(id.ca, now, lifetime); err != nil {
+	// An expired certificate, or one for other names, is replaced by one
+	// for the same key: the key is what the server's peers pin.
+	var key crypto.Signer
+	if err == nil {
+		key, _ = cert.PrivateKey.(crypto.Signer)
+	}
+	if err := id.issueKey(id.ca, key, now, lifetime); err != nil {
 		return nil, err
 	}
 	return id, nil
 }
 
-// issue signs a new server certificate with ca, writes it to the data dir
-// and makes it the one in use.
+// issue signs a new server certificate with ca for the key in use (a new
+// key when there is none), writes it to the data dir and makes it the one
+// in use.
 func (id *identity) issue(ca *pki.CA, now time.Time, lifetime time.Duration) error {
-	issued, err := ca.IssueServerFor(id.serverID, id.hosts, now, lifetime)
+	var key crypto.Signer
+	if cur := id.current(); cur != nil {
+		key, _ = cur.PrivateKey.(crypto.Signer)
+	}
+	return id.issueKey(ca, key, now, lifetime)
+}
+
+// issueKey is issue for a given key; nil makes a new one.
+func (id *identity) issueKey(ca *pki.CA, key crypto.Signer, now time.Time, lifetime time.Duration) error {
+	var issued *pki.Identity
+	var err error
+	if key == nil {
+		issued, err = ca.IssueServerFor(id.serverID, id.hosts, now, lifetime)
+	} else {
+		issued, err = ca.IssueServerWithKey(key, id.serverID, id.hosts, now, lifetime)
+	}
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/internal/pki"
 	"github.com/containercodes/cc/internal/testing/testcluster"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
@@ -177,5 +179,96 @@ func TestRemovedServerPooledRaftConnClosed(t *testing.T) {
 	}
 	if after.Term != before.Term || after.LeaderId != before.LeaderId {
 		t.Errorf("after the removed server's RPC: leader %s term %d, before leader %s term %d", after.LeaderId, after.Term, before.LeaderId, before.Term)
+	}
+}
+
+// Every server holds the cluster CA key (it is in the replicated state), so
+// a removed server, or anyone with a copy of a server's state, can sign a
+// certificate with a current member's id. It cannot sign one for that
+// member's key: the raft port of every member refuses a certificate whose
+// key is not the one the member's record pins, and an AppendEntries with a
+// higher term sent with it changes no term and no leader.
+func TestForgedMemberCertRefusedOnRaftPort(t *testing.T) {
+	c := testcluster.StartCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	leader := c.Leader()
+	fs := c.Followers()
+	owner, target := fs[0], fs[1]
+	ownerID := owner.ID()
+	// The owner stays a member; stopped, its state can be read for the CA
+	// key, as a removed server could read its own.
+	owner.Stop()
+	st, err := fsm.Open(filepath.Join(owner.Config.DataDir, "state.db"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := st.Cluster()
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := pki.ParseCA(cl.CaCertPem, cl.CaKeyPem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := ca.IssueServerFor(ownerID, []string{"127.0.0.1", "localhost"}, time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(forged.CertPEM, forged.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pki.Pool(ca.CertPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &tls.Config{
+		MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, RootCAs: pool,
+		InsecureSkipVerify: true, // as raft peers do: the chain is checked below
+		VerifyConnection:   func(cs tls.ConnectionState) error { return pki.VerifyServer(cs, pool) },
+	}
+	before, err := leader.Client().Cluster.GetStatus(ctx, &ccv1.GetStatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	trans := raft.NewNetworkTransport(tlsDialer{cfg: cfg}, 1, 5*time.Second, io.Discard)
+	defer trans.Close()
+	for _, s := range []*testcluster.Server{target, leader} {
+		var resp raft.AppendEntriesResponse
+		err := trans.AppendEntries(raft.ServerID(s.ID()), raft.ServerAddress(s.Srv.RaftAddr()), &raft.AppendEntriesRequest{
+			RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte(ownerID), Addr: []byte(owner.Srv.RaftAddr())},
+			Term:      before.Term + 100,
+		}, &resp)
+		if err == nil {
+			t.Errorf("AppendEntries to %s with a forged certificate for member %s accepted (term in answer %d)", s.ID(), ownerID, resp.Term)
+		}
+	}
+
+	time.Sleep(2 * time.Second)
+	after, err := leader.Client().Cluster.GetStatus(ctx, &ccv1.GetStatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Term != before.Term || after.LeaderId != before.LeaderId {
+		t.Errorf("after the forged RPC: leader %s term %d, before leader %s term %d", after.LeaderId, after.Term, before.LeaderId, before.Term)
+	}
+
+	// The owner's own certificate, with the pinned key, still gets through.
+	own, err := tls.LoadX509KeyPair(filepath.Join(owner.Config.DataDir, "tls", "server.crt"), filepath.Join(owner.Config.DataDir, "tls", "server.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ocfg := cfg.Clone()
+	ocfg.Certificates = []tls.Certificate{own}
+	otrans := raft.NewNetworkTransport(tlsDialer{cfg: ocfg}, 1, 5*time.Second, io.Discard)
+	defer otrans.Close()
+	var resp raft.AppendEntriesResponse
+	if err := otrans.AppendEntries(raft.ServerID(target.ID()), raft.ServerAddress(target.Srv.RaftAddr()), &raft.AppendEntriesRequest{
+		RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte(ownerID), Addr: []byte(owner.Srv.RaftAddr())},
+		Term:      0,
+	}, &resp); err != nil {
+		t.Errorf("the member's own certificate: %v", err)
 	}
 }

@@ -209,3 +209,42 @@ func TestServerRenewsItsCertificateWhileRunning(t *testing.T) {
 		t.Errorf("not ready after renewals: %v", err)
 	}
 }
+
+// A renewed certificate is for the same key: the key is what the server's
+// record pins, and its peers refuse a certificate of its id for another.
+func TestServerCertRenewalKeepsKey(t *testing.T) {
+	start := time.Now()
+	ca, err := pki.NewCA("c-test", start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pki.Pool(ca.CertPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const lifetime = 30 * 24 * time.Hour
+	dir := t.TempDir()
+	id := &identity{clusterID: "c-test", ca: ca, caPool: pool, serverID: "s-test", hosts: []string{"127.0.0.1"}, tlsDir: dir}
+	if err := id.issue(ca, start, lifetime); err != nil {
+		t.Fatal(err)
+	}
+	pin := id.keyHash()
+	first := id.current().Leaf.SerialNumber
+	r := &certRenewer{id: id, ca: func() (*pki.CA, error) { return ca, nil }, now: func() time.Time { return start.Add(25 * 24 * time.Hour) }, lifetime: lifetime, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if renewed, err := r.renewIfDue(); err != nil || !renewed {
+		t.Fatalf("renewIfDue: %v, %v", renewed, err)
+	}
+	if id.current().Leaf.SerialNumber.Cmp(first) == 0 {
+		t.Fatal("not renewed")
+	}
+	if !pki.KeyMatches(pin, id.current().Leaf) {
+		t.Error("the renewed certificate is for another key")
+	}
+	onDisk, err := tls.LoadX509KeyPair(filepath.Join(dir, fileServerCert), filepath.Join(dir, fileServerKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pki.KeyMatches(pin, onDisk.Leaf) {
+		t.Error("the data dir holds a certificate for another key")
+	}
+}

@@ -4,6 +4,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -471,11 +472,12 @@ func (s *Server) serve() error {
 	return nil
 }
 
-// recordSelf writes this server's record (name and addresses) when it is
-// missing or out of date, so that peers can reach its API.
+// recordSelf writes this server's record (name, addresses and the pin of
+// its key) when it is missing or out of date, so that peers can reach its
+// API and recognize its key. A record of an older cluster gets its pin here.
 func (s *Server) recordSelf(ctx context.Context) error {
-	want := &statev1.ServerRecord{Id: s.raft.ID(), Name: s.cfg.Name, RaftAddress: s.raft.Addr(), ApiAddress: s.apiAdvertise}
-	if rec, err := s.fsm.Server(want.Id); err == nil && rec.Name == want.Name && rec.RaftAddress == want.RaftAddress && rec.ApiAddress == want.ApiAddress {
+	want := &statev1.ServerRecord{Id: s.raft.ID(), Name: s.cfg.Name, RaftAddress: s.raft.Addr(), ApiAddress: s.apiAdvertise, PublicKeySha256: s.id.keyHash()}
+	if rec, err := s.fsm.Server(want.Id); err == nil && rec.Name == want.Name && rec.RaftAddress == want.RaftAddress && rec.ApiAddress == want.ApiAddress && bytes.Equal(rec.PublicKeySha256, want.PublicKeySha256) {
 		return nil
 	}
 	_, err := s.raft.Propose(ctx, statev1.CommandType_COMMAND_TYPE_PUT_SERVER, &statev1.PutServer{Server: want}, time.Now())

@@ -4,6 +4,7 @@
 package pki
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -132,11 +133,17 @@ func (ca *CA) IssueServerFor(serverID string, hosts []string, now time.Time, lif
 	if err != nil {
 		return nil, fmt.Errorf("generate server key: %w", err)
 	}
+	return ca.IssueServerWithKey(key, serverID, hosts, now, lifetime)
+}
+
+// IssueServerWithKey is IssueServerFor for an existing key: a renewed
+// certificate keeps the server's key, which its peers pin (KeyHash).
+func (ca *CA) IssueServerWithKey(key crypto.Signer, serverID string, hosts []string, now time.Time, lifetime time.Duration) (*Identity, error) {
 	tmpl, err := serverTemplate(ca, serverID, hosts, now, lifetime)
 	if err != nil {
 		return nil, err
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
 	if err != nil {
 		return nil, fmt.Errorf("sign server certificate: %w", err)
 	}
@@ -180,6 +187,18 @@ func serverTemplate(ca *CA, serverID string, hosts []string, now time.Time, life
 func Digest(cert *x509.Certificate) string {
 	sum := sha256.Sum256(cert.Raw)
 	return hex.EncodeToString(sum[:])
+}
+
+// KeyHash returns the SHA-256 of a certificate's SubjectPublicKeyInfo: what
+// a server record pins, the same for every certificate of one key.
+func KeyHash(cert *x509.Certificate) []byte {
+	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	return sum[:]
+}
+
+// KeyMatches says whether cert is for the key whose KeyHash is pin.
+func KeyMatches(pin []byte, cert *x509.Certificate) bool {
+	return bytes.Equal(pin, KeyHash(cert))
 }
 
 // ParseCertPEM parses the first certificate of a PEM block.
@@ -238,7 +257,7 @@ func encodeCert(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
-func encodeKey(key *ecdsa.PrivateKey) ([]byte, error) {
+func encodeKey(key crypto.Signer) ([]byte, error) {
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		return nil, fmt.Errorf("encode key: %w", err)

@@ -1231,15 +1231,21 @@ func (x *RemoveServer) GetId() string {
 
 // ServerRecord is a stored control-plane server.
 type ServerRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	RaftAddress   string                 `protobuf:"bytes,3,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
-	ApiAddress    string                 `protobuf:"bytes,4,opt,name=api_address,json=apiAddress,proto3" json:"api_address,omitempty"`
-	Removed       bool                   `protobuf:"varint,5,opt,name=removed,proto3" json:"removed,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Id          string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name        string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	RaftAddress string                 `protobuf:"bytes,3,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
+	ApiAddress  string                 `protobuf:"bytes,4,opt,name=api_address,json=apiAddress,proto3" json:"api_address,omitempty"`
+	Removed     bool                   `protobuf:"varint,5,opt,name=removed,proto3" json:"removed,omitempty"`
+	CreatedAt   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// public_key_sha256 pins the server's key: the SHA-256 of the
+	// SubjectPublicKeyInfo of its certificate, set when it joins or
+	// bootstraps. Renewed certificates keep the key; peers refuse a
+	// certificate of this id with another key. Empty in records written
+	// before pinning (accepted, until the server records its key).
+	PublicKeySha256 []byte `protobuf:"bytes,7,opt,name=public_key_sha256,json=publicKeySha256,proto3" json:"public_key_sha256,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ServerRecord) Reset() {
@@ -1310,6 +1316,13 @@ func (x *ServerRecord) GetRemoved() bool {
 func (x *ServerRecord) GetCreatedAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *ServerRecord) GetPublicKeySha256() []byte {
+	if x != nil {
+		return x.PublicKeySha256
 	}
 	return nil
 }
@@ -4223,7 +4236,7 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\btoken_id\x18\x02 \x01(\tR\atokenId\x12#\n" +
 	"\rsecret_sha256\x18\x03 \x01(\fR\fsecretSha256\"\x1e\n" +
 	"\fRemoveServer\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\xcb\x01\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xf7\x01\n" +
 	"\fServerRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12!\n" +
@@ -4232,7 +4245,8 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"apiAddress\x12\x18\n" +
 	"\aremoved\x18\x05 \x01(\bR\aremoved\x129\n" +
 	"\n" +
-	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xb9\x01\n" +
+	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12*\n" +
+	"\x11public_key_sha256\x18\a \x01(\fR\x0fpublicKeySha256\"\xb9\x01\n" +
 	"\x0fContainerRecord\x12.\n" +
 	"\tcontainer\x18\x01 \x01(\v2\x10.cc.v1.ContainerR\tcontainer\x12&\n" +
 	"\x0fstop_timeout_ms\x18\x02 \x01(\x03R\rstopTimeoutMs\x12)\n" +
