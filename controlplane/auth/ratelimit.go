@@ -111,6 +111,14 @@ func (r *RateLimiter) SetLimits(l RateLimits) {
 	r.fails.reconfigure(now, l.MaxKeys, func(*bucket) RateRule { return l.FailedAuth })
 }
 
+// Remembered is how many buckets the limiter holds, of every kind (at most
+// MaxKeys of each).
+func (r *RateLimiter) Remembered() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.tokens.m) + len(r.addrs.m) + len(r.fails.m)
+}
+
 // bucket is one key's limiter and the rule it was made with.
 type bucket struct {
 	lim  *rate.Limiter
