@@ -352,18 +352,28 @@ type entrySeeker struct {
 	rpos int64 // where r is
 }
 
-func (e *entrySeeker) Seek(off int64, whence int) (int64, error) {
+// seekTo is where a Seek of off from whence lands in a stream of size
+// bytes read up to pos.
+func seekTo(pos, size, off int64, whence int) (int64, error) {
 	switch whence {
 	case io.SeekCurrent:
-		off += e.pos
+		off += pos
 	case io.SeekEnd:
-		off += e.size
+		off += size
 	}
 	if off < 0 {
 		return 0, errors.New("seek before the start")
 	}
-	e.pos = off
 	return off, nil
+}
+
+func (e *entrySeeker) Seek(off int64, whence int) (int64, error) {
+	pos, err := seekTo(e.pos, e.size, off, whence)
+	if err != nil {
+		return 0, err
+	}
+	e.pos = pos
+	return pos, nil
 }
 
 func (e *entrySeeker) Read(p []byte) (int, error) {
@@ -456,17 +466,12 @@ type blobSeeker struct {
 }
 
 func (b *blobSeeker) Seek(off int64, whence int) (int64, error) {
-	switch whence {
-	case io.SeekCurrent:
-		off += b.pos
-	case io.SeekEnd:
-		off += b.size
+	pos, err := seekTo(b.pos, b.size, off, whence)
+	if err != nil {
+		return 0, err
 	}
-	if off < 0 {
-		return 0, errors.New("seek before the start")
-	}
-	b.pos = off
-	return off, nil
+	b.pos = pos
+	return pos, nil
 }
 
 func (b *blobSeeker) Read(p []byte) (int, error) {
