@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -145,7 +146,7 @@ func (w *Worker) edgeLoop(ctx context.Context) {
 		if len(missing) > 0 {
 			sites = keepServed(cfg.Sites, lastSites, lastDirs, dirs)
 		}
-		if lastCfg != nil && proto.Equal(lastCfg, cfg) && mapsEqual(lastDirs, dirs) && slices.Equal(lastSites, sites) {
+		if lastCfg != nil && proto.Equal(lastCfg, cfg) && maps.Equal(lastDirs, dirs) && slices.Equal(lastSites, sites) {
 			continue
 		}
 		w.cfg.Edge.Update(edge.Config{
@@ -341,16 +342,4 @@ func (w *Worker) removeUnusedSites(sites []*ccv1.EdgeSite) {
 			}
 		}
 	}
-}
-
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"maps"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -199,7 +200,7 @@ func (hub *Hub) nodeUp(ctx context.Context, nodeID string, h *ccv1.SessionHello)
 	if h.Resources != nil && !proto.Equal(h.Resources, n.Resources) {
 		upd.Resources, changed = h.Resources, true
 	}
-	if h.Labels != nil && !mapsEqual(h.Labels, n.Labels) {
+	if h.Labels != nil && !maps.Equal(h.Labels, n.Labels) {
 		upd.Labels, upd.SetLabels, changed = h.Labels, true, true
 	}
 	if h.Version != "" && h.Version != n.Version {
@@ -210,18 +211,6 @@ func (hub *Hub) nodeUp(ctx context.Context, nodeID string, h *ccv1.SessionHello)
 	}
 	_, err = hub.raft.Propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_NODE, upd, time.Now())
 	return err
-}
-
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 func (hub *Hub) register(s *session) {
