@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
-	"github.com/mholt/acmez/v3"
 	"github.com/mholt/acmez/v3/acme"
 
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
@@ -80,18 +79,21 @@ func (i *issuer) IssuerKey() string {
 	return certmagic.StorageKeys.Safe(key)
 }
 
-func (i *issuer) client() *acmez.Client {
-	c := &acmez.Client{
-		Client:           &acme.Client{Directory: i.directory(), HTTPClient: i.http, PollTimeout: 3 * time.Minute},
-		ChallengeSolvers: map[string]acmez.Solver{},
-	}
+func (i *issuer) client() *acme.Client {
+	return &acme.Client{Directory: i.directory(), HTTPClient: i.http, PollTimeout: 3 * time.Minute}
+}
+
+// challengeTypes are the challenge types the cluster answers, in the
+// order it prefers them.
+func (i *issuer) challengeTypes() []string {
+	var out []string
 	if !i.settings.GetAcmeDisableHttp01() {
-		c.ChallengeSolvers[acme.ChallengeTypeHTTP01] = i.solver
+		out = append(out, acme.ChallengeTypeHTTP01)
 	}
 	if !i.settings.GetAcmeDisableTlsAlpn01() {
-		c.ChallengeSolvers[acme.ChallengeTypeTLSALPN01] = i.solver
+		out = append(out, acme.ChallengeTypeTLSALPN01)
 	}
-	return c
+	return out
 }
 
 // storedAccount is the account as kept in the ACME storage.
@@ -106,7 +108,7 @@ func (i *issuer) accountKey() string { return "acme/" + i.IssuerKey() + "/accoun
 // account loads the cluster's account for this directory, or registers
 // one (agreeing to the CA's terms, with the external account binding when
 // set) and stores it.
-func (i *issuer) account(ctx context.Context, c *acmez.Client) (acme.Account, error) {
+func (i *issuer) account(ctx context.Context, c *acme.Client) (acme.Account, error) {
 	contact := ""
 	if m := i.settings.GetAcmeEmail(); m != "" {
 		contact = "mailto:" + m
@@ -145,7 +147,7 @@ func (i *issuer) account(ctx context.Context, c *acmez.Client) (acme.Account, er
 	}
 	acct := acme.Account{Contact: contacts(contact), TermsOfServiceAgreed: true, PrivateKey: key}
 	if kid := i.settings.GetAcmeEabKeyId(); kid != "" {
-		if err := acct.SetExternalAccountBinding(ctx, c.Client, acme.EAB{KeyID: kid, MACKey: i.settings.GetAcmeEabHmacKey()}); err != nil {
+		if err := acct.SetExternalAccountBinding(ctx, c, acme.EAB{KeyID: kid, MACKey: i.settings.GetAcmeEabHmacKey()}); err != nil {
 			return acme.Account{}, fmt.Errorf("ACME external account binding: %w", err)
 		}
 	}
@@ -199,7 +201,7 @@ func (i *issuer) orderKey(names []string) string {
 // by a new one.
 func (i *issuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*certmagic.IssuedCertificate, error) {
 	c := i.client()
-	if len(c.ChallengeSolvers) == 0 {
+	if len(i.challengeTypes()) == 0 {
 		return nil, errors.New("every ACME challenge type is turned off in the cluster settings")
 	}
 	acct, err := i.account(ctx, c)
@@ -213,7 +215,7 @@ func (i *issuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*cert
 		for n, name := range csr.DNSNames {
 			ids[n] = acme.Identifier{Type: "dns", Value: name}
 		}
-		if order, err = c.Client.NewOrder(ctx, acct, acme.Order{Identifiers: ids}); err != nil {
+		if order, err = c.NewOrder(ctx, acct, acme.Order{Identifiers: ids}); err != nil {
 			return nil, fmt.Errorf("new order: %w", err)
 		}
 		raw, _ := json.Marshal(storedOrder{URL: order.Location})
@@ -238,7 +240,7 @@ var errOrderDone = errors.New("the order failed")
 
 // resume loads the stored order for names, if there is one the CA still
 // holds as pending or ready.
-func (i *issuer) resume(ctx context.Context, c *acmez.Client, acct acme.Account, key string, names []string) (acme.Order, bool) {
+func (i *issuer) resume(ctx context.Context, c *acme.Client, acct acme.Account, key string, names []string) (acme.Order, bool) {
 	raw, err := i.storage.Load(ctx, key)
 	if err != nil {
 		return acme.Order{}, false
@@ -247,7 +249,7 @@ func (i *issuer) resume(ctx context.Context, c *acmez.Client, acct acme.Account,
 	if json.Unmarshal(raw, &so) != nil || so.URL == "" {
 		return acme.Order{}, false
 	}
-	order, err := c.Client.GetOrder(ctx, acct, acme.Order{Location: so.URL})
+	order, err := c.GetOrder(ctx, acct, acme.Order{Location: so.URL})
 	if err != nil || (order.Status != acme.StatusPending && order.Status != acme.StatusReady) {
 		i.log.Info("ACME: the order in storage cannot be resumed; ordering again", "order", so.URL, "status", order.Status, "err", err)
 		return acme.Order{}, false
@@ -259,9 +261,9 @@ func (i *issuer) resume(ctx context.Context, c *acmez.Client, acct acme.Account,
 
 // complete validates the order's pending authorizations through the
 // cluster's solver, finalizes it with csr and downloads the chain.
-func (i *issuer) complete(ctx context.Context, c *acmez.Client, acct acme.Account, order acme.Order, csr *x509.CertificateRequest) ([]byte, error) {
+func (i *issuer) complete(ctx context.Context, c *acme.Client, acct acme.Account, order acme.Order, csr *x509.CertificateRequest) ([]byte, error) {
 	for _, u := range order.Authorizations {
-		authz, err := c.Client.GetAuthorization(ctx, acct, u)
+		authz, err := c.GetAuthorization(ctx, acct, u)
 		if err != nil {
 			return nil, fmt.Errorf("authorization %s: %w", u, err)
 		}
@@ -275,19 +277,19 @@ func (i *issuer) complete(ctx context.Context, c *acmez.Client, acct acme.Accoun
 			return nil, err
 		}
 	}
-	order, err := c.Client.GetOrder(ctx, acct, order)
+	order, err := c.GetOrder(ctx, acct, order)
 	if err != nil {
 		return nil, err
 	}
 	if order.Status == acme.StatusReady || order.Status == acme.StatusPending {
-		if order, err = c.Client.FinalizeOrder(ctx, acct, order, csr.Raw); err != nil {
+		if order, err = c.FinalizeOrder(ctx, acct, order, csr.Raw); err != nil {
 			return nil, fmt.Errorf("%w: finalize: %w", errOrderDone, err)
 		}
 	}
 	if order.Status != acme.StatusValid || order.Certificate == "" {
 		return nil, fmt.Errorf("%w: the order is %s", errOrderDone, order.Status)
 	}
-	certs, err := c.Client.GetCertificateChain(ctx, acct, order.Certificate)
+	certs, err := c.GetCertificateChain(ctx, acct, order.Certificate)
 	if err != nil {
 		return nil, err
 	}
@@ -300,12 +302,9 @@ func (i *issuer) complete(ctx context.Context, c *acmez.Client, acct acme.Accoun
 // validate answers one authorization: the first challenge type the
 // cluster answers (HTTP-01, then TLS-ALPN-01) is written for the edge
 // nodes, the CA is asked to check it, and the result awaited.
-func (i *issuer) validate(ctx context.Context, c *acmez.Client, acct acme.Account, authz acme.Authorization) error {
+func (i *issuer) validate(ctx context.Context, c *acme.Client, acct acme.Account, authz acme.Authorization) error {
 	var chal *acme.Challenge
-	for _, typ := range []string{acme.ChallengeTypeHTTP01, acme.ChallengeTypeTLSALPN01} {
-		if _, on := c.ChallengeSolvers[typ]; !on {
-			continue
-		}
+	for _, typ := range i.challengeTypes() {
 		for n := range authz.Challenges {
 			if authz.Challenges[n].Type == typ {
 				chal = &authz.Challenges[n]
@@ -331,11 +330,11 @@ func (i *issuer) validate(ctx context.Context, c *acmez.Client, acct acme.Accoun
 		return err
 	}
 	if chal.Status == acme.StatusPending {
-		if _, err := c.Client.InitiateChallenge(ctx, acct, *chal); err != nil {
+		if _, err := c.InitiateChallenge(ctx, acct, *chal); err != nil {
 			return fmt.Errorf("%s challenge for %s: %w", chal.Type, authz.IdentifierValue(), err)
 		}
 	}
-	if _, err := c.Client.PollAuthorization(ctx, acct, authz); err != nil {
+	if _, err := c.PollAuthorization(ctx, acct, authz); err != nil {
 		return fmt.Errorf("%w: %s challenge for %s: %w", errOrderDone, chal.Type, authz.IdentifierValue(), err)
 	}
 	return nil
