@@ -76,6 +76,7 @@ func App(stdout, stderr io.Writer) *cli.App {
 			auditCommand(),
 			snapshotCommand(),
 			serverCommand(),
+			caCommand(),
 			clusterCommand(),
 			contextCommand(),
 		},
@@ -129,6 +130,9 @@ func call(c *cli.Context, fn func(ctx context.Context, cl *Client) error) error 
 	if err := fn(ctx, cl); err != nil {
 		return cl.Explain(err)
 	}
+	// A stale trust record is refreshed after the command; a failure here
+	// is no failure of the command (the next one tries again).
+	_, _ = cl.refreshTrust(c.Context, false)
 	return nil
 }
 

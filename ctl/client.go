@@ -42,9 +42,15 @@ type Client struct {
 	Certs ccv1.CertServiceClient
 	// Audit reads the audit trail.
 	Audit ccv1.AuditServiceClient
+	// Trust reads the trust record and rotates the cluster CA.
+	Trust ccv1.TrustServiceClient
 
 	// systemRoots: the server is verified with the system's roots.
 	systemRoots bool
+	// target is where the settings came from, and verifier what the
+	// server is checked against (nil with system roots).
+	target   target
+	verifier *pki.Verifier
 }
 
 // Close closes the connection.
@@ -58,6 +64,12 @@ type target struct {
 	// systemRoots: verify the server with the system's roots and the host
 	// name dialled (caPEM is nil then).
 	systemRoots bool
+	// members and removed are the context's trust record; ctxName and
+	// ctxPath name the context when caPEM came from it (so that a refresh
+	// of the record can be saved), and checked is when it was refreshed.
+	members, removed []pki.ServerKey
+	ctxName, ctxPath string
+	checked          time.Time
 }
 
 // systemRoots are the roots a server is verified with under
@@ -97,6 +109,8 @@ func resolve(c *cli.Context) (target, error) {
 		case ctx.CACert != "":
 			t.caPEM = []byte(ctx.CACert)
 			t.caFrom = "context " + name + " in " + path
+			t.members, t.removed, t.checked = ctx.Members, ctx.Removed, ctx.TrustCheckedAt
+			t.ctxName, t.ctxPath = name, path
 		case ctx.SystemRoots:
 			t.systemRoots = true
 		}
@@ -137,7 +151,7 @@ func dial(c *cli.Context) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	tlsConfig, err := clientTLS(t)
+	tlsConfig, verifier, err := clientTLS(t)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +167,7 @@ func dial(c *cli.Context) (*Client, error) {
 		return nil, fmt.Errorf("--addr %q: %v", t.addr, err)
 	}
 	return &Client{
-		conn: conn, addr: t.addr, caFrom: t.caFrom, systemRoots: t.systemRoots,
+		conn: conn, addr: t.addr, caFrom: t.caFrom, systemRoots: t.systemRoots, target: t, verifier: verifier,
 		Cluster:    ccv1.NewClusterServiceClient(conn),
 		Nodes:      ccv1.NewNodeServiceClient(conn),
 		Tokens:     ccv1.NewTokenServiceClient(conn),
@@ -164,6 +178,7 @@ func dial(c *cli.Context) (*Client, error) {
 		Edge:       ccv1.NewEdgeServiceClient(conn),
 		Certs:      ccv1.NewCertServiceClient(conn),
 		Audit:      ccv1.NewAuditServiceClient(conn),
+		Trust:      ccv1.NewTrustServiceClient(conn),
 	}, nil
 }
 
@@ -246,23 +261,25 @@ func lastPart(msg string) string {
 }
 
 // clientTLS is how ccctl verifies the server: by default any server of the
-// cluster, checked by its chain to the pinned cluster CA and its server role
-// whichever address was dialled (and offering pki.ALPNCluster, so that a
-// server with an operator's certificate presents its cluster certificate);
-// with system roots, the standard check of the chain to those roots and of
-// the host name dialled. Verification is never skipped.
-func clientTLS(t target) (*tls.Config, error) {
+// cluster, checked by its chain to the pinned cluster CAs and its server
+// role whichever address was dialled (and offering pki.ALPNCluster, so that
+// a server with an operator's certificate presents its cluster
+// certificate), and refused when the context's trust record names it as
+// removed or pins another key for its id (pki.Verifier); with system roots,
+// the standard check of the chain to those roots and of the host name
+// dialled. Verification is never skipped.
+func clientTLS(t target) (*tls.Config, *pki.Verifier, error) {
 	if t.systemRoots {
-		return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: systemRoots}, nil
+		return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: systemRoots}, nil, nil
 	}
-	pool, err := pki.Pool(t.caPEM)
+	v, err := pki.NewVerifier(pki.Trust{CAPEM: t.caPEM, Members: t.members, Removed: t.removed})
 	if err != nil {
-		return nil, fmt.Errorf("CA certificate from %s: %v", t.caFrom, err)
+		return nil, nil, fmt.Errorf("CA certificate from %s: %v", t.caFrom, err)
 	}
 	return &tls.Config{
 		MinVersion:         tls.VersionTLS12,
 		NextProtos:         []string{"h2", pki.ALPNCluster},
 		InsecureSkipVerify: true,
-		VerifyConnection:   func(cs tls.ConnectionState) error { return pki.VerifyServer(cs, pool) },
-	}, nil
+		VerifyConnection:   v.VerifyServer,
+	}, v, nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"time"
 
 	"github.com/containercodes/cc/internal/pki"
 )
@@ -24,6 +25,14 @@ type Context struct {
 	// SystemRoots verifies the server with the system's roots and the host
 	// name of Addr instead of CACert; used only when CACert is empty.
 	SystemRoots bool `json:"system_roots,omitempty"`
+	// Members and Removed are the cluster's servers and those removed from
+	// it, with their key pins: ccctl refuses a removed server, or a
+	// member's id with another key (pki.Trust). They, and CACert during a
+	// CA rotation, are refreshed from a known member at most every
+	// trustRefreshEvery (TrustCheckedAt).
+	Members        []pki.ServerKey `json:"members,omitempty"`
+	Removed        []pki.ServerKey `json:"removed,omitempty"`
+	TrustCheckedAt time.Time       `json:"trust_checked_at,omitzero"`
 }
 
 // Contexts is ccctl's config file: $XDG_CONFIG_HOME/ccctl/config.json (or

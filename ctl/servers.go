@@ -65,6 +65,8 @@ func serverRemove(c *cli.Context) error {
 			return err
 		}
 		fmt.Fprintf(c.App.Writer, "Server %s removed.\n", id)
+		// This context refuses it from now on.
+		_, _ = cl.refreshTrust(ctx, true)
 		return nil
 	})
 }

@@ -2,7 +2,9 @@
 // a join token (pinning the cluster CA by the digest the token carries),
 // keeps its key, certificate and node id in its data dir, builds the mutual
 // TLS configuration of its calls, and renews the certificate before it
-// expires.
+// expires. It keeps the cluster's trust record (pki.Trust, updated by the
+// session): removed servers are refused, and a CA rotation makes it trust
+// the new CA and renew its certificate at once.
 package identity
 
 import (
@@ -47,18 +49,20 @@ var ErrNotJoined = errors.New("this agent has not joined a cluster: pass --join 
 type Identity struct {
 	dir string
 
-	mu      sync.RWMutex
-	NodeID  string
-	Servers []string // API addresses of the control plane
-	cert    tls.Certificate
-	leaf    *x509.Certificate
-	caPEM   []byte
-	caPool  *x509.CertPool
+	mu       sync.RWMutex
+	NodeID   string
+	Servers  []string // API addresses of the control plane
+	cert     tls.Certificate
+	leaf     *x509.Certificate
+	verifier *pki.Verifier // the trust record: CAs (ca.crt), members and removed servers
+	renewNow chan struct{} // poked when the certificate is not from the signing CA
 }
 
 type stateFile struct {
-	NodeID  string   `json:"node_id"`
-	Servers []string `json:"servers"`
+	NodeID  string          `json:"node_id"`
+	Servers []string        `json:"servers"`
+	Members []pki.ServerKey `json:"members,omitempty"`
+	Removed []pki.ServerKey `json:"removed,omitempty"`
 }
 
 // Load reads the identity from dir, or returns ErrNotJoined.
@@ -74,7 +78,7 @@ func Load(dir string) (*Identity, error) {
 	if err := json.Unmarshal(data, &st); err != nil || st.NodeID == "" {
 		return nil, fmt.Errorf("%s is damaged (%v): remove the data dir's node files and join again", filepath.Join(dir, fileState), err)
 	}
-	id := &Identity{dir: dir, NodeID: st.NodeID, Servers: st.Servers}
+	id := &Identity{dir: dir, NodeID: st.NodeID, Servers: st.Servers, renewNow: make(chan struct{}, 1)}
 	certPEM, err := os.ReadFile(filepath.Join(dir, fileCert))
 	if err != nil {
 		return nil, err
@@ -87,13 +91,16 @@ func Load(dir string) (*Identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := id.set(certPEM, keyPEM, caPEM); err != nil {
+	if err := id.setTrust(pki.Trust{CAPEM: caPEM, Members: st.Members, Removed: st.Removed}); err != nil {
+		return nil, err
+	}
+	if err := id.setCert(certPEM, keyPEM); err != nil {
 		return nil, err
 	}
 	return id, nil
 }
 
-func (id *Identity) set(certPEM, keyPEM, caPEM []byte) error {
+func (id *Identity) setCert(certPEM, keyPEM []byte) error {
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return fmt.Errorf("node certificate: %w", err)
@@ -102,14 +109,71 @@ func (id *Identity) set(certPEM, keyPEM, caPEM []byte) error {
 	if err != nil {
 		return err
 	}
-	pool, err := pki.Pool(caPEM)
+	id.mu.Lock()
+	id.cert, id.leaf = cert, leaf
+	id.mu.Unlock()
+	return nil
+}
+
+func (id *Identity) setTrust(t pki.Trust) error {
+	v, err := pki.NewVerifier(t)
 	if err != nil {
 		return fmt.Errorf("cluster CA: %w", err)
 	}
 	id.mu.Lock()
-	id.cert, id.leaf, id.caPEM, id.caPool = cert, leaf, caPEM, pool
+	id.verifier = v
 	id.mu.Unlock()
 	return nil
+}
+
+// Trust returns the trust record the agent checks servers against.
+func (id *Identity) Trust() pki.Trust {
+	id.mu.RLock()
+	defer id.mu.RUnlock()
+	return id.verifier.Trust()
+}
+
+// UpdateTrust takes a trust record a server sent over a connection in
+// state from: only a member the agent knows may change what it trusts.
+// The record is merged (pki.Trust.Update: removed servers stay removed)
+// and saved. When the signing CA is not the one of the agent's
+// certificate, RenewLoop renews it at once.
+func (id *Identity) UpdateTrust(next pki.Trust, from tls.ConnectionState) (changed bool, err error) {
+	id.mu.RLock()
+	cur := id.verifier
+	id.mu.RUnlock()
+	if !cur.FromMember(from) {
+		return false, fmt.Errorf("%w: a trust record from a server this node does not know as a member (%s) was ignored", pki.ErrServerNotTrusted, peerID(from))
+	}
+	merged := cur.Trust().Update(next)
+	if merged.Equal(cur.Trust()) {
+		return false, nil
+	}
+	if err := id.setTrust(merged); err != nil {
+		return false, err
+	}
+	if err := id.saveTrust(); err != nil {
+		return true, err
+	}
+	if signing, err := pki.ParseCertPEM(merged.CAPEM); err == nil {
+		id.mu.RLock()
+		stale := id.leaf.CheckSignatureFrom(signing) != nil
+		id.mu.RUnlock()
+		if stale {
+			select {
+			case id.renewNow <- struct{}{}:
+			default:
+			}
+		}
+	}
+	return true, nil
+}
+
+func peerID(cs tls.ConnectionState) string {
+	if len(cs.PeerCertificates) == 0 {
+		return "no certificate"
+	}
+	return cs.PeerCertificates[0].Subject.CommonName
 }
 
 // NotAfter is when the current certificate expires.
@@ -138,15 +202,11 @@ func (id *Identity) TLSConfig() *tls.Config {
 		InsecureSkipVerify: true,
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			id.mu.RLock()
-			pool := id.caPool
+			v := id.verifier
 			id.mu.RUnlock()
-			return verifyServer(cs, pool)
+			return v.VerifyServer(cs)
 		},
 	}
-}
-
-func verifyServer(cs tls.ConnectionState, pool *x509.CertPool) error {
-	return pki.VerifyServer(cs, pool)
 }
 
 // JoinOptions describe the node to the control plane.
@@ -203,8 +263,11 @@ func Join(ctx context.Context, dir string, o JoinOptions) (*Identity, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	id := &Identity{dir: dir, NodeID: resp.NodeId, Servers: []string{o.Addr}}
-	if err := id.set(resp.CertificatePem, keyPEM, resp.CaPem); err != nil {
+	id := &Identity{dir: dir, NodeID: resp.NodeId, Servers: []string{o.Addr}, renewNow: make(chan struct{}, 1)}
+	if err := id.setTrust(pki.Trust{CAPEM: resp.CaPem}); err != nil {
+		return nil, err
+	}
+	if err := id.setCert(resp.CertificatePem, keyPEM); err != nil {
 		return nil, err
 	}
 	if err := id.save(resp.CertificatePem, keyPEM); err != nil {
@@ -235,17 +298,26 @@ func explainJoin(addr string, err error) error {
 }
 
 func (id *Identity) save(certPEM, keyPEM []byte) error {
-	st, err := json.MarshalIndent(stateFile{NodeID: id.NodeID, Servers: id.Servers}, "", "  ")
-	if err != nil {
-		return err
-	}
 	if err := pki.WriteFile(filepath.Join(id.dir, fileKey), keyPEM, 0o600); err != nil {
 		return err
 	}
 	if err := pki.WriteFile(filepath.Join(id.dir, fileCert), certPEM, 0o644); err != nil {
 		return err
 	}
-	if err := pki.WriteFile(filepath.Join(id.dir, fileCA), id.caPEM, 0o644); err != nil {
+	return id.saveTrust()
+}
+
+// saveTrust writes the trusted CAs and the state file (node id, servers,
+// members and removed servers).
+func (id *Identity) saveTrust() error {
+	id.mu.RLock()
+	t := id.verifier.Trust()
+	st, err := json.MarshalIndent(stateFile{NodeID: id.NodeID, Servers: id.Servers, Members: t.Members, Removed: t.Removed}, "", "  ")
+	id.mu.RUnlock()
+	if err != nil {
+		return err
+	}
+	if err := pki.WriteFile(filepath.Join(id.dir, fileCA), t.CAPEM, 0o644); err != nil {
 		return err
 	}
 	return pki.WriteFile(filepath.Join(id.dir, fileState), append(st, '\n'), 0o600)
@@ -259,12 +331,8 @@ func (id *Identity) SetServers(addrs []string) error {
 	}
 	id.mu.Lock()
 	id.Servers = append([]string(nil), addrs...)
-	st, err := json.MarshalIndent(stateFile{NodeID: id.NodeID, Servers: id.Servers}, "", "  ")
 	id.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	return pki.WriteFile(filepath.Join(id.dir, fileState), append(st, '\n'), 0o600)
+	return id.saveTrust()
 }
 
 // ServerList returns the known server addresses.
@@ -293,17 +361,15 @@ func (id *Identity) Renew(ctx context.Context, client ccv1.AgentServiceClient) e
 		return err
 	}
 	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-	id.mu.RLock()
-	caPEM := id.caPEM
-	id.mu.RUnlock()
-	if err := id.set(resp.CertificatePem, keyPEM, caPEM); err != nil {
+	if err := id.setCert(resp.CertificatePem, keyPEM); err != nil {
 		return err
 	}
 	return id.save(resp.CertificatePem, keyPEM)
 }
 
-// RenewLoop renews the certificate when a third of its life is left, until
-// ctx ends; failures are retried every minute.
+// RenewLoop renews the certificate when a third of its life is left, or at
+// once when a CA rotation asks for it (UpdateTrust), until ctx ends;
+// failures are retried every minute.
 func (id *Identity) RenewLoop(ctx context.Context, client ccv1.AgentServiceClient, onErr func(error)) {
 	for {
 		id.mu.RLock()
@@ -318,6 +384,7 @@ func (id *Identity) RenewLoop(ctx context.Context, client ccv1.AgentServiceClien
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
+		case <-id.renewNow:
 		}
 		if err := id.Renew(ctx, client); err != nil {
 			onErr(err)

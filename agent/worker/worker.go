@@ -10,6 +10,7 @@ package worker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -29,6 +31,7 @@ import (
 	"github.com/containercodes/cc/agent/relay"
 	"github.com/containercodes/cc/agent/runtime"
 	"github.com/containercodes/cc/internal/clusterdial"
+	"github.com/containercodes/cc/internal/pki"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
@@ -187,6 +190,25 @@ func (w *Worker) send(m *ccv1.SessionRequest) error {
 	return w.stream.Send(m)
 }
 
+// updateTrust takes the trust record the session's server sent, when that
+// server is a member the node knows (identity.UpdateTrust).
+func (w *Worker) updateTrust(ctx context.Context, t pki.Trust) {
+	var from tls.ConnectionState
+	if p, ok := peer.FromContext(ctx); ok {
+		if info, ok := p.AuthInfo.(credentials.TLSInfo); ok {
+			from = info.State
+		}
+	}
+	changed, err := w.cfg.Identity.UpdateTrust(t, from)
+	switch {
+	case err != nil:
+		w.log.Warn("trust record not taken", "err", err)
+	case changed:
+		t := w.cfg.Identity.Trust()
+		w.log.Info("trust record updated", "members", len(t.Members), "removed", len(t.Removed))
+	}
+}
+
 // session runs one session until it fails.
 func (w *Worker) session(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
@@ -263,6 +285,9 @@ func (w *Worker) session(ctx context.Context) error {
 		case *ccv1.SessionResponse_Logs:
 			go w.serveLogs(ctx, m.Logs)
 		case *ccv1.SessionResponse_Servers:
+			if m.Servers.Trust != nil {
+				w.updateTrust(stream.Context(), pki.TrustFromProto(m.Servers.Trust))
+			}
 			addrs := m.Servers.ApiAddresses
 			if err := w.cfg.Identity.SetServers(addrs); err != nil {
 				w.log.Warn("cannot save the server list", "err", err)

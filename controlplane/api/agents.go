@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/containercodes/cc/controlplane/auth"
 	"github.com/containercodes/cc/controlplane/blobs"
@@ -70,7 +71,7 @@ func (a *AgentServer) Join(ctx context.Context, req *ccv1.JoinRequest) (_ *ccv1.
 		return nil, err
 	}
 	if subtle.ConstantTimeCompare([]byte(tok.CADigest), []byte(pki.Digest(ca.Cert))) != 1 {
-		return nil, status.Error(codes.Unauthenticated, "the join token is for another cluster: its CA digest does not match this cluster's")
+		return nil, status.Error(codes.Unauthenticated, "the join token is for another cluster, or for a cluster CA rotated since: its CA digest does not match this cluster's (create a new one with `ccctl token create --role agent`)")
 	}
 	if !nodeNameRE.MatchString(req.GetName()) {
 		return nil, status.Errorf(codes.InvalidArgument, "node name %q: use letters, digits, '.', '_' or '-' (at most 63)", req.GetName())
@@ -83,6 +84,10 @@ func (a *AgentServer) Join(ctx context.Context, req *ccv1.JoinRequest) (_ *ccv1.
 	if err := a.core.checkJoinToken(ctx, tok, ccv1.Role_ROLE_AGENT); err != nil {
 		return nil, err
 	}
+	cl, err := a.core.FSM.Cluster()
+	if err != nil {
+		return nil, err
+	}
 	nodeID := newNodeID()
 	now := a.core.now()
 	certPEM, err := ca.IssueNode(req.GetCsrDer(), nodeID, now, pki.NodeLifetime)
@@ -90,12 +95,14 @@ func (a *AgentServer) Join(ctx context.Context, req *ccv1.JoinRequest) (_ *ccv1.
 		return nil, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	node := &ccv1.Node{
-		Id:        nodeID,
-		Name:      req.GetName(),
-		Address:   req.GetAddress(),
-		Labels:    req.GetLabels(),
-		Resources: req.GetResources(),
-		Version:   req.GetVersion(),
+		Id:           nodeID,
+		Name:         req.GetName(),
+		Address:      req.GetAddress(),
+		Labels:       req.GetLabels(),
+		Resources:    req.GetResources(),
+		Version:      req.GetVersion(),
+		CertCaSha256: pki.Digest(ca.Cert),
+		CertNotAfter: timestamppb.New(now.Add(pki.NodeLifetime)),
 	}
 	err = a.core.Propose(ctx, statev1.CommandType_COMMAND_TYPE_JOIN_NODE, &statev1.JoinNode{TokenId: tok.ID(), SecretSha256: tok.SecretHash(), Node: node})
 	if errors.Is(err, fsm.ErrTokenInvalid) {
@@ -105,7 +112,9 @@ func (a *AgentServer) Join(ctx context.Context, req *ccv1.JoinRequest) (_ *ccv1.
 		return nil, err
 	}
 	a.core.Log.Info("node joined", "node_id", nodeID, "name", node.Name)
-	return &ccv1.JoinResponse{NodeId: nodeID, CertificatePem: certPEM, CaPem: ca.CertPEM}, nil
+	// Every trusted CA, the signing one (the one the token names) first:
+	// during a CA rotation servers may still present the old one.
+	return &ccv1.JoinResponse{NodeId: nodeID, CertificatePem: certPEM, CaPem: fsm.TrustedCAPEM(cl)}, nil
 }
 
 func newNodeID() string {
@@ -132,9 +141,15 @@ func (a *AgentServer) RenewCertificate(ctx context.Context, req *ccv1.RenewCerti
 	if err != nil {
 		return nil, err
 	}
-	certPEM, err := ca.IssueNode(req.GetCsrDer(), nodeID, a.core.now(), pki.NodeLifetime)
+	now := a.core.now()
+	certPEM, err := ca.IssueNode(req.GetCsrDer(), nodeID, now, pki.NodeLifetime)
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	// Recorded before the certificate is given out, so that a CA rotation
+	// never misses a node that holds one of the new CA.
+	if err := a.core.Propose(ctx, statev1.CommandType_COMMAND_TYPE_NODE_CERT, &statev1.NodeCert{NodeId: nodeID, CaSha256: pki.Digest(ca.Cert), NotAfter: timestamppb.New(now.Add(pki.NodeLifetime))}); err != nil {
+		return nil, err
 	}
 	return &ccv1.RenewCertificateResponse{CertificatePem: certPEM}, nil
 }

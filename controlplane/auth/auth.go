@@ -298,6 +298,8 @@ var viewerMethods = map[string]bool{
 	ccv1.EdgeService_GetSite_FullMethodName:             true,
 	ccv1.CertService_ListCerts_FullMethodName:           true,
 	ccv1.CertService_GetCert_FullMethodName:             true,
+	ccv1.TrustService_GetTrust_FullMethodName:           true,
+	ccv1.TrustService_GetCAStatus_FullMethodName:        true,
 }
 
 // jobsMethods may be called by tokens of role jobs: every job method but
@@ -314,6 +316,7 @@ var jobsMethods = map[string]bool{
 	ccv1.JobService_JobOutput_FullMethodName:     true,
 	ccv1.JobService_WatchJobs_FullMethodName:     true,
 	ccv1.JobService_ListQueues_FullMethodName:    true,
+	ccv1.TrustService_GetTrust_FullMethodName:    true,
 }
 
 // ReadOnly reports whether a method only reads state (viewer tokens may

@@ -20,6 +20,21 @@ type handler struct {
 }
 
 var handlers = map[statev1.CommandType]handler{
+	statev1.CommandType_COMMAND_TYPE_ROTATE_CA: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.RotateCA{} },
+		apply:   applyRotateCA,
+	},
+	statev1.CommandType_COMMAND_TYPE_RETIRE_CA: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.RetireCA{} },
+		apply:   applyRetireCA,
+	},
+	statev1.CommandType_COMMAND_TYPE_NODE_CERT: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.NodeCert{} },
+		apply:   applyNodeCert,
+	},
 	statev1.CommandType_COMMAND_TYPE_INIT_CLUSTER: {
 		version: 1,
 		newMsg:  func() proto.Message { return &statev1.InitCluster{} },

@@ -2,6 +2,7 @@ package server
 
 import (
 	"crypto"
+	"encoding/pem"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -35,8 +36,11 @@ const (
 // identity is what the server presents and trusts.
 type identity struct {
 	clusterID string // known before InitCluster only for a bootstrapping server
-	ca        *pki.CA
-	caPool    *x509.CertPool
+	// ca is the signing CA as loaded at start (its key only when the state
+	// or a bootstrap had it); trust is what the server trusts now, which a
+	// CA rotation changes (followCA).
+	ca    *pki.CA
+	trust atomic.Pointer[caTrust]
 	// cert is the server certificate in use, with the CA in its chain and
 	// Leaf set. It changes when renewed; every handshake (API and raft,
 	// either side) reads it through getCertificate or getClientCertificate.
@@ -48,16 +52,70 @@ type identity struct {
 	tlsDir   string
 }
 
+// caTrust is the set of CA certificates a server trusts: the signing one
+// first, then those a rotation is retiring.
+type caTrust struct {
+	pem  []byte
+	cas  []*x509.Certificate
+	pool *x509.CertPool
+}
+
+func newCATrust(pemBundle []byte) (*caTrust, error) {
+	t := &caTrust{pem: pemBundle, pool: x509.NewCertPool()}
+	for rest := pemBundle; ; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			break
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("trusted CA: %w", err)
+		}
+		t.cas = append(t.cas, c)
+		t.pool.AddCert(c)
+	}
+	if len(t.cas) == 0 {
+		return nil, errors.New("no trusted CA certificate")
+	}
+	return t, nil
+}
+
+// issuer is the trusted CA that signed leaf, or nil.
+func (t *caTrust) issuer(leaf *x509.Certificate) *x509.Certificate {
+	for _, c := range t.cas {
+		if leaf.CheckSignatureFrom(c) == nil {
+			return c
+		}
+	}
+	return nil
+}
+
+// pool is the trusted CAs.
+func (id *identity) pool() *x509.CertPool { return id.trust.Load().pool }
+
+// issuerDigest is the digest of the CA that signed the certificate in use.
+func (id *identity) issuerDigest() string {
+	if c := id.trust.Load().issuer(id.current().Leaf); c != nil {
+		return pki.Digest(c)
+	}
+	return ""
+}
+
 // current is the server certificate in use.
 func (id *identity) current() *tls.Certificate { return id.cert.Load() }
 
 // setCert makes cert (a pair from the files or just issued) the one in use.
+// The chain presented carries the CA that signed it.
 func (id *identity) setCert(cert tls.Certificate) error {
-	c := withCA(cert, id.ca)
-	leaf, err := x509.ParseCertificate(c.Certificate[0])
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
 	if err != nil {
 		return err
 	}
+	ca := id.trust.Load().issuer(leaf)
+	if ca == nil {
+		return errors.New("the server certificate is not signed by a CA this cluster trusts")
+	}
+	c := withCA(cert, ca)
 	c.Leaf = leaf
 	id.cert.Store(&c)
 	return nil
@@ -113,6 +171,7 @@ func loadIdentity(dataDir, serverID string, f *fsm.FSM, bootstrap, hasRaft bool,
 	caCertPath := filepath.Join(tlsDir, fileCACert)
 	pendingKeyPath := filepath.Join(tlsDir, filePendingCAKey)
 
+	trusted := func() []byte { return id.ca.CertPEM }
 	cl, err := f.Cluster()
 	switch {
 	case err == nil:
@@ -120,6 +179,7 @@ func loadIdentity(dataDir, serverID string, f *fsm.FSM, bootstrap, hasRaft bool,
 		if id.ca, err = pki.ParseCA(cl.CaCertPem, cl.CaKeyPem); err != nil {
 			return nil, fmt.Errorf("cluster CA in state: %w", err)
 		}
+		trusted = func() []byte { return fsm.TrustedCAPEM(cl) }
 		// A bootstrap interrupted after the identity reached raft still
 		// has its admin token to create.
 		id.pending = fileExists(pendingKeyPath)
@@ -153,6 +213,7 @@ func loadIdentity(dataDir, serverID string, f *fsm.FSM, bootstrap, hasRaft bool,
 		// state database is behind the log (lost, say): the CA key comes
 		// with the replicated state, and until then the certificates on disk
 		// identify the server.
+		// ca.crt holds every trusted CA, the signing one first.
 		certPEM, err := os.ReadFile(caCertPath)
 		if err != nil {
 			return nil, err
@@ -168,19 +229,24 @@ func loadIdentity(dataDir, serverID string, f *fsm.FSM, bootstrap, hasRaft bool,
 	default:
 		return nil, fmt.Errorf("no cluster in data dir %s: start with --bootstrap to create one", dataDir)
 	}
-	if err := pki.WriteFile(caCertPath, id.ca.CertPEM, 0o644); err != nil {
+	if err := pki.WriteFile(caCertPath, trusted(), 0o644); err != nil {
 		return nil, err
 	}
-	if id.caPool, err = pki.Pool(id.ca.CertPEM); err != nil {
+	trust, err := newCATrust(trusted())
+	if err != nil {
 		return nil, err
 	}
+	id.trust.Store(trust)
 
 	certPath, keyPath := filepath.Join(tlsDir, fileServerCert), filepath.Join(tlsDir, fileServerKey)
 	// Without the CA key (a server whose state is not rebuilt yet) any
 	// certificate still valid will do until the background renewal can
 	// sign a new one.
 	cert, err := tls.LoadX509KeyPair(certPath, keyPath)
-	if err == nil && (certValid(cert, id.caPool, hosts, now) || id.ca.Key == nil && certUsable(cert, id.caPool, now)) {
+	// A certificate of a CA being retired is replaced as soon as the key of
+	// the signing CA is known.
+	signedNow := err == nil && certSignedBy(cert, id.ca.Cert)
+	if err == nil && (signedNow && certValid(cert, trust.pool, hosts, now) || id.ca.Key == nil && certUsable(cert, trust.pool, now)) {
 		return id, id.setCert(cert)
 	}
 	if id.ca.Key == nil {
@@ -239,8 +305,8 @@ func (id *identity) issueKey(ca *pki.CA, key crypto.Signer, now time.Time, lifet
 // withCA appends the CA certificate to the chain the server presents, so that
 // a joining agent can check it against the CA digest in its join token before
 // it trusts anything.
-func withCA(cert tls.Certificate, ca *pki.CA) tls.Certificate {
-	cert.Certificate = append(cert.Certificate[:1:1], ca.Cert.Raw)
+func withCA(cert tls.Certificate, ca *x509.Certificate) tls.Certificate {
+	cert.Certificate = append(cert.Certificate[:1:1], ca.Raw)
 	return cert
 }
 
@@ -257,6 +323,12 @@ func certValid(cert tls.Certificate, pool *x509.CertPool, hosts []string, now ti
 		}
 	}
 	return true
+}
+
+// certSignedBy says whether cert's leaf is signed by ca.
+func certSignedBy(cert tls.Certificate, ca *x509.Certificate) bool {
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	return err == nil && leaf.CheckSignatureFrom(ca) == nil
 }
 
 // certUsable: signed by the CA and not expired.
@@ -309,38 +381,48 @@ func serverHosts(apiAddr, raftAdvertise string, extra []string) []string {
 // for each handshake (the operator's or the server's), and client
 // certificates (agents, servers) verified when given.
 func (id *identity) apiTLS(certs *apiCerts) *tls.Config {
-	return &tls.Config{
+	return id.withClientCAs(&tls.Config{
 		MinVersion:     tls.VersionTLS12,
 		GetCertificate: certs.getCertificate,
-		ClientCAs:      id.caPool,
 		ClientAuth:     tls.VerifyClientCertIfGiven,
 		NextProtos:     []string{"h2", "http/1.1"},
+	})
+}
+
+// withClientCAs makes base check client certificates against the CAs
+// trusted at each handshake, which a CA rotation changes.
+func (id *identity) withClientCAs(base *tls.Config) *tls.Config {
+	out := base.Clone()
+	out.ClientCAs = id.pool()
+	out.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		c := base.Clone()
+		c.ClientCAs = id.pool()
+		return c, nil
 	}
+	return out
 }
 
 // raftServerTLS and raftClientTLS make the raft transport mutual TLS between
 // holders of server certificates of this cluster.
 func (id *identity) raftServerTLS() *tls.Config {
-	return &tls.Config{
+	return id.withClientCAs(&tls.Config{
 		MinVersion:       tls.VersionTLS12,
 		GetCertificate:   id.getCertificate,
-		ClientCAs:        id.caPool,
 		ClientAuth:       tls.RequireAndVerifyClientCert,
 		VerifyConnection: requireRole(pki.RoleServer),
-	}
+	})
 }
 
 func (id *identity) raftClientTLS() *tls.Config {
-	pool := id.caPool
 	return &tls.Config{
 		MinVersion:           tls.VersionTLS12,
 		GetClientCertificate: id.getClientCertificate,
-		RootCAs:              pool,
-		// Peers are known by raft address, not by name: the chain and the
-		// role are checked in VerifyConnection instead of the host name.
+		// Peers are known by raft address, not by name: the chain (to a CA
+		// trusted at the handshake) and the role are checked in
+		// VerifyConnection instead of the host name.
 		InsecureSkipVerify: true,
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			return pki.VerifyServer(cs, pool)
+			return pki.VerifyServer(cs, id.pool())
 		},
 	}
 }

@@ -79,7 +79,7 @@ func TestServerCertRenewedBeforeExpiry(t *testing.T) {
 	}
 	const lifetime = 30 * 24 * time.Hour
 	dir := t.TempDir()
-	id := &identity{clusterID: "c-test", ca: ca, caPool: pool, serverID: "s-test", hosts: []string{"127.0.0.1", "localhost"}, tlsDir: dir}
+	id := testIdentity(t, ca, []string{"127.0.0.1", "localhost"}, dir)
 	if err := id.issue(ca, start, lifetime); err != nil {
 		t.Fatal(err)
 	}
@@ -218,13 +218,9 @@ func TestServerCertRenewalKeepsKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool, err := pki.Pool(ca.CertPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const lifetime = 30 * 24 * time.Hour
 	dir := t.TempDir()
-	id := &identity{clusterID: "c-test", ca: ca, caPool: pool, serverID: "s-test", hosts: []string{"127.0.0.1"}, tlsDir: dir}
+	id := testIdentity(t, ca, []string{"127.0.0.1"}, dir)
 	if err := id.issue(ca, start, lifetime); err != nil {
 		t.Fatal(err)
 	}
@@ -247,4 +243,17 @@ func TestServerCertRenewalKeepsKey(t *testing.T) {
 	if !pki.KeyMatches(pin, onDisk.Leaf) {
 		t.Error("the data dir holds a certificate for another key")
 	}
+}
+
+// testIdentity is the identity of server s-test of a cluster of ca, with no
+// certificate yet.
+func testIdentity(t *testing.T, ca *pki.CA, hosts []string, dir string) *identity {
+	t.Helper()
+	id := &identity{clusterID: "c-test", ca: ca, serverID: "s-test", hosts: hosts, tlsDir: dir}
+	trust, err := newCATrust(ca.CertPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id.trust.Store(trust)
+	return id
 }

@@ -86,7 +86,7 @@ type Server struct {
 	// disk is the data disk's free-space floor (min_free_disk).
 	disk   *api.DiskFloor
 	caMu   sync.Mutex
-	caFull *pki.CA // the CA with its key, read from the state once
+	caFull *pki.CA // the signing CA with its key, as last read from the state
 
 	limiter *auth.RateLimiter
 	// rateCfg is the rate_limit section in force: cfg's until
@@ -244,6 +244,11 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		s.followCA(s.bg, every, log.With("component", "tls"))
+	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
 		gc := &blobs.GC{Store: s.blobs, InUse: s.fsm.BlobsInUse, Grace: s.cfg.BlobGC.Grace.Duration}
 		gc.Run(s.bg, s.cfg.BlobGC.Interval.Duration, s.log.With("component", "blob-gc"))
 	}()
@@ -358,7 +363,8 @@ func (s *Server) serve() error {
 	}
 	api.NewClusterService(core, s.cfg.Name).Register(s.grpc)
 	api.NewNodeService(core).Register(s.grpc)
-	api.NewTokenService(core, func() string { return pki.Digest(s.id.ca.Cert) }).Register(s.grpc)
+	api.NewTokenService(core, func() string { return pki.Digest(s.id.trust.Load().cas[0]) }).Register(s.grpc)
+	api.NewTrustService(core).Register(s.grpc)
 	api.NewContainerService(core).Register(s.grpc)
 	api.NewServiceService(core).Register(s.grpc)
 	images.Register(s.grpc)
@@ -404,6 +410,7 @@ func (s *Server) serve() error {
 		ccv1.RegisterEdgeServiceHandler,
 		ccv1.RegisterCertServiceHandler,
 		ccv1.RegisterAuditServiceHandler,
+		ccv1.RegisterTrustServiceHandler,
 	} {
 		if err := register(ctx, gw, s.gwConn); err != nil {
 			return err
@@ -476,8 +483,8 @@ func (s *Server) serve() error {
 // its key) when it is missing or out of date, so that peers can reach its
 // API and recognize its key. A record of an older cluster gets its pin here.
 func (s *Server) recordSelf(ctx context.Context) error {
-	want := &statev1.ServerRecord{Id: s.raft.ID(), Name: s.cfg.Name, RaftAddress: s.raft.Addr(), ApiAddress: s.apiAdvertise, PublicKeySha256: s.id.keyHash()}
-	if rec, err := s.fsm.Server(want.Id); err == nil && rec.Name == want.Name && rec.RaftAddress == want.RaftAddress && rec.ApiAddress == want.ApiAddress && bytes.Equal(rec.PublicKeySha256, want.PublicKeySha256) {
+	want := &statev1.ServerRecord{Id: s.raft.ID(), Name: s.cfg.Name, RaftAddress: s.raft.Addr(), ApiAddress: s.apiAdvertise, PublicKeySha256: s.id.keyHash(), CertCaSha256: s.id.issuerDigest()}
+	if rec, err := s.fsm.Server(want.Id); err == nil && rec.Name == want.Name && rec.RaftAddress == want.RaftAddress && rec.ApiAddress == want.ApiAddress && bytes.Equal(rec.PublicKeySha256, want.PublicKeySha256) && rec.CertCaSha256 == want.CertCaSha256 {
 		return nil
 	}
 	_, err := s.raft.Propose(ctx, statev1.CommandType_COMMAND_TYPE_PUT_SERVER, &statev1.PutServer{Server: want}, time.Now())
@@ -555,14 +562,14 @@ func (s *Server) barrierThroughElection(ctx context.Context) error {
 
 // clusterCA returns the CA with its key from the replicated state.
 func (s *Server) clusterCA() (*pki.CA, error) {
-	s.caMu.Lock()
-	defer s.caMu.Unlock()
-	if s.caFull != nil {
-		return s.caFull, nil
-	}
 	rec, err := s.fsm.Cluster()
 	if err != nil {
 		return nil, err
+	}
+	s.caMu.Lock()
+	defer s.caMu.Unlock()
+	if s.caFull != nil && bytes.Equal(s.caFull.CertPEM, rec.CaCertPem) {
+		return s.caFull, nil
 	}
 	ca, err := pki.ParseCA(rec.CaCertPem, rec.CaKeyPem)
 	if err != nil {
@@ -716,8 +723,9 @@ func (s *Server) RaftAddr() string { return s.raft.Addr() }
 // ClusterID is the cluster's id.
 func (s *Server) ClusterID() string { return s.id.clusterID }
 
-// CACertPEM is the cluster CA certificate clients trust.
-func (s *Server) CACertPEM() []byte { return s.id.ca.CertPEM }
+// CACertPEM is every cluster CA certificate clients trust, the signing one
+// first.
+func (s *Server) CACertPEM() []byte { return s.id.trust.Load().pem }
 
 // IsLeader reports whether this server is the raft leader now.
 func (s *Server) IsLeader() bool { return s.raft.IsLeader() }

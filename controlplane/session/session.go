@@ -23,6 +23,7 @@ import (
 	"github.com/containercodes/cc/controlplane/edgeconfig"
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/controlplane/raftstore"
+	"github.com/containercodes/cc/internal/pki"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -278,17 +279,18 @@ func (hub *Hub) sendLoop(ctx context.Context, s *session, stream ccv1.AgentServi
 	var seq uint64
 	var sent map[string]*ccv1.Assignment
 	var servers []string
+	var trust pki.Trust
 	var edge edgeSender
 	for {
 		watch := hub.fsm.WatchNode(s.nodeID)
 		if _, err := hub.fsm.Node(s.nodeID); err != nil {
 			return status.Errorf(codes.PermissionDenied, "node %s was removed from the cluster", s.nodeID)
 		}
-		if now := hub.serverList(); !equalStrings(now, servers) {
-			if err := stream.Send(&ccv1.SessionResponse{Msg: &ccv1.SessionResponse_Servers{Servers: &ccv1.ServerList{ApiAddresses: now}}}); err != nil {
+		if addrs, nowTrust := hub.serverList(); !equalStrings(addrs, servers) || !nowTrust.Equal(trust) {
+			if err := stream.Send(&ccv1.SessionResponse{Msg: &ccv1.SessionResponse_Servers{Servers: &ccv1.ServerList{ApiAddresses: addrs, Trust: nowTrust.Proto()}}}); err != nil {
 				return err
 			}
-			servers = now
+			servers, trust = addrs, nowTrust
 		}
 		now, err := Assignments(hub.fsm, s.nodeID)
 		if err != nil {
@@ -330,11 +332,13 @@ func (hub *Hub) sendLoop(ctx context.Context, s *session, stream ccv1.AgentServi
 	}
 }
 
-// serverList is the API addresses of the servers not removed, sorted.
-func (hub *Hub) serverList() []string {
+// serverList is the API addresses of the servers not removed, sorted, and
+// the cluster's trust record (empty until the state has one).
+func (hub *Hub) serverList() ([]string, pki.Trust) {
+	trust, _ := hub.fsm.Trust()
 	recs, err := hub.fsm.Servers()
 	if err != nil {
-		return nil
+		return nil, trust
 	}
 	var out []string
 	for _, r := range recs {
@@ -343,7 +347,7 @@ func (hub *Hub) serverList() []string {
 		}
 	}
 	sort.Strings(out)
-	return out
+	return out, trust
 }
 
 func equalStrings(a, b []string) bool {

@@ -63,6 +63,20 @@ type CA struct {
 
 // NewCA creates a self-signed CA for the cluster clusterID.
 func NewCA(clusterID string, now time.Time) (*CA, error) {
+	return newCA(clusterID, "Container Codes CA "+clusterID, now)
+}
+
+// NextCA creates the CA that replaces prev in a rotation: the same cluster,
+// a new key, and a name that tells the two apart.
+func NextCA(prev *CA, now time.Time) (*CA, error) {
+	org := prev.Cert.Subject.Organization
+	if len(org) == 0 {
+		return nil, errors.New("the current CA names no cluster")
+	}
+	return newCA(org[0], fmt.Sprintf("Container Codes CA %s (%s)", org[0], now.UTC().Format("2006-01-02T15:04:05Z")), now)
+}
+
+func newCA(clusterID, commonName string, now time.Time) (*CA, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generate CA key: %w", err)
@@ -73,7 +87,7 @@ func NewCA(clusterID string, now time.Time) (*CA, error) {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "Container Codes CA " + clusterID, Organization: []string{clusterID}},
+		Subject:               pkix.Name{CommonName: commonName, Organization: []string{clusterID}},
 		NotBefore:             now.Add(-backdate),
 		NotAfter:              now.Add(CALifetime),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,

@@ -987,8 +987,11 @@ func (*SessionResponse_Edge) isSessionResponse_Msg() {}
 // over to another when the one it uses goes away. It is sent at the start of
 // a session and whenever it changes.
 type ServerList struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ApiAddresses  []string               `protobuf:"bytes,1,rep,name=api_addresses,json=apiAddresses,proto3" json:"api_addresses,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ApiAddresses []string               `protobuf:"bytes,1,rep,name=api_addresses,json=apiAddresses,proto3" json:"api_addresses,omitempty"`
+	// trust is the cluster's trust record: the agent refuses removed servers
+	// and trusts the CAs it lists (TrustService).
+	Trust         *ClusterTrust `protobuf:"bytes,2,opt,name=trust,proto3" json:"trust,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1026,6 +1029,13 @@ func (*ServerList) Descriptor() ([]byte, []int) {
 func (x *ServerList) GetApiAddresses() []string {
 	if x != nil {
 		return x.ApiAddresses
+	}
+	return nil
+}
+
+func (x *ServerList) GetTrust() *ClusterTrust {
+	if x != nil {
+		return x.Trust
 	}
 	return nil
 }
@@ -1613,7 +1623,7 @@ var File_cc_v1_agent_proto protoreflect.FileDescriptor
 
 const file_cc_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x11cc/v1/agent.proto\x12\x05cc.v1\x1a\x16cc/v1/containers.proto\x1a\x10cc/v1/edge.proto\x1a\x11cc/v1/nodes.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"e\n" +
+	"\x11cc/v1/agent.proto\x12\x05cc.v1\x1a\x16cc/v1/containers.proto\x1a\x10cc/v1/edge.proto\x1a\x11cc/v1/nodes.proto\x1a\x11cc/v1/trust.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"e\n" +
 	"\x11UploadBlobRequest\x121\n" +
 	"\x06header\x18\x01 \x01(\v2\x17.cc.v1.UploadBlobHeaderH\x00R\x06header\x12\x16\n" +
 	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\x05\n" +
@@ -1682,10 +1692,11 @@ const file_cc_v1_agent_proto_rawDesc = "" +
 	"log_cancel\x18\x05 \x01(\v2\x10.cc.v1.LogCancelH\x00R\tlogCancel\x12-\n" +
 	"\aservers\x18\x06 \x01(\v2\x11.cc.v1.ServerListH\x00R\aservers\x12'\n" +
 	"\x04edge\x18\a \x01(\v2\x11.cc.v1.EdgeUpdateH\x00R\x04edgeB\x05\n" +
-	"\x03msg\"1\n" +
+	"\x03msg\"\\\n" +
 	"\n" +
 	"ServerList\x12#\n" +
-	"\rapi_addresses\x18\x01 \x03(\tR\fapiAddresses\"\x87\x02\n" +
+	"\rapi_addresses\x18\x01 \x03(\tR\fapiAddresses\x12)\n" +
+	"\x05trust\x18\x02 \x01(\v2\x13.cc.v1.ClusterTrustR\x05trust\"\x87\x02\n" +
 	"\n" +
 	"Assignment\x12!\n" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x12\n" +
@@ -1779,9 +1790,10 @@ var file_cc_v1_agent_proto_goTypes = []any{
 	(*ContainerStatus)(nil),          // 27: cc.v1.ContainerStatus
 	(*timestamppb.Timestamp)(nil),    // 28: google.protobuf.Timestamp
 	(*EdgeUpdate)(nil),               // 29: cc.v1.EdgeUpdate
-	(*ContainerSpec)(nil),            // 30: cc.v1.ContainerSpec
-	(DesiredState)(0),                // 31: cc.v1.DesiredState
-	(*ContainerLogsResponse)(nil),    // 32: cc.v1.ContainerLogsResponse
+	(*ClusterTrust)(nil),             // 30: cc.v1.ClusterTrust
+	(*ContainerSpec)(nil),            // 31: cc.v1.ContainerSpec
+	(DesiredState)(0),                // 32: cc.v1.DesiredState
+	(*ContainerLogsResponse)(nil),    // 33: cc.v1.ContainerLogsResponse
 }
 var file_cc_v1_agent_proto_depIdxs = []int32{
 	1,  // 0: cc.v1.UploadBlobRequest.header:type_name -> cc.v1.UploadBlobHeader
@@ -1801,29 +1813,30 @@ var file_cc_v1_agent_proto_depIdxs = []int32{
 	18, // 14: cc.v1.SessionResponse.log_cancel:type_name -> cc.v1.LogCancel
 	13, // 15: cc.v1.SessionResponse.servers:type_name -> cc.v1.ServerList
 	29, // 16: cc.v1.SessionResponse.edge:type_name -> cc.v1.EdgeUpdate
-	30, // 17: cc.v1.Assignment.spec:type_name -> cc.v1.ContainerSpec
-	31, // 18: cc.v1.Assignment.desired:type_name -> cc.v1.DesiredState
-	14, // 19: cc.v1.AssignmentSet.assignments:type_name -> cc.v1.Assignment
-	14, // 20: cc.v1.AssignmentChanges.updated:type_name -> cc.v1.Assignment
-	20, // 21: cc.v1.SendLogsRequest.header:type_name -> cc.v1.LogHeader
-	32, // 22: cc.v1.SendLogsRequest.chunk:type_name -> cc.v1.ContainerLogsResponse
-	3,  // 23: cc.v1.AgentService.Join:input_type -> cc.v1.JoinRequest
-	5,  // 24: cc.v1.AgentService.RenewCertificate:input_type -> cc.v1.RenewCertificateRequest
-	7,  // 25: cc.v1.AgentService.Session:input_type -> cc.v1.SessionRequest
-	19, // 26: cc.v1.AgentService.SendLogs:input_type -> cc.v1.SendLogsRequest
-	22, // 27: cc.v1.AgentService.FetchBlob:input_type -> cc.v1.FetchBlobRequest
-	0,  // 28: cc.v1.AgentService.UploadBlob:input_type -> cc.v1.UploadBlobRequest
-	4,  // 29: cc.v1.AgentService.Join:output_type -> cc.v1.JoinResponse
-	6,  // 30: cc.v1.AgentService.RenewCertificate:output_type -> cc.v1.RenewCertificateResponse
-	12, // 31: cc.v1.AgentService.Session:output_type -> cc.v1.SessionResponse
-	21, // 32: cc.v1.AgentService.SendLogs:output_type -> cc.v1.SendLogsResponse
-	23, // 33: cc.v1.AgentService.FetchBlob:output_type -> cc.v1.FetchBlobResponse
-	2,  // 34: cc.v1.AgentService.UploadBlob:output_type -> cc.v1.UploadBlobResponse
-	29, // [29:35] is the sub-list for method output_type
-	23, // [23:29] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	30, // 17: cc.v1.ServerList.trust:type_name -> cc.v1.ClusterTrust
+	31, // 18: cc.v1.Assignment.spec:type_name -> cc.v1.ContainerSpec
+	32, // 19: cc.v1.Assignment.desired:type_name -> cc.v1.DesiredState
+	14, // 20: cc.v1.AssignmentSet.assignments:type_name -> cc.v1.Assignment
+	14, // 21: cc.v1.AssignmentChanges.updated:type_name -> cc.v1.Assignment
+	20, // 22: cc.v1.SendLogsRequest.header:type_name -> cc.v1.LogHeader
+	33, // 23: cc.v1.SendLogsRequest.chunk:type_name -> cc.v1.ContainerLogsResponse
+	3,  // 24: cc.v1.AgentService.Join:input_type -> cc.v1.JoinRequest
+	5,  // 25: cc.v1.AgentService.RenewCertificate:input_type -> cc.v1.RenewCertificateRequest
+	7,  // 26: cc.v1.AgentService.Session:input_type -> cc.v1.SessionRequest
+	19, // 27: cc.v1.AgentService.SendLogs:input_type -> cc.v1.SendLogsRequest
+	22, // 28: cc.v1.AgentService.FetchBlob:input_type -> cc.v1.FetchBlobRequest
+	0,  // 29: cc.v1.AgentService.UploadBlob:input_type -> cc.v1.UploadBlobRequest
+	4,  // 30: cc.v1.AgentService.Join:output_type -> cc.v1.JoinResponse
+	6,  // 31: cc.v1.AgentService.RenewCertificate:output_type -> cc.v1.RenewCertificateResponse
+	12, // 32: cc.v1.AgentService.Session:output_type -> cc.v1.SessionResponse
+	21, // 33: cc.v1.AgentService.SendLogs:output_type -> cc.v1.SendLogsResponse
+	23, // 34: cc.v1.AgentService.FetchBlob:output_type -> cc.v1.FetchBlobResponse
+	2,  // 35: cc.v1.AgentService.UploadBlob:output_type -> cc.v1.UploadBlobResponse
+	30, // [30:36] is the sub-list for method output_type
+	24, // [24:30] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_agent_proto_init() }
@@ -1834,6 +1847,7 @@ func file_cc_v1_agent_proto_init() {
 	file_cc_v1_containers_proto_init()
 	file_cc_v1_edge_proto_init()
 	file_cc_v1_nodes_proto_init()
+	file_cc_v1_trust_proto_init()
 	file_cc_v1_agent_proto_msgTypes[0].OneofWrappers = []any{
 		(*UploadBlobRequest_Header)(nil),
 		(*UploadBlobRequest_Chunk)(nil),

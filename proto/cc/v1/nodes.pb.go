@@ -582,7 +582,12 @@ type Node struct {
 	// node, counted when the node is read.
 	Allocated *Resources `protobuf:"bytes,13,opt,name=allocated,proto3" json:"allocated,omitempty"`
 	// tasks is the number of tasks placed on the node that should run.
-	Tasks         uint32 `protobuf:"varint,14,opt,name=tasks,proto3" json:"tasks,omitempty"`
+	Tasks uint32 `protobuf:"varint,14,opt,name=tasks,proto3" json:"tasks,omitempty"`
+	// cert_ca_sha256 is the digest of the CA that signed the node's
+	// certificate, and cert_not_after its expiry (as of its join or last
+	// renewal).
+	CertCaSha256  string                 `protobuf:"bytes,15,opt,name=cert_ca_sha256,json=certCaSha256,proto3" json:"cert_ca_sha256,omitempty"`
+	CertNotAfter  *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=cert_not_after,json=certNotAfter,proto3" json:"cert_not_after,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -715,6 +720,20 @@ func (x *Node) GetTasks() uint32 {
 	return 0
 }
 
+func (x *Node) GetCertCaSha256() string {
+	if x != nil {
+		return x.CertCaSha256
+	}
+	return ""
+}
+
+func (x *Node) GetCertNotAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CertNotAfter
+	}
+	return nil
+}
+
 var File_cc_v1_nodes_proto protoreflect.FileDescriptor
 
 const file_cc_v1_nodes_proto_rawDesc = "" +
@@ -745,7 +764,7 @@ const file_cc_v1_nodes_proto_rawDesc = "" +
 	"\tResources\x12\x1d\n" +
 	"\n" +
 	"cpu_millis\x18\x01 \x01(\x03R\tcpuMillis\x12!\n" +
-	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\"\xd1\x05\n" +
+	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\"\xb9\x06\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
@@ -764,7 +783,9 @@ const file_cc_v1_nodes_proto_rawDesc = "" +
 	"\vuser_labels\x18\f \x03(\v2\x1b.cc.v1.Node.UserLabelsEntryR\n" +
 	"userLabels\x12.\n" +
 	"\tallocated\x18\r \x01(\v2\x10.cc.v1.ResourcesR\tallocated\x12\x14\n" +
-	"\x05tasks\x18\x0e \x01(\rR\x05tasks\x1a9\n" +
+	"\x05tasks\x18\x0e \x01(\rR\x05tasks\x12$\n" +
+	"\x0ecert_ca_sha256\x18\x0f \x01(\tR\fcertCaSha256\x12@\n" +
+	"\x0ecert_not_after\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\fcertNotAfter\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a=\n" +
@@ -835,19 +856,20 @@ var file_cc_v1_nodes_proto_depIdxs = []int32{
 	15, // 11: cc.v1.Node.last_seen:type_name -> google.protobuf.Timestamp
 	14, // 12: cc.v1.Node.user_labels:type_name -> cc.v1.Node.UserLabelsEntry
 	10, // 13: cc.v1.Node.allocated:type_name -> cc.v1.Resources
-	8,  // 14: cc.v1.NodeService.ListNodes:input_type -> cc.v1.ListNodesRequest
-	4,  // 15: cc.v1.NodeService.GetNode:input_type -> cc.v1.GetNodeRequest
-	6,  // 16: cc.v1.NodeService.RemoveNode:input_type -> cc.v1.RemoveNodeRequest
-	2,  // 17: cc.v1.NodeService.UpdateNode:input_type -> cc.v1.UpdateNodeRequest
-	9,  // 18: cc.v1.NodeService.ListNodes:output_type -> cc.v1.ListNodesResponse
-	5,  // 19: cc.v1.NodeService.GetNode:output_type -> cc.v1.GetNodeResponse
-	7,  // 20: cc.v1.NodeService.RemoveNode:output_type -> cc.v1.RemoveNodeResponse
-	3,  // 21: cc.v1.NodeService.UpdateNode:output_type -> cc.v1.UpdateNodeResponse
-	18, // [18:22] is the sub-list for method output_type
-	14, // [14:18] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	15, // 14: cc.v1.Node.cert_not_after:type_name -> google.protobuf.Timestamp
+	8,  // 15: cc.v1.NodeService.ListNodes:input_type -> cc.v1.ListNodesRequest
+	4,  // 16: cc.v1.NodeService.GetNode:input_type -> cc.v1.GetNodeRequest
+	6,  // 17: cc.v1.NodeService.RemoveNode:input_type -> cc.v1.RemoveNodeRequest
+	2,  // 18: cc.v1.NodeService.UpdateNode:input_type -> cc.v1.UpdateNodeRequest
+	9,  // 19: cc.v1.NodeService.ListNodes:output_type -> cc.v1.ListNodesResponse
+	5,  // 20: cc.v1.NodeService.GetNode:output_type -> cc.v1.GetNodeResponse
+	7,  // 21: cc.v1.NodeService.RemoveNode:output_type -> cc.v1.RemoveNodeResponse
+	3,  // 22: cc.v1.NodeService.UpdateNode:output_type -> cc.v1.UpdateNodeResponse
+	19, // [19:23] is the sub-list for method output_type
+	15, // [15:19] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_nodes_proto_init() }

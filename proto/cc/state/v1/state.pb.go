@@ -70,6 +70,9 @@ const (
 	CommandType_COMMAND_TYPE_PUT_CHALLENGE         CommandType = 39
 	CommandType_COMMAND_TYPE_REMOVE_CHALLENGE      CommandType = 40
 	CommandType_COMMAND_TYPE_RECORD_ATTEMPT_UPLOAD CommandType = 41
+	CommandType_COMMAND_TYPE_ROTATE_CA             CommandType = 42
+	CommandType_COMMAND_TYPE_RETIRE_CA             CommandType = 43
+	CommandType_COMMAND_TYPE_NODE_CERT             CommandType = 44
 )
 
 // Enum value maps for CommandType.
@@ -117,6 +120,9 @@ var (
 		39: "COMMAND_TYPE_PUT_CHALLENGE",
 		40: "COMMAND_TYPE_REMOVE_CHALLENGE",
 		41: "COMMAND_TYPE_RECORD_ATTEMPT_UPLOAD",
+		42: "COMMAND_TYPE_ROTATE_CA",
+		43: "COMMAND_TYPE_RETIRE_CA",
+		44: "COMMAND_TYPE_NODE_CERT",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":           0,
@@ -161,6 +167,9 @@ var (
 		"COMMAND_TYPE_PUT_CHALLENGE":         39,
 		"COMMAND_TYPE_REMOVE_CHALLENGE":      40,
 		"COMMAND_TYPE_RECORD_ATTEMPT_UPLOAD": 41,
+		"COMMAND_TYPE_ROTATE_CA":             42,
+		"COMMAND_TYPE_RETIRE_CA":             43,
+		"COMMAND_TYPE_NODE_CERT":             44,
 	}
 )
 
@@ -1244,8 +1253,12 @@ type ServerRecord struct {
 	// certificate of this id with another key. Empty in records written
 	// before pinning (accepted, until the server records its key).
 	PublicKeySha256 []byte `protobuf:"bytes,7,opt,name=public_key_sha256,json=publicKeySha256,proto3" json:"public_key_sha256,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// cert_ca_sha256 is the digest of the CA that signed the server's
+	// certificate in use (so that a CA rotation knows who still needs the
+	// old one).
+	CertCaSha256  string `protobuf:"bytes,8,opt,name=cert_ca_sha256,json=certCaSha256,proto3" json:"cert_ca_sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ServerRecord) Reset() {
@@ -1327,6 +1340,13 @@ func (x *ServerRecord) GetPublicKeySha256() []byte {
 	return nil
 }
 
+func (x *ServerRecord) GetCertCaSha256() string {
+	if x != nil {
+		return x.CertCaSha256
+	}
+	return ""
+}
+
 // ContainerRecord is a stored container.
 type ContainerRecord struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1401,13 +1421,17 @@ func (x *ContainerRecord) GetUploadedLogs() []string {
 
 // ClusterRecord is the single record of the cluster bucket.
 type ClusterRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClusterId     string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
-	CaCertPem     []byte                 `protobuf:"bytes,2,opt,name=ca_cert_pem,json=caCertPem,proto3" json:"ca_cert_pem,omitempty"`
-	CaKeyPem      []byte                 `protobuf:"bytes,3,opt,name=ca_key_pem,json=caKeyPem,proto3" json:"ca_key_pem,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	CaCertPem []byte                 `protobuf:"bytes,2,opt,name=ca_cert_pem,json=caCertPem,proto3" json:"ca_cert_pem,omitempty"`
+	CaKeyPem  []byte                 `protobuf:"bytes,3,opt,name=ca_key_pem,json=caKeyPem,proto3" json:"ca_key_pem,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// retiring_ca_cert_pem are CA certificates replaced by a rotation and
+	// still trusted until RetireCA. ca_cert_pem and ca_key_pem are the
+	// signing CA.
+	RetiringCaCertPem [][]byte `protobuf:"bytes,5,rep,name=retiring_ca_cert_pem,json=retiringCaCertPem,proto3" json:"retiring_ca_cert_pem,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ClusterRecord) Reset() {
@@ -1468,6 +1492,164 @@ func (x *ClusterRecord) GetCreatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ClusterRecord) GetRetiringCaCertPem() [][]byte {
+	if x != nil {
+		return x.RetiringCaCertPem
+	}
+	return nil
+}
+
+// RotateCA makes a new CA the signing one; the old one is still trusted.
+type RotateCA struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CaCertPem     []byte                 `protobuf:"bytes,1,opt,name=ca_cert_pem,json=caCertPem,proto3" json:"ca_cert_pem,omitempty"`
+	CaKeyPem      []byte                 `protobuf:"bytes,2,opt,name=ca_key_pem,json=caKeyPem,proto3" json:"ca_key_pem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateCA) Reset() {
+	*x = RotateCA{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateCA) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateCA) ProtoMessage() {}
+
+func (x *RotateCA) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateCA.ProtoReflect.Descriptor instead.
+func (*RotateCA) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RotateCA) GetCaCertPem() []byte {
+	if x != nil {
+		return x.CaCertPem
+	}
+	return nil
+}
+
+func (x *RotateCA) GetCaKeyPem() []byte {
+	if x != nil {
+		return x.CaKeyPem
+	}
+	return nil
+}
+
+// RetireCA ends the trust in every CA but the signing one.
+type RetireCA struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetireCA) Reset() {
+	*x = RetireCA{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetireCA) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetireCA) ProtoMessage() {}
+
+func (x *RetireCA) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetireCA.ProtoReflect.Descriptor instead.
+func (*RetireCA) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{21}
+}
+
+// NodeCert records the CA of a node's new certificate.
+type NodeCert struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	CaSha256      string                 `protobuf:"bytes,2,opt,name=ca_sha256,json=caSha256,proto3" json:"ca_sha256,omitempty"`
+	NotAfter      *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=not_after,json=notAfter,proto3" json:"not_after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeCert) Reset() {
+	*x = NodeCert{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeCert) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeCert) ProtoMessage() {}
+
+func (x *NodeCert) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeCert.ProtoReflect.Descriptor instead.
+func (*NodeCert) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *NodeCert) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *NodeCert) GetCaSha256() string {
+	if x != nil {
+		return x.CaSha256
+	}
+	return ""
+}
+
+func (x *NodeCert) GetNotAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NotAfter
+	}
+	return nil
+}
+
 // TokenRecord is a stored API token. Only a hash of its secret is kept.
 type TokenRecord struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1488,7 +1670,7 @@ type TokenRecord struct {
 
 func (x *TokenRecord) Reset() {
 	*x = TokenRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[20]
+	mi := &file_cc_state_v1_state_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1500,7 +1682,7 @@ func (x *TokenRecord) String() string {
 func (*TokenRecord) ProtoMessage() {}
 
 func (x *TokenRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[20]
+	mi := &file_cc_state_v1_state_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1513,7 +1695,7 @@ func (x *TokenRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenRecord.ProtoReflect.Descriptor instead.
 func (*TokenRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{20}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *TokenRecord) GetId() string {
@@ -1589,7 +1771,7 @@ type CreateService struct {
 
 func (x *CreateService) Reset() {
 	*x = CreateService{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[21]
+	mi := &file_cc_state_v1_state_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1601,7 +1783,7 @@ func (x *CreateService) String() string {
 func (*CreateService) ProtoMessage() {}
 
 func (x *CreateService) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[21]
+	mi := &file_cc_state_v1_state_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1614,7 +1796,7 @@ func (x *CreateService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateService.ProtoReflect.Descriptor instead.
 func (*CreateService) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{21}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CreateService) GetService() *v1.Service {
@@ -1646,7 +1828,7 @@ type UpdateService struct {
 
 func (x *UpdateService) Reset() {
 	*x = UpdateService{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[22]
+	mi := &file_cc_state_v1_state_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1658,7 +1840,7 @@ func (x *UpdateService) String() string {
 func (*UpdateService) ProtoMessage() {}
 
 func (x *UpdateService) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[22]
+	mi := &file_cc_state_v1_state_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1671,7 +1853,7 @@ func (x *UpdateService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateService.ProtoReflect.Descriptor instead.
 func (*UpdateService) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{22}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *UpdateService) GetId() string {
@@ -1733,7 +1915,7 @@ type RemoveService struct {
 
 func (x *RemoveService) Reset() {
 	*x = RemoveService{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[23]
+	mi := &file_cc_state_v1_state_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1745,7 +1927,7 @@ func (x *RemoveService) String() string {
 func (*RemoveService) ProtoMessage() {}
 
 func (x *RemoveService) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[23]
+	mi := &file_cc_state_v1_state_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1758,7 +1940,7 @@ func (x *RemoveService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveService.ProtoReflect.Descriptor instead.
 func (*RemoveService) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{23}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RemoveService) GetId() string {
@@ -1781,7 +1963,7 @@ type TaskOps struct {
 
 func (x *TaskOps) Reset() {
 	*x = TaskOps{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[24]
+	mi := &file_cc_state_v1_state_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1793,7 +1975,7 @@ func (x *TaskOps) String() string {
 func (*TaskOps) ProtoMessage() {}
 
 func (x *TaskOps) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[24]
+	mi := &file_cc_state_v1_state_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1806,7 +1988,7 @@ func (x *TaskOps) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskOps.ProtoReflect.Descriptor instead.
 func (*TaskOps) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{24}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *TaskOps) GetOps() []*TaskOp {
@@ -1833,7 +2015,7 @@ type TaskOp struct {
 
 func (x *TaskOp) Reset() {
 	*x = TaskOp{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[25]
+	mi := &file_cc_state_v1_state_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1845,7 +2027,7 @@ func (x *TaskOp) String() string {
 func (*TaskOp) ProtoMessage() {}
 
 func (x *TaskOp) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[25]
+	mi := &file_cc_state_v1_state_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1858,7 +2040,7 @@ func (x *TaskOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskOp.ProtoReflect.Descriptor instead.
 func (*TaskOp) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{25}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *TaskOp) GetOp() isTaskOp_Op {
@@ -1975,7 +2157,7 @@ type AssignTask struct {
 
 func (x *AssignTask) Reset() {
 	*x = AssignTask{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[26]
+	mi := &file_cc_state_v1_state_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1987,7 +2169,7 @@ func (x *AssignTask) String() string {
 func (*AssignTask) ProtoMessage() {}
 
 func (x *AssignTask) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[26]
+	mi := &file_cc_state_v1_state_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2000,7 +2182,7 @@ func (x *AssignTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignTask.ProtoReflect.Descriptor instead.
 func (*AssignTask) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{26}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *AssignTask) GetTaskId() string {
@@ -2030,7 +2212,7 @@ type StopTask struct {
 
 func (x *StopTask) Reset() {
 	*x = StopTask{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[27]
+	mi := &file_cc_state_v1_state_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2042,7 +2224,7 @@ func (x *StopTask) String() string {
 func (*StopTask) ProtoMessage() {}
 
 func (x *StopTask) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[27]
+	mi := &file_cc_state_v1_state_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2055,7 +2237,7 @@ func (x *StopTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopTask.ProtoReflect.Descriptor instead.
 func (*StopTask) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{27}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *StopTask) GetTaskId() string {
@@ -2090,7 +2272,7 @@ type PendingReason struct {
 
 func (x *PendingReason) Reset() {
 	*x = PendingReason{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[28]
+	mi := &file_cc_state_v1_state_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2102,7 +2284,7 @@ func (x *PendingReason) String() string {
 func (*PendingReason) ProtoMessage() {}
 
 func (x *PendingReason) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[28]
+	mi := &file_cc_state_v1_state_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2115,7 +2297,7 @@ func (x *PendingReason) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingReason.ProtoReflect.Descriptor instead.
 func (*PendingReason) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{28}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PendingReason) GetTaskId() string {
@@ -2147,7 +2329,7 @@ type ServiceProgress struct {
 
 func (x *ServiceProgress) Reset() {
 	*x = ServiceProgress{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[29]
+	mi := &file_cc_state_v1_state_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2159,7 +2341,7 @@ func (x *ServiceProgress) String() string {
 func (*ServiceProgress) ProtoMessage() {}
 
 func (x *ServiceProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[29]
+	mi := &file_cc_state_v1_state_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2172,7 +2354,7 @@ func (x *ServiceProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceProgress.ProtoReflect.Descriptor instead.
 func (*ServiceProgress) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{29}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ServiceProgress) GetServiceId() string {
@@ -2213,7 +2395,7 @@ type UpdateSettings struct {
 
 func (x *UpdateSettings) Reset() {
 	*x = UpdateSettings{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[30]
+	mi := &file_cc_state_v1_state_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2225,7 +2407,7 @@ func (x *UpdateSettings) String() string {
 func (*UpdateSettings) ProtoMessage() {}
 
 func (x *UpdateSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[30]
+	mi := &file_cc_state_v1_state_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2238,7 +2420,7 @@ func (x *UpdateSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSettings.ProtoReflect.Descriptor instead.
 func (*UpdateSettings) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{30}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *UpdateSettings) GetSettings() *v1.Settings {
@@ -2259,7 +2441,7 @@ type ReportStatuses struct {
 
 func (x *ReportStatuses) Reset() {
 	*x = ReportStatuses{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[31]
+	mi := &file_cc_state_v1_state_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2271,7 +2453,7 @@ func (x *ReportStatuses) String() string {
 func (*ReportStatuses) ProtoMessage() {}
 
 func (x *ReportStatuses) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[31]
+	mi := &file_cc_state_v1_state_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2284,7 +2466,7 @@ func (x *ReportStatuses) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportStatuses.ProtoReflect.Descriptor instead.
 func (*ReportStatuses) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{31}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ReportStatuses) GetReports() []*ReportStatus {
@@ -2306,7 +2488,7 @@ type SubmitJob struct {
 
 func (x *SubmitJob) Reset() {
 	*x = SubmitJob{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[32]
+	mi := &file_cc_state_v1_state_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2318,7 +2500,7 @@ func (x *SubmitJob) String() string {
 func (*SubmitJob) ProtoMessage() {}
 
 func (x *SubmitJob) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[32]
+	mi := &file_cc_state_v1_state_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2331,7 +2513,7 @@ func (x *SubmitJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJob.ProtoReflect.Descriptor instead.
 func (*SubmitJob) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{32}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *SubmitJob) GetJob() *JobRecord {
@@ -2359,7 +2541,7 @@ type JobRecord struct {
 
 func (x *JobRecord) Reset() {
 	*x = JobRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[33]
+	mi := &file_cc_state_v1_state_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2371,7 +2553,7 @@ func (x *JobRecord) String() string {
 func (*JobRecord) ProtoMessage() {}
 
 func (x *JobRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[33]
+	mi := &file_cc_state_v1_state_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2384,7 +2566,7 @@ func (x *JobRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobRecord.ProtoReflect.Descriptor instead.
 func (*JobRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{33}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *JobRecord) GetJob() *v1.Job {
@@ -2425,7 +2607,7 @@ type CancelJob struct {
 
 func (x *CancelJob) Reset() {
 	*x = CancelJob{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[34]
+	mi := &file_cc_state_v1_state_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2437,7 +2619,7 @@ func (x *CancelJob) String() string {
 func (*CancelJob) ProtoMessage() {}
 
 func (x *CancelJob) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[34]
+	mi := &file_cc_state_v1_state_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2450,7 +2632,7 @@ func (x *CancelJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJob.ProtoReflect.Descriptor instead.
 func (*CancelJob) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{34}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CancelJob) GetId() string {
@@ -2471,7 +2653,7 @@ type JobOps struct {
 
 func (x *JobOps) Reset() {
 	*x = JobOps{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[35]
+	mi := &file_cc_state_v1_state_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2483,7 +2665,7 @@ func (x *JobOps) String() string {
 func (*JobOps) ProtoMessage() {}
 
 func (x *JobOps) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[35]
+	mi := &file_cc_state_v1_state_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2496,7 +2678,7 @@ func (x *JobOps) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobOps.ProtoReflect.Descriptor instead.
 func (*JobOps) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{35}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *JobOps) GetOps() []*JobOp {
@@ -2523,7 +2705,7 @@ type JobOp struct {
 
 func (x *JobOp) Reset() {
 	*x = JobOp{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[36]
+	mi := &file_cc_state_v1_state_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2535,7 +2717,7 @@ func (x *JobOp) String() string {
 func (*JobOp) ProtoMessage() {}
 
 func (x *JobOp) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[36]
+	mi := &file_cc_state_v1_state_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2548,7 +2730,7 @@ func (x *JobOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobOp.ProtoReflect.Descriptor instead.
 func (*JobOp) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{36}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *JobOp) GetOp() isJobOp_Op {
@@ -2674,7 +2856,7 @@ type StartJobAttempt struct {
 
 func (x *StartJobAttempt) Reset() {
 	*x = StartJobAttempt{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[37]
+	mi := &file_cc_state_v1_state_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2686,7 +2868,7 @@ func (x *StartJobAttempt) String() string {
 func (*StartJobAttempt) ProtoMessage() {}
 
 func (x *StartJobAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[37]
+	mi := &file_cc_state_v1_state_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2699,7 +2881,7 @@ func (x *StartJobAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartJobAttempt.ProtoReflect.Descriptor instead.
 func (*StartJobAttempt) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{37}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *StartJobAttempt) GetJobId() string {
@@ -2745,7 +2927,7 @@ type FailJobAttempt struct {
 
 func (x *FailJobAttempt) Reset() {
 	*x = FailJobAttempt{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[38]
+	mi := &file_cc_state_v1_state_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2757,7 +2939,7 @@ func (x *FailJobAttempt) String() string {
 func (*FailJobAttempt) ProtoMessage() {}
 
 func (x *FailJobAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[38]
+	mi := &file_cc_state_v1_state_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2770,7 +2952,7 @@ func (x *FailJobAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailJobAttempt.ProtoReflect.Descriptor instead.
 func (*FailJobAttempt) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{38}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *FailJobAttempt) GetJobId() string {
@@ -2812,7 +2994,7 @@ type WebhookResult struct {
 
 func (x *WebhookResult) Reset() {
 	*x = WebhookResult{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[39]
+	mi := &file_cc_state_v1_state_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2824,7 +3006,7 @@ func (x *WebhookResult) String() string {
 func (*WebhookResult) ProtoMessage() {}
 
 func (x *WebhookResult) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[39]
+	mi := &file_cc_state_v1_state_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2837,7 +3019,7 @@ func (x *WebhookResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookResult.ProtoReflect.Descriptor instead.
 func (*WebhookResult) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{39}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *WebhookResult) GetJobId() string {
@@ -2865,7 +3047,7 @@ type JobPending struct {
 
 func (x *JobPending) Reset() {
 	*x = JobPending{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[40]
+	mi := &file_cc_state_v1_state_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2877,7 +3059,7 @@ func (x *JobPending) String() string {
 func (*JobPending) ProtoMessage() {}
 
 func (x *JobPending) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[40]
+	mi := &file_cc_state_v1_state_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2890,7 +3072,7 @@ func (x *JobPending) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobPending.ProtoReflect.Descriptor instead.
 func (*JobPending) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{40}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *JobPending) GetJobId() string {
@@ -2917,7 +3099,7 @@ type SetQueue struct {
 
 func (x *SetQueue) Reset() {
 	*x = SetQueue{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[41]
+	mi := &file_cc_state_v1_state_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2929,7 +3111,7 @@ func (x *SetQueue) String() string {
 func (*SetQueue) ProtoMessage() {}
 
 func (x *SetQueue) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[41]
+	mi := &file_cc_state_v1_state_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2942,7 +3124,7 @@ func (x *SetQueue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetQueue.ProtoReflect.Descriptor instead.
 func (*SetQueue) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{41}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SetQueue) GetQueue() *QueueRecord {
@@ -2965,7 +3147,7 @@ type QueueRecord struct {
 
 func (x *QueueRecord) Reset() {
 	*x = QueueRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[42]
+	mi := &file_cc_state_v1_state_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2977,7 +3159,7 @@ func (x *QueueRecord) String() string {
 func (*QueueRecord) ProtoMessage() {}
 
 func (x *QueueRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[42]
+	mi := &file_cc_state_v1_state_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2990,7 +3172,7 @@ func (x *QueueRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueRecord.ProtoReflect.Descriptor instead.
 func (*QueueRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{42}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *QueueRecord) GetName() string {
@@ -3025,7 +3207,7 @@ type PutInput struct {
 
 func (x *PutInput) Reset() {
 	*x = PutInput{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[43]
+	mi := &file_cc_state_v1_state_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3037,7 +3219,7 @@ func (x *PutInput) String() string {
 func (*PutInput) ProtoMessage() {}
 
 func (x *PutInput) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[43]
+	mi := &file_cc_state_v1_state_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3050,7 +3232,7 @@ func (x *PutInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutInput.ProtoReflect.Descriptor instead.
 func (*PutInput) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{43}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *PutInput) GetInput() *InputRecord {
@@ -3077,7 +3259,7 @@ type InputRecord struct {
 
 func (x *InputRecord) Reset() {
 	*x = InputRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[44]
+	mi := &file_cc_state_v1_state_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3089,7 +3271,7 @@ func (x *InputRecord) String() string {
 func (*InputRecord) ProtoMessage() {}
 
 func (x *InputRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[44]
+	mi := &file_cc_state_v1_state_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3102,7 +3284,7 @@ func (x *InputRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InputRecord.ProtoReflect.Descriptor instead.
 func (*InputRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{44}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *InputRecord) GetDigest() string {
@@ -3156,7 +3338,7 @@ type PutRoute struct {
 
 func (x *PutRoute) Reset() {
 	*x = PutRoute{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[45]
+	mi := &file_cc_state_v1_state_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3168,7 +3350,7 @@ func (x *PutRoute) String() string {
 func (*PutRoute) ProtoMessage() {}
 
 func (x *PutRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[45]
+	mi := &file_cc_state_v1_state_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3181,7 +3363,7 @@ func (x *PutRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutRoute.ProtoReflect.Descriptor instead.
 func (*PutRoute) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{45}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *PutRoute) GetRoute() *v1.Route {
@@ -3215,7 +3397,7 @@ type RemoveRoute struct {
 
 func (x *RemoveRoute) Reset() {
 	*x = RemoveRoute{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[46]
+	mi := &file_cc_state_v1_state_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3227,7 +3409,7 @@ func (x *RemoveRoute) String() string {
 func (*RemoveRoute) ProtoMessage() {}
 
 func (x *RemoveRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[46]
+	mi := &file_cc_state_v1_state_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3240,7 +3422,7 @@ func (x *RemoveRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRoute.ProtoReflect.Descriptor instead.
 func (*RemoveRoute) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{46}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *RemoveRoute) GetName() string {
@@ -3262,7 +3444,7 @@ type ApplyRoutes struct {
 
 func (x *ApplyRoutes) Reset() {
 	*x = ApplyRoutes{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[47]
+	mi := &file_cc_state_v1_state_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3274,7 +3456,7 @@ func (x *ApplyRoutes) String() string {
 func (*ApplyRoutes) ProtoMessage() {}
 
 func (x *ApplyRoutes) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[47]
+	mi := &file_cc_state_v1_state_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3287,7 +3469,7 @@ func (x *ApplyRoutes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRoutes.ProtoReflect.Descriptor instead.
 func (*ApplyRoutes) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{47}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ApplyRoutes) GetSet() string {
@@ -3319,7 +3501,7 @@ type DeploySite struct {
 
 func (x *DeploySite) Reset() {
 	*x = DeploySite{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[48]
+	mi := &file_cc_state_v1_state_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3331,7 +3513,7 @@ func (x *DeploySite) String() string {
 func (*DeploySite) ProtoMessage() {}
 
 func (x *DeploySite) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[48]
+	mi := &file_cc_state_v1_state_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3344,7 +3526,7 @@ func (x *DeploySite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeploySite.ProtoReflect.Descriptor instead.
 func (*DeploySite) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{48}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *DeploySite) GetName() string {
@@ -3387,7 +3569,7 @@ type RollbackSite struct {
 
 func (x *RollbackSite) Reset() {
 	*x = RollbackSite{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[49]
+	mi := &file_cc_state_v1_state_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3399,7 +3581,7 @@ func (x *RollbackSite) String() string {
 func (*RollbackSite) ProtoMessage() {}
 
 func (x *RollbackSite) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[49]
+	mi := &file_cc_state_v1_state_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3412,7 +3594,7 @@ func (x *RollbackSite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackSite.ProtoReflect.Descriptor instead.
 func (*RollbackSite) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{49}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *RollbackSite) GetName() string {
@@ -3439,7 +3621,7 @@ type RemoveSite struct {
 
 func (x *RemoveSite) Reset() {
 	*x = RemoveSite{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[50]
+	mi := &file_cc_state_v1_state_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3451,7 +3633,7 @@ func (x *RemoveSite) String() string {
 func (*RemoveSite) ProtoMessage() {}
 
 func (x *RemoveSite) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[50]
+	mi := &file_cc_state_v1_state_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3464,7 +3646,7 @@ func (x *RemoveSite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveSite.ProtoReflect.Descriptor instead.
 func (*RemoveSite) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{50}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *RemoveSite) GetName() string {
@@ -3491,7 +3673,7 @@ type CertRecord struct {
 
 func (x *CertRecord) Reset() {
 	*x = CertRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[51]
+	mi := &file_cc_state_v1_state_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3503,7 +3685,7 @@ func (x *CertRecord) String() string {
 func (*CertRecord) ProtoMessage() {}
 
 func (x *CertRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[51]
+	mi := &file_cc_state_v1_state_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3516,7 +3698,7 @@ func (x *CertRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertRecord.ProtoReflect.Descriptor instead.
 func (*CertRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{51}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *CertRecord) GetCert() *v1.Cert {
@@ -3559,7 +3741,7 @@ type PutCert struct {
 
 func (x *PutCert) Reset() {
 	*x = PutCert{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[52]
+	mi := &file_cc_state_v1_state_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3571,7 +3753,7 @@ func (x *PutCert) String() string {
 func (*PutCert) ProtoMessage() {}
 
 func (x *PutCert) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[52]
+	mi := &file_cc_state_v1_state_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3584,7 +3766,7 @@ func (x *PutCert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutCert.ProtoReflect.Descriptor instead.
 func (*PutCert) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{52}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *PutCert) GetCert() *CertRecord {
@@ -3611,7 +3793,7 @@ type RemoveCert struct {
 
 func (x *RemoveCert) Reset() {
 	*x = RemoveCert{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[53]
+	mi := &file_cc_state_v1_state_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3623,7 +3805,7 @@ func (x *RemoveCert) String() string {
 func (*RemoveCert) ProtoMessage() {}
 
 func (x *RemoveCert) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[53]
+	mi := &file_cc_state_v1_state_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3636,7 +3818,7 @@ func (x *RemoveCert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveCert.ProtoReflect.Descriptor instead.
 func (*RemoveCert) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{53}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *RemoveCert) GetName() string {
@@ -3663,7 +3845,7 @@ type CertStatus struct {
 
 func (x *CertStatus) Reset() {
 	*x = CertStatus{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[54]
+	mi := &file_cc_state_v1_state_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3675,7 +3857,7 @@ func (x *CertStatus) String() string {
 func (*CertStatus) ProtoMessage() {}
 
 func (x *CertStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[54]
+	mi := &file_cc_state_v1_state_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3688,7 +3870,7 @@ func (x *CertStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertStatus.ProtoReflect.Descriptor instead.
 func (*CertStatus) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{54}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *CertStatus) GetName() string {
@@ -3737,7 +3919,7 @@ type ACMEStore struct {
 
 func (x *ACMEStore) Reset() {
 	*x = ACMEStore{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[55]
+	mi := &file_cc_state_v1_state_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3749,7 +3931,7 @@ func (x *ACMEStore) String() string {
 func (*ACMEStore) ProtoMessage() {}
 
 func (x *ACMEStore) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[55]
+	mi := &file_cc_state_v1_state_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3762,7 +3944,7 @@ func (x *ACMEStore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACMEStore.ProtoReflect.Descriptor instead.
 func (*ACMEStore) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{55}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ACMEStore) GetKey() string {
@@ -3790,7 +3972,7 @@ type ACMEDelete struct {
 
 func (x *ACMEDelete) Reset() {
 	*x = ACMEDelete{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[56]
+	mi := &file_cc_state_v1_state_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3802,7 +3984,7 @@ func (x *ACMEDelete) String() string {
 func (*ACMEDelete) ProtoMessage() {}
 
 func (x *ACMEDelete) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[56]
+	mi := &file_cc_state_v1_state_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3815,7 +3997,7 @@ func (x *ACMEDelete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACMEDelete.ProtoReflect.Descriptor instead.
 func (*ACMEDelete) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{56}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ACMEDelete) GetKey() string {
@@ -3839,7 +4021,7 @@ type ACMELock struct {
 
 func (x *ACMELock) Reset() {
 	*x = ACMELock{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[57]
+	mi := &file_cc_state_v1_state_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3851,7 +4033,7 @@ func (x *ACMELock) String() string {
 func (*ACMELock) ProtoMessage() {}
 
 func (x *ACMELock) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[57]
+	mi := &file_cc_state_v1_state_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3864,7 +4046,7 @@ func (x *ACMELock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACMELock.ProtoReflect.Descriptor instead.
 func (*ACMELock) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{57}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ACMELock) GetName() string {
@@ -3899,7 +4081,7 @@ type ACMEUnlock struct {
 
 func (x *ACMEUnlock) Reset() {
 	*x = ACMEUnlock{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[58]
+	mi := &file_cc_state_v1_state_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3911,7 +4093,7 @@ func (x *ACMEUnlock) String() string {
 func (*ACMEUnlock) ProtoMessage() {}
 
 func (x *ACMEUnlock) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[58]
+	mi := &file_cc_state_v1_state_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3924,7 +4106,7 @@ func (x *ACMEUnlock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACMEUnlock.ProtoReflect.Descriptor instead.
 func (*ACMEUnlock) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{58}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ACMEUnlock) GetName() string {
@@ -3952,7 +4134,7 @@ type ACMEStorageRecord struct {
 
 func (x *ACMEStorageRecord) Reset() {
 	*x = ACMEStorageRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[59]
+	mi := &file_cc_state_v1_state_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3964,7 +4146,7 @@ func (x *ACMEStorageRecord) String() string {
 func (*ACMEStorageRecord) ProtoMessage() {}
 
 func (x *ACMEStorageRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[59]
+	mi := &file_cc_state_v1_state_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3977,7 +4159,7 @@ func (x *ACMEStorageRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACMEStorageRecord.ProtoReflect.Descriptor instead.
 func (*ACMEStorageRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{59}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ACMEStorageRecord) GetValue() []byte {
@@ -4005,7 +4187,7 @@ type ACMELockRecord struct {
 
 func (x *ACMELockRecord) Reset() {
 	*x = ACMELockRecord{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[60]
+	mi := &file_cc_state_v1_state_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4017,7 +4199,7 @@ func (x *ACMELockRecord) String() string {
 func (*ACMELockRecord) ProtoMessage() {}
 
 func (x *ACMELockRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[60]
+	mi := &file_cc_state_v1_state_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4030,7 +4212,7 @@ func (x *ACMELockRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACMELockRecord.ProtoReflect.Descriptor instead.
 func (*ACMELockRecord) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{60}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ACMELockRecord) GetHolder() string {
@@ -4057,7 +4239,7 @@ type PutChallenge struct {
 
 func (x *PutChallenge) Reset() {
 	*x = PutChallenge{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[61]
+	mi := &file_cc_state_v1_state_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4069,7 +4251,7 @@ func (x *PutChallenge) String() string {
 func (*PutChallenge) ProtoMessage() {}
 
 func (x *PutChallenge) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[61]
+	mi := &file_cc_state_v1_state_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4082,7 +4264,7 @@ func (x *PutChallenge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutChallenge.ProtoReflect.Descriptor instead.
 func (*PutChallenge) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{61}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *PutChallenge) GetChallenge() *v1.ACMEChallenge {
@@ -4104,7 +4286,7 @@ type RemoveChallenge struct {
 
 func (x *RemoveChallenge) Reset() {
 	*x = RemoveChallenge{}
-	mi := &file_cc_state_v1_state_proto_msgTypes[62]
+	mi := &file_cc_state_v1_state_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4116,7 +4298,7 @@ func (x *RemoveChallenge) String() string {
 func (*RemoveChallenge) ProtoMessage() {}
 
 func (x *RemoveChallenge) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_state_v1_state_proto_msgTypes[62]
+	mi := &file_cc_state_v1_state_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4129,7 +4311,7 @@ func (x *RemoveChallenge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveChallenge.ProtoReflect.Descriptor instead.
 func (*RemoveChallenge) Descriptor() ([]byte, []int) {
-	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{62}
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *RemoveChallenge) GetType() string {
@@ -4236,7 +4418,7 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\btoken_id\x18\x02 \x01(\tR\atokenId\x12#\n" +
 	"\rsecret_sha256\x18\x03 \x01(\fR\fsecretSha256\"\x1e\n" +
 	"\fRemoveServer\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\xf7\x01\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x9d\x02\n" +
 	"\fServerRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12!\n" +
@@ -4246,12 +4428,13 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\aremoved\x18\x05 \x01(\bR\aremoved\x129\n" +
 	"\n" +
 	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12*\n" +
-	"\x11public_key_sha256\x18\a \x01(\fR\x0fpublicKeySha256\"\xb9\x01\n" +
+	"\x11public_key_sha256\x18\a \x01(\fR\x0fpublicKeySha256\x12$\n" +
+	"\x0ecert_ca_sha256\x18\b \x01(\tR\fcertCaSha256\"\xb9\x01\n" +
 	"\x0fContainerRecord\x12.\n" +
 	"\tcontainer\x18\x01 \x01(\v2\x10.cc.v1.ContainerR\tcontainer\x12&\n" +
 	"\x0fstop_timeout_ms\x18\x02 \x01(\x03R\rstopTimeoutMs\x12)\n" +
 	"\x10uploaded_outputs\x18\x03 \x03(\tR\x0fuploadedOutputs\x12#\n" +
-	"\ruploaded_logs\x18\x04 \x03(\tR\fuploadedLogs\"\xa7\x01\n" +
+	"\ruploaded_logs\x18\x04 \x03(\tR\fuploadedLogs\"\xd8\x01\n" +
 	"\rClusterRecord\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x1e\n" +
@@ -4259,7 +4442,18 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\n" +
 	"ca_key_pem\x18\x03 \x01(\fR\bcaKeyPem\x129\n" +
 	"\n" +
-	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xb7\x02\n" +
+	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12/\n" +
+	"\x14retiring_ca_cert_pem\x18\x05 \x03(\fR\x11retiringCaCertPem\"H\n" +
+	"\bRotateCA\x12\x1e\n" +
+	"\vca_cert_pem\x18\x01 \x01(\fR\tcaCertPem\x12\x1c\n" +
+	"\n" +
+	"ca_key_pem\x18\x02 \x01(\fR\bcaKeyPem\"\n" +
+	"\n" +
+	"\bRetireCA\"y\n" +
+	"\bNodeCert\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
+	"\tca_sha256\x18\x02 \x01(\tR\bcaSha256\x127\n" +
+	"\tnot_after\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\"\xb7\x02\n" +
 	"\vTokenRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\x05R\x04role\x12 \n" +
@@ -4437,7 +4631,7 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\x0fRemoveChallenge\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
 	"\x04host\x18\x02 \x01(\tR\x04host\x12\x14\n" +
-	"\x05token\x18\x03 \x01(\tR\x05token*\xa1\n" +
+	"\x05token\x18\x03 \x01(\tR\x05token*\xf5\n" +
 	"\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n" +
@@ -4482,7 +4676,10 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\x18COMMAND_TYPE_ACME_UNLOCK\x10&\x12\x1e\n" +
 	"\x1aCOMMAND_TYPE_PUT_CHALLENGE\x10'\x12!\n" +
 	"\x1dCOMMAND_TYPE_REMOVE_CHALLENGE\x10(\x12&\n" +
-	"\"COMMAND_TYPE_RECORD_ATTEMPT_UPLOAD\x10)B8Z6github.com/containercodes/cc/proto/cc/state/v1;statev1b\x06proto3"
+	"\"COMMAND_TYPE_RECORD_ATTEMPT_UPLOAD\x10)\x12\x1a\n" +
+	"\x16COMMAND_TYPE_ROTATE_CA\x10*\x12\x1a\n" +
+	"\x16COMMAND_TYPE_RETIRE_CA\x10+\x12\x1a\n" +
+	"\x16COMMAND_TYPE_NODE_CERT\x10,B8Z6github.com/containercodes/cc/proto/cc/state/v1;statev1b\x06proto3"
 
 var (
 	file_cc_state_v1_state_proto_rawDescOnce sync.Once
@@ -4497,7 +4694,7 @@ func file_cc_state_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_cc_state_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
+var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 68)
 var file_cc_state_v1_state_proto_goTypes = []any{
 	(CommandType)(0),              // 0: cc.state.v1.CommandType
 	(*Command)(nil),               // 1: cc.state.v1.Command
@@ -4520,133 +4717,137 @@ var file_cc_state_v1_state_proto_goTypes = []any{
 	(*ServerRecord)(nil),          // 18: cc.state.v1.ServerRecord
 	(*ContainerRecord)(nil),       // 19: cc.state.v1.ContainerRecord
 	(*ClusterRecord)(nil),         // 20: cc.state.v1.ClusterRecord
-	(*TokenRecord)(nil),           // 21: cc.state.v1.TokenRecord
-	(*CreateService)(nil),         // 22: cc.state.v1.CreateService
-	(*UpdateService)(nil),         // 23: cc.state.v1.UpdateService
-	(*RemoveService)(nil),         // 24: cc.state.v1.RemoveService
-	(*TaskOps)(nil),               // 25: cc.state.v1.TaskOps
-	(*TaskOp)(nil),                // 26: cc.state.v1.TaskOp
-	(*AssignTask)(nil),            // 27: cc.state.v1.AssignTask
-	(*StopTask)(nil),              // 28: cc.state.v1.StopTask
-	(*PendingReason)(nil),         // 29: cc.state.v1.PendingReason
-	(*ServiceProgress)(nil),       // 30: cc.state.v1.ServiceProgress
-	(*UpdateSettings)(nil),        // 31: cc.state.v1.UpdateSettings
-	(*ReportStatuses)(nil),        // 32: cc.state.v1.ReportStatuses
-	(*SubmitJob)(nil),             // 33: cc.state.v1.SubmitJob
-	(*JobRecord)(nil),             // 34: cc.state.v1.JobRecord
-	(*CancelJob)(nil),             // 35: cc.state.v1.CancelJob
-	(*JobOps)(nil),                // 36: cc.state.v1.JobOps
-	(*JobOp)(nil),                 // 37: cc.state.v1.JobOp
-	(*StartJobAttempt)(nil),       // 38: cc.state.v1.StartJobAttempt
-	(*FailJobAttempt)(nil),        // 39: cc.state.v1.FailJobAttempt
-	(*WebhookResult)(nil),         // 40: cc.state.v1.WebhookResult
-	(*JobPending)(nil),            // 41: cc.state.v1.JobPending
-	(*SetQueue)(nil),              // 42: cc.state.v1.SetQueue
-	(*QueueRecord)(nil),           // 43: cc.state.v1.QueueRecord
-	(*PutInput)(nil),              // 44: cc.state.v1.PutInput
-	(*InputRecord)(nil),           // 45: cc.state.v1.InputRecord
-	(*PutRoute)(nil),              // 46: cc.state.v1.PutRoute
-	(*RemoveRoute)(nil),           // 47: cc.state.v1.RemoveRoute
-	(*ApplyRoutes)(nil),           // 48: cc.state.v1.ApplyRoutes
-	(*DeploySite)(nil),            // 49: cc.state.v1.DeploySite
-	(*RollbackSite)(nil),          // 50: cc.state.v1.RollbackSite
-	(*RemoveSite)(nil),            // 51: cc.state.v1.RemoveSite
-	(*CertRecord)(nil),            // 52: cc.state.v1.CertRecord
-	(*PutCert)(nil),               // 53: cc.state.v1.PutCert
-	(*RemoveCert)(nil),            // 54: cc.state.v1.RemoveCert
-	(*CertStatus)(nil),            // 55: cc.state.v1.CertStatus
-	(*ACMEStore)(nil),             // 56: cc.state.v1.ACMEStore
-	(*ACMEDelete)(nil),            // 57: cc.state.v1.ACMEDelete
-	(*ACMELock)(nil),              // 58: cc.state.v1.ACMELock
-	(*ACMEUnlock)(nil),            // 59: cc.state.v1.ACMEUnlock
-	(*ACMEStorageRecord)(nil),     // 60: cc.state.v1.ACMEStorageRecord
-	(*ACMELockRecord)(nil),        // 61: cc.state.v1.ACMELockRecord
-	(*PutChallenge)(nil),          // 62: cc.state.v1.PutChallenge
-	(*RemoveChallenge)(nil),       // 63: cc.state.v1.RemoveChallenge
-	nil,                           // 64: cc.state.v1.UpdateNode.LabelsEntry
-	nil,                           // 65: cc.state.v1.UpdateNode.UserLabelsEntry
-	(*timestamppb.Timestamp)(nil), // 66: google.protobuf.Timestamp
-	(*v1.Node)(nil),               // 67: cc.v1.Node
-	(v1.NodeState)(0),             // 68: cc.v1.NodeState
-	(*v1.Resources)(nil),          // 69: cc.v1.Resources
-	(v1.NodeAvailability)(0),      // 70: cc.v1.NodeAvailability
-	(*v1.Container)(nil),          // 71: cc.v1.Container
-	(v1.DesiredState)(0),          // 72: cc.v1.DesiredState
-	(*v1.TaskStatus)(nil),         // 73: cc.v1.TaskStatus
-	(*v1.Image)(nil),              // 74: cc.v1.Image
-	(*v1.Service)(nil),            // 75: cc.v1.Service
-	(*v1.ServiceSpec)(nil),        // 76: cc.v1.ServiceSpec
-	(*v1.UpdateStatus)(nil),       // 77: cc.v1.UpdateStatus
-	(*v1.Settings)(nil),           // 78: cc.v1.Settings
-	(*v1.Job)(nil),                // 79: cc.v1.Job
-	(*v1.Route)(nil),              // 80: cc.v1.Route
-	(*v1.SiteSpec)(nil),           // 81: cc.v1.SiteSpec
-	(*v1.SiteVersion)(nil),        // 82: cc.v1.SiteVersion
-	(*v1.Cert)(nil),               // 83: cc.v1.Cert
-	(v1.RenewalState)(0),          // 84: cc.v1.RenewalState
-	(*v1.ACMEChallenge)(nil),      // 85: cc.v1.ACMEChallenge
+	(*RotateCA)(nil),              // 21: cc.state.v1.RotateCA
+	(*RetireCA)(nil),              // 22: cc.state.v1.RetireCA
+	(*NodeCert)(nil),              // 23: cc.state.v1.NodeCert
+	(*TokenRecord)(nil),           // 24: cc.state.v1.TokenRecord
+	(*CreateService)(nil),         // 25: cc.state.v1.CreateService
+	(*UpdateService)(nil),         // 26: cc.state.v1.UpdateService
+	(*RemoveService)(nil),         // 27: cc.state.v1.RemoveService
+	(*TaskOps)(nil),               // 28: cc.state.v1.TaskOps
+	(*TaskOp)(nil),                // 29: cc.state.v1.TaskOp
+	(*AssignTask)(nil),            // 30: cc.state.v1.AssignTask
+	(*StopTask)(nil),              // 31: cc.state.v1.StopTask
+	(*PendingReason)(nil),         // 32: cc.state.v1.PendingReason
+	(*ServiceProgress)(nil),       // 33: cc.state.v1.ServiceProgress
+	(*UpdateSettings)(nil),        // 34: cc.state.v1.UpdateSettings
+	(*ReportStatuses)(nil),        // 35: cc.state.v1.ReportStatuses
+	(*SubmitJob)(nil),             // 36: cc.state.v1.SubmitJob
+	(*JobRecord)(nil),             // 37: cc.state.v1.JobRecord
+	(*CancelJob)(nil),             // 38: cc.state.v1.CancelJob
+	(*JobOps)(nil),                // 39: cc.state.v1.JobOps
+	(*JobOp)(nil),                 // 40: cc.state.v1.JobOp
+	(*StartJobAttempt)(nil),       // 41: cc.state.v1.StartJobAttempt
+	(*FailJobAttempt)(nil),        // 42: cc.state.v1.FailJobAttempt
+	(*WebhookResult)(nil),         // 43: cc.state.v1.WebhookResult
+	(*JobPending)(nil),            // 44: cc.state.v1.JobPending
+	(*SetQueue)(nil),              // 45: cc.state.v1.SetQueue
+	(*QueueRecord)(nil),           // 46: cc.state.v1.QueueRecord
+	(*PutInput)(nil),              // 47: cc.state.v1.PutInput
+	(*InputRecord)(nil),           // 48: cc.state.v1.InputRecord
+	(*PutRoute)(nil),              // 49: cc.state.v1.PutRoute
+	(*RemoveRoute)(nil),           // 50: cc.state.v1.RemoveRoute
+	(*ApplyRoutes)(nil),           // 51: cc.state.v1.ApplyRoutes
+	(*DeploySite)(nil),            // 52: cc.state.v1.DeploySite
+	(*RollbackSite)(nil),          // 53: cc.state.v1.RollbackSite
+	(*RemoveSite)(nil),            // 54: cc.state.v1.RemoveSite
+	(*CertRecord)(nil),            // 55: cc.state.v1.CertRecord
+	(*PutCert)(nil),               // 56: cc.state.v1.PutCert
+	(*RemoveCert)(nil),            // 57: cc.state.v1.RemoveCert
+	(*CertStatus)(nil),            // 58: cc.state.v1.CertStatus
+	(*ACMEStore)(nil),             // 59: cc.state.v1.ACMEStore
+	(*ACMEDelete)(nil),            // 60: cc.state.v1.ACMEDelete
+	(*ACMELock)(nil),              // 61: cc.state.v1.ACMELock
+	(*ACMEUnlock)(nil),            // 62: cc.state.v1.ACMEUnlock
+	(*ACMEStorageRecord)(nil),     // 63: cc.state.v1.ACMEStorageRecord
+	(*ACMELockRecord)(nil),        // 64: cc.state.v1.ACMELockRecord
+	(*PutChallenge)(nil),          // 65: cc.state.v1.PutChallenge
+	(*RemoveChallenge)(nil),       // 66: cc.state.v1.RemoveChallenge
+	nil,                           // 67: cc.state.v1.UpdateNode.LabelsEntry
+	nil,                           // 68: cc.state.v1.UpdateNode.UserLabelsEntry
+	(*timestamppb.Timestamp)(nil), // 69: google.protobuf.Timestamp
+	(*v1.Node)(nil),               // 70: cc.v1.Node
+	(v1.NodeState)(0),             // 71: cc.v1.NodeState
+	(*v1.Resources)(nil),          // 72: cc.v1.Resources
+	(v1.NodeAvailability)(0),      // 73: cc.v1.NodeAvailability
+	(*v1.Container)(nil),          // 74: cc.v1.Container
+	(v1.DesiredState)(0),          // 75: cc.v1.DesiredState
+	(*v1.TaskStatus)(nil),         // 76: cc.v1.TaskStatus
+	(*v1.Image)(nil),              // 77: cc.v1.Image
+	(*v1.Service)(nil),            // 78: cc.v1.Service
+	(*v1.ServiceSpec)(nil),        // 79: cc.v1.ServiceSpec
+	(*v1.UpdateStatus)(nil),       // 80: cc.v1.UpdateStatus
+	(*v1.Settings)(nil),           // 81: cc.v1.Settings
+	(*v1.Job)(nil),                // 82: cc.v1.Job
+	(*v1.Route)(nil),              // 83: cc.v1.Route
+	(*v1.SiteSpec)(nil),           // 84: cc.v1.SiteSpec
+	(*v1.SiteVersion)(nil),        // 85: cc.v1.SiteVersion
+	(*v1.Cert)(nil),               // 86: cc.v1.Cert
+	(v1.RenewalState)(0),          // 87: cc.v1.RenewalState
+	(*v1.ACMEChallenge)(nil),      // 88: cc.v1.ACMEChallenge
 }
 var file_cc_state_v1_state_proto_depIdxs = []int32{
 	0,  // 0: cc.state.v1.Command.type:type_name -> cc.state.v1.CommandType
-	66, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
+	69, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
 	2,  // 2: cc.state.v1.Command.audit:type_name -> cc.state.v1.AuditContext
-	21, // 3: cc.state.v1.CreateToken.token:type_name -> cc.state.v1.TokenRecord
-	67, // 4: cc.state.v1.JoinNode.node:type_name -> cc.v1.Node
-	68, // 5: cc.state.v1.UpdateNode.state:type_name -> cc.v1.NodeState
-	69, // 6: cc.state.v1.UpdateNode.resources:type_name -> cc.v1.Resources
-	64, // 7: cc.state.v1.UpdateNode.labels:type_name -> cc.state.v1.UpdateNode.LabelsEntry
-	70, // 8: cc.state.v1.UpdateNode.availability:type_name -> cc.v1.NodeAvailability
-	65, // 9: cc.state.v1.UpdateNode.user_labels:type_name -> cc.state.v1.UpdateNode.UserLabelsEntry
-	71, // 10: cc.state.v1.CreateContainer.container:type_name -> cc.v1.Container
-	72, // 11: cc.state.v1.SetContainerDesired.desired:type_name -> cc.v1.DesiredState
-	73, // 12: cc.state.v1.ReportStatus.statuses:type_name -> cc.v1.TaskStatus
-	74, // 13: cc.state.v1.PutImage.image:type_name -> cc.v1.Image
+	24, // 3: cc.state.v1.CreateToken.token:type_name -> cc.state.v1.TokenRecord
+	70, // 4: cc.state.v1.JoinNode.node:type_name -> cc.v1.Node
+	71, // 5: cc.state.v1.UpdateNode.state:type_name -> cc.v1.NodeState
+	72, // 6: cc.state.v1.UpdateNode.resources:type_name -> cc.v1.Resources
+	67, // 7: cc.state.v1.UpdateNode.labels:type_name -> cc.state.v1.UpdateNode.LabelsEntry
+	73, // 8: cc.state.v1.UpdateNode.availability:type_name -> cc.v1.NodeAvailability
+	68, // 9: cc.state.v1.UpdateNode.user_labels:type_name -> cc.state.v1.UpdateNode.UserLabelsEntry
+	74, // 10: cc.state.v1.CreateContainer.container:type_name -> cc.v1.Container
+	75, // 11: cc.state.v1.SetContainerDesired.desired:type_name -> cc.v1.DesiredState
+	76, // 12: cc.state.v1.ReportStatus.statuses:type_name -> cc.v1.TaskStatus
+	77, // 13: cc.state.v1.PutImage.image:type_name -> cc.v1.Image
 	18, // 14: cc.state.v1.PutServer.server:type_name -> cc.state.v1.ServerRecord
-	66, // 15: cc.state.v1.ServerRecord.created_at:type_name -> google.protobuf.Timestamp
-	71, // 16: cc.state.v1.ContainerRecord.container:type_name -> cc.v1.Container
-	66, // 17: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
-	66, // 18: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
-	66, // 19: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
-	75, // 20: cc.state.v1.CreateService.service:type_name -> cc.v1.Service
-	76, // 21: cc.state.v1.UpdateService.spec:type_name -> cc.v1.ServiceSpec
-	26, // 22: cc.state.v1.TaskOps.ops:type_name -> cc.state.v1.TaskOp
-	71, // 23: cc.state.v1.TaskOp.create:type_name -> cc.v1.Container
-	27, // 24: cc.state.v1.TaskOp.assign:type_name -> cc.state.v1.AssignTask
-	28, // 25: cc.state.v1.TaskOp.stop:type_name -> cc.state.v1.StopTask
-	29, // 26: cc.state.v1.TaskOp.pending:type_name -> cc.state.v1.PendingReason
-	30, // 27: cc.state.v1.TaskOp.progress:type_name -> cc.state.v1.ServiceProgress
-	77, // 28: cc.state.v1.ServiceProgress.status:type_name -> cc.v1.UpdateStatus
-	78, // 29: cc.state.v1.UpdateSettings.settings:type_name -> cc.v1.Settings
-	12, // 30: cc.state.v1.ReportStatuses.reports:type_name -> cc.state.v1.ReportStatus
-	34, // 31: cc.state.v1.SubmitJob.job:type_name -> cc.state.v1.JobRecord
-	79, // 32: cc.state.v1.JobRecord.job:type_name -> cc.v1.Job
-	37, // 33: cc.state.v1.JobOps.ops:type_name -> cc.state.v1.JobOp
-	38, // 34: cc.state.v1.JobOp.start:type_name -> cc.state.v1.StartJobAttempt
-	39, // 35: cc.state.v1.JobOp.fail_attempt:type_name -> cc.state.v1.FailJobAttempt
-	40, // 36: cc.state.v1.JobOp.webhook:type_name -> cc.state.v1.WebhookResult
-	41, // 37: cc.state.v1.JobOp.pending:type_name -> cc.state.v1.JobPending
-	43, // 38: cc.state.v1.SetQueue.queue:type_name -> cc.state.v1.QueueRecord
-	45, // 39: cc.state.v1.PutInput.input:type_name -> cc.state.v1.InputRecord
-	66, // 40: cc.state.v1.InputRecord.uploaded_at:type_name -> google.protobuf.Timestamp
-	66, // 41: cc.state.v1.InputRecord.last_used_at:type_name -> google.protobuf.Timestamp
-	80, // 42: cc.state.v1.PutRoute.route:type_name -> cc.v1.Route
-	80, // 43: cc.state.v1.ApplyRoutes.routes:type_name -> cc.v1.Route
-	81, // 44: cc.state.v1.DeploySite.spec:type_name -> cc.v1.SiteSpec
-	82, // 45: cc.state.v1.DeploySite.version:type_name -> cc.v1.SiteVersion
-	83, // 46: cc.state.v1.CertRecord.cert:type_name -> cc.v1.Cert
-	66, // 47: cc.state.v1.CertRecord.renew_requested_at:type_name -> google.protobuf.Timestamp
-	52, // 48: cc.state.v1.PutCert.cert:type_name -> cc.state.v1.CertRecord
-	84, // 49: cc.state.v1.CertStatus.state:type_name -> cc.v1.RenewalState
-	52, // 50: cc.state.v1.CertStatus.obtained:type_name -> cc.state.v1.CertRecord
-	66, // 51: cc.state.v1.ACMELock.expires_at:type_name -> google.protobuf.Timestamp
-	66, // 52: cc.state.v1.ACMEStorageRecord.modified_at:type_name -> google.protobuf.Timestamp
-	66, // 53: cc.state.v1.ACMELockRecord.expires_at:type_name -> google.protobuf.Timestamp
-	85, // 54: cc.state.v1.PutChallenge.challenge:type_name -> cc.v1.ACMEChallenge
-	55, // [55:55] is the sub-list for method output_type
-	55, // [55:55] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	69, // 15: cc.state.v1.ServerRecord.created_at:type_name -> google.protobuf.Timestamp
+	74, // 16: cc.state.v1.ContainerRecord.container:type_name -> cc.v1.Container
+	69, // 17: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
+	69, // 18: cc.state.v1.NodeCert.not_after:type_name -> google.protobuf.Timestamp
+	69, // 19: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
+	69, // 20: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
+	78, // 21: cc.state.v1.CreateService.service:type_name -> cc.v1.Service
+	79, // 22: cc.state.v1.UpdateService.spec:type_name -> cc.v1.ServiceSpec
+	29, // 23: cc.state.v1.TaskOps.ops:type_name -> cc.state.v1.TaskOp
+	74, // 24: cc.state.v1.TaskOp.create:type_name -> cc.v1.Container
+	30, // 25: cc.state.v1.TaskOp.assign:type_name -> cc.state.v1.AssignTask
+	31, // 26: cc.state.v1.TaskOp.stop:type_name -> cc.state.v1.StopTask
+	32, // 27: cc.state.v1.TaskOp.pending:type_name -> cc.state.v1.PendingReason
+	33, // 28: cc.state.v1.TaskOp.progress:type_name -> cc.state.v1.ServiceProgress
+	80, // 29: cc.state.v1.ServiceProgress.status:type_name -> cc.v1.UpdateStatus
+	81, // 30: cc.state.v1.UpdateSettings.settings:type_name -> cc.v1.Settings
+	12, // 31: cc.state.v1.ReportStatuses.reports:type_name -> cc.state.v1.ReportStatus
+	37, // 32: cc.state.v1.SubmitJob.job:type_name -> cc.state.v1.JobRecord
+	82, // 33: cc.state.v1.JobRecord.job:type_name -> cc.v1.Job
+	40, // 34: cc.state.v1.JobOps.ops:type_name -> cc.state.v1.JobOp
+	41, // 35: cc.state.v1.JobOp.start:type_name -> cc.state.v1.StartJobAttempt
+	42, // 36: cc.state.v1.JobOp.fail_attempt:type_name -> cc.state.v1.FailJobAttempt
+	43, // 37: cc.state.v1.JobOp.webhook:type_name -> cc.state.v1.WebhookResult
+	44, // 38: cc.state.v1.JobOp.pending:type_name -> cc.state.v1.JobPending
+	46, // 39: cc.state.v1.SetQueue.queue:type_name -> cc.state.v1.QueueRecord
+	48, // 40: cc.state.v1.PutInput.input:type_name -> cc.state.v1.InputRecord
+	69, // 41: cc.state.v1.InputRecord.uploaded_at:type_name -> google.protobuf.Timestamp
+	69, // 42: cc.state.v1.InputRecord.last_used_at:type_name -> google.protobuf.Timestamp
+	83, // 43: cc.state.v1.PutRoute.route:type_name -> cc.v1.Route
+	83, // 44: cc.state.v1.ApplyRoutes.routes:type_name -> cc.v1.Route
+	84, // 45: cc.state.v1.DeploySite.spec:type_name -> cc.v1.SiteSpec
+	85, // 46: cc.state.v1.DeploySite.version:type_name -> cc.v1.SiteVersion
+	86, // 47: cc.state.v1.CertRecord.cert:type_name -> cc.v1.Cert
+	69, // 48: cc.state.v1.CertRecord.renew_requested_at:type_name -> google.protobuf.Timestamp
+	55, // 49: cc.state.v1.PutCert.cert:type_name -> cc.state.v1.CertRecord
+	87, // 50: cc.state.v1.CertStatus.state:type_name -> cc.v1.RenewalState
+	55, // 51: cc.state.v1.CertStatus.obtained:type_name -> cc.state.v1.CertRecord
+	69, // 52: cc.state.v1.ACMELock.expires_at:type_name -> google.protobuf.Timestamp
+	69, // 53: cc.state.v1.ACMEStorageRecord.modified_at:type_name -> google.protobuf.Timestamp
+	69, // 54: cc.state.v1.ACMELockRecord.expires_at:type_name -> google.protobuf.Timestamp
+	88, // 55: cc.state.v1.PutChallenge.challenge:type_name -> cc.v1.ACMEChallenge
+	56, // [56:56] is the sub-list for method output_type
+	56, // [56:56] is the sub-list for method input_type
+	56, // [56:56] is the sub-list for extension type_name
+	56, // [56:56] is the sub-list for extension extendee
+	0,  // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_cc_state_v1_state_proto_init() }
@@ -4654,7 +4855,7 @@ func file_cc_state_v1_state_proto_init() {
 	if File_cc_state_v1_state_proto != nil {
 		return
 	}
-	file_cc_state_v1_state_proto_msgTypes[25].OneofWrappers = []any{
+	file_cc_state_v1_state_proto_msgTypes[28].OneofWrappers = []any{
 		(*TaskOp_Create)(nil),
 		(*TaskOp_Assign)(nil),
 		(*TaskOp_Stop)(nil),
@@ -4662,7 +4863,7 @@ func file_cc_state_v1_state_proto_init() {
 		(*TaskOp_Pending)(nil),
 		(*TaskOp_Progress)(nil),
 	}
-	file_cc_state_v1_state_proto_msgTypes[36].OneofWrappers = []any{
+	file_cc_state_v1_state_proto_msgTypes[39].OneofWrappers = []any{
 		(*JobOp_Start)(nil),
 		(*JobOp_FailAttempt)(nil),
 		(*JobOp_Webhook)(nil),
@@ -4676,7 +4877,7 @@ func file_cc_state_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_state_v1_state_proto_rawDesc), len(file_cc_state_v1_state_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   65,
+			NumMessages:   68,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
