@@ -17,13 +17,15 @@ func caCommand() *cli.Command {
 		Usage: "show and rotate the cluster CA",
 		Description: "Every server holds the cluster CA key. Rotate the CA when a server's data dir\n" +
 			"may have been copied (a removed server whose disk was not wiped, a lost backup):\n\n" +
-			"  ccctl ca rotate    a new CA signs from now on; servers reissue their certificates\n" +
-			"                     at once, agents renew theirs within seconds; both CAs are trusted\n" +
-			"  ccctl ca status    lists the servers and nodes still on the old CA\n" +
-			"  ccctl ca retire    once none are: the old CA is no longer trusted anywhere\n\n" +
-			"Join tokens name the CA: create new ones after a rotation. Every ccctl context\n" +
-			"must be used once between rotate and retire (it then fetches the new CA), or\n" +
-			"get the new tls/ca.crt from a server.",
+			"  ccctl ca rotate    a new CA signs node certificates from now on and both CAs are\n" +
+			"                     trusted; agents renew within seconds; servers hold a certificate\n" +
+			"                     of the new CA but present the old one's until the retirement\n" +
+			"  ccctl ca status    lists the servers and nodes not ready yet\n" +
+			"  ccctl ca retire    once none are: servers present their new certificates and the\n" +
+			"                     old CA is no longer trusted anywhere\n\n" +
+			"Every ccctl context must run a command between rotate and retire (it then fetches\n" +
+			"the new CA), or get the new tls/ca.crt from a server. Join tokens made before the\n" +
+			"retirement name the old CA: create new ones after it.",
 		Subcommands: []*cli.Command{
 			{Name: "status", Usage: "show the trusted CAs and who still holds a certificate of a CA being retired", Action: caStatus, OnUsageError: usageError},
 			{Name: "rotate", Usage: "create a new cluster CA that signs from now on (the old one stays trusted until `ccctl ca retire`)", Action: caRotate, OnUsageError: usageError},
@@ -66,7 +68,7 @@ func caRotate(c *cli.Context) error {
 			return printJSON(c, resp.Status)
 		}
 		fmt.Fprintf(c.App.Writer, "The cluster CA was rotated: %s signs from now on.\n", resp.Status.Cas[0].Sha256)
-		fmt.Fprintf(c.App.Writer, "Create new join tokens (old ones name the old CA). When `ccctl ca status` lists no server or node, run `ccctl ca retire`.\n\n")
+		fmt.Fprintf(c.App.Writer, "Use every ccctl context once so that it learns the new CA. When `ccctl ca status` lists no server or node, run `ccctl ca retire`, then create new join tokens.\n\n")
 		return printCAStatus(c, resp.Status)
 	})
 }

@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -70,8 +69,13 @@ func (a *AgentServer) Join(ctx context.Context, req *ccv1.JoinRequest) (_ *ccv1.
 	if err != nil {
 		return nil, err
 	}
-	if subtle.ConstantTimeCompare([]byte(tok.CADigest), []byte(pki.Digest(ca.Cert))) != 1 {
-		return nil, status.Error(codes.Unauthenticated, "the join token is for another cluster, or for a cluster CA rotated since: its CA digest does not match this cluster's (create a new one with `ccctl token create --role agent`)")
+	cl, err := a.core.FSM.Cluster()
+	if err != nil {
+		return nil, err
+	}
+	caPEM, ok := fsm.TrustedCAPEMFirst(cl, tok.CADigest)
+	if !ok {
+		return nil, status.Error(codes.Unauthenticated, "the join token is for another cluster, or for a cluster CA retired since: its CA digest matches no CA this cluster trusts (create a new one with `ccctl token create --role agent`)")
 	}
 	if !nodeNameRE.MatchString(req.GetName()) {
 		return nil, status.Errorf(codes.InvalidArgument, "node name %q: use letters, digits, '.', '_' or '-' (at most 63)", req.GetName())
@@ -82,10 +86,6 @@ func (a *AgentServer) Join(ctx context.Context, req *ccv1.JoinRequest) (_ *ccv1.
 		}
 	}
 	if err := a.core.checkJoinToken(ctx, tok, ccv1.Role_ROLE_AGENT); err != nil {
-		return nil, err
-	}
-	cl, err := a.core.FSM.Cluster()
-	if err != nil {
 		return nil, err
 	}
 	nodeID := newNodeID()
@@ -112,9 +112,8 @@ func (a *AgentServer) Join(ctx context.Context, req *ccv1.JoinRequest) (_ *ccv1.
 		return nil, err
 	}
 	a.core.Log.Info("node joined", "node_id", nodeID, "name", node.Name)
-	// Every trusted CA, the signing one (the one the token names) first:
-	// during a CA rotation servers may still present the old one.
-	return &ccv1.JoinResponse{NodeId: nodeID, CertificatePem: certPEM, CaPem: fsm.TrustedCAPEM(cl)}, nil
+	// Every trusted CA, the one the token names first.
+	return &ccv1.JoinResponse{NodeId: nodeID, CertificatePem: certPEM, CaPem: caPEM}, nil
 }
 
 func newNodeID() string {

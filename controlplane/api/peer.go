@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"io"
 	"net"
@@ -125,8 +124,13 @@ func (p *PeerServer) JoinServer(ctx context.Context, req *ccv1.JoinServerRequest
 	if err != nil {
 		return nil, err
 	}
-	if subtle.ConstantTimeCompare([]byte(tok.CADigest), []byte(pki.Digest(ca.Cert))) != 1 {
-		return nil, status.Error(codes.Unauthenticated, "the join token is for another cluster: its CA digest does not match this cluster's")
+	cl, err := p.core.FSM.Cluster()
+	if err != nil {
+		return nil, err
+	}
+	caPEM, ok := fsm.TrustedCAPEMFirst(cl, tok.CADigest)
+	if !ok {
+		return nil, status.Error(codes.Unauthenticated, "the join token is for another cluster, or for a cluster CA retired since: its CA digest matches no CA this cluster trusts (create a new one with `ccctl token create --role server`)")
 	}
 	if req.GetServerId() == "" || req.GetRaftAddress() == "" || req.GetApiAddress() == "" {
 		return nil, status.Error(codes.InvalidArgument, "a joining server needs an id, a raft address and an API address")
@@ -169,7 +173,7 @@ func (p *PeerServer) JoinServer(ctx context.Context, req *ccv1.JoinServerRequest
 		return nil, status.Errorf(codes.Unavailable, "add %s to raft: %v", req.GetServerId(), err)
 	}
 	p.core.Log.Info("server joined", "server_id", req.GetServerId(), "raft", req.GetRaftAddress(), "api", req.GetApiAddress())
-	return &ccv1.JoinServerResponse{CertificatePem: certPEM, CaPem: ca.CertPEM}, nil
+	return &ccv1.JoinServerResponse{CertificatePem: certPEM, CaPem: caPEM}, nil
 }
 
 // forwarded says whether the call comes from another server of the

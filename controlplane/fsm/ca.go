@@ -95,3 +95,18 @@ func (f *FSM) Trust() (pki.Trust, error) {
 	}
 	return t, nil
 }
+
+// TrustedCAPEMFirst is TrustedCAPEM with the CA whose pki.Digest is digest
+// first (what a join answers: the CA its token names, then the others), and
+// whether the cluster trusts a CA of that digest at all.
+func TrustedCAPEMFirst(cl *statev1.ClusterRecord, digest string) ([]byte, bool) {
+	var first, rest []byte
+	for _, c := range append([][]byte{cl.GetCaCertPem()}, cl.GetRetiringCaCertPem()...) {
+		if cert, err := pki.ParseCertPEM(c); err == nil && pki.Digest(cert) == digest && first == nil {
+			first = c
+		} else {
+			rest = append(rest, c...)
+		}
+	}
+	return append(first, rest...), first != nil
+}

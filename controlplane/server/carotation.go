@@ -13,13 +13,22 @@ import (
 	"github.com/containercodes/cc/internal/pki"
 )
 
-// followCA keeps the server in step with the cluster CA in the state: when
-// a rotation or a retirement changes the trusted CAs, the server trusts the
-// new set at its next handshakes, writes it to tls/ca.crt, has its own
-// certificate reissued by the signing CA (same key, so its pin holds), and
-// records which CA signed it (so that `ccctl ca status` knows who still
-// holds a certificate of a retiring CA). It checks at every state change,
-// and every interval in case a step failed.
+// followCA keeps the server in step with the cluster CA in the state. A
+// rotation is staged so that no client is cut off:
+//
+//   - `ccctl ca rotate`: the new CA signs node certificates from now on and
+//     every server and client trusts both CAs; each server gets a
+//     certificate of the new CA for its key (tls/server-next.crt) but goes
+//     on presenting the old CA's, so that agents and ccctl contexts that
+//     know only the old CA still trust it while they learn the new one
+//     (sessions tell agents at once, ccctl refreshes its context).
+//   - `ccctl ca retire`: each server presents its new certificate and
+//     trusts only the new CA.
+//
+// The server writes the trusted CAs to tls/ca.crt and records which CA its
+// newest certificate is from (so that `ccctl ca status` knows who is not
+// ready). It checks at every state change, and every interval in case a
+// step failed.
 func (s *Server) followCA(ctx context.Context, every time.Duration, log *slog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -64,15 +73,42 @@ func (s *Server) syncCA(ctx context.Context, log *slog.Logger) error {
 		trust = next
 		log.Info("trusted cluster CAs changed", "signing_ca_sha256", pki.Digest(next.cas[0]), "trusted", len(next.cas))
 	}
-	if s.id.current().Leaf.CheckSignatureFrom(trust.cas[0]) != nil {
-		ca, err := s.clusterCA()
+	signing := trust.cas[0]
+	cur := s.id.current().Leaf
+	switch {
+	case cur.CheckSignatureFrom(signing) == nil:
+		if s.id.next.Load() != nil {
+			s.id.dropNext()
+		}
+	case len(trust.cas) > 1 && trust.issuer(cur) != nil:
+		// Rotating: keep presenting the old CA's certificate, and hold one
+		// of the new CA ready.
+		if n := s.id.next.Load(); n == nil || n.Leaf.CheckSignatureFrom(signing) != nil {
+			ca, err := s.clusterCA()
+			if err != nil {
+				return fmt.Errorf("issue a certificate of the new CA: %w", err)
+			}
+			if err := s.id.issueNext(ca, s.now(), s.certLifetime()); err != nil {
+				return fmt.Errorf("issue a certificate of the new CA: %w", err)
+			}
+			log.Info("certificate of the new cluster CA ready; the old CA's stays in use until it is retired", "ca_sha256", pki.Digest(ca.Cert))
+		}
+	default:
+		// The CA of the certificate in use was retired.
+		promoted, err := s.id.promoteNext()
 		if err != nil {
-			return fmt.Errorf("reissue the server certificate: %w", err)
+			return err
 		}
-		if err := s.id.issue(ca, s.now(), s.certLifetime()); err != nil {
-			return fmt.Errorf("reissue the server certificate: %w", err)
+		if !promoted {
+			ca, err := s.clusterCA()
+			if err != nil {
+				return fmt.Errorf("reissue the server certificate: %w", err)
+			}
+			if err := s.id.issue(ca, s.now(), s.certLifetime()); err != nil {
+				return fmt.Errorf("reissue the server certificate: %w", err)
+			}
 		}
-		log.Info("server certificate reissued by the signing cluster CA", "ca_sha256", pki.Digest(ca.Cert), "not_after", s.id.current().Leaf.NotAfter)
+		log.Info("server certificate of the signing cluster CA in use", "ca_sha256", pki.Digest(signing), "not_after", s.id.current().Leaf.NotAfter)
 	}
 	if rec, err := s.fsm.Server(s.raft.ID()); err == nil && rec.CertCaSha256 == s.id.issuerDigest() {
 		return nil

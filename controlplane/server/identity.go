@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"crypto"
 	"encoding/pem"
 	"crypto/rand"
@@ -29,6 +30,7 @@ const (
 	fileCACert       = "ca.crt"
 	fileServerCert   = "server.crt"
 	fileServerKey    = "server.key"
+	fileServerNext   = "server-next.crt" // during a CA rotation: the new CA's certificate for server.key
 	filePendingCAKey = "bootstrap-ca.key" // held only until InitCluster is applied
 	FileAdminToken   = "admin.token"
 )
@@ -44,7 +46,12 @@ type identity struct {
 	// cert is the server certificate in use, with the CA in its chain and
 	// Leaf set. It changes when renewed; every handshake (API and raft,
 	// either side) reads it through getCertificate or getClientCertificate.
-	cert    atomic.Pointer[tls.Certificate]
+	cert atomic.Pointer[tls.Certificate]
+	// next is, during a CA rotation, a certificate of the new CA for the
+	// same key, presented once the old CA is retired (or once the one in
+	// use is due for renewal): until then clients that know only the old
+	// CA still trust the server. nil otherwise.
+	next    atomic.Pointer[tls.Certificate]
 	pending bool // the CA still has to be written to raft
 
 	serverID string
@@ -93,12 +100,105 @@ func (t *caTrust) issuer(leaf *x509.Certificate) *x509.Certificate {
 // pool is the trusted CAs.
 func (id *identity) pool() *x509.CertPool { return id.trust.Load().pool }
 
-// issuerDigest is the digest of the CA that signed the certificate in use.
+// issuerDigest is the digest of the CA that signed the newest certificate
+// the server holds: next during a rotation, else the one in use.
 func (id *identity) issuerDigest() string {
-	if c := id.trust.Load().issuer(id.current().Leaf); c != nil {
+	leaf := id.current().Leaf
+	if n := id.next.Load(); n != nil {
+		leaf = n.Leaf
+	}
+	if c := id.trust.Load().issuer(leaf); c != nil {
 		return pki.Digest(c)
 	}
 	return ""
+}
+
+// presentedCA is the CA of the certificate in use: the one join tokens
+// name, since a joining agent finds it in the chain the server presents.
+func (id *identity) presentedCA() *x509.Certificate {
+	if c := id.trust.Load().issuer(id.current().Leaf); c != nil {
+		return c
+	}
+	return id.trust.Load().cas[0]
+}
+
+// loadNext loads server-next.crt when it is for the key in use, signed by
+// a trusted CA and valid at now; otherwise it removes the file.
+func (id *identity) loadNext(now time.Time) {
+	path := filepath.Join(id.tlsDir, fileServerNext)
+	certPEM, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	cur := id.current()
+	next, err := pairFor(certPEM, cur.PrivateKey)
+	if err == nil && id.trust.Load().issuer(next.Leaf) != nil && now.Before(next.Leaf.NotAfter) {
+		id.next.Store(next)
+		return
+	}
+	_ = os.Remove(path)
+}
+
+// pairFor is a certificate for a private key already in use.
+func pairFor(certPEM []byte, key crypto.PrivateKey) (*tls.Certificate, error) {
+	leaf, err := pki.ParseCertPEM(certPEM)
+	if err != nil {
+		return nil, err
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok || !bytes.Equal(pki.KeyHash(leaf), pki.KeyHashOf(signer.Public())) {
+		return nil, errors.New("the certificate is not for the server's key")
+	}
+	return &tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key, Leaf: leaf}, nil
+}
+
+// issueNext signs, during a CA rotation, a certificate of ca (the new
+// signing CA) for the key in use, writes it as server-next.crt and keeps it
+// as next.
+func (id *identity) issueNext(ca *pki.CA, now time.Time, lifetime time.Duration) error {
+	cur := id.current()
+	key, ok := cur.PrivateKey.(crypto.Signer)
+	if !ok {
+		return errors.New("the server key cannot sign")
+	}
+	issued, err := ca.IssueServerWithKey(key, id.serverID, id.hosts, now, lifetime)
+	if err != nil {
+		return err
+	}
+	next, err := pairFor(issued.CertPEM, cur.PrivateKey)
+	if err != nil {
+		return err
+	}
+	if err := pki.WriteFile(filepath.Join(id.tlsDir, fileServerNext), issued.CertPEM, 0o644); err != nil {
+		return err
+	}
+	id.next.Store(next)
+	return nil
+}
+
+// promoteNext makes next the certificate in use (the rotation's old CA is
+// retired, or the certificate in use is due), or reports false when there
+// is no next certificate of a trusted CA.
+func (id *identity) promoteNext() (bool, error) {
+	next := id.next.Load()
+	if next == nil || id.trust.Load().issuer(next.Leaf) == nil {
+		return false, nil
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: next.Leaf.Raw})
+	if err := pki.WriteFile(filepath.Join(id.tlsDir, fileServerCert), certPEM, 0o644); err != nil {
+		return false, err
+	}
+	if err := id.setCert(tls.Certificate{Certificate: [][]byte{next.Leaf.Raw}, PrivateKey: next.PrivateKey}); err != nil {
+		return false, err
+	}
+	id.dropNext()
+	return true, nil
+}
+
+// dropNext forgets the next certificate.
+func (id *identity) dropNext() {
+	id.next.Store(nil)
+	_ = os.Remove(filepath.Join(id.tlsDir, fileServerNext))
 }
 
 // current is the server certificate in use.
@@ -243,11 +343,12 @@ func loadIdentity(dataDir, serverID string, f *fsm.FSM, bootstrap, hasRaft bool,
 	// certificate still valid will do until the background renewal can
 	// sign a new one.
 	cert, err := tls.LoadX509KeyPair(certPath, keyPath)
-	// A certificate of a CA being retired is replaced as soon as the key of
-	// the signing CA is known.
-	signedNow := err == nil && certSignedBy(cert, id.ca.Cert)
-	if err == nil && (signedNow && certValid(cert, trust.pool, hosts, now) || id.ca.Key == nil && certUsable(cert, trust.pool, now)) {
-		return id, id.setCert(cert)
+	if err == nil && (certValid(cert, trust.pool, hosts, now) || id.ca.Key == nil && certUsable(cert, trust.pool, now)) {
+		if err := id.setCert(cert); err != nil {
+			return nil, err
+		}
+		id.loadNext(now)
+		return id, nil
 	}
 	if id.ca.Key == nil {
 		return nil, fmt.Errorf("the server certificate in %s is missing or no longer valid, and the CA key is not available until the state is rebuilt: restore the data dir from a backup", tlsDir)
@@ -323,12 +424,6 @@ func certValid(cert tls.Certificate, pool *x509.CertPool, hosts []string, now ti
 		}
 	}
 	return true
-}
-
-// certSignedBy says whether cert's leaf is signed by ca.
-func certSignedBy(cert tls.Certificate, ca *x509.Certificate) bool {
-	leaf, err := x509.ParseCertificate(cert.Certificate[0])
-	return err == nil && leaf.CheckSignatureFrom(ca) == nil
 }
 
 // certUsable: signed by the CA and not expired.

@@ -35,6 +35,13 @@ func (r *certRenewer) renewIfDue() (bool, error) {
 	if now.Before(pki.RenewAt(cur.Leaf)) {
 		return false, nil
 	}
+	// During a CA rotation the certificate of the new CA takes over.
+	if promoted, err := r.id.promoteNext(); err != nil || promoted {
+		if promoted {
+			r.log.Info("server certificate due: the new CA's certificate held for the rotation is in use from now on", "not_after", r.id.current().Leaf.NotAfter)
+		}
+		return promoted, err
+	}
 	ca, err := r.ca()
 	if err != nil {
 		return false, err

@@ -363,7 +363,10 @@ func (s *Server) serve() error {
 	}
 	api.NewClusterService(core, s.cfg.Name).Register(s.grpc)
 	api.NewNodeService(core).Register(s.grpc)
-	api.NewTokenService(core, func() string { return pki.Digest(s.id.trust.Load().cas[0]) }).Register(s.grpc)
+	// Join tokens name the CA of the certificate the server presents: the
+	// one a joining agent finds in the chain (during a CA rotation, the
+	// old one, until it is retired).
+	api.NewTokenService(core, func() string { return pki.Digest(s.id.presentedCA()) }).Register(s.grpc)
 	api.NewTrustService(core).Register(s.grpc)
 	api.NewContainerService(core).Register(s.grpc)
 	api.NewServiceService(core).Register(s.grpc)

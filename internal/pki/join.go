@@ -170,7 +170,7 @@ func PinnedTLS(caDigest, addr string) *tls.Config {
 					return VerifyServer(cs, pool)
 				}
 			}
-			return fmt.Errorf("%w: the CA of the server at %s does not match the digest in the join token; check --join and --token", ErrCAMismatch, addr)
+			return fmt.Errorf("%w: the CA of the server at %s does not match the digest in the join token; check --join and --token (a token made before the cluster CA was last retired names the old CA: create a new one)", ErrCAMismatch, addr)
 		},
 	}
 }

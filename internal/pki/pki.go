@@ -210,6 +210,16 @@ func KeyHash(cert *x509.Certificate) []byte {
 	return sum[:]
 }
 
+// KeyHashOf is KeyHash for a public key.
+func KeyHashOf(pub crypto.PublicKey) []byte {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil
+	}
+	sum := sha256.Sum256(der)
+	return sum[:]
+}
+
 // KeyMatches says whether cert is for the key whose KeyHash is pin.
 func KeyMatches(pin []byte, cert *x509.Certificate) bool {
 	return bytes.Equal(pin, KeyHash(cert))

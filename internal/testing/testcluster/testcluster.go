@@ -136,10 +136,15 @@ func (s *Server) Addr() string { return s.Srv.Addr() }
 // URL is the REST base URL, e.g. https://127.0.0.1:34567.
 func (s *Server) URL() string { return "https://" + s.Srv.Addr() }
 
-// TLSConfig trusts the cluster CA.
+// TLSConfig trusts the cluster CAs the server trusts now (after a CA
+// rotation, the new one too).
 func (s *Server) TLSConfig() *tls.Config {
 	s.t.Helper()
-	pool, err := pki.Pool(s.CACert)
+	ca := s.CACert
+	if s.Srv != nil {
+		ca = s.Srv.CACertPEM()
+	}
+	pool, err := pki.Pool(ca)
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -38,9 +38,11 @@ const (
 // the trusted CA certificates. They refuse a removed server, or a member's
 // id with another key, and take updates of the record only from a member
 // they already know. Rotating the CA then shuts out every holder of the old
-// key: a new CA signs from the start of a rotation, both are trusted while
-// servers and nodes move to certificates of the new one, and retiring the
-// old one ends the trust in it.
+// key: a new CA signs node certificates from the start of a rotation and
+// both are trusted while nodes renew and clients learn the new CA (servers
+// go on presenting their old CA's certificates meanwhile, holding one of
+// the new CA ready); retiring the old one makes servers present the new
+// certificates and ends the trust in the old CA.
 type TrustServiceClient interface {
 	// GetTrust returns the cluster's trust record. Every API role may read
 	// it; ccctl refreshes its context's copy with it.
@@ -49,13 +51,14 @@ type TrustServiceClient interface {
 	// a CA being retired.
 	GetCAStatus(ctx context.Context, in *GetCAStatusRequest, opts ...grpc.CallOption) (*GetCAStatusResponse, error)
 	// RotateCA creates a new cluster CA that signs every certificate from now
-	// on. The old one stays trusted until RetireCA. Servers reissue their
-	// certificates (same keys) at once and agents renew theirs when their
-	// session tells them. Join tokens name the CA: create new ones.
+	// on. The old one stays trusted until RetireCA. Agents renew their
+	// certificates when their session tells them; servers get one of the new
+	// CA for their key and present it once the old CA is retired.
 	RotateCA(ctx context.Context, in *RotateCARequest, opts ...grpc.CallOption) (*RotateCAResponse, error)
 	// RetireCA ends the trust in every CA but the signing one. It is refused
-	// while a server or a node not removed still holds a certificate of a
-	// retiring CA, unless forced (such a node must then join again).
+	// while a server or a node not removed has no certificate of the signing
+	// CA yet, unless forced (such a node must then join again). Join tokens
+	// made before it name the old CA: create new ones.
 	RetireCA(ctx context.Context, in *RetireCARequest, opts ...grpc.CallOption) (*RetireCAResponse, error)
 }
 
@@ -120,9 +123,11 @@ func (c *trustServiceClient) RetireCA(ctx context.Context, in *RetireCARequest, 
 // the trusted CA certificates. They refuse a removed server, or a member's
 // id with another key, and take updates of the record only from a member
 // they already know. Rotating the CA then shuts out every holder of the old
-// key: a new CA signs from the start of a rotation, both are trusted while
-// servers and nodes move to certificates of the new one, and retiring the
-// old one ends the trust in it.
+// key: a new CA signs node certificates from the start of a rotation and
+// both are trusted while nodes renew and clients learn the new CA (servers
+// go on presenting their old CA's certificates meanwhile, holding one of
+// the new CA ready); retiring the old one makes servers present the new
+// certificates and ends the trust in the old CA.
 type TrustServiceServer interface {
 	// GetTrust returns the cluster's trust record. Every API role may read
 	// it; ccctl refreshes its context's copy with it.
@@ -131,13 +136,14 @@ type TrustServiceServer interface {
 	// a CA being retired.
 	GetCAStatus(context.Context, *GetCAStatusRequest) (*GetCAStatusResponse, error)
 	// RotateCA creates a new cluster CA that signs every certificate from now
-	// on. The old one stays trusted until RetireCA. Servers reissue their
-	// certificates (same keys) at once and agents renew theirs when their
-	// session tells them. Join tokens name the CA: create new ones.
+	// on. The old one stays trusted until RetireCA. Agents renew their
+	// certificates when their session tells them; servers get one of the new
+	// CA for their key and present it once the old CA is retired.
 	RotateCA(context.Context, *RotateCARequest) (*RotateCAResponse, error)
 	// RetireCA ends the trust in every CA but the signing one. It is refused
-	// while a server or a node not removed still holds a certificate of a
-	// retiring CA, unless forced (such a node must then join again).
+	// while a server or a node not removed has no certificate of the signing
+	// CA yet, unless forced (such a node must then join again). Join tokens
+	// made before it name the old CA: create new ones.
 	RetireCA(context.Context, *RetireCARequest) (*RetireCAResponse, error)
 	mustEmbedUnimplementedTrustServiceServer()
 }
