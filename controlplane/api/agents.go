@@ -69,13 +69,9 @@ func (a *AgentServer) Join(ctx context.Context, req *ccv1.JoinRequest) (_ *ccv1.
 	if err != nil {
 		return nil, err
 	}
-	cl, err := a.core.FSM.Cluster()
+	caPEM, err := a.core.joinCAPEM(tok, "agent")
 	if err != nil {
 		return nil, err
-	}
-	caPEM, ok := fsm.TrustedCAPEMFirst(cl, tok.CADigest)
-	if !ok {
-		return nil, status.Error(codes.Unauthenticated, "the join token is for another cluster, or for a cluster CA retired since: its CA digest matches no CA this cluster trusts (create a new one with `ccctl token create --role agent`)")
 	}
 	if !nodeNameRE.MatchString(req.GetName()) {
 		return nil, status.Errorf(codes.InvalidArgument, "node name %q: use letters, digits, '.', '_' or '-' (at most 63)", req.GetName())

@@ -77,6 +77,21 @@ func (c *Core) Propose(ctx context.Context, t statev1.CommandType, payload proto
 	return err
 }
 
+// joinCAPEM is what a join answers as the cluster's CAs: every trusted CA,
+// the one the token names first. A token naming no trusted CA is refused
+// (Unauthenticated); role is the token's role, for the message.
+func (c *Core) joinCAPEM(tok pki.JoinToken, role string) ([]byte, error) {
+	cl, err := c.FSM.Cluster()
+	if err != nil {
+		return nil, err
+	}
+	caPEM, ok := fsm.TrustedCAPEMFirst(cl, tok.CADigest)
+	if !ok {
+		return nil, status.Errorf(codes.Unauthenticated, "the join token is for another cluster, or for a cluster CA retired since: its CA digest matches no CA this cluster trusts (create a new one with `ccctl token create --role %s`)", role)
+	}
+	return caPEM, nil
+}
+
 // checkJoinToken checks a join token against this server's state before
 // anything is signed or proposed, so that a wrong guess costs no
 // certificate and no raft entry. A token this server does not know yet

@@ -124,13 +124,9 @@ func (p *PeerServer) JoinServer(ctx context.Context, req *ccv1.JoinServerRequest
 	if err != nil {
 		return nil, err
 	}
-	cl, err := p.core.FSM.Cluster()
+	caPEM, err := p.core.joinCAPEM(tok, "server")
 	if err != nil {
 		return nil, err
-	}
-	caPEM, ok := fsm.TrustedCAPEMFirst(cl, tok.CADigest)
-	if !ok {
-		return nil, status.Error(codes.Unauthenticated, "the join token is for another cluster, or for a cluster CA retired since: its CA digest matches no CA this cluster trusts (create a new one with `ccctl token create --role server`)")
 	}
 	if req.GetServerId() == "" || req.GetRaftAddress() == "" || req.GetApiAddress() == "" {
 		return nil, status.Error(codes.InvalidArgument, "a joining server needs an id, a raft address and an API address")
