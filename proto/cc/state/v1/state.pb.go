@@ -205,7 +205,12 @@ type Command struct {
 	// machine writes an audit record from it in the same transaction as the
 	// command. Unset for commands the control plane writes on its own
 	// (leader loops, status reports): those are not audited.
-	Audit         *AuditContext `protobuf:"bytes,5,opt,name=audit,proto3" json:"audit,omitempty"`
+	Audit *AuditContext `protobuf:"bytes,5,opt,name=audit,proto3" json:"audit,omitempty"`
+	// trace_context is the W3C trace context (traceparent, tracestate) of
+	// the span that proposed the command, when it was traced: the state
+	// machine's apply span continues that trace. It changes nothing in the
+	// state but the trace_context of the records a command creates.
+	TraceContext  map[string]string `protobuf:"bytes,6,rep,name=trace_context,json=traceContext,proto3" json:"trace_context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -271,6 +276,13 @@ func (x *Command) GetPayload() []byte {
 func (x *Command) GetAudit() *AuditContext {
 	if x != nil {
 		return x.Audit
+	}
+	return nil
+}
+
+func (x *Command) GetTraceContext() map[string]string {
+	if x != nil {
+		return x.TraceContext
 	}
 	return nil
 }
@@ -1337,8 +1349,12 @@ type ContainerRecord struct {
 	// report may name only those.
 	UploadedOutputs []string `protobuf:"bytes,3,rep,name=uploaded_outputs,json=uploadedOutputs,proto3" json:"uploaded_outputs,omitempty"`
 	UploadedLogs    []string `protobuf:"bytes,4,rep,name=uploaded_logs,json=uploadedLogs,proto3" json:"uploaded_logs,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// trace_context is the W3C trace context of the command that created
+	// the container (a run, a job attempt's start), handed to the agent
+	// with its assignment so that its start continues the trace.
+	TraceContext  map[string]string `protobuf:"bytes,5,rep,name=trace_context,json=traceContext,proto3" json:"trace_context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ContainerRecord) Reset() {
@@ -1395,6 +1411,13 @@ func (x *ContainerRecord) GetUploadedOutputs() []string {
 func (x *ContainerRecord) GetUploadedLogs() []string {
 	if x != nil {
 		return x.UploadedLogs
+	}
+	return nil
+}
+
+func (x *ContainerRecord) GetTraceContext() map[string]string {
+	if x != nil {
+		return x.TraceContext
 	}
 	return nil
 }
@@ -2352,7 +2375,10 @@ type JobRecord struct {
 	ImageDigest string `protobuf:"bytes,3,opt,name=image_digest,json=imageDigest,proto3" json:"image_digest,omitempty"`
 	// updated_index is the raft index of the job's last change (the key of
 	// its entry in the job_updated index).
-	UpdatedIndex  uint64 `protobuf:"varint,4,opt,name=updated_index,json=updatedIndex,proto3" json:"updated_index,omitempty"`
+	UpdatedIndex uint64 `protobuf:"varint,4,opt,name=updated_index,json=updatedIndex,proto3" json:"updated_index,omitempty"`
+	// trace_context is the W3C trace context of the job's submit: its
+	// dispatch continues that trace.
+	TraceContext  map[string]string `protobuf:"bytes,5,rep,name=trace_context,json=traceContext,proto3" json:"trace_context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2413,6 +2439,13 @@ func (x *JobRecord) GetUpdatedIndex() uint64 {
 		return x.UpdatedIndex
 	}
 	return 0
+}
+
+func (x *JobRecord) GetTraceContext() map[string]string {
+	if x != nil {
+		return x.TraceContext
+	}
+	return nil
 }
 
 // CancelJob cancels a queued job at once, or asks a running one to stop.
@@ -2667,7 +2700,11 @@ type StartJobAttempt struct {
 	// attempt must be the job's next attempt number.
 	Attempt uint32 `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	// container_id is the new attempt's container id.
-	ContainerId   string `protobuf:"bytes,4,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	ContainerId string `protobuf:"bytes,4,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	// trace_context is the W3C trace context of the dispatch of the
+	// attempt (a child of the job's submit), which the attempt's container
+	// record takes.
+	TraceContext  map[string]string `protobuf:"bytes,5,rep,name=trace_context,json=traceContext,proto3" json:"trace_context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2728,6 +2765,13 @@ func (x *StartJobAttempt) GetContainerId() string {
 		return x.ContainerId
 	}
 	return ""
+}
+
+func (x *StartJobAttempt) GetTraceContext() map[string]string {
+	if x != nil {
+		return x.TraceContext
+	}
+	return nil
 }
 
 // FailJobAttempt ends an attempt that cannot finish by itself.
@@ -4157,13 +4201,17 @@ var File_cc_state_v1_state_proto protoreflect.FileDescriptor
 
 const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\n" +
-	"\x17cc/state/v1/state.proto\x12\vcc.state.v1\x1a\x11cc/v1/agent.proto\x1a\x11cc/v1/certs.proto\x1a\x13cc/v1/cluster.proto\x1a\x16cc/v1/containers.proto\x1a\x10cc/v1/edge.proto\x1a\x12cc/v1/images.proto\x1a\x10cc/v1/jobs.proto\x1a\x11cc/v1/nodes.proto\x1a\x14cc/v1/services.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd5\x01\n" +
+	"\x17cc/state/v1/state.proto\x12\vcc.state.v1\x1a\x11cc/v1/agent.proto\x1a\x11cc/v1/certs.proto\x1a\x13cc/v1/cluster.proto\x1a\x16cc/v1/containers.proto\x1a\x10cc/v1/edge.proto\x1a\x12cc/v1/images.proto\x1a\x10cc/v1/jobs.proto\x1a\x11cc/v1/nodes.proto\x1a\x14cc/v1/services.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe3\x02\n" +
 	"\aCommand\x12,\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x18.cc.state.v1.CommandTypeR\x04type\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\rR\aversion\x127\n" +
 	"\tissued_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\x12\x18\n" +
 	"\apayload\x18\x04 \x01(\fR\apayload\x12/\n" +
-	"\x05audit\x18\x05 \x01(\v2\x19.cc.state.v1.AuditContextR\x05audit\"\xd3\x01\n" +
+	"\x05audit\x18\x05 \x01(\v2\x19.cc.state.v1.AuditContextR\x05audit\x12K\n" +
+	"\rtrace_context\x18\x06 \x03(\v2&.cc.state.v1.Command.TraceContextEntryR\ftraceContext\x1a?\n" +
+	"\x11TraceContextEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd3\x01\n" +
 	"\fAuditContext\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\x05R\x04role\x12\x17\n" +
@@ -4246,12 +4294,16 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\aremoved\x18\x05 \x01(\bR\aremoved\x129\n" +
 	"\n" +
 	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12*\n" +
-	"\x11public_key_sha256\x18\a \x01(\fR\x0fpublicKeySha256\"\xb9\x01\n" +
+	"\x11public_key_sha256\x18\a \x01(\fR\x0fpublicKeySha256\"\xcf\x02\n" +
 	"\x0fContainerRecord\x12.\n" +
 	"\tcontainer\x18\x01 \x01(\v2\x10.cc.v1.ContainerR\tcontainer\x12&\n" +
 	"\x0fstop_timeout_ms\x18\x02 \x01(\x03R\rstopTimeoutMs\x12)\n" +
 	"\x10uploaded_outputs\x18\x03 \x03(\tR\x0fuploadedOutputs\x12#\n" +
-	"\ruploaded_logs\x18\x04 \x03(\tR\fuploadedLogs\"\xa7\x01\n" +
+	"\ruploaded_logs\x18\x04 \x03(\tR\fuploadedLogs\x12S\n" +
+	"\rtrace_context\x18\x05 \x03(\v2..cc.state.v1.ContainerRecord.TraceContextEntryR\ftraceContext\x1a?\n" +
+	"\x11TraceContextEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa7\x01\n" +
 	"\rClusterRecord\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x1e\n" +
@@ -4316,13 +4368,17 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\x0eReportStatuses\x123\n" +
 	"\areports\x18\x01 \x03(\v2\x19.cc.state.v1.ReportStatusR\areports\"5\n" +
 	"\tSubmitJob\x12(\n" +
-	"\x03job\x18\x01 \x01(\v2\x16.cc.state.v1.JobRecordR\x03job\"\x98\x01\n" +
+	"\x03job\x18\x01 \x01(\v2\x16.cc.state.v1.JobRecordR\x03job\"\xa8\x02\n" +
 	"\tJobRecord\x12\x1c\n" +
 	"\x03job\x18\x01 \x01(\v2\n" +
 	".cc.v1.JobR\x03job\x12%\n" +
 	"\x0ewebhook_secret\x18\x02 \x01(\tR\rwebhookSecret\x12!\n" +
 	"\fimage_digest\x18\x03 \x01(\tR\vimageDigest\x12#\n" +
-	"\rupdated_index\x18\x04 \x01(\x04R\fupdatedIndex\"\x1b\n" +
+	"\rupdated_index\x18\x04 \x01(\x04R\fupdatedIndex\x12M\n" +
+	"\rtrace_context\x18\x05 \x03(\v2(.cc.state.v1.JobRecord.TraceContextEntryR\ftraceContext\x1a?\n" +
+	"\x11TraceContextEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x1b\n" +
 	"\tCancelJob\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\".\n" +
 	"\x06JobOps\x12$\n" +
@@ -4334,12 +4390,16 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\x06expire\x18\x04 \x01(\tH\x00R\x06expire\x123\n" +
 	"\apending\x18\x05 \x01(\v2\x17.cc.state.v1.JobPendingH\x00R\apending\x12#\n" +
 	"\fexpire_input\x18\x06 \x01(\tH\x00R\vexpireInputB\x04\n" +
-	"\x02op\"~\n" +
+	"\x02op\"\x94\x02\n" +
 	"\x0fStartJobAttempt\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x18\n" +
 	"\aattempt\x18\x03 \x01(\rR\aattempt\x12!\n" +
-	"\fcontainer_id\x18\x04 \x01(\tR\vcontainerId\"}\n" +
+	"\fcontainer_id\x18\x04 \x01(\tR\vcontainerId\x12S\n" +
+	"\rtrace_context\x18\x05 \x03(\v2..cc.state.v1.StartJobAttempt.TraceContextEntryR\ftraceContext\x1a?\n" +
+	"\x11TraceContextEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"}\n" +
 	"\x0eFailJobAttempt\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12!\n" +
 	"\fcontainer_id\x18\x02 \x01(\tR\vcontainerId\x12\x14\n" +
@@ -4497,7 +4557,7 @@ func file_cc_state_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_cc_state_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
+var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 69)
 var file_cc_state_v1_state_proto_goTypes = []any{
 	(CommandType)(0),              // 0: cc.state.v1.CommandType
 	(*Command)(nil),               // 1: cc.state.v1.Command
@@ -4563,90 +4623,98 @@ var file_cc_state_v1_state_proto_goTypes = []any{
 	(*ACMELockRecord)(nil),        // 61: cc.state.v1.ACMELockRecord
 	(*PutChallenge)(nil),          // 62: cc.state.v1.PutChallenge
 	(*RemoveChallenge)(nil),       // 63: cc.state.v1.RemoveChallenge
-	nil,                           // 64: cc.state.v1.UpdateNode.LabelsEntry
-	nil,                           // 65: cc.state.v1.UpdateNode.UserLabelsEntry
-	(*timestamppb.Timestamp)(nil), // 66: google.protobuf.Timestamp
-	(*v1.Node)(nil),               // 67: cc.v1.Node
-	(v1.NodeState)(0),             // 68: cc.v1.NodeState
-	(*v1.Resources)(nil),          // 69: cc.v1.Resources
-	(v1.NodeAvailability)(0),      // 70: cc.v1.NodeAvailability
-	(*v1.Container)(nil),          // 71: cc.v1.Container
-	(v1.DesiredState)(0),          // 72: cc.v1.DesiredState
-	(*v1.TaskStatus)(nil),         // 73: cc.v1.TaskStatus
-	(*v1.Image)(nil),              // 74: cc.v1.Image
-	(*v1.Service)(nil),            // 75: cc.v1.Service
-	(*v1.ServiceSpec)(nil),        // 76: cc.v1.ServiceSpec
-	(*v1.UpdateStatus)(nil),       // 77: cc.v1.UpdateStatus
-	(*v1.Settings)(nil),           // 78: cc.v1.Settings
-	(*v1.Job)(nil),                // 79: cc.v1.Job
-	(*v1.Route)(nil),              // 80: cc.v1.Route
-	(*v1.SiteSpec)(nil),           // 81: cc.v1.SiteSpec
-	(*v1.SiteVersion)(nil),        // 82: cc.v1.SiteVersion
-	(*v1.Cert)(nil),               // 83: cc.v1.Cert
-	(v1.RenewalState)(0),          // 84: cc.v1.RenewalState
-	(*v1.ACMEChallenge)(nil),      // 85: cc.v1.ACMEChallenge
+	nil,                           // 64: cc.state.v1.Command.TraceContextEntry
+	nil,                           // 65: cc.state.v1.UpdateNode.LabelsEntry
+	nil,                           // 66: cc.state.v1.UpdateNode.UserLabelsEntry
+	nil,                           // 67: cc.state.v1.ContainerRecord.TraceContextEntry
+	nil,                           // 68: cc.state.v1.JobRecord.TraceContextEntry
+	nil,                           // 69: cc.state.v1.StartJobAttempt.TraceContextEntry
+	(*timestamppb.Timestamp)(nil), // 70: google.protobuf.Timestamp
+	(*v1.Node)(nil),               // 71: cc.v1.Node
+	(v1.NodeState)(0),             // 72: cc.v1.NodeState
+	(*v1.Resources)(nil),          // 73: cc.v1.Resources
+	(v1.NodeAvailability)(0),      // 74: cc.v1.NodeAvailability
+	(*v1.Container)(nil),          // 75: cc.v1.Container
+	(v1.DesiredState)(0),          // 76: cc.v1.DesiredState
+	(*v1.TaskStatus)(nil),         // 77: cc.v1.TaskStatus
+	(*v1.Image)(nil),              // 78: cc.v1.Image
+	(*v1.Service)(nil),            // 79: cc.v1.Service
+	(*v1.ServiceSpec)(nil),        // 80: cc.v1.ServiceSpec
+	(*v1.UpdateStatus)(nil),       // 81: cc.v1.UpdateStatus
+	(*v1.Settings)(nil),           // 82: cc.v1.Settings
+	(*v1.Job)(nil),                // 83: cc.v1.Job
+	(*v1.Route)(nil),              // 84: cc.v1.Route
+	(*v1.SiteSpec)(nil),           // 85: cc.v1.SiteSpec
+	(*v1.SiteVersion)(nil),        // 86: cc.v1.SiteVersion
+	(*v1.Cert)(nil),               // 87: cc.v1.Cert
+	(v1.RenewalState)(0),          // 88: cc.v1.RenewalState
+	(*v1.ACMEChallenge)(nil),      // 89: cc.v1.ACMEChallenge
 }
 var file_cc_state_v1_state_proto_depIdxs = []int32{
 	0,  // 0: cc.state.v1.Command.type:type_name -> cc.state.v1.CommandType
-	66, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
+	70, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
 	2,  // 2: cc.state.v1.Command.audit:type_name -> cc.state.v1.AuditContext
-	21, // 3: cc.state.v1.CreateToken.token:type_name -> cc.state.v1.TokenRecord
-	67, // 4: cc.state.v1.JoinNode.node:type_name -> cc.v1.Node
-	68, // 5: cc.state.v1.UpdateNode.state:type_name -> cc.v1.NodeState
-	69, // 6: cc.state.v1.UpdateNode.resources:type_name -> cc.v1.Resources
-	64, // 7: cc.state.v1.UpdateNode.labels:type_name -> cc.state.v1.UpdateNode.LabelsEntry
-	70, // 8: cc.state.v1.UpdateNode.availability:type_name -> cc.v1.NodeAvailability
-	65, // 9: cc.state.v1.UpdateNode.user_labels:type_name -> cc.state.v1.UpdateNode.UserLabelsEntry
-	71, // 10: cc.state.v1.CreateContainer.container:type_name -> cc.v1.Container
-	72, // 11: cc.state.v1.SetContainerDesired.desired:type_name -> cc.v1.DesiredState
-	73, // 12: cc.state.v1.ReportStatus.statuses:type_name -> cc.v1.TaskStatus
-	74, // 13: cc.state.v1.PutImage.image:type_name -> cc.v1.Image
-	18, // 14: cc.state.v1.PutServer.server:type_name -> cc.state.v1.ServerRecord
-	66, // 15: cc.state.v1.ServerRecord.created_at:type_name -> google.protobuf.Timestamp
-	71, // 16: cc.state.v1.ContainerRecord.container:type_name -> cc.v1.Container
-	66, // 17: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
-	66, // 18: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
-	66, // 19: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
-	75, // 20: cc.state.v1.CreateService.service:type_name -> cc.v1.Service
-	76, // 21: cc.state.v1.UpdateService.spec:type_name -> cc.v1.ServiceSpec
-	26, // 22: cc.state.v1.TaskOps.ops:type_name -> cc.state.v1.TaskOp
-	71, // 23: cc.state.v1.TaskOp.create:type_name -> cc.v1.Container
-	27, // 24: cc.state.v1.TaskOp.assign:type_name -> cc.state.v1.AssignTask
-	28, // 25: cc.state.v1.TaskOp.stop:type_name -> cc.state.v1.StopTask
-	29, // 26: cc.state.v1.TaskOp.pending:type_name -> cc.state.v1.PendingReason
-	30, // 27: cc.state.v1.TaskOp.progress:type_name -> cc.state.v1.ServiceProgress
-	77, // 28: cc.state.v1.ServiceProgress.status:type_name -> cc.v1.UpdateStatus
-	78, // 29: cc.state.v1.UpdateSettings.settings:type_name -> cc.v1.Settings
-	12, // 30: cc.state.v1.ReportStatuses.reports:type_name -> cc.state.v1.ReportStatus
-	34, // 31: cc.state.v1.SubmitJob.job:type_name -> cc.state.v1.JobRecord
-	79, // 32: cc.state.v1.JobRecord.job:type_name -> cc.v1.Job
-	37, // 33: cc.state.v1.JobOps.ops:type_name -> cc.state.v1.JobOp
-	38, // 34: cc.state.v1.JobOp.start:type_name -> cc.state.v1.StartJobAttempt
-	39, // 35: cc.state.v1.JobOp.fail_attempt:type_name -> cc.state.v1.FailJobAttempt
-	40, // 36: cc.state.v1.JobOp.webhook:type_name -> cc.state.v1.WebhookResult
-	41, // 37: cc.state.v1.JobOp.pending:type_name -> cc.state.v1.JobPending
-	43, // 38: cc.state.v1.SetQueue.queue:type_name -> cc.state.v1.QueueRecord
-	45, // 39: cc.state.v1.PutInput.input:type_name -> cc.state.v1.InputRecord
-	66, // 40: cc.state.v1.InputRecord.uploaded_at:type_name -> google.protobuf.Timestamp
-	66, // 41: cc.state.v1.InputRecord.last_used_at:type_name -> google.protobuf.Timestamp
-	80, // 42: cc.state.v1.PutRoute.route:type_name -> cc.v1.Route
-	80, // 43: cc.state.v1.ApplyRoutes.routes:type_name -> cc.v1.Route
-	81, // 44: cc.state.v1.DeploySite.spec:type_name -> cc.v1.SiteSpec
-	82, // 45: cc.state.v1.DeploySite.version:type_name -> cc.v1.SiteVersion
-	83, // 46: cc.state.v1.CertRecord.cert:type_name -> cc.v1.Cert
-	66, // 47: cc.state.v1.CertRecord.renew_requested_at:type_name -> google.protobuf.Timestamp
-	52, // 48: cc.state.v1.PutCert.cert:type_name -> cc.state.v1.CertRecord
-	84, // 49: cc.state.v1.CertStatus.state:type_name -> cc.v1.RenewalState
-	52, // 50: cc.state.v1.CertStatus.obtained:type_name -> cc.state.v1.CertRecord
-	66, // 51: cc.state.v1.ACMELock.expires_at:type_name -> google.protobuf.Timestamp
-	66, // 52: cc.state.v1.ACMEStorageRecord.modified_at:type_name -> google.protobuf.Timestamp
-	66, // 53: cc.state.v1.ACMELockRecord.expires_at:type_name -> google.protobuf.Timestamp
-	85, // 54: cc.state.v1.PutChallenge.challenge:type_name -> cc.v1.ACMEChallenge
-	55, // [55:55] is the sub-list for method output_type
-	55, // [55:55] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	64, // 3: cc.state.v1.Command.trace_context:type_name -> cc.state.v1.Command.TraceContextEntry
+	21, // 4: cc.state.v1.CreateToken.token:type_name -> cc.state.v1.TokenRecord
+	71, // 5: cc.state.v1.JoinNode.node:type_name -> cc.v1.Node
+	72, // 6: cc.state.v1.UpdateNode.state:type_name -> cc.v1.NodeState
+	73, // 7: cc.state.v1.UpdateNode.resources:type_name -> cc.v1.Resources
+	65, // 8: cc.state.v1.UpdateNode.labels:type_name -> cc.state.v1.UpdateNode.LabelsEntry
+	74, // 9: cc.state.v1.UpdateNode.availability:type_name -> cc.v1.NodeAvailability
+	66, // 10: cc.state.v1.UpdateNode.user_labels:type_name -> cc.state.v1.UpdateNode.UserLabelsEntry
+	75, // 11: cc.state.v1.CreateContainer.container:type_name -> cc.v1.Container
+	76, // 12: cc.state.v1.SetContainerDesired.desired:type_name -> cc.v1.DesiredState
+	77, // 13: cc.state.v1.ReportStatus.statuses:type_name -> cc.v1.TaskStatus
+	78, // 14: cc.state.v1.PutImage.image:type_name -> cc.v1.Image
+	18, // 15: cc.state.v1.PutServer.server:type_name -> cc.state.v1.ServerRecord
+	70, // 16: cc.state.v1.ServerRecord.created_at:type_name -> google.protobuf.Timestamp
+	75, // 17: cc.state.v1.ContainerRecord.container:type_name -> cc.v1.Container
+	67, // 18: cc.state.v1.ContainerRecord.trace_context:type_name -> cc.state.v1.ContainerRecord.TraceContextEntry
+	70, // 19: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
+	70, // 20: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
+	70, // 21: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
+	79, // 22: cc.state.v1.CreateService.service:type_name -> cc.v1.Service
+	80, // 23: cc.state.v1.UpdateService.spec:type_name -> cc.v1.ServiceSpec
+	26, // 24: cc.state.v1.TaskOps.ops:type_name -> cc.state.v1.TaskOp
+	75, // 25: cc.state.v1.TaskOp.create:type_name -> cc.v1.Container
+	27, // 26: cc.state.v1.TaskOp.assign:type_name -> cc.state.v1.AssignTask
+	28, // 27: cc.state.v1.TaskOp.stop:type_name -> cc.state.v1.StopTask
+	29, // 28: cc.state.v1.TaskOp.pending:type_name -> cc.state.v1.PendingReason
+	30, // 29: cc.state.v1.TaskOp.progress:type_name -> cc.state.v1.ServiceProgress
+	81, // 30: cc.state.v1.ServiceProgress.status:type_name -> cc.v1.UpdateStatus
+	82, // 31: cc.state.v1.UpdateSettings.settings:type_name -> cc.v1.Settings
+	12, // 32: cc.state.v1.ReportStatuses.reports:type_name -> cc.state.v1.ReportStatus
+	34, // 33: cc.state.v1.SubmitJob.job:type_name -> cc.state.v1.JobRecord
+	83, // 34: cc.state.v1.JobRecord.job:type_name -> cc.v1.Job
+	68, // 35: cc.state.v1.JobRecord.trace_context:type_name -> cc.state.v1.JobRecord.TraceContextEntry
+	37, // 36: cc.state.v1.JobOps.ops:type_name -> cc.state.v1.JobOp
+	38, // 37: cc.state.v1.JobOp.start:type_name -> cc.state.v1.StartJobAttempt
+	39, // 38: cc.state.v1.JobOp.fail_attempt:type_name -> cc.state.v1.FailJobAttempt
+	40, // 39: cc.state.v1.JobOp.webhook:type_name -> cc.state.v1.WebhookResult
+	41, // 40: cc.state.v1.JobOp.pending:type_name -> cc.state.v1.JobPending
+	69, // 41: cc.state.v1.StartJobAttempt.trace_context:type_name -> cc.state.v1.StartJobAttempt.TraceContextEntry
+	43, // 42: cc.state.v1.SetQueue.queue:type_name -> cc.state.v1.QueueRecord
+	45, // 43: cc.state.v1.PutInput.input:type_name -> cc.state.v1.InputRecord
+	70, // 44: cc.state.v1.InputRecord.uploaded_at:type_name -> google.protobuf.Timestamp
+	70, // 45: cc.state.v1.InputRecord.last_used_at:type_name -> google.protobuf.Timestamp
+	84, // 46: cc.state.v1.PutRoute.route:type_name -> cc.v1.Route
+	84, // 47: cc.state.v1.ApplyRoutes.routes:type_name -> cc.v1.Route
+	85, // 48: cc.state.v1.DeploySite.spec:type_name -> cc.v1.SiteSpec
+	86, // 49: cc.state.v1.DeploySite.version:type_name -> cc.v1.SiteVersion
+	87, // 50: cc.state.v1.CertRecord.cert:type_name -> cc.v1.Cert
+	70, // 51: cc.state.v1.CertRecord.renew_requested_at:type_name -> google.protobuf.Timestamp
+	52, // 52: cc.state.v1.PutCert.cert:type_name -> cc.state.v1.CertRecord
+	88, // 53: cc.state.v1.CertStatus.state:type_name -> cc.v1.RenewalState
+	52, // 54: cc.state.v1.CertStatus.obtained:type_name -> cc.state.v1.CertRecord
+	70, // 55: cc.state.v1.ACMELock.expires_at:type_name -> google.protobuf.Timestamp
+	70, // 56: cc.state.v1.ACMEStorageRecord.modified_at:type_name -> google.protobuf.Timestamp
+	70, // 57: cc.state.v1.ACMELockRecord.expires_at:type_name -> google.protobuf.Timestamp
+	89, // 58: cc.state.v1.PutChallenge.challenge:type_name -> cc.v1.ACMEChallenge
+	59, // [59:59] is the sub-list for method output_type
+	59, // [59:59] is the sub-list for method input_type
+	59, // [59:59] is the sub-list for extension type_name
+	59, // [59:59] is the sub-list for extension extendee
+	0,  // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_cc_state_v1_state_proto_init() }
@@ -4676,7 +4744,7 @@ func file_cc_state_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_state_v1_state_proto_rawDesc), len(file_cc_state_v1_state_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   65,
+			NumMessages:   69,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
