@@ -275,6 +275,9 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 			s.log.Warn("could not record this server's addresses", "err", err)
 		}
 	}()
+	if t := cfg.Tracing; t.Endpoint != "" {
+		log.Info("tracing on", "endpoint", t.Endpoint, "sample_ratio", t.SampleRatio, "insecure", t.Insecure)
+	}
 	log.Info("control plane serving", "cluster_id", s.ClusterID(), "server_id", serverID, "server_name", cfg.Name, "api", s.Addr(), "raft", s.raft.Addr())
 	return s, nil
 }
