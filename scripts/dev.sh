@@ -26,7 +26,20 @@ stop_all() {
 trap 'for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done' INT TERM
 trap stop_all EXIT
 
-bin/cc-controlplane --bootstrap --data-dir "$data" --api-addr "$api" --raft-addr "$raft" "$@" &
+# CC_DEV_TRACING=HOST:PORT sends both programs' traces, every one, in
+# plaintext to an OTLP/gRPC receiver there (docs/tracing.md), such as
+#   go run ./internal/testing/otlptest/cmd/otlp-receiver -addr 127.0.0.1:4317
+# The control plane's [tracing] section is in .dev/controlplane.toml: edit
+# it and `kill -HUP` the control plane to change it while it runs.
+cpflags=()
+agentflags=()
+if [ -n "${CC_DEV_TRACING:-}" ]; then
+  printf '[tracing]\nendpoint = "%s"\nsample_ratio = 1.0\ninsecure = true\n' "$CC_DEV_TRACING" >.dev/controlplane.toml
+  cpflags=(--config .dev/controlplane.toml)
+  agentflags=(--tracing-endpoint "$CC_DEV_TRACING" --tracing-sample-ratio 1 --tracing-insecure)
+fi
+
+bin/cc-controlplane --bootstrap --data-dir "$data" --api-addr "$api" --raft-addr "$raft" ${cpflags[@]+"${cpflags[@]}"} "$@" &
 pids+=($!)
 
 ready=
@@ -52,11 +65,11 @@ bin/ccctl image load .dev/cc-demo.tar
 # One agent on this host: it joins once with a single-use token, then
 # restarts as the same node.
 if [ -s "$agentdir/identity/node.json" ]; then
-  bin/cc-agent --data-dir "$agentdir" --name dev-node --edge-http-addr 127.0.0.1:8000 --edge-https-addr 127.0.0.1:8443 --edge-access-log .dev/edge-access.log &
+  bin/cc-agent --data-dir "$agentdir" --name dev-node --edge-http-addr 127.0.0.1:8000 --edge-https-addr 127.0.0.1:8443 --edge-access-log .dev/edge-access.log ${agentflags[@]+"${agentflags[@]}"} &
 else
   token=$(bin/ccctl -o json token create --role agent --uses 1 -d "make dev agent" | sed -n 's/.*"secret": *"\([^"]*\)".*/\1/p')
   [ -n "$token" ] || { echo "dev: could not create a join token" >&2; exit 1; }
-  bin/cc-agent --join "$api" --token "$token" --data-dir "$agentdir" --name dev-node --edge-http-addr 127.0.0.1:8000 --edge-https-addr 127.0.0.1:8443 --edge-access-log .dev/edge-access.log &
+  bin/cc-agent --join "$api" --token "$token" --data-dir "$agentdir" --name dev-node --edge-http-addr 127.0.0.1:8000 --edge-https-addr 127.0.0.1:8443 --edge-access-log .dev/edge-access.log ${agentflags[@]+"${agentflags[@]}"} &
 fi
 pids+=($!)
 for _ in $(seq 1 300); do
