@@ -111,8 +111,8 @@ func New(cfg Config) (*Worker, error) {
 		grpc.WithTransportCredentials(credentials.NewTLS(cfg.Identity.TLSConfig())),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		// Uploads and fetches continue the trace of the work they serve;
-		// the session, which lasts as long as the agent, is no span.
-		grpc.WithStatsHandler(tracing.ClientHandler(cfg.Tracing, ccv1.AgentService_Session_FullMethodName)),
+		// calls outside a trace (the session, renewals) are no spans.
+		grpc.WithStatsHandler(tracing.ClientHandler(cfg.Tracing)),
 	)
 	if err != nil {
 		return nil, err

@@ -330,11 +330,12 @@ func (s *Store) Propose(ctx context.Context, t statev1.CommandType, payload prot
 // who made the call, and the state machine writes the audit record in the
 // same transaction as the command.
 //
-// A proposal is a span (raft.propose) when ctx carries a trace, and the
-// command carries its context, so that the state machine's apply spans on
-// every server continue the trace.
+// A proposal made within a trace (ctx has a span: an API call's) is a
+// span (raft.propose), and the command carries its context, so that the
+// state machine's apply spans on every server continue the trace. The
+// control plane's own writes (status reports, heartbeats) start none.
 func (s *Store) ProposeAudited(ctx context.Context, t statev1.CommandType, payload proto.Message, at time.Time, audit *statev1.AuditContext) (fsm.Result, error) {
-	ctx, span := s.tracer.Start(ctx, "raft.propose", trace.WithAttributes(attribute.String("cc.command.type", fsm.CommandName(t))))
+	ctx, span := s.startSpan(ctx, "raft.propose", attribute.String("cc.command.type", fsm.CommandName(t)))
 	defer span.End()
 	data, err := fsm.EncodeTraced(t, payload, at, audit, tracing.Inject(ctx))
 	if err != nil {
@@ -345,9 +346,17 @@ func (s *Store) ProposeAudited(ctx context.Context, t statev1.CommandType, paylo
 	return res, err
 }
 
-// traced runs an apply or a forward as a span.
+// startSpan starts a span under ctx's, or none when ctx is in no trace.
+func (s *Store) startSpan(ctx context.Context, name string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return ctx, trace.SpanFromContext(ctx)
+	}
+	return s.tracer.Start(ctx, name, trace.WithAttributes(attrs...))
+}
+
+// traced runs an apply or a forward as a span, within a trace.
 func (s *Store) traced(ctx context.Context, name string, fn func(context.Context) (fsm.Result, error), attrs ...attribute.KeyValue) (fsm.Result, error) {
-	ctx, span := s.tracer.Start(ctx, name, trace.WithAttributes(attrs...))
+	ctx, span := s.startSpan(ctx, name, attrs...)
 	defer span.End()
 	res, err := fn(ctx)
 	endSpan(span, res, err)

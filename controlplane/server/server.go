@@ -354,9 +354,9 @@ func (s *Server) serve() error {
 	// handler answers Internal and the server lives.
 	grpcLog := s.log.With("component", "grpc")
 	s.grpc = grpc.NewServer(
-		// A span of every call but the agents' sessions, which last as
-		// long as the agent (their deliveries are spans of their own).
-		grpc.StatsHandler(tracing.ServerHandler(s.tracing, ccv1.AgentService_Session_FullMethodName)),
+		// A span of every API call; of the calls of other servers and
+		// agents, only those made within a trace.
+		grpc.StatsHandler(tracing.ServerHandler(s.tracing, internalMethod)),
 		grpc.ChainUnaryInterceptor(api.RecoverUnary(grpcLog), s.unaryCaughtUp, authn.UnaryInterceptor, s.readBarrier, api.ErrorInterceptor),
 		grpc.ChainStreamInterceptor(api.RecoverStream(grpcLog), s.streamCaughtUp, authn.StreamInterceptor, api.StreamErrorInterceptor),
 	)

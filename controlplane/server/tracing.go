@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
@@ -13,6 +14,7 @@ import (
 	"github.com/containercodes/cc/controlplane/config"
 	"github.com/containercodes/cc/internal/buildinfo"
 	"github.com/containercodes/cc/internal/tracing"
+	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
 // newTracing returns the server's tracer provider with the [tracing]
@@ -64,6 +66,15 @@ func (s *Server) SetTracing(c config.TracingConfig) ([]string, error) {
 		out = append(out, fmt.Sprintf("tracing.insecure: %v -> %v", old.Insecure, c.Insecure))
 	}
 	return out, nil
+}
+
+// internalMethod says whether a gRPC method is one the programs call on
+// each other (servers, agents) rather than an API call: such a call is a
+// span only within a trace (tracing.ServerHandler), and an agent's
+// session, which lasts as long as the agent, never is.
+func internalMethod(fullMethod string) bool {
+	return strings.HasPrefix(fullMethod, "/"+ccv1.PeerService_ServiceDesc.ServiceName+"/") ||
+		strings.HasPrefix(fullMethod, "/"+ccv1.AgentService_ServiceDesc.ServiceName+"/")
 }
 
 // traceREST makes a server span of every REST call (the child of the

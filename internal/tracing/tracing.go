@@ -30,6 +30,7 @@ import (
 	"go.opentelemetry.io/otel/trace/embedded"
 	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/stats"
 )
 
@@ -279,37 +280,53 @@ func Remote(carrier map[string]string) trace.SpanContext {
 
 // ServerHandler is the gRPC server stats handler that makes a server span
 // of every call, the child of the caller's span when its metadata carries
-// one. Calls to the methods in skip (full names, such as an agent's
-// session stream, which lasts as long as the agent) get none.
-func ServerHandler(tp trace.TracerProvider, skip ...string) stats.Handler {
-	return otelgrpc.NewServerHandler(grpcOptions(tp, skip)...)
+// one. A call to a method for which internal says true (the calls between
+// the programs: servers' forwarded writes and read indexes, agents'
+// sessions and uploads) gets a span only when its caller sent a trace
+// context, so that the programs' own chatter starts no traces.
+func ServerHandler(tp trace.TracerProvider, internal func(fullMethod string) bool) stats.Handler {
+	return &onlyTraced{Handler: otelgrpc.NewServerHandler(grpcOptions(tp)...), server: true, internal: internal}
 }
 
 // ClientHandler is the gRPC client stats handler that makes a client span
-// of every call and sends its context in the call's metadata.
-func ClientHandler(tp trace.TracerProvider, skip ...string) stats.Handler {
-	return otelgrpc.NewClientHandler(grpcOptions(tp, skip)...)
+// of each call made within a trace (its context has a span) and sends the
+// span's context in the call's metadata; a call made outside any trace
+// gets no span and sends none.
+func ClientHandler(tp trace.TracerProvider) stats.Handler {
+	return &onlyTraced{Handler: otelgrpc.NewClientHandler(grpcOptions(tp)...)}
 }
 
-func grpcOptions(tp trace.TracerProvider, skip []string) []otelgrpc.Option {
+// onlyTraced passes the calls that belong to a trace to an otelgrpc
+// handler: on a client, a call whose context has a span; on a server, a
+// call that is not internal, or whose metadata carries a traceparent.
+// The otelgrpc handler ignores the stats of a call it did not tag.
+type onlyTraced struct {
+	stats.Handler
+	server   bool
+	internal func(string) bool
+}
+
+func (h *onlyTraced) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.Context {
+	if h.server {
+		if h.internal != nil && h.internal(info.FullMethodName) {
+			if md, _ := metadata.FromIncomingContext(ctx); len(md.Get("traceparent")) == 0 {
+				return ctx
+			}
+		}
+	} else if !trace.SpanContextFromContext(ctx).IsValid() {
+		return ctx
+	}
+	return h.Handler.TagRPC(ctx, info)
+}
+
+func grpcOptions(tp trace.TracerProvider) []otelgrpc.Option {
 	if tp == nil {
 		tp = noop.NewTracerProvider()
 	}
-	opts := []otelgrpc.Option{
+	return []otelgrpc.Option{
 		otelgrpc.WithTracerProvider(tp),
 		otelgrpc.WithPropagators(Propagator()),
 		// Metrics are Prometheus's, elsewhere.
 		otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()),
 	}
-	if len(skip) > 0 {
-		opts = append(opts, otelgrpc.WithFilter(func(info *stats.RPCTagInfo) bool {
-			for _, m := range skip {
-				if info.FullMethodName == m {
-					return false
-				}
-			}
-			return true
-		}))
-	}
-	return opts
 }
