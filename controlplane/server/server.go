@@ -804,11 +804,13 @@ func (s *Server) Close(ctx context.Context) error {
 			}
 		}
 		if s.tracing != nil {
-			// The last spans are sent while ctx lasts; a receiver that is
-			// down costs them, not the shutdown.
-			if err := s.tracing.Shutdown(ctx); err != nil {
+			// The last spans are sent for a few seconds at most: a
+			// receiver that is down costs them, not a slow shutdown.
+			tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if err := s.tracing.Shutdown(tctx); err != nil {
 				s.log.Warn("tracing: the last spans were not sent", "err", err)
 			}
+			cancel()
 		}
 		s.closeErr = errors.Join(errs...)
 	})
