@@ -12,6 +12,8 @@ data=.dev/data
 agentdir=.dev/agent
 api=${CC_DEV_API_ADDR:-127.0.0.1:7443}
 raft=${CC_DEV_RAFT_ADDR:-127.0.0.1:7444}
+edge_http=${CC_DEV_EDGE_HTTP_ADDR:-127.0.0.1:8000}
+edge_https=${CC_DEV_EDGE_HTTPS_ADDR:-127.0.0.1:8443}
 demo=cc-demo:latest
 mkdir -p "$data" "$agentdir"
 
@@ -26,7 +28,20 @@ stop_all() {
 trap 'for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done' INT TERM
 trap stop_all EXIT
 
-bin/cc-controlplane --bootstrap --data-dir "$data" --api-addr "$api" --raft-addr "$raft" "$@" &
+# CC_DEV_TRACING=HOST:PORT sends both programs' traces, every one, in
+# plaintext to an OTLP/gRPC receiver there (docs/tracing.md), such as
+#   go run ./internal/testing/otlptest/cmd/otlp-receiver -addr 127.0.0.1:4317
+# The control plane's [tracing] section is in .dev/controlplane.toml: edit
+# it and `kill -HUP` the control plane to change it while it runs.
+cpflags=()
+agentflags=()
+if [ -n "${CC_DEV_TRACING:-}" ]; then
+  printf '[tracing]\nendpoint = "%s"\nsample_ratio = 1.0\ninsecure = true\n' "$CC_DEV_TRACING" >.dev/controlplane.toml
+  cpflags=(--config .dev/controlplane.toml)
+  agentflags=(--tracing-endpoint "$CC_DEV_TRACING" --tracing-sample-ratio 1 --tracing-insecure)
+fi
+
+bin/cc-controlplane --bootstrap --data-dir "$data" --api-addr "$api" --raft-addr "$raft" ${cpflags[@]+"${cpflags[@]}"} "$@" &
 pids+=($!)
 
 ready=
@@ -52,11 +67,11 @@ bin/ccctl image load .dev/cc-demo.tar
 # One agent on this host: it joins once with a single-use token, then
 # restarts as the same node.
 if [ -s "$agentdir/identity/node.json" ]; then
-  bin/cc-agent --data-dir "$agentdir" --name dev-node --edge-http-addr 127.0.0.1:8000 --edge-https-addr 127.0.0.1:8443 --edge-access-log .dev/edge-access.log &
+  bin/cc-agent --data-dir "$agentdir" --name dev-node --edge-http-addr "$edge_http" --edge-https-addr "$edge_https" --edge-access-log .dev/edge-access.log ${agentflags[@]+"${agentflags[@]}"} &
 else
   token=$(bin/ccctl -o json token create --role agent --uses 1 -d "make dev agent" | sed -n 's/.*"secret": *"\([^"]*\)".*/\1/p')
   [ -n "$token" ] || { echo "dev: could not create a join token" >&2; exit 1; }
-  bin/cc-agent --join "$api" --token "$token" --data-dir "$agentdir" --name dev-node --edge-http-addr 127.0.0.1:8000 --edge-https-addr 127.0.0.1:8443 --edge-access-log .dev/edge-access.log &
+  bin/cc-agent --join "$api" --token "$token" --data-dir "$agentdir" --name dev-node --edge-http-addr "$edge_http" --edge-https-addr "$edge_https" --edge-access-log .dev/edge-access.log ${agentflags[@]+"${agentflags[@]}"} &
 fi
 pids+=($!)
 for _ in $(seq 1 300); do
@@ -69,7 +84,7 @@ cat <<MSG
 
   Container Codes dev cluster is up: API https://$api, one agent (dev-node),
   data in .dev/. The demo image is $demo. The edge (routes and sites)
-  serves on http://127.0.0.1:8000 and https://127.0.0.1:8443 (access log:
+  serves on http://$edge_http and https://$edge_https (access log:
   .dev/edge-access.log). In another shell:
 
     bin/ccctl status
@@ -81,7 +96,7 @@ cat <<MSG
     bin/ccctl job output JOB -o out/
     bin/ccctl service create web --image $demo --replicas 2 -- /bin/busybox httpd -f -p 80 -h /etc
     bin/ccctl route create web --host web.localhost --service web --port 80
-    curl -H 'Host: web.localhost' http://127.0.0.1:8000/hosts   # each replica in turn
+    curl -H 'Host: web.localhost' http://$edge_http/hosts   # each replica in turn
 
   Ctrl-C stops it; \`make dev\` again restarts it with the same cluster.
 

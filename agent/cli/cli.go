@@ -28,6 +28,7 @@ import (
 	"github.com/containercodes/cc/agent/worker"
 	"github.com/containercodes/cc/internal/buildinfo"
 	"github.com/containercodes/cc/internal/logging"
+	"github.com/containercodes/cc/internal/tracing"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
@@ -91,6 +92,9 @@ func app(stdout, stderr io.Writer) *ucli.App {
 			&ucli.IntFlag{Name: "edge-https-public-port", Usage: "`PORT` clients reach HTTPS on, for redirects and Alt-Svc, when a port forward makes it differ from --edge-https-addr's"},
 			&ucli.BoolFlag{Name: "edge", Value: true, Usage: "serve the edge on this node (--edge=false: none; its routed tasks are still relayed)"},
 			&ucli.StringFlag{Name: "edge-access-log", Value: "-", Usage: "where the edge writes a JSON line per request: `FILE` (appended), - (standard error) or off"},
+			&ucli.StringFlag{Name: "tracing-endpoint", Usage: "send OpenTelemetry traces to the OTLP/gRPC receiver at `HOST:PORT` (a Collector, Jaeger, Tempo; default: tracing off)", EnvVars: []string{"CC_TRACING_ENDPOINT"}},
+			&ucli.Float64Flag{Name: "tracing-sample-ratio", Value: 0.1, Usage: "share of new traces kept, `RATIO` from 0 to 1; a start requested by a traced call follows the call's decision", EnvVars: []string{"CC_TRACING_SAMPLE_RATIO"}},
+			&ucli.BoolFlag{Name: "tracing-insecure", Usage: "send traces in plaintext (a collector on this host) instead of TLS", EnvVars: []string{"CC_TRACING_INSECURE"}},
 			&ucli.StringFlag{Name: "log-level", Value: "info", Usage: "`LEVEL`: debug, info, warn or error"},
 			&ucli.StringFlag{Name: "log-format", Value: "text", Usage: "`FORMAT`: text or json"},
 		},
@@ -138,6 +142,10 @@ func run(c *ucli.Context) error {
 	if err := edgeOpts.Validate(); err != nil {
 		return err
 	}
+	traceSettings := tracing.Settings{Endpoint: c.String("tracing-endpoint"), SampleRatio: c.Float64("tracing-sample-ratio"), Insecure: c.Bool("tracing-insecure")}
+	if err := traceSettings.Validate(); err != nil {
+		return errors.New(strings.NewReplacer("tracing.endpoint", "--tracing-endpoint", "tracing.sample_ratio", "--tracing-sample-ratio", "\n", "; ").Replace(err.Error()))
+	}
 	res := &ccv1.Resources{CpuMillis: int64(goruntime.NumCPU()) * 1000, MemoryBytes: memTotal()}
 	if c.IsSet("cpus") {
 		cpus := c.Float64("cpus")
@@ -183,6 +191,22 @@ func run(c *ucli.Context) error {
 		}
 	}
 
+	tp, err := StartTracing(traceSettings, id.NodeID, name)
+	if err != nil {
+		return err
+	}
+	tracing.LogErrors(log.With("component", "tracing"))
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tp.Shutdown(sctx); err != nil {
+			log.Warn("tracing: the last spans were not sent", "err", err)
+		}
+	}()
+	if traceSettings.On() {
+		log.Info("tracing on", "endpoint", traceSettings.Endpoint, "sample_ratio", traceSettings.SampleRatio, "insecure", traceSettings.Insecure)
+	}
+
 	var auth func(string) (string, string, error)
 	if p := c.String("registry-auth"); p != "" {
 		if auth, err = registryAuth(p); err != nil {
@@ -219,11 +243,13 @@ func run(c *ucli.Context) error {
 		Auth:           auth,
 		PlainHTTP:      c.StringSlice("insecure-registry"),
 		Logger:         log.With("component", "runtime"),
+		Tracing:        tp,
 	})
 	if err != nil {
 		return err
 	}
 	defer rt.Close()
+	edgeOpts.Tracing = tp
 	edge, closeEdge, err := StartEdge(edgeOpts, id.NodeID, log.With("component", "edge"))
 	if err != nil {
 		return err
@@ -236,6 +262,7 @@ func run(c *ucli.Context) error {
 		Logger:   log,
 		DataDir:  dataDir,
 		Edge:     edge,
+		Tracing:  tp,
 	})
 	if err != nil {
 		return err

@@ -7,9 +7,12 @@ import (
 	"net"
 	"os"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/containercodes/cc/agent/edge"
 	"github.com/containercodes/cc/agent/edge/static"
 	"github.com/containercodes/cc/agent/worker"
+	"github.com/containercodes/cc/internal/logging"
 )
 
 // EdgeOptions are the flags of the node's edge.
@@ -29,6 +32,9 @@ type EdgeOptions struct {
 	// AccessLog is where a JSON line per request goes (--edge-access-log):
 	// a file (appended), "-" or "" for standard error, "off" for none.
 	AccessLog string
+	// Tracing starts a span of every request; nil: none (a client's
+	// traceparent still reaches the upstream).
+	Tracing trace.TracerProvider
 }
 
 // Validate checks the addresses when the edge is on.
@@ -74,7 +80,7 @@ func StartEdge(o EdgeOptions, nodeID string, log *slog.Logger) (e worker.Edge, s
 	}
 	srv, err := edge.New(edge.Options{
 		HTTPAddr: o.HTTPAddr, HTTPSAddr: o.httpsAddr(), HTTPSPublicPort: o.HTTPSPublicPort,
-		NodeID: nodeID, Log: log, AccessLog: access, SiteHandler: static.New,
+		NodeID: nodeID, Log: log, AccessLog: access, SiteHandler: static.New, Tracing: o.Tracing,
 	})
 	if err != nil {
 		closeAccess()
@@ -103,11 +109,11 @@ func accessLog(where string) (*slog.Logger, func(), error) {
 	case "off":
 		return slog.New(slog.DiscardHandler), func() {}, nil
 	case "", "-":
-		return slog.New(slog.NewJSONHandler(os.Stderr, nil)), func() {}, nil
+		return slog.New(logging.WithTraceIDs(slog.NewJSONHandler(os.Stderr, nil))), func() {}, nil
 	}
 	f, err := os.OpenFile(where, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--edge-access-log: %w", err)
 	}
-	return slog.New(slog.NewJSONHandler(f, nil)), func() { f.Close() }, nil
+	return slog.New(logging.WithTraceIDs(slog.NewJSONHandler(f, nil))), func() { f.Close() }, nil
 }

@@ -62,6 +62,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &record{reqID: requestID(r.Header.Get("X-Request-Id")), client: clientIP(r.RemoteAddr)}
 	sw := &statusWriter{rw: w}
 	sw.Header().Set("X-Request-Id", rec.reqID)
+	r, endSpan := s.traceRequest(r)
+	defer func() { endSpan(rec, sw) }()
 	defer func() { s.logAccess(r, rec, sw, start) }()
 	if r.TLS != nil {
 		if alt := s.altSvc.Load(); alt != nil && r.ProtoMajor < 3 {
@@ -194,6 +196,7 @@ func (rt *route) rewrite(pr *httputil.ProxyRequest) {
 	}
 	out.Header.Set("Forwarded", fwd)
 	out.Header.Set("X-Request-Id", rec.reqID)
+	injectTrace(in, out)
 	rt.headerUp.apply(out.Header)
 	if h := out.Header.Get("Host"); h != "" {
 		out.Host = h

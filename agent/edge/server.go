@@ -23,7 +23,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/containercodes/cc/agent/edge/health"
+	"github.com/containercodes/cc/internal/tracing"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
@@ -49,6 +52,10 @@ type Options struct {
 	// OCSPClient asks OCSP responders for staples; nil: a client without
 	// proxy.
 	OCSPClient *http.Client
+	// Tracing starts a server span of every request (the child of the
+	// client's traceparent, if any); nil: none. Either way, a request's
+	// trace context goes on to the upstream in its traceparent header.
+	Tracing trace.TracerProvider
 }
 
 // ShutdownTimeout bounds the wait for requests in flight when Run ends.
@@ -66,6 +73,7 @@ type Server struct {
 	httpsPort int // public, for redirects and Alt-Svc
 	transport *http.Transport
 	health    *health.Registry
+	tracer    trace.Tracer
 
 	table  atomic.Pointer[table]
 	certs  atomic.Pointer[certTable]
@@ -117,6 +125,7 @@ func New(o Options) (*Server, error) {
 		ln:        ln,
 		httpsLn:   httpsLn,
 		transport: newTransport(),
+		tracer:    tracing.Tracer(o.Tracing, "github.com/containercodes/cc/agent/edge"),
 		inflight:  map[string]*atomic.Int64{},
 		limiters:  map[string]*limiterEntry{},
 		sites:     map[string]*siteEntry{},

@@ -20,6 +20,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/runtime-spec/specs-go"
+	"go.opentelemetry.io/otel/attribute"
 
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -175,7 +176,9 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 		return "", err
 	}
 	defer v.end()
-	nsPath, ip, err := r.setupNetwork(ctx, t.ID, mode, ports, userns)
+	nctx, endNet := r.span(ctx, "runtime.network", attribute.String("cc.network", mode))
+	nsPath, ip, err := r.setupNetwork(nctx, t.ID, mode, ports, userns)
+	endNet(err)
 	if err != nil {
 		return "", err
 	}
@@ -226,12 +229,14 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 	if prep.snapshot != nil {
 		snapshot = prep.snapshot(t.ID, img)
 	}
-	container, err = r.client.NewContainer(ctx, t.ID,
+	cctx, endCreate := r.span(ctx, "containerd.create", attribute.String("cc.container.id", t.ID))
+	container, err = r.client.NewContainer(cctx, t.ID,
 		containerd.WithImage(img),
 		snapshot,
 		containerd.WithContainerLabels(labels),
 		containerd.WithNewSpec(r.specOpts(img, t, nsPath, prep)...),
 	)
+	endCreate(err)
 	if err != nil {
 		return "", fmt.Errorf("runtime: create container %s: %w", t.ID, err)
 	}
@@ -241,11 +246,15 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 	}
 	_ = os.Remove(r.oomMark(t.ID))
 	largs := loggerArgs{dir: r.logDir(t.ID), maxBytes: r.cfg.LogMaxBytes, maxFiles: r.cfg.LogMaxFiles}
-	task, err := container.NewTask(ctx, cio.BinaryIO(r.cfg.LoggerPath, map[string]string{"logger": largs.query()}))
+	sctx, endStart := r.span(ctx, "containerd.start", attribute.String("cc.container.id", t.ID))
+	task, err := container.NewTask(sctx, cio.BinaryIO(r.cfg.LoggerPath, map[string]string{"logger": largs.query()}))
 	if err != nil {
+		endStart(err)
 		return "", fmt.Errorf("runtime: create task of %s: %w", t.ID, err)
 	}
-	if err := task.Start(ctx); err != nil {
+	err = task.Start(sctx)
+	endStart(err)
+	if err != nil {
 		return "", fmt.Errorf("runtime: start task of %s: %w (check its command, user and working directory)", t.ID, err)
 	}
 	if _, err := container.SetLabels(ctx, map[string]string{LabelStartedAt: time.Now().UTC().Format(time.RFC3339Nano)}); err != nil {

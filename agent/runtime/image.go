@@ -13,6 +13,8 @@ import (
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // NormalizeRef turns an image reference into containerd's full name the way
@@ -34,12 +36,13 @@ func NormalizeRef(ref string) (string, error) {
 // org.opencontainers.image.ref.name annotations, or docker's RepoTags);
 // when it holds a single image under another name, that image is also
 // named ref.
-func (r *Runtime) EnsureImage(ctx context.Context, ref string, open func(context.Context) (io.ReadCloser, error)) error {
+func (r *Runtime) EnsureImage(ctx context.Context, ref string, open func(context.Context) (io.ReadCloser, error)) (err error) {
 	name, err := NormalizeRef(ref)
 	if err != nil {
 		return err
 	}
-	ctx = r.withNS(ctx)
+	ctx, end := r.span(r.withNS(ctx), "runtime.ensure_image", attribute.String("cc.image", name))
+	defer func() { end(err) }()
 	img, err := r.client.GetImage(ctx, name)
 	switch {
 	case err == nil:
@@ -49,8 +52,10 @@ func (r *Runtime) EnsureImage(ctx context.Context, ref string, open func(context
 	}
 
 	if open == nil {
+		trace.SpanFromContext(ctx).SetAttributes(attribute.String("cc.image.source", "pull"))
 		return r.pull(ctx, name)
 	}
+	trace.SpanFromContext(ctx).SetAttributes(attribute.String("cc.image.source", "blob"))
 	rc, err := open(ctx)
 	if err != nil {
 		return fmt.Errorf("runtime: open archive of image %s: %w", name, err)

@@ -27,6 +27,9 @@ import (
 	"github.com/containerd/containerd/v2/pkg/identifiers"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	gocni "github.com/containerd/go-cni"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/containercodes/cc/internal/tracing"
 )
 
 // Labels on every container the runtime creates.
@@ -125,6 +128,9 @@ type Config struct {
 	PlainHTTP []string
 	// Logger gets the runtime's own messages.
 	Logger *slog.Logger
+	// Tracing starts spans of the steps of a start (image, network,
+	// containerd's create and start) under the caller's span; nil: none.
+	Tracing trace.TracerProvider
 }
 
 // Runtime drives the node's containers on containerd.
@@ -132,6 +138,7 @@ type Runtime struct {
 	cfg    Config
 	client *containerd.Client
 	log    *slog.Logger
+	tracer trace.Tracer
 
 	cniBridge gocni.CNI
 	cniJob    gocni.CNI
@@ -215,7 +222,8 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		client.Close()
 		return nil, fmt.Errorf("runtime: containerd at %s does not answer: %w; is it running? (scripts/prereqs.sh starts it)", cfg.Socket, err)
 	}
-	r := &Runtime{cfg: cfg, client: client, log: cfg.Logger.With("component", "runtime"), jobFW: jobFW}
+	r := &Runtime{cfg: cfg, client: client, log: cfg.Logger.With("component", "runtime"), jobFW: jobFW,
+		tracer: tracing.Tracer(cfg.Tracing, "github.com/containercodes/cc/agent/runtime")}
 	if err := r.initCNI(); err != nil {
 		client.Close()
 		return nil, err

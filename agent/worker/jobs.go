@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -130,10 +132,25 @@ func (w *Worker) startCollect(ctx context.Context, a *ccv1.Assignment, o runtime
 
 // collect packs and uploads an ended attempt's output and logs. It returns
 // nil when ctx ended first.
-func (w *Worker) collect(ctx context.Context, a *ccv1.Assignment, o runtime.Observed) *ccv1.JobResult {
+func (w *Worker) collect(ctx context.Context, a *ccv1.Assignment, o runtime.Observed) (res *ccv1.JobResult) {
 	id := a.ContainerId
 	log := w.log.With("container_id", id, "job", a.GetSpec().GetSandbox().GetJobId())
-	res := &ccv1.JobResult{TimedOut: timedOut(a, o)}
+	// A span of the attempt's trace (its dispatch, from the job's
+	// submit), beside its start.
+	ctx, span := w.span(ctx, "job.collect", a, true, attribute.String("cc.job.id", a.GetSpec().GetSandbox().GetJobId()))
+	defer func() {
+		if res == nil {
+			endSpan(span, ctx.Err())
+			return
+		}
+		span.SetAttributes(attribute.String("cc.job.output_digest", res.OutputDigest), attribute.Int64("cc.job.output_bytes", res.OutputSize))
+		var err error
+		if res.Error != "" {
+			err = errors.New(res.Error)
+		}
+		endSpan(span, err)
+	}()
+	res = &ccv1.JobResult{TimedOut: timedOut(a, o)}
 	started := time.Now()
 
 	limits := jobs.LimitsFor(a.Spec.Sandbox)
@@ -184,7 +201,7 @@ func (w *Worker) collect(ctx context.Context, a *ccv1.Assignment, o runtime.Obse
 		log.Warn("job logs not kept", "err", err)
 	}
 	res.Collected = true
-	log.Info("job attempt collected", "output", res.OutputDigest, "bytes", res.OutputSize, "files", res.OutputFiles,
+	log.InfoContext(ctx, "job attempt collected", "output", res.OutputDigest, "bytes", res.OutputSize, "files", res.OutputFiles,
 		"logs", res.LogsDigest, "error", res.Error, "took", time.Since(started))
 	return res
 }
@@ -193,7 +210,10 @@ func (w *Worker) collect(ctx context.Context, a *ccv1.Assignment, o runtime.Obse
 // no majority of servers can store it (a server may be down: the
 // connection moves to another). It gives up on errors that a retry cannot
 // fix.
-func (w *Worker) upload(ctx context.Context, containerID, kind string, p jobs.Packed) (string, error) {
+func (w *Worker) upload(ctx context.Context, containerID, kind string, p jobs.Packed) (digest string, err error) {
+	ctx, span := w.tracer.Start(ctx, "job.upload", trace.WithAttributes(attribute.String("cc.container.id", containerID),
+		attribute.String("cc.blob.kind", kind), attribute.Int64("cc.blob.bytes", p.Size)))
+	defer func() { endSpan(span, err) }()
 	backoff := 500 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		digest, err := w.uploadOnce(ctx, containerID, kind, p)

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
@@ -32,6 +34,7 @@ import (
 	"github.com/containercodes/cc/agent/runtime"
 	"github.com/containercodes/cc/internal/clusterdial"
 	"github.com/containercodes/cc/internal/pki"
+	"github.com/containercodes/cc/internal/tracing"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
@@ -52,12 +55,18 @@ type Config struct {
 	// Edge serves the node's routes and sites; nil: this node serves no
 	// edge (its routed tasks are still relayed for the other nodes').
 	Edge Edge
+	// Tracing starts the spans of container starts and job attempts
+	// (children of the request that created them, whose trace context
+	// comes with the assignment) and of calls to the control plane; nil:
+	// none.
+	Tracing trace.TracerProvider
 }
 
 // Worker runs a node.
 type Worker struct {
 	cfg    Config
 	log    *slog.Logger
+	tracer trace.Tracer
 	client ccv1.AgentServiceClient
 	conn   *clusterdial.Conn
 	// health runs the checks of the running containers that have one;
@@ -104,12 +113,16 @@ func New(cfg Config) (*Worker, error) {
 	conn, err := clusterdial.DialSpread(cfg.Identity.ServerList(),
 		grpc.WithTransportCredentials(credentials.NewTLS(cfg.Identity.TLSConfig())),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		// Uploads and fetches continue the trace of the work they serve;
+		// calls outside a trace (the session, renewals) are no spans.
+		grpc.WithStatsHandler(tracing.ClientHandler(cfg.Tracing)),
 	)
 	if err != nil {
 		return nil, err
 	}
 	w := &Worker{
 		cfg: cfg, log: cfg.Logger, conn: conn, client: ccv1.NewAgentServiceClient(conn),
+		tracer:  tracing.Tracer(cfg.Tracing, "github.com/containercodes/cc/agent/worker"),
 		desired: map[string]*ccv1.Assignment{}, mem: map[string]reconcile.Memory{},
 		preparing: map[string]bool{}, lastSent: map[string]*ccv1.ContainerStatus{},
 		logCancels: map[string]context.CancelFunc{}, kick: make(chan struct{}, 1),
@@ -487,20 +500,23 @@ func (w *Worker) do(ctx context.Context, act reconcile.Action, a *ccv1.Assignmen
 		}
 		log.Info("container stopped")
 	case reconcile.Start:
+		sctx, span := w.span(ctx, "agent.start", a, !act.IsRestart, attribute.Bool("cc.restart", act.IsRestart),
+			attribute.String("cc.image", a.GetSpec().GetImage()))
 		w.mu.Lock()
 		w.preparing[act.ID] = true
 		w.mu.Unlock()
 		w.report(map[string]*ccv1.Assignment{act.ID: a}, nil)
-		err := w.start(ctx, a)
+		err := w.start(sctx, a)
 		w.mu.Lock()
 		delete(w.preparing, act.ID)
 		w.mem[act.ID] = reconcile.AfterStart(w.mem[act.ID], a.Generation, act, err, time.Now())
 		w.mu.Unlock()
+		endSpan(span, err)
 		if err != nil {
-			log.Warn("start failed", "err", err)
+			log.WarnContext(sctx, "start failed", "err", err)
 			return
 		}
-		log.Info("container started", "name", a.Name, "restart", act.IsRestart)
+		log.InfoContext(sctx, "container started", "name", a.Name, "restart", act.IsRestart)
 	}
 }
 

@@ -322,6 +322,6 @@ func (a *AgentServer) UploadBlob(stream ccv1.AgentService_UploadBlobServer) erro
 		ContainerId: c.Id, NodeId: nodeID, Kind: hdr.GetKind(), Digest: digest}); err != nil {
 		return err
 	}
-	a.core.Log.Info("job blob stored", "job_id", c.JobId, "container_id", c.Id, "kind", hdr.GetKind(), "digest", digest, "size", size, "servers", have)
+	a.core.Log.InfoContext(ctx, "job blob stored", "job_id", c.JobId, "container_id", c.Id, "kind", hdr.GetKind(), "digest", digest, "size", size, "servers", have)
 	return stream.SendAndClose(&ccv1.UploadBlobResponse{Digest: digest, Size: size, Have: int32(have), Voters: int32(voters)})
 }

@@ -214,7 +214,7 @@ func (s *ImageService) LoadImage(stream ccv1.ImageService_LoadImageServer) error
 	if err != nil {
 		return err
 	}
-	s.log.Info("image loaded", "digest", img.Digest, "names", img.Names, "size", img.Size, "format", insp.info.Format)
+	s.log.InfoContext(ctx, "image loaded", "digest", img.Digest, "names", img.Names, "size", img.Size, "format", insp.info.Format)
 	return stream.SendAndClose(&ccv1.LoadImageResponse{Image: img})
 }
 

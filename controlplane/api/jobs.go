@@ -354,7 +354,7 @@ func (j *JobService) SubmitJob(ctx context.Context, req *ccv1.SubmitJobRequest) 
 	if err != nil {
 		return nil, err
 	}
-	j.log.Info("job submitted", "job_id", id, "image", spec.Image, "queue", spec.Queue, "owner", p.TokenID)
+	j.log.InfoContext(ctx, "job submitted", "job_id", id, "image", spec.Image, "queue", spec.Queue, "owner", p.TokenID)
 	return &ccv1.SubmitJobResponse{Job: publicJob(ctx, stored.Job), WebhookSecret: generated}, nil
 }
 

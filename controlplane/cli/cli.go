@@ -1,6 +1,7 @@
 // Package cli is the command line of cc-controlplane: flags and the TOML file
 // fill one config.Config; the default action runs a server until SIGINT or
-// SIGTERM (SIGHUP reloads the [rate_limit] section of the config file);
+// SIGTERM (SIGHUP reloads the [rate_limit] and [tracing] sections of the
+// config file);
 // `config validate` checks a file.
 package cli
 
@@ -22,6 +23,7 @@ import (
 	"github.com/containercodes/cc/controlplane/server"
 	"github.com/containercodes/cc/internal/buildinfo"
 	"github.com/containercodes/cc/internal/logging"
+	"github.com/containercodes/cc/internal/tracing"
 )
 
 // Main runs the command and returns the exit code. Errors print as one line.
@@ -47,7 +49,7 @@ func app(stdout, stderr io.Writer) *ucli.App {
 			"Create a cluster:  cc-controlplane --bootstrap --data-dir /var/lib/cc\n" +
 			"Restart it:        cc-controlplane --data-dir /var/lib/cc\n" +
 			"Add a server:      cc-controlplane --join 10.0.0.5:7443 --token CCTKN-1-... --data-dir /var/lib/cc\n" +
-			"Reload limits:     kill -HUP <pid> (re-reads the [rate_limit] section of --config)",
+			"Reload limits:     kill -HUP <pid> (re-reads the [rate_limit] and [tracing] sections of --config)",
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "config", Usage: "TOML config `FILE`", EnvVars: []string{"CC_CONFIG_FILE"}},
 			&ucli.StringFlag{Name: "data-dir", Usage: "`DIR` for raft, state, certificates and the admin token"},
@@ -156,6 +158,7 @@ func run(c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
+	tracing.LogErrors(log.With("component", "tracing"))
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	srv, err := server.Start(ctx, cfg, server.Options{Logger: log, Out: c.App.Writer})
@@ -190,8 +193,8 @@ wait:
 }
 
 // reload re-reads the config file on SIGHUP and applies what may change
-// while the server runs: the [rate_limit] section. Other changes wait for
-// a restart.
+// while the server runs: the [rate_limit] and [tracing] sections. Other
+// changes wait for a restart.
 func reload(path string, srv *server.Server, log *slog.Logger) {
 	if path == "" {
 		log.Warn("SIGHUP: no config file to reload (start with --config FILE)")
@@ -211,6 +214,7 @@ func reload(path string, srv *server.Server, log *slog.Logger) {
 	default:
 		log.Info("SIGHUP: rate limits reloaded", "file", path, "changed", strings.Join(changes, ", "))
 	}
+	reloadTracing(path, cfg.Tracing, srv, log)
 }
 
 func validate(c *ucli.Context) error {

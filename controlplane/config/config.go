@@ -95,6 +95,10 @@ type Config struct {
 	// authentications; SIGHUP reloads it.
 	RateLimit RateLimitConfig `toml:"rate_limit"`
 
+	// Tracing sends OpenTelemetry traces to an OTLP/gRPC receiver; off
+	// by default. SIGHUP reloads it.
+	Tracing TracingConfig `toml:"tracing"`
+
 	// FreeSpace, when set, replaces the statfs of the data dir in the
 	// MinFreeDisk check (tests); it is not read from the file.
 	FreeSpace func(dir string) (free, total uint64, err error) `toml:"-"`
@@ -201,6 +205,25 @@ func DefaultRateLimit() RateLimitConfig {
 	}
 }
 
+// TracingConfig turns on OpenTelemetry tracing (docs/tracing.md): spans
+// of API calls, raft proposals and applies, and deliveries to agents, sent
+// over OTLP/gRPC. cc-controlplane re-reads it from the config file on
+// SIGHUP.
+type TracingConfig struct {
+	// Endpoint is the host:port of an OTLP/gRPC receiver (an OpenTelemetry
+	// Collector, Jaeger, Tempo), like "127.0.0.1:4317"; empty (the
+	// default) turns tracing off.
+	Endpoint string `toml:"endpoint"`
+	// SampleRatio is the share of new traces kept, from 0 to 1 (default
+	// 0.1); a call that comes with a trace context follows its caller's
+	// decision.
+	SampleRatio float64 `toml:"sample_ratio"`
+	// Insecure sends spans in plaintext, for a collector on this host or
+	// a trusted network; otherwise over TLS checked against the system's
+	// roots (default false).
+	Insecure bool `toml:"insecure"`
+}
+
 // JoinLimitConfig throttles, per source address (an IPv6 /64), the join
 // attempts of agents and servers that fail: a token bucket of Burst
 // attempts refilled at PerMinute; a join that succeeds does not count. An
@@ -303,6 +326,7 @@ func Default() Config {
 		// A few parallel range downloads of one client.
 		MaxOutputDownloads: 4,
 		RateLimit:          DefaultRateLimit(),
+		Tracing:            TracingConfig{SampleRatio: 0.1},
 		Log: LogConfig{
 			Level:  "info",
 			Format: "text",

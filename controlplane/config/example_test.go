@@ -11,7 +11,7 @@ func TestDocumentedExampleIsValid(t *testing.T) {
 	def := Default()
 	def.DataDir = "/var/lib/cc"
 	def.Name = cfg.Name
-	if cfg.APIAddr != def.APIAddr || cfg.RaftAddr != def.RaftAddr || cfg.Raft != def.Raft || cfg.Log != def.Log || cfg.JoinLimit != def.JoinLimit || cfg.RateLimit != def.RateLimit || len(cfg.Webhooks.Allow) != 0 {
+	if cfg.APIAddr != def.APIAddr || cfg.RaftAddr != def.RaftAddr || cfg.Raft != def.Raft || cfg.Log != def.Log || cfg.JoinLimit != def.JoinLimit || cfg.RateLimit != def.RateLimit || cfg.Tracing != def.Tracing || len(cfg.Webhooks.Allow) != 0 {
 		t.Errorf("example differs from the defaults:\nexample %+v\ndefault %+v", cfg, def)
 	}
 }

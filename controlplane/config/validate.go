@@ -151,6 +151,8 @@ func (c Config) Validate() error {
 		}
 	}
 
+	ps = append(ps, c.Tracing.Check()...)
+
 	r := c.Raft
 	atLeast := func(key string, d Duration, lo time.Duration) bool {
 		if d.Duration < lo {
@@ -242,4 +244,26 @@ func checkAdvertiseAddr(addr string) string {
 		return fmt.Sprintf("port 0 in %q cannot be dialed by other servers; use the real raft port, like %q", addr, example)
 	}
 	return ""
+}
+
+// Check lists what is wrong with the tracing section (Validate includes
+// it; a reload of the section alone uses it).
+func (t TracingConfig) Check() Problems {
+	var ps Problems
+	if t.Endpoint != "" {
+		const example = "127.0.0.1:4317"
+		host, port, msg := splitAddr(t.Endpoint, example)
+		switch {
+		case msg != "":
+			ps = append(ps, Problem{Key: "tracing.endpoint", Msg: msg + " (the OTLP/gRPC receiver)"})
+		case host == "":
+			ps = append(ps, Problem{Key: "tracing.endpoint", Msg: fmt.Sprintf("%q has no host; use the OTLP/gRPC receiver's host name or IP, like %q", t.Endpoint, example)})
+		case port == 0:
+			ps = append(ps, Problem{Key: "tracing.endpoint", Msg: fmt.Sprintf("port 0 in %q cannot be dialed; use the receiver's port (OTLP/gRPC: 4317)", t.Endpoint)})
+		}
+	}
+	if !(t.SampleRatio >= 0 && t.SampleRatio <= 1) {
+		ps = append(ps, Problem{Key: "tracing.sample_ratio", Msg: fmt.Sprintf("%v is not a share from 0 to 1; use 1 to keep every trace, 0.1 for one in ten", t.SampleRatio)})
+	}
+	return ps
 }

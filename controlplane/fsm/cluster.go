@@ -136,7 +136,7 @@ func applyCreateContainer(tx *txn, at time.Time, msg proto.Message) error {
 	if c.NodeId != "" && tx.Bucket(bucketNodes).Get([]byte(c.NodeId)) == nil {
 		return fmt.Errorf("node %s: %w", c.NodeId, ErrNotFound)
 	}
-	rec := &statev1.ContainerRecord{Container: proto.Clone(c).(*ccv1.Container)}
+	rec := &statev1.ContainerRecord{Container: proto.Clone(c).(*ccv1.Container), TraceContext: tx.trace}
 	rc := rec.Container
 	rc.Generation = 1
 	rc.Desired = ccv1.DesiredState_DESIRED_STATE_RUNNING

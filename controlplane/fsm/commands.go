@@ -252,6 +252,13 @@ func Encode(t statev1.CommandType, payload proto.Message, now time.Time) ([]byte
 // proposes the command (nil: not audited); applying the entry writes its
 // audit record.
 func EncodeAudited(t statev1.CommandType, payload proto.Message, now time.Time, audit *statev1.AuditContext) ([]byte, error) {
+	return EncodeTraced(t, payload, now, audit, nil)
+}
+
+// EncodeTraced is EncodeAudited with the W3C trace context of the span
+// that proposes the command (nil: none): its apply span continues that
+// trace, and the records it creates keep it.
+func EncodeTraced(t statev1.CommandType, payload proto.Message, now time.Time, audit *statev1.AuditContext, traceContext map[string]string) ([]byte, error) {
 	h, ok := handlers[t]
 	if !ok {
 		return nil, fmt.Errorf("%w: %v", ErrUnknownCommand, t)
@@ -260,7 +267,7 @@ func EncodeAudited(t statev1.CommandType, payload proto.Message, now time.Time, 
 	if err != nil {
 		return nil, fmt.Errorf("encode %v: %w", t, err)
 	}
-	return proto.Marshal(&statev1.Command{Type: t, Version: h.version, IssuedAt: ts(now), Payload: body, Audit: audit})
+	return proto.Marshal(&statev1.Command{Type: t, Version: h.version, IssuedAt: ts(now), Payload: body, Audit: audit, TraceContext: traceContext})
 }
 
 func applyCommand(tx *txn, data []byte) error {
@@ -268,7 +275,11 @@ func applyCommand(tx *txn, data []byte) error {
 	if err := proto.Unmarshal(data, &cmd); err != nil {
 		return fmt.Errorf("%w: undecodable entry: %v", ErrInvalid, err)
 	}
+	end := tx.traceApply(&cmd)
+	tx.trace = cmd.TraceContext
 	err := applyDecoded(tx, &cmd)
+	tx.trace = nil
+	defer func() { end(err) }()
 	if cmd.Audit != nil && cmd.IssuedAt != nil {
 		// In the same transaction, after the command: a refused command
 		// wrote nothing (handlers check before they write), its record

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	bolt "go.etcd.io/bbolt"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -79,6 +80,8 @@ type FSM struct {
 	nodeWatch map[string]chan struct{} // node id → closed when its assignments change
 	jobWatch  chan struct{}            // closed and replaced after a batch that changed a job
 	onAudit   func([]*ccv1.AuditEvent) // the audit records of each batch, after commit
+
+	tracer trace.Tracer // nil: no apply spans (SetTracing)
 }
 
 // Open opens (or creates) the state database at path.
@@ -163,7 +166,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	jobsChanged := false
 	var audited []*ccv1.AuditEvent
 	err := f.db.Update(func(btx *bolt.Tx) error {
-		tx := &txn{Tx: btx, touched: touched}
+		tx := &txn{Tx: btx, touched: touched, tracer: f.tracer}
 		defer func() { jobsChanged, audited = tx.jobsChanged, tx.audited }()
 		for i, l := range logs {
 			if l.Index <= applied {

@@ -35,6 +35,7 @@ func applySubmitJob(tx *txn, at time.Time, msg proto.Message) error {
 		return err
 	}
 	rec = proto.Clone(rec).(*statev1.JobRecord)
+	rec.TraceContext = tx.trace
 	j = rec.Job
 	j.State = ccv1.JobState_JOB_STATE_QUEUED
 	j.Seq = tx.index
@@ -217,7 +218,13 @@ func opStartJobAttempt(tx *txn, at time.Time, o *statev1.StartJobAttempt) error 
 		AssignedAt:  ts(at),
 		JobId:       j.Id,
 	}
-	if err := insertContainer(tx, &statev1.ContainerRecord{Container: c, StopTimeoutMs: jobspec.KillGrace(j.Spec).Milliseconds()}); err != nil {
+	// The attempt continues the trace of its dispatch, or of the
+	// job's submit.
+	tc := o.TraceContext
+	if len(tc) == 0 {
+		tc = rec.TraceContext
+	}
+	if err := insertContainer(tx, &statev1.ContainerRecord{Container: c, StopTimeoutMs: jobspec.KillGrace(j.Spec).Milliseconds(), TraceContext: tc}); err != nil {
 		return err
 	}
 	j.Attempts = append(j.Attempts, &ccv1.JobAttempt{

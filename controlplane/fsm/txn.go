@@ -2,6 +2,7 @@ package fsm
 
 import (
 	bolt "go.etcd.io/bbolt"
+	"go.opentelemetry.io/otel/trace"
 
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -17,6 +18,11 @@ type txn struct {
 	jobsChanged bool
 	// audited are the audit records the batch wrote.
 	audited []*ccv1.AuditEvent
+	// tracer starts apply spans; nil: none.
+	tracer trace.Tracer
+	// trace is the trace context of the command being applied: the
+	// records it creates keep it.
+	trace map[string]string
 }
 
 // touch is the set of nodes whose assignments a batch changed; allNodes

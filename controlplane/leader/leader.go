@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/containercodes/cc/controlplane/fsm"
@@ -43,6 +44,8 @@ type Config struct {
 	OtherSessions func(ctx context.Context) map[string]time.Time
 	// Webhooks delivers completion webhooks; nil for the default sender.
 	Webhooks *webhook.Sender
+	// Tracing starts the dispatch spans of traced jobs; nil: none.
+	Tracing trace.TracerProvider
 }
 
 // Loops returns the leader loops of a control-plane server.

@@ -20,9 +20,13 @@ import (
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/containercodes/cc/controlplane/fsm"
+	"github.com/containercodes/cc/internal/tracing"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 )
 
@@ -48,6 +52,9 @@ type Config struct {
 	// Faults injects partitions into the transport; tests only, nil in
 	// production.
 	Faults *Faults
+	// Tracing starts the spans of proposals (raft.propose, raft.apply on
+	// the leader, raft.forward on a follower); nil: none.
+	Tracing trace.TracerProvider
 
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
@@ -67,6 +74,7 @@ type Store struct {
 	snaps     *raft.FileSnapshotStore
 	log       *slog.Logger
 	id        string
+	tracer    trace.Tracer
 	// startIndex is the last log index when the node started: the state
 	// is current once raft has applied up to it.
 	startIndex uint64
@@ -194,6 +202,7 @@ func Open(cfg Config, f *fsm.FSM) (*Store, error) {
 	}
 	m.raft.Store(r)
 	s := &Store{raft: r, fsm: f, transport: transport, logs: logs, snaps: snaps, log: cfg.Logger, id: cfg.ID, startIndex: r.LastIndex(),
+		tracer:  tracing.Tracer(cfg.Tracing, "github.com/containercodes/cc/controlplane/raftstore"),
 		members: m, membersDone: make(chan struct{}), membersExited: make(chan struct{})}
 	go func() {
 		defer close(s.membersExited)
@@ -295,9 +304,10 @@ func (s *Store) Apply(ctx context.Context, cmd []byte) (fsm.Result, error) {
 		}
 		var res fsm.Result
 		if leaderID == s.id {
-			res, err = s.applyLocal(ctx, cmd)
+			res, err = s.traced(ctx, "raft.apply", func(ctx context.Context) (fsm.Result, error) { return s.applyLocal(ctx, cmd) })
 		} else {
-			res, err = s.forward(ctx, leaderID, cmd)
+			res, err = s.traced(ctx, "raft.forward", func(ctx context.Context) (fsm.Result, error) { return s.forward(ctx, leaderID, cmd) },
+				attribute.String("cc.raft.leader_id", leaderID))
 		}
 		// Only a refusal before the entry was appended is safe to retry:
 		// the command was not applied anywhere.
@@ -313,22 +323,57 @@ func (s *Store) Apply(ctx context.Context, cmd []byte) (fsm.Result, error) {
 // (forwarded to the leader from a follower). It is the one way the API,
 // the sessions and the server write a single command.
 func (s *Store) Propose(ctx context.Context, t statev1.CommandType, payload proto.Message, at time.Time) (fsm.Result, error) {
-	data, err := fsm.Encode(t, payload, at)
-	if err != nil {
-		return fsm.Result{}, err
-	}
-	return s.Apply(ctx, data)
+	return s.ProposeAudited(ctx, t, payload, at, nil)
 }
 
 // ProposeAudited is Propose for a command an API call proposes: audit says
 // who made the call, and the state machine writes the audit record in the
 // same transaction as the command.
+//
+// A proposal made within a trace (ctx has a span: an API call's) is a
+// span (raft.propose), and the command carries its context, so that the
+// state machine's apply spans on every server continue the trace. The
+// control plane's own writes (status reports, heartbeats) start none.
 func (s *Store) ProposeAudited(ctx context.Context, t statev1.CommandType, payload proto.Message, at time.Time, audit *statev1.AuditContext) (fsm.Result, error) {
-	data, err := fsm.EncodeAudited(t, payload, at, audit)
+	ctx, span := s.startSpan(ctx, "raft.propose", attribute.String("cc.command.type", fsm.CommandName(t)))
+	defer span.End()
+	data, err := fsm.EncodeTraced(t, payload, at, audit, tracing.Inject(ctx))
 	if err != nil {
 		return fsm.Result{}, err
 	}
-	return s.Apply(ctx, data)
+	res, err := s.Apply(ctx, data)
+	endSpan(span, res, err)
+	return res, err
+}
+
+// startSpan starts a span under ctx's, or none when ctx is in no trace.
+func (s *Store) startSpan(ctx context.Context, name string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return ctx, trace.SpanFromContext(ctx)
+	}
+	return s.tracer.Start(ctx, name, trace.WithAttributes(attrs...))
+}
+
+// traced runs an apply or a forward as a span, within a trace.
+func (s *Store) traced(ctx context.Context, name string, fn func(context.Context) (fsm.Result, error), attrs ...attribute.KeyValue) (fsm.Result, error) {
+	ctx, span := s.startSpan(ctx, name, attrs...)
+	defer span.End()
+	res, err := fn(ctx)
+	endSpan(span, res, err)
+	return res, err
+}
+
+// endSpan notes a proposal's index and outcome on its span.
+func endSpan(span trace.Span, res fsm.Result, err error) {
+	if !span.IsRecording() {
+		return
+	}
+	if res.Index > 0 {
+		span.SetAttributes(attribute.Int64("cc.raft.index", int64(res.Index)))
+	}
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
 }
 
 // ProposeLocalAll encodes commands issued at `at` and applies them in order
@@ -377,7 +422,7 @@ func (s *Store) ApplyLocal(ctx context.Context, cmd []byte) (fsm.Result, error) 
 		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 	}
-	return s.applyLocal(ctx, cmd)
+	return s.traced(ctx, "raft.apply", func(ctx context.Context) (fsm.Result, error) { return s.applyLocal(ctx, cmd) })
 }
 
 // ApplyLocalAll applies commands in order on this server, which must be the

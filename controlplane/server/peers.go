@@ -16,9 +16,11 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 
 	"github.com/containercodes/cc/controlplane/blobs"
@@ -27,6 +29,7 @@ import (
 	"github.com/containercodes/cc/controlplane/raftstore"
 	"github.com/containercodes/cc/internal/pki"
 	"github.com/containercodes/cc/internal/streamio"
+	"github.com/containercodes/cc/internal/tracing"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
@@ -35,13 +38,16 @@ import (
 type peers struct {
 	fsm *fsm.FSM
 	tls *tls.Config
+	// trace sends the caller's span with each call (a forwarded write
+	// continues its trace on the leader).
+	trace stats.Handler
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn // by API address
 }
 
-func newPeers(f *fsm.FSM, tlsConfig *tls.Config) *peers {
-	return &peers{fsm: f, tls: tlsConfig, conns: map[string]*grpc.ClientConn{}}
+func newPeers(f *fsm.FSM, tlsConfig *tls.Config, tp trace.TracerProvider) *peers {
+	return &peers{fsm: f, tls: tlsConfig, trace: tracing.ClientHandler(tp), conns: map[string]*grpc.ClientConn{}}
 }
 
 // Cluster reaches a server's ClusterService.
@@ -70,7 +76,7 @@ func (p *peers) conn(serverID string) (*grpc.ClientConn, error) {
 	defer p.mu.Unlock()
 	conn := p.conns[rec.ApiAddress]
 	if conn == nil {
-		conn, err = grpc.NewClient(rec.ApiAddress, grpc.WithTransportCredentials(credentials.NewTLS(p.tls)))
+		conn, err = grpc.NewClient(rec.ApiAddress, grpc.WithTransportCredentials(credentials.NewTLS(p.tls)), grpc.WithStatsHandler(p.trace))
 		if err != nil {
 			return nil, err
 		}

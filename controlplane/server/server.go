@@ -41,6 +41,7 @@ import (
 	"github.com/containercodes/cc/controlplane/session"
 	"github.com/containercodes/cc/controlplane/webhook"
 	"github.com/containercodes/cc/internal/pki"
+	"github.com/containercodes/cc/internal/tracing"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 	"github.com/containercodes/cc/proto/openapi"
@@ -69,6 +70,9 @@ type Options struct {
 	// Now is the clock of certificate renewal (default time.Now; tests
 	// move it).
 	Now func() time.Time
+	// TraceBatchTimeout is the longest a finished span waits before it is
+	// sent (default the SDK's 5s; tests shorten it).
+	TraceBatchTimeout time.Duration
 }
 
 // Server is a running control-plane server.
@@ -87,6 +91,10 @@ type Server struct {
 	disk   *api.DiskFloor
 	caMu   sync.Mutex
 	caFull *pki.CA // the signing CA with its key, as last read from the state
+
+	// tracing is the tracer provider of every span this server starts;
+	// SetTracing changes its settings.
+	tracing *tracing.Provider
 
 	limiter *auth.RateLimiter
 	// rateCfg is the rate_limit section in force: cfg's until
@@ -143,9 +151,13 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 	if s.audit, err = openAuditSink(cfg.AuditFile, serverID, log.With("component", "audit")); err != nil {
 		return nil, err
 	}
+	if s.tracing, err = newTracing(cfg, serverID, opts.TraceBatchTimeout); err != nil {
+		return nil, err
+	}
 	if s.fsm, err = fsm.Open(filepath.Join(cfg.DataDir, fileState), log.With("component", "fsm")); err != nil {
 		return nil, err
 	}
+	s.fsm.SetTracing(s.tracing)
 	s.fsm.OnAudit(s.audit.applied)
 	raftDir := filepath.Join(cfg.DataDir, dirRaft)
 	hasRaft := raftstore.HasState(raftDir)
@@ -193,6 +205,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 		Bootstrap:          cfg.Bootstrap,
 		Logger:             log.With("component", "raft"),
 		Faults:             opts.Faults,
+		Tracing:            s.tracing,
 		HeartbeatTimeout:   rc.HeartbeatTimeout.Duration,
 		ElectionTimeout:    rc.ElectionTimeout.Duration,
 		LeaderLeaseTimeout: rc.LeaderLeaseTimeout.Duration,
@@ -228,6 +241,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 		Raft: s.raft, FSM: s.fsm, Log: log, NodeDownAfter: s.downAfter(), Sessions: s.sessions.Sessions,
 		OtherSessions: func(ctx context.Context) map[string]time.Time { return s.peers.otherSessions(ctx, s.raft) },
 		Webhooks:      &webhook.Sender{Policy: webhook.Policy{Allow: s.cfg.Webhooks.AllowPrefixes()}},
+		Tracing:       s.tracing,
 	}), leader.Loop{Name: "acme", Run: certs.Run})...)
 	// One raft barrier per term for the loops that decide from the state.
 	loops.Prepare = leader.Barrier(s.raft, leaderLog)
@@ -266,6 +280,9 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 			s.log.Warn("could not record this server's addresses", "err", err)
 		}
 	}()
+	if t := cfg.Tracing; t.Endpoint != "" {
+		log.Info("tracing on", "endpoint", t.Endpoint, "sample_ratio", t.SampleRatio, "insecure", t.Insecure)
+	}
 	log.Info("control plane serving", "cluster_id", s.ClusterID(), "server_id", serverID, "server_name", cfg.Name, "api", s.Addr(), "raft", s.raft.Addr())
 	return s, nil
 }
@@ -332,16 +349,19 @@ func (s *Server) serve() error {
 	if s.blobs, err = blobstore.New(filepath.Join(s.cfg.DataDir, "blobs")); err != nil {
 		return err
 	}
-	s.sessions = session.New(s.raft, s.fsm, s.log.With("component", "session"), session.Options{})
+	s.sessions = session.New(s.raft, s.fsm, s.log.With("component", "session"), session.Options{Tracing: s.tracing})
 	authn.WithServers(s.fsm)
 	authn.WithRefusals(s.audit.refusal)
-	s.peers = newPeers(s.fsm, pki.OfferClusterALPN(s.id.raftClientTLS()))
+	s.peers = newPeers(s.fsm, pki.OfferClusterALPN(s.id.raftClientTLS()), s.tracing)
 	s.raft.SetPeer(s.peers)
 	replicated := blobs.New(s.blobs, &blobPeers{peers: s.peers, raft: s.raft, blobs: s.blobs}, s.log.With("component", "blobs"))
 	// Recovery comes first, so that a panic anywhere in the chain or a
 	// handler answers Internal and the server lives.
 	grpcLog := s.log.With("component", "grpc")
 	s.grpc = grpc.NewServer(
+		// A span of every API call; of the calls of other servers and
+		// agents, only those made within a trace.
+		grpc.StatsHandler(tracing.ServerHandler(s.tracing, internalMethod)),
 		grpc.ChainUnaryInterceptor(api.RecoverUnary(grpcLog), s.unaryCaughtUp, authn.UnaryInterceptor, s.readBarrier, api.ErrorInterceptor),
 		grpc.ChainStreamInterceptor(api.RecoverStream(grpcLog), s.streamCaughtUp, authn.StreamInterceptor, api.StreamErrorInterceptor),
 	)
@@ -386,6 +406,8 @@ func (s *Server) serve() error {
 	s.gwConn, err = grpc.NewClient("passthrough:///control-plane",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.mem.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// The REST call's span goes on in the gRPC call's metadata.
+		grpc.WithStatsHandler(tracing.ClientHandler(s.tracing)),
 		// An answer is already built in this process: gRPC's 4 MiB default
 		// would refuse a long listing, and the gateway's error handler
 		// takes "message larger than max" for the request's size (413).
@@ -442,7 +464,7 @@ func (s *Server) serve() error {
 
 	// REST calls: a panic answers 500, a body is bounded at maxRESTBody.
 	// gRPC calls have their own recovery and message limits.
-	rest := recoverHTTP(s.log.With("component", "http"), limitBody(maxRESTBody, mux))
+	rest := s.traceREST(recoverHTTP(s.log.With("component", "http"), limitBody(maxRESTBody, mux)))
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
 			s.grpc.ServeHTTP(w, r)
@@ -791,6 +813,15 @@ func (s *Server) Close(ctx context.Context) error {
 			if err := s.audit.close(); err != nil {
 				errs = append(errs, fmt.Errorf("audit file close: %w", err))
 			}
+		}
+		if s.tracing != nil {
+			// The last spans are sent for a few seconds at most: a
+			// receiver that is down costs them, not a slow shutdown.
+			tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if err := s.tracing.Shutdown(tctx); err != nil {
+				s.log.Warn("tracing: the last spans were not sent", "err", err)
+			}
+			cancel()
 		}
 		s.closeErr = errors.Join(errs...)
 	})

@@ -16,6 +16,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -24,6 +27,7 @@ import (
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/controlplane/raftstore"
 	"github.com/containercodes/cc/internal/pki"
+	"github.com/containercodes/cc/internal/tracing"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -32,6 +36,9 @@ import (
 type Options struct {
 	// HelloTimeout bounds the wait for an agent's first message. Default 30s.
 	HelloTimeout time.Duration
+	// Tracing starts a span (session.deliver) for each new assignment
+	// sent whose container was created by a traced request; nil: none.
+	Tracing trace.TracerProvider
 }
 
 // Hub holds the live agent sessions of this server: it serves their
@@ -39,10 +46,11 @@ type Options struct {
 // Whether a node without a session is down is the leader's decision
 // (package leader, from the sessions of every server).
 type Hub struct {
-	raft *raftstore.Store
-	fsm  *fsm.FSM
-	log  *slog.Logger
-	opts Options
+	raft   *raftstore.Store
+	fsm    *fsm.FSM
+	log    *slog.Logger
+	opts   Options
+	tracer trace.Tracer
 
 	mu       sync.Mutex
 	sessions map[string]*session // node id → live session
@@ -71,7 +79,7 @@ func New(r *raftstore.Store, f *fsm.FSM, log *slog.Logger, opts Options) *Hub {
 	if opts.HelloTimeout <= 0 {
 		opts.HelloTimeout = 30 * time.Second
 	}
-	hub := &Hub{raft: r, fsm: f, log: log, opts: opts,
+	hub := &Hub{raft: r, fsm: f, log: log, opts: opts, tracer: tracing.Tracer(opts.Tracing, "github.com/containercodes/cc/controlplane/session"),
 		sessions: map[string]*session{}, pending: map[string]*logRequest{}, done: make(chan struct{}),
 		status: newStatusBuffer(), flushEnded: make(chan struct{}), edge: newEdgeCache(f)}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -304,7 +312,15 @@ func (hub *Hub) sendLoop(ctx context.Context, s *session, stream ccv1.AgentServi
 			sent = now
 		} else if ch := Diff(sent, now); ch != nil {
 			seq++
-			if err := stream.Send(&ccv1.SessionResponse{Seq: seq, Msg: &ccv1.SessionResponse_Changes{Changes: ch}}); err != nil {
+			spans := hub.traceDelivery(ctx, s.nodeID, sent, ch.Updated)
+			err := stream.Send(&ccv1.SessionResponse{Seq: seq, Msg: &ccv1.SessionResponse_Changes{Changes: ch}})
+			for _, sp := range spans {
+				if err != nil {
+					sp.SetStatus(otelcodes.Error, err.Error())
+				}
+				sp.End()
+			}
+			if err != nil {
 				return err
 			}
 			sent = now
@@ -379,9 +395,34 @@ func Assignments(f *fsm.FSM, nodeID string) (map[string]*ccv1.Assignment, error)
 			Generation:    c.Generation,
 			ImageDigest:   c.ImageDigest,
 			StopTimeoutMs: r.StopTimeoutMs,
+			TraceContext:  r.TraceContext,
 		}
 	}
 	return out, nil
+}
+
+// traceDelivery starts a span (session.deliver) for each assignment of
+// updated that is new to the node and whose container was created by a
+// traced request, as the child of that request's span, and hands the
+// agent the span's context in its place: the agent's start of the
+// container continues the trace from the delivery. The caller ends the
+// spans once the message is sent.
+func (hub *Hub) traceDelivery(ctx context.Context, nodeID string, sent map[string]*ccv1.Assignment, updated []*ccv1.Assignment) []trace.Span {
+	var spans []trace.Span
+	for _, a := range updated {
+		if _, known := sent[a.ContainerId]; known || len(a.TraceContext) == 0 {
+			continue
+		}
+		sctx, span := hub.tracer.Start(tracing.Extract(ctx, a.TraceContext), "session.deliver",
+			trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(attribute.String("cc.node.id", nodeID), attribute.String("cc.container.id", a.ContainerId),
+				attribute.String("cc.container.name", a.Name)))
+		if tc := tracing.Inject(sctx); tc != nil {
+			a.TraceContext = tc
+		}
+		spans = append(spans, span)
+	}
+	return spans
 }
 
 // Diff returns the changes from one set of assignments to the next, or nil

@@ -1,4 +1,5 @@
-// Package logging builds the structured loggers (log/slog) of the programs and
+// Package logging builds the structured loggers (log/slog) of the programs,
+// with the trace and span ids of the context a record is logged with, and
 // routes them to t.Log in tests.
 package logging
 
@@ -11,7 +12,8 @@ import (
 )
 
 // New returns a logger writing to w at level ("debug", "info", "warn",
-// "error") in format ("text" or "json").
+// "error") in format ("text" or "json"). A record logged with a context
+// that carries a span gets its trace_id and span_id (WithTraceIDs).
 func New(w io.Writer, level, format string) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
@@ -20,9 +22,9 @@ func New(w io.Writer, level, format string) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: lvl}
 	switch strings.ToLower(format) {
 	case "", "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.New(WithTraceIDs(slog.NewTextHandler(w, opts))), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(WithTraceIDs(slog.NewJSONHandler(w, opts))), nil
 	default:
 		return nil, fmt.Errorf("log format %q: use text or json", format)
 	}
@@ -31,7 +33,7 @@ func New(w io.Writer, level, format string) (*slog.Logger, error) {
 // Test returns a logger that writes through t.Log, so output shows only for
 // failing tests (or with -v) and stays attached to the test that wrote it.
 func Test(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return slog.New(WithTraceIDs(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})))
 }
 
 type testWriter struct{ t testing.TB }

@@ -19,6 +19,7 @@ import (
 	"github.com/containercodes/cc/agent/runtime"
 	"github.com/containercodes/cc/agent/worker"
 	"github.com/containercodes/cc/internal/logging"
+	"github.com/containercodes/cc/internal/tracing"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
@@ -112,6 +113,8 @@ type Agent struct {
 	edge     worker.Edge
 	edgeAddr string
 	httpsIn  string // the --edge-https-addr asked for
+	tracing  tracing.Settings
+	tp       *tracing.Provider // while it runs
 	Runtime  *runtime.Runtime
 	// EdgeAddr is where the agent's edge serves HTTP while it runs (with
 	// WithEdgeHTTPAddr), its port chosen by the kernel for ":0".
@@ -149,6 +152,8 @@ type AgentConfig struct {
 	// Edge, when set, receives the agent's edge configuration instead of
 	// an edge server (a test's recorder).
 	Edge worker.Edge
+	// Tracing is the agent's --tracing-* flags; off by default.
+	Tracing tracing.Settings
 }
 
 // AgentOption changes an agent before it starts.
@@ -174,6 +179,14 @@ func WithEdgeHTTPAddr(addr string) AgentOption {
 // 127.0.0.1:0); it needs WithEdgeHTTPAddr.
 func WithEdgeHTTPSAddr(addr string) AgentOption {
 	return func(c *AgentConfig) { c.EdgeHTTPSAddr = addr }
+}
+
+// WithAgentTracing sends the agent's spans to an OTLP/gRPC receiver on
+// endpoint (plaintext), keeping every trace.
+func WithAgentTracing(endpoint string) AgentOption {
+	return func(c *AgentConfig) {
+		c.Tracing = tracing.Settings{Endpoint: endpoint, SampleRatio: 1, Insecure: true, BatchTimeout: TraceBatchTimeout}
+	}
 }
 
 // WithEdge hands the agent's edge configuration to e.
@@ -239,7 +252,7 @@ func (s *Server) StartAgent(name string, opts ...AgentOption) *Agent {
 	hello := &ccv1.SessionHello{Version: "test", Resources: cfg.Resources, Labels: cfg.Labels, Address: cfg.AdvertiseAddr,
 		Edge: cfg.Edge != nil || cfg.EdgeHTTPAddr != ""}
 	a := &Agent{t: s.t, Name: name, DataDir: dir, ID: id, rtConfig: cfg.Runtime, hello: hello, edge: cfg.Edge,
-		edgeAddr: cfg.EdgeHTTPAddr, httpsIn: cfg.EdgeHTTPSAddr}
+		edgeAddr: cfg.EdgeHTTPAddr, httpsIn: cfg.EdgeHTTPSAddr, tracing: cfg.Tracing}
 	a.start()
 	s.t.Cleanup(func() { a.Stop(); a.cleanup() })
 	return a
@@ -253,18 +266,26 @@ func randomHex(n int) string {
 
 func (a *Agent) start() {
 	a.t.Helper()
+	tp, err := cli.StartTracing(a.tracing, a.ID.NodeID, a.Name)
+	if err != nil {
+		a.t.Fatalf("testcluster: agent tracing: %v", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	rt, err := runtime.New(ctx, a.rtConfig)
+	rc := a.rtConfig
+	rc.Tracing = tp
+	rt, err := runtime.New(ctx, rc)
 	if err != nil {
 		cancel()
+		tp.Shutdown(context.Background())
 		a.t.Fatalf("testcluster: agent runtime: %v", err)
 	}
 	e, stopEdge := a.edge, func() {}
 	if e == nil && a.edgeAddr != "" {
-		srv, stop, err := cli.StartEdge(cli.EdgeOptions{Enabled: true, HTTPAddr: a.edgeAddr, HTTPSAddr: a.httpsIn, AccessLog: "off"}, a.ID.NodeID, a.rtConfig.Logger.With("component", "edge"))
+		srv, stop, err := cli.StartEdge(cli.EdgeOptions{Enabled: true, HTTPAddr: a.edgeAddr, HTTPSAddr: a.httpsIn, AccessLog: "off", Tracing: tp}, a.ID.NodeID, a.rtConfig.Logger.With("component", "edge"))
 		if err != nil {
 			cancel()
 			rt.Close()
+			tp.Shutdown(context.Background())
 			a.t.Fatalf("testcluster: agent edge: %v", err)
 		}
 		e, stopEdge = srv, stop
@@ -282,14 +303,16 @@ func (a *Agent) start() {
 		Resync:    time.Second,
 		DataDir:   a.DataDir,
 		Edge:      e,
+		Tracing:   tp,
 	})
 	if err != nil {
 		cancel()
 		stopEdge()
 		rt.Close()
+		tp.Shutdown(context.Background())
 		a.t.Fatalf("testcluster: agent worker: %v", err)
 	}
-	a.Runtime, a.cancel, a.done = rt, cancel, make(chan error, 1)
+	a.Runtime, a.cancel, a.done, a.tp = rt, cancel, make(chan error, 1), tp
 	go func() {
 		err := w.Run(ctx)
 		stopEdge()
@@ -305,6 +328,9 @@ func (a *Agent) Stop() {
 	a.cancel()
 	<-a.done
 	a.Runtime.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a.tp.Shutdown(ctx)
 	a.cancel = nil
 }
 

@@ -48,6 +48,19 @@ const NodeDownAfter = 3 * time.Second
 // little.
 const CertPollInterval = 100 * time.Millisecond
 
+// TraceBatchTimeout is how long a finished span waits before a test
+// server or agent sends it (with tracing on): short, so that a test of
+// the traces waits little.
+const TraceBatchTimeout = 100 * time.Millisecond
+
+// WithTracing points the server's [tracing] section at an OTLP/gRPC
+// receiver on endpoint (plaintext), keeping every trace.
+func WithTracing(endpoint string) Option {
+	return func(c *Config) {
+		c.Tracing = config.TracingConfig{Endpoint: endpoint, SampleRatio: 1, Insecure: true}
+	}
+}
+
 // Config is the server configuration an Option changes.
 type Config = config.Config
 
@@ -93,7 +106,7 @@ func (s *Server) start() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	srv, err := server.Start(ctx, s.Config, server.Options{Logger: logging.Test(s.t).With("server", s.Config.DataDir), Faults: s.Faults, NodeDownAfter: NodeDownAfter,
-		CertPollInterval: CertPollInterval})
+		CertPollInterval: CertPollInterval, TraceBatchTimeout: TraceBatchTimeout})
 	if err != nil {
 		s.t.Fatalf("testcluster: start control plane: %v", err)
 	}

@@ -1053,6 +1053,10 @@ type Assignment struct {
 	ImageDigest string `protobuf:"bytes,6,opt,name=image_digest,json=imageDigest,proto3" json:"image_digest,omitempty"`
 	// stop_timeout_ms is how long a stop waits before SIGKILL.
 	StopTimeoutMs int64 `protobuf:"varint,7,opt,name=stop_timeout_ms,json=stopTimeoutMs,proto3" json:"stop_timeout_ms,omitempty"`
+	// trace_context is the W3C trace context (traceparent, tracestate) of
+	// the request that created the container, when it was traced: the
+	// agent's first start of it continues that trace.
+	TraceContext  map[string]string `protobuf:"bytes,8,rep,name=trace_context,json=traceContext,proto3" json:"trace_context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1134,6 +1138,13 @@ func (x *Assignment) GetStopTimeoutMs() int64 {
 		return x.StopTimeoutMs
 	}
 	return 0
+}
+
+func (x *Assignment) GetTraceContext() map[string]string {
+	if x != nil {
+		return x.TraceContext
+	}
+	return nil
 }
 
 // AssignmentSet replaces all of the node's assignments.
@@ -1696,7 +1707,7 @@ const file_cc_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"ServerList\x12#\n" +
 	"\rapi_addresses\x18\x01 \x03(\tR\fapiAddresses\x12)\n" +
-	"\x05trust\x18\x02 \x01(\v2\x13.cc.v1.ClusterTrustR\x05trust\"\x87\x02\n" +
+	"\x05trust\x18\x02 \x01(\v2\x13.cc.v1.ClusterTrustR\x05trust\"\x92\x03\n" +
 	"\n" +
 	"Assignment\x12!\n" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x12\n" +
@@ -1707,7 +1718,11 @@ const file_cc_v1_agent_proto_rawDesc = "" +
 	"generation\x18\x05 \x01(\x04R\n" +
 	"generation\x12!\n" +
 	"\fimage_digest\x18\x06 \x01(\tR\vimageDigest\x12&\n" +
-	"\x0fstop_timeout_ms\x18\a \x01(\x03R\rstopTimeoutMs\"D\n" +
+	"\x0fstop_timeout_ms\x18\a \x01(\x03R\rstopTimeoutMs\x12H\n" +
+	"\rtrace_context\x18\b \x03(\v2#.cc.v1.Assignment.TraceContextEntryR\ftraceContext\x1a?\n" +
+	"\x11TraceContextEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"D\n" +
 	"\rAssignmentSet\x123\n" +
 	"\vassignments\x18\x01 \x03(\v2\x11.cc.v1.AssignmentR\vassignments\"Z\n" +
 	"\x11AssignmentChanges\x12+\n" +
@@ -1758,7 +1773,7 @@ func file_cc_v1_agent_proto_rawDescGZIP() []byte {
 	return file_cc_v1_agent_proto_rawDescData
 }
 
-var file_cc_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_cc_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_cc_v1_agent_proto_goTypes = []any{
 	(*UploadBlobRequest)(nil),        // 0: cc.v1.UploadBlobRequest
 	(*UploadBlobHeader)(nil),         // 1: cc.v1.UploadBlobHeader
@@ -1786,57 +1801,59 @@ var file_cc_v1_agent_proto_goTypes = []any{
 	(*FetchBlobResponse)(nil),        // 23: cc.v1.FetchBlobResponse
 	nil,                              // 24: cc.v1.JoinRequest.LabelsEntry
 	nil,                              // 25: cc.v1.SessionHello.LabelsEntry
-	(*Resources)(nil),                // 26: cc.v1.Resources
-	(*ContainerStatus)(nil),          // 27: cc.v1.ContainerStatus
-	(*timestamppb.Timestamp)(nil),    // 28: google.protobuf.Timestamp
-	(*EdgeUpdate)(nil),               // 29: cc.v1.EdgeUpdate
-	(*ClusterTrust)(nil),             // 30: cc.v1.ClusterTrust
-	(*ContainerSpec)(nil),            // 31: cc.v1.ContainerSpec
-	(DesiredState)(0),                // 32: cc.v1.DesiredState
-	(*ContainerLogsResponse)(nil),    // 33: cc.v1.ContainerLogsResponse
+	nil,                              // 26: cc.v1.Assignment.TraceContextEntry
+	(*Resources)(nil),                // 27: cc.v1.Resources
+	(*ContainerStatus)(nil),          // 28: cc.v1.ContainerStatus
+	(*timestamppb.Timestamp)(nil),    // 29: google.protobuf.Timestamp
+	(*EdgeUpdate)(nil),               // 30: cc.v1.EdgeUpdate
+	(*ClusterTrust)(nil),             // 31: cc.v1.ClusterTrust
+	(*ContainerSpec)(nil),            // 32: cc.v1.ContainerSpec
+	(DesiredState)(0),                // 33: cc.v1.DesiredState
+	(*ContainerLogsResponse)(nil),    // 34: cc.v1.ContainerLogsResponse
 }
 var file_cc_v1_agent_proto_depIdxs = []int32{
 	1,  // 0: cc.v1.UploadBlobRequest.header:type_name -> cc.v1.UploadBlobHeader
 	24, // 1: cc.v1.JoinRequest.labels:type_name -> cc.v1.JoinRequest.LabelsEntry
-	26, // 2: cc.v1.JoinRequest.resources:type_name -> cc.v1.Resources
+	27, // 2: cc.v1.JoinRequest.resources:type_name -> cc.v1.Resources
 	8,  // 3: cc.v1.SessionRequest.hello:type_name -> cc.v1.SessionHello
 	9,  // 4: cc.v1.SessionRequest.heartbeat:type_name -> cc.v1.Heartbeat
 	10, // 5: cc.v1.SessionRequest.status:type_name -> cc.v1.StatusBatch
-	26, // 6: cc.v1.SessionHello.resources:type_name -> cc.v1.Resources
+	27, // 6: cc.v1.SessionHello.resources:type_name -> cc.v1.Resources
 	25, // 7: cc.v1.SessionHello.labels:type_name -> cc.v1.SessionHello.LabelsEntry
 	11, // 8: cc.v1.StatusBatch.statuses:type_name -> cc.v1.TaskStatus
-	27, // 9: cc.v1.TaskStatus.status:type_name -> cc.v1.ContainerStatus
-	28, // 10: cc.v1.TaskStatus.observed_at:type_name -> google.protobuf.Timestamp
+	28, // 9: cc.v1.TaskStatus.status:type_name -> cc.v1.ContainerStatus
+	29, // 10: cc.v1.TaskStatus.observed_at:type_name -> google.protobuf.Timestamp
 	15, // 11: cc.v1.SessionResponse.full:type_name -> cc.v1.AssignmentSet
 	16, // 12: cc.v1.SessionResponse.changes:type_name -> cc.v1.AssignmentChanges
 	17, // 13: cc.v1.SessionResponse.logs:type_name -> cc.v1.LogRequest
 	18, // 14: cc.v1.SessionResponse.log_cancel:type_name -> cc.v1.LogCancel
 	13, // 15: cc.v1.SessionResponse.servers:type_name -> cc.v1.ServerList
-	29, // 16: cc.v1.SessionResponse.edge:type_name -> cc.v1.EdgeUpdate
-	30, // 17: cc.v1.ServerList.trust:type_name -> cc.v1.ClusterTrust
-	31, // 18: cc.v1.Assignment.spec:type_name -> cc.v1.ContainerSpec
-	32, // 19: cc.v1.Assignment.desired:type_name -> cc.v1.DesiredState
-	14, // 20: cc.v1.AssignmentSet.assignments:type_name -> cc.v1.Assignment
-	14, // 21: cc.v1.AssignmentChanges.updated:type_name -> cc.v1.Assignment
-	20, // 22: cc.v1.SendLogsRequest.header:type_name -> cc.v1.LogHeader
-	33, // 23: cc.v1.SendLogsRequest.chunk:type_name -> cc.v1.ContainerLogsResponse
-	3,  // 24: cc.v1.AgentService.Join:input_type -> cc.v1.JoinRequest
-	5,  // 25: cc.v1.AgentService.RenewCertificate:input_type -> cc.v1.RenewCertificateRequest
-	7,  // 26: cc.v1.AgentService.Session:input_type -> cc.v1.SessionRequest
-	19, // 27: cc.v1.AgentService.SendLogs:input_type -> cc.v1.SendLogsRequest
-	22, // 28: cc.v1.AgentService.FetchBlob:input_type -> cc.v1.FetchBlobRequest
-	0,  // 29: cc.v1.AgentService.UploadBlob:input_type -> cc.v1.UploadBlobRequest
-	4,  // 30: cc.v1.AgentService.Join:output_type -> cc.v1.JoinResponse
-	6,  // 31: cc.v1.AgentService.RenewCertificate:output_type -> cc.v1.RenewCertificateResponse
-	12, // 32: cc.v1.AgentService.Session:output_type -> cc.v1.SessionResponse
-	21, // 33: cc.v1.AgentService.SendLogs:output_type -> cc.v1.SendLogsResponse
-	23, // 34: cc.v1.AgentService.FetchBlob:output_type -> cc.v1.FetchBlobResponse
-	2,  // 35: cc.v1.AgentService.UploadBlob:output_type -> cc.v1.UploadBlobResponse
-	30, // [30:36] is the sub-list for method output_type
-	24, // [24:30] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	30, // 16: cc.v1.SessionResponse.edge:type_name -> cc.v1.EdgeUpdate
+	31, // 17: cc.v1.ServerList.trust:type_name -> cc.v1.ClusterTrust
+	32, // 18: cc.v1.Assignment.spec:type_name -> cc.v1.ContainerSpec
+	33, // 19: cc.v1.Assignment.desired:type_name -> cc.v1.DesiredState
+	26, // 20: cc.v1.Assignment.trace_context:type_name -> cc.v1.Assignment.TraceContextEntry
+	14, // 21: cc.v1.AssignmentSet.assignments:type_name -> cc.v1.Assignment
+	14, // 22: cc.v1.AssignmentChanges.updated:type_name -> cc.v1.Assignment
+	20, // 23: cc.v1.SendLogsRequest.header:type_name -> cc.v1.LogHeader
+	34, // 24: cc.v1.SendLogsRequest.chunk:type_name -> cc.v1.ContainerLogsResponse
+	3,  // 25: cc.v1.AgentService.Join:input_type -> cc.v1.JoinRequest
+	5,  // 26: cc.v1.AgentService.RenewCertificate:input_type -> cc.v1.RenewCertificateRequest
+	7,  // 27: cc.v1.AgentService.Session:input_type -> cc.v1.SessionRequest
+	19, // 28: cc.v1.AgentService.SendLogs:input_type -> cc.v1.SendLogsRequest
+	22, // 29: cc.v1.AgentService.FetchBlob:input_type -> cc.v1.FetchBlobRequest
+	0,  // 30: cc.v1.AgentService.UploadBlob:input_type -> cc.v1.UploadBlobRequest
+	4,  // 31: cc.v1.AgentService.Join:output_type -> cc.v1.JoinResponse
+	6,  // 32: cc.v1.AgentService.RenewCertificate:output_type -> cc.v1.RenewCertificateResponse
+	12, // 33: cc.v1.AgentService.Session:output_type -> cc.v1.SessionResponse
+	21, // 34: cc.v1.AgentService.SendLogs:output_type -> cc.v1.SendLogsResponse
+	23, // 35: cc.v1.AgentService.FetchBlob:output_type -> cc.v1.FetchBlobResponse
+	2,  // 36: cc.v1.AgentService.UploadBlob:output_type -> cc.v1.UploadBlobResponse
+	31, // [31:37] is the sub-list for method output_type
+	25, // [25:31] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_agent_proto_init() }
@@ -1875,7 +1892,7 @@ func file_cc_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_v1_agent_proto_rawDesc), len(file_cc_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -214,7 +214,12 @@ type Command struct {
 	// machine writes an audit record from it in the same transaction as the
 	// command. Unset for commands the control plane writes on its own
 	// (leader loops, status reports): those are not audited.
-	Audit         *AuditContext `protobuf:"bytes,5,opt,name=audit,proto3" json:"audit,omitempty"`
+	Audit *AuditContext `protobuf:"bytes,5,opt,name=audit,proto3" json:"audit,omitempty"`
+	// trace_context is the W3C trace context (traceparent, tracestate) of
+	// the span that proposed the command, when it was traced: the state
+	// machine's apply span continues that trace. It changes nothing in the
+	// state but the trace_context of the records a command creates.
+	TraceContext  map[string]string `protobuf:"bytes,6,rep,name=trace_context,json=traceContext,proto3" json:"trace_context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -280,6 +285,13 @@ func (x *Command) GetPayload() []byte {
 func (x *Command) GetAudit() *AuditContext {
 	if x != nil {
 		return x.Audit
+	}
+	return nil
+}
+
+func (x *Command) GetTraceContext() map[string]string {
+	if x != nil {
+		return x.TraceContext
 	}
 	return nil
 }
@@ -1357,8 +1369,12 @@ type ContainerRecord struct {
 	// report may name only those.
 	UploadedOutputs []string `protobuf:"bytes,3,rep,name=uploaded_outputs,json=uploadedOutputs,proto3" json:"uploaded_outputs,omitempty"`
 	UploadedLogs    []string `protobuf:"bytes,4,rep,name=uploaded_logs,json=uploadedLogs,proto3" json:"uploaded_logs,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// trace_context is the W3C trace context of the command that created
+	// the container (a run, a job attempt's start), handed to the agent
+	// with its assignment so that its start continues the trace.
+	TraceContext  map[string]string `protobuf:"bytes,5,rep,name=trace_context,json=traceContext,proto3" json:"trace_context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ContainerRecord) Reset() {
@@ -1415,6 +1431,13 @@ func (x *ContainerRecord) GetUploadedOutputs() []string {
 func (x *ContainerRecord) GetUploadedLogs() []string {
 	if x != nil {
 		return x.UploadedLogs
+	}
+	return nil
+}
+
+func (x *ContainerRecord) GetTraceContext() map[string]string {
+	if x != nil {
+		return x.TraceContext
 	}
 	return nil
 }
@@ -2534,7 +2557,10 @@ type JobRecord struct {
 	ImageDigest string `protobuf:"bytes,3,opt,name=image_digest,json=imageDigest,proto3" json:"image_digest,omitempty"`
 	// updated_index is the raft index of the job's last change (the key of
 	// its entry in the job_updated index).
-	UpdatedIndex  uint64 `protobuf:"varint,4,opt,name=updated_index,json=updatedIndex,proto3" json:"updated_index,omitempty"`
+	UpdatedIndex uint64 `protobuf:"varint,4,opt,name=updated_index,json=updatedIndex,proto3" json:"updated_index,omitempty"`
+	// trace_context is the W3C trace context of the job's submit: its
+	// dispatch continues that trace.
+	TraceContext  map[string]string `protobuf:"bytes,5,rep,name=trace_context,json=traceContext,proto3" json:"trace_context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2595,6 +2621,13 @@ func (x *JobRecord) GetUpdatedIndex() uint64 {
 		return x.UpdatedIndex
 	}
 	return 0
+}
+
+func (x *JobRecord) GetTraceContext() map[string]string {
+	if x != nil {
+		return x.TraceContext
+	}
+	return nil
 }
 
 // CancelJob cancels a queued job at once, or asks a running one to stop.
@@ -2849,7 +2882,11 @@ type StartJobAttempt struct {
 	// attempt must be the job's next attempt number.
 	Attempt uint32 `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	// container_id is the new attempt's container id.
-	ContainerId   string `protobuf:"bytes,4,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	ContainerId string `protobuf:"bytes,4,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	// trace_context is the W3C trace context of the dispatch of the
+	// attempt (a child of the job's submit), which the attempt's container
+	// record takes.
+	TraceContext  map[string]string `protobuf:"bytes,5,rep,name=trace_context,json=traceContext,proto3" json:"trace_context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2910,6 +2947,13 @@ func (x *StartJobAttempt) GetContainerId() string {
 		return x.ContainerId
 	}
 	return ""
+}
+
+func (x *StartJobAttempt) GetTraceContext() map[string]string {
+	if x != nil {
+		return x.TraceContext
+	}
+	return nil
 }
 
 // FailJobAttempt ends an attempt that cannot finish by itself.
@@ -4339,13 +4383,17 @@ var File_cc_state_v1_state_proto protoreflect.FileDescriptor
 
 const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\n" +
-	"\x17cc/state/v1/state.proto\x12\vcc.state.v1\x1a\x11cc/v1/agent.proto\x1a\x11cc/v1/certs.proto\x1a\x13cc/v1/cluster.proto\x1a\x16cc/v1/containers.proto\x1a\x10cc/v1/edge.proto\x1a\x12cc/v1/images.proto\x1a\x10cc/v1/jobs.proto\x1a\x11cc/v1/nodes.proto\x1a\x14cc/v1/services.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd5\x01\n" +
+	"\x17cc/state/v1/state.proto\x12\vcc.state.v1\x1a\x11cc/v1/agent.proto\x1a\x11cc/v1/certs.proto\x1a\x13cc/v1/cluster.proto\x1a\x16cc/v1/containers.proto\x1a\x10cc/v1/edge.proto\x1a\x12cc/v1/images.proto\x1a\x10cc/v1/jobs.proto\x1a\x11cc/v1/nodes.proto\x1a\x14cc/v1/services.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe3\x02\n" +
 	"\aCommand\x12,\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x18.cc.state.v1.CommandTypeR\x04type\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\rR\aversion\x127\n" +
 	"\tissued_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\x12\x18\n" +
 	"\apayload\x18\x04 \x01(\fR\apayload\x12/\n" +
-	"\x05audit\x18\x05 \x01(\v2\x19.cc.state.v1.AuditContextR\x05audit\"\xd3\x01\n" +
+	"\x05audit\x18\x05 \x01(\v2\x19.cc.state.v1.AuditContextR\x05audit\x12K\n" +
+	"\rtrace_context\x18\x06 \x03(\v2&.cc.state.v1.Command.TraceContextEntryR\ftraceContext\x1a?\n" +
+	"\x11TraceContextEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd3\x01\n" +
 	"\fAuditContext\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\x05R\x04role\x12\x17\n" +
@@ -4429,12 +4477,16 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12*\n" +
 	"\x11public_key_sha256\x18\a \x01(\fR\x0fpublicKeySha256\x12$\n" +
-	"\x0ecert_ca_sha256\x18\b \x01(\tR\fcertCaSha256\"\xb9\x01\n" +
+	"\x0ecert_ca_sha256\x18\b \x01(\tR\fcertCaSha256\"\xcf\x02\n" +
 	"\x0fContainerRecord\x12.\n" +
 	"\tcontainer\x18\x01 \x01(\v2\x10.cc.v1.ContainerR\tcontainer\x12&\n" +
 	"\x0fstop_timeout_ms\x18\x02 \x01(\x03R\rstopTimeoutMs\x12)\n" +
 	"\x10uploaded_outputs\x18\x03 \x03(\tR\x0fuploadedOutputs\x12#\n" +
-	"\ruploaded_logs\x18\x04 \x03(\tR\fuploadedLogs\"\xd8\x01\n" +
+	"\ruploaded_logs\x18\x04 \x03(\tR\fuploadedLogs\x12S\n" +
+	"\rtrace_context\x18\x05 \x03(\v2..cc.state.v1.ContainerRecord.TraceContextEntryR\ftraceContext\x1a?\n" +
+	"\x11TraceContextEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd8\x01\n" +
 	"\rClusterRecord\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x1e\n" +
@@ -4510,13 +4562,17 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\x0eReportStatuses\x123\n" +
 	"\areports\x18\x01 \x03(\v2\x19.cc.state.v1.ReportStatusR\areports\"5\n" +
 	"\tSubmitJob\x12(\n" +
-	"\x03job\x18\x01 \x01(\v2\x16.cc.state.v1.JobRecordR\x03job\"\x98\x01\n" +
+	"\x03job\x18\x01 \x01(\v2\x16.cc.state.v1.JobRecordR\x03job\"\xa8\x02\n" +
 	"\tJobRecord\x12\x1c\n" +
 	"\x03job\x18\x01 \x01(\v2\n" +
 	".cc.v1.JobR\x03job\x12%\n" +
 	"\x0ewebhook_secret\x18\x02 \x01(\tR\rwebhookSecret\x12!\n" +
 	"\fimage_digest\x18\x03 \x01(\tR\vimageDigest\x12#\n" +
-	"\rupdated_index\x18\x04 \x01(\x04R\fupdatedIndex\"\x1b\n" +
+	"\rupdated_index\x18\x04 \x01(\x04R\fupdatedIndex\x12M\n" +
+	"\rtrace_context\x18\x05 \x03(\v2(.cc.state.v1.JobRecord.TraceContextEntryR\ftraceContext\x1a?\n" +
+	"\x11TraceContextEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x1b\n" +
 	"\tCancelJob\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\".\n" +
 	"\x06JobOps\x12$\n" +
@@ -4528,12 +4584,16 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\x06expire\x18\x04 \x01(\tH\x00R\x06expire\x123\n" +
 	"\apending\x18\x05 \x01(\v2\x17.cc.state.v1.JobPendingH\x00R\apending\x12#\n" +
 	"\fexpire_input\x18\x06 \x01(\tH\x00R\vexpireInputB\x04\n" +
-	"\x02op\"~\n" +
+	"\x02op\"\x94\x02\n" +
 	"\x0fStartJobAttempt\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x18\n" +
 	"\aattempt\x18\x03 \x01(\rR\aattempt\x12!\n" +
-	"\fcontainer_id\x18\x04 \x01(\tR\vcontainerId\"}\n" +
+	"\fcontainer_id\x18\x04 \x01(\tR\vcontainerId\x12S\n" +
+	"\rtrace_context\x18\x05 \x03(\v2..cc.state.v1.StartJobAttempt.TraceContextEntryR\ftraceContext\x1a?\n" +
+	"\x11TraceContextEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"}\n" +
 	"\x0eFailJobAttempt\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12!\n" +
 	"\fcontainer_id\x18\x02 \x01(\tR\vcontainerId\x12\x14\n" +
@@ -4694,7 +4754,7 @@ func file_cc_state_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_cc_state_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 68)
+var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
 var file_cc_state_v1_state_proto_goTypes = []any{
 	(CommandType)(0),              // 0: cc.state.v1.CommandType
 	(*Command)(nil),               // 1: cc.state.v1.Command
@@ -4763,91 +4823,99 @@ var file_cc_state_v1_state_proto_goTypes = []any{
 	(*ACMELockRecord)(nil),        // 64: cc.state.v1.ACMELockRecord
 	(*PutChallenge)(nil),          // 65: cc.state.v1.PutChallenge
 	(*RemoveChallenge)(nil),       // 66: cc.state.v1.RemoveChallenge
-	nil,                           // 67: cc.state.v1.UpdateNode.LabelsEntry
-	nil,                           // 68: cc.state.v1.UpdateNode.UserLabelsEntry
-	(*timestamppb.Timestamp)(nil), // 69: google.protobuf.Timestamp
-	(*v1.Node)(nil),               // 70: cc.v1.Node
-	(v1.NodeState)(0),             // 71: cc.v1.NodeState
-	(*v1.Resources)(nil),          // 72: cc.v1.Resources
-	(v1.NodeAvailability)(0),      // 73: cc.v1.NodeAvailability
-	(*v1.Container)(nil),          // 74: cc.v1.Container
-	(v1.DesiredState)(0),          // 75: cc.v1.DesiredState
-	(*v1.TaskStatus)(nil),         // 76: cc.v1.TaskStatus
-	(*v1.Image)(nil),              // 77: cc.v1.Image
-	(*v1.Service)(nil),            // 78: cc.v1.Service
-	(*v1.ServiceSpec)(nil),        // 79: cc.v1.ServiceSpec
-	(*v1.UpdateStatus)(nil),       // 80: cc.v1.UpdateStatus
-	(*v1.Settings)(nil),           // 81: cc.v1.Settings
-	(*v1.Job)(nil),                // 82: cc.v1.Job
-	(*v1.Route)(nil),              // 83: cc.v1.Route
-	(*v1.SiteSpec)(nil),           // 84: cc.v1.SiteSpec
-	(*v1.SiteVersion)(nil),        // 85: cc.v1.SiteVersion
-	(*v1.Cert)(nil),               // 86: cc.v1.Cert
-	(v1.RenewalState)(0),          // 87: cc.v1.RenewalState
-	(*v1.ACMEChallenge)(nil),      // 88: cc.v1.ACMEChallenge
+	nil,                           // 67: cc.state.v1.Command.TraceContextEntry
+	nil,                           // 68: cc.state.v1.UpdateNode.LabelsEntry
+	nil,                           // 69: cc.state.v1.UpdateNode.UserLabelsEntry
+	nil,                           // 70: cc.state.v1.ContainerRecord.TraceContextEntry
+	nil,                           // 71: cc.state.v1.JobRecord.TraceContextEntry
+	nil,                           // 72: cc.state.v1.StartJobAttempt.TraceContextEntry
+	(*timestamppb.Timestamp)(nil), // 73: google.protobuf.Timestamp
+	(*v1.Node)(nil),               // 74: cc.v1.Node
+	(v1.NodeState)(0),             // 75: cc.v1.NodeState
+	(*v1.Resources)(nil),          // 76: cc.v1.Resources
+	(v1.NodeAvailability)(0),      // 77: cc.v1.NodeAvailability
+	(*v1.Container)(nil),          // 78: cc.v1.Container
+	(v1.DesiredState)(0),          // 79: cc.v1.DesiredState
+	(*v1.TaskStatus)(nil),         // 80: cc.v1.TaskStatus
+	(*v1.Image)(nil),              // 81: cc.v1.Image
+	(*v1.Service)(nil),            // 82: cc.v1.Service
+	(*v1.ServiceSpec)(nil),        // 83: cc.v1.ServiceSpec
+	(*v1.UpdateStatus)(nil),       // 84: cc.v1.UpdateStatus
+	(*v1.Settings)(nil),           // 85: cc.v1.Settings
+	(*v1.Job)(nil),                // 86: cc.v1.Job
+	(*v1.Route)(nil),              // 87: cc.v1.Route
+	(*v1.SiteSpec)(nil),           // 88: cc.v1.SiteSpec
+	(*v1.SiteVersion)(nil),        // 89: cc.v1.SiteVersion
+	(*v1.Cert)(nil),               // 90: cc.v1.Cert
+	(v1.RenewalState)(0),          // 91: cc.v1.RenewalState
+	(*v1.ACMEChallenge)(nil),      // 92: cc.v1.ACMEChallenge
 }
 var file_cc_state_v1_state_proto_depIdxs = []int32{
 	0,  // 0: cc.state.v1.Command.type:type_name -> cc.state.v1.CommandType
-	69, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
+	73, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
 	2,  // 2: cc.state.v1.Command.audit:type_name -> cc.state.v1.AuditContext
-	24, // 3: cc.state.v1.CreateToken.token:type_name -> cc.state.v1.TokenRecord
-	70, // 4: cc.state.v1.JoinNode.node:type_name -> cc.v1.Node
-	71, // 5: cc.state.v1.UpdateNode.state:type_name -> cc.v1.NodeState
-	72, // 6: cc.state.v1.UpdateNode.resources:type_name -> cc.v1.Resources
-	67, // 7: cc.state.v1.UpdateNode.labels:type_name -> cc.state.v1.UpdateNode.LabelsEntry
-	73, // 8: cc.state.v1.UpdateNode.availability:type_name -> cc.v1.NodeAvailability
-	68, // 9: cc.state.v1.UpdateNode.user_labels:type_name -> cc.state.v1.UpdateNode.UserLabelsEntry
-	74, // 10: cc.state.v1.CreateContainer.container:type_name -> cc.v1.Container
-	75, // 11: cc.state.v1.SetContainerDesired.desired:type_name -> cc.v1.DesiredState
-	76, // 12: cc.state.v1.ReportStatus.statuses:type_name -> cc.v1.TaskStatus
-	77, // 13: cc.state.v1.PutImage.image:type_name -> cc.v1.Image
-	18, // 14: cc.state.v1.PutServer.server:type_name -> cc.state.v1.ServerRecord
-	69, // 15: cc.state.v1.ServerRecord.created_at:type_name -> google.protobuf.Timestamp
-	74, // 16: cc.state.v1.ContainerRecord.container:type_name -> cc.v1.Container
-	69, // 17: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
-	69, // 18: cc.state.v1.NodeCert.not_after:type_name -> google.protobuf.Timestamp
-	69, // 19: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
-	69, // 20: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
-	78, // 21: cc.state.v1.CreateService.service:type_name -> cc.v1.Service
-	79, // 22: cc.state.v1.UpdateService.spec:type_name -> cc.v1.ServiceSpec
-	29, // 23: cc.state.v1.TaskOps.ops:type_name -> cc.state.v1.TaskOp
-	74, // 24: cc.state.v1.TaskOp.create:type_name -> cc.v1.Container
-	30, // 25: cc.state.v1.TaskOp.assign:type_name -> cc.state.v1.AssignTask
-	31, // 26: cc.state.v1.TaskOp.stop:type_name -> cc.state.v1.StopTask
-	32, // 27: cc.state.v1.TaskOp.pending:type_name -> cc.state.v1.PendingReason
-	33, // 28: cc.state.v1.TaskOp.progress:type_name -> cc.state.v1.ServiceProgress
-	80, // 29: cc.state.v1.ServiceProgress.status:type_name -> cc.v1.UpdateStatus
-	81, // 30: cc.state.v1.UpdateSettings.settings:type_name -> cc.v1.Settings
-	12, // 31: cc.state.v1.ReportStatuses.reports:type_name -> cc.state.v1.ReportStatus
-	37, // 32: cc.state.v1.SubmitJob.job:type_name -> cc.state.v1.JobRecord
-	82, // 33: cc.state.v1.JobRecord.job:type_name -> cc.v1.Job
-	40, // 34: cc.state.v1.JobOps.ops:type_name -> cc.state.v1.JobOp
-	41, // 35: cc.state.v1.JobOp.start:type_name -> cc.state.v1.StartJobAttempt
-	42, // 36: cc.state.v1.JobOp.fail_attempt:type_name -> cc.state.v1.FailJobAttempt
-	43, // 37: cc.state.v1.JobOp.webhook:type_name -> cc.state.v1.WebhookResult
-	44, // 38: cc.state.v1.JobOp.pending:type_name -> cc.state.v1.JobPending
-	46, // 39: cc.state.v1.SetQueue.queue:type_name -> cc.state.v1.QueueRecord
-	48, // 40: cc.state.v1.PutInput.input:type_name -> cc.state.v1.InputRecord
-	69, // 41: cc.state.v1.InputRecord.uploaded_at:type_name -> google.protobuf.Timestamp
-	69, // 42: cc.state.v1.InputRecord.last_used_at:type_name -> google.protobuf.Timestamp
-	83, // 43: cc.state.v1.PutRoute.route:type_name -> cc.v1.Route
-	83, // 44: cc.state.v1.ApplyRoutes.routes:type_name -> cc.v1.Route
-	84, // 45: cc.state.v1.DeploySite.spec:type_name -> cc.v1.SiteSpec
-	85, // 46: cc.state.v1.DeploySite.version:type_name -> cc.v1.SiteVersion
-	86, // 47: cc.state.v1.CertRecord.cert:type_name -> cc.v1.Cert
-	69, // 48: cc.state.v1.CertRecord.renew_requested_at:type_name -> google.protobuf.Timestamp
-	55, // 49: cc.state.v1.PutCert.cert:type_name -> cc.state.v1.CertRecord
-	87, // 50: cc.state.v1.CertStatus.state:type_name -> cc.v1.RenewalState
-	55, // 51: cc.state.v1.CertStatus.obtained:type_name -> cc.state.v1.CertRecord
-	69, // 52: cc.state.v1.ACMELock.expires_at:type_name -> google.protobuf.Timestamp
-	69, // 53: cc.state.v1.ACMEStorageRecord.modified_at:type_name -> google.protobuf.Timestamp
-	69, // 54: cc.state.v1.ACMELockRecord.expires_at:type_name -> google.protobuf.Timestamp
-	88, // 55: cc.state.v1.PutChallenge.challenge:type_name -> cc.v1.ACMEChallenge
-	56, // [56:56] is the sub-list for method output_type
-	56, // [56:56] is the sub-list for method input_type
-	56, // [56:56] is the sub-list for extension type_name
-	56, // [56:56] is the sub-list for extension extendee
-	0,  // [0:56] is the sub-list for field type_name
+	67, // 3: cc.state.v1.Command.trace_context:type_name -> cc.state.v1.Command.TraceContextEntry
+	24, // 4: cc.state.v1.CreateToken.token:type_name -> cc.state.v1.TokenRecord
+	74, // 5: cc.state.v1.JoinNode.node:type_name -> cc.v1.Node
+	75, // 6: cc.state.v1.UpdateNode.state:type_name -> cc.v1.NodeState
+	76, // 7: cc.state.v1.UpdateNode.resources:type_name -> cc.v1.Resources
+	68, // 8: cc.state.v1.UpdateNode.labels:type_name -> cc.state.v1.UpdateNode.LabelsEntry
+	77, // 9: cc.state.v1.UpdateNode.availability:type_name -> cc.v1.NodeAvailability
+	69, // 10: cc.state.v1.UpdateNode.user_labels:type_name -> cc.state.v1.UpdateNode.UserLabelsEntry
+	78, // 11: cc.state.v1.CreateContainer.container:type_name -> cc.v1.Container
+	79, // 12: cc.state.v1.SetContainerDesired.desired:type_name -> cc.v1.DesiredState
+	80, // 13: cc.state.v1.ReportStatus.statuses:type_name -> cc.v1.TaskStatus
+	81, // 14: cc.state.v1.PutImage.image:type_name -> cc.v1.Image
+	18, // 15: cc.state.v1.PutServer.server:type_name -> cc.state.v1.ServerRecord
+	73, // 16: cc.state.v1.ServerRecord.created_at:type_name -> google.protobuf.Timestamp
+	78, // 17: cc.state.v1.ContainerRecord.container:type_name -> cc.v1.Container
+	70, // 18: cc.state.v1.ContainerRecord.trace_context:type_name -> cc.state.v1.ContainerRecord.TraceContextEntry
+	73, // 19: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
+	73, // 20: cc.state.v1.NodeCert.not_after:type_name -> google.protobuf.Timestamp
+	73, // 21: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
+	73, // 22: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
+	82, // 23: cc.state.v1.CreateService.service:type_name -> cc.v1.Service
+	83, // 24: cc.state.v1.UpdateService.spec:type_name -> cc.v1.ServiceSpec
+	29, // 25: cc.state.v1.TaskOps.ops:type_name -> cc.state.v1.TaskOp
+	78, // 26: cc.state.v1.TaskOp.create:type_name -> cc.v1.Container
+	30, // 27: cc.state.v1.TaskOp.assign:type_name -> cc.state.v1.AssignTask
+	31, // 28: cc.state.v1.TaskOp.stop:type_name -> cc.state.v1.StopTask
+	32, // 29: cc.state.v1.TaskOp.pending:type_name -> cc.state.v1.PendingReason
+	33, // 30: cc.state.v1.TaskOp.progress:type_name -> cc.state.v1.ServiceProgress
+	84, // 31: cc.state.v1.ServiceProgress.status:type_name -> cc.v1.UpdateStatus
+	85, // 32: cc.state.v1.UpdateSettings.settings:type_name -> cc.v1.Settings
+	12, // 33: cc.state.v1.ReportStatuses.reports:type_name -> cc.state.v1.ReportStatus
+	37, // 34: cc.state.v1.SubmitJob.job:type_name -> cc.state.v1.JobRecord
+	86, // 35: cc.state.v1.JobRecord.job:type_name -> cc.v1.Job
+	71, // 36: cc.state.v1.JobRecord.trace_context:type_name -> cc.state.v1.JobRecord.TraceContextEntry
+	40, // 37: cc.state.v1.JobOps.ops:type_name -> cc.state.v1.JobOp
+	41, // 38: cc.state.v1.JobOp.start:type_name -> cc.state.v1.StartJobAttempt
+	42, // 39: cc.state.v1.JobOp.fail_attempt:type_name -> cc.state.v1.FailJobAttempt
+	43, // 40: cc.state.v1.JobOp.webhook:type_name -> cc.state.v1.WebhookResult
+	44, // 41: cc.state.v1.JobOp.pending:type_name -> cc.state.v1.JobPending
+	72, // 42: cc.state.v1.StartJobAttempt.trace_context:type_name -> cc.state.v1.StartJobAttempt.TraceContextEntry
+	46, // 43: cc.state.v1.SetQueue.queue:type_name -> cc.state.v1.QueueRecord
+	48, // 44: cc.state.v1.PutInput.input:type_name -> cc.state.v1.InputRecord
+	73, // 45: cc.state.v1.InputRecord.uploaded_at:type_name -> google.protobuf.Timestamp
+	73, // 46: cc.state.v1.InputRecord.last_used_at:type_name -> google.protobuf.Timestamp
+	87, // 47: cc.state.v1.PutRoute.route:type_name -> cc.v1.Route
+	87, // 48: cc.state.v1.ApplyRoutes.routes:type_name -> cc.v1.Route
+	88, // 49: cc.state.v1.DeploySite.spec:type_name -> cc.v1.SiteSpec
+	89, // 50: cc.state.v1.DeploySite.version:type_name -> cc.v1.SiteVersion
+	90, // 51: cc.state.v1.CertRecord.cert:type_name -> cc.v1.Cert
+	73, // 52: cc.state.v1.CertRecord.renew_requested_at:type_name -> google.protobuf.Timestamp
+	55, // 53: cc.state.v1.PutCert.cert:type_name -> cc.state.v1.CertRecord
+	91, // 54: cc.state.v1.CertStatus.state:type_name -> cc.v1.RenewalState
+	55, // 55: cc.state.v1.CertStatus.obtained:type_name -> cc.state.v1.CertRecord
+	73, // 56: cc.state.v1.ACMELock.expires_at:type_name -> google.protobuf.Timestamp
+	73, // 57: cc.state.v1.ACMEStorageRecord.modified_at:type_name -> google.protobuf.Timestamp
+	73, // 58: cc.state.v1.ACMELockRecord.expires_at:type_name -> google.protobuf.Timestamp
+	92, // 59: cc.state.v1.PutChallenge.challenge:type_name -> cc.v1.ACMEChallenge
+	60, // [60:60] is the sub-list for method output_type
+	60, // [60:60] is the sub-list for method input_type
+	60, // [60:60] is the sub-list for extension type_name
+	60, // [60:60] is the sub-list for extension extendee
+	0,  // [0:60] is the sub-list for field type_name
 }
 
 func init() { file_cc_state_v1_state_proto_init() }
@@ -4877,7 +4945,7 @@ func file_cc_state_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_state_v1_state_proto_rawDesc), len(file_cc_state_v1_state_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   68,
+			NumMessages:   72,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
