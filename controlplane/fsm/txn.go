@@ -3,6 +3,7 @@ package fsm
 import (
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/containercodes/cc/controlplane/metrics"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
@@ -17,6 +18,9 @@ type txn struct {
 	jobsChanged bool
 	// audited are the audit records the batch wrote.
 	audited []*ccv1.AuditEvent
+	// observe: the batch notes jobEvents, for the metrics.
+	observe   bool
+	jobEvents []metrics.JobEvent
 }
 
 // touch is the set of nodes whose assignments a batch changed; allNodes

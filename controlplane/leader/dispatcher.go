@@ -7,6 +7,7 @@ import (
 
 	"github.com/containercodes/cc/controlplane/dispatch"
 	"github.com/containercodes/cc/controlplane/fsm"
+	"github.com/containercodes/cc/controlplane/metrics"
 	"github.com/containercodes/cc/controlplane/raftstore"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 )
@@ -18,14 +19,15 @@ const expirePerPass = 1000
 // the active jobs and the nodes, decides (package dispatch) and writes the
 // decisions, again whenever the state changes.
 type JobDispatcher struct {
-	raft *raftstore.Store
-	fsm  *fsm.FSM
-	log  *slog.Logger
+	raft    *raftstore.Store
+	fsm     *fsm.FSM
+	log     *slog.Logger
+	metrics *metrics.Metrics
 }
 
 // NewJobDispatcher returns the job dispatcher loop.
 func NewJobDispatcher(c Config) *JobDispatcher {
-	return &JobDispatcher{raft: c.Raft, fsm: c.FSM, log: c.loopLog("job-dispatcher")}
+	return &JobDispatcher{raft: c.Raft, fsm: c.FSM, log: c.loopLog("job-dispatcher"), metrics: c.Metrics}
 }
 
 // Run runs passes until ctx ends.
@@ -33,6 +35,7 @@ func (d *JobDispatcher) Run(ctx context.Context) {
 	const inputScan = time.Minute // input records expire in days: no hurry
 	var lastInputs time.Time
 	decide(ctx, d.fsm, 5*time.Second, func(ctx context.Context, now time.Time) (outcome, time.Time) {
+		defer func() { d.metrics.DispatchPass(time.Since(now)) }()
 		withInputs := now.Sub(lastInputs) >= inputScan
 		if withInputs {
 			lastInputs = now

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/containercodes/cc/controlplane/fsm"
+	"github.com/containercodes/cc/controlplane/metrics"
 	"github.com/containercodes/cc/controlplane/raftstore"
 	"github.com/containercodes/cc/controlplane/webhook"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
@@ -43,6 +44,8 @@ type Config struct {
 	OtherSessions func(ctx context.Context) map[string]time.Time
 	// Webhooks delivers completion webhooks; nil for the default sender.
 	Webhooks *webhook.Sender
+	// Metrics times the loops' passes and placements; nil: none.
+	Metrics *metrics.Metrics
 }
 
 // Loops returns the leader loops of a control-plane server.
