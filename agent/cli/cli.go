@@ -23,13 +23,20 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/containercodes/cc/agent/identity"
+	"github.com/containercodes/cc/agent/metrics"
 	"github.com/containercodes/cc/agent/runtime"
 	"github.com/containercodes/cc/agent/sandboxinit"
 	"github.com/containercodes/cc/agent/worker"
 	"github.com/containercodes/cc/internal/buildinfo"
 	"github.com/containercodes/cc/internal/logging"
+	imetrics "github.com/containercodes/cc/internal/metrics"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
+
+// DefaultMetricsAddr is where cc-agent serves its metrics unless
+// --metrics-addr says otherwise: loopback only, since it is plain HTTP
+// without authentication.
+const DefaultMetricsAddr = "127.0.0.1:7445"
 
 // Main runs the command and returns the exit code. Errors print as one line.
 func Main(args []string, stdout, stderr io.Writer) int {
@@ -91,6 +98,7 @@ func app(stdout, stderr io.Writer) *ucli.App {
 			&ucli.IntFlag{Name: "edge-https-public-port", Usage: "`PORT` clients reach HTTPS on, for redirects and Alt-Svc, when a port forward makes it differ from --edge-https-addr's"},
 			&ucli.BoolFlag{Name: "edge", Value: true, Usage: "serve the edge on this node (--edge=false: none; its routed tasks are still relayed)"},
 			&ucli.StringFlag{Name: "edge-access-log", Value: "-", Usage: "where the edge writes a JSON line per request: `FILE` (appended), - (standard error) or off"},
+			&ucli.StringFlag{Name: "metrics-addr", Value: DefaultMetricsAddr, Usage: "`ADDR` (host:port) where the agent serves its Prometheus metrics (GET /metrics) over plain HTTP, without authentication; empty: none"},
 			&ucli.StringFlag{Name: "log-level", Value: "info", Usage: "`LEVEL`: debug, info, warn or error"},
 			&ucli.StringFlag{Name: "log-format", Value: "text", Usage: "`FORMAT`: text or json"},
 		},
@@ -130,6 +138,12 @@ func run(c *ucli.Context) error {
 	dataDir, err := filepath.Abs(c.String("data-dir"))
 	if err != nil {
 		return err
+	}
+	metricsAddr := c.String("metrics-addr")
+	if metricsAddr != "" {
+		if _, _, err := net.SplitHostPort(metricsAddr); err != nil {
+			return fmt.Errorf("--metrics-addr %q: want host:port, or empty for none (%v)", metricsAddr, err)
+		}
 	}
 	edgeOpts := EdgeOptions{
 		Enabled: c.Bool("edge"), HTTPAddr: c.String("edge-http-addr"), AccessLog: c.String("edge-access-log"),
@@ -198,6 +212,20 @@ func run(c *ucli.Context) error {
 		initPath = ""
 		log.Warn("this cc-agent is not statically linked, so job sandboxes run without an init: a job's command is PID 1 and may ignore SIGTERM until the kill grace ends; build it with CGO_ENABLED=0", "binary", exe, "err", err)
 	}
+	m := metrics.New(imetrics.NewRegistry(), buildinfo.Version, id.NodeID)
+	if metricsAddr != "" {
+		ml, err := imetrics.Listen(metricsAddr, imetrics.Handler(m.Registry(), log), log.With("component", "metrics"))
+		if err != nil {
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			ml.Close(sctx)
+		}()
+		log.Info("serving metrics", "addr", "http://"+ml.Addr().String()+"/metrics")
+	}
+	edgeOpts.Metrics = m
 	if c.Uint("userns-base") > math.MaxUint32 {
 		return fmt.Errorf("--userns-base %d: host ids are below 2^32", c.Uint("userns-base"))
 	}
@@ -219,6 +247,7 @@ func run(c *ucli.Context) error {
 		Auth:           auth,
 		PlainHTTP:      c.StringSlice("insecure-registry"),
 		Logger:         log.With("component", "runtime"),
+		Metrics:        m,
 	})
 	if err != nil {
 		return err
@@ -236,6 +265,7 @@ func run(c *ucli.Context) error {
 		Logger:   log,
 		DataDir:  dataDir,
 		Edge:     edge,
+		Metrics:  m,
 	})
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/containercodes/cc/agent/edge"
 	"github.com/containercodes/cc/agent/edge/static"
+	"github.com/containercodes/cc/agent/metrics"
 	"github.com/containercodes/cc/agent/worker"
 )
 
@@ -29,6 +30,9 @@ type EdgeOptions struct {
 	// AccessLog is where a JSON line per request goes (--edge-access-log):
 	// a file (appended), "-" or "" for standard error, "off" for none.
 	AccessLog string
+	// Metrics counts the edge's requests and reads its state when scraped;
+	// nil: none.
+	Metrics *metrics.Metrics
 }
 
 // Validate checks the addresses when the edge is on.
@@ -74,7 +78,7 @@ func StartEdge(o EdgeOptions, nodeID string, log *slog.Logger) (e worker.Edge, s
 	}
 	srv, err := edge.New(edge.Options{
 		HTTPAddr: o.HTTPAddr, HTTPSAddr: o.httpsAddr(), HTTPSPublicPort: o.HTTPSPublicPort,
-		NodeID: nodeID, Log: log, AccessLog: access, SiteHandler: static.New,
+		NodeID: nodeID, Log: log, AccessLog: access, SiteHandler: static.New, Metrics: o.Metrics,
 	})
 	if err != nil {
 		closeAccess()

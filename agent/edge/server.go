@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/containercodes/cc/agent/edge/health"
+	"github.com/containercodes/cc/agent/metrics"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
@@ -49,6 +50,10 @@ type Options struct {
 	// OCSPClient asks OCSP responders for staples; nil: a client without
 	// proxy.
 	OCSPClient *http.Client
+	// Metrics counts requests, connections, handshakes and ACME answers,
+	// and reads the upstreams' health and the certificates when scraped;
+	// nil: none.
+	Metrics *metrics.Metrics
 }
 
 // ShutdownTimeout bounds the wait for requests in flight when Run ends.
@@ -132,7 +137,7 @@ func New(o Options) (*Server, error) {
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
-	s.srv = s.httpServer(protocols)
+	s.srv = s.httpServer(protocols, "http")
 	if httpsLn != nil {
 		s.httpsPort = o.HTTPSPublicPort
 		if s.httpsPort == 0 {
@@ -141,14 +146,17 @@ func New(o Options) (*Server, error) {
 		tp := new(http.Protocols)
 		tp.SetHTTP1(true)
 		tp.SetHTTP2(true)
-		s.httpsSrv = s.httpServer(tp)
+		s.httpsSrv = s.httpServer(tp, "https")
 	}
+	o.Metrics.SetEdge(s.stats)
 	return s, nil
 }
 
-// httpServer is the server of one listener; both serve s.
-func (s *Server) httpServer(p *http.Protocols) *http.Server {
+// httpServer is the server of one listener (named listener in the
+// metrics); both serve s.
+func (s *Server) httpServer(p *http.Protocols, listener string) *http.Server {
 	return &http.Server{
+		ConnState:         s.connState(listener),
 		Handler:           s,
 		Protocols:         p,
 		ReadHeaderTimeout: 10 * time.Second, // bounds the TLS handshake too

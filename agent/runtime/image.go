@@ -7,12 +7,15 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
+
+	"github.com/containercodes/cc/agent/metrics"
 )
 
 // NormalizeRef turns an image reference into containerd's full name the way
@@ -48,9 +51,19 @@ func (r *Runtime) EnsureImage(ctx context.Context, ref string, open func(context
 		return fmt.Errorf("runtime: look up image %s: %w", name, err)
 	}
 
+	start := time.Now()
 	if open == nil {
-		return r.pull(ctx, name)
+		err := r.pull(ctx, name)
+		r.cfg.Metrics.ImagePulled(metrics.SourceRegistry, err == nil, time.Since(start))
+		return err
 	}
+	err = r.importArchive(ctx, name, open)
+	r.cfg.Metrics.ImagePulled(metrics.SourceCluster, err == nil, time.Since(start))
+	return err
+}
+
+// importArchive imports the archive open returns as the image name.
+func (r *Runtime) importArchive(ctx context.Context, name string, open func(context.Context) (io.ReadCloser, error)) error {
 	rc, err := open(ctx)
 	if err != nil {
 		return fmt.Errorf("runtime: open archive of image %s: %w", name, err)

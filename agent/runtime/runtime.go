@@ -27,6 +27,8 @@ import (
 	"github.com/containerd/containerd/v2/pkg/identifiers"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	gocni "github.com/containerd/go-cni"
+
+	"github.com/containercodes/cc/agent/metrics"
 )
 
 // Labels on every container the runtime creates.
@@ -125,6 +127,8 @@ type Config struct {
 	PlainHTTP []string
 	// Logger gets the runtime's own messages.
 	Logger *slog.Logger
+	// Metrics counts image fetches and times sandbox set-ups; nil: none.
+	Metrics *metrics.Metrics
 }
 
 // Runtime drives the node's containers on containerd.

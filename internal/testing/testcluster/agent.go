@@ -16,9 +16,11 @@ import (
 
 	"github.com/containercodes/cc/agent/cli"
 	"github.com/containercodes/cc/agent/identity"
+	"github.com/containercodes/cc/agent/metrics"
 	"github.com/containercodes/cc/agent/runtime"
 	"github.com/containercodes/cc/agent/worker"
 	"github.com/containercodes/cc/internal/logging"
+	imetrics "github.com/containercodes/cc/internal/metrics"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
@@ -120,6 +122,14 @@ type Agent struct {
 	// (with WithEdgeHTTPSAddr), its port chosen by the kernel for ":0";
 	// "" without HTTPS.
 	EdgeHTTPSAddr string
+	// Metrics is the agent's metrics while it runs (a registry of its
+	// own, new at each start).
+	Metrics *metrics.Metrics
+	// MetricsAddr is where the agent serves /metrics while it runs (with
+	// WithMetricsAddr), its port chosen by the kernel for ":0"; "" without.
+	MetricsAddr string
+	metricsIn   string // the address asked for
+	metricsLn   *imetrics.Listener
 
 	cancel context.CancelFunc
 	done   chan error
@@ -149,6 +159,10 @@ type AgentConfig struct {
 	// Edge, when set, receives the agent's edge configuration instead of
 	// an edge server (a test's recorder).
 	Edge worker.Edge
+	// MetricsAddr is the agent's --metrics-addr; empty (the harness's
+	// default, unlike cc-agent's): none, so that agents never collide on
+	// a port.
+	MetricsAddr string
 }
 
 // AgentOption changes an agent before it starts.
@@ -174,6 +188,12 @@ func WithEdgeHTTPAddr(addr string) AgentOption {
 // 127.0.0.1:0); it needs WithEdgeHTTPAddr.
 func WithEdgeHTTPSAddr(addr string) AgentOption {
 	return func(c *AgentConfig) { c.EdgeHTTPSAddr = addr }
+}
+
+// WithMetricsAddr makes the agent serve /metrics on addr (e.g.
+// 127.0.0.1:0).
+func WithMetricsAddr(addr string) AgentOption {
+	return func(c *AgentConfig) { c.MetricsAddr = addr }
 }
 
 // WithEdge hands the agent's edge configuration to e.
@@ -239,7 +259,7 @@ func (s *Server) StartAgent(name string, opts ...AgentOption) *Agent {
 	hello := &ccv1.SessionHello{Version: "test", Resources: cfg.Resources, Labels: cfg.Labels, Address: cfg.AdvertiseAddr,
 		Edge: cfg.Edge != nil || cfg.EdgeHTTPAddr != ""}
 	a := &Agent{t: s.t, Name: name, DataDir: dir, ID: id, rtConfig: cfg.Runtime, hello: hello, edge: cfg.Edge,
-		edgeAddr: cfg.EdgeHTTPAddr, httpsIn: cfg.EdgeHTTPSAddr}
+		edgeAddr: cfg.EdgeHTTPAddr, httpsIn: cfg.EdgeHTTPSAddr, metricsIn: cfg.MetricsAddr}
 	a.start()
 	s.t.Cleanup(func() { a.Stop(); a.cleanup() })
 	return a
@@ -254,14 +274,26 @@ func randomHex(n int) string {
 func (a *Agent) start() {
 	a.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	rt, err := runtime.New(ctx, a.rtConfig)
+	m := metrics.New(imetrics.NewRegistry(), "test", a.ID.NodeID)
+	rtc := a.rtConfig
+	rtc.Metrics = m
+	rt, err := runtime.New(ctx, rtc)
 	if err != nil {
 		cancel()
 		a.t.Fatalf("testcluster: agent runtime: %v", err)
 	}
+	a.Metrics, a.MetricsAddr, a.metricsLn = m, "", nil
+	if a.metricsIn != "" {
+		if a.metricsLn, err = imetrics.Listen(a.metricsIn, imetrics.Handler(m.Registry(), a.rtConfig.Logger), a.rtConfig.Logger); err != nil {
+			cancel()
+			rt.Close()
+			a.t.Fatalf("testcluster: agent metrics: %v", err)
+		}
+		a.MetricsAddr = a.metricsLn.Addr().String()
+	}
 	e, stopEdge := a.edge, func() {}
 	if e == nil && a.edgeAddr != "" {
-		srv, stop, err := cli.StartEdge(cli.EdgeOptions{Enabled: true, HTTPAddr: a.edgeAddr, HTTPSAddr: a.httpsIn, AccessLog: "off"}, a.ID.NodeID, a.rtConfig.Logger.With("component", "edge"))
+		srv, stop, err := cli.StartEdge(cli.EdgeOptions{Enabled: true, HTTPAddr: a.edgeAddr, HTTPSAddr: a.httpsIn, AccessLog: "off", Metrics: m}, a.ID.NodeID, a.rtConfig.Logger.With("component", "edge"))
 		if err != nil {
 			cancel()
 			rt.Close()
@@ -282,11 +314,15 @@ func (a *Agent) start() {
 		Resync:    time.Second,
 		DataDir:   a.DataDir,
 		Edge:      e,
+		Metrics:   m,
 	})
 	if err != nil {
 		cancel()
 		stopEdge()
 		rt.Close()
+		if a.metricsLn != nil {
+			a.metricsLn.Close(context.Background())
+		}
 		a.t.Fatalf("testcluster: agent worker: %v", err)
 	}
 	a.Runtime, a.cancel, a.done = rt, cancel, make(chan error, 1)
@@ -305,6 +341,12 @@ func (a *Agent) Stop() {
 	a.cancel()
 	<-a.done
 	a.Runtime.Close()
+	if a.metricsLn != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		a.metricsLn.Close(ctx)
+		cancel()
+		a.metricsLn = nil
+	}
 	a.cancel = nil
 }
 
