@@ -114,3 +114,62 @@ func TestMetrics(t *testing.T) {
 	}
 	metricstest.Check(t, plain, "cc_raft_", "cc_api_")
 }
+
+// TestRaftMetricsOfACluster: in a cluster of three, each server has its
+// own registry; the leader reports its last contact with both followers,
+// each follower its last contact with the leader, and all count three
+// voters and the election they saw.
+func TestRaftMetricsOfACluster(t *testing.T) {
+	c := testcluster.StartCluster(t, 3)
+	leader := c.Leader()
+	contacts := func(s *testcluster.Server) (n int, maxSeconds float64) {
+		mfs, err := s.Srv.Metrics().Registry().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "cc_raft_last_contact_seconds" {
+				for _, m := range mf.GetMetric() {
+					n++
+					maxSeconds = max(maxSeconds, m.GetGauge().GetValue())
+				}
+			}
+		}
+		return n, maxSeconds
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, s := range c.Servers {
+		want := 1
+		if s == leader {
+			want = 2
+		}
+		for {
+			n, most := contacts(s)
+			// A peer heard from in the last few heartbeats (the test's
+			// heartbeat timeout is 500ms); generous for a loaded machine.
+			if n == want && most < 10 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("server %s (leader %v): %d contacts, the oldest %vs ago; want %d", s.Addr(), s == leader, n, most, want)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		mfs, err := s.Srv.Metrics().Registry().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			switch mf.GetName() {
+			case "cc_raft_voters":
+				if v := mf.GetMetric()[0].GetGauge().GetValue(); v != 3 {
+					t.Errorf("server %s: %v voters, want 3", s.Addr(), v)
+				}
+			case "cc_raft_leader_changes_total":
+				if v := mf.GetMetric()[0].GetCounter().GetValue(); v < 1 {
+					t.Errorf("server %s: saw %v leader changes, want at least the election", s.Addr(), v)
+				}
+			}
+		}
+	}
+}
