@@ -16,7 +16,9 @@ func TestCollectors(t *testing.T) {
 	if n, err := testutil.GatherAndCount(reg, "cc_containers", "cc_edge_upstreams"); err != nil || n != 0 {
 		t.Fatalf("series without sources: %d %v", n, err)
 	}
-	m.SetContainers(func() map[ContainerKey]int { return map[ContainerKey]int{{KindContainer, "running"}: 2, {KindJob, "exited"}: 1} })
+	m.SetContainers(func() map[ContainerKey]int {
+		return map[ContainerKey]int{{KindContainer, "running"}: 2, {KindJob, "exited"}: 1}
+	})
 	m.SetEdge(func() EdgeStats {
 		return EdgeStats{
 			Upstreams: map[UpstreamKey]int{{"web", "healthy"}: 2, {"web", "unhealthy"}: 1},

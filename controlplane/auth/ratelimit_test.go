@@ -179,9 +179,9 @@ func TestRateLimiterOnLimited(t *testing.T) {
 	ip := netip.MustParseAddr("10.0.0.1")
 	v1 := Principal{TokenID: "v1", Role: ccv1.Role_ROLE_VIEWER}
 	v2 := Principal{TokenID: "v2", Role: ccv1.Role_ROLE_VIEWER}
-	_ = r.Allow(v1, ip) // ok
-	_ = r.Allow(v1, ip) // the token's bucket is empty
-	_ = r.Allow(v2, ip) // ok: the address's second call
+	_ = r.Allow(v1, ip)                                                    // ok
+	_ = r.Allow(v1, ip)                                                    // the token's bucket is empty
+	_ = r.Allow(v2, ip)                                                    // ok: the address's second call
 	_ = r.Allow(Principal{TokenID: "v3", Role: ccv1.Role_ROLE_VIEWER}, ip) // the address's bucket is empty
 	failed, err := r.AuthBudget(ip)
 	if err != nil {

@@ -103,7 +103,7 @@ cc_certificate_expiry_seconds{cert="web"} 3600
 
 func TestMethodLabel(t *testing.T) {
 	for in, want := range map[string]string{
-		"/cc.v1.JobService/SubmitJob": "JobService/SubmitJob",
+		"/cc.v1.JobService/SubmitJob":  "JobService/SubmitJob",
 		"/grpc.health.v1.Health/Check": "Health/Check",
 		"odd":                          "odd",
 	} {
