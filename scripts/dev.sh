@@ -12,6 +12,8 @@ data=.dev/data
 agentdir=.dev/agent
 api=${CC_DEV_API_ADDR:-127.0.0.1:7443}
 raft=${CC_DEV_RAFT_ADDR:-127.0.0.1:7444}
+edge_http=${CC_DEV_EDGE_HTTP_ADDR:-127.0.0.1:8000}
+edge_https=${CC_DEV_EDGE_HTTPS_ADDR:-127.0.0.1:8443}
 agent_metrics=${CC_DEV_AGENT_METRICS_ADDR:-127.0.0.1:7445}
 demo=cc-demo:latest
 mkdir -p "$data" "$agentdir"
@@ -61,11 +63,11 @@ bin/ccctl image load .dev/cc-demo.tar
 # One agent on this host: it joins once with a single-use token, then
 # restarts as the same node.
 if [ -s "$agentdir/identity/node.json" ]; then
-  bin/cc-agent --data-dir "$agentdir" --name dev-node --edge-http-addr 127.0.0.1:8000 --edge-https-addr 127.0.0.1:8443 --edge-access-log .dev/edge-access.log --metrics-addr "$agent_metrics" &
+  bin/cc-agent --data-dir "$agentdir" --name dev-node --edge-http-addr "$edge_http" --edge-https-addr "$edge_https" --edge-access-log .dev/edge-access.log --metrics-addr "$agent_metrics" &
 else
   token=$(bin/ccctl -o json token create --role agent --uses 1 -d "make dev agent" | sed -n 's/.*"secret": *"\([^"]*\)".*/\1/p')
   [ -n "$token" ] || { echo "dev: could not create a join token" >&2; exit 1; }
-  bin/cc-agent --join "$api" --token "$token" --data-dir "$agentdir" --name dev-node --edge-http-addr 127.0.0.1:8000 --edge-https-addr 127.0.0.1:8443 --edge-access-log .dev/edge-access.log --metrics-addr "$agent_metrics" &
+  bin/cc-agent --join "$api" --token "$token" --data-dir "$agentdir" --name dev-node --edge-http-addr "$edge_http" --edge-https-addr "$edge_https" --edge-access-log .dev/edge-access.log --metrics-addr "$agent_metrics" &
 fi
 pids+=($!)
 for _ in $(seq 1 300); do
