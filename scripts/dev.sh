@@ -80,7 +80,7 @@ cat <<MSG
 
   Container Codes dev cluster is up: API https://$api, one agent (dev-node),
   data in .dev/. The demo image is $demo. The edge (routes and sites)
-  serves on http://127.0.0.1:8000 and https://127.0.0.1:8443 (access log:
+  serves on http://$edge_http and https://$edge_https (access log:
   .dev/edge-access.log). In another shell:
 
     bin/ccctl status
@@ -92,7 +92,7 @@ cat <<MSG
     bin/ccctl job output JOB -o out/
     bin/ccctl service create web --image $demo --replicas 2 -- /bin/busybox httpd -f -p 80 -h /etc
     bin/ccctl route create web --host web.localhost --service web --port 80
-    curl -H 'Host: web.localhost' http://127.0.0.1:8000/hosts   # each replica in turn
+    curl -H 'Host: web.localhost' http://$edge_http/hosts   # each replica in turn
 
   Metrics (docs/metrics.md; Prometheus kit in docs/monitoring/): the control
   plane's with the metrics token in $mtok, the agent's on http://$agent_metrics/metrics:
