@@ -96,9 +96,9 @@ const (
 	KindJob       = "job"
 )
 
-// EnumLabel is a container state as a label value: "running" for
+// StateLabel is a container state as a label value: "running" for
 // CONTAINER_STATE_RUNNING.
-func EnumLabel(s ccv1.ContainerState) string {
+func StateLabel(s ccv1.ContainerState) string {
 	return strings.ToLower(strings.TrimPrefix(s.String(), "CONTAINER_STATE_"))
 }
 

@@ -29,7 +29,7 @@ func (w *Worker) count(desired map[string]*ccv1.Assignment, observed map[string]
 		if o.JobID != "" {
 			kind = metrics.KindJob
 		}
-		state := metrics.EnumLabel(o.State)
+		state := metrics.StateLabel(o.State)
 		if a := desired[id]; a != nil && kind == metrics.KindContainer {
 			kind = kindOf(a)
 		}
