@@ -14,7 +14,7 @@ BUF_VERSION                := v1.75.0
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X $(MODULE)/internal/buildinfo.Version=$(VERSION)
 
-.PHONY: all build dev test test-short prereqs tools proto proto-check proto-baseline bench bench-scale bench-jobs chaos clean
+.PHONY: all build dev test test-short check-monitoring prereqs tools proto proto-check proto-baseline bench bench-scale bench-jobs chaos clean
 
 all: build
 
@@ -34,10 +34,21 @@ prereqs:
 dev: prereqs build
 	@bash scripts/dev.sh
 
-# test checks that the generated code is current, then runs every test with
-# the race detector.
-test: prereqs proto-check
+# test checks that the generated code is current and the monitoring kit
+# holds together, then runs every test with the race detector.
+test: prereqs proto-check check-monitoring
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# check-monitoring checks docs/monitoring/ with promtool (Debian's
+# prometheus package; `make prereqs` installs it): the alert rules and
+# their unit tests, the scrape configuration's syntax, and that the
+# dashboard is JSON whose queries use documented series and parse.
+check-monitoring:
+	@command -v promtool >/dev/null || { echo "check-monitoring: promtool is missing: run 'make prereqs' (Debian package prometheus)"; exit 1; }
+	promtool check rules docs/monitoring/alerts.yml
+	cd docs/monitoring && promtool test rules alerts_test.yml
+	promtool check config --syntax-only docs/monitoring/prometheus.yml
+	$(GO) test -count=1 -run TestMonitoringKit ./internal/layout/
 
 test-short:
 	$(GO) test -short -count=1 ./...

@@ -261,7 +261,7 @@ func TestParseStopTimeoutAndTail(t *testing.T) {
 }
 
 func TestParseRole(t *testing.T) {
-	for in, want := range map[string]ccv1.Role{"agent": ccv1.Role_ROLE_AGENT, "Admin": ccv1.Role_ROLE_ADMIN, "viewer": ccv1.Role_ROLE_VIEWER, "jobs": ccv1.Role_ROLE_JOBS} {
+	for in, want := range map[string]ccv1.Role{"agent": ccv1.Role_ROLE_AGENT, "Admin": ccv1.Role_ROLE_ADMIN, "viewer": ccv1.Role_ROLE_VIEWER, "jobs": ccv1.Role_ROLE_JOBS, "metrics": ccv1.Role_ROLE_METRICS} {
 		if got, err := parseRole(in); err != nil || got != want {
 			t.Errorf("parseRole(%q) = %v, %v; want %v", in, got, err, want)
 		}

@@ -23,9 +23,10 @@ func tokenCommand() *cli.Command {
 					"Examples:\n" +
 					"  ccctl token create --uses 3 --ttl 24h -d \"rack 2\"\n" +
 					"  ccctl token create --role viewer -d dashboards\n" +
-					"  ccctl token create --role jobs -d ci",
+					"  ccctl token create --role jobs -d ci\n" +
+					"  ccctl token create --role metrics -d prometheus",
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "role", Value: "agent", Usage: "`ROLE`: agent (join a host as a node), server (join a control-plane server), admin (every call), viewer (read-only calls) or jobs (submit jobs, and read, cancel and download its own)"},
+					&cli.StringFlag{Name: "role", Value: "agent", Usage: "`ROLE`: agent (join a host as a node), server (join a control-plane server), admin (every call), viewer (read-only calls), jobs (submit jobs, and read, cancel and download its own) or metrics (read /metrics only, for Prometheus)"},
 					&cli.StringFlag{Name: "description", Aliases: []string{"d"}, Usage: "what the token is for"},
 					&cli.DurationFlag{Name: "ttl", Usage: "expire after `DURATION` (e.g. 720h; 0: never)"},
 					&cli.UintFlag{Name: "uses", Usage: "let at most `N` hosts join with it (agent tokens; 0: no limit)"},
@@ -49,8 +50,10 @@ func parseRole(s string) (ccv1.Role, error) {
 		return ccv1.Role_ROLE_SERVER, nil
 	case "jobs":
 		return ccv1.Role_ROLE_JOBS, nil
+	case "metrics":
+		return ccv1.Role_ROLE_METRICS, nil
 	}
-	return 0, fmt.Errorf("--role %q: use agent, server, admin, viewer or jobs", s)
+	return 0, fmt.Errorf("--role %q: use agent, server, admin, viewer, jobs or metrics", s)
 }
 
 func tokenCreate(c *cli.Context) error {
@@ -93,6 +96,9 @@ func tokenCreate(c *cli.Context) error {
 			return nil
 		}
 		fmt.Fprintf(c.App.Writer, "Token %s (%s) created. Its secret is shown only now:\n\n  %s\n", resp.Token.Id, enumWord(resp.Token.Role.String(), "ROLE_"), resp.Secret)
+		if resp.GetToken().GetRole() == ccv1.Role_ROLE_METRICS {
+			fmt.Fprintf(c.App.Writer, "\nPrometheus reads https://%s/metrics with it as a bearer token (a credentials file:\ndocs/monitoring/prometheus.yml).\n", cl.addr)
+		}
 		return nil
 	})
 }

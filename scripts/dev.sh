@@ -14,6 +14,7 @@ api=${CC_DEV_API_ADDR:-127.0.0.1:7443}
 raft=${CC_DEV_RAFT_ADDR:-127.0.0.1:7444}
 edge_http=${CC_DEV_EDGE_HTTP_ADDR:-127.0.0.1:8000}
 edge_https=${CC_DEV_EDGE_HTTPS_ADDR:-127.0.0.1:8443}
+agent_metrics=${CC_DEV_AGENT_METRICS_ADDR:-127.0.0.1:7445}
 demo=cc-demo:latest
 mkdir -p "$data" "$agentdir"
 
@@ -60,6 +61,14 @@ if [ -z "$ready" ]; then
 fi
 bin/ccctl context set --server "$api" --token-file "$data/admin.token" --ca-cert-file "$data/tls/ca.crt" --use dev
 
+# A metrics token for reading the control plane's /metrics (as Prometheus
+# would), made once and kept in .dev/metrics.token while it works.
+mtok=.dev/metrics.token
+if ! { [ -s "$mtok" ] && curl -fsS -o /dev/null --cacert "$data/tls/ca.crt" -H "Authorization: Bearer $(cat "$mtok")" "https://$api/metrics" 2>/dev/null; }; then
+  (umask 077; bin/ccctl -o json token create --role metrics -d "make dev: metrics" | sed -n 's/.*"secret": *"\([^"]*\)".*/\1/p' >"$mtok")
+  [ -s "$mtok" ] || { echo "dev: could not create a metrics token" >&2; exit 1; }
+fi
+
 # The demo image, built here, loaded into the cluster's image store.
 bin/cc-mkimage "$demo" .dev/cc-demo.tar
 bin/ccctl image load .dev/cc-demo.tar
@@ -67,11 +76,11 @@ bin/ccctl image load .dev/cc-demo.tar
 # One agent on this host: it joins once with a single-use token, then
 # restarts as the same node.
 if [ -s "$agentdir/identity/node.json" ]; then
-  bin/cc-agent --data-dir "$agentdir" --name dev-node --edge-http-addr "$edge_http" --edge-https-addr "$edge_https" --edge-access-log .dev/edge-access.log ${agentflags[@]+"${agentflags[@]}"} &
+  bin/cc-agent --data-dir "$agentdir" --name dev-node --edge-http-addr "$edge_http" --edge-https-addr "$edge_https" --edge-access-log .dev/edge-access.log --metrics-addr "$agent_metrics" ${agentflags[@]+"${agentflags[@]}"} &
 else
   token=$(bin/ccctl -o json token create --role agent --uses 1 -d "make dev agent" | sed -n 's/.*"secret": *"\([^"]*\)".*/\1/p')
   [ -n "$token" ] || { echo "dev: could not create a join token" >&2; exit 1; }
-  bin/cc-agent --join "$api" --token "$token" --data-dir "$agentdir" --name dev-node --edge-http-addr "$edge_http" --edge-https-addr "$edge_https" --edge-access-log .dev/edge-access.log ${agentflags[@]+"${agentflags[@]}"} &
+  bin/cc-agent --join "$api" --token "$token" --data-dir "$agentdir" --name dev-node --edge-http-addr "$edge_http" --edge-https-addr "$edge_https" --edge-access-log .dev/edge-access.log --metrics-addr "$agent_metrics" ${agentflags[@]+"${agentflags[@]}"} &
 fi
 pids+=($!)
 for _ in $(seq 1 300); do
@@ -98,11 +107,17 @@ cat <<MSG
     bin/ccctl route create web --host web.localhost --service web --port 80
     curl -H 'Host: web.localhost' http://$edge_http/hosts   # each replica in turn
 
+  Metrics (docs/metrics.md; Prometheus kit in docs/monitoring/): the control
+  plane's with the metrics token in $mtok, the agent's on http://$agent_metrics/metrics:
+
+    curl --cacert $data/tls/ca.crt -H "Authorization: Bearer \$(cat $mtok)" https://$api/metrics
+    curl http://$agent_metrics/metrics
+
   Ctrl-C stops it; \`make dev\` again restarts it with the same cluster.
 
 MSG
 set +e
 # The control plane ending ends the dev cluster. The agent may be stopped
 # and restarted on its own (its containers keep running meanwhile):
-#   bin/cc-agent --data-dir .dev/agent --name dev-node --edge-http-addr 127.0.0.1:8000 --edge-https-addr 127.0.0.1:8443 --edge-access-log .dev/edge-access.log
+#   bin/cc-agent --data-dir .dev/agent --name dev-node --edge-http-addr 127.0.0.1:8000 --edge-https-addr 127.0.0.1:8443 --edge-access-log .dev/edge-access.log --metrics-addr 127.0.0.1:7445
 wait "${pids[0]}"

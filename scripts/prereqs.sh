@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what Container Codes needs on a Debian machine, idempotently:
-# containerd, runc, the CNI plugins, busybox-static (test images) and
-# iproute2, from Debian's packages; then starts containerd when it is not
-# running. Safe to run again: it does nothing when all is in place.
+# containerd, runc, the CNI plugins, busybox-static (test images),
+# iproute2, curl and prometheus (for promtool, which checks the monitoring
+# kit; its daemon is not started) from Debian's packages; then starts
+# containerd when it is not running. Safe to run again: it does nothing
+# when all is in place.
 set -euo pipefail
 
 need=()
@@ -12,6 +14,7 @@ command -v runc >/dev/null 2>&1 || need+=(runc)
 [ -x /bin/busybox ] || need+=(busybox-static)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
@@ -20,8 +23,28 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
   echo "prereqs: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # Only promtool is wanted of the prometheus package: its daemon must not
+  # start. Without systemd, its init script would start it unless a
+  # policy-rc.d says no; one is put in place for the install when none is.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# scripts/prereqs.sh: no daemon starts during this install\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    own_policy=1
+  fi
+  status=0
+  { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; } || status=$?
+  [ -z "$own_policy" ] || rm -f "$policy"
+  [ "$status" = 0 ] || exit "$status"
+  # Nor start at the next boot.
+  if [[ " ${need[*]} " == *" prometheus "* ]]; then
+    if [ -d /run/systemd/system ]; then
+      systemctl disable --now prometheus >/dev/null 2>&1 || true
+    elif command -v update-rc.d >/dev/null 2>&1 && [ -e /etc/init.d/prometheus ]; then
+      update-rc.d prometheus disable >/dev/null 2>&1 || true
+    fi
+  fi
 fi
 
 # containerd: start it when its socket does not answer (no systemd here).

@@ -23,14 +23,21 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/containercodes/cc/agent/identity"
+	"github.com/containercodes/cc/agent/metrics"
 	"github.com/containercodes/cc/agent/runtime"
 	"github.com/containercodes/cc/agent/sandboxinit"
 	"github.com/containercodes/cc/agent/worker"
 	"github.com/containercodes/cc/internal/buildinfo"
 	"github.com/containercodes/cc/internal/logging"
+	imetrics "github.com/containercodes/cc/internal/metrics"
 	"github.com/containercodes/cc/internal/tracing"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
+
+// DefaultMetricsAddr is where cc-agent serves its metrics unless
+// --metrics-addr says otherwise: loopback only, since it is plain HTTP
+// without authentication.
+const DefaultMetricsAddr = "127.0.0.1:7445"
 
 // Main runs the command and returns the exit code. Errors print as one line.
 func Main(args []string, stdout, stderr io.Writer) int {
@@ -95,6 +102,7 @@ func app(stdout, stderr io.Writer) *ucli.App {
 			&ucli.StringFlag{Name: "tracing-endpoint", Usage: "send OpenTelemetry traces to the OTLP/gRPC receiver at `HOST:PORT` (a Collector, Jaeger, Tempo; default: tracing off)", EnvVars: []string{"CC_TRACING_ENDPOINT"}},
 			&ucli.Float64Flag{Name: "tracing-sample-ratio", Value: 0.1, Usage: "share of new traces kept, `RATIO` from 0 to 1; a start requested by a traced call follows the call's decision", EnvVars: []string{"CC_TRACING_SAMPLE_RATIO"}},
 			&ucli.BoolFlag{Name: "tracing-insecure", Usage: "send traces in plaintext (a collector on this host) instead of TLS", EnvVars: []string{"CC_TRACING_INSECURE"}},
+			&ucli.StringFlag{Name: "metrics-addr", Value: DefaultMetricsAddr, Usage: "`ADDR` (host:port) where the agent serves its Prometheus metrics (GET /metrics) over plain HTTP, without authentication; empty: none"},
 			&ucli.StringFlag{Name: "log-level", Value: "info", Usage: "`LEVEL`: debug, info, warn or error"},
 			&ucli.StringFlag{Name: "log-format", Value: "text", Usage: "`FORMAT`: text or json"},
 		},
@@ -134,6 +142,12 @@ func run(c *ucli.Context) error {
 	dataDir, err := filepath.Abs(c.String("data-dir"))
 	if err != nil {
 		return err
+	}
+	metricsAddr := c.String("metrics-addr")
+	if metricsAddr != "" {
+		if _, _, err := net.SplitHostPort(metricsAddr); err != nil {
+			return fmt.Errorf("--metrics-addr %q: want host:port, or empty for none (%v)", metricsAddr, err)
+		}
 	}
 	edgeOpts := EdgeOptions{
 		Enabled: c.Bool("edge"), HTTPAddr: c.String("edge-http-addr"), AccessLog: c.String("edge-access-log"),
@@ -222,6 +236,20 @@ func run(c *ucli.Context) error {
 		initPath = ""
 		log.Warn("this cc-agent is not statically linked, so job sandboxes run without an init: a job's command is PID 1 and may ignore SIGTERM until the kill grace ends; build it with CGO_ENABLED=0", "binary", exe, "err", err)
 	}
+	m := metrics.New(imetrics.NewRegistry(), buildinfo.Version, id.NodeID)
+	if metricsAddr != "" {
+		ml, err := imetrics.Listen(metricsAddr, imetrics.Handler(m.Registry(), log), log.With("component", "metrics"))
+		if err != nil {
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			ml.Close(sctx)
+		}()
+		log.Info("serving metrics", "addr", "http://"+ml.Addr().String()+"/metrics")
+	}
+	edgeOpts.Metrics = m
 	if c.Uint("userns-base") > math.MaxUint32 {
 		return fmt.Errorf("--userns-base %d: host ids are below 2^32", c.Uint("userns-base"))
 	}
@@ -244,6 +272,7 @@ func run(c *ucli.Context) error {
 		PlainHTTP:      c.StringSlice("insecure-registry"),
 		Logger:         log.With("component", "runtime"),
 		Tracing:        tp,
+		Metrics:        m,
 	})
 	if err != nil {
 		return err
@@ -263,6 +292,7 @@ func run(c *ucli.Context) error {
 		DataDir:  dataDir,
 		Edge:     edge,
 		Tracing:  tp,
+		Metrics:  m,
 	})
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/containercodes/cc/agent/edge"
 	"github.com/containercodes/cc/agent/edge/static"
+	"github.com/containercodes/cc/agent/metrics"
 	"github.com/containercodes/cc/agent/worker"
 	"github.com/containercodes/cc/internal/logging"
 )
@@ -35,6 +36,9 @@ type EdgeOptions struct {
 	// Tracing starts a span of every request; nil: none (a client's
 	// traceparent still reaches the upstream).
 	Tracing trace.TracerProvider
+	// Metrics counts the edge's requests and reads its state when scraped;
+	// nil: none.
+	Metrics *metrics.Metrics
 }
 
 // Validate checks the addresses when the edge is on.
@@ -80,7 +84,7 @@ func StartEdge(o EdgeOptions, nodeID string, log *slog.Logger) (e worker.Edge, s
 	}
 	srv, err := edge.New(edge.Options{
 		HTTPAddr: o.HTTPAddr, HTTPSAddr: o.httpsAddr(), HTTPSPublicPort: o.HTTPSPublicPort,
-		NodeID: nodeID, Log: log, AccessLog: access, SiteHandler: static.New, Tracing: o.Tracing,
+		NodeID: nodeID, Log: log, AccessLog: access, SiteHandler: static.New, Tracing: o.Tracing, Metrics: o.Metrics,
 	})
 	if err != nil {
 		closeAccess()

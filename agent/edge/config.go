@@ -213,6 +213,14 @@ func (s *Server) buildRoute(er *ccv1.EdgeRoute, inflight map[string]*atomic.Int6
 			inflight[addr] = c
 		}
 		r.ups = append(r.ups, balance.Upstream{Key: addr, Weight: int(ep.GetWeight()), InFlight: c})
+		// The metrics' upstream label: the node of a task (its addresses
+		// change with each restart, its node does not), or a fixed
+		// upstream's configured address.
+		label := ep.GetNodeId()
+		if label == "" {
+			label = ep.GetAddress()
+		}
+		r.upNodes = append(r.upNodes, label)
 	}
 	r.kind = policyKind(spec.GetLoadBalancing())
 	r.policy = balance.New(r.kind, r.ups)

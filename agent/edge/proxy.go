@@ -39,6 +39,7 @@ type route struct {
 	limiter    *ratelimit.Limiter
 
 	ups     []balance.Upstream
+	upNodes []string // the node of each upstream's task
 	states  []*health.State
 	policy  balance.Policy
 	check   health.Check
@@ -64,7 +65,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw.Header().Set("X-Request-Id", rec.reqID)
 	r, endSpan := s.traceRequest(r)
 	defer func() { endSpan(rec, sw) }()
-	defer func() { s.logAccess(r, rec, sw, start) }()
+	defer func() {
+		s.logAccess(r, rec, sw, start)
+		s.opts.Metrics.EdgeServed(rec.route, responseStatus(r, sw), rec.upstreamNode, time.Since(start))
+	}()
 	if r.TLS != nil {
 		if alt := s.altSvc.Load(); alt != nil && r.ProtoMajor < 3 {
 			sw.Header().Set("Alt-Svc", *alt)
@@ -301,7 +305,7 @@ func (rt *route) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, errNoUpstream
 		}
 		resp, err := cur.try(req, i)
-		rec.upstream = cur.ups[i].Key
+		rec.upstream, rec.upstreamNode = cur.ups[i].Key, cur.upNodes[i]
 		if err == nil {
 			return resp, nil
 		}

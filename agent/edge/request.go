@@ -12,12 +12,14 @@ import (
 
 // record is what a request's access log line says, filled on the way.
 type record struct {
-	route      string
-	upstream   string
-	reqID      string
-	client     string
-	corsOrigin string
-	err        error
+	route    string
+	upstream string
+	// upstreamNode is the node of the upstream's task (metrics label).
+	upstreamNode string
+	reqID        string
+	client       string
+	corsOrigin   string
+	err          error
 }
 
 type recordKey struct{}
@@ -87,15 +89,21 @@ func (w *statusWriter) Flush() { http.NewResponseController(w.rw).Flush() }
 // Unwrap gives http.ResponseController the writer below.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.rw }
 
+// responseStatus is the status a request was answered with.
+func responseStatus(r *http.Request, sw *statusWriter) int {
+	status := sw.status
+	if status == 0 && r.Header.Get("Upgrade") != "" {
+		status = http.StatusSwitchingProtocols // hijacked: the 101 went on the connection
+	}
+	return status
+}
+
 // logAccess writes the request's access log line.
 func (s *Server) logAccess(r *http.Request, rec *record, sw *statusWriter, start time.Time) {
 	if !s.access.Enabled(r.Context(), slog.LevelInfo) {
 		return // nothing built for a line that would be dropped
 	}
-	status := sw.status
-	if status == 0 && r.Header.Get("Upgrade") != "" {
-		status = http.StatusSwitchingProtocols // hijacked: the 101 went on the connection
-	}
+	status := responseStatus(r, sw)
 	attrs := []slog.Attr{
 		slog.String("route", rec.route),
 		slog.String("upstream", rec.upstream),

@@ -26,6 +26,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/containercodes/cc/agent/edge/health"
+	"github.com/containercodes/cc/agent/metrics"
 	"github.com/containercodes/cc/internal/tracing"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -56,6 +57,10 @@ type Options struct {
 	// client's traceparent, if any); nil: none. Either way, a request's
 	// trace context goes on to the upstream in its traceparent header.
 	Tracing trace.TracerProvider
+	// Metrics counts requests, connections, handshakes and ACME answers,
+	// and reads the upstreams' health and the certificates when scraped;
+	// nil: none.
+	Metrics *metrics.Metrics
 }
 
 // ShutdownTimeout bounds the wait for requests in flight when Run ends.
@@ -141,7 +146,7 @@ func New(o Options) (*Server, error) {
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
-	s.srv = s.httpServer(protocols)
+	s.srv = s.httpServer(protocols, "http")
 	if httpsLn != nil {
 		s.httpsPort = o.HTTPSPublicPort
 		if s.httpsPort == 0 {
@@ -150,14 +155,17 @@ func New(o Options) (*Server, error) {
 		tp := new(http.Protocols)
 		tp.SetHTTP1(true)
 		tp.SetHTTP2(true)
-		s.httpsSrv = s.httpServer(tp)
+		s.httpsSrv = s.httpServer(tp, "https")
 	}
+	o.Metrics.SetEdge(s.stats)
 	return s, nil
 }
 
-// httpServer is the server of one listener; both serve s.
-func (s *Server) httpServer(p *http.Protocols) *http.Server {
+// httpServer is the server of one listener (named listener in the
+// metrics); both serve s.
+func (s *Server) httpServer(p *http.Protocols, listener string) *http.Server {
 	return &http.Server{
+		ConnState:         s.connState(listener),
 		Handler:           s,
 		Protocols:         p,
 		ReadHeaderTimeout: 10 * time.Second, // bounds the TLS handshake too

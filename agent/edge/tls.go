@@ -140,6 +140,12 @@ func (s *Server) tlsConfig() *tls.Config {
 		NextProtos:         []string{"h2", "http/1.1"},
 		GetCertificate:     s.getCertificate,
 		GetConfigForClient: s.getConfigForClient,
+		// Called once a handshake has all it needs: counted as done (a
+		// failed one is counted when its connection closes, connState).
+		VerifyConnection: func(tls.ConnectionState) error {
+			s.opts.Metrics.TLSHandshake(true)
+			return nil
+		},
 	}
 }
 
@@ -166,6 +172,7 @@ func (s *Server) getConfigForClient(hello *tls.ClientHelloInfo) (*tls.Config, er
 	if c == nil {
 		return nil, fmt.Errorf("edge: no pending tls-alpn-01 challenge for %q", hello.ServerName)
 	}
+	s.opts.Metrics.ACMEChallengeAnswered(ChallengeTLSALPN01)
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS12,
 		CipherSuites: modernCiphers,
@@ -189,6 +196,7 @@ func (s *Server) serveChallenge(w http.ResponseWriter, r *http.Request) bool {
 	if !ok {
 		return false
 	}
+	s.opts.Metrics.ACMEChallengeAnswered(ChallengeHTTP01)
 	h := w.Header()
 	h.Set("Content-Type", "text/plain")
 	h.Set("Content-Length", strconv.Itoa(len(ka)))

@@ -171,6 +171,7 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 	if mode == networkNone && len(ports) > 0 {
 		return "", fmt.Errorf("runtime: start %s: ports cannot be published with network mode none", t.ID)
 	}
+	setupStart := time.Now()
 	userns, err := v.userns(ctx)
 	if err != nil {
 		return "", err
@@ -207,6 +208,9 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 	prep, err := v.prepare(ctx, etc)
 	if err != nil {
 		return "", err
+	}
+	if _, sandbox := v.(*jobSandbox); sandbox {
+		r.cfg.Metrics.SandboxSetUp(time.Since(setupStart))
 	}
 	labels := map[string]string{
 		LabelContainerID: t.ID,

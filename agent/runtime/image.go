@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/images"
@@ -15,6 +16,8 @@ import (
 	"github.com/distribution/reference"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/containercodes/cc/agent/metrics"
 )
 
 // NormalizeRef turns an image reference into containerd's full name the way
@@ -51,11 +54,21 @@ func (r *Runtime) EnsureImage(ctx context.Context, ref string, open func(context
 		return fmt.Errorf("runtime: look up image %s: %w", name, err)
 	}
 
+	start := time.Now()
 	if open == nil {
 		trace.SpanFromContext(ctx).SetAttributes(attribute.String("cc.image.source", "pull"))
-		return r.pull(ctx, name)
+		err := r.pull(ctx, name)
+		r.cfg.Metrics.ImagePulled(metrics.SourceRegistry, err == nil, time.Since(start))
+		return err
 	}
 	trace.SpanFromContext(ctx).SetAttributes(attribute.String("cc.image.source", "blob"))
+	err = r.importArchive(ctx, name, open)
+	r.cfg.Metrics.ImagePulled(metrics.SourceCluster, err == nil, time.Since(start))
+	return err
+}
+
+// importArchive imports the archive open returns as the image name.
+func (r *Runtime) importArchive(ctx context.Context, name string, open func(context.Context) (io.ReadCloser, error)) error {
 	rc, err := open(ctx)
 	if err != nil {
 		return fmt.Errorf("runtime: open archive of image %s: %w", name, err)

@@ -30,6 +30,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/containercodes/cc/internal/tracing"
+
+	"github.com/containercodes/cc/agent/metrics"
 )
 
 // Labels on every container the runtime creates.
@@ -131,6 +133,8 @@ type Config struct {
 	// Tracing starts spans of the steps of a start (image, network,
 	// containerd's create and start) under the caller's span; nil: none.
 	Tracing trace.TracerProvider
+	// Metrics counts image fetches and times sandbox set-ups; nil: none.
+	Metrics *metrics.Metrics
 }
 
 // Runtime drives the node's containers on containerd.

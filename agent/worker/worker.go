@@ -29,6 +29,7 @@ import (
 
 	"github.com/containercodes/cc/agent/health"
 	"github.com/containercodes/cc/agent/identity"
+	"github.com/containercodes/cc/agent/metrics"
 	"github.com/containercodes/cc/agent/reconcile"
 	"github.com/containercodes/cc/agent/relay"
 	"github.com/containercodes/cc/agent/runtime"
@@ -60,6 +61,9 @@ type Config struct {
 	// comes with the assignment) and of calls to the control plane; nil:
 	// none.
 	Tracing trace.TracerProvider
+	// Metrics counts starts, restarts, OOM kills and health checks, and
+	// reads the containers' states when scraped; nil: none.
+	Metrics *metrics.Metrics
 }
 
 // Worker runs a node.
@@ -97,6 +101,10 @@ type Worker struct {
 	edgeCfg  *ccv1.EdgeConfig
 	relays   *relay.Set
 	edgeKick chan struct{}
+
+	// counts is the containers by kind and state the last pass saw
+	// (guarded by mu), for the metrics.
+	counts map[metrics.ContainerKey]int
 }
 
 // New connects (lazily) to the control plane.
@@ -131,7 +139,8 @@ func New(cfg Config) (*Worker, error) {
 	}
 	// A change of health wants a pass: it reports the change, and stops a
 	// container that turned unhealthy.
-	w.health = health.NewMonitor(health.NewChecker(cfg.Runtime), cfg.Logger.With("component", "health"), func(string) { w.poke() })
+	w.health = health.NewMonitor(countedChecker{health.NewChecker(cfg.Runtime), cfg.Metrics}, cfg.Logger.With("component", "health"), func(string) { w.poke() })
+	cfg.Metrics.SetContainers(w.containerCounts)
 	return w, nil
 }
 
@@ -407,6 +416,7 @@ func (w *Worker) pass(ctx context.Context) (wakeAt time.Time) {
 	}
 	w.syncRelays(relayView(observed))
 	w.report(desired, observed)
+	w.count(desired, observed)
 	return wakeAt
 }
 
@@ -506,7 +516,12 @@ func (w *Worker) do(ctx context.Context, act reconcile.Action, a *ccv1.Assignmen
 		w.preparing[act.ID] = true
 		w.mu.Unlock()
 		w.report(map[string]*ccv1.Assignment{act.ID: a}, nil)
+		if act.IsRestart {
+			w.cfg.Metrics.ContainerRestarted()
+		}
+		began := time.Now()
 		err := w.start(sctx, a)
+		w.cfg.Metrics.ContainerStarted(kindOf(a), err == nil, time.Since(began))
 		w.mu.Lock()
 		delete(w.preparing, act.ID)
 		w.mem[act.ID] = reconcile.AfterStart(w.mem[act.ID], a.Generation, act, err, time.Now())
@@ -556,6 +571,11 @@ func (w *Worker) report(desired map[string]*ccv1.Assignment, observed map[string
 	}
 	w.mu.Lock()
 	for _, ts := range batch {
+		if st := ts.Status; st.GetOomKilled() {
+			if prev := w.lastSent[ts.ContainerId]; !prev.GetOomKilled() || !proto.Equal(prev.GetStartedAt(), st.GetStartedAt()) {
+				w.cfg.Metrics.OOMKilled(kindOf(desired[ts.ContainerId]))
+			}
+		}
 		w.lastSent[ts.ContainerId] = ts.Status
 	}
 	w.mu.Unlock()

@@ -42,8 +42,8 @@ func (s *TokenService) CreateToken(ctx context.Context, req *ccv1.CreateTokenReq
 	if role == ccv1.Role_ROLE_UNSPECIFIED {
 		role = ccv1.Role_ROLE_VIEWER
 	}
-	if role != ccv1.Role_ROLE_ADMIN && role != ccv1.Role_ROLE_VIEWER && role != ccv1.Role_ROLE_AGENT && role != ccv1.Role_ROLE_SERVER && role != ccv1.Role_ROLE_JOBS {
-		return nil, status.Errorf(codes.InvalidArgument, "role %v: use ROLE_ADMIN, ROLE_VIEWER, ROLE_JOBS, ROLE_AGENT or ROLE_SERVER", req.GetRole())
+	if role != ccv1.Role_ROLE_ADMIN && role != ccv1.Role_ROLE_VIEWER && role != ccv1.Role_ROLE_AGENT && role != ccv1.Role_ROLE_SERVER && role != ccv1.Role_ROLE_JOBS && role != ccv1.Role_ROLE_METRICS {
+		return nil, status.Errorf(codes.InvalidArgument, "role %v: use ROLE_ADMIN, ROLE_VIEWER, ROLE_JOBS, ROLE_METRICS, ROLE_AGENT or ROLE_SERVER", req.GetRole())
 	}
 	join := role == ccv1.Role_ROLE_AGENT || role == ccv1.Role_ROLE_SERVER
 	if len(req.GetDescription()) > 256 {

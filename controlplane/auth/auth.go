@@ -319,6 +319,20 @@ var jobsMethods = map[string]bool{
 	ccv1.TrustService_GetTrust_FullMethodName:    true,
 }
 
+// MetricsMethod names a scrape of GET /metrics on the API port where a
+// method is asked for (freshness checks, audit records of refusals).
+const MetricsMethod = "GET /metrics"
+
+// MayReadMetrics reports whether role may read the metrics: metrics
+// tokens (which may do nothing else), viewers and admins.
+func MayReadMetrics(role ccv1.Role) bool {
+	switch role {
+	case ccv1.Role_ROLE_METRICS, ccv1.Role_ROLE_VIEWER, ccv1.Role_ROLE_ADMIN:
+		return true
+	}
+	return false
+}
+
 // ReadOnly reports whether a method only reads state (viewer tokens may
 // call it, and it is served after a linearizable read barrier).
 func ReadOnly(fullMethod string) bool { return viewerMethods[fullMethod] }
@@ -483,7 +497,23 @@ func (w *wrappedStream) Context() context.Context { return w.ctx }
 // caller is in the request's context for plain handlers (FromContext); a
 // handler checks the role itself, with Allowed.
 func (a *Authenticator) Middleware(next http.Handler, onError func(w http.ResponseWriter, r *http.Request, err error)) http.Handler {
-	return a.middleware(next, onError, true)
+	return a.middleware(next, onError, true, "")
+}
+
+// MetricsMiddleware is Middleware for GET /metrics: the freshness check
+// is asked for MetricsMethod, and only roles that MayReadMetrics pass
+// (others get PermissionDenied).
+func (a *Authenticator) MetricsMiddleware(next http.Handler, onError func(w http.ResponseWriter, r *http.Request, err error)) http.Handler {
+	return a.middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := FromContext(r.Context())
+		if !MayReadMetrics(p.Role) {
+			err := status.Errorf(codes.PermissionDenied, "token %s (role %s) may not read the metrics; use a metrics, viewer or admin token", p.TokenID, roleName(p.Role))
+			a.refuse(httpMethod(r), hostOf(r.RemoteAddr), OutcomePermissionDenied, status.Convert(err).Message(), p)
+			onError(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	}), onError, true, MetricsMethod)
 }
 
 // GatewayMiddleware is Middleware for a handler that calls the gRPC server
@@ -492,13 +522,15 @@ func (a *Authenticator) Middleware(next http.Handler, onError func(w http.Respon
 // cluster as the method requires, so this check reads the local state
 // without waiting.
 func (a *Authenticator) GatewayMiddleware(next http.Handler, onError func(w http.ResponseWriter, r *http.Request, err error)) http.Handler {
-	return a.middleware(next, onError, false)
+	return a.middleware(next, onError, false, "")
 }
 
-func (a *Authenticator) middleware(next http.Handler, onError func(w http.ResponseWriter, r *http.Request, err error), catchUp bool) http.Handler {
+// middleware authenticates; with catchUp, after the freshness check for
+// method ("" for a plain HTTP request).
+func (a *Authenticator) middleware(next http.Handler, onError func(w http.ResponseWriter, r *http.Request, err error), catchUp bool, method string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if catchUp && a.fresh != nil {
-			if err := a.fresh(r.Context(), ""); err != nil {
+			if err := a.fresh(r.Context(), method); err != nil {
 				onError(w, r, status.Errorf(codes.Unavailable, "cannot check the token against the cluster's latest state now (%v); retry shortly", err))
 				return
 			}
@@ -520,7 +552,8 @@ func (a *Authenticator) middleware(next http.Handler, onError func(w http.Respon
 	})
 }
 
-// RoleName is a role as users type it: "admin", "viewer", "jobs".
+// RoleName is a role as users type it: "admin", "viewer", "jobs",
+// "metrics".
 func RoleName(r ccv1.Role) string { return roleName(r) }
 
 func roleName(r ccv1.Role) string {

@@ -71,6 +71,26 @@ type RateLimiter struct {
 	tokens *buckets
 	addrs  *buckets
 	fails  *buckets
+
+	limited func(limit string) // nil: not told
+}
+
+// Limits a refusal names to OnLimited.
+const (
+	LimitToken      = "token"
+	LimitAddress    = "address"
+	LimitFailedAuth = "failed_auth"
+)
+
+// OnLimited makes the limiter tell fn about every call it refuses, with
+// the limit exceeded (LimitToken, LimitAddress or LimitFailedAuth). Call
+// it before the limiter is used.
+func (r *RateLimiter) OnLimited(fn func(limit string)) { r.limited = fn }
+
+func (r *RateLimiter) refused(limit string) {
+	if r.limited != nil {
+		r.limited(limit)
+	}
 }
 
 // NewRateLimiter returns a limiter with the rules l.
@@ -228,6 +248,7 @@ func (r *RateLimiter) AuthBudget(ip netip.Addr) (failed func(), err error) {
 	}
 	e := r.fails.get(now, AddrKey(ip), rule, 0)
 	if d := wait(e, now); d > 0 {
+		r.refused(LimitFailedAuth)
 		return nil, Exhausted(fmt.Sprintf("too many failed authentications from %s", ip), d)
 	}
 	return func() {
@@ -248,12 +269,14 @@ func (r *RateLimiter) Allow(p Principal, ip netip.Addr) error {
 	if rule, ok := r.limits.Roles[p.Role]; ok && !rule.unlimited() && p.TokenID != "" {
 		tok = r.tokens.get(now, p.TokenID, rule, p.Role)
 		if d := wait(tok, now); d > 0 {
+			r.refused(LimitToken)
 			return Exhausted(fmt.Sprintf("rate limit of token %s exceeded (role %s: %g calls per second, bursts of %d)", p.TokenID, roleName(p.Role), rule.PerSecond, rule.burst()), d)
 		}
 	}
 	if rule := r.limits.Address; ip.IsValid() && !rule.unlimited() {
 		addr = r.addrs.get(now, AddrKey(ip), rule, 0)
 		if d := wait(addr, now); d > 0 {
+			r.refused(LimitAddress)
 			return Exhausted(fmt.Sprintf("rate limit of source address %s exceeded (%g calls per second, bursts of %d)", ip, rule.PerSecond, rule.burst()), d)
 		}
 	}

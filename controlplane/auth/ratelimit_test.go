@@ -166,3 +166,48 @@ func TestRateLimiterBounded(t *testing.T) {
 		t.Fatalf("%d addresses remembered, want at most 8", n)
 	}
 }
+
+// TestRateLimiterOnLimited: every refusal names the limit it hit.
+func TestRateLimiterOnLimited(t *testing.T) {
+	r, _ := newTestLimiter(RateLimits{
+		Roles:      map[ccv1.Role]RateRule{ccv1.Role_ROLE_VIEWER: {PerSecond: 1, Burst: 1}},
+		Address:    RateRule{PerSecond: 1, Burst: 2},
+		FailedAuth: RateRule{PerSecond: 1, Burst: 1},
+	})
+	var got []string
+	r.OnLimited(func(limit string) { got = append(got, limit) })
+	ip := netip.MustParseAddr("10.0.0.1")
+	v1 := Principal{TokenID: "v1", Role: ccv1.Role_ROLE_VIEWER}
+	v2 := Principal{TokenID: "v2", Role: ccv1.Role_ROLE_VIEWER}
+	_ = r.Allow(v1, ip)                                                    // ok
+	_ = r.Allow(v1, ip)                                                    // the token's bucket is empty
+	_ = r.Allow(v2, ip)                                                    // ok: the address's second call
+	_ = r.Allow(Principal{TokenID: "v3", Role: ccv1.Role_ROLE_VIEWER}, ip) // the address's bucket is empty
+	failed, err := r.AuthBudget(ip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed()
+	if _, err := r.AuthBudget(ip); err == nil {
+		t.Fatal("a second failed authentication was let through")
+	}
+	want := []string{LimitToken, LimitAddress, LimitFailedAuth}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("refusals %v, want %v", got, want)
+	}
+}
+
+func TestMayReadMetrics(t *testing.T) {
+	for role, want := range map[ccv1.Role]bool{
+		ccv1.Role_ROLE_METRICS: true, ccv1.Role_ROLE_VIEWER: true, ccv1.Role_ROLE_ADMIN: true,
+		ccv1.Role_ROLE_JOBS: false, ccv1.Role_ROLE_AGENT: false, ccv1.Role_ROLE_UNSPECIFIED: false,
+	} {
+		if got := MayReadMetrics(role); got != want {
+			t.Errorf("MayReadMetrics(%v) = %v, want %v", role, got, want)
+		}
+	}
+	// A metrics token may call no gRPC method.
+	if Allowed(ccv1.Role_ROLE_METRICS, ccv1.ClusterService_GetStatus_FullMethodName) {
+		t.Error("a metrics token may call GetStatus")
+	}
+}

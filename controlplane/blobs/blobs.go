@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/containercodes/cc/controlplane/blobstore"
+	"github.com/containercodes/cc/controlplane/metrics"
 )
 
 // Peers copies blobs between servers.
@@ -32,9 +33,17 @@ type Peers interface {
 // Store is the replicated blob store: the local store and the other
 // servers behind it.
 type Store struct {
-	local *blobstore.Store
-	peers Peers // nil on a lone server
-	log   *slog.Logger
+	local   *blobstore.Store
+	peers   Peers // nil on a lone server
+	log     *slog.Logger
+	metrics *metrics.Metrics
+}
+
+// WithMetrics makes the store count and time its copies to and fetches
+// from the other servers.
+func (s *Store) WithMetrics(m *metrics.Metrics) *Store {
+	s.metrics = m
+	return s
 }
 
 // New returns the replicated store over this server's blob store. peers
@@ -118,7 +127,9 @@ func (s *Store) Replicate(ctx context.Context, digest, what, retry string) (have
 	if s.peers == nil {
 		return 1, 1, nil
 	}
+	start := time.Now()
 	have, voters, perr := s.peers.Push(ctx, digest)
+	s.metrics.BlobReplicated(have >= voters/2+1, time.Since(start))
 	if have < voters/2+1 {
 		return have, voters, status.Errorf(codes.Unavailable, "%s reached %d of %d servers, not a majority (%v); %s", what, have, voters, perr, retry)
 	}
@@ -135,6 +146,7 @@ func (s *Store) Open(digest string) (io.ReadCloser, int64, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		perr := s.peers.Pull(ctx, digest)
 		cancel()
+		s.metrics.BlobFetched(perr == nil)
 		if perr == nil {
 			rc, size, err = s.local.Open(digest)
 		} else {
@@ -150,7 +162,9 @@ func (s *Store) Open(digest string) (io.ReadCloser, int64, error) {
 func (s *Store) Has(ctx context.Context, digest string) error {
 	_, err := s.local.Stat(digest)
 	if errors.Is(err, blobstore.ErrNotFound) && s.peers != nil {
-		if perr := s.peers.Pull(ctx, digest); perr == nil {
+		perr := s.peers.Pull(ctx, digest)
+		s.metrics.BlobFetched(perr == nil)
+		if perr == nil {
 			_, err = s.local.Stat(digest)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/containercodes/cc/controlplane/blobstore"
+	"github.com/containercodes/cc/controlplane/metrics"
 )
 
 // LocalStore is the part of the local blob store the collector uses.
@@ -26,6 +27,8 @@ type GC struct {
 	// InUse returns every digest the state refers to.
 	InUse func() (map[string]bool, error)
 	Grace time.Duration
+	// Metrics counts the passes of Run and the blobs removed; nil: none.
+	Metrics *metrics.Metrics
 
 	unref map[string]time.Time // digest → first seen unreferenced
 }
@@ -84,6 +87,7 @@ func (g *GC) Run(ctx context.Context, interval time.Duration, log *slog.Logger) 
 	defer t.Stop()
 	for {
 		removed, err := g.Pass(time.Now())
+		g.Metrics.BlobGC(len(removed), err)
 		if err != nil {
 			log.Warn("blob collection", "err", err)
 		}

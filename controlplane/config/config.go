@@ -72,6 +72,11 @@ type Config struct {
 	// to as JSON lines (for a SIEM): every audit record it applies, and
 	// every call it refused before raft (a bad credential or role).
 	AuditFile string `toml:"audit_file"`
+	// MetricsAddr, when set, is a host:port where the server also serves
+	// its Prometheus metrics (GET /metrics) over plain HTTP without
+	// authentication; empty means none. The API port serves them to
+	// metrics, viewer and admin tokens either way.
+	MetricsAddr string `toml:"metrics_addr"`
 
 	Log    LogConfig    `toml:"log"`
 	Raft   RaftConfig   `toml:"raft"`

@@ -36,6 +36,11 @@ func (c Config) Validate() error {
 	if msg := checkListenAddr(c.RaftAddr, "0.0.0.0:7444"); msg != "" {
 		add("raft_addr", "%s", msg)
 	}
+	if c.MetricsAddr != "" {
+		if msg := checkListenAddr(c.MetricsAddr, "127.0.0.1:7446"); msg != "" {
+			add("metrics_addr", "%s", msg)
+		}
+	}
 	if c.RaftAdvertise != "" {
 		if msg := checkAdvertiseAddr(c.RaftAdvertise); msg != "" {
 			add("raft_advertise", "%s", msg)

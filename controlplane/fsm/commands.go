@@ -270,10 +270,10 @@ func EncodeTraced(t statev1.CommandType, payload proto.Message, now time.Time, a
 	return proto.Marshal(&statev1.Command{Type: t, Version: h.version, IssuedAt: ts(now), Payload: body, Audit: audit, TraceContext: traceContext})
 }
 
-func applyCommand(tx *txn, data []byte) error {
+func applyCommand(tx *txn, data []byte) (statev1.CommandType, error) {
 	var cmd statev1.Command
 	if err := proto.Unmarshal(data, &cmd); err != nil {
-		return fmt.Errorf("%w: undecodable entry: %v", ErrInvalid, err)
+		return 0, fmt.Errorf("%w: undecodable entry: %v", ErrInvalid, err)
 	}
 	end := tx.traceApply(&cmd)
 	tx.trace = cmd.TraceContext
@@ -285,10 +285,10 @@ func applyCommand(tx *txn, data []byte) error {
 		// wrote nothing (handlers check before they write), its record
 		// is written all the same.
 		if aerr := recordAudit(tx, &cmd, err); aerr != nil {
-			return fmt.Errorf("write audit record: %w", aerr)
+			return cmd.Type, fmt.Errorf("write audit record: %w", aerr)
 		}
 	}
-	return err
+	return cmd.Type, err
 }
 
 func applyDecoded(tx *txn, cmd *statev1.Command) error {
@@ -333,7 +333,7 @@ func applyCreateToken(tx *txn, at time.Time, msg proto.Message) error {
 		return fmt.Errorf("%w: token needs an id", ErrInvalid)
 	case len(t.SecretSha256) != 32:
 		return fmt.Errorf("%w: token %s needs a 32-byte secret hash", ErrInvalid, t.Id)
-	case ccv1.Role(t.Role) != ccv1.Role_ROLE_ADMIN && ccv1.Role(t.Role) != ccv1.Role_ROLE_VIEWER && ccv1.Role(t.Role) != ccv1.Role_ROLE_AGENT && ccv1.Role(t.Role) != ccv1.Role_ROLE_SERVER && ccv1.Role(t.Role) != ccv1.Role_ROLE_JOBS:
+	case ccv1.Role(t.Role) != ccv1.Role_ROLE_ADMIN && ccv1.Role(t.Role) != ccv1.Role_ROLE_VIEWER && ccv1.Role(t.Role) != ccv1.Role_ROLE_AGENT && ccv1.Role(t.Role) != ccv1.Role_ROLE_SERVER && ccv1.Role(t.Role) != ccv1.Role_ROLE_JOBS && ccv1.Role(t.Role) != ccv1.Role_ROLE_METRICS:
 		return fmt.Errorf("%w: token %s has unknown role %d", ErrInvalid, t.Id, t.Role)
 	}
 	b := tx.Bucket(bucketTokens)

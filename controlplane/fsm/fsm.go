@@ -22,6 +22,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/containercodes/cc/controlplane/metrics"
+	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
@@ -74,6 +76,9 @@ type FSM struct {
 	db *bolt.DB
 
 	applied atomic.Uint64
+	// appliedAt is when the last batch was applied (Unix nanoseconds).
+	appliedAt atomic.Int64
+	metrics   atomic.Pointer[metrics.Metrics]
 
 	watchMu   sync.Mutex
 	watch     chan struct{}            // closed and replaced after every applied batch
@@ -165,9 +170,11 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	touched := touch{}
 	jobsChanged := false
 	var audited []*ccv1.AuditEvent
+	var jobEvents []metrics.JobEvent
+	m := f.metrics.Load()
 	err := f.db.Update(func(btx *bolt.Tx) error {
-		tx := &txn{Tx: btx, touched: touched, tracer: f.tracer}
-		defer func() { jobsChanged, audited = tx.jobsChanged, tx.audited }()
+		tx := &txn{Tx: btx, touched: touched, tracer: f.tracer, observe: m != nil}
+		defer func() { jobsChanged, audited, jobEvents = tx.jobsChanged, tx.audited, tx.jobEvents }()
 		for i, l := range logs {
 			if l.Index <= applied {
 				out[i] = Result{Index: l.Index}
@@ -176,7 +183,15 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 			res := Result{Index: l.Index}
 			tx.index = l.Index
 			if l.Type == raft.LogCommand {
-				res.Err = applyCommand(tx, l.Data)
+				start := time.Now()
+				var t statev1.CommandType
+				t, res.Err = applyCommand(tx, l.Data)
+				if m != nil {
+					m.CommandApplied(t, time.Since(start))
+					if !l.AppendedAt.IsZero() {
+						m.RaftCommitted(time.Since(l.AppendedAt))
+					}
+				}
 				if res.Err != nil {
 					f.log.Debug("command refused", "index", l.Index, "err", res.Err)
 				}
@@ -193,7 +208,9 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		panic(fmt.Sprintf("fsm: state database write failed at index %d: %v", last, err))
 	}
 	f.applied.Store(last)
+	m.JobsChanged(jobEvents)
 	if last != applied {
+		f.appliedAt.Store(time.Now().UnixNano())
 		f.notify()
 		f.notifyNodes(touched)
 		if jobsChanged {

@@ -150,6 +150,11 @@ func saveJob(tx *txn, old, rec *statev1.JobRecord) error {
 		return err
 	}
 	tx.jobsChanged = true
+	if tx.observe {
+		if e, ok := jobEvent(old, rec); ok {
+			tx.jobEvents = append(tx.jobEvents, e)
+		}
+	}
 	return put(tx.Bucket(bucketJobs), j.Id, rec)
 }
 

@@ -4,6 +4,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/containercodes/cc/controlplane/metrics"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
@@ -23,6 +24,9 @@ type txn struct {
 	// trace is the trace context of the command being applied: the
 	// records it creates keep it.
 	trace map[string]string
+	// observe: the batch notes jobEvents, for the metrics.
+	observe   bool
+	jobEvents []metrics.JobEvent
 }
 
 // touch is the set of nodes whose assignments a batch changed; allNodes

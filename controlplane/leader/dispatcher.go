@@ -11,6 +11,7 @@ import (
 
 	"github.com/containercodes/cc/controlplane/dispatch"
 	"github.com/containercodes/cc/controlplane/fsm"
+	"github.com/containercodes/cc/controlplane/metrics"
 	"github.com/containercodes/cc/controlplane/raftstore"
 	"github.com/containercodes/cc/internal/tracing"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
@@ -23,16 +24,17 @@ const expirePerPass = 1000
 // the active jobs and the nodes, decides (package dispatch) and writes the
 // decisions, again whenever the state changes.
 type JobDispatcher struct {
-	raft   *raftstore.Store
-	fsm    *fsm.FSM
-	log    *slog.Logger
-	tracer trace.Tracer
+	raft    *raftstore.Store
+	fsm     *fsm.FSM
+	log     *slog.Logger
+	tracer  trace.Tracer
+	metrics *metrics.Metrics
 }
 
 // NewJobDispatcher returns the job dispatcher loop.
 func NewJobDispatcher(c Config) *JobDispatcher {
 	return &JobDispatcher{raft: c.Raft, fsm: c.FSM, log: c.loopLog("job-dispatcher"),
-		tracer: tracing.Tracer(c.Tracing, "github.com/containercodes/cc/controlplane/leader")}
+		tracer: tracing.Tracer(c.Tracing, "github.com/containercodes/cc/controlplane/leader"), metrics: c.Metrics}
 }
 
 // Run runs passes until ctx ends.
@@ -40,6 +42,7 @@ func (d *JobDispatcher) Run(ctx context.Context) {
 	const inputScan = time.Minute // input records expire in days: no hurry
 	var lastInputs time.Time
 	decide(ctx, d.fsm, 5*time.Second, func(ctx context.Context, now time.Time) (outcome, time.Time) {
+		defer func() { d.metrics.DispatchPass(time.Since(now)) }()
 		withInputs := now.Sub(lastInputs) >= inputScan
 		if withInputs {
 			lastInputs = now

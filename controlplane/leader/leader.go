@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/containercodes/cc/controlplane/fsm"
+	"github.com/containercodes/cc/controlplane/metrics"
 	"github.com/containercodes/cc/controlplane/raftstore"
 	"github.com/containercodes/cc/controlplane/webhook"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
@@ -46,6 +47,8 @@ type Config struct {
 	Webhooks *webhook.Sender
 	// Tracing starts the dispatch spans of traced jobs; nil: none.
 	Tracing trace.TracerProvider
+	// Metrics times the loops' passes and placements; nil: none.
+	Metrics *metrics.Metrics
 }
 
 // Loops returns the leader loops of a control-plane server.

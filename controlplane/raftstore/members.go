@@ -52,6 +52,8 @@ type members struct {
 
 	mu    sync.Mutex
 	conns map[string]map[*trackedConn]bool // peer id → its open connections
+	// heard is when each peer's closed connections last received bytes.
+	heard map[string]int64
 
 	unpinned sync.Map // server id → struct{}: logged as accepted without a pin
 }
@@ -64,6 +66,39 @@ type trackedConn struct {
 	once sync.Once
 	id   atomic.Pointer[string] // the peer's server id once it passed
 	leaf *x509.Certificate      // the peer's certificate, set before id
+	// read is when the connection last received bytes (Unix nanoseconds).
+	read atomic.Int64
+}
+
+func (c *trackedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.read.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+// contacts returns when each peer was last heard from on a raft
+// connection, open or closed since.
+func (m *members) contacts() map[string]time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	last := make(map[string]int64, len(m.heard)+len(m.conns))
+	for id, ns := range m.heard {
+		last[id] = ns
+	}
+	for id, cs := range m.conns {
+		for c := range cs {
+			last[id] = max(last[id], c.read.Load())
+		}
+	}
+	out := make(map[string]time.Time, len(last))
+	for id, ns := range last {
+		if ns > 0 {
+			out[id] = time.Unix(0, ns)
+		}
+	}
+	return out
 }
 
 func (c *trackedConn) Close() error {
@@ -93,6 +128,12 @@ func (m *members) track(id string, leaf *x509.Certificate, c *trackedConn) {
 func (m *members) forget(id string, c *trackedConn) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if ns := c.read.Load(); ns > 0 {
+		if m.heard == nil {
+			m.heard = map[string]int64{}
+		}
+		m.heard[id] = max(m.heard[id], ns)
+	}
 	delete(m.conns[id], c)
 	if len(m.conns[id]) == 0 {
 		delete(m.conns, id)

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/containercodes/cc/controlplane/fsm"
+	"github.com/containercodes/cc/controlplane/metrics"
 	"github.com/containercodes/cc/internal/tracing"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 )
@@ -63,6 +64,9 @@ type Config struct {
 	SnapshotInterval   time.Duration
 	SnapshotThreshold  uint64
 	TrailingLogs       uint64
+
+	// Metrics times this server's proposals; nil: none.
+	Metrics *metrics.Metrics
 }
 
 // Store is a running raft node.
@@ -92,6 +96,13 @@ type Store struct {
 	membersDone   chan struct{}
 	membersExited chan struct{}
 	closeOnce     sync.Once
+
+	metrics *metrics.Metrics
+	// leaderChanges counts the leaders raft reported (observer, ended by
+	// membersDone; observerExited is closed when it has).
+	leaderChanges  atomic.Uint64
+	observer       *raft.Observer
+	observerExited chan struct{}
 }
 
 // memberSweepInterval is the most often the connections of peers that
@@ -203,10 +214,27 @@ func Open(cfg Config, f *fsm.FSM) (*Store, error) {
 	m.raft.Store(r)
 	s := &Store{raft: r, fsm: f, transport: transport, logs: logs, snaps: snaps, log: cfg.Logger, id: cfg.ID, startIndex: r.LastIndex(),
 		tracer:  tracing.Tracer(cfg.Tracing, "github.com/containercodes/cc/controlplane/raftstore"),
-		members: m, membersDone: make(chan struct{}), membersExited: make(chan struct{})}
+		members: m, membersDone: make(chan struct{}), membersExited: make(chan struct{}), metrics: cfg.Metrics, observerExited: make(chan struct{})}
 	go func() {
 		defer close(s.membersExited)
 		m.watch(s.membersDone, memberSweepInterval)
+	}()
+	obs := make(chan raft.Observation, 16)
+	s.observer = raft.NewObserver(obs, false, func(o *raft.Observation) bool {
+		lo, ok := o.Data.(raft.LeaderObservation)
+		return ok && lo.LeaderID != ""
+	})
+	r.RegisterObserver(s.observer)
+	go func() {
+		defer close(s.observerExited)
+		for {
+			select {
+			case <-s.membersDone:
+				return
+			case <-obs:
+				s.leaderChanges.Add(1)
+			}
+		}
 	}()
 	return s, nil
 }
@@ -441,15 +469,20 @@ func (s *Store) ApplyLocalAll(ctx context.Context, cmds [][]byte) error {
 	}
 	d, _ := ctx.Deadline()
 	futs := make([]raft.ApplyFuture, 0, len(cmds))
+	starts := make([]time.Time, 0, len(cmds))
 	for _, cmd := range cmds {
 		timeout := time.Until(d)
 		if timeout <= 0 {
 			break
 		}
+		starts = append(starts, time.Now())
 		futs = append(futs, s.raft.Apply(cmd, timeout))
 	}
 	var first error
-	for _, fut := range futs {
+	for i, fut := range futs {
+		if fut.Error() == nil {
+			s.metrics.RaftApplied(time.Since(starts[i]))
+		}
 		if _, err := result(fut); err != nil && first == nil {
 			first = err
 		}
@@ -466,7 +499,12 @@ func (s *Store) applyLocal(ctx context.Context, cmd []byte) (fsm.Result, error) 
 	if timeout <= 0 {
 		return fsm.Result{}, context.DeadlineExceeded
 	}
-	return result(s.raft.Apply(cmd, timeout))
+	start := time.Now()
+	fut := s.raft.Apply(cmd, timeout)
+	if fut.Error() == nil {
+		s.metrics.RaftApplied(time.Since(start))
+	}
+	return result(fut)
 }
 
 // result waits for an apply and maps its errors.
@@ -660,6 +698,52 @@ func (s *Store) Status() (Status, error) {
 	return st, nil
 }
 
+// Stats reads the node's state for the metrics: raft's figures, the
+// newest snapshot on disk, and the last contact with each peer (on the
+// leader, the last bytes each follower sent; on a follower, the leader's
+// last message). name gives a server's name for its id.
+func (s *Store) Stats(name func(id string) string) metrics.RaftStats {
+	_, leaderID := s.raft.LeaderWithID()
+	st := metrics.RaftStats{
+		State:         s.raft.State().String(),
+		Term:          s.raft.CurrentTerm(),
+		HasLeader:     leaderID != "",
+		LeaderChanges: s.leaderChanges.Load(),
+		LastIndex:     s.raft.LastIndex(),
+		CommitIndex:   s.raft.CommitIndex(),
+		AppliedIndex:  max(s.raft.AppliedIndex(), s.fsm.AppliedIndex()),
+	}
+	if first, err := s.logs.FirstIndex(); err == nil {
+		st.FirstIndex = first
+	}
+	if list, err := s.snaps.List(); err == nil && len(list) > 0 {
+		st.HasSnapshot, st.SnapshotIndex, st.SnapshotBytes = true, list[0].Index, list[0].Size
+	}
+	now := time.Now()
+	peer := func(id string, at time.Time) {
+		if !at.IsZero() {
+			st.Peers = append(st.Peers, metrics.PeerContact{ID: id, Name: name(id), Since: now.Sub(at)})
+		}
+	}
+	conf := s.raft.GetConfiguration().Configuration() // a cached copy, no round trip
+	contacts := s.members.contacts()
+	isLeader := s.raft.State() == raft.Leader
+	for _, srv := range conf.Servers {
+		if srv.Suffrage == raft.Voter {
+			st.Voters++
+		}
+		id := string(srv.ID)
+		switch {
+		case id == s.id:
+		case isLeader:
+			peer(id, contacts[id])
+		case id == string(leaderID):
+			peer(id, s.raft.LastContact())
+		}
+	}
+	return st
+}
+
 // Snapshot asks raft to take a snapshot now.
 func (s *Store) Snapshot() error { return s.raft.Snapshot().Error() }
 
@@ -667,8 +751,10 @@ func (s *Store) Snapshot() error { return s.raft.Snapshot().Error() }
 // the FSM afterwards.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.raft.DeregisterObserver(s.observer)
 		close(s.membersDone)
 		<-s.membersExited
+		<-s.observerExited
 	})
 	err := s.raft.Shutdown().Error()
 	if cerr := s.transport.Close(); err == nil {

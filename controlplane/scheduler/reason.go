@@ -206,3 +206,36 @@ func bytesText(b int64) string {
 	}
 	return strconv.FormatFloat(f, 'f', 1, 64) + " " + units[i]
 }
+
+// Kinds of the reasons a task stays pending, as ReasonKind sorts them.
+const (
+	ReasonNoReadyNode = "no_ready_node"
+	ReasonConstraints = "constraints"
+	ReasonResources   = "resources"
+	ReasonHostPorts   = "host_ports"
+	ReasonInvalid     = "invalid_placement"
+	ReasonOther       = "other"
+)
+
+// ReasonKinds are the kinds ReasonKind returns.
+var ReasonKinds = []string{ReasonNoReadyNode, ReasonConstraints, ReasonResources, ReasonHostPorts, ReasonInvalid, ReasonOther}
+
+// ReasonKind sorts a reason Place gave into a few kinds (for metrics): the
+// filter furthest along that ruled out some node, since the nodes it ruled
+// out passed every filter before it. Host ports are checked last, then CPU
+// and memory, then constraints, and readiness first.
+func ReasonKind(reason string) string {
+	switch {
+	case strings.HasPrefix(reason, "invalid placement"):
+		return ReasonInvalid
+	case strings.Contains(reason, "host port"):
+		return ReasonHostPorts
+	case strings.Contains(reason, "too little free"), strings.Contains(reason, "capacity"):
+		return ReasonResources
+	case strings.Contains(reason, "not match"):
+		return ReasonConstraints
+	case strings.Contains(reason, "not ready"), strings.Contains(reason, "paused or drained"), strings.Contains(reason, "no node is ready"):
+		return ReasonNoReadyNode
+	}
+	return ReasonOther
+}

@@ -3,11 +3,11 @@ package server
 import (
 	"bytes"
 	"crypto"
-	"encoding/pem"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -30,7 +30,7 @@ const (
 	fileCACert       = "ca.crt"
 	fileServerCert   = "server.crt"
 	fileServerKey    = "server.key"
-	fileServerNext   = "server-next.crt" // during a CA rotation: the new CA's certificate for server.key
+	fileServerNext   = "server-next.crt"  // during a CA rotation: the new CA's certificate for server.key
 	filePendingCAKey = "bootstrap-ca.key" // held only until InitCluster is applied
 	FileAdminToken   = "admin.token"
 )

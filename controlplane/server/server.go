@@ -37,9 +37,11 @@ import (
 	"github.com/containercodes/cc/controlplane/config"
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/controlplane/leader"
+	"github.com/containercodes/cc/controlplane/metrics"
 	"github.com/containercodes/cc/controlplane/raftstore"
 	"github.com/containercodes/cc/controlplane/session"
 	"github.com/containercodes/cc/controlplane/webhook"
+	imetrics "github.com/containercodes/cc/internal/metrics"
 	"github.com/containercodes/cc/internal/pki"
 	"github.com/containercodes/cc/internal/tracing"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
@@ -97,6 +99,10 @@ type Server struct {
 	tracing *tracing.Provider
 
 	limiter *auth.RateLimiter
+	// metrics is this server's series (own registry); metricsLn serves
+	// them on metrics_addr, nil when it is not set.
+	metrics   *metrics.Metrics
+	metricsLn *imetrics.Listener
 	// rateCfg is the rate_limit section in force: cfg's until
 	// SetRateLimit changes it. Guarded by rateMu.
 	rateMu  sync.Mutex
@@ -133,7 +139,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s := &Server{cfg: cfg, opts: opts, log: log, serveErr: make(chan error, 2)}
+	s := &Server{cfg: cfg, opts: opts, log: log, serveErr: make(chan error, 2), metrics: metrics.New(imetrics.NewRegistry())}
 	s.disk = &api.DiskFloor{Dir: cfg.DataDir, MinBytes: cfg.MinFreeDisk.Bytes, MinPercent: cfg.MinFreeDisk.Percent, Free: cfg.FreeSpace}
 	s.bg, s.bgCancel = context.WithCancel(context.Background())
 	defer func() {
@@ -159,6 +165,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 	}
 	s.fsm.SetTracing(s.tracing)
 	s.fsm.OnAudit(s.audit.applied)
+	s.fsm.SetMetrics(s.metrics)
 	raftDir := filepath.Join(cfg.DataDir, dirRaft)
 	hasRaft := raftstore.HasState(raftDir)
 	if err := raftstore.CatchUp(raftDir, s.fsm, log.With("component", "raft")); err != nil {
@@ -213,6 +220,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 		SnapshotInterval:   rc.SnapshotInterval.Duration,
 		SnapshotThreshold:  rc.SnapshotThreshold,
 		TrailingLogs:       rc.TrailingLogs,
+		Metrics:            s.metrics,
 	}, s.fsm)
 	if err != nil {
 		return nil, err
@@ -221,6 +229,10 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 		return nil, err
 	}
 	if err := s.serve(); err != nil {
+		return nil, err
+	}
+	s.collectMetrics()
+	if err := s.startMetricsListener(); err != nil {
 		return nil, err
 	}
 	s.ready.Store(true)
@@ -240,8 +252,9 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 	loops := leader.NewRunner(leaderLog, append(leader.Loops(leader.Config{
 		Raft: s.raft, FSM: s.fsm, Log: log, NodeDownAfter: s.downAfter(), Sessions: s.sessions.Sessions,
 		OtherSessions: func(ctx context.Context) map[string]time.Time { return s.peers.otherSessions(ctx, s.raft) },
-		Webhooks:      &webhook.Sender{Policy: webhook.Policy{Allow: s.cfg.Webhooks.AllowPrefixes()}},
+		Webhooks:      &webhook.Sender{Policy: webhook.Policy{Allow: s.cfg.Webhooks.AllowPrefixes()}, Metrics: s.metrics},
 		Tracing:       s.tracing,
+		Metrics:       s.metrics,
 	}), leader.Loop{Name: "acme", Run: certs.Run})...)
 	// One raft barrier per term for the loops that decide from the state.
 	loops.Prepare = leader.Barrier(s.raft, leaderLog)
@@ -263,7 +276,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		gc := &blobs.GC{Store: s.blobs, InUse: s.fsm.BlobsInUse, Grace: s.cfg.BlobGC.Grace.Duration}
+		gc := &blobs.GC{Store: s.blobs, InUse: s.fsm.BlobsInUse, Grace: s.cfg.BlobGC.Grace.Duration, Metrics: s.metrics}
 		gc.Run(s.bg, s.cfg.BlobGC.Interval.Duration, s.log.With("component", "blob-gc"))
 	}()
 	s.wg.Add(1)
@@ -344,17 +357,21 @@ func (s *Server) serve() error {
 	authn.WithFreshness(s.tokenFresh).WithWatch(s.fsm.Watch, 0)
 	s.rateCfg = s.cfg.RateLimit
 	s.limiter = auth.NewRateLimiter(rateLimits(s.rateCfg))
+	s.limiter.OnLimited(s.metrics.RateLimited)
 	authn.WithRateLimiter(s.limiter)
 	var err error
 	if s.blobs, err = blobstore.New(filepath.Join(s.cfg.DataDir, "blobs")); err != nil {
 		return err
 	}
-	s.sessions = session.New(s.raft, s.fsm, s.log.With("component", "session"), session.Options{Tracing: s.tracing})
+	s.sessions = session.New(s.raft, s.fsm, s.log.With("component", "session"), session.Options{Tracing: s.tracing, Metrics: s.metrics})
 	authn.WithServers(s.fsm)
-	authn.WithRefusals(s.audit.refusal)
+	authn.WithRefusals(func(e *ccv1.AuditEvent) {
+		s.metrics.AuthFailed(e.Outcome)
+		s.audit.refusal(e)
+	})
 	s.peers = newPeers(s.fsm, pki.OfferClusterALPN(s.id.raftClientTLS()), s.tracing)
 	s.raft.SetPeer(s.peers)
-	replicated := blobs.New(s.blobs, &blobPeers{peers: s.peers, raft: s.raft, blobs: s.blobs}, s.log.With("component", "blobs"))
+	replicated := blobs.New(s.blobs, &blobPeers{peers: s.peers, raft: s.raft, blobs: s.blobs}, s.log.With("component", "blobs")).WithMetrics(s.metrics)
 	// Recovery comes first, so that a panic anywhere in the chain or a
 	// handler answers Internal and the server lives.
 	grpcLog := s.log.With("component", "grpc")
@@ -362,8 +379,8 @@ func (s *Server) serve() error {
 		// A span of every API call; of the calls of other servers and
 		// agents, only those made within a trace.
 		grpc.StatsHandler(tracing.ServerHandler(s.tracing, internalMethod)),
-		grpc.ChainUnaryInterceptor(api.RecoverUnary(grpcLog), s.unaryCaughtUp, authn.UnaryInterceptor, s.readBarrier, api.ErrorInterceptor),
-		grpc.ChainStreamInterceptor(api.RecoverStream(grpcLog), s.streamCaughtUp, authn.StreamInterceptor, api.StreamErrorInterceptor),
+		grpc.ChainUnaryInterceptor(s.metrics.UnaryInterceptor, api.RecoverUnary(grpcLog), s.unaryCaughtUp, authn.UnaryInterceptor, s.readBarrier, api.ErrorInterceptor),
+		grpc.ChainStreamInterceptor(s.metrics.StreamInterceptor, api.RecoverStream(grpcLog), s.streamCaughtUp, authn.StreamInterceptor, api.StreamErrorInterceptor),
 	)
 	core := &api.Core{Raft: s.raft, FSM: s.fsm, Sessions: s.sessions, Peers: s.peers, Log: s.log.With("component", "api"), Now: time.Now,
 		JoinLimiter: api.NewJoinLimiter(s.cfg.JoinLimit.PerMinute, s.cfg.JoinLimit.Burst, 0), Disk: s.disk, Refused: s.audit.refusal}
@@ -445,22 +462,28 @@ func (s *Server) serve() error {
 		runtime.HTTPError(r.Context(), gw, &runtime.JSONPb{}, w, r, err)
 	}
 
+	// Every handler is counted in cc_api_http_requests_total under its
+	// name (the gateway's calls are counted by method in the gRPC
+	// interceptors too).
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	handle := func(pattern, name string, h http.Handler) { mux.Handle(pattern, s.metrics.HTTPHandler(name, h)) }
+	handle("GET /healthz", "healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, `{"status":"ok"}`)
-	})
-	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /v1/openapi.json", authn.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	}))
+	handle("GET /readyz", "readyz", http.HandlerFunc(s.readyz))
+	// The metrics, for tokens of roles metrics, viewer and admin.
+	handle("GET /metrics", "metrics", authn.MetricsMiddleware(imetrics.Handler(s.metrics.Registry(), s.log.With("component", "metrics")), writeErr))
+	handle("GET /v1/openapi.json", "openapi", authn.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(openapi.Spec)
 	}), writeErr))
 	// A job's output is bytes, not JSON: a plain handler, so that Range,
 	// If-None-Match and Content-Length work.
-	mux.Handle("GET /v1/jobs/{id}/output", authn.Middleware(jobs.OutputHandler(writeErr), writeErr))
-	mux.Handle("/v1/", authn.GatewayMiddleware(gw, writeErr))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	handle("GET /v1/jobs/{id}/output", "job_output", authn.Middleware(jobs.OutputHandler(writeErr), writeErr))
+	handle("/v1/", "gateway", authn.GatewayMiddleware(gw, writeErr))
+	handle("/", "not_found", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, `{"code":5,"message":"no such path: the API is under /v1/ (see /v1/openapi.json)"}`)
-	})
+	}))
 
 	// REST calls: a panic answers 500, a body is bounded at maxRESTBody.
 	// gRPC calls have their own recovery and message limits.
@@ -543,14 +566,14 @@ func (s *Server) readBarrier(ctx context.Context, req interface{}, info *grpc.Un
 // checked (auth.CatchUp: at most one barrier per DefaultCatchUpMaxAge, shared
 // by concurrent calls), so that a token revoked through any server is refused
 // here too. The calls that must answer without a leader (status, server
-// listing) and reads that accept stale data fall back to the local state
-// when there is no barrier to be had.
+// listing, a scrape of /metrics) and reads that accept stale data fall
+// back to the local state when there is no barrier to be had.
 func (s *Server) tokenFresh(ctx context.Context, fullMethod string) error {
 	err := s.catchUp.Wait(ctx)
 	if err == nil || ctx.Err() != nil {
 		return err
 	}
-	if fullMethod == ccv1.ClusterService_GetStatus_FullMethodName || fullMethod == ccv1.ClusterService_ListServers_FullMethodName {
+	if fullMethod == ccv1.ClusterService_GetStatus_FullMethodName || fullMethod == ccv1.ClusterService_ListServers_FullMethodName || fullMethod == auth.MetricsMethod {
 		return nil
 	}
 	if auth.ReadOnly(fullMethod) {
@@ -794,6 +817,7 @@ func (s *Server) Close(ctx context.Context) error {
 		if s.gwConn != nil {
 			s.gwConn.Close()
 		}
+		s.closeMetricsListener(ctx)
 		if s.peers != nil {
 			s.peers.close()
 		}

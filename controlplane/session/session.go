@@ -25,6 +25,7 @@ import (
 
 	"github.com/containercodes/cc/controlplane/edgeconfig"
 	"github.com/containercodes/cc/controlplane/fsm"
+	"github.com/containercodes/cc/controlplane/metrics"
 	"github.com/containercodes/cc/controlplane/raftstore"
 	"github.com/containercodes/cc/internal/pki"
 	"github.com/containercodes/cc/internal/tracing"
@@ -39,6 +40,9 @@ type Options struct {
 	// Tracing starts a span (session.deliver) for each new assignment
 	// sent whose container was created by a traced request; nil: none.
 	Tracing trace.TracerProvider
+	// Metrics times assignment deliveries and counts status batches; nil:
+	// none.
+	Metrics *metrics.Metrics
 }
 
 // Hub holds the live agent sessions of this server: it serves their
@@ -72,6 +76,7 @@ type session struct {
 	out      chan *ccv1.SessionResponse         // log requests and cancels for the send loop
 	cancel   context.CancelFunc
 	lastSeen time.Time
+	opened   time.Time // after the hello
 }
 
 // New returns a hub over a raft node and its state machine.
@@ -148,7 +153,7 @@ func (hub *Hub) Session(nodeID string, stream ccv1.AgentService_SessionServer) e
 	if err := hub.nodeUp(ctx, nodeID, hello); err != nil {
 		return err
 	}
-	s := &session{nodeID: nodeID, edge: hello.Edge, out: make(chan *ccv1.SessionResponse, 16), cancel: cancel, lastSeen: time.Now()}
+	s := &session{nodeID: nodeID, edge: hello.Edge, out: make(chan *ccv1.SessionResponse, 16), cancel: cancel, lastSeen: time.Now(), opened: time.Now()}
 	hub.register(s)
 	defer hub.unregister(s)
 	hub.log.Info("agent session opened", "node_id", nodeID, "version", hello.Version)
@@ -273,6 +278,7 @@ func (hub *Hub) recvLoop(ctx context.Context, s *session, stream ccv1.AgentServi
 			if len(m.Status.Statuses) == 0 {
 				continue
 			}
+			hub.opts.Metrics.StatusBatch(len(m.Status.Statuses))
 			hub.status.add(s.nodeID, m.Status.Statuses)
 		case *ccv1.SessionRequest_Hello:
 			return status.Error(codes.InvalidArgument, "hello sent twice")
@@ -289,6 +295,7 @@ func (hub *Hub) sendLoop(ctx context.Context, s *session, stream ccv1.AgentServi
 	var servers []string
 	var trust pki.Trust
 	var edge edgeSender
+	var changedAt time.Time // when the change that woke the loop was applied
 	for {
 		watch := hub.fsm.WatchNode(s.nodeID)
 		if _, err := hub.fsm.Node(s.nodeID); err != nil {
@@ -309,6 +316,7 @@ func (hub *Hub) sendLoop(ctx context.Context, s *session, stream ccv1.AgentServi
 			if err := stream.Send(&ccv1.SessionResponse{Seq: seq, Msg: &ccv1.SessionResponse_Full{Full: &ccv1.AssignmentSet{Assignments: sorted(now)}}}); err != nil {
 				return err
 			}
+			hub.opts.Metrics.AssignmentsDelivered(metrics.DeliveryFull, time.Since(s.opened))
 			sent = now
 		} else if ch := Diff(sent, now); ch != nil {
 			seq++
@@ -322,6 +330,9 @@ func (hub *Hub) sendLoop(ctx context.Context, s *session, stream ccv1.AgentServi
 			}
 			if err != nil {
 				return err
+			}
+			if !changedAt.IsZero() {
+				hub.opts.Metrics.AssignmentsDelivered(metrics.DeliveryChanges, time.Since(changedAt))
 			}
 			sent = now
 		}
@@ -339,8 +350,11 @@ func (hub *Hub) sendLoop(ctx context.Context, s *session, stream ccv1.AgentServi
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-edgeChanged:
+			changedAt = hub.fsm.LastApplied()
 		case <-watch:
+			changedAt = hub.fsm.LastApplied()
 		case m := <-s.out:
+			changedAt = time.Time{}
 			if err := stream.Send(m); err != nil {
 				return err
 			}
@@ -460,6 +474,13 @@ func randomID() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// Open is how many agent sessions this server holds.
+func (hub *Hub) Open() int {
+	hub.mu.Lock()
+	defer hub.mu.Unlock()
+	return len(hub.sessions)
 }
 
 // Sessions returns the nodes with a live session here and their last

@@ -27,6 +27,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/containercodes/cc/controlplane/fsm"
+	"github.com/containercodes/cc/controlplane/metrics"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -214,6 +215,8 @@ type Sender struct {
 	// one up to MaxBackoff; defaults 1s and 5m.
 	FirstBackoff, MaxBackoff time.Duration
 	Log                      *slog.Logger
+	// Metrics counts attempts and outcomes; nil: none.
+	Metrics *metrics.Metrics
 }
 
 // Body is a webhook's JSON body: the job as the API shows it.
@@ -240,6 +243,7 @@ func (w *Sender) Deliver(ctx context.Context, rec *statev1.JobRecord) string {
 	body, err := Body(rec)
 	if err != nil {
 		w.logFailure(rec, 0, 0, err)
+		w.Metrics.WebhookDone(metrics.WebhookFailed)
 		return FailedState
 	}
 	attempts, backoff, maxBackoff := w.Attempts, w.FirstBackoff, w.MaxBackoff
@@ -261,6 +265,8 @@ func (w *Sender) Deliver(ctx context.Context, rec *statev1.JobRecord) string {
 	for i := 1; i <= attempts; i++ {
 		last = w.post(ctx, client, url, rec, body, i)
 		if last == nil {
+			w.Metrics.WebhookAttempt(metrics.WebhookOK)
+			w.Metrics.WebhookDone(metrics.WebhookDelivered)
 			return fsm.WebhookDelivered
 		}
 		if ctx.Err() != nil {
@@ -268,6 +274,11 @@ func (w *Sender) Deliver(ctx context.Context, rec *statev1.JobRecord) string {
 		}
 		w.logFailure(rec, i, attempts, last)
 		var denied *DeniedError
+		if errors.As(last, &denied) {
+			w.Metrics.WebhookAttempt(metrics.WebhookDenied)
+		} else {
+			w.Metrics.WebhookAttempt(metrics.WebhookError)
+		}
 		if errors.As(last, &denied) || i == attempts {
 			break
 		}
@@ -280,6 +291,7 @@ func (w *Sender) Deliver(ctx context.Context, rec *statev1.JobRecord) string {
 		}
 		backoff = min(2*backoff, maxBackoff)
 	}
+	w.Metrics.WebhookDone(metrics.WebhookFailed)
 	return FailedState
 }
 

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/containercodes/cc/internal/testing/testcluster"
 	"io"
 	"net"
 	"net/http"
@@ -23,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/containercodes/cc/internal/testing/testcluster"
 
 	"github.com/containercodes/cc/internal/pki"
 )

@@ -16,9 +16,11 @@ import (
 
 	"github.com/containercodes/cc/agent/cli"
 	"github.com/containercodes/cc/agent/identity"
+	"github.com/containercodes/cc/agent/metrics"
 	"github.com/containercodes/cc/agent/runtime"
 	"github.com/containercodes/cc/agent/worker"
 	"github.com/containercodes/cc/internal/logging"
+	imetrics "github.com/containercodes/cc/internal/metrics"
 	"github.com/containercodes/cc/internal/tracing"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -123,6 +125,14 @@ type Agent struct {
 	// (with WithEdgeHTTPSAddr), its port chosen by the kernel for ":0";
 	// "" without HTTPS.
 	EdgeHTTPSAddr string
+	// Metrics is the agent's metrics while it runs (a registry of its
+	// own, new at each start).
+	Metrics *metrics.Metrics
+	// MetricsAddr is where the agent serves /metrics while it runs (with
+	// WithMetricsAddr), its port chosen by the kernel for ":0"; "" without.
+	MetricsAddr string
+	metricsIn   string // the address asked for
+	metricsLn   *imetrics.Listener
 
 	cancel context.CancelFunc
 	done   chan error
@@ -154,6 +164,10 @@ type AgentConfig struct {
 	Edge worker.Edge
 	// Tracing is the agent's --tracing-* flags; off by default.
 	Tracing tracing.Settings
+	// MetricsAddr is the agent's --metrics-addr; empty (the harness's
+	// default, unlike cc-agent's): none, so that agents never collide on
+	// a port.
+	MetricsAddr string
 }
 
 // AgentOption changes an agent before it starts.
@@ -187,6 +201,12 @@ func WithAgentTracing(endpoint string) AgentOption {
 	return func(c *AgentConfig) {
 		c.Tracing = tracing.Settings{Endpoint: endpoint, SampleRatio: 1, Insecure: true, BatchTimeout: TraceBatchTimeout}
 	}
+}
+
+// WithMetricsAddr makes the agent serve /metrics on addr (e.g.
+// 127.0.0.1:0).
+func WithMetricsAddr(addr string) AgentOption {
+	return func(c *AgentConfig) { c.MetricsAddr = addr }
 }
 
 // WithEdge hands the agent's edge configuration to e.
@@ -252,7 +272,7 @@ func (s *Server) StartAgent(name string, opts ...AgentOption) *Agent {
 	hello := &ccv1.SessionHello{Version: "test", Resources: cfg.Resources, Labels: cfg.Labels, Address: cfg.AdvertiseAddr,
 		Edge: cfg.Edge != nil || cfg.EdgeHTTPAddr != ""}
 	a := &Agent{t: s.t, Name: name, DataDir: dir, ID: id, rtConfig: cfg.Runtime, hello: hello, edge: cfg.Edge,
-		edgeAddr: cfg.EdgeHTTPAddr, httpsIn: cfg.EdgeHTTPSAddr, tracing: cfg.Tracing}
+		edgeAddr: cfg.EdgeHTTPAddr, httpsIn: cfg.EdgeHTTPSAddr, tracing: cfg.Tracing, metricsIn: cfg.MetricsAddr}
 	a.start()
 	s.t.Cleanup(func() { a.Stop(); a.cleanup() })
 	return a
@@ -271,17 +291,28 @@ func (a *Agent) start() {
 		a.t.Fatalf("testcluster: agent tracing: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	m := metrics.New(imetrics.NewRegistry(), "test", a.ID.NodeID)
 	rc := a.rtConfig
 	rc.Tracing = tp
+	rc.Metrics = m
 	rt, err := runtime.New(ctx, rc)
 	if err != nil {
 		cancel()
 		tp.Shutdown(context.Background())
 		a.t.Fatalf("testcluster: agent runtime: %v", err)
 	}
+	a.Metrics, a.MetricsAddr, a.metricsLn = m, "", nil
+	if a.metricsIn != "" {
+		if a.metricsLn, err = imetrics.Listen(a.metricsIn, imetrics.Handler(m.Registry(), a.rtConfig.Logger), a.rtConfig.Logger); err != nil {
+			cancel()
+			rt.Close()
+			a.t.Fatalf("testcluster: agent metrics: %v", err)
+		}
+		a.MetricsAddr = a.metricsLn.Addr().String()
+	}
 	e, stopEdge := a.edge, func() {}
 	if e == nil && a.edgeAddr != "" {
-		srv, stop, err := cli.StartEdge(cli.EdgeOptions{Enabled: true, HTTPAddr: a.edgeAddr, HTTPSAddr: a.httpsIn, AccessLog: "off", Tracing: tp}, a.ID.NodeID, a.rtConfig.Logger.With("component", "edge"))
+		srv, stop, err := cli.StartEdge(cli.EdgeOptions{Enabled: true, HTTPAddr: a.edgeAddr, HTTPSAddr: a.httpsIn, AccessLog: "off", Tracing: tp, Metrics: m}, a.ID.NodeID, a.rtConfig.Logger.With("component", "edge"))
 		if err != nil {
 			cancel()
 			rt.Close()
@@ -304,12 +335,16 @@ func (a *Agent) start() {
 		DataDir:   a.DataDir,
 		Edge:      e,
 		Tracing:   tp,
+		Metrics:   m,
 	})
 	if err != nil {
 		cancel()
 		stopEdge()
 		rt.Close()
 		tp.Shutdown(context.Background())
+		if a.metricsLn != nil {
+			a.metricsLn.Close(context.Background())
+		}
 		a.t.Fatalf("testcluster: agent worker: %v", err)
 	}
 	a.Runtime, a.cancel, a.done, a.tp = rt, cancel, make(chan error, 1), tp
@@ -331,6 +366,10 @@ func (a *Agent) Stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	a.tp.Shutdown(ctx)
+	if a.metricsLn != nil {
+		a.metricsLn.Close(ctx)
+		a.metricsLn = nil
+	}
 	a.cancel = nil
 }
 

@@ -39,6 +39,9 @@ const (
 	// ROLE_JOBS may submit jobs, read job records and queues, and cancel and
 	// read the logs and output of the jobs it submitted.
 	Role_ROLE_JOBS Role = 5
+	// ROLE_METRICS may read the Prometheus metrics (GET /metrics on the API
+	// port) and nothing else: a token for a scraper.
+	Role_ROLE_METRICS Role = 6
 )
 
 // Enum value maps for Role.
@@ -50,6 +53,7 @@ var (
 		3: "ROLE_AGENT",
 		4: "ROLE_SERVER",
 		5: "ROLE_JOBS",
+		6: "ROLE_METRICS",
 	}
 	Role_value = map[string]int32{
 		"ROLE_UNSPECIFIED": 0,
@@ -58,6 +62,7 @@ var (
 		"ROLE_AGENT":       3,
 		"ROLE_SERVER":      4,
 		"ROLE_JOBS":        5,
+		"ROLE_METRICS":     6,
 	}
 )
 
@@ -510,7 +515,7 @@ const file_cc_v1_tokens_proto_rawDesc = "" +
 	"\x06tokens\x18\x01 \x03(\v2\f.cc.v1.TokenR\x06tokens\"$\n" +
 	"\x12RevokeTokenRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x15\n" +
-	"\x13RevokeTokenResponse*m\n" +
+	"\x13RevokeTokenResponse*\x7f\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -519,7 +524,8 @@ const file_cc_v1_tokens_proto_rawDesc = "" +
 	"\n" +
 	"ROLE_AGENT\x10\x03\x12\x0f\n" +
 	"\vROLE_SERVER\x10\x04\x12\r\n" +
-	"\tROLE_JOBS\x10\x052\xdd\x01\n" +
+	"\tROLE_JOBS\x10\x05\x12\x10\n" +
+	"\fROLE_METRICS\x10\x062\xdd\x01\n" +
 	"\fTokenService\x12D\n" +
 	"\vCreateToken\x12\x19.cc.v1.CreateTokenRequest\x1a\x1a.cc.v1.CreateTokenResponse\x12A\n" +
 	"\n" +

@@ -28,10 +28,10 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// TokenService creates, lists and revokes tokens: API tokens (roles admin and
-// viewer) and join tokens (role agent) that let a host join as a node. The
-// secret part of a token is shown once, when it is created, and stored only
-// as a hash.
+// TokenService creates, lists and revokes tokens: API tokens (roles admin,
+// viewer, jobs and metrics) and join tokens (role agent) that let a host
+// join as a node. The secret part of a token is shown once, when it is
+// created, and stored only as a hash.
 type TokenServiceClient interface {
 	// CreateToken creates a token and returns its secret once.
 	CreateToken(ctx context.Context, in *CreateTokenRequest, opts ...grpc.CallOption) (*CreateTokenResponse, error)
@@ -83,10 +83,10 @@ func (c *tokenServiceClient) RevokeToken(ctx context.Context, in *RevokeTokenReq
 // All implementations must embed UnimplementedTokenServiceServer
 // for forward compatibility.
 //
-// TokenService creates, lists and revokes tokens: API tokens (roles admin and
-// viewer) and join tokens (role agent) that let a host join as a node. The
-// secret part of a token is shown once, when it is created, and stored only
-// as a hash.
+// TokenService creates, lists and revokes tokens: API tokens (roles admin,
+// viewer, jobs and metrics) and join tokens (role agent) that let a host
+// join as a node. The secret part of a token is shown once, when it is
+// created, and stored only as a hash.
 type TokenServiceServer interface {
 	// CreateToken creates a token and returns its secret once.
 	CreateToken(context.Context, *CreateTokenRequest) (*CreateTokenResponse, error)
