@@ -9,6 +9,7 @@ package sysunit
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 )
 
@@ -88,4 +89,15 @@ func quoteArgs(args []string) string {
 func Booted() bool {
 	fi, err := os.Lstat("/run/systemd/system")
 	return err == nil && fi.IsDir()
+}
+
+// Verify runs `systemd-analyze verify` on a unit file and returns what it
+// said: an error when it failed or complained (it warns about unknown keys
+// and still exits 0, so any output counts as a complaint).
+func Verify(path string) error {
+	out, err := exec.Command("systemd-analyze", "verify", path).CombinedOutput()
+	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		return fmt.Errorf("systemd-analyze verify %s: %v: %s", path, err, out)
+	}
+	return nil
 }
