@@ -137,6 +137,17 @@ func (r *agentReloader) reload() control.ReloadResult {
 	if err := lv.UnmarshalText([]byte(next["log_level"])); err != nil {
 		return refuse(&configFileError{path: r.path, problems: []string{fmt.Sprintf("line %d: log_level: %q: use debug, info, warn or error", file["log_level"].line, next["log_level"])}})
 	}
+	port, _ := strconv.Atoi(next["edge_https_public_port"])
+	edgeOpts := EdgeOptions{Enabled: true, HTTPAddr: next["edge_http_addr"], HTTPSAddr: next["edge_https_addr"], HTTPSPublicPort: port, AccessLog: next["edge_access_log"]}
+	if err := edgeOpts.Validate(); err != nil {
+		line := 0
+		for _, k := range reloadKeys[1:] {
+			if s, ok := file[k]; ok && strings.Contains(err.Error(), "--"+strings.ReplaceAll(k, "_", "-")+" ") {
+				line = s.line
+			}
+		}
+		return refuse(&configFileError{path: r.path, problems: []string{fmt.Sprintf("line %d: %v", line, err)}})
+	}
 	change := func(k string) string { return fmt.Sprintf("%s: %q -> %q", k, r.cur[k], next[k]) }
 	if next["log_level"] != r.cur["log_level"] {
 		logging.SetLevel(r.level, next["log_level"])
@@ -154,9 +165,7 @@ func (r *agentReloader) reload() control.ReloadResult {
 	case r.edge == nil:
 		res.Restart = append(res.Restart, edgeChanges...)
 	default:
-		port, _ := strconv.Atoi(next["edge_https_public_port"])
-		o := EdgeOptions{Enabled: true, HTTPAddr: next["edge_http_addr"], HTTPSAddr: next["edge_https_addr"], HTTPSPublicPort: port, AccessLog: next["edge_access_log"]}
-		if err := r.edge.Rebind(o); err != nil {
+		if err := r.edge.Rebind(edgeOpts); err != nil {
 			res.Problems = append(res.Problems, err.Error())
 			break
 		}
