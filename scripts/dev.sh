@@ -12,8 +12,30 @@ data=.dev/data
 agentdir=.dev/agent
 api=${CC_DEV_API_ADDR:-127.0.0.1:7443}
 raft=${CC_DEV_RAFT_ADDR:-127.0.0.1:7444}
+edge_http=${CC_DEV_EDGE_HTTP_ADDR:-127.0.0.1:8000}
+edge_https=${CC_DEV_EDGE_HTTPS_ADDR:-127.0.0.1:8443}
+status=${CC_DEV_STATUS_ADDR:-127.0.0.1:7446}
 demo=cc-demo:latest
 mkdir -p "$data" "$agentdir"
+
+# Config files, written once and then yours to edit: the control plane
+# re-reads its file on SIGHUP or `bin/cc-controlplane config reload
+# --data-dir .dev/data`, the agent on SIGHUP or `bin/cc-agent config reload
+# --data-dir .dev/agent` (what reloads: docs/operations.md). Flags given
+# here win over the files.
+cpconf=.dev/controlplane.toml
+agentconf=.dev/agent.toml
+[ -f "$cpconf" ] || cat >"$cpconf" <<'TOML'
+# make dev's control plane. Flags of scripts/dev.sh (data dir, addresses)
+# win over this file. Every key: docs/controlplane.example.toml.
+[log]
+level = "info"
+TOML
+[ -f "$agentconf" ] || cat >"$agentconf" <<'TOML'
+# make dev's agent: the keys are cc-agent's flags with _ for -. Flags of
+# scripts/dev.sh (data dir, name, edge addresses) win over this file.
+log_level = "info"
+TOML
 
 pids=()
 stop_all() {
@@ -26,7 +48,7 @@ stop_all() {
 trap 'for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done' INT TERM
 trap stop_all EXIT
 
-bin/cc-controlplane --bootstrap --data-dir "$data" --api-addr "$api" --raft-addr "$raft" "$@" &
+bin/cc-controlplane --config "$cpconf" --bootstrap --data-dir "$data" --api-addr "$api" --raft-addr "$raft" "$@" &
 pids+=($!)
 
 ready=
@@ -52,11 +74,11 @@ bin/ccctl image load .dev/cc-demo.tar
 # One agent on this host: it joins once with a single-use token, then
 # restarts as the same node.
 if [ -s "$agentdir/identity/node.json" ]; then
-  bin/cc-agent --data-dir "$agentdir" --name dev-node --edge-http-addr 127.0.0.1:8000 --edge-https-addr 127.0.0.1:8443 --edge-access-log .dev/edge-access.log &
+  bin/cc-agent --config "$agentconf" --data-dir "$agentdir" --name dev-node --edge-http-addr "$edge_http" --edge-https-addr "$edge_https" --edge-access-log .dev/edge-access.log --status-addr "$status" &
 else
   token=$(bin/ccctl -o json token create --role agent --uses 1 -d "make dev agent" | sed -n 's/.*"secret": *"\([^"]*\)".*/\1/p')
   [ -n "$token" ] || { echo "dev: could not create a join token" >&2; exit 1; }
-  bin/cc-agent --join "$api" --token "$token" --data-dir "$agentdir" --name dev-node --edge-http-addr 127.0.0.1:8000 --edge-https-addr 127.0.0.1:8443 --edge-access-log .dev/edge-access.log &
+  bin/cc-agent --join "$api" --token "$token" --config "$agentconf" --data-dir "$agentdir" --name dev-node --edge-http-addr "$edge_http" --edge-https-addr "$edge_https" --edge-access-log .dev/edge-access.log --status-addr "$status" &
 fi
 pids+=($!)
 for _ in $(seq 1 300); do
@@ -69,8 +91,11 @@ cat <<MSG
 
   Container Codes dev cluster is up: API https://$api, one agent (dev-node),
   data in .dev/. The demo image is $demo. The edge (routes and sites)
-  serves on http://127.0.0.1:8000 and https://127.0.0.1:8443 (access log:
-  .dev/edge-access.log). In another shell:
+  serves on http://$edge_http and https://$edge_https (access log:
+  .dev/edge-access.log). The agent's /healthz and /readyz: http://$status.
+  Config files: $cpconf and $agentconf; after an edit,
+  \`kill -HUP <pid>\` or \`bin/cc-controlplane config reload --data-dir $data\`
+  applies them. In another shell:
 
     bin/ccctl status
     bin/ccctl node ls
@@ -81,7 +106,9 @@ cat <<MSG
     bin/ccctl job output JOB -o out/
     bin/ccctl service create web --image $demo --replicas 2 -- /bin/busybox httpd -f -p 80 -h /etc
     bin/ccctl route create web --host web.localhost --service web --port 80
-    curl -H 'Host: web.localhost' http://127.0.0.1:8000/hosts   # each replica in turn
+    curl -H 'Host: web.localhost' http://$edge_http/hosts   # each replica in turn
+    curl --cacert $data/tls/ca.crt https://$api/readyz        # the server's checks
+    bin/cc-controlplane status --data-dir $data               # the same, on this host
 
   Ctrl-C stops it; \`make dev\` again restarts it with the same cluster.
 
@@ -89,5 +116,5 @@ MSG
 set +e
 # The control plane ending ends the dev cluster. The agent may be stopped
 # and restarted on its own (its containers keep running meanwhile):
-#   bin/cc-agent --data-dir .dev/agent --name dev-node --edge-http-addr 127.0.0.1:8000 --edge-https-addr 127.0.0.1:8443 --edge-access-log .dev/edge-access.log
+#   bin/cc-agent --config .dev/agent.toml --data-dir .dev/agent --name dev-node --edge-http-addr 127.0.0.1:8000 --edge-https-addr 127.0.0.1:8443 --edge-access-log .dev/edge-access.log
 wait "${pids[0]}"
