@@ -1,6 +1,9 @@
 // Package cli is the command line of cc-agent: join (once) and run the node,
-// and the hidden `logger` command that containerd's shim runs to write a
-// container's output to rotated files.
+// with flags or a TOML file of the same names (reloaded on SIGHUP or
+// `config reload`), its readiness on --status-addr, `install` and its
+// siblings to run it as a systemd service, and the hidden `logger` command
+// that containerd's shim runs to write a container's output to rotated
+// files.
 package cli
 
 import (

@@ -1,7 +1,8 @@
 // Package cli is the command line of cc-controlplane: flags and the TOML file
 // fill one config.Config; the default action runs a server until SIGINT or
-// SIGTERM (SIGHUP reloads the [rate_limit] section of the config file);
-// `config validate` checks a file.
+// SIGTERM, and reloads the config file on SIGHUP or `config reload` (over
+// the control socket in the data dir); `config validate` checks a file;
+// `install` and its siblings run the server as a systemd service.
 package cli
 
 import (
