@@ -46,7 +46,10 @@ func TestReload(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	flags := func(c *config.Config) { c.DataDir = srv.Config.DataDir; c.APIAddr, c.RaftAddr = srv.Config.APIAddr, srv.Config.RaftAddr }
+	flags := func(c *config.Config) {
+		c.DataDir = srv.Config.DataDir
+		c.APIAddr, c.RaftAddr = srv.Config.APIAddr, srv.Config.RaftAddr
+	}
 	write("[log]\nlevel = \"info\"\n")
 	start, err := loadFile(path, flags)
 	if err != nil {
