@@ -75,7 +75,7 @@ func app(stdout, stderr io.Writer) *ucli.App {
 			"  cc-agent --data-dir /var/lib/cc-agent\n\n" +
 			"--config FILE (TOML) sets any flag below by its name with _ for - (edge_http_addr = \":80\",\n" +
 			"label = [\"zone=a\"]); the command line and the environment win over it. SIGHUP or\n" +
-			"`cc-agent config reload` re-reads it: " + strings.Join(reloadKeys, ", ") + " apply at once.\n" +
+			"`cc-agent config reload` re-reads it: " + strings.Join(append(reloadKeys[:len(reloadKeys):len(reloadKeys)], egressKey), ", ") + " apply at once.\n" +
 			"/healthz and /readyz (containerd, session, edge) answer on --status-addr.\n" +
 			"As a service: cc-agent install --join ADDR --token T --now (see `cc-agent install --help`).",
 		Flags: []ucli.Flag{
@@ -120,7 +120,7 @@ func app(stdout, stderr io.Writer) *ucli.App {
 				Name:  "reload",
 				Usage: "make the running agent re-read its config file, and say what changed",
 				Description: "Asks the agent through its control socket (control.sock in its data dir; run as root), as\n" +
-					"SIGHUP does, and prints what it did. Applied at once: " + strings.Join(reloadKeys, ", ") + "\n" +
+					"SIGHUP does, and prints what it did. Applied at once: " + strings.Join(append(reloadKeys[:len(reloadKeys):len(reloadKeys)], egressKey), ", ") + "\n" +
 					"(the edge moves to new listeners; requests in flight finish on the old ones). Other\n" +
 					"changed keys are named: they take effect at the next start. A file with a problem is\n" +
 					"refused whole, with the problems by line; the exit status is then 1.",
@@ -289,7 +289,7 @@ func run(c *ucli.Context) error {
 	defer stopStatus()
 
 	// Reloads: SIGHUP, and `cc-agent config reload` on the control socket.
-	rl := newAgentReloader(c, cmdline, file, level, edge, log)
+	rl := newAgentReloader(c, cmdline, file, level, edge, rt, log)
 	mux := http.NewServeMux()
 	mux.Handle("POST "+control.PathReload, control.ReloadHandler(rl.reload))
 	mux.Handle("/", agent.HealthHandler())

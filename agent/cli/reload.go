@@ -17,8 +17,18 @@ import (
 )
 
 // reloadKeys are the config file's keys that a reload applies at once;
-// the others take effect at the next start.
+// the others take effect at the next start. The first is the log level,
+// the others the edge's listener settings; egressKey, a list, reloads too.
 var reloadKeys = []string{"log_level", "edge_http_addr", "edge_https_addr", "edge_https_public_port", "edge_access_log"}
+
+// egressKey is the job network's egress allow-list.
+const egressKey = "job_egress_allow"
+
+// egressSetter changes the job network's egress allow-list
+// (runtime.Runtime).
+type egressSetter interface {
+	SetJobEgressAllow(allow []string) error
+}
 
 // agentReloader re-reads the agent's config file (SIGHUP, `cc-agent config
 // reload`): the log level and the edge's listener settings change at once,
@@ -29,16 +39,19 @@ type agentReloader struct {
 	cmdline map[string]bool        // flags set on the command line: they win over the file
 	start   map[string]fileSetting // the file as the agent started with it
 	level   *slog.LevelVar
-	edge    *Edge // nil: the node serves no edge
+	edge    *Edge        // nil: the node serves no edge
+	egress  egressSetter // nil: not reloaded
 	log     *slog.Logger
 
-	mu  sync.Mutex
-	cur map[string]string // reloadKeys in force, as flag text
+	mu        sync.Mutex
+	cur       map[string]string // reloadKeys in force, as flag text
+	curEgress []string          // egressKey in force
 }
 
 // newAgentReloader records the reloadable settings in force.
-func newAgentReloader(c *ucli.Context, cmdline map[string]bool, start map[string]fileSetting, level *slog.LevelVar, e *Edge, log *slog.Logger) *agentReloader {
-	r := &agentReloader{path: c.String("config"), cmdline: cmdline, start: start, level: level, edge: e, log: log, cur: map[string]string{}}
+func newAgentReloader(c *ucli.Context, cmdline map[string]bool, start map[string]fileSetting, level *slog.LevelVar, e *Edge, egress egressSetter, log *slog.Logger) *agentReloader {
+	r := &agentReloader{path: c.String("config"), cmdline: cmdline, start: start, level: level, edge: e, egress: egress, log: log, cur: map[string]string{},
+		curEgress: c.StringSlice("job-egress-allow")}
 	for _, k := range reloadKeys {
 		r.cur[k] = flagValue(c, strings.ReplaceAll(k, "_", "-"))
 	}
@@ -148,6 +161,26 @@ func (r *agentReloader) reload() control.ReloadResult {
 		}
 		return refuse(&configFileError{path: r.path, problems: []string{fmt.Sprintf("line %d: %v", line, err)}})
 	}
+	// The egress allow-list first: it is checked as it is applied, and a
+	// refusal leaves everything as it was.
+	nextEgress := r.curEgress
+	switch s, ok := file[egressKey]; {
+	case r.cmdline["job-egress-allow"]:
+	case ok:
+		nextEgress = splitList(s.vals)
+	default:
+		nextEgress = nil
+	}
+	if !slices.Equal(nextEgress, r.curEgress) {
+		if r.egress == nil {
+			res.Restart = append(res.Restart, fmt.Sprintf("%s: %s -> %s", egressKey, listText(r.curEgress), listText(nextEgress)))
+		} else if err := r.egress.SetJobEgressAllow(nextEgress); err != nil {
+			return refuse(&configFileError{path: r.path, problems: []string{fmt.Sprintf("line %d: %s: %v", file[egressKey].line, egressKey, err)}})
+		} else {
+			res.Applied = append(res.Applied, fmt.Sprintf("%s: %s -> %s", egressKey, listText(r.curEgress), listText(nextEgress)))
+			r.curEgress = nextEgress
+		}
+	}
 	change := func(k string) string { return fmt.Sprintf("%s: %q -> %q", k, r.cur[k], next[k]) }
 	if next["log_level"] != r.cur["log_level"] {
 		logging.SetLevel(r.level, next["log_level"])
@@ -184,7 +217,7 @@ func (r *agentReloader) reload() control.ReloadResult {
 		keys[k] = true
 	}
 	for k := range keys {
-		if slices.Contains(reloadKeys, k) || r.cmdline[strings.ReplaceAll(k, "_", "-")] {
+		if slices.Contains(reloadKeys, k) || k == egressKey || r.cmdline[strings.ReplaceAll(k, "_", "-")] {
 			continue
 		}
 		if a, b := r.start[k].vals, file[k].vals; !slices.Equal(a, b) {
@@ -208,6 +241,19 @@ func (r *agentReloader) reload() control.ReloadResult {
 		r.log.Warn("config keys changed that take effect only after a restart", "file", r.path, "keys", strings.Join(res.Restart, "; "))
 	}
 	return res
+}
+
+// splitList splits comma-separated entries, as the flag does.
+func splitList(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		for _, e := range strings.Split(v, ",") {
+			if e = strings.TrimSpace(e); e != "" {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
 }
 
 func listText(vals []string) string {

@@ -2,10 +2,12 @@ package cli
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,6 +92,7 @@ func TestAgentReload(t *testing.T) {
 	}
 	var r *agentReloader
 	var e *Edge
+	egress := &fakeEgress{}
 	a := app(io.Discard, io.Discard)
 	a.Action = func(c *ucli.Context) error {
 		cmdline, file, err := applyConfigFile(c, c.String("config"))
@@ -100,7 +103,7 @@ func TestAgentReload(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		r = newAgentReloader(c, cmdline, file, level, e, log)
+		r = newAgentReloader(c, cmdline, file, level, e, egress, log)
 		return nil
 	}
 	if err := a.Run([]string{"cc-agent", "--config", path, "--name", "n1"}); err != nil {
@@ -112,13 +115,14 @@ func TestAgentReload(t *testing.T) {
 	}
 
 	second := freePort(t)
-	write("edge_http_addr = \"" + second + "\"\nedge_https_addr = \"off\"\nedge_access_log = \"off\"\ncpus = 3.0\nlog_level = \"debug\"\nname = \"other\"\n")
+	write("edge_http_addr = \"" + second + "\"\nedge_https_addr = \"off\"\nedge_access_log = \"off\"\ncpus = 3.0\nlog_level = \"debug\"\nname = \"other\"\njob_egress_allow = [\"10.1.0.0/16,10.2.0.0/16\"]\n")
 	res := r.reload()
 	if !res.OK() || level.Level() != slog.LevelDebug || e.Addr().String() != second {
 		t.Fatalf("reload: %+v; level %v, edge on %s", res, level.Level(), e.Addr())
 	}
 	applied := strings.Join(res.Applied, "\n")
-	if !strings.Contains(applied, `log_level: "info" -> "debug"`) || !strings.Contains(applied, `edge_http_addr: "`+first+`" -> "`+second+`"`) {
+	if !strings.Contains(applied, `log_level: "info" -> "debug"`) || !strings.Contains(applied, `edge_http_addr: "`+first+`" -> "`+second+`"`) ||
+		!strings.Contains(applied, `job_egress_allow: (unset) -> ["10.1.0.0/16", "10.2.0.0/16"]`) || len(egress.set) != 1 {
 		t.Errorf("applied: %q", res.Applied)
 	}
 	// cpus waits for a restart; name was given on the command line, which
@@ -146,6 +150,10 @@ func TestAgentReload(t *testing.T) {
 	if res.OK() || !strings.HasPrefix(res.Problems[0], "line 1: --edge-http-addr") || level.Level() != slog.LevelDebug || e.Addr().String() != second {
 		t.Fatalf("a bad address: %+v; level %v, edge on %s", res, level.Level(), e.Addr())
 	}
+	write("job_egress_allow = [\"nowhere\"]\nlog_level = \"warn\"\n")
+	if res := r.reload(); res.OK() || !strings.Contains(res.Problems[0], "line 1: job_egress_allow") || level.Level() != slog.LevelDebug {
+		t.Fatalf("a bad allow-list: %+v", res)
+	}
 	write("log_level = \"loud\"\n")
 	if res := r.reload(); res.OK() || !strings.Contains(res.Problems[0], "line 1: log_level") || level.Level() != slog.LevelDebug {
 		t.Fatalf("a bad level: %+v", res)
@@ -153,4 +161,18 @@ func TestAgentReload(t *testing.T) {
 	if !strings.Contains(logs.String(), "config file refused") {
 		t.Fatalf("the log does not say why:\n%s", logs.String())
 	}
+}
+
+// fakeEgress records the allow-lists a reload sets; runtime's test checks
+// the rules themselves (TestJobEgress).
+type fakeEgress struct{ set [][]string }
+
+func (f *fakeEgress) SetJobEgressAllow(allow []string) error {
+	for _, a := range allow {
+		if _, err := netip.ParsePrefix(a); err != nil {
+			return fmt.Errorf("%q is not a CIDR", a)
+		}
+	}
+	f.set = append(f.set, allow)
+	return nil
 }
