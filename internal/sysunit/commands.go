@@ -66,7 +66,7 @@ func Commands(p Program, usageError ucli.OnUsageErrorFunc) []*ucli.Command {
 			Description:  p.InstallDescription,
 			OnUsageError: usageError,
 			Flags: append(append([]ucli.Flag{}, p.InstallFlags...),
-				&ucli.BoolFlag{Name: "now", Usage: "also start it now (with systemd only: without it, install fails after writing the unit)"},
+				&ucli.BoolFlag{Name: "now", Usage: "also start it now (needs systemd as init: without it, install writes the unit, then fails saying so)"},
 				unitDirFlag,
 				&ucli.StringFlag{Name: "bin", Usage: "the program `FILE` the unit runs (default: this one, " + selfPath() + ")"},
 			),
