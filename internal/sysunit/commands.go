@@ -163,9 +163,13 @@ func install(c *ucli.Context, p Program) error {
 	inSystemdDir := filepath.Clean(dir) == DefaultUnitDir
 	switch {
 	case !booted():
+		run := quoteArgs(u.ExecStart)
+		if u.EnvironmentFile != "" {
+			run = fmt.Sprintf("set -a; . %s; set +a; %s", u.EnvironmentFile, run)
+		}
 		fmt.Fprintf(out, "\nsystemd is not running on this host, so the unit is not enabled. Where systemd runs:\n"+
 			"  systemctl daemon-reload && systemctl enable --now %s\n"+
-			"Here, run the program in the foreground (or under this host's supervisor):\n  %s\n", u.Name, quoteArgs(u.ExecStart))
+			"Here, run the program in the foreground (or under this host's supervisor):\n  %s\n", u.Name, run)
 		if c.Bool("now") {
 			return fmt.Errorf("--now: systemd is not running on this host, so %s cannot be started as a service; the unit is written (%s): start the program as shown above", u.Name, path)
 		}
