@@ -250,10 +250,10 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 		defer s.wg.Done()
 		renew.run(s.bg, every)
 	}()
+	s.gc.Store, s.gc.InUse = s.blobs, s.fsm.BlobsInUse
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.gc.Store, s.gc.InUse = s.blobs, s.fsm.BlobsInUse
 		s.gc.Run(s.bg, s.log.With("component", "blob-gc"))
 	}()
 	s.wg.Add(1)
