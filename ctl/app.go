@@ -53,9 +53,12 @@ func App(stdout, stderr io.Writer) *cli.App {
 		},
 		// -e A=1,2 is one variable, not two.
 		DisableSliceFlagSeparator: true,
-		OnUsageError:              usageError,
+		// The completion scripts (ccctl completion) ask with
+		// --generate-bash-completion.
+		EnableBashCompletion: true,
+		OnUsageError:         usageError,
 		Commands: []*cli.Command{
-			{Name: "status", Usage: "show the cluster: id, leader, raft state and index, scheduling strategy, servers", Action: statusCmd, OnUsageError: usageError},
+			{Name: "status", Usage: "show the cluster: id, leader, raft state and index, scheduling strategy, servers and their readiness checks", Action: statusCmd, OnUsageError: usageError},
 			serviceCommand(),
 			routeCommand(),
 			siteCommand(),
@@ -79,6 +82,8 @@ func App(stdout, stderr io.Writer) *cli.App {
 			caCommand(),
 			clusterCommand(),
 			contextCommand(),
+			versionCommand(),
+			completionCommand(),
 		},
 	}
 }
@@ -94,7 +99,12 @@ var errReported = errors.New("errors reported")
 // line. An *exitError sets the exit code (job wait).
 func Main(args []string, stdout, stderr io.Writer) int {
 	app := App(stdout, stderr)
-	if err := app.Run(Interspersed(app, args)); err != nil {
+	// A completion request keeps its words in place: urfave/cli reads the
+	// flag only as the last argument.
+	if len(args) == 0 || args[len(args)-1] != "--generate-bash-completion" {
+		args = Interspersed(app, args)
+	}
+	if err := app.Run(args); err != nil {
 		var ee *exitError
 		if errors.As(err, &ee) {
 			if ee.msg != "" {
@@ -275,8 +285,63 @@ func statusCmd(c *cli.Context) error {
 		for _, s := range st.Servers {
 			fmt.Fprintf(w, "%s\t%s\t%s\t%v\n", s.Id, s.Address, s.Suffrage, s.Leader)
 		}
-		return w.Flush()
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		// Each server's readiness, as its /readyz answers (best effort:
+		// the status above answers without a leader, this may not).
+		servers, err := cl.Cluster.ListServers(ctx, &ccv1.ListServersRequest{})
+		if err != nil {
+			fmt.Fprintf(c.App.Writer, "\nChecks: not available: %v\n", cl.Explain(err))
+			return nil
+		}
+		printServerChecks(c, servers.Servers)
+		return nil
 	})
+}
+
+// printServerChecks writes each server's readiness: one line for a ready
+// server, every check of one that is not.
+func printServerChecks(c *cli.Context, servers []*ccv1.ServerInfo) {
+	w := table(c)
+	fmt.Fprintf(w, "\nSERVER\tNAME\tVERSION\tREADY\tCHECKS\n")
+	for _, s := range servers {
+		name, version := s.Name, s.Version
+		if version == "" {
+			version = "-"
+		}
+		switch {
+		case len(s.Checks) == 0:
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", s.Id, name, version, "unknown", "no answer ("+s.RaftRole+")")
+			continue
+		case s.Ready:
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", s.Id, name, version, "yes", checkSummary(s.Checks))
+		default:
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", s.Id, name, version, "NO", checkSummary(s.Checks))
+		}
+		for _, ch := range s.Checks {
+			if !ch.Ok {
+				fmt.Fprintf(w, "\t\t\t\t%s: %s\n", ch.Name, ch.Message)
+			}
+		}
+	}
+	w.Flush()
+}
+
+// checkSummary is "raft ok, leader ok, disk FAIL, tls warn".
+func checkSummary(checks []*ccv1.ReadinessCheck) string {
+	parts := make([]string, len(checks))
+	for i, ch := range checks {
+		switch {
+		case ch.Ok:
+			parts[i] = ch.Name + " ok"
+		case ch.Required:
+			parts[i] = ch.Name + " FAIL"
+		default:
+			parts[i] = ch.Name + " warn"
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 func contextCommand() *cli.Command {

@@ -18,7 +18,7 @@ func serverCommand() *cli.Command {
 			"  ccctl token create --role server\n" +
 			"  cc-controlplane --join ADDR --token CCTKN-1-... --data-dir DIR   (on the new server)",
 		Subcommands: []*cli.Command{
-			{Name: "ls", Aliases: []string{"list"}, Usage: "list servers: raft role, last contact, last index, health", Action: serverList, OnUsageError: usageError},
+			{Name: "ls", Aliases: []string{"list"}, Usage: "list servers: raft role, last contact, last index, health, readiness, version (-o json: every check)", Action: serverList, OnUsageError: usageError},
 			{
 				Name: "remove", Aliases: []string{"rm"}, Usage: "remove a server from the cluster (refused when it would lose quorum)", ArgsUsage: "ID",
 				Flags:  []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "remove even when the cluster would lose quorum"}},
@@ -39,7 +39,7 @@ func serverList(c *cli.Context) error {
 			return printJSON(c, resp)
 		}
 		w := table(c)
-		fmt.Fprintf(w, "ID\tNAME\tRAFT ADDRESS\tAPI ADDRESS\tROLE\tLAST CONTACT\tLAST INDEX\tHEALTHY\n")
+		fmt.Fprintf(w, "ID\tNAME\tRAFT ADDRESS\tAPI ADDRESS\tROLE\tLAST CONTACT\tLAST INDEX\tHEALTHY\tREADY\tVERSION\n")
 		for _, s := range resp.Servers {
 			contact := "-"
 			if s.LastContact != nil && !s.Leader {
@@ -49,7 +49,14 @@ func serverList(c *cli.Context) error {
 			if s.Leader {
 				role = "Leader"
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%v\n", s.Id, s.Name, s.RaftAddress, s.ApiAddress, role, contact, s.LastIndex, s.Healthy)
+			ready, version := "unknown", s.Version
+			if len(s.Checks) > 0 {
+				ready = fmt.Sprint(s.Ready)
+			}
+			if version == "" {
+				version = "-"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%v\t%s\t%s\n", s.Id, s.Name, s.RaftAddress, s.ApiAddress, role, contact, s.LastIndex, s.Healthy, ready, version)
 		}
 		return w.Flush()
 	})

@@ -15,8 +15,28 @@ raft=${CC_DEV_RAFT_ADDR:-127.0.0.1:7444}
 edge_http=${CC_DEV_EDGE_HTTP_ADDR:-127.0.0.1:8000}
 edge_https=${CC_DEV_EDGE_HTTPS_ADDR:-127.0.0.1:8443}
 agent_metrics=${CC_DEV_AGENT_METRICS_ADDR:-127.0.0.1:7445}
+status=${CC_DEV_STATUS_ADDR:-127.0.0.1:7446}
 demo=cc-demo:latest
 mkdir -p "$data" "$agentdir"
+
+# Config files, written once and then yours to edit: the control plane
+# re-reads its file on SIGHUP or `bin/cc-controlplane config reload
+# --data-dir .dev/data`, the agent on SIGHUP or `bin/cc-agent config reload
+# --data-dir .dev/agent` (what reloads: docs/operations.md). Flags given
+# here win over the files.
+cpconf=.dev/controlplane.toml
+agentconf=.dev/agent.toml
+[ -f "$cpconf" ] || cat >"$cpconf" <<'TOML'
+# make dev's control plane. Flags of scripts/dev.sh (data dir, addresses)
+# win over this file. Every key: docs/controlplane.example.toml.
+[log]
+level = "info"
+TOML
+[ -f "$agentconf" ] || cat >"$agentconf" <<'TOML'
+# make dev's agent: the keys are cc-agent's flags with _ for -. Flags of
+# scripts/dev.sh (data dir, name, edge addresses) win over this file.
+log_level = "info"
+TOML
 
 pids=()
 stop_all() {
@@ -32,17 +52,15 @@ trap stop_all EXIT
 # CC_DEV_TRACING=HOST:PORT sends both programs' traces, every one, in
 # plaintext to an OTLP/gRPC receiver there (docs/tracing.md), such as
 #   go run ./internal/testing/otlptest/cmd/otlp-receiver -addr 127.0.0.1:4317
-# The control plane's [tracing] section is in .dev/controlplane.toml: edit
-# it and `kill -HUP` the control plane to change it while it runs.
-cpflags=()
+# The control plane's [tracing] section is then added to $cpconf: edit it
+# and `kill -HUP` the control plane to change it while it runs.
 agentflags=()
 if [ -n "${CC_DEV_TRACING:-}" ]; then
-  printf '[tracing]\nendpoint = "%s"\nsample_ratio = 1.0\ninsecure = true\n' "$CC_DEV_TRACING" >.dev/controlplane.toml
-  cpflags=(--config .dev/controlplane.toml)
+  grep -q '^\[tracing\]' "$cpconf" || printf '\n[tracing]\nendpoint = "%s"\nsample_ratio = 1.0\ninsecure = true\n' "$CC_DEV_TRACING" >>"$cpconf"
   agentflags=(--tracing-endpoint "$CC_DEV_TRACING" --tracing-sample-ratio 1 --tracing-insecure)
 fi
 
-bin/cc-controlplane --bootstrap --data-dir "$data" --api-addr "$api" --raft-addr "$raft" ${cpflags[@]+"${cpflags[@]}"} "$@" &
+bin/cc-controlplane --config "$cpconf" --bootstrap --data-dir "$data" --api-addr "$api" --raft-addr "$raft" "$@" &
 pids+=($!)
 
 ready=
@@ -76,11 +94,11 @@ bin/ccctl image load .dev/cc-demo.tar
 # One agent on this host: it joins once with a single-use token, then
 # restarts as the same node.
 if [ -s "$agentdir/identity/node.json" ]; then
-  bin/cc-agent --data-dir "$agentdir" --name dev-node --edge-http-addr "$edge_http" --edge-https-addr "$edge_https" --edge-access-log .dev/edge-access.log --metrics-addr "$agent_metrics" ${agentflags[@]+"${agentflags[@]}"} &
+  bin/cc-agent --config "$agentconf" --data-dir "$agentdir" --name dev-node --edge-http-addr "$edge_http" --edge-https-addr "$edge_https" --edge-access-log .dev/edge-access.log --status-addr "$status" --metrics-addr "$agent_metrics" ${agentflags[@]+"${agentflags[@]}"} &
 else
   token=$(bin/ccctl -o json token create --role agent --uses 1 -d "make dev agent" | sed -n 's/.*"secret": *"\([^"]*\)".*/\1/p')
   [ -n "$token" ] || { echo "dev: could not create a join token" >&2; exit 1; }
-  bin/cc-agent --join "$api" --token "$token" --data-dir "$agentdir" --name dev-node --edge-http-addr "$edge_http" --edge-https-addr "$edge_https" --edge-access-log .dev/edge-access.log --metrics-addr "$agent_metrics" ${agentflags[@]+"${agentflags[@]}"} &
+  bin/cc-agent --join "$api" --token "$token" --config "$agentconf" --data-dir "$agentdir" --name dev-node --edge-http-addr "$edge_http" --edge-https-addr "$edge_https" --edge-access-log .dev/edge-access.log --status-addr "$status" --metrics-addr "$agent_metrics" ${agentflags[@]+"${agentflags[@]}"} &
 fi
 pids+=($!)
 for _ in $(seq 1 300); do
@@ -94,7 +112,10 @@ cat <<MSG
   Container Codes dev cluster is up: API https://$api, one agent (dev-node),
   data in .dev/. The demo image is $demo. The edge (routes and sites)
   serves on http://$edge_http and https://$edge_https (access log:
-  .dev/edge-access.log). In another shell:
+  .dev/edge-access.log). The agent's /healthz and /readyz: http://$status.
+  Config files: $cpconf and $agentconf; after an edit,
+  \`kill -HUP <pid>\` or \`bin/cc-controlplane config reload --data-dir $data\`
+  applies them. In another shell:
 
     bin/ccctl status
     bin/ccctl node ls
@@ -106,6 +127,8 @@ cat <<MSG
     bin/ccctl service create web --image $demo --replicas 2 -- /bin/busybox httpd -f -p 80 -h /etc
     bin/ccctl route create web --host web.localhost --service web --port 80
     curl -H 'Host: web.localhost' http://$edge_http/hosts   # each replica in turn
+    curl --cacert $data/tls/ca.crt https://$api/readyz        # the server's checks
+    bin/cc-controlplane status --data-dir $data               # the same, on this host
 
   Metrics (docs/metrics.md; Prometheus kit in docs/monitoring/): the control
   plane's with the metrics token in $mtok, the agent's on http://$agent_metrics/metrics:
@@ -119,5 +142,5 @@ MSG
 set +e
 # The control plane ending ends the dev cluster. The agent may be stopped
 # and restarted on its own (its containers keep running meanwhile):
-#   bin/cc-agent --data-dir .dev/agent --name dev-node --edge-http-addr 127.0.0.1:8000 --edge-https-addr 127.0.0.1:8443 --edge-access-log .dev/edge-access.log --metrics-addr 127.0.0.1:7445
+#   bin/cc-agent --config .dev/agent.toml --data-dir .dev/agent --name dev-node --edge-http-addr 127.0.0.1:8000 --edge-https-addr 127.0.0.1:8443 --edge-access-log .dev/edge-access.log --metrics-addr 127.0.0.1:7445
 wait "${pids[0]}"

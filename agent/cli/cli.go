@@ -1,6 +1,9 @@
 // Package cli is the command line of cc-agent: join (once) and run the node,
-// and the hidden `logger` command that containerd's shim runs to write a
-// container's output to rotated files.
+// with flags or a TOML file of the same names (reloaded on SIGHUP or
+// `config reload`), its readiness on --status-addr, `install` and its
+// siblings to run it as a systemd service, and the hidden `logger` command
+// that containerd's shim runs to write a container's output to rotated
+// files.
 package cli
 
 import (
@@ -11,12 +14,14 @@ import (
 	"io"
 	"math"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	goruntime "runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -28,6 +33,7 @@ import (
 	"github.com/containercodes/cc/agent/sandboxinit"
 	"github.com/containercodes/cc/agent/worker"
 	"github.com/containercodes/cc/internal/buildinfo"
+	"github.com/containercodes/cc/internal/control"
 	"github.com/containercodes/cc/internal/logging"
 	imetrics "github.com/containercodes/cc/internal/metrics"
 	"github.com/containercodes/cc/internal/tracing"
@@ -74,8 +80,14 @@ func app(stdout, stderr io.Writer) *ucli.App {
 		Description: "The first start joins the cluster with a join token and keeps the node's identity in\n" +
 			"--data-dir; later starts rejoin as the same node without a token.\n" +
 			"  cc-agent --join 10.0.0.5:7443 --token CCTKN-1-... --data-dir /var/lib/cc-agent\n" +
-			"  cc-agent --data-dir /var/lib/cc-agent",
+			"  cc-agent --data-dir /var/lib/cc-agent\n\n" +
+			"--config FILE (TOML) sets any flag below by its name with _ for - (edge_http_addr = \":80\",\n" +
+			"label = [\"zone=a\"]); the command line and the environment win over it. SIGHUP or\n" +
+			"`cc-agent config reload` re-reads it: " + strings.Join(append(reloadKeys[:len(reloadKeys):len(reloadKeys)], egressKey), ", ") + " apply at once.\n" +
+			"/healthz and /readyz (containerd, session, edge) answer on --status-addr.\n" +
+			"As a service: cc-agent install --join ADDR --token T --now (see `cc-agent install --help`).",
 		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "config", Usage: "TOML config `FILE` whose keys are these flags' names with _ (see above)", EnvVars: []string{"CC_AGENT_CONFIG"}},
 			&ucli.StringFlag{Name: "join", Usage: "control plane API `ADDR` (host:port) to join", EnvVars: []string{"CC_JOIN"}},
 			&ucli.StringFlag{Name: "token", Usage: "join `TOKEN` (from `ccctl token create`)", EnvVars: []string{"CC_JOIN_TOKEN"}},
 			&ucli.StringFlag{Name: "data-dir", Value: "/var/lib/cc-agent", Usage: "`DIR` for the node identity, logs and state"},
@@ -105,9 +117,30 @@ func app(stdout, stderr io.Writer) *ucli.App {
 			&ucli.StringFlag{Name: "metrics-addr", Value: DefaultMetricsAddr, Usage: "`ADDR` (host:port) where the agent serves its Prometheus metrics (GET /metrics) over plain HTTP, without authentication; empty: none"},
 			&ucli.StringFlag{Name: "log-level", Value: "info", Usage: "`LEVEL`: debug, info, warn or error"},
 			&ucli.StringFlag{Name: "log-format", Value: "text", Usage: "`FORMAT`: text or json"},
+			&ucli.StringFlag{Name: "status-addr", Value: DefaultStatusAddr, Usage: "`ADDR` (host:port) where /healthz and /readyz answer over plain HTTP; off: nowhere (the control socket still answers)"},
 		},
 		OnUsageError: usageError,
 		Action:       run,
+		Commands: append([]*ucli.Command{{
+			Name:  "config",
+			Usage: "work with the config file",
+			Subcommands: []*ucli.Command{{
+				Name: "validate", Usage: "check a config file and say what is wrong, line by line", ArgsUsage: "FILE",
+				OnUsageError: usageError,
+				Action:       validateCommand,
+			}, {
+				Name:  "reload",
+				Usage: "make the running agent re-read its config file, and say what changed",
+				Description: "Asks the agent through its control socket (control.sock in its data dir; run as root), as\n" +
+					"SIGHUP does, and prints what it did. Applied at once: " + strings.Join(append(reloadKeys[:len(reloadKeys):len(reloadKeys)], egressKey), ", ") + "\n" +
+					"(the edge moves to new listeners; requests in flight finish on the old ones). Other\n" +
+					"changed keys are named: they take effect at the next start. A file with a problem is\n" +
+					"refused whole, with the problems by line; the exit status is then 1.",
+				Flags:        []ucli.Flag{dataDirFlag()},
+				OnUsageError: usageError,
+				Action:       reloadCommand,
+			}},
+		}}, serviceCommands()...),
 	}
 }
 
@@ -115,7 +148,11 @@ func run(c *ucli.Context) error {
 	if c.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (see `cc-agent --help`)", c.Args().First())
 	}
-	log, err := logging.New(c.App.ErrWriter, c.String("log-level"), c.String("log-format"))
+	cmdline, file, err := applyConfigFile(c, c.String("config"))
+	if err != nil {
+		return err
+	}
+	log, level, err := logging.NewLeveled(c.App.ErrWriter, c.String("log-level"), c.String("log-format"))
 	if err != nil {
 		return err
 	}
@@ -279,28 +316,106 @@ func run(c *ucli.Context) error {
 	}
 	defer rt.Close()
 	edgeOpts.Tracing = tp
-	edge, closeEdge, err := StartEdge(edgeOpts, id.NodeID, log.With("component", "edge"))
-	if err != nil {
-		return err
+	var edge *Edge
+	var workerEdge worker.Edge // stays a nil interface without an edge
+	if edgeOpts.Enabled {
+		if edge, err = NewEdge(edgeOpts, id.NodeID, log.With("component", "edge")); err != nil {
+			return err
+		}
+		defer edge.Close()
+		workerEdge = edge
 	}
-	defer closeEdge()
 	w, err := worker.New(worker.Config{
 		Identity: id,
 		Runtime:  rt,
 		Hello:    &ccv1.SessionHello{Version: buildinfo.Version, Resources: res, Labels: labels, Address: addr, Edge: edgeOpts.Enabled},
 		Logger:   log,
 		DataDir:  dataDir,
-		Edge:     edge,
+		Edge:     workerEdge,
 		Tracing:  tp,
 		Metrics:  m,
 	})
 	if err != nil {
 		return err
 	}
-	log.Info("agent running", "node_id", id.NodeID, "control_plane", id.Servers[0])
+	agent := &Agent{Runtime: rt, Worker: w, Identity: id, Edge: edge}
+	stopStatus, statusAddr, err := serveStatus(c.String("status-addr"), agent.HealthHandler())
+	if err != nil {
+		return err
+	}
+	defer stopStatus()
+
+	// Reloads: SIGHUP, and `cc-agent config reload` on the control socket.
+	rl := newAgentReloader(c, cmdline, file, level, edge, rt, log)
+	mux := http.NewServeMux()
+	mux.Handle("POST "+control.PathReload, control.ReloadHandler(rl.reload))
+	mux.Handle("/", agent.HealthHandler())
+	if sock, err := control.Listen(dataDir, mux, log.With("component", "control")); err != nil {
+		log.Warn("no control socket: `cc-agent config reload` and `status` cannot reach this agent (SIGHUP still reloads)", "err", err)
+	} else {
+		defer sock.Close()
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	hupCtx, stopHup := context.WithCancel(ctx)
+	defer stopHup()
+	wg.Go(func() {
+		for {
+			select {
+			case <-hupCtx.Done():
+				return
+			case <-hup:
+				rl.reload()
+			}
+		}
+	})
+
+	log.Info("agent running", "node_id", id.NodeID, "control_plane", id.Servers[0], "status_addr", statusAddr)
 	err = w.Run(ctx)
 	log.Info("agent stopped; its containers keep running")
 	return err
+}
+
+func validateCommand(c *ucli.Context) error {
+	if c.NArg() != 1 {
+		return errors.New("config validate needs exactly one FILE")
+	}
+	path := c.Args().First()
+	file, err := readConfigFile(path, app(io.Discard, io.Discard).Flags)
+	if err == nil {
+		err = checkFileValues(path, file)
+	}
+	if err != nil {
+		if fe, ok := err.(*configFileError); ok {
+			for _, p := range fe.problems {
+				fmt.Fprintf(c.App.ErrWriter, "%s: %s\n", path, p)
+			}
+			return fmt.Errorf("%s: %d problem(s)", path, len(fe.problems))
+		}
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "%s: ok\n", path)
+	return nil
+}
+
+func reloadCommand(c *ucli.Context) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("config reload takes no arguments, got %q (see `cc-agent config reload --help`)", c.Args().Slice())
+	}
+	ctx, cancel := context.WithTimeout(c.Context, 30*time.Second)
+	defer cancel()
+	res, err := control.Reload(ctx, c.String("data-dir"))
+	if err != nil {
+		return err
+	}
+	res.Print(c.App.Writer)
+	if !res.OK() {
+		return errors.New("the config file was refused")
+	}
+	return nil
 }
 
 func firstIPv4() string {

@@ -290,6 +290,30 @@ func (f jobFirewall) remove() error {
 	return nil
 }
 
+// SetJobEgressAllow replaces the job network's egress allow-list (a reload
+// of the agent's configuration): the filter chains are refilled at once,
+// for the jobs running too. An entry that is not an IPv4 CIDR or address
+// is an error, and the list in force stays.
+func (r *Runtime) SetJobEgressAllow(allow []string) error {
+	r.fwMu.Lock()
+	defer r.fwMu.Unlock()
+	cfg := r.cfg
+	cfg.JobEgressAllow = allow
+	fw, err := jobFirewallFor(cfg)
+	if err != nil {
+		return err
+	}
+	if err := fw.install(); err != nil {
+		// Refill the chains as they were.
+		if rerr := r.jobFW.install(); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		return err
+	}
+	r.jobFW = fw
+	return nil
+}
+
 // jobFirewallFor builds the job network's filter from the configuration.
 func jobFirewallFor(cfg Config) (jobFirewall, error) {
 	f := jobFirewall{bridge: cfg.JobBridgeName}

@@ -299,6 +299,18 @@ func TestJobEgress(t *testing.T) {
 	if after := rules(); after != before {
 		t.Errorf("rules after another start:\n%s\nbefore:\n%s", after, before)
 	}
+
+	// A reload swaps the allow-list: the other address is reached now.
+	if err := r.SetJobEgressAllow([]string{"nonsense"}); err == nil {
+		t.Fatal("a bad allow-list entry was taken")
+	}
+	if err := r.SetJobEgressAllow([]string{denied}); err != nil {
+		t.Fatal(err)
+	}
+	_, o, stdout, stderr = runJob(t, r, Task{Spec: s})
+	if o.ExitCode != 0 || !strings.Contains(stdout, denied+" reached") || !strings.Contains(stdout, allowed+" refused") {
+		t.Fatalf("job after the reload: %+v; stdout %q stderr %q", o, stdout, stderr)
+	}
 }
 
 func randByte() byte {

@@ -131,7 +131,10 @@ func (r *Runtime) initCNI() error {
 		return fmt.Errorf("runtime: load CNI config %s: %w", jpath, err)
 	}
 	// Before any job can attach to the job bridge.
-	if err := r.jobFW.install(); err != nil {
+	r.fwMu.Lock()
+	err = r.jobFW.install()
+	r.fwMu.Unlock()
+	if err != nil {
 		return err
 	}
 	lo, err := gocni.New(gocni.WithPluginDir([]string{r.cfg.CNIBinDir}), gocni.WithLoNetwork)

@@ -48,7 +48,10 @@ func (r *Runtime) Purge(ctx context.Context) error {
 	if err := r.client.NamespaceService().Delete(namespaces.WithNamespace(ctx, r.cfg.Namespace), r.cfg.Namespace); err != nil && !errdefs.IsNotFound(err) {
 		errs = append(errs, fmt.Errorf("delete namespace %s: %w", r.cfg.Namespace, err))
 	}
-	if err := r.jobFW.remove(); err != nil {
+	r.fwMu.Lock()
+	fw := r.jobFW
+	r.fwMu.Unlock()
+	if err := fw.remove(); err != nil {
 		errs = append(errs, err)
 	}
 	ctrls, _ := os.ReadDir("/sys/fs/cgroup")

@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"time"
 
@@ -147,6 +148,7 @@ type Runtime struct {
 	cniBridge gocni.CNI
 	cniJob    gocni.CNI
 	cniLo     gocni.CNI
+	fwMu      sync.Mutex // guards jobFW against SetJobEgressAllow
 	jobFW     jobFirewall
 }
 

@@ -96,6 +96,12 @@ type Worker struct {
 
 	kick chan struct{} // buffered 1: a reconcile pass is wanted
 
+	// The session's state, for readiness (Session); guarded by sessMu.
+	sessMu    sync.Mutex
+	sessUp    bool
+	sessSince time.Time // when it came up, or went down
+	sessErr   error     // why the last one ended
+
 	// The node's edge configuration (edge.go), guarded by mu; the relays
 	// of its routed tasks; edgeKick (buffered 1) wakes the edge loop.
 	edgeCfg  *ccv1.EdgeConfig
@@ -184,6 +190,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		if time.Since(started) > time.Minute {
 			backoff = time.Second
 		}
+		w.setSession(false, err)
 		w.log.Warn("session with the control plane ended; reconnecting", "err", err, "in", backoff)
 		select {
 		case <-ctx.Done():
@@ -194,6 +201,29 @@ func (w *Worker) Run(ctx context.Context) error {
 			backoff *= 2
 		}
 	}
+}
+
+// setSession records that the session came up (it received the full
+// assignment set) or ended (err).
+func (w *Worker) setSession(up bool, err error) {
+	w.sessMu.Lock()
+	defer w.sessMu.Unlock()
+	if up != w.sessUp || w.sessSince.IsZero() {
+		w.sessSince = time.Now()
+	}
+	w.sessUp = up
+	if err != nil {
+		w.sessErr = err
+	}
+}
+
+// Session says whether the node holds its session with the control plane
+// (it has received its assignments), since when it is up or down, and why
+// the last session ended (nil when none did).
+func (w *Worker) Session() (up bool, since time.Time, lastErr error) {
+	w.sessMu.Lock()
+	defer w.sessMu.Unlock()
+	return w.sessUp, w.sessSince, w.sessErr
 }
 
 func (w *Worker) poke() {
@@ -284,6 +314,7 @@ func (w *Worker) session(ctx context.Context) error {
 			w.desired, w.haveFull = set, true
 			w.mu.Unlock()
 			next = msg.Seq + 1
+			w.setSession(true, nil)
 			w.log.Info("assignments received", "count", len(set))
 			w.poke()
 		case *ccv1.SessionResponse_Changes:

@@ -57,6 +57,24 @@ type Core struct {
 	Refused func(*ccv1.AuditEvent)
 	// Disk is the free-space floor of the data disk; nil: none.
 	Disk *DiskFloor
+	// Health runs this server's readiness checks (/readyz); nil: none
+	// reported.
+	Health func(ctx context.Context) []*ccv1.ReadinessCheck
+}
+
+// readiness runs the server's checks, and says whether every required
+// one passed.
+func (c *Core) readiness(ctx context.Context) ([]*ccv1.ReadinessCheck, bool) {
+	if c.Health == nil {
+		return nil, false
+	}
+	checks := c.Health(ctx)
+	for _, ch := range checks {
+		if ch.Required && !ch.Ok {
+			return checks, false
+		}
+	}
+	return checks, true
 }
 
 // now reads the core's clock.

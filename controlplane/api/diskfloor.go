@@ -61,16 +61,41 @@ func (d *DiskFloor) floor(total uint64) uint64 {
 // A disk that cannot be read is not refused (the error is logged by the
 // caller of Ready).
 func (d *DiskFloor) Check() error {
-	if d == nil || (d.MinBytes <= 0 && d.MinPercent <= 0) {
+	if d == nil {
 		return nil
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.MinBytes <= 0 && d.MinPercent <= 0 {
+		return nil
+	}
 	if !d.checked.IsZero() && time.Since(d.checked) < diskCheckEvery {
 		return d.last
 	}
 	d.checked, d.last = time.Now(), d.measure()
 	return d.last
+}
+
+// Set changes the floor (a reload of the configuration); the next Check
+// measures again.
+func (d *DiskFloor) Set(minBytes int64, minPercent float64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.MinBytes, d.MinPercent = minBytes, minPercent
+	d.checked = time.Time{}
+}
+
+// Status reads the free space and size of the data disk now, with the
+// floor in bytes.
+func (d *DiskFloor) Status() (free, total, floor uint64, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	fn := d.Free
+	if fn == nil {
+		fn = Statfs
+	}
+	free, total, err = fn(d.Dir)
+	return free, total, d.floor(total), err
 }
 
 func (d *DiskFloor) measure() error {

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -9,6 +10,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/containercodes/cc/internal/readiness"
 	"github.com/containercodes/cc/internal/testing/testcluster"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -48,8 +50,17 @@ func TestDiskFloor(t *testing.T) {
 	_, err = sst.CloseAndRecv()
 	wantCode(t, err, codes.ResourceExhausted, why)
 	res := httpGet(t, h.srv, "/readyz", "", nil)
-	if res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(res.body), `"disk":"`+why) {
+	var rep readiness.Report
+	if res.StatusCode != http.StatusServiceUnavailable || json.Unmarshal(res.body, &rep) != nil || rep.Status != readiness.StatusNotReady {
 		t.Fatalf("/readyz: %d %s", res.StatusCode, res.body)
+	}
+	for _, c := range rep.Checks {
+		if c.Name == "disk" && (c.OK || !c.Required || c.Message != why) {
+			t.Fatalf("/readyz disk check: %+v", c)
+		}
+		if c.Name != "disk" && !c.OK && c.Required {
+			t.Fatalf("/readyz: another check failed: %+v", c)
+		}
 	}
 	// REST: 429.
 	req, _ := http.NewRequestWithContext(ctxT(t), http.MethodPost, h.srv.URL()+"/v1/jobs", strings.NewReader(`{"spec":{"image":"busybox"}}`))

@@ -30,7 +30,8 @@ const (
 // buckets are by address, IPv6 by /64, and bounded) with the join's own
 // rule.
 type JoinLimiter struct {
-	lim *auth.RateLimiter
+	lim      *auth.RateLimiter
+	maxAddrs int
 }
 
 // NewJoinLimiter returns a limiter of perMinute failed attempts per
@@ -40,10 +41,20 @@ func NewJoinLimiter(perMinute float64, burst, maxAddrs int) *JoinLimiter {
 	if maxAddrs <= 0 {
 		maxAddrs = DefaultJoinLimitAddresses
 	}
-	return &JoinLimiter{lim: auth.NewRateLimiter(auth.RateLimits{
+	return &JoinLimiter{maxAddrs: maxAddrs, lim: auth.NewRateLimiter(joinRule(perMinute, burst, maxAddrs))}
+}
+
+func joinRule(perMinute float64, burst, maxAddrs int) auth.RateLimits {
+	return auth.RateLimits{
 		FailedAuth: auth.RateRule{PerSecond: perMinute / 60, Burst: max(burst, 1)},
 		MaxKeys:    maxAddrs,
-	})}
+	}
+}
+
+// SetRule changes the rule (a reload of the configuration); the buckets
+// keep what they hold.
+func (l *JoinLimiter) SetRule(perMinute float64, burst int) {
+	l.lim.SetLimits(joinRule(perMinute, burst, l.maxAddrs))
 }
 
 // begin checks ip's budget: when the bucket holds less than one attempt it

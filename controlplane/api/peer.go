@@ -16,6 +16,7 @@ import (
 	"github.com/containercodes/cc/controlplane/blobstore"
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/controlplane/raftstore"
+	"github.com/containercodes/cc/internal/buildinfo"
 	"github.com/containercodes/cc/internal/pki"
 	"github.com/containercodes/cc/internal/streamio"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
@@ -222,7 +223,8 @@ func (p *PeerServer) PeerStatus(ctx context.Context, _ *ccv1.PeerStatusRequest) 
 	if err != nil {
 		return nil, err
 	}
-	resp := &ccv1.PeerStatusResponse{RaftState: st.State, LastIndex: st.LastIndex, AppliedIndex: st.AppliedIndex}
+	resp := &ccv1.PeerStatusResponse{RaftState: st.State, LastIndex: st.LastIndex, AppliedIndex: st.AppliedIndex, Version: buildinfo.Version}
+	resp.Checks, _ = p.core.readiness(ctx)
 	if st.LeaderID != st.ID {
 		if lc := p.core.Raft.LastContact(); !lc.IsZero() {
 			resp.LastContactMs = time.Since(lc).Milliseconds()

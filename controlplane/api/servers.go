@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/containercodes/cc/internal/buildinfo"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -49,6 +50,8 @@ func (s *ClusterService) servers(ctx context.Context) ([]*ccv1.ServerInfo, error
 			info.Name, info.ApiAddress = r.Name, r.ApiAddress
 		}
 		if srv.ID == st.ID {
+			info.Version = buildinfo.Version
+			info.Checks, info.Ready = s.core.readiness(ctx)
 			info.RaftRole, info.LastIndex, info.Healthy = st.State, st.LastIndex, st.LeaderID != ""
 			if !info.Leader && st.LeaderID != "" {
 				lc := time.Since(s.core.Raft.LastContact())
@@ -63,6 +66,7 @@ func (s *ClusterService) servers(ctx context.Context) ([]*ccv1.ServerInfo, error
 				info.RaftRole, info.LastIndex = ps.RaftState, ps.LastIndex
 				info.LastContact = durationpb.New(time.Duration(ps.LastContactMs) * time.Millisecond)
 				info.Healthy = info.Leader || time.Duration(ps.LastContactMs)*time.Millisecond < healthyContact
+				info.Version, info.Checks, info.Ready = ps.Version, ps.Checks, readyOf(ps.Checks)
 			} else {
 				info.RaftRole = "unreachable"
 			}
@@ -74,6 +78,17 @@ func (s *ClusterService) servers(ctx context.Context) ([]*ccv1.ServerInfo, error
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Leader && !out[j].Leader })
 	return out, nil
+}
+
+// readyOf says whether every required check passed (false for none:
+// a server that did not say).
+func readyOf(checks []*ccv1.ReadinessCheck) bool {
+	for _, c := range checks {
+		if c.Required && !c.Ok {
+			return false
+		}
+	}
+	return len(checks) > 0
 }
 
 // leaderClient returns nil when this server is the leader, else a client of

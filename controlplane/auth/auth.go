@@ -16,6 +16,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
+	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
 	"google.golang.org/grpc/status"
 
 	"github.com/containercodes/cc/internal/pki"
@@ -333,12 +335,25 @@ func MayReadMetrics(role ccv1.Role) bool {
 	return false
 }
 
+// anyTokenMethods may be called with a token of any role: gRPC server
+// reflection, which describes the API (grpcurl, Postman) and reads no
+// state. Without a token it is refused like every other call.
+var anyTokenMethods = map[string]bool{
+	reflectionv1.ServerReflection_ServerReflectionInfo_FullMethodName:      true,
+	reflectionv1alpha.ServerReflection_ServerReflectionInfo_FullMethodName: true,
+}
+
 // ReadOnly reports whether a method only reads state (viewer tokens may
 // call it, and it is served after a linearizable read barrier).
-func ReadOnly(fullMethod string) bool { return viewerMethods[fullMethod] }
+func ReadOnly(fullMethod string) bool {
+	return viewerMethods[fullMethod] || anyTokenMethods[fullMethod]
+}
 
 // Allowed reports whether role may call the gRPC method fullMethod.
 func Allowed(role ccv1.Role, fullMethod string) bool {
+	if anyTokenMethods[fullMethod] && role != ccv1.Role_ROLE_UNSPECIFIED {
+		return true
+	}
 	switch role {
 	case ccv1.Role_ROLE_ADMIN:
 		return true

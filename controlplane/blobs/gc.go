@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/containercodes/cc/controlplane/blobstore"
@@ -26,11 +27,48 @@ type GC struct {
 	Store LocalStore
 	// InUse returns every digest the state refers to.
 	InUse func() (map[string]bool, error)
+	// Grace is how long a blob stays unreferenced before it is removed;
+	// Set changes it while Run runs.
 	Grace time.Duration
 	// Metrics counts the passes of Run and the blobs removed; nil: none.
 	Metrics *metrics.Metrics
 
 	unref map[string]time.Time // digest → first seen unreferenced
+
+	mu       sync.Mutex // guards Grace (after Run starts) and interval
+	interval time.Duration
+	changed  chan struct{} // buffered 1: Set wakes Run
+}
+
+// DefaultGCInterval is Run's interval when Set was not called.
+const DefaultGCInterval = 10 * time.Minute
+
+// Set changes the interval between passes and the grace (a reload of the
+// configuration); Run takes the new interval at once.
+func (g *GC) Set(interval, grace time.Duration) {
+	g.mu.Lock()
+	g.interval, g.Grace = interval, grace
+	if g.changed == nil {
+		g.changed = make(chan struct{}, 1)
+	}
+	ch := g.changed
+	g.mu.Unlock()
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+func (g *GC) settings() (interval, grace time.Duration, changed chan struct{}) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.changed == nil {
+		g.changed = make(chan struct{}, 1)
+	}
+	if g.interval <= 0 {
+		g.interval = DefaultGCInterval
+	}
+	return g.interval, g.Grace, g.changed
 }
 
 // Pass runs one collection and returns the digests it removed.
@@ -38,6 +76,7 @@ func (g *GC) Pass(now time.Time) ([]string, error) {
 	if g.unref == nil {
 		g.unref = map[string]time.Time{}
 	}
+	_, grace, _ := g.settings()
 	all, err := g.Store.List()
 	if err != nil {
 		return nil, err
@@ -60,7 +99,7 @@ func (g *GC) Pass(now time.Time) ([]string, error) {
 			g.unref[d] = now
 			continue
 		}
-		if now.Sub(since) < g.Grace {
+		if now.Sub(since) < grace {
 			continue
 		}
 		if err := g.Store.Remove(d); err != nil && !errors.Is(err, blobstore.ErrNotFound) {
@@ -80,9 +119,11 @@ func (g *GC) Pass(now time.Time) ([]string, error) {
 	return removed, firstErr
 }
 
-// Run collects every interval until ctx ends. Every server runs it on its
-// own store (blobs are per server, not leader work).
-func (g *GC) Run(ctx context.Context, interval time.Duration, log *slog.Logger) {
+// Run collects every interval (Set; DefaultGCInterval when not set)
+// until ctx ends. Every server runs it on its own store (blobs are per
+// server, not leader work).
+func (g *GC) Run(ctx context.Context, log *slog.Logger) {
+	interval, _, changed := g.settings()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -94,10 +135,20 @@ func (g *GC) Run(ctx context.Context, interval time.Duration, log *slog.Logger) 
 		if len(removed) > 0 {
 			log.Info("removed unreferenced blobs", "count", len(removed))
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+		// A new interval restarts the wait; a new grace applies at the
+		// next pass.
+		for waiting := true; waiting; {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				waiting = false
+			case <-changed:
+				if iv, _, _ := g.settings(); iv != interval {
+					interval = iv
+					t.Reset(interval)
+				}
+			}
 		}
 	}
 }

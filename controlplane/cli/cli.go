@@ -1,8 +1,8 @@
 // Package cli is the command line of cc-controlplane: flags and the TOML file
 // fill one config.Config; the default action runs a server until SIGINT or
-// SIGTERM (SIGHUP reloads the [rate_limit] and [tracing] sections of the
-// config file);
-// `config validate` checks a file.
+// SIGTERM, and reloads the config file on SIGHUP or `config reload` (over
+// the control socket in the data dir); `config validate` checks a file;
+// `install` and its siblings run the server as a systemd service.
 package cli
 
 import (
@@ -10,7 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -22,8 +22,10 @@ import (
 	"github.com/containercodes/cc/controlplane/config"
 	"github.com/containercodes/cc/controlplane/server"
 	"github.com/containercodes/cc/internal/buildinfo"
+	"github.com/containercodes/cc/internal/control"
 	"github.com/containercodes/cc/internal/logging"
 	"github.com/containercodes/cc/internal/tracing"
+	"github.com/containercodes/cc/internal/readiness"
 )
 
 // Main runs the command and returns the exit code. Errors print as one line.
@@ -49,7 +51,8 @@ func app(stdout, stderr io.Writer) *ucli.App {
 			"Create a cluster:  cc-controlplane --bootstrap --data-dir /var/lib/cc\n" +
 			"Restart it:        cc-controlplane --data-dir /var/lib/cc\n" +
 			"Add a server:      cc-controlplane --join 10.0.0.5:7443 --token CCTKN-1-... --data-dir /var/lib/cc\n" +
-			"Reload limits:     kill -HUP <pid> (re-reads the [rate_limit] and [tracing] sections of --config)",
+			"Reload config:     cc-controlplane config reload, or kill -HUP <pid> (re-reads --config; see `config reload --help`)\n" +
+			"As a service:      cc-controlplane install --bootstrap --now (see `install --help`)",
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "config", Usage: "TOML config `FILE`", EnvVars: []string{"CC_CONFIG_FILE"}},
 			&ucli.StringFlag{Name: "data-dir", Usage: "`DIR` for raft, state, certificates and the admin token"},
@@ -70,7 +73,7 @@ func app(stdout, stderr io.Writer) *ucli.App {
 		},
 		OnUsageError: usageError,
 		Action:       run,
-		Commands: []*ucli.Command{
+		Commands: append([]*ucli.Command{
 			{
 				Name:  "config",
 				Usage: "work with config files",
@@ -78,23 +81,55 @@ func app(stdout, stderr io.Writer) *ucli.App {
 					Name: "validate", Usage: "check a config file and say what is wrong, line by line", ArgsUsage: "FILE",
 					OnUsageError: usageError,
 					Action:       validate,
+				}, {
+					Name:  "reload",
+					Usage: "make the running server re-read its config file, and say what changed",
+					Description: "Asks the server through its control socket (control.sock in its data dir; run as root or\n" +
+						"its user), as SIGHUP does, and prints what it did. Applied at once: " + strings.Join(reloadableKeys(), ", ") + ".\n" +
+						"Other changed keys are named: they take effect at the next start. A file with a problem is\n" +
+						"refused whole, with the problems by line, and the configuration in force stays; the exit\n" +
+						"status is then 1.",
+					Flags:        dataDirFlags(),
+					OnUsageError: usageError,
+					Action:       reloadCommand,
 				}},
 			},
 			snapshotCommand(),
 			recoverCommand(),
-		},
+		}, serviceCommands()...),
 	}
 }
 
 // loadConfig builds the Config: defaults, then the file, then flags.
 func loadConfig(c *ucli.Context) (config.Config, error) {
+	return loadFile(c.String("config"), func(cfg *config.Config) { applyFlags(c, cfg) })
+}
+
+// loadFile reads the config file (none when path is ""), applies flags
+// over it and validates the result; problems of keys the file sets carry
+// their lines.
+func loadFile(path string, flags func(*config.Config)) (config.Config, error) {
 	cfg := config.Default()
-	if path := c.String("config"); path != "" {
+	if path != "" {
 		var err error
 		if cfg, err = config.LoadUnvalidated(path); err != nil {
 			return cfg, err
 		}
 	}
+	flags(&cfg)
+	if err := cfg.Validate(); err != nil {
+		err = config.InFile(path, err)
+		var fe *config.FileError
+		if errors.As(err, &fe) {
+			return cfg, err
+		}
+		return cfg, fmt.Errorf("configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+// applyFlags sets what the command line gives over cfg.
+func applyFlags(c *ucli.Context, cfg *config.Config) {
 	if c.IsSet("data-dir") {
 		cfg.DataDir = c.String("data-dir")
 	}
@@ -140,10 +175,6 @@ func loadConfig(c *ucli.Context) (config.Config, error) {
 	if c.IsSet("log-format") {
 		cfg.Log.Format = c.String("log-format")
 	}
-	if err := cfg.Validate(); err != nil {
-		return cfg, fmt.Errorf("configuration: %w", err)
-	}
-	return cfg, nil
 }
 
 func run(c *ucli.Context) error {
@@ -154,7 +185,7 @@ func run(c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
-	log, err := logging.New(c.App.ErrWriter, cfg.Log.Level, cfg.Log.Format)
+	log, level, err := logging.NewLeveled(c.App.ErrWriter, cfg.Log.Level, cfg.Log.Format)
 	if err != nil {
 		return err
 	}
@@ -165,9 +196,20 @@ func run(c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
+	rl := &reloader{path: c.String("config"), load: func() (config.Config, error) { return loadConfig(c) }, srv: srv, level: level, log: log, cur: cfg}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	// The control socket: `config reload` and `status` on this host.
+	mux := http.NewServeMux()
+	mux.Handle("POST "+control.PathReload, control.ReloadHandler(rl.reload))
+	mux.Handle("GET "+control.PathReadyz, readiness.Readyz(srv.Checks))
+	mux.HandleFunc("GET "+control.PathHealth, readiness.Healthz)
+	if sock, err := control.Listen(cfg.DataDir, mux, log.With("component", "control")); err != nil {
+		log.Warn("no control socket: `cc-controlplane config reload` and `status` cannot reach this server (SIGHUP still reloads)", "err", err)
+	} else {
+		defer sock.Close()
+	}
 	var runErr error
 wait:
 	for {
@@ -179,7 +221,7 @@ wait:
 			log.Error("a listener failed; shutting down", "err", runErr)
 			break wait
 		case <-hup:
-			reload(c.String("config"), srv, log)
+			rl.reload()
 		}
 	}
 	stop() // a second signal now kills the process at once
@@ -192,29 +234,25 @@ wait:
 	return runErr
 }
 
-// reload re-reads the config file on SIGHUP and applies what may change
-// while the server runs: the [rate_limit] and [tracing] sections. Other
-// changes wait for a restart.
-func reload(path string, srv *server.Server, log *slog.Logger) {
-	if path == "" {
-		log.Warn("SIGHUP: no config file to reload (start with --config FILE)")
-		return
+func reloadCommand(c *ucli.Context) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("config reload takes no arguments, got %q (see `cc-controlplane config reload --help`)", c.Args().Slice())
 	}
-	cfg, err := config.LoadUnvalidated(path)
+	dir, err := installedDataDir(c)
 	if err != nil {
-		log.Error("SIGHUP: config file not reloaded; the rate limits in force are kept", "err", err)
-		return
+		return err
 	}
-	changes, err := srv.SetRateLimit(cfg.RateLimit)
-	switch {
-	case err != nil:
-		log.Error("SIGHUP: rate limits not reloaded; those in force are kept", "file", path, "err", err)
-	case len(changes) == 0:
-		log.Info("SIGHUP: rate limits reloaded: no change", "file", path)
-	default:
-		log.Info("SIGHUP: rate limits reloaded", "file", path, "changed", strings.Join(changes, ", "))
+	ctx, cancel := context.WithTimeout(c.Context, 30*time.Second)
+	defer cancel()
+	res, err := control.Reload(ctx, dir)
+	if err != nil {
+		return err
 	}
-	reloadTracing(path, cfg.Tracing, srv, log)
+	res.Print(c.App.Writer)
+	if !res.OK() {
+		return errors.New("the config file was refused")
+	}
+	return nil
 }
 
 func validate(c *ucli.Context) error {

@@ -15,9 +15,10 @@ import (
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
-// SIGHUP's reload applies the [tracing] section: tracing turns on without
-// a restart and the next API call is a trace at the receiver; a wrong
-// section is refused with why, and off turns it off again.
+// A reload (SIGHUP, `config reload`) applies the [tracing] section:
+// tracing turns on without a restart and the next API call is a trace at
+// the receiver; a wrong section is refused with why, and off turns it off
+// again.
 func TestReloadTracing(t *testing.T) {
 	srv := testcluster.Start(t)
 	recv := otlptest.Start(t)
@@ -33,13 +34,23 @@ func TestReloadTracing(t *testing.T) {
 	if got := srv.Srv.Tracing(); got.Endpoint != "" {
 		t.Fatalf("tracing on before any reload: %+v", got)
 	}
-	write("[tracing]\nendpoint = \"" + recv.Addr() + "\"\nsample_ratio = 1.0\ninsecure = true\n")
-	reload(path, srv.Srv, log)
-	if got, want := srv.Srv.Tracing(), (config.TracingConfig{Endpoint: recv.Addr(), SampleRatio: 1, Insecure: true}); got != want {
-		t.Fatalf("after reload: %+v, want %+v", got, want)
+	flags := func(c *config.Config) {
+		c.DataDir = srv.Config.DataDir
+		c.APIAddr, c.RaftAddr = srv.Config.APIAddr, srv.Config.RaftAddr
 	}
-	if out := logs.String(); !strings.Contains(out, "tracing reloaded") || !strings.Contains(out, "tracing.endpoint") {
-		t.Fatalf("log does not say what changed:\n%s", out)
+	write("")
+	start, err := loadFile(path, flags)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &reloader{path: path, load: func() (config.Config, error) { return loadFile(path, flags) }, srv: srv.Srv, level: new(slog.LevelVar), log: log, cur: start}
+	write("[tracing]\nendpoint = \"" + recv.Addr() + "\"\nsample_ratio = 1.0\ninsecure = true\n")
+	res := r.reload()
+	if got, want := srv.Srv.Tracing(), (config.TracingConfig{Endpoint: recv.Addr(), SampleRatio: 1, Insecure: true}); got != want || !res.OK() {
+		t.Fatalf("after reload: %+v, want %+v (%+v)", got, want, res)
+	}
+	if applied := strings.Join(res.Applied, "\n"); !strings.Contains(applied, "tracing.endpoint") {
+		t.Fatalf("the reload does not say what changed: %q", applied)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -58,16 +69,19 @@ func TestReloadTracing(t *testing.T) {
 	}
 
 	write("[tracing]\nendpoint = \"" + recv.Addr() + "\"\nsample_ratio = 7.0\n")
-	reload(path, srv.Srv, log)
+	res = r.reload()
 	if got := srv.Srv.Tracing(); got.SampleRatio != 1 {
 		t.Fatalf("a bad section changed tracing: %+v", got)
 	}
-	if out := logs.String(); !strings.Contains(out, "tracing not reloaded") || !strings.Contains(out, "tracing.sample_ratio") {
-		t.Fatalf("log does not say why:\n%s", out)
+	if res.OK() || !strings.Contains(strings.Join(res.Problems, "\n"), "tracing.sample_ratio") {
+		t.Fatalf("the refusal does not say why: %+v", res)
+	}
+	if out := logs.String(); !strings.Contains(out, "refused") {
+		t.Fatalf("log does not say the file was refused:\n%s", out)
 	}
 
 	write("[tracing]\nendpoint = \"\"\n")
-	reload(path, srv.Srv, log)
+	r.reload()
 	if got := srv.Srv.Tracing(); got.Endpoint != "" {
 		t.Fatalf("tracing still on: %+v", got)
 	}

@@ -112,7 +112,12 @@ func (f *FSM) open() error {
 		return fmt.Errorf("open state %s: %w", f.path, err)
 	}
 	var applied uint64
+	var schemaFrom uint32
 	err = db.Update(func(tx *bolt.Tx) error {
+		var err error
+		if schemaFrom, err = migrate(tx, f.path); err != nil {
+			return err
+		}
 		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
@@ -126,7 +131,14 @@ func (f *FSM) open() error {
 	})
 	if err != nil {
 		db.Close()
+		var se *SchemaError
+		if errors.As(err, &se) {
+			return err
+		}
 		return fmt.Errorf("prepare state %s: %w", f.path, err)
+	}
+	if schemaFrom != SchemaVersion {
+		f.log.Info("state database migrated", "file", f.path, "from_schema", schemaFrom, "to_schema", SchemaVersion)
 	}
 	f.db = db
 	f.applied.Store(applied)
@@ -357,7 +369,9 @@ func checkDatabase(path string) error {
 		if tx.Bucket(bucketMeta) == nil {
 			return errors.New("no meta bucket")
 		}
-		return nil
+		// A newer binary's snapshot is refused before it replaces the
+		// state, which this binary could not open again.
+		return checkSchema(tx, "")
 	})
 }
 

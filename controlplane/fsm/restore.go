@@ -73,6 +73,7 @@ func (f *FSM) WriteSnapshot(w io.Writer) (index uint64, err error) {
 // SnapshotInfo describes a backup file.
 type SnapshotInfo struct {
 	Index      uint64 // raft index of the cluster the backup was taken at
+	Schema     uint32 // schema version of the state database (0: before versions were kept)
 	ClusterID  string
 	Tokens     int
 	Nodes      int
@@ -106,6 +107,10 @@ func inspect(tx *bolt.Tx) (SnapshotInfo, error) {
 	if tx.Bucket(bucketMeta) == nil {
 		return info, errors.New("no meta bucket")
 	}
+	if err := checkSchema(tx, ""); err != nil {
+		return info, err
+	}
+	info.Schema = readSchema(tx)
 	cb := tx.Bucket(bucketCluster)
 	if cb == nil {
 		return info, errors.New("no cluster bucket")

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,6 +25,7 @@ type apiCerts struct {
 	cluster func() *tls.Certificate          // the server certificate in use
 	op      atomic.Pointer[pki.OperatorCert] // nil without tls_cert_file
 
+	mu                sync.Mutex // guards the files and their stamp
 	certFile, keyFile string
 	stamp             filesStamp // of the files the last load attempt read
 	log               *slog.Logger
@@ -58,9 +60,6 @@ func (a *apiCerts) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate,
 // watch reloads the operator's certificate whenever its files change, until
 // ctx ends. A pair that fails to load is logged, and the one in use kept.
 func (a *apiCerts) watch(ctx context.Context, every time.Duration) {
-	if a.certFile == "" {
-		return
-	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -77,6 +76,11 @@ func (a *apiCerts) watch(ctx context.Context, every time.Duration) {
 // size changed since the last attempt, and reports whether it took a new
 // certificate.
 func (a *apiCerts) reloadIfChanged() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.certFile == "" {
+		return false
+	}
 	st := stampFiles(a.certFile, a.keyFile)
 	if st == a.stamp {
 		return false
@@ -92,6 +96,32 @@ func (a *apiCerts) reloadIfChanged() bool {
 	a.op.Store(op)
 	a.log.Info("API certificate reloaded", "cert_file", a.certFile, "names", op.Leaf.DNSNames, "not_after", op.Leaf.NotAfter)
 	return true
+}
+
+// setFiles switches to other files (a reload of tls_cert_file and
+// tls_key_file; both "" drop the operator's certificate). A pair that
+// does not load is an error, and the certificate in use is kept.
+func (a *apiCerts) setFiles(certFile, keyFile string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if certFile == a.certFile && keyFile == a.keyFile {
+		return nil
+	}
+	if certFile == "" {
+		a.certFile, a.keyFile, a.stamp = "", "", filesStamp{}
+		a.op.Store(nil)
+		a.log.Info("API certificate dropped: clients get the cluster certificate")
+		return nil
+	}
+	st := stampFiles(certFile, keyFile)
+	op, err := pki.LoadOperatorCert(certFile, keyFile, time.Now())
+	if err != nil {
+		return err
+	}
+	a.certFile, a.keyFile, a.stamp = certFile, keyFile, st
+	a.op.Store(op)
+	a.log.Info("API certificate loaded", "cert_file", certFile, "names", op.Leaf.DNSNames, "not_after", op.Leaf.NotAfter)
+	return nil
 }
 
 // fileStamp is what tells that a file changed: its modification time and

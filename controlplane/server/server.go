@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -103,6 +104,11 @@ type Server struct {
 	// them on metrics_addr, nil when it is not set.
 	metrics   *metrics.Metrics
 	metricsLn *imetrics.Listener
+	joins   *api.JoinLimiter
+	// webhookAllow is webhooks.allow in force (reloaded on SIGHUP).
+	webhookAllow atomic.Pointer[[]netip.Prefix]
+	gc           *blobs.GC
+	certs        *apiCerts
 	// rateCfg is the rate_limit section in force: cfg's until
 	// SetRateLimit changes it. Guarded by rateMu.
 	rateMu  sync.Mutex
@@ -141,6 +147,9 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 	}
 	s := &Server{cfg: cfg, opts: opts, log: log, serveErr: make(chan error, 2), metrics: metrics.New(imetrics.NewRegistry())}
 	s.disk = &api.DiskFloor{Dir: cfg.DataDir, MinBytes: cfg.MinFreeDisk.Bytes, MinPercent: cfg.MinFreeDisk.Percent, Free: cfg.FreeSpace}
+	s.SetWebhookAllow(cfg.Webhooks)
+	s.gc = &blobs.GC{}
+	s.gc.Set(cfg.BlobGC.Interval.Duration, cfg.BlobGC.Grace.Duration)
 	s.bg, s.bgCancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
@@ -252,7 +261,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 	loops := leader.NewRunner(leaderLog, append(leader.Loops(leader.Config{
 		Raft: s.raft, FSM: s.fsm, Log: log, NodeDownAfter: s.downAfter(), Sessions: s.sessions.Sessions,
 		OtherSessions: func(ctx context.Context) map[string]time.Time { return s.peers.otherSessions(ctx, s.raft) },
-		Webhooks:      &webhook.Sender{Policy: webhook.Policy{Allow: s.cfg.Webhooks.AllowPrefixes()}, Metrics: s.metrics},
+		Webhooks:      &webhook.Sender{Policy: s.webhookPolicy(), Metrics: s.metrics},
 		Tracing:       s.tracing,
 		Metrics:       s.metrics,
 	}), leader.Loop{Name: "acme", Run: certs.Run})...)
@@ -268,6 +277,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 		defer s.wg.Done()
 		renew.run(s.bg, every)
 	}()
+	s.gc.Store, s.gc.InUse, s.gc.Metrics = s.blobs, s.fsm.BlobsInUse, s.metrics
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -276,8 +286,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		gc := &blobs.GC{Store: s.blobs, InUse: s.fsm.BlobsInUse, Grace: s.cfg.BlobGC.Grace.Duration, Metrics: s.metrics}
-		gc.Run(s.bg, s.cfg.BlobGC.Interval.Duration, s.log.With("component", "blob-gc"))
+		s.gc.Run(s.bg, s.log.With("component", "blob-gc"))
 	}()
 	s.wg.Add(1)
 	go func() {
@@ -382,12 +391,14 @@ func (s *Server) serve() error {
 		grpc.ChainUnaryInterceptor(s.metrics.UnaryInterceptor, api.RecoverUnary(grpcLog), s.unaryCaughtUp, authn.UnaryInterceptor, s.readBarrier, api.ErrorInterceptor),
 		grpc.ChainStreamInterceptor(s.metrics.StreamInterceptor, api.RecoverStream(grpcLog), s.streamCaughtUp, authn.StreamInterceptor, api.StreamErrorInterceptor),
 	)
+	s.joins = api.NewJoinLimiter(s.cfg.JoinLimit.PerMinute, s.cfg.JoinLimit.Burst, 0)
 	core := &api.Core{Raft: s.raft, FSM: s.fsm, Sessions: s.sessions, Peers: s.peers, Log: s.log.With("component", "api"), Now: time.Now,
-		JoinLimiter: api.NewJoinLimiter(s.cfg.JoinLimit.PerMinute, s.cfg.JoinLimit.Burst, 0), Disk: s.disk, Refused: s.audit.refusal}
+		JoinLimiter: s.joins, Disk: s.disk, Refused: s.audit.refusal,
+		Health: func(ctx context.Context) []*ccv1.ReadinessCheck { return ReadinessChecks(s.Health(ctx)) }}
 	images := api.NewImageService(core, replicated, s.log.With("component", "images"))
 	jobs, err := api.NewJobService(core, replicated, api.JobOptions{
 		Done: s.bg.Done(), TempDir: filepath.Join(s.cfg.DataDir, "tmp"), Logger: s.log.With("component", "jobs"),
-		Webhooks: webhook.Policy{Allow: s.cfg.Webhooks.AllowPrefixes()}, MaxDownloads: s.cfg.MaxOutputDownloads,
+		Webhooks: s.webhookPolicy(), MaxDownloads: s.cfg.MaxOutputDownloads,
 	})
 	if err != nil {
 		return err
@@ -414,6 +425,7 @@ func (s *Server) serve() error {
 	api.NewAuditService(core).Register(s.grpc)
 	ccv1.RegisterAgentServiceServer(s.grpc, api.NewAgentServer(core, s.clusterCA, images, replicated))
 	ccv1.RegisterPeerServiceServer(s.grpc, api.NewPeerServer(core, s.clusterCA, s.blobs))
+	registerReflection(s.grpc)
 
 	// The REST gateway reaches the same gRPC server, with the same
 	// interceptors, through an in-memory connection; the caller's
@@ -499,6 +511,7 @@ func (s *Server) serve() error {
 	if err != nil {
 		return err
 	}
+	s.certs = certs
 	poll := s.opts.CertPollInterval
 	if poll <= 0 {
 		poll = defaultCertPoll
@@ -703,21 +716,6 @@ func (s *Server) WaitReady(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
-}
-
-func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	if err := s.notReady(); err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, fmt.Sprintf(`{"status":%q}`, err.Error()))
-		return
-	}
-	// Below the free-space floor the server refuses uploads and submits:
-	// not ready for them, though it still serves reads and raft.
-	if err := s.disk.Check(); err != nil {
-		msg := status.Convert(err).Message()
-		writeJSON(w, http.StatusServiceUnavailable, fmt.Sprintf(`{"status":%q,"checks":{"disk":%q}}`, msg, msg))
-		return
-	}
-	writeJSON(w, http.StatusOK, `{"status":"ready"}`)
 }
 
 // streamOpen starts a REST stream's response (status and headers) as soon

@@ -93,6 +93,17 @@ var rules = func() []rule {
 // has a prefix that holds them; to every other address.
 type Policy struct {
 	Allow []netip.Prefix
+	// AllowFunc, when set, is asked for the allow-list at every check
+	// instead of Allow: a server reloads webhooks.allow while its
+	// senders run.
+	AllowFunc func() []netip.Prefix
+}
+
+func (p Policy) allow() []netip.Prefix {
+	if p.AllowFunc != nil {
+		return p.AllowFunc()
+	}
+	return p.Allow
 }
 
 // DeniedError is an address a webhook may not be sent to, and the rule
@@ -122,7 +133,7 @@ func (p Policy) CheckAddr(ip netip.Addr) error {
 			continue
 		}
 		if !r.always {
-			for _, a := range p.Allow {
+			for _, a := range p.allow() {
 				if a.Contains(ip) {
 					return nil
 				}

@@ -15,19 +15,38 @@ import (
 // "error") in format ("text" or "json"). A record logged with a context
 // that carries a span gets its trace_id and span_id (WithTraceIDs).
 func New(w io.Writer, level, format string) (*slog.Logger, error) {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("log level %q: use debug, info, warn or error", level)
+	log, _, err := NewLeveled(w, level, format)
+	return log, err
+}
+
+// NewLeveled is New with the level kept in a slog.LevelVar, so that a
+// reload of the configuration can change it while the program runs
+// (SetLevel).
+func NewLeveled(w io.Writer, level, format string) (*slog.Logger, *slog.LevelVar, error) {
+	lv := new(slog.LevelVar)
+	if err := SetLevel(lv, level); err != nil {
+		return nil, nil, err
 	}
-	opts := &slog.HandlerOptions{Level: lvl}
+	opts := &slog.HandlerOptions{Level: lv}
 	switch strings.ToLower(format) {
 	case "", "text":
-		return slog.New(WithTraceIDs(slog.NewTextHandler(w, opts))), nil
+		return slog.New(WithTraceIDs(slog.NewTextHandler(w, opts))), lv, nil
 	case "json":
-		return slog.New(WithTraceIDs(slog.NewJSONHandler(w, opts))), nil
+		return slog.New(WithTraceIDs(slog.NewJSONHandler(w, opts))), lv, nil
 	default:
-		return nil, fmt.Errorf("log format %q: use text or json", format)
+		return nil, nil, fmt.Errorf("log format %q: use text or json", format)
 	}
+}
+
+// SetLevel sets lv to level ("debug", "info", "warn", "error"); an unknown
+// level leaves lv as it was.
+func SetLevel(lv *slog.LevelVar, level string) error {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return fmt.Errorf("log level %q: use debug, info, warn or error", level)
+	}
+	lv.Set(l)
+	return nil
 }
 
 // Test returns a logger that writes through t.Log, so output shows only for

@@ -660,9 +660,17 @@ type ServerInfo struct {
 	RaftRole string `protobuf:"bytes,5,opt,name=raft_role,json=raftRole,proto3" json:"raft_role,omitempty"`
 	Leader   bool   `protobuf:"varint,6,opt,name=leader,proto3" json:"leader,omitempty"`
 	// last_contact is how long ago the leader last heard from it.
-	LastContact   *durationpb.Duration `protobuf:"bytes,7,opt,name=last_contact,json=lastContact,proto3" json:"last_contact,omitempty"`
-	LastIndex     uint64               `protobuf:"varint,8,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
-	Healthy       bool                 `protobuf:"varint,9,opt,name=healthy,proto3" json:"healthy,omitempty"`
+	LastContact *durationpb.Duration `protobuf:"bytes,7,opt,name=last_contact,json=lastContact,proto3" json:"last_contact,omitempty"`
+	LastIndex   uint64               `protobuf:"varint,8,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
+	Healthy     bool                 `protobuf:"varint,9,opt,name=healthy,proto3" json:"healthy,omitempty"`
+	// version is the server's cc-controlplane release ("" when it did not
+	// answer, or runs a release that does not say).
+	Version string `protobuf:"bytes,10,opt,name=version,proto3" json:"version,omitempty"`
+	// checks are the server's readiness checks, as its /readyz answers them
+	// (empty when it did not answer).
+	Checks []*ReadinessCheck `protobuf:"bytes,11,rep,name=checks,proto3" json:"checks,omitempty"`
+	// ready: every required check passed.
+	Ready         bool `protobuf:"varint,12,opt,name=ready,proto3" json:"ready,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -760,6 +768,100 @@ func (x *ServerInfo) GetHealthy() bool {
 	return false
 }
 
+func (x *ServerInfo) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *ServerInfo) GetChecks() []*ReadinessCheck {
+	if x != nil {
+		return x.Checks
+	}
+	return nil
+}
+
+func (x *ServerInfo) GetReady() bool {
+	if x != nil {
+		return x.Ready
+	}
+	return false
+}
+
+// ReadinessCheck is one readiness check of a server: raft, leader,
+// caught_up, disk (required) or tls (reported only).
+type ReadinessCheck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Ok    bool                   `protobuf:"varint,2,opt,name=ok,proto3" json:"ok,omitempty"`
+	// required: a failure makes the server not ready (/readyz 503).
+	Required bool `protobuf:"varint,3,opt,name=required,proto3" json:"required,omitempty"`
+	// message is the detail of a passing check, or what is wrong and what
+	// to do.
+	Message       string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadinessCheck) Reset() {
+	*x = ReadinessCheck{}
+	mi := &file_cc_v1_cluster_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadinessCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadinessCheck) ProtoMessage() {}
+
+func (x *ReadinessCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_cluster_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadinessCheck.ProtoReflect.Descriptor instead.
+func (*ReadinessCheck) Descriptor() ([]byte, []int) {
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ReadinessCheck) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ReadinessCheck) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *ReadinessCheck) GetRequired() bool {
+	if x != nil {
+		return x.Required
+	}
+	return false
+}
+
+func (x *ReadinessCheck) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 // RemoveServerRequest names the server to remove.
 type RemoveServerRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -772,7 +874,7 @@ type RemoveServerRequest struct {
 
 func (x *RemoveServerRequest) Reset() {
 	*x = RemoveServerRequest{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[10]
+	mi := &file_cc_v1_cluster_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -784,7 +886,7 @@ func (x *RemoveServerRequest) String() string {
 func (*RemoveServerRequest) ProtoMessage() {}
 
 func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[10]
+	mi := &file_cc_v1_cluster_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -797,7 +899,7 @@ func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveServerRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{10}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RemoveServerRequest) GetId() string {
@@ -823,7 +925,7 @@ type RemoveServerResponse struct {
 
 func (x *RemoveServerResponse) Reset() {
 	*x = RemoveServerResponse{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[11]
+	mi := &file_cc_v1_cluster_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -835,7 +937,7 @@ func (x *RemoveServerResponse) String() string {
 func (*RemoveServerResponse) ProtoMessage() {}
 
 func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[11]
+	mi := &file_cc_v1_cluster_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -848,7 +950,7 @@ func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveServerResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{11}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{12}
 }
 
 // TransferLeadershipRequest names the new leader; any voter when empty.
@@ -861,7 +963,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[12]
+	mi := &file_cc_v1_cluster_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -873,7 +975,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[12]
+	mi := &file_cc_v1_cluster_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -886,7 +988,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{12}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TransferLeadershipRequest) GetId() string {
@@ -906,7 +1008,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[13]
+	mi := &file_cc_v1_cluster_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -918,7 +1020,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[13]
+	mi := &file_cc_v1_cluster_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -931,7 +1033,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{13}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TransferLeadershipResponse) GetLeaderId() string {
@@ -950,7 +1052,7 @@ type SaveSnapshotRequest struct {
 
 func (x *SaveSnapshotRequest) Reset() {
 	*x = SaveSnapshotRequest{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[14]
+	mi := &file_cc_v1_cluster_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -962,7 +1064,7 @@ func (x *SaveSnapshotRequest) String() string {
 func (*SaveSnapshotRequest) ProtoMessage() {}
 
 func (x *SaveSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[14]
+	mi := &file_cc_v1_cluster_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -975,7 +1077,7 @@ func (x *SaveSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SaveSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{14}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{15}
 }
 
 // SaveSnapshotResponse is a piece of the snapshot; the first carries its
@@ -993,7 +1095,7 @@ type SaveSnapshotResponse struct {
 
 func (x *SaveSnapshotResponse) Reset() {
 	*x = SaveSnapshotResponse{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[15]
+	mi := &file_cc_v1_cluster_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1005,7 +1107,7 @@ func (x *SaveSnapshotResponse) String() string {
 func (*SaveSnapshotResponse) ProtoMessage() {}
 
 func (x *SaveSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[15]
+	mi := &file_cc_v1_cluster_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1018,7 +1120,7 @@ func (x *SaveSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SaveSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{15}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SaveSnapshotResponse) GetIndex() uint64 {
@@ -1051,7 +1153,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[16]
+	mi := &file_cc_v1_cluster_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1063,7 +1165,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[16]
+	mi := &file_cc_v1_cluster_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1076,7 +1178,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{16}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{17}
 }
 
 // GetStatusResponse describes the cluster as seen by the server that answered.
@@ -1117,7 +1219,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[17]
+	mi := &file_cc_v1_cluster_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1129,7 +1231,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[17]
+	mi := &file_cc_v1_cluster_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1142,7 +1244,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{17}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetStatusResponse) GetClusterId() string {
@@ -1257,7 +1359,7 @@ type Server struct {
 
 func (x *Server) Reset() {
 	*x = Server{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[18]
+	mi := &file_cc_v1_cluster_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1269,7 +1371,7 @@ func (x *Server) String() string {
 func (*Server) ProtoMessage() {}
 
 func (x *Server) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[18]
+	mi := &file_cc_v1_cluster_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1282,7 +1384,7 @@ func (x *Server) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Server.ProtoReflect.Descriptor instead.
 func (*Server) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{18}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Server) GetId() string {
@@ -1361,7 +1463,7 @@ const file_cc_v1_cluster_proto_rawDesc = "" +
 	"\bsettings\x18\x01 \x01(\v2\x0f.cc.v1.SettingsR\bsettings\"\x14\n" +
 	"\x12ListServersRequest\"B\n" +
 	"\x13ListServersResponse\x12+\n" +
-	"\aservers\x18\x01 \x03(\v2\x11.cc.v1.ServerInfoR\aservers\"\xa0\x02\n" +
+	"\aservers\x18\x01 \x03(\v2\x11.cc.v1.ServerInfoR\aservers\"\xff\x02\n" +
 	"\n" +
 	"ServerInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -1374,7 +1476,16 @@ const file_cc_v1_cluster_proto_rawDesc = "" +
 	"\flast_contact\x18\a \x01(\v2\x19.google.protobuf.DurationR\vlastContact\x12\x1d\n" +
 	"\n" +
 	"last_index\x18\b \x01(\x04R\tlastIndex\x12\x18\n" +
-	"\ahealthy\x18\t \x01(\bR\ahealthy\";\n" +
+	"\ahealthy\x18\t \x01(\bR\ahealthy\x12\x18\n" +
+	"\aversion\x18\n" +
+	" \x01(\tR\aversion\x12-\n" +
+	"\x06checks\x18\v \x03(\v2\x15.cc.v1.ReadinessCheckR\x06checks\x12\x14\n" +
+	"\x05ready\x18\f \x01(\bR\x05ready\"j\n" +
+	"\x0eReadinessCheck\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
+	"\x02ok\x18\x02 \x01(\bR\x02ok\x12\x1a\n" +
+	"\brequired\x18\x03 \x01(\bR\brequired\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\";\n" +
 	"\x13RemoveServerRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05force\x18\x02 \x01(\bR\x05force\"\x16\n" +
@@ -1440,7 +1551,7 @@ func file_cc_v1_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_cc_v1_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cc_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_cc_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_cc_v1_cluster_proto_goTypes = []any{
 	(SchedulingStrategy)(0),            // 0: cc.v1.SchedulingStrategy
 	(*Settings)(nil),                   // 1: cc.v1.Settings
@@ -1453,17 +1564,18 @@ var file_cc_v1_cluster_proto_goTypes = []any{
 	(*ListServersRequest)(nil),         // 8: cc.v1.ListServersRequest
 	(*ListServersResponse)(nil),        // 9: cc.v1.ListServersResponse
 	(*ServerInfo)(nil),                 // 10: cc.v1.ServerInfo
-	(*RemoveServerRequest)(nil),        // 11: cc.v1.RemoveServerRequest
-	(*RemoveServerResponse)(nil),       // 12: cc.v1.RemoveServerResponse
-	(*TransferLeadershipRequest)(nil),  // 13: cc.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 14: cc.v1.TransferLeadershipResponse
-	(*SaveSnapshotRequest)(nil),        // 15: cc.v1.SaveSnapshotRequest
-	(*SaveSnapshotResponse)(nil),       // 16: cc.v1.SaveSnapshotResponse
-	(*GetStatusRequest)(nil),           // 17: cc.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),          // 18: cc.v1.GetStatusResponse
-	(*Server)(nil),                     // 19: cc.v1.Server
-	(*durationpb.Duration)(nil),        // 20: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),      // 21: google.protobuf.Timestamp
+	(*ReadinessCheck)(nil),             // 11: cc.v1.ReadinessCheck
+	(*RemoveServerRequest)(nil),        // 12: cc.v1.RemoveServerRequest
+	(*RemoveServerResponse)(nil),       // 13: cc.v1.RemoveServerResponse
+	(*TransferLeadershipRequest)(nil),  // 14: cc.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 15: cc.v1.TransferLeadershipResponse
+	(*SaveSnapshotRequest)(nil),        // 16: cc.v1.SaveSnapshotRequest
+	(*SaveSnapshotResponse)(nil),       // 17: cc.v1.SaveSnapshotResponse
+	(*GetStatusRequest)(nil),           // 18: cc.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),          // 19: cc.v1.GetStatusResponse
+	(*Server)(nil),                     // 20: cc.v1.Server
+	(*durationpb.Duration)(nil),        // 21: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),      // 22: google.protobuf.Timestamp
 }
 var file_cc_v1_cluster_proto_depIdxs = []int32{
 	0,  // 0: cc.v1.Settings.scheduling_strategy:type_name -> cc.v1.SchedulingStrategy
@@ -1471,31 +1583,32 @@ var file_cc_v1_cluster_proto_depIdxs = []int32{
 	4,  // 2: cc.v1.Settings.limits:type_name -> cc.v1.LimitSettings
 	2,  // 3: cc.v1.Settings.audit:type_name -> cc.v1.AuditSettings
 	3,  // 4: cc.v1.Settings.quotas:type_name -> cc.v1.QuotaSettings
-	20, // 5: cc.v1.AuditSettings.max_age:type_name -> google.protobuf.Duration
+	21, // 5: cc.v1.AuditSettings.max_age:type_name -> google.protobuf.Duration
 	1,  // 6: cc.v1.UpdateSettingsRequest.settings:type_name -> cc.v1.Settings
 	1,  // 7: cc.v1.UpdateSettingsResponse.settings:type_name -> cc.v1.Settings
 	10, // 8: cc.v1.ListServersResponse.servers:type_name -> cc.v1.ServerInfo
-	20, // 9: cc.v1.ServerInfo.last_contact:type_name -> google.protobuf.Duration
-	19, // 10: cc.v1.GetStatusResponse.servers:type_name -> cc.v1.Server
-	21, // 11: cc.v1.GetStatusResponse.created_at:type_name -> google.protobuf.Timestamp
-	1,  // 12: cc.v1.GetStatusResponse.settings:type_name -> cc.v1.Settings
-	17, // 13: cc.v1.ClusterService.GetStatus:input_type -> cc.v1.GetStatusRequest
-	8,  // 14: cc.v1.ClusterService.ListServers:input_type -> cc.v1.ListServersRequest
-	11, // 15: cc.v1.ClusterService.RemoveServer:input_type -> cc.v1.RemoveServerRequest
-	13, // 16: cc.v1.ClusterService.TransferLeadership:input_type -> cc.v1.TransferLeadershipRequest
-	15, // 17: cc.v1.ClusterService.SaveSnapshot:input_type -> cc.v1.SaveSnapshotRequest
-	6,  // 18: cc.v1.ClusterService.UpdateSettings:input_type -> cc.v1.UpdateSettingsRequest
-	18, // 19: cc.v1.ClusterService.GetStatus:output_type -> cc.v1.GetStatusResponse
-	9,  // 20: cc.v1.ClusterService.ListServers:output_type -> cc.v1.ListServersResponse
-	12, // 21: cc.v1.ClusterService.RemoveServer:output_type -> cc.v1.RemoveServerResponse
-	14, // 22: cc.v1.ClusterService.TransferLeadership:output_type -> cc.v1.TransferLeadershipResponse
-	16, // 23: cc.v1.ClusterService.SaveSnapshot:output_type -> cc.v1.SaveSnapshotResponse
-	7,  // 24: cc.v1.ClusterService.UpdateSettings:output_type -> cc.v1.UpdateSettingsResponse
-	19, // [19:25] is the sub-list for method output_type
-	13, // [13:19] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	21, // 9: cc.v1.ServerInfo.last_contact:type_name -> google.protobuf.Duration
+	11, // 10: cc.v1.ServerInfo.checks:type_name -> cc.v1.ReadinessCheck
+	20, // 11: cc.v1.GetStatusResponse.servers:type_name -> cc.v1.Server
+	22, // 12: cc.v1.GetStatusResponse.created_at:type_name -> google.protobuf.Timestamp
+	1,  // 13: cc.v1.GetStatusResponse.settings:type_name -> cc.v1.Settings
+	18, // 14: cc.v1.ClusterService.GetStatus:input_type -> cc.v1.GetStatusRequest
+	8,  // 15: cc.v1.ClusterService.ListServers:input_type -> cc.v1.ListServersRequest
+	12, // 16: cc.v1.ClusterService.RemoveServer:input_type -> cc.v1.RemoveServerRequest
+	14, // 17: cc.v1.ClusterService.TransferLeadership:input_type -> cc.v1.TransferLeadershipRequest
+	16, // 18: cc.v1.ClusterService.SaveSnapshot:input_type -> cc.v1.SaveSnapshotRequest
+	6,  // 19: cc.v1.ClusterService.UpdateSettings:input_type -> cc.v1.UpdateSettingsRequest
+	19, // 20: cc.v1.ClusterService.GetStatus:output_type -> cc.v1.GetStatusResponse
+	9,  // 21: cc.v1.ClusterService.ListServers:output_type -> cc.v1.ListServersResponse
+	13, // 22: cc.v1.ClusterService.RemoveServer:output_type -> cc.v1.RemoveServerResponse
+	15, // 23: cc.v1.ClusterService.TransferLeadership:output_type -> cc.v1.TransferLeadershipResponse
+	17, // 24: cc.v1.ClusterService.SaveSnapshot:output_type -> cc.v1.SaveSnapshotResponse
+	7,  // 25: cc.v1.ClusterService.UpdateSettings:output_type -> cc.v1.UpdateSettingsResponse
+	20, // [20:26] is the sub-list for method output_type
+	14, // [14:20] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_cluster_proto_init() }
@@ -1512,7 +1625,7 @@ func file_cc_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_v1_cluster_proto_rawDesc), len(file_cc_v1_cluster_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   19,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -506,6 +506,10 @@ type PeerStatusResponse struct {
 	// last_contact_ms is how long ago it heard from the leader (0 on the
 	// leader).
 	LastContactMs int64 `protobuf:"varint,4,opt,name=last_contact_ms,json=lastContactMs,proto3" json:"last_contact_ms,omitempty"`
+	// version is its cc-controlplane release.
+	Version string `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"`
+	// checks are its readiness checks.
+	Checks        []*ReadinessCheck `protobuf:"bytes,6,rep,name=checks,proto3" json:"checks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -566,6 +570,20 @@ func (x *PeerStatusResponse) GetLastContactMs() int64 {
 		return x.LastContactMs
 	}
 	return 0
+}
+
+func (x *PeerStatusResponse) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *PeerStatusResponse) GetChecks() []*ReadinessCheck {
+	if x != nil {
+		return x.Checks
+	}
+	return nil
 }
 
 // JoinServerRequest asks to join with a server join token.
@@ -900,7 +918,7 @@ var File_cc_v1_peer_proto protoreflect.FileDescriptor
 
 const file_cc_v1_peer_proto_rawDesc = "" +
 	"\n" +
-	"\x10cc/v1/peer.proto\x12\x05cc.v1\"\x11\n" +
+	"\x10cc/v1/peer.proto\x12\x05cc.v1\x1a\x13cc/v1/cluster.proto\"\x11\n" +
 	"\x0fSessionsRequest\"B\n" +
 	"\x10SessionsResponse\x12.\n" +
 	"\bsessions\x18\x01 \x03(\v2\x12.cc.v1.NodeSessionR\bsessions\"Q\n" +
@@ -923,14 +941,16 @@ const file_cc_v1_peer_proto_rawDesc = "" +
 	"\x06digest\x18\x01 \x01(\tR\x06digest\"&\n" +
 	"\x10PullBlobResponse\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\"\x13\n" +
-	"\x11PeerStatusRequest\"\x9f\x01\n" +
+	"\x11PeerStatusRequest\"\xe8\x01\n" +
 	"\x12PeerStatusResponse\x12\x1d\n" +
 	"\n" +
 	"raft_state\x18\x01 \x01(\tR\traftState\x12\x1d\n" +
 	"\n" +
 	"last_index\x18\x02 \x01(\x04R\tlastIndex\x12#\n" +
 	"\rapplied_index\x18\x03 \x01(\x04R\fappliedIndex\x12&\n" +
-	"\x0flast_contact_ms\x18\x04 \x01(\x03R\rlastContactMs\"\xb7\x01\n" +
+	"\x0flast_contact_ms\x18\x04 \x01(\x03R\rlastContactMs\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\tR\aversion\x12-\n" +
+	"\x06checks\x18\x06 \x03(\v2\x15.cc.v1.ReadinessCheckR\x06checks\"\xb7\x01\n" +
 	"\x11JoinServerRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x17\n" +
 	"\acsr_der\x18\x02 \x01(\fR\x06csrDer\x12\x1b\n" +
@@ -995,30 +1015,32 @@ var file_cc_v1_peer_proto_goTypes = []any{
 	(*ApplyResponse)(nil),      // 14: cc.v1.ApplyResponse
 	(*ReadIndexRequest)(nil),   // 15: cc.v1.ReadIndexRequest
 	(*ReadIndexResponse)(nil),  // 16: cc.v1.ReadIndexResponse
+	(*ReadinessCheck)(nil),     // 17: cc.v1.ReadinessCheck
 }
 var file_cc_v1_peer_proto_depIdxs = []int32{
 	2,  // 0: cc.v1.SessionsResponse.sessions:type_name -> cc.v1.NodeSession
-	11, // 1: cc.v1.PeerService.JoinServer:input_type -> cc.v1.JoinServerRequest
-	13, // 2: cc.v1.PeerService.Apply:input_type -> cc.v1.ApplyRequest
-	15, // 3: cc.v1.PeerService.ReadIndex:input_type -> cc.v1.ReadIndexRequest
-	9,  // 4: cc.v1.PeerService.PeerStatus:input_type -> cc.v1.PeerStatusRequest
-	5,  // 5: cc.v1.PeerService.PushBlob:input_type -> cc.v1.PushBlobRequest
-	7,  // 6: cc.v1.PeerService.PullBlob:input_type -> cc.v1.PullBlobRequest
-	3,  // 7: cc.v1.PeerService.RelayLogs:input_type -> cc.v1.RelayLogsRequest
-	0,  // 8: cc.v1.PeerService.Sessions:input_type -> cc.v1.SessionsRequest
-	12, // 9: cc.v1.PeerService.JoinServer:output_type -> cc.v1.JoinServerResponse
-	14, // 10: cc.v1.PeerService.Apply:output_type -> cc.v1.ApplyResponse
-	16, // 11: cc.v1.PeerService.ReadIndex:output_type -> cc.v1.ReadIndexResponse
-	10, // 12: cc.v1.PeerService.PeerStatus:output_type -> cc.v1.PeerStatusResponse
-	6,  // 13: cc.v1.PeerService.PushBlob:output_type -> cc.v1.PushBlobResponse
-	8,  // 14: cc.v1.PeerService.PullBlob:output_type -> cc.v1.PullBlobResponse
-	4,  // 15: cc.v1.PeerService.RelayLogs:output_type -> cc.v1.RelayLogsResponse
-	1,  // 16: cc.v1.PeerService.Sessions:output_type -> cc.v1.SessionsResponse
-	9,  // [9:17] is the sub-list for method output_type
-	1,  // [1:9] is the sub-list for method input_type
-	1,  // [1:1] is the sub-list for extension type_name
-	1,  // [1:1] is the sub-list for extension extendee
-	0,  // [0:1] is the sub-list for field type_name
+	17, // 1: cc.v1.PeerStatusResponse.checks:type_name -> cc.v1.ReadinessCheck
+	11, // 2: cc.v1.PeerService.JoinServer:input_type -> cc.v1.JoinServerRequest
+	13, // 3: cc.v1.PeerService.Apply:input_type -> cc.v1.ApplyRequest
+	15, // 4: cc.v1.PeerService.ReadIndex:input_type -> cc.v1.ReadIndexRequest
+	9,  // 5: cc.v1.PeerService.PeerStatus:input_type -> cc.v1.PeerStatusRequest
+	5,  // 6: cc.v1.PeerService.PushBlob:input_type -> cc.v1.PushBlobRequest
+	7,  // 7: cc.v1.PeerService.PullBlob:input_type -> cc.v1.PullBlobRequest
+	3,  // 8: cc.v1.PeerService.RelayLogs:input_type -> cc.v1.RelayLogsRequest
+	0,  // 9: cc.v1.PeerService.Sessions:input_type -> cc.v1.SessionsRequest
+	12, // 10: cc.v1.PeerService.JoinServer:output_type -> cc.v1.JoinServerResponse
+	14, // 11: cc.v1.PeerService.Apply:output_type -> cc.v1.ApplyResponse
+	16, // 12: cc.v1.PeerService.ReadIndex:output_type -> cc.v1.ReadIndexResponse
+	10, // 13: cc.v1.PeerService.PeerStatus:output_type -> cc.v1.PeerStatusResponse
+	6,  // 14: cc.v1.PeerService.PushBlob:output_type -> cc.v1.PushBlobResponse
+	8,  // 15: cc.v1.PeerService.PullBlob:output_type -> cc.v1.PullBlobResponse
+	4,  // 16: cc.v1.PeerService.RelayLogs:output_type -> cc.v1.RelayLogsResponse
+	1,  // 17: cc.v1.PeerService.Sessions:output_type -> cc.v1.SessionsResponse
+	10, // [10:18] is the sub-list for method output_type
+	2,  // [2:10] is the sub-list for method input_type
+	2,  // [2:2] is the sub-list for extension type_name
+	2,  // [2:2] is the sub-list for extension extendee
+	0,  // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_peer_proto_init() }
@@ -1026,6 +1048,7 @@ func file_cc_v1_peer_proto_init() {
 	if File_cc_v1_peer_proto != nil {
 		return
 	}
+	file_cc_v1_cluster_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
