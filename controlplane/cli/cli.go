@@ -24,8 +24,8 @@ import (
 	"github.com/containercodes/cc/internal/buildinfo"
 	"github.com/containercodes/cc/internal/control"
 	"github.com/containercodes/cc/internal/logging"
-	"github.com/containercodes/cc/internal/tracing"
 	"github.com/containercodes/cc/internal/readiness"
+	"github.com/containercodes/cc/internal/tracing"
 )
 
 // Main runs the command and returns the exit code. Errors print as one line.

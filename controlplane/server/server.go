@@ -104,7 +104,7 @@ type Server struct {
 	// them on metrics_addr, nil when it is not set.
 	metrics   *metrics.Metrics
 	metricsLn *imetrics.Listener
-	joins   *api.JoinLimiter
+	joins     *api.JoinLimiter
 	// webhookAllow is webhooks.allow in force (reloaded on SIGHUP).
 	webhookAllow atomic.Pointer[[]netip.Prefix]
 	gc           *blobs.GC
