@@ -347,6 +347,7 @@ func run(c *ucli.Context) error {
 
 	// Reloads: SIGHUP, and `cc-agent config reload` on the control socket.
 	rl := newAgentReloader(c, cmdline, file, level, edge, rt, log)
+	rl.tracer = tp
 	mux := http.NewServeMux()
 	mux.Handle("POST "+control.PathReload, control.ReloadHandler(rl.reload))
 	mux.Handle("/", agent.HealthHandler())

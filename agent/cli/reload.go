@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/containercodes/cc/internal/control"
 	"github.com/containercodes/cc/internal/logging"
+	"github.com/containercodes/cc/internal/tracing"
 )
 
 // reloadKeys are the config file's keys that a reload applies at once;
@@ -23,6 +25,15 @@ var reloadKeys = []string{"log_level", "edge_http_addr", "edge_https_addr", "edg
 
 // egressKey is the job network's egress allow-list.
 const egressKey = "job_egress_allow"
+
+// tracingKeys are the tracing settings, applied together.
+var tracingKeys = []string{"tracing_endpoint", "tracing_sample_ratio", "tracing_insecure"}
+
+// tracingApplier puts tracing settings in force (tracing.Provider).
+type tracingApplier interface {
+	Settings() tracing.Settings
+	Apply(ctx context.Context, s tracing.Settings) (bool, error)
+}
 
 // egressSetter changes the job network's egress allow-list
 // (runtime.Runtime).
@@ -41,7 +52,9 @@ type agentReloader struct {
 	level   *slog.LevelVar
 	edge    *Edge        // nil: the node serves no edge
 	egress  egressSetter // nil: not reloaded
-	log     *slog.Logger
+	// tracer, when set, gets the tracing_* keys at each reload.
+	tracer tracingApplier
+	log    *slog.Logger
 
 	mu        sync.Mutex
 	cur       map[string]string // reloadKeys in force, as flag text
@@ -76,6 +89,10 @@ func flagDefaults() map[string]string {
 			out[x.Name] = x.Value
 		case *ucli.IntFlag:
 			out[x.Name] = strconv.Itoa(x.Value)
+		case *ucli.Float64Flag:
+			out[x.Name] = strconv.FormatFloat(x.Value, 'g', -1, 64)
+		case *ucli.BoolFlag:
+			out[x.Name] = strconv.FormatBool(x.Value)
 		}
 	}
 	return out
@@ -181,6 +198,11 @@ func (r *agentReloader) reload() control.ReloadResult {
 			r.curEgress = nextEgress
 		}
 	}
+	if r.tracer != nil {
+		if err := r.reloadTracing(file, defaults, &res); err != nil {
+			return refuse(err)
+		}
+	}
 	change := func(k string) string { return fmt.Sprintf("%s: %q -> %q", k, r.cur[k], next[k]) }
 	if next["log_level"] != r.cur["log_level"] {
 		logging.SetLevel(r.level, next["log_level"])
@@ -217,7 +239,7 @@ func (r *agentReloader) reload() control.ReloadResult {
 		keys[k] = true
 	}
 	for k := range keys {
-		if slices.Contains(reloadKeys, k) || k == egressKey || r.cmdline[strings.ReplaceAll(k, "_", "-")] {
+		if slices.Contains(reloadKeys, k) || k == egressKey || r.tracer != nil && slices.Contains(tracingKeys, k) || r.cmdline[strings.ReplaceAll(k, "_", "-")] {
 			continue
 		}
 		if a, b := r.start[k].vals, file[k].vals; !slices.Equal(a, b) {
@@ -268,4 +290,41 @@ func listText(vals []string) string {
 		q[i] = strconv.Quote(v)
 	}
 	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// reloadTracing applies the file's tracing_* keys (a key set on the
+// command line keeps its value; a key not in the file is its flag's
+// default) when they differ from the settings in force.
+func (r *agentReloader) reloadTracing(file map[string]fileSetting, defaults map[string]string, res *control.ReloadResult) error {
+	cur := r.tracer.Settings()
+	val := func(k, inForce string) (string, int) {
+		name := strings.ReplaceAll(k, "_", "-")
+		switch s, ok := file[k]; {
+		case r.cmdline[name]:
+			return inForce, 0
+		case ok:
+			return s.vals[len(s.vals)-1], s.line
+		default:
+			return defaults[name], 0
+		}
+	}
+	endpoint, _ := val("tracing_endpoint", cur.Endpoint)
+	ratioText, ratioLine := val("tracing_sample_ratio", strconv.FormatFloat(cur.SampleRatio, 'g', -1, 64))
+	insecureText, _ := val("tracing_insecure", strconv.FormatBool(cur.Insecure))
+	next := cur
+	next.Endpoint = endpoint
+	var err error
+	if next.SampleRatio, err = strconv.ParseFloat(ratioText, 64); err != nil {
+		return &configFileError{path: r.path, problems: []string{fmt.Sprintf("line %d: tracing_sample_ratio: %q: a number from 0 to 1", ratioLine, ratioText)}}
+	}
+	next.Insecure, _ = strconv.ParseBool(insecureText) // checked with the file's values
+	if next == cur {
+		return nil
+	}
+	if _, err := r.tracer.Apply(context.Background(), next); err != nil {
+		return &configFileError{path: r.path, problems: []string{"tracing: " + err.Error()}}
+	}
+	res.Applied = append(res.Applied, fmt.Sprintf("tracing: endpoint %q, sample ratio %g, insecure %v -> endpoint %q, sample ratio %g, insecure %v",
+		cur.Endpoint, cur.SampleRatio, cur.Insecure, next.Endpoint, next.SampleRatio, next.Insecure))
+	return nil
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/containercodes/cc/internal/logging"
+	"github.com/containercodes/cc/internal/tracing"
 )
 
 // The config file fills the flags the command line did not set; its
@@ -175,4 +177,58 @@ func (f *fakeEgress) SetJobEgressAllow(allow []string) error {
 	}
 	f.set = append(f.set, allow)
 	return nil
+}
+
+// A reload applies the tracing_* keys: tracing turns on, with the file's
+// settings, and off again; a key set on the command line keeps its value.
+func TestAgentReloadTracing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agent.toml")
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("edge_access_log = \"off\"\n")
+	var logs bytes.Buffer
+	log, level, err := logging.NewLeveled(&logs, "info", "text")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp, err := StartTracing(tracing.Settings{SampleRatio: 0.5}, "n-1", "node-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tp.Shutdown(context.Background())
+	var r *agentReloader
+	a := app(io.Discard, io.Discard)
+	a.Action = func(c *ucli.Context) error {
+		cmdline, file, err := applyConfigFile(c, c.String("config"))
+		if err != nil {
+			return err
+		}
+		r = newAgentReloader(c, cmdline, file, level, nil, nil, log)
+		r.tracer = tp
+		return nil
+	}
+	if err := a.Run([]string{"cc-agent", "--config", path, "--tracing-sample-ratio", "0.5"}); err != nil {
+		t.Fatal(err)
+	}
+	write("edge_access_log = \"off\"\ntracing_endpoint = \"127.0.0.1:4317\"\ntracing_insecure = true\ntracing_sample_ratio = 0.9\n")
+	res := r.reload()
+	want := tracing.Settings{Endpoint: "127.0.0.1:4317", Insecure: true, SampleRatio: 0.5}
+	if got := tp.Settings(); !res.OK() || got.Endpoint != want.Endpoint || got.Insecure != want.Insecure || got.SampleRatio != want.SampleRatio {
+		t.Fatalf("after reload: %+v (%+v), want %+v (the ratio from the command line)", got, res, want)
+	}
+	if !strings.Contains(strings.Join(res.Applied, "\n"), "tracing:") || len(res.Restart) != 0 {
+		t.Errorf("applied %q, restart %q", res.Applied, res.Restart)
+	}
+	write("edge_access_log = \"off\"\ntracing_sample_ratio = \"lots\"\n")
+	if res := r.reload(); res.OK() || tp.Settings().Endpoint != want.Endpoint {
+		t.Errorf("a bad ratio: %+v, settings %+v", res, tp.Settings())
+	}
+	write("edge_access_log = \"off\"\n")
+	if res := r.reload(); !res.OK() || tp.Settings().Endpoint != "" {
+		t.Errorf("tracing still on after its keys went: %+v, %+v", res, tp.Settings())
+	}
 }
