@@ -3,6 +3,7 @@ package tracing
 import (
 	"context"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/stats"
 
 	"github.com/containercodes/cc/internal/testing/otlptest"
 )
@@ -85,4 +87,25 @@ func TestGRPCHandlers(t *testing.T) {
 	if listClient.ParentID != top.SpanID || listServer.ParentID != listClient.SpanID || listServer.TraceID != top.TraceID || top.SpanID == "" {
 		t.Errorf("the traced internal call: want parent > client > server:\n%s", otlptest.Tree(spans))
 	}
+}
+
+// Client calls made outside a trace while serving a call share that call's
+// context; their stats must not reach the otelgrpc state of the served
+// call, which concurrent calls would update at once (go test -race).
+func TestUntracedClientCallsLeaveTheServedCallAlone(t *testing.T) {
+	srv := ServerHandler(nil, nil)
+	cli := ClientHandler(nil)
+	served := srv.TagRPC(context.Background(), &stats.RPCTagInfo{FullMethodName: "/cc.v1.ImageService/LoadImage"})
+	addr := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx := cli.TagRPC(served, &stats.RPCTagInfo{FullMethodName: "/cc.v1.PeerService/PushBlob"})
+			cli.HandleRPC(ctx, &stats.OutHeader{Client: true, RemoteAddr: addr})
+			cli.HandleRPC(ctx, &stats.End{Client: true})
+		}()
+	}
+	wg.Wait()
 }

@@ -299,24 +299,42 @@ func ClientHandler(tp trace.TracerProvider) stats.Handler {
 // onlyTraced passes the calls that belong to a trace to an otelgrpc
 // handler: on a client, a call whose context has a span; on a server, a
 // call that is not internal, or whose metadata carries a traceparent.
-// The otelgrpc handler ignores the stats of a call it did not tag.
+// The stats of a call it did not tag never reach the otelgrpc handler:
+// the call's context may still hold the otelgrpc state of another call
+// (a client call made while serving one), which the handler would update
+// from several calls at once.
 type onlyTraced struct {
 	stats.Handler
 	server   bool
 	internal func(string) bool
 }
 
+// skippedKey marks, in a call's context, whether onlyTraced left the call
+// untagged.
+type skippedKey struct{}
+
 func (h *onlyTraced) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.Context {
+	skip := false
 	if h.server {
 		if h.internal != nil && h.internal(info.FullMethodName) {
 			if md, _ := metadata.FromIncomingContext(ctx); len(md.Get("traceparent")) == 0 {
-				return ctx
+				skip = true
 			}
 		}
 	} else if !trace.SpanContextFromContext(ctx).IsValid() {
-		return ctx
+		skip = true
 	}
-	return h.Handler.TagRPC(ctx, info)
+	if skip {
+		return context.WithValue(ctx, skippedKey{}, true)
+	}
+	return h.Handler.TagRPC(context.WithValue(ctx, skippedKey{}, false), info)
+}
+
+func (h *onlyTraced) HandleRPC(ctx context.Context, rs stats.RPCStats) {
+	if skipped, _ := ctx.Value(skippedKey{}).(bool); skipped {
+		return
+	}
+	h.Handler.HandleRPC(ctx, rs)
 }
 
 func grpcOptions(tp trace.TracerProvider) []otelgrpc.Option {
