@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -137,8 +138,17 @@ func TestAgentReload(t *testing.T) {
 	} else {
 		resp.Body.Close()
 	}
-	if c, err := net.Dial("tcp", first); err == nil {
+	// The old server drains in the background, then stops listening.
+	closed := false
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		c, err := net.Dial("tcp", first)
+		if err != nil {
+			closed = true
+			break
+		}
 		c.Close()
+	}
+	if !closed {
 		t.Fatal("the old listener still accepts")
 	}
 	// The same listener with another access log: the port is taken over.

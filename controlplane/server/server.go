@@ -91,9 +91,10 @@ type Server struct {
 	sessions *session.Hub
 	blobs    *blobstore.Store
 	// disk is the data disk's free-space floor (min_free_disk).
-	disk   *api.DiskFloor
-	caMu   sync.Mutex
-	caFull *pki.CA // the signing CA with its key, as last read from the state
+	disk     *api.DiskFloor
+	recordMu sync.Mutex // recordSelf
+	caMu     sync.Mutex
+	caFull   *pki.CA // the signing CA with its key, as last read from the state
 
 	// tracing is the tracer provider of every span this server starts;
 	// SetTracing changes its settings.
@@ -544,6 +545,10 @@ func (s *Server) serve() error {
 // its key) when it is missing or out of date, so that peers can reach its
 // API and recognize its key. A record of an older cluster gets its pin here.
 func (s *Server) recordSelf(ctx context.Context) error {
+	// One at a time: a second caller sees what the first wrote, and
+	// writes nothing when it is current.
+	s.recordMu.Lock()
+	defer s.recordMu.Unlock()
 	want := &statev1.ServerRecord{Id: s.raft.ID(), Name: s.cfg.Name, RaftAddress: s.raft.Addr(), ApiAddress: s.apiAdvertise, PublicKeySha256: s.id.keyHash(), CertCaSha256: s.id.issuerDigest()}
 	if rec, err := s.fsm.Server(want.Id); err == nil && rec.Name == want.Name && rec.RaftAddress == want.RaftAddress && rec.ApiAddress == want.ApiAddress && bytes.Equal(rec.PublicKeySha256, want.PublicKeySha256) && rec.CertCaSha256 == want.CertCaSha256 {
 		return nil
