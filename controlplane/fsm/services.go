@@ -196,7 +196,23 @@ func applyUpdateSettings(tx *txn, _ time.Time, msg proto.Message) error {
 	if st.Audit != nil {
 		out.Audit = mergeAudit(old.Audit, st.Audit)
 	}
+	if st.Security != nil {
+		out.Security = mergeSecurity(old.Security, st.Security)
+	}
 	return put(tx.Bucket(bucketCluster), string(keySettings), out)
+}
+
+// mergeSecurity applies an update of the security settings: an unset
+// field keeps the stored value.
+func mergeSecurity(old, upd *ccv1.SecuritySettings) *ccv1.SecuritySettings {
+	out := &ccv1.SecuritySettings{}
+	if old != nil {
+		out = proto.Clone(old).(*ccv1.SecuritySettings)
+	}
+	if upd.AllowPrivileged != nil {
+		out.AllowPrivileged = proto.Bool(upd.GetAllowPrivileged())
+	}
+	return out
 }
 
 // validLimits refuses caps no spec could keep: negative ones, memory
