@@ -1,9 +1,19 @@
 package ctl
 
 import (
+	"encoding/json"
 	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/containercodes/cc/internal/secprofile"
+	"github.com/containercodes/cc/internal/testing/testcluster"
 
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -49,5 +59,61 @@ func TestEffectiveSecurityOfJobAttempt(t *testing.T) {
 	e := effectiveSecurity(&ccv1.ContainerSpec{Sandbox: &ccv1.JobSandbox{JobId: "j"}, Security: &ccv1.SecurityProfile{Privileged: true}})
 	if e.Privileged || len(e.Capabilities) != 0 || !e.NoNewPrivileges || e.Userns != "private" {
 		t.Errorf("job attempt: %+v", e)
+	}
+}
+
+// Against a real server: `run --privileged` is refused until the cluster
+// allows it; the profile flags reach the spec and inspect shows the
+// effective profile.
+func TestRunSecurityFlags(t *testing.T) {
+	srv := testcluster.Start(t)
+	t.Setenv("CC_CONFIG", filepath.Join(t.TempDir(), "config.json"))
+	caFile := filepath.Join(t.TempDir(), "ca.crt")
+	if err := os.WriteFile(caFile, srv.CACert, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	admin := []string{"--addr", srv.Addr(), "--token", srv.Token, "--ca-cert", caFile}
+	if r := runCtl(admin, "run", "--privileged", "busybox", "true"); r.code == 0 || !strings.Contains(r.stderr, "--allow-privileged=true") {
+		t.Fatalf("run --privileged with the setting off: %+v", r)
+	}
+	if r := runCtl(admin, "cluster", "settings", "--allow-privileged=true"); r.code != 0 || !strings.Contains(strings.Join(strings.Fields(r.stdout), " "), "Allow privileged: true") {
+		t.Fatalf("cluster settings --allow-privileged=true: %+v", r)
+	}
+	// Allowed now: what stops it is that no node has joined.
+	if r := runCtl(admin, "run", "--privileged", "busybox", "true"); strings.Contains(r.stderr, "privileged") {
+		t.Fatalf("run --privileged with the setting on: %+v", r)
+	}
+	if r := runCtl(admin, "run", "--cap-add", "WIZARDRY", "busybox", "true"); r.code == 0 || !strings.Contains(r.stderr, "unknown") {
+		t.Errorf("run --cap-add WIZARDRY: %+v", r)
+	}
+}
+
+// inspect adds the effective profile to the container's JSON.
+func TestPrintInspect(t *testing.T) {
+	var out strings.Builder
+	app := &cli.App{Writer: &out}
+	c := cli.NewContext(app, flag.NewFlagSet("x", flag.ContinueOnError), nil)
+	ct := &ccv1.Container{Id: "abc", Name: "box", Spec: &ccv1.ContainerSpec{Image: "busybox",
+		Resources: &ccv1.ContainerResources{DiskBytes: 1 << 30},
+		Security:  &ccv1.SecurityProfile{CapDrop: []string{"NET_RAW"}, CapAdd: []string{"CAP_NET_ADMIN"}, Userns: ccv1.UsernsMode_USERNS_MODE_PRIVATE, AllowNewPrivileges: true}}}
+	if err := printInspect(c, ct); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		ID   string `json:"id"`
+		Spec struct {
+			Resources struct {
+				DiskBytes string `json:"disk_bytes"`
+			} `json:"resources"`
+		} `json:"spec"`
+		Effective secprofile.Effective `json:"effective_security"`
+	}
+	if err := json.Unmarshal([]byte(out.String()), &got); err != nil {
+		t.Fatalf("inspect: %v: %s", err, out.String())
+	}
+	e := got.Effective
+	if got.ID != "abc" || got.Spec.Resources.DiskBytes != "1073741824" || e.Userns != "private" || e.NoNewPrivileges || e.Seccomp != "default" ||
+		!slices.Contains(e.Capabilities, "CAP_NET_ADMIN") || slices.Contains(e.Capabilities, "CAP_NET_RAW") {
+		t.Errorf("inspect: %+v\n%s", got, out.String())
 	}
 }
