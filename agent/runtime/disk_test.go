@@ -74,6 +74,19 @@ func TestDiskLimit(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	// An agent restart (a new runtime on the same state) keeps the disk of
+	// a container that exists.
+	r2, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2.Close()
+	if pts, _ := mountPointsUnder(dir); len(pts) != 1 {
+		t.Errorf("after a restart, mounts at %s: %v, want the disk", dir, pts)
+	}
+	if _, err := os.Stat(img); err != nil {
+		t.Errorf("after a restart: %v", err)
+	}
 	if err := r.Remove(ctx, id); err != nil {
 		t.Fatal(err)
 	}

@@ -105,6 +105,14 @@ func TestCapabilitiesAndFilters(t *testing.T) {
 		t.Errorf("mount with SYS_ADMIN: exit %d: %s", code, out)
 	}
 
+	const mtu = "ip link set lo mtu 1400 && echo changed"
+	if code, out := run(t, r, withSec(nil, mtu)); code == 0 {
+		t.Errorf("ip link set with the default set: exit 0: %s", out)
+	}
+	if code, out := run(t, r, withSec(&ccv1.SecurityProfile{CapAdd: []string{"CAP_NET_ADMIN"}}, mtu)); code != 0 || !strings.Contains(out, "changed") {
+		t.Errorf("ip link set with NET_ADMIN: exit %d: %s", code, out)
+	}
+
 	status := "grep -E '^(NoNewPrivs|Seccomp|CapBnd):' /proc/self/status"
 	if _, out := run(t, r, withSec(&ccv1.SecurityProfile{CapDrop: []string{"ALL"}, AllowNewPrivileges: true, Seccomp: ccv1.SeccompMode_SECCOMP_MODE_UNCONFINED}, status)); !strings.Contains(out, "CapBnd:\t0000000000000000") ||
 		!strings.Contains(out, "NoNewPrivs:\t0") || !strings.Contains(out, "Seccomp:\t0") {
