@@ -72,6 +72,7 @@ func clusterCommand() *cli.Command {
 					&cli.StringFlag{Name: "max-memory", Usage: "cap the memory limit of one job, container or task at `SIZE`, e.g. 64g (0: the default, the largest node's memory)"},
 					&cli.StringFlag{Name: "max-cpus", Usage: "cap the CPU limit of one job, container or task at `N` cores, e.g. 16 (0: the default, the largest node's CPUs)"},
 					&cli.StringFlag{Name: "max-pids", Usage: "cap the pids limit of one job, container or task at `N`, at most 32768 (0: the default, 32768)"},
+					&cli.StringFlag{Name: "max-disk", Usage: "cap the disk limit (--disk) of one container or task at `SIZE`, e.g. 10g (0: no cap, the default)"},
 					&cli.StringFlag{Name: "quota-jobs", Usage: "let one token have at most `N` jobs queued, assigned or running (0: no quota, the default)"},
 					&cli.StringFlag{Name: "quota-output-bytes", Usage: "let one token keep at most `SIZE` of job output, e.g. 10g (0: no quota, the default)"},
 					&cli.StringFlag{Name: "audit-max-age", Usage: "keep audit events `DURATION`, e.g. 2160h (0: the default, 90 days)"},
@@ -239,6 +240,16 @@ func parseLimitFlags(c *cli.Context) (*ccv1.LimitSettings, error) {
 		}
 		set(&limitsOrNew(&out).MaxPids, n)
 	}
+	if c.IsSet("max-disk") {
+		n, err := parseSize("max-disk", c.String("max-disk"))
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 && n < 16<<20 {
+			return nil, fmt.Errorf("--max-disk %q: at least 16m (0: no cap, the default)", c.String("max-disk"))
+		}
+		set(&limitsOrNew(&out).MaxDiskBytes, n)
+	}
 	return out, nil
 }
 
@@ -306,6 +317,11 @@ func printLimitSettings(w io.Writer, l *ccv1.LimitSettings) {
 	fmt.Fprintf(w, "Max memory:\t%s\n", memory)
 	fmt.Fprintf(w, "Max CPUs:\t%s\n", cpus)
 	fmt.Fprintf(w, "Max pids:\t%s\n", pids)
+	disk := "none (default)"
+	if n := l.GetMaxDiskBytes(); n > 0 {
+		disk = humanSize(n)
+	}
+	fmt.Fprintf(w, "Max disk:\t%s\n", disk)
 }
 
 // printEdgeSettings prints the edge settings as key value lines, the

@@ -38,6 +38,20 @@ func TestSecurityProfileGate(t *testing.T) {
 		codes.InvalidArgument, `defaultAction "SCMP_ACT_MAYBE"`)
 	wantCode(t, create(admin.Containers, nil, &ccv1.ContainerResources{DiskBytes: 1 << 20}), codes.InvalidArgument, "disk: at least 16m")
 
+	// A cluster cap on disk limits.
+	if _, err := admin.Cluster.UpdateSettings(ctxT(t), &ccv1.UpdateSettingsRequest{Settings: &ccv1.Settings{Limits: &ccv1.LimitSettings{MaxDiskBytes: proto.Int64(1 << 30)}}}); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, create(admin.Containers, nil, &ccv1.ContainerResources{DiskBytes: 2 << 30}), codes.InvalidArgument,
+		"disk 2GiB is above the cluster's cap of 1GiB (ccctl cluster settings --max-disk)")
+	_, err = admin.Cluster.UpdateSettings(ctxT(t), &ccv1.UpdateSettingsRequest{Settings: &ccv1.Settings{Limits: &ccv1.LimitSettings{MaxDiskBytes: proto.Int64(1)}}})
+	wantCode(t, err, codes.InvalidArgument, "limits.max_disk_bytes: at least 16 MiB")
+	// A job has no disk limit.
+	tok := createToken(t, admin, &ccv1.CreateTokenRequest{Role: ccv1.Role_ROLE_JOBS})
+	_, err = ccv1.NewJobServiceClient(srv.Conn(tok.Secret)).SubmitJob(ctxT(t), &ccv1.SubmitJobRequest{Spec: &ccv1.JobSpec{Image: "busybox",
+		Resources: &ccv1.ContainerResources{DiskBytes: 64 << 20}}})
+	wantCode(t, err, codes.InvalidArgument, "a job's root is read-only")
+
 	resp, err := admin.Cluster.UpdateSettings(ctxT(t), &ccv1.UpdateSettingsRequest{Settings: &ccv1.Settings{Security: &ccv1.SecuritySettings{AllowPrivileged: proto.Bool(true)}}})
 	if err != nil || !resp.Settings.GetSecurity().GetAllowPrivileged() {
 		t.Fatalf("settings: %v, %v", resp, err)

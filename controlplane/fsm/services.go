@@ -232,6 +232,9 @@ func validLimits(l *ccv1.LimitSettings) error {
 	if l.MaxPids != nil && (l.GetMaxPids() < 0 || l.GetMaxPids() > jobspec.PidsHardCap) {
 		probs = append(probs, fmt.Sprintf("limits.max_pids: between 1 and %d (0: the default, %d)", jobspec.PidsHardCap, jobspec.PidsHardCap))
 	}
+	if l.MaxDiskBytes != nil && (l.GetMaxDiskBytes() < 0 || l.GetMaxDiskBytes() > 0 && l.GetMaxDiskBytes() < 16<<20) {
+		probs = append(probs, "limits.max_disk_bytes: at least 16 MiB (0: no cap)")
+	}
 	if len(probs) > 0 {
 		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(probs, "; "))
 	}
@@ -258,7 +261,8 @@ func mergeLimits(old, upd *ccv1.LimitSettings) *ccv1.LimitSettings {
 	set(&out.MaxMemoryBytes, upd.MaxMemoryBytes)
 	set(&out.MaxCpuMillis, upd.MaxCpuMillis)
 	set(&out.MaxPids, upd.MaxPids)
-	if out.MaxMemoryBytes == nil && out.MaxCpuMillis == nil && out.MaxPids == nil {
+	set(&out.MaxDiskBytes, upd.MaxDiskBytes)
+	if out.MaxMemoryBytes == nil && out.MaxCpuMillis == nil && out.MaxPids == nil && out.MaxDiskBytes == nil {
 		return nil
 	}
 	return out

@@ -304,7 +304,10 @@ type LimitSettings struct {
 	// refused anyway.
 	MaxCpuMillis *int64 `protobuf:"varint,2,opt,name=max_cpu_millis,json=maxCpuMillis,proto3,oneof" json:"max_cpu_millis,omitempty"`
 	// max_pids caps a pids limit: at most 32768, the default (0).
-	MaxPids       *int64 `protobuf:"varint,3,opt,name=max_pids,json=maxPids,proto3,oneof" json:"max_pids,omitempty"`
+	MaxPids *int64 `protobuf:"varint,3,opt,name=max_pids,json=maxPids,proto3,oneof" json:"max_pids,omitempty"`
+	// max_disk_bytes caps a container's disk limit (--disk). Default (0): no
+	// cap. It does not make a disk limit mandatory.
+	MaxDiskBytes  *int64 `protobuf:"varint,4,opt,name=max_disk_bytes,json=maxDiskBytes,proto3,oneof" json:"max_disk_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -356,6 +359,13 @@ func (x *LimitSettings) GetMaxCpuMillis() int64 {
 func (x *LimitSettings) GetMaxPids() int64 {
 	if x != nil && x.MaxPids != nil {
 		return *x.MaxPids
+	}
+	return 0
+}
+
+func (x *LimitSettings) GetMaxDiskBytes() int64 {
+	if x != nil && x.MaxDiskBytes != nil {
+		return *x.MaxDiskBytes
 	}
 	return 0
 }
@@ -1447,14 +1457,16 @@ const file_cc_v1_cluster_proto_rawDesc = "" +
 	"\x0ejobs_per_token\x18\x01 \x01(\x03H\x00R\fjobsPerToken\x88\x01\x01\x128\n" +
 	"\x16output_bytes_per_token\x18\x02 \x01(\x03H\x01R\x13outputBytesPerToken\x88\x01\x01B\x11\n" +
 	"\x0f_jobs_per_tokenB\x19\n" +
-	"\x17_output_bytes_per_token\"\xbe\x01\n" +
+	"\x17_output_bytes_per_token\"\xfc\x01\n" +
 	"\rLimitSettings\x12-\n" +
 	"\x10max_memory_bytes\x18\x01 \x01(\x03H\x00R\x0emaxMemoryBytes\x88\x01\x01\x12)\n" +
 	"\x0emax_cpu_millis\x18\x02 \x01(\x03H\x01R\fmaxCpuMillis\x88\x01\x01\x12\x1e\n" +
-	"\bmax_pids\x18\x03 \x01(\x03H\x02R\amaxPids\x88\x01\x01B\x13\n" +
+	"\bmax_pids\x18\x03 \x01(\x03H\x02R\amaxPids\x88\x01\x01\x12)\n" +
+	"\x0emax_disk_bytes\x18\x04 \x01(\x03H\x03R\fmaxDiskBytes\x88\x01\x01B\x13\n" +
 	"\x11_max_memory_bytesB\x11\n" +
 	"\x0f_max_cpu_millisB\v\n" +
-	"\t_max_pids\"\xa3\x03\n" +
+	"\t_max_pidsB\x11\n" +
+	"\x0f_max_disk_bytes\"\xa3\x03\n" +
 	"\fEdgeSettings\x12%\n" +
 	"\x0eacme_directory\x18\x01 \x01(\tR\racmeDirectory\x12\x1d\n" +
 	"\n" +
