@@ -60,14 +60,15 @@ func applySecurityFlags(c *cli.Context, t *ccv1.ContainerSpec) error {
 	if t.Security != nil {
 		p = proto.Clone(t.Security).(*ccv1.SecurityProfile)
 	}
+	// Drops, then adds, each taken from the other list (service update
+	// changes the stored lists).
 	for _, f := range []struct {
-		flag string
-		to   *[]string
-	}{{"cap-add", &p.CapAdd}, {"cap-drop", &p.CapDrop}} {
+		flag      string
+		to, other *[]string
+	}{{"cap-drop", &p.CapDrop, &p.CapAdd}, {"cap-add", &p.CapAdd, &p.CapDrop}} {
 		if !c.IsSet(f.flag) {
 			continue
 		}
-		var caps []string
 		for _, v := range c.StringSlice(f.flag) {
 			for _, name := range strings.Split(v, ",") {
 				if strings.TrimSpace(name) == "" {
@@ -77,12 +78,12 @@ func applySecurityFlags(c *cli.Context, t *ccv1.ContainerSpec) error {
 				if err != nil {
 					return fmt.Errorf("--%s: %w", f.flag, err)
 				}
-				if !slices.Contains(caps, n) {
-					caps = append(caps, n)
+				*f.other = slices.DeleteFunc(*f.other, func(o string) bool { return o == n })
+				if !slices.Contains(*f.to, n) {
+					*f.to = append(*f.to, n)
 				}
 			}
 		}
-		*f.to = caps
 	}
 	for _, o := range c.StringSlice("security-opt") {
 		if err := applySecurityOpt(p, o, os.ReadFile); err != nil {

@@ -117,3 +117,43 @@ func TestPrintInspect(t *testing.T) {
 		t.Errorf("inspect: %+v\n%s", got, out.String())
 	}
 }
+
+// securityContext parses args with the security flags of service update.
+func securityContext(t *testing.T, args ...string) *cli.Context {
+	t.Helper()
+	fs := flag.NewFlagSet("update", flag.ContinueOnError)
+	for _, f := range securityFlags(true) {
+		if err := f.Apply(fs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return cli.NewContext(&cli.App{}, fs, nil)
+}
+
+// service update changes the stored profile: an added capability leaves
+// the dropped list, --disk 0 removes the limit, --privileged=false clears.
+func TestApplySecurityFlagsUpdate(t *testing.T) {
+	spec := &ccv1.ContainerSpec{Resources: &ccv1.ContainerResources{DiskBytes: 1 << 30},
+		Security: &ccv1.SecurityProfile{CapDrop: []string{"CAP_NET_RAW", "CAP_KILL"}, Privileged: true}}
+	c := securityContext(t, "--cap-add", "net_raw", "--cap-drop", "SYS_CHROOT,chown", "--disk", "0", "--privileged=false", "--userns", "private")
+	if err := applySecurityFlags(c, spec); err != nil {
+		t.Fatal(err)
+	}
+	p := spec.Security
+	if spec.Resources != nil || p.Privileged || p.Userns != ccv1.UsernsMode_USERNS_MODE_PRIVATE ||
+		!slices.Equal(p.CapAdd, []string{"CAP_NET_RAW"}) || !slices.Equal(p.CapDrop, []string{"CAP_KILL", "CAP_SYS_CHROOT", "CAP_CHOWN"}) {
+		t.Errorf("spec %v", spec)
+	}
+	for args, want := range map[string][]string{
+		"--disk 1m":           {"--disk", "1m"},
+		"use host or private": {"--userns", "guest"},
+		"unknown":             {"--cap-drop", "NOPE"},
+	} {
+		if err := applySecurityFlags(securityContext(t, want...), &ccv1.ContainerSpec{}); err == nil || !strings.Contains(err.Error(), strings.TrimPrefix(args, "--disk 1m")) {
+			t.Errorf("%v: %v", want, err)
+		}
+	}
+}

@@ -152,6 +152,9 @@ func (p *plainContainer) userns(ctx context.Context) (*usernsRange, error) {
 	if p.t.Spec.GetSecurity().GetUserns() != ccv1.UsernsMode_USERNS_MODE_PRIVATE {
 		return nil, nil
 	}
+	if !p.r.usernsEnabled() {
+		return nil, fmt.Errorf("runtime: start %s: this node runs without user namespaces (cc-agent --userns-base 0): run the container with --userns host, or give the agent a --userns-base", p.t.ID)
+	}
 	u, err := p.r.reserveUserns(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("runtime: start %s: %w", p.t.ID, err)
