@@ -22,7 +22,10 @@ func runCommand() *cli.Command {
 			"Examples:\n" +
 			"  ccctl run --name web -p 8080:80 --memory 128m --cpus 0.5 nginx:1.27\n" +
 			"  ccctl run -e GREETING=hi --restart on-failure alpine:3.20 sh -c 'echo $GREETING'\n" +
-			"  ccctl run --node node-1 --network none --read-only busybox -- sleep 3600",
+			"  ccctl run --node node-1 --network none --read-only busybox -- sleep 3600\n" +
+			"  ccctl run --disk 1g --cap-drop NET_RAW --userns private alpine:3.20 sh\n\n" +
+			"Disk limits and security profiles (--disk, --cap-add, --cap-drop, --security-opt, --userns,\n" +
+			"--privileged): docs/containers.md.",
 		OnUsageError: usageError,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "name", Usage: "container `NAME`, unique in the cluster (default: generated)"},
