@@ -51,6 +51,8 @@ func clusterCommand() *cli.Command {
 					"The audit retention bounds the audit trail (docs/audit.md): an event older than\n" +
 					"--audit-max-age, or beyond the newest --audit-max-events, is dropped when the next is\n" +
 					"written. 0 puts the default back (90 days, 100000 events).\n\n" +
+					"--allow-privileged=true lets admin tokens run containers with --privileged or\n" +
+					"--security-opt seccomp=unconfined (off by default: such a container can take over its node).\n\n" +
 					"The edge settings are how the edge serves HTTPS: the ACME CA that issues the certificates\n" +
 					"of routes and sites with --tls auto (Let's Encrypt unless --acme-directory says otherwise),\n" +
 					"its account (--acme-email, and an external account binding when the CA asks for one),\n" +
@@ -70,10 +72,12 @@ func clusterCommand() *cli.Command {
 					&cli.StringFlag{Name: "max-memory", Usage: "cap the memory limit of one job, container or task at `SIZE`, e.g. 64g (0: the default, the largest node's memory)"},
 					&cli.StringFlag{Name: "max-cpus", Usage: "cap the CPU limit of one job, container or task at `N` cores, e.g. 16 (0: the default, the largest node's CPUs)"},
 					&cli.StringFlag{Name: "max-pids", Usage: "cap the pids limit of one job, container or task at `N`, at most 32768 (0: the default, 32768)"},
+					&cli.StringFlag{Name: "max-disk", Usage: "cap the disk limit (--disk) of one container or task at `SIZE`, e.g. 10g (0: no cap, the default)"},
 					&cli.StringFlag{Name: "quota-jobs", Usage: "let one token have at most `N` jobs queued, assigned or running (0: no quota, the default)"},
 					&cli.StringFlag{Name: "quota-output-bytes", Usage: "let one token keep at most `SIZE` of job output, e.g. 10g (0: no quota, the default)"},
 					&cli.StringFlag{Name: "audit-max-age", Usage: "keep audit events `DURATION`, e.g. 2160h (0: the default, 90 days)"},
 					&cli.StringFlag{Name: "audit-max-events", Usage: "keep the newest `N` audit events (0: the default, 100000)"},
+					&cli.BoolFlag{Name: "allow-privileged", Usage: "let admin tokens run privileged containers and containers without a seccomp filter (default: false)"},
 					&cli.StringFlag{Name: "acme-directory", Usage: "get certificates from the ACME directory at `URL` (letsencrypt: the default; letsencrypt-staging: its staging CA)"},
 					&cli.StringFlag{Name: "acme-email", Usage: "register the ACME account with contact `EMAIL` (\"\": none)"},
 					&cli.StringFlag{Name: "acme-eab-kid", Usage: "external account binding: the `KEY_ID` the CA gives, with its HMAC key (\"\": no binding)"},
@@ -131,6 +135,12 @@ func clusterSettings(c *cli.Context) error {
 			update = &ccv1.UpdateSettingsRequest{Settings: &ccv1.Settings{}}
 		}
 		update.Settings.Audit = audit
+	}
+	if c.IsSet("allow-privileged") {
+		if update == nil {
+			update = &ccv1.UpdateSettingsRequest{Settings: &ccv1.Settings{}}
+		}
+		update.Settings.Security = &ccv1.SecuritySettings{AllowPrivileged: proto.Bool(c.Bool("allow-privileged"))}
 	}
 	editEdge, err := parseEdgeSettingFlags(c)
 	if err != nil {
@@ -192,6 +202,7 @@ func clusterSettings(c *cli.Context) error {
 		printLimitSettings(w, settings.GetLimits())
 		printQuotaSettings(w, settings.GetQuotas())
 		printAuditSettings(w, settings.GetAudit())
+		fmt.Fprintf(w, "Allow privileged:\t%v\n", settings.GetSecurity().GetAllowPrivileged())
 		printEdgeSettings(w, settings.GetEdge())
 		return w.Flush()
 	})
@@ -228,6 +239,16 @@ func parseLimitFlags(c *cli.Context) (*ccv1.LimitSettings, error) {
 			return nil, fmt.Errorf("--max-pids %q: a number of processes from 1 to %d (0: the default, %d)", c.String("max-pids"), maxPids, maxPids)
 		}
 		set(&limitsOrNew(&out).MaxPids, n)
+	}
+	if c.IsSet("max-disk") {
+		n, err := parseSize("max-disk", c.String("max-disk"))
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 && n < 16<<20 {
+			return nil, fmt.Errorf("--max-disk %q: at least 16m (0: no cap, the default)", c.String("max-disk"))
+		}
+		set(&limitsOrNew(&out).MaxDiskBytes, n)
 	}
 	return out, nil
 }
@@ -296,6 +317,11 @@ func printLimitSettings(w io.Writer, l *ccv1.LimitSettings) {
 	fmt.Fprintf(w, "Max memory:\t%s\n", memory)
 	fmt.Fprintf(w, "Max CPUs:\t%s\n", cpus)
 	fmt.Fprintf(w, "Max pids:\t%s\n", pids)
+	disk := "none (default)"
+	if n := l.GetMaxDiskBytes(); n > 0 {
+		disk = humanSize(n)
+	}
+	fmt.Fprintf(w, "Max disk:\t%s\n", disk)
 }
 
 // printEdgeSettings prints the edge settings as key value lines, the

@@ -22,9 +22,12 @@ func runCommand() *cli.Command {
 			"Examples:\n" +
 			"  ccctl run --name web -p 8080:80 --memory 128m --cpus 0.5 nginx:1.27\n" +
 			"  ccctl run -e GREETING=hi --restart on-failure alpine:3.20 sh -c 'echo $GREETING'\n" +
-			"  ccctl run --node node-1 --network none --read-only busybox -- sleep 3600",
+			"  ccctl run --node node-1 --network none --read-only busybox -- sleep 3600\n" +
+			"  ccctl run --disk 1g --cap-drop NET_RAW --userns private alpine:3.20 sh\n\n" +
+			"Disk limits and security profiles (--disk, --cap-add, --cap-drop, --security-opt, --userns,\n" +
+			"--privileged): docs/containers.md.",
 		OnUsageError: usageError,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "name", Usage: "container `NAME`, unique in the cluster (default: generated)"},
 			&cli.StringFlag{Name: "node", Usage: "run on node `ID|NAME` (default: any ready node with room)"},
 			&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "set an environment variable: `VAR`=VALUE, or VAR alone for its value here; repeatable"},
@@ -38,7 +41,7 @@ func runCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "publish", Aliases: []string{"p"}, Usage: "publish a container `PORT` on the node: HOSTPORT:PORT[/udp] (e.g. 8080:80); repeatable"},
 			&cli.StringFlag{Name: "network", Aliases: []string{"net"}, Usage: "`MODE`: bridge (the node's bridge) or none (loopback only) (default: bridge)"},
 			&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "run in the background (always so; for docker habits)"},
-		},
+		}, securityFlags(false)...),
 		Action: runCmd,
 	}
 }
@@ -93,6 +96,9 @@ func runRequest(c *cli.Context) (*ccv1.CreateContainerRequest, error) {
 			return nil, err
 		}
 		spec.Ports = append(spec.Ports, pm)
+	}
+	if err := applySecurityFlags(c, spec); err != nil {
+		return nil, err
 	}
 	return &ccv1.CreateContainerRequest{Name: c.String("name"), Node: c.String("node"), Spec: spec}, nil
 }
@@ -199,7 +205,7 @@ func inspectCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				return printJSON(c, resp.GetContainer())
+				return printInspect(c, resp.GetContainer())
 			})
 		},
 	}

@@ -196,7 +196,7 @@ func serviceSpecFlags(update bool) []cli.Flag {
 		&cli.BoolFlag{Name: "read-only", Usage: readOnly},
 		&cli.StringFlag{Name: "stop-grace-period", Usage: "wait `DURATION` after SIGTERM before SIGKILL when a task is stopped (default: 10s)"},
 	)
-	return flags
+	return append(flags, securityFlags(update)...)
 }
 
 // serviceCreateRequest builds the request of `service create`.
@@ -317,7 +317,7 @@ func applyServiceFlags(c *cli.Context, spec *ccv1.ServiceSpec) error {
 		}
 		t.StopGracePeriod = g
 	}
-	return nil
+	return applySecurityFlags(c, t)
 }
 
 // envKey is the name of a KEY=VALUE entry.

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/contrib/seccomp"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
@@ -94,7 +93,7 @@ type preparation struct {
 // anything is made, and returns the variant.
 func (r *Runtime) variantOf(t Task) (variant, error) {
 	if t.Spec.GetSandbox() == nil {
-		return plainContainer{t: t}, nil
+		return &plainContainer{r: r, t: t}, nil
 	}
 	if err := checkSandbox(t); err != nil {
 		return nil, err
@@ -108,25 +107,67 @@ func (r *Runtime) variantOf(t Task) (variant, error) {
 }
 
 // plainContainer is the variant of a container that is not a job attempt.
-type plainContainer struct{ t Task }
+type plainContainer struct {
+	r *Runtime
+	t Task
+	// rng is the container's user namespace range (--userns private).
+	rng *usernsRange
+}
 
-func (p plainContainer) network() string { return networkMode(p.t.Spec.GetNetwork()) }
+func (p *plainContainer) network() string { return networkMode(p.t.Spec.GetNetwork()) }
 
 // prepare runs the process as the spec's user, a name looked up in the
-// image.
-func (p plainContainer) prepare(_ context.Context, etc []specs.Mount) (preparation, error) {
-	prep := preparation{etc: etc}
+// image, with the spec's security profile (security.go), in its user
+// namespace, on a writable layer of the spec's disk limit (disk.go).
+func (p *plainContainer) prepare(_ context.Context, etc []specs.Mount) (preparation, error) {
+	prep := preparation{etc: etc, labels: map[string]string{}}
 	if u := p.t.Spec.GetUser(); u != "" {
 		prep.opts = append(prep.opts, oci.WithUser(u))
+	}
+	prep.opts = append(prep.opts, securityOpts(p.t.Spec.GetSecurity())...)
+	if u := p.rng; u != nil {
+		prep.opts = append(prep.opts, withUserns(*u, usernsPath(p.r.netnsPath(p.t.ID))))
+		prep.labels[LabelUserns] = strconv.FormatUint(uint64(u.start), 10)
+		prep.snapshot = func(id string, img containerd.Image) containerd.NewContainerOpts {
+			return withRemappedSnapshot(id, img, *u)
+		}
+	}
+	if d := p.t.Spec.GetResources().GetDiskBytes(); d > 0 {
+		if d < MinDiskBytes {
+			return preparation{}, fmt.Errorf("runtime: start %s: a disk limit is at least %d bytes, not %d", p.t.ID, MinDiskBytes, d)
+		}
+		u := p.rng
+		prep.snapshot = func(id string, img containerd.Image) containerd.NewContainerOpts {
+			return p.r.withDiskSnapshot(id, img, d, u)
+		}
 	}
 	return prep, nil
 }
 
-func (plainContainer) undo() {}
+func (*plainContainer) undo() {}
 
-func (plainContainer) userns(context.Context) (*usernsRange, error) { return nil, nil }
+// userns reserves the container's user namespace range with --userns
+// private.
+func (p *plainContainer) userns(ctx context.Context) (*usernsRange, error) {
+	if p.t.Spec.GetSecurity().GetUserns() != ccv1.UsernsMode_USERNS_MODE_PRIVATE {
+		return nil, nil
+	}
+	if !p.r.usernsEnabled() {
+		return nil, fmt.Errorf("runtime: start %s: this node runs without user namespaces (cc-agent --userns-base 0): run the container with --userns host, or give the agent a --userns-base", p.t.ID)
+	}
+	u, err := p.r.reserveUserns(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("runtime: start %s: %w", p.t.ID, err)
+	}
+	p.rng = &u
+	return &u, nil
+}
 
-func (plainContainer) end() {}
+func (p *plainContainer) end() {
+	if p.rng != nil {
+		releaseUserns(*p.rng)
+	}
+}
 
 // killGrace bounds the wait for a task after SIGKILL.
 const killGrace = 10 * time.Second
@@ -194,6 +235,7 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 			if task, terr := container.Task(cctx, nil); terr == nil {
 				_, _ = task.Delete(cctx, containerd.WithProcessKill)
 			}
+			_ = r.removeDisk(t.ID) // before the snapshot it is mounted on
 			_ = container.Delete(cctx, containerd.WithSnapshotCleanup)
 		}
 		_ = r.teardownNetwork(cctx, t.ID, mode, ports)
@@ -306,9 +348,12 @@ func (r *Runtime) specOpts(img containerd.Image, t Task, nsPath string, prep pre
 	// Before the seccomp profile, which is built from the capabilities
 	// (a sandbox leaves none, so the strictest profile).
 	opts = append(opts, prep.opts...)
+	filters, err := filterOpts(t)
+	if err != nil {
+		filters = []oci.SpecOpts{func(context.Context, oci.Client, *containers.Container, *oci.Spec) error { return err }}
+	}
+	opts = append(opts, filters...)
 	opts = append(opts,
-		oci.WithNoNewPrivileges,
-		seccomp.WithDefaultProfile(),
 		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: nsPath}),
 		oci.WithMounts(prep.etc),
 	)
@@ -419,6 +464,12 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 		} else if !errdefs.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("load task: %w", err))
 			taskGone = false
+		}
+	}
+	// The disk mounted on the snapshot goes first (disk.go).
+	if taskGone {
+		if err := r.removeDisk(id); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if c == nil {

@@ -35,6 +35,9 @@ func (r *Runtime) Purge(ctx context.Context) error {
 	if err := r.cleanOrphanJobs(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	if err := r.cleanOrphanDisks(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	imgs, _ := r.client.ImageService().List(nctx)
 	for i, img := range imgs {
 		var opts []images.DeleteOpt

@@ -237,6 +237,9 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err := r.cleanOrphanJobs(ctx); err != nil {
 		r.log.Warn("clean the files of removed jobs", "err", err)
 	}
+	if err := r.cleanOrphanDisks(ctx); err != nil {
+		r.log.Warn("clean the disks of removed containers", "err", err)
+	}
 	return r, nil
 }
 

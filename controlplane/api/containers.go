@@ -21,6 +21,7 @@ import (
 	"github.com/containercodes/cc/controlplane/orchestrator"
 	"github.com/containercodes/cc/internal/imagearchive"
 	"github.com/containercodes/cc/internal/jobspec"
+	"github.com/containercodes/cc/internal/secprofile"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -52,6 +53,9 @@ func (s *ContainerService) CreateContainer(ctx context.Context, req *ccv1.Create
 	}
 	if err := ValidateSpec(spec, caps); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if err := s.core.mayUsePrivilege(ctx, spec); err != nil {
+		return nil, err
 	}
 	ref, err := imagearchive.Normalize(spec.Image)
 	if err != nil {
@@ -171,6 +175,12 @@ func ValidateSpec(s *ccv1.ContainerSpec, caps jobspec.Caps) error {
 	if g := s.GetStopGracePeriod(); g != nil && (!g.IsValid() || g.AsDuration() < 0 || g.AsDuration() > time.Hour) {
 		probs = append(probs, "stop grace period: between 0s and 1h")
 	}
+	if d := s.GetResources().GetDiskBytes(); d < 0 || d > 0 && d < MinDiskBytes {
+		probs = append(probs, "disk: at least 16m (the writable layer's filesystem needs room for its metadata)")
+	}
+	if s.Sandbox == nil {
+		probs = append(probs, secprofile.Check(s.Security)...)
+	}
 	if len(s.Ports) > 0 && s.Network == ccv1.NetworkMode_NETWORK_MODE_NONE {
 		probs = append(probs, "ports: a container with --network none cannot publish ports")
 	}
@@ -179,6 +189,10 @@ func ValidateSpec(s *ccv1.ContainerSpec, caps jobspec.Caps) error {
 	}
 	return nil
 }
+
+// MinDiskBytes is the smallest disk limit of a container (the agent's
+// runtime.MinDiskBytes).
+const MinDiskBytes = 16 << 20
 
 // reservationOnly is a reservation that has no limit above it; 0
 // otherwise.

@@ -11,10 +11,12 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/containercodes/cc/controlplane/auth"
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/controlplane/raftstore"
 	"github.com/containercodes/cc/internal/jobspec"
 	"github.com/containercodes/cc/internal/pki"
+	"github.com/containercodes/cc/internal/secprofile"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -208,4 +210,29 @@ func (c *Core) caps(nodeBound bool) (jobspec.Caps, error) {
 		nodes = nil
 	}
 	return jobspec.CapsOf(st.GetLimits(), nodes), nil
+}
+
+// mayUsePrivilege refuses a spec whose security profile needs privilege
+// (privileged, or no seccomp filter) unless the caller has an admin token
+// and the cluster's security.allow_privileged setting is on.
+func (c *Core) mayUsePrivilege(ctx context.Context, spec *ccv1.ContainerSpec) error {
+	what, ok := secprofile.NeedsPrivilege(spec.GetSecurity())
+	if !ok || spec.GetSandbox() != nil {
+		return nil
+	}
+	p, err := caller(ctx)
+	if err != nil {
+		return err
+	}
+	if p.Role != ccv1.Role_ROLE_ADMIN {
+		return status.Errorf(codes.PermissionDenied, "%s needs an admin token (this is token %s, role %s); run it without %s, or ask an admin", what, p.TokenID, auth.RoleName(p.Role), what)
+	}
+	st, err := c.FSM.Settings()
+	if err != nil {
+		return err
+	}
+	if !st.GetSecurity().GetAllowPrivileged() {
+		return status.Errorf(codes.PermissionDenied, "%s is off in this cluster: an admin may turn it on with `ccctl cluster settings --allow-privileged=true` (it lets containers take over their node), or run without %s", what, what)
+	}
+	return nil
 }

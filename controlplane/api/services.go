@@ -126,6 +126,9 @@ func (s *ServiceService) CreateService(ctx context.Context, req *ccv1.CreateServ
 	if err != nil {
 		return nil, err
 	}
+	if err := s.core.mayUsePrivilege(ctx, spec.GetTask()); err != nil {
+		return nil, err
+	}
 	svc := &ccv1.Service{Id: newContainerID(), Name: req.GetName(), Spec: spec, ImageDigest: digest}
 	if err := s.core.Propose(ctx, statev1.CommandType_COMMAND_TYPE_CREATE_SERVICE, &statev1.CreateService{Service: svc}); err != nil {
 		return nil, err
@@ -253,6 +256,9 @@ func (s *ServiceService) UpdateService(ctx context.Context, req *ccv1.UpdateServ
 	}
 	spec, digest, err := s.normalizeServiceSpec(req.GetSpec())
 	if err != nil {
+		return nil, err
+	}
+	if err := s.core.mayUsePrivilege(ctx, spec.GetTask()); err != nil {
 		return nil, err
 	}
 	if err := s.core.Propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_SERVICE, &statev1.UpdateService{Id: svc.Id, Spec: spec, ImageDigest: digest,

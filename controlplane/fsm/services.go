@@ -196,7 +196,23 @@ func applyUpdateSettings(tx *txn, _ time.Time, msg proto.Message) error {
 	if st.Audit != nil {
 		out.Audit = mergeAudit(old.Audit, st.Audit)
 	}
+	if st.Security != nil {
+		out.Security = mergeSecurity(old.Security, st.Security)
+	}
 	return put(tx.Bucket(bucketCluster), string(keySettings), out)
+}
+
+// mergeSecurity applies an update of the security settings: an unset
+// field keeps the stored value.
+func mergeSecurity(old, upd *ccv1.SecuritySettings) *ccv1.SecuritySettings {
+	out := &ccv1.SecuritySettings{}
+	if old != nil {
+		out = proto.Clone(old).(*ccv1.SecuritySettings)
+	}
+	if upd.AllowPrivileged != nil {
+		out.AllowPrivileged = proto.Bool(upd.GetAllowPrivileged())
+	}
+	return out
 }
 
 // validLimits refuses caps no spec could keep: negative ones, memory
@@ -215,6 +231,9 @@ func validLimits(l *ccv1.LimitSettings) error {
 	}
 	if l.MaxPids != nil && (l.GetMaxPids() < 0 || l.GetMaxPids() > jobspec.PidsHardCap) {
 		probs = append(probs, fmt.Sprintf("limits.max_pids: between 1 and %d (0: the default, %d)", jobspec.PidsHardCap, jobspec.PidsHardCap))
+	}
+	if l.MaxDiskBytes != nil && (l.GetMaxDiskBytes() < 0 || l.GetMaxDiskBytes() > 0 && l.GetMaxDiskBytes() < 16<<20) {
+		probs = append(probs, "limits.max_disk_bytes: at least 16 MiB (0: no cap)")
 	}
 	if len(probs) > 0 {
 		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(probs, "; "))
@@ -242,7 +261,8 @@ func mergeLimits(old, upd *ccv1.LimitSettings) *ccv1.LimitSettings {
 	set(&out.MaxMemoryBytes, upd.MaxMemoryBytes)
 	set(&out.MaxCpuMillis, upd.MaxCpuMillis)
 	set(&out.MaxPids, upd.MaxPids)
-	if out.MaxMemoryBytes == nil && out.MaxCpuMillis == nil && out.MaxPids == nil {
+	set(&out.MaxDiskBytes, upd.MaxDiskBytes)
+	if out.MaxMemoryBytes == nil && out.MaxCpuMillis == nil && out.MaxPids == nil && out.MaxDiskBytes == nil {
 		return nil
 	}
 	return out

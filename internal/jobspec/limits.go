@@ -44,6 +44,8 @@ type Caps struct {
 	MemoryBytes, CPUMillis int64
 	// Pids is the settings' pids cap; 0: PidsHardCap.
 	Pids int64
+	// DiskBytes is the settings' cap of a container's disk limit; 0: none.
+	DiskBytes int64
 	// NodeMemoryBytes and NodeCPUMillis are what the largest node has;
 	// 0: no node has said.
 	NodeMemoryBytes, NodeCPUMillis int64
@@ -51,7 +53,7 @@ type Caps struct {
 
 // CapsOf reads the caps from the cluster's limit settings and its nodes.
 func CapsOf(st *ccv1.LimitSettings, nodes []*ccv1.Node) Caps {
-	c := Caps{MemoryBytes: st.GetMaxMemoryBytes(), CPUMillis: st.GetMaxCpuMillis(), Pids: st.GetMaxPids()}
+	c := Caps{MemoryBytes: st.GetMaxMemoryBytes(), CPUMillis: st.GetMaxCpuMillis(), Pids: st.GetMaxPids(), DiskBytes: st.GetMaxDiskBytes()}
 	for _, n := range nodes {
 		c.NodeMemoryBytes = max(c.NodeMemoryBytes, n.GetResources().GetMemoryBytes())
 		c.NodeCPUMillis = max(c.NodeCPUMillis, n.GetResources().GetCpuMillis())
@@ -121,6 +123,9 @@ func (c Caps) Check(r *ccv1.ContainerResources) []string {
 	}
 	if p := r.GetPids(); p > c.pids() {
 		probs = append(probs, fmt.Sprintf("pids %d is above the cluster's cap of %d (ccctl cluster settings --max-pids, at most %d)", p, c.pids(), PidsHardCap))
+	}
+	if d := r.GetDiskBytes(); d > 0 {
+		over("disk", "--max-disk", d, c.DiskBytes, 0, FormatBytes)
 	}
 	return probs
 }

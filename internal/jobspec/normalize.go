@@ -97,6 +97,9 @@ func Normalize(in *ccv1.JobSpec, caps Caps) (*ccv1.JobSpec, error) {
 	if r.MemoryReservationBytes < 0 || r.CpuReservationMillis < 0 {
 		bad("resources: reservations must not be negative")
 	}
+	if r.DiskBytes != 0 {
+		bad("resources.disk_bytes: a job's root is read-only, so it has no disk limit; size its /output with output_limit_bytes (--output-limit) and its /tmp with tmp_limit_bytes (--tmp-limit)")
+	}
 	probs = append(probs, caps.Check(r)...)
 	// A job reserves what it may use: the scheduler counts its limits, so
 	// that jobs never overcommit a node.

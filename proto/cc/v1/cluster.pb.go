@@ -89,8 +89,11 @@ type Settings struct {
 	// audit, when set in an update, changes the retention it sets; the
 	// other is kept.
 	Audit *AuditSettings `protobuf:"bytes,4,opt,name=audit,proto3" json:"audit,omitempty"`
+	// security, when set in an update, changes the switches it sets
+	// (security.proto).
+	Security *SecuritySettings `protobuf:"bytes,5,opt,name=security,proto3" json:"security,omitempty"`
 	// quotas, when set in an update, changes the quotas it sets; the others
-	// are kept. (Fields 5 to 9 are left for other settings.)
+	// are kept. (Fields 6 to 9 are left for other settings.)
 	Quotas        *QuotaSettings `protobuf:"bytes,10,opt,name=quotas,proto3" json:"quotas,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -150,6 +153,13 @@ func (x *Settings) GetLimits() *LimitSettings {
 func (x *Settings) GetAudit() *AuditSettings {
 	if x != nil {
 		return x.Audit
+	}
+	return nil
+}
+
+func (x *Settings) GetSecurity() *SecuritySettings {
+	if x != nil {
+		return x.Security
 	}
 	return nil
 }
@@ -294,7 +304,10 @@ type LimitSettings struct {
 	// refused anyway.
 	MaxCpuMillis *int64 `protobuf:"varint,2,opt,name=max_cpu_millis,json=maxCpuMillis,proto3,oneof" json:"max_cpu_millis,omitempty"`
 	// max_pids caps a pids limit: at most 32768, the default (0).
-	MaxPids       *int64 `protobuf:"varint,3,opt,name=max_pids,json=maxPids,proto3,oneof" json:"max_pids,omitempty"`
+	MaxPids *int64 `protobuf:"varint,3,opt,name=max_pids,json=maxPids,proto3,oneof" json:"max_pids,omitempty"`
+	// max_disk_bytes caps a container's disk limit (--disk). Default (0): no
+	// cap. It does not make a disk limit mandatory.
+	MaxDiskBytes  *int64 `protobuf:"varint,4,opt,name=max_disk_bytes,json=maxDiskBytes,proto3,oneof" json:"max_disk_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -346,6 +359,13 @@ func (x *LimitSettings) GetMaxCpuMillis() int64 {
 func (x *LimitSettings) GetMaxPids() int64 {
 	if x != nil && x.MaxPids != nil {
 		return *x.MaxPids
+	}
+	return 0
+}
+
+func (x *LimitSettings) GetMaxDiskBytes() int64 {
+	if x != nil && x.MaxDiskBytes != nil {
+		return *x.MaxDiskBytes
 	}
 	return 0
 }
@@ -1419,12 +1439,13 @@ var File_cc_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_cc_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x13cc/v1/cluster.proto\x12\x05cc.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x87\x02\n" +
+	"\x13cc/v1/cluster.proto\x12\x05cc.v1\x1a\x14cc/v1/security.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x02\n" +
 	"\bSettings\x12J\n" +
 	"\x13scheduling_strategy\x18\x01 \x01(\x0e2\x19.cc.v1.SchedulingStrategyR\x12schedulingStrategy\x12'\n" +
 	"\x04edge\x18\x02 \x01(\v2\x13.cc.v1.EdgeSettingsR\x04edge\x12,\n" +
 	"\x06limits\x18\x03 \x01(\v2\x14.cc.v1.LimitSettingsR\x06limits\x12*\n" +
-	"\x05audit\x18\x04 \x01(\v2\x14.cc.v1.AuditSettingsR\x05audit\x12,\n" +
+	"\x05audit\x18\x04 \x01(\v2\x14.cc.v1.AuditSettingsR\x05audit\x123\n" +
+	"\bsecurity\x18\x05 \x01(\v2\x17.cc.v1.SecuritySettingsR\bsecurity\x12,\n" +
 	"\x06quotas\x18\n" +
 	" \x01(\v2\x14.cc.v1.QuotaSettingsR\x06quotas\"v\n" +
 	"\rAuditSettings\x122\n" +
@@ -1436,14 +1457,16 @@ const file_cc_v1_cluster_proto_rawDesc = "" +
 	"\x0ejobs_per_token\x18\x01 \x01(\x03H\x00R\fjobsPerToken\x88\x01\x01\x128\n" +
 	"\x16output_bytes_per_token\x18\x02 \x01(\x03H\x01R\x13outputBytesPerToken\x88\x01\x01B\x11\n" +
 	"\x0f_jobs_per_tokenB\x19\n" +
-	"\x17_output_bytes_per_token\"\xbe\x01\n" +
+	"\x17_output_bytes_per_token\"\xfc\x01\n" +
 	"\rLimitSettings\x12-\n" +
 	"\x10max_memory_bytes\x18\x01 \x01(\x03H\x00R\x0emaxMemoryBytes\x88\x01\x01\x12)\n" +
 	"\x0emax_cpu_millis\x18\x02 \x01(\x03H\x01R\fmaxCpuMillis\x88\x01\x01\x12\x1e\n" +
-	"\bmax_pids\x18\x03 \x01(\x03H\x02R\amaxPids\x88\x01\x01B\x13\n" +
+	"\bmax_pids\x18\x03 \x01(\x03H\x02R\amaxPids\x88\x01\x01\x12)\n" +
+	"\x0emax_disk_bytes\x18\x04 \x01(\x03H\x03R\fmaxDiskBytes\x88\x01\x01B\x13\n" +
 	"\x11_max_memory_bytesB\x11\n" +
 	"\x0f_max_cpu_millisB\v\n" +
-	"\t_max_pids\"\xa3\x03\n" +
+	"\t_max_pidsB\x11\n" +
+	"\x0f_max_disk_bytes\"\xa3\x03\n" +
 	"\fEdgeSettings\x12%\n" +
 	"\x0eacme_directory\x18\x01 \x01(\tR\racmeDirectory\x12\x1d\n" +
 	"\n" +
@@ -1574,41 +1597,43 @@ var file_cc_v1_cluster_proto_goTypes = []any{
 	(*GetStatusRequest)(nil),           // 18: cc.v1.GetStatusRequest
 	(*GetStatusResponse)(nil),          // 19: cc.v1.GetStatusResponse
 	(*Server)(nil),                     // 20: cc.v1.Server
-	(*durationpb.Duration)(nil),        // 21: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),      // 22: google.protobuf.Timestamp
+	(*SecuritySettings)(nil),           // 21: cc.v1.SecuritySettings
+	(*durationpb.Duration)(nil),        // 22: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),      // 23: google.protobuf.Timestamp
 }
 var file_cc_v1_cluster_proto_depIdxs = []int32{
 	0,  // 0: cc.v1.Settings.scheduling_strategy:type_name -> cc.v1.SchedulingStrategy
 	5,  // 1: cc.v1.Settings.edge:type_name -> cc.v1.EdgeSettings
 	4,  // 2: cc.v1.Settings.limits:type_name -> cc.v1.LimitSettings
 	2,  // 3: cc.v1.Settings.audit:type_name -> cc.v1.AuditSettings
-	3,  // 4: cc.v1.Settings.quotas:type_name -> cc.v1.QuotaSettings
-	21, // 5: cc.v1.AuditSettings.max_age:type_name -> google.protobuf.Duration
-	1,  // 6: cc.v1.UpdateSettingsRequest.settings:type_name -> cc.v1.Settings
-	1,  // 7: cc.v1.UpdateSettingsResponse.settings:type_name -> cc.v1.Settings
-	10, // 8: cc.v1.ListServersResponse.servers:type_name -> cc.v1.ServerInfo
-	21, // 9: cc.v1.ServerInfo.last_contact:type_name -> google.protobuf.Duration
-	11, // 10: cc.v1.ServerInfo.checks:type_name -> cc.v1.ReadinessCheck
-	20, // 11: cc.v1.GetStatusResponse.servers:type_name -> cc.v1.Server
-	22, // 12: cc.v1.GetStatusResponse.created_at:type_name -> google.protobuf.Timestamp
-	1,  // 13: cc.v1.GetStatusResponse.settings:type_name -> cc.v1.Settings
-	18, // 14: cc.v1.ClusterService.GetStatus:input_type -> cc.v1.GetStatusRequest
-	8,  // 15: cc.v1.ClusterService.ListServers:input_type -> cc.v1.ListServersRequest
-	12, // 16: cc.v1.ClusterService.RemoveServer:input_type -> cc.v1.RemoveServerRequest
-	14, // 17: cc.v1.ClusterService.TransferLeadership:input_type -> cc.v1.TransferLeadershipRequest
-	16, // 18: cc.v1.ClusterService.SaveSnapshot:input_type -> cc.v1.SaveSnapshotRequest
-	6,  // 19: cc.v1.ClusterService.UpdateSettings:input_type -> cc.v1.UpdateSettingsRequest
-	19, // 20: cc.v1.ClusterService.GetStatus:output_type -> cc.v1.GetStatusResponse
-	9,  // 21: cc.v1.ClusterService.ListServers:output_type -> cc.v1.ListServersResponse
-	13, // 22: cc.v1.ClusterService.RemoveServer:output_type -> cc.v1.RemoveServerResponse
-	15, // 23: cc.v1.ClusterService.TransferLeadership:output_type -> cc.v1.TransferLeadershipResponse
-	17, // 24: cc.v1.ClusterService.SaveSnapshot:output_type -> cc.v1.SaveSnapshotResponse
-	7,  // 25: cc.v1.ClusterService.UpdateSettings:output_type -> cc.v1.UpdateSettingsResponse
-	20, // [20:26] is the sub-list for method output_type
-	14, // [14:20] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	21, // 4: cc.v1.Settings.security:type_name -> cc.v1.SecuritySettings
+	3,  // 5: cc.v1.Settings.quotas:type_name -> cc.v1.QuotaSettings
+	22, // 6: cc.v1.AuditSettings.max_age:type_name -> google.protobuf.Duration
+	1,  // 7: cc.v1.UpdateSettingsRequest.settings:type_name -> cc.v1.Settings
+	1,  // 8: cc.v1.UpdateSettingsResponse.settings:type_name -> cc.v1.Settings
+	10, // 9: cc.v1.ListServersResponse.servers:type_name -> cc.v1.ServerInfo
+	22, // 10: cc.v1.ServerInfo.last_contact:type_name -> google.protobuf.Duration
+	11, // 11: cc.v1.ServerInfo.checks:type_name -> cc.v1.ReadinessCheck
+	20, // 12: cc.v1.GetStatusResponse.servers:type_name -> cc.v1.Server
+	23, // 13: cc.v1.GetStatusResponse.created_at:type_name -> google.protobuf.Timestamp
+	1,  // 14: cc.v1.GetStatusResponse.settings:type_name -> cc.v1.Settings
+	18, // 15: cc.v1.ClusterService.GetStatus:input_type -> cc.v1.GetStatusRequest
+	8,  // 16: cc.v1.ClusterService.ListServers:input_type -> cc.v1.ListServersRequest
+	12, // 17: cc.v1.ClusterService.RemoveServer:input_type -> cc.v1.RemoveServerRequest
+	14, // 18: cc.v1.ClusterService.TransferLeadership:input_type -> cc.v1.TransferLeadershipRequest
+	16, // 19: cc.v1.ClusterService.SaveSnapshot:input_type -> cc.v1.SaveSnapshotRequest
+	6,  // 20: cc.v1.ClusterService.UpdateSettings:input_type -> cc.v1.UpdateSettingsRequest
+	19, // 21: cc.v1.ClusterService.GetStatus:output_type -> cc.v1.GetStatusResponse
+	9,  // 22: cc.v1.ClusterService.ListServers:output_type -> cc.v1.ListServersResponse
+	13, // 23: cc.v1.ClusterService.RemoveServer:output_type -> cc.v1.RemoveServerResponse
+	15, // 24: cc.v1.ClusterService.TransferLeadership:output_type -> cc.v1.TransferLeadershipResponse
+	17, // 25: cc.v1.ClusterService.SaveSnapshot:output_type -> cc.v1.SaveSnapshotResponse
+	7,  // 26: cc.v1.ClusterService.UpdateSettings:output_type -> cc.v1.UpdateSettingsResponse
+	21, // [21:27] is the sub-list for method output_type
+	15, // [15:21] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_cluster_proto_init() }
@@ -1616,6 +1641,7 @@ func file_cc_v1_cluster_proto_init() {
 	if File_cc_v1_cluster_proto != nil {
 		return
 	}
+	file_cc_v1_security_proto_init()
 	file_cc_v1_cluster_proto_msgTypes[1].OneofWrappers = []any{}
 	file_cc_v1_cluster_proto_msgTypes[2].OneofWrappers = []any{}
 	file_cc_v1_cluster_proto_msgTypes[3].OneofWrappers = []any{}

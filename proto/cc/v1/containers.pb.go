@@ -377,8 +377,11 @@ type ContainerResources struct {
 	// cpu_reservation_millis is the CPU the scheduler sets aside; when zero,
 	// cpu_millis is reserved.
 	CpuReservationMillis int64 `protobuf:"varint,5,opt,name=cpu_reservation_millis,json=cpuReservationMillis,proto3" json:"cpu_reservation_millis,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// disk_bytes caps the container's writable layer: writes past it fail
+	// with ENOSPC inside the container. 0: no cap.
+	DiskBytes     int64 `protobuf:"varint,6,opt,name=disk_bytes,json=diskBytes,proto3" json:"disk_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ContainerResources) Reset() {
@@ -442,6 +445,13 @@ func (x *ContainerResources) GetMemoryReservationBytes() int64 {
 func (x *ContainerResources) GetCpuReservationMillis() int64 {
 	if x != nil {
 		return x.CpuReservationMillis
+	}
+	return 0
+}
+
+func (x *ContainerResources) GetDiskBytes() int64 {
+	if x != nil {
+		return x.DiskBytes
 	}
 	return 0
 }
@@ -576,7 +586,10 @@ type ContainerSpec struct {
 	StopGracePeriod *durationpb.Duration `protobuf:"bytes,12,opt,name=stop_grace_period,json=stopGracePeriod,proto3" json:"stop_grace_period,omitempty"`
 	// sandbox makes the container a job attempt: it runs in a sandbox, its
 	// /output is collected when it ends, and it is never restarted.
-	Sandbox       *JobSandbox `protobuf:"bytes,13,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
+	Sandbox *JobSandbox `protobuf:"bytes,13,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
+	// security changes the container's capabilities, seccomp filter, no new
+	// privileges and user namespace (security.proto).
+	Security      *SecurityProfile `protobuf:"bytes,14,opt,name=security,proto3" json:"security,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -698,6 +711,13 @@ func (x *ContainerSpec) GetStopGracePeriod() *durationpb.Duration {
 func (x *ContainerSpec) GetSandbox() *JobSandbox {
 	if x != nil {
 		return x.Sandbox
+	}
+	return nil
+}
+
+func (x *ContainerSpec) GetSecurity() *SecurityProfile {
+	if x != nil {
+		return x.Security
 	}
 	return nil
 }
@@ -1932,18 +1952,20 @@ var File_cc_v1_containers_proto protoreflect.FileDescriptor
 
 const file_cc_v1_containers_proto_rawDesc = "" +
 	"\n" +
-	"\x16cc/v1/containers.proto\x12\x05cc.v1\x1a\x10cc/v1/edge.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"m\n" +
+	"\x16cc/v1/containers.proto\x12\x05cc.v1\x1a\x10cc/v1/edge.proto\x1a\x14cc/v1/security.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"m\n" +
 	"\vPortMapping\x12\x1b\n" +
 	"\thost_port\x18\x01 \x01(\x05R\bhostPort\x12%\n" +
 	"\x0econtainer_port\x18\x02 \x01(\x05R\rcontainerPort\x12\x1a\n" +
-	"\bprotocol\x18\x03 \x01(\tR\bprotocol\"\xda\x01\n" +
+	"\bprotocol\x18\x03 \x01(\tR\bprotocol\"\xf9\x01\n" +
 	"\x12ContainerResources\x12!\n" +
 	"\fmemory_bytes\x18\x01 \x01(\x03R\vmemoryBytes\x12\x1d\n" +
 	"\n" +
 	"cpu_millis\x18\x02 \x01(\x03R\tcpuMillis\x12\x12\n" +
 	"\x04pids\x18\x03 \x01(\x03R\x04pids\x128\n" +
 	"\x18memory_reservation_bytes\x18\x04 \x01(\x03R\x16memoryReservationBytes\x124\n" +
-	"\x16cpu_reservation_millis\x18\x05 \x01(\x03R\x14cpuReservationMillis\"\x9f\x02\n" +
+	"\x16cpu_reservation_millis\x18\x05 \x01(\x03R\x14cpuReservationMillis\x12\x1d\n" +
+	"\n" +
+	"disk_bytes\x18\x06 \x01(\x03R\tdiskBytes\"\x9f\x02\n" +
 	"\vHealthCheck\x12\x12\n" +
 	"\x04exec\x18\x01 \x03(\tR\x04exec\x12\x1b\n" +
 	"\thttp_path\x18\x02 \x01(\tR\bhttpPath\x12\x1b\n" +
@@ -1951,7 +1973,7 @@ const file_cc_v1_containers_proto_rawDesc = "" +
 	"\binterval\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\binterval\x123\n" +
 	"\atimeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x18\n" +
 	"\aretries\x18\x06 \x01(\rR\aretries\x12<\n" +
-	"\fstart_period\x18\a \x01(\v2\x19.google.protobuf.DurationR\vstartPeriod\"\xfd\x03\n" +
+	"\fstart_period\x18\a \x01(\v2\x19.google.protobuf.DurationR\vstartPeriod\"\xb1\x04\n" +
 	"\rContainerSpec\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12\x18\n" +
 	"\acommand\x18\x02 \x03(\tR\acommand\x12\x10\n" +
@@ -1966,7 +1988,8 @@ const file_cc_v1_containers_proto_rawDesc = "" +
 	" \x01(\x0e2\x12.cc.v1.NetworkModeR\anetwork\x12*\n" +
 	"\x06health\x18\v \x01(\v2\x12.cc.v1.HealthCheckR\x06health\x12E\n" +
 	"\x11stop_grace_period\x18\f \x01(\v2\x19.google.protobuf.DurationR\x0fstopGracePeriod\x12+\n" +
-	"\asandbox\x18\r \x01(\v2\x11.cc.v1.JobSandboxR\asandbox\"\xb5\x02\n" +
+	"\asandbox\x18\r \x01(\v2\x11.cc.v1.JobSandboxR\asandbox\x122\n" +
+	"\bsecurity\x18\x0e \x01(\v2\x16.cc.v1.SecurityProfileR\bsecurity\"\xb5\x02\n" +
 	"\n" +
 	"JobSandbox\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12,\n" +
@@ -2146,8 +2169,9 @@ var file_cc_v1_containers_proto_goTypes = []any{
 	(*ContainerLogsRequest)(nil),    // 25: cc.v1.ContainerLogsRequest
 	(*ContainerLogsResponse)(nil),   // 26: cc.v1.ContainerLogsResponse
 	(*durationpb.Duration)(nil),     // 27: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),   // 28: google.protobuf.Timestamp
-	(*PortRelay)(nil),               // 29: cc.v1.PortRelay
+	(*SecurityProfile)(nil),         // 28: cc.v1.SecurityProfile
+	(*timestamppb.Timestamp)(nil),   // 29: google.protobuf.Timestamp
+	(*PortRelay)(nil),               // 30: cc.v1.PortRelay
 }
 var file_cc_v1_containers_proto_depIdxs = []int32{
 	27, // 0: cc.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
@@ -2160,46 +2184,47 @@ var file_cc_v1_containers_proto_depIdxs = []int32{
 	7,  // 7: cc.v1.ContainerSpec.health:type_name -> cc.v1.HealthCheck
 	27, // 8: cc.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
 	9,  // 9: cc.v1.ContainerSpec.sandbox:type_name -> cc.v1.JobSandbox
-	27, // 10: cc.v1.JobSandbox.timeout:type_name -> google.protobuf.Duration
-	27, // 11: cc.v1.JobSandbox.kill_grace:type_name -> google.protobuf.Duration
-	2,  // 12: cc.v1.ContainerStatus.state:type_name -> cc.v1.ContainerState
-	28, // 13: cc.v1.ContainerStatus.started_at:type_name -> google.protobuf.Timestamp
-	28, // 14: cc.v1.ContainerStatus.finished_at:type_name -> google.protobuf.Timestamp
-	4,  // 15: cc.v1.ContainerStatus.health:type_name -> cc.v1.HealthState
-	10, // 16: cc.v1.ContainerStatus.job_result:type_name -> cc.v1.JobResult
-	29, // 17: cc.v1.ContainerStatus.relays:type_name -> cc.v1.PortRelay
-	8,  // 18: cc.v1.Container.spec:type_name -> cc.v1.ContainerSpec
-	3,  // 19: cc.v1.Container.desired:type_name -> cc.v1.DesiredState
-	11, // 20: cc.v1.Container.status:type_name -> cc.v1.ContainerStatus
-	28, // 21: cc.v1.Container.created_at:type_name -> google.protobuf.Timestamp
-	28, // 22: cc.v1.Container.updated_at:type_name -> google.protobuf.Timestamp
-	28, // 23: cc.v1.Container.assigned_at:type_name -> google.protobuf.Timestamp
-	8,  // 24: cc.v1.CreateContainerRequest.spec:type_name -> cc.v1.ContainerSpec
-	12, // 25: cc.v1.CreateContainerResponse.container:type_name -> cc.v1.Container
-	12, // 26: cc.v1.ListContainersResponse.containers:type_name -> cc.v1.Container
-	12, // 27: cc.v1.GetContainerResponse.container:type_name -> cc.v1.Container
-	12, // 28: cc.v1.StartContainerResponse.container:type_name -> cc.v1.Container
-	27, // 29: cc.v1.StopContainerRequest.timeout:type_name -> google.protobuf.Duration
-	12, // 30: cc.v1.StopContainerResponse.container:type_name -> cc.v1.Container
-	13, // 31: cc.v1.ContainerService.CreateContainer:input_type -> cc.v1.CreateContainerRequest
-	15, // 32: cc.v1.ContainerService.ListContainers:input_type -> cc.v1.ListContainersRequest
-	17, // 33: cc.v1.ContainerService.GetContainer:input_type -> cc.v1.GetContainerRequest
-	19, // 34: cc.v1.ContainerService.StartContainer:input_type -> cc.v1.StartContainerRequest
-	21, // 35: cc.v1.ContainerService.StopContainer:input_type -> cc.v1.StopContainerRequest
-	23, // 36: cc.v1.ContainerService.RemoveContainer:input_type -> cc.v1.RemoveContainerRequest
-	25, // 37: cc.v1.ContainerService.ContainerLogs:input_type -> cc.v1.ContainerLogsRequest
-	14, // 38: cc.v1.ContainerService.CreateContainer:output_type -> cc.v1.CreateContainerResponse
-	16, // 39: cc.v1.ContainerService.ListContainers:output_type -> cc.v1.ListContainersResponse
-	18, // 40: cc.v1.ContainerService.GetContainer:output_type -> cc.v1.GetContainerResponse
-	20, // 41: cc.v1.ContainerService.StartContainer:output_type -> cc.v1.StartContainerResponse
-	22, // 42: cc.v1.ContainerService.StopContainer:output_type -> cc.v1.StopContainerResponse
-	24, // 43: cc.v1.ContainerService.RemoveContainer:output_type -> cc.v1.RemoveContainerResponse
-	26, // 44: cc.v1.ContainerService.ContainerLogs:output_type -> cc.v1.ContainerLogsResponse
-	38, // [38:45] is the sub-list for method output_type
-	31, // [31:38] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	28, // 10: cc.v1.ContainerSpec.security:type_name -> cc.v1.SecurityProfile
+	27, // 11: cc.v1.JobSandbox.timeout:type_name -> google.protobuf.Duration
+	27, // 12: cc.v1.JobSandbox.kill_grace:type_name -> google.protobuf.Duration
+	2,  // 13: cc.v1.ContainerStatus.state:type_name -> cc.v1.ContainerState
+	29, // 14: cc.v1.ContainerStatus.started_at:type_name -> google.protobuf.Timestamp
+	29, // 15: cc.v1.ContainerStatus.finished_at:type_name -> google.protobuf.Timestamp
+	4,  // 16: cc.v1.ContainerStatus.health:type_name -> cc.v1.HealthState
+	10, // 17: cc.v1.ContainerStatus.job_result:type_name -> cc.v1.JobResult
+	30, // 18: cc.v1.ContainerStatus.relays:type_name -> cc.v1.PortRelay
+	8,  // 19: cc.v1.Container.spec:type_name -> cc.v1.ContainerSpec
+	3,  // 20: cc.v1.Container.desired:type_name -> cc.v1.DesiredState
+	11, // 21: cc.v1.Container.status:type_name -> cc.v1.ContainerStatus
+	29, // 22: cc.v1.Container.created_at:type_name -> google.protobuf.Timestamp
+	29, // 23: cc.v1.Container.updated_at:type_name -> google.protobuf.Timestamp
+	29, // 24: cc.v1.Container.assigned_at:type_name -> google.protobuf.Timestamp
+	8,  // 25: cc.v1.CreateContainerRequest.spec:type_name -> cc.v1.ContainerSpec
+	12, // 26: cc.v1.CreateContainerResponse.container:type_name -> cc.v1.Container
+	12, // 27: cc.v1.ListContainersResponse.containers:type_name -> cc.v1.Container
+	12, // 28: cc.v1.GetContainerResponse.container:type_name -> cc.v1.Container
+	12, // 29: cc.v1.StartContainerResponse.container:type_name -> cc.v1.Container
+	27, // 30: cc.v1.StopContainerRequest.timeout:type_name -> google.protobuf.Duration
+	12, // 31: cc.v1.StopContainerResponse.container:type_name -> cc.v1.Container
+	13, // 32: cc.v1.ContainerService.CreateContainer:input_type -> cc.v1.CreateContainerRequest
+	15, // 33: cc.v1.ContainerService.ListContainers:input_type -> cc.v1.ListContainersRequest
+	17, // 34: cc.v1.ContainerService.GetContainer:input_type -> cc.v1.GetContainerRequest
+	19, // 35: cc.v1.ContainerService.StartContainer:input_type -> cc.v1.StartContainerRequest
+	21, // 36: cc.v1.ContainerService.StopContainer:input_type -> cc.v1.StopContainerRequest
+	23, // 37: cc.v1.ContainerService.RemoveContainer:input_type -> cc.v1.RemoveContainerRequest
+	25, // 38: cc.v1.ContainerService.ContainerLogs:input_type -> cc.v1.ContainerLogsRequest
+	14, // 39: cc.v1.ContainerService.CreateContainer:output_type -> cc.v1.CreateContainerResponse
+	16, // 40: cc.v1.ContainerService.ListContainers:output_type -> cc.v1.ListContainersResponse
+	18, // 41: cc.v1.ContainerService.GetContainer:output_type -> cc.v1.GetContainerResponse
+	20, // 42: cc.v1.ContainerService.StartContainer:output_type -> cc.v1.StartContainerResponse
+	22, // 43: cc.v1.ContainerService.StopContainer:output_type -> cc.v1.StopContainerResponse
+	24, // 44: cc.v1.ContainerService.RemoveContainer:output_type -> cc.v1.RemoveContainerResponse
+	26, // 45: cc.v1.ContainerService.ContainerLogs:output_type -> cc.v1.ContainerLogsResponse
+	39, // [39:46] is the sub-list for method output_type
+	32, // [32:39] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_containers_proto_init() }
@@ -2208,6 +2233,7 @@ func file_cc_v1_containers_proto_init() {
 		return
 	}
 	file_cc_v1_edge_proto_init()
+	file_cc_v1_security_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
