@@ -51,6 +51,10 @@ func App(stdout, stderr io.Writer) *cli.App {
 			}
 			return nil
 		},
+		// -aq is -a -q: Main's Interspersed splits such groups, knowing
+		// which flags take values. Not UseShortOptionHandling: urfave/cli's
+		// own splitting panics on a partial flag during completion
+		// (`--qu --generate-bash-completion`).
 		// -e A=1,2 is one variable, not two.
 		DisableSliceFlagSeparator: true,
 		// The completion scripts (ccctl completion) ask with
@@ -70,6 +74,7 @@ func App(stdout, stderr io.Writer) *cli.App {
 			psCommand(),
 			inspectCommand(),
 			logsCommand(),
+			statsCommand(),
 			startCommand(),
 			stopCommand(),
 			rmCommand(),

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	cg1 "github.com/containerd/cgroups/v3/cgroup1/stats"
@@ -87,6 +88,9 @@ func (r *Runtime) Stats(ctx context.Context, id string) (Stats, error) {
 	default:
 		return Stats{}, fmt.Errorf("container %s: metrics of type %T are not understood", id, data)
 	}
+	if host := hostMemory(); host > 0 && (s.MemoryLimit == 0 || s.MemoryLimit > host) {
+		s.MemoryLimit = host // no limit: the host's memory bounds it
+	}
 	if pid := task.Pid(); pid > 0 {
 		// The container may exit between the two reads: it then has no
 		// network to count, which is not an error.
@@ -95,6 +99,15 @@ func (r *Runtime) Stats(ctx context.Context, id string) (Stats, error) {
 		}
 	}
 	return s, nil
+}
+
+// hostMemory is the host's RAM in bytes, 0 when unknown.
+func hostMemory() uint64 {
+	var si syscall.Sysinfo_t
+	if err := syscall.Sysinfo(&si); err != nil {
+		return 0
+	}
+	return uint64(si.Totalram) * uint64(si.Unit)
 }
 
 func fromCgroup1(s *Stats, m *cg1.Metrics) {
