@@ -147,6 +147,7 @@ func New(cfg Config) (*Worker, error) {
 	// container that turned unhealthy.
 	w.health = health.NewMonitor(countedChecker{health.NewChecker(cfg.Runtime), cfg.Metrics}, cfg.Logger.With("component", "health"), func(string) { w.poke() })
 	cfg.Metrics.SetContainers(w.containerCounts)
+	cfg.Metrics.SetUsage(w.containerUsage)
 	return w, nil
 }
 
