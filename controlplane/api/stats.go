@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"sync"
 	"time"
@@ -221,6 +222,8 @@ func (s *StatsService) sample(ctx context.Context, list []*ccv1.Container) []*cc
 				r := rows[i]
 				g := byID[r.Id]
 				switch {
+				case err != nil && (errors.Is(err, context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded) && ctx.Err() == nil:
+					r.Error = fmt.Sprintf("node %s did not answer within %s (an agent older than the servers does not report stats)", node, statsNodeTimeout)
 				case err != nil:
 					r.Error = status.Convert(err).Message()
 				case g == nil:
