@@ -76,25 +76,29 @@ func Interspersed(app *cli.App, args []string) []string {
 }
 
 // splitShort spells a group of single-letter flags ("-aq") as separate
-// flags ("-a", "-q"), or returns nil when arg is not one: every letter must
-// be a flag of the command or a global one, and only the last may take a
-// value.
+// flags ("-a", "-q"), as getopt and docker read them, or returns nil when
+// arg is not one: each letter must be a flag of the command or a global
+// one, and the rest of the group after a flag that takes a value is that
+// value ("-fn10" is "-f -n 10").
 func splitShort(global []cli.Flag, leaf *cli.Command, arg string) []string {
-	if strings.HasPrefix(arg, "--") || len(arg) < 3 || strings.Contains(arg, "=") {
+	if strings.HasPrefix(arg, "--") || len(arg) < 3 {
 		return nil
 	}
 	letters := arg[1:]
-	out := make([]string, 0, len(letters))
+	var out []string
 	for j, r := range letters {
 		short := "-" + string(r)
 		f, _, known := lookupFlag(global, leaf, short)
-		if !known {
-			return nil
-		}
-		if f != nil && flagTakesValue(f) && j != len(letters)-1 {
+		if !known || r == '=' {
 			return nil
 		}
 		out = append(out, short)
+		if f != nil && flagTakesValue(f) {
+			if rest := letters[j+len(string(r)):]; rest != "" {
+				out = append(out, rest)
+			}
+			break
+		}
 	}
 	return out
 }

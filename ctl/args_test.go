@@ -58,9 +58,10 @@ func TestInterspersed(t *testing.T) {
 		{[]string{"ccctl", "ps", "-qo", "json"}, []string{"ccctl", "--output", "json", "ps", "--quiet"}},
 		{[]string{"ccctl", "logs", "-fn", "10", "web"}, []string{"ccctl", "logs", "--follow", "--tail", "10", "web"}},
 		{[]string{"ccctl", "run", "-de", "A=1", "alpine", "-al"}, []string{"ccctl", "run", "--detach", "--env", "A=1", "alpine", "-al"}},
-		// A value-taking flag inside a group, or an unknown letter: left
-		// for urfave/cli to report.
-		{[]string{"ccctl", "logs", "-nf", "web"}, []string{"ccctl", "logs", "-nf", "web"}},
+		// A flag that takes a value takes the rest of the group.
+		{[]string{"ccctl", "logs", "-fn10", "web"}, []string{"ccctl", "logs", "--follow", "--tail", "10", "web"}},
+		{[]string{"ccctl", "run", "-deA=1", "alpine"}, []string{"ccctl", "run", "--detach", "--env", "A=1", "alpine"}},
+		// An unknown letter: left for urfave/cli to report.
 		{[]string{"ccctl", "ps", "-az"}, []string{"ccctl", "ps", "-az"}},
 		// A multi-letter flag given with one dash is still that flag.
 		{[]string{"ccctl", "node", "label", "n1", "-rm", "k"}, []string{"ccctl", "node", "label", "-rm", "k", "n1"}},
