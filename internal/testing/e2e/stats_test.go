@@ -115,3 +115,40 @@ func TestStatsMove(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Stats of a container whose node holds its session with another server
+// are relayed by that server, as logs are.
+func TestStatsThroughAnotherServer(t *testing.T) {
+	c := testcluster.StartCluster(t, 3)
+	first := c.Servers[0]
+	first.StartAgent("node-relay")
+	first.Client().LoadBusybox(t, demoImage)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r, err := first.Client().Containers.CreateContainer(ctx, &ccv1.CreateContainerRequest{Name: "far", Spec: &ccv1.ContainerSpec{
+		Image: demoImage, Command: []string{"/bin/busybox", "sleep", "300"}, Network: ccv1.NetworkMode_NETWORK_MODE_NONE,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, other := range c.Servers[1:] {
+		cl := other.Client()
+		waitState(t, cl, r.Container.Id, "running", func(c *ccv1.Container) bool {
+			return c.GetStatus().GetState() == ccv1.ContainerState_CONTAINER_STATE_RUNNING
+		})
+		st, err := ccv1.NewStatsServiceClient(other.Conn("")).ContainerStats(ctx, &ccv1.ContainerStatsRequest{Containers: []string{"far"}, NoStream: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := st.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(f.Stats) != 1 || f.Stats[0].Error != "" || f.Stats[0].Pids < 1 || f.Stats[0].MemoryUsageBytes == 0 {
+			t.Errorf("through %s: %v", other.ID(), f.Stats)
+		}
+	}
+	if _, err := first.Client().Containers.RemoveContainer(ctx, &ccv1.RemoveContainerRequest{Id: "far", Force: true}); err != nil {
+		t.Fatal(err)
+	}
+}
