@@ -34,7 +34,7 @@ func App(stdout, stderr io.Writer) *cli.App {
 			"current context of its config file, which `make dev` writes for the dev cluster.\n\n" +
 			"Flags may come anywhere, before or after the command, except after the image of `ccctl run`\n" +
 			"or the first word of the command of `ccctl service create NAME`: from there on everything\n" +
-			"is the container's command.",
+			"is the container's command. Short flags combine as in docker: `ps -aq`, `logs -fn 10`.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "addr", Usage: "control plane API address `HOST:PORT`", EnvVars: []string{"CC_ADDR"}},
 			&cli.StringFlag{Name: "token", Usage: "API `TOKEN`", EnvVars: []string{"CC_TOKEN"}},
@@ -51,6 +51,10 @@ func App(stdout, stderr io.Writer) *cli.App {
 			}
 			return nil
 		},
+		// -aq is -a -q: Main's Interspersed splits such groups, knowing
+		// which flags take values. Not UseShortOptionHandling: urfave/cli's
+		// own splitting panics on a partial flag during completion
+		// (`--qu --generate-bash-completion`).
 		// -e A=1,2 is one variable, not two.
 		DisableSliceFlagSeparator: true,
 		// The completion scripts (ccctl completion) ask with
@@ -70,6 +74,7 @@ func App(stdout, stderr io.Writer) *cli.App {
 			psCommand(),
 			inspectCommand(),
 			logsCommand(),
+			statsCommand(),
 			startCommand(),
 			stopCommand(),
 			rmCommand(),

@@ -15,7 +15,9 @@ import (
 // first plain arguments of the commands in verbatimAfter: in
 // `ccctl run alpine ls -l`, "-l" is the container's. A flag given by an
 // alias is spelled by its name, as urfave/cli refuses two spellings of one
-// flag: `-e A=1 --env B=2` becomes `--env A=1 --env B=2`.
+// flag: `-e A=1 --env B=2` becomes `--env A=1 --env B=2`. Short flags
+// combine as in docker: `ps -aq` is `ps -a -q`, and the last of them may
+// take a value (`logs -fn 10`).
 func Interspersed(app *cli.App, args []string) []string {
 	if len(args) < 2 {
 		return args
@@ -23,7 +25,7 @@ func Interspersed(app *cli.App, args []string) []string {
 	var global, path, names, local, plain []string
 	cmds := app.Commands
 	var leaf *cli.Command
-	rest := args[1:]
+	rest := append([]string(nil), args[1:]...)
 	for i := 0; i < len(rest); i++ {
 		a := rest[i]
 		if a == "--" {
@@ -33,6 +35,11 @@ func Interspersed(app *cli.App, args []string) []string {
 		if strings.HasPrefix(a, "-") && a != "-" {
 			f, isGlobal, known := lookupFlag(app.Flags, leaf, a)
 			if !known {
+				if split := splitShort(app.Flags, leaf, a); split != nil {
+					rest = append(rest[:i], append(split, rest[i+1:]...)...)
+					i--
+					continue
+				}
 				// Unknown: leave it where urfave/cli reports it clearly.
 				local = append(local, a)
 				continue
@@ -66,6 +73,34 @@ func Interspersed(app *cli.App, args []string) []string {
 	out = append(out, path...)
 	out = append(out, local...)
 	return append(out, plain...)
+}
+
+// splitShort spells a group of single-letter flags ("-aq") as separate
+// flags ("-a", "-q"), as getopt and docker read them, or returns nil when
+// arg is not one: each letter must be a flag of the command or a global
+// one, and the rest of the group after a flag that takes a value is that
+// value ("-fn10" is "-f -n 10").
+func splitShort(global []cli.Flag, leaf *cli.Command, arg string) []string {
+	if strings.HasPrefix(arg, "--") || len(arg) < 3 {
+		return nil
+	}
+	letters := arg[1:]
+	var out []string
+	for j, r := range letters {
+		short := "-" + string(r)
+		f, _, known := lookupFlag(global, leaf, short)
+		if !known || r == '=' {
+			return nil
+		}
+		out = append(out, short)
+		if f != nil && flagTakesValue(f) {
+			if rest := letters[j+len(string(r)):]; rest != "" {
+				out = append(out, rest)
+			}
+			break
+		}
+	}
+	return out
 }
 
 // verbatimAfter holds the commands (their path of canonical names) whose

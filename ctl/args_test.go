@@ -53,6 +53,18 @@ func TestInterspersed(t *testing.T) {
 		// service update: flags anywhere; the command only after --.
 		{[]string{"ccctl", "service", "update", "web", "--replicas", "3", "--", "sh", "-c", "x"},
 			[]string{"ccctl", "service", "update", "--replicas", "3", "web", "--", "sh", "-c", "x"}},
+		// Short flags combine; the last of a group may take a value.
+		{[]string{"ccctl", "ps", "-aq"}, []string{"ccctl", "ps", "--all", "--quiet"}},
+		{[]string{"ccctl", "ps", "-qo", "json"}, []string{"ccctl", "--output", "json", "ps", "--quiet"}},
+		{[]string{"ccctl", "logs", "-fn", "10", "web"}, []string{"ccctl", "logs", "--follow", "--tail", "10", "web"}},
+		{[]string{"ccctl", "run", "-de", "A=1", "alpine", "-al"}, []string{"ccctl", "run", "--detach", "--env", "A=1", "alpine", "-al"}},
+		// A flag that takes a value takes the rest of the group.
+		{[]string{"ccctl", "logs", "-fn10", "web"}, []string{"ccctl", "logs", "--follow", "--tail", "10", "web"}},
+		{[]string{"ccctl", "run", "-deA=1", "alpine"}, []string{"ccctl", "run", "--detach", "--env", "A=1", "alpine"}},
+		// An unknown letter: left for urfave/cli to report.
+		{[]string{"ccctl", "ps", "-az"}, []string{"ccctl", "ps", "-az"}},
+		// A multi-letter flag given with one dash is still that flag.
+		{[]string{"ccctl", "node", "label", "n1", "-rm", "k"}, []string{"ccctl", "node", "label", "-rm", "k", "n1"}},
 	}
 	for _, c := range cases {
 		if got := Interspersed(app, c.in); !reflect.DeepEqual(got, c.want) {

@@ -34,10 +34,12 @@ type Client struct {
 	Nodes      ccv1.NodeServiceClient
 	Tokens     ccv1.TokenServiceClient
 	Containers ccv1.ContainerServiceClient
-	Images     ccv1.ImageServiceClient
-	Services   ccv1.ServiceServiceClient
-	Jobs       ccv1.JobServiceClient
-	Edge       ccv1.EdgeServiceClient
+	// Stats reads containers' resource use.
+	Stats    ccv1.StatsServiceClient
+	Images   ccv1.ImageServiceClient
+	Services ccv1.ServiceServiceClient
+	Jobs     ccv1.JobServiceClient
+	Edge     ccv1.EdgeServiceClient
 	// Certs manages the certificates the edge serves over HTTPS.
 	Certs ccv1.CertServiceClient
 	// Audit reads the audit trail.
@@ -172,6 +174,7 @@ func dial(c *cli.Context) (*Client, error) {
 		Nodes:      ccv1.NewNodeServiceClient(conn),
 		Tokens:     ccv1.NewTokenServiceClient(conn),
 		Containers: ccv1.NewContainerServiceClient(conn),
+		Stats:      ccv1.NewStatsServiceClient(conn),
 		Images:     ccv1.NewImageServiceClient(conn),
 		Services:   ccv1.NewServiceServiceClient(conn),
 		Jobs:       ccv1.NewJobServiceClient(conn),

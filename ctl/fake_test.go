@@ -42,6 +42,7 @@ type fakeAPI struct {
 	ccv1.UnimplementedEdgeServiceServer
 	ccv1.UnimplementedCertServiceServer
 	ccv1.UnimplementedAuditServiceServer
+	ccv1.UnimplementedStatsServiceServer
 
 	mu         sync.Mutex
 	create     *ccv1.CreateContainerRequest
@@ -53,7 +54,10 @@ type fakeAPI struct {
 	loadSum    string
 	token      *ccv1.CreateTokenRequest
 	containers []*ccv1.Container
-	nodes      []*ccv1.Node // ListNodes; node-1 (n1) when nil
+	listReq    *ccv1.ListContainersRequest
+	statsReq   *ccv1.ContainerStatsRequest
+	stats      []*ccv1.ContainerStats // each frame of ContainerStats
+	nodes      []*ccv1.Node           // ListNodes; node-1 (n1) when nil
 
 	// Services and cluster settings: see services_test.go.
 	svc         *ccv1.Service // GetService
@@ -141,6 +145,9 @@ func (f *fakeAPI) ContainerLogs(r *ccv1.ContainerLogsRequest, s grpc.ServerStrea
 }
 
 func (f *fakeAPI) ListContainers(_ context.Context, r *ccv1.ListContainersRequest) (*ccv1.ListContainersResponse, error) {
+	f.mu.Lock()
+	f.listReq = r
+	f.mu.Unlock()
 	return &ccv1.ListContainersResponse{Containers: f.containers}, nil
 }
 
@@ -226,6 +233,7 @@ func startFake(t *testing.T, f *fakeAPI) []string {
 	ccv1.RegisterEdgeServiceServer(srv, f)
 	ccv1.RegisterCertServiceServer(srv, f)
 	ccv1.RegisterAuditServiceServer(srv, f)
+	ccv1.RegisterStatsServiceServer(srv, f)
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
 	return []string{"--addr", lis.Addr().String(), "--token", "t", "--ca-cert", caFile}

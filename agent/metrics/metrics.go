@@ -42,6 +42,7 @@ type Metrics struct {
 
 	containers atomic.Pointer[func() map[ContainerKey]int]
 	edge       atomic.Pointer[func() EdgeStats]
+	usage      usageState
 }
 
 // New registers an agent's series in reg (from
@@ -84,6 +85,7 @@ func New(reg *prometheus.Registry, version, nodeID string) *Metrics {
 	build.Set(1)
 	reg.MustRegister(build)
 	m.registerCollectors()
+	m.registerUsage()
 	return m
 }
 

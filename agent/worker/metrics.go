@@ -67,3 +67,32 @@ func (c countedChecker) Check(ctx context.Context, id string, hc healthstate.Che
 	c.m.HealthChecked(kind, ok)
 	return ok, out
 }
+
+// containerUsage samples the containers assigned here for the metrics'
+// resource series; one that is not running is left out.
+func (w *Worker) containerUsage(ctx context.Context) []metrics.Usage {
+	if w.cfg.Runtime == nil {
+		return nil
+	}
+	w.mu.Lock()
+	ids := make([]string, 0, len(w.desired))
+	for id := range w.desired {
+		ids = append(ids, id)
+	}
+	w.mu.Unlock()
+	var out []metrics.Usage
+	for _, id := range ids {
+		st, err := w.cfg.Runtime.Stats(ctx, id)
+		if err != nil {
+			continue
+		}
+		out = append(out, metrics.Usage{
+			ID: id, Name: st.Name, Job: st.JobID != "",
+			CPUSeconds:  float64(st.CPUNanos) / 1e9,
+			MemoryBytes: float64(st.MemoryUsage), MemoryLimit: float64(st.MemoryLimit), Pids: float64(st.Pids),
+			NetRxBytes: float64(st.NetRx), NetTxBytes: float64(st.NetTx),
+			BlockReadBytes: float64(st.BlockRead), BlockWriteBytes: float64(st.BlockWrite),
+		})
+	}
+	return out
+}

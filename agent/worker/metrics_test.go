@@ -84,6 +84,12 @@ func TestAgentMetrics(t *testing.T) {
 		`cc_containers{kind="container",state="running"}`:                                eq(1),
 		`cc_containers_starts_total{kind="container",result="ok"}`:                       eq(1),
 		`cc_containers_restarts_total`:                                                   eq(0),
+		`cc_container_pids{name="metered"}`:                                              atLeast(1),
+		`cc_container_memory_usage_bytes{name="metered"}`:                                atLeast(1),
+		`cc_container_cpu_seconds_total{name="metered"}`:                                 atLeast(0),
+		`cc_containers_pids{kind="container"}`:                                           atLeast(1),
+		`cc_containers_cpu_seconds_total{kind="container"}`:                              atLeast(0),
+		`cc_container_series_omitted`:                                                    eq(0),
 		`cc_image_pulls_total{result="ok",source="cluster"}`:                             eq(1),
 		`cc_health_checks_total{result="pass",type="exec"}`:                              atLeast(1),
 		`cc_edge_requests_total{code="200",route="web",upstream="` + upAddr + `"}`:       atLeast(1),
@@ -110,7 +116,7 @@ func TestAgentMetrics(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	metricstest.Check(t, body, "cc_containers_", "cc_edge_", "cc_image_pull", "cc_health_checks_total", "go_", "process_")
+	metricstest.Check(t, body, "cc_containers_", "cc_container_", "cc_edge_", "cc_image_pull", "cc_health_checks_total", "go_", "process_")
 }
 
 func eq(n float64) func(string) bool {

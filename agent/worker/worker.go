@@ -147,6 +147,7 @@ func New(cfg Config) (*Worker, error) {
 	// container that turned unhealthy.
 	w.health = health.NewMonitor(countedChecker{health.NewChecker(cfg.Runtime), cfg.Metrics}, cfg.Logger.With("component", "health"), func(string) { w.poke() })
 	cfg.Metrics.SetContainers(w.containerCounts)
+	cfg.Metrics.SetUsage(w.containerUsage)
 	return w, nil
 }
 
@@ -337,6 +338,8 @@ func (w *Worker) session(ctx context.Context) error {
 			}
 		case *ccv1.SessionResponse_Logs:
 			go w.serveLogs(ctx, m.Logs)
+		case *ccv1.SessionResponse_Stats:
+			go w.serveStats(ctx, m.Stats)
 		case *ccv1.SessionResponse_Servers:
 			if m.Servers.Trust != nil {
 				w.updateTrust(stream.Context(), pki.TrustFromProto(m.Servers.Trust))

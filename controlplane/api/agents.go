@@ -167,6 +167,18 @@ func (a *AgentServer) SendLogs(stream ccv1.AgentService_SendLogsServer) error {
 	return a.core.Sessions.SendLogs(nodeID, stream)
 }
 
+// SendStats relays a node's answer to a stats request.
+func (a *AgentServer) SendStats(ctx context.Context, req *ccv1.SendStatsRequest) (*ccv1.SendStatsResponse, error) {
+	nodeID, err := nodeOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.core.Sessions.SendStats(nodeID, req); err != nil {
+		return nil, err
+	}
+	return &ccv1.SendStatsResponse{}, nil
+}
+
 // FetchBlob streams a stored blob to a node: an image archive, the bundle
 // of a kept version of a site, or the input of a job attempt assigned to
 // the node.

@@ -30,6 +30,10 @@ type Sessions interface {
 	SendLogs(nodeID string, stream ccv1.AgentService_SendLogsServer) error
 	// Logs streams a container's logs from a node whose session is here.
 	Logs(ctx context.Context, nodeID, containerID string, follow bool, tail int64, fn func(*ccv1.ContainerLogsResponse) error) error
+	// Stats samples containers on a node whose session is here.
+	Stats(ctx context.Context, nodeID string, containerIDs []string) ([]*ccv1.ContainerStats, error)
+	// SendStats relays a node's answer to a stats request.
+	SendStats(nodeID string, req *ccv1.SendStatsRequest) error
 	// Connected says whether the node's session is here.
 	Connected(nodeID string) bool
 	// LastSeen is when this server last heard from the node.

@@ -1009,6 +1009,9 @@ func startFakeAgent(t *testing.T, client ccv1.AgentServiceClient) *fakeAgent {
 				a.asked <- l
 				go a.answer(ctx, l)
 			}
+			if r := m.GetStats(); r != nil {
+				go a.answerStats(ctx, r)
+			}
 		}
 	}()
 	return a

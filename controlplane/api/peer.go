@@ -29,6 +29,7 @@ type PeerClient interface {
 	// leader can serve; the caller's token travels in the metadata).
 	Cluster(serverID string) (ccv1.ClusterServiceClient, error)
 	RelayLogs(ctx context.Context, serverID string, req *ccv1.RelayLogsRequest) (ccv1.PeerService_RelayLogsClient, error)
+	RelayStats(ctx context.Context, serverID string, req *ccv1.RelayStatsRequest) (*ccv1.RelayStatsResponse, error)
 	JoinServer(ctx context.Context, leaderID string, req *ccv1.JoinServerRequest) (*ccv1.JoinServerResponse, error)
 	PeerStatus(ctx context.Context, serverID string) (*ccv1.PeerStatusResponse, error)
 }
@@ -242,6 +243,19 @@ func (p *PeerServer) RelayLogs(req *ccv1.RelayLogsRequest, stream ccv1.PeerServi
 	return p.core.Sessions.Logs(stream.Context(), req.GetNodeId(), req.GetContainerId(), req.GetFollow(), req.GetTail(), func(c *ccv1.ContainerLogsResponse) error {
 		return stream.Send(&ccv1.RelayLogsResponse{Stream: c.Stream, Data: c.Data})
 	})
+}
+
+// RelayStats samples containers for another server when their node has
+// its session here.
+func (p *PeerServer) RelayStats(ctx context.Context, req *ccv1.RelayStatsRequest) (*ccv1.RelayStatsResponse, error) {
+	if !p.core.Sessions.Connected(req.GetNodeId()) {
+		return nil, status.Errorf(codes.FailedPrecondition, "node %s has no session here", req.GetNodeId())
+	}
+	rows, err := p.core.Sessions.Stats(ctx, req.GetNodeId(), req.GetContainerIds())
+	if err != nil {
+		return nil, err
+	}
+	return &ccv1.RelayStatsResponse{Stats: rows}, nil
 }
 
 // Sessions lists the agent sessions this server holds.

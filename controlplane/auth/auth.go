@@ -284,6 +284,7 @@ var viewerMethods = map[string]bool{
 	ccv1.ContainerService_ListContainers_FullMethodName: true,
 	ccv1.ContainerService_GetContainer_FullMethodName:   true,
 	ccv1.ContainerService_ContainerLogs_FullMethodName:  true,
+	ccv1.StatsService_ContainerStats_FullMethodName:     true,
 	ccv1.ImageService_ListImages_FullMethodName:         true,
 	ccv1.ClusterService_ListServers_FullMethodName:      true,
 	ccv1.ServiceService_ListServices_FullMethodName:     true,

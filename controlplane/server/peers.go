@@ -141,6 +141,15 @@ func (p *peers) RelayLogs(ctx context.Context, serverID string, req *ccv1.RelayL
 	return c.RelayLogs(ctx, req)
 }
 
+// RelayStats asks a server to sample containers on a node it holds.
+func (p *peers) RelayStats(ctx context.Context, serverID string, req *ccv1.RelayStatsRequest) (*ccv1.RelayStatsResponse, error) {
+	c, err := p.client(serverID)
+	if err != nil {
+		return nil, err
+	}
+	return c.RelayStats(ctx, req)
+}
+
 // PeerStatus asks a server for its raft view.
 func (p *peers) PeerStatus(ctx context.Context, serverID string) (*ccv1.PeerStatusResponse, error) {
 	c, err := p.client(serverID)

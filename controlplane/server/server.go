@@ -418,6 +418,7 @@ func (s *Server) serve() error {
 	api.NewTokenService(core, func() string { return pki.Digest(s.id.presentedCA()) }).Register(s.grpc)
 	api.NewTrustService(core).Register(s.grpc)
 	api.NewContainerService(core).Register(s.grpc)
+	api.NewStatsService(core).Register(s.grpc)
 	api.NewServiceService(core).Register(s.grpc)
 	images.Register(s.grpc)
 	jobs.Register(s.grpc)
@@ -459,6 +460,7 @@ func (s *Server) serve() error {
 		ccv1.RegisterNodeServiceHandler,
 		ccv1.RegisterTokenServiceHandler,
 		ccv1.RegisterContainerServiceHandler,
+		ccv1.RegisterStatsServiceHandler,
 		ccv1.RegisterImageServiceHandler,
 		ccv1.RegisterServiceServiceHandler,
 		ccv1.RegisterJobServiceHandler,

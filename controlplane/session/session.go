@@ -59,6 +59,7 @@ type Hub struct {
 	mu       sync.Mutex
 	sessions map[string]*session // node id → live session
 	pending  map[string]*logRequest
+	stats    statsWaiters // stats requests waiting for SendStats
 	closed   bool
 	done     chan struct{} // closed by Close: ends log relays too
 

@@ -839,6 +839,7 @@ type SessionResponse struct {
 	//	*SessionResponse_LogCancel
 	//	*SessionResponse_Servers
 	//	*SessionResponse_Edge
+	//	*SessionResponse_Stats
 	Msg           isSessionResponse_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -942,6 +943,15 @@ func (x *SessionResponse) GetEdge() *EdgeUpdate {
 	return nil
 }
 
+func (x *SessionResponse) GetStats() *StatsRequest {
+	if x != nil {
+		if x, ok := x.Msg.(*SessionResponse_Stats); ok {
+			return x.Stats
+		}
+	}
+	return nil
+}
+
 type isSessionResponse_Msg interface {
 	isSessionResponse_Msg()
 }
@@ -971,6 +981,12 @@ type SessionResponse_Edge struct {
 	Edge *EdgeUpdate `protobuf:"bytes,7,opt,name=edge,proto3,oneof"`
 }
 
+type SessionResponse_Stats struct {
+	// stats asks for a sample of containers' use (answered with
+	// SendStats).
+	Stats *StatsRequest `protobuf:"bytes,20,opt,name=stats,proto3,oneof"`
+}
+
 func (*SessionResponse_Full) isSessionResponse_Msg() {}
 
 func (*SessionResponse_Changes) isSessionResponse_Msg() {}
@@ -982,6 +998,8 @@ func (*SessionResponse_LogCancel) isSessionResponse_Msg() {}
 func (*SessionResponse_Servers) isSessionResponse_Msg() {}
 
 func (*SessionResponse_Edge) isSessionResponse_Msg() {}
+
+func (*SessionResponse_Stats) isSessionResponse_Msg() {}
 
 // ServerList is every control-plane server's API address: the agent fails
 // over to another when the one it uses goes away. It is sent at the start of
@@ -1634,7 +1652,7 @@ var File_cc_v1_agent_proto protoreflect.FileDescriptor
 
 const file_cc_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x11cc/v1/agent.proto\x12\x05cc.v1\x1a\x16cc/v1/containers.proto\x1a\x10cc/v1/edge.proto\x1a\x11cc/v1/nodes.proto\x1a\x11cc/v1/trust.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"e\n" +
+	"\x11cc/v1/agent.proto\x12\x05cc.v1\x1a\x16cc/v1/containers.proto\x1a\x10cc/v1/edge.proto\x1a\x11cc/v1/nodes.proto\x1a\x11cc/v1/stats.proto\x1a\x11cc/v1/trust.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"e\n" +
 	"\x11UploadBlobRequest\x121\n" +
 	"\x06header\x18\x01 \x01(\v2\x17.cc.v1.UploadBlobHeaderH\x00R\x06header\x12\x16\n" +
 	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\x05\n" +
@@ -1693,7 +1711,7 @@ const file_cc_v1_agent_proto_rawDesc = "" +
 	"generation\x12.\n" +
 	"\x06status\x18\x03 \x01(\v2\x16.cc.v1.ContainerStatusR\x06status\x12;\n" +
 	"\vobserved_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"observedAt\"\xc0\x02\n" +
+	"observedAt\"\xed\x02\n" +
 	"\x0fSessionResponse\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12*\n" +
 	"\x04full\x18\x02 \x01(\v2\x14.cc.v1.AssignmentSetH\x00R\x04full\x124\n" +
@@ -1702,7 +1720,8 @@ const file_cc_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"log_cancel\x18\x05 \x01(\v2\x10.cc.v1.LogCancelH\x00R\tlogCancel\x12-\n" +
 	"\aservers\x18\x06 \x01(\v2\x11.cc.v1.ServerListH\x00R\aservers\x12'\n" +
-	"\x04edge\x18\a \x01(\v2\x11.cc.v1.EdgeUpdateH\x00R\x04edgeB\x05\n" +
+	"\x04edge\x18\a \x01(\v2\x11.cc.v1.EdgeUpdateH\x00R\x04edge\x12+\n" +
+	"\x05stats\x18\x14 \x01(\v2\x13.cc.v1.StatsRequestH\x00R\x05statsB\x05\n" +
 	"\x03msg\"\\\n" +
 	"\n" +
 	"ServerList\x12#\n" +
@@ -1751,12 +1770,13 @@ const file_cc_v1_agent_proto_rawDesc = "" +
 	"\x06digest\x18\x01 \x01(\tR\x06digest\";\n" +
 	"\x11FetchBlobResponse\x12\x12\n" +
 	"\x04size\x18\x01 \x01(\x03R\x04size\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data2\x98\x03\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data2\xd8\x03\n" +
 	"\fAgentService\x12/\n" +
 	"\x04Join\x12\x12.cc.v1.JoinRequest\x1a\x13.cc.v1.JoinResponse\x12S\n" +
 	"\x10RenewCertificate\x12\x1e.cc.v1.RenewCertificateRequest\x1a\x1f.cc.v1.RenewCertificateResponse\x12<\n" +
 	"\aSession\x12\x15.cc.v1.SessionRequest\x1a\x16.cc.v1.SessionResponse(\x010\x01\x12=\n" +
-	"\bSendLogs\x12\x16.cc.v1.SendLogsRequest\x1a\x17.cc.v1.SendLogsResponse(\x01\x12@\n" +
+	"\bSendLogs\x12\x16.cc.v1.SendLogsRequest\x1a\x17.cc.v1.SendLogsResponse(\x01\x12>\n" +
+	"\tSendStats\x12\x17.cc.v1.SendStatsRequest\x1a\x18.cc.v1.SendStatsResponse\x12@\n" +
 	"\tFetchBlob\x12\x17.cc.v1.FetchBlobRequest\x1a\x18.cc.v1.FetchBlobResponse0\x01\x12C\n" +
 	"\n" +
 	"UploadBlob\x12\x18.cc.v1.UploadBlobRequest\x1a\x19.cc.v1.UploadBlobResponse(\x01B/Z-github.com/containercodes/cc/proto/cc/v1;ccv1b\x06proto3"
@@ -1806,10 +1826,13 @@ var file_cc_v1_agent_proto_goTypes = []any{
 	(*ContainerStatus)(nil),          // 28: cc.v1.ContainerStatus
 	(*timestamppb.Timestamp)(nil),    // 29: google.protobuf.Timestamp
 	(*EdgeUpdate)(nil),               // 30: cc.v1.EdgeUpdate
-	(*ClusterTrust)(nil),             // 31: cc.v1.ClusterTrust
-	(*ContainerSpec)(nil),            // 32: cc.v1.ContainerSpec
-	(DesiredState)(0),                // 33: cc.v1.DesiredState
-	(*ContainerLogsResponse)(nil),    // 34: cc.v1.ContainerLogsResponse
+	(*StatsRequest)(nil),             // 31: cc.v1.StatsRequest
+	(*ClusterTrust)(nil),             // 32: cc.v1.ClusterTrust
+	(*ContainerSpec)(nil),            // 33: cc.v1.ContainerSpec
+	(DesiredState)(0),                // 34: cc.v1.DesiredState
+	(*ContainerLogsResponse)(nil),    // 35: cc.v1.ContainerLogsResponse
+	(*SendStatsRequest)(nil),         // 36: cc.v1.SendStatsRequest
+	(*SendStatsResponse)(nil),        // 37: cc.v1.SendStatsResponse
 }
 var file_cc_v1_agent_proto_depIdxs = []int32{
 	1,  // 0: cc.v1.UploadBlobRequest.header:type_name -> cc.v1.UploadBlobHeader
@@ -1829,31 +1852,34 @@ var file_cc_v1_agent_proto_depIdxs = []int32{
 	18, // 14: cc.v1.SessionResponse.log_cancel:type_name -> cc.v1.LogCancel
 	13, // 15: cc.v1.SessionResponse.servers:type_name -> cc.v1.ServerList
 	30, // 16: cc.v1.SessionResponse.edge:type_name -> cc.v1.EdgeUpdate
-	31, // 17: cc.v1.ServerList.trust:type_name -> cc.v1.ClusterTrust
-	32, // 18: cc.v1.Assignment.spec:type_name -> cc.v1.ContainerSpec
-	33, // 19: cc.v1.Assignment.desired:type_name -> cc.v1.DesiredState
-	26, // 20: cc.v1.Assignment.trace_context:type_name -> cc.v1.Assignment.TraceContextEntry
-	14, // 21: cc.v1.AssignmentSet.assignments:type_name -> cc.v1.Assignment
-	14, // 22: cc.v1.AssignmentChanges.updated:type_name -> cc.v1.Assignment
-	20, // 23: cc.v1.SendLogsRequest.header:type_name -> cc.v1.LogHeader
-	34, // 24: cc.v1.SendLogsRequest.chunk:type_name -> cc.v1.ContainerLogsResponse
-	3,  // 25: cc.v1.AgentService.Join:input_type -> cc.v1.JoinRequest
-	5,  // 26: cc.v1.AgentService.RenewCertificate:input_type -> cc.v1.RenewCertificateRequest
-	7,  // 27: cc.v1.AgentService.Session:input_type -> cc.v1.SessionRequest
-	19, // 28: cc.v1.AgentService.SendLogs:input_type -> cc.v1.SendLogsRequest
-	22, // 29: cc.v1.AgentService.FetchBlob:input_type -> cc.v1.FetchBlobRequest
-	0,  // 30: cc.v1.AgentService.UploadBlob:input_type -> cc.v1.UploadBlobRequest
-	4,  // 31: cc.v1.AgentService.Join:output_type -> cc.v1.JoinResponse
-	6,  // 32: cc.v1.AgentService.RenewCertificate:output_type -> cc.v1.RenewCertificateResponse
-	12, // 33: cc.v1.AgentService.Session:output_type -> cc.v1.SessionResponse
-	21, // 34: cc.v1.AgentService.SendLogs:output_type -> cc.v1.SendLogsResponse
-	23, // 35: cc.v1.AgentService.FetchBlob:output_type -> cc.v1.FetchBlobResponse
-	2,  // 36: cc.v1.AgentService.UploadBlob:output_type -> cc.v1.UploadBlobResponse
-	31, // [31:37] is the sub-list for method output_type
-	25, // [25:31] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	31, // 17: cc.v1.SessionResponse.stats:type_name -> cc.v1.StatsRequest
+	32, // 18: cc.v1.ServerList.trust:type_name -> cc.v1.ClusterTrust
+	33, // 19: cc.v1.Assignment.spec:type_name -> cc.v1.ContainerSpec
+	34, // 20: cc.v1.Assignment.desired:type_name -> cc.v1.DesiredState
+	26, // 21: cc.v1.Assignment.trace_context:type_name -> cc.v1.Assignment.TraceContextEntry
+	14, // 22: cc.v1.AssignmentSet.assignments:type_name -> cc.v1.Assignment
+	14, // 23: cc.v1.AssignmentChanges.updated:type_name -> cc.v1.Assignment
+	20, // 24: cc.v1.SendLogsRequest.header:type_name -> cc.v1.LogHeader
+	35, // 25: cc.v1.SendLogsRequest.chunk:type_name -> cc.v1.ContainerLogsResponse
+	3,  // 26: cc.v1.AgentService.Join:input_type -> cc.v1.JoinRequest
+	5,  // 27: cc.v1.AgentService.RenewCertificate:input_type -> cc.v1.RenewCertificateRequest
+	7,  // 28: cc.v1.AgentService.Session:input_type -> cc.v1.SessionRequest
+	19, // 29: cc.v1.AgentService.SendLogs:input_type -> cc.v1.SendLogsRequest
+	36, // 30: cc.v1.AgentService.SendStats:input_type -> cc.v1.SendStatsRequest
+	22, // 31: cc.v1.AgentService.FetchBlob:input_type -> cc.v1.FetchBlobRequest
+	0,  // 32: cc.v1.AgentService.UploadBlob:input_type -> cc.v1.UploadBlobRequest
+	4,  // 33: cc.v1.AgentService.Join:output_type -> cc.v1.JoinResponse
+	6,  // 34: cc.v1.AgentService.RenewCertificate:output_type -> cc.v1.RenewCertificateResponse
+	12, // 35: cc.v1.AgentService.Session:output_type -> cc.v1.SessionResponse
+	21, // 36: cc.v1.AgentService.SendLogs:output_type -> cc.v1.SendLogsResponse
+	37, // 37: cc.v1.AgentService.SendStats:output_type -> cc.v1.SendStatsResponse
+	23, // 38: cc.v1.AgentService.FetchBlob:output_type -> cc.v1.FetchBlobResponse
+	2,  // 39: cc.v1.AgentService.UploadBlob:output_type -> cc.v1.UploadBlobResponse
+	33, // [33:40] is the sub-list for method output_type
+	26, // [26:33] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_agent_proto_init() }
@@ -1864,6 +1890,7 @@ func file_cc_v1_agent_proto_init() {
 	file_cc_v1_containers_proto_init()
 	file_cc_v1_edge_proto_init()
 	file_cc_v1_nodes_proto_init()
+	file_cc_v1_stats_proto_init()
 	file_cc_v1_trust_proto_init()
 	file_cc_v1_agent_proto_msgTypes[0].OneofWrappers = []any{
 		(*UploadBlobRequest_Header)(nil),
@@ -1881,6 +1908,7 @@ func file_cc_v1_agent_proto_init() {
 		(*SessionResponse_LogCancel)(nil),
 		(*SessionResponse_Servers)(nil),
 		(*SessionResponse_Edge)(nil),
+		(*SessionResponse_Stats)(nil),
 	}
 	file_cc_v1_agent_proto_msgTypes[19].OneofWrappers = []any{
 		(*SendLogsRequest_Header)(nil),

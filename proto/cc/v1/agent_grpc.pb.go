@@ -23,6 +23,7 @@ const (
 	AgentService_RenewCertificate_FullMethodName = "/cc.v1.AgentService/RenewCertificate"
 	AgentService_Session_FullMethodName          = "/cc.v1.AgentService/Session"
 	AgentService_SendLogs_FullMethodName         = "/cc.v1.AgentService/SendLogs"
+	AgentService_SendStats_FullMethodName        = "/cc.v1.AgentService/SendStats"
 	AgentService_FetchBlob_FullMethodName        = "/cc.v1.AgentService/FetchBlob"
 	AgentService_UploadBlob_FullMethodName       = "/cc.v1.AgentService/UploadBlob"
 )
@@ -44,6 +45,8 @@ type AgentServiceClient interface {
 	Session(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SessionRequest, SessionResponse], error)
 	// SendLogs answers a log request received on the session.
 	SendLogs(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[SendLogsRequest, SendLogsResponse], error)
+	// SendStats answers a stats request received on the session.
+	SendStats(ctx context.Context, in *SendStatsRequest, opts ...grpc.CallOption) (*SendStatsResponse, error)
 	// FetchBlob streams a blob (an image archive or a site bundle) from the
 	// blob store.
 	FetchBlob(ctx context.Context, in *FetchBlobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FetchBlobResponse], error)
@@ -106,6 +109,16 @@ func (c *agentServiceClient) SendLogs(ctx context.Context, opts ...grpc.CallOpti
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AgentService_SendLogsClient = grpc.ClientStreamingClient[SendLogsRequest, SendLogsResponse]
 
+func (c *agentServiceClient) SendStats(ctx context.Context, in *SendStatsRequest, opts ...grpc.CallOption) (*SendStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SendStatsResponse)
+	err := c.cc.Invoke(ctx, AgentService_SendStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *agentServiceClient) FetchBlob(ctx context.Context, in *FetchBlobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FetchBlobResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &AgentService_ServiceDesc.Streams[2], AgentService_FetchBlob_FullMethodName, cOpts...)
@@ -155,6 +168,8 @@ type AgentServiceServer interface {
 	Session(grpc.BidiStreamingServer[SessionRequest, SessionResponse]) error
 	// SendLogs answers a log request received on the session.
 	SendLogs(grpc.ClientStreamingServer[SendLogsRequest, SendLogsResponse]) error
+	// SendStats answers a stats request received on the session.
+	SendStats(context.Context, *SendStatsRequest) (*SendStatsResponse, error)
 	// FetchBlob streams a blob (an image archive or a site bundle) from the
 	// blob store.
 	FetchBlob(*FetchBlobRequest, grpc.ServerStreamingServer[FetchBlobResponse]) error
@@ -182,6 +197,9 @@ func (UnimplementedAgentServiceServer) Session(grpc.BidiStreamingServer[SessionR
 }
 func (UnimplementedAgentServiceServer) SendLogs(grpc.ClientStreamingServer[SendLogsRequest, SendLogsResponse]) error {
 	return status.Error(codes.Unimplemented, "method SendLogs not implemented")
+}
+func (UnimplementedAgentServiceServer) SendStats(context.Context, *SendStatsRequest) (*SendStatsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SendStats not implemented")
 }
 func (UnimplementedAgentServiceServer) FetchBlob(*FetchBlobRequest, grpc.ServerStreamingServer[FetchBlobResponse]) error {
 	return status.Error(codes.Unimplemented, "method FetchBlob not implemented")
@@ -260,6 +278,24 @@ func _AgentService_SendLogs_Handler(srv interface{}, stream grpc.ServerStream) e
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AgentService_SendLogsServer = grpc.ClientStreamingServer[SendLogsRequest, SendLogsResponse]
 
+func _AgentService_SendStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SendStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServiceServer).SendStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AgentService_SendStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServiceServer).SendStats(ctx, req.(*SendStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AgentService_FetchBlob_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(FetchBlobRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -292,6 +328,10 @@ var AgentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RenewCertificate",
 			Handler:    _AgentService_RenewCertificate_Handler,
+		},
+		{
+			MethodName: "SendStats",
+			Handler:    _AgentService_SendStats_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

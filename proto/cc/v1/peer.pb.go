@@ -918,7 +918,7 @@ var File_cc_v1_peer_proto protoreflect.FileDescriptor
 
 const file_cc_v1_peer_proto_rawDesc = "" +
 	"\n" +
-	"\x10cc/v1/peer.proto\x12\x05cc.v1\x1a\x13cc/v1/cluster.proto\"\x11\n" +
+	"\x10cc/v1/peer.proto\x12\x05cc.v1\x1a\x13cc/v1/cluster.proto\x1a\x11cc/v1/stats.proto\"\x11\n" +
 	"\x0fSessionsRequest\"B\n" +
 	"\x10SessionsResponse\x12.\n" +
 	"\bsessions\x18\x01 \x03(\v2\x12.cc.v1.NodeSessionR\bsessions\"Q\n" +
@@ -971,7 +971,7 @@ const file_cc_v1_peer_proto_rawDesc = "" +
 	"error_kind\x18\x03 \x01(\tR\terrorKind\"\x12\n" +
 	"\x10ReadIndexRequest\")\n" +
 	"\x11ReadIndexResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index2\x84\x04\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index2\xc7\x04\n" +
 	"\vPeerService\x12A\n" +
 	"\n" +
 	"JoinServer\x12\x18.cc.v1.JoinServerRequest\x1a\x19.cc.v1.JoinServerResponse\x122\n" +
@@ -981,7 +981,9 @@ const file_cc_v1_peer_proto_rawDesc = "" +
 	"PeerStatus\x12\x18.cc.v1.PeerStatusRequest\x1a\x19.cc.v1.PeerStatusResponse\x12=\n" +
 	"\bPushBlob\x12\x16.cc.v1.PushBlobRequest\x1a\x17.cc.v1.PushBlobResponse(\x01\x12=\n" +
 	"\bPullBlob\x12\x16.cc.v1.PullBlobRequest\x1a\x17.cc.v1.PullBlobResponse0\x01\x12@\n" +
-	"\tRelayLogs\x12\x17.cc.v1.RelayLogsRequest\x1a\x18.cc.v1.RelayLogsResponse0\x01\x12;\n" +
+	"\tRelayLogs\x12\x17.cc.v1.RelayLogsRequest\x1a\x18.cc.v1.RelayLogsResponse0\x01\x12A\n" +
+	"\n" +
+	"RelayStats\x12\x18.cc.v1.RelayStatsRequest\x1a\x19.cc.v1.RelayStatsResponse\x12;\n" +
 	"\bSessions\x12\x16.cc.v1.SessionsRequest\x1a\x17.cc.v1.SessionsResponseB/Z-github.com/containercodes/cc/proto/cc/v1;ccv1b\x06proto3"
 
 var (
@@ -1016,6 +1018,8 @@ var file_cc_v1_peer_proto_goTypes = []any{
 	(*ReadIndexRequest)(nil),   // 15: cc.v1.ReadIndexRequest
 	(*ReadIndexResponse)(nil),  // 16: cc.v1.ReadIndexResponse
 	(*ReadinessCheck)(nil),     // 17: cc.v1.ReadinessCheck
+	(*RelayStatsRequest)(nil),  // 18: cc.v1.RelayStatsRequest
+	(*RelayStatsResponse)(nil), // 19: cc.v1.RelayStatsResponse
 }
 var file_cc_v1_peer_proto_depIdxs = []int32{
 	2,  // 0: cc.v1.SessionsResponse.sessions:type_name -> cc.v1.NodeSession
@@ -1027,17 +1031,19 @@ var file_cc_v1_peer_proto_depIdxs = []int32{
 	5,  // 6: cc.v1.PeerService.PushBlob:input_type -> cc.v1.PushBlobRequest
 	7,  // 7: cc.v1.PeerService.PullBlob:input_type -> cc.v1.PullBlobRequest
 	3,  // 8: cc.v1.PeerService.RelayLogs:input_type -> cc.v1.RelayLogsRequest
-	0,  // 9: cc.v1.PeerService.Sessions:input_type -> cc.v1.SessionsRequest
-	12, // 10: cc.v1.PeerService.JoinServer:output_type -> cc.v1.JoinServerResponse
-	14, // 11: cc.v1.PeerService.Apply:output_type -> cc.v1.ApplyResponse
-	16, // 12: cc.v1.PeerService.ReadIndex:output_type -> cc.v1.ReadIndexResponse
-	10, // 13: cc.v1.PeerService.PeerStatus:output_type -> cc.v1.PeerStatusResponse
-	6,  // 14: cc.v1.PeerService.PushBlob:output_type -> cc.v1.PushBlobResponse
-	8,  // 15: cc.v1.PeerService.PullBlob:output_type -> cc.v1.PullBlobResponse
-	4,  // 16: cc.v1.PeerService.RelayLogs:output_type -> cc.v1.RelayLogsResponse
-	1,  // 17: cc.v1.PeerService.Sessions:output_type -> cc.v1.SessionsResponse
-	10, // [10:18] is the sub-list for method output_type
-	2,  // [2:10] is the sub-list for method input_type
+	18, // 9: cc.v1.PeerService.RelayStats:input_type -> cc.v1.RelayStatsRequest
+	0,  // 10: cc.v1.PeerService.Sessions:input_type -> cc.v1.SessionsRequest
+	12, // 11: cc.v1.PeerService.JoinServer:output_type -> cc.v1.JoinServerResponse
+	14, // 12: cc.v1.PeerService.Apply:output_type -> cc.v1.ApplyResponse
+	16, // 13: cc.v1.PeerService.ReadIndex:output_type -> cc.v1.ReadIndexResponse
+	10, // 14: cc.v1.PeerService.PeerStatus:output_type -> cc.v1.PeerStatusResponse
+	6,  // 15: cc.v1.PeerService.PushBlob:output_type -> cc.v1.PushBlobResponse
+	8,  // 16: cc.v1.PeerService.PullBlob:output_type -> cc.v1.PullBlobResponse
+	4,  // 17: cc.v1.PeerService.RelayLogs:output_type -> cc.v1.RelayLogsResponse
+	19, // 18: cc.v1.PeerService.RelayStats:output_type -> cc.v1.RelayStatsResponse
+	1,  // 19: cc.v1.PeerService.Sessions:output_type -> cc.v1.SessionsResponse
+	11, // [11:20] is the sub-list for method output_type
+	2,  // [2:11] is the sub-list for method input_type
 	2,  // [2:2] is the sub-list for extension type_name
 	2,  // [2:2] is the sub-list for extension extendee
 	0,  // [0:2] is the sub-list for field type_name
@@ -1049,6 +1055,7 @@ func file_cc_v1_peer_proto_init() {
 		return
 	}
 	file_cc_v1_cluster_proto_init()
+	file_cc_v1_stats_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -26,6 +26,7 @@ const (
 	PeerService_PushBlob_FullMethodName   = "/cc.v1.PeerService/PushBlob"
 	PeerService_PullBlob_FullMethodName   = "/cc.v1.PeerService/PullBlob"
 	PeerService_RelayLogs_FullMethodName  = "/cc.v1.PeerService/RelayLogs"
+	PeerService_RelayStats_FullMethodName = "/cc.v1.PeerService/RelayStats"
 	PeerService_Sessions_FullMethodName   = "/cc.v1.PeerService/Sessions"
 )
 
@@ -57,6 +58,9 @@ type PeerServiceClient interface {
 	// RelayLogs streams a container's logs if its node has a session with
 	// this server (FailedPrecondition otherwise), for the server a user asked.
 	RelayLogs(ctx context.Context, in *RelayLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RelayLogsResponse], error)
+	// RelayStats samples containers on a node that has a session with this
+	// server (FailedPrecondition otherwise), for the server a user asked.
+	RelayStats(ctx context.Context, in *RelayStatsRequest, opts ...grpc.CallOption) (*RelayStatsResponse, error)
 	// Sessions lists the agent sessions this server holds, for the leader's
 	// node health loop.
 	Sessions(ctx context.Context, in *SessionsRequest, opts ...grpc.CallOption) (*SessionsResponse, error)
@@ -161,6 +165,16 @@ func (c *peerServiceClient) RelayLogs(ctx context.Context, in *RelayLogsRequest,
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type PeerService_RelayLogsClient = grpc.ServerStreamingClient[RelayLogsResponse]
 
+func (c *peerServiceClient) RelayStats(ctx context.Context, in *RelayStatsRequest, opts ...grpc.CallOption) (*RelayStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RelayStatsResponse)
+	err := c.cc.Invoke(ctx, PeerService_RelayStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *peerServiceClient) Sessions(ctx context.Context, in *SessionsRequest, opts ...grpc.CallOption) (*SessionsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SessionsResponse)
@@ -199,6 +213,9 @@ type PeerServiceServer interface {
 	// RelayLogs streams a container's logs if its node has a session with
 	// this server (FailedPrecondition otherwise), for the server a user asked.
 	RelayLogs(*RelayLogsRequest, grpc.ServerStreamingServer[RelayLogsResponse]) error
+	// RelayStats samples containers on a node that has a session with this
+	// server (FailedPrecondition otherwise), for the server a user asked.
+	RelayStats(context.Context, *RelayStatsRequest) (*RelayStatsResponse, error)
 	// Sessions lists the agent sessions this server holds, for the leader's
 	// node health loop.
 	Sessions(context.Context, *SessionsRequest) (*SessionsResponse, error)
@@ -232,6 +249,9 @@ func (UnimplementedPeerServiceServer) PullBlob(*PullBlobRequest, grpc.ServerStre
 }
 func (UnimplementedPeerServiceServer) RelayLogs(*RelayLogsRequest, grpc.ServerStreamingServer[RelayLogsResponse]) error {
 	return status.Error(codes.Unimplemented, "method RelayLogs not implemented")
+}
+func (UnimplementedPeerServiceServer) RelayStats(context.Context, *RelayStatsRequest) (*RelayStatsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RelayStats not implemented")
 }
 func (UnimplementedPeerServiceServer) Sessions(context.Context, *SessionsRequest) (*SessionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Sessions not implemented")
@@ -358,6 +378,24 @@ func _PeerService_RelayLogs_Handler(srv interface{}, stream grpc.ServerStream) e
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type PeerService_RelayLogsServer = grpc.ServerStreamingServer[RelayLogsResponse]
 
+func _PeerService_RelayStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RelayStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServiceServer).RelayStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PeerService_RelayStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServiceServer).RelayStats(ctx, req.(*RelayStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _PeerService_Sessions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(SessionsRequest)
 	if err := dec(in); err != nil {
@@ -398,6 +436,10 @@ var PeerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PeerStatus",
 			Handler:    _PeerService_PeerStatus_Handler,
+		},
+		{
+			MethodName: "RelayStats",
+			Handler:    _PeerService_RelayStats_Handler,
 		},
 		{
 			MethodName: "Sessions",
