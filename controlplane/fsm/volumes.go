@@ -1,0 +1,117 @@
+package fsm
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+
+	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
+	ccv1 "github.com/containercodes/cc/proto/cc/v1"
+)
+
+// bucketVolumes holds ccv1.Volumes by name.
+var bucketVolumes = []byte("volumes")
+
+func applyCreateVolume(tx *txn, at time.Time, msg proto.Message) error {
+	v := msg.(*statev1.CreateVolume).GetVolume()
+	if v.GetName() == "" || v.NodeId == "" || v.SizeBytes <= 0 {
+		return fmt.Errorf("%w: a volume needs a name, a node and a size", ErrInvalid)
+	}
+	b := tx.Bucket(bucketVolumes)
+	if b.Get([]byte(v.Name)) != nil {
+		return fmt.Errorf("volume %q: %w", v.Name, ErrExists)
+	}
+	if tx.Bucket(bucketNodes).Get([]byte(v.NodeId)) == nil {
+		return fmt.Errorf("node %s: %w", v.NodeId, ErrNotFound)
+	}
+	rec := &ccv1.Volume{Name: v.Name, NodeId: v.NodeId, SizeBytes: v.SizeBytes, CreatedAt: ts(at)}
+	return put(b, rec.Name, rec)
+}
+
+func applyRemoveVolume(tx *txn, _ time.Time, msg proto.Message) error {
+	name := msg.(*statev1.RemoveVolume).GetName()
+	b := tx.Bucket(bucketVolumes)
+	if b.Get([]byte(name)) == nil {
+		return fmt.Errorf("volume %q: %w", name, ErrNotFound)
+	}
+	users, err := volumeUsers(tx.Tx, name)
+	if err != nil {
+		return err
+	}
+	if len(users) > 0 {
+		return fmt.Errorf("%w: volume %q is in use by %s: remove them first", ErrFailedPrecondition, name, strings.Join(users, ", "))
+	}
+	return b.Delete([]byte(name))
+}
+
+// mountsVolume reports whether spec mounts the volume name.
+func mountsVolume(spec *ccv1.ContainerSpec, name string) bool {
+	for _, m := range spec.GetMounts() {
+		if m.Type == "volume" && m.Source == name {
+			return true
+		}
+	}
+	return false
+}
+
+// volumeUsers names the containers (not tasks of a service) and services
+// whose spec mounts the volume, sorted.
+func volumeUsers(tx *bolt.Tx, name string) ([]string, error) {
+	var users []string
+	err := each(tx, bucketContainers, func() *statev1.ContainerRecord { return &statev1.ContainerRecord{} }, func(r *statev1.ContainerRecord) {
+		c := r.GetContainer()
+		if c.ServiceId == "" && mountsVolume(c.Spec, name) {
+			users = append(users, "container "+c.Name)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = each(tx, bucketServices, func() *ccv1.Service { return &ccv1.Service{} }, func(s *ccv1.Service) {
+		if mountsVolume(s.GetSpec().GetTask(), name) {
+			users = append(users, "service "+s.Name)
+		}
+	})
+	slices.Sort(users)
+	return users, err
+}
+
+// Volumes returns every volume, in name order, with its users.
+func (f *FSM) Volumes() ([]*ccv1.Volume, error) {
+	var out []*ccv1.Volume
+	err := f.View(func(tx *bolt.Tx) error {
+		if err := each(tx, bucketVolumes, func() *ccv1.Volume { return &ccv1.Volume{} }, func(v *ccv1.Volume) { out = append(out, v) }); err != nil {
+			return err
+		}
+		for _, v := range out {
+			users, err := volumeUsers(tx, v.Name)
+			if err != nil {
+				return err
+			}
+			v.UsedBy = users
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Volume returns one volume by name, with its users.
+func (f *FSM) Volume(name string) (*ccv1.Volume, error) {
+	v := &ccv1.Volume{}
+	err := f.View(func(tx *bolt.Tx) error {
+		if err := get(tx.Bucket(bucketVolumes), name, v); err != nil {
+			return fmt.Errorf("volume %q: %w", name, err)
+		}
+		users, err := volumeUsers(tx, name)
+		v.UsedBy = users
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
