@@ -418,6 +418,7 @@ func (s *Server) serve() error {
 	api.NewTrustService(core).Register(s.grpc)
 	api.NewContainerService(core).Register(s.grpc)
 	api.NewServiceService(core).Register(s.grpc)
+	api.NewVolumeService(core).Register(s.grpc)
 	images.Register(s.grpc)
 	jobs.Register(s.grpc)
 	edge.Register(s.grpc)
@@ -465,6 +466,7 @@ func (s *Server) serve() error {
 		ccv1.RegisterCertServiceHandler,
 		ccv1.RegisterAuditServiceHandler,
 		ccv1.RegisterTrustServiceHandler,
+		ccv1.RegisterVolumeServiceHandler,
 	} {
 		if err := register(ctx, gw, s.gwConn); err != nil {
 			return err
