@@ -74,6 +74,7 @@ func App(stdout, stderr io.Writer) *cli.App {
 			stopCommand(),
 			rmCommand(),
 			imageCommand(),
+			volumeCommand(),
 			nodeCommand(),
 			tokenCommand(),
 			auditCommand(),

@@ -35,6 +35,7 @@ type Client struct {
 	Tokens     ccv1.TokenServiceClient
 	Containers ccv1.ContainerServiceClient
 	Images     ccv1.ImageServiceClient
+	Volumes    ccv1.VolumeServiceClient
 	Services   ccv1.ServiceServiceClient
 	Jobs       ccv1.JobServiceClient
 	Edge       ccv1.EdgeServiceClient
@@ -173,6 +174,7 @@ func dial(c *cli.Context) (*Client, error) {
 		Tokens:     ccv1.NewTokenServiceClient(conn),
 		Containers: ccv1.NewContainerServiceClient(conn),
 		Images:     ccv1.NewImageServiceClient(conn),
+		Volumes:    ccv1.NewVolumeServiceClient(conn),
 		Services:   ccv1.NewServiceServiceClient(conn),
 		Jobs:       ccv1.NewJobServiceClient(conn),
 		Edge:       ccv1.NewEdgeServiceClient(conn),

@@ -24,7 +24,7 @@ func runCommand() *cli.Command {
 			"  ccctl run -e GREETING=hi --restart on-failure alpine:3.20 sh -c 'echo $GREETING'\n" +
 			"  ccctl run --node node-1 --network none --read-only busybox -- sleep 3600",
 		OnUsageError: usageError,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "name", Usage: "container `NAME`, unique in the cluster (default: generated)"},
 			&cli.StringFlag{Name: "node", Usage: "run on node `ID|NAME` (default: any ready node with room)"},
 			&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "set an environment variable: `VAR`=VALUE, or VAR alone for its value here; repeatable"},
@@ -38,7 +38,7 @@ func runCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "publish", Aliases: []string{"p"}, Usage: "publish a container `PORT` on the node: HOSTPORT:PORT[/udp] (e.g. 8080:80); repeatable"},
 			&cli.StringFlag{Name: "network", Aliases: []string{"net"}, Usage: "`MODE`: bridge (the node's bridge) or none (loopback only) (default: bridge)"},
 			&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "run in the background (always so; for docker habits)"},
-		},
+		}, mountFlags(false)...),
 		Action: runCmd,
 	}
 }
@@ -93,6 +93,9 @@ func runRequest(c *cli.Context) (*ccv1.CreateContainerRequest, error) {
 			return nil, err
 		}
 		spec.Ports = append(spec.Ports, pm)
+	}
+	if spec.Mounts, err = parseMounts(c.StringSlice("volume"), c.StringSlice("mount")); err != nil {
+		return nil, err
 	}
 	return &ccv1.CreateContainerRequest{Name: c.String("name"), Node: c.String("node"), Spec: spec}, nil
 }
