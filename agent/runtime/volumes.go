@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -196,28 +195,6 @@ func (r *Runtime) Volumes() ([]string, error) {
 	return out, err
 }
 
-// RemoveVolume unmounts a volume and deletes its data. It refuses while a
-// container of this runtime mounts it.
-func (r *Runtime) RemoveVolume(ctx context.Context, name string) error {
-	if !volumeNameRE.MatchString(name) {
-		return fmt.Errorf("runtime: volume %q: not a volume name", name)
-	}
-	obs, err := r.List(ctx)
-	if err != nil {
-		return err
-	}
-	for _, o := range obs {
-		for _, m := range o.Volumes {
-			if m == name {
-				return fmt.Errorf("runtime: volume %s: container %s still mounts it", name, o.ID)
-			}
-		}
-	}
-	r.volMu.Lock()
-	defer r.volMu.Unlock()
-	return r.dropVolume(name)
-}
-
 // dropVolume unmounts a volume and removes its directory.
 func (r *Runtime) dropVolume(name string) error {
 	dir := filepath.Join(r.volumesDir(), name)
@@ -260,4 +237,26 @@ func volumeNames(spec *ccv1.ContainerSpec) string {
 		}
 	}
 	return strings.Join(names, ",")
+}
+
+// RemoveVolumesExcept deletes the volumes on this node that keep does not
+// list and no container mounts (inUse): the control plane's list is the
+// truth. A volume still mounted waits for a later call.
+func (r *Runtime) RemoveVolumesExcept(keep, inUse map[string]bool) error {
+	names, err := r.Volumes()
+	if err != nil {
+		return err
+	}
+	r.volMu.Lock()
+	defer r.volMu.Unlock()
+	var errs []error
+	for _, n := range names {
+		if keep[n] || inUse[n] {
+			continue
+		}
+		if err := r.dropVolume(n); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

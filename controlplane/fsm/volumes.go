@@ -29,14 +29,16 @@ func applyCreateVolume(tx *txn, at time.Time, msg proto.Message) error {
 		return fmt.Errorf("node %s: %w", v.NodeId, ErrNotFound)
 	}
 	rec := &ccv1.Volume{Name: v.Name, NodeId: v.NodeId, SizeBytes: v.SizeBytes, CreatedAt: ts(at)}
+	tx.touched.node(rec.NodeId) // its session sends the node's volume list
 	return put(b, rec.Name, rec)
 }
 
 func applyRemoveVolume(tx *txn, _ time.Time, msg proto.Message) error {
 	name := msg.(*statev1.RemoveVolume).GetName()
 	b := tx.Bucket(bucketVolumes)
-	if b.Get([]byte(name)) == nil {
-		return fmt.Errorf("volume %q: %w", name, ErrNotFound)
+	var old ccv1.Volume
+	if err := get(b, name, &old); err != nil {
+		return fmt.Errorf("volume %q: %w", name, err)
 	}
 	users, err := volumeUsers(tx.Tx, name)
 	if err != nil {
@@ -45,6 +47,7 @@ func applyRemoveVolume(tx *txn, _ time.Time, msg proto.Message) error {
 	if len(users) > 0 {
 		return fmt.Errorf("%w: volume %q is in use by %s: remove them first", ErrFailedPrecondition, name, strings.Join(users, ", "))
 	}
+	tx.touched.node(old.NodeId)
 	return b.Delete([]byte(name))
 }
 
@@ -114,4 +117,17 @@ func (f *FSM) Volume(name string) (*ccv1.Volume, error) {
 		return nil, err
 	}
 	return v, nil
+}
+
+// NodeVolumes returns the names of the volumes on a node, sorted.
+func (f *FSM) NodeVolumes(nodeID string) ([]string, error) {
+	var out []string
+	err := f.View(func(tx *bolt.Tx) error {
+		return each(tx, bucketVolumes, func() *ccv1.Volume { return &ccv1.Volume{} }, func(v *ccv1.Volume) {
+			if v.NodeId == nodeID {
+				out = append(out, v.Name)
+			}
+		})
+	})
+	return out, err
 }

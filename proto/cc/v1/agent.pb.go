@@ -839,6 +839,7 @@ type SessionResponse struct {
 	//	*SessionResponse_LogCancel
 	//	*SessionResponse_Servers
 	//	*SessionResponse_Edge
+	//	*SessionResponse_Volumes
 	Msg           isSessionResponse_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -942,6 +943,15 @@ func (x *SessionResponse) GetEdge() *EdgeUpdate {
 	return nil
 }
 
+func (x *SessionResponse) GetVolumes() *VolumeList {
+	if x != nil {
+		if x, ok := x.Msg.(*SessionResponse_Volumes); ok {
+			return x.Volumes
+		}
+	}
+	return nil
+}
+
 type isSessionResponse_Msg interface {
 	isSessionResponse_Msg()
 }
@@ -971,6 +981,12 @@ type SessionResponse_Edge struct {
 	Edge *EdgeUpdate `protobuf:"bytes,7,opt,name=edge,proto3,oneof"`
 }
 
+type SessionResponse_Volumes struct {
+	// volumes lists the node's volumes, at the start of a session and
+	// whenever it changes: the agent deletes the data of the others.
+	Volumes *VolumeList `protobuf:"bytes,8,opt,name=volumes,proto3,oneof"`
+}
+
 func (*SessionResponse_Full) isSessionResponse_Msg() {}
 
 func (*SessionResponse_Changes) isSessionResponse_Msg() {}
@@ -982,6 +998,53 @@ func (*SessionResponse_LogCancel) isSessionResponse_Msg() {}
 func (*SessionResponse_Servers) isSessionResponse_Msg() {}
 
 func (*SessionResponse_Edge) isSessionResponse_Msg() {}
+
+func (*SessionResponse_Volumes) isSessionResponse_Msg() {}
+
+// VolumeList is every volume the cluster keeps on the node, by name.
+type VolumeList struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Names         []string               `protobuf:"bytes,1,rep,name=names,proto3" json:"names,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VolumeList) Reset() {
+	*x = VolumeList{}
+	mi := &file_cc_v1_agent_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VolumeList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VolumeList) ProtoMessage() {}
+
+func (x *VolumeList) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_agent_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VolumeList.ProtoReflect.Descriptor instead.
+func (*VolumeList) Descriptor() ([]byte, []int) {
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *VolumeList) GetNames() []string {
+	if x != nil {
+		return x.Names
+	}
+	return nil
+}
 
 // ServerList is every control-plane server's API address: the agent fails
 // over to another when the one it uses goes away. It is sent at the start of
@@ -998,7 +1061,7 @@ type ServerList struct {
 
 func (x *ServerList) Reset() {
 	*x = ServerList{}
-	mi := &file_cc_v1_agent_proto_msgTypes[13]
+	mi := &file_cc_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1010,7 +1073,7 @@ func (x *ServerList) String() string {
 func (*ServerList) ProtoMessage() {}
 
 func (x *ServerList) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[13]
+	mi := &file_cc_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1023,7 +1086,7 @@ func (x *ServerList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerList.ProtoReflect.Descriptor instead.
 func (*ServerList) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ServerList) GetApiAddresses() []string {
@@ -1063,7 +1126,7 @@ type Assignment struct {
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_cc_v1_agent_proto_msgTypes[14]
+	mi := &file_cc_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1075,7 +1138,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[14]
+	mi := &file_cc_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1088,7 +1151,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Assignment) GetContainerId() string {
@@ -1157,7 +1220,7 @@ type AssignmentSet struct {
 
 func (x *AssignmentSet) Reset() {
 	*x = AssignmentSet{}
-	mi := &file_cc_v1_agent_proto_msgTypes[15]
+	mi := &file_cc_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1169,7 +1232,7 @@ func (x *AssignmentSet) String() string {
 func (*AssignmentSet) ProtoMessage() {}
 
 func (x *AssignmentSet) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[15]
+	mi := &file_cc_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1182,7 +1245,7 @@ func (x *AssignmentSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignmentSet.ProtoReflect.Descriptor instead.
 func (*AssignmentSet) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AssignmentSet) GetAssignments() []*Assignment {
@@ -1203,7 +1266,7 @@ type AssignmentChanges struct {
 
 func (x *AssignmentChanges) Reset() {
 	*x = AssignmentChanges{}
-	mi := &file_cc_v1_agent_proto_msgTypes[16]
+	mi := &file_cc_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1215,7 +1278,7 @@ func (x *AssignmentChanges) String() string {
 func (*AssignmentChanges) ProtoMessage() {}
 
 func (x *AssignmentChanges) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[16]
+	mi := &file_cc_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1228,7 +1291,7 @@ func (x *AssignmentChanges) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignmentChanges.ProtoReflect.Descriptor instead.
 func (*AssignmentChanges) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AssignmentChanges) GetUpdated() []*Assignment {
@@ -1258,7 +1321,7 @@ type LogRequest struct {
 
 func (x *LogRequest) Reset() {
 	*x = LogRequest{}
-	mi := &file_cc_v1_agent_proto_msgTypes[17]
+	mi := &file_cc_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1270,7 +1333,7 @@ func (x *LogRequest) String() string {
 func (*LogRequest) ProtoMessage() {}
 
 func (x *LogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[17]
+	mi := &file_cc_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1283,7 +1346,7 @@ func (x *LogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogRequest.ProtoReflect.Descriptor instead.
 func (*LogRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *LogRequest) GetRequestId() string {
@@ -1324,7 +1387,7 @@ type LogCancel struct {
 
 func (x *LogCancel) Reset() {
 	*x = LogCancel{}
-	mi := &file_cc_v1_agent_proto_msgTypes[18]
+	mi := &file_cc_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1336,7 +1399,7 @@ func (x *LogCancel) String() string {
 func (*LogCancel) ProtoMessage() {}
 
 func (x *LogCancel) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[18]
+	mi := &file_cc_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1349,7 +1412,7 @@ func (x *LogCancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogCancel.ProtoReflect.Descriptor instead.
 func (*LogCancel) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *LogCancel) GetRequestId() string {
@@ -1373,7 +1436,7 @@ type SendLogsRequest struct {
 
 func (x *SendLogsRequest) Reset() {
 	*x = SendLogsRequest{}
-	mi := &file_cc_v1_agent_proto_msgTypes[19]
+	mi := &file_cc_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1385,7 +1448,7 @@ func (x *SendLogsRequest) String() string {
 func (*SendLogsRequest) ProtoMessage() {}
 
 func (x *SendLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[19]
+	mi := &file_cc_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1398,7 +1461,7 @@ func (x *SendLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendLogsRequest.ProtoReflect.Descriptor instead.
 func (*SendLogsRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SendLogsRequest) GetMsg() isSendLogsRequest_Msg {
@@ -1453,7 +1516,7 @@ type LogHeader struct {
 
 func (x *LogHeader) Reset() {
 	*x = LogHeader{}
-	mi := &file_cc_v1_agent_proto_msgTypes[20]
+	mi := &file_cc_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1465,7 +1528,7 @@ func (x *LogHeader) String() string {
 func (*LogHeader) ProtoMessage() {}
 
 func (x *LogHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[20]
+	mi := &file_cc_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1478,7 +1541,7 @@ func (x *LogHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogHeader.ProtoReflect.Descriptor instead.
 func (*LogHeader) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LogHeader) GetRequestId() string {
@@ -1504,7 +1567,7 @@ type SendLogsResponse struct {
 
 func (x *SendLogsResponse) Reset() {
 	*x = SendLogsResponse{}
-	mi := &file_cc_v1_agent_proto_msgTypes[21]
+	mi := &file_cc_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1516,7 +1579,7 @@ func (x *SendLogsResponse) String() string {
 func (*SendLogsResponse) ProtoMessage() {}
 
 func (x *SendLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[21]
+	mi := &file_cc_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1529,7 +1592,7 @@ func (x *SendLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendLogsResponse.ProtoReflect.Descriptor instead.
 func (*SendLogsResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{21}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 // FetchBlobRequest names a blob.
@@ -1542,7 +1605,7 @@ type FetchBlobRequest struct {
 
 func (x *FetchBlobRequest) Reset() {
 	*x = FetchBlobRequest{}
-	mi := &file_cc_v1_agent_proto_msgTypes[22]
+	mi := &file_cc_v1_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1554,7 +1617,7 @@ func (x *FetchBlobRequest) String() string {
 func (*FetchBlobRequest) ProtoMessage() {}
 
 func (x *FetchBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[22]
+	mi := &file_cc_v1_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1567,7 +1630,7 @@ func (x *FetchBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchBlobRequest.ProtoReflect.Descriptor instead.
 func (*FetchBlobRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{22}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *FetchBlobRequest) GetDigest() string {
@@ -1588,7 +1651,7 @@ type FetchBlobResponse struct {
 
 func (x *FetchBlobResponse) Reset() {
 	*x = FetchBlobResponse{}
-	mi := &file_cc_v1_agent_proto_msgTypes[23]
+	mi := &file_cc_v1_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1600,7 +1663,7 @@ func (x *FetchBlobResponse) String() string {
 func (*FetchBlobResponse) ProtoMessage() {}
 
 func (x *FetchBlobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[23]
+	mi := &file_cc_v1_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1613,7 +1676,7 @@ func (x *FetchBlobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchBlobResponse.ProtoReflect.Descriptor instead.
 func (*FetchBlobResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{23}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *FetchBlobResponse) GetSize() int64 {
@@ -1693,7 +1756,7 @@ const file_cc_v1_agent_proto_rawDesc = "" +
 	"generation\x12.\n" +
 	"\x06status\x18\x03 \x01(\v2\x16.cc.v1.ContainerStatusR\x06status\x12;\n" +
 	"\vobserved_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"observedAt\"\xc0\x02\n" +
+	"observedAt\"\xef\x02\n" +
 	"\x0fSessionResponse\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12*\n" +
 	"\x04full\x18\x02 \x01(\v2\x14.cc.v1.AssignmentSetH\x00R\x04full\x124\n" +
@@ -1702,8 +1765,12 @@ const file_cc_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"log_cancel\x18\x05 \x01(\v2\x10.cc.v1.LogCancelH\x00R\tlogCancel\x12-\n" +
 	"\aservers\x18\x06 \x01(\v2\x11.cc.v1.ServerListH\x00R\aservers\x12'\n" +
-	"\x04edge\x18\a \x01(\v2\x11.cc.v1.EdgeUpdateH\x00R\x04edgeB\x05\n" +
-	"\x03msg\"\\\n" +
+	"\x04edge\x18\a \x01(\v2\x11.cc.v1.EdgeUpdateH\x00R\x04edge\x12-\n" +
+	"\avolumes\x18\b \x01(\v2\x11.cc.v1.VolumeListH\x00R\avolumesB\x05\n" +
+	"\x03msg\"\"\n" +
+	"\n" +
+	"VolumeList\x12\x14\n" +
+	"\x05names\x18\x01 \x03(\tR\x05names\"\\\n" +
 	"\n" +
 	"ServerList\x12#\n" +
 	"\rapi_addresses\x18\x01 \x03(\tR\fapiAddresses\x12)\n" +
@@ -1773,7 +1840,7 @@ func file_cc_v1_agent_proto_rawDescGZIP() []byte {
 	return file_cc_v1_agent_proto_rawDescData
 }
 
-var file_cc_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_cc_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_cc_v1_agent_proto_goTypes = []any{
 	(*UploadBlobRequest)(nil),        // 0: cc.v1.UploadBlobRequest
 	(*UploadBlobHeader)(nil),         // 1: cc.v1.UploadBlobHeader
@@ -1788,72 +1855,74 @@ var file_cc_v1_agent_proto_goTypes = []any{
 	(*StatusBatch)(nil),              // 10: cc.v1.StatusBatch
 	(*TaskStatus)(nil),               // 11: cc.v1.TaskStatus
 	(*SessionResponse)(nil),          // 12: cc.v1.SessionResponse
-	(*ServerList)(nil),               // 13: cc.v1.ServerList
-	(*Assignment)(nil),               // 14: cc.v1.Assignment
-	(*AssignmentSet)(nil),            // 15: cc.v1.AssignmentSet
-	(*AssignmentChanges)(nil),        // 16: cc.v1.AssignmentChanges
-	(*LogRequest)(nil),               // 17: cc.v1.LogRequest
-	(*LogCancel)(nil),                // 18: cc.v1.LogCancel
-	(*SendLogsRequest)(nil),          // 19: cc.v1.SendLogsRequest
-	(*LogHeader)(nil),                // 20: cc.v1.LogHeader
-	(*SendLogsResponse)(nil),         // 21: cc.v1.SendLogsResponse
-	(*FetchBlobRequest)(nil),         // 22: cc.v1.FetchBlobRequest
-	(*FetchBlobResponse)(nil),        // 23: cc.v1.FetchBlobResponse
-	nil,                              // 24: cc.v1.JoinRequest.LabelsEntry
-	nil,                              // 25: cc.v1.SessionHello.LabelsEntry
-	nil,                              // 26: cc.v1.Assignment.TraceContextEntry
-	(*Resources)(nil),                // 27: cc.v1.Resources
-	(*ContainerStatus)(nil),          // 28: cc.v1.ContainerStatus
-	(*timestamppb.Timestamp)(nil),    // 29: google.protobuf.Timestamp
-	(*EdgeUpdate)(nil),               // 30: cc.v1.EdgeUpdate
-	(*ClusterTrust)(nil),             // 31: cc.v1.ClusterTrust
-	(*ContainerSpec)(nil),            // 32: cc.v1.ContainerSpec
-	(DesiredState)(0),                // 33: cc.v1.DesiredState
-	(*ContainerLogsResponse)(nil),    // 34: cc.v1.ContainerLogsResponse
+	(*VolumeList)(nil),               // 13: cc.v1.VolumeList
+	(*ServerList)(nil),               // 14: cc.v1.ServerList
+	(*Assignment)(nil),               // 15: cc.v1.Assignment
+	(*AssignmentSet)(nil),            // 16: cc.v1.AssignmentSet
+	(*AssignmentChanges)(nil),        // 17: cc.v1.AssignmentChanges
+	(*LogRequest)(nil),               // 18: cc.v1.LogRequest
+	(*LogCancel)(nil),                // 19: cc.v1.LogCancel
+	(*SendLogsRequest)(nil),          // 20: cc.v1.SendLogsRequest
+	(*LogHeader)(nil),                // 21: cc.v1.LogHeader
+	(*SendLogsResponse)(nil),         // 22: cc.v1.SendLogsResponse
+	(*FetchBlobRequest)(nil),         // 23: cc.v1.FetchBlobRequest
+	(*FetchBlobResponse)(nil),        // 24: cc.v1.FetchBlobResponse
+	nil,                              // 25: cc.v1.JoinRequest.LabelsEntry
+	nil,                              // 26: cc.v1.SessionHello.LabelsEntry
+	nil,                              // 27: cc.v1.Assignment.TraceContextEntry
+	(*Resources)(nil),                // 28: cc.v1.Resources
+	(*ContainerStatus)(nil),          // 29: cc.v1.ContainerStatus
+	(*timestamppb.Timestamp)(nil),    // 30: google.protobuf.Timestamp
+	(*EdgeUpdate)(nil),               // 31: cc.v1.EdgeUpdate
+	(*ClusterTrust)(nil),             // 32: cc.v1.ClusterTrust
+	(*ContainerSpec)(nil),            // 33: cc.v1.ContainerSpec
+	(DesiredState)(0),                // 34: cc.v1.DesiredState
+	(*ContainerLogsResponse)(nil),    // 35: cc.v1.ContainerLogsResponse
 }
 var file_cc_v1_agent_proto_depIdxs = []int32{
 	1,  // 0: cc.v1.UploadBlobRequest.header:type_name -> cc.v1.UploadBlobHeader
-	24, // 1: cc.v1.JoinRequest.labels:type_name -> cc.v1.JoinRequest.LabelsEntry
-	27, // 2: cc.v1.JoinRequest.resources:type_name -> cc.v1.Resources
+	25, // 1: cc.v1.JoinRequest.labels:type_name -> cc.v1.JoinRequest.LabelsEntry
+	28, // 2: cc.v1.JoinRequest.resources:type_name -> cc.v1.Resources
 	8,  // 3: cc.v1.SessionRequest.hello:type_name -> cc.v1.SessionHello
 	9,  // 4: cc.v1.SessionRequest.heartbeat:type_name -> cc.v1.Heartbeat
 	10, // 5: cc.v1.SessionRequest.status:type_name -> cc.v1.StatusBatch
-	27, // 6: cc.v1.SessionHello.resources:type_name -> cc.v1.Resources
-	25, // 7: cc.v1.SessionHello.labels:type_name -> cc.v1.SessionHello.LabelsEntry
+	28, // 6: cc.v1.SessionHello.resources:type_name -> cc.v1.Resources
+	26, // 7: cc.v1.SessionHello.labels:type_name -> cc.v1.SessionHello.LabelsEntry
 	11, // 8: cc.v1.StatusBatch.statuses:type_name -> cc.v1.TaskStatus
-	28, // 9: cc.v1.TaskStatus.status:type_name -> cc.v1.ContainerStatus
-	29, // 10: cc.v1.TaskStatus.observed_at:type_name -> google.protobuf.Timestamp
-	15, // 11: cc.v1.SessionResponse.full:type_name -> cc.v1.AssignmentSet
-	16, // 12: cc.v1.SessionResponse.changes:type_name -> cc.v1.AssignmentChanges
-	17, // 13: cc.v1.SessionResponse.logs:type_name -> cc.v1.LogRequest
-	18, // 14: cc.v1.SessionResponse.log_cancel:type_name -> cc.v1.LogCancel
-	13, // 15: cc.v1.SessionResponse.servers:type_name -> cc.v1.ServerList
-	30, // 16: cc.v1.SessionResponse.edge:type_name -> cc.v1.EdgeUpdate
-	31, // 17: cc.v1.ServerList.trust:type_name -> cc.v1.ClusterTrust
-	32, // 18: cc.v1.Assignment.spec:type_name -> cc.v1.ContainerSpec
-	33, // 19: cc.v1.Assignment.desired:type_name -> cc.v1.DesiredState
-	26, // 20: cc.v1.Assignment.trace_context:type_name -> cc.v1.Assignment.TraceContextEntry
-	14, // 21: cc.v1.AssignmentSet.assignments:type_name -> cc.v1.Assignment
-	14, // 22: cc.v1.AssignmentChanges.updated:type_name -> cc.v1.Assignment
-	20, // 23: cc.v1.SendLogsRequest.header:type_name -> cc.v1.LogHeader
-	34, // 24: cc.v1.SendLogsRequest.chunk:type_name -> cc.v1.ContainerLogsResponse
-	3,  // 25: cc.v1.AgentService.Join:input_type -> cc.v1.JoinRequest
-	5,  // 26: cc.v1.AgentService.RenewCertificate:input_type -> cc.v1.RenewCertificateRequest
-	7,  // 27: cc.v1.AgentService.Session:input_type -> cc.v1.SessionRequest
-	19, // 28: cc.v1.AgentService.SendLogs:input_type -> cc.v1.SendLogsRequest
-	22, // 29: cc.v1.AgentService.FetchBlob:input_type -> cc.v1.FetchBlobRequest
-	0,  // 30: cc.v1.AgentService.UploadBlob:input_type -> cc.v1.UploadBlobRequest
-	4,  // 31: cc.v1.AgentService.Join:output_type -> cc.v1.JoinResponse
-	6,  // 32: cc.v1.AgentService.RenewCertificate:output_type -> cc.v1.RenewCertificateResponse
-	12, // 33: cc.v1.AgentService.Session:output_type -> cc.v1.SessionResponse
-	21, // 34: cc.v1.AgentService.SendLogs:output_type -> cc.v1.SendLogsResponse
-	23, // 35: cc.v1.AgentService.FetchBlob:output_type -> cc.v1.FetchBlobResponse
-	2,  // 36: cc.v1.AgentService.UploadBlob:output_type -> cc.v1.UploadBlobResponse
-	31, // [31:37] is the sub-list for method output_type
-	25, // [25:31] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	29, // 9: cc.v1.TaskStatus.status:type_name -> cc.v1.ContainerStatus
+	30, // 10: cc.v1.TaskStatus.observed_at:type_name -> google.protobuf.Timestamp
+	16, // 11: cc.v1.SessionResponse.full:type_name -> cc.v1.AssignmentSet
+	17, // 12: cc.v1.SessionResponse.changes:type_name -> cc.v1.AssignmentChanges
+	18, // 13: cc.v1.SessionResponse.logs:type_name -> cc.v1.LogRequest
+	19, // 14: cc.v1.SessionResponse.log_cancel:type_name -> cc.v1.LogCancel
+	14, // 15: cc.v1.SessionResponse.servers:type_name -> cc.v1.ServerList
+	31, // 16: cc.v1.SessionResponse.edge:type_name -> cc.v1.EdgeUpdate
+	13, // 17: cc.v1.SessionResponse.volumes:type_name -> cc.v1.VolumeList
+	32, // 18: cc.v1.ServerList.trust:type_name -> cc.v1.ClusterTrust
+	33, // 19: cc.v1.Assignment.spec:type_name -> cc.v1.ContainerSpec
+	34, // 20: cc.v1.Assignment.desired:type_name -> cc.v1.DesiredState
+	27, // 21: cc.v1.Assignment.trace_context:type_name -> cc.v1.Assignment.TraceContextEntry
+	15, // 22: cc.v1.AssignmentSet.assignments:type_name -> cc.v1.Assignment
+	15, // 23: cc.v1.AssignmentChanges.updated:type_name -> cc.v1.Assignment
+	21, // 24: cc.v1.SendLogsRequest.header:type_name -> cc.v1.LogHeader
+	35, // 25: cc.v1.SendLogsRequest.chunk:type_name -> cc.v1.ContainerLogsResponse
+	3,  // 26: cc.v1.AgentService.Join:input_type -> cc.v1.JoinRequest
+	5,  // 27: cc.v1.AgentService.RenewCertificate:input_type -> cc.v1.RenewCertificateRequest
+	7,  // 28: cc.v1.AgentService.Session:input_type -> cc.v1.SessionRequest
+	20, // 29: cc.v1.AgentService.SendLogs:input_type -> cc.v1.SendLogsRequest
+	23, // 30: cc.v1.AgentService.FetchBlob:input_type -> cc.v1.FetchBlobRequest
+	0,  // 31: cc.v1.AgentService.UploadBlob:input_type -> cc.v1.UploadBlobRequest
+	4,  // 32: cc.v1.AgentService.Join:output_type -> cc.v1.JoinResponse
+	6,  // 33: cc.v1.AgentService.RenewCertificate:output_type -> cc.v1.RenewCertificateResponse
+	12, // 34: cc.v1.AgentService.Session:output_type -> cc.v1.SessionResponse
+	22, // 35: cc.v1.AgentService.SendLogs:output_type -> cc.v1.SendLogsResponse
+	24, // 36: cc.v1.AgentService.FetchBlob:output_type -> cc.v1.FetchBlobResponse
+	2,  // 37: cc.v1.AgentService.UploadBlob:output_type -> cc.v1.UploadBlobResponse
+	32, // [32:38] is the sub-list for method output_type
+	26, // [26:32] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_agent_proto_init() }
@@ -1881,8 +1950,9 @@ func file_cc_v1_agent_proto_init() {
 		(*SessionResponse_LogCancel)(nil),
 		(*SessionResponse_Servers)(nil),
 		(*SessionResponse_Edge)(nil),
+		(*SessionResponse_Volumes)(nil),
 	}
-	file_cc_v1_agent_proto_msgTypes[19].OneofWrappers = []any{
+	file_cc_v1_agent_proto_msgTypes[20].OneofWrappers = []any{
 		(*SendLogsRequest_Header)(nil),
 		(*SendLogsRequest_Chunk)(nil),
 	}
@@ -1892,7 +1962,7 @@ func file_cc_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_v1_agent_proto_rawDesc), len(file_cc_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   27,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
