@@ -88,11 +88,10 @@ func (r *Runtime) containerMounts(t Task) ([]specs.Mount, error) {
 // allowedBind resolves a bind mount's host path and checks it is under a
 // prefix of BindMountAllow.
 func (r *Runtime) allowedBind(src string) (string, error) {
-	allowed := "none"
+	refuse := fmt.Errorf("bind mount of host path %s refused: this agent allows no bind mounts (start cc-agent with --bind-mount-allow PREFIX)", src)
 	if len(r.cfg.BindMountAllow) > 0 {
-		allowed = strings.Join(r.cfg.BindMountAllow, ", ")
+		refuse = fmt.Errorf("bind mount of host path %s refused: this agent allows host paths under %s only (cc-agent --bind-mount-allow PREFIX)", src, strings.Join(r.cfg.BindMountAllow, ", "))
 	}
-	refuse := fmt.Errorf("bind mount of host path %s refused: this agent allows host paths under %s only (cc-agent --bind-mount-allow PREFIX)", src, allowed)
 	if !filepath.IsAbs(src) {
 		return "", refuse
 	}
