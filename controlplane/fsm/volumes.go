@@ -51,35 +51,40 @@ func applyRemoveVolume(tx *txn, _ time.Time, msg proto.Message) error {
 	return b.Delete([]byte(name))
 }
 
-// mountsVolume reports whether spec mounts the volume name.
-func mountsVolume(spec *ccv1.ContainerSpec, name string) bool {
-	for _, m := range spec.GetMounts() {
-		if m.Type == "volume" && m.Source == name {
-			return true
-		}
-	}
-	return false
-}
-
 // volumeUsers names the containers (not tasks of a service) and services
 // whose spec mounts the volume, sorted.
 func volumeUsers(tx *bolt.Tx, name string) ([]string, error) {
-	var users []string
+	all, err := allVolumeUsers(tx)
+	return all[name], err
+}
+
+// allVolumeUsers maps each mounted volume to the containers (not tasks of a
+// service) and services that mount it, sorted.
+func allVolumeUsers(tx *bolt.Tx) (map[string][]string, error) {
+	users := map[string][]string{}
+	add := func(spec *ccv1.ContainerSpec, who string) {
+		seen := map[string]bool{}
+		for _, m := range spec.GetMounts() {
+			if m.Type == "volume" && !seen[m.Source] {
+				seen[m.Source] = true
+				users[m.Source] = append(users[m.Source], who)
+			}
+		}
+	}
 	err := each(tx, bucketContainers, func() *statev1.ContainerRecord { return &statev1.ContainerRecord{} }, func(r *statev1.ContainerRecord) {
-		c := r.GetContainer()
-		if c.ServiceId == "" && mountsVolume(c.Spec, name) {
-			users = append(users, "container "+c.Name)
+		if c := r.GetContainer(); c.ServiceId == "" {
+			add(c.Spec, "container "+c.Name)
 		}
 	})
 	if err != nil {
 		return nil, err
 	}
 	err = each(tx, bucketServices, func() *ccv1.Service { return &ccv1.Service{} }, func(s *ccv1.Service) {
-		if mountsVolume(s.GetSpec().GetTask(), name) {
-			users = append(users, "service "+s.Name)
-		}
+		add(s.GetSpec().GetTask(), "service "+s.Name)
 	})
-	slices.Sort(users)
+	for _, u := range users {
+		slices.Sort(u)
+	}
 	return users, err
 }
 
@@ -90,14 +95,11 @@ func (f *FSM) Volumes() ([]*ccv1.Volume, error) {
 		if err := each(tx, bucketVolumes, func() *ccv1.Volume { return &ccv1.Volume{} }, func(v *ccv1.Volume) { out = append(out, v) }); err != nil {
 			return err
 		}
+		users, err := allVolumeUsers(tx)
 		for _, v := range out {
-			users, err := volumeUsers(tx, v.Name)
-			if err != nil {
-				return err
-			}
-			v.UsedBy = users
+			v.UsedBy = users[v.Name]
 		}
-		return nil
+		return err
 	})
 	return out, err
 }
