@@ -2,7 +2,10 @@ package e2e
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -79,6 +82,23 @@ func TestVolumes(t *testing.T) {
 		t.Errorf("reader exited %d with %q, want x", r.Status.ExitCode, out)
 	}
 
+	t.Run("REST", func(t *testing.T) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL()+"/v1/volumes/data", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+srv.Token)
+		resp, err := srv.HTTPClient().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"size_bytes":"16777216"`) {
+			t.Errorf("GET /v1/volumes/data: %d %s", resp.StatusCode, body)
+		}
+	})
+
 	t.Run("size enforced", func(t *testing.T) {
 		c, out := runToEnd(t, cl, "filler", withMounts(data, "/bin/busybox", "dd", "if=/dev/zero", "of=/data/big", "bs=1M", "count=32"))
 		if c.Status.ExitCode == 0 || !strings.Contains(out, "No space left on device") {
@@ -99,6 +119,12 @@ func TestVolumes(t *testing.T) {
 	})
 
 	t.Run("agent restart", func(t *testing.T) {
+		// As after a reboot: the volume is not mounted when the agent
+		// starts; the next container mounts it again.
+		agent.Stop()
+		if out, err := exec.Command("umount", filepath.Join(agent.StateDir(), "volumes", "data", "data")).CombinedOutput(); err != nil {
+			t.Fatalf("umount: %v: %s", err, out)
+		}
 		agent.Restart()
 		c, out := runToEnd(t, cl, "after-restart", withMounts(data, "/bin/busybox", "cat", "/data/f"))
 		if c.Status.ExitCode != 0 || out != "x\n" {
