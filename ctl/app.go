@@ -79,6 +79,7 @@ func App(stdout, stderr io.Writer) *cli.App {
 			stopCommand(),
 			rmCommand(),
 			imageCommand(),
+			volumeCommand(),
 			nodeCommand(),
 			tokenCommand(),
 			auditCommand(),

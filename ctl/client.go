@@ -37,6 +37,7 @@ type Client struct {
 	// Stats reads containers' resource use.
 	Stats    ccv1.StatsServiceClient
 	Images   ccv1.ImageServiceClient
+	Volumes  ccv1.VolumeServiceClient
 	Services ccv1.ServiceServiceClient
 	Jobs     ccv1.JobServiceClient
 	Edge     ccv1.EdgeServiceClient
@@ -176,6 +177,7 @@ func dial(c *cli.Context) (*Client, error) {
 		Containers: ccv1.NewContainerServiceClient(conn),
 		Stats:      ccv1.NewStatsServiceClient(conn),
 		Images:     ccv1.NewImageServiceClient(conn),
+		Volumes:    ccv1.NewVolumeServiceClient(conn),
 		Services:   ccv1.NewServiceServiceClient(conn),
 		Jobs:       ccv1.NewJobServiceClient(conn),
 		Edge:       ccv1.NewEdgeServiceClient(conn),

@@ -41,7 +41,7 @@ func runCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "publish", Aliases: []string{"p"}, Usage: "publish a container `PORT` on the node: HOSTPORT:PORT[/udp] (e.g. 8080:80); repeatable"},
 			&cli.StringFlag{Name: "network", Aliases: []string{"net"}, Usage: "`MODE`: bridge (the node's bridge) or none (loopback only) (default: bridge)"},
 			&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "run in the background (always so; for docker habits)"},
-		}, securityFlags(false)...),
+		}, append(securityFlags(false), mountFlags(false)...)...),
 		Action: runCmd,
 	}
 }
@@ -96,6 +96,9 @@ func runRequest(c *cli.Context) (*ccv1.CreateContainerRequest, error) {
 			return nil, err
 		}
 		spec.Ports = append(spec.Ports, pm)
+	}
+	if spec.Mounts, err = parseMounts(c.StringSlice("volume"), c.StringSlice("mount")); err != nil {
+		return nil, err
 	}
 	if err := applySecurityFlags(c, spec); err != nil {
 		return nil, err

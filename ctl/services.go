@@ -196,6 +196,7 @@ func serviceSpecFlags(update bool) []cli.Flag {
 		&cli.BoolFlag{Name: "read-only", Usage: readOnly},
 		&cli.StringFlag{Name: "stop-grace-period", Usage: "wait `DURATION` after SIGTERM before SIGKILL when a task is stopped (default: 10s)"},
 	)
+	flags = append(flags, mountFlags(update)...)
 	return append(flags, securityFlags(update)...)
 }
 
@@ -248,6 +249,9 @@ func applyServiceFlags(c *cli.Context, spec *ccv1.ServiceSpec) error {
 	}
 	t := spec.Task
 	var err error
+	if err := applyMountFlags(c, t); err != nil {
+		return err
+	}
 	if c.IsSet("image") {
 		if t.Image = strings.TrimSpace(c.String("image")); t.Image == "" {
 			return errors.New("--image is empty: give an image like nginx:1.27")

@@ -55,6 +55,8 @@ type Observed struct {
 	JobID string
 	// Error says why State is FAILED.
 	Error string
+	// Volumes are the volumes it mounts (label cc.volumes).
+	Volumes []string
 }
 
 // A variant is what a kind of container adds to Start's common path (the
@@ -247,6 +249,11 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 	if err != nil {
 		return "", err
 	}
+	mounts, err := r.containerMounts(t)
+	if err != nil {
+		return "", err
+	}
+	etc = append(etc, mounts...)
 	prep, err := v.prepare(ctx, etc)
 	if err != nil {
 		return "", err
@@ -269,6 +276,9 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 	}
 	if p := encodePorts(ports); p != "" {
 		labels[LabelPorts] = p
+	}
+	if v := volumeNames(t.Spec); v != "" {
+		labels[LabelVolumes] = v
 	}
 	maps.Copy(labels, prep.labels)
 	snapshot := containerd.WithNewSnapshot(t.ID, img)
@@ -533,6 +543,9 @@ func (r *Runtime) List(ctx context.Context) ([]Observed, error) {
 func (r *Runtime) observe(ctx context.Context, c containerd.Container, info containers.Container) (Observed, error) {
 	l := info.Labels
 	o := Observed{ID: l[LabelContainerID], Name: l[LabelName], IP: l[LabelIP], JobID: l[LabelJob]}
+	if v := l[LabelVolumes]; v != "" {
+		o.Volumes = strings.Split(v, ",")
+	}
 	o.Generation, _ = strconv.ParseUint(l[LabelGeneration], 10, 64)
 	if ts, err := time.Parse(time.RFC3339Nano, l[LabelStartedAt]); err == nil {
 		o.StartedAt = ts

@@ -31,6 +31,9 @@ func (r *Runtime) Purge(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	if err := r.purgeVolumes(); err != nil {
+		errs = append(errs, err)
+	}
 	// Job directories of containers gone before (an agent crash).
 	if err := r.cleanOrphanJobs(ctx); err != nil {
 		errs = append(errs, err)

@@ -126,6 +126,9 @@ type Config struct {
 	// Auth returns the credentials for a registry host when pulling; nil
 	// pulls anonymously.
 	Auth func(host string) (user, secret string, err error)
+	// BindMountAllow lists the host path prefixes containers may bind
+	// mount (cc-agent --bind-mount-allow); empty allows none.
+	BindMountAllow []string
 	// PlainHTTP lists registry hosts ("host:port") reached over plain HTTP,
 	// e.g. a test registry on 127.0.0.1.
 	PlainHTTP []string
@@ -150,6 +153,7 @@ type Runtime struct {
 	cniLo     gocni.CNI
 	fwMu      sync.Mutex // guards jobFW against SetJobEgressAllow
 	jobFW     jobFirewall
+	volMu     sync.Mutex // serializes making, mounting and removing volumes (volumes.go)
 }
 
 // New connects to containerd and prepares the state directory and the CNI

@@ -77,7 +77,10 @@ type Worker struct {
 	// the reconcile passes tell it which (Sync), Run closes it.
 	health *health.Monitor
 
-	mu         sync.Mutex
+	mu sync.Mutex
+	// volumes are the node's volumes the session last listed; nil until
+	// a list came (then the others' data is deleted).
+	volumes    map[string]bool
 	desired    map[string]*ccv1.Assignment
 	haveFull   bool
 	mem        map[string]reconcile.Memory
@@ -349,6 +352,15 @@ func (w *Worker) session(ctx context.Context) error {
 				w.log.Warn("cannot save the server list", "err", err)
 			}
 			w.conn.Update(addrs)
+		case *ccv1.SessionResponse_Volumes:
+			keep := map[string]bool{}
+			for _, n := range m.Volumes.Names {
+				keep[n] = true
+			}
+			w.mu.Lock()
+			w.volumes = keep
+			w.mu.Unlock()
+			w.poke()
 		case *ccv1.SessionResponse_LogCancel:
 			w.mu.Lock()
 			if c := w.logCancels[m.LogCancel.RequestId]; c != nil {
@@ -449,6 +461,7 @@ func (w *Worker) pass(ctx context.Context) (wakeAt time.Time) {
 		wakeAt = jw
 	}
 	w.syncRelays(relayView(observed))
+	w.dropVolumes(observed)
 	w.report(desired, observed)
 	w.count(desired, observed)
 	return wakeAt
@@ -674,4 +687,24 @@ func ts(t time.Time) *timestamppb.Timestamp {
 		return nil
 	}
 	return timestamppb.New(t)
+}
+
+// dropVolumes deletes the volumes the control plane no longer lists and
+// no container mounts.
+func (w *Worker) dropVolumes(observed map[string]runtime.Observed) {
+	w.mu.Lock()
+	keep := w.volumes
+	w.mu.Unlock()
+	if keep == nil {
+		return
+	}
+	inUse := map[string]bool{}
+	for _, o := range observed {
+		for _, v := range o.Volumes {
+			inUse[v] = true
+		}
+	}
+	if err := w.cfg.Runtime.RemoveVolumesExcept(keep, inUse); err != nil {
+		w.log.Warn("cannot remove a volume the cluster no longer lists", "err", err)
+	}
 }

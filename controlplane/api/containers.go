@@ -71,6 +71,9 @@ func (s *ContainerService) CreateContainer(ctx context.Context, req *ccv1.Create
 	}
 	c := &ccv1.Container{Id: id, Name: name, Spec: cloneSpec(spec)}
 	c.Spec.Image = ref
+	if err := s.core.resolveMounts(ctx, c.Spec); err != nil {
+		return nil, err
+	}
 	if img, err := s.core.ResolveImage(ref); err == nil {
 		c.ImageDigest = img.Digest
 	}
@@ -219,6 +222,9 @@ func Place(nodes []*ccv1.Node, containers []*statev1.ContainerRecord, want strin
 		n, err := FindNode(nodes, want)
 		if err != nil {
 			return nil, err
+		}
+		if vn := volumeNodeOf(spec); vn != "" && vn != n.Id {
+			return nil, status.Errorf(codes.FailedPrecondition, "the container mounts a volume whose data lives on node %s, not on %s: leave out --node, or choose that node", vn, n.Name)
 		}
 		if n.State != ccv1.NodeState_NODE_STATE_READY {
 			return nil, status.Errorf(codes.FailedPrecondition, "node %s (%s) is %s, not ready", n.Name, n.Id, enumWord(n.State.String(), "NODE_STATE_"))

@@ -43,7 +43,7 @@ const MaxReplicas = 100_000
 
 // normalizeServiceSpec validates a service spec, fills its defaults and
 // resolves its image. It returns the spec to store and the image digest.
-func (s *ServiceService) normalizeServiceSpec(in *ccv1.ServiceSpec) (*ccv1.ServiceSpec, string, error) {
+func (s *ServiceService) normalizeServiceSpec(ctx context.Context, in *ccv1.ServiceSpec) (*ccv1.ServiceSpec, string, error) {
 	if in == nil || in.Task == nil {
 		return nil, "", status.Error(codes.InvalidArgument, "spec.task: required (the image and command the tasks run)")
 	}
@@ -92,6 +92,9 @@ func (s *ServiceService) normalizeServiceSpec(in *ccv1.ServiceSpec) (*ccv1.Servi
 	if len(probs) > 0 {
 		return nil, "", status.Error(codes.InvalidArgument, strings.Join(probs, "; "))
 	}
+	if err := s.core.resolveMounts(ctx, spec.Task); err != nil {
+		return nil, "", err
+	}
 	ref, err := imagearchive.Normalize(spec.Task.Image)
 	if err != nil {
 		return nil, "", status.Errorf(codes.InvalidArgument, "image %q: %v", spec.Task.Image, err)
@@ -122,7 +125,7 @@ func (s *ServiceService) CreateService(ctx context.Context, req *ccv1.CreateServ
 	if !serviceNameRE.MatchString(req.GetName()) {
 		return nil, status.Errorf(codes.InvalidArgument, "service name %q: use letters, digits, '_' or '-' (at most 63), starting with a letter or digit", req.GetName())
 	}
-	spec, digest, err := s.normalizeServiceSpec(req.GetSpec())
+	spec, digest, err := s.normalizeServiceSpec(ctx, req.GetSpec())
 	if err != nil {
 		return nil, err
 	}
@@ -254,7 +257,7 @@ func (s *ServiceService) UpdateService(ctx context.Context, req *ccv1.UpdateServ
 	if err != nil {
 		return nil, err
 	}
-	spec, digest, err := s.normalizeServiceSpec(req.GetSpec())
+	spec, digest, err := s.normalizeServiceSpec(ctx, req.GetSpec())
 	if err != nil {
 		return nil, err
 	}

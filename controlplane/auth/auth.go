@@ -303,6 +303,8 @@ var viewerMethods = map[string]bool{
 	ccv1.CertService_GetCert_FullMethodName:             true,
 	ccv1.TrustService_GetTrust_FullMethodName:           true,
 	ccv1.TrustService_GetCAStatus_FullMethodName:        true,
+	ccv1.VolumeService_ListVolumes_FullMethodName:       true,
+	ccv1.VolumeService_GetVolume_FullMethodName:         true,
 }
 
 // jobsMethods may be called by tokens of role jobs: every job method but

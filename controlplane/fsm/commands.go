@@ -20,6 +20,16 @@ type handler struct {
 }
 
 var handlers = map[statev1.CommandType]handler{
+	statev1.CommandType_COMMAND_TYPE_CREATE_VOLUME: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.CreateVolume{} },
+		apply:   applyCreateVolume,
+	},
+	statev1.CommandType_COMMAND_TYPE_REMOVE_VOLUME: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.RemoveVolume{} },
+		apply:   applyRemoveVolume,
+	},
 	statev1.CommandType_COMMAND_TYPE_ROTATE_CA: {
 		version: 1,
 		newMsg:  func() proto.Message { return &statev1.RotateCA{} },

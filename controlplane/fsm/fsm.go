@@ -57,7 +57,7 @@ var (
 var allBuckets = [][]byte{bucketMeta, bucketCluster, bucketTokens, bucketNodes, bucketContainers, bucketContainerNames, bucketImages, bucketServers,
 	bucketServices, bucketServiceNames, bucketNodeTasks, bucketServiceTasks, bucketNodeNames,
 	bucketJobs, bucketJobSeq, bucketJobQSeq, bucketJobState, bucketJobQueue, bucketJobKeys, bucketJobExpiry, bucketJobWebhooks, bucketJobUpdated,
-	bucketQueues, bucketInputs, bucketRoutes, bucketSites, bucketCerts, bucketACMEStorage, bucketACMELocks, bucketACMEChallenge, bucketAudit}
+	bucketQueues, bucketInputs, bucketRoutes, bucketSites, bucketCerts, bucketACMEStorage, bucketACMELocks, bucketACMEChallenge, bucketAudit, bucketVolumes}
 
 // Result is what applying one log entry returns to the proposer.
 type Result struct {

@@ -595,6 +595,11 @@ func schedTask(c *ccv1.Container, s *ccv1.Service) scheduler.Task {
 			t.HostPorts = append(t.HostPorts, scheduler.Port{Number: pm.HostPort, Protocol: pm.Protocol})
 		}
 	}
+	for _, m := range c.GetSpec().GetMounts() {
+		if m.Type == "volume" {
+			t.Volumes = append(t.Volumes, scheduler.Volume{Name: m.Source, NodeID: m.VolumeNodeId})
+		}
+	}
 	if s != nil {
 		t.Constraints = constraints(s)
 		t.Spread = s.GetSpec().GetPlacement().GetSpread()

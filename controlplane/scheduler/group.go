@@ -20,9 +20,10 @@ type group struct {
 	rulesKey  string
 	spread    []attribute
 	spreadKey string
-	invalid   string // why no task of the group can be placed, if it is malformed
-	remaining int    // its pending tasks not yet handled
-	failed    string // why nothing fits, once nothing does
+	invalid   string   // why no task of the group can be placed, if it is malformed
+	volumes   []Volume // the volumes its tasks mount, each pinning them to its node
+	remaining int      // its pending tasks not yet handled
+	failed    string   // why nothing fits, once nothing does
 
 	// The tree: per bucket of the layout, the tasks of the service in it,
 	// whether nothing in it fits any more, and (inner buckets) the heap
@@ -71,7 +72,7 @@ func alike(a, b *Task) bool {
 	return a.ServiceID == b.ServiceID && a.Reserve == b.Reserve &&
 		slices.Equal(a.HostPorts, b.HostPorts) &&
 		slices.Equal(a.Constraints, b.Constraints) &&
-		slices.Equal(a.Spread, b.Spread)
+		slices.Equal(a.Spread, b.Spread) && slices.Equal(a.Volumes, b.Volumes)
 }
 
 // groupOf returns the group of t, making it if it is the first of its kind.
@@ -108,6 +109,12 @@ func newGroup(t *Task) *group {
 		}
 		a, _ := parseAttr(c.Attr)
 		g.rules = append(g.rules, rule{attr: a, op: c.Op, value: c.Value, text: c.String()})
+	}
+	for _, v := range t.Volumes {
+		// A volume pins the task to the node that holds its data.
+		a, _ := parseAttr("node.id")
+		g.rules = append(g.rules, rule{attr: a, op: Eq, value: v.NodeID, text: "node.id==" + v.NodeID})
+		g.volumes = append(g.volumes, v)
 	}
 	slices.SortFunc(g.rules, func(a, b rule) int { return cmp.Compare(a.text, b.text) })
 	g.rules = slices.CompactFunc(g.rules, func(a, b rule) bool { return a.text == b.text })

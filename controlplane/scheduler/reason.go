@@ -29,6 +29,9 @@ type shortage struct {
 
 // whyNot explains why no node fits a task of g now.
 func (s *state) whyNot(g *group) string {
+	if len(g.volumes) > 0 {
+		return s.volumeWhyNot(g)
+	}
 	t := s.tally(g)
 	static := t.staticParts(g)
 	switch {
@@ -234,8 +237,50 @@ func ReasonKind(reason string) string {
 		return ReasonResources
 	case strings.Contains(reason, "not match"):
 		return ReasonConstraints
-	case strings.Contains(reason, "not ready"), strings.Contains(reason, "paused or drained"), strings.Contains(reason, "no node is ready"):
+	case strings.Contains(reason, "not ready"), strings.HasSuffix(reason, "which is down"), strings.Contains(reason, "paused or drained"), strings.Contains(reason, "no node is ready"):
 		return ReasonNoReadyNode
 	}
 	return ReasonOther
+}
+
+// volumeWhyNot explains why a task that mounts volumes cannot run on the
+// node that holds their data.
+func (s *state) volumeWhyNot(g *group) string {
+	v := g.volumes[0]
+	for _, o := range g.volumes[1:] {
+		if o.NodeID != v.NodeID {
+			return fmt.Sprintf("volume %q lives on node %s and volume %q on node %s: a task can mount volumes of one node only", v.Name, v.NodeID, o.Name, o.NodeID)
+		}
+	}
+	n, ok := s.index[v.NodeID]
+	if !ok {
+		return fmt.Sprintf("volume data of %q lives on node %s, which is not in the cluster", v.Name, v.NodeID)
+	}
+	ns := &s.nodes[n]
+	where := fmt.Sprintf("volume data of %q lives on node %s", v.Name, nodeName(ns.node))
+	if !ns.node.Ready {
+		return where + ", which is down"
+	}
+	if !ns.node.Active {
+		return where + ", which is paused or drained"
+	}
+	var t tally
+	t.nodes = 1
+	switch {
+	case t.countRule(g, ns.node):
+		for i, c := range t.rules {
+			if c > 0 {
+				return where + ", which does not match " + g.rules[i].text
+			}
+		}
+	case t.cpu.count(g.reserve.CPUMillis, ns.node.Capacity.CPUMillis, ns.cpu, ns.node),
+		t.mem.count(g.reserve.MemoryBytes, ns.node.Capacity.MemoryBytes, ns.mem, ns.node):
+		return where + ", which is full: " + strings.Join(t.resourceParts(g), ", ")
+	}
+	t.ports = make([]int, len(g.ports))
+	t.countPort(s, g, n)
+	if t.portsTotal > 0 {
+		return where + ", where " + t.portText(g)
+	}
+	return where + ", which cannot take it"
 }

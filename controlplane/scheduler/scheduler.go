@@ -73,6 +73,13 @@ type Task struct {
 	HostPorts     []Port
 	Constraints   []Constraint
 	Spread        []string // attributes such as node.labels.zone, in order of precedence
+	Volumes       []Volume // the volumes it mounts: it runs only on their node
+}
+
+// Volume is a volume a task mounts: its data lives on one node, so the task
+// may run only there.
+type Volume struct {
+	Name, NodeID string
 }
 
 // Result is what Place decided.

@@ -420,6 +420,7 @@ func (s *Server) serve() error {
 	api.NewContainerService(core).Register(s.grpc)
 	api.NewStatsService(core).Register(s.grpc)
 	api.NewServiceService(core).Register(s.grpc)
+	api.NewVolumeService(core).Register(s.grpc)
 	images.Register(s.grpc)
 	jobs.Register(s.grpc)
 	edge.Register(s.grpc)
@@ -468,6 +469,7 @@ func (s *Server) serve() error {
 		ccv1.RegisterCertServiceHandler,
 		ccv1.RegisterAuditServiceHandler,
 		ccv1.RegisterTrustServiceHandler,
+		ccv1.RegisterVolumeServiceHandler,
 	} {
 		if err := register(ctx, gw, s.gwConn); err != nil {
 			return err

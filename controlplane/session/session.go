@@ -296,6 +296,7 @@ func (hub *Hub) sendLoop(ctx context.Context, s *session, stream ccv1.AgentServi
 	var servers []string
 	var trust pki.Trust
 	var edge edgeSender
+	var volumes []string    // the volume list last sent; nil before the first
 	var changedAt time.Time // when the change that woke the loop was applied
 	for {
 		watch := hub.fsm.WatchNode(s.nodeID)
@@ -307,6 +308,21 @@ func (hub *Hub) sendLoop(ctx context.Context, s *session, stream ccv1.AgentServi
 				return err
 			}
 			servers, trust = addrs, nowTrust
+		}
+		// Before the assignments: a task's volume is listed before the
+		// task that mounts it arrives.
+		vols, err := hub.fsm.NodeVolumes(s.nodeID)
+		if err != nil {
+			return err
+		}
+		if vols == nil {
+			vols = []string{}
+		}
+		if volumes == nil || !equalStrings(vols, volumes) {
+			if err := stream.Send(&ccv1.SessionResponse{Msg: &ccv1.SessionResponse_Volumes{Volumes: &ccv1.VolumeList{Names: vols}}}); err != nil {
+				return err
+			}
+			volumes = vols
 		}
 		now, err := Assignments(hub.fsm, s.nodeID)
 		if err != nil {

@@ -230,6 +230,16 @@ func WithJobGatewayAllowed() AgentOption {
 	}
 }
 
+// WithBindMountAllow lets the agent's containers bind mount host paths
+// under prefix, as its --bind-mount-allow flag does.
+func WithBindMountAllow(prefix string) AgentOption {
+	return func(c *AgentConfig) { c.Runtime.BindMountAllow = append(c.Runtime.BindMountAllow, prefix) }
+}
+
+// StateDir is the agent runtime's state directory (its volumes are under
+// volumes/).
+func (a *Agent) StateDir() string { return a.rtConfig.StateDir }
+
 // StartAgent joins a new agent named name to the cluster (with a fresh
 // single-use join token) and runs it.
 func (s *Server) StartAgent(name string, opts ...AgentOption) *Agent {

@@ -199,6 +199,7 @@ type Client struct {
 	Jobs       ccv1.JobServiceClient
 	Edge       ccv1.EdgeServiceClient
 	Certs      ccv1.CertServiceClient
+	Volumes    ccv1.VolumeServiceClient
 }
 
 // Client returns API clients using the admin token.
@@ -214,6 +215,7 @@ func (s *Server) Client() *Client {
 		Jobs:       ccv1.NewJobServiceClient(conn),
 		Edge:       ccv1.NewEdgeServiceClient(conn),
 		Certs:      ccv1.NewCertServiceClient(conn),
+		Volumes:    ccv1.NewVolumeServiceClient(conn),
 	}
 }
 

@@ -839,6 +839,7 @@ type SessionResponse struct {
 	//	*SessionResponse_LogCancel
 	//	*SessionResponse_Servers
 	//	*SessionResponse_Edge
+	//	*SessionResponse_Volumes
 	//	*SessionResponse_Stats
 	Msg           isSessionResponse_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
@@ -943,6 +944,15 @@ func (x *SessionResponse) GetEdge() *EdgeUpdate {
 	return nil
 }
 
+func (x *SessionResponse) GetVolumes() *VolumeList {
+	if x != nil {
+		if x, ok := x.Msg.(*SessionResponse_Volumes); ok {
+			return x.Volumes
+		}
+	}
+	return nil
+}
+
 func (x *SessionResponse) GetStats() *StatsRequest {
 	if x != nil {
 		if x, ok := x.Msg.(*SessionResponse_Stats); ok {
@@ -981,6 +991,12 @@ type SessionResponse_Edge struct {
 	Edge *EdgeUpdate `protobuf:"bytes,7,opt,name=edge,proto3,oneof"`
 }
 
+type SessionResponse_Volumes struct {
+	// volumes lists the node's volumes, at the start of a session and
+	// whenever it changes: the agent deletes the data of the others.
+	Volumes *VolumeList `protobuf:"bytes,8,opt,name=volumes,proto3,oneof"`
+}
+
 type SessionResponse_Stats struct {
 	// stats asks for a sample of containers' use (answered with
 	// SendStats).
@@ -999,7 +1015,54 @@ func (*SessionResponse_Servers) isSessionResponse_Msg() {}
 
 func (*SessionResponse_Edge) isSessionResponse_Msg() {}
 
+func (*SessionResponse_Volumes) isSessionResponse_Msg() {}
+
 func (*SessionResponse_Stats) isSessionResponse_Msg() {}
+
+// VolumeList is every volume the cluster keeps on the node, by name.
+type VolumeList struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Names         []string               `protobuf:"bytes,1,rep,name=names,proto3" json:"names,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VolumeList) Reset() {
+	*x = VolumeList{}
+	mi := &file_cc_v1_agent_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VolumeList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VolumeList) ProtoMessage() {}
+
+func (x *VolumeList) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_agent_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VolumeList.ProtoReflect.Descriptor instead.
+func (*VolumeList) Descriptor() ([]byte, []int) {
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *VolumeList) GetNames() []string {
+	if x != nil {
+		return x.Names
+	}
+	return nil
+}
 
 // ServerList is every control-plane server's API address: the agent fails
 // over to another when the one it uses goes away. It is sent at the start of
@@ -1016,7 +1079,7 @@ type ServerList struct {
 
 func (x *ServerList) Reset() {
 	*x = ServerList{}
-	mi := &file_cc_v1_agent_proto_msgTypes[13]
+	mi := &file_cc_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1028,7 +1091,7 @@ func (x *ServerList) String() string {
 func (*ServerList) ProtoMessage() {}
 
 func (x *ServerList) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[13]
+	mi := &file_cc_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1041,7 +1104,7 @@ func (x *ServerList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerList.ProtoReflect.Descriptor instead.
 func (*ServerList) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ServerList) GetApiAddresses() []string {
@@ -1081,7 +1144,7 @@ type Assignment struct {
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_cc_v1_agent_proto_msgTypes[14]
+	mi := &file_cc_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1093,7 +1156,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[14]
+	mi := &file_cc_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1106,7 +1169,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Assignment) GetContainerId() string {
@@ -1175,7 +1238,7 @@ type AssignmentSet struct {
 
 func (x *AssignmentSet) Reset() {
 	*x = AssignmentSet{}
-	mi := &file_cc_v1_agent_proto_msgTypes[15]
+	mi := &file_cc_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1187,7 +1250,7 @@ func (x *AssignmentSet) String() string {
 func (*AssignmentSet) ProtoMessage() {}
 
 func (x *AssignmentSet) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[15]
+	mi := &file_cc_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1200,7 +1263,7 @@ func (x *AssignmentSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignmentSet.ProtoReflect.Descriptor instead.
 func (*AssignmentSet) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AssignmentSet) GetAssignments() []*Assignment {
@@ -1221,7 +1284,7 @@ type AssignmentChanges struct {
 
 func (x *AssignmentChanges) Reset() {
 	*x = AssignmentChanges{}
-	mi := &file_cc_v1_agent_proto_msgTypes[16]
+	mi := &file_cc_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1233,7 +1296,7 @@ func (x *AssignmentChanges) String() string {
 func (*AssignmentChanges) ProtoMessage() {}
 
 func (x *AssignmentChanges) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[16]
+	mi := &file_cc_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1246,7 +1309,7 @@ func (x *AssignmentChanges) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignmentChanges.ProtoReflect.Descriptor instead.
 func (*AssignmentChanges) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AssignmentChanges) GetUpdated() []*Assignment {
@@ -1276,7 +1339,7 @@ type LogRequest struct {
 
 func (x *LogRequest) Reset() {
 	*x = LogRequest{}
-	mi := &file_cc_v1_agent_proto_msgTypes[17]
+	mi := &file_cc_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1288,7 +1351,7 @@ func (x *LogRequest) String() string {
 func (*LogRequest) ProtoMessage() {}
 
 func (x *LogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[17]
+	mi := &file_cc_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1301,7 +1364,7 @@ func (x *LogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogRequest.ProtoReflect.Descriptor instead.
 func (*LogRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *LogRequest) GetRequestId() string {
@@ -1342,7 +1405,7 @@ type LogCancel struct {
 
 func (x *LogCancel) Reset() {
 	*x = LogCancel{}
-	mi := &file_cc_v1_agent_proto_msgTypes[18]
+	mi := &file_cc_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1354,7 +1417,7 @@ func (x *LogCancel) String() string {
 func (*LogCancel) ProtoMessage() {}
 
 func (x *LogCancel) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[18]
+	mi := &file_cc_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1367,7 +1430,7 @@ func (x *LogCancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogCancel.ProtoReflect.Descriptor instead.
 func (*LogCancel) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *LogCancel) GetRequestId() string {
@@ -1391,7 +1454,7 @@ type SendLogsRequest struct {
 
 func (x *SendLogsRequest) Reset() {
 	*x = SendLogsRequest{}
-	mi := &file_cc_v1_agent_proto_msgTypes[19]
+	mi := &file_cc_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1403,7 +1466,7 @@ func (x *SendLogsRequest) String() string {
 func (*SendLogsRequest) ProtoMessage() {}
 
 func (x *SendLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[19]
+	mi := &file_cc_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1416,7 +1479,7 @@ func (x *SendLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendLogsRequest.ProtoReflect.Descriptor instead.
 func (*SendLogsRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SendLogsRequest) GetMsg() isSendLogsRequest_Msg {
@@ -1471,7 +1534,7 @@ type LogHeader struct {
 
 func (x *LogHeader) Reset() {
 	*x = LogHeader{}
-	mi := &file_cc_v1_agent_proto_msgTypes[20]
+	mi := &file_cc_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1483,7 +1546,7 @@ func (x *LogHeader) String() string {
 func (*LogHeader) ProtoMessage() {}
 
 func (x *LogHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[20]
+	mi := &file_cc_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1496,7 +1559,7 @@ func (x *LogHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogHeader.ProtoReflect.Descriptor instead.
 func (*LogHeader) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LogHeader) GetRequestId() string {
@@ -1522,7 +1585,7 @@ type SendLogsResponse struct {
 
 func (x *SendLogsResponse) Reset() {
 	*x = SendLogsResponse{}
-	mi := &file_cc_v1_agent_proto_msgTypes[21]
+	mi := &file_cc_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1534,7 +1597,7 @@ func (x *SendLogsResponse) String() string {
 func (*SendLogsResponse) ProtoMessage() {}
 
 func (x *SendLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[21]
+	mi := &file_cc_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1547,7 +1610,7 @@ func (x *SendLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendLogsResponse.ProtoReflect.Descriptor instead.
 func (*SendLogsResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{21}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 // FetchBlobRequest names a blob.
@@ -1560,7 +1623,7 @@ type FetchBlobRequest struct {
 
 func (x *FetchBlobRequest) Reset() {
 	*x = FetchBlobRequest{}
-	mi := &file_cc_v1_agent_proto_msgTypes[22]
+	mi := &file_cc_v1_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1572,7 +1635,7 @@ func (x *FetchBlobRequest) String() string {
 func (*FetchBlobRequest) ProtoMessage() {}
 
 func (x *FetchBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[22]
+	mi := &file_cc_v1_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1585,7 +1648,7 @@ func (x *FetchBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchBlobRequest.ProtoReflect.Descriptor instead.
 func (*FetchBlobRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{22}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *FetchBlobRequest) GetDigest() string {
@@ -1606,7 +1669,7 @@ type FetchBlobResponse struct {
 
 func (x *FetchBlobResponse) Reset() {
 	*x = FetchBlobResponse{}
-	mi := &file_cc_v1_agent_proto_msgTypes[23]
+	mi := &file_cc_v1_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1618,7 +1681,7 @@ func (x *FetchBlobResponse) String() string {
 func (*FetchBlobResponse) ProtoMessage() {}
 
 func (x *FetchBlobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[23]
+	mi := &file_cc_v1_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1631,7 +1694,7 @@ func (x *FetchBlobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchBlobResponse.ProtoReflect.Descriptor instead.
 func (*FetchBlobResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{23}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *FetchBlobResponse) GetSize() int64 {
@@ -1711,7 +1774,7 @@ const file_cc_v1_agent_proto_rawDesc = "" +
 	"generation\x12.\n" +
 	"\x06status\x18\x03 \x01(\v2\x16.cc.v1.ContainerStatusR\x06status\x12;\n" +
 	"\vobserved_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"observedAt\"\xed\x02\n" +
+	"observedAt\"\x9c\x03\n" +
 	"\x0fSessionResponse\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12*\n" +
 	"\x04full\x18\x02 \x01(\v2\x14.cc.v1.AssignmentSetH\x00R\x04full\x124\n" +
@@ -1720,9 +1783,13 @@ const file_cc_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"log_cancel\x18\x05 \x01(\v2\x10.cc.v1.LogCancelH\x00R\tlogCancel\x12-\n" +
 	"\aservers\x18\x06 \x01(\v2\x11.cc.v1.ServerListH\x00R\aservers\x12'\n" +
-	"\x04edge\x18\a \x01(\v2\x11.cc.v1.EdgeUpdateH\x00R\x04edge\x12+\n" +
+	"\x04edge\x18\a \x01(\v2\x11.cc.v1.EdgeUpdateH\x00R\x04edge\x12-\n" +
+	"\avolumes\x18\b \x01(\v2\x11.cc.v1.VolumeListH\x00R\avolumes\x12+\n" +
 	"\x05stats\x18\x14 \x01(\v2\x13.cc.v1.StatsRequestH\x00R\x05statsB\x05\n" +
-	"\x03msg\"\\\n" +
+	"\x03msg\"\"\n" +
+	"\n" +
+	"VolumeList\x12\x14\n" +
+	"\x05names\x18\x01 \x03(\tR\x05names\"\\\n" +
 	"\n" +
 	"ServerList\x12#\n" +
 	"\rapi_addresses\x18\x01 \x03(\tR\fapiAddresses\x12)\n" +
@@ -1793,7 +1860,7 @@ func file_cc_v1_agent_proto_rawDescGZIP() []byte {
 	return file_cc_v1_agent_proto_rawDescData
 }
 
-var file_cc_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_cc_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_cc_v1_agent_proto_goTypes = []any{
 	(*UploadBlobRequest)(nil),        // 0: cc.v1.UploadBlobRequest
 	(*UploadBlobHeader)(nil),         // 1: cc.v1.UploadBlobHeader
@@ -1808,78 +1875,80 @@ var file_cc_v1_agent_proto_goTypes = []any{
 	(*StatusBatch)(nil),              // 10: cc.v1.StatusBatch
 	(*TaskStatus)(nil),               // 11: cc.v1.TaskStatus
 	(*SessionResponse)(nil),          // 12: cc.v1.SessionResponse
-	(*ServerList)(nil),               // 13: cc.v1.ServerList
-	(*Assignment)(nil),               // 14: cc.v1.Assignment
-	(*AssignmentSet)(nil),            // 15: cc.v1.AssignmentSet
-	(*AssignmentChanges)(nil),        // 16: cc.v1.AssignmentChanges
-	(*LogRequest)(nil),               // 17: cc.v1.LogRequest
-	(*LogCancel)(nil),                // 18: cc.v1.LogCancel
-	(*SendLogsRequest)(nil),          // 19: cc.v1.SendLogsRequest
-	(*LogHeader)(nil),                // 20: cc.v1.LogHeader
-	(*SendLogsResponse)(nil),         // 21: cc.v1.SendLogsResponse
-	(*FetchBlobRequest)(nil),         // 22: cc.v1.FetchBlobRequest
-	(*FetchBlobResponse)(nil),        // 23: cc.v1.FetchBlobResponse
-	nil,                              // 24: cc.v1.JoinRequest.LabelsEntry
-	nil,                              // 25: cc.v1.SessionHello.LabelsEntry
-	nil,                              // 26: cc.v1.Assignment.TraceContextEntry
-	(*Resources)(nil),                // 27: cc.v1.Resources
-	(*ContainerStatus)(nil),          // 28: cc.v1.ContainerStatus
-	(*timestamppb.Timestamp)(nil),    // 29: google.protobuf.Timestamp
-	(*EdgeUpdate)(nil),               // 30: cc.v1.EdgeUpdate
-	(*StatsRequest)(nil),             // 31: cc.v1.StatsRequest
-	(*ClusterTrust)(nil),             // 32: cc.v1.ClusterTrust
-	(*ContainerSpec)(nil),            // 33: cc.v1.ContainerSpec
-	(DesiredState)(0),                // 34: cc.v1.DesiredState
-	(*ContainerLogsResponse)(nil),    // 35: cc.v1.ContainerLogsResponse
-	(*SendStatsRequest)(nil),         // 36: cc.v1.SendStatsRequest
-	(*SendStatsResponse)(nil),        // 37: cc.v1.SendStatsResponse
+	(*VolumeList)(nil),               // 13: cc.v1.VolumeList
+	(*ServerList)(nil),               // 14: cc.v1.ServerList
+	(*Assignment)(nil),               // 15: cc.v1.Assignment
+	(*AssignmentSet)(nil),            // 16: cc.v1.AssignmentSet
+	(*AssignmentChanges)(nil),        // 17: cc.v1.AssignmentChanges
+	(*LogRequest)(nil),               // 18: cc.v1.LogRequest
+	(*LogCancel)(nil),                // 19: cc.v1.LogCancel
+	(*SendLogsRequest)(nil),          // 20: cc.v1.SendLogsRequest
+	(*LogHeader)(nil),                // 21: cc.v1.LogHeader
+	(*SendLogsResponse)(nil),         // 22: cc.v1.SendLogsResponse
+	(*FetchBlobRequest)(nil),         // 23: cc.v1.FetchBlobRequest
+	(*FetchBlobResponse)(nil),        // 24: cc.v1.FetchBlobResponse
+	nil,                              // 25: cc.v1.JoinRequest.LabelsEntry
+	nil,                              // 26: cc.v1.SessionHello.LabelsEntry
+	nil,                              // 27: cc.v1.Assignment.TraceContextEntry
+	(*Resources)(nil),                // 28: cc.v1.Resources
+	(*ContainerStatus)(nil),          // 29: cc.v1.ContainerStatus
+	(*timestamppb.Timestamp)(nil),    // 30: google.protobuf.Timestamp
+	(*EdgeUpdate)(nil),               // 31: cc.v1.EdgeUpdate
+	(*StatsRequest)(nil),             // 32: cc.v1.StatsRequest
+	(*ClusterTrust)(nil),             // 33: cc.v1.ClusterTrust
+	(*ContainerSpec)(nil),            // 34: cc.v1.ContainerSpec
+	(DesiredState)(0),                // 35: cc.v1.DesiredState
+	(*ContainerLogsResponse)(nil),    // 36: cc.v1.ContainerLogsResponse
+	(*SendStatsRequest)(nil),         // 37: cc.v1.SendStatsRequest
+	(*SendStatsResponse)(nil),        // 38: cc.v1.SendStatsResponse
 }
 var file_cc_v1_agent_proto_depIdxs = []int32{
 	1,  // 0: cc.v1.UploadBlobRequest.header:type_name -> cc.v1.UploadBlobHeader
-	24, // 1: cc.v1.JoinRequest.labels:type_name -> cc.v1.JoinRequest.LabelsEntry
-	27, // 2: cc.v1.JoinRequest.resources:type_name -> cc.v1.Resources
+	25, // 1: cc.v1.JoinRequest.labels:type_name -> cc.v1.JoinRequest.LabelsEntry
+	28, // 2: cc.v1.JoinRequest.resources:type_name -> cc.v1.Resources
 	8,  // 3: cc.v1.SessionRequest.hello:type_name -> cc.v1.SessionHello
 	9,  // 4: cc.v1.SessionRequest.heartbeat:type_name -> cc.v1.Heartbeat
 	10, // 5: cc.v1.SessionRequest.status:type_name -> cc.v1.StatusBatch
-	27, // 6: cc.v1.SessionHello.resources:type_name -> cc.v1.Resources
-	25, // 7: cc.v1.SessionHello.labels:type_name -> cc.v1.SessionHello.LabelsEntry
+	28, // 6: cc.v1.SessionHello.resources:type_name -> cc.v1.Resources
+	26, // 7: cc.v1.SessionHello.labels:type_name -> cc.v1.SessionHello.LabelsEntry
 	11, // 8: cc.v1.StatusBatch.statuses:type_name -> cc.v1.TaskStatus
-	28, // 9: cc.v1.TaskStatus.status:type_name -> cc.v1.ContainerStatus
-	29, // 10: cc.v1.TaskStatus.observed_at:type_name -> google.protobuf.Timestamp
-	15, // 11: cc.v1.SessionResponse.full:type_name -> cc.v1.AssignmentSet
-	16, // 12: cc.v1.SessionResponse.changes:type_name -> cc.v1.AssignmentChanges
-	17, // 13: cc.v1.SessionResponse.logs:type_name -> cc.v1.LogRequest
-	18, // 14: cc.v1.SessionResponse.log_cancel:type_name -> cc.v1.LogCancel
-	13, // 15: cc.v1.SessionResponse.servers:type_name -> cc.v1.ServerList
-	30, // 16: cc.v1.SessionResponse.edge:type_name -> cc.v1.EdgeUpdate
-	31, // 17: cc.v1.SessionResponse.stats:type_name -> cc.v1.StatsRequest
-	32, // 18: cc.v1.ServerList.trust:type_name -> cc.v1.ClusterTrust
-	33, // 19: cc.v1.Assignment.spec:type_name -> cc.v1.ContainerSpec
-	34, // 20: cc.v1.Assignment.desired:type_name -> cc.v1.DesiredState
-	26, // 21: cc.v1.Assignment.trace_context:type_name -> cc.v1.Assignment.TraceContextEntry
-	14, // 22: cc.v1.AssignmentSet.assignments:type_name -> cc.v1.Assignment
-	14, // 23: cc.v1.AssignmentChanges.updated:type_name -> cc.v1.Assignment
-	20, // 24: cc.v1.SendLogsRequest.header:type_name -> cc.v1.LogHeader
-	35, // 25: cc.v1.SendLogsRequest.chunk:type_name -> cc.v1.ContainerLogsResponse
-	3,  // 26: cc.v1.AgentService.Join:input_type -> cc.v1.JoinRequest
-	5,  // 27: cc.v1.AgentService.RenewCertificate:input_type -> cc.v1.RenewCertificateRequest
-	7,  // 28: cc.v1.AgentService.Session:input_type -> cc.v1.SessionRequest
-	19, // 29: cc.v1.AgentService.SendLogs:input_type -> cc.v1.SendLogsRequest
-	36, // 30: cc.v1.AgentService.SendStats:input_type -> cc.v1.SendStatsRequest
-	22, // 31: cc.v1.AgentService.FetchBlob:input_type -> cc.v1.FetchBlobRequest
-	0,  // 32: cc.v1.AgentService.UploadBlob:input_type -> cc.v1.UploadBlobRequest
-	4,  // 33: cc.v1.AgentService.Join:output_type -> cc.v1.JoinResponse
-	6,  // 34: cc.v1.AgentService.RenewCertificate:output_type -> cc.v1.RenewCertificateResponse
-	12, // 35: cc.v1.AgentService.Session:output_type -> cc.v1.SessionResponse
-	21, // 36: cc.v1.AgentService.SendLogs:output_type -> cc.v1.SendLogsResponse
-	37, // 37: cc.v1.AgentService.SendStats:output_type -> cc.v1.SendStatsResponse
-	23, // 38: cc.v1.AgentService.FetchBlob:output_type -> cc.v1.FetchBlobResponse
-	2,  // 39: cc.v1.AgentService.UploadBlob:output_type -> cc.v1.UploadBlobResponse
-	33, // [33:40] is the sub-list for method output_type
-	26, // [26:33] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	29, // 9: cc.v1.TaskStatus.status:type_name -> cc.v1.ContainerStatus
+	30, // 10: cc.v1.TaskStatus.observed_at:type_name -> google.protobuf.Timestamp
+	16, // 11: cc.v1.SessionResponse.full:type_name -> cc.v1.AssignmentSet
+	17, // 12: cc.v1.SessionResponse.changes:type_name -> cc.v1.AssignmentChanges
+	18, // 13: cc.v1.SessionResponse.logs:type_name -> cc.v1.LogRequest
+	19, // 14: cc.v1.SessionResponse.log_cancel:type_name -> cc.v1.LogCancel
+	14, // 15: cc.v1.SessionResponse.servers:type_name -> cc.v1.ServerList
+	31, // 16: cc.v1.SessionResponse.edge:type_name -> cc.v1.EdgeUpdate
+	13, // 17: cc.v1.SessionResponse.volumes:type_name -> cc.v1.VolumeList
+	32, // 18: cc.v1.SessionResponse.stats:type_name -> cc.v1.StatsRequest
+	33, // 19: cc.v1.ServerList.trust:type_name -> cc.v1.ClusterTrust
+	34, // 20: cc.v1.Assignment.spec:type_name -> cc.v1.ContainerSpec
+	35, // 21: cc.v1.Assignment.desired:type_name -> cc.v1.DesiredState
+	27, // 22: cc.v1.Assignment.trace_context:type_name -> cc.v1.Assignment.TraceContextEntry
+	15, // 23: cc.v1.AssignmentSet.assignments:type_name -> cc.v1.Assignment
+	15, // 24: cc.v1.AssignmentChanges.updated:type_name -> cc.v1.Assignment
+	21, // 25: cc.v1.SendLogsRequest.header:type_name -> cc.v1.LogHeader
+	36, // 26: cc.v1.SendLogsRequest.chunk:type_name -> cc.v1.ContainerLogsResponse
+	3,  // 27: cc.v1.AgentService.Join:input_type -> cc.v1.JoinRequest
+	5,  // 28: cc.v1.AgentService.RenewCertificate:input_type -> cc.v1.RenewCertificateRequest
+	7,  // 29: cc.v1.AgentService.Session:input_type -> cc.v1.SessionRequest
+	20, // 30: cc.v1.AgentService.SendLogs:input_type -> cc.v1.SendLogsRequest
+	37, // 31: cc.v1.AgentService.SendStats:input_type -> cc.v1.SendStatsRequest
+	23, // 32: cc.v1.AgentService.FetchBlob:input_type -> cc.v1.FetchBlobRequest
+	0,  // 33: cc.v1.AgentService.UploadBlob:input_type -> cc.v1.UploadBlobRequest
+	4,  // 34: cc.v1.AgentService.Join:output_type -> cc.v1.JoinResponse
+	6,  // 35: cc.v1.AgentService.RenewCertificate:output_type -> cc.v1.RenewCertificateResponse
+	12, // 36: cc.v1.AgentService.Session:output_type -> cc.v1.SessionResponse
+	22, // 37: cc.v1.AgentService.SendLogs:output_type -> cc.v1.SendLogsResponse
+	38, // 38: cc.v1.AgentService.SendStats:output_type -> cc.v1.SendStatsResponse
+	24, // 39: cc.v1.AgentService.FetchBlob:output_type -> cc.v1.FetchBlobResponse
+	2,  // 40: cc.v1.AgentService.UploadBlob:output_type -> cc.v1.UploadBlobResponse
+	34, // [34:41] is the sub-list for method output_type
+	27, // [27:34] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_agent_proto_init() }
@@ -1908,9 +1977,10 @@ func file_cc_v1_agent_proto_init() {
 		(*SessionResponse_LogCancel)(nil),
 		(*SessionResponse_Servers)(nil),
 		(*SessionResponse_Edge)(nil),
+		(*SessionResponse_Volumes)(nil),
 		(*SessionResponse_Stats)(nil),
 	}
-	file_cc_v1_agent_proto_msgTypes[19].OneofWrappers = []any{
+	file_cc_v1_agent_proto_msgTypes[20].OneofWrappers = []any{
 		(*SendLogsRequest_Header)(nil),
 		(*SendLogsRequest_Chunk)(nil),
 	}
@@ -1920,7 +1990,7 @@ func file_cc_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_v1_agent_proto_rawDesc), len(file_cc_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   27,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -589,7 +589,10 @@ type ContainerSpec struct {
 	Sandbox *JobSandbox `protobuf:"bytes,13,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
 	// security changes the container's capabilities, seccomp filter, no new
 	// privileges and user namespace (security.proto).
-	Security      *SecurityProfile `protobuf:"bytes,14,opt,name=security,proto3" json:"security,omitempty"`
+	Security *SecurityProfile `protobuf:"bytes,14,opt,name=security,proto3" json:"security,omitempty"`
+	// mounts are the volumes, host paths and tmpfs mounted into the
+	// container (docs/volumes.md).
+	Mounts        []*Mount `protobuf:"bytes,15,rep,name=mounts,proto3" json:"mounts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -722,6 +725,114 @@ func (x *ContainerSpec) GetSecurity() *SecurityProfile {
 	return nil
 }
 
+func (x *ContainerSpec) GetMounts() []*Mount {
+	if x != nil {
+		return x.Mounts
+	}
+	return nil
+}
+
+// Mount is a filesystem mounted into a container.
+type Mount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// type is "volume" (a volume of the cluster, by name), "bind" (a host
+	// path under a prefix the agent allows; admin tokens only) or "tmpfs".
+	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	// source is the volume's name or the host path; empty for tmpfs.
+	Source string `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	// target is the absolute path in the container.
+	Target   string `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
+	ReadOnly bool   `protobuf:"varint,4,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
+	// tmpfs_size_bytes sizes a tmpfs mount (required).
+	TmpfsSizeBytes int64 `protobuf:"varint,5,opt,name=tmpfs_size_bytes,json=tmpfsSizeBytes,proto3" json:"tmpfs_size_bytes,omitempty"`
+	// volume_node_id and volume_size_bytes are set by the control plane from
+	// the volume's record: the node the task must run on, and the size the
+	// node gives the volume's filesystem.
+	VolumeNodeId    string `protobuf:"bytes,6,opt,name=volume_node_id,json=volumeNodeId,proto3" json:"volume_node_id,omitempty"`
+	VolumeSizeBytes int64  `protobuf:"varint,7,opt,name=volume_size_bytes,json=volumeSizeBytes,proto3" json:"volume_size_bytes,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *Mount) Reset() {
+	*x = Mount{}
+	mi := &file_cc_v1_containers_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Mount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Mount) ProtoMessage() {}
+
+func (x *Mount) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_containers_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Mount.ProtoReflect.Descriptor instead.
+func (*Mount) Descriptor() ([]byte, []int) {
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Mount) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Mount) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *Mount) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *Mount) GetReadOnly() bool {
+	if x != nil {
+		return x.ReadOnly
+	}
+	return false
+}
+
+func (x *Mount) GetTmpfsSizeBytes() int64 {
+	if x != nil {
+		return x.TmpfsSizeBytes
+	}
+	return 0
+}
+
+func (x *Mount) GetVolumeNodeId() string {
+	if x != nil {
+		return x.VolumeNodeId
+	}
+	return ""
+}
+
+func (x *Mount) GetVolumeSizeBytes() int64 {
+	if x != nil {
+		return x.VolumeSizeBytes
+	}
+	return 0
+}
+
 // JobSandbox is how an agent runs a job attempt. The runtime always applies
 // a read-only root, no new privileges, no capabilities, the default seccomp
 // profile and a non-root user (spec.user, default 65534:65534).
@@ -746,7 +857,7 @@ type JobSandbox struct {
 
 func (x *JobSandbox) Reset() {
 	*x = JobSandbox{}
-	mi := &file_cc_v1_containers_proto_msgTypes[4]
+	mi := &file_cc_v1_containers_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -758,7 +869,7 @@ func (x *JobSandbox) String() string {
 func (*JobSandbox) ProtoMessage() {}
 
 func (x *JobSandbox) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[4]
+	mi := &file_cc_v1_containers_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -771,7 +882,7 @@ func (x *JobSandbox) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobSandbox.ProtoReflect.Descriptor instead.
 func (*JobSandbox) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{4}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *JobSandbox) GetJobId() string {
@@ -845,7 +956,7 @@ type JobResult struct {
 
 func (x *JobResult) Reset() {
 	*x = JobResult{}
-	mi := &file_cc_v1_containers_proto_msgTypes[5]
+	mi := &file_cc_v1_containers_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -857,7 +968,7 @@ func (x *JobResult) String() string {
 func (*JobResult) ProtoMessage() {}
 
 func (x *JobResult) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[5]
+	mi := &file_cc_v1_containers_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -870,7 +981,7 @@ func (x *JobResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobResult.ProtoReflect.Descriptor instead.
 func (*JobResult) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{5}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *JobResult) GetCollected() bool {
@@ -955,7 +1066,7 @@ type ContainerStatus struct {
 
 func (x *ContainerStatus) Reset() {
 	*x = ContainerStatus{}
-	mi := &file_cc_v1_containers_proto_msgTypes[6]
+	mi := &file_cc_v1_containers_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -967,7 +1078,7 @@ func (x *ContainerStatus) String() string {
 func (*ContainerStatus) ProtoMessage() {}
 
 func (x *ContainerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[6]
+	mi := &file_cc_v1_containers_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -980,7 +1091,7 @@ func (x *ContainerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerStatus.ProtoReflect.Descriptor instead.
 func (*ContainerStatus) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{6}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ContainerStatus) GetState() ContainerState {
@@ -1105,7 +1216,7 @@ type Container struct {
 
 func (x *Container) Reset() {
 	*x = Container{}
-	mi := &file_cc_v1_containers_proto_msgTypes[7]
+	mi := &file_cc_v1_containers_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1117,7 +1228,7 @@ func (x *Container) String() string {
 func (*Container) ProtoMessage() {}
 
 func (x *Container) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[7]
+	mi := &file_cc_v1_containers_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1130,7 +1241,7 @@ func (x *Container) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Container.ProtoReflect.Descriptor instead.
 func (*Container) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{7}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Container) GetId() string {
@@ -1267,7 +1378,7 @@ type CreateContainerRequest struct {
 
 func (x *CreateContainerRequest) Reset() {
 	*x = CreateContainerRequest{}
-	mi := &file_cc_v1_containers_proto_msgTypes[8]
+	mi := &file_cc_v1_containers_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1279,7 +1390,7 @@ func (x *CreateContainerRequest) String() string {
 func (*CreateContainerRequest) ProtoMessage() {}
 
 func (x *CreateContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[8]
+	mi := &file_cc_v1_containers_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1292,7 +1403,7 @@ func (x *CreateContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateContainerRequest.ProtoReflect.Descriptor instead.
 func (*CreateContainerRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{8}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CreateContainerRequest) GetName() string {
@@ -1326,7 +1437,7 @@ type CreateContainerResponse struct {
 
 func (x *CreateContainerResponse) Reset() {
 	*x = CreateContainerResponse{}
-	mi := &file_cc_v1_containers_proto_msgTypes[9]
+	mi := &file_cc_v1_containers_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1338,7 +1449,7 @@ func (x *CreateContainerResponse) String() string {
 func (*CreateContainerResponse) ProtoMessage() {}
 
 func (x *CreateContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[9]
+	mi := &file_cc_v1_containers_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1351,7 +1462,7 @@ func (x *CreateContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateContainerResponse.ProtoReflect.Descriptor instead.
 func (*CreateContainerResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{9}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateContainerResponse) GetContainer() *Container {
@@ -1374,7 +1485,7 @@ type ListContainersRequest struct {
 
 func (x *ListContainersRequest) Reset() {
 	*x = ListContainersRequest{}
-	mi := &file_cc_v1_containers_proto_msgTypes[10]
+	mi := &file_cc_v1_containers_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1386,7 +1497,7 @@ func (x *ListContainersRequest) String() string {
 func (*ListContainersRequest) ProtoMessage() {}
 
 func (x *ListContainersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[10]
+	mi := &file_cc_v1_containers_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1399,7 +1510,7 @@ func (x *ListContainersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContainersRequest.ProtoReflect.Descriptor instead.
 func (*ListContainersRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{10}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListContainersRequest) GetAll() bool {
@@ -1426,7 +1537,7 @@ type ListContainersResponse struct {
 
 func (x *ListContainersResponse) Reset() {
 	*x = ListContainersResponse{}
-	mi := &file_cc_v1_containers_proto_msgTypes[11]
+	mi := &file_cc_v1_containers_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1438,7 +1549,7 @@ func (x *ListContainersResponse) String() string {
 func (*ListContainersResponse) ProtoMessage() {}
 
 func (x *ListContainersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[11]
+	mi := &file_cc_v1_containers_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1451,7 +1562,7 @@ func (x *ListContainersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContainersResponse.ProtoReflect.Descriptor instead.
 func (*ListContainersResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{11}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListContainersResponse) GetContainers() []*Container {
@@ -1471,7 +1582,7 @@ type GetContainerRequest struct {
 
 func (x *GetContainerRequest) Reset() {
 	*x = GetContainerRequest{}
-	mi := &file_cc_v1_containers_proto_msgTypes[12]
+	mi := &file_cc_v1_containers_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1483,7 +1594,7 @@ func (x *GetContainerRequest) String() string {
 func (*GetContainerRequest) ProtoMessage() {}
 
 func (x *GetContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[12]
+	mi := &file_cc_v1_containers_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1496,7 +1607,7 @@ func (x *GetContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetContainerRequest.ProtoReflect.Descriptor instead.
 func (*GetContainerRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{12}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetContainerRequest) GetId() string {
@@ -1516,7 +1627,7 @@ type GetContainerResponse struct {
 
 func (x *GetContainerResponse) Reset() {
 	*x = GetContainerResponse{}
-	mi := &file_cc_v1_containers_proto_msgTypes[13]
+	mi := &file_cc_v1_containers_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1528,7 +1639,7 @@ func (x *GetContainerResponse) String() string {
 func (*GetContainerResponse) ProtoMessage() {}
 
 func (x *GetContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[13]
+	mi := &file_cc_v1_containers_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1541,7 +1652,7 @@ func (x *GetContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetContainerResponse.ProtoReflect.Descriptor instead.
 func (*GetContainerResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{13}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetContainerResponse) GetContainer() *Container {
@@ -1561,7 +1672,7 @@ type StartContainerRequest struct {
 
 func (x *StartContainerRequest) Reset() {
 	*x = StartContainerRequest{}
-	mi := &file_cc_v1_containers_proto_msgTypes[14]
+	mi := &file_cc_v1_containers_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1573,7 +1684,7 @@ func (x *StartContainerRequest) String() string {
 func (*StartContainerRequest) ProtoMessage() {}
 
 func (x *StartContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[14]
+	mi := &file_cc_v1_containers_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1586,7 +1697,7 @@ func (x *StartContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartContainerRequest.ProtoReflect.Descriptor instead.
 func (*StartContainerRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{14}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StartContainerRequest) GetId() string {
@@ -1606,7 +1717,7 @@ type StartContainerResponse struct {
 
 func (x *StartContainerResponse) Reset() {
 	*x = StartContainerResponse{}
-	mi := &file_cc_v1_containers_proto_msgTypes[15]
+	mi := &file_cc_v1_containers_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1618,7 +1729,7 @@ func (x *StartContainerResponse) String() string {
 func (*StartContainerResponse) ProtoMessage() {}
 
 func (x *StartContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[15]
+	mi := &file_cc_v1_containers_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1631,7 +1742,7 @@ func (x *StartContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartContainerResponse.ProtoReflect.Descriptor instead.
 func (*StartContainerResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{15}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *StartContainerResponse) GetContainer() *Container {
@@ -1653,7 +1764,7 @@ type StopContainerRequest struct {
 
 func (x *StopContainerRequest) Reset() {
 	*x = StopContainerRequest{}
-	mi := &file_cc_v1_containers_proto_msgTypes[16]
+	mi := &file_cc_v1_containers_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1665,7 +1776,7 @@ func (x *StopContainerRequest) String() string {
 func (*StopContainerRequest) ProtoMessage() {}
 
 func (x *StopContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[16]
+	mi := &file_cc_v1_containers_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1678,7 +1789,7 @@ func (x *StopContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopContainerRequest.ProtoReflect.Descriptor instead.
 func (*StopContainerRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{16}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StopContainerRequest) GetId() string {
@@ -1705,7 +1816,7 @@ type StopContainerResponse struct {
 
 func (x *StopContainerResponse) Reset() {
 	*x = StopContainerResponse{}
-	mi := &file_cc_v1_containers_proto_msgTypes[17]
+	mi := &file_cc_v1_containers_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1717,7 +1828,7 @@ func (x *StopContainerResponse) String() string {
 func (*StopContainerResponse) ProtoMessage() {}
 
 func (x *StopContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[17]
+	mi := &file_cc_v1_containers_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1730,7 +1841,7 @@ func (x *StopContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopContainerResponse.ProtoReflect.Descriptor instead.
 func (*StopContainerResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{17}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StopContainerResponse) GetContainer() *Container {
@@ -1752,7 +1863,7 @@ type RemoveContainerRequest struct {
 
 func (x *RemoveContainerRequest) Reset() {
 	*x = RemoveContainerRequest{}
-	mi := &file_cc_v1_containers_proto_msgTypes[18]
+	mi := &file_cc_v1_containers_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1764,7 +1875,7 @@ func (x *RemoveContainerRequest) String() string {
 func (*RemoveContainerRequest) ProtoMessage() {}
 
 func (x *RemoveContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[18]
+	mi := &file_cc_v1_containers_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1777,7 +1888,7 @@ func (x *RemoveContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContainerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveContainerRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{18}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RemoveContainerRequest) GetId() string {
@@ -1803,7 +1914,7 @@ type RemoveContainerResponse struct {
 
 func (x *RemoveContainerResponse) Reset() {
 	*x = RemoveContainerResponse{}
-	mi := &file_cc_v1_containers_proto_msgTypes[19]
+	mi := &file_cc_v1_containers_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1815,7 +1926,7 @@ func (x *RemoveContainerResponse) String() string {
 func (*RemoveContainerResponse) ProtoMessage() {}
 
 func (x *RemoveContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[19]
+	mi := &file_cc_v1_containers_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1828,7 +1939,7 @@ func (x *RemoveContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContainerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveContainerResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{19}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{20}
 }
 
 // ContainerLogsRequest says which logs to stream.
@@ -1845,7 +1956,7 @@ type ContainerLogsRequest struct {
 
 func (x *ContainerLogsRequest) Reset() {
 	*x = ContainerLogsRequest{}
-	mi := &file_cc_v1_containers_proto_msgTypes[20]
+	mi := &file_cc_v1_containers_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1857,7 +1968,7 @@ func (x *ContainerLogsRequest) String() string {
 func (*ContainerLogsRequest) ProtoMessage() {}
 
 func (x *ContainerLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[20]
+	mi := &file_cc_v1_containers_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1870,7 +1981,7 @@ func (x *ContainerLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerLogsRequest.ProtoReflect.Descriptor instead.
 func (*ContainerLogsRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{20}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ContainerLogsRequest) GetId() string {
@@ -1906,7 +2017,7 @@ type ContainerLogsResponse struct {
 
 func (x *ContainerLogsResponse) Reset() {
 	*x = ContainerLogsResponse{}
-	mi := &file_cc_v1_containers_proto_msgTypes[21]
+	mi := &file_cc_v1_containers_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1918,7 +2029,7 @@ func (x *ContainerLogsResponse) String() string {
 func (*ContainerLogsResponse) ProtoMessage() {}
 
 func (x *ContainerLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[21]
+	mi := &file_cc_v1_containers_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1931,7 +2042,7 @@ func (x *ContainerLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerLogsResponse.ProtoReflect.Descriptor instead.
 func (*ContainerLogsResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{21}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ContainerLogsResponse) GetStream() string {
@@ -1973,7 +2084,7 @@ const file_cc_v1_containers_proto_rawDesc = "" +
 	"\binterval\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\binterval\x123\n" +
 	"\atimeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x18\n" +
 	"\aretries\x18\x06 \x01(\rR\aretries\x12<\n" +
-	"\fstart_period\x18\a \x01(\v2\x19.google.protobuf.DurationR\vstartPeriod\"\xb1\x04\n" +
+	"\fstart_period\x18\a \x01(\v2\x19.google.protobuf.DurationR\vstartPeriod\"\xd7\x04\n" +
 	"\rContainerSpec\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12\x18\n" +
 	"\acommand\x18\x02 \x03(\tR\acommand\x12\x10\n" +
@@ -1989,7 +2100,16 @@ const file_cc_v1_containers_proto_rawDesc = "" +
 	"\x06health\x18\v \x01(\v2\x12.cc.v1.HealthCheckR\x06health\x12E\n" +
 	"\x11stop_grace_period\x18\f \x01(\v2\x19.google.protobuf.DurationR\x0fstopGracePeriod\x12+\n" +
 	"\asandbox\x18\r \x01(\v2\x11.cc.v1.JobSandboxR\asandbox\x122\n" +
-	"\bsecurity\x18\x0e \x01(\v2\x16.cc.v1.SecurityProfileR\bsecurity\"\xb5\x02\n" +
+	"\bsecurity\x18\x0e \x01(\v2\x16.cc.v1.SecurityProfileR\bsecurity\x12$\n" +
+	"\x06mounts\x18\x0f \x03(\v2\f.cc.v1.MountR\x06mounts\"\xe4\x01\n" +
+	"\x05Mount\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\x12\x16\n" +
+	"\x06target\x18\x03 \x01(\tR\x06target\x12\x1b\n" +
+	"\tread_only\x18\x04 \x01(\bR\breadOnly\x12(\n" +
+	"\x10tmpfs_size_bytes\x18\x05 \x01(\x03R\x0etmpfsSizeBytes\x12$\n" +
+	"\x0evolume_node_id\x18\x06 \x01(\tR\fvolumeNodeId\x12*\n" +
+	"\x11volume_size_bytes\x18\a \x01(\x03R\x0fvolumeSizeBytes\"\xb5\x02\n" +
 	"\n" +
 	"JobSandbox\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12,\n" +
@@ -2139,7 +2259,7 @@ func file_cc_v1_containers_proto_rawDescGZIP() []byte {
 }
 
 var file_cc_v1_containers_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_cc_v1_containers_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_cc_v1_containers_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_cc_v1_containers_proto_goTypes = []any{
 	(RestartPolicy)(0),              // 0: cc.v1.RestartPolicy
 	(NetworkMode)(0),                // 1: cc.v1.NetworkMode
@@ -2150,81 +2270,83 @@ var file_cc_v1_containers_proto_goTypes = []any{
 	(*ContainerResources)(nil),      // 6: cc.v1.ContainerResources
 	(*HealthCheck)(nil),             // 7: cc.v1.HealthCheck
 	(*ContainerSpec)(nil),           // 8: cc.v1.ContainerSpec
-	(*JobSandbox)(nil),              // 9: cc.v1.JobSandbox
-	(*JobResult)(nil),               // 10: cc.v1.JobResult
-	(*ContainerStatus)(nil),         // 11: cc.v1.ContainerStatus
-	(*Container)(nil),               // 12: cc.v1.Container
-	(*CreateContainerRequest)(nil),  // 13: cc.v1.CreateContainerRequest
-	(*CreateContainerResponse)(nil), // 14: cc.v1.CreateContainerResponse
-	(*ListContainersRequest)(nil),   // 15: cc.v1.ListContainersRequest
-	(*ListContainersResponse)(nil),  // 16: cc.v1.ListContainersResponse
-	(*GetContainerRequest)(nil),     // 17: cc.v1.GetContainerRequest
-	(*GetContainerResponse)(nil),    // 18: cc.v1.GetContainerResponse
-	(*StartContainerRequest)(nil),   // 19: cc.v1.StartContainerRequest
-	(*StartContainerResponse)(nil),  // 20: cc.v1.StartContainerResponse
-	(*StopContainerRequest)(nil),    // 21: cc.v1.StopContainerRequest
-	(*StopContainerResponse)(nil),   // 22: cc.v1.StopContainerResponse
-	(*RemoveContainerRequest)(nil),  // 23: cc.v1.RemoveContainerRequest
-	(*RemoveContainerResponse)(nil), // 24: cc.v1.RemoveContainerResponse
-	(*ContainerLogsRequest)(nil),    // 25: cc.v1.ContainerLogsRequest
-	(*ContainerLogsResponse)(nil),   // 26: cc.v1.ContainerLogsResponse
-	(*durationpb.Duration)(nil),     // 27: google.protobuf.Duration
-	(*SecurityProfile)(nil),         // 28: cc.v1.SecurityProfile
-	(*timestamppb.Timestamp)(nil),   // 29: google.protobuf.Timestamp
-	(*PortRelay)(nil),               // 30: cc.v1.PortRelay
+	(*Mount)(nil),                   // 9: cc.v1.Mount
+	(*JobSandbox)(nil),              // 10: cc.v1.JobSandbox
+	(*JobResult)(nil),               // 11: cc.v1.JobResult
+	(*ContainerStatus)(nil),         // 12: cc.v1.ContainerStatus
+	(*Container)(nil),               // 13: cc.v1.Container
+	(*CreateContainerRequest)(nil),  // 14: cc.v1.CreateContainerRequest
+	(*CreateContainerResponse)(nil), // 15: cc.v1.CreateContainerResponse
+	(*ListContainersRequest)(nil),   // 16: cc.v1.ListContainersRequest
+	(*ListContainersResponse)(nil),  // 17: cc.v1.ListContainersResponse
+	(*GetContainerRequest)(nil),     // 18: cc.v1.GetContainerRequest
+	(*GetContainerResponse)(nil),    // 19: cc.v1.GetContainerResponse
+	(*StartContainerRequest)(nil),   // 20: cc.v1.StartContainerRequest
+	(*StartContainerResponse)(nil),  // 21: cc.v1.StartContainerResponse
+	(*StopContainerRequest)(nil),    // 22: cc.v1.StopContainerRequest
+	(*StopContainerResponse)(nil),   // 23: cc.v1.StopContainerResponse
+	(*RemoveContainerRequest)(nil),  // 24: cc.v1.RemoveContainerRequest
+	(*RemoveContainerResponse)(nil), // 25: cc.v1.RemoveContainerResponse
+	(*ContainerLogsRequest)(nil),    // 26: cc.v1.ContainerLogsRequest
+	(*ContainerLogsResponse)(nil),   // 27: cc.v1.ContainerLogsResponse
+	(*durationpb.Duration)(nil),     // 28: google.protobuf.Duration
+	(*SecurityProfile)(nil),         // 29: cc.v1.SecurityProfile
+	(*timestamppb.Timestamp)(nil),   // 30: google.protobuf.Timestamp
+	(*PortRelay)(nil),               // 31: cc.v1.PortRelay
 }
 var file_cc_v1_containers_proto_depIdxs = []int32{
-	27, // 0: cc.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	27, // 1: cc.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	27, // 2: cc.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
+	28, // 0: cc.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	28, // 1: cc.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	28, // 2: cc.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
 	6,  // 3: cc.v1.ContainerSpec.resources:type_name -> cc.v1.ContainerResources
 	0,  // 4: cc.v1.ContainerSpec.restart:type_name -> cc.v1.RestartPolicy
 	5,  // 5: cc.v1.ContainerSpec.ports:type_name -> cc.v1.PortMapping
 	1,  // 6: cc.v1.ContainerSpec.network:type_name -> cc.v1.NetworkMode
 	7,  // 7: cc.v1.ContainerSpec.health:type_name -> cc.v1.HealthCheck
-	27, // 8: cc.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
-	9,  // 9: cc.v1.ContainerSpec.sandbox:type_name -> cc.v1.JobSandbox
-	28, // 10: cc.v1.ContainerSpec.security:type_name -> cc.v1.SecurityProfile
-	27, // 11: cc.v1.JobSandbox.timeout:type_name -> google.protobuf.Duration
-	27, // 12: cc.v1.JobSandbox.kill_grace:type_name -> google.protobuf.Duration
-	2,  // 13: cc.v1.ContainerStatus.state:type_name -> cc.v1.ContainerState
-	29, // 14: cc.v1.ContainerStatus.started_at:type_name -> google.protobuf.Timestamp
-	29, // 15: cc.v1.ContainerStatus.finished_at:type_name -> google.protobuf.Timestamp
-	4,  // 16: cc.v1.ContainerStatus.health:type_name -> cc.v1.HealthState
-	10, // 17: cc.v1.ContainerStatus.job_result:type_name -> cc.v1.JobResult
-	30, // 18: cc.v1.ContainerStatus.relays:type_name -> cc.v1.PortRelay
-	8,  // 19: cc.v1.Container.spec:type_name -> cc.v1.ContainerSpec
-	3,  // 20: cc.v1.Container.desired:type_name -> cc.v1.DesiredState
-	11, // 21: cc.v1.Container.status:type_name -> cc.v1.ContainerStatus
-	29, // 22: cc.v1.Container.created_at:type_name -> google.protobuf.Timestamp
-	29, // 23: cc.v1.Container.updated_at:type_name -> google.protobuf.Timestamp
-	29, // 24: cc.v1.Container.assigned_at:type_name -> google.protobuf.Timestamp
-	8,  // 25: cc.v1.CreateContainerRequest.spec:type_name -> cc.v1.ContainerSpec
-	12, // 26: cc.v1.CreateContainerResponse.container:type_name -> cc.v1.Container
-	12, // 27: cc.v1.ListContainersResponse.containers:type_name -> cc.v1.Container
-	12, // 28: cc.v1.GetContainerResponse.container:type_name -> cc.v1.Container
-	12, // 29: cc.v1.StartContainerResponse.container:type_name -> cc.v1.Container
-	27, // 30: cc.v1.StopContainerRequest.timeout:type_name -> google.protobuf.Duration
-	12, // 31: cc.v1.StopContainerResponse.container:type_name -> cc.v1.Container
-	13, // 32: cc.v1.ContainerService.CreateContainer:input_type -> cc.v1.CreateContainerRequest
-	15, // 33: cc.v1.ContainerService.ListContainers:input_type -> cc.v1.ListContainersRequest
-	17, // 34: cc.v1.ContainerService.GetContainer:input_type -> cc.v1.GetContainerRequest
-	19, // 35: cc.v1.ContainerService.StartContainer:input_type -> cc.v1.StartContainerRequest
-	21, // 36: cc.v1.ContainerService.StopContainer:input_type -> cc.v1.StopContainerRequest
-	23, // 37: cc.v1.ContainerService.RemoveContainer:input_type -> cc.v1.RemoveContainerRequest
-	25, // 38: cc.v1.ContainerService.ContainerLogs:input_type -> cc.v1.ContainerLogsRequest
-	14, // 39: cc.v1.ContainerService.CreateContainer:output_type -> cc.v1.CreateContainerResponse
-	16, // 40: cc.v1.ContainerService.ListContainers:output_type -> cc.v1.ListContainersResponse
-	18, // 41: cc.v1.ContainerService.GetContainer:output_type -> cc.v1.GetContainerResponse
-	20, // 42: cc.v1.ContainerService.StartContainer:output_type -> cc.v1.StartContainerResponse
-	22, // 43: cc.v1.ContainerService.StopContainer:output_type -> cc.v1.StopContainerResponse
-	24, // 44: cc.v1.ContainerService.RemoveContainer:output_type -> cc.v1.RemoveContainerResponse
-	26, // 45: cc.v1.ContainerService.ContainerLogs:output_type -> cc.v1.ContainerLogsResponse
-	39, // [39:46] is the sub-list for method output_type
-	32, // [32:39] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	28, // 8: cc.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	10, // 9: cc.v1.ContainerSpec.sandbox:type_name -> cc.v1.JobSandbox
+	29, // 10: cc.v1.ContainerSpec.security:type_name -> cc.v1.SecurityProfile
+	9,  // 11: cc.v1.ContainerSpec.mounts:type_name -> cc.v1.Mount
+	28, // 12: cc.v1.JobSandbox.timeout:type_name -> google.protobuf.Duration
+	28, // 13: cc.v1.JobSandbox.kill_grace:type_name -> google.protobuf.Duration
+	2,  // 14: cc.v1.ContainerStatus.state:type_name -> cc.v1.ContainerState
+	30, // 15: cc.v1.ContainerStatus.started_at:type_name -> google.protobuf.Timestamp
+	30, // 16: cc.v1.ContainerStatus.finished_at:type_name -> google.protobuf.Timestamp
+	4,  // 17: cc.v1.ContainerStatus.health:type_name -> cc.v1.HealthState
+	11, // 18: cc.v1.ContainerStatus.job_result:type_name -> cc.v1.JobResult
+	31, // 19: cc.v1.ContainerStatus.relays:type_name -> cc.v1.PortRelay
+	8,  // 20: cc.v1.Container.spec:type_name -> cc.v1.ContainerSpec
+	3,  // 21: cc.v1.Container.desired:type_name -> cc.v1.DesiredState
+	12, // 22: cc.v1.Container.status:type_name -> cc.v1.ContainerStatus
+	30, // 23: cc.v1.Container.created_at:type_name -> google.protobuf.Timestamp
+	30, // 24: cc.v1.Container.updated_at:type_name -> google.protobuf.Timestamp
+	30, // 25: cc.v1.Container.assigned_at:type_name -> google.protobuf.Timestamp
+	8,  // 26: cc.v1.CreateContainerRequest.spec:type_name -> cc.v1.ContainerSpec
+	13, // 27: cc.v1.CreateContainerResponse.container:type_name -> cc.v1.Container
+	13, // 28: cc.v1.ListContainersResponse.containers:type_name -> cc.v1.Container
+	13, // 29: cc.v1.GetContainerResponse.container:type_name -> cc.v1.Container
+	13, // 30: cc.v1.StartContainerResponse.container:type_name -> cc.v1.Container
+	28, // 31: cc.v1.StopContainerRequest.timeout:type_name -> google.protobuf.Duration
+	13, // 32: cc.v1.StopContainerResponse.container:type_name -> cc.v1.Container
+	14, // 33: cc.v1.ContainerService.CreateContainer:input_type -> cc.v1.CreateContainerRequest
+	16, // 34: cc.v1.ContainerService.ListContainers:input_type -> cc.v1.ListContainersRequest
+	18, // 35: cc.v1.ContainerService.GetContainer:input_type -> cc.v1.GetContainerRequest
+	20, // 36: cc.v1.ContainerService.StartContainer:input_type -> cc.v1.StartContainerRequest
+	22, // 37: cc.v1.ContainerService.StopContainer:input_type -> cc.v1.StopContainerRequest
+	24, // 38: cc.v1.ContainerService.RemoveContainer:input_type -> cc.v1.RemoveContainerRequest
+	26, // 39: cc.v1.ContainerService.ContainerLogs:input_type -> cc.v1.ContainerLogsRequest
+	15, // 40: cc.v1.ContainerService.CreateContainer:output_type -> cc.v1.CreateContainerResponse
+	17, // 41: cc.v1.ContainerService.ListContainers:output_type -> cc.v1.ListContainersResponse
+	19, // 42: cc.v1.ContainerService.GetContainer:output_type -> cc.v1.GetContainerResponse
+	21, // 43: cc.v1.ContainerService.StartContainer:output_type -> cc.v1.StartContainerResponse
+	23, // 44: cc.v1.ContainerService.StopContainer:output_type -> cc.v1.StopContainerResponse
+	25, // 45: cc.v1.ContainerService.RemoveContainer:output_type -> cc.v1.RemoveContainerResponse
+	27, // 46: cc.v1.ContainerService.ContainerLogs:output_type -> cc.v1.ContainerLogsResponse
+	40, // [40:47] is the sub-list for method output_type
+	33, // [33:40] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_containers_proto_init() }
@@ -2240,7 +2362,7 @@ func file_cc_v1_containers_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_v1_containers_proto_rawDesc), len(file_cc_v1_containers_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   22,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -73,6 +73,8 @@ const (
 	CommandType_COMMAND_TYPE_ROTATE_CA             CommandType = 42
 	CommandType_COMMAND_TYPE_RETIRE_CA             CommandType = 43
 	CommandType_COMMAND_TYPE_NODE_CERT             CommandType = 44
+	CommandType_COMMAND_TYPE_CREATE_VOLUME         CommandType = 45
+	CommandType_COMMAND_TYPE_REMOVE_VOLUME         CommandType = 46
 )
 
 // Enum value maps for CommandType.
@@ -123,6 +125,8 @@ var (
 		42: "COMMAND_TYPE_ROTATE_CA",
 		43: "COMMAND_TYPE_RETIRE_CA",
 		44: "COMMAND_TYPE_NODE_CERT",
+		45: "COMMAND_TYPE_CREATE_VOLUME",
+		46: "COMMAND_TYPE_REMOVE_VOLUME",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":           0,
@@ -170,6 +174,8 @@ var (
 		"COMMAND_TYPE_ROTATE_CA":             42,
 		"COMMAND_TYPE_RETIRE_CA":             43,
 		"COMMAND_TYPE_NODE_CERT":             44,
+		"COMMAND_TYPE_CREATE_VOLUME":         45,
+		"COMMAND_TYPE_REMOVE_VOLUME":         46,
 	}
 )
 
@@ -4379,11 +4385,102 @@ func (x *RemoveChallenge) GetToken() string {
 	return ""
 }
 
+// CreateVolume records a volume; refused when the name is taken.
+type CreateVolume struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Volume        *v1.Volume             `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateVolume) Reset() {
+	*x = CreateVolume{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateVolume) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateVolume) ProtoMessage() {}
+
+func (x *CreateVolume) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateVolume.ProtoReflect.Descriptor instead.
+func (*CreateVolume) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *CreateVolume) GetVolume() *v1.Volume {
+	if x != nil {
+		return x.Volume
+	}
+	return nil
+}
+
+// RemoveVolume deletes a volume record by name; refused while a container
+// or service mounts it.
+type RemoveVolume struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveVolume) Reset() {
+	*x = RemoveVolume{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveVolume) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveVolume) ProtoMessage() {}
+
+func (x *RemoveVolume) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveVolume.ProtoReflect.Descriptor instead.
+func (*RemoveVolume) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *RemoveVolume) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
 var File_cc_state_v1_state_proto protoreflect.FileDescriptor
 
 const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\n" +
-	"\x17cc/state/v1/state.proto\x12\vcc.state.v1\x1a\x11cc/v1/agent.proto\x1a\x11cc/v1/certs.proto\x1a\x13cc/v1/cluster.proto\x1a\x16cc/v1/containers.proto\x1a\x10cc/v1/edge.proto\x1a\x12cc/v1/images.proto\x1a\x10cc/v1/jobs.proto\x1a\x11cc/v1/nodes.proto\x1a\x14cc/v1/services.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe3\x02\n" +
+	"\x17cc/state/v1/state.proto\x12\vcc.state.v1\x1a\x11cc/v1/agent.proto\x1a\x11cc/v1/certs.proto\x1a\x13cc/v1/cluster.proto\x1a\x16cc/v1/containers.proto\x1a\x10cc/v1/edge.proto\x1a\x12cc/v1/images.proto\x1a\x10cc/v1/jobs.proto\x1a\x11cc/v1/nodes.proto\x1a\x14cc/v1/services.proto\x1a\x13cc/v1/volumes.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe3\x02\n" +
 	"\aCommand\x12,\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x18.cc.state.v1.CommandTypeR\x04type\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\rR\aversion\x127\n" +
@@ -4691,8 +4788,11 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\x0fRemoveChallenge\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
 	"\x04host\x18\x02 \x01(\tR\x04host\x12\x14\n" +
-	"\x05token\x18\x03 \x01(\tR\x05token*\xf5\n" +
-	"\n" +
+	"\x05token\x18\x03 \x01(\tR\x05token\"5\n" +
+	"\fCreateVolume\x12%\n" +
+	"\x06volume\x18\x01 \x01(\v2\r.cc.v1.VolumeR\x06volume\"\"\n" +
+	"\fRemoveVolume\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name*\xb5\v\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19COMMAND_TYPE_INIT_CLUSTER\x10\x01\x12\x1d\n" +
@@ -4739,7 +4839,9 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\"COMMAND_TYPE_RECORD_ATTEMPT_UPLOAD\x10)\x12\x1a\n" +
 	"\x16COMMAND_TYPE_ROTATE_CA\x10*\x12\x1a\n" +
 	"\x16COMMAND_TYPE_RETIRE_CA\x10+\x12\x1a\n" +
-	"\x16COMMAND_TYPE_NODE_CERT\x10,B8Z6github.com/containercodes/cc/proto/cc/state/v1;statev1b\x06proto3"
+	"\x16COMMAND_TYPE_NODE_CERT\x10,\x12\x1e\n" +
+	"\x1aCOMMAND_TYPE_CREATE_VOLUME\x10-\x12\x1e\n" +
+	"\x1aCOMMAND_TYPE_REMOVE_VOLUME\x10.B8Z6github.com/containercodes/cc/proto/cc/state/v1;statev1b\x06proto3"
 
 var (
 	file_cc_state_v1_state_proto_rawDescOnce sync.Once
@@ -4754,7 +4856,7 @@ func file_cc_state_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_cc_state_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
+var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
 var file_cc_state_v1_state_proto_goTypes = []any{
 	(CommandType)(0),              // 0: cc.state.v1.CommandType
 	(*Command)(nil),               // 1: cc.state.v1.Command
@@ -4823,99 +4925,103 @@ var file_cc_state_v1_state_proto_goTypes = []any{
 	(*ACMELockRecord)(nil),        // 64: cc.state.v1.ACMELockRecord
 	(*PutChallenge)(nil),          // 65: cc.state.v1.PutChallenge
 	(*RemoveChallenge)(nil),       // 66: cc.state.v1.RemoveChallenge
-	nil,                           // 67: cc.state.v1.Command.TraceContextEntry
-	nil,                           // 68: cc.state.v1.UpdateNode.LabelsEntry
-	nil,                           // 69: cc.state.v1.UpdateNode.UserLabelsEntry
-	nil,                           // 70: cc.state.v1.ContainerRecord.TraceContextEntry
-	nil,                           // 71: cc.state.v1.JobRecord.TraceContextEntry
-	nil,                           // 72: cc.state.v1.StartJobAttempt.TraceContextEntry
-	(*timestamppb.Timestamp)(nil), // 73: google.protobuf.Timestamp
-	(*v1.Node)(nil),               // 74: cc.v1.Node
-	(v1.NodeState)(0),             // 75: cc.v1.NodeState
-	(*v1.Resources)(nil),          // 76: cc.v1.Resources
-	(v1.NodeAvailability)(0),      // 77: cc.v1.NodeAvailability
-	(*v1.Container)(nil),          // 78: cc.v1.Container
-	(v1.DesiredState)(0),          // 79: cc.v1.DesiredState
-	(*v1.TaskStatus)(nil),         // 80: cc.v1.TaskStatus
-	(*v1.Image)(nil),              // 81: cc.v1.Image
-	(*v1.Service)(nil),            // 82: cc.v1.Service
-	(*v1.ServiceSpec)(nil),        // 83: cc.v1.ServiceSpec
-	(*v1.UpdateStatus)(nil),       // 84: cc.v1.UpdateStatus
-	(*v1.Settings)(nil),           // 85: cc.v1.Settings
-	(*v1.Job)(nil),                // 86: cc.v1.Job
-	(*v1.Route)(nil),              // 87: cc.v1.Route
-	(*v1.SiteSpec)(nil),           // 88: cc.v1.SiteSpec
-	(*v1.SiteVersion)(nil),        // 89: cc.v1.SiteVersion
-	(*v1.Cert)(nil),               // 90: cc.v1.Cert
-	(v1.RenewalState)(0),          // 91: cc.v1.RenewalState
-	(*v1.ACMEChallenge)(nil),      // 92: cc.v1.ACMEChallenge
+	(*CreateVolume)(nil),          // 67: cc.state.v1.CreateVolume
+	(*RemoveVolume)(nil),          // 68: cc.state.v1.RemoveVolume
+	nil,                           // 69: cc.state.v1.Command.TraceContextEntry
+	nil,                           // 70: cc.state.v1.UpdateNode.LabelsEntry
+	nil,                           // 71: cc.state.v1.UpdateNode.UserLabelsEntry
+	nil,                           // 72: cc.state.v1.ContainerRecord.TraceContextEntry
+	nil,                           // 73: cc.state.v1.JobRecord.TraceContextEntry
+	nil,                           // 74: cc.state.v1.StartJobAttempt.TraceContextEntry
+	(*timestamppb.Timestamp)(nil), // 75: google.protobuf.Timestamp
+	(*v1.Node)(nil),               // 76: cc.v1.Node
+	(v1.NodeState)(0),             // 77: cc.v1.NodeState
+	(*v1.Resources)(nil),          // 78: cc.v1.Resources
+	(v1.NodeAvailability)(0),      // 79: cc.v1.NodeAvailability
+	(*v1.Container)(nil),          // 80: cc.v1.Container
+	(v1.DesiredState)(0),          // 81: cc.v1.DesiredState
+	(*v1.TaskStatus)(nil),         // 82: cc.v1.TaskStatus
+	(*v1.Image)(nil),              // 83: cc.v1.Image
+	(*v1.Service)(nil),            // 84: cc.v1.Service
+	(*v1.ServiceSpec)(nil),        // 85: cc.v1.ServiceSpec
+	(*v1.UpdateStatus)(nil),       // 86: cc.v1.UpdateStatus
+	(*v1.Settings)(nil),           // 87: cc.v1.Settings
+	(*v1.Job)(nil),                // 88: cc.v1.Job
+	(*v1.Route)(nil),              // 89: cc.v1.Route
+	(*v1.SiteSpec)(nil),           // 90: cc.v1.SiteSpec
+	(*v1.SiteVersion)(nil),        // 91: cc.v1.SiteVersion
+	(*v1.Cert)(nil),               // 92: cc.v1.Cert
+	(v1.RenewalState)(0),          // 93: cc.v1.RenewalState
+	(*v1.ACMEChallenge)(nil),      // 94: cc.v1.ACMEChallenge
+	(*v1.Volume)(nil),             // 95: cc.v1.Volume
 }
 var file_cc_state_v1_state_proto_depIdxs = []int32{
 	0,  // 0: cc.state.v1.Command.type:type_name -> cc.state.v1.CommandType
-	73, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
+	75, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
 	2,  // 2: cc.state.v1.Command.audit:type_name -> cc.state.v1.AuditContext
-	67, // 3: cc.state.v1.Command.trace_context:type_name -> cc.state.v1.Command.TraceContextEntry
+	69, // 3: cc.state.v1.Command.trace_context:type_name -> cc.state.v1.Command.TraceContextEntry
 	24, // 4: cc.state.v1.CreateToken.token:type_name -> cc.state.v1.TokenRecord
-	74, // 5: cc.state.v1.JoinNode.node:type_name -> cc.v1.Node
-	75, // 6: cc.state.v1.UpdateNode.state:type_name -> cc.v1.NodeState
-	76, // 7: cc.state.v1.UpdateNode.resources:type_name -> cc.v1.Resources
-	68, // 8: cc.state.v1.UpdateNode.labels:type_name -> cc.state.v1.UpdateNode.LabelsEntry
-	77, // 9: cc.state.v1.UpdateNode.availability:type_name -> cc.v1.NodeAvailability
-	69, // 10: cc.state.v1.UpdateNode.user_labels:type_name -> cc.state.v1.UpdateNode.UserLabelsEntry
-	78, // 11: cc.state.v1.CreateContainer.container:type_name -> cc.v1.Container
-	79, // 12: cc.state.v1.SetContainerDesired.desired:type_name -> cc.v1.DesiredState
-	80, // 13: cc.state.v1.ReportStatus.statuses:type_name -> cc.v1.TaskStatus
-	81, // 14: cc.state.v1.PutImage.image:type_name -> cc.v1.Image
+	76, // 5: cc.state.v1.JoinNode.node:type_name -> cc.v1.Node
+	77, // 6: cc.state.v1.UpdateNode.state:type_name -> cc.v1.NodeState
+	78, // 7: cc.state.v1.UpdateNode.resources:type_name -> cc.v1.Resources
+	70, // 8: cc.state.v1.UpdateNode.labels:type_name -> cc.state.v1.UpdateNode.LabelsEntry
+	79, // 9: cc.state.v1.UpdateNode.availability:type_name -> cc.v1.NodeAvailability
+	71, // 10: cc.state.v1.UpdateNode.user_labels:type_name -> cc.state.v1.UpdateNode.UserLabelsEntry
+	80, // 11: cc.state.v1.CreateContainer.container:type_name -> cc.v1.Container
+	81, // 12: cc.state.v1.SetContainerDesired.desired:type_name -> cc.v1.DesiredState
+	82, // 13: cc.state.v1.ReportStatus.statuses:type_name -> cc.v1.TaskStatus
+	83, // 14: cc.state.v1.PutImage.image:type_name -> cc.v1.Image
 	18, // 15: cc.state.v1.PutServer.server:type_name -> cc.state.v1.ServerRecord
-	73, // 16: cc.state.v1.ServerRecord.created_at:type_name -> google.protobuf.Timestamp
-	78, // 17: cc.state.v1.ContainerRecord.container:type_name -> cc.v1.Container
-	70, // 18: cc.state.v1.ContainerRecord.trace_context:type_name -> cc.state.v1.ContainerRecord.TraceContextEntry
-	73, // 19: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
-	73, // 20: cc.state.v1.NodeCert.not_after:type_name -> google.protobuf.Timestamp
-	73, // 21: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
-	73, // 22: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
-	82, // 23: cc.state.v1.CreateService.service:type_name -> cc.v1.Service
-	83, // 24: cc.state.v1.UpdateService.spec:type_name -> cc.v1.ServiceSpec
+	75, // 16: cc.state.v1.ServerRecord.created_at:type_name -> google.protobuf.Timestamp
+	80, // 17: cc.state.v1.ContainerRecord.container:type_name -> cc.v1.Container
+	72, // 18: cc.state.v1.ContainerRecord.trace_context:type_name -> cc.state.v1.ContainerRecord.TraceContextEntry
+	75, // 19: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
+	75, // 20: cc.state.v1.NodeCert.not_after:type_name -> google.protobuf.Timestamp
+	75, // 21: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
+	75, // 22: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
+	84, // 23: cc.state.v1.CreateService.service:type_name -> cc.v1.Service
+	85, // 24: cc.state.v1.UpdateService.spec:type_name -> cc.v1.ServiceSpec
 	29, // 25: cc.state.v1.TaskOps.ops:type_name -> cc.state.v1.TaskOp
-	78, // 26: cc.state.v1.TaskOp.create:type_name -> cc.v1.Container
+	80, // 26: cc.state.v1.TaskOp.create:type_name -> cc.v1.Container
 	30, // 27: cc.state.v1.TaskOp.assign:type_name -> cc.state.v1.AssignTask
 	31, // 28: cc.state.v1.TaskOp.stop:type_name -> cc.state.v1.StopTask
 	32, // 29: cc.state.v1.TaskOp.pending:type_name -> cc.state.v1.PendingReason
 	33, // 30: cc.state.v1.TaskOp.progress:type_name -> cc.state.v1.ServiceProgress
-	84, // 31: cc.state.v1.ServiceProgress.status:type_name -> cc.v1.UpdateStatus
-	85, // 32: cc.state.v1.UpdateSettings.settings:type_name -> cc.v1.Settings
+	86, // 31: cc.state.v1.ServiceProgress.status:type_name -> cc.v1.UpdateStatus
+	87, // 32: cc.state.v1.UpdateSettings.settings:type_name -> cc.v1.Settings
 	12, // 33: cc.state.v1.ReportStatuses.reports:type_name -> cc.state.v1.ReportStatus
 	37, // 34: cc.state.v1.SubmitJob.job:type_name -> cc.state.v1.JobRecord
-	86, // 35: cc.state.v1.JobRecord.job:type_name -> cc.v1.Job
-	71, // 36: cc.state.v1.JobRecord.trace_context:type_name -> cc.state.v1.JobRecord.TraceContextEntry
+	88, // 35: cc.state.v1.JobRecord.job:type_name -> cc.v1.Job
+	73, // 36: cc.state.v1.JobRecord.trace_context:type_name -> cc.state.v1.JobRecord.TraceContextEntry
 	40, // 37: cc.state.v1.JobOps.ops:type_name -> cc.state.v1.JobOp
 	41, // 38: cc.state.v1.JobOp.start:type_name -> cc.state.v1.StartJobAttempt
 	42, // 39: cc.state.v1.JobOp.fail_attempt:type_name -> cc.state.v1.FailJobAttempt
 	43, // 40: cc.state.v1.JobOp.webhook:type_name -> cc.state.v1.WebhookResult
 	44, // 41: cc.state.v1.JobOp.pending:type_name -> cc.state.v1.JobPending
-	72, // 42: cc.state.v1.StartJobAttempt.trace_context:type_name -> cc.state.v1.StartJobAttempt.TraceContextEntry
+	74, // 42: cc.state.v1.StartJobAttempt.trace_context:type_name -> cc.state.v1.StartJobAttempt.TraceContextEntry
 	46, // 43: cc.state.v1.SetQueue.queue:type_name -> cc.state.v1.QueueRecord
 	48, // 44: cc.state.v1.PutInput.input:type_name -> cc.state.v1.InputRecord
-	73, // 45: cc.state.v1.InputRecord.uploaded_at:type_name -> google.protobuf.Timestamp
-	73, // 46: cc.state.v1.InputRecord.last_used_at:type_name -> google.protobuf.Timestamp
-	87, // 47: cc.state.v1.PutRoute.route:type_name -> cc.v1.Route
-	87, // 48: cc.state.v1.ApplyRoutes.routes:type_name -> cc.v1.Route
-	88, // 49: cc.state.v1.DeploySite.spec:type_name -> cc.v1.SiteSpec
-	89, // 50: cc.state.v1.DeploySite.version:type_name -> cc.v1.SiteVersion
-	90, // 51: cc.state.v1.CertRecord.cert:type_name -> cc.v1.Cert
-	73, // 52: cc.state.v1.CertRecord.renew_requested_at:type_name -> google.protobuf.Timestamp
+	75, // 45: cc.state.v1.InputRecord.uploaded_at:type_name -> google.protobuf.Timestamp
+	75, // 46: cc.state.v1.InputRecord.last_used_at:type_name -> google.protobuf.Timestamp
+	89, // 47: cc.state.v1.PutRoute.route:type_name -> cc.v1.Route
+	89, // 48: cc.state.v1.ApplyRoutes.routes:type_name -> cc.v1.Route
+	90, // 49: cc.state.v1.DeploySite.spec:type_name -> cc.v1.SiteSpec
+	91, // 50: cc.state.v1.DeploySite.version:type_name -> cc.v1.SiteVersion
+	92, // 51: cc.state.v1.CertRecord.cert:type_name -> cc.v1.Cert
+	75, // 52: cc.state.v1.CertRecord.renew_requested_at:type_name -> google.protobuf.Timestamp
 	55, // 53: cc.state.v1.PutCert.cert:type_name -> cc.state.v1.CertRecord
-	91, // 54: cc.state.v1.CertStatus.state:type_name -> cc.v1.RenewalState
+	93, // 54: cc.state.v1.CertStatus.state:type_name -> cc.v1.RenewalState
 	55, // 55: cc.state.v1.CertStatus.obtained:type_name -> cc.state.v1.CertRecord
-	73, // 56: cc.state.v1.ACMELock.expires_at:type_name -> google.protobuf.Timestamp
-	73, // 57: cc.state.v1.ACMEStorageRecord.modified_at:type_name -> google.protobuf.Timestamp
-	73, // 58: cc.state.v1.ACMELockRecord.expires_at:type_name -> google.protobuf.Timestamp
-	92, // 59: cc.state.v1.PutChallenge.challenge:type_name -> cc.v1.ACMEChallenge
-	60, // [60:60] is the sub-list for method output_type
-	60, // [60:60] is the sub-list for method input_type
-	60, // [60:60] is the sub-list for extension type_name
-	60, // [60:60] is the sub-list for extension extendee
-	0,  // [0:60] is the sub-list for field type_name
+	75, // 56: cc.state.v1.ACMELock.expires_at:type_name -> google.protobuf.Timestamp
+	75, // 57: cc.state.v1.ACMEStorageRecord.modified_at:type_name -> google.protobuf.Timestamp
+	75, // 58: cc.state.v1.ACMELockRecord.expires_at:type_name -> google.protobuf.Timestamp
+	94, // 59: cc.state.v1.PutChallenge.challenge:type_name -> cc.v1.ACMEChallenge
+	95, // 60: cc.state.v1.CreateVolume.volume:type_name -> cc.v1.Volume
+	61, // [61:61] is the sub-list for method output_type
+	61, // [61:61] is the sub-list for method input_type
+	61, // [61:61] is the sub-list for extension type_name
+	61, // [61:61] is the sub-list for extension extendee
+	0,  // [0:61] is the sub-list for field type_name
 }
 
 func init() { file_cc_state_v1_state_proto_init() }
@@ -4945,7 +5051,7 @@ func file_cc_state_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_state_v1_state_proto_rawDesc), len(file_cc_state_v1_state_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   72,
+			NumMessages:   74,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
