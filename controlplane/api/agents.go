@@ -167,6 +167,15 @@ func (a *AgentServer) SendLogs(stream ccv1.AgentService_SendLogsServer) error {
 	return a.core.Sessions.SendLogs(nodeID, stream)
 }
 
+// ServeExec relays a node's exec stream to the caller waiting for it.
+func (a *AgentServer) ServeExec(stream ccv1.AgentService_ServeExecServer) error {
+	nodeID, err := nodeOf(stream.Context())
+	if err != nil {
+		return err
+	}
+	return a.core.Sessions.ServeExec(nodeID, stream)
+}
+
 // FetchBlob streams a stored blob to a node: an image archive, the bundle
 // of a kept version of a site, or the input of a job attempt assigned to
 // the node.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/controlplane/raftstore"
+	"github.com/containercodes/cc/controlplane/session"
 	"github.com/containercodes/cc/internal/jobspec"
 	"github.com/containercodes/cc/internal/pki"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
@@ -28,6 +29,11 @@ type Sessions interface {
 	SendLogs(nodeID string, stream ccv1.AgentService_SendLogsServer) error
 	// Logs streams a container's logs from a node whose session is here.
 	Logs(ctx context.Context, nodeID, containerID string, follow bool, tail int64, fn func(*ccv1.ContainerLogsResponse) error) error
+	// OpenExec asks a node whose session is here to open an exec stream
+	// for a container, and returns it.
+	OpenExec(ctx context.Context, nodeID, containerID string) (*session.ExecPipe, error)
+	// ServeExec hands a node's exec stream to the caller waiting for it.
+	ServeExec(nodeID string, stream ccv1.AgentService_ServeExecServer) error
 	// Connected says whether the node's session is here.
 	Connected(nodeID string) bool
 	// LastSeen is when this server last heard from the node.

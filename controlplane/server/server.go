@@ -423,6 +423,7 @@ func (s *Server) serve() error {
 	edge.Register(s.grpc)
 	api.NewCertService(core).Register(s.grpc)
 	api.NewAuditService(core).Register(s.grpc)
+	api.NewExecService(core).Register(s.grpc)
 	ccv1.RegisterAgentServiceServer(s.grpc, api.NewAgentServer(core, s.clusterCA, images, replicated))
 	ccv1.RegisterPeerServiceServer(s.grpc, api.NewPeerServer(core, s.clusterCA, s.blobs))
 	registerReflection(s.grpc)

@@ -839,6 +839,7 @@ type SessionResponse struct {
 	//	*SessionResponse_LogCancel
 	//	*SessionResponse_Servers
 	//	*SessionResponse_Edge
+	//	*SessionResponse_Exec
 	Msg           isSessionResponse_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -942,6 +943,15 @@ func (x *SessionResponse) GetEdge() *EdgeUpdate {
 	return nil
 }
 
+func (x *SessionResponse) GetExec() *ExecOpen {
+	if x != nil {
+		if x, ok := x.Msg.(*SessionResponse_Exec); ok {
+			return x.Exec
+		}
+	}
+	return nil
+}
+
 type isSessionResponse_Msg interface {
 	isSessionResponse_Msg()
 }
@@ -971,6 +981,11 @@ type SessionResponse_Edge struct {
 	Edge *EdgeUpdate `protobuf:"bytes,7,opt,name=edge,proto3,oneof"`
 }
 
+type SessionResponse_Exec struct {
+	// exec asks the agent to open a ServeExec stream for a caller.
+	Exec *ExecOpen `protobuf:"bytes,8,opt,name=exec,proto3,oneof"`
+}
+
 func (*SessionResponse_Full) isSessionResponse_Msg() {}
 
 func (*SessionResponse_Changes) isSessionResponse_Msg() {}
@@ -982,6 +997,160 @@ func (*SessionResponse_LogCancel) isSessionResponse_Msg() {}
 func (*SessionResponse_Servers) isSessionResponse_Msg() {}
 
 func (*SessionResponse_Edge) isSessionResponse_Msg() {}
+
+func (*SessionResponse_Exec) isSessionResponse_Msg() {}
+
+// ExecOpen asks the agent to answer an exec with AgentService.ServeExec.
+type ExecOpen struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	ContainerId   string                 `protobuf:"bytes,2,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecOpen) Reset() {
+	*x = ExecOpen{}
+	mi := &file_cc_v1_agent_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecOpen) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecOpen) ProtoMessage() {}
+
+func (x *ExecOpen) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_agent_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecOpen.ProtoReflect.Descriptor instead.
+func (*ExecOpen) Descriptor() ([]byte, []int) {
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ExecOpen) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ExecOpen) GetContainerId() string {
+	if x != nil {
+		return x.ContainerId
+	}
+	return ""
+}
+
+// ServeExecRequest is the request id (first message) or the process's
+// output and exit.
+type ServeExecRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Response      *ExecResponse          `protobuf:"bytes,2,opt,name=response,proto3" json:"response,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServeExecRequest) Reset() {
+	*x = ServeExecRequest{}
+	mi := &file_cc_v1_agent_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServeExecRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServeExecRequest) ProtoMessage() {}
+
+func (x *ServeExecRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_agent_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServeExecRequest.ProtoReflect.Descriptor instead.
+func (*ServeExecRequest) Descriptor() ([]byte, []int) {
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ServeExecRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ServeExecRequest) GetResponse() *ExecResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+// ServeExecResponse is one of the caller's messages, relayed.
+type ServeExecResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       *ExecRequest           `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServeExecResponse) Reset() {
+	*x = ServeExecResponse{}
+	mi := &file_cc_v1_agent_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServeExecResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServeExecResponse) ProtoMessage() {}
+
+func (x *ServeExecResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_agent_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServeExecResponse.ProtoReflect.Descriptor instead.
+func (*ServeExecResponse) Descriptor() ([]byte, []int) {
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ServeExecResponse) GetRequest() *ExecRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
 
 // ServerList is every control-plane server's API address: the agent fails
 // over to another when the one it uses goes away. It is sent at the start of
@@ -998,7 +1167,7 @@ type ServerList struct {
 
 func (x *ServerList) Reset() {
 	*x = ServerList{}
-	mi := &file_cc_v1_agent_proto_msgTypes[13]
+	mi := &file_cc_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1010,7 +1179,7 @@ func (x *ServerList) String() string {
 func (*ServerList) ProtoMessage() {}
 
 func (x *ServerList) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[13]
+	mi := &file_cc_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1023,7 +1192,7 @@ func (x *ServerList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerList.ProtoReflect.Descriptor instead.
 func (*ServerList) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ServerList) GetApiAddresses() []string {
@@ -1063,7 +1232,7 @@ type Assignment struct {
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_cc_v1_agent_proto_msgTypes[14]
+	mi := &file_cc_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1075,7 +1244,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[14]
+	mi := &file_cc_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1088,7 +1257,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Assignment) GetContainerId() string {
@@ -1157,7 +1326,7 @@ type AssignmentSet struct {
 
 func (x *AssignmentSet) Reset() {
 	*x = AssignmentSet{}
-	mi := &file_cc_v1_agent_proto_msgTypes[15]
+	mi := &file_cc_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1169,7 +1338,7 @@ func (x *AssignmentSet) String() string {
 func (*AssignmentSet) ProtoMessage() {}
 
 func (x *AssignmentSet) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[15]
+	mi := &file_cc_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1182,7 +1351,7 @@ func (x *AssignmentSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignmentSet.ProtoReflect.Descriptor instead.
 func (*AssignmentSet) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *AssignmentSet) GetAssignments() []*Assignment {
@@ -1203,7 +1372,7 @@ type AssignmentChanges struct {
 
 func (x *AssignmentChanges) Reset() {
 	*x = AssignmentChanges{}
-	mi := &file_cc_v1_agent_proto_msgTypes[16]
+	mi := &file_cc_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1215,7 +1384,7 @@ func (x *AssignmentChanges) String() string {
 func (*AssignmentChanges) ProtoMessage() {}
 
 func (x *AssignmentChanges) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[16]
+	mi := &file_cc_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1228,7 +1397,7 @@ func (x *AssignmentChanges) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignmentChanges.ProtoReflect.Descriptor instead.
 func (*AssignmentChanges) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *AssignmentChanges) GetUpdated() []*Assignment {
@@ -1258,7 +1427,7 @@ type LogRequest struct {
 
 func (x *LogRequest) Reset() {
 	*x = LogRequest{}
-	mi := &file_cc_v1_agent_proto_msgTypes[17]
+	mi := &file_cc_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1270,7 +1439,7 @@ func (x *LogRequest) String() string {
 func (*LogRequest) ProtoMessage() {}
 
 func (x *LogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[17]
+	mi := &file_cc_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1283,7 +1452,7 @@ func (x *LogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogRequest.ProtoReflect.Descriptor instead.
 func (*LogRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *LogRequest) GetRequestId() string {
@@ -1324,7 +1493,7 @@ type LogCancel struct {
 
 func (x *LogCancel) Reset() {
 	*x = LogCancel{}
-	mi := &file_cc_v1_agent_proto_msgTypes[18]
+	mi := &file_cc_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1336,7 +1505,7 @@ func (x *LogCancel) String() string {
 func (*LogCancel) ProtoMessage() {}
 
 func (x *LogCancel) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[18]
+	mi := &file_cc_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1349,7 +1518,7 @@ func (x *LogCancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogCancel.ProtoReflect.Descriptor instead.
 func (*LogCancel) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LogCancel) GetRequestId() string {
@@ -1373,7 +1542,7 @@ type SendLogsRequest struct {
 
 func (x *SendLogsRequest) Reset() {
 	*x = SendLogsRequest{}
-	mi := &file_cc_v1_agent_proto_msgTypes[19]
+	mi := &file_cc_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1385,7 +1554,7 @@ func (x *SendLogsRequest) String() string {
 func (*SendLogsRequest) ProtoMessage() {}
 
 func (x *SendLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[19]
+	mi := &file_cc_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1398,7 +1567,7 @@ func (x *SendLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendLogsRequest.ProtoReflect.Descriptor instead.
 func (*SendLogsRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SendLogsRequest) GetMsg() isSendLogsRequest_Msg {
@@ -1453,7 +1622,7 @@ type LogHeader struct {
 
 func (x *LogHeader) Reset() {
 	*x = LogHeader{}
-	mi := &file_cc_v1_agent_proto_msgTypes[20]
+	mi := &file_cc_v1_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1465,7 +1634,7 @@ func (x *LogHeader) String() string {
 func (*LogHeader) ProtoMessage() {}
 
 func (x *LogHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[20]
+	mi := &file_cc_v1_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1478,7 +1647,7 @@ func (x *LogHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogHeader.ProtoReflect.Descriptor instead.
 func (*LogHeader) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *LogHeader) GetRequestId() string {
@@ -1504,7 +1673,7 @@ type SendLogsResponse struct {
 
 func (x *SendLogsResponse) Reset() {
 	*x = SendLogsResponse{}
-	mi := &file_cc_v1_agent_proto_msgTypes[21]
+	mi := &file_cc_v1_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1516,7 +1685,7 @@ func (x *SendLogsResponse) String() string {
 func (*SendLogsResponse) ProtoMessage() {}
 
 func (x *SendLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[21]
+	mi := &file_cc_v1_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1529,7 +1698,7 @@ func (x *SendLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendLogsResponse.ProtoReflect.Descriptor instead.
 func (*SendLogsResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{21}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{24}
 }
 
 // FetchBlobRequest names a blob.
@@ -1542,7 +1711,7 @@ type FetchBlobRequest struct {
 
 func (x *FetchBlobRequest) Reset() {
 	*x = FetchBlobRequest{}
-	mi := &file_cc_v1_agent_proto_msgTypes[22]
+	mi := &file_cc_v1_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1554,7 +1723,7 @@ func (x *FetchBlobRequest) String() string {
 func (*FetchBlobRequest) ProtoMessage() {}
 
 func (x *FetchBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[22]
+	mi := &file_cc_v1_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1567,7 +1736,7 @@ func (x *FetchBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchBlobRequest.ProtoReflect.Descriptor instead.
 func (*FetchBlobRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{22}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *FetchBlobRequest) GetDigest() string {
@@ -1588,7 +1757,7 @@ type FetchBlobResponse struct {
 
 func (x *FetchBlobResponse) Reset() {
 	*x = FetchBlobResponse{}
-	mi := &file_cc_v1_agent_proto_msgTypes[23]
+	mi := &file_cc_v1_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1600,7 +1769,7 @@ func (x *FetchBlobResponse) String() string {
 func (*FetchBlobResponse) ProtoMessage() {}
 
 func (x *FetchBlobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[23]
+	mi := &file_cc_v1_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1613,7 +1782,7 @@ func (x *FetchBlobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchBlobResponse.ProtoReflect.Descriptor instead.
 func (*FetchBlobResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{23}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *FetchBlobResponse) GetSize() int64 {
@@ -1634,7 +1803,7 @@ var File_cc_v1_agent_proto protoreflect.FileDescriptor
 
 const file_cc_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x11cc/v1/agent.proto\x12\x05cc.v1\x1a\x16cc/v1/containers.proto\x1a\x10cc/v1/edge.proto\x1a\x11cc/v1/nodes.proto\x1a\x11cc/v1/trust.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"e\n" +
+	"\x11cc/v1/agent.proto\x12\x05cc.v1\x1a\x16cc/v1/containers.proto\x1a\x10cc/v1/edge.proto\x1a\x10cc/v1/exec.proto\x1a\x11cc/v1/nodes.proto\x1a\x11cc/v1/trust.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"e\n" +
 	"\x11UploadBlobRequest\x121\n" +
 	"\x06header\x18\x01 \x01(\v2\x17.cc.v1.UploadBlobHeaderH\x00R\x06header\x12\x16\n" +
 	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\x05\n" +
@@ -1693,7 +1862,7 @@ const file_cc_v1_agent_proto_rawDesc = "" +
 	"generation\x12.\n" +
 	"\x06status\x18\x03 \x01(\v2\x16.cc.v1.ContainerStatusR\x06status\x12;\n" +
 	"\vobserved_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"observedAt\"\xc0\x02\n" +
+	"observedAt\"\xe7\x02\n" +
 	"\x0fSessionResponse\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12*\n" +
 	"\x04full\x18\x02 \x01(\v2\x14.cc.v1.AssignmentSetH\x00R\x04full\x124\n" +
@@ -1702,8 +1871,19 @@ const file_cc_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"log_cancel\x18\x05 \x01(\v2\x10.cc.v1.LogCancelH\x00R\tlogCancel\x12-\n" +
 	"\aservers\x18\x06 \x01(\v2\x11.cc.v1.ServerListH\x00R\aservers\x12'\n" +
-	"\x04edge\x18\a \x01(\v2\x11.cc.v1.EdgeUpdateH\x00R\x04edgeB\x05\n" +
-	"\x03msg\"\\\n" +
+	"\x04edge\x18\a \x01(\v2\x11.cc.v1.EdgeUpdateH\x00R\x04edge\x12%\n" +
+	"\x04exec\x18\b \x01(\v2\x0f.cc.v1.ExecOpenH\x00R\x04execB\x05\n" +
+	"\x03msg\"L\n" +
+	"\bExecOpen\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12!\n" +
+	"\fcontainer_id\x18\x02 \x01(\tR\vcontainerId\"b\n" +
+	"\x10ServeExecRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12/\n" +
+	"\bresponse\x18\x02 \x01(\v2\x13.cc.v1.ExecResponseR\bresponse\"A\n" +
+	"\x11ServeExecResponse\x12,\n" +
+	"\arequest\x18\x01 \x01(\v2\x12.cc.v1.ExecRequestR\arequest\"\\\n" +
 	"\n" +
 	"ServerList\x12#\n" +
 	"\rapi_addresses\x18\x01 \x03(\tR\fapiAddresses\x12)\n" +
@@ -1751,12 +1931,13 @@ const file_cc_v1_agent_proto_rawDesc = "" +
 	"\x06digest\x18\x01 \x01(\tR\x06digest\";\n" +
 	"\x11FetchBlobResponse\x12\x12\n" +
 	"\x04size\x18\x01 \x01(\x03R\x04size\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data2\x98\x03\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data2\xdc\x03\n" +
 	"\fAgentService\x12/\n" +
 	"\x04Join\x12\x12.cc.v1.JoinRequest\x1a\x13.cc.v1.JoinResponse\x12S\n" +
 	"\x10RenewCertificate\x12\x1e.cc.v1.RenewCertificateRequest\x1a\x1f.cc.v1.RenewCertificateResponse\x12<\n" +
 	"\aSession\x12\x15.cc.v1.SessionRequest\x1a\x16.cc.v1.SessionResponse(\x010\x01\x12=\n" +
-	"\bSendLogs\x12\x16.cc.v1.SendLogsRequest\x1a\x17.cc.v1.SendLogsResponse(\x01\x12@\n" +
+	"\bSendLogs\x12\x16.cc.v1.SendLogsRequest\x1a\x17.cc.v1.SendLogsResponse(\x01\x12B\n" +
+	"\tServeExec\x12\x17.cc.v1.ServeExecRequest\x1a\x18.cc.v1.ServeExecResponse(\x010\x01\x12@\n" +
 	"\tFetchBlob\x12\x17.cc.v1.FetchBlobRequest\x1a\x18.cc.v1.FetchBlobResponse0\x01\x12C\n" +
 	"\n" +
 	"UploadBlob\x12\x18.cc.v1.UploadBlobRequest\x1a\x19.cc.v1.UploadBlobResponse(\x01B/Z-github.com/containercodes/cc/proto/cc/v1;ccv1b\x06proto3"
@@ -1773,7 +1954,7 @@ func file_cc_v1_agent_proto_rawDescGZIP() []byte {
 	return file_cc_v1_agent_proto_rawDescData
 }
 
-var file_cc_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_cc_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_cc_v1_agent_proto_goTypes = []any{
 	(*UploadBlobRequest)(nil),        // 0: cc.v1.UploadBlobRequest
 	(*UploadBlobHeader)(nil),         // 1: cc.v1.UploadBlobHeader
@@ -1788,72 +1969,82 @@ var file_cc_v1_agent_proto_goTypes = []any{
 	(*StatusBatch)(nil),              // 10: cc.v1.StatusBatch
 	(*TaskStatus)(nil),               // 11: cc.v1.TaskStatus
 	(*SessionResponse)(nil),          // 12: cc.v1.SessionResponse
-	(*ServerList)(nil),               // 13: cc.v1.ServerList
-	(*Assignment)(nil),               // 14: cc.v1.Assignment
-	(*AssignmentSet)(nil),            // 15: cc.v1.AssignmentSet
-	(*AssignmentChanges)(nil),        // 16: cc.v1.AssignmentChanges
-	(*LogRequest)(nil),               // 17: cc.v1.LogRequest
-	(*LogCancel)(nil),                // 18: cc.v1.LogCancel
-	(*SendLogsRequest)(nil),          // 19: cc.v1.SendLogsRequest
-	(*LogHeader)(nil),                // 20: cc.v1.LogHeader
-	(*SendLogsResponse)(nil),         // 21: cc.v1.SendLogsResponse
-	(*FetchBlobRequest)(nil),         // 22: cc.v1.FetchBlobRequest
-	(*FetchBlobResponse)(nil),        // 23: cc.v1.FetchBlobResponse
-	nil,                              // 24: cc.v1.JoinRequest.LabelsEntry
-	nil,                              // 25: cc.v1.SessionHello.LabelsEntry
-	nil,                              // 26: cc.v1.Assignment.TraceContextEntry
-	(*Resources)(nil),                // 27: cc.v1.Resources
-	(*ContainerStatus)(nil),          // 28: cc.v1.ContainerStatus
-	(*timestamppb.Timestamp)(nil),    // 29: google.protobuf.Timestamp
-	(*EdgeUpdate)(nil),               // 30: cc.v1.EdgeUpdate
-	(*ClusterTrust)(nil),             // 31: cc.v1.ClusterTrust
-	(*ContainerSpec)(nil),            // 32: cc.v1.ContainerSpec
-	(DesiredState)(0),                // 33: cc.v1.DesiredState
-	(*ContainerLogsResponse)(nil),    // 34: cc.v1.ContainerLogsResponse
+	(*ExecOpen)(nil),                 // 13: cc.v1.ExecOpen
+	(*ServeExecRequest)(nil),         // 14: cc.v1.ServeExecRequest
+	(*ServeExecResponse)(nil),        // 15: cc.v1.ServeExecResponse
+	(*ServerList)(nil),               // 16: cc.v1.ServerList
+	(*Assignment)(nil),               // 17: cc.v1.Assignment
+	(*AssignmentSet)(nil),            // 18: cc.v1.AssignmentSet
+	(*AssignmentChanges)(nil),        // 19: cc.v1.AssignmentChanges
+	(*LogRequest)(nil),               // 20: cc.v1.LogRequest
+	(*LogCancel)(nil),                // 21: cc.v1.LogCancel
+	(*SendLogsRequest)(nil),          // 22: cc.v1.SendLogsRequest
+	(*LogHeader)(nil),                // 23: cc.v1.LogHeader
+	(*SendLogsResponse)(nil),         // 24: cc.v1.SendLogsResponse
+	(*FetchBlobRequest)(nil),         // 25: cc.v1.FetchBlobRequest
+	(*FetchBlobResponse)(nil),        // 26: cc.v1.FetchBlobResponse
+	nil,                              // 27: cc.v1.JoinRequest.LabelsEntry
+	nil,                              // 28: cc.v1.SessionHello.LabelsEntry
+	nil,                              // 29: cc.v1.Assignment.TraceContextEntry
+	(*Resources)(nil),                // 30: cc.v1.Resources
+	(*ContainerStatus)(nil),          // 31: cc.v1.ContainerStatus
+	(*timestamppb.Timestamp)(nil),    // 32: google.protobuf.Timestamp
+	(*EdgeUpdate)(nil),               // 33: cc.v1.EdgeUpdate
+	(*ExecResponse)(nil),             // 34: cc.v1.ExecResponse
+	(*ExecRequest)(nil),              // 35: cc.v1.ExecRequest
+	(*ClusterTrust)(nil),             // 36: cc.v1.ClusterTrust
+	(*ContainerSpec)(nil),            // 37: cc.v1.ContainerSpec
+	(DesiredState)(0),                // 38: cc.v1.DesiredState
+	(*ContainerLogsResponse)(nil),    // 39: cc.v1.ContainerLogsResponse
 }
 var file_cc_v1_agent_proto_depIdxs = []int32{
 	1,  // 0: cc.v1.UploadBlobRequest.header:type_name -> cc.v1.UploadBlobHeader
-	24, // 1: cc.v1.JoinRequest.labels:type_name -> cc.v1.JoinRequest.LabelsEntry
-	27, // 2: cc.v1.JoinRequest.resources:type_name -> cc.v1.Resources
+	27, // 1: cc.v1.JoinRequest.labels:type_name -> cc.v1.JoinRequest.LabelsEntry
+	30, // 2: cc.v1.JoinRequest.resources:type_name -> cc.v1.Resources
 	8,  // 3: cc.v1.SessionRequest.hello:type_name -> cc.v1.SessionHello
 	9,  // 4: cc.v1.SessionRequest.heartbeat:type_name -> cc.v1.Heartbeat
 	10, // 5: cc.v1.SessionRequest.status:type_name -> cc.v1.StatusBatch
-	27, // 6: cc.v1.SessionHello.resources:type_name -> cc.v1.Resources
-	25, // 7: cc.v1.SessionHello.labels:type_name -> cc.v1.SessionHello.LabelsEntry
+	30, // 6: cc.v1.SessionHello.resources:type_name -> cc.v1.Resources
+	28, // 7: cc.v1.SessionHello.labels:type_name -> cc.v1.SessionHello.LabelsEntry
 	11, // 8: cc.v1.StatusBatch.statuses:type_name -> cc.v1.TaskStatus
-	28, // 9: cc.v1.TaskStatus.status:type_name -> cc.v1.ContainerStatus
-	29, // 10: cc.v1.TaskStatus.observed_at:type_name -> google.protobuf.Timestamp
-	15, // 11: cc.v1.SessionResponse.full:type_name -> cc.v1.AssignmentSet
-	16, // 12: cc.v1.SessionResponse.changes:type_name -> cc.v1.AssignmentChanges
-	17, // 13: cc.v1.SessionResponse.logs:type_name -> cc.v1.LogRequest
-	18, // 14: cc.v1.SessionResponse.log_cancel:type_name -> cc.v1.LogCancel
-	13, // 15: cc.v1.SessionResponse.servers:type_name -> cc.v1.ServerList
-	30, // 16: cc.v1.SessionResponse.edge:type_name -> cc.v1.EdgeUpdate
-	31, // 17: cc.v1.ServerList.trust:type_name -> cc.v1.ClusterTrust
-	32, // 18: cc.v1.Assignment.spec:type_name -> cc.v1.ContainerSpec
-	33, // 19: cc.v1.Assignment.desired:type_name -> cc.v1.DesiredState
-	26, // 20: cc.v1.Assignment.trace_context:type_name -> cc.v1.Assignment.TraceContextEntry
-	14, // 21: cc.v1.AssignmentSet.assignments:type_name -> cc.v1.Assignment
-	14, // 22: cc.v1.AssignmentChanges.updated:type_name -> cc.v1.Assignment
-	20, // 23: cc.v1.SendLogsRequest.header:type_name -> cc.v1.LogHeader
-	34, // 24: cc.v1.SendLogsRequest.chunk:type_name -> cc.v1.ContainerLogsResponse
-	3,  // 25: cc.v1.AgentService.Join:input_type -> cc.v1.JoinRequest
-	5,  // 26: cc.v1.AgentService.RenewCertificate:input_type -> cc.v1.RenewCertificateRequest
-	7,  // 27: cc.v1.AgentService.Session:input_type -> cc.v1.SessionRequest
-	19, // 28: cc.v1.AgentService.SendLogs:input_type -> cc.v1.SendLogsRequest
-	22, // 29: cc.v1.AgentService.FetchBlob:input_type -> cc.v1.FetchBlobRequest
-	0,  // 30: cc.v1.AgentService.UploadBlob:input_type -> cc.v1.UploadBlobRequest
-	4,  // 31: cc.v1.AgentService.Join:output_type -> cc.v1.JoinResponse
-	6,  // 32: cc.v1.AgentService.RenewCertificate:output_type -> cc.v1.RenewCertificateResponse
-	12, // 33: cc.v1.AgentService.Session:output_type -> cc.v1.SessionResponse
-	21, // 34: cc.v1.AgentService.SendLogs:output_type -> cc.v1.SendLogsResponse
-	23, // 35: cc.v1.AgentService.FetchBlob:output_type -> cc.v1.FetchBlobResponse
-	2,  // 36: cc.v1.AgentService.UploadBlob:output_type -> cc.v1.UploadBlobResponse
-	31, // [31:37] is the sub-list for method output_type
-	25, // [25:31] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	31, // 9: cc.v1.TaskStatus.status:type_name -> cc.v1.ContainerStatus
+	32, // 10: cc.v1.TaskStatus.observed_at:type_name -> google.protobuf.Timestamp
+	18, // 11: cc.v1.SessionResponse.full:type_name -> cc.v1.AssignmentSet
+	19, // 12: cc.v1.SessionResponse.changes:type_name -> cc.v1.AssignmentChanges
+	20, // 13: cc.v1.SessionResponse.logs:type_name -> cc.v1.LogRequest
+	21, // 14: cc.v1.SessionResponse.log_cancel:type_name -> cc.v1.LogCancel
+	16, // 15: cc.v1.SessionResponse.servers:type_name -> cc.v1.ServerList
+	33, // 16: cc.v1.SessionResponse.edge:type_name -> cc.v1.EdgeUpdate
+	13, // 17: cc.v1.SessionResponse.exec:type_name -> cc.v1.ExecOpen
+	34, // 18: cc.v1.ServeExecRequest.response:type_name -> cc.v1.ExecResponse
+	35, // 19: cc.v1.ServeExecResponse.request:type_name -> cc.v1.ExecRequest
+	36, // 20: cc.v1.ServerList.trust:type_name -> cc.v1.ClusterTrust
+	37, // 21: cc.v1.Assignment.spec:type_name -> cc.v1.ContainerSpec
+	38, // 22: cc.v1.Assignment.desired:type_name -> cc.v1.DesiredState
+	29, // 23: cc.v1.Assignment.trace_context:type_name -> cc.v1.Assignment.TraceContextEntry
+	17, // 24: cc.v1.AssignmentSet.assignments:type_name -> cc.v1.Assignment
+	17, // 25: cc.v1.AssignmentChanges.updated:type_name -> cc.v1.Assignment
+	23, // 26: cc.v1.SendLogsRequest.header:type_name -> cc.v1.LogHeader
+	39, // 27: cc.v1.SendLogsRequest.chunk:type_name -> cc.v1.ContainerLogsResponse
+	3,  // 28: cc.v1.AgentService.Join:input_type -> cc.v1.JoinRequest
+	5,  // 29: cc.v1.AgentService.RenewCertificate:input_type -> cc.v1.RenewCertificateRequest
+	7,  // 30: cc.v1.AgentService.Session:input_type -> cc.v1.SessionRequest
+	22, // 31: cc.v1.AgentService.SendLogs:input_type -> cc.v1.SendLogsRequest
+	14, // 32: cc.v1.AgentService.ServeExec:input_type -> cc.v1.ServeExecRequest
+	25, // 33: cc.v1.AgentService.FetchBlob:input_type -> cc.v1.FetchBlobRequest
+	0,  // 34: cc.v1.AgentService.UploadBlob:input_type -> cc.v1.UploadBlobRequest
+	4,  // 35: cc.v1.AgentService.Join:output_type -> cc.v1.JoinResponse
+	6,  // 36: cc.v1.AgentService.RenewCertificate:output_type -> cc.v1.RenewCertificateResponse
+	12, // 37: cc.v1.AgentService.Session:output_type -> cc.v1.SessionResponse
+	24, // 38: cc.v1.AgentService.SendLogs:output_type -> cc.v1.SendLogsResponse
+	15, // 39: cc.v1.AgentService.ServeExec:output_type -> cc.v1.ServeExecResponse
+	26, // 40: cc.v1.AgentService.FetchBlob:output_type -> cc.v1.FetchBlobResponse
+	2,  // 41: cc.v1.AgentService.UploadBlob:output_type -> cc.v1.UploadBlobResponse
+	35, // [35:42] is the sub-list for method output_type
+	28, // [28:35] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_agent_proto_init() }
@@ -1863,6 +2054,7 @@ func file_cc_v1_agent_proto_init() {
 	}
 	file_cc_v1_containers_proto_init()
 	file_cc_v1_edge_proto_init()
+	file_cc_v1_exec_proto_init()
 	file_cc_v1_nodes_proto_init()
 	file_cc_v1_trust_proto_init()
 	file_cc_v1_agent_proto_msgTypes[0].OneofWrappers = []any{
@@ -1881,8 +2073,9 @@ func file_cc_v1_agent_proto_init() {
 		(*SessionResponse_LogCancel)(nil),
 		(*SessionResponse_Servers)(nil),
 		(*SessionResponse_Edge)(nil),
+		(*SessionResponse_Exec)(nil),
 	}
-	file_cc_v1_agent_proto_msgTypes[19].OneofWrappers = []any{
+	file_cc_v1_agent_proto_msgTypes[22].OneofWrappers = []any{
 		(*SendLogsRequest_Header)(nil),
 		(*SendLogsRequest_Chunk)(nil),
 	}
@@ -1892,7 +2085,7 @@ func file_cc_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_v1_agent_proto_rawDesc), len(file_cc_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   27,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,6 +23,7 @@ const (
 	AgentService_RenewCertificate_FullMethodName = "/cc.v1.AgentService/RenewCertificate"
 	AgentService_Session_FullMethodName          = "/cc.v1.AgentService/Session"
 	AgentService_SendLogs_FullMethodName         = "/cc.v1.AgentService/SendLogs"
+	AgentService_ServeExec_FullMethodName        = "/cc.v1.AgentService/ServeExec"
 	AgentService_FetchBlob_FullMethodName        = "/cc.v1.AgentService/FetchBlob"
 	AgentService_UploadBlob_FullMethodName       = "/cc.v1.AgentService/UploadBlob"
 )
@@ -44,6 +45,10 @@ type AgentServiceClient interface {
 	Session(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SessionRequest, SessionResponse], error)
 	// SendLogs answers a log request received on the session.
 	SendLogs(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[SendLogsRequest, SendLogsResponse], error)
+	// ServeExec answers an exec request received on the session: the agent's
+	// first message names the request, the server then sends the caller's
+	// messages (start first) and the agent the process's output and exit.
+	ServeExec(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ServeExecRequest, ServeExecResponse], error)
 	// FetchBlob streams a blob (an image archive or a site bundle) from the
 	// blob store.
 	FetchBlob(ctx context.Context, in *FetchBlobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FetchBlobResponse], error)
@@ -106,9 +111,22 @@ func (c *agentServiceClient) SendLogs(ctx context.Context, opts ...grpc.CallOpti
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AgentService_SendLogsClient = grpc.ClientStreamingClient[SendLogsRequest, SendLogsResponse]
 
+func (c *agentServiceClient) ServeExec(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ServeExecRequest, ServeExecResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AgentService_ServiceDesc.Streams[2], AgentService_ServeExec_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ServeExecRequest, ServeExecResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AgentService_ServeExecClient = grpc.BidiStreamingClient[ServeExecRequest, ServeExecResponse]
+
 func (c *agentServiceClient) FetchBlob(ctx context.Context, in *FetchBlobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FetchBlobResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &AgentService_ServiceDesc.Streams[2], AgentService_FetchBlob_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &AgentService_ServiceDesc.Streams[3], AgentService_FetchBlob_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +145,7 @@ type AgentService_FetchBlobClient = grpc.ServerStreamingClient[FetchBlobResponse
 
 func (c *agentServiceClient) UploadBlob(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadBlobRequest, UploadBlobResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &AgentService_ServiceDesc.Streams[3], AgentService_UploadBlob_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &AgentService_ServiceDesc.Streams[4], AgentService_UploadBlob_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -155,6 +173,10 @@ type AgentServiceServer interface {
 	Session(grpc.BidiStreamingServer[SessionRequest, SessionResponse]) error
 	// SendLogs answers a log request received on the session.
 	SendLogs(grpc.ClientStreamingServer[SendLogsRequest, SendLogsResponse]) error
+	// ServeExec answers an exec request received on the session: the agent's
+	// first message names the request, the server then sends the caller's
+	// messages (start first) and the agent the process's output and exit.
+	ServeExec(grpc.BidiStreamingServer[ServeExecRequest, ServeExecResponse]) error
 	// FetchBlob streams a blob (an image archive or a site bundle) from the
 	// blob store.
 	FetchBlob(*FetchBlobRequest, grpc.ServerStreamingServer[FetchBlobResponse]) error
@@ -182,6 +204,9 @@ func (UnimplementedAgentServiceServer) Session(grpc.BidiStreamingServer[SessionR
 }
 func (UnimplementedAgentServiceServer) SendLogs(grpc.ClientStreamingServer[SendLogsRequest, SendLogsResponse]) error {
 	return status.Error(codes.Unimplemented, "method SendLogs not implemented")
+}
+func (UnimplementedAgentServiceServer) ServeExec(grpc.BidiStreamingServer[ServeExecRequest, ServeExecResponse]) error {
+	return status.Error(codes.Unimplemented, "method ServeExec not implemented")
 }
 func (UnimplementedAgentServiceServer) FetchBlob(*FetchBlobRequest, grpc.ServerStreamingServer[FetchBlobResponse]) error {
 	return status.Error(codes.Unimplemented, "method FetchBlob not implemented")
@@ -260,6 +285,13 @@ func _AgentService_SendLogs_Handler(srv interface{}, stream grpc.ServerStream) e
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AgentService_SendLogsServer = grpc.ClientStreamingServer[SendLogsRequest, SendLogsResponse]
 
+func _AgentService_ServeExec_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(AgentServiceServer).ServeExec(&grpc.GenericServerStream[ServeExecRequest, ServeExecResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AgentService_ServeExecServer = grpc.BidiStreamingServer[ServeExecRequest, ServeExecResponse]
+
 func _AgentService_FetchBlob_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(FetchBlobRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -304,6 +336,12 @@ var AgentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "SendLogs",
 			Handler:       _AgentService_SendLogs_Handler,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "ServeExec",
+			Handler:       _AgentService_ServeExec_Handler,
+			ServerStreams: true,
 			ClientStreams: true,
 		},
 		{

@@ -26,6 +26,7 @@ const (
 	PeerService_PushBlob_FullMethodName   = "/cc.v1.PeerService/PushBlob"
 	PeerService_PullBlob_FullMethodName   = "/cc.v1.PeerService/PullBlob"
 	PeerService_RelayLogs_FullMethodName  = "/cc.v1.PeerService/RelayLogs"
+	PeerService_RelayExec_FullMethodName  = "/cc.v1.PeerService/RelayExec"
 	PeerService_Sessions_FullMethodName   = "/cc.v1.PeerService/Sessions"
 )
 
@@ -57,6 +58,10 @@ type PeerServiceClient interface {
 	// RelayLogs streams a container's logs if its node has a session with
 	// this server (FailedPrecondition otherwise), for the server a user asked.
 	RelayLogs(ctx context.Context, in *RelayLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RelayLogsResponse], error)
+	// RelayExec serves an exec for another server when the container's node
+	// has its session here: the first message names the node and carries
+	// the start (with the container's id).
+	RelayExec(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[RelayExecRequest, RelayExecResponse], error)
 	// Sessions lists the agent sessions this server holds, for the leader's
 	// node health loop.
 	Sessions(ctx context.Context, in *SessionsRequest, opts ...grpc.CallOption) (*SessionsResponse, error)
@@ -161,6 +166,19 @@ func (c *peerServiceClient) RelayLogs(ctx context.Context, in *RelayLogsRequest,
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type PeerService_RelayLogsClient = grpc.ServerStreamingClient[RelayLogsResponse]
 
+func (c *peerServiceClient) RelayExec(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[RelayExecRequest, RelayExecResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &PeerService_ServiceDesc.Streams[3], PeerService_RelayExec_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[RelayExecRequest, RelayExecResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PeerService_RelayExecClient = grpc.BidiStreamingClient[RelayExecRequest, RelayExecResponse]
+
 func (c *peerServiceClient) Sessions(ctx context.Context, in *SessionsRequest, opts ...grpc.CallOption) (*SessionsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SessionsResponse)
@@ -199,6 +217,10 @@ type PeerServiceServer interface {
 	// RelayLogs streams a container's logs if its node has a session with
 	// this server (FailedPrecondition otherwise), for the server a user asked.
 	RelayLogs(*RelayLogsRequest, grpc.ServerStreamingServer[RelayLogsResponse]) error
+	// RelayExec serves an exec for another server when the container's node
+	// has its session here: the first message names the node and carries
+	// the start (with the container's id).
+	RelayExec(grpc.BidiStreamingServer[RelayExecRequest, RelayExecResponse]) error
 	// Sessions lists the agent sessions this server holds, for the leader's
 	// node health loop.
 	Sessions(context.Context, *SessionsRequest) (*SessionsResponse, error)
@@ -232,6 +254,9 @@ func (UnimplementedPeerServiceServer) PullBlob(*PullBlobRequest, grpc.ServerStre
 }
 func (UnimplementedPeerServiceServer) RelayLogs(*RelayLogsRequest, grpc.ServerStreamingServer[RelayLogsResponse]) error {
 	return status.Error(codes.Unimplemented, "method RelayLogs not implemented")
+}
+func (UnimplementedPeerServiceServer) RelayExec(grpc.BidiStreamingServer[RelayExecRequest, RelayExecResponse]) error {
+	return status.Error(codes.Unimplemented, "method RelayExec not implemented")
 }
 func (UnimplementedPeerServiceServer) Sessions(context.Context, *SessionsRequest) (*SessionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Sessions not implemented")
@@ -358,6 +383,13 @@ func _PeerService_RelayLogs_Handler(srv interface{}, stream grpc.ServerStream) e
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type PeerService_RelayLogsServer = grpc.ServerStreamingServer[RelayLogsResponse]
 
+func _PeerService_RelayExec_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(PeerServiceServer).RelayExec(&grpc.GenericServerStream[RelayExecRequest, RelayExecResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PeerService_RelayExecServer = grpc.BidiStreamingServer[RelayExecRequest, RelayExecResponse]
+
 func _PeerService_Sessions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(SessionsRequest)
 	if err := dec(in); err != nil {
@@ -419,6 +451,12 @@ var PeerService_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "RelayLogs",
 			Handler:       _PeerService_RelayLogs_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "RelayExec",
+			Handler:       _PeerService_RelayExec_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "cc/v1/peer.proto",

@@ -73,6 +73,10 @@ const (
 	CommandType_COMMAND_TYPE_ROTATE_CA             CommandType = 42
 	CommandType_COMMAND_TYPE_RETIRE_CA             CommandType = 43
 	CommandType_COMMAND_TYPE_NODE_CERT             CommandType = 44
+	// RECORD_EXEC changes nothing: it puts an exec (its start, then its
+	// exit) in the audit trail. Numbered apart from the others so that
+	// types added meanwhile keep their numbers.
+	CommandType_COMMAND_TYPE_RECORD_EXEC CommandType = 60
 )
 
 // Enum value maps for CommandType.
@@ -123,6 +127,7 @@ var (
 		42: "COMMAND_TYPE_ROTATE_CA",
 		43: "COMMAND_TYPE_RETIRE_CA",
 		44: "COMMAND_TYPE_NODE_CERT",
+		60: "COMMAND_TYPE_RECORD_EXEC",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":           0,
@@ -170,6 +175,7 @@ var (
 		"COMMAND_TYPE_ROTATE_CA":             42,
 		"COMMAND_TYPE_RETIRE_CA":             43,
 		"COMMAND_TYPE_NODE_CERT":             44,
+		"COMMAND_TYPE_RECORD_EXEC":           60,
 	}
 )
 
@@ -4379,6 +4385,104 @@ func (x *RemoveChallenge) GetToken() string {
 	return ""
 }
 
+// RecordExec is an exec into a container, for the audit trail.
+type RecordExec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id and name are the container's.
+	Id   string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// command is what was run.
+	Command []string `protobuf:"bytes,3,rep,name=command,proto3" json:"command,omitempty"`
+	// phase is "start" when the exec begins and "exit" when it ended.
+	Phase string `protobuf:"bytes,4,opt,name=phase,proto3" json:"phase,omitempty"`
+	// exit_code is the process's exit status (phase "exit", error empty).
+	ExitCode int32 `protobuf:"varint,5,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	// error is why the exec failed or ended without an exit status.
+	Error         string `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	Tty           bool   `protobuf:"varint,7,opt,name=tty,proto3" json:"tty,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordExec) Reset() {
+	*x = RecordExec{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordExec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordExec) ProtoMessage() {}
+
+func (x *RecordExec) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordExec.ProtoReflect.Descriptor instead.
+func (*RecordExec) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *RecordExec) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RecordExec) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RecordExec) GetCommand() []string {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *RecordExec) GetPhase() string {
+	if x != nil {
+		return x.Phase
+	}
+	return ""
+}
+
+func (x *RecordExec) GetExitCode() int32 {
+	if x != nil {
+		return x.ExitCode
+	}
+	return 0
+}
+
+func (x *RecordExec) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *RecordExec) GetTty() bool {
+	if x != nil {
+		return x.Tty
+	}
+	return false
+}
+
 var File_cc_state_v1_state_proto protoreflect.FileDescriptor
 
 const file_cc_state_v1_state_proto_rawDesc = "" +
@@ -4691,8 +4795,16 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\x0fRemoveChallenge\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
 	"\x04host\x18\x02 \x01(\tR\x04host\x12\x14\n" +
-	"\x05token\x18\x03 \x01(\tR\x05token*\xf5\n" +
+	"\x05token\x18\x03 \x01(\tR\x05token\"\xa5\x01\n" +
 	"\n" +
+	"RecordExec\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
+	"\acommand\x18\x03 \x03(\tR\acommand\x12\x14\n" +
+	"\x05phase\x18\x04 \x01(\tR\x05phase\x12\x1b\n" +
+	"\texit_code\x18\x05 \x01(\x05R\bexitCode\x12\x14\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\x12\x10\n" +
+	"\x03tty\x18\a \x01(\bR\x03tty*\x93\v\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19COMMAND_TYPE_INIT_CLUSTER\x10\x01\x12\x1d\n" +
@@ -4739,7 +4851,8 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\"COMMAND_TYPE_RECORD_ATTEMPT_UPLOAD\x10)\x12\x1a\n" +
 	"\x16COMMAND_TYPE_ROTATE_CA\x10*\x12\x1a\n" +
 	"\x16COMMAND_TYPE_RETIRE_CA\x10+\x12\x1a\n" +
-	"\x16COMMAND_TYPE_NODE_CERT\x10,B8Z6github.com/containercodes/cc/proto/cc/state/v1;statev1b\x06proto3"
+	"\x16COMMAND_TYPE_NODE_CERT\x10,\x12\x1c\n" +
+	"\x18COMMAND_TYPE_RECORD_EXEC\x10<B8Z6github.com/containercodes/cc/proto/cc/state/v1;statev1b\x06proto3"
 
 var (
 	file_cc_state_v1_state_proto_rawDescOnce sync.Once
@@ -4754,7 +4867,7 @@ func file_cc_state_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_cc_state_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
+var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 73)
 var file_cc_state_v1_state_proto_goTypes = []any{
 	(CommandType)(0),              // 0: cc.state.v1.CommandType
 	(*Command)(nil),               // 1: cc.state.v1.Command
@@ -4823,94 +4936,95 @@ var file_cc_state_v1_state_proto_goTypes = []any{
 	(*ACMELockRecord)(nil),        // 64: cc.state.v1.ACMELockRecord
 	(*PutChallenge)(nil),          // 65: cc.state.v1.PutChallenge
 	(*RemoveChallenge)(nil),       // 66: cc.state.v1.RemoveChallenge
-	nil,                           // 67: cc.state.v1.Command.TraceContextEntry
-	nil,                           // 68: cc.state.v1.UpdateNode.LabelsEntry
-	nil,                           // 69: cc.state.v1.UpdateNode.UserLabelsEntry
-	nil,                           // 70: cc.state.v1.ContainerRecord.TraceContextEntry
-	nil,                           // 71: cc.state.v1.JobRecord.TraceContextEntry
-	nil,                           // 72: cc.state.v1.StartJobAttempt.TraceContextEntry
-	(*timestamppb.Timestamp)(nil), // 73: google.protobuf.Timestamp
-	(*v1.Node)(nil),               // 74: cc.v1.Node
-	(v1.NodeState)(0),             // 75: cc.v1.NodeState
-	(*v1.Resources)(nil),          // 76: cc.v1.Resources
-	(v1.NodeAvailability)(0),      // 77: cc.v1.NodeAvailability
-	(*v1.Container)(nil),          // 78: cc.v1.Container
-	(v1.DesiredState)(0),          // 79: cc.v1.DesiredState
-	(*v1.TaskStatus)(nil),         // 80: cc.v1.TaskStatus
-	(*v1.Image)(nil),              // 81: cc.v1.Image
-	(*v1.Service)(nil),            // 82: cc.v1.Service
-	(*v1.ServiceSpec)(nil),        // 83: cc.v1.ServiceSpec
-	(*v1.UpdateStatus)(nil),       // 84: cc.v1.UpdateStatus
-	(*v1.Settings)(nil),           // 85: cc.v1.Settings
-	(*v1.Job)(nil),                // 86: cc.v1.Job
-	(*v1.Route)(nil),              // 87: cc.v1.Route
-	(*v1.SiteSpec)(nil),           // 88: cc.v1.SiteSpec
-	(*v1.SiteVersion)(nil),        // 89: cc.v1.SiteVersion
-	(*v1.Cert)(nil),               // 90: cc.v1.Cert
-	(v1.RenewalState)(0),          // 91: cc.v1.RenewalState
-	(*v1.ACMEChallenge)(nil),      // 92: cc.v1.ACMEChallenge
+	(*RecordExec)(nil),            // 67: cc.state.v1.RecordExec
+	nil,                           // 68: cc.state.v1.Command.TraceContextEntry
+	nil,                           // 69: cc.state.v1.UpdateNode.LabelsEntry
+	nil,                           // 70: cc.state.v1.UpdateNode.UserLabelsEntry
+	nil,                           // 71: cc.state.v1.ContainerRecord.TraceContextEntry
+	nil,                           // 72: cc.state.v1.JobRecord.TraceContextEntry
+	nil,                           // 73: cc.state.v1.StartJobAttempt.TraceContextEntry
+	(*timestamppb.Timestamp)(nil), // 74: google.protobuf.Timestamp
+	(*v1.Node)(nil),               // 75: cc.v1.Node
+	(v1.NodeState)(0),             // 76: cc.v1.NodeState
+	(*v1.Resources)(nil),          // 77: cc.v1.Resources
+	(v1.NodeAvailability)(0),      // 78: cc.v1.NodeAvailability
+	(*v1.Container)(nil),          // 79: cc.v1.Container
+	(v1.DesiredState)(0),          // 80: cc.v1.DesiredState
+	(*v1.TaskStatus)(nil),         // 81: cc.v1.TaskStatus
+	(*v1.Image)(nil),              // 82: cc.v1.Image
+	(*v1.Service)(nil),            // 83: cc.v1.Service
+	(*v1.ServiceSpec)(nil),        // 84: cc.v1.ServiceSpec
+	(*v1.UpdateStatus)(nil),       // 85: cc.v1.UpdateStatus
+	(*v1.Settings)(nil),           // 86: cc.v1.Settings
+	(*v1.Job)(nil),                // 87: cc.v1.Job
+	(*v1.Route)(nil),              // 88: cc.v1.Route
+	(*v1.SiteSpec)(nil),           // 89: cc.v1.SiteSpec
+	(*v1.SiteVersion)(nil),        // 90: cc.v1.SiteVersion
+	(*v1.Cert)(nil),               // 91: cc.v1.Cert
+	(v1.RenewalState)(0),          // 92: cc.v1.RenewalState
+	(*v1.ACMEChallenge)(nil),      // 93: cc.v1.ACMEChallenge
 }
 var file_cc_state_v1_state_proto_depIdxs = []int32{
 	0,  // 0: cc.state.v1.Command.type:type_name -> cc.state.v1.CommandType
-	73, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
+	74, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
 	2,  // 2: cc.state.v1.Command.audit:type_name -> cc.state.v1.AuditContext
-	67, // 3: cc.state.v1.Command.trace_context:type_name -> cc.state.v1.Command.TraceContextEntry
+	68, // 3: cc.state.v1.Command.trace_context:type_name -> cc.state.v1.Command.TraceContextEntry
 	24, // 4: cc.state.v1.CreateToken.token:type_name -> cc.state.v1.TokenRecord
-	74, // 5: cc.state.v1.JoinNode.node:type_name -> cc.v1.Node
-	75, // 6: cc.state.v1.UpdateNode.state:type_name -> cc.v1.NodeState
-	76, // 7: cc.state.v1.UpdateNode.resources:type_name -> cc.v1.Resources
-	68, // 8: cc.state.v1.UpdateNode.labels:type_name -> cc.state.v1.UpdateNode.LabelsEntry
-	77, // 9: cc.state.v1.UpdateNode.availability:type_name -> cc.v1.NodeAvailability
-	69, // 10: cc.state.v1.UpdateNode.user_labels:type_name -> cc.state.v1.UpdateNode.UserLabelsEntry
-	78, // 11: cc.state.v1.CreateContainer.container:type_name -> cc.v1.Container
-	79, // 12: cc.state.v1.SetContainerDesired.desired:type_name -> cc.v1.DesiredState
-	80, // 13: cc.state.v1.ReportStatus.statuses:type_name -> cc.v1.TaskStatus
-	81, // 14: cc.state.v1.PutImage.image:type_name -> cc.v1.Image
+	75, // 5: cc.state.v1.JoinNode.node:type_name -> cc.v1.Node
+	76, // 6: cc.state.v1.UpdateNode.state:type_name -> cc.v1.NodeState
+	77, // 7: cc.state.v1.UpdateNode.resources:type_name -> cc.v1.Resources
+	69, // 8: cc.state.v1.UpdateNode.labels:type_name -> cc.state.v1.UpdateNode.LabelsEntry
+	78, // 9: cc.state.v1.UpdateNode.availability:type_name -> cc.v1.NodeAvailability
+	70, // 10: cc.state.v1.UpdateNode.user_labels:type_name -> cc.state.v1.UpdateNode.UserLabelsEntry
+	79, // 11: cc.state.v1.CreateContainer.container:type_name -> cc.v1.Container
+	80, // 12: cc.state.v1.SetContainerDesired.desired:type_name -> cc.v1.DesiredState
+	81, // 13: cc.state.v1.ReportStatus.statuses:type_name -> cc.v1.TaskStatus
+	82, // 14: cc.state.v1.PutImage.image:type_name -> cc.v1.Image
 	18, // 15: cc.state.v1.PutServer.server:type_name -> cc.state.v1.ServerRecord
-	73, // 16: cc.state.v1.ServerRecord.created_at:type_name -> google.protobuf.Timestamp
-	78, // 17: cc.state.v1.ContainerRecord.container:type_name -> cc.v1.Container
-	70, // 18: cc.state.v1.ContainerRecord.trace_context:type_name -> cc.state.v1.ContainerRecord.TraceContextEntry
-	73, // 19: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
-	73, // 20: cc.state.v1.NodeCert.not_after:type_name -> google.protobuf.Timestamp
-	73, // 21: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
-	73, // 22: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
-	82, // 23: cc.state.v1.CreateService.service:type_name -> cc.v1.Service
-	83, // 24: cc.state.v1.UpdateService.spec:type_name -> cc.v1.ServiceSpec
+	74, // 16: cc.state.v1.ServerRecord.created_at:type_name -> google.protobuf.Timestamp
+	79, // 17: cc.state.v1.ContainerRecord.container:type_name -> cc.v1.Container
+	71, // 18: cc.state.v1.ContainerRecord.trace_context:type_name -> cc.state.v1.ContainerRecord.TraceContextEntry
+	74, // 19: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
+	74, // 20: cc.state.v1.NodeCert.not_after:type_name -> google.protobuf.Timestamp
+	74, // 21: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
+	74, // 22: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
+	83, // 23: cc.state.v1.CreateService.service:type_name -> cc.v1.Service
+	84, // 24: cc.state.v1.UpdateService.spec:type_name -> cc.v1.ServiceSpec
 	29, // 25: cc.state.v1.TaskOps.ops:type_name -> cc.state.v1.TaskOp
-	78, // 26: cc.state.v1.TaskOp.create:type_name -> cc.v1.Container
+	79, // 26: cc.state.v1.TaskOp.create:type_name -> cc.v1.Container
 	30, // 27: cc.state.v1.TaskOp.assign:type_name -> cc.state.v1.AssignTask
 	31, // 28: cc.state.v1.TaskOp.stop:type_name -> cc.state.v1.StopTask
 	32, // 29: cc.state.v1.TaskOp.pending:type_name -> cc.state.v1.PendingReason
 	33, // 30: cc.state.v1.TaskOp.progress:type_name -> cc.state.v1.ServiceProgress
-	84, // 31: cc.state.v1.ServiceProgress.status:type_name -> cc.v1.UpdateStatus
-	85, // 32: cc.state.v1.UpdateSettings.settings:type_name -> cc.v1.Settings
+	85, // 31: cc.state.v1.ServiceProgress.status:type_name -> cc.v1.UpdateStatus
+	86, // 32: cc.state.v1.UpdateSettings.settings:type_name -> cc.v1.Settings
 	12, // 33: cc.state.v1.ReportStatuses.reports:type_name -> cc.state.v1.ReportStatus
 	37, // 34: cc.state.v1.SubmitJob.job:type_name -> cc.state.v1.JobRecord
-	86, // 35: cc.state.v1.JobRecord.job:type_name -> cc.v1.Job
-	71, // 36: cc.state.v1.JobRecord.trace_context:type_name -> cc.state.v1.JobRecord.TraceContextEntry
+	87, // 35: cc.state.v1.JobRecord.job:type_name -> cc.v1.Job
+	72, // 36: cc.state.v1.JobRecord.trace_context:type_name -> cc.state.v1.JobRecord.TraceContextEntry
 	40, // 37: cc.state.v1.JobOps.ops:type_name -> cc.state.v1.JobOp
 	41, // 38: cc.state.v1.JobOp.start:type_name -> cc.state.v1.StartJobAttempt
 	42, // 39: cc.state.v1.JobOp.fail_attempt:type_name -> cc.state.v1.FailJobAttempt
 	43, // 40: cc.state.v1.JobOp.webhook:type_name -> cc.state.v1.WebhookResult
 	44, // 41: cc.state.v1.JobOp.pending:type_name -> cc.state.v1.JobPending
-	72, // 42: cc.state.v1.StartJobAttempt.trace_context:type_name -> cc.state.v1.StartJobAttempt.TraceContextEntry
+	73, // 42: cc.state.v1.StartJobAttempt.trace_context:type_name -> cc.state.v1.StartJobAttempt.TraceContextEntry
 	46, // 43: cc.state.v1.SetQueue.queue:type_name -> cc.state.v1.QueueRecord
 	48, // 44: cc.state.v1.PutInput.input:type_name -> cc.state.v1.InputRecord
-	73, // 45: cc.state.v1.InputRecord.uploaded_at:type_name -> google.protobuf.Timestamp
-	73, // 46: cc.state.v1.InputRecord.last_used_at:type_name -> google.protobuf.Timestamp
-	87, // 47: cc.state.v1.PutRoute.route:type_name -> cc.v1.Route
-	87, // 48: cc.state.v1.ApplyRoutes.routes:type_name -> cc.v1.Route
-	88, // 49: cc.state.v1.DeploySite.spec:type_name -> cc.v1.SiteSpec
-	89, // 50: cc.state.v1.DeploySite.version:type_name -> cc.v1.SiteVersion
-	90, // 51: cc.state.v1.CertRecord.cert:type_name -> cc.v1.Cert
-	73, // 52: cc.state.v1.CertRecord.renew_requested_at:type_name -> google.protobuf.Timestamp
+	74, // 45: cc.state.v1.InputRecord.uploaded_at:type_name -> google.protobuf.Timestamp
+	74, // 46: cc.state.v1.InputRecord.last_used_at:type_name -> google.protobuf.Timestamp
+	88, // 47: cc.state.v1.PutRoute.route:type_name -> cc.v1.Route
+	88, // 48: cc.state.v1.ApplyRoutes.routes:type_name -> cc.v1.Route
+	89, // 49: cc.state.v1.DeploySite.spec:type_name -> cc.v1.SiteSpec
+	90, // 50: cc.state.v1.DeploySite.version:type_name -> cc.v1.SiteVersion
+	91, // 51: cc.state.v1.CertRecord.cert:type_name -> cc.v1.Cert
+	74, // 52: cc.state.v1.CertRecord.renew_requested_at:type_name -> google.protobuf.Timestamp
 	55, // 53: cc.state.v1.PutCert.cert:type_name -> cc.state.v1.CertRecord
-	91, // 54: cc.state.v1.CertStatus.state:type_name -> cc.v1.RenewalState
+	92, // 54: cc.state.v1.CertStatus.state:type_name -> cc.v1.RenewalState
 	55, // 55: cc.state.v1.CertStatus.obtained:type_name -> cc.state.v1.CertRecord
-	73, // 56: cc.state.v1.ACMELock.expires_at:type_name -> google.protobuf.Timestamp
-	73, // 57: cc.state.v1.ACMEStorageRecord.modified_at:type_name -> google.protobuf.Timestamp
-	73, // 58: cc.state.v1.ACMELockRecord.expires_at:type_name -> google.protobuf.Timestamp
-	92, // 59: cc.state.v1.PutChallenge.challenge:type_name -> cc.v1.ACMEChallenge
+	74, // 56: cc.state.v1.ACMELock.expires_at:type_name -> google.protobuf.Timestamp
+	74, // 57: cc.state.v1.ACMEStorageRecord.modified_at:type_name -> google.protobuf.Timestamp
+	74, // 58: cc.state.v1.ACMELockRecord.expires_at:type_name -> google.protobuf.Timestamp
+	93, // 59: cc.state.v1.PutChallenge.challenge:type_name -> cc.v1.ACMEChallenge
 	60, // [60:60] is the sub-list for method output_type
 	60, // [60:60] is the sub-list for method input_type
 	60, // [60:60] is the sub-list for extension type_name
@@ -4945,7 +5059,7 @@ func file_cc_state_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_state_v1_state_proto_rawDesc), len(file_cc_state_v1_state_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   72,
+			NumMessages:   73,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
