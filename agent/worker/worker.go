@@ -337,6 +337,8 @@ func (w *Worker) session(ctx context.Context) error {
 			}
 		case *ccv1.SessionResponse_Logs:
 			go w.serveLogs(ctx, m.Logs)
+		case *ccv1.SessionResponse_Exec:
+			go w.serveExec(ctx, m.Exec)
 		case *ccv1.SessionResponse_Servers:
 			if m.Servers.Trust != nil {
 				w.updateTrust(stream.Context(), pki.TrustFromProto(m.Servers.Trust))

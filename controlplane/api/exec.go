@@ -131,6 +131,9 @@ func (s *ExecService) run(ctx context.Context, stream ccv1.ExecService_ExecServe
 			}
 			return -1, status.Errorf(codes.Unavailable, "node %s: the exec stream broke: %v", c.NodeId, err)
 		}
+		if e := m.GetExit(); e != nil && e.GetError() != "" {
+			return -1, status.Errorf(codes.FailedPrecondition, "node %s: %s", c.NodeId, e.GetError())
+		}
 		if err := stream.Send(m); err != nil {
 			return -1, err
 		}

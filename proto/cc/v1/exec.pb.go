@@ -407,7 +407,10 @@ func (*ExecResponse_Exit) isExecResponse_Msg() {}
 type ExecExit struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// code is the exit status; 128+N when a signal N killed it.
-	Code          int32 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Code int32 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	// error says why the process could not be run (code is then -1): the
+	// container stopped, the command or the user does not exist.
+	Error         string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -449,6 +452,13 @@ func (x *ExecExit) GetCode() int32 {
 	return 0
 }
 
+func (x *ExecExit) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 var File_cc_v1_exec_proto protoreflect.FileDescriptor
 
 const file_cc_v1_exec_proto_rawDesc = "" +
@@ -477,9 +487,10 @@ const file_cc_v1_exec_proto_rawDesc = "" +
 	"\x06stdout\x18\x01 \x01(\fH\x00R\x06stdout\x12\x18\n" +
 	"\x06stderr\x18\x02 \x01(\fH\x00R\x06stderr\x12%\n" +
 	"\x04exit\x18\x03 \x01(\v2\x0f.cc.v1.ExecExitH\x00R\x04exitB\x05\n" +
-	"\x03msg\"\x1e\n" +
+	"\x03msg\"4\n" +
 	"\bExecExit\x12\x12\n" +
-	"\x04code\x18\x01 \x01(\x05R\x04code2B\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error2B\n" +
 	"\vExecService\x123\n" +
 	"\x04Exec\x12\x12.cc.v1.ExecRequest\x1a\x13.cc.v1.ExecResponse(\x010\x01B/Z-github.com/containercodes/cc/proto/cc/v1;ccv1b\x06proto3"
 
