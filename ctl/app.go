@@ -70,6 +70,8 @@ func App(stdout, stderr io.Writer) *cli.App {
 			psCommand(),
 			inspectCommand(),
 			logsCommand(),
+			execCommand(),
+			cpCommand(),
 			startCommand(),
 			stopCommand(),
 			rmCommand(),

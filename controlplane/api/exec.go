@@ -273,5 +273,3 @@ func (p *PeerServer) RelayExec(stream ccv1.PeerService_RelayExecServer) error {
 		}
 	}
 }
-
-
