@@ -11,10 +11,13 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/urfave/cli/v2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -24,7 +27,7 @@ func cpCommand() *cli.Command {
 		Name: "cp", Usage: "copy files or directories between a running container and here (admin tokens only; audited)",
 		ArgsUsage: "CONTAINER:PATH LOCAL | LOCAL CONTAINER:DIR",
 		Description: "The files travel as a tar stream made or read by `tar` inside the container (the image\n" +
-			"needs one, busybox's will do), through an exec recorded in the audit trail.\n\n" +
+			"needs one on its PATH, or /bin/busybox), through an exec recorded in the audit trail.\n\n" +
 			"From a container: a LOCAL directory that exists gets PATH inside it under its base name;\n" +
 			"otherwise PATH is copied as LOCAL. The archive is unpacked here with the checks of job\n" +
 			"outputs: nothing is written outside LOCAL or through a link, devices are skipped, and so\n" +
@@ -104,18 +107,20 @@ func cpFrom(c *cli.Context, container, p, local string) error {
 	defer archive.Close()
 	zw := gzip.NewWriter(archive)
 	var stderr bytes.Buffer
-	start := &ccv1.ExecStart{Container: container, Args: []string{"tar", "-cf", "-", "-C", dir, base}}
 	var code int32
 	err = callStream(c, false, nil, func(ctx context.Context, cl *Client) error {
-		var err error
-		code, err = runExec(ctx, cl, start, nil, zw, &stderr)
-		return err
+		return tryTar(func(tar []string) error {
+			start := &ccv1.ExecStart{Container: container, Args: append(tar, "-cf", "-", "-C", dir, base)}
+			var err error
+			code, err = runExec(ctx, cl, start, nil, zw, &stderr)
+			return err
+		})
 	})
 	if err != nil {
 		return err
 	}
 	if code != 0 {
-		return fmt.Errorf("cp: tar in %s failed (exit %d): %s (the image needs a tar on its PATH)", container, code, strings.TrimSpace(stderr.String()))
+		return fmt.Errorf("cp: tar in %s failed (exit %d): %s", container, code, strings.TrimSpace(stderr.String()))
 	}
 	if err := zw.Close(); err != nil {
 		return err
@@ -149,10 +154,58 @@ func cpTo(c *cli.Context, local, container, dir string) error {
 	if _, err := os.Stat(local); err != nil {
 		return fmt.Errorf("cp: %s: %v", local, unwrapPath(err))
 	}
+	var stderr, stdout bytes.Buffer
+	var code int32
+	var packErr *errReader
+	err := callStream(c, false, nil, func(ctx context.Context, cl *Client) error {
+		return tryTar(func(tar []string) error {
+			pr := packTar(c, local)
+			defer pr.Close()
+			packErr = &errReader{r: pr}
+			start := &ccv1.ExecStart{Container: container, Args: append(tar, "-xf", "-", "-C", clean), Stdin: true}
+			var err error
+			code, err = runExec(ctx, cl, start, packErr, &stdout, &stderr)
+			return err
+		})
+	})
+	if packErr != nil {
+		if perr := packErr.Err(); perr != nil && !errors.Is(perr, io.EOF) {
+			return fmt.Errorf("cp: %v", perr)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return fmt.Errorf("cp: tar in %s failed (exit %d): %s (the directory must exist there)", container, code, strings.TrimSpace(stderr.String()))
+	}
+	fmt.Fprintf(c.App.ErrWriter, "copied %s to %s:%s\n", local, container, path.Join(clean, filepath.Base(filepath.Clean(local))))
+	return nil
+}
+
+// tarCommands are the tars tried in turn: the image's on its PATH, then
+// busybox's (images with busybox alone, without its links).
+var tarCommands = [][]string{{"tar"}, {"/bin/busybox", "tar"}}
+
+// tryTar runs fn with each of tarCommands until one exists in the image.
+func tryTar(fn func(tar []string) error) error {
+	var err error
+	for _, tar := range tarCommands {
+		err = fn(slices.Clone(tar))
+		if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "executable file not found") &&
+			!strings.Contains(err.Error(), "no such file or directory") {
+			return err
+		}
+	}
+	return err
+}
+
+// packTar streams the tar of local (a file or a directory, under its
+// base name) for a tar in the container to read.
+func packTar(c *cli.Context, local string) io.ReadCloser {
 	pr, pw := io.Pipe()
 	go func() {
-		// The tar.gz of local, unzipped on the way: the container's tar
-		// reads plain tar.
+		// packInputs makes a tar.gz; it is unzipped on the way.
 		zr, zw := io.Pipe()
 		go func() {
 			err := packInputs(zw, []string{local}, func(msg string) {
@@ -164,36 +217,13 @@ func cpTo(c *cli.Context, local, container, dir string) error {
 			zw.CloseWithError(err)
 		}()
 		gz, err := gzip.NewReader(zr)
-		if err != nil {
-			zr.CloseWithError(err)
-			pw.CloseWithError(err)
-			return
+		if err == nil {
+			_, err = io.Copy(pw, gz)
 		}
-		_, err = io.Copy(pw, gz)
-		zr.CloseWithError(err)
+		zr.CloseWithError(errors.New("cp: the copy ended"))
 		pw.CloseWithError(err)
 	}()
-	defer pr.Close()
-	var stderr, stdout bytes.Buffer
-	start := &ccv1.ExecStart{Container: container, Args: []string{"tar", "-xf", "-", "-C", clean}, Stdin: true}
-	var code int32
-	packErr := &errReader{r: pr}
-	err := callStream(c, false, nil, func(ctx context.Context, cl *Client) error {
-		var err error
-		code, err = runExec(ctx, cl, start, packErr, &stdout, &stderr)
-		return err
-	})
-	if perr := packErr.Err(); perr != nil && !errors.Is(perr, io.EOF) {
-		return fmt.Errorf("cp: %v", perr)
-	}
-	if err != nil {
-		return err
-	}
-	if code != 0 {
-		return fmt.Errorf("cp: tar in %s failed (exit %d): %s (the directory must exist; the image needs a tar on its PATH)", container, code, strings.TrimSpace(stderr.String()))
-	}
-	fmt.Fprintf(c.App.ErrWriter, "copied %s to %s:%s\n", local, container, path.Join(clean, filepath.Base(filepath.Clean(local))))
-	return nil
+	return pr
 }
 
 // errReader keeps the error that ended r.
