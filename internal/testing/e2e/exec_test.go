@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +15,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/coder/websocket"
 
 	"github.com/containercodes/cc/internal/testing/testcluster"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
@@ -110,20 +115,10 @@ func TestExec(t *testing.T) {
 	if r.stdout != "65534\n/tmp\nhi\n" || r.code != 0 {
 		t.Errorf("exec as nobody in /tmp with GREETING: %+v", r)
 	}
-	// A terminal: its size at start, then after a resize; the process
-	// reads a line typed on it.
-	r = mustExec(t, srv, &ccv1.ExecStart{Container: "box", Args: []string{"/bin/busybox", "sh", "-c", "tty; stty size; read line; stty size; echo got $line; exit 5"},
-		Tty: true, Stdin: true, Size: &ccv1.TerminalSize{Width: 120, Height: 40}}, nil,
-		&ccv1.ExecRequest{Msg: &ccv1.ExecRequest_Resize{Resize: &ccv1.TerminalSize{Width: 100, Height: 30}}},
-		&ccv1.ExecRequest{Msg: &ccv1.ExecRequest_Stdin{Stdin: []byte("typed\n")}})
-	if !strings.Contains(r.stdout, "/dev/pts/") || !strings.Contains(r.stdout, "got typed") || r.code != 5 || r.stderr != "" {
-		t.Errorf("exec with a terminal: %+v", r)
-	}
-	if !strings.Contains(r.stdout, "40 120") && !strings.Contains(r.stdout, "30 100") {
-		t.Errorf("exec with a terminal: no size in %q", r.stdout)
-	}
-	if !strings.Contains(r.stdout, "30 100") {
-		t.Errorf("exec with a terminal: the resize to 100x30 did not show in %q", r.stdout)
+	// A terminal: its size at start, then after a resize (asked for
+	// until it shows: the resize and the typing travel apart).
+	if out, code := ttySession(t, srv, "box"); !strings.Contains(out, "/dev/pts/") || !strings.Contains(out, "40 120") || !strings.Contains(out, "30 100") || code != 5 {
+		t.Errorf("exec with a terminal: exit %d, output %q", code, out)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -165,6 +160,14 @@ func TestExec(t *testing.T) {
 		if !strings.Contains(all, want) {
 			t.Errorf("the audit trail has no %q:\n%s", want, all)
 		}
+	}
+
+	// Over REST: a WebSocket at /v1/containers/{id}/exec, JSON messages.
+	if out, code := wsExec(t, srv, srv.Token, "box"); out != "ws\n" || code != 6 {
+		t.Errorf("exec over a WebSocket: exit %d, output %q", code, out)
+	}
+	if out, code := wsExec(t, srv, tok.Secret, "box"); !strings.Contains(out, `"code":7`) || code != -1 {
+		t.Errorf("exec over a WebSocket with a viewer token: exit %d, output %q; want a PermissionDenied error", code, out)
 	}
 
 	// A stopped container is refused.
@@ -334,4 +337,99 @@ func TestCtlExecRunCp(t *testing.T) {
 		t.Errorf("cp out into a directory: %q %v", b, err)
 	}
 	ctl("rm", "-f", "box")
+}
+
+// ttySession runs a shell on a 120x40 terminal in container, resizes it
+// to 100x30, types "stty size" until the new size shows, then exits 5.
+func ttySession(t *testing.T, srv *testcluster.Server, container string) (string, int32) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := ccv1.NewExecServiceClient(srv.Conn("")).Exec(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(m *ccv1.ExecRequest) {
+		if err := st.Send(m); err != nil {
+			t.Fatalf("send: %v", err)
+		}
+	}
+	typ := func(s string) { send(&ccv1.ExecRequest{Msg: &ccv1.ExecRequest_Stdin{Stdin: []byte(s)}}) }
+	send(&ccv1.ExecRequest{Msg: &ccv1.ExecRequest_Start{Start: &ccv1.ExecStart{Container: container,
+		Args: []string{"/bin/busybox", "sh"}, Tty: true, Stdin: true, Size: &ccv1.TerminalSize{Width: 120, Height: 40}}}})
+	typ("tty; stty size\n")
+	var out strings.Builder
+	resized, exiting := false, false
+	for {
+		m, err := st.Recv()
+		if err != nil {
+			t.Fatalf("tty session: %v; output %q", err, out.String())
+		}
+		if e := m.GetExit(); e != nil {
+			return out.String(), e.Code
+		}
+		out.Write(m.GetStdout())
+		switch {
+		case exiting:
+		case strings.Contains(out.String(), "30 100"):
+			typ("exit 5\n")
+			exiting = true
+		case !resized && strings.Contains(out.String(), "40 120"):
+			send(&ccv1.ExecRequest{Msg: &ccv1.ExecRequest_Resize{Resize: &ccv1.TerminalSize{Width: 100, Height: 30}}})
+			resized = true
+			typ("stty size\n")
+		case resized && strings.HasSuffix(out.String(), "# "):
+			typ("stty size\n")
+		}
+	}
+}
+
+// wsExec runs `cat; exit 6` over the REST WebSocket with token, typing
+// "ws\n" then closing stdin, and returns the stdout (or the error
+// message) and the exit code (-1: none).
+func wsExec(t *testing.T, srv *testcluster.Server, token, container string) (string, int32) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: srv.TLSConfig()}}
+	conn, resp, err := websocket.Dial(ctx, "wss://"+srv.Addr()+"/v1/containers/"+container+"/exec", &websocket.DialOptions{
+		HTTPClient: hc, HTTPHeader: http.Header{"Authorization": {"Bearer " + token}},
+	})
+	if err != nil {
+		t.Fatalf("dial the exec WebSocket: %v (%v)", err, resp)
+	}
+	defer conn.CloseNow()
+	for _, msg := range []string{
+		`{"start": {"args": ["/bin/busybox", "sh", "-c", "cat; exit 6"], "stdin": true}}`,
+		`{"stdin": "` + base64.StdEncoding.EncodeToString([]byte("ws\n")) + `"}`,
+		`{"close_stdin": true}`,
+	} {
+		if err := conn.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out strings.Builder
+	for {
+		_, b, err := conn.Read(ctx)
+		if err != nil {
+			return out.String(), -1
+		}
+		var m struct {
+			Stdout []byte `json:"stdout"`
+			Exit   *struct {
+				Code int32 `json:"code"`
+			} `json:"exit"`
+			Error json.RawMessage `json:"error"`
+		}
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("a message from the WebSocket: %v: %s", err, b)
+		}
+		if m.Error != nil {
+			out.Write(m.Error)
+		}
+		out.Write(m.Stdout)
+		if m.Exit != nil {
+			return out.String(), m.Exit.Code
+		}
+	}
 }
