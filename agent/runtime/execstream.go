@@ -87,9 +87,10 @@ func (r *Runtime) ExecStream(ctx context.Context, id string, spec ExecSpec) (int
 	if err != nil {
 		return -1, fmt.Errorf("runtime: exec in %s: %w: %v", id, ErrExecSetup, err)
 	}
+	code, runErr := r.streamExec(ctx, p, spec, stdinEOF)
+	// Cleanup runs even when ctx has ended, bounded on its own.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), killGrace+20*time.Second)
 	defer cancel()
-	code, runErr := streamExec(ctx, cctx, p, spec, stdinEOF)
 	delErr := deleteExec(cctx, p)
 	if runErr != nil {
 		return -1, fmt.Errorf("runtime: exec %q in %s: %w", spec.Args[0], id, errors.Join(runErr, delErr))
@@ -159,8 +160,9 @@ func (r *Runtime) execProcessSpec(ctx context.Context, id string, spec ExecSpec)
 
 // streamExec starts p, passes the terminal's resizes and the end of stdin
 // on, and waits for p's exit (killing it when ctx ends first).
-func streamExec(ctx, cctx context.Context, p containerd.Process, spec ExecSpec, stdinEOF <-chan struct{}) (int, error) {
-	wctx, wcancel := context.WithCancel(cctx)
+func (r *Runtime) streamExec(ctx context.Context, p containerd.Process, spec ExecSpec, stdinEOF <-chan struct{}) (int, error) {
+	// The wait outlives ctx (the process is killed then, and waited for).
+	wctx, wcancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer wcancel()
 	exited, err := p.Wait(wctx)
 	if err != nil {
@@ -188,7 +190,9 @@ func streamExec(ctx, cctx context.Context, p containerd.Process, spec ExecSpec, 
 				continue
 			}
 			if spec.TTY && sz.Width > 0 && sz.Height > 0 {
-				_ = p.Resize(ctx, sz.Width, sz.Height)
+				if err := p.Resize(ctx, sz.Width, sz.Height); err != nil {
+					r.log.Warn("exec: cannot resize the terminal", "exec_id", p.ID(), "err", err)
+				}
 			}
 		case <-closed:
 			closed = nil
@@ -196,6 +200,8 @@ func streamExec(ctx, cctx context.Context, p containerd.Process, spec ExecSpec, 
 				return -1, fmt.Errorf("close stdin: %w", err)
 			}
 		case <-ctx.Done():
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), killGrace+20*time.Second)
+			defer cancel()
 			if err := p.Kill(cctx, syscall.SIGKILL); err != nil && !errdefs.IsNotFound(err) {
 				return -1, errors.Join(ctx.Err(), fmt.Errorf("SIGKILL: %w", err))
 			}

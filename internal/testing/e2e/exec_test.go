@@ -360,6 +360,7 @@ func ttySession(t *testing.T, srv *testcluster.Server, container string) (string
 	typ("tty; stty size\n")
 	var out strings.Builder
 	resized, exiting := false, false
+	old := 0 // how many times the old size showed
 	for {
 		m, err := st.Recv()
 		if err != nil {
@@ -376,9 +377,11 @@ func ttySession(t *testing.T, srv *testcluster.Server, container string) (string
 			exiting = true
 		case !resized && strings.Contains(out.String(), "40 120"):
 			send(&ccv1.ExecRequest{Msg: &ccv1.ExecRequest_Resize{Resize: &ccv1.TerminalSize{Width: 100, Height: 30}}})
-			resized = true
+			resized, old = true, 1
 			typ("stty size\n")
-		case resized && strings.HasSuffix(out.String(), "# "):
+		case resized && strings.Count(out.String(), "40 120") > old:
+			// Asked before the resize took: again.
+			old = strings.Count(out.String(), "40 120")
 			typ("stty size\n")
 		}
 	}
