@@ -71,6 +71,7 @@ func App(stdout, stderr io.Writer) *cli.App {
 			inspectCommand(),
 			logsCommand(),
 			execCommand(),
+			attachCommand(),
 			cpCommand(),
 			startCommand(),
 			stopCommand(),

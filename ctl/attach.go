@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -102,4 +103,84 @@ func waitContainer(ctx context.Context, cl *Client, id string, done func(*ccv1.C
 		case <-t.C:
 		}
 	}
+}
+
+func attachCommand() *cli.Command {
+	return &cli.Command{
+		Name: "attach", Usage: "attach to a running container's main process: its output, and its stdin and terminal when it has them (admin tokens only; audited)",
+		ArgsUsage: "ID|NAME",
+		Description: "Shows the output from its last line on, passes ccctl's stdin on when the container was\n" +
+			"started with -i, and a terminal's size when with -t; ends when the process does and exits\n" +
+			"with its code. On a terminal (-t), Ctrl-C goes to the container: end ccctl from another\n" +
+			"shell to detach.\n\n" +
+			"Examples:\n  ccctl run -d -it --name sh cc-demo -- /bin/busybox sh\n  ccctl attach sh",
+		OnUsageError: usageError,
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return errors.New("attach needs exactly one container ID or NAME")
+			}
+			var ctr *ccv1.Container
+			err := call(c, func(ctx context.Context, cl *Client) error {
+				resp, err := cl.Containers.GetContainer(ctx, &ccv1.GetContainerRequest{Id: c.Args().First()})
+				ctr = resp.GetContainer()
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			return attachMain(c, ctr, 1)
+		},
+	}
+}
+
+// attachMain attaches to the main process of ctr (once it runs) with
+// its output from the last tail lines (0: all), stdin and terminal as it
+// was created with, and returns its exit code as an *exitError.
+func attachMain(c *cli.Context, ctr *ccv1.Container, tail int64) error {
+	spec := ctr.GetSpec()
+	var code int
+	err := callStream(c, false, nil, func(ctx context.Context, cl *Client) error {
+		st, err := waitContainer(ctx, cl, ctr.GetId(), func(st *ccv1.ContainerStatus) bool {
+			s := st.GetState()
+			return s == ccv1.ContainerState_CONTAINER_STATE_RUNNING || s == ccv1.ContainerState_CONTAINER_STATE_EXITED ||
+				s == ccv1.ContainerState_CONTAINER_STATE_FAILED
+		})
+		if err != nil {
+			return err
+		}
+		if st.GetState() == ccv1.ContainerState_CONTAINER_STATE_RUNNING {
+			start := &ccv1.ExecStart{Container: ctr.GetId(), Attach: true, LogsTail: tail, Tty: spec.GetTty(), Stdin: spec.GetStdinOpen()}
+			var in io.Reader
+			if spec.GetStdinOpen() {
+				in = stdin
+			}
+			if _, err := runExec(ctx, cl, start, in, c.App.Writer, c.App.ErrWriter); err != nil {
+				return err
+			}
+		}
+		st, err = waitContainer(ctx, cl, ctr.GetId(), func(st *ccv1.ContainerStatus) bool {
+			s := st.GetState()
+			return s == ccv1.ContainerState_CONTAINER_STATE_EXITED || s == ccv1.ContainerState_CONTAINER_STATE_FAILED ||
+				st.GetRestartCount() > 0
+		})
+		if err != nil {
+			return err
+		}
+		if st.GetState() == ccv1.ContainerState_CONTAINER_STATE_FAILED {
+			return &exitError{code: 125, msg: fmt.Sprintf("container %s failed: %s", ctr.GetName(), st.GetError())}
+		}
+		code = int(st.GetExitCode())
+		return nil
+	})
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee
+	}
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return &exitError{code: code}
+	}
+	return nil
 }

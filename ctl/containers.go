@@ -40,6 +40,8 @@ func runCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "publish", Aliases: []string{"p"}, Usage: "publish a container `PORT` on the node: HOSTPORT:PORT[/udp] (e.g. 8080:80); repeatable"},
 			&cli.StringFlag{Name: "network", Aliases: []string{"net"}, Usage: "`MODE`: bridge (the node's bridge) or none (loopback only) (default: bridge)"},
 			&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "run in the background and print the container's id"},
+			&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "keep the container's stdin open and pass ccctl's on (ccctl attach)"},
+			&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "give the container a terminal"},
 		},
 		Action: runCmd,
 	}
@@ -61,6 +63,7 @@ func runRequest(c *cli.Context) (*ccv1.CreateContainerRequest, error) {
 	spec := &ccv1.ContainerSpec{
 		Image: image, Command: command,
 		ReadOnly: c.Bool("read-only"), User: c.String("user"), Workdir: c.String("workdir"),
+		Tty: c.Bool("tty"), StdinOpen: c.Bool("interactive"),
 	}
 	var err error
 	if spec.Env, err = parseEnv(c.StringSlice("env"), os.LookupEnv); err != nil {
@@ -121,6 +124,9 @@ func runCmd(c *cli.Context) error {
 	})
 	if err != nil || c.Bool("detach") {
 		return err
+	}
+	if created.GetSpec().GetTty() || created.GetSpec().GetStdinOpen() {
+		return attachMain(c, created, 0)
 	}
 	return attachOutput(c, created)
 }

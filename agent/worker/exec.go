@@ -116,8 +116,14 @@ func (w *Worker) serveExec(ctx context.Context, req *ccv1.ExecOpen) {
 			}
 		}
 	}()
-	w.log.Info("exec", "container_id", req.ContainerId, "args", start.GetArgs(), "tty", start.GetTty())
-	code, err := w.cfg.Runtime.ExecStream(ctx, req.ContainerId, spec)
+	var code int
+	if start.GetAttach() {
+		w.log.Info("attach", "container_id", req.ContainerId, "tty", start.GetTty())
+		err = w.cfg.Runtime.Attach(ctx, req.ContainerId, start.GetLogsTail(), spec)
+	} else {
+		w.log.Info("exec", "container_id", req.ContainerId, "args", start.GetArgs(), "tty", start.GetTty())
+		code, err = w.cfg.Runtime.ExecStream(ctx, req.ContainerId, spec)
+	}
 	exit := &ccv1.ExecExit{Code: int32(code)}
 	if err != nil {
 		exit.Code, exit.Error = -1, err.Error()

@@ -49,7 +49,9 @@ func (s *ExecService) Exec(stream ccv1.ExecService_ExecServer) error {
 	if start == nil {
 		return status.Error(codes.InvalidArgument, "an exec starts with a start message naming the container and the command")
 	}
-	if len(start.GetArgs()) == 0 || start.GetArgs()[0] == "" {
+	if start.GetAttach() {
+		start.Args = nil
+	} else if len(start.GetArgs()) == 0 || start.GetArgs()[0] == "" {
 		return status.Error(codes.InvalidArgument, "no command to run: give it after the container, as `ccctl exec box -- /bin/sh`")
 	}
 	rec, err := resolve(start.GetContainer(), "container", "ccctl ps", s.core.FSM.Container, s.core.FSM.ContainerIDByName, s.core.FSM.Containers,
@@ -67,12 +69,16 @@ func (s *ExecService) Exec(stream ccv1.ExecService_ExecServer) error {
 	if c.GetStatus().GetState() != ccv1.ContainerState_CONTAINER_STATE_RUNNING {
 		return status.Errorf(codes.FailedPrecondition, "container %s is not running (%s): start it first", c.Name, stateWord(c.GetStatus().GetState()))
 	}
-	audit := &statev1.RecordExec{Id: c.Id, Name: c.Name, Command: start.GetArgs(), Tty: start.GetTty(), Phase: "start"}
+	command := start.GetArgs()
+	if start.GetAttach() {
+		command = []string{"(attach)"}
+	}
+	audit := &statev1.RecordExec{Id: c.Id, Name: c.Name, Command: command, Tty: start.GetTty(), Phase: "start"}
 	if err := s.core.Propose(ctx, statev1.CommandType_COMMAND_TYPE_RECORD_EXEC, audit); err != nil {
 		return fmt.Errorf("record the exec in the audit trail (nothing was run): %w", err)
 	}
 	code, runErr := s.run(ctx, stream, c, first)
-	end := &statev1.RecordExec{Id: c.Id, Name: c.Name, Command: start.GetArgs(), Tty: start.GetTty(), Phase: "exit", ExitCode: code}
+	end := &statev1.RecordExec{Id: c.Id, Name: c.Name, Command: command, Tty: start.GetTty(), Phase: "exit", ExitCode: code}
 	if runErr != nil {
 		end.Error = runErr.Error()
 	}

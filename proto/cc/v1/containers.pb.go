@@ -576,7 +576,12 @@ type ContainerSpec struct {
 	StopGracePeriod *durationpb.Duration `protobuf:"bytes,12,opt,name=stop_grace_period,json=stopGracePeriod,proto3" json:"stop_grace_period,omitempty"`
 	// sandbox makes the container a job attempt: it runs in a sandbox, its
 	// /output is collected when it ends, and it is never restarted.
-	Sandbox       *JobSandbox `protobuf:"bytes,13,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
+	Sandbox *JobSandbox `protobuf:"bytes,13,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
+	// tty gives the main process a terminal (its output is logged as
+	// stdout), and stdin_open keeps its stdin open, to attach to
+	// (`ccctl run -it`, `ccctl attach`). Numbered apart from the others.
+	Tty           bool `protobuf:"varint,40,opt,name=tty,proto3" json:"tty,omitempty"`
+	StdinOpen     bool `protobuf:"varint,41,opt,name=stdin_open,json=stdinOpen,proto3" json:"stdin_open,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -700,6 +705,20 @@ func (x *ContainerSpec) GetSandbox() *JobSandbox {
 		return x.Sandbox
 	}
 	return nil
+}
+
+func (x *ContainerSpec) GetTty() bool {
+	if x != nil {
+		return x.Tty
+	}
+	return false
+}
+
+func (x *ContainerSpec) GetStdinOpen() bool {
+	if x != nil {
+		return x.StdinOpen
+	}
+	return false
 }
 
 // JobSandbox is how an agent runs a job attempt. The runtime always applies
@@ -1951,7 +1970,7 @@ const file_cc_v1_containers_proto_rawDesc = "" +
 	"\binterval\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\binterval\x123\n" +
 	"\atimeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x18\n" +
 	"\aretries\x18\x06 \x01(\rR\aretries\x12<\n" +
-	"\fstart_period\x18\a \x01(\v2\x19.google.protobuf.DurationR\vstartPeriod\"\xfd\x03\n" +
+	"\fstart_period\x18\a \x01(\v2\x19.google.protobuf.DurationR\vstartPeriod\"\xae\x04\n" +
 	"\rContainerSpec\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12\x18\n" +
 	"\acommand\x18\x02 \x03(\tR\acommand\x12\x10\n" +
@@ -1966,7 +1985,10 @@ const file_cc_v1_containers_proto_rawDesc = "" +
 	" \x01(\x0e2\x12.cc.v1.NetworkModeR\anetwork\x12*\n" +
 	"\x06health\x18\v \x01(\v2\x12.cc.v1.HealthCheckR\x06health\x12E\n" +
 	"\x11stop_grace_period\x18\f \x01(\v2\x19.google.protobuf.DurationR\x0fstopGracePeriod\x12+\n" +
-	"\asandbox\x18\r \x01(\v2\x11.cc.v1.JobSandboxR\asandbox\"\xb5\x02\n" +
+	"\asandbox\x18\r \x01(\v2\x11.cc.v1.JobSandboxR\asandbox\x12\x10\n" +
+	"\x03tty\x18( \x01(\bR\x03tty\x12\x1d\n" +
+	"\n" +
+	"stdin_open\x18) \x01(\bR\tstdinOpen\"\xb5\x02\n" +
 	"\n" +
 	"JobSandbox\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12,\n" +

@@ -159,7 +159,13 @@ type ExecStart struct {
 	// env adds KEY=VALUE pairs to the container's environment.
 	Env []string `protobuf:"bytes,7,rep,name=env,proto3" json:"env,omitempty"`
 	// size is the terminal's first size (tty only).
-	Size          *TerminalSize `protobuf:"bytes,8,opt,name=size,proto3" json:"size,omitempty"`
+	Size *TerminalSize `protobuf:"bytes,8,opt,name=size,proto3" json:"size,omitempty"`
+	// attach attaches to the container's main process instead of running
+	// args: its output from the last logs_tail lines (0: all of it), and
+	// stdin when it was started with stdin_open. It ends when the process
+	// does (exit code 0: read the container's).
+	Attach        bool  `protobuf:"varint,9,opt,name=attach,proto3" json:"attach,omitempty"`
+	LogsTail      int64 `protobuf:"varint,10,opt,name=logs_tail,json=logsTail,proto3" json:"logs_tail,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -248,6 +254,20 @@ func (x *ExecStart) GetSize() *TerminalSize {
 		return x.Size
 	}
 	return nil
+}
+
+func (x *ExecStart) GetAttach() bool {
+	if x != nil {
+		return x.Attach
+	}
+	return false
+}
+
+func (x *ExecStart) GetLogsTail() int64 {
+	if x != nil {
+		return x.LogsTail
+	}
+	return 0
 }
 
 // TerminalSize is a terminal's size in characters.
@@ -470,7 +490,7 @@ const file_cc_v1_exec_proto_rawDesc = "" +
 	"\x06resize\x18\x03 \x01(\v2\x13.cc.v1.TerminalSizeH\x00R\x06resize\x12!\n" +
 	"\vclose_stdin\x18\x04 \x01(\bH\x00R\n" +
 	"closeStdinB\x05\n" +
-	"\x03msg\"\xce\x01\n" +
+	"\x03msg\"\x83\x02\n" +
 	"\tExecStart\x12\x1c\n" +
 	"\tcontainer\x18\x01 \x01(\tR\tcontainer\x12\x12\n" +
 	"\x04args\x18\x02 \x03(\tR\x04args\x12\x10\n" +
@@ -479,7 +499,10 @@ const file_cc_v1_exec_proto_rawDesc = "" +
 	"\x04user\x18\x05 \x01(\tR\x04user\x12\x18\n" +
 	"\aworkdir\x18\x06 \x01(\tR\aworkdir\x12\x10\n" +
 	"\x03env\x18\a \x03(\tR\x03env\x12'\n" +
-	"\x04size\x18\b \x01(\v2\x13.cc.v1.TerminalSizeR\x04size\"<\n" +
+	"\x04size\x18\b \x01(\v2\x13.cc.v1.TerminalSizeR\x04size\x12\x16\n" +
+	"\x06attach\x18\t \x01(\bR\x06attach\x12\x1b\n" +
+	"\tlogs_tail\x18\n" +
+	" \x01(\x03R\blogsTail\"<\n" +
 	"\fTerminalSize\x12\x14\n" +
 	"\x05width\x18\x01 \x01(\rR\x05width\x12\x16\n" +
 	"\x06height\x18\x02 \x01(\rR\x06height\"p\n" +
