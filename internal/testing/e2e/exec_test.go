@@ -436,3 +436,75 @@ func wsExec(t *testing.T, srv *testcluster.Server, token, container string) (str
 		}
 	}
 }
+
+// A container started with a terminal and an open stdin (run -it) can be
+// attached to, left and attached to again; its output is in its logs;
+// its exit ends the attach.
+func TestAttach(t *testing.T) {
+	skipShort(t)
+	srv := testcluster.Start(t)
+	cl := srv.Client()
+	loadDemoImage(t, cl)
+	agent := srv.StartAgent("attach-node")
+	spec := busybox("/bin/busybox", "sh")
+	spec.Tty, spec.StdinOpen = true, true
+	sh := create(t, cl, "sh", agent.ID.NodeID, spec)
+	waitState(t, cl, sh.Id, "running", running)
+
+	attach := func(ctx context.Context) (ccv1.ExecService_ExecClient, *strings.Builder) {
+		st, err := ccv1.NewExecServiceClient(srv.Conn("")).Exec(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Send(&ccv1.ExecRequest{Msg: &ccv1.ExecRequest_Start{Start: &ccv1.ExecStart{Container: "sh", Attach: true, LogsTail: 1, Tty: true, Stdin: true,
+			Size: &ccv1.TerminalSize{Width: 90, Height: 20}}}}); err != nil {
+			t.Fatal(err)
+		}
+		return st, &strings.Builder{}
+	}
+	typ := func(st ccv1.ExecService_ExecClient, s string) {
+		if err := st.Send(&ccv1.ExecRequest{Msg: &ccv1.ExecRequest_Stdin{Stdin: []byte(s)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// until reads until out has want, or the stream's exit.
+	until := func(st ccv1.ExecService_ExecClient, out *strings.Builder, want string) *ccv1.ExecExit {
+		for !strings.Contains(out.String(), want) {
+			m, err := st.Recv()
+			if err != nil {
+				t.Fatalf("attach: %v; output %q, want %q", err, out.String(), want)
+			}
+			if e := m.GetExit(); e != nil {
+				return e
+			}
+			out.Write(m.GetStdout())
+		}
+		return nil
+	}
+
+	ctx1, leave := context.WithTimeout(context.Background(), time.Minute)
+	st, out := attach(ctx1)
+	typ(st, "echo first $((20+1))\n")
+	until(st, out, "first 21")
+	leave() // the client goes; the shell stays
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, out = attach(ctx)
+	typ(st, "stty size; echo second $((40+2))\n")
+	until(st, out, "second 42")
+	if !strings.Contains(out.String(), "20 90") {
+		t.Errorf("the terminal's size after attach: %q", out.String())
+	}
+	typ(st, "exit 4\n")
+	if e := until(st, out, "\x00never"); e == nil || e.Error != "" {
+		t.Fatalf("attach did not end with the process: %v", e)
+	}
+	c := waitState(t, cl, sh.Id, "exited", exited)
+	if c.Status.ExitCode != 4 {
+		t.Errorf("exit code %d, want 4", c.Status.ExitCode)
+	}
+	if logs := logsOf(t, cl, sh.Id); !strings.Contains(logs, "first 21") || !strings.Contains(logs, "second 42") {
+		t.Errorf("the logs of the terminal: %q", logs)
+	}
+}
