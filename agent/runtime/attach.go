@@ -94,8 +94,10 @@ func (r *Runtime) Attach(ctx context.Context, id string, tail int64, spec ExecSp
 	}
 	if spec.Stdin != nil {
 		if _, err := os.Stat(r.stdinFIFO(id)); err == nil {
-			// The logger holds the FIFO open: this open does not wait.
-			f, err := os.OpenFile(r.stdinFIFO(id), os.O_WRONLY, 0)
+			// The logger holds the FIFO open; without a reader (a
+			// container started by an older agent) the open fails
+			// rather than waits.
+			f, err := os.OpenFile(r.stdinFIFO(id), os.O_WRONLY|syscall.O_NONBLOCK, 0)
 			if err != nil {
 				return fmt.Errorf("runtime: attach to %s: open stdin: %w", id, err)
 			}
