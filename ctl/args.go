@@ -106,8 +106,8 @@ func splitShort(global []cli.Flag, leaf *cli.Command, arg string) []string {
 // verbatimAfter holds the commands (their path of canonical names) whose
 // arguments, once n plain ones are read, belong to the container's command
 // as they are, flags too: for run, n counts its IMAGE; for service create,
-// its NAME and the first word of the command; for job submit, its IMAGE.
-var verbatimAfter = map[string]int{"run": 1, "service create": 2, "job submit": 1}
+// its NAME and the first word of the command; for job submit, its IMAGE; for exec, its CONTAINER.
+var verbatimAfter = map[string]int{"run": 1, "service create": 2, "job submit": 1, "exec": 1}
 
 func findCommand(cmds []*cli.Command, name string) *cli.Command {
 	for _, c := range cmds {

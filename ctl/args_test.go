@@ -31,6 +31,8 @@ func TestInterspersed(t *testing.T) {
 		{[]string{"ccctl", "run", "-o", "json", "-d", "alpine", "echo", "-o", "json", "--name", "x"},
 			[]string{"ccctl", "--output", "json", "run", "--detach", "alpine", "echo", "-o", "json", "--name", "x"}},
 		{[]string{"ccctl", "run", "alpine", "--", "sh", "-c", "x"}, []string{"ccctl", "run", "alpine", "--", "sh", "-c", "x"}},
+		{[]string{"ccctl", "exec", "-i", "box", "ls", "-l"}, []string{"ccctl", "exec", "--interactive", "box", "ls", "-l"}},
+		{[]string{"ccctl", "exec", "-e", "A=1", "box", "--", "env", "-u", "x"}, []string{"ccctl", "exec", "--env", "A=1", "box", "--", "env", "-u", "x"}},
 		{[]string{"ccctl", "run", "--name", "x", "--", "alpine", "-d"}, []string{"ccctl", "run", "--name", "x", "--", "alpine", "-d"}},
 		{[]string{"ccctl", "run", "-e", "A=1", "alpine", "--addr", "h:1"}, []string{"ccctl", "run", "--env", "A=1", "alpine", "--addr", "h:1"}},
 		// Other commands still take flags anywhere, their own before global ones.

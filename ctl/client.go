@@ -47,6 +47,8 @@ type Client struct {
 	Audit ccv1.AuditServiceClient
 	// Trust reads the trust record and rotates the cluster CA.
 	Trust ccv1.TrustServiceClient
+	// Exec runs commands in running containers.
+	Exec ccv1.ExecServiceClient
 
 	// systemRoots: the server is verified with the system's roots.
 	systemRoots bool
@@ -184,6 +186,7 @@ func dial(c *cli.Context) (*Client, error) {
 		Certs:      ccv1.NewCertServiceClient(conn),
 		Audit:      ccv1.NewAuditServiceClient(conn),
 		Trust:      ccv1.NewTrustServiceClient(conn),
+		Exec:       ccv1.NewExecServiceClient(conn),
 	}, nil
 }
 

@@ -18,12 +18,14 @@ func runCommand() *cli.Command {
 		Name: "run", Usage: "create and start a container on a node; prints its id",
 		ArgsUsage: "IMAGE [COMMAND [ARG...]]",
 		Description: "Flags go before IMAGE: everything after it (or after --) is the container's command.\n" +
-			"The container starts in the background (-d is accepted and implied); see `ccctl logs`.\n\n" +
+			"Without -d, ccctl prints the container's output until it ends and exits with its exit\n" +
+			"code, as `docker run` does (Ctrl-C leaves it running). With -d it starts in the\n" +
+			"background and ccctl prints its id; see `ccctl logs`.\n\n" +
 			"Examples:\n" +
 			"  ccctl run --name web -p 8080:80 --memory 128m --cpus 0.5 nginx:1.27\n" +
 			"  ccctl run -e GREETING=hi --restart on-failure alpine:3.20 sh -c 'echo $GREETING'\n" +
-			"  ccctl run --node node-1 --network none --read-only busybox -- sleep 3600\n" +
-			"  ccctl run --disk 1g --cap-drop NET_RAW --userns private alpine:3.20 sh\n\n" +
+			"  ccctl run -d --node node-1 --network none --read-only busybox -- sleep 3600\n" +
+			"  ccctl run -d --disk 1g --cap-drop NET_RAW --userns private alpine:3.20 sh\n\n" +
 			"Disk limits and security profiles (--disk, --cap-add, --cap-drop, --security-opt, --userns,\n" +
 			"--privileged): docs/containers.md.",
 		OnUsageError: usageError,
@@ -40,7 +42,9 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "restart", Usage: "restart `POLICY`: no, on-failure or always (default: no)"},
 			&cli.StringSliceFlag{Name: "publish", Aliases: []string{"p"}, Usage: "publish a container `PORT` on the node: HOSTPORT:PORT[/udp] (e.g. 8080:80); repeatable"},
 			&cli.StringFlag{Name: "network", Aliases: []string{"net"}, Usage: "`MODE`: bridge (the node's bridge) or none (loopback only) (default: bridge)"},
-			&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "run in the background (always so; for docker habits)"},
+			&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "run in the background and print the container's id"},
+			&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "keep the container's stdin open and pass ccctl's on (ccctl attach)"},
+			&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "give the container a terminal"},
 		}, append(securityFlags(false), mountFlags(false)...)...),
 		Action: runCmd,
 	}
@@ -62,6 +66,7 @@ func runRequest(c *cli.Context) (*ccv1.CreateContainerRequest, error) {
 	spec := &ccv1.ContainerSpec{
 		Image: image, Command: command,
 		ReadOnly: c.Bool("read-only"), User: c.String("user"), Workdir: c.String("workdir"),
+		Tty: c.Bool("tty"), StdinOpen: c.Bool("interactive"),
 	}
 	var err error
 	if spec.Env, err = parseEnv(c.StringSlice("env"), os.LookupEnv); err != nil {
@@ -111,17 +116,28 @@ func runCmd(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	return call(c, func(ctx context.Context, cl *Client) error {
+	var created *ccv1.Container
+	err = call(c, func(ctx context.Context, cl *Client) error {
 		resp, err := cl.Containers.CreateContainer(ctx, req)
 		if err != nil {
 			return err
 		}
-		if jsonOut(c) {
-			return printJSON(c, resp)
+		created = resp.GetContainer()
+		if c.Bool("detach") {
+			if jsonOut(c) {
+				return printJSON(c, resp)
+			}
+			fmt.Fprintln(c.App.Writer, resp.GetContainer().GetId())
 		}
-		fmt.Fprintln(c.App.Writer, resp.GetContainer().GetId())
 		return nil
 	})
+	if err != nil || c.Bool("detach") {
+		return err
+	}
+	if created.GetSpec().GetTty() || created.GetSpec().GetStdinOpen() {
+		return attachMain(c, created, 0)
+	}
+	return attachOutput(c, created)
 }
 
 func psCommand() *cli.Command {

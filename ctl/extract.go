@@ -31,6 +31,10 @@ type extractOptions struct {
 	force bool
 	// warn, if not nil, is told about entries skipped.
 	warn func(msg string)
+	// skipOutsideLinks skips (with a warning) a symbolic link that points
+	// to an absolute path or outside the directory, instead of refusing
+	// the archive: a container's files have such links (/etc/mtab).
+	skipOutsideLinks bool
 }
 
 // extractStats counts what was extracted.
@@ -211,6 +215,10 @@ func (x *extractor) entry(h *tar.Header, body io.Reader) error {
 	}
 	switch h.Typeflag {
 	case tar.TypeSymlink:
+		if x.opts.skipOutsideLinks && linkOutside(name, h.Linkname) {
+			x.skip("%s: a symbolic link to %q, outside the directory; skipped", name, h.Linkname)
+			return nil
+		}
 		err = x.symlink(h, name)
 	case tar.TypeLink:
 		err = x.hardlink(h, name)
@@ -310,6 +318,13 @@ func (x *extractor) file(h *tar.Header, name string, body io.Reader) error {
 		x.root.Chtimes(name, h.ModTime, h.ModTime)
 	}
 	return nil
+}
+
+// linkOutside says whether a symbolic link name → target (both as in the
+// archive) points to an absolute path or outside the directory.
+func linkOutside(name, target string) bool {
+	return strings.HasPrefix(target, "/") || filepath.IsAbs(target) ||
+		!filepath.IsLocal(filepath.FromSlash(path.Join(path.Dir(name), target)))
 }
 
 func (x *extractor) symlink(h *tar.Header, name string) error {

@@ -280,7 +280,7 @@ func TestRunSendsTheSpec(t *testing.T) {
 	})
 
 	// "--" after the image starts the command; the minimum spec.
-	r = runCtl(conn, "run", "busybox", "--", "ls", "-l")
+	r = runCtl(conn, "run", "-d", "busybox", "--", "ls", "-l")
 	want = &ccv1.CreateContainerRequest{Spec: &ccv1.ContainerSpec{Image: "busybox", Command: []string{"ls", "-l"}}}
 	f.locked(func() {
 		if r.code != 0 || !proto.Equal(f.create, want) {

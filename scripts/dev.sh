@@ -122,6 +122,9 @@ cat <<MSG
     bin/ccctl run --name hello $demo -- /bin/busybox echo hello
     bin/ccctl logs hello
     bin/ccctl ps -a
+    bin/ccctl run -d --name box $demo -- /bin/busybox sleep 1d
+    bin/ccctl exec -it box -- /bin/busybox sh
+    bin/ccctl cp box:/etc ./etc-copy
     bin/ccctl job submit --wait $demo -- /bin/busybox sh -c 'echo hi > /output/a.txt'
     bin/ccctl job output JOB -o out/
     bin/ccctl service create web --image $demo --replicas 2 -- /bin/busybox httpd -f -p 80 -h /etc

@@ -15,7 +15,6 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
-	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -303,7 +302,12 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 	_ = os.Remove(r.oomMark(t.ID))
 	largs := loggerArgs{dir: r.logDir(t.ID), maxBytes: r.cfg.LogMaxBytes, maxFiles: r.cfg.LogMaxFiles}
 	sctx, endStart := r.span(ctx, "containerd.start", attribute.String("cc.container.id", t.ID))
-	task, err := container.NewTask(sctx, cio.BinaryIO(r.cfg.LoggerPath, map[string]string{"logger": largs.query()}))
+	creator, err := r.mainIO(t, &largs)
+	if err != nil {
+		endStart(err)
+		return "", fmt.Errorf("runtime: create task of %s: %w", t.ID, err)
+	}
+	task, err := container.NewTask(sctx, creator)
 	if err != nil {
 		endStart(err)
 		return "", fmt.Errorf("runtime: create task of %s: %w", t.ID, err)
@@ -335,6 +339,9 @@ func (r *Runtime) specOpts(img containerd.Image, t Task, nsPath string, prep pre
 	}
 	if t.Name != "" {
 		opts = append(opts, oci.WithHostname(t.Name))
+	}
+	if s.GetTty() {
+		opts = append(opts, oci.WithTTY)
 	}
 	if res := s.GetResources(); res != nil {
 		if m := res.GetMemoryBytes(); m > 0 {
@@ -497,6 +504,7 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 		}
 	}
 	_ = os.Remove(r.oomMark(id))
+	_ = os.Remove(r.stdinFIFO(id))
 	_ = os.RemoveAll(r.filesDir(id))
 	// A job sandbox's files: the /output mount, input, packed archives.
 	if err := r.removeJobDir(id); err != nil {

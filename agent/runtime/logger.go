@@ -41,15 +41,22 @@ type loggerArgs struct {
 	dir      string
 	maxBytes int64
 	maxFiles int
+	// stdin is the FIFO of the container's stdin (attach.go), held open
+	// for writing while the logger runs; "" for none.
+	stdin string
 }
 
 // query encodes the settings as the single argument the runtime passes.
 func (a loggerArgs) query() string {
-	return url.Values{
+	v := url.Values{
 		"dir":       {a.dir},
 		"max-bytes": {strconv.FormatInt(a.maxBytes, 10)},
 		"max-files": {strconv.Itoa(a.maxFiles)},
-	}.Encode()
+	}
+	if a.stdin != "" {
+		v.Set("stdin", a.stdin)
+	}
+	return v.Encode()
 }
 
 // parseLoggerArgs accepts the single query-encoded argument the runtime uses
@@ -63,6 +70,7 @@ func parseLoggerArgs(args []string) (loggerArgs, error) {
 			return a, fmt.Errorf("logger: bad settings %q: %w", args[0], err)
 		}
 		a.dir = q.Get("dir")
+		a.stdin = q.Get("stdin")
 		if v := q.Get("max-bytes"); v != "" {
 			if a.maxBytes, err = strconv.ParseInt(v, 10, 64); err != nil {
 				return a, fmt.Errorf("logger: bad max-bytes %q: %w", v, err)
@@ -113,6 +121,16 @@ func RunLogger(args []string) error {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
 
+	// The container's stdin FIFO, held open (read-write: the open never
+	// waits) so that its stdin never sees an end when an attached client
+	// goes (the shim would end a terminal then); never read here.
+	if a.stdin != "" {
+		if f, err := os.OpenFile(a.stdin, os.O_RDWR, 0); err == nil {
+			defer f.Close()
+		} else {
+			fmt.Fprintf(os.Stderr, "logger: hold stdin of %s: %v\n", os.Getenv("CONTAINER_ID"), err)
+		}
+	}
 	w, werr := newLogWriter(a.dir, a.maxBytes, a.maxFiles)
 	if werr != nil {
 		// Keep draining so the container never blocks on a full pipe; its

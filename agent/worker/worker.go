@@ -343,6 +343,8 @@ func (w *Worker) session(ctx context.Context) error {
 			go w.serveLogs(ctx, m.Logs)
 		case *ccv1.SessionResponse_Stats:
 			go w.serveStats(ctx, m.Stats)
+		case *ccv1.SessionResponse_Exec:
+			go w.serveExec(ctx, m.Exec)
 		case *ccv1.SessionResponse_Servers:
 			if m.Servers.Trust != nil {
 				w.updateTrust(stream.Context(), pki.TrustFromProto(m.Servers.Trust))

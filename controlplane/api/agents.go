@@ -179,6 +179,15 @@ func (a *AgentServer) SendStats(ctx context.Context, req *ccv1.SendStatsRequest)
 	return &ccv1.SendStatsResponse{}, nil
 }
 
+// ServeExec relays a node's exec stream to the caller waiting for it.
+func (a *AgentServer) ServeExec(stream ccv1.AgentService_ServeExecServer) error {
+	nodeID, err := nodeOf(stream.Context())
+	if err != nil {
+		return err
+	}
+	return a.core.Sessions.ServeExec(nodeID, stream)
+}
+
 // FetchBlob streams a stored blob to a node: an image archive, the bundle
 // of a kept version of a site, or the input of a job attempt assigned to
 // the node.

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -54,7 +55,28 @@ func (c *Core) auditContext(ctx context.Context, payload proto.Message) *statev1
 // auditTarget names what a command changes: the id (with the name, when
 // there is one) of the payload or of the record it carries.
 func auditTarget(m proto.Message) string {
+	if e, ok := m.(*statev1.RecordExec); ok {
+		return execTarget(e)
+	}
 	return targetOf(m.ProtoReflect(), 2)
+}
+
+// execTarget names an exec for the audit trail: the container, the
+// command, and how it ended ("box (c-1): exec [/bin/sh] exit 3").
+func execTarget(e *statev1.RecordExec) string {
+	t := targetOf(e.ProtoReflect(), 0) + ": exec " + fmt.Sprintf("%q", e.GetCommand())
+	if e.GetTty() {
+		t += " tty"
+	}
+	switch {
+	case e.GetPhase() != "exit":
+		t += " started"
+	case e.GetError() != "":
+		t += " failed: " + e.GetError()
+	default:
+		t += fmt.Sprintf(" exit %d", e.GetExitCode())
+	}
+	return t
 }
 
 func targetOf(r protoreflect.Message, depth int) string {

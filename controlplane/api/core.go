@@ -14,6 +14,7 @@ import (
 	"github.com/containercodes/cc/controlplane/auth"
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/controlplane/raftstore"
+	"github.com/containercodes/cc/controlplane/session"
 	"github.com/containercodes/cc/internal/jobspec"
 	"github.com/containercodes/cc/internal/pki"
 	"github.com/containercodes/cc/internal/secprofile"
@@ -34,6 +35,11 @@ type Sessions interface {
 	Stats(ctx context.Context, nodeID string, containerIDs []string) ([]*ccv1.ContainerStats, error)
 	// SendStats relays a node's answer to a stats request.
 	SendStats(nodeID string, req *ccv1.SendStatsRequest) error
+	// OpenExec asks a node whose session is here to open an exec stream
+	// for a container, and returns it.
+	OpenExec(ctx context.Context, nodeID, containerID string) (*session.ExecPipe, error)
+	// ServeExec hands a node's exec stream to the caller waiting for it.
+	ServeExec(nodeID string, stream ccv1.AgentService_ServeExecServer) error
 	// Connected says whether the node's session is here.
 	Connected(nodeID string) bool
 	// LastSeen is when this server last heard from the node.

@@ -30,6 +30,9 @@ type PeerClient interface {
 	Cluster(serverID string) (ccv1.ClusterServiceClient, error)
 	RelayLogs(ctx context.Context, serverID string, req *ccv1.RelayLogsRequest) (ccv1.PeerService_RelayLogsClient, error)
 	RelayStats(ctx context.Context, serverID string, req *ccv1.RelayStatsRequest) (*ccv1.RelayStatsResponse, error)
+	// RelayExec opens an exec through a server (the one holding the
+	// node's session).
+	RelayExec(ctx context.Context, serverID string) (ccv1.PeerService_RelayExecClient, error)
 	JoinServer(ctx context.Context, leaderID string, req *ccv1.JoinServerRequest) (*ccv1.JoinServerResponse, error)
 	PeerStatus(ctx context.Context, serverID string) (*ccv1.PeerStatusResponse, error)
 }

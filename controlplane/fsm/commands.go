@@ -30,6 +30,12 @@ var handlers = map[statev1.CommandType]handler{
 		newMsg:  func() proto.Message { return &statev1.RemoveVolume{} },
 		apply:   applyRemoveVolume,
 	},
+	statev1.CommandType_COMMAND_TYPE_RECORD_EXEC: {
+		version: 1,
+		newMsg:  func() proto.Message { return &statev1.RecordExec{} },
+		// An exec changes no state: the command is its audit record.
+		apply: func(*txn, time.Time, proto.Message) error { return nil },
+	},
 	statev1.CommandType_COMMAND_TYPE_ROTATE_CA: {
 		version: 1,
 		newMsg:  func() proto.Message { return &statev1.RotateCA{} },

@@ -150,6 +150,15 @@ func (p *peers) RelayStats(ctx context.Context, serverID string, req *ccv1.Relay
 	return c.RelayStats(ctx, req)
 }
 
+// RelayExec opens an exec through a server.
+func (p *peers) RelayExec(ctx context.Context, serverID string) (ccv1.PeerService_RelayExecClient, error) {
+	c, err := p.client(serverID)
+	if err != nil {
+		return nil, err
+	}
+	return c.RelayExec(ctx)
+}
+
 // PeerStatus asks a server for its raft view.
 func (p *peers) PeerStatus(ctx context.Context, serverID string) (*ccv1.PeerStatusResponse, error) {
 	c, err := p.client(serverID)

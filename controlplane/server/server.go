@@ -426,6 +426,7 @@ func (s *Server) serve() error {
 	edge.Register(s.grpc)
 	api.NewCertService(core).Register(s.grpc)
 	api.NewAuditService(core).Register(s.grpc)
+	api.NewExecService(core).Register(s.grpc)
 	ccv1.RegisterAgentServiceServer(s.grpc, api.NewAgentServer(core, s.clusterCA, images, replicated))
 	ccv1.RegisterPeerServiceServer(s.grpc, api.NewPeerServer(core, s.clusterCA, s.blobs))
 	registerReflection(s.grpc)
@@ -497,6 +498,8 @@ func (s *Server) serve() error {
 	// A job's output is bytes, not JSON: a plain handler, so that Range,
 	// If-None-Match and Content-Length work.
 	handle("GET /v1/jobs/{id}/output", "job_output", authn.Middleware(jobs.OutputHandler(writeErr), writeErr))
+	// An exec is a two-way stream: a WebSocket, not the gateway.
+	handle("GET /v1/containers/{id}/exec", "container_exec", authn.GatewayMiddleware(http.HandlerFunc(s.execWebSocket), writeErr))
 	handle("/v1/", "gateway", authn.GatewayMiddleware(gw, writeErr))
 	handle("/", "not_found", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, `{"code":5,"message":"no such path: the API is under /v1/ (see /v1/openapi.json)"}`)

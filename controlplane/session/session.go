@@ -59,7 +59,8 @@ type Hub struct {
 	mu       sync.Mutex
 	sessions map[string]*session // node id → live session
 	pending  map[string]*logRequest
-	stats    statsWaiters // stats requests waiting for SendStats
+	stats    statsWaiters         // stats requests waiting for SendStats
+	execs    map[string]*execWait // exec requests waiting for the agent's stream
 	closed   bool
 	done     chan struct{} // closed by Close: ends log relays too
 
@@ -86,7 +87,7 @@ func New(r *raftstore.Store, f *fsm.FSM, log *slog.Logger, opts Options) *Hub {
 		opts.HelloTimeout = 30 * time.Second
 	}
 	hub := &Hub{raft: r, fsm: f, log: log, opts: opts, tracer: tracing.Tracer(opts.Tracing, "github.com/containercodes/cc/controlplane/session"),
-		sessions: map[string]*session{}, pending: map[string]*logRequest{}, done: make(chan struct{}),
+		sessions: map[string]*session{}, pending: map[string]*logRequest{}, execs: map[string]*execWait{}, done: make(chan struct{}),
 		status: newStatusBuffer(), flushEnded: make(chan struct{}), edge: newEdgeCache(f)}
 	ctx, cancel := context.WithCancel(context.Background())
 	hub.stopFlush = cancel

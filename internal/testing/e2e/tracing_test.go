@@ -131,7 +131,7 @@ func TestTracingSpansAPIRaftAndAgent(t *testing.T) {
 	}
 	env := ctlEnv(t)
 	r := ccctl(t, env, "--addr", follower.Addr(), "--token", follower.Token, "--ca-cert", caFile,
-		"run", "--name", "traced-run", demoImage, "/bin/busybox", "sleep", "300")
+		"run", "-d", "--name", "traced-run", demoImage, "/bin/busybox", "sleep", "300")
 	id := strings.TrimSpace(r.stdout)
 	waitState(t, cl, id, "running", running)
 

@@ -841,6 +841,7 @@ type SessionResponse struct {
 	//	*SessionResponse_Edge
 	//	*SessionResponse_Volumes
 	//	*SessionResponse_Stats
+	//	*SessionResponse_Exec
 	Msg           isSessionResponse_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -962,6 +963,15 @@ func (x *SessionResponse) GetStats() *StatsRequest {
 	return nil
 }
 
+func (x *SessionResponse) GetExec() *ExecOpen {
+	if x != nil {
+		if x, ok := x.Msg.(*SessionResponse_Exec); ok {
+			return x.Exec
+		}
+	}
+	return nil
+}
+
 type isSessionResponse_Msg interface {
 	isSessionResponse_Msg()
 }
@@ -1003,6 +1013,11 @@ type SessionResponse_Stats struct {
 	Stats *StatsRequest `protobuf:"bytes,20,opt,name=stats,proto3,oneof"`
 }
 
+type SessionResponse_Exec struct {
+	// exec asks the agent to open a ServeExec stream for a caller.
+	Exec *ExecOpen `protobuf:"bytes,21,opt,name=exec,proto3,oneof"`
+}
+
 func (*SessionResponse_Full) isSessionResponse_Msg() {}
 
 func (*SessionResponse_Changes) isSessionResponse_Msg() {}
@@ -1018,6 +1033,8 @@ func (*SessionResponse_Edge) isSessionResponse_Msg() {}
 func (*SessionResponse_Volumes) isSessionResponse_Msg() {}
 
 func (*SessionResponse_Stats) isSessionResponse_Msg() {}
+
+func (*SessionResponse_Exec) isSessionResponse_Msg() {}
 
 // VolumeList is every volume the cluster keeps on the node, by name.
 type VolumeList struct {
@@ -1064,6 +1081,158 @@ func (x *VolumeList) GetNames() []string {
 	return nil
 }
 
+// ExecOpen asks the agent to answer an exec with AgentService.ServeExec.
+type ExecOpen struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	ContainerId   string                 `protobuf:"bytes,2,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecOpen) Reset() {
+	*x = ExecOpen{}
+	mi := &file_cc_v1_agent_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecOpen) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecOpen) ProtoMessage() {}
+
+func (x *ExecOpen) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_agent_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecOpen.ProtoReflect.Descriptor instead.
+func (*ExecOpen) Descriptor() ([]byte, []int) {
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ExecOpen) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ExecOpen) GetContainerId() string {
+	if x != nil {
+		return x.ContainerId
+	}
+	return ""
+}
+
+// ServeExecRequest is the request id (first message) or the process's
+// output and exit.
+type ServeExecRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Response      *ExecResponse          `protobuf:"bytes,2,opt,name=response,proto3" json:"response,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServeExecRequest) Reset() {
+	*x = ServeExecRequest{}
+	mi := &file_cc_v1_agent_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServeExecRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServeExecRequest) ProtoMessage() {}
+
+func (x *ServeExecRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_agent_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServeExecRequest.ProtoReflect.Descriptor instead.
+func (*ServeExecRequest) Descriptor() ([]byte, []int) {
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ServeExecRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ServeExecRequest) GetResponse() *ExecResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+// ServeExecResponse is one of the caller's messages, relayed.
+type ServeExecResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       *ExecRequest           `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServeExecResponse) Reset() {
+	*x = ServeExecResponse{}
+	mi := &file_cc_v1_agent_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServeExecResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServeExecResponse) ProtoMessage() {}
+
+func (x *ServeExecResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_agent_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServeExecResponse.ProtoReflect.Descriptor instead.
+func (*ServeExecResponse) Descriptor() ([]byte, []int) {
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ServeExecResponse) GetRequest() *ExecRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
 // ServerList is every control-plane server's API address: the agent fails
 // over to another when the one it uses goes away. It is sent at the start of
 // a session and whenever it changes.
@@ -1079,7 +1248,7 @@ type ServerList struct {
 
 func (x *ServerList) Reset() {
 	*x = ServerList{}
-	mi := &file_cc_v1_agent_proto_msgTypes[14]
+	mi := &file_cc_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1091,7 +1260,7 @@ func (x *ServerList) String() string {
 func (*ServerList) ProtoMessage() {}
 
 func (x *ServerList) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[14]
+	mi := &file_cc_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1104,7 +1273,7 @@ func (x *ServerList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerList.ProtoReflect.Descriptor instead.
 func (*ServerList) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ServerList) GetApiAddresses() []string {
@@ -1144,7 +1313,7 @@ type Assignment struct {
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_cc_v1_agent_proto_msgTypes[15]
+	mi := &file_cc_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1156,7 +1325,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[15]
+	mi := &file_cc_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1169,7 +1338,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Assignment) GetContainerId() string {
@@ -1238,7 +1407,7 @@ type AssignmentSet struct {
 
 func (x *AssignmentSet) Reset() {
 	*x = AssignmentSet{}
-	mi := &file_cc_v1_agent_proto_msgTypes[16]
+	mi := &file_cc_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1250,7 +1419,7 @@ func (x *AssignmentSet) String() string {
 func (*AssignmentSet) ProtoMessage() {}
 
 func (x *AssignmentSet) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[16]
+	mi := &file_cc_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1263,7 +1432,7 @@ func (x *AssignmentSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignmentSet.ProtoReflect.Descriptor instead.
 func (*AssignmentSet) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *AssignmentSet) GetAssignments() []*Assignment {
@@ -1284,7 +1453,7 @@ type AssignmentChanges struct {
 
 func (x *AssignmentChanges) Reset() {
 	*x = AssignmentChanges{}
-	mi := &file_cc_v1_agent_proto_msgTypes[17]
+	mi := &file_cc_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1296,7 +1465,7 @@ func (x *AssignmentChanges) String() string {
 func (*AssignmentChanges) ProtoMessage() {}
 
 func (x *AssignmentChanges) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[17]
+	mi := &file_cc_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1309,7 +1478,7 @@ func (x *AssignmentChanges) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignmentChanges.ProtoReflect.Descriptor instead.
 func (*AssignmentChanges) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *AssignmentChanges) GetUpdated() []*Assignment {
@@ -1339,7 +1508,7 @@ type LogRequest struct {
 
 func (x *LogRequest) Reset() {
 	*x = LogRequest{}
-	mi := &file_cc_v1_agent_proto_msgTypes[18]
+	mi := &file_cc_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1351,7 +1520,7 @@ func (x *LogRequest) String() string {
 func (*LogRequest) ProtoMessage() {}
 
 func (x *LogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[18]
+	mi := &file_cc_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1364,7 +1533,7 @@ func (x *LogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogRequest.ProtoReflect.Descriptor instead.
 func (*LogRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LogRequest) GetRequestId() string {
@@ -1405,7 +1574,7 @@ type LogCancel struct {
 
 func (x *LogCancel) Reset() {
 	*x = LogCancel{}
-	mi := &file_cc_v1_agent_proto_msgTypes[19]
+	mi := &file_cc_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1417,7 +1586,7 @@ func (x *LogCancel) String() string {
 func (*LogCancel) ProtoMessage() {}
 
 func (x *LogCancel) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[19]
+	mi := &file_cc_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1430,7 +1599,7 @@ func (x *LogCancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogCancel.ProtoReflect.Descriptor instead.
 func (*LogCancel) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LogCancel) GetRequestId() string {
@@ -1454,7 +1623,7 @@ type SendLogsRequest struct {
 
 func (x *SendLogsRequest) Reset() {
 	*x = SendLogsRequest{}
-	mi := &file_cc_v1_agent_proto_msgTypes[20]
+	mi := &file_cc_v1_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1466,7 +1635,7 @@ func (x *SendLogsRequest) String() string {
 func (*SendLogsRequest) ProtoMessage() {}
 
 func (x *SendLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[20]
+	mi := &file_cc_v1_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1479,7 +1648,7 @@ func (x *SendLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendLogsRequest.ProtoReflect.Descriptor instead.
 func (*SendLogsRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SendLogsRequest) GetMsg() isSendLogsRequest_Msg {
@@ -1534,7 +1703,7 @@ type LogHeader struct {
 
 func (x *LogHeader) Reset() {
 	*x = LogHeader{}
-	mi := &file_cc_v1_agent_proto_msgTypes[21]
+	mi := &file_cc_v1_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1546,7 +1715,7 @@ func (x *LogHeader) String() string {
 func (*LogHeader) ProtoMessage() {}
 
 func (x *LogHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[21]
+	mi := &file_cc_v1_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1559,7 +1728,7 @@ func (x *LogHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogHeader.ProtoReflect.Descriptor instead.
 func (*LogHeader) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{21}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *LogHeader) GetRequestId() string {
@@ -1585,7 +1754,7 @@ type SendLogsResponse struct {
 
 func (x *SendLogsResponse) Reset() {
 	*x = SendLogsResponse{}
-	mi := &file_cc_v1_agent_proto_msgTypes[22]
+	mi := &file_cc_v1_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1597,7 +1766,7 @@ func (x *SendLogsResponse) String() string {
 func (*SendLogsResponse) ProtoMessage() {}
 
 func (x *SendLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[22]
+	mi := &file_cc_v1_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1610,7 +1779,7 @@ func (x *SendLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendLogsResponse.ProtoReflect.Descriptor instead.
 func (*SendLogsResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{22}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{25}
 }
 
 // FetchBlobRequest names a blob.
@@ -1623,7 +1792,7 @@ type FetchBlobRequest struct {
 
 func (x *FetchBlobRequest) Reset() {
 	*x = FetchBlobRequest{}
-	mi := &file_cc_v1_agent_proto_msgTypes[23]
+	mi := &file_cc_v1_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1635,7 +1804,7 @@ func (x *FetchBlobRequest) String() string {
 func (*FetchBlobRequest) ProtoMessage() {}
 
 func (x *FetchBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[23]
+	mi := &file_cc_v1_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1648,7 +1817,7 @@ func (x *FetchBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchBlobRequest.ProtoReflect.Descriptor instead.
 func (*FetchBlobRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{23}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *FetchBlobRequest) GetDigest() string {
@@ -1669,7 +1838,7 @@ type FetchBlobResponse struct {
 
 func (x *FetchBlobResponse) Reset() {
 	*x = FetchBlobResponse{}
-	mi := &file_cc_v1_agent_proto_msgTypes[24]
+	mi := &file_cc_v1_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1681,7 +1850,7 @@ func (x *FetchBlobResponse) String() string {
 func (*FetchBlobResponse) ProtoMessage() {}
 
 func (x *FetchBlobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_agent_proto_msgTypes[24]
+	mi := &file_cc_v1_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1694,7 +1863,7 @@ func (x *FetchBlobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchBlobResponse.ProtoReflect.Descriptor instead.
 func (*FetchBlobResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_agent_proto_rawDescGZIP(), []int{24}
+	return file_cc_v1_agent_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *FetchBlobResponse) GetSize() int64 {
@@ -1715,7 +1884,7 @@ var File_cc_v1_agent_proto protoreflect.FileDescriptor
 
 const file_cc_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x11cc/v1/agent.proto\x12\x05cc.v1\x1a\x16cc/v1/containers.proto\x1a\x10cc/v1/edge.proto\x1a\x11cc/v1/nodes.proto\x1a\x11cc/v1/stats.proto\x1a\x11cc/v1/trust.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"e\n" +
+	"\x11cc/v1/agent.proto\x12\x05cc.v1\x1a\x16cc/v1/containers.proto\x1a\x10cc/v1/edge.proto\x1a\x10cc/v1/exec.proto\x1a\x11cc/v1/nodes.proto\x1a\x11cc/v1/stats.proto\x1a\x11cc/v1/trust.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"e\n" +
 	"\x11UploadBlobRequest\x121\n" +
 	"\x06header\x18\x01 \x01(\v2\x17.cc.v1.UploadBlobHeaderH\x00R\x06header\x12\x16\n" +
 	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\x05\n" +
@@ -1774,7 +1943,7 @@ const file_cc_v1_agent_proto_rawDesc = "" +
 	"generation\x12.\n" +
 	"\x06status\x18\x03 \x01(\v2\x16.cc.v1.ContainerStatusR\x06status\x12;\n" +
 	"\vobserved_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"observedAt\"\x9c\x03\n" +
+	"observedAt\"\xc3\x03\n" +
 	"\x0fSessionResponse\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12*\n" +
 	"\x04full\x18\x02 \x01(\v2\x14.cc.v1.AssignmentSetH\x00R\x04full\x124\n" +
@@ -1785,11 +1954,22 @@ const file_cc_v1_agent_proto_rawDesc = "" +
 	"\aservers\x18\x06 \x01(\v2\x11.cc.v1.ServerListH\x00R\aservers\x12'\n" +
 	"\x04edge\x18\a \x01(\v2\x11.cc.v1.EdgeUpdateH\x00R\x04edge\x12-\n" +
 	"\avolumes\x18\b \x01(\v2\x11.cc.v1.VolumeListH\x00R\avolumes\x12+\n" +
-	"\x05stats\x18\x14 \x01(\v2\x13.cc.v1.StatsRequestH\x00R\x05statsB\x05\n" +
+	"\x05stats\x18\x14 \x01(\v2\x13.cc.v1.StatsRequestH\x00R\x05stats\x12%\n" +
+	"\x04exec\x18\x15 \x01(\v2\x0f.cc.v1.ExecOpenH\x00R\x04execB\x05\n" +
 	"\x03msg\"\"\n" +
 	"\n" +
 	"VolumeList\x12\x14\n" +
-	"\x05names\x18\x01 \x03(\tR\x05names\"\\\n" +
+	"\x05names\x18\x01 \x03(\tR\x05names\"L\n" +
+	"\bExecOpen\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12!\n" +
+	"\fcontainer_id\x18\x02 \x01(\tR\vcontainerId\"b\n" +
+	"\x10ServeExecRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12/\n" +
+	"\bresponse\x18\x02 \x01(\v2\x13.cc.v1.ExecResponseR\bresponse\"A\n" +
+	"\x11ServeExecResponse\x12,\n" +
+	"\arequest\x18\x01 \x01(\v2\x12.cc.v1.ExecRequestR\arequest\"\\\n" +
 	"\n" +
 	"ServerList\x12#\n" +
 	"\rapi_addresses\x18\x01 \x03(\tR\fapiAddresses\x12)\n" +
@@ -1837,13 +2017,14 @@ const file_cc_v1_agent_proto_rawDesc = "" +
 	"\x06digest\x18\x01 \x01(\tR\x06digest\";\n" +
 	"\x11FetchBlobResponse\x12\x12\n" +
 	"\x04size\x18\x01 \x01(\x03R\x04size\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data2\xd8\x03\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data2\x9c\x04\n" +
 	"\fAgentService\x12/\n" +
 	"\x04Join\x12\x12.cc.v1.JoinRequest\x1a\x13.cc.v1.JoinResponse\x12S\n" +
 	"\x10RenewCertificate\x12\x1e.cc.v1.RenewCertificateRequest\x1a\x1f.cc.v1.RenewCertificateResponse\x12<\n" +
 	"\aSession\x12\x15.cc.v1.SessionRequest\x1a\x16.cc.v1.SessionResponse(\x010\x01\x12=\n" +
 	"\bSendLogs\x12\x16.cc.v1.SendLogsRequest\x1a\x17.cc.v1.SendLogsResponse(\x01\x12>\n" +
-	"\tSendStats\x12\x17.cc.v1.SendStatsRequest\x1a\x18.cc.v1.SendStatsResponse\x12@\n" +
+	"\tSendStats\x12\x17.cc.v1.SendStatsRequest\x1a\x18.cc.v1.SendStatsResponse\x12B\n" +
+	"\tServeExec\x12\x17.cc.v1.ServeExecRequest\x1a\x18.cc.v1.ServeExecResponse(\x010\x01\x12@\n" +
 	"\tFetchBlob\x12\x17.cc.v1.FetchBlobRequest\x1a\x18.cc.v1.FetchBlobResponse0\x01\x12C\n" +
 	"\n" +
 	"UploadBlob\x12\x18.cc.v1.UploadBlobRequest\x1a\x19.cc.v1.UploadBlobResponse(\x01B/Z-github.com/containercodes/cc/proto/cc/v1;ccv1b\x06proto3"
@@ -1860,7 +2041,7 @@ func file_cc_v1_agent_proto_rawDescGZIP() []byte {
 	return file_cc_v1_agent_proto_rawDescData
 }
 
-var file_cc_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_cc_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_cc_v1_agent_proto_goTypes = []any{
 	(*UploadBlobRequest)(nil),        // 0: cc.v1.UploadBlobRequest
 	(*UploadBlobHeader)(nil),         // 1: cc.v1.UploadBlobHeader
@@ -1876,79 +2057,89 @@ var file_cc_v1_agent_proto_goTypes = []any{
 	(*TaskStatus)(nil),               // 11: cc.v1.TaskStatus
 	(*SessionResponse)(nil),          // 12: cc.v1.SessionResponse
 	(*VolumeList)(nil),               // 13: cc.v1.VolumeList
-	(*ServerList)(nil),               // 14: cc.v1.ServerList
-	(*Assignment)(nil),               // 15: cc.v1.Assignment
-	(*AssignmentSet)(nil),            // 16: cc.v1.AssignmentSet
-	(*AssignmentChanges)(nil),        // 17: cc.v1.AssignmentChanges
-	(*LogRequest)(nil),               // 18: cc.v1.LogRequest
-	(*LogCancel)(nil),                // 19: cc.v1.LogCancel
-	(*SendLogsRequest)(nil),          // 20: cc.v1.SendLogsRequest
-	(*LogHeader)(nil),                // 21: cc.v1.LogHeader
-	(*SendLogsResponse)(nil),         // 22: cc.v1.SendLogsResponse
-	(*FetchBlobRequest)(nil),         // 23: cc.v1.FetchBlobRequest
-	(*FetchBlobResponse)(nil),        // 24: cc.v1.FetchBlobResponse
-	nil,                              // 25: cc.v1.JoinRequest.LabelsEntry
-	nil,                              // 26: cc.v1.SessionHello.LabelsEntry
-	nil,                              // 27: cc.v1.Assignment.TraceContextEntry
-	(*Resources)(nil),                // 28: cc.v1.Resources
-	(*ContainerStatus)(nil),          // 29: cc.v1.ContainerStatus
-	(*timestamppb.Timestamp)(nil),    // 30: google.protobuf.Timestamp
-	(*EdgeUpdate)(nil),               // 31: cc.v1.EdgeUpdate
-	(*StatsRequest)(nil),             // 32: cc.v1.StatsRequest
-	(*ClusterTrust)(nil),             // 33: cc.v1.ClusterTrust
-	(*ContainerSpec)(nil),            // 34: cc.v1.ContainerSpec
-	(DesiredState)(0),                // 35: cc.v1.DesiredState
-	(*ContainerLogsResponse)(nil),    // 36: cc.v1.ContainerLogsResponse
-	(*SendStatsRequest)(nil),         // 37: cc.v1.SendStatsRequest
-	(*SendStatsResponse)(nil),        // 38: cc.v1.SendStatsResponse
+	(*ExecOpen)(nil),                 // 14: cc.v1.ExecOpen
+	(*ServeExecRequest)(nil),         // 15: cc.v1.ServeExecRequest
+	(*ServeExecResponse)(nil),        // 16: cc.v1.ServeExecResponse
+	(*ServerList)(nil),               // 17: cc.v1.ServerList
+	(*Assignment)(nil),               // 18: cc.v1.Assignment
+	(*AssignmentSet)(nil),            // 19: cc.v1.AssignmentSet
+	(*AssignmentChanges)(nil),        // 20: cc.v1.AssignmentChanges
+	(*LogRequest)(nil),               // 21: cc.v1.LogRequest
+	(*LogCancel)(nil),                // 22: cc.v1.LogCancel
+	(*SendLogsRequest)(nil),          // 23: cc.v1.SendLogsRequest
+	(*LogHeader)(nil),                // 24: cc.v1.LogHeader
+	(*SendLogsResponse)(nil),         // 25: cc.v1.SendLogsResponse
+	(*FetchBlobRequest)(nil),         // 26: cc.v1.FetchBlobRequest
+	(*FetchBlobResponse)(nil),        // 27: cc.v1.FetchBlobResponse
+	nil,                              // 28: cc.v1.JoinRequest.LabelsEntry
+	nil,                              // 29: cc.v1.SessionHello.LabelsEntry
+	nil,                              // 30: cc.v1.Assignment.TraceContextEntry
+	(*Resources)(nil),                // 31: cc.v1.Resources
+	(*ContainerStatus)(nil),          // 32: cc.v1.ContainerStatus
+	(*timestamppb.Timestamp)(nil),    // 33: google.protobuf.Timestamp
+	(*EdgeUpdate)(nil),               // 34: cc.v1.EdgeUpdate
+	(*StatsRequest)(nil),             // 35: cc.v1.StatsRequest
+	(*ExecResponse)(nil),             // 36: cc.v1.ExecResponse
+	(*ExecRequest)(nil),              // 37: cc.v1.ExecRequest
+	(*ClusterTrust)(nil),             // 38: cc.v1.ClusterTrust
+	(*ContainerSpec)(nil),            // 39: cc.v1.ContainerSpec
+	(DesiredState)(0),                // 40: cc.v1.DesiredState
+	(*ContainerLogsResponse)(nil),    // 41: cc.v1.ContainerLogsResponse
+	(*SendStatsRequest)(nil),         // 42: cc.v1.SendStatsRequest
+	(*SendStatsResponse)(nil),        // 43: cc.v1.SendStatsResponse
 }
 var file_cc_v1_agent_proto_depIdxs = []int32{
 	1,  // 0: cc.v1.UploadBlobRequest.header:type_name -> cc.v1.UploadBlobHeader
-	25, // 1: cc.v1.JoinRequest.labels:type_name -> cc.v1.JoinRequest.LabelsEntry
-	28, // 2: cc.v1.JoinRequest.resources:type_name -> cc.v1.Resources
+	28, // 1: cc.v1.JoinRequest.labels:type_name -> cc.v1.JoinRequest.LabelsEntry
+	31, // 2: cc.v1.JoinRequest.resources:type_name -> cc.v1.Resources
 	8,  // 3: cc.v1.SessionRequest.hello:type_name -> cc.v1.SessionHello
 	9,  // 4: cc.v1.SessionRequest.heartbeat:type_name -> cc.v1.Heartbeat
 	10, // 5: cc.v1.SessionRequest.status:type_name -> cc.v1.StatusBatch
-	28, // 6: cc.v1.SessionHello.resources:type_name -> cc.v1.Resources
-	26, // 7: cc.v1.SessionHello.labels:type_name -> cc.v1.SessionHello.LabelsEntry
+	31, // 6: cc.v1.SessionHello.resources:type_name -> cc.v1.Resources
+	29, // 7: cc.v1.SessionHello.labels:type_name -> cc.v1.SessionHello.LabelsEntry
 	11, // 8: cc.v1.StatusBatch.statuses:type_name -> cc.v1.TaskStatus
-	29, // 9: cc.v1.TaskStatus.status:type_name -> cc.v1.ContainerStatus
-	30, // 10: cc.v1.TaskStatus.observed_at:type_name -> google.protobuf.Timestamp
-	16, // 11: cc.v1.SessionResponse.full:type_name -> cc.v1.AssignmentSet
-	17, // 12: cc.v1.SessionResponse.changes:type_name -> cc.v1.AssignmentChanges
-	18, // 13: cc.v1.SessionResponse.logs:type_name -> cc.v1.LogRequest
-	19, // 14: cc.v1.SessionResponse.log_cancel:type_name -> cc.v1.LogCancel
-	14, // 15: cc.v1.SessionResponse.servers:type_name -> cc.v1.ServerList
-	31, // 16: cc.v1.SessionResponse.edge:type_name -> cc.v1.EdgeUpdate
+	32, // 9: cc.v1.TaskStatus.status:type_name -> cc.v1.ContainerStatus
+	33, // 10: cc.v1.TaskStatus.observed_at:type_name -> google.protobuf.Timestamp
+	19, // 11: cc.v1.SessionResponse.full:type_name -> cc.v1.AssignmentSet
+	20, // 12: cc.v1.SessionResponse.changes:type_name -> cc.v1.AssignmentChanges
+	21, // 13: cc.v1.SessionResponse.logs:type_name -> cc.v1.LogRequest
+	22, // 14: cc.v1.SessionResponse.log_cancel:type_name -> cc.v1.LogCancel
+	17, // 15: cc.v1.SessionResponse.servers:type_name -> cc.v1.ServerList
+	34, // 16: cc.v1.SessionResponse.edge:type_name -> cc.v1.EdgeUpdate
 	13, // 17: cc.v1.SessionResponse.volumes:type_name -> cc.v1.VolumeList
-	32, // 18: cc.v1.SessionResponse.stats:type_name -> cc.v1.StatsRequest
-	33, // 19: cc.v1.ServerList.trust:type_name -> cc.v1.ClusterTrust
-	34, // 20: cc.v1.Assignment.spec:type_name -> cc.v1.ContainerSpec
-	35, // 21: cc.v1.Assignment.desired:type_name -> cc.v1.DesiredState
-	27, // 22: cc.v1.Assignment.trace_context:type_name -> cc.v1.Assignment.TraceContextEntry
-	15, // 23: cc.v1.AssignmentSet.assignments:type_name -> cc.v1.Assignment
-	15, // 24: cc.v1.AssignmentChanges.updated:type_name -> cc.v1.Assignment
-	21, // 25: cc.v1.SendLogsRequest.header:type_name -> cc.v1.LogHeader
-	36, // 26: cc.v1.SendLogsRequest.chunk:type_name -> cc.v1.ContainerLogsResponse
-	3,  // 27: cc.v1.AgentService.Join:input_type -> cc.v1.JoinRequest
-	5,  // 28: cc.v1.AgentService.RenewCertificate:input_type -> cc.v1.RenewCertificateRequest
-	7,  // 29: cc.v1.AgentService.Session:input_type -> cc.v1.SessionRequest
-	20, // 30: cc.v1.AgentService.SendLogs:input_type -> cc.v1.SendLogsRequest
-	37, // 31: cc.v1.AgentService.SendStats:input_type -> cc.v1.SendStatsRequest
-	23, // 32: cc.v1.AgentService.FetchBlob:input_type -> cc.v1.FetchBlobRequest
-	0,  // 33: cc.v1.AgentService.UploadBlob:input_type -> cc.v1.UploadBlobRequest
-	4,  // 34: cc.v1.AgentService.Join:output_type -> cc.v1.JoinResponse
-	6,  // 35: cc.v1.AgentService.RenewCertificate:output_type -> cc.v1.RenewCertificateResponse
-	12, // 36: cc.v1.AgentService.Session:output_type -> cc.v1.SessionResponse
-	22, // 37: cc.v1.AgentService.SendLogs:output_type -> cc.v1.SendLogsResponse
-	38, // 38: cc.v1.AgentService.SendStats:output_type -> cc.v1.SendStatsResponse
-	24, // 39: cc.v1.AgentService.FetchBlob:output_type -> cc.v1.FetchBlobResponse
-	2,  // 40: cc.v1.AgentService.UploadBlob:output_type -> cc.v1.UploadBlobResponse
-	34, // [34:41] is the sub-list for method output_type
-	27, // [27:34] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	35, // 18: cc.v1.SessionResponse.stats:type_name -> cc.v1.StatsRequest
+	14, // 19: cc.v1.SessionResponse.exec:type_name -> cc.v1.ExecOpen
+	36, // 20: cc.v1.ServeExecRequest.response:type_name -> cc.v1.ExecResponse
+	37, // 21: cc.v1.ServeExecResponse.request:type_name -> cc.v1.ExecRequest
+	38, // 22: cc.v1.ServerList.trust:type_name -> cc.v1.ClusterTrust
+	39, // 23: cc.v1.Assignment.spec:type_name -> cc.v1.ContainerSpec
+	40, // 24: cc.v1.Assignment.desired:type_name -> cc.v1.DesiredState
+	30, // 25: cc.v1.Assignment.trace_context:type_name -> cc.v1.Assignment.TraceContextEntry
+	18, // 26: cc.v1.AssignmentSet.assignments:type_name -> cc.v1.Assignment
+	18, // 27: cc.v1.AssignmentChanges.updated:type_name -> cc.v1.Assignment
+	24, // 28: cc.v1.SendLogsRequest.header:type_name -> cc.v1.LogHeader
+	41, // 29: cc.v1.SendLogsRequest.chunk:type_name -> cc.v1.ContainerLogsResponse
+	3,  // 30: cc.v1.AgentService.Join:input_type -> cc.v1.JoinRequest
+	5,  // 31: cc.v1.AgentService.RenewCertificate:input_type -> cc.v1.RenewCertificateRequest
+	7,  // 32: cc.v1.AgentService.Session:input_type -> cc.v1.SessionRequest
+	23, // 33: cc.v1.AgentService.SendLogs:input_type -> cc.v1.SendLogsRequest
+	42, // 34: cc.v1.AgentService.SendStats:input_type -> cc.v1.SendStatsRequest
+	15, // 35: cc.v1.AgentService.ServeExec:input_type -> cc.v1.ServeExecRequest
+	26, // 36: cc.v1.AgentService.FetchBlob:input_type -> cc.v1.FetchBlobRequest
+	0,  // 37: cc.v1.AgentService.UploadBlob:input_type -> cc.v1.UploadBlobRequest
+	4,  // 38: cc.v1.AgentService.Join:output_type -> cc.v1.JoinResponse
+	6,  // 39: cc.v1.AgentService.RenewCertificate:output_type -> cc.v1.RenewCertificateResponse
+	12, // 40: cc.v1.AgentService.Session:output_type -> cc.v1.SessionResponse
+	25, // 41: cc.v1.AgentService.SendLogs:output_type -> cc.v1.SendLogsResponse
+	43, // 42: cc.v1.AgentService.SendStats:output_type -> cc.v1.SendStatsResponse
+	16, // 43: cc.v1.AgentService.ServeExec:output_type -> cc.v1.ServeExecResponse
+	27, // 44: cc.v1.AgentService.FetchBlob:output_type -> cc.v1.FetchBlobResponse
+	2,  // 45: cc.v1.AgentService.UploadBlob:output_type -> cc.v1.UploadBlobResponse
+	38, // [38:46] is the sub-list for method output_type
+	30, // [30:38] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_agent_proto_init() }
@@ -1958,6 +2149,7 @@ func file_cc_v1_agent_proto_init() {
 	}
 	file_cc_v1_containers_proto_init()
 	file_cc_v1_edge_proto_init()
+	file_cc_v1_exec_proto_init()
 	file_cc_v1_nodes_proto_init()
 	file_cc_v1_stats_proto_init()
 	file_cc_v1_trust_proto_init()
@@ -1979,8 +2171,9 @@ func file_cc_v1_agent_proto_init() {
 		(*SessionResponse_Edge)(nil),
 		(*SessionResponse_Volumes)(nil),
 		(*SessionResponse_Stats)(nil),
+		(*SessionResponse_Exec)(nil),
 	}
-	file_cc_v1_agent_proto_msgTypes[20].OneofWrappers = []any{
+	file_cc_v1_agent_proto_msgTypes[23].OneofWrappers = []any{
 		(*SendLogsRequest_Header)(nil),
 		(*SendLogsRequest_Chunk)(nil),
 	}
@@ -1990,7 +2183,7 @@ func file_cc_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_v1_agent_proto_rawDesc), len(file_cc_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   28,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,6 +24,7 @@ const (
 	AgentService_Session_FullMethodName          = "/cc.v1.AgentService/Session"
 	AgentService_SendLogs_FullMethodName         = "/cc.v1.AgentService/SendLogs"
 	AgentService_SendStats_FullMethodName        = "/cc.v1.AgentService/SendStats"
+	AgentService_ServeExec_FullMethodName        = "/cc.v1.AgentService/ServeExec"
 	AgentService_FetchBlob_FullMethodName        = "/cc.v1.AgentService/FetchBlob"
 	AgentService_UploadBlob_FullMethodName       = "/cc.v1.AgentService/UploadBlob"
 )
@@ -47,6 +48,10 @@ type AgentServiceClient interface {
 	SendLogs(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[SendLogsRequest, SendLogsResponse], error)
 	// SendStats answers a stats request received on the session.
 	SendStats(ctx context.Context, in *SendStatsRequest, opts ...grpc.CallOption) (*SendStatsResponse, error)
+	// ServeExec answers an exec request received on the session: the agent's
+	// first message names the request, the server then sends the caller's
+	// messages (start first) and the agent the process's output and exit.
+	ServeExec(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ServeExecRequest, ServeExecResponse], error)
 	// FetchBlob streams a blob (an image archive or a site bundle) from the
 	// blob store.
 	FetchBlob(ctx context.Context, in *FetchBlobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FetchBlobResponse], error)
@@ -119,9 +124,22 @@ func (c *agentServiceClient) SendStats(ctx context.Context, in *SendStatsRequest
 	return out, nil
 }
 
+func (c *agentServiceClient) ServeExec(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ServeExecRequest, ServeExecResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AgentService_ServiceDesc.Streams[2], AgentService_ServeExec_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ServeExecRequest, ServeExecResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AgentService_ServeExecClient = grpc.BidiStreamingClient[ServeExecRequest, ServeExecResponse]
+
 func (c *agentServiceClient) FetchBlob(ctx context.Context, in *FetchBlobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FetchBlobResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &AgentService_ServiceDesc.Streams[2], AgentService_FetchBlob_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &AgentService_ServiceDesc.Streams[3], AgentService_FetchBlob_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +158,7 @@ type AgentService_FetchBlobClient = grpc.ServerStreamingClient[FetchBlobResponse
 
 func (c *agentServiceClient) UploadBlob(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadBlobRequest, UploadBlobResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &AgentService_ServiceDesc.Streams[3], AgentService_UploadBlob_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &AgentService_ServiceDesc.Streams[4], AgentService_UploadBlob_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -170,6 +188,10 @@ type AgentServiceServer interface {
 	SendLogs(grpc.ClientStreamingServer[SendLogsRequest, SendLogsResponse]) error
 	// SendStats answers a stats request received on the session.
 	SendStats(context.Context, *SendStatsRequest) (*SendStatsResponse, error)
+	// ServeExec answers an exec request received on the session: the agent's
+	// first message names the request, the server then sends the caller's
+	// messages (start first) and the agent the process's output and exit.
+	ServeExec(grpc.BidiStreamingServer[ServeExecRequest, ServeExecResponse]) error
 	// FetchBlob streams a blob (an image archive or a site bundle) from the
 	// blob store.
 	FetchBlob(*FetchBlobRequest, grpc.ServerStreamingServer[FetchBlobResponse]) error
@@ -200,6 +222,9 @@ func (UnimplementedAgentServiceServer) SendLogs(grpc.ClientStreamingServer[SendL
 }
 func (UnimplementedAgentServiceServer) SendStats(context.Context, *SendStatsRequest) (*SendStatsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SendStats not implemented")
+}
+func (UnimplementedAgentServiceServer) ServeExec(grpc.BidiStreamingServer[ServeExecRequest, ServeExecResponse]) error {
+	return status.Error(codes.Unimplemented, "method ServeExec not implemented")
 }
 func (UnimplementedAgentServiceServer) FetchBlob(*FetchBlobRequest, grpc.ServerStreamingServer[FetchBlobResponse]) error {
 	return status.Error(codes.Unimplemented, "method FetchBlob not implemented")
@@ -296,6 +321,13 @@ func _AgentService_SendStats_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AgentService_ServeExec_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(AgentServiceServer).ServeExec(&grpc.GenericServerStream[ServeExecRequest, ServeExecResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AgentService_ServeExecServer = grpc.BidiStreamingServer[ServeExecRequest, ServeExecResponse]
+
 func _AgentService_FetchBlob_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(FetchBlobRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -344,6 +376,12 @@ var AgentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "SendLogs",
 			Handler:       _AgentService_SendLogs_Handler,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "ServeExec",
+			Handler:       _AgentService_ServeExec_Handler,
+			ServerStreams: true,
 			ClientStreams: true,
 		},
 		{

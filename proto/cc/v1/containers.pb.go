@@ -592,7 +592,12 @@ type ContainerSpec struct {
 	Security *SecurityProfile `protobuf:"bytes,14,opt,name=security,proto3" json:"security,omitempty"`
 	// mounts are the volumes, host paths and tmpfs mounted into the
 	// container (docs/volumes.md).
-	Mounts        []*Mount `protobuf:"bytes,15,rep,name=mounts,proto3" json:"mounts,omitempty"`
+	Mounts []*Mount `protobuf:"bytes,15,rep,name=mounts,proto3" json:"mounts,omitempty"`
+	// tty gives the main process a terminal (its output is logged as
+	// stdout), and stdin_open keeps its stdin open, to attach to
+	// (`ccctl run -it`, `ccctl attach`). Numbered apart from the others.
+	Tty           bool `protobuf:"varint,40,opt,name=tty,proto3" json:"tty,omitempty"`
+	StdinOpen     bool `protobuf:"varint,41,opt,name=stdin_open,json=stdinOpen,proto3" json:"stdin_open,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -730,6 +735,20 @@ func (x *ContainerSpec) GetMounts() []*Mount {
 		return x.Mounts
 	}
 	return nil
+}
+
+func (x *ContainerSpec) GetTty() bool {
+	if x != nil {
+		return x.Tty
+	}
+	return false
+}
+
+func (x *ContainerSpec) GetStdinOpen() bool {
+	if x != nil {
+		return x.StdinOpen
+	}
+	return false
 }
 
 // Mount is a filesystem mounted into a container.
@@ -2084,7 +2103,7 @@ const file_cc_v1_containers_proto_rawDesc = "" +
 	"\binterval\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\binterval\x123\n" +
 	"\atimeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x18\n" +
 	"\aretries\x18\x06 \x01(\rR\aretries\x12<\n" +
-	"\fstart_period\x18\a \x01(\v2\x19.google.protobuf.DurationR\vstartPeriod\"\xd7\x04\n" +
+	"\fstart_period\x18\a \x01(\v2\x19.google.protobuf.DurationR\vstartPeriod\"\x88\x05\n" +
 	"\rContainerSpec\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12\x18\n" +
 	"\acommand\x18\x02 \x03(\tR\acommand\x12\x10\n" +
@@ -2101,7 +2120,10 @@ const file_cc_v1_containers_proto_rawDesc = "" +
 	"\x11stop_grace_period\x18\f \x01(\v2\x19.google.protobuf.DurationR\x0fstopGracePeriod\x12+\n" +
 	"\asandbox\x18\r \x01(\v2\x11.cc.v1.JobSandboxR\asandbox\x122\n" +
 	"\bsecurity\x18\x0e \x01(\v2\x16.cc.v1.SecurityProfileR\bsecurity\x12$\n" +
-	"\x06mounts\x18\x0f \x03(\v2\f.cc.v1.MountR\x06mounts\"\xe4\x01\n" +
+	"\x06mounts\x18\x0f \x03(\v2\f.cc.v1.MountR\x06mounts\x12\x10\n" +
+	"\x03tty\x18( \x01(\bR\x03tty\x12\x1d\n" +
+	"\n" +
+	"stdin_open\x18) \x01(\bR\tstdinOpen\"\xe4\x01\n" +
 	"\x05Mount\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12\x16\n" +

@@ -914,11 +914,110 @@ func (x *ReadIndexResponse) GetIndex() uint64 {
 	return 0
 }
 
+// RelayExecRequest is the caller's message relayed; node_id is set on the
+// first one.
+type RelayExecRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Request       *ExecRequest           `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RelayExecRequest) Reset() {
+	*x = RelayExecRequest{}
+	mi := &file_cc_v1_peer_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RelayExecRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RelayExecRequest) ProtoMessage() {}
+
+func (x *RelayExecRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_peer_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RelayExecRequest.ProtoReflect.Descriptor instead.
+func (*RelayExecRequest) Descriptor() ([]byte, []int) {
+	return file_cc_v1_peer_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RelayExecRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *RelayExecRequest) GetRequest() *ExecRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+// RelayExecResponse is the process's output or exit, relayed.
+type RelayExecResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Response      *ExecResponse          `protobuf:"bytes,1,opt,name=response,proto3" json:"response,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RelayExecResponse) Reset() {
+	*x = RelayExecResponse{}
+	mi := &file_cc_v1_peer_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RelayExecResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RelayExecResponse) ProtoMessage() {}
+
+func (x *RelayExecResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_peer_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RelayExecResponse.ProtoReflect.Descriptor instead.
+func (*RelayExecResponse) Descriptor() ([]byte, []int) {
+	return file_cc_v1_peer_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RelayExecResponse) GetResponse() *ExecResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
 var File_cc_v1_peer_proto protoreflect.FileDescriptor
 
 const file_cc_v1_peer_proto_rawDesc = "" +
 	"\n" +
-	"\x10cc/v1/peer.proto\x12\x05cc.v1\x1a\x13cc/v1/cluster.proto\x1a\x11cc/v1/stats.proto\"\x11\n" +
+	"\x10cc/v1/peer.proto\x12\x05cc.v1\x1a\x13cc/v1/cluster.proto\x1a\x10cc/v1/exec.proto\x1a\x11cc/v1/stats.proto\"\x11\n" +
 	"\x0fSessionsRequest\"B\n" +
 	"\x10SessionsResponse\x12.\n" +
 	"\bsessions\x18\x01 \x03(\v2\x12.cc.v1.NodeSessionR\bsessions\"Q\n" +
@@ -971,7 +1070,12 @@ const file_cc_v1_peer_proto_rawDesc = "" +
 	"error_kind\x18\x03 \x01(\tR\terrorKind\"\x12\n" +
 	"\x10ReadIndexRequest\")\n" +
 	"\x11ReadIndexResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index2\xc7\x04\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"Y\n" +
+	"\x10RelayExecRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12,\n" +
+	"\arequest\x18\x02 \x01(\v2\x12.cc.v1.ExecRequestR\arequest\"D\n" +
+	"\x11RelayExecResponse\x12/\n" +
+	"\bresponse\x18\x01 \x01(\v2\x13.cc.v1.ExecResponseR\bresponse2\x8b\x05\n" +
 	"\vPeerService\x12A\n" +
 	"\n" +
 	"JoinServer\x12\x18.cc.v1.JoinServerRequest\x1a\x19.cc.v1.JoinServerResponse\x122\n" +
@@ -983,7 +1087,8 @@ const file_cc_v1_peer_proto_rawDesc = "" +
 	"\bPullBlob\x12\x16.cc.v1.PullBlobRequest\x1a\x17.cc.v1.PullBlobResponse0\x01\x12@\n" +
 	"\tRelayLogs\x12\x17.cc.v1.RelayLogsRequest\x1a\x18.cc.v1.RelayLogsResponse0\x01\x12A\n" +
 	"\n" +
-	"RelayStats\x12\x18.cc.v1.RelayStatsRequest\x1a\x19.cc.v1.RelayStatsResponse\x12;\n" +
+	"RelayStats\x12\x18.cc.v1.RelayStatsRequest\x1a\x19.cc.v1.RelayStatsResponse\x12B\n" +
+	"\tRelayExec\x12\x17.cc.v1.RelayExecRequest\x1a\x18.cc.v1.RelayExecResponse(\x010\x01\x12;\n" +
 	"\bSessions\x12\x16.cc.v1.SessionsRequest\x1a\x17.cc.v1.SessionsResponseB/Z-github.com/containercodes/cc/proto/cc/v1;ccv1b\x06proto3"
 
 var (
@@ -998,7 +1103,7 @@ func file_cc_v1_peer_proto_rawDescGZIP() []byte {
 	return file_cc_v1_peer_proto_rawDescData
 }
 
-var file_cc_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_cc_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_cc_v1_peer_proto_goTypes = []any{
 	(*SessionsRequest)(nil),    // 0: cc.v1.SessionsRequest
 	(*SessionsResponse)(nil),   // 1: cc.v1.SessionsResponse
@@ -1017,36 +1122,44 @@ var file_cc_v1_peer_proto_goTypes = []any{
 	(*ApplyResponse)(nil),      // 14: cc.v1.ApplyResponse
 	(*ReadIndexRequest)(nil),   // 15: cc.v1.ReadIndexRequest
 	(*ReadIndexResponse)(nil),  // 16: cc.v1.ReadIndexResponse
-	(*ReadinessCheck)(nil),     // 17: cc.v1.ReadinessCheck
-	(*RelayStatsRequest)(nil),  // 18: cc.v1.RelayStatsRequest
-	(*RelayStatsResponse)(nil), // 19: cc.v1.RelayStatsResponse
+	(*RelayExecRequest)(nil),   // 17: cc.v1.RelayExecRequest
+	(*RelayExecResponse)(nil),  // 18: cc.v1.RelayExecResponse
+	(*ReadinessCheck)(nil),     // 19: cc.v1.ReadinessCheck
+	(*ExecRequest)(nil),        // 20: cc.v1.ExecRequest
+	(*ExecResponse)(nil),       // 21: cc.v1.ExecResponse
+	(*RelayStatsRequest)(nil),  // 22: cc.v1.RelayStatsRequest
+	(*RelayStatsResponse)(nil), // 23: cc.v1.RelayStatsResponse
 }
 var file_cc_v1_peer_proto_depIdxs = []int32{
 	2,  // 0: cc.v1.SessionsResponse.sessions:type_name -> cc.v1.NodeSession
-	17, // 1: cc.v1.PeerStatusResponse.checks:type_name -> cc.v1.ReadinessCheck
-	11, // 2: cc.v1.PeerService.JoinServer:input_type -> cc.v1.JoinServerRequest
-	13, // 3: cc.v1.PeerService.Apply:input_type -> cc.v1.ApplyRequest
-	15, // 4: cc.v1.PeerService.ReadIndex:input_type -> cc.v1.ReadIndexRequest
-	9,  // 5: cc.v1.PeerService.PeerStatus:input_type -> cc.v1.PeerStatusRequest
-	5,  // 6: cc.v1.PeerService.PushBlob:input_type -> cc.v1.PushBlobRequest
-	7,  // 7: cc.v1.PeerService.PullBlob:input_type -> cc.v1.PullBlobRequest
-	3,  // 8: cc.v1.PeerService.RelayLogs:input_type -> cc.v1.RelayLogsRequest
-	18, // 9: cc.v1.PeerService.RelayStats:input_type -> cc.v1.RelayStatsRequest
-	0,  // 10: cc.v1.PeerService.Sessions:input_type -> cc.v1.SessionsRequest
-	12, // 11: cc.v1.PeerService.JoinServer:output_type -> cc.v1.JoinServerResponse
-	14, // 12: cc.v1.PeerService.Apply:output_type -> cc.v1.ApplyResponse
-	16, // 13: cc.v1.PeerService.ReadIndex:output_type -> cc.v1.ReadIndexResponse
-	10, // 14: cc.v1.PeerService.PeerStatus:output_type -> cc.v1.PeerStatusResponse
-	6,  // 15: cc.v1.PeerService.PushBlob:output_type -> cc.v1.PushBlobResponse
-	8,  // 16: cc.v1.PeerService.PullBlob:output_type -> cc.v1.PullBlobResponse
-	4,  // 17: cc.v1.PeerService.RelayLogs:output_type -> cc.v1.RelayLogsResponse
-	19, // 18: cc.v1.PeerService.RelayStats:output_type -> cc.v1.RelayStatsResponse
-	1,  // 19: cc.v1.PeerService.Sessions:output_type -> cc.v1.SessionsResponse
-	11, // [11:20] is the sub-list for method output_type
-	2,  // [2:11] is the sub-list for method input_type
-	2,  // [2:2] is the sub-list for extension type_name
-	2,  // [2:2] is the sub-list for extension extendee
-	0,  // [0:2] is the sub-list for field type_name
+	19, // 1: cc.v1.PeerStatusResponse.checks:type_name -> cc.v1.ReadinessCheck
+	20, // 2: cc.v1.RelayExecRequest.request:type_name -> cc.v1.ExecRequest
+	21, // 3: cc.v1.RelayExecResponse.response:type_name -> cc.v1.ExecResponse
+	11, // 4: cc.v1.PeerService.JoinServer:input_type -> cc.v1.JoinServerRequest
+	13, // 5: cc.v1.PeerService.Apply:input_type -> cc.v1.ApplyRequest
+	15, // 6: cc.v1.PeerService.ReadIndex:input_type -> cc.v1.ReadIndexRequest
+	9,  // 7: cc.v1.PeerService.PeerStatus:input_type -> cc.v1.PeerStatusRequest
+	5,  // 8: cc.v1.PeerService.PushBlob:input_type -> cc.v1.PushBlobRequest
+	7,  // 9: cc.v1.PeerService.PullBlob:input_type -> cc.v1.PullBlobRequest
+	3,  // 10: cc.v1.PeerService.RelayLogs:input_type -> cc.v1.RelayLogsRequest
+	22, // 11: cc.v1.PeerService.RelayStats:input_type -> cc.v1.RelayStatsRequest
+	17, // 12: cc.v1.PeerService.RelayExec:input_type -> cc.v1.RelayExecRequest
+	0,  // 13: cc.v1.PeerService.Sessions:input_type -> cc.v1.SessionsRequest
+	12, // 14: cc.v1.PeerService.JoinServer:output_type -> cc.v1.JoinServerResponse
+	14, // 15: cc.v1.PeerService.Apply:output_type -> cc.v1.ApplyResponse
+	16, // 16: cc.v1.PeerService.ReadIndex:output_type -> cc.v1.ReadIndexResponse
+	10, // 17: cc.v1.PeerService.PeerStatus:output_type -> cc.v1.PeerStatusResponse
+	6,  // 18: cc.v1.PeerService.PushBlob:output_type -> cc.v1.PushBlobResponse
+	8,  // 19: cc.v1.PeerService.PullBlob:output_type -> cc.v1.PullBlobResponse
+	4,  // 20: cc.v1.PeerService.RelayLogs:output_type -> cc.v1.RelayLogsResponse
+	23, // 21: cc.v1.PeerService.RelayStats:output_type -> cc.v1.RelayStatsResponse
+	18, // 22: cc.v1.PeerService.RelayExec:output_type -> cc.v1.RelayExecResponse
+	1,  // 23: cc.v1.PeerService.Sessions:output_type -> cc.v1.SessionsResponse
+	14, // [14:24] is the sub-list for method output_type
+	4,  // [4:14] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_peer_proto_init() }
@@ -1055,6 +1168,7 @@ func file_cc_v1_peer_proto_init() {
 		return
 	}
 	file_cc_v1_cluster_proto_init()
+	file_cc_v1_exec_proto_init()
 	file_cc_v1_stats_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1062,7 +1176,7 @@ func file_cc_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_v1_peer_proto_rawDesc), len(file_cc_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

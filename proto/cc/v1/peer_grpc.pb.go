@@ -27,6 +27,7 @@ const (
 	PeerService_PullBlob_FullMethodName   = "/cc.v1.PeerService/PullBlob"
 	PeerService_RelayLogs_FullMethodName  = "/cc.v1.PeerService/RelayLogs"
 	PeerService_RelayStats_FullMethodName = "/cc.v1.PeerService/RelayStats"
+	PeerService_RelayExec_FullMethodName  = "/cc.v1.PeerService/RelayExec"
 	PeerService_Sessions_FullMethodName   = "/cc.v1.PeerService/Sessions"
 )
 
@@ -61,6 +62,10 @@ type PeerServiceClient interface {
 	// RelayStats samples containers on a node that has a session with this
 	// server (FailedPrecondition otherwise), for the server a user asked.
 	RelayStats(ctx context.Context, in *RelayStatsRequest, opts ...grpc.CallOption) (*RelayStatsResponse, error)
+	// RelayExec serves an exec for another server when the container's node
+	// has its session here: the first message names the node and carries
+	// the start (with the container's id).
+	RelayExec(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[RelayExecRequest, RelayExecResponse], error)
 	// Sessions lists the agent sessions this server holds, for the leader's
 	// node health loop.
 	Sessions(ctx context.Context, in *SessionsRequest, opts ...grpc.CallOption) (*SessionsResponse, error)
@@ -175,6 +180,19 @@ func (c *peerServiceClient) RelayStats(ctx context.Context, in *RelayStatsReques
 	return out, nil
 }
 
+func (c *peerServiceClient) RelayExec(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[RelayExecRequest, RelayExecResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &PeerService_ServiceDesc.Streams[3], PeerService_RelayExec_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[RelayExecRequest, RelayExecResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PeerService_RelayExecClient = grpc.BidiStreamingClient[RelayExecRequest, RelayExecResponse]
+
 func (c *peerServiceClient) Sessions(ctx context.Context, in *SessionsRequest, opts ...grpc.CallOption) (*SessionsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SessionsResponse)
@@ -216,6 +234,10 @@ type PeerServiceServer interface {
 	// RelayStats samples containers on a node that has a session with this
 	// server (FailedPrecondition otherwise), for the server a user asked.
 	RelayStats(context.Context, *RelayStatsRequest) (*RelayStatsResponse, error)
+	// RelayExec serves an exec for another server when the container's node
+	// has its session here: the first message names the node and carries
+	// the start (with the container's id).
+	RelayExec(grpc.BidiStreamingServer[RelayExecRequest, RelayExecResponse]) error
 	// Sessions lists the agent sessions this server holds, for the leader's
 	// node health loop.
 	Sessions(context.Context, *SessionsRequest) (*SessionsResponse, error)
@@ -252,6 +274,9 @@ func (UnimplementedPeerServiceServer) RelayLogs(*RelayLogsRequest, grpc.ServerSt
 }
 func (UnimplementedPeerServiceServer) RelayStats(context.Context, *RelayStatsRequest) (*RelayStatsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RelayStats not implemented")
+}
+func (UnimplementedPeerServiceServer) RelayExec(grpc.BidiStreamingServer[RelayExecRequest, RelayExecResponse]) error {
+	return status.Error(codes.Unimplemented, "method RelayExec not implemented")
 }
 func (UnimplementedPeerServiceServer) Sessions(context.Context, *SessionsRequest) (*SessionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Sessions not implemented")
@@ -396,6 +421,13 @@ func _PeerService_RelayStats_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PeerService_RelayExec_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(PeerServiceServer).RelayExec(&grpc.GenericServerStream[RelayExecRequest, RelayExecResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PeerService_RelayExecServer = grpc.BidiStreamingServer[RelayExecRequest, RelayExecResponse]
+
 func _PeerService_Sessions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(SessionsRequest)
 	if err := dec(in); err != nil {
@@ -461,6 +493,12 @@ var PeerService_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "RelayLogs",
 			Handler:       _PeerService_RelayLogs_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "RelayExec",
+			Handler:       _PeerService_RelayExec_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "cc/v1/peer.proto",

@@ -75,6 +75,10 @@ const (
 	CommandType_COMMAND_TYPE_NODE_CERT             CommandType = 44
 	CommandType_COMMAND_TYPE_CREATE_VOLUME         CommandType = 45
 	CommandType_COMMAND_TYPE_REMOVE_VOLUME         CommandType = 46
+	// RECORD_EXEC changes nothing: it puts an exec (its start, then its
+	// exit) in the audit trail. Numbered apart from the others so that
+	// types added meanwhile keep their numbers.
+	CommandType_COMMAND_TYPE_RECORD_EXEC CommandType = 60
 )
 
 // Enum value maps for CommandType.
@@ -127,6 +131,7 @@ var (
 		44: "COMMAND_TYPE_NODE_CERT",
 		45: "COMMAND_TYPE_CREATE_VOLUME",
 		46: "COMMAND_TYPE_REMOVE_VOLUME",
+		60: "COMMAND_TYPE_RECORD_EXEC",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":           0,
@@ -176,6 +181,7 @@ var (
 		"COMMAND_TYPE_NODE_CERT":             44,
 		"COMMAND_TYPE_CREATE_VOLUME":         45,
 		"COMMAND_TYPE_REMOVE_VOLUME":         46,
+		"COMMAND_TYPE_RECORD_EXEC":           60,
 	}
 )
 
@@ -4476,6 +4482,104 @@ func (x *RemoveVolume) GetName() string {
 	return ""
 }
 
+// RecordExec is an exec into a container, for the audit trail.
+type RecordExec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id and name are the container's.
+	Id   string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// command is what was run.
+	Command []string `protobuf:"bytes,3,rep,name=command,proto3" json:"command,omitempty"`
+	// phase is "start" when the exec begins and "exit" when it ended.
+	Phase string `protobuf:"bytes,4,opt,name=phase,proto3" json:"phase,omitempty"`
+	// exit_code is the process's exit status (phase "exit", error empty).
+	ExitCode int32 `protobuf:"varint,5,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	// error is why the exec failed or ended without an exit status.
+	Error         string `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	Tty           bool   `protobuf:"varint,7,opt,name=tty,proto3" json:"tty,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordExec) Reset() {
+	*x = RecordExec{}
+	mi := &file_cc_state_v1_state_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordExec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordExec) ProtoMessage() {}
+
+func (x *RecordExec) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_state_v1_state_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordExec.ProtoReflect.Descriptor instead.
+func (*RecordExec) Descriptor() ([]byte, []int) {
+	return file_cc_state_v1_state_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *RecordExec) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RecordExec) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RecordExec) GetCommand() []string {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *RecordExec) GetPhase() string {
+	if x != nil {
+		return x.Phase
+	}
+	return ""
+}
+
+func (x *RecordExec) GetExitCode() int32 {
+	if x != nil {
+		return x.ExitCode
+	}
+	return 0
+}
+
+func (x *RecordExec) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *RecordExec) GetTty() bool {
+	if x != nil {
+		return x.Tty
+	}
+	return false
+}
+
 var File_cc_state_v1_state_proto protoreflect.FileDescriptor
 
 const file_cc_state_v1_state_proto_rawDesc = "" +
@@ -4792,7 +4896,16 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\fCreateVolume\x12%\n" +
 	"\x06volume\x18\x01 \x01(\v2\r.cc.v1.VolumeR\x06volume\"\"\n" +
 	"\fRemoveVolume\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name*\xb5\v\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xa5\x01\n" +
+	"\n" +
+	"RecordExec\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
+	"\acommand\x18\x03 \x03(\tR\acommand\x12\x14\n" +
+	"\x05phase\x18\x04 \x01(\tR\x05phase\x12\x1b\n" +
+	"\texit_code\x18\x05 \x01(\x05R\bexitCode\x12\x14\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\x12\x10\n" +
+	"\x03tty\x18\a \x01(\bR\x03tty*\xd3\v\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19COMMAND_TYPE_INIT_CLUSTER\x10\x01\x12\x1d\n" +
@@ -4841,7 +4954,8 @@ const file_cc_state_v1_state_proto_rawDesc = "" +
 	"\x16COMMAND_TYPE_RETIRE_CA\x10+\x12\x1a\n" +
 	"\x16COMMAND_TYPE_NODE_CERT\x10,\x12\x1e\n" +
 	"\x1aCOMMAND_TYPE_CREATE_VOLUME\x10-\x12\x1e\n" +
-	"\x1aCOMMAND_TYPE_REMOVE_VOLUME\x10.B8Z6github.com/containercodes/cc/proto/cc/state/v1;statev1b\x06proto3"
+	"\x1aCOMMAND_TYPE_REMOVE_VOLUME\x10.\x12\x1c\n" +
+	"\x18COMMAND_TYPE_RECORD_EXEC\x10<B8Z6github.com/containercodes/cc/proto/cc/state/v1;statev1b\x06proto3"
 
 var (
 	file_cc_state_v1_state_proto_rawDescOnce sync.Once
@@ -4856,7 +4970,7 @@ func file_cc_state_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_cc_state_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
+var file_cc_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 75)
 var file_cc_state_v1_state_proto_goTypes = []any{
 	(CommandType)(0),              // 0: cc.state.v1.CommandType
 	(*Command)(nil),               // 1: cc.state.v1.Command
@@ -4927,96 +5041,97 @@ var file_cc_state_v1_state_proto_goTypes = []any{
 	(*RemoveChallenge)(nil),       // 66: cc.state.v1.RemoveChallenge
 	(*CreateVolume)(nil),          // 67: cc.state.v1.CreateVolume
 	(*RemoveVolume)(nil),          // 68: cc.state.v1.RemoveVolume
-	nil,                           // 69: cc.state.v1.Command.TraceContextEntry
-	nil,                           // 70: cc.state.v1.UpdateNode.LabelsEntry
-	nil,                           // 71: cc.state.v1.UpdateNode.UserLabelsEntry
-	nil,                           // 72: cc.state.v1.ContainerRecord.TraceContextEntry
-	nil,                           // 73: cc.state.v1.JobRecord.TraceContextEntry
-	nil,                           // 74: cc.state.v1.StartJobAttempt.TraceContextEntry
-	(*timestamppb.Timestamp)(nil), // 75: google.protobuf.Timestamp
-	(*v1.Node)(nil),               // 76: cc.v1.Node
-	(v1.NodeState)(0),             // 77: cc.v1.NodeState
-	(*v1.Resources)(nil),          // 78: cc.v1.Resources
-	(v1.NodeAvailability)(0),      // 79: cc.v1.NodeAvailability
-	(*v1.Container)(nil),          // 80: cc.v1.Container
-	(v1.DesiredState)(0),          // 81: cc.v1.DesiredState
-	(*v1.TaskStatus)(nil),         // 82: cc.v1.TaskStatus
-	(*v1.Image)(nil),              // 83: cc.v1.Image
-	(*v1.Service)(nil),            // 84: cc.v1.Service
-	(*v1.ServiceSpec)(nil),        // 85: cc.v1.ServiceSpec
-	(*v1.UpdateStatus)(nil),       // 86: cc.v1.UpdateStatus
-	(*v1.Settings)(nil),           // 87: cc.v1.Settings
-	(*v1.Job)(nil),                // 88: cc.v1.Job
-	(*v1.Route)(nil),              // 89: cc.v1.Route
-	(*v1.SiteSpec)(nil),           // 90: cc.v1.SiteSpec
-	(*v1.SiteVersion)(nil),        // 91: cc.v1.SiteVersion
-	(*v1.Cert)(nil),               // 92: cc.v1.Cert
-	(v1.RenewalState)(0),          // 93: cc.v1.RenewalState
-	(*v1.ACMEChallenge)(nil),      // 94: cc.v1.ACMEChallenge
-	(*v1.Volume)(nil),             // 95: cc.v1.Volume
+	(*RecordExec)(nil),            // 69: cc.state.v1.RecordExec
+	nil,                           // 70: cc.state.v1.Command.TraceContextEntry
+	nil,                           // 71: cc.state.v1.UpdateNode.LabelsEntry
+	nil,                           // 72: cc.state.v1.UpdateNode.UserLabelsEntry
+	nil,                           // 73: cc.state.v1.ContainerRecord.TraceContextEntry
+	nil,                           // 74: cc.state.v1.JobRecord.TraceContextEntry
+	nil,                           // 75: cc.state.v1.StartJobAttempt.TraceContextEntry
+	(*timestamppb.Timestamp)(nil), // 76: google.protobuf.Timestamp
+	(*v1.Node)(nil),               // 77: cc.v1.Node
+	(v1.NodeState)(0),             // 78: cc.v1.NodeState
+	(*v1.Resources)(nil),          // 79: cc.v1.Resources
+	(v1.NodeAvailability)(0),      // 80: cc.v1.NodeAvailability
+	(*v1.Container)(nil),          // 81: cc.v1.Container
+	(v1.DesiredState)(0),          // 82: cc.v1.DesiredState
+	(*v1.TaskStatus)(nil),         // 83: cc.v1.TaskStatus
+	(*v1.Image)(nil),              // 84: cc.v1.Image
+	(*v1.Service)(nil),            // 85: cc.v1.Service
+	(*v1.ServiceSpec)(nil),        // 86: cc.v1.ServiceSpec
+	(*v1.UpdateStatus)(nil),       // 87: cc.v1.UpdateStatus
+	(*v1.Settings)(nil),           // 88: cc.v1.Settings
+	(*v1.Job)(nil),                // 89: cc.v1.Job
+	(*v1.Route)(nil),              // 90: cc.v1.Route
+	(*v1.SiteSpec)(nil),           // 91: cc.v1.SiteSpec
+	(*v1.SiteVersion)(nil),        // 92: cc.v1.SiteVersion
+	(*v1.Cert)(nil),               // 93: cc.v1.Cert
+	(v1.RenewalState)(0),          // 94: cc.v1.RenewalState
+	(*v1.ACMEChallenge)(nil),      // 95: cc.v1.ACMEChallenge
+	(*v1.Volume)(nil),             // 96: cc.v1.Volume
 }
 var file_cc_state_v1_state_proto_depIdxs = []int32{
 	0,  // 0: cc.state.v1.Command.type:type_name -> cc.state.v1.CommandType
-	75, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
+	76, // 1: cc.state.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
 	2,  // 2: cc.state.v1.Command.audit:type_name -> cc.state.v1.AuditContext
-	69, // 3: cc.state.v1.Command.trace_context:type_name -> cc.state.v1.Command.TraceContextEntry
+	70, // 3: cc.state.v1.Command.trace_context:type_name -> cc.state.v1.Command.TraceContextEntry
 	24, // 4: cc.state.v1.CreateToken.token:type_name -> cc.state.v1.TokenRecord
-	76, // 5: cc.state.v1.JoinNode.node:type_name -> cc.v1.Node
-	77, // 6: cc.state.v1.UpdateNode.state:type_name -> cc.v1.NodeState
-	78, // 7: cc.state.v1.UpdateNode.resources:type_name -> cc.v1.Resources
-	70, // 8: cc.state.v1.UpdateNode.labels:type_name -> cc.state.v1.UpdateNode.LabelsEntry
-	79, // 9: cc.state.v1.UpdateNode.availability:type_name -> cc.v1.NodeAvailability
-	71, // 10: cc.state.v1.UpdateNode.user_labels:type_name -> cc.state.v1.UpdateNode.UserLabelsEntry
-	80, // 11: cc.state.v1.CreateContainer.container:type_name -> cc.v1.Container
-	81, // 12: cc.state.v1.SetContainerDesired.desired:type_name -> cc.v1.DesiredState
-	82, // 13: cc.state.v1.ReportStatus.statuses:type_name -> cc.v1.TaskStatus
-	83, // 14: cc.state.v1.PutImage.image:type_name -> cc.v1.Image
+	77, // 5: cc.state.v1.JoinNode.node:type_name -> cc.v1.Node
+	78, // 6: cc.state.v1.UpdateNode.state:type_name -> cc.v1.NodeState
+	79, // 7: cc.state.v1.UpdateNode.resources:type_name -> cc.v1.Resources
+	71, // 8: cc.state.v1.UpdateNode.labels:type_name -> cc.state.v1.UpdateNode.LabelsEntry
+	80, // 9: cc.state.v1.UpdateNode.availability:type_name -> cc.v1.NodeAvailability
+	72, // 10: cc.state.v1.UpdateNode.user_labels:type_name -> cc.state.v1.UpdateNode.UserLabelsEntry
+	81, // 11: cc.state.v1.CreateContainer.container:type_name -> cc.v1.Container
+	82, // 12: cc.state.v1.SetContainerDesired.desired:type_name -> cc.v1.DesiredState
+	83, // 13: cc.state.v1.ReportStatus.statuses:type_name -> cc.v1.TaskStatus
+	84, // 14: cc.state.v1.PutImage.image:type_name -> cc.v1.Image
 	18, // 15: cc.state.v1.PutServer.server:type_name -> cc.state.v1.ServerRecord
-	75, // 16: cc.state.v1.ServerRecord.created_at:type_name -> google.protobuf.Timestamp
-	80, // 17: cc.state.v1.ContainerRecord.container:type_name -> cc.v1.Container
-	72, // 18: cc.state.v1.ContainerRecord.trace_context:type_name -> cc.state.v1.ContainerRecord.TraceContextEntry
-	75, // 19: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
-	75, // 20: cc.state.v1.NodeCert.not_after:type_name -> google.protobuf.Timestamp
-	75, // 21: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
-	75, // 22: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
-	84, // 23: cc.state.v1.CreateService.service:type_name -> cc.v1.Service
-	85, // 24: cc.state.v1.UpdateService.spec:type_name -> cc.v1.ServiceSpec
+	76, // 16: cc.state.v1.ServerRecord.created_at:type_name -> google.protobuf.Timestamp
+	81, // 17: cc.state.v1.ContainerRecord.container:type_name -> cc.v1.Container
+	73, // 18: cc.state.v1.ContainerRecord.trace_context:type_name -> cc.state.v1.ContainerRecord.TraceContextEntry
+	76, // 19: cc.state.v1.ClusterRecord.created_at:type_name -> google.protobuf.Timestamp
+	76, // 20: cc.state.v1.NodeCert.not_after:type_name -> google.protobuf.Timestamp
+	76, // 21: cc.state.v1.TokenRecord.created_at:type_name -> google.protobuf.Timestamp
+	76, // 22: cc.state.v1.TokenRecord.expires_at:type_name -> google.protobuf.Timestamp
+	85, // 23: cc.state.v1.CreateService.service:type_name -> cc.v1.Service
+	86, // 24: cc.state.v1.UpdateService.spec:type_name -> cc.v1.ServiceSpec
 	29, // 25: cc.state.v1.TaskOps.ops:type_name -> cc.state.v1.TaskOp
-	80, // 26: cc.state.v1.TaskOp.create:type_name -> cc.v1.Container
+	81, // 26: cc.state.v1.TaskOp.create:type_name -> cc.v1.Container
 	30, // 27: cc.state.v1.TaskOp.assign:type_name -> cc.state.v1.AssignTask
 	31, // 28: cc.state.v1.TaskOp.stop:type_name -> cc.state.v1.StopTask
 	32, // 29: cc.state.v1.TaskOp.pending:type_name -> cc.state.v1.PendingReason
 	33, // 30: cc.state.v1.TaskOp.progress:type_name -> cc.state.v1.ServiceProgress
-	86, // 31: cc.state.v1.ServiceProgress.status:type_name -> cc.v1.UpdateStatus
-	87, // 32: cc.state.v1.UpdateSettings.settings:type_name -> cc.v1.Settings
+	87, // 31: cc.state.v1.ServiceProgress.status:type_name -> cc.v1.UpdateStatus
+	88, // 32: cc.state.v1.UpdateSettings.settings:type_name -> cc.v1.Settings
 	12, // 33: cc.state.v1.ReportStatuses.reports:type_name -> cc.state.v1.ReportStatus
 	37, // 34: cc.state.v1.SubmitJob.job:type_name -> cc.state.v1.JobRecord
-	88, // 35: cc.state.v1.JobRecord.job:type_name -> cc.v1.Job
-	73, // 36: cc.state.v1.JobRecord.trace_context:type_name -> cc.state.v1.JobRecord.TraceContextEntry
+	89, // 35: cc.state.v1.JobRecord.job:type_name -> cc.v1.Job
+	74, // 36: cc.state.v1.JobRecord.trace_context:type_name -> cc.state.v1.JobRecord.TraceContextEntry
 	40, // 37: cc.state.v1.JobOps.ops:type_name -> cc.state.v1.JobOp
 	41, // 38: cc.state.v1.JobOp.start:type_name -> cc.state.v1.StartJobAttempt
 	42, // 39: cc.state.v1.JobOp.fail_attempt:type_name -> cc.state.v1.FailJobAttempt
 	43, // 40: cc.state.v1.JobOp.webhook:type_name -> cc.state.v1.WebhookResult
 	44, // 41: cc.state.v1.JobOp.pending:type_name -> cc.state.v1.JobPending
-	74, // 42: cc.state.v1.StartJobAttempt.trace_context:type_name -> cc.state.v1.StartJobAttempt.TraceContextEntry
+	75, // 42: cc.state.v1.StartJobAttempt.trace_context:type_name -> cc.state.v1.StartJobAttempt.TraceContextEntry
 	46, // 43: cc.state.v1.SetQueue.queue:type_name -> cc.state.v1.QueueRecord
 	48, // 44: cc.state.v1.PutInput.input:type_name -> cc.state.v1.InputRecord
-	75, // 45: cc.state.v1.InputRecord.uploaded_at:type_name -> google.protobuf.Timestamp
-	75, // 46: cc.state.v1.InputRecord.last_used_at:type_name -> google.protobuf.Timestamp
-	89, // 47: cc.state.v1.PutRoute.route:type_name -> cc.v1.Route
-	89, // 48: cc.state.v1.ApplyRoutes.routes:type_name -> cc.v1.Route
-	90, // 49: cc.state.v1.DeploySite.spec:type_name -> cc.v1.SiteSpec
-	91, // 50: cc.state.v1.DeploySite.version:type_name -> cc.v1.SiteVersion
-	92, // 51: cc.state.v1.CertRecord.cert:type_name -> cc.v1.Cert
-	75, // 52: cc.state.v1.CertRecord.renew_requested_at:type_name -> google.protobuf.Timestamp
+	76, // 45: cc.state.v1.InputRecord.uploaded_at:type_name -> google.protobuf.Timestamp
+	76, // 46: cc.state.v1.InputRecord.last_used_at:type_name -> google.protobuf.Timestamp
+	90, // 47: cc.state.v1.PutRoute.route:type_name -> cc.v1.Route
+	90, // 48: cc.state.v1.ApplyRoutes.routes:type_name -> cc.v1.Route
+	91, // 49: cc.state.v1.DeploySite.spec:type_name -> cc.v1.SiteSpec
+	92, // 50: cc.state.v1.DeploySite.version:type_name -> cc.v1.SiteVersion
+	93, // 51: cc.state.v1.CertRecord.cert:type_name -> cc.v1.Cert
+	76, // 52: cc.state.v1.CertRecord.renew_requested_at:type_name -> google.protobuf.Timestamp
 	55, // 53: cc.state.v1.PutCert.cert:type_name -> cc.state.v1.CertRecord
-	93, // 54: cc.state.v1.CertStatus.state:type_name -> cc.v1.RenewalState
+	94, // 54: cc.state.v1.CertStatus.state:type_name -> cc.v1.RenewalState
 	55, // 55: cc.state.v1.CertStatus.obtained:type_name -> cc.state.v1.CertRecord
-	75, // 56: cc.state.v1.ACMELock.expires_at:type_name -> google.protobuf.Timestamp
-	75, // 57: cc.state.v1.ACMEStorageRecord.modified_at:type_name -> google.protobuf.Timestamp
-	75, // 58: cc.state.v1.ACMELockRecord.expires_at:type_name -> google.protobuf.Timestamp
-	94, // 59: cc.state.v1.PutChallenge.challenge:type_name -> cc.v1.ACMEChallenge
-	95, // 60: cc.state.v1.CreateVolume.volume:type_name -> cc.v1.Volume
+	76, // 56: cc.state.v1.ACMELock.expires_at:type_name -> google.protobuf.Timestamp
+	76, // 57: cc.state.v1.ACMEStorageRecord.modified_at:type_name -> google.protobuf.Timestamp
+	76, // 58: cc.state.v1.ACMELockRecord.expires_at:type_name -> google.protobuf.Timestamp
+	95, // 59: cc.state.v1.PutChallenge.challenge:type_name -> cc.v1.ACMEChallenge
+	96, // 60: cc.state.v1.CreateVolume.volume:type_name -> cc.v1.Volume
 	61, // [61:61] is the sub-list for method output_type
 	61, // [61:61] is the sub-list for method input_type
 	61, // [61:61] is the sub-list for extension type_name
@@ -5051,7 +5166,7 @@ func file_cc_state_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_state_v1_state_proto_rawDesc), len(file_cc_state_v1_state_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   74,
+			NumMessages:   75,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
