@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -54,8 +55,7 @@ func (s *ExecService) Exec(stream ccv1.ExecService_ExecServer) error {
 	} else if len(start.GetArgs()) == 0 || start.GetArgs()[0] == "" {
 		return status.Error(codes.InvalidArgument, "no command to run: give it after the container, as `ccctl exec box -- /bin/sh`")
 	}
-	rec, err := resolve(start.GetContainer(), "container", "ccctl ps", s.core.FSM.Container, s.core.FSM.ContainerIDByName, s.core.FSM.Containers,
-		func(r *statev1.ContainerRecord) string { return r.Container.Id })
+	rec, err := s.startedContainer(stream.Context(), start.GetContainer())
 	if err != nil {
 		return err
 	}
@@ -276,6 +276,43 @@ func (p *PeerServer) RelayExec(stream ccv1.PeerService_RelayExecServer) error {
 		}
 		if m.GetExit() != nil {
 			return nil
+		}
+	}
+}
+
+// execStartWait is how long an exec waits for a container that is on its
+// way to running (placed, its image prepared): `ccctl run -d` returns once
+// the container is created, and an exec typed right after it should not
+// fail.
+const execStartWait = 60 * time.Second
+
+// startedContainer resolves a container by id or name and, while it is
+// pending, assigned or preparing, waits (up to execStartWait) until it is
+// not.
+func (s *ExecService) startedContainer(ctx context.Context, ref string) (*statev1.ContainerRecord, error) {
+	timer := time.NewTimer(execStartWait)
+	defer timer.Stop()
+	for {
+		changed := s.core.FSM.Watch()
+		rec, err := resolve(ref, "container", "ccctl ps", s.core.FSM.Container, s.core.FSM.ContainerIDByName, s.core.FSM.Containers,
+			func(r *statev1.ContainerRecord) string { return r.Container.Id })
+		if err != nil {
+			return nil, err
+		}
+		switch rec.Container.GetStatus().GetState() {
+		case ccv1.ContainerState_CONTAINER_STATE_PENDING, ccv1.ContainerState_CONTAINER_STATE_ASSIGNED, ccv1.ContainerState_CONTAINER_STATE_PREPARING:
+			if rec.Container.GetDesired() != ccv1.DesiredState_DESIRED_STATE_RUNNING {
+				return rec, nil
+			}
+		default:
+			return rec, nil
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return rec, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
 	}
 }

@@ -292,6 +292,15 @@ func TestCtlExecRunCp(t *testing.T) {
 		t.Fatalf("run -d:\n%s", r)
 	}
 	id := strings.TrimSpace(r.stdout)
+	// An exec typed right after `run -d` waits for the container to run
+	// instead of failing while it is being prepared.
+	r = ctl("run", "-d", "--name", "quick", demoImage, "--", "/bin/busybox", "sleep", "1d")
+	if r.code != 0 {
+		t.Fatalf("run -d:\n%s", r)
+	}
+	if r = ctl("exec", "quick", "--", "/bin/busybox", "echo", "ready"); r.code != 0 || r.stdout != "ready\n" {
+		t.Errorf("exec right after run -d:\n%s", r)
+	}
 	waitState(t, cl, id, "running", running)
 
 	r = ctl("exec", "box", "--", "/bin/busybox", "sh", "-c", "echo in; exit 3")
