@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"sync"
-	"syscall"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
@@ -108,7 +107,7 @@ func runExec(ctx context.Context, cl *Client, start *ccv1.ExecStart, in io.Reade
 				start.Size = &ccv1.TerminalSize{Width: uint32(w), Height: uint32(h)}
 			}
 			winch = make(chan os.Signal, 1)
-			signal.Notify(winch, syscall.SIGWINCH)
+			notifyResize(winch)
 			defer signal.Stop(winch)
 		}
 	}
