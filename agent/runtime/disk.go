@@ -153,26 +153,8 @@ func (r *Runtime) mountDisk(id, dir string, size int64) error {
 		return err
 	}
 	img := filepath.Join(ddir, "disk.img")
-	f, err := os.OpenFile(img, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	err = f.Truncate(size)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := makeFS(img, size, true, "-O", "^has_journal", "-E", "root_owner=0:0"); err != nil {
 		return fmt.Errorf("make the disk image: %w", err)
-	}
-	bin := mkfsExt4
-	if p, err := exec.LookPath(bin); err == nil {
-		bin = p
-	} else {
-		bin = "/usr/sbin/mkfs.ext4"
-	}
-	out, err := exec.Command(bin, "-q", "-F", "-m", "0", "-O", "^has_journal", "-E", "root_owner=0:0", img).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("mkfs.ext4 %s: %w: %s", img, err, strings.TrimSpace(string(out)))
 	}
 	// Keep the snapshot directory's fs and work modes.
 	modes := map[string]os.FileMode{"fs": 0o755, "work": 0o711}

@@ -132,7 +132,7 @@ func (r *Runtime) prepareVolume(name string, size int64) (string, error) {
 			return "", fmt.Errorf("volume %s: no size given for a new volume", name)
 		}
 		tmp := img + ".new"
-		if err := makeFS(tmp, size); err != nil {
+		if err := makeFS(tmp, size, false, "-E", "nodiscard"); err != nil {
 			_ = os.Remove(tmp)
 			return "", fmt.Errorf("volume %s: %w", name, err)
 		}
@@ -149,10 +149,16 @@ func (r *Runtime) prepareVolume(name string, size int64) (string, error) {
 	return mnt, nil
 }
 
-// makeFS writes a sparse file of size bytes and formats it ext4, with no
-// blocks reserved for root (containers often run as root).
-func makeFS(path string, size int64) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+// makeFS writes a sparse file of size bytes at path and formats it ext4,
+// with no blocks reserved for root (containers often run as root) and
+// opts for mkfs.ext4. An existing file is refused, or replaced when
+// replace is set.
+func makeFS(path string, size int64, replace bool, opts ...string) error {
+	flag := os.O_CREATE | os.O_WRONLY | os.O_EXCL
+	if replace {
+		flag = os.O_CREATE | os.O_WRONLY | os.O_TRUNC
+	}
+	f, err := os.OpenFile(path, flag, 0o600)
 	if err != nil {
 		return err
 	}
@@ -163,8 +169,13 @@ func makeFS(path string, size int64) error {
 	if err != nil {
 		return err
 	}
-	if out, err := exec.Command(mkfsPath, "-q", "-F", "-m", "0", "-E", "nodiscard", path).CombinedOutput(); err != nil {
-		return fmt.Errorf("%s: %v: %s", mkfsPath, err, strings.TrimSpace(string(out)))
+	bin := mkfsPath
+	if p, err := exec.LookPath(mkfsExt4); err == nil {
+		bin = p
+	}
+	args := append(append([]string{"-q", "-F", "-m", "0"}, opts...), path)
+	if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("%s %s: %v: %s", bin, path, err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
