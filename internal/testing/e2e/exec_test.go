@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -491,17 +492,48 @@ func TestAttach(t *testing.T) {
 		return nil
 	}
 
+	// expect types line until the output has want: a shell drops what is
+	// typed while its line editor starts (busybox first asks the terminal
+	// where the cursor is), so a line typed at once may be lost.
+	expect := func(st ccv1.ExecService_ExecClient, out *strings.Builder, line, want string) {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() {
+			for !strings.Contains(out.String(), want) {
+				m, err := st.Recv()
+				if err != nil {
+					done <- fmt.Errorf("%v; output %q, want %q", err, out.String(), want)
+					return
+				}
+				out.Write(m.GetStdout())
+			}
+			done <- nil
+		}()
+		for range 10 {
+			typ(st, line)
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("attach: %v", err)
+				}
+				return
+			case <-time.After(3 * time.Second):
+			}
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("attach: %v", err)
+		}
+	}
+
 	ctx1, leave := context.WithTimeout(context.Background(), time.Minute)
 	st, out := attach(ctx1)
-	typ(st, "echo first $((20+1))\n")
-	until(st, out, "first 21")
+	expect(st, out, "echo first $((20+1))\n", "first 21")
 	leave() // the client goes; the shell stays
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	st, out = attach(ctx)
-	typ(st, "stty size; echo second $((40+2))\n")
-	until(st, out, "second 42")
+	expect(st, out, "stty size; echo second $((40+2))\n", "second 42")
 	if !strings.Contains(out.String(), "20 90") {
 		t.Errorf("the terminal's size after attach: %q", out.String())
 	}
