@@ -325,26 +325,32 @@ func containerJobID(c *ccv1.Container) string {
 // may not call JobLogs). A container of no job is anyone's to read; an
 // attempt whose job record is gone is an admin's only.
 func (s *ContainerService) mayReadAttempt(ctx context.Context, c *ccv1.Container) error {
-	jobID := containerJobID(c)
-	if jobID == "" {
+	if containerJobID(c) == "" {
 		return nil
 	}
 	p, err := caller(ctx)
 	if err != nil {
 		return err
 	}
-	if p.Role == ccv1.Role_ROLE_ADMIN {
+	return mayReadAttemptOf(s.core.FSM, p, c, "logs")
+}
+
+// mayReadAttemptOf is the rule of mayReadAttempt for principal p, for
+// reading what (logs, stats) of container c.
+func mayReadAttemptOf(f *fsm.FSM, p auth.Principal, c *ccv1.Container, what string) error {
+	jobID := containerJobID(c)
+	if jobID == "" || p.Role == ccv1.Role_ROLE_ADMIN {
 		return nil
 	}
-	rec, err := s.core.FSM.Job(jobID)
+	rec, err := f.Job(jobID)
 	if errors.Is(err, fsm.ErrNotFound) {
-		return status.Errorf(codes.PermissionDenied, "container %s is an attempt of job %s, which no longer exists: only an admin token may read its logs (this is token %s, role %s)",
-			c.Name, jobID, p.TokenID, auth.RoleName(p.Role))
+		return status.Errorf(codes.PermissionDenied, "container %s is an attempt of job %s, which no longer exists: only an admin token may read its %s (this is token %s, role %s)",
+			c.Name, jobID, what, p.TokenID, auth.RoleName(p.Role))
 	}
 	if err != nil {
 		return err
 	}
-	if err := mayTouch(p, rec.Job, "read the logs of"); err != nil {
+	if err := mayTouch(p, rec.Job, "read the "+what+" of"); err != nil {
 		return status.Errorf(codes.PermissionDenied, "container %s is an attempt of a job: %s", c.Name, status.Convert(err).Message())
 	}
 	return nil

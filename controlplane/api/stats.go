@@ -14,7 +14,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/containercodes/cc/controlplane/auth"
-	"github.com/containercodes/cc/controlplane/fsm"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
@@ -151,25 +150,11 @@ func (s *StatsService) ContainerStats(req *ccv1.ContainerStatsRequest, stream cc
 	}
 }
 
-// mayRead applies ContainerLogs' rule: a job attempt's figures are its
-// job owner's or an admin's; other containers are anyone's to read.
+// mayRead applies ContainerLogs' rule (mayReadAttemptOf): a job
+// attempt's figures are its job owner's or an admin's; other containers
+// are anyone's to read.
 func (s *StatsService) mayRead(p auth.Principal, c *ccv1.Container) error {
-	jobID := containerJobID(c)
-	if jobID == "" || p.Role == ccv1.Role_ROLE_ADMIN {
-		return nil
-	}
-	rec, err := s.core.FSM.Job(jobID)
-	if errors.Is(err, fsm.ErrNotFound) {
-		return status.Errorf(codes.PermissionDenied, "container %s is an attempt of job %s, which no longer exists: only an admin token may read its stats (this is token %s, role %s)",
-			c.Name, jobID, p.TokenID, auth.RoleName(p.Role))
-	}
-	if err != nil {
-		return err
-	}
-	if err := mayTouch(p, rec.Job, "read the stats of"); err != nil {
-		return status.Errorf(codes.PermissionDenied, "container %s is an attempt of a job: %s", c.Name, status.Convert(err).Message())
-	}
-	return nil
+	return mayReadAttemptOf(s.core.FSM, p, c, "stats")
 }
 
 // cpuPercent is the CPU used between two samples of a container, 100 for
