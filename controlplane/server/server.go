@@ -390,7 +390,7 @@ func (s *Server) serve() error {
 		// agents, only those made within a trace.
 		grpc.StatsHandler(tracing.ServerHandler(s.tracing, internalMethod)),
 		grpc.ChainUnaryInterceptor(s.metrics.UnaryInterceptor, api.RecoverUnary(grpcLog), s.unaryCaughtUp, authn.UnaryInterceptor, s.readBarrier, api.ErrorInterceptor),
-		grpc.ChainStreamInterceptor(s.metrics.StreamInterceptor, api.RecoverStream(grpcLog), s.streamCaughtUp, authn.StreamInterceptor, api.StreamErrorInterceptor),
+		grpc.ChainStreamInterceptor(s.metrics.StreamInterceptor, s.streamEndsOnClose, api.RecoverStream(grpcLog), s.streamCaughtUp, authn.StreamInterceptor, api.StreamErrorInterceptor),
 	)
 	s.joins = api.NewJoinLimiter(s.cfg.JoinLimit.PerMinute, s.cfg.JoinLimit.Burst, 0)
 	core := &api.Core{Raft: s.raft, FSM: s.fsm, Sessions: s.sessions, Peers: s.peers, Log: s.log.With("component", "api"), Now: time.Now,
@@ -892,3 +892,23 @@ func (s *Server) downAfter() time.Duration {
 func (s *Server) HasSession(nodeID string) bool {
 	return s.sessions != nil && s.sessions.Connected(nodeID)
 }
+
+// streamEndsOnClose ends every stream's context when the server closes, so
+// that a stream that would go on (an exec, a followed log or watch,
+// relayed through another server) does not hold up the shutdown: its
+// handler sees the context end and returns.
+func (s *Server) streamEndsOnClose(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	ctx, cancel := context.WithCancel(ss.Context())
+	defer cancel()
+	stop := context.AfterFunc(s.bg, cancel)
+	defer stop()
+	return handler(srv, &closingStream{ServerStream: ss, ctx: ctx})
+}
+
+// closingStream is a stream whose context streamEndsOnClose ends.
+type closingStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (c *closingStream) Context() context.Context { return c.ctx }
