@@ -52,6 +52,7 @@ start_server() { # start_server I ARGS...
   "$PWD/bin/cc-controlplane" --data-dir "$dir/s$i" --name "s$i" --api-addr "${api[$((i-1))]}" --raft-addr "${raft[$((i-1))]}" \
     --log-level warn "$@" >>"$dir/s$i.log" 2>&1 &
   pids+=($!)
+  disown $! # the bench kills it: no "Killed" notice from this shell
 }
 start_server 1 --bootstrap
 until_ok 150 test -s "$dir/s1/admin.token" || fail "s1 wrote no admin token"

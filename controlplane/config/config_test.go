@@ -147,8 +147,8 @@ func TestParseGood(t *testing.T) {
 	want.Raft.SnapshotThreshold = 100
 	want.Raft.TrailingLogs = 0
 	// commit_timeout is not in the file: it keeps its default.
-	if c.Raft.CommitTimeout.Duration != 50*time.Millisecond {
-		t.Errorf("commit_timeout = %v, want default 50ms", c.Raft.CommitTimeout)
+	if c.Raft.CommitTimeout != Default().Raft.CommitTimeout {
+		t.Errorf("commit_timeout = %v, want the default %v", c.Raft.CommitTimeout, Default().Raft.CommitTimeout)
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("Parse() =\n%+v\nwant\n%+v", c, want)
@@ -214,7 +214,7 @@ func TestParseBad(t *testing.T) {
 		},
 		{
 			name: "unknown key in raft",
-			doc:  "data_dir = \"/d\"\n\n[raft]\n# the heartbeat\nheartbeat_timeout = \"1s\"\nheartbeat = \"1s\"\n",
+			doc:  "data_dir = \"/d\"\n\n[raft]\n# the heartbeat\nheartbeat_timeout = \"300ms\"\nheartbeat = \"1s\"\n",
 			want: []want{{6, "raft.heartbeat", "known keys in [raft]: heartbeat_timeout,"}},
 		},
 		{
@@ -270,7 +270,7 @@ func TestParseBad(t *testing.T) {
 		{
 			name: "election below default heartbeat",
 			doc:  "data_dir = \"/d\"\nraft.election_timeout = \"100ms\"\n",
-			want: []want{{2, "raft.election_timeout", "at least heartbeat_timeout (1s)"}},
+			want: []want{{2, "raft.election_timeout", "at least heartbeat_timeout (300ms)"}},
 		},
 		{
 			name: "heartbeat above default election has no line",

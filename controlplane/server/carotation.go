@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,9 +34,30 @@ func (s *Server) followCA(ctx context.Context, every time.Duration, log *slog.Lo
 	t := time.NewTicker(every)
 	defer t.Stop()
 	var lastErr string
+	var done caSyncKey // what the last successful step saw
 	for {
 		w := s.fsm.Watch()
-		if err := s.syncCA(ctx, log); err != nil && ctx.Err() == nil && err.Error() != lastErr {
+		// Most state changes are not about the CA: a step that would see
+		// what the last successful one saw is skipped (it checks
+		// signatures, which a busy server cannot afford at every write).
+		key, kerr := s.caSyncKey()
+		if kerr == nil && key == done && !key.zero() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-w:
+			case <-t.C:
+				done = caSyncKey{} // the periodic step runs in full
+			}
+			continue
+		}
+		err := s.syncCA(ctx, log)
+		if err == nil {
+			done, _ = s.caSyncKey()
+		} else {
+			done = caSyncKey{}
+		}
+		if err != nil && ctx.Err() == nil && err.Error() != lastErr {
 			log.Warn("cluster CA change not followed yet; retrying", "err", err)
 			lastErr = err.Error()
 		} else if err == nil {
@@ -48,6 +70,30 @@ func (s *Server) followCA(ctx context.Context, every time.Duration, log *slog.Lo
 		case <-t.C:
 		}
 	}
+}
+
+// caSyncKey is what a step of followCA depends on: the trusted CAs in the
+// state, the certificates this server holds, and what its server record
+// says of them.
+type caSyncKey struct {
+	bundle   string
+	cur      *tls.Certificate
+	next     *tls.Certificate
+	recorded string
+}
+
+func (k caSyncKey) zero() bool { return k == caSyncKey{} }
+
+func (s *Server) caSyncKey() (caSyncKey, error) {
+	cl, err := s.fsm.Cluster()
+	if err != nil {
+		return caSyncKey{}, err
+	}
+	k := caSyncKey{bundle: string(fsm.TrustedCAPEM(cl)), cur: s.id.current(), next: s.id.next.Load()}
+	if rec, err := s.fsm.Server(s.raft.ID()); err == nil {
+		k.recorded = rec.CertCaSha256
+	}
+	return k, nil
 }
 
 // syncCA does one step of followCA.
