@@ -211,7 +211,15 @@ func Open(cfg Config, f *fsm.FSM) (*Store, error) {
 			return nil, fmt.Errorf("bootstrap raft: %w", err)
 		}
 	}
-	r, err := raft.NewRaft(rc, f, logs, logs, snaps, transport)
+	// The newest entries stay in memory as well: replication to followers
+	// and the state machine read them back from there, not from bbolt.
+	cached, err := raft.NewLogCache(logCacheSize, logs)
+	if err != nil {
+		transport.Close()
+		logs.Close()
+		return nil, fmt.Errorf("raft log cache: %w", err)
+	}
+	r, err := raft.NewRaft(rc, f, cached, logs, snaps, transport)
 	if err != nil {
 		transport.Close()
 		logs.Close()
@@ -249,6 +257,11 @@ func Open(cfg Config, f *fsm.FSM) (*Store, error) {
 // AppendEntries message (raft's default is 64). Under load each entry waits
 // for the batch before it; larger batches carry more writes per fsync.
 const maxAppendEntries = 512
+
+// logCacheSize is how many of the newest log entries are kept in memory:
+// a batch of small writes, or a few hundred large entries (the leader
+// loops' ops of up to 2,000 tasks) at a memory cost the servers can carry.
+const logCacheSize = 256
 
 // BoltOptions are the bbolt settings of the raft log and of the state
 // database. The freelist is not written at each commit (it is rebuilt from
