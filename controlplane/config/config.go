@@ -336,17 +336,18 @@ func Default() Config {
 			Level:  "info",
 			Format: "text",
 		},
-		// A dead leader is replaced in well under a second: a follower
-		// that hears nothing for 300-600 ms (ten heartbeat periods and
-		// more; a loopback or LAN round trip is well under a millisecond)
-		// asks for a pre-vote, which the others grant only once they miss
-		// the leader too. Followers learn a commit within 10-20 ms when no
-		// new entry carries it sooner, which is what a write through a
-		// follower waits for.
+		// A follower calls an election after hearing nothing for 1-2 s
+		// (the heartbeat timeout: long enough that a busy host does not
+		// depose a live leader), and at once when the leader's raft port
+		// refuses connections after three missed heartbeats (its process
+		// died; raftstore's watchLeader). A leader that hears no majority
+		// for a second steps down. Followers learn a commit within 10-20
+		// ms when no new entry carries it sooner: a write through a
+		// follower waits for that.
 		Raft: RaftConfig{
-			HeartbeatTimeout:   Duration{300 * time.Millisecond},
-			ElectionTimeout:    Duration{300 * time.Millisecond},
-			LeaderLeaseTimeout: Duration{300 * time.Millisecond},
+			HeartbeatTimeout:   Duration{time.Second},
+			ElectionTimeout:    Duration{time.Second},
+			LeaderLeaseTimeout: Duration{time.Second},
 			CommitTimeout:      Duration{10 * time.Millisecond},
 			SnapshotInterval:   Duration{2 * time.Minute},
 			SnapshotThreshold:  8192,

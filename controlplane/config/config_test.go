@@ -214,7 +214,7 @@ func TestParseBad(t *testing.T) {
 		},
 		{
 			name: "unknown key in raft",
-			doc:  "data_dir = \"/d\"\n\n[raft]\n# the heartbeat\nheartbeat_timeout = \"300ms\"\nheartbeat = \"1s\"\n",
+			doc:  "data_dir = \"/d\"\n\n[raft]\n# the heartbeat\nheartbeat_timeout = \"1s\"\nheartbeat = \"1s\"\n",
 			want: []want{{6, "raft.heartbeat", "known keys in [raft]: heartbeat_timeout,"}},
 		},
 		{
@@ -270,7 +270,7 @@ func TestParseBad(t *testing.T) {
 		{
 			name: "election below default heartbeat",
 			doc:  "data_dir = \"/d\"\nraft.election_timeout = \"100ms\"\n",
-			want: []want{{2, "raft.election_timeout", "at least heartbeat_timeout (300ms)"}},
+			want: []want{{2, "raft.election_timeout", "at least heartbeat_timeout (1s)"}},
 		},
 		{
 			name: "heartbeat above default election has no line",

@@ -70,7 +70,7 @@ func recordAudit(tx *txn, cmd *statev1.Command, applyErr error) error {
 	if err != nil {
 		return err
 	}
-	b := tx.Bucket(bucketAudit)
+	b := appendBucket(tx.Tx, bucketAudit)
 	existed := b.Get(auditKey(tx.index)) != nil
 	if err := b.Put(auditKey(tx.index), data); err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -24,7 +25,8 @@ func BenchmarkListQueuedJobs(b *testing.B) {
 		jobs  = 100_000
 		batch = 2_000
 	)
-	f, err := fsm.Open(filepath.Join(b.TempDir(), "state.db"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	path := filepath.Join(b.TempDir(), "state.db")
+	f, err := fsm.Open(path, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -65,6 +67,13 @@ func BenchmarkListQueuedJobs(b *testing.B) {
 		}
 	}
 	flush()
+	// What a job costs on disk (bbolt pages of the record and its
+	// indexes), reported after the loop (ResetTimer drops metrics).
+	fi, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer b.ReportMetric(float64(fi.Size())/jobs, "state-bytes/job")
 	flt := fsm.JobFilter{State: ccv1.JobState_JOB_STATE_QUEUED}
 	first, next, err := f.ListJobs(flt, 50, 0)
 	if err != nil || len(first) != 50 || next == 0 {

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/containercodes/cc/internal/jobspec"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
@@ -36,6 +38,20 @@ var (
 	bucketQueues      = []byte("queues")
 	bucketInputs      = []byte("inputs")
 )
+
+// appendFill is how full bbolt fills a page before it splits it, in the
+// buckets whose keys grow with the raft index (bbolt's default is half):
+// new keys go at the end, so full pages stay full and the index takes about
+// half the pages.
+const appendFill = 0.9
+
+// appendBucket returns a bucket whose new keys mostly come last, filling
+// its pages to appendFill.
+func appendBucket(tx *bolt.Tx, name []byte) *bolt.Bucket {
+	b := tx.Bucket(name)
+	b.FillPercent = appendFill
+	return b
+}
 
 func u64(n uint64) []byte {
 	var b [8]byte
@@ -88,16 +104,16 @@ func jobQueue(j *ccv1.Job) string {
 func saveJob(tx *txn, old, rec *statev1.JobRecord) error {
 	j := rec.Job
 	id := []byte(j.Id)
-	states := tx.Bucket(bucketJobState)
-	queue := tx.Bucket(bucketJobQueue)
+	states := appendBucket(tx.Tx, bucketJobState)
+	queue := appendBucket(tx.Tx, bucketJobQueue)
 	expiry := tx.Bucket(bucketJobExpiry)
 	hooks := tx.Bucket(bucketJobWebhooks)
-	updated := tx.Bucket(bucketJobUpdated)
+	updated := appendBucket(tx.Tx, bucketJobUpdated)
 	if old == nil {
-		if err := tx.Bucket(bucketJobSeq).Put(seqKey(j.Seq), id); err != nil {
+		if err := appendBucket(tx.Tx, bucketJobSeq).Put(seqKey(j.Seq), id); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketJobQSeq).Put(qseqKey(jobQueue(j), j.Seq), id); err != nil {
+		if err := appendBucket(tx.Tx, bucketJobQSeq).Put(qseqKey(jobQueue(j), j.Seq), id); err != nil {
 			return err
 		}
 		if k := j.GetSpec().GetIdempotencyKey(); k != "" {

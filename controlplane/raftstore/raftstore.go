@@ -101,7 +101,11 @@ type Store struct {
 	metrics *metrics.Metrics
 	// leaderChanges counts the leaders raft reported (observer, ended by
 	// membersDone; observerExited is closed when it has).
-	leaderChanges  atomic.Uint64
+	leaderChanges atomic.Uint64
+	// leaderGone counts the elections this follower started because the
+	// leader's raft port refused connections (watchLeader).
+	leaderGone     atomic.Uint64
+	watchExited    chan struct{}
 	observer       *raft.Observer
 	observerExited chan struct{}
 }
@@ -228,10 +232,14 @@ func Open(cfg Config, f *fsm.FSM) (*Store, error) {
 	m.raft.Store(r)
 	s := &Store{raft: r, fsm: f, transport: transport, logs: logs, snaps: snaps, log: cfg.Logger, id: cfg.ID, startIndex: r.LastIndex(),
 		tracer:  tracing.Tracer(cfg.Tracing, "github.com/containercodes/cc/controlplane/raftstore"),
-		members: m, membersDone: make(chan struct{}), membersExited: make(chan struct{}), metrics: cfg.Metrics, observerExited: make(chan struct{})}
+		members: m, membersDone: make(chan struct{}), membersExited: make(chan struct{}), metrics: cfg.Metrics, observerExited: make(chan struct{}), watchExited: make(chan struct{})}
 	go func() {
 		defer close(s.membersExited)
 		m.watch(s.membersDone, memberSweepInterval)
+	}()
+	go func() {
+		defer close(s.watchExited)
+		s.watchLeader(s.membersDone, rc.HeartbeatTimeout)
 	}()
 	obs := make(chan raft.Observation, 16)
 	s.observer = raft.NewObserver(obs, false, func(o *raft.Observation) bool {
@@ -684,6 +692,10 @@ func (s *Store) TransferLeadership(id, addr string) error {
 	return s.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(addr)).Error()
 }
 
+// LeaderGone is how many elections this server started because the
+// leader's raft port refused connections (see watchLeader).
+func (s *Store) LeaderGone() uint64 { return s.leaderGone.Load() }
+
 // LastContact is when this follower last heard from the leader.
 func (s *Store) LastContact() time.Time { return s.raft.LastContact() }
 
@@ -792,6 +804,7 @@ func (s *Store) Close() error {
 		close(s.membersDone)
 		<-s.membersExited
 		<-s.observerExited
+		<-s.watchExited
 	})
 	err := s.raft.Shutdown().Error()
 	if cerr := s.transport.Close(); err == nil {

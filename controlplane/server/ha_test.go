@@ -253,3 +253,49 @@ func TestFollowerCatchesUpFromSnapshot(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// A leader whose process is gone (its raft port refuses connections) is
+// replaced without waiting for the heartbeat timeout: with a timeout of a
+// minute, the followers elect a new leader because they found the port
+// closed, and writes go on.
+func TestDeadLeaderReplacedBeforeHeartbeatTimeout(t *testing.T) {
+	// The first server (the leader: it bootstraps) keeps the harness's
+	// timeouts; the two that join wait a minute for heartbeats.
+	n := 0
+	c := testcluster.StartCluster(t, 3, func(cfg *testcluster.Config) {
+		if n++; n == 1 {
+			return
+		}
+		cfg.Raft.HeartbeatTimeout.Duration = time.Minute
+		cfg.Raft.ElectionTimeout.Duration = time.Minute
+	})
+	old := c.Leader()
+	if old != c.Servers[0] {
+		t.Skip("the bootstrapped server is not the leader; this test needs the followers to be the two that wait")
+	}
+	followers := c.Followers()
+	old.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+	// The write is refused (Unavailable) until there is a new leader: well
+	// before the heartbeat timeout of a minute, unless the followers
+	// waited for it.
+	cl := followers[0].Client()
+	for {
+		_, err := cl.Tokens.CreateToken(ctx, &ccv1.CreateTokenRequest{Role: ccv1.Role_ROLE_VIEWER})
+		if err == nil {
+			break
+		}
+		if status.Code(err) != codes.Unavailable || ctx.Err() != nil {
+			t.Fatalf("write after the leader stopped: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var started uint64
+	for _, f := range followers {
+		started += f.Srv.ElectionsOnLeaderGone()
+	}
+	if started == 0 {
+		t.Fatal("no follower started an election because the leader's port was closed")
+	}
+}

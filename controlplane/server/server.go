@@ -778,6 +778,10 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // RaftAddr is the advertised raft address.
 func (s *Server) RaftAddr() string { return s.raft.Addr() }
 
+// ElectionsOnLeaderGone is how many elections this server started at once
+// because the leader's raft port refused connections.
+func (s *Server) ElectionsOnLeaderGone() uint64 { return s.raft.LeaderGone() }
+
 // ClusterID is the cluster's id.
 func (s *Server) ClusterID() string { return s.id.clusterID }
 
