@@ -215,8 +215,10 @@ func (b *bench) backlogPhase(ctx context.Context) error {
 	db1, raft1 := benchstat.FileSize(statePath), benchstat.FileSize(raftPath)
 	r.add("control plane after", "RSS %s (%+.1f MiB, %s per job); state.db %s, raft.db %s",
 		benchstat.MiB(after.RSS), float64(after.RSS-before.RSS)/(1<<20), perJob(after.RSS-before.RSS, int(queued)), benchstat.MiB(db1), benchstat.MiB(raft1))
-	r.sum("control plane with %d queued jobs: RSS %s (before: %s); state.db %s (before: %s); raft.db %s",
-		queued, benchstat.MiB(after.RSS), benchstat.MiB(before.RSS), benchstat.MiB(db1), benchstat.MiB(db0), benchstat.MiB(raft1))
+	r.add("  of which", "anonymous %s (heap, stacks), file pages %s (the mapped databases; the kernel drops them under pressure)",
+		benchstat.MiB(after.RSSAnon), benchstat.MiB(after.RSSFile))
+	r.sum("control plane with %d queued jobs: RSS %s (before: %s; anonymous %s, file pages %s); state.db %s (before: %s); raft.db %s",
+		queued, benchstat.MiB(after.RSS), benchstat.MiB(before.RSS), benchstat.MiB(after.RSSAnon), benchstat.MiB(after.RSSFile), benchstat.MiB(db1), benchstat.MiB(db0), benchstat.MiB(raft1))
 	return nil
 }
 

@@ -18,12 +18,16 @@ const clockTicks = 100
 // Proc is a process's resident memory and CPU time so far.
 type Proc struct {
 	RSS int64 // bytes
-	CPU time.Duration
+	// RSSAnon and RSSFile split RSS: anonymous memory (the heap, stacks)
+	// and pages of mapped files (bbolt maps its database: the kernel can
+	// drop those pages when memory is short and read them back).
+	RSSAnon, RSSFile int64
+	CPU              time.Duration
 	// OK says both were read.
 	OK bool
 }
 
-// ReadProc reads /proc/PID/status (VmRSS) and /proc/PID/stat (utime and
+// ReadProc reads /proc/PID/status (VmRSS, RssAnon, RssFile) and /proc/PID/stat (utime and
 // stime); a zero Proc for pid ≤ 0.
 func ReadProc(pid int) Proc {
 	var p Proc
@@ -37,9 +41,11 @@ func ReadProc(pid int) Proc {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kib, _ := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
-			p.RSS = kib << 10
+		for prefix, dst := range map[string]*int64{"VmRSS:": &p.RSS, "RssAnon:": &p.RSSAnon, "RssFile:": &p.RSSFile} {
+			if rest, ok := strings.CutPrefix(sc.Text(), prefix); ok {
+				kib, _ := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
+				*dst = kib << 10
+			}
 		}
 	}
 	fields, ok := statFields(pid)
