@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,6 +88,9 @@ type FSM struct {
 	onAudit   func([]*ccv1.AuditEvent) // the audit records of each batch, after commit
 
 	tracer trace.Tracer // nil: no apply spans (SetTracing)
+
+	// noSync: commits are not synced to disk (prepareUnsynced).
+	noSync bool
 }
 
 // Open opens (or creates) the state database at path.
@@ -99,6 +103,11 @@ func Open(path string, log *slog.Logger) (*FSM, error) {
 }
 
 func (f *FSM) open() error {
+	noSync, err := f.prepareUnsynced()
+	if err != nil {
+		return err
+	}
+	f.noSync = noSync
 	db, err := bolt.Open(f.path, 0o600, &bolt.Options{
 		Timeout: 5 * time.Second,
 		// Map generously up front so that a write never waits for a
@@ -109,6 +118,8 @@ func (f *FSM) open() error {
 		// Each commit still syncs its pages and its meta page.
 		NoFreelistSync: true,
 		FreelistType:   bolt.FreelistMapType,
+		// See prepareUnsynced: the raft log is the durable record.
+		NoSync: noSync,
 	})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
@@ -157,9 +168,83 @@ func (f *FSM) Close() error {
 	if f.db == nil {
 		return nil
 	}
+	if f.noSync {
+		// Everything applied is on disk now: the next start, even after
+		// a reboot, keeps the database.
+		if err := f.db.Sync(); err != nil {
+			f.db.Close()
+			f.db = nil
+			return fmt.Errorf("sync state: %w", err)
+		}
+	}
 	err := f.db.Close()
 	f.db = nil
+	if err == nil && f.noSync {
+		err = removeSynced(f.path + openMarkerSuffix)
+	}
 	return err
+}
+
+// openMarkerSuffix names the file beside the state database that says it is
+// open with commits not yet synced, and since which boot of the host.
+const openMarkerSuffix = ".open"
+
+// bootID identifies the running boot of the host; "" where it cannot be
+// told (then every commit is synced).
+var bootID = func() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// prepareUnsynced decides whether the state database is written without an
+// fsync at each commit, as etcd writes its backend: the raft log is the
+// durable record (every entry is synced to a majority's log before it is
+// applied), and the state is rebuilt from the latest raft snapshot and the
+// log after it when its unsynced writes may be lost. That is only when the
+// host itself restarted while the database was open: a crash or a kill of
+// the process leaves its writes in the kernel's page cache, which reaches
+// the disk all the same. So a marker beside the database holds the boot id
+// while it is open; Close syncs the database and removes the marker. At the
+// next open, a marker of another boot means the host went down with the
+// database open: the database is set aside (state.db.unsynced) and the
+// state starts empty, to be restored from the snapshot (raftstore.CatchUp)
+// and the log (replayed by raft). A commit of the state machine then costs
+// a write and no fsync; a write through the API still waits for the raft
+// log's fsync on a majority.
+func (f *FSM) prepareUnsynced() (bool, error) {
+	boot := bootID()
+	if boot == "" {
+		return false, nil
+	}
+	marker := f.path + openMarkerSuffix
+	if prev, err := os.ReadFile(marker); err == nil && strings.TrimSpace(string(prev)) != boot {
+		if _, err := os.Stat(f.path); err == nil {
+			aside := f.path + ".unsynced"
+			if err := os.Rename(f.path, aside); err != nil {
+				return false, fmt.Errorf("set aside state %s written before the host restarted: %w", f.path, err)
+			}
+			f.log.Warn("the host restarted while the state database held writes not yet on disk: it was set aside, and the state is rebuilt from the latest raft snapshot and the raft log",
+				"set_aside", aside)
+		}
+	}
+	if err := writeSynced(marker, strings.NewReader(boot+"\n")); err != nil {
+		return false, fmt.Errorf("state marker %s: %w", marker, err)
+	}
+	if err := syncDir(filepath.Dir(f.path)); err != nil {
+		return false, fmt.Errorf("state marker %s: %w", marker, err)
+	}
+	return true, nil
+}
+
+// removeSynced removes a file and syncs its directory.
+func removeSynced(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
 }
 
 // AppliedIndex is the index of the last raft entry applied.

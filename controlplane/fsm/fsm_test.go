@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -634,7 +635,7 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	if c, err := f.Cluster(); err != nil || c.ClusterId != "c1" {
 		t.Fatalf("Cluster = %v, %v", c, err)
 	}
-	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 1 {
+	if entries, err := stateFiles(dir); err != nil || len(entries) != 1 {
 		t.Fatalf("files beside the database after restore: %v, %v; want only state.db", entries, err)
 	}
 
@@ -684,16 +685,12 @@ func TestRestoreIntoFreshFSM(t *testing.T) {
 	if err != nil || !proto.Equal(dstC, srcC) {
 		t.Fatalf("Cluster = %v, %v; want %v", dstC, err, srcC)
 	}
-	entries, err := os.ReadDir(dir)
+	entries, err := stateFiles(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(entries) != 1 || entries[0].Name() != "other.db" {
-		names := []string{}
-		for _, e := range entries {
-			names = append(names, e.Name())
-		}
-		t.Fatalf("files beside the database = %v, want only other.db", names)
+	if len(entries) != 1 || entries[0] != "other.db" {
+		t.Fatalf("files beside the database = %v, want only other.db", entries)
 	}
 
 	// The restored state persists across a reopen.
@@ -761,7 +758,7 @@ func TestRestoreGarbage(t *testing.T) {
 				t.Fatalf("AppliedIndex = %d, want 2", got)
 			}
 			sameState(t, "after failed restore", dump(t, f), before)
-			entries, err := os.ReadDir(dir)
+			entries, err := stateFiles(dir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -810,4 +807,17 @@ func TestFreshFSMReads(t *testing.T) {
 	if got := f.AppliedIndex(); got != 0 {
 		t.Fatalf("AppliedIndex = %d, want 0", got)
 	}
+}
+
+// stateFiles lists the files in dir but the marker of an open state
+// database (name.open).
+func stateFiles(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	var names []string
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".open") {
+			names = append(names, e.Name())
+		}
+	}
+	return names, err
 }
