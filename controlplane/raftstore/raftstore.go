@@ -267,9 +267,10 @@ func Open(cfg Config, f *fsm.FSM) (*Store, error) {
 const maxAppendEntries = 512
 
 // logCacheSize is how many of the newest log entries are kept in memory:
-// a batch of small writes, or a few hundred large entries (the leader
-// loops' ops of up to 2,000 tasks) at a memory cost the servers can carry.
-const logCacheSize = 256
+// enough for the entries in flight to followers under a steady load of small
+// writes, and few enough that large entries (the leader loops' ops of up to
+// 2,000 tasks, about a megabyte each) cost tens of megabytes at most.
+const logCacheSize = 64
 
 // BoltOptions are the bbolt settings of the raft log and of the state
 // database. The freelist is not written at each commit (it is rebuilt from
