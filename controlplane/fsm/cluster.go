@@ -70,6 +70,7 @@ func applyUpdateNode(tx *txn, at time.Time, msg proto.Message) error {
 		n.UserLabels = m.UserLabels
 	}
 	n.UpdatedAt = ts(at)
+	tx.touched.record(n.Id) // its session notes the state
 	return put(nodes, n.Id, &n)
 }
 
@@ -113,7 +114,7 @@ func applyRemoveNode(tx *txn, at time.Time, msg proto.Message) error {
 			return err
 		}
 	}
-	tx.touched.node(id) // its session ends
+	tx.touched.record(id) // its session ends
 	return nodes.Delete([]byte(id))
 }
 
@@ -174,7 +175,7 @@ func applySetContainerDesired(tx *txn, at time.Time, msg proto.Message) error {
 	}
 	rec.StopTimeoutMs = m.StopTimeoutMs
 	c.UpdatedAt = ts(at)
-	tx.touched.node(c.NodeId)
+	tx.touched.container(c.NodeId, c.Id)
 	return put(cs, c.Id, &rec)
 }
 
