@@ -110,6 +110,7 @@ func applyRemoveNode(tx *txn, at time.Time, msg proto.Message) error {
 		c.Status.State = ccv1.ContainerState_CONTAINER_STATE_FAILED
 		c.Status.Error = "its node " + id + " was removed"
 		c.UpdatedAt = ts(at)
+		tx.touched.task(c.Id)
 		if err := put(cs, c.Id, rec); err != nil {
 			return err
 		}
@@ -219,6 +220,7 @@ func reportStatus(tx *txn, at time.Time, m *statev1.ReportStatus) error {
 		}
 		c.Status = proto.Clone(st.Status).(*ccv1.ContainerStatus)
 		c.UpdatedAt = ts(at)
+		tx.touched.task(c.Id)
 		if err := put(cs, c.Id, &rec); err != nil {
 			return err
 		}

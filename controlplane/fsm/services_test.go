@@ -320,3 +320,46 @@ func TestLimitSettingsMerge(t *testing.T) {
 		t.Fatalf("a refused update changed the caps: %v", l)
 	}
 }
+
+// TestContainerFeed: the orchestrator's feed names every container record
+// a batch changed, status reports included, and ReadChanged reads just
+// those (nil for one removed); a restore asks for everything.
+func TestContainerFeed(t *testing.T) {
+	x := newSvcFixture(t)
+	feed := x.f.SubscribeContainers()
+	defer feed.Close()
+	x.ops(createOp("t1", "n1", 1), createOp("t2", "", 2))
+	x.must(statev1.CommandType_COMMAND_TYPE_REPORT_STATUS, &statev1.ReportStatus{NodeId: "n1", Statuses: []*ccv1.TaskStatus{{ContainerId: "t1", Generation: 1,
+		Status: &ccv1.ContainerStatus{State: ccv1.ContainerState_CONTAINER_STATE_RUNNING}}}})
+	ch := feed.Take()
+	if ch.All || len(ch.IDs) != 2 {
+		t.Fatalf("changes after create and status: %+v", ch)
+	}
+	got := map[string]*statev1.ContainerRecord{}
+	st, err := x.f.ReadChanged(ch, func(id string, rec *statev1.ContainerRecord) { got[id] = rec })
+	if err != nil || len(st.Services) != 1 || len(st.Nodes) == 0 || len(st.Tasks) != 0 {
+		t.Fatalf("ReadChanged: %v %+v", err, st)
+	}
+	if got["t1"].GetContainer().GetStatus().GetState() != ccv1.ContainerState_CONTAINER_STATE_RUNNING || got["t2"] == nil {
+		t.Fatalf("records read: %v", got)
+	}
+	if ch := feed.Take(); len(ch.IDs) != 0 || ch.All {
+		t.Fatalf("a second Take without changes: %+v", ch)
+	}
+	x.ops(&statev1.TaskOp{Op: &statev1.TaskOp_Remove{Remove: "t2"}})
+	ch = feed.Take()
+	got = map[string]*statev1.ContainerRecord{}
+	if _, err := x.f.ReadChanged(ch, func(id string, rec *statev1.ContainerRecord) { got[id] = rec }); err != nil {
+		t.Fatal(err)
+	}
+	if rec, ok := got["t2"]; len(got) != 1 || !ok || rec != nil {
+		t.Fatalf("after removing t2: %v", got)
+	}
+	snap := takeSnapshot(t, x.f)
+	if err := x.f.Restore(io.NopCloser(bytes.NewReader(snap))); err != nil {
+		t.Fatal(err)
+	}
+	if ch := feed.Take(); !ch.All {
+		t.Fatalf("after a restore: %+v", ch)
+	}
+}

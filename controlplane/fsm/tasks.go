@@ -43,6 +43,7 @@ func insertContainer(tx *txn, rec *statev1.ContainerRecord) error {
 	if err := tx.Bucket(bucketContainerNames).Put([]byte(c.Name), []byte(c.Id)); err != nil {
 		return err
 	}
+	tx.touched.task(c.Id)
 	if c.NodeId != "" {
 		if err := tx.Bucket(bucketNodeTasks).Put(indexKey(c.NodeId, c.Id), nil); err != nil {
 			return err
@@ -65,6 +66,7 @@ func deleteContainer(tx *txn, rec *statev1.ContainerRecord) error {
 			return err
 		}
 	}
+	tx.touched.task(c.Id)
 	if c.NodeId != "" {
 		if err := tx.Bucket(bucketNodeTasks).Delete(indexKey(c.NodeId, c.Id)); err != nil {
 			return err
@@ -342,5 +344,6 @@ func opPendingReason(tx *txn, p *statev1.PendingReason) error {
 		return nil
 	}
 	c.PendingReason = p.Reason
+	tx.touched.task(c.Id)
 	return put(tx.Bucket(bucketContainers), c.Id, rec)
 }

@@ -37,9 +37,15 @@ type txn struct {
 type touch struct {
 	nodes   map[string]*NodeChanges
 	servers bool
+	// tasks are the containers whose record changed in any way, for
+	// the leader's orchestrator (ContainerFeed).
+	tasks ContainerChanges
 }
 
 func newTouch() *touch { return &touch{nodes: map[string]*NodeChanges{}} }
+
+// task notes that a container's record changed (its status too).
+func (t *touch) task(id string) { t.tasks.add(id) }
 
 func (t *touch) of(nodeID string) *NodeChanges {
 	c := t.nodes[nodeID]
@@ -55,12 +61,14 @@ func (t *touch) of(nodeID string) *NodeChanges {
 func (t *touch) node(id string) {
 	if id != "" {
 		t.of(id).Rescan = true
+		t.tasks.addNode(id)
 	}
 }
 
 // container notes that the assignment of one container on a node changed
 // (created, assigned, a new generation, removed).
 func (t *touch) container(nodeID, id string) {
+	t.task(id)
 	if nodeID != "" {
 		t.of(nodeID).addContainer(id)
 	}
@@ -225,5 +233,106 @@ func (f *FSM) notifyAllNodes() {
 		for feed := range feeds {
 			feed.add(all)
 		}
+	}
+}
+
+// maxPendingTasks bounds the container ids a ContainerFeed holds between
+// two reads; beyond it the feed asks for a full read instead.
+const maxPendingTasks = 1 << 18
+
+// ContainerChanges is what changed of the container records since a
+// ContainerFeed was last read.
+type ContainerChanges struct {
+	// All: read every container record again.
+	All bool
+	// IDs are the containers whose record changed or that were removed.
+	IDs map[string]struct{}
+	// Nodes are nodes whose every container record may have changed.
+	Nodes map[string]struct{}
+}
+
+func (c *ContainerChanges) add(id string) {
+	if c.All || id == "" {
+		return
+	}
+	if c.IDs == nil {
+		c.IDs = map[string]struct{}{}
+	}
+	c.IDs[id] = struct{}{}
+	if len(c.IDs) > maxPendingTasks {
+		c.All, c.IDs, c.Nodes = true, nil, nil
+	}
+}
+
+func (c *ContainerChanges) addNode(id string) {
+	if c.All {
+		return
+	}
+	if c.Nodes == nil {
+		c.Nodes = map[string]struct{}{}
+	}
+	c.Nodes[id] = struct{}{}
+}
+
+func (c *ContainerChanges) empty() bool { return !c.All && len(c.IDs) == 0 && len(c.Nodes) == 0 }
+
+func (c *ContainerChanges) merge(o *ContainerChanges) {
+	if o.All {
+		c.All, c.IDs, c.Nodes = true, nil, nil
+	}
+	for id := range o.IDs {
+		c.add(id)
+	}
+	for id := range o.Nodes {
+		c.addNode(id)
+	}
+}
+
+// ContainerFeed tells one reader (the leader's orchestrator) which
+// container records changed, so that it keeps a copy up to date without
+// reading them all. Changes applied after SubscribeContainers returns are
+// all reported; a change is reported once it is committed, so a read
+// begun after Take sees it.
+type ContainerFeed struct {
+	f       *FSM
+	pending ContainerChanges // guarded by f.watchMu
+}
+
+// SubscribeContainers starts a feed of the changed container records.
+// Close it when done.
+func (f *FSM) SubscribeContainers() *ContainerFeed {
+	feed := &ContainerFeed{f: f}
+	f.watchMu.Lock()
+	defer f.watchMu.Unlock()
+	f.containerFeeds[feed] = struct{}{}
+	return feed
+}
+
+// Take returns the changes since the last Take (or the subscription) and
+// forgets them.
+func (c *ContainerFeed) Take() ContainerChanges {
+	c.f.watchMu.Lock()
+	defer c.f.watchMu.Unlock()
+	out := c.pending
+	c.pending = ContainerChanges{}
+	return out
+}
+
+// Close ends the feed.
+func (c *ContainerFeed) Close() {
+	c.f.watchMu.Lock()
+	defer c.f.watchMu.Unlock()
+	delete(c.f.containerFeeds, c)
+}
+
+// notifyContainers hands a batch's changed containers to the feeds.
+func (f *FSM) notifyContainers(t *ContainerChanges) {
+	if t.empty() {
+		return
+	}
+	f.watchMu.Lock()
+	defer f.watchMu.Unlock()
+	for feed := range f.containerFeeds {
+		feed.pending.merge(t)
 	}
 }

@@ -3,6 +3,7 @@ package leader
 import (
 	"context"
 	"log/slog"
+	"sort"
 	"time"
 
 	"github.com/containercodes/cc/controlplane/fsm"
@@ -27,15 +28,72 @@ func NewOrchestrator(c Config) *Orchestrator {
 	return &Orchestrator{raft: c.Raft, fsm: c.FSM, log: c.loopLog("orchestrator"), metrics: c.Metrics}
 }
 
-// Run runs passes until ctx ends.
+// Run runs passes until ctx ends. It keeps a copy of the container records
+// in memory and reads again only those the state machine says changed
+// (fsm.ContainerFeed), not every record on every pass.
 func (o *Orchestrator) Run(ctx context.Context) {
-	decide(ctx, o.fsm, 10*time.Second, o.pass)
+	feed := o.fsm.SubscribeContainers()
+	defer feed.Close()
+	tasks := &taskCache{feed: feed}
+	decide(ctx, o.fsm, 10*time.Second, func(ctx context.Context, now time.Time) (outcome, time.Time) {
+		return o.pass(ctx, now, tasks)
+	})
+}
+
+// taskCache is the orchestrator's copy of the container records.
+type taskCache struct {
+	feed  *fsm.ContainerFeed
+	byID  map[string]*statev1.ContainerRecord // nil before the first read
+	dirty bool                                // the sorted list needs rebuilding
+	list  []*statev1.ContainerRecord          // byID in id order
+}
+
+// read reads the state, the container records that changed since the
+// last read (all of them the first time or after a failed read) into the
+// cache.
+func (t *taskCache) read(f *fsm.FSM) (*fsm.State, error) {
+	ch := t.feed.Take()
+	if t.byID == nil {
+		ch = fsm.ContainerChanges{All: true}
+	}
+	var fresh map[string]*statev1.ContainerRecord
+	if ch.All {
+		fresh = make(map[string]*statev1.ContainerRecord, len(t.byID))
+	}
+	st, err := f.ReadChanged(ch, func(id string, rec *statev1.ContainerRecord) {
+		switch {
+		case fresh != nil:
+			fresh[id] = rec
+		case rec == nil:
+			delete(t.byID, id)
+		default:
+			t.byID[id] = rec
+		}
+		t.dirty = true
+	})
+	if err != nil {
+		t.byID, t.list = nil, nil // start over on the next pass
+		return nil, err
+	}
+	if fresh != nil {
+		t.byID, t.dirty = fresh, true
+	}
+	if t.dirty {
+		t.list = t.list[:0]
+		for _, r := range t.byID {
+			t.list = append(t.list, r)
+		}
+		sort.Slice(t.list, func(i, j int) bool { return t.list[i].GetContainer().GetId() < t.list[j].GetContainer().GetId() })
+		t.dirty = false
+	}
+	st.Tasks = t.list
+	return st, nil
 }
 
 // pass reads the state, makes a plan and writes its ops.
-func (o *Orchestrator) pass(ctx context.Context, now time.Time) (outcome, time.Time) {
+func (o *Orchestrator) pass(ctx context.Context, now time.Time, tasks *taskCache) (outcome, time.Time) {
 	defer func() { o.metrics.OrchestratorPass(time.Since(now)) }()
-	st, err := o.fsm.ReadState()
+	st, err := tasks.read(o.fsm)
 	if err != nil {
 		o.log.Error("read state", "err", err)
 		return idle, time.Time{}
