@@ -6,11 +6,14 @@ import (
 	"sort"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/controlplane/metrics"
 	"github.com/containercodes/cc/controlplane/orchestrator"
 	"github.com/containercodes/cc/controlplane/raftstore"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
+	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
 // Orchestrator is the leader loop of services: it reads the state, makes a
@@ -40,12 +43,37 @@ func (o *Orchestrator) Run(ctx context.Context) {
 	})
 }
 
-// taskCache is the orchestrator's copy of the container records.
+// taskCache is the orchestrator's copy of the container records. The
+// copy is read only (Make does not change its input), so the tasks of one
+// version of a service share one spec, and what the orchestrator does not
+// read (trace contexts) is not kept.
 type taskCache struct {
 	feed  *fsm.ContainerFeed
 	byID  map[string]*statev1.ContainerRecord // nil before the first read
 	dirty bool                                // the sorted list needs rebuilding
 	list  []*statev1.ContainerRecord          // byID in id order
+	specs map[specKey]*ccv1.ContainerSpec     // the spec of each service version in the copy
+}
+
+type specKey struct {
+	service string
+	version uint64
+}
+
+// slim drops from rec what the orchestrator does not read and shares its
+// spec with the tasks of the same service version when they are equal.
+func (t *taskCache) slim(rec *statev1.ContainerRecord) {
+	rec.TraceContext = nil
+	c := rec.GetContainer()
+	if c.GetServiceId() == "" || c.GetSpec() == nil {
+		return
+	}
+	k := specKey{c.ServiceId, c.ServiceVersion}
+	if s, ok := t.specs[k]; ok && proto.Equal(s, c.Spec) {
+		c.Spec = s
+		return
+	}
+	t.specs[k] = c.Spec
 }
 
 // read reads the state, the container records that changed since the
@@ -59,8 +87,12 @@ func (t *taskCache) read(f *fsm.FSM) (*fsm.State, error) {
 	var fresh map[string]*statev1.ContainerRecord
 	if ch.All {
 		fresh = make(map[string]*statev1.ContainerRecord, len(t.byID))
+		t.specs = map[specKey]*ccv1.ContainerSpec{}
 	}
 	st, err := f.ReadChanged(ch, func(id string, rec *statev1.ContainerRecord) {
+		if rec != nil {
+			t.slim(rec)
+		}
 		switch {
 		case fresh != nil:
 			fresh[id] = rec

@@ -386,6 +386,11 @@ func (s *Server) serve() error {
 	// handler answers Internal and the server lives.
 	grpcLog := s.log.With("component", "grpc")
 	s.grpc = grpc.NewServer(
+		// Thousands of agent sessions hold a connection each: no write
+		// buffer of its own per connection between writes (one from a
+		// pool while writing), and no read buffer on top of TLS's own.
+		grpc.SharedWriteBuffer(true),
+		grpc.ReadBufferSize(0),
 		// A span of every API call; of the calls of other servers and
 		// agents, only those made within a trace.
 		grpc.StatsHandler(tracing.ServerHandler(s.tracing, internalMethod)),
