@@ -38,6 +38,7 @@ func applyJoinNode(tx *txn, at time.Time, msg proto.Message) error {
 	if err := names.Put([]byte(node.Name), []byte(node.Id)); err != nil {
 		return err
 	}
+	tx.touched.record(node.Id)
 	return put(nodes, node.Id, node)
 }
 

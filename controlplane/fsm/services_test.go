@@ -336,8 +336,9 @@ func TestContainerFeed(t *testing.T) {
 		t.Fatalf("changes after create and status: %+v", ch)
 	}
 	got := map[string]*statev1.ContainerRecord{}
-	st, err := x.f.ReadChanged(ch, func(id string, rec *statev1.ContainerRecord) { got[id] = rec })
-	if err != nil || len(st.Services) != 1 || len(st.Nodes) == 0 || len(st.Tasks) != 0 {
+	nodes := map[string]*ccv1.Node{}
+	st, err := x.f.ReadChanged(ch, func(id string, rec *statev1.ContainerRecord) { got[id] = rec }, func(id string, n *ccv1.Node) { nodes[id] = n })
+	if err != nil || len(st.Services) != 1 || len(st.Nodes) != 0 || len(st.Tasks) != 0 || len(nodes) != 0 {
 		t.Fatalf("ReadChanged: %v %+v", err, st)
 	}
 	if got["t1"].GetContainer().GetStatus().GetState() != ccv1.ContainerState_CONTAINER_STATE_RUNNING || got["t2"] == nil {
@@ -349,11 +350,23 @@ func TestContainerFeed(t *testing.T) {
 	x.ops(&statev1.TaskOp{Op: &statev1.TaskOp_Remove{Remove: "t2"}})
 	ch = feed.Take()
 	got = map[string]*statev1.ContainerRecord{}
-	if _, err := x.f.ReadChanged(ch, func(id string, rec *statev1.ContainerRecord) { got[id] = rec }); err != nil {
+	if _, err := x.f.ReadChanged(ch, func(id string, rec *statev1.ContainerRecord) { got[id] = rec }, func(string, *ccv1.Node) {}); err != nil {
 		t.Fatal(err)
 	}
 	if rec, ok := got["t2"]; len(got) != 1 || !ok || rec != nil {
 		t.Fatalf("after removing t2: %v", got)
+	}
+	// A node's record changing is named too.
+	x.must(statev1.CommandType_COMMAND_TYPE_UPDATE_NODE, &statev1.UpdateNode{Id: "n1", State: ccv1.NodeState_NODE_STATE_DOWN})
+	ch = feed.Take()
+	if _, ok := ch.NodeRecords["n1"]; !ok || len(ch.IDs) != 0 {
+		t.Fatalf("after a node update: %+v", ch)
+	}
+	if _, err := x.f.ReadChanged(ch, func(string, *statev1.ContainerRecord) {}, func(id string, n *ccv1.Node) { nodes[id] = n }); err != nil {
+		t.Fatal(err)
+	}
+	if nodes["n1"].GetState() != ccv1.NodeState_NODE_STATE_DOWN {
+		t.Fatalf("nodes read: %v", nodes)
 	}
 	snap := takeSnapshot(t, x.f)
 	if err := x.f.Restore(io.NopCloser(bytes.NewReader(snap))); err != nil {

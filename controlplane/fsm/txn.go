@@ -86,6 +86,7 @@ func (t *touch) volumes(nodeID string) {
 func (t *touch) record(nodeID string) {
 	if nodeID != "" {
 		t.of(nodeID).Node = true
+		t.tasks.addNodeRecord(nodeID)
 	}
 }
 
@@ -240,15 +241,28 @@ func (f *FSM) notifyAllNodes() {
 // two reads; beyond it the feed asks for a full read instead.
 const maxPendingTasks = 1 << 18
 
-// ContainerChanges is what changed of the container records since a
-// ContainerFeed was last read.
+// ContainerChanges is what changed of the container records (and of the
+// node records) since a ContainerFeed was last read.
 type ContainerChanges struct {
-	// All: read every container record again.
+	// All: read every container record and every node record again.
 	All bool
 	// IDs are the containers whose record changed or that were removed.
 	IDs map[string]struct{}
 	// Nodes are nodes whose every container record may have changed.
 	Nodes map[string]struct{}
+	// NodeRecords are the nodes whose own record changed (joined,
+	// updated, removed).
+	NodeRecords map[string]struct{}
+}
+
+func (c *ContainerChanges) addNodeRecord(id string) {
+	if c.All {
+		return
+	}
+	if c.NodeRecords == nil {
+		c.NodeRecords = map[string]struct{}{}
+	}
+	c.NodeRecords[id] = struct{}{}
 }
 
 func (c *ContainerChanges) add(id string) {
@@ -260,7 +274,7 @@ func (c *ContainerChanges) add(id string) {
 	}
 	c.IDs[id] = struct{}{}
 	if len(c.IDs) > maxPendingTasks {
-		c.All, c.IDs, c.Nodes = true, nil, nil
+		c.All, c.IDs, c.Nodes, c.NodeRecords = true, nil, nil, nil
 	}
 }
 
@@ -274,11 +288,13 @@ func (c *ContainerChanges) addNode(id string) {
 	c.Nodes[id] = struct{}{}
 }
 
-func (c *ContainerChanges) empty() bool { return !c.All && len(c.IDs) == 0 && len(c.Nodes) == 0 }
+func (c *ContainerChanges) empty() bool {
+	return !c.All && len(c.IDs) == 0 && len(c.Nodes) == 0 && len(c.NodeRecords) == 0
+}
 
 func (c *ContainerChanges) merge(o *ContainerChanges) {
 	if o.All {
-		c.All, c.IDs, c.Nodes = true, nil, nil
+		c.All, c.IDs, c.Nodes, c.NodeRecords = true, nil, nil, nil
 	}
 	for id := range o.IDs {
 		c.add(id)
@@ -286,10 +302,13 @@ func (c *ContainerChanges) merge(o *ContainerChanges) {
 	for id := range o.Nodes {
 		c.addNode(id)
 	}
+	for id := range o.NodeRecords {
+		c.addNodeRecord(id)
+	}
 }
 
 // ContainerFeed tells one reader (the leader's orchestrator) which
-// container records changed, so that it keeps a copy up to date without
+// container and node records changed, so that it keeps a copy up to date without
 // reading them all. Changes applied after SubscribeContainers returns are
 // all reported; a change is reported once it is committed, so a read
 // begun after Take sees it.

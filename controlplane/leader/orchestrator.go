@@ -53,6 +53,10 @@ type taskCache struct {
 	dirty bool                                // the sorted list needs rebuilding
 	list  []*statev1.ContainerRecord          // byID in id order
 	specs map[specKey]*ccv1.ContainerSpec     // the spec of each service version in the copy
+
+	nodes      map[string]*ccv1.Node // the node records
+	nodesDirty bool
+	nodeList   []*ccv1.Node // nodes in id order
 }
 
 type specKey struct {
@@ -76,9 +80,9 @@ func (t *taskCache) slim(rec *statev1.ContainerRecord) {
 	t.specs[k] = c.Spec
 }
 
-// read reads the state, the container records that changed since the
-// last read (all of them the first time or after a failed read) into the
-// cache.
+// read reads the state, the container and node records that changed
+// since the last read (all of them the first time or after a failed read)
+// into the cache.
 func (t *taskCache) read(f *fsm.FSM) (*fsm.State, error) {
 	ch := t.feed.Take()
 	if t.byID == nil {
@@ -88,6 +92,7 @@ func (t *taskCache) read(f *fsm.FSM) (*fsm.State, error) {
 	if ch.All {
 		fresh = make(map[string]*statev1.ContainerRecord, len(t.byID))
 		t.specs = map[specKey]*ccv1.ContainerSpec{}
+		t.nodes, t.nodesDirty = map[string]*ccv1.Node{}, true
 	}
 	st, err := f.ReadChanged(ch, func(id string, rec *statev1.ContainerRecord) {
 		if rec != nil {
@@ -102,6 +107,13 @@ func (t *taskCache) read(f *fsm.FSM) (*fsm.State, error) {
 			t.byID[id] = rec
 		}
 		t.dirty = true
+	}, func(id string, n *ccv1.Node) {
+		if n == nil {
+			delete(t.nodes, id)
+		} else {
+			t.nodes[id] = n
+		}
+		t.nodesDirty = true
 	})
 	if err != nil {
 		t.byID, t.list = nil, nil // start over on the next pass
@@ -118,7 +130,15 @@ func (t *taskCache) read(f *fsm.FSM) (*fsm.State, error) {
 		sort.Slice(t.list, func(i, j int) bool { return t.list[i].GetContainer().GetId() < t.list[j].GetContainer().GetId() })
 		t.dirty = false
 	}
-	st.Tasks = t.list
+	if t.nodesDirty {
+		t.nodeList = t.nodeList[:0]
+		for _, n := range t.nodes {
+			t.nodeList = append(t.nodeList, n)
+		}
+		sort.Slice(t.nodeList, func(i, j int) bool { return t.nodeList[i].GetId() < t.nodeList[j].GetId() })
+		t.nodesDirty = false
+	}
+	st.Tasks, st.Nodes = t.list, t.nodeList
 	return st, nil
 }
 

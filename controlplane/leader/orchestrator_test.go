@@ -75,6 +75,11 @@ func TestTaskCache(t *testing.T) {
 		if len(got.Services) != len(want.Services) || len(got.Nodes) != len(want.Nodes) {
 			t.Fatalf("%s: services %d/%d, nodes %d/%d", step, len(got.Services), len(want.Services), len(got.Nodes), len(want.Nodes))
 		}
+		for i := range want.Nodes {
+			if !proto.Equal(got.Nodes[i], want.Nodes[i]) {
+				t.Fatalf("%s: node %d is\n%v\nin the copy, and\n%v\nin the state", step, i, got.Nodes[i], want.Nodes[i])
+			}
+		}
 	}
 	check("empty")
 	must(statev1.CommandType_COMMAND_TYPE_TASK_OPS, &statev1.TaskOps{Ops: []*statev1.TaskOp{create("a", "s1", "n1"), create("b", "s1", ""), create("c", "s2", "n1")}})
@@ -92,6 +97,14 @@ func TestTaskCache(t *testing.T) {
 	check("stopped and removed")
 	must(statev1.CommandType_COMMAND_TYPE_REMOVE_SERVICE, &statev1.RemoveService{Id: "s2"})
 	check("service removed")
+	// Nodes join, change and go.
+	must(statev1.CommandType_COMMAND_TYPE_CREATE_TOKEN, &statev1.CreateToken{Token: &statev1.TokenRecord{Id: "join2", Role: int32(ccv1.Role_ROLE_AGENT), SecretSha256: sum[:]}})
+	must(statev1.CommandType_COMMAND_TYPE_JOIN_NODE, &statev1.JoinNode{TokenId: "join2", SecretSha256: sum[:], Node: &ccv1.Node{Id: "n0", Name: "n0"}})
+	check("node joined")
+	must(statev1.CommandType_COMMAND_TYPE_UPDATE_NODE, &statev1.UpdateNode{Id: "n0", State: ccv1.NodeState_NODE_STATE_DOWN})
+	check("node down")
+	must(statev1.CommandType_COMMAND_TYPE_REMOVE_NODE, &statev1.RemoveNode{Id: "n0"})
+	check("node removed")
 	// The tasks of one service version share one spec in the copy.
 	must(statev1.CommandType_COMMAND_TYPE_TASK_OPS, &statev1.TaskOps{Ops: []*statev1.TaskOp{create("d", "s1", "n1"), create("e", "s1", "n1")}})
 	check("more created")
