@@ -186,11 +186,13 @@ func (id *Identity) NotAfter() time.Time {
 // TLSConfig is the mutual TLS configuration for calls to the control plane:
 // the node certificate, and a server certificate of this cluster's CA. It
 // offers pki.ALPNCluster, so that a server with an operator's certificate
-// presents its cluster certificate to the agent.
+// presents its cluster certificate to the agent, and pki.ALPNGRPC: the
+// agent calls only gRPC, which the server then serves with gRPC's own
+// transport.
 func (id *Identity) TLSConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
-		NextProtos: []string{"h2", pki.ALPNCluster},
+		NextProtos: []string{"h2", pki.ALPNCluster, pki.ALPNGRPC},
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			id.mu.RLock()
 			defer id.mu.RUnlock()

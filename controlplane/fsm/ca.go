@@ -60,6 +60,7 @@ func applyNodeCert(tx *txn, _ time.Time, msg proto.Message) error {
 		return fmt.Errorf("node %s: %w", m.NodeId, err)
 	}
 	n.CertCaSha256, n.CertNotAfter = m.CaSha256, m.NotAfter
+	tx.touched.record(n.Id)
 	return put(nodes, n.Id, &n)
 }
 

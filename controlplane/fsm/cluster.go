@@ -38,6 +38,7 @@ func applyJoinNode(tx *txn, at time.Time, msg proto.Message) error {
 	if err := names.Put([]byte(node.Name), []byte(node.Id)); err != nil {
 		return err
 	}
+	tx.touched.record(node.Id)
 	return put(nodes, node.Id, node)
 }
 
@@ -70,6 +71,7 @@ func applyUpdateNode(tx *txn, at time.Time, msg proto.Message) error {
 		n.UserLabels = m.UserLabels
 	}
 	n.UpdatedAt = ts(at)
+	tx.touched.record(n.Id) // its session notes the state
 	return put(nodes, n.Id, &n)
 }
 
@@ -109,11 +111,12 @@ func applyRemoveNode(tx *txn, at time.Time, msg proto.Message) error {
 		c.Status.State = ccv1.ContainerState_CONTAINER_STATE_FAILED
 		c.Status.Error = "its node " + id + " was removed"
 		c.UpdatedAt = ts(at)
+		tx.touched.task(c.Id)
 		if err := put(cs, c.Id, rec); err != nil {
 			return err
 		}
 	}
-	tx.touched.node(id) // its session ends
+	tx.touched.record(id) // its session ends
 	return nodes.Delete([]byte(id))
 }
 
@@ -174,7 +177,7 @@ func applySetContainerDesired(tx *txn, at time.Time, msg proto.Message) error {
 	}
 	rec.StopTimeoutMs = m.StopTimeoutMs
 	c.UpdatedAt = ts(at)
-	tx.touched.node(c.NodeId)
+	tx.touched.container(c.NodeId, c.Id)
 	return put(cs, c.Id, &rec)
 }
 
@@ -218,6 +221,7 @@ func reportStatus(tx *txn, at time.Time, m *statev1.ReportStatus) error {
 		}
 		c.Status = proto.Clone(st.Status).(*ccv1.ContainerStatus)
 		c.UpdatedAt = ts(at)
+		tx.touched.task(c.Id)
 		if err := put(cs, c.Id, &rec); err != nil {
 			return err
 		}

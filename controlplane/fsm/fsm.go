@@ -81,11 +81,12 @@ type FSM struct {
 	appliedAt atomic.Int64
 	metrics   atomic.Pointer[metrics.Metrics]
 
-	watchMu   sync.Mutex
-	watch     chan struct{}            // closed and replaced after every applied batch
-	nodeWatch map[string]chan struct{} // node id → closed when its assignments change
-	jobWatch  chan struct{}            // closed and replaced after a batch that changed a job
-	onAudit   func([]*ccv1.AuditEvent) // the audit records of each batch, after commit
+	watchMu        sync.Mutex
+	watch          chan struct{}                     // closed and replaced after every applied batch
+	nodeFeeds      map[string]map[*NodeFeed]struct{} // node id → its sessions' feeds
+	containerFeeds map[*ContainerFeed]struct{}
+	jobWatch       chan struct{}            // closed and replaced after a batch that changed a job
+	onAudit        func([]*ccv1.AuditEvent) // the audit records of each batch, after commit
 
 	tracer trace.Tracer // nil: no apply spans (SetTracing)
 
@@ -95,7 +96,7 @@ type FSM struct {
 
 // Open opens (or creates) the state database at path.
 func Open(path string, log *slog.Logger) (*FSM, error) {
-	f := &FSM{path: path, log: log, watch: make(chan struct{}), nodeWatch: map[string]chan struct{}{}, jobWatch: make(chan struct{})}
+	f := &FSM{path: path, log: log, watch: make(chan struct{}), nodeFeeds: map[string]map[*NodeFeed]struct{}{}, containerFeeds: map[*ContainerFeed]struct{}{}, jobWatch: make(chan struct{})}
 	if err := f.open(); err != nil {
 		return nil, err
 	}
@@ -269,7 +270,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	}
 	applied := f.applied.Load()
 	last := applied
-	touched := touch{}
+	touched := newTouch()
 	jobsChanged := false
 	var audited []*ccv1.AuditEvent
 	var jobEvents []metrics.JobEvent
@@ -315,6 +316,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		f.appliedAt.Store(time.Now().UnixNano())
 		f.notify()
 		f.notifyNodes(touched)
+		f.notifyContainers(&touched.tasks)
 		if jobsChanged {
 			f.notifyJobs()
 		}
@@ -428,7 +430,8 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.log.Info("state restored from snapshot", "applied_index", f.applied.Load())
 	f.notify()
-	f.notifyNodes(touch{allNodesKey: true})
+	f.notifyAllNodes()
+	f.notifyContainers(&ContainerChanges{All: true})
 	f.notifyJobs()
 	return nil
 }

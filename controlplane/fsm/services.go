@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"time"
@@ -320,6 +321,76 @@ func (f *FSM) ReadState() (*State, error) {
 		}
 		if err := each(tx, bucketNodes, func() *ccv1.Node { return &ccv1.Node{} }, func(n *ccv1.Node) { st.Nodes = append(st.Nodes, n) }); err != nil {
 			return err
+		}
+		if err := get(tx.Bucket(bucketCluster), string(keySettings), st.Settings); err != nil && err != ErrNotFound {
+			return err
+		}
+		return nil
+	})
+	return st, err
+}
+
+// ReadChanged is ReadState for a reader that keeps its own copy of the
+// container and node records, kept up to date from a ContainerFeed: it
+// reads services and settings, and of the containers and nodes only those
+// ch names (every one when ch.All), calling changed and node with each, or
+// with nil for one that is gone. State.Tasks and State.Nodes are left
+// empty.
+func (f *FSM) ReadChanged(ch ContainerChanges, changed func(id string, rec *statev1.ContainerRecord), node func(id string, n *ccv1.Node)) (*State, error) {
+	st := &State{Settings: &ccv1.Settings{}}
+	err := f.View(func(tx *bolt.Tx) error {
+		st.Index = readIndex(tx)
+		if err := each(tx, bucketServices, func() *ccv1.Service { return &ccv1.Service{} }, func(s *ccv1.Service) { st.Services = append(st.Services, s) }); err != nil {
+			return err
+		}
+		if ch.All {
+			if err := each(tx, bucketContainers, func() *statev1.ContainerRecord { return &statev1.ContainerRecord{} }, func(r *statev1.ContainerRecord) { changed(r.GetContainer().GetId(), r) }); err != nil {
+				return err
+			}
+			if err := each(tx, bucketNodes, func() *ccv1.Node { return &ccv1.Node{} }, func(n *ccv1.Node) { node(n.GetId(), n) }); err != nil {
+				return err
+			}
+		} else {
+			cs := tx.Bucket(bucketContainers)
+			read := func(id string) error {
+				v := cs.Get([]byte(id))
+				if v == nil {
+					changed(id, nil)
+					return nil
+				}
+				rec := &statev1.ContainerRecord{}
+				if err := proto.Unmarshal(v, rec); err != nil {
+					return fmt.Errorf("containers/%s: %w", id, err)
+				}
+				changed(id, rec)
+				return nil
+			}
+			for id := range ch.IDs {
+				if err := read(id); err != nil {
+					return err
+				}
+			}
+			for n := range ch.Nodes {
+				prefix := indexKey(n, "")
+				c := tx.Bucket(bucketNodeTasks).Cursor()
+				for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+					if err := read(string(k[len(prefix):])); err != nil {
+						return err
+					}
+				}
+			}
+			ns := tx.Bucket(bucketNodes)
+			for id := range ch.NodeRecords {
+				n := &ccv1.Node{}
+				switch err := get(ns, id, n); {
+				case err == ErrNotFound:
+					node(id, nil)
+				case err != nil:
+					return fmt.Errorf("nodes/%s: %w", id, err)
+				default:
+					node(id, n)
+				}
+			}
 		}
 		if err := get(tx.Bucket(bucketCluster), string(keySettings), st.Settings); err != nil && err != ErrNotFound {
 			return err

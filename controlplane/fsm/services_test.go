@@ -116,12 +116,16 @@ func TestServiceVersions(t *testing.T) {
 
 func TestTaskOps(t *testing.T) {
 	x := newSvcFixture(t)
-	watch := x.f.WatchNode("n1")
+	feed := x.f.SubscribeNode("n1")
+	defer feed.Close()
 	x.ops(createOp("t1", "n1", 1), createOp("t2", "", 2))
 	select {
-	case <-watch:
+	case <-feed.C():
 	default:
-		t.Fatal("creating a task on n1 did not wake n1's watchers")
+		t.Fatal("creating a task on n1 did not wake n1's feed")
+	}
+	if ch := feed.Take(); ch.Rescan || len(ch.Containers) != 1 || ch.Containers["t1"] != struct{}{} {
+		t.Fatalf("n1's feed after creating t1: %+v", ch)
 	}
 	recs, err := x.f.NodeContainers("n1")
 	if err != nil || len(recs) != 1 || recs[0].Container.Id != "t1" {
@@ -131,13 +135,15 @@ func TestTaskOps(t *testing.T) {
 	if t1.Status.State != ccv1.ContainerState_CONTAINER_STATE_ASSIGNED || t1.AssignedAt == nil || t1.Generation != 1 {
 		t.Fatalf("t1: %v", t1)
 	}
+	if byID, err := x.f.NodeContainersByID("n1", []string{"t1", "t2", "nope"}); err != nil || len(byID) != 1 || byID["t1"] == nil {
+		t.Fatalf("NodeContainersByID: %v %v", byID, err)
+	}
 	// A status report does not wake the node's session.
-	watch = x.f.WatchNode("n1")
 	x.must(statev1.CommandType_COMMAND_TYPE_REPORT_STATUS, &statev1.ReportStatus{NodeId: "n1", Statuses: []*ccv1.TaskStatus{{ContainerId: "t1", Generation: 1,
 		Status: &ccv1.ContainerStatus{State: ccv1.ContainerState_CONTAINER_STATE_RUNNING}}}})
 	select {
-	case <-watch:
-		t.Fatal("a status report woke the node's watchers")
+	case <-feed.C():
+		t.Fatalf("a status report woke the node's feed: %+v", feed.Take())
 	default:
 	}
 	// Pending reason, then assignment.
@@ -161,6 +167,11 @@ func TestTaskOps(t *testing.T) {
 	if c := rec.Container; c.Desired != ccv1.DesiredState_DESIRED_STATE_STOPPED || c.Generation != 2 || c.Status.State != ccv1.ContainerState_CONTAINER_STATE_FAILED || c.Message == "" {
 		t.Fatalf("t1 after stop: %v", c)
 	}
+	// The feed names the tasks assigned and stopped, not the one whose
+	// pending reason changed before.
+	if ch := feed.Take(); ch.Rescan || len(ch.Containers) != 2 || ch.Volumes || ch.Node || ch.Servers {
+		t.Fatalf("n1's feed after assign and stop: %+v", ch)
+	}
 	tasks, _ := x.f.ServiceTasks("s1")
 	if len(tasks) != 2 {
 		t.Fatalf("service tasks: %d", len(tasks))
@@ -172,6 +183,9 @@ func TestTaskOps(t *testing.T) {
 	}
 	if recs, _ := x.f.NodeContainers("n1"); len(recs) != 0 {
 		t.Fatalf("node index left: %d", len(recs))
+	}
+	if ch := feed.Take(); len(ch.Containers) != 2 {
+		t.Fatalf("n1's feed after removing the service: %+v", ch)
 	}
 	if _, err := x.f.ContainerIDByName("web.t1"); !errors.Is(err, fsm.ErrNotFound) {
 		t.Fatalf("task name left: %v", err)
@@ -304,5 +318,61 @@ func TestLimitSettingsMerge(t *testing.T) {
 	}
 	if l := limits(); l.GetMaxCpuMillis() != 16000 || l.GetMaxPids() != 1000 {
 		t.Fatalf("a refused update changed the caps: %v", l)
+	}
+}
+
+// TestContainerFeed: the orchestrator's feed names every container record
+// a batch changed, status reports included, and ReadChanged reads just
+// those (nil for one removed); a restore asks for everything.
+func TestContainerFeed(t *testing.T) {
+	x := newSvcFixture(t)
+	feed := x.f.SubscribeContainers()
+	defer feed.Close()
+	x.ops(createOp("t1", "n1", 1), createOp("t2", "", 2))
+	x.must(statev1.CommandType_COMMAND_TYPE_REPORT_STATUS, &statev1.ReportStatus{NodeId: "n1", Statuses: []*ccv1.TaskStatus{{ContainerId: "t1", Generation: 1,
+		Status: &ccv1.ContainerStatus{State: ccv1.ContainerState_CONTAINER_STATE_RUNNING}}}})
+	ch := feed.Take()
+	if ch.All || len(ch.IDs) != 2 {
+		t.Fatalf("changes after create and status: %+v", ch)
+	}
+	got := map[string]*statev1.ContainerRecord{}
+	nodes := map[string]*ccv1.Node{}
+	st, err := x.f.ReadChanged(ch, func(id string, rec *statev1.ContainerRecord) { got[id] = rec }, func(id string, n *ccv1.Node) { nodes[id] = n })
+	if err != nil || len(st.Services) != 1 || len(st.Nodes) != 0 || len(st.Tasks) != 0 || len(nodes) != 0 {
+		t.Fatalf("ReadChanged: %v %+v", err, st)
+	}
+	if got["t1"].GetContainer().GetStatus().GetState() != ccv1.ContainerState_CONTAINER_STATE_RUNNING || got["t2"] == nil {
+		t.Fatalf("records read: %v", got)
+	}
+	if ch := feed.Take(); len(ch.IDs) != 0 || ch.All {
+		t.Fatalf("a second Take without changes: %+v", ch)
+	}
+	x.ops(&statev1.TaskOp{Op: &statev1.TaskOp_Remove{Remove: "t2"}})
+	ch = feed.Take()
+	got = map[string]*statev1.ContainerRecord{}
+	if _, err := x.f.ReadChanged(ch, func(id string, rec *statev1.ContainerRecord) { got[id] = rec }, func(string, *ccv1.Node) {}); err != nil {
+		t.Fatal(err)
+	}
+	if rec, ok := got["t2"]; len(got) != 1 || !ok || rec != nil {
+		t.Fatalf("after removing t2: %v", got)
+	}
+	// A node's record changing is named too.
+	x.must(statev1.CommandType_COMMAND_TYPE_UPDATE_NODE, &statev1.UpdateNode{Id: "n1", State: ccv1.NodeState_NODE_STATE_DOWN})
+	ch = feed.Take()
+	if _, ok := ch.NodeRecords["n1"]; !ok || len(ch.IDs) != 0 {
+		t.Fatalf("after a node update: %+v", ch)
+	}
+	if _, err := x.f.ReadChanged(ch, func(string, *statev1.ContainerRecord) {}, func(id string, n *ccv1.Node) { nodes[id] = n }); err != nil {
+		t.Fatal(err)
+	}
+	if nodes["n1"].GetState() != ccv1.NodeState_NODE_STATE_DOWN {
+		t.Fatalf("nodes read: %v", nodes)
+	}
+	snap := takeSnapshot(t, x.f)
+	if err := x.f.Restore(io.NopCloser(bytes.NewReader(snap))); err != nil {
+		t.Fatal(err)
+	}
+	if ch := feed.Take(); !ch.All {
+		t.Fatalf("after a restore: %+v", ch)
 	}
 }

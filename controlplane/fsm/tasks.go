@@ -43,11 +43,12 @@ func insertContainer(tx *txn, rec *statev1.ContainerRecord) error {
 	if err := tx.Bucket(bucketContainerNames).Put([]byte(c.Name), []byte(c.Id)); err != nil {
 		return err
 	}
+	tx.touched.task(c.Id)
 	if c.NodeId != "" {
 		if err := tx.Bucket(bucketNodeTasks).Put(indexKey(c.NodeId, c.Id), nil); err != nil {
 			return err
 		}
-		tx.touched.node(c.NodeId)
+		tx.touched.container(c.NodeId, c.Id)
 	}
 	if c.ServiceId != "" {
 		if err := tx.Bucket(bucketServiceTasks).Put(indexKey(c.ServiceId, c.Id), nil); err != nil {
@@ -65,11 +66,12 @@ func deleteContainer(tx *txn, rec *statev1.ContainerRecord) error {
 			return err
 		}
 	}
+	tx.touched.task(c.Id)
 	if c.NodeId != "" {
 		if err := tx.Bucket(bucketNodeTasks).Delete(indexKey(c.NodeId, c.Id)); err != nil {
 			return err
 		}
-		tx.touched.node(c.NodeId)
+		tx.touched.container(c.NodeId, c.Id)
 	}
 	if c.ServiceId != "" {
 		if err := tx.Bucket(bucketServiceTasks).Delete(indexKey(c.ServiceId, c.Id)); err != nil {
@@ -170,6 +172,30 @@ func (f *FSM) NodeContainers(nodeID string) ([]*statev1.ContainerRecord, error) 
 	return out, err
 }
 
+// NodeContainersByID returns those of the containers ids that are placed
+// on a node, by id: what a session reads when a NodeFeed names them.
+func (f *FSM) NodeContainersByID(nodeID string, ids []string) (map[string]*statev1.ContainerRecord, error) {
+	out := make(map[string]*statev1.ContainerRecord, len(ids))
+	err := f.View(func(tx *bolt.Tx) error {
+		cs := tx.Bucket(bucketContainers)
+		for _, id := range ids {
+			v := cs.Get([]byte(id))
+			if v == nil {
+				continue
+			}
+			rec := &statev1.ContainerRecord{}
+			if err := proto.Unmarshal(v, rec); err != nil {
+				return fmt.Errorf("containers/%s: %w", id, err)
+			}
+			if rec.GetContainer().GetNodeId() == nodeID {
+				out[id] = rec
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // ServiceTasks returns the task records of a service, in id order.
 func (f *FSM) ServiceTasks(serviceID string) ([]*statev1.ContainerRecord, error) {
 	var out []*statev1.ContainerRecord
@@ -266,7 +292,7 @@ func opAssignTask(tx *txn, at time.Time, a *statev1.AssignTask) error {
 	if err := tx.Bucket(bucketNodeTasks).Put(indexKey(c.NodeId, c.Id), nil); err != nil {
 		return err
 	}
-	tx.touched.node(c.NodeId)
+	tx.touched.container(c.NodeId, c.Id)
 	return put(tx.Bucket(bucketContainers), c.Id, rec)
 }
 
@@ -296,7 +322,7 @@ func opStopTask(tx *txn, at time.Time, s *statev1.StopTask) error {
 		}
 	}
 	c.UpdatedAt = ts(at)
-	tx.touched.node(c.NodeId)
+	tx.touched.container(c.NodeId, c.Id)
 	return put(tx.Bucket(bucketContainers), c.Id, rec)
 }
 
@@ -318,5 +344,6 @@ func opPendingReason(tx *txn, p *statev1.PendingReason) error {
 		return nil
 	}
 	c.PendingReason = p.Reason
+	tx.touched.task(c.Id)
 	return put(tx.Bucket(bucketContainers), c.Id, rec)
 }

@@ -29,7 +29,7 @@ func applyCreateVolume(tx *txn, at time.Time, msg proto.Message) error {
 		return fmt.Errorf("node %s: %w", v.NodeId, ErrNotFound)
 	}
 	rec := &ccv1.Volume{Name: v.Name, NodeId: v.NodeId, SizeBytes: v.SizeBytes, CreatedAt: ts(at)}
-	tx.touched.node(rec.NodeId) // its session sends the node's volume list
+	tx.touched.volumes(rec.NodeId) // its session sends the node's volume list
 	return put(b, rec.Name, rec)
 }
 
@@ -47,7 +47,7 @@ func applyRemoveVolume(tx *txn, _ time.Time, msg proto.Message) error {
 	if len(users) > 0 {
 		return fmt.Errorf("%w: volume %q is in use by %s: remove them first", ErrFailedPrecondition, name, strings.Join(users, ", "))
 	}
-	tx.touched.node(old.NodeId)
+	tx.touched.volumes(old.NodeId)
 	return b.Delete([]byte(name))
 }
 

@@ -8,6 +8,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/containercodes/cc/internal/pki"
 )
 
 // The API port's bounds on connections that have not finished their TLS
@@ -33,6 +35,7 @@ type handshakeListener struct {
 	perSrc   int
 	log      *slog.Logger
 	conns    chan *tls.Conn
+	grpc     chan *tls.Conn // connections that offered pki.ALPNGRPC
 	errc     chan error
 	done     chan struct{}
 	closeErr error
@@ -45,8 +48,20 @@ type handshakeListener struct {
 }
 
 func newHandshakeListener(inner net.Listener, cfg *tls.Config, timeout time.Duration, max, perSrc int, log *slog.Logger) *handshakeListener {
-	l := &handshakeListener{inner: inner, cfg: cfg, timeout: timeout, max: max, perSrc: perSrc, log: log,
-		conns: make(chan *tls.Conn), errc: make(chan error, 1), done: make(chan struct{}), bySrc: map[string]int{}}
+	l := &handshakeListener{inner: inner, timeout: timeout, max: max, perSrc: perSrc, log: log,
+		conns: make(chan *tls.Conn), grpc: make(chan *tls.Conn), errc: make(chan error, 1), done: make(chan struct{}), bySrc: map[string]int{}}
+	// Note, from the client's hello, whether it offers pki.ALPNGRPC.
+	l.cfg = cfg.Clone()
+	next := cfg.GetConfigForClient
+	l.cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		if hc, ok := hello.Conn.(*helloConn); ok && pki.OffersGRPCOnly(hello) {
+			hc.grpcOnly = true
+		}
+		if next == nil {
+			return nil, nil
+		}
+		return next(hello)
+	}
 	l.wg.Add(1)
 	go l.acceptLoop()
 	return l
@@ -110,7 +125,8 @@ func (l *handshakeListener) release(src string) {
 
 func (l *handshakeListener) handshake(c net.Conn, src string) {
 	defer l.wg.Done()
-	tc := tls.Server(c, l.cfg)
+	hc := &helloConn{Conn: c}
+	tc := tls.Server(hc, l.cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
 	go func() {
 		// Closing ends a handshake when the listener closes.
@@ -130,12 +146,45 @@ func (l *handshakeListener) handshake(c net.Conn, src string) {
 		return
 	}
 	c.SetDeadline(time.Time{})
+	to := l.conns
+	if hc.grpcOnly {
+		to = l.grpc
+	}
 	select {
-	case l.conns <- tc:
+	case to <- tc:
 	case <-l.done:
 		c.Close()
 	}
 }
+
+// helloConn is a connection in its handshake, with a note of what its
+// client's hello offered.
+type helloConn struct {
+	net.Conn
+	grpcOnly bool // written during the handshake, read after it
+}
+
+// GRPCOnly is the listener of the connections whose client offered
+// pki.ALPNGRPC, for gRPC's own transport (grpc.Server.Serve). Closing it
+// closes the whole listener.
+func (l *handshakeListener) GRPCOnly() net.Listener { return grpcOnlyListener{l} }
+
+type grpcOnlyListener struct{ l *handshakeListener }
+
+func (g grpcOnlyListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-g.l.grpc:
+		return c, nil
+	case err := <-g.l.errc:
+		g.l.errc <- err // for the next caller
+		return nil, err
+	case <-g.l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (g grpcOnlyListener) Close() error   { return g.l.Close() }
+func (g grpcOnlyListener) Addr() net.Addr { return g.l.Addr() }
 
 // Accept returns the next connection whose handshake succeeded.
 func (l *handshakeListener) Accept() (net.Conn, error) {

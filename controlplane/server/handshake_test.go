@@ -13,6 +13,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/containercodes/cc/internal/pki"
 )
 
 func selfSigned(t *testing.T) (*tls.Config, *x509.CertPool) {
@@ -179,5 +181,55 @@ func TestHandshakeListenerTimeout(t *testing.T) {
 	defer c.Close()
 	if !closedByServer(t, c) {
 		t.Fatal("a stalled handshake was not ended")
+	}
+}
+
+// TestHandshakeListenerGRPCOnly: a client that offers pki.ALPNGRPC is
+// handed to the GRPCOnly listener, one that does not to Accept, and both
+// still negotiate "h2".
+func TestHandshakeListenerGRPCOnly(t *testing.T) {
+	cfg, pool := selfSigned(t)
+	cfg.NextProtos = []string{"h2", "http/1.1"}
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newHandshakeListener(inner, cfg, time.Minute, 8, 8, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer l.Close()
+	accept := func(ln net.Listener) <-chan net.Conn {
+		ch := make(chan net.Conn, 1)
+		go func() {
+			if c, err := ln.Accept(); err == nil {
+				ch <- c
+			}
+		}()
+		return ch
+	}
+	plain, grpcOnly := accept(l), accept(l.GRPCOnly())
+	dial := func(protos ...string) {
+		c, err := tls.Dial("tcp", inner.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", NextProtos: protos})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if p := c.ConnectionState().NegotiatedProtocol; p != "h2" {
+			t.Fatalf("negotiated %q, want h2", p)
+		}
+	}
+	dial("h2", pki.ALPNGRPC)
+	select {
+	case c := <-grpcOnly:
+		c.Close()
+	case <-plain:
+		t.Fatal("a client offering the gRPC-only protocol went to the HTTP server")
+	case <-time.After(20 * time.Second):
+		t.Fatal("no connection accepted")
+	}
+	dial("h2")
+	select {
+	case c := <-plain:
+		c.Close()
+	case <-time.After(20 * time.Second):
+		t.Fatal("a plain client was not accepted")
 	}
 }

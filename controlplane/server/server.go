@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
@@ -386,6 +387,16 @@ func (s *Server) serve() error {
 	// handler answers Internal and the server lives.
 	grpcLog := s.log.With("component", "grpc")
 	s.grpc = grpc.NewServer(
+		// Connections that offered pki.ALPNGRPC (agents) are served by
+		// gRPC's own transport, their TLS handshake done already.
+		// Thousands of agent sessions hold a connection each: no write
+		// buffer of its own per connection between writes (one from a
+		// pool while writing), and no read buffer on top of TLS's own.
+		grpc.Creds(handshaken{}),
+		grpc.SharedWriteBuffer(true),
+		grpc.ReadBufferSize(0),
+		// Agents ping every 30s (the HTTP server allowed any rate).
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		// A span of every API call; of the calls of other servers and
 		// agents, only those made within a trace.
 		grpc.StatsHandler(tracing.ServerHandler(s.tracing, internalMethod)),
@@ -545,6 +556,13 @@ func (s *Server) serve() error {
 	// credential is seen.
 	tlsLn := newHandshakeListener(s.ln, s.http.TLSConfig, handshakeTimeout, maxHandshakes, maxHandshakesPerSource, s.log.With("component", "http"))
 	s.goServe(func() error { return s.http.Serve(tlsLn) })
+	s.goServe(func() error {
+		// The HTTP server's shutdown closes the listener first.
+		if err := s.grpc.Serve(tlsLn.GRPCOnly()); !errors.Is(err, net.ErrClosed) {
+			return err
+		}
+		return nil
+	})
 	return nil
 }
 

@@ -62,3 +62,18 @@ func TestDiff(t *testing.T) {
 		})
 	}
 }
+
+// TestDiffOnly: a diff of the containers a feed named leaves the others
+// alone, and names as removed those sent that are gone.
+func TestDiffOnly(t *testing.T) {
+	sent := map[string]uint64{"a": 1, "b": 1, "c": 1}
+	now := map[string]*ccv1.Assignment{"b": {ContainerId: "b", Generation: 2}, "d": {ContainerId: "d", Generation: 1}}
+	ch := diffGenerations(sent, now, []string{"b", "c", "d", "e"})
+	if ch == nil || len(ch.Updated) != 2 || ch.Updated[0].ContainerId != "b" || ch.Updated[1].ContainerId != "d" ||
+		len(ch.Removed) != 1 || ch.Removed[0] != "c" {
+		t.Fatalf("changes %v", ch)
+	}
+	if ch := diffGenerations(sent, map[string]*ccv1.Assignment{"a": {ContainerId: "a", Generation: 1}}, []string{"a", "e"}); ch != nil {
+		t.Fatalf("want no changes, got %v", ch)
+	}
+}

@@ -77,8 +77,11 @@ type session struct {
 	edgeSent atomic.Pointer[edgeconfig.Cluster] // the resolution last sent
 	out      chan *ccv1.SessionResponse         // log requests and cancels for the send loop
 	cancel   context.CancelFunc
-	lastSeen time.Time
-	opened   time.Time // after the hello
+	lastSeen atomic.Int64 // the last heartbeat or status, Unix nanoseconds
+	opened   time.Time    // after the hello
+	// ready: the node's record, as the send loop last read it, says
+	// ready; a heartbeat reads the record only when it does not.
+	ready atomic.Bool
 }
 
 // New returns a hub over a raft node and its state machine.
@@ -140,7 +143,7 @@ func (hub *Hub) LastSeen(nodeID string) (time.Time, bool) {
 	if s == nil {
 		return time.Time{}, false
 	}
-	return s.lastSeen, true
+	return time.Unix(0, s.lastSeen.Load()), true
 }
 
 // Session serves one agent's stream until it ends.
@@ -155,17 +158,24 @@ func (hub *Hub) Session(nodeID string, stream ccv1.AgentService_SessionServer) e
 	if err := hub.nodeUp(ctx, nodeID, hello); err != nil {
 		return err
 	}
-	s := &session{nodeID: nodeID, edge: hello.Edge, out: make(chan *ccv1.SessionResponse, 16), cancel: cancel, lastSeen: time.Now(), opened: time.Now()}
+	s := &session{nodeID: nodeID, edge: hello.Edge, out: make(chan *ccv1.SessionResponse, 16), cancel: cancel, opened: time.Now()}
+	s.lastSeen.Store(s.opened.UnixNano())
 	hub.register(s)
 	defer hub.unregister(s)
 	hub.log.Info("agent session opened", "node_id", nodeID, "version", hello.Version)
 
-	errc := make(chan error, 2)
-	go func() { errc <- hub.sendLoop(ctx, s, stream) }()
-	go func() { errc <- hub.recvLoop(ctx, s, stream) }()
-	err = <-errc
+	// The send loop has a goroutine of its own; this one receives.
+	sendErr := make(chan error, 1)
+	go func() {
+		err := hub.sendLoop(ctx, s, stream)
+		cancel()
+		sendErr <- err
+	}()
+	err = hub.recvLoop(ctx, s, stream)
 	cancel()
-	<-errc
+	if serr := <-sendErr; serr != nil && !errors.Is(serr, context.Canceled) {
+		err = serr // what ended the session: the send loop's error
+	}
 	hub.log.Info("agent session closed", "node_id", nodeID, "err", err)
 	if errors.Is(err, context.Canceled) {
 		return status.Error(codes.Canceled, "session ended")
@@ -263,20 +273,21 @@ func (hub *Hub) recvLoop(ctx context.Context, s *session, stream ccv1.AgentServi
 		}
 		switch m := msg.Msg.(type) {
 		case *ccv1.SessionRequest_Heartbeat:
-			hub.mu.Lock()
-			s.lastSeen = time.Now()
-			hub.mu.Unlock()
+			s.lastSeen.Store(time.Now().UnixNano())
 			// Another server may have marked the node down after the
-			// agent moved here: a live session puts that right.
+			// agent moved here: a live session puts that right. The
+			// send loop notes the node's state whenever its record
+			// changes; only a node not noted ready is read here.
+			if s.ready.Load() {
+				continue
+			}
 			if n, err := hub.fsm.Node(s.nodeID); err == nil && n.State != ccv1.NodeState_NODE_STATE_READY {
 				if _, err := hub.raft.Propose(ctx, statev1.CommandType_COMMAND_TYPE_UPDATE_NODE, &statev1.UpdateNode{Id: s.nodeID, State: ccv1.NodeState_NODE_STATE_READY}, time.Now()); err != nil {
 					hub.log.Warn("could not mark node ready", "node_id", s.nodeID, "err", err)
 				}
 			}
 		case *ccv1.SessionRequest_Status:
-			hub.mu.Lock()
-			s.lastSeen = time.Now()
-			hub.mu.Unlock()
+			s.lastSeen.Store(time.Now().UnixNano())
 			if len(m.Status.Statuses) == 0 {
 				continue
 			}
@@ -290,69 +301,94 @@ func (hub *Hub) recvLoop(ctx context.Context, s *session, stream ccv1.AgentServi
 
 // sendLoop sends the full set of assignments, then changes as the state
 // changes, and relays log requests. The node's edge configuration follows
-// the assignments the same way, with its own sequence.
+// the assignments the same way, with its own sequence. After the full set
+// it reads only what the state machine says changed for the node (a
+// fsm.NodeFeed), and keeps of what it sent only each container's
+// generation.
 func (hub *Hub) sendLoop(ctx context.Context, s *session, stream ccv1.AgentService_SessionServer) error {
+	feed := hub.fsm.SubscribeNode(s.nodeID)
+	defer feed.Close()
 	var seq uint64
-	var sent map[string]*ccv1.Assignment
+	var sent map[string]uint64 // container id → generation sent; nil before the full set
 	var servers []string
 	var trust pki.Trust
 	var edge edgeSender
 	var volumes []string    // the volume list last sent; nil before the first
 	var changedAt time.Time // when the change that woke the loop was applied
+	// The first pass reads everything; later ones what the feed names.
+	ch := fsm.NodeChanges{Rescan: true, Volumes: true, Node: true, Servers: true}
 	for {
-		watch := hub.fsm.WatchNode(s.nodeID)
-		if _, err := hub.fsm.Node(s.nodeID); err != nil {
-			return status.Errorf(codes.PermissionDenied, "node %s was removed from the cluster", s.nodeID)
-		}
-		if addrs, nowTrust := hub.serverList(); !equalStrings(addrs, servers) || !nowTrust.Equal(trust) {
-			if err := stream.Send(&ccv1.SessionResponse{Msg: &ccv1.SessionResponse_Servers{Servers: &ccv1.ServerList{ApiAddresses: addrs, Trust: nowTrust.Proto()}}}); err != nil {
-				return err
+		if ch.Node {
+			n, err := hub.fsm.Node(s.nodeID)
+			if err != nil {
+				return status.Errorf(codes.PermissionDenied, "node %s was removed from the cluster", s.nodeID)
 			}
-			servers, trust = addrs, nowTrust
+			s.ready.Store(n.State == ccv1.NodeState_NODE_STATE_READY)
+		}
+		if ch.Servers {
+			if addrs, nowTrust := hub.serverList(); !equalStrings(addrs, servers) || !nowTrust.Equal(trust) {
+				if err := stream.Send(&ccv1.SessionResponse{Msg: &ccv1.SessionResponse_Servers{Servers: &ccv1.ServerList{ApiAddresses: addrs, Trust: nowTrust.Proto()}}}); err != nil {
+					return err
+				}
+				servers, trust = addrs, nowTrust
+			}
 		}
 		// Before the assignments: a task's volume is listed before the
 		// task that mounts it arrives.
-		vols, err := hub.fsm.NodeVolumes(s.nodeID)
-		if err != nil {
-			return err
-		}
-		if vols == nil {
-			vols = []string{}
-		}
-		if volumes == nil || !equalStrings(vols, volumes) {
-			if err := stream.Send(&ccv1.SessionResponse{Msg: &ccv1.SessionResponse_Volumes{Volumes: &ccv1.VolumeList{Names: vols}}}); err != nil {
+		if ch.Volumes {
+			vols, err := hub.fsm.NodeVolumes(s.nodeID)
+			if err != nil {
 				return err
 			}
-			volumes = vols
-		}
-		now, err := Assignments(hub.fsm, s.nodeID)
-		if err != nil {
-			return err
+			if vols == nil {
+				vols = []string{}
+			}
+			if volumes == nil || !equalStrings(vols, volumes) {
+				if err := stream.Send(&ccv1.SessionResponse{Msg: &ccv1.SessionResponse_Volumes{Volumes: &ccv1.VolumeList{Names: vols}}}); err != nil {
+					return err
+				}
+				volumes = vols
+			}
 		}
 		if sent == nil {
+			now, err := Assignments(hub.fsm, s.nodeID)
+			if err != nil {
+				return err
+			}
 			seq = 1
 			if err := stream.Send(&ccv1.SessionResponse{Seq: seq, Msg: &ccv1.SessionResponse_Full{Full: &ccv1.AssignmentSet{Assignments: sorted(now)}}}); err != nil {
 				return err
 			}
 			hub.opts.Metrics.AssignmentsDelivered(metrics.DeliveryFull, time.Since(s.opened))
-			sent = now
-		} else if ch := Diff(sent, now); ch != nil {
-			seq++
-			spans := hub.traceDelivery(ctx, s.nodeID, sent, ch.Updated)
-			err := stream.Send(&ccv1.SessionResponse{Seq: seq, Msg: &ccv1.SessionResponse_Changes{Changes: ch}})
-			for _, sp := range spans {
-				if err != nil {
-					sp.SetStatus(otelcodes.Error, err.Error())
-				}
-				sp.End()
-			}
+			sent = generations(now)
+		} else if ch.Rescan || len(ch.Containers) > 0 {
+			changes, err := hub.changes(s.nodeID, sent, &ch)
 			if err != nil {
 				return err
 			}
-			if !changedAt.IsZero() {
-				hub.opts.Metrics.AssignmentsDelivered(metrics.DeliveryChanges, time.Since(changedAt))
+			if changes != nil {
+				seq++
+				spans := hub.traceDelivery(ctx, s.nodeID, sent, changes.Updated)
+				err := stream.Send(&ccv1.SessionResponse{Seq: seq, Msg: &ccv1.SessionResponse_Changes{Changes: changes}})
+				for _, sp := range spans {
+					if err != nil {
+						sp.SetStatus(otelcodes.Error, err.Error())
+					}
+					sp.End()
+				}
+				if err != nil {
+					return err
+				}
+				if !changedAt.IsZero() {
+					hub.opts.Metrics.AssignmentsDelivered(metrics.DeliveryChanges, time.Since(changedAt))
+				}
+				for _, a := range changes.Updated {
+					sent[a.ContainerId] = a.Generation
+				}
+				for _, id := range changes.Removed {
+					delete(sent, id)
+				}
 			}
-			sent = now
 		}
 		cl, edgeChanged, err := hub.edge.current()
 		if err != nil {
@@ -364,13 +400,15 @@ func (hub *Hub) sendLoop(ctx context.Context, s *session, stream ccv1.AgentServi
 			}
 		}
 		s.edgeSent.Store(cl)
+		ch = fsm.NodeChanges{}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-edgeChanged:
 			changedAt = hub.fsm.LastApplied()
-		case <-watch:
+		case <-feed.C():
 			changedAt = hub.fsm.LastApplied()
+			ch = feed.Take()
 		case m := <-s.out:
 			changedAt = time.Time{}
 			if err := stream.Send(m); err != nil {
@@ -378,6 +416,71 @@ func (hub *Hub) sendLoop(ctx context.Context, s *session, stream ccv1.AgentServi
 			}
 		}
 	}
+}
+
+// changes reads what ch names of a node's assignments and returns how
+// they differ from what was sent (container id → generation), or nil.
+func (hub *Hub) changes(nodeID string, sent map[string]uint64, ch *fsm.NodeChanges) (*ccv1.AssignmentChanges, error) {
+	if ch.Rescan {
+		now, err := Assignments(hub.fsm, nodeID)
+		if err != nil {
+			return nil, err
+		}
+		return diffGenerations(sent, now, nil), nil
+	}
+	ids := make([]string, 0, len(ch.Containers))
+	for id := range ch.Containers {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	recs, err := hub.fsm.NodeContainersByID(nodeID, ids)
+	if err != nil {
+		return nil, err
+	}
+	now := make(map[string]*ccv1.Assignment, len(recs))
+	for id, r := range recs {
+		now[id] = assignment(r)
+	}
+	return diffGenerations(sent, now, ids), nil
+}
+
+// diffGenerations is Diff against what was sent: of the containers among
+// only (nil: all), those whose generation differs or that are new are
+// updated; those sent but absent from now are removed.
+func diffGenerations(sent map[string]uint64, now map[string]*ccv1.Assignment, only []string) *ccv1.AssignmentChanges {
+	ch := &ccv1.AssignmentChanges{}
+	for id, a := range now {
+		if g, ok := sent[id]; !ok || g != a.Generation {
+			ch.Updated = append(ch.Updated, a)
+		}
+	}
+	if only == nil {
+		for id := range sent {
+			if _, ok := now[id]; !ok {
+				ch.Removed = append(ch.Removed, id)
+			}
+		}
+	} else {
+		for _, id := range only {
+			if _, ok := sent[id]; ok && now[id] == nil {
+				ch.Removed = append(ch.Removed, id)
+			}
+		}
+	}
+	if len(ch.Updated) == 0 && len(ch.Removed) == 0 {
+		return nil
+	}
+	sort.Slice(ch.Updated, func(i, j int) bool { return ch.Updated[i].ContainerId < ch.Updated[j].ContainerId })
+	sort.Strings(ch.Removed)
+	return ch
+}
+
+func generations(m map[string]*ccv1.Assignment) map[string]uint64 {
+	out := make(map[string]uint64, len(m))
+	for id, a := range m {
+		out[id] = a.Generation
+	}
+	return out
 }
 
 // serverList is the API addresses of the servers not removed, sorted, and
@@ -418,19 +521,23 @@ func Assignments(f *fsm.FSM, nodeID string) (map[string]*ccv1.Assignment, error)
 	}
 	out := make(map[string]*ccv1.Assignment, len(recs))
 	for _, r := range recs {
-		c := r.Container
-		out[c.Id] = &ccv1.Assignment{
-			ContainerId:   c.Id,
-			Name:          c.Name,
-			Spec:          c.Spec,
-			Desired:       c.Desired,
-			Generation:    c.Generation,
-			ImageDigest:   c.ImageDigest,
-			StopTimeoutMs: r.StopTimeoutMs,
-			TraceContext:  r.TraceContext,
-		}
+		out[r.Container.Id] = assignment(r)
 	}
 	return out, nil
+}
+
+func assignment(r *statev1.ContainerRecord) *ccv1.Assignment {
+	c := r.Container
+	return &ccv1.Assignment{
+		ContainerId:   c.Id,
+		Name:          c.Name,
+		Spec:          c.Spec,
+		Desired:       c.Desired,
+		Generation:    c.Generation,
+		ImageDigest:   c.ImageDigest,
+		StopTimeoutMs: r.StopTimeoutMs,
+		TraceContext:  r.TraceContext,
+	}
 }
 
 // traceDelivery starts a span (session.deliver) for each assignment of
@@ -439,7 +546,7 @@ func Assignments(f *fsm.FSM, nodeID string) (map[string]*ccv1.Assignment, error)
 // agent the span's context in its place: the agent's start of the
 // container continues the trace from the delivery. The caller ends the
 // spans once the message is sent.
-func (hub *Hub) traceDelivery(ctx context.Context, nodeID string, sent map[string]*ccv1.Assignment, updated []*ccv1.Assignment) []trace.Span {
+func (hub *Hub) traceDelivery(ctx context.Context, nodeID string, sent map[string]uint64, updated []*ccv1.Assignment) []trace.Span {
 	var spans []trace.Span
 	for _, a := range updated {
 		if _, known := sent[a.ContainerId]; known || len(a.TraceContext) == 0 {
@@ -460,23 +567,7 @@ func (hub *Hub) traceDelivery(ctx context.Context, nodeID string, sent map[strin
 // Diff returns the changes from one set of assignments to the next, or nil
 // when there are none. A changed assignment has a new generation.
 func Diff(before, after map[string]*ccv1.Assignment) *ccv1.AssignmentChanges {
-	ch := &ccv1.AssignmentChanges{}
-	for id, a := range after {
-		if b, ok := before[id]; !ok || b.Generation != a.Generation {
-			ch.Updated = append(ch.Updated, a)
-		}
-	}
-	for id := range before {
-		if _, ok := after[id]; !ok {
-			ch.Removed = append(ch.Removed, id)
-		}
-	}
-	if len(ch.Updated) == 0 && len(ch.Removed) == 0 {
-		return nil
-	}
-	sort.Slice(ch.Updated, func(i, j int) bool { return ch.Updated[i].ContainerId < ch.Updated[j].ContainerId })
-	sort.Strings(ch.Removed)
-	return ch
+	return diffGenerations(generations(before), after, nil)
 }
 
 func sorted(m map[string]*ccv1.Assignment) []*ccv1.Assignment {
@@ -508,7 +599,7 @@ func (hub *Hub) Sessions() map[string]time.Time {
 	defer hub.mu.Unlock()
 	out := make(map[string]time.Time, len(hub.sessions))
 	for id, s := range hub.sessions {
-		out[id] = s.lastSeen
+		out[id] = time.Unix(0, s.lastSeen.Load())
 	}
 	return out
 }

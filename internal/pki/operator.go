@@ -22,6 +22,21 @@ import (
 // certificate.
 const ALPNCluster = "cc-cluster-ca"
 
+// ALPNGRPC is the application protocol a client of the API port offers,
+// beside "h2", when all it calls on the connection is gRPC (an agent's
+// session and its other calls): the server then serves the connection
+// with gRPC's own HTTP/2 transport, which holds far less per connection
+// than the HTTP server that also serves REST. Like ALPNCluster it is never
+// selected; "h2" is negotiated. A client that does not offer it is served
+// as before.
+const ALPNGRPC = "cc-grpc-only"
+
+// OffersGRPCOnly says whether a client hello asks for gRPC's own
+// transport (see ALPNGRPC).
+func OffersGRPCOnly(hello *tls.ClientHelloInfo) bool {
+	return slices.Contains(hello.SupportedProtos, ALPNGRPC)
+}
+
 // OfferClusterALPN returns cfg with "h2" and ALPNCluster among its
 // application protocols (a copy; cfg is not changed).
 func OfferClusterALPN(cfg *tls.Config) *tls.Config {

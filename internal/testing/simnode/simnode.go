@@ -389,6 +389,8 @@ func (j *joiner) join(ctx context.Context, i int) (*node, error) {
 	tlsCfg := &tls.Config{
 		MinVersion:           tls.VersionTLS12,
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil },
+		// As agent/identity: gRPC's own transport on the server.
+		NextProtos: []string{"h2", pki.ALPNCluster, pki.ALPNGRPC},
 		// As agent/identity: servers are checked by chain and role, not
 		// by the name they are reached by.
 		InsecureSkipVerify: true,

@@ -1,0 +1,121 @@
+package leader
+
+import (
+	"crypto/sha256"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/containercodes/cc/controlplane/fsm"
+	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
+	ccv1 "github.com/containercodes/cc/proto/cc/v1"
+)
+
+// TestTaskCache: the orchestrator's copy of the container records, kept
+// from the feed, is what a full read of the state gives after every
+// change: tasks created, placed, reported on, stopped, removed, and a
+// service removed with its tasks.
+func TestTaskCache(t *testing.T) {
+	f, err := fsm.Open(filepath.Join(t.TempDir(), "state.db"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var idx uint64
+	must := func(typ statev1.CommandType, msg proto.Message) {
+		t.Helper()
+		data, err := fsm.Encode(typ, msg, time.Unix(1700000000, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx++
+		if r := f.Apply(&raft.Log{Index: idx, Term: 1, Type: raft.LogCommand, Data: data}).(fsm.Result); r.Err != nil {
+			t.Fatalf("%v: %v", typ, r.Err)
+		}
+	}
+	sum := sha256.Sum256([]byte("secret"))
+	must(statev1.CommandType_COMMAND_TYPE_CREATE_TOKEN, &statev1.CreateToken{Token: &statev1.TokenRecord{Id: "join", Role: int32(ccv1.Role_ROLE_AGENT), SecretSha256: sum[:]}})
+	must(statev1.CommandType_COMMAND_TYPE_JOIN_NODE, &statev1.JoinNode{TokenId: "join", SecretSha256: sum[:], Node: &ccv1.Node{Id: "n1", Name: "n1"}})
+	for _, id := range []string{"s1", "s2"} {
+		must(statev1.CommandType_COMMAND_TYPE_CREATE_SERVICE, &statev1.CreateService{Service: &ccv1.Service{Id: id, Name: "web-" + id,
+			Spec: &ccv1.ServiceSpec{Replicas: 2, Task: &ccv1.ContainerSpec{Image: "img:1"}}}})
+	}
+	create := func(id, service, node string) *statev1.TaskOp {
+		return &statev1.TaskOp{Op: &statev1.TaskOp_Create{Create: &ccv1.Container{Id: id, Name: service + "." + id, ServiceId: service, Slot: 1, NodeId: node,
+			ServiceVersion: 1, Spec: &ccv1.ContainerSpec{Image: "img:1"}}}}
+	}
+	feed := f.SubscribeContainers()
+	defer feed.Close()
+	cache := &taskCache{feed: feed}
+	check := func(step string) {
+		t.Helper()
+		got, err := cache.read(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := f.ReadState()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Tasks) != len(want.Tasks) {
+			t.Fatalf("%s: %d tasks in the copy, %d in the state", step, len(got.Tasks), len(want.Tasks))
+		}
+		for i := range want.Tasks {
+			w := proto.Clone(want.Tasks[i]).(*statev1.ContainerRecord)
+			w.TraceContext = nil // not kept
+			if !proto.Equal(got.Tasks[i], w) {
+				t.Fatalf("%s: task %d is\n%v\nin the copy, and\n%v\nin the state", step, i, got.Tasks[i], w)
+			}
+		}
+		if len(got.Services) != len(want.Services) || len(got.Nodes) != len(want.Nodes) {
+			t.Fatalf("%s: services %d/%d, nodes %d/%d", step, len(got.Services), len(want.Services), len(got.Nodes), len(want.Nodes))
+		}
+		for i := range want.Nodes {
+			if !proto.Equal(got.Nodes[i], want.Nodes[i]) {
+				t.Fatalf("%s: node %d is\n%v\nin the copy, and\n%v\nin the state", step, i, got.Nodes[i], want.Nodes[i])
+			}
+		}
+	}
+	check("empty")
+	must(statev1.CommandType_COMMAND_TYPE_TASK_OPS, &statev1.TaskOps{Ops: []*statev1.TaskOp{create("a", "s1", "n1"), create("b", "s1", ""), create("c", "s2", "n1")}})
+	check("created")
+	must(statev1.CommandType_COMMAND_TYPE_TASK_OPS, &statev1.TaskOps{Ops: []*statev1.TaskOp{
+		{Op: &statev1.TaskOp_Assign{Assign: &statev1.AssignTask{TaskId: "b", NodeId: "n1"}}},
+	}})
+	must(statev1.CommandType_COMMAND_TYPE_REPORT_STATUS, &statev1.ReportStatus{NodeId: "n1", Statuses: []*ccv1.TaskStatus{{ContainerId: "a", Generation: 1,
+		Status: &ccv1.ContainerStatus{State: ccv1.ContainerState_CONTAINER_STATE_RUNNING}}}})
+	check("placed and running")
+	must(statev1.CommandType_COMMAND_TYPE_TASK_OPS, &statev1.TaskOps{Ops: []*statev1.TaskOp{
+		{Op: &statev1.TaskOp_Stop{Stop: &statev1.StopTask{TaskId: "a", Message: "scaled down"}}},
+		{Op: &statev1.TaskOp_Remove{Remove: "b"}},
+	}})
+	check("stopped and removed")
+	must(statev1.CommandType_COMMAND_TYPE_REMOVE_SERVICE, &statev1.RemoveService{Id: "s2"})
+	check("service removed")
+	// Nodes join, change and go.
+	must(statev1.CommandType_COMMAND_TYPE_CREATE_TOKEN, &statev1.CreateToken{Token: &statev1.TokenRecord{Id: "join2", Role: int32(ccv1.Role_ROLE_AGENT), SecretSha256: sum[:]}})
+	must(statev1.CommandType_COMMAND_TYPE_JOIN_NODE, &statev1.JoinNode{TokenId: "join2", SecretSha256: sum[:], Node: &ccv1.Node{Id: "n0", Name: "n0"}})
+	check("node joined")
+	must(statev1.CommandType_COMMAND_TYPE_UPDATE_NODE, &statev1.UpdateNode{Id: "n0", State: ccv1.NodeState_NODE_STATE_DOWN})
+	check("node down")
+	must(statev1.CommandType_COMMAND_TYPE_REMOVE_NODE, &statev1.RemoveNode{Id: "n0"})
+	check("node removed")
+	// The tasks of one service version share one spec in the copy.
+	must(statev1.CommandType_COMMAND_TYPE_TASK_OPS, &statev1.TaskOps{Ops: []*statev1.TaskOp{create("d", "s1", "n1"), create("e", "s1", "n1")}})
+	check("more created")
+	st, _ := cache.read(f)
+	var specs []*ccv1.ContainerSpec
+	for _, r := range st.Tasks {
+		if id := r.GetContainer().GetId(); id == "d" || id == "e" {
+			specs = append(specs, r.GetContainer().GetSpec())
+		}
+	}
+	if len(specs) != 2 || specs[0] != specs[1] {
+		t.Fatalf("the tasks of one service version do not share their spec: %v", specs)
+	}
+}
