@@ -32,7 +32,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/containercodes/cc/bench/internal/benchstat"
@@ -594,13 +596,37 @@ func createServices(ctx context.Context, o options, c clients) ([]string, error)
 		if i < o.tasks%o.services {
 			replicas++
 		}
-		resp, err := c.services.CreateService(ctx, &ccv1.CreateServiceRequest{Name: fmt.Sprintf("scale-%04d", i), Spec: serviceSpec(o, replicas)})
+		name := fmt.Sprintf("scale-%04d", i)
+		id, err := createService(ctx, c, name, serviceSpec(o, replicas))
 		if err != nil {
 			return fmt.Errorf("create service %d: %w", i, err)
 		}
-		ids[i] = resp.Service.Id
+		ids[i] = id
 		return nil
 	})
+}
+
+// createService creates a service as a user would through a leader change:
+// a call refused as Unavailable (no leader, or the write may or may not
+// have been applied) is tried again, and AlreadyExists on a retry means an
+// earlier try was applied.
+func createService(ctx context.Context, c clients, name string, spec *ccv1.ServiceSpec) (string, error) {
+	for try := 0; ; try++ {
+		resp, err := c.services.CreateService(ctx, &ccv1.CreateServiceRequest{Name: name, Spec: spec})
+		switch {
+		case err == nil:
+			return resp.Service.Id, nil
+		case try > 0 && status.Code(err) == codes.AlreadyExists:
+			got, gerr := c.services.GetService(ctx, &ccv1.GetServiceRequest{Id: name})
+			if gerr != nil {
+				return "", gerr
+			}
+			return got.Service.Id, nil
+		case status.Code(err) != codes.Unavailable || try >= 50 || ctx.Err() != nil:
+			return "", err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 func createContainers(ctx context.Context, o options, c clients, fleet *simnode.Fleet) error {

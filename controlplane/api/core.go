@@ -212,12 +212,14 @@ func (c *Core) caps(nodeBound bool) (jobspec.Caps, error) {
 	if err != nil {
 		return jobspec.Caps{}, err
 	}
+	if !nodeBound {
+		// No read of every node for a container or a service: with
+		// thousands of nodes that read was most of a create call.
+		return jobspec.CapsOf(st.GetLimits(), nil), nil
+	}
 	nodes, err := c.FSM.Nodes()
 	if err != nil {
 		return jobspec.Caps{}, err
-	}
-	if !nodeBound {
-		nodes = nil
 	}
 	return jobspec.CapsOf(st.GetLimits(), nodes), nil
 }
