@@ -219,10 +219,14 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 		return "", err
 	}
 	defer v.end()
+	if err := r.markNetwork(t.ID, mode, ports); err != nil {
+		return "", err
+	}
 	nctx, endNet := r.span(ctx, "runtime.network", attribute.String("cc.network", mode))
 	nsPath, ip, err := r.setupNetwork(nctx, t.ID, mode, ports, userns)
 	endNet(err)
 	if err != nil {
+		_ = os.RemoveAll(r.filesDir(t.ID))
 		return "", err
 	}
 	var container containerd.Container
@@ -495,8 +499,15 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 			errs = append(errs, fmt.Errorf("remove leftover snapshot: %w", err))
 		}
 	}
-	if err := r.teardownNetwork(ctx, id, mode, decodePorts(ports)); err != nil {
-		errs = append(errs, err)
+	if c != nil {
+		if err := r.teardownNetwork(ctx, id, mode, decodePorts(ports)); err != nil {
+			errs = append(errs, err)
+		}
+	} else if mode, ports, ok := r.leftoverNetwork(id); ok {
+		// A creation that did not finish.
+		if err := r.teardownNetwork(ctx, id, mode, ports); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c != nil && taskGone {
 		if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
