@@ -208,8 +208,9 @@ func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
 	return nil
 }
 
-// Settling of the log files before PackLogs copies them: the logger may
-// still be writing the last pieces a job wrote just before it exited.
+// Settling of the log files before PackLogs copies them, when the logger
+// cannot say it drained its pipes (logsDrained): it may still be writing
+// the last pieces a job wrote just before it exited.
 const (
 	logSettlePoll = 100 * time.Millisecond
 	logSettleMax  = 2 * time.Second
@@ -252,8 +253,10 @@ func (r *Runtime) PackLogs(ctx context.Context, id string) (jobs.Packed, error) 
 	if _, err := os.Stat(ldir); err != nil {
 		return jobs.Packed{}, fmt.Errorf("runtime: pack the logs of %s: no logs: %w", id, ErrNotFound)
 	}
-	if err := waitLogsSettled(ctx, ldir); err != nil {
-		return jobs.Packed{}, fmt.Errorf("runtime: pack the logs of %s: %w", id, err)
+	if !logsDrained(ctx, ldir) {
+		if err := waitLogsSettled(ctx, ldir); err != nil {
+			return jobs.Packed{}, fmt.Errorf("runtime: pack the logs of %s: %w", id, err)
+		}
 	}
 	if err := os.MkdirAll(r.JobDir(id), 0o750); err != nil {
 		return jobs.Packed{}, fmt.Errorf("runtime: pack the logs of %s: %w", id, err)

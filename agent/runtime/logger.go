@@ -10,7 +10,6 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 )
@@ -31,7 +30,9 @@ import (
 //
 // The shim keeps its ends of the pipes open until the task is deleted; then
 // it closes them and sends SIGTERM. The logger drains both pipes to EOF (for
-// at most loggerDrainTimeout after SIGTERM) and exits.
+// at most loggerDrainTimeout after SIGTERM) and exits. Meanwhile it answers
+// the agent's drain requests (drain.go), so that the logs of an ended job
+// are packed as soon as they are complete.
 
 // loggerDrainTimeout bounds how long the logger keeps draining after SIGTERM.
 const loggerDrainTimeout = 5 * time.Second
@@ -114,9 +115,6 @@ func RunLogger(args []string) error {
 		closeReady(ready)
 		return err
 	}
-	stdout := os.NewFile(3, "stdout")
-	stderr := os.NewFile(4, "stderr")
-
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
@@ -137,20 +135,17 @@ func RunLogger(args []string) error {
 		// output is lost.
 		fmt.Fprintf(os.Stderr, "logger: %v; output of %s is discarded\n", werr, os.Getenv("CONTAINER_ID"))
 	}
+	// The drain FIFO (drain.go); without it the agent waits for the log
+	// files to settle instead.
+	drain, derr := openDrainFIFO(a.dir)
+	if derr != nil {
+		fmt.Fprintf(os.Stderr, "logger: %v\n", derr)
+	}
 	closeReady(ready)
 
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		copyStreams(w, stdout, stderr)
-	}()
-	select {
-	case <-done:
-	case <-sigs:
-		select {
-		case <-done:
-		case <-time.After(loggerDrainTimeout):
-		}
+	pumpStreams(w, []int{3, 4}, drain, a.dir, sigs, loggerDrainTimeout)
+	if drain >= 0 {
+		_ = syscall.Close(drain)
 	}
 	if w != nil {
 		return w.Close()
@@ -164,35 +159,4 @@ func closeReady(f *os.File) {
 	}
 	_, _ = f.Write([]byte{0})
 	_ = f.Close()
-}
-
-// copyStreams reads both streams until EOF and writes each piece as a
-// record; w may be nil (discard). Write errors drop the piece and go on.
-func copyStreams(w *logWriter, stdout, stderr io.Reader) {
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	pump := func(stream string, r io.Reader) {
-		defer wg.Done()
-		if r == nil {
-			return
-		}
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := r.Read(buf)
-			if n > 0 && w != nil {
-				mu.Lock()
-				if werr := w.Write(stream, buf[:n]); werr != nil {
-					fmt.Fprintf(os.Stderr, "logger: %v\n", werr)
-				}
-				mu.Unlock()
-			}
-			if err != nil {
-				return
-			}
-		}
-	}
-	wg.Add(2)
-	go pump("stdout", stdout)
-	go pump("stderr", stderr)
-	wg.Wait()
 }

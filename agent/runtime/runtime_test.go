@@ -861,24 +861,6 @@ func TestLoggerArgs(t *testing.T) {
 	}
 }
 
-func TestCopyStreams(t *testing.T) {
-	dir := t.TempDir()
-	w, err := newLogWriter(dir, 1<<20, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	copyStreams(w, strings.NewReader("out\n"), strings.NewReader("err\n"))
-	w.Close()
-	recs, _ := readAllRecords(logFiles(dir))
-	got := map[string]string{}
-	for _, r := range recs {
-		got[r.Stream] += string(r.data())
-	}
-	if got["stdout"] != "out\n" || got["stderr"] != "err\n" {
-		t.Errorf("records %v", got)
-	}
-}
-
 // serveRegistry serves the images of an OCI archive read-only over plain
 // HTTP on 127.0.0.1, as a registry with basic auth, under any repository
 // name and the tag "latest". It returns host:port.
