@@ -155,11 +155,17 @@ const (
 // change of the state, the pass's wake time (zero: none) or resync,
 // whichever comes first.
 func decide(ctx context.Context, f *fsm.FSM, resync time.Duration, pass func(ctx context.Context, now time.Time) (outcome, time.Time)) {
+	decidePaced(ctx, f, resync, minPassGap, pass)
+}
+
+// decidePaced is decide with passes at least minGap apart under a stream
+// of changes instead of minPassGap.
+func decidePaced(ctx context.Context, f *fsm.FSM, resync, minGap time.Duration, pass func(ctx context.Context, now time.Time) (outcome, time.Time)) {
 	// Decide from everything earlier leaders committed.
 	if !Ready(ctx) {
 		return
 	}
-	pace := newPacer()
+	pace := newPacer(minGap)
 	for {
 		if d := pace.delay(time.Now()); d > 0 {
 			if !sleep(ctx, d) {
@@ -194,21 +200,22 @@ func decide(ctx context.Context, f *fsm.FSM, resync time.Duration, pass func(ctx
 
 // pacer spaces the passes of a deciding loop with credit: each pass
 // spends one, and credit comes back at one per gap after a pass ends (the
-// gap is minPassGap, or the time the last pass took when longer), up to
+// gap is the loop's least gap, minPassGap by default, or the time the last pass took when longer), up to
 // passBurst. So a loop that was quiet acts on a change at once (a single
 // job or container is placed without a fixed wait), and a stream of
 // changes is decided in passes at least a gap apart, each covering all
 // the changes since the one before.
 type pacer struct {
+	minGap time.Duration
 	credit float64
 	ended  time.Time     // when the last pass ended; zero before the first
 	took   time.Duration // how long it took
 	began  time.Time
 }
 
-func newPacer() *pacer { return &pacer{credit: passBurst} }
+func newPacer(minGap time.Duration) *pacer { return &pacer{minGap: minGap, credit: passBurst} }
 
-func (p *pacer) gap() time.Duration { return max(minPassGap, p.took) }
+func (p *pacer) gap() time.Duration { return max(p.minGap, p.took) }
 
 // available is the credit at now.
 func (p *pacer) available(now time.Time) float64 {

@@ -12,7 +12,7 @@ import (
 func TestPacer(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	now := t0
-	p := newPacer()
+	p := newPacer(minPassGap)
 	run := func(took time.Duration) {
 		t.Helper()
 		if d := p.delay(now); d != 0 {
@@ -41,7 +41,7 @@ func TestPacer(t *testing.T) {
 		run(time.Millisecond)
 	}
 	now = now.Add(time.Hour)
-	p = newPacer()
+	p = newPacer(minPassGap)
 	for range passBurst - 1 {
 		run(time.Millisecond)
 	}
