@@ -241,6 +241,31 @@ func loopbackUp() error {
 	return nil
 }
 
+// loopbackUpIn brings up the loopback interface of the network namespace
+// mounted at nsPath.
+func loopbackUpIn(nsPath string) (err error) {
+	f, err := os.Open(nsPath)
+	if err != nil {
+		return fmt.Errorf("open network namespace: %w", err)
+	}
+	defer f.Close()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		// The thread changes namespace and is never unlocked: Go ends it
+		// when this goroutine returns, so no other goroutine runs in it.
+		goruntime.LockOSThread()
+		if err = unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			err = fmt.Errorf("enter network namespace %s: %w", nsPath, err)
+			return
+		}
+		err = loopbackUp()
+	}()
+	wg.Wait()
+	return err
+}
+
 // removeNetNS unmounts and removes a network namespace; a missing one is
 // fine.
 func removeNetNS(path string) error {
@@ -310,7 +335,7 @@ func (r *Runtime) setupNetwork(ctx context.Context, id, mode string, ports []goc
 		if userns == nil {
 			return nsPath, "", nil // createNetNS brought up its loopback
 		}
-		if _, err := r.cniLo.Setup(ctx, r.netnsName(id), nsPath); err != nil {
+		if err := loopbackUpIn(nsPath); err != nil {
 			return "", "", fmt.Errorf("runtime: bring up loopback of %s: %w", id, err)
 		}
 		return nsPath, "", nil
