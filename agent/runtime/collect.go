@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containercodes/cc/agent/runtime/internal/logger"
+
 	"github.com/containercodes/cc/agent/jobs"
 )
 
@@ -209,7 +211,7 @@ func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
 }
 
 // Settling of the log files before PackLogs copies them, when the logger
-// cannot say it drained its pipes (logsDrained): it may still be writing
+// cannot say it drained its pipes (logger.Drained): it may still be writing
 // the last pieces a job wrote just before it exited.
 const (
 	logSettlePoll = 100 * time.Millisecond
@@ -253,7 +255,7 @@ func (r *Runtime) PackLogs(ctx context.Context, id string) (jobs.Packed, error) 
 	if _, err := os.Stat(ldir); err != nil {
 		return jobs.Packed{}, fmt.Errorf("runtime: pack the logs of %s: no logs: %w", id, ErrNotFound)
 	}
-	if !logsDrained(ctx, ldir) {
+	if !logger.Drained(ctx, ldir) {
 		if err := waitLogsSettled(ctx, ldir); err != nil {
 			return jobs.Packed{}, fmt.Errorf("runtime: pack the logs of %s: %w", id, err)
 		}
@@ -276,7 +278,7 @@ func (r *Runtime) PackLogs(ctx context.Context, id string) (jobs.Packed, error) 
 				if err != nil {
 					break
 				}
-				if _, err := w.Write(encodeRecord(rec.Stream, rec.Time, rec.data())); err != nil {
+				if _, err := w.Write(encodeRecord(rec.Stream, rec.Time, rec.Data())); err != nil {
 					f.Close()
 					return err
 				}

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/containercodes/cc/agent/runtime/internal/logger"
+
 	tasks "github.com/containerd/containerd/api/services/tasks/v1"
 	tasktypes "github.com/containerd/containerd/api/types/task"
 	containerd "github.com/containerd/containerd/v2/client"
@@ -308,7 +310,7 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 		return "", fmt.Errorf("runtime: create log directory of %s: %w", t.ID, err)
 	}
 	_ = os.Remove(r.oomMark(t.ID))
-	largs := loggerArgs{dir: r.logDir(t.ID), maxBytes: r.cfg.LogMaxBytes, maxFiles: r.cfg.LogMaxFiles}
+	largs := logger.Args{Dir: r.logDir(t.ID), MaxBytes: r.cfg.LogMaxBytes, MaxFiles: r.cfg.LogMaxFiles}
 	sctx, endStart := r.span(ctx, "containerd.start", attribute.String("cc.container.id", t.ID))
 	creator, err := r.mainIO(t, &largs)
 	if err != nil {

@@ -1,4 +1,4 @@
-package runtime
+package logger
 
 import (
 	"context"
@@ -23,11 +23,13 @@ import (
 // means the log files are complete. A request nobody reads (ENXIO) means
 // the logger has ended, so nothing more comes either. A logger of an
 // earlier agent has no FIFOs; then the agent waits for the files to
-// settle (waitLogsSettled).
+// settle (package runtime).
 
 const (
-	drainFIFO   = "drain"
-	drainedFIFO = "drained"
+	// DrainFIFO and DrainedFIFO are the FIFOs of the drain requests and
+	// their answers in a log directory.
+	DrainFIFO   = "drain"
+	DrainedFIFO = "drained"
 	// drainWait bounds the wait for the logger's answer.
 	drainWait = 2 * time.Second
 	// pumpTick is how often the logger's loop looks at its signals when
@@ -41,14 +43,14 @@ const (
 // openDrainFIFO makes the two FIFOs of dir (replacing leftovers) and opens
 // the request FIFO for reading, never blocking and never at its end.
 func openDrainFIFO(dir string) (int, error) {
-	for _, name := range []string{drainedFIFO, drainFIFO} {
+	for _, name := range []string{DrainedFIFO, DrainFIFO} {
 		p := filepath.Join(dir, name)
 		_ = os.Remove(p)
 		if err := unix.Mkfifo(p, 0o600); err != nil {
 			return -1, fmt.Errorf("make the drain FIFO %s: %w", p, err)
 		}
 	}
-	fd, err := unix.Open(filepath.Join(dir, drainFIFO), unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(filepath.Join(dir, DrainFIFO), unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, fmt.Errorf("open the drain FIFO: %w", err)
 	}
@@ -59,7 +61,7 @@ func openDrainFIFO(dir string) (int, error) {
 // to w (nil: discard) as records, one per read, until both reach their
 // end or, after a signal on sigs, grace has passed; it answers drain
 // requests read from drain (-1: none) on dir's drained FIFO.
-func pumpStreams(w *logWriter, fds []int, drain int, dir string, sigs <-chan os.Signal, grace time.Duration) {
+func pumpStreams(w *Writer, fds []int, drain int, dir string, sigs <-chan os.Signal, grace time.Duration) {
 	names := []string{"stdout", "stderr"}
 	pfds := make([]unix.PollFd, 0, len(fds)+1)
 	open := 0
@@ -133,7 +135,7 @@ func pumpStreams(w *logWriter, fds []int, drain int, dir string, sigs <-chan os.
 // answerDrain tells the agent waiting on dir's drained FIFO that the
 // pipes are drained; nobody waiting is fine.
 func answerDrain(dir string) {
-	fd, err := unix.Open(filepath.Join(dir, drainedFIFO), unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(filepath.Join(dir, DrainedFIFO), unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return
 	}
@@ -141,12 +143,12 @@ func answerDrain(dir string) {
 	_ = unix.Close(fd)
 }
 
-// logsDrained asks the logger of an ended container, whose logs are in
+// Drained asks the logger of an ended container, whose logs are in
 // dir, to write what its pipes still hold, and says whether they are
 // complete: the logger answered, or it has ended. False when it cannot
 // tell (a logger of an earlier agent, no answer in drainWait).
-func logsDrained(ctx context.Context, dir string) bool {
-	reply, err := os.OpenFile(filepath.Join(dir, drainedFIFO), os.O_RDWR, 0)
+func Drained(ctx context.Context, dir string) bool {
+	reply, err := os.OpenFile(filepath.Join(dir, DrainedFIFO), os.O_RDWR, 0)
 	if err != nil {
 		return false
 	}
@@ -158,7 +160,7 @@ func logsDrained(ctx context.Context, dir string) bool {
 	if err := reply.SetReadDeadline(deadline); err != nil {
 		return false // not pollable: a read could wait for ever
 	}
-	fd, err := unix.Open(filepath.Join(dir, drainFIFO), unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(filepath.Join(dir, DrainFIFO), unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ENXIO) {
 		return true // no logger reads it: it has ended
 	}
