@@ -9,10 +9,10 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/containercodes/cc/agent/runtime/internal/logger"
-
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
+
+	"github.com/containercodes/cc/agent/runtime/internal/logger"
 )
 
 // Attaching to a container's main process.

@@ -15,9 +15,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/containercodes/cc/agent/runtime/internal/logger"
-
 	"github.com/containercodes/cc/agent/jobs"
+	"github.com/containercodes/cc/agent/runtime/internal/logger"
 )
 
 // CollectOutput packs the /output of an ended job sandbox into

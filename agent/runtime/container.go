@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/containercodes/cc/agent/runtime/internal/logger"
 
 	tasks "github.com/containerd/containerd/api/services/tasks/v1"
 	tasktypes "github.com/containerd/containerd/api/types/task"
@@ -26,6 +25,7 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/containercodes/cc/agent/runtime/internal/logger"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 

@@ -23,11 +23,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/containercodes/cc/agent/runtime/internal/logger"
-
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/containercodes/cc/agent/runtime/internal/logger"
 	"github.com/containercodes/cc/internal/testing/tartest"
 	"github.com/containercodes/cc/internal/testing/testimage"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
