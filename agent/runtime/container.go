@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-
 	tasks "github.com/containerd/containerd/api/services/tasks/v1"
 	tasktypes "github.com/containerd/containerd/api/types/task"
 	containerd "github.com/containerd/containerd/v2/client"
