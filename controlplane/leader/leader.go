@@ -199,18 +199,18 @@ func decidePaced(ctx context.Context, f *fsm.FSM, resync, minGap time.Duration, 
 }
 
 // pacer spaces the passes of a deciding loop with credit: each pass
-// spends one, and credit comes back at one per gap after a pass ends (the
-// gap is the loop's least gap, minPassGap by default, or the time the last pass took when longer), up to
-// passBurst. So a loop that was quiet acts on a change at once (a single
-// job or container is placed without a fixed wait), and a stream of
-// changes is decided in passes at least a gap apart, each covering all
-// the changes since the one before.
+// spends one, and credit comes back at one per gap, counted from the start
+// of the last pass (the gap is the loop's least gap, minPassGap by
+// default, or the time the last pass took when longer), up to passBurst.
+// So a loop that was quiet acts on a change at once (a single job or
+// container is placed without a fixed wait), and a stream of changes is
+// decided in passes that start at least a gap apart, as without credit,
+// each covering all the changes since the one before.
 type pacer struct {
 	minGap time.Duration
-	credit float64
-	ended  time.Time     // when the last pass ended; zero before the first
+	credit float64       // at last
+	last   time.Time     // when the last pass started; zero before the first
 	took   time.Duration // how long it took
-	began  time.Time
 }
 
 func newPacer(minGap time.Duration) *pacer { return &pacer{minGap: minGap, credit: passBurst} }
@@ -219,10 +219,10 @@ func (p *pacer) gap() time.Duration { return max(p.minGap, p.took) }
 
 // available is the credit at now.
 func (p *pacer) available(now time.Time) float64 {
-	if p.ended.IsZero() {
+	if p.last.IsZero() {
 		return p.credit
 	}
-	return min(passBurst, p.credit+float64(now.Sub(p.ended))/float64(p.gap()))
+	return min(passBurst, p.credit+float64(now.Sub(p.last))/float64(p.gap()))
 }
 
 // delay is how long to wait at now before the next pass may start.
@@ -237,14 +237,12 @@ func (p *pacer) delay(now time.Time) time.Duration {
 // start records that a pass starts at now.
 func (p *pacer) start(now time.Time) {
 	p.credit = max(0, p.available(now)-1)
-	p.ended = time.Time{}
-	p.began = now
+	p.last = now
 }
 
-// end records that the pass ended at now.
+// end records that the pass started last ended at now.
 func (p *pacer) end(now time.Time) {
-	p.took = now.Sub(p.began)
-	p.ended = now
+	p.took = now.Sub(p.last)
 }
 
 // waitChange waits until watch is closed or d has passed; false when ctx

@@ -6,17 +6,17 @@ import (
 )
 
 // TestPacer: after a quiet spell passBurst passes start without waiting;
-// then each waits for its gap after the one before ended (the gap is the
-// last pass's duration when that is longer than minPassGap); a quiet
-// spell gives the burst back. The clock is simulated.
+// then passes start a gap apart, start to start, as without credit (the
+// gap is the last pass's duration when that is longer than the least
+// gap); a quiet spell gives the burst back, no more. The clock is
+// simulated.
 func TestPacer(t *testing.T) {
-	t0 := time.Unix(1000, 0)
-	now := t0
+	now := time.Unix(1000, 0)
 	p := newPacer(minPassGap)
 	run := func(took time.Duration) {
 		t.Helper()
 		if d := p.delay(now); d != 0 {
-			t.Fatalf("at %v: delay %v, want none", now.Sub(t0), d)
+			t.Fatalf("delay %v before a pass, want none", d)
 		}
 		p.start(now)
 		now = now.Add(took)
@@ -30,32 +30,36 @@ func TestPacer(t *testing.T) {
 	}
 	now = now.Add(p.delay(now))
 	run(time.Millisecond)
-	if d := p.delay(now); d != minPassGap {
-		t.Fatalf("under a stream of changes: delay %v, want %v", d, minPassGap)
+	if d := p.delay(now); d != minPassGap-time.Millisecond {
+		t.Fatalf("under a stream of changes: delay %v, want the rest of %v since the last start", d, minPassGap)
 	}
+	now = now.Add(p.delay(now))
 
-	// A slow pass: the next waits as long as it took.
-	now = now.Add(time.Hour)
-	run(time.Second)
-	for range passBurst - 1 {
-		run(time.Millisecond)
-	}
-	now = now.Add(time.Hour)
-	p = newPacer(minPassGap)
-	for range passBurst - 1 {
-		run(time.Millisecond)
-	}
+	// A pass longer than the gap: the next may start when it ends.
 	run(300 * time.Millisecond)
-	if d := p.delay(now); d != 300*time.Millisecond {
-		t.Fatalf("after a pass of 300ms with no credit left: delay %v, want 300ms", d)
+	if d := p.delay(now); d != 0 {
+		t.Fatalf("after a pass of 300ms: delay %v, want none", d)
+	}
+	run(time.Millisecond)
+	if d := p.delay(now); d != minPassGap-time.Millisecond {
+		t.Fatalf("after a short pass again: delay %v, want %v", d, minPassGap-time.Millisecond)
 	}
 
 	// A quiet spell gives the whole burst back, no more.
 	now = now.Add(time.Hour)
 	for range passBurst {
-		run(time.Millisecond)
+		run(0)
 	}
 	if d := p.delay(now); d == 0 {
 		t.Fatal("more than passBurst passes without a wait")
+	}
+
+	// Another loop's least gap.
+	p = newPacer(dispatchPassGap)
+	for range passBurst {
+		run(0)
+	}
+	if d := p.delay(now); d != dispatchPassGap {
+		t.Fatalf("dispatcher after a burst: delay %v, want %v", d, dispatchPassGap)
 	}
 }
