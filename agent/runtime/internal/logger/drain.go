@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -33,7 +35,7 @@ const (
 	// drainWait bounds the wait for the logger's answer.
 	drainWait = 2 * time.Second
 	// pumpTick is how often the logger's loop looks at its signals when
-	// its pipes are quiet.
+	// its pipes are quiet and it has no pipe to be woken by them.
 	pumpTick = 100 * time.Millisecond
 	// drainReads bounds the reads of one stream while answering a drain
 	// request (an ended task's pipe holds at most 64 KiB by default).
@@ -94,18 +96,56 @@ func pumpStreams(w *Writer, fds []int, drain int, dir string, sigs <-chan os.Sig
 			return false
 		}
 	}
+	// A signal wakes the loop through a pipe of its own, so that a quiet
+	// logger sleeps in poll without a timeout.
+	var signalled atomic.Bool
+	wake := -1
+	var sp [2]int
+	if err := unix.Pipe2(sp[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err == nil {
+		wake = sp[0]
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case <-sigs:
+				signalled.Store(true)
+				_, _ = unix.Write(sp[1], []byte{1})
+			case <-stop:
+			}
+		}()
+		defer func() {
+			close(stop)
+			wg.Wait()
+			_ = unix.Close(sp[0])
+			_ = unix.Close(sp[1])
+		}()
+	}
+	pfds = append(pfds, unix.PollFd{Fd: int32(wake), Events: unix.POLLIN})
 	var deadline time.Time
 	for open > 0 {
-		if _, err := unix.Poll(pfds, int(pumpTick/time.Millisecond)); err != nil && !errors.Is(err, unix.EINTR) {
+		timeout := -1 // no timeout
+		switch {
+		case !deadline.IsZero():
+			timeout = max(1, int(time.Until(deadline)/time.Millisecond))
+		case wake < 0:
+			timeout = int(pumpTick / time.Millisecond)
+		}
+		if _, err := unix.Poll(pfds, timeout); err != nil && !errors.Is(err, unix.EINTR) {
 			fmt.Fprintf(os.Stderr, "logger: poll: %v\n", err)
 			time.Sleep(pumpTick)
 		}
-		select {
-		case <-sigs:
-			if deadline.IsZero() {
-				deadline = time.Now().Add(grace)
+		if wake < 0 {
+			select {
+			case <-sigs:
+				signalled.Store(true)
+			default:
 			}
-		default:
+		}
+		if signalled.Load() && deadline.IsZero() {
+			deadline = time.Now().Add(grace)
+			pfds[len(pfds)-1].Fd = -1 // woken once is enough
 		}
 		if !deadline.IsZero() && time.Now().After(deadline) {
 			return
@@ -115,7 +155,7 @@ func pumpStreams(w *Writer, fds []int, drain int, dir string, sigs <-chan os.Sig
 				read(i)
 			}
 		}
-		d := &pfds[len(fds)]
+		d := &pfds[len(fds)] // the drain FIFO
 		if d.Fd < 0 || d.Revents&unix.POLLIN == 0 {
 			continue
 		}

@@ -143,3 +143,48 @@ func TestLoggerArgs(t *testing.T) {
 		t.Error("no dir accepted")
 	}
 }
+
+// TestPumpStreamsEndsAfterSignal: after SIGTERM the loop keeps writing
+// what comes for its grace, then ends even though the pipes stay open (a
+// quiet loop has no timeout: the signal wakes it).
+func TestPumpStreamsEndsAfterSignal(t *testing.T) {
+	dir := t.TempDir()
+	w, err := NewWriter(dir, 1<<20, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	var fds []int
+	for range 2 {
+		var p [2]int
+		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Close(p[0]); unix.Close(p[1]) })
+		fds = append(fds, p[0])
+		if len(fds) == 1 {
+			if _, err := unix.Write(p[1], []byte("before\n")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	sigs := make(chan os.Signal, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pumpStreams(w, fds, -1, dir, sigs, 50*time.Millisecond)
+	}()
+	sigs <- unix.SIGTERM
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("the loop did not end after SIGTERM and its grace")
+	}
+	var got []string
+	for _, r := range readRecords(t, filepath.Join(dir, FileName)) {
+		got = append(got, r.Stream+":"+string(r.Data()))
+	}
+	if strings.Join(got, "") != "stdout:before\n" {
+		t.Errorf("records %q, want the output written before the signal", got)
+	}
+}
