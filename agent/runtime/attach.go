@@ -11,6 +11,8 @@ import (
 
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
+
+	"github.com/containercodes/cc/agent/runtime/internal/logger"
 )
 
 // Attaching to a container's main process.
@@ -30,10 +32,10 @@ func (r *Runtime) stdinFIFO(id string) string {
 
 // mainIO is the IO of a container's main process: the logger binary, and
 // for a terminal or an open stdin, a stdin FIFO (which largs gets).
-func (r *Runtime) mainIO(t Task, largs *loggerArgs) (cio.Creator, error) {
+func (r *Runtime) mainIO(t Task, largs *logger.Args) (cio.Creator, error) {
 	tty, stdin := t.Spec.GetTty(), t.Spec.GetStdinOpen()
 	if !tty && !stdin {
-		return cio.BinaryIO(r.cfg.LoggerPath, map[string]string{"logger": largs.query()}), nil
+		return cio.BinaryIO(r.cfg.LoggerPath, map[string]string{"logger": largs.Query()}), nil
 	}
 	fifo := r.stdinFIFO(t.ID)
 	if err := os.MkdirAll(r.fifoDir(), 0o700); err != nil {
@@ -43,8 +45,8 @@ func (r *Runtime) mainIO(t Task, largs *loggerArgs) (cio.Creator, error) {
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		return nil, fmt.Errorf("stdin FIFO: %w", err)
 	}
-	largs.stdin = fifo
-	binary := cio.BinaryIO(r.cfg.LoggerPath, map[string]string{"logger": largs.query()})
+	largs.Stdin = fifo
+	binary := cio.BinaryIO(r.cfg.LoggerPath, map[string]string{"logger": largs.Query()})
 	return func(id string) (cio.IO, error) {
 		io, err := binary(id)
 		if err != nil {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/containercodes/cc/agent/jobs"
+	"github.com/containercodes/cc/agent/runtime/internal/logger"
 )
 
 // CollectOutput packs the /output of an ended job sandbox into
@@ -208,8 +209,9 @@ func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
 	return nil
 }
 
-// Settling of the log files before PackLogs copies them: the logger may
-// still be writing the last pieces a job wrote just before it exited.
+// Settling of the log files before PackLogs copies them, when the logger
+// cannot say it drained its pipes (logger.Drained): it may still be writing
+// the last pieces a job wrote just before it exited.
 const (
 	logSettlePoll = 100 * time.Millisecond
 	logSettleMax  = 2 * time.Second
@@ -252,8 +254,10 @@ func (r *Runtime) PackLogs(ctx context.Context, id string) (jobs.Packed, error) 
 	if _, err := os.Stat(ldir); err != nil {
 		return jobs.Packed{}, fmt.Errorf("runtime: pack the logs of %s: no logs: %w", id, ErrNotFound)
 	}
-	if err := waitLogsSettled(ctx, ldir); err != nil {
-		return jobs.Packed{}, fmt.Errorf("runtime: pack the logs of %s: %w", id, err)
+	if !logger.Drained(ctx, ldir) {
+		if err := waitLogsSettled(ctx, ldir); err != nil {
+			return jobs.Packed{}, fmt.Errorf("runtime: pack the logs of %s: %w", id, err)
+		}
 	}
 	if err := os.MkdirAll(r.JobDir(id), 0o750); err != nil {
 		return jobs.Packed{}, fmt.Errorf("runtime: pack the logs of %s: %w", id, err)
@@ -273,7 +277,7 @@ func (r *Runtime) PackLogs(ctx context.Context, id string) (jobs.Packed, error) 
 				if err != nil {
 					break
 				}
-				if _, err := w.Write(encodeRecord(rec.Stream, rec.Time, rec.data())); err != nil {
+				if _, err := w.Write(encodeRecord(rec.Stream, rec.Time, rec.Data())); err != nil {
 					f.Close()
 					return err
 				}

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,13 +14,17 @@ import (
 	"syscall"
 	"time"
 
+	tasks "github.com/containerd/containerd/api/services/tasks/v1"
+	tasktypes "github.com/containerd/containerd/api/types/task"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/containercodes/cc/agent/runtime/internal/logger"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
@@ -219,10 +224,14 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 		return "", err
 	}
 	defer v.end()
+	if err := r.markNetwork(t.ID, mode, ports); err != nil {
+		return "", err
+	}
 	nctx, endNet := r.span(ctx, "runtime.network", attribute.String("cc.network", mode))
 	nsPath, ip, err := r.setupNetwork(nctx, t.ID, mode, ports, userns)
 	endNet(err)
 	if err != nil {
+		_ = os.RemoveAll(r.filesDir(t.ID))
 		return "", err
 	}
 	var container containerd.Container
@@ -300,7 +309,7 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 		return "", fmt.Errorf("runtime: create log directory of %s: %w", t.ID, err)
 	}
 	_ = os.Remove(r.oomMark(t.ID))
-	largs := loggerArgs{dir: r.logDir(t.ID), maxBytes: r.cfg.LogMaxBytes, maxFiles: r.cfg.LogMaxFiles}
+	largs := logger.Args{Dir: r.logDir(t.ID), MaxBytes: r.cfg.LogMaxBytes, MaxFiles: r.cfg.LogMaxFiles}
 	sctx, endStart := r.span(ctx, "containerd.start", attribute.String("cc.container.id", t.ID))
 	creator, err := r.mainIO(t, &largs)
 	if err != nil {
@@ -495,8 +504,15 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 			errs = append(errs, fmt.Errorf("remove leftover snapshot: %w", err))
 		}
 	}
-	if err := r.teardownNetwork(ctx, id, mode, decodePorts(ports)); err != nil {
-		errs = append(errs, err)
+	if c != nil {
+		if err := r.teardownNetwork(ctx, id, mode, decodePorts(ports)); err != nil {
+			errs = append(errs, err)
+		}
+	} else if mode, ports, ok := r.leftoverNetwork(id); ok {
+		// A creation that did not finish.
+		if err := r.teardownNetwork(ctx, id, mode, ports); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c != nil && taskGone {
 		if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
@@ -517,38 +533,40 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 }
 
 // List reports every container of the namespace that carries the runtime's
-// labels, with its task's live status.
+// labels, with its task's live status: two calls to containerd (the
+// containers with their labels, the tasks with their status) whatever the
+// number of containers.
 func (r *Runtime) List(ctx context.Context) ([]Observed, error) {
 	ctx = r.withNS(ctx)
-	cs, err := r.client.Containers(ctx)
+	cs, err := r.client.ContainerService().List(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("runtime: list containers in namespace %s: %w", r.cfg.Namespace, err)
 	}
+	// After the containers: a container created meanwhile shows without
+	// its task (FAILED) until the next pass, never the reverse.
+	tl, err := r.client.TaskService().List(ctx, &tasks.ListTasksRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("runtime: list tasks in namespace %s: %w", r.cfg.Namespace, errgrpc.ToNative(err))
+	}
+	procs := make(map[string]*tasktypes.Process, len(tl.Tasks))
+	for _, p := range tl.Tasks {
+		procs[p.ID] = p
+	}
 	var out []Observed
-	for _, c := range cs {
-		info, err := c.Info(ctx, containerd.WithoutRefreshedMetadata)
-		if err != nil {
-			continue
-		}
+	for _, info := range cs {
 		if _, ok := info.Labels[LabelContainerID]; !ok {
 			continue
 		}
 		if r.cfg.Owner != "" && info.Labels[LabelOwner] != r.cfg.Owner {
 			continue // another agent's container on this host
 		}
-		o, err := r.observe(ctx, c, info)
-		if err != nil {
-			if errdefs.IsNotFound(err) {
-				continue // removed meanwhile
-			}
-			return nil, err
-		}
-		out = append(out, o)
+		out = append(out, r.observe(info, procs[info.ID]))
 	}
 	return out, nil
 }
 
-func (r *Runtime) observe(ctx context.Context, c containerd.Container, info containers.Container) (Observed, error) {
+// observe reads a container's record and its task (nil: none).
+func (r *Runtime) observe(info containers.Container, p *tasktypes.Process) Observed {
 	l := info.Labels
 	o := Observed{ID: l[LabelContainerID], Name: l[LabelName], IP: l[LabelIP], JobID: l[LabelJob]}
 	if v := l[LabelVolumes]; v != "" {
@@ -558,51 +576,44 @@ func (r *Runtime) observe(ctx context.Context, c containerd.Container, info cont
 	if ts, err := time.Parse(time.RFC3339Nano, l[LabelStartedAt]); err == nil {
 		o.StartedAt = ts
 	}
-	task, err := c.Task(ctx, nil)
-	if errdefs.IsNotFound(err) {
+	if p == nil {
 		o.State = ccv1.ContainerState_CONTAINER_STATE_FAILED
 		o.Error = "the container has no task (it was never started, or containerd lost it)"
-		return o, nil
+		return o
 	}
-	if err != nil {
-		o.State = ccv1.ContainerState_CONTAINER_STATE_FAILED
-		o.Error = fmt.Sprintf("load task: %v", err)
-		return o, nil
-	}
-	st, err := task.Status(ctx)
-	if err != nil {
-		o.State = ccv1.ContainerState_CONTAINER_STATE_FAILED
-		o.Error = fmt.Sprintf("task status: %v", err)
-		return o, nil
-	}
-	switch st.Status {
-	case containerd.Running, containerd.Paused, containerd.Pausing:
+	switch p.Status {
+	case tasktypes.Status_RUNNING, tasktypes.Status_PAUSED, tasktypes.Status_PAUSING:
 		o.State = ccv1.ContainerState_CONTAINER_STATE_RUNNING
-	case containerd.Stopped:
+	case tasktypes.Status_STOPPED:
 		o.State = ccv1.ContainerState_CONTAINER_STATE_EXITED
-		o.ExitCode = int32(st.ExitStatus)
-		o.FinishedAt = st.ExitTime
-		o.OOMKilled = r.oomKilled(ctx, c, o.ID)
-	case containerd.Created:
+		o.ExitCode = int32(p.ExitStatus)
+		if p.ExitedAt != nil {
+			o.FinishedAt = p.ExitedAt.AsTime()
+		}
+		o.OOMKilled = r.oomKilled(info, o.ID)
+	case tasktypes.Status_CREATED:
 		o.State = ccv1.ContainerState_CONTAINER_STATE_FAILED
 		o.Error = "the task was created but never started"
 	default:
 		o.State = ccv1.ContainerState_CONTAINER_STATE_FAILED
-		o.Error = fmt.Sprintf("task status %q", st.Status)
+		o.Error = fmt.Sprintf("task status %q", strings.ToLower(p.Status.String()))
 	}
-	return o, nil
+	return o
 }
 
 // oomKilled says whether the kernel's OOM killer struck in the container:
 // an OOM event was seen (Events) or its memory cgroup counts an OOM kill.
 // A positive cgroup answer is remembered in a file, since the cgroup goes
 // away with the task.
-func (r *Runtime) oomKilled(ctx context.Context, c containerd.Container, id string) bool {
+func (r *Runtime) oomKilled(info containers.Container, id string) bool {
 	if _, err := os.Stat(r.oomMark(id)); err == nil {
 		return true
 	}
-	spec, err := c.Spec(ctx)
-	if err != nil || spec.Linux == nil || spec.Linux.CgroupsPath == "" || strings.Contains(spec.Linux.CgroupsPath, ":") {
+	if info.Spec == nil {
+		return false
+	}
+	var spec oci.Spec
+	if err := json.Unmarshal(info.Spec.GetValue(), &spec); err != nil || spec.Linux == nil || spec.Linux.CgroupsPath == "" || strings.Contains(spec.Linux.CgroupsPath, ":") {
 		return false
 	}
 	if cgroupOOMKills(spec.Linux.CgroupsPath) > 0 {

@@ -39,7 +39,7 @@ func (r *Runtime) Logs(ctx context.Context, id string, tail int64, follow bool, 
 	}
 	emit := func(recs []*logRecord) error {
 		for _, rec := range recs {
-			if err := fn(rec.Stream, rec.data()); err != nil {
+			if err := fn(rec.Stream, rec.Data()); err != nil {
 				return err
 			}
 		}
@@ -97,7 +97,7 @@ func (r *Runtime) Logs(ctx context.Context, id string, tail int64, follow bool, 
 					break
 				}
 				got = true
-				if err := fn(rec.Stream, rec.data()); err != nil {
+				if err := fn(rec.Stream, rec.Data()); err != nil {
 					return err
 				}
 			}

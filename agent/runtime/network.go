@@ -178,8 +178,8 @@ func (r *Runtime) netnsPath(id string) string {
 	return filepath.Join(r.cfg.NetNSDir, r.netnsName(id))
 }
 
-// createNetNS creates a new network namespace and mounts it at path
-// (replacing a leftover one).
+// createNetNS creates a new network namespace with its loopback up and
+// mounts it at path (replacing a leftover one).
 func createNetNS(path string) (err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("create netns directory: %w", err)
@@ -206,10 +206,61 @@ func createNetNS(path string) (err error) {
 			err = fmt.Errorf("unshare network namespace: %w", err)
 			return
 		}
+		if err = loopbackUp(); err != nil {
+			return
+		}
 		src := fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid())
 		if err = unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
 			err = fmt.Errorf("mount network namespace at %s: %w", path, err)
 		}
+	}()
+	wg.Wait()
+	return err
+}
+
+// loopbackUp brings up the loopback interface of the calling thread's
+// network namespace (what the CNI loopback plugin does, without running
+// it).
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("bring up loopback: socket: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return fmt.Errorf("bring up loopback: %w", err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring up loopback: read its flags: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring up loopback: %w", err)
+	}
+	return nil
+}
+
+// loopbackUpIn brings up the loopback interface of the network namespace
+// mounted at nsPath.
+func loopbackUpIn(nsPath string) (err error) {
+	f, err := os.Open(nsPath)
+	if err != nil {
+		return fmt.Errorf("open network namespace: %w", err)
+	}
+	defer f.Close()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		// The thread changes namespace and is never unlocked: Go ends it
+		// when this goroutine returns, so no other goroutine runs in it.
+		goruntime.LockOSThread()
+		if err = unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			err = fmt.Errorf("enter network namespace %s: %w", nsPath, err)
+			return
+		}
+		err = loopbackUp()
 	}()
 	wg.Wait()
 	return err
@@ -281,7 +332,10 @@ func (r *Runtime) setupNetwork(ctx context.Context, id, mode string, ports []goc
 		}
 	}()
 	if mode == networkNone {
-		if _, err := r.cniLo.Setup(ctx, r.netnsName(id), nsPath); err != nil {
+		if userns == nil {
+			return nsPath, "", nil // createNetNS brought up its loopback
+		}
+		if err := loopbackUpIn(nsPath); err != nil {
 			return "", "", fmt.Errorf("runtime: bring up loopback of %s: %w", id, err)
 		}
 		return nsPath, "", nil
@@ -321,6 +375,57 @@ func (r *Runtime) setupNetwork(ctx context.Context, id, mode string, ports []goc
 		}
 	}
 	return nsPath, ip, nil
+}
+
+// networkMark is the file, in a container's files directory, that
+// records its network mode and ports (mode, a newline, the ports as
+// encodePorts writes them) from before its network is set up until the
+// container is removed: Remove finds in it what to detach when the
+// container record is gone or was never made.
+const networkMark = "network"
+
+// markNetwork records a container's network before setupNetwork, synced,
+// so that it outlives a crash or a reboot.
+func (r *Runtime) markNetwork(id, mode string, ports []gocni.PortMapping) error {
+	dir := r.filesDir(id)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("runtime: create %s: %w", dir, err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, networkMark), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	if err != nil {
+		return fmt.Errorf("runtime: record the network of %s: %w", id, err)
+	}
+	_, err = f.WriteString(mode + "\n" + encodePorts(ports) + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("runtime: record the network of %s: %w", id, err)
+	}
+	return nil
+}
+
+// leftoverNetwork says what network to detach for a container id without
+// a container record: the one its mark records; with no mark, none when
+// no network namespace of it is mounted either (its creation never got
+// as far), else bridge mode without ports (an agent before the mark).
+func (r *Runtime) leftoverNetwork(id string) (mode string, ports []gocni.PortMapping, any bool) {
+	if b, err := os.ReadFile(filepath.Join(r.filesDir(id), networkMark)); err == nil {
+		m, p, _ := strings.Cut(string(b), "\n")
+		if m != "" {
+			return m, decodePorts(strings.TrimSpace(p)), true
+		}
+	}
+	nsPath := r.netnsPath(id)
+	for _, p := range []string{nsPath, usernsPath(nsPath)} {
+		if _, err := os.Lstat(p); err == nil {
+			return networkBridge, nil, true
+		}
+	}
+	return "", nil, false
 }
 
 // teardownNetwork detaches the container (bridge mode) and removes its

@@ -26,6 +26,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/containercodes/cc/agent/runtime/internal/logger"
 	"github.com/containercodes/cc/internal/testing/tartest"
 	"github.com/containercodes/cc/internal/testing/testimage"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
@@ -739,11 +740,11 @@ func TestLogWriterRotation(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
-			w, err := newLogWriter(dir, c.maxBytes, c.maxFiles)
+			w, err := logger.NewWriter(dir, c.maxBytes, c.maxFiles)
 			if err != nil {
 				t.Fatal(err)
 			}
-			w.now = func() time.Time { return time.Unix(0, 0) }
+			w.Now = func() time.Time { return time.Unix(0, 0) }
 			for i := 0; i < c.writes; i++ {
 				if err := w.Write("stdout", []byte("0123456789")); err != nil {
 					t.Fatal(err)
@@ -778,7 +779,7 @@ func TestLogWriterRotation(t *testing.T) {
 
 func TestLogRecordsRoundTripAndOrder(t *testing.T) {
 	dir := t.TempDir()
-	w, err := newLogWriter(dir, 200, 5)
+	w, err := logger.NewWriter(dir, 200, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -802,7 +803,7 @@ func TestLogRecordsRoundTripAndOrder(t *testing.T) {
 	recs, _ := readAllRecords(logFiles(dir))
 	var got []string
 	for _, r := range recs {
-		got = append(got, r.Stream+":"+string(r.data()))
+		got = append(got, r.Stream+":"+string(r.Data()))
 	}
 	// Rotation keeps the newest records, in order.
 	if len(got) == 0 || strings.Join(got, "") != strings.Join(want[len(want)-len(got):], "") {
@@ -821,7 +822,7 @@ func TestTailRecords(t *testing.T) {
 	join := func(recs []*logRecord) string {
 		var b strings.Builder
 		for _, r := range recs {
-			b.Write(r.data())
+			b.Write(r.Data())
 		}
 		return b.String()
 	}
@@ -843,39 +844,6 @@ func TestTailRecords(t *testing.T) {
 		if got := join(tailRecords(mk(c.parts...), c.n)); got != c.want {
 			t.Errorf("tail %d of %q = %q, want %q", c.n, c.parts, got, c.want)
 		}
-	}
-}
-
-func TestLoggerArgs(t *testing.T) {
-	a := loggerArgs{dir: "/var/lib/cc/logs/a b&c", maxBytes: 123, maxFiles: 4}
-	got, err := parseLoggerArgs([]string{a.query()})
-	if err != nil || got != a {
-		t.Errorf("query round trip: %+v, %v", got, err)
-	}
-	got, err = parseLoggerArgs([]string{"--dir", "/x", "--max-bytes", "9"})
-	if err != nil || got != (loggerArgs{dir: "/x", maxBytes: 9, maxFiles: DefaultLogMaxFiles}) {
-		t.Errorf("flags: %+v, %v", got, err)
-	}
-	if _, err := parseLoggerArgs(nil); err == nil {
-		t.Error("no dir accepted")
-	}
-}
-
-func TestCopyStreams(t *testing.T) {
-	dir := t.TempDir()
-	w, err := newLogWriter(dir, 1<<20, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	copyStreams(w, strings.NewReader("out\n"), strings.NewReader("err\n"))
-	w.Close()
-	recs, _ := readAllRecords(logFiles(dir))
-	got := map[string]string{}
-	for _, r := range recs {
-		got[r.Stream] += string(r.data())
-	}
-	if got["stdout"] != "out\n" || got["stderr"] != "err\n" {
-		t.Errorf("records %v", got)
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -21,6 +20,8 @@ import (
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/containercodes/cc/agent/runtime/internal/usernshold"
 )
 
 // User namespaces of job sandboxes.
@@ -171,19 +172,6 @@ func withUserns(u usernsRange, path string) oci.SpecOpts {
 // at nsPath is mounted.
 func usernsPath(nsPath string) string { return nsPath + ".userns" }
 
-// usernsHoldEnv, set to "1" in its environment, makes a process of a
-// binary that links this package (cc-agent, its tests) wait for its stdin
-// to close and exit: createUsernsNetNS runs one in the namespaces it
-// makes, to mount them.
-const usernsHoldEnv = "CC_USERNS_HOLD"
-
-func init() {
-	if os.Getenv(usernsHoldEnv) == "1" {
-		_, _ = io.Copy(io.Discard, os.Stdin)
-		os.Exit(0)
-	}
-}
-
 // createUsernsNetNS creates a user namespace mapped to u and a network
 // namespace it owns, and mounts them at usernsPath(path) and path
 // (replacing leftovers).
@@ -208,7 +196,7 @@ func createUsernsNetNS(path string, u usernsRange) (err error) {
 	}()
 	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(u.start), Size: UsernsSize}}
 	cmd := exec.Command("/proc/self/exe")
-	cmd.Env = []string{usernsHoldEnv + "=1"}
+	cmd.Env = []string{usernshold.Env + "=1"} // it holds (package usernshold)
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags:  syscall.CLONE_NEWUSER | syscall.CLONE_NEWNET,
 		UidMappings: m,

@@ -21,6 +21,17 @@ import (
 	"syscall"
 )
 
+// init runs a sandbox's first process as soon as cc-agent starts as one
+// (`cc-agent init ...`, as the agent's command line dispatches it too):
+// this package needs only the standard library, so its init runs before
+// cc-agent's heavier packages are initialized, and the job's command
+// starts some 10 ms sooner than it would after them.
+func init() {
+	if len(os.Args) > 1 && os.Args[1] == "init" {
+		os.Exit(Run(os.Args[2:]))
+	}
+}
+
 // forwarded are the signals passed on to the command's process group.
 var forwarded = []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2}
 

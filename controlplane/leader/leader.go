@@ -97,8 +97,14 @@ func Barrier(r *raftstore.Store, log *slog.Logger) func(ctx context.Context) boo
 // goes out as several entries, each applied in one transaction.
 const opsPerCommand = 2000
 
-// minPassGap is the least time between two passes of a deciding loop.
+// minPassGap is the least time between two passes of a deciding loop
+// under a stream of changes (passBurst passes may run at once after a
+// quiet spell: see pacer).
 const minPassGap = 50 * time.Millisecond
+
+// passBurst is how many passes a deciding loop may run without waiting
+// after a quiet spell.
+const passBurst = 4
 
 // writeOps writes ops as commands of type t of at most opsPerCommand ops
 // each (wrap makes one command's payload), in order and pipelined, through
@@ -141,29 +147,36 @@ const (
 )
 
 // decide runs pass after pass until ctx ends, the shape every deciding
-// loop shares. Passes are paced: at least minPassGap apart and at least as
-// far apart as the last one took, so that many changes in a row (thousands
-// of nodes joining, status arriving) make one pass, not one each, and the
-// loop takes at most about half of a core. After an idle pass the loop
-// waits for a change of the state, the pass's wake time (zero: none) or
-// resync, whichever comes first.
+// loop shares. Passes are paced (pacer): a change after a quiet spell is
+// decided at once, while many changes in a row (thousands of nodes
+// joining, status arriving) make one pass per minPassGap, or per the time
+// the last pass took when that is longer, not one each, so the loop takes
+// at most about half of a core. After an idle pass the loop waits for a
+// change of the state, the pass's wake time (zero: none) or resync,
+// whichever comes first.
 func decide(ctx context.Context, f *fsm.FSM, resync time.Duration, pass func(ctx context.Context, now time.Time) (outcome, time.Time)) {
+	decidePaced(ctx, f, resync, minPassGap, pass)
+}
+
+// decidePaced is decide with passes at least minGap apart under a stream
+// of changes instead of minPassGap.
+func decidePaced(ctx context.Context, f *fsm.FSM, resync, minGap time.Duration, pass func(ctx context.Context, now time.Time) (outcome, time.Time)) {
 	// Decide from everything earlier leaders committed.
 	if !Ready(ctx) {
 		return
 	}
-	var last time.Time // start of the last pass
-	var took time.Duration
+	pace := newPacer(minGap)
 	for {
-		if gap := max(minPassGap, took); time.Since(last) < gap {
-			if !sleep(ctx, gap-time.Since(last)) {
+		if d := pace.delay(time.Now()); d > 0 {
+			if !sleep(ctx, d) {
 				return
 			}
 		}
 		watch := f.Watch()
-		last = time.Now()
+		last := time.Now()
+		pace.start(last)
 		out, wakeAt := pass(ctx, last)
-		took = time.Since(last)
+		pace.end(time.Now())
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -183,6 +196,53 @@ func decide(ctx context.Context, f *fsm.FSM, resync time.Duration, pass func(ctx
 			return
 		}
 	}
+}
+
+// pacer spaces the passes of a deciding loop with credit: each pass
+// spends one, and credit comes back at one per gap, counted from the start
+// of the last pass (the gap is the loop's least gap, minPassGap by
+// default, or the time the last pass took when longer), up to passBurst.
+// So a loop that was quiet acts on a change at once (a single job or
+// container is placed without a fixed wait), and a stream of changes is
+// decided in passes that start at least a gap apart, as without credit,
+// each covering all the changes since the one before.
+type pacer struct {
+	minGap time.Duration
+	credit float64       // at last
+	last   time.Time     // when the last pass started; zero before the first
+	took   time.Duration // how long it took
+}
+
+func newPacer(minGap time.Duration) *pacer { return &pacer{minGap: minGap, credit: passBurst} }
+
+func (p *pacer) gap() time.Duration { return max(p.minGap, p.took) }
+
+// available is the credit at now.
+func (p *pacer) available(now time.Time) float64 {
+	if p.last.IsZero() {
+		return p.credit
+	}
+	return min(passBurst, p.credit+float64(now.Sub(p.last))/float64(p.gap()))
+}
+
+// delay is how long to wait at now before the next pass may start.
+func (p *pacer) delay(now time.Time) time.Duration {
+	c := p.available(now)
+	if c >= 1 {
+		return 0
+	}
+	return time.Duration((1 - c) * float64(p.gap()))
+}
+
+// start records that a pass starts at now.
+func (p *pacer) start(now time.Time) {
+	p.credit = max(0, p.available(now)-1)
+	p.last = now
+}
+
+// end records that the pass started last ended at now.
+func (p *pacer) end(now time.Time) {
+	p.took = now.Sub(p.last)
 }
 
 // waitChange waits until watch is closed or d has passed; false when ctx
