@@ -18,7 +18,7 @@ import (
 // (GetStatus) on one server, with 1 and 16 concurrent clients. It reports
 // ops/s and p50/p99 latency; bench/api-write.sh prints them with the ratio.
 func BenchmarkAPI(b *testing.B) {
-	srv := testcluster.Start(b)
+	srv := testcluster.Start(b, noRateLimit)
 	cl := srv.Client()
 	ops := map[string]func(ctx context.Context) error{
 		"write": func(ctx context.Context) error {
@@ -42,7 +42,7 @@ func BenchmarkAPI(b *testing.B) {
 // BenchmarkAPI3 is the small write on a 3-server loopback cluster, sent to
 // the leader, with 1, 16 and 64 concurrent clients.
 func BenchmarkAPI3(b *testing.B) {
-	c := testcluster.StartCluster(b, 3)
+	c := testcluster.StartCluster(b, 3, noRateLimit)
 	cl := c.Leader().Client()
 	write := func(ctx context.Context) error {
 		_, err := cl.Tokens.CreateToken(ctx, &ccv1.CreateTokenRequest{Role: ccv1.Role_ROLE_VIEWER})
@@ -53,6 +53,15 @@ func BenchmarkAPI3(b *testing.B) {
 			runClients(b, clients, write)
 		})
 	}
+}
+
+// noRateLimit lifts the admin token's rate limit (2000 calls/s by
+// default), a policy that would cap the capacity these benchmarks measure.
+func noRateLimit(cfg *testcluster.Config) {
+	cfg.RateLimit.AdminPerSecond = 1e9
+	cfg.RateLimit.AdminBurst = 1e9
+	cfg.RateLimit.AddressPerSecond = 1e9
+	cfg.RateLimit.AddressBurst = 1e9
 }
 
 func runClients(b *testing.B, clients int, op func(context.Context) error) {
