@@ -10,6 +10,7 @@ package orchestrator
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -548,10 +549,17 @@ func (w *world) schedule(p *Plan) {
 		strategy = scheduler.Binpack
 	}
 	res := scheduler.Place(nodes, placed, pending, strategy)
+	// The creates go out in the order of their names: the state machine
+	// inserts each name into its index in the order of the ops, and
+	// ascending keys are appended to a page instead of shifting half of it
+	// (a service's thousand new tasks share one page of that index).
+	sort.Slice(direct, func(i, j int) bool { return direct[i].Name < direct[j].Name })
+	creates := slices.Clone(w.creates)
+	sort.Slice(creates, func(i, j int) bool { return creates[i].Name < creates[j].Name })
 	for _, c := range direct {
 		p.Ops = append(p.Ops, &statev1.TaskOp{Op: &statev1.TaskOp_Create{Create: c}})
 	}
-	for _, c := range w.creates {
+	for _, c := range creates {
 		if c.NodeId != "" {
 			continue
 		}
