@@ -71,6 +71,13 @@ func (s *Server) execWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := stream.Send(first); err != nil {
+		// io.EOF: the server ended the call already (a refusal races the
+		// first message); its status, from Recv, says why.
+		if errors.Is(err, io.EOF) {
+			if _, rerr := stream.Recv(); rerr != nil && !errors.Is(rerr, io.EOF) {
+				err = rerr
+			}
+		}
 		fail(err)
 		return
 	}
