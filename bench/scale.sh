@@ -19,7 +19,8 @@
 #   PROFILE=1          run the servers as bench/scale/pprofserver (the same
 #                      server plus net/http/pprof on loopback) and print the
 #                      top of CPU profiles of the leader while the fleet joins
-#                      and during the workload (PROFILE_SECONDS=30 each)
+#                      and during the workload (PROFILE_SECONDS=30 each), and
+#                      of its heap after each
 #   KEEP=1             keep the data dirs and server logs
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -115,5 +116,18 @@ for phase in join workload; do
   cp "$f" "/tmp/cc-scale-leader.$phase.pprof" && echo "(copied to /tmp/cc-scale-leader.$phase.pprof)"
   echo "== cumulative"
   go tool pprof -top -cum -nodecount=25 "$cpbin" "$f" 2>/dev/null | sed -n '6,32p'
+done
+for phase in join workload; do
+  f="$prof.heap.$phase.pprof"
+  [ -n "$prof" ] && [ -s "$f" ] || continue
+  echo
+  echo "== leader heap in use, after the $phase (go tool pprof -top -sample_index=inuse_space $cpbin $f)"
+  go tool pprof -top -sample_index=inuse_space -nodecount=25 "$cpbin" "$f" 2>/dev/null | sed -n '4,32p'
+  cp "$f" "/tmp/cc-scale-leader.heap.$phase.pprof" && echo "(copied to /tmp/cc-scale-leader.heap.$phase.pprof)"
+  f="$prof.goroutine.$phase.pprof"
+  [ -s "$f" ] || continue
+  echo "== leader goroutines, after the $phase (go tool pprof -top $cpbin $f)"
+  go tool pprof -top -nodecount=15 "$cpbin" "$f" 2>/dev/null | sed -n '4,22p'
+  cp "$f" "/tmp/cc-scale-leader.goroutine.$phase.pprof" && echo "(copied to /tmp/cc-scale-leader.goroutine.$phase.pprof)"
 done
 [ $rc -eq 0 ] || fail "cc-scale failed (exit $rc)"

@@ -277,6 +277,7 @@ func run(ctx context.Context, o options, r *report) error {
 	}
 	r.add("every node ready in ListNodes", "%s after the first join", time.Since(t0).Round(time.Millisecond))
 	joinProf.wait(r)
+	heapProfile(ctx, o, leader, "join", r)
 
 	var ms1 runtime.MemStats
 	runtime.GC()
@@ -315,6 +316,7 @@ func run(ctx context.Context, o options, r *report) error {
 			reportServers(r, leader, atRest, afterJoin, benchstat.ReadProc(leader.pid), servers)
 			return err
 		}
+		heapProfile(ctx, o, leader, "workload", r)
 	}
 	reportServers(r, leader, atRest, afterJoin, benchstat.ReadProc(leader.pid), servers)
 	return nil
@@ -736,11 +738,56 @@ func assignedAt(t *ccv1.Container) (time.Time, string) {
 	return t.GetCreatedAt().AsTime(), "created_at"
 }
 
+// heapProfile writes the leader's heap profile (after a GC) to
+// PREFIX.heap.PHASE.pprof and its goroutines to PREFIX.goroutine.PHASE.pprof,
+// when profiles are asked for.
+func heapProfile(ctx context.Context, o options, leader *server, phase string, r *report) {
+	if o.profile == "" || leader.pprof == "" {
+		return
+	}
+	path := o.profile + ".heap." + phase + ".pprof"
+	if err := fetchProfile(ctx, fmt.Sprintf("http://%s/debug/pprof/heap?gc=1", leader.pprof), path, 0); err != nil {
+		progress("heap profile after the %s: %v", phase, err)
+		return
+	}
+	r.add("leader heap profile: "+phase, "%s", path)
+	path = o.profile + ".goroutine." + phase + ".pprof"
+	if err := fetchProfile(ctx, fmt.Sprintf("http://%s/debug/pprof/goroutine", leader.pprof), path, 0); err != nil {
+		progress("goroutine profile after the %s: %v", phase, err)
+		return
+	}
+	r.add("leader goroutine profile: "+phase, "%s", path)
+	path = o.profile + ".memstats." + phase + ".txt"
+	if err := fetchProfile(ctx, fmt.Sprintf("http://%s/debug/pprof/heap?debug=1", leader.pprof), path, 0); err != nil {
+		progress("memory statistics after the %s: %v", phase, err)
+		return
+	}
+	if b, err := os.ReadFile(path); err == nil {
+		var stats []string
+		for _, l := range strings.Split(string(b), "\n") {
+			for _, k := range []string{"# HeapInuse = ", "# HeapIdle = ", "# HeapReleased = ", "# Stack = ", "# NextGC = ", "# Sys = "} {
+				if v, ok := strings.CutPrefix(l, k); ok {
+					if n, err := strconv.ParseFloat(strings.Fields(v)[0], 64); err == nil {
+						stats = append(stats, strings.TrimSuffix(strings.TrimPrefix(k, "# "), " = ")+" "+benchstat.MiB(int64(n)))
+					}
+				}
+			}
+		}
+		r.add("leader Go memory: "+phase, "%s", strings.Join(stats, ", "))
+	}
+}
+
 // cpuProfile fetches a CPU profile of d from a pprof HTTP address.
 func cpuProfile(ctx context.Context, addr, path string, d time.Duration) error {
+	return fetchProfile(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds())), path, d)
+}
+
+// fetchProfile writes what a pprof URL answers to path; d is how long the
+// profile takes to collect.
+func fetchProfile(ctx context.Context, url, path string, d time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds())), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
@@ -750,7 +797,7 @@ func cpuProfile(ctx context.Context, addr, path string, d time.Duration) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("pprof at %s: %s", addr, resp.Status)
+		return fmt.Errorf("pprof at %s: %s", url, resp.Status)
 	}
 	f, err := os.Create(path)
 	if err != nil {
@@ -769,6 +816,7 @@ func reportServers(r *report, leader *server, atRest, afterJoin, afterWork bench
 	r.section("servers")
 	if atRest.OK && afterWork.OK {
 		r.add("leader RSS: empty / fleet joined / after workload", "%s / %s / %s", benchstat.MiB(atRest.RSS), benchstat.MiB(afterJoin.RSS), benchstat.MiB(afterWork.RSS))
+		r.add("leader RSS after workload: anonymous / mapped files", "%s / %s", benchstat.MiB(afterWork.RSSAnon), benchstat.MiB(afterWork.RSSFile))
 		r.add("leader CPU time: joins+idle / workload", "%s / %s", (afterJoin.CPU - atRest.CPU).Round(10*time.Millisecond), (afterWork.CPU - afterJoin.CPU).Round(10*time.Millisecond))
 	}
 	for _, s := range servers {
