@@ -277,8 +277,11 @@ func lastPart(msg string) string {
 // the standard check of the chain to those roots and of the host name
 // dialled. Verification is never skipped.
 func clientTLS(t target) (*tls.Config, *pki.Verifier, error) {
+	// Every call ccctl makes is gRPC: it offers pki.ALPNGRPC, so that the
+	// server serves it with gRPC's own transport rather than the HTTP
+	// server that also serves REST (less CPU per call on the server).
 	if t.systemRoots {
-		return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: systemRoots}, nil, nil
+		return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: systemRoots, NextProtos: []string{"h2", pki.ALPNGRPC}}, nil, nil
 	}
 	v, err := pki.NewVerifier(pki.Trust{CAPEM: t.caPEM, Members: t.members, Removed: t.removed})
 	if err != nil {
@@ -286,7 +289,7 @@ func clientTLS(t target) (*tls.Config, *pki.Verifier, error) {
 	}
 	return &tls.Config{
 		MinVersion:         tls.VersionTLS12,
-		NextProtos:         []string{"h2", pki.ALPNCluster},
+		NextProtos:         []string{"h2", pki.ALPNCluster, pki.ALPNGRPC},
 		InsecureSkipVerify: true,
 		VerifyConnection:   v.VerifyServer,
 	}, v, nil

@@ -122,6 +122,13 @@ func runExec(ctx context.Context, cl *Client, start *ccv1.ExecStart, in io.Reade
 		return stream.Send(m)
 	}
 	if err := send(&ccv1.ExecRequest{Msg: &ccv1.ExecRequest_Start{Start: start}}); err != nil {
+		// A stream the server refused (a viewer's token, say) ends Send
+		// with io.EOF; Recv says why.
+		if errors.Is(err, io.EOF) {
+			if _, rerr := stream.Recv(); rerr != nil && !errors.Is(rerr, io.EOF) {
+				err = rerr
+			}
+		}
 		return -1, err
 	}
 	// Raw mode only once the exec is on its way: an error before prints

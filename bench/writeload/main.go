@@ -48,8 +48,10 @@ func run(addr, token, caPath string, n, clients int) error {
 	if err != nil {
 		return err
 	}
-	creds := credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true,
-		VerifyConnection: func(cs tls.ConnectionState) error { return pki.VerifyServer(cs, pool) }})
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error { return pki.VerifyServer(cs, pool) }}
+	// Like ccctl: gRPC only (pki.ALPNGRPC).
+	creds := credentials.NewTLS(pki.OfferGRPCOnly(cfg))
 	conn, err := clusterdial.Dial(strings.Split(addr, ","), grpc.WithTransportCredentials(creds), grpc.WithPerRPCCredentials(clusterdial.Bearer(token)))
 	if err != nil {
 		return err

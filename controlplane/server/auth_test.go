@@ -109,12 +109,27 @@ func badCredentials(srv *testcluster.Server, t *testing.T) []badCredential {
 	}
 }
 
+// TestEveryGRPCMethodRequiresToken calls every method through both ways
+// the API port serves gRPC: gRPC's own transport (clients that offer
+// pki.ALPNGRPC: ccctl, agents, servers) and the HTTP server (any other
+// gRPC client). Each has a server of its own: the failed joins of one
+// would trip the join limiter of the other.
 func TestEveryGRPCMethodRequiresToken(t *testing.T) {
-	srv := testcluster.Start(t)
+	t.Run("grpc-only", func(t *testing.T) {
+		srv := testcluster.Start(t)
+		everyMethodRequiresToken(t, srv, srv.Conn)
+	})
+	t.Run("h2", func(t *testing.T) {
+		srv := testcluster.Start(t)
+		everyMethodRequiresToken(t, srv, srv.ConnH2)
+	})
+}
+
+func everyMethodRequiresToken(t *testing.T, srv *testcluster.Server, dial func(token string) *grpc.ClientConn) {
 	methods := grpcMethods(t)
-	admin := srv.Conn("")
+	admin := dial("")
 	for _, cred := range badCredentials(srv, t) {
-		conn := srv.Conn(cred.token)
+		conn := dial(cred.token)
 		for _, m := range methods {
 			t.Run(cred.name+m.full, func(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), callTimeout)

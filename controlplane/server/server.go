@@ -380,14 +380,15 @@ func (s *Server) serve() error {
 		s.metrics.AuthFailed(e.Outcome)
 		s.audit.refusal(e)
 	})
-	s.peers = newPeers(s.fsm, pki.OfferClusterALPN(s.id.raftClientTLS()), s.tracing)
+	s.peers = newPeers(s.fsm, pki.OfferGRPCOnly(pki.OfferClusterALPN(s.id.raftClientTLS())), s.tracing)
 	s.raft.SetPeer(s.peers)
 	replicated := blobs.New(s.blobs, &blobPeers{peers: s.peers, raft: s.raft, blobs: s.blobs}, s.log.With("component", "blobs")).WithMetrics(s.metrics)
 	// Recovery comes first, so that a panic anywhere in the chain or a
 	// handler answers Internal and the server lives.
 	grpcLog := s.log.With("component", "grpc")
 	s.grpc = grpc.NewServer(
-		// Connections that offered pki.ALPNGRPC (agents) are served by
+		// Connections that offered pki.ALPNGRPC (agents, ccctl, peer
+		// servers) are served by
 		// gRPC's own transport, their TLS handshake done already.
 		// Thousands of agent sessions hold a connection each: no write
 		// buffer of its own per connection between writes (one from a

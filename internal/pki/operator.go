@@ -23,8 +23,8 @@ import (
 const ALPNCluster = "cc-cluster-ca"
 
 // ALPNGRPC is the application protocol a client of the API port offers,
-// beside "h2", when all it calls on the connection is gRPC (an agent's
-// session and its other calls): the server then serves the connection
+// beside "h2", when all it calls on the connection is gRPC (agents, ccctl,
+// servers calling each other): the server then serves the connection
 // with gRPC's own HTTP/2 transport, which holds far less per connection
 // than the HTTP server that also serves REST. Like ALPNCluster it is never
 // selected; "h2" is negotiated. A client that does not offer it is served
@@ -35,6 +35,20 @@ const ALPNGRPC = "cc-grpc-only"
 // transport (see ALPNGRPC).
 func OffersGRPCOnly(hello *tls.ClientHelloInfo) bool {
 	return slices.Contains(hello.SupportedProtos, ALPNGRPC)
+}
+
+// OfferGRPCOnly returns cfg with "h2" and ALPNGRPC among its application
+// protocols (a copy; cfg is not changed), for a client that makes only
+// gRPC calls on its connections.
+func OfferGRPCOnly(cfg *tls.Config) *tls.Config {
+	c := cfg.Clone()
+	if !slices.Contains(c.NextProtos, "h2") {
+		c.NextProtos = append([]string{"h2"}, c.NextProtos...)
+	}
+	if !slices.Contains(c.NextProtos, ALPNGRPC) {
+		c.NextProtos = append(c.NextProtos, ALPNGRPC)
+	}
+	return c
 }
 
 // OfferClusterALPN returns cfg with "h2" and ALPNCluster among its

@@ -176,7 +176,24 @@ func (s *Server) Conn(token string) *grpc.ClientConn {
 	if token == "" {
 		token = s.Token
 	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(s.TLSConfig()))}
+	// Like ccctl, it offers pki.ALPNGRPC (gRPC's own transport on the
+	// server); ConnH2 dials without it.
+	return s.dial(token, pki.OfferGRPCOnly(s.TLSConfig()))
+}
+
+// ConnH2 is Conn for a gRPC client that offers only "h2", as clients other
+// than ours do: the server serves its calls through its HTTP server.
+func (s *Server) ConnH2(token string) *grpc.ClientConn {
+	s.t.Helper()
+	if token == "" {
+		token = s.Token
+	}
+	return s.dial(token, s.TLSConfig())
+}
+
+func (s *Server) dial(token string, tlsConfig *tls.Config) *grpc.ClientConn {
+	s.t.Helper()
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(tlsConfig))}
 	if token != "-" {
 		opts = append(opts, grpc.WithPerRPCCredentials(clusterdial.Bearer(token)))
 	}
