@@ -50,8 +50,10 @@ func run(addr, token, caPath string, n, clients int) error {
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true,
 		VerifyConnection: func(cs tls.ConnectionState) error { return pki.VerifyServer(cs, pool) }}
-	// Like ccctl: gRPC only (pki.ALPNGRPC).
-	creds := credentials.NewTLS(pki.OfferGRPCOnly(cfg))
+	// Like ccctl: gRPC only (pki.ALPNGRPC, spelled out so that this
+	// builds against releases without it, which ignore it).
+	cfg.NextProtos = []string{"h2", "cc-grpc-only"}
+	creds := credentials.NewTLS(cfg)
 	conn, err := clusterdial.Dial(strings.Split(addr, ","), grpc.WithTransportCredentials(creds), grpc.WithPerRPCCredentials(clusterdial.Bearer(token)))
 	if err != nil {
 		return err
