@@ -194,24 +194,26 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 		return "", err
 	}
 	ctx = r.withNS(ctx)
+	hops := NewHops()
+	defer func() {
+		if err == nil {
+			hops.Log(ctx, r.log, "container start timing", "container", t.ID)
+		}
+	}()
 	if err := r.Remove(ctx, t.ID); err != nil {
 		return "", fmt.Errorf("runtime: start %s: remove the leftover container: %w", t.ID, err)
 	}
+	hops.Mark("remove")
 
 	ref, err := NormalizeRef(t.Spec.GetImage())
 	if err != nil {
 		return "", err
 	}
-	img, err := r.client.GetImage(ctx, ref)
+	img, err := r.startImage(ctx, t.ID, ref)
 	if err != nil {
-		if errdefs.IsNotFound(err) {
-			return "", fmt.Errorf("runtime: start %s: image %s is not on this node; call EnsureImage first", t.ID, ref)
-		}
-		return "", fmt.Errorf("runtime: start %s: look up image %s: %w", t.ID, ref, err)
-	}
-	if err := r.unpack(ctx, img); err != nil {
 		return "", err
 	}
+	hops.Mark("image")
 
 	mode := v.network()
 	ports := portMappings(t.Spec.GetPorts())
@@ -224,8 +226,10 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 		return "", err
 	}
 	defer v.end()
-	if err := r.markNetwork(t.ID, mode, ports); err != nil {
-		return "", err
+	if mode != networkNone || userns != nil { // else nothing to tear down (setupNetwork)
+		if err := r.markNetwork(t.ID, mode, ports); err != nil {
+			return "", err
+		}
 	}
 	nctx, endNet := r.span(ctx, "runtime.network", attribute.String("cc.network", mode))
 	nsPath, ip, err := r.setupNetwork(nctx, t.ID, mode, ports, userns)
@@ -234,6 +238,7 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 		_ = os.RemoveAll(r.filesDir(t.ID))
 		return "", err
 	}
+	hops.Mark("network")
 	var container containerd.Container
 	defer func() {
 		if err == nil {
@@ -289,6 +294,7 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 		labels[LabelVolumes] = v
 	}
 	maps.Copy(labels, prep.labels)
+	hops.Mark("files")
 	snapshot := containerd.WithNewSnapshot(t.ID, img)
 	if prep.snapshot != nil {
 		snapshot = prep.snapshot(t.ID, img)
@@ -302,8 +308,10 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 	)
 	endCreate(err)
 	if err != nil {
+		r.images.forget(ref) // read and checked again at the next start
 		return "", fmt.Errorf("runtime: create container %s: %w", t.ID, err)
 	}
+	hops.Mark("create")
 
 	if err := os.MkdirAll(r.logDir(t.ID), 0o750); err != nil {
 		return "", fmt.Errorf("runtime: create log directory of %s: %w", t.ID, err)
@@ -321,14 +329,17 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 		endStart(err)
 		return "", fmt.Errorf("runtime: create task of %s: %w", t.ID, err)
 	}
+	hops.Mark("new_task")
 	err = task.Start(sctx)
 	endStart(err)
 	if err != nil {
 		return "", fmt.Errorf("runtime: start task of %s: %w (check its command, user and working directory)", t.ID, err)
 	}
+	hops.Mark("start_task")
 	if _, err := container.SetLabels(ctx, map[string]string{LabelStartedAt: time.Now().UTC().Format(time.RFC3339Nano)}); err != nil {
 		r.log.Warn("record start time", "container", t.ID, "err", err)
 	}
+	hops.Mark("labels")
 	return ip, nil
 }
 

@@ -154,6 +154,8 @@ type Runtime struct {
 	fwMu      sync.Mutex // guards jobFW against SetJobEgressAllow
 	jobFW     jobFirewall
 	volMu     sync.Mutex // serializes making, mounting and removing volumes (volumes.go)
+	// images are the images starts read, by name (imagecache.go).
+	images imageCache
 }
 
 // New connects to containerd and prepares the state directory and the CNI

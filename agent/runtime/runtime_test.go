@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/core/images"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -393,6 +394,10 @@ func TestNetworkNone(t *testing.T) {
 	if !strings.Contains(parts[1], "127.0.0.1") {
 		t.Errorf("lo is not up: %q", parts[1])
 	}
+	// runc made the namespace: the runtime mounted none of its own.
+	if _, err := os.Lstat(r.netnsPath(id)); !os.IsNotExist(err) {
+		t.Errorf("a network namespace is mounted for a container of network none: %v", err)
+	}
 	if routes := strings.TrimSpace(parts[2]); routes != "" && !onlyLoopbackRoutes(routes) {
 		t.Errorf("routes: %q", routes)
 	}
@@ -715,6 +720,46 @@ func TestEnsureImageAliasAndMissing(t *testing.T) {
 	_, err := r.Start(ctx, Task{ID: "c" + randHex(6), Name: "x", Spec: &ccv1.ContainerSpec{Image: "nope", Network: ccv1.NetworkMode_NETWORK_MODE_NONE}})
 	if err == nil || !strings.Contains(err.Error(), "EnsureImage") {
 		t.Errorf("Start with a missing image: %v", err)
+	}
+}
+
+// TestStartAfterImageReloaded removes the image a container started from
+// (its snapshots go with it) and loads it again under the same name: the
+// next start uses the new copy, unpacked again, rather than what it read
+// of the old one.
+func TestStartAfterImageReloaded(t *testing.T) {
+	r, _ := newTestRuntime(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	id := start(t, r, spec("/bin/busybox", "true"))
+	waitState(t, r, id, ccv1.ContainerState_CONTAINER_STATE_EXITED)
+	if err := r.Remove(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	name, err := NormalizeRef(testImage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.client.ImageService().Delete(r.withNS(ctx), name, images.SynchronousDelete()); err != nil {
+		t.Fatal(err)
+	}
+	loaded := false
+	if err := r.EnsureImage(ctx, testImage, func(context.Context) (io.ReadCloser, error) {
+		loaded = true
+		b, err := testimage.BuildBusybox(testImage)
+		return io.NopCloser(bytes.NewReader(b)), err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !loaded {
+		t.Fatal("EnsureImage did not load the removed image again")
+	}
+	id = start(t, r, spec("/bin/busybox", "sh", "-c", "echo again"))
+	if o := waitState(t, r, id, ccv1.ContainerState_CONTAINER_STATE_EXITED); o.ExitCode != 0 {
+		t.Fatalf("observed %+v", o)
+	}
+	if stdout, _ := logs(t, r, id, 0); stdout != "again\n" {
+		t.Errorf("stdout %q", stdout)
 	}
 }
 

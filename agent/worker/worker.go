@@ -420,11 +420,13 @@ func (w *Worker) pass(ctx context.Context) (wakeAt time.Time) {
 	}
 	w.mu.Unlock()
 
+	hops := runtime.NewHops()
 	observed, err := w.observe(ctx)
 	if err != nil {
 		w.log.Warn("cannot list containers", "err", err)
 		return time.Now().Add(time.Second)
 	}
+	hops.Mark("observe")
 	w.syncHealth(desired, observed)
 	want := map[string]reconcile.Desired{}
 	for id, a := range desired {
@@ -442,6 +444,10 @@ func (w *Worker) pass(ctx context.Context) (wakeAt time.Time) {
 			break
 		}
 	}
+	if len(actions) > 0 {
+		hops.Mark("decide")
+		defer func() { hops.Log(ctx, w.log, "reconcile pass timing", "actions", len(actions)) }()
+	}
 	for _, act := range actions {
 		if ctx.Err() != nil {
 			return
@@ -454,17 +460,21 @@ func (w *Worker) pass(ctx context.Context) (wakeAt time.Time) {
 		w.do(ctx, act, desired[act.ID])
 	}
 	if len(actions) > 0 {
+		hops.Mark("act")
 		if observed, err = w.observe(ctx); err != nil {
 			return time.Now().Add(time.Second)
 		}
 		w.syncHealth(desired, observed)
+		hops.Mark("observe_after")
 	}
 	if jw := w.jobPass(ctx, desired, observed); !jw.IsZero() && (wakeAt.IsZero() || jw.Before(wakeAt)) {
 		wakeAt = jw
 	}
 	w.syncRelays(relayView(observed))
 	w.dropVolumes(observed)
+	hops.Mark("jobs_relays_volumes")
 	w.report(desired, observed)
+	hops.Mark("report")
 	w.count(desired, observed)
 	return wakeAt
 }
@@ -592,10 +602,16 @@ func (w *Worker) start(ctx context.Context, a *ccv1.Assignment) error {
 		digest := a.ImageDigest
 		open = func(ctx context.Context) (io.ReadCloser, error) { return w.fetchBlob(ctx, digest) }
 	}
+	hops := runtime.NewHops()
 	if err := w.cfg.Runtime.EnsureImage(ctx, a.GetSpec().GetImage(), open); err != nil {
 		return fmt.Errorf("image %s: %w", a.GetSpec().GetImage(), err)
 	}
+	hops.Mark("ensure_image")
 	_, err := w.cfg.Runtime.Start(ctx, runtime.Task{ID: a.ContainerId, Name: a.Name, Generation: a.Generation, Spec: a.Spec, OpenInput: w.openInput(a)})
+	hops.Mark("start")
+	if err == nil {
+		hops.Log(ctx, w.log, "agent start timing", "container_id", a.ContainerId)
+	}
 	return err
 }
 
