@@ -24,7 +24,9 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/errdefs"
 	"github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/identity"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/containercodes/cc/agent/runtime/internal/logger"
@@ -760,6 +762,74 @@ func TestStartAfterImageReloaded(t *testing.T) {
 	}
 	if stdout, _ := logs(t, r, id, 0); stdout != "again\n" {
 		t.Errorf("stdout %q", stdout)
+	}
+}
+
+// TestStartOverLeftoverSnapshot starts a container whose id has a snapshot
+// left by a creation that did not finish (no container record): the start
+// removes it and creates the container.
+func TestStartOverLeftoverSnapshot(t *testing.T) {
+	r, _ := newTestRuntime(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	nctx := r.withNS(ctx)
+	name, err := NormalizeRef(testImage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := r.client.GetImage(nctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	diffIDs, err := img.RootFS(nctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := "c" + randHex(6)
+	if _, err := r.client.SnapshotService("").Prepare(nctx, id, identity.ChainID(diffIDs).String()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Start(ctx, Task{ID: id, Name: "leftover", Generation: 1, Spec: spec("/bin/busybox", "sh", "-c", "echo fresh")}); err != nil {
+		t.Fatalf("start over a leftover snapshot: %v", err)
+	}
+	if o := waitState(t, r, id, ccv1.ContainerState_CONTAINER_STATE_EXITED); o.ExitCode != 0 {
+		t.Fatalf("observed %+v", o)
+	}
+	if stdout, _ := logs(t, r, id, 0); stdout != "fresh\n" {
+		t.Errorf("stdout %q", stdout)
+	}
+	// Remove, unlike a start, removes a leftover snapshot it finds.
+	other := "c" + randHex(6)
+	if _, err := r.client.SnapshotService("").Prepare(nctx, other, identity.ChainID(diffIDs).String()); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Remove(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.client.SnapshotService("").Stat(nctx, other); !errdefs.IsNotFound(err) {
+		t.Errorf("snapshot of %s after Remove: %v", other, err)
+	}
+}
+
+// TestStartedAtSurvivesRestart: a runtime that did not start a container
+// (an agent restarted) reports the start time the first one recorded.
+func TestStartedAtSurvivesRestart(t *testing.T) {
+	r, cfg := newTestRuntime(t)
+	id := start(t, r, spec("/bin/busybox", "sleep", "30"))
+	o := waitState(t, r, id, ccv1.ContainerState_CONTAINER_STATE_RUNNING)
+	if o.StartedAt.IsZero() {
+		t.Fatal("no start time")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r2, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	o2, ok := find(t, r2, id)
+	if !ok || !o2.StartedAt.Equal(o.StartedAt) {
+		t.Errorf("start time seen by a new runtime: %v (found %v), want %v", o2.StartedAt, ok, o.StartedAt)
 	}
 }
 

@@ -334,6 +334,7 @@ func (w *Worker) session(ctx context.Context) error {
 				delete(w.desired, id)
 			}
 			w.mu.Unlock()
+			w.log.Debug("assignment changes received", "seq", msg.Seq, "updated", len(m.Changes.Updated), "removed", len(m.Changes.Removed))
 			w.poke()
 		case *ccv1.SessionResponse_Edge:
 			if err := w.setEdge(m.Edge, &edgeNext); err != nil {
@@ -633,6 +634,13 @@ func (w *Worker) report(desired map[string]*ccv1.Assignment, observed map[string
 	}
 	if err := w.send(&ccv1.SessionRequest{Msg: &ccv1.SessionRequest_Status{Status: &ccv1.StatusBatch{Statuses: batch}}}); err != nil {
 		return // sent again in full on the next session
+	}
+	if w.log.Enabled(context.Background(), slog.LevelDebug) {
+		states := make([]string, 0, len(batch))
+		for _, ts := range batch {
+			states = append(states, ts.Status.GetState().String())
+		}
+		w.log.Debug("statuses sent", "states", states)
 	}
 	w.mu.Lock()
 	for _, ts := range batch {
