@@ -26,3 +26,27 @@ echo "$out" | awk '
     printf "%-8s %12.1f %12.1f %10.2f\n", "client", m["client-running-ms"], m["client-exited-ms"], m["cc/client-exited"]
     printf "%-8s %12s %12.1f %10.2f\n", "ctr", "-", m["ctr-exited-ms"], m["cc/ctr-exited"]
   }'
+
+# Where cc's time goes on the agent: the medians of the steps its debug log
+# times in each start (runtime.Start's steps, and the image check before
+# it), over the timed runs and the warm-up. Absent from builds without
+# those log lines.
+hops() {
+  local msg=$1
+  local lines
+  lines=$(echo "$out" | grep -F "msg=\"$msg\"" || true)
+  [ -n "$lines" ] || return 0
+  local keys
+  keys=$(echo "$lines" | head -1 | grep -oE '[a-z_]+_ms=' | tr -d '=')
+  printf "%s (median ms of %d):" "$msg" "$(echo "$lines" | wc -l)"
+  for k in $keys; do
+    printf " %s %s" "${k%_ms}" "$(echo "$lines" | grep -oE "(^| )$k=[0-9.]+" | cut -d= -f2 | sort -n |
+      awk '{v[NR] = $1} END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }')"
+  done
+  echo
+}
+if echo "$out" | grep -qF 'msg="container start timing"'; then
+  echo
+  hops "agent start timing"
+  hops "container start timing"
+fi
