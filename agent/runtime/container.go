@@ -194,24 +194,26 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 		return "", err
 	}
 	ctx = r.withNS(ctx)
-	if err := r.Remove(ctx, t.ID); err != nil {
+	hops := NewHops()
+	defer func() {
+		if err == nil {
+			hops.Log(ctx, r.log, "container start timing", "container", t.ID)
+		}
+	}()
+	if err := r.remove(ctx, t.ID, false); err != nil {
 		return "", fmt.Errorf("runtime: start %s: remove the leftover container: %w", t.ID, err)
 	}
+	hops.Mark("remove")
 
 	ref, err := NormalizeRef(t.Spec.GetImage())
 	if err != nil {
 		return "", err
 	}
-	img, err := r.client.GetImage(ctx, ref)
+	img, err := r.startImage(ctx, t.ID, ref)
 	if err != nil {
-		if errdefs.IsNotFound(err) {
-			return "", fmt.Errorf("runtime: start %s: image %s is not on this node; call EnsureImage first", t.ID, ref)
-		}
-		return "", fmt.Errorf("runtime: start %s: look up image %s: %w", t.ID, ref, err)
-	}
-	if err := r.unpack(ctx, img); err != nil {
 		return "", err
 	}
+	hops.Mark("image")
 
 	mode := v.network()
 	ports := portMappings(t.Spec.GetPorts())
@@ -224,8 +226,10 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 		return "", err
 	}
 	defer v.end()
-	if err := r.markNetwork(t.ID, mode, ports); err != nil {
-		return "", err
+	if mode != networkNone || userns != nil { // else nothing to tear down (setupNetwork)
+		if err := r.markNetwork(t.ID, mode, ports); err != nil {
+			return "", err
+		}
 	}
 	nctx, endNet := r.span(ctx, "runtime.network", attribute.String("cc.network", mode))
 	nsPath, ip, err := r.setupNetwork(nctx, t.ID, mode, ports, userns)
@@ -234,6 +238,7 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 		_ = os.RemoveAll(r.filesDir(t.ID))
 		return "", err
 	}
+	hops.Mark("network")
 	var container containerd.Container
 	defer func() {
 		if err == nil {
@@ -289,21 +294,36 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 		labels[LabelVolumes] = v
 	}
 	maps.Copy(labels, prep.labels)
+	hops.Mark("files")
 	snapshot := containerd.WithNewSnapshot(t.ID, img)
 	if prep.snapshot != nil {
 		snapshot = prep.snapshot(t.ID, img)
 	}
 	cctx, endCreate := r.span(ctx, "containerd.create", attribute.String("cc.container.id", t.ID))
-	container, err = r.client.NewContainer(cctx, t.ID,
-		containerd.WithImage(img),
-		snapshot,
-		containerd.WithContainerLabels(labels),
-		containerd.WithNewSpec(r.specOpts(img, t, nsPath, prep)...),
-	)
+	create := func() (containerd.Container, error) {
+		return r.client.NewContainer(cctx, t.ID,
+			containerd.WithImage(img),
+			snapshot,
+			containerd.WithContainerLabels(labels),
+			containerd.WithNewSpec(r.specOpts(img, t, nsPath, prep)...),
+		)
+	}
+	container, err = create()
+	if errdefs.IsAlreadyExists(err) {
+		// The snapshot of a creation that did not finish (remove leaves
+		// it): removed, and the creation made again.
+		if rerr := r.client.SnapshotService("").Remove(cctx, t.ID); rerr == nil {
+			container, err = create()
+		} else if !errdefs.IsNotFound(rerr) {
+			err = fmt.Errorf("%w (and removing the leftover snapshot: %w)", err, rerr)
+		}
+	}
 	endCreate(err)
 	if err != nil {
+		r.images.forget(ref) // read and checked again at the next start
 		return "", fmt.Errorf("runtime: create container %s: %w", t.ID, err)
 	}
+	hops.Mark("create")
 
 	if err := os.MkdirAll(r.logDir(t.ID), 0o750); err != nil {
 		return "", fmt.Errorf("runtime: create log directory of %s: %w", t.ID, err)
@@ -321,14 +341,15 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 		endStart(err)
 		return "", fmt.Errorf("runtime: create task of %s: %w", t.ID, err)
 	}
+	hops.Mark("new_task")
 	err = task.Start(sctx)
 	endStart(err)
 	if err != nil {
 		return "", fmt.Errorf("runtime: start task of %s: %w (check its command, user and working directory)", t.ID, err)
 	}
-	if _, err := container.SetLabels(ctx, map[string]string{LabelStartedAt: time.Now().UTC().Format(time.RFC3339Nano)}); err != nil {
-		r.log.Warn("record start time", "container", t.ID, "err", err)
-	}
+	hops.Mark("start_task")
+	r.recordStart(t.ID, time.Now())
+	hops.Mark("record_start")
 	return ip, nil
 }
 
@@ -465,6 +486,13 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 	if err := validID(id); err != nil {
 		return err
 	}
+	return r.remove(ctx, id, true)
+}
+
+// remove is Remove; without orphanSnapshot, a snapshot left without its
+// container (a creation that did not finish) stays: Start, which removes
+// it only when its creation meets it, saves a call to containerd.
+func (r *Runtime) remove(ctx context.Context, id string, orphanSnapshot bool) error {
 	ctx = r.withNS(ctx)
 	mode, ports := networkBridge, ""
 	c, err := r.client.LoadContainer(ctx, id)
@@ -498,7 +526,7 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 			errs = append(errs, err)
 		}
 	}
-	if c == nil {
+	if c == nil && orphanSnapshot {
 		// A snapshot left by a creation that did not finish.
 		if err := r.client.SnapshotService("").Remove(ctx, id); err != nil && !errdefs.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("remove leftover snapshot: %w", err))
@@ -522,6 +550,7 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 	_ = os.Remove(r.oomMark(id))
 	_ = os.Remove(r.stdinFIFO(id))
 	_ = os.RemoveAll(r.filesDir(id))
+	r.starts.Delete(id)
 	// A job sandbox's files: the /output mount, input, packed archives.
 	if err := r.removeJobDir(id); err != nil {
 		errs = append(errs, err)
@@ -573,9 +602,7 @@ func (r *Runtime) observe(info containers.Container, p *tasktypes.Process) Obser
 		o.Volumes = strings.Split(v, ",")
 	}
 	o.Generation, _ = strconv.ParseUint(l[LabelGeneration], 10, 64)
-	if ts, err := time.Parse(time.RFC3339Nano, l[LabelStartedAt]); err == nil {
-		o.StartedAt = ts
-	}
+	o.StartedAt = r.startedAt(o.ID, l[LabelStartedAt])
 	if p == nil {
 		o.State = ccv1.ContainerState_CONTAINER_STATE_FAILED
 		o.Error = "the container has no task (it was never started, or containerd lost it)"

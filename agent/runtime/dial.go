@@ -37,8 +37,16 @@ func (r *Runtime) Dial(ctx context.Context, id, address string) (net.Conn, error
 		return nil, fmt.Errorf("runtime: dial %s in %s: %w", address, id, err)
 	}
 	path := info.Labels[LabelNetNS]
-	if path == "" {
-		path = r.netnsPath(id)
+	switch {
+	case path == "" && info.Labels[LabelNetwork] == networkNone:
+		// runc made its namespace (setupNetwork): the task's.
+		task, err := c.Task(nctx, nil)
+		if err != nil {
+			return nil, fmt.Errorf("runtime: dial %s in %s: %w", address, id, ErrNotRunning)
+		}
+		path = fmt.Sprintf("/proc/%d/ns/net", task.Pid())
+	case path == "":
+		path = r.netnsPath(id) // an agent before the label
 	}
 	conn, err := dialInNetNS(ctx, path, address)
 	if err != nil {

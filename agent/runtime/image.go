@@ -46,10 +46,11 @@ func (r *Runtime) EnsureImage(ctx context.Context, ref string, open func(context
 	}
 	ctx, end := r.span(r.withNS(ctx), "runtime.ensure_image", attribute.String("cc.image", name))
 	defer func() { end(err) }()
-	img, err := r.client.GetImage(ctx, name)
+	rec, err := r.client.ImageService().Get(ctx, name)
 	switch {
 	case err == nil:
-		return r.unpack(ctx, img)
+		_, err := r.resolveImage(ctx, rec)
+		return err
 	case !errdefs.IsNotFound(err):
 		return fmt.Errorf("runtime: look up image %s: %w", name, err)
 	}

@@ -315,7 +315,15 @@ func portMappings(ports []*ccv1.PortMapping) []gocni.PortMapping {
 // With userns, the network namespace is owned by a new user namespace
 // mapped to it and mounted at usernsPath(nsPath) (the container joins
 // both), so that the container can mount its own sysfs.
+//
+// With network none and no user namespace it makes nothing and returns
+// "": runc creates the container's empty network namespace and brings up
+// its loopback, as it does for every new network namespace, so nothing
+// is left to mount, record or tear down.
 func (r *Runtime) setupNetwork(ctx context.Context, id, mode string, ports []gocni.PortMapping, userns *usernsRange) (nsPath, ip string, err error) {
+	if mode == networkNone && userns == nil {
+		return "", "", nil
+	}
 	nsPath = r.netnsPath(id)
 	if userns != nil {
 		err = createUsernsNetNS(nsPath, *userns)
@@ -332,9 +340,6 @@ func (r *Runtime) setupNetwork(ctx context.Context, id, mode string, ports []goc
 		}
 	}()
 	if mode == networkNone {
-		if userns == nil {
-			return nsPath, "", nil // createNetNS brought up its loopback
-		}
 		if err := loopbackUpIn(nsPath); err != nil {
 			return "", "", fmt.Errorf("runtime: bring up loopback of %s: %w", id, err)
 		}
@@ -442,8 +447,13 @@ func (r *Runtime) teardownNetwork(ctx context.Context, id, mode string, ports []
 		if err := cni.Remove(ctx, r.netnsName(id), nsPath, opts...); err != nil {
 			errs = append(errs, fmt.Errorf("detach from bridge %s: %w", bridgeName, err))
 		}
-	} else if err := r.cniLo.Remove(ctx, r.netnsName(id), nsPath); err != nil {
-		errs = append(errs, fmt.Errorf("loopback teardown: %w", err))
+	} else if _, err := os.Lstat(nsPath); err == nil {
+		// A namespace of network none an agent before this one made with
+		// the CNI loopback plugin (a namespace made since has none of its
+		// state, and runc's own has no mount).
+		if err := r.cniLo.Remove(ctx, r.netnsName(id), nsPath); err != nil {
+			errs = append(errs, fmt.Errorf("loopback teardown: %w", err))
+		}
 	}
 	if err := removeNetNS(nsPath); err != nil {
 		errs = append(errs, err)

@@ -41,6 +41,7 @@ func (r *Runtime) Purge(ctx context.Context) error {
 	if err := r.cleanOrphanDisks(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	r.images.clear()
 	imgs, _ := r.client.ImageService().List(nctx)
 	for i, img := range imgs {
 		var opts []images.DeleteOpt

@@ -50,7 +50,8 @@ const (
 	LabelIP = "cc.ip"
 	// LabelPorts holds the published ports, "host:container/proto,..." (for CNI teardown).
 	LabelPorts = "cc.ports"
-	// LabelStartedAt is when the task was started (RFC 3339).
+	// LabelStartedAt is when the task was started (RFC 3339), on the
+	// containers of agents before the started-at file (starttime.go).
 	LabelStartedAt = "cc.started-at"
 )
 
@@ -154,6 +155,11 @@ type Runtime struct {
 	fwMu      sync.Mutex // guards jobFW against SetJobEgressAllow
 	jobFW     jobFirewall
 	volMu     sync.Mutex // serializes making, mounting and removing volumes (volumes.go)
+	// images are the images starts read, by name (imagecache.go).
+	images imageCache
+	// starts are the start times of the containers this process started
+	// (starttime.go), by id.
+	starts sync.Map
 }
 
 // New connects to containerd and prepares the state directory and the CNI

@@ -23,7 +23,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/errdefs"
 	"github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/identity"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/containercodes/cc/agent/runtime/internal/logger"
@@ -393,6 +396,10 @@ func TestNetworkNone(t *testing.T) {
 	if !strings.Contains(parts[1], "127.0.0.1") {
 		t.Errorf("lo is not up: %q", parts[1])
 	}
+	// runc made the namespace: the runtime mounted none of its own.
+	if _, err := os.Lstat(r.netnsPath(id)); !os.IsNotExist(err) {
+		t.Errorf("a network namespace is mounted for a container of network none: %v", err)
+	}
 	if routes := strings.TrimSpace(parts[2]); routes != "" && !onlyLoopbackRoutes(routes) {
 		t.Errorf("routes: %q", routes)
 	}
@@ -715,6 +722,114 @@ func TestEnsureImageAliasAndMissing(t *testing.T) {
 	_, err := r.Start(ctx, Task{ID: "c" + randHex(6), Name: "x", Spec: &ccv1.ContainerSpec{Image: "nope", Network: ccv1.NetworkMode_NETWORK_MODE_NONE}})
 	if err == nil || !strings.Contains(err.Error(), "EnsureImage") {
 		t.Errorf("Start with a missing image: %v", err)
+	}
+}
+
+// TestStartAfterImageReloaded removes the image a container started from
+// (its snapshots go with it) and loads it again under the same name: the
+// next start uses the new copy, unpacked again, rather than what it read
+// of the old one.
+func TestStartAfterImageReloaded(t *testing.T) {
+	r, _ := newTestRuntime(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	id := start(t, r, spec("/bin/busybox", "true"))
+	waitState(t, r, id, ccv1.ContainerState_CONTAINER_STATE_EXITED)
+	if err := r.Remove(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	name, err := NormalizeRef(testImage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.client.ImageService().Delete(r.withNS(ctx), name, images.SynchronousDelete()); err != nil {
+		t.Fatal(err)
+	}
+	loaded := false
+	if err := r.EnsureImage(ctx, testImage, func(context.Context) (io.ReadCloser, error) {
+		loaded = true
+		b, err := testimage.BuildBusybox(testImage)
+		return io.NopCloser(bytes.NewReader(b)), err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !loaded {
+		t.Fatal("EnsureImage did not load the removed image again")
+	}
+	id = start(t, r, spec("/bin/busybox", "sh", "-c", "echo again"))
+	if o := waitState(t, r, id, ccv1.ContainerState_CONTAINER_STATE_EXITED); o.ExitCode != 0 {
+		t.Fatalf("observed %+v", o)
+	}
+	if stdout, _ := logs(t, r, id, 0); stdout != "again\n" {
+		t.Errorf("stdout %q", stdout)
+	}
+}
+
+// TestStartOverLeftoverSnapshot starts a container whose id has a snapshot
+// left by a creation that did not finish (no container record): the start
+// removes it and creates the container.
+func TestStartOverLeftoverSnapshot(t *testing.T) {
+	r, _ := newTestRuntime(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	nctx := r.withNS(ctx)
+	name, err := NormalizeRef(testImage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := r.client.GetImage(nctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	diffIDs, err := img.RootFS(nctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := "c" + randHex(6)
+	if _, err := r.client.SnapshotService("").Prepare(nctx, id, identity.ChainID(diffIDs).String()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Start(ctx, Task{ID: id, Name: "leftover", Generation: 1, Spec: spec("/bin/busybox", "sh", "-c", "echo fresh")}); err != nil {
+		t.Fatalf("start over a leftover snapshot: %v", err)
+	}
+	if o := waitState(t, r, id, ccv1.ContainerState_CONTAINER_STATE_EXITED); o.ExitCode != 0 {
+		t.Fatalf("observed %+v", o)
+	}
+	if stdout, _ := logs(t, r, id, 0); stdout != "fresh\n" {
+		t.Errorf("stdout %q", stdout)
+	}
+	// Remove, unlike a start, removes a leftover snapshot it finds.
+	other := "c" + randHex(6)
+	if _, err := r.client.SnapshotService("").Prepare(nctx, other, identity.ChainID(diffIDs).String()); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Remove(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.client.SnapshotService("").Stat(nctx, other); !errdefs.IsNotFound(err) {
+		t.Errorf("snapshot of %s after Remove: %v", other, err)
+	}
+}
+
+// TestStartedAtSurvivesRestart: a runtime that did not start a container
+// (an agent restarted) reports the start time the first one recorded.
+func TestStartedAtSurvivesRestart(t *testing.T) {
+	r, cfg := newTestRuntime(t)
+	id := start(t, r, spec("/bin/busybox", "sleep", "30"))
+	o := waitState(t, r, id, ccv1.ContainerState_CONTAINER_STATE_RUNNING)
+	if o.StartedAt.IsZero() {
+		t.Fatal("no start time")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r2, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	o2, ok := find(t, r2, id)
+	if !ok || !o2.StartedAt.Equal(o.StartedAt) {
+		t.Errorf("start time seen by a new runtime: %v (found %v), want %v", o2.StartedAt, ok, o.StartedAt)
 	}
 }
 

@@ -334,6 +334,7 @@ func (w *Worker) session(ctx context.Context) error {
 				delete(w.desired, id)
 			}
 			w.mu.Unlock()
+			w.log.Debug("assignment changes received", "seq", msg.Seq, "updated", len(m.Changes.Updated), "removed", len(m.Changes.Removed))
 			w.poke()
 		case *ccv1.SessionResponse_Edge:
 			if err := w.setEdge(m.Edge, &edgeNext); err != nil {
@@ -420,11 +421,13 @@ func (w *Worker) pass(ctx context.Context) (wakeAt time.Time) {
 	}
 	w.mu.Unlock()
 
+	hops := runtime.NewHops()
 	observed, err := w.observe(ctx)
 	if err != nil {
 		w.log.Warn("cannot list containers", "err", err)
 		return time.Now().Add(time.Second)
 	}
+	hops.Mark("observe")
 	w.syncHealth(desired, observed)
 	want := map[string]reconcile.Desired{}
 	for id, a := range desired {
@@ -442,6 +445,10 @@ func (w *Worker) pass(ctx context.Context) (wakeAt time.Time) {
 			break
 		}
 	}
+	if len(actions) > 0 {
+		hops.Mark("decide")
+		defer func() { hops.Log(ctx, w.log, "reconcile pass timing", "actions", len(actions)) }()
+	}
 	for _, act := range actions {
 		if ctx.Err() != nil {
 			return
@@ -454,17 +461,21 @@ func (w *Worker) pass(ctx context.Context) (wakeAt time.Time) {
 		w.do(ctx, act, desired[act.ID])
 	}
 	if len(actions) > 0 {
+		hops.Mark("act")
 		if observed, err = w.observe(ctx); err != nil {
 			return time.Now().Add(time.Second)
 		}
 		w.syncHealth(desired, observed)
+		hops.Mark("observe_after")
 	}
 	if jw := w.jobPass(ctx, desired, observed); !jw.IsZero() && (wakeAt.IsZero() || jw.Before(wakeAt)) {
 		wakeAt = jw
 	}
 	w.syncRelays(relayView(observed))
 	w.dropVolumes(observed)
+	hops.Mark("jobs_relays_volumes")
 	w.report(desired, observed)
+	hops.Mark("report")
 	w.count(desired, observed)
 	return wakeAt
 }
@@ -592,10 +603,16 @@ func (w *Worker) start(ctx context.Context, a *ccv1.Assignment) error {
 		digest := a.ImageDigest
 		open = func(ctx context.Context) (io.ReadCloser, error) { return w.fetchBlob(ctx, digest) }
 	}
+	hops := runtime.NewHops()
 	if err := w.cfg.Runtime.EnsureImage(ctx, a.GetSpec().GetImage(), open); err != nil {
 		return fmt.Errorf("image %s: %w", a.GetSpec().GetImage(), err)
 	}
+	hops.Mark("ensure_image")
 	_, err := w.cfg.Runtime.Start(ctx, runtime.Task{ID: a.ContainerId, Name: a.Name, Generation: a.Generation, Spec: a.Spec, OpenInput: w.openInput(a)})
+	hops.Mark("start")
+	if err == nil {
+		hops.Log(ctx, w.log, "agent start timing", "container_id", a.ContainerId)
+	}
 	return err
 }
 
@@ -617,6 +634,13 @@ func (w *Worker) report(desired map[string]*ccv1.Assignment, observed map[string
 	}
 	if err := w.send(&ccv1.SessionRequest{Msg: &ccv1.SessionRequest_Status{Status: &ccv1.StatusBatch{Statuses: batch}}}); err != nil {
 		return // sent again in full on the next session
+	}
+	if w.log.Enabled(context.Background(), slog.LevelDebug) {
+		states := make([]string, 0, len(batch))
+		for _, ts := range batch {
+			states = append(states, ts.Status.GetState().String())
+		}
+		w.log.Debug("statuses sent", "states", states)
 	}
 	w.mu.Lock()
 	for _, ts := range batch {
