@@ -58,6 +58,15 @@ func TestTaskCache(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		got.Tasks = cache.records()
+		if cache.track.Index.Len() != len(got.Tasks) {
+			t.Fatalf("%s: %d tasks in the index, %d in the copy", step, cache.track.Index.Len(), len(got.Tasks))
+		}
+		for _, r := range got.Tasks {
+			if c := r.GetContainer(); cache.track.Index.Get(c.GetId()) != c {
+				t.Fatalf("%s: the index does not hold task %s of the copy", step, c.GetId())
+			}
+		}
 		want, err := f.ReadState()
 		if err != nil {
 			t.Fatal(err)
@@ -108,9 +117,11 @@ func TestTaskCache(t *testing.T) {
 	// The tasks of one service version share one spec in the copy.
 	must(statev1.CommandType_COMMAND_TYPE_TASK_OPS, &statev1.TaskOps{Ops: []*statev1.TaskOp{create("d", "s1", "n1"), create("e", "s1", "n1")}})
 	check("more created")
-	st, _ := cache.read(f)
+	if _, err := cache.read(f); err != nil {
+		t.Fatal(err)
+	}
 	var specs []*ccv1.ContainerSpec
-	for _, r := range st.Tasks {
+	for _, r := range cache.records() {
 		if id := r.GetContainer().GetId(); id == "d" || id == "e" {
 			specs = append(specs, r.GetContainer().GetSpec())
 		}
