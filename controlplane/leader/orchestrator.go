@@ -53,10 +53,10 @@ const fullPlanEvery = time.Minute
 // so the tasks of one version of a service share one spec, and what the
 // orchestrator does not read (trace contexts) is not kept.
 type taskCache struct {
-	feed  *fsm.ContainerFeed
-	byID  map[string]*statev1.ContainerRecord // nil before the first read
-	specs map[specKey]*ccv1.ContainerSpec     // the spec of each service version in the copy
-	track *orchestrator.Tracker
+	feed   *fsm.ContainerFeed
+	loaded bool                            // the copy is whole: false before the first read and after a failed one
+	specs  map[specKey]*ccv1.ContainerSpec // the spec of each service version in the copy
+	track  *orchestrator.Tracker           // holds the copy in its index
 	// fullAt is when a pass last planned every service.
 	fullAt time.Time
 
@@ -92,11 +92,10 @@ func (t *taskCache) slim(rec *statev1.ContainerRecord) {
 // holds them.
 func (t *taskCache) read(f *fsm.FSM) (*fsm.State, error) {
 	ch := t.feed.Take()
-	if t.byID == nil || t.track == nil {
+	if !t.loaded || t.track == nil {
 		ch = fsm.ContainerChanges{All: true}
 	}
 	if ch.All {
-		t.byID = make(map[string]*statev1.ContainerRecord, len(t.byID))
 		t.specs = map[specKey]*ccv1.ContainerSpec{}
 		t.nodes, t.nodesDirty = map[string]*ccv1.Node{}, true
 		if t.track == nil {
@@ -106,14 +105,8 @@ func (t *taskCache) read(f *fsm.FSM) (*fsm.State, error) {
 		}
 	}
 	st, err := f.ReadChanged(ch, func(id string, rec *statev1.ContainerRecord) {
-		if rec == nil {
-			delete(t.byID, id)
-			t.track.DeleteTask(id)
-			return
-		}
-		t.slim(rec)
-		t.byID[id] = rec
 		if c := rec.GetContainer(); c != nil {
+			t.slim(rec)
 			t.track.PutTask(c)
 		} else {
 			t.track.DeleteTask(id)
@@ -127,9 +120,10 @@ func (t *taskCache) read(f *fsm.FSM) (*fsm.State, error) {
 		t.nodesDirty = true
 	})
 	if err != nil {
-		t.byID = nil // start over on the next pass
+		t.loaded = false // start over on the next pass
 		return nil, err
 	}
+	t.loaded = true
 	if t.nodesDirty {
 		t.nodeList = t.nodeList[:0]
 		for _, n := range t.nodes {
@@ -142,13 +136,11 @@ func (t *taskCache) read(f *fsm.FSM) (*fsm.State, error) {
 	return st, nil
 }
 
-// records returns the copy of the container records in id order.
-func (t *taskCache) records() []*statev1.ContainerRecord {
-	out := make([]*statev1.ContainerRecord, 0, len(t.byID))
-	for _, r := range t.byID {
-		out = append(out, r)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].GetContainer().GetId() < out[j].GetContainer().GetId() })
+// containers returns the copy of the containers in id order.
+func (t *taskCache) containers() []*ccv1.Container {
+	out := make([]*ccv1.Container, 0, t.track.Index.Len())
+	t.track.Index.Each(func(c *ccv1.Container) { out = append(out, c) })
+	sort.Slice(out, func(i, j int) bool { return out[i].GetId() < out[j].GetId() })
 	return out
 }
 

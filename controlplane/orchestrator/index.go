@@ -21,7 +21,7 @@ import (
 type Index struct {
 	byID      map[string]indexed
 	byService map[string]map[string]*ccv1.Container
-	byNode    map[string]map[string]*ccv1.Container
+	byNode    map[string]map[string]int // node, service: tasks
 	unplaced  map[string]*ccv1.Container
 }
 
@@ -35,7 +35,7 @@ func NewIndex() *Index {
 	return &Index{
 		byID:      map[string]indexed{},
 		byService: map[string]map[string]*ccv1.Container{},
-		byNode:    map[string]map[string]*ccv1.Container{},
+		byNode:    map[string]map[string]int{},
 		unplaced:  map[string]*ccv1.Container{},
 	}
 }
@@ -48,7 +48,14 @@ func (x *Index) Put(c *ccv1.Container) {
 		add(x.byService, c.ServiceId, c)
 	}
 	if c.NodeId != "" {
-		add(x.byNode, c.NodeId, c)
+		if c.ServiceId != "" {
+			m := x.byNode[c.NodeId]
+			if m == nil {
+				m = map[string]int{}
+				x.byNode[c.NodeId] = m
+			}
+			m[c.ServiceId]++
+		}
 	} else if c.Desired == ccv1.DesiredState_DESIRED_STATE_RUNNING {
 		x.unplaced[c.Id] = c
 	}
@@ -62,7 +69,14 @@ func (x *Index) Delete(id string) {
 	}
 	delete(x.byID, id)
 	del(x.byService, old.c.ServiceId, id)
-	del(x.byNode, old.c.NodeId, id)
+	if m := x.byNode[old.c.NodeId]; m != nil && old.c.ServiceId != "" {
+		if m[old.c.ServiceId]--; m[old.c.ServiceId] <= 0 {
+			delete(m, old.c.ServiceId)
+			if len(m) == 0 {
+				delete(x.byNode, old.c.NodeId)
+			}
+		}
+	}
 	delete(x.unplaced, id)
 }
 
@@ -107,13 +121,9 @@ func (x *Index) Services() []string {
 
 // NodeServices returns the IDs of the services with tasks on a node.
 func (x *Index) NodeServices(node string) []string {
-	seen := map[string]bool{}
-	var ids []string
-	for _, c := range x.byNode[node] {
-		if c.ServiceId != "" && !seen[c.ServiceId] {
-			seen[c.ServiceId] = true
-			ids = append(ids, c.ServiceId)
-		}
+	ids := make([]string, 0, len(x.byNode[node]))
+	for id := range x.byNode[node] {
+		ids = append(ids, id)
 	}
 	sort.Strings(ids)
 	return ids
@@ -132,8 +142,8 @@ func sorted(m map[string]*ccv1.Container) []*ccv1.Container {
 	return out
 }
 
-// each calls f with every container, in no order.
-func (x *Index) each(f func(c *ccv1.Container)) {
+// Each calls f with every container, in no order.
+func (x *Index) Each(f func(c *ccv1.Container)) {
 	for _, e := range x.byID {
 		f(e.c)
 	}

@@ -569,7 +569,8 @@ func (w *world) schedule(p *Plan) {
 		}
 	}
 	if x := w.in.Index; x != nil {
-		each = x.each
+		each = x.Each
+		placed = make([]scheduler.Task, 0, x.Len()+len(w.creates))
 		for _, c := range x.Unplaced() {
 			if c.Desired == ccv1.DesiredState_DESIRED_STATE_RUNNING && !leaving[c.Id] && services[c.ServiceId] != nil {
 				waiting = append(waiting, c)
