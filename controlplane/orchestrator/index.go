@@ -19,21 +19,19 @@ import (
 // not change while they are in it. The zero Index is not usable: use
 // NewIndex.
 type Index struct {
-	byID      map[string]indexed
+	byID      map[string]*ccv1.Container
+	placed    []scheduler.Task // the containers wanted running on a node, as the scheduler sees them
+	placedAt  map[string]int   // container ID to its position in placed
 	byService map[string]map[string]*ccv1.Container
 	byNode    map[string]map[string]int // node, service: tasks
 	unplaced  map[string]*ccv1.Container
 }
 
-type indexed struct {
-	c     *ccv1.Container
-	sched scheduler.Task // schedTask(c, nil)
-}
-
 // NewIndex returns an empty index.
 func NewIndex() *Index {
 	return &Index{
-		byID:      map[string]indexed{},
+		byID:      map[string]*ccv1.Container{},
+		placedAt:  map[string]int{},
 		byService: map[string]map[string]*ccv1.Container{},
 		byNode:    map[string]map[string]int{},
 		unplaced:  map[string]*ccv1.Container{},
@@ -43,7 +41,11 @@ func NewIndex() *Index {
 // Put adds c, or replaces the container with its ID.
 func (x *Index) Put(c *ccv1.Container) {
 	x.Delete(c.Id)
-	x.byID[c.Id] = indexed{c: c, sched: schedTask(c, nil)}
+	x.byID[c.Id] = c
+	if c.NodeId != "" && c.Desired == ccv1.DesiredState_DESIRED_STATE_RUNNING {
+		x.placedAt[c.Id] = len(x.placed)
+		x.placed = append(x.placed, schedTask(c, nil))
+	}
 	if c.ServiceId != "" {
 		add(x.byService, c.ServiceId, c)
 	}
@@ -68,12 +70,22 @@ func (x *Index) Delete(id string) {
 		return
 	}
 	delete(x.byID, id)
-	del(x.byService, old.c.ServiceId, id)
-	if m := x.byNode[old.c.NodeId]; m != nil && old.c.ServiceId != "" {
-		if m[old.c.ServiceId]--; m[old.c.ServiceId] <= 0 {
-			delete(m, old.c.ServiceId)
+	if i, ok := x.placedAt[id]; ok {
+		last := len(x.placed) - 1
+		if i != last {
+			x.placed[i] = x.placed[last]
+			x.placedAt[x.placed[i].ID] = i
+		}
+		x.placed[last] = scheduler.Task{}
+		x.placed = x.placed[:last]
+		delete(x.placedAt, id)
+	}
+	del(x.byService, old.ServiceId, id)
+	if m := x.byNode[old.NodeId]; m != nil && old.ServiceId != "" {
+		if m[old.ServiceId]--; m[old.ServiceId] <= 0 {
+			delete(m, old.ServiceId)
 			if len(m) == 0 {
-				delete(x.byNode, old.c.NodeId)
+				delete(x.byNode, old.NodeId)
 			}
 		}
 	}
@@ -99,7 +111,7 @@ func del(m map[string]map[string]*ccv1.Container, k, id string) {
 }
 
 // Get returns the container with ID id, or nil.
-func (x *Index) Get(id string) *ccv1.Container { return x.byID[id].c }
+func (x *Index) Get(id string) *ccv1.Container { return x.byID[id] }
 
 // Len is the number of containers.
 func (x *Index) Len() int { return len(x.byID) }
@@ -144,19 +156,43 @@ func sorted(m map[string]*ccv1.Container) []*ccv1.Container {
 
 // Each calls f with every container, in no order.
 func (x *Index) Each(f func(c *ccv1.Container)) {
-	for _, e := range x.byID {
-		f(e.c)
+	for _, c := range x.byID {
+		f(c)
 	}
 }
 
-// placedTask is schedTask(c, nil), from the index when it holds c.
-func (w *world) placedTask(c *ccv1.Container) scheduler.Task {
-	if x := w.in.Index; x != nil {
-		if e, ok := x.byID[c.Id]; ok && e.c == c {
-			return e.sched
+// placedTasks returns the tasks wanted running on their nodes, as the
+// scheduler sees them, for a plan that stops or removes the tasks in
+// leaving: those are left out, as are the tasks of services on a node in
+// w that cannot keep them (down, drained, removed). The result is the
+// index's own list when nothing is left out; Place only reads it.
+func (w *world) placedTasks(x *Index, leaving map[string]bool) []scheduler.Task {
+	filter := len(leaving) > 0
+	if !filter {
+		for id := range x.byNode {
+			if n := w.nodes[id]; n == nil || n.State != ccv1.NodeState_NODE_STATE_READY || n.Availability == ccv1.NodeAvailability_NODE_AVAILABILITY_DRAIN {
+				filter = true
+				break
+			}
 		}
 	}
-	return schedTask(c, nil)
+	if !filter {
+		return x.placed
+	}
+	out := make([]scheduler.Task, 0, len(x.placed)+len(w.creates))
+	for i := range x.placed {
+		t := &x.placed[i]
+		if leaving[t.ID] {
+			continue
+		}
+		if c := x.byID[t.ID]; c.ServiceId != "" {
+			if msg, _, _ := w.nodeProblem(c); msg != "" {
+				continue
+			}
+		}
+		out = append(out, *t)
+	}
+	return out
 }
 
 // Tracker keeps what an incremental plan needs between passes: the Index

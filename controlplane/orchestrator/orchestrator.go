@@ -563,14 +563,7 @@ func (w *world) schedule(p *Plan) {
 	}
 	var placed, pending []scheduler.Task
 	var waiting []*ccv1.Container // existing pending tasks, FIFO
-	each := func(f func(c *ccv1.Container)) {
-		for _, r := range w.in.Tasks {
-			f(r.GetContainer())
-		}
-	}
 	if x := w.in.Index; x != nil {
-		each = x.Each
-		placed = make([]scheduler.Task, 0, x.Len()+len(w.creates))
 		for _, c := range x.Unplaced() {
 			if c.Desired == ccv1.DesiredState_DESIRED_STATE_RUNNING && !leaving[c.Id] && services[c.ServiceId] != nil {
 				waiting = append(waiting, c)
@@ -579,23 +572,26 @@ func (w *world) schedule(p *Plan) {
 		if len(waiting) == 0 && len(w.creates) == 0 {
 			return // nothing to place
 		}
-	}
-	each(func(c *ccv1.Container) {
-		if c.Desired != ccv1.DesiredState_DESIRED_STATE_RUNNING || leaving[c.Id] {
-			return
-		}
-		if c.NodeId != "" {
-			if msg, _, _ := w.nodeProblem(c); msg == "" || c.ServiceId == "" {
-				placed = append(placed, w.placedTask(c))
+		placed = w.placedTasks(x, leaving)
+	} else {
+		for _, r := range w.in.Tasks {
+			c := r.GetContainer()
+			if c.Desired != ccv1.DesiredState_DESIRED_STATE_RUNNING || leaving[c.Id] {
+				continue
 			}
-			return
+			if c.NodeId != "" {
+				if msg, _, _ := w.nodeProblem(c); msg == "" || c.ServiceId == "" {
+					placed = append(placed, schedTask(c, nil))
+				}
+				continue
+			}
+			if s := services[c.ServiceId]; s != nil {
+				waiting = append(waiting, c)
+			}
 		}
-		if s := services[c.ServiceId]; s != nil && w.in.Index == nil {
-			waiting = append(waiting, c)
+		if len(waiting) == 0 && len(w.creates) == 0 {
+			return // nothing to place
 		}
-	})
-	if len(waiting) == 0 && len(w.creates) == 0 {
-		return // nothing to place
 	}
 	sort.SliceStable(waiting, func(i, j int) bool {
 		return waiting[i].GetCreatedAt().AsTime().Before(waiting[j].GetCreatedAt().AsTime())
@@ -603,7 +599,8 @@ func (w *world) schedule(p *Plan) {
 	for _, c := range waiting {
 		pending = append(pending, schedTask(c, services[c.ServiceId]))
 	}
-	var direct []*ccv1.Container // global tasks: created on their node
+	var direct []*ccv1.Container              // global tasks: created on their node
+	placed = placed[:len(placed):len(placed)] // appending copies: placed may be the index's list
 	for _, c := range w.creates {
 		if c.NodeId != "" {
 			direct = append(direct, c)
