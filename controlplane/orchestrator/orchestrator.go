@@ -596,9 +596,11 @@ func (w *world) schedule(p *Plan) {
 	sort.SliceStable(waiting, func(i, j int) bool {
 		return waiting[i].GetCreatedAt().AsTime().Before(waiting[j].GetCreatedAt().AsTime())
 	})
+	pending = make([]scheduler.Task, 0, len(waiting)+len(w.creates))
 	for _, c := range waiting {
 		pending = append(pending, schedTask(c, services[c.ServiceId]))
 	}
+	p.Ops = slices.Grow(p.Ops, len(waiting)+len(w.creates))
 	var direct []*ccv1.Container              // global tasks: created on their node
 	placed = placed[:len(placed):len(placed)] // appending copies: placed may be the index's list
 	for _, c := range w.creates {
