@@ -19,9 +19,8 @@ import (
 // not change while they are in it. The zero Index is not usable: use
 // NewIndex.
 type Index struct {
-	byID      map[string]*ccv1.Container
+	byID      map[string]entry
 	placed    []scheduler.Task // the containers wanted running on a node, as the scheduler sees them
-	placedAt  map[string]int   // container ID to its position in placed
 	byService map[string]map[string]*ccv1.Container
 	byNode    map[string]map[string]int // node, service: tasks
 	unplaced  map[string]*ccv1.Container
@@ -30,8 +29,7 @@ type Index struct {
 // NewIndex returns an empty index.
 func NewIndex() *Index {
 	return &Index{
-		byID:      map[string]*ccv1.Container{},
-		placedAt:  map[string]int{},
+		byID:      map[string]entry{},
 		byService: map[string]map[string]*ccv1.Container{},
 		byNode:    map[string]map[string]int{},
 		unplaced:  map[string]*ccv1.Container{},
@@ -41,11 +39,12 @@ func NewIndex() *Index {
 // Put adds c, or replaces the container with its ID.
 func (x *Index) Put(c *ccv1.Container) {
 	x.Delete(c.Id)
-	x.byID[c.Id] = c
+	e := entry{c: c, at: -1}
 	if c.NodeId != "" && c.Desired == ccv1.DesiredState_DESIRED_STATE_RUNNING {
-		x.placedAt[c.Id] = len(x.placed)
+		e.at = len(x.placed)
 		x.placed = append(x.placed, schedTask(c, nil))
 	}
+	x.byID[c.Id] = e
 	if c.ServiceId != "" {
 		add(x.byService, c.ServiceId, c)
 	}
@@ -65,20 +64,22 @@ func (x *Index) Put(c *ccv1.Container) {
 
 // Delete removes the container with ID id, if there is one.
 func (x *Index) Delete(id string) {
-	old, ok := x.byID[id]
+	e, ok := x.byID[id]
 	if !ok {
 		return
 	}
+	old := e.c
 	delete(x.byID, id)
-	if i, ok := x.placedAt[id]; ok {
+	if i := e.at; i >= 0 {
 		last := len(x.placed) - 1
 		if i != last {
 			x.placed[i] = x.placed[last]
-			x.placedAt[x.placed[i].ID] = i
+			moved := x.byID[x.placed[i].ID]
+			moved.at = i
+			x.byID[x.placed[i].ID] = moved
 		}
 		x.placed[last] = scheduler.Task{}
 		x.placed = x.placed[:last]
-		delete(x.placedAt, id)
 	}
 	del(x.byService, old.ServiceId, id)
 	if m := x.byNode[old.NodeId]; m != nil && old.ServiceId != "" {
@@ -90,6 +91,12 @@ func (x *Index) Delete(id string) {
 		}
 	}
 	delete(x.unplaced, id)
+}
+
+// entry is a container and its position in Index.placed, or -1.
+type entry struct {
+	c  *ccv1.Container
+	at int
 }
 
 func add(m map[string]map[string]*ccv1.Container, k string, c *ccv1.Container) {
@@ -111,7 +118,7 @@ func del(m map[string]map[string]*ccv1.Container, k, id string) {
 }
 
 // Get returns the container with ID id, or nil.
-func (x *Index) Get(id string) *ccv1.Container { return x.byID[id] }
+func (x *Index) Get(id string) *ccv1.Container { return x.byID[id].c }
 
 // Len is the number of containers.
 func (x *Index) Len() int { return len(x.byID) }
@@ -156,8 +163,8 @@ func sorted(m map[string]*ccv1.Container) []*ccv1.Container {
 
 // Each calls f with every container, in no order.
 func (x *Index) Each(f func(c *ccv1.Container)) {
-	for _, c := range x.byID {
-		f(c)
+	for _, e := range x.byID {
+		f(e.c)
 	}
 }
 
@@ -185,7 +192,7 @@ func (w *world) placedTasks(x *Index, leaving map[string]bool) []scheduler.Task 
 		if leaving[t.ID] {
 			continue
 		}
-		if c := x.byID[t.ID]; c.ServiceId != "" {
+		if c := x.byID[t.ID].c; c.ServiceId != "" {
 			if msg, _, _ := w.nodeProblem(c); msg != "" {
 				continue
 			}
