@@ -3,6 +3,7 @@ package orchestrator
 import (
 	"fmt"
 	"math/rand"
+	"reflect"
 	"slices"
 	"sort"
 	"testing"
@@ -235,6 +236,43 @@ func TestIncrementalPlan(t *testing.T) {
 			}
 			s.now = s.now.Add(time.Duration(s.rng.Intn(4)) * time.Second)
 		}
+		checkIndex(t, s.tr.Index, s.tasks)
+	}
+}
+
+// checkIndex: the index kept by changes is the index built afresh.
+func checkIndex(t *testing.T, x *Index, tasks map[string]*ccv1.Container) {
+	t.Helper()
+	y := NewIndex()
+	for _, c := range tasks {
+		y.Put(c)
+	}
+	if x.Len() != y.Len() || !slices.Equal(x.Services(), y.Services()) || !slices.Equal(x.Unplaced(), y.Unplaced()) {
+		t.Fatalf("index: %d tasks, services %v, unplaced %d; afresh: %d, %v, %d", x.Len(), x.Services(), len(x.Unplaced()), y.Len(), y.Services(), len(y.Unplaced()))
+	}
+	for _, id := range y.Services() {
+		if !slices.Equal(x.ServiceTasks(id), y.ServiceTasks(id)) {
+			t.Fatalf("index: the tasks of %s differ from the index built afresh", id)
+		}
+	}
+	for n := range y.byNode {
+		if !slices.Equal(x.NodeServices(n), y.NodeServices(n)) {
+			t.Fatalf("index: the services on %s are %v, afresh %v", n, x.NodeServices(n), y.NodeServices(n))
+		}
+	}
+	placed := func(x *Index) []string {
+		var ids []string
+		for i, p := range x.placed {
+			if x.byID[p.ID].at != i || !reflect.DeepEqual(p, schedTask(x.byID[p.ID].c, nil)) {
+				t.Fatalf("index: placed task %d (%s) is not its entry's", i, p.ID)
+			}
+			ids = append(ids, p.ID)
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	if !slices.Equal(placed(x), placed(y)) {
+		t.Fatalf("index: the placed tasks differ from the index built afresh")
 	}
 }
 

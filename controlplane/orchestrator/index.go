@@ -38,6 +38,21 @@ func NewIndex() *Index {
 
 // Put adds c, or replaces the container with its ID.
 func (x *Index) Put(c *ccv1.Container) {
+	if e, ok := x.byID[c.Id]; ok && e.c.ServiceId == c.ServiceId && e.c.NodeId == c.NodeId && e.c.Desired == c.Desired {
+		// The same place in every index (a status report): swap the record.
+		e.c = c
+		x.byID[c.Id] = e
+		if e.at >= 0 {
+			x.placed[e.at] = schedTask(c, nil)
+		}
+		if c.ServiceId != "" {
+			x.byService[c.ServiceId][c.Id] = c
+		}
+		if _, ok := x.unplaced[c.Id]; ok {
+			x.unplaced[c.Id] = c
+		}
+		return
+	}
 	x.Delete(c.Id)
 	e := entry{c: c, at: -1}
 	if c.NodeId != "" && c.Desired == ccv1.DesiredState_DESIRED_STATE_RUNNING {
