@@ -104,13 +104,15 @@ func (t *taskCache) read(f *fsm.FSM) (*fsm.State, error) {
 			t.track.Reset()
 		}
 	}
+	// The records are indexed after the read transaction ends, to keep it
+	// short: an open read transaction keeps bbolt from reusing pages.
+	type change struct {
+		id  string
+		rec *statev1.ContainerRecord
+	}
+	var changes []change
 	st, err := f.ReadChanged(ch, func(id string, rec *statev1.ContainerRecord) {
-		if c := rec.GetContainer(); c != nil {
-			t.slim(rec)
-			t.track.PutTask(c)
-		} else {
-			t.track.DeleteTask(id)
-		}
+		changes = append(changes, change{id, rec})
 	}, func(id string, n *ccv1.Node) {
 		if n == nil {
 			delete(t.nodes, id)
@@ -124,6 +126,14 @@ func (t *taskCache) read(f *fsm.FSM) (*fsm.State, error) {
 		return nil, err
 	}
 	t.loaded = true
+	for _, ch := range changes {
+		if c := ch.rec.GetContainer(); c != nil {
+			t.slim(ch.rec)
+			t.track.PutTask(c)
+		} else {
+			t.track.DeleteTask(ch.id)
+		}
+	}
 	if t.nodesDirty {
 		t.nodeList = t.nodeList[:0]
 		for _, n := range t.nodes {
