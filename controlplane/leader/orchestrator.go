@@ -43,16 +43,22 @@ func (o *Orchestrator) Run(ctx context.Context) {
 	})
 }
 
-// taskCache is the orchestrator's copy of the container records. The
-// copy is read only (Make does not change its input), so the tasks of one
-// version of a service share one spec, and what the orchestrator does not
-// read (trace contexts) is not kept.
+// fullPlanEvery is how often a pass plans every service, not only those
+// that changed: a safety net, since the incremental plan is the full one.
+const fullPlanEvery = time.Minute
+
+// taskCache is the orchestrator's copy of the container records, with
+// the orchestrator.Tracker that indexes them and says which services a
+// pass must plan. The copy is read only (Make does not change its input),
+// so the tasks of one version of a service share one spec, and what the
+// orchestrator does not read (trace contexts) is not kept.
 type taskCache struct {
-	feed  *fsm.ContainerFeed
-	byID  map[string]*statev1.ContainerRecord // nil before the first read
-	dirty bool                                // the sorted list needs rebuilding
-	list  []*statev1.ContainerRecord          // byID in id order
-	specs map[specKey]*ccv1.ContainerSpec     // the spec of each service version in the copy
+	feed   *fsm.ContainerFeed
+	loaded bool                            // the copy is whole: false before the first read and after a failed one
+	specs  map[specKey]*ccv1.ContainerSpec // the spec of each service version in the copy
+	track  *orchestrator.Tracker           // holds the copy in its index
+	// fullAt is when a pass last planned every service.
+	fullAt time.Time
 
 	nodes      map[string]*ccv1.Node // the node records
 	nodesDirty bool
@@ -82,31 +88,31 @@ func (t *taskCache) slim(rec *statev1.ContainerRecord) {
 
 // read reads the state, the container and node records that changed
 // since the last read (all of them the first time or after a failed read)
-// into the cache.
+// into the cache. The state's Tasks are left nil: the tracker's index
+// holds them.
 func (t *taskCache) read(f *fsm.FSM) (*fsm.State, error) {
 	ch := t.feed.Take()
-	if t.byID == nil {
+	if !t.loaded || t.track == nil {
 		ch = fsm.ContainerChanges{All: true}
 	}
-	var fresh map[string]*statev1.ContainerRecord
 	if ch.All {
-		fresh = make(map[string]*statev1.ContainerRecord, len(t.byID))
 		t.specs = map[specKey]*ccv1.ContainerSpec{}
 		t.nodes, t.nodesDirty = map[string]*ccv1.Node{}, true
+		if t.track == nil {
+			t.track = orchestrator.NewTracker()
+		} else {
+			t.track.Reset()
+		}
 	}
+	// The records are indexed after the read transaction ends, to keep it
+	// short: an open read transaction keeps bbolt from reusing pages.
+	type change struct {
+		id  string
+		rec *statev1.ContainerRecord
+	}
+	var changes []change
 	st, err := f.ReadChanged(ch, func(id string, rec *statev1.ContainerRecord) {
-		if rec != nil {
-			t.slim(rec)
-		}
-		switch {
-		case fresh != nil:
-			fresh[id] = rec
-		case rec == nil:
-			delete(t.byID, id)
-		default:
-			t.byID[id] = rec
-		}
-		t.dirty = true
+		changes = append(changes, change{id, rec})
 	}, func(id string, n *ccv1.Node) {
 		if n == nil {
 			delete(t.nodes, id)
@@ -116,19 +122,17 @@ func (t *taskCache) read(f *fsm.FSM) (*fsm.State, error) {
 		t.nodesDirty = true
 	})
 	if err != nil {
-		t.byID, t.list = nil, nil // start over on the next pass
+		t.loaded = false // start over on the next pass
 		return nil, err
 	}
-	if fresh != nil {
-		t.byID, t.dirty = fresh, true
-	}
-	if t.dirty {
-		t.list = t.list[:0]
-		for _, r := range t.byID {
-			t.list = append(t.list, r)
+	t.loaded = true
+	for _, ch := range changes {
+		if c := ch.rec.GetContainer(); c != nil {
+			t.slim(ch.rec)
+			t.track.PutTask(c)
+		} else {
+			t.track.DeleteTask(ch.id)
 		}
-		sort.Slice(t.list, func(i, j int) bool { return t.list[i].GetContainer().GetId() < t.list[j].GetContainer().GetId() })
-		t.dirty = false
 	}
 	if t.nodesDirty {
 		t.nodeList = t.nodeList[:0]
@@ -138,11 +142,20 @@ func (t *taskCache) read(f *fsm.FSM) (*fsm.State, error) {
 		sort.Slice(t.nodeList, func(i, j int) bool { return t.nodeList[i].GetId() < t.nodeList[j].GetId() })
 		t.nodesDirty = false
 	}
-	st.Tasks, st.Nodes = t.list, t.nodeList
+	st.Nodes = t.nodeList
 	return st, nil
 }
 
-// pass reads the state, makes a plan and writes its ops.
+// containers returns the copy of the containers in id order.
+func (t *taskCache) containers() []*ccv1.Container {
+	out := make([]*ccv1.Container, 0, t.track.Index.Len())
+	t.track.Index.Each(func(c *ccv1.Container) { out = append(out, c) })
+	sort.Slice(out, func(i, j int) bool { return out[i].GetId() < out[j].GetId() })
+	return out
+}
+
+// pass reads the state, makes a plan of the services that changed since
+// the last pass and the tasks waiting for a node, and writes its ops.
 func (o *Orchestrator) pass(ctx context.Context, now time.Time, tasks *taskCache) (outcome, time.Time) {
 	defer func() { o.metrics.OrchestratorPass(time.Since(now)) }()
 	st, err := tasks.read(o.fsm)
@@ -150,31 +163,42 @@ func (o *Orchestrator) pass(ctx context.Context, now time.Time, tasks *taskCache
 		o.log.Error("read state", "err", err)
 		return idle, time.Time{}
 	}
+	track := tasks.track
+	dirty := track.Dirty(st.Services, st.Nodes, now)
+	if now.Sub(tasks.fullAt) >= fullPlanEvery {
+		dirty = nil // every service, now and then: a safety net
+	}
+	if dirty == nil {
+		tasks.fullAt = now
+	}
 	plan := orchestrator.Make(orchestrator.Input{
-		Services: st.Services, Tasks: st.Tasks, Nodes: st.Nodes,
+		Services: st.Services, Nodes: st.Nodes, Index: track.Index, Dirty: dirty,
 		Strategy: st.Settings.GetSchedulingStrategy(), Now: now, NewID: newID,
 	})
 	if len(plan.Ops) == 0 {
-		return idle, plan.WakeAt
+		track.Planned(dirty, st.Services, st.Nodes, plan)
+		return idle, track.WakeAt()
 	}
 	if err := writeTaskOps(ctx, o.raft, plan.Ops); err != nil {
+		track.Failed()
 		if ctx.Err() == nil {
 			o.log.Warn("could not write the scheduler's decisions; retrying", "err", err)
 		}
 		return failed, time.Time{}
 	}
-	o.log.Debug("plan applied", "ops", len(plan.Ops), "took", time.Since(now))
 	if o.metrics != nil {
-		observePlacements(o.metrics, st.Tasks, plan.Ops, now)
+		// The index is still the one the plan saw: it changes only in read.
+		observePlacements(o.metrics, track.Index, plan.Ops, now)
 	}
+	track.Planned(dirty, st.Services, st.Nodes, plan)
+	o.log.Debug("plan applied", "ops", len(plan.Ops), "dirty", len(dirty), "took", time.Since(now))
 	return wrote, time.Time{}
 }
 
 // observePlacements records how long each task the ops placed waited for
 // a node: 0 for one created on its node, the time since its creation for
 // a pending one assigned.
-func observePlacements(m *metrics.Metrics, tasks []*statev1.ContainerRecord, ops []*statev1.TaskOp, now time.Time) {
-	var created map[string]time.Time
+func observePlacements(m *metrics.Metrics, tasks *orchestrator.Index, ops []*statev1.TaskOp, now time.Time) {
 	for _, op := range ops {
 		switch o := op.Op.(type) {
 		case *statev1.TaskOp_Create:
@@ -182,16 +206,8 @@ func observePlacements(m *metrics.Metrics, tasks []*statev1.ContainerRecord, ops
 				m.TaskPlaced(0)
 			}
 		case *statev1.TaskOp_Assign:
-			if created == nil {
-				created = make(map[string]time.Time, len(tasks))
-				for _, t := range tasks {
-					if c := t.GetContainer(); c.GetNodeId() == "" && c.GetCreatedAt() != nil {
-						created[c.GetId()] = c.GetCreatedAt().AsTime()
-					}
-				}
-			}
-			if at, ok := created[o.Assign.GetTaskId()]; ok {
-				m.TaskPlaced(now.Sub(at))
+			if c := tasks.Get(o.Assign.GetTaskId()); c.GetNodeId() == "" && c.GetCreatedAt() != nil {
+				m.TaskPlaced(now.Sub(c.GetCreatedAt().AsTime()))
 			}
 		}
 	}

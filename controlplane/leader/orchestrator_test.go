@@ -4,7 +4,9 @@ import (
 	"crypto/sha256"
 	"io"
 	"log/slog"
+	"maps"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/containercodes/cc/controlplane/fsm"
+	"github.com/containercodes/cc/controlplane/orchestrator"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
@@ -58,18 +61,17 @@ func TestTaskCache(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		tasks := cache.containers()
 		want, err := f.ReadState()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(got.Tasks) != len(want.Tasks) {
-			t.Fatalf("%s: %d tasks in the copy, %d in the state", step, len(got.Tasks), len(want.Tasks))
+		if len(tasks) != len(want.Tasks) {
+			t.Fatalf("%s: %d tasks in the copy, %d in the state", step, len(tasks), len(want.Tasks))
 		}
 		for i := range want.Tasks {
-			w := proto.Clone(want.Tasks[i]).(*statev1.ContainerRecord)
-			w.TraceContext = nil // not kept
-			if !proto.Equal(got.Tasks[i], w) {
-				t.Fatalf("%s: task %d is\n%v\nin the copy, and\n%v\nin the state", step, i, got.Tasks[i], w)
+			if w := want.Tasks[i].GetContainer(); !proto.Equal(tasks[i], w) {
+				t.Fatalf("%s: task %d is\n%v\nin the copy, and\n%v\nin the state", step, i, tasks[i], w)
 			}
 		}
 		if len(got.Services) != len(want.Services) || len(got.Nodes) != len(want.Nodes) {
@@ -108,14 +110,94 @@ func TestTaskCache(t *testing.T) {
 	// The tasks of one service version share one spec in the copy.
 	must(statev1.CommandType_COMMAND_TYPE_TASK_OPS, &statev1.TaskOps{Ops: []*statev1.TaskOp{create("d", "s1", "n1"), create("e", "s1", "n1")}})
 	check("more created")
-	st, _ := cache.read(f)
+	if _, err := cache.read(f); err != nil {
+		t.Fatal(err)
+	}
 	var specs []*ccv1.ContainerSpec
-	for _, r := range st.Tasks {
-		if id := r.GetContainer().GetId(); id == "d" || id == "e" {
-			specs = append(specs, r.GetContainer().GetSpec())
+	for _, c := range cache.containers() {
+		if id := c.GetId(); id == "d" || id == "e" {
+			specs = append(specs, c.GetSpec())
 		}
 	}
 	if len(specs) != 2 || specs[0] != specs[1] {
 		t.Fatalf("the tasks of one service version do not share their spec: %v", specs)
+	}
+}
+
+// TestTaskCacheDirty: after a pass has planned everything, the services
+// the next pass plans are those the state machine's changes touched: the
+// service of a task an agent reported on, the services with tasks on a
+// node that went down, a service whose record changed.
+func TestTaskCacheDirty(t *testing.T) {
+	f, err := fsm.Open(filepath.Join(t.TempDir(), "state.db"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var idx uint64
+	must := func(typ statev1.CommandType, msg proto.Message) {
+		t.Helper()
+		data, err := fsm.Encode(typ, msg, time.Unix(1700000000, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx++
+		if r := f.Apply(&raft.Log{Index: idx, Term: 1, Type: raft.LogCommand, Data: data}).(fsm.Result); r.Err != nil {
+			t.Fatalf("%v: %v", typ, r.Err)
+		}
+	}
+	sum := sha256.Sum256([]byte("secret"))
+	must(statev1.CommandType_COMMAND_TYPE_CREATE_TOKEN, &statev1.CreateToken{Token: &statev1.TokenRecord{Id: "join", Role: int32(ccv1.Role_ROLE_AGENT), SecretSha256: sum[:]}})
+	for _, n := range []string{"n1", "n2"} {
+		must(statev1.CommandType_COMMAND_TYPE_JOIN_NODE, &statev1.JoinNode{TokenId: "join", SecretSha256: sum[:], Node: &ccv1.Node{Id: n, Name: n}})
+	}
+	for _, id := range []string{"s1", "s2", "s3"} {
+		must(statev1.CommandType_COMMAND_TYPE_CREATE_SERVICE, &statev1.CreateService{Service: &ccv1.Service{Id: id, Name: "web-" + id,
+			Spec: &ccv1.ServiceSpec{Replicas: 1, Task: &ccv1.ContainerSpec{Image: "img:1"}}}})
+	}
+	create := func(id, service, node string) *statev1.TaskOp {
+		return &statev1.TaskOp{Op: &statev1.TaskOp_Create{Create: &ccv1.Container{Id: id, Name: service + "." + id, ServiceId: service, Slot: 1, NodeId: node,
+			ServiceVersion: 1, Spec: &ccv1.ContainerSpec{Image: "img:1"}}}}
+	}
+	must(statev1.CommandType_COMMAND_TYPE_TASK_OPS, &statev1.TaskOps{Ops: []*statev1.TaskOp{create("a", "s1", "n1"), create("b", "s2", "n2"), create("c", "s3", "n1")}})
+	feed := f.SubscribeContainers()
+	defer feed.Close()
+	cache := &taskCache{feed: feed}
+	now := time.Unix(1700000000, 0)
+	dirty := func() []string {
+		t.Helper()
+		st, err := cache.read(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := cache.track.Dirty(st.Services, st.Nodes, now)
+		cache.track.Planned(d, st.Services, st.Nodes, orchestrator.Plan{})
+		if d == nil {
+			return nil
+		}
+		out := slices.Sorted(maps.Keys(d))
+		if out == nil {
+			out = []string{}
+		}
+		return out
+	}
+	if d := dirty(); d != nil {
+		t.Fatalf("first pass plans %v, want every service (nil)", d)
+	}
+	if d := dirty(); len(d) != 0 {
+		t.Fatalf("nothing changed, yet the pass plans %v", d)
+	}
+	must(statev1.CommandType_COMMAND_TYPE_REPORT_STATUS, &statev1.ReportStatus{NodeId: "n2", Statuses: []*ccv1.TaskStatus{{ContainerId: "b", Generation: 1,
+		Status: &ccv1.ContainerStatus{State: ccv1.ContainerState_CONTAINER_STATE_RUNNING}}}})
+	if d := dirty(); !slices.Equal(d, []string{"s2"}) {
+		t.Fatalf("after a report on a task of s2 the pass plans %v", d)
+	}
+	must(statev1.CommandType_COMMAND_TYPE_UPDATE_NODE, &statev1.UpdateNode{Id: "n1", State: ccv1.NodeState_NODE_STATE_DOWN})
+	if d := dirty(); !slices.Equal(d, []string{"s1", "s3"}) {
+		t.Fatalf("after n1 went down the pass plans %v, want the services with tasks on it", d)
+	}
+	must(statev1.CommandType_COMMAND_TYPE_REMOVE_SERVICE, &statev1.RemoveService{Id: "s2"})
+	if d := dirty(); !slices.Equal(d, []string{"s2"}) {
+		t.Fatalf("after s2 was removed the pass plans %v", d)
 	}
 }

@@ -41,6 +41,16 @@ type Input struct {
 	// NewID returns a fresh task id (random in production, a counter in
 	// tests).
 	NewID func() string
+
+	// Index, when not nil, is Tasks indexed by the caller, kept from one
+	// plan to the next; Make then reads it instead of Tasks.
+	Index *Index
+	// Dirty, when not nil, are the only services planned: those whose
+	// tasks, spec or nodes changed since the last plan, or whose wake time
+	// came. Pending tasks of every service are scheduled all the same.
+	// A service left out must be one whose plan would be empty, which is
+	// what the last plan leaves behind once its ops are written.
+	Dirty map[string]bool
 }
 
 // Plan is what to do.
@@ -49,11 +59,19 @@ type Plan struct {
 	// WakeAt, when not zero, is when a plan should be made again even if
 	// nothing changes (an update's monitor period or delay ends).
 	WakeAt time.Time
+	// Wakes is WakeAt for each service planned that has one.
+	Wakes map[string]time.Time
 }
 
-func (p *Plan) wake(t time.Time) {
+func (p *Plan) wake(s *ccv1.Service, t time.Time) {
 	if p.WakeAt.IsZero() || t.Before(p.WakeAt) {
 		p.WakeAt = t
+	}
+	if p.Wakes == nil {
+		p.Wakes = map[string]time.Time{}
+	}
+	if w, ok := p.Wakes[s.Id]; !ok || t.Before(w) {
+		p.Wakes[s.Id] = t
 	}
 }
 
@@ -85,22 +103,57 @@ func Make(in Input) Plan {
 	for _, n := range in.Nodes {
 		w.nodes[n.Id] = n
 	}
+	var p Plan
+	services := make(map[string]bool, len(in.Services))
+	if in.Index != nil {
+		for _, s := range in.Services {
+			services[s.Id] = true
+			if in.Dirty == nil || in.Dirty[s.Id] {
+				w.service(&p, s, in.Index.ServiceTasks(s.Id))
+			}
+		}
+		// Tasks of services that are gone (RemoveService takes them with
+		// it, so this is only a safety net).
+		gone := func(id string) {
+			if !services[id] {
+				for _, c := range in.Index.ServiceTasks(id) {
+					p.remove(c)
+				}
+			}
+		}
+		if in.Dirty == nil {
+			for _, id := range in.Index.Services() {
+				gone(id)
+			}
+		} else {
+			ids := make([]string, 0, len(in.Dirty))
+			for id := range in.Dirty {
+				ids = append(ids, id)
+			}
+			sort.Strings(ids)
+			for _, id := range ids {
+				gone(id)
+			}
+		}
+		w.schedule(&p)
+		return p
+	}
 	byService := map[string][]*ccv1.Container{}
 	for _, r := range in.Tasks {
 		if c := r.GetContainer(); c.GetServiceId() != "" {
 			byService[c.ServiceId] = append(byService[c.ServiceId], c)
 		}
 	}
-	var p Plan
-	services := map[string]bool{}
 	for _, s := range in.Services {
+		if in.Dirty == nil || in.Dirty[s.Id] {
+			w.service(&p, s, byService[s.Id])
+		}
 		services[s.Id] = true
-		w.service(&p, s, byService[s.Id])
 	}
 	// Tasks of services that are gone (RemoveService takes them with it,
 	// so this is only a safety net).
 	for id, tasks := range byService {
-		if !services[id] {
+		if !services[id] && (in.Dirty == nil || in.Dirty[id]) {
 			for _, c := range tasks {
 				p.remove(c)
 			}
@@ -332,7 +385,7 @@ func (w *world) update(p *Plan, s *ccv1.Service, cur []*ccv1.Container, replace 
 		if !up {
 			inflight = append(inflight, c)
 			if !at.IsZero() {
-				p.wake(at)
+				p.wake(s, at)
 			}
 			continue
 		}
@@ -364,7 +417,7 @@ func (w *world) update(p *Plan, s *ccv1.Service, cur []*ccv1.Container, replace 
 	}
 	if d := cfg.GetDelay().AsDuration(); d > 0 && len(inflight) == 0 && !lastUp.IsZero() {
 		if next := lastUp.Add(d); w.in.Now.Before(next) {
-			p.wake(next)
+			p.wake(s, next)
 			return
 		}
 	}
@@ -510,28 +563,46 @@ func (w *world) schedule(p *Plan) {
 	}
 	var placed, pending []scheduler.Task
 	var waiting []*ccv1.Container // existing pending tasks, FIFO
-	for _, r := range w.in.Tasks {
-		c := r.GetContainer()
-		if c.Desired != ccv1.DesiredState_DESIRED_STATE_RUNNING || leaving[c.Id] {
-			continue
-		}
-		if c.NodeId != "" {
-			if msg, _, _ := w.nodeProblem(c); msg == "" || c.ServiceId == "" {
-				placed = append(placed, schedTask(c, nil))
+	if x := w.in.Index; x != nil {
+		for _, c := range x.Unplaced() {
+			if c.Desired == ccv1.DesiredState_DESIRED_STATE_RUNNING && !leaving[c.Id] && services[c.ServiceId] != nil {
+				waiting = append(waiting, c)
 			}
-			continue
 		}
-		if s := services[c.ServiceId]; s != nil {
-			waiting = append(waiting, c)
+		if len(waiting) == 0 && len(w.creates) == 0 {
+			return // nothing to place
+		}
+		placed = w.placedTasks(x, leaving)
+	} else {
+		for _, r := range w.in.Tasks {
+			c := r.GetContainer()
+			if c.Desired != ccv1.DesiredState_DESIRED_STATE_RUNNING || leaving[c.Id] {
+				continue
+			}
+			if c.NodeId != "" {
+				if msg, _, _ := w.nodeProblem(c); msg == "" || c.ServiceId == "" {
+					placed = append(placed, schedTask(c, nil))
+				}
+				continue
+			}
+			if s := services[c.ServiceId]; s != nil {
+				waiting = append(waiting, c)
+			}
+		}
+		if len(waiting) == 0 && len(w.creates) == 0 {
+			return // nothing to place
 		}
 	}
 	sort.SliceStable(waiting, func(i, j int) bool {
 		return waiting[i].GetCreatedAt().AsTime().Before(waiting[j].GetCreatedAt().AsTime())
 	})
+	pending = make([]scheduler.Task, 0, len(waiting)+len(w.creates))
 	for _, c := range waiting {
 		pending = append(pending, schedTask(c, services[c.ServiceId]))
 	}
-	var direct []*ccv1.Container // global tasks: created on their node
+	p.Ops = slices.Grow(p.Ops, len(waiting)+len(w.creates))
+	var direct []*ccv1.Container              // global tasks: created on their node
+	placed = placed[:len(placed):len(placed)] // appending copies: placed may be the index's list
 	for _, c := range w.creates {
 		if c.NodeId != "" {
 			direct = append(direct, c)
