@@ -51,7 +51,7 @@ type options struct {
 	mode                      string
 	concurrency               int
 	heartbeat, idle, timeout  time.Duration
-	settle                    time.Duration
+	settle, rest              time.Duration
 	cpuMillis, memBytes       int64
 	profile                   string
 	profileFor                time.Duration
@@ -73,6 +73,7 @@ func main() {
 	flag.IntVar(&o.concurrency, "c", 8, "concurrent create calls")
 	flag.DurationVar(&o.heartbeat, "heartbeat", simnode.DefaultHeartbeat, "heartbeat period of the simulated nodes")
 	flag.DurationVar(&o.idle, "idle", 10*time.Second, "how long to measure the servers' CPU with the fleet at rest")
+	flag.DurationVar(&o.rest, "rest", 60*time.Second, "after the workload, how long to wait before reading the leader's RSS again (0: do not)")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound on the whole run")
 	flag.DurationVar(&o.settle, "settle", 3*time.Minute, "how long to wait for the last 1% of the tasks to run in the API")
 	flag.Int64Var(&o.cpuMillis, "task-cpu", 10, "CPU reservation of a task, in millicores")
@@ -318,7 +319,21 @@ func run(ctx context.Context, o options, r *report) error {
 		}
 		heapProfile(ctx, o, leader, "workload", r)
 	}
-	reportServers(r, leader, atRest, afterJoin, benchstat.ReadProc(leader.pid), servers)
+	afterWork := benchstat.ReadProc(leader.pid)
+	reportServers(r, leader, atRest, afterJoin, afterWork, servers)
+	if o.tasks > 0 && o.rest > 0 && afterWork.OK {
+		// What stays: Go returns the heap a burst left idle to the
+		// system over the following seconds.
+		progress("measuring the leader's RSS after %s at rest", o.rest)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(o.rest):
+		}
+		if p := benchstat.ReadProc(leader.pid); p.OK {
+			r.add(fmt.Sprintf("leader RSS %s after the workload", o.rest), "%s (anonymous %s, mapped files %s)", benchstat.MiB(p.RSS), benchstat.MiB(p.RSSAnon), benchstat.MiB(p.RSSFile))
+		}
+	}
 	return nil
 }
 
