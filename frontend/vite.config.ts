@@ -1,0 +1,39 @@
+/// <reference types="vitest/config" />
+import { defineConfig } from 'vite';
+import react from '@vitejs/plugin-react';
+
+// The API the dev server forwards to: `make dev`'s control plane unless
+// CC_API says otherwise.
+const api = process.env.CC_API || 'https://127.0.0.1:7443';
+
+// secure: false accepts the dev cluster's self-signed API certificate. The
+// dev proxy runs only on the developer's own machine (npm run dev, make
+// ui-dev), never in a build: the built dashboard is served by the control
+// plane itself, on its own origin.
+const proxied = { target: api, changeOrigin: true, secure: false, ws: true };
+
+export default defineConfig({
+  base: '/ui/',
+  plugins: [react()],
+  build: {
+    outDir: '../controlplane/ui/dist',
+    emptyOutDir: false,
+    assetsDir: 'assets',
+    sourcemap: false,
+    // The build prints each chunk's size and gzipped size.
+    reportCompressedSize: true,
+  },
+  server: {
+    proxy: {
+      '/v1': proxied,
+      '/healthz': proxied,
+      '/readyz': proxied,
+      '/metrics': proxied,
+    },
+  },
+  test: {
+    environment: 'jsdom',
+    setupFiles: ['./src/test/setup.ts'],
+    include: ['src/**/*.test.{ts,tsx}'],
+  },
+});
