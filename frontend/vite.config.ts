@@ -12,6 +12,11 @@ const api = process.env.CC_API || 'https://127.0.0.1:7443';
 // plane itself, on its own origin.
 const proxied = { target: api, changeOrigin: true, secure: false, ws: true };
 
+// The policy the control plane serves the dashboard with; `npm run
+// preview` serves the build with it too, so that a violation shows before
+// the Go side embeds the build.
+const csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+
 export default defineConfig({
   base: '/ui/',
   plugins: [react()],
@@ -30,6 +35,15 @@ export default defineConfig({
       '/readyz': proxied,
       '/metrics': proxied,
     },
+  },
+  preview: {
+    proxy: {
+      '/v1': proxied,
+      '/healthz': proxied,
+      '/readyz': proxied,
+      '/metrics': proxied,
+    },
+    headers: { 'Content-Security-Policy': csp },
   },
   test: {
     environment: 'jsdom',

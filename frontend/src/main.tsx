@@ -13,7 +13,7 @@ applyStoredTheme();
 const queryClient = new QueryClient({
   defaultOptions: {
     queries: {
-      staleTime: 5_000,
+      staleTime: 1_000,
       refetchOnWindowFocus: true,
       // Errors the same call would get again are not retried.
       retry: (n, e) => !(e instanceof ApiError && [400, 401, 403, 404].includes(e.status)) && n < 2,

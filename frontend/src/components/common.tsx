@@ -78,7 +78,7 @@ export function Page({ title, children, actions }: { title: string; children: Re
   );
 }
 
-export interface StreamState { connected: boolean; error: string; retrying: boolean }
+export interface StreamState { connected: boolean; error: string; retrying: boolean; ended?: boolean }
 
 /**
  * useWatch follows an NDJSON stream while the component is mounted and
@@ -98,7 +98,7 @@ export function useWatch<T>(url: string | null, onResult: (r: T) => void, opts: 
       onOpen: (re) => { setSt({ connected: true, error: '', retrying: false }); cb.current.onOpen?.(re); },
       onResult: (r) => cb.current.onResult(r),
       onError: (e, retrying) => setSt({ connected: false, error: e.message, retrying }),
-      onEnd: () => { setSt((s) => ({ ...s, connected: false })); cb.current.onEnd?.(); },
+      onEnd: () => { setSt((s) => ({ ...s, connected: false, ended: true })); cb.current.onEnd?.(); },
     });
     return () => ac.abort();
     // eslint-disable-next-line react-hooks/exhaustive-deps
@@ -108,7 +108,7 @@ export function useWatch<T>(url: string | null, onResult: (r: T) => void, opts: 
 
 export function StreamStatus({ st, what }: { st: StreamState; what: string }) {
   if (st.error) return <p className={st.retrying ? 'notice' : 'error'} role="status">{what}: {st.error}{st.retrying ? ' (reconnecting)' : ''}</p>;
-  return <p className="muted small" role="status">{st.connected ? `${what}: live` : `${what}: connecting…`}</p>;
+  return <p className="muted small" role="status">{st.ended ? `${what}: ended` : st.connected ? `${what}: live` : `${what}: connecting…`}</p>;
 }
 
 export function Progress({ sent, total, label }: { sent: number; total: number; label: string }) {

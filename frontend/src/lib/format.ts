@@ -117,3 +117,8 @@ export function bytesB64(u: Uint8Array): string {
   for (let i = 0; i < u.length; i += 0x8000) s += String.fromCharCode(...u.subarray(i, i + 0x8000));
   return btoa(s);
 }
+
+/** joinCommand shows words as a shell line, quoting those that need it. */
+export function joinCommand(words: string[] | null | undefined): string {
+  return (words ?? []).map((w) => (w === '' || /[\s'"\\$`|&;<>(){}*?#~]/.test(w) ? `'${w.replace(/'/g, `'\\''`)}'` : w)).join(' ');
+}

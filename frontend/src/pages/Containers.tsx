@@ -6,7 +6,7 @@ import type { Container } from '../api/types';
 import { can, useAuth } from '../auth';
 import { confirmed, DL, ErrorBox, Loading, Page, StateText } from '../components/common';
 import { LogView } from '../components/LogView';
-import { ago, shortId, splitCommand, time } from '../lib/format';
+import { ago, shortId, joinCommand, splitCommand, time } from '../lib/format';
 import { ContainerTable } from './Nodes';
 
 export function RunForm({ onCreated }: { onCreated?: (c: Container) => void }) {
@@ -104,7 +104,7 @@ export function ContainerDetail() {
             ['Desired', <StateText key="d" value={c.desired} />],
             ['Image', <code key="im">{c.spec?.image}</code>],
             ['Image digest', <code key="dg">{c.image_digest}</code>],
-            ['Command', <code key="c">{(c.spec?.command ?? []).join(' ')}</code>],
+            ['Command', <code key="c">{joinCommand(c.spec?.command)}</code>],
             ['Node', c.node_id ? <Link key="n" to={`/nodes/${c.node_id}`}>{shortId(c.node_id)}</Link> : ''],
             ['Service', c.service_id ? <Link key="sv" to={`/services/${c.service_id}`}>{shortId(c.service_id)}</Link> : ''],
             ['Job', c.job_id ? <Link key="j" to={`/jobs/${c.job_id}`}>{shortId(c.job_id)}</Link> : ''],

@@ -8,7 +8,7 @@ import { download, sha256Hex, upload } from '../api/upload';
 import { can, useAuth } from '../auth';
 import { DL, ErrorBox, Loading, Page, Progress, StateText, StreamStatus, confirmed, useWatch } from '../components/common';
 import { LogView } from '../components/LogView';
-import { ago, bytes, enumLabel, parseLabels, shortId, splitCommand, time } from '../lib/format';
+import { ago, bytes, enumLabel, parseLabels, shortId, joinCommand, splitCommand, time } from '../lib/format';
 import { gunzip, untarList, type TarEntry } from '../lib/tar';
 
 export const JOB_STATES = ['JOB_STATE_QUEUED', 'JOB_STATE_ASSIGNED', 'JOB_STATE_RUNNING', 'JOB_STATE_SUCCEEDED', 'JOB_STATE_FAILED', 'JOB_STATE_TIMED_OUT', 'JOB_STATE_CANCELLED'];
@@ -118,7 +118,7 @@ export function JobsList({ state, queue, labels, height = 600 }: { state: string
     <>
       <ErrorBox error={q.error} />
       <p className="muted small" role="status">
-        {q.isLoading ? 'Loading jobs…' : `${rows.length}${q.hasNextPage ? '+' : ''} jobs${isFetchingNextPage ? ', loading more…' : ''}`}
+        {q.isLoading ? 'Loading jobs…' : `${rows.length}${q.hasNextPage ? '+' : ''} job${rows.length === 1 && !q.hasNextPage ? '' : 's'}${isFetchingNextPage ? ', loading more…' : ''}`}
       </p>
       <div className="grid" role="grid" aria-label="Jobs" aria-rowcount={q.hasNextPage ? -1 : rows.length + 1} aria-busy={q.isFetching}>
         <div role="rowgroup" className="grid-head">
@@ -299,7 +299,7 @@ export function JobDetail() {
           <DL items={[
             ['ID', <code key="i">{j.id}</code>],
             ['Image', <code key="im">{j.spec?.image}</code>],
-            ['Command', <code key="c">{(j.spec?.command ?? []).join(' ')}</code>],
+            ['Command', <code key="c">{joinCommand(j.spec?.command)}</code>],
             ['Queue', j.spec?.queue || 'default'],
             ['Input', j.spec?.input_digest ? <code key="in">{j.spec.input_digest}</code> : ''],
             ['Message', j.message],

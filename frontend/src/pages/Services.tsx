@@ -6,7 +6,7 @@ import type { Container, Service } from '../api/types';
 import { can, useAuth } from '../auth';
 import { confirmed, DL, ErrorBox, Loading, Page, StateText } from '../components/common';
 import { LogView } from '../components/LogView';
-import { enumLabel, shortId, splitCommand, time } from '../lib/format';
+import { enumLabel, shortId, joinCommand, splitCommand, time } from '../lib/format';
 
 function ServiceForm() {
   const qc = useQueryClient();
@@ -119,7 +119,7 @@ export function ServiceDetail() {
           <DL items={[
             ['ID', <code key="i">{s.id}</code>],
             ['Image', <code key="im">{s.spec?.task?.image}</code>],
-            ['Command', <code key="c">{(s.spec?.task?.command ?? []).join(' ')}</code>],
+            ['Command', <code key="c">{joinCommand(s.spec?.task?.command)}</code>],
             ['Mode', enumLabel(s.spec?.mode)],
             ['Replicas', `${s.counts?.running ?? 0} running of ${s.counts?.desired ?? 0} desired, ${s.counts?.pending ?? 0} pending`],
             ['Version', s.version],
