@@ -37,9 +37,9 @@ export function StateText({ value, testId, label: text }: { value: string; testI
   const label = text ?? (enumLabel(value) || 'unknown');
   const t = tone(value);
   return (
-    <span className={`state state-${t}`} data-testid={testId}>
+    <span className={`state state-${t}`}>
       <span className="state-mark" aria-hidden="true">{t === 'good' ? '●' : t === 'bad' ? '✕' : t === 'warn' ? '◐' : '○'}</span>
-      {label}
+      <span data-testid={testId}>{label}</span>
     </span>
   );
 }

@@ -122,3 +122,8 @@ export function bytesB64(u: Uint8Array): string {
 export function joinCommand(words: string[] | null | undefined): string {
   return (words ?? []).map((w) => (w === '' || /[\s'"\\$`|&;<>(){}*?#~]/.test(w) ? `'${w.replace(/'/g, `'\\''`)}'` : w)).join(' ');
 }
+
+/** shortImage drops Docker Hub's implied prefix from an image name. */
+export function shortImage(ref: string | null | undefined): string {
+  return (ref ?? '').replace(/^docker\.io\/library\//, '').replace(/^docker\.io\//, '');
+}

@@ -8,7 +8,7 @@ import { download, sha256Hex, upload } from '../api/upload';
 import { can, useAuth } from '../auth';
 import { DL, ErrorBox, Loading, Page, Progress, StateText, StreamStatus, confirmed, useWatch } from '../components/common';
 import { LogView } from '../components/LogView';
-import { ago, bytes, enumLabel, parseLabels, shortId, joinCommand, splitCommand, time } from '../lib/format';
+import { ago, bytes, enumLabel, parseLabels, shortId, joinCommand, splitCommand, time , shortImage } from '../lib/format';
 import { gunzip, untarList, type TarEntry } from '../lib/tar';
 
 export const JOB_STATES = ['JOB_STATE_QUEUED', 'JOB_STATE_ASSIGNED', 'JOB_STATE_RUNNING', 'JOB_STATE_SUCCEEDED', 'JOB_STATE_FAILED', 'JOB_STATE_TIMED_OUT', 'JOB_STATE_CANCELLED'];
@@ -139,7 +139,7 @@ export function JobsList({ state, queue, labels, height = 600 }: { state: string
                   style={{ position: 'absolute', top: 0, left: 0, right: 0, height: ROW_HEIGHT, transform: `translateY(${it.start}px)` }}>
                   <span role="gridcell" className="c-id"><Link to={`/jobs/${j.id}`}>{shortId(j.id)}</Link></span>
                   <span role="gridcell" className="c-state"><StateText value={j.state} /></span>
-                  <span role="gridcell" className="c-image"><code>{j.spec?.image}</code></span>
+                  <span role="gridcell" className="c-image"><code>{shortImage(j.spec?.image)}</code></span>
                   <span role="gridcell" className="c-queue">{j.spec?.queue || 'default'}</span>
                   <span role="gridcell" className="c-time">{ago(j.created_at)}</span>
                 </div>

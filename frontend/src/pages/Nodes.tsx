@@ -5,7 +5,7 @@ import { api, query } from '../api/client';
 import type { Container, Node } from '../api/types';
 import { can, useAuth } from '../auth';
 import { DL, ErrorBox, Labels, Loading, Page, StateText } from '../components/common';
-import { ago, bytes, cpu, parseLabels, shortId, time } from '../lib/format';
+import { ago, bytes, cpu, parseLabels, shortId, time , shortImage } from '../lib/format';
 
 export function Nodes() {
   const q = useQuery({ queryKey: ['nodes'], queryFn: () => api<{ nodes: Node[] }>('/v1/nodes'), refetchInterval: 10_000 });
@@ -121,7 +121,7 @@ export function ContainerTable({ containers, testId }: { containers: Container[]
           {containers.map((c) => (
             <tr key={c.id} data-testid={testId}>
               <td><Link to={`/containers/${c.id}`}>{c.name || shortId(c.id)}</Link></td>
-              <td><code>{c.spec?.image}</code></td>
+              <td><code>{shortImage(c.spec?.image)}</code></td>
               <td><StateText value={c.status?.state ?? ''} /></td>
               <td>{c.node_id ? <Link to={`/nodes/${c.node_id}`}>{shortId(c.node_id)}</Link> : '—'}</td>
               <td>{c.pending_reason || c.status?.error || c.message}</td>

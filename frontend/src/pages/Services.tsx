@@ -6,7 +6,7 @@ import type { Container, Service } from '../api/types';
 import { can, useAuth } from '../auth';
 import { confirmed, DL, ErrorBox, Loading, Page, StateText } from '../components/common';
 import { LogView } from '../components/LogView';
-import { enumLabel, shortId, joinCommand, splitCommand, time } from '../lib/format';
+import { enumLabel, shortId, joinCommand, splitCommand, time , shortImage } from '../lib/format';
 
 function ServiceForm() {
   const qc = useQueryClient();
@@ -60,7 +60,7 @@ export function Services() {
               {q.data.services.map((s) => (
                 <tr key={s.id}>
                   <td><Link to={`/services/${s.id}`}>{s.name}</Link></td>
-                  <td><code>{s.spec?.task?.image}</code></td>
+                  <td><code>{shortImage(s.spec?.task?.image)}</code></td>
                   <td>{enumLabel(s.spec?.mode)}</td>
                   <td>{s.counts?.running ?? 0} of {s.counts?.desired ?? 0}</td>
                   <td>{s.counts?.pending ?? 0}</td>
