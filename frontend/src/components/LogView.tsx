@@ -38,6 +38,8 @@ export function LogView({ path, follow = true, tail = 500, label = 'Logs' }: { p
         data-testid="logs"
         ref={pre}
         tabIndex={0}
+        role="log"
+        aria-live="off"
         aria-label={`${label} output`}
         onScroll={(e) => {
           const el = e.currentTarget;

@@ -32,7 +32,7 @@ export function Audit() {
       <StreamStatus st={st} what="New events" />
       <ErrorBox error={q.error} />
       {q.isLoading ? <Loading /> : null}
-      <div className="table-wrap">
+      <div className="table-wrap" tabIndex={0}>
         <table>
           <thead><tr><th scope="col">Time</th><th scope="col">Who</th><th scope="col">Method</th><th scope="col">Target</th><th scope="col">Outcome</th><th scope="col">From</th></tr></thead>
           <tbody>

@@ -16,7 +16,7 @@ export function Certificates() {
       <ErrorBox error={q.error || renew.error} />
       {q.isLoading ? <Loading /> : null}
       {q.data ? (
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0}>
           <table>
             <thead><tr><th scope="col">Name</th><th scope="col">Hosts</th><th scope="col">Source</th><th scope="col">Expires</th><th scope="col">Renewal</th><th scope="col">Used by</th>{write ? <th scope="col">Actions</th> : null}</tr></thead>
             <tbody>

@@ -49,7 +49,7 @@ export function Images() {
       <ErrorBox error={q.error || remove.error} />
       {q.isLoading ? <Loading /> : null}
       {q.data ? (
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0}>
           <table>
             <thead><tr><th scope="col">Names</th><th scope="col">Digest</th><th scope="col">Size</th><th scope="col">Created</th>{write ? <th scope="col">Actions</th> : null}</tr></thead>
             <tbody>

@@ -243,7 +243,7 @@ function OutputBrowser({ job }: { job: Job }) {
       {err ? <p className="error" role="alert">{err}</p> : null}
       {q.isLoading ? <Loading what="Listing the output" /> : null}
       {q.data ? (
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0}>
           <table>
             <caption className="visually-hidden">Output files</caption>
             <thead><tr><th scope="col">File</th><th scope="col">Size</th></tr></thead>
@@ -309,7 +309,7 @@ export function JobDetail() {
             ['Finished', time(j.finished_at)],
           ]} />
           <h2>Attempts</h2>
-          <div className="table-wrap">
+          <div className="table-wrap" tabIndex={0}>
             <table>
               <thead><tr><th scope="col">#</th><th scope="col">Node</th><th scope="col">State</th><th scope="col">Exit</th><th scope="col">Started</th><th scope="col">Finished</th><th scope="col">Error</th></tr></thead>
               <tbody>

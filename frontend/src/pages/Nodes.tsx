@@ -14,7 +14,7 @@ export function Nodes() {
       <ErrorBox error={q.error} />
       {q.isLoading ? <Loading /> : null}
       {q.data ? (
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0}>
           <table>
             <thead>
               <tr><th scope="col">Name</th><th scope="col">State</th><th scope="col">Availability</th><th scope="col">Address</th><th scope="col">CPU</th><th scope="col">Memory</th><th scope="col">Tasks</th><th scope="col">Last seen</th></tr>
@@ -114,7 +114,7 @@ export function NodeDetail() {
 export function ContainerTable({ containers, testId }: { containers: Container[]; testId?: string }) {
   if (!containers.length) return <p className="muted">None.</p>;
   return (
-    <div className="table-wrap">
+    <div className="table-wrap" tabIndex={0}>
       <table>
         <thead><tr><th scope="col">Name</th><th scope="col">Image</th><th scope="col">State</th><th scope="col">Node</th><th scope="col">Note</th></tr></thead>
         <tbody>

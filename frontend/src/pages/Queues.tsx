@@ -22,7 +22,7 @@ export function Queues() {
       <ErrorBox error={q.error} />
       {q.isLoading ? <Loading /> : null}
       {q.data ? (
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0}>
           <table>
             <thead><tr><th scope="col">Queue</th><th scope="col">Queued</th><th scope="col">Running</th><th scope="col">Max running</th><th scope="col">Network allowed</th></tr></thead>
             <tbody>

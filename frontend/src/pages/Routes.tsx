@@ -24,7 +24,7 @@ export function Routes() {
       <ErrorBox error={q.error || remove.error} />
       {q.isLoading ? <Loading /> : null}
       {q.data ? (
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0}>
           <table>
             <thead><tr><th scope="col">Name</th><th scope="col">Hosts</th><th scope="col">Path</th><th scope="col">Target</th><th scope="col">Balancing</th><th scope="col">Endpoints</th>{write ? <th scope="col">Actions</th> : null}</tr></thead>
             <tbody>

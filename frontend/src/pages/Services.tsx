@@ -53,7 +53,7 @@ export function Services() {
       <ErrorBox error={q.error} />
       {q.isLoading ? <Loading /> : null}
       {q.data ? (
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0}>
           <table>
             <thead><tr><th scope="col">Name</th><th scope="col">Image</th><th scope="col">Mode</th><th scope="col">Running</th><th scope="col">Pending</th><th scope="col">Update</th></tr></thead>
             <tbody>
@@ -149,7 +149,7 @@ export function ServiceDetail() {
           ) : null}
           <h2>Tasks</h2>
           <ErrorBox error={tasks.error} />
-          <div className="table-wrap">
+          <div className="table-wrap" tabIndex={0}>
             <table>
               <thead><tr><th scope="col">Slot</th><th scope="col">Task</th><th scope="col">State</th><th scope="col">Node</th><th scope="col">Version</th><th scope="col">Pending reason or error</th></tr></thead>
               <tbody>

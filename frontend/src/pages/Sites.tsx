@@ -77,7 +77,7 @@ export function Sites() {
         <section key={s.name} className="card" aria-labelledby={`site-${s.name}`}>
           <h3 id={`site-${s.name}`}>{s.name}</h3>
           <p>Hosts: {s.spec?.hosts.join(', ') || 'any'} · path <code>{s.spec?.path_prefix || '/'}</code>{s.spec?.spa ? ' · single-page app' : ''} · current version {s.current}</p>
-          <div className="table-wrap">
+          <div className="table-wrap" tabIndex={0}>
             <table>
               <caption className="visually-hidden">Versions of {s.name}</caption>
               <thead><tr><th scope="col">Version</th><th scope="col">Files</th><th scope="col">Size</th><th scope="col">Deployed</th>{write ? <th scope="col">Actions</th> : null}</tr></thead>

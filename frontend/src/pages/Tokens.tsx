@@ -77,7 +77,7 @@ export function Tokens() {
       <ErrorBox error={q.error || revoke.error} />
       {q.isLoading ? <Loading /> : null}
       {q.data ? (
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0}>
           <table>
             <thead><tr><th scope="col">ID</th><th scope="col">Role</th><th scope="col">Description</th><th scope="col">Created</th><th scope="col">Expires</th><th scope="col">State</th>{write ? <th scope="col">Actions</th> : null}</tr></thead>
             <tbody>

@@ -20,7 +20,7 @@ export function Volumes() {
       <ErrorBox error={q.error || remove.error} />
       {q.isLoading ? <Loading /> : null}
       {q.data ? (
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0}>
           <table>
             <thead><tr><th scope="col">Name</th><th scope="col">Node</th><th scope="col">Size</th><th scope="col">Used by</th><th scope="col">Created</th>{write ? <th scope="col">Actions</th> : null}</tr></thead>
             <tbody>
