@@ -7,7 +7,13 @@ import { StreamStatus, useWatch } from './common';
 
 const MAX_CHARS = 400_000;
 
-export function LogView({ path, follow = true, tail = 500, label = 'Logs' }: { path: string; follow?: boolean; tail?: number; label?: string }) {
+/**
+ * LogView follows the log at path. active says its source still runs (or
+ * will): a stream that ends then is opened again, reading the tail anew.
+ * Give it a key that changes with the source's state, so that a log opened
+ * before its container started is read again once it runs.
+ */
+export function LogView({ path, follow = true, tail = 500, label = 'Logs', active = false }: { path: string; follow?: boolean; tail?: number; label?: string; active?: boolean }) {
   const [text, setText] = useState('');
   const [ended, setEnded] = useState(false);
   const pre = useRef<HTMLPreElement>(null);
@@ -20,7 +26,7 @@ export function LogView({ path, follow = true, tail = 500, label = 'Logs' }: { p
       return n.length > MAX_CHARS ? n.slice(n.length - MAX_CHARS) : n;
     });
   }, {
-    reconnectOnEnd: false,
+    reconnectOnEnd: follow && active,
     // A reconnection reads the tail again: start over.
     onOpen: (re) => { if (re) setText(''); setEnded(false); },
     onEnd: () => setEnded(true),

@@ -117,7 +117,7 @@ export function ContainerDetail() {
             ['Started', c.status?.started_at ? `${time(c.status.started_at)} (${ago(c.status.started_at)})` : ''],
             ['Finished', time(c.status?.finished_at)],
           ]} />
-          <LogView path={`${path}/logs`} />
+          <LogView key={c.status?.state ?? ''} path={`${path}/logs`} active={running} />
         </>
       ) : null}
     </Page>

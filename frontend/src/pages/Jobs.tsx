@@ -330,7 +330,7 @@ export function JobDetail() {
           </div>
           <h2>Output</h2>
           <OutputBrowser job={j} />
-          {j.state !== 'JOB_STATE_QUEUED' ? <LogView key={ended ? 'ended' : 'live'} path={`${path}/logs`} follow={!ended} /> : <p className="muted">Logs appear once the job runs.</p>}
+          {j.state !== 'JOB_STATE_QUEUED' ? <LogView key={j.state} path={`${path}/logs`} follow={!ended} active={j.state === 'JOB_STATE_RUNNING'} /> : <p className="muted">Logs appear once the job runs.</p>}
         </>
       ) : null}
     </Page>

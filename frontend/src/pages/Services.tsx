@@ -167,7 +167,7 @@ export function ServiceDetail() {
               </tbody>
             </table>
           </div>
-          <LogView path={`${path}/logs`} />
+          <LogView key={String(s.counts?.running ?? '0')} path={`${path}/logs`} active={Number(s.counts?.running ?? 0) > 0} />
         </>
       ) : null}
     </Page>
