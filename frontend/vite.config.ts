@@ -10,7 +10,17 @@ const api = process.env.CC_API || 'https://127.0.0.1:7443';
 // dev proxy runs only on the developer's own machine (npm run dev, make
 // ui-dev), never in a build: the built dashboard is served by the control
 // plane itself, on its own origin.
-const proxied = { target: api, changeOrigin: true, secure: false, ws: true };
+// The exec WebSocket checks that its Origin is the API's own host: the
+// proxy presents the API's origin for the sockets it forwards.
+const proxied = {
+  target: api,
+  changeOrigin: true,
+  secure: false,
+  ws: true,
+  configure: (proxy: { on: (ev: 'proxyReqWs', fn: (req: { setHeader: (k: string, v: string) => void }) => void) => void }) => {
+    proxy.on('proxyReqWs', (req) => req.setHeader('Origin', new URL(api).origin));
+  },
+};
 
 // The policy the control plane serves the dashboard with; `npm run
 // preview` serves the build with it too, so that a violation shows before

@@ -15,36 +15,39 @@ export const EXEC_PROTOCOL = 'cc.exec.v1';
 export const TOKEN_PROTOCOL_PREFIX = 'cc.token.';
 
 /**
- * cspStyles copies the rules of the <style> elements xterm.js writes
- * (its theme and cell sizes) into constructed style sheets: the
- * dashboard's Content-Security-Policy (style-src 'self') does not apply
- * inline <style> text, but allows style sheets built through the CSSOM.
+ * cspStyles makes the <style> elements xterm.js creates (its theme and
+ * cell sizes) into constructed style sheets while the terminal lives: the
+ * dashboard's Content-Security-Policy (style-src 'self') refuses inline
+ * <style> text, but allows style sheets built through the CSSOM. xterm
+ * only sets their textContent and removes them; the stand-in element it
+ * gets instead holds no text and is hidden (styles.css).
  */
-function cspStyles(root: HTMLElement): () => void {
-  const sheets = new Map<HTMLStyleElement, CSSStyleSheet>();
-  const sync = () => {
-    if (typeof CSSStyleSheet === 'undefined' || !('adoptedStyleSheets' in document)) return;
-    const seen = new Set<HTMLStyleElement>();
-    root.querySelectorAll('style').forEach((el) => {
-      seen.add(el);
-      let sh = sheets.get(el);
-      if (!sh) { sh = new CSSStyleSheet(); sheets.set(el, sh); }
-      try { sh.replaceSync(el.textContent ?? ''); } catch { /* bad rule: skip */ }
+function cspStyles(): () => void {
+  const doc = document;
+  const own = new Set<CSSStyleSheet>();
+  const orig = doc.createElement;
+  if (typeof CSSStyleSheet === 'undefined' || !('adoptedStyleSheets' in doc)) return () => {};
+  doc.createElement = function (this: Document, tag: string, opts?: ElementCreationOptions) {
+    if (String(tag).toLowerCase() !== 'style') return orig.call(this, tag, opts);
+    const el = orig.call(this, 'cc-xterm-style') as HTMLElement;
+    const sheet = new CSSStyleSheet();
+    let text = '';
+    own.add(sheet);
+    doc.adoptedStyleSheets = [...doc.adoptedStyleSheets, sheet];
+    Object.defineProperty(el, 'textContent', {
+      get: () => text,
+      set: (v: string) => { text = String(v ?? ''); try { sheet.replaceSync(text); } catch { /* a rule it cannot parse */ } },
     });
-    for (const el of [...sheets.keys()]) if (!seen.has(el)) sheets.delete(el);
-    const ours = new Set(sheets.values());
-    const others = document.adoptedStyleSheets.filter((x) => !allSheets.has(x));
-    document.adoptedStyleSheets = [...others, ...ours];
-    allSheets.clear();
-    ours.forEach((x) => allSheets.add(x));
-  };
-  const allSheets = new Set<CSSStyleSheet>();
-  const mo = new MutationObserver(sync);
-  mo.observe(root, { subtree: true, childList: true, characterData: true });
-  sync();
+    el.remove = () => {
+      Element.prototype.remove.call(el);
+      own.delete(sheet);
+      doc.adoptedStyleSheets = doc.adoptedStyleSheets.filter((x) => x !== sheet);
+    };
+    return el;
+  } as typeof doc.createElement;
   return () => {
-    mo.disconnect();
-    document.adoptedStyleSheets = document.adoptedStyleSheets.filter((x) => !allSheets.has(x));
+    doc.createElement = orig;
+    doc.adoptedStyleSheets = doc.adoptedStyleSheets.filter((x) => !own.has(x));
   };
 }
 
@@ -58,7 +61,7 @@ export default function Exec() {
   const [status, setStatus] = useState('');
   useEffect(() => {
     if (!session || !box.current) return;
-    const unstyle = cspStyles(box.current);
+    const unstyle = cspStyles();
     const term = new Terminal({ cursorBlink: true, convertEol: false, fontSize: 14, scrollback: 5000 });
     term.open(box.current);
     term.focus();
