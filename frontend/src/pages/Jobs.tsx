@@ -103,7 +103,7 @@ export function JobsList({ state, queue, labels, height = 600 }: { state: string
   // Live: the listed jobs that have not ended are watched, and their rows
   // change in place.
   const qc = useQueryClient();
-  const watched = useMemo(() => rows.slice(0, 200).filter((j) => !DONE.has(j.state)).map((j) => j.id), [rows]);
+  const watched = useMemo(() => rows.slice(0, PAGE_SIZE).filter((j) => !DONE.has(j.state)).map((j) => j.id), [rows]);
   const watchKey = watched.join(',');
   useWatch<{ job: Job }>(watchKey ? `/v1/jobs:watch${query({ ids: watched })}` : null, (r) => {
     const j = r.job;
