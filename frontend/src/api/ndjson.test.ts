@@ -130,4 +130,22 @@ describe('watch', () => {
     expect(f).toHaveBeenCalledTimes(1);
     expect(errors).toEqual([[404, false]]);
   });
+
+  it('opens a watch again after the server ended it cleanly, when asked to', async () => {
+    const ac = new AbortController();
+    const opens: boolean[] = [];
+    const got: number[] = [];
+    let call = 0;
+    await watch<{ n: number }>({
+      url: () => '/v1/containers/c/logs?follow=true',
+      signal: ac.signal,
+      reconnectOnEnd: true,
+      fetchImpl: vi.fn(async () => new Response(body(call++ === 0 ? [] : ['{"result":{"n":7}}\n']))),
+      sleep: async () => {},
+      onOpen: (re) => opens.push(re),
+      onResult: (r) => { got.push(r.n); ac.abort(); },
+    });
+    expect(opens).toEqual([false, true]);
+    expect(got).toEqual([7]);
+  });
 });

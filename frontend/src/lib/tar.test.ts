@@ -49,3 +49,22 @@ describe('tar', () => {
     expect(untarList(out)).toEqual([]);
   });
 });
+
+describe('gzip', () => {
+  it('packs a folder as a tar.gz that reads back', async () => {
+    const { gzip, gunzip, filesOfFolder } = await import('./tar');
+    // what a folder input gives (jsdom's File cannot read itself)
+    const mk = (path: string, text: string) => ({
+      name: path.split('/').pop()!, webkitRelativePath: path, lastModified: 1_700_000_000_000,
+      arrayBuffer: async () => enc.encode(text).buffer,
+    }) as unknown as File;
+    // a picked folder "site": its name is not part of the names
+    const files = await filesOfFolder([mk('site/index.html', '<h1>hi</h1>'), mk('site/css/a.css', 'h1{}')]);
+    expect(files.map((f) => f.name)).toEqual(['css/a.css', 'index.html']);
+    expect(files[0].mtime).toBe(1_700_000_000);
+    const gz = await gzip(tar(files));
+    expect([gz[0], gz[1]]).toEqual([0x1f, 0x8b]);
+    const back = await gunzip(new ReadableStream<Uint8Array>({ start(c) { c.enqueue(gz); c.close(); } }));
+    expect(untarList(back).map((e) => [e.name, e.size])).toEqual([['css/a.css', 4], ['index.html', 11]]);
+  });
+});

@@ -182,7 +182,8 @@ async function collect(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> 
 
 /** gzip compresses b with the browser's CompressionStream. */
 export function gzip(b: Uint8Array): Promise<Uint8Array> {
-  const s = new Blob([b as BlobPart]).stream().pipeThrough(new CompressionStream('gzip') as unknown as TransformStream<Uint8Array, Uint8Array>);
+  const src = new ReadableStream<Uint8Array>({ start(c) { c.enqueue(b); c.close(); } });
+  const s = src.pipeThrough(new CompressionStream('gzip') as unknown as TransformStream<Uint8Array, Uint8Array>);
   return collect(s);
 }
 
