@@ -128,3 +128,16 @@ export function can(role: RoleName, what: 'write' | 'jobs' | 'read' | 'exec' | '
     case 'read': return role === 'admin' || role === 'viewer';
   }
 }
+
+/** The pages of the main navigation a role may use (by their names).
+ * Admins use every page; viewers every page but the audit trail (admin
+ * only); jobs tokens the overview, jobs and queues. While the role is not
+ * known yet, every page is offered (the API decides). */
+export function mayUsePage(role: RoleName, page: string): boolean {
+  switch (role) {
+    case 'viewer': return page !== 'Audit';
+    case 'jobs': return ['Overview', 'Jobs', 'Queues'].includes(page);
+    case 'other': return page === 'Overview';
+    default: return true;
+  }
+}

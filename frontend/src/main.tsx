@@ -17,6 +17,8 @@ const queryClient = new QueryClient({
       refetchOnWindowFocus: true,
       // Errors the same call would get again are not retried.
       retry: (n, e) => !(e instanceof ApiError && [400, 401, 403, 404].includes(e.status)) && n < 2,
+      // A 429 waits as long as the API asked (Retry-After).
+      retryDelay: (n, e) => (e instanceof ApiError && e.retryAfter !== undefined ? e.retryAfter * 1000 : Math.min(1000 * 2 ** n, 10_000)),
     },
   },
 });

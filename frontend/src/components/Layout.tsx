@@ -1,7 +1,7 @@
 // The frame of every signed-in page: skip link, header, main navigation.
 import { useState } from 'react';
 import { NavLink, Outlet } from 'react-router-dom';
-import { useAuth } from '../auth';
+import { mayUsePage, useAuth } from '../auth';
 import { currentTheme, toggleTheme } from '../theme';
 
 export const NAV: [string, string][] = [
@@ -39,7 +39,7 @@ export function Layout() {
       <div className="body">
         <nav aria-label="Main" id="main-nav" className={open ? 'open' : ''}>
           <ul>
-            {NAV.map(([to, name]) => (
+            {NAV.filter(([, name]) => mayUsePage(role, name)).map(([to, name]) => (
               <li key={to}>
                 <NavLink to={to} end={to === '/'} onClick={() => setOpen(false)}>{name}</NavLink>
               </li>

@@ -57,7 +57,7 @@ export function Containers() {
     <Page title="Containers">
       {can(role, 'write') ? <RunForm onCreated={(c) => nav(`/containers/${c.id}`)} /> : null}
       <h2>Containers</h2>
-      <label className="inline"><input type="checkbox" checked={all} onChange={(e) => setAll(e.target.checked)} /> Show services' tasks and jobs' containers too</label>
+      <label className="inline"><input type="checkbox" checked={all} onChange={(e) => setAll(e.target.checked)} /> Show exited, failed and stopped containers too</label>
       <ErrorBox error={q.error} />
       {q.isLoading ? <Loading /> : null}
       {q.data ? <ContainerTable containers={q.data.containers} /> : null}

@@ -80,4 +80,17 @@ describe('a token refused later', () => {
     await waitFor(() => expect(screen.getByRole('heading', { level: 1, name: 'Sign in' })).toBeTruthy());
     expect(sessionStorage.getItem(TOKEN_KEY)).toBeNull();
   });
+
+  it('offers a jobs token only the pages its role may use, and says so on the others without calling the API', async () => {
+    setToken('cc-v1-abc-jobs');
+    sessionStorage.setItem('cc.role', 'jobs');
+    const ff = fakeFetch([['/readyz', () => json({ status: 'ready', checks: [] })], ['/v1/', () => json({})]]);
+    vi.stubGlobal('fetch', ff.fetch);
+    renderApp(<App />, '/nodes');
+    const nav = screen.getByRole('navigation', { name: 'Main' });
+    expect(Array.from(nav.querySelectorAll('a')).map((a) => a.textContent)).toEqual(['Overview', 'Jobs', 'Queues']);
+    expect(screen.getByRole('heading', { level: 1 }).textContent).toBe('Nodes');
+    expect(screen.getByText(/role \(jobs\) may not use this page/)).toBeTruthy();
+    expect(ff.calls.some((c) => c.url.startsWith('/v1/nodes'))).toBe(false);
+  });
 });
