@@ -11,14 +11,24 @@ const api = process.env.CC_API || 'https://127.0.0.1:7443';
 // ui-dev), never in a build: the built dashboard is served by the control
 // plane itself, on its own origin.
 // The exec WebSocket checks that its Origin is the API's own host: the
-// proxy presents the API's origin for the sockets it forwards.
+// proxy presents the API's origin for the sockets it forwards. A watch
+// that has nothing to say yet has sent its headers already: they are
+// passed on at once (Node holds them until the first byte otherwise), so
+// that the page shows the stream open.
+type ProxyServer = {
+  on(ev: 'proxyReqWs', fn: (req: { setHeader(k: string, v: string): void }) => void): void;
+  on(ev: 'proxyRes', fn: (res: unknown, req: unknown, out: { headersSent: boolean; flushHeaders(): void }) => void): void;
+};
 const proxied = {
   target: api,
   changeOrigin: true,
   secure: false,
   ws: true,
-  configure: (proxy: { on: (ev: 'proxyReqWs', fn: (req: { setHeader: (k: string, v: string) => void }) => void) => void }) => {
+  configure: (proxy: ProxyServer) => {
     proxy.on('proxyReqWs', (req) => req.setHeader('Origin', new URL(api).origin));
+    proxy.on('proxyRes', (_res, _req, out) => {
+      setImmediate(() => { if (!out.headersSent) out.flushHeaders(); });
+    });
   },
 };
 
