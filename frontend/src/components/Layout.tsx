@@ -1,6 +1,6 @@
 // The frame of every signed-in page: skip link, header, main navigation.
-import { useState } from 'react';
-import { NavLink, Outlet } from 'react-router-dom';
+import { useEffect, useRef, useState } from 'react';
+import { NavLink, Outlet, useLocation } from 'react-router-dom';
 import { mayUsePage, useAuth } from '../auth';
 import { currentTheme, toggleTheme } from '../theme';
 
@@ -14,8 +14,8 @@ export const NAV: [string, string][] = [
 export function ThemeButton() {
   const [theme, setTheme] = useState(currentTheme);
   return (
-    <button type="button" className="secondary" onClick={() => setTheme(toggleTheme())} aria-describedby="theme-now">
-      Theme<span id="theme-now" className="visually-hidden">{`: ${theme} now; switches to ${theme === 'dark' ? 'light' : 'dark'}`}</span>
+    <button type="button" className="secondary" onClick={() => setTheme(toggleTheme())} title={`The ${theme} theme is on: switch to the ${theme === 'dark' ? 'light' : 'dark'} one`}>
+      Theme
     </button>
   );
 }
@@ -23,6 +23,15 @@ export function ThemeButton() {
 export function Layout() {
   const { role, signOut } = useAuth();
   const [open, setOpen] = useState(false);
+  // After a navigation, focus goes to the new page's content (as a page
+  // load would put it at the top), for keyboard and screen reader users.
+  const { pathname } = useLocation();
+  const main = useRef<HTMLElement>(null);
+  const first = useRef(true);
+  useEffect(() => {
+    if (first.current) { first.current = false; return; }
+    main.current?.focus();
+  }, [pathname]);
   return (
     <div className="app">
       <a className="skip" href="#main">Skip to content</a>
@@ -46,7 +55,7 @@ export function Layout() {
             ))}
           </ul>
         </nav>
-        <main id="main" tabIndex={-1}>
+        <main id="main" tabIndex={-1} ref={main}>
           <Outlet />
         </main>
       </div>

@@ -1,7 +1,7 @@
 import { useQuery } from '@tanstack/react-query';
 import { Link } from 'react-router-dom';
 import { api } from '../api/client';
-import type { Node, Queue, Readiness, ServerInfo, Service, Status } from '../api/types';
+import type { Cert, Node, Queue, Readiness, Route, ServerInfo, Service, Site, Status } from '../api/types';
 import { useAuth, can } from '../auth';
 import { DL, ErrorBox, Loading, Page, StateText } from '../components/common';
 import { enumLabel, shortId } from '../lib/format';
@@ -27,6 +27,12 @@ export function Overview() {
   const nodes = useQuery({ queryKey: ['nodes'], queryFn: () => api<{ nodes: Node[] }>('/v1/nodes'), enabled: read, refetchInterval: 10_000 });
   const services = useQuery({ queryKey: ['services'], queryFn: () => api<{ services: Service[] }>('/v1/services'), enabled: read, refetchInterval: 10_000 });
   const queues = useQuery({ queryKey: ['queues'], queryFn: () => api<{ queues: Queue[] }>('/v1/queues'), refetchInterval: 10_000 });
+  const routes = useQuery({ queryKey: ['routes'], queryFn: () => api<{ routes: Route[] }>('/v1/routes'), enabled: read, refetchInterval: 30_000 });
+  const sites = useQuery({ queryKey: ['sites'], queryFn: () => api<{ sites: Site[] }>('/v1/sites'), enabled: read, refetchInterval: 30_000 });
+  const certs = useQuery({ queryKey: ['certs'], queryFn: () => api<{ certs: Cert[] }>('/v1/certs'), enabled: read, refetchInterval: 30_000 });
+  const soon = Date.now() + 14 * 86400_000;
+  const expiring = (certs.data?.certs ?? []).filter((c) => c.not_after && Date.parse(c.not_after) < soon);
+  const failing = (certs.data?.certs ?? []).filter((c) => c.renewal_state === 'RENEWAL_STATE_FAILED');
   const s = status.data;
   const queued = (queues.data?.queues ?? []).reduce((a, q) => a + Number(q.queued), 0);
   const running = (queues.data?.queues ?? []).reduce((a, q) => a + Number(q.running), 0);
@@ -101,6 +107,21 @@ export function Overview() {
             </ul>
           ) : <Loading />}
         </section>
+        {read ? (
+          <section className="card" aria-labelledby="ov-edge">
+            <h2 id="ov-edge">Edge</h2>
+            <ErrorBox error={routes.error || sites.error || certs.error} />
+            <ul className="counts">
+              <li><span className="count">{routes.data?.routes.length ?? '…'}</span> <Link to="/routes">routes</Link>, {(routes.data?.routes ?? []).reduce((a, r) => a + r.endpoints.length, 0)} endpoints</li>
+              <li><span className="count">{sites.data?.sites.length ?? '…'}</span> <Link to="/sites">sites</Link></li>
+              <li><span className="count">{certs.data?.certs.length ?? '…'}</span> <Link to="/certificates">certificates</Link>
+                {expiring.length ? <>, <StateText value="PENDING" label={`${expiring.length} expiring within 14 days`} /></> : null}
+                {failing.length ? <>, <StateText value="FAILED" label={`${failing.length} failing renewal`} /></> : null}
+              </li>
+            </ul>
+            <p className="muted small">Request and error counts are each node's edge metrics (<code>cc_edge_requests_total</code> on the agent's metrics address).</p>
+          </section>
+        ) : null}
         <section className="card" aria-labelledby="ov-servers">
           <h2 id="ov-servers">Servers</h2>
           <ErrorBox error={servers.error} />
