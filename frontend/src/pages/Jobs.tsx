@@ -17,7 +17,14 @@ const DONE = new Set(['JOB_STATE_SUCCEEDED', 'JOB_STATE_FAILED', 'JOB_STATE_TIME
 export const PAGE_SIZE = 100;
 const ROW_HEIGHT = 36;
 
-type Page = { jobs: Job[]; next_page_token: string };
+/** JobRow is what the list keeps of a job: a few fields, so that 100,000
+ * listed jobs stay small in memory. */
+export type JobRow = { id: string; state: string; image: string; queue: string; created_at: string | null };
+type Page = { jobs: JobRow[]; next_page_token: string };
+
+function jobRow(j: Job): JobRow {
+  return { id: j.id, state: j.state, image: j.spec?.image ?? '', queue: j.spec?.queue ?? '', created_at: j.created_at };
+}
 
 export function JobForm({ onSubmitted }: { onSubmitted?: (j: Job) => void }) {
   const [image, setImage] = useState('');
@@ -80,7 +87,10 @@ export function JobsList({ state, queue, labels, height = 600 }: { state: string
   const scroller = useRef<HTMLDivElement>(null);
   const q = useInfiniteQuery({
     queryKey: ['jobs', { state, queue, labels }],
-    queryFn: ({ pageParam, signal }) => api<Page>(`/v1/jobs${query({ state, queue, label: labels, limit: PAGE_SIZE, page_token: pageParam })}`, { signal }),
+    queryFn: async ({ pageParam, signal }): Promise<Page> => {
+      const r = await api<{ jobs: Job[]; next_page_token: string }>(`/v1/jobs${query({ state, queue, label: labels, limit: PAGE_SIZE, page_token: pageParam })}`, { signal });
+      return { jobs: (r.jobs ?? []).map(jobRow), next_page_token: r.next_page_token };
+    },
     initialPageParam: '',
     getNextPageParam: (last) => last.next_page_token || undefined,
     staleTime: 10_000,
@@ -110,7 +120,7 @@ export function JobsList({ state, queue, labels, height = 600 }: { state: string
     if (!j) return;
     qc.setQueryData<InfiniteData<Page>>(['jobs', { state, queue, labels }], (d) => d && ({
       ...d,
-      pages: d.pages.map((p) => ({ ...p, jobs: p.jobs.map((x) => (x.id === j.id ? j : x)) })),
+      pages: d.pages.map((p) => ({ ...p, jobs: p.jobs.map((x) => (x.id === j.id ? jobRow(j) : x)) })),
     }));
   });
 
@@ -139,8 +149,8 @@ export function JobsList({ state, queue, labels, height = 600 }: { state: string
                   style={{ position: 'absolute', top: 0, left: 0, right: 0, height: ROW_HEIGHT, transform: `translateY(${it.start}px)` }}>
                   <span role="gridcell" className="c-id"><Link to={`/jobs/${j.id}`}>{shortId(j.id)}</Link></span>
                   <span role="gridcell" className="c-state"><StateText value={j.state} /></span>
-                  <span role="gridcell" className="c-image"><code>{shortImage(j.spec?.image)}</code></span>
-                  <span role="gridcell" className="c-queue">{j.spec?.queue || 'default'}</span>
+                  <span role="gridcell" className="c-image"><code>{shortImage(j.image)}</code></span>
+                  <span role="gridcell" className="c-queue">{j.queue || 'default'}</span>
                   <span role="gridcell" className="c-time">{ago(j.created_at)}</span>
                 </div>
               );
