@@ -34,7 +34,7 @@ export function SignIn() {
     <main id="main" className="signin">
       <div className="signin-box">
         <h1>Sign in</h1>
-        <p>Container Codes dashboard. Sign in with an API token: <code>ccctl token create --role viewer</code> makes one, and <code>make dev</code> writes its admin token in <code>.dev/</code>. The token stays in this tab only.</p>
+        <p>Container Codes dashboard. Sign in with an API token: <code>ccctl token create --role viewer</code> makes one, and <code>make dev</code> writes its admin token to <code>.dev/data/admin.token</code>. The token stays in this tab only.</p>
         {notice ? <p className="notice" role="alert">{notice}</p> : null}
         <form onSubmit={submit} noValidate>
           <label htmlFor="token">API token</label>
