@@ -7,6 +7,12 @@ import { can, useAuth } from '../auth';
 import { confirmed, ErrorBox, Loading, Page, Progress } from '../components/common';
 import { bytes, shortId, time } from '../lib/format';
 
+/** imagePath is an image reference as the path of DELETE /v1/images/{image=**}:
+ * its "/" and ":" kept, the rest escaped. */
+export function imagePath(ref: string): string {
+  return ref.split('/').map((seg) => encodeURIComponent(seg).replace(/%3A/gi, ':').replace(/%40/g, '@')).join('/');
+}
+
 export function Images() {
   const { role } = useAuth();
   const qc = useQueryClient();
@@ -29,7 +35,7 @@ export function Images() {
       qc.invalidateQueries({ queryKey: ['images'] });
     },
   });
-  const remove = useMutation({ mutationFn: (name: string) => api(`/v1/images/${name.split('/').map(encodeURIComponent).join('/')}`, { method: 'DELETE' }), onSuccess: () => qc.invalidateQueries({ queryKey: ['images'] }) });
+  const remove = useMutation({ mutationFn: (name: string) => api(`/v1/images/${imagePath(name)}`, { method: 'DELETE' }), onSuccess: () => qc.invalidateQueries({ queryKey: ['images'] }) });
   const write = can(role, 'write');
   return (
     <Page title="Images">

@@ -1,4 +1,4 @@
-import { useEffect, useMemo, useRef, useState, type FormEvent, type MouseEvent } from 'react';
+import { useEffect, useMemo, useRef, useState, type FormEvent, type KeyboardEvent, type MouseEvent } from 'react';
 import { useInfiniteQuery, useMutation, useQuery, useQueryClient, type InfiniteData } from '@tanstack/react-query';
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { Link, useNavigate, useParams, useSearchParams } from 'react-router-dom';
@@ -124,6 +124,18 @@ export function JobsList({ state, queue, labels, height = 600 }: { state: string
     }));
   });
 
+  // Arrow keys move the focus a row down or up, scrolling as they go.
+  const onKey = (e: KeyboardEvent<HTMLDivElement>) => {
+    if (e.key !== 'ArrowDown' && e.key !== 'ArrowUp') return;
+    const at = (document.activeElement as HTMLElement | null)?.closest<HTMLElement>('[data-index]');
+    const cur = at ? Number(at.dataset.index) : -1;
+    const next = Math.max(0, Math.min(rows.length - 1, cur + (e.key === 'ArrowDown' ? 1 : -1)));
+    if (next === cur || rows.length === 0) return;
+    e.preventDefault();
+    v.scrollToIndex(next);
+    requestAnimationFrame(() => scroller.current?.querySelector<HTMLElement>(`[data-index="${next}"] a`)?.focus());
+  };
+
   return (
     <>
       <ErrorBox error={q.error} />
@@ -140,12 +152,12 @@ export function JobsList({ state, queue, labels, height = 600 }: { state: string
             <span role="columnheader" className="c-time">Created</span>
           </div>
         </div>
-        <div ref={scroller} className="grid-body" data-testid="jobs-list" role="rowgroup" tabIndex={0} aria-label="Job rows (scroll for more)">
+        <div ref={scroller} className="grid-body" data-testid="jobs-list" role="rowgroup" tabIndex={0} aria-label="Job rows (scroll for more; arrow keys move between rows)" onKeyDown={onKey}>
           <div style={{ height: v.getTotalSize(), position: 'relative' }}>
             {items.map((it) => {
               const j = rows[it.index];
               return (
-                <div key={j.id} role="row" aria-rowindex={it.index + 2} data-testid="job-row" className="grid-row"
+                <div key={j.id} role="row" aria-rowindex={it.index + 2} data-index={it.index} data-testid="job-row" className="grid-row"
                   style={{ position: 'absolute', top: 0, left: 0, right: 0, height: ROW_HEIGHT, transform: `translateY(${it.start}px)` }}>
                   <span role="gridcell" className="c-id"><Link to={`/jobs/${j.id}`}>{shortId(j.id)}</Link></span>
                   <span role="gridcell" className="c-state"><StateText value={j.state} /></span>
