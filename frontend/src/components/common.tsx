@@ -101,7 +101,6 @@ export function useWatch<T>(url: string | null, onResult: (r: T) => void, opts: 
       onEnd: () => { setSt((s) => ({ ...s, connected: false, ended: true })); cb.current.onEnd?.(); },
     });
     return () => ac.abort();
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [url, opts.reconnectOnEnd]);
   return st;
 }
