@@ -73,7 +73,7 @@ export function Overview() {
           <ErrorBox error={nodes.error} />
           {nodes.data ? (
             <>
-              <p><Link to="/nodes">{nodes.data.nodes.length} nodes</Link></p>
+              <p><Link to="/nodes">{nodes.data.nodes.length} {nodes.data.nodes.length === 1 ? 'node' : 'nodes'}</Link></p>
               <ul className="counts">
                 {countBy(nodes.data.nodes, (n) => `${enumLabel(n.state)}${n.availability !== 'NODE_AVAILABILITY_ACTIVE' ? `, ${enumLabel(n.availability)}` : ''}`).map(([k, v]) => (
                   <li key={k}><span className="count">{v}</span> {k}</li>
@@ -87,7 +87,7 @@ export function Overview() {
           <ErrorBox error={services.error} />
           {services.data ? (
             <>
-              <p><Link to="/services">{services.data.services.length} services</Link></p>
+              <p><Link to="/services">{services.data.services.length} {services.data.services.length === 1 ? 'service' : 'services'}</Link></p>
               <ul className="counts">
                 {services.data.services.slice(0, 8).map((x) => (
                   <li key={x.id}><Link to={`/services/${x.id}`}>{x.name}</Link>: {x.counts?.running ?? 0}/{x.counts?.desired ?? 0} running</li>
