@@ -38,7 +38,7 @@ export function LogView({ path, follow = true, tail = 500, label = 'Logs', activ
   return (
     <section aria-label={label}>
       <h2>{label}</h2>
-      <StreamStatus st={st} what={follow ? 'Following logs' : 'Logs'} />
+      <StreamStatus st={st} what={follow ? 'Following logs' : 'Logs'} waiting="waiting for output…" />
       <pre
         className="logs"
         data-testid="logs"

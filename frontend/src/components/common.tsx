@@ -105,9 +105,9 @@ export function useWatch<T>(url: string | null, onResult: (r: T) => void, opts: 
   return st;
 }
 
-export function StreamStatus({ st, what }: { st: StreamState; what: string }) {
+export function StreamStatus({ st, what, waiting = 'connecting…' }: { st: StreamState; what: string; waiting?: string }) {
   if (st.error) return <p className={st.retrying ? 'notice' : 'error'} role="status">{what}: {st.error}{st.retrying ? ' (reconnecting)' : ''}</p>;
-  return <p className="muted small" role="status">{st.ended ? `${what}: ended` : st.connected ? `${what}: live` : `${what}: connecting…`}</p>;
+  return <p className="muted small" role="status">{st.ended ? `${what}: ended` : st.connected ? `${what}: live` : `${what}: ${waiting}`}</p>;
 }
 
 export function Progress({ sent, total, label }: { sent: number; total: number; label: string }) {
