@@ -103,7 +103,7 @@ export function Overview() {
             <ul className="counts">
               <li><span className="count">{queued}</span> <Link to="/jobs?state=JOB_STATE_QUEUED">queued</Link></li>
               <li><span className="count">{running}</span> <Link to="/jobs?state=JOB_STATE_RUNNING">running</Link></li>
-              <li>in {queues.data.queues.length} <Link to="/queues">queues</Link></li>
+              <li>in {queues.data.queues.length} <Link to="/queues">{queues.data.queues.length === 1 ? 'queue' : 'queues'}</Link></li>
             </ul>
           ) : <Loading />}
         </section>
@@ -112,9 +112,9 @@ export function Overview() {
             <h2 id="ov-edge">Edge</h2>
             <ErrorBox error={routes.error || sites.error || certs.error} />
             <ul className="counts">
-              <li><span className="count">{routes.data?.routes.length ?? '…'}</span> <Link to="/routes">routes</Link>, {(routes.data?.routes ?? []).reduce((a, r) => a + r.endpoints.length, 0)} endpoints</li>
-              <li><span className="count">{sites.data?.sites.length ?? '…'}</span> <Link to="/sites">sites</Link></li>
-              <li><span className="count">{certs.data?.certs.length ?? '…'}</span> <Link to="/certificates">certificates</Link>
+              <li><span className="count">{routes.data?.routes.length ?? '…'}</span> <Link to="/routes">{routes.data?.routes.length === 1 ? 'route' : 'routes'}</Link>, {(routes.data?.routes ?? []).reduce((a, r) => a + r.endpoints.length, 0)} endpoints</li>
+              <li><span className="count">{sites.data?.sites.length ?? '…'}</span> <Link to="/sites">{sites.data?.sites.length === 1 ? 'site' : 'sites'}</Link></li>
+              <li><span className="count">{certs.data?.certs.length ?? '…'}</span> <Link to="/certificates">{certs.data?.certs.length === 1 ? 'certificate' : 'certificates'}</Link>
                 {expiring.length ? <>, <StateText value="PENDING" label={`${expiring.length} expiring within 14 days`} /></> : null}
                 {failing.length ? <>, <StateText value="FAILED" label={`${failing.length} failing renewal`} /></> : null}
               </li>
