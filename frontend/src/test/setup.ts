@@ -1,5 +1,9 @@
 import { afterEach } from 'vitest';
-import { cleanup } from '@testing-library/react';
+import { cleanup, configure } from '@testing-library/react';
+
+// Patience for a busy machine (make test runs beside the Go tests): the
+// tests wait for what the page shows, never for a time.
+configure({ asyncUtilTimeout: 15_000 });
 
 afterEach(() => {
   cleanup();
