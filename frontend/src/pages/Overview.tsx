@@ -1,0 +1,148 @@
+import { useQuery } from '@tanstack/react-query';
+import { Link } from 'react-router-dom';
+import { api } from '../api/client';
+import type { Cert, Node, Queue, Readiness, Route, ServerInfo, Service, Site, Status } from '../api/types';
+import { useAuth, can } from '../auth';
+import { DL, ErrorBox, Loading, Page, StateText } from '../components/common';
+import { enumLabel, shortId } from '../lib/format';
+
+async function readyz(): Promise<Readiness & { code: number }> {
+  const res = await fetch('/readyz', { headers: { Accept: 'application/json' } });
+  const j = (await res.json().catch(() => ({ status: `HTTP ${res.status}`, checks: [] }))) as Readiness;
+  return { ...j, code: res.status };
+}
+
+function countBy<T>(xs: T[], key: (x: T) => string): [string, number][] {
+  const m = new Map<string, number>();
+  for (const x of xs) m.set(key(x), (m.get(key(x)) ?? 0) + 1);
+  return [...m.entries()].sort();
+}
+
+export function Overview() {
+  const { role } = useAuth();
+  const read = can(role, 'read') || role === 'unknown';
+  const status = useQuery({ queryKey: ['status'], queryFn: () => api<Status>('/v1/status'), refetchInterval: 10_000 });
+  const ready = useQuery({ queryKey: ['readyz'], queryFn: readyz, refetchInterval: 10_000 });
+  const servers = useQuery({ queryKey: ['servers'], queryFn: () => api<{ servers: ServerInfo[] }>('/v1/servers'), enabled: read, refetchInterval: 10_000 });
+  const nodes = useQuery({ queryKey: ['nodes'], queryFn: () => api<{ nodes: Node[] }>('/v1/nodes'), enabled: read, refetchInterval: 10_000 });
+  const services = useQuery({ queryKey: ['services'], queryFn: () => api<{ services: Service[] }>('/v1/services'), enabled: read, refetchInterval: 10_000 });
+  const queues = useQuery({ queryKey: ['queues'], queryFn: () => api<{ queues: Queue[] }>('/v1/queues'), refetchInterval: 10_000 });
+  const routes = useQuery({ queryKey: ['routes'], queryFn: () => api<{ routes: Route[] }>('/v1/routes'), enabled: read, refetchInterval: 30_000 });
+  const sites = useQuery({ queryKey: ['sites'], queryFn: () => api<{ sites: Site[] }>('/v1/sites'), enabled: read, refetchInterval: 30_000 });
+  const certs = useQuery({ queryKey: ['certs'], queryFn: () => api<{ certs: Cert[] }>('/v1/certs'), enabled: read, refetchInterval: 30_000 });
+  const soon = Date.now() + 14 * 86400_000;
+  const expiring = (certs.data?.certs ?? []).filter((c) => c.not_after && Date.parse(c.not_after) < soon);
+  const failing = (certs.data?.certs ?? []).filter((c) => c.renewal_state === 'RENEWAL_STATE_FAILED');
+  const s = status.data;
+  const queued = (queues.data?.queues ?? []).reduce((a, q) => a + Number(q.queued), 0);
+  const running = (queues.data?.queues ?? []).reduce((a, q) => a + Number(q.running), 0);
+  return (
+    <Page title="Overview">
+      <div className="cards">
+        <section className="card" aria-labelledby="ov-cluster">
+          <h2 id="ov-cluster">Cluster</h2>
+          <ErrorBox error={status.error} />
+          {s ? (
+            <DL items={[
+              ['Cluster', <code key="c">{shortId(s.cluster_id)}</code>],
+              ['Version', s.version],
+              ['Leader', s.servers.find((x) => x.leader)?.id ? <code key="l">{s.leader_id}</code> : s.leader_id || 'none'],
+              ['This server', `${s.server_name || s.server_id} (${s.raft_state.toLowerCase()})`],
+              ['Raft term', s.term],
+              ['Raft index', `${s.commit_index} committed, ${s.applied_index} applied`],
+            ]} />
+          ) : status.isLoading ? <Loading /> : null}
+        </section>
+        <section className="card" aria-labelledby="ov-health">
+          <h2 id="ov-health">Health</h2>
+          {ready.data ? (
+            <>
+              <p><StateText value={ready.data.status === 'ready' ? 'READY' : 'FAILED'} label={ready.data.status} /></p>
+              <ul className="checks">
+                {ready.data.checks?.map((c) => (
+                  <li key={c.name}>
+                    <StateText value={c.ok ? 'OK' : c.required ? 'FAILED' : 'PENDING'} label={c.ok ? 'ok' : 'failing'} /> <strong>{c.name}</strong>{c.required ? '' : ' (advisory)'}{c.message ? `: ${c.message}` : ''}
+                  </li>
+                ))}
+              </ul>
+            </>
+          ) : ready.error ? <ErrorBox error={ready.error} /> : <Loading />}
+        </section>
+        <section className="card" aria-labelledby="ov-nodes">
+          <h2 id="ov-nodes">Nodes</h2>
+          <ErrorBox error={nodes.error} />
+          {nodes.data ? (
+            <>
+              <p><Link to="/nodes">{nodes.data.nodes.length} {nodes.data.nodes.length === 1 ? 'node' : 'nodes'}</Link></p>
+              <ul className="counts">
+                {countBy(nodes.data.nodes, (n) => `${enumLabel(n.state)}${n.availability !== 'NODE_AVAILABILITY_ACTIVE' ? `, ${enumLabel(n.availability)}` : ''}`).map(([k, v]) => (
+                  <li key={k}><span className="count">{v}</span> {k}</li>
+                ))}
+              </ul>
+            </>
+          ) : read ? <Loading /> : <p className="muted">Your token's role may not list nodes.</p>}
+        </section>
+        <section className="card" aria-labelledby="ov-services">
+          <h2 id="ov-services">Services</h2>
+          <ErrorBox error={services.error} />
+          {services.data ? (
+            <>
+              <p><Link to="/services">{services.data.services.length} {services.data.services.length === 1 ? 'service' : 'services'}</Link></p>
+              <ul className="counts">
+                {services.data.services.slice(0, 8).map((x) => (
+                  <li key={x.id}><Link to={`/services/${x.id}`}>{x.name}</Link>: {x.counts?.running ?? 0}/{x.counts?.desired ?? 0} running</li>
+                ))}
+              </ul>
+            </>
+          ) : read ? <Loading /> : <p className="muted">Your token's role may not list services.</p>}
+        </section>
+        <section className="card" aria-labelledby="ov-jobs">
+          <h2 id="ov-jobs">Jobs</h2>
+          <ErrorBox error={queues.error} />
+          {queues.data ? (
+            <ul className="counts">
+              <li><span className="count">{queued}</span> <Link to="/jobs?state=JOB_STATE_QUEUED">queued</Link></li>
+              <li><span className="count">{running}</span> <Link to="/jobs?state=JOB_STATE_RUNNING">running</Link></li>
+              <li>in {queues.data.queues.length} <Link to="/queues">{queues.data.queues.length === 1 ? 'queue' : 'queues'}</Link></li>
+            </ul>
+          ) : <Loading />}
+        </section>
+        {read ? (
+          <section className="card" aria-labelledby="ov-edge">
+            <h2 id="ov-edge">Edge</h2>
+            <ErrorBox error={routes.error || sites.error || certs.error} />
+            <ul className="counts">
+              <li><span className="count">{routes.data?.routes.length ?? '…'}</span> <Link to="/routes">{routes.data?.routes.length === 1 ? 'route' : 'routes'}</Link>, {(routes.data?.routes ?? []).reduce((a, r) => a + r.endpoints.length, 0)} endpoints</li>
+              <li><span className="count">{sites.data?.sites.length ?? '…'}</span> <Link to="/sites">{sites.data?.sites.length === 1 ? 'site' : 'sites'}</Link></li>
+              <li><span className="count">{certs.data?.certs.length ?? '…'}</span> <Link to="/certificates">{certs.data?.certs.length === 1 ? 'certificate' : 'certificates'}</Link>
+                {expiring.length ? <>, <StateText value="PENDING" label={`${expiring.length} expiring within 14 days`} /></> : null}
+                {failing.length ? <>, <StateText value="FAILED" label={`${failing.length} failing renewal`} /></> : null}
+              </li>
+            </ul>
+            <p className="muted small">Request and error counts are each node's edge metrics (<code>cc_edge_requests_total</code> on the agent's metrics address).</p>
+          </section>
+        ) : null}
+        <section className="card" aria-labelledby="ov-servers">
+          <h2 id="ov-servers">Servers</h2>
+          <ErrorBox error={servers.error} />
+          {servers.data ? (
+            <table>
+              <caption className="visually-hidden">Control-plane servers</caption>
+              <thead><tr><th scope="col">Server</th><th scope="col">Role</th><th scope="col">Index</th><th scope="col">Health</th></tr></thead>
+              <tbody>
+                {servers.data.servers.map((x) => (
+                  <tr key={x.id}>
+                    <td>{x.name || shortId(x.id)}{x.leader ? ' (leader)' : ''}</td>
+                    <td>{x.raft_role}</td>
+                    <td>{x.last_index}</td>
+                    <td><StateText value={x.healthy && x.ready ? 'HEALTHY' : x.healthy ? 'PENDING' : 'UNHEALTHY'} label={x.healthy && x.ready ? 'healthy' : x.healthy ? 'not ready' : 'unhealthy'} /></td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          ) : read ? <Loading /> : null}
+        </section>
+      </div>
+    </Page>
+  );
+}
