@@ -2,6 +2,9 @@ module github.com/containercodes/cc
 
 go 1.26.8
 
+// npm's packages of the dashboard are not Go packages (./... skips them).
+ignore ./frontend/node_modules
+
 require (
 	github.com/andybalholm/brotli v1.3.0
 	github.com/anishathalye/porcupine v1.3.1

@@ -42,6 +42,7 @@ import (
 	"github.com/containercodes/cc/controlplane/metrics"
 	"github.com/containercodes/cc/controlplane/raftstore"
 	"github.com/containercodes/cc/controlplane/session"
+	"github.com/containercodes/cc/controlplane/ui"
 	"github.com/containercodes/cc/controlplane/webhook"
 	imetrics "github.com/containercodes/cc/internal/metrics"
 	"github.com/containercodes/cc/internal/pki"
@@ -513,6 +514,10 @@ func (s *Server) serve() error {
 	// An exec is a two-way stream: a WebSocket, not the gateway.
 	handle("GET /v1/containers/{id}/exec", "container_exec", authn.GatewayMiddleware(http.HandlerFunc(s.execWebSocket), writeErr))
 	handle("/v1/", "gateway", authn.GatewayMiddleware(gw, writeErr))
+	// The web dashboard: static files only, so no token (the app calls
+	// the API above with one). GET / leads to it.
+	handle("/ui/", "ui", ui.Handler())
+	handle("GET /{$}", "ui", http.RedirectHandler(ui.Prefix, http.StatusFound))
 	handle("/", "not_found", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, `{"code":5,"message":"no such path: the API is under /v1/ (see /v1/openapi.json)"}`)
 	}))
