@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,9 +28,9 @@ import (
 // Timeouts: the machine may be slow and busy (a race-detector build, other
 // tests beside), so they are generous; every wait is for a condition.
 const (
-	uiTimeout     = 90 * time.Second  // one condition in the page
-	clusterTimout = 120 * time.Second // a container, task or job reaching a state
-	pollEvery     = 100 * time.Millisecond
+	uiTimeout      = 90 * time.Second  // one condition in the page
+	clusterTimeout = 120 * time.Second // a container, task or job reaching a state
+	pollEvery      = 100 * time.Millisecond
 )
 
 // chromiumPath is Debian's chromium (or $CC_CHROMIUM); "" when missing.
@@ -145,10 +144,14 @@ type tab struct {
 	ctx  context.Context
 	base string // https://host:port
 	name string
+	seq  *atomic.Int64 // for the marks of found elements
+}
 
-	mu       sync.Mutex
-	problems []string // console errors, exceptions, CSP violations
-	seq      atomic.Int64
+// in is the tab used by the test t (a subtest fails itself, not its parent).
+func (p *tab) in(t *testing.T) *tab {
+	c := *p
+	c.t = t
+	return &c
 }
 
 // pagePrelude is run in every document before the app: it keeps the
@@ -167,7 +170,7 @@ func newTab(t *testing.T, parent context.Context, base, name string) *tab {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(parent)
 	t.Cleanup(cancel)
-	p := &tab{t: t, ctx: ctx, base: base, name: name}
+	p := &tab{t: t, ctx: ctx, base: base, name: name, seq: new(atomic.Int64)}
 	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: pagePrelude}); err != nil {
 		t.Fatalf("tab %s: %v", name, err)
 	}
