@@ -14,7 +14,7 @@ BUF_VERSION                := v1.75.0
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X $(MODULE)/internal/buildinfo.Version=$(VERSION)
 
-.PHONY: all build ui ui-dev ui-test dev test test-short check-monitoring prereqs tools proto proto-check proto-baseline bench bench-scale bench-jobs chaos clean release cross-check
+.PHONY: all build ui ui-dev ui-test ui-e2e-jobs dev test test-short check-monitoring prereqs tools proto proto-check proto-baseline bench bench-scale bench-jobs chaos clean release cross-check
 
 all: build
 
@@ -83,6 +83,16 @@ dev: prereqs build
 # among them).
 test: prereqs proto-check check-monitoring cross-check ui-test
 	$(GO) test -race -count=1 -timeout 20m ./...
+	@$(MAKE) --no-print-directory ui-e2e-jobs
+
+# ui-e2e-jobs queues CC_UI_JOBS jobs (100,000 by default) in an in-process
+# cluster and prints how long the dashboard's jobs page takes to show its
+# first rows in headless chromium (a figure, not a check), without the
+# race detector. Screenshots and figures: test-artifacts/ui/ (or
+# $$CC_ARTIFACTS/ui/), results.txt among them.
+ui-e2e-jobs:
+	@set -o pipefail; CC_UI_JOBS=$${CC_UI_JOBS:-100000} $(GO) test -count=1 -v -timeout 30m -run 'TestJobsListFirstRows$$' ./internal/testing/e2e/ui/ \
+		| grep -v -E '^[[:space:]]+handler\.go:[0-9]+:|^=== '
 
 # check-monitoring checks docs/monitoring/ with promtool (Debian's
 # prometheus package; `make prereqs` installs it): the alert rules and

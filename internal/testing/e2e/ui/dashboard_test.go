@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/containercodes/cc/internal/testing/testcluster"
@@ -193,9 +194,10 @@ func TestDashboard(t *testing.T) {
 			if time.Now().After(deadline) {
 				v.fail("the viewer's tab was not signed out after its token was revoked")
 			}
-			// Each page asks the API again.
+			// Each page asks the API again. (A click in the page: the
+			// link goes away when the app signs out meanwhile.)
 			page := []string{"Services", "Containers", "Nodes", "Jobs"}[i%4]
-			v.click("link", page, `nav[aria-label="Main"]`)
+			_ = v.eval(fmt.Sprintf(`(() => { const a = [...document.querySelectorAll('nav[aria-label="Main"] a')].find((a) => a.textContent.trim() === %s); if (a) a.click(); return !!a; })()`, jsString(page)), nil)
 			waitQuiet(v)
 		}
 		v.waitFor("the sign-in page to say the token was refused", `/refused/i.test(document.body.innerText)`, uiTimeout)
@@ -249,6 +251,27 @@ func TestDashboard(t *testing.T) {
 		a.click("link", "ui-node", "main")
 		a.waitFor("the node's page", `location.pathname.startsWith('/ui/nodes/') && document.querySelectorAll('h1').length === 1`, uiTimeout)
 		scan("Node")
+
+		// The dark theme (the system's preference), scanned again for
+		// contrast; then a phone's width.
+		if _, err := chromedp.Call(a.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}}); err != nil {
+			t.Fatalf("prefer the dark colour scheme: %v", err)
+		}
+		for _, name := range []string{"Overview", "Jobs", "Services", "Tokens"} {
+			a.nav(name)
+			scan(name + "-dark")
+		}
+		a.do("a phone's screen", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)))
+		for _, name := range []string{"Overview", "Jobs"} {
+			a.open("/ui/" + map[string]string{"Overview": "", "Jobs": "jobs"}[name])
+			a.waitHeading(name)
+			waitQuiet(a)
+			summary = append(summary, fmt.Sprintf("%s at 390 px (dark): screenshot %s", name, a.screenshot("phone-"+strings.ToLower(name))))
+		}
+		a.do("back to the desktop", chromedp.EmulateViewport(1280, 900))
+		if _, err := chromedp.Call(a.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{}); err != nil {
+			t.Fatalf("back to the light colour scheme: %v", err)
+		}
 
 		s := newTab(t, b, srv.URL(), "signed-out").in(t)
 		s.open("/ui/signin")

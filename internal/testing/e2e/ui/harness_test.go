@@ -359,8 +359,21 @@ func (p *tab) fill(within, label, value string) {
 // the mouse.
 func (p *tab) click(kind, name, within string) {
 	p.t.Helper()
-	sel := p.find(kind, name, within)
-	p.do(fmt.Sprintf("click %s %q", kind, name), chromedp.Click(sel))
+	deadline := time.Now().Add(uiTimeout)
+	for {
+		// A node the app replaced between the find and the click is
+		// never clicked: find it again.
+		sel := p.find(kind, name, within)
+		ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+		err := chromedp.Do(ctx, chromedp.Click(sel))
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) || p.ctx.Err() != nil {
+			p.fail("click %s %q: %v", kind, name, err)
+		}
+	}
 }
 
 // testID is a CSS selector for a data-testid.
