@@ -132,6 +132,19 @@ func TestDashboard(t *testing.T) {
 		if name != "a.txt" || string(data) != "input-content-42\n" {
 			t.Errorf("downloaded %q with %q, want a.txt with the input's content", name, data)
 		}
+		// The listing the output browser reads.
+		var list struct {
+			Digest string `json:"digest"`
+			Files  []struct {
+				Path string `json:"path"`
+				Type string `json:"type"`
+				Size int64  `json:"size"`
+			} `json:"files"`
+		}
+		id := strings.TrimPrefix(details["Job"], "/ui/jobs/")
+		if code := apiGet(t, srv, srv.Token, "/v1/jobs/"+id+"/output:list", &list); code != 200 || len(list.Files) != 1 || list.Files[0].Path != "a.txt" || list.Files[0].Type != "file" || list.Files[0].Size != 17 || !strings.HasPrefix(list.Digest, "sha256:") {
+			t.Errorf("GET /v1/jobs/%s/output:list: %d %+v", id, code, list)
+		}
 		record(t, "screenshot: %s", a.screenshot("job-output"))
 	})
 
