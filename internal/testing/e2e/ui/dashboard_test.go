@@ -56,7 +56,7 @@ func TestDashboard(t *testing.T) {
 	t.Run("Overview", func(t *testing.T) {
 		a := admin.in(t)
 		a.nav("Overview")
-		a.waitFor("the overview to show the node ready", `(() => { const t = document.querySelector('main').innerText; return /ready/i.test(t); })()`, clusterTimeout)
+		a.waitFor("the overview to show one node ready", `[...document.querySelectorAll('main section')].some((s) => (s.querySelector('h2') || {textContent: ''}).textContent.trim() === 'Nodes' && /\b1\s+ready\b/.test(s.innerText))`, clusterTimeout)
 		record(t, "screenshot: %s", a.screenshot("overview"))
 	})
 
