@@ -22,7 +22,9 @@ all: build
 # here. Without npm, cc-controlplane still builds and serves, at /ui/, a
 # page that says how to build the dashboard.
 build:
-	@if command -v $(NPM) >/dev/null 2>&1 && [ -f frontend/package.json ]; then \
+	@if [ ! -f frontend/package.json ]; then \
+		echo "build: no frontend/ here, so the dashboard is not built (cc-controlplane serves a page saying so at /ui/)"; \
+	elif command -v $(NPM) >/dev/null 2>&1; then \
 		$(MAKE) --no-print-directory ui; \
 	else \
 		echo "build: npm is missing, so the dashboard is not built (cc-controlplane serves a page saying how at /ui/); install Node.js 20+ and npm, then make ui"; \
