@@ -14,16 +14,60 @@ BUF_VERSION                := v1.75.0
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X $(MODULE)/internal/buildinfo.Version=$(VERSION)
 
-.PHONY: all build dev test test-short check-monitoring prereqs tools proto proto-check proto-baseline bench bench-scale bench-jobs chaos clean release cross-check
+.PHONY: all build ui ui-dev ui-test ui-e2e-jobs dev test test-short check-monitoring prereqs tools proto proto-check proto-baseline bench bench-scale bench-jobs chaos clean release cross-check
 
 all: build
 
+# build builds the programs; first the dashboard (make ui) when npm is
+# here. Without npm, cc-controlplane still builds and serves, at /ui/, a
+# page that says how to build the dashboard.
 build:
+	@if [ ! -f frontend/package.json ]; then \
+		echo "build: no frontend/ here, so the dashboard is not built (cc-controlplane serves a page saying so at /ui/)"; \
+	elif command -v $(NPM) >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory ui; \
+	else \
+		echo "build: npm is missing, so the dashboard is not built (cc-controlplane serves a page saying how at /ui/); install Node.js 20+ and npm, then make ui"; \
+	fi
 	@mkdir -p bin
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/cc-controlplane ./controlplane/cmd/cc-controlplane
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/ccctl ./ctl/cmd/ccctl
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o bin/cc-agent ./agent/cmd/cc-agent
 	$(GO) build -o bin/cc-mkimage ./internal/testing/testimage/mkimage
+
+NPM ?= npm
+UI_DIST := controlplane/ui/dist
+
+# ui builds the dashboard (frontend/, React and Vite) into $(UI_DIST),
+# which cc-controlplane embeds, then writes the .gz and .br variants the
+# server sends. npm ci runs when frontend/node_modules is missing or older
+# than package-lock.json.
+ui:
+	@command -v $(NPM) >/dev/null 2>&1 || { echo "ui: npm is missing: install Node.js 20+ and npm (make prereqs checks them)"; exit 1; }
+	@if [ ! -d frontend/node_modules ] || [ frontend/package-lock.json -nt frontend/node_modules ]; then \
+		echo "ui: npm ci (frontend/node_modules is missing or older than package-lock.json)"; \
+		(cd frontend && $(NPM) ci --no-audit --no-fund) && touch frontend/node_modules || exit 1; \
+	fi
+	cd frontend && $(NPM) run build
+	$(GO) run ./controlplane/ui/cmd/precompress $(UI_DIST)
+
+# ui-dev runs Vite's dev server with hot reload for frontend/, its calls
+# proxied to a running cluster: CC_API (default https://127.0.0.1:7443,
+# the API of `make dev`). Sign in with the token in .dev/data/admin.token.
+ui-dev:
+	@command -v $(NPM) >/dev/null 2>&1 || { echo "ui-dev: npm is missing: install Node.js 20+ and npm"; exit 1; }
+	@[ -d frontend/node_modules ] && [ ! frontend/package-lock.json -nt frontend/node_modules ] || { (cd frontend && $(NPM) ci --no-audit --no-fund) && touch frontend/node_modules; }
+	@echo "ui-dev: proxying /v1 to $${CC_API:-https://127.0.0.1:7443} (run make dev in another shell); admin token: .dev/data/admin.token"
+	cd frontend && CC_API=$${CC_API:-https://127.0.0.1:7443} $(NPM) run dev
+
+# ui-test builds the dashboard (the end-to-end tests in
+# internal/testing/e2e/ui drive the embedded build in headless Chromium)
+# and runs its unit tests (Vitest) after a clean npm ci.
+ui-test:
+	@command -v $(NPM) >/dev/null 2>&1 || { echo "ui-test: npm is missing: run make prereqs, or install Node.js 20+ and npm"; exit 1; }
+	cd frontend && $(NPM) ci --no-audit --no-fund && touch node_modules
+	$(MAKE) --no-print-directory ui
+	cd frontend && $(NPM) test
 
 # prereqs installs the Debian packages the cluster needs (idempotent).
 prereqs:
@@ -35,10 +79,22 @@ dev: prereqs build
 	@bash scripts/dev.sh
 
 # test checks that the generated code is current, that the monitoring kit
-# holds together and that ccctl builds for every release target, then runs
-# every test with the race detector.
-test: prereqs proto-check check-monitoring cross-check
+# holds together and that ccctl builds for every release target, builds the
+# dashboard and runs its unit tests (ui-test), then runs every Go test with
+# the race detector (the dashboard's end-to-end tests in headless Chromium
+# among them).
+test: prereqs proto-check check-monitoring cross-check ui-test
 	$(GO) test -race -count=1 -timeout 20m ./...
+	@$(MAKE) --no-print-directory ui-e2e-jobs
+
+# ui-e2e-jobs queues CC_UI_JOBS jobs (100,000 by default) in an in-process
+# cluster and prints how long the dashboard's jobs page takes to show its
+# first rows in headless chromium (a figure, not a check), without the
+# race detector. Screenshots and figures: test-artifacts/ui/ (or
+# $$CC_ARTIFACTS/ui/), results.txt among them.
+ui-e2e-jobs:
+	@set -o pipefail; CC_UI_JOBS=$${CC_UI_JOBS:-100000} $(GO) test -count=1 -v -timeout 30m -run 'TestJobsListFirstRows$$' ./internal/testing/e2e/ui/ \
+		| grep -v -E '^[[:space:]]+handler\.go:[0-9]+:|^=== '
 
 # check-monitoring checks docs/monitoring/ with promtool (Debian's
 # prometheus package; `make prereqs` installs it): the alert rules and

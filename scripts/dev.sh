@@ -109,6 +109,11 @@ done
 
 cat <<MSG
 
+  Dashboard: https://$api/ui/  (sign in with the admin token in
+  $data/admin.token; the certificate is the cluster CA's,
+  $data/tls/ca.crt: trust it in the browser or accept the warning once.
+  \`make ui-dev\` serves it with hot reload instead.)
+
   Container Codes dev cluster is up: API https://$api, one agent (dev-node),
   data in .dev/. The demo image is $demo. The edge (routes and sites)
   serves on http://$edge_http and https://$edge_https (access log:

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs what Container Codes needs on a Debian machine, idempotently:
 # containerd, runc, the CNI plugins, busybox-static (test images),
-# iproute2, curl and prometheus (for promtool, which checks the monitoring
-# kit; its daemon is not started) from Debian's packages; then starts
-# containerd when it is not running. Safe to run again: it does nothing
+# iproute2, curl, prometheus (for promtool, which checks the monitoring
+# kit; its daemon is not started) and chromium (the dashboard's
+# end-to-end tests drive it headless; no browser is ever downloaded) from
+# Debian's packages; then starts containerd when it is not running, and
+# checks that node and npm (which build the dashboard) are there. Safe to run again: it does nothing
 # when all is in place.
 set -euo pipefail
 
@@ -17,6 +19,9 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 # systemd-analyze checks the generated systemd units in `make test`.
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+# The dashboard's end-to-end tests (internal/testing/e2e/ui) drive Debian's
+# chromium headless.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
@@ -71,4 +76,15 @@ if ! ctr --address "$sock" version >/dev/null 2>&1; then
   done
   ctr --address "$sock" version >/dev/null 2>&1 || { echo "prereqs: containerd did not start; see /var/log/containerd.log" >&2; exit 1; }
   echo "prereqs: containerd started"
+fi
+
+# node and npm build the dashboard (frontend/, `make ui`). Without them the
+# Go programs still build, serving a page that says how to build it.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "prereqs: node or npm is missing: the dashboard (frontend/) cannot be built; install Node.js 20 or newer with npm (Debian: apt-get install nodejs npm)" >&2
+else
+  major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+  if [ "$major" -lt 20 ]; then
+    echo "prereqs: node $(node --version) is older than 20: the dashboard (frontend/) needs Node.js 20 or newer" >&2
+  fi
 fi

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/coder/websocket"
@@ -35,7 +36,7 @@ var execJSON = protojson.MarshalOptions{UseProtoNames: true}
 // header, so it is authorized (admin only) and audited as any exec.
 func (s *Server) execWebSocket(w http.ResponseWriter, r *http.Request) {
 	// The default origin check (same host) keeps other sites' pages out.
-	conn, err := websocket.Accept(w, r, nil)
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{ExecSubprotocol}})
 	if err != nil {
 		return // Accept answered the request
 	}
@@ -146,6 +147,59 @@ func protojsonError(code codes.Code, msg string) ([]byte, error) {
 	return json.Marshal(struct {
 		Error execError `json:"error"`
 	}{execError{int32(code), msg}})
+}
+
+// ExecSubprotocol is the WebSocket subprotocol of the exec socket. A
+// browser, which cannot set an Authorization header on a WebSocket,
+// offers it together with ExecTokenProtocolPrefix+token:
+//
+//	new WebSocket(url, ["cc.exec.v1", "cc.token." + token])
+//
+// and the server selects ExecSubprotocol (the token is never echoed). A
+// client that sends Authorization (ccctl, curl) need offer neither.
+const ExecSubprotocol = "cc.exec.v1"
+
+// ExecTokenProtocolPrefix marks the offered subprotocol that carries the
+// caller's API token.
+const ExecTokenProtocolPrefix = "cc.token."
+
+// execTokenProtocol takes the token of a request without Authorization
+// from its offered subprotocols (ExecTokenProtocolPrefix) into its
+// Authorization header, and drops it from the offers, so that the
+// middleware and the gRPC call see it as any other caller's.
+func execTokenProtocol(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		offers := r.Header.Values("Sec-WebSocket-Protocol")
+		if len(offers) == 0 {
+			next.ServeHTTP(w, r)
+			return
+		}
+		var keep []string
+		token := ""
+		for _, line := range offers {
+			for _, p := range strings.Split(line, ",") {
+				p = strings.TrimSpace(p)
+				if t, ok := strings.CutPrefix(p, ExecTokenProtocolPrefix); ok {
+					token = t
+					continue
+				}
+				if p != "" {
+					keep = append(keep, p)
+				}
+			}
+		}
+		if token != "" {
+			r = r.Clone(r.Context())
+			if r.Header.Get("Authorization") == "" {
+				r.Header.Set("Authorization", "Bearer "+token)
+			}
+			r.Header.Del("Sec-WebSocket-Protocol")
+			if len(keep) > 0 {
+				r.Header.Set("Sec-WebSocket-Protocol", strings.Join(keep, ", "))
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // remoteHost is the host of a request's remote address.

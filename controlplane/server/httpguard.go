@@ -108,7 +108,13 @@ func (b *bodyLimit) Close() error { return b.rc.Close() }
 // before anything is read, and cuts the body of any other at limit: the
 // error handler of the gateway (restError) then answers 413 too.
 func limitBody(limit int64, next http.Handler) http.Handler {
+	return limitBodyFor(func(*http.Request) int64 { return limit }, next)
+}
+
+// limitBodyFor is limitBody with a limit chosen for each request.
+func limitBodyFor(limitOf func(*http.Request) int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		limit := limitOf(r)
 		if r.ContentLength > limit {
 			writeTooLarge(w, limit)
 			return

@@ -42,6 +42,7 @@ import (
 	"github.com/containercodes/cc/controlplane/metrics"
 	"github.com/containercodes/cc/controlplane/raftstore"
 	"github.com/containercodes/cc/controlplane/session"
+	"github.com/containercodes/cc/controlplane/ui"
 	"github.com/containercodes/cc/controlplane/webhook"
 	imetrics "github.com/containercodes/cc/internal/metrics"
 	"github.com/containercodes/cc/internal/pki"
@@ -510,16 +511,45 @@ func (s *Server) serve() error {
 	// A job's output is bytes, not JSON: a plain handler, so that Range,
 	// If-None-Match and Content-Length work.
 	handle("GET /v1/jobs/{id}/output", "job_output", authn.Middleware(jobs.OutputHandler(writeErr), writeErr))
-	// An exec is a two-way stream: a WebSocket, not the gateway.
-	handle("GET /v1/containers/{id}/exec", "container_exec", authn.GatewayMiddleware(http.HandlerFunc(s.execWebSocket), writeErr))
+	// The files of a job's output (names, sizes, modes), as JSON.
+	handle("GET /v1/jobs/{id}/output:list", "job_output_list", authn.Middleware(jobs.OutputListHandler(writeErr), writeErr))
+	// Uploads, which the gateway cannot carry (client streams): the raw
+	// body streamed into the gRPC method, which authorizes and audits it.
+	handle("POST /v1/jobs/inputs", "job_input_upload", authn.GatewayMiddleware(s.inputUpload(writeErr), writeErr))
+	handle("POST /v1/images/load", "image_load", authn.GatewayMiddleware(s.imageUpload(writeErr), writeErr))
+	handle("POST /v1/sites/{name}/deploy", "site_deploy", authn.GatewayMiddleware(s.siteUpload(writeErr), writeErr))
+	// The caller's token id and role.
+	handle("GET /v1/whoami", "whoami", authn.Middleware(whoami(writeErr), writeErr))
+	// An exec is a two-way stream: a WebSocket, not the gateway. A browser
+	// cannot set Authorization on a WebSocket: it offers the token as a
+	// subprotocol instead (execTokenProtocol), never in the URL.
+	handle("GET /v1/containers/{id}/exec", "container_exec", execTokenProtocol(authn.GatewayMiddleware(http.HandlerFunc(s.execWebSocket), writeErr)))
 	handle("/v1/", "gateway", authn.GatewayMiddleware(gw, writeErr))
+	// The web dashboard: static files only, so no token (the app calls
+	// the API above with one). GET / leads to it.
+	handle("/ui/", "ui", ui.Handler())
+	handle("GET /{$}", "ui", http.RedirectHandler(ui.Prefix, http.StatusFound))
 	handle("/", "not_found", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, `{"code":5,"message":"no such path: the API is under /v1/ (see /v1/openapi.json)"}`)
 	}))
 
 	// REST calls: a panic answers 500, a body is bounded at maxRESTBody.
 	// gRPC calls have their own recovery and message limits.
-	rest := s.traceREST(recoverHTTP(s.log.With("component", "http"), limitBody(maxRESTBody, mux)))
+	// Uploads are bounded by their method's own limit instead.
+	bodyLimit := func(r *http.Request) int64 {
+		if r.Method == http.MethodPost {
+			switch p := r.URL.Path; {
+			case p == "/v1/jobs/inputs":
+				return jobs.MaxInputSize
+			case p == "/v1/images/load":
+				return images.MaxImageSize
+			case strings.HasPrefix(p, "/v1/sites/") && strings.HasSuffix(p, "/deploy"):
+				return api.DefaultMaxSiteUpload
+			}
+		}
+		return maxRESTBody
+	}
+	rest := s.traceREST(recoverHTTP(s.log.With("component", "http"), limitBodyFor(bodyLimit, mux)))
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
 			s.grpc.ServeHTTP(w, r)
