@@ -9,7 +9,7 @@ import { can, useAuth } from '../auth';
 import { DL, ErrorBox, Loading, Page, Progress, StateText, StreamStatus, confirmed, useWatch } from '../components/common';
 import { LogView } from '../components/LogView';
 import { ago, bytes, enumLabel, parseLabels, shortId, joinCommand, splitCommand, time , shortImage } from '../lib/format';
-import { gunzip, untarList, type TarEntry } from '../lib/tar';
+import { filesOfFolder, gunzip, gzip, tar, untarList, type TarEntry } from '../lib/tar';
 
 export const JOB_STATES = ['JOB_STATE_QUEUED', 'JOB_STATE_ASSIGNED', 'JOB_STATE_RUNNING', 'JOB_STATE_SUCCEEDED', 'JOB_STATE_FAILED', 'JOB_STATE_TIMED_OUT', 'JOB_STATE_CANCELLED'];
 const DONE = new Set(['JOB_STATE_SUCCEEDED', 'JOB_STATE_FAILED', 'JOB_STATE_TIMED_OUT', 'JOB_STATE_CANCELLED']);
@@ -31,18 +31,22 @@ export function JobForm({ onSubmitted }: { onSubmitted?: (j: Job) => void }) {
   const [command, setCommand] = useState('');
   const [queue, setQueue] = useState('');
   const [labels, setLabels] = useState('');
-  const [file, setFile] = useState<File | null>(null);
+  const [files, setFiles] = useState<File[]>([]);
   const [progress, setProgress] = useState<{ sent: number; total: number } | null>(null);
   const [phase, setPhase] = useState('');
   const qc = useQueryClient();
   const submit = useMutation({
     mutationFn: async () => {
       let input_digest = '';
-      if (file) {
+      if (files.length) {
+        // As ccctl's --input: the files go into one tar.gz, each at
+        // /input/NAME in the job.
+        setPhase('Packing the input');
+        const packed = new Blob([(await gzip(tar(await filesOfFolder(files)))) as BlobPart], { type: 'application/gzip' });
         setPhase('Uploading the input');
-        setProgress({ sent: 0, total: file.size });
-        const sum = await sha256Hex(file).catch(() => undefined);
-        const r = await upload<{ digest: string; size: string | number }>('/v1/jobs/inputs', file, {
+        setProgress({ sent: 0, total: packed.size });
+        const sum = await sha256Hex(packed).catch(() => undefined);
+        const r = await upload<{ digest: string; size: string | number }>('/v1/jobs/inputs', packed, {
           headers: sum ? { 'X-Content-Sha256': sum } : {},
           onProgress: (sent, total) => setProgress({ sent, total }),
         });
@@ -67,15 +71,15 @@ export function JobForm({ onSubmitted }: { onSubmitted?: (j: Job) => void }) {
       <label htmlFor="job-command">Command</label>
       <input id="job-command" value={command} onChange={(e) => setCommand(e.target.value)} placeholder="/bin/busybox sh -c 'cp /input/* /output/'" />
       <label htmlFor="job-input">Input</label>
-      <input id="job-input" type="file" onChange={(e) => setFile(e.target.files?.[0] ?? null)} aria-describedby="job-input-help" />
-      <p id="job-input-help" className="muted small">Optional: a file (or a tar archive) the job reads at <code>/input</code>.</p>
+      <input id="job-input" type="file" multiple onChange={(e) => setFiles(Array.from(e.target.files ?? []))} aria-describedby="job-input-help" />
+      <p id="job-input-help" className="muted small">Optional: files the job reads at <code>/input/NAME</code> (read-only).</p>
       <label htmlFor="job-queue">Queue</label>
       <input id="job-queue" value={queue} onChange={(e) => setQueue(e.target.value)} placeholder="default" />
       <label htmlFor="job-labels">Labels</label>
       <input id="job-labels" value={labels} onChange={(e) => setLabels(e.target.value)} placeholder="key=value, …" />
       <button type="submit" disabled={submit.isPending || !image.trim()}>Submit</button>
       {submit.isPending && phase ? <p role="status">{phase}…</p> : null}
-      {progress && file ? <Progress sent={progress.sent} total={progress.total} label="Input upload" /> : null}
+      {progress && files.length ? <Progress sent={progress.sent} total={progress.total} label="Input upload" /> : null}
       <ErrorBox error={submit.error} />
     </form>
   );

@@ -1,9 +1,6 @@
 package uie2e
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"fmt"
 	"os"
@@ -118,8 +115,10 @@ func TestDashboard(t *testing.T) {
 	t.Run("JobWithInputAndOutput", func(t *testing.T) {
 		a := admin.in(t)
 		dir := t.TempDir()
-		input := filepath.Join(dir, "input.tar.gz")
-		if err := os.WriteFile(input, tarGz(t, map[string]string{"in.txt": "input-content-42\n"}), 0o644); err != nil {
+		// A plain file, as a user picks one: the form packs it, as
+		// ccctl's --input does, to /input/in.txt.
+		input := filepath.Join(dir, "in.txt")
+		if err := os.WriteFile(input, []byte("input-content-42\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		a.nav("Jobs")
@@ -363,26 +362,4 @@ func waitNodeReady(t *testing.T, srv *testcluster.Server) {
 		}
 		time.Sleep(pollEvery)
 	}
-}
-
-func tarGz(t *testing.T, files map[string]string) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	zw := gzip.NewWriter(&b)
-	tw := tar.NewWriter(zw)
-	for name, content := range files {
-		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(content)), Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0)}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write([]byte(content)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
 }
