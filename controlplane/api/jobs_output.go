@@ -517,6 +517,35 @@ func (b *blobSeeker) Close() error {
 	return nil
 }
 
+// openOutputFor is what the output handlers do first: the caller from the
+// request's context, its role's right to job output, a download slot of
+// its token, and the job's output (filePath: one file of it, or "" for
+// the archive). On failure it writes the error with onError and returns
+// ok false; otherwise the caller closes c, then calls done.
+func (j *JobService) openOutputFor(w http.ResponseWriter, r *http.Request, onError func(w http.ResponseWriter, r *http.Request, err error), verb, filePath string) (c *outputContent, done func(), ok bool) {
+	p, ok := auth.FromContext(r.Context())
+	if !ok || p.TokenID == "" {
+		onError(w, r, status.Error(codes.Unauthenticated, auth.ErrUnauthenticated.Error()))
+		return nil, nil, false
+	}
+	if !auth.Allowed(p.Role, ccv1.JobService_JobOutput_FullMethodName) {
+		onError(w, r, status.Errorf(codes.PermissionDenied, "token %s (role %s) may not %s job output; use the token that submitted the job, or an admin token", p.TokenID, auth.RoleName(p.Role), verb))
+		return nil, nil, false
+	}
+	done, err := j.startDownload(p.TokenID)
+	if err != nil {
+		onError(w, r, err)
+		return nil, nil, false
+	}
+	c, err = j.openOutput(r.Context(), p, r.PathValue("id"), filePath)
+	if err != nil {
+		done()
+		onError(w, r, ToStatus(err))
+		return nil, nil, false
+	}
+	return c, done, true
+}
+
 // OutputHandler serves GET /v1/jobs/{id}/output[?path=P] for the job's
 // owner or an admin, behind auth's Middleware (which puts the caller in
 // the request's context): the archive (application/gzip, as
@@ -526,26 +555,11 @@ func (b *blobSeeker) Close() error {
 // X-Content-Sha256. onError writes errors as the gateway does.
 func (j *JobService) OutputHandler(onError func(w http.ResponseWriter, r *http.Request, err error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, ok := auth.FromContext(r.Context())
-		if !ok || p.TokenID == "" {
-			onError(w, r, status.Error(codes.Unauthenticated, auth.ErrUnauthenticated.Error()))
-			return
-		}
-		if !auth.Allowed(p.Role, ccv1.JobService_JobOutput_FullMethodName) {
-			onError(w, r, status.Errorf(codes.PermissionDenied, "token %s (role %s) may not download job output; use the token that submitted the job, or an admin token", p.TokenID, auth.RoleName(p.Role)))
-			return
-		}
-		done, err := j.startDownload(p.TokenID)
-		if err != nil {
-			onError(w, r, err)
+		c, done, ok := j.openOutputFor(w, r, onError, "download", r.URL.Query().Get("path"))
+		if !ok {
 			return
 		}
 		defer done()
-		c, err := j.openOutput(r.Context(), p, r.PathValue("id"), r.URL.Query().Get("path"))
-		if err != nil {
-			onError(w, r, ToStatus(err))
-			return
-		}
 		defer c.Close()
 		hexSum := strings.TrimPrefix(c.sha256, "sha256:")
 		raw, _ := hex.DecodeString(hexSum)

@@ -12,9 +12,6 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-
-	"github.com/containercodes/cc/controlplane/auth"
-	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
 // maxListedOutputFiles bounds a listing of a job's output (a job's
@@ -54,26 +51,11 @@ type OutputListing struct {
 // onError writes errors as the gateway does.
 func (j *JobService) OutputListHandler(onError func(w http.ResponseWriter, r *http.Request, err error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, ok := auth.FromContext(r.Context())
-		if !ok || p.TokenID == "" {
-			onError(w, r, status.Error(codes.Unauthenticated, auth.ErrUnauthenticated.Error()))
-			return
-		}
-		if !auth.Allowed(p.Role, ccv1.JobService_JobOutput_FullMethodName) {
-			onError(w, r, status.Errorf(codes.PermissionDenied, "token %s (role %s) may not read job output; use the token that submitted the job, or an admin token", p.TokenID, auth.RoleName(p.Role)))
-			return
-		}
-		done, err := j.startDownload(p.TokenID)
-		if err != nil {
-			onError(w, r, err)
+		c, done, ok := j.openOutputFor(w, r, onError, "read", "")
+		if !ok {
 			return
 		}
 		defer done()
-		c, err := j.openOutput(r.Context(), p, r.PathValue("id"), "")
-		if err != nil {
-			onError(w, r, ToStatus(err))
-			return
-		}
 		defer c.Close()
 		id := r.PathValue("id")
 		if n := len(c.name) - len("-output.tar.gz"); n > 0 {
