@@ -510,7 +510,16 @@ func (r *Runtime) remove(ctx context.Context, id string, orphanSnapshot bool) er
 		}
 		if task, err := c.Task(ctx, nil); err == nil {
 			dctx, cancel := context.WithTimeout(ctx, killGrace+20*time.Second)
-			if _, err := task.Delete(dctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			_, err := task.Delete(dctx, containerd.WithProcessKill)
+			if err != nil && !errdefs.IsNotFound(err) {
+				// An exec process that outlived the kill keeps the task
+				// (the shim: "cannot delete a running process"): kill
+				// every process of the task again and delete once more.
+				_ = task.Kill(dctx, syscall.SIGKILL, containerd.WithKillAll)
+				time.Sleep(200 * time.Millisecond)
+				_, err = task.Delete(dctx, containerd.WithProcessKill)
+			}
+			if err != nil && !errdefs.IsNotFound(err) {
 				errs = append(errs, fmt.Errorf("delete task: %w", err))
 				taskGone = false
 			}
