@@ -674,7 +674,9 @@ func (x *SessionHello) GetEdge() bool {
 
 // Heartbeat says the node is alive.
 type Heartbeat struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// edge is what the node's edge served so far, when it runs the edge.
+	Edge          *EdgeTraffic `protobuf:"bytes,1,opt,name=edge,proto3" json:"edge,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -707,6 +709,13 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
 	return file_cc_v1_agent_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Heartbeat) GetEdge() *EdgeTraffic {
+	if x != nil {
+		return x.Edge
+	}
+	return nil
 }
 
 // StatusBatch reports container states, batched.
@@ -1931,8 +1940,9 @@ const file_cc_v1_agent_proto_rawDesc = "" +
 	"\x04edge\x18\x05 \x01(\bR\x04edge\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\v\n" +
-	"\tHeartbeat\"<\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"3\n" +
+	"\tHeartbeat\x12&\n" +
+	"\x04edge\x18\x01 \x01(\v2\x12.cc.v1.EdgeTrafficR\x04edge\"<\n" +
 	"\vStatusBatch\x12-\n" +
 	"\bstatuses\x18\x01 \x03(\v2\x11.cc.v1.TaskStatusR\bstatuses\"\xbc\x01\n" +
 	"\n" +
@@ -2075,18 +2085,19 @@ var file_cc_v1_agent_proto_goTypes = []any{
 	nil,                              // 29: cc.v1.SessionHello.LabelsEntry
 	nil,                              // 30: cc.v1.Assignment.TraceContextEntry
 	(*Resources)(nil),                // 31: cc.v1.Resources
-	(*ContainerStatus)(nil),          // 32: cc.v1.ContainerStatus
-	(*timestamppb.Timestamp)(nil),    // 33: google.protobuf.Timestamp
-	(*EdgeUpdate)(nil),               // 34: cc.v1.EdgeUpdate
-	(*StatsRequest)(nil),             // 35: cc.v1.StatsRequest
-	(*ExecResponse)(nil),             // 36: cc.v1.ExecResponse
-	(*ExecRequest)(nil),              // 37: cc.v1.ExecRequest
-	(*ClusterTrust)(nil),             // 38: cc.v1.ClusterTrust
-	(*ContainerSpec)(nil),            // 39: cc.v1.ContainerSpec
-	(DesiredState)(0),                // 40: cc.v1.DesiredState
-	(*ContainerLogsResponse)(nil),    // 41: cc.v1.ContainerLogsResponse
-	(*SendStatsRequest)(nil),         // 42: cc.v1.SendStatsRequest
-	(*SendStatsResponse)(nil),        // 43: cc.v1.SendStatsResponse
+	(*EdgeTraffic)(nil),              // 32: cc.v1.EdgeTraffic
+	(*ContainerStatus)(nil),          // 33: cc.v1.ContainerStatus
+	(*timestamppb.Timestamp)(nil),    // 34: google.protobuf.Timestamp
+	(*EdgeUpdate)(nil),               // 35: cc.v1.EdgeUpdate
+	(*StatsRequest)(nil),             // 36: cc.v1.StatsRequest
+	(*ExecResponse)(nil),             // 37: cc.v1.ExecResponse
+	(*ExecRequest)(nil),              // 38: cc.v1.ExecRequest
+	(*ClusterTrust)(nil),             // 39: cc.v1.ClusterTrust
+	(*ContainerSpec)(nil),            // 40: cc.v1.ContainerSpec
+	(DesiredState)(0),                // 41: cc.v1.DesiredState
+	(*ContainerLogsResponse)(nil),    // 42: cc.v1.ContainerLogsResponse
+	(*SendStatsRequest)(nil),         // 43: cc.v1.SendStatsRequest
+	(*SendStatsResponse)(nil),        // 44: cc.v1.SendStatsResponse
 }
 var file_cc_v1_agent_proto_depIdxs = []int32{
 	1,  // 0: cc.v1.UploadBlobRequest.header:type_name -> cc.v1.UploadBlobHeader
@@ -2097,49 +2108,50 @@ var file_cc_v1_agent_proto_depIdxs = []int32{
 	10, // 5: cc.v1.SessionRequest.status:type_name -> cc.v1.StatusBatch
 	31, // 6: cc.v1.SessionHello.resources:type_name -> cc.v1.Resources
 	29, // 7: cc.v1.SessionHello.labels:type_name -> cc.v1.SessionHello.LabelsEntry
-	11, // 8: cc.v1.StatusBatch.statuses:type_name -> cc.v1.TaskStatus
-	32, // 9: cc.v1.TaskStatus.status:type_name -> cc.v1.ContainerStatus
-	33, // 10: cc.v1.TaskStatus.observed_at:type_name -> google.protobuf.Timestamp
-	19, // 11: cc.v1.SessionResponse.full:type_name -> cc.v1.AssignmentSet
-	20, // 12: cc.v1.SessionResponse.changes:type_name -> cc.v1.AssignmentChanges
-	21, // 13: cc.v1.SessionResponse.logs:type_name -> cc.v1.LogRequest
-	22, // 14: cc.v1.SessionResponse.log_cancel:type_name -> cc.v1.LogCancel
-	17, // 15: cc.v1.SessionResponse.servers:type_name -> cc.v1.ServerList
-	34, // 16: cc.v1.SessionResponse.edge:type_name -> cc.v1.EdgeUpdate
-	13, // 17: cc.v1.SessionResponse.volumes:type_name -> cc.v1.VolumeList
-	35, // 18: cc.v1.SessionResponse.stats:type_name -> cc.v1.StatsRequest
-	14, // 19: cc.v1.SessionResponse.exec:type_name -> cc.v1.ExecOpen
-	36, // 20: cc.v1.ServeExecRequest.response:type_name -> cc.v1.ExecResponse
-	37, // 21: cc.v1.ServeExecResponse.request:type_name -> cc.v1.ExecRequest
-	38, // 22: cc.v1.ServerList.trust:type_name -> cc.v1.ClusterTrust
-	39, // 23: cc.v1.Assignment.spec:type_name -> cc.v1.ContainerSpec
-	40, // 24: cc.v1.Assignment.desired:type_name -> cc.v1.DesiredState
-	30, // 25: cc.v1.Assignment.trace_context:type_name -> cc.v1.Assignment.TraceContextEntry
-	18, // 26: cc.v1.AssignmentSet.assignments:type_name -> cc.v1.Assignment
-	18, // 27: cc.v1.AssignmentChanges.updated:type_name -> cc.v1.Assignment
-	24, // 28: cc.v1.SendLogsRequest.header:type_name -> cc.v1.LogHeader
-	41, // 29: cc.v1.SendLogsRequest.chunk:type_name -> cc.v1.ContainerLogsResponse
-	3,  // 30: cc.v1.AgentService.Join:input_type -> cc.v1.JoinRequest
-	5,  // 31: cc.v1.AgentService.RenewCertificate:input_type -> cc.v1.RenewCertificateRequest
-	7,  // 32: cc.v1.AgentService.Session:input_type -> cc.v1.SessionRequest
-	23, // 33: cc.v1.AgentService.SendLogs:input_type -> cc.v1.SendLogsRequest
-	42, // 34: cc.v1.AgentService.SendStats:input_type -> cc.v1.SendStatsRequest
-	15, // 35: cc.v1.AgentService.ServeExec:input_type -> cc.v1.ServeExecRequest
-	26, // 36: cc.v1.AgentService.FetchBlob:input_type -> cc.v1.FetchBlobRequest
-	0,  // 37: cc.v1.AgentService.UploadBlob:input_type -> cc.v1.UploadBlobRequest
-	4,  // 38: cc.v1.AgentService.Join:output_type -> cc.v1.JoinResponse
-	6,  // 39: cc.v1.AgentService.RenewCertificate:output_type -> cc.v1.RenewCertificateResponse
-	12, // 40: cc.v1.AgentService.Session:output_type -> cc.v1.SessionResponse
-	25, // 41: cc.v1.AgentService.SendLogs:output_type -> cc.v1.SendLogsResponse
-	43, // 42: cc.v1.AgentService.SendStats:output_type -> cc.v1.SendStatsResponse
-	16, // 43: cc.v1.AgentService.ServeExec:output_type -> cc.v1.ServeExecResponse
-	27, // 44: cc.v1.AgentService.FetchBlob:output_type -> cc.v1.FetchBlobResponse
-	2,  // 45: cc.v1.AgentService.UploadBlob:output_type -> cc.v1.UploadBlobResponse
-	38, // [38:46] is the sub-list for method output_type
-	30, // [30:38] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	32, // 8: cc.v1.Heartbeat.edge:type_name -> cc.v1.EdgeTraffic
+	11, // 9: cc.v1.StatusBatch.statuses:type_name -> cc.v1.TaskStatus
+	33, // 10: cc.v1.TaskStatus.status:type_name -> cc.v1.ContainerStatus
+	34, // 11: cc.v1.TaskStatus.observed_at:type_name -> google.protobuf.Timestamp
+	19, // 12: cc.v1.SessionResponse.full:type_name -> cc.v1.AssignmentSet
+	20, // 13: cc.v1.SessionResponse.changes:type_name -> cc.v1.AssignmentChanges
+	21, // 14: cc.v1.SessionResponse.logs:type_name -> cc.v1.LogRequest
+	22, // 15: cc.v1.SessionResponse.log_cancel:type_name -> cc.v1.LogCancel
+	17, // 16: cc.v1.SessionResponse.servers:type_name -> cc.v1.ServerList
+	35, // 17: cc.v1.SessionResponse.edge:type_name -> cc.v1.EdgeUpdate
+	13, // 18: cc.v1.SessionResponse.volumes:type_name -> cc.v1.VolumeList
+	36, // 19: cc.v1.SessionResponse.stats:type_name -> cc.v1.StatsRequest
+	14, // 20: cc.v1.SessionResponse.exec:type_name -> cc.v1.ExecOpen
+	37, // 21: cc.v1.ServeExecRequest.response:type_name -> cc.v1.ExecResponse
+	38, // 22: cc.v1.ServeExecResponse.request:type_name -> cc.v1.ExecRequest
+	39, // 23: cc.v1.ServerList.trust:type_name -> cc.v1.ClusterTrust
+	40, // 24: cc.v1.Assignment.spec:type_name -> cc.v1.ContainerSpec
+	41, // 25: cc.v1.Assignment.desired:type_name -> cc.v1.DesiredState
+	30, // 26: cc.v1.Assignment.trace_context:type_name -> cc.v1.Assignment.TraceContextEntry
+	18, // 27: cc.v1.AssignmentSet.assignments:type_name -> cc.v1.Assignment
+	18, // 28: cc.v1.AssignmentChanges.updated:type_name -> cc.v1.Assignment
+	24, // 29: cc.v1.SendLogsRequest.header:type_name -> cc.v1.LogHeader
+	42, // 30: cc.v1.SendLogsRequest.chunk:type_name -> cc.v1.ContainerLogsResponse
+	3,  // 31: cc.v1.AgentService.Join:input_type -> cc.v1.JoinRequest
+	5,  // 32: cc.v1.AgentService.RenewCertificate:input_type -> cc.v1.RenewCertificateRequest
+	7,  // 33: cc.v1.AgentService.Session:input_type -> cc.v1.SessionRequest
+	23, // 34: cc.v1.AgentService.SendLogs:input_type -> cc.v1.SendLogsRequest
+	43, // 35: cc.v1.AgentService.SendStats:input_type -> cc.v1.SendStatsRequest
+	15, // 36: cc.v1.AgentService.ServeExec:input_type -> cc.v1.ServeExecRequest
+	26, // 37: cc.v1.AgentService.FetchBlob:input_type -> cc.v1.FetchBlobRequest
+	0,  // 38: cc.v1.AgentService.UploadBlob:input_type -> cc.v1.UploadBlobRequest
+	4,  // 39: cc.v1.AgentService.Join:output_type -> cc.v1.JoinResponse
+	6,  // 40: cc.v1.AgentService.RenewCertificate:output_type -> cc.v1.RenewCertificateResponse
+	12, // 41: cc.v1.AgentService.Session:output_type -> cc.v1.SessionResponse
+	25, // 42: cc.v1.AgentService.SendLogs:output_type -> cc.v1.SendLogsResponse
+	44, // 43: cc.v1.AgentService.SendStats:output_type -> cc.v1.SendStatsResponse
+	16, // 44: cc.v1.AgentService.ServeExec:output_type -> cc.v1.ServeExecResponse
+	27, // 45: cc.v1.AgentService.FetchBlob:output_type -> cc.v1.FetchBlobResponse
+	2,  // 46: cc.v1.AgentService.UploadBlob:output_type -> cc.v1.UploadBlobResponse
+	39, // [39:47] is the sub-list for method output_type
+	31, // [31:39] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_agent_proto_init() }

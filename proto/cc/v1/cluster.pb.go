@@ -1231,8 +1231,16 @@ type GetStatusResponse struct {
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// server_name is the human name of the server that answered (its
 	// configured name, by default its host name).
-	ServerName    string    `protobuf:"bytes,13,opt,name=server_name,json=serverName,proto3" json:"server_name,omitempty"`
-	Settings      *Settings `protobuf:"bytes,14,opt,name=settings,proto3" json:"settings,omitempty"`
+	ServerName string    `protobuf:"bytes,13,opt,name=server_name,json=serverName,proto3" json:"server_name,omitempty"`
+	Settings   *Settings `protobuf:"bytes,14,opt,name=settings,proto3" json:"settings,omitempty"`
+	// jobs_by_state counts the jobs in each state, keyed by the state's
+	// name (JOB_STATE_QUEUED, ...); a state without jobs is left out.
+	JobsByState map[string]uint64 `protobuf:"bytes,15,rep,name=jobs_by_state,json=jobsByState,proto3" json:"jobs_by_state,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// edge sums the edge traffic the nodes with a live session reported in
+	// their last heartbeat (each counts from its agent's start), and
+	// edge_nodes is how many nodes that is.
+	Edge          *EdgeTraffic `protobuf:"bytes,16,opt,name=edge,proto3" json:"edge,omitempty"`
+	EdgeNodes     uint32       `protobuf:"varint,17,opt,name=edge_nodes,json=edgeNodes,proto3" json:"edge_nodes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1365,6 +1373,27 @@ func (x *GetStatusResponse) GetSettings() *Settings {
 	return nil
 }
 
+func (x *GetStatusResponse) GetJobsByState() map[string]uint64 {
+	if x != nil {
+		return x.JobsByState
+	}
+	return nil
+}
+
+func (x *GetStatusResponse) GetEdge() *EdgeTraffic {
+	if x != nil {
+		return x.Edge
+	}
+	return nil
+}
+
+func (x *GetStatusResponse) GetEdgeNodes() uint32 {
+	if x != nil {
+		return x.EdgeNodes
+	}
+	return 0
+}
+
 // Server is one member of the raft configuration.
 type Server struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -1439,7 +1468,7 @@ var File_cc_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_cc_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x13cc/v1/cluster.proto\x12\x05cc.v1\x1a\x14cc/v1/security.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x02\n" +
+	"\x13cc/v1/cluster.proto\x12\x05cc.v1\x1a\x10cc/v1/edge.proto\x1a\x14cc/v1/security.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x02\n" +
 	"\bSettings\x12J\n" +
 	"\x13scheduling_strategy\x18\x01 \x01(\x0e2\x19.cc.v1.SchedulingStrategyR\x12schedulingStrategy\x12'\n" +
 	"\x04edge\x18\x02 \x01(\v2\x13.cc.v1.EdgeSettingsR\x04edge\x12,\n" +
@@ -1522,7 +1551,7 @@ const file_cc_v1_cluster_proto_rawDesc = "" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x16\n" +
 	"\x06sha256\x18\x02 \x01(\tR\x06sha256\x12\x12\n" +
 	"\x04data\x18\x03 \x01(\fR\x04data\"\x12\n" +
-	"\x10GetStatusRequest\"\xf9\x03\n" +
+	"\x10GetStatusRequest\"\xcf\x05\n" +
 	"\x11GetStatusResponse\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x18\n" +
@@ -1543,7 +1572,14 @@ const file_cc_v1_cluster_proto_rawDesc = "" +
 	"created_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1f\n" +
 	"\vserver_name\x18\r \x01(\tR\n" +
 	"serverName\x12+\n" +
-	"\bsettings\x18\x0e \x01(\v2\x0f.cc.v1.SettingsR\bsettings\"f\n" +
+	"\bsettings\x18\x0e \x01(\v2\x0f.cc.v1.SettingsR\bsettings\x12M\n" +
+	"\rjobs_by_state\x18\x0f \x03(\v2).cc.v1.GetStatusResponse.JobsByStateEntryR\vjobsByState\x12&\n" +
+	"\x04edge\x18\x10 \x01(\v2\x12.cc.v1.EdgeTrafficR\x04edge\x12\x1d\n" +
+	"\n" +
+	"edge_nodes\x18\x11 \x01(\rR\tedgeNodes\x1a>\n" +
+	"\x10JobsByStateEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"f\n" +
 	"\x06Server\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1a\n" +
@@ -1574,7 +1610,7 @@ func file_cc_v1_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_cc_v1_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cc_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_cc_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_cc_v1_cluster_proto_goTypes = []any{
 	(SchedulingStrategy)(0),            // 0: cc.v1.SchedulingStrategy
 	(*Settings)(nil),                   // 1: cc.v1.Settings
@@ -1597,43 +1633,47 @@ var file_cc_v1_cluster_proto_goTypes = []any{
 	(*GetStatusRequest)(nil),           // 18: cc.v1.GetStatusRequest
 	(*GetStatusResponse)(nil),          // 19: cc.v1.GetStatusResponse
 	(*Server)(nil),                     // 20: cc.v1.Server
-	(*SecuritySettings)(nil),           // 21: cc.v1.SecuritySettings
-	(*durationpb.Duration)(nil),        // 22: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),      // 23: google.protobuf.Timestamp
+	nil,                                // 21: cc.v1.GetStatusResponse.JobsByStateEntry
+	(*SecuritySettings)(nil),           // 22: cc.v1.SecuritySettings
+	(*durationpb.Duration)(nil),        // 23: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),      // 24: google.protobuf.Timestamp
+	(*EdgeTraffic)(nil),                // 25: cc.v1.EdgeTraffic
 }
 var file_cc_v1_cluster_proto_depIdxs = []int32{
 	0,  // 0: cc.v1.Settings.scheduling_strategy:type_name -> cc.v1.SchedulingStrategy
 	5,  // 1: cc.v1.Settings.edge:type_name -> cc.v1.EdgeSettings
 	4,  // 2: cc.v1.Settings.limits:type_name -> cc.v1.LimitSettings
 	2,  // 3: cc.v1.Settings.audit:type_name -> cc.v1.AuditSettings
-	21, // 4: cc.v1.Settings.security:type_name -> cc.v1.SecuritySettings
+	22, // 4: cc.v1.Settings.security:type_name -> cc.v1.SecuritySettings
 	3,  // 5: cc.v1.Settings.quotas:type_name -> cc.v1.QuotaSettings
-	22, // 6: cc.v1.AuditSettings.max_age:type_name -> google.protobuf.Duration
+	23, // 6: cc.v1.AuditSettings.max_age:type_name -> google.protobuf.Duration
 	1,  // 7: cc.v1.UpdateSettingsRequest.settings:type_name -> cc.v1.Settings
 	1,  // 8: cc.v1.UpdateSettingsResponse.settings:type_name -> cc.v1.Settings
 	10, // 9: cc.v1.ListServersResponse.servers:type_name -> cc.v1.ServerInfo
-	22, // 10: cc.v1.ServerInfo.last_contact:type_name -> google.protobuf.Duration
+	23, // 10: cc.v1.ServerInfo.last_contact:type_name -> google.protobuf.Duration
 	11, // 11: cc.v1.ServerInfo.checks:type_name -> cc.v1.ReadinessCheck
 	20, // 12: cc.v1.GetStatusResponse.servers:type_name -> cc.v1.Server
-	23, // 13: cc.v1.GetStatusResponse.created_at:type_name -> google.protobuf.Timestamp
+	24, // 13: cc.v1.GetStatusResponse.created_at:type_name -> google.protobuf.Timestamp
 	1,  // 14: cc.v1.GetStatusResponse.settings:type_name -> cc.v1.Settings
-	18, // 15: cc.v1.ClusterService.GetStatus:input_type -> cc.v1.GetStatusRequest
-	8,  // 16: cc.v1.ClusterService.ListServers:input_type -> cc.v1.ListServersRequest
-	12, // 17: cc.v1.ClusterService.RemoveServer:input_type -> cc.v1.RemoveServerRequest
-	14, // 18: cc.v1.ClusterService.TransferLeadership:input_type -> cc.v1.TransferLeadershipRequest
-	16, // 19: cc.v1.ClusterService.SaveSnapshot:input_type -> cc.v1.SaveSnapshotRequest
-	6,  // 20: cc.v1.ClusterService.UpdateSettings:input_type -> cc.v1.UpdateSettingsRequest
-	19, // 21: cc.v1.ClusterService.GetStatus:output_type -> cc.v1.GetStatusResponse
-	9,  // 22: cc.v1.ClusterService.ListServers:output_type -> cc.v1.ListServersResponse
-	13, // 23: cc.v1.ClusterService.RemoveServer:output_type -> cc.v1.RemoveServerResponse
-	15, // 24: cc.v1.ClusterService.TransferLeadership:output_type -> cc.v1.TransferLeadershipResponse
-	17, // 25: cc.v1.ClusterService.SaveSnapshot:output_type -> cc.v1.SaveSnapshotResponse
-	7,  // 26: cc.v1.ClusterService.UpdateSettings:output_type -> cc.v1.UpdateSettingsResponse
-	21, // [21:27] is the sub-list for method output_type
-	15, // [15:21] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	21, // 15: cc.v1.GetStatusResponse.jobs_by_state:type_name -> cc.v1.GetStatusResponse.JobsByStateEntry
+	25, // 16: cc.v1.GetStatusResponse.edge:type_name -> cc.v1.EdgeTraffic
+	18, // 17: cc.v1.ClusterService.GetStatus:input_type -> cc.v1.GetStatusRequest
+	8,  // 18: cc.v1.ClusterService.ListServers:input_type -> cc.v1.ListServersRequest
+	12, // 19: cc.v1.ClusterService.RemoveServer:input_type -> cc.v1.RemoveServerRequest
+	14, // 20: cc.v1.ClusterService.TransferLeadership:input_type -> cc.v1.TransferLeadershipRequest
+	16, // 21: cc.v1.ClusterService.SaveSnapshot:input_type -> cc.v1.SaveSnapshotRequest
+	6,  // 22: cc.v1.ClusterService.UpdateSettings:input_type -> cc.v1.UpdateSettingsRequest
+	19, // 23: cc.v1.ClusterService.GetStatus:output_type -> cc.v1.GetStatusResponse
+	9,  // 24: cc.v1.ClusterService.ListServers:output_type -> cc.v1.ListServersResponse
+	13, // 25: cc.v1.ClusterService.RemoveServer:output_type -> cc.v1.RemoveServerResponse
+	15, // 26: cc.v1.ClusterService.TransferLeadership:output_type -> cc.v1.TransferLeadershipResponse
+	17, // 27: cc.v1.ClusterService.SaveSnapshot:output_type -> cc.v1.SaveSnapshotResponse
+	7,  // 28: cc.v1.ClusterService.UpdateSettings:output_type -> cc.v1.UpdateSettingsResponse
+	23, // [23:29] is the sub-list for method output_type
+	17, // [17:23] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_cluster_proto_init() }
@@ -1641,6 +1681,7 @@ func file_cc_v1_cluster_proto_init() {
 	if File_cc_v1_cluster_proto != nil {
 		return
 	}
+	file_cc_v1_edge_proto_init()
 	file_cc_v1_security_proto_init()
 	file_cc_v1_cluster_proto_msgTypes[1].OneofWrappers = []any{}
 	file_cc_v1_cluster_proto_msgTypes[2].OneofWrappers = []any{}
@@ -1651,7 +1692,7 @@ func file_cc_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_v1_cluster_proto_rawDesc), len(file_cc_v1_cluster_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   20,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

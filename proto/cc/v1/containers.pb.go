@@ -302,6 +302,143 @@ func (HealthState) EnumDescriptor() ([]byte, []int) {
 	return file_cc_v1_containers_proto_rawDescGZIP(), []int{4}
 }
 
+// WatchContainersRequest filters the containers to watch, as
+// ListContainersRequest does.
+type WatchContainersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// all includes exited, failed and stopped containers.
+	All bool `protobuf:"varint,1,opt,name=all,proto3" json:"all,omitempty"`
+	// node limits the stream to one node (id or name).
+	Node string `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	// service limits it to one service's tasks (id, unique id prefix or name).
+	Service string `protobuf:"bytes,3,opt,name=service,proto3" json:"service,omitempty"`
+	// id limits it to one container (id, unique id prefix or name).
+	Id            string `protobuf:"bytes,4,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchContainersRequest) Reset() {
+	*x = WatchContainersRequest{}
+	mi := &file_cc_v1_containers_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchContainersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchContainersRequest) ProtoMessage() {}
+
+func (x *WatchContainersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_containers_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchContainersRequest.ProtoReflect.Descriptor instead.
+func (*WatchContainersRequest) Descriptor() ([]byte, []int) {
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *WatchContainersRequest) GetAll() bool {
+	if x != nil {
+		return x.All
+	}
+	return false
+}
+
+func (x *WatchContainersRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *WatchContainersRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *WatchContainersRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// WatchContainersResponse is one event of the stream (see WatchEvent).
+type WatchContainersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Event WatchEvent             `protobuf:"varint,1,opt,name=event,proto3,enum=cc.v1.WatchEvent" json:"event,omitempty"`
+	// id is the container's id (PUT and REMOVED).
+	Id string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	// container is the container as it is now (PUT).
+	Container     *Container `protobuf:"bytes,3,opt,name=container,proto3" json:"container,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchContainersResponse) Reset() {
+	*x = WatchContainersResponse{}
+	mi := &file_cc_v1_containers_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchContainersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchContainersResponse) ProtoMessage() {}
+
+func (x *WatchContainersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_containers_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchContainersResponse.ProtoReflect.Descriptor instead.
+func (*WatchContainersResponse) Descriptor() ([]byte, []int) {
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *WatchContainersResponse) GetEvent() WatchEvent {
+	if x != nil {
+		return x.Event
+	}
+	return WatchEvent_WATCH_EVENT_UNSPECIFIED
+}
+
+func (x *WatchContainersResponse) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *WatchContainersResponse) GetContainer() *Container {
+	if x != nil {
+		return x.Container
+	}
+	return nil
+}
+
 // PortMapping publishes a container port on the node.
 type PortMapping struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -315,7 +452,7 @@ type PortMapping struct {
 
 func (x *PortMapping) Reset() {
 	*x = PortMapping{}
-	mi := &file_cc_v1_containers_proto_msgTypes[0]
+	mi := &file_cc_v1_containers_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -327,7 +464,7 @@ func (x *PortMapping) String() string {
 func (*PortMapping) ProtoMessage() {}
 
 func (x *PortMapping) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[0]
+	mi := &file_cc_v1_containers_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -340,7 +477,7 @@ func (x *PortMapping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortMapping.ProtoReflect.Descriptor instead.
 func (*PortMapping) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{0}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *PortMapping) GetHostPort() int32 {
@@ -386,7 +523,7 @@ type ContainerResources struct {
 
 func (x *ContainerResources) Reset() {
 	*x = ContainerResources{}
-	mi := &file_cc_v1_containers_proto_msgTypes[1]
+	mi := &file_cc_v1_containers_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -398,7 +535,7 @@ func (x *ContainerResources) String() string {
 func (*ContainerResources) ProtoMessage() {}
 
 func (x *ContainerResources) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[1]
+	mi := &file_cc_v1_containers_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -411,7 +548,7 @@ func (x *ContainerResources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerResources.ProtoReflect.Descriptor instead.
 func (*ContainerResources) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{1}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ContainerResources) GetMemoryBytes() int64 {
@@ -485,7 +622,7 @@ type HealthCheck struct {
 
 func (x *HealthCheck) Reset() {
 	*x = HealthCheck{}
-	mi := &file_cc_v1_containers_proto_msgTypes[2]
+	mi := &file_cc_v1_containers_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -497,7 +634,7 @@ func (x *HealthCheck) String() string {
 func (*HealthCheck) ProtoMessage() {}
 
 func (x *HealthCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[2]
+	mi := &file_cc_v1_containers_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -510,7 +647,7 @@ func (x *HealthCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthCheck.ProtoReflect.Descriptor instead.
 func (*HealthCheck) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{2}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *HealthCheck) GetExec() []string {
@@ -604,7 +741,7 @@ type ContainerSpec struct {
 
 func (x *ContainerSpec) Reset() {
 	*x = ContainerSpec{}
-	mi := &file_cc_v1_containers_proto_msgTypes[3]
+	mi := &file_cc_v1_containers_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -616,7 +753,7 @@ func (x *ContainerSpec) String() string {
 func (*ContainerSpec) ProtoMessage() {}
 
 func (x *ContainerSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[3]
+	mi := &file_cc_v1_containers_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -629,7 +766,7 @@ func (x *ContainerSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerSpec.ProtoReflect.Descriptor instead.
 func (*ContainerSpec) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{3}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ContainerSpec) GetImage() string {
@@ -775,7 +912,7 @@ type Mount struct {
 
 func (x *Mount) Reset() {
 	*x = Mount{}
-	mi := &file_cc_v1_containers_proto_msgTypes[4]
+	mi := &file_cc_v1_containers_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -787,7 +924,7 @@ func (x *Mount) String() string {
 func (*Mount) ProtoMessage() {}
 
 func (x *Mount) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[4]
+	mi := &file_cc_v1_containers_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -800,7 +937,7 @@ func (x *Mount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mount.ProtoReflect.Descriptor instead.
 func (*Mount) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{4}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Mount) GetType() string {
@@ -876,7 +1013,7 @@ type JobSandbox struct {
 
 func (x *JobSandbox) Reset() {
 	*x = JobSandbox{}
-	mi := &file_cc_v1_containers_proto_msgTypes[5]
+	mi := &file_cc_v1_containers_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -888,7 +1025,7 @@ func (x *JobSandbox) String() string {
 func (*JobSandbox) ProtoMessage() {}
 
 func (x *JobSandbox) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[5]
+	mi := &file_cc_v1_containers_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -901,7 +1038,7 @@ func (x *JobSandbox) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobSandbox.ProtoReflect.Descriptor instead.
 func (*JobSandbox) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{5}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *JobSandbox) GetJobId() string {
@@ -975,7 +1112,7 @@ type JobResult struct {
 
 func (x *JobResult) Reset() {
 	*x = JobResult{}
-	mi := &file_cc_v1_containers_proto_msgTypes[6]
+	mi := &file_cc_v1_containers_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -987,7 +1124,7 @@ func (x *JobResult) String() string {
 func (*JobResult) ProtoMessage() {}
 
 func (x *JobResult) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[6]
+	mi := &file_cc_v1_containers_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1000,7 +1137,7 @@ func (x *JobResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobResult.ProtoReflect.Descriptor instead.
 func (*JobResult) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{6}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *JobResult) GetCollected() bool {
@@ -1085,7 +1222,7 @@ type ContainerStatus struct {
 
 func (x *ContainerStatus) Reset() {
 	*x = ContainerStatus{}
-	mi := &file_cc_v1_containers_proto_msgTypes[7]
+	mi := &file_cc_v1_containers_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1097,7 +1234,7 @@ func (x *ContainerStatus) String() string {
 func (*ContainerStatus) ProtoMessage() {}
 
 func (x *ContainerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[7]
+	mi := &file_cc_v1_containers_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1110,7 +1247,7 @@ func (x *ContainerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerStatus.ProtoReflect.Descriptor instead.
 func (*ContainerStatus) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{7}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ContainerStatus) GetState() ContainerState {
@@ -1235,7 +1372,7 @@ type Container struct {
 
 func (x *Container) Reset() {
 	*x = Container{}
-	mi := &file_cc_v1_containers_proto_msgTypes[8]
+	mi := &file_cc_v1_containers_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1247,7 +1384,7 @@ func (x *Container) String() string {
 func (*Container) ProtoMessage() {}
 
 func (x *Container) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[8]
+	mi := &file_cc_v1_containers_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1260,7 +1397,7 @@ func (x *Container) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Container.ProtoReflect.Descriptor instead.
 func (*Container) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{8}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Container) GetId() string {
@@ -1397,7 +1534,7 @@ type CreateContainerRequest struct {
 
 func (x *CreateContainerRequest) Reset() {
 	*x = CreateContainerRequest{}
-	mi := &file_cc_v1_containers_proto_msgTypes[9]
+	mi := &file_cc_v1_containers_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1409,7 +1546,7 @@ func (x *CreateContainerRequest) String() string {
 func (*CreateContainerRequest) ProtoMessage() {}
 
 func (x *CreateContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[9]
+	mi := &file_cc_v1_containers_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1422,7 +1559,7 @@ func (x *CreateContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateContainerRequest.ProtoReflect.Descriptor instead.
 func (*CreateContainerRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{9}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreateContainerRequest) GetName() string {
@@ -1456,7 +1593,7 @@ type CreateContainerResponse struct {
 
 func (x *CreateContainerResponse) Reset() {
 	*x = CreateContainerResponse{}
-	mi := &file_cc_v1_containers_proto_msgTypes[10]
+	mi := &file_cc_v1_containers_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1468,7 +1605,7 @@ func (x *CreateContainerResponse) String() string {
 func (*CreateContainerResponse) ProtoMessage() {}
 
 func (x *CreateContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[10]
+	mi := &file_cc_v1_containers_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1481,7 +1618,7 @@ func (x *CreateContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateContainerResponse.ProtoReflect.Descriptor instead.
 func (*CreateContainerResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{10}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreateContainerResponse) GetContainer() *Container {
@@ -1504,7 +1641,7 @@ type ListContainersRequest struct {
 
 func (x *ListContainersRequest) Reset() {
 	*x = ListContainersRequest{}
-	mi := &file_cc_v1_containers_proto_msgTypes[11]
+	mi := &file_cc_v1_containers_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1516,7 +1653,7 @@ func (x *ListContainersRequest) String() string {
 func (*ListContainersRequest) ProtoMessage() {}
 
 func (x *ListContainersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[11]
+	mi := &file_cc_v1_containers_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1529,7 +1666,7 @@ func (x *ListContainersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContainersRequest.ProtoReflect.Descriptor instead.
 func (*ListContainersRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{11}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListContainersRequest) GetAll() bool {
@@ -1556,7 +1693,7 @@ type ListContainersResponse struct {
 
 func (x *ListContainersResponse) Reset() {
 	*x = ListContainersResponse{}
-	mi := &file_cc_v1_containers_proto_msgTypes[12]
+	mi := &file_cc_v1_containers_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1568,7 +1705,7 @@ func (x *ListContainersResponse) String() string {
 func (*ListContainersResponse) ProtoMessage() {}
 
 func (x *ListContainersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[12]
+	mi := &file_cc_v1_containers_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1581,7 +1718,7 @@ func (x *ListContainersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContainersResponse.ProtoReflect.Descriptor instead.
 func (*ListContainersResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{12}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListContainersResponse) GetContainers() []*Container {
@@ -1601,7 +1738,7 @@ type GetContainerRequest struct {
 
 func (x *GetContainerRequest) Reset() {
 	*x = GetContainerRequest{}
-	mi := &file_cc_v1_containers_proto_msgTypes[13]
+	mi := &file_cc_v1_containers_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1613,7 +1750,7 @@ func (x *GetContainerRequest) String() string {
 func (*GetContainerRequest) ProtoMessage() {}
 
 func (x *GetContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[13]
+	mi := &file_cc_v1_containers_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1626,7 +1763,7 @@ func (x *GetContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetContainerRequest.ProtoReflect.Descriptor instead.
 func (*GetContainerRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{13}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetContainerRequest) GetId() string {
@@ -1646,7 +1783,7 @@ type GetContainerResponse struct {
 
 func (x *GetContainerResponse) Reset() {
 	*x = GetContainerResponse{}
-	mi := &file_cc_v1_containers_proto_msgTypes[14]
+	mi := &file_cc_v1_containers_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1658,7 +1795,7 @@ func (x *GetContainerResponse) String() string {
 func (*GetContainerResponse) ProtoMessage() {}
 
 func (x *GetContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[14]
+	mi := &file_cc_v1_containers_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1671,7 +1808,7 @@ func (x *GetContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetContainerResponse.ProtoReflect.Descriptor instead.
 func (*GetContainerResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{14}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetContainerResponse) GetContainer() *Container {
@@ -1691,7 +1828,7 @@ type StartContainerRequest struct {
 
 func (x *StartContainerRequest) Reset() {
 	*x = StartContainerRequest{}
-	mi := &file_cc_v1_containers_proto_msgTypes[15]
+	mi := &file_cc_v1_containers_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1703,7 +1840,7 @@ func (x *StartContainerRequest) String() string {
 func (*StartContainerRequest) ProtoMessage() {}
 
 func (x *StartContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[15]
+	mi := &file_cc_v1_containers_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1716,7 +1853,7 @@ func (x *StartContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartContainerRequest.ProtoReflect.Descriptor instead.
 func (*StartContainerRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{15}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StartContainerRequest) GetId() string {
@@ -1736,7 +1873,7 @@ type StartContainerResponse struct {
 
 func (x *StartContainerResponse) Reset() {
 	*x = StartContainerResponse{}
-	mi := &file_cc_v1_containers_proto_msgTypes[16]
+	mi := &file_cc_v1_containers_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1748,7 +1885,7 @@ func (x *StartContainerResponse) String() string {
 func (*StartContainerResponse) ProtoMessage() {}
 
 func (x *StartContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[16]
+	mi := &file_cc_v1_containers_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1761,7 +1898,7 @@ func (x *StartContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartContainerResponse.ProtoReflect.Descriptor instead.
 func (*StartContainerResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{16}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StartContainerResponse) GetContainer() *Container {
@@ -1783,7 +1920,7 @@ type StopContainerRequest struct {
 
 func (x *StopContainerRequest) Reset() {
 	*x = StopContainerRequest{}
-	mi := &file_cc_v1_containers_proto_msgTypes[17]
+	mi := &file_cc_v1_containers_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1795,7 +1932,7 @@ func (x *StopContainerRequest) String() string {
 func (*StopContainerRequest) ProtoMessage() {}
 
 func (x *StopContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[17]
+	mi := &file_cc_v1_containers_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1808,7 +1945,7 @@ func (x *StopContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopContainerRequest.ProtoReflect.Descriptor instead.
 func (*StopContainerRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{17}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StopContainerRequest) GetId() string {
@@ -1835,7 +1972,7 @@ type StopContainerResponse struct {
 
 func (x *StopContainerResponse) Reset() {
 	*x = StopContainerResponse{}
-	mi := &file_cc_v1_containers_proto_msgTypes[18]
+	mi := &file_cc_v1_containers_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1847,7 +1984,7 @@ func (x *StopContainerResponse) String() string {
 func (*StopContainerResponse) ProtoMessage() {}
 
 func (x *StopContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[18]
+	mi := &file_cc_v1_containers_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1860,7 +1997,7 @@ func (x *StopContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopContainerResponse.ProtoReflect.Descriptor instead.
 func (*StopContainerResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{18}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StopContainerResponse) GetContainer() *Container {
@@ -1882,7 +2019,7 @@ type RemoveContainerRequest struct {
 
 func (x *RemoveContainerRequest) Reset() {
 	*x = RemoveContainerRequest{}
-	mi := &file_cc_v1_containers_proto_msgTypes[19]
+	mi := &file_cc_v1_containers_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1894,7 +2031,7 @@ func (x *RemoveContainerRequest) String() string {
 func (*RemoveContainerRequest) ProtoMessage() {}
 
 func (x *RemoveContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[19]
+	mi := &file_cc_v1_containers_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1907,7 +2044,7 @@ func (x *RemoveContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContainerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveContainerRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{19}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RemoveContainerRequest) GetId() string {
@@ -1933,7 +2070,7 @@ type RemoveContainerResponse struct {
 
 func (x *RemoveContainerResponse) Reset() {
 	*x = RemoveContainerResponse{}
-	mi := &file_cc_v1_containers_proto_msgTypes[20]
+	mi := &file_cc_v1_containers_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1945,7 +2082,7 @@ func (x *RemoveContainerResponse) String() string {
 func (*RemoveContainerResponse) ProtoMessage() {}
 
 func (x *RemoveContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[20]
+	mi := &file_cc_v1_containers_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1958,7 +2095,7 @@ func (x *RemoveContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContainerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveContainerResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{20}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{22}
 }
 
 // ContainerLogsRequest says which logs to stream.
@@ -1975,7 +2112,7 @@ type ContainerLogsRequest struct {
 
 func (x *ContainerLogsRequest) Reset() {
 	*x = ContainerLogsRequest{}
-	mi := &file_cc_v1_containers_proto_msgTypes[21]
+	mi := &file_cc_v1_containers_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1987,7 +2124,7 @@ func (x *ContainerLogsRequest) String() string {
 func (*ContainerLogsRequest) ProtoMessage() {}
 
 func (x *ContainerLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[21]
+	mi := &file_cc_v1_containers_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2000,7 +2137,7 @@ func (x *ContainerLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerLogsRequest.ProtoReflect.Descriptor instead.
 func (*ContainerLogsRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{21}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ContainerLogsRequest) GetId() string {
@@ -2036,7 +2173,7 @@ type ContainerLogsResponse struct {
 
 func (x *ContainerLogsResponse) Reset() {
 	*x = ContainerLogsResponse{}
-	mi := &file_cc_v1_containers_proto_msgTypes[22]
+	mi := &file_cc_v1_containers_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2048,7 +2185,7 @@ func (x *ContainerLogsResponse) String() string {
 func (*ContainerLogsResponse) ProtoMessage() {}
 
 func (x *ContainerLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_containers_proto_msgTypes[22]
+	mi := &file_cc_v1_containers_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2061,7 +2198,7 @@ func (x *ContainerLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerLogsResponse.ProtoReflect.Descriptor instead.
 func (*ContainerLogsResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_containers_proto_rawDescGZIP(), []int{22}
+	return file_cc_v1_containers_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ContainerLogsResponse) GetStream() string {
@@ -2082,7 +2219,16 @@ var File_cc_v1_containers_proto protoreflect.FileDescriptor
 
 const file_cc_v1_containers_proto_rawDesc = "" +
 	"\n" +
-	"\x16cc/v1/containers.proto\x12\x05cc.v1\x1a\x10cc/v1/edge.proto\x1a\x14cc/v1/security.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"m\n" +
+	"\x16cc/v1/containers.proto\x12\x05cc.v1\x1a\x10cc/v1/edge.proto\x1a\x14cc/v1/security.proto\x1a\x11cc/v1/watch.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"h\n" +
+	"\x16WatchContainersRequest\x12\x10\n" +
+	"\x03all\x18\x01 \x01(\bR\x03all\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\x12\x18\n" +
+	"\aservice\x18\x03 \x01(\tR\aservice\x12\x0e\n" +
+	"\x02id\x18\x04 \x01(\tR\x02id\"\x82\x01\n" +
+	"\x17WatchContainersResponse\x12'\n" +
+	"\x05event\x18\x01 \x01(\x0e2\x11.cc.v1.WatchEventR\x05event\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12.\n" +
+	"\tcontainer\x18\x03 \x01(\v2\x10.cc.v1.ContainerR\tcontainer\"m\n" +
 	"\vPortMapping\x12\x1b\n" +
 	"\thost_port\x18\x01 \x01(\x05R\bhostPort\x12%\n" +
 	"\x0econtainer_port\x18\x02 \x01(\x05R\rcontainerPort\x12\x1a\n" +
@@ -2258,7 +2404,7 @@ const file_cc_v1_containers_proto_rawDesc = "" +
 	"\x18HEALTH_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15HEALTH_STATE_STARTING\x10\x01\x12\x18\n" +
 	"\x14HEALTH_STATE_HEALTHY\x10\x02\x12\x1a\n" +
-	"\x16HEALTH_STATE_UNHEALTHY\x10\x032\xb7\x04\n" +
+	"\x16HEALTH_STATE_UNHEALTHY\x10\x032\x8b\x05\n" +
 	"\x10ContainerService\x12P\n" +
 	"\x0fCreateContainer\x12\x1d.cc.v1.CreateContainerRequest\x1a\x1e.cc.v1.CreateContainerResponse\x12M\n" +
 	"\x0eListContainers\x12\x1c.cc.v1.ListContainersRequest\x1a\x1d.cc.v1.ListContainersResponse\x12G\n" +
@@ -2266,7 +2412,8 @@ const file_cc_v1_containers_proto_rawDesc = "" +
 	"\x0eStartContainer\x12\x1c.cc.v1.StartContainerRequest\x1a\x1d.cc.v1.StartContainerResponse\x12J\n" +
 	"\rStopContainer\x12\x1b.cc.v1.StopContainerRequest\x1a\x1c.cc.v1.StopContainerResponse\x12P\n" +
 	"\x0fRemoveContainer\x12\x1d.cc.v1.RemoveContainerRequest\x1a\x1e.cc.v1.RemoveContainerResponse\x12L\n" +
-	"\rContainerLogs\x12\x1b.cc.v1.ContainerLogsRequest\x1a\x1c.cc.v1.ContainerLogsResponse0\x01B/Z-github.com/containercodes/cc/proto/cc/v1;ccv1b\x06proto3"
+	"\rContainerLogs\x12\x1b.cc.v1.ContainerLogsRequest\x1a\x1c.cc.v1.ContainerLogsResponse0\x01\x12R\n" +
+	"\x0fWatchContainers\x12\x1d.cc.v1.WatchContainersRequest\x1a\x1e.cc.v1.WatchContainersResponse0\x01B/Z-github.com/containercodes/cc/proto/cc/v1;ccv1b\x06proto3"
 
 var (
 	file_cc_v1_containers_proto_rawDescOnce sync.Once
@@ -2281,94 +2428,101 @@ func file_cc_v1_containers_proto_rawDescGZIP() []byte {
 }
 
 var file_cc_v1_containers_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_cc_v1_containers_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_cc_v1_containers_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_cc_v1_containers_proto_goTypes = []any{
 	(RestartPolicy)(0),              // 0: cc.v1.RestartPolicy
 	(NetworkMode)(0),                // 1: cc.v1.NetworkMode
 	(ContainerState)(0),             // 2: cc.v1.ContainerState
 	(DesiredState)(0),               // 3: cc.v1.DesiredState
 	(HealthState)(0),                // 4: cc.v1.HealthState
-	(*PortMapping)(nil),             // 5: cc.v1.PortMapping
-	(*ContainerResources)(nil),      // 6: cc.v1.ContainerResources
-	(*HealthCheck)(nil),             // 7: cc.v1.HealthCheck
-	(*ContainerSpec)(nil),           // 8: cc.v1.ContainerSpec
-	(*Mount)(nil),                   // 9: cc.v1.Mount
-	(*JobSandbox)(nil),              // 10: cc.v1.JobSandbox
-	(*JobResult)(nil),               // 11: cc.v1.JobResult
-	(*ContainerStatus)(nil),         // 12: cc.v1.ContainerStatus
-	(*Container)(nil),               // 13: cc.v1.Container
-	(*CreateContainerRequest)(nil),  // 14: cc.v1.CreateContainerRequest
-	(*CreateContainerResponse)(nil), // 15: cc.v1.CreateContainerResponse
-	(*ListContainersRequest)(nil),   // 16: cc.v1.ListContainersRequest
-	(*ListContainersResponse)(nil),  // 17: cc.v1.ListContainersResponse
-	(*GetContainerRequest)(nil),     // 18: cc.v1.GetContainerRequest
-	(*GetContainerResponse)(nil),    // 19: cc.v1.GetContainerResponse
-	(*StartContainerRequest)(nil),   // 20: cc.v1.StartContainerRequest
-	(*StartContainerResponse)(nil),  // 21: cc.v1.StartContainerResponse
-	(*StopContainerRequest)(nil),    // 22: cc.v1.StopContainerRequest
-	(*StopContainerResponse)(nil),   // 23: cc.v1.StopContainerResponse
-	(*RemoveContainerRequest)(nil),  // 24: cc.v1.RemoveContainerRequest
-	(*RemoveContainerResponse)(nil), // 25: cc.v1.RemoveContainerResponse
-	(*ContainerLogsRequest)(nil),    // 26: cc.v1.ContainerLogsRequest
-	(*ContainerLogsResponse)(nil),   // 27: cc.v1.ContainerLogsResponse
-	(*durationpb.Duration)(nil),     // 28: google.protobuf.Duration
-	(*SecurityProfile)(nil),         // 29: cc.v1.SecurityProfile
-	(*timestamppb.Timestamp)(nil),   // 30: google.protobuf.Timestamp
-	(*PortRelay)(nil),               // 31: cc.v1.PortRelay
+	(*WatchContainersRequest)(nil),  // 5: cc.v1.WatchContainersRequest
+	(*WatchContainersResponse)(nil), // 6: cc.v1.WatchContainersResponse
+	(*PortMapping)(nil),             // 7: cc.v1.PortMapping
+	(*ContainerResources)(nil),      // 8: cc.v1.ContainerResources
+	(*HealthCheck)(nil),             // 9: cc.v1.HealthCheck
+	(*ContainerSpec)(nil),           // 10: cc.v1.ContainerSpec
+	(*Mount)(nil),                   // 11: cc.v1.Mount
+	(*JobSandbox)(nil),              // 12: cc.v1.JobSandbox
+	(*JobResult)(nil),               // 13: cc.v1.JobResult
+	(*ContainerStatus)(nil),         // 14: cc.v1.ContainerStatus
+	(*Container)(nil),               // 15: cc.v1.Container
+	(*CreateContainerRequest)(nil),  // 16: cc.v1.CreateContainerRequest
+	(*CreateContainerResponse)(nil), // 17: cc.v1.CreateContainerResponse
+	(*ListContainersRequest)(nil),   // 18: cc.v1.ListContainersRequest
+	(*ListContainersResponse)(nil),  // 19: cc.v1.ListContainersResponse
+	(*GetContainerRequest)(nil),     // 20: cc.v1.GetContainerRequest
+	(*GetContainerResponse)(nil),    // 21: cc.v1.GetContainerResponse
+	(*StartContainerRequest)(nil),   // 22: cc.v1.StartContainerRequest
+	(*StartContainerResponse)(nil),  // 23: cc.v1.StartContainerResponse
+	(*StopContainerRequest)(nil),    // 24: cc.v1.StopContainerRequest
+	(*StopContainerResponse)(nil),   // 25: cc.v1.StopContainerResponse
+	(*RemoveContainerRequest)(nil),  // 26: cc.v1.RemoveContainerRequest
+	(*RemoveContainerResponse)(nil), // 27: cc.v1.RemoveContainerResponse
+	(*ContainerLogsRequest)(nil),    // 28: cc.v1.ContainerLogsRequest
+	(*ContainerLogsResponse)(nil),   // 29: cc.v1.ContainerLogsResponse
+	(WatchEvent)(0),                 // 30: cc.v1.WatchEvent
+	(*durationpb.Duration)(nil),     // 31: google.protobuf.Duration
+	(*SecurityProfile)(nil),         // 32: cc.v1.SecurityProfile
+	(*timestamppb.Timestamp)(nil),   // 33: google.protobuf.Timestamp
+	(*PortRelay)(nil),               // 34: cc.v1.PortRelay
 }
 var file_cc_v1_containers_proto_depIdxs = []int32{
-	28, // 0: cc.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	28, // 1: cc.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	28, // 2: cc.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
-	6,  // 3: cc.v1.ContainerSpec.resources:type_name -> cc.v1.ContainerResources
-	0,  // 4: cc.v1.ContainerSpec.restart:type_name -> cc.v1.RestartPolicy
-	5,  // 5: cc.v1.ContainerSpec.ports:type_name -> cc.v1.PortMapping
-	1,  // 6: cc.v1.ContainerSpec.network:type_name -> cc.v1.NetworkMode
-	7,  // 7: cc.v1.ContainerSpec.health:type_name -> cc.v1.HealthCheck
-	28, // 8: cc.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
-	10, // 9: cc.v1.ContainerSpec.sandbox:type_name -> cc.v1.JobSandbox
-	29, // 10: cc.v1.ContainerSpec.security:type_name -> cc.v1.SecurityProfile
-	9,  // 11: cc.v1.ContainerSpec.mounts:type_name -> cc.v1.Mount
-	28, // 12: cc.v1.JobSandbox.timeout:type_name -> google.protobuf.Duration
-	28, // 13: cc.v1.JobSandbox.kill_grace:type_name -> google.protobuf.Duration
-	2,  // 14: cc.v1.ContainerStatus.state:type_name -> cc.v1.ContainerState
-	30, // 15: cc.v1.ContainerStatus.started_at:type_name -> google.protobuf.Timestamp
-	30, // 16: cc.v1.ContainerStatus.finished_at:type_name -> google.protobuf.Timestamp
-	4,  // 17: cc.v1.ContainerStatus.health:type_name -> cc.v1.HealthState
-	11, // 18: cc.v1.ContainerStatus.job_result:type_name -> cc.v1.JobResult
-	31, // 19: cc.v1.ContainerStatus.relays:type_name -> cc.v1.PortRelay
-	8,  // 20: cc.v1.Container.spec:type_name -> cc.v1.ContainerSpec
-	3,  // 21: cc.v1.Container.desired:type_name -> cc.v1.DesiredState
-	12, // 22: cc.v1.Container.status:type_name -> cc.v1.ContainerStatus
-	30, // 23: cc.v1.Container.created_at:type_name -> google.protobuf.Timestamp
-	30, // 24: cc.v1.Container.updated_at:type_name -> google.protobuf.Timestamp
-	30, // 25: cc.v1.Container.assigned_at:type_name -> google.protobuf.Timestamp
-	8,  // 26: cc.v1.CreateContainerRequest.spec:type_name -> cc.v1.ContainerSpec
-	13, // 27: cc.v1.CreateContainerResponse.container:type_name -> cc.v1.Container
-	13, // 28: cc.v1.ListContainersResponse.containers:type_name -> cc.v1.Container
-	13, // 29: cc.v1.GetContainerResponse.container:type_name -> cc.v1.Container
-	13, // 30: cc.v1.StartContainerResponse.container:type_name -> cc.v1.Container
-	28, // 31: cc.v1.StopContainerRequest.timeout:type_name -> google.protobuf.Duration
-	13, // 32: cc.v1.StopContainerResponse.container:type_name -> cc.v1.Container
-	14, // 33: cc.v1.ContainerService.CreateContainer:input_type -> cc.v1.CreateContainerRequest
-	16, // 34: cc.v1.ContainerService.ListContainers:input_type -> cc.v1.ListContainersRequest
-	18, // 35: cc.v1.ContainerService.GetContainer:input_type -> cc.v1.GetContainerRequest
-	20, // 36: cc.v1.ContainerService.StartContainer:input_type -> cc.v1.StartContainerRequest
-	22, // 37: cc.v1.ContainerService.StopContainer:input_type -> cc.v1.StopContainerRequest
-	24, // 38: cc.v1.ContainerService.RemoveContainer:input_type -> cc.v1.RemoveContainerRequest
-	26, // 39: cc.v1.ContainerService.ContainerLogs:input_type -> cc.v1.ContainerLogsRequest
-	15, // 40: cc.v1.ContainerService.CreateContainer:output_type -> cc.v1.CreateContainerResponse
-	17, // 41: cc.v1.ContainerService.ListContainers:output_type -> cc.v1.ListContainersResponse
-	19, // 42: cc.v1.ContainerService.GetContainer:output_type -> cc.v1.GetContainerResponse
-	21, // 43: cc.v1.ContainerService.StartContainer:output_type -> cc.v1.StartContainerResponse
-	23, // 44: cc.v1.ContainerService.StopContainer:output_type -> cc.v1.StopContainerResponse
-	25, // 45: cc.v1.ContainerService.RemoveContainer:output_type -> cc.v1.RemoveContainerResponse
-	27, // 46: cc.v1.ContainerService.ContainerLogs:output_type -> cc.v1.ContainerLogsResponse
-	40, // [40:47] is the sub-list for method output_type
-	33, // [33:40] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	30, // 0: cc.v1.WatchContainersResponse.event:type_name -> cc.v1.WatchEvent
+	15, // 1: cc.v1.WatchContainersResponse.container:type_name -> cc.v1.Container
+	31, // 2: cc.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	31, // 3: cc.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	31, // 4: cc.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
+	8,  // 5: cc.v1.ContainerSpec.resources:type_name -> cc.v1.ContainerResources
+	0,  // 6: cc.v1.ContainerSpec.restart:type_name -> cc.v1.RestartPolicy
+	7,  // 7: cc.v1.ContainerSpec.ports:type_name -> cc.v1.PortMapping
+	1,  // 8: cc.v1.ContainerSpec.network:type_name -> cc.v1.NetworkMode
+	9,  // 9: cc.v1.ContainerSpec.health:type_name -> cc.v1.HealthCheck
+	31, // 10: cc.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	12, // 11: cc.v1.ContainerSpec.sandbox:type_name -> cc.v1.JobSandbox
+	32, // 12: cc.v1.ContainerSpec.security:type_name -> cc.v1.SecurityProfile
+	11, // 13: cc.v1.ContainerSpec.mounts:type_name -> cc.v1.Mount
+	31, // 14: cc.v1.JobSandbox.timeout:type_name -> google.protobuf.Duration
+	31, // 15: cc.v1.JobSandbox.kill_grace:type_name -> google.protobuf.Duration
+	2,  // 16: cc.v1.ContainerStatus.state:type_name -> cc.v1.ContainerState
+	33, // 17: cc.v1.ContainerStatus.started_at:type_name -> google.protobuf.Timestamp
+	33, // 18: cc.v1.ContainerStatus.finished_at:type_name -> google.protobuf.Timestamp
+	4,  // 19: cc.v1.ContainerStatus.health:type_name -> cc.v1.HealthState
+	13, // 20: cc.v1.ContainerStatus.job_result:type_name -> cc.v1.JobResult
+	34, // 21: cc.v1.ContainerStatus.relays:type_name -> cc.v1.PortRelay
+	10, // 22: cc.v1.Container.spec:type_name -> cc.v1.ContainerSpec
+	3,  // 23: cc.v1.Container.desired:type_name -> cc.v1.DesiredState
+	14, // 24: cc.v1.Container.status:type_name -> cc.v1.ContainerStatus
+	33, // 25: cc.v1.Container.created_at:type_name -> google.protobuf.Timestamp
+	33, // 26: cc.v1.Container.updated_at:type_name -> google.protobuf.Timestamp
+	33, // 27: cc.v1.Container.assigned_at:type_name -> google.protobuf.Timestamp
+	10, // 28: cc.v1.CreateContainerRequest.spec:type_name -> cc.v1.ContainerSpec
+	15, // 29: cc.v1.CreateContainerResponse.container:type_name -> cc.v1.Container
+	15, // 30: cc.v1.ListContainersResponse.containers:type_name -> cc.v1.Container
+	15, // 31: cc.v1.GetContainerResponse.container:type_name -> cc.v1.Container
+	15, // 32: cc.v1.StartContainerResponse.container:type_name -> cc.v1.Container
+	31, // 33: cc.v1.StopContainerRequest.timeout:type_name -> google.protobuf.Duration
+	15, // 34: cc.v1.StopContainerResponse.container:type_name -> cc.v1.Container
+	16, // 35: cc.v1.ContainerService.CreateContainer:input_type -> cc.v1.CreateContainerRequest
+	18, // 36: cc.v1.ContainerService.ListContainers:input_type -> cc.v1.ListContainersRequest
+	20, // 37: cc.v1.ContainerService.GetContainer:input_type -> cc.v1.GetContainerRequest
+	22, // 38: cc.v1.ContainerService.StartContainer:input_type -> cc.v1.StartContainerRequest
+	24, // 39: cc.v1.ContainerService.StopContainer:input_type -> cc.v1.StopContainerRequest
+	26, // 40: cc.v1.ContainerService.RemoveContainer:input_type -> cc.v1.RemoveContainerRequest
+	28, // 41: cc.v1.ContainerService.ContainerLogs:input_type -> cc.v1.ContainerLogsRequest
+	5,  // 42: cc.v1.ContainerService.WatchContainers:input_type -> cc.v1.WatchContainersRequest
+	17, // 43: cc.v1.ContainerService.CreateContainer:output_type -> cc.v1.CreateContainerResponse
+	19, // 44: cc.v1.ContainerService.ListContainers:output_type -> cc.v1.ListContainersResponse
+	21, // 45: cc.v1.ContainerService.GetContainer:output_type -> cc.v1.GetContainerResponse
+	23, // 46: cc.v1.ContainerService.StartContainer:output_type -> cc.v1.StartContainerResponse
+	25, // 47: cc.v1.ContainerService.StopContainer:output_type -> cc.v1.StopContainerResponse
+	27, // 48: cc.v1.ContainerService.RemoveContainer:output_type -> cc.v1.RemoveContainerResponse
+	29, // 49: cc.v1.ContainerService.ContainerLogs:output_type -> cc.v1.ContainerLogsResponse
+	6,  // 50: cc.v1.ContainerService.WatchContainers:output_type -> cc.v1.WatchContainersResponse
+	43, // [43:51] is the sub-list for method output_type
+	35, // [35:43] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_containers_proto_init() }
@@ -2378,13 +2532,14 @@ func file_cc_v1_containers_proto_init() {
 	}
 	file_cc_v1_edge_proto_init()
 	file_cc_v1_security_proto_init()
+	file_cc_v1_watch_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_v1_containers_proto_rawDesc), len(file_cc_v1_containers_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   23,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

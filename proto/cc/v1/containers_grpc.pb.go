@@ -26,6 +26,7 @@ const (
 	ContainerService_StopContainer_FullMethodName   = "/cc.v1.ContainerService/StopContainer"
 	ContainerService_RemoveContainer_FullMethodName = "/cc.v1.ContainerService/RemoveContainer"
 	ContainerService_ContainerLogs_FullMethodName   = "/cc.v1.ContainerService/ContainerLogs"
+	ContainerService_WatchContainers_FullMethodName = "/cc.v1.ContainerService/WatchContainers"
 )
 
 // ContainerServiceClient is the client API for ContainerService service.
@@ -49,6 +50,10 @@ type ContainerServiceClient interface {
 	RemoveContainer(ctx context.Context, in *RemoveContainerRequest, opts ...grpc.CallOption) (*RemoveContainerResponse, error)
 	// ContainerLogs streams a container's stdout and stderr from its node.
 	ContainerLogs(ctx context.Context, in *ContainerLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ContainerLogsResponse], error)
+	// WatchContainers streams the containers a list would show (with the same
+	// filters), then every change: a container that stops matching (it
+	// exited, without all; it was removed) is sent as REMOVED.
+	WatchContainers(ctx context.Context, in *WatchContainersRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchContainersResponse], error)
 }
 
 type containerServiceClient struct {
@@ -138,6 +143,25 @@ func (c *containerServiceClient) ContainerLogs(ctx context.Context, in *Containe
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ContainerService_ContainerLogsClient = grpc.ServerStreamingClient[ContainerLogsResponse]
 
+func (c *containerServiceClient) WatchContainers(ctx context.Context, in *WatchContainersRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchContainersResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ContainerService_ServiceDesc.Streams[1], ContainerService_WatchContainers_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchContainersRequest, WatchContainersResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ContainerService_WatchContainersClient = grpc.ServerStreamingClient[WatchContainersResponse]
+
 // ContainerServiceServer is the server API for ContainerService service.
 // All implementations must embed UnimplementedContainerServiceServer
 // for forward compatibility.
@@ -159,6 +183,10 @@ type ContainerServiceServer interface {
 	RemoveContainer(context.Context, *RemoveContainerRequest) (*RemoveContainerResponse, error)
 	// ContainerLogs streams a container's stdout and stderr from its node.
 	ContainerLogs(*ContainerLogsRequest, grpc.ServerStreamingServer[ContainerLogsResponse]) error
+	// WatchContainers streams the containers a list would show (with the same
+	// filters), then every change: a container that stops matching (it
+	// exited, without all; it was removed) is sent as REMOVED.
+	WatchContainers(*WatchContainersRequest, grpc.ServerStreamingServer[WatchContainersResponse]) error
 	mustEmbedUnimplementedContainerServiceServer()
 }
 
@@ -189,6 +217,9 @@ func (UnimplementedContainerServiceServer) RemoveContainer(context.Context, *Rem
 }
 func (UnimplementedContainerServiceServer) ContainerLogs(*ContainerLogsRequest, grpc.ServerStreamingServer[ContainerLogsResponse]) error {
 	return status.Error(codes.Unimplemented, "method ContainerLogs not implemented")
+}
+func (UnimplementedContainerServiceServer) WatchContainers(*WatchContainersRequest, grpc.ServerStreamingServer[WatchContainersResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchContainers not implemented")
 }
 func (UnimplementedContainerServiceServer) mustEmbedUnimplementedContainerServiceServer() {}
 func (UnimplementedContainerServiceServer) testEmbeddedByValue()                          {}
@@ -330,6 +361,17 @@ func _ContainerService_ContainerLogs_Handler(srv interface{}, stream grpc.Server
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ContainerService_ContainerLogsServer = grpc.ServerStreamingServer[ContainerLogsResponse]
 
+func _ContainerService_WatchContainers_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchContainersRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ContainerServiceServer).WatchContainers(m, &grpc.GenericServerStream[WatchContainersRequest, WatchContainersResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ContainerService_WatchContainersServer = grpc.ServerStreamingServer[WatchContainersResponse]
+
 // ContainerService_ServiceDesc is the grpc.ServiceDesc for ContainerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -366,6 +408,11 @@ var ContainerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "ContainerLogs",
 			Handler:       _ContainerService_ContainerLogs_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchContainers",
+			Handler:       _ContainerService_WatchContainers_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -95,6 +95,61 @@ func (LoadBalancing) EnumDescriptor() ([]byte, []int) {
 }
 
 // Upstream is a fixed address a route sends requests to.
+// EdgeTraffic counts the requests an agent's edge served since the agent
+// started: all of them, and the errors among them (those answered with a
+// 5xx status, the edge's own or an upstream's).
+type EdgeTraffic struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Requests      uint64                 `protobuf:"varint,1,opt,name=requests,proto3" json:"requests,omitempty"`
+	Errors        uint64                 `protobuf:"varint,2,opt,name=errors,proto3" json:"errors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EdgeTraffic) Reset() {
+	*x = EdgeTraffic{}
+	mi := &file_cc_v1_edge_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EdgeTraffic) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EdgeTraffic) ProtoMessage() {}
+
+func (x *EdgeTraffic) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_edge_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EdgeTraffic.ProtoReflect.Descriptor instead.
+func (*EdgeTraffic) Descriptor() ([]byte, []int) {
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *EdgeTraffic) GetRequests() uint64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *EdgeTraffic) GetErrors() uint64 {
+	if x != nil {
+		return x.Errors
+	}
+	return 0
+}
+
 type Upstream struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// address is host:port.
@@ -107,7 +162,7 @@ type Upstream struct {
 
 func (x *Upstream) Reset() {
 	*x = Upstream{}
-	mi := &file_cc_v1_edge_proto_msgTypes[0]
+	mi := &file_cc_v1_edge_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -119,7 +174,7 @@ func (x *Upstream) String() string {
 func (*Upstream) ProtoMessage() {}
 
 func (x *Upstream) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[0]
+	mi := &file_cc_v1_edge_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -132,7 +187,7 @@ func (x *Upstream) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Upstream.ProtoReflect.Descriptor instead.
 func (*Upstream) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{0}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Upstream) GetAddress() string {
@@ -168,7 +223,7 @@ type RouteHealthCheck struct {
 
 func (x *RouteHealthCheck) Reset() {
 	*x = RouteHealthCheck{}
-	mi := &file_cc_v1_edge_proto_msgTypes[1]
+	mi := &file_cc_v1_edge_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -180,7 +235,7 @@ func (x *RouteHealthCheck) String() string {
 func (*RouteHealthCheck) ProtoMessage() {}
 
 func (x *RouteHealthCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[1]
+	mi := &file_cc_v1_edge_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -193,7 +248,7 @@ func (x *RouteHealthCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteHealthCheck.ProtoReflect.Descriptor instead.
 func (*RouteHealthCheck) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{1}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *RouteHealthCheck) GetPath() string {
@@ -244,7 +299,7 @@ type RateLimit struct {
 
 func (x *RateLimit) Reset() {
 	*x = RateLimit{}
-	mi := &file_cc_v1_edge_proto_msgTypes[2]
+	mi := &file_cc_v1_edge_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -256,7 +311,7 @@ func (x *RateLimit) String() string {
 func (*RateLimit) ProtoMessage() {}
 
 func (x *RateLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[2]
+	mi := &file_cc_v1_edge_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -269,7 +324,7 @@ func (x *RateLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimit.ProtoReflect.Descriptor instead.
 func (*RateLimit) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{2}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *RateLimit) GetPerSecond() float64 {
@@ -335,7 +390,7 @@ type RouteSpec struct {
 
 func (x *RouteSpec) Reset() {
 	*x = RouteSpec{}
-	mi := &file_cc_v1_edge_proto_msgTypes[3]
+	mi := &file_cc_v1_edge_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -347,7 +402,7 @@ func (x *RouteSpec) String() string {
 func (*RouteSpec) ProtoMessage() {}
 
 func (x *RouteSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[3]
+	mi := &file_cc_v1_edge_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -360,7 +415,7 @@ func (x *RouteSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteSpec.ProtoReflect.Descriptor instead.
 func (*RouteSpec) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{3}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RouteSpec) GetHosts() []string {
@@ -509,7 +564,7 @@ type EdgeTLSOptions struct {
 
 func (x *EdgeTLSOptions) Reset() {
 	*x = EdgeTLSOptions{}
-	mi := &file_cc_v1_edge_proto_msgTypes[4]
+	mi := &file_cc_v1_edge_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -521,7 +576,7 @@ func (x *EdgeTLSOptions) String() string {
 func (*EdgeTLSOptions) ProtoMessage() {}
 
 func (x *EdgeTLSOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[4]
+	mi := &file_cc_v1_edge_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -534,7 +589,7 @@ func (x *EdgeTLSOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EdgeTLSOptions.ProtoReflect.Descriptor instead.
 func (*EdgeTLSOptions) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{4}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *EdgeTLSOptions) GetCert() string {
@@ -582,7 +637,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_cc_v1_edge_proto_msgTypes[5]
+	mi := &file_cc_v1_edge_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -594,7 +649,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[5]
+	mi := &file_cc_v1_edge_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -607,7 +662,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{5}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Route) GetName() string {
@@ -672,7 +727,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_cc_v1_edge_proto_msgTypes[6]
+	mi := &file_cc_v1_edge_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -684,7 +739,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[6]
+	mi := &file_cc_v1_edge_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -697,7 +752,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{6}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Endpoint) GetId() string {
@@ -746,7 +801,7 @@ type CreateRouteRequest struct {
 
 func (x *CreateRouteRequest) Reset() {
 	*x = CreateRouteRequest{}
-	mi := &file_cc_v1_edge_proto_msgTypes[7]
+	mi := &file_cc_v1_edge_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -758,7 +813,7 @@ func (x *CreateRouteRequest) String() string {
 func (*CreateRouteRequest) ProtoMessage() {}
 
 func (x *CreateRouteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[7]
+	mi := &file_cc_v1_edge_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -771,7 +826,7 @@ func (x *CreateRouteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRouteRequest.ProtoReflect.Descriptor instead.
 func (*CreateRouteRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{7}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateRouteRequest) GetName() string {
@@ -798,7 +853,7 @@ type CreateRouteResponse struct {
 
 func (x *CreateRouteResponse) Reset() {
 	*x = CreateRouteResponse{}
-	mi := &file_cc_v1_edge_proto_msgTypes[8]
+	mi := &file_cc_v1_edge_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -810,7 +865,7 @@ func (x *CreateRouteResponse) String() string {
 func (*CreateRouteResponse) ProtoMessage() {}
 
 func (x *CreateRouteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[8]
+	mi := &file_cc_v1_edge_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -823,7 +878,7 @@ func (x *CreateRouteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRouteResponse.ProtoReflect.Descriptor instead.
 func (*CreateRouteResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{8}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CreateRouteResponse) GetRoute() *Route {
@@ -846,7 +901,7 @@ type UpdateRouteRequest struct {
 
 func (x *UpdateRouteRequest) Reset() {
 	*x = UpdateRouteRequest{}
-	mi := &file_cc_v1_edge_proto_msgTypes[9]
+	mi := &file_cc_v1_edge_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -858,7 +913,7 @@ func (x *UpdateRouteRequest) String() string {
 func (*UpdateRouteRequest) ProtoMessage() {}
 
 func (x *UpdateRouteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[9]
+	mi := &file_cc_v1_edge_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -871,7 +926,7 @@ func (x *UpdateRouteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRouteRequest.ProtoReflect.Descriptor instead.
 func (*UpdateRouteRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{9}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *UpdateRouteRequest) GetName() string {
@@ -905,7 +960,7 @@ type UpdateRouteResponse struct {
 
 func (x *UpdateRouteResponse) Reset() {
 	*x = UpdateRouteResponse{}
-	mi := &file_cc_v1_edge_proto_msgTypes[10]
+	mi := &file_cc_v1_edge_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -917,7 +972,7 @@ func (x *UpdateRouteResponse) String() string {
 func (*UpdateRouteResponse) ProtoMessage() {}
 
 func (x *UpdateRouteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[10]
+	mi := &file_cc_v1_edge_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -930,7 +985,7 @@ func (x *UpdateRouteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRouteResponse.ProtoReflect.Descriptor instead.
 func (*UpdateRouteResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{10}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *UpdateRouteResponse) GetRoute() *Route {
@@ -950,7 +1005,7 @@ type GetRouteRequest struct {
 
 func (x *GetRouteRequest) Reset() {
 	*x = GetRouteRequest{}
-	mi := &file_cc_v1_edge_proto_msgTypes[11]
+	mi := &file_cc_v1_edge_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -962,7 +1017,7 @@ func (x *GetRouteRequest) String() string {
 func (*GetRouteRequest) ProtoMessage() {}
 
 func (x *GetRouteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[11]
+	mi := &file_cc_v1_edge_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -975,7 +1030,7 @@ func (x *GetRouteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRouteRequest.ProtoReflect.Descriptor instead.
 func (*GetRouteRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{11}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetRouteRequest) GetName() string {
@@ -995,7 +1050,7 @@ type GetRouteResponse struct {
 
 func (x *GetRouteResponse) Reset() {
 	*x = GetRouteResponse{}
-	mi := &file_cc_v1_edge_proto_msgTypes[12]
+	mi := &file_cc_v1_edge_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1007,7 +1062,7 @@ func (x *GetRouteResponse) String() string {
 func (*GetRouteResponse) ProtoMessage() {}
 
 func (x *GetRouteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[12]
+	mi := &file_cc_v1_edge_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1020,7 +1075,7 @@ func (x *GetRouteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRouteResponse.ProtoReflect.Descriptor instead.
 func (*GetRouteResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{12}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetRouteResponse) GetRoute() *Route {
@@ -1039,7 +1094,7 @@ type ListRoutesRequest struct {
 
 func (x *ListRoutesRequest) Reset() {
 	*x = ListRoutesRequest{}
-	mi := &file_cc_v1_edge_proto_msgTypes[13]
+	mi := &file_cc_v1_edge_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1051,7 +1106,7 @@ func (x *ListRoutesRequest) String() string {
 func (*ListRoutesRequest) ProtoMessage() {}
 
 func (x *ListRoutesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[13]
+	mi := &file_cc_v1_edge_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1064,7 +1119,7 @@ func (x *ListRoutesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRoutesRequest.ProtoReflect.Descriptor instead.
 func (*ListRoutesRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{13}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{14}
 }
 
 // ListRoutesResponse lists the routes by name.
@@ -1077,7 +1132,7 @@ type ListRoutesResponse struct {
 
 func (x *ListRoutesResponse) Reset() {
 	*x = ListRoutesResponse{}
-	mi := &file_cc_v1_edge_proto_msgTypes[14]
+	mi := &file_cc_v1_edge_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1089,7 +1144,7 @@ func (x *ListRoutesResponse) String() string {
 func (*ListRoutesResponse) ProtoMessage() {}
 
 func (x *ListRoutesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[14]
+	mi := &file_cc_v1_edge_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1102,7 +1157,7 @@ func (x *ListRoutesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRoutesResponse.ProtoReflect.Descriptor instead.
 func (*ListRoutesResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{14}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListRoutesResponse) GetRoutes() []*Route {
@@ -1122,7 +1177,7 @@ type RemoveRouteRequest struct {
 
 func (x *RemoveRouteRequest) Reset() {
 	*x = RemoveRouteRequest{}
-	mi := &file_cc_v1_edge_proto_msgTypes[15]
+	mi := &file_cc_v1_edge_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1134,7 +1189,7 @@ func (x *RemoveRouteRequest) String() string {
 func (*RemoveRouteRequest) ProtoMessage() {}
 
 func (x *RemoveRouteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[15]
+	mi := &file_cc_v1_edge_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1147,7 +1202,7 @@ func (x *RemoveRouteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRouteRequest.ProtoReflect.Descriptor instead.
 func (*RemoveRouteRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{15}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RemoveRouteRequest) GetName() string {
@@ -1166,7 +1221,7 @@ type RemoveRouteResponse struct {
 
 func (x *RemoveRouteResponse) Reset() {
 	*x = RemoveRouteResponse{}
-	mi := &file_cc_v1_edge_proto_msgTypes[16]
+	mi := &file_cc_v1_edge_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1178,7 +1233,7 @@ func (x *RemoveRouteResponse) String() string {
 func (*RemoveRouteResponse) ProtoMessage() {}
 
 func (x *RemoveRouteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[16]
+	mi := &file_cc_v1_edge_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1191,7 +1246,7 @@ func (x *RemoveRouteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRouteResponse.ProtoReflect.Descriptor instead.
 func (*RemoveRouteResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{16}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{17}
 }
 
 // ApplyRoutesRequest is the whole desired content of a set.
@@ -1207,7 +1262,7 @@ type ApplyRoutesRequest struct {
 
 func (x *ApplyRoutesRequest) Reset() {
 	*x = ApplyRoutesRequest{}
-	mi := &file_cc_v1_edge_proto_msgTypes[17]
+	mi := &file_cc_v1_edge_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1219,7 +1274,7 @@ func (x *ApplyRoutesRequest) String() string {
 func (*ApplyRoutesRequest) ProtoMessage() {}
 
 func (x *ApplyRoutesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[17]
+	mi := &file_cc_v1_edge_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1232,7 +1287,7 @@ func (x *ApplyRoutesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRoutesRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRoutesRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{17}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ApplyRoutesRequest) GetSet() string {
@@ -1269,7 +1324,7 @@ type ApplyRoutesResponse struct {
 
 func (x *ApplyRoutesResponse) Reset() {
 	*x = ApplyRoutesResponse{}
-	mi := &file_cc_v1_edge_proto_msgTypes[18]
+	mi := &file_cc_v1_edge_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1281,7 +1336,7 @@ func (x *ApplyRoutesResponse) String() string {
 func (*ApplyRoutesResponse) ProtoMessage() {}
 
 func (x *ApplyRoutesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[18]
+	mi := &file_cc_v1_edge_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1294,7 +1349,7 @@ func (x *ApplyRoutesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRoutesResponse.ProtoReflect.Descriptor instead.
 func (*ApplyRoutesResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{18}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ApplyRoutesResponse) GetCreated() []string {
@@ -1348,7 +1403,7 @@ type SiteSpec struct {
 
 func (x *SiteSpec) Reset() {
 	*x = SiteSpec{}
-	mi := &file_cc_v1_edge_proto_msgTypes[19]
+	mi := &file_cc_v1_edge_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1360,7 +1415,7 @@ func (x *SiteSpec) String() string {
 func (*SiteSpec) ProtoMessage() {}
 
 func (x *SiteSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[19]
+	mi := &file_cc_v1_edge_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1373,7 +1428,7 @@ func (x *SiteSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteSpec.ProtoReflect.Descriptor instead.
 func (*SiteSpec) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{19}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SiteSpec) GetHosts() []string {
@@ -1435,7 +1490,7 @@ type SiteVersion struct {
 
 func (x *SiteVersion) Reset() {
 	*x = SiteVersion{}
-	mi := &file_cc_v1_edge_proto_msgTypes[20]
+	mi := &file_cc_v1_edge_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1447,7 +1502,7 @@ func (x *SiteVersion) String() string {
 func (*SiteVersion) ProtoMessage() {}
 
 func (x *SiteVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[20]
+	mi := &file_cc_v1_edge_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1460,7 +1515,7 @@ func (x *SiteVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteVersion.ProtoReflect.Descriptor instead.
 func (*SiteVersion) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{20}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SiteVersion) GetVersion() uint32 {
@@ -1522,7 +1577,7 @@ type Site struct {
 
 func (x *Site) Reset() {
 	*x = Site{}
-	mi := &file_cc_v1_edge_proto_msgTypes[21]
+	mi := &file_cc_v1_edge_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1534,7 +1589,7 @@ func (x *Site) String() string {
 func (*Site) ProtoMessage() {}
 
 func (x *Site) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[21]
+	mi := &file_cc_v1_edge_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1547,7 +1602,7 @@ func (x *Site) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Site.ProtoReflect.Descriptor instead.
 func (*Site) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{21}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Site) GetName() string {
@@ -1607,7 +1662,7 @@ type DeploySiteRequest struct {
 
 func (x *DeploySiteRequest) Reset() {
 	*x = DeploySiteRequest{}
-	mi := &file_cc_v1_edge_proto_msgTypes[22]
+	mi := &file_cc_v1_edge_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1619,7 +1674,7 @@ func (x *DeploySiteRequest) String() string {
 func (*DeploySiteRequest) ProtoMessage() {}
 
 func (x *DeploySiteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[22]
+	mi := &file_cc_v1_edge_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1632,7 +1687,7 @@ func (x *DeploySiteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeploySiteRequest.ProtoReflect.Descriptor instead.
 func (*DeploySiteRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{22}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DeploySiteRequest) GetMsg() isDeploySiteRequest_Msg {
@@ -1691,7 +1746,7 @@ type DeploySiteHeader struct {
 
 func (x *DeploySiteHeader) Reset() {
 	*x = DeploySiteHeader{}
-	mi := &file_cc_v1_edge_proto_msgTypes[23]
+	mi := &file_cc_v1_edge_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1703,7 +1758,7 @@ func (x *DeploySiteHeader) String() string {
 func (*DeploySiteHeader) ProtoMessage() {}
 
 func (x *DeploySiteHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[23]
+	mi := &file_cc_v1_edge_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1716,7 +1771,7 @@ func (x *DeploySiteHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeploySiteHeader.ProtoReflect.Descriptor instead.
 func (*DeploySiteHeader) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{23}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DeploySiteHeader) GetName() string {
@@ -1757,7 +1812,7 @@ type DeploySiteResponse struct {
 
 func (x *DeploySiteResponse) Reset() {
 	*x = DeploySiteResponse{}
-	mi := &file_cc_v1_edge_proto_msgTypes[24]
+	mi := &file_cc_v1_edge_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1769,7 +1824,7 @@ func (x *DeploySiteResponse) String() string {
 func (*DeploySiteResponse) ProtoMessage() {}
 
 func (x *DeploySiteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[24]
+	mi := &file_cc_v1_edge_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1782,7 +1837,7 @@ func (x *DeploySiteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeploySiteResponse.ProtoReflect.Descriptor instead.
 func (*DeploySiteResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{24}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DeploySiteResponse) GetSite() *Site {
@@ -1802,7 +1857,7 @@ type GetSiteRequest struct {
 
 func (x *GetSiteRequest) Reset() {
 	*x = GetSiteRequest{}
-	mi := &file_cc_v1_edge_proto_msgTypes[25]
+	mi := &file_cc_v1_edge_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1814,7 +1869,7 @@ func (x *GetSiteRequest) String() string {
 func (*GetSiteRequest) ProtoMessage() {}
 
 func (x *GetSiteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[25]
+	mi := &file_cc_v1_edge_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1827,7 +1882,7 @@ func (x *GetSiteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSiteRequest.ProtoReflect.Descriptor instead.
 func (*GetSiteRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{25}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetSiteRequest) GetName() string {
@@ -1847,7 +1902,7 @@ type GetSiteResponse struct {
 
 func (x *GetSiteResponse) Reset() {
 	*x = GetSiteResponse{}
-	mi := &file_cc_v1_edge_proto_msgTypes[26]
+	mi := &file_cc_v1_edge_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1859,7 +1914,7 @@ func (x *GetSiteResponse) String() string {
 func (*GetSiteResponse) ProtoMessage() {}
 
 func (x *GetSiteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[26]
+	mi := &file_cc_v1_edge_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1872,7 +1927,7 @@ func (x *GetSiteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSiteResponse.ProtoReflect.Descriptor instead.
 func (*GetSiteResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{26}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetSiteResponse) GetSite() *Site {
@@ -1891,7 +1946,7 @@ type ListSitesRequest struct {
 
 func (x *ListSitesRequest) Reset() {
 	*x = ListSitesRequest{}
-	mi := &file_cc_v1_edge_proto_msgTypes[27]
+	mi := &file_cc_v1_edge_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1903,7 +1958,7 @@ func (x *ListSitesRequest) String() string {
 func (*ListSitesRequest) ProtoMessage() {}
 
 func (x *ListSitesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[27]
+	mi := &file_cc_v1_edge_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1916,7 +1971,7 @@ func (x *ListSitesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSitesRequest.ProtoReflect.Descriptor instead.
 func (*ListSitesRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{27}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{28}
 }
 
 // ListSitesResponse lists the sites by name.
@@ -1929,7 +1984,7 @@ type ListSitesResponse struct {
 
 func (x *ListSitesResponse) Reset() {
 	*x = ListSitesResponse{}
-	mi := &file_cc_v1_edge_proto_msgTypes[28]
+	mi := &file_cc_v1_edge_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1941,7 +1996,7 @@ func (x *ListSitesResponse) String() string {
 func (*ListSitesResponse) ProtoMessage() {}
 
 func (x *ListSitesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[28]
+	mi := &file_cc_v1_edge_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1954,7 +2009,7 @@ func (x *ListSitesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSitesResponse.ProtoReflect.Descriptor instead.
 func (*ListSitesResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{28}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListSitesResponse) GetSites() []*Site {
@@ -1976,7 +2031,7 @@ type RollbackSiteRequest struct {
 
 func (x *RollbackSiteRequest) Reset() {
 	*x = RollbackSiteRequest{}
-	mi := &file_cc_v1_edge_proto_msgTypes[29]
+	mi := &file_cc_v1_edge_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1988,7 +2043,7 @@ func (x *RollbackSiteRequest) String() string {
 func (*RollbackSiteRequest) ProtoMessage() {}
 
 func (x *RollbackSiteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[29]
+	mi := &file_cc_v1_edge_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2001,7 +2056,7 @@ func (x *RollbackSiteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackSiteRequest.ProtoReflect.Descriptor instead.
 func (*RollbackSiteRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{29}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RollbackSiteRequest) GetName() string {
@@ -2028,7 +2083,7 @@ type RollbackSiteResponse struct {
 
 func (x *RollbackSiteResponse) Reset() {
 	*x = RollbackSiteResponse{}
-	mi := &file_cc_v1_edge_proto_msgTypes[30]
+	mi := &file_cc_v1_edge_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2040,7 +2095,7 @@ func (x *RollbackSiteResponse) String() string {
 func (*RollbackSiteResponse) ProtoMessage() {}
 
 func (x *RollbackSiteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[30]
+	mi := &file_cc_v1_edge_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2053,7 +2108,7 @@ func (x *RollbackSiteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackSiteResponse.ProtoReflect.Descriptor instead.
 func (*RollbackSiteResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{30}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RollbackSiteResponse) GetSite() *Site {
@@ -2073,7 +2128,7 @@ type RemoveSiteRequest struct {
 
 func (x *RemoveSiteRequest) Reset() {
 	*x = RemoveSiteRequest{}
-	mi := &file_cc_v1_edge_proto_msgTypes[31]
+	mi := &file_cc_v1_edge_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2085,7 +2140,7 @@ func (x *RemoveSiteRequest) String() string {
 func (*RemoveSiteRequest) ProtoMessage() {}
 
 func (x *RemoveSiteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[31]
+	mi := &file_cc_v1_edge_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2098,7 +2153,7 @@ func (x *RemoveSiteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveSiteRequest.ProtoReflect.Descriptor instead.
 func (*RemoveSiteRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{31}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RemoveSiteRequest) GetName() string {
@@ -2117,7 +2172,7 @@ type RemoveSiteResponse struct {
 
 func (x *RemoveSiteResponse) Reset() {
 	*x = RemoveSiteResponse{}
-	mi := &file_cc_v1_edge_proto_msgTypes[32]
+	mi := &file_cc_v1_edge_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2129,7 +2184,7 @@ func (x *RemoveSiteResponse) String() string {
 func (*RemoveSiteResponse) ProtoMessage() {}
 
 func (x *RemoveSiteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[32]
+	mi := &file_cc_v1_edge_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2142,7 +2197,7 @@ func (x *RemoveSiteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveSiteResponse.ProtoReflect.Descriptor instead.
 func (*RemoveSiteResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{32}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{33}
 }
 
 // EdgeUpdate is the edge configuration on an agent's session: a full set
@@ -2163,7 +2218,7 @@ type EdgeUpdate struct {
 
 func (x *EdgeUpdate) Reset() {
 	*x = EdgeUpdate{}
-	mi := &file_cc_v1_edge_proto_msgTypes[33]
+	mi := &file_cc_v1_edge_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2175,7 +2230,7 @@ func (x *EdgeUpdate) String() string {
 func (*EdgeUpdate) ProtoMessage() {}
 
 func (x *EdgeUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[33]
+	mi := &file_cc_v1_edge_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2188,7 +2243,7 @@ func (x *EdgeUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EdgeUpdate.ProtoReflect.Descriptor instead.
 func (*EdgeUpdate) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{33}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *EdgeUpdate) GetSeq() uint64 {
@@ -2260,7 +2315,7 @@ type EdgeConfig struct {
 
 func (x *EdgeConfig) Reset() {
 	*x = EdgeConfig{}
-	mi := &file_cc_v1_edge_proto_msgTypes[34]
+	mi := &file_cc_v1_edge_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2272,7 +2327,7 @@ func (x *EdgeConfig) String() string {
 func (*EdgeConfig) ProtoMessage() {}
 
 func (x *EdgeConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[34]
+	mi := &file_cc_v1_edge_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2285,7 +2340,7 @@ func (x *EdgeConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EdgeConfig.ProtoReflect.Descriptor instead.
 func (*EdgeConfig) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{34}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *EdgeConfig) GetRoutes() []*EdgeRoute {
@@ -2345,7 +2400,7 @@ type EdgeCert struct {
 
 func (x *EdgeCert) Reset() {
 	*x = EdgeCert{}
-	mi := &file_cc_v1_edge_proto_msgTypes[35]
+	mi := &file_cc_v1_edge_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2357,7 +2412,7 @@ func (x *EdgeCert) String() string {
 func (*EdgeCert) ProtoMessage() {}
 
 func (x *EdgeCert) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[35]
+	mi := &file_cc_v1_edge_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2370,7 +2425,7 @@ func (x *EdgeCert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EdgeCert.ProtoReflect.Descriptor instead.
 func (*EdgeCert) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{35}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *EdgeCert) GetName() string {
@@ -2427,7 +2482,7 @@ type ACMEChallenge struct {
 
 func (x *ACMEChallenge) Reset() {
 	*x = ACMEChallenge{}
-	mi := &file_cc_v1_edge_proto_msgTypes[36]
+	mi := &file_cc_v1_edge_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2439,7 +2494,7 @@ func (x *ACMEChallenge) String() string {
 func (*ACMEChallenge) ProtoMessage() {}
 
 func (x *ACMEChallenge) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[36]
+	mi := &file_cc_v1_edge_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2452,7 +2507,7 @@ func (x *ACMEChallenge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACMEChallenge.ProtoReflect.Descriptor instead.
 func (*ACMEChallenge) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{36}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ACMEChallenge) GetType() string {
@@ -2512,7 +2567,7 @@ type EdgeTLSSettings struct {
 
 func (x *EdgeTLSSettings) Reset() {
 	*x = EdgeTLSSettings{}
-	mi := &file_cc_v1_edge_proto_msgTypes[37]
+	mi := &file_cc_v1_edge_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2524,7 +2579,7 @@ func (x *EdgeTLSSettings) String() string {
 func (*EdgeTLSSettings) ProtoMessage() {}
 
 func (x *EdgeTLSSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[37]
+	mi := &file_cc_v1_edge_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2537,7 +2592,7 @@ func (x *EdgeTLSSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EdgeTLSSettings.ProtoReflect.Descriptor instead.
 func (*EdgeTLSSettings) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{37}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *EdgeTLSSettings) GetHttp3() bool {
@@ -2577,7 +2632,7 @@ type EdgeChanges struct {
 
 func (x *EdgeChanges) Reset() {
 	*x = EdgeChanges{}
-	mi := &file_cc_v1_edge_proto_msgTypes[38]
+	mi := &file_cc_v1_edge_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2589,7 +2644,7 @@ func (x *EdgeChanges) String() string {
 func (*EdgeChanges) ProtoMessage() {}
 
 func (x *EdgeChanges) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[38]
+	mi := &file_cc_v1_edge_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2602,7 +2657,7 @@ func (x *EdgeChanges) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EdgeChanges.ProtoReflect.Descriptor instead.
 func (*EdgeChanges) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{38}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *EdgeChanges) GetUpdatedRoutes() []*EdgeRoute {
@@ -2696,7 +2751,7 @@ type EdgeRoute struct {
 
 func (x *EdgeRoute) Reset() {
 	*x = EdgeRoute{}
-	mi := &file_cc_v1_edge_proto_msgTypes[39]
+	mi := &file_cc_v1_edge_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2708,7 +2763,7 @@ func (x *EdgeRoute) String() string {
 func (*EdgeRoute) ProtoMessage() {}
 
 func (x *EdgeRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[39]
+	mi := &file_cc_v1_edge_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2721,7 +2776,7 @@ func (x *EdgeRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EdgeRoute.ProtoReflect.Descriptor instead.
 func (*EdgeRoute) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{39}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *EdgeRoute) GetName() string {
@@ -2765,7 +2820,7 @@ type EdgeSite struct {
 
 func (x *EdgeSite) Reset() {
 	*x = EdgeSite{}
-	mi := &file_cc_v1_edge_proto_msgTypes[40]
+	mi := &file_cc_v1_edge_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2777,7 +2832,7 @@ func (x *EdgeSite) String() string {
 func (*EdgeSite) ProtoMessage() {}
 
 func (x *EdgeSite) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[40]
+	mi := &file_cc_v1_edge_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2790,7 +2845,7 @@ func (x *EdgeSite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EdgeSite.ProtoReflect.Descriptor instead.
 func (*EdgeSite) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{40}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *EdgeSite) GetName() string {
@@ -2832,7 +2887,7 @@ type Relay struct {
 
 func (x *Relay) Reset() {
 	*x = Relay{}
-	mi := &file_cc_v1_edge_proto_msgTypes[41]
+	mi := &file_cc_v1_edge_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2844,7 +2899,7 @@ func (x *Relay) String() string {
 func (*Relay) ProtoMessage() {}
 
 func (x *Relay) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[41]
+	mi := &file_cc_v1_edge_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2857,7 +2912,7 @@ func (x *Relay) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Relay.ProtoReflect.Descriptor instead.
 func (*Relay) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{41}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Relay) GetContainerId() string {
@@ -2886,7 +2941,7 @@ type PortRelay struct {
 
 func (x *PortRelay) Reset() {
 	*x = PortRelay{}
-	mi := &file_cc_v1_edge_proto_msgTypes[42]
+	mi := &file_cc_v1_edge_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2898,7 +2953,7 @@ func (x *PortRelay) String() string {
 func (*PortRelay) ProtoMessage() {}
 
 func (x *PortRelay) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_edge_proto_msgTypes[42]
+	mi := &file_cc_v1_edge_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2911,7 +2966,7 @@ func (x *PortRelay) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortRelay.ProtoReflect.Descriptor instead.
 func (*PortRelay) Descriptor() ([]byte, []int) {
-	return file_cc_v1_edge_proto_rawDescGZIP(), []int{42}
+	return file_cc_v1_edge_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *PortRelay) GetContainerPort() uint32 {
@@ -2932,7 +2987,10 @@ var File_cc_v1_edge_proto protoreflect.FileDescriptor
 
 const file_cc_v1_edge_proto_rawDesc = "" +
 	"\n" +
-	"\x10cc/v1/edge.proto\x12\x05cc.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"<\n" +
+	"\x10cc/v1/edge.proto\x12\x05cc.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"A\n" +
+	"\vEdgeTraffic\x12\x1a\n" +
+	"\brequests\x18\x01 \x01(\x04R\brequests\x12\x16\n" +
+	"\x06errors\x18\x02 \x01(\x04R\x06errors\"<\n" +
 	"\bUpstream\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x16\n" +
 	"\x06weight\x18\x02 \x01(\rR\x06weight\"\xc0\x01\n" +
@@ -3180,130 +3238,131 @@ func file_cc_v1_edge_proto_rawDescGZIP() []byte {
 }
 
 var file_cc_v1_edge_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cc_v1_edge_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_cc_v1_edge_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_cc_v1_edge_proto_goTypes = []any{
 	(LoadBalancing)(0),            // 0: cc.v1.LoadBalancing
-	(*Upstream)(nil),              // 1: cc.v1.Upstream
-	(*RouteHealthCheck)(nil),      // 2: cc.v1.RouteHealthCheck
-	(*RateLimit)(nil),             // 3: cc.v1.RateLimit
-	(*RouteSpec)(nil),             // 4: cc.v1.RouteSpec
-	(*EdgeTLSOptions)(nil),        // 5: cc.v1.EdgeTLSOptions
-	(*Route)(nil),                 // 6: cc.v1.Route
-	(*Endpoint)(nil),              // 7: cc.v1.Endpoint
-	(*CreateRouteRequest)(nil),    // 8: cc.v1.CreateRouteRequest
-	(*CreateRouteResponse)(nil),   // 9: cc.v1.CreateRouteResponse
-	(*UpdateRouteRequest)(nil),    // 10: cc.v1.UpdateRouteRequest
-	(*UpdateRouteResponse)(nil),   // 11: cc.v1.UpdateRouteResponse
-	(*GetRouteRequest)(nil),       // 12: cc.v1.GetRouteRequest
-	(*GetRouteResponse)(nil),      // 13: cc.v1.GetRouteResponse
-	(*ListRoutesRequest)(nil),     // 14: cc.v1.ListRoutesRequest
-	(*ListRoutesResponse)(nil),    // 15: cc.v1.ListRoutesResponse
-	(*RemoveRouteRequest)(nil),    // 16: cc.v1.RemoveRouteRequest
-	(*RemoveRouteResponse)(nil),   // 17: cc.v1.RemoveRouteResponse
-	(*ApplyRoutesRequest)(nil),    // 18: cc.v1.ApplyRoutesRequest
-	(*ApplyRoutesResponse)(nil),   // 19: cc.v1.ApplyRoutesResponse
-	(*SiteSpec)(nil),              // 20: cc.v1.SiteSpec
-	(*SiteVersion)(nil),           // 21: cc.v1.SiteVersion
-	(*Site)(nil),                  // 22: cc.v1.Site
-	(*DeploySiteRequest)(nil),     // 23: cc.v1.DeploySiteRequest
-	(*DeploySiteHeader)(nil),      // 24: cc.v1.DeploySiteHeader
-	(*DeploySiteResponse)(nil),    // 25: cc.v1.DeploySiteResponse
-	(*GetSiteRequest)(nil),        // 26: cc.v1.GetSiteRequest
-	(*GetSiteResponse)(nil),       // 27: cc.v1.GetSiteResponse
-	(*ListSitesRequest)(nil),      // 28: cc.v1.ListSitesRequest
-	(*ListSitesResponse)(nil),     // 29: cc.v1.ListSitesResponse
-	(*RollbackSiteRequest)(nil),   // 30: cc.v1.RollbackSiteRequest
-	(*RollbackSiteResponse)(nil),  // 31: cc.v1.RollbackSiteResponse
-	(*RemoveSiteRequest)(nil),     // 32: cc.v1.RemoveSiteRequest
-	(*RemoveSiteResponse)(nil),    // 33: cc.v1.RemoveSiteResponse
-	(*EdgeUpdate)(nil),            // 34: cc.v1.EdgeUpdate
-	(*EdgeConfig)(nil),            // 35: cc.v1.EdgeConfig
-	(*EdgeCert)(nil),              // 36: cc.v1.EdgeCert
-	(*ACMEChallenge)(nil),         // 37: cc.v1.ACMEChallenge
-	(*EdgeTLSSettings)(nil),       // 38: cc.v1.EdgeTLSSettings
-	(*EdgeChanges)(nil),           // 39: cc.v1.EdgeChanges
-	(*EdgeRoute)(nil),             // 40: cc.v1.EdgeRoute
-	(*EdgeSite)(nil),              // 41: cc.v1.EdgeSite
-	(*Relay)(nil),                 // 42: cc.v1.Relay
-	(*PortRelay)(nil),             // 43: cc.v1.PortRelay
-	nil,                           // 44: cc.v1.RouteSpec.HeaderUpEntry
-	nil,                           // 45: cc.v1.RouteSpec.HeaderDownEntry
-	(*durationpb.Duration)(nil),   // 46: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 47: google.protobuf.Timestamp
+	(*EdgeTraffic)(nil),           // 1: cc.v1.EdgeTraffic
+	(*Upstream)(nil),              // 2: cc.v1.Upstream
+	(*RouteHealthCheck)(nil),      // 3: cc.v1.RouteHealthCheck
+	(*RateLimit)(nil),             // 4: cc.v1.RateLimit
+	(*RouteSpec)(nil),             // 5: cc.v1.RouteSpec
+	(*EdgeTLSOptions)(nil),        // 6: cc.v1.EdgeTLSOptions
+	(*Route)(nil),                 // 7: cc.v1.Route
+	(*Endpoint)(nil),              // 8: cc.v1.Endpoint
+	(*CreateRouteRequest)(nil),    // 9: cc.v1.CreateRouteRequest
+	(*CreateRouteResponse)(nil),   // 10: cc.v1.CreateRouteResponse
+	(*UpdateRouteRequest)(nil),    // 11: cc.v1.UpdateRouteRequest
+	(*UpdateRouteResponse)(nil),   // 12: cc.v1.UpdateRouteResponse
+	(*GetRouteRequest)(nil),       // 13: cc.v1.GetRouteRequest
+	(*GetRouteResponse)(nil),      // 14: cc.v1.GetRouteResponse
+	(*ListRoutesRequest)(nil),     // 15: cc.v1.ListRoutesRequest
+	(*ListRoutesResponse)(nil),    // 16: cc.v1.ListRoutesResponse
+	(*RemoveRouteRequest)(nil),    // 17: cc.v1.RemoveRouteRequest
+	(*RemoveRouteResponse)(nil),   // 18: cc.v1.RemoveRouteResponse
+	(*ApplyRoutesRequest)(nil),    // 19: cc.v1.ApplyRoutesRequest
+	(*ApplyRoutesResponse)(nil),   // 20: cc.v1.ApplyRoutesResponse
+	(*SiteSpec)(nil),              // 21: cc.v1.SiteSpec
+	(*SiteVersion)(nil),           // 22: cc.v1.SiteVersion
+	(*Site)(nil),                  // 23: cc.v1.Site
+	(*DeploySiteRequest)(nil),     // 24: cc.v1.DeploySiteRequest
+	(*DeploySiteHeader)(nil),      // 25: cc.v1.DeploySiteHeader
+	(*DeploySiteResponse)(nil),    // 26: cc.v1.DeploySiteResponse
+	(*GetSiteRequest)(nil),        // 27: cc.v1.GetSiteRequest
+	(*GetSiteResponse)(nil),       // 28: cc.v1.GetSiteResponse
+	(*ListSitesRequest)(nil),      // 29: cc.v1.ListSitesRequest
+	(*ListSitesResponse)(nil),     // 30: cc.v1.ListSitesResponse
+	(*RollbackSiteRequest)(nil),   // 31: cc.v1.RollbackSiteRequest
+	(*RollbackSiteResponse)(nil),  // 32: cc.v1.RollbackSiteResponse
+	(*RemoveSiteRequest)(nil),     // 33: cc.v1.RemoveSiteRequest
+	(*RemoveSiteResponse)(nil),    // 34: cc.v1.RemoveSiteResponse
+	(*EdgeUpdate)(nil),            // 35: cc.v1.EdgeUpdate
+	(*EdgeConfig)(nil),            // 36: cc.v1.EdgeConfig
+	(*EdgeCert)(nil),              // 37: cc.v1.EdgeCert
+	(*ACMEChallenge)(nil),         // 38: cc.v1.ACMEChallenge
+	(*EdgeTLSSettings)(nil),       // 39: cc.v1.EdgeTLSSettings
+	(*EdgeChanges)(nil),           // 40: cc.v1.EdgeChanges
+	(*EdgeRoute)(nil),             // 41: cc.v1.EdgeRoute
+	(*EdgeSite)(nil),              // 42: cc.v1.EdgeSite
+	(*Relay)(nil),                 // 43: cc.v1.Relay
+	(*PortRelay)(nil),             // 44: cc.v1.PortRelay
+	nil,                           // 45: cc.v1.RouteSpec.HeaderUpEntry
+	nil,                           // 46: cc.v1.RouteSpec.HeaderDownEntry
+	(*durationpb.Duration)(nil),   // 47: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 48: google.protobuf.Timestamp
 }
 var file_cc_v1_edge_proto_depIdxs = []int32{
-	46, // 0: cc.v1.RouteHealthCheck.interval:type_name -> google.protobuf.Duration
-	46, // 1: cc.v1.RouteHealthCheck.timeout:type_name -> google.protobuf.Duration
-	1,  // 2: cc.v1.RouteSpec.upstreams:type_name -> cc.v1.Upstream
+	47, // 0: cc.v1.RouteHealthCheck.interval:type_name -> google.protobuf.Duration
+	47, // 1: cc.v1.RouteHealthCheck.timeout:type_name -> google.protobuf.Duration
+	2,  // 2: cc.v1.RouteSpec.upstreams:type_name -> cc.v1.Upstream
 	0,  // 3: cc.v1.RouteSpec.load_balancing:type_name -> cc.v1.LoadBalancing
-	2,  // 4: cc.v1.RouteSpec.health_check:type_name -> cc.v1.RouteHealthCheck
-	46, // 5: cc.v1.RouteSpec.timeout:type_name -> google.protobuf.Duration
-	44, // 6: cc.v1.RouteSpec.header_up:type_name -> cc.v1.RouteSpec.HeaderUpEntry
-	45, // 7: cc.v1.RouteSpec.header_down:type_name -> cc.v1.RouteSpec.HeaderDownEntry
-	3,  // 8: cc.v1.RouteSpec.rate_limit:type_name -> cc.v1.RateLimit
-	5,  // 9: cc.v1.RouteSpec.tls:type_name -> cc.v1.EdgeTLSOptions
-	4,  // 10: cc.v1.Route.spec:type_name -> cc.v1.RouteSpec
-	47, // 11: cc.v1.Route.created_at:type_name -> google.protobuf.Timestamp
-	47, // 12: cc.v1.Route.updated_at:type_name -> google.protobuf.Timestamp
-	7,  // 13: cc.v1.Route.endpoints:type_name -> cc.v1.Endpoint
-	4,  // 14: cc.v1.CreateRouteRequest.spec:type_name -> cc.v1.RouteSpec
-	6,  // 15: cc.v1.CreateRouteResponse.route:type_name -> cc.v1.Route
-	4,  // 16: cc.v1.UpdateRouteRequest.spec:type_name -> cc.v1.RouteSpec
-	6,  // 17: cc.v1.UpdateRouteResponse.route:type_name -> cc.v1.Route
-	6,  // 18: cc.v1.GetRouteResponse.route:type_name -> cc.v1.Route
-	6,  // 19: cc.v1.ListRoutesResponse.routes:type_name -> cc.v1.Route
-	6,  // 20: cc.v1.ApplyRoutesRequest.routes:type_name -> cc.v1.Route
-	5,  // 21: cc.v1.SiteSpec.tls:type_name -> cc.v1.EdgeTLSOptions
-	47, // 22: cc.v1.SiteVersion.deployed_at:type_name -> google.protobuf.Timestamp
-	20, // 23: cc.v1.Site.spec:type_name -> cc.v1.SiteSpec
-	21, // 24: cc.v1.Site.versions:type_name -> cc.v1.SiteVersion
-	47, // 25: cc.v1.Site.created_at:type_name -> google.protobuf.Timestamp
-	47, // 26: cc.v1.Site.updated_at:type_name -> google.protobuf.Timestamp
-	24, // 27: cc.v1.DeploySiteRequest.header:type_name -> cc.v1.DeploySiteHeader
-	20, // 28: cc.v1.DeploySiteHeader.spec:type_name -> cc.v1.SiteSpec
-	22, // 29: cc.v1.DeploySiteResponse.site:type_name -> cc.v1.Site
-	22, // 30: cc.v1.GetSiteResponse.site:type_name -> cc.v1.Site
-	22, // 31: cc.v1.ListSitesResponse.sites:type_name -> cc.v1.Site
-	22, // 32: cc.v1.RollbackSiteResponse.site:type_name -> cc.v1.Site
-	35, // 33: cc.v1.EdgeUpdate.full:type_name -> cc.v1.EdgeConfig
-	39, // 34: cc.v1.EdgeUpdate.changes:type_name -> cc.v1.EdgeChanges
-	40, // 35: cc.v1.EdgeConfig.routes:type_name -> cc.v1.EdgeRoute
-	41, // 36: cc.v1.EdgeConfig.sites:type_name -> cc.v1.EdgeSite
-	42, // 37: cc.v1.EdgeConfig.relays:type_name -> cc.v1.Relay
-	36, // 38: cc.v1.EdgeConfig.certs:type_name -> cc.v1.EdgeCert
-	37, // 39: cc.v1.EdgeConfig.challenges:type_name -> cc.v1.ACMEChallenge
-	38, // 40: cc.v1.EdgeConfig.tls:type_name -> cc.v1.EdgeTLSSettings
-	40, // 41: cc.v1.EdgeChanges.updated_routes:type_name -> cc.v1.EdgeRoute
-	41, // 42: cc.v1.EdgeChanges.updated_sites:type_name -> cc.v1.EdgeSite
-	42, // 43: cc.v1.EdgeChanges.relays:type_name -> cc.v1.Relay
-	36, // 44: cc.v1.EdgeChanges.updated_certs:type_name -> cc.v1.EdgeCert
-	37, // 45: cc.v1.EdgeChanges.challenges:type_name -> cc.v1.ACMEChallenge
-	38, // 46: cc.v1.EdgeChanges.tls:type_name -> cc.v1.EdgeTLSSettings
-	4,  // 47: cc.v1.EdgeRoute.spec:type_name -> cc.v1.RouteSpec
-	7,  // 48: cc.v1.EdgeRoute.endpoints:type_name -> cc.v1.Endpoint
-	20, // 49: cc.v1.EdgeSite.spec:type_name -> cc.v1.SiteSpec
-	8,  // 50: cc.v1.EdgeService.CreateRoute:input_type -> cc.v1.CreateRouteRequest
-	10, // 51: cc.v1.EdgeService.UpdateRoute:input_type -> cc.v1.UpdateRouteRequest
-	12, // 52: cc.v1.EdgeService.GetRoute:input_type -> cc.v1.GetRouteRequest
-	14, // 53: cc.v1.EdgeService.ListRoutes:input_type -> cc.v1.ListRoutesRequest
-	16, // 54: cc.v1.EdgeService.RemoveRoute:input_type -> cc.v1.RemoveRouteRequest
-	18, // 55: cc.v1.EdgeService.ApplyRoutes:input_type -> cc.v1.ApplyRoutesRequest
-	23, // 56: cc.v1.EdgeService.DeploySite:input_type -> cc.v1.DeploySiteRequest
-	26, // 57: cc.v1.EdgeService.GetSite:input_type -> cc.v1.GetSiteRequest
-	28, // 58: cc.v1.EdgeService.ListSites:input_type -> cc.v1.ListSitesRequest
-	30, // 59: cc.v1.EdgeService.RollbackSite:input_type -> cc.v1.RollbackSiteRequest
-	32, // 60: cc.v1.EdgeService.RemoveSite:input_type -> cc.v1.RemoveSiteRequest
-	9,  // 61: cc.v1.EdgeService.CreateRoute:output_type -> cc.v1.CreateRouteResponse
-	11, // 62: cc.v1.EdgeService.UpdateRoute:output_type -> cc.v1.UpdateRouteResponse
-	13, // 63: cc.v1.EdgeService.GetRoute:output_type -> cc.v1.GetRouteResponse
-	15, // 64: cc.v1.EdgeService.ListRoutes:output_type -> cc.v1.ListRoutesResponse
-	17, // 65: cc.v1.EdgeService.RemoveRoute:output_type -> cc.v1.RemoveRouteResponse
-	19, // 66: cc.v1.EdgeService.ApplyRoutes:output_type -> cc.v1.ApplyRoutesResponse
-	25, // 67: cc.v1.EdgeService.DeploySite:output_type -> cc.v1.DeploySiteResponse
-	27, // 68: cc.v1.EdgeService.GetSite:output_type -> cc.v1.GetSiteResponse
-	29, // 69: cc.v1.EdgeService.ListSites:output_type -> cc.v1.ListSitesResponse
-	31, // 70: cc.v1.EdgeService.RollbackSite:output_type -> cc.v1.RollbackSiteResponse
-	33, // 71: cc.v1.EdgeService.RemoveSite:output_type -> cc.v1.RemoveSiteResponse
+	3,  // 4: cc.v1.RouteSpec.health_check:type_name -> cc.v1.RouteHealthCheck
+	47, // 5: cc.v1.RouteSpec.timeout:type_name -> google.protobuf.Duration
+	45, // 6: cc.v1.RouteSpec.header_up:type_name -> cc.v1.RouteSpec.HeaderUpEntry
+	46, // 7: cc.v1.RouteSpec.header_down:type_name -> cc.v1.RouteSpec.HeaderDownEntry
+	4,  // 8: cc.v1.RouteSpec.rate_limit:type_name -> cc.v1.RateLimit
+	6,  // 9: cc.v1.RouteSpec.tls:type_name -> cc.v1.EdgeTLSOptions
+	5,  // 10: cc.v1.Route.spec:type_name -> cc.v1.RouteSpec
+	48, // 11: cc.v1.Route.created_at:type_name -> google.protobuf.Timestamp
+	48, // 12: cc.v1.Route.updated_at:type_name -> google.protobuf.Timestamp
+	8,  // 13: cc.v1.Route.endpoints:type_name -> cc.v1.Endpoint
+	5,  // 14: cc.v1.CreateRouteRequest.spec:type_name -> cc.v1.RouteSpec
+	7,  // 15: cc.v1.CreateRouteResponse.route:type_name -> cc.v1.Route
+	5,  // 16: cc.v1.UpdateRouteRequest.spec:type_name -> cc.v1.RouteSpec
+	7,  // 17: cc.v1.UpdateRouteResponse.route:type_name -> cc.v1.Route
+	7,  // 18: cc.v1.GetRouteResponse.route:type_name -> cc.v1.Route
+	7,  // 19: cc.v1.ListRoutesResponse.routes:type_name -> cc.v1.Route
+	7,  // 20: cc.v1.ApplyRoutesRequest.routes:type_name -> cc.v1.Route
+	6,  // 21: cc.v1.SiteSpec.tls:type_name -> cc.v1.EdgeTLSOptions
+	48, // 22: cc.v1.SiteVersion.deployed_at:type_name -> google.protobuf.Timestamp
+	21, // 23: cc.v1.Site.spec:type_name -> cc.v1.SiteSpec
+	22, // 24: cc.v1.Site.versions:type_name -> cc.v1.SiteVersion
+	48, // 25: cc.v1.Site.created_at:type_name -> google.protobuf.Timestamp
+	48, // 26: cc.v1.Site.updated_at:type_name -> google.protobuf.Timestamp
+	25, // 27: cc.v1.DeploySiteRequest.header:type_name -> cc.v1.DeploySiteHeader
+	21, // 28: cc.v1.DeploySiteHeader.spec:type_name -> cc.v1.SiteSpec
+	23, // 29: cc.v1.DeploySiteResponse.site:type_name -> cc.v1.Site
+	23, // 30: cc.v1.GetSiteResponse.site:type_name -> cc.v1.Site
+	23, // 31: cc.v1.ListSitesResponse.sites:type_name -> cc.v1.Site
+	23, // 32: cc.v1.RollbackSiteResponse.site:type_name -> cc.v1.Site
+	36, // 33: cc.v1.EdgeUpdate.full:type_name -> cc.v1.EdgeConfig
+	40, // 34: cc.v1.EdgeUpdate.changes:type_name -> cc.v1.EdgeChanges
+	41, // 35: cc.v1.EdgeConfig.routes:type_name -> cc.v1.EdgeRoute
+	42, // 36: cc.v1.EdgeConfig.sites:type_name -> cc.v1.EdgeSite
+	43, // 37: cc.v1.EdgeConfig.relays:type_name -> cc.v1.Relay
+	37, // 38: cc.v1.EdgeConfig.certs:type_name -> cc.v1.EdgeCert
+	38, // 39: cc.v1.EdgeConfig.challenges:type_name -> cc.v1.ACMEChallenge
+	39, // 40: cc.v1.EdgeConfig.tls:type_name -> cc.v1.EdgeTLSSettings
+	41, // 41: cc.v1.EdgeChanges.updated_routes:type_name -> cc.v1.EdgeRoute
+	42, // 42: cc.v1.EdgeChanges.updated_sites:type_name -> cc.v1.EdgeSite
+	43, // 43: cc.v1.EdgeChanges.relays:type_name -> cc.v1.Relay
+	37, // 44: cc.v1.EdgeChanges.updated_certs:type_name -> cc.v1.EdgeCert
+	38, // 45: cc.v1.EdgeChanges.challenges:type_name -> cc.v1.ACMEChallenge
+	39, // 46: cc.v1.EdgeChanges.tls:type_name -> cc.v1.EdgeTLSSettings
+	5,  // 47: cc.v1.EdgeRoute.spec:type_name -> cc.v1.RouteSpec
+	8,  // 48: cc.v1.EdgeRoute.endpoints:type_name -> cc.v1.Endpoint
+	21, // 49: cc.v1.EdgeSite.spec:type_name -> cc.v1.SiteSpec
+	9,  // 50: cc.v1.EdgeService.CreateRoute:input_type -> cc.v1.CreateRouteRequest
+	11, // 51: cc.v1.EdgeService.UpdateRoute:input_type -> cc.v1.UpdateRouteRequest
+	13, // 52: cc.v1.EdgeService.GetRoute:input_type -> cc.v1.GetRouteRequest
+	15, // 53: cc.v1.EdgeService.ListRoutes:input_type -> cc.v1.ListRoutesRequest
+	17, // 54: cc.v1.EdgeService.RemoveRoute:input_type -> cc.v1.RemoveRouteRequest
+	19, // 55: cc.v1.EdgeService.ApplyRoutes:input_type -> cc.v1.ApplyRoutesRequest
+	24, // 56: cc.v1.EdgeService.DeploySite:input_type -> cc.v1.DeploySiteRequest
+	27, // 57: cc.v1.EdgeService.GetSite:input_type -> cc.v1.GetSiteRequest
+	29, // 58: cc.v1.EdgeService.ListSites:input_type -> cc.v1.ListSitesRequest
+	31, // 59: cc.v1.EdgeService.RollbackSite:input_type -> cc.v1.RollbackSiteRequest
+	33, // 60: cc.v1.EdgeService.RemoveSite:input_type -> cc.v1.RemoveSiteRequest
+	10, // 61: cc.v1.EdgeService.CreateRoute:output_type -> cc.v1.CreateRouteResponse
+	12, // 62: cc.v1.EdgeService.UpdateRoute:output_type -> cc.v1.UpdateRouteResponse
+	14, // 63: cc.v1.EdgeService.GetRoute:output_type -> cc.v1.GetRouteResponse
+	16, // 64: cc.v1.EdgeService.ListRoutes:output_type -> cc.v1.ListRoutesResponse
+	18, // 65: cc.v1.EdgeService.RemoveRoute:output_type -> cc.v1.RemoveRouteResponse
+	20, // 66: cc.v1.EdgeService.ApplyRoutes:output_type -> cc.v1.ApplyRoutesResponse
+	26, // 67: cc.v1.EdgeService.DeploySite:output_type -> cc.v1.DeploySiteResponse
+	28, // 68: cc.v1.EdgeService.GetSite:output_type -> cc.v1.GetSiteResponse
+	30, // 69: cc.v1.EdgeService.ListSites:output_type -> cc.v1.ListSitesResponse
+	32, // 70: cc.v1.EdgeService.RollbackSite:output_type -> cc.v1.RollbackSiteResponse
+	34, // 71: cc.v1.EdgeService.RemoveSite:output_type -> cc.v1.RemoveSiteResponse
 	61, // [61:72] is the sub-list for method output_type
 	50, // [50:61] is the sub-list for method input_type
 	50, // [50:50] is the sub-list for extension type_name
@@ -3316,11 +3375,11 @@ func file_cc_v1_edge_proto_init() {
 	if File_cc_v1_edge_proto != nil {
 		return
 	}
-	file_cc_v1_edge_proto_msgTypes[22].OneofWrappers = []any{
+	file_cc_v1_edge_proto_msgTypes[23].OneofWrappers = []any{
 		(*DeploySiteRequest_Header)(nil),
 		(*DeploySiteRequest_Chunk)(nil),
 	}
-	file_cc_v1_edge_proto_msgTypes[33].OneofWrappers = []any{
+	file_cc_v1_edge_proto_msgTypes[34].OneofWrappers = []any{
 		(*EdgeUpdate_Full)(nil),
 		(*EdgeUpdate_Changes)(nil),
 	}
@@ -3330,7 +3389,7 @@ func file_cc_v1_edge_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_v1_edge_proto_rawDesc), len(file_cc_v1_edge_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   45,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

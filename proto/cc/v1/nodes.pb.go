@@ -125,6 +125,115 @@ func (NodeAvailability) EnumDescriptor() ([]byte, []int) {
 	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{1}
 }
 
+// WatchNodesRequest says which nodes to watch.
+type WatchNodesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id names one node (id, unique id prefix or name); empty watches all.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchNodesRequest) Reset() {
+	*x = WatchNodesRequest{}
+	mi := &file_cc_v1_nodes_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchNodesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchNodesRequest) ProtoMessage() {}
+
+func (x *WatchNodesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_nodes_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchNodesRequest.ProtoReflect.Descriptor instead.
+func (*WatchNodesRequest) Descriptor() ([]byte, []int) {
+	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *WatchNodesRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// WatchNodesResponse is one event of the stream (see WatchEvent).
+type WatchNodesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Event WatchEvent             `protobuf:"varint,1,opt,name=event,proto3,enum=cc.v1.WatchEvent" json:"event,omitempty"`
+	// id is the node's id (PUT and REMOVED).
+	Id string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	// node is the node as it is now (PUT).
+	Node          *Node `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchNodesResponse) Reset() {
+	*x = WatchNodesResponse{}
+	mi := &file_cc_v1_nodes_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchNodesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchNodesResponse) ProtoMessage() {}
+
+func (x *WatchNodesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_nodes_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchNodesResponse.ProtoReflect.Descriptor instead.
+func (*WatchNodesResponse) Descriptor() ([]byte, []int) {
+	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *WatchNodesResponse) GetEvent() WatchEvent {
+	if x != nil {
+		return x.Event
+	}
+	return WatchEvent_WATCH_EVENT_UNSPECIFIED
+}
+
+func (x *WatchNodesResponse) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *WatchNodesResponse) GetNode() *Node {
+	if x != nil {
+		return x.Node
+	}
+	return nil
+}
+
 type UpdateNodeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -141,7 +250,7 @@ type UpdateNodeRequest struct {
 
 func (x *UpdateNodeRequest) Reset() {
 	*x = UpdateNodeRequest{}
-	mi := &file_cc_v1_nodes_proto_msgTypes[0]
+	mi := &file_cc_v1_nodes_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -153,7 +262,7 @@ func (x *UpdateNodeRequest) String() string {
 func (*UpdateNodeRequest) ProtoMessage() {}
 
 func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_nodes_proto_msgTypes[0]
+	mi := &file_cc_v1_nodes_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -166,7 +275,7 @@ func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateNodeRequest.ProtoReflect.Descriptor instead.
 func (*UpdateNodeRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{0}
+	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *UpdateNodeRequest) GetId() string {
@@ -206,7 +315,7 @@ type UpdateNodeResponse struct {
 
 func (x *UpdateNodeResponse) Reset() {
 	*x = UpdateNodeResponse{}
-	mi := &file_cc_v1_nodes_proto_msgTypes[1]
+	mi := &file_cc_v1_nodes_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -218,7 +327,7 @@ func (x *UpdateNodeResponse) String() string {
 func (*UpdateNodeResponse) ProtoMessage() {}
 
 func (x *UpdateNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_nodes_proto_msgTypes[1]
+	mi := &file_cc_v1_nodes_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -231,7 +340,7 @@ func (x *UpdateNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateNodeResponse.ProtoReflect.Descriptor instead.
 func (*UpdateNodeResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{1}
+	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *UpdateNodeResponse) GetNode() *Node {
@@ -251,7 +360,7 @@ type GetNodeRequest struct {
 
 func (x *GetNodeRequest) Reset() {
 	*x = GetNodeRequest{}
-	mi := &file_cc_v1_nodes_proto_msgTypes[2]
+	mi := &file_cc_v1_nodes_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -263,7 +372,7 @@ func (x *GetNodeRequest) String() string {
 func (*GetNodeRequest) ProtoMessage() {}
 
 func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_nodes_proto_msgTypes[2]
+	mi := &file_cc_v1_nodes_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -276,7 +385,7 @@ func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeRequest.ProtoReflect.Descriptor instead.
 func (*GetNodeRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{2}
+	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetNodeRequest) GetId() string {
@@ -296,7 +405,7 @@ type GetNodeResponse struct {
 
 func (x *GetNodeResponse) Reset() {
 	*x = GetNodeResponse{}
-	mi := &file_cc_v1_nodes_proto_msgTypes[3]
+	mi := &file_cc_v1_nodes_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -308,7 +417,7 @@ func (x *GetNodeResponse) String() string {
 func (*GetNodeResponse) ProtoMessage() {}
 
 func (x *GetNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_nodes_proto_msgTypes[3]
+	mi := &file_cc_v1_nodes_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -321,7 +430,7 @@ func (x *GetNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeResponse.ProtoReflect.Descriptor instead.
 func (*GetNodeResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{3}
+	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetNodeResponse) GetNode() *Node {
@@ -343,7 +452,7 @@ type RemoveNodeRequest struct {
 
 func (x *RemoveNodeRequest) Reset() {
 	*x = RemoveNodeRequest{}
-	mi := &file_cc_v1_nodes_proto_msgTypes[4]
+	mi := &file_cc_v1_nodes_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -355,7 +464,7 @@ func (x *RemoveNodeRequest) String() string {
 func (*RemoveNodeRequest) ProtoMessage() {}
 
 func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_nodes_proto_msgTypes[4]
+	mi := &file_cc_v1_nodes_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -368,7 +477,7 @@ func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{4}
+	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RemoveNodeRequest) GetId() string {
@@ -394,7 +503,7 @@ type RemoveNodeResponse struct {
 
 func (x *RemoveNodeResponse) Reset() {
 	*x = RemoveNodeResponse{}
-	mi := &file_cc_v1_nodes_proto_msgTypes[5]
+	mi := &file_cc_v1_nodes_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -406,7 +515,7 @@ func (x *RemoveNodeResponse) String() string {
 func (*RemoveNodeResponse) ProtoMessage() {}
 
 func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_nodes_proto_msgTypes[5]
+	mi := &file_cc_v1_nodes_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -419,7 +528,7 @@ func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeResponse.ProtoReflect.Descriptor instead.
 func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{5}
+	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{7}
 }
 
 // ListNodesRequest has no fields yet.
@@ -431,7 +540,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_cc_v1_nodes_proto_msgTypes[6]
+	mi := &file_cc_v1_nodes_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -443,7 +552,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_nodes_proto_msgTypes[6]
+	mi := &file_cc_v1_nodes_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -456,7 +565,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{6}
+	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{8}
 }
 
 // ListNodesResponse holds the nodes, sorted by name.
@@ -469,7 +578,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_cc_v1_nodes_proto_msgTypes[7]
+	mi := &file_cc_v1_nodes_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -481,7 +590,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_nodes_proto_msgTypes[7]
+	mi := &file_cc_v1_nodes_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -494,7 +603,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{7}
+	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListNodesResponse) GetNodes() []*Node {
@@ -516,7 +625,7 @@ type Resources struct {
 
 func (x *Resources) Reset() {
 	*x = Resources{}
-	mi := &file_cc_v1_nodes_proto_msgTypes[8]
+	mi := &file_cc_v1_nodes_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -528,7 +637,7 @@ func (x *Resources) String() string {
 func (*Resources) ProtoMessage() {}
 
 func (x *Resources) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_nodes_proto_msgTypes[8]
+	mi := &file_cc_v1_nodes_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -541,7 +650,7 @@ func (x *Resources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resources.ProtoReflect.Descriptor instead.
 func (*Resources) Descriptor() ([]byte, []int) {
-	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{8}
+	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Resources) GetCpuMillis() int64 {
@@ -586,15 +695,19 @@ type Node struct {
 	// cert_ca_sha256 is the digest of the CA that signed the node's
 	// certificate, and cert_not_after its expiry (as of its join or last
 	// renewal).
-	CertCaSha256  string                 `protobuf:"bytes,15,opt,name=cert_ca_sha256,json=certCaSha256,proto3" json:"cert_ca_sha256,omitempty"`
-	CertNotAfter  *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=cert_not_after,json=certNotAfter,proto3" json:"cert_not_after,omitempty"`
+	CertCaSha256 string                 `protobuf:"bytes,15,opt,name=cert_ca_sha256,json=certCaSha256,proto3" json:"cert_ca_sha256,omitempty"`
+	CertNotAfter *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=cert_not_after,json=certNotAfter,proto3" json:"cert_not_after,omitempty"`
+	// edge is what the node's edge served since its agent started, as of
+	// the last heartbeat the answering server knows of; unset when the node
+	// does not run the edge or has no session there.
+	Edge          *EdgeTraffic `protobuf:"bytes,17,opt,name=edge,proto3" json:"edge,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_cc_v1_nodes_proto_msgTypes[9]
+	mi := &file_cc_v1_nodes_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -606,7 +719,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_nodes_proto_msgTypes[9]
+	mi := &file_cc_v1_nodes_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -619,7 +732,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{9}
+	return file_cc_v1_nodes_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Node) GetId() string {
@@ -734,11 +847,24 @@ func (x *Node) GetCertNotAfter() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Node) GetEdge() *EdgeTraffic {
+	if x != nil {
+		return x.Edge
+	}
+	return nil
+}
+
 var File_cc_v1_nodes_proto protoreflect.FileDescriptor
 
 const file_cc_v1_nodes_proto_rawDesc = "" +
 	"\n" +
-	"\x11cc/v1/nodes.proto\x12\x05cc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8b\x02\n" +
+	"\x11cc/v1/nodes.proto\x12\x05cc.v1\x1a\x10cc/v1/edge.proto\x1a\x11cc/v1/watch.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"#\n" +
+	"\x11WatchNodesRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"n\n" +
+	"\x12WatchNodesResponse\x12'\n" +
+	"\x05event\x18\x01 \x01(\x0e2\x11.cc.v1.WatchEventR\x05event\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x1f\n" +
+	"\x04node\x18\x03 \x01(\v2\v.cc.v1.NodeR\x04node\"\x8b\x02\n" +
 	"\x11UpdateNodeRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12;\n" +
 	"\favailability\x18\x02 \x01(\x0e2\x17.cc.v1.NodeAvailabilityR\favailability\x12F\n" +
@@ -764,7 +890,7 @@ const file_cc_v1_nodes_proto_rawDesc = "" +
 	"\tResources\x12\x1d\n" +
 	"\n" +
 	"cpu_millis\x18\x01 \x01(\x03R\tcpuMillis\x12!\n" +
-	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\"\xb9\x06\n" +
+	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\"\xe1\x06\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
@@ -785,7 +911,8 @@ const file_cc_v1_nodes_proto_rawDesc = "" +
 	"\tallocated\x18\r \x01(\v2\x10.cc.v1.ResourcesR\tallocated\x12\x14\n" +
 	"\x05tasks\x18\x0e \x01(\rR\x05tasks\x12$\n" +
 	"\x0ecert_ca_sha256\x18\x0f \x01(\tR\fcertCaSha256\x12@\n" +
-	"\x0ecert_not_after\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\fcertNotAfter\x1a9\n" +
+	"\x0ecert_not_after\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\fcertNotAfter\x12&\n" +
+	"\x04edge\x18\x11 \x01(\v2\x12.cc.v1.EdgeTrafficR\x04edge\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a=\n" +
@@ -800,14 +927,16 @@ const file_cc_v1_nodes_proto_rawDesc = "" +
 	"\x1dNODE_AVAILABILITY_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18NODE_AVAILABILITY_ACTIVE\x10\x01\x12\x1b\n" +
 	"\x17NODE_AVAILABILITY_PAUSE\x10\x02\x12\x1b\n" +
-	"\x17NODE_AVAILABILITY_DRAIN\x10\x032\x8d\x02\n" +
+	"\x17NODE_AVAILABILITY_DRAIN\x10\x032\xd2\x02\n" +
 	"\vNodeService\x12>\n" +
 	"\tListNodes\x12\x17.cc.v1.ListNodesRequest\x1a\x18.cc.v1.ListNodesResponse\x128\n" +
 	"\aGetNode\x12\x15.cc.v1.GetNodeRequest\x1a\x16.cc.v1.GetNodeResponse\x12A\n" +
 	"\n" +
 	"RemoveNode\x12\x18.cc.v1.RemoveNodeRequest\x1a\x19.cc.v1.RemoveNodeResponse\x12A\n" +
 	"\n" +
-	"UpdateNode\x12\x18.cc.v1.UpdateNodeRequest\x1a\x19.cc.v1.UpdateNodeResponseB/Z-github.com/containercodes/cc/proto/cc/v1;ccv1b\x06proto3"
+	"UpdateNode\x12\x18.cc.v1.UpdateNodeRequest\x1a\x19.cc.v1.UpdateNodeResponse\x12C\n" +
+	"\n" +
+	"WatchNodes\x12\x18.cc.v1.WatchNodesRequest\x1a\x19.cc.v1.WatchNodesResponse0\x01B/Z-github.com/containercodes/cc/proto/cc/v1;ccv1b\x06proto3"
 
 var (
 	file_cc_v1_nodes_proto_rawDescOnce sync.Once
@@ -822,54 +951,63 @@ func file_cc_v1_nodes_proto_rawDescGZIP() []byte {
 }
 
 var file_cc_v1_nodes_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_cc_v1_nodes_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_cc_v1_nodes_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_cc_v1_nodes_proto_goTypes = []any{
 	(NodeState)(0),                // 0: cc.v1.NodeState
 	(NodeAvailability)(0),         // 1: cc.v1.NodeAvailability
-	(*UpdateNodeRequest)(nil),     // 2: cc.v1.UpdateNodeRequest
-	(*UpdateNodeResponse)(nil),    // 3: cc.v1.UpdateNodeResponse
-	(*GetNodeRequest)(nil),        // 4: cc.v1.GetNodeRequest
-	(*GetNodeResponse)(nil),       // 5: cc.v1.GetNodeResponse
-	(*RemoveNodeRequest)(nil),     // 6: cc.v1.RemoveNodeRequest
-	(*RemoveNodeResponse)(nil),    // 7: cc.v1.RemoveNodeResponse
-	(*ListNodesRequest)(nil),      // 8: cc.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),     // 9: cc.v1.ListNodesResponse
-	(*Resources)(nil),             // 10: cc.v1.Resources
-	(*Node)(nil),                  // 11: cc.v1.Node
-	nil,                           // 12: cc.v1.UpdateNodeRequest.AddLabelsEntry
-	nil,                           // 13: cc.v1.Node.LabelsEntry
-	nil,                           // 14: cc.v1.Node.UserLabelsEntry
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(*WatchNodesRequest)(nil),     // 2: cc.v1.WatchNodesRequest
+	(*WatchNodesResponse)(nil),    // 3: cc.v1.WatchNodesResponse
+	(*UpdateNodeRequest)(nil),     // 4: cc.v1.UpdateNodeRequest
+	(*UpdateNodeResponse)(nil),    // 5: cc.v1.UpdateNodeResponse
+	(*GetNodeRequest)(nil),        // 6: cc.v1.GetNodeRequest
+	(*GetNodeResponse)(nil),       // 7: cc.v1.GetNodeResponse
+	(*RemoveNodeRequest)(nil),     // 8: cc.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),    // 9: cc.v1.RemoveNodeResponse
+	(*ListNodesRequest)(nil),      // 10: cc.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),     // 11: cc.v1.ListNodesResponse
+	(*Resources)(nil),             // 12: cc.v1.Resources
+	(*Node)(nil),                  // 13: cc.v1.Node
+	nil,                           // 14: cc.v1.UpdateNodeRequest.AddLabelsEntry
+	nil,                           // 15: cc.v1.Node.LabelsEntry
+	nil,                           // 16: cc.v1.Node.UserLabelsEntry
+	(WatchEvent)(0),               // 17: cc.v1.WatchEvent
+	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(*EdgeTraffic)(nil),           // 19: cc.v1.EdgeTraffic
 }
 var file_cc_v1_nodes_proto_depIdxs = []int32{
-	1,  // 0: cc.v1.UpdateNodeRequest.availability:type_name -> cc.v1.NodeAvailability
-	12, // 1: cc.v1.UpdateNodeRequest.add_labels:type_name -> cc.v1.UpdateNodeRequest.AddLabelsEntry
-	11, // 2: cc.v1.UpdateNodeResponse.node:type_name -> cc.v1.Node
-	11, // 3: cc.v1.GetNodeResponse.node:type_name -> cc.v1.Node
-	11, // 4: cc.v1.ListNodesResponse.nodes:type_name -> cc.v1.Node
-	0,  // 5: cc.v1.Node.state:type_name -> cc.v1.NodeState
-	1,  // 6: cc.v1.Node.availability:type_name -> cc.v1.NodeAvailability
-	13, // 7: cc.v1.Node.labels:type_name -> cc.v1.Node.LabelsEntry
-	10, // 8: cc.v1.Node.resources:type_name -> cc.v1.Resources
-	15, // 9: cc.v1.Node.created_at:type_name -> google.protobuf.Timestamp
-	15, // 10: cc.v1.Node.updated_at:type_name -> google.protobuf.Timestamp
-	15, // 11: cc.v1.Node.last_seen:type_name -> google.protobuf.Timestamp
-	14, // 12: cc.v1.Node.user_labels:type_name -> cc.v1.Node.UserLabelsEntry
-	10, // 13: cc.v1.Node.allocated:type_name -> cc.v1.Resources
-	15, // 14: cc.v1.Node.cert_not_after:type_name -> google.protobuf.Timestamp
-	8,  // 15: cc.v1.NodeService.ListNodes:input_type -> cc.v1.ListNodesRequest
-	4,  // 16: cc.v1.NodeService.GetNode:input_type -> cc.v1.GetNodeRequest
-	6,  // 17: cc.v1.NodeService.RemoveNode:input_type -> cc.v1.RemoveNodeRequest
-	2,  // 18: cc.v1.NodeService.UpdateNode:input_type -> cc.v1.UpdateNodeRequest
-	9,  // 19: cc.v1.NodeService.ListNodes:output_type -> cc.v1.ListNodesResponse
-	5,  // 20: cc.v1.NodeService.GetNode:output_type -> cc.v1.GetNodeResponse
-	7,  // 21: cc.v1.NodeService.RemoveNode:output_type -> cc.v1.RemoveNodeResponse
-	3,  // 22: cc.v1.NodeService.UpdateNode:output_type -> cc.v1.UpdateNodeResponse
-	19, // [19:23] is the sub-list for method output_type
-	15, // [15:19] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	17, // 0: cc.v1.WatchNodesResponse.event:type_name -> cc.v1.WatchEvent
+	13, // 1: cc.v1.WatchNodesResponse.node:type_name -> cc.v1.Node
+	1,  // 2: cc.v1.UpdateNodeRequest.availability:type_name -> cc.v1.NodeAvailability
+	14, // 3: cc.v1.UpdateNodeRequest.add_labels:type_name -> cc.v1.UpdateNodeRequest.AddLabelsEntry
+	13, // 4: cc.v1.UpdateNodeResponse.node:type_name -> cc.v1.Node
+	13, // 5: cc.v1.GetNodeResponse.node:type_name -> cc.v1.Node
+	13, // 6: cc.v1.ListNodesResponse.nodes:type_name -> cc.v1.Node
+	0,  // 7: cc.v1.Node.state:type_name -> cc.v1.NodeState
+	1,  // 8: cc.v1.Node.availability:type_name -> cc.v1.NodeAvailability
+	15, // 9: cc.v1.Node.labels:type_name -> cc.v1.Node.LabelsEntry
+	12, // 10: cc.v1.Node.resources:type_name -> cc.v1.Resources
+	18, // 11: cc.v1.Node.created_at:type_name -> google.protobuf.Timestamp
+	18, // 12: cc.v1.Node.updated_at:type_name -> google.protobuf.Timestamp
+	18, // 13: cc.v1.Node.last_seen:type_name -> google.protobuf.Timestamp
+	16, // 14: cc.v1.Node.user_labels:type_name -> cc.v1.Node.UserLabelsEntry
+	12, // 15: cc.v1.Node.allocated:type_name -> cc.v1.Resources
+	18, // 16: cc.v1.Node.cert_not_after:type_name -> google.protobuf.Timestamp
+	19, // 17: cc.v1.Node.edge:type_name -> cc.v1.EdgeTraffic
+	10, // 18: cc.v1.NodeService.ListNodes:input_type -> cc.v1.ListNodesRequest
+	6,  // 19: cc.v1.NodeService.GetNode:input_type -> cc.v1.GetNodeRequest
+	8,  // 20: cc.v1.NodeService.RemoveNode:input_type -> cc.v1.RemoveNodeRequest
+	4,  // 21: cc.v1.NodeService.UpdateNode:input_type -> cc.v1.UpdateNodeRequest
+	2,  // 22: cc.v1.NodeService.WatchNodes:input_type -> cc.v1.WatchNodesRequest
+	11, // 23: cc.v1.NodeService.ListNodes:output_type -> cc.v1.ListNodesResponse
+	7,  // 24: cc.v1.NodeService.GetNode:output_type -> cc.v1.GetNodeResponse
+	9,  // 25: cc.v1.NodeService.RemoveNode:output_type -> cc.v1.RemoveNodeResponse
+	5,  // 26: cc.v1.NodeService.UpdateNode:output_type -> cc.v1.UpdateNodeResponse
+	3,  // 27: cc.v1.NodeService.WatchNodes:output_type -> cc.v1.WatchNodesResponse
+	23, // [23:28] is the sub-list for method output_type
+	18, // [18:23] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_nodes_proto_init() }
@@ -877,13 +1015,15 @@ func file_cc_v1_nodes_proto_init() {
 	if File_cc_v1_nodes_proto != nil {
 		return
 	}
+	file_cc_v1_edge_proto_init()
+	file_cc_v1_watch_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_v1_nodes_proto_rawDesc), len(file_cc_v1_nodes_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

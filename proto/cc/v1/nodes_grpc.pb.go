@@ -23,6 +23,7 @@ const (
 	NodeService_GetNode_FullMethodName    = "/cc.v1.NodeService/GetNode"
 	NodeService_RemoveNode_FullMethodName = "/cc.v1.NodeService/RemoveNode"
 	NodeService_UpdateNode_FullMethodName = "/cc.v1.NodeService/UpdateNode"
+	NodeService_WatchNodes_FullMethodName = "/cc.v1.NodeService/WatchNodes"
 )
 
 // NodeServiceClient is the client API for NodeService service.
@@ -40,6 +41,9 @@ type NodeServiceClient interface {
 	// UpdateNode changes what an operator decides of a node: its
 	// availability (active, pause, drain) and its labels.
 	UpdateNode(ctx context.Context, in *UpdateNodeRequest, opts ...grpc.CallOption) (*UpdateNodeResponse, error)
+	// WatchNodes streams the nodes (or one node): each as it is, then every
+	// change of its record or of what is placed on it.
+	WatchNodes(ctx context.Context, in *WatchNodesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchNodesResponse], error)
 }
 
 type nodeServiceClient struct {
@@ -90,6 +94,25 @@ func (c *nodeServiceClient) UpdateNode(ctx context.Context, in *UpdateNodeReques
 	return out, nil
 }
 
+func (c *nodeServiceClient) WatchNodes(ctx context.Context, in *WatchNodesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchNodesResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &NodeService_ServiceDesc.Streams[0], NodeService_WatchNodes_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchNodesRequest, WatchNodesResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type NodeService_WatchNodesClient = grpc.ServerStreamingClient[WatchNodesResponse]
+
 // NodeServiceServer is the server API for NodeService service.
 // All implementations must embed UnimplementedNodeServiceServer
 // for forward compatibility.
@@ -105,6 +128,9 @@ type NodeServiceServer interface {
 	// UpdateNode changes what an operator decides of a node: its
 	// availability (active, pause, drain) and its labels.
 	UpdateNode(context.Context, *UpdateNodeRequest) (*UpdateNodeResponse, error)
+	// WatchNodes streams the nodes (or one node): each as it is, then every
+	// change of its record or of what is placed on it.
+	WatchNodes(*WatchNodesRequest, grpc.ServerStreamingServer[WatchNodesResponse]) error
 	mustEmbedUnimplementedNodeServiceServer()
 }
 
@@ -126,6 +152,9 @@ func (UnimplementedNodeServiceServer) RemoveNode(context.Context, *RemoveNodeReq
 }
 func (UnimplementedNodeServiceServer) UpdateNode(context.Context, *UpdateNodeRequest) (*UpdateNodeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateNode not implemented")
+}
+func (UnimplementedNodeServiceServer) WatchNodes(*WatchNodesRequest, grpc.ServerStreamingServer[WatchNodesResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchNodes not implemented")
 }
 func (UnimplementedNodeServiceServer) mustEmbedUnimplementedNodeServiceServer() {}
 func (UnimplementedNodeServiceServer) testEmbeddedByValue()                     {}
@@ -220,6 +249,17 @@ func _NodeService_UpdateNode_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _NodeService_WatchNodes_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchNodesRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(NodeServiceServer).WatchNodes(m, &grpc.GenericServerStream[WatchNodesRequest, WatchNodesResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type NodeService_WatchNodesServer = grpc.ServerStreamingServer[WatchNodesResponse]
+
 // NodeService_ServiceDesc is the grpc.ServiceDesc for NodeService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -244,6 +284,12 @@ var NodeService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _NodeService_UpdateNode_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchNodes",
+			Handler:       _NodeService_WatchNodes_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "cc/v1/nodes.proto",
 }

@@ -109,8 +109,11 @@ type NodeSession struct {
 	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	// last_seen_unix_ms is the node's last heartbeat, in Unix milliseconds.
 	LastSeenUnixMs int64 `protobuf:"varint,2,opt,name=last_seen_unix_ms,json=lastSeenUnixMs,proto3" json:"last_seen_unix_ms,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// edge is the node's edge traffic as of its last heartbeat, when it
+	// runs the edge.
+	Edge          *EdgeTraffic `protobuf:"bytes,3,opt,name=edge,proto3" json:"edge,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NodeSession) Reset() {
@@ -155,6 +158,13 @@ func (x *NodeSession) GetLastSeenUnixMs() int64 {
 		return x.LastSeenUnixMs
 	}
 	return 0
+}
+
+func (x *NodeSession) GetEdge() *EdgeTraffic {
+	if x != nil {
+		return x.Edge
+	}
+	return nil
 }
 
 // RelayLogsRequest names the container and how to read its logs.
@@ -1017,13 +1027,14 @@ var File_cc_v1_peer_proto protoreflect.FileDescriptor
 
 const file_cc_v1_peer_proto_rawDesc = "" +
 	"\n" +
-	"\x10cc/v1/peer.proto\x12\x05cc.v1\x1a\x13cc/v1/cluster.proto\x1a\x10cc/v1/exec.proto\x1a\x11cc/v1/stats.proto\"\x11\n" +
+	"\x10cc/v1/peer.proto\x12\x05cc.v1\x1a\x13cc/v1/cluster.proto\x1a\x10cc/v1/edge.proto\x1a\x10cc/v1/exec.proto\x1a\x11cc/v1/stats.proto\"\x11\n" +
 	"\x0fSessionsRequest\"B\n" +
 	"\x10SessionsResponse\x12.\n" +
-	"\bsessions\x18\x01 \x03(\v2\x12.cc.v1.NodeSessionR\bsessions\"Q\n" +
+	"\bsessions\x18\x01 \x03(\v2\x12.cc.v1.NodeSessionR\bsessions\"y\n" +
 	"\vNodeSession\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12)\n" +
-	"\x11last_seen_unix_ms\x18\x02 \x01(\x03R\x0elastSeenUnixMs\"z\n" +
+	"\x11last_seen_unix_ms\x18\x02 \x01(\x03R\x0elastSeenUnixMs\x12&\n" +
+	"\x04edge\x18\x03 \x01(\v2\x12.cc.v1.EdgeTrafficR\x04edge\"z\n" +
 	"\x10RelayLogsRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12!\n" +
 	"\fcontainer_id\x18\x02 \x01(\tR\vcontainerId\x12\x16\n" +
@@ -1124,42 +1135,44 @@ var file_cc_v1_peer_proto_goTypes = []any{
 	(*ReadIndexResponse)(nil),  // 16: cc.v1.ReadIndexResponse
 	(*RelayExecRequest)(nil),   // 17: cc.v1.RelayExecRequest
 	(*RelayExecResponse)(nil),  // 18: cc.v1.RelayExecResponse
-	(*ReadinessCheck)(nil),     // 19: cc.v1.ReadinessCheck
-	(*ExecRequest)(nil),        // 20: cc.v1.ExecRequest
-	(*ExecResponse)(nil),       // 21: cc.v1.ExecResponse
-	(*RelayStatsRequest)(nil),  // 22: cc.v1.RelayStatsRequest
-	(*RelayStatsResponse)(nil), // 23: cc.v1.RelayStatsResponse
+	(*EdgeTraffic)(nil),        // 19: cc.v1.EdgeTraffic
+	(*ReadinessCheck)(nil),     // 20: cc.v1.ReadinessCheck
+	(*ExecRequest)(nil),        // 21: cc.v1.ExecRequest
+	(*ExecResponse)(nil),       // 22: cc.v1.ExecResponse
+	(*RelayStatsRequest)(nil),  // 23: cc.v1.RelayStatsRequest
+	(*RelayStatsResponse)(nil), // 24: cc.v1.RelayStatsResponse
 }
 var file_cc_v1_peer_proto_depIdxs = []int32{
 	2,  // 0: cc.v1.SessionsResponse.sessions:type_name -> cc.v1.NodeSession
-	19, // 1: cc.v1.PeerStatusResponse.checks:type_name -> cc.v1.ReadinessCheck
-	20, // 2: cc.v1.RelayExecRequest.request:type_name -> cc.v1.ExecRequest
-	21, // 3: cc.v1.RelayExecResponse.response:type_name -> cc.v1.ExecResponse
-	11, // 4: cc.v1.PeerService.JoinServer:input_type -> cc.v1.JoinServerRequest
-	13, // 5: cc.v1.PeerService.Apply:input_type -> cc.v1.ApplyRequest
-	15, // 6: cc.v1.PeerService.ReadIndex:input_type -> cc.v1.ReadIndexRequest
-	9,  // 7: cc.v1.PeerService.PeerStatus:input_type -> cc.v1.PeerStatusRequest
-	5,  // 8: cc.v1.PeerService.PushBlob:input_type -> cc.v1.PushBlobRequest
-	7,  // 9: cc.v1.PeerService.PullBlob:input_type -> cc.v1.PullBlobRequest
-	3,  // 10: cc.v1.PeerService.RelayLogs:input_type -> cc.v1.RelayLogsRequest
-	22, // 11: cc.v1.PeerService.RelayStats:input_type -> cc.v1.RelayStatsRequest
-	17, // 12: cc.v1.PeerService.RelayExec:input_type -> cc.v1.RelayExecRequest
-	0,  // 13: cc.v1.PeerService.Sessions:input_type -> cc.v1.SessionsRequest
-	12, // 14: cc.v1.PeerService.JoinServer:output_type -> cc.v1.JoinServerResponse
-	14, // 15: cc.v1.PeerService.Apply:output_type -> cc.v1.ApplyResponse
-	16, // 16: cc.v1.PeerService.ReadIndex:output_type -> cc.v1.ReadIndexResponse
-	10, // 17: cc.v1.PeerService.PeerStatus:output_type -> cc.v1.PeerStatusResponse
-	6,  // 18: cc.v1.PeerService.PushBlob:output_type -> cc.v1.PushBlobResponse
-	8,  // 19: cc.v1.PeerService.PullBlob:output_type -> cc.v1.PullBlobResponse
-	4,  // 20: cc.v1.PeerService.RelayLogs:output_type -> cc.v1.RelayLogsResponse
-	23, // 21: cc.v1.PeerService.RelayStats:output_type -> cc.v1.RelayStatsResponse
-	18, // 22: cc.v1.PeerService.RelayExec:output_type -> cc.v1.RelayExecResponse
-	1,  // 23: cc.v1.PeerService.Sessions:output_type -> cc.v1.SessionsResponse
-	14, // [14:24] is the sub-list for method output_type
-	4,  // [4:14] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	19, // 1: cc.v1.NodeSession.edge:type_name -> cc.v1.EdgeTraffic
+	20, // 2: cc.v1.PeerStatusResponse.checks:type_name -> cc.v1.ReadinessCheck
+	21, // 3: cc.v1.RelayExecRequest.request:type_name -> cc.v1.ExecRequest
+	22, // 4: cc.v1.RelayExecResponse.response:type_name -> cc.v1.ExecResponse
+	11, // 5: cc.v1.PeerService.JoinServer:input_type -> cc.v1.JoinServerRequest
+	13, // 6: cc.v1.PeerService.Apply:input_type -> cc.v1.ApplyRequest
+	15, // 7: cc.v1.PeerService.ReadIndex:input_type -> cc.v1.ReadIndexRequest
+	9,  // 8: cc.v1.PeerService.PeerStatus:input_type -> cc.v1.PeerStatusRequest
+	5,  // 9: cc.v1.PeerService.PushBlob:input_type -> cc.v1.PushBlobRequest
+	7,  // 10: cc.v1.PeerService.PullBlob:input_type -> cc.v1.PullBlobRequest
+	3,  // 11: cc.v1.PeerService.RelayLogs:input_type -> cc.v1.RelayLogsRequest
+	23, // 12: cc.v1.PeerService.RelayStats:input_type -> cc.v1.RelayStatsRequest
+	17, // 13: cc.v1.PeerService.RelayExec:input_type -> cc.v1.RelayExecRequest
+	0,  // 14: cc.v1.PeerService.Sessions:input_type -> cc.v1.SessionsRequest
+	12, // 15: cc.v1.PeerService.JoinServer:output_type -> cc.v1.JoinServerResponse
+	14, // 16: cc.v1.PeerService.Apply:output_type -> cc.v1.ApplyResponse
+	16, // 17: cc.v1.PeerService.ReadIndex:output_type -> cc.v1.ReadIndexResponse
+	10, // 18: cc.v1.PeerService.PeerStatus:output_type -> cc.v1.PeerStatusResponse
+	6,  // 19: cc.v1.PeerService.PushBlob:output_type -> cc.v1.PushBlobResponse
+	8,  // 20: cc.v1.PeerService.PullBlob:output_type -> cc.v1.PullBlobResponse
+	4,  // 21: cc.v1.PeerService.RelayLogs:output_type -> cc.v1.RelayLogsResponse
+	24, // 22: cc.v1.PeerService.RelayStats:output_type -> cc.v1.RelayStatsResponse
+	18, // 23: cc.v1.PeerService.RelayExec:output_type -> cc.v1.RelayExecResponse
+	1,  // 24: cc.v1.PeerService.Sessions:output_type -> cc.v1.SessionsResponse
+	15, // [15:25] is the sub-list for method output_type
+	5,  // [5:15] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_peer_proto_init() }
@@ -1168,6 +1181,7 @@ func file_cc_v1_peer_proto_init() {
 		return
 	}
 	file_cc_v1_cluster_proto_init()
+	file_cc_v1_edge_proto_init()
 	file_cc_v1_exec_proto_init()
 	file_cc_v1_stats_proto_init()
 	type x struct{}

@@ -193,6 +193,115 @@ func (UpdateState) EnumDescriptor() ([]byte, []int) {
 	return file_cc_v1_services_proto_rawDescGZIP(), []int{2}
 }
 
+// WatchServicesRequest says which services to watch.
+type WatchServicesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id names one service (id, unique id prefix or name); empty watches all.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchServicesRequest) Reset() {
+	*x = WatchServicesRequest{}
+	mi := &file_cc_v1_services_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchServicesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchServicesRequest) ProtoMessage() {}
+
+func (x *WatchServicesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_services_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchServicesRequest.ProtoReflect.Descriptor instead.
+func (*WatchServicesRequest) Descriptor() ([]byte, []int) {
+	return file_cc_v1_services_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *WatchServicesRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// WatchServicesResponse is one event of the stream (see WatchEvent).
+type WatchServicesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Event WatchEvent             `protobuf:"varint,1,opt,name=event,proto3,enum=cc.v1.WatchEvent" json:"event,omitempty"`
+	// id is the service's id (PUT and REMOVED).
+	Id string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	// service is the service as it is now, with its counts (PUT).
+	Service       *Service `protobuf:"bytes,3,opt,name=service,proto3" json:"service,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchServicesResponse) Reset() {
+	*x = WatchServicesResponse{}
+	mi := &file_cc_v1_services_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchServicesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchServicesResponse) ProtoMessage() {}
+
+func (x *WatchServicesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_services_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchServicesResponse.ProtoReflect.Descriptor instead.
+func (*WatchServicesResponse) Descriptor() ([]byte, []int) {
+	return file_cc_v1_services_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *WatchServicesResponse) GetEvent() WatchEvent {
+	if x != nil {
+		return x.Event
+	}
+	return WatchEvent_WATCH_EVENT_UNSPECIFIED
+}
+
+func (x *WatchServicesResponse) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *WatchServicesResponse) GetService() *Service {
+	if x != nil {
+		return x.Service
+	}
+	return nil
+}
+
 // UpdateConfig is how a rolling update proceeds.
 type UpdateConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -210,7 +319,7 @@ type UpdateConfig struct {
 
 func (x *UpdateConfig) Reset() {
 	*x = UpdateConfig{}
-	mi := &file_cc_v1_services_proto_msgTypes[0]
+	mi := &file_cc_v1_services_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -222,7 +331,7 @@ func (x *UpdateConfig) String() string {
 func (*UpdateConfig) ProtoMessage() {}
 
 func (x *UpdateConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_services_proto_msgTypes[0]
+	mi := &file_cc_v1_services_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -235,7 +344,7 @@ func (x *UpdateConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConfig.ProtoReflect.Descriptor instead.
 func (*UpdateConfig) Descriptor() ([]byte, []int) {
-	return file_cc_v1_services_proto_rawDescGZIP(), []int{0}
+	return file_cc_v1_services_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *UpdateConfig) GetParallelism() uint32 {
@@ -281,7 +390,7 @@ type Placement struct {
 
 func (x *Placement) Reset() {
 	*x = Placement{}
-	mi := &file_cc_v1_services_proto_msgTypes[1]
+	mi := &file_cc_v1_services_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -293,7 +402,7 @@ func (x *Placement) String() string {
 func (*Placement) ProtoMessage() {}
 
 func (x *Placement) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_services_proto_msgTypes[1]
+	mi := &file_cc_v1_services_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -306,7 +415,7 @@ func (x *Placement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Placement.ProtoReflect.Descriptor instead.
 func (*Placement) Descriptor() ([]byte, []int) {
-	return file_cc_v1_services_proto_rawDescGZIP(), []int{1}
+	return file_cc_v1_services_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Placement) GetConstraints() []string {
@@ -340,7 +449,7 @@ type ServiceSpec struct {
 
 func (x *ServiceSpec) Reset() {
 	*x = ServiceSpec{}
-	mi := &file_cc_v1_services_proto_msgTypes[2]
+	mi := &file_cc_v1_services_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -352,7 +461,7 @@ func (x *ServiceSpec) String() string {
 func (*ServiceSpec) ProtoMessage() {}
 
 func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_services_proto_msgTypes[2]
+	mi := &file_cc_v1_services_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -365,7 +474,7 @@ func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSpec.ProtoReflect.Descriptor instead.
 func (*ServiceSpec) Descriptor() ([]byte, []int) {
-	return file_cc_v1_services_proto_rawDescGZIP(), []int{2}
+	return file_cc_v1_services_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ServiceSpec) GetTask() *ContainerSpec {
@@ -416,7 +525,7 @@ type UpdateStatus struct {
 
 func (x *UpdateStatus) Reset() {
 	*x = UpdateStatus{}
-	mi := &file_cc_v1_services_proto_msgTypes[3]
+	mi := &file_cc_v1_services_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -428,7 +537,7 @@ func (x *UpdateStatus) String() string {
 func (*UpdateStatus) ProtoMessage() {}
 
 func (x *UpdateStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_services_proto_msgTypes[3]
+	mi := &file_cc_v1_services_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -441,7 +550,7 @@ func (x *UpdateStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateStatus.ProtoReflect.Descriptor instead.
 func (*UpdateStatus) Descriptor() ([]byte, []int) {
-	return file_cc_v1_services_proto_rawDescGZIP(), []int{3}
+	return file_cc_v1_services_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *UpdateStatus) GetState() UpdateState {
@@ -489,7 +598,7 @@ type ServiceCounts struct {
 
 func (x *ServiceCounts) Reset() {
 	*x = ServiceCounts{}
-	mi := &file_cc_v1_services_proto_msgTypes[4]
+	mi := &file_cc_v1_services_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -501,7 +610,7 @@ func (x *ServiceCounts) String() string {
 func (*ServiceCounts) ProtoMessage() {}
 
 func (x *ServiceCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_services_proto_msgTypes[4]
+	mi := &file_cc_v1_services_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -514,7 +623,7 @@ func (x *ServiceCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceCounts.ProtoReflect.Descriptor instead.
 func (*ServiceCounts) Descriptor() ([]byte, []int) {
-	return file_cc_v1_services_proto_rawDescGZIP(), []int{4}
+	return file_cc_v1_services_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ServiceCounts) GetDesired() uint64 {
@@ -574,7 +683,7 @@ type Service struct {
 
 func (x *Service) Reset() {
 	*x = Service{}
-	mi := &file_cc_v1_services_proto_msgTypes[5]
+	mi := &file_cc_v1_services_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -586,7 +695,7 @@ func (x *Service) String() string {
 func (*Service) ProtoMessage() {}
 
 func (x *Service) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_services_proto_msgTypes[5]
+	mi := &file_cc_v1_services_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -599,7 +708,7 @@ func (x *Service) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Service.ProtoReflect.Descriptor instead.
 func (*Service) Descriptor() ([]byte, []int) {
-	return file_cc_v1_services_proto_rawDescGZIP(), []int{5}
+	return file_cc_v1_services_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Service) GetId() string {
@@ -696,7 +805,7 @@ type CreateServiceRequest struct {
 
 func (x *CreateServiceRequest) Reset() {
 	*x = CreateServiceRequest{}
-	mi := &file_cc_v1_services_proto_msgTypes[6]
+	mi := &file_cc_v1_services_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -708,7 +817,7 @@ func (x *CreateServiceRequest) String() string {
 func (*CreateServiceRequest) ProtoMessage() {}
 
 func (x *CreateServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_services_proto_msgTypes[6]
+	mi := &file_cc_v1_services_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -721,7 +830,7 @@ func (x *CreateServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateServiceRequest.ProtoReflect.Descriptor instead.
 func (*CreateServiceRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_services_proto_rawDescGZIP(), []int{6}
+	return file_cc_v1_services_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateServiceRequest) GetName() string {
@@ -747,7 +856,7 @@ type CreateServiceResponse struct {
 
 func (x *CreateServiceResponse) Reset() {
 	*x = CreateServiceResponse{}
-	mi := &file_cc_v1_services_proto_msgTypes[7]
+	mi := &file_cc_v1_services_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -759,7 +868,7 @@ func (x *CreateServiceResponse) String() string {
 func (*CreateServiceResponse) ProtoMessage() {}
 
 func (x *CreateServiceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_services_proto_msgTypes[7]
+	mi := &file_cc_v1_services_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -772,7 +881,7 @@ func (x *CreateServiceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateServiceResponse.ProtoReflect.Descriptor instead.
 func (*CreateServiceResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_services_proto_rawDescGZIP(), []int{7}
+	return file_cc_v1_services_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CreateServiceResponse) GetService() *Service {
@@ -790,7 +899,7 @@ type ListServicesRequest struct {
 
 func (x *ListServicesRequest) Reset() {
 	*x = ListServicesRequest{}
-	mi := &file_cc_v1_services_proto_msgTypes[8]
+	mi := &file_cc_v1_services_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -802,7 +911,7 @@ func (x *ListServicesRequest) String() string {
 func (*ListServicesRequest) ProtoMessage() {}
 
 func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_services_proto_msgTypes[8]
+	mi := &file_cc_v1_services_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -815,7 +924,7 @@ func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesRequest.ProtoReflect.Descriptor instead.
 func (*ListServicesRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_services_proto_rawDescGZIP(), []int{8}
+	return file_cc_v1_services_proto_rawDescGZIP(), []int{10}
 }
 
 type ListServicesResponse struct {
@@ -827,7 +936,7 @@ type ListServicesResponse struct {
 
 func (x *ListServicesResponse) Reset() {
 	*x = ListServicesResponse{}
-	mi := &file_cc_v1_services_proto_msgTypes[9]
+	mi := &file_cc_v1_services_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -839,7 +948,7 @@ func (x *ListServicesResponse) String() string {
 func (*ListServicesResponse) ProtoMessage() {}
 
 func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_services_proto_msgTypes[9]
+	mi := &file_cc_v1_services_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -852,7 +961,7 @@ func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesResponse.ProtoReflect.Descriptor instead.
 func (*ListServicesResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_services_proto_rawDescGZIP(), []int{9}
+	return file_cc_v1_services_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListServicesResponse) GetServices() []*Service {
@@ -871,7 +980,7 @@ type GetServiceRequest struct {
 
 func (x *GetServiceRequest) Reset() {
 	*x = GetServiceRequest{}
-	mi := &file_cc_v1_services_proto_msgTypes[10]
+	mi := &file_cc_v1_services_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -883,7 +992,7 @@ func (x *GetServiceRequest) String() string {
 func (*GetServiceRequest) ProtoMessage() {}
 
 func (x *GetServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_services_proto_msgTypes[10]
+	mi := &file_cc_v1_services_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -896,7 +1005,7 @@ func (x *GetServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceRequest.ProtoReflect.Descriptor instead.
 func (*GetServiceRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_services_proto_rawDescGZIP(), []int{10}
+	return file_cc_v1_services_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetServiceRequest) GetId() string {
@@ -915,7 +1024,7 @@ type GetServiceResponse struct {
 
 func (x *GetServiceResponse) Reset() {
 	*x = GetServiceResponse{}
-	mi := &file_cc_v1_services_proto_msgTypes[11]
+	mi := &file_cc_v1_services_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -927,7 +1036,7 @@ func (x *GetServiceResponse) String() string {
 func (*GetServiceResponse) ProtoMessage() {}
 
 func (x *GetServiceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_services_proto_msgTypes[11]
+	mi := &file_cc_v1_services_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -940,7 +1049,7 @@ func (x *GetServiceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceResponse.ProtoReflect.Descriptor instead.
 func (*GetServiceResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_services_proto_rawDescGZIP(), []int{11}
+	return file_cc_v1_services_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetServiceResponse) GetService() *Service {
@@ -969,7 +1078,7 @@ type UpdateServiceRequest struct {
 
 func (x *UpdateServiceRequest) Reset() {
 	*x = UpdateServiceRequest{}
-	mi := &file_cc_v1_services_proto_msgTypes[12]
+	mi := &file_cc_v1_services_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -981,7 +1090,7 @@ func (x *UpdateServiceRequest) String() string {
 func (*UpdateServiceRequest) ProtoMessage() {}
 
 func (x *UpdateServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_services_proto_msgTypes[12]
+	mi := &file_cc_v1_services_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -994,7 +1103,7 @@ func (x *UpdateServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateServiceRequest.ProtoReflect.Descriptor instead.
 func (*UpdateServiceRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_services_proto_rawDescGZIP(), []int{12}
+	return file_cc_v1_services_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UpdateServiceRequest) GetId() string {
@@ -1041,7 +1150,7 @@ type UpdateServiceResponse struct {
 
 func (x *UpdateServiceResponse) Reset() {
 	*x = UpdateServiceResponse{}
-	mi := &file_cc_v1_services_proto_msgTypes[13]
+	mi := &file_cc_v1_services_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1053,7 +1162,7 @@ func (x *UpdateServiceResponse) String() string {
 func (*UpdateServiceResponse) ProtoMessage() {}
 
 func (x *UpdateServiceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_services_proto_msgTypes[13]
+	mi := &file_cc_v1_services_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1066,7 +1175,7 @@ func (x *UpdateServiceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateServiceResponse.ProtoReflect.Descriptor instead.
 func (*UpdateServiceResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_services_proto_rawDescGZIP(), []int{13}
+	return file_cc_v1_services_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UpdateServiceResponse) GetService() *Service {
@@ -1086,7 +1195,7 @@ type ScaleServiceRequest struct {
 
 func (x *ScaleServiceRequest) Reset() {
 	*x = ScaleServiceRequest{}
-	mi := &file_cc_v1_services_proto_msgTypes[14]
+	mi := &file_cc_v1_services_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1098,7 +1207,7 @@ func (x *ScaleServiceRequest) String() string {
 func (*ScaleServiceRequest) ProtoMessage() {}
 
 func (x *ScaleServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_services_proto_msgTypes[14]
+	mi := &file_cc_v1_services_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1111,7 +1220,7 @@ func (x *ScaleServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScaleServiceRequest.ProtoReflect.Descriptor instead.
 func (*ScaleServiceRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_services_proto_rawDescGZIP(), []int{14}
+	return file_cc_v1_services_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ScaleServiceRequest) GetId() string {
@@ -1137,7 +1246,7 @@ type ScaleServiceResponse struct {
 
 func (x *ScaleServiceResponse) Reset() {
 	*x = ScaleServiceResponse{}
-	mi := &file_cc_v1_services_proto_msgTypes[15]
+	mi := &file_cc_v1_services_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1149,7 +1258,7 @@ func (x *ScaleServiceResponse) String() string {
 func (*ScaleServiceResponse) ProtoMessage() {}
 
 func (x *ScaleServiceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_services_proto_msgTypes[15]
+	mi := &file_cc_v1_services_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1162,7 +1271,7 @@ func (x *ScaleServiceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScaleServiceResponse.ProtoReflect.Descriptor instead.
 func (*ScaleServiceResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_services_proto_rawDescGZIP(), []int{15}
+	return file_cc_v1_services_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ScaleServiceResponse) GetService() *Service {
@@ -1181,7 +1290,7 @@ type RollbackServiceRequest struct {
 
 func (x *RollbackServiceRequest) Reset() {
 	*x = RollbackServiceRequest{}
-	mi := &file_cc_v1_services_proto_msgTypes[16]
+	mi := &file_cc_v1_services_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1193,7 +1302,7 @@ func (x *RollbackServiceRequest) String() string {
 func (*RollbackServiceRequest) ProtoMessage() {}
 
 func (x *RollbackServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_services_proto_msgTypes[16]
+	mi := &file_cc_v1_services_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1206,7 +1315,7 @@ func (x *RollbackServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackServiceRequest.ProtoReflect.Descriptor instead.
 func (*RollbackServiceRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_services_proto_rawDescGZIP(), []int{16}
+	return file_cc_v1_services_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RollbackServiceRequest) GetId() string {
@@ -1225,7 +1334,7 @@ type RollbackServiceResponse struct {
 
 func (x *RollbackServiceResponse) Reset() {
 	*x = RollbackServiceResponse{}
-	mi := &file_cc_v1_services_proto_msgTypes[17]
+	mi := &file_cc_v1_services_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1237,7 +1346,7 @@ func (x *RollbackServiceResponse) String() string {
 func (*RollbackServiceResponse) ProtoMessage() {}
 
 func (x *RollbackServiceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_services_proto_msgTypes[17]
+	mi := &file_cc_v1_services_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1250,7 +1359,7 @@ func (x *RollbackServiceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackServiceResponse.ProtoReflect.Descriptor instead.
 func (*RollbackServiceResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_services_proto_rawDescGZIP(), []int{17}
+	return file_cc_v1_services_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RollbackServiceResponse) GetService() *Service {
@@ -1269,7 +1378,7 @@ type RemoveServiceRequest struct {
 
 func (x *RemoveServiceRequest) Reset() {
 	*x = RemoveServiceRequest{}
-	mi := &file_cc_v1_services_proto_msgTypes[18]
+	mi := &file_cc_v1_services_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1281,7 +1390,7 @@ func (x *RemoveServiceRequest) String() string {
 func (*RemoveServiceRequest) ProtoMessage() {}
 
 func (x *RemoveServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_services_proto_msgTypes[18]
+	mi := &file_cc_v1_services_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1294,7 +1403,7 @@ func (x *RemoveServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServiceRequest.ProtoReflect.Descriptor instead.
 func (*RemoveServiceRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_services_proto_rawDescGZIP(), []int{18}
+	return file_cc_v1_services_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RemoveServiceRequest) GetId() string {
@@ -1312,7 +1421,7 @@ type RemoveServiceResponse struct {
 
 func (x *RemoveServiceResponse) Reset() {
 	*x = RemoveServiceResponse{}
-	mi := &file_cc_v1_services_proto_msgTypes[19]
+	mi := &file_cc_v1_services_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1324,7 +1433,7 @@ func (x *RemoveServiceResponse) String() string {
 func (*RemoveServiceResponse) ProtoMessage() {}
 
 func (x *RemoveServiceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_services_proto_msgTypes[19]
+	mi := &file_cc_v1_services_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1337,7 +1446,7 @@ func (x *RemoveServiceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServiceResponse.ProtoReflect.Descriptor instead.
 func (*RemoveServiceResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_services_proto_rawDescGZIP(), []int{19}
+	return file_cc_v1_services_proto_rawDescGZIP(), []int{21}
 }
 
 type ListServiceTasksRequest struct {
@@ -1351,7 +1460,7 @@ type ListServiceTasksRequest struct {
 
 func (x *ListServiceTasksRequest) Reset() {
 	*x = ListServiceTasksRequest{}
-	mi := &file_cc_v1_services_proto_msgTypes[20]
+	mi := &file_cc_v1_services_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1363,7 +1472,7 @@ func (x *ListServiceTasksRequest) String() string {
 func (*ListServiceTasksRequest) ProtoMessage() {}
 
 func (x *ListServiceTasksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_services_proto_msgTypes[20]
+	mi := &file_cc_v1_services_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1376,7 +1485,7 @@ func (x *ListServiceTasksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServiceTasksRequest.ProtoReflect.Descriptor instead.
 func (*ListServiceTasksRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_services_proto_rawDescGZIP(), []int{20}
+	return file_cc_v1_services_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListServiceTasksRequest) GetId() string {
@@ -1402,7 +1511,7 @@ type ListServiceTasksResponse struct {
 
 func (x *ListServiceTasksResponse) Reset() {
 	*x = ListServiceTasksResponse{}
-	mi := &file_cc_v1_services_proto_msgTypes[21]
+	mi := &file_cc_v1_services_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1414,7 +1523,7 @@ func (x *ListServiceTasksResponse) String() string {
 func (*ListServiceTasksResponse) ProtoMessage() {}
 
 func (x *ListServiceTasksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_services_proto_msgTypes[21]
+	mi := &file_cc_v1_services_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1427,7 +1536,7 @@ func (x *ListServiceTasksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServiceTasksResponse.ProtoReflect.Descriptor instead.
 func (*ListServiceTasksResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_services_proto_rawDescGZIP(), []int{21}
+	return file_cc_v1_services_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListServiceTasksResponse) GetTasks() []*Container {
@@ -1448,7 +1557,7 @@ type ServiceLogsRequest struct {
 
 func (x *ServiceLogsRequest) Reset() {
 	*x = ServiceLogsRequest{}
-	mi := &file_cc_v1_services_proto_msgTypes[22]
+	mi := &file_cc_v1_services_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1460,7 +1569,7 @@ func (x *ServiceLogsRequest) String() string {
 func (*ServiceLogsRequest) ProtoMessage() {}
 
 func (x *ServiceLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_services_proto_msgTypes[22]
+	mi := &file_cc_v1_services_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1473,7 +1582,7 @@ func (x *ServiceLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceLogsRequest.ProtoReflect.Descriptor instead.
 func (*ServiceLogsRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_services_proto_rawDescGZIP(), []int{22}
+	return file_cc_v1_services_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ServiceLogsRequest) GetId() string {
@@ -1509,7 +1618,7 @@ type ServiceLogsResponse struct {
 
 func (x *ServiceLogsResponse) Reset() {
 	*x = ServiceLogsResponse{}
-	mi := &file_cc_v1_services_proto_msgTypes[23]
+	mi := &file_cc_v1_services_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1521,7 +1630,7 @@ func (x *ServiceLogsResponse) String() string {
 func (*ServiceLogsResponse) ProtoMessage() {}
 
 func (x *ServiceLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_services_proto_msgTypes[23]
+	mi := &file_cc_v1_services_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1534,7 +1643,7 @@ func (x *ServiceLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceLogsResponse.ProtoReflect.Descriptor instead.
 func (*ServiceLogsResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_services_proto_rawDescGZIP(), []int{23}
+	return file_cc_v1_services_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ServiceLogsResponse) GetTask() string {
@@ -1562,7 +1671,13 @@ var File_cc_v1_services_proto protoreflect.FileDescriptor
 
 const file_cc_v1_services_proto_rawDesc = "" +
 	"\n" +
-	"\x14cc/v1/services.proto\x12\x05cc.v1\x1a\x16cc/v1/containers.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd9\x01\n" +
+	"\x14cc/v1/services.proto\x12\x05cc.v1\x1a\x16cc/v1/containers.proto\x1a\x11cc/v1/watch.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"&\n" +
+	"\x14WatchServicesRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"z\n" +
+	"\x15WatchServicesResponse\x12'\n" +
+	"\x05event\x18\x01 \x01(\x0e2\x11.cc.v1.WatchEventR\x05event\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12(\n" +
+	"\aservice\x18\x03 \x01(\v2\x0e.cc.v1.ServiceR\aservice\"\xd9\x01\n" +
 	"\fUpdateConfig\x12 \n" +
 	"\vparallelism\x18\x01 \x01(\rR\vparallelism\x12/\n" +
 	"\x05delay\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x05delay\x12A\n" +
@@ -1664,7 +1779,7 @@ const file_cc_v1_services_proto_rawDesc = "" +
 	"\x13UPDATE_STATE_PAUSED\x10\x02\x12\x1a\n" +
 	"\x16UPDATE_STATE_COMPLETED\x10\x03\x12\x1d\n" +
 	"\x19UPDATE_STATE_ROLLING_BACK\x10\x04\x12\x1c\n" +
-	"\x18UPDATE_STATE_ROLLED_BACK\x10\x052\xb8\x05\n" +
+	"\x18UPDATE_STATE_ROLLED_BACK\x10\x052\x86\x06\n" +
 	"\x0eServiceService\x12J\n" +
 	"\rCreateService\x12\x1b.cc.v1.CreateServiceRequest\x1a\x1c.cc.v1.CreateServiceResponse\x12G\n" +
 	"\fListServices\x12\x1a.cc.v1.ListServicesRequest\x1a\x1b.cc.v1.ListServicesResponse\x12A\n" +
@@ -1675,7 +1790,8 @@ const file_cc_v1_services_proto_rawDesc = "" +
 	"\x0fRollbackService\x12\x1d.cc.v1.RollbackServiceRequest\x1a\x1e.cc.v1.RollbackServiceResponse\x12J\n" +
 	"\rRemoveService\x12\x1b.cc.v1.RemoveServiceRequest\x1a\x1c.cc.v1.RemoveServiceResponse\x12S\n" +
 	"\x10ListServiceTasks\x12\x1e.cc.v1.ListServiceTasksRequest\x1a\x1f.cc.v1.ListServiceTasksResponse\x12F\n" +
-	"\vServiceLogs\x12\x19.cc.v1.ServiceLogsRequest\x1a\x1a.cc.v1.ServiceLogsResponse0\x01B/Z-github.com/containercodes/cc/proto/cc/v1;ccv1b\x06proto3"
+	"\vServiceLogs\x12\x19.cc.v1.ServiceLogsRequest\x1a\x1a.cc.v1.ServiceLogsResponse0\x01\x12L\n" +
+	"\rWatchServices\x12\x1b.cc.v1.WatchServicesRequest\x1a\x1c.cc.v1.WatchServicesResponse0\x01B/Z-github.com/containercodes/cc/proto/cc/v1;ccv1b\x06proto3"
 
 var (
 	file_cc_v1_services_proto_rawDescOnce sync.Once
@@ -1690,89 +1806,96 @@ func file_cc_v1_services_proto_rawDescGZIP() []byte {
 }
 
 var file_cc_v1_services_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_cc_v1_services_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_cc_v1_services_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_cc_v1_services_proto_goTypes = []any{
 	(ServiceMode)(0),                 // 0: cc.v1.ServiceMode
 	(UpdateFailureAction)(0),         // 1: cc.v1.UpdateFailureAction
 	(UpdateState)(0),                 // 2: cc.v1.UpdateState
-	(*UpdateConfig)(nil),             // 3: cc.v1.UpdateConfig
-	(*Placement)(nil),                // 4: cc.v1.Placement
-	(*ServiceSpec)(nil),              // 5: cc.v1.ServiceSpec
-	(*UpdateStatus)(nil),             // 6: cc.v1.UpdateStatus
-	(*ServiceCounts)(nil),            // 7: cc.v1.ServiceCounts
-	(*Service)(nil),                  // 8: cc.v1.Service
-	(*CreateServiceRequest)(nil),     // 9: cc.v1.CreateServiceRequest
-	(*CreateServiceResponse)(nil),    // 10: cc.v1.CreateServiceResponse
-	(*ListServicesRequest)(nil),      // 11: cc.v1.ListServicesRequest
-	(*ListServicesResponse)(nil),     // 12: cc.v1.ListServicesResponse
-	(*GetServiceRequest)(nil),        // 13: cc.v1.GetServiceRequest
-	(*GetServiceResponse)(nil),       // 14: cc.v1.GetServiceResponse
-	(*UpdateServiceRequest)(nil),     // 15: cc.v1.UpdateServiceRequest
-	(*UpdateServiceResponse)(nil),    // 16: cc.v1.UpdateServiceResponse
-	(*ScaleServiceRequest)(nil),      // 17: cc.v1.ScaleServiceRequest
-	(*ScaleServiceResponse)(nil),     // 18: cc.v1.ScaleServiceResponse
-	(*RollbackServiceRequest)(nil),   // 19: cc.v1.RollbackServiceRequest
-	(*RollbackServiceResponse)(nil),  // 20: cc.v1.RollbackServiceResponse
-	(*RemoveServiceRequest)(nil),     // 21: cc.v1.RemoveServiceRequest
-	(*RemoveServiceResponse)(nil),    // 22: cc.v1.RemoveServiceResponse
-	(*ListServiceTasksRequest)(nil),  // 23: cc.v1.ListServiceTasksRequest
-	(*ListServiceTasksResponse)(nil), // 24: cc.v1.ListServiceTasksResponse
-	(*ServiceLogsRequest)(nil),       // 25: cc.v1.ServiceLogsRequest
-	(*ServiceLogsResponse)(nil),      // 26: cc.v1.ServiceLogsResponse
-	(*durationpb.Duration)(nil),      // 27: google.protobuf.Duration
-	(*ContainerSpec)(nil),            // 28: cc.v1.ContainerSpec
-	(*timestamppb.Timestamp)(nil),    // 29: google.protobuf.Timestamp
-	(*Container)(nil),                // 30: cc.v1.Container
+	(*WatchServicesRequest)(nil),     // 3: cc.v1.WatchServicesRequest
+	(*WatchServicesResponse)(nil),    // 4: cc.v1.WatchServicesResponse
+	(*UpdateConfig)(nil),             // 5: cc.v1.UpdateConfig
+	(*Placement)(nil),                // 6: cc.v1.Placement
+	(*ServiceSpec)(nil),              // 7: cc.v1.ServiceSpec
+	(*UpdateStatus)(nil),             // 8: cc.v1.UpdateStatus
+	(*ServiceCounts)(nil),            // 9: cc.v1.ServiceCounts
+	(*Service)(nil),                  // 10: cc.v1.Service
+	(*CreateServiceRequest)(nil),     // 11: cc.v1.CreateServiceRequest
+	(*CreateServiceResponse)(nil),    // 12: cc.v1.CreateServiceResponse
+	(*ListServicesRequest)(nil),      // 13: cc.v1.ListServicesRequest
+	(*ListServicesResponse)(nil),     // 14: cc.v1.ListServicesResponse
+	(*GetServiceRequest)(nil),        // 15: cc.v1.GetServiceRequest
+	(*GetServiceResponse)(nil),       // 16: cc.v1.GetServiceResponse
+	(*UpdateServiceRequest)(nil),     // 17: cc.v1.UpdateServiceRequest
+	(*UpdateServiceResponse)(nil),    // 18: cc.v1.UpdateServiceResponse
+	(*ScaleServiceRequest)(nil),      // 19: cc.v1.ScaleServiceRequest
+	(*ScaleServiceResponse)(nil),     // 20: cc.v1.ScaleServiceResponse
+	(*RollbackServiceRequest)(nil),   // 21: cc.v1.RollbackServiceRequest
+	(*RollbackServiceResponse)(nil),  // 22: cc.v1.RollbackServiceResponse
+	(*RemoveServiceRequest)(nil),     // 23: cc.v1.RemoveServiceRequest
+	(*RemoveServiceResponse)(nil),    // 24: cc.v1.RemoveServiceResponse
+	(*ListServiceTasksRequest)(nil),  // 25: cc.v1.ListServiceTasksRequest
+	(*ListServiceTasksResponse)(nil), // 26: cc.v1.ListServiceTasksResponse
+	(*ServiceLogsRequest)(nil),       // 27: cc.v1.ServiceLogsRequest
+	(*ServiceLogsResponse)(nil),      // 28: cc.v1.ServiceLogsResponse
+	(WatchEvent)(0),                  // 29: cc.v1.WatchEvent
+	(*durationpb.Duration)(nil),      // 30: google.protobuf.Duration
+	(*ContainerSpec)(nil),            // 31: cc.v1.ContainerSpec
+	(*timestamppb.Timestamp)(nil),    // 32: google.protobuf.Timestamp
+	(*Container)(nil),                // 33: cc.v1.Container
 }
 var file_cc_v1_services_proto_depIdxs = []int32{
-	27, // 0: cc.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
-	1,  // 1: cc.v1.UpdateConfig.failure_action:type_name -> cc.v1.UpdateFailureAction
-	27, // 2: cc.v1.UpdateConfig.monitor:type_name -> google.protobuf.Duration
-	28, // 3: cc.v1.ServiceSpec.task:type_name -> cc.v1.ContainerSpec
-	0,  // 4: cc.v1.ServiceSpec.mode:type_name -> cc.v1.ServiceMode
-	4,  // 5: cc.v1.ServiceSpec.placement:type_name -> cc.v1.Placement
-	3,  // 6: cc.v1.ServiceSpec.update:type_name -> cc.v1.UpdateConfig
-	2,  // 7: cc.v1.UpdateStatus.state:type_name -> cc.v1.UpdateState
-	29, // 8: cc.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
-	29, // 9: cc.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
-	5,  // 10: cc.v1.Service.spec:type_name -> cc.v1.ServiceSpec
-	5,  // 11: cc.v1.Service.previous_spec:type_name -> cc.v1.ServiceSpec
-	6,  // 12: cc.v1.Service.update:type_name -> cc.v1.UpdateStatus
-	7,  // 13: cc.v1.Service.counts:type_name -> cc.v1.ServiceCounts
-	29, // 14: cc.v1.Service.created_at:type_name -> google.protobuf.Timestamp
-	29, // 15: cc.v1.Service.updated_at:type_name -> google.protobuf.Timestamp
-	5,  // 16: cc.v1.CreateServiceRequest.spec:type_name -> cc.v1.ServiceSpec
-	8,  // 17: cc.v1.CreateServiceResponse.service:type_name -> cc.v1.Service
-	8,  // 18: cc.v1.ListServicesResponse.services:type_name -> cc.v1.Service
-	8,  // 19: cc.v1.GetServiceResponse.service:type_name -> cc.v1.Service
-	5,  // 20: cc.v1.UpdateServiceRequest.spec:type_name -> cc.v1.ServiceSpec
-	8,  // 21: cc.v1.UpdateServiceResponse.service:type_name -> cc.v1.Service
-	8,  // 22: cc.v1.ScaleServiceResponse.service:type_name -> cc.v1.Service
-	8,  // 23: cc.v1.RollbackServiceResponse.service:type_name -> cc.v1.Service
-	30, // 24: cc.v1.ListServiceTasksResponse.tasks:type_name -> cc.v1.Container
-	9,  // 25: cc.v1.ServiceService.CreateService:input_type -> cc.v1.CreateServiceRequest
-	11, // 26: cc.v1.ServiceService.ListServices:input_type -> cc.v1.ListServicesRequest
-	13, // 27: cc.v1.ServiceService.GetService:input_type -> cc.v1.GetServiceRequest
-	15, // 28: cc.v1.ServiceService.UpdateService:input_type -> cc.v1.UpdateServiceRequest
-	17, // 29: cc.v1.ServiceService.ScaleService:input_type -> cc.v1.ScaleServiceRequest
-	19, // 30: cc.v1.ServiceService.RollbackService:input_type -> cc.v1.RollbackServiceRequest
-	21, // 31: cc.v1.ServiceService.RemoveService:input_type -> cc.v1.RemoveServiceRequest
-	23, // 32: cc.v1.ServiceService.ListServiceTasks:input_type -> cc.v1.ListServiceTasksRequest
-	25, // 33: cc.v1.ServiceService.ServiceLogs:input_type -> cc.v1.ServiceLogsRequest
-	10, // 34: cc.v1.ServiceService.CreateService:output_type -> cc.v1.CreateServiceResponse
-	12, // 35: cc.v1.ServiceService.ListServices:output_type -> cc.v1.ListServicesResponse
-	14, // 36: cc.v1.ServiceService.GetService:output_type -> cc.v1.GetServiceResponse
-	16, // 37: cc.v1.ServiceService.UpdateService:output_type -> cc.v1.UpdateServiceResponse
-	18, // 38: cc.v1.ServiceService.ScaleService:output_type -> cc.v1.ScaleServiceResponse
-	20, // 39: cc.v1.ServiceService.RollbackService:output_type -> cc.v1.RollbackServiceResponse
-	22, // 40: cc.v1.ServiceService.RemoveService:output_type -> cc.v1.RemoveServiceResponse
-	24, // 41: cc.v1.ServiceService.ListServiceTasks:output_type -> cc.v1.ListServiceTasksResponse
-	26, // 42: cc.v1.ServiceService.ServiceLogs:output_type -> cc.v1.ServiceLogsResponse
-	34, // [34:43] is the sub-list for method output_type
-	25, // [25:34] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	29, // 0: cc.v1.WatchServicesResponse.event:type_name -> cc.v1.WatchEvent
+	10, // 1: cc.v1.WatchServicesResponse.service:type_name -> cc.v1.Service
+	30, // 2: cc.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
+	1,  // 3: cc.v1.UpdateConfig.failure_action:type_name -> cc.v1.UpdateFailureAction
+	30, // 4: cc.v1.UpdateConfig.monitor:type_name -> google.protobuf.Duration
+	31, // 5: cc.v1.ServiceSpec.task:type_name -> cc.v1.ContainerSpec
+	0,  // 6: cc.v1.ServiceSpec.mode:type_name -> cc.v1.ServiceMode
+	6,  // 7: cc.v1.ServiceSpec.placement:type_name -> cc.v1.Placement
+	5,  // 8: cc.v1.ServiceSpec.update:type_name -> cc.v1.UpdateConfig
+	2,  // 9: cc.v1.UpdateStatus.state:type_name -> cc.v1.UpdateState
+	32, // 10: cc.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
+	32, // 11: cc.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
+	7,  // 12: cc.v1.Service.spec:type_name -> cc.v1.ServiceSpec
+	7,  // 13: cc.v1.Service.previous_spec:type_name -> cc.v1.ServiceSpec
+	8,  // 14: cc.v1.Service.update:type_name -> cc.v1.UpdateStatus
+	9,  // 15: cc.v1.Service.counts:type_name -> cc.v1.ServiceCounts
+	32, // 16: cc.v1.Service.created_at:type_name -> google.protobuf.Timestamp
+	32, // 17: cc.v1.Service.updated_at:type_name -> google.protobuf.Timestamp
+	7,  // 18: cc.v1.CreateServiceRequest.spec:type_name -> cc.v1.ServiceSpec
+	10, // 19: cc.v1.CreateServiceResponse.service:type_name -> cc.v1.Service
+	10, // 20: cc.v1.ListServicesResponse.services:type_name -> cc.v1.Service
+	10, // 21: cc.v1.GetServiceResponse.service:type_name -> cc.v1.Service
+	7,  // 22: cc.v1.UpdateServiceRequest.spec:type_name -> cc.v1.ServiceSpec
+	10, // 23: cc.v1.UpdateServiceResponse.service:type_name -> cc.v1.Service
+	10, // 24: cc.v1.ScaleServiceResponse.service:type_name -> cc.v1.Service
+	10, // 25: cc.v1.RollbackServiceResponse.service:type_name -> cc.v1.Service
+	33, // 26: cc.v1.ListServiceTasksResponse.tasks:type_name -> cc.v1.Container
+	11, // 27: cc.v1.ServiceService.CreateService:input_type -> cc.v1.CreateServiceRequest
+	13, // 28: cc.v1.ServiceService.ListServices:input_type -> cc.v1.ListServicesRequest
+	15, // 29: cc.v1.ServiceService.GetService:input_type -> cc.v1.GetServiceRequest
+	17, // 30: cc.v1.ServiceService.UpdateService:input_type -> cc.v1.UpdateServiceRequest
+	19, // 31: cc.v1.ServiceService.ScaleService:input_type -> cc.v1.ScaleServiceRequest
+	21, // 32: cc.v1.ServiceService.RollbackService:input_type -> cc.v1.RollbackServiceRequest
+	23, // 33: cc.v1.ServiceService.RemoveService:input_type -> cc.v1.RemoveServiceRequest
+	25, // 34: cc.v1.ServiceService.ListServiceTasks:input_type -> cc.v1.ListServiceTasksRequest
+	27, // 35: cc.v1.ServiceService.ServiceLogs:input_type -> cc.v1.ServiceLogsRequest
+	3,  // 36: cc.v1.ServiceService.WatchServices:input_type -> cc.v1.WatchServicesRequest
+	12, // 37: cc.v1.ServiceService.CreateService:output_type -> cc.v1.CreateServiceResponse
+	14, // 38: cc.v1.ServiceService.ListServices:output_type -> cc.v1.ListServicesResponse
+	16, // 39: cc.v1.ServiceService.GetService:output_type -> cc.v1.GetServiceResponse
+	18, // 40: cc.v1.ServiceService.UpdateService:output_type -> cc.v1.UpdateServiceResponse
+	20, // 41: cc.v1.ServiceService.ScaleService:output_type -> cc.v1.ScaleServiceResponse
+	22, // 42: cc.v1.ServiceService.RollbackService:output_type -> cc.v1.RollbackServiceResponse
+	24, // 43: cc.v1.ServiceService.RemoveService:output_type -> cc.v1.RemoveServiceResponse
+	26, // 44: cc.v1.ServiceService.ListServiceTasks:output_type -> cc.v1.ListServiceTasksResponse
+	28, // 45: cc.v1.ServiceService.ServiceLogs:output_type -> cc.v1.ServiceLogsResponse
+	4,  // 46: cc.v1.ServiceService.WatchServices:output_type -> cc.v1.WatchServicesResponse
+	37, // [37:47] is the sub-list for method output_type
+	27, // [27:37] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_services_proto_init() }
@@ -1781,13 +1904,14 @@ func file_cc_v1_services_proto_init() {
 		return
 	}
 	file_cc_v1_containers_proto_init()
+	file_cc_v1_watch_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_v1_services_proto_rawDesc), len(file_cc_v1_services_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   24,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,6 +28,7 @@ const (
 	ServiceService_RemoveService_FullMethodName    = "/cc.v1.ServiceService/RemoveService"
 	ServiceService_ListServiceTasks_FullMethodName = "/cc.v1.ServiceService/ListServiceTasks"
 	ServiceService_ServiceLogs_FullMethodName      = "/cc.v1.ServiceService/ServiceLogs"
+	ServiceService_WatchServices_FullMethodName    = "/cc.v1.ServiceService/WatchServices"
 )
 
 // ServiceServiceClient is the client API for ServiceService service.
@@ -60,6 +61,9 @@ type ServiceServiceClient interface {
 	// ServiceLogs streams the logs of a service's current tasks, each line
 	// prefixed with its task's name.
 	ServiceLogs(ctx context.Context, in *ServiceLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ServiceLogsResponse], error)
+	// WatchServices streams the services (or one service) with their task
+	// counts, then every change of a service or of one of its tasks.
+	WatchServices(ctx context.Context, in *WatchServicesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchServicesResponse], error)
 }
 
 type serviceServiceClient struct {
@@ -169,6 +173,25 @@ func (c *serviceServiceClient) ServiceLogs(ctx context.Context, in *ServiceLogsR
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ServiceService_ServiceLogsClient = grpc.ServerStreamingClient[ServiceLogsResponse]
 
+func (c *serviceServiceClient) WatchServices(ctx context.Context, in *WatchServicesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchServicesResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ServiceService_ServiceDesc.Streams[1], ServiceService_WatchServices_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchServicesRequest, WatchServicesResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ServiceService_WatchServicesClient = grpc.ServerStreamingClient[WatchServicesResponse]
+
 // ServiceServiceServer is the server API for ServiceService service.
 // All implementations must embed UnimplementedServiceServiceServer
 // for forward compatibility.
@@ -199,6 +222,9 @@ type ServiceServiceServer interface {
 	// ServiceLogs streams the logs of a service's current tasks, each line
 	// prefixed with its task's name.
 	ServiceLogs(*ServiceLogsRequest, grpc.ServerStreamingServer[ServiceLogsResponse]) error
+	// WatchServices streams the services (or one service) with their task
+	// counts, then every change of a service or of one of its tasks.
+	WatchServices(*WatchServicesRequest, grpc.ServerStreamingServer[WatchServicesResponse]) error
 	mustEmbedUnimplementedServiceServiceServer()
 }
 
@@ -235,6 +261,9 @@ func (UnimplementedServiceServiceServer) ListServiceTasks(context.Context, *List
 }
 func (UnimplementedServiceServiceServer) ServiceLogs(*ServiceLogsRequest, grpc.ServerStreamingServer[ServiceLogsResponse]) error {
 	return status.Error(codes.Unimplemented, "method ServiceLogs not implemented")
+}
+func (UnimplementedServiceServiceServer) WatchServices(*WatchServicesRequest, grpc.ServerStreamingServer[WatchServicesResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchServices not implemented")
 }
 func (UnimplementedServiceServiceServer) mustEmbedUnimplementedServiceServiceServer() {}
 func (UnimplementedServiceServiceServer) testEmbeddedByValue()                        {}
@@ -412,6 +441,17 @@ func _ServiceService_ServiceLogs_Handler(srv interface{}, stream grpc.ServerStre
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ServiceService_ServiceLogsServer = grpc.ServerStreamingServer[ServiceLogsResponse]
 
+func _ServiceService_WatchServices_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchServicesRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ServiceServiceServer).WatchServices(m, &grpc.GenericServerStream[WatchServicesRequest, WatchServicesResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ServiceService_WatchServicesServer = grpc.ServerStreamingServer[WatchServicesResponse]
+
 // ServiceService_ServiceDesc is the grpc.ServiceDesc for ServiceService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -456,6 +496,11 @@ var ServiceService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "ServiceLogs",
 			Handler:       _ServiceService_ServiceLogs_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchServices",
+			Handler:       _ServiceService_WatchServices_Handler,
 			ServerStreams: true,
 		},
 	},
