@@ -34,11 +34,14 @@ type Metrics struct {
 	sandboxSetup  prometheus.Histogram
 	healthChecks  *prometheus.CounterVec
 
-	edgeRequests   *prometheus.CounterVec
-	edgeDuration   *prometheus.HistogramVec
-	edgeConns      *prometheus.GaugeVec
-	tlsHandshakes  *prometheus.CounterVec
-	acmeChallenges *prometheus.CounterVec
+	edgeRequests *prometheus.CounterVec
+	// edgeServed and edgeErrors are edgeRequests in all and those with a
+	// 5xx code: what heartbeats report (EdgeTraffic).
+	edgeServed, edgeErrors atomic.Uint64
+	edgeDuration           *prometheus.HistogramVec
+	edgeConns              *prometheus.GaugeVec
+	tlsHandshakes          *prometheus.CounterVec
+	acmeChallenges         *prometheus.CounterVec
 
 	containers atomic.Pointer[func() map[ContainerKey]int]
 	edge       atomic.Pointer[func() EdgeStats]
@@ -184,6 +187,19 @@ func (m *Metrics) EdgeServed(route string, code int, upstream string, d time.Dur
 	}
 	m.edgeRequests.WithLabelValues(route, strconv.Itoa(code), upstream).Inc()
 	m.edgeDuration.WithLabelValues(route).Observe(seconds(d))
+	m.edgeServed.Add(1)
+	if code >= 500 {
+		m.edgeErrors.Add(1)
+	}
+}
+
+// EdgeTraffic is what the edge served since the agent started: requests in
+// all and those answered with a 5xx code; nil without metrics.
+func (m *Metrics) EdgeTraffic() *ccv1.EdgeTraffic {
+	if m == nil {
+		return nil
+	}
+	return &ccv1.EdgeTraffic{Requests: m.edgeServed.Load(), Errors: m.edgeErrors.Load()}
 }
 
 // EdgeConnection counts a client connection of listener opened (+1) or

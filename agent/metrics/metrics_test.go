@@ -74,6 +74,15 @@ cc_edge_requests_in_flight 3
 	if v := testutil.ToFloat64(m.edgeRequests.WithLabelValues("none", "404", "")); v != 1 {
 		t.Errorf("a request nothing matched: %v under route none", v)
 	}
+	// What heartbeats report: every request, and those answered 5xx.
+	m.EdgeServed("web", 502, "", time.Millisecond)
+	if e := m.EdgeTraffic(); e.GetRequests() != 3 || e.GetErrors() != 1 {
+		t.Errorf("edge traffic after a 404, a 200 and a 502: %v, want 3 requests and 1 error", e)
+	}
+	var none *Metrics
+	if e := none.EdgeTraffic(); e != nil {
+		t.Errorf("edge traffic without metrics: %v", e)
+	}
 	// The edge stopping takes its gauges away.
 	m.SetEdge(nil)
 	if n, _ := testutil.GatherAndCount(reg, "cc_edge_upstreams"); n != 0 {

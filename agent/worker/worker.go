@@ -295,7 +295,11 @@ func (w *Worker) session(ctx context.Context) error {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if err := w.send(&ccv1.SessionRequest{Msg: &ccv1.SessionRequest_Heartbeat{Heartbeat: &ccv1.Heartbeat{}}}); err != nil {
+				hb := &ccv1.Heartbeat{}
+				if w.cfg.Hello.GetEdge() {
+					hb.Edge = w.cfg.Metrics.EdgeTraffic()
+				}
+				if err := w.send(&ccv1.SessionRequest{Msg: &ccv1.SessionRequest_Heartbeat{Heartbeat: hb}}); err != nil {
 					cancel()
 					return
 				}

@@ -20,6 +20,8 @@ type ClusterService struct {
 	ccv1.UnimplementedClusterServiceServer
 	core *Core
 	name string
+	// overview caches the job counts and edge traffic of the status.
+	overview overviewCounts
 }
 
 // NewClusterService returns the cluster API of the server called name.
@@ -56,6 +58,12 @@ func (s *ClusterService) GetStatus(ctx context.Context, _ *ccv1.GetStatusRequest
 	if st, err := s.core.FSM.Settings(); err == nil {
 		resp.Settings = RedactSettings(st)
 	}
+	jobs, err := s.jobCounts()
+	if err != nil {
+		return nil, err
+	}
+	resp.JobsByState = jobs
+	resp.Edge, resp.EdgeNodes = s.edgeTraffic(ctx)
 	cl, err := s.core.FSM.Cluster()
 	switch {
 	case err == nil:

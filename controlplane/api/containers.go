@@ -528,3 +528,92 @@ func healthProblems(h *ccv1.HealthCheck) []string {
 	}
 	return probs
 }
+
+// WatchContainers implements ContainerService: the containers a list with
+// the same filters shows, then each change; one that stops matching (it
+// ended, without all; it was removed) goes out as REMOVED.
+func (s *ContainerService) WatchContainers(req *ccv1.WatchContainersRequest, stream ccv1.ContainerService_WatchContainersServer) error {
+	ctx := stream.Context()
+	var nodeID, serviceID, id string
+	if req.GetNode() != "" {
+		n, err := s.core.node(req.GetNode())
+		if err != nil {
+			return err
+		}
+		nodeID = n.Id
+	}
+	if req.GetService() != "" {
+		svc, err := resolve(req.GetService(), "service", "ccctl service ls", s.core.FSM.Service, s.core.FSM.ServiceIDByName, s.core.FSM.Services,
+			func(svc *ccv1.Service) string { return svc.Id })
+		if err != nil {
+			return err
+		}
+		serviceID = svc.Id
+	}
+	if req.GetId() != "" {
+		rec, err := s.findContainer(req.GetId())
+		if err != nil {
+			return err
+		}
+		id = rec.Container.Id
+	}
+	match := func(c *ccv1.Container) bool {
+		switch {
+		case nodeID != "" && c.NodeId != nodeID, serviceID != "" && c.ServiceId != serviceID, id != "" && c.Id != id:
+			return false
+		}
+		return req.GetAll() || (c.Desired == ccv1.DesiredState_DESIRED_STATE_RUNNING && !isFinished(c.GetStatus().GetState()))
+	}
+	return runWatch(ctx, s.core.FSM, stream, watchSource[*ccv1.Container]{
+		all: func() (map[string]*ccv1.Container, error) {
+			var (
+				recs []*statev1.ContainerRecord
+				err  error
+			)
+			switch {
+			case id != "":
+				var byID map[string]*statev1.ContainerRecord
+				byID, err = s.core.FSM.ContainersByID([]string{id})
+				for _, r := range byID {
+					recs = append(recs, r)
+				}
+			case serviceID != "":
+				recs, err = s.core.FSM.ServiceTasks(serviceID)
+			case nodeID != "":
+				recs, err = s.core.FSM.NodeContainers(nodeID)
+			default:
+				recs, err = s.core.FSM.Containers()
+			}
+			if err != nil {
+				return nil, err
+			}
+			out := map[string]*ccv1.Container{}
+			for _, r := range recs {
+				if match(r.Container) {
+					out[r.Container.Id] = s.publicContainer(ctx, r.Container)
+				}
+			}
+			return out, nil
+		},
+		changed: func(ch fsm.Changes) (map[string]*ccv1.Container, []string, error) {
+			ids := changedIDs(ch.Containers, id)
+			recs, err := s.core.FSM.ContainersByID(ids)
+			if err != nil {
+				return nil, nil, err
+			}
+			put := map[string]*ccv1.Container{}
+			var gone []string
+			for _, cid := range ids {
+				if r := recs[cid]; r != nil && match(r.Container) {
+					put[cid] = s.publicContainer(ctx, r.Container)
+				} else {
+					gone = append(gone, cid)
+				}
+			}
+			return put, gone, nil
+		},
+		send: func(ev ccv1.WatchEvent, id string, c *ccv1.Container) error {
+			return stream.Send(&ccv1.WatchContainersResponse{Event: ev, Id: id, Container: c})
+		},
+	})
+}

@@ -47,6 +47,12 @@ type Sessions interface {
 	// Sessions lists the nodes with a session here and when each was last
 	// heard from.
 	Sessions() map[string]time.Time
+	// EdgeTraffic lists, for the nodes with a session here that run the
+	// edge, what their edge served as of their last heartbeat (the
+	// returned values are not changed afterwards).
+	EdgeTraffic() map[string]*ccv1.EdgeTraffic
+	// EdgeTrafficOf is EdgeTraffic of one node (nil: none here).
+	EdgeTrafficOf(nodeID string) *ccv1.EdgeTraffic
 }
 
 // Core is what every service of the API shares: the raft node, its state
@@ -72,6 +78,9 @@ type Core struct {
 	// Health runs this server's readiness checks (/readyz); nil: none
 	// reported.
 	Health func(ctx context.Context) []*ccv1.ReadinessCheck
+	// OtherSessions lists the agent sessions the other servers hold (one
+	// that does not answer lists none); nil on a lone server.
+	OtherSessions func(ctx context.Context) []*ccv1.NodeSession
 }
 
 // readiness runs the server's checks, and says whether every required

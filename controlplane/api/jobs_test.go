@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -968,6 +969,8 @@ type fakeAgent struct {
 
 	mu    sync.Mutex
 	lines []string
+	// edge, when set, goes in every heartbeat (a node that runs the edge).
+	edge atomic.Pointer[ccv1.EdgeTraffic]
 }
 
 func (a *fakeAgent) setLines(lines ...string) {
@@ -990,7 +993,7 @@ func startFakeAgent(t *testing.T, client ccv1.AgentServiceClient) *fakeAgent {
 	}
 	go func() {
 		for ctx.Err() == nil {
-			if st.Send(&ccv1.SessionRequest{Msg: &ccv1.SessionRequest_Heartbeat{Heartbeat: &ccv1.Heartbeat{}}}) != nil {
+			if st.Send(&ccv1.SessionRequest{Msg: &ccv1.SessionRequest_Heartbeat{Heartbeat: &ccv1.Heartbeat{Edge: a.edge.Load()}}}) != nil {
 				return
 			}
 			select {

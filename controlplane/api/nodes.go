@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"sort"
 	"strings"
 
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/controlplane/orchestrator"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
@@ -64,6 +66,7 @@ func (s *NodeService) view(n *ccv1.Node) error {
 		if t, ok := s.core.Sessions.LastSeen(n.Id); ok {
 			n.LastSeen = timestamppb.New(t)
 		}
+		n.Edge = s.core.Sessions.EdgeTrafficOf(n.Id)
 	}
 	return s.withAllocation(n)
 }
@@ -181,4 +184,62 @@ func FindNode(nodes []*ccv1.Node, want string) (*ccv1.Node, error) {
 	default:
 		return nil, status.Errorf(codes.InvalidArgument, "%q matches %d nodes: give more of the id", want, len(prefix))
 	}
+}
+
+// WatchNodes implements NodeService: the nodes (or one), then each change
+// of a node's record or of what is placed on it.
+func (s *NodeService) WatchNodes(req *ccv1.WatchNodesRequest, stream ccv1.NodeService_WatchNodesServer) error {
+	want := ""
+	if req.GetId() != "" {
+		n, err := s.core.node(req.GetId())
+		if err != nil {
+			return err
+		}
+		want = n.Id
+	}
+	read := func(ids []string) (map[string]*ccv1.Node, []string, error) {
+		put := map[string]*ccv1.Node{}
+		var gone []string
+		for _, id := range ids {
+			n, err := s.core.FSM.Node(id)
+			if errors.Is(err, fsm.ErrNotFound) {
+				gone = append(gone, id)
+				continue
+			}
+			if err != nil {
+				return nil, nil, err
+			}
+			if err := s.view(n); err != nil {
+				return nil, nil, err
+			}
+			put[id] = n
+		}
+		return put, gone, nil
+	}
+	return runWatch(stream.Context(), s.core.FSM, stream, watchSource[*ccv1.Node]{
+		all: func() (map[string]*ccv1.Node, error) {
+			if want != "" {
+				put, _, err := read([]string{want})
+				return put, err
+			}
+			nodes, err := s.core.FSM.Nodes()
+			if err != nil {
+				return nil, err
+			}
+			out := make(map[string]*ccv1.Node, len(nodes))
+			for _, n := range nodes {
+				if err := s.view(n); err != nil {
+					return nil, err
+				}
+				out[n.Id] = n
+			}
+			return out, nil
+		},
+		changed: func(ch fsm.Changes) (map[string]*ccv1.Node, []string, error) {
+			return read(changedIDs(ch.Nodes, want))
+		},
+		send: func(ev ccv1.WatchEvent, id string, n *ccv1.Node) error {
+			return stream.Send(&ccv1.WatchNodesResponse{Event: ev, Id: id, Node: n})
+		},
+	})
 }

@@ -264,8 +264,9 @@ func (p *PeerServer) RelayStats(ctx context.Context, req *ccv1.RelayStatsRequest
 // Sessions lists the agent sessions this server holds.
 func (p *PeerServer) Sessions(ctx context.Context, _ *ccv1.SessionsRequest) (*ccv1.SessionsResponse, error) {
 	resp := &ccv1.SessionsResponse{}
+	edge := p.core.Sessions.EdgeTraffic()
 	for id, t := range p.core.Sessions.Sessions() {
-		resp.Sessions = append(resp.Sessions, &ccv1.NodeSession{NodeId: id, LastSeenUnixMs: t.UnixMilli()})
+		resp.Sessions = append(resp.Sessions, &ccv1.NodeSession{NodeId: id, LastSeenUnixMs: t.UnixMilli(), Edge: edge[id]})
 	}
 	return resp, nil
 }

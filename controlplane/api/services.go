@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/controlplane/scheduler"
 	"github.com/containercodes/cc/internal/imagearchive"
 	statev1 "github.com/containercodes/cc/proto/cc/state/v1"
@@ -410,4 +412,57 @@ func (s *ServiceService) ServiceLogs(req *ccv1.ServiceLogsRequest, stream ccv1.S
 
 func (s *ServiceService) taskLogs(ctx context.Context, c *ccv1.Container, req *ccv1.ServiceLogsRequest, send func(*ccv1.ContainerLogsResponse) error) error {
 	return s.core.nodeLogs(ctx, c.NodeId, c.Id, req.GetFollow(), req.GetTail(), send)
+}
+
+// WatchServices implements ServiceService: the services (or one) with their
+// counts, then each change of a service or of one of its tasks.
+func (s *ServiceService) WatchServices(req *ccv1.WatchServicesRequest, stream ccv1.ServiceService_WatchServicesServer) error {
+	want := ""
+	if req.GetId() != "" {
+		svc, err := s.findService(req.GetId())
+		if err != nil {
+			return err
+		}
+		want = svc.Id
+	}
+	read := func(ids []string) (map[string]*ccv1.Service, []string, error) {
+		put := map[string]*ccv1.Service{}
+		var gone []string
+		for _, id := range ids {
+			svc, err := s.serviceWithCounts(id)
+			if errors.Is(err, fsm.ErrNotFound) {
+				gone = append(gone, id)
+				continue
+			}
+			if err != nil {
+				return nil, nil, err
+			}
+			put[id] = svc
+		}
+		return put, gone, nil
+	}
+	return runWatch(stream.Context(), s.core.FSM, stream, watchSource[*ccv1.Service]{
+		all: func() (map[string]*ccv1.Service, error) {
+			if want != "" {
+				put, _, err := read([]string{want})
+				return put, err
+			}
+			list, err := s.core.FSM.Services()
+			if err != nil {
+				return nil, err
+			}
+			ids := make([]string, len(list))
+			for i, svc := range list {
+				ids[i] = svc.Id
+			}
+			put, _, err := read(ids)
+			return put, err
+		},
+		changed: func(ch fsm.Changes) (map[string]*ccv1.Service, []string, error) {
+			return read(changedIDs(ch.Services, want))
+		},
+		send: func(ev ccv1.WatchEvent, id string, svc *ccv1.Service) error {
+			return stream.Send(&ccv1.WatchServicesResponse{Event: ev, Id: id, Service: svc})
+		},
+	})
 }

@@ -111,7 +111,7 @@ func applyRemoveNode(tx *txn, at time.Time, msg proto.Message) error {
 		c.Status.State = ccv1.ContainerState_CONTAINER_STATE_FAILED
 		c.Status.Error = "its node " + id + " was removed"
 		c.UpdatedAt = ts(at)
-		tx.touched.task(c.Id)
+		tx.touched.task(c)
 		if err := put(cs, c.Id, rec); err != nil {
 			return err
 		}
@@ -177,7 +177,7 @@ func applySetContainerDesired(tx *txn, at time.Time, msg proto.Message) error {
 	}
 	rec.StopTimeoutMs = m.StopTimeoutMs
 	c.UpdatedAt = ts(at)
-	tx.touched.container(c.NodeId, c.Id)
+	tx.touched.container(c)
 	return put(cs, c.Id, &rec)
 }
 
@@ -221,7 +221,7 @@ func reportStatus(tx *txn, at time.Time, m *statev1.ReportStatus) error {
 		}
 		c.Status = proto.Clone(st.Status).(*ccv1.ContainerStatus)
 		c.UpdatedAt = ts(at)
-		tx.touched.task(c.Id)
+		tx.touched.task(c)
 		if err := put(cs, c.Id, &rec); err != nil {
 			return err
 		}

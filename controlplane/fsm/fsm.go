@@ -85,6 +85,7 @@ type FSM struct {
 	watch          chan struct{}                     // closed and replaced after every applied batch
 	nodeFeeds      map[string]map[*NodeFeed]struct{} // node id → its sessions' feeds
 	containerFeeds map[*ContainerFeed]struct{}
+	changeFeeds    map[*ChangeFeed]struct{}
 	jobWatch       chan struct{}            // closed and replaced after a batch that changed a job
 	onAudit        func([]*ccv1.AuditEvent) // the audit records of each batch, after commit
 
@@ -96,7 +97,7 @@ type FSM struct {
 
 // Open opens (or creates) the state database at path.
 func Open(path string, log *slog.Logger) (*FSM, error) {
-	f := &FSM{path: path, log: log, watch: make(chan struct{}), nodeFeeds: map[string]map[*NodeFeed]struct{}{}, containerFeeds: map[*ContainerFeed]struct{}{}, jobWatch: make(chan struct{})}
+	f := &FSM{path: path, log: log, watch: make(chan struct{}), nodeFeeds: map[string]map[*NodeFeed]struct{}{}, containerFeeds: map[*ContainerFeed]struct{}{}, changeFeeds: map[*ChangeFeed]struct{}{}, jobWatch: make(chan struct{})}
 	if err := f.open(); err != nil {
 		return nil, err
 	}
@@ -317,6 +318,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		f.notify()
 		f.notifyNodes(touched)
 		f.notifyContainers(&touched.tasks)
+		f.notifyChanges(&touched.api)
 		if jobsChanged {
 			f.notifyJobs()
 		}
@@ -432,6 +434,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.notify()
 	f.notifyAllNodes()
 	f.notifyContainers(&ContainerChanges{All: true})
+	f.notifyChanges(&Changes{All: true})
 	f.notifyJobs()
 	return nil
 }

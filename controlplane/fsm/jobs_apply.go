@@ -154,6 +154,7 @@ func applyCancelJob(tx *txn, at time.Time, msg proto.Message) error {
 		crec.StopTimeoutMs = jobspec.KillGrace(j.Spec).Milliseconds()
 		c.UpdatedAt = ts(at)
 		tx.touched.node(c.NodeId)
+		tx.touched.task(c)
 		if err := put(tx.Bucket(bucketContainers), c.Id, crec); err != nil {
 			return err
 		}

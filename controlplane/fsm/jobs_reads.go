@@ -330,3 +330,21 @@ func (f *FSM) BlobsInUse() (map[string]bool, error) {
 	})
 	return used, err
 }
+
+// JobStateCounts counts the jobs in each state, from the state index (no
+// record is read), and returns the applied index the read saw.
+func (f *FSM) JobStateCounts() (map[ccv1.JobState]uint64, uint64, error) {
+	out := map[ccv1.JobState]uint64{}
+	var index uint64
+	err := f.View(func(tx *bolt.Tx) error {
+		index = readIndex(tx)
+		c := tx.Bucket(bucketJobState).Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			if len(k) > 0 {
+				out[ccv1.JobState(k[0])]++
+			}
+		}
+		return nil
+	})
+	return out, index, err
+}

@@ -99,6 +99,28 @@ func (f *FSM) Container(id string) (*statev1.ContainerRecord, error) {
 	return one(f, bucketContainers, "container", id, &statev1.ContainerRecord{})
 }
 
+// ContainersByID returns those of the container records ids that exist,
+// by id, read in one transaction.
+func (f *FSM) ContainersByID(ids []string) (map[string]*statev1.ContainerRecord, error) {
+	out := make(map[string]*statev1.ContainerRecord, len(ids))
+	err := f.View(func(tx *bolt.Tx) error {
+		cs := tx.Bucket(bucketContainers)
+		for _, id := range ids {
+			v := cs.Get([]byte(id))
+			if v == nil {
+				continue
+			}
+			rec := &statev1.ContainerRecord{}
+			if err := proto.Unmarshal(v, rec); err != nil {
+				return fmt.Errorf("containers/%s: %w", id, err)
+			}
+			out[id] = rec
+		}
+		return nil
+	})
+	return out, err
+}
+
 // ContainerIDByName returns the id of the container with that name.
 func (f *FSM) ContainerIDByName(name string) (string, error) {
 	return idByName(f, bucketContainerNames, "container", name)

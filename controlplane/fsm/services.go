@@ -43,6 +43,7 @@ func applyCreateService(tx *txn, at time.Time, msg proto.Message) error {
 	if err := names.Put([]byte(rec.Name), []byte(rec.Id)); err != nil {
 		return err
 	}
+	tx.touched.service(rec.Id)
 	return put(b, rec.Id, rec)
 }
 
@@ -84,12 +85,14 @@ func applyUpdateService(tx *txn, at time.Time, msg proto.Message) error {
 			return fmt.Errorf("%w: service %s has no previous spec to roll back to", ErrFailedPrecondition, s.Name)
 		}
 		replaceSpec(s, s.PreviousSpec, s.PreviousImageDigest, ccv1.UpdateState_UPDATE_STATE_ROLLING_BACK, "rollback requested", false, at)
+		tx.touched.service(s.Id)
 		return put(b, s.Id, s)
 	}
 	if m.Spec.GetTask().GetImage() == "" {
 		return fmt.Errorf("%w: a service needs an image", ErrInvalid)
 	}
 	replaceSpec(s, proto.Clone(m.Spec).(*ccv1.ServiceSpec), m.ImageDigest, ccv1.UpdateState_UPDATE_STATE_UPDATING, "update in progress", m.Force, at)
+	tx.touched.service(s.Id)
 	return put(b, s.Id, s)
 }
 
@@ -109,6 +112,7 @@ func opServiceProgress(tx *txn, at time.Time, p *statev1.ServiceProgress) error 
 			return nil
 		}
 		replaceSpec(s, s.PreviousSpec, s.PreviousImageDigest, ccv1.UpdateState_UPDATE_STATE_ROLLING_BACK, p.GetStatus().GetMessage(), false, at)
+		tx.touched.service(s.Id)
 		return put(b, s.Id, s)
 	}
 	st := proto.Clone(p.Status).(*ccv1.UpdateStatus)
@@ -123,6 +127,7 @@ func opServiceProgress(tx *txn, at time.Time, p *statev1.ServiceProgress) error 
 	}
 	s.Update = st
 	s.UpdatedAt = ts(at)
+	tx.touched.service(s.Id)
 	return put(b, s.Id, s)
 }
 
@@ -149,6 +154,7 @@ func applyRemoveService(tx *txn, _ time.Time, msg proto.Message) error {
 	if err := tx.Bucket(bucketServiceNames).Delete([]byte(s.Name)); err != nil {
 		return err
 	}
+	tx.touched.service(id)
 	return b.Delete([]byte(id))
 }
 

@@ -43,12 +43,12 @@ func insertContainer(tx *txn, rec *statev1.ContainerRecord) error {
 	if err := tx.Bucket(bucketContainerNames).Put([]byte(c.Name), []byte(c.Id)); err != nil {
 		return err
 	}
-	tx.touched.task(c.Id)
+	tx.touched.task(c)
 	if c.NodeId != "" {
 		if err := tx.Bucket(bucketNodeTasks).Put(indexKey(c.NodeId, c.Id), nil); err != nil {
 			return err
 		}
-		tx.touched.container(c.NodeId, c.Id)
+		tx.touched.container(c)
 	}
 	if c.ServiceId != "" {
 		if err := tx.Bucket(bucketServiceTasks).Put(indexKey(c.ServiceId, c.Id), nil); err != nil {
@@ -66,12 +66,12 @@ func deleteContainer(tx *txn, rec *statev1.ContainerRecord) error {
 			return err
 		}
 	}
-	tx.touched.task(c.Id)
+	tx.touched.task(c)
 	if c.NodeId != "" {
 		if err := tx.Bucket(bucketNodeTasks).Delete(indexKey(c.NodeId, c.Id)); err != nil {
 			return err
 		}
-		tx.touched.container(c.NodeId, c.Id)
+		tx.touched.container(c)
 	}
 	if c.ServiceId != "" {
 		if err := tx.Bucket(bucketServiceTasks).Delete(indexKey(c.ServiceId, c.Id)); err != nil {
@@ -175,25 +175,16 @@ func (f *FSM) NodeContainers(nodeID string) ([]*statev1.ContainerRecord, error) 
 // NodeContainersByID returns those of the containers ids that are placed
 // on a node, by id: what a session reads when a NodeFeed names them.
 func (f *FSM) NodeContainersByID(nodeID string, ids []string) (map[string]*statev1.ContainerRecord, error) {
-	out := make(map[string]*statev1.ContainerRecord, len(ids))
-	err := f.View(func(tx *bolt.Tx) error {
-		cs := tx.Bucket(bucketContainers)
-		for _, id := range ids {
-			v := cs.Get([]byte(id))
-			if v == nil {
-				continue
-			}
-			rec := &statev1.ContainerRecord{}
-			if err := proto.Unmarshal(v, rec); err != nil {
-				return fmt.Errorf("containers/%s: %w", id, err)
-			}
-			if rec.GetContainer().GetNodeId() == nodeID {
-				out[id] = rec
-			}
+	out, err := f.ContainersByID(ids)
+	if err != nil {
+		return nil, err
+	}
+	for id, rec := range out {
+		if rec.GetContainer().GetNodeId() != nodeID {
+			delete(out, id)
 		}
-		return nil
-	})
-	return out, err
+	}
+	return out, nil
 }
 
 // ServiceTasks returns the task records of a service, in id order.
@@ -292,7 +283,7 @@ func opAssignTask(tx *txn, at time.Time, a *statev1.AssignTask) error {
 	if err := tx.Bucket(bucketNodeTasks).Put(indexKey(c.NodeId, c.Id), nil); err != nil {
 		return err
 	}
-	tx.touched.container(c.NodeId, c.Id)
+	tx.touched.container(c)
 	return put(tx.Bucket(bucketContainers), c.Id, rec)
 }
 
@@ -322,7 +313,7 @@ func opStopTask(tx *txn, at time.Time, s *statev1.StopTask) error {
 		}
 	}
 	c.UpdatedAt = ts(at)
-	tx.touched.container(c.NodeId, c.Id)
+	tx.touched.container(c)
 	return put(tx.Bucket(bucketContainers), c.Id, rec)
 }
 
@@ -344,6 +335,6 @@ func opPendingReason(tx *txn, p *statev1.PendingReason) error {
 		return nil
 	}
 	c.PendingReason = p.Reason
-	tx.touched.task(c.Id)
+	tx.touched.task(c)
 	return put(tx.Bucket(bucketContainers), c.Id, rec)
 }

@@ -40,12 +40,21 @@ type touch struct {
 	// tasks are the containers whose record changed in any way, for
 	// the leader's orchestrator (ContainerFeed).
 	tasks ContainerChanges
+	// api is what the API's watch streams follow (ChangeFeed).
+	api Changes
 }
 
 func newTouch() *touch { return &touch{nodes: map[string]*NodeChanges{}} }
 
 // task notes that a container's record changed (its status too).
-func (t *touch) task(id string) { t.tasks.add(id) }
+func (t *touch) task(c *ccv1.Container) {
+	t.tasks.add(c.Id)
+	t.api.container(c.Id)
+	t.api.service(c.ServiceId)
+}
+
+// service notes that a service's record changed or that it was removed.
+func (t *touch) service(id string) { t.api.service(id) }
 
 func (t *touch) of(nodeID string) *NodeChanges {
 	c := t.nodes[nodeID]
@@ -62,15 +71,17 @@ func (t *touch) node(id string) {
 	if id != "" {
 		t.of(id).Rescan = true
 		t.tasks.addNode(id)
+		t.api.node(id)
 	}
 }
 
 // container notes that the assignment of one container on a node changed
 // (created, assigned, a new generation, removed).
-func (t *touch) container(nodeID, id string) {
-	t.task(id)
-	if nodeID != "" {
-		t.of(nodeID).addContainer(id)
+func (t *touch) container(c *ccv1.Container) {
+	t.task(c)
+	if c.NodeId != "" {
+		t.of(c.NodeId).addContainer(c.Id)
+		t.api.node(c.NodeId)
 	}
 }
 
@@ -87,6 +98,7 @@ func (t *touch) record(nodeID string) {
 	if nodeID != "" {
 		t.of(nodeID).Node = true
 		t.tasks.addNodeRecord(nodeID)
+		t.api.node(nodeID)
 	}
 }
 

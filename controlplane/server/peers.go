@@ -374,14 +374,30 @@ func (b *blobPeers) pullFrom(ctx context.Context, serverID, digest string) error
 	return err
 }
 
-// otherSessions gathers the agent sessions of every other server; one that
-// does not answer contributes none.
+// otherSessions gathers the last heartbeat of the agent sessions of every
+// other server; one that does not answer contributes none.
 func (p *peers) otherSessions(ctx context.Context, r *raftstore.Store) map[string]time.Time {
 	out := map[string]time.Time{}
+	for _, s := range p.otherSessionList(ctx, r) {
+		if t := time.UnixMilli(s.LastSeenUnixMs); t.After(out[s.NodeId]) {
+			out[s.NodeId] = t
+		}
+	}
+	return out
+}
+
+// otherSessionList lists the agent sessions of every other server, asked
+// at once; one that does not answer within 2 s contributes none.
+func (p *peers) otherSessionList(ctx context.Context, r *raftstore.Store) []*ccv1.NodeSession {
 	st, err := r.Status()
 	if err != nil {
-		return out
+		return nil
 	}
+	var (
+		mu  sync.Mutex
+		out []*ccv1.NodeSession
+		wg  sync.WaitGroup
+	)
 	for _, srv := range st.Servers {
 		if srv.ID == st.ID {
 			continue
@@ -390,17 +406,20 @@ func (p *peers) otherSessions(ctx context.Context, r *raftstore.Store) map[strin
 		if err != nil {
 			continue
 		}
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		resp, err := c.Sessions(cctx, &ccv1.SessionsRequest{})
-		cancel()
-		if err != nil {
-			continue
-		}
-		for _, s := range resp.Sessions {
-			if t := time.UnixMilli(s.LastSeenUnixMs); t.After(out[s.NodeId]) {
-				out[s.NodeId] = t
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			resp, err := c.Sessions(cctx, &ccv1.SessionsRequest{})
+			if err != nil {
+				return
 			}
-		}
+			mu.Lock()
+			out = append(out, resp.Sessions...)
+			mu.Unlock()
+		}()
 	}
+	wg.Wait()
 	return out
 }

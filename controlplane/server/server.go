@@ -408,7 +408,8 @@ func (s *Server) serve() error {
 	s.joins = api.NewJoinLimiter(s.cfg.JoinLimit.PerMinute, s.cfg.JoinLimit.Burst, 0)
 	core := &api.Core{Raft: s.raft, FSM: s.fsm, Sessions: s.sessions, Peers: s.peers, Log: s.log.With("component", "api"), Now: time.Now,
 		JoinLimiter: s.joins, Disk: s.disk, Refused: s.audit.refusal,
-		Health: func(ctx context.Context) []*ccv1.ReadinessCheck { return ReadinessChecks(s.Health(ctx)) }}
+		Health:        func(ctx context.Context) []*ccv1.ReadinessCheck { return ReadinessChecks(s.Health(ctx)) },
+		OtherSessions: func(ctx context.Context) []*ccv1.NodeSession { return s.peers.otherSessionList(ctx, s.raft) }}
 	images := api.NewImageService(core, replicated, s.log.With("component", "images"))
 	jobs, err := api.NewJobService(core, replicated, api.JobOptions{
 		Done: s.bg.Done(), TempDir: filepath.Join(s.cfg.DataDir, "tmp"), Logger: s.log.With("component", "jobs"),

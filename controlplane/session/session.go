@@ -79,6 +79,9 @@ type session struct {
 	cancel   context.CancelFunc
 	lastSeen atomic.Int64 // the last heartbeat or status, Unix nanoseconds
 	opened   time.Time    // after the hello
+	// edgeTraffic is what the node's edge served, as of its last
+	// heartbeat that said; nil before one did.
+	edgeTraffic atomic.Pointer[ccv1.EdgeTraffic]
 	// ready: the node's record, as the send loop last read it, says
 	// ready; a heartbeat reads the record only when it does not.
 	ready atomic.Bool
@@ -274,6 +277,9 @@ func (hub *Hub) recvLoop(ctx context.Context, s *session, stream ccv1.AgentServi
 		switch m := msg.Msg.(type) {
 		case *ccv1.SessionRequest_Heartbeat:
 			s.lastSeen.Store(time.Now().UnixNano())
+			if e := m.Heartbeat.GetEdge(); e != nil {
+				s.edgeTraffic.Store(&ccv1.EdgeTraffic{Requests: e.Requests, Errors: e.Errors})
+			}
 			// Another server may have marked the node down after the
 			// agent moved here: a live session puts that right. The
 			// send loop notes the node's state whenever its record
@@ -590,6 +596,31 @@ func (hub *Hub) Open() int {
 	hub.mu.Lock()
 	defer hub.mu.Unlock()
 	return len(hub.sessions)
+}
+
+// EdgeTraffic returns, for each node with a live session here whose
+// heartbeats report its edge, what the edge served as of the last one.
+func (hub *Hub) EdgeTraffic() map[string]*ccv1.EdgeTraffic {
+	hub.mu.Lock()
+	defer hub.mu.Unlock()
+	out := map[string]*ccv1.EdgeTraffic{}
+	for id, s := range hub.sessions {
+		if e := s.edgeTraffic.Load(); e != nil {
+			out[id] = e
+		}
+	}
+	return out
+}
+
+// EdgeTrafficOf is EdgeTraffic of one node: nil without a session here
+// whose heartbeats report its edge.
+func (hub *Hub) EdgeTrafficOf(nodeID string) *ccv1.EdgeTraffic {
+	hub.mu.Lock()
+	defer hub.mu.Unlock()
+	if s := hub.sessions[nodeID]; s != nil {
+		return s.edgeTraffic.Load()
+	}
+	return nil
 }
 
 // Sessions returns the nodes with a live session here and their last
