@@ -246,9 +246,10 @@ func doHTTP(t *testing.T, srv *testcluster.Server, method, path, authorization s
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
-	if (path == "/v1/audit:watch" || path == "/v1/stats") && resp.StatusCode == http.StatusOK {
-		// A watch of the audit trail, or streamed stats, never end by
-		// themselves: their headers say they are open.
+	if (strings.HasSuffix(path, ":watch") || path == "/v1/stats") && resp.StatusCode == http.StatusOK {
+		// Watches (of the audit trail, nodes, containers, services) and
+		// streamed stats never end by themselves: their headers say they
+		// are open.
 		return httpResult{resp.StatusCode, resp.Header, nil}
 	}
 	b, err := io.ReadAll(resp.Body)
