@@ -65,7 +65,7 @@ export function feed() {
 }
 
 /** put, removed and synced are the lines of a watch stream. */
-export const put = (field: string, obj: { id: string }) => ({ event: 'WATCH_EVENT_PUT', id: obj.id, [field]: obj });
+export const put = <T extends { id: string }>(field: string, obj: T) => ({ event: 'WATCH_EVENT_PUT', id: obj.id, [field]: obj });
 export const removed = (id: string) => ({ event: 'WATCH_EVENT_REMOVED', id });
 export const synced = () => ({ event: 'WATCH_EVENT_SYNCED', id: '' });
 
