@@ -32,7 +32,16 @@ export interface Status {
   raft_state: string; term: Int64; last_index: Int64; commit_index: Int64; applied_index: Int64;
   servers: { id: string; address: string; suffrage: string; leader: boolean }[];
   created_at: Timestamp; server_name: string; settings: Settings | null;
+  /** Jobs per state name; a state without jobs is absent. */
+  jobs_by_state?: Record<string, Int64> | null;
+  /** Edge traffic summed over the nodes with a live session that run the edge. */
+  edge?: EdgeTraffic | null;
+  /** How many nodes edge sums (0: no edge node reported). */
+  edge_nodes?: number;
 }
+
+/** EdgeTraffic counts since each agent's start. */
+export interface EdgeTraffic { requests: Int64; errors: Int64 }
 
 export interface Resources { cpu_millis: Int64; memory_bytes: Int64 }
 
@@ -42,6 +51,8 @@ export interface Node {
   resources: Resources | null; allocated: Resources | null; version: string;
   created_at: Timestamp; updated_at: Timestamp; last_seen: Timestamp; tasks: number;
   cert_not_after: Timestamp;
+  /** What its edge served since its agent started; null when it runs no edge. */
+  edge?: EdgeTraffic | null;
 }
 
 export interface ContainerSpec {

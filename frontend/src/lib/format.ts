@@ -127,3 +127,10 @@ export function joinCommand(words: string[] | null | undefined): string {
 export function shortImage(ref: string | null | undefined): string {
   return (ref ?? '').replace(/^docker\.io\/library\//, '').replace(/^docker\.io\//, '');
 }
+
+/** count writes a counter (a uint64 arrives as a string) with grouping. */
+export function count(v: string | number | null | undefined): string {
+  const s = String(v ?? '0');
+  if (!/^\d+$/.test(s)) return s;
+  return s.replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+}

@@ -5,7 +5,7 @@ import { ServiceDetail } from './Services';
 import { Tokens } from './Tokens';
 import { ThemeButton } from '../components/Layout';
 import { setToken } from '../api/client';
-import { fakeFetch, json, renderApp } from '../test/render';
+import { fakeFetch, feed, json, put, removed, renderApp, synced } from '../test/render';
 
 afterEach(() => { vi.unstubAllGlobals(); document.documentElement.removeAttribute('data-theme'); localStorage.clear(); });
 
@@ -15,23 +15,31 @@ function admin() {
 }
 
 describe('ServiceDetail', () => {
-  it('scales with the number given and lists a row per task with its state and pending reason', async () => {
+  it('scales with the number given and lists a row per task (those meant to run, by slot) with its state and pending reason, live', async () => {
     admin();
     const svc = { id: 's1', name: 'web', version: '4', spec: { replicas: '1', mode: 'SERVICE_MODE_REPLICATED', task: { image: 'cc-demo', command: [] } }, counts: { desired: '1', running: '1', pending: '0' } };
+    const svcFeed = feed();
+    const taskFeed = feed();
     const ff = fakeFetch([
       ['/v1/services/s1/scale', (_u, init) => json({ service: { ...svc, spec: { ...svc.spec, replicas: JSON.parse(String(init.body)).replicas } } })],
-      ['/v1/services/s1/tasks', () => json({ tasks: [
-        { id: 't1', name: 'web.1', slot: 1, status: { state: 'CONTAINER_STATE_RUNNING' }, node_id: 'n1' },
-        { id: 't2', name: 'web.2', slot: 2, status: { state: 'CONTAINER_STATE_PENDING' }, pending_reason: 'no node has 2 CPUs free' },
-      ] })],
+      ['/v1/services:watch', () => svcFeed.response],
+      ['/v1/containers:watch', () => taskFeed.response],
       ['/v1/services/s1/logs', () => new Response('', { status: 200 })],
-      ['/v1/services/s1', () => json({ service: svc })],
     ]);
     vi.stubGlobal('fetch', ff.fetch);
     renderApp(<Routes><Route path="/services/:id" element={<ServiceDetail />} /></Routes>, '/services/s1');
-    const rows = await screen.findAllByTestId('task-row');
+    await svcFeed.send(put('service', svc), synced());
+    await taskFeed.send(
+      put('container', { id: 't2', name: 'web.2', slot: 2, desired: 'DESIRED_STATE_RUNNING', status: { state: 'CONTAINER_STATE_PENDING' }, pending_reason: 'no node has 2 CPUs free' }),
+      put('container', { id: 't0', name: 'web.1 (old)', slot: 1, desired: 'DESIRED_STATE_STOPPED', status: { state: 'CONTAINER_STATE_EXITED' } }),
+      put('container', { id: 't1', name: 'web.1', slot: 1, desired: 'DESIRED_STATE_RUNNING', status: { state: 'CONTAINER_STATE_RUNNING' }, node_id: 'n1' }),
+      synced(),
+    );
+    await waitFor(() => expect(screen.getAllByTestId('task-row')).toHaveLength(2));
+    const rows = screen.getAllByTestId('task-row');
     expect(rows.map((r) => r.querySelector('.state')?.textContent)).toEqual(['●running', '◐pending']);
     expect(rows[1].textContent).toContain('no node has 2 CPUs free');
+    expect(ff.calls.map((c) => c.url).filter((u) => u.includes(':watch')).sort()).toEqual(['/v1/containers:watch?service=s1&all=true', '/v1/services:watch?id=s1']);
     const input = screen.getByTestId('scale-input') as HTMLInputElement;
     await waitFor(() => expect(input.value).toBe('1'));
     fireEvent.change(input, { target: { value: '3' } });
@@ -40,6 +48,14 @@ describe('ServiceDetail', () => {
     const call = ff.calls.find((c) => c.url === '/v1/services/s1/scale')!;
     expect(call.init.method).toBe('POST');
     expect(JSON.parse(String(call.init.body))).toEqual({ replicas: '3' });
+    // What the scale did comes from the watches, not from a refetch.
+    await svcFeed.send(put('service', { ...svc, counts: { desired: '3', running: '1', pending: '2' } }));
+    await taskFeed.send(put('container', { id: 't3', name: 'web.3', slot: 3, desired: 'DESIRED_STATE_RUNNING', status: { state: 'CONTAINER_STATE_STARTING' } }));
+    await waitFor(() => expect(screen.getAllByTestId('task-row')).toHaveLength(3));
+    expect(screen.getByText('1 running of 3 desired, 2 pending')).toBeTruthy();
+    await taskFeed.send(removed('t2'));
+    await waitFor(() => expect(screen.getAllByTestId('task-row').map((r) => r.querySelector('a')?.textContent)).toEqual(['web.1', 'web.3']));
+    expect(ff.calls.filter((c) => !c.init.method || c.init.method === 'GET').every((c) => c.url.includes(':watch') || c.url.includes('/logs'))).toBe(true);
   });
 });
 

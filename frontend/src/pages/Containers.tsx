@@ -1,16 +1,16 @@
-import { useState, type FormEvent } from 'react';
-import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useMemo, useState, type FormEvent } from 'react';
+import { useMutation } from '@tanstack/react-query';
 import { Link, useNavigate, useParams } from 'react-router-dom';
 import { api, query } from '../api/client';
 import type { Container } from '../api/types';
 import { can, useAuth } from '../auth';
-import { confirmed, DL, ErrorBox, Loading, Page, StateText } from '../components/common';
+import { confirmed, DL, ErrorBox, Loading, Page, StateText, StreamStatus } from '../components/common';
+import { useWatchList } from '../components/watchList';
 import { LogView } from '../components/LogView';
 import { ago, shortId, joinCommand, splitCommand, time } from '../lib/format';
-import { ContainerTable } from './Nodes';
+import { ContainerTable, sortContainers } from './Nodes';
 
 export function RunForm({ onCreated }: { onCreated?: (c: Container) => void }) {
-  const qc = useQueryClient();
   const [image, setImage] = useState('');
   const [command, setCommand] = useState('');
   const [name, setName] = useState('');
@@ -23,7 +23,7 @@ export function RunForm({ onCreated }: { onCreated?: (c: Container) => void }) {
         spec: { image: image.trim(), command: splitCommand(command), env: env.split('\n').map((s) => s.trim()).filter(Boolean) },
       },
     }),
-    onSuccess: (r) => { qc.invalidateQueries({ queryKey: ['containers'] }); onCreated?.(r.container); },
+    onSuccess: (r) => onCreated?.(r.container),
   });
   const submit = (e: FormEvent) => {
     e.preventDefault();
@@ -52,15 +52,16 @@ export function Containers() {
   const { role } = useAuth();
   const nav = useNavigate();
   const [all, setAll] = useState(false);
-  const q = useQuery({ queryKey: ['containers', { all }], queryFn: () => api<{ containers: Container[] }>(`/v1/containers${query({ all })}`), refetchInterval: 5_000 });
+  const w = useWatchList<Container>(`/v1/containers:watch${query({ all })}`, 'container');
+  const containers = useMemo(() => sortContainers(w.items), [w.items]);
   return (
     <Page title="Containers">
       {can(role, 'write') ? <RunForm onCreated={(c) => nav(`/containers/${c.id}`)} /> : null}
       <h2>Containers</h2>
       <label className="inline"><input type="checkbox" checked={all} onChange={(e) => setAll(e.target.checked)} /> Show exited, failed and stopped containers too</label>
-      <ErrorBox error={q.error} />
-      {q.isLoading ? <Loading /> : null}
-      {q.data ? <ContainerTable containers={q.data.containers} /> : null}
+      <StreamStatus st={w.st} what="Containers" />
+      {!w.synced && !w.st.error ? <Loading /> : null}
+      {w.synced ? <ContainerTable containers={containers} /> : null}
     </Page>
   );
 }
@@ -69,23 +70,25 @@ export function ContainerDetail() {
   const { id = '' } = useParams();
   const { role } = useAuth();
   const nav = useNavigate();
-  const qc = useQueryClient();
   const path = `/v1/containers/${encodeURIComponent(id)}`;
-  const q = useQuery({ queryKey: ['container', id], queryFn: () => api<{ container: Container }>(path), refetchInterval: 3_000 });
-  const stop = useMutation({ mutationFn: () => api<{ container: Container }>(`${path}/stop`, { method: 'POST', body: {} }), onSuccess: (r) => qc.setQueryData(['container', id], r) });
-  const start = useMutation({ mutationFn: () => api<{ container: Container }>(`${path}/start`, { method: 'POST', body: {} }), onSuccess: (r) => qc.setQueryData(['container', id], r) });
+  // all: a stopped or exited container stays on show.
+  const w = useWatchList<Container>(`/v1/containers:watch${query({ id, all: true })}`, 'container');
+  // The watch shows what stop and start did: no refetch.
+  const stop = useMutation({ mutationFn: () => api<{ container: Container }>(`${path}/stop`, { method: 'POST', body: {} }) });
+  const start = useMutation({ mutationFn: () => api<{ container: Container }>(`${path}/start`, { method: 'POST', body: {} }) });
   const remove = useMutation({
     mutationFn: () => api(`${path}${query({ force: true })}`, { method: 'DELETE' }),
-    onSuccess: () => { qc.invalidateQueries({ queryKey: ['containers'] }); nav('/containers'); },
+    onSuccess: () => nav('/containers'),
   });
-  const c = q.data?.container;
+  const c = w.items[0];
   const write = can(role, 'write');
   const running = c?.status?.state === 'CONTAINER_STATE_RUNNING';
   return (
     <Page title={`Container ${c?.name || shortId(id)}`}>
       <p><Link to="/containers">All containers</Link></p>
-      <ErrorBox error={q.error} />
-      {q.isLoading ? <Loading /> : null}
+      <StreamStatus st={w.st} what="Container" />
+      {!w.synced && !w.st.error ? <Loading /> : null}
+      {w.synced && !c ? <p className="notice" role="status">There is no container {id} (it was removed, or the name is wrong).</p> : null}
       {c ? (
         <>
           {write ? (

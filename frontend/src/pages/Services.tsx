@@ -1,15 +1,15 @@
-import { useEffect, useState, type FormEvent } from 'react';
-import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useEffect, useMemo, useState, type FormEvent } from 'react';
+import { useMutation } from '@tanstack/react-query';
 import { Link, useNavigate, useParams } from 'react-router-dom';
-import { api } from '../api/client';
+import { api, query } from '../api/client';
 import type { Container, Service } from '../api/types';
 import { can, useAuth } from '../auth';
-import { confirmed, DL, ErrorBox, Loading, Page, StateText } from '../components/common';
+import { confirmed, DL, ErrorBox, Loading, Page, StateText, StreamStatus } from '../components/common';
+import { ms, sortedBy, useWatchList } from '../components/watchList';
 import { LogView } from '../components/LogView';
 import { enumLabel, shortId, joinCommand, splitCommand, time , shortImage } from '../lib/format';
 
 function ServiceForm() {
-  const qc = useQueryClient();
   const nav = useNavigate();
   const [name, setName] = useState('');
   const [image, setImage] = useState('');
@@ -23,7 +23,7 @@ function ServiceForm() {
         spec: { task: { image: image.trim(), command: splitCommand(command) }, mode: 'SERVICE_MODE_REPLICATED', replicas: String(Math.max(0, parseInt(replicas, 10) || 0)) },
       },
     }),
-    onSuccess: (r) => { qc.invalidateQueries({ queryKey: ['services'] }); nav(`/services/${r.service.id}`); },
+    onSuccess: (r) => nav(`/services/${r.service.id}`),
   });
   const submit = (e: FormEvent) => { e.preventDefault(); if (name.trim() && image.trim()) create.mutate(); };
   return (
@@ -43,22 +43,39 @@ function ServiceForm() {
   );
 }
 
+/** sortServices orders services by name, as GET /v1/services does. */
+export const sortServices = (ss: readonly Service[]) => sortedBy(ss, (s) => s.name);
+
+/** currentTasks keeps the tasks GET /v1/services/{id}/tasks lists (those
+ * meant to run), ordered as it orders them: by slot, a global service's by
+ * node, the one meant to run first, then the newest. */
+export function currentTasks(ts: readonly Container[]): Container[] {
+  const keyed = ts.filter((t) => t.desired === 'DESIRED_STATE_RUNNING').map((t) => ({ t, c: ms(t.created_at) }));
+  keyed.sort((a, b) => {
+    if (a.t.slot !== b.t.slot) return a.t.slot - b.t.slot;
+    if (a.t.slot === 0 && a.t.node_id !== b.t.node_id) return a.t.node_id < b.t.node_id ? -1 : 1;
+    return b.c - a.c;
+  });
+  return keyed.map((k) => k.t);
+}
+
 export function Services() {
   const { role } = useAuth();
-  const q = useQuery({ queryKey: ['services'], queryFn: () => api<{ services: Service[] }>('/v1/services'), refetchInterval: 5_000 });
+  const w = useWatchList<Service>('/v1/services:watch', 'service');
+  const services = useMemo(() => sortServices(w.items), [w.items]);
   return (
     <Page title="Services">
       {can(role, 'write') ? <ServiceForm /> : null}
       <h2>Services</h2>
-      <ErrorBox error={q.error} />
-      {q.isLoading ? <Loading /> : null}
-      {q.data ? (
+      <StreamStatus st={w.st} what="Services" />
+      {!w.synced && !w.st.error ? <Loading /> : null}
+      {w.synced ? (
         <div className="table-wrap" tabIndex={0}>
           <table>
             <thead><tr><th scope="col">Name</th><th scope="col">Image</th><th scope="col">Mode</th><th scope="col">Running</th><th scope="col">Pending</th><th scope="col">Update</th></tr></thead>
             <tbody>
-              {q.data.services.map((s) => (
-                <tr key={s.id}>
+              {services.map((s) => (
+                <tr key={s.id} data-testid="service-row">
                   <td><Link to={`/services/${s.id}`}>{s.name}</Link></td>
                   <td><code>{shortImage(s.spec?.task?.image)}</code></td>
                   <td>{enumLabel(s.spec?.mode)}</td>
@@ -67,7 +84,7 @@ export function Services() {
                   <td>{s.update && s.update.state !== 'UPDATE_STATE_UNSPECIFIED' ? <StateText value={s.update.state} /> : '—'}</td>
                 </tr>
               ))}
-              {q.data.services.length === 0 ? <tr><td colSpan={6}>No services yet.</td></tr> : null}
+              {services.length === 0 ? <tr><td colSpan={6}>No services yet.</td></tr> : null}
             </tbody>
           </table>
         </div>
@@ -79,41 +96,42 @@ export function Services() {
 export function ServiceDetail() {
   const { id = '' } = useParams();
   const { role } = useAuth();
-  const qc = useQueryClient();
   const nav = useNavigate();
   const path = `/v1/services/${encodeURIComponent(id)}`;
-  const q = useQuery({ queryKey: ['service', id], queryFn: () => api<{ service: Service }>(path), refetchInterval: 3_000 });
-  const tasks = useQuery({ queryKey: ['service-tasks', id], queryFn: () => api<{ tasks: Container[] }>(`${path}/tasks`), refetchInterval: 2_000 });
-  const s = q.data?.service;
+  const w = useWatchList<Service>(`/v1/services:watch${query({ id })}`, 'service');
+  // all: a task that exited but is still meant to run (restarting, or
+  // failed) stays listed, as on GET .../tasks; the rest are filtered here.
+  const tw = useWatchList<Container>(`/v1/containers:watch${query({ service: id, all: true })}`, 'container');
+  const s = w.items[0];
   const [replicas, setReplicas] = useState('');
   const [image, setImage] = useState('');
   useEffect(() => {
     if (s && replicas === '') setReplicas(String(s.spec?.replicas ?? '0'));
     if (s && image === '') setImage(s.spec?.task?.image ?? '');
   }, [s, replicas, image]);
-  const done = (r: { service: Service }) => { qc.setQueryData(['service', id], r); qc.invalidateQueries({ queryKey: ['service-tasks', id] }); qc.invalidateQueries({ queryKey: ['services'] }); };
-  const scale = useMutation({ mutationFn: (n: number) => api<{ service: Service }>(`${path}/scale`, { method: 'POST', body: { replicas: String(n) } }), onSuccess: done });
+  // The watches show what a change did: no refetch.
+  const scale = useMutation({ mutationFn: (n: number) => api<{ service: Service }>(`${path}/scale`, { method: 'POST', body: { replicas: String(n) } }) });
   const update = useMutation({
     mutationFn: () => api<{ service: Service }>(path, {
       method: 'PUT',
       body: { spec: { ...s!.spec, task: { ...s!.spec!.task, image: image.trim() } }, version: s!.version },
     }),
-    onSuccess: done,
   });
-  const rollback = useMutation({ mutationFn: () => api<{ service: Service }>(`${path}/rollback`, { method: 'POST', body: {} }), onSuccess: done });
-  const remove = useMutation({ mutationFn: () => api(path, { method: 'DELETE' }), onSuccess: () => { qc.invalidateQueries({ queryKey: ['services'] }); nav('/services'); } });
+  const rollback = useMutation({ mutationFn: () => api<{ service: Service }>(`${path}/rollback`, { method: 'POST', body: {} }) });
+  const remove = useMutation({ mutationFn: () => api(path, { method: 'DELETE' }), onSuccess: () => nav('/services') });
   const write = can(role, 'write');
   const submitScale = (e: FormEvent) => {
     e.preventDefault();
     const n = parseInt(replicas, 10);
     if (Number.isFinite(n) && n >= 0) scale.mutate(n);
   };
-  const taskList = [...(tasks.data?.tasks ?? [])].sort((a, b) => a.slot - b.slot);
+  const taskList = useMemo(() => currentTasks(tw.items), [tw.items]);
   return (
     <Page title={`Service ${s?.name || shortId(id)}`}>
       <p><Link to="/services">All services</Link></p>
-      <ErrorBox error={q.error} />
-      {q.isLoading ? <Loading /> : null}
+      <StreamStatus st={w.st} what="Service" />
+      {!w.synced && !w.st.error ? <Loading /> : null}
+      {w.synced && !s ? <p className="notice" role="status">There is no service {id} (it was removed, or the name is wrong).</p> : null}
       {s ? (
         <>
           <DL items={[
@@ -148,7 +166,7 @@ export function ServiceDetail() {
             </section>
           ) : null}
           <h2>Tasks</h2>
-          <ErrorBox error={tasks.error} />
+          <StreamStatus st={tw.st} what="Tasks" />
           <div className="table-wrap" tabIndex={0}>
             <table>
               <thead><tr><th scope="col">Slot</th><th scope="col">Task</th><th scope="col">State</th><th scope="col">Node</th><th scope="col">Version</th><th scope="col">Pending reason or error</th></tr></thead>
@@ -163,7 +181,7 @@ export function ServiceDetail() {
                     <td>{t.pending_reason || t.status?.error || t.message}</td>
                   </tr>
                 ))}
-                {taskList.length === 0 ? <tr><td colSpan={6}>No tasks.</td></tr> : null}
+                {taskList.length === 0 && tw.synced ? <tr><td colSpan={6}>No tasks.</td></tr> : null}
               </tbody>
             </table>
           </div>
