@@ -315,19 +315,7 @@ func TestDashboard(t *testing.T) {
 // fillCSS sets the value of the form control at the CSS selector.
 func (p *tab) fillCSS(css, value string) {
 	p.t.Helper()
-	sel := p.find("css", css, "")
-	expr := fmt.Sprintf(`(() => {
-  const el = document.querySelector(%s);
-  Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set.call(el, %s);
-  el.dispatchEvent(new Event('input', { bubbles: true }));
-  el.dispatchEvent(new Event('change', { bubbles: true }));
-  return el.value;
-})()`, jsString(string(sel)), jsString(value))
-	var got string
-	p.mustEval(expr, &got)
-	if got != value {
-		p.fail("%s holds %q after fill, want %q", css, got, value)
-	}
+	p.setValue(p.find("css", css, ""), css, value)
 }
 
 // waitQuiet waits until the page shows no loading status.
