@@ -104,11 +104,10 @@ func TestDashboard(t *testing.T) {
 		a.click("button", "Create", form)
 		a.waitFor("the service's page", `location.pathname.startsWith('/ui/services/') && location.pathname.length > '/ui/services/'.length`, uiTimeout)
 		details["Service"] = strings.TrimPrefix(a.location(), srv.URL())
-		running := `[...document.querySelectorAll('[data-testid="task-row"]')].filter((r) => /\brunning\b/i.test((r.querySelector('.state') || r).textContent)).length`
-		a.waitFor("one task running", running+` === 1`, clusterTimeout)
+		a.waitFor("one task running", runningTasksJS+` === 1`, clusterTimeout)
 		a.fillCSS(testID("scale-input"), "3")
 		a.click("button", "Scale", "")
-		a.waitFor("three tasks running", running+` === 3`, clusterTimeout)
+		a.waitFor("three tasks running", runningTasksJS+` === 3`, clusterTimeout)
 		record(t, "screenshot: %s", a.screenshot("service-scaled"))
 	})
 

@@ -13,10 +13,12 @@ import (
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
-// streamStatusesJS lists the texts of the page's status lines. A page that
-// follows a watch stream shows one (WATCH.md): it ends in ": live" while
-// connected and contains "(reconnecting)" while it reconnects.
-const streamStatusesJS = `[...document.querySelectorAll('main [role="status"]')].map((e) => e.textContent.replace(/\s+/g, ' ').trim())`
+// streamStatusesJS lists the texts of the page's status lines, but for the
+// followed log's (beside the data-testid="logs" view): a page that follows
+// a watch stream (nodes, containers, services) shows one (WATCH.md); it
+// ends in ": live" while connected and contains "(reconnecting)" while it
+// reconnects.
+const streamStatusesJS = `[...document.querySelectorAll('main [role="status"]')].filter((e) => !(e.parentElement && e.parentElement.querySelector('[data-testid="logs"]'))).map((e) => e.textContent.replace(/\s+/g, ' ').trim())`
 
 // liveJS: some stream of the page is live; notLiveJS: none is.
 const (
