@@ -14,11 +14,11 @@ import (
 )
 
 // streamStatusesJS lists the texts of the page's status lines, but for the
-// followed log's (beside the data-testid="logs" view): a page that follows
+// followed log's (a sibling of the data-testid="logs" view): a page that follows
 // a watch stream (nodes, containers, services) shows one (WATCH.md); it
 // ends in ": live" while connected and contains "(reconnecting)" while it
 // reconnects.
-const streamStatusesJS = `[...document.querySelectorAll('main [role="status"]')].filter((e) => !(e.parentElement && e.parentElement.querySelector('[data-testid="logs"]'))).map((e) => e.textContent.replace(/\s+/g, ' ').trim())`
+const streamStatusesJS = `[...document.querySelectorAll('main [role="status"]')].filter((e) => !(e.parentElement && [...e.parentElement.children].some((c) => c.matches('[data-testid="logs"]')))).map((e) => e.textContent.replace(/\s+/g, ' ').trim())`
 
 // liveJS: some stream of the page is live; notLiveJS: none is.
 const (
