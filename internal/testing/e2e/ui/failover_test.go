@@ -116,7 +116,7 @@ func TestDashboardFailover(t *testing.T) {
 	// The browser's own server goes away: the page's streams end and it
 	// says it reconnects.
 	home.Stop()
-	t.Logf("stopped the browser's server %s (the leader then: %v)", home.Config.Name, wasLeader)
+	t.Logf("stopped the browser's server %s (the leader then: %v)", home.ID(), wasLeader)
 	a.waitFor("the page's streams to stop being live after its server stopped", notLiveJS+` && `+samePage, uiTimeout)
 	if !a.poll(streamStatusesJS+`.some((s) => s.includes('(reconnecting)'))`, uiTimeout) {
 		t.Errorf("while its server is away, no stream status of the page says '(reconnecting)' (WATCH.md); the statuses: %q", a.statuses())
@@ -228,9 +228,9 @@ func scaleVia(t *testing.T, srv *testcluster.Server, id string, n uint64) {
 			return
 		}
 		if c := status.Code(err); (c != codes.Unavailable && c != codes.DeadlineExceeded) || time.Now().After(deadline) {
-			t.Fatalf("scale %s to %d through %s: %v", id, n, srv.Config.Name, err)
+			t.Fatalf("scale %s to %d through %s: %v", id, n, srv.ID(), err)
 		}
-		t.Logf("scale through %s: %v; trying again", srv.Config.Name, err)
+		t.Logf("scale through %s: %v; trying again", srv.ID(), err)
 		time.Sleep(time.Second)
 	}
 }
