@@ -94,10 +94,14 @@ func TestDashboardFailover(t *testing.T) {
 	a.fillCSS(testID("scale-input"), "2")
 	a.click("button", "Scale", "")
 	if msg := waitScaled(a, homeAPI, serviceID, 2, true); msg != "" {
-		// The follower waits a while for a new leader before it refuses
-		// a write, so this is rare: the scale failed with a plain error
-		// because the cluster had no leader for a moment. A user waits
-		// until there is one and tries again, once; so does the test.
+		// The scale failed with a plain error because the cluster had
+		// no leader for a moment: until its election timeout the
+		// follower still names the stopped leader, and its forward of
+		// the write is refused ("connection refused ...; retry
+		// shortly"); the server does not retry that one itself, and
+		// the UI does not retry writes. A user waits until the status
+		// names a leader and tries again, once; so does the test (only
+		// once: a second failure fails it).
 		record(t, "the first scale during the election failed with %q; retrying once after a leader is elected", msg)
 		waitNewLeader(t, homeAPI, oldLeaderID)
 		a.click("button", "Scale", "")
