@@ -15,11 +15,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
@@ -176,6 +178,51 @@ func newTab(t *testing.T, parent context.Context, base, name string) *tab {
 		t.Fatalf("tab %s: %v", name, err)
 	}
 	return p
+}
+
+// logFailedRequests logs, until the test ends, each request of the tab that
+// fails in the browser (not one it cancels): the method, the URL and the
+// browser's error text (net::ERR_...), which the page itself cannot tell.
+func (p *tab) logFailedRequests() {
+	t := p.t
+	ctx, cancel := context.WithCancel(p.ctx)
+	var mu sync.Mutex
+	urls := map[network.RequestID]string{}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for ev, err := range chromedp.Events(ctx, network.RequestWillBeSent) {
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			urls[ev.RequestID] = ev.Request.Method + " " + ev.Request.URL
+			mu.Unlock()
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for ev, err := range chromedp.Events(ctx, network.LoadingFailed) {
+			if err != nil {
+				return
+			}
+			if ev.Canceled {
+				continue
+			}
+			mu.Lock()
+			what := urls[ev.RequestID]
+			mu.Unlock()
+			if what == "" {
+				what = "request " + string(ev.RequestID)
+			}
+			t.Logf("tab %s: %s failed in the browser: %s %s", p.name, what, ev.ErrorText, ev.BlockedReason)
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
 }
 
 // do runs actions in the tab, failing the test with a screenshot on error.
