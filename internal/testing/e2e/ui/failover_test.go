@@ -67,7 +67,6 @@ func TestDashboardFailover(t *testing.T) {
 
 	b := browserFor(t, home)
 	a := newTab(t, b, home.URL(), "on-follower")
-	a.logFailedRequests()
 	a.signIn(home.Token)
 
 	// A service with one task, created through the follower's API (a

@@ -168,7 +168,8 @@ document.addEventListener('securitypolicyviolation', (e) => {
 window.confirm = () => true;
 `
 
-// newTab opens a tab in the browser of parent (its own sessionStorage).
+// newTab opens a tab in the browser of parent (its own sessionStorage); the
+// requests the browser fails in it are logged.
 func newTab(t *testing.T, parent context.Context, base, name string) *tab {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(parent)
@@ -177,6 +178,7 @@ func newTab(t *testing.T, parent context.Context, base, name string) *tab {
 	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: pagePrelude}); err != nil {
 		t.Fatalf("tab %s: %v", name, err)
 	}
+	p.logFailedRequests()
 	return p
 }
 
