@@ -104,11 +104,10 @@ func TestDashboard(t *testing.T) {
 		a.click("button", "Create", form)
 		a.waitFor("the service's page", `location.pathname.startsWith('/ui/services/') && location.pathname.length > '/ui/services/'.length`, uiTimeout)
 		details["Service"] = strings.TrimPrefix(a.location(), srv.URL())
-		running := `[...document.querySelectorAll('[data-testid="task-row"]')].filter((r) => /\brunning\b/i.test((r.querySelector('.state') || r).textContent)).length`
-		a.waitFor("one task running", running+` === 1`, clusterTimeout)
+		a.waitFor("one task running", runningTasksJS+` === 1`, clusterTimeout)
 		a.fillCSS(testID("scale-input"), "3")
 		a.click("button", "Scale", "")
-		a.waitFor("three tasks running", running+` === 3`, clusterTimeout)
+		a.waitFor("three tasks running", runningTasksJS+` === 3`, clusterTimeout)
 		record(t, "screenshot: %s", a.screenshot("service-scaled"))
 	})
 
@@ -315,19 +314,7 @@ func TestDashboard(t *testing.T) {
 // fillCSS sets the value of the form control at the CSS selector.
 func (p *tab) fillCSS(css, value string) {
 	p.t.Helper()
-	sel := p.find("css", css, "")
-	expr := fmt.Sprintf(`(() => {
-  const el = document.querySelector(%s);
-  Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set.call(el, %s);
-  el.dispatchEvent(new Event('input', { bubbles: true }));
-  el.dispatchEvent(new Event('change', { bubbles: true }));
-  return el.value;
-})()`, jsString(string(sel)), jsString(value))
-	var got string
-	p.mustEval(expr, &got)
-	if got != value {
-		p.fail("%s holds %q after fill, want %q", css, got, value)
-	}
+	p.setValue(p.find("css", css, ""), css, value)
 }
 
 // waitQuiet waits until the page shows no loading status.

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,11 +15,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
@@ -165,7 +168,8 @@ document.addEventListener('securitypolicyviolation', (e) => {
 window.confirm = () => true;
 `
 
-// newTab opens a tab in the browser of parent (its own sessionStorage).
+// newTab opens a tab in the browser of parent (its own sessionStorage); the
+// requests the browser fails in it are logged.
 func newTab(t *testing.T, parent context.Context, base, name string) *tab {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(parent)
@@ -174,7 +178,53 @@ func newTab(t *testing.T, parent context.Context, base, name string) *tab {
 	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: pagePrelude}); err != nil {
 		t.Fatalf("tab %s: %v", name, err)
 	}
+	p.logFailedRequests()
 	return p
+}
+
+// logFailedRequests logs, until the test ends, each request of the tab that
+// fails in the browser (not one it cancels): the method, the URL and the
+// browser's error text (net::ERR_...), which the page itself cannot tell.
+func (p *tab) logFailedRequests() {
+	t := p.t
+	ctx, cancel := context.WithCancel(p.ctx)
+	var mu sync.Mutex
+	urls := map[network.RequestID]string{}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for ev, err := range chromedp.Events(ctx, network.RequestWillBeSent) {
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			urls[ev.RequestID] = ev.Request.Method + " " + ev.Request.URL
+			mu.Unlock()
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for ev, err := range chromedp.Events(ctx, network.LoadingFailed) {
+			if err != nil {
+				return
+			}
+			if ev.Canceled {
+				continue
+			}
+			mu.Lock()
+			what := urls[ev.RequestID]
+			mu.Unlock()
+			if what == "" {
+				what = "request " + string(ev.RequestID)
+			}
+			t.Logf("tab %s: %s failed in the browser: %s %s", p.name, what, ev.ErrorText, ev.BlockedReason)
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
 }
 
 // do runs actions in the tab, failing the test with a screenshot on error.
@@ -280,10 +330,29 @@ func (p *tab) screenshot(name string) string {
 	return path
 }
 
-// open navigates to path under the dashboard (a full page load).
+// openAttempts bounds the loads of one page by open.
+const openAttempts = 4
+
+// open navigates to path under the dashboard (a full page load). A load
+// the browser fails with a network error (net::ERR_..., such as
+// ERR_NETWORK_CHANGED when an agent adds its bridges to the host) is tried
+// again, openAttempts times in all, and logged; other errors fail at once.
 func (p *tab) open(path string) {
 	p.t.Helper()
-	p.do("open "+path, chromedp.Navigate(p.base+path))
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(p.ctx, uiTimeout)
+		err := chromedp.Do(ctx, chromedp.Navigate(p.base+path))
+		cancel()
+		if err == nil {
+			return
+		}
+		var load *chromedp.LoadError
+		if attempt == openAttempts || !errors.As(err, &load) || !strings.HasPrefix(load.ErrorText, "net::") || p.ctx.Err() != nil {
+			p.fail("open %s (attempt %d of %d): %v", path, attempt, openAttempts, err)
+		}
+		p.t.Logf("tab %s: open %s: %v (attempt %d of %d); loading it again", p.name, path, err, attempt, openAttempts)
+		time.Sleep(time.Duration(attempt) * 250 * time.Millisecond)
+	}
 }
 
 // jsString quotes s for JavaScript.
@@ -339,7 +408,14 @@ func (p *tab) find(kind, name, within string) chromedp.CSS {
 // container), as typing would for React.
 func (p *tab) fill(within, label, value string) {
 	p.t.Helper()
-	sel := p.find("label", label, within)
+	p.setValue(p.find("label", label, within), fmt.Sprintf("field %q", label), value)
+}
+
+// setValue sets the value of the input, textarea or select at sel as
+// typing would for React (through the prototype's value setter, then input
+// and change events); what names it in a failure.
+func (p *tab) setValue(sel chromedp.CSS, what, value string) {
+	p.t.Helper()
 	expr := fmt.Sprintf(`(() => {
   const el = document.querySelector(%s);
   const proto = el instanceof HTMLTextAreaElement ? HTMLTextAreaElement.prototype : el instanceof HTMLSelectElement ? HTMLSelectElement.prototype : HTMLInputElement.prototype;
@@ -351,7 +427,7 @@ func (p *tab) fill(within, label, value string) {
 	var got string
 	p.mustEval(expr, &got)
 	if got != value {
-		p.fail("field %q holds %q after fill, want %q", label, got, value)
+		p.fail("%s holds %q after fill, want %q", what, got, value)
 	}
 }
 
