@@ -299,3 +299,19 @@ func TestDeadLeaderReplacedBeforeHeartbeatTimeout(t *testing.T) {
 		t.Fatal("no follower started an election because the leader's port was closed")
 	}
 }
+
+// A write made through a follower just after the leader's process ended
+// succeeds without the caller retrying: the follower's forward to the
+// gone leader was never sent, so it is tried again with the next leader.
+func TestWriteThroughFollowerAsLeaderDies(t *testing.T) {
+	c := testcluster.StartCluster(t, 3)
+	old := c.Leader()
+	f := c.Followers()[0]
+	cl := f.Client()
+	old.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := cl.Tokens.CreateToken(ctx, &ccv1.CreateTokenRequest{Role: ccv1.Role_ROLE_VIEWER}); err != nil {
+		t.Fatalf("a write through a follower as the leader stopped: %v", err)
+	}
+}

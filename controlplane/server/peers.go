@@ -102,12 +102,26 @@ func (p *peers) Apply(ctx context.Context, leaderID string, cmd []byte) (uint64,
 	}
 	resp, err := c.Apply(ctx, &ccv1.ApplyRequest{Command: cmd})
 	if err != nil {
+		if neverSent(err) {
+			// The leader just went away: Apply retries (with the next
+			// leader once there is one) until its deadline.
+			return 0, fmt.Errorf("%w: forward to leader %s: %v", raftstore.ErrNotAppended, leaderID, status.Convert(err).Message())
+		}
 		return 0, fmt.Errorf("%w: forward to leader %s: %v", raftstore.ErrNotLeader, leaderID, status.Convert(err).Message())
 	}
 	if resp.ErrorKind == "not_appended" {
 		return 0, raftstore.ErrNotAppended
 	}
 	return resp.Index, fsm.ErrorFromKind(resp.ErrorKind, resp.Error)
+}
+
+// neverSent reports whether a call failed because no connection to the
+// server could be made (it refuses connections, or is unreachable): the
+// request was not sent, so the command was not appended anywhere. Any
+// other failure may have come after the leader received it.
+func neverSent(err error) bool {
+	st, ok := status.FromError(err)
+	return ok && st.Code() == codes.Unavailable && strings.Contains(st.Message(), "Error while dialing")
 }
 
 // ReadIndex asks the leader for a read index.
