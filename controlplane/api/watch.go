@@ -63,14 +63,14 @@ func runWatch[T any](ctx context.Context, f *fsm.FSM, stream grpc.ServerStream, 
 	for {
 		select {
 		case <-ctx.Done():
-			return status.Error(codes.Unavailable, "the watch ended (the server is shutting down or the caller left): watch again")
+			return status.Error(codes.Unavailable, "the server is shutting down: watch again")
 		case <-feed.C():
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return status.Error(codes.Unavailable, "the watch ended (the server is shutting down or the caller left): watch again")
+			return status.Error(codes.Unavailable, "the server is shutting down: watch again")
 		case <-t.C:
 		}
 		began := time.Now()
