@@ -143,33 +143,82 @@ func runCmd(c *cli.Context) error {
 func psCommand() *cli.Command {
 	return &cli.Command{
 		Name: "ps", Usage: "list containers (running and starting ones; -a for all)", OnUsageError: usageError,
-		Description: "Examples:\n  ccctl ps\n  ccctl ps -a --node node-1\n  ccctl rm -f $(ccctl ps -aq)",
+		Description: "Examples:\n  ccctl ps\n  ccctl ps -a --node node-1\n  ccctl rm -f $(ccctl ps -aq)\n" +
+			"  ccctl ps -w     # then a row per change until Ctrl-C; one that leaves the list (it ended, without -a, or was removed) as gone",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "also exited, failed and stopped containers"},
 			&cli.StringFlag{Name: "node", Usage: "only those on node `ID|NAME`"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the container ids"},
 			&cli.BoolFlag{Name: "no-trunc", Usage: "print whole ids and errors"},
+			watchFlag,
 		},
 		Action: psCmd,
 	}
+}
+
+const psHeader = "CONTAINER ID\tNAME\tIMAGE\tNODE\tSTATE\tCREATED\tPORTS"
+
+// psRow is a container's row of ps, its node named from nodes; one that
+// left the list is "gone".
+func psRow(c *cli.Context, ct *ccv1.Container, nodes map[string]string, gone bool) string {
+	id := shortID(ct.GetId())
+	if c.Bool("no-trunc") {
+		id = ct.GetId()
+	}
+	node := ct.GetNodeId()
+	if n := nodes[node]; n != "" {
+		node = n
+	} else if node == "" {
+		node = "-"
+	}
+	state := containerState(ct)
+	if c.Bool("no-trunc") && ct.GetStatus().GetState() == ccv1.ContainerState_CONTAINER_STATE_FAILED {
+		state = "failed: " + shorten(ct.GetStatus().GetError(), 1<<20)
+	}
+	if gone {
+		state = "gone"
+	}
+	return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s", id, ct.GetName(), ct.GetSpec().GetImage(),
+		node, state, ago(ct.GetCreatedAt(), time.Now()), formatPorts(ct.GetSpec().GetPorts()))
 }
 
 func psCmd(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return fmt.Errorf("ps takes no arguments, got %q (filter with --node)", c.Args().Slice())
 	}
+	if c.Bool("watch") {
+		if c.Bool("quiet") {
+			return errors.New("ps: --quiet and --watch do not go together")
+		}
+		return callStream(c, true, nil, func(ctx context.Context, cl *Client) error {
+			st, err := cl.Containers.WatchContainers(ctx, &ccv1.WatchContainersRequest{All: c.Bool("all"), Node: c.String("node")})
+			if err != nil {
+				return err
+			}
+			var nodes map[string]string
+			if !jsonOut(c) {
+				nodes = nodeNames(ctx, cl)
+			}
+			newest := func(a, b *ccv1.Container) bool { return a.GetCreatedAt().AsTime().After(b.GetCreatedAt().AsTime()) }
+			return watchTable(c, psHeader, func(ct *ccv1.Container, gone bool) string { return psRow(c, ct, nodes, gone) }, newest,
+				func() (watchEvent[*ccv1.Container], error) {
+					m, err := st.Recv()
+					return watchEvent[*ccv1.Container]{m.GetEvent(), m.GetId(), m.GetContainer(), m}, err
+				})
+		})
+	}
 	return call(c, func(ctx context.Context, cl *Client) error {
 		resp, err := cl.Containers.ListContainers(ctx, &ccv1.ListContainersRequest{All: c.Bool("all"), Node: c.String("node")})
 		if err != nil {
 			return err
 		}
-		id := shortID
-		if c.Bool("no-trunc") {
-			id = func(s string) string { return s }
-		}
 		if c.Bool("quiet") {
 			for _, ct := range resp.Containers {
-				fmt.Fprintln(c.App.Writer, id(ct.GetId()))
+				if c.Bool("no-trunc") {
+					fmt.Fprintln(c.App.Writer, ct.GetId())
+				} else {
+					fmt.Fprintln(c.App.Writer, shortID(ct.GetId()))
+				}
 			}
 			return nil
 		}
@@ -177,22 +226,10 @@ func psCmd(c *cli.Context) error {
 			return printJSON(c, resp)
 		}
 		nodes := nodeNames(ctx, cl)
-		now := time.Now()
 		w := table(c)
-		fmt.Fprintf(w, "CONTAINER ID\tNAME\tIMAGE\tNODE\tSTATE\tCREATED\tPORTS\n")
+		fmt.Fprintln(w, psHeader)
 		for _, ct := range resp.Containers {
-			node := ct.GetNodeId()
-			if n := nodes[node]; n != "" {
-				node = n
-			} else if node == "" {
-				node = "-"
-			}
-			state := containerState(ct)
-			if c.Bool("no-trunc") && ct.GetStatus().GetState() == ccv1.ContainerState_CONTAINER_STATE_FAILED {
-				state = "failed: " + shorten(ct.GetStatus().GetError(), 1<<20)
-			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id(ct.GetId()), ct.GetName(), ct.GetSpec().GetImage(),
-				node, state, ago(ct.GetCreatedAt(), now), formatPorts(ct.GetSpec().GetPorts()))
+			fmt.Fprintln(w, psRow(c, ct, nodes, false))
 		}
 		return w.Flush()
 	})

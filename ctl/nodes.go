@@ -21,7 +21,9 @@ func nodeCommand() *cli.Command {
 			"  ccctl node label node-1 zone=a disk=ssd\n" +
 			"  ccctl service create web --image nginx --constraint node.labels.zone==a",
 		Subcommands: []*cli.Command{
-			{Name: "ls", Aliases: []string{"list"}, Usage: "list nodes", Action: nodeList, OnUsageError: usageError},
+			{Name: "ls", Aliases: []string{"list"}, Usage: "list nodes", Action: nodeList, OnUsageError: usageError,
+				Description: "Examples:\n  ccctl node ls\n  ccctl node ls -w     # then a row per change, until Ctrl-C",
+				Flags:       []cli.Flag{watchFlag}},
 			{
 				Name: "inspect", Usage: "print a node as JSON", ArgsUsage: "ID|NAME", OnUsageError: usageError,
 				Description: "ID may be a unique prefix. Example:\n  ccctl node inspect node-1 | jq .user_labels\n\n" +
@@ -82,9 +84,39 @@ func nodeCommand() *cli.Command {
 	}
 }
 
+const nodeHeader = "ID\tNAME\tSTATE\tAVAILABILITY\tADDRESS\tCPU\tMEMORY\tTASKS\tVERSION"
+
+// nodeRow is a node's row of node ls; a removed node's state is "removed".
+func nodeRow(n *ccv1.Node, removed bool) string {
+	mem := "-"
+	if b := n.GetResources().GetMemoryBytes(); b > 0 {
+		mem = humanSize(b)
+	}
+	state := enumWord(n.GetState().String(), "NODE_STATE_")
+	if removed {
+		state = "removed"
+	}
+	return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s", n.GetId(), n.GetName(), state,
+		enumWord(n.GetAvailability().String(), "NODE_AVAILABILITY_"), n.GetAddress(),
+		formatCPU(n.GetResources().GetCpuMillis()), mem, n.GetTasks(), n.GetVersion())
+}
+
 func nodeList(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return fmt.Errorf("node ls takes no arguments, got %q", c.Args().Slice())
+	}
+	if c.Bool("watch") {
+		return callStream(c, true, nil, func(ctx context.Context, cl *Client) error {
+			st, err := cl.Nodes.WatchNodes(ctx, &ccv1.WatchNodesRequest{})
+			if err != nil {
+				return err
+			}
+			return watchTable(c, nodeHeader, nodeRow, func(a, b *ccv1.Node) bool { return a.GetName() < b.GetName() },
+				func() (watchEvent[*ccv1.Node], error) {
+					m, err := st.Recv()
+					return watchEvent[*ccv1.Node]{m.GetEvent(), m.GetId(), m.GetNode(), m}, err
+				})
+		})
 	}
 	return call(c, func(ctx context.Context, cl *Client) error {
 		resp, err := cl.Nodes.ListNodes(ctx, &ccv1.ListNodesRequest{})
@@ -95,15 +127,9 @@ func nodeList(c *cli.Context) error {
 			return printJSON(c, resp)
 		}
 		w := table(c)
-		fmt.Fprintf(w, "ID\tNAME\tSTATE\tAVAILABILITY\tADDRESS\tCPU\tMEMORY\tTASKS\tVERSION\n")
+		fmt.Fprintln(w, nodeHeader)
 		for _, n := range resp.Nodes {
-			mem := "-"
-			if b := n.GetResources().GetMemoryBytes(); b > 0 {
-				mem = humanSize(b)
-			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", n.Id, n.Name, enumWord(n.State.String(), "NODE_STATE_"),
-				enumWord(n.Availability.String(), "NODE_AVAILABILITY_"), n.Address,
-				formatCPU(n.GetResources().GetCpuMillis()), mem, n.Tasks, n.Version)
+			fmt.Fprintln(w, nodeRow(n, false))
 		}
 		return w.Flush()
 	})

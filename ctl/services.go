@@ -50,8 +50,9 @@ func serviceCommand() *cli.Command {
 			},
 			{
 				Name: "ls", Aliases: []string{"list"}, Usage: "list services: replicas running/desired, image, ports, update state", OnUsageError: usageError,
-				Flags:  []cli.Flag{&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the service ids"}},
-				Action: serviceList,
+				Description: "Examples:\n  ccctl service ls\n  ccctl service ls -w     # then a row per change (replicas running, updates), until Ctrl-C",
+				Flags:       []cli.Flag{&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the service ids"}, watchFlag},
+				Action:      serviceList,
 			},
 			{
 				Name: "inspect", Usage: "print a service as JSON", ArgsUsage: "ID|NAME", OnUsageError: usageError,
@@ -648,9 +649,39 @@ func serviceUpdate(c *cli.Context) error {
 	})
 }
 
+const serviceHeader = "ID\tNAME\tMODE\tREPLICAS\tIMAGE\tPORTS\tUPDATE"
+
+// serviceRow is a service's row of service ls; a removed service's update
+// state is "removed".
+func serviceRow(s *ccv1.Service, removed bool) string {
+	update := updateState(s.GetUpdate().GetState())
+	if removed {
+		update = "removed"
+	}
+	return fmt.Sprintf("%s\t%s\t%s\t%d/%d\t%s\t%s\t%s", shortID(s.GetId()), s.GetName(),
+		serviceMode(s.GetSpec().GetMode()), s.GetCounts().GetRunning(), s.GetCounts().GetDesired(),
+		s.GetSpec().GetTask().GetImage(), cmp.Or(formatPorts(s.GetSpec().GetTask().GetPorts()), "-"), update)
+}
+
 func serviceList(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return fmt.Errorf("service ls takes no arguments, got %q", c.Args().Slice())
+	}
+	if c.Bool("watch") {
+		if c.Bool("quiet") {
+			return errors.New("service ls: --quiet and --watch do not go together")
+		}
+		return callStream(c, true, nil, func(ctx context.Context, cl *Client) error {
+			st, err := cl.Services.WatchServices(ctx, &ccv1.WatchServicesRequest{})
+			if err != nil {
+				return err
+			}
+			return watchTable(c, serviceHeader, serviceRow, func(a, b *ccv1.Service) bool { return a.GetName() < b.GetName() },
+				func() (watchEvent[*ccv1.Service], error) {
+					m, err := st.Recv()
+					return watchEvent[*ccv1.Service]{m.GetEvent(), m.GetId(), m.GetService(), m}, err
+				})
+		})
 	}
 	return call(c, func(ctx context.Context, cl *Client) error {
 		resp, err := cl.Services.ListServices(ctx, &ccv1.ListServicesRequest{})
@@ -667,12 +698,9 @@ func serviceList(c *cli.Context) error {
 			return printJSON(c, resp)
 		}
 		w := table(c)
-		fmt.Fprintf(w, "ID\tNAME\tMODE\tREPLICAS\tIMAGE\tPORTS\tUPDATE\n")
+		fmt.Fprintln(w, serviceHeader)
 		for _, s := range resp.Services {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", shortID(s.GetId()), s.GetName(),
-				serviceMode(s.GetSpec().GetMode()), s.GetCounts().GetRunning(), s.GetCounts().GetDesired(),
-				s.GetSpec().GetTask().GetImage(), cmp.Or(formatPorts(s.GetSpec().GetTask().GetPorts()), "-"),
-				updateState(s.GetUpdate().GetState()))
+			fmt.Fprintln(w, serviceRow(s, false))
 		}
 		return w.Flush()
 	})
