@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"sort"
 	"strings"
 
@@ -198,23 +197,13 @@ func (s *NodeService) WatchNodes(req *ccv1.WatchNodesRequest, stream ccv1.NodeSe
 		want = n.Id
 	}
 	read := func(ids []string) (map[string]*ccv1.Node, []string, error) {
-		put := map[string]*ccv1.Node{}
-		var gone []string
-		for _, id := range ids {
+		return readEach(ids, func(id string) (*ccv1.Node, error) {
 			n, err := s.core.FSM.Node(id)
-			if errors.Is(err, fsm.ErrNotFound) {
-				gone = append(gone, id)
-				continue
+			if err == nil {
+				err = s.view(n)
 			}
-			if err != nil {
-				return nil, nil, err
-			}
-			if err := s.view(n); err != nil {
-				return nil, nil, err
-			}
-			put[id] = n
-		}
-		return put, gone, nil
+			return n, err
+		})
 	}
 	return runWatch(stream.Context(), s.core.FSM, stream, watchSource[*ccv1.Node]{
 		all: func() (map[string]*ccv1.Node, error) {

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -426,20 +425,7 @@ func (s *ServiceService) WatchServices(req *ccv1.WatchServicesRequest, stream cc
 		want = svc.Id
 	}
 	read := func(ids []string) (map[string]*ccv1.Service, []string, error) {
-		put := map[string]*ccv1.Service{}
-		var gone []string
-		for _, id := range ids {
-			svc, err := s.serviceWithCounts(id)
-			if errors.Is(err, fsm.ErrNotFound) {
-				gone = append(gone, id)
-				continue
-			}
-			if err != nil {
-				return nil, nil, err
-			}
-			put[id] = svc
-		}
-		return put, gone, nil
+		return readEach(ids, s.serviceWithCounts)
 	}
 	return runWatch(stream.Context(), s.core.FSM, stream, watchSource[*ccv1.Service]{
 		all: func() (map[string]*ccv1.Service, error) {

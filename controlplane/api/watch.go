@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"sort"
 	"time"
 
@@ -118,6 +119,25 @@ func sortedIDs[T any](m map[string]T) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// readEach reads the objects ids name: the ones found, by id, and the ids
+// of those that are gone (get's fsm.ErrNotFound).
+func readEach[T any](ids []string, get func(id string) (T, error)) (map[string]T, []string, error) {
+	put := make(map[string]T, len(ids))
+	var gone []string
+	for _, id := range ids {
+		x, err := get(id)
+		if errors.Is(err, fsm.ErrNotFound) {
+			gone = append(gone, id)
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		put[id] = x
+	}
+	return put, gone, nil
 }
 
 // changedIDs lists a change set's ids, only want when it is set.

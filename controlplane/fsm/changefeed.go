@@ -76,51 +76,71 @@ func (c *Changes) merge(o *Changes) {
 // and service records changed: C is ready when something did; Take returns
 // it and starts over. Changes applied after SubscribeChanges returns are
 // all reported, once committed, so a read begun after Take sees them.
-type ChangeFeed struct {
-	f       *FSM
-	c       chan struct{}
-	pending Changes // guarded by f.watchMu
-}
+type ChangeFeed = Feed[Changes, *Changes]
 
 // SubscribeChanges starts a feed of the changed node, container and
 // service records. Close it when done.
-func (f *FSM) SubscribeChanges() *ChangeFeed {
-	feed := &ChangeFeed{f: f, c: make(chan struct{}, 1)}
+func (f *FSM) SubscribeChanges() *ChangeFeed { return subscribe(f, f.changeFeeds) }
+
+// notifyChanges hands a batch's changes to the feeds.
+func (f *FSM) notifyChanges(t *Changes) {
+	if !t.Empty() {
+		notifyFeeds(f, f.changeFeeds, t)
+	}
+}
+
+// changeSet is a set of changes a Feed gathers: merge adds o's to it.
+type changeSet[C any] interface {
+	*C
+	merge(o *C)
+}
+
+// Feed gathers, for one reader, the changes of the batches applied since
+// it last read them (Take): ContainerFeed and ChangeFeed.
+type Feed[C any, P changeSet[C]] struct {
+	f       *FSM
+	set     map[*Feed[C, P]]struct{} // the FSM's feeds of this kind
+	c       chan struct{}
+	pending C // guarded by f.watchMu
+}
+
+// subscribe adds a feed to one of the FSM's sets of feeds.
+func subscribe[C any, P changeSet[C]](f *FSM, set map[*Feed[C, P]]struct{}) *Feed[C, P] {
+	feed := &Feed[C, P]{f: f, set: set, c: make(chan struct{}, 1)}
 	f.watchMu.Lock()
 	defer f.watchMu.Unlock()
-	f.changeFeeds[feed] = struct{}{}
+	set[feed] = struct{}{}
 	return feed
 }
 
 // C is ready when changes are waiting for Take.
-func (c *ChangeFeed) C() <-chan struct{} { return c.c }
+func (x *Feed[C, P]) C() <-chan struct{} { return x.c }
 
 // Take returns the changes since the last Take (or the subscription) and
 // forgets them.
-func (c *ChangeFeed) Take() Changes {
-	c.f.watchMu.Lock()
-	defer c.f.watchMu.Unlock()
-	out := c.pending
-	c.pending = Changes{}
+func (x *Feed[C, P]) Take() C {
+	x.f.watchMu.Lock()
+	defer x.f.watchMu.Unlock()
+	out := x.pending
+	var none C
+	x.pending = none
 	return out
 }
 
 // Close ends the feed.
-func (c *ChangeFeed) Close() {
-	c.f.watchMu.Lock()
-	defer c.f.watchMu.Unlock()
-	delete(c.f.changeFeeds, c)
+func (x *Feed[C, P]) Close() {
+	x.f.watchMu.Lock()
+	defer x.f.watchMu.Unlock()
+	delete(x.set, x)
 }
 
-// notifyChanges hands a batch's changes to the feeds.
-func (f *FSM) notifyChanges(t *Changes) {
-	if t.Empty() {
-		return
-	}
+// notifyFeeds merges a batch's changes into every feed of a set and
+// signals each.
+func notifyFeeds[C any, P changeSet[C]](f *FSM, set map[*Feed[C, P]]struct{}, t *C) {
 	f.watchMu.Lock()
 	defer f.watchMu.Unlock()
-	for feed := range f.changeFeeds {
-		feed.pending.merge(t)
+	for feed := range set {
+		P(&feed.pending).merge(t)
 		select {
 		case feed.c <- struct{}{}:
 		default:

@@ -324,46 +324,15 @@ func (c *ContainerChanges) merge(o *ContainerChanges) {
 // reading them all. Changes applied after SubscribeContainers returns are
 // all reported; a change is reported once it is committed, so a read
 // begun after Take sees it.
-type ContainerFeed struct {
-	f       *FSM
-	pending ContainerChanges // guarded by f.watchMu
-}
+type ContainerFeed = Feed[ContainerChanges, *ContainerChanges]
 
 // SubscribeContainers starts a feed of the changed container records.
 // Close it when done.
-func (f *FSM) SubscribeContainers() *ContainerFeed {
-	feed := &ContainerFeed{f: f}
-	f.watchMu.Lock()
-	defer f.watchMu.Unlock()
-	f.containerFeeds[feed] = struct{}{}
-	return feed
-}
-
-// Take returns the changes since the last Take (or the subscription) and
-// forgets them.
-func (c *ContainerFeed) Take() ContainerChanges {
-	c.f.watchMu.Lock()
-	defer c.f.watchMu.Unlock()
-	out := c.pending
-	c.pending = ContainerChanges{}
-	return out
-}
-
-// Close ends the feed.
-func (c *ContainerFeed) Close() {
-	c.f.watchMu.Lock()
-	defer c.f.watchMu.Unlock()
-	delete(c.f.containerFeeds, c)
-}
+func (f *FSM) SubscribeContainers() *ContainerFeed { return subscribe(f, f.containerFeeds) }
 
 // notifyContainers hands a batch's changed containers to the feeds.
 func (f *FSM) notifyContainers(t *ContainerChanges) {
-	if t.empty() {
-		return
-	}
-	f.watchMu.Lock()
-	defer f.watchMu.Unlock()
-	for feed := range f.containerFeeds {
-		feed.pending.merge(t)
+	if !t.empty() {
+		notifyFeeds(f, f.containerFeeds, t)
 	}
 }
