@@ -214,3 +214,40 @@ func TestWatchREST(t *testing.T) {
 		t.Fatalf("after creating a service: %v", m)
 	}
 }
+
+// TestWatchQueues: a jobs token may follow the queues: the list, then the
+// list again when a job is queued or a queue's limits change, and nothing
+// when neither changed.
+func TestWatchQueues(t *testing.T) {
+	h := newJobHarness(t)
+	_, jobsToken := h.token(ccv1.Role_ROLE_JOBS)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	st, err := h.jobsAs(jobsToken).WatchQueues(ctx, &ccv1.WatchQueuesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	find := func(m *ccv1.WatchQueuesResponse, name string) *ccv1.Queue {
+		for _, q := range m.GetQueues() {
+			if q.Name == name {
+				return q
+			}
+		}
+		return nil
+	}
+	first, err := st.Recv()
+	if err != nil || find(first, "default") == nil || find(first, "default").Queued != 0 {
+		t.Fatalf("first list: %v, %v", first, err)
+	}
+	submit(t, h.jobsAs(jobsToken), &ccv1.JobSpec{Image: "busybox"})
+	if m, err := st.Recv(); err != nil || find(m, "default").GetQueued() != 1 {
+		t.Fatalf("after a job was queued: %v, %v", m, err)
+	}
+	if _, err := h.admin.SetQueue(ctx, &ccv1.SetQueueRequest{Name: "batch", MaxRunning: 2}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.Recv()
+	if err != nil || find(m, "batch").GetMaxRunning() != 2 || find(m, "default").GetQueued() != 1 {
+		t.Fatalf("after setting batch's limit: %v, %v", m, err)
+	}
+}

@@ -298,6 +298,7 @@ var viewerMethods = map[string]bool{
 	ccv1.JobService_GetJob_FullMethodName:                true,
 	ccv1.JobService_WatchJobs_FullMethodName:             true,
 	ccv1.JobService_ListQueues_FullMethodName:            true,
+	ccv1.JobService_WatchQueues_FullMethodName:           true,
 	ccv1.EdgeService_ListRoutes_FullMethodName:           true,
 	ccv1.EdgeService_GetRoute_FullMethodName:             true,
 	ccv1.EdgeService_ListSites_FullMethodName:            true,
@@ -324,6 +325,7 @@ var jobsMethods = map[string]bool{
 	ccv1.JobService_JobOutput_FullMethodName:     true,
 	ccv1.JobService_WatchJobs_FullMethodName:     true,
 	ccv1.JobService_ListQueues_FullMethodName:    true,
+	ccv1.JobService_WatchQueues_FullMethodName:   true,
 	ccv1.TrustService_GetTrust_FullMethodName:    true,
 }
 

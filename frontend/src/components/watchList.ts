@@ -2,6 +2,7 @@
 // services): every matching object as PUT, one SYNCED, then PUT/REMOVED per
 // change; a reconnection starts again from a full list.
 import { useCallback, useEffect, useRef, useState } from 'react';
+import type { Queue } from '../api/types';
 import { useWatch, type StreamState } from './common';
 
 /** One line of a watch stream: the object is in the field the stream names
@@ -108,4 +109,15 @@ export function ms(ts: string | null | undefined): number {
   if (!ts) return 0;
   const t = Date.parse(ts);
   return Number.isNaN(t) ? 0 : t;
+}
+
+/**
+ * useQueues follows /v1/queues:watch: the whole list of queues, sent again
+ * whenever it changed (null until the first list; the last list stays on
+ * show while reconnecting).
+ */
+export function useQueues(enabled = true): { queues: Queue[] | null; st: StreamState } {
+  const [queues, setQueues] = useState<Queue[] | null>(null);
+  const st = useWatch<{ queues?: Queue[] }>(enabled ? '/v1/queues:watch' : null, (r) => setQueues(r.queues ?? []));
+  return { queues, st };
 }

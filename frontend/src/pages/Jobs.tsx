@@ -3,11 +3,12 @@ import { useInfiniteQuery, useMutation, useQuery, useQueryClient, type InfiniteD
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { Link, useNavigate, useParams, useSearchParams } from 'react-router-dom';
 import { ApiError, api, errorFromBody, errorMessage, getToken, query } from '../api/client';
-import type { Job, Queue } from '../api/types';
+import type { Job } from '../api/types';
 import { download, sha256Hex, upload } from '../api/upload';
 import { can, useAuth } from '../auth';
 import { DL, ErrorBox, Loading, Page, Progress, StateText, StreamStatus, confirmed, useWatch } from '../components/common';
 import { LogView } from '../components/LogView';
+import { useQueues } from '../components/watchList';
 import { ago, bytes, enumLabel, parseLabels, shortId, joinCommand, splitCommand, time , shortImage } from '../lib/format';
 import { filesOfFolder, gunzip, gzip, tar, untarList, type TarEntry } from '../lib/tar';
 
@@ -187,7 +188,7 @@ export function Jobs() {
   const queue = sp.get('queue') ?? '';
   const labels = sp.getAll('label');
   const [draft, setDraft] = useState({ state, queue, labels: labels.join(', ') });
-  const queues = useQuery({ queryKey: ['queues'], queryFn: () => api<{ queues: Queue[] }>('/v1/queues') });
+  const queues = useQueues();
   const apply = (e: FormEvent) => {
     e.preventDefault();
     const n = new URLSearchParams();
@@ -209,7 +210,7 @@ export function Jobs() {
         </label>
         <label>Queue
           <input list="queue-names" value={draft.queue} onChange={(e) => setDraft({ ...draft, queue: e.target.value })} />
-          <datalist id="queue-names">{queues.data?.queues.map((q) => <option key={q.name} value={q.name} />)}</datalist>
+          <datalist id="queue-names">{queues.queues?.map((q) => <option key={q.name} value={q.name} />)}</datalist>
         </label>
         <label>Labels
           <input value={draft.labels} onChange={(e) => setDraft({ ...draft, labels: e.target.value })} placeholder="key=value, …" />

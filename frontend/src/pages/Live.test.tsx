@@ -5,6 +5,7 @@ import { Services } from './Services';
 import { NodeDetail } from './Nodes';
 import { Containers } from './Containers';
 import { edgeRate, Overview } from './Overview';
+import { Queues } from './Queues';
 import { fakeFetch, feed, json, put, removed, renderApp, synced } from '../test/render';
 
 afterEach(() => vi.unstubAllGlobals());
@@ -93,7 +94,7 @@ describe('Overview', () => {
       ['/v1/servers', () => json({ servers: [] })],
       ['/v1/nodes:watch', () => nodes.response],
       ['/v1/services:watch', () => services.response],
-      ['/v1/queues', () => json({ queues: [{ name: 'default', max_running: 0, queued: '12', running: '1' }] })],
+      ['/v1/queues:watch', () => json({ result: { queues: [{ name: 'default', max_running: 0, queued: '12', running: '1' }] } })],
       ['/v1/routes', () => json({ routes: [] })],
       ['/v1/sites', () => json({ sites: [] })],
       ['/v1/certs', () => json({ certs: [] })],
@@ -128,7 +129,7 @@ describe('Overview', () => {
     await services.send(put('service', svc('s2', 'api', '0', '2')));
     await screen.findByText('2 services');
     expect(within(screen.getByTestId('services-summary')).getAllByRole('listitem').map((li) => li.textContent)).toEqual(['api: 0/2 running', 'web: 1/1 running']);
-    expect(ff.calls.filter((c) => c.url.includes(':watch')).map((c) => c.url).sort()).toEqual(['/v1/nodes:watch', '/v1/services:watch']);
+    expect(ff.calls.filter((c) => c.url.includes(':watch')).map((c) => c.url).sort()).toEqual(['/v1/nodes:watch', '/v1/queues:watch', '/v1/services:watch']);
     expect(ff.calls.some((c) => c.url === '/v1/nodes' || c.url === '/v1/services')).toBe(false);
   });
 
@@ -150,5 +151,23 @@ describe('edgeRate', () => {
     expect(edgeRate(a, { at: 15_000, nodes: 1, requests: 10, errors: 0 })).toBeNull();
     expect(edgeRate(a, { at: 15_000, nodes: 2, requests: 300, errors: 2 })).toBeNull();
     expect(edgeRate(a, { ...a })).toBeNull();
+  });
+});
+
+describe('Queues', () => {
+  it('follows the queues watch: a later list replaces the counts, with no refetch', async () => {
+    viewer();
+    const f = feed();
+    const ff = fakeFetch([['/v1/queues:watch', () => f.response]]);
+    vi.stubGlobal('fetch', ff.fetch);
+    renderApp(<Queues />);
+    const q = (queued: string, running: string) => ({ queues: [{ name: 'default', max_running: 0, allow_network: false, queued, running }] });
+    await f.send(q('5', '1'));
+    const row = async (text: string) => waitFor(() => expect(screen.getAllByRole('row')[1].textContent).toBe(text));
+    await row('default51no limitno');
+    await f.send(q('4', '2'));
+    await row('default42no limitno');
+    expect(await screen.findByText('Queues: live')).toBeTruthy();
+    expect(ff.calls.map((c) => c.url)).toEqual(['/v1/queues:watch']);
   });
 });

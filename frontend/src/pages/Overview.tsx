@@ -2,10 +2,10 @@ import { useEffect, useMemo, useRef, useState } from 'react';
 import { useQuery } from '@tanstack/react-query';
 import { Link } from 'react-router-dom';
 import { api } from '../api/client';
-import type { Cert, EdgeTraffic, Node, Queue, Readiness, Route, ServerInfo, Service, Site, Status } from '../api/types';
+import type { Cert, EdgeTraffic, Node, Readiness, Route, ServerInfo, Service, Site, Status } from '../api/types';
 import { useAuth, can } from '../auth';
 import { DL, ErrorBox, Loading, Page, StateText, StreamStatus } from '../components/common';
-import { useWatchList } from '../components/watchList';
+import { useQueues, useWatchList } from '../components/watchList';
 import { count, enumLabel, shortId } from '../lib/format';
 import { JOB_STATES } from './Jobs';
 import { sortServices } from './Services';
@@ -84,7 +84,7 @@ export function Overview() {
   const nodes = useWatchList<Node>(read ? '/v1/nodes:watch' : null, 'node');
   const services = useWatchList<Service>(read ? '/v1/services:watch' : null, 'service');
   const serviceList = useMemo(() => sortServices(services.items), [services.items]);
-  const queues = useQuery({ queryKey: ['queues'], queryFn: () => api<{ queues: Queue[] }>('/v1/queues'), refetchInterval: 10_000 });
+  const queues = useQueues();
   const routes = useQuery({ queryKey: ['routes'], queryFn: () => api<{ routes: Route[] }>('/v1/routes'), enabled: read, refetchInterval: 30_000 });
   const sites = useQuery({ queryKey: ['sites'], queryFn: () => api<{ sites: Site[] }>('/v1/sites'), enabled: read, refetchInterval: 30_000 });
   const certs = useQuery({ queryKey: ['certs'], queryFn: () => api<{ certs: Cert[] }>('/v1/certs'), enabled: read, refetchInterval: 30_000 });
@@ -92,8 +92,8 @@ export function Overview() {
   const expiring = (certs.data?.certs ?? []).filter((c) => c.not_after && Date.parse(c.not_after) < soon);
   const failing = (certs.data?.certs ?? []).filter((c) => c.renewal_state === 'RENEWAL_STATE_FAILED');
   const s = status.data;
-  const queued = (queues.data?.queues ?? []).reduce((a, q) => a + Number(q.queued), 0);
-  const running = (queues.data?.queues ?? []).reduce((a, q) => a + Number(q.running), 0);
+  const queued = (queues.queues ?? []).reduce((a, q) => a + Number(q.queued), 0);
+  const running = (queues.queues ?? []).reduce((a, q) => a + Number(q.running), 0);
   return (
     <Page title="Overview">
       <div className="cards">
@@ -156,15 +156,14 @@ export function Overview() {
         </section>
         <section className="card" aria-labelledby="ov-jobs">
           <h2 id="ov-jobs">Jobs</h2>
-          {s?.jobs_by_state ? <JobsByState counts={s.jobs_by_state} /> : queues.data ? (
+          {s?.jobs_by_state ? <JobsByState counts={s.jobs_by_state} /> : queues.queues ? (
             // A server without jobs_by_state: what the queues tell.
             <ul className="counts">
               <li><span className="count">{queued}</span> <Link to="/jobs?state=JOB_STATE_QUEUED">queued</Link></li>
               <li><span className="count">{running}</span> <Link to="/jobs?state=JOB_STATE_RUNNING">running</Link></li>
             </ul>
           ) : status.isLoading ? <Loading /> : null}
-          <ErrorBox error={queues.error} />
-          {queues.data ? <p>in {queues.data.queues.length} <Link to="/queues">{queues.data.queues.length === 1 ? 'queue' : 'queues'}</Link></p> : null}
+          {queues.queues ? <p>in {queues.queues.length} <Link to="/queues">{queues.queues.length === 1 ? 'queue' : 'queues'}</Link></p> : null}
         </section>
         <section className="card" aria-labelledby="ov-edge">
           <h2 id="ov-edge">Edge</h2>

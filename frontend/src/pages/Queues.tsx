@@ -1,32 +1,32 @@
 import { useState, type FormEvent } from 'react';
-import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useMutation } from '@tanstack/react-query';
 import { Link } from 'react-router-dom';
 import { api, query } from '../api/client';
-import type { Queue } from '../api/types';
 import { can, useAuth } from '../auth';
-import { ErrorBox, Loading, Page } from '../components/common';
+import { ErrorBox, Loading, Page, StreamStatus } from '../components/common';
+import { useQueues } from '../components/watchList';
 
 export function Queues() {
   const { role } = useAuth();
-  const qc = useQueryClient();
-  const q = useQuery({ queryKey: ['queues'], queryFn: () => api<{ queues: Queue[] }>('/v1/queues'), refetchInterval: 5_000 });
+  const q = useQueues();
   const [name, setName] = useState('');
   const [max, setMax] = useState('0');
   const [net, setNet] = useState(false);
   const set = useMutation({
     mutationFn: () => api(`/v1/queues/${encodeURIComponent(name.trim())}`, { method: 'PUT', body: { max_running: Math.max(0, parseInt(max, 10) || 0), allow_network: net } }),
-    onSuccess: () => { qc.invalidateQueries({ queryKey: ['queues'] }); setName(''); },
+    // The watch shows the new limits.
+    onSuccess: () => setName(''),
   });
   return (
     <Page title="Queues">
-      <ErrorBox error={q.error} />
-      {q.isLoading ? <Loading /> : null}
-      {q.data ? (
+      <StreamStatus st={q.st} what="Queues" />
+      {q.queues === null && !q.st.error ? <Loading /> : null}
+      {q.queues ? (
         <div className="table-wrap" tabIndex={0}>
           <table>
             <thead><tr><th scope="col">Queue</th><th scope="col">Queued</th><th scope="col">Running</th><th scope="col">Max running</th><th scope="col">Network allowed</th></tr></thead>
             <tbody>
-              {q.data.queues.map((x) => (
+              {q.queues.map((x) => (
                 <tr key={x.name}>
                   <td><Link to={`/jobs${query({ queue: x.name })}`}>{x.name}</Link></td>
                   <td>{x.queued}</td>
@@ -35,7 +35,7 @@ export function Queues() {
                   <td>{x.allow_network ? 'yes' : 'no'}</td>
                 </tr>
               ))}
-              {q.data.queues.length === 0 ? <tr><td colSpan={5}>No queues yet: a job's queue is made when first used.</td></tr> : null}
+              {q.queues.length === 0 ? <tr><td colSpan={5}>No queues yet: a job's queue is made when first used.</td></tr> : null}
             </tbody>
           </table>
         </div>

@@ -98,6 +98,88 @@ func (JobState) EnumDescriptor() ([]byte, []int) {
 	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{0}
 }
 
+// WatchQueuesRequest has no fields yet.
+type WatchQueuesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchQueuesRequest) Reset() {
+	*x = WatchQueuesRequest{}
+	mi := &file_cc_v1_jobs_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchQueuesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchQueuesRequest) ProtoMessage() {}
+
+func (x *WatchQueuesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_jobs_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchQueuesRequest.ProtoReflect.Descriptor instead.
+func (*WatchQueuesRequest) Descriptor() ([]byte, []int) {
+	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{0}
+}
+
+// WatchQueuesResponse is the whole list of queues, as ListQueues answers.
+type WatchQueuesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Queues        []*Queue               `protobuf:"bytes,1,rep,name=queues,proto3" json:"queues,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchQueuesResponse) Reset() {
+	*x = WatchQueuesResponse{}
+	mi := &file_cc_v1_jobs_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchQueuesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchQueuesResponse) ProtoMessage() {}
+
+func (x *WatchQueuesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_jobs_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchQueuesResponse.ProtoReflect.Descriptor instead.
+func (*WatchQueuesResponse) Descriptor() ([]byte, []int) {
+	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *WatchQueuesResponse) GetQueues() []*Queue {
+	if x != nil {
+		return x.Queues
+	}
+	return nil
+}
+
 // JobSpec is what to run and how.
 type JobSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -160,7 +242,7 @@ type JobSpec struct {
 
 func (x *JobSpec) Reset() {
 	*x = JobSpec{}
-	mi := &file_cc_v1_jobs_proto_msgTypes[0]
+	mi := &file_cc_v1_jobs_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -172,7 +254,7 @@ func (x *JobSpec) String() string {
 func (*JobSpec) ProtoMessage() {}
 
 func (x *JobSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_jobs_proto_msgTypes[0]
+	mi := &file_cc_v1_jobs_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -185,7 +267,7 @@ func (x *JobSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobSpec.ProtoReflect.Descriptor instead.
 func (*JobSpec) Descriptor() ([]byte, []int) {
-	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{0}
+	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *JobSpec) GetImage() string {
@@ -366,7 +448,7 @@ type JobAttempt struct {
 
 func (x *JobAttempt) Reset() {
 	*x = JobAttempt{}
-	mi := &file_cc_v1_jobs_proto_msgTypes[1]
+	mi := &file_cc_v1_jobs_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -378,7 +460,7 @@ func (x *JobAttempt) String() string {
 func (*JobAttempt) ProtoMessage() {}
 
 func (x *JobAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_jobs_proto_msgTypes[1]
+	mi := &file_cc_v1_jobs_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -391,7 +473,7 @@ func (x *JobAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobAttempt.ProtoReflect.Descriptor instead.
 func (*JobAttempt) Descriptor() ([]byte, []int) {
-	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{1}
+	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *JobAttempt) GetId() string {
@@ -509,7 +591,7 @@ type Job struct {
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_cc_v1_jobs_proto_msgTypes[2]
+	mi := &file_cc_v1_jobs_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -521,7 +603,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_jobs_proto_msgTypes[2]
+	mi := &file_cc_v1_jobs_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -534,7 +616,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{2}
+	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Job) GetId() string {
@@ -680,7 +762,7 @@ type SubmitJobRequest struct {
 
 func (x *SubmitJobRequest) Reset() {
 	*x = SubmitJobRequest{}
-	mi := &file_cc_v1_jobs_proto_msgTypes[3]
+	mi := &file_cc_v1_jobs_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -692,7 +774,7 @@ func (x *SubmitJobRequest) String() string {
 func (*SubmitJobRequest) ProtoMessage() {}
 
 func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_jobs_proto_msgTypes[3]
+	mi := &file_cc_v1_jobs_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -705,7 +787,7 @@ func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobRequest.ProtoReflect.Descriptor instead.
 func (*SubmitJobRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{3}
+	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SubmitJobRequest) GetSpec() *JobSpec {
@@ -729,7 +811,7 @@ type SubmitJobResponse struct {
 
 func (x *SubmitJobResponse) Reset() {
 	*x = SubmitJobResponse{}
-	mi := &file_cc_v1_jobs_proto_msgTypes[4]
+	mi := &file_cc_v1_jobs_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -741,7 +823,7 @@ func (x *SubmitJobResponse) String() string {
 func (*SubmitJobResponse) ProtoMessage() {}
 
 func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_jobs_proto_msgTypes[4]
+	mi := &file_cc_v1_jobs_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -754,7 +836,7 @@ func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobResponse.ProtoReflect.Descriptor instead.
 func (*SubmitJobResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{4}
+	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SubmitJobResponse) GetJob() *Job {
@@ -792,7 +874,7 @@ type UploadInputRequest struct {
 
 func (x *UploadInputRequest) Reset() {
 	*x = UploadInputRequest{}
-	mi := &file_cc_v1_jobs_proto_msgTypes[5]
+	mi := &file_cc_v1_jobs_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -804,7 +886,7 @@ func (x *UploadInputRequest) String() string {
 func (*UploadInputRequest) ProtoMessage() {}
 
 func (x *UploadInputRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_jobs_proto_msgTypes[5]
+	mi := &file_cc_v1_jobs_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -817,7 +899,7 @@ func (x *UploadInputRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadInputRequest.ProtoReflect.Descriptor instead.
 func (*UploadInputRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{5}
+	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *UploadInputRequest) GetMsg() isUploadInputRequest_Msg {
@@ -874,7 +956,7 @@ type UploadHeader struct {
 
 func (x *UploadHeader) Reset() {
 	*x = UploadHeader{}
-	mi := &file_cc_v1_jobs_proto_msgTypes[6]
+	mi := &file_cc_v1_jobs_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -886,7 +968,7 @@ func (x *UploadHeader) String() string {
 func (*UploadHeader) ProtoMessage() {}
 
 func (x *UploadHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_jobs_proto_msgTypes[6]
+	mi := &file_cc_v1_jobs_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -899,7 +981,7 @@ func (x *UploadHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadHeader.ProtoReflect.Descriptor instead.
 func (*UploadHeader) Descriptor() ([]byte, []int) {
-	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{6}
+	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *UploadHeader) GetSize() int64 {
@@ -927,7 +1009,7 @@ type UploadInputResponse struct {
 
 func (x *UploadInputResponse) Reset() {
 	*x = UploadInputResponse{}
-	mi := &file_cc_v1_jobs_proto_msgTypes[7]
+	mi := &file_cc_v1_jobs_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -939,7 +1021,7 @@ func (x *UploadInputResponse) String() string {
 func (*UploadInputResponse) ProtoMessage() {}
 
 func (x *UploadInputResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_jobs_proto_msgTypes[7]
+	mi := &file_cc_v1_jobs_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -952,7 +1034,7 @@ func (x *UploadInputResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadInputResponse.ProtoReflect.Descriptor instead.
 func (*UploadInputResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{7}
+	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *UploadInputResponse) GetDigest() string {
@@ -987,7 +1069,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_cc_v1_jobs_proto_msgTypes[8]
+	mi := &file_cc_v1_jobs_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -999,7 +1081,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_jobs_proto_msgTypes[8]
+	mi := &file_cc_v1_jobs_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1012,7 +1094,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{8}
+	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListJobsRequest) GetState() JobState {
@@ -1062,7 +1144,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_cc_v1_jobs_proto_msgTypes[9]
+	mi := &file_cc_v1_jobs_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1074,7 +1156,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_jobs_proto_msgTypes[9]
+	mi := &file_cc_v1_jobs_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1087,7 +1169,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{9}
+	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListJobsResponse) GetJobs() []*Job {
@@ -1114,7 +1196,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_cc_v1_jobs_proto_msgTypes[10]
+	mi := &file_cc_v1_jobs_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1126,7 +1208,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_jobs_proto_msgTypes[10]
+	mi := &file_cc_v1_jobs_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1139,7 +1221,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{10}
+	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetJobRequest) GetId() string {
@@ -1159,7 +1241,7 @@ type GetJobResponse struct {
 
 func (x *GetJobResponse) Reset() {
 	*x = GetJobResponse{}
-	mi := &file_cc_v1_jobs_proto_msgTypes[11]
+	mi := &file_cc_v1_jobs_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1171,7 +1253,7 @@ func (x *GetJobResponse) String() string {
 func (*GetJobResponse) ProtoMessage() {}
 
 func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_jobs_proto_msgTypes[11]
+	mi := &file_cc_v1_jobs_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1184,7 +1266,7 @@ func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobResponse.ProtoReflect.Descriptor instead.
 func (*GetJobResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{11}
+	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetJobResponse) GetJob() *Job {
@@ -1204,7 +1286,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_cc_v1_jobs_proto_msgTypes[12]
+	mi := &file_cc_v1_jobs_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1216,7 +1298,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_jobs_proto_msgTypes[12]
+	mi := &file_cc_v1_jobs_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1229,7 +1311,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{12}
+	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CancelJobRequest) GetId() string {
@@ -1249,7 +1331,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_cc_v1_jobs_proto_msgTypes[13]
+	mi := &file_cc_v1_jobs_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1261,7 +1343,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_jobs_proto_msgTypes[13]
+	mi := &file_cc_v1_jobs_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1274,7 +1356,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{13}
+	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CancelJobResponse) GetJob() *Job {
@@ -1297,7 +1379,7 @@ type JobLogsRequest struct {
 
 func (x *JobLogsRequest) Reset() {
 	*x = JobLogsRequest{}
-	mi := &file_cc_v1_jobs_proto_msgTypes[14]
+	mi := &file_cc_v1_jobs_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1309,7 +1391,7 @@ func (x *JobLogsRequest) String() string {
 func (*JobLogsRequest) ProtoMessage() {}
 
 func (x *JobLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_jobs_proto_msgTypes[14]
+	mi := &file_cc_v1_jobs_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1322,7 +1404,7 @@ func (x *JobLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobLogsRequest.ProtoReflect.Descriptor instead.
 func (*JobLogsRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{14}
+	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *JobLogsRequest) GetId() string {
@@ -1358,7 +1440,7 @@ type JobLogsResponse struct {
 
 func (x *JobLogsResponse) Reset() {
 	*x = JobLogsResponse{}
-	mi := &file_cc_v1_jobs_proto_msgTypes[15]
+	mi := &file_cc_v1_jobs_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1370,7 +1452,7 @@ func (x *JobLogsResponse) String() string {
 func (*JobLogsResponse) ProtoMessage() {}
 
 func (x *JobLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_jobs_proto_msgTypes[15]
+	mi := &file_cc_v1_jobs_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1383,7 +1465,7 @@ func (x *JobLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobLogsResponse.ProtoReflect.Descriptor instead.
 func (*JobLogsResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{15}
+	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *JobLogsResponse) GetStream() string {
@@ -1414,7 +1496,7 @@ type JobOutputRequest struct {
 
 func (x *JobOutputRequest) Reset() {
 	*x = JobOutputRequest{}
-	mi := &file_cc_v1_jobs_proto_msgTypes[16]
+	mi := &file_cc_v1_jobs_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1426,7 +1508,7 @@ func (x *JobOutputRequest) String() string {
 func (*JobOutputRequest) ProtoMessage() {}
 
 func (x *JobOutputRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_jobs_proto_msgTypes[16]
+	mi := &file_cc_v1_jobs_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1439,7 +1521,7 @@ func (x *JobOutputRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobOutputRequest.ProtoReflect.Descriptor instead.
 func (*JobOutputRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{16}
+	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *JobOutputRequest) GetId() string {
@@ -1477,7 +1559,7 @@ type JobOutputResponse struct {
 
 func (x *JobOutputResponse) Reset() {
 	*x = JobOutputResponse{}
-	mi := &file_cc_v1_jobs_proto_msgTypes[17]
+	mi := &file_cc_v1_jobs_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1489,7 +1571,7 @@ func (x *JobOutputResponse) String() string {
 func (*JobOutputResponse) ProtoMessage() {}
 
 func (x *JobOutputResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_jobs_proto_msgTypes[17]
+	mi := &file_cc_v1_jobs_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1502,7 +1584,7 @@ func (x *JobOutputResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobOutputResponse.ProtoReflect.Descriptor instead.
 func (*JobOutputResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{17}
+	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *JobOutputResponse) GetSize() int64 {
@@ -1539,7 +1621,7 @@ type WatchJobsRequest struct {
 
 func (x *WatchJobsRequest) Reset() {
 	*x = WatchJobsRequest{}
-	mi := &file_cc_v1_jobs_proto_msgTypes[18]
+	mi := &file_cc_v1_jobs_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1551,7 +1633,7 @@ func (x *WatchJobsRequest) String() string {
 func (*WatchJobsRequest) ProtoMessage() {}
 
 func (x *WatchJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_jobs_proto_msgTypes[18]
+	mi := &file_cc_v1_jobs_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1564,7 +1646,7 @@ func (x *WatchJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobsRequest.ProtoReflect.Descriptor instead.
 func (*WatchJobsRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{18}
+	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WatchJobsRequest) GetIds() []string {
@@ -1591,7 +1673,7 @@ type WatchJobsResponse struct {
 
 func (x *WatchJobsResponse) Reset() {
 	*x = WatchJobsResponse{}
-	mi := &file_cc_v1_jobs_proto_msgTypes[19]
+	mi := &file_cc_v1_jobs_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1603,7 +1685,7 @@ func (x *WatchJobsResponse) String() string {
 func (*WatchJobsResponse) ProtoMessage() {}
 
 func (x *WatchJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_jobs_proto_msgTypes[19]
+	mi := &file_cc_v1_jobs_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1616,7 +1698,7 @@ func (x *WatchJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobsResponse.ProtoReflect.Descriptor instead.
 func (*WatchJobsResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{19}
+	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *WatchJobsResponse) GetJob() *Job {
@@ -1642,7 +1724,7 @@ type SetQueueRequest struct {
 
 func (x *SetQueueRequest) Reset() {
 	*x = SetQueueRequest{}
-	mi := &file_cc_v1_jobs_proto_msgTypes[20]
+	mi := &file_cc_v1_jobs_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1654,7 +1736,7 @@ func (x *SetQueueRequest) String() string {
 func (*SetQueueRequest) ProtoMessage() {}
 
 func (x *SetQueueRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_jobs_proto_msgTypes[20]
+	mi := &file_cc_v1_jobs_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1667,7 +1749,7 @@ func (x *SetQueueRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetQueueRequest.ProtoReflect.Descriptor instead.
 func (*SetQueueRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{20}
+	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SetQueueRequest) GetName() string {
@@ -1701,7 +1783,7 @@ type SetQueueResponse struct {
 
 func (x *SetQueueResponse) Reset() {
 	*x = SetQueueResponse{}
-	mi := &file_cc_v1_jobs_proto_msgTypes[21]
+	mi := &file_cc_v1_jobs_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1713,7 +1795,7 @@ func (x *SetQueueResponse) String() string {
 func (*SetQueueResponse) ProtoMessage() {}
 
 func (x *SetQueueResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_jobs_proto_msgTypes[21]
+	mi := &file_cc_v1_jobs_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1726,7 +1808,7 @@ func (x *SetQueueResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetQueueResponse.ProtoReflect.Descriptor instead.
 func (*SetQueueResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{21}
+	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SetQueueResponse) GetQueue() *Queue {
@@ -1745,7 +1827,7 @@ type ListQueuesRequest struct {
 
 func (x *ListQueuesRequest) Reset() {
 	*x = ListQueuesRequest{}
-	mi := &file_cc_v1_jobs_proto_msgTypes[22]
+	mi := &file_cc_v1_jobs_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1757,7 +1839,7 @@ func (x *ListQueuesRequest) String() string {
 func (*ListQueuesRequest) ProtoMessage() {}
 
 func (x *ListQueuesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_jobs_proto_msgTypes[22]
+	mi := &file_cc_v1_jobs_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1770,7 +1852,7 @@ func (x *ListQueuesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListQueuesRequest.ProtoReflect.Descriptor instead.
 func (*ListQueuesRequest) Descriptor() ([]byte, []int) {
-	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{22}
+	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{24}
 }
 
 // ListQueuesResponse lists queues.
@@ -1783,7 +1865,7 @@ type ListQueuesResponse struct {
 
 func (x *ListQueuesResponse) Reset() {
 	*x = ListQueuesResponse{}
-	mi := &file_cc_v1_jobs_proto_msgTypes[23]
+	mi := &file_cc_v1_jobs_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1795,7 +1877,7 @@ func (x *ListQueuesResponse) String() string {
 func (*ListQueuesResponse) ProtoMessage() {}
 
 func (x *ListQueuesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_jobs_proto_msgTypes[23]
+	mi := &file_cc_v1_jobs_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1808,7 +1890,7 @@ func (x *ListQueuesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListQueuesResponse.ProtoReflect.Descriptor instead.
 func (*ListQueuesResponse) Descriptor() ([]byte, []int) {
-	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{23}
+	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListQueuesResponse) GetQueues() []*Queue {
@@ -1834,7 +1916,7 @@ type Queue struct {
 
 func (x *Queue) Reset() {
 	*x = Queue{}
-	mi := &file_cc_v1_jobs_proto_msgTypes[24]
+	mi := &file_cc_v1_jobs_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1846,7 +1928,7 @@ func (x *Queue) String() string {
 func (*Queue) ProtoMessage() {}
 
 func (x *Queue) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_jobs_proto_msgTypes[24]
+	mi := &file_cc_v1_jobs_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1859,7 +1941,7 @@ func (x *Queue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Queue.ProtoReflect.Descriptor instead.
 func (*Queue) Descriptor() ([]byte, []int) {
-	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{24}
+	return file_cc_v1_jobs_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Queue) GetName() string {
@@ -1901,7 +1983,10 @@ var File_cc_v1_jobs_proto protoreflect.FileDescriptor
 
 const file_cc_v1_jobs_proto_rawDesc = "" +
 	"\n" +
-	"\x10cc/v1/jobs.proto\x12\x05cc.v1\x1a\x16cc/v1/containers.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf7\x06\n" +
+	"\x10cc/v1/jobs.proto\x12\x05cc.v1\x1a\x16cc/v1/containers.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x14\n" +
+	"\x12WatchQueuesRequest\";\n" +
+	"\x13WatchQueuesResponse\x12$\n" +
+	"\x06queues\x18\x01 \x03(\v2\f.cc.v1.QueueR\x06queues\"\xf7\x06\n" +
 	"\aJobSpec\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12\x18\n" +
 	"\acommand\x18\x02 \x03(\tR\acommand\x12\x10\n" +
@@ -2064,7 +2149,7 @@ const file_cc_v1_jobs_proto_rawDesc = "" +
 	"\x13JOB_STATE_SUCCEEDED\x10\x04\x12\x14\n" +
 	"\x10JOB_STATE_FAILED\x10\x05\x12\x17\n" +
 	"\x13JOB_STATE_TIMED_OUT\x10\x06\x12\x17\n" +
-	"\x13JOB_STATE_CANCELLED\x10\a2\x88\x05\n" +
+	"\x13JOB_STATE_CANCELLED\x10\a2\xd0\x05\n" +
 	"\n" +
 	"JobService\x12>\n" +
 	"\tSubmitJob\x12\x17.cc.v1.SubmitJobRequest\x1a\x18.cc.v1.SubmitJobResponse\x12F\n" +
@@ -2077,7 +2162,8 @@ const file_cc_v1_jobs_proto_rawDesc = "" +
 	"\tWatchJobs\x12\x17.cc.v1.WatchJobsRequest\x1a\x18.cc.v1.WatchJobsResponse0\x01\x12;\n" +
 	"\bSetQueue\x12\x16.cc.v1.SetQueueRequest\x1a\x17.cc.v1.SetQueueResponse\x12A\n" +
 	"\n" +
-	"ListQueues\x12\x18.cc.v1.ListQueuesRequest\x1a\x19.cc.v1.ListQueuesResponseB/Z-github.com/containercodes/cc/proto/cc/v1;ccv1b\x06proto3"
+	"ListQueues\x12\x18.cc.v1.ListQueuesRequest\x1a\x19.cc.v1.ListQueuesResponse\x12F\n" +
+	"\vWatchQueues\x12\x19.cc.v1.WatchQueuesRequest\x1a\x1a.cc.v1.WatchQueuesResponse0\x01B/Z-github.com/containercodes/cc/proto/cc/v1;ccv1b\x06proto3"
 
 var (
 	file_cc_v1_jobs_proto_rawDescOnce sync.Once
@@ -2092,93 +2178,98 @@ func file_cc_v1_jobs_proto_rawDescGZIP() []byte {
 }
 
 var file_cc_v1_jobs_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cc_v1_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_cc_v1_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_cc_v1_jobs_proto_goTypes = []any{
 	(JobState)(0),                 // 0: cc.v1.JobState
-	(*JobSpec)(nil),               // 1: cc.v1.JobSpec
-	(*JobAttempt)(nil),            // 2: cc.v1.JobAttempt
-	(*Job)(nil),                   // 3: cc.v1.Job
-	(*SubmitJobRequest)(nil),      // 4: cc.v1.SubmitJobRequest
-	(*SubmitJobResponse)(nil),     // 5: cc.v1.SubmitJobResponse
-	(*UploadInputRequest)(nil),    // 6: cc.v1.UploadInputRequest
-	(*UploadHeader)(nil),          // 7: cc.v1.UploadHeader
-	(*UploadInputResponse)(nil),   // 8: cc.v1.UploadInputResponse
-	(*ListJobsRequest)(nil),       // 9: cc.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),      // 10: cc.v1.ListJobsResponse
-	(*GetJobRequest)(nil),         // 11: cc.v1.GetJobRequest
-	(*GetJobResponse)(nil),        // 12: cc.v1.GetJobResponse
-	(*CancelJobRequest)(nil),      // 13: cc.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),     // 14: cc.v1.CancelJobResponse
-	(*JobLogsRequest)(nil),        // 15: cc.v1.JobLogsRequest
-	(*JobLogsResponse)(nil),       // 16: cc.v1.JobLogsResponse
-	(*JobOutputRequest)(nil),      // 17: cc.v1.JobOutputRequest
-	(*JobOutputResponse)(nil),     // 18: cc.v1.JobOutputResponse
-	(*WatchJobsRequest)(nil),      // 19: cc.v1.WatchJobsRequest
-	(*WatchJobsResponse)(nil),     // 20: cc.v1.WatchJobsResponse
-	(*SetQueueRequest)(nil),       // 21: cc.v1.SetQueueRequest
-	(*SetQueueResponse)(nil),      // 22: cc.v1.SetQueueResponse
-	(*ListQueuesRequest)(nil),     // 23: cc.v1.ListQueuesRequest
-	(*ListQueuesResponse)(nil),    // 24: cc.v1.ListQueuesResponse
-	(*Queue)(nil),                 // 25: cc.v1.Queue
-	nil,                           // 26: cc.v1.JobSpec.LabelsEntry
-	(*ContainerResources)(nil),    // 27: cc.v1.ContainerResources
-	(*durationpb.Duration)(nil),   // 28: google.protobuf.Duration
-	(ContainerState)(0),           // 29: cc.v1.ContainerState
-	(*timestamppb.Timestamp)(nil), // 30: google.protobuf.Timestamp
+	(*WatchQueuesRequest)(nil),    // 1: cc.v1.WatchQueuesRequest
+	(*WatchQueuesResponse)(nil),   // 2: cc.v1.WatchQueuesResponse
+	(*JobSpec)(nil),               // 3: cc.v1.JobSpec
+	(*JobAttempt)(nil),            // 4: cc.v1.JobAttempt
+	(*Job)(nil),                   // 5: cc.v1.Job
+	(*SubmitJobRequest)(nil),      // 6: cc.v1.SubmitJobRequest
+	(*SubmitJobResponse)(nil),     // 7: cc.v1.SubmitJobResponse
+	(*UploadInputRequest)(nil),    // 8: cc.v1.UploadInputRequest
+	(*UploadHeader)(nil),          // 9: cc.v1.UploadHeader
+	(*UploadInputResponse)(nil),   // 10: cc.v1.UploadInputResponse
+	(*ListJobsRequest)(nil),       // 11: cc.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),      // 12: cc.v1.ListJobsResponse
+	(*GetJobRequest)(nil),         // 13: cc.v1.GetJobRequest
+	(*GetJobResponse)(nil),        // 14: cc.v1.GetJobResponse
+	(*CancelJobRequest)(nil),      // 15: cc.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),     // 16: cc.v1.CancelJobResponse
+	(*JobLogsRequest)(nil),        // 17: cc.v1.JobLogsRequest
+	(*JobLogsResponse)(nil),       // 18: cc.v1.JobLogsResponse
+	(*JobOutputRequest)(nil),      // 19: cc.v1.JobOutputRequest
+	(*JobOutputResponse)(nil),     // 20: cc.v1.JobOutputResponse
+	(*WatchJobsRequest)(nil),      // 21: cc.v1.WatchJobsRequest
+	(*WatchJobsResponse)(nil),     // 22: cc.v1.WatchJobsResponse
+	(*SetQueueRequest)(nil),       // 23: cc.v1.SetQueueRequest
+	(*SetQueueResponse)(nil),      // 24: cc.v1.SetQueueResponse
+	(*ListQueuesRequest)(nil),     // 25: cc.v1.ListQueuesRequest
+	(*ListQueuesResponse)(nil),    // 26: cc.v1.ListQueuesResponse
+	(*Queue)(nil),                 // 27: cc.v1.Queue
+	nil,                           // 28: cc.v1.JobSpec.LabelsEntry
+	(*ContainerResources)(nil),    // 29: cc.v1.ContainerResources
+	(*durationpb.Duration)(nil),   // 30: google.protobuf.Duration
+	(ContainerState)(0),           // 31: cc.v1.ContainerState
+	(*timestamppb.Timestamp)(nil), // 32: google.protobuf.Timestamp
 }
 var file_cc_v1_jobs_proto_depIdxs = []int32{
-	27, // 0: cc.v1.JobSpec.resources:type_name -> cc.v1.ContainerResources
-	28, // 1: cc.v1.JobSpec.timeout:type_name -> google.protobuf.Duration
-	26, // 2: cc.v1.JobSpec.labels:type_name -> cc.v1.JobSpec.LabelsEntry
-	28, // 3: cc.v1.JobSpec.output_ttl:type_name -> google.protobuf.Duration
-	28, // 4: cc.v1.JobSpec.kill_grace:type_name -> google.protobuf.Duration
-	29, // 5: cc.v1.JobAttempt.state:type_name -> cc.v1.ContainerState
-	30, // 6: cc.v1.JobAttempt.assigned_at:type_name -> google.protobuf.Timestamp
-	30, // 7: cc.v1.JobAttempt.started_at:type_name -> google.protobuf.Timestamp
-	30, // 8: cc.v1.JobAttempt.finished_at:type_name -> google.protobuf.Timestamp
-	1,  // 9: cc.v1.Job.spec:type_name -> cc.v1.JobSpec
-	0,  // 10: cc.v1.Job.state:type_name -> cc.v1.JobState
-	2,  // 11: cc.v1.Job.attempts:type_name -> cc.v1.JobAttempt
-	30, // 12: cc.v1.Job.created_at:type_name -> google.protobuf.Timestamp
-	30, // 13: cc.v1.Job.started_at:type_name -> google.protobuf.Timestamp
-	30, // 14: cc.v1.Job.finished_at:type_name -> google.protobuf.Timestamp
-	30, // 15: cc.v1.Job.expires_at:type_name -> google.protobuf.Timestamp
-	30, // 16: cc.v1.Job.updated_at:type_name -> google.protobuf.Timestamp
-	1,  // 17: cc.v1.SubmitJobRequest.spec:type_name -> cc.v1.JobSpec
-	3,  // 18: cc.v1.SubmitJobResponse.job:type_name -> cc.v1.Job
-	7,  // 19: cc.v1.UploadInputRequest.header:type_name -> cc.v1.UploadHeader
-	0,  // 20: cc.v1.ListJobsRequest.state:type_name -> cc.v1.JobState
-	3,  // 21: cc.v1.ListJobsResponse.jobs:type_name -> cc.v1.Job
-	3,  // 22: cc.v1.GetJobResponse.job:type_name -> cc.v1.Job
-	3,  // 23: cc.v1.CancelJobResponse.job:type_name -> cc.v1.Job
-	3,  // 24: cc.v1.WatchJobsResponse.job:type_name -> cc.v1.Job
-	25, // 25: cc.v1.SetQueueResponse.queue:type_name -> cc.v1.Queue
-	25, // 26: cc.v1.ListQueuesResponse.queues:type_name -> cc.v1.Queue
-	4,  // 27: cc.v1.JobService.SubmitJob:input_type -> cc.v1.SubmitJobRequest
-	6,  // 28: cc.v1.JobService.UploadInput:input_type -> cc.v1.UploadInputRequest
-	9,  // 29: cc.v1.JobService.ListJobs:input_type -> cc.v1.ListJobsRequest
-	11, // 30: cc.v1.JobService.GetJob:input_type -> cc.v1.GetJobRequest
-	13, // 31: cc.v1.JobService.CancelJob:input_type -> cc.v1.CancelJobRequest
-	15, // 32: cc.v1.JobService.JobLogs:input_type -> cc.v1.JobLogsRequest
-	17, // 33: cc.v1.JobService.JobOutput:input_type -> cc.v1.JobOutputRequest
-	19, // 34: cc.v1.JobService.WatchJobs:input_type -> cc.v1.WatchJobsRequest
-	21, // 35: cc.v1.JobService.SetQueue:input_type -> cc.v1.SetQueueRequest
-	23, // 36: cc.v1.JobService.ListQueues:input_type -> cc.v1.ListQueuesRequest
-	5,  // 37: cc.v1.JobService.SubmitJob:output_type -> cc.v1.SubmitJobResponse
-	8,  // 38: cc.v1.JobService.UploadInput:output_type -> cc.v1.UploadInputResponse
-	10, // 39: cc.v1.JobService.ListJobs:output_type -> cc.v1.ListJobsResponse
-	12, // 40: cc.v1.JobService.GetJob:output_type -> cc.v1.GetJobResponse
-	14, // 41: cc.v1.JobService.CancelJob:output_type -> cc.v1.CancelJobResponse
-	16, // 42: cc.v1.JobService.JobLogs:output_type -> cc.v1.JobLogsResponse
-	18, // 43: cc.v1.JobService.JobOutput:output_type -> cc.v1.JobOutputResponse
-	20, // 44: cc.v1.JobService.WatchJobs:output_type -> cc.v1.WatchJobsResponse
-	22, // 45: cc.v1.JobService.SetQueue:output_type -> cc.v1.SetQueueResponse
-	24, // 46: cc.v1.JobService.ListQueues:output_type -> cc.v1.ListQueuesResponse
-	37, // [37:47] is the sub-list for method output_type
-	27, // [27:37] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	27, // 0: cc.v1.WatchQueuesResponse.queues:type_name -> cc.v1.Queue
+	29, // 1: cc.v1.JobSpec.resources:type_name -> cc.v1.ContainerResources
+	30, // 2: cc.v1.JobSpec.timeout:type_name -> google.protobuf.Duration
+	28, // 3: cc.v1.JobSpec.labels:type_name -> cc.v1.JobSpec.LabelsEntry
+	30, // 4: cc.v1.JobSpec.output_ttl:type_name -> google.protobuf.Duration
+	30, // 5: cc.v1.JobSpec.kill_grace:type_name -> google.protobuf.Duration
+	31, // 6: cc.v1.JobAttempt.state:type_name -> cc.v1.ContainerState
+	32, // 7: cc.v1.JobAttempt.assigned_at:type_name -> google.protobuf.Timestamp
+	32, // 8: cc.v1.JobAttempt.started_at:type_name -> google.protobuf.Timestamp
+	32, // 9: cc.v1.JobAttempt.finished_at:type_name -> google.protobuf.Timestamp
+	3,  // 10: cc.v1.Job.spec:type_name -> cc.v1.JobSpec
+	0,  // 11: cc.v1.Job.state:type_name -> cc.v1.JobState
+	4,  // 12: cc.v1.Job.attempts:type_name -> cc.v1.JobAttempt
+	32, // 13: cc.v1.Job.created_at:type_name -> google.protobuf.Timestamp
+	32, // 14: cc.v1.Job.started_at:type_name -> google.protobuf.Timestamp
+	32, // 15: cc.v1.Job.finished_at:type_name -> google.protobuf.Timestamp
+	32, // 16: cc.v1.Job.expires_at:type_name -> google.protobuf.Timestamp
+	32, // 17: cc.v1.Job.updated_at:type_name -> google.protobuf.Timestamp
+	3,  // 18: cc.v1.SubmitJobRequest.spec:type_name -> cc.v1.JobSpec
+	5,  // 19: cc.v1.SubmitJobResponse.job:type_name -> cc.v1.Job
+	9,  // 20: cc.v1.UploadInputRequest.header:type_name -> cc.v1.UploadHeader
+	0,  // 21: cc.v1.ListJobsRequest.state:type_name -> cc.v1.JobState
+	5,  // 22: cc.v1.ListJobsResponse.jobs:type_name -> cc.v1.Job
+	5,  // 23: cc.v1.GetJobResponse.job:type_name -> cc.v1.Job
+	5,  // 24: cc.v1.CancelJobResponse.job:type_name -> cc.v1.Job
+	5,  // 25: cc.v1.WatchJobsResponse.job:type_name -> cc.v1.Job
+	27, // 26: cc.v1.SetQueueResponse.queue:type_name -> cc.v1.Queue
+	27, // 27: cc.v1.ListQueuesResponse.queues:type_name -> cc.v1.Queue
+	6,  // 28: cc.v1.JobService.SubmitJob:input_type -> cc.v1.SubmitJobRequest
+	8,  // 29: cc.v1.JobService.UploadInput:input_type -> cc.v1.UploadInputRequest
+	11, // 30: cc.v1.JobService.ListJobs:input_type -> cc.v1.ListJobsRequest
+	13, // 31: cc.v1.JobService.GetJob:input_type -> cc.v1.GetJobRequest
+	15, // 32: cc.v1.JobService.CancelJob:input_type -> cc.v1.CancelJobRequest
+	17, // 33: cc.v1.JobService.JobLogs:input_type -> cc.v1.JobLogsRequest
+	19, // 34: cc.v1.JobService.JobOutput:input_type -> cc.v1.JobOutputRequest
+	21, // 35: cc.v1.JobService.WatchJobs:input_type -> cc.v1.WatchJobsRequest
+	23, // 36: cc.v1.JobService.SetQueue:input_type -> cc.v1.SetQueueRequest
+	25, // 37: cc.v1.JobService.ListQueues:input_type -> cc.v1.ListQueuesRequest
+	1,  // 38: cc.v1.JobService.WatchQueues:input_type -> cc.v1.WatchQueuesRequest
+	7,  // 39: cc.v1.JobService.SubmitJob:output_type -> cc.v1.SubmitJobResponse
+	10, // 40: cc.v1.JobService.UploadInput:output_type -> cc.v1.UploadInputResponse
+	12, // 41: cc.v1.JobService.ListJobs:output_type -> cc.v1.ListJobsResponse
+	14, // 42: cc.v1.JobService.GetJob:output_type -> cc.v1.GetJobResponse
+	16, // 43: cc.v1.JobService.CancelJob:output_type -> cc.v1.CancelJobResponse
+	18, // 44: cc.v1.JobService.JobLogs:output_type -> cc.v1.JobLogsResponse
+	20, // 45: cc.v1.JobService.JobOutput:output_type -> cc.v1.JobOutputResponse
+	22, // 46: cc.v1.JobService.WatchJobs:output_type -> cc.v1.WatchJobsResponse
+	24, // 47: cc.v1.JobService.SetQueue:output_type -> cc.v1.SetQueueResponse
+	26, // 48: cc.v1.JobService.ListQueues:output_type -> cc.v1.ListQueuesResponse
+	2,  // 49: cc.v1.JobService.WatchQueues:output_type -> cc.v1.WatchQueuesResponse
+	39, // [39:50] is the sub-list for method output_type
+	28, // [28:39] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_jobs_proto_init() }
@@ -2187,18 +2278,18 @@ func file_cc_v1_jobs_proto_init() {
 		return
 	}
 	file_cc_v1_containers_proto_init()
-	file_cc_v1_jobs_proto_msgTypes[5].OneofWrappers = []any{
+	file_cc_v1_jobs_proto_msgTypes[7].OneofWrappers = []any{
 		(*UploadInputRequest_Header)(nil),
 		(*UploadInputRequest_Chunk)(nil),
 	}
-	file_cc_v1_jobs_proto_msgTypes[20].OneofWrappers = []any{}
+	file_cc_v1_jobs_proto_msgTypes[22].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_v1_jobs_proto_rawDesc), len(file_cc_v1_jobs_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   26,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -29,6 +29,7 @@ const (
 	JobService_WatchJobs_FullMethodName   = "/cc.v1.JobService/WatchJobs"
 	JobService_SetQueue_FullMethodName    = "/cc.v1.JobService/SetQueue"
 	JobService_ListQueues_FullMethodName  = "/cc.v1.JobService/ListQueues"
+	JobService_WatchQueues_FullMethodName = "/cc.v1.JobService/WatchQueues"
 )
 
 // JobServiceClient is the client API for JobService service.
@@ -70,6 +71,10 @@ type JobServiceClient interface {
 	SetQueue(ctx context.Context, in *SetQueueRequest, opts ...grpc.CallOption) (*SetQueueResponse, error)
 	// ListQueues lists queues with their limits and counts.
 	ListQueues(ctx context.Context, in *ListQueuesRequest, opts ...grpc.CallOption) (*ListQueuesResponse, error)
+	// WatchQueues streams the queues with their limits and counts: the list
+	// as it is, then the list again whenever it changed (at most twice a
+	// second).
+	WatchQueues(ctx context.Context, in *WatchQueuesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchQueuesResponse], error)
 }
 
 type jobServiceClient struct {
@@ -210,6 +215,25 @@ func (c *jobServiceClient) ListQueues(ctx context.Context, in *ListQueuesRequest
 	return out, nil
 }
 
+func (c *jobServiceClient) WatchQueues(ctx context.Context, in *WatchQueuesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchQueuesResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &JobService_ServiceDesc.Streams[4], JobService_WatchQueues_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchQueuesRequest, WatchQueuesResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type JobService_WatchQueuesClient = grpc.ServerStreamingClient[WatchQueuesResponse]
+
 // JobServiceServer is the server API for JobService service.
 // All implementations must embed UnimplementedJobServiceServer
 // for forward compatibility.
@@ -249,6 +273,10 @@ type JobServiceServer interface {
 	SetQueue(context.Context, *SetQueueRequest) (*SetQueueResponse, error)
 	// ListQueues lists queues with their limits and counts.
 	ListQueues(context.Context, *ListQueuesRequest) (*ListQueuesResponse, error)
+	// WatchQueues streams the queues with their limits and counts: the list
+	// as it is, then the list again whenever it changed (at most twice a
+	// second).
+	WatchQueues(*WatchQueuesRequest, grpc.ServerStreamingServer[WatchQueuesResponse]) error
 	mustEmbedUnimplementedJobServiceServer()
 }
 
@@ -288,6 +316,9 @@ func (UnimplementedJobServiceServer) SetQueue(context.Context, *SetQueueRequest)
 }
 func (UnimplementedJobServiceServer) ListQueues(context.Context, *ListQueuesRequest) (*ListQueuesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListQueues not implemented")
+}
+func (UnimplementedJobServiceServer) WatchQueues(*WatchQueuesRequest, grpc.ServerStreamingServer[WatchQueuesResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchQueues not implemented")
 }
 func (UnimplementedJobServiceServer) mustEmbedUnimplementedJobServiceServer() {}
 func (UnimplementedJobServiceServer) testEmbeddedByValue()                    {}
@@ -458,6 +489,17 @@ func _JobService_ListQueues_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _JobService_WatchQueues_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchQueuesRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(JobServiceServer).WatchQueues(m, &grpc.GenericServerStream[WatchQueuesRequest, WatchQueuesResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type JobService_WatchQueuesServer = grpc.ServerStreamingServer[WatchQueuesResponse]
+
 // JobService_ServiceDesc is the grpc.ServiceDesc for JobService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -509,6 +551,11 @@ var JobService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "WatchJobs",
 			Handler:       _JobService_WatchJobs_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchQueues",
+			Handler:       _JobService_WatchQueues_Handler,
 			ServerStreams: true,
 		},
 	},
