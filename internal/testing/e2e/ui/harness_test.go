@@ -128,6 +128,10 @@ func browserFor(t *testing.T, srv *testcluster.Server) context.Context {
 		chromedp.Flag("ignore-certificate-errors-spki-list", spkiPin(t, srv)),
 		chromedp.Flag("lang", "en-US"),
 	)
+	if n := newBrowserNetwork(t); n != nil {
+		n.forward(t, srv.Addr())
+		opts = append(opts, n.exec())
+	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	bctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(func(string, ...any) {}), chromedp.WithErrorf(func(string, ...any) {}))
 	t.Cleanup(func() {
