@@ -71,11 +71,10 @@ func TestDashboardFailover(t *testing.T) {
 
 	// A service with one task, created through the follower's API (a
 	// write it forwards to the leader), then opened in the page. Its tasks
-	// have no network: a task on the bridge adds a veth, and its IPv6
-	// link-local address a moment later, and Chromium fails every request
-	// in flight (net::ERR_NETWORK_CHANGED) at each address change of the
-	// host, which would hit the scale below. (The dashboard test creates a
-	// service from the form.)
+	// have no network: nothing here needs one, and a task on the bridge
+	// would make the host's network change a moment later (the browser,
+	// in a network namespace of its own, does not see it; see
+	// browserNetwork).
 	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
 	created, err := homeAPI.Services.CreateService(ctx, &ccv1.CreateServiceRequest{Name: "ui-ha-web", Spec: &ccv1.ServiceSpec{
 		Mode: ccv1.ServiceMode_SERVICE_MODE_REPLICATED, Replicas: 1,
@@ -102,16 +101,13 @@ func TestDashboardFailover(t *testing.T) {
 	a.fillCSS(testID("scale-input"), "2")
 	a.click("button", "Scale", "")
 	if msg := waitScaled(a, homeAPI, serviceID, 2, true); msg != "" {
-		// The scale failed with a plain error: either because the
-		// cluster had no leader for a moment (until its election timeout
-		// the follower still names the stopped leader, its forward of
-		// the write is refused, "...; retry shortly", and neither the
-		// server nor the UI retries a write), or because the browser
-		// failed the request as the host's network changed (the failed
-		// requests are logged with the browser's net:: error; other
-		// tests on the machine start containers too). A user waits until
-		// the status names a leader and tries again, once; so does the
-		// test (only once: a second failure fails it).
+		// The scale failed with a plain error. The follower retries a
+		// forward the stopped leader never received, until a new leader
+		// takes it, so this should not happen; but should a write be
+		// refused during the election (one that reached the old leader as
+		// it stopped), a user waits until the status names a leader and
+		// tries again, once; so does the test (a second failure fails
+		// it), and the retry is recorded in results.txt.
 		record(t, "the first scale during the election failed with %q; retrying once when the status names a new leader", msg)
 		waitNewLeader(t, homeAPI, oldLeaderID)
 		a.click("button", "Scale", "")
