@@ -3,10 +3,13 @@ package api
 import (
 	"context"
 	"errors"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/internal/buildinfo"
@@ -92,4 +95,37 @@ func (s *ClusterService) UpdateSettings(ctx context.Context, req *ccv1.UpdateSet
 		return nil, err
 	}
 	return &ccv1.UpdateSettingsResponse{Settings: RedactSettings(out)}, nil
+}
+
+// watchStatusEvery is how often a WatchStatus stream looks at the status.
+const watchStatusEvery = time.Second
+
+// WatchStatus implements ClusterService: GetStatus's answer, then again
+// each time it differs from the one sent last (the raft indexes change
+// with every write, so a busy cluster sends one a second).
+func (s *ClusterService) WatchStatus(_ *ccv1.WatchStatusRequest, stream ccv1.ClusterService_WatchStatusServer) error {
+	ctx := stream.Context()
+	if err := stream.SendHeader(metadata.Pairs(StreamOpenHeader, "true")); err != nil {
+		return err
+	}
+	t := time.NewTicker(watchStatusEvery)
+	defer t.Stop()
+	var last *ccv1.GetStatusResponse
+	for {
+		st, err := s.GetStatus(ctx, &ccv1.GetStatusRequest{})
+		if err != nil {
+			return err
+		}
+		if last == nil || !proto.Equal(st, last) {
+			if err := stream.Send(&ccv1.WatchStatusResponse{Status: st}); err != nil {
+				return err
+			}
+			last = st
+		}
+		select {
+		case <-ctx.Done():
+			return status.Error(codes.Unavailable, "the server is shutting down: watch again")
+		case <-t.C:
+		}
+	}
 }

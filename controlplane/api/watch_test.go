@@ -251,3 +251,27 @@ func TestWatchQueues(t *testing.T) {
 		t.Fatalf("after setting batch's limit: %v, %v", m, err)
 	}
 }
+
+// TestWatchStatus: the status, then the status again after a write moved
+// the raft indexes; a jobs token may follow it too.
+func TestWatchStatus(t *testing.T) {
+	h := newJobHarness(t)
+	_, jobsToken := h.token(ccv1.Role_ROLE_JOBS)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	st, err := ccv1.NewClusterServiceClient(h.srv.Conn(jobsToken)).WatchStatus(ctx, &ccv1.WatchStatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := st.Recv()
+	if err != nil || first.Status.GetLeaderId() == "" || first.Status.GetAppliedIndex() == 0 {
+		t.Fatalf("first status: %v, %v", first, err)
+	}
+	submit(t, h.admin, &ccv1.JobSpec{Image: "busybox"})
+	next := recvUntil(t, "a status after the write", st.Recv, func(m *ccv1.WatchStatusResponse) bool {
+		return m.Status.GetJobsByState()["JOB_STATE_QUEUED"] == 1
+	})
+	if next.Status.GetAppliedIndex() <= first.Status.GetAppliedIndex() {
+		t.Fatalf("applied index %d after a write, %d before", next.Status.GetAppliedIndex(), first.Status.GetAppliedIndex())
+	}
+}

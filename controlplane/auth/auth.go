@@ -278,6 +278,7 @@ func (a *Authenticator) authenticateFrom(header string, ip netip.Addr) (Principa
 // admin token. A new method is therefore admin-only until listed here.
 var viewerMethods = map[string]bool{
 	ccv1.ClusterService_GetStatus_FullMethodName:         true,
+	ccv1.ClusterService_WatchStatus_FullMethodName:       true,
 	ccv1.NodeService_ListNodes_FullMethodName:            true,
 	ccv1.NodeService_GetNode_FullMethodName:              true,
 	ccv1.NodeService_WatchNodes_FullMethodName:           true,
@@ -315,18 +316,19 @@ var viewerMethods = map[string]bool{
 // SetQueue, and the cluster status. Which jobs such a token may cancel or
 // read the logs and output of (its own) is the job service's check.
 var jobsMethods = map[string]bool{
-	ccv1.ClusterService_GetStatus_FullMethodName: true,
-	ccv1.JobService_SubmitJob_FullMethodName:     true,
-	ccv1.JobService_UploadInput_FullMethodName:   true,
-	ccv1.JobService_ListJobs_FullMethodName:      true,
-	ccv1.JobService_GetJob_FullMethodName:        true,
-	ccv1.JobService_CancelJob_FullMethodName:     true,
-	ccv1.JobService_JobLogs_FullMethodName:       true,
-	ccv1.JobService_JobOutput_FullMethodName:     true,
-	ccv1.JobService_WatchJobs_FullMethodName:     true,
-	ccv1.JobService_ListQueues_FullMethodName:    true,
-	ccv1.JobService_WatchQueues_FullMethodName:   true,
-	ccv1.TrustService_GetTrust_FullMethodName:    true,
+	ccv1.ClusterService_GetStatus_FullMethodName:   true,
+	ccv1.ClusterService_WatchStatus_FullMethodName: true,
+	ccv1.JobService_SubmitJob_FullMethodName:       true,
+	ccv1.JobService_UploadInput_FullMethodName:     true,
+	ccv1.JobService_ListJobs_FullMethodName:        true,
+	ccv1.JobService_GetJob_FullMethodName:          true,
+	ccv1.JobService_CancelJob_FullMethodName:       true,
+	ccv1.JobService_JobLogs_FullMethodName:         true,
+	ccv1.JobService_JobOutput_FullMethodName:       true,
+	ccv1.JobService_WatchJobs_FullMethodName:       true,
+	ccv1.JobService_ListQueues_FullMethodName:      true,
+	ccv1.JobService_WatchQueues_FullMethodName:     true,
+	ccv1.TrustService_GetTrust_FullMethodName:      true,
 }
 
 // MetricsMethod names a scrape of GET /metrics on the API port where a

@@ -2,7 +2,7 @@
 // services): every matching object as PUT, one SYNCED, then PUT/REMOVED per
 // change; a reconnection starts again from a full list.
 import { useCallback, useEffect, useRef, useState } from 'react';
-import type { Queue } from '../api/types';
+import type { Queue, Status } from '../api/types';
 import { useWatch, type StreamState } from './common';
 
 /** One line of a watch stream: the object is in the field the stream names
@@ -112,12 +112,26 @@ export function ms(ts: string | null | undefined): number {
 }
 
 /**
- * useQueues follows /v1/queues:watch: the whole list of queues, sent again
- * whenever it changed (null until the first list; the last list stays on
- * show while reconnecting).
+ * useLatest follows a watch stream that sends a whole value each time it
+ * changed (the queues, the status): the last one (null before the first),
+ * when it came (ms), and the connection's state. The last value stays on
+ * show while reconnecting.
  */
+export function useLatest<R, T>(url: string | null, pick: (r: R) => T): { data: T | null; at: number; st: StreamState } {
+  const [v, setV] = useState<{ data: T | null; at: number }>({ data: null, at: 0 });
+  const p = useRef(pick);
+  p.current = pick;
+  const st = useWatch<R>(url, (r) => setV({ data: p.current(r), at: Date.now() }));
+  return { ...v, st };
+}
+
+/** useQueues follows /v1/queues:watch: the queues with their counts. */
 export function useQueues(enabled = true): { queues: Queue[] | null; st: StreamState } {
-  const [queues, setQueues] = useState<Queue[] | null>(null);
-  const st = useWatch<{ queues?: Queue[] }>(enabled ? '/v1/queues:watch' : null, (r) => setQueues(r.queues ?? []));
-  return { queues, st };
+  const q = useLatest<{ queues?: Queue[] }, Queue[]>(enabled ? '/v1/queues:watch' : null, (r) => r.queues ?? []);
+  return { queues: q.data, st: q.st };
+}
+
+/** useStatus follows /v1/status:watch: the cluster's status. */
+export function useStatus(): { data: Status | null; at: number; st: StreamState } {
+  return useLatest<{ status?: Status }, Status>('/v1/status:watch', (r) => r.status ?? ({} as Status));
 }

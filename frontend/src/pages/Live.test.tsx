@@ -89,7 +89,7 @@ describe('NodeDetail', () => {
 describe('Overview', () => {
   function routes(status: unknown, nodes: ReturnType<typeof feed>, services: ReturnType<typeof feed>) {
     return fakeFetch([
-      ['/v1/status', () => json(status)],
+      ['/v1/status:watch', () => (status instanceof Response ? status : json({ result: { status } }))],
       ['/readyz', () => json({ status: 'ready', checks: [] })],
       ['/v1/servers', () => json({ servers: [] })],
       ['/v1/nodes:watch', () => nodes.response],
@@ -106,9 +106,11 @@ describe('Overview', () => {
     viewer();
     const nodes = feed();
     const services = feed();
-    const ff = routes({ ...base, jobs_by_state: { JOB_STATE_QUEUED: '100000', JOB_STATE_SUCCEEDED: '3' }, edge: { requests: '1234567', errors: '89' }, edge_nodes: 2 }, nodes, services);
+    const statuses = feed();
+    const ff = routes(statuses.response, nodes, services);
     vi.stubGlobal('fetch', ff.fetch);
     renderApp(<Overview />);
+    await statuses.send({ status: { ...base, jobs_by_state: { JOB_STATE_QUEUED: '100000', JOB_STATE_SUCCEEDED: '3' }, edge: { requests: '1234567', errors: '89' }, edge_nodes: 2 } });
     const jobs = await screen.findByTestId('jobs-by-state');
     const lines = within(jobs).getAllByRole('listitem').map((li) => li.textContent);
     expect(lines).toEqual(['100,000 queued', '0 assigned', '0 running', '3 succeeded', '0 failed', '0 timed out', '0 cancelled']);
@@ -129,7 +131,11 @@ describe('Overview', () => {
     await services.send(put('service', svc('s2', 'api', '0', '2')));
     await screen.findByText('2 services');
     expect(within(screen.getByTestId('services-summary')).getAllByRole('listitem').map((li) => li.textContent)).toEqual(['api: 0/2 running', 'web: 1/1 running']);
-    expect(ff.calls.filter((c) => c.url.includes(':watch')).map((c) => c.url).sort()).toEqual(['/v1/nodes:watch', '/v1/queues:watch', '/v1/services:watch']);
+    // The status stream's next answer shows at once.
+    await statuses.send({ status: { ...base, jobs_by_state: { JOB_STATE_QUEUED: '99999', JOB_STATE_SUCCEEDED: '4' }, edge: { requests: '1234600', errors: '89' }, edge_nodes: 2 } });
+    await waitFor(() => expect(within(screen.getByTestId('jobs-by-state')).getAllByRole('listitem')[0].textContent).toBe('99,999 queued'));
+    expect([...new Set(ff.calls.filter((c) => c.url.includes(':watch')).map((c) => c.url))].sort()).toEqual(['/v1/nodes:watch', '/v1/queues:watch', '/v1/services:watch', '/v1/status:watch']);
+    expect(ff.calls.some((c) => c.url === '/v1/status')).toBe(false);
     expect(ff.calls.some((c) => c.url === '/v1/nodes' || c.url === '/v1/services')).toBe(false);
   });
 

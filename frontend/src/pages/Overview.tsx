@@ -5,7 +5,7 @@ import { api } from '../api/client';
 import type { Cert, EdgeTraffic, Node, Readiness, Route, ServerInfo, Service, Site, Status } from '../api/types';
 import { useAuth, can } from '../auth';
 import { DL, ErrorBox, Loading, Page, StateText, StreamStatus } from '../components/common';
-import { useQueues, useWatchList } from '../components/watchList';
+import { useQueues, useStatus, useWatchList } from '../components/watchList';
 import { count, enumLabel, shortId } from '../lib/format';
 import { JOB_STATES } from './Jobs';
 import { sortServices } from './Services';
@@ -78,7 +78,7 @@ function JobsByState({ counts }: { counts: Record<string, string> }) {
 export function Overview() {
   const { role } = useAuth();
   const read = can(role, 'read') || role === 'unknown';
-  const status = useQuery({ queryKey: ['status'], queryFn: () => api<Status>('/v1/status'), refetchInterval: 5_000 });
+  const status = useStatus();
   const ready = useQuery({ queryKey: ['readyz'], queryFn: readyz, refetchInterval: 10_000 });
   const servers = useQuery({ queryKey: ['servers'], queryFn: () => api<{ servers: ServerInfo[] }>('/v1/servers'), enabled: read, refetchInterval: 10_000 });
   const nodes = useWatchList<Node>(read ? '/v1/nodes:watch' : null, 'node');
@@ -99,7 +99,7 @@ export function Overview() {
       <div className="cards">
         <section className="card" aria-labelledby="ov-cluster">
           <h2 id="ov-cluster">Cluster</h2>
-          <ErrorBox error={status.error} />
+          <StreamStatus st={status.st} what="Status" />
           {s ? (
             <DL items={[
               ['Cluster', <code key="c">{shortId(s.cluster_id)}</code>],
@@ -109,7 +109,7 @@ export function Overview() {
               ['Raft term', s.term],
               ['Raft index', `${s.commit_index} committed, ${s.applied_index} applied`],
             ]} />
-          ) : status.isLoading ? <Loading /> : null}
+          ) : !status.data && !status.st.error ? <Loading /> : null}
         </section>
         <section className="card" aria-labelledby="ov-health">
           <h2 id="ov-health">Health</h2>
@@ -162,13 +162,13 @@ export function Overview() {
               <li><span className="count">{queued}</span> <Link to="/jobs?state=JOB_STATE_QUEUED">queued</Link></li>
               <li><span className="count">{running}</span> <Link to="/jobs?state=JOB_STATE_RUNNING">running</Link></li>
             </ul>
-          ) : status.isLoading ? <Loading /> : null}
+          ) : !status.data && !status.st.error ? <Loading /> : null}
           {queues.queues ? <p>in {queues.queues.length} <Link to="/queues">{queues.queues.length === 1 ? 'queue' : 'queues'}</Link></p> : null}
         </section>
         <section className="card" aria-labelledby="ov-edge">
           <h2 id="ov-edge">Edge</h2>
           <h3 className="small">Requests and errors</h3>
-          {s ? <EdgeTrafficList status={s} at={status.dataUpdatedAt} /> : status.isLoading ? <Loading /> : null}
+          {s ? <EdgeTrafficList status={s} at={status.at} /> : !status.data && !status.st.error ? <Loading /> : null}
           {read ? (
             <>
               <ErrorBox error={routes.error || sites.error || certs.error} />

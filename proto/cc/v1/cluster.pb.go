@@ -1394,6 +1394,88 @@ func (x *GetStatusResponse) GetEdgeNodes() uint32 {
 	return 0
 }
 
+// WatchStatusRequest has no fields yet.
+type WatchStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchStatusRequest) Reset() {
+	*x = WatchStatusRequest{}
+	mi := &file_cc_v1_cluster_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchStatusRequest) ProtoMessage() {}
+
+func (x *WatchStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_cluster_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchStatusRequest.ProtoReflect.Descriptor instead.
+func (*WatchStatusRequest) Descriptor() ([]byte, []int) {
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{19}
+}
+
+// WatchStatusResponse is the status after a change.
+type WatchStatusResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        *GetStatusResponse     `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchStatusResponse) Reset() {
+	*x = WatchStatusResponse{}
+	mi := &file_cc_v1_cluster_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchStatusResponse) ProtoMessage() {}
+
+func (x *WatchStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cc_v1_cluster_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchStatusResponse.ProtoReflect.Descriptor instead.
+func (*WatchStatusResponse) Descriptor() ([]byte, []int) {
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *WatchStatusResponse) GetStatus() *GetStatusResponse {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
 // Server is one member of the raft configuration.
 type Server struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -1408,7 +1490,7 @@ type Server struct {
 
 func (x *Server) Reset() {
 	*x = Server{}
-	mi := &file_cc_v1_cluster_proto_msgTypes[19]
+	mi := &file_cc_v1_cluster_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1420,7 +1502,7 @@ func (x *Server) String() string {
 func (*Server) ProtoMessage() {}
 
 func (x *Server) ProtoReflect() protoreflect.Message {
-	mi := &file_cc_v1_cluster_proto_msgTypes[19]
+	mi := &file_cc_v1_cluster_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1433,7 +1515,7 @@ func (x *Server) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Server.ProtoReflect.Descriptor instead.
 func (*Server) Descriptor() ([]byte, []int) {
-	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{19}
+	return file_cc_v1_cluster_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Server) GetId() string {
@@ -1579,7 +1661,10 @@ const file_cc_v1_cluster_proto_rawDesc = "" +
 	"edge_nodes\x18\x11 \x01(\rR\tedgeNodes\x1a>\n" +
 	"\x10JobsByStateEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"f\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x14\n" +
+	"\x12WatchStatusRequest\"G\n" +
+	"\x13WatchStatusResponse\x120\n" +
+	"\x06status\x18\x01 \x01(\v2\x18.cc.v1.GetStatusResponseR\x06status\"f\n" +
 	"\x06Server\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1a\n" +
@@ -1588,9 +1673,10 @@ const file_cc_v1_cluster_proto_rawDesc = "" +
 	"\x12SchedulingStrategy\x12#\n" +
 	"\x1fSCHEDULING_STRATEGY_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aSCHEDULING_STRATEGY_SPREAD\x10\x01\x12\x1f\n" +
-	"\x1bSCHEDULING_STRATEGY_BINPACK\x10\x022\xd4\x03\n" +
+	"\x1bSCHEDULING_STRATEGY_BINPACK\x10\x022\x9c\x04\n" +
 	"\x0eClusterService\x12>\n" +
-	"\tGetStatus\x12\x17.cc.v1.GetStatusRequest\x1a\x18.cc.v1.GetStatusResponse\x12D\n" +
+	"\tGetStatus\x12\x17.cc.v1.GetStatusRequest\x1a\x18.cc.v1.GetStatusResponse\x12F\n" +
+	"\vWatchStatus\x12\x19.cc.v1.WatchStatusRequest\x1a\x1a.cc.v1.WatchStatusResponse0\x01\x12D\n" +
 	"\vListServers\x12\x19.cc.v1.ListServersRequest\x1a\x1a.cc.v1.ListServersResponse\x12G\n" +
 	"\fRemoveServer\x12\x1a.cc.v1.RemoveServerRequest\x1a\x1b.cc.v1.RemoveServerResponse\x12Y\n" +
 	"\x12TransferLeadership\x12 .cc.v1.TransferLeadershipRequest\x1a!.cc.v1.TransferLeadershipResponse\x12I\n" +
@@ -1610,7 +1696,7 @@ func file_cc_v1_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_cc_v1_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cc_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_cc_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_cc_v1_cluster_proto_goTypes = []any{
 	(SchedulingStrategy)(0),            // 0: cc.v1.SchedulingStrategy
 	(*Settings)(nil),                   // 1: cc.v1.Settings
@@ -1632,48 +1718,53 @@ var file_cc_v1_cluster_proto_goTypes = []any{
 	(*SaveSnapshotResponse)(nil),       // 17: cc.v1.SaveSnapshotResponse
 	(*GetStatusRequest)(nil),           // 18: cc.v1.GetStatusRequest
 	(*GetStatusResponse)(nil),          // 19: cc.v1.GetStatusResponse
-	(*Server)(nil),                     // 20: cc.v1.Server
-	nil,                                // 21: cc.v1.GetStatusResponse.JobsByStateEntry
-	(*SecuritySettings)(nil),           // 22: cc.v1.SecuritySettings
-	(*durationpb.Duration)(nil),        // 23: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),      // 24: google.protobuf.Timestamp
-	(*EdgeTraffic)(nil),                // 25: cc.v1.EdgeTraffic
+	(*WatchStatusRequest)(nil),         // 20: cc.v1.WatchStatusRequest
+	(*WatchStatusResponse)(nil),        // 21: cc.v1.WatchStatusResponse
+	(*Server)(nil),                     // 22: cc.v1.Server
+	nil,                                // 23: cc.v1.GetStatusResponse.JobsByStateEntry
+	(*SecuritySettings)(nil),           // 24: cc.v1.SecuritySettings
+	(*durationpb.Duration)(nil),        // 25: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),      // 26: google.protobuf.Timestamp
+	(*EdgeTraffic)(nil),                // 27: cc.v1.EdgeTraffic
 }
 var file_cc_v1_cluster_proto_depIdxs = []int32{
 	0,  // 0: cc.v1.Settings.scheduling_strategy:type_name -> cc.v1.SchedulingStrategy
 	5,  // 1: cc.v1.Settings.edge:type_name -> cc.v1.EdgeSettings
 	4,  // 2: cc.v1.Settings.limits:type_name -> cc.v1.LimitSettings
 	2,  // 3: cc.v1.Settings.audit:type_name -> cc.v1.AuditSettings
-	22, // 4: cc.v1.Settings.security:type_name -> cc.v1.SecuritySettings
+	24, // 4: cc.v1.Settings.security:type_name -> cc.v1.SecuritySettings
 	3,  // 5: cc.v1.Settings.quotas:type_name -> cc.v1.QuotaSettings
-	23, // 6: cc.v1.AuditSettings.max_age:type_name -> google.protobuf.Duration
+	25, // 6: cc.v1.AuditSettings.max_age:type_name -> google.protobuf.Duration
 	1,  // 7: cc.v1.UpdateSettingsRequest.settings:type_name -> cc.v1.Settings
 	1,  // 8: cc.v1.UpdateSettingsResponse.settings:type_name -> cc.v1.Settings
 	10, // 9: cc.v1.ListServersResponse.servers:type_name -> cc.v1.ServerInfo
-	23, // 10: cc.v1.ServerInfo.last_contact:type_name -> google.protobuf.Duration
+	25, // 10: cc.v1.ServerInfo.last_contact:type_name -> google.protobuf.Duration
 	11, // 11: cc.v1.ServerInfo.checks:type_name -> cc.v1.ReadinessCheck
-	20, // 12: cc.v1.GetStatusResponse.servers:type_name -> cc.v1.Server
-	24, // 13: cc.v1.GetStatusResponse.created_at:type_name -> google.protobuf.Timestamp
+	22, // 12: cc.v1.GetStatusResponse.servers:type_name -> cc.v1.Server
+	26, // 13: cc.v1.GetStatusResponse.created_at:type_name -> google.protobuf.Timestamp
 	1,  // 14: cc.v1.GetStatusResponse.settings:type_name -> cc.v1.Settings
-	21, // 15: cc.v1.GetStatusResponse.jobs_by_state:type_name -> cc.v1.GetStatusResponse.JobsByStateEntry
-	25, // 16: cc.v1.GetStatusResponse.edge:type_name -> cc.v1.EdgeTraffic
-	18, // 17: cc.v1.ClusterService.GetStatus:input_type -> cc.v1.GetStatusRequest
-	8,  // 18: cc.v1.ClusterService.ListServers:input_type -> cc.v1.ListServersRequest
-	12, // 19: cc.v1.ClusterService.RemoveServer:input_type -> cc.v1.RemoveServerRequest
-	14, // 20: cc.v1.ClusterService.TransferLeadership:input_type -> cc.v1.TransferLeadershipRequest
-	16, // 21: cc.v1.ClusterService.SaveSnapshot:input_type -> cc.v1.SaveSnapshotRequest
-	6,  // 22: cc.v1.ClusterService.UpdateSettings:input_type -> cc.v1.UpdateSettingsRequest
-	19, // 23: cc.v1.ClusterService.GetStatus:output_type -> cc.v1.GetStatusResponse
-	9,  // 24: cc.v1.ClusterService.ListServers:output_type -> cc.v1.ListServersResponse
-	13, // 25: cc.v1.ClusterService.RemoveServer:output_type -> cc.v1.RemoveServerResponse
-	15, // 26: cc.v1.ClusterService.TransferLeadership:output_type -> cc.v1.TransferLeadershipResponse
-	17, // 27: cc.v1.ClusterService.SaveSnapshot:output_type -> cc.v1.SaveSnapshotResponse
-	7,  // 28: cc.v1.ClusterService.UpdateSettings:output_type -> cc.v1.UpdateSettingsResponse
-	23, // [23:29] is the sub-list for method output_type
-	17, // [17:23] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	23, // 15: cc.v1.GetStatusResponse.jobs_by_state:type_name -> cc.v1.GetStatusResponse.JobsByStateEntry
+	27, // 16: cc.v1.GetStatusResponse.edge:type_name -> cc.v1.EdgeTraffic
+	19, // 17: cc.v1.WatchStatusResponse.status:type_name -> cc.v1.GetStatusResponse
+	18, // 18: cc.v1.ClusterService.GetStatus:input_type -> cc.v1.GetStatusRequest
+	20, // 19: cc.v1.ClusterService.WatchStatus:input_type -> cc.v1.WatchStatusRequest
+	8,  // 20: cc.v1.ClusterService.ListServers:input_type -> cc.v1.ListServersRequest
+	12, // 21: cc.v1.ClusterService.RemoveServer:input_type -> cc.v1.RemoveServerRequest
+	14, // 22: cc.v1.ClusterService.TransferLeadership:input_type -> cc.v1.TransferLeadershipRequest
+	16, // 23: cc.v1.ClusterService.SaveSnapshot:input_type -> cc.v1.SaveSnapshotRequest
+	6,  // 24: cc.v1.ClusterService.UpdateSettings:input_type -> cc.v1.UpdateSettingsRequest
+	19, // 25: cc.v1.ClusterService.GetStatus:output_type -> cc.v1.GetStatusResponse
+	21, // 26: cc.v1.ClusterService.WatchStatus:output_type -> cc.v1.WatchStatusResponse
+	9,  // 27: cc.v1.ClusterService.ListServers:output_type -> cc.v1.ListServersResponse
+	13, // 28: cc.v1.ClusterService.RemoveServer:output_type -> cc.v1.RemoveServerResponse
+	15, // 29: cc.v1.ClusterService.TransferLeadership:output_type -> cc.v1.TransferLeadershipResponse
+	17, // 30: cc.v1.ClusterService.SaveSnapshot:output_type -> cc.v1.SaveSnapshotResponse
+	7,  // 31: cc.v1.ClusterService.UpdateSettings:output_type -> cc.v1.UpdateSettingsResponse
+	25, // [25:32] is the sub-list for method output_type
+	18, // [18:25] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_cc_v1_cluster_proto_init() }
@@ -1692,7 +1783,7 @@ func file_cc_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cc_v1_cluster_proto_rawDesc), len(file_cc_v1_cluster_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   21,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -20,6 +20,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	ClusterService_GetStatus_FullMethodName          = "/cc.v1.ClusterService/GetStatus"
+	ClusterService_WatchStatus_FullMethodName        = "/cc.v1.ClusterService/WatchStatus"
 	ClusterService_ListServers_FullMethodName        = "/cc.v1.ClusterService/ListServers"
 	ClusterService_RemoveServer_FullMethodName       = "/cc.v1.ClusterService/RemoveServer"
 	ClusterService_TransferLeadership_FullMethodName = "/cc.v1.ClusterService/TransferLeadership"
@@ -36,6 +37,9 @@ type ClusterServiceClient interface {
 	// GetStatus returns the cluster id, the version of the server that answers,
 	// the leader, the raft state and the servers of the cluster.
 	GetStatus(ctx context.Context, in *GetStatusRequest, opts ...grpc.CallOption) (*GetStatusResponse, error)
+	// WatchStatus streams GetStatus's answer: as it is, then again whenever
+	// it changed (looked at every second).
+	WatchStatus(ctx context.Context, in *WatchStatusRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchStatusResponse], error)
 	// ListServers lists the control-plane servers and their raft health.
 	ListServers(ctx context.Context, in *ListServersRequest, opts ...grpc.CallOption) (*ListServersResponse, error)
 	// RemoveServer removes a server from the raft configuration. It is
@@ -66,6 +70,25 @@ func (c *clusterServiceClient) GetStatus(ctx context.Context, in *GetStatusReque
 	}
 	return out, nil
 }
+
+func (c *clusterServiceClient) WatchStatus(ctx context.Context, in *WatchStatusRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchStatusResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ClusterService_ServiceDesc.Streams[0], ClusterService_WatchStatus_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchStatusRequest, WatchStatusResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ClusterService_WatchStatusClient = grpc.ServerStreamingClient[WatchStatusResponse]
 
 func (c *clusterServiceClient) ListServers(ctx context.Context, in *ListServersRequest, opts ...grpc.CallOption) (*ListServersResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -99,7 +122,7 @@ func (c *clusterServiceClient) TransferLeadership(ctx context.Context, in *Trans
 
 func (c *clusterServiceClient) SaveSnapshot(ctx context.Context, in *SaveSnapshotRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SaveSnapshotResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &ClusterService_ServiceDesc.Streams[0], ClusterService_SaveSnapshot_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &ClusterService_ServiceDesc.Streams[1], ClusterService_SaveSnapshot_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -135,6 +158,9 @@ type ClusterServiceServer interface {
 	// GetStatus returns the cluster id, the version of the server that answers,
 	// the leader, the raft state and the servers of the cluster.
 	GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error)
+	// WatchStatus streams GetStatus's answer: as it is, then again whenever
+	// it changed (looked at every second).
+	WatchStatus(*WatchStatusRequest, grpc.ServerStreamingServer[WatchStatusResponse]) error
 	// ListServers lists the control-plane servers and their raft health.
 	ListServers(context.Context, *ListServersRequest) (*ListServersResponse, error)
 	// RemoveServer removes a server from the raft configuration. It is
@@ -158,6 +184,9 @@ type UnimplementedClusterServiceServer struct{}
 
 func (UnimplementedClusterServiceServer) GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetStatus not implemented")
+}
+func (UnimplementedClusterServiceServer) WatchStatus(*WatchStatusRequest, grpc.ServerStreamingServer[WatchStatusResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchStatus not implemented")
 }
 func (UnimplementedClusterServiceServer) ListServers(context.Context, *ListServersRequest) (*ListServersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListServers not implemented")
@@ -212,6 +241,17 @@ func _ClusterService_GetStatus_Handler(srv interface{}, ctx context.Context, dec
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _ClusterService_WatchStatus_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchStatusRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ClusterServiceServer).WatchStatus(m, &grpc.GenericServerStream[WatchStatusRequest, WatchStatusResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ClusterService_WatchStatusServer = grpc.ServerStreamingServer[WatchStatusResponse]
 
 func _ClusterService_ListServers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListServersRequest)
@@ -325,6 +365,11 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchStatus",
+			Handler:       _ClusterService_WatchStatus_Handler,
+			ServerStreams: true,
+		},
 		{
 			StreamName:    "SaveSnapshot",
 			Handler:       _ClusterService_SaveSnapshot_Handler,
