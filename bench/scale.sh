@@ -21,6 +21,10 @@
 #                      top of CPU profiles of the leader while the fleet joins
 #                      and during the workload (PROFILE_SECONDS=30 each), and
 #                      of its heap after each
+#   WATCHERS=N         N container watch streams (WatchContainers, what the
+#                      dashboard's containers page follows) open on the leader
+#                      during the workload: when they saw every task running
+#                      and how many events they got; compare with WATCHERS=0
 #   KEEP=1             keep the data dirs and server logs
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -98,6 +102,7 @@ args=(-addr "$(join "${api[@]}")" -ca "$CC_CACERT" -token "$CC_TOKEN"
   -pids "$(join "${pids[@]}")" -data-dirs "$(join "${dirs[@]}")"
   -nodes "$nodes" -tasks "$tasks" -services "$services" -mode "$mode" -timeout "${timeout_s}s")
 [ -n "${HEARTBEAT:-}" ] && args+=(-heartbeat "$HEARTBEAT")
+[ -n "${WATCHERS:-}" ] && args+=(-watchers "$WATCHERS")
 prof=""
 if [ "${PROFILE:-}" = 1 ]; then
   prof="$dir/leader"

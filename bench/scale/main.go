@@ -56,6 +56,7 @@ type options struct {
 	profile                   string
 	profileFor                time.Duration
 	image                     string
+	watchers                  int
 }
 
 func main() {
@@ -81,6 +82,7 @@ func main() {
 	flag.StringVar(&o.profile, "profile", "", "write CPU profiles of the leader to PREFIX.join.pprof (while the fleet joins) and PREFIX.workload.pprof (needs -pprof)")
 	flag.DurationVar(&o.profileFor, "profile-seconds", 30*time.Second, "length of each CPU profile (from the start of its phase)")
 	flag.StringVar(&o.image, "image", "example.com/scale/sim:1", "image of the tasks (simulated nodes run nothing)")
+	flag.IntVar(&o.watchers, "watchers", 0, "container watch streams (WatchContainers, as the dashboard's containers page) open on the leader during the workload")
 	flag.Parse()
 	if o.token == "" {
 		o.token = os.Getenv("CC_TOKEN")
@@ -148,6 +150,8 @@ type clients struct {
 	tokens     ccv1.TokenServiceClient
 	containers ccv1.ContainerServiceClient
 	services   ccv1.ServiceServiceClient
+	// onLeader reaches the leader only (for -watchers).
+	onLeader ccv1.ContainerServiceClient
 }
 
 func run(ctx context.Context, o options, r *report) error {
@@ -214,6 +218,15 @@ func run(ctx context.Context, o options, r *report) error {
 		return err
 	}
 	r.add("leader", "%s (%s, pid %d), raft term %d", leader.addr, leader.id, leader.pid, term)
+	if o.watchers > 0 {
+		lconn, err := clusterdial.Dial([]string{leader.addr}, grpc.WithTransportCredentials(creds), grpc.WithPerRPCCredentials(clusterdial.Bearer(o.token)),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<30)))
+		if err != nil {
+			return err
+		}
+		defer lconn.Close()
+		c.onLeader = ccv1.NewContainerServiceClient(lconn)
+	}
 	defer func() {
 		// A leader that lost its leadership under load is a result too.
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -377,6 +390,10 @@ func runWorkload(ctx context.Context, o options, c clients, fleet *simnode.Fleet
 	progress("creating %d tasks (%s)", o.tasks, o.mode)
 	prof := startProfile(ctx, o, leader, "workload")
 	defer prof.wait(r)
+	watchers, err := startWatchers(ctx, o, c)
+	if err != nil {
+		return err
+	}
 	idx0 := raftIndex(ctx, c)
 	cpu0 := cpuTimes(servers)
 	t0 := time.Now()
@@ -396,7 +413,6 @@ func runWorkload(ctx context.Context, o options, c clients, fleet *simnode.Fleet
 		r.add("CPU during the workload (cores)", "%s; host has %d", strings.Join(parts, ", "), runtime.NumCPU())
 	}()
 	var serviceIDs []string
-	var err error
 	switch o.mode {
 	case "services":
 		serviceIDs, err = createServices(ctx, o, c)
@@ -460,6 +476,7 @@ func runWorkload(ctx context.Context, o options, c clients, fleet *simnode.Fleet
 	} else {
 		r.add("every task running in the API", "not reached: %d/%d running %s after 99%%", last, o.tasks, o.settle)
 	}
+	watchers.report(ctx, o, t0, r)
 	reportSessions(r, fleet)
 	return nil
 }
@@ -866,4 +883,95 @@ func poll(ctx context.Context, interval time.Duration, cond func() (bool, string
 		case <-t.C:
 		}
 	}
+}
+
+// watchers are -watchers container watch streams on the leader, each
+// keeping the running tasks as its events say.
+type watchers struct {
+	n      int
+	events atomic.Int64
+	// done gets, per stream, when it saw every task running (or nothing
+	// when the stream ended first).
+	done chan time.Time
+}
+
+// startWatchers opens the streams and waits for each one's first list.
+func startWatchers(ctx context.Context, o options, c clients) (*watchers, error) {
+	w := &watchers{n: o.watchers, done: make(chan time.Time, o.watchers)}
+	for i := 0; i < o.watchers; i++ {
+		st, err := c.onLeader.WatchContainers(ctx, &ccv1.WatchContainersRequest{})
+		if err != nil {
+			return nil, fmt.Errorf("watch containers: %w", err)
+		}
+		synced := make(chan error, 1)
+		go func() {
+			running := map[string]bool{}
+			n, reported, first := 0, false, true
+			for {
+				m, err := st.Recv()
+				if err != nil {
+					if first {
+						synced <- err
+					}
+					return
+				}
+				w.events.Add(1)
+				switch m.GetEvent() {
+				case ccv1.WatchEvent_WATCH_EVENT_SYNCED:
+					if first {
+						first = false
+						synced <- nil
+					}
+				case ccv1.WatchEvent_WATCH_EVENT_PUT:
+					now := m.GetContainer().GetStatus().GetState() == ccv1.ContainerState_CONTAINER_STATE_RUNNING
+					if running[m.GetId()] != now {
+						n += map[bool]int{true: 1, false: -1}[now]
+					}
+					running[m.GetId()] = now
+				case ccv1.WatchEvent_WATCH_EVENT_REMOVED:
+					if running[m.GetId()] {
+						n--
+					}
+					delete(running, m.GetId())
+				}
+				if !reported && o.tasks > 0 && n >= o.tasks {
+					reported = true
+					w.done <- time.Now()
+				}
+			}
+		}()
+		if err := <-synced; err != nil {
+			return nil, fmt.Errorf("watch containers: %w", err)
+		}
+	}
+	if w.n > 0 {
+		progress("%d container watch streams open on the leader", w.n)
+	}
+	return w, nil
+}
+
+// report says when the streams saw every task running (the slowest), and
+// how many events they got, waiting up to -settle for the last of them.
+func (w *watchers) report(ctx context.Context, o options, t0 time.Time, r *report) {
+	if w.n == 0 {
+		return
+	}
+	var last time.Time
+	seen := 0
+	wait := time.NewTimer(o.settle)
+	defer wait.Stop()
+	for seen < w.n {
+		select {
+		case t := <-w.done:
+			seen++
+			last = t
+		case <-wait.C:
+			r.add("every task running in the watch streams", "%d of %d streams saw it within %s", seen, w.n, o.settle)
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+	r.add("every task running in the watch streams", "%s after the first create (the slowest of %d streams on the leader); %d events, %.0f per stream",
+		last.Sub(t0).Round(time.Millisecond), w.n, w.events.Load(), float64(w.events.Load())/float64(w.n))
 }
