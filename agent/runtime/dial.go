@@ -5,12 +5,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	goruntime "runtime"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
-	"golang.org/x/sys/unix"
+
+	"github.com/containercodes/cc/internal/netns"
 )
 
 // Dial opens a TCP connection to address, an "ip:port" (no host names),
@@ -56,49 +55,18 @@ func (r *Runtime) Dial(ctx context.Context, id, address string) (net.Conn, error
 }
 
 // dialInNetNS dials address over TCP with a socket created in the network
-// namespace mounted at nsPath. A namespace belongs to an OS thread, so a
-// goroutine of its own locks a thread, enters the namespace, dials (the
-// socket keeps the namespace it was created in), and goes back. Should
-// going back fail, the thread stays locked and Go ends it with the
-// goroutine, so no other goroutine ever runs in the wrong namespace.
+// namespace mounted at nsPath (the socket keeps its namespace).
 func dialInNetNS(ctx context.Context, nsPath, address string) (net.Conn, error) {
-	target, err := os.Open(nsPath)
-	if err != nil {
-		return nil, fmt.Errorf("open network namespace: %w", err)
-	}
-	defer target.Close()
-	type result struct {
-		conn net.Conn
-		err  error
-	}
-	done := make(chan result, 1) // the goroutine never blocks on its send
-	go func() {
-		goruntime.LockOSThread()
-		orig, err := os.Open(fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid()))
-		if err != nil {
-			goruntime.UnlockOSThread()
-			done <- result{err: fmt.Errorf("open the current network namespace: %w", err)}
-			return
-		}
-		defer orig.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			goruntime.UnlockOSThread()
-			done <- result{err: fmt.Errorf("enter network namespace %s: %w", nsPath, err)}
-			return
-		}
+	var conn net.Conn
+	err := netns.Do(nsPath, func() error {
 		var d net.Dialer
-		conn, err := d.DialContext(ctx, "tcp", address)
-		if rerr := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); rerr != nil {
-			// The thread stays locked and dies with this goroutine.
-			if conn != nil {
-				conn.Close()
-			}
-			done <- result{err: fmt.Errorf("return to the agent's network namespace: %w", rerr)}
-			return
-		}
-		goruntime.UnlockOSThread()
-		done <- result{conn: conn, err: err}
-	}()
-	res := <-done
-	return res.conn, res.err
+		var err error
+		conn, err = d.DialContext(ctx, "tcp", address)
+		return err
+	})
+	if err != nil && conn != nil {
+		conn.Close() // dialed, but the thread could not go back
+		conn = nil
+	}
+	return conn, err
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/containercodes/cc/internal/netns"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
@@ -243,28 +244,7 @@ func loopbackUp() error {
 
 // loopbackUpIn brings up the loopback interface of the network namespace
 // mounted at nsPath.
-func loopbackUpIn(nsPath string) (err error) {
-	f, err := os.Open(nsPath)
-	if err != nil {
-		return fmt.Errorf("open network namespace: %w", err)
-	}
-	defer f.Close()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		// The thread changes namespace and is never unlocked: Go ends it
-		// when this goroutine returns, so no other goroutine runs in it.
-		goruntime.LockOSThread()
-		if err = unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			err = fmt.Errorf("enter network namespace %s: %w", nsPath, err)
-			return
-		}
-		err = loopbackUp()
-	}()
-	wg.Wait()
-	return err
-}
+func loopbackUpIn(nsPath string) error { return netns.Do(nsPath, loopbackUp) }
 
 // removeNetNS unmounts and removes a network namespace; a missing one is
 // fine.

@@ -3,19 +3,17 @@ package uie2e
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 
 	"github.com/chromedp/chromedp"
-	"golang.org/x/sys/unix"
+
+	"github.com/containercodes/cc/internal/netns"
 )
 
 // browserNetwork is a network namespace of the test's own for chromium.
@@ -119,49 +117,17 @@ func (n *browserNetwork) exec() chromedp.ExecAllocatorOption {
 }
 
 // listenIn listens on addr with a socket made in the network namespace at
-// nsPath (a socket keeps the namespace it was made in). A namespace
-// belongs to an OS thread: a goroutine of its own locks one, enters the
-// namespace, listens and goes back; should going back fail, the thread
-// stays locked and ends with the goroutine.
+// nsPath.
 func listenIn(nsPath, addr string) (net.Listener, error) {
-	target, err := os.Open(nsPath)
-	if err != nil {
-		return nil, err
+	var ln net.Listener
+	err := netns.Do(nsPath, func() error {
+		var err error
+		ln, err = net.Listen("tcp", addr)
+		return err
+	})
+	if err != nil && ln != nil {
+		ln.Close()
+		ln = nil
 	}
-	defer target.Close()
-	type result struct {
-		ln  net.Listener
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open(fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid()))
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- result{err: err}
-			return
-		}
-		defer orig.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			done <- result{err: fmt.Errorf("enter %s: %w", nsPath, err)}
-			return
-		}
-		ln, err := net.Listen("tcp", addr)
-		if rerr := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); rerr != nil {
-			if ln != nil {
-				ln.Close()
-			}
-			done <- result{err: fmt.Errorf("return to the test's namespace: %w", rerr)}
-			return
-		}
-		runtime.UnlockOSThread()
-		done <- result{ln: ln, err: err}
-	}()
-	res := <-done
-	if res.err != nil && strings.Contains(res.err.Error(), "address already in use") {
-		return nil, fmt.Errorf("%w (the namespace is the test's own: nothing else should listen there)", res.err)
-	}
-	return res.ln, res.err
+	return ln, err
 }
