@@ -7,9 +7,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/containercodes/cc/controlplane/fsm"
 	"github.com/containercodes/cc/internal/buildinfo"
@@ -105,27 +103,9 @@ const watchStatusEvery = time.Second
 // with every write, so a busy cluster sends one a second).
 func (s *ClusterService) WatchStatus(_ *ccv1.WatchStatusRequest, stream ccv1.ClusterService_WatchStatusServer) error {
 	ctx := stream.Context()
-	if err := stream.SendHeader(metadata.Pairs(StreamOpenHeader, "true")); err != nil {
-		return err
-	}
-	t := time.NewTicker(watchStatusEvery)
-	defer t.Stop()
-	var last *ccv1.GetStatusResponse
-	for {
-		st, err := s.GetStatus(ctx, &ccv1.GetStatusRequest{})
-		if err != nil {
-			return err
-		}
-		if last == nil || !proto.Equal(st, last) {
-			if err := stream.Send(&ccv1.WatchStatusResponse{Status: st}); err != nil {
-				return err
-			}
-			last = st
-		}
-		select {
-		case <-ctx.Done():
-			return status.Error(codes.Unavailable, "the server is shutting down: watch again")
-		case <-t.C:
-		}
-	}
+	return sendWhenChanged(ctx, stream, watchStatusEvery, nil,
+		func() (*ccv1.WatchStatusResponse, error) {
+			st, err := s.GetStatus(ctx, &ccv1.GetStatusRequest{})
+			return &ccv1.WatchStatusResponse{Status: st}, err
+		}, stream.Send)
 }

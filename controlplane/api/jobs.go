@@ -648,37 +648,9 @@ const watchQueuesEvery = 500 * time.Millisecond
 // WatchQueues implements JobService: the queues as ListQueues has them,
 // then the list again after a change of the state that changed it.
 func (j *JobService) WatchQueues(_ *ccv1.WatchQueuesRequest, stream ccv1.JobService_WatchQueuesServer) error {
-	ctx := stream.Context()
-	if err := stream.SendHeader(metadata.Pairs(StreamOpenHeader, "true")); err != nil {
-		return err
-	}
-	var last *ccv1.WatchQueuesResponse
-	for {
-		w := j.core.FSM.Watch()
-		began := time.Now()
-		qs, err := j.queues()
-		if err != nil {
-			return err
-		}
-		if msg := (&ccv1.WatchQueuesResponse{Queues: qs}); last == nil || !proto.Equal(msg, last) {
-			if err := stream.Send(msg); err != nil {
-				return err
-			}
-			last = msg
-		}
-		select {
-		case <-ctx.Done():
-			return status.Error(codes.Unavailable, "the server is shutting down: watch again")
-		case <-j.done:
-			return status.Error(codes.Unavailable, "the server is shutting down: watch again")
-		case <-w:
-		}
-		t := time.NewTimer(max(watchQueuesEvery, time.Since(began)))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return status.Error(codes.Unavailable, "the server is shutting down: watch again")
-		case <-t.C:
-		}
-	}
+	return sendWhenChanged(stream.Context(), stream, watchQueuesEvery, j.core.FSM.Watch,
+		func() (*ccv1.WatchQueuesResponse, error) {
+			qs, err := j.queues()
+			return &ccv1.WatchQueuesResponse{Queues: qs}, err
+		}, stream.Send)
 }

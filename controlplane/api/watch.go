@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/containercodes/cc/controlplane/fsm"
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
@@ -153,4 +154,48 @@ func changedIDs(set map[string]struct{}, want string) []string {
 		out = append(out, id)
 	}
 	return out
+}
+
+// sendWhenChanged serves a stream of whole values (the queues, the status):
+// read's value at once, then again whenever it differs from the one sent
+// last. It reads after each wake (nil wake: on a timer), at least every
+// apart, longer when a read took longer.
+func sendWhenChanged[M proto.Message](ctx context.Context, stream grpc.ServerStream, every time.Duration, wake func() <-chan struct{},
+	read func() (M, error), send func(M) error) error {
+	if err := stream.SendHeader(metadata.Pairs(StreamOpenHeader, "true")); err != nil {
+		return err
+	}
+	var last M
+	sent := false
+	for {
+		var w <-chan struct{}
+		if wake != nil {
+			w = wake() // before the read: a change after it wakes the next
+		}
+		began := time.Now()
+		m, err := read()
+		if err != nil {
+			return err
+		}
+		if !sent || !proto.Equal(m, last) {
+			if err := send(m); err != nil {
+				return err
+			}
+			last, sent = m, true
+		}
+		t := time.NewTimer(max(every, time.Since(began)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return status.Error(codes.Unavailable, "the server is shutting down: watch again")
+		case <-t.C:
+		}
+		if w != nil {
+			select {
+			case <-ctx.Done():
+				return status.Error(codes.Unavailable, "the server is shutting down: watch again")
+			case <-w:
+			}
+		}
+	}
 }
