@@ -19,18 +19,17 @@ import (
 	ccv1 "github.com/containercodes/cc/proto/cc/v1"
 )
 
-// TestTaskCache: the orchestrator's copy of the container records, kept
-// from the feed, is what a full read of the state gives after every
-// change: tasks created, placed, reported on, stopped, removed, and a
-// service removed with its tasks.
-func TestTaskCache(t *testing.T) {
+// stateMachine opens an empty state machine for the test, and a func
+// that applies one command to it, failing the test when it is refused.
+func stateMachine(t *testing.T) (*fsm.FSM, func(statev1.CommandType, proto.Message)) {
+	t.Helper()
 	f, err := fsm.Open(filepath.Join(t.TempDir(), "state.db"), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	t.Cleanup(func() { f.Close() })
 	var idx uint64
-	must := func(typ statev1.CommandType, msg proto.Message) {
+	return f, func(typ statev1.CommandType, msg proto.Message) {
 		t.Helper()
 		data, err := fsm.Encode(typ, msg, time.Unix(1700000000, 0))
 		if err != nil {
@@ -41,6 +40,14 @@ func TestTaskCache(t *testing.T) {
 			t.Fatalf("%v: %v", typ, r.Err)
 		}
 	}
+}
+
+// TestTaskCache: the orchestrator's copy of the container records, kept
+// from the feed, is what a full read of the state gives after every
+// change: tasks created, placed, reported on, stopped, removed, and a
+// service removed with its tasks.
+func TestTaskCache(t *testing.T) {
+	f, must := stateMachine(t)
 	sum := sha256.Sum256([]byte("secret"))
 	must(statev1.CommandType_COMMAND_TYPE_CREATE_TOKEN, &statev1.CreateToken{Token: &statev1.TokenRecord{Id: "join", Role: int32(ccv1.Role_ROLE_AGENT), SecretSha256: sum[:]}})
 	must(statev1.CommandType_COMMAND_TYPE_JOIN_NODE, &statev1.JoinNode{TokenId: "join", SecretSha256: sum[:], Node: &ccv1.Node{Id: "n1", Name: "n1"}})
@@ -129,23 +136,7 @@ func TestTaskCache(t *testing.T) {
 // service of a task an agent reported on, the services with tasks on a
 // node that went down, a service whose record changed.
 func TestTaskCacheDirty(t *testing.T) {
-	f, err := fsm.Open(filepath.Join(t.TempDir(), "state.db"), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var idx uint64
-	must := func(typ statev1.CommandType, msg proto.Message) {
-		t.Helper()
-		data, err := fsm.Encode(typ, msg, time.Unix(1700000000, 0))
-		if err != nil {
-			t.Fatal(err)
-		}
-		idx++
-		if r := f.Apply(&raft.Log{Index: idx, Term: 1, Type: raft.LogCommand, Data: data}).(fsm.Result); r.Err != nil {
-			t.Fatalf("%v: %v", typ, r.Err)
-		}
-	}
+	f, must := stateMachine(t)
 	sum := sha256.Sum256([]byte("secret"))
 	must(statev1.CommandType_COMMAND_TYPE_CREATE_TOKEN, &statev1.CreateToken{Token: &statev1.TokenRecord{Id: "join", Role: int32(ccv1.Role_ROLE_AGENT), SecretSha256: sum[:]}})
 	for _, n := range []string{"n1", "n2"} {
