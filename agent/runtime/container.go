@@ -309,14 +309,16 @@ func (r *Runtime) Start(ctx context.Context, t Task) (ip string, err error) {
 		)
 	}
 	container, err = create()
-	if errdefs.IsAlreadyExists(err) {
+	for try := 0; try < 3 && errdefs.IsAlreadyExists(err); try++ {
 		// The snapshot of a creation that did not finish (remove leaves
-		// it): removed, and the creation made again.
-		if rerr := r.client.SnapshotService("").Remove(cctx, t.ID); rerr == nil {
-			container, err = create()
-		} else if !errdefs.IsNotFound(rerr) {
+		// it): removed, and the creation made again. A snapshot already
+		// gone by the time it is removed (containerd's collector took it)
+		// is tried again too.
+		if rerr := r.client.SnapshotService("").Remove(cctx, t.ID); rerr != nil && !errdefs.IsNotFound(rerr) {
 			err = fmt.Errorf("%w (and removing the leftover snapshot: %w)", err, rerr)
+			break
 		}
+		container, err = create()
 	}
 	endCreate(err)
 	if err != nil {
